@@ -1,0 +1,189 @@
+/**
+ * Autoregressive generation over any `CausalLM`: prefill, then one-token recurrent decode steps, for a
+ * batch of prompts of any lengths, with sampling, stop conditions and streaming.
+ *
+ * Prompts of different lengths are prefilled separately (a recurrent model needs no padding) and then
+ * decoded together as one batch. A sequence that stops leaves the batch; its final state is kept.
+ * The returned state has consumed every returned token (prompt + generated), so passing it back as
+ * `state` with the next user turn continues the conversation without re-reading anything.
+ */
+import type { CausalLM } from '../models/model.js';
+import { ModelState } from '../models/state.js';
+import type { HostTensor } from '../tensor/tensor.js';
+import { Sampler, type SamplingOptions } from './sampling.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { StreamDecoder } from '../tokenizer/tokenizer.js';
+
+export class GenerationError extends Error {}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** tokens to generate per sequence at most (default 64) */
+  maxNewTokens?: number;
+  /** ids that end a sequence (default: the model's eos ids). The stop token is kept in the output. */
+  stopTokens?: number[];
+  /** texts that end a sequence once they appear in its generated text (needs a tokenizer) */
+  stopStrings?: string[];
+  /** continue from this state (one row per prompt); the prompt is read after what the state has seen */
+  state?: ModelState;
+  /** called for every generated token, as it is produced */
+  onToken?: (ev: TokenEvent) => void;
+  /** stop early; sequences end with finishReason "abort" */
+  signal?: AbortSignal;
+}
+
+export interface TokenEvent {
+  /** which prompt of the batch */
+  sequence: number;
+  token: number;
+  /** 0-based index among this sequence's generated tokens */
+  index: number;
+  /** newly decodable text ('' without a tokenizer, or while a multi-byte character is incomplete) */
+  text: string;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerateResult {
+  /** generated ids per sequence (the stop token included, as HF does) */
+  generated: number[][];
+  /** prompt + generated, per sequence */
+  tokens: number[][];
+  /** decoded generated text per sequence (special tokens skipped), when a tokenizer is present */
+  text?: string[];
+  finishReason: FinishReason[];
+  /** state after every token in `tokens` */
+  state: ModelState;
+  stats: { promptTokens: number; generatedTokens: number; prefillMs: number; decodeMs: number; decodeTokensPerSecond: number };
+}
+
+function row(logits: HostTensor, i: number): Float32Array {
+  const V = logits.shape[logits.shape.length - 1];
+  return logits.data.subarray(i * V, (i + 1) * V);
+}
+
+export async function* generateStream(
+  model: CausalLM,
+  prompts: number[][],
+  opts: GenerateOptions = {},
+  tokenizer: Tokenizer | null = null,
+): AsyncGenerator<TokenEvent, GenerateResult> {
+  const maxNew = opts.maxNewTokens ?? 64;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw new GenerationError(`maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
+  if (!Array.isArray(prompts) || prompts.length === 0) throw new GenerationError('generate: no prompts given');
+  prompts.forEach((p, i) => {
+    if (!Array.isArray(p) || p.length === 0) throw new GenerationError(`generate: prompt ${i} is empty; a prompt needs at least one token`);
+  });
+  const stopTokens = new Set(opts.stopTokens ?? model.eosTokenIds);
+  const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
+  if (stopStrings.length > 0 && !tokenizer) throw new GenerationError('stopStrings need a tokenizer (none was loaded)');
+  if (opts.state && opts.state.batch !== prompts.length) {
+    throw new GenerationError(`the given state holds ${opts.state.batch} sequences but ${prompts.length} prompts were given`);
+  }
+  const n = prompts.length;
+  const samplers = prompts.map((_, i) => new Sampler(model.vocabSize, { ...opts, seed: opts.seed === undefined ? undefined : opts.seed + i }));
+  const decoders = tokenizer ? prompts.map(() => new StreamDecoder(tokenizer, { skipSpecialTokens: true })) : null;
+  const texts = prompts.map(() => '');
+  const history = prompts.map((p) => [...p]);
+  const generated: number[][] = prompts.map(() => []);
+  const finish: (FinishReason | null)[] = prompts.map(() => null);
+  const finalStates: (ModelState | null)[] = prompts.map(() => null);
+
+  // ---- prefill ----
+  const t0 = performance.now();
+  let state: ModelState;
+  let logits: HostTensor;
+  const sameLength = prompts.every((p) => p.length === prompts[0].length);
+  if (opts.state || sameLength) {
+    state = opts.state ? opts.state.clone() : model.createState(n);
+    logits = await model.advance(prompts, state);
+  } else {
+    const parts = await Promise.all(
+      prompts.map(async (p) => {
+        const s = model.createState(1);
+        return { s, l: await model.advance([p], s) };
+      }),
+    );
+    state = ModelState.concat(parts.map((p) => p.s));
+    const V = model.vocabSize;
+    const data = new Float32Array(n * V);
+    parts.forEach((p, i) => data.set(p.l.data, i * V));
+    logits = { shape: [n, V], data };
+  }
+  const t1 = performance.now();
+
+  // ---- decode ----
+  let active = [...Array(n).keys()]; // sequence index of each state row
+  while (active.length > 0) {
+    const next: number[] = [];
+    for (let j = 0; j < active.length; j++) {
+      const i = active[j];
+      const tok = samplers[i].sample(row(logits, j), history[i]);
+      next.push(tok);
+      history[i].push(tok);
+      generated[i].push(tok);
+      let text = '';
+      if (decoders) {
+        text = decoders[i].push(tok);
+        texts[i] += text;
+      }
+      if (stopTokens.has(tok) || stopStrings.some((s) => texts[i].includes(s))) finish[i] = 'stop';
+      else if (generated[i].length >= maxNew) finish[i] = 'length';
+      else if (opts.signal?.aborted) finish[i] = 'abort';
+      const ev: TokenEvent = { sequence: i, token: tok, index: generated[i].length - 1, text };
+      opts.onToken?.(ev);
+      yield ev;
+    }
+    // feed the sampled tokens: continuing rows get their next logits, finished rows' states absorb their last token
+    logits = await model.advance(next.map((t) => [t]), state);
+    const keep: number[] = [];
+    active.forEach((i, j) => {
+      if (finish[i]) finalStates[i] = state.select([j]);
+      else keep.push(j);
+    });
+    if (keep.length < active.length && keep.length > 0) {
+      state = state.select(keep);
+      const V = model.vocabSize;
+      const data = new Float32Array(keep.length * V);
+      keep.forEach((j, k) => data.set(row(logits, j), k * V));
+      logits = { shape: [keep.length, V], data };
+    }
+    active = keep.map((j) => active[j]);
+  }
+  const t2 = performance.now();
+
+  if (decoders) decoders.forEach((d, i) => (texts[i] += d.flush()));
+  const total = generated.reduce((a, g) => a + g.length, 0);
+  return {
+    generated,
+    tokens: history,
+    text: tokenizer ? texts.map((t) => trimAtStop(t, stopStrings)) : undefined,
+    finishReason: finish.map((f) => f ?? 'length'),
+    state: ModelState.concat(finalStates.map((s) => s as ModelState)),
+    stats: {
+      promptTokens: prompts.reduce((a, p) => a + p.length, 0),
+      generatedTokens: total,
+      prefillMs: t1 - t0,
+      decodeMs: t2 - t1,
+      decodeTokensPerSecond: total / ((t2 - t1) / 1000),
+    },
+  };
+}
+
+/** cut the text at the first stop string (the stop string itself is not returned) */
+function trimAtStop(text: string, stops: string[]): string {
+  let cut = text.length;
+  for (const s of stops) {
+    const k = text.indexOf(s);
+    if (k >= 0 && k < cut) cut = k;
+  }
+  return text.slice(0, cut);
+}
+
+/** Run `generateStream` to the end. */
+export async function generate(model: CausalLM, prompts: number[][], opts: GenerateOptions = {}, tokenizer: Tokenizer | null = null): Promise<GenerateResult> {
+  const it = generateStream(model, prompts, opts, tokenizer);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}

@@ -1,0 +1,80 @@
+/** Reading config.json with errors that name the file and field. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ModelError } from './errors.js';
+
+export type RawConfig = Record<string, unknown>;
+
+export function readJsonFile(file: string, what: string): RawConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModelError(`${what}: cannot read ${file} (${code === 'ENOENT' ? 'file not found' : code ?? String(e)})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new ModelError(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ModelError(`${what}: ${file} must hold a JSON object`);
+  return v as RawConfig;
+}
+
+export function readConfig(dir: string): RawConfig {
+  if (!fs.existsSync(dir)) throw new ModelError(`model folder ${dir} does not exist`);
+  if (!fs.statSync(dir).isDirectory()) throw new ModelError(`${dir} is not a folder (expected a model folder holding config.json and *.safetensors)`);
+  return readJsonFile(path.join(dir, 'config.json'), 'config');
+}
+
+/** Typed field access: `f.int('hidden_size')` etc. Errors name the file and the field. */
+export class ConfigFields {
+  constructor(readonly raw: RawConfig, readonly file: string) {}
+
+  has(key: string): boolean {
+    return this.raw[key] !== undefined && this.raw[key] !== null;
+  }
+  private fail(key: string, want: string): never {
+    throw new ModelError(`${this.file}: field "${key}" ${this.has(key) ? `is ${JSON.stringify(this.raw[key])}` : 'is missing'}; expected ${want}`);
+  }
+  int(key: string, dflt?: number, min = 1): number {
+    if (!this.has(key)) return dflt ?? this.fail(key, `an integer >= ${min}`);
+    const v = this.raw[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.fail(key, `an integer >= ${min}`);
+    return v;
+  }
+  num(key: string, dflt?: number, check: (v: number) => boolean = Number.isFinite, want = 'a finite number'): number {
+    if (!this.has(key)) return dflt ?? this.fail(key, want);
+    const v = this.raw[key];
+    if (typeof v !== 'number' || !check(v)) this.fail(key, want);
+    return v;
+  }
+  bool(key: string, dflt?: boolean): boolean {
+    if (!this.has(key)) return dflt ?? this.fail(key, 'true or false');
+    const v = this.raw[key];
+    if (typeof v !== 'boolean') this.fail(key, 'true or false');
+    return v;
+  }
+  str(key: string, dflt?: string): string {
+    if (!this.has(key)) return dflt ?? this.fail(key, 'a string');
+    const v = this.raw[key];
+    if (typeof v !== 'string') this.fail(key, 'a string');
+    return v;
+  }
+  /** token id fields may be a number or a list of numbers */
+  ids(key: string): number[] {
+    if (!this.has(key)) return [];
+    const v = this.raw[key];
+    const list = Array.isArray(v) ? v : [v];
+    if (!list.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) this.fail(key, 'a token id or a list of token ids');
+    return list as number[];
+  }
+  sub(key: string): ConfigFields {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return new ConfigFields({}, `${this.file} (${key})`);
+    if (typeof v !== 'object' || Array.isArray(v)) this.fail(key, 'an object');
+    return new ConfigFields(v as RawConfig, `${this.file} (${key})`);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * config.json → architecture. One entry per supported `model_type`; a state-spaces config (no
+ * model_type, `d_model` + `n_layer`) is recognised by its fields and its `ssm_cfg.layer`.
+ */
+import type { WeightSource } from '../io/weights.js';
+import type { RawConfig } from './config.js';
+import { ModelError } from './errors.js';
+import { MambaLM, parseMambaConfig, type MambaOptions } from './mamba.js';
+import type { CausalLM } from './model.js';
+
+export type ModelOptions = MambaOptions;
+
+interface Architecture {
+  /** human name for messages and `info` */
+  name: string;
+  build(raw: RawConfig, file: string, weights: WeightSource, opts: ModelOptions): CausalLM;
+}
+
+const ARCHITECTURES: Record<string, Architecture> = {
+  mamba: { name: 'Mamba-1', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
+};
+
+/** Known model types that are planned but not implemented yet, with the reason. */
+const PLANNED: Record<string, string> = {
+  mamba2: 'Mamba-2 (SSD) is not supported yet',
+  bamba: 'Bamba (Mamba-2 + attention hybrid) is not supported yet',
+  jamba: 'Jamba is not supported yet',
+  granitemoehybrid: 'Granite 4.0-H is not supported yet',
+  falcon_mamba: 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation) is not supported yet',
+};
+
+/** Which architecture a config describes: `model_type`, or state-spaces fields. */
+export function resolveModelType(raw: RawConfig, file: string): string {
+  const mt = raw.model_type;
+  if (typeof mt === 'string') return mt;
+  if (mt !== undefined) throw new ModelError(`${file}: field "model_type" must be a string, got ${JSON.stringify(mt)}`);
+  if ('d_model' in raw && 'n_layer' in raw) {
+    const layer = (raw.ssm_cfg as { layer?: unknown } | undefined)?.layer;
+    return layer === 'Mamba2' ? 'mamba2' : 'mamba';
+  }
+  throw new ModelError(`${file}: no "model_type" field, and not a state-spaces config (expected "d_model" and "n_layer")`);
+}
+
+export function buildModel(raw: RawConfig, file: string, weights: WeightSource, opts: ModelOptions = {}): CausalLM {
+  const type = resolveModelType(raw, file);
+  const arch = ARCHITECTURES[type];
+  if (!arch) {
+    const why = PLANNED[type] ?? `model_type "${type}" is not supported`;
+    throw new ModelError(`${file}: ${why} (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
+  }
+  return arch.build(raw, file, weights, opts);
+}
+
+export function supportedModelTypes(): string[] {
+  return Object.keys(ARCHITECTURES);
+}

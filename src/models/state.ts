@@ -1,0 +1,113 @@
+/**
+ * Recurrent inference state: what a sequence carries from one token to the next. For Mamba it is
+ * constant-size — per layer a conv window [b, D, K] and an SSM state [b, D, N] — whatever the length of
+ * the text already read.
+ *
+ * A state can be exported to bytes (a safetensors file, so other tools can read it) and restored later:
+ * a user resumes a conversation without re-reading the prompt. Restoring checks that the state was made
+ * by a model of the same architecture and shape (its `fingerprint`).
+ */
+import { concatRows, takeRows } from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Backend } from '../backend/backend.js';
+import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors.js';
+import { ModelError } from './errors.js';
+
+export const STATE_FORMAT = 'mamba-ts-state/1';
+
+export class ModelState {
+  constructor(
+    /** identifies the model architecture + dimensions the state belongs to */
+    readonly fingerprint: string,
+    /** per layer: named state tensors, batch first */
+    readonly layers: Array<Record<string, Tensor>>,
+    readonly batch: number,
+    /** tokens consumed so far, per sequence */
+    readonly seqLen: number[],
+  ) {}
+
+  /** Sequences `rows` of this state, as a new state (copies). */
+  select(rows: readonly number[]): ModelState {
+    return new ModelState(
+      this.fingerprint,
+      this.layers.map((l) => mapRecord(l, (t) => takeRows(t, rows))),
+      rows.length,
+      rows.map((r) => this.seqLen[r]),
+    );
+  }
+
+  /** Stack states of the same model along the batch (copies). */
+  static concat(states: readonly ModelState[]): ModelState {
+    if (states.length === 0) throw new ModelError('ModelState.concat: no states given');
+    const fp = states[0].fingerprint;
+    for (const s of states) if (s.fingerprint !== fp) throw new ModelError(`ModelState.concat: states come from different models (${fp} vs ${s.fingerprint})`);
+    const layers = states[0].layers.map((l, i) => mapRecord(l, (_t, k) => concatRows(states.map((s) => s.layers[i][k]))));
+    return new ModelState(fp, layers, states.reduce((a, s) => a + s.batch, 0), states.flatMap((s) => s.seqLen));
+  }
+
+  /** Deep copy (a conversation can branch). */
+  clone(): ModelState {
+    return this.select([...Array(this.batch).keys()]);
+  }
+
+  /** Total bytes of state (float32): constant in sequence length for Mamba. */
+  get byteSize(): number {
+    return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * 4, 0), 0);
+  }
+
+  /** Serialize to safetensors bytes. */
+  async export(): Promise<Uint8Array> {
+    const tensors: Record<string, WritableTensor> = {};
+    for (let i = 0; i < this.layers.length; i++) {
+      for (const [k, t] of Object.entries(this.layers[i])) tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape: [...t.shape], data: await t.data() };
+    }
+    return encodeSafetensors(tensors, {
+      format: STATE_FORMAT,
+      fingerprint: this.fingerprint,
+      batch: String(this.batch),
+      seq_len: JSON.stringify(this.seqLen),
+    });
+  }
+
+  /**
+   * Restore a state exported by `export()`. `template` is a fresh state of the target model
+   * (`model.createState(1)`): it supplies the expected fingerprint, layer layout and backend.
+   */
+  static import(bytes: Uint8Array, template: ModelState, backend: Backend, label = 'state'): ModelState {
+    const f = SafetensorsFile.fromBytes(bytes, label);
+    const md = f.metadata;
+    if (md.format !== STATE_FORMAT) throw new ModelError(`${label}: not a mamba-ts state (format ${JSON.stringify(md.format)}, expected ${STATE_FORMAT})`);
+    if (md.fingerprint !== template.fingerprint) {
+      throw new ModelError(`${label}: state was made by a different model (${md.fingerprint}); this model is ${template.fingerprint}`);
+    }
+    const batch = Number(md.batch);
+    let seqLen: unknown;
+    try {
+      seqLen = JSON.parse(md.seq_len ?? '');
+    } catch {
+      seqLen = undefined;
+    }
+    if (!Number.isInteger(batch) || batch < 1 || !Array.isArray(seqLen) || seqLen.length !== batch || !seqLen.every((n) => Number.isInteger(n) && n >= 0)) {
+      throw new ModelError(`${label}: metadata batch/seq_len are invalid (batch=${md.batch}, seq_len=${md.seq_len})`);
+    }
+    const layers = template.layers.map((l, i) =>
+      mapRecord(l, (t, k) => {
+        const name = `layers.${i}.${k}`;
+        if (!f.has(name)) throw new ModelError(`${label}: tensor "${name}" is missing`);
+        const e = f.entry(name);
+        const want = [batch, ...t.shape.slice(1)];
+        if (e.shape.length !== want.length || e.shape.some((d, j) => d !== want[j])) {
+          throw new ModelError(`${label}: tensor "${name}" has shape [${e.shape}], expected [${want}]`);
+        }
+        return backend.fromHost(f.float32(name).slice(), want);
+      }),
+    );
+    return new ModelState(template.fingerprint, layers, batch, seqLen as number[]);
+  }
+}
+
+function mapRecord(r: Record<string, Tensor>, f: (t: Tensor, k: string) => Tensor): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(r)) out[k] = f(t, k);
+  return out;
+}

@@ -1,0 +1,74 @@
+/**
+ * Element types. Compute is float32 everywhere; float16 and bfloat16 exist as *storage* formats
+ * (checkpoints, later quantized/half GPU buffers) and are decoded to float32 on load.
+ */
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** IEEE-754 binary16 → float32 (exact; handles subnormals, ±inf and NaN). */
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // zero or subnormal
+  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** float32 → IEEE-754 binary16 bits, round-to-nearest-even. */
+export function f32ToF16(v: number): number {
+  f32Scratch[0] = v;
+  const x = u32Scratch[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow → inf
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow → ±0
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = sign | (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++; // may carry into exponent: still correct
+  return half;
+}
+
+/** bfloat16 bits → float32: the top 16 bits of a float32. */
+export function bf16ToF32(b: number): number {
+  u32Scratch[0] = b << 16;
+  return f32Scratch[0];
+}
+
+/** float32 → bfloat16 bits, round-to-nearest-even (NaN stays NaN). */
+export function f32ToBf16(v: number): number {
+  f32Scratch[0] = v;
+  const x = u32Scratch[0];
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Decode a little-endian f16/bf16 byte range into a new Float32Array. */
+export function decodeHalf(bytes: Uint8Array, dtype: 'f16' | 'bf16', count: number): Float32Array {
+  const out = new Float32Array(count);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, count * 2);
+  if (dtype === 'bf16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) bits[i] = dv.getUint16(i * 2, true) << 16;
+  } else {
+    for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+  }
+  return out;
+}

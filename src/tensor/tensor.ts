@@ -1,0 +1,71 @@
+/**
+ * Tensor: a shape, a dtype and backend-owned storage. Model code never touches storage directly;
+ * it calls the ops in `src/tensor/ops.ts`, which validate shapes and dispatch to `tensor.backend`.
+ *
+ * Storage is opaque on purpose: the CPU backend keeps a Float32Array, the coming WebGPU backend keeps
+ * a GPUBuffer. Reading values out is therefore async (`await t.data()`); `dataSync()` exists for
+ * backends that can answer synchronously (CPU) and throws on the others.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { DType } from './dtype.js';
+
+export type Shape = readonly number[];
+
+export class Tensor {
+  private disposed = false;
+  constructor(
+    readonly backend: Backend,
+    /** backend-specific storage (Float32Array on CPU) */
+    readonly storage: unknown,
+    readonly shape: Shape,
+    readonly dtype: DType = 'f32',
+  ) {}
+
+  /** number of elements */
+  get size(): number {
+    return shapeSize(this.shape);
+  }
+
+  /** Copy the values out (async: a GPU backend must map its buffer). */
+  data(): Promise<Float32Array> {
+    this.checkAlive();
+    return this.backend.read(this);
+  }
+
+  /** Synchronous read; only backends with host-resident storage support it. */
+  dataSync(): Float32Array {
+    this.checkAlive();
+    return this.backend.readSync(this);
+  }
+
+  /** Release backend memory now (GPU); a no-op beyond bookkeeping on CPU. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.backend.dispose(this);
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new Error(`tensor [${this.shape.join(', ')}] was used after dispose()`);
+  }
+}
+
+export function shapeSize(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeStr(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** A tensor copied to the host: what the public API hands back (logits, hidden states). */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}

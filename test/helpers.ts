@@ -1,0 +1,53 @@
+/** Shared test helpers: fixture paths and comparisons. */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+
+/** repository root (tests run from dist/test/…) */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+export const hfFixture = (name: string): string => path.join(FIXTURES, 'hf', name);
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
+
+export interface Reference {
+  file: SafetensorsFile;
+  ids(name: string): number[][];
+  f32(name: string): Float32Array;
+  shape(name: string): number[];
+}
+
+export function loadReference(dir: string): Reference {
+  const file = SafetensorsFile.open(path.join(dir, 'reference.safetensors'));
+  return {
+    file,
+    ids(name) {
+      const [b, l] = file.entry(name).shape;
+      const flat = Array.from(file.int32(name));
+      return Array.from({ length: b }, (_, i) => flat.slice(i * l, (i + 1) * l));
+    },
+    f32: (name) => file.float32(name),
+    shape: (name) => file.entry(name).shape,
+  };
+}
+
+/** deterministic pseudo-random floats in [-scale, scale) */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    out[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return out;
+}
