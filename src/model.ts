@@ -60,13 +60,13 @@ export class Model {
   }
 
   /** Generate to the end; `onToken` in the options streams tokens as they come. */
-  generate(prompt: PromptInput, opts: GenerateOptions = {}): Promise<GenerateResult> {
+  async generate(prompt: PromptInput, opts: GenerateOptions = {}): Promise<GenerateResult> {
     return generate(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
   }
 
   /** Generate as an async iterator of token events; the iterator's return value is the full result. */
-  stream(prompt: PromptInput, opts: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult> {
-    return generateStream(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
+  async *stream(prompt: PromptInput, opts: GenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult> {
+    return yield* generateStream(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
   }
 
   /** An empty state for `batch` sequences (pass it to `forward` or `generate`). */

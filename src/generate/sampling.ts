@@ -246,11 +246,23 @@ export class Sampler {
 
     // 4. top-p: sort the survivors only; keep a token iff the mass ranked above it is < topP
     if (o.topP < 1 && n > 1) {
-      cand.subarray(0, n).sort(this.byLogitDesc);
       const threshold = (o.topP - TOP_P_EPS) * z;
+      // The nucleus is usually tiny: select the top 128, 512, ... (with ties) until their mass
+      // reaches the threshold, then sort only those. Falls back to sorting all candidates.
+      let sortN = n;
+      for (let k = 128; 2 * k < n; k *= 4) {
+        const c = this.selectTopK(n, k);
+        let mass = 0;
+        for (let j = 0; j < c; j++) mass += weight[cand[j]];
+        if (mass >= threshold) {
+          sortN = c;
+          break;
+        }
+      }
+      cand.subarray(0, sortN).sort(this.byLogitDesc);
       let above = 0;
       let m = 0;
-      while (m < n) {
+      while (m < sortN) {
         if (m >= 1 && above >= threshold) break; // min_tokens_to_keep = 1
         above += weight[cand[m]];
         m++;

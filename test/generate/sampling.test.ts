@@ -297,6 +297,51 @@ describe('top-p', () => {
     assert.deepEqual(kept(0.96), [0, 1, 2, 3]);
   });
 
+  it('exact boundary: a token whose higher-ranked mass equals topP is dropped', () => {
+    // four equal logits: probabilities are exactly 0.25, so cumulative sums are exact.
+    // HF: ascending cumsum 0.25, 0.5, 0.75, 1; remove where cumsum <= 1 - topP.
+    const eq = f32([0, 0, 0, 0]);
+    assert.equal(kept(0.5, eq).length, 2);
+    assert.equal(kept(0.75, eq).length, 3);
+    assert.equal(kept(0.501, eq).length, 3);
+    assert.deepEqual(kept(0.25, eq), [0]); // ties broken by lowest token id
+  });
+
+  it('float32 rounding of the logits does not flip the boundary token', () => {
+    // probabilities 0.4, 0.35, 0.25 from float32 logits: the top token's computed mass is
+    // 0.4 - 1.1e-8, i.e. just below topP = 0.4; mathematically it reaches 0.4, so only it is kept.
+    const l = f32([0.35, 0.4, 0.25].map(Math.log));
+    assert.deepEqual(kept(0.4, l), [1]);
+    assert.deepEqual(kept(0.41, l), [0, 1]);
+  });
+
+  it('large vocabulary (partial selection before the sort) agrees with a full-sort reference', () => {
+    const V = 6000;
+    const r = new Rng(5);
+    for (const scale of [1, 4, 12]) {
+      for (const quantize of [false, true]) {
+        const l = new Float32Array(V);
+        for (let i = 0; i < V; i++) {
+          const x = (r.next() - 0.5) * 2 * scale;
+          l[i] = quantize ? Math.round(x * 2) / 2 : x; // quantized -> many ties
+        }
+        const p = softmax(l);
+        const order = Array.from(l.keys()).sort((a, b) => l[b] - l[a] || a - b);
+        for (const topP of [0.05, 0.5, 0.9, 0.999]) {
+          const expected: number[] = [];
+          let above = 0;
+          for (const id of order) {
+            if (expected.length > 0 && above >= topP - 1e-6) break;
+            expected.push(id);
+            above += p[id];
+          }
+          expected.sort((a, b) => a - b);
+          assert.deepEqual(kept(topP, l), expected, `scale=${scale} quantize=${quantize} topP=${topP}`);
+        }
+      }
+    }
+  });
+
   it('always keeps at least one token', () => {
     assert.deepEqual(kept(1e-9), [1]);
     assert.deepEqual(kept(0.2), [1]);
