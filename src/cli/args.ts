@@ -1,0 +1,180 @@
+/**
+ * Command-line plumbing for `mamba-ts`: option specs (from which `--help` text is generated), parsing
+ * with `node:util` parseArgs, strict number/id validation, and the two error kinds the CLI reports
+ * without a stack trace (`UsageError` → exit 2, `CliError` → exit 1).
+ */
+import { parseArgs } from 'node:util';
+
+export const PROG = 'mamba-ts';
+
+/** A mistake in the command line (unknown option, missing or malformed value). Exit code 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    /** the command whose `--help` to point at ('' = the top-level overview) */
+    readonly command = '',
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A user-facing failure that is not a usage mistake (unreadable file, …). Exit code 1. */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** placeholder in the help text, e.g. DIR */
+  value?: string;
+  help: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  /** the synopsis after `mamba-ts <name> ` */
+  synopsis: string;
+  /** paragraphs printed after the synopsis */
+  description?: string;
+  options: Record<string, OptionSpec>;
+  examples: string[];
+}
+
+const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', help: 'show this help and exit' };
+
+/** `mamba-ts <cmd> --help` text: synopsis, every option with its help, examples. */
+export function commandUsage(spec: CommandSpec): string {
+  const opts = { ...spec.options, help: HELP_OPTION };
+  const left = (name: string, o: OptionSpec): string =>
+    `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+  const width = Math.max(...Object.entries(opts).map(([n, o]) => left(n, o).length));
+  const lines = [`Usage: ${PROG} ${spec.name} ${spec.synopsis}`, '', spec.summary];
+  if (spec.description) lines.push('', spec.description);
+  lines.push('', 'Options:');
+  for (const [n, o] of Object.entries(opts)) {
+    const [first, ...rest] = o.help.split('\n');
+    lines.push(`  ${left(n, o).padEnd(width)}  ${first}`);
+    for (const r of rest) lines.push(`  ${' '.repeat(width)}  ${r}`);
+  }
+  lines.push('', spec.examples.length > 1 ? 'Examples:' : 'Example:');
+  for (const e of spec.examples) lines.push(`  ${e}`);
+  return lines.join('\n') + '\n';
+}
+
+export type ParsedValues = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * Parse `argv` (the arguments after the command name) against `spec`. Returns `null` when help was
+ * asked for (`--help` / `-h` anywhere, even next to otherwise invalid options).
+ */
+export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | null {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const [n, o] of Object.entries({ ...spec.options, help: HELP_OPTION })) {
+    options[n] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+  }
+  let parsed: { values: object; positionals: string[]; tokens?: Array<{ kind: string; name?: string }> };
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true, tokens: true });
+  } catch (e) {
+    if (argv.includes('--help') || argv.includes('-h')) return null;
+    throw new UsageError(describeParseError(e, spec), spec.name);
+  }
+  const values = parsed.values as ParsedValues;
+  if (values.help) return null;
+  if (parsed.positionals.length > 0) {
+    throw new UsageError(`${spec.name}: unexpected argument '${parsed.positionals[0]}' (options take the form --name VALUE)`, spec.name);
+  }
+  // parseArgs keeps the last of repeated single-valued options; a repeated one is almost always a mistake
+  for (const [n, o] of Object.entries(spec.options)) {
+    if (o.multiple || o.type !== 'string') continue;
+    const count = (parsed.tokens ?? []).filter((t) => t.kind === 'option' && t.name === n).length;
+    if (count > 1) throw new UsageError(`option --${n} given ${count} times`, spec.name);
+  }
+  return values;
+}
+
+function describeParseError(e: unknown, spec: CommandSpec): string {
+  const err = e as { code?: string; message?: string };
+  const msg = String(err.message ?? e);
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const m = /'([^']+)'/.exec(msg);
+    return `${spec.name}: unknown option '${m ? m[1] : '?'}'`;
+  }
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    // e.g. "Option '--max-tokens <value>' argument missing" / "Option '--json' does not take an argument"
+    return msg.replace(/^Option /, 'option ');
+  }
+  return msg;
+}
+
+// ---------------------------------------------------------------- values
+
+const NUMBER_RE = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+export interface NumberRule {
+  integer?: boolean;
+  min?: number;
+  max?: number;
+  /** min is exclusive */
+  minOpen?: boolean;
+  /** max is exclusive */
+  maxOpen?: boolean;
+  /** what is allowed, for the message, e.g. "a number in (0, 1]" */
+  expect: string;
+}
+
+/** Parse an option value as a number, strictly (no '', '12abc', 'Infinity', hex). */
+export function parseNumber(option: string, raw: string, rule: NumberRule, command = ''): number {
+  const bad = (): never => {
+    throw new UsageError(`--${option}: expected ${rule.expect}, got '${raw}'`, command);
+  };
+  const s = raw.trim();
+  if (!NUMBER_RE.test(s)) bad();
+  const v = Number(s);
+  if (!Number.isFinite(v)) bad();
+  if (rule.integer && !Number.isSafeInteger(v)) bad();
+  if (rule.min !== undefined && (rule.minOpen ? v <= rule.min : v < rule.min)) bad();
+  if (rule.max !== undefined && (rule.maxOpen ? v >= rule.max : v > rule.max)) bad();
+  return v;
+}
+
+/** `--ids 1,2,3` (commas and/or whitespace) → token ids. */
+export function parseIds(option: string, raw: string, command = ''): number[] {
+  const parts = raw.trim().split(/[\s,]+/).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new UsageError(`--${option}: expected comma-separated token ids (e.g. --${option} 1,2,3), got '${raw}'`, command);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) {
+      throw new UsageError(`--${option}: '${p}' is not a token id (expected non-negative integers separated by commas, got '${raw}')`, command);
+    }
+    return Number(p);
+  });
+}
+
+/** A string option restricted to a few values. */
+export function parseChoice<T extends string>(option: string, raw: string, choices: readonly T[], command = ''): T {
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new UsageError(`--${option}: expected one of ${choices.join(', ')}, got '${raw}'`, command);
+  }
+  return raw as T;
+}
+
+export function str(values: ParsedValues, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function strs(values: ParsedValues, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+export function flag(values: ParsedValues, name: string): boolean {
+  return values[name] === true;
+}
