@@ -9,7 +9,9 @@
  * the start of the data section, i.e. absolute offset = 8 + N + begin), plus an optional
  * `"__metadata__"` string→string map.
  *
- * Reading: `SafetensorsFile.open(path)` reads the whole file once and validates the header up front
+ * Reading: `SafetensorsFile.open(path)` reads and validates the header up front; each tensor's bytes are
+ * read from disk when asked for, into a buffer of their own (one copy, disk → memory, and no file-size
+ * limit: multi-GB checkpoints work). `fromBytes` works on bytes already in memory. Validation covers
  * (sizes, types, dtypes, offsets inside the data section, byte counts matching shapes, no overlaps;
  * gaps between tensors are allowed). Every problem is reported as a `SafetensorsError` whose message
  * names the file, the tensor/field and what was expected vs found. After opening, accessors never
@@ -81,38 +83,72 @@ function show(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
+/** Where the bytes of a safetensors file come from: memory, or a file read on demand. */
+interface ByteSource {
+  readonly length: number;
+  read(offset: number, length: number): Uint8Array;
+}
+
+/** Reads ranges of a file into fresh buffers (aligned at offset 0), in pieces below the 2 GiB read limit. */
+function fileSource(filePath: string, size: number): ByteSource {
+  return {
+    length: size,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      let fd: number | undefined;
+      try {
+        fd = fs.openSync(filePath, 'r');
+        let done = 0;
+        while (done < length) {
+          const n = fs.readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+          if (n === 0) throw new SafetensorsError(`${filePath}: file ended early at byte ${offset + done} (was it truncated while open?)`);
+          done += n;
+        }
+      } catch (e) {
+        if (e instanceof SafetensorsError) throw e;
+        throw new SafetensorsError(`${filePath}: cannot read bytes ${offset}..${offset + length}: ${(e as Error).message}`);
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
+      }
+      return out;
+    },
+  };
+}
+
 export class SafetensorsFile {
   /** Path (or the label given to `fromBytes`), used in every message. */
   readonly path: string;
   readonly metadata: Record<string, string>;
-  private readonly bytes_: Uint8Array;
+  private readonly source: ByteSource;
   private readonly entries: Map<string, TensorEntry>;
 
-  private constructor(bytes: Uint8Array, label: string) {
+  private constructor(source: ByteSource, label: string) {
     this.path = label;
-    this.bytes_ = bytes;
-    const parsed = parseHeader(bytes, label);
+    this.source = source;
+    const parsed = parseHeader(source, label);
     this.metadata = parsed.metadata;
     this.entries = parsed.entries;
   }
 
-  /** Read `path` (once, fully) and validate it. */
+  /** Validate the header of `path`; tensor data is read when asked for. */
   static open(filePath: string): SafetensorsFile {
-    let bytes: Buffer;
+    let size: number;
     try {
-      bytes = fs.readFileSync(filePath);
+      const st = fs.statSync(filePath);
+      if (st.isDirectory()) throw new SafetensorsError(`${filePath}: expected a safetensors file, found a directory`);
+      size = st.size;
     } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'ENOENT') throw new SafetensorsError(`safetensors file not found: ${filePath}`);
-      if (err.code === 'EISDIR') throw new SafetensorsError(`${filePath}: expected a safetensors file, found a directory`);
       throw new SafetensorsError(`${filePath}: cannot read safetensors file: ${err.message}`);
     }
-    return new SafetensorsFile(bytes, filePath);
+    return new SafetensorsFile(fileSource(filePath, size), filePath);
   }
 
   /** Parse in-memory bytes; `label` stands in for the file name in messages. The bytes are not copied. */
   static fromBytes(bytes: Uint8Array, label: string): SafetensorsFile {
-    return new SafetensorsFile(bytes, label);
+    return new SafetensorsFile({ length: bytes.byteLength, read: (o, n) => bytes.subarray(o, o + n) }, label);
   }
 
   /** Tensor names in file order (by data offset; header order for ties). */
@@ -130,10 +166,10 @@ export class SafetensorsFile {
     return e;
   }
 
-  /** Raw bytes of a tensor (a view into the file bytes). */
+  /** Raw bytes of a tensor: a view of in-memory bytes, or freshly read from the file (aligned at 0). */
   bytes(name: string): Uint8Array {
     const e = this.entry(name);
-    return this.bytes_.subarray(e.byteOffset, e.byteOffset + e.byteLength);
+    return this.source.read(e.byteOffset, e.byteLength);
   }
 
   /**
@@ -206,28 +242,30 @@ export class SafetensorsFile {
 
 /** Parse and validate the header of `bytes`. Entries are returned ordered by data offset. */
 function parseHeader(
-  bytes: Uint8Array,
+  source: ByteSource,
   label: string,
 ): { metadata: Record<string, string>; entries: Map<string, TensorEntry> } {
   function fail(msg: string): never {
     throw new SafetensorsError(`${label}: ${msg}`);
   }
 
-  if (bytes.byteLength < 8) {
-    fail(`file too short: expected at least 8 bytes (header length), found ${bytes.byteLength}`);
+  const fileLength = source.length;
+  if (fileLength < 8) {
+    fail(`file too short: expected at least 8 bytes (header length), found ${fileLength}`);
   }
-  const headerLen64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  const prefix = source.read(0, 8);
+  const headerLen64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (headerLen64 > BigInt(MAX_HEADER_BYTES)) {
     fail(`header length ${headerLen64} bytes is absurd: expected at most ${MAX_HEADER_BYTES}`);
   }
   const headerLen = Number(headerLen64);
-  if (8 + headerLen > bytes.byteLength) {
-    fail(`header length ${headerLen} runs past end of file: expected at most ${bytes.byteLength - 8} bytes after the 8-byte prefix`);
+  if (8 + headerLen > fileLength) {
+    fail(`header length ${headerLen} runs past end of file: expected at most ${fileLength - 8} bytes after the 8-byte prefix`);
   }
 
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(source.read(8, headerLen));
   } catch {
     return fail('header is not valid UTF-8');
   }
@@ -252,7 +290,7 @@ function parseHeader(
   }
 
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileLength - dataStart;
   const list: { e: TensorEntry; begin: number; end: number }[] = [];
 
   for (const [name, raw] of Object.entries(header)) {
