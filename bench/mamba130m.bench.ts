@@ -157,8 +157,16 @@ function parseArgs(argv: string[]): Options {
 }
 
 const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc;
-function collect(): void {
-  if (gc) gc();
+/**
+ * Full GC, outside any timing. Large ArrayBuffers are released only after a few GC cycles separated by
+ * turns of the event loop (V8 frees backing stores off-thread), so yield between cycles.
+ */
+async function collect(): Promise<void> {
+  if (!gc) return;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function median(xs: number[]): number {
@@ -293,7 +301,7 @@ async function main(): Promise<void> {
     const loadMs: number[] = [];
     let firstLoad = 0;
     for (let r = 0; r < warmup + loadReps; r++) {
-      collect();
+      await collect();
       const t0 = performance.now();
       const m = await loadModel(dir, { tokenizer: false });
       const dt = performance.now() - t0;
@@ -302,11 +310,12 @@ async function main(): Promise<void> {
       else loadMs.push(dt);
       log(`loadModel #${r + 1}: ${dt.toFixed(0)} ms${r < warmup ? ' (warm-up)' : ''} (${m.lm.modelType})`);
     }
-    collect();
+    await collect();
 
-    // -- the two benchmark models share one WeightSource (F32 tensors are zero-copy views of the file) --
+    // -- the two benchmark models (one per prefill scan algorithm) share one set of weight arrays, so the
+    //    memory numbers are those of one model: float32() results are cached across the two constructions --
     const config = parseMambaConfig(readConfig(dir), path.join(dir, 'config.json'));
-    const weights = WeightSource.openDir(dir);
+    const weights = sharedFloat32(WeightSource.openDir(dir));
     const models = {
       sequential: new MambaLM(config, weights, { scan: { algorithm: 'sequential', chunkSize: opts.chunkSize } }),
       chunked: new MambaLM(config, weights, { scan: { algorithm: 'chunked', chunkSize: opts.chunkSize } }),
@@ -330,7 +339,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < warmup + opts.reps; r++) {
         for (const alg of ['sequential', 'chunked'] as const) {
           const lm = models[alg];
-          collect();
+          await collect();
           const state = lm.createState(1);
           const t0 = performance.now();
           const logits = await lm.advance([prompt], state);
@@ -358,7 +367,7 @@ async function main(): Promise<void> {
       const prompts = Array.from({ length: b }, () => randomIds(rng, decodePrompt));
       const ms: number[] = [];
       for (let r = 0; r < warmup + opts.reps; r++) {
-        collect();
+        await collect();
         const res = await generate(models.chunked, prompts, { maxNewTokens: decodeNew, stopTokens: [], doSample: false });
         mem.sample(`decode batch ${b}`, r === 0);
         if (res.stats.generatedTokens !== b * decodeNew) throw new Error(`decode: expected ${b * decodeNew} tokens, got ${res.stats.generatedTokens}`);
@@ -413,6 +422,29 @@ async function main(): Promise<void> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A view of `src` whose `float32(name)` returns the same array on every call (the models treat weight
+ * arrays as read-only), so two models built from it share their weights. Everything else is delegated.
+ */
+function sharedFloat32(src: WeightSource): WeightSource {
+  const cache = new Map<string, Float32Array>();
+  const float32 = (name: string): Float32Array => {
+    let a = cache.get(name);
+    if (!a) {
+      a = src.float32(name);
+      cache.set(name, a);
+    }
+    return a;
+  };
+  return new Proxy(src, {
+    get(target, prop) {
+      if (prop === 'float32') return float32;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 function gitCommit(): string {

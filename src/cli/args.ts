@@ -79,9 +79,21 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | 
   for (const [n, o] of Object.entries({ ...spec.options, help: HELP_OPTION })) {
     options[n] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
+  // `--max-tokens -3`: parseArgs refuses a value starting with '-'; pass negative numbers as values
+  // (`--max-tokens=-3`) so that validation can say what is wrong with them
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : Object.keys(options).find((n) => a === `-${options[n].short ?? '\0'}`);
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      args.push(`--${name}=${next}`);
+      i++;
+    } else args.push(a);
+  }
   let parsed: { values: object; positionals: string[]; tokens?: Array<{ kind: string; name?: string }> };
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true, tokens: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     if (argv.includes('--help') || argv.includes('-h')) return null;
     throw new UsageError(describeParseError(e, spec), spec.name);
@@ -109,7 +121,7 @@ function describeParseError(e: unknown, spec: CommandSpec): string {
   }
   if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
     // e.g. "Option '--max-tokens <value>' argument missing" / "Option '--json' does not take an argument"
-    return msg.replace(/^Option /, 'option ');
+    return msg.replace(/^Option /, 'option ').replace(/\s*\n\s*/g, ' ');
   }
   return msg;
 }

@@ -1,6 +1,6 @@
 /**
  * Hugging Face parity for Mamba-1: logits, every hidden state, cached greedy decode (scores and tokens),
- * for the F32, sharded and BF16 fixtures saved by transformers 5.17.
+ * for the F32, sharded, BF16 and variant fixtures saved by transformers 5.17.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,8 @@ const cases: Array<{ model: string; ref: string }> = [
   { model: 'mamba-tiny', ref: 'mamba-tiny' },
   { model: 'mamba-tiny-sharded', ref: 'mamba-tiny' },
   { model: 'mamba-tiny-bf16', ref: 'mamba-tiny-bf16' },
+  // made by scripts/fixtures/hf_variants.py: in/out biases, conv 3, state 8, expand 3, dt rank 5, untied head, batch 3
+  { model: 'mamba-variant', ref: 'mamba-variant' },
 ];
 
 for (const c of cases) {
