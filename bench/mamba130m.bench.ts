@@ -268,6 +268,31 @@ interface Result {
 // ------------------------------------------------------------------------------------------------
 // Main
 
+/** Time `loadModel(dir)`: the first (warm-up) load and `reps` more. The models are dropped. */
+async function measureLoad(dir: string, warmup: number, reps: number, mem: MemoryTracker): Promise<{ firstLoad: number; loadMs: number[] }> {
+  const loadMs: number[] = [];
+  let firstLoad = 0;
+  for (let r = 0; r < warmup + reps; r++) {
+    await collect();
+    const dt = await loadOnce(dir, mem, `after loadModel #${r + 1}`, r === 0);
+    if (r === 0) firstLoad = dt;
+    else loadMs.push(dt);
+    log(`loadModel #${r + 1}: ${dt.toFixed(0)} ms${r < warmup ? ' (warm-up)' : ''}`);
+  }
+  return { firstLoad, loadMs };
+}
+
+/** One timed load; the model is unreachable once this returns (so the next load does not hold two). */
+async function loadOnce(dir: string, mem: MemoryTracker, phase: string, keepSample: boolean): Promise<number> {
+  const t0 = performance.now();
+  const m = await loadModel(dir, { tokenizer: false });
+  const dt = performance.now() - t0;
+  mem.sample(phase, keepSample);
+  if (m.lm.modelType !== 'mamba') throw new Error(`loaded a ${m.lm.modelType} model, expected mamba`);
+  return dt;
+}
+
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--make-checkpoint') {
@@ -297,19 +322,8 @@ async function main(): Promise<void> {
     const fileBytes = fs.statSync(path.join(dir, 'model.safetensors')).size;
     log(`checkpoint: ${fmtMiB(fileBytes)} in ${((performance.now() - tMake) / 1000).toFixed(1)} s`);
 
-    // -- load --
-    const loadMs: number[] = [];
-    let firstLoad = 0;
-    for (let r = 0; r < warmup + loadReps; r++) {
-      await collect();
-      const t0 = performance.now();
-      const m = await loadModel(dir, { tokenizer: false });
-      const dt = performance.now() - t0;
-      mem.sample(`after loadModel #${r + 1}`, r === 0);
-      if (r === 0) firstLoad = dt;
-      else loadMs.push(dt);
-      log(`loadModel #${r + 1}: ${dt.toFixed(0)} ms${r < warmup ? ' (warm-up)' : ''} (${m.lm.modelType})`);
-    }
+    // -- load (in its own function: a suspended async frame would keep the last loaded model alive) --
+    const { firstLoad, loadMs } = await measureLoad(dir, warmup, loadReps, mem);
     await collect();
 
     // -- the two benchmark models (one per prefill scan algorithm) share one set of weight arrays, so the
@@ -556,7 +570,7 @@ function renderText(r: Result): string {
 function renderMarkdown(r: Result): string {
   const n = numbers(r);
   const m = memoryRows(r);
-  const L64 = r.chunkedOverSequential.find((c) => c.promptLength <= r.chunkSize);
+  const short = r.chunkedOverSequential.filter((c) => c.promptLength <= r.chunkSize).map((c) => c.promptLength);
   return [
     `### mamba-130m, CPU backend — ${r.date}${r.quick ? ' (quick run)' : ''}`,
     '',
@@ -566,7 +580,7 @@ function renderMarkdown(r: Result): string {
     `- commit: ${r.commit}`,
     `- command: \`${r.command}\``,
     `- repetitions: ${r.reps} timed + ${r.warmup} warm-up per measurement, median reported; prefill algorithms interleaved per repetition`,
-    `- chunked scan chunk size: ${r.chunkSize}${L64 ? ` (a prompt of ${L64.promptLength} ≤ chunk size runs the sequential scan in the chunked model too, so that ratio is ~1 by construction)` : ''}`,
+    `- chunked scan chunk size: ${r.chunkSize}${short.length ? ` (prompts of length ≤ chunk size — here ${short.join(', ')} — run the sequential scan in the chunked model too, so their ratio is ~1 by construction)` : ''}`,
     `- logits finite: ${r.logitsFinite ? 'yes' : 'NO'}; total runtime ${r.totalSeconds.toFixed(1)} s`,
     '',
     table(n.head, n.rows, n.align),

@@ -30,6 +30,8 @@ export class Model {
     readonly dir: string,
     /** generation defaults from generation_config.json (eos ids) */
     readonly eosTokenIds: number[],
+    /** the safetensors files the weights came from */
+    readonly files: readonly string[] = [],
   ) {}
 
   get vocabSize(): number {
@@ -96,11 +98,17 @@ export class Model {
 /** Load a model folder as published on the Hugging Face hub (or in state-spaces naming). */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   const raw = readConfig(dir);
-  const weights = WeightSource.openDir(dir);
-  const lm = buildModel(raw, path.join(dir, 'config.json'), weights, opts);
   let tokenizer: Tokenizer | null = null;
   if (typeof opts.tokenizer === 'string') tokenizer = Tokenizer.fromFile(opts.tokenizer);
   else if (opts.tokenizer !== false && Tokenizer.existsIn(dir)) tokenizer = Tokenizer.fromFile(dir);
+  // a tokenizer that cannot belong to this model is reported before reading gigabytes of weights
+  // (config vocab_size ≤ the model's: state-spaces configs give it before padding)
+  const vocab = raw.vocab_size;
+  if (tokenizer && typeof vocab === 'number' && tokenizer.vocabSize > vocab) {
+    throw new ModelError(`tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${vocab}: they do not belong together`);
+  }
+  const weights = WeightSource.openDir(dir);
+  const lm = buildModel(raw, path.join(dir, 'config.json'), weights, opts);
   let eos = lm.eosTokenIds;
   const genFile = path.join(dir, 'generation_config.json');
   if (fs.existsSync(genFile)) {
@@ -111,8 +119,5 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
     if (list.length > 0) eos = list as number[];
   }
   if (eos.length === 0 && tokenizer?.eosTokenId !== undefined) eos = [tokenizer.eosTokenId];
-  if (tokenizer && tokenizer.vocabSize > lm.vocabSize) {
-    throw new ModelError(`tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${lm.vocabSize}: they do not belong together`);
-  }
-  return new Model(lm, tokenizer, dir, eos);
+  return new Model(lm, tokenizer, dir, eos, weights.files);
 }

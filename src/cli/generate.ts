@@ -1,7 +1,7 @@
 /** `mamba-ts generate`: stream a continuation of a prompt. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { GenerateOptions, GenerateResult, TokenEvent } from '../generate/generate.js';
+import { GenerationError, type GenerateOptions, type GenerateResult, type TokenEvent } from '../generate/generate.js';
 import type { ModelState } from '../models/state.js';
 import {
   CliError,
@@ -49,7 +49,7 @@ export const GENERATE_SPEC: CommandSpec = {
     tokenizer: { type: 'string', value: 'FILE', help: "tokenizer.json (or a folder holding one) instead of the model folder's" },
     'save-state': { type: 'string', value: 'FILE', help: 'save the state after the last token to FILE (to continue later)' },
     'load-state': { type: 'string', value: 'FILE', help: 'continue from a state saved with --save-state; the prompt is read after it' },
-    json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming\n(tokens, text, finishReason, promptTokens, stats)' },
+    json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming\n(tokens, text, finishReason, promptIds, stats)' },
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
   },
   examples: [
@@ -171,10 +171,11 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
 
   // a sampling run always has a known seed, reported in the summary so it can be repeated
   const sampling = { ...args.sampling };
-  if (sampling.doSample && sampling.seed === undefined) sampling.seed = Math.floor(Math.random() * 2 ** 31);
+  const sampled = sampling.doSample === true && sampling.temperature !== 0;
+  if (sampled && sampling.seed === undefined) sampling.seed = Math.floor(Math.random() * 2 ** 31);
 
   const idsOut = args.prompt.kind === 'ids' || !model.tokenizer;
-  const out = new StreamPrinter(io, idsOut, args.stop, args.json);
+  const out = new StreamPrinter(io, idsOut, args.json);
   const abort = new AbortController();
   const onExternalAbort = (): void => abort.abort();
   if (io.signal) {
@@ -201,7 +202,17 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
       signal: abort.signal,
     });
     for (;;) {
-      const step = await it.next();
+      let step: IteratorResult<TokenEvent, GenerateResult>;
+      try {
+        step = await it.next();
+      } catch (e) {
+        // interrupted before the first token: nothing was generated, nothing to summarise
+        if (abort.signal.aborted && e instanceof GenerationError) {
+          io.stderr.write('interrupted before generation started\n');
+          return 130;
+        }
+        throw e;
+      }
       if (step.done) {
         result = step.value;
         break;
@@ -218,7 +229,7 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
     if (io.handleSigint) process.off('SIGINT', onSigint);
     io.signal?.removeEventListener('abort', onExternalAbort);
   }
-  out.end(result);
+  out.end();
 
   let saved: { file: string; bytes: number } | null = null;
   if (args.saveState !== undefined) {
@@ -234,17 +245,17 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
       tokens: result.generated[0],
       text: result.text ? result.text[0] : null,
       finishReason: finish,
-      promptTokens: ids,
+      promptIds: ids,
       stats: { ...s, decodeTokensPerSecond: Number.isFinite(s.decodeTokensPerSecond) ? s.decodeTokensPerSecond : null },
     };
-    if (sampling.doSample) obj.seed = sampling.seed;
+    if (sampled) obj.seed = sampling.seed;
     if (state) obj.loadedState = { file: args.loadState, tokensBefore: state.seqLen[0] };
     if (saved) obj.savedState = { file: saved.file, bytes: saved.bytes, tokens: result.state.seqLen[0] };
     io.stdout.write(JSON.stringify(obj) + '\n');
   } else {
     const tps = Number.isFinite(s.decodeTokensPerSecond) ? s.decodeTokensPerSecond.toFixed(1) : 'n/a';
     const extra = [`finish reason: ${finish === 'abort' ? 'abort (interrupted)' : finish}`];
-    if (sampling.doSample) extra.push(`seed ${sampling.seed}`);
+    if (sampled) extra.push(`seed ${sampling.seed}`);
     io.stderr.write(
       `${s.generatedTokens} tokens in ${formatSeconds(s.decodeMs)} s (${tps} tokens/s decode; prefill ${s.promptTokens} tokens in ${s.prefillMs.toFixed(1)} ms); ${extra.join('; ')}\n`,
     );
@@ -254,24 +265,18 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
 }
 
 /**
- * Writes generated output to stdout as it streams. Text is held back just enough that a stop string
- * is never printed (the text up to a possible start of one waits until it is decided), and never
- * splits a UTF-16 surrogate pair.
+ * Writes generated output to stdout as it streams: ids space-separated, or the events' text (the
+ * library already holds back anything that could become a stop string, and never sends one).
  */
 class StreamPrinter {
-  private text = '';
-  private printed = 0;
   private count = 0;
-  private readonly holdBack: number;
+  private last = '';
 
   constructor(
     private readonly io: CliIO,
     private readonly ids: boolean,
-    private readonly stops: string[],
     private readonly quiet: boolean,
-  ) {
-    this.holdBack = Math.max(0, ...stops.map((s) => s.length - 1));
-  }
+  ) {}
 
   token(ev: TokenEvent): void {
     if (this.quiet) return;
@@ -279,32 +284,14 @@ class StreamPrinter {
       this.io.stdout.write(`${this.count++ > 0 ? ' ' : ''}${ev.token}`);
       return;
     }
-    this.text += ev.text;
-    let safe = this.text.length - this.holdBack;
-    for (const s of this.stops) {
-      const k = this.text.indexOf(s);
-      if (k >= 0 && k < safe) safe = k;
-    }
-    if (safe > this.printed && isHighSurrogate(this.text.charCodeAt(safe - 1))) safe--;
-    if (safe > this.printed) {
-      this.io.stdout.write(this.text.slice(this.printed, safe));
-      this.printed = safe;
+    if (ev.text) {
+      this.io.stdout.write(ev.text);
+      this.last = ev.text;
     }
   }
 
-  end(result: GenerateResult): void {
+  end(): void {
     if (this.quiet) return;
-    if (this.ids) {
-      if (this.count > 0) this.io.stdout.write('\n');
-      return;
-    }
-    const full = result.text?.[0] ?? this.text;
-    const rest = full.slice(this.printed);
-    if (rest) this.io.stdout.write(rest);
-    if (full.length > 0 && !full.endsWith('\n')) this.io.stdout.write('\n');
+    if (this.ids ? this.count > 0 : this.last !== '' && !this.last.endsWith('\n')) this.io.stdout.write('\n');
   }
-}
-
-function isHighSurrogate(c: number): boolean {
-  return c >= 0xd800 && c <= 0xdbff;
 }

@@ -13,8 +13,11 @@ import type { HostTensor } from '../tensor/tensor.js';
 import { Sampler, type SamplingOptions } from './sampling.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StreamDecoder } from '../tokenizer/tokenizer.js';
+import { StopTextFilter } from './stop.js';
 
-export class GenerationError extends Error {}
+export class GenerationError extends Error {
+  override name = 'GenerationError';
+}
 
 export interface GenerateOptions extends SamplingOptions {
   /** tokens to generate per sequence at most (default 64) */
@@ -27,7 +30,7 @@ export interface GenerateOptions extends SamplingOptions {
   state?: ModelState;
   /** called for every generated token, as it is produced */
   onToken?: (ev: TokenEvent) => void;
-  /** stop early; sequences end with finishReason "abort" */
+  /** stop early (checked before the prefill and between tokens); sequences end with finishReason "abort" */
   signal?: AbortSignal;
 }
 
@@ -37,8 +40,14 @@ export interface TokenEvent {
   token: number;
   /** 0-based index among this sequence's generated tokens */
   index: number;
-  /** newly decodable text ('' without a tokenizer, or while a multi-byte character is incomplete) */
+  /**
+   * newly decodable text: '' without a tokenizer, while a multi-byte character is incomplete, or while
+   * the text could still turn into a stop string (stop strings themselves are never sent). The texts of a
+   * sequence's events add up to its `result.text`.
+   */
   text: string;
+  /** set on the sequence's last event */
+  finishReason?: FinishReason;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -48,9 +57,11 @@ export interface GenerateResult {
   generated: number[][];
   /** prompt + generated, per sequence */
   tokens: number[][];
-  /** decoded generated text per sequence (special tokens skipped), when a tokenizer is present */
+  /** decoded generated text per sequence (special tokens skipped, cut before a stop string), when a tokenizer is present */
   text?: string[];
   finishReason: FinishReason[];
+  /** the sampling seed of each sequence (drawn at random when none was given), to repeat a run */
+  seeds: number[];
   /** state after every token in `tokens` */
   state: ModelState;
   stats: { promptTokens: number; generatedTokens: number; prefillMs: number; decodeMs: number; decodeTokensPerSecond: number };
@@ -72,6 +83,11 @@ export async function* generateStream(
   if (!Array.isArray(prompts) || prompts.length === 0) throw new GenerationError('generate: no prompts given');
   prompts.forEach((p, i) => {
     if (!Array.isArray(p) || p.length === 0) throw new GenerationError(`generate: prompt ${i} is empty; a prompt needs at least one token`);
+    p.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) {
+        throw new GenerationError(`generate: prompt ${i}, position ${t}: token id ${id} is out of range; expected an integer in [0, ${model.vocabSize})`);
+      }
+    });
   });
   const stopTokens = new Set(opts.stopTokens ?? model.eosTokenIds);
   const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
@@ -82,7 +98,7 @@ export async function* generateStream(
   const n = prompts.length;
   const samplers = prompts.map((_, i) => new Sampler(model.vocabSize, { ...opts, seed: opts.seed === undefined ? undefined : opts.seed + i }));
   const decoders = tokenizer ? prompts.map(() => new StreamDecoder(tokenizer, { skipSpecialTokens: true })) : null;
-  const texts = prompts.map(() => '');
+  const filters = prompts.map(() => new StopTextFilter(stopStrings));
   const history = prompts.map((p) => [...p]);
   const generated: number[][] = prompts.map(() => []);
   const finish: (FinishReason | null)[] = prompts.map(() => null);
@@ -90,6 +106,7 @@ export async function* generateStream(
 
   // ---- prefill ----
   const t0 = performance.now();
+  if (opts.signal?.aborted) throw new GenerationError('generation was aborted before it started');
   let state: ModelState;
   let logits: HostTensor;
   const sameLength = prompts.every((p) => p.length === prompts[0].length);
@@ -121,15 +138,13 @@ export async function* generateStream(
       next.push(tok);
       history[i].push(tok);
       generated[i].push(tok);
-      let text = '';
-      if (decoders) {
-        text = decoders[i].push(tok);
-        texts[i] += text;
-      }
-      if (stopTokens.has(tok) || stopStrings.some((s) => texts[i].includes(s))) finish[i] = 'stop';
+      let text = decoders ? filters[i].push(decoders[i].push(tok)) : '';
+      if (stopTokens.has(tok) || filters[i].stopped) finish[i] = 'stop';
       else if (generated[i].length >= maxNew) finish[i] = 'length';
       else if (opts.signal?.aborted) finish[i] = 'abort';
+      if (finish[i] && decoders) text += filters[i].push(decoders[i].flush()) + filters[i].flush();
       const ev: TokenEvent = { sequence: i, token: tok, index: generated[i].length - 1, text };
+      if (finish[i]) ev.finishReason = finish[i] as FinishReason;
       opts.onToken?.(ev);
       yield ev;
     }
@@ -148,35 +163,28 @@ export async function* generateStream(
       logits = { shape: [keep.length, V], data };
     }
     active = keep.map((j) => active[j]);
+    // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   const t2 = performance.now();
 
-  if (decoders) decoders.forEach((d, i) => (texts[i] += d.flush()));
   const total = generated.reduce((a, g) => a + g.length, 0);
+  const decodeSeconds = (t2 - t1) / 1000;
   return {
     generated,
     tokens: history,
-    text: tokenizer ? texts.map((t) => trimAtStop(t, stopStrings)) : undefined,
+    text: tokenizer ? filters.map((f) => f.output) : undefined,
     finishReason: finish.map((f) => f ?? 'length'),
+    seeds: samplers.map((s) => s.seed),
     state: ModelState.concat(finalStates.map((s) => s as ModelState)),
     stats: {
       promptTokens: prompts.reduce((a, p) => a + p.length, 0),
       generatedTokens: total,
       prefillMs: t1 - t0,
       decodeMs: t2 - t1,
-      decodeTokensPerSecond: total / ((t2 - t1) / 1000),
+      decodeTokensPerSecond: decodeSeconds > 0 ? total / decodeSeconds : 0,
     },
   };
-}
-
-/** cut the text at the first stop string (the stop string itself is not returned) */
-function trimAtStop(text: string, stops: string[]): string {
-  let cut = text.length;
-  for (const s of stops) {
-    const k = text.indexOf(s);
-    if (k >= 0 && k < cut) cut = k;
-  }
-  return text.slice(0, cut);
 }
 
 /** Run `generateStream` to the end. */

@@ -236,7 +236,7 @@ export class MambaLM implements CausalLM {
   }
 
   async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {
-    this.checkIds(ids, 'forward');
+    this.checkIds(ids, 'input');
     if (opts.state) this.checkState(opts.state, ids.length);
     const L = ids[0].length;
     const keep = Math.min(L, opts.logitsToKeep ?? L);
@@ -252,7 +252,7 @@ export class MambaLM implements CausalLM {
   }
 
   async advance(ids: number[][], state: ModelState): Promise<HostTensor> {
-    this.checkIds(ids, 'advance');
+    this.checkIds(ids, 'input');
     this.checkState(state, ids.length);
     const out = await this.forward(ids, { state, logitsToKeep: 1 });
     return { shape: [ids.length, this.vocabSize], data: out.logits.data };

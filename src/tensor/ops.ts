@@ -5,7 +5,9 @@
 import type { CausalConv1dArgs, SelectiveScanArgs } from '../backend/backend.js';
 import { Tensor, shapeStr, type Shape } from './tensor.js';
 
-export class ShapeError extends Error {}
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
 
 function check(cond: boolean, op: string, msg: () => string): void {
   if (!cond) throw new ShapeError(`${op}: ${msg()}`);
