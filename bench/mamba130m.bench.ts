@@ -243,6 +243,8 @@ interface DecodeRow {
 interface Result {
   date: string;
   machine: { cpu: string; cores: number; totalMemory: number; platform: string; release: string; arch: string };
+  /** os.loadavg() (1, 5, 15 min) at the start and the end: a loaded machine makes the numbers noisy */
+  loadAverage: { start: number[]; end: number[] };
   node: string;
   commit: string;
   command: string;
@@ -301,6 +303,7 @@ async function main(): Promise<void> {
   }
   const opts = parseArgs(argv);
   const tStart = performance.now();
+  const loadAvgStart = os.loadavg();
   if (!gc) log('warning: run with node --expose-gc for stable memory numbers (gc between repetitions)');
 
   const prefillLengths = opts.quick ? [16, 64] : [64, 256];
@@ -401,6 +404,7 @@ async function main(): Promise<void> {
     const result: Result = {
       date: new Date().toISOString(),
       machine: { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, totalMemory: os.totalmem(), platform: os.platform(), release: os.release(), arch: os.arch() },
+      loadAverage: { start: loadAvgStart, end: os.loadavg() },
       node: process.version,
       commit: gitCommit(),
       command: commandLine(),
@@ -549,6 +553,8 @@ function machineLine(r: Result): string {
   return `${m.cpu}, ${m.cores} cores, ${(m.totalMemory / 1024 ** 3).toFixed(1)} GiB, ${m.platform} ${m.release} (${m.arch})`;
 }
 
+const loadLine = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
+
 function renderText(r: Result): string {
   const n = numbers(r);
   const m = memoryRows(r);
@@ -556,6 +562,7 @@ function renderText(r: Result): string {
     '',
     `mamba-130m shape, CPU backend, random weights — ${r.date}`,
     `machine: ${machineLine(r)}; node ${r.node}; commit ${r.commit}`,
+    `load average at start ${loadLine(r.loadAverage.start)}, at end ${loadLine(r.loadAverage.end)}`,
     `reps: ${r.reps} timed (+${r.warmup} warm-up), medians; chunk size ${r.chunkSize}${r.quick ? '; QUICK run' : ''}; logits finite: ${r.logitsFinite}`,
     '',
     textTable(n.head, n.rows, n.align),
@@ -576,6 +583,7 @@ function renderMarkdown(r: Result): string {
     '',
     `- date: ${r.date}`,
     `- machine: ${machineLine(r)}`,
+    `- load average (1/5/15 min) at start: ${loadLine(r.loadAverage.start)}, at end: ${loadLine(r.loadAverage.end)}`,
     `- node: ${r.node}`,
     `- commit: ${r.commit}`,
     `- command: \`${r.command}\``,
@@ -633,7 +641,14 @@ What is measured (one process, one run):
   \`resourceUsage().maxRSS\`, the weight bytes (parameters × 4) and the recurrent state per sequence
   (constant in sequence length).
 - Each measurement is 3 timed repetitions after 1 warm-up (\`--expose-gc\`: a GC before each repetition,
-  outside the timing); the median is reported. Single-threaded: the CPU backend uses one core.
+  outside the timing); the median is reported, and every repetition is listed. Single-threaded: the CPU
+  backend uses one core.
+- Noise: the numbers are wall-clock times on whatever else the machine is doing; the section records the
+  load average at the start and the end of the run. On a busy machine repetitions differ by ±20 % or more,
+  so compare backends with runs on the same, quiet machine (the chunked ÷ sequential ratio at a prompt
+  length ≤ the chunk size is ~1 by construction and shows the noise level).
+- Runtime: a full run takes 5–6 minutes on a 2-core AMD EPYC VM (prefill at L = 256 dominates:
+  ~16 s per pass at ~15 tokens/s).
 `;
 
 function writeBenchmarks(section: string): string {

@@ -15,12 +15,66 @@ export type OpName =
   | 'embedding'
   | 'linear'
   | 'rms_norm'
+  | 'rms_norm_gated'
   | 'add'
+  | 'scale'
+  | 'activation'
+  | 'silu_mul'
   | 'split'
   | 'causal_conv1d'
   | 'selective_scan'
+  | 'ssd'
+  | 'rope'
+  | 'attention'
   | 'concat_rows'
-  | 'take_rows';
+  | 'take_rows'
+  | 'scatter_add_rows'
+  | 'pad_time';
+
+export type Activation = 'silu' | 'relu2' | 'gelu_tanh' | 'relu';
+
+/** Arguments of Mamba-2's SSD scan (multi-head, grouped B/C, scalar A per head). */
+export interface SsdArgs {
+  /** [b, L, nh, hd] */
+  x: Tensor;
+  /** Δ before bias/softplus/clamp, [b, L, nh] */
+  dt: Tensor;
+  /** [nh], negative */
+  A: Tensor;
+  /** [b, L, G, N]; head h uses group ⌊h / (nh/G)⌋ */
+  B: Tensor;
+  C: Tensor;
+  /** [nh] skip */
+  D: Tensor | null;
+  /** [nh] */
+  dtBias: Tensor | null;
+  /** Δ ← clamp(softplus(Δ + bias), lo, hi) */
+  dtLimit: [number, number];
+  /** [b, nh, hd, N] in/out, or null */
+  state: Tensor | null;
+  /** 'chunked' (the SSD algorithm), 'quadratic' (the masked-attention dual form) or 'recurrent' */
+  algorithm: 'chunked' | 'quadratic' | 'recurrent';
+  chunkSize: number;
+}
+
+/** Causal (grouped-query) attention with an optional KV cache. */
+export interface AttentionArgs {
+  /** [b, L, Hq, hd] */
+  q: Tensor;
+  /** [b, L, Hkv, hd] (positions already encoded), Hq a multiple of Hkv */
+  k: Tensor;
+  v: Tensor;
+  /**
+   * KV cache [b, T, Hkv, hd] each; row r holds `pastLen[r]` valid positions. The new k/v are written at
+   * pastLen[r] … pastLen[r]+L−1 (T must be large enough) and queries attend to everything before them.
+   * null: no cache, the L new positions attend among themselves.
+   */
+  cacheK: Tensor | null;
+  cacheV: Tensor | null;
+  pastLen: readonly number[];
+  /** softmax scale (1/√hd usually) */
+  scale: number;
+}
 
 /** Arguments of the Mamba-1 selective scan (S6), channel-last layout. */
 export interface SelectiveScanArgs {
@@ -83,15 +137,35 @@ export interface Backend {
   embedding(table: Tensor, ids: Int32Array): Tensor;
   /** x [M, K] · wᵀ, w [N, K] (+ bias [N]) → [M, N] */
   linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor;
-  /** RMSNorm over the last dim of x [M, H]: w · x / sqrt(mean(x²) + eps) */
-  rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor;
+  /** RMSNorm over the last dim of x [M, H]: w · x / sqrt(mean(x²) + eps) (w null: no weight) */
+  rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor;
+  /** gated RMSNorm (norm before gate = false): w · n(x · silu(z)), normalised per group of `groupSize` channels */
+  rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor;
   add(a: Tensor, b: Tensor): Tensor;
+  /** x · s */
+  scale(x: Tensor, s: number): Tensor;
+  activation(x: Tensor, kind: Activation): Tensor;
+  /** silu(a) · b (gated MLPs) */
+  siluMul(a: Tensor, b: Tensor): Tensor;
   /** split the last dim of x [M, Σsizes] into contiguous pieces [M, sizes[i]] */
   split(x: Tensor, sizes: readonly number[]): Tensor[];
   causalConv1d(args: CausalConv1dArgs): Tensor;
   selectiveScan(args: SelectiveScanArgs): Tensor;
+  /** y [b, L, nh, hd] including the D skip */
+  ssd(args: SsdArgs): Tensor;
+  /**
+   * Rotary position embedding (rotate-half convention) on the first `rotaryDim` channels of each head of
+   * x [b, L, H, hd]; `positions` [b·L]. inv_freq_i = theta^(−2i/rotaryDim).
+   */
+  rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor;
+  /** [b, L, Hq, hd]; writes the new k/v into the cache tensors when given */
+  attention(args: AttentionArgs): Tensor;
   /** concatenate along dim 0 (batch of states) */
   concatRows(ts: readonly Tensor[]): Tensor;
   /** pick rows of dim 0 */
   takeRows(t: Tensor, rows: readonly number[]): Tensor;
+  /** dst[rows[i]] += weights[i] · src[i], in place (dst [M, H], src [n, H]) */
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void;
+  /** [b, T, …] → [b, newT, …], zero-filled after T (newT ≥ T) */
+  padTime(t: Tensor, newT: number): Tensor;
 }

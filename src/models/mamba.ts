@@ -22,16 +22,18 @@
  *   y_t           = C_t h_t + D u_t;  y ← y · silu(z)
  *   out           = out_proj(y)                        (b, L, H)
  * Head: logits = lm_head(RMSNorm_f(x)), lm_head tied to the embedding unless the config says otherwise.
+ *
+ * FalconMamba (`model_type: "falcon_mamba"`) is this model with parameter-free RMSNorms on Δ', B and C
+ * after the x_proj split (eps `mixer_rms_eps`), see `src/nn/mamba1.ts`.
  */
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
 import type { WeightSource } from '../io/weights.js';
-import * as ops from '../tensor/ops.js';
-import type { HostTensor, Tensor } from '../tensor/tensor.js';
+import { Mamba1Mixer } from '../nn/mamba1.js';
 import { ConfigFields, type RawConfig } from './config.js';
+import { DecoderLM } from './decoder.js';
 import { ModelError } from './errors.js';
-import type { CausalLM, ForwardOptions, ForwardOutput } from './model.js';
-import { ModelState } from './state.js';
+import { WeightLoader } from './loader.js';
 
 export interface MambaConfig {
   /** which naming the config.json used */
@@ -48,6 +50,8 @@ export interface MambaConfig {
   normEps: number;
   tieEmbeddings: boolean;
   eosTokenIds: number[];
+  /** FalconMamba: eps of the weight-less RMSNorms on Δ', B, C; absent for plain Mamba */
+  mixerRmsEps?: number;
 }
 
 /** Parse an HF (`model_type: "mamba"`) or state-spaces (`d_model`/`n_layer`/`ssm_cfg`) config.json. */
@@ -100,26 +104,8 @@ export function parseMambaConfig(raw: RawConfig, file = 'config.json'): MambaCon
     normEps: f.num('layer_norm_epsilon', 1e-5, (x) => x > 0, 'a positive number'),
     tieEmbeddings: f.bool('tie_word_embeddings', true),
     eosTokenIds: f.ids('eos_token_id'),
+    ...(raw.model_type === 'falcon_mamba' ? { mixerRmsEps: f.num('mixer_rms_eps', 1e-6, (x) => x > 0, 'a positive number') } : {}),
   };
-}
-
-interface MixerWeights {
-  inProj: Tensor; // [2D, H]
-  inProjBias: Tensor | null;
-  conv: Tensor; // [D, K]
-  convBias: Tensor | null;
-  xProj: Tensor; // [R+2N, D]
-  dtProj: Tensor; // [D, R]
-  dtBias: Tensor; // [D]
-  A: Tensor; // [D, N] = −exp(A_log)
-  D: Tensor; // [D]
-  outProj: Tensor; // [H, D]
-  outProjBias: Tensor | null;
-}
-
-interface LayerWeights {
-  norm: Tensor;
-  mixer: MixerWeights;
 }
 
 export interface MambaOptions {
@@ -128,203 +114,68 @@ export interface MambaOptions {
   scan?: { algorithm?: 'sequential' | 'chunked'; chunkSize?: number };
 }
 
-export class MambaLM implements CausalLM {
-  readonly modelType = 'mamba';
-  readonly backend: Backend;
-  readonly scanAlgorithm: 'sequential' | 'chunked';
-  readonly scanChunkSize: number;
-  private readonly embed: Tensor;
-  private readonly layers: LayerWeights[];
-  private readonly normF: Tensor;
-  private readonly lmHead: Tensor;
-
+export class MambaLM extends DecoderLM {
   constructor(readonly config: MambaConfig, weights: WeightSource, opts: MambaOptions = {}) {
-    this.backend = opts.backend ?? cpu;
-    this.scanAlgorithm = opts.scan?.algorithm ?? 'chunked';
-    this.scanChunkSize = opts.scan?.chunkSize ?? 64;
     const c = config;
+    const backend = opts.backend ?? cpu;
+    const scan = { algorithm: opts.scan?.algorithm ?? 'chunked', chunkSize: opts.scan?.chunkSize ?? 64 } as const;
     const { hiddenSize: H, innerSize: D, stateSize: N, dtRank: R, convKernel: K, vocabSize: V } = c;
-    const w = new WeightLoader(weights, this.backend, c);
-    const prefix = weights.has('backbone.embeddings.weight') || weights.has('backbone.embedding.weight') ? 'backbone.' : '';
-    const embName = weights.has(`${prefix}embeddings.weight`) ? `${prefix}embeddings.weight` : `${prefix}embedding.weight`;
-    this.embed = w.get(embName, [V, H]);
-    this.layers = [];
-    for (let i = 0; i < c.numLayers; i++) {
-      const p = `${prefix}layers.${i}.`;
-      const m = `${p}mixer.`;
-      const Alog = w.host(`${m}A_log`, [D, N]);
-      const A = new Float32Array(Alog.length);
-      for (let j = 0; j < A.length; j++) A[j] = -Math.exp(Alog[j]);
-      this.layers.push({
-        norm: w.get(`${p}norm.weight`, [H]),
-        mixer: {
-          inProj: w.get(`${m}in_proj.weight`, [2 * D, H]),
-          inProjBias: c.useBias ? w.get(`${m}in_proj.bias`, [2 * D]) : null,
-          conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
-          convBias: c.useConvBias ? w.get(`${m}conv1d.bias`, [D]) : null,
-          xProj: w.get(`${m}x_proj.weight`, [R + 2 * N, D]),
-          dtProj: w.get(`${m}dt_proj.weight`, [D, R]),
-          dtBias: w.get(`${m}dt_proj.bias`, [D]),
-          A: this.backend.fromHost(A, [D, N]),
-          D: w.get(`${m}D`, [D]),
-          outProj: w.get(`${m}out_proj.weight`, [H, D]),
-          outProjBias: c.useBias ? w.get(`${m}out_proj.bias`, [H]) : null,
-        },
-      });
-    }
-    this.normF = w.get(`${prefix}norm_f.weight`, [H]);
-    this.lmHead = c.tieEmbeddings ? this.embed : w.get('lm_head.weight', [V, H]);
-  }
-
-  get vocabSize(): number {
-    return this.config.vocabSize;
-  }
-  get numLayers(): number {
-    return this.config.numLayers;
-  }
-  get eosTokenIds(): number[] {
-    return this.config.eosTokenIds;
-  }
-
-  get fingerprint(): string {
-    const c = this.config;
-    return `mamba:H${c.hiddenSize}:D${c.innerSize}:N${c.stateSize}:K${c.convKernel}:R${c.dtRank}:L${c.numLayers}:V${c.vocabSize}`;
-  }
-
-  createState(batch: number): ModelState {
-    if (!Number.isInteger(batch) || batch < 1) throw new ModelError(`createState: batch must be a positive integer, got ${batch}`);
-    const { innerSize: D, stateSize: N, convKernel: K } = this.config;
-    const layers = this.layers.map(() => ({
-      conv: this.backend.zeros([batch, D, K]),
-      ssm: this.backend.zeros([batch, D, N]),
-    }));
-    return new ModelState(this.fingerprint, layers, batch, new Array(batch).fill(0));
-  }
-
-  /** The selective SSM mixer (Fig. 3, right). h: (b, L, H) → (b, L, H) */
-  private mixer(m: MixerWeights, h: Tensor, st: Record<string, Tensor> | null, L: number): Tensor {
-    const { innerSize: D, stateSize: N, dtRank: R } = this.config;
-    const [xs, z] = ops.split(ops.linear(h, m.inProj, m.inProjBias), [D, D]); // (b, L, D) each
-    const u = ops.causalConv1d({ x: xs, weight: m.conv, bias: m.convBias, state: st?.conv ?? null, activation: 'silu' }); // (b, L, D)
-    const [dtLow, B, C] = ops.split(ops.linear(u, m.xProj), [R, N, N]); // (b, L, R), (b, L, N), (b, L, N)
-    const delta = ops.linear(dtLow, m.dtProj); // (b, L, D); dt bias + softplus inside the scan
-    const y = ops.selectiveScan({
-      u, delta, A: m.A, B, C, D: m.D, z, deltaBias: m.dtBias, deltaSoftplus: true,
-      state: st?.ssm ?? null,
-      algorithm: L > 1 ? this.scanAlgorithm : 'sequential',
-      chunkSize: this.scanChunkSize,
-    }); // (b, L, D)
-    return ops.linear(y, m.outProj, m.outProjBias); // (b, L, H)
-  }
-
-  /** Embedding → blocks → norm_f. Returns the final-normed hidden states and, if asked, every layer's output. */
-  private run(ids: number[][], state: ModelState | null, collect: boolean): { last: Tensor; hidden: Tensor[] } {
-    const b = ids.length;
-    const L = ids[0].length;
-    const flat = Int32Array.from(ids.flat());
-    let x = ops.embedding(this.embed, flat, [b, L, this.config.hiddenSize]); // (b, L, H)
-    const hidden: Tensor[] = [];
-    this.layers.forEach((layer, i) => {
-      const h = ops.rmsNorm(x, layer.norm, this.config.normEps);
-      x = ops.add(x, this.mixer(layer.mixer, h, state ? state.layers[i] : null, L));
-      if (collect) hidden.push(x);
+    const w = new WeightLoader(weights, backend,
+      `hidden_size=${H}, intermediate_size=${D}, state_size=${N}, time_step_rank=${R}, conv_kernel=${K}, vocab_size=${V}`);
+    const prefix = w.has('backbone.embeddings.weight') || w.has('backbone.embedding.weight') ? 'backbone.' : '';
+    const embed = w.get(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
+    const blocks = Array.from({ length: c.numLayers }, (_, i) => {
+      const m = `${prefix}layers.${i}.mixer.`;
+      const mixer = new Mamba1Mixer({
+        inProj: w.get(`${m}in_proj.weight`, [2 * D, H]),
+        inProjBias: w.maybe(c.useBias, `${m}in_proj.bias`, [2 * D]),
+        conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
+        convBias: w.maybe(c.useConvBias, `${m}conv1d.bias`, [D]),
+        xProj: w.get(`${m}x_proj.weight`, [R + 2 * N, D]),
+        dtProj: w.get(`${m}dt_proj.weight`, [D, R]),
+        dtBias: w.get(`${m}dt_proj.bias`, [D]),
+        A: w.negExp(`${m}A_log`, [D, N]),
+        D: w.get(`${m}D`, [D]),
+        outProj: w.get(`${m}out_proj.weight`, [H, D]),
+        outProjBias: w.maybe(c.useBias, `${m}out_proj.bias`, [H]),
+        ...(c.mixerRmsEps !== undefined ? { innerNorms: { dt: null, B: null, C: null, eps: c.mixerRmsEps } } : {}),
+      }, backend, scan);
+      return [{ norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer }];
     });
-    const last = ops.rmsNorm(x, this.normF, this.config.normEps);
-    if (collect) hidden.push(last); // HF MambaModel: layer outputs 1..n, then the final-normed output
-    if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
-    return { last, hidden };
-  }
-
-  async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {
-    this.checkIds(ids, 'input');
-    if (opts.state) this.checkState(opts.state, ids.length);
-    const L = ids[0].length;
-    const keep = Math.min(L, opts.logitsToKeep ?? L);
-    if (!Number.isInteger(keep) || keep < 1) throw new ModelError(`forward: logitsToKeep must be a positive integer, got ${opts.logitsToKeep}`);
-    const { last, hidden } = this.run(ids, opts.state ?? null, !!opts.outputHiddenStates);
-    const b = ids.length;
-    const H = this.config.hiddenSize;
-    const tail = keep === L ? last : ops.reshape(ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, keep)), [b, keep, H]);
-    const logits = ops.linear(tail, this.lmHead);
-    const out: ForwardOutput = { logits: { shape: [b, keep, this.vocabSize], data: await logits.data() } };
-    if (opts.outputHiddenStates) out.hiddenStates = await Promise.all(hidden.map(async (t) => ({ shape: [...t.shape], data: await t.data() })));
-    return out;
-  }
-
-  async advance(ids: number[][], state: ModelState): Promise<HostTensor> {
-    this.checkIds(ids, 'input');
-    this.checkState(state, ids.length);
-    const out = await this.forward(ids, { state, logitsToKeep: 1 });
-    return { shape: [ids.length, this.vocabSize], data: out.logits.data };
-  }
-
-  describe(): Record<string, unknown> {
-    const c = this.config;
-    const { hiddenSize: H, innerSize: D, stateSize: N, dtRank: R, convKernel: K, vocabSize: V } = c;
-    const perLayer = H + 2 * D * H + (c.useBias ? 2 * D + H : 0) + D * K + (c.useConvBias ? D : 0) + (R + 2 * N) * D + D * R + D + D * N + D + H * D;
-    return {
-      architecture: 'Mamba-1 (selective SSM)',
-      config_naming: c.source,
-      hidden_size: H,
-      intermediate_size: D,
-      state_size: N,
-      time_step_rank: R,
-      conv_kernel: K,
-      num_layers: c.numLayers,
-      vocab_size: V,
-      tied_embeddings: c.tieEmbeddings,
-      parameters: V * H + c.numLayers * perLayer + H + (c.tieEmbeddings ? 0 : V * H),
-      state_bytes_per_sequence: c.numLayers * D * (K + N) * 4,
-      backend: this.backend.name,
-      prefill_scan: this.scanAlgorithm,
-    };
-  }
-
-  private checkIds(ids: number[][], where: string): void {
-    if (!Array.isArray(ids) || ids.length === 0) throw new ModelError(`${where}: ids must be a non-empty array of token-id rows`);
-    const L = Array.isArray(ids[0]) ? ids[0].length : -1;
-    ids.forEach((row, r) => {
-      if (!Array.isArray(row)) throw new ModelError(`${where}: ids[${r}] is not an array of token ids`);
-      if (row.length === 0) throw new ModelError(`${where}: ids[${r}] is empty; every sequence needs at least one token`);
-      if (row.length !== L) throw new ModelError(`${where}: rows have different lengths (ids[0] has ${L}, ids[${r}] has ${row.length}); use generate() for prompts of different lengths`);
-      row.forEach((id, t) => {
-        if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-          throw new ModelError(`${where}: token id ids[${r}][${t}] = ${id} is out of range; expected an integer in [0, ${this.vocabSize})`);
-        }
-      });
+    const falcon = c.mixerRmsEps !== undefined;
+    super({
+      modelType: falcon ? 'falcon_mamba' : 'mamba',
+      fingerprint: `${falcon ? 'falcon_mamba' : 'mamba'}:H${H}:D${D}:N${N}:K${K}:R${R}:L${c.numLayers}:V${V}`,
+      backend,
+      vocabSize: V,
+      eosTokenIds: c.eosTokenIds,
+      embed,
+      blocks,
+      normEps: c.normEps,
+      finalNorm: w.get(`${prefix}norm_f.weight`, [H]),
+      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      hiddenStates: 'layer-outputs',
+      summary: {
+        architecture: falcon ? 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation)' : 'Mamba-1 (selective SSM)',
+        config_naming: c.source,
+        hidden_size: H,
+        intermediate_size: D,
+        state_size: N,
+        time_step_rank: R,
+        conv_kernel: K,
+        num_layers: c.numLayers,
+        vocab_size: V,
+        tied_embeddings: c.tieEmbeddings,
+        prefill_scan: scan.algorithm,
+        prefill_chunk_size: scan.chunkSize,
+      },
     });
   }
 
-  private checkState(state: ModelState, batch: number): void {
-    if (state.fingerprint !== this.fingerprint) throw new ModelError(`state belongs to another model (${state.fingerprint}); this model is ${this.fingerprint}`);
-    if (state.batch !== batch) throw new ModelError(`state holds ${state.batch} sequences but ${batch} rows of ids were given`);
+  get scanAlgorithm(): string {
+    return String(this.spec.summary.prefill_scan);
   }
-}
-
-function lastPositions(b: number, L: number, keep: number): number[] {
-  const rows: number[] = [];
-  for (let r = 0; r < b; r++) for (let t = L - keep; t < L; t++) rows.push(r * L + t);
-  return rows;
-}
-
-/** Fetch checkpoint tensors, check their shapes against the config, hand them to the backend. */
-class WeightLoader {
-  constructor(private readonly src: WeightSource, private readonly backend: Backend, private readonly cfg: MambaConfig) {}
-
-  host(name: string, shape: number[]): Float32Array {
-    if (!this.src.has(name)) throw new ModelError(`checkpoint is missing tensor "${name}" (expected shape [${shape.join(', ')}] from config.json)`);
-    const e = this.src.entry(name);
-    if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
-      const c = this.cfg;
-      throw new ModelError(
-        `tensor "${name}" in ${e.file} has shape [${e.shape.join(', ')}], but config.json implies [${shape.join(', ')}] ` +
-          `(hidden_size=${c.hiddenSize}, intermediate_size=${c.innerSize}, state_size=${c.stateSize}, time_step_rank=${c.dtRank}, conv_kernel=${c.convKernel}, vocab_size=${c.vocabSize})`,
-      );
-    }
-    return this.src.float32(name);
-  }
-
-  get(name: string, shape: number[], viewAs?: number[]): Tensor {
-    return this.backend.fromHost(this.host(name, shape), viewAs ?? shape);
+  get scanChunkSize(): number {
+    return Number(this.spec.summary.prefill_chunk_size);
   }
 }

@@ -18,6 +18,7 @@ interface Architecture {
 
 const ARCHITECTURES: Record<string, Architecture> = {
   mamba: { name: 'Mamba-1', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
+  falcon_mamba: { name: 'FalconMamba', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
 };
 
 /** Known model types that are planned but not implemented yet, with the reason. */
@@ -26,7 +27,6 @@ const PLANNED: Record<string, string> = {
   bamba: 'Bamba (Mamba-2 + attention hybrid) is not supported yet',
   jamba: 'Jamba is not supported yet',
   granitemoehybrid: 'Granite 4.0-H is not supported yet',
-  falcon_mamba: 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation) is not supported yet',
 };
 
 /** Which architecture a config describes: `model_type`, or state-spaces fields. */

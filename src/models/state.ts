@@ -3,11 +3,14 @@
  * constant-size — per layer a conv window [b, D, K] and an SSM state [b, D, N] — whatever the length of
  * the text already read.
  *
+ * Attention layers of hybrid models add a KV cache: tensors [b, T, kv_heads, head_dim] whose dim 1 is
+ * time (named in `timeTensors`); row r holds `seqLen[r]` valid positions, the rest is capacity.
+ *
  * A state can be exported to bytes (a safetensors file, so other tools can read it) and restored later:
  * a user resumes a conversation without re-reading the prompt. Restoring checks that the state was made
  * by a model of the same architecture and shape (its `fingerprint`).
  */
-import { concatRows, takeRows } from '../tensor/ops.js';
+import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors.js';
@@ -24,6 +27,8 @@ export class ModelState {
     readonly batch: number,
     /** tokens consumed so far, per sequence */
     readonly seqLen: number[],
+    /** names of per-layer tensors whose dim 1 is time (KV caches); the others are constant-size */
+    readonly timeTensors: ReadonlySet<string> = new Set(),
   ) {}
 
   /** Sequences `rows` of this state, as a new state (copies). */
@@ -33,6 +38,7 @@ export class ModelState {
       this.layers.map((l) => mapRecord(l, (t) => takeRows(t, rows))),
       rows.length,
       rows.map((r) => this.seqLen[r]),
+      this.timeTensors,
     );
   }
 
@@ -41,8 +47,16 @@ export class ModelState {
     if (states.length === 0) throw new ModelError('ModelState.concat: no states given');
     const fp = states[0].fingerprint;
     for (const s of states) if (s.fingerprint !== fp) throw new ModelError(`ModelState.concat: states come from different models (${fp} vs ${s.fingerprint})`);
-    const layers = states[0].layers.map((l, i) => mapRecord(l, (_t, k) => concatRows(states.map((s) => s.layers[i][k]))));
-    return new ModelState(fp, layers, states.reduce((a, s) => a + s.batch, 0), states.flatMap((s) => s.seqLen));
+    const time = states[0].timeTensors;
+    const layers = states[0].layers.map((l, i) =>
+      mapRecord(l, (_t, k) => {
+        const parts = states.map((s) => s.layers[i][k]);
+        if (!time.has(k)) return concatRows(parts);
+        const T = Math.max(...parts.map((p) => p.shape[1]));
+        return concatRows(parts.map((p) => padTime(p, T)));
+      }),
+    );
+    return new ModelState(fp, layers, states.reduce((a, s) => a + s.batch, 0), states.flatMap((s) => s.seqLen), time);
   }
 
   /** Deep copy (a conversation can branch). */
@@ -50,7 +64,7 @@ export class ModelState {
     return this.select([...Array(this.batch).keys()]);
   }
 
-  /** Total bytes of state (float32): constant in sequence length for Mamba. */
+  /** Total bytes of state (float32): constant in sequence length for Mamba; KV caches grow. */
   get byteSize(): number {
     return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * 4, 0), 0);
   }
@@ -58,8 +72,21 @@ export class ModelState {
   /** Serialize to safetensors bytes. */
   async export(): Promise<Uint8Array> {
     const tensors: Record<string, WritableTensor> = {};
+    const used = Math.max(1, ...this.seqLen);
     for (let i = 0; i < this.layers.length; i++) {
-      for (const [k, t] of Object.entries(this.layers[i])) tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape: [...t.shape], data: await t.data() };
+      for (const [k, t] of Object.entries(this.layers[i])) {
+        let data = await t.data();
+        const shape = [...t.shape];
+        if (this.timeTensors.has(k) && shape[1] > used) {
+          // keep only the used positions of the KV cache
+          const inner = t.size / (shape[0] * shape[1]);
+          const trimmed = new Float32Array(shape[0] * used * inner);
+          for (let r = 0; r < shape[0]; r++) trimmed.set(data.subarray(r * shape[1] * inner, (r * shape[1] + used) * inner), r * used * inner);
+          data = trimmed;
+          shape[1] = used;
+        }
+        tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape, data };
+      }
     }
     return encodeSafetensors(tensors, {
       format: STATE_FORMAT,
@@ -96,13 +123,15 @@ export class ModelState {
         if (!f.has(name)) throw new ModelError(`${label}: tensor "${name}" is missing`);
         const e = f.entry(name);
         const want = [batch, ...t.shape.slice(1)];
-        if (e.shape.length !== want.length || e.shape.some((d, j) => d !== want[j])) {
+        const isTime = template.timeTensors.has(k);
+        if (isTime) want[1] = e.shape[1]; // KV cache: any length that holds every sequence
+        if (e.shape.length !== want.length || e.shape.some((d, j) => d !== want[j]) || (isTime && e.shape[1] < Math.max(...(seqLen as number[])))) {
           throw new ModelError(`${label}: tensor "${name}" has shape [${e.shape}], expected [${want}]`);
         }
         return backend.fromHost(f.float32(name).slice(), want);
       }),
     );
-    return new ModelState(template.fingerprint, layers, batch, seqLen as number[]);
+    return new ModelState(template.fingerprint, layers, batch, seqLen as number[], template.timeTensors);
   }
 }
 

@@ -2,7 +2,7 @@
  * Front-end ops: validate shapes (errors name the op and the shapes), then dispatch to the backend of
  * the first input. Model files call these, never a backend directly.
  */
-import type { CausalConv1dArgs, SelectiveScanArgs } from '../backend/backend.js';
+import type { Activation, AttentionArgs, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
 import { Tensor, shapeStr, type Shape } from './tensor.js';
 
 export class ShapeError extends Error {
@@ -44,11 +44,36 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
 }
 
-export function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+/** RMSNorm over the last dim; `w` null = no learnable weight (FalconMamba's B/C/Δ norms). */
+export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const H = x.shape[x.shape.length - 1];
   expectShape('rms_norm', 'weight', w, [H]);
   const y = x.backend.rmsNorm(reshape(x, [x.size / H, H]), w, eps);
   return reshape(y, x.shape);
+}
+
+/** w · RMSNorm(x · silu(z)) over groups of `groupSize` channels of the last dim. */
+export function rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
+  const W = x.shape[x.shape.length - 1];
+  check(sameShape(x.shape, z.shape), 'rms_norm_gated', () => `x ${shapeStr(x.shape)} and gate ${shapeStr(z.shape)} differ`);
+  expectShape('rms_norm_gated', 'weight', w, [W]);
+  check(Number.isInteger(groupSize) && groupSize > 0 && W % groupSize === 0, 'rms_norm_gated', () => `group size ${groupSize} does not divide width ${W}`);
+  const M = x.size / W;
+  return reshape(x.backend.rmsNormGated(reshape(x, [M, W]), reshape(z, [M, W]), w, eps, groupSize), x.shape);
+}
+
+export function scale(x: Tensor, s: number): Tensor {
+  return s === 1 ? x : x.backend.scale(x, s);
+}
+
+export function activation(x: Tensor, kind: Activation): Tensor {
+  return x.backend.activation(x, kind);
+}
+
+/** silu(a) · b */
+export function siluMul(a: Tensor, b: Tensor): Tensor {
+  check(sameShape(a.shape, b.shape), 'silu_mul', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  return a.backend.siluMul(a, b);
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -88,6 +113,64 @@ export function selectiveScan(args: SelectiveScanArgs): Tensor {
   expectShape(op, 'state', args.state, [b, D, N]);
   check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
   return args.u.backend.selectiveScan(args);
+}
+
+export function ssd(args: SsdArgs): Tensor {
+  const op = 'ssd';
+  check(args.x.shape.length === 4, op, () => `x must be [batch, len, heads, head_dim], got ${shapeStr(args.x.shape)}`);
+  const [b, L, nh] = args.x.shape;
+  check(args.B.shape.length === 4 && args.B.shape[0] === b && args.B.shape[1] === L, op, () => `B ${shapeStr(args.B.shape)} must be [${b}, ${L}, groups, N]`);
+  const [, , G, N] = args.B.shape;
+  check(nh % G === 0, op, () => `${nh} heads cannot be split into ${G} groups`);
+  expectShape(op, 'C', args.C, args.B.shape);
+  expectShape(op, 'dt', args.dt, [b, L, nh]);
+  expectShape(op, 'A', args.A, [nh]);
+  expectShape(op, 'D', args.D, [nh]);
+  expectShape(op, 'dtBias', args.dtBias, [nh]);
+  expectShape(op, 'state', args.state, [b, nh, args.x.shape[3], N]);
+  check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
+  return args.x.backend.ssd(args);
+}
+
+export function rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
+  check(x.shape.length === 4, 'rope', () => `x must be [batch, len, heads, head_dim], got ${shapeStr(x.shape)}`);
+  check(positions.length === x.shape[0] * x.shape[1], 'rope', () => `${positions.length} positions for ${x.shape[0]}×${x.shape[1]} tokens`);
+  check(rotaryDim % 2 === 0 && rotaryDim > 0 && rotaryDim <= x.shape[3], 'rope', () => `rotary dim ${rotaryDim} must be even and ≤ head_dim ${x.shape[3]}`);
+  return x.backend.rope(x, positions, rotaryDim, theta);
+}
+
+export function attention(args: AttentionArgs): Tensor {
+  const op = 'attention';
+  const { q, k, v } = args;
+  check(q.shape.length === 4, op, () => `q must be [batch, len, heads, head_dim], got ${shapeStr(q.shape)}`);
+  const [b, L, Hq, hd] = q.shape;
+  check(k.shape.length === 4 && k.shape[0] === b && k.shape[1] === L && k.shape[3] === hd && Hq % k.shape[2] === 0, op,
+    () => `k ${shapeStr(k.shape)} does not fit q ${shapeStr(q.shape)} (query heads must be a multiple of KV heads)`);
+  expectShape(op, 'v', v, k.shape);
+  check(args.pastLen.length === b, op, () => `pastLen has ${args.pastLen.length} entries for batch ${b}`);
+  if (args.cacheK || args.cacheV) {
+    check(!!args.cacheK && !!args.cacheV, op, () => 'cacheK and cacheV must be given together');
+    const T = args.cacheK!.shape[1];
+    expectShape(op, 'cacheK', args.cacheK, [b, T, k.shape[2], hd]);
+    expectShape(op, 'cacheV', args.cacheV, [b, T, k.shape[2], hd]);
+    for (const p of args.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
+  }
+  return q.backend.attention(args);
+}
+
+/** dst[rows[i]] += weights[i] · src[i] (in place). */
+export function scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
+  const H = dst.shape[dst.shape.length - 1];
+  check(src.shape[src.shape.length - 1] === H && src.size / H === rows.length && weights.length === rows.length, 'scatter_add_rows',
+    () => `src ${shapeStr(src.shape)}, ${rows.length} rows and ${weights.length} weights do not match dst ${shapeStr(dst.shape)}`);
+  const M = dst.size / H;
+  for (const r of rows) check(r >= 0 && r < M, 'scatter_add_rows', () => `row ${r} outside [0, ${M})`);
+  dst.backend.scatterAddRows(dst, rows, src, weights);
+}
+
+export function padTime(t: Tensor, newT: number): Tensor {
+  check(t.shape.length >= 2 && newT >= t.shape[1], 'pad_time', () => `cannot pad ${shapeStr(t.shape)} to ${newT} positions`);
+  return newT === t.shape[1] ? t : t.backend.padTime(t, newT);
 }
 
 export function concatRows(ts: readonly Tensor[]): Tensor {

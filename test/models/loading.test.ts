@@ -87,7 +87,7 @@ describe('bad model folders', () => {
   it('missing tensor', () =>
     expectError(makeModelDir('missing-tensor', hfConfig, (t) => delete t['backbone.layers.1.mixer.D']), ModelError, /"backbone\.layers\.1\.mixer\.D"/, /missing/));
   it('tensor shapes that disagree with config.json', () =>
-    expectError(makeModelDir('wrong-shape', { ...hfConfig, state_size: 8 }), ModelError, /A_log/, /\[128, 16\]/, /\[128, 8\]/, /state_size=8/));
+    expectError(makeModelDir('wrong-shape', { ...hfConfig, state_size: 8 }), ModelError, /x_proj\.weight/, /\[36, 128\]/, /\[20, 128\]/, /state_size=8/));
   it('vocab_size that disagrees with the embedding', () =>
     expectError(makeModelDir('wrong-vocab', { ...hfConfig, vocab_size: 600 }), ModelError, /embeddings\.weight/, /\[600, 64\]/));
   it('truncated safetensors file', async () => {

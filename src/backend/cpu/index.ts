@@ -3,10 +3,11 @@
  * `selective_scan.ts`). Synchronous underneath; `read` still returns a Promise so callers are written
  * for async backends from the start.
  */
-import type { Backend, CausalConv1dArgs, SelectiveScanArgs } from '../backend.js';
+import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import { causalConv1d, linear, rmsNorm } from './kernels.js';
+import { attention, causalConv1d, linear, rmsNorm, rmsNormGated, rope } from './kernels.js';
 import { scanChunked, scanSequential } from './selective_scan.js';
+import { processDt, ssdChunked, ssdQuadratic, ssdRecurrent } from '../../ssm/ssd.js';
 
 function buf(t: Tensor): Float32Array {
   return t.storage as Float32Array;
@@ -47,9 +48,30 @@ export class CpuBackend implements Backend {
     const N = w.shape[0];
     return new Tensor(this, linear(buf(x), buf(w), opt(bias), M, K, N), [M, N]);
   }
-  rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
+  rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
     const [M, H] = x.shape;
-    return new Tensor(this, rmsNorm(buf(x), buf(w), eps, M, H), [M, H]);
+    return new Tensor(this, rmsNorm(buf(x), opt(w), eps, M, H), [M, H]);
+  }
+  rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
+    const [M, W] = x.shape;
+    return new Tensor(this, rmsNormGated(buf(x), buf(z), buf(w), eps, M, W, groupSize), [M, W]);
+  }
+  scale(x: Tensor, s: number): Tensor {
+    return new Tensor(this, buf(x).map((v) => v * s), x.shape);
+  }
+  activation(x: Tensor, kind: Activation): Tensor {
+    const f: (v: number) => number =
+      kind === 'silu' ? (v) => v / (1 + Math.exp(-v))
+      : kind === 'relu' ? (v) => (v > 0 ? v : 0)
+      : kind === 'relu2' ? (v) => (v > 0 ? v * v : 0)
+      : (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+    return new Tensor(this, buf(x).map(f), x.shape);
+  }
+  siluMul(a: Tensor, b: Tensor): Tensor {
+    const x = buf(a), y = buf(b);
+    const out = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = Math.fround(x[i] / (1 + Math.exp(-x[i]))) * y[i];
+    return new Tensor(this, out, a.shape);
   }
   add(a: Tensor, b: Tensor): Tensor {
     const x = buf(a), y = buf(b);
@@ -84,6 +106,47 @@ export class CpuBackend implements Backend {
     };
     const y = a.algorithm === 'chunked' && L > a.chunkSize ? scanChunked(arrays, a.chunkSize) : scanSequential(arrays);
     return new Tensor(this, y, [batch, L, D]);
+  }
+  ssd(a: SsdArgs): Tensor {
+    const [batch, L, nh, hd] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const arrays = {
+      batch, seqLen: L, nHeads: nh, headDim: hd, nGroups: G, dState: N,
+      x: buf(a.x), dt: processDt(buf(a.dt), opt(a.dtBias), nh, a.dtLimit), A: buf(a.A), B: buf(a.B), C: buf(a.C),
+      D: opt(a.D), state: opt(a.state),
+    };
+    const y = a.algorithm === 'recurrent' || L === 1 ? ssdRecurrent(arrays)
+      : a.algorithm === 'quadratic' ? ssdQuadratic(arrays)
+      : ssdChunked(arrays, a.chunkSize);
+    return new Tensor(this, y, [batch, L, nh, hd]);
+  }
+  rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
+    const [b, L, H, hd] = x.shape;
+    return new Tensor(this, rope(buf(x), positions, b * L, H, hd, rotaryDim, theta), x.shape);
+  }
+  attention(a: AttentionArgs): Tensor {
+    const [b, L, Hq, hd] = a.q.shape;
+    const Hkv = a.k.shape[2];
+    const T = a.cacheK ? a.cacheK.shape[1] : L;
+    const y = attention(buf(a.q), buf(a.k), buf(a.v), opt(a.cacheK), opt(a.cacheV), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
+    return new Tensor(this, y, [b, L, Hq, hd]);
+  }
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
+    const H = dst.shape[dst.shape.length - 1];
+    const d = buf(dst), s = buf(src);
+    for (let i = 0; i < rows.length; i++) {
+      const w = weights[i];
+      const so = i * H, dOff = rows[i] * H;
+      for (let k = 0; k < H; k++) d[dOff + k] += w * s[so + k];
+    }
+  }
+  padTime(t: Tensor, newT: number): Tensor {
+    const [b, T] = t.shape;
+    const inner = t.size / (b * T);
+    const src = buf(t);
+    const out = new Float32Array(b * newT * inner);
+    for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner), r * newT * inner);
+    return new Tensor(this, out, [b, newT, ...t.shape.slice(2)]);
   }
   concatRows(ts: readonly Tensor[]): Tensor {
     const rows = ts.reduce((s, t) => s + t.shape[0], 0);

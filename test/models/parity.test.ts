@@ -1,6 +1,6 @@
 /**
- * Hugging Face parity for Mamba-1: logits, every hidden state, cached greedy decode (scores and tokens),
- * for the F32, sharded, BF16 and variant fixtures saved by transformers 5.17.
+ * Hugging Face parity for every architecture: logits, every hidden state, token-by-token recurrent
+ * decode, cached greedy decode (scores and tokens), against fixtures saved by transformers 5.17.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,7 @@ const cases: Array<{ model: string; ref: string }> = [
   { model: 'mamba-tiny-bf16', ref: 'mamba-tiny-bf16' },
   // made by scripts/fixtures/hf_variants.py: in/out biases, conv 3, state 8, expand 3, dt rank 5, untied head, batch 3
   { model: 'mamba-variant', ref: 'mamba-variant' },
+  { model: 'falcon-mamba-tiny', ref: 'falcon-mamba-tiny' },
 ];
 
 for (const c of cases) {

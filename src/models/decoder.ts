@@ -1,0 +1,168 @@
+/**
+ * The shape every model here shares: embedding → blocks of pre-norm residual sublayers → final norm →
+ * LM head. A block is a list of sublayers x ← x + s · f(norm(x)) where f is a Mamba-1/Mamba-2 mixer,
+ * attention, an MLP or a mixture of experts (`src/nn`). Architectures (`mamba.ts`, `mamba2.ts`, hybrids)
+ * only parse their config, fetch their weights and list their blocks.
+ */
+import type { Backend } from '../backend/backend.js';
+import type { Mixer } from '../nn/mixer.js';
+import * as ops from '../tensor/ops.js';
+import type { HostTensor, Tensor } from '../tensor/tensor.js';
+import { ModelError } from './errors.js';
+import type { CausalLM, ForwardOptions, ForwardOutput } from './model.js';
+import { ModelState } from './state.js';
+
+export interface Sublayer {
+  /** pre-norm weight (RMSNorm); null = no norm */
+  norm: Tensor | null;
+  mixer: Mixer;
+  /** multiplier on the sublayer output before the residual add (Granite's residual_multiplier) */
+  residualScale?: number;
+}
+
+export interface DecoderSpec {
+  modelType: string;
+  /** architecture + dimensions, to tell which model a saved state belongs to */
+  fingerprint: string;
+  backend: Backend;
+  vocabSize: number;
+  eosTokenIds: number[];
+  embed: Tensor; // [V, H]
+  embedScale?: number;
+  blocks: Sublayer[][];
+  normEps: number;
+  finalNorm: Tensor;
+  lmHead: Tensor; // [V, H]
+  /** logits are divided by this (Granite's logits_scaling) */
+  logitsDivisor?: number;
+  /**
+   * HF's `output_hidden_states` convention of the class mirrored: 'layer-outputs' (Mamba, Mamba-2: outputs
+   * of layers 1…n, then the final-normed output) or 'embeddings-first' (decoder models: the embedding,
+   * outputs of layers 1…n−1, then the final-normed output).
+   */
+  hiddenStates: 'layer-outputs' | 'embeddings-first';
+  /** config summary for `describe()` */
+  summary: Record<string, unknown>;
+}
+
+export class DecoderLM implements CausalLM {
+  constructor(readonly spec: DecoderSpec) {}
+
+  get modelType(): string {
+    return this.spec.modelType;
+  }
+  get vocabSize(): number {
+    return this.spec.vocabSize;
+  }
+  get numLayers(): number {
+    return this.spec.blocks.length;
+  }
+  get backend(): Backend {
+    return this.spec.backend;
+  }
+  get eosTokenIds(): number[] {
+    return this.spec.eosTokenIds;
+  }
+  get fingerprint(): string {
+    return this.spec.fingerprint;
+  }
+
+  createState(batch: number): ModelState {
+    if (!Number.isInteger(batch) || batch < 1) throw new ModelError(`createState: batch must be a positive integer, got ${batch}`);
+    const time = new Set<string>();
+    const layers = this.spec.blocks.map((subs) => {
+      const rec: Record<string, Tensor> = {};
+      for (const s of subs) {
+        Object.assign(rec, s.mixer.initState(batch));
+        for (const t of s.mixer.timeTensors) time.add(t);
+      }
+      return rec;
+    });
+    return new ModelState(this.fingerprint, layers, batch, new Array(batch).fill(0), time);
+  }
+
+  /** embedding → blocks → final norm; every layer's output too when `collect` */
+  private async run(ids: number[][], state: ModelState | null, collect: boolean): Promise<{ last: Tensor; hidden: Tensor[] }> {
+    const s = this.spec;
+    const b = ids.length;
+    const L = ids[0].length;
+    const H = s.embed.shape[1];
+    let x = ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, L, H]), s.embedScale ?? 1); // (b, L, H)
+    const hidden: Tensor[] = collect && s.hiddenStates === 'embeddings-first' ? [x] : [];
+    const pastLen = state ? state.seqLen.slice() : new Array(b).fill(0);
+    for (let i = 0; i < s.blocks.length; i++) {
+      for (const sub of s.blocks[i]) {
+        const h = sub.norm ? ops.rmsNorm(x, sub.norm, s.normEps) : x;
+        const out = await sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null });
+        x = ops.add(x, ops.scale(out, sub.residualScale ?? 1));
+      }
+      if (collect && (s.hiddenStates === 'layer-outputs' || i < s.blocks.length - 1)) hidden.push(x);
+    }
+    const last = ops.rmsNorm(x, s.finalNorm, s.normEps);
+    if (collect) hidden.push(last);
+    if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
+    return { last, hidden };
+  }
+
+  async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {
+    this.checkIds(ids);
+    if (opts.state) this.checkState(opts.state, ids.length);
+    const b = ids.length;
+    const L = ids[0].length;
+    const keep = opts.logitsToKeep ?? L;
+    if (!Number.isInteger(keep) || keep < 1) throw new ModelError(`forward: logitsToKeep must be a positive integer, got ${opts.logitsToKeep}`);
+    const k = Math.min(L, keep);
+    const { last, hidden } = await this.run(ids, opts.state ?? null, !!opts.outputHiddenStates);
+    const H = last.shape[2];
+    const tail = k === L ? last : ops.reshape(ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, k)), [b, k, H]);
+    const logits = ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
+    const out: ForwardOutput = { logits: { shape: [b, k, this.vocabSize], data: await logits.data() } };
+    if (opts.outputHiddenStates) out.hiddenStates = await Promise.all(hidden.map(async (t) => ({ shape: [...t.shape], data: await t.data() })));
+    return out;
+  }
+
+  async advance(ids: number[][], state: ModelState): Promise<HostTensor> {
+    if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
+    const out = await this.forward(ids, { state, logitsToKeep: 1 });
+    return { shape: [ids.length, this.vocabSize], data: out.logits.data };
+  }
+
+  describe(): Record<string, unknown> {
+    const s = this.spec;
+    const params = s.blocks.reduce((a, subs) => a + subs.reduce((b, x) => b + x.mixer.parameterCount + (x.norm?.size ?? 0), 0), 0);
+    const st = this.createState(1);
+    return {
+      ...s.summary,
+      parameters: s.embed.size + params + s.finalNorm.size + (s.lmHead === s.embed ? 0 : s.lmHead.size),
+      state_bytes_per_sequence: st.byteSize,
+      ...(st.timeTensors.size > 0 ? { state_note: 'attention layers add a KV cache that grows with the sequence' } : {}),
+      backend: this.backend.name,
+    };
+  }
+
+  private checkIds(ids: number[][]): void {
+    if (!Array.isArray(ids) || ids.length === 0) throw new ModelError('input: ids must be a non-empty array of token-id rows');
+    const L = Array.isArray(ids[0]) ? ids[0].length : -1;
+    ids.forEach((row, r) => {
+      if (!Array.isArray(row)) throw new ModelError(`input: ids[${r}] is not an array of token ids`);
+      if (row.length === 0) throw new ModelError(`input: ids[${r}] is empty; every sequence needs at least one token`);
+      if (row.length !== L) throw new ModelError(`input: rows have different lengths (ids[0] has ${L}, ids[${r}] has ${row.length}); use generate() for prompts of different lengths`);
+      row.forEach((id, t) => {
+        if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+          throw new ModelError(`input: token id ids[${r}][${t}] = ${id} is out of range; expected an integer in [0, ${this.vocabSize})`);
+        }
+      });
+    });
+  }
+
+  private checkState(state: ModelState, batch: number): void {
+    if (state.fingerprint !== this.fingerprint) throw new ModelError(`state belongs to another model (${state.fingerprint}); this model is ${this.fingerprint}`);
+    if (state.batch !== batch) throw new ModelError(`state holds ${state.batch} sequences but ${batch} rows of ids were given`);
+  }
+}
+
+function lastPositions(b: number, L: number, keep: number): number[] {
+  const rows: number[] = [];
+  for (let r = 0; r < b; r++) for (let t = L - keep; t < L; t++) rows.push(r * L + t);
+  return rows;
+}

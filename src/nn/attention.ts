@@ -1,0 +1,84 @@
+/**
+ * Causal multi-head / grouped-query attention (Vaswani et al. 2017; GQA, Ainslie et al. 2023) with
+ * rotary position embedding on all or part of each head (RoPE, Su et al. 2021; Bamba rotates half),
+ * or none (Jamba: NoPE), as HF's Llama/Bamba/Jamba/Granite attention computes it.
+ *
+ *   q = W_q h, k = W_k h, v = W_v h              (b, L, heads, hd)
+ *   q, k ← rope(q, k, positions)                 positions continue from what each sequence has read
+ *   o = softmax(q kᵀ · scale + causal mask) v     KV heads shared by Hq/Hkv query heads
+ *   out = W_o o
+ * With a state, keys/values go to a KV cache that grows (doubling) as sequences lengthen.
+ */
+import type { Backend } from '../backend/backend.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
+
+export interface AttentionWeights {
+  q: Tensor; // [Hq·hd, H]
+  k: Tensor; // [Hkv·hd, H]
+  v: Tensor; // [Hkv·hd, H]
+  o: Tensor; // [H, Hq·hd]
+  qBias: Tensor | null;
+  kBias: Tensor | null;
+  vBias: Tensor | null;
+  oBias: Tensor | null;
+}
+
+export interface AttentionOptions {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** null: no positional encoding */
+  rope: { rotaryDim: number; theta: number } | null;
+  /** softmax scale; default 1/√hd */
+  scale?: number;
+}
+
+const INITIAL_CACHE = 64;
+
+export class Attention implements Mixer {
+  readonly timeTensors = ['k', 'v'] as const;
+
+  constructor(private readonly w: AttentionWeights, readonly opts: AttentionOptions, private readonly backend: Backend) {}
+
+  get parameterCount(): number {
+    const w = this.w;
+    return sizeOf(w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias);
+  }
+
+  initState(batch: number): Record<string, Tensor> {
+    const o = this.opts;
+    return { k: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]), v: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]) };
+  }
+
+  async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
+    const { w, opts: o } = this;
+    const [b, L] = h.shape;
+    let q = ops.reshape(ops.linear(h, w.q, w.qBias), [b, L, o.nHeads, o.headDim]);
+    let k = ops.reshape(ops.linear(h, w.k, w.kBias), [b, L, o.nKvHeads, o.headDim]);
+    const v = ops.reshape(ops.linear(h, w.v, w.vBias), [b, L, o.nKvHeads, o.headDim]);
+    const past = ctx.state ? ctx.pastLen : new Array(b).fill(0);
+    if (o.rope) {
+      const pos = new Int32Array(b * L);
+      for (let r = 0; r < b; r++) for (let t = 0; t < L; t++) pos[r * L + t] = past[r] + t;
+      q = ops.rope(q, pos, o.rope.rotaryDim, o.rope.theta);
+      k = ops.rope(k, pos, o.rope.rotaryDim, o.rope.theta);
+    }
+    let cacheK: Tensor | null = null;
+    let cacheV: Tensor | null = null;
+    if (ctx.state) {
+      const need = Math.max(...past) + L;
+      const T = ctx.state.k.shape[1];
+      if (need > T) {
+        const cap = Math.max(need, 2 * T);
+        ctx.state.k = ops.padTime(ctx.state.k, cap);
+        ctx.state.v = ops.padTime(ctx.state.v, cap);
+      }
+      cacheK = ctx.state.k;
+      cacheV = ctx.state.v;
+    }
+    const a = ops.attention({ q, k, v, cacheK, cacheV, pastLen: past, scale: o.scale ?? 1 / Math.sqrt(o.headDim) });
+    return ops.linear(ops.reshape(a, [b, L, o.nHeads * o.headDim]), w.o, w.oBias);
+  }
+}

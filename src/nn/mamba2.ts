@@ -1,0 +1,98 @@
+/**
+ * The Mamba-2 mixer (Dao & Gu 2024, "Transformers are SSMs", §7 Fig. 6), as HF `Mamba2Mixer.torch_forward`
+ * computes it (also Bamba's, Granite 4.0-H's and NemotronH's mamba layers).
+ *
+ *   [z | xBC | Δ'] = in_proj(h)                      z: (b, L, I), xBC: (b, L, I + 2GN), Δ': (b, L, nh)
+ *   xBC            = silu(conv1d_causal(xBC))        depthwise, width K
+ *   [x | B | C]    = xBC                             x → (b, L, nh, hd), B, C → (b, L, G, N)
+ *   Δ              = clamp(softplus(Δ' + dt_bias), time_step_limit)
+ *   h_t            = exp(Δ_t A_h) h_{t−1} + Δ_t x_t ⊗ B_t    per head h, scalar A_h = −exp(A_log_h); head h reads group ⌊h/(nh/G)⌋
+ *   y_t            = h_t C_t + D_h x_t              computed by SSD (chunked) in prefill, the recurrence in decode
+ *   y              = norm(y · silu(z))              gated RMSNorm (full width in HF; per group in the official kernels)
+ *   out            = out_proj(y)
+ */
+import type { Backend } from '../backend/backend.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
+
+export interface Mamba2Dims {
+  /** I = nh · hd */
+  inner: number;
+  nHeads: number;
+  headDim: number;
+  nGroups: number;
+  dState: number;
+  convKernel: number;
+}
+
+export interface Mamba2Weights {
+  inProj: Tensor; // [I + (I + 2GN) + nh, H]
+  inProjBias: Tensor | null;
+  conv: Tensor; // [I + 2GN, K]
+  convBias: Tensor | null;
+  dtBias: Tensor; // [nh]
+  A: Tensor; // [nh] = −exp(A_log)
+  D: Tensor; // [nh]
+  norm: Tensor; // [I]
+  outProj: Tensor; // [H, I]
+  outProjBias: Tensor | null;
+}
+
+export interface Mamba2Options {
+  normEps: number;
+  /** gated-norm group: I (HF) or I/G (official kernels) */
+  normGroupSize: number;
+  dtLimit: [number, number];
+  algorithm: 'chunked' | 'quadratic' | 'recurrent';
+  chunkSize: number;
+}
+
+export class Mamba2Mixer implements Mixer {
+  readonly timeTensors = [] as const;
+
+  constructor(private readonly w: Mamba2Weights, readonly dims: Mamba2Dims, private readonly opts: Mamba2Options, private readonly backend: Backend) {}
+
+  get parameterCount(): number {
+    const w = this.w;
+    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, w.A, w.D, w.norm, w.outProj, w.outProjBias);
+  }
+
+  get convDim(): number {
+    const d = this.dims;
+    return d.inner + 2 * d.nGroups * d.dState;
+  }
+
+  initState(batch: number): Record<string, Tensor> {
+    const d = this.dims;
+    return {
+      conv: this.backend.zeros([batch, this.convDim, d.convKernel]),
+      ssm: this.backend.zeros([batch, d.nHeads, d.headDim, d.dState]),
+    };
+  }
+
+  async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
+    const { w, dims: d, opts } = this;
+    const [b, L] = h.shape;
+    const GN = d.nGroups * d.dState;
+    const st = ctx.state;
+    const [z, xBCraw, dt] = ops.split(ops.linear(h, w.inProj, w.inProjBias), [d.inner, this.convDim, d.nHeads]);
+    const xBC = ops.causalConv1d({ x: xBCraw, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' });
+    const [x, B, C] = ops.split(xBC, [d.inner, GN, GN]);
+    const y = ops.ssd({
+      x: ops.reshape(x, [b, L, d.nHeads, d.headDim]),
+      dt,
+      A: w.A,
+      B: ops.reshape(B, [b, L, d.nGroups, d.dState]),
+      C: ops.reshape(C, [b, L, d.nGroups, d.dState]),
+      D: w.D,
+      dtBias: w.dtBias,
+      dtLimit: opts.dtLimit,
+      state: st?.ssm ?? null,
+      algorithm: L > 1 ? opts.algorithm : 'recurrent',
+      chunkSize: opts.chunkSize,
+    }); // (b, L, nh, hd)
+    const g = ops.rmsNormGated(ops.reshape(y, [b, L, d.inner]), z, w.norm, opts.normEps, opts.normGroupSize);
+    return ops.linear(g, w.outProj, w.outProjBias);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Feed-forward sublayers.
+ * - GatedMLP (SwiGLU; Llama, Bamba, Jamba, Granite's shared MLP): down(silu(gate(x)) · up(x)).
+ * - PlainMLP (NemotronH): down(act(up(x))), act = relu² etc.
+ */
+import type { Activation } from '../backend/backend.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { sizeOf, type Mixer } from './mixer.js';
+
+export interface GatedMLPWeights {
+  gate: Tensor; // [I, H]
+  up: Tensor; // [I, H]
+  down: Tensor; // [H, I]
+  gateBias?: Tensor | null;
+  upBias?: Tensor | null;
+  downBias?: Tensor | null;
+}
+
+export class GatedMLP implements Mixer {
+  readonly timeTensors = [] as const;
+  constructor(readonly w: GatedMLPWeights) {}
+  get parameterCount(): number {
+    return sizeOf(this.w.gate, this.w.up, this.w.down, this.w.gateBias, this.w.upBias, this.w.downBias);
+  }
+  initState(): Record<string, Tensor> {
+    return {};
+  }
+  /** synchronous core, shared with the mixture of experts */
+  apply(x: Tensor): Tensor {
+    const w = this.w;
+    return ops.linear(ops.siluMul(ops.linear(x, w.gate, w.gateBias ?? null), ops.linear(x, w.up, w.upBias ?? null)), w.down, w.downBias ?? null);
+  }
+  async forward(h: Tensor): Promise<Tensor> {
+    return this.apply(h);
+  }
+}
+
+export class PlainMLP implements Mixer {
+  readonly timeTensors = [] as const;
+  constructor(readonly w: { up: Tensor; down: Tensor; upBias?: Tensor | null; downBias?: Tensor | null }, readonly act: Activation) {}
+  get parameterCount(): number {
+    return sizeOf(this.w.up, this.w.down, this.w.upBias, this.w.downBias);
+  }
+  initState(): Record<string, Tensor> {
+    return {};
+  }
+  async forward(h: Tensor): Promise<Tensor> {
+    const w = this.w;
+    return ops.linear(ops.activation(ops.linear(h, w.up, w.upBias ?? null), this.act), w.down, w.downBias ?? null);
+  }
+}
