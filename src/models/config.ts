@@ -15,12 +15,51 @@ export function readJsonFile(file: string, what: string): RawConfig {
   }
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseConfigJson(text);
   } catch (e) {
     throw new ModelError(`${what}: ${file} is not valid JSON (${(e as Error).message})`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ModelError(`${what}: ${file} must hold a JSON object`);
   return v as RawConfig;
+}
+
+/**
+ * JSON as config files in the wild write it: Python's json module emits bare `Infinity`, `-Infinity` and
+ * `NaN` (which JSON.parse rejects), and HF transformers 5 writes `{"__float__": "Infinity"}`. Both become
+ * numbers.
+ */
+export function parseConfigJson(text: string): unknown {
+  let out = '';
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      out += c;
+      if (c === '\\') out += text[++i] ?? '';
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      out += c;
+      continue;
+    }
+    const m = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9));
+    if (m) {
+      out += JSON.stringify({ __float__: m[1] });
+      i += m[1].length - 1;
+      continue;
+    }
+    out += c;
+  }
+  return JSON.parse(out, (_k, v) => {
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && typeof v.__float__ === 'string') {
+      const f = Number(v.__float__);
+      if (Number.isNaN(f) && v.__float__ !== 'NaN') throw new Error(`bad {"__float__": ${JSON.stringify(v.__float__)}}`);
+      return f;
+    }
+    return v;
+  });
 }
 
 export function readConfig(dir: string): RawConfig {
@@ -70,6 +109,15 @@ export class ConfigFields {
     const list = Array.isArray(v) ? v : [v];
     if (!list.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) this.fail(key, 'a token id or a list of token ids');
     return list as number[];
+  }
+  /** a [lo, hi] pair of numbers (Infinity allowed) */
+  range(key: string, dflt: [number, number]): [number, number] {
+    if (!this.has(key)) return dflt;
+    const v = this.raw[key];
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => typeof x === 'number' && !Number.isNaN(x)) || v[0] > v[1]) {
+      this.fail(key, 'a pair [low, high] of numbers with low <= high');
+    }
+    return [v[0], v[1]];
   }
   sub(key: string): ConfigFields {
     const v = this.raw[key];

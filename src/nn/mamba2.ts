@@ -44,6 +44,12 @@ export interface Mamba2Options {
   /** gated-norm group: I (HF) or I/G (official kernels) */
   normGroupSize: number;
   dtLimit: [number, number];
+  /**
+   * Clamp Δ to `dtLimit` in one-token decode steps too. HF (5.17) and the official `Mamba2.step` do not:
+   * they clamp only in prefill, so for a finite time_step_limit cached decode differs from a full
+   * forward. false (default) reproduces them; true makes decode equal a re-forward.
+   */
+  clampDecodeDt?: boolean;
   algorithm: 'chunked' | 'quadratic' | 'recurrent';
   chunkSize: number;
 }
@@ -71,6 +77,11 @@ export class Mamba2Mixer implements Mixer {
     };
   }
 
+  /** HF's decode path: a cached single token after a prefill */
+  private isDecodeStep(L: number, ctx: MixerContext): boolean {
+    return L === 1 && ctx.state !== null && ctx.pastLen.every((p) => p > 0);
+  }
+
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, dims: d, opts } = this;
     const [b, L] = h.shape;
@@ -87,7 +98,7 @@ export class Mamba2Mixer implements Mixer {
       C: ops.reshape(C, [b, L, d.nGroups, d.dState]),
       D: w.D,
       dtBias: w.dtBias,
-      dtLimit: opts.dtLimit,
+      dtLimit: this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit,
       state: st?.ssm ?? null,
       algorithm: L > 1 ? opts.algorithm : 'recurrent',
       chunkSize: opts.chunkSize,

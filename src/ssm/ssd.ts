@@ -276,14 +276,15 @@ export function ssdChunked(a: SsdArrays, chunkSize: number): Float32Array {
 
   // scratch, allocated once
   const H = new Float64Array(nh * HN); // carried state per head: H_{c−1} entering the current chunk
-  const S = new Float64Array(HN); // step 2's chunk state, one head
+  const Srow = new Float64Array(N); // step 2's chunk state, one row p of one head
   const CB = new Float64Array(Q * Q); // C_l · B_s (s ≤ l) for the current chunk and group
   const la = new Float64Array(Q); // a_l = Δ_l A within the chunk, one head
   const dtc = new Float64Array(Q); // Δ_l within the chunk, one head
   const pre = new Float64Array(Q); // Σ_{k=start..l} a_k
-  const W = new Float64Array(Q); // step 1's row weights for the current l (mask · Δ_s), reused
-  const wS = new Float64Array(Q); // step 2's weights (decay to chunk end · Δ_s)
-  const yAcc = new Float64Array(hd);
+  const eOut = new Float64Array(Q); // step 4's decays exp(pre[l])
+  const wS = new Float64Array(Q); // step 2's weights (decay to the chunk end · Δ_s)
+  const W = new Float64Array(Q); // step 1's row weights for the current l (mask · Δ_s)
+  const Yc = new Float64Array(Q * hd); // the chunk's output for one head, [Q, hd]
 
   for (let b = 0; b < batch; b++) {
     if (a.state) for (let i = 0; i < nh * HN; i++) H[i] = a.state[b * nh * HN + i];
@@ -314,49 +315,58 @@ export function ssdChunked(a: SsdArrays, chunkSize: number): Float32Array {
             pre[l] = run;
           }
           const Hh = H.subarray(hh * HN, (hh + 1) * HN);
-          // step 2's weights: wS[s] = exp(Σ_{k=s+1..end} a_k) Δ_s (suffix sums, accumulated backwards)
+          // decay weights, all from range sums accumulated directly:
+          //   eOut[l] = exp(Σ_{k=start..l} a_k)            (step 4: from the chunk start)
+          //   wS[s]   = exp(Σ_{k=s+1..end} a_k) · Δ_s      (step 2: to the chunk end)
           let suffix = 0;
           for (let s = q - 1; s >= 0; s--) {
             wS[s] = Math.exp(suffix) * dtc[s];
             suffix += la[s];
           }
-          S.fill(0);
+          for (let l = 0; l < q; l++) eOut[l] = Math.exp(pre[l]);
 
+          // (1) intra-chunk diagonal block: Y_diag[l] = Σ_{s≤l} exp(segsum(l, s)) (C_l · B_s) Δ_s x_s
           for (let l = 0; l < q; l++) {
-            const r = b * L + t0 + l;
-            // (1) intra-chunk diagonal block: Y_diag[l] = Σ_{s≤l} exp(segsum(l, s)) (C_l · B_s) Δ_s x_s
             let seg = 0; // Σ_{k=s+1..l} a_k, accumulated outwards from the diagonal
             for (let s = l; s >= 0; s--) {
               W[s] = Math.exp(seg) * CB[l * Q + s] * dtc[s];
               seg += la[s];
             }
-            yAcc.fill(0);
+            const yl = l * hd;
+            for (let p = 0; p < hd; p++) Yc[yl + p] = 0;
             for (let s = 0; s <= l; s++) {
               const w = W[s];
               const xs = ((b * L + t0 + s) * nh + hh) * hd;
-              for (let p = 0; p < hd; p++) yAcc[p] += w * x[xs + p];
-            }
-            // (4) state → output: Y_off[l] = exp(Σ_{k=start..l} a_k) · H_{c−1} C_l, and, in the same pass over
-            // [hd, N], (2) the chunk state: S_c = Σ_l wS[l] x_l ⊗ B_l (independent of (4); fused for one sweep)
-            const bc = (r * G + g) * N;
-            const e = Math.exp(pre[l]);
-            const xo = (r * nh + hh) * hd;
-            const w2 = wS[l];
-            for (let p = 0; p < hd; p++) {
-              const hp = p * N;
-              const wx = w2 * x[xo + p];
-              let acc = 0;
-              for (let n = 0; n < N; n++) {
-                acc += Hh[hp + n] * C[bc + n];
-                S[hp + n] += wx * B[bc + n];
-              }
-              y[xo + p] = yAcc[p] + e * acc;
+              for (let p = 0; p < hd; p++) Yc[yl + p] += w * x[xs + p];
             }
           }
 
-          // (3) inter-chunk state passing: H_c = exp(Σ_{k ∈ chunk} a_k) H_{c−1} + S_c
+          // Steps 4, 2 and 3, one row p of the [hd, N] state at a time (so the row of H and of S stays in cache):
+          //   (4) state → output:  Y_off[l, p] = eOut[l] · Σ_n H_{c−1}[p, n] C_l[n]
+          //   (2) chunk state:     S_c[p, :] = Σ_s wS[s] x_s[p] B_s[:]
+          //   (3) state passing:   H_c[p, :] = exp(Σ_{k ∈ chunk} a_k) H_{c−1}[p, :] + S_c[p, :]
+          // (4) reads H_{c−1}[p] before (3) overwrites it, so the order within a row is 4, 2, 3.
           const decay = Math.exp(pre[q - 1]);
-          for (let i = 0; i < HN; i++) Hh[i] = decay * Hh[i] + S[i];
+          for (let p = 0; p < hd; p++) {
+            const hp = p * N;
+            Srow.fill(0);
+            for (let l = 0; l < q; l++) {
+              const r = b * L + t0 + l;
+              const bc = (r * G + g) * N;
+              const wx = wS[l] * x[(r * nh + hh) * hd + p];
+              let acc = 0;
+              for (let n = 0; n < N; n++) {
+                acc += Hh[hp + n] * C[bc + n];
+                Srow[n] += wx * B[bc + n];
+              }
+              Yc[l * hd + p] += eOut[l] * acc;
+            }
+            for (let n = 0; n < N; n++) Hh[hp + n] = decay * Hh[hp + n] + Srow[n];
+          }
+          for (let l = 0; l < q; l++) {
+            const yo = ((b * L + t0 + l) * nh + hh) * hd;
+            for (let p = 0; p < hd; p++) y[yo + p] = Yc[l * hd + p];
+          }
         }
       }
     }
