@@ -7,6 +7,8 @@ import type { RawConfig } from './config.js';
 import { ModelError } from './errors.js';
 import { MambaLM, parseMambaConfig, type MambaOptions } from './mamba.js';
 import { Mamba2LM, parseMamba2Config, type Mamba2Options } from './mamba2.js';
+import { BambaLM, parseBambaConfig } from './bamba.js';
+import { LlamaLM, parseLlamaConfig } from './llama.js';
 import type { CausalLM } from './model.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options;
@@ -21,11 +23,12 @@ const ARCHITECTURES: Record<string, Architecture> = {
   mamba: { name: 'Mamba-1', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
   falcon_mamba: { name: 'FalconMamba', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
   mamba2: { name: 'Mamba-2', build: (raw, file, w, o) => new Mamba2LM(parseMamba2Config(raw, file), w, o) },
+  bamba: { name: 'Bamba', build: (raw, file, w, o) => new BambaLM(parseBambaConfig(raw, file), w, o) },
+  llama: { name: 'Llama', build: (raw, file, w, o) => new LlamaLM(parseLlamaConfig(raw, file), w, o) },
 };
 
 /** Known model types that are planned but not implemented yet, with the reason. */
 const PLANNED: Record<string, string> = {
-  bamba: 'Bamba (Mamba-2 + attention hybrid) is not supported yet',
   jamba: 'Jamba is not supported yet',
   granitemoehybrid: 'Granite 4.0-H is not supported yet',
 };

@@ -33,8 +33,12 @@
  *   y = Y_diag + Y_off + D x; the final state is H_last. Steps 1, 2 and 4 are independent across chunks (the
  *   parallel, matmul-shaped part); only step 3 is sequential, over L/Q chunk states. Cost per head:
  *   O(L·Q·(N + hd)) (C Bᵀ within a chunk is computed once per group and shared by its heads).
- *   On one thread this runs chunk by chunk: for each chunk, steps 1, 4, 2, 3 per head, so only the carried
- *   state of each head (nh·hd·N) is live, and scratch is allocated once per call.
+ *   On one thread this runs chunk by chunk and head by head: step 1 for the chunk, then steps 4, 2, 3 one row
+ *   p of the [hd, N] state at a time (4 reads the row of H_{c−1} before 3 overwrites it), so only the carried
+ *   state of each head (nh·hd·N) is live, the row being worked on stays in L1, and scratch is allocated once
+ *   per call. Single-threaded it does the recurrence's O(L·hd·N) work (steps 2 and 4) plus the O(L·Q·hd)
+ *   diagonal blocks, so it is not faster than `ssdRecurrent` on one core; its value is that steps 1, 2 and 4
+ *   are independent across chunks and shaped like matmuls (workers, SIMD, GPU).
  *
  * Numerics: every decay is exp of a sum of a_k over a range, accumulated directly (never exp(a)/exp(b), never a
  * difference of two long prefix sums); with Δ > 0 and A < 0 all such exponents are ≤ 0, so nothing overflows.
