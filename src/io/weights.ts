@@ -1,5 +1,5 @@
 /**
- * WeightSource: the tensors of a model folder, whether stored as one `model.safetensors` or as
+ * SafetensorsWeights (exported as `WeightSource`): the tensors of a model folder, whether stored as one `model.safetensors` or as
  * Hugging Face shards described by `model.safetensors.index.json`.
  *
  *     const w = WeightSource.openDir('path/to/model');      // folder, *.safetensors, or *.index.json
@@ -22,7 +22,7 @@ import { SafetensorsError, SafetensorsFile, type TensorEntry } from './safetenso
 export const SINGLE_FILE_NAME = 'model.safetensors';
 export const INDEX_FILE_NAME = 'model.safetensors.index.json';
 
-export class WeightSource {
+export class SafetensorsWeights {
   /** Paths of the safetensors files backing this source (shards in order of first use in the map). */
   readonly files: string[];
   /** The folder (or file) the source was opened from; used in messages. */
@@ -45,7 +45,7 @@ export class WeightSource {
   /**
    * Open a model folder, a single `*.safetensors` file, or a `*.safetensors.index.json` file.
    */
-  static openDir(dir: string): WeightSource {
+  static openDir(dir: string): SafetensorsWeights {
     let stat: fs.Stats;
     try {
       stat = fs.statSync(dir);
@@ -53,28 +53,28 @@ export class WeightSource {
       throw new SafetensorsError(`model weights path not found: ${dir}`);
     }
     if (stat.isFile()) {
-      return dir.endsWith('.json') ? WeightSource.fromIndex(dir) : WeightSource.fromFile(dir);
+      return dir.endsWith('.json') ? SafetensorsWeights.fromIndex(dir) : SafetensorsWeights.fromFile(dir);
     }
     if (!stat.isDirectory()) {
       throw new SafetensorsError(`${dir}: expected a model folder or a .safetensors file`);
     }
     const single = path.join(dir, SINGLE_FILE_NAME);
-    if (fs.existsSync(single)) return WeightSource.fromFile(single, dir);
+    if (fs.existsSync(single)) return SafetensorsWeights.fromFile(single, dir);
     const index = path.join(dir, INDEX_FILE_NAME);
-    if (fs.existsSync(index)) return WeightSource.fromIndex(index);
+    if (fs.existsSync(index)) return SafetensorsWeights.fromIndex(index);
     throw new SafetensorsError(
       `no weights found in ${dir}: expected ${SINGLE_FILE_NAME} or ${INDEX_FILE_NAME}`,
     );
   }
 
-  private static fromFile(file: string, location: string = file): WeightSource {
+  private static fromFile(file: string, location: string = file): SafetensorsWeights {
     const f = SafetensorsFile.open(file);
     const table = new Map<string, SafetensorsFile>();
     for (const n of f.names()) table.set(n, f);
-    return new WeightSource(location, [file], table);
+    return new SafetensorsWeights(location, [file], table);
   }
 
-  private static fromIndex(indexPath: string): WeightSource {
+  private static fromIndex(indexPath: string): SafetensorsWeights {
     const dir = path.dirname(indexPath);
     let parsed: unknown;
     try {
@@ -131,17 +131,17 @@ export class WeightSource {
       }
       table.set(name, file);
     }
-    return new WeightSource(dir, files, table);
+    return new SafetensorsWeights(dir, files, table);
   }
 
   /**
    * A view in which every lookup of `name` goes to `map(name)` in this source. `names()` of the
    * view still lists the stored names (a function cannot be inverted).
    */
-  withNameMap(map: (name: string) => string): WeightSource {
+  withNameMap(map: (name: string) => string): SafetensorsWeights {
     const inner = this.rename;
     const composed = inner ? (n: string) => inner(map(n)) : map;
-    return new WeightSource(this.location, this.files, this.table, composed);
+    return new SafetensorsWeights(this.location, this.files, this.table, composed);
   }
 
   /** Stored tensor names (single file: file order; sharded: weight_map order). */
@@ -187,3 +187,18 @@ export class WeightSource {
     return f;
   }
 }
+
+/**
+ * What a model reads its weights from: a checkpoint (`SafetensorsWeights`), or anything else that can
+ * answer these calls (e.g. generated weights for benchmarks, `src/models/random.ts`).
+ */
+export interface TensorSource {
+  readonly files: readonly string[];
+  has(name: string): boolean;
+  entry(name: string): TensorEntry;
+  float32(name: string): Float32Array;
+}
+
+/** `WeightSource.openDir(dir)` opens a checkpoint; as a type, any `TensorSource`. */
+export type WeightSource = TensorSource;
+export const WeightSource = SafetensorsWeights;

@@ -1,12 +1,12 @@
 /** Fetch checkpoint tensors by name, check their shapes against what config.json implies, hand them to the backend. */
 import type { Backend } from '../backend/backend.js';
-import type { WeightSource } from '../io/weights.js';
+import type { TensorSource } from '../io/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 
 export class WeightLoader {
   constructor(
-    private readonly src: WeightSource,
+    private readonly src: TensorSource,
     readonly backend: Backend,
     /** the config values the shapes come from, for messages, e.g. "hidden_size=64, state_size=16" */
     private readonly context: string,
@@ -23,6 +23,7 @@ export class WeightLoader {
 
   /** float32 host data of a tensor whose shape must be `shape` */
   host(name: string, shape: number[]): Float32Array {
+    (this.src as { shapeFor?: (n: string, s: number[]) => void }).shapeFor?.(name, shape); // generated weights take the expected shape
     if (!this.src.has(name)) throw new ModelError(`checkpoint is missing tensor "${name}" (expected shape [${shape.join(', ')}] from config.json)`);
     const e = this.src.entry(name);
     if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {

@@ -5,10 +5,13 @@
 import type { WeightSource } from '../io/weights.js';
 import type { RawConfig } from './config.js';
 import { ModelError } from './errors.js';
+import { GraniteHybridLM, parseGraniteHybridConfig } from './granite_hybrid.js';
+import { JambaLM, parseJambaConfig } from './jamba.js';
 import { MambaLM, parseMambaConfig, type MambaOptions } from './mamba.js';
 import { Mamba2LM, parseMamba2Config, type Mamba2Options } from './mamba2.js';
 import { BambaLM, parseBambaConfig } from './bamba.js';
 import { LlamaLM, parseLlamaConfig } from './llama.js';
+import { NemotronHLM, parseNemotronHConfig } from './nemotron_h.js';
 import type { CausalLM } from './model.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options;
@@ -23,14 +26,15 @@ const ARCHITECTURES: Record<string, Architecture> = {
   mamba: { name: 'Mamba-1', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
   falcon_mamba: { name: 'FalconMamba', build: (raw, file, w, o) => new MambaLM(parseMambaConfig(raw, file), w, o) },
   mamba2: { name: 'Mamba-2', build: (raw, file, w, o) => new Mamba2LM(parseMamba2Config(raw, file), w, o) },
+  granitemoehybrid: { name: 'Granite 4.0-H', build: (raw, file, w, o) => new GraniteHybridLM(parseGraniteHybridConfig(raw, file), w, o) },
+  jamba: { name: 'Jamba', build: (raw, file, w, o) => new JambaLM(parseJambaConfig(raw, file), w, o) },
   bamba: { name: 'Bamba', build: (raw, file, w, o) => new BambaLM(parseBambaConfig(raw, file), w, o) },
   llama: { name: 'Llama', build: (raw, file, w, o) => new LlamaLM(parseLlamaConfig(raw, file), w, o) },
+  nemotron_h: { name: 'Nemotron-H', build: (raw, file, w, o) => new NemotronHLM(parseNemotronHConfig(raw, file), w, o) },
 };
 
 /** Known model types that are planned but not implemented yet, with the reason. */
 const PLANNED: Record<string, string> = {
-  jamba: 'Jamba is not supported yet',
-  granitemoehybrid: 'Granite 4.0-H is not supported yet',
 };
 
 /** Which architecture a config describes: `model_type`, or state-spaces fields. */

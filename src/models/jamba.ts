@@ -1,0 +1,256 @@
+/**
+ * Jamba (AI21 Labs; Lieber et al. 2024, "Jamba: A Hybrid Transformer-Mamba Language Model"), numerically as
+ * Hugging Face `JambaForCausalLM` computes it.
+ *
+ * Glossary (code ↔ HF config):
+ *   H    model width                 hiddenSize     hidden_size
+ *   D    Mamba inner width (E·H)     mambaInner     mamba_expand · hidden_size   (NOT intermediate_size)
+ *   N    SSM state size              stateSize      mamba_d_state
+ *   R    rank of Δ                   dtRank         mamba_dt_rank ("auto" = ⌈H/16⌉)
+ *   K    conv width                  convKernel     mamba_d_conv
+ *   I    MLP / expert width          ffnSize        intermediate_size
+ *   Hq   query heads                 nHeads         num_attention_heads
+ *   Hkv  key/value heads             nKvHeads       num_key_value_heads
+ *   hd   head dim                    headDim        head_dim (default H / Hq)
+ *   E    experts, k experts per token numExperts, topK  num_experts, num_experts_per_tok
+ *
+ * Layer i (HF JambaAttentionDecoderLayer / JambaMambaDecoderLayer), every RMSNorm with eps rms_norm_eps:
+ *   x ← x + Mixer_i(RMSNorm_in(x))        Mixer_i = attention if i mod attn_layer_period = attn_layer_offset,
+ *                                                    else the Mamba-1 mixer
+ *   x ← x + FFN_i(RMSNorm_preff(x))       FFN_i = MoE (E experts) if i mod expert_layer_period = expert_layer_offset
+ *                                                 and E > 1, else one SwiGLU MLP
+ * Mamba-1 mixer as in `mamba.ts`, plus learnable RMSNorms on Δ' (R), B (N), C (N) after the x_proj split
+ * (`dt_layernorm`, `b_layernorm`, `c_layernorm`), applied before dt_proj.
+ * Attention: causal GQA without any positional encoding (NoPE), scale 1/√hd, no biases.
+ * MoE: p = softmax(router(x)) over all E experts, the k largest kept with NO renormalisation;
+ *   out = Σ p_e · MLP_e(x).
+ * Head: logits = lm_head(RMSNorm_final(x)); lm_head untied unless tie_word_embeddings.
+ * output_hidden_states: the embedding, the outputs of layers 0…n−2, then the final-normed output.
+ *
+ * `sliding_window` is ignored, as HF's eager/SDPA attention ignores it.
+ */
+import type { Backend } from '../backend/backend.js';
+import { cpu } from '../backend/cpu/index.js';
+import type { WeightSource } from '../io/weights.js';
+import { Attention } from '../nn/attention.js';
+import { Mamba1Mixer } from '../nn/mamba1.js';
+import type { Mixer } from '../nn/mixer.js';
+import { GatedMLP } from '../nn/mlp.js';
+import { MoE } from '../nn/moe.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { ConfigFields, type RawConfig } from './config.js';
+import { DecoderLM, type Sublayer } from './decoder.js';
+import { ModelError } from './errors.js';
+import { WeightLoader } from './loader.js';
+import type { MambaOptions } from './mamba.js';
+
+export interface JambaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  /** 'attention' or 'mamba' per layer (HF `layers_block_type`) */
+  layerTypes: Array<'attention' | 'mamba'>;
+  /** experts of each layer's feed-forward (HF `layers_num_experts`); 1 = a dense MLP */
+  layerExperts: number[];
+  ffnSize: number;
+  numExperts: number;
+  topK: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  mambaInner: number;
+  stateSize: number;
+  convKernel: number;
+  dtRank: number;
+  /** biases of in_proj / out_proj (mamba_proj_bias) */
+  mambaProjBias: boolean;
+  mambaConvBias: boolean;
+  normEps: number;
+  tieEmbeddings: boolean;
+  eosTokenIds: number[];
+}
+
+/** Parse an HF `model_type: "jamba"` config.json (defaults as HF's JambaConfig). */
+export function parseJambaConfig(raw: RawConfig, file = 'config.json'): JambaConfig {
+  const f = new ConfigFields(raw, file);
+  const fail = (msg: string): never => {
+    throw new ModelError(`${file}: ${msg}`);
+  };
+  const act = f.str('hidden_act', 'silu');
+  if (act !== 'silu') fail(`field "hidden_act" is "${act}"; only "silu" is supported`);
+
+  const H = f.int('hidden_size');
+  const numLayers = f.int('num_hidden_layers');
+
+  const period = (p: string, o: string, dp: number, dO: number): [number, number] => {
+    const P = f.int(p, dp);
+    const O = f.int(o, dO, 0);
+    if (O >= P) fail(`field "${o}" is ${O}; expected an integer in [0, ${P - 1}] (smaller than "${p}" = ${P})`);
+    return [P, O];
+  };
+  const [attnPeriod, attnOffset] = period('attn_layer_period', 'attn_layer_offset', 8, 4);
+  const [expertPeriod, expertOffset] = period('expert_layer_period', 'expert_layer_offset', 2, 1);
+  const numExperts = f.int('num_experts', 16);
+  const topK = f.int('num_experts_per_tok', 2);
+  const layerTypes = Array.from({ length: numLayers }, (_, i) => (i % attnPeriod === attnOffset ? 'attention' as const : 'mamba' as const));
+  const layerExperts = Array.from({ length: numLayers }, (_, i) => (i % expertPeriod === expertOffset ? numExperts : 1));
+  if (layerExperts.some((e) => e > 1) && topK > numExperts) {
+    fail(`field "num_experts_per_tok" is ${topK}; expected an integer in [1, ${numExperts}] (at most "num_experts")`);
+  }
+
+  const nHeads = f.int('num_attention_heads');
+  // HF: a missing field means 8, an explicit null means num_attention_heads (no GQA)
+  const nKvHeads = raw.num_key_value_heads === null ? nHeads : f.int('num_key_value_heads', 8);
+  if (nHeads % nKvHeads !== 0) {
+    fail(`field "num_key_value_heads" is ${nKvHeads}; expected a divisor of "num_attention_heads" = ${nHeads}`);
+  }
+  let headDim: number;
+  if (f.has('head_dim')) headDim = f.int('head_dim');
+  else {
+    if (H % nHeads !== 0) fail(`field "num_attention_heads" is ${nHeads}; expected a divisor of "hidden_size" = ${H} (or an explicit "head_dim")`);
+    headDim = H / nHeads;
+  }
+
+  const expand = f.int('mamba_expand', 2);
+  const dtRaw = raw.mamba_dt_rank;
+  const dtRank = dtRaw === undefined || dtRaw === null || dtRaw === 'auto' ? Math.ceil(H / 16) : f.int('mamba_dt_rank');
+
+  return {
+    vocabSize: f.int('vocab_size'),
+    hiddenSize: H,
+    numLayers,
+    layerTypes,
+    layerExperts,
+    ffnSize: f.int('intermediate_size'),
+    numExperts,
+    topK,
+    nHeads,
+    nKvHeads,
+    headDim,
+    mambaInner: expand * H,
+    stateSize: f.int('mamba_d_state', 16),
+    convKernel: f.int('mamba_d_conv', 4),
+    dtRank,
+    mambaProjBias: f.bool('mamba_proj_bias', false),
+    mambaConvBias: f.bool('mamba_conv_bias', true),
+    normEps: f.num('rms_norm_eps', 1e-6, (x) => x > 0, 'a positive number'),
+    tieEmbeddings: f.bool('tie_word_embeddings', false),
+    eosTokenIds: f.has('eos_token_id') ? f.ids('eos_token_id') : [2],
+  };
+}
+
+export type JambaOptions = MambaOptions;
+
+export class JambaLM extends DecoderLM {
+  constructor(readonly config: JambaConfig, weights: WeightSource, opts: JambaOptions = {}) {
+    const c = config;
+    const backend = opts.backend ?? cpu;
+    const scan = { algorithm: opts.scan?.algorithm ?? 'chunked', chunkSize: opts.scan?.chunkSize ?? 64 } as const;
+    const { hiddenSize: H, mambaInner: D, stateSize: N, dtRank: R, convKernel: K, vocabSize: V, ffnSize: I } = c;
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = c;
+    const w = new WeightLoader(weights, backend,
+      `hidden_size=${H}, mamba_expand·hidden_size=${D}, mamba_d_state=${N}, mamba_dt_rank=${R}, mamba_d_conv=${K}, ` +
+      `intermediate_size=${I}, num_attention_heads=${Hq}, num_key_value_heads=${Hkv}, head_dim=${hd}, num_experts=${c.numExperts}, vocab_size=${V}`);
+
+    const mlp = (p: string): GatedMLP => new GatedMLP({
+      gate: w.get(`${p}gate_proj.weight`, [I, H]),
+      up: w.get(`${p}up_proj.weight`, [I, H]),
+      down: w.get(`${p}down_proj.weight`, [H, I]),
+    });
+    const experts = (p: string, E: number): GatedMLP[] => {
+      // HF ≥ 5 may hold the experts fused: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
+      if (!w.has(`${p}experts.0.gate_proj.weight`) && w.has(`${p}experts.gate_up_proj`)) {
+        const gu = w.host(`${p}experts.gate_up_proj`, [E, 2 * I, H]);
+        const dn = w.host(`${p}experts.down_proj`, [E, H, I]);
+        return Array.from({ length: E }, (_, e) => new GatedMLP({
+          gate: backend.fromHost(gu.slice(e * 2 * I * H, (e * 2 + 1) * I * H), [I, H]),
+          up: backend.fromHost(gu.slice((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), [I, H]),
+          down: backend.fromHost(dn.slice(e * H * I, (e + 1) * H * I), [H, I]),
+        }));
+      }
+      return Array.from({ length: E }, (_, e) => mlp(`${p}experts.${e}.`));
+    };
+
+    const embed = w.get('model.embed_tokens.weight', [V, H]);
+    const blocks: Sublayer[][] = c.layerTypes.map((type, i) => {
+      const p = `model.layers.${i}.`;
+      let mixer: Mixer;
+      if (type === 'attention') {
+        const a = `${p}self_attn.`;
+        mixer = new Attention({
+          q: w.get(`${a}q_proj.weight`, [Hq * hd, H]),
+          k: w.get(`${a}k_proj.weight`, [Hkv * hd, H]),
+          v: w.get(`${a}v_proj.weight`, [Hkv * hd, H]),
+          o: w.get(`${a}o_proj.weight`, [H, Hq * hd]),
+          qBias: null, kBias: null, vBias: null, oBias: null,
+        }, { nHeads: Hq, nKvHeads: Hkv, headDim: hd, rope: null }, backend);
+      } else {
+        const m = `${p}mamba.`;
+        mixer = new Mamba1Mixer({
+          inProj: w.get(`${m}in_proj.weight`, [2 * D, H]),
+          inProjBias: w.maybe(c.mambaProjBias, `${m}in_proj.bias`, [2 * D]),
+          conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
+          convBias: w.maybe(c.mambaConvBias, `${m}conv1d.bias`, [D]),
+          xProj: w.get(`${m}x_proj.weight`, [R + 2 * N, D]),
+          dtProj: w.get(`${m}dt_proj.weight`, [D, R]),
+          dtBias: w.get(`${m}dt_proj.bias`, [D]),
+          A: w.negExp(`${m}A_log`, [D, N]),
+          D: w.get(`${m}D`, [D]),
+          outProj: w.get(`${m}out_proj.weight`, [H, D]),
+          outProjBias: w.maybe(c.mambaProjBias, `${m}out_proj.bias`, [H]),
+          innerNorms: {
+            dt: w.get(`${m}dt_layernorm.weight`, [R]),
+            B: w.get(`${m}b_layernorm.weight`, [N]),
+            C: w.get(`${m}c_layernorm.weight`, [N]),
+            eps: c.normEps,
+          },
+        }, backend, scan);
+      }
+      const E = c.layerExperts[i];
+      const ff = `${p}feed_forward.`;
+      const ffn: Mixer = E > 1
+        ? new MoE(w.get(`${ff}router.weight`, [E, H]), experts(ff, E), { topK: c.topK, routing: 'softmax-topk' })
+        : mlp(ff);
+      return [
+        { norm: w.get(`${p}input_layernorm.weight`, [H]), mixer },
+        { norm: w.get(`${p}pre_ff_layernorm.weight`, [H]), mixer: ffn },
+      ];
+    });
+
+    const pattern = c.layerTypes.map((t, i) => (t === 'attention' ? 'A' : 'M') + (c.layerExperts[i] > 1 ? 'e' : '')).join('');
+    const finalNorm: Tensor = w.get('model.final_layernorm.weight', [H]);
+    super({
+      modelType: 'jamba',
+      fingerprint: `jamba:H${H}:D${D}:N${N}:K${K}:R${R}:I${I}:q${Hq}:kv${Hkv}:hd${hd}:E${c.numExperts}k${c.topK}:${pattern}:V${V}`,
+      backend,
+      vocabSize: V,
+      eosTokenIds: c.eosTokenIds,
+      embed,
+      blocks,
+      normEps: c.normEps,
+      finalNorm,
+      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      hiddenStates: 'embeddings-first',
+      summary: {
+        architecture: 'Jamba (Mamba-1 + NoPE attention hybrid, MoE feed-forward)',
+        hidden_size: H,
+        num_layers: c.numLayers,
+        layers: c.layerTypes.map((t, i) => `${t}${c.layerExperts[i] > 1 ? '+moe' : '+mlp'}`),
+        mamba_inner_size: D,
+        state_size: N,
+        time_step_rank: R,
+        conv_kernel: K,
+        num_attention_heads: Hq,
+        num_key_value_heads: Hkv,
+        head_dim: hd,
+        intermediate_size: I,
+        num_experts: c.numExperts,
+        experts_per_token: c.topK,
+        vocab_size: V,
+        tied_embeddings: c.tieEmbeddings,
+        prefill_scan: scan.algorithm,
+        prefill_chunk_size: scan.chunkSize,
+      },
+    });
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Weights made up on the spot, for benchmarks and smoke tests at real model sizes without a checkpoint:
+ * a `TensorSource` that answers every tensor a model asks for with seeded values of the shape it asks
+ * (so it serves every architecture), scaled like an init so activations stay finite:
+ * A_log = log(1…N) (S4D-Real), D = 1, norms = 1, dt biases = softplus⁻¹(0.01), biases 0,
+ * embeddings N(0, 0.02)-ish, matrices U(±1/√fan_in).
+ *
+ * Presets give HF configs of the sizes people compare (the published 130M models and same-size peers).
+ */
+import { Rng } from '../generate/rng.js';
+import type { TensorEntry } from '../io/safetensors.js';
+import type { TensorSource } from '../io/weights.js';
+import type { RawConfig } from './config.js';
+
+export class RandomTensorSource implements TensorSource {
+  readonly files: readonly string[] = [];
+  private readonly shapes = new Map<string, number[]>();
+
+  constructor(private readonly seed = 0) {}
+
+  has(_name: string): boolean {
+    return true;
+  }
+
+  /** Random weights have whatever shape the model expects: `expectShape` is asked first via `shapeFor`. */
+  entry(name: string): TensorEntry {
+    const shape = this.shapes.get(name);
+    if (!shape) throw new Error(`RandomTensorSource: shape of "${name}" unknown (call shapeFor first)`);
+    return { name, dtype: 'F32', shape, byteOffset: 0, byteLength: shape.reduce((a, b) => a * b, 4), file: '(random)' };
+  }
+
+  /** record the shape a loader expects for `name` */
+  shapeFor(name: string, shape: number[]): void {
+    this.shapes.set(name, shape);
+  }
+
+  float32(name: string): Float32Array {
+    const shape = this.entry(name).shape;
+    const n = shape.reduce((a, b) => a * b, 1);
+    let h = this.seed >>> 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+    const rng = new Rng(h);
+    const out = new Float32Array(n);
+    const leaf = name.split('.').slice(-2).join('.');
+    if (/A_log$/.test(name)) {
+      const N = shape.length > 1 ? shape[shape.length - 1] : 1;
+      for (let i = 0; i < n; i++) out[i] = Math.log(1 + (shape.length > 1 ? i % N : i % 16));
+    } else if (/(^|\.)D$/.test(name) || /norm[^.]*\.weight$/.test(name) || /layernorm\.weight$/.test(name)) {
+      out.fill(1);
+    } else if (/dt_bias$|dt_proj\.bias$/.test(name)) {
+      out.fill(Math.log(Math.expm1(0.01)));
+    } else if (/\.bias$/.test(leaf)) {
+      // zero
+    } else {
+      const fanIn = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : shape[0];
+      const bound = /embed/.test(name) ? 0.02 * Math.sqrt(3) : 1 / Math.sqrt(fanIn);
+      for (let i = 0; i < n; i++) out[i] = (rng.next() * 2 - 1) * bound;
+    }
+    return out;
+  }
+}
+
+/** HF configs of standard sizes (random weights: speed and memory only). */
+export const PRESETS: Record<string, RawConfig> = {
+  // state-spaces/mamba-130m-hf
+  'mamba-130m': {
+    model_type: 'mamba', hidden_size: 768, num_hidden_layers: 24, state_size: 16, expand: 2, conv_kernel: 4,
+    time_step_rank: 48, vocab_size: 50280, use_bias: false, use_conv_bias: true, tie_word_embeddings: true,
+  },
+  // state-spaces/mamba2-130m (HF layout)
+  'mamba2-130m': {
+    model_type: 'mamba2', hidden_size: 768, num_hidden_layers: 24, state_size: 128, num_heads: 24, head_dim: 64,
+    n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256, vocab_size: 50288, tie_word_embeddings: true,
+  },
+  // a Bamba-style hybrid of about the same size: 3 attention layers of 20, SwiGLU MLP 1024 everywhere
+  'hybrid-130m': {
+    model_type: 'bamba', hidden_size: 768, num_hidden_layers: 20, intermediate_size: 1024, attn_layer_indices: [4, 10, 16],
+    num_attention_heads: 12, num_key_value_heads: 4, mamba_n_heads: 24, mamba_d_head: 64, mamba_n_groups: 1,
+    mamba_d_state: 128, mamba_d_conv: 4, mamba_expand: 2, mamba_chunk_size: 256, vocab_size: 50288, tie_word_embeddings: true,
+  },
+  // a same-size Transformer: 12 layers × 768, MHA, SwiGLU 2048 (≈124M with a tied head)
+  'llama-130m': {
+    model_type: 'llama', hidden_size: 768, num_hidden_layers: 12, intermediate_size: 2048, num_attention_heads: 12,
+    num_key_value_heads: 12, vocab_size: 50280, tie_word_embeddings: true, rope_theta: 10000,
+  },
+};
