@@ -29,7 +29,6 @@
  *
  * `sliding_window` is ignored, as HF's eager/SDPA attention ignores it.
  */
-import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
 import type { WeightSource } from '../io/weights.js';
 import { Attention } from '../nn/attention.js';

@@ -230,7 +230,7 @@ export class NemotronHLM extends DecoderLM {
         ssm_state_size: m.dState,
         conv_kernel: m.convKernel,
         chunk_size: mixerOpts.chunkSize,
-        dt_clamp: [c.dtLimit[0], c.dtLimit[1]],
+        dt_floor: `${c.dtLimit[0]} (time_step_min) in prefill${mixerOpts.clampDecodeDt ? ' and decode' : ', none in cached decode (as HF)'}`,
         num_attention_heads: c.nHeads,
         num_key_value_heads: c.nKvHeads,
         head_dim: c.headDim,
