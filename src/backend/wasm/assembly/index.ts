@@ -1,0 +1,5 @@
+// mamba-ts WebAssembly kernels (AssemblyScript, 128-bit SIMD). Every export takes byte offsets into the
+// shared linear memory that the JS side (src/backend/wasm) manages; the module allocates nothing itself.
+// Each kernel computes one slice of its output ([start, end) of rows/channels/heads) so that a pool of
+// workers sharing the memory can split the work.
+export * from './linear';
