@@ -124,8 +124,12 @@ export interface Backend {
   readonly name: string;
 
   // ---- memory -------------------------------------------------------------------------------
-  /** Wrap/upload host data. The backend may keep `data` without copying: callers hand over ownership. */
-  fromHost(data: Float32Array, shape: Shape): Tensor;
+  /**
+   * Wrap/upload host data. The backend may keep `data` without copying: callers hand over ownership.
+   * `matrix`: a weight matrix [out, in] used only by `linear` (and, for embeddings, `embedding`); a backend
+   * may store it in a reduced-precision format (bf16, f16, q8) chosen at load time.
+   */
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor;
   zeros(shape: Shape): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   /** throws on backends without host-resident storage */

@@ -91,7 +91,7 @@ export class BambaLM extends DecoderLM {
       chunkSize: opts.ssd?.chunkSize ?? m.chunkSize,
       clampDecodeDt: opts.clampDecodeDt ?? false,
     } as const;
-    const embed = w.get('model.embed_tokens.weight', [V, H]);
+    const embed = w.matrix('model.embed_tokens.weight', [V, H]);
     const blocks: Sublayer[][] = c.layerTypes.map((type, i) => {
       const p = `model.layers.${i}.`;
       const mixer: Mixer = type === 'attention'
@@ -112,7 +112,7 @@ export class BambaLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get('model.final_layernorm.weight', [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'embeddings-first',
       summary: {
         architecture: 'Bamba (Mamba-2 + attention hybrid)',

@@ -9,10 +9,10 @@ import type { WeightLoader } from './loader.js';
 export function loadAttention(w: WeightLoader, prefix: string, H: number, opts: AttentionOptions, bias: { qkv: boolean; o: boolean }): Attention {
   const { nHeads: hq, nKvHeads: hkv, headDim: hd } = opts;
   return new Attention({
-    q: w.get(`${prefix}q_proj.weight`, [hq * hd, H]),
-    k: w.get(`${prefix}k_proj.weight`, [hkv * hd, H]),
-    v: w.get(`${prefix}v_proj.weight`, [hkv * hd, H]),
-    o: w.get(`${prefix}o_proj.weight`, [H, hq * hd]),
+    q: w.matrix(`${prefix}q_proj.weight`, [hq * hd, H]),
+    k: w.matrix(`${prefix}k_proj.weight`, [hkv * hd, H]),
+    v: w.matrix(`${prefix}v_proj.weight`, [hkv * hd, H]),
+    o: w.matrix(`${prefix}o_proj.weight`, [H, hq * hd]),
     qBias: w.maybe(bias.qkv, `${prefix}q_proj.bias`, [hq * hd]),
     kBias: w.maybe(bias.qkv, `${prefix}k_proj.bias`, [hkv * hd]),
     vBias: w.maybe(bias.qkv, `${prefix}v_proj.bias`, [hkv * hd]),
@@ -23,9 +23,9 @@ export function loadAttention(w: WeightLoader, prefix: string, H: number, opts: 
 /** `prefix` + {gate,up,down}_proj.weight (+ .bias) */
 export function loadGatedMLP(w: WeightLoader, prefix: string, H: number, I: number, bias: boolean): GatedMLP {
   return new GatedMLP({
-    gate: w.get(`${prefix}gate_proj.weight`, [I, H]),
-    up: w.get(`${prefix}up_proj.weight`, [I, H]),
-    down: w.get(`${prefix}down_proj.weight`, [H, I]),
+    gate: w.matrix(`${prefix}gate_proj.weight`, [I, H]),
+    up: w.matrix(`${prefix}up_proj.weight`, [I, H]),
+    down: w.matrix(`${prefix}down_proj.weight`, [H, I]),
     gateBias: w.maybe(bias, `${prefix}gate_proj.bias`, [I]),
     upBias: w.maybe(bias, `${prefix}up_proj.bias`, [I]),
     downBias: w.maybe(bias, `${prefix}down_proj.bias`, [H]),

@@ -205,7 +205,7 @@ export class GraniteHybridLM extends DecoderLM {
       `hidden_size=${H}, mamba_n_heads=${c.nHeads}, mamba_d_head=${c.headDim}, mamba_n_groups=${c.nGroups}, mamba_d_state=${c.dState}, ` +
       `mamba_d_conv=${c.convKernel}, num_attention_heads=${c.attnHeads}, num_key_value_heads=${c.kvHeads}, num_local_experts=${c.numExperts}, ` +
       `intermediate_size=${c.expertSize}, shared_intermediate_size=${c.sharedSize}, vocab_size=${V}`);
-    const embed = w.get('model.embed_tokens.weight', [V, H]);
+    const embed = w.matrix('model.embed_tokens.weight', [V, H]);
     const grouped = opts.normGroups === 'group';
     const mixerOpts = {
       normEps: c.normEps,
@@ -222,10 +222,10 @@ export class GraniteHybridLM extends DecoderLM {
       const kvDim = c.kvHeads * c.attnHeadDim;
       const b = c.attentionBias;
       return new Attention({
-        q: w.get(`${p}q_proj.weight`, [qDim, H]),
-        k: w.get(`${p}k_proj.weight`, [kvDim, H]),
-        v: w.get(`${p}v_proj.weight`, [kvDim, H]),
-        o: w.get(`${p}o_proj.weight`, [H, qDim]),
+        q: w.matrix(`${p}q_proj.weight`, [qDim, H]),
+        k: w.matrix(`${p}k_proj.weight`, [kvDim, H]),
+        v: w.matrix(`${p}v_proj.weight`, [kvDim, H]),
+        o: w.matrix(`${p}o_proj.weight`, [H, qDim]),
         qBias: w.maybe(b, `${p}q_proj.bias`, [qDim]),
         kBias: w.maybe(b, `${p}k_proj.bias`, [kvDim]),
         vBias: w.maybe(b, `${p}v_proj.bias`, [kvDim]),
@@ -241,7 +241,7 @@ export class GraniteHybridLM extends DecoderLM {
 
     /** rows [from, from + rows) of a row-major host matrix with `cols` columns, as a [rows, cols] tensor view */
     const view = (data: Float32Array, from: number, rows: number, cols: number): Tensor =>
-      backend.fromHost(data.subarray(from * cols, (from + rows) * cols), [rows, cols]);
+      w.matrixFrom(data.subarray(from * cols, (from + rows) * cols), [rows, cols]);
 
     const loadFFN = (p: string): Mixer => {
       const S = c.sharedSize;
@@ -249,7 +249,7 @@ export class GraniteHybridLM extends DecoderLM {
       const shared = new GatedMLP({
         gate: view(sharedIn, 0, S, H),
         up: view(sharedIn, S, S, H),
-        down: w.get(`${p}shared_mlp.output_linear.weight`, [H, S]),
+        down: w.matrix(`${p}shared_mlp.output_linear.weight`, [H, S]),
       });
       if (c.numExperts === 0) return shared;
       const E = c.numExperts;
@@ -262,7 +262,7 @@ export class GraniteHybridLM extends DecoderLM {
         up: view(inp, e * 2 * Ie + Ie, Ie, H),
         down: view(out, e * H, H, Ie),
       }));
-      const moe = new MoE(w.get(`${m}router.layer.weight`, [E, H]), experts, { topK: c.topK, routing: 'topk-softmax' });
+      const moe = new MoE(w.matrix(`${m}router.layer.weight`, [E, H]), experts, { topK: c.topK, routing: 'topk-softmax' });
       return new SumOf([moe, shared]);
     };
 
@@ -289,7 +289,7 @@ export class GraniteHybridLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get('model.norm.weight', [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       logitsDivisor: c.logitsScaling,
       hiddenStates: 'embeddings-first',
       summary: {

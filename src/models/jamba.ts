@@ -152,9 +152,9 @@ export class JambaLM extends DecoderLM {
       `intermediate_size=${I}, num_attention_heads=${Hq}, num_key_value_heads=${Hkv}, head_dim=${hd}, num_experts=${c.numExperts}, vocab_size=${V}`);
 
     const mlp = (p: string): GatedMLP => new GatedMLP({
-      gate: w.get(`${p}gate_proj.weight`, [I, H]),
-      up: w.get(`${p}up_proj.weight`, [I, H]),
-      down: w.get(`${p}down_proj.weight`, [H, I]),
+      gate: w.matrix(`${p}gate_proj.weight`, [I, H]),
+      up: w.matrix(`${p}up_proj.weight`, [I, H]),
+      down: w.matrix(`${p}down_proj.weight`, [H, I]),
     });
     const experts = (p: string, E: number): GatedMLP[] => {
       // HF ≥ 5 may hold the experts fused: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
@@ -162,40 +162,40 @@ export class JambaLM extends DecoderLM {
         const gu = w.host(`${p}experts.gate_up_proj`, [E, 2 * I, H]);
         const dn = w.host(`${p}experts.down_proj`, [E, H, I]);
         return Array.from({ length: E }, (_, e) => new GatedMLP({
-          gate: backend.fromHost(gu.slice(e * 2 * I * H, (e * 2 + 1) * I * H), [I, H]),
-          up: backend.fromHost(gu.slice((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), [I, H]),
-          down: backend.fromHost(dn.slice(e * H * I, (e + 1) * H * I), [H, I]),
+          gate: w.matrixFrom(gu.slice(e * 2 * I * H, (e * 2 + 1) * I * H), [I, H]),
+          up: w.matrixFrom(gu.slice((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), [I, H]),
+          down: w.matrixFrom(dn.slice(e * H * I, (e + 1) * H * I), [H, I]),
         }));
       }
       return Array.from({ length: E }, (_, e) => mlp(`${p}experts.${e}.`));
     };
 
-    const embed = w.get('model.embed_tokens.weight', [V, H]);
+    const embed = w.matrix('model.embed_tokens.weight', [V, H]);
     const blocks: Sublayer[][] = c.layerTypes.map((type, i) => {
       const p = `model.layers.${i}.`;
       let mixer: Mixer;
       if (type === 'attention') {
         const a = `${p}self_attn.`;
         mixer = new Attention({
-          q: w.get(`${a}q_proj.weight`, [Hq * hd, H]),
-          k: w.get(`${a}k_proj.weight`, [Hkv * hd, H]),
-          v: w.get(`${a}v_proj.weight`, [Hkv * hd, H]),
-          o: w.get(`${a}o_proj.weight`, [H, Hq * hd]),
+          q: w.matrix(`${a}q_proj.weight`, [Hq * hd, H]),
+          k: w.matrix(`${a}k_proj.weight`, [Hkv * hd, H]),
+          v: w.matrix(`${a}v_proj.weight`, [Hkv * hd, H]),
+          o: w.matrix(`${a}o_proj.weight`, [H, Hq * hd]),
           qBias: null, kBias: null, vBias: null, oBias: null,
         }, { nHeads: Hq, nKvHeads: Hkv, headDim: hd, rope: null }, backend);
       } else {
         const m = `${p}mamba.`;
         mixer = new Mamba1Mixer({
-          inProj: w.get(`${m}in_proj.weight`, [2 * D, H]),
+          inProj: w.matrix(`${m}in_proj.weight`, [2 * D, H]),
           inProjBias: w.maybe(c.mambaProjBias, `${m}in_proj.bias`, [2 * D]),
           conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
           convBias: w.maybe(c.mambaConvBias, `${m}conv1d.bias`, [D]),
-          xProj: w.get(`${m}x_proj.weight`, [R + 2 * N, D]),
-          dtProj: w.get(`${m}dt_proj.weight`, [D, R]),
+          xProj: w.matrix(`${m}x_proj.weight`, [R + 2 * N, D]),
+          dtProj: w.matrix(`${m}dt_proj.weight`, [D, R]),
           dtBias: w.get(`${m}dt_proj.bias`, [D]),
           A: w.negExp(`${m}A_log`, [D, N]),
           D: w.get(`${m}D`, [D]),
-          outProj: w.get(`${m}out_proj.weight`, [H, D]),
+          outProj: w.matrix(`${m}out_proj.weight`, [H, D]),
           outProjBias: w.maybe(c.mambaProjBias, `${m}out_proj.bias`, [H]),
           innerNorms: {
             dt: w.get(`${m}dt_layernorm.weight`, [R]),
@@ -208,7 +208,7 @@ export class JambaLM extends DecoderLM {
       const E = c.layerExperts[i];
       const ff = `${p}feed_forward.`;
       const ffn: Mixer = E > 1
-        ? new MoE(w.get(`${ff}router.weight`, [E, H]), experts(ff, E), { topK: c.topK, routing: 'softmax-topk' })
+        ? new MoE(w.matrix(`${ff}router.weight`, [E, H]), experts(ff, E), { topK: c.topK, routing: 'softmax-topk' })
         : mlp(ff);
       return [
         { norm: w.get(`${p}input_layernorm.weight`, [H]), mixer },
@@ -228,7 +228,7 @@ export class JambaLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm,
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'embeddings-first',
       summary: {
         architecture: 'Jamba (Mamba-1 + NoPE attention hybrid, MoE feed-forward)',

@@ -60,7 +60,7 @@ export class LlamaLM extends DecoderLM {
     const { hiddenSize: H, vocabSize: V, intermediateSize: I } = c;
     const w = new WeightLoader(weights, backend,
       `hidden_size=${H}, num_attention_heads=${c.nHeads}, num_key_value_heads=${c.nKvHeads}, head_dim=${c.headDim}, intermediate_size=${I}, vocab_size=${V}`);
-    const embed = w.get('model.embed_tokens.weight', [V, H]);
+    const embed = w.matrix('model.embed_tokens.weight', [V, H]);
     const attn = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, rope: c.rope };
     const blocks = Array.from({ length: c.numLayers }, (_, i) => {
       const p = `model.layers.${i}.`;
@@ -79,7 +79,7 @@ export class LlamaLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get('model.norm.weight', [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'embeddings-first',
       summary: {
         architecture: 'Llama (Transformer baseline)',

@@ -36,6 +36,16 @@ export class WeightLoader {
     return this.backend.fromHost(this.host(name, shape), viewAs ?? shape);
   }
 
+  /** a weight matrix [out, in] used by `linear` (or an embedding table): the backend picks its storage format */
+  matrix(name: string, shape: [number, number]): Tensor {
+    return this.backend.fromHost(this.host(name, shape), shape, { matrix: true });
+  }
+
+  /** a weight matrix from data already in hand (e.g. one expert of a packed tensor) */
+  matrixFrom(data: Float32Array, shape: [number, number]): Tensor {
+    return this.backend.fromHost(data, shape, { matrix: true });
+  }
+
   /** a tensor that only some configurations have (biases) */
   maybe(present: boolean, name: string, shape: number[]): Tensor | null {
     return present ? this.get(name, shape) : null;

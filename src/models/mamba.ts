@@ -123,20 +123,20 @@ export class MambaLM extends DecoderLM {
     const w = new WeightLoader(weights, backend,
       `hidden_size=${H}, intermediate_size=${D}, state_size=${N}, time_step_rank=${R}, conv_kernel=${K}, vocab_size=${V}`);
     const prefix = w.has('backbone.embeddings.weight') || w.has('backbone.embedding.weight') ? 'backbone.' : '';
-    const embed = w.get(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
+    const embed = w.matrix(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
     const blocks = Array.from({ length: c.numLayers }, (_, i) => {
       const m = `${prefix}layers.${i}.mixer.`;
       const mixer = new Mamba1Mixer({
-        inProj: w.get(`${m}in_proj.weight`, [2 * D, H]),
+        inProj: w.matrix(`${m}in_proj.weight`, [2 * D, H]),
         inProjBias: w.maybe(c.useBias, `${m}in_proj.bias`, [2 * D]),
         conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
         convBias: w.maybe(c.useConvBias, `${m}conv1d.bias`, [D]),
-        xProj: w.get(`${m}x_proj.weight`, [R + 2 * N, D]),
-        dtProj: w.get(`${m}dt_proj.weight`, [D, R]),
+        xProj: w.matrix(`${m}x_proj.weight`, [R + 2 * N, D]),
+        dtProj: w.matrix(`${m}dt_proj.weight`, [D, R]),
         dtBias: w.get(`${m}dt_proj.bias`, [D]),
         A: w.negExp(`${m}A_log`, [D, N]),
         D: w.get(`${m}D`, [D]),
-        outProj: w.get(`${m}out_proj.weight`, [H, D]),
+        outProj: w.matrix(`${m}out_proj.weight`, [H, D]),
         outProjBias: w.maybe(c.useBias, `${m}out_proj.bias`, [H]),
         ...(c.mixerRmsEps !== undefined ? { innerNorms: { dt: null, B: null, C: null, eps: c.mixerRmsEps } } : {}),
       }, backend, scan);
@@ -153,7 +153,7 @@ export class MambaLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get(`${prefix}norm_f.weight`, [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'layer-outputs',
       summary: {
         architecture: falcon ? 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation)' : 'Mamba-1 (selective SSM)',

@@ -119,7 +119,7 @@ export function loadMamba2Mixer(
   const { hiddenSize: H, inner: I, nHeads: nh, nGroups: G, dState: N, convKernel: K } = c;
   const convDim = I + 2 * G * N;
   return new Mamba2Mixer({
-    inProj: w.get(`${p}in_proj.weight`, [I + convDim + nh, H]),
+    inProj: w.matrix(`${p}in_proj.weight`, [I + convDim + nh, H]),
     inProjBias: w.maybe(c.useBias, `${p}in_proj.bias`, [I + convDim + nh]),
     conv: w.get(`${p}conv1d.weight`, [convDim, 1, K], [convDim, K]),
     convBias: w.maybe(c.useConvBias, `${p}conv1d.bias`, [convDim]),
@@ -127,7 +127,7 @@ export function loadMamba2Mixer(
     A: w.negExp(`${p}A_log`, [nh]),
     D: w.get(`${p}D`, [nh]),
     norm: w.get(`${p}norm.weight`, [I]),
-    outProj: w.get(`${p}out_proj.weight`, [H, I]),
+    outProj: w.matrix(`${p}out_proj.weight`, [H, I]),
     outProjBias: w.maybe(c.useBias, `${p}out_proj.bias`, [H]),
   }, c, opts, w.backend);
 }
@@ -140,7 +140,7 @@ export class Mamba2LM extends DecoderLM {
     const w = new WeightLoader(weights, backend,
       `hidden_size=${H}, num_heads=${c.nHeads}, head_dim=${c.headDim}, n_groups=${c.nGroups}, state_size=${c.dState}, conv_kernel=${c.convKernel}, vocab_size=${V}`);
     const prefix = w.has('backbone.embeddings.weight') || w.has('backbone.embedding.weight') ? 'backbone.' : '';
-    const embed = w.get(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
+    const embed = w.matrix(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
     const grouped = (opts.normGroups ?? (c.source === 'state-spaces' ? 'group' : 'full')) === 'group';
     const mixerOpts = {
       normEps: c.normEps,
@@ -163,7 +163,7 @@ export class Mamba2LM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get(`${prefix}norm_f.weight`, [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'layer-outputs',
       summary: {
         architecture: 'Mamba-2 (SSD)',

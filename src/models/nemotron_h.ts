@@ -193,8 +193,8 @@ export class NemotronHLM extends DecoderLM {
       } else {
         const I = c.intermediateSize;
         mixer = new PlainMLP({
-          up: w.get(`${p}mixer.up_proj.weight`, [I, H]),
-          down: w.get(`${p}mixer.down_proj.weight`, [H, I]),
+          up: w.matrix(`${p}mixer.up_proj.weight`, [I, H]),
+          down: w.matrix(`${p}mixer.down_proj.weight`, [H, I]),
           upBias: w.maybe(c.mlpBias, `${p}mixer.up_proj.bias`, [I]),
           downBias: w.maybe(c.mlpBias, `${p}mixer.down_proj.bias`, [H]),
         }, c.mlpActivation);
@@ -214,7 +214,7 @@ export class NemotronHLM extends DecoderLM {
       blocks,
       normEps: c.normEps,
       finalNorm: w.get('backbone.norm_f.weight', [H]),
-      lmHead: c.tieEmbeddings ? embed : w.get('lm_head.weight', [V, H]),
+      lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'embeddings-first',
       summary: {
         architecture: 'Nemotron-H (Mamba-2 / attention / MLP hybrid)',

@@ -2,10 +2,13 @@
  * Element types. Compute is float32 everywhere; float16 and bfloat16 exist as *storage* formats
  * (checkpoints, later quantized/half GPU buffers) and are decoded to float32 on load.
  */
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8';
 
-/** Bytes per element of each dtype. */
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4 };
+/** Bytes per element of each dtype (q8: one int8 plus a float32 scale per block of 32). */
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, q8: 1.125 };
+
+/** Storage formats a backend may keep weight matrices in. */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8';
 
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
