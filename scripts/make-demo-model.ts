@@ -20,7 +20,7 @@ const config: MambaConfig = {
   convKernel: 4, dtRank: 8, useBias: false, useConvBias: true, normEps: 1e-5, tieEmbeddings: true, eosTokenIds: [0],
 };
 fs.mkdirSync(out, { recursive: true });
-writeSafetensorsAtomic(path.join(out, 'model.safetensors'), initMambaWeights(config, { seed: 2024, initializerRange: 0.5 }), { format: 'pt' });
+writeSafetensorsAtomic(path.join(out, 'model.safetensors'), initMambaWeights(config, { seed: 2024, initializerRange: 0.02 }), { format: 'pt' });
 fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(mambaConfigJson(config), null, 2) + '\n');
 fs.copyFileSync(path.join(root, 'test', 'fixtures', 'tokenizer-bpe', 'tokenizer.json'), path.join(out, 'tokenizer.json'));
 console.log(`wrote a random-init demo model (${config.numLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}) to ${out}`);

@@ -14,3 +14,6 @@ export { WeightSource } from './io/weights.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
+export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
+export { resolveBackend } from './model.js';
+export type { WeightDType } from './tensor/dtype.js';

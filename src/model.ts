@@ -12,11 +12,34 @@ import type { CausalLM, ForwardOptions, ForwardOutput } from './models/model.js'
 import { buildModel, type ModelOptions } from './models/registry.js';
 import { ModelState } from './models/state.js';
 import { Tokenizer } from './tokenizer/tokenizer.js';
+import type { Backend } from './backend/backend.js';
+import { cpu } from './backend/cpu/index.js';
+import { WasmBackend } from './backend/wasm/index.js';
+import type { WeightDType } from './tensor/dtype.js';
 import { generate, generateStream, type GenerateOptions, type GenerateResult, type TokenEvent } from './generate/generate.js';
 
-export interface LoadOptions extends ModelOptions {
+export interface LoadOptions extends Omit<ModelOptions, 'backend'> {
   /** tokenizer.json (or a folder holding one) to use instead of the model folder's; `false` = none */
   tokenizer?: string | false;
+  /**
+   * 'cpu' (plain TypeScript, the reference; default), 'wasm' (WebAssembly SIMD + threads), or a Backend
+   * instance (to share one between models).
+   */
+  backend?: 'cpu' | 'wasm' | Backend;
+  /** wasm: threads including the calling one (default: available cores) */
+  threads?: number;
+  /** wasm: storage of weight matrices, chosen at load time (default f32) */
+  weights?: WeightDType;
+}
+
+/** The backend a load option names. */
+export function resolveBackend(opts: Pick<LoadOptions, 'backend' | 'threads' | 'weights'>): Backend {
+  const b = opts.backend ?? 'cpu';
+  if (typeof b !== 'string') return b;
+  if (b === 'wasm') return new WasmBackend({ threads: opts.threads, weights: opts.weights });
+  if (b !== 'cpu') throw new ModelError(`backend must be "cpu" or "wasm", got ${JSON.stringify(b)}`);
+  if (opts.weights && opts.weights !== 'f32') throw new ModelError(`weights "${opts.weights}" need the wasm backend (the CPU reference backend keeps float32)`);
+  return cpu;
 }
 
 /** What generation accepts: text (needs a tokenizer) or token ids, one prompt or a batch. */
@@ -108,7 +131,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
     throw new ModelError(`tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${vocab}: they do not belong together`);
   }
   const weights = WeightSource.openDir(dir);
-  const lm = buildModel(raw, path.join(dir, 'config.json'), weights, opts);
+  const lm = buildModel(raw, path.join(dir, 'config.json'), weights, { ...opts, backend: resolveBackend(opts) });
   let eos = lm.eosTokenIds;
   const genFile = path.join(dir, 'generation_config.json');
   if (fs.existsSync(genFile)) {

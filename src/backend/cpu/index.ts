@@ -17,7 +17,7 @@ function opt(t: Tensor | null): Float32Array | null {
 }
 
 export class CpuBackend implements Backend {
-  readonly name = 'cpu';
+  readonly name: string = 'cpu';
 
   fromHost(data: Float32Array, shape: Shape): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);

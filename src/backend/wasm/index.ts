@@ -1,0 +1,241 @@
+/**
+ * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
+ * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
+ * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
+ * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan and Mamba-2's SSD recurrence — run
+ * in wasm on all threads, and the cheap ones stay in TypeScript. Activations produced by TypeScript
+ * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
+ */
+import type { SelectiveScanArgs, SsdArgs } from '../backend.js';
+import { CpuBackend } from '../cpu/index.js';
+import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
+import type { WeightDType } from '../../tensor/dtype.js';
+import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
+import { processDt } from '../../ssm/ssd.js';
+import { WasmRuntime } from './runtime.js';
+
+export interface WasmBackendOptions {
+  /** worker threads including the calling one (default: available cores) */
+  threads?: number;
+  /** storage format of weight matrices (default f32) */
+  weights?: WeightDType;
+}
+
+/** A weight matrix stored in wasm memory in some format. */
+interface Matrix {
+  format: WeightDType;
+  rows: number;
+  cols: number;
+  /** data: f32 / u16 (bf16, f16) / int8 (q8) */
+  off: number;
+  /** q8 scales (f32 per block of 32), else 0 */
+  scales: number;
+}
+
+const Q8_BLOCK = 32;
+
+export class WasmBackend extends CpuBackend {
+  override readonly name: string;
+  readonly runtime: WasmRuntime;
+  readonly weightFormat: WeightDType;
+  /** wasm-resident f32 arrays → their byte offset */
+  private readonly resident = new WeakMap<Float32Array, number>();
+  private readonly matrices = new WeakMap<Tensor, Matrix>();
+  private readonly finalizer: FinalizationRegistry<number[]>;
+
+  constructor(opts: WasmBackendOptions = {}) {
+    super();
+    this.runtime = WasmRuntime.get(opts.threads);
+    this.weightFormat = opts.weights ?? 'f32';
+    this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
+    this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
+  }
+
+  // ---- memory --------------------------------------------------------------------------------
+
+  /** a new wasm-resident f32 array (freed when the array is garbage-collected) */
+  private allocF32(count: number): Float32Array {
+    const off = this.runtime.heap.alloc(count * 4);
+    const view = this.runtime.f32(off, count);
+    this.resident.set(view, off);
+    this.finalizer.register(view, [off]);
+    return view;
+  }
+
+  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor {
+    if (data.length !== shapeSize(shape)) throw new Error(`wasm.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (opts?.matrix && shape.length === 2) {
+      const [rows, cols] = shape;
+      const format = this.weightFormat === 'q8' && cols % Q8_BLOCK !== 0 ? 'f32' : this.weightFormat; // q8 needs whole blocks
+      if (format !== 'f32') return this.packMatrix(data, rows, cols, format);
+    }
+    const view = this.allocF32(data.length);
+    view.set(data);
+    const t = new Tensor(this, view, [...shape]);
+    if (opts?.matrix && shape.length === 2) this.matrices.set(t, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0 });
+    return t;
+  }
+
+  override zeros(shape: Shape): Tensor {
+    return new Tensor(this, this.allocF32(shapeSize(shape)), [...shape]);
+  }
+
+  /** bf16 / f16 / q8 weights: packed into wasm memory; the tensor's storage is the Matrix record */
+  private packMatrix(data: Float32Array, rows: number, cols: number, format: WeightDType): Tensor {
+    const heap = this.runtime.heap;
+    const n = rows * cols;
+    let off: number, scales = 0;
+    if (format === 'q8') {
+      off = heap.alloc(n);
+      scales = heap.alloc((n / Q8_BLOCK) * 4);
+      const qs = new Int8Array(this.runtime.memory.buffer, off, n);
+      const sc = this.runtime.f32(scales, n / Q8_BLOCK);
+      for (let b = 0; b < n / Q8_BLOCK; b++) {
+        let amax = 0;
+        for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[b * Q8_BLOCK + i]));
+        const s = Math.fround(amax / 127);
+        sc[b] = s;
+        const inv = s === 0 ? 0 : 1 / s;
+        for (let i = 0; i < Q8_BLOCK; i++) qs[b * Q8_BLOCK + i] = Math.round(data[b * Q8_BLOCK + i] * inv);
+      }
+    } else {
+      off = heap.alloc(n * 2);
+      const u16 = new Uint16Array(this.runtime.memory.buffer, off, n);
+      const conv = format === 'bf16' ? f32ToBf16 : f32ToF16;
+      for (let i = 0; i < n; i++) u16[i] = conv(data[i]);
+    }
+    const m: Matrix = { format, rows, cols, off, scales };
+    const t = new Tensor(this, m, [rows, cols], format);
+    this.matrices.set(t, m);
+    this.finalizer.register(t, scales ? [off, scales] : [off]);
+    return t;
+  }
+
+  /** f32 values of a packed matrix's rows (embedding lookups, reads) */
+  private unpackRows(m: Matrix, rows: ArrayLike<number>): Float32Array {
+    const { cols } = m;
+    const out = new Float32Array(rows.length * cols);
+    const buf = this.runtime.memory.buffer;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (m.format === 'q8') {
+        const qs = new Int8Array(buf, m.off + r * cols, cols);
+        const sc = this.runtime.f32(m.scales + ((r * cols) / Q8_BLOCK) * 4, cols / Q8_BLOCK);
+        for (let k = 0; k < cols; k++) out[i * cols + k] = qs[k] * sc[(k / Q8_BLOCK) | 0];
+      } else {
+        const u16 = new Uint16Array(buf, m.off + r * cols * 2, cols);
+        const conv = m.format === 'bf16' ? bf16ToF32 : f16ToF32;
+        for (let k = 0; k < cols; k++) out[i * cols + k] = conv(u16[k]);
+      }
+    }
+    return out;
+  }
+
+  private packed(t: Tensor): Matrix | undefined {
+    const m = this.matrices.get(t);
+    return m && m.format !== 'f32' ? m : undefined;
+  }
+
+  override readSync(t: Tensor): Float32Array {
+    const m = this.packed(t);
+    return m ? this.unpackRows(m, [...Array(m.rows).keys()]) : super.readSync(t);
+  }
+  override read(t: Tensor): Promise<Float32Array> {
+    const m = this.packed(t);
+    return m ? Promise.resolve(this.readSync(t)) : super.read(t);
+  }
+
+  /**
+   * Byte offset of a tensor's data in wasm memory: resident arrays as they are; others copied into
+   * scratch (listed in `scratch` for release; `back` gets arrays to copy back after the kernel).
+   */
+  private input(t: Tensor | null, scratch: number[], back?: Array<[number, Float32Array]>): number {
+    if (!t) return 0;
+    const a = t.storage as Float32Array;
+    const off = this.resident.get(a);
+    if (off !== undefined) return off;
+    const s = this.runtime.heap.alloc(a.length * 4);
+    scratch.push(s);
+    this.runtime.f32(s, a.length).set(a);
+    back?.push([s, a]);
+    return s;
+  }
+
+  private output(count: number, scratch: number[]): number {
+    const off = this.runtime.heap.alloc(count * 4);
+    scratch.push(off);
+    return off;
+  }
+
+  private release(scratch: number[]): void {
+    for (const o of scratch) this.runtime.heap.release(o);
+  }
+
+  // ---- ops -----------------------------------------------------------------------------------
+
+  override embedding(table: Tensor, ids: Int32Array): Tensor {
+    const m = this.packed(table);
+    if (!m) return super.embedding(table, ids);
+    return new Tensor(this, this.unpackRows(m, ids), [ids.length, m.cols]);
+  }
+
+  override linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
+    const m = this.matrices.get(w);
+    if (!m) return super.linear(x, w, bias);
+    const [M, K] = x.shape;
+    const N = m.rows;
+    const scratch: number[] = [];
+    try {
+      const xo = this.input(x, scratch);
+      const bo = this.input(bias, scratch);
+      const yo = this.output(M * N, scratch);
+      if (m.format === 'q8') this.runtime.run('linear_q8', [xo, m.off, m.scales, bo, yo, M, K, N], N, 4);
+      else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4);
+      return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  override selectiveScan(a: SelectiveScanArgs): Tensor {
+    const [batch, L, D] = a.u.shape;
+    const N = a.A.shape[1];
+    const scratch: number[] = [];
+    const back: Array<[number, Float32Array]> = [];
+    try {
+      const args = [
+        this.input(a.u, scratch), this.input(a.delta, scratch), this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
+        this.input(a.D, scratch), this.input(a.z, scratch), this.input(a.deltaBias, scratch), this.input(a.state, scratch, back),
+      ];
+      const yo = this.output(batch * L * D, scratch);
+      this.runtime.run('selective_scan', [...args, yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0], D, 4);
+      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
+      return new Tensor(this, this.runtime.f32(yo, batch * L * D).slice(), [batch, L, D]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  /** Mamba-2: the recurrence in wasm over heads for every length (exact; the threads split heads) */
+  override ssd(a: SsdArgs): Tensor {
+    const [batch, L, nh, hd] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const dt = processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+    const scratch: number[] = [];
+    const back: Array<[number, Float32Array]> = [];
+    try {
+      const dto = this.output(dt.length, scratch);
+      this.runtime.f32(dto, dt.length).set(dt);
+      const args = [
+        this.input(a.x, scratch), dto, this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
+        this.input(a.D, scratch), this.input(a.state, scratch, back),
+      ];
+      const yo = this.output(batch * L * nh * hd, scratch);
+      this.runtime.run('ssd_scan', [...args, yo, batch, L, nh, hd, G, N], nh, 1);
+      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
+      return new Tensor(this, this.runtime.f32(yo, batch * L * nh * hd).slice(), [batch, L, nh, hd]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+}

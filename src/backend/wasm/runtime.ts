@@ -1,0 +1,218 @@
+/**
+ * The WebAssembly runtime: one shared linear memory, the kernel module instantiated on the main thread
+ * and on a pool of worker threads over that same memory, a JS-side allocator for that memory, and a
+ * dispatcher that splits one kernel call's range of independent work ([0, n) rows/channels/heads) among
+ * the threads. Dispatch goes through Atomics on a shared control block (no message passing per call):
+ * the main thread publishes the call, wakes the workers, runs its own slice, and waits for theirs.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+const PAGE = 65536;
+/** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready */
+const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5;
+const MAX_ARGS = 32;
+
+export type KernelExports = Record<string, (...args: number[]) => void>;
+
+export function kernelsPath(): URL {
+  // dist/src/backend/wasm/runtime.js → dist/wasm/kernels.wasm
+  return new URL('../../../wasm/kernels.wasm', import.meta.url);
+}
+
+/** First-fit allocator over the wasm memory, 64-byte aligned; grows the memory as needed. */
+class Heap {
+  private top: number;
+  private readonly free: Array<{ off: number; size: number }> = [];
+  private readonly sizes = new Map<number, number>();
+
+  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+    this.top = base;
+  }
+
+  alloc(bytes: number): number {
+    const size = Math.max(64, Math.ceil(bytes / 64) * 64);
+    for (let i = 0; i < this.free.length; i++) {
+      const f = this.free[i];
+      if (f.size >= size) {
+        const off = f.off;
+        if (f.size === size) this.free.splice(i, 1);
+        else {
+          f.off += size;
+          f.size -= size;
+        }
+        this.sizes.set(off, size);
+        return off;
+      }
+    }
+    const off = this.top;
+    const end = off + size;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE);
+      try {
+        this.memory.grow(pages);
+      } catch {
+        throw new Error(`wasm backend: out of memory growing to ${((end / 2 ** 20) | 0)} MiB (the 32-bit address space holds at most 4 GiB)`);
+      }
+    }
+    this.top = end;
+    this.sizes.set(off, size);
+    return off;
+  }
+
+  release(off: number): void {
+    const size = this.sizes.get(off);
+    if (size === undefined) return;
+    this.sizes.delete(off);
+    if (off + size === this.top) {
+      this.top = off;
+      // fold free blocks that now touch the top
+      this.free.sort((a, b) => a.off - b.off);
+      while (this.free.length && this.free[this.free.length - 1].off + this.free[this.free.length - 1].size === this.top) {
+        this.top = this.free.pop()!.off;
+      }
+      return;
+    }
+    this.free.push({ off, size });
+    this.free.sort((a, b) => a.off - b.off);
+    // coalesce neighbours
+    for (let i = this.free.length - 2; i >= 0; i--) {
+      const a = this.free[i], b = this.free[i + 1];
+      if (a.off + a.size === b.off) {
+        a.size += b.size;
+        this.free.splice(i + 1, 1);
+      }
+    }
+  }
+
+  get bytesInUse(): number {
+    let n = 0;
+    for (const s of this.sizes.values()) n += s;
+    return n;
+  }
+}
+
+export class WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly kernels: KernelExports;
+  readonly heap: Heap;
+  readonly threads: number;
+  private readonly names: string[];
+  private readonly ctrl: Int32Array;
+  private readonly args: Float64Array;
+  private readonly workers: Worker[] = [];
+  private generation = 0;
+
+  private constructor(module: WebAssembly.Module, threads: number) {
+    this.memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: () => { throw new Error('wasm kernel abort'); } } });
+    // (a wasm kernel that traps throws a WebAssembly.RuntimeError on the calling thread)
+    this.kernels = instance.exports as unknown as KernelExports;
+    this.names = Object.keys(this.kernels).filter((k) => typeof this.kernels[k] === 'function');
+    // the module keeps no data of its own; leave its first page alone anyway
+    this.heap = new Heap(this.memory, PAGE);
+    this.threads = threads;
+    this.ctrl = new Int32Array(new SharedArrayBuffer(64));
+    this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
+    for (let t = 1; t < threads; t++) {
+      const w = new Worker(new URL('./worker.js', import.meta.url), {
+        workerData: { module, memory: this.memory, ctrl: this.ctrl, args: this.args, names: this.names, index: t, threads },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  private static instances = new Map<number, WasmRuntime>();
+
+  /** One runtime per thread count, created on first use. */
+  static get(threads?: number): WasmRuntime {
+    const n = Math.max(1, Math.floor(threads ?? defaultThreads()));
+    let r = WasmRuntime.instances.get(n);
+    if (!r) {
+      const file = kernelsPath();
+      let bytes: Buffer;
+      try {
+        bytes = fs.readFileSync(file);
+      } catch {
+        throw new Error(`wasm backend: ${file.pathname} not found; run \`npm run build\` (it compiles the AssemblyScript kernels)`);
+      }
+      r = new WasmRuntime(new WebAssembly.Module(bytes), n);
+      WasmRuntime.instances.set(n, r);
+    }
+    return r;
+  }
+
+  /** A Float32Array view of `count` floats at byte offset `off` (valid across memory growth). */
+  f32(off: number, count: number): Float32Array {
+    return new Float32Array(this.memory.buffer, off, count);
+  }
+
+  u8(off: number, count: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, off, count);
+  }
+
+  /**
+   * Run `kernel(...args, lo, hi)` over [0, n) split into `threads` slices aligned to `align`;
+   * returns when every slice is done.
+   */
+  run(kernel: string, args: number[], n: number, align = 4): void {
+    const k = this.names.indexOf(kernel);
+    if (k < 0) throw new Error(`wasm backend: kernel ${kernel} is missing from kernels.wasm (stale build? run \`npm run build\`)`);
+    const T = Math.min(this.threads, Math.max(1, Math.ceil(n / align)));
+    if (T === 1) {
+      this.kernels[kernel](...args, 0, n);
+      return;
+    }
+    // the first call waits until every worker has instantiated the module and is listening
+    for (;;) {
+      const r = Atomics.load(this.ctrl, READY);
+      if (r >= this.threads - 1) break;
+      Atomics.wait(this.ctrl, READY, r, 100);
+    }
+    for (let i = 0; i < args.length; i++) this.args[i] = args[i];
+    this.args[args.length] = n;
+    this.args[args.length + 1] = align;
+    Atomics.store(this.ctrl, KERNEL, k);
+    Atomics.store(this.ctrl, NARGS, args.length);
+    Atomics.store(this.ctrl, DONE, 0);
+    this.generation++;
+    Atomics.store(this.ctrl, GEN, this.generation);
+    Atomics.notify(this.ctrl, GEN);
+    const [lo, hi] = slice(0, T, n, align, this.threads);
+    this.kernels[kernel](...args, lo, hi);
+    // wait for the workers (those beyond T find an empty slice and finish at once)
+    for (;;) {
+      const d = Atomics.load(this.ctrl, DONE);
+      if (d >= this.threads - 1) break;
+      Atomics.wait(this.ctrl, DONE, d, 50);
+    }
+  }
+
+  /** stop the workers (tests; the process does not wait for them anyway) */
+  async close(): Promise<void> {
+    Atomics.store(this.ctrl, STOP, 1);
+    this.generation++;
+    Atomics.store(this.ctrl, GEN, this.generation);
+    Atomics.notify(this.ctrl, GEN);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const [n, r] of WasmRuntime.instances) if (r === this) WasmRuntime.instances.delete(n);
+  }
+}
+
+/** slice t of [0, n) for `used` threads out of `total`, boundaries rounded to `align` */
+export function slice(t: number, used: number, n: number, align: number, _total: number): [number, number] {
+  if (t >= used) return [n, n];
+  const chunks = Math.ceil(n / align);
+  const lo = Math.floor((chunks * t) / used) * align;
+  const hi = Math.min(n, Math.floor((chunks * (t + 1)) / used) * align);
+  return [Math.min(lo, n), t === used - 1 ? n : hi];
+}
+
+export function defaultThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY };
