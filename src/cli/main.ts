@@ -16,6 +16,7 @@ import { TokenizerError } from '../tokenizer/tokenizer.js';
 import { CliError, commandUsage, PROG, UsageError, type CommandSpec } from './args.js';
 import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
+import { BENCH_SPEC, runBench } from './bench.js';
 import { systemMessage, type CliIO } from './io.js';
 
 export type { CliIO, OutStream } from './io.js';
@@ -28,6 +29,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   generate: { spec: GENERATE_SPEC, run: generateCommand },
   info: { spec: INFO_SPEC, run: infoCommand },
+  bench: { spec: BENCH_SPEC, run: runBench },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */

@@ -3,3 +3,4 @@
 // Each kernel computes one slice of its output ([start, end) of rows/channels/heads) so that a pool of
 // workers sharing the memory can split the work.
 export * from './linear';
+export * from './bandwidth';

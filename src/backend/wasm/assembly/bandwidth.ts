@@ -1,0 +1,18 @@
+// Memory-bandwidth probe: read f32 elements [lo, hi) of `src` with 4 independent SIMD accumulators and
+// store the sum at out + 4·slot (so the reads cannot be optimised away). slot = lo / chunk.
+export function stream_sum(src: usize, out: usize, chunk: i32, lo: i32, hi: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    const p = src + (<usize>i) * 4;
+    a0 = f32x4.add(a0, v128.load(p));
+    a1 = f32x4.add(a1, v128.load(p, 16));
+    a2 = f32x4.add(a2, v128.load(p, 32));
+    a3 = f32x4.add(a3, v128.load(p, 48));
+  }
+  let s: f32 = 0;
+  for (; i < hi; i++) s += load<f32>(src + (<usize>i) * 4);
+  const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+  s += f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+  store<f32>(out + (<usize>(lo / chunk)) * 4, s);
+}

@@ -1,0 +1,161 @@
+/**
+ * `mamba-ts bench` (like llama-bench): a model of a standard size with random weights made in process,
+ * prefill and decode speed, peak memory, and the machine's measured memory bandwidth with the decode
+ * speed it implies (batch-1 decode reads every weight once per token: ceiling = bandwidth ÷ weight bytes).
+ */
+import { argmax } from '../generate/sampling.js';
+import { resolveBackend } from '../model.js';
+import { PRESETS, RandomTensorSource } from '../models/random.js';
+import { buildModel } from '../models/registry.js';
+import type { WeightDType } from '../tensor/dtype.js';
+import { WasmRuntime } from '../backend/wasm/runtime.js';
+import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
+import { startProgress, type CliIO } from './io.js';
+
+const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
+const SIZES = ['130m'] as const;
+const DTYPES = ['f32', 'f16', 'bf16', 'q8'] as const;
+const BACKENDS = ['cpu', 'wasm'] as const;
+
+export const BENCH_SPEC: CommandSpec = {
+  name: 'bench',
+  summary: 'Measure prefill/decode speed and memory of a standard-size model with random weights.',
+  synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm] [--dtype f32|f16|bf16|q8] [options]',
+  description: [
+    'Weights are random (made in process; no download). Prefill: one call over a prompt of N tokens on a',
+    'fresh state. Decode: N single-token steps after that prompt (greedy). Both are the median of --reps',
+    'runs after one warm-up. The bandwidth probe streams a buffer of the weights\' size through the same',
+    'threads; batch-1 decode cannot beat bandwidth ÷ weight bytes.',
+  ].join('\n'),
+  options: {
+    arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
+    size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m)` },
+    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference) or wasm (SIMD + threads; default)' },
+    dtype: { type: 'string', value: 'TYPE', help: `weight storage (wasm): ${DTYPES.join(', ')} (default f32)` },
+    threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
+    prompt: { type: 'string', short: 'p', value: 'N', help: 'prefill length (default 512)' },
+    gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
+    reps: { type: 'string', value: 'N', help: 'timed repetitions (default 3)' },
+    json: { type: 'boolean', help: 'print a JSON object as the last line (prefill_tok_s, decode_tok_s, peak_rss_mb, …)' },
+  },
+  examples: [
+    'mamba-ts bench --arch mamba --size 130m --dtype q8 --prompt 512 --gen 128 --threads 2',
+    'mamba-ts bench --arch mamba2 --backend cpu --prompt 64 --gen 16 --reps 1 --json',
+  ],
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** GB/s of streaming `bytes` of memory through all threads (best of 5) */
+export function measureBandwidth(threads: number | undefined, bytes: number): number {
+  const rt = WasmRuntime.get(threads);
+  const n = Math.floor(bytes / 4);
+  const src = rt.heap.alloc(n * 4);
+  const chunk = Math.ceil(n / rt.threads);
+  const out = rt.heap.alloc(4 * (rt.threads + 1));
+  try {
+    const v = rt.f32(src, n);
+    for (let i = 0; i < n; i += 1024) v[i] = 1; // touch every page
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      rt.run('stream_sum', [src, out, chunk], n, chunk);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return (n * 4) / (best / 1000) / 1e9;
+  } finally {
+    rt.heap.release(src);
+    rt.heap.release(out);
+  }
+}
+
+export async function runBench(argv: string[], io: CliIO): Promise<number> {
+  const C = 'bench';
+  const v = parseCommand(BENCH_SPEC, argv);
+  if (!v) {
+    io.stdout.write(commandUsage(BENCH_SPEC));
+    return 0;
+  }
+  const arch = parseChoice('arch', str(v, 'arch') ?? 'mamba', ARCHS, C);
+  const size = parseChoice('size', str(v, 'size') ?? '130m', SIZES, C);
+  const backendName = parseChoice('backend', str(v, 'backend') ?? 'wasm', BACKENDS, C);
+  const dtype = parseChoice('dtype', str(v, 'dtype') ?? 'f32', DTYPES, C) as WeightDType;
+  const int = (name: string, dflt: number, min: number) => {
+    const raw = str(v, name);
+    return raw === undefined ? dflt : parseNumber(name, raw, { integer: true, min, expect: `an integer >= ${min}` }, C);
+  };
+  const threads = str(v, 'threads') === undefined ? undefined : int('threads', 1, 1);
+  const promptLen = int('prompt', 512, 1);
+  const gen = int('gen', 128, 1);
+  const reps = int('reps', 3, 1);
+  const json = flag(v, 'json');
+  if (backendName === 'cpu' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the CPU reference backend keeps float32)`, C);
+
+  const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
+  const progress = startProgress(io.stderr, `building ${preset} (${dtype})`);
+  const backend = resolveBackend({ backend: backendName, threads, weights: dtype });
+  const t0 = performance.now();
+  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+  const buildMs = performance.now() - t0;
+  progress.done();
+  const info = lm.describe();
+  const params = Number(info.parameters);
+  const bytesPerWeight = { f32: 4, f16: 2, bf16: 2, q8: 1.125 }[dtype];
+  const weightBytes = params * bytesPerWeight;
+  const V = lm.vocabSize;
+  const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
+
+  // warm-up
+  {
+    const s = lm.createState(1);
+    const l = await lm.advance([ids.slice(0, Math.min(8, promptLen))], s);
+    await lm.advance([[argmax(l.data)]], s);
+  }
+  const prefillMs: number[] = [];
+  const decodeMs: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const p = startProgress(io.stderr, `rep ${r + 1}/${reps}: prefill ${promptLen}`);
+    const s = lm.createState(1);
+    let t = performance.now();
+    let l = await lm.advance([ids], s);
+    prefillMs.push(performance.now() - t);
+    p.done();
+    const d = startProgress(io.stderr, `rep ${r + 1}/${reps}: decode ${gen}`);
+    t = performance.now();
+    for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
+    decodeMs.push(performance.now() - t);
+    d.done();
+  }
+  const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
+  const bandwidth = measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
+  const rt = backendName === 'wasm' ? WasmRuntime.get(threads) : null;
+  const result = {
+    arch, size, preset, backend: lm.backend.name, dtype, threads: rt ? rt.threads : 1,
+    parameters: params, weight_mb: weightBytes / 2 ** 20,
+    build_ms: buildMs,
+    prompt: promptLen, gen, reps,
+    prefill_tok_s: promptLen / (median(prefillMs) / 1000),
+    decode_tok_s: gen / (median(decodeMs) / 1000),
+    prefill_ms: prefillMs, decode_ms: decodeMs,
+    peak_rss_mb: peakRss,
+    bandwidth_gb_s: bandwidth,
+    decode_ceiling_tok_s: (bandwidth * 1e9) / weightBytes,
+  };
+  const f1 = (x: number) => x.toFixed(1);
+  const rows: Array<[string, string]> = [
+    ['model', `${preset} (${(params / 1e6).toFixed(1)} M parameters, ${dtype}, ${f1(result.weight_mb)} MiB of weights)`],
+    ['backend', result.backend],
+    [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
+    [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
+    ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
+    ['memory bandwidth', `${f1(bandwidth)} GB/s (${result.threads} thread${result.threads > 1 ? 's' : ''})`],
+    ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  if (!json) io.stdout.write(rows.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n') + '\n');
+  else io.stdout.write(JSON.stringify(result) + '\n');
+  return 0;
+}
