@@ -51,6 +51,9 @@ export const GENERATE_SPEC: CommandSpec = {
     'load-state': { type: 'string', value: 'FILE', help: 'continue from a state saved with --save-state; the prompt is read after it' },
     json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming\n(tokens, text, finishReason, promptIds, stats)' },
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
+    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default) or wasm (WebAssembly SIMD + threads)' },
+    threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
+    dtype: { type: 'string', value: 'TYPE', help: 'wasm weight storage: f32 (default), f16, bf16 or q8' },
   },
   examples: [
     'mamba-ts generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32',
@@ -72,6 +75,9 @@ export interface GenerateArgs {
   loadState?: string;
   json: boolean;
   scan?: (typeof SCAN_CHOICES)[number];
+  backend?: 'cpu' | 'wasm';
+  threads?: number;
+  dtype?: 'f32' | 'f16' | 'bf16' | 'q8';
 }
 
 /** Parse and validate `generate`'s options (no file or model access). `null` = help was asked for. */
@@ -119,6 +125,15 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   const loadState = str(v, 'load-state');
   if (loadState !== undefined) a.loadState = loadState;
   if (scanRaw !== undefined) a.scan = parseChoice('scan', scanRaw, SCAN_CHOICES, C);
+  const backendRaw = str(v, 'backend');
+  if (backendRaw !== undefined) a.backend = parseChoice('backend', backendRaw, ['cpu', 'wasm'] as const, C);
+  const threadsRaw = str(v, 'threads');
+  if (threadsRaw !== undefined) a.threads = parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, C);
+  const dtypeRaw = str(v, 'dtype');
+  if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
+  if ((a.threads !== undefined || (a.dtype !== undefined && a.dtype !== 'f32')) && a.backend !== 'wasm') {
+    throw new UsageError('--threads and --dtype need --backend wasm', C);
+  }
   return a;
 }
 
@@ -146,6 +161,9 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
   const model = await loadWithProgress(io, args.model, {
     ...(args.tokenizer !== undefined ? { tokenizer: args.tokenizer } : {}),
     ...(args.scan !== undefined ? { scan: { algorithm: args.scan } } : {}),
+    ...(args.backend !== undefined ? { backend: args.backend } : {}),
+    ...(args.threads !== undefined ? { threads: args.threads } : {}),
+    ...(args.dtype !== undefined ? { weights: args.dtype } : {}),
   });
 
   let ids: number[];

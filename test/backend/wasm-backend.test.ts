@@ -1,0 +1,68 @@
+/**
+ * The WebAssembly backend (SIMD kernels on 2 threads) against the Hugging Face fixtures: float32 weights
+ * reach the same 1e-4 parity as the TypeScript reference for every architecture; reduced-precision
+ * weights (bf16, f16, q8) stay close to float32 and mostly agree on greedy tokens.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, loadReference, maxAbsDiff } from '../helpers.js';
+
+const FIXTURES = ['mamba-tiny', 'mamba-variant', 'falcon-mamba-tiny', 'mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'jamba-tiny', 'granite-hybrid-tiny', 'nemotron-h-tiny', 'llama-tiny'];
+
+describe('wasm backend, float32 weights: HF parity', () => {
+  for (const name of FIXTURES) {
+    it(`${name}: logits within 1e-4, cached greedy decode = reference tokens and scores`, async () => {
+      const ref = loadReference(hfFixture(name));
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2 });
+      assert.match(model.lm.backend.name, /^wasm\(2 threads, f32/);
+      const out = await model.forward(ref.ids('input_ids'));
+      const d = maxAbsDiff(out.logits.data, ref.f32('logits'));
+      assert.ok(d <= 1e-4, `max |Δlogit| = ${d}`);
+      const steps = ref.shape('generate.scores')[1];
+      const V = ref.shape('generate.scores')[2];
+      const scores = ref.f32('generate.scores');
+      const got: Float32Array[] = [];
+      const advance = model.lm.advance.bind(model.lm);
+      model.lm.advance = async (ids, s) => {
+        const l = await advance(ids, s);
+        got.push(l.data.slice(0, V));
+        return l;
+      };
+      const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: steps, stopTokens: [] });
+      assert.deepEqual(res.tokens[0], ref.ids('generate.tokens')[0]);
+      for (let s = 0; s < steps; s++) {
+        const ds = maxAbsDiff(got[s], scores.subarray(s * V, (s + 1) * V));
+        assert.ok(ds <= 1e-4, `step ${s}: max |Δscore| = ${ds}`);
+      }
+    });
+  }
+});
+
+describe('wasm backend, reduced-precision weights', () => {
+  // bounds: relative weight error bf16 2^-9, f16 2^-11, q8 ≤ half a step of max|w|/127 per block of 32;
+  // the bounds below are on max |Δlogit| relative to the largest |logit| (random-init tiny models)
+  for (const [weights, bound] of [['bf16', 0.02], ['f16', 0.005], ['q8', 0.03]] as const) {
+    it(`${weights}: logits close to float32, greedy tokens mostly equal (mamba-tiny, mamba2-tiny)`, async () => {
+      for (const name of ['mamba-tiny', 'mamba2-tiny']) {
+        const ref = loadReference(hfFixture(name));
+        const m = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+        assert.match(m.lm.backend.name, new RegExp(`${weights} weights`));
+        const out = await m.forward(ref.ids('input_ids'));
+        const want = ref.f32('logits');
+        const scale = Math.max(...Array.from(want, Math.abs));
+        const rel = maxAbsDiff(out.logits.data, want) / scale;
+        assert.ok(rel > 0, 'reduced precision changes the logits (the format is really used)');
+        assert.ok(rel <= bound, `${name}: max |Δlogit| / max |logit| = ${rel}`);
+        // argmax agreement over all positions
+        const V = ref.shape('logits')[2];
+        let agree = 0, total = 0;
+        for (let p = 0; p < want.length / V; p++, total++) {
+          const a = want.subarray(p * V, (p + 1) * V), b = out.logits.data.subarray(p * V, (p + 1) * V);
+          if (a.indexOf(Math.max(...a)) === b.indexOf(Math.max(...b))) agree++;
+        }
+        assert.ok(agree / total >= 0.9, `${name}: greedy agreement ${agree}/${total}`);
+      }
+    });
+  }
+});
