@@ -77,7 +77,9 @@ export class WasmBackend extends CpuBackend {
   }
 
   override zeros(shape: Shape): Tensor {
-    return new Tensor(this, this.allocF32(shapeSize(shape)), [...shape]);
+    const view = this.allocF32(shapeSize(shape));
+    view.fill(0); // reused memory holds old values
+    return new Tensor(this, view, [...shape]);
   }
 
   /** bf16 / f16 / q8 weights: packed into wasm memory; the tensor's storage is the Matrix record */
