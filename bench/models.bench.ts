@@ -37,6 +37,7 @@ import { loadModel } from '../src/model.js';
 import type { CausalLM } from '../src/models/model.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel, type ModelOptions } from '../src/models/registry.js';
+import { resolveBackend } from '../src/model.js';
 import { ModelState } from '../src/models/state.js';
 import type { HostTensor } from '../src/tensor/tensor.js';
 import {
@@ -75,6 +76,10 @@ interface Options {
   chunkSize: number | undefined;
   load: boolean;
   presets: string[];
+  /** backend of the measured models: cpu (TypeScript reference) or wasm */
+  backend: 'cpu' | 'wasm';
+  threads: number | undefined;
+  dtype: 'f32' | 'f16' | 'bf16' | 'q8';
   /** internal: measure this preset and print one JSON line */
   child: string | undefined;
   /** internal: time loadModel for this preset and print one JSON line */
@@ -83,13 +88,14 @@ interface Options {
 
 const USAGE = `usage: node --expose-gc dist/bench/models.bench.js [--quick] [--presets a,b] [--no-write] [--json]
          [--reps N] [--warmup N] [--long N] [--chunk-size N] [--load | --no-load]
+         [--backend cpu|wasm] [--threads N] [--dtype f32|f16|bf16|q8]
 presets: ${Object.keys(PRESETS).join(', ')}
 `;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     quick: false, write: true, json: false, reps: -1, warmup: -1, long: -1, chunkSize: undefined, load: true,
-    presets: Object.keys(PRESETS), child: undefined, childLoad: undefined,
+    presets: Object.keys(PRESETS), child: undefined, childLoad: undefined, backend: 'cpu', threads: undefined, dtype: 'f32',
   };
   let loadGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -115,7 +121,16 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--load') (o.load = true), (loadGiven = true);
     else if (a === '--no-load') (o.load = false), (loadGiven = true);
     else if (a === '--presets') o.presets = value().split(',').map((s) => s.trim()).filter(Boolean);
-    else if (a === '--child') o.child = value();
+    else if (a === '--backend') {
+      const b = value();
+      if (b !== 'cpu' && b !== 'wasm') throw new UsageError(`--backend must be cpu or wasm, got ${b}`);
+      o.backend = b;
+    } else if (a === '--threads') o.threads = int(1);
+    else if (a === '--dtype') {
+      const d = value();
+      if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new UsageError(`--dtype must be f32, f16, bf16 or q8, got ${d}`);
+      o.dtype = d as Options['dtype'];
+    } else if (a === '--child') o.child = value();
     else if (a === '--child-load') o.childLoad = value();
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
@@ -168,6 +183,8 @@ function planArgs(o: Options): string[] {
   const a = ['--reps', String(o.reps), '--warmup', String(o.warmup), '--long', String(o.long)];
   if (o.quick) a.push('--quick');
   if (o.chunkSize !== undefined) a.push('--chunk-size', String(o.chunkSize));
+  a.push('--backend', o.backend, '--dtype', o.dtype);
+  if (o.threads !== undefined) a.push('--threads', String(o.threads));
   return a;
 }
 
@@ -374,6 +391,9 @@ async function measurePreset(preset: string, o: Options): Promise<PresetResult> 
   const raw = PRESETS[preset];
   const modelType = String(raw.model_type);
   const algs = algorithmsFor(modelType, o.chunkSize);
+  const backend = resolveBackend({ backend: o.backend, threads: o.threads, weights: o.dtype });
+  algs.main.options = { ...algs.main.options, backend };
+  if (algs.reference) algs.reference.options = { ...algs.reference.options, backend };
   const runs = plan.warmup + plan.reps;
   const mem = new Memory();
   const loadAverageAtStart = os.loadavg();
@@ -649,12 +669,13 @@ async function parent(o: Options): Promise<void> {
   const bad = results.filter((r) => !r.logitsFinite).map((r) => r.preset);
   if (bad.length) log(`error: non-finite logits (${bad.join(', ')}): the random initialisation is broken`);
   if (failures.length || bad.length) process.exitCode = 1;
+  if (o.backend === 'wasm') backendLabel = `WebAssembly backend (${o.dtype} weights, ${o.threads ?? 'all'} threads)`;
   if (o.write) {
     if (failures.length || results.length === 0) log('BENCHMARKS.md left alone: a preset failed');
     else {
-      const file = writeMarkedSection(path.join(root, 'BENCHMARKS.md'), START, END, renderMarkdown(run), {
+      const file = writeMarkedSection(path.join(root, 'BENCHMARKS.md'), ...markers(o), renderMarkdown(run), {
         headerIfNew: HEADER,
-        fallbackHeading: '## Latest run: all architectures at ~130M',
+        fallbackHeading: `## Latest run: all architectures at ~130M, ${backendLabel}`,
       });
       log(`updated ${file}`);
     }
@@ -810,9 +831,12 @@ const howToRead = (batch: number): string => [
   '- Compare numbers only between runs on the same quiet machine (see the load averages).',
 ].join('\n');
 
+/** which backend the parent measured (set from the options before rendering) */
+let backendLabel = 'CPU backend (TypeScript reference)';
+
 function renderMarkdown(run: RunResult): string {
   const out = [
-    `### All architectures at ~130M, CPU backend — ${run.date}${run.quick ? ' (quick run: noisy)' : ''}`,
+    `### All architectures at ~130M, ${backendLabel} — ${run.date}${run.quick ? ' (quick run: noisy)' : ''}`,
     '',
     ...runLines(run).map((l) => `- ${l}`),
     '',
@@ -823,8 +847,11 @@ function renderMarkdown(run: RunResult): string {
   return out.join('\n');
 }
 
-const START = '<!-- bench:models:start -->';
-const END = '<!-- bench:models:end -->';
+/** one marked section per backend configuration (the CPU reference keeps the original markers) */
+function markers(o: Options): [string, string] {
+  const tag = o.backend === 'cpu' ? 'models' : `models-wasm-${o.dtype}-t${o.threads ?? 'all'}`;
+  return [`<!-- bench:${tag}:start -->`, `<!-- bench:${tag}:end -->`];
+}
 
 /** used only when BENCHMARKS.md does not exist; the file's own header is maintained by hand */
 const HEADER = `# Benchmarks
