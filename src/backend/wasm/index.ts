@@ -169,6 +169,14 @@ export class WasmBackend extends CpuBackend {
     return off;
   }
 
+  /** the state's offset, or a zeroed scratch state (the kernels run faster with one than without) */
+  private stateOrZeros(t: Tensor | null, count: number, scratch: number[], back: Array<[number, Float32Array]>): number {
+    if (t) return this.input(t, scratch, back);
+    const off = this.output(count, scratch);
+    this.runtime.f32(off, count).fill(0);
+    return off;
+  }
+
   private release(scratch: number[]): void {
     for (const o of scratch) this.runtime.heap.release(o);
   }
@@ -207,7 +215,7 @@ export class WasmBackend extends CpuBackend {
     try {
       const args = [
         this.input(a.u, scratch), this.input(a.delta, scratch), this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
-        this.input(a.D, scratch), this.input(a.z, scratch), this.input(a.deltaBias, scratch), this.input(a.state, scratch, back),
+        this.input(a.D, scratch), this.input(a.z, scratch), this.input(a.deltaBias, scratch), this.stateOrZeros(a.state, batch * D * N, scratch, back),
       ];
       const yo = this.output(batch * L * D, scratch);
       this.runtime.run('selective_scan', [...args, yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0], D, 4);
@@ -230,7 +238,7 @@ export class WasmBackend extends CpuBackend {
       this.runtime.f32(dto, dt.length).set(dt);
       const args = [
         this.input(a.x, scratch), dto, this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
-        this.input(a.D, scratch), this.input(a.state, scratch, back),
+        this.input(a.D, scratch), this.stateOrZeros(a.state, batch * nh * hd * N, scratch, back),
       ];
       const yo = this.output(batch * L * nh * hd, scratch);
       this.runtime.run('ssd_scan', [...args, yo, batch, L, nh, hd, G, N], nh, 1);

@@ -4,3 +4,4 @@
 // workers sharing the memory can split the work.
 export * from './linear';
 export * from './bandwidth';
+export * from './scan';
