@@ -31,8 +31,6 @@
  */
 import { cpu } from '../backend/cpu/index.js';
 import type { WeightSource } from '../io/weights.js';
-import { Attention } from '../nn/attention.js';
-import { Mamba1Mixer } from '../nn/mamba1.js';
 import type { Mixer } from '../nn/mixer.js';
 import { GatedMLP } from '../nn/mlp.js';
 import { MoE } from '../nn/moe.js';
@@ -41,7 +39,8 @@ import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM, type Sublayer } from './decoder.js';
 import { ModelError } from './errors.js';
 import { WeightLoader } from './loader.js';
-import type { MambaOptions } from './mamba.js';
+import { loadMamba1Mixer, type MambaOptions } from './mamba.js';
+import { loadAttention, loadGatedMLP } from './blocks.js';
 
 export interface JambaConfig {
   vocabSize: number;
@@ -151,11 +150,7 @@ export class JambaLM extends DecoderLM {
       `hidden_size=${H}, mamba_expand·hidden_size=${D}, mamba_d_state=${N}, mamba_dt_rank=${R}, mamba_d_conv=${K}, ` +
       `intermediate_size=${I}, num_attention_heads=${Hq}, num_key_value_heads=${Hkv}, head_dim=${hd}, num_experts=${c.numExperts}, vocab_size=${V}`);
 
-    const mlp = (p: string): GatedMLP => new GatedMLP({
-      gate: w.matrix(`${p}gate_proj.weight`, [I, H]),
-      up: w.matrix(`${p}up_proj.weight`, [I, H]),
-      down: w.matrix(`${p}down_proj.weight`, [H, I]),
-    });
+    const mlp = (p: string): GatedMLP => loadGatedMLP(w, p, H, I, false);
     const experts = (p: string, E: number): GatedMLP[] => {
       // HF ≥ 5 may hold the experts fused: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
       if (!w.has(`${p}experts.0.gate_proj.weight`) && w.has(`${p}experts.gate_up_proj`)) {
@@ -175,35 +170,17 @@ export class JambaLM extends DecoderLM {
       const p = `model.layers.${i}.`;
       let mixer: Mixer;
       if (type === 'attention') {
-        const a = `${p}self_attn.`;
-        mixer = new Attention({
-          q: w.matrix(`${a}q_proj.weight`, [Hq * hd, H]),
-          k: w.matrix(`${a}k_proj.weight`, [Hkv * hd, H]),
-          v: w.matrix(`${a}v_proj.weight`, [Hkv * hd, H]),
-          o: w.matrix(`${a}o_proj.weight`, [H, Hq * hd]),
-          qBias: null, kBias: null, vBias: null, oBias: null,
-        }, { nHeads: Hq, nKvHeads: Hkv, headDim: hd, rope: null }, backend);
+        mixer = loadAttention(w, `${p}self_attn.`, H, { nHeads: Hq, nKvHeads: Hkv, headDim: hd, rope: null }, { qkv: false, o: false });
       } else {
         const m = `${p}mamba.`;
-        mixer = new Mamba1Mixer({
-          inProj: w.matrix(`${m}in_proj.weight`, [2 * D, H]),
-          inProjBias: w.maybe(c.mambaProjBias, `${m}in_proj.bias`, [2 * D]),
-          conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
-          convBias: w.maybe(c.mambaConvBias, `${m}conv1d.bias`, [D]),
-          xProj: w.matrix(`${m}x_proj.weight`, [R + 2 * N, D]),
-          dtProj: w.matrix(`${m}dt_proj.weight`, [D, R]),
-          dtBias: w.get(`${m}dt_proj.bias`, [D]),
-          A: w.negExp(`${m}A_log`, [D, N]),
-          D: w.get(`${m}D`, [D]),
-          outProj: w.matrix(`${m}out_proj.weight`, [H, D]),
-          outProjBias: w.maybe(c.mambaProjBias, `${m}out_proj.bias`, [H]),
-          innerNorms: {
-            dt: w.get(`${m}dt_layernorm.weight`, [R]),
-            B: w.get(`${m}b_layernorm.weight`, [N]),
-            C: w.get(`${m}c_layernorm.weight`, [N]),
-            eps: c.normEps,
-          },
-        }, backend, scan);
+        mixer = loadMamba1Mixer(w, m, {
+          hiddenSize: H, innerSize: D, stateSize: N, dtRank: R, convKernel: K, useBias: c.mambaProjBias, useConvBias: c.mambaConvBias,
+        }, scan, {
+          dt: w.get(`${m}dt_layernorm.weight`, [R]),
+          B: w.get(`${m}b_layernorm.weight`, [N]),
+          C: w.get(`${m}c_layernorm.weight`, [N]),
+          eps: c.normEps,
+        });
       }
       const E = c.layerExperts[i];
       const ff = `${p}feed_forward.`;

@@ -29,7 +29,7 @@
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
 import type { WeightSource } from '../io/weights.js';
-import { Mamba1Mixer } from '../nn/mamba1.js';
+import { Mamba1Mixer, type Mamba1Weights, type ScanOptions } from '../nn/mamba1.js';
 import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM } from './decoder.js';
 import { ModelError } from './errors.js';
@@ -108,6 +108,29 @@ export function parseMambaConfig(raw: RawConfig, file = 'config.json'): MambaCon
   };
 }
 
+/** Load the Mamba-1 mixer under `p` (shared with Jamba, which adds learnable Δ/B/C norms). */
+export function loadMamba1Mixer(
+  w: WeightLoader, p: string,
+  c: Pick<MambaConfig, 'hiddenSize' | 'innerSize' | 'stateSize' | 'dtRank' | 'convKernel' | 'useBias' | 'useConvBias'>,
+  scan: ScanOptions, innerNorms?: Mamba1Weights['innerNorms'],
+): Mamba1Mixer {
+  const { hiddenSize: H, innerSize: D, stateSize: N, dtRank: R, convKernel: K } = c;
+  return new Mamba1Mixer({
+    inProj: w.matrix(`${p}in_proj.weight`, [2 * D, H]),
+    inProjBias: w.maybe(c.useBias, `${p}in_proj.bias`, [2 * D]),
+    conv: w.get(`${p}conv1d.weight`, [D, 1, K], [D, K]),
+    convBias: w.maybe(c.useConvBias, `${p}conv1d.bias`, [D]),
+    xProj: w.matrix(`${p}x_proj.weight`, [R + 2 * N, D]),
+    dtProj: w.matrix(`${p}dt_proj.weight`, [D, R]),
+    dtBias: w.get(`${p}dt_proj.bias`, [D]),
+    A: w.negExp(`${p}A_log`, [D, N]),
+    D: w.get(`${p}D`, [D]),
+    outProj: w.matrix(`${p}out_proj.weight`, [H, D]),
+    outProjBias: w.maybe(c.useBias, `${p}out_proj.bias`, [H]),
+    ...(innerNorms ? { innerNorms } : {}),
+  }, w.backend, scan);
+}
+
 export interface MambaOptions {
   backend?: Backend;
   /** prefill scan algorithm; decode (one token) is always sequential */
@@ -126,20 +149,7 @@ export class MambaLM extends DecoderLM {
     const embed = w.matrix(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
     const blocks = Array.from({ length: c.numLayers }, (_, i) => {
       const m = `${prefix}layers.${i}.mixer.`;
-      const mixer = new Mamba1Mixer({
-        inProj: w.matrix(`${m}in_proj.weight`, [2 * D, H]),
-        inProjBias: w.maybe(c.useBias, `${m}in_proj.bias`, [2 * D]),
-        conv: w.get(`${m}conv1d.weight`, [D, 1, K], [D, K]),
-        convBias: w.maybe(c.useConvBias, `${m}conv1d.bias`, [D]),
-        xProj: w.matrix(`${m}x_proj.weight`, [R + 2 * N, D]),
-        dtProj: w.matrix(`${m}dt_proj.weight`, [D, R]),
-        dtBias: w.get(`${m}dt_proj.bias`, [D]),
-        A: w.negExp(`${m}A_log`, [D, N]),
-        D: w.get(`${m}D`, [D]),
-        outProj: w.matrix(`${m}out_proj.weight`, [H, D]),
-        outProjBias: w.maybe(c.useBias, `${m}out_proj.bias`, [H]),
-        ...(c.mixerRmsEps !== undefined ? { innerNorms: { dt: null, B: null, C: null, eps: c.mixerRmsEps } } : {}),
-      }, backend, scan);
+      const mixer = loadMamba1Mixer(w, m, c, scan, c.mixerRmsEps !== undefined ? { dt: null, B: null, C: null, eps: c.mixerRmsEps } : undefined);
       return [{ norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer }];
     });
     const falcon = c.mixerRmsEps !== undefined;
