@@ -1,0 +1,90 @@
+/**
+ * The WebAssembly backend's table for issue 5: `mamba-ts bench` (one child process per cell, so peak RSS is
+ * that cell's) for mamba-130m and mamba2-130m × weights f32/f16/bf16/q8 × threads 1/2, prefill 512 and
+ * decode 128, next to llama.cpp's numbers measured on this machine type (quoted from the issue) and the
+ * measured bandwidth ceiling. Writes the `bench:wasm-matrix` section of BENCHMARKS.md.
+ *
+ *   node dist/bench/wasm-matrix.bench.js [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
+ */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { commandLine, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot, textTable, writeMarkedSection, type Table } from './report.js';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
+};
+const quick = argv.includes('--quick');
+const write = !argv.includes('--no-write');
+const archs = opt('archs', 'mamba,mamba2').split(',');
+const dtypes = opt('dtypes', 'f32,f16,bf16,q8').split(',');
+const threadList = opt('threads', '1,2').split(',').map(Number);
+const prompt = quick ? 64 : 512;
+const gen = quick ? 8 : 128;
+const reps = quick ? 1 : 3;
+
+/** llama.cpp on this machine type (issue 5; median of three, -t 2): prefill pp512, decode tg128 */
+const LLAMA_CPP: Record<string, Record<string, [number, number]>> = {
+  mamba: { f32: [246, 61], f16: [339, 77], q8: [310, 105] },
+  mamba2: { f32: [406, 58], f16: [700, 88], q8: [613, 123] },
+};
+
+interface Cell {
+  arch: string; dtype: string; threads: number;
+  prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; bandwidth_gb_s: number; decode_ceiling_tok_s: number; weight_mb: number;
+}
+
+const root = repoRoot(import.meta.url);
+const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
+const load0 = os.loadavg();
+const cells: Cell[] = [];
+for (const arch of archs) {
+  for (const dtype of dtypes) {
+    for (const threads of threadList) {
+      process.stderr.write(`[wasm-matrix] ${arch} ${dtype} threads ${threads} …\n`);
+      const out = execFileSync(process.execPath, [cli, 'bench', '--arch', arch, '--backend', 'wasm', '--dtype', dtype, '--threads', String(threads),
+        '--prompt', String(prompt), '--gen', String(gen), '--reps', String(reps), '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const last = out.trim().split('\n').pop()!;
+      cells.push({ arch, dtype, threads, ...(JSON.parse(last) as Omit<Cell, 'arch' | 'dtype' | 'threads'>) });
+      const c = cells[cells.length - 1];
+      process.stderr.write(`  prefill ${c.prefill_tok_s.toFixed(1)} tok/s, decode ${c.decode_tok_s.toFixed(1)} tok/s, peak RSS ${c.peak_rss_mb.toFixed(0)} MiB\n`);
+    }
+  }
+}
+const load1 = os.loadavg();
+
+const f1 = (x: number): string => x.toFixed(1);
+const table: Table = {
+  head: ['model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling', 'llama.cpp pp512 / tg128 (-t 2)', 'peak RSS'],
+  rows: cells.map((c) => {
+    const l = LLAMA_CPP[c.arch]?.[c.dtype];
+    return [
+      `${c.arch}-130m`, c.dtype, String(c.threads), f1(c.prefill_tok_s), f1(c.decode_tok_s), f1(c.decode_ceiling_tok_s),
+      `${((100 * c.decode_tok_s) / c.decode_ceiling_tok_s).toFixed(0)}%`, l ? `${l[0]} / ${l[1]}` : '—', `${c.peak_rss_mb.toFixed(0)} MiB`,
+    ];
+  }),
+  align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+};
+process.stdout.write(textTable(table) + '\n');
+if (write && !quick) {
+  const bw = cells.map((c) => `${c.threads} thread(s) ${f1(c.bandwidth_gb_s)} GB/s`).filter((v, i, a) => a.indexOf(v) === i).slice(0, 4).join(', ');
+  const section = [
+    `### WebAssembly backend, batch 1 — ${new Date().toISOString()}`,
+    '',
+    `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
+    `- command: \`${commandLine(import.meta.url, 'bench:wasm', 'npm run build && ')}\` (each cell is \`mamba-ts bench --arch A --backend wasm --dtype D --threads T --prompt ${prompt} --gen ${gen} --reps ${reps} --json\` in its own process)`,
+    `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
+    `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
+    `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,
+    '',
+    markdownTable(table),
+  ].join('\n');
+  const file = writeMarkedSection(path.join(root, 'BENCHMARKS.md'), '<!-- bench:wasm-matrix:start -->', '<!-- bench:wasm-matrix:end -->', section, {
+    headerIfNew: '# Benchmarks\n',
+    fallbackHeading: '## WebAssembly backend: f32/f16/bf16/q8 × threads (`bench/wasm-matrix.bench.ts`)',
+  });
+  process.stderr.write(`updated ${file}\n`);
+}
