@@ -199,8 +199,8 @@ export class WasmBackend extends CpuBackend {
       const xo = this.input(x, scratch);
       const bo = this.input(bias, scratch);
       const yo = this.output(M * N, scratch);
-      if (m.format === 'q8') this.runtime.run('linear_q8', [xo, m.off, m.scales, bo, yo, M, K, N], N, 4);
-      else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4);
+      if (m.format === 'q8') this.runtime.run('linear_q8', [xo, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
+      else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
       return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
     } finally {
       this.release(scratch);
@@ -218,7 +218,7 @@ export class WasmBackend extends CpuBackend {
         this.input(a.D, scratch), this.input(a.z, scratch), this.input(a.deltaBias, scratch), this.stateOrZeros(a.state, batch * D * N, scratch, back),
       ];
       const yo = this.output(batch * L * D, scratch);
-      this.runtime.run('selective_scan', [...args, yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0], D, 4);
+      this.runtime.run('selective_scan', [...args, yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0], D, 4, 8 * batch * L * D * N);
       for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
       return new Tensor(this, this.runtime.f32(yo, batch * L * D).slice(), [batch, L, D]);
     } finally {
@@ -241,7 +241,7 @@ export class WasmBackend extends CpuBackend {
         this.input(a.D, scratch), this.stateOrZeros(a.state, batch * nh * hd * N, scratch, back),
       ];
       const yo = this.output(batch * L * nh * hd, scratch);
-      this.runtime.run('ssd_scan', [...args, yo, batch, L, nh, hd, G, N], nh, 1);
+      this.runtime.run('ssd_scan', [...args, yo, batch, L, nh, hd, G, N], nh, 1, 3 * batch * L * nh * hd * N);
       for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
       return new Tensor(this, this.runtime.f32(yo, batch * L * nh * hd).slice(), [batch, L, nh, hd]);
     } finally {

@@ -13,6 +13,8 @@ const PAGE = 65536;
 /** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready */
 const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5;
 const MAX_ARGS = 32;
+/** below this much work (≈ multiply-adds) a call is not split among threads */
+export const MIN_PARALLEL_WORK = 1 << 20;
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
@@ -158,10 +160,11 @@ export class WasmRuntime {
    * Run `kernel(...args, lo, hi)` over [0, n) split into `threads` slices aligned to `align`;
    * returns when every slice is done.
    */
-  run(kernel: string, args: number[], n: number, align = 4): void {
+  run(kernel: string, args: number[], n: number, align = 4, work = Infinity): void {
     const k = this.names.indexOf(kernel);
     if (k < 0) throw new Error(`wasm backend: kernel ${kernel} is missing from kernels.wasm (stale build? run \`npm run build\`)`);
-    const T = Math.min(this.threads, Math.max(1, Math.ceil(n / align)));
+    // waking the workers costs tens of microseconds: small calls run on this thread alone
+    const T = work < MIN_PARALLEL_WORK ? 1 : Math.min(this.threads, Math.max(1, Math.ceil(n / align)));
     if (T === 1) {
       this.kernels[kernel](...args, 0, n);
       return;
