@@ -1,0 +1,37 @@
+/** `mamba-ts bench`: a real (short) run on the wasm backend, JSON on the last line; usage errors. */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+const run = (args: string[]) =>
+  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+
+it('bench --json: mamba-130m with q8 weights on 2 wasm threads reports speeds, memory and the bandwidth ceiling', async () => {
+  const r = await run(['bench', '--arch', 'mamba', '--backend', 'wasm', '--dtype', 'q8', '--threads', '2', '--prompt', '8', '--gen', '2', '--reps', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(j.preset, 'mamba-130m');
+  assert.equal(j.dtype, 'q8');
+  assert.equal(j.threads, 2);
+  assert.ok(j.parameters > 128e6 && j.parameters < 130e6, `parameters ${j.parameters}`);
+  for (const k of ['prefill_tok_s', 'decode_tok_s', 'peak_rss_mb', 'bandwidth_gb_s', 'decode_ceiling_tok_s']) {
+    assert.ok(Number.isFinite(j[k]) && j[k] > 0, `${k} = ${j[k]}`);
+  }
+  // q8: about 1.125 bytes per weight
+  assert.ok(Math.abs(j.weight_mb * 2 ** 20 - j.parameters * 1.125) < 1e6);
+});
+
+it('bench rejects bad options with a usage error', async () => {
+  const a = await run(['bench', '--arch', 'rwkv']);
+  assert.equal(a.code, 2);
+  assert.match(a.stderr, /--arch: expected one of mamba, mamba2, hybrid, llama/);
+  const b = await run(['bench', '--backend', 'cpu', '--dtype', 'q8']);
+  assert.equal(b.code, 2);
+  assert.match(b.stderr, /--dtype q8 needs --backend wasm/);
+});
