@@ -40,7 +40,8 @@ export class WasmBackend extends CpuBackend {
   readonly weightFormat: WeightDType;
   /** wasm-resident f32 arrays → their byte offset */
   private readonly resident = new WeakMap<Float32Array, number>();
-  private readonly matrices = new WeakMap<Tensor, Matrix>();
+  /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
+  private readonly matrices = new WeakMap<object, Matrix>();
   private readonly finalizer: FinalizationRegistry<number[]>;
 
   constructor(opts: WasmBackendOptions = {}) {
@@ -72,7 +73,7 @@ export class WasmBackend extends CpuBackend {
     const view = this.allocF32(data.length);
     view.set(data);
     const t = new Tensor(this, view, [...shape]);
-    if (opts?.matrix && shape.length === 2) this.matrices.set(t, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0 });
+    if (opts?.matrix && shape.length === 2) this.matrices.set(view, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0 });
     return t;
   }
 
@@ -108,8 +109,9 @@ export class WasmBackend extends CpuBackend {
     }
     const m: Matrix = { format, rows, cols, off, scales };
     const t = new Tensor(this, m, [rows, cols], format);
-    this.matrices.set(t, m);
-    this.finalizer.register(t, scales ? [off, scales] : [off]);
+    this.matrices.set(m, m);
+    // freed when the last tensor holding this storage is gone (reshaped views share the record)
+    this.finalizer.register(m, scales ? [off, scales] : [off]);
     return t;
   }
 
@@ -134,7 +136,7 @@ export class WasmBackend extends CpuBackend {
   }
 
   private packed(t: Tensor): Matrix | undefined {
-    const m = this.matrices.get(t);
+    const m = this.matrices.get(t.storage as object);
     return m && m.format !== 'f32' ? m : undefined;
   }
 
@@ -190,7 +192,7 @@ export class WasmBackend extends CpuBackend {
   }
 
   override linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
-    const m = this.matrices.get(w);
+    const m = this.matrices.get(w.storage as object);
     if (!m) return super.linear(x, w, bias);
     const [M, K] = x.shape;
     const N = m.rows;

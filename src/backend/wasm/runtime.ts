@@ -24,7 +24,7 @@ export function kernelsPath(): URL {
 }
 
 /** First-fit allocator over the wasm memory, 64-byte aligned; grows the memory as needed. */
-class Heap {
+export class Heap {
   private top: number;
   private readonly free: Array<{ off: number; size: number }> = [];
   private readonly sizes = new Map<number, number>();
