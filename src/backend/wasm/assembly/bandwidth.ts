@@ -16,3 +16,4 @@ export function stream_sum(src: usize, out: usize, chunk: i32, lo: i32, hi: i32)
   s += f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
   store<f32>(out + (<usize>(lo / chunk)) * 4, s);
 }
+

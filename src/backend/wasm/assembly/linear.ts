@@ -10,7 +10,8 @@
 //   quantize_q8  f32 → q8
 //
 // Strategy
-//   M = 1 (decode): a matrix-vector product, bound by streaming W once. Four W rows at a time with one f32x4
+//   M = 1 (decode): a matrix-vector product, bound by streaming W once. f32: one row at a time, read strictly
+//     sequentially (gemvF32Seq). bf16/f16/q8: four W rows at a time with one f32x4
 //     accumulator each (x loaded once per group), lanes reduced at the end; meanwhile the next group of rows is
 //     "touched" (see touchPart) so that its cache lines and TLB entries are already on their way.
 //   M > 1 (prefill, batched decode): register tiles over a panel of 4 W rows that stays in L1 while a chunk of
@@ -481,8 +482,34 @@ function f16Step1x4X(xp: usize, p0: usize, rowB: usize): v128 {
 
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W f32 [N, K]. */
 export function linear_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  linearT<f32>(x, w, bias, y, M, K, N, n0, n1);
+  if (M == 1) gemvF32Seq(x, w, bias, y, M, K, N, n0, n1);
+  else linearT<f32>(x, w, bias, y, M, K, N, n0, n1);
 }
+
+// f32 matrix-vector product (M = 1) reading W strictly sequentially: one row at a time with 4 accumulators over k
+// (x stays in L1). On weights that come from DRAM this streams at the memory's full rate (measured 25.7 GB/s on
+// one thread vs 15.9 for four rows at once, which splits the read into four interleaved streams).
+function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4;
+  for (let j = n0; j < n1; j++) {
+    const p = w + <usize>j * rowB;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let k = 0;
+    for (; k + 16 <= K; k += 16) {
+      const o = <usize>k * 4;
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(p + o), v128.load(x + o)));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(p + o, 16), v128.load(x + o, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(p + o, 32), v128.load(x + o, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(p + o, 48), v128.load(x + o, 48)));
+    }
+    const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+    let s: f32 = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+    for (; k < K; k++) s += load<f32>(p + <usize>k * 4) * load<f32>(x + <usize>k * 4);
+    if (bias) s += load<f32>(bias + <usize>j * 4);
+    store<f32>(y + <usize>j * 4, s);
+  }
+}
+
 
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W bf16 bits [N, K]. */
 export function linear_bf16(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
