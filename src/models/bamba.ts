@@ -15,7 +15,7 @@ import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM, type Sublayer } from './decoder.js';
 import { ModelError } from './errors.js';
 import { WeightLoader } from './loader.js';
-import { loadMamba2Mixer, type Mamba2Options } from './mamba2.js';
+import { loadMamba2Mixer, mamba2MixerOptions, type Mamba2Options } from './mamba2.js';
 import type { Mamba2Dims } from '../nn/mamba2.js';
 
 export interface BambaConfig {
@@ -83,14 +83,7 @@ export class BambaLM extends DecoderLM {
     const w = new WeightLoader(weights, backend,
       `hidden_size=${H}, mamba_n_heads=${m.nHeads}, mamba_d_head=${m.headDim}, mamba_n_groups=${m.nGroups}, mamba_d_state=${m.dState}, ` +
         `num_attention_heads=${c.attention.nHeads}, num_key_value_heads=${c.attention.nKvHeads}, intermediate_size=${I}, vocab_size=${V}`);
-    const mixerOpts = {
-      normEps: c.normEps,
-      normGroupSize: (opts.normGroups ?? 'full') === 'group' ? m.inner / m.nGroups : m.inner,
-      dtLimit: m.dtLimit,
-      algorithm: opts.ssd?.algorithm ?? 'chunked',
-      chunkSize: opts.ssd?.chunkSize ?? m.chunkSize,
-      clampDecodeDt: opts.clampDecodeDt ?? false,
-    } as const;
+    const mixerOpts = mamba2MixerOptions({ ...m, normEps: c.normEps }, opts, 'full');
     const embed = w.matrix('model.embed_tokens.weight', [V, H]);
     const blocks: Sublayer[][] = c.layerTypes.map((type, i) => {
       const p = `model.layers.${i}.`;

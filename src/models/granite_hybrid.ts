@@ -47,7 +47,7 @@ import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM, type Sublayer } from './decoder.js';
 import { ModelError } from './errors.js';
 import { WeightLoader } from './loader.js';
-import { loadMamba2Mixer, type Mamba2Options } from './mamba2.js';
+import { loadMamba2Mixer, mamba2MixerOptions, type Mamba2Options } from './mamba2.js';
 
 export type GraniteLayerType = 'mamba' | 'attention';
 
@@ -206,15 +206,7 @@ export class GraniteHybridLM extends DecoderLM {
       `mamba_d_conv=${c.convKernel}, num_attention_heads=${c.attnHeads}, num_key_value_heads=${c.kvHeads}, num_local_experts=${c.numExperts}, ` +
       `intermediate_size=${c.expertSize}, shared_intermediate_size=${c.sharedSize}, vocab_size=${V}`);
     const embed = w.matrix('model.embed_tokens.weight', [V, H]);
-    const grouped = opts.normGroups === 'group';
-    const mixerOpts = {
-      normEps: c.normEps,
-      normGroupSize: grouped ? c.inner / c.nGroups : c.inner,
-      dtLimit: c.dtLimit,
-      algorithm: opts.ssd?.algorithm ?? 'chunked',
-      chunkSize: opts.ssd?.chunkSize ?? c.chunkSize,
-      clampDecodeDt: opts.clampDecodeDt ?? false,
-    } as const;
+    const mixerOpts = mamba2MixerOptions(c, opts, 'full');
     const rm = c.residualMultiplier;
 
     const loadAttention = (p: string): Attention => {
@@ -318,7 +310,7 @@ export class GraniteHybridLM extends DecoderLM {
         logits_scaling: c.logitsScaling,
         vocab_size: V,
         tied_embeddings: c.tieEmbeddings,
-        gated_norm: grouped ? 'per group' : 'full width',
+        gated_norm: mixerOpts.normGroupSize === c.inner ? 'full width' : 'per group',
         prefill_ssd: mixerOpts.algorithm,
       },
     });

@@ -111,6 +111,24 @@ export interface Mamba2Options {
   clampDecodeDt?: boolean;
 }
 
+/**
+ * The Mamba-2 mixer options of a model: its config values plus the load options (SSD algorithm and chunk, gated-norm
+ * grouping with the architecture's default, Δ clamping in decode).
+ */
+export function mamba2MixerOptions(
+  c: { inner: number; nGroups: number; chunkSize: number; normEps: number; dtLimit: [number, number] },
+  opts: Mamba2Options, defaultNorm: 'full' | 'group',
+): Mamba2MixerOptions {
+  return {
+    normEps: c.normEps,
+    normGroupSize: (opts.normGroups ?? defaultNorm) === 'group' ? c.inner / c.nGroups : c.inner,
+    dtLimit: c.dtLimit,
+    algorithm: opts.ssd?.algorithm ?? 'chunked',
+    chunkSize: opts.ssd?.chunkSize ?? c.chunkSize,
+    clampDecodeDt: opts.clampDecodeDt ?? false,
+  };
+}
+
 /** Load the Mamba-2 mixer of one layer (shared with the hybrids that use it: Bamba, Granite, NemotronH). */
 export function loadMamba2Mixer(
   w: WeightLoader, p: string, c: Mamba2Dims & { hiddenSize: number; useBias: boolean; useConvBias: boolean },
@@ -141,15 +159,7 @@ export class Mamba2LM extends DecoderLM {
       `hidden_size=${H}, num_heads=${c.nHeads}, head_dim=${c.headDim}, n_groups=${c.nGroups}, state_size=${c.dState}, conv_kernel=${c.convKernel}, vocab_size=${V}`);
     const prefix = w.has('backbone.embeddings.weight') || w.has('backbone.embedding.weight') ? 'backbone.' : '';
     const embed = w.matrix(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
-    const grouped = (opts.normGroups ?? (c.source === 'state-spaces' ? 'group' : 'full')) === 'group';
-    const mixerOpts = {
-      normEps: c.normEps,
-      normGroupSize: grouped ? c.inner / c.nGroups : c.inner,
-      dtLimit: c.dtLimit,
-      algorithm: opts.ssd?.algorithm ?? 'chunked',
-      chunkSize: opts.ssd?.chunkSize ?? c.chunkSize,
-      clampDecodeDt: opts.clampDecodeDt ?? false,
-    } as const;
+    const mixerOpts = mamba2MixerOptions(c, opts, c.source === 'state-spaces' ? 'group' : 'full');
     const blocks = Array.from({ length: c.numLayers }, (_, i) => [
       { norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer: loadMamba2Mixer(w, `${prefix}layers.${i}.mixer.`, c, mixerOpts) },
     ]);
@@ -178,7 +188,7 @@ export class Mamba2LM extends DecoderLM {
         num_layers: c.numLayers,
         vocab_size: V,
         tied_embeddings: c.tieEmbeddings,
-        gated_norm: grouped ? 'per group' : 'full width',
+        gated_norm: mixerOpts.normGroupSize === c.inner ? 'full width' : 'per group',
         prefill_ssd: mixerOpts.algorithm,
       },
     });

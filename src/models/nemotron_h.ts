@@ -33,7 +33,7 @@ import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM, type Sublayer } from './decoder.js';
 import { ModelError } from './errors.js';
 import { WeightLoader } from './loader.js';
-import { loadMamba2Mixer, type Mamba2Options } from './mamba2.js';
+import { loadMamba2Mixer, mamba2MixerOptions, type Mamba2Options } from './mamba2.js';
 
 export type NemotronHLayerType = 'mamba' | 'attention' | 'mlp';
 
@@ -174,16 +174,8 @@ export class NemotronHLM extends DecoderLM {
       `conv_kernel=${m.convKernel}, num_attention_heads=${c.nHeads}, num_key_value_heads=${c.nKvHeads}, head_dim=${c.headDim}, ` +
       `intermediate_size=${c.intermediateSize}, vocab_size=${V}`);
     // HF normalises the gated RMSNorm per group of I/G (Zamba2RMSNormGated)
-    const grouped = (opts.normGroups ?? 'group') === 'group';
-    const mixerOpts = {
-      normEps: c.normEps,
-      normGroupSize: grouped ? m.inner / m.nGroups : m.inner,
-      dtLimit: c.dtLimit,
-      algorithm: opts.ssd?.algorithm ?? 'chunked',
-      chunkSize: opts.ssd?.chunkSize ?? c.chunkSize,
-      // HF's cached one-token decode applies no Δ floor (see the header)
-      clampDecodeDt: opts.clampDecodeDt ?? false,
-    } as const;
+    // HF's cached one-token decode applies no Δ floor (see the header): clampDecodeDt defaults to false
+    const mixerOpts = mamba2MixerOptions({ inner: m.inner, nGroups: m.nGroups, chunkSize: c.chunkSize, normEps: c.normEps, dtLimit: c.dtLimit }, opts, 'group');
     const blocks: Sublayer[][] = c.layerTypes.map((type, i) => {
       const p = `backbone.layers.${i}.`;
       let mixer: Mixer;
@@ -239,7 +231,7 @@ export class NemotronHLM extends DecoderLM {
         mlp_activation: c.mlpActivation,
         vocab_size: V,
         tied_embeddings: c.tieEmbeddings,
-        gated_norm: grouped ? 'per group' : 'full width',
+        gated_norm: mixerOpts.normGroupSize === m.inner ? 'full width' : 'per group',
         prefill_ssd: mixerOpts.algorithm,
       },
     });
