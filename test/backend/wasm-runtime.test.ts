@@ -43,3 +43,18 @@ it('slice: thread slices cover [0, n) exactly, aligned', () => {
     assert.equal(at, n);
   }
 });
+
+it('run: a kernel split across 2 worker threads gives exactly the single-thread result', async () => {
+  const { WasmRuntime } = await import('../../src/backend/wasm/runtime.js');
+  const rt2 = WasmRuntime.get(2);
+  const [M, K, N] = [3, 64, 1001];
+  const x = rt2.heap.alloc(M * K * 4), w = rt2.heap.alloc(N * K * 4), y1 = rt2.heap.alloc(M * N * 4), y2 = rt2.heap.alloc(M * N * 4);
+  let s = 7;
+  const r = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5;
+  rt2.f32(x, M * K).forEach((_, i, a) => (a[i] = r()));
+  rt2.f32(w, N * K).forEach((_, i, a) => (a[i] = r()));
+  rt2.kernels.linear_f32(x, w, 0, y1, M, K, N, 0, N); // this thread alone
+  rt2.run('linear_f32', [x, w, 0, y2, M, K, N], N, 4); // split (work defaults to "large")
+  assert.deepEqual(rt2.f32(y2, M * N), rt2.f32(y1, M * N));
+  for (const o of [x, w, y1, y2]) rt2.heap.release(o);
+});

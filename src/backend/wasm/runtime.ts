@@ -14,7 +14,7 @@ const PAGE = 65536;
 const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5;
 const MAX_ARGS = 32;
 /** below this much work (≈ multiply-adds) a call is not split among threads */
-export const MIN_PARALLEL_WORK = 1 << 20;
+export const MIN_PARALLEL_WORK = 1 << 22;
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 

@@ -513,7 +513,31 @@ function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N
 
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W bf16 bits [N, K]. */
 export function linear_bf16(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
-  linearT<u16>(x, w, bias, y, M, K, N, n0, n1);
+  if (M == 1) gemvBf16Seq(x, w, bias, y, K, n0, n1);
+  else linearT<u16>(x, w, bias, y, M, K, N, n0, n1);
+}
+
+// bf16 matrix-vector product (M = 1), W read strictly sequentially one row at a time (see gemvF32Seq).
+function gemvBf16Seq(x: usize, w: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 2;
+  for (let j = n0; j < n1; j++) {
+    const p = w + <usize>j * rowB;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let k = 0;
+    for (; k + 16 <= K; k += 16) {
+      const r0 = v128.load(p + <usize>k * 2), r1 = v128.load(p + <usize>k * 2, 16);
+      const xo = x + <usize>k * 4;
+      a0 = f32x4.add(a0, f32x4.mul(bfLo(r0), v128.load(xo)));
+      a1 = f32x4.add(a1, f32x4.mul(bfHi(r0), v128.load(xo, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(bfLo(r1), v128.load(xo, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(bfHi(r1), v128.load(xo, 48)));
+    }
+    const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+    let s: f32 = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+    for (; k < K; k++) s += reinterpret<f32>(<u32>load<u16>(p + <usize>k * 2) << 16) * load<f32>(x + <usize>k * 4);
+    if (bias) s += load<f32>(bias + <usize>j * 4);
+    store<f32>(y + <usize>j * 4, s);
+  }
 }
 
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W IEEE binary16 [N, K] (finite). */
