@@ -34,8 +34,7 @@ export interface BambaConfig {
 
 export function parseBambaConfig(raw: RawConfig, file = 'config.json'): BambaConfig {
   const f = new ConfigFields(raw, file);
-  const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new ModelError(`${file}: field "hidden_act" is "${act}"; only "silu" is supported`);
+  f.requireSilu();
   const H = f.int('hidden_size');
   const n = f.int('num_hidden_layers');
   const attnIdx = raw.attn_layer_indices ?? [];

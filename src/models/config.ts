@@ -102,6 +102,11 @@ export class ConfigFields {
     if (typeof v !== 'string') this.fail(key, 'a string');
     return v;
   }
+  /** the activation field (default silu): only SiLU is implemented */
+  requireSilu(key = 'hidden_act'): void {
+    const act = this.str(key, 'silu');
+    if (act !== 'silu') throw new ModelError(`${this.file}: field "${key}" is "${act}"; only "silu" is supported`);
+  }
   /** token id fields may be a number or a list of numbers */
   ids(key: string): number[] {
     if (!this.has(key)) return [];

@@ -93,8 +93,7 @@ const LAYER_TYPES: Record<string, GraniteLayerType> = {
 export function parseGraniteHybridConfig(raw: RawConfig, file = 'config.json'): GraniteHybridConfig {
   const f = new ConfigFields(raw, file);
   const positive = (x: number) => x > 0;
-  const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new ModelError(`${file}: field "hidden_act" is "${act}"; only "silu" is supported`);
+  f.requireSilu();
   const H = f.int('hidden_size');
   const numLayers = f.int('num_hidden_layers');
 

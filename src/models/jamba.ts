@@ -74,8 +74,7 @@ export function parseJambaConfig(raw: RawConfig, file = 'config.json'): JambaCon
   const fail = (msg: string): never => {
     throw new ModelError(`${file}: ${msg}`);
   };
-  const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') fail(`field "hidden_act" is "${act}"; only "silu" is supported`);
+  f.requireSilu();
 
   const H = f.int('hidden_size');
   const numLayers = f.int('num_hidden_layers');

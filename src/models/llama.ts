@@ -13,7 +13,6 @@ import type { WeightSource } from '../io/weights.js';
 import { loadAttention, loadGatedMLP, parseHeads, parseRope } from './blocks.js';
 import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM } from './decoder.js';
-import { ModelError } from './errors.js';
 import { WeightLoader } from './loader.js';
 
 export interface LlamaConfig {
@@ -34,8 +33,7 @@ export interface LlamaConfig {
 
 export function parseLlamaConfig(raw: RawConfig, file = 'config.json'): LlamaConfig {
   const f = new ConfigFields(raw, file);
-  const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new ModelError(`${file}: field "hidden_act" is "${act}"; only "silu" is supported`);
+  f.requireSilu();
   const H = f.int('hidden_size');
   const heads = parseHeads(f, H);
   return {

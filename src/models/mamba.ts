@@ -57,8 +57,7 @@ export interface MambaConfig {
 /** Parse an HF (`model_type: "mamba"`) or state-spaces (`d_model`/`n_layer`/`ssm_cfg`) config.json. */
 export function parseMambaConfig(raw: RawConfig, file = 'config.json'): MambaConfig {
   const f = new ConfigFields(raw, file);
-  const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') throw new ModelError(`${file}: field "hidden_act" is "${act}"; only "silu" is supported`);
+  f.requireSilu();
   if (f.has('d_model') && !f.has('hidden_size')) {
     // state-spaces/mamba MambaConfig (mamba_ssm/models/config_mamba.py)
     const ssm = f.sub('ssm_cfg');
