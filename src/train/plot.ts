@@ -1,0 +1,301 @@
+/**
+ * Dependency-free SVG line charts for training curves: one or more panels stacked vertically,
+ * each with its own series, a left y axis and optionally a right one (e.g. loss on the left,
+ * accuracy on the right), ticks at "nice" values (1, 2, 5 × 10^k), axis labels, a legend and a
+ * title.
+ *
+ * Non-finite points (NaN, ±Infinity) are skipped and break the line; a series with a single finite
+ * point is drawn as a dot; a panel with no finite point says "no data". Series longer than
+ * `maxPoints` are reduced by keeping the minimum and maximum of each bucket (spikes stay visible).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export class PlotError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlotError';
+  }
+}
+
+export interface Series {
+  name: string;
+  /** x values (default 1 … n) */
+  x?: ArrayLike<number>;
+  y: ArrayLike<number>;
+  /** which y axis (default 'left') */
+  axis?: 'left' | 'right';
+  /** CSS color (default: from the palette) */
+  color?: string;
+  dashed?: boolean;
+}
+
+export interface Panel {
+  title?: string;
+  yLabel?: string;
+  /** label of the right axis (shown when a series uses it) */
+  y2Label?: string;
+  series: Series[];
+  /** fixed ranges instead of the data's */
+  yRange?: readonly [number, number];
+  y2Range?: readonly [number, number];
+}
+
+export interface ChartOptions {
+  title?: string;
+  xLabel?: string;
+  panels: Panel[];
+  /** total width (default 800) */
+  width?: number;
+  /** height of each panel's plot area plus its margins (default 320) */
+  panelHeight?: number;
+  /** per series, after reduction (default 2000) */
+  maxPoints?: number;
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string);
+}
+
+/** Tick values covering [lo, hi] at a 1/2/5 × 10^k step, about `count` of them. */
+export function niceTicks(lo: number, hi: number, count = 5): { ticks: number[]; step: number; lo: number; hi: number } {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new PlotError(`niceTicks: range [${lo}, ${hi}] is not finite`);
+  if (hi < lo) [lo, hi] = [hi, lo];
+  if (hi === lo) {
+    const d = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+    lo -= d;
+    hi += d;
+  }
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const f = raw / mag;
+  const step = (f >= Math.SQRT1_2 * 10 ? 10 : f >= Math.sqrt(10) ? 5 : f >= Math.SQRT2 ? 2 : 1) * mag; // nearest 1/2/5 step (geometrically)
+  const a = Math.floor(lo / step + 1e-9) * step;
+  const b = Math.ceil(hi / step - 1e-9) * step;
+  const ticks: number[] = [];
+  for (let i = 0; ; i++) {
+    const v = a + i * step;
+    if (v > b + step * 1e-6) break;
+    ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  }
+  return { ticks, step, lo: a, hi: b };
+}
+
+/** A tick label with as many decimals as the step needs; k/M suffixes and exponents for extremes. */
+export function formatTick(v: number, step: number): string {
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e7 || a < 1e-4)) return v.toExponential(Math.max(0, Math.min(3, -Math.floor(Math.log10(step)) + Math.floor(Math.log10(a)))));
+  if (a >= 1e3 && step >= 1000) {
+    const [d, s] = a >= 1e6 ? [1e6, 'M'] : [1e3, 'k'];
+    const dec = Math.max(0, -Math.floor(Math.log10(step / d) + 1e-9));
+    return `${(v / d).toFixed(dec)}${s}`;
+  }
+  const dec = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  return v.toFixed(Math.min(dec, 8));
+}
+
+interface Pt {
+  x: number;
+  y: number;
+}
+
+/** Finite points of a series split into runs at non-finite values, reduced to ~maxPoints. */
+function segments(s: Series, maxPoints: number): Pt[][] {
+  const n = s.y.length;
+  if (s.x !== undefined && s.x.length !== n) throw new PlotError(`series "${s.name}": x has ${s.x.length} values, y has ${n}`);
+  const xs = s.x;
+  const stride = n > maxPoints ? Math.ceil(n / Math.max(1, Math.floor(maxPoints / 2))) : 1;
+  const out: Pt[][] = [];
+  let cur: Pt[] = [];
+  const flush = () => {
+    if (cur.length > 0) out.push(cur);
+    cur = [];
+  };
+  for (let i0 = 0; i0 < n; i0 += stride) {
+    // bucket [i0, i0 + stride): min and max (in x order), or the single point
+    let minI = -1;
+    let maxI = -1;
+    let broken = false;
+    for (let i = i0; i < Math.min(n, i0 + stride); i++) {
+      const x = xs ? xs[i] : i + 1;
+      const y = s.y[i];
+      if (!Number.isFinite(x) || !Number.isFinite(y)) {
+        broken = true;
+        continue;
+      }
+      if (minI < 0 || y < s.y[minI]) minI = i;
+      if (maxI < 0 || y > s.y[maxI]) maxI = i;
+    }
+    if (broken && stride === 1) flush();
+    if (minI < 0) continue;
+    const idx = minI === maxI ? [minI] : minI < maxI ? [minI, maxI] : [maxI, minI];
+    for (const i of idx) cur.push({ x: xs ? xs[i] : i + 1, y: s.y[i] });
+  }
+  flush();
+  return out;
+}
+
+function extent(values: number[], fixed?: readonly [number, number]): [number, number] | null {
+  if (fixed) return [fixed[0], fixed[1]];
+  if (values.length === 0) return null;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+const fmt = (v: number): string => (Math.round(v * 100) / 100).toString();
+
+/** The chart as an SVG document. */
+export function lineChartSvg(opts: ChartOptions): string {
+  if (!opts || !Array.isArray(opts.panels) || opts.panels.length === 0) throw new PlotError('lineChartSvg: expected at least one panel');
+  const W = opts.width ?? 800;
+  const PH = opts.panelHeight ?? 320;
+  const maxPoints = opts.maxPoints ?? 2000;
+  const titleH = opts.title ? 34 : 10;
+  const xLabelH = opts.xLabel ? 22 : 0;
+  const H = titleH + PH * opts.panels.length + xLabelH;
+  const ml = 70;
+  const mr = 70;
+  const out: string[] = [];
+  out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
+  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  if (opts.title) out.push(`<text class="title" x="${W / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(opts.title)}</text>`);
+
+  // one x range for all panels
+  const panelsData = opts.panels.map((p) => p.series.map((s) => ({ s, segs: segments(s, maxPoints) })));
+  const allX: number[] = [];
+  for (const pd of panelsData) for (const { segs } of pd) for (const seg of segs) for (const pt of seg) allX.push(pt.x);
+  const xe = extent(allX) ?? [0, 1];
+  const xt = niceTicks(xe[0], xe[1], Math.max(2, Math.floor((W - ml - mr) / 90)));
+  let colorIdx = 0;
+
+  opts.panels.forEach((panel, pi) => {
+    const top = titleH + pi * PH + (panel.title ? 26 : 12);
+    const bottom = titleH + (pi + 1) * PH - 34;
+    const left = ml;
+    const right = W - mr;
+    const pd = panelsData[pi];
+    if (panel.title) out.push(`<text class="panel-title" x="${(left + right) / 2}" y="${top - 8}" text-anchor="middle" font-size="13" font-weight="bold">${escapeXml(panel.title)}</text>`);
+
+    const ys = { left: [] as number[], right: [] as number[] };
+    for (const { s, segs } of pd) for (const seg of segs) for (const pt of seg) ys[s.axis ?? 'left'].push(pt.y);
+    const hasRight = pd.some(({ s }) => s.axis === 'right');
+    const le = extent(ys.left, panel.yRange) ?? [0, 1];
+    const yt = niceTicks(le[0], le[1], Math.max(2, Math.floor((bottom - top) / 50)));
+    const re = extent(ys.right, panel.y2Range) ?? [0, 1];
+    const yt2 = niceTicks(re[0], re[1], Math.max(2, Math.floor((bottom - top) / 50)));
+    const sx = (x: number) => left + ((x - xt.lo) / (xt.hi - xt.lo)) * (right - left);
+    const syL = (y: number) => bottom - ((y - yt.lo) / (yt.hi - yt.lo)) * (bottom - top);
+    const syR = (y: number) => bottom - ((y - yt2.lo) / (yt2.hi - yt2.lo)) * (bottom - top);
+
+    // grid, ticks and axes
+    out.push(`<g class="axes" stroke="#000000" stroke-width="1">`);
+    for (const v of yt.ticks) out.push(`<line x1="${left}" y1="${fmt(syL(v))}" x2="${right}" y2="${fmt(syL(v))}" stroke="#e5e5e5"/>`);
+    for (const v of xt.ticks) out.push(`<line x1="${fmt(sx(v))}" y1="${top}" x2="${fmt(sx(v))}" y2="${bottom}" stroke="#e5e5e5"/>`);
+    out.push(`<rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none"/>`);
+    out.push(`</g>`);
+    out.push(`<g class="ticks" fill="#000000">`);
+    for (const v of yt.ticks) out.push(`<text x="${left - 6}" y="${fmt(syL(v) + 4)}" text-anchor="end">${escapeXml(formatTick(v, yt.step))}</text>`);
+    if (hasRight) for (const v of yt2.ticks) out.push(`<text x="${right + 6}" y="${fmt(syR(v) + 4)}" text-anchor="start">${escapeXml(formatTick(v, yt2.step))}</text>`);
+    for (const v of xt.ticks) out.push(`<text x="${fmt(sx(v))}" y="${bottom + 16}" text-anchor="middle">${escapeXml(formatTick(v, xt.step))}</text>`);
+    out.push(`</g>`);
+    const midY = (top + bottom) / 2;
+    if (panel.yLabel) out.push(`<text class="y-label" x="16" y="${midY}" text-anchor="middle" transform="rotate(-90 16 ${midY})">${escapeXml(panel.yLabel)}</text>`);
+    if (hasRight && panel.y2Label) {
+      out.push(`<text class="y2-label" x="${W - 14}" y="${midY}" text-anchor="middle" transform="rotate(90 ${W - 14} ${midY})">${escapeXml(panel.y2Label)}</text>`);
+    }
+
+    // series
+    const legend: { name: string; color: string; dashed: boolean }[] = [];
+    let any = false;
+    const screen: [number, number][] = []; // plotted points, for placing the legend
+    out.push(`<clipPath id="plot-area-${pi}"><rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}"/></clipPath>`);
+    out.push(`<g class="series" fill="none" stroke-width="1.6" stroke-linejoin="round" clip-path="url(#plot-area-${pi})">`);
+    for (const { s, segs } of pd) {
+      const color = s.color ?? PALETTE[colorIdx++ % PALETTE.length];
+      legend.push({ name: s.name, color, dashed: !!s.dashed });
+      const sy = s.axis === 'right' ? syR : syL;
+      const dash = s.dashed ? ` stroke-dasharray="6 4"` : '';
+      const d: string[] = [];
+      const dots: string[] = [];
+      for (const seg of segs) {
+        any = true;
+        for (let i = 0; i < seg.length; i++) {
+          const x1 = sx(seg[i].x);
+          const y1 = sy(seg[i].y);
+          screen.push([x1, y1]);
+          if (i + 1 < seg.length) {
+            // a few points along the segment, so sparse series count too
+            const x2 = sx(seg[i + 1].x);
+            const y2 = sy(seg[i + 1].y);
+            for (let k = 1; k < 8; k++) screen.push([x1 + ((x2 - x1) * k) / 8, y1 + ((y2 - y1) * k) / 8]);
+          }
+        }
+        if (seg.length === 1) dots.push(`<circle cx="${fmt(sx(seg[0].x))}" cy="${fmt(sy(seg[0].y))}" r="2.5" fill="${color}" stroke="none"/>`);
+        else d.push(seg.map((p, i) => `${i === 0 ? 'M' : 'L'}${fmt(sx(p.x))} ${fmt(sy(p.y))}`).join(''));
+      }
+      out.push(`<g data-series="${escapeXml(s.name)}">`);
+      if (d.length > 0) out.push(`<path d="${d.join('')}" stroke="${color}"${dash}/>`);
+      out.push(...dots);
+      out.push(`</g>`);
+    }
+    out.push(`</g>`);
+    if (!any) out.push(`<text class="no-data" x="${(left + right) / 2}" y="${midY}" text-anchor="middle" fill="#888888">no data</text>`);
+
+    // legend inside the plot, at the corner (or top/bottom middle) hiding the fewest plotted points; top right on ties
+    if (legend.length > 0) {
+      const lw = Math.min(right - left - 10, 30 + 7 * Math.max(...legend.map((l) => l.name.length)));
+      const lh = legend.length * 16 + 6;
+      const corners: [number, number][] = [
+        [right - lw - 6, top + 6],
+        [left + 6, top + 6],
+        [right - lw - 6, bottom - lh - 6],
+        [left + 6, bottom - lh - 6],
+        [(left + right - lw) / 2, top + 6],
+        [(left + right - lw) / 2, bottom - lh - 6],
+      ];
+      let best = 0;
+      let bestCount = Infinity;
+      corners.forEach(([cx, cy], ci) => {
+        let c = 0;
+        for (const [px, py] of screen) if (px >= cx - 4 && px <= cx + lw + 4 && py >= cy - 4 && py <= cy + lh + 4) c++;
+        if (c < bestCount) {
+          bestCount = c;
+          best = ci;
+        }
+      });
+      const [lx, ly] = corners[best];
+      out.push(`<g class="legend">`);
+      out.push(`<rect x="${lx}" y="${ly}" width="${lw}" height="${lh}" fill="#ffffff" fill-opacity="0.85" stroke="#cccccc"/>`);
+      legend.forEach((l, i) => {
+        const yy = ly + 14 + i * 16;
+        out.push(`<line x1="${lx + 6}" y1="${yy - 4}" x2="${lx + 24}" y2="${yy - 4}" stroke="${l.color}" stroke-width="2"${l.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+        out.push(`<text x="${lx + 28}" y="${yy}">${escapeXml(l.name)}</text>`);
+      });
+      out.push(`</g>`);
+    }
+  });
+  if (opts.xLabel) out.push(`<text class="x-label" x="${(ml + W - mr) / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`);
+  out.push(`</svg>`);
+  return out.join('\n') + '\n';
+}
+
+/** Write `lineChartSvg(opts)` to `file` (via a temporary file and a rename). */
+export function writeLineChart(file: string, opts: ChartOptions): void {
+  const svg = lineChartSvg(opts);
+  const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, svg);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new PlotError(`cannot write chart ${file}: ${(e as Error).message}`);
+  }
+}
