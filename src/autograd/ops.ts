@@ -3,6 +3,7 @@
  * The fused sequence-model ops (causal conv1d, selective scan, SSD, attention, S4D kernel, FFT
  * convolution) live in `fused.ts`. Shapes are checked here; messages name the op and the shapes.
  */
+import { gemmNT, transpose } from './gemm.js';
 import { accumulate, accumulateOwned, type Arr, result, type Shape, sizeOf, Var, zerosLike } from './var.js';
 
 function fail(op: string, msg: string): never {
@@ -122,7 +123,10 @@ export function linear(x: Var, w: Var, bias: Var | null = null): Var {
   const M = x.size / K;
   const xd = x.data;
   const wd = w.data;
-  const out = zerosLike(xd, M * N);
+  const f32 = xd instanceof Float32Array && wd instanceof Float32Array && (!bias || bias.data instanceof Float32Array);
+  const fast = f32 ? gemmNT(xd as Float32Array, wd as Float32Array, bias ? (bias.data as Float32Array) : null, M, K, N) : null;
+  const out = fast ?? zerosLike(xd, M * N);
+  if (!fast)
   for (let m = 0; m < M; m++) {
     const xo = m * K;
     for (let n = 0; n < N; n++) {
@@ -134,6 +138,18 @@ export function linear(x: Var, w: Var, bias: Var | null = null): Var {
   }
   const shape = [...x.shape.slice(0, -1), N];
   return result('linear', out, shape, bias ? [x, w, bias] : [x, w], (g) => {
+    if (f32 && x.requiresGrad) {
+      const gx = gemmNT(g as Float32Array, transpose(wd as Float32Array, N, K), null, M, N, K);
+      if (gx) {
+        accumulateOwned(x, gx);
+        if (w.requiresGrad) {
+          const gw = gemmNT(transpose(g as Float32Array, M, N), transpose(xd as Float32Array, M, K), null, N, M, K)!;
+          accumulateOwned(w, gw);
+        }
+        if (bias && bias.requiresGrad) biasGrad(bias, g, M, N);
+        return;
+      }
+    }
     if (x.requiresGrad) {
       const gx = zerosLike(xd, M * K);
       for (let m = 0; m < M; m++) {
@@ -160,12 +176,14 @@ export function linear(x: Var, w: Var, bias: Var | null = null): Var {
       }
       accumulateOwned(w, gw);
     }
-    if (bias && bias.requiresGrad) {
-      const gb = zerosLike(bias.data, N);
-      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) gb[n] += g[m * N + n];
-      accumulateOwned(bias, gb);
-    }
+    if (bias && bias.requiresGrad) biasGrad(bias, g, M, N);
   });
+}
+
+function biasGrad(bias: Var, g: Arr, M: number, N: number): void {
+  const gb = zerosLike(bias.data, N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) gb[n] += g[m * N + n];
+  accumulateOwned(bias, gb);
 }
 
 /** rows of table [V, H] picked by ids → [...outShape] (last dim H) */

@@ -17,7 +17,14 @@ import { CliError, commandUsage, PROG, UsageError, type CommandSpec } from './ar
 import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
 import { BENCH_SPEC, runBench } from './bench.js';
+import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
 import { systemMessage, type CliIO } from './io.js';
+import { TrainError } from '../train/errors.js';
+import { DataError } from '../train/data.js';
+import { CheckpointError } from '../train/checkpoint.js';
+import { TaskError } from '../train/tasks.js';
+import { OptimizerError } from '../train/optim.js';
+import { ScheduleError } from '../train/schedule.js';
 
 export type { CliIO, OutStream } from './io.js';
 
@@ -30,6 +37,8 @@ const COMMANDS: Record<string, Command> = {
   generate: { spec: GENERATE_SPEC, run: generateCommand },
   info: { spec: INFO_SPEC, run: infoCommand },
   bench: { spec: BENCH_SPEC, run: runBench },
+  train: { spec: TRAIN_SPEC, run: trainCommand },
+  eval: { spec: EVAL_SPEC, run: evalCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */
@@ -68,7 +77,7 @@ export function overview(): string {
 }
 
 /** Errors whose message is meant for the user: reported without a stack trace. */
-const USER_ERRORS = [CliError, ModelError, SafetensorsError, TokenizerError, SamplingError, GenerationError];
+const USER_ERRORS = [CliError, ModelError, SafetensorsError, TokenizerError, SamplingError, GenerationError, TrainError, DataError, CheckpointError, TaskError, OptimizerError, ScheduleError];
 
 function isSystemError(e: unknown): e is NodeJS.ErrnoException {
   const err = e as NodeJS.ErrnoException;

@@ -77,3 +77,26 @@ test('float32 stays float32', () => {
   const x = param('x', Float32Array.from([1, -1]), [2]);
   assert.ok(ag.silu(x).data instanceof Float32Array);
 });
+
+test('float32 linear (WebAssembly GEMM path) equals the float64 reference, forward and backward', () => {
+  const [M, K, N] = [37, 50, 29]; // odd sizes, above the wasm threshold
+  const x64 = rand64(rng, [M, K]);
+  const w64 = rand64(rng, [N, K]);
+  const b64 = rand64(rng, [N]);
+  const g = rand64(rng, [M * N]);
+  const run = (mk: (a: Float64Array) => Float32Array | Float64Array) => {
+    const x = param('x', mk(x64), [M, K]);
+    const w = param('w', mk(w64), [N, K]);
+    const b = param('b', mk(b64), [N]);
+    const y = ag.linear(x, w, b);
+    backward(y, g);
+    return { y: y.data, gx: x.grad!, gw: w.grad!, gb: b.grad! };
+  };
+  const a = run((v) => Float32Array.from(v));
+  const r = run((v) => Float64Array.from(v));
+  for (const k of ['y', 'gx', 'gw', 'gb'] as const) {
+    let worst = 0;
+    for (let i = 0; i < r[k].length; i++) worst = Math.max(worst, Math.abs(a[k][i] - r[k][i]) / (1 + Math.abs(r[k][i])));
+    assert.ok(worst < 1e-5, `${k}: relative error ${worst}`);
+  }
+});

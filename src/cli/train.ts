@@ -1,0 +1,200 @@
+/** `mamba-ts train` and `mamba-ts eval`: train a model on a task with a progress bar; evaluate a checkpoint. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadModel } from '../model.js';
+import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
+import { ProgressBar } from '../train/progress.js';
+import { train } from '../train/trainer.js';
+import { CliError, commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec, type ParsedValues } from './args.js';
+import type { CliIO } from './io.js';
+
+/** numeric flags → JobArgs fields */
+const NUMERIC: Array<[flag: string, key: keyof JobArgs, integer: boolean, min: number, help: string]> = [
+  ['steps', 'steps', true, 1, 'optimizer steps'],
+  ['batch', 'batch', true, 1, 'sequences per micro-batch'],
+  ['seq-len', 'seqLen', true, 2, 'sequence length (text window; synthetic task length L)'],
+  ['lr', 'lr', false, 0, 'peak learning rate (warmup, then cosine decay to lr/10)'],
+  ['warmup', 'warmup', true, 0, 'warmup steps'],
+  ['weight-decay', 'weightDecay', false, 0, 'AdamW weight decay (never on A_log, D, Δ bias, norms, biases)'],
+  ['accum', 'accum', true, 1, 'gradient accumulation: micro-batches per optimizer step'],
+  ['seed', 'seed', true, 0, 'seed of the initialization and the data order'],
+  ['hidden', 'hidden', true, 1, 'model width d_model'],
+  ['layers', 'layers', true, 1, 'number of layers'],
+  ['state', 'state', true, 1, 'SSM state size N'],
+  ['expand', 'expand', true, 1, 'Mamba block expansion'],
+  ['vocab', 'vocab', true, 3, 'synthetic tasks: vocabulary size'],
+  ['num-tokens', 'numTokens', true, 1, 'selective copying: data tokens to copy'],
+  ['eval-every', 'evalEvery', true, 1, 'evaluate every N steps'],
+  ['save-every', 'saveEvery', true, 1, 'checkpoint every N steps'],
+  ['eval-batches', 'evalBatches', true, 1, 'evaluation batches'],
+  ['train-limit', 'trainLimit', true, 0, 'fmnist: training images used (0 = all 60000)'],
+  ['test-limit', 'testLimit', true, 0, 'fmnist: test images evaluated (0 = all 10000)'],
+];
+
+export const TRAIN_SPEC: CommandSpec = {
+  name: 'train',
+  summary: 'Train a Mamba (or S4D) model on text or one of the papers\' tasks, with checkpoints and curves.',
+  synopsis: '[--preset NAME] [--task TASK] [--out DIR] [options]',
+  description: [
+    'Presets (flags override them):',
+    ...Object.entries(PRESETS).map(([n, p]) => `  ${n.padEnd(22)} ${p.description}`),
+    '',
+    'The checkpoint folder holds model.safetensors + config.json (Hugging Face format for Mamba/S6 models),',
+    'optimizer.safetensors, trainer_state.json (step, curves, arguments) and curves.svg; it is replaced',
+    'atomically at every save. --resume continues an interrupted run with the same batches it would have seen.',
+  ].join('\n'),
+  options: {
+    preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
+    task: { type: 'string', value: 'TASK', help: `${TASKS.join(', ')} (default text)` },
+    data: { type: 'string', value: 'PATH', help: "text: folder or file to train on (default: this package's own src/ folder)" },
+    from: { type: 'string', value: 'DIR', help: 'text: fine-tune this HF Mamba checkpoint instead of a fresh model' },
+    out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
+    resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },
+    mixer: { type: 'string', value: 's6|s4d', help: 'Mamba block SSM: s6 (selective, default) or s4d (LTI ablation)' },
+    's4d-init': { type: 'string', value: 'KIND', help: 'S4D A initialization: legs, lin, inv, real, random' },
+    'eval-lengths': { type: 'string', value: 'L,L,…', help: 'induction heads: lengths to evaluate after training' },
+    ...Object.fromEntries(NUMERIC.map(([f, , , , help]) => [f, { type: 'string' as const, value: 'N', help }])),
+    'time-limit': { type: 'string', value: 'SECONDS', help: 'stop after this long, with a checkpoint (continue later with --resume)' },
+    threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used)' },
+    sample: { type: 'string', value: 'N', help: 'text: generate N tokens from the trained model at the end (default 200; 0 = none)' },
+    prompt: { type: 'string', value: 'TEXT', help: 'text: prompt of the final sample (default "export function ")' },
+    json: { type: 'boolean', help: 'print the final metrics as one JSON line' },
+  },
+  examples: [
+    'mamba-ts train --preset text-tiny --data ./src --out runs/tiny',
+    'mamba-ts train --preset selective-copying --out runs/copy',
+    'mamba-ts train --preset selective-copying --out runs/copy --resume',
+    'mamba-ts train --preset fmnist-legs --steps 500 --out runs/fmnist-legs',
+  ],
+};
+
+export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs; preset: string | null } {
+  const presetName = str(v, 'preset') ?? null;
+  let args: JobArgs = { ...DEFAULT_ARGS };
+  if (presetName !== null) {
+    const p = PRESETS[presetName];
+    if (!p) throw new UsageError(`--preset: unknown preset '${presetName}' (presets: ${Object.keys(PRESETS).join(', ')})`, command);
+    args = { ...args, ...p.args };
+  }
+  const task = str(v, 'task');
+  if (task !== undefined) args.task = parseChoice('task', task, TASKS, command) as TaskName;
+  for (const [f, key, integer, min] of NUMERIC) {
+    const raw = str(v, f);
+    if (raw !== undefined) (args as unknown as Record<string, number>)[key] = parseNumber(f, raw, { integer, min, expect: `${integer ? 'an integer' : 'a number'} >= ${min}` }, command);
+  }
+  const mixer = str(v, 'mixer');
+  if (mixer !== undefined) args.mixer = parseChoice('mixer', mixer, ['s6', 's4d'] as const, command);
+  const init = str(v, 's4d-init');
+  if (init !== undefined) args.s4dInit = parseChoice('s4d-init', init, ['legs', 'lin', 'inv', 'real', 'random'] as const, command);
+  const lengths = str(v, 'eval-lengths');
+  if (lengths !== undefined) args.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, command));
+  const data = str(v, 'data');
+  if (data !== undefined) args.data = data;
+  const from = str(v, 'from');
+  if (from !== undefined) args.from = from;
+  return { args, preset: presetName };
+}
+
+export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
+  const v = parseCommand(TRAIN_SPEC, argv);
+  if (v === null) {
+    io.stdout.write(commandUsage(TRAIN_SPEC));
+    return 0;
+  }
+  const { args, preset } = parseJobArgs(v, 'train');
+  const out = str(v, 'out') ?? path.join('runs', preset ?? args.task);
+  const resume = flag(v, 'resume');
+  if (resume && !fs.existsSync(path.join(out, 'trainer_state.json'))) throw new CliError(`--resume: ${out} holds no checkpoint (no trainer_state.json)`);
+  const threadsRaw = str(v, 'threads');
+  const threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
+  const job = buildJob(args);
+  const used = Math.min(threads, args.accum);
+  io.stderr.write(`${job.describe}\n${used > 1 ? `data-parallel on ${used} threads (${args.accum} micro-batches of ${args.batch} per step)` : `1 thread (micro-batches of ${args.batch}, accum ${args.accum}${threads > 1 ? '; use --accum ≥ --threads to train in parallel' : ''})`}\n`);
+  const bar = new ProgressBar(io.stderr as never, { total: args.steps, rateUnit: args.task === 'fmnist' ? 'px' : 'tok' });
+  const recorded = { ...args, preset } as Record<string, unknown>;
+  const result = await train(job.model, job.hooks, {
+    steps: args.steps,
+    lr: args.lr,
+    warmup: args.warmup,
+    weightDecay: args.weightDecay,
+    accum: args.accum,
+    evalEvery: args.evalEvery,
+    saveEvery: args.saveEvery,
+    outDir: out,
+    resume,
+    threads: used,
+    ...(str(v, 'time-limit') !== undefined ? { timeLimitSeconds: parseNumber('time-limit', str(v, 'time-limit')!, { min: 0, expect: 'a number of seconds >= 0' }, 'train') } : {}),
+    args: { ...recorded, task: args.task, seq_len: args.seqLen },
+    title: `${preset ?? args.task}: ${job.describe.split(';')[0]}`,
+    ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}),
+    ...job.trainOptions,
+    onStep: (s) => bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } }),
+    onEval: (step, m) => bar.log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
+  });
+  bar.done();
+  const h = result.history;
+  const tail = h.loss.slice(-Math.min(20, h.loss.length));
+  const summary: Record<string, unknown> = {
+    out,
+    steps: h.step.length > 0 ? h.step[h.step.length - 1] : 0,
+    completed: result.completed,
+    final_train_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    train_tokens_per_s: Math.round(result.tokensPerSecond),
+    train_seconds: Math.round(h.train_seconds),
+    ...result.finalMetrics,
+  };
+  io.stderr.write(`saved ${out} (model.safetensors, config.json, optimizer.safetensors, trainer_state.json, curves.svg)\n`);
+  const sampleTokens = str(v, 'sample') !== undefined ? parseNumber('sample', str(v, 'sample')!, { integer: true, min: 0, expect: 'an integer >= 0' }, 'train') : 200;
+  if (args.task === 'text' && args.mixer === 's6' && sampleTokens > 0 && result.completed) {
+    const model = await loadModel(out);
+    const prompt = str(v, 'prompt') ?? 'export function ';
+    io.stdout.write(`\n--- sample (${sampleTokens} tokens, temperature 0.8, from ${out}) ---\n${prompt}`);
+    for await (const ev of model.stream(prompt, { maxNewTokens: sampleTokens, doSample: true, temperature: 0.8, topK: 40, seed: args.seed, stopTokens: [] })) io.stdout.write(ev.text);
+    io.stdout.write('\n---\n');
+  }
+  if (flag(v, 'json')) io.stdout.write(`${JSON.stringify(summary)}\n`);
+  else io.stdout.write(`${Object.entries(summary).map(([k, x]) => `${k}: ${typeof x === 'number' && !Number.isInteger(x) ? x.toFixed(4) : x}`).join('\n')}\n`);
+  return 0;
+}
+
+export const EVAL_SPEC: CommandSpec = {
+  name: 'eval',
+  summary: 'Evaluate a training checkpoint on its task (text loss, task accuracy at several lengths, test accuracy).',
+  synopsis: '--model DIR [--eval-lengths L,…] [--json]',
+  description: 'The task and its settings come from the checkpoint\'s trainer_state.json; flags override them.',
+  options: {
+    model: { type: 'string', short: 'm', value: 'DIR', help: 'checkpoint folder written by mamba-ts train [required]' },
+    data: { type: 'string', value: 'PATH', help: 'text: folder or file to evaluate on (default: the one trained on)' },
+    'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate' },
+    'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches' },
+    'test-limit': { type: 'string', value: 'N', help: 'fmnist: test images (0 = all 10000)' },
+    json: { type: 'boolean', help: 'print one JSON object' },
+  },
+  examples: ['mamba-ts eval --model runs/induction-heads --eval-lengths 256,4096,65536', 'mamba-ts eval --model runs/fmnist-legs --test-limit 0 --json'],
+};
+
+export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
+  const v = parseCommand(EVAL_SPEC, argv);
+  if (v === null) {
+    io.stdout.write(commandUsage(EVAL_SPEC));
+    return 0;
+  }
+  const dir = str(v, 'model');
+  if (dir === undefined) throw new UsageError('eval: --model DIR is required', 'eval');
+  const over: Partial<JobArgs> = {};
+  const lengths = str(v, 'eval-lengths');
+  if (lengths !== undefined) over.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, 'eval'));
+  const eb = str(v, 'eval-batches');
+  if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 1, expect: 'an integer >= 1' }, 'eval');
+  const tl = str(v, 'test-limit');
+  if (tl !== undefined) over.testLimit = parseNumber('test-limit', tl, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
+  const data = str(v, 'data');
+  if (data !== undefined) over.data = data;
+  const t0 = performance.now();
+  const metrics = await evaluateCheckpoint(dir, over);
+  const res = { model: dir, ...metrics, seconds: Math.round((performance.now() - t0) / 100) / 10 };
+  if (flag(v, 'json')) io.stdout.write(`${JSON.stringify(res)}\n`);
+  else io.stdout.write(`${Object.entries(res).map(([k, x]) => `${k}: ${typeof x === 'number' && !Number.isInteger(x) ? x.toFixed(4) : x}`).join('\n')}\n`);
+  return 0;
+}

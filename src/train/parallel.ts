@@ -1,0 +1,146 @@
+/**
+ * Data-parallel training on worker threads. The parameters live in one SharedArrayBuffer that the main
+ * thread's model and every worker's replica view directly (no copies per step); each worker computes the
+ * gradients of its share of the step's micro-batches (micro m goes to worker m mod T) into its own
+ * shared gradient region, and the main thread adds the regions in worker order. The sum order depends
+ * only on (accum, threads), so a run — and its resume — is reproducible for a given thread count.
+ *
+ * Workers rebuild the job from the same arguments; batches are pure functions of (seed, step, micro), so
+ * nothing but the step number crosses threads.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Var } from '../autograd/var.js';
+import { TrainError } from './errors.js';
+
+export interface ParallelStepResult {
+  loss: number;
+  tokens: number;
+  count: number;
+  correct: number;
+}
+
+/** messages main → worker */
+export type ToWorker = { kind: 'step'; step: number; micros: number[]; accum: number } | { kind: 'stop' };
+/** messages worker → main */
+export type FromWorker = { kind: 'ready' } | { kind: 'done'; loss: number; tokens: number; count: number; correct: number } | { kind: 'error'; message: string };
+
+export interface WorkerSetup {
+  /** the job arguments (JSON) the worker rebuilds its replica from */
+  args: unknown;
+  /** checkpoint to start from, when the main model came from one (fine-tuning) */
+  names: string[];
+  params: SharedArrayBuffer;
+  grads: SharedArrayBuffer;
+  /** float offsets of each parameter in params/grads */
+  offsets: number[];
+  index: number;
+}
+
+/** Move every parameter's data into one SharedArrayBuffer (values kept); returns its layout. */
+export function shareParameters(params: ReadonlyMap<string, Var>): { buffer: SharedArrayBuffer; names: string[]; offsets: number[]; total: number } {
+  const names = [...params.keys()];
+  const offsets: number[] = [];
+  let total = 0;
+  for (const n of names) {
+    offsets.push(total);
+    total += params.get(n)!.size;
+  }
+  const buffer = new SharedArrayBuffer(total * 4);
+  names.forEach((n, i) => {
+    const p = params.get(n)!;
+    if (!(p.data instanceof Float32Array)) throw new TrainError(`parallel training needs float32 parameters; "${n}" is not`);
+    const view = new Float32Array(buffer, offsets[i] * 4, p.size);
+    view.set(p.data);
+    p.data = view;
+  });
+  return { buffer, names, offsets, total };
+}
+
+export class ParallelGradients {
+  private readonly workers: Worker[] = [];
+  private readonly grads: SharedArrayBuffer[] = [];
+
+  private constructor(
+    private readonly params: ReadonlyMap<string, Var>,
+    private readonly names: string[],
+    private readonly offsets: number[],
+  ) {}
+
+  /** Start `threads` workers, each building its replica with `args` (see `train-worker.ts`). */
+  static async start(params: ReadonlyMap<string, Var>, args: unknown, threads: number): Promise<ParallelGradients> {
+    const { buffer, names, offsets, total } = shareParameters(params);
+    const pg = new ParallelGradients(params, names, offsets);
+    const url = new URL('./train-worker.js', import.meta.url);
+    const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < threads; i++) {
+      const grads = new SharedArrayBuffer(total * 4);
+      pg.grads.push(grads);
+      const setup: WorkerSetup = { args, names, params: buffer, grads, offsets, index: i };
+      const w = new Worker(url, { workerData: setup });
+      pg.workers.push(w);
+      ready.push(
+        new Promise((resolve, reject) => {
+          w.once('message', (m: FromWorker) => (m.kind === 'ready' ? resolve() : reject(new TrainError(`training worker ${i}: ${m.kind === 'error' ? m.message : 'bad start'}`))));
+          w.once('error', reject);
+        }),
+      );
+    }
+    await Promise.all(ready);
+    return pg;
+  }
+
+  get threads(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * Gradients of step `step` averaged over `accum` micro-batches, written into the parameters' `grad`;
+   * returns the mean loss and the counts.
+   */
+  async step(step: number, accum: number): Promise<ParallelStepResult> {
+    const T = this.workers.length;
+    const results = await Promise.all(
+      this.workers.map((w, i) => {
+        const micros: number[] = [];
+        for (let m = i; m < accum; m += T) micros.push(m);
+        return new Promise<ParallelStepResult>((resolve, reject) => {
+          const onMsg = (m: FromWorker): void => {
+            w.off('error', onErr);
+            if (m.kind === 'done') resolve(m);
+            else reject(new TrainError(`training worker ${i}: ${m.kind === 'error' ? m.message : 'unexpected message'}`));
+          };
+          const onErr = (e: Error): void => {
+            w.off('message', onMsg);
+            reject(e);
+          };
+          w.once('message', onMsg);
+          w.once('error', onErr);
+          w.postMessage({ kind: 'step', step, micros, accum } satisfies ToWorker);
+        });
+      }),
+    );
+    // sum the workers' gradient regions in order
+    this.names.forEach((n, k) => {
+      const p = this.params.get(n)!;
+      const g = new Float32Array(p.size);
+      for (const buf of this.grads) {
+        const src = new Float32Array(buf, this.offsets[k] * 4, p.size);
+        for (let j = 0; j < g.length; j++) g[j] += src[j];
+      }
+      p.grad = g;
+    });
+    const r = { loss: 0, tokens: 0, count: 0, correct: 0 };
+    for (const x of results) {
+      r.loss += x.loss;
+      r.tokens += x.tokens;
+      r.count += x.count;
+      r.correct += x.correct;
+    }
+    return r;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.workers) w.postMessage({ kind: 'stop' } satisfies ToWorker);
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
