@@ -1,6 +1,7 @@
 /** mamba-ts public API. */
 export { loadModel, Model, type LoadOptions, type PromptInput } from './model.js';
-export type { CausalLM, ForwardOptions, ForwardOutput } from './models/model.js';
+export { assembleModel, type ModelGenerateOptions, type ModelParts } from './model-core.js';
+export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
 export { ModelState } from './models/state.js';
 export { ModelError } from './models/errors.js';
 export { MambaLM, parseMambaConfig, type MambaConfig } from './models/mamba.js';
@@ -15,5 +16,6 @@ export { Tensor, type HostTensor } from './tensor/tensor.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
-export { resolveBackend } from './model.js';
+export { resolveBackend, resolveBackendAsync } from './model.js';
+export { WebGpuBackend, createWebGpuBackend, WebGpuUnavailableError, type CreateWebGpuOptions, type WebGpuBackendOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';

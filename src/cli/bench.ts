@@ -4,7 +4,8 @@
  * speed it implies (batch-1 decode reads every weight once per token: ceiling = bandwidth ÷ weight bytes).
  */
 import { argmax } from '../generate/sampling.js';
-import { resolveBackend } from '../model.js';
+import { resolveBackendAsync } from '../model.js';
+import type { WebGpuBackend } from '../backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
 import type { WeightDType } from '../tensor/dtype.js';
@@ -15,22 +16,22 @@ import { startProgress, type CliIO } from './io.js';
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m'] as const;
 const DTYPES = ['f32', 'f16', 'bf16', 'q8'] as const;
-const BACKENDS = ['cpu', 'wasm'] as const;
+const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
 
 export const BENCH_SPEC: CommandSpec = {
   name: 'bench',
   summary: 'Measure prefill/decode speed and memory of a standard-size model with random weights.',
-  synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm] [--dtype f32|f16|bf16|q8] [options]',
+  synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm|webgpu] [--dtype f32|f16|bf16|q8] [options]',
   description: [
     'Weights are random (made in process; no download). Prefill: one call over a prompt of N tokens on a',
     'fresh state. Decode: N single-token steps after that prompt (greedy). Both are the median of --reps',
     'runs after one warm-up. The bandwidth probe streams a buffer of the weights\' size through the same',
-    'threads; batch-1 decode cannot beat bandwidth ÷ weight bytes.',
+    'threads (webgpu: a buffer copy on the GPU, read + write); batch-1 decode cannot beat bandwidth ÷ weight bytes.',
   ].join('\n'),
   options: {
     arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
     size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m)` },
-    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference) or wasm (SIMD + threads; default)' },
+    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference), wasm (SIMD + threads; default) or webgpu' },
     dtype: { type: 'string', value: 'TYPE', help: `weight storage (wasm): ${DTYPES.join(', ')} (default f32)` },
     threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     prompt: { type: 'string', short: 'p', value: 'N', help: 'prefill length (default 512)' },
@@ -92,11 +93,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const gen = int('gen', 128, 1);
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
-  if (backendName === 'cpu' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the CPU reference backend keeps float32)`, C);
+  if (backendName !== 'wasm' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend keeps float32)`, C);
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
   const progress = startProgress(io.stderr, `building ${preset} (${dtype})`);
-  const backend = resolveBackend({ backend: backendName, threads, weights: dtype });
+  const backend = await resolveBackendAsync({ backend: backendName, threads, weights: dtype });
   const t0 = performance.now();
   const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
   const buildMs = performance.now() - t0;
@@ -130,7 +131,9 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     d.done();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
-  const bandwidth = measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
+  const bandwidth = backendName === 'webgpu'
+    ? await (backend as WebGpuBackend).measureBandwidth(Math.min(weightBytes, 1 << 30))
+    : measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
   const rt = backendName === 'wasm' ? WasmRuntime.get(threads) : null;
   const result = {
     arch, size, preset, backend: lm.backend.name, dtype, threads: rt ? rt.threads : 1,
@@ -151,7 +154,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
-    ['memory bandwidth', `${f1(bandwidth)} GB/s (${result.threads} thread${result.threads > 1 ? 's' : ''})`],
+    ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],
     ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

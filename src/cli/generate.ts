@@ -51,7 +51,7 @@ export const GENERATE_SPEC: CommandSpec = {
     'load-state': { type: 'string', value: 'FILE', help: 'continue from a state saved with --save-state; the prompt is read after it' },
     json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming\n(tokens, text, finishReason, promptIds, stats)' },
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
-    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default) or wasm (WebAssembly SIMD + threads)' },
+    backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     dtype: { type: 'string', value: 'TYPE', help: 'wasm weight storage: f32 (default), f16, bf16 or q8' },
   },
@@ -75,7 +75,7 @@ export interface GenerateArgs {
   loadState?: string;
   json: boolean;
   scan?: (typeof SCAN_CHOICES)[number];
-  backend?: 'cpu' | 'wasm';
+  backend?: 'cpu' | 'wasm' | 'webgpu';
   threads?: number;
   dtype?: 'f32' | 'f16' | 'bf16' | 'q8';
 }
@@ -126,7 +126,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   if (loadState !== undefined) a.loadState = loadState;
   if (scanRaw !== undefined) a.scan = parseChoice('scan', scanRaw, SCAN_CHOICES, C);
   const backendRaw = str(v, 'backend');
-  if (backendRaw !== undefined) a.backend = parseChoice('backend', backendRaw, ['cpu', 'wasm'] as const, C);
+  if (backendRaw !== undefined) a.backend = parseChoice('backend', backendRaw, ['cpu', 'wasm', 'webgpu'] as const, C);
   const threadsRaw = str(v, 'threads');
   if (threadsRaw !== undefined) a.threads = parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, C);
   const dtypeRaw = str(v, 'dtype');

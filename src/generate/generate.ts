@@ -11,8 +11,8 @@ import type { CausalLM } from '../models/model.js';
 import { ModelState } from '../models/state.js';
 import type { HostTensor } from '../tensor/tensor.js';
 import { Sampler, type SamplingOptions } from './sampling.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { StreamDecoder } from '../tokenizer/tokenizer.js';
+import type { Tokenizer } from '../tokenizer/core.js';
+import { StreamDecoder } from '../tokenizer/core.js';
 import { StopTextFilter } from './stop.js';
 
 export class GenerationError extends Error {
@@ -164,7 +164,7 @@ export async function* generateStream(
     }
     active = keep.map((j) => active[j]);
     // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTask();
   }
   const t2 = performance.now();
 
@@ -185,6 +185,24 @@ export async function* generateStream(
       decodeTokensPerSecond: decodeSeconds > 0 ? total / decodeSeconds : 0,
     },
   };
+}
+
+/**
+ * Resolve after the event loop has had a turn: setImmediate on Node; in browsers a MessageChannel task
+ * (setTimeout(0) is clamped to 4 ms there, which would cap decode speed).
+ */
+function nextTask(): Promise<void> {
+  const { setImmediate } = globalThis as { setImmediate?: (f: () => void) => unknown };
+  if (setImmediate) return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    const port = ch.port1 as unknown as { onmessage: (() => void) | null; close(): void }; // the DOM MessagePort
+    port.onmessage = () => {
+      port.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
 }
 
 /** Run `generateStream` to the end. */

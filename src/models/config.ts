@@ -1,18 +1,13 @@
-/** Reading config.json with errors that name the file and field. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+/**
+ * config.json fields with errors that name the file and field (no I/O: reading the file is in
+ * config-file.ts, so model code runs in browsers too).
+ */
 import { ModelError } from './errors.js';
 
 export type RawConfig = Record<string, unknown>;
 
-export function readJsonFile(file: string, what: string): RawConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ModelError(`${what}: cannot read ${file} (${code === 'ENOENT' ? 'file not found' : code ?? String(e)})`);
-  }
+/** The JSON object in `text` (config.json, generation_config.json, ...), named `file` in messages. */
+export function parseJsonObject(text: string, file: string, what: string): RawConfig {
   let v: unknown;
   try {
     v = parseConfigJson(text);
@@ -60,12 +55,6 @@ export function parseConfigJson(text: string): unknown {
     }
     return v;
   });
-}
-
-export function readConfig(dir: string): RawConfig {
-  if (!fs.existsSync(dir)) throw new ModelError(`model folder ${dir} does not exist`);
-  if (!fs.statSync(dir).isDirectory()) throw new ModelError(`${dir} is not a folder (expected a model folder holding config.json and *.safetensors)`);
-  return readJsonFile(path.join(dir, 'config.json'), 'config');
 }
 
 /** Typed field access: `f.int('hidden_size')` etc. Errors name the file and the field. */

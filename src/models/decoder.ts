@@ -9,7 +9,7 @@ import type { Mixer } from '../nn/mixer.js';
 import * as ops from '../tensor/ops.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
-import type { CausalLM, ForwardOptions, ForwardOutput } from './model.js';
+import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './model.js';
 import { ModelState } from './state.js';
 
 export interface Sublayer {
@@ -46,6 +46,9 @@ export interface DecoderSpec {
 }
 
 export class DecoderLM implements CausalLM {
+  /** see `CausalLM.onDelta` */
+  onDelta: DeltaObserver | null = null;
+
   constructor(readonly spec: DecoderSpec) {}
 
   get modelType(): string {
@@ -82,7 +85,7 @@ export class DecoderLM implements CausalLM {
   }
 
   /** embedding → blocks → final norm; every layer's output too when `collect` */
-  private async run(ids: number[][], state: ModelState | null, collect: boolean): Promise<{ last: Tensor; hidden: Tensor[] }> {
+  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta?: DeltaObserver | null): Promise<{ last: Tensor; hidden: Tensor[] }> {
     const s = this.spec;
     const b = ids.length;
     const L = ids[0].length;
@@ -90,16 +93,26 @@ export class DecoderLM implements CausalLM {
     let x = ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, L, H]), s.embedScale ?? 1); // (b, L, H)
     const hidden: Tensor[] = collect && s.hiddenStates === 'embeddings-first' ? [x] : [];
     const pastLen = state ? state.seqLen.slice() : new Array(b).fill(0);
+    const deltas: Promise<DeltaEvent>[] = []; // Δ reads in flight, reported in layer order at the end
     for (let i = 0; i < s.blocks.length; i++) {
+      const layer = i;
+      const report = onDelta
+        ? (kind: DeltaEvent['kind'], d: Promise<HostTensor>) => {
+            const e = d.then((delta) => ({ layer, kind, delta }));
+            e.catch(() => {}); // a failed read is reported by the Promise.all below, not as unhandled meanwhile
+            deltas.push(e);
+          }
+        : undefined;
       for (const sub of s.blocks[i]) {
         const h = sub.norm ? ops.rmsNorm(x, sub.norm, s.normEps) : x;
-        const out = await sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null });
+        const out = await sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null, onDelta: report });
         x = ops.add(x, ops.scale(out, sub.residualScale ?? 1));
       }
       if (collect && (s.hiddenStates === 'layer-outputs' || i < s.blocks.length - 1)) hidden.push(x);
     }
     const last = ops.rmsNorm(x, s.finalNorm, s.normEps);
     if (collect) hidden.push(last);
+    if (onDelta) for (const e of await Promise.all(deltas)) onDelta(e);
     if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
     return { last, hidden };
   }
@@ -112,7 +125,7 @@ export class DecoderLM implements CausalLM {
     const keep = opts.logitsToKeep ?? L;
     if (!Number.isInteger(keep) || keep < 1) throw new ModelError(`forward: logitsToKeep must be a positive integer, got ${opts.logitsToKeep}`);
     const k = Math.min(L, keep);
-    const { last, hidden } = await this.run(ids, opts.state ?? null, !!opts.outputHiddenStates);
+    const { last, hidden } = await this.run(ids, opts.state ?? null, !!opts.outputHiddenStates, opts.onDelta ?? this.onDelta);
     const H = last.shape[2];
     const tail = k === L ? last : ops.reshape(ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, k)), [b, k, H]);
     const logits = ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));

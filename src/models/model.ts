@@ -13,7 +13,27 @@ export interface ForwardOptions {
   state?: ModelState;
   /** only compute logits for the last n positions (generation needs 1) */
   logitsToKeep?: number;
+  /** receive Δ of every Mamba layer for this call's positions (see `DeltaEvent`); costs nothing when unset */
+  onDelta?: DeltaObserver;
 }
+
+/**
+ * Δ, the selection step of one Mamba layer, for the positions of one forward call: small Δ keeps the state
+ * (the model remembers), large Δ overwrites it with the current input (it forgets). Events arrive in layer
+ * order before `forward` / `advance` returns.
+ */
+export interface DeltaEvent {
+  /** block index (0-based) */
+  layer: number;
+  kind: 'mamba1' | 'mamba2';
+  /**
+   * Δ after softplus (and, for Mamba-2, the clamp to time_step_limit that the scan applies):
+   * [batch, positions, D] per channel for Mamba-1, [batch, positions, nHeads] per head for Mamba-2
+   */
+  delta: HostTensor;
+}
+
+export type DeltaObserver = (e: DeltaEvent) => void;
 
 export interface ForwardOutput {
   /** [batch, positions, vocab] */
@@ -32,6 +52,11 @@ export interface CausalLM {
   forward(ids: number[][], opts?: ForwardOptions): Promise<ForwardOutput>;
   /** An empty state for `batch` sequences. */
   createState(batch: number): ModelState;
+  /**
+   * Model-level Δ observer: when set, every forward and advance (so generation too) reports Δ to it, as
+   * `ForwardOptions.onDelta` does for one call. Models without Mamba layers never call it.
+   */
+  onDelta?: DeltaObserver | null;
   /**
    * Read `ids` (one equal-length row per sequence in `state`) and advance the state; returns the logits of
    * each row's last position, [batch, vocab]. Prefill and single-token decode are the same call.

@@ -13,7 +13,7 @@
 import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
-import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors.js';
+import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors-format.js';
 import { ModelError } from './errors.js';
 
 export const STATE_FORMAT = 'mamba-ts-state/1';

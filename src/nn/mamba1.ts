@@ -14,7 +14,7 @@
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
+import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba1Weights {
   inProj: Tensor; // [2D, H]
@@ -74,6 +74,7 @@ export class Mamba1Mixer implements Mixer {
       C = ops.rmsNorm(C, n.C, n.eps);
     }
     const delta = ops.linear(dtLow, w.dtProj); // (b, L, D); dt bias + softplus inside the scan
+    if (ctx.onDelta) ctx.onDelta('mamba1', observeDelta(delta, w.dtBias, [-Infinity, Infinity]));
     const y = ops.selectiveScan({
       u, delta, A: w.A, B, C, D: w.D, z, deltaBias: w.dtBias, deltaSoftplus: true,
       state: st?.ssm ?? null,

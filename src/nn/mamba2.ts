@@ -14,7 +14,7 @@
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
+import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba2Dims {
   /** I = nh · hd */
@@ -90,6 +90,8 @@ export class Mamba2Mixer implements Mixer {
     const [z, xBCraw, dt] = ops.split(ops.linear(h, w.inProj, w.inProjBias), [d.inner, this.convDim, d.nHeads]);
     const xBC = ops.causalConv1d({ x: xBCraw, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' });
     const [x, B, C] = ops.split(xBC, [d.inner, GN, GN]);
+    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    if (ctx.onDelta) ctx.onDelta('mamba2', observeDelta(dt, w.dtBias, dtLimit));
     const y = ops.ssd({
       x: ops.reshape(x, [b, L, d.nHeads, d.headDim]),
       dt,
@@ -98,7 +100,7 @@ export class Mamba2Mixer implements Mixer {
       C: ops.reshape(C, [b, L, d.nGroups, d.dState]),
       D: w.D,
       dtBias: w.dtBias,
-      dtLimit: this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit,
+      dtLimit,
       state: st?.ssm ?? null,
       algorithm: L > 1 ? opts.algorithm : 'recurrent',
       chunkSize: opts.chunkSize,

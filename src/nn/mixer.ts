@@ -2,13 +2,19 @@
  * What a sublayer of a decoder block is: a function of the normed hidden states that may carry
  * per-sequence state between calls (Mamba: conv window + SSM state; attention: KV cache; MLP: none).
  */
-import type { Tensor } from '../tensor/tensor.js';
+import { processDt } from '../ssm/ssd.js';
+import type { HostTensor, Tensor } from '../tensor/tensor.js';
 
 export interface MixerContext {
   /** tokens each sequence has consumed before this call (positions start there) */
   pastLen: readonly number[];
   /** this layer's state tensors, updated in place (or replaced, for a growing KV cache); null = no cache */
   state: Record<string, Tensor> | null;
+  /**
+   * Set only while someone observes Δ (`ForwardOptions.onDelta`): a Mamba mixer hands over its Δ (the
+   * selection step, after softplus) as a read already started; nothing is computed or read otherwise.
+   */
+  onDelta?: (kind: 'mamba1' | 'mamba2', delta: Promise<HostTensor>) => void;
 }
 
 export interface Mixer {
@@ -20,6 +26,17 @@ export interface Mixer {
   forward(h: Tensor, ctx: MixerContext): Promise<Tensor>;
   /** parameters, for `describe()` */
   readonly parameterCount: number;
+}
+
+/**
+ * Δ = clamp(softplus(raw + bias), limit) on the host, [..., C] per channel (Mamba-1) or head (Mamba-2). The
+ * reads start now, so the tensors may be released afterwards; on a GPU they go into the queue behind the
+ * work that produces them.
+ */
+export function observeDelta(raw: Tensor, bias: Tensor | null, limit: [number, number]): Promise<HostTensor> {
+  const shape = [...raw.shape];
+  const reads = Promise.all([raw.data(), bias ? bias.data() : null]);
+  return reads.then(([d, b]) => ({ shape, data: processDt(d, b, shape[shape.length - 1], limit) }));
 }
 
 export function sizeOf(...ts: Array<Tensor | null | undefined>): number {

@@ -4,10 +4,12 @@
  * dispatcher that splits one kernel call's range of independent work ([0, n) rows/channels/heads) among
  * the threads. Dispatch goes through Atomics on a shared control block (no message passing per call):
  * the main thread publishes the call, wakes the workers, runs its own slice, and waits for theirs.
+ *
+ * What differs between Node and browsers (reading kernels.wasm, starting a worker, the thread count) is in
+ * `platform.ts` (Node: fs, worker_threads); bundlers for the browser swap it for `platform.browser.ts`
+ * (fetch, Web Workers; the package.json "browser" field and web/vite.config.ts say so).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { platform } from './platform.js';
 
 const PAGE = 65536;
 /** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready */
@@ -17,6 +19,29 @@ const MAX_ARGS = 32;
 export const MIN_PARALLEL_WORK = 1 << 22;
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
+
+/** What a kernel worker is started with (Node: workerData; browsers: its first message). */
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctrl: Int32Array;
+  args: Float64Array;
+  names: string[];
+  index: number;
+  threads: number;
+}
+
+/** The host-specific parts of the runtime (`platform.ts` on Node, `platform.browser.ts` in browsers). */
+export interface WasmPlatform {
+  /** the compiled kernels (Node: read from `url`; browsers: compiled beforehand by `loadWasmKernels`) */
+  loadKernels(url: URL): WebAssembly.Module;
+  /** start a kernel worker that runs `runKernelWorker(init)` */
+  spawnWorker(init: WorkerInit): { terminate(): unknown };
+  /** threads to use when not told (including the calling one) */
+  defaultThreads(): number;
+  /** the most threads this host can run: 1 where the calling thread may not block (a browser's main thread) or memory cannot be shared */
+  maxThreads(): number;
+}
 
 export function kernelsPath(): URL {
   // dist/src/backend/wasm/runtime.js → dist/wasm/kernels.wasm
@@ -104,7 +129,7 @@ export class WasmRuntime {
   private readonly names: string[];
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
-  private readonly workers: Worker[] = [];
+  private readonly workers: Array<{ terminate(): unknown }> = [];
   private generation = 0;
 
   private constructor(module: WebAssembly.Module, threads: number) {
@@ -116,14 +141,12 @@ export class WasmRuntime {
     // the module keeps no data of its own; leave its first page alone anyway
     this.heap = new Heap(this.memory, PAGE);
     this.threads = threads;
-    this.ctrl = new Int32Array(new SharedArrayBuffer(64));
-    this.args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS));
+    // (one thread needs no sharing: a browser page that is not cross-origin isolated has no SharedArrayBuffer)
+    const buffer = (bytes: number) => (threads > 1 ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+    this.ctrl = new Int32Array(buffer(64));
+    this.args = new Float64Array(buffer(8 * MAX_ARGS));
     for (let t = 1; t < threads; t++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { module, memory: this.memory, ctrl: this.ctrl, args: this.args, names: this.names, index: t, threads },
-      });
-      w.unref();
-      this.workers.push(w);
+      this.workers.push(platform.spawnWorker({ module, memory: this.memory, ctrl: this.ctrl, args: this.args, names: this.names, index: t, threads }));
     }
   }
 
@@ -131,20 +154,25 @@ export class WasmRuntime {
 
   /** One runtime per thread count, created on first use. */
   static get(threads?: number): WasmRuntime {
-    const n = Math.max(1, Math.floor(threads ?? defaultThreads()));
+    const n = Math.min(platform.maxThreads(), Math.max(1, Math.floor(threads ?? defaultThreads())));
     let r = WasmRuntime.instances.get(n);
     if (!r) {
-      const file = kernelsPath();
-      let bytes: Buffer;
-      try {
-        bytes = fs.readFileSync(file);
-      } catch {
-        throw new Error(`wasm backend: ${file.pathname} not found; run \`npm run build\` (it compiles the AssemblyScript kernels)`);
-      }
-      r = new WasmRuntime(new WebAssembly.Module(bytes), n);
+      r = new WasmRuntime(platform.loadKernels(kernelsPath()), n);
       WasmRuntime.instances.set(n, r);
     }
     return r;
+  }
+
+  /**
+   * Resolves once every worker thread is listening, without blocking the calling thread (browsers start
+   * workers asynchronously; `run` would otherwise wait for them on its first parallel call).
+   */
+  async ready(timeoutMs = 60_000): Promise<void> {
+    const t0 = Date.now();
+    while (Atomics.load(this.ctrl, READY) < this.threads - 1) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`wasm backend: ${this.threads - 1} worker threads did not start within ${timeoutMs / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   }
 
   /** A Float32Array view of `count` floats at byte offset `off` (valid across memory growth). */
@@ -215,7 +243,32 @@ export function slice(t: number, used: number, n: number, align: number, _total:
 }
 
 export function defaultThreads(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return platform.defaultThreads();
+}
+
+/** A kernel worker's life: wait on the control block, run its slice of each published call, until stopped. */
+export function runKernelWorker(init: WorkerInit): void {
+  const { module, memory, ctrl, args, names, index, threads } = init;
+  const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error('wasm kernel abort'); } } });
+  const kernels = instance.exports as unknown as KernelExports;
+  let seen = Atomics.load(ctrl, GEN);
+  Atomics.add(ctrl, READY, 1);
+  Atomics.notify(ctrl, READY);
+  for (;;) {
+    Atomics.wait(ctrl, GEN, seen);
+    seen = Atomics.load(ctrl, GEN);
+    if (Atomics.load(ctrl, STOP)) break;
+    const nargs = Atomics.load(ctrl, NARGS);
+    const a: number[] = [];
+    for (let i = 0; i < nargs; i++) a.push(args[i]);
+    const n = args[nargs];
+    const align = args[nargs + 1];
+    const used = Math.min(threads, Math.max(1, Math.ceil(n / align)));
+    const [lo, hi] = slice(index, used, n, align, threads);
+    if (lo < hi) kernels[names[Atomics.load(ctrl, KERNEL)]](...a, lo, hi);
+    Atomics.add(ctrl, DONE, 1);
+    Atomics.notify(ctrl, DONE);
+  }
 }
 
 export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY };

@@ -1,0 +1,404 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend: tensors are ranges of GPUBuffers (`runtime.ts`), ops record WGSL dispatches
+ * (`kernels/`) and nothing runs until a read: `read()` submits everything recorded in one command
+ * buffer and maps the result. Same semantics as the CPU reference backend, including the in-place
+ * updates of the recurrent state (conv window, SSM state, KV cache).
+ *
+ * Splits for adapter limits: a weight matrix larger than the biggest binding (`maxStorageBufferBindingSize`,
+ * 128 MiB on lavapipe) is stored as row blocks, and `linear`/`embedding` run block by block; dispatches
+ * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
+ * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
+ */
+import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
+import { GpuRuntime, Store, f2u, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
+import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
+import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
+import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_SG } from './kernels/linear.js';
+import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
+import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
+import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP } from './kernels/selective_scan.js';
+import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
+import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
+
+export interface WebGpuBackendOptions extends RuntimeOptions {
+  /**
+   * 'tiled' (workgroup-memory tiles: matmul, chunked SSD) suits GPUs; 'simple' (no workgroup barriers: a
+   * thread per matmul output, the SSD recurrence for every length) suits CPU-emulated adapters such as
+   * SwiftShader, where a barrier costs a thread switch per 4 invocations. Default: by the adapter.
+   */
+  kernels?: 'tiled' | 'simple';
+}
+
+const F32_MAX = 3.4028234663852886e38;
+
+export class WebGpuBackend implements Backend {
+  readonly name: string;
+  readonly rt: GpuRuntime;
+  /** SSD chunk length on this device (64 needs ~26 KiB of workgroup memory) */
+  readonly ssdChunk: number;
+  readonly kernels: 'tiled' | 'simple';
+
+  constructor(device: GPUDevice, adapterName: string, opts: WebGpuBackendOptions = {}) {
+    this.rt = new GpuRuntime(device, opts);
+    this.name = `webgpu(${adapterName})`;
+    this.ssdChunk = this.rt.maxWorkgroupStorage >= 26 * 1024 ? 64 : 32;
+    this.kernels = opts.kernels ?? 'tiled';
+  }
+
+  // ---- memory --------------------------------------------------------------------------------
+
+  private st(t: Tensor): Store {
+    return t.storage as Store;
+  }
+  private opt(t: Tensor | null): Store {
+    return t ? this.st(t) : this.rt.dummy;
+  }
+  private tensor(s: Store, shape: Shape): Tensor {
+    return new Tensor(this, s, [...shape]);
+  }
+  private out(shape: Shape, what = 'result'): Tensor {
+    return this.tensor(this.rt.alloc(this.rt.actPool, shapeSize(shape), what), shape);
+  }
+  private scratch(n: number, what: string): Store {
+    return this.rt.alloc(this.rt.actPool, n, what);
+  }
+  private run(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
+    this.rt.record({ spec, variant, roles, params, grid });
+  }
+  /** one thread per item, 256 per workgroup */
+  private threads(n: number): [number, number, number] {
+    return this.rt.grid(Math.ceil(n / 256));
+  }
+
+  /** subgroup kernels: one item per subgroup, in workgroups of 64 */
+  private sgOk(): boolean {
+    return this.rt.subgroupMax > 0 && this.rt.subgroupMax <= 64;
+  }
+  private sgGrid(items: number): [number, number, number] {
+    return this.rt.grid(Math.ceil((items * this.rt.subgroupMax) / 64));
+  }
+
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor {
+    if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (opts?.matrix && shape.length === 2 && data.length * 4 > this.rt.maxBinding) {
+      const [rows, cols] = shape;
+      const per = Math.floor(this.rt.maxBinding / (cols * 4));
+      if (per < 1) throw new Error(`webgpu.fromHost: one row of a [${rows}, ${cols}] matrix exceeds the adapter's largest binding (${this.rt.maxBinding} bytes)`);
+      const blocks: RowBlock[] = [];
+      for (let r0 = 0; r0 < rows; r0 += per) {
+        const r1 = Math.min(rows, r0 + per);
+        blocks.push({ r0, r1, store: this.rt.fromHost(this.rt.constPool, data.subarray(r0 * cols, r1 * cols)) });
+      }
+      return this.tensor(new Store(blocks[0].store.ref, 0, data.length, null, blocks), shape);
+    }
+    return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+  }
+
+  zeros(shape: Shape): Tensor {
+    const t = this.out(shape, 'zeros');
+    this.fill(this.st(t), 0);
+    return t;
+  }
+
+  private fill(s: Store, v: number): void {
+    this.run(FILL, [s], [s.len, f2u(v)], this.threads(s.len));
+  }
+
+  read(t: Tensor): Promise<Float32Array> {
+    return this.rt.read(this.st(t));
+  }
+
+  readSync(_t: Tensor): Float32Array {
+    throw new Error('webgpu: tensors live in GPU memory and cannot be read synchronously; use `await tensor.data()`');
+  }
+
+  dispose(_t: Tensor): void {
+    // views (reshape) share storage: the block returns to the pool when the last one is garbage-collected
+  }
+
+  /** wait until every recorded op has run (benchmarks) */
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+
+  /** GB/s of a buffer copy on the GPU (bytes read + written; best of 5), for the bench's decode ceiling */
+  async measureBandwidth(bytes: number): Promise<number> {
+    const n = Math.max(1 << 20, Math.floor(Math.min(bytes, this.rt.maxBinding / 2) / 4));
+    const a = this.scratch(n, 'bandwidth probe'), b = this.scratch(n, 'bandwidth probe');
+    this.fill(a, 1);
+    await this.sync();
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < 4; i++) this.run(COPY_ROWS, [a, b], [1, n, 0, 0, 0, 0], this.threads(n));
+      await this.sync();
+      best = Math.min(best, (performance.now() - t0) / 4);
+    }
+    return (2 * n * 4) / (best / 1000) / 1e9;
+  }
+
+  /** release the device (pending work is dropped) */
+  destroy(): void {
+    this.rt.destroy();
+  }
+
+  // ---- primitives ---------------------------------------------------------------------------
+
+  embedding(table: Tensor, ids: Int32Array): Tensor {
+    const [V, H] = table.shape;
+    const n = ids.length;
+    const y = this.out([n, H], 'embedding');
+    const idx = this.rt.uploadData(Float32Array.from(ids));
+    const s = this.st(table);
+    const blocks = s.blocks ?? [{ r0: 0, r1: V, store: s }];
+    for (const b of blocks) this.run(GATHER_ROWS, [idx, b.store, this.st(y)], [n, H, b.r0, b.r1], this.threads(n * H));
+    return y;
+  }
+
+  linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
+    const [M, K] = x.shape;
+    const N = w.shape[0];
+    const y = this.out([M, N], 'linear output');
+    const ws = this.st(w);
+    const blocks = ws.blocks ?? [{ r0: 0, r1: N, store: ws }];
+    for (const b of blocks) {
+      const nb = b.r1 - b.r0;
+      const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
+      const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
+      const roles = [this.st(x), b.store, bs, this.st(y)];
+      if (M <= 8) {
+        const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+        if (this.sgOk()) this.run(MATVEC_SG, roles, params, this.sgGrid(nb), String(mm));
+        else this.run(MATVEC, roles, params, this.rt.grid(Math.ceil(nb / 4)), String(mm));
+      } else if (this.kernels === 'simple') {
+        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb));
+      } else {
+        const gx = Math.ceil(nb / 64), gy = Math.ceil(M / 64);
+        if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
+        this.run(MATMUL, roles, params, [gx, gy, 1]);
+      }
+    }
+    return y;
+  }
+
+  rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
+    const [M, H] = x.shape;
+    const y = this.out([M, H], 'rms_norm');
+    const roles = [this.st(x), this.opt(w), this.st(y)], params = [M, H, f2u(eps), w ? 1 : 0];
+    if (this.sgOk()) this.run(RMS_NORM_SG, roles, params, this.sgGrid(M));
+    else this.run(RMS_NORM, roles, params, this.rt.grid(M));
+    return y;
+  }
+
+  rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
+    const [M, W] = x.shape;
+    const y = this.out([M, W], 'rms_norm_gated');
+    const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
+    const items = M * (W / groupSize);
+    if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
+    else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
+    return y;
+  }
+
+  private unary(x: Tensor, op: string, extra: number[] = []): Tensor {
+    const y = this.out(x.shape, op);
+    this.run(UNARY_MAP, [this.st(x), this.st(y)], [x.size, ...extra], this.threads(x.size), op);
+    return y;
+  }
+
+  private binary(a: Tensor, b: Tensor, op: string): Tensor {
+    const y = this.out(a.shape, op);
+    this.run(BINARY_MAP, [this.st(a), this.st(b), this.st(y)], [a.size], this.threads(a.size), op);
+    return y;
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.binary(a, b, 'add');
+  }
+  scale(x: Tensor, s: number): Tensor {
+    return this.unary(x, 'scale', [f2u(s)]);
+  }
+  activation(x: Tensor, kind: Activation): Tensor {
+    return this.unary(x, kind);
+  }
+  siluMul(a: Tensor, b: Tensor): Tensor {
+    return this.binary(a, b, 'silu_mul');
+  }
+
+  split(x: Tensor, sizes: readonly number[]): Tensor[] {
+    const W = x.shape[x.shape.length - 1];
+    const M = x.size / W;
+    const src = this.st(x);
+    const lead = x.shape.slice(0, -1);
+    let off = 0;
+    return sizes.map((s) => {
+      const shape = [...lead, s];
+      let t: Tensor;
+      if (M === 1) {
+        t = this.tensor(src.view(off, s), shape); // one row: the pieces are contiguous ranges
+      } else {
+        t = this.out(shape, 'split');
+        this.run(COPY_ROWS, [src, this.st(t)], [M, s, W, off, s, 0], this.threads(M * s));
+      }
+      off += s;
+      return t;
+    });
+  }
+
+  causalConv1d(a: CausalConv1dArgs): Tensor {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const y = this.out([B, L, C], 'causal_conv1d');
+    const flags = (a.state ? 1 : 0) | (a.bias ? 2 : 0) | (a.activation === 'silu' ? 4 : 0);
+    const params = [B, L, C, K, flags];
+    const roles = [this.st(a.x), this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
+    if (a.state && L === 1) {
+      this.run(CONV_STEP, roles, params, this.threads(B * C));
+    } else {
+      this.run(CONV_OUT, roles, params, this.threads(B * L * C));
+      if (a.state) this.run(CONV_STATE, [this.st(a.x), this.st(a.state)], params, this.threads(B * C));
+    }
+    return y;
+  }
+
+  selectiveScan(a: SelectiveScanArgs): Tensor {
+    const [B, L, Dm] = a.u.shape;
+    const N = a.A.shape[1];
+    const y = this.out([B, L, Dm], 'selective_scan');
+    const flags = (a.D ? 1 : 0) | (a.z ? 2 : 0) | (a.deltaBias ? 4 : 0) | (a.deltaSoftplus ? 8 : 0) | (a.state ? 16 : 0);
+    const [u, delta, A, Bm, Cm, D, z, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.z), this.opt(a.deltaBias)];
+    // chunks: enough (b, d, chunk) threads to fill the GPU, at least 8 steps each
+    const nC = Math.max(1, Math.min(Math.ceil(L / 8), Math.ceil(65536 / (B * Dm))));
+    if (L === 1 || nC === 1) {
+      let state = a.state ? this.st(a.state) : null;
+      if (!state) {
+        state = this.scratch(B * Dm * N, 'scan state');
+        this.fill(state, 0);
+      }
+      this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
+      return y;
+    }
+    const T = Math.ceil(L / nC);
+    const chunks = Math.ceil(L / T);
+    const nB = Math.ceil(N / 16);
+    const ypart = this.scratch(nB * B * L * Dm, 'scan partial outputs');
+    const hloc = this.scratch(B * chunks * Dm * N, 'scan chunk states');
+    const dsum = this.scratch(B * chunks * Dm, 'scan chunk Δ sums');
+    const p = [B, L, Dm, N, flags, T, chunks, nB];
+    this.run(SCAN_CHUNK, [u, delta, A, Bm, Cm, bias, ypart, hloc, dsum], p, this.threads(B * chunks * nB * Dm));
+    this.run(SCAN_CARRY, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
+    this.run(SCAN_FINISH, [u, delta, A, Cm, D, z, bias, ypart, hloc, this.st(y)], p, this.threads(B * chunks * Dm));
+    return y;
+  }
+
+  ssd(a: SsdArgs): Tensor {
+    const [B, L, nh, hd] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const y = this.out([B, L, nh, hd], 'ssd');
+    const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
+    const [x, dt, A, Bm, Cm, D, dtb] = [this.st(a.x), this.st(a.dt), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.dtBias)];
+    const flags = (a.D ? 1 : 0) | (a.dtBias ? 2 : 0);
+    if (L === 1 || this.kernels === 'simple') {
+      let state = a.state ? this.st(a.state) : null;
+      if (!state) {
+        state = this.scratch(B * nh * hd * N, 'ssd state');
+        this.fill(state, 0);
+      }
+      const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)], params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi)];
+      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
+      else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
+      return y;
+    }
+    const Q = this.ssdChunk;
+    const nC = Math.ceil(L / Q);
+    const dtp = this.scratch(B * L * nh, 'ssd Δ');
+    const cum = this.scratch(B * L * nh, 'ssd Δ·A sums');
+    const cb = this.scratch(B * nC * G * Q * Q, 'ssd C·B');
+    const S = this.scratch(B * nC * nh * hd * N, 'ssd chunk states');
+    const q = String(Q);
+    this.run(SSD_DT, [dt, A, dtb, dtp, cum], [B, L, nh, flags, f2u(lo), f2u(hi), Q, nC], this.threads(B * nC * nh));
+    this.run(SSD_CB, [Bm, Cm, cb], [B, L, G, N, nC], this.rt.grid(B * nC * G), q);
+    this.run(SSD_STATES, [x, Bm, dtp, cum, S], [B, L, nh, hd, G, N, nC], this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64)), q);
+    this.run(SSD_PASS, [cum, S, this.opt(a.state)], [B, L, nh, hd, N, Q, nC, a.state ? 1 : 0], this.threads(B * nh * hd * N));
+    this.run(SSD_OUT, [x, Cm, dtp, cum, cb, S, D, this.st(y)], [B, L, nh, hd, G, N, nC, a.D ? 1 : 0], this.rt.grid(B * nC * nh * Math.ceil(hd / 64)), q);
+    return y;
+  }
+
+  rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
+    const [b, L, H, hd] = x.shape;
+    const rows = b * L;
+    const half = rotaryDim / 2;
+    const inv = new Float32Array(half); // float32 as in the CPU reference (HF's inv_freq)
+    for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / rotaryDim);
+    const cs = new Float32Array(rows * half * 2);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < half; i++) {
+        const f = Math.fround(positions[r] * inv[i]); // as the CPU reference (HF: float32 angles)
+        cs[(r * half + i) * 2] = Math.cos(f);
+        cs[(r * half + i) * 2 + 1] = Math.sin(f);
+      }
+    }
+    const y = this.out(x.shape, 'rope');
+    this.run(ROPE, [this.st(x), this.rt.uploadData(cs), this.st(y)], [rows, H, hd, rotaryDim], this.threads(rows * H * hd));
+    return y;
+  }
+
+  attention(a: AttentionArgs): Tensor {
+    const [B, L, Hq, hd] = a.q.shape;
+    const Hkv = a.k.shape[2];
+    if (hd > 512) throw new Error(`webgpu.attention: head dim ${hd} > 512 is not supported`);
+    const y = this.out([B, L, Hq, hd], 'attention');
+    const cached = !!(a.cacheK && a.cacheV);
+    let k = this.st(a.k), v = this.st(a.v), cap = L;
+    const past = cached ? this.rt.uploadData(Float32Array.from(a.pastLen)) : this.rt.dummy;
+    if (cached) {
+      const T = a.cacheK!.shape[1];
+      const ck = this.st(a.cacheK!), cv = this.st(a.cacheV!);
+      this.run(KV_WRITE, [k, v, past, ck, cv], [B, L, Hkv * hd, T], this.threads(B * L * Hkv * hd));
+      k = ck;
+      v = cv;
+      cap = T;
+    }
+    this.run(ATTENTION, [this.st(a.q), k, v, past, this.st(y)], [B, L, Hq, Hkv, hd, cap, f2u(a.scale), cached ? 1 : 0], this.rt.grid(B * L * Hq));
+    return y;
+  }
+
+  concatRows(ts: readonly Tensor[]): Tensor {
+    const rows = ts.reduce((s, t) => s + t.shape[0], 0);
+    const y = this.out([rows, ...ts[0].shape.slice(1)], 'concat_rows');
+    let off = 0;
+    for (const t of ts) {
+      this.run(COPY_ROWS, [this.st(t), this.st(y)], [1, t.size, 0, 0, 0, off], this.threads(t.size));
+      off += t.size;
+    }
+    return y;
+  }
+
+  takeRows(t: Tensor, rows: readonly number[]): Tensor {
+    const rowSize = t.size / t.shape[0];
+    const y = this.out([rows.length, ...t.shape.slice(1)], 'take_rows');
+    const idx = this.rt.uploadData(Float32Array.from(rows));
+    this.run(GATHER_ROWS, [idx, this.st(t), this.st(y)], [rows.length, rowSize, 0, t.shape[0]], this.threads(rows.length * rowSize));
+    return y;
+  }
+
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
+    const H = dst.shape[dst.shape.length - 1];
+    const rw = new Float32Array(rows.length * 2);
+    for (let i = 0; i < rows.length; i++) {
+      rw[2 * i] = rows[i];
+      rw[2 * i + 1] = weights[i];
+    }
+    this.run(SCATTER_ADD_ROWS, [this.rt.uploadData(rw), this.st(src), this.st(dst)], [rows.length, H], this.threads(H));
+  }
+
+  padTime(t: Tensor, newT: number): Tensor {
+    const [b, T] = t.shape;
+    const inner = t.size / (b * T);
+    const y = this.out([b, newT, ...t.shape.slice(2)], 'pad_time');
+    this.run(PAD_TIME, [this.st(t), this.st(y)], [b * newT * inner, T * inner, newT * inner], this.threads(b * newT * inner));
+    return y;
+  }
+}

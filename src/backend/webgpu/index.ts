@@ -1,0 +1,78 @@
+/// <reference types="@webgpu/types" />
+/**
+ * WebGPU backend entry point. In a browser pass `navigator.gpu`; in Node the `webgpu` package (Dawn) is
+ * imported on demand, so this module itself imports nothing Node-only and bundles for the web.
+ *
+ * On a machine without a GPU, a software Vulkan driver gives an adapter: SwiftShader from Debian's
+ * chromium package (`VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json`) or Mesa's lavapipe.
+ */
+import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+
+export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+
+/** No WebGPU here: no `webgpu` package, no adapter, or no device. */
+export class WebGpuUnavailableError extends Error {
+  override name = 'WebGpuUnavailableError';
+}
+
+export interface CreateWebGpuOptions extends WebGpuBackendOptions {
+  /** the WebGPU entry point (`navigator.gpu` in a browser); default: the `webgpu` npm package's `create([])` */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+}
+
+/** the `webgpu` package's `create([])`, imported lazily (a non-literal specifier keeps bundlers away) */
+async function nodeGpu(): Promise<GPU> {
+  const specifier = 'webgpu';
+  let mod: { create(flags: string[]): GPU };
+  try {
+    mod = (await import(/* @vite-ignore */ specifier)) as { create(flags: string[]): GPU };
+  } catch (e) {
+    throw new WebGpuUnavailableError(`webgpu: the "webgpu" package (Dawn for Node) could not be loaded (${(e as Error).message}); install it with \`npm install webgpu\``);
+  }
+  return mod.create([]);
+}
+
+const keepAlive = new WeakMap<WebGpuBackend, GPU>();
+
+const LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+/** An adapter and device (the adapter's largest limits), wrapped as a backend. */
+export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promise<WebGpuBackend> {
+  const gpu = opts.gpu ?? (await nodeGpu());
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) {
+    throw new WebGpuUnavailableError(
+      'webgpu: no adapter found (no GPU driver). On a machine without a GPU, a software Vulkan driver works: ' +
+        'apt-get install chromium libvulkan1, then VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json',
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (opts.profile && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  if (!opts.noSubgroups && adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch (e) {
+    throw new WebGpuUnavailableError(`webgpu: the adapter refused a device (${(e as Error).message})`);
+  }
+  const info = adapter.info;
+  const adapterName = [info?.vendor, info?.device || info?.description || info?.architecture].filter((s) => s).join(' ') || 'adapter';
+  const subgroupMaxSize = (info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize || 128;
+  // CPU-emulated adapters run barrier-free kernels (see WebGpuBackendOptions.kernels)
+  const software = !!(info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(adapterName);
+  const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, kernels: software ? 'simple' : 'tiled', ...opts });
+  // Dawn's instance must outlive the device: a collected GPU object takes the device down with it
+  keepAlive.set(backend, gpu);
+  return backend;
+}

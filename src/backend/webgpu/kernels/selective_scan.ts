@@ -1,0 +1,167 @@
+/**
+ * Mamba-1 selective scan (S6), channel-last: Δ = softplus(δ + bias), h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t u_t,
+ * y_t = C_t · h_t + D u_t, y ← y · silu(z). The state of one channel is N numbers, kept in registers.
+ *
+ * - `SCAN_STEP`: one thread per (b, d) walks t sequentially, the state in the state tensor (decode).
+ * - Prefill is the two-level (associative) scan of the CPU reference's `scanChunked`, over chunks of T:
+ *   `SCAN_CHUNK`  one thread per (b, chunk, d, block of 16 states): a local scan from h = 0 in registers;
+ *                 writes the partial outputs (per state block), the chunk's final local state and ΣΔ;
+ *   `SCAN_CARRY`  one thread per (b, d, n): the carries across chunks, H_c = exp(A ΣΔ_c) H_{c−1} + hloc_c,
+ *                 in place (hloc becomes the state entering each chunk), and the final state;
+ *   `SCAN_FINISH` one thread per (b, chunk, d): y_t = Σ partials + C_t · (exp(A cumΔ_t) ⊙ H_in) + D u, gate.
+ * flags: 1 D, 2 z, 4 delta bias, 8 softplus, 16 state
+ */
+import type { KernelSpec } from '../runtime.js';
+
+const FLAGS = /* wgsl */ `
+  let hasD = (flags & 1u) != 0u; let hasZ = (flags & 2u) != 0u; let hasBias = (flags & 4u) != 0u;
+  let sp = (flags & 8u) != 0u; let hasState = (flags & 16u) != 0u;`;
+
+const DT = /* wgsl */ `
+    var dt = $delta[o_delta + row * Dm + d];
+    if (hasBias) { dt += $bias[o_bias + d]; }
+    if (sp) { dt = softplus(dt); }`;
+
+/** params: Bn, L, Dm, N, flags */
+export const SCAN_STEP: KernelSpec = {
+  name: 'scan_step',
+  roles: ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'bias', 'state', 'y'],
+  writes: ['state', 'y'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = pu(PK + 3u); let flags = pu(PK + 4u);
+  ${FLAGS}
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * Dm) { return; }
+  let d = i % Dm; let b = i / Dm;
+  let so = o_state + (b * Dm + d) * N;
+  for (var t = 0u; t < L; t++) {
+    let row = b * L + t;
+    ${DT}
+    let uv = $u[o_u + row * Dm + d];
+    let du = dt * uv;
+    var acc = 0.0;
+    for (var n = 0u; n < N; n++) {
+      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * N + n];
+      $state[so + n] = hv;
+      acc += hv * $C[o_C + row * N + n];
+    }
+    if (hasD) { acc += $D[o_D + d] * uv; }
+    if (hasZ) { acc *= silu($z[o_z + row * Dm + d]); }
+    $y[o_y + row * Dm + d] = acc;
+  }
+}`,
+};
+
+/** params: Bn, L, Dm, N, flags, T, nC, nB */
+export const SCAN_CHUNK: KernelSpec = {
+  name: 'scan_chunk',
+  roles: ['u', 'delta', 'A', 'B', 'C', 'bias', 'ypart', 'hloc', 'dsum'],
+  writes: ['ypart', 'hloc', 'dsum'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = pu(PK + 3u); let flags = pu(PK + 4u);
+  let T = pu(PK + 5u); let nC = pu(PK + 6u); let nB = pu(PK + 7u);
+  ${FLAGS}
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nC * nB * Dm) { return; }
+  let d = i % Dm; let r = i / Dm;
+  let nb = r % nB; let bc = r / nB;
+  let c = bc % nC; let b = bc / nC;
+  let t0 = c * T; let t1 = min(L, t0 + T);
+  var h: array<f32, 16>;
+  var cum = 0.0;
+  for (var t = t0; t < t1; t++) {
+    let row = b * L + t;
+    ${DT}
+    cum += dt;
+    let du = dt * $u[o_u + row * Dm + d];
+    var acc = 0.0;
+    for (var j = 0u; j < 16u; j++) {
+      let n = nb * 16u + j;
+      if (n < N) {
+        let hv = exp(dt * $A[o_A + d * N + n]) * h[j] + du * $B[o_B + row * N + n];
+        h[j] = hv;
+        acc += hv * $C[o_C + row * N + n];
+      }
+    }
+    $ypart[o_ypart + (nb * Bn * L + row) * Dm + d] = acc;
+  }
+  let ho = o_hloc + (bc * Dm + d) * N;
+  for (var j = 0u; j < 16u; j++) {
+    let n = nb * 16u + j;
+    if (n < N) { $hloc[ho + n] = h[j]; }
+  }
+  if (nb == 0u) { $dsum[o_dsum + bc * Dm + d] = cum; }
+}`,
+};
+
+/** params: Bn, Dm, N, nC, flags */
+export const SCAN_CARRY: KernelSpec = {
+  name: 'scan_carry',
+  roles: ['A', 'dsum', 'hloc', 'state'],
+  writes: ['hloc', 'state'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let nC = pu(PK + 3u); let flags = pu(PK + 4u);
+  ${FLAGS}
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * Dm * N) { return; }
+  let n = i % N; let d = (i / N) % Dm; let b = i / (N * Dm);
+  var carry = 0.0;
+  if (hasState) { carry = $state[o_state + i]; }
+  let a = $A[o_A + d * N + n];
+  for (var c = 0u; c < nC; c++) {
+    let idx = o_hloc + ((b * nC + c) * Dm + d) * N + n;
+    let hl = $hloc[idx];
+    $hloc[idx] = carry;
+    carry = exp(a * $dsum[o_dsum + (b * nC + c) * Dm + d]) * carry + hl;
+  }
+  if (hasState) { $state[o_state + i] = carry; }
+}`,
+};
+
+/** params: Bn, L, Dm, N, flags, T, nC, nB */
+export const SCAN_FINISH: KernelSpec = {
+  name: 'scan_finish',
+  roles: ['u', 'delta', 'A', 'C', 'D', 'z', 'bias', 'ypart', 'hin', 'y'],
+  writes: ['y'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = pu(PK + 3u); let flags = pu(PK + 4u);
+  let T = pu(PK + 5u); let nC = pu(PK + 6u); let nB = pu(PK + 7u);
+  ${FLAGS}
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nC * Dm) { return; }
+  let d = i % Dm; let bc = i / Dm;
+  let c = bc % nC; let b = bc / nC;
+  let t0 = c * T; let t1 = min(L, t0 + T);
+  let carried = c > 0u || hasState;
+  let ho = o_hin + (bc * Dm + d) * N;
+  var cum = 0.0;
+  for (var t = t0; t < t1; t++) {
+    let row = b * L + t;
+    ${DT}
+    cum += dt;
+    var acc = 0.0;
+    for (var k = 0u; k < nB; k++) { acc += $ypart[o_ypart + (k * Bn * L + row) * Dm + d]; }
+    if (carried) {
+      for (var n = 0u; n < N; n++) {
+        acc += $C[o_C + row * N + n] * exp($A[o_A + d * N + n] * cum) * $hin[ho + n];
+      }
+    }
+    let uv = $u[o_u + row * Dm + d];
+    if (hasD) { acc += $D[o_D + d] * uv; }
+    if (hasZ) { acc *= silu($z[o_z + row * Dm + d]); }
+    $y[o_y + row * Dm + d] = acc;
+  }
+}`,
+};

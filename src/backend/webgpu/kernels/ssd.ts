@@ -1,0 +1,411 @@
+/**
+ * Mamba-2 SSD (see src/ssm/ssd.ts for the math and the names). Layouts: x, y [b, L, nh, hd]; dt [b, L, nh];
+ * B, C [b, L, G, N]; state [b, nh, hd, N]; head h reads group g = ⌊h / (nh/G)⌋.
+ *
+ * Decode (`SSD_STEP`): one workgroup per (b, head, 8 rows p of the state); 32 lanes per row stride over n
+ * (coalesced), update the state in place and reduce y_p = Σ_n h[p, n] C[n].
+ *
+ * Prefill, the chunked algorithm over chunks of Q (32 or 64, by the workgroup memory available):
+ *   `SSD_DT`      Δ = clamp(softplus(dt + bias)) and its running sum a = Σ Δ·A inside each chunk;
+ *   `SSD_CB`      C_l · B_s per (chunk, group): [Q, Q], shared by the group's heads;
+ *   `SSD_STATES`  (2) chunk states S_c[p, n] = Σ_s exp(a_end − a_s) Δ_s x_s[p] B_s[n]   (64×64 tiles);
+ *   `SSD_PASS`    (3) H_c = exp(a_end) H_{c−1} + S_c, in place: S becomes the state entering each chunk;
+ *   `SSD_OUT`     (1)+(4) y_l = Σ_{s≤l} exp(a_l − a_s) (C_l·B_s) Δ_s x_s + exp(a_l) C_l · H_in + D x_l.
+ * The exponent differences are of sums over at most Q steps (the official kernels' form).
+ */
+import type { KernelSpec } from '../runtime.js';
+
+const DTPROC = /* wgsl */ `
+fn dt_proc(raw: f32, bias: f32, lo: f32, hi: f32) -> f32 {
+  return clamp(softplus(raw + bias), lo, hi);
+}`;
+
+/** params: Bn, L, nh, hd, G, N, flags (1 D, 2 bias), lo, hi */
+export const SSD_STEP: KernelSpec = {
+  name: 'ssd_step',
+  roles: ['x', 'dt', 'A', 'B', 'C', 'D', 'dtb', 'state', 'y'],
+  writes: ['state', 'y'],
+  wgsl: () => /* wgsl */ `
+${DTPROC}
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
+  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let nPT = (hd + 7u) / 8u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nh * nPT) { return; }
+  let pt = item % nPT; let h = (item / nPT) % nh; let b = item / (nPT * nh);
+  let g = h / (nh / G);
+  let r = li / 32u; let lane = li % 32u;
+  let p = pt * 8u + r;
+  var bias = 0.0;
+  if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
+  let so = o_state + ((b * nh + h) * hd + p) * N;
+  for (var t = 0u; t < L; t++) {
+    let row = b * L + t;
+    let dtv = dt_proc($dt[o_dt + row * nh + h], bias, lo, hi);
+    let dA = exp(dtv * $A[o_A + h]);
+    var partial = 0.0;
+    var xv = 0.0;
+    if (p < hd) {
+      xv = $x[o_x + (row * nh + h) * hd + p];
+      let dx = dtv * xv;
+      let bc = (row * G + g) * N;
+      for (var n = lane; n < N; n += 32u) {
+        let hv = dA * $state[so + n] + dx * $B[o_B + bc + n];
+        $state[so + n] = hv;
+        partial += hv * $C[o_C + bc + n];
+      }
+    }
+    red[li] = partial;
+    workgroupBarrier();
+    for (var s = 16u; s > 0u; s >>= 1u) {
+      if (lane < s) { red[li] += red[li + s]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && p < hd) {
+      var v = red[li];
+      if ((flags & 1u) != 0u) { v += $D[o_D + h] * xv; }
+      $y[o_y + (row * nh + h) * hd + p] = v;
+    }
+    workgroupBarrier();
+  }
+}`,
+};
+
+/**
+ * `SSD_STEP` on devices with subgroups: one state row (b, h, p) per subgroup, lanes stride over n and
+ * y_p = subgroupAdd; no workgroup barriers. Same params.
+ */
+export const SSD_STEP_SG: KernelSpec = {
+  name: 'ssd_step_sg',
+  roles: ['x', 'dt', 'A', 'B', 'C', 'D', 'dtb', 'state', 'y'],
+  writes: ['state', 'y'],
+  wgsl: () => /* wgsl */ `
+${DTPROC}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
+  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let item = lin(wg, nw) * (64u / sgs) + li / sgs;
+  let live = item < Bn * nh * hd;
+  let it = min(item, Bn * nh * hd - 1u);
+  let p = it % hd; let h = (it / hd) % nh; let b = it / (hd * nh);
+  let g = h / (nh / G);
+  var bias = 0.0;
+  if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
+  let so = o_state + it * N;
+  for (var t = 0u; t < L; t++) {
+    let row = b * L + t;
+    let dtv = dt_proc($dt[o_dt + row * nh + h], bias, lo, hi);
+    let dA = exp(dtv * $A[o_A + h]);
+    let xv = $x[o_x + (row * nh + h) * hd + p];
+    let dx = dtv * xv;
+    let bc = (row * G + g) * N;
+    var partial = 0.0;
+    for (var n = lane; n < N; n += sgs) {
+      let hv = dA * $state[so + n] + dx * $B[o_B + bc + n];
+      if (live) { $state[so + n] = hv; }
+      partial += hv * $C[o_C + bc + n];
+    }
+    let v = subgroupAdd(partial);
+    if (live && lane == 0u) {
+      var out = v;
+      if ((flags & 1u) != 0u) { out += $D[o_D + h] * xv; }
+      $y[o_y + (row * nh + h) * hd + p] = out;
+    }
+  }
+}`,
+};
+
+/** params: Bn, L, nh, flags (2 bias), lo, hi, Q, nC */
+export const SSD_DT: KernelSpec = {
+  name: 'ssd_dt',
+  roles: ['dt', 'A', 'dtb', 'dtp', 'cum'],
+  writes: ['dtp', 'cum'],
+  wgsl: () => /* wgsl */ `
+${DTPROC}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let flags = pu(PK + 3u);
+  let lo = pf(PK + 4u); let hi = pf(PK + 5u); let Q = pu(PK + 6u); let nC = pu(PK + 7u);
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nC * nh) { return; }
+  let h = i % nh; let c = (i / nh) % nC; let b = i / (nh * nC);
+  var bias = 0.0;
+  if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
+  let a = $A[o_A + h];
+  var run = 0.0;
+  for (var t = c * Q; t < min(L, c * Q + Q); t++) {
+    let k = (b * L + t) * nh + h;
+    let v = dt_proc($dt[o_dt + k], bias, lo, hi);
+    $dtp[o_dtp + k] = v;
+    run += v * a;
+    $cum[o_cum + k] = run;
+  }
+}`,
+};
+
+function tiles(q: number): string {
+  return `const QQ: u32 = ${q}u; const TT: u32 = ${q / 16}u; const QP: u32 = ${q + 1}u;`;
+}
+
+/** params: Bn, L, G, N, nC */
+export const SSD_CB: KernelSpec = {
+  name: 'ssd_cb',
+  roles: ['B', 'C', 'cb'],
+  writes: ['cb'],
+  wgsl: (q) => /* wgsl */ `
+${tiles(Number(q))}
+var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
+var<workgroup> Bs: array<f32, ${16 * (Number(q) + 1)}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let G = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u);
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * G) { return; }
+  let g = item % G; let bc = item / G; let c = bc % nC; let b = bc / nC;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<array<f32, TT>, TT>;
+  for (var n0 = 0u; n0 < N; n0 += 16u) {
+    for (var k = 0u; k < TT; k++) {
+      let e = li + 256u * k;
+      let l = e / 16u; let nn = e % 16u;
+      let n = n0 + nn;
+      var cv = 0.0; var bv = 0.0;
+      if (l < q && n < N) {
+        let o = ((b * L + t0 + l) * G + g) * N + n;
+        cv = $C[o_C + o]; bv = $B[o_B + o];
+      }
+      Cs[nn * QP + l] = cv; Bs[nn * QP + l] = bv;
+    }
+    workgroupBarrier();
+    for (var nn = 0u; nn < 16u; nn++) {
+      var cr: array<f32, TT>; var br: array<f32, TT>;
+      for (var i = 0u; i < TT; i++) { cr[i] = Cs[nn * QP + ty + 16u * i]; br[i] = Bs[nn * QP + tx + 16u * i]; }
+      for (var i = 0u; i < TT; i++) {
+        for (var j = 0u; j < TT; j++) { acc[i][j] = fma(cr[i], br[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  let base = o_cb + item * QQ * QQ;
+  for (var i = 0u; i < TT; i++) {
+    for (var j = 0u; j < TT; j++) { $cb[base + (ty + 16u * i) * QQ + tx + 16u * j] = acc[i][j]; }
+  }
+}`,
+};
+
+/** params: Bn, L, nh, hd, G, N, nC (Q is the variant) */
+export const SSD_STATES: KernelSpec = {
+  name: 'ssd_states',
+  roles: ['x', 'B', 'dtp', 'cum', 'S'],
+  writes: ['S'],
+  wgsl: (q) => /* wgsl */ `
+${tiles(Number(q))}
+var<workgroup> Xs: array<f32, 1040>;
+var<workgroup> Bs: array<f32, 1040>;
+var<workgroup> ws: array<f32, 16>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
+  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * nh * nPT * nNT) { return; }
+  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
+  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
+  let g = h / (nh / G);
+  let p0 = pt * 64u; let n0 = nt * 64u;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  let aEnd = $cum[o_cum + (b * L + t0 + q - 1u) * nh + h];
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<array<f32, 4>, 4>;
+  for (var s0 = 0u; s0 < q; s0 += 16u) {
+    if (li < 16u) {
+      var w = 0.0;
+      if (s0 + li < q) {
+        let k = (b * L + t0 + s0 + li) * nh + h;
+        w = exp(aEnd - $cum[o_cum + k]) * $dtp[o_dtp + k];
+      }
+      ws[li] = w;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < 4u; k++) {
+      let e = li + 256u * k;
+      let ss = e / 64u; let pp = e % 64u;
+      let s = s0 + ss;
+      var xv = 0.0; var bv = 0.0;
+      if (s < q) {
+        let row = b * L + t0 + s;
+        if (p0 + pp < hd) { xv = ws[ss] * $x[o_x + (row * nh + h) * hd + p0 + pp]; }
+        if (n0 + pp < N) { bv = $B[o_B + (row * G + g) * N + n0 + pp]; }
+      }
+      Xs[ss * 65u + pp] = xv; Bs[ss * 65u + pp] = bv;
+    }
+    workgroupBarrier();
+    for (var ss = 0u; ss < 16u; ss++) {
+      var xr: array<f32, 4>; var br: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) { xr[i] = Xs[ss * 65u + ty + 16u * i]; br[i] = Bs[ss * 65u + tx + 16u * i]; }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(xr[i], br[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  let base = o_S + bch * hd * N;
+  for (var i = 0u; i < 4u; i++) {
+    let p = p0 + ty + 16u * i;
+    if (p >= hd) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + tx + 16u * j;
+      if (n < N) { $S[base + p * N + n] = acc[i][j]; }
+    }
+  }
+}`,
+};
+
+/** params: Bn, L, nh, hd, N, Q, nC, hasState */
+export const SSD_PASS: KernelSpec = {
+  name: 'ssd_pass',
+  roles: ['cum', 'S', 'state'],
+  writes: ['S', 'state'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let N = pu(PK + 4u);
+  let Q = pu(PK + 5u); let nC = pu(PK + 6u); let hasState = pu(PK + 7u) != 0u;
+  let HN = hd * N;
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nh * HN) { return; }
+  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
+  var carry = 0.0;
+  if (hasState) { carry = $state[o_state + i]; }
+  for (var c = 0u; c < nC; c++) {
+    let idx = o_S + ((b * nC + c) * nh + h) * HN + e;
+    let s = $S[idx];
+    $S[idx] = carry;
+    let tEnd = min(L, c * Q + Q) - 1u;
+    carry = exp($cum[o_cum + (b * L + tEnd) * nh + h]) * carry + s;
+  }
+  if (hasState) { $state[o_state + i] = carry; }
+}`,
+};
+
+/** params: Bn, L, nh, hd, G, N, nC, hasD (Q is the variant) */
+export const SSD_OUT: KernelSpec = {
+  name: 'ssd_out',
+  roles: ['x', 'C', 'dtp', 'cum', 'cb', 'hin', 'D', 'y'],
+  writes: ['y'],
+  wgsl: (q) => /* wgsl */ `
+${tiles(Number(q))}
+var<workgroup> Ms: array<f32, ${Number(q) * (Number(q) + 1)}>;
+var<workgroup> T1: array<f32, 1040>;
+var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
+var<workgroup> cA: array<f32, ${q}>;
+var<workgroup> dS: array<f32, ${q}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
+  let nC = pu(PK + 6u); let hasD = pu(PK + 7u) != 0u;
+  let nPT = (hd + 63u) / 64u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * nh * nPT) { return; }
+  let pt = item % nPT; let bch = item / nPT;
+  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
+  let g = h / (nh / G);
+  let p0 = pt * 64u;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  if (li < QQ) {
+    var a = 0.0; var d = 0.0;
+    if (li < q) {
+      let k = (b * L + t0 + li) * nh + h;
+      a = $cum[o_cum + k]; d = $dtp[o_dtp + k];
+    }
+    cA[li] = a; dS[li] = d;
+  }
+  workgroupBarrier();
+  // the masked, decayed C·B block: M[l, s] = (C_l·B_s) exp(a_l − a_s) Δ_s for s ≤ l < q
+  let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
+  for (var e = li; e < QQ * QQ; e += 256u) {
+    let l = e / QQ; let s = e % QQ;
+    var v = 0.0;
+    if (s <= l && l < q) { v = $cb[cbBase + e] * exp(cA[l] - cA[s]) * dS[s]; }
+    Ms[l * QP + s] = v;
+  }
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<array<f32, 4>, TT>;
+  // (1) diagonal block: Σ_s M[l, s] x_s[p]
+  for (var s0 = 0u; s0 < q; s0 += 16u) {
+    for (var k = 0u; k < 4u; k++) {
+      let e = li + 256u * k;
+      let ss = e / 64u; let pp = e % 64u;
+      var xv = 0.0;
+      if (s0 + ss < q && p0 + pp < hd) { xv = $x[o_x + ((b * L + t0 + s0 + ss) * nh + h) * hd + p0 + pp]; }
+      T1[ss * 65u + pp] = xv;
+    }
+    workgroupBarrier();
+    for (var ss = 0u; ss < 16u; ss++) {
+      var xr: array<f32, 4>;
+      for (var j = 0u; j < 4u; j++) { xr[j] = T1[ss * 65u + tx + 16u * j]; }
+      for (var i = 0u; i < TT; i++) {
+        let m = Ms[(ty + 16u * i) * QP + s0 + ss];
+        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(m, xr[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  // (4) carried-in state: exp(a_l) Σ_n C_l[n] H_in[p, n]
+  var acc2: array<array<f32, 4>, TT>;
+  let hBase = o_hin + bch * hd * N;
+  for (var n0 = 0u; n0 < N; n0 += 16u) {
+    for (var k = 0u; k < TT; k++) {
+      let e = li + 256u * k;
+      let l = e / 16u; let nn = e % 16u;
+      var cv = 0.0;
+      if (l < q && n0 + nn < N) { cv = $C[o_C + ((b * L + t0 + l) * G + g) * N + n0 + nn]; }
+      Cs[nn * QP + l] = cv;
+    }
+    for (var k = 0u; k < 4u; k++) {
+      let e = li + 256u * k;
+      let pp = e / 16u; let nn = e % 16u;
+      var hv = 0.0;
+      if (p0 + pp < hd && n0 + nn < N) { hv = $hin[hBase + (p0 + pp) * N + n0 + nn]; }
+      T1[nn * 65u + pp] = hv;
+    }
+    workgroupBarrier();
+    for (var nn = 0u; nn < 16u; nn++) {
+      var hr: array<f32, 4>;
+      for (var j = 0u; j < 4u; j++) { hr[j] = T1[nn * 65u + tx + 16u * j]; }
+      for (var i = 0u; i < TT; i++) {
+        let cv = Cs[nn * QP + ty + 16u * i];
+        for (var j = 0u; j < 4u; j++) { acc2[i][j] = fma(cv, hr[j], acc2[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  var dv = 0.0;
+  if (hasD) { dv = $D[o_D + h]; }
+  for (var i = 0u; i < TT; i++) {
+    let l = ty + 16u * i;
+    if (l >= q) { continue; }
+    let decay = exp(cA[l]);
+    for (var j = 0u; j < 4u; j++) {
+      let p = p0 + tx + 16u * j;
+      if (p < hd) {
+        let o = ((b * L + t0 + l) * nh + h) * hd + p;
+        $y[o_y + o] = acc[i][j] + decay * acc2[i][j] + dv * $x[o_x + o];
+      }
+    }
+  }
+}`,
+};

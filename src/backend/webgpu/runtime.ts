@@ -1,0 +1,619 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU runtime under `WebGpuBackend`: device memory, WGSL pipelines, and the command stream.
+ *
+ * Memory. Tensors live in a few large GPUBuffers ("chunks") and are addressed by element offsets that
+ * kernels receive as parameters, so a kernel binds whole buffers and the bind groups repeat from one
+ * token to the next (they are cached by buffer identity; creating one costs ~10 µs through Dawn).
+ * Allocation is by size class from two pools (constants from the host, activations); a block returns to
+ * its pool when the last tensor holding its storage is garbage-collected (FinalizationRegistry). Blocks
+ * that a recorded but unsubmitted dispatch uses are held by that dispatch, so reuse never races with it.
+ * Allocations larger than half a chunk get a buffer of their own. No tensor may exceed the adapter's
+ * `maxStorageBufferBindingSize`; weight matrices that do are split into row blocks by the backend.
+ *
+ * Bindings. WebGPU forbids binding one buffer twice when either binding is writable, so a kernel's
+ * tensor roles (x, w, y, …) are mapped onto the distinct buffers they live in; the WGSL is generated per
+ * mapping (`$x[o_x + i]` becomes `b0[o_x + i]`) and cached. Per-dispatch parameters (role offsets, sizes,
+ * flags) go to 256-byte slots of one uniform buffer bound with a dynamic offset; small host arrays (token
+ * ids, cos/sin tables, sequence lengths) go to an upload buffer. Both are written once per submit.
+ *
+ * Commands. Ops only record dispatches. `flush()` encodes everything recorded into one compute pass (a
+ * read's copy ends it), writes the parameter and upload buffers, and submits; `read()` flushes and maps a
+ * staging buffer. With `profile`, every dispatch gets its own pass with timestamp queries and the
+ * per-kernel GPU time is accumulated.
+ */
+
+export const BUFFER_USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128, QUERY_RESOLVE: 512 } as const;
+const STAGE_COMPUTE = 4;
+const MAP_READ = 1;
+/** bytes of parameters per dispatch (one uniform slot) */
+export const PARAM_SLOT = 256;
+const PARAM_WORDS = PARAM_SLOT / 4;
+
+/** A GPUBuffer with a stable id (bind groups are cached by ids). */
+export class BufRef {
+  private static next = 1;
+  id: number;
+  constructor(public gpu: GPUBuffer, public size: number) {
+    this.id = BufRef.next++;
+  }
+  renew(gpu: GPUBuffer, size: number): void {
+    this.gpu = gpu;
+    this.size = size;
+    this.id = BufRef.next++;
+  }
+}
+
+interface Alloc {
+  ref: BufRef;
+  /** byte offset in ref */
+  byteOff: number;
+  cls: number;
+  pool: Pool;
+}
+
+/** One row block of a weight matrix split to fit the binding limit. */
+export interface RowBlock {
+  r0: number;
+  r1: number;
+  store: Store;
+}
+
+/** What a webgpu Tensor's `storage` is: a range of elements of a buffer (or, for a split matrix, its row blocks). */
+export class Store {
+  constructor(
+    readonly ref: BufRef,
+    /** element offset */
+    readonly off: number,
+    /** elements */
+    readonly len: number,
+    /** the store whose block this view lies in (kept alive by the view) */
+    readonly base: Store | null = null,
+    readonly blocks: RowBlock[] | null = null,
+  ) {}
+
+  /** a view of `len` elements starting `off` elements into this one */
+  view(off: number, len: number): Store {
+    return new Store(this.ref, this.off + off, len, this.base ?? this);
+  }
+}
+
+/** size classes: 256 B, then four steps per power of two (waste ≤ 25%) */
+function sizeClass(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes / 64) * 64);
+  const p = 2 ** Math.floor(Math.log2(b));
+  if (p === b || p < 1024) return p === b ? b : Math.ceil(b / 64) * 64;
+  const step = p / 4;
+  return Math.ceil(b / step) * step;
+}
+
+class Pool {
+  private readonly free = new Map<number, Alloc[]>();
+  private cur: BufRef | null = null;
+  private bump = 0;
+  private total = 0;
+  constructor(private readonly rt: GpuRuntime, private readonly label: string) {}
+
+  alloc(bytes: number): Alloc {
+    const cls = sizeClass(bytes);
+    const list = this.free.get(cls);
+    if (list && list.length > 0) return list.pop()!;
+    const maxChunk = this.rt.chunkBytes;
+    if (cls > maxChunk / 2) {
+      this.total += cls;
+      return { ref: this.rt.newBuffer(cls, `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
+    }
+    if (!this.cur || this.bump + cls > this.cur.size) {
+      // chunks grow with use: small models keep small buffers
+      let size = 4 << 20;
+      while (size < Math.min(maxChunk, Math.max(cls, this.total / 2))) size *= 2;
+      size = Math.min(size, maxChunk);
+      this.cur = this.rt.newBuffer(size, `${this.label} chunk`);
+      this.bump = 0;
+      this.total += size;
+    }
+    const a: Alloc = { ref: this.cur, byteOff: this.bump, cls, pool: this };
+    this.bump += cls;
+    return a;
+  }
+
+  release(a: Alloc): void {
+    let list = this.free.get(a.cls);
+    if (!list) this.free.set(a.cls, (list = []));
+    list.push(a);
+  }
+}
+
+/** A kernel: its WGSL (a function of a variant key) and its tensor roles, in the order dispatches pass them. */
+export interface KernelSpec {
+  name: string;
+  roles: readonly string[];
+  /** roles the kernel writes */
+  writes: readonly string[];
+  /**
+   * WGSL after the generated prelude: uses `$role[...]` for the role's array, `o_role` for its element
+   * offset (set by `init_offsets()`, to be called first), `pu(PK + i)` / `pf(PK + i)` for its i-th
+   * parameter, and `lin(wg, nw)` for a linear workgroup index over a 2-D grid.
+   */
+  wgsl: (variant: string) => string;
+}
+
+export interface Dispatch {
+  kind: 'dispatch';
+  spec: KernelSpec;
+  variant: string;
+  roles: Store[];
+  /** kernel parameters as u32 words (floats already bit-cast) */
+  params: number[];
+  grid: [number, number, number];
+}
+
+interface ReadCopy {
+  kind: 'copy';
+  src: Store;
+  dst: GPUBuffer;
+  bytes: number;
+}
+
+type Cmd = Dispatch | ReadCopy;
+
+const f32scratch = new Float32Array(1);
+const u32scratch = new Uint32Array(f32scratch.buffer);
+/** the bits of a float32, as a u32 parameter word */
+export function f2u(x: number): number {
+  f32scratch[0] = x;
+  return u32scratch[0];
+}
+
+export interface RuntimeOptions {
+  /** cap on the bytes one binding may cover (default: the adapter's limit); tests force splitting with it */
+  maxBindingBytes?: number;
+  /** cap on the storage buffers one dispatch binds (default: the adapter's limit); tests force gathering with it */
+  maxStorageBuffers?: number;
+  /** don't use subgroup operations even when the device has them */
+  noSubgroups?: boolean;
+  /** the adapter's largest subgroup size (sizes the grids of subgroup kernels) */
+  subgroupMaxSize?: number;
+  /** accumulate per-kernel GPU time with timestamp queries (one pass per dispatch: slower) */
+  profile?: boolean;
+}
+
+export class GpuRuntime {
+  readonly device: GPUDevice;
+  readonly maxBinding: number;
+  readonly chunkBytes: number;
+  readonly maxStorageBuffers: number;
+  readonly maxWorkgroupStorage: number;
+  readonly maxWorkgroupsPerDim: number;
+  /** the largest subgroup size, when the device has the 'subgroups' feature (else 0) */
+  readonly subgroupMax: number;
+  readonly constPool: Pool;
+  readonly actPool: Pool;
+  /** a small zero buffer bound for absent optional roles */
+  readonly dummy: Store;
+
+  private pending: Cmd[] = [];
+  /** strong references to what the last submits used, until they are done */
+  private readonly registry: FinalizationRegistry<Alloc>;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly layouts = new Map<string, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly paramLayout: GPUBindGroupLayout;
+  private paramBuf: BufRef;
+  private paramBG: GPUBindGroup;
+  private readonly upload: BufRef;
+  private uploadHost = new Float32Array(1 << 14);
+  private uploadLen = 0;
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private lastError: string | null = null;
+  private profile: boolean;
+  private querySet: GPUQuerySet | null = null;
+  private queryBuf: GPUBuffer | null = null;
+  readonly kernelTimes = new Map<string, { ms: number; count: number }>();
+  private profileReads: Promise<void>[] = [];
+  /** dispatches and submits so far (for benchmarks) */
+  readonly counters = { dispatches: 0, submits: 0, gathers: 0 };
+
+  constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
+    this.device = device;
+    const lim = device.limits;
+    this.maxBinding = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, opts.maxBindingBytes ?? Infinity);
+    this.maxBinding -= this.maxBinding % 256;
+    this.chunkBytes = Math.min(this.maxBinding, 256 << 20);
+    this.maxStorageBuffers = Math.max(2, Math.min(lim.maxStorageBuffersPerShaderStage, opts.maxStorageBuffers ?? Infinity));
+    this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
+    this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
+    this.subgroupMax = device.features.has('subgroups') && !opts.noSubgroups ? Math.max(1, opts.subgroupMaxSize ?? 128) : 0;
+    this.profile = !!opts.profile && device.features.has('timestamp-query');
+    device.addEventListener('uncapturederror', (e) => {
+      const msg = (e as GPUUncapturedErrorEvent).error.message;
+      this.lastError ??= msg;
+    });
+    this.registry = new FinalizationRegistry((a: Alloc) => a.pool.release(a));
+    this.constPool = new Pool(this, 'constants');
+    this.actPool = new Pool(this, 'activations');
+    this.paramLayout = device.createBindGroupLayout({
+      entries: [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAM_SLOT } }],
+    });
+    this.paramBuf = this.newBuffer(PARAM_SLOT * 1024, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+    this.paramBG = this.makeParamBG();
+    this.upload = this.newBuffer(1 << 16, 'uploads');
+    this.dummy = this.alloc(this.constPool, 64);
+    device.queue.writeBuffer(this.dummy.ref.gpu, this.dummy.off * 4, new Float32Array(64));
+  }
+
+  newBuffer(bytes: number, label: string, usage: number = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST): BufRef {
+    if (bytes > this.device.limits.maxBufferSize) throw new Error(`webgpu: a buffer of ${bytes} bytes exceeds the device's maxBufferSize (${this.device.limits.maxBufferSize})`);
+    return new BufRef(this.device.createBuffer({ size: bytes, usage, label }), bytes);
+  }
+
+  private makeParamBG(): GPUBindGroup {
+    return this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: this.paramBuf.gpu, offset: 0, size: PARAM_SLOT } }] });
+  }
+
+  /** a fresh store of `elements` floats (contents undefined) */
+  alloc(pool: Pool, elements: number, what = 'tensor'): Store {
+    const bytes = Math.max(4, elements * 4);
+    if (bytes > this.maxBinding) {
+      throw new Error(`webgpu: ${what} of ${elements} floats (${bytes} bytes) exceeds the largest buffer binding the adapter allows (${this.maxBinding} bytes); use a shorter sequence or a smaller batch`);
+    }
+    const a = pool.alloc(bytes);
+    const s = new Store(a.ref, a.byteOff / 4, elements);
+    this.registry.register(s, a);
+    return s;
+  }
+
+  /** host floats → a new store (written now: the block is not used by any recorded dispatch) */
+  fromHost(pool: Pool, data: Float32Array): Store {
+    const s = this.alloc(pool, data.length);
+    if (data.length > 0) this.device.queue.writeBuffer(s.ref.gpu, s.off * 4, data.buffer, data.byteOffset, data.byteLength);
+    return s;
+  }
+
+  /** host floats that only this submit's dispatches read (ids, tables): the upload buffer, written at flush */
+  uploadData(data: ArrayLike<number>): Store {
+    const off = this.uploadLen;
+    const need = off + Math.ceil(Math.max(1, data.length) / 64) * 64;
+    if (need > this.uploadHost.length) {
+      let n = this.uploadHost.length;
+      while (n < need) n *= 2;
+      const grown = new Float32Array(n);
+      grown.set(this.uploadHost.subarray(0, this.uploadLen));
+      this.uploadHost = grown;
+    }
+    this.uploadHost.set(data, off);
+    this.uploadLen = need;
+    return new Store(this.upload, off, data.length);
+  }
+
+  record(d: Omit<Dispatch, 'kind'>): void {
+    if (d.grid[0] === 0 || d.grid[1] === 0 || d.grid[2] === 0) return;
+    for (const s of d.roles) if (s.blocks) throw new Error(`webgpu: ${d.spec.name} cannot take a matrix split into row blocks`);
+    this.pending.push({ kind: 'dispatch', ...d });
+  }
+
+  /** a 2-D grid of `groups` workgroups that respects maxComputeWorkgroupsPerDimension */
+  grid(groups: number): [number, number, number] {
+    if (groups <= 0) return [0, 1, 1];
+    const x = Math.min(groups, this.maxWorkgroupsPerDim);
+    const y = Math.ceil(groups / x);
+    if (y > this.maxWorkgroupsPerDim) throw new Error(`webgpu: ${groups} workgroups exceed the dispatch limit`);
+    return [x, y, 1];
+  }
+
+  // ---- pipelines and bind groups ----------------------------------------------------------------
+
+  private layoutFor(modes: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
+    let l = this.layouts.get(modes);
+    if (!l) {
+      const bgl = this.device.createBindGroupLayout({
+        entries: [...modes].map((m, j) => ({ binding: j, visibility: STAGE_COMPUTE, buffer: { type: m === 'w' ? 'storage' : 'read-only-storage' } as GPUBufferBindingLayout })),
+      });
+      const pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl, this.paramLayout] });
+      l = { bgl, pl };
+      this.layouts.set(modes, l);
+    }
+    return l;
+  }
+
+  private pipeline(spec: KernelSpec, variant: string, map: number[], modes: string): GPUComputePipeline {
+    const key = `${spec.name}|${variant}|${map.join(',')}|${modes}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = generateWgsl(spec, variant, map, modes);
+      const module = this.device.createShaderModule({ code, label: `${spec.name}(${variant})` });
+      p = this.device.createComputePipeline({ layout: this.layoutFor(modes).pl, compute: { module, entryPoint: 'main' }, label: `${spec.name}(${variant})` });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  private bindGroup(modes: string, bufs: BufRef[]): GPUBindGroup {
+    const key = `${modes}|${bufs.map((b) => b.id).join(',')}`;
+    let g = this.bindGroups.get(key);
+    if (!g) {
+      g = this.device.createBindGroup({ layout: this.layoutFor(modes).bgl, entries: bufs.map((b, j) => ({ binding: j, resource: { buffer: b.gpu } })) });
+      this.bindGroups.set(key, g);
+    }
+    return g;
+  }
+
+  // ---- submit and read -------------------------------------------------------------------------
+
+  /** encode and submit everything recorded */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    // more distinct buffers than the stage allows: gather read-only inputs into one scratch buffer first
+    const cmds: Cmd[] = [];
+    const scratch: BufRef[] = [];
+    for (const c of this.pending) {
+      if (c.kind === 'dispatch') cmds.push(...this.fitBindings(c, scratch));
+      else cmds.push(c);
+    }
+    this.pending = [];
+    const nDispatch = cmds.reduce((a, c) => a + (c.kind === 'dispatch' ? 1 : 0), 0);
+    if (nDispatch * PARAM_SLOT > this.paramBuf.size) {
+      let size = this.paramBuf.size;
+      while (size < nDispatch * PARAM_SLOT) size *= 2;
+      this.paramBuf.gpu.destroy();
+      this.paramBuf = this.newBuffer(size, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+      this.paramBG = this.makeParamBG();
+    }
+    if (this.uploadLen * 4 > this.upload.size) {
+      let size = this.upload.size;
+      while (size < this.uploadLen * 4) size *= 2;
+      this.upload.gpu.destroy();
+      this.upload.renew(this.device.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
+    }
+    const words = new Uint32Array(nDispatch * PARAM_WORDS);
+    const enc = this.device.createCommandEncoder();
+    let pass: GPUComputePassEncoder | null = null;
+    let slot = 0;
+    let lastPipe: GPUComputePipeline | null = null;
+    let lastBG: GPUBindGroup | null = null;
+    const profiled: string[] = [];
+    if (this.profile) this.ensureQueries(nDispatch);
+    for (const c of cmds) {
+      if (c.kind === 'copy') {
+        if (pass) pass.end();
+        pass = null;
+        enc.copyBufferToBuffer(c.src.ref.gpu, c.src.off * 4, c.dst, 0, c.bytes);
+        continue;
+      }
+      const bufs: BufRef[] = [];
+      const map = c.roles.map((s) => {
+        let j = bufs.indexOf(s.ref);
+        if (j < 0) j = bufs.push(s.ref) - 1;
+        return j;
+      });
+      const modes = bufs.map((_, j) => (c.roles.some((_s, i) => map[i] === j && c.spec.writes.includes(c.spec.roles[i])) ? 'w' : 'r')).join('');
+      const pipe = this.pipeline(c.spec, c.variant, map, modes);
+      const bg = this.bindGroup(modes, bufs);
+      const base = slot * PARAM_WORDS;
+      c.roles.forEach((s, i) => (words[base + i] = s.off));
+      if (c.roles.length + c.params.length > PARAM_WORDS) throw new Error(`webgpu: ${c.spec.name} has too many parameters`);
+      for (let i = 0; i < c.params.length; i++) words[base + c.roles.length + i] = c.params[i];
+      if (this.profile) {
+        if (pass) pass.end();
+        const q = profiled.length * 2;
+        pass = enc.beginComputePass({ timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 } });
+        profiled.push(c.spec.name);
+        lastPipe = null;
+        lastBG = null;
+      } else if (!pass) {
+        pass = enc.beginComputePass();
+        lastPipe = null;
+        lastBG = null;
+      }
+      if (pipe !== lastPipe) pass.setPipeline(pipe);
+      if (bg !== lastBG) pass.setBindGroup(0, bg);
+      lastPipe = pipe;
+      lastBG = bg;
+      pass.setBindGroup(1, this.paramBG, [slot * PARAM_SLOT]);
+      pass.dispatchWorkgroups(c.grid[0], c.grid[1], c.grid[2]);
+      if (this.profile) {
+        pass.end();
+        pass = null;
+      }
+      slot++;
+    }
+    if (pass) pass.end();
+    if (this.profile && profiled.length > 0) {
+      enc.resolveQuerySet(this.querySet!, 0, profiled.length * 2, this.queryBuf!, 0);
+    }
+    const q = this.device.queue;
+    if (nDispatch > 0) q.writeBuffer(this.paramBuf.gpu, 0, words.buffer, 0, nDispatch * PARAM_SLOT);
+    if (this.uploadLen > 0) q.writeBuffer(this.upload.gpu, 0, this.uploadHost.buffer, 0, this.uploadLen * 4);
+    this.uploadLen = 0;
+    let readback: GPUBuffer | null = null;
+    if (this.profile && profiled.length > 0) {
+      readback = this.getStaging(profiled.length * 16);
+      enc.copyBufferToBuffer(this.queryBuf!, 0, readback, 0, profiled.length * 16);
+    }
+    q.submit([enc.finish()]);
+    this.counters.dispatches += nDispatch;
+    this.counters.submits++;
+    for (const s of scratch) s.gpu.destroy(); // freed once the submitted work is done
+    if (readback) this.profileReads.push(this.collectTimes(readback, profiled));
+  }
+
+  /** split a dispatch whose roles live in more buffers than a shader stage may bind */
+  private fitBindings(c: Dispatch, scratch: BufRef[]): Dispatch[] {
+    const distinct = new Set(c.roles.map((s) => s.ref)).size;
+    if (distinct <= this.maxStorageBuffers) return [c];
+    // move read-only roles of buffers used by nothing else into one scratch buffer (copied by a kernel)
+    const written = new Set(c.roles.filter((_s, i) => c.spec.writes.includes(c.spec.roles[i])).map((s) => s.ref));
+    const movable = [...new Set(c.roles.map((s) => s.ref))].filter((r) => !written.has(r));
+    const m = Math.max(2, distinct - this.maxStorageBuffers + 1); // moving m buffers into one saves m − 1
+    if (movable.length < m) {
+      throw new Error(`webgpu: ${c.spec.name} needs ${distinct} storage buffers; the adapter allows ${this.maxStorageBuffers}`);
+    }
+    const move = new Set(movable.slice(0, m));
+    const idx = c.roles.map((s, i) => (move.has(s.ref) ? i : -1)).filter((i) => i >= 0);
+    let total = 0;
+    const offs = idx.map((i) => {
+      const o = total;
+      total += Math.ceil(c.roles[i].len / 64) * 64 || 64;
+      return o;
+    });
+    const buf = this.newBuffer(total * 4, 'binding scratch');
+    this.counters.gathers++;
+    scratch.push(buf);
+    const out: Dispatch[] = [];
+    const roles = [...c.roles];
+    idx.forEach((i, k) => {
+      const src = c.roles[i];
+      const dst = new Store(buf, offs[k], src.len);
+      out.push({ kind: 'dispatch', spec: COPY_SPEC, variant: '', roles: [src, dst], params: [src.len], grid: this.grid(Math.ceil(src.len / 256)) });
+      roles[i] = dst;
+    });
+    out.push({ ...c, roles });
+    return out;
+  }
+
+  private getStaging(bytes: number): GPUBuffer {
+    const cls = sizeClass(bytes);
+    const list = this.staging.get(cls);
+    if (list && list.length > 0) return list.pop()!;
+    return this.device.createBuffer({ size: cls, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
+  }
+
+  private putStaging(b: GPUBuffer): void {
+    const list = this.staging.get(b.size) ?? [];
+    list.push(b);
+    this.staging.set(b.size, list);
+  }
+
+  /** copy a store to the host (flushes everything recorded) */
+  async read(s: Store): Promise<Float32Array> {
+    if (s.blocks) {
+      const parts = await Promise.all(s.blocks.map((b) => this.read(b.store)));
+      const out = new Float32Array(s.len);
+      let o = 0;
+      for (const p of parts) {
+        out.set(p, o);
+        o += p.length;
+      }
+      return out;
+    }
+    const bytes = s.len * 4;
+    if (bytes === 0) return new Float32Array(0);
+    const staging = this.getStaging(bytes);
+    this.pending.push({ kind: 'copy', src: s, dst: staging, bytes });
+    // let reads issued in the same turn join this submit
+    await Promise.resolve();
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_READ, 0, bytes);
+    } catch (e) {
+      throw this.errorAfter(e);
+    }
+    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    staging.unmap();
+    this.putStaging(staging);
+    if (this.lastError) throw this.errorAfter(null);
+    return out;
+  }
+
+  /** wait for all submitted work (and profile readbacks) */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await Promise.all(this.profileReads);
+    this.profileReads = [];
+    if (this.lastError) throw this.errorAfter(null);
+  }
+
+  private errorAfter(e: unknown): Error {
+    const msg = this.lastError ?? (e instanceof Error ? e.message : String(e));
+    this.lastError = null;
+    return new Error(`webgpu: the device reported an error: ${msg}`);
+  }
+
+  private ensureQueries(n: number): void {
+    const need = Math.max(2, n * 2);
+    if (this.querySet && this.querySet.count >= need) return;
+    this.querySet?.destroy();
+    this.queryBuf?.destroy();
+    let count = 256;
+    while (count < need) count *= 2;
+    this.querySet = this.device.createQuerySet({ type: 'timestamp', count });
+    this.queryBuf = this.device.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
+  }
+
+  private async collectTimes(buf: GPUBuffer, names: string[]): Promise<void> {
+    await buf.mapAsync(MAP_READ, 0, names.length * 16);
+    const t = new BigUint64Array(buf.getMappedRange(0, names.length * 16).slice(0));
+    buf.unmap();
+    this.putStaging(buf);
+    names.forEach((n, i) => {
+      const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+      const e = this.kernelTimes.get(n) ?? { ms: 0, count: 0 };
+      e.ms += ms;
+      e.count++;
+      this.kernelTimes.set(n, e);
+    });
+  }
+
+  /** turn per-kernel timing on or off (the device needs 'timestamp-query': create it with `profile`) */
+  setProfiling(on: boolean): void {
+    if (on && !this.device.features.has('timestamp-query')) throw new Error('webgpu: profiling needs the timestamp-query feature (create the backend with profile: true)');
+    this.profile = on;
+  }
+
+  destroy(): void {
+    this.pending = [];
+    this.device.destroy();
+  }
+}
+
+/** the prelude + bindings + role substitution for one binding map */
+export function generateWgsl(spec: KernelSpec, variant: string, map: number[], modes: string): string {
+  const lines: string[] = [];
+  const body = spec.wgsl(variant);
+  if (/subgroup/.test(body)) lines.push('enable subgroups;');
+  for (let j = 0; j < modes.length; j++) {
+    lines.push(`@group(0) @binding(${j}) var<storage, ${modes[j] === 'w' ? 'read_write' : 'read'}> b${j}: array<f32>;`);
+  }
+  lines.push(PRELUDE);
+  lines.push(`const PK: u32 = ${spec.roles.length}u;`);
+  for (const r of spec.roles) lines.push(`var<private> o_${r}: u32;`);
+  lines.push(`fn init_offsets() {`);
+  spec.roles.forEach((r, i) => lines.push(`  o_${r} = pu(${i}u);`));
+  lines.push(`}`);
+  const code = body.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, name: string) => {
+    const i = spec.roles.indexOf(name);
+    if (i < 0) throw new Error(`webgpu kernel ${spec.name}: unknown role ${m}`);
+    return `b${map[i]}`;
+  });
+  lines.push(code);
+  return lines.join('\n');
+}
+
+const PRELUDE = /* wgsl */ `
+struct Params { v: array<vec4<u32>, ${PARAM_WORDS / 4}> }
+@group(1) @binding(0) var<uniform> P: Params;
+fn pu(i: u32) -> u32 { return P.v[i / 4u][i % 4u]; }
+fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
+fn lin(wg: vec3<u32>, nw: vec3<u32>) -> u32 { return wg.x + wg.y * nw.x; }
+fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  if (x < -15.0) { return exp(x); }
+  return log(1.0 + exp(x));
+}
+`;
+
+/** dst[i] = src[i], i < n (also used to gather inputs when a dispatch needs too many buffers) */
+export const COPY_SPEC: KernelSpec = {
+  name: 'copy',
+  roles: ['x', 'y'],
+  writes: ['y'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let i = lin(wg, nw) * 256u + li;
+  if (i < pu(PK)) { $y[o_y + i] = $x[o_x + i]; }
+}`,
+};

@@ -1,0 +1,94 @@
+/// <reference types="@webgpu/types" />
+/**
+ * mamba-ts for browsers (`mamba-ts/browser`): the models, generation, tokenizers and backends of the Node
+ * entry, with model folders read from picked files, URLs or memory instead of a file system. Nothing here
+ * imports a Node module.
+ *
+ *     import { loadModelFrom, urlFolder } from 'mamba-ts/browser';
+ *     const model = await loadModelFrom(urlFolder('https://example.org/mamba-130m-hf/'), { backend: 'wasm' });
+ *     for await (const e of model.stream('The state space model', { maxNewTokens: 32 })) out.append(e.text);
+ *
+ * The wasm backend fetches dist/wasm/kernels.wasm (or `wasmKernelsUrl`); it runs on worker threads when
+ * the page is cross-origin isolated (COOP/COEP headers) and the model runs in a Web Worker, else on one
+ * thread. The webgpu backend uses `navigator.gpu`. Run models in a worker anyway: a forward pass blocks the
+ * thread it runs on (CPU and wasm).
+ */
+import type { Backend } from './backend/backend.js';
+import { cpu } from './backend/cpu/index.js';
+import { WasmBackend } from './backend/wasm/index.js';
+import { loadWasmKernels } from './backend/wasm/platform.browser.js';
+import { createWebGpuBackend, WebGpuUnavailableError } from './backend/webgpu/index.js';
+import { assembleModel, type Model } from './model-core.js';
+import { readModelParts, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+import { ModelError } from './models/errors.js';
+import type { ModelOptions } from './models/registry.js';
+import type { WeightDType } from './tensor/dtype.js';
+
+export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
+export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
+export { ModelState } from './models/state.js';
+export { ModelError } from './models/errors.js';
+export { buildModel, supportedModelTypes } from './models/registry.js';
+export { parseConfigJson, parseJsonObject } from './models/config.js';
+export { generate, generateStream, GenerationError, type GenerateOptions, type GenerateResult, type TokenEvent, type FinishReason } from './generate/generate.js';
+export { Sampler, SamplingError, argmax, type SamplingOptions } from './generate/sampling.js';
+export { Rng } from './generate/rng.js';
+export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/core.js';
+export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource } from './io/safetensors-format.js';
+export { SafetensorsWeights, type TensorSource } from './io/weights-core.js';
+export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+export { Tensor, type HostTensor } from './tensor/tensor.js';
+export type { Backend } from './backend/backend.js';
+export { CpuBackend, cpu } from './backend/cpu/index.js';
+export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
+export { loadWasmKernels, wasmThreadsAvailable } from './backend/wasm/platform.browser.js';
+export { WebGpuBackend, WebGpuUnavailableError, createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/index.js';
+export type { WeightDType } from './tensor/dtype.js';
+
+export type BackendName = 'cpu' | 'wasm' | 'webgpu';
+
+export interface BrowserBackendOptions {
+  /** wasm: threads including the calling one (default: all cores where threads can run, else 1) */
+  threads?: number;
+  /** wasm: storage of weight matrices (default f32) */
+  weights?: WeightDType;
+  /** wasm: where kernels.wasm is served (default: next to the library, dist/wasm/kernels.wasm) */
+  wasmKernelsUrl?: string | URL;
+}
+
+/** A backend by name, ready to use (kernels fetched, worker threads started). */
+export async function createBackend(name: BackendName, opts: BrowserBackendOptions = {}): Promise<Backend> {
+  if (name === 'cpu') {
+    if (opts.weights && opts.weights !== 'f32') throw new ModelError(`weights "${opts.weights}" need the wasm backend (the CPU reference backend keeps float32)`);
+    return cpu;
+  }
+  if (name === 'wasm') {
+    await loadWasmKernels(opts.wasmKernelsUrl);
+    const b = new WasmBackend({ threads: opts.threads, weights: opts.weights });
+    await b.runtime.ready();
+    return b;
+  }
+  if (name === 'webgpu') {
+    const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    if (!gpu) throw new WebGpuUnavailableError('webgpu: this browser has no WebGPU (navigator.gpu)');
+    return createWebGpuBackend({ gpu });
+  }
+  throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(name)}`);
+}
+
+export interface BrowserLoadOptions extends Omit<ModelOptions, 'backend'>, BrowserBackendOptions {
+  /** a backend name (default 'cpu') or a Backend instance */
+  backend?: BackendName | Backend;
+  /** read tokenizer.json when the folder has one (default true) */
+  tokenizer?: boolean;
+  /** bytes read so far, per file (downloads, picked files) */
+  onProgress?: (p: ReadProgress) => void;
+}
+
+/** Load a model folder (picked files, a URL or memory: see `filesFolder`, `urlFolder`, `memoryFolder`). */
+export async function loadModelFrom(folder: ModelFolder, opts: BrowserLoadOptions = {}): Promise<Model> {
+  const parts = await readModelParts(folder, { tokenizer: opts.tokenizer, onProgress: opts.onProgress });
+  const b = opts.backend ?? 'cpu';
+  const backend = typeof b === 'string' ? await createBackend(b, opts) : b;
+  return assembleModel(parts, { ...opts, backend });
+}

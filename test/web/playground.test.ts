@@ -1,0 +1,272 @@
+/**
+ * The browser playground end to end: build web/ with Vite, serve it and model folders from a local HTTP
+ * server (with COOP/COEP headers, so the page is cross-origin isolated, and without them under /nocoi/),
+ * drive it in headless Chromium through its controls (load a folder by URL or the folder picker, choose
+ * the backend, prompt, greedy, generate) and check that the generated tokens equal the Node CPU
+ * backend's, and that the Δ heatmap has one row per Mamba layer and one column per token.
+ *
+ * Needs Debian's chromium (/usr/bin/chromium, or MAMBA_TS_CHROMIUM). Without it the test is skipped,
+ * unless MAMBA_TS_REQUIRE_BROWSER=1 (CI), where it fails.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Browser, Page } from 'playwright-core';
+import { loadModel } from '../../src/index.js';
+import { writeSafetensorsAtomic } from '../../src/io/safetensors.js';
+import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
+import type { MambaConfig } from '../../src/models/mamba.js';
+import { FIXTURES, hfFixture, ROOT } from '../helpers.js';
+
+const CHROMIUM = process.env.MAMBA_TS_CHROMIUM ?? '/usr/bin/chromium';
+const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
+const REQUIRE_WEBGPU = process.env.MAMBA_TS_REQUIRE_WEBGPU === '1';
+const WEB_DIST = path.join(ROOT, 'web', 'dist');
+const NEW_TOKENS = 12;
+
+/** why the test cannot run here, or null */
+function missingBrowser(): string | null {
+  if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MAMBA_TS_CHROMIUM)`;
+  return null;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+};
+
+/**
+ * Static files: /models/NAME/… from `models`, everything else from web/dist. Under /nocoi/ the same files
+ * without the cross-origin isolation headers.
+ */
+function serve(models: Record<string, string>): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    let url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const isolated = !url.startsWith('/nocoi/');
+    if (!isolated) url = url.slice('/nocoi'.length);
+    let file: string | null = null;
+    const m = /^\/models\/([^/]+)\/(.+)$/.exec(url);
+    if (m && models[m[1]]) file = path.join(models[m[1]], m[2]);
+    else if (!url.startsWith('/models/')) file = path.join(WEB_DIST, url.endsWith('/') ? `${url}index.html` : url);
+    const root = m ? models[m[1]] : WEB_DIST;
+    const headers: Record<string, string> = isolated
+      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
+      : {};
+    if (!file || path.relative(root ?? WEB_DIST, file).startsWith('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404, headers).end('not found');
+      return;
+    }
+    const body = fs.readFileSync(file);
+    res.writeHead(200, { ...headers, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': body.byteLength });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** A random-init Mamba-1 whose vocabulary fits the BPE fixture tokenizer (as scripts/make-demo-model.ts). */
+function writeTextModel(dir: string): void {
+  const config: MambaConfig = {
+    source: 'hf', vocabSize: 2048, hiddenSize: 64, innerSize: 128, stateSize: 8, numLayers: 2,
+    convKernel: 4, dtRank: 4, useBias: false, useConvBias: true, normEps: 1e-5, tieEmbeddings: true, eosTokenIds: [0],
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensorsAtomic(path.join(dir, 'model.safetensors'), initMambaWeights(config, { seed: 7, initializerRange: 0.02 }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(mambaConfigJson(config)));
+  fs.copyFileSync(path.join(FIXTURES, 'tokenizer-bpe', 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+}
+
+/** what the callbacks run in the page use (this file is compiled without the DOM library) */
+interface PageElement {
+  dataset: Record<string, string | undefined>;
+  textContent: string | null;
+  classList: { contains(c: string): boolean };
+}
+interface PageGlobals {
+  document: { getElementById(id: string): PageElement | null };
+  mambaPlayground: { deltaValues(): Record<number, number[]> };
+}
+
+interface Case {
+  name: string;
+  backend: 'cpu' | 'wasm' | 'webgpu';
+  model: string;
+  /** how the page gets the folder */
+  via: 'url' | 'picker';
+  prompt: { ids: number[] } | { text: string };
+  isolated?: boolean;
+  /** text in the backend name the page reports, e.g. "2 threads" */
+  backendLike?: RegExp;
+  /** relative tolerance on mean Δ against the Node CPU backend (default 1e-4) */
+  deltaTolerance?: number;
+}
+
+describe('browser playground (headless Chromium)', () => {
+  const skip = missingBrowser();
+  let browser: Browser | undefined;
+  let server: http.Server | undefined;
+  let base = '';
+  let tmp = '';
+  const models: Record<string, string> = {};
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    if (skip) return;
+    const t0 = Date.now();
+    const vite = await import('vite');
+    await vite.build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-web-'));
+    writeTextModel(path.join(tmp, 'text-model'));
+    Object.assign(models, {
+      'mamba-tiny': hfFixture('mamba-tiny'),
+      'mamba-tiny-sharded': hfFixture('mamba-tiny-sharded'),
+      'mamba2-tiny': hfFixture('mamba2-tiny'),
+      'text-model': path.join(tmp, 'text-model'),
+    });
+    server = await serve(models);
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu'],
+    });
+    console.log(`# playground built and served, browser up in ${Date.now() - t0} ms`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** the Node CPU backend's greedy tokens and mean Δ per layer and token (what the heatmap shows) */
+  async function expected(c: Case): Promise<{ ids: number[]; generated: number[]; text?: string; delta: Record<number, number[]> }> {
+    const model = await loadModel(models[c.model]);
+    const ids = 'ids' in c.prompt ? c.prompt.ids : model.encode(c.prompt.text);
+    const delta: Record<number, number[]> = {};
+    const res = await model.generate([ids], {
+      maxNewTokens: NEW_TOKENS,
+      onDelta: ({ layer, delta: d }) => {
+        const [, L, C] = d.shape;
+        for (let t = 0; t < L; t++) {
+          let s = 0;
+          for (let ch = 0; ch < C; ch++) s += d.data[t * C + ch];
+          (delta[layer] ??= []).push(s / C);
+        }
+      },
+    });
+    return { ids, generated: res.generated[0], text: res.text?.[0], delta };
+  }
+
+  /** drive the page through one case; returns why it cannot run here, or null */
+  async function runCase(page: Page, c: Case): Promise<string | null> {
+    const prefix = c.isolated === false ? '/nocoi' : '';
+    page.on('pageerror', (e) => pageErrors.push(`${c.name}: ${e.message}`));
+    await page.goto(`${base}${prefix}/`);
+    // the worker reports what it can run; then pick the backend
+    await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).document.getElementById('backend-note')?.textContent ?? '') !== '', null, { timeout: 30_000 });
+    if (c.backend === 'webgpu' && (await page.$eval('#backend option[value="webgpu"]', (o) => (o as unknown as { disabled: boolean }).disabled))) {
+      const why = `no WebGPU in this Chromium: ${await page.textContent('#backend-note')}`;
+      if (REQUIRE_WEBGPU) assert.fail(`MAMBA_TS_REQUIRE_WEBGPU=1 but ${why}`);
+      return why;
+    }
+    await page.selectOption('#backend', c.backend);
+    if (c.via === 'url') {
+      await page.fill('#url', `${prefix}/models/${c.model}/`);
+      await page.click('#load-url');
+    } else {
+      await page.setInputFiles('#pick-folder', models[c.model]);
+    }
+    await page.waitForFunction(
+      () => {
+        const status = (globalThis as unknown as PageGlobals).document.getElementById('status');
+        return status?.dataset.loaded !== undefined || status?.classList.contains('error');
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    const status = await page.textContent('#status');
+    assert.ok(!(await page.$('#status.error')), `loading failed: ${status}`);
+    const backendName = (await page.getAttribute('#status', 'data-loaded')) ?? '';
+    if (c.backendLike) assert.match(backendName, c.backendLike, `backend: ${status}`);
+
+    if ('ids' in c.prompt) {
+      await page.selectOption('#prompt-mode', 'ids');
+      await page.fill('#prompt', c.prompt.ids.join(', '));
+    } else {
+      await page.selectOption('#prompt-mode', 'text');
+      await page.fill('#prompt', c.prompt.text);
+    }
+    await page.fill('#temperature', '0');
+    await page.fill('#max-tokens', String(NEW_TOKENS));
+    await page.click('#generate');
+    await page.waitForFunction(() => ['done', 'error'].includes((globalThis as unknown as PageGlobals).document.getElementById('output')?.dataset.state ?? ''), null, { timeout: 120_000 });
+    const out = await page.$eval('#output', (el) => ({ ...(el as unknown as PageElement).dataset }));
+    assert.equal(out.state, 'done', `generation failed: ${await page.textContent('#status')}`);
+
+    const want = await expected(c);
+    assert.deepEqual(out.prompt?.split(',').map(Number), want.ids, 'prompt ids');
+    assert.deepEqual(out.generated?.split(',').map(Number), want.generated, `generated tokens on ${backendName} equal the Node CPU backend's`);
+    if (want.text !== undefined) assert.equal(await page.textContent('#output .gen'), want.text, 'streamed text');
+    const heat = await page.$eval('#heatmap', (el) => ({ ...(el as unknown as PageElement).dataset }));
+    // every Mamba layer reports Δ for every token read: the prompt and each generated token
+    const layers = Object.keys(want.delta).length;
+    assert.ok(layers > 0);
+    assert.equal(Number(heat.layers), layers, 'heatmap rows = Mamba layers');
+    assert.equal(Number(heat.columns), want.ids.length + want.generated.length, 'heatmap columns = prompt + generated tokens');
+    // and its values are the Node CPU backend's Δ (float32 kernels of another backend: relative 1e-4)
+    const got = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.deltaValues());
+    for (const [layer, row] of Object.entries(want.delta)) {
+      const g = got[Number(layer)];
+      assert.equal(g?.length, row.length, `Δ columns of layer ${layer}`);
+      const tol = c.deltaTolerance ?? 1e-4;
+      row.forEach((v, i) => assert.ok(Math.abs(g[i] - v) <= tol * Math.max(1, Math.abs(v)), `layer ${layer} token ${i}: mean Δ ${g[i]} vs Node ${v}`));
+    }
+    assert.match((await page.textContent('#stats')) ?? '', /tok\/s/);
+    return null;
+  }
+
+  const PROMPT = [1, 7, 42, 3, 99, 255, 8];
+  const cases: Case[] = [
+    { name: 'JS backend, Mamba-1, folder by URL', backend: 'cpu', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^cpu/ },
+    { name: 'JS backend, Mamba-2, folder by URL', backend: 'cpu', model: 'mamba2-tiny', via: 'url', prompt: { ids: PROMPT } },
+    {
+      name: 'WASM backend on worker threads (cross-origin isolated), sharded folder from the folder picker',
+      backend: 'wasm', model: 'mamba-tiny-sharded', via: 'picker', prompt: { ids: PROMPT }, backendLike: /^wasm\([2-9]\d* threads/,
+    },
+    {
+      name: 'WASM backend on one thread (not isolated), text prompt through the tokenizer',
+      backend: 'wasm', model: 'text-model', via: 'url', isolated: false, prompt: { text: 'The state space model' }, backendLike: /^wasm\(1 thread,/,
+    },
+    {
+      // SwiftShader's Vulkan where there is no GPU (slow: shader compilation dominates, so Mamba-1 only)
+      name: 'WebGPU backend, Mamba-1, folder by URL',
+      backend: 'webgpu', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^webgpu/, deltaTolerance: 1e-3,
+    },
+  ];
+
+  for (const c of cases) {
+    test(c.name, async (t) => {
+      if (skip) {
+        if (REQUIRE) assert.fail(`MAMBA_TS_REQUIRE_BROWSER=1 but ${skip}`);
+        return t.skip(skip);
+      }
+      const context = await browser!.newContext();
+      let why: string | null;
+      try {
+        why = await runCase(await context.newPage(), c);
+      } finally {
+        await context.close();
+      }
+      if (why) return t.skip(why);
+      assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    });
+  }
+});

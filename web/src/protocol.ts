@@ -1,0 +1,53 @@
+/** Messages between the page (main.ts) and the model worker (worker.ts). */
+import type { BackendName } from '../../src/browser.js';
+
+export type ModelSource = { kind: 'files'; files: File[] } | { kind: 'url'; url: string };
+
+export interface SamplingSettings {
+  maxNewTokens: number;
+  /** 0 = greedy */
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export type ToWorker =
+  | { type: 'load'; source: ModelSource; backend: BackendName; threads?: number }
+  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean }
+  | { type: 'stop' };
+
+export interface ModelInfo {
+  modelType: string;
+  location: string;
+  layers: number;
+  parameters: number;
+  vocabSize: number;
+  backend: string;
+  tokenizer: boolean;
+  loadMs: number;
+}
+
+export interface Capabilities {
+  webgpu: string | null; // null = available, else why not
+  wasmThreads: boolean;
+  cores: number;
+}
+
+export type FromWorker =
+  | { type: 'capabilities'; caps: Capabilities }
+  | { type: 'progress'; file: string; loaded: number; total: number }
+  | { type: 'loaded'; info: ModelInfo }
+  /** the prompt as the model reads it: ids and a display label per token */
+  | { type: 'prompt'; ids: number[]; labels: string[] }
+  | { type: 'token'; id: number; label: string; text: string; index: number }
+  /** mean Δ of one Mamba layer over its channels (Mamba-1) or heads (Mamba-2), one value per position read */
+  | { type: 'delta'; layer: number; kind: 'mamba1' | 'mamba2'; values: Float32Array }
+  | {
+      type: 'done';
+      generated: number[];
+      finishReason: string;
+      prefillMs: number;
+      decodeMs: number;
+      tokensPerSecond: number;
+    }
+  | { type: 'error'; during: 'load' | 'generate' | 'init'; message: string };

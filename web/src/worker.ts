@@ -1,0 +1,132 @@
+/**
+ * The model worker: loads a model folder (picked files or a URL) on the chosen backend and generates,
+ * streaming tokens and Δ to the page. Models run here, not on the page's thread, because a forward pass
+ * blocks its thread (and the wasm backend's worker threads need a thread that may block).
+ */
+import kernelsUrl from '../../dist/wasm/kernels.wasm?url';
+import {
+  filesFolder,
+  loadModelFrom,
+  urlFolder,
+  wasmThreadsAvailable,
+  type DeltaEvent,
+  type Model,
+} from '../../src/browser.js';
+import type { FromWorker, ModelInfo, ToWorker } from './protocol.js';
+
+const scope = self as unknown as {
+  postMessage(m: FromWorker, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+};
+const post = (m: FromWorker, transfer?: Transferable[]) => scope.postMessage(m, transfer);
+
+let model: Model | null = null;
+let abort: AbortController | null = null;
+let busy = false;
+
+/** null when WebGPU has an adapter here, else why not */
+async function webgpuStatus(): Promise<string | null> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return 'this browser has no WebGPU';
+  try {
+    return (await gpu.requestAdapter()) ? null : 'no WebGPU adapter (GPU driver)';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function label(id: number): string {
+  if (!model?.tokenizer) return String(id);
+  const t = model.tokenizer.decode([id], { skipSpecialTokens: false });
+  return t === '' ? `#${id}` : t;
+}
+
+async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+  const t0 = performance.now();
+  const folder = msg.source.kind === 'files' ? filesFolder(msg.source.files) : urlFolder(msg.source.url);
+  model = null;
+  const m = await loadModelFrom(folder, {
+    backend: msg.backend,
+    threads: msg.threads,
+    wasmKernelsUrl: kernelsUrl,
+    onProgress: (p) => post({ type: 'progress', ...p }),
+  });
+  model = m;
+  const d = m.describe();
+  const info: ModelInfo = {
+    modelType: m.lm.modelType,
+    location: m.dir,
+    layers: m.lm.numLayers,
+    parameters: Number(d.parameters ?? 0),
+    vocabSize: m.vocabSize,
+    backend: m.lm.backend.name,
+    tokenizer: m.tokenizer !== null,
+    loadMs: performance.now() - t0,
+  };
+  post({ type: 'loaded', info });
+}
+
+async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  if (!model) throw new Error('no model loaded');
+  const m = model;
+  const ids = typeof msg.prompt === 'string' ? m.encode(msg.prompt) : msg.prompt;
+  if (ids.length === 0) throw new Error('the prompt is empty');
+  post({ type: 'prompt', ids, labels: ids.map(label) });
+  const s = msg.sampling;
+  abort = new AbortController();
+  const onDelta = msg.delta
+    ? (e: DeltaEvent) => {
+        // [1, L, C] → mean over C per position
+        const [, L, C] = e.delta.shape;
+        const values = new Float32Array(L);
+        for (let t = 0; t < L; t++) {
+          let sum = 0;
+          for (let c = 0; c < C; c++) sum += e.delta.data[t * C + c];
+          values[t] = sum / C;
+        }
+        post({ type: 'delta', layer: e.layer, kind: e.kind, values }, [values.buffer]);
+      }
+    : undefined;
+  const res = await m.generate([ids], {
+    maxNewTokens: s.maxNewTokens,
+    doSample: s.temperature > 0,
+    temperature: s.temperature > 0 ? s.temperature : undefined,
+    topP: s.temperature > 0 && s.topP < 1 ? s.topP : undefined,
+    seed: s.seed,
+    signal: abort.signal,
+    onDelta,
+    onToken: (e) => post({ type: 'token', id: e.token, label: label(e.token), text: e.text, index: e.index }),
+  });
+  post({
+    type: 'done',
+    generated: res.generated[0],
+    finishReason: res.finishReason[0],
+    prefillMs: res.stats.prefillMs,
+    decodeMs: res.stats.decodeMs,
+    tokensPerSecond: res.stats.decodeTokensPerSecond,
+  });
+}
+
+scope.onmessage = (e) => {
+  const msg = e.data;
+  if (msg.type === 'stop') {
+    abort?.abort();
+    return;
+  }
+  if (busy) {
+    post({ type: 'error', during: msg.type, message: 'busy: wait for the current job to finish' });
+    return;
+  }
+  busy = true;
+  const job = msg.type === 'load' ? load(msg) : generate(msg);
+  job
+    .catch((err: unknown) => post({ type: 'error', during: msg.type, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }))
+    .finally(() => {
+      busy = false;
+      abort = null;
+    });
+};
+
+void webgpuStatus().then((webgpu) =>
+  post({ type: 'capabilities', caps: { webgpu, wasmThreads: wasmThreadsAvailable(), cores: navigator.hardwareConcurrency ?? 1 } }),
+);
