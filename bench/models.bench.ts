@@ -25,6 +25,7 @@
  * renders the tables and writes BENCHMARKS.md. The load measurement runs in a second child
  * (`--child-load PRESET --json`) so writing and re-reading the checkpoint does not count towards it.
  */
+import { trainingBench } from './train.bench.js';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -874,6 +875,7 @@ async function main(): Promise<void> {
     return;
   }
   await parent(o);
+  if (!o.json) await trainingBench({ quick: o.quick, write: o.write });
 }
 
 main().catch((e: unknown) => {

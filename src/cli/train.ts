@@ -48,7 +48,7 @@ export const TRAIN_SPEC: CommandSpec = {
     preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
     task: { type: 'string', value: 'TASK', help: `${TASKS.join(', ')} (default text)` },
     data: { type: 'string', value: 'PATH', help: "text: folder or file to train on (default: this package's own src/ folder)" },
-    from: { type: 'string', value: 'DIR', help: 'text: fine-tune this HF Mamba checkpoint instead of a fresh model' },
+    from: { type: 'string', value: 'DIR', help: 'start from this checkpoint (HF Mamba folder, or one written by train) instead of a fresh model' },
     out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
     resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },
     mixer: { type: 'string', value: 's6|s4d', help: 'Mamba block SSM: s6 (selective, default) or s4d (LTI ablation)' },
@@ -111,7 +111,9 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const job = buildJob(args);
   const used = Math.min(threads, args.accum);
   io.stderr.write(`${job.describe}\n${used > 1 ? `data-parallel on ${used} threads (${args.accum} micro-batches of ${args.batch} per step)` : `1 thread (micro-batches of ${args.batch}, accum ${args.accum}${threads > 1 ? '; use --accum ≥ --threads to train in parallel' : ''})`}\n`);
-  const bar = new ProgressBar(io.stderr as never, { total: args.steps, rateUnit: args.task === 'fmnist' ? 'px' : 'tok' });
+  // made after the first step (a resumed run starts mid-way), which is therefore not counted in the rates
+  let bar: ProgressBar | null = null;
+  const progress = (step: number): ProgressBar => (bar ??= new ProgressBar(io.stderr as never, { total: args.steps, startStep: step, rateUnit: args.task === 'fmnist' ? 'px/s' : 'tok/s' }));
   const recorded = { ...args, preset } as Record<string, unknown>;
   const result = await train(job.model, job.hooks, {
     steps: args.steps,
@@ -129,10 +131,10 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     title: `${preset ?? args.task}: ${job.describe.split(';')[0]}`,
     ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}),
     ...job.trainOptions,
-    onStep: (s) => bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } }),
-    onEval: (step, m) => bar.log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
+    onStep: (s) => (bar === null ? void progress(s.step) : bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } })),
+    onEval: (step, m) => progress(step).log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
   });
-  bar.done();
+  (bar as ProgressBar | null)?.done();
   const h = result.history;
   const tail = h.loss.slice(-Math.min(20, h.loss.length));
   const summary: Record<string, unknown> = {

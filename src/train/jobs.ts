@@ -86,7 +86,7 @@ export const DEFAULT_ARGS: JobArgs = {
 export const PRESETS: Record<string, { description: string; args: Partial<JobArgs> }> = {
   'text-tiny': {
     description: 'byte-level Mamba (2 layers, d_model 64) on local text — the README main job',
-    args: { task: 'text', hidden: 64, layers: 2, seqLen: 128, batch: 4, accum: 2, steps: 300, lr: 3e-3, warmup: 20, evalEvery: 50, saveEvery: 100 },
+    args: { task: 'text', hidden: 64, layers: 2, seqLen: 128, batch: 4, accum: 2, steps: 1000, lr: 3e-3, warmup: 30, evalEvery: 100, saveEvery: 250 },
   },
   'text-small': {
     description: 'byte-level Mamba (4 layers, d_model 128) on local text',
@@ -215,7 +215,8 @@ function syntheticJob(a: JobArgs, given?: TrainableMambaLM): Job {
     const rng = subRng(seed, k);
     return copying ? selectiveCopying(rng, { batch, length, numTokens: a.numTokens, vocabSize: a.vocab }) : inductionHeads(rng, { batch, length, vocabSize: a.vocab });
   };
-  const model = given ?? TrainableMambaLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit });
+  const model = given ?? (a.from ? TrainableMambaLM.fromPretrained(a.from) : TrainableMambaLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  if (model.config.vocabSize < a.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the task's ${a.vocab}`);
   const evalAt = (length: number, batches: number): number =>
     noGrad(() => {
       let c = 0;
