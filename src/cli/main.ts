@@ -72,6 +72,8 @@ export function overview(): string {
     'Examples:',
     `  ${PROG} info --model ./mamba-130m-hf`,
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32`,
+    `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --backend webgpu`,
+    `  ${PROG} bench --arch mamba2 --backend webgpu --prompt 2048`,
     '',
   ].join('\n');
 }
