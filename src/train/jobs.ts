@@ -3,13 +3,17 @@
  * the batches of each step and the evaluation — and the named presets that `mamba-ts train --preset` offers.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 import * as ag from '../autograd/ops.js';
 import { constant, noGrad } from '../autograd/var.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import { loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset } from './data.js';
 import { loadCheckpoint } from './checkpoint.js';
+import { TrainableMamba2LM } from './mamba2_lm.js';
+import { readConfig } from '../models/config-file.js';
 import { TrainableMambaLM, type MixerKind, type TrainableModel } from './mamba_lm.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d_classifier.js';
@@ -125,8 +129,17 @@ export interface Job {
   tokenizerJson?: string;
 }
 
+/** a language model the trainer can fine-tune */
+export type TrainableLM = TrainableMambaLM | TrainableMamba2LM;
+
+/** Load a checkpoint folder as a trainable LM: Mamba-2 by its model_type, otherwise Mamba-1. */
+export function loadTrainableLM(dir: string): TrainableLM {
+  const raw = readConfig(dir);
+  return raw.model_type === 'mamba2' || (raw.ssm_cfg as { layer?: string } | undefined)?.layer === 'Mamba2' ? TrainableMamba2LM.fromPretrained(dir) : TrainableMambaLM.fromPretrained(dir);
+}
+
 /** tokens of a [b, L] batch as logits rows: the loss and its accuracy */
-function lmLoss(model: TrainableMambaLM, inputs: Int32Array, targets: Int32Array, b: number, L: number): ReturnType<typeof ag.softmaxCrossEntropy> {
+function lmLoss(model: TrainableLM, inputs: Int32Array, targets: Int32Array, b: number, L: number): ReturnType<typeof ag.softmaxCrossEntropy> {
   const logits = model.forward(inputs, b, L);
   return ag.softmaxCrossEntropy(ag.reshape(logits, [b * L, logits.shape[2]]), targets);
 }
@@ -158,7 +171,7 @@ function ssmLrScale(lr: number): (name: string) => number {
 export function buildJob(a: JobArgs, model?: TrainableModel): Job {
   switch (a.task) {
     case 'text':
-      return textJob(a, model as TrainableMambaLM | undefined);
+      return textJob(a, model as TrainableLM | undefined);
     case 'selective-copying':
     case 'induction-heads':
       return syntheticJob(a, model as TrainableMambaLM | undefined);
@@ -169,15 +182,18 @@ export function buildJob(a: JobArgs, model?: TrainableModel): Job {
   }
 }
 
-function textJob(a: JobArgs, given?: TrainableMambaLM): Job {
+function textJob(a: JobArgs, given?: TrainableLM): Job {
   const root = a.data ?? packageSources();
   if (!fs.existsSync(root)) throw new TrainError(`--data ${root}: no such file or folder`);
-  const corpus = loadTextCorpus(root);
+  // fine-tuning a checkpoint that has a tokenizer: its tokens; otherwise raw UTF-8 bytes (vocab 256)
+  const tokFile = a.from && fs.existsSync(path.join(a.from, 'tokenizer.json')) ? path.join(a.from, 'tokenizer.json') : null;
+  const tok = tokFile ? Tokenizer.fromFile(tokFile) : null;
+  const corpus = tok ? loadTextCorpus(root, { encode: (t) => tok.encode(t), vocabSize: tok.vocabSize }) : loadTextCorpus(root);
   const split = splitCorpus(corpus, { valFraction: 0.1 });
   const train = new WindowSampler(split.train, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'train split' });
   const val = split.val.length > a.seqLen + 1 ? new WindowSampler(split.val, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'validation split' }) : null;
-  const model = given ?? (a.from ? TrainableMambaLM.fromPretrained(a.from) : TrainableMambaLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
-  if (model.config.vocabSize < 256) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the 256 byte tokens of the text task`);
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableMambaLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  if (model.config.vocabSize < corpus.vocabSize) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the ${corpus.vocabSize} tokens of the ${tok ? 'tokenizer' : 'byte-level text task'}`);
   const hooks: TrainHooks = {
     microStep(step, micro) {
       const bt = train.batch(step * a.accum + micro);
@@ -204,8 +220,8 @@ function textJob(a: JobArgs, given?: TrainableMambaLM): Job {
     model,
     hooks,
     trainOptions: {},
-    describe: `text: ${corpus.files.length} files, ${corpus.totalTokens} bytes from ${root} (train ${split.train.length}, val ${split.val.length}); Mamba ${model.config.numLayers}×${model.config.hiddenSize}, ${model.parameterCount} parameters`,
-    tokenizerJson: byteLevelTokenizerJson(),
+    describe: `text: ${corpus.files.length} files, ${corpus.totalTokens} bytes from ${root} (train ${split.train.length}, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${model.parameterCount} parameters`,
+    tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : byteLevelTokenizerJson(),
   };
 }
 
@@ -303,7 +319,7 @@ export async function evaluateCheckpoint(dir: string, over: Partial<JobArgs> = {
   const a: JobArgs = { ...DEFAULT_ARGS, ...saved, ...over };
   let model: TrainableModel;
   if (ck.config.model_type === 'mamba_ts_s4d_classifier') model = S4dClassifier.fromConfigJson(ck.config, ck.weights);
-  else model = TrainableMambaLM.fromPretrained(dir);
+  else model = loadTrainableLM(dir);
   const job = buildJob(a, model);
   if (!job.hooks.evaluate) return {};
   return job.hooks.evaluate(Math.max(a.steps, ck.trainerState.step));
