@@ -172,4 +172,9 @@ export interface Backend {
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void;
   /** [b, T, …] → [b, newT, …], zero-filled after T (newT ≥ T) */
   padTime(t: Tensor, newT: number): Tensor;
+  /**
+   * Optional (WebGPU): the index of each row's largest value of logits [rows, V] (the first on ties; −1 when
+   * a row has no finite or +∞ value), so greedy decoding reads back one number per sequence.
+   */
+  argmaxRows?(logits: Tensor): Promise<Int32Array>;
 }

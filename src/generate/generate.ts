@@ -10,7 +10,7 @@
 import type { CausalLM } from '../models/model.js';
 import { ModelState } from '../models/state.js';
 import type { HostTensor } from '../tensor/tensor.js';
-import { Sampler, type SamplingOptions } from './sampling.js';
+import { Sampler, SamplingError, type SamplingOptions } from './sampling.js';
 import type { Tokenizer } from '../tokenizer/core.js';
 import { StreamDecoder } from '../tokenizer/core.js';
 import { StopTextFilter } from './stop.js';
@@ -129,12 +129,17 @@ export async function* generateStream(
   const t1 = performance.now();
 
   // ---- decode ----
+  // greedy without a repetition penalty: the backend may take the argmax where the logits are (WebGPU),
+  // so a step reads back one token per sequence; `picked` then replaces the logits
+  const onDevice = !!model.advanceArgmax && samplers.every((s) => s.greedy && s.options.repetitionPenalty === 1);
+  let picked: Int32Array | null = null;
   let active = [...Array(n).keys()]; // sequence index of each state row
   while (active.length > 0) {
     const next: number[] = [];
     for (let j = 0; j < active.length; j++) {
       const i = active[j];
-      const tok = samplers[i].sample(row(logits, j), history[i]);
+      if (picked && picked[j] < 0) throw new SamplingError(`argmax: no finite or +Infinity value among ${model.vocabSize} entries (all NaN/-Infinity)`);
+      const tok = picked ? picked[j] : samplers[i].sample(row(logits, j), history[i]);
       next.push(tok);
       history[i].push(tok);
       generated[i].push(tok);
@@ -149,7 +154,8 @@ export async function* generateStream(
       yield ev;
     }
     // feed the sampled tokens: continuing rows get their next logits, finished rows' states absorb their last token
-    logits = await model.advance(next.map((t) => [t]), state);
+    picked = onDevice ? await model.advanceArgmax!(next.map((t) => [t]), state) : null;
+    if (!picked) logits = await model.advance(next.map((t) => [t]), state);
     const keep: number[] = [];
     active.forEach((i, j) => {
       if (finish[i]) finalStates[i] = state.select([j]);
@@ -157,10 +163,14 @@ export async function* generateStream(
     });
     if (keep.length < active.length && keep.length > 0) {
       state = state.select(keep);
-      const V = model.vocabSize;
-      const data = new Float32Array(keep.length * V);
-      keep.forEach((j, k) => data.set(row(logits, j), k * V));
-      logits = { shape: [keep.length, V], data };
+      if (picked) {
+        picked = Int32Array.from(keep, (j) => picked![j]);
+      } else {
+        const V = model.vocabSize;
+        const data = new Float32Array(keep.length * V);
+        keep.forEach((j, k) => data.set(row(logits, j), k * V));
+        logits = { shape: [keep.length, V], data };
+      }
     }
     active = keep.map((j) => active[j]);
     // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)

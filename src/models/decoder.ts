@@ -140,6 +140,21 @@ export class DecoderLM implements CausalLM {
     return { shape: [ids.length, this.vocabSize], data: out.logits.data };
   }
 
+  async advanceArgmax(ids: number[][], state: ModelState): Promise<Int32Array | null> {
+    const be = this.backend;
+    if (!be.argmaxRows) return null;
+    if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
+    this.checkIds(ids);
+    this.checkState(state, ids.length);
+    const b = ids.length;
+    const L = ids[0].length;
+    const { last } = await this.run(ids, state, false, this.onDelta);
+    const H = last.shape[2];
+    const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
+    const logits = ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
+    return be.argmaxRows(logits);
+  }
+
   describe(): Record<string, unknown> {
     const s = this.spec;
     const params = s.blocks.reduce((a, subs) => a + subs.reduce((b, x) => b + x.mixer.parameterCount + (x.norm?.size ?? 0), 0), 0);

@@ -62,6 +62,11 @@ export interface CausalLM {
    * each row's last position, [batch, vocab]. Prefill and single-token decode are the same call.
    */
   advance(ids: number[][], state: ModelState): Promise<HostTensor>;
+  /**
+   * Optional: `advance`, but returning each row's greedy token (argmax of the last position's logits, −1 when
+   * none is selectable) computed where the logits are; null when the backend cannot (nothing is run then).
+   */
+  advanceArgmax?(ids: number[][], state: ModelState): Promise<Int32Array | null>;
   /** parameter count and config summary, for `mamba-ts info` */
   describe(): Record<string, unknown>;
 }

@@ -15,10 +15,11 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuRuntime, Store, f2u, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
-import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_SG } from './kernels/linear.js';
+import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_FUSED, MATVEC_SG } from './kernels/linear.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
-import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP } from './kernels/selective_scan.js';
+import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
+import { ARGMAX_ROWS } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 
@@ -33,12 +34,49 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
 
 const F32_MAX = 3.4028234663852886e38;
 
+/**
+ * Decode fusion (rows ≤ 8). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
+ * - a pending norm (`rmsNorm`, `rmsNormGated` with a weight): a pure function of immutable inputs, kept
+ *   per output store and folded into the matvec that consumes it; materialised (its own dispatch) only
+ *   when anything else touches its output (`st`). Assumes norm inputs are not later updated in place
+ *   (they are activations; in-place ops write states, caches and accumulators).
+ * - a pending linear (`linear` with M ≤ 8): held back until the next recorded op, which either absorbs it
+ *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
+ *   in the scan step) or flushes it first, so program order is kept.
+ */
+interface PendingNorm {
+  x: Store;
+  z: Store | null;
+  w: Store;
+  y: Store;
+  M: number;
+  K: number;
+  gs: number;
+  eps: number;
+  gated: boolean;
+}
+interface PendingLinear {
+  x: Store;
+  w: Store;
+  bias: Store | null;
+  y: Store;
+  M: number;
+  K: number;
+  N: number;
+  norm: PendingNorm | null;
+}
+
 export class WebGpuBackend implements Backend {
   readonly name: string;
   readonly rt: GpuRuntime;
   /** SSD chunk length on this device (64 needs ~26 KiB of workgroup memory) */
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
+
+  /** decode fusion on (see PendingNorm); false records every op as its own dispatch(es) */
+  fuse = true;
+  private readonly norms = new WeakMap<Store, PendingNorm>();
+  private seq: PendingLinear[] = [];
 
   constructor(device: GPUDevice, adapterName: string, opts: WebGpuBackendOptions = {}) {
     this.rt = new GpuRuntime(device, opts);
@@ -50,7 +88,60 @@ export class WebGpuBackend implements Backend {
   // ---- memory --------------------------------------------------------------------------------
 
   private st(t: Tensor): Store {
-    return t.storage as Store;
+    const s = t.storage as Store;
+    const p = this.norms.get(s);
+    if (p) {
+      this.norms.delete(s);
+      this.materializeNorm(p);
+    }
+    return s;
+  }
+
+  private materializeNorm(p: PendingNorm): void {
+    if (p.gated) {
+      const roles = [p.x, p.z!, p.w, p.y], params = [p.M, p.K, p.gs, f2u(p.eps)];
+      const items = p.M * (p.K / p.gs);
+      if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
+      else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
+    } else {
+      const roles = [p.x, p.w, p.y], params = [p.M, p.K, f2u(p.eps), 1];
+      if (this.sgOk()) this.run(RMS_NORM_SG, roles, params, this.sgGrid(p.M));
+      else this.run(RMS_NORM, roles, params, this.rt.grid(p.M));
+    }
+  }
+
+  /** record the pending linears, in order */
+  private flushSeq(): void {
+    while (this.seq.length > 0) this.recLinear(this.seq.shift()!, null, null);
+  }
+
+  /** the last pending linear if it produced `s` (and nothing else is needed of it) */
+  private takeTail(s: Store, ok: (l: PendingLinear) => boolean = () => true): PendingLinear | null {
+    const l = this.seq[this.seq.length - 1];
+    if (!l || l.y !== s || !ok(l)) return null;
+    this.seq.pop();
+    return l;
+  }
+
+  /** a decode matvec, with its pending norm folded in and optionally the residual: y2 = y + res */
+  private recLinear(l: PendingLinear, res: Store | null, y2: Store | null): void {
+    const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
+    const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
+    for (const b of blocks) {
+      const nb = b.r1 - b.r0;
+      const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
+      if (l.norm || res) {
+        const n = l.norm;
+        const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0);
+        const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
+        this.rec(MATVEC_FUSED, roles, [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0)], this.rt.grid(Math.ceil(nb / 4)), String(mm));
+      } else {
+        const params = [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0];
+        const roles = [l.x, b.store, bs, l.y];
+        if (this.sgOk()) this.rec(MATVEC_SG, roles, params, this.sgGrid(nb), String(mm));
+        else this.rec(MATVEC, roles, params, this.rt.grid(Math.ceil(nb / 4)), String(mm));
+      }
+    }
   }
   private opt(t: Tensor | null): Store {
     return t ? this.st(t) : this.rt.dummy;
@@ -64,7 +155,12 @@ export class WebGpuBackend implements Backend {
   private scratch(n: number, what: string): Store {
     return this.rt.alloc(this.rt.actPool, n, what);
   }
+  /** record a dispatch after the pending linears */
   private run(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
+    this.flushSeq();
+    this.rec(spec, roles, params, grid, variant);
+  }
+  private rec(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
     this.rt.record({ spec, variant, roles, params, grid });
   }
   /** one thread per item, 256 per workgroup */
@@ -107,7 +203,23 @@ export class WebGpuBackend implements Backend {
   }
 
   read(t: Tensor): Promise<Float32Array> {
-    return this.rt.read(this.st(t));
+    const s = this.st(t);
+    this.flushSeq();
+    return this.rt.read(s);
+  }
+
+  /**
+   * Greedy decoding on the GPU: the index of each row's largest value (the first on ties, as the CPU
+   * sampler), so a decode step reads back 4 bytes per sequence instead of the logits. logits [rows, V].
+   */
+  async argmaxRows(logits: Tensor): Promise<Int32Array> {
+    const V = logits.shape[logits.shape.length - 1];
+    const rows = logits.size / V;
+    const x = this.st(logits);
+    const idx = this.out([rows], 'argmax');
+    this.run(ARGMAX_ROWS, [x, this.st(idx)], [rows, V], this.rt.grid(rows));
+    const f = await this.read(idx);
+    return Int32Array.from(f, (v) => Math.round(v));
   }
 
   readSync(_t: Tensor): Float32Array {
@@ -120,6 +232,7 @@ export class WebGpuBackend implements Backend {
 
   /** wait until every recorded op has run (benchmarks) */
   sync(): Promise<void> {
+    this.flushSeq();
     return this.rt.sync();
   }
 
@@ -161,6 +274,13 @@ export class WebGpuBackend implements Backend {
     const [M, K] = x.shape;
     const N = w.shape[0];
     const y = this.out([M, N], 'linear output');
+    if (this.fuse && M <= 8) {
+      const xs = x.storage as Store;
+      const n = this.norms.get(xs);
+      const norm = n && n.M * (n.K / n.gs) <= 64 ? n : null;
+      this.seq.push({ x: norm ? xs : this.st(x), w: this.st(w), bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm });
+      return y;
+    }
     const ws = this.st(w);
     const blocks = ws.blocks ?? [{ r0: 0, r1: N, store: ws }];
     for (const b of blocks) {
@@ -186,6 +306,10 @@ export class WebGpuBackend implements Backend {
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
     const [M, H] = x.shape;
     const y = this.out([M, H], 'rms_norm');
+    if (this.fuse && w && M <= 8) {
+      this.norms.set(this.st(y), { x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
+      return y;
+    }
     const roles = [this.st(x), this.opt(w), this.st(y)], params = [M, H, f2u(eps), w ? 1 : 0];
     if (this.sgOk()) this.run(RMS_NORM_SG, roles, params, this.sgGrid(M));
     else this.run(RMS_NORM, roles, params, this.rt.grid(M));
@@ -195,6 +319,10 @@ export class WebGpuBackend implements Backend {
   rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
     const [M, W] = x.shape;
     const y = this.out([M, W], 'rms_norm_gated');
+    if (this.fuse && M <= 8 && M * (W / groupSize) <= 64) {
+      this.norms.set(this.st(y), { x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
+      return y;
+    }
     const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
     const items = M * (W / groupSize);
     if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
@@ -215,6 +343,18 @@ export class WebGpuBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor): Tensor {
+    if (this.fuse) {
+      // the residual add folded into the pending matvec that produced one operand
+      for (const [lin, other] of [[b, a], [a, b]] as const) {
+        const l = this.takeTail(lin.storage as Store, (p) => p.M * p.N === a.size);
+        if (!l) continue;
+        const r = this.st(other);
+        this.flushSeq();
+        const y = this.out(a.shape, 'add');
+        this.recLinear(l, r, this.st(y));
+        return y;
+      }
+    }
     return this.binary(a, b, 'add');
   }
   scale(x: Tensor, s: number): Tensor {
@@ -271,6 +411,15 @@ export class WebGpuBackend implements Backend {
     const [u, delta, A, Bm, Cm, D, z, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.z), this.opt(a.deltaBias)];
     // chunks: enough (b, d, chunk) threads to fill the GPU, at least 8 steps each
     const nC = Math.max(1, Math.min(Math.ceil(L / 8), Math.ceil(65536 / (B * Dm))));
+    if (L === 1 && a.state && this.fuse) {
+      // dt_proj (the pending matvec that produced Δ) computed in the step
+      const l = this.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
+      if (l) {
+        const roles = [u, l.x, l.w, A, Bm, Cm, D, z, bias, this.st(a.state), this.st(y), l.y];
+        this.run(SCAN_STEP_DT, roles, [B, Dm, N, l.K, flags], this.threads(B * Dm));
+        return y;
+      }
+    }
     if (L === 1 || nC === 1) {
       let state = a.state ? this.st(a.state) : null;
       if (!state) {

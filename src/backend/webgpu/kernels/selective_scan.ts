@@ -165,3 +165,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   }
 }`,
 };
+
+/**
+ * The decode step (L = 1) with dt_proj fused in: δ_d = Σ_r dtx[b, r] · dtw[d, r] (written to `delta` too,
+ * so the linear's output stays valid), then as `SCAN_STEP`. One thread per (b, d).
+ * params: Bn, Dm, N, R, flags (as SCAN_STEP's; 16 state is required)
+ */
+export const SCAN_STEP_DT: KernelSpec = {
+  name: 'scan_step_dt',
+  roles: ['u', 'dtx', 'dtw', 'A', 'B', 'C', 'D', 'z', 'bias', 'state', 'y', 'delta'],
+  writes: ['state', 'y', 'delta'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let flags = pu(PK + 4u);
+  ${FLAGS}
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * Dm) { return; }
+  let d = i % Dm; let b = i / Dm;
+  let so = o_state + (b * Dm + d) * N;
+  let row = b;
+  var dl = 0.0;
+  for (var r = 0u; r < R; r++) { dl = fma($dtx[o_dtx + b * R + r], $dtw[o_dtw + d * R + r], dl); }
+  $delta[o_delta + row * Dm + d] = dl;
+  var dt = dl;
+  if (hasBias) { dt += $bias[o_bias + d]; }
+  if (sp) { dt = softplus(dt); }
+  let uv = $u[o_u + row * Dm + d];
+  let du = dt * uv;
+  var acc = 0.0;
+  for (var n = 0u; n < N; n++) {
+    let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * N + n];
+    $state[so + n] = hv;
+    acc += hv * $C[o_C + row * N + n];
+  }
+  if (hasD) { acc += $D[o_D + d] * uv; }
+  if (hasZ) { acc *= silu($z[o_z + row * Dm + d]); }
+  $y[o_y + row * Dm + d] = acc;
+}`,
+};

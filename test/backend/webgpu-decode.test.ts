@@ -1,0 +1,80 @@
+/**
+ * WebGPU decode fusion: dispatches recorded per decode token (so the count cannot silently regress), the
+ * fused step giving the same logits as the unfused ops, and greedy argmax on the GPU.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, maxAbsDiff } from '../helpers.js';
+import { webgpuOrReason } from './webgpu-context.js';
+
+const gpu = await webgpuOrReason();
+after(() => {
+  if (typeof gpu !== 'string') gpu.destroy();
+});
+
+// dispatches per layer of one decode token (fused / unfused); + a few for the embedding and head
+const CASES: [string, number, number][] = [['mamba-tiny', 5, 8], ['mamba2-tiny', 4, 7]];
+
+describe('webgpu decode: fused single-token steps', () => {
+  for (const [name, fused, unfused] of CASES) {
+    it(`${name}: ≤ ${fused} dispatches per layer per decode token (${unfused} unfused), same logits`, async (t) => {
+      if (typeof gpu === 'string') return t.skip(gpu);
+      const model = await loadModel(hfFixture(name), { backend: gpu });
+      const lm = model.lm;
+      const layers = lm.numLayers;
+      const prompt = [[1, 2, 3, 4, 5]];
+      const step = async (fuse: boolean) => {
+        gpu.fuse = fuse;
+        const state = lm.createState(1);
+        await lm.advance(prompt, state);
+        const c0 = gpu.rt.counters.dispatches;
+        const out = await lm.advance([[7]], state);
+        const n = gpu.rt.counters.dispatches - c0;
+        const out2 = await lm.advance([[9]], state);
+        return { n, logits: [out.data, out2.data] };
+      };
+      try {
+        const off = await step(false), on = await step(true);
+        t.diagnostic(`${name}: ${layers} layers, ${off.n} dispatches per decode token unfused, ${on.n} fused`);
+        assert.ok(on.n <= fused * layers + 4, `${on.n} dispatches for ${layers} layers (want ≤ ${fused} per layer + 4)`);
+        assert.ok(off.n >= unfused * layers, `unfused: ${off.n}`);
+        for (let i = 0; i < 2; i++) assert.ok(maxAbsDiff(on.logits[i], off.logits[i]) <= 1e-4, `step ${i}: fused logits differ`);
+      } finally {
+        gpu.fuse = true;
+      }
+    });
+  }
+
+  it('greedy generation takes the argmax on the GPU (tokens equal the CPU backend, batch with a row stopping early)', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const [g, c] = [await loadModel(hfFixture('mamba-tiny'), { backend: gpu }), await loadModel(hfFixture('mamba-tiny'))];
+    const prompts = [[5, 6, 7], [8, 9, 10]];
+    const base = await c.generate(prompts, { maxNewTokens: 8, stopTokens: [] });
+    const stop = base.generated[0][3]; // row 0 stops early, row 1 goes on (unless it emits the same token)
+    const lm = g.lm as typeof g.lm & { advanceArgmax: (...a: never[]) => Promise<Int32Array | null> };
+    let calls = 0;
+    const orig = lm.advanceArgmax.bind(lm);
+    lm.advanceArgmax = (async (...a: Parameters<typeof orig>) => (calls++, orig(...a))) as typeof lm.advanceArgmax;
+    const opts = { maxNewTokens: 8, stopTokens: [stop] };
+    const [gg, cc] = [await g.generate(prompts, opts), await c.generate(prompts, opts)];
+    assert.ok(calls > 0, 'advanceArgmax was used');
+    assert.deepEqual(gg.tokens, cc.tokens);
+    assert.deepEqual(gg.finishReason, cc.finishReason);
+  });
+
+  it('argmaxRows: first index of the largest value per row', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const V = 1000;
+    const data = new Float32Array(3 * V).map((_, i) => Math.sin(i * 0.37));
+    data[V + 17] = 5; data[V + 600] = 5; // tie: the first wins
+    data[2 * V + 999] = 9;
+    const idx = await gpu.argmaxRows(gpu.fromHost(data, [3, V]));
+    const want = [0, 1, 2].map((r) => {
+      let b = 0;
+      for (let i = 1; i < V; i++) if (data[r * V + i] > data[r * V + b]) b = i;
+      return b;
+    });
+    assert.deepEqual([...idx], want);
+  });
+});
