@@ -14,7 +14,7 @@ import { loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSamp
 import { loadCheckpoint } from './checkpoint.js';
 import { TrainableMamba2LM } from './mamba2_lm.js';
 import { readConfig } from '../models/config-file.js';
-import { TrainableMambaLM, type MixerKind, type TrainableModel } from './mamba_lm.js';
+import { countParameters, TrainableMambaLM, type MixerKind, type TrainableModel } from './mamba_lm.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d_classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
@@ -220,7 +220,7 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
     model,
     hooks,
     trainOptions: {},
-    describe: `text: ${corpus.files.length} files, ${corpus.totalTokens} bytes from ${root} (train ${split.train.length}, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${model.parameterCount} parameters`,
+    describe: `text: ${corpus.files.length} files, ${corpus.totalTokens} bytes from ${root} (train ${split.train.length}, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${countParameters(model)} parameters`,
     tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : byteLevelTokenizerJson(),
   };
 }
@@ -262,7 +262,7 @@ function syntheticJob(a: JobArgs, given?: TrainableMambaLM): Job {
     model,
     hooks,
     trainOptions: { lrScale: ssmLrScale(a.lr) },
-    describe: `${what}; Mamba ${a.layers}×${a.hidden} with ${a.mixer === 's6' ? 'S6 (selective)' : `LTI S4D (${a.s4dInit})`} layers, ${model.parameterCount} parameters`,
+    describe: `${what}; Mamba ${a.layers}×${a.hidden} with ${a.mixer === 's6' ? 'S6 (selective)' : `LTI S4D (${a.s4dInit})`} layers, ${countParameters(model)} parameters`,
   };
 }
 
@@ -287,7 +287,7 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
     model,
     hooks,
     trainOptions: { lrScale: ssmLrScale(a.lr) },
-    describe: `sequential Fashion-MNIST (784 steps; ${train.n} train / ${test.n} test images); S4D classifier ${a.layers}×${a.hidden}, N=${a.state}, A init ${a.s4dInit}, ${model.parameterCount} parameters`,
+    describe: `sequential Fashion-MNIST (784 steps; ${train.n} train / ${test.n} test images); S4D classifier ${a.layers}×${a.hidden}, N=${a.state}, A init ${a.s4dInit}, ${countParameters(model)} parameters`,
   };
 }
 

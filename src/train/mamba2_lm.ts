@@ -11,7 +11,6 @@ import * as path from 'node:path';
 import * as ag from '../autograd/ops.js';
 import * as fused from '../autograd/fused.js';
 import { param, type Var } from '../autograd/var.js';
-import type { WritableTensor } from '../io/safetensors.js';
 import { WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { type Mamba2Config, parseMamba2Config } from '../models/mamba2.js';
@@ -111,12 +110,6 @@ export class TrainableMamba2LM implements TrainableModel {
     return ag.linear(g, this.p(`${m}out_proj.weight`), maybe(`${m}out_proj.bias`));
   }
 
-  stateDict(): Record<string, WritableTensor> {
-    const out: Record<string, WritableTensor> = {};
-    for (const [name, v] of this.params) out[name] = { dtype: 'F32', shape: [...v.shape], data: v.data as Float32Array };
-    return out;
-  }
-
   /** the checkpoint's config.json, with ±Infinity written as HF 5 does ({"__float__": "Infinity"}) */
   configJson(): Record<string, unknown> {
     const enc = (v: unknown): unknown => {
@@ -126,11 +119,5 @@ export class TrainableMamba2LM implements TrainableModel {
       return v;
     };
     return enc(this.rawConfig) as Record<string, unknown>;
-  }
-
-  get parameterCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
   }
 }

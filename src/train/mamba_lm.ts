@@ -19,7 +19,6 @@ import * as ag from '../autograd/ops.js';
 import * as fused from '../autograd/fused.js';
 import { param, type Var } from '../autograd/var.js';
 import { Rng } from '../generate/rng.js';
-import type { WritableTensor } from '../io/safetensors.js';
 import { type TensorSource, WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { initMambaWeights, mambaConfigJson } from '../models/init.js';
@@ -41,12 +40,17 @@ export interface TrainableMambaOptions {
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
-  /** trainable parameters, named as in the checkpoint */
+  /** trainable parameters, named and shaped as in the checkpoint (saved as they are) */
   readonly params: ReadonlyMap<string, Var>;
-  /** checkpoint tensors (HF names and shapes) */
-  stateDict(): Record<string, WritableTensor>;
   /** config.json contents */
   configJson(): Record<string, unknown>;
+}
+
+/** number of trainable values of a model */
+export function countParameters(model: TrainableModel): number {
+  let n = 0;
+  for (const v of model.params.values()) n += v.size;
+  return n;
 }
 
 export class TrainableMambaLM implements TrainableModel {
@@ -75,8 +79,8 @@ export class TrainableMambaLM implements TrainableModel {
   /** Fresh weights: HF-style Mamba init (S6), or S4D parameters in place of the S6 ones. */
   static init(config: MambaConfig, opts: TrainableMambaOptions = {}): TrainableMambaLM {
     const seed = opts.seed ?? 0;
-    const t: Record<string, { data: Float32Array; shape: readonly number[] }> = { ...initMambaWeights(config, { seed }) } as never;
-    for (const [k, v] of Object.entries(t)) t[k] = { data: v.data as Float32Array, shape: v.shape };
+    const t: Record<string, { data: Float32Array; shape: readonly number[] }> = {};
+    for (const [k, v] of Object.entries(initMambaWeights(config, { seed }))) t[k] = { data: v.data as Float32Array, shape: v.shape };
     if ((opts.mixer ?? 's6') === 's4d') Object.assign(t, initS4dMixers(config, opts.s4dInit ?? 'lin', seed));
     return new TrainableMambaLM(config, t, opts);
   }
@@ -117,7 +121,7 @@ export class TrainableMambaLM implements TrainableModel {
     for (let i = 0; i < c.numLayers; i++) {
       const pre = `backbone.layers.${i}.`;
       const normed = ag.rmsNorm(h, this.p(`${pre}norm.weight`), c.normEps);
-      h = ag.add(h, this.mixerForward(`${pre}mixer.`, normed, b, L));
+      h = ag.add(h, this.mixerForward(`${pre}mixer.`, normed, L));
     }
     const out = ag.rmsNorm(h, this.p('backbone.norm_f.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.p('backbone.embeddings.weight') : this.p('lm_head.weight');
@@ -128,7 +132,7 @@ export class TrainableMambaLM implements TrainableModel {
     return this.params.get(name) ?? null;
   }
 
-  private mixerForward(m: string, h: Var, b: number, L: number): Var {
+  private mixerForward(m: string, h: Var, L: number): Var {
     const c = this.config;
     const D = c.innerSize;
     const N = c.stateSize;
@@ -155,26 +159,13 @@ export class TrainableMambaLM implements TrainableModel {
       const K = fused.s4dKernel(this.p(`${m}s4d.log_dt`), this.p(`${m}s4d.log_A_real`), this.p(`${m}s4d.A_imag`), this.p(`${m}s4d.C`), L);
       y = ag.mul(fused.fftConv(x, K, this.p(`${m}D`)), ag.silu(z));
     }
-    void b;
     return ag.linear(y, this.p(`${m}out_proj.weight`), this.maybe(`${m}out_proj.bias`));
-  }
-
-  stateDict(): Record<string, WritableTensor> {
-    const out: Record<string, WritableTensor> = {};
-    for (const [name, v] of this.params) out[name] = { dtype: 'F32', shape: [...v.shape], data: v.data as Float32Array };
-    return out;
   }
 
   configJson(): Record<string, unknown> {
     const j = mambaConfigJson(this.config);
     if (this.mixer === 's4d') j.mamba_ts = { mixer: 's4d', note: 'LTI S4D layer in place of S6 (ablation); not loadable by HF transformers' };
     return j;
-  }
-
-  get parameterCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
   }
 }
 

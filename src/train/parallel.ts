@@ -27,7 +27,7 @@ export type FromWorker = { kind: 'ready' } | { kind: 'done'; loss: number; token
 export interface WorkerSetup {
   /** the job arguments (JSON) the worker rebuilds its replica from */
   args: unknown;
-  /** checkpoint to start from, when the main model came from one (fine-tuning) */
+  /** parameter names, in the order of `offsets` */
   names: string[];
   params: SharedArrayBuffer;
   grads: SharedArrayBuffer;

@@ -12,7 +12,6 @@ import * as ag from '../autograd/ops.js';
 import * as fused from '../autograd/fused.js';
 import { param, type Var } from '../autograd/var.js';
 import { Rng } from '../generate/rng.js';
-import type { WritableTensor } from '../io/safetensors.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import type { TrainableModel } from './mamba_lm.js';
 import { s4dParams } from './mamba_lm.js';
@@ -95,12 +94,6 @@ export class S4dClassifier implements TrainableModel {
     return ag.linear(pooled, this.p('decoder.weight'), this.p('decoder.bias'));
   }
 
-  stateDict(): Record<string, WritableTensor> {
-    const out: Record<string, WritableTensor> = {};
-    for (const [name, v] of this.params) out[name] = { dtype: 'F32', shape: [...v.shape], data: v.data as Float32Array };
-    return out;
-  }
-
   configJson(): Record<string, unknown> {
     const c = this.config;
     return {
@@ -131,12 +124,6 @@ export class S4dClassifier implements TrainableModel {
       normEps: num('norm_eps'),
     };
     return new S4dClassifier(cfg, tensors);
-  }
-
-  get parameterCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
   }
 }
 

@@ -156,7 +156,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   const save = (step: number, metrics: Record<string, number>): void => {
     if (!opts.outDir) return;
     saveCheckpoint(opts.outDir, {
-      weights: model.stateDict(),
+      weights: [...model.params.values()],
       config: model.configJson(),
       optimizer: opt.exportState(),
       trainerState: { step, history, args: opts.args ?? {}, metrics, saved_at: new Date().toISOString() },
