@@ -6,11 +6,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { scanSequential, type ScanArrays } from '../../src/backend/cpu/selective_scan.js';
 import { processDt, ssdRecurrent, type SsdArrays } from '../../src/ssm/ssd.js';
 import { randomArray } from '../helpers.js';
+import { alloc, assertBitEqual, instantiateKernels, maxScaledErr, memory, put, resetArena, unevenSlices } from './wasm-arena.js';
 
 // ---- the module, on our own shared memory
 
@@ -26,65 +25,7 @@ interface Kernels {
   ): void;
 }
 
-const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
-const wasmPath = fileURLToPath(new URL('../../wasm/kernels.wasm', import.meta.url));
-const wasmModule = new WebAssembly.Module(readFileSync(wasmPath));
-const kernels = new WebAssembly.Instance(wasmModule, { env: { memory, abort() {} } }).exports as unknown as Kernels;
-
-const BASE = 65536; // arrays live above the first 64 KiB
-let top = BASE;
-
-/** forget every array (views taken before stay valid, their contents don't) */
-function resetArena(): void {
-  top = BASE;
-}
-
-/** a zeroed f32 array of n elements at a 16-byte aligned offset; returns [offset, view] */
-function alloc(n: number): [number, Float32Array] {
-  const off = top;
-  top += Math.ceil((n * 4) / 16) * 16 + 16;
-  const need = Math.ceil(top / 65536);
-  const have = memory.buffer.byteLength / 65536;
-  if (need > have) memory.grow(need - have);
-  const view = new Float32Array(memory.buffer, off, n);
-  view.fill(0);
-  return [off, view];
-}
-
-function put(a: Float32Array | null): number {
-  if (!a) return 0;
-  const [off, view] = alloc(a.length);
-  view.set(a);
-  return off;
-}
-
-/** max over i of |got − want| / max(1, |want|) (NaN/length mismatch → Infinity) */
-function maxScaledErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i]));
-    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
-  }
-  return m;
-}
-
-function assertBitEqual(got: Float32Array, want: Float32Array, what: string): void {
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < w.length; i++) {
-    if (g[i] !== w[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
-  }
-}
-
-/** [start, end) slices of [0, n) cut at uneven points */
-function unevenSlices(n: number): [number, number][] {
-  const cuts = [0, ...[1, Math.floor(n / 3) + 1, Math.floor((2 * n) / 3) + 2].filter((c) => c > 0 && c < n), n];
-  const uniq = [...new Set(cuts)].sort((a, b) => a - b);
-  const out: [number, number][] = [];
-  for (let i = 0; i + 1 < uniq.length; i++) out.push([uniq[i], uniq[i + 1]]);
-  return out;
-}
+const kernels = instantiateKernels<Kernels>();
 
 const TOL = 1e-5;
 const SENTINEL = 12345.678; // y is pre-filled with it: every output element must be written

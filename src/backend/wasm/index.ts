@@ -6,7 +6,7 @@
  * in wasm on all threads, and the cheap ones stay in TypeScript. Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import type { SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
@@ -204,6 +204,22 @@ export class WasmBackend extends CpuBackend {
       if (m.format === 'q8') this.runtime.run('linear_q8', [xo, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
       else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
       return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  override causalConv1d(a: CausalConv1dArgs): Tensor {
+    const [batch, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const scratch: number[] = [];
+    const back: Array<[number, Float32Array]> = [];
+    try {
+      const args = [this.input(a.x, scratch), this.input(a.weight, scratch), this.input(a.bias, scratch), a.state ? this.input(a.state, scratch, back) : 0];
+      const yo = this.output(batch * L * C, scratch);
+      this.runtime.run('causal_conv1d', [...args, yo, batch, L, C, K, a.activation === 'silu' ? 1 : 0], C, 4, 4 * batch * L * C * K);
+      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
+      return new Tensor(this, this.runtime.f32(yo, batch * L * C).slice(), [batch, L, C]);
     } finally {
       this.release(scratch);
     }

@@ -15,8 +15,17 @@ const PAGE = 65536;
 /** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready */
 const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5;
 const MAX_ARGS = 32;
-/** below this much work (≈ multiply-adds) a call is not split among threads */
-export const MIN_PARALLEL_WORK = 1 << 22;
+/**
+ * Below this much work (≈ multiply-adds, or weights read) a call is not split among threads. Dispatch is a
+ * store and a load on the control block when the workers are spinning (see SPIN_MS), a few microseconds in all;
+ * a 768 × 768 f32 matrix-vector product takes ~80 µs on one thread.
+ */
+export const MIN_PARALLEL_WORK = 1 << 16;
+/**
+ * After each call a worker keeps polling the control block this long before it sleeps (Atomics.wait): the calls
+ * of one decode step come microseconds apart, and waking a sleeping thread costs 20–100 µs on Linux.
+ */
+const SPIN_MS = 2;
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
@@ -214,10 +223,17 @@ export class WasmRuntime {
     Atomics.notify(this.ctrl, GEN);
     const [lo, hi] = slice(0, T, n, align, this.threads);
     this.kernels[kernel](...args, lo, hi);
-    // wait for the workers (those beyond T find an empty slice and finish at once)
+    // wait for the workers (those beyond T find an empty slice and finish at once): their slices end about
+    // when ours does, so poll first and sleep only if that takes long
+    // (a sleeping main thread is woken 20–100 µs after the last worker's notify: more than many whole calls take)
+    const want = this.threads - 1;
+    if (Atomics.load(this.ctrl, DONE) < want) {
+      const until = performance.now() + SPIN_MS;
+      for (let i = 1; Atomics.load(this.ctrl, DONE) < want; i++) if ((i & 255) === 0 && performance.now() > until) break;
+    }
     for (;;) {
       const d = Atomics.load(this.ctrl, DONE);
-      if (d >= this.threads - 1) break;
+      if (d >= want) break;
       Atomics.wait(this.ctrl, DONE, d, 50);
     }
   }
@@ -255,7 +271,16 @@ export function runKernelWorker(init: WorkerInit): void {
   Atomics.add(ctrl, READY, 1);
   Atomics.notify(ctrl, READY);
   for (;;) {
-    Atomics.wait(ctrl, GEN, seen);
+    // poll for the next call for SPIN_MS (checking the clock every 256 polls), then sleep until notified
+    if (Atomics.load(ctrl, GEN) === seen) {
+      const until = performance.now() + SPIN_MS;
+      for (let i = 1; Atomics.load(ctrl, GEN) === seen; i++) {
+        if ((i & 255) === 0 && performance.now() > until) {
+          Atomics.wait(ctrl, GEN, seen);
+          break;
+        }
+      }
+    }
     seen = Atomics.load(ctrl, GEN);
     if (Atomics.load(ctrl, STOP)) break;
     const nargs = Atomics.load(ctrl, NARGS);

@@ -5,3 +5,4 @@
 export * from './linear';
 export * from './bandwidth';
 export * from './scan';
+export * from './conv';

@@ -1,0 +1,118 @@
+// Depthwise causal conv1d (Mamba's short convolution), f32, 128-bit SIMD over channels.
+//
+// Oracle: `causalConv1d` in src/backend/cpu/kernels.ts (same layouts and state convention):
+//   x, y: [batch, L, C];  w: [C, K];  bias: [C] or 0;  state: [batch, C, K] or 0 (slot K−1 = newest input)
+//   y[t, c] = bias[c] + Σ_k w[c, k] · xpad[t + k],  xpad = (state slots 1…K−1, or zeros) ++ x[·, c]
+//   then silu if siluFlag ≠ 0; the state (if given) is overwritten with the last K entries of xpad.
+// Each call computes channels [c0, c1) of every batch row, so workers split C. Slices are aligned to 4 by the
+// caller and every channel runs the same lane-wise instructions, so any split gives bit-identical results.
+//
+// K ≤ 4 (every Mamba checkpoint): four channels per v128, the K weights of the group hoisted into registers and the
+// last inputs kept in a sliding window of registers, so each step is one load of x_t, K multiply-adds and one store.
+// K > 4: a scalar loop with the same arithmetic order.
+
+import { gather, ldc, stc, vsilu } from './simd';
+
+// lanes k < n of v to p + k·stride (bytes)
+// @ts-ignore: decorator
+@inline function scatter(p: usize, stride: usize, v: v128, n: i32): void {
+  v128.store32_lane(p, v, 0);
+  if (n > 1) v128.store32_lane(p + stride, v, 1);
+  if (n > 2) v128.store32_lane(p + 2 * stride, v, 2);
+  if (n > 3) v128.store32_lane(p + 3 * stride, v, 3);
+}
+
+export function causal_conv1d(
+  x: usize, w: usize, bias: usize, state: usize, y: usize,
+  batch: i32, L: i32, C: i32, K: i32, siluFlag: i32, c0: i32, c1: i32,
+): void {
+  for (let b = 0; b < batch; b++) {
+    if (K <= 4) {
+      for (let c = c0; c < c1; c += 4) convGroup(x, w, bias, state, y, b, L, C, K, siluFlag, c, min(4, c1 - c));
+    } else {
+      for (let c = c0; c < c1; c++) convScalar(x, w, bias, state, y, b, L, C, K, siluFlag, c);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function wcol(w: usize, c: i32, K: i32, k: i32, n: i32): v128 {
+  return k < 0 ? f32x4.splat(0) : gather(w + ((<usize>c * K + k) << 2), <usize>K << 2, n);
+}
+
+/** channels [c, c + n), n ≤ 4, K ≤ 4 */
+function convGroup(
+  x: usize, w: usize, bias: usize, state: usize, y: usize,
+  b: i32, L: i32, C: i32, K: i32, siluFlag: i32, c: i32, n: i32,
+): void {
+  // weight of x_{t−j} is w[K−1−j]
+  const w0 = wcol(w, c, K, K - 1, n), w1 = wcol(w, c, K, K - 2, n), w2 = wcol(w, c, K, K - 3, n), w3 = wcol(w, c, K, K - 4, n);
+  const bv = bias ? ldc(bias + (<usize>c << 2), n) : f32x4.splat(0);
+  // history x_{−j} = state slot K − j (j = 1…K−1); zero beyond
+  const sp = state + ((<usize>b * C + c) * K << 2);
+  const ss = <usize>K << 2;
+  const zero = f32x4.splat(0);
+  let m1 = zero, m2 = zero, m3 = zero, m4 = zero;
+  if (state) {
+    if (K >= 2) m1 = gather(sp + ((<usize>K - 1) << 2), ss, n);
+    if (K >= 3) m2 = gather(sp + ((<usize>K - 2) << 2), ss, n);
+    if (K >= 4) m3 = gather(sp + ((<usize>K - 3) << 2), ss, n);
+  }
+  const rowStride = <usize>C << 2;
+  let xp = x + ((<usize>b * L * C + c) << 2);
+  let yp = y + ((<usize>b * L * C + c) << 2);
+  for (let t = 0; t < L; t++) {
+    const xt = ldc(xp, n);
+    let s = f32x4.add(bv, f32x4.mul(w0, xt));
+    s = f32x4.add(s, f32x4.mul(w1, m1));
+    s = f32x4.add(s, f32x4.mul(w2, m2));
+    s = f32x4.add(s, f32x4.mul(w3, m3));
+    stc(yp, siluFlag ? vsilu(s) : s, n);
+    m4 = m3;
+    m3 = m2;
+    m2 = m1;
+    m1 = xt;
+    xp += rowStride;
+    yp += rowStride;
+  }
+  if (state) {
+    // slot k ← xpad time L − K + k: slot K−1 = m1 (x_{L−1}), K−2 = m2, …
+    scatter(sp + ((<usize>K - 1) << 2), ss, m1, n);
+    if (K >= 2) scatter(sp + ((<usize>K - 2) << 2), ss, m2, n);
+    if (K >= 3) scatter(sp + ((<usize>K - 3) << 2), ss, m3, n);
+    if (K >= 4) scatter(sp, ss, m4, n);
+  }
+}
+
+/** one channel, any K (K > 4) */
+function convScalar(
+  x: usize, w: usize, bias: usize, state: usize, y: usize,
+  b: i32, L: i32, C: i32, K: i32, siluFlag: i32, c: i32,
+): void {
+  const sp = state + ((<usize>b * C + c) * K << 2);
+  const wp = w + ((<usize>c * K) << 2);
+  const bv: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
+  const xb = x + ((<usize>b * L * C + c) << 2);
+  const rowStride = <usize>C << 2;
+  for (let t = 0; t < L; t++) {
+    let s = bv;
+    // same order as the SIMD path: newest input first
+    for (let j = 0; j < K; j++) {
+      const i = t - j; // time of the input
+      let v: f32 = 0;
+      if (i >= 0) v = load<f32>(xb + <usize>i * rowStride);
+      else if (state && K + i >= 1) v = load<f32>(sp + (<usize>(K + i) << 2));
+      s += load<f32>(wp + (<usize>(K - 1 - j) << 2)) * v;
+    }
+    store<f32>(y + ((<usize>(b * L + t) * C + c) << 2), siluFlag ? f32x4.extract_lane(vsilu(f32x4.splat(s)), 0) : s);
+  }
+  if (state) {
+    // slot k ← time L − K + k, ascending k: a slot read from the old state (time < 0 → slot K + time > k) is
+    // never one written before it
+    for (let k = 0; k < K; k++) {
+      const i = L - K + k;
+      const v = i >= 0 ? load<f32>(xb + <usize>i * rowStride) : load<f32>(sp + (<usize>(K + i) << 2));
+      store<f32>(sp + (<usize>k << 2), v);
+    }
+  }
+}
