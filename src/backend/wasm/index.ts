@@ -209,6 +209,32 @@ export class WasmBackend extends CpuBackend {
     }
   }
 
+  override rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
+    const [M, H] = x.shape;
+    const scratch: number[] = [];
+    try {
+      const xo = this.input(x, scratch), wo = this.input(w, scratch);
+      const yo = this.output(M * H, scratch);
+      this.runtime.run('rms_norm', [xo, wo, yo, H, eps], M, 1, 4 * M * H);
+      return new Tensor(this, this.runtime.f32(yo, M * H).slice(), [M, H]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  override rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
+    const [M, W] = x.shape;
+    const scratch: number[] = [];
+    try {
+      const xo = this.input(x, scratch), zo = this.input(z, scratch), wo = this.input(w, scratch);
+      const yo = this.output(M * W, scratch);
+      this.runtime.run('rms_norm_gated', [xo, zo, wo, yo, W, groupSize, eps], M, 1, 16 * M * W);
+      return new Tensor(this, this.runtime.f32(yo, M * W).slice(), [M, W]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
   override causalConv1d(a: CausalConv1dArgs): Tensor {
     const [batch, L, C] = a.x.shape;
     const K = a.weight.shape[1];

@@ -23,9 +23,10 @@ const MAX_ARGS = 32;
 export const MIN_PARALLEL_WORK = 1 << 16;
 /**
  * After each call a worker keeps polling the control block this long before it sleeps (Atomics.wait): the calls
- * of one decode step come microseconds apart, and waking a sleeping thread costs 20–100 µs on Linux.
+ * of one decode step come microseconds apart, and waking a sleeping thread costs 20–100 µs on Linux. Kept short:
+ * a polling thread holds a core that another process (or the test runner's other file) may need.
  */
-const SPIN_MS = 2;
+const SPIN_MS = 0.25;
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
@@ -222,13 +223,16 @@ export class WasmRuntime {
     Atomics.store(this.ctrl, GEN, this.generation);
     Atomics.notify(this.ctrl, GEN);
     const [lo, hi] = slice(0, T, n, align, this.threads);
+    const tOwn = performance.now();
     this.kernels[kernel](...args, lo, hi);
-    // wait for the workers (those beyond T find an empty slice and finish at once): their slices end about
-    // when ours does, so poll first and sleep only if that takes long
-    // (a sleeping main thread is woken 20–100 µs after the last worker's notify: more than many whole calls take)
+    // wait for the workers (those beyond T find an empty slice and finish at once). Their slices end about when
+    // ours does, so poll first — a sleeping main thread is woken 20–100 µs after the last worker's notify, more
+    // than many whole calls take — but only for a while: if a worker lags far behind, this machine's cores are
+    // busy with other work, and polling would take a core from it.
     const want = this.threads - 1;
     if (Atomics.load(this.ctrl, DONE) < want) {
-      const until = performance.now() + SPIN_MS;
+      const now = performance.now();
+      const until = now + Math.min(0.5, 0.02 + 0.5 * (now - tOwn));
       for (let i = 1; Atomics.load(this.ctrl, DONE) < want; i++) if ((i & 255) === 0 && performance.now() > until) break;
     }
     for (;;) {

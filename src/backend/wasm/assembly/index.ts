@@ -6,3 +6,4 @@ export * from './linear';
 export * from './bandwidth';
 export * from './scan';
 export * from './conv';
+export * from './norm';
