@@ -4,8 +4,14 @@
  * decode 128, next to llama.cpp's numbers measured on this machine type (quoted from the issue) and the
  * measured bandwidth ceiling. Writes the `bench:wasm-matrix` section of BENCHMARKS.md.
  *
+ * Side by side with llama.cpp: given a llama-bench binary and a folder of GGUF files named
+ * `<arch>-130m-<f32|f16|bf16|q8_0>.gguf` (made by you; this repository ships neither), each cell also runs
+ * `llama-bench -m FILE -p P -n G -t T -r R -o json` right after ours, so both are measured in the same sitting.
+ *
  *   node dist/bench/wasm-matrix.bench.js [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
+ *        [--llama-bench PATH --llama-models DIR]
  */
+import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,6 +41,27 @@ const LLAMA_CPP: Record<string, Record<string, [number, number]>> = {
 interface Cell {
   arch: string; dtype: string; threads: number;
   prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; bandwidth_gb_s: number; decode_ceiling_tok_s: number; weight_mb: number;
+  /** llama.cpp measured in the same sitting: [prefill, decode] tok/s (mean of its repetitions) */
+  llama?: [number, number];
+}
+
+const llamaBench = opt('llama-bench', '');
+const llamaModels = opt('llama-models', '');
+let llamaCommit = '';
+
+/** llama-bench on the GGUF file of this cell, if there is one: [pp tok/s, tg tok/s] */
+function runLlama(arch: string, dtype: string, threads: number): [number, number] | undefined {
+  if (!llamaBench || !llamaModels) return undefined;
+  const file = path.join(llamaModels, `${arch}-130m-${dtype === 'q8' ? 'q8_0' : dtype}.gguf`);
+  if (!existsSync(file)) return undefined;
+  const out = execFileSync(llamaBench, ['-m', file, '-p', String(prompt), '-n', String(gen), '-t', String(threads), '-r', String(reps), '-o', 'json'],
+    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] });
+  const rows = JSON.parse(out) as Array<{ n_prompt: number; n_gen: number; avg_ts: number; build_commit?: string }>;
+  const pp = rows.find((r) => r.n_prompt > 0 && r.n_gen === 0);
+  const tg = rows.find((r) => r.n_gen > 0 && r.n_prompt === 0);
+  if (!pp || !tg) throw new Error(`llama-bench on ${file}: no pp/tg rows in its JSON output`);
+  llamaCommit ||= rows[0].build_commit ?? '';
+  return [pp.avg_ts, tg.avg_ts];
 }
 
 const root = repoRoot(import.meta.url);
@@ -51,22 +78,32 @@ for (const arch of archs) {
       cells.push({ arch, dtype, threads, ...(JSON.parse(last) as Omit<Cell, 'arch' | 'dtype' | 'threads'>) });
       const c = cells[cells.length - 1];
       process.stderr.write(`  prefill ${c.prefill_tok_s.toFixed(1)} tok/s, decode ${c.decode_tok_s.toFixed(1)} tok/s, peak RSS ${c.peak_rss_mb.toFixed(0)} MiB\n`);
+      c.llama = runLlama(arch, dtype, threads);
+      if (c.llama) process.stderr.write(`  llama.cpp: prefill ${c.llama[0].toFixed(1)} tok/s, decode ${c.llama[1].toFixed(1)} tok/s\n`);
     }
   }
 }
 const load1 = os.loadavg();
 
 const f1 = (x: number): string => x.toFixed(1);
+const sideBySide = cells.some((c) => c.llama);
+const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
 const table: Table = {
-  head: ['model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling', 'llama.cpp pp512 / tg128 (-t 2)', 'peak RSS'],
+  head: [
+    'model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling',
+    ...(sideBySide ? [`llama.cpp pp${prompt} / tg${gen} (same threads, this run)`, 'ours ÷ llama.cpp (prefill / decode)'] : []),
+    'llama.cpp pp512 / tg128 (issue, -t 2)', 'peak RSS',
+  ],
   rows: cells.map((c) => {
     const l = LLAMA_CPP[c.arch]?.[c.dtype];
     return [
       `${c.arch}-130m`, c.dtype, String(c.threads), f1(c.prefill_tok_s), f1(c.decode_tok_s), f1(c.decode_ceiling_tok_s),
-      `${((100 * c.decode_tok_s) / c.decode_ceiling_tok_s).toFixed(0)}%`, l ? `${l[0]} / ${l[1]}` : '—', `${c.peak_rss_mb.toFixed(0)} MiB`,
+      `${((100 * c.decode_tok_s) / c.decode_ceiling_tok_s).toFixed(0)}%`,
+      ...(sideBySide ? (c.llama ? [`${f1(c.llama[0])} / ${f1(c.llama[1])}`, `${ratio(c.prefill_tok_s, c.llama[0])} / ${ratio(c.decode_tok_s, c.llama[1])}`] : ['—', '—']) : []),
+      l ? `${l[0]} / ${l[1]}` : '—', `${c.peak_rss_mb.toFixed(0)} MiB`,
     ];
   }),
-  align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', ...(sideBySide ? ['r', 'r'] as const : []), 'r', 'r'],
 };
 process.stdout.write(textTable(table) + '\n');
 if (write && !quick) {
@@ -78,7 +115,9 @@ if (write && !quick) {
     `- command: \`${commandLine(import.meta.url, 'bench:wasm', 'npm run build && ')}\` (each cell is \`mamba-ts bench --arch A --backend wasm --dtype D --threads T --prompt ${prompt} --gen ${gen} --reps ${reps} --json\` in its own process)`,
     `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
     `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
-    `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,
+    sideBySide
+      ? `- llama.cpp side by side: \`llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\` run right after each of our cells (build ${llamaCommit || 'unknown'}, CPU build with native flags, random-weight GGUF files of the same shapes; its tok/s is the mean of its repetitions); the issue's quoted numbers are kept for reference`
+      : `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,
     '',
     markdownTable(table),
   ].join('\n');
