@@ -127,9 +127,10 @@ export interface Backend {
   /**
    * Wrap/upload host data. The backend may keep `data` without copying: callers hand over ownership.
    * `matrix`: a weight matrix [out, in] used only by `linear` (and, for embeddings, `embedding`); a backend
-   * may store it in a reduced-precision format (bf16, f16, q8) chosen at load time.
+   * may store it in a reduced-precision format (bf16, f16, q8) chosen at load time, unless `float32` is set
+   * (small matrices the model keeps exact, e.g. Mamba-1's x_proj and dt_proj).
    */
-  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor;
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor;
   zeros(shape: Shape): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   /** throws on backends without host-resident storage */
@@ -177,4 +178,25 @@ export interface Backend {
    * a row has no finite or +∞ value), so greedy decoding reads back one number per sequence.
    */
   argmaxRows?(logits: Tensor): Promise<Int32Array>;
+  /**
+   * Optional (wasm): a Mamba-1 mixer's decode step between in_proj and out_proj in one call — conv step, x_proj,
+   * (Δ/B/C norms), dt_proj, scan step, gate — with the same result as that op sequence; y [b, 1, D]. Returns null
+   * when it does not handle these arguments (the mixer then runs the op sequence).
+   */
+  mamba1Step?(a: Mamba1StepArgs): Tensor | null;
+}
+
+export interface Mamba1StepArgs {
+  /** in_proj output [b, 1, 2D]: x then z */
+  xz: Tensor;
+  conv: Tensor;
+  convBias: Tensor | null;
+  convState: Tensor;
+  xProj: Tensor;
+  dtProj: Tensor;
+  dtBias: Tensor;
+  A: Tensor;
+  D: Tensor;
+  ssmState: Tensor;
+  innerNorms?: { dt: Tensor | null; B: Tensor | null; C: Tensor | null; eps: number };
 }

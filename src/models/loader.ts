@@ -36,9 +36,12 @@ export class WeightLoader {
     return this.backend.fromHost(this.host(name, shape), viewAs ?? shape);
   }
 
-  /** a weight matrix [out, in] used by `linear` (or an embedding table): the backend picks its storage format */
-  matrix(name: string, shape: [number, number]): Tensor {
-    return this.backend.fromHost(this.host(name, shape), shape, { matrix: true });
+  /**
+   * a weight matrix [out, in] used by `linear` (or an embedding table): the backend picks its storage format,
+   * unless `float32` keeps it exact
+   */
+  matrix(name: string, shape: [number, number], opts?: { float32?: boolean }): Tensor {
+    return this.backend.fromHost(this.host(name, shape), shape, { matrix: true, float32: opts?.float32 });
   }
 
   /** a weight matrix from data already in hand (e.g. one expert of a packed tensor) */

@@ -119,8 +119,10 @@ export function loadMamba1Mixer(
     inProjBias: w.maybe(c.useBias, `${p}in_proj.bias`, [2 * D]),
     conv: w.get(`${p}conv1d.weight`, [D, 1, K], [D, K]),
     convBias: w.maybe(c.useConvBias, `${p}conv1d.bias`, [D]),
-    xProj: w.matrix(`${p}x_proj.weight`, [R + 2 * N, D]),
-    dtProj: w.matrix(`${p}dt_proj.weight`, [D, R]),
+    // x_proj and dt_proj produce Δ, B, C: kept float32 whatever the weight format (as llama.cpp's quantizer keeps
+    // ssm_x / ssm_dt; they are ~4% of the weights)
+    xProj: w.matrix(`${p}x_proj.weight`, [R + 2 * N, D], { float32: true }),
+    dtProj: w.matrix(`${p}dt_proj.weight`, [D, R], { float32: true }),
     dtBias: w.get(`${p}dt_proj.bias`, [D]),
     A: w.negExp(`${p}A_log`, [D, N]),
     D: w.get(`${p}D`, [D]),

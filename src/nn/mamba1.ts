@@ -64,7 +64,16 @@ export class Mamba1Mixer implements Mixer {
     const { w, D, N, R } = this;
     const L = h.shape[1];
     const st = ctx.state;
-    const [xs, z] = ops.split(ops.linear(h, w.inProj, w.inProjBias), [D, D]); // (b, L, D) each
+    const xz = ops.linear(h, w.inProj, w.inProjBias); // (b, L, 2D)
+    if (L === 1 && st && this.backend.mamba1Step && !ctx.onDelta) {
+      // decode: the steps below in one backend call where it has one (same result)
+      const y = this.backend.mamba1Step({
+        xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
+        A: w.A, D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
+      });
+      if (y) return ops.linear(y, w.outProj, w.outProjBias);
+    }
+    const [xs, z] = ops.split(xz, [D, D]); // (b, L, D) each
     const u = ops.causalConv1d({ x: xs, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' }); // (b, L, D)
     let [dtLow, B, C] = ops.split(ops.linear(u, w.xProj), [R, N, N]); // (b, L, R), (b, L, N), (b, L, N)
     if (w.innerNorms) {

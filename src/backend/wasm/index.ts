@@ -6,13 +6,13 @@
  * in wasm on all threads, and the cheap ones stay in TypeScript. Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { CausalConv1dArgs, Mamba1StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { WasmRuntime } from './runtime.js';
+import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores) */
@@ -43,6 +43,8 @@ export class WasmBackend extends CpuBackend {
   /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
   private readonly matrices = new WeakMap<object, Matrix>();
   private readonly finalizer: FinalizationRegistry<number[]>;
+  /** bytes of everything uploaded with fromHost (weights in their storage format), for bandwidth ceilings */
+  weightBytes = 0;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -63,15 +65,16 @@ export class WasmBackend extends CpuBackend {
     return view;
   }
 
-  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor {
+  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`wasm.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    if (opts?.matrix && shape.length === 2) {
+    if (opts?.matrix && shape.length === 2 && !opts.float32) {
       const [rows, cols] = shape;
       const format = this.weightFormat === 'q8' && cols % Q8_BLOCK !== 0 ? 'f32' : this.weightFormat; // q8 needs whole blocks
       if (format !== 'f32') return this.packMatrix(data, rows, cols, format);
     }
     const view = this.allocF32(data.length);
     view.set(data);
+    this.weightBytes += data.length * 4;
     const t = new Tensor(this, view, [...shape]);
     if (opts?.matrix && shape.length === 2) this.matrices.set(view, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0 });
     return t;
@@ -87,6 +90,7 @@ export class WasmBackend extends CpuBackend {
   private packMatrix(data: Float32Array, rows: number, cols: number, format: WeightDType): Tensor {
     const heap = this.runtime.heap;
     const n = rows * cols;
+    this.weightBytes += format === 'q8' ? n + (n / Q8_BLOCK) * 4 : n * 2;
     let off: number, scales = 0;
     if (format === 'q8') {
       off = heap.alloc(n);
@@ -246,6 +250,39 @@ export class WasmBackend extends CpuBackend {
       this.runtime.run('causal_conv1d', [...args, yo, batch, L, C, K, a.activation === 'silu' ? 1 : 0], C, 4, 4 * batch * L * C * K);
       for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
       return new Tensor(this, this.runtime.f32(yo, batch * L * C).slice(), [batch, L, C]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
+  mamba1Step(a: Mamba1StepArgs): Tensor | null {
+    const [batch, L, twoD] = a.xz.shape;
+    const [Dm, K] = a.conv.shape;
+    const R = a.dtProj.shape[1];
+    const N = a.A.shape[1];
+    const f32 = (t: Tensor) => this.matrices.get(t.storage as object)?.format === 'f32';
+    const res = (t: Tensor) => this.resident.get(t.storage as Float32Array);
+    if (L !== 1 || twoD !== 2 * Dm || !f32(a.xProj) || !f32(a.dtProj) || res(a.convState) === undefined || res(a.ssmState) === undefined) return null;
+    const P = R + 2 * N;
+    const scratch: number[] = [];
+    try {
+      const n = a.innerNorms;
+      const args = [
+        this.input(a.xz, scratch), this.input(a.conv, scratch), this.input(a.convBias, scratch), res(a.convState)!,
+        this.input(a.xProj, scratch), this.input(a.dtProj, scratch), this.input(a.dtBias, scratch), this.input(a.A, scratch),
+        this.input(a.D, scratch), res(a.ssmState)!,
+      ];
+      const yo = this.output(batch * Dm, scratch);
+      const work = this.output(batch * (2 * Dm + P + this.runtime.threads * R), scratch);
+      const counter = this.output(1, scratch);
+      this.runtime.f32(counter, 1)[0] = 0; // (an i32 zero)
+      this.runtime.runTeam('mamba1_step', [
+        ...args, yo, work, counter,
+        n ? 1 : 0, n ? this.input(n.dt, scratch) : 0, n ? this.input(n.B, scratch) : 0, n ? this.input(n.C, scratch) : 0, n ? n.eps : 0,
+        batch, Dm, K, R, N,
+      ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
+      return new Tensor(this, this.runtime.f32(yo, batch * Dm).slice(), [batch, 1, Dm]);
     } finally {
       this.release(scratch);
     }

@@ -12,8 +12,8 @@
 import { platform } from './platform.js';
 
 const PAGE = 65536;
-/** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready */
-const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5;
+/** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready, team call */
+const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5, TEAM = 6;
 const MAX_ARGS = 32;
 /**
  * Below this much work (≈ multiply-adds, or weights read) a call is not split among threads. Dispatch is a
@@ -199,14 +199,41 @@ export class WasmRuntime {
    * returns when every slice is done.
    */
   run(kernel: string, args: number[], n: number, align = 4, work = Infinity): void {
-    const k = this.names.indexOf(kernel);
-    if (k < 0) throw new Error(`wasm backend: kernel ${kernel} is missing from kernels.wasm (stale build? run \`npm run build\`)`);
+    const k = this.kernelIndex(kernel);
     // waking the workers costs tens of microseconds: small calls run on this thread alone
     const T = work < MIN_PARALLEL_WORK ? 1 : Math.min(this.threads, Math.max(1, Math.ceil(n / align)));
     if (T === 1) {
       this.kernels[kernel](...args, 0, n);
       return;
     }
+    this.dispatch(k, [...args, n, align], false, () => {
+      const [lo, hi] = slice(0, T, n, align, this.threads);
+      this.kernels[kernel](...args, lo, hi);
+    });
+  }
+
+  /**
+   * Run `kernel(...args, t, T)` on every thread t of T at once (a "team" kernel: it splits its phases among the
+   * T threads itself and may wait for the others at barriers in between; see assembly/team.ts). T = 1 when
+   * `parallel` is false.
+   */
+  runTeam(kernel: string, args: number[], parallel = true): void {
+    const k = this.kernelIndex(kernel);
+    if (!parallel || this.threads === 1) {
+      this.kernels[kernel](...args, 0, 1);
+      return;
+    }
+    this.dispatch(k, args, true, () => this.kernels[kernel](...args, 0, this.threads));
+  }
+
+  private kernelIndex(kernel: string): number {
+    const k = this.names.indexOf(kernel);
+    if (k < 0) throw new Error(`wasm backend: kernel ${kernel} is missing from kernels.wasm (stale build? run \`npm run build\`)`);
+    return k;
+  }
+
+  /** publish call `k` with `args` to the workers, run `own` (this thread's share), wait for the workers */
+  private dispatch(k: number, args: number[], team: boolean, own: () => void): void {
     // the first call waits until every worker has instantiated the module and is listening
     for (;;) {
       const r = Atomics.load(this.ctrl, READY);
@@ -214,17 +241,15 @@ export class WasmRuntime {
       Atomics.wait(this.ctrl, READY, r, 100);
     }
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];
-    this.args[args.length] = n;
-    this.args[args.length + 1] = align;
     Atomics.store(this.ctrl, KERNEL, k);
     Atomics.store(this.ctrl, NARGS, args.length);
+    Atomics.store(this.ctrl, TEAM, team ? 1 : 0);
     Atomics.store(this.ctrl, DONE, 0);
     this.generation++;
     Atomics.store(this.ctrl, GEN, this.generation);
     Atomics.notify(this.ctrl, GEN);
-    const [lo, hi] = slice(0, T, n, align, this.threads);
     const tOwn = performance.now();
-    this.kernels[kernel](...args, lo, hi);
+    own();
     // wait for the workers (those beyond T find an empty slice and finish at once). Their slices end about when
     // ours does, so poll first — a sleeping main thread is woken 20–100 µs after the last worker's notify, more
     // than many whole calls take — but only for a while: if a worker lags far behind, this machine's cores are
@@ -288,16 +313,24 @@ export function runKernelWorker(init: WorkerInit): void {
     seen = Atomics.load(ctrl, GEN);
     if (Atomics.load(ctrl, STOP)) break;
     const nargs = Atomics.load(ctrl, NARGS);
-    const a: number[] = [];
-    for (let i = 0; i < nargs; i++) a.push(args[i]);
-    const n = args[nargs];
-    const align = args[nargs + 1];
-    const used = Math.min(threads, Math.max(1, Math.ceil(n / align)));
-    const [lo, hi] = slice(index, used, n, align, threads);
-    if (lo < hi) kernels[names[Atomics.load(ctrl, KERNEL)]](...a, lo, hi);
+    const kernel = kernels[names[Atomics.load(ctrl, KERNEL)]];
+    if (Atomics.load(ctrl, TEAM)) {
+      const a: number[] = [];
+      for (let i = 0; i < nargs; i++) a.push(args[i]);
+      kernel(...a, index, threads);
+    } else {
+      // the last two arguments are n and align
+      const a: number[] = [];
+      for (let i = 0; i < nargs - 2; i++) a.push(args[i]);
+      const n = args[nargs - 2];
+      const align = args[nargs - 1];
+      const used = Math.min(threads, Math.max(1, Math.ceil(n / align)));
+      const [lo, hi] = slice(index, used, n, align, threads);
+      if (lo < hi) kernel(...a, lo, hi);
+    }
     Atomics.add(ctrl, DONE, 1);
     Atomics.notify(ctrl, DONE);
   }
 }
 
-export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY };
+export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY, TEAM };

@@ -7,3 +7,4 @@ export * from './bandwidth';
 export * from './scan';
 export * from './conv';
 export * from './norm';
+export * from './mamba1_step';
