@@ -104,8 +104,9 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   progress.done();
   const info = lm.describe();
   const params = Number(info.parameters);
-  const bytesPerWeight = { f32: 4, f16: 2, bf16: 2, q8: 1.125 }[dtype];
-  const weightBytes = params * bytesPerWeight;
+  // the bytes of weights as stored (wasm: counted at upload; some small matrices stay f32 in every format)
+  const stored = (backend as { weightBytes?: number }).weightBytes;
+  const weightBytes = stored || params * { f32: 4, f16: 2, bf16: 2, q8: 1.125 }[dtype];
   const V = lm.vocabSize;
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
 
