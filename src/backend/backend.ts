@@ -184,6 +184,32 @@ export interface Backend {
    * when it does not handle these arguments (the mixer then runs the op sequence).
    */
   mamba1Step?(a: Mamba1StepArgs): Tensor | null;
+  /**
+   * Optional (wasm): a Mamba-2 mixer's decode step between in_proj and out_proj in one call — conv step, SSD
+   * recurrence step, gated RMSNorm — with the same result as that op sequence; g [b, 1, inner]. Returns null when
+   * it does not handle these arguments.
+   */
+  mamba2Step?(a: Mamba2StepArgs): Tensor | null;
+}
+
+export interface Mamba2StepArgs {
+  /** in_proj output [b, 1, inner + convDim + nh]: z, xBC, dt */
+  zxbcdt: Tensor;
+  nHeads: number;
+  headDim: number;
+  nGroups: number;
+  dState: number;
+  conv: Tensor;
+  convBias: Tensor | null;
+  convState: Tensor;
+  dtBias: Tensor | null;
+  dtLimit: [number, number];
+  A: Tensor;
+  D: Tensor | null;
+  ssmState: Tensor;
+  norm: Tensor;
+  normEps: number;
+  normGroupSize: number;
 }
 
 export interface Mamba1StepArgs {

@@ -87,10 +87,20 @@ export class Mamba2Mixer implements Mixer {
     const [b, L] = h.shape;
     const GN = d.nGroups * d.dState;
     const st = ctx.state;
-    const [z, xBCraw, dt] = ops.split(ops.linear(h, w.inProj, w.inProjBias), [d.inner, this.convDim, d.nHeads]);
+    const zxbcdt = ops.linear(h, w.inProj, w.inProjBias);
+    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    if (L === 1 && st && this.backend.mamba2Step && !ctx.onDelta) {
+      // decode: the steps below in one backend call where it has one (same result)
+      const g = this.backend.mamba2Step({
+        zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A, D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
+        normGroupSize: opts.normGroupSize,
+      });
+      if (g) return ops.linear(g, w.outProj, w.outProjBias);
+    }
+    const [z, xBCraw, dt] = ops.split(zxbcdt, [d.inner, this.convDim, d.nHeads]);
     const xBC = ops.causalConv1d({ x: xBCraw, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' });
     const [x, B, C] = ops.split(xBC, [d.inner, GN, GN]);
-    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
     if (ctx.onDelta) ctx.onDelta('mamba2', observeDelta(dt, w.dtBias, dtLimit));
     const y = ops.ssd({
       x: ops.reshape(x, [b, L, d.nHeads, d.headDim]),

@@ -67,22 +67,27 @@ describe('wasm backend, reduced-precision weights', () => {
   }
 });
 
-describe('wasm backend: the fused Mamba-1 decode step', () => {
-  // mamba-variant has conv/in_proj biases; falcon-mamba-tiny the Δ/B/C RMSNorms; jamba-tiny Mamba-1 layers in a hybrid
-  for (const name of ['mamba-tiny', 'mamba-variant', 'falcon-mamba-tiny', 'jamba-tiny']) {
+describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
+  // mamba-variant has conv/in_proj biases; falcon-mamba-tiny the Δ/B/C RMSNorms; jamba-tiny Mamba-1 layers in a hybrid;
+  // mamba2-groups 2 groups and Δ limits; bamba-variant a hybrid; nemotron-h-tiny the per-group gated norm
+  const cases: Array<[string, 'mamba1Step' | 'mamba2Step']> = [
+    ['mamba-tiny', 'mamba1Step'], ['mamba-variant', 'mamba1Step'], ['falcon-mamba-tiny', 'mamba1Step'], ['jamba-tiny', 'mamba1Step'],
+    ['mamba2-tiny', 'mamba2Step'], ['mamba2-groups', 'mamba2Step'], ['bamba-variant', 'mamba2Step'], ['nemotron-h-tiny', 'mamba2Step'],
+  ];
+  for (const [name, method] of cases) {
     for (const threads of [1, 2, 3]) {
       it(`${name}, ${threads} thread(s): batched decode bit-identical to the op sequence, and really fused`, async () => {
         const fused = await loadModel(hfFixture(name), { backend: 'wasm', threads });
         const plain = await loadModel(hfFixture(name), { backend: 'wasm', threads });
-        const be = fused.lm.backend as unknown as { mamba1Step(a: unknown): unknown };
+        const be = fused.lm.backend as unknown as Record<string, (a: unknown) => unknown>;
         let calls = 0;
-        const step = be.mamba1Step.bind(be);
-        be.mamba1Step = (a) => {
+        const step = be[method].bind(be);
+        be[method] = (a) => {
           const y = step(a);
           if (y) calls++;
           return y;
         };
-        (plain.lm.backend as unknown as { mamba1Step: undefined }).mamba1Step = undefined;
+        (plain.lm.backend as unknown as Record<string, undefined>)[method] = undefined;
         const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
         const prompts = [ids.slice(0, 5), ids.slice(3, 8)];
         const run = async (m: typeof fused): Promise<Float32Array[]> => {

@@ -6,7 +6,7 @@
  * in wasm on all threads, and the cheap ones stay in TypeScript. Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import type { CausalConv1dArgs, Mamba1StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
@@ -283,6 +283,38 @@ export class WasmBackend extends CpuBackend {
         batch, Dm, K, R, N,
       ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
       return new Tensor(this, this.runtime.f32(yo, batch * Dm).slice(), [batch, 1, Dm]);
+    } finally {
+      this.release(scratch);
+    }
+  }
+
+  /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
+  mamba2Step(a: Mamba2StepArgs): Tensor | null {
+    const [batch, L, width] = a.zxbcdt.shape;
+    const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
+    const W = nh * hd;
+    const convDim = W + 2 * G * N;
+    const K = a.conv.shape[1];
+    const res = (t: Tensor) => this.resident.get(t.storage as Float32Array);
+    if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || res(a.convState) === undefined || res(a.ssmState) === undefined) return null;
+    const all = a.zxbcdt.storage as Float32Array;
+    const dtRaw = new Float32Array(batch * nh);
+    for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
+    const dt = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+    const scratch: number[] = [];
+    try {
+      const dto = this.output(dt.length, scratch);
+      this.runtime.f32(dto, dt.length).set(dt);
+      const args = [
+        this.input(a.zxbcdt, scratch), dto, this.input(a.conv, scratch), this.input(a.convBias, scratch), res(a.convState)!,
+        this.input(a.A, scratch), this.input(a.D, scratch), res(a.ssmState)!, this.input(a.norm, scratch), a.normEps, a.normGroupSize,
+      ];
+      const yo = this.output(batch * W, scratch);
+      const work = this.output(batch * (convDim + W), scratch);
+      const counter = this.output(1, scratch);
+      this.runtime.f32(counter, 1)[0] = 0; // (an i32 zero)
+      this.runtime.runTeam('mamba2_step', [...args, yo, work, counter, batch, nh, hd, G, N, K], 3 * batch * W * N >= MIN_PARALLEL_WORK);
+      return new Tensor(this, this.runtime.f32(yo, batch * W).slice(), [batch, 1, W]);
     } finally {
       this.release(scratch);
     }

@@ -8,3 +8,4 @@ export * from './scan';
 export * from './conv';
 export * from './norm';
 export * from './mamba1_step';
+export * from './mamba2_step';
