@@ -14,7 +14,7 @@ import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageE
 import { startProgress, type CliIO } from './io.js';
 
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
-const SIZES = ['130m'] as const;
+const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
 const DTYPES = ['f32', 'f16', 'bf16', 'q8'] as const;
 const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
 
@@ -30,7 +30,7 @@ export const BENCH_SPEC: CommandSpec = {
   ].join('\n'),
   options: {
     arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
-    size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m)` },
+    size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m; mamba2: the 370m/780m/1.3b/2.7b shapes; hybrid and llama: 130m)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference), wasm (SIMD + threads; default) or webgpu' },
     dtype: { type: 'string', value: 'TYPE', help: `weight storage (wasm): ${DTYPES.join(', ')} (default f32)` },
     threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
@@ -96,6 +96,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   if (backendName !== 'wasm' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend keeps float32)`, C);
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
+  if (!PRESETS[preset]) throw new UsageError(`--size ${size} is not available for --arch ${arch} (hybrid and llama: 130m)`, C);
   const progress = startProgress(io.stderr, `building ${preset} (${dtype})`);
   const backend = await resolveBackendAsync({ backend: backendName, threads, weights: dtype });
   const t0 = performance.now();

@@ -61,6 +61,21 @@ export class RandomTensorSource implements TensorSource {
 }
 
 /** HF configs of standard sizes (random weights: speed and memory only). */
+function largerSizes(): Record<string, RawConfig> {
+  const out: Record<string, RawConfig> = {};
+  for (const [size, H, layers] of [['370m', 1024, 48], ['790m', 1536, 48], ['1.4b', 2048, 48], ['2.8b', 2560, 64]] as const) {
+    out[`mamba-${size}`] = {
+      model_type: 'mamba', hidden_size: H, num_hidden_layers: layers, state_size: 16, expand: 2, conv_kernel: 4,
+      time_step_rank: Math.ceil(H / 16), vocab_size: 50280, use_bias: false, use_conv_bias: true, tie_word_embeddings: true,
+    };
+    out[`mamba2-${size}`] = {
+      model_type: 'mamba2', hidden_size: H, num_hidden_layers: layers, state_size: 128, num_heads: (2 * H) / 64, head_dim: 64,
+      n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256, vocab_size: 50288, tie_word_embeddings: true,
+    };
+  }
+  return out;
+}
+
 export const PRESETS: Record<string, RawConfig> = {
   // state-spaces/mamba-130m-hf
   'mamba-130m': {
@@ -72,6 +87,9 @@ export const PRESETS: Record<string, RawConfig> = {
     model_type: 'mamba2', hidden_size: 768, num_hidden_layers: 24, state_size: 128, num_heads: 24, head_dim: 64,
     n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256, vocab_size: 50288, tie_word_embeddings: true,
   },
+  // the larger state-spaces checkpoints (mamba-370m/790m/1.4b/2.8b; mamba2-370m/780m/1.3b/2.7b): same recipe,
+  // d_model × layers 1024 × 48, 1536 × 48, 2048 × 48, 2560 × 64
+  ...largerSizes(),
   // a Bamba-style hybrid of about the same size: 3 attention layers of 20, SwiGLU MLP 1024 everywhere
   'hybrid-130m': {
     model_type: 'bamba', hidden_size: 768, num_hidden_layers: 20, intermediate_size: 1024, attn_layer_indices: [4, 10, 16],
