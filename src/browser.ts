@@ -41,6 +41,7 @@ export { Tensor, type HostTensor } from './tensor/tensor.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
+export { WasmMemoryError } from './backend/wasm/runtime.js';
 export { loadWasmKernels, wasmThreadsAvailable } from './backend/wasm/platform.browser.js';
 export { WebGpuBackend, WebGpuUnavailableError, createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';

@@ -16,6 +16,7 @@ export { Tensor, type HostTensor } from './tensor/tensor.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
+export { WasmMemoryError } from './backend/wasm/runtime.js';
 export { resolveBackend, resolveBackendAsync } from './model.js';
 export { WebGpuBackend, createWebGpuBackend, WebGpuUnavailableError, type CreateWebGpuOptions, type WebGpuBackendOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';

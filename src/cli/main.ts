@@ -25,6 +25,7 @@ import { CheckpointError } from '../train/checkpoint.js';
 import { TaskError } from '../train/tasks.js';
 import { OptimizerError } from '../train/optim.js';
 import { ScheduleError } from '../train/schedule.js';
+import { WasmMemoryError } from '../backend/wasm/runtime.js';
 
 export type { CliIO, OutStream } from './io.js';
 
@@ -79,7 +80,7 @@ export function overview(): string {
 }
 
 /** Errors whose message is meant for the user: reported without a stack trace. */
-const USER_ERRORS = [CliError, ModelError, SafetensorsError, TokenizerError, SamplingError, GenerationError, TrainError, DataError, CheckpointError, TaskError, OptimizerError, ScheduleError];
+const USER_ERRORS = [WasmMemoryError, CliError, ModelError, SafetensorsError, TokenizerError, SamplingError, GenerationError, TrainError, DataError, CheckpointError, TaskError, OptimizerError, ScheduleError];
 
 function isSystemError(e: unknown): e is NodeJS.ErrnoException {
   const err = e as NodeJS.ErrnoException;

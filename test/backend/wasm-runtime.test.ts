@@ -1,7 +1,7 @@
 /** The wasm runtime's allocator (no overlap, reuse, coalescing) and thread slicing. */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heap, slice } from '../../src/backend/wasm/runtime.js';
+import { Heap, slice, WasmMemoryError } from '../../src/backend/wasm/runtime.js';
 
 it('heap: live blocks never overlap; freed space is reused and coalesced; the memory grows on demand', () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1024, shared: true });
@@ -28,6 +28,13 @@ it('heap: live blocks never overlap; freed space is reused and coalesced; the me
   assert.equal(heap.bytesInUse, 0);
   // everything was given back: the next allocation starts at the base again
   assert.equal(heap.alloc(10), 65536);
+});
+
+it('heap: asking for more than the memory can hold is a WasmMemoryError that says what to do', () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+  const heap = new Heap(memory, 65536);
+  heap.alloc(65536); // fits (grows to 2 pages)
+  assert.throws(() => heap.alloc(4 * 65536), (e: unknown) => e instanceof WasmMemoryError && /at most 4 GiB/.test(e.message) && /--dtype bf16\|q8/.test(e.message));
 });
 
 it('slice: thread slices cover [0, n) exactly, aligned', () => {

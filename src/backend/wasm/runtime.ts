@@ -58,6 +58,14 @@ export function kernelsPath(): URL {
   return new URL('../../../wasm/kernels.wasm', import.meta.url);
 }
 
+/** The wasm memory cannot hold what was asked for (it is at most 4 GiB: 32-bit addresses). */
+export class WasmMemoryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WasmMemoryError';
+  }
+}
+
 /** First-fit allocator over the wasm memory, 64-byte aligned; grows the memory as needed. */
 export class Heap {
   private top: number;
@@ -91,7 +99,10 @@ export class Heap {
       try {
         this.memory.grow(pages);
       } catch {
-        throw new Error(`wasm backend: out of memory growing to ${((end / 2 ** 20) | 0)} MiB (the 32-bit address space holds at most 4 GiB)`);
+        throw new WasmMemoryError(
+          `wasm backend: out of memory: ${((end / 2 ** 20) | 0)} MiB needed, but WebAssembly memory holds at most 4 GiB ` +
+          `(${((have / 2 ** 20) | 0)} MiB in use); store the weights smaller (weights: 'bf16' or 'q8'; CLI: --dtype bf16|q8)`,
+        );
       }
     }
     this.top = end;
