@@ -9,3 +9,4 @@ export * from './conv';
 export * from './norm';
 export * from './mamba1_step';
 export * from './mamba2_step';
+export * from './panel';

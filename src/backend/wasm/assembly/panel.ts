@@ -1,0 +1,78 @@
+// Products of many activation rows (prefill, M ≥ 8) with a packed weight matrix (bf16, f16, q8): each thread
+// unpacks its rows of W into f32, one panel of PANEL rows at a time, and runs the f32 GEMM on that panel. A weight
+// is then converted once per call instead of once per group of x rows, and the product runs at f32 GEMM speed.
+// The unpacked values are exact (bf16 and f16 are subsets of f32; q8: q · scale as one f32 multiply), so the
+// result is the f32 GEMM on exactly the weights the packed matrix stands for.
+//
+// A team kernel (team.ts): thread t of T takes columns [n0, n1) of y (aligned to 4) and uses its own panel buffer
+// at scratch + t · PANEL · K · 4. fmt: 1 bf16, 2 f16, 3 q8 (w: int8 [N, K], scales f32 [N, K/32]).
+
+import { linear_f32 } from './linear';
+import { sliceHi, sliceLo } from './team';
+
+const PANEL = 32;
+
+/** rows [j0, j1) of the packed matrix as f32 at dst ([j1 − j0, K], row-major) */
+function unpackRows(fmt: i32, w: usize, scales: usize, K: i32, j0: i32, j1: i32, dst: usize): void {
+  const n = <usize>(j1 - j0) * <usize>K;
+  const first = <usize>j0 * <usize>K; // index of the first element
+  let i: usize = 0;
+  if (fmt == 1) {
+    // bf16: the high half of an f32
+    const src = w + (first << 1);
+    for (; i + 8 <= n; i += 8) {
+      const r = v128.load(src + (i << 1));
+      v128.store(dst + (i << 2), v128.shuffle<u16>(i16x8.splat(0), r, 0, 8, 1, 9, 2, 10, 3, 11));
+      v128.store(dst + (i << 2), v128.shuffle<u16>(i16x8.splat(0), r, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+    }
+    for (; i < n; i++) store<u32>(dst + (i << 2), <u32>load<u16>(src + (i << 1)) << 16);
+  } else if (fmt == 2) {
+    // f16, exact for finite values: normal → exponent rebias; subnormal (|h| < 0x400) → |h| · 2^-24; then the sign
+    const src = w + (first << 1);
+    for (; i + 4 <= n; i += 4) v128.store(dst + (i << 2), f16x4(v128.load16x4_u(src + (i << 1))));
+    for (; i < n; i++) {
+      const v = f16x4(i32x4.splat(<i32>load<u16>(src + (i << 1))));
+      store<f32>(dst + (i << 2), f32x4.extract_lane(v, 0));
+    }
+  } else {
+    // q8: blocks of 32 along K (K % 32 == 0), one scale each
+    const src = w + first;
+    const sc = scales + ((first >> 5) << 2);
+    for (; i < n; i += 32) {
+      const s = f32x4.splat(load<f32>(sc + ((i >> 5) << 2)));
+      for (let h: usize = 0; h < 32; h += 16) {
+        const q = v128.load(src + i + h);
+        const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+        const d = dst + ((i + h) << 2);
+        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
+        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
+        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
+        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
+      }
+    }
+  }
+}
+
+/** four IEEE binary16 values (u32 lanes) → f32x4, exact for finite values */
+// @ts-ignore: decorator
+@inline function f16x4(h: v128): v128 {
+  const a = v128.and(h, i32x4.splat(0x7fff));
+  const normal = i32x4.add(i32x4.shl(a, 13), i32x4.splat(112 << 23));
+  const sub = f32x4.mul(f32x4.convert_i32x4_s(a), f32x4.splat(5.9604644775390625e-8)); // a · 2^-24
+  const mag = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x400)));
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+export function linear_panels(
+  x: usize, w: usize, scales: usize, fmt: i32, bias: usize, y: usize, M: i32, K: i32, N: i32, scratch: usize, t: i32, T: i32,
+): void {
+  const n0 = sliceLo(t, T, N, 4), n1 = sliceHi(t, T, N, 4);
+  const rowB = <usize>K << 2;
+  const panel = scratch + <usize>t * PANEL * rowB;
+  for (let j0 = n0; j0 < n1; j0 += PANEL) {
+    const j1 = min(n1, j0 + PANEL);
+    unpackRows(fmt, w, scales, K, j0, j1, panel);
+    // the panel holds rows j0… of W: point the f32 kernel at where row 0 would be (addresses wrap modulo 2^32)
+    linear_f32(x, panel - <usize>j0 * rowB, bias, y, M, K, N, j0, j1);
+  }
+}
