@@ -12,6 +12,7 @@ import type { WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
+import { OpProfile } from './op-profile.js';
 
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
@@ -38,6 +39,7 @@ export const BENCH_SPEC: CommandSpec = {
     gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
     reps: { type: 'string', value: 'N', help: 'timed repetitions (default 3)' },
     json: { type: 'boolean', help: 'print a JSON object as the last line (prefill_tok_s, decode_tok_s, peak_rss_mb, …)' },
+    profile: { type: 'boolean', help: 'after the timed runs, one more prefill + decode with every backend op timed: where the time goes' },
   },
   examples: [
     'mamba-ts bench --arch mamba --size 130m --dtype q8 --prompt 512 --gen 128 --threads 2',
@@ -93,6 +95,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const gen = int('gen', 128, 1);
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
+  const profile = flag(v, 'profile');
   if (backendName !== 'wasm' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend keeps float32)`, C);
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
@@ -133,6 +136,19 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     d.done();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
+  // --profile: one more run with every backend call timed (not part of the numbers above)
+  let profileRows: { prefill: ReturnType<OpProfile['rows']>; decode: ReturnType<OpProfile['rows']> } | undefined;
+  if (profile) {
+    const prof = new OpProfile(lm.backend);
+    const s = lm.createState(1);
+    let t = performance.now();
+    let l = await lm.advance([ids], s);
+    const pre = prof.rows(performance.now() - t);
+    prof.reset();
+    t = performance.now();
+    for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
+    profileRows = { prefill: pre, decode: prof.rows(performance.now() - t) };
+  }
   const bandwidth = backendName === 'webgpu'
     ? await (backend as WebGpuBackend).measureBandwidth(Math.min(weightBytes, 1 << 30))
     : measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
@@ -160,7 +176,15 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
-  if (!json) io.stdout.write(rows.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n') + '\n');
-  else io.stdout.write(JSON.stringify(result) + '\n');
+  if (!json) {
+    io.stdout.write(rows.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n') + '\n');
+    if (profileRows) {
+      for (const [phase, n, list] of [[`prefill ${promptLen}`, promptLen, profileRows.prefill], [`decode ${gen}`, gen, profileRows.decode]] as const) {
+        io.stdout.write(`\nprofile, ${phase} (ms per token, share of the wall time)\n`);
+        const ow = Math.max(...list.map((r) => r.op.length));
+        for (const r of list) io.stdout.write(`  ${r.op.padEnd(ow)}  ${(r.ms / n).toFixed(3).padStart(8)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%${r.calls ? `  (${r.calls} calls)` : ''}\n`);
+      }
+    }
+  } else io.stdout.write(JSON.stringify(profileRows ? { ...result, profile: profileRows } : result) + '\n');
   return 0;
 }
