@@ -141,6 +141,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   if (profile) {
     const prof = new OpProfile(lm.backend);
     const s = lm.createState(1);
+    prof.reset(); // (the state's allocation is not part of the prefill)
     let t = performance.now();
     let l = await lm.advance([ids], s);
     const pre = prof.rows(performance.now() - t);
