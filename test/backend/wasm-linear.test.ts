@@ -3,7 +3,10 @@
  * float64 JS reference of the same (dequantized) weights: y[:, n0:n1] = x · Wᵀ (+ bias) for f32, bf16, f16 and q8
  * weights on odd shapes and slices (empty, single-column, unaligned); columns outside the slice stay untouched;
  * f16 → f32 conversion is exact for every finite half (subnormals and signed zeros included) in every code path;
- * quantize_q8 round-trips within half a step.
+ * quantize_q8 round-trips within half a step. q8 multiplies activations quantized by quantize_rows_q8 (13 bits per
+ * block of 32; checked exactly): the result is the float64 product of those quantized activations within f32 rounding
+ * of the block sums, within the quantization error bound of the unquantized product, and the same bits for any
+ * split of N and any number of rows.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,9 +20,10 @@ interface Kernels {
   linear_bf16(x: number, w: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number): void;
   linear_f16(x: number, w: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number): void;
   linear_q8(
-    x: number, qs: number, scales: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number,
+    xq: number, xs: number, qs: number, scales: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number,
   ): void;
   quantize_q8(w: number, qs: number, scales: number, N: number, K: number, n0: number, n1: number): void;
+  quantize_rows_q8(x: number, xq: number, xs: number, M: number, K: number, m0: number, m1: number): void;
 }
 
 const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
@@ -47,6 +51,7 @@ function allocBytes(bytes: number): number {
 
 const f32At = (off: number, n: number): Float32Array => new Float32Array(memory.buffer, off, n);
 const i8At = (off: number, n: number): Int8Array => new Int8Array(memory.buffer, off, n);
+const i16At = (off: number, n: number): Int16Array => new Int16Array(memory.buffer, off, n);
 
 /** copies an array into fresh wasm memory; returns its offset */
 function put(a: Float32Array | Uint16Array | Int8Array): number {
@@ -114,11 +119,18 @@ function randomF16(n: number, r: () => number, withSubnormals: boolean): Uint16A
 
 type Format = 'f32' | 'bf16' | 'f16' | 'q8';
 
+/** x in wasm memory: f32 at xo; for q8 also as quantize_rows_q8 left it (xq, xs) */
+interface XIn {
+  xo: number;
+  xq: number;
+  xs: number;
+}
+
 interface Weights {
   /** dequantized W [N, K] as float64 */
   ref: Float64Array;
   /** uploads W and returns a call computing columns [n0, n1) */
-  upload(): (x: number, bias: number, y: number, M: number, n0: number, n1: number) => void;
+  upload(): (x: XIn, bias: number, y: number, M: number, n0: number, n1: number) => void;
 }
 
 function makeWeights(fmt: Format, N: number, K: number, r: () => number, variant: number): Weights {
@@ -130,7 +142,7 @@ function makeWeights(fmt: Format, N: number, K: number, r: () => number, variant
       ref,
       upload: () => {
         const wo = put(w);
-        return (x, b, y, M, n0, n1) => kernels.linear_f32(x, wo, b, y, M, K, N, n0, n1);
+        return (x, b, y, M, n0, n1) => kernels.linear_f32(x.xo, wo, b, y, M, K, N, n0, n1);
       },
     };
   }
@@ -142,7 +154,7 @@ function makeWeights(fmt: Format, N: number, K: number, r: () => number, variant
       upload: () => {
         const wo = put(w);
         const f = fmt === 'bf16' ? kernels.linear_bf16 : kernels.linear_f16;
-        return (x, b, y, M, n0, n1) => f(x, wo, b, y, M, K, N, n0, n1);
+        return (x, b, y, M, n0, n1) => f(x.xo, wo, b, y, M, K, N, n0, n1);
       },
     };
   }
@@ -157,13 +169,91 @@ function makeWeights(fmt: Format, N: number, K: number, r: () => number, variant
     ref,
     upload: () => {
       const qo = put(qs), so = put(scales);
-      return (x, b, y, M, n0, n1) => kernels.linear_q8(x, qo, so, b, y, M, K, N, n0, n1);
+      return (x, b, y, M, n0, n1) => kernels.linear_q8(x.xq, x.xs, qo, so, b, y, M, K, N, n0, n1);
     },
   };
 }
 
+// ---- q8 activations
+
+/** x [M, K] as quantize_rows_q8 stored it (xq: 13-bit integers in its layout; xs: a scale per block of 32) */
+interface QuantizedX {
+  /** the integers, in k order */
+  q: Int16Array;
+  s: Float32Array;
+  /** q · s, i.e. the x that linear_q8 multiplies */
+  deq: Float64Array;
+}
+
+/** reads back rows [0, M) of quantize_rows_q8's output; its layout per block: even k 0-14, odd k 1-15, then 16-31 */
+function readQuantizedX(xq: number, xs: number, M: number, K: number): QuantizedX {
+  const nb = K / 32;
+  const raw = i16At(xq, M * K), s = f32At(xs, M * nb).slice();
+  const q = new Int16Array(M * K), deq = new Float64Array(M * K);
+  for (let i = 0; i < M; i++) {
+    for (let b = 0; b < nb; b++) {
+      for (let h = 0; h < 2; h++) {
+        const at = i * K + b * 32 + h * 16;
+        for (let l = 0; l < 8; l++) {
+          q[at + 2 * l] = raw[at + l];
+          q[at + 2 * l + 1] = raw[at + 8 + l];
+        }
+      }
+      for (let k = b * 32; k < b * 32 + 32; k++) deq[i * K + k] = q[i * K + k] * s[i * nb + b];
+    }
+  }
+  return { q, s, deq };
+}
+
+/** x uploaded for a format's kernel: q8 quantizes it with quantize_rows_q8 (`eff` is then the x it multiplies) */
+function uploadX(fmt: Format, x: Float32Array, M: number, K: number): { inp: XIn; eff: ArrayLike<number>; qx?: QuantizedX } {
+  const xo = put(x);
+  if (fmt !== 'q8') return { inp: { xo, xq: 0, xs: 0 }, eff: x };
+  const xq = allocBytes(M * K * 2), xs = allocBytes((M * K) / 8);
+  kernels.quantize_rows_q8(xo, xq, xs, M, K, 0, M);
+  const qx = readQuantizedX(xq, xs, M, K);
+  return { inp: { xo, xq, xs }, eff: qx.deq, qx };
+}
+
+const U = 2 ** -24; // f32 unit roundoff
+
+/**
+ * How far linear_q8 may be from the float64 product of the quantized x and W: it sums K/32 exact block sums, each
+ * scaled by one f32 product of two scales (2 roundings), in f32 (≤ K/32 − 1 more), plus the bias (1):
+ * (K/32 + 3) · u · (Σ_k |x_k w_k| + |bias|).
+ */
+function q8RoundingBound(x: ArrayLike<number>, w: Float64Array, bias: Float32Array | null, M: number, K: number, N: number): Float64Array {
+  const out = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let a = bias ? Math.abs(bias[j]) : 0;
+      for (let k = 0; k < K; k++) a += Math.abs(x[i * K + k] * w[j * K + k]);
+      out[i * N + j] = (K / 32 + 3) * U * a + 1e-30;
+    }
+  }
+  return out;
+}
+
+/** |x · W − xq·xs · W| ≤ Σ_b (xs_b / 2) · Σ_{k in b} |w_k|: the error quantizing the activations may add */
+function q8QuantizationBound(qx: QuantizedX, w: Float64Array, M: number, K: number, N: number): Float64Array {
+  const nb = K / 32;
+  const out = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let e = 0;
+      for (let b = 0; b < nb; b++) {
+        let a = 0;
+        for (let k = b * 32; k < b * 32 + 32; k++) a += Math.abs(w[j * K + k]);
+        e += (qx.s[i * nb + b] / 2) * a;
+      }
+      out[i * N + j] = e;
+    }
+  }
+  return out;
+}
+
 /** float64 y = x · Wᵀ (+ bias) */
-function reference(x: Float32Array, w: Float64Array, bias: Float32Array | null, M: number, K: number, N: number): Float64Array {
+function reference(x: ArrayLike<number>, w: Float64Array, bias: Float32Array | null, M: number, K: number, N: number): Float64Array {
   const y = new Float64Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
@@ -177,14 +267,23 @@ function reference(x: Float32Array, w: Float64Array, bias: Float32Array | null, 
 
 const SENTINEL = -12345.5;
 
-/** runs columns [n0, n1) and checks them against the reference, and that every other column is untouched */
+function assertBitEqual(got: Float32Array, want: Float32Array, what: string): void {
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length), w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < w.length; i++) if (g[i] !== w[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} vs ${want[i]}`);
+}
+
+/**
+ * runs columns [n0, n1) and checks them against the reference, and that every other column is untouched. The
+ * tolerance: |Δ| ≤ bound (per element) where given, else |Δ| / (1 + |ref|) ≤ 1e-4 (reported relative to the bound).
+ */
 function checkSlice(
-  label: string, run: ReturnType<Weights['upload']>, xo: number, bo: number, want: Float64Array,
-  M: number, N: number, n0: number, n1: number,
-): void {
+  label: string, run: ReturnType<Weights['upload']>, x: XIn, bo: number, want: Float64Array,
+  M: number, N: number, n0: number, n1: number, bound?: Float64Array,
+): Float32Array {
   const yo = allocBytes(M * N * 4);
   f32At(yo, M * N).fill(SENTINEL);
-  run(xo, bo, yo, M, n0, n1);
+  run(x, bo, yo, M, n0, n1);
   const y = f32At(yo, M * N);
   let worst = 0, where = '';
   for (let i = 0; i < M; i++) {
@@ -195,14 +294,15 @@ function checkSlice(
         continue;
       }
       const ref = want[i * N + j];
-      const err = Math.abs(got - ref) / (1 + Math.abs(ref));
+      const err = bound ? Math.abs(got - ref) / bound[i * N + j] : Math.abs(got - ref) / (1 + Math.abs(ref)) / 1e-4;
       if (!(err <= worst)) {
         worst = Number.isNaN(err) ? Infinity : err;
         where = `row ${i} col ${j}: got ${got}, want ${ref}`;
       }
     }
   }
-  assert.ok(worst <= 1e-4, `${label} [${n0},${n1}): max |Δ|/(1+|ref|) = ${worst} at ${where}`);
+  assert.ok(worst <= 1, `${label} [${n0},${n1}): max |Δ| is ${worst} × the tolerance at ${where}`);
+  return y;
 }
 
 /** a few slices of [0, N): whole, empty, single column, random */
@@ -235,14 +335,26 @@ function runShapes(fmt: Format, seed: number): void {
       const bo = put(bias);
       for (const M of MS) {
         const x = uniform(M * K, r);
-        const xo = put(x);
-        const wantNo = reference(x, wts.ref, null, M, K, N);
-        const wantB = reference(x, wts.ref, bias, M, K, N);
+        const { inp, eff, qx } = uploadX(fmt, x, M, K);
+        const wantNo = reference(eff, wts.ref, null, M, K, N);
+        const wantB = reference(eff, wts.ref, bias, M, K, N);
+        const boundNo = qx && q8RoundingBound(eff, wts.ref, null, M, K, N);
+        const boundB = qx && q8RoundingBound(eff, wts.ref, bias, M, K, N);
         let b = 0;
         for (const [n0, n1] of slices(N, r)) {
           const withBias = (b++ + M) % 2 === 0;
-          checkSlice(`${fmt} M=${M} K=${K} N=${N}${withBias ? ' +bias' : ''}`, run, xo, withBias ? bo : 0,
-            withBias ? wantB : wantNo, M, N, n0, n1);
+          const label = `${fmt} M=${M} K=${K} N=${N}${withBias ? ' +bias' : ''}`;
+          const y = checkSlice(label, run, inp, withBias ? bo : 0, withBias ? wantB : wantNo, M, N, n0, n1,
+            withBias ? boundB : boundNo);
+          if (qx && n0 === 0 && n1 === N) {
+            // and within the activations' quantization error of the unquantized product
+            const exact = reference(x, wts.ref, withBias ? bias : null, M, K, N);
+            const qb = q8QuantizationBound(qx, wts.ref, M, K, N), rb = withBias ? boundB! : boundNo!;
+            for (let e = 0; e < M * N; e++) {
+              const d = Math.abs(y[e] - exact[e]);
+              assert.ok(d <= qb[e] * (1 + 1e-9) + rb[e], `${label}: |y − x·Wᵀ| = ${d} > ${qb[e]} + ${rb[e]} at ${e}`);
+            }
+          }
         }
       }
     }
@@ -264,10 +376,12 @@ describe('wasm linear kernels vs float64 reference', () => {
       const run = wts.upload();
       const bias = uniform(N, r);
       const x = uniform(M * K, r);
-      const xo = put(x), bo = put(bias);
-      const want = reference(x, wts.ref, bias, M, K, N);
+      const { inp, eff, qx } = uploadX(fmt, x, M, K);
+      const bo = put(bias);
+      const want = reference(eff, wts.ref, bias, M, K, N);
+      const bound = qx && q8RoundingBound(eff, wts.ref, bias, M, K, N);
       for (const [n0, n1] of [[0, N], [3, 17], [5, 6]] as Array<[number, number]>) {
-        checkSlice(`${fmt} M=${M} K=${K} N=${N}`, run, xo, bo, want, M, N, n0, n1);
+        checkSlice(`${fmt} M=${M} K=${K} N=${N}`, run, inp, bo, want, M, N, n0, n1, bound);
       }
     }
   });
@@ -364,14 +478,127 @@ describe('wasm quantize_q8', () => {
       // and the quantized weights through linear_q8 equal the dequantized reference
       const M = 3;
       const x = uniform(M * K, r);
-      const xo = put(x), yo = allocBytes(M * N * 4);
       kernels.quantize_q8(wo, qo, so, N, K, 0, N);
-      kernels.linear_q8(xo, qo, so, 0, yo, M, K, N, 0, N);
+      const { inp, eff } = uploadX('q8', x, M, K);
+      const yo = allocBytes(M * N * 4);
+      kernels.linear_q8(inp.xq, inp.xs, qo, so, 0, yo, M, K, N, 0, N);
       const deq = new Float64Array(N * K);
       for (let i = 0; i < N * K; i++) deq[i] = q[i] * s[Math.floor(i / 32)];
-      const want = reference(x, deq, null, M, K, N);
+      const want = reference(eff, deq, null, M, K, N), bound = q8RoundingBound(eff, deq, null, M, K, N);
       const y = f32At(yo, M * N);
-      for (let i = 0; i < M * N; i++) assert.ok(Math.abs(y[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), `linear_q8 ${i}`);
+      for (let i = 0; i < M * N; i++) assert.ok(Math.abs(y[i] - want[i]) <= bound[i], `linear_q8 ${i}`);
     }
+  });
+});
+
+/** round to nearest, ties to even (f32x4.nearest) */
+function roundEven(v: number): number {
+  const f = Math.floor(v), d = v - f;
+  return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
+}
+
+describe('wasm quantize_rows_q8 (the activations of linear_q8)', () => {
+  it('13-bit values in the kernel layout: xs = max|x| / 4095, xq = round(x / xs), rows outside the slice untouched', () => {
+    const r = rng(18);
+    for (const [M, K] of [[1, 32], [5, 64], [9, 768]]) {
+      resetArena();
+      const x = uniform(M * K, r, 3);
+      // a block of zeros, one with an outlier, one of equal magnitudes, one of tiny values, one of ties (x / xs = n + ½)
+      x.fill(0, 0, 32);
+      if (M * K > 64) x[40] = 1000;
+      if (M * K > 96) for (let k = 64; k < 96; k++) x[k] = k % 2 ? 0.25 : -0.25;
+      if (M * K > 128) for (let k = 96; k < 128; k++) x[k] = (r() - 0.5) * 1e-30;
+      if (M * K > 160) for (let k = 128; k < 160; k++) x[k] = k === 128 ? 4095 : (k % 7) + 0.5;
+      const nb = K / 32;
+      const xo = put(x), xq = allocBytes(M * K * 2), xs = allocBytes(M * nb * 4);
+      i16At(xq, M * K).fill(12345);
+      f32At(xs, M * nb).fill(SENTINEL);
+      const m0 = M > 2 ? 1 : 0, m1 = M > 2 ? M - 1 : M;
+      kernels.quantize_rows_q8(xo, xq, xs, M, K, m0, m1);
+      const raw = i16At(xq, M * K), { q, s } = readQuantizedX(xq, xs, M, K);
+      for (let i = 0; i < M; i++) {
+        for (let b = 0; b < nb; b++) {
+          const sc = s[i * nb + b];
+          if (i < m0 || i >= m1) {
+            assert.equal(sc, SENTINEL, `row ${i} outside the slice: scale written`);
+            for (let k = b * 32; k < b * 32 + 32; k++) assert.equal(raw[i * K + k], 12345, `row ${i} outside: xq written`);
+            continue;
+          }
+          let amax = 0;
+          for (let k = b * 32; k < b * 32 + 32; k++) amax = Math.max(amax, Math.abs(x[i * K + k]));
+          assert.equal(sc, Math.fround(amax / 4095), `row ${i} block ${b}: scale`);
+          for (let k = b * 32; k < b * 32 + 32; k++) {
+            const v = x[i * K + k], qv = q[i * K + k];
+            const want = sc === 0 ? 0 : Math.max(-4095, Math.min(4095, roundEven(Math.fround(v / sc))));
+            assert.equal(qv, want, `row ${i} k ${k}: xq = ${qv}, want ${want} (x = ${v}, xs = ${sc})`);
+            assert.ok(Math.abs(qv * sc - v) <= (sc / 2) * (1 + 1e-6), `row ${i} k ${k}: |xq·xs − x| > xs/2`);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('wasm linear_q8: integer block sums', () => {
+  /** x (M × K) quantized, W (N × K) as int8 + scales, uploaded; returns a call for columns [n0, n1) into y */
+  function setup(M: number, K: number, N: number, r: () => number) {
+    const wts = makeWeights('q8', N, K, r, 0);
+    const run = wts.upload();
+    const x = uniform(M * K, r);
+    const { inp } = uploadX('q8', x, M, K);
+    const bias = uniform(N, r);
+    return { run, inp, bo: put(bias) };
+  }
+
+  it('the same bits for any split of N among threads and any number of rows (M = 1 path, tiles, tails)', () => {
+    const r = rng(19);
+    for (const K of [32, 96, 768]) {
+      for (const N of [1, 5, 67, 259]) {
+        for (const M of [1, 2, 3, 4, 5, 8, 13]) {
+          resetArena();
+          const { run, inp, bo } = setup(M, K, N, r);
+          const whole = allocBytes(M * N * 4);
+          run(inp, bo, whole, M, 0, N);
+          const want = f32At(whole, M * N).slice();
+          // 3 random splits into 2-5 parts at arbitrary (often odd) points
+          for (let t = 0; t < 3; t++) {
+            const cuts = new Set([0, N]);
+            const parts = 1 + Math.floor(r() * 4);
+            for (let c = 0; c < parts; c++) cuts.add(Math.floor(r() * (N + 1)));
+            const pts = [...cuts].sort((a, b) => a - b);
+            const yo = allocBytes(M * N * 4);
+            for (let c = 0; c + 1 < pts.length; c++) run(inp, bo, yo, M, pts[c], pts[c + 1]);
+            assertBitEqual(f32At(yo, M * N), want, `K=${K} N=${N} M=${M} split at ${pts.join(',')}`);
+          }
+          // each row alone (M = 1) gives the bits it got in the batch
+          for (let i = 0; i < M; i++) {
+            const yo = allocBytes(N * 4);
+            const row: XIn = { xo: 0, xq: inp.xq + i * K * 2, xs: inp.xs + (i * K) / 8 };
+            run(row, bo, yo, 1, 0, N);
+            assertBitEqual(f32At(yo, N), want.subarray(i * N, (i + 1) * N), `K=${K} N=${N} M=${M}: row ${i} alone`);
+          }
+        }
+      }
+    }
+  });
+
+  it('the largest block sums (|q| = 128, |xq| = 4095) are exact', () => {
+    // every product ±128 · 4095 with one sign: the largest |S| a block can have (and the largest halves/lanes)
+    resetArena();
+    const M = 5, K = 256, N = 6, nb = K / 32;
+    const x = new Float32Array(M * K);
+    for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) x[i * K + k] = (i % 2 ? -1 : 1) * (1 + (k >> 5)) * 0.5;
+    const { inp, qx } = uploadX('q8', x, M, K);
+    for (const v of qx!.q) assert.equal(Math.abs(v), 4095);
+    const qs = new Int8Array(N * K), scales = new Float32Array(N * nb).fill(1 / 128);
+    for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) qs[j * K + k] = j % 3 === 0 ? -128 : j % 3 === 1 ? 127 : (k % 2 ? -128 : 127);
+    const qo = put(qs), so = put(scales);
+    const yo = allocBytes(M * N * 4);
+    kernels.linear_q8(inp.xq, inp.xs, qo, so, 0, yo, M, K, N, 0, N);
+    const w = new Float64Array(N * K);
+    for (let i = 0; i < N * K; i++) w[i] = qs[i] / 128;
+    const want = reference(qx!.deq, w, null, M, K, N), bound = q8RoundingBound(qx!.deq, w, null, M, K, N);
+    const y = f32At(yo, M * N);
+    for (let e = 0; e < M * N; e++) assert.ok(Math.abs(y[e] - want[e]) <= bound[e], `${e}: got ${y[e]}, want ${want[e]}`);
   });
 });

@@ -205,8 +205,12 @@ export class WasmBackend extends CpuBackend {
       const xo = this.input(x, scratch);
       const bo = this.input(bias, scratch);
       const yo = this.output(M * N, scratch);
-      if (m.format === 'q8') this.runtime.run('linear_q8', [xo, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
-      else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
+      if (m.format === 'q8') {
+        // x quantized per block of 32 too (13-bit integers as i16, in the kernels' layout), then integer dot products
+        const xq = this.output((M * K) / 2 + (M * K) / Q8_BLOCK, scratch), xs = xq + M * K * 2;
+        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+        this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
+      } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
       return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
     } finally {
       this.release(scratch);
