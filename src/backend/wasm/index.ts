@@ -33,6 +33,8 @@ interface Matrix {
 }
 
 const Q8_BLOCK = 32;
+/** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
+const PANEL_MIN_ROWS = 8;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
@@ -210,6 +212,10 @@ export class WasmBackend extends CpuBackend {
         const xq = this.output((M * K) / 2 + (M * K) / Q8_BLOCK, scratch), xs = xq + M * K * 2;
         this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
         this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
+      } else if (m.format !== 'f32' && M >= PANEL_MIN_ROWS) {
+        // prefill with bf16/f16 weights: each thread unpacks 32-row panels of W to f32 and runs the f32 GEMM on them
+        const panels = this.output(this.runtime.threads * 32 * K, scratch);
+        this.runtime.runTeam('linear_panels', [xo, m.off, 0, m.format === 'bf16' ? 1 : 2, bo, yo, M, K, N, panels], M * K * N >= MIN_PARALLEL_WORK);
       } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
       return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
     } finally {
