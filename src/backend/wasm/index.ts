@@ -156,37 +156,51 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
-   * Byte offset of a tensor's data in wasm memory: resident arrays as they are; others copied into
-   * scratch (listed in `scratch` for release; `back` gets arrays to copy back after the kernel).
+   * Runs `f` with the scratch of one op call and frees it afterwards (see OpScratch): inputs not already in wasm
+   * memory are copied in, outputs allocated, and states passed with `copyBack` copied back to their arrays.
    */
-  private input(t: Tensor | null, scratch: number[], back?: Array<[number, Float32Array]>): number {
-    if (!t) return 0;
-    const a = t.storage as Float32Array;
-    const off = this.resident.get(a);
-    if (off !== undefined) return off;
-    const s = this.runtime.heap.alloc(a.length * 4);
-    scratch.push(s);
-    this.runtime.f32(s, a.length).set(a);
-    back?.push([s, a]);
-    return s;
-  }
-
-  private output(count: number, scratch: number[]): number {
-    const off = this.runtime.heap.alloc(count * 4);
-    scratch.push(off);
-    return off;
-  }
-
-  /** the state's offset, or a zeroed scratch state (the kernels run faster with one than without) */
-  private stateOrZeros(t: Tensor | null, count: number, scratch: number[], back: Array<[number, Float32Array]>): number {
-    if (t) return this.input(t, scratch, back);
-    const off = this.output(count, scratch);
-    this.runtime.f32(off, count).fill(0);
-    return off;
-  }
-
-  private release(scratch: number[]): void {
-    for (const o of scratch) this.runtime.heap.release(o);
+  private op<T>(f: (c: OpScratch) => T): T {
+    const rt = this.runtime;
+    const scratch: number[] = [];
+    const back: Array<[number, Float32Array]> = [];
+    const out = (count: number): number => {
+      const off = rt.heap.alloc(count * 4);
+      scratch.push(off);
+      return off;
+    };
+    const c: OpScratch = {
+      in: (t, copyBack = false) => {
+        if (!t) return 0;
+        const a = t.storage as Float32Array;
+        const off = this.resident.get(a);
+        if (off !== undefined) return off;
+        const s = out(a.length);
+        rt.f32(s, a.length).set(a);
+        if (copyBack) back.push([s, a]);
+        return s;
+      },
+      out,
+      data: (values) => {
+        const off = out(values.length);
+        rt.f32(off, values.length).set(values);
+        return off;
+      },
+      zeros: (count) => {
+        const off = out(count);
+        rt.f32(off, count).fill(0);
+        return off;
+      },
+      result: (off, shape) => {
+        for (const [o, arr] of back) arr.set(rt.f32(o, arr.length));
+        return new Tensor(this, rt.f32(off, shapeSize(shape)).slice(), shape);
+      },
+      resident: (t) => this.resident.get(t.storage as Float32Array),
+    };
+    try {
+      return f(c);
+    } finally {
+      for (const o of scratch) rt.heap.release(o);
+    }
   }
 
   // ---- ops -----------------------------------------------------------------------------------
@@ -202,67 +216,49 @@ export class WasmBackend extends CpuBackend {
     if (!m) return super.linear(x, w, bias);
     const [M, K] = x.shape;
     const N = m.rows;
-    const scratch: number[] = [];
-    try {
-      const xo = this.input(x, scratch);
-      const bo = this.input(bias, scratch);
-      const yo = this.output(M * N, scratch);
+    const work = M * K * N;
+    return this.op((c) => {
+      const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
       if (m.format === 'q8') {
         // x quantized per block of 32 too (13-bit integers as i16, in the kernels' layout), then integer dot products
-        const xq = this.output((M * K) / 2 + (M * K) / Q8_BLOCK, scratch), xs = xq + M * K * 2;
+        const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
         this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
-        this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, M * K * N);
+        this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, work);
       } else if (m.format !== 'f32' && M >= PANEL_MIN_ROWS) {
         // prefill with bf16/f16 weights: each thread unpacks 32-row panels of W to f32 and runs the f32 GEMM on them
-        const panels = this.output(this.runtime.threads * 32 * K, scratch);
-        this.runtime.runTeam('linear_panels', [xo, m.off, 0, m.format === 'bf16' ? 1 : 2, bo, yo, M, K, N, panels], M * K * N >= MIN_PARALLEL_WORK);
-      } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, M * K * N);
-      return new Tensor(this, this.runtime.f32(yo, M * N).slice(), [M, N]);
-    } finally {
-      this.release(scratch);
-    }
+        const panels = c.out(this.runtime.threads * 32 * K);
+        this.runtime.runTeam('linear_panels', [xo, m.off, 0, m.format === 'bf16' ? 1 : 2, bo, yo, M, K, N, panels], work >= MIN_PARALLEL_WORK);
+      } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, work);
+      return c.result(yo, [M, N]);
+    });
   }
 
   override rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
     const [M, H] = x.shape;
-    const scratch: number[] = [];
-    try {
-      const xo = this.input(x, scratch), wo = this.input(w, scratch);
-      const yo = this.output(M * H, scratch);
-      this.runtime.run('rms_norm', [xo, wo, yo, H, eps], M, 1, 4 * M * H);
-      return new Tensor(this, this.runtime.f32(yo, M * H).slice(), [M, H]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      const yo = c.out(M * H);
+      this.runtime.run('rms_norm', [c.in(x), c.in(w), yo, H, eps], M, 1, 4 * M * H);
+      return c.result(yo, [M, H]);
+    });
   }
 
   override rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
     const [M, W] = x.shape;
-    const scratch: number[] = [];
-    try {
-      const xo = this.input(x, scratch), zo = this.input(z, scratch), wo = this.input(w, scratch);
-      const yo = this.output(M * W, scratch);
-      this.runtime.run('rms_norm_gated', [xo, zo, wo, yo, W, groupSize, eps], M, 1, 16 * M * W);
-      return new Tensor(this, this.runtime.f32(yo, M * W).slice(), [M, W]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      const yo = c.out(M * W);
+      this.runtime.run('rms_norm_gated', [c.in(x), c.in(z), c.in(w), yo, W, groupSize, eps], M, 1, 16 * M * W);
+      return c.result(yo, [M, W]);
+    });
   }
 
   override causalConv1d(a: CausalConv1dArgs): Tensor {
     const [batch, L, C] = a.x.shape;
     const K = a.weight.shape[1];
-    const scratch: number[] = [];
-    const back: Array<[number, Float32Array]> = [];
-    try {
-      const args = [this.input(a.x, scratch), this.input(a.weight, scratch), this.input(a.bias, scratch), a.state ? this.input(a.state, scratch, back) : 0];
-      const yo = this.output(batch * L * C, scratch);
-      this.runtime.run('causal_conv1d', [...args, yo, batch, L, C, K, a.activation === 'silu' ? 1 : 0], C, 4, 4 * batch * L * C * K);
-      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
-      return new Tensor(this, this.runtime.f32(yo, batch * L * C).slice(), [batch, L, C]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      const yo = c.out(batch * L * C);
+      this.runtime.run('causal_conv1d', [c.in(a.x), c.in(a.weight), c.in(a.bias), c.in(a.state, true), yo, batch, L, C, K, a.activation === 'silu' ? 1 : 0], C, 4, 4 * batch * L * C * K);
+      return c.result(yo, [batch, L, C]);
+    });
   }
 
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
@@ -272,30 +268,21 @@ export class WasmBackend extends CpuBackend {
     const R = a.dtProj.shape[1];
     const N = a.A.shape[1];
     const f32 = (t: Tensor) => this.matrices.get(t.storage as object)?.format === 'f32';
-    const res = (t: Tensor) => this.resident.get(t.storage as Float32Array);
-    if (L !== 1 || twoD !== 2 * Dm || !f32(a.xProj) || !f32(a.dtProj) || res(a.convState) === undefined || res(a.ssmState) === undefined) return null;
-    const P = R + 2 * N;
-    const scratch: number[] = [];
-    try {
+    return this.op((c) => {
+      const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
+      if (L !== 1 || twoD !== 2 * Dm || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+      const P = R + 2 * N;
       const n = a.innerNorms;
-      const args = [
-        this.input(a.xz, scratch), this.input(a.conv, scratch), this.input(a.convBias, scratch), res(a.convState)!,
-        this.input(a.xProj, scratch), this.input(a.dtProj, scratch), this.input(a.dtBias, scratch), this.input(a.A, scratch),
-        this.input(a.D, scratch), res(a.ssmState)!,
-      ];
-      const yo = this.output(batch * Dm, scratch);
-      const work = this.output(batch * (2 * Dm + P + this.runtime.threads * R), scratch);
-      const counter = this.output(1, scratch);
-      this.runtime.f32(counter, 1)[0] = 0; // (an i32 zero)
+      const yo = c.out(batch * Dm);
+      const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
+      const counter = c.zeros(1); // (an i32 zero)
       this.runtime.runTeam('mamba1_step', [
-        ...args, yo, work, counter,
-        n ? 1 : 0, n ? this.input(n.dt, scratch) : 0, n ? this.input(n.B, scratch) : 0, n ? this.input(n.C, scratch) : 0, n ? n.eps : 0,
+        c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
+        yo, work, counter, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
         batch, Dm, K, R, N,
       ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
-      return new Tensor(this, this.runtime.f32(yo, batch * Dm).slice(), [batch, 1, Dm]);
-    } finally {
-      this.release(scratch);
-    }
+      return c.result(yo, [batch, 1, Dm]);
+    });
   }
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
@@ -305,70 +292,66 @@ export class WasmBackend extends CpuBackend {
     const W = nh * hd;
     const convDim = W + 2 * G * N;
     const K = a.conv.shape[1];
-    const res = (t: Tensor) => this.resident.get(t.storage as Float32Array);
-    if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || res(a.convState) === undefined || res(a.ssmState) === undefined) return null;
-    const all = a.zxbcdt.storage as Float32Array;
-    const dtRaw = new Float32Array(batch * nh);
-    for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
-    const dt = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
-    const scratch: number[] = [];
-    try {
-      const dto = this.output(dt.length, scratch);
-      this.runtime.f32(dto, dt.length).set(dt);
-      const args = [
-        this.input(a.zxbcdt, scratch), dto, this.input(a.conv, scratch), this.input(a.convBias, scratch), res(a.convState)!,
-        this.input(a.A, scratch), this.input(a.D, scratch), res(a.ssmState)!, this.input(a.norm, scratch), a.normEps, a.normGroupSize,
-      ];
-      const yo = this.output(batch * W, scratch);
-      const work = this.output(batch * (convDim + W), scratch);
-      const counter = this.output(1, scratch);
-      this.runtime.f32(counter, 1)[0] = 0; // (an i32 zero)
-      this.runtime.runTeam('mamba2_step', [...args, yo, work, counter, batch, nh, hd, G, N, K], 3 * batch * W * N >= MIN_PARALLEL_WORK);
-      return new Tensor(this, this.runtime.f32(yo, batch * W).slice(), [batch, 1, W]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
+      if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+      // Δ: bias, softplus and limits on the JS side, as the unfused path does
+      const all = a.zxbcdt.storage as Float32Array;
+      const dtRaw = new Float32Array(batch * nh);
+      for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
+      const dt = c.data(processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
+      const yo = c.out(batch * W);
+      const work = c.out(batch * (convDim + W));
+      const counter = c.zeros(1); // (an i32 zero)
+      this.runtime.runTeam('mamba2_step', [
+        c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
+        yo, work, counter, batch, nh, hd, G, N, K,
+      ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
+      return c.result(yo, [batch, 1, W]);
+    });
   }
 
   override selectiveScan(a: SelectiveScanArgs): Tensor {
     const [batch, L, D] = a.u.shape;
     const N = a.A.shape[1];
-    const scratch: number[] = [];
-    const back: Array<[number, Float32Array]> = [];
-    try {
-      const args = [
-        this.input(a.u, scratch), this.input(a.delta, scratch), this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
-        this.input(a.D, scratch), this.input(a.z, scratch), this.input(a.deltaBias, scratch), this.stateOrZeros(a.state, batch * D * N, scratch, back),
-      ];
-      const yo = this.output(batch * L * D, scratch);
-      this.runtime.run('selective_scan', [...args, yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0], D, 4, 8 * batch * L * D * N);
-      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
-      return new Tensor(this, this.runtime.f32(yo, batch * L * D).slice(), [batch, L, D]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      // (a zeroed scratch state when there is none: the kernel runs faster with one than without)
+      const state = a.state ? c.in(a.state, true) : c.zeros(batch * D * N);
+      const yo = c.out(batch * L * D);
+      this.runtime.run('selective_scan', [
+        c.in(a.u), c.in(a.delta), c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), c.in(a.z), c.in(a.deltaBias), state,
+        yo, batch, L, D, N, a.deltaSoftplus ? 1 : 0,
+      ], D, 4, 8 * batch * L * D * N);
+      return c.result(yo, [batch, L, D]);
+    });
   }
 
   /** Mamba-2: the recurrence in wasm over heads for every length (exact; the threads split heads) */
   override ssd(a: SsdArgs): Tensor {
     const [batch, L, nh, hd] = a.x.shape;
     const [, , G, N] = a.B.shape;
-    const dt = processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
-    const scratch: number[] = [];
-    const back: Array<[number, Float32Array]> = [];
-    try {
-      const dto = this.output(dt.length, scratch);
-      this.runtime.f32(dto, dt.length).set(dt);
-      const args = [
-        this.input(a.x, scratch), dto, this.input(a.A, scratch), this.input(a.B, scratch), this.input(a.C, scratch),
-        this.input(a.D, scratch), this.stateOrZeros(a.state, batch * nh * hd * N, scratch, back),
-      ];
-      const yo = this.output(batch * L * nh * hd, scratch);
-      this.runtime.run('ssd_scan', [...args, yo, batch, L, nh, hd, G, N], nh, 1, 3 * batch * L * nh * hd * N);
-      for (const [off, arr] of back) arr.set(this.runtime.f32(off, arr.length));
-      return new Tensor(this, this.runtime.f32(yo, batch * L * nh * hd).slice(), [batch, L, nh, hd]);
-    } finally {
-      this.release(scratch);
-    }
+    return this.op((c) => {
+      const dt = c.data(processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
+      const state = a.state ? c.in(a.state, true) : c.zeros(batch * nh * hd * N);
+      const yo = c.out(batch * L * nh * hd);
+      this.runtime.run('ssd_scan', [c.in(a.x), dt, c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), state, yo, batch, L, nh, hd, G, N], nh, 1, 3 * batch * L * nh * hd * N);
+      return c.result(yo, [batch, L, nh, hd]);
+    });
   }
+}
+
+/** The scratch of one wasm op call (WasmBackend.op); offsets are bytes into wasm memory. */
+interface OpScratch {
+  /** the tensor's data in wasm memory (copied into scratch unless resident; `copyBack`: copied back by `result`); 0 for null */
+  in(t: Tensor | null, copyBack?: boolean): number;
+  /** `count` floats of scratch */
+  out(count: number): number;
+  /** a scratch copy of `values` */
+  data(values: Float32Array): number;
+  /** `count` zeroed floats of scratch */
+  zeros(count: number): number;
+  /** the op's result: a host copy of the floats at `off`; states passed with copyBack are copied back first */
+  result(off: number, shape: number[]): Tensor;
+  /** the offset of a wasm-resident tensor, else undefined */
+  resident(t: Tensor): number | undefined;
 }
