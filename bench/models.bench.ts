@@ -10,7 +10,7 @@
  * Options:
  *   --quick          1 repetition, no warm-up (a short JIT warm-up instead), prompts 16 and 64, long
  *                    context 128, 8 decode steps, no load-from-disk measurement; numbers are noisy
- *   --presets a,b    which presets, in this order (default: all of PRESETS)
+ *   --presets a,b    which presets, in this order (default: the ~130M ones of PRESETS)
  *   --no-write       do not touch BENCHMARKS.md
  *   --json           print the result as JSON on stdout instead of tables (progress goes to stderr)
  *   --reps N         timed repetitions per measurement (default 3, quick 1); medians are reported
@@ -96,7 +96,7 @@ presets: ${Object.keys(PRESETS).join(', ')}
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     quick: false, write: true, json: false, reps: -1, warmup: -1, long: -1, chunkSize: undefined, load: true,
-    presets: Object.keys(PRESETS), child: undefined, childLoad: undefined, backend: 'cpu', threads: undefined, dtype: 'f32',
+    presets: Object.keys(PRESETS).filter((p) => p.endsWith('-130m')), child: undefined, childLoad: undefined, backend: 'cpu', threads: undefined, dtype: 'f32',
   };
   let loadGiven = false;
   for (let i = 0; i < argv.length; i++) {
