@@ -8,6 +8,7 @@
 // at scratch + t · PANEL · K · 4. fmt: 1 bf16, 2 f16, 3 q8 (w: int8 [N, K], scales f32 [N, K/32]).
 
 import { linear_f32 } from './linear';
+import { w4, wScalar } from './weights';
 import { sliceHi, sliceLo } from './team';
 
 const PANEL = 32;
@@ -16,29 +17,13 @@ const PANEL = 32;
 function unpackRows(fmt: i32, w: usize, scales: usize, K: i32, j0: i32, j1: i32, dst: usize): void {
   const n = <usize>(j1 - j0) * <usize>K;
   const first = <usize>j0 * <usize>K; // index of the first element
-  let i: usize = 0;
-  if (fmt == 1) {
-    // bf16: the high half of an f32
-    const src = w + (first << 1);
-    for (; i + 8 <= n; i += 8) {
-      const r = v128.load(src + (i << 1));
-      v128.store(dst + (i << 2), v128.shuffle<u16>(i16x8.splat(0), r, 0, 8, 1, 9, 2, 10, 3, 11));
-      v128.store(dst + (i << 2), v128.shuffle<u16>(i16x8.splat(0), r, 4, 12, 5, 13, 6, 14, 7, 15), 16);
-    }
-    for (; i < n; i++) store<u32>(dst + (i << 2), <u32>load<u16>(src + (i << 1)) << 16);
-  } else if (fmt == 2) {
-    // f16, exact for finite values: normal → exponent rebias; subnormal (|h| < 0x400) → |h| · 2^-24; then the sign
-    const src = w + (first << 1);
-    for (; i + 4 <= n; i += 4) v128.store(dst + (i << 2), f16x4(v128.load16x4_u(src + (i << 1))));
-    for (; i < n; i++) {
-      const v = f16x4(i32x4.splat(<i32>load<u16>(src + (i << 1))));
-      store<f32>(dst + (i << 2), f32x4.extract_lane(v, 0));
-    }
-  } else {
+  if (fmt == 1) unpack16<u16>(w + (first << 1), n, dst);
+  else if (fmt == 2) unpack16<i16>(w + (first << 1), n, dst);
+  else {
     // q8: blocks of 32 along K (K % 32 == 0), one scale each
     const src = w + first;
     const sc = scales + ((first >> 5) << 2);
-    for (; i < n; i += 32) {
+    for (let i: usize = 0; i < n; i += 32) {
       const s = f32x4.splat(load<f32>(sc + ((i >> 5) << 2)));
       for (let h: usize = 0; h < 32; h += 16) {
         const q = v128.load(src + i + h);
@@ -53,14 +38,12 @@ function unpackRows(fmt: i32, w: usize, scales: usize, K: i32, j0: i32, j1: i32,
   }
 }
 
-/** four IEEE binary16 values (u32 lanes) → f32x4, exact for finite values */
+/** n 16-bit weights at src (W = u16: bf16, i16: IEEE binary16) as f32 at dst, with the exact conversions of weights.ts */
 // @ts-ignore: decorator
-@inline function f16x4(h: v128): v128 {
-  const a = v128.and(h, i32x4.splat(0x7fff));
-  const normal = i32x4.add(i32x4.shl(a, 13), i32x4.splat(112 << 23));
-  const sub = f32x4.mul(f32x4.convert_i32x4_s(a), f32x4.splat(5.9604644775390625e-8)); // a · 2^-24
-  const mag = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x400)));
-  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+@inline function unpack16<W>(src: usize, n: usize, dst: usize): void {
+  let i: usize = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + (i << 2), w4<W>(src + (i << 1)));
+  for (; i < n; i++) store<f32>(dst + (i << 2), wScalar<W>(src + (i << 1)));
 }
 
 export function linear_panels(
