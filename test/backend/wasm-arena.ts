@@ -22,25 +22,35 @@ export function resetArena(): void {
   top = BASE;
 }
 
-/** a zeroed f32 array of n elements at a 16-byte aligned offset; returns [offset, view] */
-export function alloc(n: number): [number, Float32Array] {
+/** room for `bytes` at a 16-byte aligned offset (contents undefined) */
+export function allocBytes(bytes: number): number {
   const off = top;
-  top += Math.ceil((n * 4) / 16) * 16 + 16;
+  top += Math.ceil(bytes / 16) * 16 + 16;
   const need = Math.ceil(top / 65536);
   const have = memory.buffer.byteLength / 65536;
   if (need > have) memory.grow(need - have);
-  const view = new Float32Array(memory.buffer, off, n);
+  return off;
+}
+
+/** a zeroed f32 array of n elements at a 16-byte aligned offset; returns [offset, view] */
+export function alloc(n: number): [number, Float32Array] {
+  const off = allocBytes(n * 4);
+  const view = f32At(off, n);
   view.fill(0);
   return [off, view];
 }
 
 /** a copy of `a` in the arena (0 for null: the kernels' "absent") */
-export function put(a: Float32Array | null): number {
+export function put(a: Float32Array | Uint16Array | Int8Array | Uint8Array | null): number {
   if (!a) return 0;
-  const [off, view] = alloc(a.length);
-  view.set(a);
+  const off = allocBytes(a.byteLength);
+  new Uint8Array(memory.buffer, off, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return off;
 }
+
+export const f32At = (off: number, n: number): Float32Array => new Float32Array(memory.buffer, off, n);
+export const i8At = (off: number, n: number): Int8Array => new Int8Array(memory.buffer, off, n);
+export const i16At = (off: number, n: number): Int16Array => new Int16Array(memory.buffer, off, n);
 
 /** max over i of |got − want| / max(1, |want|) (NaN/length mismatch → Infinity) */
 export function maxScaledErr(got: ArrayLike<number>, want: ArrayLike<number>): number {

@@ -10,10 +10,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { allocBytes, f32At, i16At, i8At, instantiateKernels, put, resetArena } from './wasm-arena.js';
 
-// ---- the module, on our own shared memory
+// ---- the module, on the shared test arena
 
 interface Kernels {
   linear_f32(x: number, w: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number): void;
@@ -26,39 +25,7 @@ interface Kernels {
   quantize_rows_q8(x: number, xq: number, xs: number, M: number, K: number, m0: number, m1: number): void;
 }
 
-const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
-const wasmPath = fileURLToPath(new URL('../../wasm/kernels.wasm', import.meta.url));
-const wasmModule = new WebAssembly.Module(readFileSync(wasmPath));
-const kernels = new WebAssembly.Instance(wasmModule, { env: { memory, abort() {} } }).exports as unknown as Kernels;
-
-const BASE = 65536; // arrays live above the first 64 KiB
-let top = BASE;
-
-/** forget every array */
-function resetArena(): void {
-  top = BASE;
-}
-
-/** room for `bytes` at a 16-byte aligned offset (contents undefined) */
-function allocBytes(bytes: number): number {
-  const off = top;
-  top += Math.ceil(bytes / 16) * 16 + 16;
-  const need = Math.ceil(top / 65536);
-  const have = memory.buffer.byteLength / 65536;
-  if (need > have) memory.grow(need - have);
-  return off;
-}
-
-const f32At = (off: number, n: number): Float32Array => new Float32Array(memory.buffer, off, n);
-const i8At = (off: number, n: number): Int8Array => new Int8Array(memory.buffer, off, n);
-const i16At = (off: number, n: number): Int16Array => new Int16Array(memory.buffer, off, n);
-
-/** copies an array into fresh wasm memory; returns its offset */
-function put(a: Float32Array | Uint16Array | Int8Array): number {
-  const off = allocBytes(a.byteLength);
-  new Uint8Array(memory.buffer, off, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  return off;
-}
+const kernels = instantiateKernels<Kernels>();
 
 // ---- deterministic randomness
 

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
 import { randomArray } from '../helpers.js';
-import { alloc, assertBitEqual, instantiateKernels, memory, put, resetArena } from './wasm-arena.js';
+import { alloc, assertBitEqual, instantiateKernels, put, resetArena } from './wasm-arena.js';
 
 interface Kernels {
   linear_f32(x: number, w: number, bias: number, y: number, M: number, K: number, N: number, n0: number, n1: number): void;
@@ -39,12 +39,6 @@ function pack(fmt: 'bf16' | 'f16' | 'q8', w: Float32Array): { data: Uint8Array; 
   return { data: new Uint8Array(u16.buffer), scales: null, exact };
 }
 
-function putBytes(b: Uint8Array): number {
-  const [off] = alloc(Math.ceil(b.length / 4));
-  new Uint8Array(memory.buffer, off, b.length).set(b);
-  return off;
-}
-
 describe('wasm linear_panels = linear_f32 on the unpacked weights', () => {
   let seed = 1200;
   for (const fmt of ['bf16', 'f16', 'q8'] as const) {
@@ -62,7 +56,7 @@ describe('wasm linear_panels = linear_f32 on the unpacked weights', () => {
           const [yRef, yRefV] = alloc(M * N);
           kernels.linear_f32(x, wf, bias, yRef, M, K, N, 0, N);
           const want = yRefV.slice();
-          const wp = putBytes(p.data), sc = p.scales ? put(p.scales) : 0;
+          const wp = put(p.data), sc = p.scales ? put(p.scales) : 0;
           const fmtCode = { bf16: 1, f16: 2, q8: 3 }[fmt];
           for (const T of [1, 2, 3]) {
             const [scratch] = alloc(T * 32 * K);
