@@ -21,6 +21,7 @@
  */
 import { expectRank, expectShape, fail, fromF64, needsGrad, present, shp, softplus, softplusGrad } from './fused-common.js';
 import { accumulateOwned, type Arr, result, type Var, zerosLike } from './var.js';
+import { ssdChunkedInto } from '../ssm/ssd.js';
 
 export interface SsdInputs {
   x: Var; // [b, L, nh, hd]
@@ -91,93 +92,11 @@ export function ssd(a: SsdInputs): Var {
 
   const y = zerosLike(xd, bsz * L * nh * hd);
   const ckpt = saving ? new Float64Array(bsz * nC * nh * HN) : null;
-  if (L > 0) {
-    const H = new Float64Array(nh * HN); // carried state per head, entering the current chunk
-    const Srow = new Float64Array(N);
-    const CB = new Float64Array(Q * Q);
-    const la = new Float64Array(Q);
-    const dtc = new Float64Array(Q);
-    const pre = new Float64Array(Q);
-    const eOut = new Float64Array(Q);
-    const wS = new Float64Array(Q);
-    const W = new Float64Array(Q);
-    const Yc = new Float64Array(Q * hd);
-    for (let b = 0; b < bsz; b++) {
-      H.fill(0);
-      for (let t0 = 0, ci = 0; t0 < L; t0 += Q, ci++) {
-        const q = Math.min(Q, L - t0);
-        if (ckpt) ckpt.set(H, (b * nC + ci) * nh * HN);
-        for (let g = 0; g < G; g++) {
-          // C_l · B_s within the chunk (lower triangle), shared by the group's heads
-          for (let l = 0; l < q; l++) {
-            const cl = ((b * L + t0 + l) * G + g) * N;
-            for (let s = 0; s <= l; s++) {
-              const bs = ((b * L + t0 + s) * G + g) * N;
-              let acc = 0;
-              for (let n = 0; n < N; n++) acc += Cd[cl + n] * Bd[bs + n];
-              CB[l * Q + s] = acc;
-            }
-          }
-          for (let hh = g * hpg; hh < (g + 1) * hpg; hh++) {
-            const Ah = Ad[hh];
-            let run = 0;
-            for (let l = 0; l < q; l++) {
-              const d = dl[(b * L + t0 + l) * nh + hh];
-              dtc[l] = d;
-              la[l] = d * Ah;
-              run += la[l];
-              pre[l] = run;
-            }
-            const Hh = H.subarray(hh * HN, (hh + 1) * HN);
-            let suffix = 0;
-            for (let s = q - 1; s >= 0; s--) {
-              wS[s] = Math.exp(suffix) * dtc[s];
-              suffix += la[s];
-            }
-            for (let l = 0; l < q; l++) eOut[l] = Math.exp(pre[l]);
-            // (1) diagonal block
-            for (let l = 0; l < q; l++) {
-              let seg = 0;
-              for (let s = l; s >= 0; s--) {
-                W[s] = Math.exp(seg) * CB[l * Q + s] * dtc[s];
-                seg += la[s];
-              }
-              const yl = l * hd;
-              for (let p = 0; p < hd; p++) Yc[yl + p] = 0;
-              for (let s = 0; s <= l; s++) {
-                const w = W[s];
-                const xs = ((b * L + t0 + s) * nh + hh) * hd;
-                for (let p = 0; p < hd; p++) Yc[yl + p] += w * xd[xs + p];
-              }
-            }
-            // (4) state → output, (2) chunk state, (3) state passing — one state row p at a time
-            const decay = Math.exp(pre[q - 1]);
-            for (let p = 0; p < hd; p++) {
-              const hp = p * N;
-              Srow.fill(0);
-              for (let l = 0; l < q; l++) {
-                const r = b * L + t0 + l;
-                const bc = (r * G + g) * N;
-                const wx = wS[l] * xd[(r * nh + hh) * hd + p];
-                let acc = 0;
-                for (let n = 0; n < N; n++) {
-                  acc += Hh[hp + n] * Cd[bc + n];
-                  Srow[n] += wx * Bd[bc + n];
-                }
-                Yc[l * hd + p] += eOut[l] * acc;
-              }
-              for (let n = 0; n < N; n++) Hh[hp + n] = decay * Hh[hp + n] + Srow[n];
-            }
-            const Dh = Dd ? Dd[hh] : 0;
-            for (let l = 0; l < q; l++) {
-              const yo = ((b * L + t0 + l) * nh + hh) * hd;
-              for (let p = 0; p < hd; p++) y[yo + p] = Yc[l * hd + p] + Dh * xd[yo + p];
-            }
-          }
-        }
-      }
-    }
-  }
+  // the forward is the inference path's chunked algorithm, keeping the state entering each chunk for the backward
+  ssdChunkedInto(
+    { batch: bsz, seqLen: L, nHeads: nh, headDim: hd, nGroups: G, dState: N, x: xd, dt: dl, A: Ad, B: Bd, C: Cd, D: Dd, state: null },
+    Q, y, ckpt,
+  );
 
   return result(op, y, [bsz, L, nh, hd], parents, (gOut: Arr) => {
     if (!ckpt || !dd) return; // unreachable: the edge is recorded only when saving

@@ -270,13 +270,37 @@ export function ssdQuadratic(a: SsdArrays): Float32Array {
  * Returns y [b, L, nh, hd]; reads h_0 from `a.state` (zeros if null) and writes the final state back to it.
  */
 export function ssdChunked(a: SsdArrays, chunkSize: number): Float32Array {
-  const hpg = checkArrays(a, 'ssdChunked');
+  checkArrays(a, 'ssdChunked');
   if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new Error(`ssdChunked: chunkSize must be a positive integer, got ${chunkSize}`);
-  const { batch, seqLen: L, nHeads: nh, headDim: hd, nGroups: G, dState: N, x, dt, A, B, C } = a;
+  const y = new Float32Array(a.batch * a.seqLen * a.nHeads * a.headDim);
+  ssdChunkedInto({ ...a, D: null }, chunkSize, y, null);
+  addSkip(a, y);
+  return y;
+}
+
+/** ssdChunked's arrays in either precision (the training op runs it on float64 data for gradient checks) */
+export type SsdChunkedArrays = Omit<SsdArrays, 'x' | 'dt' | 'A' | 'B' | 'C' | 'D' | 'state'> & {
+  x: Float32Array | Float64Array;
+  dt: Float32Array | Float64Array;
+  A: Float32Array | Float64Array;
+  B: Float32Array | Float64Array;
+  C: Float32Array | Float64Array;
+  D: Float32Array | Float64Array | null;
+  state: Float32Array | Float64Array | null;
+};
+
+/**
+ * The chunked algorithm into `y` (unchecked arrays: the callers check them). The D skip, when given, is added with
+ * each output in float64 (one rounding). `chunkStates` [b, ⌈L/Q⌉, nh, hd, N], when given, receives the state
+ * entering each chunk: the checkpoints the training op's backward recomputes from.
+ */
+export function ssdChunkedInto(a: SsdChunkedArrays, chunkSize: number, y: Float32Array | Float64Array, chunkStates: Float64Array | null): void {
+  const { batch, seqLen: L, nHeads: nh, headDim: hd, nGroups: G, dState: N, x, dt, A, B, C, D, state } = a;
+  const hpg = nh / G;
   const HN = hd * N;
   const Q = Math.max(1, Math.min(chunkSize, L));
-  const y = new Float32Array(batch * L * nh * hd);
-  if (L === 0) return y;
+  const nC = Math.max(1, Math.ceil(L / Q));
+  if (L === 0) return;
 
   // scratch, allocated once
   const H = new Float64Array(nh * HN); // carried state per head: H_{c−1} entering the current chunk
@@ -291,11 +315,12 @@ export function ssdChunked(a: SsdArrays, chunkSize: number): Float32Array {
   const Yc = new Float64Array(Q * hd); // the chunk's output for one head, [Q, hd]
 
   for (let b = 0; b < batch; b++) {
-    if (a.state) for (let i = 0; i < nh * HN; i++) H[i] = a.state[b * nh * HN + i];
+    if (state) for (let i = 0; i < nh * HN; i++) H[i] = state[b * nh * HN + i];
     else H.fill(0);
 
-    for (let t0 = 0; t0 < L; t0 += Q) {
+    for (let t0 = 0, ci = 0; t0 < L; t0 += Q, ci++) {
       const q = Math.min(Q, L - t0); // this chunk's length
+      if (chunkStates) chunkStates.set(H, (b * nC + ci) * nh * HN);
       for (let g = 0; g < G; g++) {
         // C Bᵀ within the chunk (lower triangle), shared by the group's heads
         for (let l = 0; l < q; l++) {
@@ -369,13 +394,12 @@ export function ssdChunked(a: SsdArrays, chunkSize: number): Float32Array {
           }
           for (let l = 0; l < q; l++) {
             const yo = ((b * L + t0 + l) * nh + hh) * hd;
-            for (let p = 0; p < hd; p++) y[yo + p] = Yc[l * hd + p];
+            if (D) for (let p = 0; p < hd; p++) y[yo + p] = Yc[l * hd + p] + D[hh] * x[yo + p];
+            else for (let p = 0; p < hd; p++) y[yo + p] = Yc[l * hd + p];
           }
         }
       }
     }
-    if (a.state) for (let i = 0; i < nh * HN; i++) a.state[b * nh * HN + i] = H[i];
+    if (state) for (let i = 0; i < nh * HN; i++) state[b * nh * HN + i] = H[i];
   }
-  addSkip(a, y);
-  return y;
 }
