@@ -8,6 +8,7 @@ import { ProgressBar } from '../train/progress.js';
 import { train } from '../train/trainer.js';
 import { CliError, commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec, type ParsedValues } from './args.js';
 import type { CliIO } from './io.js';
+import { requireModel } from './info.js';
 
 /** numeric flags → JobArgs fields */
 const NUMERIC: Array<[flag: string, key: keyof JobArgs, integer: boolean, min: number, help: string]> = [
@@ -182,8 +183,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(commandUsage(EVAL_SPEC));
     return 0;
   }
-  const dir = str(v, 'model');
-  if (dir === undefined) throw new UsageError('eval: --model DIR is required', 'eval');
+  const dir = requireModel(v, 'eval');
   const over: Partial<JobArgs> = {};
   const lengths = str(v, 'eval-lengths');
   if (lengths !== undefined) over.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, 'eval'));
