@@ -15,7 +15,7 @@ import { WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { type Mamba2Config, parseMamba2Config } from '../models/mamba2.js';
 import { TrainError } from './errors.js';
-import type { TrainableModel } from './mamba_lm.js';
+import { modelParam, type TrainableModel } from './mamba_lm.js';
 
 export class TrainableMamba2LM implements TrainableModel {
   readonly params = new Map<string, Var>();
@@ -67,9 +67,7 @@ export class TrainableMamba2LM implements TrainableModel {
   }
 
   private p(name: string): Var {
-    const v = this.params.get(name);
-    if (!v) throw new TrainError(`TrainableMamba2LM: no parameter "${name}"`);
-    return v;
+    return modelParam(this, name);
   }
 
   /** logits [b, L, V] for token ids [b·L] */

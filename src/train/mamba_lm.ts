@@ -53,6 +53,13 @@ export function countParameters(model: TrainableModel): number {
   return n;
 }
 
+/** the model's parameter `name` (a missing one is a bug in the model's own code) */
+export function modelParam(model: TrainableModel, name: string): Var {
+  const v = model.params.get(name);
+  if (!v) throw new TrainError(`${model.constructor.name}: no parameter "${name}"`);
+  return v;
+}
+
 export class TrainableMambaLM implements TrainableModel {
   readonly params = new Map<string, Var>();
   readonly mixer: MixerKind;
@@ -108,9 +115,7 @@ export class TrainableMambaLM implements TrainableModel {
   }
 
   private p(name: string): Var {
-    const v = this.params.get(name);
-    if (!v) throw new TrainError(`TrainableMambaLM: no parameter "${name}"`);
-    return v;
+    return modelParam(this, name);
   }
 
   /** logits [b, L, V] for token ids [b·L] (row-major) */

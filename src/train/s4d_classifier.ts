@@ -13,8 +13,7 @@ import * as fused from '../autograd/fused.js';
 import { param, type Var } from '../autograd/var.js';
 import { Rng } from '../generate/rng.js';
 import type { S4dInitKind } from '../ssm/s4.js';
-import type { TrainableModel } from './mamba_lm.js';
-import { s4dParams } from './mamba_lm.js';
+import { modelParam, s4dParams, type TrainableModel } from './mamba_lm.js';
 
 export interface S4dClassifierConfig {
   inputDim: number;
@@ -71,9 +70,7 @@ export class S4dClassifier implements TrainableModel {
   }
 
   private p(name: string): Var {
-    const v = this.params.get(name);
-    if (!v) throw new Error(`S4dClassifier: no parameter "${name}"`);
-    return v;
+    return modelParam(this, name);
   }
 
   /** inputs [b, L, inputDim] → class logits [b, numClasses] */
