@@ -14,7 +14,8 @@ after(() => {
 });
 
 // dispatches per layer of one decode token (fused / unfused); + a few for the embedding and head
-const CASES: [string, number, number][] = [['mamba-tiny', 5, 8], ['mamba2-tiny', 4, 7]];
+// (Mamba-1: in_proj+norm+conv window, x_proj, scan, out_proj+residual; Mamba-2: in_proj, step, out_proj)
+const CASES: [string, number, number][] = [['mamba-tiny', 4, 8], ['mamba2-tiny', 3, 7]];
 
 describe('webgpu decode: fused single-token steps', () => {
   for (const [name, fused, unfused] of CASES) {
@@ -40,6 +41,32 @@ describe('webgpu decode: fused single-token steps', () => {
         assert.ok(on.n <= fused * layers + 4, `${on.n} dispatches for ${layers} layers (want ≤ ${fused} per layer + 4)`);
         assert.ok(off.n >= unfused * layers, `unfused: ${off.n}`);
         for (let i = 0; i < 2; i++) assert.ok(maxAbsDiff(on.logits[i], off.logits[i]) <= 1e-4, `step ${i}: fused logits differ`);
+      } finally {
+        gpu.fuse = true;
+      }
+    });
+  }
+
+  // every mixer variant through the fused steps: odd widths, Δ/B/C norms with and without weights (FalconMamba,
+  // Jamba), grouped B/C and per-group gated norms, hybrids; two sequences decoded together
+  for (const name of ['mamba-variant', 'falcon-mamba-tiny', 'jamba-tiny', 'mamba2-groups', 'bamba-variant']) {
+    it(`${name}: fused decode steps (batch 2) = unfused within 1e-4`, async (t) => {
+      if (typeof gpu === 'string') return t.skip(gpu);
+      const lm = (await loadModel(hfFixture(name), { backend: gpu })).lm;
+      const run = async (fuse: boolean) => {
+        gpu.fuse = fuse;
+        const state = lm.createState(2);
+        await lm.advance([[1, 2, 3, 4], [5, 6, 7, 8]], state);
+        const out: Float32Array[] = [];
+        for (const tok of [7, 9]) out.push((await lm.advance([[tok], [tok + 2]], state)).data);
+        return out;
+      };
+      try {
+        const [off, on] = [await run(false), await run(true)];
+        for (let i = 0; i < off.length; i++) {
+          const d = maxAbsDiff(on[i], off[i]);
+          assert.ok(d <= 1e-4, `step ${i}: fused logits differ by ${d}`);
+        }
       } finally {
         gpu.fuse = true;
       }

@@ -10,9 +10,11 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import { GpuRuntime, Store, f2u, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
+import { GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
+import { MATVEC_V, matvecVariant } from './kernels/matvec.js';
+import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_FUSED, MATVEC_SG } from './kernels/linear.js';
@@ -37,7 +39,16 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * the dispatches they save: mamba-tiny greedy 12 tokens 12.9 s fused vs 1.3 s unfused on SwiftShader).
    */
   fuse?: boolean;
+  /**
+   * Storage of weight matrices, chosen at load time: 'f32' (default) or 'bf16' (two to a u32, converted with
+   * a shift in the kernels: half the bytes a decode step streams). Matrices the model keeps exact (Mamba-1's
+   * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
+   */
+  weights?: 'f32' | 'bf16';
 }
+
+/** the weight formats this backend stores (`weights`) */
+export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -73,12 +84,21 @@ interface PendingLinear {
   norm: PendingNorm | null;
 }
 
+/** the conv-window epilogue of an in_proj matvec (see MATVEC_V): output columns [c0, c0 + width) */
+interface ConvWindow {
+  state: Store;
+  c0: number;
+  width: number;
+  K: number;
+}
+
 export class WebGpuBackend implements Backend {
   readonly name: string;
   readonly rt: GpuRuntime;
   /** SSD chunk length on this device (64 needs ~26 KiB of workgroup memory) */
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
+  readonly weights: 'f32' | 'bf16';
 
   /** decode fusion on (see PendingNorm); false records every op as its own dispatch(es) */
   fuse: boolean;
@@ -91,6 +111,10 @@ export class WebGpuBackend implements Backend {
     this.ssdChunk = this.rt.maxWorkgroupStorage >= 26 * 1024 ? 64 : 32;
     this.kernels = opts.kernels ?? 'tiled';
     this.fuse = opts.fuse ?? this.kernels === 'tiled';
+    this.weights = opts.weights ?? 'f32';
+    if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
+      throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
+    }
   }
 
   // ---- memory --------------------------------------------------------------------------------
@@ -131,15 +155,25 @@ export class WebGpuBackend implements Backend {
     return l;
   }
 
-  /** a decode matvec, with its pending norm folded in and optionally the residual: y2 = y + res */
-  private recLinear(l: PendingLinear, res: Store | null, y2: Store | null): void {
+  /** a decode matvec, with its pending norm folded in and optionally the residual (y2 = y + res) and a conv window */
+  private recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null): void {
     const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
     const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
     for (const b of blocks) {
       const nb = b.r1 - b.r0;
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
-      if (l.norm || res) {
-        const n = l.norm;
+      const n = l.norm;
+      if (this.vecOk(b.store, l.K)) {
+        const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
+        const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
+        const v = matvecVariant(l.M, b.store.fmt === 'bf16', nb, 256);
+        const rpw = Number(v.slice(2));
+        const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
+        this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / rpw)), v);
+        continue;
+      }
+      if (conv) throw new Error('webgpu: internal: a conv window epilogue needs the vectorized matvec');
+      if (n || res) {
         const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0);
         const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
         this.rec(MATVEC_FUSED, roles, [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0)], this.rt.grid(Math.ceil(nb / 4)), String(mm));
@@ -151,6 +185,12 @@ export class WebGpuBackend implements Backend {
       }
     }
   }
+
+  /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */
+  private vecOk(w: Store, K: number): boolean {
+    return w.ref.matrices && w.off % 4 === 0 && K % (w.fmt === 'bf16' ? 8 : 4) === 0;
+  }
+
   private opt(t: Tensor | null): Store {
     return t ? this.st(t) : this.rt.dummy;
   }
@@ -184,20 +224,30 @@ export class WebGpuBackend implements Backend {
     return this.rt.grid(Math.ceil((items * this.rt.subgroupMax) / 64));
   }
 
-  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean }): Tensor {
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    if (opts?.matrix && shape.length === 2 && data.length * 4 > this.rt.maxBinding) {
-      const [rows, cols] = shape;
-      const per = Math.floor(this.rt.maxBinding / (cols * 4));
+    if (!opts?.matrix || shape.length !== 2) return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+    const [rows, cols] = shape;
+    const bf16 = this.weights === 'bf16' && !opts.float32 && cols % 8 === 0;
+    const upload = (part: Float32Array): Store => {
+      const s = this.rt.fromHost(this.rt.matPool, bf16 ? packBf16(part) : part);
+      if (bf16) s.fmt = 'bf16';
+      return s;
+    };
+    const rowBytes = cols * (bf16 ? 2 : 4);
+    if (rows * rowBytes > this.rt.maxBinding) {
+      const per = Math.floor(this.rt.maxBinding / rowBytes);
       if (per < 1) throw new Error(`webgpu.fromHost: one row of a [${rows}, ${cols}] matrix exceeds the adapter's largest binding (${this.rt.maxBinding} bytes)`);
       const blocks: RowBlock[] = [];
       for (let r0 = 0; r0 < rows; r0 += per) {
         const r1 = Math.min(rows, r0 + per);
-        blocks.push({ r0, r1, store: this.rt.fromHost(this.rt.constPool, data.subarray(r0 * cols, r1 * cols)) });
+        blocks.push({ r0, r1, store: upload(data.subarray(r0 * cols, r1 * cols)) });
       }
-      return this.tensor(new Store(blocks[0].store.ref, 0, data.length, null, blocks), shape);
+      const s = new Store(blocks[0].store.ref, 0, data.length, null, blocks);
+      s.fmt = blocks[0].store.fmt;
+      return this.tensor(s, shape);
     }
-    return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+    return this.tensor(upload(data), shape);
   }
 
   zeros(shape: Shape): Tensor {
@@ -274,7 +324,7 @@ export class WebGpuBackend implements Backend {
     const idx = this.rt.uploadData(Float32Array.from(ids));
     const s = this.st(table);
     const blocks = s.blocks ?? [{ r0: 0, r1: V, store: s }];
-    for (const b of blocks) this.run(GATHER_ROWS, [idx, b.store, this.st(y)], [n, H, b.r0, b.r1], this.threads(n * H));
+    for (const b of blocks) this.run(GATHER_ROWS, [idx, b.store, this.st(y)], [n, H, b.r0, b.r1], this.threads(n * H), b.store.fmt === 'bf16' ? 'b' : '');
     return y;
   }
 
@@ -290,22 +340,24 @@ export class WebGpuBackend implements Backend {
       return y;
     }
     const ws = this.st(w);
+    if (M <= 8) {
+      this.flushSeq();
+      this.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
+      return y;
+    }
     const blocks = ws.blocks ?? [{ r0: 0, r1: N, store: ws }];
     for (const b of blocks) {
       const nb = b.r1 - b.r0;
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
       const roles = [this.st(x), b.store, bs, this.st(y)];
-      if (M <= 8) {
-        const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-        if (this.sgOk()) this.run(MATVEC_SG, roles, params, this.sgGrid(nb), String(mm));
-        else this.run(MATVEC, roles, params, this.rt.grid(Math.ceil(nb / 4)), String(mm));
-      } else if (this.kernels === 'simple') {
-        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb));
+      const v = b.store.fmt === 'bf16' ? 'b' : '';
+      if (this.kernels === 'simple') {
+        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), v);
       } else {
         const gx = Math.ceil(nb / 64), gy = Math.ceil(M / 64);
         if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
-        this.run(MATMUL, roles, params, [gx, gy, 1]);
+        this.run(MATMUL, roles, params, [gx, gy, 1], v);
       }
     }
     return y;
@@ -448,6 +500,62 @@ export class WebGpuBackend implements Backend {
     this.run(SCAN_CARRY, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
     this.run(SCAN_FINISH, [u, delta, A, Cm, D, z, bias, ypart, hloc, this.st(y)], p, this.threads(B * chunks * Dm));
     return y;
+  }
+
+  /** all row blocks of a weight can take the vectorized matvec (the conv-window epilogue needs it) */
+  private vecAll(w: Store, K: number): boolean {
+    return (w.blocks ?? [{ store: w }]).every((b) => this.vecOk(b.store, K));
+  }
+
+  /**
+   * Mamba-1 decode step after in_proj (Backend.mamba1Step): the pending in_proj matvec shifts the conv window
+   * (epilogue), then x_proj (conv recomputed per row) and the scan (conv, dt_proj, Δ/B/C norms, state update,
+   * D skip, gate) — 3 dispatches instead of 5. null (op sequence) without decode fusion or a pending in_proj.
+   */
+  mamba1Step(a: Mamba1StepArgs): Tensor | null {
+    if (!this.fuse) return null;
+    const B = a.xz.shape[0], D = a.A.shape[0], N = a.A.shape[1], R = a.dtProj.shape[1], Kc = a.conv.shape[1];
+    const J = R + 2 * N;
+    if (J > STEP_MAX_XDBL || a.xz.size !== B * 2 * D) return null;
+    const l = this.takeTail(a.xz.storage as Store, (p) => p.M === B && this.vecAll(p.w, p.K));
+    if (!l) return null;
+    this.flushSeq();
+    const win = this.st(a.convState);
+    this.recLinear(l, null, null, { state: win, c0: 0, width: D, K: Kc });
+    const [cw, cb, xp] = [this.st(a.conv), this.opt(a.convBias), this.st(a.xProj)];
+    const xdbl = this.scratch(B * J, 'x_proj output');
+    const convFlag = a.convBias ? 1 : 0;
+    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J));
+    const n = a.innerNorms;
+    const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
+    const y = this.out([B, 1, D], 'mamba1 step');
+    const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
+    this.rec(MAMBA1_SCAN, roles, [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)], this.rt.grid(B * Math.ceil(D / 16)));
+    return y;
+  }
+
+  /**
+   * Mamba-2 decode step after in_proj (Backend.mamba2Step): the pending in_proj matvec shifts the conv window,
+   * one dispatch runs conv + SSD recurrence + D skip, and the gated RMSNorm is left pending for out_proj to
+   * fold in — 1 dispatch between the two projections instead of 3.
+   */
+  mamba2Step(a: Mamba2StepArgs): Tensor | null {
+    if (!this.fuse) return null;
+    const B = a.zxbcdt.shape[0], nh = a.nHeads, hd = a.headDim, G = a.nGroups, N = a.dState, Kc = a.conv.shape[1];
+    const I = nh * hd, C = I + 2 * G * N;
+    if (N > STEP_MAX_STATE || a.zxbcdt.size !== B * (I + C + nh)) return null;
+    const l = this.takeTail(a.zxbcdt.storage as Store, (p) => p.M === B && this.vecAll(p.w, p.K));
+    if (!l) return null;
+    this.flushSeq();
+    const win = this.st(a.convState);
+    this.recLinear(l, null, null, { state: win, c0: I, width: C, K: Kc });
+    const y = this.out([B, I], 'mamba2 step'), z = this.out([B, I], 'mamba2 gate');
+    const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
+    const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0);
+    const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
+    this.rec(MAMBA2_STEP, roles, [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], this.rt.grid(B * nh * Math.ceil(hd / 8)));
+    const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
+    return this.tensor(g.storage as Store, [B, 1, I]);
   }
 
   ssd(a: SsdArgs): Tensor {

@@ -23,6 +23,8 @@
  * per-kernel GPU time is accumulated.
  */
 
+import { decodeHalf, f32ToBf16 } from '../../tensor/dtype.js';
+
 export const BUFFER_USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128, QUERY_RESOLVE: 512 } as const;
 const STAGE_COMPUTE = 4;
 const MAP_READ = 1;
@@ -34,6 +36,8 @@ const PARAM_WORDS = PARAM_SLOT / 4;
 export class BufRef {
   private static next = 1;
   id: number;
+  /** a buffer of the matrix pool: holds weight matrices only */
+  matrices = false;
   constructor(public gpu: GPUBuffer, public size: number) {
     this.id = BufRef.next++;
   }
@@ -72,6 +76,12 @@ export class Store {
     readonly blocks: RowBlock[] | null = null,
   ) {}
 
+  /**
+   * How the words hold a matrix: 'f32', or 'bf16' (two weights per u32, weight 2i in the low half; `len` and
+   * `off` count u32 words). Only weight matrices in the matrix pool are bf16.
+   */
+  fmt: 'f32' | 'bf16' = 'f32';
+
   /** a view of `len` elements starting `off` elements into this one */
   view(off: number, len: number): Store {
     return new Store(this.ref, this.off + off, len, this.base ?? this);
@@ -92,7 +102,13 @@ class Pool {
   private cur: BufRef | null = null;
   private bump = 0;
   private total = 0;
-  constructor(private readonly rt: GpuRuntime, private readonly label: string) {}
+  constructor(private readonly rt: GpuRuntime, private readonly label: string, private readonly matrices = false) {}
+
+  private newBuffer(bytes: number, label: string): BufRef {
+    const ref = this.rt.newBuffer(bytes, label);
+    ref.matrices = this.matrices;
+    return ref;
+  }
 
   alloc(bytes: number): Alloc {
     const cls = sizeClass(bytes);
@@ -101,14 +117,14 @@ class Pool {
     const maxChunk = this.rt.chunkBytes;
     if (cls > maxChunk / 2) {
       this.total += cls;
-      return { ref: this.rt.newBuffer(cls, `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
+      return { ref: this.newBuffer(cls, `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
     }
     if (!this.cur || this.bump + cls > this.cur.size) {
       // chunks grow with use: small models keep small buffers
       let size = 4 << 20;
       while (size < Math.min(maxChunk, Math.max(cls, this.total / 2))) size *= 2;
       size = Math.min(size, maxChunk);
-      this.cur = this.rt.newBuffer(size, `${this.label} chunk`);
+      this.cur = this.newBuffer(size, `${this.label} chunk`);
       this.bump = 0;
       this.total += size;
     }
@@ -136,6 +152,12 @@ export interface KernelSpec {
    * parameter, and `lin(wg, nw)` for a linear workgroup index over a 2-D grid.
    */
   wgsl: (variant: string) => string;
+  /**
+   * WGSL element types of roles that are not `f32` (e.g. `vec4<f32>` for vectorized weight loads, `vec4<u32>`
+   * for packed bf16 weights), by variant. A typed role must be the only role bound to its buffer (weight
+   * matrices live in the matrix pool for that reason); its offset is still in 4-byte words.
+   */
+  types?: (variant: string) => Readonly<Record<string, string>>;
 }
 
 export interface Dispatch {
@@ -189,6 +211,8 @@ export class GpuRuntime {
   readonly subgroupMax: number;
   readonly constPool: Pool;
   readonly actPool: Pool;
+  /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
+  readonly matPool: Pool;
   /** a small zero buffer bound for absent optional roles */
   readonly dummy: Store;
 
@@ -213,6 +237,8 @@ export class GpuRuntime {
   private profileReads: Promise<void>[] = [];
   /** dispatches and submits so far (for benchmarks) */
   readonly counters = { dispatches: 0, submits: 0, gathers: 0 };
+  /** pipelines compiled so far */
+  compiles = 0;
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
     this.device = device;
@@ -232,6 +258,7 @@ export class GpuRuntime {
     this.registry = new FinalizationRegistry((a: Alloc) => a.pool.release(a));
     this.constPool = new Pool(this, 'constants');
     this.actPool = new Pool(this, 'activations');
+    this.matPool = new Pool(this, 'matrices', true);
     this.paramLayout = device.createBindGroupLayout({
       entries: [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAM_SLOT } }],
     });
@@ -264,7 +291,7 @@ export class GpuRuntime {
   }
 
   /** host floats → a new store (written now: the block is not used by any recorded dispatch) */
-  fromHost(pool: Pool, data: Float32Array): Store {
+  fromHost(pool: Pool, data: Float32Array | Uint32Array): Store {
     const s = this.alloc(pool, data.length);
     if (data.length > 0) this.device.queue.writeBuffer(s.ref.gpu, s.off * 4, data.buffer, data.byteOffset, data.byteLength);
     return s;
@@ -321,6 +348,7 @@ export class GpuRuntime {
     let p = this.pipelines.get(key);
     if (!p) {
       const code = generateWgsl(spec, variant, map, modes);
+      this.compiles++;
       const module = this.device.createShaderModule({ code, label: `${spec.name}(${variant})` });
       p = this.device.createComputePipeline({ layout: this.layoutFor(modes).pl, compute: { module, entryPoint: 'main' }, label: `${spec.name}(${variant})` });
       this.pipelines.set(key, p);
@@ -443,7 +471,9 @@ export class GpuRuntime {
     if (distinct <= this.maxStorageBuffers) return [c];
     // move read-only roles of buffers used by nothing else into one scratch buffer (copied by a kernel)
     const written = new Set(c.roles.filter((_s, i) => c.spec.writes.includes(c.spec.roles[i])).map((s) => s.ref));
-    const movable = [...new Set(c.roles.map((s) => s.ref))].filter((r) => !written.has(r));
+    const types = c.spec.types?.(c.variant) ?? {};
+    const typed = new Set(c.roles.filter((_s, i) => types[c.spec.roles[i]]).map((s) => s.ref));
+    const movable = [...new Set(c.roles.map((s) => s.ref))].filter((r) => !written.has(r) && !typed.has(r));
     const m = Math.max(2, distinct - this.maxStorageBuffers + 1); // moving m buffers into one saves m − 1
     if (movable.length < m) {
       throw new Error(`webgpu: ${c.spec.name} needs ${distinct} storage buffers; the adapter allows ${this.maxStorageBuffers}`);
@@ -508,8 +538,9 @@ export class GpuRuntime {
     } catch (e) {
       throw this.errorAfter(e);
     }
-    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    let out: Float32Array = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
+    if (s.fmt === 'bf16') out = decodeHalf(new Uint8Array(out.buffer), 'bf16', out.length * 2);
     this.putStaging(staging);
     if (this.lastError) throw this.errorAfter(null);
     return out;
@@ -567,13 +598,27 @@ export class GpuRuntime {
   }
 }
 
+/** float32 → bf16 (dtype.ts's rounding), two to a u32: weight 2i in the low half (little-endian u16 pairs) */
+export function packBf16(data: Float32Array): Uint32Array {
+  const u16 = new Uint16Array(data.length + (data.length & 1));
+  for (let i = 0; i < data.length; i++) u16[i] = f32ToBf16(data[i]);
+  return new Uint32Array(u16.buffer);
+}
+
 /** the prelude + bindings + role substitution for one binding map */
 export function generateWgsl(spec: KernelSpec, variant: string, map: number[], modes: string): string {
   const lines: string[] = [];
   const body = spec.wgsl(variant);
+  const types = spec.types?.(variant) ?? {};
   if (/subgroup/.test(body)) lines.push('enable subgroups;');
   for (let j = 0; j < modes.length; j++) {
-    lines.push(`@group(0) @binding(${j}) var<storage, ${modes[j] === 'w' ? 'read_write' : 'read'}> b${j}: array<f32>;`);
+    const roles = spec.roles.filter((_r, i) => map[i] === j);
+    const typed = roles.filter((r) => types[r]);
+    if (typed.length > 0 && (roles.length > 1 || modes[j] === 'w')) {
+      throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with ${roles.filter((r) => r !== typed[0]).join(', ') || 'a write'}; typed roles need a buffer of their own`);
+    }
+    const elem = typed.length > 0 ? types[typed[0]] : 'f32';
+    lines.push(`@group(0) @binding(${j}) var<storage, ${modes[j] === 'w' ? 'read_write' : 'read'}> b${j}: array<${elem}>;`);
   }
   lines.push(PRELUDE);
   lines.push(`const PK: u32 = ${spec.roles.length}u;`);

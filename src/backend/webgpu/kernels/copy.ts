@@ -4,6 +4,7 @@
  * from the upload buffer as float values (exact below 2^24).
  */
 import type { KernelSpec } from '../runtime.js';
+import { bf16Types, weightReader } from './linear.js';
 
 /**
  * y[r·ys + yc + c] = x[r·xs + xc + c] for r < rows, c < width.
@@ -33,7 +34,10 @@ export const GATHER_ROWS: KernelSpec = {
   name: 'gather_rows',
   roles: ['idx', 'x', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `
+  // variant 'b': a bf16 table (an embedding stored as bf16)
+  types: bf16Types('x'),
+  wgsl: (v) => /* wgsl */ `
+${weightReader(v, 'x')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -43,7 +47,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let i = e / W; let c = e % W;
   let id = u32($idx[o_idx + i]);
   if (id < lo || id >= hi) { return; }
-  $y[o_y + i * W + c] = $x[o_x + (id - lo) * W + c];
+  $y[o_y + i * W + c] = wv((id - lo) * W + c);
 }`,
 };
 

@@ -10,6 +10,17 @@
  */
 import type { KernelSpec } from '../runtime.js';
 
+/**
+ * `wv(i)`: element i of the weight matrix, for variant '' (float32) or 'b' (bf16, two to a u32: the role is
+ * bound as array<u32>). Shared with the row gather of embedding tables.
+ */
+export function weightReader(variant: string, role = 'w'): string {
+  return variant === 'b'
+    ? /* wgsl */ `fn wv(i: u32) -> f32 { let u = $${role}[o_${role} + (i >> 1u)]; return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (i & 1u) == 1u)); }`
+    : /* wgsl */ `fn wv(i: u32) -> f32 { return $${role}[o_${role} + i]; }`;
+}
+export const bf16Types = (role: string) => (variant: string): Record<string, string> => (variant === 'b' ? { [role]: 'u32' } : {});
+
 export const MATVEC: KernelSpec = {
   name: 'matvec',
   roles: ['x', 'w', 'bias', 'y'],
@@ -94,7 +105,9 @@ export const MATMUL_SIMPLE: KernelSpec = {
   name: 'matmul_simple',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `
+  types: bf16Types('w'),
+  wgsl: (v) => /* wgsl */ `
+${weightReader(v)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -104,8 +117,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let m = i / nb; let j = i % nb;
   var acc = 0.0;
   if (hasB != 0u) { acc = $bias[o_bias + j]; }
-  let xr = o_x + m * K; let wr = o_w + j * K;
-  for (var k = 0u; k < K; k++) { acc = fma($x[xr + k], $w[wr + k], acc); }
+  let xr = o_x + m * K; let wr = j * K;
+  for (var k = 0u; k < K; k++) { acc = fma($x[xr + k], wv(wr + k), acc); }
   $y[o_y + m * N + n0 + j] = acc;
 }`,
 };
@@ -114,7 +127,9 @@ export const MATMUL: KernelSpec = {
   name: 'matmul',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `
+  types: bf16Types('w'),
+  wgsl: (v) => /* wgsl */ `
+${weightReader(v)}
 var<workgroup> As: array<f32, 1040>;
 var<workgroup> Bs: array<f32, 1040>;
 @compute @workgroup_size(256)
@@ -133,7 +148,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (tm + r < M && gk < K) { a = $x[o_x + (tm + r) * K + gk]; }
       As[kk * 65u + r] = a;
       var b = 0.0;
-      if (tn + r < nb && gk < K) { b = $w[o_w + (tn + r) * K + gk]; }
+      if (tn + r < nb && gk < K) { b = wv((tn + r) * K + gk); }
       Bs[kk * 65u + r] = b;
     }
     workgroupBarrier();

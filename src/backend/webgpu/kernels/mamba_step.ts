@@ -1,0 +1,216 @@
+/**
+ * Fused single-token (decode) steps of the Mamba mixers, between in_proj and out_proj. The in_proj matvec
+ * has already shifted the conv window and written the new input into its last slot (`MATVEC_V`'s conv
+ * epilogue), so these kernels only read the window: u = silu(Σ_t conv[c, t] · window[b, c, t] + bias[c]),
+ * recomputed wherever it is needed (a few loads from cache) instead of a dispatch of its own.
+ *
+ * Mamba-1 (two dispatches):
+ * - `MAMBA1_XPROJ`: one workgroup per (row j of x_proj, batch row b): xdbl[b, j] = x_proj[j, :] · u[b, :].
+ * - `MAMBA1_SCAN`: one workgroup per (16 channels, b): the optional Δ'/B/C RMSNorms (FalconMamba, Jamba),
+ *   Δ = softplus(dt_proj · Δ' + bias), the state update h = exp(Δ A) h + Δ u B over 16 lanes per channel,
+ *   y = (C · h + D u) · silu(z).
+ * Mamba-2 (one dispatch):
+ * - `MAMBA2_STEP`: one workgroup per (8 rows of a head, head, b): the conv of its x rows and its group's
+ *   B and C, Δ = clamp(softplus(Δ' + bias), lo, hi), h = exp(Δ A_h) h + Δ x B over 32 lanes per row,
+ *   y = C · h + D_h x, and z copied out contiguous (the gated norm follows, folded into out_proj).
+ */
+import type { KernelSpec } from '../runtime.js';
+
+/** largest R + 2N (Mamba-1) and N (Mamba-2) the step kernels stage in workgroup memory */
+export const STEP_MAX_XDBL = 1024;
+export const STEP_MAX_STATE = 256;
+
+const CONV = /* wgsl */ `
+fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
+  var v = 0.0;
+  if (hasCB) { v = $cb[o_cb + c]; }
+  let wb = o_win + (b * C + c) * Kc; let cb = o_cw + c * Kc;
+  for (var t = 0u; t < Kc; t++) { v = fma($cw[cb + t], $win[wb + t], v); }
+  return silu(v);
+}`;
+
+/** params: Bn, Dm, Kc, J, flags (1 conv bias) */
+export const MAMBA1_XPROJ: KernelSpec = {
+  name: 'mamba1_xproj',
+  roles: ['win', 'cw', 'cb', 'xp', 'xdbl'],
+  writes: ['xdbl'],
+  wgsl: () => /* wgsl */ `
+${CONV}
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let Kc = pu(PK + 2u); let J = pu(PK + 3u); let flags = pu(PK + 4u);
+  let g = lin(wg, nwg); let j = g % J; let b = g / J;
+  if (b >= Bn) { return; }
+  var s = 0.0;
+  for (var k = li; k < Dm; k += 256u) { s = fma($xp[o_xp + j * Dm + k], conv_u(b, k, Dm, Kc, (flags & 1u) != 0u), s); }
+  red[li] = s;
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { $xdbl[o_xdbl + b * J + j] = red[0]; }
+}`,
+};
+
+/**
+ * flags: 1 conv bias, 2 Δ'/B/C norms, 4 Δ' norm weight, 8 B norm weight, 16 C norm weight.
+ * params: Bn, Dm, N, R, Kc, flags, eps
+ */
+export const MAMBA1_SCAN: KernelSpec = {
+  name: 'mamba1_scan',
+  roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y'],
+  writes: ['state', 'y'],
+  wgsl: () => /* wgsl */ `
+${CONV}
+const CW: u32 = 16u;
+const TPC: u32 = 16u;
+var<workgroup> xv: array<f32, ${STEP_MAX_XDBL}>;
+var<workgroup> nrm: array<f32, 3>;
+var<workgroup> su: array<f32, 16>;
+var<workgroup> sdt: array<f32, 16>;
+var<workgroup> sg: array<f32, 16>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
+  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
+  let nblk = (Dm + CW - 1u) / CW;
+  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
+  if (b >= Bn) { return; }
+  let J = R + 2u * N;
+  for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
+  workgroupBarrier();
+  if ((flags & 2u) != 0u) {
+    if (li < 3u) {
+      var o = 0u; var n = R;
+      if (li == 1u) { o = R; n = N; }
+      if (li == 2u) { o = R + N; n = N; }
+      var s = 0.0;
+      for (var i = 0u; i < n; i++) { s += xv[o + i] * xv[o + i]; }
+      nrm[li] = inverseSqrt(s / f32(n) + eps);
+    }
+    workgroupBarrier();
+    for (var i = li; i < J; i += 256u) {
+      var v = xv[i];
+      if (i < R) {
+        v *= nrm[0];
+        if ((flags & 4u) != 0u) { v *= $nd[o_nd + i]; }
+      } else if (i < R + N) {
+        v *= nrm[1];
+        if ((flags & 8u) != 0u) { v *= $nB[o_nB + i - R]; }
+      } else {
+        v *= nrm[2];
+        if ((flags & 16u) != 0u) { v *= $nC[o_nC + i - R - N]; }
+      }
+      xv[i] = v;
+    }
+    workgroupBarrier();
+  }
+  if (li < CW) {
+    let d = blk * CW + li;
+    if (d < Dm) {
+      su[li] = conv_u(b, d, Dm, Kc, (flags & 1u) != 0u);
+      var dl = 0.0;
+      for (var r = 0u; r < R; r++) { dl = fma(xv[r], $dtw[o_dtw + d * R + r], dl); }
+      sdt[li] = softplus(dl + $dtb[o_dtb + d]);
+      sg[li] = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
+    }
+  }
+  workgroupBarrier();
+  let c = li / TPC; let lane = li % TPC;
+  let d = blk * CW + c;
+  var part = 0.0;
+  if (d < Dm) {
+    let dt = sdt[c];
+    let du = dt * su[c];
+    let so = o_state + (b * Dm + d) * N;
+    for (var n = lane; n < N; n += TPC) {
+      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * xv[R + n];
+      $state[so + n] = hv;
+      part += hv * xv[R + N + n];
+    }
+  }
+  red[li] = part;
+  workgroupBarrier();
+  for (var s = TPC / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && d < Dm) {
+    $y[o_y + b * Dm + d] = (red[li] + $D[o_D + d] * su[c]) * sg[c];
+  }
+}`,
+};
+
+/** flags: 1 conv bias, 2 D, 4 Δ bias. params: Bn, nh, hd, G, N, I, Kc, flags, lo, hi. Also copies z to zo [b, I]. */
+export const MAMBA2_STEP: KernelSpec = {
+  name: 'mamba2_step',
+  roles: ['zx', 'win', 'cw', 'cb', 'dtb', 'A', 'D', 'state', 'y', 'zo'],
+  writes: ['state', 'y', 'zo'],
+  wgsl: () => /* wgsl */ `
+${CONV}
+const PB: u32 = 8u;
+const TPR: u32 = 32u;
+var<workgroup> sx: array<f32, 8>;
+var<workgroup> sB: array<f32, ${STEP_MAX_STATE}>;
+var<workgroup> sC: array<f32, ${STEP_MAX_STATE}>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let G = pu(PK + 3u); let N = pu(PK + 4u);
+  let I = pu(PK + 5u); let Kc = pu(PK + 6u); let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u);
+  let nP = (hd + PB - 1u) / PB;
+  let g = lin(wg, nwg); let pb = g % nP; let bh = g / nP; let h = bh % nh; let b = bh / nh;
+  if (b >= Bn) { return; }
+  let C = I + 2u * G * N;
+  let grp = h / (nh / G);
+  let hasCB = (flags & 1u) != 0u;
+  for (var i = li; i < PB + 2u * N; i += 256u) {
+    if (i < PB) {
+      let p = pb * PB + i;
+      if (p < hd) { sx[i] = conv_u(b, h * hd + p, C, Kc, hasCB); }
+    } else if (i < PB + N) {
+      sB[i - PB] = conv_u(b, I + grp * N + i - PB, C, Kc, hasCB);
+    } else {
+      sC[i - PB - N] = conv_u(b, I + G * N + grp * N + i - PB - N, C, Kc, hasCB);
+    }
+  }
+  workgroupBarrier();
+  var bias = 0.0;
+  if ((flags & 4u) != 0u) { bias = $dtb[o_dtb + h]; }
+  let dt = clamp(softplus($zx[o_zx + b * (I + C + nh) + I + C + h] + bias), lo, hi);
+  let dA = exp(dt * $A[o_A + h]);
+  let r = li / TPR; let lane = li % TPR;
+  let p = pb * PB + r;
+  var part = 0.0;
+  var xv = 0.0;
+  if (p < hd) {
+    xv = sx[r];
+    let dx = dt * xv;
+    let so = o_state + ((b * nh + h) * hd + p) * N;
+    for (var n = lane; n < N; n += TPR) {
+      let hv = dA * $state[so + n] + dx * sB[n];
+      $state[so + n] = hv;
+      part += hv * sC[n];
+    }
+  }
+  red[li] = part;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && p < hd) {
+    var out = red[li];
+    if ((flags & 2u) != 0u) { out += $D[o_D + h] * xv; }
+    let o = (b * nh + h) * hd + p;
+    $y[o_y + o] = out;
+    $zo[o_zo + o] = $zx[o_zx + b * (I + C + nh) + h * hd + p];
+  }
+}`,
+};

@@ -1,0 +1,144 @@
+/**
+ * The decode matrix-vector product, y[M, N] = x̂[M, K] · wᵀ (+ bias), M ≤ 8, streaming the weights at
+ * memory speed: the weight matrix is bound as an array of 16-byte vectors (4 float32, or 8 bf16 packed two
+ * to a u32), a row is read by TPR consecutive lanes (512 contiguous bytes per step for TPR = 32), RPW rows
+ * per workgroup of 256, one tree reduction per row at the end. Chosen per call: RPW = 8 for tall matrices,
+ * 2–4 for short ones so that every SM gets work.
+ *
+ * Fusions (all optional, by flag), so that a decode layer records few dispatches:
+ * - prologue (2): x is RMS-normalised on the fly, x̂ = w_n · x / √(mean(x²) + eps) per group of `gs`
+ *   channels; with 4 it is the gated norm x̂ = w_n · n(x · silu(z)) (Mamba-2). The per-(row, group) scales
+ *   are reduced in workgroup memory first (every workgroup recomputes them: x is a few KB, read from cache);
+ * - epilogue (8): y2 = y + res, the residual add, written besides y;
+ * - epilogue (16): the conv window of a Mamba mixer: for output columns c ∈ [cs0, cs0 + cw) (the channels
+ *   the depthwise conv reads), window[m, c − cs0, ·] shifts by one and takes y (slot Kc−1 = newest). The
+ *   mixer's step kernels then read the updated window only, so no kernel reads what another one writes.
+ *
+ * bf16 weights: a u32 holds weights 2i (low half) and 2i+1 (high half); bf16 → f32 is a shift or a mask.
+ * Requires K % 4 == 0 (f32) or K % 8 == 0 (bf16) and the matrix in a buffer of its own (the matrix pool).
+ * flags: 1 bias, 2 norm, 4 gate, 8 residual, 16 conv window.
+ * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
+ */
+import type { KernelSpec } from '../runtime.js';
+
+/** variant `${MM}${f|b}${RPW}`: rows of x rounded up (1, 2, 4, 8), weight format, rows per workgroup */
+export function matvecVariant(M: number, bf16: boolean, rows: number, groups: number): string {
+  const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+  // enough workgroups to cover the GPU (≥ 256), else more lanes per row
+  const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
+  return `${mm}${bf16 ? 'b' : 'f'}${rpw}`;
+}
+
+function parse(v: string): { mm: number; bf16: boolean; rpw: number } {
+  return { mm: Number(v[0]), bf16: v[1] === 'b', rpw: Number(v.slice(2)) };
+}
+
+export const MATVEC_V: KernelSpec = {
+  name: 'matvec_v',
+  roles: ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'],
+  writes: ['y', 'y2', 'cst'],
+  types: (v) => ({ w: parse(v).bf16 ? 'vec4<u32>' : 'vec4<f32>' }),
+  wgsl: (v) => {
+    const { mm, bf16, rpw } = parse(v);
+    const body = bf16
+      ? /* wgsl */ `
+    let K8 = K / 8u;
+    let wr = o_w / 4u + j * K8;
+    for (var q = lane; q < K8; q += TPR) {
+      let p = $w[wr + q];
+      let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
+      let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) {
+          let a = x4(m, q * 8u, K, norm, gated, nG, gs);
+          let b = x4(m, q * 8u + 4u, K, norm, gated, nG, gs);
+          acc[m] += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
+        }
+      }
+    }`
+      : /* wgsl */ `
+    let K4 = K / 4u;
+    let wr = o_w / 4u + j * K4;
+    for (var q = lane; q < K4; q += TPR) {
+      let w4 = $w[wr + q];
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) { acc[m] += dot(w4, x4(m, q * 4u, K, norm, gated, nG, gs)); }
+      }
+    }`;
+    return /* wgsl */ `
+const MM: u32 = ${mm}u;
+const RPW: u32 = ${rpw}u;
+const TPR: u32 = ${256 / rpw}u;
+var<workgroup> red: array<f32, ${256 * mm}>;
+var<workgroup> rsv: array<f32, 64>;
+fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
+  var v = $x[o_x + m * K + k];
+  if (norm) {
+    if (gated) { v *= silu($z[o_z + m * K + k]); }
+    v *= $nw[o_nw + k] * rsv[m * nG + k / gs];
+  }
+  return v;
+}
+fn x4(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> vec4<f32> {
+  return vec4<f32>(xin(m, k, K, norm, gated, nG, gs), xin(m, k + 1u, K, norm, gated, nG, gs),
+                   xin(m, k + 2u, K, norm, gated, nG, gs), xin(m, k + 3u, K, norm, gated, nG, gs));
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let nb = pu(PK + 4u); let flags = pu(PK + 5u);
+  let gs = pu(PK + 6u); let eps = pf(PK + 7u); let cs0 = pu(PK + 8u); let cw = pu(PK + 9u); let Kc = pu(PK + 10u);
+  let hasB = (flags & 1u) != 0u; let norm = (flags & 2u) != 0u; let gated = (flags & 4u) != 0u;
+  let hasR = (flags & 8u) != 0u; let conv = (flags & 16u) != 0u;
+  let nG = K / gs;
+  if (norm) {
+    for (var q = 0u; q < M * nG; q++) {
+      let m = q / nG; let g0 = (q % nG) * gs;
+      var s = 0.0;
+      for (var k = li; k < gs; k += 256u) {
+        var v = $x[o_x + m * K + g0 + k];
+        if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+        s += v * v;
+      }
+      red[li] = s;
+      workgroupBarrier();
+      for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { red[li] += red[li + st]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
+      workgroupBarrier();
+    }
+  }
+  let r = li / TPR; let lane = li % TPR;
+  let j = lin(wg, nwg) * RPW + r;
+  var acc: array<f32, MM>;
+  if (j < nb) {${body}
+  }
+  for (var m = 0u; m < MM; m++) { red[m * 256u + li] = acc[m]; }
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      for (var m = 0u; m < MM; m++) { red[m * 256u + li] += red[m * 256u + li + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && j < nb) {
+    var b = 0.0;
+    if (hasB) { b = $bias[o_bias + j]; }
+    let col = n0 + j;
+    for (var m = 0u; m < M; m++) {
+      let o = m * N + col;
+      let v = red[m * 256u + li] + b;
+      $y[o_y + o] = v;
+      if (hasR) { $y2[o_y2 + o] = v + $res[o_res + o]; }
+      if (conv && col >= cs0 && col < cs0 + cw) {
+        let base = o_cst + (m * cw + col - cs0) * Kc;
+        for (var t = 0u; t + 1u < Kc; t++) { $cst[base + t] = $cst[base + t + 1u]; }
+        $cst[base + Kc - 1u] = v;
+      }
+    }
+  }
+}`;
+  },
+};
