@@ -72,7 +72,8 @@ export type ParsedValues = Record<string, string | boolean | string[] | undefine
 
 /**
  * Parse `argv` (the arguments after the command name) against `spec`. Returns `null` when help was
- * asked for (`--help` / `-h` anywhere, even next to otherwise invalid options).
+ * asked for (`--help` / `-h` anywhere, even next to otherwise invalid options). A single-valued option
+ * given twice takes the later value; a `multiple` one collects them all.
  */
 export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | null {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
@@ -91,9 +92,9 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | 
       i++;
     } else args.push(a);
   }
-  let parsed: { values: object; positionals: string[]; tokens?: Array<{ kind: string; name?: string }> };
+  let parsed: { values: object; positionals: string[] };
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (e) {
     if (argv.includes('--help') || argv.includes('-h')) return null;
     throw new UsageError(describeParseError(e, spec), spec.name);
@@ -103,12 +104,8 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | 
   if (parsed.positionals.length > 0) {
     throw new UsageError(`${spec.name}: unexpected argument '${parsed.positionals[0]}' (options take the form --name VALUE)`, spec.name);
   }
-  // parseArgs keeps the last of repeated single-valued options; a repeated one is almost always a mistake
-  for (const [n, o] of Object.entries(spec.options)) {
-    if (o.multiple || o.type !== 'string') continue;
-    const count = (parsed.tokens ?? []).filter((t) => t.kind === 'option' && t.name === n).length;
-    if (count > 1) throw new UsageError(`option --${n} given ${count} times`, spec.name);
-  }
+  // a single-valued option given more than once takes its last value, as in most command-line tools
+  // (getopt_long, git, npm): a wrapper such as `npm start -- --out X` overrides the script's own --out
   return values;
 }
 
@@ -154,6 +151,16 @@ export function parseNumber(option: string, raw: string, rule: NumberRule, comma
   if (rule.integer && !Number.isSafeInteger(v)) bad();
   if (rule.min !== undefined && (rule.minOpen ? v <= rule.min : v < rule.min)) bad();
   if (rule.max !== undefined && (rule.maxOpen ? v >= rule.max : v > rule.max)) bad();
+  return v;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A size in bytes: `1000000`, `64M`, `1.5G`, `512KiB`, `2GB` (K/M/G/T are powers of 1024). */
+export function parseSize(option: string, raw: string, command = ''): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(raw.trim());
+  const v = m ? Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]) : NaN;
+  if (!Number.isSafeInteger(v) || v < 1) throw new UsageError(`--${option}: expected a size such as 64M, 1G or a number of bytes, got '${raw}'`, command);
   return v;
 }
 

@@ -1,12 +1,13 @@
 /** `mamba-ts train` and `mamba-ts eval`: train a model on a task with a progress bar; evaluate a checkpoint. */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../model.js';
 import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
 import { ProgressBar } from '../train/progress.js';
+import { checkRunFolder } from '../train/run-folder.js';
+import { DataError, DEFAULT_MAX_TOTAL_BYTES, formatByteSize, normalizeExtension } from '../train/data.js';
 import { train } from '../train/trainer.js';
-import { CliError, commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec, type ParsedValues } from './args.js';
+import { commandUsage, flag, parseChoice, parseCommand, parseNumber, parseSize, str, UsageError, type CommandSpec, type ParsedValues } from './args.js';
 import type { CliIO } from './io.js';
 import { requireModel } from './info.js';
 
@@ -44,20 +45,30 @@ export const TRAIN_SPEC: CommandSpec = {
     'The checkpoint folder holds model.safetensors + config.json (Hugging Face format for Mamba/S6 models),',
     'optimizer.safetensors, trainer_state.json (step, curves, arguments) and curves.svg; it is replaced',
     'atomically at every save. --resume continues an interrupted run with the same batches it would have seen.',
+    'A folder that holds another run is not replaced without --overwrite; --resume on a run already at',
+    '--steps says so and exits 0. Ctrl-C (or SIGTERM) finishes the step under way, saves it and exits 130',
+    '(143); a second one quits at once, without saving.',
+    '',
+    '--data takes every UTF-8 text file of a folder (binary files, node_modules, dist and hidden entries',
+    'are skipped), read in pieces, up to --data-limit bytes; the line "data: …" says what was used.',
+    'A flag given twice takes the later value (npm start -- --out DIR overrides the script\'s own flags).',
   ].join('\n'),
   options: {
     preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
     task: { type: 'string', value: 'TASK', help: `${TASKS.join(', ')} (default text)` },
     data: { type: 'string', value: 'PATH', help: "text: folder or file to train on (default: this package's own src/ folder)" },
+    'data-ext': { type: 'string', value: '.EXT,…', help: 'text: take only files with these extensions, e.g. .md,.ts (default: every text file)' },
+    'data-limit': { type: 'string', value: 'SIZE', help: `text: read at most this much text, e.g. 256M, 1G (default ${formatByteSize(DEFAULT_MAX_TOTAL_BYTES).replace(/\.0+ /, ' ')})` },
     from: { type: 'string', value: 'DIR', help: 'start from this checkpoint (HF Mamba folder, or one written by train) instead of a fresh model' },
     out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
     resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },
+    overwrite: { type: 'boolean', help: 'replace the checkpoint in --out with a new run (without it, an existing run is refused)' },
     mixer: { type: 'string', value: 's6|s4d', help: 'Mamba block SSM: s6 (selective, default) or s4d (LTI ablation)' },
     's4d-init': { type: 'string', value: 'KIND', help: 'S4D A initialization: legs, lin, inv, real, random' },
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'induction heads: lengths to evaluate after training' },
     ...Object.fromEntries(NUMERIC.map(([f, , , , help]) => [f, { type: 'string' as const, value: 'N', help }])),
     'time-limit': { type: 'string', value: 'SECONDS', help: 'stop after this long, with a checkpoint (continue later with --resume)' },
-    threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used)' },
+    threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used; more than the cores: a warning)' },
     sample: { type: 'string', value: 'N', help: 'text: generate N tokens from the trained model at the end (default 200; 0 = none)' },
     prompt: { type: 'string', value: 'TEXT', help: 'text: prompt of the final sample (default "export function ")' },
     json: { type: 'boolean', help: 'print the final metrics as one JSON line' },
@@ -92,10 +103,24 @@ export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs;
   if (lengths !== undefined) args.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, command));
   const data = str(v, 'data');
   if (data !== undefined) args.data = data;
+  const ext = str(v, 'data-ext');
+  if (ext !== undefined) {
+    try {
+      args.dataExt = ext.split(',').filter((e) => e.trim() !== '').map(normalizeExtension);
+    } catch (e) {
+      throw new UsageError(`--data-ext: ${e instanceof DataError ? e.message.replace(/^text corpus: /, '') : String(e)}`, command);
+    }
+    if (args.dataExt.length === 0) throw new UsageError(`--data-ext: expected extensions such as .md,.ts, got '${ext}'`, command);
+  }
+  const limit = str(v, 'data-limit');
+  if (limit !== undefined) args.dataLimit = parseSize('data-limit', limit, command);
   const from = str(v, 'from');
   if (from !== undefined) args.from = from;
   return { args, preset: presetName };
 }
+
+/** exit codes of a run stopped by a signal: 128 + its number */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const v = parseCommand(TRAIN_SPEC, argv);
@@ -106,50 +131,111 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const { args, preset } = parseJobArgs(v, 'train');
   const out = str(v, 'out') ?? path.join('runs', preset ?? args.task);
   const resume = flag(v, 'resume');
-  if (resume && !fs.existsSync(path.join(out, 'trainer_state.json'))) throw new CliError(`--resume: ${out} holds no checkpoint (no trainer_state.json)`);
+  const overwrite = flag(v, 'overwrite');
+  if (resume && overwrite) throw new UsageError('--resume and --overwrite contradict each other: continue the run in --out, or replace it', 'train');
   const threadsRaw = str(v, 'threads');
   const threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
+  const timeLimit = str(v, 'time-limit') !== undefined ? parseNumber('time-limit', str(v, 'time-limit')!, { min: 0, expect: 'a number of seconds >= 0' }, 'train') : undefined;
+  const sampleTokens = str(v, 'sample') !== undefined ? parseNumber('sample', str(v, 'sample')!, { integer: true, min: 0, expect: 'an integer >= 0' }, 'train') : 200;
+  // before any work: the checkpoint folder can take this run
+  const folder = checkRunFolder(out, { resume, overwrite });
+  if (resume && folder.step !== null && folder.step >= args.steps) {
+    io.stderr.write(`checkpoint already at step ${folder.step} ≥ --steps ${args.steps}: nothing to train (raise --steps to train further)\n`);
+    return 0;
+  }
+  const cores = os.availableParallelism();
+  if (threadsRaw !== undefined && threads > cores) {
+    io.stderr.write(`warning: --threads ${threads} is more than the ${cores} core${cores === 1 ? '' : 's'} of this machine: the threads will share them (slower than --threads ${cores})\n`);
+  }
   const job = buildJob(args);
   const used = Math.min(threads, args.accum);
+  if (job.dataSummary) io.stderr.write(`${job.dataSummary}\n`);
   io.stderr.write(`${job.describe}\n${used > 1 ? `data-parallel on ${used} threads (${args.accum} micro-batches of ${args.batch} per step)` : `1 thread (micro-batches of ${args.batch}, accum ${args.accum}${threads > 1 ? '; use --accum ≥ --threads to train in parallel' : ''})`}\n`);
   // made after the first step (a resumed run starts mid-way), which is therefore not counted in the rates
   let bar: ProgressBar | null = null;
   const progress = (step: number): ProgressBar => (bar ??= new ProgressBar(io.stderr as never, { total: args.steps, startStep: step, rateUnit: args.task === 'fmnist' ? 'px/s' : 'tok/s' }));
+  const say = (line: string): void => (bar ? bar.log(line) : void io.stderr.write(`${line}\n`));
+
+  // Ctrl-C / SIGTERM: finish the step under way, save it, exit 128 + signal; a second one quits at once
+  const stop = new AbortController();
+  let stopSignal: NodeJS.Signals = 'SIGINT';
+  let lastStep = folder.step ?? 0;
+  let lastSaved: number | null = folder.step;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stop.signal.aborted) {
+      (bar as ProgressBar | null)?.done();
+      io.stderr.write(`interrupted again: quitting without saving${lastSaved !== null ? ` (the checkpoint in ${out} is at step ${lastSaved})` : ''}\n`);
+      process.exit(SIGNAL_EXIT[sig] ?? 130);
+    }
+    stopSignal = sig;
+    stop.abort();
+    say(`interrupted (${sig}): finishing step ${lastStep + 1}, then saving it to ${out} (Ctrl-C again to quit without saving)`);
+  };
+  const onExternalAbort = (): void => onSignal('SIGINT');
+  if (io.handleSigint) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  if (io.signal?.aborted) stop.abort();
+  else io.signal?.addEventListener('abort', onExternalAbort, { once: true });
+
   const recorded = { ...args, preset } as Record<string, unknown>;
-  const result = await train(job.model, job.hooks, {
-    steps: args.steps,
-    lr: args.lr,
-    warmup: args.warmup,
-    weightDecay: args.weightDecay,
-    accum: args.accum,
-    evalEvery: args.evalEvery,
-    saveEvery: args.saveEvery,
-    outDir: out,
-    resume,
-    threads: used,
-    ...(str(v, 'time-limit') !== undefined ? { timeLimitSeconds: parseNumber('time-limit', str(v, 'time-limit')!, { min: 0, expect: 'a number of seconds >= 0' }, 'train') } : {}),
-    args: { ...recorded, task: args.task, seq_len: args.seqLen },
-    title: `${preset ?? args.task}: ${job.describe.split(';')[0]}`,
-    ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}),
-    ...job.trainOptions,
-    onStep: (s) => (bar === null ? void progress(s.step) : bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } })),
-    onEval: (step, m) => progress(step).log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
-  });
+  const runName = path.basename(path.resolve(out));
+  const what = preset ?? args.task;
+  let result: Awaited<ReturnType<typeof train>>;
+  try {
+    result = await train(job.model, job.hooks, {
+      steps: args.steps,
+      lr: args.lr,
+      warmup: args.warmup,
+      weightDecay: args.weightDecay,
+      accum: args.accum,
+      evalEvery: args.evalEvery,
+      saveEvery: args.saveEvery,
+      outDir: out,
+      resume,
+      threads: used,
+      ...(timeLimit !== undefined ? { timeLimitSeconds: timeLimit } : {}),
+      args: { ...recorded, task: args.task, seq_len: args.seqLen },
+      title: `${runName === what ? runName : `${runName} (${what})`}: ${job.name}`,
+      ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}),
+      ...job.trainOptions,
+      signal: stop.signal,
+      onStep: (s) => {
+        lastStep = s.step;
+        if (bar === null) progress(s.step);
+        else bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } });
+      },
+      onEval: (step, m) => progress(step).log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
+      onSave: (step, why) => {
+        lastSaved = step;
+        if (why === 'periodic') progress(step).log(`saved step ${step} to ${out}`);
+      },
+    });
+  } finally {
+    if (io.handleSigint) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    io.signal?.removeEventListener('abort', onExternalAbort);
+  }
   (bar as ProgressBar | null)?.done();
+  if (!result.completed) {
+    io.stderr.write(`saved step ${result.step} to ${out} — continue with --resume\n`);
+    if (result.stopped === 'interrupted') return SIGNAL_EXIT[stopSignal] ?? 130;
+  } else io.stderr.write(`saved ${out} (model.safetensors, config.json, optimizer.safetensors, trainer_state.json, curves.svg)\n`);
   const h = result.history;
   const tail = h.loss.slice(-Math.min(20, h.loss.length));
   const summary: Record<string, unknown> = {
     out,
-    steps: h.step.length > 0 ? h.step[h.step.length - 1] : 0,
+    steps: result.step,
     completed: result.completed,
     final_train_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
     train_tokens_per_s: Math.round(result.tokensPerSecond),
     train_seconds: Math.round(h.train_seconds),
     ...result.finalMetrics,
   };
-  io.stderr.write(`saved ${out} (model.safetensors, config.json, optimizer.safetensors, trainer_state.json, curves.svg)\n`);
-  const sampleTokens = str(v, 'sample') !== undefined ? parseNumber('sample', str(v, 'sample')!, { integer: true, min: 0, expect: 'an integer >= 0' }, 'train') : 200;
-  if (args.task === 'text' && args.mixer === 's6' && sampleTokens > 0 && result.completed) {
+  if (args.task === 'text' && args.mixer === 's6' && sampleTokens > 0 && result.completed && !stop.signal.aborted) {
     const model = await loadModel(out);
     const prompt = str(v, 'prompt') ?? 'export function ';
     io.stdout.write(`\n--- sample (${sampleTokens} tokens, temperature 0.8, from ${out}) ---\n${prompt}`);
@@ -158,7 +244,7 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   }
   if (flag(v, 'json')) io.stdout.write(`${JSON.stringify(summary)}\n`);
   else io.stdout.write(`${Object.entries(summary).map(([k, x]) => `${k}: ${typeof x === 'number' && !Number.isInteger(x) ? x.toFixed(4) : x}`).join('\n')}\n`);
-  return 0;
+  return stop.signal.aborted ? (SIGNAL_EXIT[stopSignal] ?? 130) : 0;
 }
 
 export const EVAL_SPEC: CommandSpec = {

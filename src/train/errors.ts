@@ -5,3 +5,31 @@ export class TrainError extends Error {
     this.name = 'TrainError';
   }
 }
+
+/** `--from` names a checkpoint whose architecture cannot be trained (yet): says which it is and which can. */
+export class UntrainableModelError extends TrainError {
+  constructor(
+    readonly dir: string,
+    /** the checkpoint's model_type */
+    readonly modelType: string,
+    /** model_type → architecture name, of those that can be trained */
+    readonly trainable: Readonly<Record<string, string>>,
+  ) {
+    super(
+      `--from ${dir}: model_type "${modelType}" cannot be trained yet (it runs for inference only); ` +
+        `trainable: ${Object.entries(trainable).map(([t, name]) => `${t} (${name})`).join(', ')}`,
+    );
+    this.name = 'UntrainableModelError';
+  }
+}
+
+/** The checkpoint folder (`--out`) cannot be used: it holds another run, is not a folder, or cannot be written. */
+export class RunFolderError extends TrainError {
+  constructor(
+    message: string,
+    readonly dir: string,
+  ) {
+    super(message);
+    this.name = 'RunFolderError';
+  }
+}

@@ -10,15 +10,17 @@ import * as ag from '../autograd/ops.js';
 import { constant, noGrad } from '../autograd/var.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
-import { loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset } from './data.js';
+import { corpusSummary, loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset, type TextCorpusOptions } from './data.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { TrainableMamba2LM } from './mamba2_lm.js';
 import { readConfig } from '../models/config-file.js';
+import { resolveModelType } from '../models/registry.js';
 import { countParameters, TrainableMambaLM, type MixerKind, type TrainableModel } from './mamba_lm.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d_classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
 import { TrainError, type TrainHooks, type TrainOptions } from './trainer.js';
+import { UntrainableModelError } from './errors.js';
 import { byteLevelTokenizerJson } from './byte_tokenizer.js';
 
 export type TaskName = 'text' | 'selective-copying' | 'induction-heads' | 'fmnist';
@@ -44,6 +46,10 @@ export interface JobArgs {
   s4dInit: S4dInitKind;
   /** text: folder or file */
   data?: string;
+  /** text: take only files with these extensions ('.md'); default every text file */
+  dataExt?: string[];
+  /** text: stop reading after this many bytes (default DEFAULT_MAX_TOTAL_BYTES) */
+  dataLimit?: number;
   /** start from this HF Mamba checkpoint (fine-tuning) */
   from?: string;
   /** synthetic tasks: vocabulary size and data tokens */
@@ -127,15 +133,27 @@ export interface Job {
   describe: string;
   /** text: the tokenizer written next to the checkpoint */
   tokenizerJson?: string;
+  /** text: one line saying which files were used and which skipped, and why */
+  dataSummary?: string;
+  /** a short name of what is trained (task, data folder), for titles */
+  name: string;
 }
 
 /** a language model the trainer can fine-tune */
 export type TrainableLM = TrainableMambaLM | TrainableMamba2LM;
 
-/** Load a checkpoint folder as a trainable LM: Mamba-2 by its model_type, otherwise Mamba-1. */
+/** The architectures `train` can start from (`--from`), by model_type: the others run for inference only so far. */
+export const TRAINABLE_MODEL_TYPES: Readonly<Record<string, string>> = { mamba: 'Mamba-1', mamba2: 'Mamba-2' };
+
+/**
+ * Load a checkpoint folder (HF or state-spaces layout) as a trainable LM, by its model_type; an
+ * architecture that cannot be trained yet is an `UntrainableModelError` naming it and the trainable ones.
+ */
 export function loadTrainableLM(dir: string): TrainableLM {
   const raw = readConfig(dir);
-  return raw.model_type === 'mamba2' || (raw.ssm_cfg as { layer?: string } | undefined)?.layer === 'Mamba2' ? TrainableMamba2LM.fromPretrained(dir) : TrainableMambaLM.fromPretrained(dir);
+  const type = resolveModelType(raw, path.join(dir, 'config.json'));
+  if (!(type in TRAINABLE_MODEL_TYPES)) throw new UntrainableModelError(dir, type, TRAINABLE_MODEL_TYPES);
+  return type === 'mamba2' ? TrainableMamba2LM.fromPretrained(dir) : TrainableMambaLM.fromPretrained(dir);
 }
 
 /** tokens of a [b, L] batch as logits rows: the loss and its accuracy */
@@ -174,7 +192,7 @@ export function buildJob(a: JobArgs, model?: TrainableModel): Job {
       return textJob(a, model as TrainableLM | undefined);
     case 'selective-copying':
     case 'induction-heads':
-      return syntheticJob(a, model as TrainableMambaLM | undefined);
+      return syntheticJob(a, model as TrainableLM | undefined);
     case 'fmnist':
       return fmnistJob(a, model as S4dClassifier | undefined);
     default:
@@ -188,7 +206,8 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
   // fine-tuning a checkpoint that has a tokenizer: its tokens; otherwise raw UTF-8 bytes (vocab 256)
   const tokFile = a.from && fs.existsSync(path.join(a.from, 'tokenizer.json')) ? path.join(a.from, 'tokenizer.json') : null;
   const tok = tokFile ? Tokenizer.fromFile(tokFile) : null;
-  const corpus = tok ? loadTextCorpus(root, { encode: (t) => tok.encode(t), vocabSize: tok.vocabSize }) : loadTextCorpus(root);
+  const corpusOpts: TextCorpusOptions = { ...(a.dataExt ? { extensions: a.dataExt } : {}), ...(a.dataLimit !== undefined ? { maxTotalBytes: a.dataLimit } : {}) };
+  const corpus = loadTextCorpus(root, tok ? { ...corpusOpts, encode: (t) => tok.encode(t), vocabSize: tok.vocabSize } : corpusOpts);
   const split = splitCorpus(corpus, { valFraction: 0.1 });
   const train = new WindowSampler(split.train, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'train split' });
   const val = split.val.length > a.seqLen + 1 ? new WindowSampler(split.val, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'validation split' }) : null;
@@ -220,18 +239,20 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
     model,
     hooks,
     trainOptions: {},
-    describe: `text: ${corpus.files.length} files, ${corpus.totalTokens} bytes from ${root} (train ${split.train.length}, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${countParameters(model)} parameters`,
+    describe: `text (${tok ? 'tokenizer.json of --from' : 'byte-level'}; train ${split.train.length} tokens, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${countParameters(model)} parameters`,
     tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : byteLevelTokenizerJson(),
+    dataSummary: corpusSummary(corpus),
+    name: `text from ${path.basename(path.resolve(root))}`,
   };
 }
 
-function syntheticJob(a: JobArgs, given?: TrainableMambaLM): Job {
+function syntheticJob(a: JobArgs, given?: TrainableLM): Job {
   const copying = a.task === 'selective-copying';
   const make = (seed: number, k: number, batch: number, length: number) => {
     const rng = subRng(seed, k);
     return copying ? selectiveCopying(rng, { batch, length, numTokens: a.numTokens, vocabSize: a.vocab }) : inductionHeads(rng, { batch, length, vocabSize: a.vocab });
   };
-  const model = given ?? (a.from ? TrainableMambaLM.fromPretrained(a.from) : TrainableMambaLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableMambaLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
   if (model.config.vocabSize < a.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the task's ${a.vocab}`);
   const evalAt = (length: number, batches: number): number =>
     noGrad(() => {
@@ -262,6 +283,7 @@ function syntheticJob(a: JobArgs, given?: TrainableMambaLM): Job {
     model,
     hooks,
     trainOptions: { lrScale: ssmLrScale(a.lr) },
+    name: copying ? 'selective copying' : 'induction heads',
     describe: `${what}; Mamba ${a.layers}×${a.hidden} with ${a.mixer === 's6' ? 'S6 (selective)' : `LTI S4D (${a.s4dInit})`} layers, ${countParameters(model)} parameters`,
   };
 }
@@ -287,6 +309,7 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
     model,
     hooks,
     trainOptions: { lrScale: ssmLrScale(a.lr) },
+    name: 'sequential Fashion-MNIST',
     describe: `sequential Fashion-MNIST (784 steps; ${train.n} train / ${test.n} test images); S4D classifier ${a.layers}×${a.hidden}, N=${a.state}, A init ${a.s4dInit}, ${countParameters(model)} parameters`,
   };
 }

@@ -174,6 +174,10 @@ export function lineChartSvg(opts: ChartOptions): string {
   for (const pd of panelsData) for (const { segs } of pd) for (const seg of segs) for (const pt of seg) allX.push(pt.x);
   const xe = extent(allX) ?? [0, 1];
   const xt = niceTicks(xe[0], xe[1], Math.max(2, Math.floor((W - ml - mr) / 90)));
+  // series without a colour take the palette's next one not claimed by a series that has one
+  const claimed = new Set(opts.panels.flatMap((p) => p.series.map((s) => s.color?.toLowerCase()).filter((c): c is string => c !== undefined)));
+  const free = PALETTE.filter((c) => !claimed.has(c.toLowerCase()));
+  const palette = free.length > 0 ? free : PALETTE;
   let colorIdx = 0;
 
   opts.panels.forEach((panel, pi) => {
@@ -219,7 +223,7 @@ export function lineChartSvg(opts: ChartOptions): string {
     out.push(`<clipPath id="plot-area-${pi}"><rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}"/></clipPath>`);
     out.push(`<g class="series" fill="none" stroke-width="1.6" stroke-linejoin="round" clip-path="url(#plot-area-${pi})">`);
     for (const { s, segs } of pd) {
-      const color = s.color ?? PALETTE[colorIdx++ % PALETTE.length];
+      const color = s.color ?? palette[colorIdx++ % palette.length];
       legend.push({ name: s.name, color, dashed: !!s.dashed });
       const sy = s.axis === 'right' ? syR : syL;
       const dash = s.dashed ? ` stroke-dasharray="6 4"` : '';

@@ -70,7 +70,18 @@ export interface TrainOptions {
   threads?: number;
   /** stop after this many seconds (checkpointing there when outDir is set); `--resume` continues */
   timeLimitSeconds?: number;
+  /**
+   * stop when aborted (Ctrl-C): the step under way is finished and saved (when outDir is set), then
+   * `train` returns with `stopped: 'interrupted'`. The loop yields to the event loop after every step,
+   * so a signal handler gets to run.
+   */
+  signal?: AbortSignal;
+  /** called after each checkpoint is written: `why` it was saved then */
+  onSave?(step: number, why: SaveReason): void;
 }
+
+/** 'periodic' (saveEvery), 'final' (the last step), 'time-limit', 'interrupted' (the signal) */
+export type SaveReason = 'periodic' | 'final' | 'time-limit' | 'interrupted';
 
 export interface StepInfo {
   step: number;
@@ -97,8 +108,12 @@ export interface History {
 }
 
 export interface TrainResult {
-  /** false when the time limit stopped the run early */
+  /** false when the time limit or the signal stopped the run early */
   completed: boolean;
+  /** why the loop ended: every step done (or none to do), the time limit, the signal */
+  stopped: 'done' | 'time-limit' | 'interrupted';
+  /** optimizer steps done in all (including before a resume) */
+  step: number;
   history: History;
   finalMetrics: Record<string, number>;
   tokensPerSecond: number;
@@ -153,7 +168,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     history = ts.history ?? emptyHistory();
   }
 
-  const save = (step: number, metrics: Record<string, number>): void => {
+  const save = (step: number, metrics: Record<string, number>, why: SaveReason): void => {
     if (!opts.outDir) return;
     saveCheckpoint(opts.outDir, {
       weights: [...model.params.values()],
@@ -162,6 +177,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
       trainerState: { step, history, args: opts.args ?? {}, metrics, saved_at: new Date().toISOString() },
       extraFiles: { ...opts.extraFiles, 'curves.svg': new TextEncoder().encode(curvesSvg(history, opts.title ?? 'training')) },
     });
+    opts.onSave?.(step, why);
   };
 
   let lastMetrics: Record<string, number> = {};
@@ -184,7 +200,8 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   let tokensThisRun = 0;
   let secondsThisRun = 0;
   const began = performance.now();
-  let completed = true;
+  let stopped: TrainResult['stopped'] = 'done';
+  let at = start;
   for (let step = start; step < opts.steps; step++) {
     const t0 = performance.now();
     zeroGrad(params, { setToNull: true });
@@ -218,18 +235,26 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     history.train_seconds += seconds;
     history.tokens += tokens;
     opts.onStep?.({ step: step + 1, steps: opts.steps, loss, lr, gradNorm, tokens, seconds, ...(count > 0 ? { accuracy } : {}) });
+    at = step + 1;
+    // let signal handlers (and timers) run: the steps themselves never return to the event loop
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const done = step + 1 === opts.steps;
+    if (!done && opts.signal?.aborted) {
+      save(step + 1, lastMetrics, 'interrupted');
+      stopped = 'interrupted';
+      break;
+    }
     const evalNow = done || (opts.evalEvery !== undefined && (step + 1) % opts.evalEvery === 0);
     if (evalNow) await runEval(step + 1);
     const outOfTime = !done && opts.timeLimitSeconds !== undefined && (performance.now() - began) / 1000 >= opts.timeLimitSeconds;
-    if (done || outOfTime || (opts.saveEvery !== undefined && (step + 1) % opts.saveEvery === 0)) save(step + 1, lastMetrics);
+    if (done || outOfTime || (opts.saveEvery !== undefined && (step + 1) % opts.saveEvery === 0)) save(step + 1, lastMetrics, done ? 'final' : outOfTime ? 'time-limit' : 'periodic');
     if (outOfTime) {
-      completed = false;
+      stopped = 'time-limit';
       break;
     }
   }
   if (start >= opts.steps && hooks.evaluate) await runEval(start);
-  return { completed, history, finalMetrics: lastMetrics, tokensPerSecond: secondsThisRun > 0 ? tokensThisRun / secondsThisRun : 0 };
+  return { completed: stopped === 'done', stopped, step: at, history, finalMetrics: lastMetrics, tokensPerSecond: secondsThisRun > 0 ? tokensThisRun / secondsThisRun : 0 };
   } finally {
     await pg?.close();
   }

@@ -2,7 +2,7 @@
  * Text corpus (walking, filtering, tokenization, splits, window sampling) and Fashion-MNIST (IDX
  * parsing of synthetic and corrupt files, the real Debian files, the pixel batcher).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,6 +17,7 @@ import {
   PixelBatcher,
   WindowSampler,
   byteDecode,
+  corpusSummary,
   fashionMnistFiles,
   imageDatasetFromIdx,
   loadFashionMnist,
@@ -26,9 +27,16 @@ import {
   splitCorpus,
 } from '../../src/train/data.js';
 
+const made: string[] = [];
+/** a temporary folder, removed after the file's tests (even when one fails) */
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-data-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-data-'));
+  made.push(dir);
+  return dir;
 }
+after(() => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
 
 function put(root: string, rel: string, content: string | Uint8Array): void {
   const p = path.join(root, rel);
@@ -53,34 +61,94 @@ function makeTree(): string {
   return root;
 }
 
-test('text corpus: takes text files by extension, skips node_modules/dist/.git/hidden, binaries, big and empty files', () => {
+test('text corpus: takes every UTF-8 text file whatever its extension; skips node_modules/dist/.git/hidden, binaries and empty files', () => {
   const root = makeTree();
-  const c = loadTextCorpus(root, { maxFileBytes: 4096 });
-  assert.deepEqual(c.files.map((f) => f.path), ['a.ts', 'b.md', 'sub/c.py']);
-  assert.deepEqual(c.skipped, { extension: 1, binary: 2, tooLarge: 1, empty: 1, overBudget: 0, unreadable: 0 });
+  const c = loadTextCorpus(root);
+  assert.deepEqual(c.files.map((f) => f.path), ['a.ts', 'b.md', 'big.txt', 'sub/c.py']);
+  assert.deepEqual(c.skipped, { extension: 0, binary: 3, empty: 1, unreadable: 0, overBudget: 0 });
+  assert.deepEqual(c.skippedExamples.binary, ['image.png', 'latin1.txt', 'nul.txt']);
   assert.equal(c.vocabSize, 256);
   const b = c.files[1];
   assert.equal(byteDecode(b.tokens), '# Title — ünïcode\n');
   assert.equal(b.tokens.length, Buffer.byteLength('# Title — ünïcode\n'), 'byte-level: one token per UTF-8 byte');
   assert.equal(c.totalTokens, c.files.reduce((s, f) => s + f.tokens.length, 0));
-  // custom extensions and a tokenizer function
-  const words = loadTextCorpus(root, { extensions: ['.md'], encode: (t) => [...t].map((ch) => (ch === ' ' ? 1 : 2)), vocabSize: 3 });
-  assert.deepEqual(words.files.map((f) => f.path), ['b.md']);
+  assert.equal(c.totalBytes, c.files.reduce((s, f) => s + f.bytes, 0));
+  assert.equal(
+    corpusSummary(c),
+    `data: 4 files, ${c.totalBytes} bytes (${(c.totalBytes / 1024).toFixed(2)} KiB) from ${root}; skipped 4: 3 binary (image.png, latin1.txt, nul.txt), 1 empty (empty.txt)`,
+  );
+  // an extension filter (with or without the dot) and a tokenizer function
+  const words = loadTextCorpus(root, { extensions: ['MD', '.py'], encode: (t) => [...t].map((ch) => (ch === ' ' ? 1 : 2)), vocabSize: 3 });
+  assert.deepEqual(words.files.map((f) => f.path), ['b.md', 'sub/c.py']);
   assert.ok(words.files[0].tokens.every((t) => t === 1 || t === 2));
+  assert.equal(words.skipped.extension, 6);
+  assert.match(corpusSummary(words), /^data: 2 files, \d+ bytes \(.*\), \d+ tokens from .*; skipped 6: 6 not matching --data-ext \.md,\.py \(a\.ts, big\.txt, empty\.txt, …\)$/);
   assert.throws(() => loadTextCorpus(root, { encode: () => [5], vocabSize: 3 }), /encode produced token id 5/);
-  // a file root is taken whatever its extension
-  assert.equal(loadTextCorpus(path.join(root, 'sub', 'c.py')).files.length, 1);
+  // a file root is taken whatever its extension (or the filter)
+  assert.equal(loadTextCorpus(path.join(root, 'sub', 'c.py'), { extensions: ['.md'] }).files.length, 1);
+  fs.rmSync(root, { recursive: true });
+});
+
+test('text corpus: any size, read in pieces; the tokens are those of the whole file, and a tokenizer sees whole lines', () => {
+  const root = tmpdir();
+  // 2.8 MB, multi-byte characters falling across the piece boundaries
+  const line = 'état — λx. x ✓ 🐍 the state space model\n';
+  const text = line.repeat(Math.ceil(2.8e6 / Buffer.byteLength(line)));
+  put(root, 'notes.log', text);
+  const bytes = fs.readFileSync(path.join(root, 'notes.log'));
+  const c = loadTextCorpus(root, { chunkBytes: 4093, sniffBytes: 1001 });
+  assert.equal(c.files.length, 1);
+  assert.equal(c.totalBytes, bytes.length);
+  assert.ok(Buffer.from(Uint8Array.from(c.files[0].tokens)).equals(bytes), 'byte-level tokens = the file');
+
+  const pieces: string[] = [];
+  const codePoints = (t: string): number[] => {
+    pieces.push(t);
+    return [...t].map((ch) => ch.codePointAt(0)! % 1000);
+  };
+  const enc = loadTextCorpus(root, { chunkBytes: 4096, encode: codePoints, vocabSize: 1000 });
+  assert.deepEqual(Array.from(enc.files[0].tokens), [...text].map((ch) => ch.codePointAt(0)! % 1000), 'encoded piece by piece = encoded whole');
+  assert.ok(pieces.length > 100, `${pieces.length} pieces: never one string of the whole file`);
+  assert.ok(pieces.every((p) => p.endsWith('\n') && p.length <= 2 * 4096), 'each piece ends at a line break');
+  fs.rmSync(root, { recursive: true });
+});
+
+test('text corpus: reading stops at the byte budget (at a character boundary) and says so', () => {
+  const root = tmpdir();
+  put(root, 'a.txt', 'a'.repeat(6000));
+  put(root, 'b.txt', 'é'.repeat(3000)); // 6000 bytes
+  put(root, 'c.txt', 'c'.repeat(10));
+  const c = loadTextCorpus(root, { maxTotalBytes: 9001, chunkBytes: 1024 });
+  assert.deepEqual(c.files.map((f) => [f.path, f.bytes]), [['a.txt', 6000], ['b.txt', 3000]], '3001 bytes would cut an é in two');
+  assert.equal(byteDecode(c.files[1].tokens), 'é'.repeat(1500));
+  assert.equal(c.truncated, 'b.txt');
+  assert.equal(c.skipped.overBudget, 1);
+  assert.match(corpusSummary(c), /^data: 2 files, 9000 bytes \(8\.79 KiB\) from .*; stopped at --data-limit 8\.79 KiB: b\.txt read in part, 1 more file not read$/);
+  fs.rmSync(root, { recursive: true });
+});
+
+test('text corpus: binary means a NUL or invalid UTF-8 in the first bytes; a character cut by the sniff window is not', () => {
+  const root = tmpdir();
+  put(root, 'accents.txt', 'é'.repeat(100)); // 2-byte characters, sniffed over an odd number of bytes
+  put(root, 'late-nul.txt', Buffer.concat([Buffer.from('x'.repeat(300)), Buffer.from([0]), Buffer.from('y')]));
+  put(root, 'early-nul.txt', Buffer.concat([Buffer.from('x'.repeat(10)), Buffer.from([0])]));
+  put(root, 'pdf.pdf', Buffer.concat([Buffer.from('%PDF-1.4\n%'), Buffer.from([0xe2, 0xe3, 0xcf, 0xd3]), Buffer.from('\n')]));
+  put(root, 'cut.txt', Buffer.from([0x61, 0xc3])); // a whole file ending inside a character
+  const c = loadTextCorpus(root, { sniffBytes: 101 });
+  assert.deepEqual(c.files.map((f) => f.path), ['accents.txt', 'late-nul.txt']);
+  assert.deepEqual(c.skippedExamples.binary, ['cut.txt', 'early-nul.txt', 'pdf.pdf']);
   fs.rmSync(root, { recursive: true });
 });
 
 test('text corpus: a folder without usable text gives an error that says what was found', () => {
   const root = tmpdir();
-  put(root, 'image.png', new Uint8Array([1, 2, 3]));
+  put(root, 'image.png', new Uint8Array([0x89, 0x50, 0x4e, 0x47]));
   put(root, 'data.txt', new Uint8Array([0, 0, 0]));
+  put(root, 'notes.md', 'words\n');
   put(root, 'node_modules/a.js', 'x');
   assert.throws(
-    () => loadTextCorpus(root),
-    (e: unknown) => e instanceof DataError && e.message.includes(root) && /no usable text/.test(e.message) && /1 with another extension/.test(e.message) && /1 binary/.test(e.message),
+    () => loadTextCorpus(root, { extensions: ['.txt', '.png'] }),
+    (e: unknown) => e instanceof DataError && e.message.includes(root) && /no usable text/.test(e.message) && /1 not matching --data-ext \.txt,\.png \(notes\.md\)/.test(e.message) && /2 binary \(data\.txt, image\.png\)/.test(e.message),
   );
   assert.throws(() => loadTextCorpus(path.join(root, 'missing')), /cannot read .*missing: no such file or folder/);
   fs.rmSync(root, { recursive: true });

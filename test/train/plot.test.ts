@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PlotError, formatTick, lineChartSvg, niceTicks, writeLineChart } from '../../src/train/plot.js';
+import { curvesSvg } from '../../src/train/curves.js';
+import type { History } from '../../src/train/trainer.js';
 
 /** A minimal well-formedness check: every tag opened is closed, in order. */
 function assertBalanced(svg: string): void {
@@ -135,4 +137,25 @@ test('writeLineChart writes the file', () => {
   assert.deepEqual(fs.readdirSync(dir), ['curves.svg']);
   assert.throws(() => writeLineChart(path.join(dir, 'no', 'x.svg'), { panels: [{ series: [] }] }), /cannot write chart/);
   fs.rmSync(dir, { recursive: true });
+});
+
+test('curves.svg: every series has its own colour (val acc is not drawn in train accuracy\'s green)', () => {
+  const steps = Array.from({ length: 40 }, (_, i) => i + 1);
+  const h: History = {
+    step: steps,
+    loss: steps.map((s) => 3 / s),
+    lr: steps.map(() => 1e-3),
+    grad_norm: steps.map(() => 1),
+    accuracy: steps.map((s) => s / 40),
+    eval_step: [20, 40],
+    eval: { val_loss: [0.5, 0.3], val_bits_per_byte: [0.7, 0.4], val_acc: [0.5, 0.8] },
+    train_seconds: 1,
+    tokens: 100,
+  };
+  const svg = curvesSvg(h, 'run');
+  const colours = new Map<string, string>();
+  for (const m of svg.matchAll(/<g data-series="([^"]+)">\s*<path d="[^"]*" stroke="([^"]+)"/g)) colours.set(m[1], m[2]);
+  assert.deepEqual([...colours.keys()].sort(), ['train accuracy', 'train loss', 'train loss (smoothed)', 'val acc', 'val bits per byte', 'val loss']);
+  assert.notEqual(colours.get('val acc'), colours.get('train accuracy'), `val acc ${colours.get('val acc')} vs train accuracy ${colours.get('train accuracy')}`);
+  assert.equal(new Set(colours.values()).size, colours.size, `one colour per series: ${JSON.stringify([...colours])}`);
 });

@@ -1,0 +1,7 @@
+/** The error of the training-data loaders (text corpus, windows, Fashion-MNIST): it names the file or folder and what was expected. */
+export class DataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DataError';
+  }
+}
