@@ -29,7 +29,7 @@ export interface LoadOptions extends Omit<ModelOptions, 'backend'> {
   backend?: 'cpu' | 'wasm' | 'webgpu' | Backend;
   /** wasm: threads including the calling one (default: available cores) */
   threads?: number;
-  /** wasm: storage of weight matrices, chosen at load time (default f32) */
+  /** wasm: storage of weight matrices, chosen at load time (default f32); webgpu: f32 or bf16 */
   weights?: WeightDType;
 }
 
@@ -47,10 +47,12 @@ export function resolveBackend(opts: Pick<LoadOptions, 'backend' | 'threads' | '
 /** The backend a load option names, including 'webgpu' (imported on demand; no adapter → ModelError). */
 export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 'threads' | 'weights'>): Promise<Backend> {
   if (opts.backend !== 'webgpu') return resolveBackend(opts);
-  if (opts.weights && opts.weights !== 'f32') throw new ModelError(`weights "${opts.weights}" need the wasm backend (the webgpu backend keeps float32)`);
+  if (opts.weights && opts.weights !== 'f32' && opts.weights !== 'bf16') {
+    throw new ModelError(`weights "${opts.weights}" on the webgpu backend: it stores "f32" or "bf16" (f16 and q8 need the wasm backend)`);
+  }
   const { createWebGpuBackend, WebGpuUnavailableError } = await import('./backend/webgpu/index.js');
   try {
-    return await createWebGpuBackend();
+    return await createWebGpuBackend({ weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
   } catch (e) {
     throw e instanceof WebGpuUnavailableError ? new ModelError(e.message) : e;
   }

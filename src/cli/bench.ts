@@ -33,7 +33,7 @@ export const BENCH_SPEC: CommandSpec = {
     arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
     size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m; mamba2: the 370m/780m/1.3b/2.7b shapes; hybrid and llama: 130m)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference), wasm (SIMD + threads; default) or webgpu' },
-    dtype: { type: 'string', value: 'TYPE', help: `weight storage (wasm): ${DTYPES.join(', ')} (default f32)` },
+    dtype: { type: 'string', value: 'TYPE', help: `weight storage: ${DTYPES.join(', ')} on wasm, f32 or bf16 on webgpu (default f32)` },
     threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     prompt: { type: 'string', short: 'p', value: 'N', help: 'prefill length (default 512)' },
     gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
@@ -96,7 +96,9 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
   const profile = flag(v, 'profile');
-  if (backendName !== 'wasm' && dtype !== 'f32') throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend keeps float32)`, C);
+  if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
+    throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
+  }
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
   if (!PRESETS[preset]) throw new UsageError(`--size ${size} is not available for --arch ${arch} (hybrid and llama: 130m)`, C);

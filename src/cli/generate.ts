@@ -53,7 +53,7 @@ export const GENERATE_SPEC: CommandSpec = {
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
-    dtype: { type: 'string', value: 'TYPE', help: 'wasm weight storage: f32 (default), f16, bf16 or q8' },
+    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16 or q8 on wasm; f32 or bf16 on webgpu' },
   },
   examples: [
     'mamba-ts generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32',
@@ -131,8 +131,9 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   if (threadsRaw !== undefined) a.threads = parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, C);
   const dtypeRaw = str(v, 'dtype');
   if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
-  if ((a.threads !== undefined || (a.dtype !== undefined && a.dtype !== 'f32')) && a.backend !== 'wasm') {
-    throw new UsageError('--threads and --dtype need --backend wasm', C);
+  if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  if (a.dtype !== undefined && a.dtype !== 'f32' && a.backend !== 'wasm' && !(a.backend === 'webgpu' && a.dtype === 'bf16')) {
+    throw new UsageError('--dtype f16/bf16/q8 need --backend wasm (webgpu takes f32 or bf16)', C);
   }
   return a;
 }

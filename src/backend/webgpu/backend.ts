@@ -224,13 +224,20 @@ export class WebGpuBackend implements Backend {
     return this.rt.grid(Math.ceil((items * this.rt.subgroupMax) / 64));
   }
 
+  /** bytes of host data uploaded so far (weights as stored: bf16 matrices count 2 bytes a weight) */
+  weightBytes = 0;
+
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    if (!opts?.matrix || shape.length !== 2) return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+    if (!opts?.matrix || shape.length !== 2) {
+      this.weightBytes += data.byteLength;
+      return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+    }
     const [rows, cols] = shape;
     const bf16 = this.weights === 'bf16' && !opts.float32 && cols % 8 === 0;
     const upload = (part: Float32Array): Store => {
       const s = this.rt.fromHost(this.rt.matPool, bf16 ? packBf16(part) : part);
+      this.weightBytes += s.len * 4;
       if (bf16) s.fmt = 'bf16';
       return s;
     };
