@@ -140,15 +140,30 @@ function checkKeys(obj: Record<string, unknown>, checks: Record<string, OptionCh
   }
 }
 
-/** Cross-option rules: a weight format other than f32 is the wasm backend's. */
+/** The weight formats each named backend stores matrices in (`weights`); the loaders create them so. */
+export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]> = {
+  cpu: ['f32'],
+  wasm: WEIGHT_FORMATS,
+  webgpu: ['f32'],
+};
+
+/** Cross-option rule: the weight format must be one the backend stores. */
 function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights'>, where: string): void {
   const { backend, weights } = opts;
-  if (weights === undefined || weights === 'f32' || backend === 'wasm') return;
-  const why =
-    typeof backend === 'object'
-      ? 'a Backend instance keeps the weight format it was created with (new WasmBackend({ weights }))'
-      : `the ${backend ?? 'cpu'} backend keeps float32`;
-  throw new LoadOptionError(`${where}: option "weights" ${JSON.stringify(weights)} needs backend "wasm" (${why})`);
+  if (weights === undefined || weights === 'f32') return;
+  if (typeof backend === 'object') {
+    throw new LoadOptionError(
+      `${where}: option "weights" ${JSON.stringify(weights)} is for a backend given by name; a Backend instance keeps the weight format it was created with`,
+    );
+  }
+  const name = backend ?? 'cpu';
+  const formats = BACKEND_WEIGHT_FORMATS[name];
+  if (formats.includes(weights)) return;
+  const takers = BACKEND_NAMES.filter((b) => BACKEND_WEIGHT_FORMATS[b].includes(weights));
+  throw new LoadOptionError(
+    `${where}: option "weights" ${JSON.stringify(weights)} is not available on backend "${name}" (it takes ${list(formats)}); ` +
+      `${JSON.stringify(weights)} needs backend ${takers.map((b) => JSON.stringify(b)).join(' or ')}`,
+  );
 }
 
 /**

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel, ModelError } from '../../src/index.js';
+import { cpu, loadModel, ModelError } from '../../src/index.js';
 import { loadModelFrom, memoryFolder } from '../../src/browser.js';
 import { hfFixture } from '../helpers.js';
 
@@ -55,6 +55,10 @@ describe('load options are validated at load time', () => {
   test('weights other than f32 need the wasm backend', async () => {
     await rejectsOption(loadModel(TINY, { weights: 'q8' }), '"weights"', 'wasm');
     await rejectsOption(loadModel(TINY, { backend: 'cpu', weights: 'bf16' }), '"weights"', 'wasm');
+    await rejectsOption(loadModel(TINY, { backend: 'webgpu', weights: 'f16' }), '"weights"', '"webgpu"', 'wasm');
+    // a Backend instance was created with its format: a weights option next to it would be ignored
+    await rejectsOption(loadModel(TINY, { backend: cpu, weights: 'q8' }), '"weights"', 'Backend instance');
+    assert.equal((await loadModel(TINY, { backend: cpu, weights: 'f32' })).lm.modelType, 'mamba');
   });
 
   test('an unknown backend name is refused, listing the backends', async () => {
