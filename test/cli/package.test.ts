@@ -80,6 +80,8 @@ describe('the package as installed', () => {
     const file = path.join(ROOT, target);
     assert.ok(fs.existsSync(file), `${target} exists`);
     assert.match(fs.readFileSync(file, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+    // `npx mamba-ts` in the clone runs this file itself (no install links it, so nothing else marks it executable)
+    if (process.platform !== 'win32') assert.ok(fs.statSync(file).mode & 0o111, `${target} is executable`);
   });
 
   it('npm pack holds every file the CLI loads at run time; the packages it imports are dependencies', () => {
