@@ -21,8 +21,8 @@ import { createWebGpuBackend, WebGpuUnavailableError } from './backend/webgpu/in
 import { assembleModel, type Model } from './model-core.js';
 import { readModelParts, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 import { ModelError } from './models/errors.js';
-import type { ModelOptions } from './models/registry.js';
 import type { WeightDType } from './tensor/dtype.js';
+import { isFunction, validateBackendOptions, validateLoadOptions, type BackendName, type CommonLoadOptions, type OptionCheck } from './load-options.js';
 
 export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
 export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
@@ -45,13 +45,13 @@ export { WasmMemoryError } from './backend/wasm/runtime.js';
 export { loadWasmKernels, wasmThreadsAvailable } from './backend/wasm/platform.browser.js';
 export { WebGpuBackend, WebGpuUnavailableError, createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';
-
-export type BackendName = 'cpu' | 'wasm' | 'webgpu';
+export { LoadOptionError } from './load-options.js';
+export type { BackendName } from './load-options.js';
 
 export interface BrowserBackendOptions {
-  /** wasm: threads including the calling one (default: all cores where threads can run, else 1) */
+  /** wasm: threads including the calling one, an integer >= 1 (default: all cores where threads can run, else 1) */
   threads?: number;
-  /** wasm: storage of weight matrices (default f32) */
+  /** wasm: storage of weight matrices: 'f32' (default), 'f16', 'bf16' or 'q8' */
   weights?: WeightDType;
   /** wasm: where kernels.wasm is served (default: next to the library, dist/wasm/kernels.wasm) */
   wasmKernelsUrl?: string | URL;
@@ -59,10 +59,8 @@ export interface BrowserBackendOptions {
 
 /** A backend by name, ready to use (kernels fetched, worker threads started). */
 export async function createBackend(name: BackendName, opts: BrowserBackendOptions = {}): Promise<Backend> {
-  if (name === 'cpu') {
-    if (opts.weights && opts.weights !== 'f32') throw new ModelError(`weights "${opts.weights}" need the wasm backend (the CPU reference backend keeps float32)`);
-    return cpu;
-  }
+  validateBackendOptions({ backend: name, threads: opts.threads, weights: opts.weights }, 'createBackend');
+  if (name === 'cpu') return cpu;
   if (name === 'wasm') {
     await loadWasmKernels(opts.wasmKernelsUrl);
     const b = new WasmBackend({ threads: opts.threads, weights: opts.weights });
@@ -77,7 +75,11 @@ export async function createBackend(name: BackendName, opts: BrowserBackendOptio
   throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(name)}`);
 }
 
-export interface BrowserLoadOptions extends Omit<ModelOptions, 'backend'>, BrowserBackendOptions {
+/**
+ * `loadModelFrom`'s options: checked before anything is read, by the same check as `loadModel`'s
+ * (load-options.ts): a bad value or an unknown key is a `LoadOptionError` listing what is valid.
+ */
+export interface BrowserLoadOptions extends CommonLoadOptions, BrowserBackendOptions {
   /** a backend name (default 'cpu') or a Backend instance */
   backend?: BackendName | Backend;
   /** read tokenizer.json when the folder has one (default true) */
@@ -86,8 +88,20 @@ export interface BrowserLoadOptions extends Omit<ModelOptions, 'backend'>, Brows
   onProgress?: (p: ReadProgress) => void;
 }
 
+/** the options only `loadModelFrom` takes (`loadModel` has its own) */
+const BROWSER_OPTIONS: { [K in Exclude<keyof BrowserLoadOptions, keyof CommonLoadOptions>]-?: OptionCheck } = {
+  tokenizer: (v, fail) => {
+    if (typeof v !== 'boolean') fail('a boolean (read tokenizer.json when the folder has one)');
+  },
+  wasmKernelsUrl: (v, fail) => {
+    if (typeof v !== 'string' && !(typeof URL !== 'undefined' && v instanceof URL)) fail('a URL (string or URL)');
+  },
+  onProgress: isFunction,
+};
+
 /** Load a model folder (picked files, a URL or memory: see `filesFolder`, `urlFolder`, `memoryFolder`). */
 export async function loadModelFrom(folder: ModelFolder, opts: BrowserLoadOptions = {}): Promise<Model> {
+  validateLoadOptions(opts, BROWSER_OPTIONS, 'loadModelFrom');
   const parts = await readModelParts(folder, { tokenizer: opts.tokenizer, onProgress: opts.onProgress });
   const b = opts.backend ?? 'cpu';
   const backend = typeof b === 'string' ? await createBackend(b, opts) : b;

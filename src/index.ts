@@ -4,6 +4,7 @@ export { assembleModel, type ModelGenerateOptions, type ModelParts } from './mod
 export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
 export { ModelState } from './models/state.js';
 export { ModelError } from './models/errors.js';
+export { LoadOptionError } from './load-options.js';
 export { MambaLM, parseMambaConfig, type MambaConfig } from './models/mamba.js';
 export { buildModel, supportedModelTypes } from './models/registry.js';
 export { generate, generateStream, GenerationError, type GenerateOptions, type GenerateResult, type TokenEvent, type FinishReason } from './generate/generate.js';

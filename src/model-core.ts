@@ -62,7 +62,10 @@ export class Model {
     throw new ModelError('prompt must be a string, an array of strings, an array of token ids, or an array of token-id arrays');
   }
 
-  /** Generate to the end; `onToken` in the options streams tokens as they come. */
+  /**
+   * Generate to the end; `onToken` in the options streams tokens as they come. The result's `tokens` are
+   * prompt + new ids (as HF `generate`), `generated` the new ids alone.
+   */
   async generate(prompt: PromptInput, opts: ModelGenerateOptions = {}): Promise<GenerateResult> {
     const restore = this.observeDelta(opts.onDelta);
     try {

@@ -8,18 +8,22 @@ import * as path from 'node:path';
 import { WeightSource } from './io/weights.js';
 import { readConfig, readJsonFile } from './models/config-file.js';
 import { ModelError } from './models/errors.js';
-import type { ModelOptions } from './models/registry.js';
 import { Tokenizer } from './tokenizer/tokenizer.js';
 import type { Backend } from './backend/backend.js';
 import { cpu } from './backend/cpu/index.js';
 import { WasmBackend } from './backend/wasm/index.js';
 import type { WeightDType } from './tensor/dtype.js';
 import { assembleModel, checkTokenizerFits, type Model } from './model-core.js';
+import { validateBackendOptions, validateLoadOptions, type CommonLoadOptions, type OptionCheck } from './load-options.js';
 
 // the Model class and the assembly shared with the browser loaders live in model-core.ts (no I/O)
 export { Model, assembleModel, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
 
-export interface LoadOptions extends Omit<ModelOptions, 'backend'> {
+/**
+ * `loadModel`'s options. Every one is checked before anything is read (`validateLoadOptions`, load-options.ts,
+ * shared with the browser loader): a bad value or an unknown key is a `LoadOptionError` listing what is valid.
+ */
+export interface LoadOptions extends CommonLoadOptions {
   /** tokenizer.json (or a folder holding one) to use instead of the model folder's; `false` = none */
   tokenizer?: string | false;
   /**
@@ -27,29 +31,33 @@ export interface LoadOptions extends Omit<ModelOptions, 'backend'> {
    * through the `webgpu` package, float32 weights), or a Backend instance (to share one between models).
    */
   backend?: 'cpu' | 'wasm' | 'webgpu' | Backend;
-  /** wasm: threads including the calling one (default: available cores) */
+  /** wasm: threads including the calling one, an integer >= 1 (default: available cores) */
   threads?: number;
-  /** wasm: storage of weight matrices, chosen at load time (default f32); webgpu: f32 or bf16 */
+  /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16' or 'q8' on wasm; 'f32' or 'bf16' on webgpu */
   weights?: WeightDType;
 }
 
+/** the options only `loadModel` takes (the browser loader has its own) */
+const NODE_OPTIONS: { [K in Exclude<keyof LoadOptions, keyof CommonLoadOptions>]-?: OptionCheck } = {
+  tokenizer: (v, fail) => {
+    if (v !== false && (typeof v !== 'string' || v.length === 0)) fail('a path to a tokenizer.json (or a folder holding one), or false');
+  },
+};
+
 /** The backend a load option names ('webgpu' needs `resolveBackendAsync`: a device is requested asynchronously). */
 export function resolveBackend(opts: Pick<LoadOptions, 'backend' | 'threads' | 'weights'>): Backend {
+  validateBackendOptions(opts, 'resolveBackend');
   const b = opts.backend ?? 'cpu';
   if (typeof b !== 'string') return b;
   if (b === 'wasm') return new WasmBackend({ threads: opts.threads, weights: opts.weights });
   if (b === 'webgpu') throw new ModelError('backend "webgpu" is created asynchronously: use resolveBackendAsync (loadModel does)');
-  if (b !== 'cpu') throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(b)}`);
-  if (opts.weights && opts.weights !== 'f32') throw new ModelError(`weights "${opts.weights}" need the wasm backend (the CPU reference backend keeps float32)`);
   return cpu;
 }
 
 /** The backend a load option names, including 'webgpu' (imported on demand; no adapter → ModelError). */
 export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 'threads' | 'weights'>): Promise<Backend> {
   if (opts.backend !== 'webgpu') return resolveBackend(opts);
-  if (opts.weights && opts.weights !== 'f32' && opts.weights !== 'bf16') {
-    throw new ModelError(`weights "${opts.weights}" on the webgpu backend: it stores "f32" or "bf16" (f16 and q8 need the wasm backend)`);
-  }
+  validateBackendOptions(opts, 'resolveBackendAsync');
   const { createWebGpuBackend, WebGpuUnavailableError } = await import('./backend/webgpu/index.js');
   try {
     return await createWebGpuBackend({ weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
@@ -60,6 +68,7 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
 
 /** Load a model folder as published on the Hugging Face hub (or in state-spaces naming). */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
   const raw = readConfig(dir);
   const backend = await resolveBackendAsync(opts);
   let tokenizer: Tokenizer | null = null;

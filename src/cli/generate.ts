@@ -44,12 +44,23 @@ export const GENERATE_SPEC: CommandSpec = {
     'repetition-penalty': { type: 'string', value: 'R', help: 'penalise tokens already seen, R > 0 (1 = off)' },
     seed: { type: 'string', value: 'S', help: 'random seed (integer) for reproducible sampling' },
     sample: { type: 'boolean', help: 'sample from the distribution instead of taking the most likely token' },
-    stop: { type: 'string', multiple: true, value: 'TEXT', help: 'stop when TEXT appears in the output (repeatable; not printed)' },
+    stop: {
+      type: 'string',
+      multiple: true,
+      value: 'TEXT',
+      help: 'stop when TEXT appears in the output (repeatable; not printed);\nescapes: \\n newline, \\t tab, \\r, \\\\ backslash, \\uXXXX or \\u{X…} a code point',
+    },
     'no-eos': { type: 'boolean', help: "do not stop at the model's end-of-sequence token(s)" },
     tokenizer: { type: 'string', value: 'FILE', help: "tokenizer.json (or a folder holding one) instead of the model folder's" },
     'save-state': { type: 'string', value: 'FILE', help: 'save the state after the last token to FILE (to continue later)' },
     'load-state': { type: 'string', value: 'FILE', help: 'continue from a state saved with --save-state; the prompt is read after it' },
-    json: { type: 'boolean', help: 'print one JSON object at the end instead of streaming\n(tokens, text, finishReason, promptIds, stats)' },
+    json: {
+      type: 'boolean',
+      help: [
+        'print one JSON object at the end instead of streaming: generated (the new ids),',
+        'promptIds, tokens (prompt + generated, as the API result), text, finishReason, stats',
+      ].join('\n'),
+    },
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
@@ -107,7 +118,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   const seed = num('seed', { integer: true, expect: 'an integer' });
   const doSample = flag(v, 'sample') || [temperature, topK, topP, minP].some((x) => x !== undefined);
   const scanRaw = str(v, 'scan');
-  const stop = strs(v, 'stop');
+  const stop = strs(v, 'stop').map((s) => unescapeText('stop', s, C));
   if (stop.some((s) => s.length === 0)) throw new UsageError('--stop: expected a non-empty text', C);
   const a: GenerateArgs = {
     model,
@@ -138,6 +149,78 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   return a;
 }
 
+/**
+ * A --prompt-file's text: UTF-8 (a byte-order mark is dropped) without NUL bytes. A binary file would
+ * otherwise become thousands of U+FFFD tokens; it is refused with the file's name.
+ */
+function promptFileText(file: string): string {
+  const bytes = readFileFor(file, '--prompt-file');
+  const name = file === '-' ? '- (stdin)' : file;
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw new CliError(`--prompt-file ${name}: not a text file (a NUL byte at offset ${nul}); give UTF-8 text`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CliError(`--prompt-file ${name}: not UTF-8 text (invalid UTF-8 at byte offset ${firstInvalidUtf8(bytes)}); convert it to UTF-8 first`);
+  }
+}
+
+/** byte offset where the first invalid UTF-8 sequence starts (for the message; TextDecoder decides) */
+function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0 || i + n >= b.length) return i;
+    for (let k = 1; k <= n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
+    // overlong forms, UTF-16 surrogates, code points above U+10FFFF
+    const d = b[i + 1];
+    if ((c === 0xe0 && d < 0xa0) || (c === 0xed && d > 0x9f) || (c === 0xf0 && d < 0x90) || (c === 0xf4 && d > 0x8f)) return i;
+    i += n + 1;
+  }
+  return b.length;
+}
+
+const ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\' };
+const ESCAPE_HELP = 'escapes are \\n, \\t, \\r, \\\\, \\uXXXX and \\u{X…}';
+
+/**
+ * A text option with the usual escapes interpreted (`--stop "\n\n"`: a shell passes backslash-n, which
+ * would otherwise never match): \n \t \r \\ \uXXXX \u{X…}. Any other backslash is a usage error.
+ */
+export function unescapeText(option: string, raw: string, command = ''): string {
+  const bad = (what: string): never => {
+    throw new UsageError(`--${option}: ${what} in '${raw}' (${ESCAPE_HELP}; write \\\\ for a backslash)`, command);
+  };
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const e = raw[i + 1];
+    if (e === undefined) bad('a trailing backslash');
+    if (e in ESCAPES) {
+      out += ESCAPES[e];
+      i++;
+      continue;
+    }
+    if (e === 'u') {
+      const braced = raw[i + 2] === '{' ? /^\{([0-9a-fA-F]{1,6})\}/.exec(raw.slice(i + 2)) : null;
+      const hex = braced ? braced[1] : /^[0-9a-fA-F]{4}/.exec(raw.slice(i + 2))?.[0];
+      // what the message quotes: up to the closing brace, or the four characters that should be hex digits
+      const seen = raw[i + 2] === '{' ? raw.slice(i + 2, raw.indexOf('}', i + 2) + 1 || raw.length) : raw.slice(i + 2, i + 6);
+      const cp = hex === undefined ? NaN : parseInt(hex, 16);
+      if (!(cp <= 0x10ffff)) bad(`an invalid escape '\\u${seen}'`);
+      out += String.fromCodePoint(cp);
+      i += 1 + (braced ? braced[0].length : 4);
+      continue;
+    }
+    bad(`an unknown escape '\\${e}'`);
+  }
+  return out;
+}
+
 export async function generateCommand(argv: string[], io: CliIO): Promise<number> {
   const args = parseGenerateArgs(argv);
   if (args === null) {
@@ -150,7 +233,7 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
   let promptText: string | null = null;
   const promptOption = args.prompt.kind === 'file' ? `--prompt-file ${args.prompt.file}` : `--${args.prompt.kind === 'ids' ? 'ids' : 'prompt'}`;
   if (args.prompt.kind !== 'ids') {
-    promptText = args.prompt.kind === 'text' ? args.prompt.text : readFileFor(args.prompt.file, '--prompt-file').toString('utf8');
+    promptText = args.prompt.kind === 'text' ? args.prompt.text : promptFileText(args.prompt.file);
     if (promptText.length === 0) throw new UsageError(`${promptOption}: the prompt is empty`, C);
   }
   if (args.saveState !== undefined) {
@@ -260,11 +343,13 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
   const finish = result.finishReason[0];
   const s = result.stats;
   if (args.json) {
+    // the token lists mean what GenerateResult's do: generated = the new ids, tokens = prompt + generated
     const obj: Record<string, unknown> = {
-      tokens: result.generated[0],
+      generated: result.generated[0],
       text: result.text ? result.text[0] : null,
       finishReason: finish,
       promptIds: ids,
+      tokens: result.tokens[0],
       stats: { ...s, decodeTokensPerSecond: Number.isFinite(s.decodeTokensPerSecond) ? s.decodeTokensPerSecond : null },
     };
     if (sampled) obj.seed = sampling.seed;

@@ -90,7 +90,8 @@ function isSystemError(e: unknown): e is NodeJS.ErrnoException {
 /** Run the CLI on `argv` (the arguments after the program name). Resolves to the exit code. */
 export async function run(argv: string[], io: CliIO): Promise<number> {
   try {
-    const [first, ...rest] = argv;
+    const [first, ...others] = argv;
+    let rest = others;
     if (first === undefined || first === '--help' || first === '-h') {
       io.stdout.write(overview());
       return 0;
@@ -100,7 +101,9 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     if (first === 'help') {
-      if (rest.length === 0) {
+      // `help --help`, `help help`: the overview; `help generate --help`: generate's help
+      rest = rest.filter((a) => a !== '--help' && a !== '-h');
+      if (rest.length === 0 || rest[0] === 'help') {
         io.stdout.write(overview());
         return 0;
       }

@@ -53,9 +53,12 @@ export interface TokenEvent {
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 export interface GenerateResult {
-  /** generated ids per sequence (the stop token included, as HF does) */
+  /** the new ids per sequence, without the prompt (the stop token included, as HF does); the CLI's --json `generated` */
   generated: number[][];
-  /** prompt + generated, per sequence */
+  /**
+   * prompt + generated, per sequence: what HF `generate` returns (its `sequences`); the CLI's --json `tokens`.
+   * With a `state` given, the prompt is this call's, not what the state had read before.
+   */
   tokens: number[][];
   /** decoded generated text per sequence (special tokens skipped, cut before a stop string), when a tokenizer is present */
   text?: string[];

@@ -195,9 +195,10 @@ describe('mamba-ts generate', () => {
     const r = await cli(['generate', '--model', TINY, '--ids', '1,2,3', '--max-tokens', '5', '--no-eos', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim().split('\n').length, 1);
-    const o = JSON.parse(r.stdout) as { tokens: number[]; text: unknown; finishReason: string; stats: { promptTokens: number; generatedTokens: number; prefillMs: number } };
-    assert.equal(o.tokens.length, 5);
-    assert.deepEqual(o.tokens, want);
+    const o = JSON.parse(r.stdout) as { generated: number[]; tokens: number[]; text: unknown; finishReason: string; stats: { promptTokens: number; generatedTokens: number; prefillMs: number } };
+    assert.equal(o.generated.length, 5);
+    assert.deepEqual(o.generated, want);
+    assert.deepEqual(o.tokens, [1, 2, 3, ...want], 'tokens = prompt + generated, as in the API result');
     assert.equal(o.text, null);
     assert.equal(o.finishReason, 'length');
     assert.equal(o.stats.promptTokens, 3);
@@ -266,9 +267,9 @@ describe('mamba-ts generate', () => {
       const r = await cli(['generate', '-m', TINY, '--tokenizer', smallTokenizer, '--prompt', 'The state space model', '-n', '12', '--no-eos']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, want.text![0] + (want.text![0].endsWith('\n') ? '' : '\n'));
-      const j = JSON.parse((await cli(['generate', '-m', TINY, '--tokenizer', smallTokenizer, '-p', 'The state space model', '-n', '12', '--no-eos', '--json'])).stdout) as { text: string; tokens: number[] };
+      const j = JSON.parse((await cli(['generate', '-m', TINY, '--tokenizer', smallTokenizer, '-p', 'The state space model', '-n', '12', '--no-eos', '--json'])).stdout) as { text: string; generated: number[] };
       assert.equal(j.text, want.text![0]);
-      assert.deepEqual(j.tokens, want.generated[0]);
+      assert.deepEqual(j.generated, want.generated[0]);
     });
 
     it('--prompt-file (and stdin via -) read the prompt', async () => {

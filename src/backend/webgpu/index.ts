@@ -21,8 +21,26 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions {
   powerPreference?: GPUPowerPreference;
 }
 
+/**
+ * Without a desktop session XDG_RUNTIME_DIR is often unset, and then Mesa's Vulkan device-select layer (installed
+ * with Mesa's drivers), asking Wayland for the display's GPU, makes libwayland print "error: XDG_RUNTIME_DIR is
+ * invalid or not set in the environment." twice whenever Dawn starts — noise: there is no display to ask. libwayland
+ * calls the variable invalid when it is unset or not an absolute path; then this points it at the temporary folder
+ * (for this process and the ones it starts), where no Wayland socket is, so nothing is printed and nothing else
+ * changes. A valid value is left alone.
+ */
+async function quietWayland(): Promise<void> {
+  const proc = (globalThis as { process?: { platform?: string; env?: Record<string, string | undefined> } }).process;
+  if (!proc?.env || proc.platform === 'win32' || proc.platform === 'darwin') return;
+  if (proc.env.XDG_RUNTIME_DIR?.startsWith('/')) return;
+  const osModule = 'node:os';
+  const { tmpdir } = (await import(/* @vite-ignore */ osModule)) as { tmpdir(): string };
+  proc.env.XDG_RUNTIME_DIR = tmpdir();
+}
+
 /** the `webgpu` package's `create([])`, imported lazily (a non-literal specifier keeps bundlers away) */
 async function nodeGpu(): Promise<GPU> {
+  await quietWayland();
   const specifier = 'webgpu';
   let mod: { create(flags: string[]): GPU };
   try {
@@ -51,8 +69,8 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) {
     throw new WebGpuUnavailableError(
-      'webgpu: no adapter found (no GPU driver). On a machine without a GPU, a software Vulkan driver works: ' +
-        'apt-get install chromium libvulkan1, then VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json',
+      'webgpu: no adapter found (no usable GPU driver; any "Warning:" lines above are Dawn\'s reasons). On a machine without a GPU, ' +
+        'a software Vulkan driver works: apt-get install chromium libvulkan1, then VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json',
     );
   }
   const requiredLimits: Record<string, number> = {};

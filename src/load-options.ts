@@ -1,0 +1,185 @@
+/**
+ * The check of load options, shared by `loadModel` (model.ts, Node) and `loadModelFrom` (browser.ts): every
+ * option's value (names from a fixed list, integers in range, booleans) and every key (a typo such as `backnd`
+ * is refused with the list of known keys), before anything is read. A mistake is a `LoadOptionError` that
+ * names the option and lists what is valid. No I/O, browser-safe.
+ */
+import type { Backend } from './backend/backend.js';
+import { ModelError } from './models/errors.js';
+import type { ModelOptions } from './models/registry.js';
+import type { WeightDType } from './tensor/dtype.js';
+
+/** A load option with an invalid value, or an unknown one. */
+export class LoadOptionError extends ModelError {
+  override name = 'LoadOptionError';
+}
+
+export const BACKEND_NAMES = ['cpu', 'wasm', 'webgpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export const WEIGHT_FORMATS: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8'];
+export const SCAN_ALGORITHMS = ['chunked', 'sequential'] as const;
+export const SSD_ALGORITHMS = ['chunked', 'quadratic', 'recurrent'] as const;
+export const NORM_GROUPS = ['full', 'group'] as const;
+
+/** The options both loaders take: the backend and the models' own (scan, SSD, norm grouping, Δ clamping). */
+export interface CommonLoadOptions extends Omit<ModelOptions, 'backend'> {
+  /** a backend name or a Backend instance (to share one between models) */
+  backend?: BackendName | Backend;
+  /** wasm: threads including the calling one, an integer ≥ 1 (default: available cores) */
+  threads?: number;
+  /** wasm: storage of weight matrices, chosen at load time (default f32) */
+  weights?: WeightDType;
+}
+
+/** Checks one option's value (never called with `undefined`: an option set to undefined is not given). */
+export type OptionCheck = (value: unknown, fail: (expected: string) => never) => void;
+
+const list = (values: readonly string[]): string => values.map((v) => JSON.stringify(v)).join(', ');
+const shown = (v: unknown): string => {
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+  } catch {
+    return String(v);
+  }
+};
+
+export function oneOf(values: readonly string[]): OptionCheck {
+  return (v, fail) => {
+    if (typeof v !== 'string' || !values.includes(v)) fail(`one of ${list(values)}`);
+  };
+}
+
+export function positiveInteger(): OptionCheck {
+  return (v, fail) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) fail('an integer >= 1');
+  };
+}
+
+export const isBoolean: OptionCheck = (v, fail) => {
+  if (typeof v !== 'boolean') fail('a boolean (true or false)');
+};
+
+export const isFunction: OptionCheck = (v, fail) => {
+  if (typeof v !== 'function') fail('a function');
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `{ algorithm, chunkSize }` of `scan` and `ssd` */
+function algorithmOptions(algorithms: readonly string[]): (prefix: string, where: string) => OptionCheck {
+  const fields: Record<string, OptionCheck> = { algorithm: oneOf(algorithms), chunkSize: positiveInteger() };
+  return (prefix, where) => (v, fail) => {
+    if (!isPlainObject(v)) return fail(`an object { algorithm?: ${algorithms.map((a) => JSON.stringify(a)).join(' | ')}; chunkSize?: number }`);
+    checkKeys(v, fields, where, prefix);
+  };
+}
+const scanOptions = algorithmOptions(SCAN_ALGORITHMS);
+const ssdOptions = algorithmOptions(SSD_ALGORITHMS);
+
+/** A backend name or something that looks like a Backend (an object with a string `name`). */
+const isBackend: OptionCheck = (v, fail) => {
+  if (typeof v === 'string') {
+    if (!(BACKEND_NAMES as readonly string[]).includes(v)) fail(`one of ${list(BACKEND_NAMES)}, or a Backend instance`);
+    return;
+  }
+  if (!isPlainObject(v) || typeof v.name !== 'string') fail(`one of ${list(BACKEND_NAMES)}, or a Backend instance`);
+};
+
+/** The checks of the options every loader takes; TypeScript insists on one per option. */
+function commonChecks(where: string): { [K in keyof CommonLoadOptions]-?: OptionCheck } {
+  return {
+    backend: isBackend,
+    threads: positiveInteger(),
+    weights: oneOf(WEIGHT_FORMATS),
+    scan: scanOptions('scan', where),
+    ssd: ssdOptions('ssd', where),
+    normGroups: oneOf(NORM_GROUPS),
+    clampDecodeDt: isBoolean,
+  };
+}
+
+/** edit distance, for "did you mean" */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length];
+}
+
+function checkKeys(obj: Record<string, unknown>, checks: Record<string, OptionCheck>, where: string, prefix = ''): void {
+  const known = Object.keys(checks);
+  const name = (k: string): string => (prefix ? `${prefix}.${k}` : k);
+  for (const key of Object.keys(obj)) {
+    if (!Object.prototype.hasOwnProperty.call(checks, key)) {
+      const lower = key.toLowerCase();
+      const near = known.map((k) => [k, k.toLowerCase().startsWith(lower) && lower.length >= 3 ? 0 : distance(key, k)] as const).sort((a, b) => a[1] - b[1])[0];
+      const hint = near && near[1] <= Math.max(1, Math.floor(key.length / 3)) ? `; did you mean "${name(near[0])}"?` : '';
+      throw new LoadOptionError(
+        `${where}: unknown option "${name(key)}"${hint} (known ${prefix ? `${prefix} options` : 'options'}: ${known.join(', ')})`,
+      );
+    }
+  }
+  for (const key of known) {
+    const v = obj[key];
+    if (v === undefined) continue;
+    checks[key](v, (expected) => {
+      throw new LoadOptionError(`${where}: option "${name(key)}" must be ${expected}, got ${shown(v)}`);
+    });
+  }
+}
+
+/** The weight formats each named backend stores matrices in (`weights`); the loaders create them so. */
+export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]> = {
+  cpu: ['f32'],
+  wasm: WEIGHT_FORMATS,
+  webgpu: ['f32', 'bf16'],
+};
+
+/** Cross-option rule: the weight format must be one the backend stores. */
+function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights'>, where: string): void {
+  const { backend, weights } = opts;
+  if (weights === undefined || weights === 'f32') return;
+  if (typeof backend === 'object') {
+    throw new LoadOptionError(
+      `${where}: option "weights" ${JSON.stringify(weights)} is for a backend given by name; a Backend instance keeps the weight format it was created with`,
+    );
+  }
+  const name = backend ?? 'cpu';
+  const formats = BACKEND_WEIGHT_FORMATS[name];
+  if (formats.includes(weights)) return;
+  const takers = BACKEND_NAMES.filter((b) => BACKEND_WEIGHT_FORMATS[b].includes(weights));
+  throw new LoadOptionError(
+    `${where}: option "weights" ${JSON.stringify(weights)} is not available on backend "${name}" (it takes ${list(formats)}); ` +
+      `${JSON.stringify(weights)} needs backend ${takers.map((b) => JSON.stringify(b)).join(' or ')}`,
+  );
+}
+
+/**
+ * Check a loader's options: the common ones plus the loader's own (`extra`, e.g. Node's `tokenizer` path or
+ * the browser's `onProgress`). Throws a LoadOptionError naming `where` (the function the user called).
+ */
+export function validateLoadOptions(opts: unknown, extra: Record<string, OptionCheck>, where: string): void {
+  if (opts === undefined) return;
+  if (!isPlainObject(opts)) throw new LoadOptionError(`${where}: options must be an object, got ${shown(opts)}`);
+  checkKeys(opts, { ...commonChecks(where), ...extra }, where);
+  checkCombination(opts as CommonLoadOptions, where);
+}
+
+/** Check just the backend options (`resolveBackend`, the browser's `createBackend`), whatever else `opts` holds. */
+export function validateBackendOptions(opts: Pick<CommonLoadOptions, 'backend' | 'threads' | 'weights'>, where: string): void {
+  const c = commonChecks(where);
+  checkKeys({ backend: opts.backend, threads: opts.threads, weights: opts.weights }, { backend: c.backend, threads: c.threads, weights: c.weights }, where);
+  checkCombination(opts, where);
+}
