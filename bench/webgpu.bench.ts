@@ -1,93 +1,144 @@
 /**
- * WebGPU benchmark at the mamba-130m and mamba2-130m shapes (random weights, float32, batch 1): prefill of
- * a 2048-token prompt and greedy decode after it, then one profiled pass of each (timestamp queries, one
- * compute pass per dispatch) that says where the GPU time goes, kernel by kernel.
+ * WebGPU benchmark at the ~130M shapes (random weights, batch 1 unless asked): prefill of a `--prompt`-token
+ * prompt, greedy decode after it with the argmax on the GPU (what `generate` does: 4 bytes read back per
+ * sequence, as the official CUDA-graph decode keeps the token on the device), batched decode, and one
+ * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
- *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--prompt 2048] [--gen 128] [--reps 3] [--json]
+ *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--no-profile] [--json]
  *
- * Decode time per token is the wall clock of `advance` (encode + submit + GPU + the logits readback);
- * "dispatches/token" counts what one decode step records.
+ * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
+ * returning); the rest of the wall time is the GPU and the read-back.
  */
-import { argmax } from '../src/generate/sampling.js';
-import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
+import type { CausalLM } from '../src/models/model.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 const presets = arg('presets', 'mamba-130m,mamba2-130m').split(',');
+const formats = arg('weights', 'f32').split(',') as ('f32' | 'bf16')[];
 const promptLen = Number(arg('prompt', '2048'));
 const gen = Number(arg('gen', '128'));
 const reps = Number(arg('reps', '3'));
+const batches = arg('batch', '').split(',').filter((s) => s).map(Number);
+const batchPrompt = Number(arg('batch-prompt', '128'));
 const json = process.argv.includes('--json');
+const doProfile = !process.argv.includes('--no-profile');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
+const f1 = (x: number) => x.toFixed(1);
 
-const backend = await createWebGpuBackend({ profile: true });
-backend.rt.setProfiling(false);
-log(`backend ${backend.name}, kernels ${backend.kernels}, subgroups ≤ ${backend.rt.subgroupMax}`);
-const results: Record<string, unknown>[] = [];
-for (const preset of presets) {
-  const t0 = performance.now();
-  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
-  await backend.sync();
-  log(`${preset}: built in ${(performance.now() - t0).toFixed(0)} ms`);
-  const V = lm.vocabSize;
-  const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-  {
-    const s = lm.createState(1);
-    const l = await lm.advance([ids], s);
-    await lm.advance([[argmax(l.data)]], s);
-  }
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  let dispatches = 0, submits = 0;
-  for (let r = 0; r < reps; r++) {
-    const s = lm.createState(1);
-    let t = performance.now();
-    let l = await lm.advance([ids], s);
-    prefill.push(performance.now() - t);
-    const c0 = { ...backend.rt.counters };
-    t = performance.now();
-    for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
-    decode.push(performance.now() - t);
-    dispatches = (backend.rt.counters.dispatches - c0.dispatches) / gen;
-    submits = (backend.rt.counters.submits - c0.submits) / gen;
-  }
-  // where the GPU time goes: one prefill and 16 decode steps with a timestamp per dispatch
-  backend.rt.setProfiling(true);
-  const profile = async (what: string, run: () => Promise<void>, per: number) => {
-    backend.rt.kernelTimes.clear();
-    await run();
-    await backend.sync();
-    const rows = [...backend.rt.kernelTimes].sort((a, b) => b[1].ms - a[1].ms);
-    const total = rows.reduce((a, [, v]) => a + v.ms, 0);
-    return { what, gpu_ms: total / per, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / per, calls: v.count / per })) };
+/** the host time of each submit (from the start of the step to the submit returning) */
+function hostTimer(be: WebGpuBackend): { start(): void; total(): number } {
+  let t0 = 0, sum = 0;
+  const flush = be.rt.flush.bind(be.rt);
+  be.rt.flush = () => {
+    flush();
+    if (t0) sum += performance.now() - t0;
+    t0 = 0;
   };
-  const s = lm.createState(1);
-  const profPrefill = await profile('prefill', async () => void (await lm.advance([ids], s)), 1);
-  const profDecode = await profile('decode step', async () => {
-    for (let i = 0; i < 16; i++) await lm.advance([[i + 1]], s);
-  }, 16);
-  backend.rt.setProfiling(false);
-  const res = {
-    preset, backend: backend.name, prompt: promptLen, gen, reps,
-    prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
-    decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
-    dispatches_per_token: dispatches, submits_per_token: submits,
-    profile: [profPrefill, profDecode],
-  };
-  results.push(res);
-  if (!json) {
-    const f = (x: number) => x.toFixed(1);
-    console.log(`${preset}: prefill ${promptLen}: ${f(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f(res.decode_tok_s)} tok/s (${f(1000 / res.decode_tok_s * 1000)} µs/token, ${dispatches} dispatches, ${submits} submits per token)`);
-    for (const p of res.profile) {
-      console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);
-      for (const k of p.kernels.slice(0, 10)) console.log(`    ${k.kernel.padEnd(20)} ${k.ms.toFixed(3)} ms  (${k.calls} calls, ${(k.ms / k.calls * 1000).toFixed(1)} µs each)`);
-    }
+  return { start: () => void (t0 = performance.now()), total: () => sum };
+}
+
+async function decodeSteps(lm: CausalLM, s: ReturnType<CausalLM['createState']>, first: number[], n: number, timer?: { start(): void }): Promise<void> {
+  let next = first;
+  for (let i = 0; i < n; i++) {
+    timer?.start();
+    const ids = await lm.advanceArgmax!(next.map((t) => [t]), s);
+    next = Array.from(ids!, (t) => Math.max(0, t));
   }
 }
+
+const results: Record<string, unknown>[] = [];
+for (const weights of formats) {
+  const backend = await createWebGpuBackend({ profile: doProfile, weights });
+  if (doProfile) backend.rt.setProfiling(false);
+  const timer = hostTimer(backend);
+  log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
+  for (const preset of presets) {
+    const t0 = performance.now();
+    const w0 = backend.weightBytes;
+    const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+    await backend.sync();
+    const weightMB = (backend.weightBytes - w0) / 2 ** 20;
+    log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
+    const V = lm.vocabSize;
+    const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
+    {
+      const s = lm.createState(1);
+      await lm.advance([ids], s);
+      await decodeSteps(lm, s, [1], 4);
+    }
+    const prefill: number[] = [];
+    const decode: number[] = [];
+    let dispatches = 0, submits = 0, hostUs = 0;
+    for (let r = 0; r < reps; r++) {
+      const s = lm.createState(1);
+      let t = performance.now();
+      const l = await lm.advance([ids], s);
+      prefill.push(performance.now() - t);
+      let first = 0;
+      for (let i = 1; i < V; i++) if (l.data[i] > l.data[first]) first = i;
+      const c0 = { ...backend.rt.counters };
+      const h0 = timer.total();
+      t = performance.now();
+      await decodeSteps(lm, s, [first], gen, timer);
+      decode.push(performance.now() - t);
+      dispatches = (backend.rt.counters.dispatches - c0.dispatches) / gen;
+      submits = (backend.rt.counters.submits - c0.submits) / gen;
+      hostUs = ((timer.total() - h0) / gen) * 1000;
+    }
+    // batched greedy decode after a short prompt per sequence: total tokens/s over the batch
+    const batched: { batch: number; tok_s: number; ms_per_step: number }[] = [];
+    for (const b of batches) {
+      const s = lm.createState(b);
+      const prompts = Array.from({ length: b }, (_, r) => Array.from({ length: batchPrompt }, (_, i) => (i * 31 + r * 997 + 5) % V));
+      await lm.advance(prompts, s);
+      const first = Array.from({ length: b }, (_, r) => (r * 13 + 1) % V);
+      await decodeSteps(lm, s, first, 2);
+      const n = Math.max(8, Math.round(gen / 2));
+      const t = performance.now();
+      await decodeSteps(lm, s, first, n);
+      const ms = (performance.now() - t) / n;
+      batched.push({ batch: b, tok_s: (b * 1000) / ms, ms_per_step: ms });
+    }
+    const profiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
+    if (doProfile) {
+      backend.rt.setProfiling(true);
+      const profile = async (what: string, run: () => Promise<void>, per: number) => {
+        backend.rt.kernelTimes.clear();
+        await run();
+        await backend.sync();
+        const rows = [...backend.rt.kernelTimes].sort((a, b) => b[1].ms - a[1].ms);
+        const total = rows.reduce((a, [, v]) => a + v.ms, 0);
+        profiles.push({ what, gpu_ms: total / per, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / per, calls: v.count / per })) });
+      };
+      const s = lm.createState(1);
+      await profile('prefill', async () => void (await lm.advance([ids], s)), 1);
+      await profile('decode step', () => decodeSteps(lm, s, [1], 16), 16);
+      backend.rt.setProfiling(false);
+    }
+    const res = {
+      preset, weights, backend: backend.name, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
+      decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
+      host_us_per_token: hostUs, dispatches_per_token: dispatches, submits_per_token: submits,
+      batched, profile: profiles,
+    };
+    results.push(res);
+    if (!json) {
+      console.log(`${preset} ${weights}: prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
+      for (const b of batched) console.log(`  batch ${b.batch}: ${f1(b.tok_s)} tok/s total (${b.ms_per_step.toFixed(3)} ms per step)`);
+      for (const p of profiles) {
+        console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);
+        for (const k of p.kernels.slice(0, 10)) console.log(`    ${k.kernel.padEnd(20)} ${k.ms.toFixed(3)} ms  (${k.calls} calls, ${(k.ms / k.calls * 1000).toFixed(1)} µs each)`);
+      }
+    }
+  }
+  backend.destroy();
+}
 if (json) console.log(JSON.stringify(results));
-backend.destroy();

@@ -190,6 +190,19 @@ export interface Backend {
    * it does not handle these arguments.
    */
   mamba2Step?(a: Mamba2StepArgs): Tensor | null;
+  /**
+   * Optional (WebGPU): run `step` — ops ending in one read — and keep what it submitted as a graph that
+   * `replayStep` submits again with new uploaded numbers (the token ids) and no JavaScript in between, as a
+   * CUDA graph does. graph null: the step cannot be replayed (more than one submit, other uploads, …).
+   */
+  captureStep?<T>(step: () => Promise<T>): Promise<{ result: T; graph: StepGraph | null }>;
+  /** Optional: replay a captured step with new uploads; null when the graph went stale (capture again). */
+  replayStep?(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null>;
+}
+
+/** A recorded decode step of a backend (opaque outside it). */
+export interface StepGraph {
+  readonly backendName: string;
 }
 
 export interface Mamba2StepArgs {

@@ -4,7 +4,7 @@
  * attention, an MLP or a mixture of experts (`src/nn`). Architectures (`mamba.ts`, `mamba2.ts`, hybrids)
  * only parse their config, fetch their weights and list their blocks.
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, StepGraph } from '../backend/backend.js';
 import type { Mixer } from '../nn/mixer.js';
 import * as ops from '../tensor/ops.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
@@ -136,9 +136,38 @@ export class DecoderLM implements CausalLM {
 
   async advance(ids: number[][], state: ModelState): Promise<HostTensor> {
     if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
-    const out = await this.forward(ids, { state, logitsToKeep: 1 });
-    return { shape: [ids.length, this.vocabSize], data: out.logits.data };
+    const step = async () => (await this.forward(ids, { state, logitsToKeep: 1 })).logits.data;
+    const data = await this.replayable('logits', ids, state, step);
+    return { shape: [ids.length, this.vocabSize], data };
   }
+
+  /**
+   * One-token steps on a backend that records and replays them (WebGPU): the first step of a state runs the
+   * model code and is recorded, the following ones replay the recorded submit with the new token ids — no
+   * JavaScript per layer. Only for states without growing tensors (no KV cache), without Δ observers, and
+   * only while the step's shape stays the same (batch, what is read back, first step after a prefill or not).
+   */
+  private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>): Promise<Float32Array> {
+    const be = this.backend;
+    if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || this.onDelta || state.timeTensors.size > 0) return step();
+    this.checkIds(ids);
+    this.checkState(state, ids.length);
+    const key = `${what}|${ids.length}|${state.seqLen.every((p) => p > 0)}`;
+    const rec = this.graphs.get(state);
+    if (rec?.key === key && rec.graph) {
+      const out = await be.replayStep(rec.graph, ids.map((r) => r[0]));
+      if (out) {
+        for (let r = 0; r < ids.length; r++) state.seqLen[r] += 1;
+        return out;
+      }
+    } else if (rec?.key === key) {
+      return step(); // this step cannot be replayed (recorded once, found not to fit)
+    }
+    const { result, graph } = await be.captureStep(step);
+    this.graphs.set(state, { key, graph });
+    return result;
+  }
+  private readonly graphs = new WeakMap<ModelState, { key: string; graph: StepGraph | null }>();
 
   async advanceArgmax(ids: number[][], state: ModelState): Promise<Int32Array | null> {
     const be = this.backend;
@@ -148,11 +177,15 @@ export class DecoderLM implements CausalLM {
     this.checkState(state, ids.length);
     const b = ids.length;
     const L = ids[0].length;
-    const { last } = await this.run(ids, state, false, this.onDelta);
-    const H = last.shape[2];
-    const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
-    const logits = ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
-    return be.argmaxRows(logits);
+    const step = async () => {
+      const { last } = await this.run(ids, state, false, this.onDelta);
+      const H = last.shape[2];
+      const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
+      // a positive divisor does not move the argmax: no scaling dispatch
+      const logits = ops.linear(tail, this.spec.lmHead);
+      return Float32Array.from(await be.argmaxRows!((this.spec.logitsDivisor ?? 1) > 0 ? logits : ops.scale(logits, 1 / this.spec.logitsDivisor!)));
+    };
+    return Int32Array.from(await this.replayable('argmax', ids, state, step), (v) => Math.round(v));
   }
 
   describe(): Record<string, unknown> {

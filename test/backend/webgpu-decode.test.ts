@@ -5,6 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
+import type { CausalLM } from '../../src/models/model.js';
 import { hfFixture, maxAbsDiff } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
 
@@ -88,6 +89,41 @@ describe('webgpu decode: fused single-token steps', () => {
     assert.ok(calls > 0, 'advanceArgmax was used');
     assert.deepEqual(gg.tokens, cc.tokens);
     assert.deepEqual(gg.finishReason, cc.finishReason);
+  });
+
+  it('recorded decode steps: later steps replay the first one (no model code) with the same logits as running it', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    for (const name of ['mamba-tiny', 'mamba2-tiny']) {
+      const lm: CausalLM = (await loadModel(hfFixture(name), { backend: gpu })).lm;
+      const a = lm.createState(2), b = lm.createState(2);
+      const prompt = [[3, 1, 4, 1], [5, 9, 2, 6]];
+      await lm.advance(prompt, a);
+      await lm.forward(prompt, { state: b });
+      let replays = 0;
+      const replay = gpu.rt.replay.bind(gpu.rt);
+      gpu.rt.replay = (...x: Parameters<typeof replay>) => (replays++, replay(...x));
+      try {
+        for (const [i, tok] of [7, 8, 9, 10].entries()) {
+          const got = await lm.advance([[tok], [tok + 1]], a); // step 0 records, 1… replay
+          const want = (await lm.forward([[tok], [tok + 1]], { state: b, logitsToKeep: 1 })).logits.data; // model code every step
+          assert.equal(maxAbsDiff(got.data, want), 0, `${name} step ${i}: replayed logits differ`);
+        }
+        assert.equal(replays, 3, `${name}: steps 1-3 replayed`);
+        assert.deepEqual(a.seqLen, b.seqLen);
+        const ids = await lm.advanceArgmax!([[11], [12]], a); // another read-back: recorded anew, then replayed
+        const ids2 = await lm.advanceArgmax!([[13], [14]], a);
+        const ref = await lm.forward([[11], [12]], { state: b, logitsToKeep: 1 });
+        const V = lm.vocabSize;
+        for (let r = 0; r < 2; r++) {
+          const row = ref.logits.data.subarray(r * V, (r + 1) * V);
+          assert.equal(ids[r], row.indexOf(Math.max(...row)), `${name}: argmax row ${r}`);
+        }
+        assert.equal(ids2.length, 2);
+        assert.equal(replays, 4);
+      } finally {
+        gpu.rt.replay = replay;
+      }
+    }
   });
 
   it('argmaxRows: first index of the largest value per row', async (t) => {

@@ -10,9 +10,9 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import { GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
+import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
 import { MATVEC_V, matvecVariant } from './kernels/matvec.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
@@ -101,7 +101,16 @@ export class WebGpuBackend implements Backend {
   readonly weights: 'f32' | 'bf16';
 
   /** decode fusion on (see PendingNorm); false records every op as its own dispatch(es) */
-  fuse: boolean;
+  get fuse(): boolean {
+    return this.fusion;
+  }
+  set fuse(on: boolean) {
+    if (on !== this.fusion) this.epoch++; // recorded steps used the other kernels: capture again
+    this.fusion = on;
+  }
+  private fusion: boolean;
+  /** bumped when recorded steps go stale */
+  private epoch = 0;
   private readonly norms = new WeakMap<Store, PendingNorm>();
   private seq: PendingLinear[] = [];
 
@@ -110,7 +119,7 @@ export class WebGpuBackend implements Backend {
     this.name = `webgpu(${adapterName})`;
     this.ssdChunk = this.rt.maxWorkgroupStorage >= 26 * 1024 ? 64 : 32;
     this.kernels = opts.kernels ?? 'tiled';
-    this.fuse = opts.fuse ?? this.kernels === 'tiled';
+    this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
@@ -184,6 +193,21 @@ export class WebGpuBackend implements Backend {
         else this.rec(MATVEC, roles, params, this.rt.grid(Math.ceil(nb / 4)), String(mm));
       }
     }
+  }
+
+  async captureStep<T>(step: () => Promise<T>): Promise<{ result: T; graph: StepGraph | null }> {
+    this.flushSeq();
+    const epoch = this.epoch;
+    const { result, graph } = await this.rt.capture(step);
+    return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
+  }
+
+  async replayStep(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null> {
+    const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
+    if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
+    if (g.epoch !== this.epoch) return null;
+    this.flushSeq();
+    return this.rt.replay(g, upload);
   }
 
   /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */

@@ -217,6 +217,8 @@ export class GpuRuntime {
   readonly dummy: Store;
 
   private pending: Cmd[] = [];
+  /** what a capture (see `capture`) has seen so far */
+  private capturing: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean } | null = null;
   /** strong references to what the last submits used, until they are done */
   private readonly registry: FinalizationRegistry<Alloc>;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -310,6 +312,7 @@ export class GpuRuntime {
     }
     this.uploadHost.set(data, off);
     this.uploadLen = need;
+    this.capturing?.uploads.push({ off, len: data.length });
     return new Store(this.upload, off, data.length);
   }
 
@@ -356,6 +359,18 @@ export class GpuRuntime {
     return p;
   }
 
+  /** the pipeline and bind group of a dispatch: its roles mapped onto the distinct buffers they live in */
+  private encodeInfo(spec: KernelSpec, variant: string, roles: readonly Store[]): { pipe: GPUComputePipeline; bg: GPUBindGroup } {
+    const bufs: BufRef[] = [];
+    const map = roles.map((s) => {
+      let j = bufs.indexOf(s.ref);
+      if (j < 0) j = bufs.push(s.ref) - 1;
+      return j;
+    });
+    const modes = bufs.map((_, j) => (roles.some((_s, i) => map[i] === j && spec.writes.includes(spec.roles[i])) ? 'w' : 'r')).join('');
+    return { pipe: this.pipeline(spec, variant, map, modes), bg: this.bindGroup(modes, bufs) };
+  }
+
   private bindGroup(modes: string, bufs: BufRef[]): GPUBindGroup {
     const key = `${modes}|${bufs.map((b) => b.id).join(',')}`;
     let g = this.bindGroups.get(key);
@@ -379,6 +394,10 @@ export class GpuRuntime {
       else cmds.push(c);
     }
     this.pending = [];
+    if (this.capturing) {
+      this.capturing.submits.push(cmds);
+      if (scratch.length > 0) this.capturing.ok = false; // gathers into buffers destroyed after this submit
+    }
     const nDispatch = cmds.reduce((a, c) => a + (c.kind === 'dispatch' ? 1 : 0), 0);
     if (nDispatch * PARAM_SLOT > this.paramBuf.size) {
       let size = this.paramBuf.size;
@@ -408,15 +427,7 @@ export class GpuRuntime {
         enc.copyBufferToBuffer(c.src.ref.gpu, c.src.off * 4, c.dst, 0, c.bytes);
         continue;
       }
-      const bufs: BufRef[] = [];
-      const map = c.roles.map((s) => {
-        let j = bufs.indexOf(s.ref);
-        if (j < 0) j = bufs.push(s.ref) - 1;
-        return j;
-      });
-      const modes = bufs.map((_, j) => (c.roles.some((_s, i) => map[i] === j && c.spec.writes.includes(c.spec.roles[i])) ? 'w' : 'r')).join('');
-      const pipe = this.pipeline(c.spec, c.variant, map, modes);
-      const bg = this.bindGroup(modes, bufs);
+      const { pipe, bg } = this.encodeInfo(c.spec, c.variant, c.roles);
       const base = slot * PARAM_WORDS;
       c.roles.forEach((s, i) => (words[base + i] = s.off));
       if (c.roles.length + c.params.length > PARAM_WORDS) throw new Error(`webgpu: ${c.spec.name} has too many parameters`);
@@ -498,6 +509,87 @@ export class GpuRuntime {
       roles[i] = dst;
     });
     out.push({ ...c, roles });
+    return out;
+  }
+
+  // ---- recorded steps ---------------------------------------------------------------------------
+
+  /**
+   * Run `step` (which records dispatches and ends with one `read`) and keep what it submitted as a graph
+   * that `replay` can submit again without the JavaScript that recorded it: pipelines, bind groups and
+   * parameter words are fixed, the intermediate blocks stay reserved by the graph, and only the upload data
+   * (the token ids) changes. null graph when the step does not fit that mould: more than one submit (a
+   * read-back in the middle, e.g. MoE routing), other than exactly one upload, binding gathers, or profiling.
+   */
+  async capture<T>(step: () => Promise<T>): Promise<{ result: T; graph: GpuGraph | null }> {
+    this.flush();
+    const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile });
+    let result: T;
+    try {
+      result = await step();
+    } finally {
+      this.capturing = null;
+    }
+    const cmds = cap.submits[0];
+    const last = cmds?.[cmds.length - 1];
+    if (!cap.ok || cap.submits.length !== 1 || cap.uploads.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
+      return { result, graph: null };
+    }
+    return { result, graph: this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]) };
+  }
+
+  private buildGraph(cmds: [...Dispatch[], ReadCopy], up: { off: number; len: number }): GpuGraph {
+    const read = cmds[cmds.length - 1] as ReadCopy;
+    const dispatches = cmds.slice(0, -1) as Dispatch[];
+    // the graph's own upload, parameter and staging buffers (the runtime's are rewritten by every submit)
+    const upload = this.newBuffer(Math.max(256, Math.ceil(up.len / 64) * 256), 'graph upload');
+    const params = this.newBuffer(Math.max(1, dispatches.length) * PARAM_SLOT, 'graph parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+    const paramBG = this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: params.gpu, offset: 0, size: PARAM_SLOT } }] });
+    const words = new Uint32Array(dispatches.length * PARAM_WORDS);
+    const steps: GraphStep[] = dispatches.map((d, slot) => {
+      const roles = d.roles.map((s) => (s.ref === this.upload ? new Store(upload, s.off - up.off, s.len) : s));
+      const { pipe, bg } = this.encodeInfo(d.spec, d.variant, roles);
+      roles.forEach((s, i) => (words[slot * PARAM_WORDS + i] = s.off));
+      d.params.forEach((v, i) => (words[slot * PARAM_WORDS + roles.length + i] = v));
+      return { pipe, bg, grid: d.grid, roles };
+    });
+    this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
+    const staging = this.device.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
+    return new GpuGraph(steps, paramBG, upload, up.len, read.src, read.bytes, staging);
+  }
+
+  /** submit a graph again with new upload data (as many numbers as at capture) and read its result */
+  async replay(g: GpuGraph, upload: ArrayLike<number>): Promise<Float32Array> {
+    if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
+    this.flush();
+    const q = this.device.queue;
+    q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    let lastPipe: GPUComputePipeline | null = null;
+    let lastBG: GPUBindGroup | null = null;
+    const off = [0];
+    for (let i = 0; i < g.steps.length; i++) {
+      const st = g.steps[i];
+      if (st.pipe !== lastPipe) pass.setPipeline((lastPipe = st.pipe));
+      if (st.bg !== lastBG) pass.setBindGroup(0, (lastBG = st.bg));
+      off[0] = i * PARAM_SLOT;
+      pass.setBindGroup(1, g.paramBG, off);
+      pass.dispatchWorkgroups(st.grid[0], st.grid[1], st.grid[2]);
+    }
+    pass.end();
+    enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.staging, 0, g.bytes);
+    q.submit([enc.finish()]);
+    this.counters.dispatches += g.steps.length;
+    this.counters.submits++;
+    try {
+      await g.staging.mapAsync(MAP_READ, 0, g.bytes);
+    } catch (e) {
+      throw this.errorAfter(e);
+    }
+    const out = new Float32Array(g.staging.getMappedRange(0, g.bytes).slice(0));
+    g.staging.unmap();
+    if (this.lastError) throw this.errorAfter(null);
     return out;
   }
 
@@ -596,6 +688,28 @@ export class GpuRuntime {
     this.pending = [];
     this.device.destroy();
   }
+}
+
+interface GraphStep {
+  pipe: GPUComputePipeline;
+  bg: GPUBindGroup;
+  grid: [number, number, number];
+  /** the stores the step binds: held, so that their blocks stay reserved while the graph lives */
+  roles: readonly Store[];
+}
+
+/** A recorded submit (GpuRuntime.capture) that GpuRuntime.replay submits again. */
+export class GpuGraph {
+  constructor(
+    readonly steps: readonly GraphStep[],
+    readonly paramBG: GPUBindGroup,
+    readonly upload: BufRef,
+    readonly uploadLen: number,
+    /** what the step reads back */
+    readonly src: Store,
+    readonly bytes: number,
+    readonly staging: GPUBuffer,
+  ) {}
 }
 
 /** float32 → bf16 (dtype.ts's rounding), two to a u32: weight 2i in the low half (little-endian u16 pairs) */
