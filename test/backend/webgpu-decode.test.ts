@@ -110,8 +110,8 @@ describe('webgpu decode: fused single-token steps', () => {
         }
         assert.equal(replays, 3, `${name}: steps 1-3 replayed`);
         assert.deepEqual(a.seqLen, b.seqLen);
-        const ids = await lm.advanceArgmax!([[11], [12]], a); // another read-back: recorded anew, then replayed
-        const ids2 = await lm.advanceArgmax!([[13], [14]], a);
+        const ids = (await lm.advanceArgmax!([[11], [12]], a))!; // another read-back: recorded anew, then replayed
+        const ids2 = (await lm.advanceArgmax!([[13], [14]], a))!;
         const ref = await lm.forward([[11], [12]], { state: b, logitsToKeep: 1 });
         const V = lm.vocabSize;
         for (let r = 0; r < 2; r++) {
