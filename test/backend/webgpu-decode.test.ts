@@ -139,5 +139,12 @@ describe('webgpu decode: fused single-token steps', () => {
       return b;
     });
     assert.deepEqual([...idx], want);
+    // rows longer than one segment (2048): a tie across segments goes to the first; no finite value → −1
+    const W = 5000;
+    const long = new Float32Array(3 * W).map((_, i) => Math.cos(i * 0.11));
+    long[3000] = 7; long[4500] = 7; long[100] = 6.5;
+    long.fill(-Infinity, W, 2 * W); long[W + 4999] = NaN;
+    long[2 * W + 2047] = 3; long[2 * W + 2048] = 3;
+    assert.deepEqual([...(await gpu.argmaxRows(gpu.fromHost(long, [3, W])))], [3000, -1, 2047]);
   });
 });

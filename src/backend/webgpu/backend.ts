@@ -21,7 +21,7 @@ import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_FUSED, MATVEC_SG } from './kernel
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
-import { ARGMAX_ROWS } from './kernels/argmax.js';
+import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 
@@ -306,7 +306,10 @@ export class WebGpuBackend implements Backend {
     const rows = logits.size / V;
     const x = this.st(logits);
     const idx = this.out([rows], 'argmax');
-    this.run(ARGMAX_ROWS, [x, this.st(idx)], [rows, V], this.rt.grid(rows));
+    const seg = 2048, nSeg = Math.ceil(V / seg);
+    const part = this.scratch(rows * nSeg * 2, 'argmax partials');
+    this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
+    this.run(ARGMAX_FINAL, [part, this.st(idx)], [rows, nSeg], this.rt.grid(rows));
     const f = await this.read(idx);
     return Int32Array.from(f, (v) => Math.round(v));
   }

@@ -110,19 +110,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     workgroupBarrier();
   }
-  if (li < CW) {
-    let d = blk * CW + li;
-    if (d < Dm) {
-      su[li] = conv_u(b, d, Dm, Kc, (flags & 1u) != 0u);
-      var dl = 0.0;
-      for (var r = 0u; r < R; r++) { dl = fma(xv[r], $dtw[o_dtw + d * R + r], dl); }
-      sdt[li] = softplus(dl + $dtb[o_dtb + d]);
-      sg[li] = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
-    }
-  }
-  workgroupBarrier();
+  // Δ' · dt_proj[d, :] over the channel's 16 lanes, then the per-channel scalars
   let c = li / TPC; let lane = li % TPC;
   let d = blk * CW + c;
+  var pd = 0.0;
+  if (d < Dm) {
+    for (var r = lane; r < R; r += TPC) { pd = fma(xv[r], $dtw[o_dtw + d * R + r], pd); }
+  }
+  red[li] = pd;
+  workgroupBarrier();
+  for (var s = TPC / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && d < Dm) {
+    su[c] = conv_u(b, d, Dm, Kc, (flags & 1u) != 0u);
+    sdt[c] = softplus(red[li] + $dtb[o_dtb + d]);
+    sg[c] = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
+  }
+  workgroupBarrier();
   var part = 0.0;
   if (d < Dm) {
     let dt = sdt[c];
