@@ -198,6 +198,11 @@ export interface Backend {
   captureStep?<T>(step: () => Promise<T>): Promise<{ result: T; graph: StepGraph | null }>;
   /** Optional: replay a captured step with new uploads; null when the graph went stale (capture again). */
   replayStep?(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null>;
+  /**
+   * Optional: replay a captured argmax step `n` times with each step's ids fed to the next on the device;
+   * the ids of all n steps ([n × rows] floats), or null when the graph went stale.
+   */
+  replayChain?(graph: StepGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array | null>;
 }
 
 /** A recorded decode step of a backend (opaque outside it). */

@@ -169,6 +169,33 @@ export class DecoderLM implements CausalLM {
   }
   private readonly graphs = new WeakMap<ModelState, { key: string; graph: StepGraph | null }>();
 
+  /**
+   * `n` greedy one-token steps with the tokens kept on the device between steps (backends that replay
+   * recorded steps, e.g. WebGPU): the first step runs as `advanceArgmax` (and is recorded), the remaining
+   * n − 1 are queued at once, each step's argmax feeding the next. The ids chosen at each step, [n][rows];
+   * null when the backend cannot do it (then step with advanceArgmax). Stop tokens are not looked at: the
+   * state reads all n steps.
+   */
+  async greedyChain(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null> {
+    const be = this.backend;
+    if (!be.replayChain || !be.argmaxRows || !Number.isInteger(n) || n < 1) return null;
+    const first = await this.advanceArgmax(ids, state);
+    if (!first) return null;
+    const out = [first];
+    const rec = this.graphs.get(state);
+    const key = `argmax|${ids.length}|true`;
+    if (n > 1 && rec?.key === key && rec.graph) {
+      const f = await be.replayChain(rec.graph, Array.from(first), n - 1);
+      if (f) {
+        for (let s = 0; s < n - 1; s++) out.push(Int32Array.from(f.subarray(s * ids.length, (s + 1) * ids.length), (v) => Math.round(v)));
+        for (let r = 0; r < ids.length; r++) state.seqLen[r] += n - 1;
+        return out;
+      }
+    }
+    for (let s = 1; s < n; s++) out.push((await this.advanceArgmax(Array.from(out[s - 1], (t) => [t]), state))!);
+    return out;
+  }
+
   async advanceArgmax(ids: number[][], state: ModelState): Promise<Int32Array | null> {
     const be = this.backend;
     if (!be.argmaxRows) return null;

@@ -67,6 +67,8 @@ export interface CausalLM {
    * none is selectable) computed where the logits are; null when the backend cannot (nothing is run then).
    */
   advanceArgmax?(ids: number[][], state: ModelState): Promise<Int32Array | null>;
+  /** Optional: n greedy steps with the tokens kept on the device (see DecoderLM.greedyChain); null if unsupported */
+  greedyChain?(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null>;
   /** parameter count and config summary, for `mamba-ts info` */
   describe(): Record<string, unknown>;
 }

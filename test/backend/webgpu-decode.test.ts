@@ -126,6 +126,25 @@ describe('webgpu decode: fused single-token steps', () => {
     }
   });
 
+  it('greedyChain: tokens fed back on the GPU equal step-by-step greedy decoding, and the state reads every step', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const lm: CausalLM = (await loadModel(hfFixture('mamba2-tiny'), { backend: gpu })).lm;
+    const a = lm.createState(2), b = lm.createState(2);
+    const prompt = [[3, 1, 4, 1], [5, 9, 2, 6]];
+    await lm.advance(prompt, a);
+    await lm.advance(prompt, b);
+    const chain = (await lm.greedyChain!([[7], [8]], a, 6))!;
+    let next = [[7], [8]];
+    for (let s = 0; s < 6; s++) {
+      const ids = (await lm.advanceArgmax!(next, b))!;
+      assert.deepEqual([...chain[s]], [...ids], `step ${s}`);
+      next = Array.from(ids, (v) => [v]);
+    }
+    assert.deepEqual(a.seqLen, b.seqLen);
+    const [la, lb] = [await lm.advance([[1], [2]], a), await lm.advance([[1], [2]], b)];
+    assert.equal(maxAbsDiff(la.data, lb.data), 0, 'states after the chain equal');
+  });
+
   it('argmaxRows: first index of the largest value per row', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     const V = 1000;

@@ -13,7 +13,7 @@
 import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
-import { MATVEC_V, matvecVariant } from './kernels/matvec.js';
+import { MATVEC_V, matvecParse, matvecVariant } from './kernels/matvec.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
@@ -175,8 +175,8 @@ export class WebGpuBackend implements Backend {
       if (this.vecOk(b.store, l.K)) {
         const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
         const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
-        const v = matvecVariant(l.M, b.store.fmt === 'bf16', nb, 256);
-        const rpw = Number(v.slice(2));
+        const v = matvecVariant(l.M, l.K, b.store.fmt === 'bf16', nb, 256, this.rt.maxWorkgroupStorage);
+        const rpw = matvecParse(v).rpw;
         const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
         this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / rpw)), v);
         continue;
@@ -208,6 +208,14 @@ export class WebGpuBackend implements Backend {
     if (g.epoch !== this.epoch) return null;
     this.flushSeq();
     return this.rt.replay(g, upload);
+  }
+
+  async replayChain(graph: StepGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array | null> {
+    const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
+    if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
+    if (g.epoch !== this.epoch) return null;
+    this.flushSeq();
+    return this.rt.replayChain(g, upload, n);
   }
 
   /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */

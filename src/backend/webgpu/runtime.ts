@@ -565,19 +565,7 @@ export class GpuRuntime {
     const q = this.device.queue;
     q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
     const enc = this.device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    let lastPipe: GPUComputePipeline | null = null;
-    let lastBG: GPUBindGroup | null = null;
-    const off = [0];
-    for (let i = 0; i < g.steps.length; i++) {
-      const st = g.steps[i];
-      if (st.pipe !== lastPipe) pass.setPipeline((lastPipe = st.pipe));
-      if (st.bg !== lastBG) pass.setBindGroup(0, (lastBG = st.bg));
-      off[0] = i * PARAM_SLOT;
-      pass.setBindGroup(1, g.paramBG, off);
-      pass.dispatchWorkgroups(st.grid[0], st.grid[1], st.grid[2]);
-    }
-    pass.end();
+    encodeGraph(enc, g);
     enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.staging, 0, g.bytes);
     q.submit([enc.finish()]);
     this.counters.dispatches += g.steps.length;
@@ -591,6 +579,40 @@ export class GpuRuntime {
     g.staging.unmap();
     if (this.lastError) throw this.errorAfter(null);
     return out;
+  }
+
+  /**
+   * Greedy decoding with the tokens kept on the device: replay an argmax graph `n` times, each step's argmax
+   * copied into the next step's token ids on the GPU (no host round trip between steps, as a CUDA graph
+   * replayed in a loop), the ids of every step collected and read back once at the end. [n × ids] floats.
+   */
+  async replayChain(g: GpuGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array> {
+    if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
+    if (g.bytes !== g.uploadLen * 4) throw new Error('webgpu: only a step that reads back its next token ids can be chained');
+    this.flush();
+    const q = this.device.queue;
+    q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    const out = this.device.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
+    for (let s0 = 0; s0 < n; s0 += 16) {
+      const enc = this.device.createCommandEncoder();
+      for (let s = s0; s < Math.min(n, s0 + 16); s++) {
+        encodeGraph(enc, g);
+        enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.upload.gpu, 0, g.bytes);
+        enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, out, s * g.bytes, g.bytes);
+      }
+      q.submit([enc.finish()]);
+      this.counters.submits++;
+    }
+    this.counters.dispatches += n * g.steps.length;
+    try {
+      await out.mapAsync(MAP_READ, 0, n * g.bytes);
+    } catch (e) {
+      throw this.errorAfter(e);
+    }
+    const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
+    out.destroy();
+    if (this.lastError) throw this.errorAfter(null);
+    return res;
   }
 
   private getStaging(bytes: number): GPUBuffer {
@@ -696,6 +718,23 @@ interface GraphStep {
   grid: [number, number, number];
   /** the stores the step binds: held, so that their blocks stay reserved while the graph lives */
   roles: readonly Store[];
+}
+
+/** one compute pass with a graph's dispatches */
+function encodeGraph(enc: GPUCommandEncoder, g: GpuGraph): void {
+  const pass = enc.beginComputePass();
+  let lastPipe: GPUComputePipeline | null = null;
+  let lastBG: GPUBindGroup | null = null;
+  const off = [0];
+  for (let i = 0; i < g.steps.length; i++) {
+    const st = g.steps[i];
+    if (st.pipe !== lastPipe) pass.setPipeline((lastPipe = st.pipe));
+    if (st.bg !== lastBG) pass.setBindGroup(0, (lastBG = st.bg));
+    off[0] = i * PARAM_SLOT;
+    pass.setBindGroup(1, g.paramBG, off);
+    pass.dispatchWorkgroups(st.grid[0], st.grid[1], st.grid[2]);
+  }
+  pass.end();
 }
 
 /** A recorded submit (GpuRuntime.capture) that GpuRuntime.replay submits again. */

@@ -21,25 +21,37 @@
  */
 import type { KernelSpec } from '../runtime.js';
 
-/** variant `${MM}${f|b}${RPW}`: rows of x rounded up (1, 2, 4, 8), weight format, rows per workgroup */
-export function matvecVariant(M: number, bf16: boolean, rows: number, groups: number): string {
+/**
+ * variant `${MM}${f|b}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per workgroup,
+ * and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit), its size in vec4s: the workgroup
+ * then normalises x once into workgroup memory and the weight loop reads one vec4 of x̂ per vec4 of w.
+ */
+export function matvecVariant(M: number, K: number, bf16: boolean, rows: number, groups: number, wgBytes: number): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   // enough workgroups to cover the GPU (≥ 256), else more lanes per row
   const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
-  return `${mm}${bf16 ? 'b' : 'f'}${rpw}`;
+  const free = wgBytes - 4 * 256 * mm - 4 * 64 - 64;
+  const xs4 = Math.min(2048, Math.floor(free / 16));
+  const need = Math.ceil((M * K) / 4 / 64) * 64;
+  const staged = need <= xs4 ? `s${need}` : '';
+  return `${mm}${bf16 ? 'b' : 'f'}${rpw}${staged}`;
 }
 
-function parse(v: string): { mm: number; bf16: boolean; rpw: number } {
-  return { mm: Number(v[0]), bf16: v[1] === 'b', rpw: Number(v.slice(2)) };
+/** the parts of a variant string */
+export function matvecParse(v: string): { mm: number; bf16: boolean; rpw: number; xs4: number } {
+  const [head, xs] = v.split('s');
+  return { mm: Number(head[0]), bf16: head[1] === 'b', rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0 };
 }
 
 export const MATVEC_V: KernelSpec = {
   name: 'matvec_v',
   roles: ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'],
   writes: ['y', 'y2', 'cst'],
-  types: (v) => ({ w: parse(v).bf16 ? 'vec4<u32>' : 'vec4<f32>' }),
+  types: (v) => ({ w: matvecParse(v).bf16 ? 'vec4<u32>' : 'vec4<f32>' }),
   wgsl: (v) => {
-    const { mm, bf16, rpw } = parse(v);
+    const { mm, bf16, rpw, xs4 } = matvecParse(v);
+    // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
+    const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
     const body = bf16
       ? /* wgsl */ `
     let K8 = K / 8u;
@@ -50,8 +62,8 @@ export const MATVEC_V: KernelSpec = {
       let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
       for (var m = 0u; m < MM; m++) {
         if (m < M) {
-          let a = x4(m, q * 8u, K, norm, gated, nG, gs);
-          let b = x4(m, q * 8u + 4u, K, norm, gated, nG, gs);
+          let a = ${X4('q * 8u')};
+          let b = ${X4('q * 8u + 4u')};
           acc[m] += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
         }
       }
@@ -62,7 +74,7 @@ export const MATVEC_V: KernelSpec = {
     for (var q = lane; q < K4; q += TPR) {
       let w4 = $w[wr + q];
       for (var m = 0u; m < MM; m++) {
-        if (m < M) { acc[m] += dot(w4, x4(m, q * 4u, K, norm, gated, nG, gs)); }
+        if (m < M) { acc[m] += dot(w4, ${X4('q * 4u')}); }
       }
     }`;
     return /* wgsl */ `
@@ -71,6 +83,7 @@ const RPW: u32 = ${rpw}u;
 const TPR: u32 = ${256 / rpw}u;
 var<workgroup> red: array<f32, ${256 * mm}>;
 var<workgroup> rsv: array<f32, 64>;
+${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
 fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
   var v = $x[o_x + m * K + k];
   if (norm) {
@@ -110,6 +123,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       workgroupBarrier();
     }
   }
+  ${xs4 ? `for (var i = li; i < M * (K / 4u); i += 256u) { xs[i] = x4(i / (K / 4u), (i % (K / 4u)) * 4u, K, norm, gated, nG, gs); }
+  workgroupBarrier();` : ''}
   let r = li / TPR; let lane = li % TPR;
   let j = lin(wg, nwg) * RPW + r;
   var acc: array<f32, MM>;
