@@ -136,6 +136,12 @@ export async function* generateStream(
   // so a step reads back one token per sequence; `picked` then replaces the logits
   const onDevice = !!model.advanceArgmax && samplers.every((s) => s.greedy && s.options.repetitionPenalty === 1);
   let picked: Int32Array | null = null;
+  // chunked greedy decoding on the device (model.greedyChain): picks computed ahead, the state before the chunk
+  // and the chunk's first input (to redo exactly the consumed feeds when a row finishes inside the chunk)
+  let ahead: Int32Array[] = [];
+  let chunkStart: ModelState | null = null;
+  let chunkFirst: number[][] | null = null;
+  let chunkFeeds = 0;
   let active = [...Array(n).keys()]; // sequence index of each state row
   while (active.length > 0) {
     const next: number[] = [];
@@ -157,7 +163,32 @@ export async function* generateStream(
       yield ev;
     }
     // feed the sampled tokens: continuing rows get their next logits, finished rows' states absorb their last token
-    picked = onDevice ? await model.advanceArgmax!(next.map((t) => [t]), state) : null;
+    picked = null;
+    if (onDevice && ahead.length > 0 && active.every((i) => !finish[i])) {
+      picked = ahead.shift()!; // the device already fed `next` (its own argmax) in the chunk
+      chunkFeeds++;
+    } else if (onDevice && ahead.length > 0) {
+      // a row finished inside a chunk: the state read tokens beyond it; redo the chunk's feeds up to here
+      state = chunkStart!;
+      chunkFeeds++;
+      const redo = await model.greedyChain!(chunkFirst!, state, chunkFeeds);
+      picked = redo ? redo[chunkFeeds - 1] : null;
+      ahead = [];
+    } else if (onDevice && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
+      // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back
+      const k = Math.min(CHUNK, ...active.map((i) => maxNew - generated[i].length));
+      if (k > 1) {
+        chunkStart = state.clone();
+        chunkFirst = next.map((t) => [t]);
+        const chain = await model.greedyChain(chunkFirst, state, k);
+        if (chain) {
+          picked = chain[0];
+          ahead = chain.slice(1);
+          chunkFeeds = 1;
+        }
+      }
+    }
+    if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state);
     if (!picked) logits = await model.advance(next.map((t) => [t]), state);
     const keep: number[] = [];
     active.forEach((i, j) => {
@@ -199,6 +230,9 @@ export async function* generateStream(
     },
   };
 }
+
+/** greedy steps per on-device chunk (one read-back each) */
+const CHUNK = 16;
 
 /**
  * Resolve after the event loop has had a turn: setImmediate on Node; in browsers a MessageChannel task

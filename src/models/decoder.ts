@@ -176,6 +176,10 @@ export class DecoderLM implements CausalLM {
    * null when the backend cannot do it (then step with advanceArgmax). Stop tokens are not looked at: the
    * state reads all n steps.
    */
+  get chainsOnDevice(): boolean {
+    return !!(this.backend.replayChain && this.backend.argmaxRows);
+  }
+
   async greedyChain(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null> {
     const be = this.backend;
     if (!be.replayChain || !be.argmaxRows || !Number.isInteger(n) || n < 1) return null;

@@ -69,6 +69,8 @@ export interface CausalLM {
   advanceArgmax?(ids: number[][], state: ModelState): Promise<Int32Array | null>;
   /** Optional: n greedy steps with the tokens kept on the device (see DecoderLM.greedyChain); null if unsupported */
   greedyChain?(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null>;
+  /** whether greedyChain can run on this model's backend (no host round trip between its steps) */
+  readonly chainsOnDevice?: boolean;
   /** parameter count and config summary, for `mamba-ts info` */
   describe(): Record<string, unknown>;
 }

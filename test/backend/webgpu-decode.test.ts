@@ -91,6 +91,28 @@ describe('webgpu decode: fused single-token steps', () => {
     assert.deepEqual(gg.finishReason, cc.finishReason);
   });
 
+  it('greedy generate runs chunks on the GPU and redoes a chunk when a row stops inside it: tokens and the returned state equal the CPU', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const [g, c] = [await loadModel(hfFixture('mamba2-tiny'), { backend: gpu }), await loadModel(hfFixture('mamba2-tiny'))];
+    const prompts = [[5, 6, 7], [8, 9, 10]];
+    const base = await c.generate(prompts, { maxNewTokens: 12, stopTokens: [] });
+    const stop = base.generated[1][6]; // row 1 stops inside the first chunk of 16
+    let chains = 0;
+    const lm = g.lm as typeof g.lm & { greedyChain: (...a: never[]) => Promise<Int32Array[] | null> };
+    const orig = lm.greedyChain.bind(lm);
+    lm.greedyChain = (async (...a: Parameters<typeof orig>) => (chains++, orig(...a))) as typeof lm.greedyChain;
+    for (const opts of [{ maxNewTokens: 12, stopTokens: [stop] }, { maxNewTokens: 20, stopTokens: [] }]) {
+      const [gg, cc] = [await g.generate(prompts, opts), await c.generate(prompts, opts)];
+      assert.deepEqual(gg.tokens, cc.tokens);
+      assert.deepEqual(gg.finishReason, cc.finishReason);
+      // the returned states have read exactly the returned tokens: continuing gives the same tokens
+      const more = { maxNewTokens: 4, stopTokens: [] };
+      const [g2, c2] = [await g.generate([[3], [4]], { ...more, state: gg.state }), await c.generate([[3], [4]], { ...more, state: cc.state })];
+      assert.deepEqual(g2.generated, c2.generated);
+    }
+    assert.ok(chains > 0, 'greedyChain was used');
+  });
+
   it('recorded decode steps: later steps replay the first one (no model code) with the same logits as running it', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     for (const name of ['mamba-tiny', 'mamba2-tiny']) {
