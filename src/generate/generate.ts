@@ -232,7 +232,7 @@ export async function* generateStream(
 }
 
 /** greedy steps per on-device chunk (one read-back each) */
-const CHUNK = 16;
+const CHUNK = 32;
 
 /**
  * Resolve after the event loop has had a turn: setImmediate on Node; in browsers a MessageChannel task

@@ -96,7 +96,7 @@ describe('webgpu decode: fused single-token steps', () => {
     const [g, c] = [await loadModel(hfFixture('mamba2-tiny'), { backend: gpu }), await loadModel(hfFixture('mamba2-tiny'))];
     const prompts = [[5, 6, 7], [8, 9, 10]];
     const base = await c.generate(prompts, { maxNewTokens: 12, stopTokens: [] });
-    const stop = base.generated[1][6]; // row 1 stops inside the first chunk of 16
+    const stop = base.generated[1][6]; // row 1 stops inside the first chunk
     let chains = 0;
     const lm = g.lm as typeof g.lm & { greedyChain: (...a: never[]) => Promise<Int32Array[] | null> };
     const orig = lm.greedyChain.bind(lm);

@@ -172,7 +172,9 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
       const n = l.norm;
-      if (this.vecOk(b.store, l.K)) {
+      // the vectorized kernel on GPUs, and wherever only it will do (bf16 weights, the conv-window epilogue);
+      // CPU-emulated adapters keep the barrier-free subgroup matvec (barriers cost them a thread switch each)
+      if (this.vecOk(b.store, l.K) && (this.kernels === 'tiled' || conv || b.store.fmt === 'bf16')) {
         const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
         const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
         const v = matvecVariant(l.M, l.K, b.store.fmt === 'bf16', nb, 256, this.rt.maxWorkgroupStorage);
