@@ -176,9 +176,13 @@ export class DecoderLM implements CausalLM {
    * null when the backend cannot do it (then step with advanceArgmax). Stop tokens are not looked at: the
    * state reads all n steps.
    */
+  /** the backend replays recorded steps and this model's state has no growing tensors (KV caches) */
   get chainsOnDevice(): boolean {
-    return !!(this.backend.replayChain && this.backend.argmaxRows);
+    if (!this.backend.replayChain || !this.backend.argmaxRows) return false;
+    this.constantState ??= this.createState(1).timeTensors.size === 0;
+    return this.constantState;
   }
+  private constantState?: boolean;
 
   async greedyChain(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null> {
     const be = this.backend;
