@@ -177,6 +177,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 };
 
 /**
+ * The RMS scales of the decode matvecs' norm prologue: rsv[m · nG + g] = 1/√(mean over group g of row m of
+ * (x · silu(z) when gated)² + eps), reduced by the 256 invocations of the workgroup in `red`.
+ */
+export const NORM_SCALES = /* wgsl */ `
+    for (var q = 0u; q < M * nG; q++) {
+      let m = q / nG; let g0 = (q % nG) * gs;
+      var s = 0.0;
+      for (var k = li; k < gs; k += 256u) {
+        var v = $x[o_x + m * K + g0 + k];
+        if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+        s += v * v;
+      }
+      red[li] = s;
+      workgroupBarrier();
+      for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { red[li] += red[li + st]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
+      workgroupBarrier();
+    }`;
+
+/**
  * The decode matvec with fusions (M ≤ 8 rows), as `MATVEC` (4 columns per workgroup of 256):
  * - prologue (flags & 2): the input is RMS-normalised on the fly, x̂ = w_n · x / √(mean(x²) + eps), per
  *   group of `gs` channels; with flags & 4 it is the gated norm, x̂ = w_n · n(x · silu(z)) (Mamba-2);
@@ -204,21 +227,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let gs = pu(PK + 6u); let eps = pf(PK + 7u);
   let hasB = (flags & 1u) != 0u; let norm = (flags & 2u) != 0u; let gated = (flags & 4u) != 0u; let hasR = (flags & 8u) != 0u;
   let nG = K / gs;
-  if (norm) {
-    for (var q = 0u; q < M * nG; q++) {
-      let m = q / nG; let g0 = (q % nG) * gs;
-      var s = 0.0;
-      for (var k = li; k < gs; k += 256u) { let v = xin(m, g0 + k, K, gated); s += v * v; }
-      red[li] = s;
-      workgroupBarrier();
-      for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { red[li] += red[li + st]; }
-        workgroupBarrier();
-      }
-      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
-      workgroupBarrier();
-    }
-  }
+  if (norm) { ${NORM_SCALES} }
   let g = li / 64u; let lane = li % 64u;
   let j = lin(wg, nw) * 4u + g;
   var acc: array<f32, MM>;

@@ -20,6 +20,7 @@
  * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
  */
 import type { KernelSpec } from '../runtime.js';
+import { NORM_SCALES } from './linear.js';
 
 /**
  * variant `${MM}${f|b}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per workgroup,
@@ -104,25 +105,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let hasB = (flags & 1u) != 0u; let norm = (flags & 2u) != 0u; let gated = (flags & 4u) != 0u;
   let hasR = (flags & 8u) != 0u; let conv = (flags & 16u) != 0u;
   let nG = K / gs;
-  if (norm) {
-    for (var q = 0u; q < M * nG; q++) {
-      let m = q / nG; let g0 = (q % nG) * gs;
-      var s = 0.0;
-      for (var k = li; k < gs; k += 256u) {
-        var v = $x[o_x + m * K + g0 + k];
-        if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
-        s += v * v;
-      }
-      red[li] = s;
-      workgroupBarrier();
-      for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { red[li] += red[li + st]; }
-        workgroupBarrier();
-      }
-      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
-      workgroupBarrier();
-    }
-  }
+  if (norm) { ${NORM_SCALES} }
   ${xs4 ? `for (var i = li; i < M * (K / 4u); i += 256u) { xs[i] = x4(i / (K / 4u), (i % (K / 4u)) * 4u, K, norm, gated, nG, gs); }
   workgroupBarrier();` : ''}
   let r = li / TPR; let lane = li % TPR;
