@@ -193,9 +193,10 @@ export interface Backend {
   /**
    * Optional (WebGPU): run `step` — ops ending in one read — and keep what it submitted as a graph that
    * `replayStep` submits again with new uploaded numbers (the token ids) and no JavaScript in between, as a
-   * CUDA graph does. graph null: the step cannot be replayed (more than one submit, other uploads, …).
+   * CUDA graph does. `own`: the tensors the step may update besides what it allocates (its state). graph null:
+   * the step cannot be replayed (more than one submit, other uploads, other callers' work recorded in between, …).
    */
-  captureStep?<T>(step: () => Promise<T>): Promise<{ result: T; graph: StepGraph | null }>;
+  captureStep?<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }>;
   /** Optional: replay a captured step with new uploads; null when the graph went stale (capture again). */
   replayStep?(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null>;
   /**

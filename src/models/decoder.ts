@@ -163,7 +163,7 @@ export class DecoderLM implements CausalLM {
     } else if (rec?.key === key) {
       return step(); // this step cannot be replayed (recorded once, found not to fit)
     }
-    const { result, graph } = await be.captureStep(step);
+    const { result, graph } = await be.captureStep(step, state.layers.flatMap((l) => Object.values(l)));
     this.graphs.set(state, { key, graph });
     return result;
   }

@@ -148,6 +148,21 @@ describe('webgpu decode: fused single-token steps', () => {
     }
   });
 
+  it('a step recorded while another sequence runs records only its own work (the other state is not replayed into)', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const lm: CausalLM = (await loadModel(hfFixture('mamba-tiny'), { backend: gpu })).lm;
+    const [a, b, ra, rb] = [lm.createState(1), lm.createState(1), lm.createState(1), lm.createState(1)];
+    for (const [s, p] of [[a, [1, 2, 3]], [b, [4, 5, 6]], [ra, [1, 2, 3]], [rb, [4, 5, 6]]] as const) await lm.advance([[...p]], s);
+    // b's forward has started (its ids uploaded and flushed by a's recording) when a's first step is recorded
+    const [fb, la] = await Promise.all([lm.forward([[9]], { state: b, logitsToKeep: 1 }), lm.advance([[7]], a)]);
+    const close = (x: Float32Array, y: Float32Array, what: string) => assert.ok(maxAbsDiff(x, y) <= 1e-5, `${what} differs by ${maxAbsDiff(x, y)}`);
+    close(fb.logits.data, (await lm.forward([[9]], { state: rb, logitsToKeep: 1 })).logits.data, 'b, concurrent step');
+    close(la.data, (await lm.forward([[7]], { state: ra, logitsToKeep: 1 })).logits.data, 'a, recorded step');
+    for (const tok of [8, 9]) close((await lm.advance([[tok]], a)).data, (await lm.forward([[tok]], { state: ra, logitsToKeep: 1 })).logits.data, `a, step ${tok}`);
+    // had a's recording taken in b's layers, replaying it would have advanced b's state twice more
+    close((await lm.forward([[3]], { state: b, logitsToKeep: 1 })).logits.data, (await lm.forward([[3]], { state: rb, logitsToKeep: 1 })).logits.data, 'b after a\'s replays');
+  });
+
   it('greedyChain: tokens fed back on the GPU equal step-by-step greedy decoding, and the state reads every step', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     const lm: CausalLM = (await loadModel(hfFixture('mamba2-tiny'), { backend: gpu })).lm;

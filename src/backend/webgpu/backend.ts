@@ -197,10 +197,10 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  async captureStep<T>(step: () => Promise<T>): Promise<{ result: T; graph: StepGraph | null }> {
+  async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
     this.flushSeq();
     const epoch = this.epoch;
-    const { result, graph } = await this.rt.capture(step);
+    const { result, graph } = await this.rt.capture(step, own.map((t) => t.storage as Store));
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
   }
 

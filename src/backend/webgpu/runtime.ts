@@ -38,6 +38,8 @@ export class BufRef {
   id: number;
   /** a buffer of the matrix pool: holds weight matrices only */
   matrices = false;
+  /** the pool whose blocks this buffer holds ('' for the runtime's own buffers) */
+  pool: 'constants' | 'activations' | 'matrices' | '' = '';
   constructor(public gpu: GPUBuffer, public size: number) {
     this.id = BufRef.next++;
   }
@@ -81,6 +83,8 @@ export class Store {
    * `off` count u32 words). Only weight matrices in the matrix pool are bf16.
    */
   fmt: 'f32' | 'bf16' = 'f32';
+  /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */
+  seq = 0;
 
   /** a view of `len` elements starting `off` elements into this one */
   view(off: number, len: number): Store {
@@ -107,6 +111,7 @@ class Pool {
   private newBuffer(bytes: number, label: string): BufRef {
     const ref = this.rt.newBuffer(bytes, label);
     ref.matrices = this.matrices;
+    ref.pool = this.label as BufRef['pool'];
     return ref;
   }
 
@@ -241,6 +246,7 @@ export class GpuRuntime {
   readonly counters = { dispatches: 0, submits: 0, gathers: 0 };
   /** pipelines compiled so far */
   compiles = 0;
+  private allocSeq = 0;
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
     this.device = device;
@@ -288,6 +294,7 @@ export class GpuRuntime {
     }
     const a = pool.alloc(bytes);
     const s = new Store(a.ref, a.byteOff / 4, elements);
+    s.seq = ++this.allocSeq;
     this.registry.register(s, a);
     return s;
   }
@@ -521,8 +528,9 @@ export class GpuRuntime {
    * (the token ids) changes. null graph when the step does not fit that mould: more than one submit (a
    * read-back in the middle, e.g. MoE routing), other than exactly one upload, binding gathers, or profiling.
    */
-  async capture<T>(step: () => Promise<T>): Promise<{ result: T; graph: GpuGraph | null }> {
+  async capture<T>(step: () => Promise<T>, own: readonly Store[] = []): Promise<{ result: T; graph: GpuGraph | null }> {
     this.flush();
+    const start = this.allocSeq;
     const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile });
     let result: T;
     try {
@@ -534,6 +542,19 @@ export class GpuRuntime {
     const last = cmds?.[cmds.length - 1];
     if (!cap.ok || cap.submits.length !== 1 || cap.uploads.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
       return { result, graph: null };
+    }
+    // only the step's own work may be in the recording: it writes blocks allocated during it or the stores it
+    // owns (its state), and reads those, constants and matrices — any other activation means another caller's
+    // dispatches were recorded in between (concurrent use of the backend): then nothing is recorded
+    const mine = new Set(own.map((s) => s.base ?? s));
+    const fresh = (st: Store) => (st.base ?? st).seq > start || mine.has(st.base ?? st) || st.ref === this.upload || (st.base ?? st) === this.dummy;
+    for (const c of cmds) {
+      if (c.kind !== 'dispatch') continue;
+      for (let i = 0; i < c.roles.length; i++) {
+        const st = c.roles[i];
+        const writes = c.spec.writes.includes(c.spec.roles[i]);
+        if ((writes || st.ref.pool === 'activations') && !fresh(st)) return { result, graph: null };
+      }
     }
     return { result, graph: this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]) };
   }
