@@ -169,7 +169,9 @@ export async function* generateStream(
       chunkFeeds++;
     } else if (onDevice && ahead.length > 0) {
       // a row finished inside a chunk: the state read tokens beyond it; redo the chunk's feeds up to here
+      state.dispose();
       state = chunkStart!;
+      chunkStart = null;
       chunkFeeds++;
       const redo = await model.greedyChain!(chunkFirst!, state, chunkFeeds);
       picked = redo ? redo[chunkFeeds - 1] : null;
@@ -178,6 +180,7 @@ export async function* generateStream(
       // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back
       const k = Math.min(CHUNK, ...active.map((i) => maxNew - generated[i].length));
       if (k > 1) {
+        chunkStart?.dispose(); // the previous chunk's copy, not needed (no row stopped inside that chunk)
         chunkStart = state.clone();
         chunkFirst = next.map((t) => [t]);
         const chain = await model.greedyChain(chunkFirst, state, k);
@@ -210,6 +213,7 @@ export async function* generateStream(
     // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)
     await nextTask();
   }
+  chunkStart?.dispose();
   const t2 = performance.now();
 
   const total = generated.reduce((a, g) => a + g.length, 0);

@@ -59,6 +59,11 @@ export class ModelState {
     return new ModelState(fp, layers, states.reduce((a, s) => a + s.batch, 0), states.flatMap((s) => s.seqLen), time);
   }
 
+  /** Release the state's tensors now (GPU memory back to the pool); the state must not be used afterwards. */
+  dispose(): void {
+    for (const l of this.layers) for (const t of Object.values(l)) t.dispose();
+  }
+
   /** Deep copy (a conversation can branch). */
   clone(): ModelState {
     return this.select([...Array(this.batch).keys()]);

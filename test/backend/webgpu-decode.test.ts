@@ -111,6 +111,10 @@ describe('webgpu decode: fused single-token steps', () => {
       assert.deepEqual(g2.generated, c2.generated);
     }
     assert.ok(chains > 0, 'greedyChain was used');
+    // the state copies taken before each chunk go back to the pool when done with, not when the collector runs
+    const r0 = gpu.rt.counters.released;
+    await g.generate([[5, 6, 7]], { maxNewTokens: 70, stopTokens: [] }); // chunks of 32, 32, 6
+    assert.ok(gpu.rt.counters.released - r0 >= 3 * g.lm.numLayers, `released ${gpu.rt.counters.released - r0} blocks`);
   });
 
   it('recorded decode steps: later steps replay the first one (no model code) with the same logits as running it', async (t) => {
@@ -180,6 +184,20 @@ describe('webgpu decode: fused single-token steps', () => {
     assert.deepEqual(a.seqLen, b.seqLen);
     const [la, lb] = [await lm.advance([[1], [2]], a), await lm.advance([[1], [2]], b)];
     assert.equal(maxAbsDiff(la.data, lb.data), 0, 'states after the chain equal');
+  });
+
+  it('dispose returns a block to the pool: the next allocation of that size reuses it; the tensor refuses use', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const a = gpu.zeros([1000]);
+    const block = a.storage as { ref: unknown; off: number };
+    await a.data();
+    a.dispose();
+    const b = gpu.fromHost(new Float32Array(1000).fill(2), [1000]);
+    const c = gpu.zeros([1000]);
+    const reused = [b, c].some((x) => (x.storage as typeof block).ref === block.ref && (x.storage as typeof block).off === block.off);
+    assert.ok(reused, 'the released block was handed out again');
+    assert.deepEqual([...(await c.data())].slice(0, 3), [0, 0, 0]);
+    await assert.rejects(async () => a.data(), /used after dispose/);
   });
 
   it('argmaxRows: first index of the largest value per row', async (t) => {

@@ -328,8 +328,16 @@ export class WebGpuBackend implements Backend {
     throw new Error('webgpu: tensors live in GPU memory and cannot be read synchronously; use `await tensor.data()`');
   }
 
-  dispose(_t: Tensor): void {
-    // views (reshape) share storage: the block returns to the pool when the last one is garbage-collected
+  /**
+   * Return the tensor's GPU block to the pool now (after the work recorded so far is submitted). Tensors that
+   * share storage (reshape) share the block: dispose only the last user. Views and split matrices are left to
+   * the garbage collector, as are tensors never disposed.
+   */
+  dispose(t: Tensor): void {
+    const s = t.storage as Store;
+    this.flushSeq(); // a pending matvec may write into it
+    this.norms.delete(s);
+    this.rt.release(s);
   }
 
   /** wait until every recorded op has run (benchmarks) */

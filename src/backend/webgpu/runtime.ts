@@ -243,10 +243,14 @@ export class GpuRuntime {
   readonly kernelTimes = new Map<string, { ms: number; count: number }>();
   private profileReads: Promise<void>[] = [];
   /** dispatches and submits so far (for benchmarks) */
-  readonly counters = { dispatches: 0, submits: 0, gathers: 0 };
+  readonly counters = { dispatches: 0, submits: 0, gathers: 0, released: 0 };
   /** pipelines compiled so far */
   compiles = 0;
   private allocSeq = 0;
+  /** the block of each store allocated here (for explicit release) */
+  private readonly allocs = new WeakMap<Store, Alloc>();
+  /** blocks released while recorded dispatches may still use them: back to their pools after the next submit */
+  private deferred: Alloc[] = [];
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
     this.device = device;
@@ -295,7 +299,8 @@ export class GpuRuntime {
     const a = pool.alloc(bytes);
     const s = new Store(a.ref, a.byteOff / 4, elements);
     s.seq = ++this.allocSeq;
-    this.registry.register(s, a);
+    this.registry.register(s, a, s);
+    this.allocs.set(s, a);
     return s;
   }
 
@@ -479,6 +484,8 @@ export class GpuRuntime {
     q.submit([enc.finish()]);
     this.counters.dispatches += nDispatch;
     this.counters.submits++;
+    for (const a of this.deferred) a.pool.release(a);
+    this.deferred = [];
     for (const s of scratch) s.gpu.destroy(); // freed once the submitted work is done
     if (readback) this.profileReads.push(this.collectTimes(readback, profiled));
   }
@@ -517,6 +524,21 @@ export class GpuRuntime {
     });
     out.push({ ...c, roles });
     return out;
+  }
+
+  /**
+   * Return a store's block to its pool now rather than when the collector finds it (explicit lifetimes). Only
+   * whole allocations (not views); the caller guarantees that no other tensor shares the storage. Blocks that
+   * recorded dispatches may use are released after the next submit (the queue orders later use after it).
+   */
+  release(s: Store): void {
+    const a = this.allocs.get(s);
+    if (!a || s.base) return;
+    this.allocs.delete(s);
+    this.registry.unregister(s);
+    this.counters.released++;
+    if (this.pending.length === 0) a.pool.release(a);
+    else this.deferred.push(a);
   }
 
   // ---- recorded steps ---------------------------------------------------------------------------
