@@ -13,11 +13,11 @@
 import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
-import { MATVEC_V, matvecParse, matvecVariant } from './kernels/matvec.js';
+import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
-import { MATMUL, MATMUL_SIMPLE, MATVEC, MATVEC_FUSED, MATVEC_SG } from './kernels/linear.js';
+import { MATMUL, MATMUL_SIMPLE, MATVEC_SG } from './kernels/linear.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -172,28 +172,21 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
       const n = l.norm;
-      // the vectorized kernel on GPUs, and wherever only it will do (bf16 weights, the conv-window epilogue);
-      // CPU-emulated adapters keep the barrier-free subgroup matvec (barriers cost them a thread switch each)
-      if (this.vecOk(b.store, l.K) && (this.kernels === 'tiled' || conv || b.store.fmt === 'bf16')) {
-        const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
-        const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
-        const v = matvecVariant(l.M, l.K, b.store.fmt === 'bf16', nb, 256, this.rt.maxWorkgroupStorage);
-        const rpw = matvecParse(v).rpw;
-        const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
-        this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / rpw)), v);
+      const vec = this.vecOk(b.store, l.K);
+      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple')) {
+        // a plain f32 matvec: the barrier-free subgroup kernel where the vector one cannot read the weights, and
+        // on CPU-emulated adapters (barriers cost them a thread switch each)
+        this.rec(MATVEC_SG, [l.x, b.store, bs, l.y], [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0], this.sgGrid(nb), String(mm));
         continue;
       }
-      if (conv) throw new Error('webgpu: internal: a conv window epilogue needs the vectorized matvec');
-      if (n || res) {
-        const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0);
-        const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
-        this.rec(MATVEC_FUSED, roles, [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0)], this.rt.grid(Math.ceil(nb / 4)), String(mm));
-      } else {
-        const params = [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0];
-        const roles = [l.x, b.store, bs, l.y];
-        if (this.sgOk()) this.rec(MATVEC_SG, roles, params, this.sgGrid(nb), String(mm));
-        else this.rec(MATVEC, roles, params, this.rt.grid(Math.ceil(nb / 4)), String(mm));
-      }
+      // vector loads on GPUs and wherever they are needed (bf16; the conv window of the mixer steps), else scalar
+      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
+      const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
+      const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
+      // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
+      const v = matvecVariant(l.M, l.K, fmt, nb, this.kernels === 'tiled' ? 256 : 0, this.rt.maxWorkgroupStorage);
+      const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
+      this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
     }
   }
 

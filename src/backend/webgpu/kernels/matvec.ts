@@ -15,45 +15,83 @@
  *   mixer's step kernels then read the updated window only, so no kernel reads what another one writes.
  *
  * bf16 weights: a u32 holds weights 2i (low half) and 2i+1 (high half); bf16 → f32 is a shift or a mask.
- * Requires K % 4 == 0 (f32) or K % 8 == 0 (bf16) and the matrix in a buffer of its own (the matrix pool).
+ * The vector formats need K % 4 == 0 (f32) or K % 8 == 0 (bf16) and the matrix in a buffer of its own (the
+ * matrix pool); any other float32 weight takes the scalar format 'x' (one float per lane and step).
  * flags: 1 bias, 2 norm, 4 gate, 8 residual, 16 conv window.
  * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
  */
 import type { KernelSpec } from '../runtime.js';
-import { NORM_SCALES } from './linear.js';
 
 /**
- * variant `${MM}${f|b}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per workgroup,
- * and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit), its size in vec4s: the workgroup
- * then normalises x once into workgroup memory and the weight loop reads one vec4 of x̂ per vec4 of w.
+ * The RMS scales of the norm prologue: rsv[m · nG + g] = 1/√(mean over group g of row m of (x · silu(z) when
+ * gated)² + eps), reduced by the 256 invocations of the workgroup in `red`.
  */
-export function matvecVariant(M: number, K: number, bf16: boolean, rows: number, groups: number, wgBytes: number): string {
+const NORM_SCALES = /* wgsl */ `
+    for (var q = 0u; q < M * nG; q++) {
+      let m = q / nG; let g0 = (q % nG) * gs;
+      var s = 0.0;
+      for (var k = li; k < gs; k += 256u) {
+        var v = $x[o_x + m * K + g0 + k];
+        if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+        s += v * v;
+      }
+      red[li] = s;
+      workgroupBarrier();
+      for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { red[li] += red[li + st]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
+      workgroupBarrier();
+    }`;
+
+/** how the weights are read: f32 vectors, packed bf16 vectors, or scalar f32 */
+export type MatvecFormat = 'f' | 'b' | 'x';
+
+/**
+ * variant `${MM}${f|b|x}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
+ * workgroup, and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit; vector formats only), its
+ * size in vec4s: the workgroup then normalises x once into workgroup memory and the weight loop reads one vec4
+ * of x̂ per vec4 of w.
+ */
+export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   // enough workgroups to cover the GPU (≥ 256), else more lanes per row
   const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
   const free = wgBytes - 4 * 256 * mm - 4 * 64 - 64;
   const xs4 = Math.min(2048, Math.floor(free / 16));
   const need = Math.ceil((M * K) / 4 / 64) * 64;
-  const staged = need <= xs4 ? `s${need}` : '';
-  return `${mm}${bf16 ? 'b' : 'f'}${rpw}${staged}`;
+  const staged = fmt !== 'x' && need <= xs4 ? `s${need}` : '';
+  return `${mm}${fmt}${rpw}${staged}`;
 }
 
 /** the parts of a variant string */
-export function matvecParse(v: string): { mm: number; bf16: boolean; rpw: number; xs4: number } {
+export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number } {
   const [head, xs] = v.split('s');
-  return { mm: Number(head[0]), bf16: head[1] === 'b', rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0 };
+  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0 };
 }
 
 export const MATVEC_V: KernelSpec = {
   name: 'matvec_v',
   roles: ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'],
   writes: ['y', 'y2', 'cst'],
-  types: (v) => ({ w: matvecParse(v).bf16 ? 'vec4<u32>' : 'vec4<f32>' }),
+  types: (v): Record<string, string> => {
+    const fmt = matvecParse(v).fmt;
+    return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
+  },
   wgsl: (v) => {
-    const { mm, bf16, rpw, xs4 } = matvecParse(v);
+    const { mm, fmt, rpw, xs4 } = matvecParse(v);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
     const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
-    const body = bf16
+    const scalar = /* wgsl */ `
+    let wr = o_w + j * K;
+    for (var k = lane; k < K; k += TPR) {
+      let wv = $w[wr + k];
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) { acc[m] += wv * xin(m, k, K, norm, gated, nG, gs); }
+      }
+    }`;
+    const body = fmt === 'x' ? scalar : fmt === 'b'
       ? /* wgsl */ `
     let K8 = K / 8u;
     let wr = o_w / 4u + j * K8;
