@@ -87,17 +87,7 @@ export function systemMessage(e: unknown): string {
   return String((e as Error)?.message ?? e);
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
+export { formatBytes } from '../format.js';
 
 export function formatSeconds(ms: number): string {
   const s = ms / 1000;

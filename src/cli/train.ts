@@ -5,10 +5,10 @@ import { loadModel } from '../model.js';
 import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
 import { ProgressBar } from '../train/progress.js';
 import { checkRunFolder } from '../train/run-folder.js';
-import { DataError, DEFAULT_MAX_TOTAL_BYTES, formatByteSize, normalizeExtension } from '../train/data.js';
+import { DataError, DEFAULT_MAX_TOTAL_BYTES, normalizeExtension } from '../train/data.js';
 import { train } from '../train/trainer.js';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, parseSize, str, UsageError, type CommandSpec, type ParsedValues } from './args.js';
-import type { CliIO } from './io.js';
+import { formatBytes, type CliIO } from './io.js';
 import { requireModel } from './info.js';
 
 /** numeric flags → JobArgs fields */
@@ -58,7 +58,7 @@ export const TRAIN_SPEC: CommandSpec = {
     task: { type: 'string', value: 'TASK', help: `${TASKS.join(', ')} (default text)` },
     data: { type: 'string', value: 'PATH', help: "text: folder or file to train on (default: this package's own src/ folder)" },
     'data-ext': { type: 'string', value: '.EXT,…', help: 'text: take only files with these extensions, e.g. .md,.ts (default: every text file)' },
-    'data-limit': { type: 'string', value: 'SIZE', help: `text: read at most this much text, e.g. 256M, 1G (default ${formatByteSize(DEFAULT_MAX_TOTAL_BYTES).replace(/\.0+ /, ' ')})` },
+    'data-limit': { type: 'string', value: 'SIZE', help: `text: read at most this much text, e.g. 256M, 1G (default ${formatBytes(DEFAULT_MAX_TOTAL_BYTES).replace(/\.0+ /, ' ')})` },
     from: { type: 'string', value: 'DIR', help: 'start from this checkpoint (HF Mamba folder, or one written by train) instead of a fresh model' },
     out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
     resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },

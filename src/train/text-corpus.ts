@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from './data-error.js';
+import { formatBytes } from '../format.js';
 
 export const DEFAULT_SKIP_DIRS: readonly string[] = ['node_modules', 'dist', '.git'];
 /** reading stops after this many bytes unless told otherwise (tokens take 4 bytes each in memory) */
@@ -356,19 +357,6 @@ export interface CorpusFlags {
 }
 const CLI_FLAGS: CorpusFlags = { extensions: '--data-ext', maxTotalBytes: '--data-limit' };
 
-/** 1536 → "1.50 KiB" */
-export function formatByteSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
-
 const examples = (names: string[], count: number): string => ` (${names.join(', ')}${count > names.length ? ', …' : ''})`;
 
 /** "2 binary (a.png, b.bin), 1 empty (c.txt)"; '' when nothing was skipped (files not read for the budget are left out) */
@@ -392,12 +380,12 @@ function describeSkipped(c: Pick<TextCorpus, 'skipped' | 'skippedExamples' | 'ex
  */
 export function corpusSummary(c: TextCorpus, flags: CorpusFlags = CLI_FLAGS): string {
   const n = c.files.length;
-  let line = `data: ${n} file${n === 1 ? '' : 's'}, ${c.totalBytes} bytes (${formatByteSize(c.totalBytes)})${c.byteLevel ? '' : `, ${c.totalTokens} tokens`} from ${c.root}`;
+  let line = `data: ${n} file${n === 1 ? '' : 's'}, ${c.totalBytes} bytes (${formatBytes(c.totalBytes)})${c.byteLevel ? '' : `, ${c.totalTokens} tokens`} from ${c.root}`;
   const skippedCount = SKIP_REASONS.filter((r) => r !== 'overBudget').reduce((s, r) => s + c.skipped[r], 0);
   if (skippedCount > 0) line += `; skipped ${skippedCount}: ${describeSkipped(c, flags)}`;
   if (c.truncated !== null || c.skipped.overBudget > 0) {
     const parts = [...(c.truncated !== null ? [`${c.truncated} read in part`] : []), ...(c.skipped.overBudget > 0 ? [`${c.skipped.overBudget} more file${c.skipped.overBudget === 1 ? '' : 's'} not read`] : [])];
-    line += `; stopped at ${flags.maxTotalBytes} ${formatByteSize(c.maxTotalBytes)}: ${parts.join(', ')}`;
+    line += `; stopped at ${flags.maxTotalBytes} ${formatBytes(c.maxTotalBytes)}: ${parts.join(', ')}`;
   }
   return line;
 }
