@@ -4,41 +4,16 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { loadModel, type Model } from '../../src/model.js';
 import { GENERATE_SPEC, parseGenerateArgs } from '../../src/cli/generate.js';
-import { FIXTURES, ROOT, hfFixture } from '../helpers.js';
+import { hfFixture } from '../helpers.js';
+import { cli, writeSmallTokenizer, type Result } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.resolve(HERE, '../../src/cli/main.js');
 const TINY = hfFixture('mamba-tiny');
-const BPE = path.join(FIXTURES, 'tokenizer-bpe', 'tokenizer.json');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (c: string) => (stdout += c));
-    child.stderr.on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 function assertCliError(r: Result, code: number, ...mentions: string[]): void {
   assert.equal(r.code, code, `exit code (stderr: ${r.stderr})`);
@@ -55,13 +30,7 @@ let model: Model;
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-cli-input-'));
-  // a 512-token tokenizer derived from the BPE fixture (the tiny model's vocabulary size)
-  const tk = JSON.parse(fs.readFileSync(BPE, 'utf8')) as { model: { vocab: Record<string, number>; merges: [string, string][] } };
-  const vocab = Object.fromEntries(Object.entries(tk.model.vocab).filter(([, id]) => id < 512));
-  tk.model.vocab = vocab;
-  tk.model.merges = tk.model.merges.filter(([a, b]) => a in vocab && b in vocab && a + b in vocab);
-  smallTokenizer = path.join(tmp, 'tokenizer.json');
-  fs.writeFileSync(smallTokenizer, JSON.stringify(tk));
+  smallTokenizer = writeSmallTokenizer(tmp); // the tiny model's 512-token vocabulary
   model = await loadModel(TINY, { tokenizer: smallTokenizer });
 });
 
@@ -137,7 +106,7 @@ describe('--prompt-file must be text', () => {
   });
 
   it('binary on stdin is refused too', async () => {
-    assertCliError(await cli([...base(), '--prompt-file', '-'], '\u0000\u0001\u0002'), 1, '--prompt-file', 'stdin', 'NUL');
+    assertCliError(await cli([...base(), '--prompt-file', '-'], { input: '\u0000\u0001\u0002' }), 1, '--prompt-file', 'stdin', 'NUL');
   });
 
   it('UTF-8 text (with a byte-order mark, which is dropped) is read', async () => {

@@ -1,48 +1,18 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { loadModel, type Model } from '../../src/model.js';
 import { report, run, version } from '../../src/cli/main.js';
 import { GENERATE_SPEC } from '../../src/cli/generate.js';
 import { INFO_SPEC } from '../../src/cli/info.js';
 import { FIXTURES, ROOT, hfFixture } from '../helpers.js';
+import { cli, writeSmallTokenizer, type Result } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-/** the compiled CLI: dist/test/cli → dist/src/cli/main.js */
-const CLI = path.resolve(HERE, '../../src/cli/main.js');
 const TINY = hfFixture('mamba-tiny');
 const BPE = path.join(FIXTURES, 'tokenizer-bpe', 'tokenizer.json');
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI as a child process (stdin closed, stdout/stderr piped). */
-function cli(args: string[], opts: { input?: string; onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (c: string) => {
-      stdout += c;
-      opts.onStdout?.(c, child);
-    });
-    child.stderr.on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
-  });
-}
 
 /** In-process run with string-collecting streams. */
 async function runInProcess(args: string[], opts: { stderrTTY?: boolean; signal?: AbortSignal } = {}): Promise<Result> {
@@ -78,12 +48,7 @@ let smallTokenizer: string;
 before(async () => {
   model = await loadModel(TINY);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-cli-'));
-  const tk = JSON.parse(fs.readFileSync(BPE, 'utf8')) as { model: { vocab: Record<string, number>; merges: [string, string][] } };
-  const vocab = Object.fromEntries(Object.entries(tk.model.vocab).filter(([, id]) => id < 512));
-  tk.model.vocab = vocab;
-  tk.model.merges = tk.model.merges.filter(([a, b]) => a in vocab && b in vocab && a + b in vocab);
-  smallTokenizer = path.join(tmp, 'tokenizer.json');
-  fs.writeFileSync(smallTokenizer, JSON.stringify(tk));
+  smallTokenizer = writeSmallTokenizer(tmp);
 });
 
 after(() => {
