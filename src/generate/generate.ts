@@ -173,8 +173,8 @@ export async function* generateStream(
       state = chunkStart!;
       chunkStart = null;
       chunkFeeds++;
-      const redo = await model.greedyChain!(chunkFirst!, state, chunkFeeds);
-      picked = redo ? redo[chunkFeeds - 1] : null;
+      // (non-null: chunks start only where greedyChain runs on the device)
+      picked = (await model.greedyChain!(chunkFirst!, state, chunkFeeds))![chunkFeeds - 1];
       ahead = [];
     } else if (onDevice && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
       // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back

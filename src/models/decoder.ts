@@ -152,7 +152,7 @@ export class DecoderLM implements CausalLM {
     if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || this.onDelta || state.timeTensors.size > 0) return step();
     this.checkIds(ids);
     this.checkState(state, ids.length);
-    const key = `${what}|${ids.length}|${state.seqLen.every((p) => p > 0)}`;
+    const key = graphKey(what, ids.length, state);
     const rec = this.graphs.get(state);
     if (rec?.key === key && rec.graph) {
       const out = await be.replayStep(rec.graph, ids.map((r) => r[0]));
@@ -167,15 +167,9 @@ export class DecoderLM implements CausalLM {
     this.graphs.set(state, { key, graph });
     return result;
   }
+  /** per state: its recorded one-token step (null: recorded once and found not replayable) and what it was */
   private readonly graphs = new WeakMap<ModelState, { key: string; graph: StepGraph | null }>();
 
-  /**
-   * `n` greedy one-token steps with the tokens kept on the device between steps (backends that replay
-   * recorded steps, e.g. WebGPU): the first step runs as `advanceArgmax` (and is recorded), the remaining
-   * n − 1 are queued at once, each step's argmax feeding the next. The ids chosen at each step, [n][rows];
-   * null when the backend cannot do it (then step with advanceArgmax). Stop tokens are not looked at: the
-   * state reads all n steps.
-   */
   /** the backend replays recorded steps and this model's state has no growing tensors (KV caches) */
   get chainsOnDevice(): boolean {
     if (!this.backend.replayChain || !this.backend.argmaxRows) return false;
@@ -184,13 +178,19 @@ export class DecoderLM implements CausalLM {
   }
   private constantState?: boolean;
 
+  /**
+   * `n` greedy one-token steps with the tokens kept on the device between steps (backends that replay
+   * recorded steps, e.g. WebGPU): once the step is recorded (else the first step runs as `advanceArgmax` and
+   * records it) the steps are queued at once, each step's argmax feeding the next. The ids chosen at each
+   * step, [n][rows]; null when the backend cannot do it (then step with advanceArgmax). Stop tokens are not
+   * looked at: the state reads all n steps.
+   */
   async greedyChain(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null> {
     const be = this.backend;
     if (!be.replayChain || !be.argmaxRows || !Number.isInteger(n) || n < 1) return null;
     const toIds = (f: Float32Array, s: number) => Int32Array.from(f.subarray(s * ids.length, (s + 1) * ids.length), (v) => Math.round(v));
-    const key = `argmax|${ids.length}|${state.seqLen.every((p) => p > 0)}`;
     const rec = this.graphs.get(state);
-    if (rec?.key === key && rec.graph && ids.every((r) => r.length === 1)) {
+    if (rec?.key === graphKey('argmax', ids.length, state) && rec.graph && ids.every((r) => r.length === 1)) {
       // recorded already: all n steps on the device, the first reading `ids` from the upload
       this.checkIds(ids);
       this.checkState(state, ids.length);
@@ -204,7 +204,7 @@ export class DecoderLM implements CausalLM {
     if (!first) return null;
     const out = [first];
     const again = this.graphs.get(state);
-    if (n > 1 && again?.graph && again.key === `argmax|${ids.length}|true`) {
+    if (n > 1 && again?.graph && again.key === graphKey('argmax', ids.length, state)) {
       const f = await be.replayChain(again.graph, Array.from(first), n - 1);
       if (f) {
         for (let r = 0; r < ids.length; r++) state.seqLen[r] += n - 1;
@@ -267,6 +267,11 @@ export class DecoderLM implements CausalLM {
     if (state.fingerprint !== this.fingerprint) throw new ModelError(`state belongs to another model (${state.fingerprint}); this model is ${this.fingerprint}`);
     if (state.batch !== batch) throw new ModelError(`state holds ${state.batch} sequences but ${batch} rows of ids were given`);
   }
+}
+
+/** what a recorded step depends on besides the state: what it reads back, the batch, whether it follows a prefill */
+function graphKey(what: string, rows: number, state: ModelState): string {
+  return `${what}|${rows}|${state.seqLen.every((p) => p > 0)}`;
 }
 
 function lastPositions(b: number, L: number, keep: number): number[] {

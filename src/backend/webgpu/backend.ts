@@ -198,19 +198,22 @@ export class WebGpuBackend implements Backend {
   }
 
   async replayStep(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null> {
-    const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
-    if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
-    if (g.epoch !== this.epoch) return null;
-    this.flushSeq();
-    return this.rt.replay(g, upload);
+    const g = this.liveGraph(graph);
+    return g && this.rt.replay(g, upload);
   }
 
   async replayChain(graph: StepGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array | null> {
+    const g = this.liveGraph(graph);
+    return g && this.rt.replayChain(g, upload, n);
+  }
+
+  /** a step this backend recorded, with the pending ops recorded before it; null when it went stale */
+  private liveGraph(graph: StepGraph): GpuGraph | null {
     const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
     if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
     if (g.epoch !== this.epoch) return null;
     this.flushSeq();
-    return this.rt.replayChain(g, upload, n);
+    return g;
   }
 
   /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */
