@@ -9,7 +9,7 @@
  * - Ops are pure functions of their inputs and a small attribute record, so an autograd tape can
  *   record (op name, inputs, attrs) and a backward rule per op (see `OpName`).
  */
-import type { Shape, Tensor } from '../tensor/tensor.js';
+import type { GradNode, Shape, Tensor } from '../tensor/tensor.js';
 
 export type OpName =
   | 'embedding'
@@ -32,6 +32,69 @@ export type OpName =
   | 'pad_time';
 
 export type Activation = 'silu' | 'relu2' | 'gelu_tanh' | 'relu';
+/** what `Backend.activation` computes: the MLP activations, −exp (A = −exp(A_log)) and the logistic sigmoid */
+export type Elementwise = Activation | 'neg_exp' | 'sigmoid';
+
+/**
+ * The ops the autograd tape records (`src/autograd/tape.ts`), by name. The forward primitives of the same name
+ * (`linear`, `ssd`, …) plus what only training needs (the loss, MoE routing weights, the S4D convolution).
+ */
+export type DiffOp =
+  | 'reshape'
+  | 'embedding'
+  | 'linear'
+  | 'rms_norm'
+  | 'rms_norm_gated'
+  | 'add'
+  | 'mul'
+  | 'scale'
+  | 'activation'
+  | 'silu_mul'
+  | 'split'
+  | 'causal_conv1d'
+  | 'selective_scan'
+  | 'ssd'
+  | 'rope'
+  | 'attention'
+  | 'take_rows'
+  | 'mean_time'
+  | 's4d_kernel'
+  | 'fft_conv'
+  | 'cross_entropy'
+  | 'route_weights'
+  | 'scatter_rows';
+
+/** the non-tensor arguments of a recorded op (each op reads the ones it has) */
+export interface DiffAttrs {
+  shape?: readonly number[];
+  ids?: Int32Array;
+  eps?: number;
+  groupSize?: number;
+  scalar?: number;
+  kind?: string;
+  sizes?: readonly number[];
+  softplus?: boolean;
+  chunkSize?: number;
+  dtLimit?: [number, number];
+  positions?: Int32Array;
+  rotaryDim?: number;
+  theta?: number;
+  rows?: Int32Array;
+  count?: number;
+  length?: number;
+  targets?: Int32Array;
+  ignoreIndex?: number;
+  experts?: Int32Array;
+  topK?: number;
+  routing?: string;
+}
+
+/** An op run differentiably: its outputs, how output gradients become input gradients, and host-side results. */
+export interface Differentiated extends Pick<GradNode, 'backward'> {
+  outputs: Tensor[];
+  /** numbers the op computes on the way (the loss's count of scored rows and correct predictions) */
+  info?: Record<string, number>;
+}
 
 /** Arguments of Mamba-2's SSD scan (multi-head, grouped B/C, scalar A per head). */
 export interface SsdArgs {
@@ -149,7 +212,7 @@ export interface Backend {
   add(a: Tensor, b: Tensor): Tensor;
   /** x · s */
   scale(x: Tensor, s: number): Tensor;
-  activation(x: Tensor, kind: Activation): Tensor;
+  activation(x: Tensor, kind: Elementwise): Tensor;
   /** silu(a) · b (gated MLPs) */
   siluMul(a: Tensor, b: Tensor): Tensor;
   /** split the last dim of x [M, Σsizes] into contiguous pieces [M, sizes[i]] */
@@ -173,6 +236,11 @@ export interface Backend {
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void;
   /** [b, T, …] → [b, newT, …], zero-filled after T (newT ≥ T) */
   padTime(t: Tensor, newT: number): Tensor;
+  /**
+   * Optional: run `op` keeping what its backward needs (training). `inputs` in the op's order (see the op layer,
+   * `src/tensor/ops.ts`); null for absent optional inputs. A backend without it cannot train.
+   */
+  differentiable?(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated;
   /**
    * Optional (WebGPU): the index of each row's largest value of logits [rows, V] (the first on ties; −1 when
    * a row has no finite or +∞ value), so greedy decoding reads back one number per sequence.

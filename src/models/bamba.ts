@@ -95,6 +95,7 @@ export class BambaLM extends DecoderLM {
       ];
     });
     super({
+      params: w.params,
       modelType: 'bamba',
       fingerprint: `bamba:H${H}:I${I}:${c.layerTypes.map((t) => (t === 'attention' ? 'A' : 'M')).join('')}:nh${m.nHeads}:P${m.headDim}:G${m.nGroups}:N${m.dState}:h${c.attention.nHeads}:kv${c.attention.nKvHeads}:V${V}`,
       backend,

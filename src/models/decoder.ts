@@ -9,6 +9,7 @@ import type { Mixer } from '../nn/mixer.js';
 import * as ops from '../tensor/ops.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
+import type { ParamEntry } from './loader.js';
 import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './model.js';
 import { ModelState } from './state.js';
 
@@ -21,6 +22,8 @@ export interface Sublayer {
 }
 
 export interface DecoderSpec {
+  /** the checkpoint tensors the model holds, by checkpoint name (what training updates and saves) */
+  params: ReadonlyMap<string, ParamEntry>;
   modelType: string;
   /** architecture + dimensions, to tell which model a saved state belongs to */
   fingerprint: string;
@@ -115,6 +118,21 @@ export class DecoderLM implements CausalLM {
     if (onDelta) for (const e of await Promise.all(deltas)) onDelta(e);
     if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
     return { last, hidden };
+  }
+
+  /** the checkpoint tensors this model holds, by checkpoint name */
+  get parameters(): ReadonlyMap<string, ParamEntry> {
+    return this.spec.params;
+  }
+
+  /**
+   * Logits [b, L, V] of a rectangular batch without state, as a backend tensor: what training differentiates
+   * (inside `withGrad`, with trainable parameters, every op on the way is recorded).
+   */
+  async logitsTensor(ids: number[][]): Promise<Tensor> {
+    this.checkIds(ids);
+    const { last } = await this.run(ids, null, false, null);
+    return ops.scale(ops.linear(last, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
   }
 
   async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {

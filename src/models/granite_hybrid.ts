@@ -230,13 +230,13 @@ export class GraniteHybridLM extends DecoderLM {
       }, backend);
     };
 
-    /** rows [from, from + rows) of a row-major host matrix with `cols` columns, as a [rows, cols] tensor view */
-    const view = (data: Float32Array, from: number, rows: number, cols: number): Tensor =>
-      w.matrixFrom(data.subarray(from * cols, (from + rows) * cols), [rows, cols]);
+    /** rows [from, from + rows) of the packed checkpoint tensor `name` (row-major, `cols` columns) as a [rows, cols] matrix */
+    const view = (name: string, from: number, rows: number, cols: number): Tensor => w.slice(name, from * cols, [rows, cols]);
 
     const loadFFN = (p: string): Mixer => {
       const S = c.sharedSize;
-      const sharedIn = w.host(`${p}shared_mlp.input_linear.weight`, [2 * S, H]);
+      const sharedIn = `${p}shared_mlp.input_linear.weight`;
+      w.packed(sharedIn, [2 * S, H]);
       const shared = new GatedMLP({
         gate: view(sharedIn, 0, S, H),
         up: view(sharedIn, S, S, H),
@@ -246,8 +246,10 @@ export class GraniteHybridLM extends DecoderLM {
       const E = c.numExperts;
       const Ie = c.expertSize;
       const m = `${p}block_sparse_moe.`;
-      const inp = w.host(`${m}input_linear.weight`, [E, 2 * Ie, H]);
-      const out = w.host(`${m}output_linear.weight`, [E, H, Ie]);
+      const inp = `${m}input_linear.weight`;
+      const out = `${m}output_linear.weight`;
+      w.packed(inp, [E, 2 * Ie, H]);
+      w.packed(out, [E, H, Ie]);
       const experts = Array.from({ length: E }, (_, e) => new GatedMLP({
         gate: view(inp, e * 2 * Ie, Ie, H),
         up: view(inp, e * 2 * Ie + Ie, Ie, H),
@@ -269,6 +271,7 @@ export class GraniteHybridLM extends DecoderLM {
     const pattern = c.layerTypes.map((t) => (t === 'mamba' ? 'M' : 'A')).join('');
     const nAttn = c.layerTypes.filter((t) => t === 'attention').length;
     super({
+      params: w.params,
       modelType: 'granitemoehybrid',
       fingerprint: `granitemoehybrid:H${H}:L${c.numLayers}:${pattern}:nh${c.nHeads}:P${c.headDim}:G${c.nGroups}:N${c.dState}:K${c.convKernel}` +
         `:Hq${c.attnHeads}:Hkv${c.kvHeads}:E${c.numExperts}:k${c.topK}:Ie${c.expertSize}:Is${c.sharedSize}:V${V}`,

@@ -85,5 +85,6 @@ export function mambaConfigJson(c: MambaConfig): Record<string, unknown> {
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
     bos_token_id: 0,
     pad_token_id: 0,
+    ...(c.mixer === 's4d' ? { mamba_ts: { mixer: 's4d', note: 'LTI S4D layer in place of S6 (ablation); not loadable by HF transformers' } } : {}),
   };
 }

@@ -153,12 +153,14 @@ export class JambaLM extends DecoderLM {
     const experts = (p: string, E: number): GatedMLP[] => {
       // HF ≥ 5 may hold the experts fused: gate_up_proj [E, 2I, H] (gate rows first), down_proj [E, H, I]
       if (!w.has(`${p}experts.0.gate_proj.weight`) && w.has(`${p}experts.gate_up_proj`)) {
-        const gu = w.host(`${p}experts.gate_up_proj`, [E, 2 * I, H]);
-        const dn = w.host(`${p}experts.down_proj`, [E, H, I]);
+        const gu = `${p}experts.gate_up_proj`;
+        const dn = `${p}experts.down_proj`;
+        w.packed(gu, [E, 2 * I, H]);
+        w.packed(dn, [E, H, I]);
         return Array.from({ length: E }, (_, e) => new GatedMLP({
-          gate: w.matrixFrom(gu.slice(e * 2 * I * H, (e * 2 + 1) * I * H), [I, H]),
-          up: w.matrixFrom(gu.slice((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), [I, H]),
-          down: w.matrixFrom(dn.slice(e * H * I, (e + 1) * H * I), [H, I]),
+          gate: w.slice(gu, e * 2 * I * H, [I, H]),
+          up: w.slice(gu, (e * 2 + 1) * I * H, [I, H]),
+          down: w.slice(dn, e * H * I, [H, I]),
         }));
       }
       return Array.from({ length: E }, (_, e) => mlp(`${p}experts.${e}.`));
@@ -195,6 +197,7 @@ export class JambaLM extends DecoderLM {
     const pattern = c.layerTypes.map((t, i) => (t === 'attention' ? 'A' : 'M') + (c.layerExperts[i] > 1 ? 'e' : '')).join('');
     const finalNorm: Tensor = w.get('model.final_layernorm.weight', [H]);
     super({
+      params: w.params,
       modelType: 'jamba',
       fingerprint: `jamba:H${H}:D${D}:N${N}:K${K}:R${R}:I${I}:q${Hq}:kv${Hkv}:hd${hd}:E${c.numExperts}k${c.topK}:${pattern}:V${V}`,
       backend,

@@ -68,6 +68,7 @@ export class LlamaLM extends DecoderLM {
       ];
     });
     super({
+      params: w.params,
       modelType: 'llama',
       fingerprint: `llama:H${H}:I${I}:h${c.nHeads}:kv${c.nKvHeads}:d${c.headDim}:L${c.numLayers}:V${V}`,
       backend,

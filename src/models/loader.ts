@@ -2,9 +2,28 @@
 import type { Backend } from '../backend/backend.js';
 import type { TensorSource } from '../io/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { Derived } from '../nn/derived.js';
+import * as ops from '../tensor/ops.js';
 import { ModelError } from './errors.js';
 
+/**
+ * A checkpoint tensor as the model holds it: one tensor (perhaps viewed in another shape, e.g. conv1d.weight
+ * [C, 1, K] as [C, K]) or several slices of one packed tensor (experts stored together), each at its offset.
+ * What training updates and what a checkpoint writes.
+ */
+export interface ParamEntry {
+  name: string;
+  /** the checkpoint's shape */
+  shape: number[];
+  parts: Array<{ tensor: Tensor; offset: number }>;
+  /** the whole packed host array the parts view (packed tensors only) */
+  packed?: Float32Array;
+}
+
 export class WeightLoader {
+  /** every checkpoint tensor the model holds, by checkpoint name, in load order */
+  readonly params = new Map<string, ParamEntry>();
+
   constructor(
     private readonly src: TensorSource,
     readonly backend: Backend,
@@ -33,7 +52,12 @@ export class WeightLoader {
   }
 
   get(name: string, shape: number[], viewAs?: number[]): Tensor {
-    return this.backend.fromHost(this.host(name, shape), viewAs ?? shape);
+    return this.register(name, shape, this.backend.fromHost(this.host(name, shape), viewAs ?? shape));
+  }
+
+  private register(name: string, shape: number[], tensor: Tensor): Tensor {
+    if (!this.params.has(name)) this.params.set(name, { name, shape, parts: [{ tensor, offset: 0 }] });
+    return tensor;
   }
 
   /**
@@ -41,12 +65,26 @@ export class WeightLoader {
    * unless `float32` keeps it exact
    */
   matrix(name: string, shape: [number, number], opts?: { float32?: boolean }): Tensor {
-    return this.backend.fromHost(this.host(name, shape), shape, { matrix: true, float32: opts?.float32 });
+    return this.register(name, shape, this.backend.fromHost(this.host(name, shape), shape, { matrix: true, float32: opts?.float32 }));
   }
 
-  /** a weight matrix from data already in hand (e.g. one expert of a packed tensor) */
-  matrixFrom(data: Float32Array, shape: [number, number]): Tensor {
-    return this.backend.fromHost(data, shape, { matrix: true });
+  /**
+   * A packed checkpoint tensor (experts, or gate and up projections, stored together) as host data, whose
+   * slices `slice` then hands to the backend.
+   */
+  packed(name: string, shape: number[]): Float32Array {
+    const data = this.host(name, shape);
+    if (!this.params.has(name)) this.params.set(name, { name, shape, parts: [], packed: data });
+    return data;
+  }
+
+  /** the weight matrix at float offset `offset` of the packed tensor `name` (see `packed`) */
+  slice(name: string, offset: number, shape: [number, number]): Tensor {
+    const e = this.params.get(name);
+    if (!e?.packed) throw new ModelError(`slice: "${name}" was not loaded with packed()`);
+    const t = this.backend.fromHost(e.packed.subarray(offset, offset + shape[0] * shape[1]), shape, { matrix: true });
+    e.parts.push({ tensor: t, offset });
+    return t;
   }
 
   /** a tensor that only some configurations have (biases) */
@@ -54,11 +92,12 @@ export class WeightLoader {
     return present ? this.get(name, shape) : null;
   }
 
-  /** A = −exp(A_log), computed once at load */
-  negExp(name: string, shape: number[]): Tensor {
+  /** A = −exp(A_log) of the parameter `name` (A_log): computed once at load, again only when A_log changes */
+  negExp(name: string, shape: number[]): Derived {
     const a = this.host(name, shape);
     const out = new Float32Array(a.length);
     for (let i = 0; i < a.length; i++) out[i] = -Math.exp(a[i]);
-    return this.backend.fromHost(out, shape);
+    const source = this.register(name, shape, this.backend.fromHost(Float32Array.from(a), shape));
+    return new Derived(source, ops.negExp, this.backend.fromHost(out, shape));
   }
 }

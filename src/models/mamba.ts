@@ -30,6 +30,7 @@ import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
 import type { WeightSource } from '../io/weights.js';
 import { Mamba1Mixer, type Mamba1Weights, type ScanOptions } from '../nn/mamba1.js';
+import { S4dMixer, s4dModes } from '../nn/s4d.js';
 import { ConfigFields, type RawConfig } from './config.js';
 import { DecoderLM } from './decoder.js';
 import { ModelError } from './errors.js';
@@ -52,6 +53,11 @@ export interface MambaConfig {
   eosTokenIds: number[];
   /** FalconMamba: eps of the weight-less RMSNorms on Δ', B, C; absent for plain Mamba */
   mixerRmsEps?: number;
+  /**
+   * 's4d': mamba-ts's LTI ablation (an S4D layer in place of S6, `src/nn/s4d.ts`; config.json
+   * `"mamba_ts": {"mixer": "s4d"}`, not loadable by HF transformers). Default 's6'.
+   */
+  mixer?: 's6' | 's4d';
 }
 
 /** Parse an HF (`model_type: "mamba"`) or state-spaces (`d_model`/`n_layer`/`ssm_cfg`) config.json. */
@@ -89,7 +95,10 @@ export function parseMambaConfig(raw: RawConfig, file = 'config.json'): MambaCon
   }
   const H = f.int('hidden_size');
   const expand = f.num('expand', 2, (x) => x > 0, 'a positive number');
+  const ext = raw.mamba_ts as { mixer?: unknown } | undefined;
+  if (ext?.mixer !== undefined && ext.mixer !== 's6' && ext.mixer !== 's4d') throw new ModelError(`${file}: mamba_ts.mixer must be "s6" or "s4d", got ${JSON.stringify(ext.mixer)}`);
   return {
+    ...(ext?.mixer === 's4d' ? { mixer: 's4d' as const } : {}),
     source: 'hf',
     vocabSize: f.int('vocab_size'),
     hiddenSize: H,
@@ -132,6 +141,25 @@ export function loadMamba1Mixer(
   }, w.backend, scan);
 }
 
+/** The S4D ablation mixer under `p` (see `src/nn/s4d.ts`). */
+function loadS4dMixer(w: WeightLoader, p: string, c: MambaConfig): S4dMixer {
+  const { hiddenSize: H, innerSize: D, stateSize: N, convKernel: K } = c;
+  const M = s4dModes(N);
+  return new S4dMixer({
+    inProj: w.matrix(`${p}in_proj.weight`, [2 * D, H]),
+    inProjBias: w.maybe(c.useBias, `${p}in_proj.bias`, [2 * D]),
+    conv: w.get(`${p}conv1d.weight`, [D, 1, K], [D, K]),
+    convBias: w.maybe(c.useConvBias, `${p}conv1d.bias`, [D]),
+    logDt: w.get(`${p}s4d.log_dt`, [D]),
+    logAReal: w.get(`${p}s4d.log_A_real`, [D, M]),
+    AImag: w.get(`${p}s4d.A_imag`, [D, M]),
+    C: w.get(`${p}s4d.C`, [D, M, 2]),
+    D: w.get(`${p}D`, [D]),
+    outProj: w.matrix(`${p}out_proj.weight`, [H, D]),
+    outProjBias: w.maybe(c.useBias, `${p}out_proj.bias`, [H]),
+  });
+}
+
 export interface MambaOptions {
   backend?: Backend;
   /** prefill scan algorithm; decode (one token) is always sequential */
@@ -150,13 +178,16 @@ export class MambaLM extends DecoderLM {
     const embed = w.matrix(w.pick(`${prefix}embeddings.weight`, `${prefix}embedding.weight`), [V, H]);
     const blocks = Array.from({ length: c.numLayers }, (_, i) => {
       const m = `${prefix}layers.${i}.mixer.`;
+      if (c.mixer === 's4d') return [{ norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer: loadS4dMixer(w, m, c) }];
       const mixer = loadMamba1Mixer(w, m, c, scan, c.mixerRmsEps !== undefined ? { dt: null, B: null, C: null, eps: c.mixerRmsEps } : undefined);
       return [{ norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer }];
     });
     const falcon = c.mixerRmsEps !== undefined;
+    const s4d = c.mixer === 's4d';
     super({
+      params: w.params,
       modelType: falcon ? 'falcon_mamba' : 'mamba',
-      fingerprint: `${falcon ? 'falcon_mamba' : 'mamba'}:H${H}:D${D}:N${N}:K${K}:R${R}:L${c.numLayers}:V${V}`,
+      fingerprint: `${falcon ? 'falcon_mamba' : s4d ? 'mamba-s4d' : 'mamba'}:H${H}:D${D}:N${N}:K${K}:R${R}:L${c.numLayers}:V${V}`,
       backend,
       vocabSize: V,
       eosTokenIds: c.eosTokenIds,
@@ -167,7 +198,7 @@ export class MambaLM extends DecoderLM {
       lmHead: c.tieEmbeddings ? embed : w.matrix('lm_head.weight', [V, H]),
       hiddenStates: 'layer-outputs',
       summary: {
-        architecture: falcon ? 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation)' : 'Mamba-1 (selective SSM)',
+        architecture: falcon ? 'FalconMamba (Mamba-1 with B/C/Δ RMS normalisation)' : s4d ? 'Mamba block with an LTI S4D layer (ablation)' : 'Mamba-1 (selective SSM)',
         config_naming: c.source,
         hidden_size: H,
         intermediate_size: D,

@@ -164,6 +164,7 @@ export class Mamba2LM extends DecoderLM {
       { norm: w.get(`${prefix}layers.${i}.norm.weight`, [H]), mixer: loadMamba2Mixer(w, `${prefix}layers.${i}.mixer.`, c, mixerOpts) },
     ]);
     super({
+      params: w.params,
       modelType: 'mamba2',
       fingerprint: `mamba2:H${H}:nh${c.nHeads}:P${c.headDim}:G${c.nGroups}:N${c.dState}:K${c.convKernel}:L${c.numLayers}:V${V}`,
       backend,

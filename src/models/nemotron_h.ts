@@ -196,6 +196,7 @@ export class NemotronHLM extends DecoderLM {
     const embed = w.get('backbone.embeddings.weight', [V, H]);
     const pattern = c.layerTypes.map((t) => ({ mamba: 'M', attention: '*', mlp: '-' })[t]).join('');
     super({
+      params: w.params,
       modelType: 'nemotron_h',
       fingerprint: `nemotron_h:H${H}:${pattern}:nh${m.nHeads}:P${m.headDim}:G${m.nGroups}:N${m.dState}:K${m.convKernel}` +
         `:q${c.nHeads}:kv${c.nKvHeads}:hd${c.headDim}:I${c.intermediateSize}:V${V}`,

@@ -14,6 +14,7 @@
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Derived } from './derived.js';
 import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba1Weights {
@@ -24,7 +25,7 @@ export interface Mamba1Weights {
   xProj: Tensor; // [R+2N, D]
   dtProj: Tensor; // [D, R]
   dtBias: Tensor; // [D]
-  A: Tensor; // [D, N] = −exp(A_log)
+  A: Derived; // [D, N] = −exp(A_log), from the parameter A_log
   D: Tensor; // [D]
   outProj: Tensor; // [H, D]
   outProjBias: Tensor | null;
@@ -45,7 +46,7 @@ export class Mamba1Mixer implements Mixer {
   readonly K: number;
 
   constructor(private readonly w: Mamba1Weights, private readonly backend: Backend, private readonly scan: ScanOptions) {
-    [this.D, this.N] = w.A.shape;
+    [this.D, this.N] = w.A.source.shape;
     this.R = w.dtProj.shape[1];
     this.K = w.conv.shape[1];
   }
@@ -53,7 +54,7 @@ export class Mamba1Mixer implements Mixer {
   get parameterCount(): number {
     const w = this.w;
     const n = w.innerNorms;
-    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.xProj, w.dtProj, w.dtBias, w.A, w.D, w.outProj, w.outProjBias, n?.dt, n?.B, n?.C);
+    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.xProj, w.dtProj, w.dtBias, w.A.source, w.D, w.outProj, w.outProjBias, n?.dt, n?.B, n?.C);
   }
 
   initState(batch: number): Record<string, Tensor> {
@@ -69,7 +70,7 @@ export class Mamba1Mixer implements Mixer {
       // decode: the steps below in one backend call where it has one (same result)
       const y = this.backend.mamba1Step({
         xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A, D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
+        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
       });
       if (y) return ops.linear(y, w.outProj, w.outProjBias);
     }
@@ -85,7 +86,7 @@ export class Mamba1Mixer implements Mixer {
     const delta = ops.linear(dtLow, w.dtProj); // (b, L, D); dt bias + softplus inside the scan
     if (ctx.onDelta) ctx.onDelta('mamba1', observeDelta(delta, w.dtBias, [-Infinity, Infinity]));
     const y = ops.selectiveScan({
-      u, delta, A: w.A, B, C, D: w.D, z, deltaBias: w.dtBias, deltaSoftplus: true,
+      u, delta, A: w.A.get(), B, C, D: w.D, z, deltaBias: w.dtBias, deltaSoftplus: true,
       state: st?.ssm ?? null,
       algorithm: L > 1 ? this.scan.algorithm : 'sequential',
       chunkSize: this.scan.chunkSize,

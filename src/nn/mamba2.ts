@@ -14,6 +14,7 @@
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Derived } from './derived.js';
 import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba2Dims {
@@ -32,7 +33,7 @@ export interface Mamba2Weights {
   conv: Tensor; // [I + 2GN, K]
   convBias: Tensor | null;
   dtBias: Tensor; // [nh]
-  A: Tensor; // [nh] = −exp(A_log)
+  A: Derived; // [nh] = −exp(A_log), from the parameter A_log
   D: Tensor; // [nh]
   norm: Tensor; // [I]
   outProj: Tensor; // [H, I]
@@ -61,7 +62,7 @@ export class Mamba2Mixer implements Mixer {
 
   get parameterCount(): number {
     const w = this.w;
-    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, w.A, w.D, w.norm, w.outProj, w.outProjBias);
+    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, w.A.source, w.D, w.norm, w.outProj, w.outProjBias);
   }
 
   get convDim(): number {
@@ -93,7 +94,7 @@ export class Mamba2Mixer implements Mixer {
       // decode: the steps below in one backend call where it has one (same result)
       const g = this.backend.mamba2Step({
         zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A, D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
+        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
         normGroupSize: opts.normGroupSize,
       });
       if (g) return ops.linear(g, w.outProj, w.outProjBias);
@@ -105,7 +106,7 @@ export class Mamba2Mixer implements Mixer {
     const y = ops.ssd({
       x: ops.reshape(x, [b, L, d.nHeads, d.headDim]),
       dt,
-      A: w.A,
+      A: w.A.get(),
       B: ops.reshape(B, [b, L, d.nGroups, d.dState]),
       C: ops.reshape(C, [b, L, d.nGroups, d.dState]),
       D: w.D,

@@ -2,8 +2,9 @@
  * Front-end ops: validate shapes (errors name the op and the shapes), then dispatch to the backend of
  * the first input. Model files call these, never a backend directly.
  */
-import type { Activation, AttentionArgs, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
-import { Tensor, shapeStr, type Shape } from './tensor.js';
+import type { AttentionArgs, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
+import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
 
 export class ShapeError extends Error {
   override name = 'ShapeError';
@@ -19,10 +20,31 @@ function expectShape(op: string, name: string, t: Tensor | null, want: Shape): v
   if (t) check(sameShape(t.shape, want), op, () => `${name} has shape ${shapeStr(t.shape)}, expected ${shapeStr(want)}`);
 }
 
+/**
+ * Run `op` through the backend's differentiable implementation. Recorded on the tape (outputs carry a GradNode)
+ * when some input requires a gradient and the tape records; otherwise it is a plain forward — how the ops that
+ * exist only for training (the loss, MoE routing weights, the S4D convolution) run at all.
+ */
+function differentiable(op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs = {}): Differentiated {
+  const be = inputs.find((t): t is Tensor => t !== null)!.backend;
+  if (!be.differentiable) throw new ShapeError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
+  const r = be.differentiable(op, inputs, attrs);
+  if (needsGrad(...inputs)) {
+    const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward };
+    r.outputs.forEach((t, index) => {
+      t.requiresGrad = true;
+      t.gradFn = { node, index };
+    });
+  }
+  return r;
+}
+const diff1 = (op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs = {}): Tensor => differentiable(op, inputs, attrs).outputs[0];
+
 /** Reshape without copying (same storage). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   check(n === x.size, 'reshape', () => `cannot view ${shapeStr(x.shape)} as ${shapeStr(shape)}`);
+  if (needsGrad(x)) return diff1('reshape', [x], { shape: [...shape] });
   return new Tensor(x.backend, x.storage, [...shape], x.dtype);
 }
 
@@ -31,6 +53,7 @@ export function embedding(table: Tensor, ids: Int32Array, outShape: Shape): Tens
   check(table.shape.length === 2, 'embedding', () => `table must be [vocab, hidden], got ${shapeStr(table.shape)}`);
   const V = table.shape[0];
   for (const id of ids) check(Number.isInteger(id) && id >= 0 && id < V, 'embedding', () => `token id ${id} is outside [0, ${V})`);
+  if (needsGrad(table)) return diff1('embedding', [table], { ids, shape: [...outShape] });
   return reshape(table.backend.embedding(table, ids), outShape);
 }
 
@@ -39,6 +62,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   const K = x.shape[x.shape.length - 1];
   check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
   expectShape('linear', 'bias', bias, [w.shape[0]]);
+  if (needsGrad(x, w, bias)) return diff1('linear', [x, w, bias]);
   const M = x.size / K;
   const y = x.backend.linear(reshape(x, [M, K]), w, bias);
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
@@ -48,6 +72,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
 export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const H = x.shape[x.shape.length - 1];
   expectShape('rms_norm', 'weight', w, [H]);
+  if (needsGrad(x, w)) return diff1('rms_norm', [x, w], { eps });
   const y = x.backend.rmsNorm(reshape(x, [x.size / H, H]), w, eps);
   return reshape(y, x.shape);
 }
@@ -58,26 +83,35 @@ export function rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, group
   check(sameShape(x.shape, z.shape), 'rms_norm_gated', () => `x ${shapeStr(x.shape)} and gate ${shapeStr(z.shape)} differ`);
   expectShape('rms_norm_gated', 'weight', w, [W]);
   check(Number.isInteger(groupSize) && groupSize > 0 && W % groupSize === 0, 'rms_norm_gated', () => `group size ${groupSize} does not divide width ${W}`);
+  if (needsGrad(x, z, w)) return diff1('rms_norm_gated', [x, z, w], { eps, groupSize });
   const M = x.size / W;
   return reshape(x.backend.rmsNormGated(reshape(x, [M, W]), reshape(z, [M, W]), w, eps, groupSize), x.shape);
 }
 
 export function scale(x: Tensor, s: number): Tensor {
-  return s === 1 ? x : x.backend.scale(x, s);
+  if (s === 1) return x;
+  return needsGrad(x) ? diff1('scale', [x], { scalar: s }) : x.backend.scale(x, s);
 }
 
-export function activation(x: Tensor, kind: Activation): Tensor {
-  return x.backend.activation(x, kind);
+export function activation(x: Tensor, kind: Elementwise): Tensor {
+  return needsGrad(x) ? diff1('activation', [x], { kind }) : x.backend.activation(x, kind);
+}
+
+/** −exp(x): Mamba's A = −exp(A_log) */
+export function negExp(x: Tensor): Tensor {
+  return activation(x, 'neg_exp');
 }
 
 /** silu(a) · b */
 export function siluMul(a: Tensor, b: Tensor): Tensor {
   check(sameShape(a.shape, b.shape), 'silu_mul', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  if (needsGrad(a, b)) return diff1('silu_mul', [a, b]);
   return a.backend.siluMul(a, b);
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
   check(sameShape(a.shape, b.shape), 'add', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  if (needsGrad(a, b)) return diff1('add', [a, b]);
   return a.backend.add(a, b);
 }
 
@@ -85,6 +119,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function split(x: Tensor, sizes: readonly number[]): Tensor[] {
   const W = x.shape[x.shape.length - 1];
   check(sizes.reduce((a, b) => a + b, 0) === W, 'split', () => `sizes [${sizes.join(', ')}] do not add up to the last dim of ${shapeStr(x.shape)}`);
+  if (needsGrad(x)) return differentiable('split', [x], { sizes }).outputs;
   return x.backend.split(x, sizes);
 }
 
@@ -95,6 +130,10 @@ export function causalConv1d(args: CausalConv1dArgs): Tensor {
   check(weight.shape.length === 2 && weight.shape[0] === C, 'causal_conv1d', () => `weight ${shapeStr(weight.shape)} must be [${C}, K]`);
   expectShape('causal_conv1d', 'bias', args.bias, [C]);
   expectShape('causal_conv1d', 'state', args.state, [b, C, weight.shape[1]]);
+  if (needsGrad(x, weight, args.bias)) {
+    check(!args.state, 'causal_conv1d', () => 'training runs without a recurrent state (state must be null)');
+    return diff1('causal_conv1d', [x, weight, args.bias], { kind: args.activation });
+  }
   return x.backend.causalConv1d(args);
 }
 
@@ -112,6 +151,11 @@ export function selectiveScan(args: SelectiveScanArgs): Tensor {
   expectShape(op, 'deltaBias', args.deltaBias, [D]);
   expectShape(op, 'state', args.state, [b, D, N]);
   check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
+  const a = args;
+  if (needsGrad(a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias)) {
+    check(!a.state, op, () => 'training runs without a recurrent state (state must be null)');
+    return diff1(op, [a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias], { softplus: a.deltaSoftplus, chunkSize: a.chunkSize });
+  }
   return args.u.backend.selectiveScan(args);
 }
 
@@ -129,6 +173,11 @@ export function ssd(args: SsdArgs): Tensor {
   expectShape(op, 'dtBias', args.dtBias, [nh]);
   expectShape(op, 'state', args.state, [b, nh, args.x.shape[3], N]);
   check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
+  const a = args;
+  if (needsGrad(a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias)) {
+    check(!a.state, op, () => 'training runs without a recurrent state (state must be null)');
+    return diff1(op, [a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias], { dtLimit: a.dtLimit, chunkSize: a.chunkSize });
+  }
   return args.x.backend.ssd(args);
 }
 
@@ -136,6 +185,7 @@ export function rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta:
   check(x.shape.length === 4, 'rope', () => `x must be [batch, len, heads, head_dim], got ${shapeStr(x.shape)}`);
   check(positions.length === x.shape[0] * x.shape[1], 'rope', () => `${positions.length} positions for ${x.shape[0]}×${x.shape[1]} tokens`);
   check(rotaryDim % 2 === 0 && rotaryDim > 0 && rotaryDim <= x.shape[3], 'rope', () => `rotary dim ${rotaryDim} must be even and ≤ head_dim ${x.shape[3]}`);
+  if (needsGrad(x)) return diff1('rope', [x], { positions, rotaryDim, theta });
   return x.backend.rope(x, positions, rotaryDim, theta);
 }
 
@@ -154,6 +204,10 @@ export function attention(args: AttentionArgs): Tensor {
     expectShape(op, 'cacheK', args.cacheK, [b, T, k.shape[2], hd]);
     expectShape(op, 'cacheV', args.cacheV, [b, T, k.shape[2], hd]);
     for (const p of args.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
+  }
+  if (needsGrad(q, k, v)) {
+    check(!args.cacheK && args.pastLen.every((p) => p === 0), op, () => 'training runs without a KV cache');
+    return diff1(op, [q, k, v], { scalar: args.scale });
   }
   return q.backend.attention(args);
 }
@@ -182,5 +236,66 @@ export function concatRows(ts: readonly Tensor[]): Tensor {
 
 export function takeRows(t: Tensor, rows: readonly number[]): Tensor {
   for (const r of rows) check(Number.isInteger(r) && r >= 0 && r < t.shape[0], 'take_rows', () => `row ${r} outside [0, ${t.shape[0]})`);
+  if (needsGrad(t)) return diff1('take_rows', [t], { rows: Int32Array.from(rows) });
   return t.backend.takeRows(t, rows);
+}
+
+// ---- ops that training needs (run through the backend's differentiable implementation) -----------------------
+
+/** elementwise a · b (same shapes) */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  check(sameShape(a.shape, b.shape), 'mul', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  return diff1('mul', [a, b]);
+}
+
+/** mean over time of x [b, L, H] → [b, H] (sequence pooling) */
+export function meanTime(x: Tensor): Tensor {
+  check(x.shape.length === 3, 'mean_time', () => `x must be [batch, len, channels], got ${shapeStr(x.shape)}`);
+  return diff1('mean_time', [x]);
+}
+
+export interface CrossEntropy {
+  /** mean negative log-likelihood over the scored rows, a scalar tensor */
+  loss: Tensor;
+  /** rows scored (targets other than `ignoreIndex`) */
+  count: number;
+  /** scored rows whose argmax is the target */
+  correct: number;
+}
+
+/** softmax cross-entropy of logits [..., V] against one target per row (`ignoreIndex` rows are not scored) */
+export function softmaxCrossEntropy(logits: Tensor, targets: Int32Array, ignoreIndex = -100): CrossEntropy {
+  const V = logits.shape[logits.shape.length - 1];
+  check(targets.length * V === logits.size, 'cross_entropy', () => `${targets.length} targets for logits ${shapeStr(logits.shape)}`);
+  const r = differentiable('cross_entropy', [logits], { targets, ignoreIndex });
+  return { loss: r.outputs[0], count: r.info?.count ?? 0, correct: r.info?.correct ?? 0 };
+}
+
+/**
+ * Mixture-of-experts routing weights [M, k] for the experts chosen per row (`experts`, M·k ids) from router
+ * logits [M, E]: 'softmax-topk' = softmax over all experts, then picked; 'topk-softmax' = softmax over the picked.
+ */
+export function routeWeights(logits: Tensor, experts: Int32Array, topK: number, routing: 'softmax-topk' | 'topk-softmax'): Tensor {
+  const E = logits.shape[logits.shape.length - 1];
+  check(experts.length * E === logits.size * topK, 'route_weights', () => `${experts.length} expert ids for logits ${shapeStr(logits.shape)} and top-${topK}`);
+  for (const e of experts) check(e >= 0 && e < E, 'route_weights', () => `expert ${e} outside [0, ${E})`);
+  return diff1('route_weights', [logits], { experts, topK, routing });
+}
+
+/** out [count, H] with out[rows[i]] = Σ weights[i] · src[i] (out of place): MoE's combine of expert outputs */
+export function scatterRows(src: Tensor, weights: Tensor, rows: Int32Array, count: number): Tensor {
+  check(src.shape.length === 2 && src.shape[0] === rows.length && weights.size === rows.length, 'scatter_rows',
+    () => `src ${shapeStr(src.shape)} and weights ${shapeStr(weights.shape)} do not match ${rows.length} rows`);
+  for (const r of rows) check(r >= 0 && r < count, 'scatter_rows', () => `row ${r} outside [0, ${count})`);
+  return diff1('scatter_rows', [src, weights], { rows, count });
+}
+
+/** S4D convolution kernel [H, L] from diagonal complex parameters (see `src/autograd/fused-s4.ts`) */
+export function s4dKernel(logDt: Tensor, logAReal: Tensor, AImag: Tensor, C: Tensor, length: number): Tensor {
+  return diff1('s4d_kernel', [logDt, logAReal, AImag, C], { length });
+}
+
+/** causal long convolution by FFT: u [b, L, H], K [H, Lk] (+ D skip) → [b, L, H] */
+export function fftConv(u: Tensor, K: Tensor, D: Tensor | null): Tensor {
+  return diff1('fft_conv', [u, K, D]);
 }

@@ -9,14 +9,38 @@
 import type { Backend } from '../backend/backend.js';
 import type { DType } from './dtype.js';
 
+/** A recorded op (see `src/autograd/tape.ts`): its inputs and how output gradients map to input gradients. */
+export interface GradNode {
+  readonly op: string;
+  readonly inputs: readonly (Tensor | null)[];
+  /** number of outputs (split has several) */
+  readonly outputs: number;
+  /** output gradients (null where nothing flowed) → input gradients (null where not needed) */
+  backward(grads: readonly (Tensor | null)[]): (Tensor | null)[];
+}
+
 export type Shape = readonly number[];
 
 export class Tensor {
   private disposed = false;
+  /** a trainable leaf (a parameter) or a result computed from one while the tape records (`src/autograd/tape.ts`) */
+  requiresGrad = false;
+  /** accumulated d(loss)/d(this) of a trainable leaf after `backward`, on the same backend; null until something flows in */
+  grad: Tensor | null = null;
+  /** the recorded op that produced this tensor (output `index` of it); null for leaves and untracked results */
+  gradFn: { node: GradNode; index: number } | null = null;
+  /**
+   * bumped when the values change in place (an optimizer step), so caches of values derived from this tensor
+   * (e.g. A = −exp(A_log)) know to recompute
+   */
+  version = 0;
   constructor(
     readonly backend: Backend,
-    /** backend-specific storage (Float32Array on CPU) */
-    readonly storage: unknown,
+    /**
+     * backend-specific storage (Float32Array on CPU). Replaced only by training code that moves parameters into
+     * shared memory (data-parallel workers); never by ops.
+     */
+    public storage: unknown,
     readonly shape: Shape,
     readonly dtype: DType = 'f32',
   ) {}

@@ -3,10 +3,11 @@
  * `selective_scan.ts`). Synchronous underneath; `read` still returns a Promise so callers are written
  * for async backends from the start.
  */
-import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import type { AttentionArgs, Backend, DiffAttrs, DiffOp, Differentiated, Elementwise, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { attention, causalConv1d, linear, rmsNorm, rmsNormGated, rope } from './kernels.js';
 import { scanChunked, scanSequential } from './selective_scan.js';
+import { cpuDifferentiable } from './autograd.js';
 import { processDt, ssdChunked, ssdQuadratic, ssdRecurrent } from '../../ssm/ssd.js';
 
 function buf(t: Tensor): Float32Array {
@@ -59,13 +60,18 @@ export class CpuBackend implements Backend {
   scale(x: Tensor, s: number): Tensor {
     return new Tensor(this, buf(x).map((v) => v * s), x.shape);
   }
-  activation(x: Tensor, kind: Activation): Tensor {
+  activation(x: Tensor, kind: Elementwise): Tensor {
     const f: (v: number) => number =
       kind === 'silu' ? (v) => v / (1 + Math.exp(-v))
       : kind === 'relu' ? (v) => (v > 0 ? v : 0)
       : kind === 'relu2' ? (v) => (v > 0 ? v * v : 0)
+      : kind === 'neg_exp' ? (v) => -Math.exp(v)
+      : kind === 'sigmoid' ? (v) => 1 / (1 + Math.exp(-v))
       : (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
     return new Tensor(this, buf(x).map(f), x.shape);
+  }
+  differentiable(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
+    return cpuDifferentiable(this, op, inputs, attrs);
   }
   siluMul(a: Tensor, b: Tensor): Tensor {
     const x = buf(a), y = buf(b);

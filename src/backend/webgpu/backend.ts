@@ -10,7 +10,7 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph } from '../backend.js';
+import type { AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph, Elementwise } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
 import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
@@ -468,7 +468,7 @@ export class WebGpuBackend implements Backend {
   scale(x: Tensor, s: number): Tensor {
     return this.unary(x, 'scale', [f2u(s)]);
   }
-  activation(x: Tensor, kind: Activation): Tensor {
+  activation(x: Tensor, kind: Elementwise): Tensor {
     return this.unary(x, kind);
   }
   siluMul(a: Tensor, b: Tensor): Tensor {

@@ -24,6 +24,8 @@ const UNARY: Record<string, string> = {
   silu: 'silu(v)',
   relu: 'max(v, 0.0)',
   relu2: 'select(0.0, v * v, v > 0.0)',
+  neg_exp: '-exp(v)',
+  sigmoid: '1.0 / (1.0 + exp(-v))',
   // tanh's argument clamped: some drivers compute tanh through exp and overflow to NaN
   gelu_tanh: '0.5 * v * (1.0 + tanh(clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0)))',
 };

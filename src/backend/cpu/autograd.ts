@@ -1,0 +1,179 @@
+/**
+ * The CPU backends' differentiable ops (`Backend.differentiable` of cpu and wasm): each op runs the host-array
+ * implementation of `src/autograd` (forward that keeps what the backward needs; hand-written backward; the big
+ * matrix products on the wasm SIMD GEMM) on the tensors' storage, and its backward hands the input gradients back
+ * as tensors. No copies: a CPU tensor's storage is the Float32Array the autograd reads.
+ *
+ * One table, one entry per recordable op (`DiffOp`): adding an op to the tape means adding it here (and to the
+ * WebGPU backend when it trains there).
+ */
+import * as ag from '../../autograd/ops.js';
+import * as fused from '../../autograd/fused.js';
+import { accumulateOwned, backward as varBackward, result, Var, zerosLike } from '../../autograd/var.js';
+import type { Backend, DiffAttrs, DiffOp, Differentiated } from '../backend.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+type Impl = (v: Array<Var | null>, a: DiffAttrs) => Var | Var[] | { out: Var[]; info: Record<string, number> };
+
+const need = (v: Var | null, name: string): Var => {
+  if (!v) throw new Error(`differentiable op: input ${name} is missing`);
+  return v;
+};
+
+const IMPLS: Record<DiffOp, Impl> = {
+  reshape: ([x], a) => ag.reshape(need(x, 'x'), a.shape!),
+  embedding: ([t], a) => ag.embedding(need(t, 'table'), a.ids!, a.shape!),
+  linear: ([x, w, b]) => ag.linear(need(x, 'x'), need(w, 'w'), b),
+  rms_norm: ([x, w], a) => ag.rmsNorm(need(x, 'x'), w, a.eps!),
+  rms_norm_gated: ([x, z, w], a) => fused.rmsNormGated(need(x, 'x'), need(z, 'z'), need(w, 'w'), a.eps!, a.groupSize!),
+  add: ([x, y]) => ag.add(need(x, 'a'), need(y, 'b')),
+  scale: ([x], a) => ag.scale(need(x, 'x'), a.scalar!),
+  activation: ([x], a) => activation(need(x, 'x'), a.kind!),
+  silu_mul: ([x, y]) => ag.mul(ag.silu(need(x, 'a')), need(y, 'b')),
+  mul: ([x, y]) => ag.mul(need(x, 'a'), need(y, 'b')),
+  split: ([x], a) => ag.split(need(x, 'x'), a.sizes!),
+  causal_conv1d: ([x, w, b], a) => {
+    const y = fused.causalConv1d(need(x, 'x'), need(w, 'weight'), b);
+    return a.kind === 'silu' ? ag.silu(y) : y;
+  },
+  selective_scan: ([u, delta, A, B, C, D, z, bias], a) =>
+    fused.selectiveScan({
+      u: need(u, 'u'), delta: need(delta, 'delta'), A: need(A, 'A'), B: need(B, 'B'), C: need(C, 'C'), D, z, deltaBias: bias,
+      deltaSoftplus: a.softplus!, chunkSize: a.chunkSize!,
+    }),
+  ssd: ([x, dt, A, B, C, D, bias], a) =>
+    fused.ssd({ x: need(x, 'x'), dt: need(dt, 'dt'), A: need(A, 'A'), B: need(B, 'B'), C: need(C, 'C'), D, dtBias: bias, dtLimit: a.dtLimit!, chunkSize: a.chunkSize! }),
+  rope: ([x], a) => fused.rope(need(x, 'x'), a.positions!, a.rotaryDim!, a.theta!),
+  attention: ([q, k, v], a) => fused.attention(need(q, 'q'), need(k, 'k'), need(v, 'v'), a.scalar!),
+  take_rows: ([x], a) => ag.takeRows(need(x, 'x'), Array.from(a.rows!)),
+  mean_time: ([x]) => ag.meanTime(need(x, 'x')),
+  s4d_kernel: ([logDt, logAReal, AImag, C], a) => fused.s4dKernel(need(logDt, 'logDt'), need(logAReal, 'logAReal'), need(AImag, 'AImag'), need(C, 'C'), a.length!),
+  fft_conv: ([u, K, D]) => fused.fftConv(need(u, 'u'), need(K, 'K'), D),
+  cross_entropy: ([logits], a) => {
+    const r = ag.softmaxCrossEntropy(need(logits, 'logits'), a.targets!, a.ignoreIndex ?? -100);
+    return { out: [r.loss], info: { count: r.count, correct: r.correct } };
+  },
+  route_weights: ([logits], a) => routeWeights(need(logits, 'logits'), a.experts!, a.topK!, a.routing!),
+  scatter_rows: ([src, w], a) => scatterRows(need(src, 'src'), need(w, 'weights'), a.rows!, a.count!),
+};
+
+/** the elementwise functions of `Backend.activation` (and −exp for A = −exp(A_log)) */
+function activation(x: Var, kind: string): Var {
+  switch (kind) {
+    case 'silu':
+      return ag.silu(x);
+    case 'relu':
+      return ag.relu(x);
+    case 'relu2': {
+      const r = ag.relu(x);
+      return ag.mul(r, r);
+    }
+    case 'gelu_tanh':
+      return ag.gelu(x);
+    case 'neg_exp':
+      return ag.negExp(x);
+    case 'sigmoid':
+      return ag.sigmoid(x);
+    default:
+      throw new Error(`activation "${kind}" has no differentiable CPU implementation`);
+  }
+}
+
+/**
+ * Mixture-of-experts routing weights [M, k] from router logits [M, E] and the experts chosen per row
+ * (`experts`, M·k, decided by the caller): 'softmax-topk' = softmax over all E, then picked (Jamba);
+ * 'topk-softmax' = softmax over the k picked logits (Granite).
+ */
+function routeWeights(logits: Var, experts: Int32Array, k: number, routing: string): Var {
+  const E = logits.shape[logits.shape.length - 1];
+  const M = logits.size / E;
+  const gather = (x: Var): Var => {
+    const rows: number[] = [];
+    for (let m = 0; m < M; m++) for (let j = 0; j < k; j++) rows.push(m * E + experts[m * k + j]);
+    return ag.reshape(ag.takeRows(ag.reshape(x, [M * E, 1]), rows), [M, k]);
+  };
+  return routing === 'softmax-topk' ? gather(softmaxRows(logits, M, E)) : softmaxRows(gather(logits), M, k);
+}
+
+/** softmax over the last dim of x [M, W] (one node: dx = y ⊙ (g − Σ g·y)) */
+function softmaxRows(x: Var, M: number, W: number): Var {
+  const xd = x.data;
+  const y = zerosLike(xd, M * W);
+  for (let m = 0; m < M; m++) {
+    const o = m * W;
+    let mx = -Infinity;
+    for (let j = 0; j < W; j++) mx = Math.max(mx, xd[o + j]);
+    let sum = 0;
+    for (let j = 0; j < W; j++) sum += (y[o + j] = Math.exp(xd[o + j] - mx));
+    for (let j = 0; j < W; j++) y[o + j] /= sum;
+  }
+  return result('softmax', y, [M, W], [x], (g) => {
+    const gx = zerosLike(xd, M * W);
+    for (let m = 0; m < M; m++) {
+      const o = m * W;
+      let dot = 0;
+      for (let j = 0; j < W; j++) dot += g[o + j] * y[o + j];
+      for (let j = 0; j < W; j++) gx[o + j] = y[o + j] * (g[o + j] - dot);
+    }
+    accumulateOwned(x, gx);
+  });
+}
+
+/** out [count, H]: out[rows[i]] += w[i] · src[i] (out-of-place scatter-add; MoE's combine) */
+function scatterRows(src: Var, w: Var, rows: Int32Array, count: number): Var {
+  const H = src.shape[src.shape.length - 1];
+  const n = rows.length;
+  if (src.size !== n * H || w.size !== n) throw new Error(`scatter_rows: src ${src.shape} and weights ${w.shape} do not match ${n} rows`);
+  const sd = src.data;
+  const wd = w.data;
+  const out = zerosLike(sd, count * H);
+  for (let i = 0; i < n; i++) {
+    const so = i * H;
+    const oo = rows[i] * H;
+    for (let h = 0; h < H; h++) out[oo + h] += wd[i] * sd[so + h];
+  }
+  return result('scatter_rows', out, [count, H], [src, w], (g) => {
+    if (src.requiresGrad) {
+      const gs = zerosLike(sd, n * H);
+      for (let i = 0; i < n; i++) for (let h = 0; h < H; h++) gs[i * H + h] = wd[i] * g[rows[i] * H + h];
+      accumulateOwned(src, gs);
+    }
+    if (w.requiresGrad) {
+      const gw = zerosLike(wd, n);
+      for (let i = 0; i < n; i++) {
+        let acc = 0;
+        for (let h = 0; h < H; h++) acc += g[rows[i] * H + h] * sd[i * H + h];
+        gw[i] = acc;
+      }
+      accumulateOwned(w, gw);
+    }
+  });
+}
+
+/**
+ * Run `op` differentiably on `backend` (a CPU-storage backend): inputs wrapped as autograd values over their
+ * storage, the autograd forward, outputs wrapped as tensors, and a backward that feeds output gradients into the
+ * autograd graph of this one op and returns what reached the inputs.
+ */
+export function cpuDifferentiable(backend: Backend, op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
+  const vars = inputs.map((t) => (t ? new Var(backend.readSync(t), t.shape, t.requiresGrad) : null));
+  const r = IMPLS[op](vars, attrs);
+  const outs = r instanceof Var ? [r] : Array.isArray(r) ? r : r.out;
+  const info = r instanceof Var || Array.isArray(r) ? undefined : r.info;
+  const outputs = outs.map((v) => new Tensor(backend, v.data as Float32Array, [...v.shape]));
+  return {
+    outputs,
+    ...(info ? { info } : {}),
+    backward(grads) {
+      grads.forEach((g, i) => {
+        if (g && outs[i].requiresGrad) varBackward(outs[i], backend.readSync(g));
+      });
+      return vars.map((v, i) => {
+        if (!v || !v.grad) return null;
+        const g = new Tensor(backend, v.grad as Float32Array, inputs[i]!.shape);
+        v.grad = null;
+        return g;
+      });
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * A language model for training: the inference model itself (`src/models`, any architecture mamba-ts loads) with
+ * its checkpoint tensors as trainable parameters. Its forward is the inference forward; inside `withGrad` the tape
+ * records it (`src/autograd/tape.ts`) and `backward` fills the parameters' gradients. Parameters keep the names
+ * and shapes of the checkpoint they came from, so a saved folder is a checkpoint of the same architecture, loaded
+ * by `loadModel` (and by HF transformers, for the HF architectures) exactly like the original.
+ *
+ * Training runs on the CPU backend: its differentiable ops are the autograd kernels of `src/autograd` (float64
+ * accumulation, recompute-from-checkpoint scans), with the big matrix products on the wasm SIMD GEMM.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cpu } from '../backend/cpu/index.js';
+import type { TensorEntry } from '../io/safetensors.js';
+import type { TensorSource } from '../io/weights-core.js';
+import { WeightSource } from '../io/weights.js';
+import { readConfig } from '../models/config-file.js';
+import { DecoderLM } from '../models/decoder.js';
+import { initMambaWeights, mambaConfigJson } from '../models/init.js';
+import { type MambaConfig, MambaLM } from '../models/mamba.js';
+import { buildModel, resolveModelType } from '../models/registry.js';
+import { initS4dMixers } from '../nn/s4d.js';
+import type { S4dInitKind } from '../ssm/s4.js';
+import * as ops from '../tensor/ops.js';
+import { TrainError, UntrainableModelError } from './errors.js';
+import { type Param, TensorParam } from './param.js';
+
+/** What the trainer needs from a model. */
+export interface TrainableModel {
+  /** trainable parameters, named and shaped as in the checkpoint (saved as they are) */
+  readonly params: ReadonlyMap<string, Param>;
+  /** config.json contents */
+  configJson(): Record<string, unknown>;
+  /** config.json exactly as written, when the model keeps its source's text (integers stay integers, floats floats) */
+  configText?(): string;
+}
+
+/** number of trainable values of a model */
+export function countParameters(model: TrainableModel): number {
+  let n = 0;
+  for (const v of model.params.values()) n += v.data.length;
+  return n;
+}
+
+export type MixerKind = 's6' | 's4d';
+
+export interface InitOptions {
+  seed?: number;
+  /** 's4d': the LTI ablation (S4D layer in place of S6) */
+  mixer?: MixerKind;
+  /** S4D initialization of A when mixer = 's4d' (default 'lin') */
+  s4dInit?: S4dInitKind;
+}
+
+export class TrainableLM implements TrainableModel {
+  readonly params: ReadonlyMap<string, TensorParam>;
+
+  private constructor(
+    readonly lm: DecoderLM,
+    private readonly config: Record<string, unknown>,
+    private readonly text: string | null,
+  ) {
+    const params = new Map<string, TensorParam>();
+    for (const [name, e] of lm.parameters) params.set(name, new TensorParam(e));
+    this.params = params;
+  }
+
+  get modelType(): string {
+    return this.lm.modelType;
+  }
+  get vocabSize(): number {
+    return this.lm.vocabSize;
+  }
+  get numLayers(): number {
+    return this.lm.numLayers;
+  }
+
+  /** Start from a checkpoint folder of any architecture mamba-ts loads (f32/bf16/f16 weights, sharded or not). */
+  static fromPretrained(dir: string): TrainableLM {
+    const file = path.join(dir, 'config.json');
+    const raw = readConfig(dir);
+    const type = resolveModelType(raw, file);
+    const lm = buildModel(raw, file, WeightSource.openDir(dir), { backend: cpu });
+    if (!(lm instanceof DecoderLM)) throw new UntrainableModelError(dir, type, {});
+    return new TrainableLM(lm, raw, fs.readFileSync(file, 'utf8'));
+  }
+
+  /** Fresh Mamba weights (HF-style init), or the S4D ablation with S4D parameters in place of the S6 ones. */
+  static init(config: MambaConfig, opts: InitOptions = {}): TrainableLM {
+    const seed = opts.seed ?? 0;
+    const c: MambaConfig = { ...config, ...(opts.mixer === 's4d' ? { mixer: 's4d' as const } : {}) };
+    const t: Record<string, { data: Float32Array; shape: readonly number[] }> = {};
+    for (const [k, v] of Object.entries(initMambaWeights(c, { seed }))) t[k] = { data: v.data as Float32Array, shape: v.shape };
+    if (c.mixer === 's4d') Object.assign(t, initS4dMixers(c, opts.s4dInit ?? 'lin', seed));
+    return new TrainableLM(new MambaLM(c, new MemoryTensors(t), { backend: cpu }), mambaConfigJson(c), null);
+  }
+
+  /**
+   * Mean cross-entropy of next-token targets for inputs [b·L] (row-major), with the scored count and how many
+   * argmaxes were right. Recorded for `backward` when called inside `withGrad`.
+   */
+  async loss(inputs: Int32Array, targets: Int32Array, b: number, L: number): Promise<ops.CrossEntropy> {
+    if (inputs.length !== b * L) throw new TrainError(`loss: ${inputs.length} input ids for a ${b}×${L} batch`);
+    const rows = Array.from({ length: b }, (_, r) => Array.from(inputs.subarray(r * L, (r + 1) * L)));
+    const logits = await this.lm.logitsTensor(rows);
+    return ops.softmaxCrossEntropy(ops.reshape(logits, [b * L, this.vocabSize]), targets);
+  }
+
+  configJson(): Record<string, unknown> {
+    return this.config;
+  }
+
+  configText(): string {
+    return this.text ?? JSON.stringify(this.config, null, 2) + '\n';
+  }
+}
+
+/** Tensors in memory as a TensorSource (fresh weights). */
+class MemoryTensors implements TensorSource {
+  readonly files: readonly string[] = [];
+  constructor(private readonly t: Record<string, { data: Float32Array; shape: readonly number[] }>) {}
+  has(name: string): boolean {
+    return name in this.t;
+  }
+  entry(name: string): TensorEntry {
+    const e = this.t[name];
+    if (!e) throw new TrainError(`fresh weights have no tensor "${name}"`);
+    return { name, dtype: 'F32', shape: [...e.shape], byteOffset: 0, byteLength: e.data.length * 4, file: '(fresh weights)' };
+  }
+  float32(name: string): Float32Array {
+    return this.t[name].data;
+  }
+}
