@@ -6,8 +6,10 @@
  *   'topk-softmax' (Granite): keep the k largest logits; p = softmax over those k
  *   out = Σ_{e in top-k} p_e · expert_e(x)
  * Routing is decided on the host (it is data-dependent control flow); expert MLPs run on the backend over
- * the rows routed to them.
+ * the rows routed to them. In training the routing weights are a recorded op of the router logits
+ * (`ops.routeWeights`), so the router learns, as in HF.
  */
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GatedMLP } from './mlp.js';
@@ -40,10 +42,13 @@ export class MoE implements Mixer {
     const M = h.size / H;
     const x = ops.reshape(h, [M, H]);
     const E = this.experts.length;
-    const logits = await ops.linear(x, this.router).data(); // (M, E)
+    const logitsT = ops.linear(x, this.router); // (M, E)
+    const logits = await logitsT.data();
     const rows: number[][] = Array.from({ length: E }, () => []);
     const weights: number[][] = Array.from({ length: E }, () => []);
+    const slots: number[][] = Array.from({ length: E }, () => []);
     const k = Math.min(this.opts.topK, E);
+    const chosen = new Int32Array(M * k);
     for (let m = 0; m < M; m++) {
       const l = logits.subarray(m * E, (m + 1) * E);
       const order = [...l.keys()].sort((a, b) => l[b] - l[a] || a - b).slice(0, k);
@@ -62,7 +67,21 @@ export class MoE implements Mixer {
       order.forEach((e, j) => {
         rows[e].push(m);
         weights[e].push(probs[j]);
+        slots[e].push(m * k + j);
+        chosen[m * k + j] = e;
       });
+    }
+    if (needsGrad(logitsT, x)) {
+      // training: the same routing, with weights that carry the router's gradient
+      const w = ops.reshape(ops.routeWeights(logitsT, chosen, k, this.opts.routing), [M * k, 1]);
+      let acc: Tensor | null = null;
+      for (let e = 0; e < E; e++) {
+        if (rows[e].length === 0) continue;
+        const y = this.experts[e].apply(ops.takeRows(x, rows[e]));
+        const part = ops.scatterRows(y, ops.takeRows(w, slots[e]), Int32Array.from(rows[e]), M);
+        acc = acc ? ops.add(acc, part) : part;
+      }
+      return ops.reshape(acc!, h.shape);
     }
     const out = h.backend.zeros([M, H]);
     for (let e = 0; e < E; e++) {

@@ -69,6 +69,8 @@ export interface CheckpointContents {
   /** weights under their checkpoint (HF) names; a Param list is written as F32 */
   weights: Record<string, WritableTensor> | readonly Param[];
   config: Record<string, unknown>;
+  /** config.json's text when the model keeps its source's (written as is; must parse to `config`) */
+  configText?: string;
   optimizer?: OptimizerState | null;
   trainerState: TrainerState;
   /** copied in as tokenizer.json */
@@ -227,7 +229,7 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents, opts: 
 
     writeSafetensorsAtomic(path.join(tmp, CHECKPOINT_FILES.model), modelTensors(contents.weights), { format: 'pt' });
     wrote(CHECKPOINT_FILES.model);
-    writeFileDurable(path.join(tmp, CHECKPOINT_FILES.config), JSON.stringify(cfg, null, 2) + '\n');
+    writeFileDurable(path.join(tmp, CHECKPOINT_FILES.config), contents.configText ?? JSON.stringify(cfg, null, 2) + '\n');
     wrote(CHECKPOINT_FILES.config);
     if (contents.optimizer) {
       const o = contents.optimizer;

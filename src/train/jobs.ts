@@ -7,15 +7,16 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import * as ag from '../autograd/ops.js';
-import { constant, noGrad } from '../autograd/var.js';
+import { backward as varBackward, constant, noGrad } from '../autograd/var.js';
+import { backward, withGrad } from '../autograd/tape.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import { corpusSummary, loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset, type TextCorpusOptions } from './data.js';
 import { loadCheckpoint } from './checkpoint.js';
-import { TrainableMamba2LM } from './mamba2_lm.js';
 import { readConfig } from '../models/config-file.js';
 import { resolveModelType } from '../models/registry.js';
-import { countParameters, TrainableMambaLM, type MixerKind, type TrainableModel } from './mamba_lm.js';
+import { countParameters, type MixerKind, TrainableLM, type TrainableModel } from './lm.js';
+import { supportedModelTypes } from '../models/registry.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d_classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
@@ -139,27 +140,24 @@ export interface Job {
   name: string;
 }
 
-/** a language model the trainer can fine-tune */
-export type TrainableLM = TrainableMambaLM | TrainableMamba2LM;
-
-/** The architectures `train` can start from (`--from`), by model_type: the others run for inference only so far. */
-export const TRAINABLE_MODEL_TYPES: Readonly<Record<string, string>> = { mamba: 'Mamba-1', mamba2: 'Mamba-2' };
+export { TrainableLM };
 
 /**
- * Load a checkpoint folder (HF or state-spaces layout) as a trainable LM, by its model_type; an
- * architecture that cannot be trained yet is an `UntrainableModelError` naming it and the trainable ones.
+ * Load a checkpoint folder (HF or state-spaces layout, any architecture mamba-ts loads) as a trainable LM; a
+ * model_type mamba-ts does not know is an `UntrainableModelError` naming it and the trainable ones.
  */
 export function loadTrainableLM(dir: string): TrainableLM {
   const raw = readConfig(dir);
   const type = resolveModelType(raw, path.join(dir, 'config.json'));
-  if (!(type in TRAINABLE_MODEL_TYPES)) throw new UntrainableModelError(dir, type, TRAINABLE_MODEL_TYPES);
-  return type === 'mamba2' ? TrainableMamba2LM.fromPretrained(dir) : TrainableMambaLM.fromPretrained(dir);
+  if (!supportedModelTypes().includes(type)) throw new UntrainableModelError(dir, type, Object.fromEntries(supportedModelTypes().map((t) => [t, t])));
+  return TrainableLM.fromPretrained(dir);
 }
 
-/** tokens of a [b, L] batch as logits rows: the loss and its accuracy */
-function lmLoss(model: TrainableLM, inputs: Int32Array, targets: Int32Array, b: number, L: number): ReturnType<typeof ag.softmaxCrossEntropy> {
-  const logits = model.forward(inputs, b, L);
-  return ag.softmaxCrossEntropy(ag.reshape(logits, [b * L, logits.shape[2]]), targets);
+/** one training micro-step of a language model: the loss of a [b, L] batch, back-propagated × `scale` */
+async function lmStep(model: TrainableLM, bt: { inputs: Int32Array; targets: Int32Array; batch: number; seqLen: number }, scale: number) {
+  const r = await withGrad(() => model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen));
+  backward(r.loss, scale);
+  return { loss: r.loss.dataSync()[0], tokens: bt.batch * bt.seqLen, count: r.count, correct: r.correct };
 }
 
 function mambaConfig(a: JobArgs, vocab: number): MambaConfig {
@@ -211,35 +209,29 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
   const split = splitCorpus(corpus, { valFraction: 0.1 });
   const train = new WindowSampler(split.train, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'train split' });
   const val = split.val.length > a.seqLen + 1 ? new WindowSampler(split.val, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'validation split' }) : null;
-  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableMambaLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
-  if (model.config.vocabSize < corpus.vocabSize) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the ${corpus.vocabSize} tokens of the ${tok ? 'tokenizer' : 'byte-level text task'}`);
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  if (model.vocabSize < corpus.vocabSize) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the ${corpus.vocabSize} tokens of the ${tok ? 'tokenizer' : 'byte-level text task'}`);
   const hooks: TrainHooks = {
-    microStep(step, micro) {
-      const bt = train.batch(step * a.accum + micro);
-      const r = lmLoss(model, bt.inputs, bt.targets, bt.batch, bt.seqLen);
-      return { loss: r.loss, tokens: bt.batch * bt.seqLen, count: r.count, correct: r.correct };
-    },
-    evaluate() {
+    microStep: (step, micro, scale) => lmStep(model, train.batch(step * a.accum + micro), scale),
+    async evaluate(): Promise<Record<string, number>> {
       if (!val) return {};
-      return noGrad(() => {
-        let nll = 0;
-        let n = 0;
-        let correct = 0;
-        for (const bt of val.evalBatches(a.evalBatches)) {
-          const r = lmLoss(model, bt.inputs, bt.targets, bt.batch, bt.seqLen);
-          nll += r.loss.item() * r.count;
-          n += r.count;
-          correct += r.correct;
-        }
-        return { val_loss: nll / n, val_bits_per_byte: nll / n / Math.LN2, val_acc: correct / n };
-      });
+      let nll = 0;
+      let n = 0;
+      let correct = 0;
+      for (const bt of val.evalBatches(a.evalBatches)) {
+        const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
+        nll += r.loss.dataSync()[0] * r.count;
+        n += r.count;
+        correct += r.correct;
+      }
+      return { val_loss: nll / n, val_bits_per_byte: nll / n / Math.LN2, val_acc: correct / n };
     },
   };
   return {
     model,
     hooks,
     trainOptions: {},
-    describe: `text (${tok ? 'tokenizer.json of --from' : 'byte-level'}; train ${split.train.length} tokens, val ${split.val.length}); ${model instanceof TrainableMamba2LM ? 'Mamba-2' : 'Mamba'} ${model.config.numLayers}×${model.config.hiddenSize}, ${countParameters(model)} parameters`,
+    describe: `text (${tok ? 'tokenizer.json of --from' : 'byte-level'}; train ${split.train.length} tokens, val ${split.val.length}); ${model.modelType} ${model.numLayers} layers, ${countParameters(model)} parameters`,
     tokenizerJson: tokFile ? fs.readFileSync(tokFile, 'utf8') : byteLevelTokenizerJson(),
     dataSummary: corpusSummary(corpus),
     name: `text from ${path.basename(path.resolve(root))}`,
@@ -252,29 +244,24 @@ function syntheticJob(a: JobArgs, given?: TrainableLM): Job {
     const rng = subRng(seed, k);
     return copying ? selectiveCopying(rng, { batch, length, numTokens: a.numTokens, vocabSize: a.vocab }) : inductionHeads(rng, { batch, length, vocabSize: a.vocab });
   };
-  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableMambaLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
-  if (model.config.vocabSize < a.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.config.vocabSize} is smaller than the task's ${a.vocab}`);
-  const evalAt = (length: number, batches: number): number =>
-    noGrad(() => {
-      let c = 0;
-      let n = 0;
-      for (let k = 0; k < batches; k++) {
-        const bt = make(a.seed + 1_000_003, k, copying ? a.batch : Math.max(1, Math.min(a.batch, Math.floor((1 << 16) / length))), length);
-        const r = lmLoss(model, bt.inputs, bt.targets, bt.batch, bt.seqLen);
-        c += r.correct;
-        n += r.count;
-      }
-      return c / n;
-    });
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  if (model.vocabSize < a.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the task's ${a.vocab}`);
+  const evalAt = async (length: number, batches: number): Promise<number> => {
+    let c = 0;
+    let n = 0;
+    for (let k = 0; k < batches; k++) {
+      const bt = make(a.seed + 1_000_003, k, copying ? a.batch : Math.max(1, Math.min(a.batch, Math.floor((1 << 16) / length))), length);
+      const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
+      c += r.correct;
+      n += r.count;
+    }
+    return c / n;
+  };
   const hooks: TrainHooks = {
-    microStep(step, micro) {
-      const bt = make(a.seed, step * a.accum + micro, a.batch, a.seqLen);
-      const r = lmLoss(model, bt.inputs, bt.targets, bt.batch, bt.seqLen);
-      return { loss: r.loss, tokens: bt.batch * bt.seqLen, count: r.count, correct: r.correct };
-    },
-    evaluate(step) {
-      const m: Record<string, number> = { val_acc: evalAt(a.seqLen, a.evalBatches) };
-      if (step >= a.steps) for (const L of a.evalLengths) if (L !== a.seqLen) m[`acc_L${L}`] = evalAt(L, a.evalBatches);
+    microStep: (step, micro, scale) => lmStep(model, make(a.seed, step * a.accum + micro, a.batch, a.seqLen), scale),
+    async evaluate(step) {
+      const m: Record<string, number> = { val_acc: await evalAt(a.seqLen, a.evalBatches) };
+      if (step >= a.steps) for (const L of a.evalLengths) if (L !== a.seqLen) m[`acc_L${L}`] = await evalAt(L, a.evalBatches);
       return m;
     },
   };
@@ -295,11 +282,12 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
   const model = given ?? S4dClassifier.init({ inputDim: 1, numClasses: train.numClasses, hiddenSize: a.hidden, stateSize: a.state, numLayers: a.layers, init: a.s4dInit, normEps: 1e-5 }, a.seed);
   const P = train.rows * train.cols;
   const hooks: TrainHooks = {
-    microStep(step, micro) {
+    microStep(step, micro, scale) {
       const bt = batcher.batchAt(step * a.accum + micro);
       const logits = model.forward(constant(bt.inputs, [bt.batch, P, 1]));
       const r = ag.softmaxCrossEntropy(logits, bt.labels);
-      return { loss: r.loss, tokens: bt.batch * P, count: r.count, correct: r.correct };
+      varBackward(r.loss, [scale]);
+      return { loss: r.loss.item(), tokens: bt.batch * P, count: r.count, correct: r.correct };
     },
     evaluate() {
       return { test_acc: classifierAccuracy(model, test, a.batch * 4) };

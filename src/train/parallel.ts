@@ -9,7 +9,7 @@
  * nothing but the step number crosses threads.
  */
 import { Worker } from 'node:worker_threads';
-import type { Var } from '../autograd/var.js';
+import type { Param } from './param.js';
 import { TrainError } from './errors.js';
 
 export interface ParallelStepResult {
@@ -37,19 +37,19 @@ export interface WorkerSetup {
 }
 
 /** Move every parameter's data into one SharedArrayBuffer (values kept); returns its layout. */
-export function shareParameters(params: ReadonlyMap<string, Var>): { buffer: SharedArrayBuffer; names: string[]; offsets: number[]; total: number } {
+export function shareParameters(params: ReadonlyMap<string, Param>): { buffer: SharedArrayBuffer; names: string[]; offsets: number[]; total: number } {
   const names = [...params.keys()];
   const offsets: number[] = [];
   let total = 0;
   for (const n of names) {
     offsets.push(total);
-    total += params.get(n)!.size;
+    total += params.get(n)!.data.length;
   }
   const buffer = new SharedArrayBuffer(total * 4);
   names.forEach((n, i) => {
     const p = params.get(n)!;
     if (!(p.data instanceof Float32Array)) throw new TrainError(`parallel training needs float32 parameters; "${n}" is not`);
-    const view = new Float32Array(buffer, offsets[i] * 4, p.size);
+    const view = new Float32Array(buffer, offsets[i] * 4, p.data.length);
     view.set(p.data);
     p.data = view;
   });
@@ -61,13 +61,13 @@ export class ParallelGradients {
   private readonly grads: SharedArrayBuffer[] = [];
 
   private constructor(
-    private readonly params: ReadonlyMap<string, Var>,
+    private readonly params: ReadonlyMap<string, Param>,
     private readonly names: string[],
     private readonly offsets: number[],
   ) {}
 
   /** Start `threads` workers, each building its replica with `args` (see `train-worker.ts`). */
-  static async start(params: ReadonlyMap<string, Var>, args: unknown, threads: number): Promise<ParallelGradients> {
+  static async start(params: ReadonlyMap<string, Param>, args: unknown, threads: number): Promise<ParallelGradients> {
     const { buffer, names, offsets, total } = shareParameters(params);
     const pg = new ParallelGradients(params, names, offsets);
     const url = new URL('./train-worker.js', import.meta.url);
@@ -122,9 +122,10 @@ export class ParallelGradients {
     // sum the workers' gradient regions in order
     this.names.forEach((n, k) => {
       const p = this.params.get(n)!;
-      const g = new Float32Array(p.size);
+      const size = p.data.length;
+      const g = new Float32Array(size);
       for (const buf of this.grads) {
-        const src = new Float32Array(buf, this.offsets[k] * 4, p.size);
+        const src = new Float32Array(buf, this.offsets[k] * 4, size);
         for (let j = 0; j < g.length; j++) g[j] += src[j];
       }
       p.grad = g;

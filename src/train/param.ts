@@ -71,13 +71,10 @@ export class TensorParam implements Param {
     const t = this.single;
     return t ? (t.backend.readSync(t) as Float32Array) : this.entry.packed!;
   }
-  /** move the values to `v` (same length; data-parallel training puts them in shared memory) */
+  /** hold the values in `v` from now on (same length, values already there: data-parallel training shares memory) */
   set data(v: Float32Array) {
     if (v.length !== this.size) throw new TrainError(`parameter "${this.name}": ${v.length} values for shape [${this.shape.join(', ')}]`);
-    if (this.entry.packed) {
-      v.set(this.entry.packed);
-      this.entry.packed = v;
-    }
+    if (this.entry.packed) this.entry.packed = v;
     for (const p of this.entry.parts) p.tensor.storage = v.subarray(p.offset, p.offset + p.tensor.size);
   }
 

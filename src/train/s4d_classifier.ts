@@ -13,7 +13,8 @@ import * as fused from '../autograd/fused.js';
 import { param, type Var } from '../autograd/var.js';
 import { Rng } from '../generate/rng.js';
 import type { S4dInitKind } from '../ssm/s4.js';
-import { modelParam, s4dParams, type TrainableModel } from './mamba_lm.js';
+import { s4dParams } from '../nn/s4d.js';
+import type { TrainableModel } from './lm.js';
 
 export interface S4dClassifierConfig {
   inputDim: number;
@@ -70,7 +71,9 @@ export class S4dClassifier implements TrainableModel {
   }
 
   private p(name: string): Var {
-    return modelParam(this, name);
+    const v = this.params.get(name);
+    if (!v) throw new Error(`S4dClassifier: no parameter "${name}"`);
+    return v;
   }
 
   /** inputs [b, L, inputDim] → class logits [b, numClasses] */

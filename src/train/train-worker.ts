@@ -1,6 +1,5 @@
 /** A data-parallel training worker (see `parallel.ts`): a replica of the job whose parameters are views of the shared buffer. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { backward } from '../autograd/var.js';
 import { buildJob, type JobArgs } from './jobs.js';
 import type { FromWorker, ToWorker, WorkerSetup } from './parallel.js';
 
@@ -11,10 +10,10 @@ try {
   const params = setup.names.map((n, i) => {
     const p = job.model.params.get(n);
     if (!p) throw new Error(`the replica has no parameter "${n}"`);
-    p.data = new Float32Array(setup.params, setup.offsets[i] * 4, p.size);
-    return { p, g: new Float32Array(setup.grads, setup.offsets[i] * 4, p.size) };
+    p.data = new Float32Array(setup.params, setup.offsets[i] * 4, p.data.length);
+    return { p, g: new Float32Array(setup.grads, setup.offsets[i] * 4, p.data.length) };
   });
-  port.on('message', (m: ToWorker) => {
+  port.on('message', async (m: ToWorker) => {
     if (m.kind === 'stop') {
       port.close();
       return;
@@ -26,9 +25,8 @@ try {
       let count = 0;
       let correct = 0;
       for (const micro of m.micros) {
-        const r = job.hooks.microStep(m.step, micro);
-        loss += r.loss.item() / m.accum;
-        backward(r.loss, [1 / m.accum]);
+        const r = await job.hooks.microStep(m.step, micro, 1 / m.accum);
+        loss += r.loss / m.accum;
         tokens += r.tokens;
         count += r.count ?? 0;
         correct += r.correct ?? 0;

@@ -6,10 +6,8 @@
  * Data order is a pure function of (seed, step, micro-batch): the batch of step s is the same whether
  * the run was interrupted or not, so `resume` reproduces the uninterrupted loss curve exactly.
  */
-import { backward } from '../autograd/var.js';
-import type { Var } from '../autograd/var.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import type { TrainableModel } from './mamba_lm.js';
+import type { TrainableModel } from './lm.js';
 import { AdamW, clipGradNorm, zeroGrad } from './optim.js';
 import { curvesSvg } from './curves.js';
 import { ParallelGradients } from './parallel.js';
@@ -19,7 +17,8 @@ export { TrainError };
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 
 export interface StepResult {
-  loss: Var;
+  /** the micro-batch's loss (before scaling) */
+  loss: number;
   /** tokens (or samples) processed, for throughput */
   tokens: number;
   /** scored predictions and how many were right (accuracy), when meaningful */
@@ -28,8 +27,11 @@ export interface StepResult {
 }
 
 export interface TrainHooks {
-  /** build micro-batch `micro` of step `step` and return its loss */
-  microStep(step: number, micro: number): StepResult;
+  /**
+   * build micro-batch `micro` of step `step`, compute its loss and back-propagate `lossScale` × loss (gradients
+   * add up over the micro-batches of a step)
+   */
+  microStep(step: number, micro: number, lossScale: number): StepResult | Promise<StepResult>;
   /** evaluation metrics (e.g. val_loss, val_acc); called every evalEvery steps and at the end */
   evaluate?(step: number): Record<string, number> | Promise<Record<string, number>>;
 }
@@ -152,6 +154,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
       if (!t) throw new TrainError(`resume: ${opts.outDir}/model.safetensors has no tensor "${name}"`);
       if (t.data.length !== p.data.length) throw new TrainError(`resume: tensor "${name}" has ${t.data.length} values in the checkpoint, the model has ${p.data.length}`);
       p.data.set(t.data);
+      p.markUpdated?.();
     }
     if (!ck.optimizer) throw new TrainError(`resume: ${opts.outDir} has no optimizer.safetensors (was it saved by a training run?)`);
     opt.importState(ck.optimizer);
@@ -173,6 +176,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     saveCheckpoint(opts.outDir, {
       weights: [...model.params.values()],
       config: model.configJson(),
+      ...(model.configText ? { configText: model.configText() } : {}),
       optimizer: opt.exportState(),
       trainerState: { step, history, args: opts.args ?? {}, metrics, saved_at: new Date().toISOString() },
       extraFiles: { ...opts.extraFiles, 'curves.svg': new TextEncoder().encode(curvesSvg(history, opts.title ?? 'training')) },
@@ -212,9 +216,8 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     if (pg) ({ loss, tokens, count, correct } = await pg.step(step, accum));
     else
       for (let m = 0; m < accum; m++) {
-        const r = hooks.microStep(step, m);
-        loss += r.loss.item() / accum;
-        backward(r.loss, [1 / accum]);
+        const r = await hooks.microStep(step, m, 1 / accum);
+        loss += r.loss / accum;
         tokens += r.tokens;
         count += r.count ?? 0;
         correct += r.correct ?? 0;
@@ -223,6 +226,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     const gradNorm = clipGradNorm(params, opts.maxGradNorm ?? 1.0);
     const lr = sched.at(step);
     opt.step(lr);
+    for (const p of params) p.markUpdated?.();
     const seconds = (performance.now() - t0) / 1000;
     secondsThisRun += seconds;
     tokensThisRun += tokens;
