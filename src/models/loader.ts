@@ -2,7 +2,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { TensorSource } from '../io/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { Derived } from '../nn/derived.js';
+import { Derived, Lazy } from '../nn/derived.js';
 import * as ops from '../tensor/ops.js';
 import { ModelError } from './errors.js';
 
@@ -97,7 +97,9 @@ export class WeightLoader {
     const a = this.host(name, shape);
     const out = new Float32Array(a.length);
     for (let i = 0; i < a.length; i++) out[i] = -Math.exp(a[i]);
-    const source = this.register(name, shape, this.backend.fromHost(Float32Array.from(a), shape));
+    const host = Float32Array.from(a);
+    const source = new Lazy(() => this.backend.fromHost(host, shape));
+    if (!this.params.has(name)) this.params.set(name, { name, shape, parts: [{ get tensor() { return source.get(); }, offset: 0 }] });
     return new Derived(source, ops.negExp, this.backend.fromHost(out, shape));
   }
 }

@@ -62,3 +62,8 @@ export function buildModel(raw: RawConfig, file: string, weights: WeightSource, 
 export function supportedModelTypes(): string[] {
   return Object.keys(ARCHITECTURES);
 }
+
+/** model_type → architecture name, of every supported type */
+export function architectureNames(): Record<string, string> {
+  return Object.fromEntries(Object.entries(ARCHITECTURES).map(([t, a]) => [t, a.name]));
+}

@@ -46,7 +46,7 @@ export class Mamba1Mixer implements Mixer {
   readonly K: number;
 
   constructor(private readonly w: Mamba1Weights, private readonly backend: Backend, private readonly scan: ScanOptions) {
-    [this.D, this.N] = w.A.source.shape;
+    [this.D, this.N] = w.A.shape;
     this.R = w.dtProj.shape[1];
     this.K = w.conv.shape[1];
   }
@@ -54,7 +54,7 @@ export class Mamba1Mixer implements Mixer {
   get parameterCount(): number {
     const w = this.w;
     const n = w.innerNorms;
-    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.xProj, w.dtProj, w.dtBias, w.A.source, w.D, w.outProj, w.outProjBias, n?.dt, n?.B, n?.C);
+    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.xProj, w.dtProj, w.dtBias, w.A, w.D, w.outProj, w.outProjBias, n?.dt, n?.B, n?.C);
   }
 
   initState(batch: number): Record<string, Tensor> {

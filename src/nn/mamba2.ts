@@ -62,7 +62,7 @@ export class Mamba2Mixer implements Mixer {
 
   get parameterCount(): number {
     const w = this.w;
-    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, w.A.source, w.D, w.norm, w.outProj, w.outProjBias);
+    return sizeOf(w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, w.A, w.D, w.norm, w.outProj, w.outProjBias);
   }
 
   get convDim(): number {

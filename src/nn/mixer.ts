@@ -39,6 +39,6 @@ export function observeDelta(raw: Tensor, bias: Tensor | null, limit: [number, n
   return reads.then(([d, b]) => ({ shape, data: processDt(d, b, shape[shape.length - 1], limit) }));
 }
 
-export function sizeOf(...ts: Array<Tensor | null | undefined>): number {
+export function sizeOf(...ts: Array<{ size: number } | null | undefined>): number {
   return ts.reduce((a, t) => a + (t ? t.size : 0), 0);
 }

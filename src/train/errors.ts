@@ -6,7 +6,7 @@ export class TrainError extends Error {
   }
 }
 
-/** `--from` names a checkpoint whose architecture cannot be trained (yet): says which it is and which can. */
+/** `--from` names a checkpoint whose architecture mamba-ts does not know: says which it is and which can be trained. */
 export class UntrainableModelError extends TrainError {
   constructor(
     readonly dir: string,
@@ -16,7 +16,7 @@ export class UntrainableModelError extends TrainError {
     readonly trainable: Readonly<Record<string, string>>,
   ) {
     super(
-      `--from ${dir}: model_type "${modelType}" cannot be trained yet (it runs for inference only); ` +
+      `--from ${dir}: model_type "${modelType}" cannot be trained (mamba-ts does not know it); ` +
         `trainable: ${Object.entries(trainable).map(([t, name]) => `${t} (${name})`).join(', ')}`,
     );
     this.name = 'UntrainableModelError';

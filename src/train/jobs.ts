@@ -16,7 +16,7 @@ import { loadCheckpoint } from './checkpoint.js';
 import { readConfig } from '../models/config-file.js';
 import { resolveModelType } from '../models/registry.js';
 import { countParameters, type MixerKind, TrainableLM, type TrainableModel } from './lm.js';
-import { supportedModelTypes } from '../models/registry.js';
+import { architectureNames } from '../models/registry.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d_classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
@@ -149,7 +149,8 @@ export { TrainableLM };
 export function loadTrainableLM(dir: string): TrainableLM {
   const raw = readConfig(dir);
   const type = resolveModelType(raw, path.join(dir, 'config.json'));
-  if (!supportedModelTypes().includes(type)) throw new UntrainableModelError(dir, type, Object.fromEntries(supportedModelTypes().map((t) => [t, t])));
+  const names = architectureNames();
+  if (!(type in names)) throw new UntrainableModelError(dir, type, names);
   return TrainableLM.fromPretrained(dir);
 }
 

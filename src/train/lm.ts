@@ -18,7 +18,7 @@ import { readConfig } from '../models/config-file.js';
 import { DecoderLM } from '../models/decoder.js';
 import { initMambaWeights, mambaConfigJson } from '../models/init.js';
 import { type MambaConfig, MambaLM } from '../models/mamba.js';
-import { buildModel, resolveModelType } from '../models/registry.js';
+import { architectureNames, buildModel, resolveModelType } from '../models/registry.js';
 import { initS4dMixers } from '../nn/s4d.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import * as ops from '../tensor/ops.js';
@@ -81,7 +81,7 @@ export class TrainableLM implements TrainableModel {
     const raw = readConfig(dir);
     const type = resolveModelType(raw, file);
     const lm = buildModel(raw, file, WeightSource.openDir(dir), { backend: cpu });
-    if (!(lm instanceof DecoderLM)) throw new UntrainableModelError(dir, type, {});
+    if (!(lm instanceof DecoderLM)) throw new UntrainableModelError(dir, type, architectureNames());
     return new TrainableLM(lm, raw, fs.readFileSync(file, 'utf8'));
   }
 
