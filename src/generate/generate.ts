@@ -14,10 +14,9 @@ import { Sampler, SamplingError, type SamplingOptions } from './sampling.js';
 import type { Tokenizer } from '../tokenizer/core.js';
 import { StreamDecoder } from '../tokenizer/core.js';
 import { StopTextFilter } from './stop.js';
+import { MambaTsError } from '../errors.js';
 
-export class GenerationError extends Error {
-  override name = 'GenerationError';
-}
+export class GenerationError extends MambaTsError {}
 
 export interface GenerateOptions extends SamplingOptions {
   /** tokens to generate per sequence at most (default 64) */

@@ -3,11 +3,10 @@
  * the first input. Model files call these, never a backend directly.
  */
 import type { Activation, AttentionArgs, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type Shape } from './tensor.js';
 
-export class ShapeError extends Error {
-  override name = 'ShapeError';
-}
+export { ShapeError } from '../errors.js';
 
 function check(cond: boolean, op: string, msg: () => string): void {
   if (!cond) throw new ShapeError(`${op}: ${msg()}`);
