@@ -1,7 +1,8 @@
 /**
  * The error classes: every one extends MambaTsError, whose `name` is the subclass's; both entries export the
  * base; the CLI prints any of them as one line (UsageError with its usage hint); autograd's shape and argument
- * errors are typed.
+ * errors are typed; ops, and models given a state, refuse tensors of another backend with a
+ * BackendMismatchError that names the argument.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,11 @@ import { report } from '../src/cli/main.js';
 import * as ag from '../src/autograd/ops.js';
 import * as fused from '../src/autograd/fused.js';
 import { backward, constant, param } from '../src/autograd/var.js';
+import { CpuBackend, cpu } from '../src/backend/cpu/index.js';
+import { WasmBackend } from '../src/backend/wasm/index.js';
+import { loadModel } from '../src/model.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { hfFixture } from './helpers.js';
 
 /** each class with the name it must keep (public API) */
 const CLASSES: Array<[new (message: string) => Error, string]> = [
@@ -97,5 +103,52 @@ describe('autograd errors are typed', () => {
   });
   it('backward of a loss without parameters is an OpError, not a shape error', () => {
     assert.throws(() => backward(ag.sum(constant(new Float64Array(3), [3]))), (e: Error) => e instanceof OpError && !(e instanceof ShapeError) && /does not depend on any parameter/.test(e.message));
+  });
+});
+
+describe('tensors of two backends', () => {
+  const wasm = new WasmBackend({ threads: 1 });
+  const on = (be: typeof cpu | WasmBackend, shape: number[]): Tensor => be.fromHost(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+  const mismatch = (op: string, arg: string, ...names: RegExp[]) => (e: Error) => {
+    assert.ok(e instanceof BackendMismatchError, `expected BackendMismatchError, got ${e.name}: ${e.message}`);
+    assert.ok(e.message.startsWith(`${op}: ${arg} is on `), e.message);
+    for (const n of names) assert.match(e.message, n);
+    return true;
+  };
+
+  it('an op given tensors of two backends throws BackendMismatchError naming the op, the argument and both backends', () => {
+    assert.throws(() => ops.linear(on(cpu, [2, 3]), on(wasm, [4, 3])), mismatch('linear', 'w', /backend wasm\(1 thread/, /x on cpu/));
+    assert.throws(() => ops.linear(on(wasm, [2, 3]), on(wasm, [4, 3]), on(cpu, [4])), mismatch('linear', 'bias', /backend cpu/, /x on wasm/));
+    assert.throws(() => ops.add(on(cpu, [2, 3]), on(new CpuBackend(), [2, 3])), mismatch('add', 'b', /another cpu backend instance than a/));
+    assert.throws(() => ops.concatRows([on(wasm, [1, 3]), on(wasm, [1, 3]), on(cpu, [1, 3])]), mismatch('concat_rows', 'ts[2]', /backend cpu/));
+  });
+
+  it('an optional state tensor of another backend is caught too (selective scan)', () => {
+    const [b, L, D, N] = [1, 2, 3, 2];
+    const args = {
+      u: on(wasm, [b, L, D]), delta: on(wasm, [b, L, D]), A: on(wasm, [D, N]), B: on(wasm, [b, L, N]), C: on(wasm, [b, L, N]),
+      D: null, z: null, deltaBias: null, deltaSoftplus: true, algorithm: 'sequential' as const, chunkSize: 1,
+    };
+    assert.doesNotThrow(() => ops.selectiveScan({ ...args, state: on(wasm, [b, D, N]) }));
+    assert.throws(() => ops.selectiveScan({ ...args, state: on(cpu, [b, D, N]) }), mismatch('selective_scan', 'state', /backend cpu/, /u on wasm/));
+  });
+
+  it('a CPU state passed to a wasm model is a BackendMismatchError naming the state tensor (forward, advance, generate)', async () => {
+    const model = await loadModel(hfFixture('mamba-tiny'), { backend: 'wasm', threads: 1 });
+    const cpuModel = await loadModel(hfFixture('mamba-tiny'));
+    const state = cpuModel.createState(1);
+    const named = (e: Error) => {
+      assert.ok(e instanceof BackendMismatchError, `expected BackendMismatchError, got ${e.name}: ${e.message}`);
+      assert.match(e.message, /^state: layers\.0\.conv is on backend cpu, the model on wasm\(1 thread/);
+      return true;
+    };
+    await assert.rejects(model.forward([[1, 2, 3]], { state }), named);
+    await assert.rejects(model.lm.advance([[5]], state), named); // the one-token step (wasm's fused decode step)
+    await assert.rejects(model.generate([1, 2, 3], { state, maxNewTokens: 2 }), named);
+    assert.deepEqual(state.seqLen, [0], 'nothing was read into the state');
+    // the model's own state works
+    const own = model.createState(1);
+    await model.forward([[1, 2, 3]], { state: own });
+    assert.deepEqual(own.seqLen, [3]);
   });
 });

@@ -266,6 +266,7 @@ export class DecoderLM implements CausalLM {
   private checkState(state: ModelState, batch: number): void {
     if (state.fingerprint !== this.fingerprint) throw new ModelError(`state belongs to another model (${state.fingerprint}); this model is ${this.fingerprint}`);
     if (state.batch !== batch) throw new ModelError(`state holds ${state.batch} sequences but ${batch} rows of ids were given`);
+    state.checkBackend(this.backend);
   }
 }
 
