@@ -27,6 +27,7 @@ import { isFunction, validateBackendOptions, validateLoadOptions, type BackendNa
 export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
 export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
 export { ModelState } from './models/state.js';
+export { MambaTsError, OpError, ShapeError, BackendMismatchError } from './errors.js';
 export { ModelError } from './models/errors.js';
 export { buildModel, supportedModelTypes } from './models/registry.js';
 export { parseConfigJson, parseJsonObject } from './models/config.js';

@@ -3,6 +3,7 @@ export { loadModel, Model, type LoadOptions, type PromptInput } from './model.js
 export { assembleModel, type ModelGenerateOptions, type ModelParts } from './model-core.js';
 export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
 export { ModelState } from './models/state.js';
+export { MambaTsError, OpError, ShapeError, BackendMismatchError } from './errors.js';
 export { ModelError } from './models/errors.js';
 export { LoadOptionError } from './load-options.js';
 export { MambaLM, parseMambaConfig, type MambaConfig } from './models/mamba.js';

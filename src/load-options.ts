@@ -10,9 +10,7 @@ import type { ModelOptions } from './models/registry.js';
 import type { WeightDType } from './tensor/dtype.js';
 
 /** A load option with an invalid value, or an unknown one. */
-export class LoadOptionError extends ModelError {
-  override name = 'LoadOptionError';
-}
+export class LoadOptionError extends ModelError {}
 
 export const BACKEND_NAMES = ['cpu', 'wasm', 'webgpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -14,11 +14,8 @@ import { ModelState } from './models/state.js';
 import type { Tokenizer } from './tokenizer/core.js';
 import { generate, generateStream, type GenerateOptions, type GenerateResult, type TokenEvent } from './generate/generate.js';
 
-/** `Model.generate` / `Model.stream` options: generation's, plus Δ observation. */
-export interface ModelGenerateOptions extends GenerateOptions {
-  /** receive Δ (the selection step) of every Mamba layer for the prompt and each generated token */
-  onDelta?: DeltaObserver;
-}
+/** `Model.generate` / `Model.stream` options: generation's (Δ observation included: `onDelta`, per call). */
+export type ModelGenerateOptions = GenerateOptions;
 
 /** What generation accepts: text (needs a tokenizer) or token ids, one prompt or a batch. */
 export type PromptInput = string | string[] | number[] | number[][];
@@ -67,22 +64,14 @@ export class Model {
    * prompt + new ids (as HF `generate`), `generated` the new ids alone.
    */
   async generate(prompt: PromptInput, opts: ModelGenerateOptions = {}): Promise<GenerateResult> {
-    const restore = this.observeDelta(opts.onDelta);
-    try {
-      return await generate(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
-    } finally {
-      restore();
-    }
+    this.checkDelta(opts.onDelta);
+    return generate(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
   }
 
   /** Generate as an async iterator of token events; the iterator's return value is the full result. */
   async *stream(prompt: PromptInput, opts: ModelGenerateOptions = {}): AsyncGenerator<TokenEvent, GenerateResult> {
-    const restore = this.observeDelta(opts.onDelta);
-    try {
-      return yield* generateStream(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
-    } finally {
-      restore();
-    }
+    this.checkDelta(opts.onDelta);
+    return yield* generateStream(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
   }
 
   /** An empty state for `batch` sequences (pass it to `forward` or `generate`). */
@@ -99,15 +88,9 @@ export class Model {
     return { ...this.lm.describe(), tokenizer: this.tokenizer ? `${this.tokenizer.vocabSize} tokens` : 'none' };
   }
 
-  /** route the model's Δ to `onDelta` for one generation; returns the undo */
-  private observeDelta(onDelta: DeltaObserver | undefined): () => void {
-    if (!onDelta) return () => {};
-    if (!('onDelta' in this.lm)) throw new ModelError(`onDelta: this ${this.lm.modelType} model cannot report Δ`);
-    const before = this.lm.onDelta ?? null;
-    this.lm.onDelta = onDelta;
-    return () => {
-      this.lm.onDelta = before;
-    };
+  /** a generation's `onDelta` goes to each of its steps (nothing of the model is changed: calls may run at once) */
+  private checkDelta(onDelta: DeltaObserver | undefined): void {
+    if (onDelta && !('onDelta' in this.lm)) throw new ModelError(`onDelta: this ${this.lm.modelType} model cannot report Δ`);
   }
 
   private withDefaults(opts: GenerateOptions): GenerateOptions {

@@ -57,8 +57,9 @@ export default defineConfig({
   logLevel: 'warn',
   customLogger: logger,
   plugins: [browserPlatform(), noNodeBuiltins()],
-  worker: { format: 'es', plugins: () => [browserPlatform(), noNodeBuiltins()] },
-  build: { outDir: path.join(webDir, 'dist'), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2000 },
+  // keepNames: errors' `name` is their class's (MambaTsError), shown by the worker; minifying must not rename classes
+  worker: { format: 'es', plugins: () => [browserPlatform(), noNodeBuiltins()], rolldownOptions: { output: { keepNames: true } } },
+  build: { outDir: path.join(webDir, 'dist'), emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2000, rolldownOptions: { output: { keepNames: true } } },
   server: { headers: isolation, fs: { allow: [path.resolve(webDir, '..')] } },
   preview: { headers: isolation },
 });

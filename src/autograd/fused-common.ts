@@ -2,10 +2,11 @@
  * Shared helpers for the fused ops (`fused.ts`, `fused-scan.ts`, `fused-ssd.ts`, `fused-s4.ts`): shape checks with
  * messages that name the op, float64 → input-precision copies, and the scalar activations with their derivatives.
  */
+import { ShapeError } from '../errors.js';
 import { type Arr, isGradEnabled, type Shape, type Var, zerosLike } from './var.js';
 
 export function fail(op: string, msg: string): never {
-  throw new Error(`${op}: ${msg}`);
+  throw new ShapeError(`${op}: ${msg}`);
 }
 
 export const shp = (sh: Shape): string => `[${sh.join(', ')}]`;

@@ -3,6 +3,7 @@
  * logits (so the router learns), and the weighted scatter-add that combines expert outputs. Which experts a row
  * goes to is decided by the caller (a discrete choice: no gradient).
  */
+import { ShapeError } from '../errors.js';
 import * as ag from './ops.js';
 import { accumulateOwned, result, type Var, zerosLike } from './var.js';
 
@@ -50,7 +51,7 @@ function softmaxRows(x: Var, M: number, W: number): Var {
 export function scatterRows(src: Var, w: Var, rows: Int32Array, count: number): Var {
   const H = src.shape[src.shape.length - 1];
   const n = rows.length;
-  if (src.size !== n * H || w.size !== n) throw new Error(`scatter_rows: src ${src.shape} and weights ${w.shape} do not match ${n} rows`);
+  if (src.size !== n * H || w.size !== n) throw new ShapeError(`scatter_rows: src ${src.shape} and weights ${w.shape} do not match ${n} rows`);
   const sd = src.data;
   const wd = w.data;
   const out = zerosLike(sd, count * H);

@@ -3,11 +3,12 @@
  * The fused sequence-model ops (causal conv1d, selective scan, SSD, attention, S4D kernel, FFT
  * convolution) live in `fused.ts`. Shapes are checked here; messages name the op and the shapes.
  */
+import { ShapeError } from '../errors.js';
 import { gemmNT, transpose } from './gemm.js';
 import { accumulate, accumulateOwned, type Arr, result, type Shape, sizeOf, Var, zerosLike } from './var.js';
 
 function fail(op: string, msg: string): never {
-  throw new Error(`${op}: ${msg}`);
+  throw new ShapeError(`${op}: ${msg}`);
 }
 const s = (sh: Shape): string => `[${sh.join(', ')}]`;
 const last = (sh: Shape): number => sh[sh.length - 1];

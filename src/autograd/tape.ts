@@ -13,7 +13,7 @@
  * not interleave other work with its steps.
  */
 import type { Tensor } from '../tensor/tensor.js';
-import { ShapeError } from '../tensor/ops.js';
+import { OpError } from '../errors.js';
 
 export { type GradNode } from '../tensor/tensor.js';
 
@@ -50,7 +50,7 @@ export function isRecording(): boolean {
  */
 export function backward(loss: Tensor, seed = 1): void {
   if (!loss.requiresGrad) {
-    throw new ShapeError('backward: the loss does not depend on any trainable tensor (compute it inside withGrad(), from parameters made trainable)');
+    throw new OpError('backward: the loss does not depend on any trainable tensor (compute it inside withGrad(), from parameters made trainable)');
   }
   const g0 = loss.backend.fromHost(new Float32Array(loss.size).fill(seed), loss.shape);
   const root = loss.gradFn;

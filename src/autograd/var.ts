@@ -10,6 +10,7 @@
  * Memory: intermediate gradients are released as soon as they have been propagated; ops keep only
  * what their backward needs (the fused scan recomputes its states instead of storing them).
  */
+import { OpError, ShapeError } from '../errors.js';
 
 export type Arr = Float32Array | Float64Array;
 export type Shape = readonly number[];
@@ -45,7 +46,7 @@ export class Var {
     /** receives d(loss)/d(this) and accumulates into the parents */
     readonly backwardFn: ((g: Arr) => void) | null = null,
   ) {
-    if (data.length !== sizeOf(shape)) throw new Error(`Var ${name || ''}: data has ${data.length} values but shape [${shape.join(', ')}] needs ${sizeOf(shape)}`);
+    if (data.length !== sizeOf(shape)) throw new ShapeError(`Var ${name || ''}: data has ${data.length} values but shape [${shape.join(', ')}] needs ${sizeOf(shape)}`);
   }
 
   get size(): number {
@@ -54,7 +55,7 @@ export class Var {
 
   /** the value of a one-element Var */
   item(): number {
-    if (this.data.length !== 1) throw new Error(`item(): Var [${this.shape.join(', ')}] has ${this.data.length} values, expected 1`);
+    if (this.data.length !== 1) throw new ShapeError(`item(): Var [${this.shape.join(', ')}] has ${this.data.length} values, expected 1`);
     return this.data[0];
   }
 
@@ -66,7 +67,7 @@ export class Var {
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+    if (!Number.isInteger(d) || d < 0) throw new ShapeError(`invalid shape [${shape.join(', ')}]`);
     n *= d;
   }
   return n;
@@ -103,7 +104,7 @@ export function accumulate(v: Var, g: ArrayLike<number>): void {
     v.grad = zerosLike(v.data, v.data.length);
   }
   const dst = v.grad;
-  if (g.length !== dst.length) throw new Error(`gradient of ${v.name || 'Var'} [${v.shape.join(', ')}]: got ${g.length} values, expected ${dst.length}`);
+  if (g.length !== dst.length) throw new ShapeError(`gradient of ${v.name || 'Var'} [${v.shape.join(', ')}]: got ${g.length} values, expected ${dst.length}`);
   for (let i = 0; i < dst.length; i++) dst[i] += g[i];
 }
 
@@ -126,8 +127,8 @@ export function accumulateOwned(v: Var, g: Arr): void {
  * are dropped after use to save memory, leaves keep theirs.
  */
 export function backward(loss: Var, seed?: ArrayLike<number>): void {
-  if (!loss.requiresGrad) throw new Error('backward: the loss does not depend on any parameter (nothing requires a gradient)');
-  if (!seed && loss.size !== 1) throw new Error(`backward: the loss must be a scalar, got shape [${loss.shape.join(', ')}] (pass a seed gradient for non-scalar outputs)`);
+  if (!loss.requiresGrad) throw new OpError('backward: the loss does not depend on any parameter (nothing requires a gradient)');
+  if (!seed && loss.size !== 1) throw new ShapeError(`backward: the loss must be a scalar, got shape [${loss.shape.join(', ')}] (pass a seed gradient for non-scalar outputs)`);
   // iterative DFS topological order (graphs are deep: one node per op per layer per step)
   const order: Var[] = [];
   const seen = new Set<Var>();
@@ -150,7 +151,7 @@ export function backward(loss: Var, seed?: ArrayLike<number>): void {
   }
   const g0 = zerosLike(loss.data, loss.size);
   if (seed) {
-    if (seed.length !== loss.size) throw new Error(`backward: seed has ${seed.length} values, loss has ${loss.size}`);
+    if (seed.length !== loss.size) throw new ShapeError(`backward: seed has ${seed.length} values, loss has ${loss.size}`);
     for (let i = 0; i < g0.length; i++) g0[i] = seed[i];
   } else g0[0] = 1;
   accumulate(loss, g0);

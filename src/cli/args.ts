@@ -4,28 +4,23 @@
  * without a stack trace (`UsageError` → exit 2, `CliError` → exit 1).
  */
 import { parseArgs } from 'node:util';
+import { MambaTsError } from '../errors.js';
 
 export const PROG = 'mamba-ts';
 
 /** A mistake in the command line (unknown option, missing or malformed value). Exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends MambaTsError {
   constructor(
     message: string,
     /** the command whose `--help` to point at ('' = the top-level overview) */
     readonly command = '',
   ) {
     super(message);
-    this.name = 'UsageError';
   }
 }
 
 /** A user-facing failure that is not a usage mistake (unreadable file, …). Exit code 1. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
+export class CliError extends MambaTsError {}
 
 export interface OptionSpec {
   type: 'string' | 'boolean';

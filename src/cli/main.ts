@@ -3,29 +3,18 @@
  * The `mamba-ts` command line. `run(argv, io)` is the whole CLI as a function (tests call it in
  * process); the bottom of this file wires it to the real process when run as a program.
  *
- * Exit codes: 0 ok, 1 error (library or file errors: message only; internal errors: with stack),
+ * Exit codes: 0 ok, 1 error (a MambaTsError or a file error: message only; internal errors: with stack),
  * 2 usage error, 130 generation interrupted (SIGINT).
  */
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GenerationError } from '../generate/generate.js';
-import { SamplingError } from '../generate/sampling.js';
-import { SafetensorsError } from '../io/safetensors.js';
-import { ModelError } from '../models/errors.js';
-import { TokenizerError } from '../tokenizer/tokenizer.js';
-import { CliError, commandUsage, PROG, UsageError, type CommandSpec } from './args.js';
+import { MambaTsError } from '../errors.js';
+import { commandUsage, PROG, UsageError, type CommandSpec } from './args.js';
 import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
 import { systemMessage, type CliIO } from './io.js';
-import { TrainError } from '../train/errors.js';
-import { DataError } from '../train/data.js';
-import { CheckpointError } from '../train/checkpoint.js';
-import { TaskError } from '../train/tasks.js';
-import { OptimizerError } from '../train/optim.js';
-import { ScheduleError } from '../train/schedule.js';
-import { WasmMemoryError } from '../backend/wasm/runtime.js';
 
 export type { CliIO, OutStream } from './io.js';
 
@@ -79,9 +68,6 @@ export function overview(): string {
   ].join('\n');
 }
 
-/** Errors whose message is meant for the user: reported without a stack trace. */
-const USER_ERRORS = [WasmMemoryError, CliError, ModelError, SafetensorsError, TokenizerError, SamplingError, GenerationError, TrainError, DataError, CheckpointError, TaskError, OptimizerError, ScheduleError];
-
 function isSystemError(e: unknown): e is NodeJS.ErrnoException {
   const err = e as NodeJS.ErrnoException;
   return e instanceof Error && typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code) && typeof err.syscall === 'string';
@@ -130,8 +116,9 @@ export function report(e: unknown, io: CliIO): number {
     io.stderr.write(`Run '${PROG}${e.command ? ` ${e.command}` : ''} --help' for usage.\n`);
     return 2;
   }
-  if (USER_ERRORS.some((C) => e instanceof C)) {
-    io.stderr.write(`${PROG}: error: ${(e as Error).message}\n`);
+  // every error mamba-ts throws on purpose: its message is meant for the user (no stack trace)
+  if (e instanceof MambaTsError) {
+    io.stderr.write(`${PROG}: error: ${e.message}\n`);
     return 1;
   }
   if (isSystemError(e)) {

@@ -7,17 +7,16 @@
  * The returned state has consumed every returned token (prompt + generated), so passing it back as
  * `state` with the next user turn continues the conversation without re-reading anything.
  */
-import type { CausalLM } from '../models/model.js';
+import type { CausalLM, DeltaObserver } from '../models/model.js';
 import { ModelState } from '../models/state.js';
 import type { HostTensor } from '../tensor/tensor.js';
 import { Sampler, SamplingError, type SamplingOptions } from './sampling.js';
 import type { Tokenizer } from '../tokenizer/core.js';
 import { StreamDecoder } from '../tokenizer/core.js';
 import { StopTextFilter } from './stop.js';
+import { MambaTsError } from '../errors.js';
 
-export class GenerationError extends Error {
-  override name = 'GenerationError';
-}
+export class GenerationError extends MambaTsError {}
 
 export interface GenerateOptions extends SamplingOptions {
   /** tokens to generate per sequence at most (default 64) */
@@ -32,6 +31,8 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (ev: TokenEvent) => void;
   /** stop early (checked before the prefill and between tokens); sequences end with finishReason "abort" */
   signal?: AbortSignal;
+  /** receive Δ (the selection step) of every Mamba layer for the prompt and each generated token of this call */
+  onDelta?: DeltaObserver;
 }
 
 export interface TokenEvent {
@@ -106,6 +107,7 @@ export async function* generateStream(
   const generated: number[][] = prompts.map(() => []);
   const finish: (FinishReason | null)[] = prompts.map(() => null);
   const finalStates: (ModelState | null)[] = prompts.map(() => null);
+  const observe = opts.onDelta ? { onDelta: opts.onDelta } : undefined; // this call's Δ observer, given to each step
 
   // ---- prefill ----
   const t0 = performance.now();
@@ -115,12 +117,12 @@ export async function* generateStream(
   const sameLength = prompts.every((p) => p.length === prompts[0].length);
   if (opts.state || sameLength) {
     state = opts.state ? opts.state.clone() : model.createState(n);
-    logits = await model.advance(prompts, state);
+    logits = await model.advance(prompts, state, observe);
   } else {
     const parts = await Promise.all(
       prompts.map(async (p) => {
         const s = model.createState(1);
-        return { s, l: await model.advance([p], s) };
+        return { s, l: await model.advance([p], s, observe) };
       }),
     );
     state = ModelState.concat(parts.map((p) => p.s));
@@ -176,7 +178,7 @@ export async function* generateStream(
       // (non-null: chunks start only where greedyChain runs on the device)
       picked = (await model.greedyChain!(chunkFirst!, state, chunkFeeds))![chunkFeeds - 1];
       ahead = [];
-    } else if (onDevice && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
+    } else if (onDevice && !observe && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
       // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back
       const k = Math.min(CHUNK, ...active.map((i) => maxNew - generated[i].length));
       if (k > 1) {
@@ -191,8 +193,8 @@ export async function* generateStream(
         }
       }
     }
-    if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state);
-    if (!picked) logits = await model.advance(next.map((t) => [t]), state);
+    if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state, observe);
+    if (!picked) logits = await model.advance(next.map((t) => [t]), state, observe);
     const keep: number[] = [];
     active.forEach((i, j) => {
       if (finish[i]) finalStates[i] = state.select([j]);

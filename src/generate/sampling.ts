@@ -8,6 +8,7 @@
  */
 
 import { Rng } from './rng.js';
+import { MambaTsError } from '../errors.js';
 
 export interface SamplingOptions {
   /** Softmax temperature, finite and >= 0. Default 1. 0 means greedy. */
@@ -30,12 +31,7 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-export class SamplingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SamplingError';
-  }
-}
+export class SamplingError extends MambaTsError {}
 
 /**
  * Top-p boundary tolerance: a token is dropped when the probability mass of the tokens ranked

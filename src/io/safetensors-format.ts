@@ -29,6 +29,7 @@
  * reader requires: no gaps), with the header padded by spaces to a multiple of 8 bytes.
  */
 import { decodeHalf, f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
+import { MambaTsError } from '../errors.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -49,12 +50,7 @@ export interface TensorEntry {
 }
 
 /** Every validation / lookup error raised by this module and by `weights.ts`. */
-export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SafetensorsError';
-  }
-}
+export class SafetensorsError extends MambaTsError {}
 
 /** Headers larger than this are rejected before anything is allocated for them. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;

@@ -10,7 +10,7 @@ import * as ops from '../tensor/ops.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 import type { ParamEntry } from './loader.js';
-import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './model.js';
+import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput, StepOptions } from './model.js';
 import { ModelState } from './state.js';
 
 export interface Sublayer {
@@ -152,10 +152,10 @@ export class DecoderLM implements CausalLM {
     return out;
   }
 
-  async advance(ids: number[][], state: ModelState): Promise<HostTensor> {
+  async advance(ids: number[][], state: ModelState, opts: StepOptions = {}): Promise<HostTensor> {
     if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
-    const step = async () => (await this.forward(ids, { state, logitsToKeep: 1 })).logits.data;
-    const data = await this.replayable('logits', ids, state, step);
+    const step = async () => (await this.forward(ids, { state, logitsToKeep: 1, onDelta: opts.onDelta })).logits.data;
+    const data = await this.replayable('logits', ids, state, step, !!(opts.onDelta ?? this.onDelta));
     return { shape: [ids.length, this.vocabSize], data };
   }
 
@@ -165,9 +165,9 @@ export class DecoderLM implements CausalLM {
    * JavaScript per layer. Only for states without growing tensors (no KV cache), without Δ observers, and
    * only while the step's shape stays the same (batch, what is read back, first step after a prefill or not).
    */
-  private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>): Promise<Float32Array> {
+  private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>, observed: boolean): Promise<Float32Array> {
     const be = this.backend;
-    if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || this.onDelta || state.timeTensors.size > 0) return step();
+    if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || observed || state.timeTensors.size > 0) return step();
     this.checkIds(ids);
     this.checkState(state, ids.length);
     const key = graphKey(what, ids.length, state);
@@ -234,7 +234,7 @@ export class DecoderLM implements CausalLM {
     return out;
   }
 
-  async advanceArgmax(ids: number[][], state: ModelState): Promise<Int32Array | null> {
+  async advanceArgmax(ids: number[][], state: ModelState, opts: StepOptions = {}): Promise<Int32Array | null> {
     const be = this.backend;
     if (!be.argmaxRows) return null;
     if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
@@ -243,14 +243,14 @@ export class DecoderLM implements CausalLM {
     const b = ids.length;
     const L = ids[0].length;
     const step = async () => {
-      const { last } = await this.run(ids, state, false, this.onDelta);
+      const { last } = await this.run(ids, state, false, opts.onDelta ?? this.onDelta);
       const H = last.shape[2];
       const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
       // a positive divisor does not move the argmax: no scaling dispatch
       const logits = ops.linear(tail, this.spec.lmHead);
       return Float32Array.from(await be.argmaxRows!((this.spec.logitsDivisor ?? 1) > 0 ? logits : ops.scale(logits, 1 / this.spec.logitsDivisor!)));
     };
-    return Int32Array.from(await this.replayable('argmax', ids, state, step), (v) => Math.round(v));
+    return Int32Array.from(await this.replayable('argmax', ids, state, step, !!(opts.onDelta ?? this.onDelta)), (v) => Math.round(v));
   }
 
   describe(): Record<string, unknown> {
@@ -284,6 +284,7 @@ export class DecoderLM implements CausalLM {
   private checkState(state: ModelState, batch: number): void {
     if (state.fingerprint !== this.fingerprint) throw new ModelError(`state belongs to another model (${state.fingerprint}); this model is ${this.fingerprint}`);
     if (state.batch !== batch) throw new ModelError(`state holds ${state.batch} sequences but ${batch} rows of ids were given`);
+    state.checkBackend(this.backend);
   }
 }
 

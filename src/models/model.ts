@@ -35,6 +35,12 @@ export interface DeltaEvent {
 
 export type DeltaObserver = (e: DeltaEvent) => void;
 
+/** Options of one `advance` / `advanceArgmax` call. */
+export interface StepOptions {
+  /** receive Δ of every Mamba layer for this call's positions (as `ForwardOptions.onDelta`) */
+  onDelta?: DeltaObserver;
+}
+
 export interface ForwardOutput {
   /** [batch, positions, vocab] */
   logits: HostTensor;
@@ -54,19 +60,20 @@ export interface CausalLM {
   createState(batch: number): ModelState;
   /**
    * Model-level Δ observer: when set, every forward and advance (so generation too) reports Δ to it, as
-   * `ForwardOptions.onDelta` does for one call. Models without Mamba layers never call it.
+   * `ForwardOptions.onDelta` does for one call; it is shared by all calls on the model (a call's own `onDelta`
+   * takes its place for that call). Models without Mamba layers never call it.
    */
   onDelta?: DeltaObserver | null;
   /**
    * Read `ids` (one equal-length row per sequence in `state`) and advance the state; returns the logits of
    * each row's last position, [batch, vocab]. Prefill and single-token decode are the same call.
    */
-  advance(ids: number[][], state: ModelState): Promise<HostTensor>;
+  advance(ids: number[][], state: ModelState, opts?: StepOptions): Promise<HostTensor>;
   /**
    * Optional: `advance`, but returning each row's greedy token (argmax of the last position's logits, −1 when
    * none is selectable) computed where the logits are; null when the backend cannot (nothing is run then).
    */
-  advanceArgmax?(ids: number[][], state: ModelState): Promise<Int32Array | null>;
+  advanceArgmax?(ids: number[][], state: ModelState, opts?: StepOptions): Promise<Int32Array | null>;
   /** Optional: n greedy steps with the tokens kept on the device (see DecoderLM.greedyChain); null if unsupported */
   greedyChain?(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null>;
   /** whether greedyChain can run on this model's backend (no host round trip between its steps) */

@@ -14,6 +14,7 @@ import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors-format.js';
+import { BackendMismatchError } from '../errors.js';
 import { ModelError } from './errors.js';
 
 export const STATE_FORMAT = 'mamba-ts-state/1';
@@ -57,6 +58,21 @@ export class ModelState {
       }),
     );
     return new ModelState(fp, layers, states.reduce((a, s) => a + s.batch, 0), states.flatMap((s) => s.seqLen), time);
+  }
+
+  /**
+   * A state is used by the model whose backend holds its tensors: one on another backend (a CPU state passed to
+   * a WebGPU model, a state of another backend instance) is a BackendMismatchError naming the tensor.
+   */
+  checkBackend(backend: Backend): void {
+    for (let i = 0; i < this.layers.length; i++) {
+      for (const k in this.layers[i]) {
+        const t = this.layers[i][k];
+        if (t.backend === backend) continue;
+        const where = t.backend.name === backend.name ? `another ${backend.name} backend instance than the model` : `backend ${t.backend.name}, the model on ${backend.name}`;
+        throw new BackendMismatchError(`state: layers.${i}.${k} is on ${where}; make states with this model's createState() or importState()`);
+      }
+    }
   }
 
   /** Release the state's tensors now (GPU memory back to the pool); the state must not be used afterwards. */

@@ -1,13 +1,33 @@
 /**
- * Front-end ops: validate shapes (errors name the op and the shapes), then dispatch to the backend of
- * the first input. Model files call these, never a backend directly.
+ * Front-end ops: validate shapes (errors name the op and the shapes) and that all tensor inputs share one
+ * backend, then dispatch to the backend of the first input. Model files call these, never a backend directly.
  */
-import type { AttentionArgs, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import type { AttentionArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
+import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
 
-export class ShapeError extends Error {
-  override name = 'ShapeError';
+export { ShapeError } from '../errors.js';
+
+/**
+ * Every tensor among `args` (optional ones, states, the tensors of an array) must be on the backend of
+ * `args[lead]`, the one the op dispatches to: one reference comparison per argument.
+ */
+function sameBackend(op: string, lead: string, args: object): void {
+  const a = args as Readonly<Record<string, unknown>>;
+  const be = (a[lead] as Tensor).backend;
+  for (const name in a) {
+    const v = a[name];
+    if (v instanceof Tensor) {
+      if (v.backend !== be) throw backendMismatch(op, name, v.backend, lead, be);
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) if (v[i] instanceof Tensor && (v[i] as Tensor).backend !== be) throw backendMismatch(op, `${name}[${i}]`, (v[i] as Tensor).backend, lead, be);
+    }
+  }
+}
+function backendMismatch(op: string, name: string, got: Backend, lead: string, want: Backend): BackendMismatchError {
+  const where = got.name === want.name ? `another ${got.name} backend instance than ${lead}` : `backend ${got.name}, ${lead} on ${want.name}`;
+  return new BackendMismatchError(`${op}: ${name} is on ${where}; all tensors of an op must be on one backend`);
 }
 
 function check(cond: boolean, op: string, msg: () => string): void {
@@ -27,7 +47,8 @@ function expectShape(op: string, name: string, t: Tensor | null, want: Shape): v
  */
 function differentiable(op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs = {}): Differentiated {
   const be = inputs.find((t): t is Tensor => t !== null)!.backend;
-  if (!be.differentiable) throw new ShapeError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
+  sameBackend(op, 'input0', Object.fromEntries(inputs.map((t, i) => [`input${i}`, t])));
+  if (!be.differentiable) throw new OpError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
   const r = be.differentiable(op, inputs, attrs);
   if (needsGrad(...inputs)) {
     const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward };
@@ -64,6 +85,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   expectShape('linear', 'bias', bias, [w.shape[0]]);
   if (needsGrad(x, w, bias)) return diff1('linear', [x, w, bias]);
   const M = x.size / K;
+  sameBackend('linear', 'x', { x, w, bias });
   const y = x.backend.linear(reshape(x, [M, K]), w, bias);
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
 }
@@ -72,6 +94,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
 export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const H = x.shape[x.shape.length - 1];
   expectShape('rms_norm', 'weight', w, [H]);
+  sameBackend('rms_norm', 'x', { x, weight: w });
   if (needsGrad(x, w)) return diff1('rms_norm', [x, w], { eps });
   const y = x.backend.rmsNorm(reshape(x, [x.size / H, H]), w, eps);
   return reshape(y, x.shape);
@@ -85,6 +108,7 @@ export function rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, group
   check(Number.isInteger(groupSize) && groupSize > 0 && W % groupSize === 0, 'rms_norm_gated', () => `group size ${groupSize} does not divide width ${W}`);
   if (needsGrad(x, z, w)) return diff1('rms_norm_gated', [x, z, w], { eps, groupSize });
   const M = x.size / W;
+  sameBackend('rms_norm_gated', 'x', { x, gate: z, weight: w });
   return reshape(x.backend.rmsNormGated(reshape(x, [M, W]), reshape(z, [M, W]), w, eps, groupSize), x.shape);
 }
 
@@ -105,12 +129,14 @@ export function negExp(x: Tensor): Tensor {
 /** silu(a) · b */
 export function siluMul(a: Tensor, b: Tensor): Tensor {
   check(sameShape(a.shape, b.shape), 'silu_mul', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  sameBackend('silu_mul', 'a', { a, b });
   if (needsGrad(a, b)) return diff1('silu_mul', [a, b]);
   return a.backend.siluMul(a, b);
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
   check(sameShape(a.shape, b.shape), 'add', () => `shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
+  sameBackend('add', 'a', { a, b });
   if (needsGrad(a, b)) return diff1('add', [a, b]);
   return a.backend.add(a, b);
 }
@@ -130,6 +156,7 @@ export function causalConv1d(args: CausalConv1dArgs): Tensor {
   check(weight.shape.length === 2 && weight.shape[0] === C, 'causal_conv1d', () => `weight ${shapeStr(weight.shape)} must be [${C}, K]`);
   expectShape('causal_conv1d', 'bias', args.bias, [C]);
   expectShape('causal_conv1d', 'state', args.state, [b, C, weight.shape[1]]);
+  sameBackend('causal_conv1d', 'x', args);
   if (needsGrad(x, weight, args.bias)) {
     check(!args.state, 'causal_conv1d', () => 'training runs without a recurrent state (state must be null)');
     return diff1('causal_conv1d', [x, weight, args.bias], { kind: args.activation });
@@ -151,6 +178,7 @@ export function selectiveScan(args: SelectiveScanArgs): Tensor {
   expectShape(op, 'deltaBias', args.deltaBias, [D]);
   expectShape(op, 'state', args.state, [b, D, N]);
   check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
+  sameBackend(op, 'u', args);
   const a = args;
   if (needsGrad(a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias)) {
     check(!a.state, op, () => 'training runs without a recurrent state (state must be null)');
@@ -173,6 +201,7 @@ export function ssd(args: SsdArgs): Tensor {
   expectShape(op, 'dtBias', args.dtBias, [nh]);
   expectShape(op, 'state', args.state, [b, nh, args.x.shape[3], N]);
   check(args.chunkSize >= 1, op, () => `chunkSize must be >= 1, got ${args.chunkSize}`);
+  sameBackend(op, 'x', args);
   const a = args;
   if (needsGrad(a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias)) {
     check(!a.state, op, () => 'training runs without a recurrent state (state must be null)');
@@ -205,6 +234,7 @@ export function attention(args: AttentionArgs): Tensor {
     expectShape(op, 'cacheV', args.cacheV, [b, T, k.shape[2], hd]);
     for (const p of args.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
   }
+  sameBackend(op, 'q', args);
   if (needsGrad(q, k, v)) {
     check(!args.cacheK && args.pastLen.every((p) => p === 0), op, () => 'training runs without a KV cache');
     return diff1(op, [q, k, v], { scalar: args.scale });
@@ -219,6 +249,7 @@ export function scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weigh
     () => `src ${shapeStr(src.shape)}, ${rows.length} rows and ${weights.length} weights do not match dst ${shapeStr(dst.shape)}`);
   const M = dst.size / H;
   for (const r of rows) check(r >= 0 && r < M, 'scatter_add_rows', () => `row ${r} outside [0, ${M})`);
+  sameBackend('scatter_add_rows', 'dst', { dst, src });
   dst.backend.scatterAddRows(dst, rows, src, weights);
 }
 
@@ -231,6 +262,7 @@ export function concatRows(ts: readonly Tensor[]): Tensor {
   check(ts.length > 0, 'concat_rows', () => 'no tensors');
   const tail = ts[0].shape.slice(1);
   for (const t of ts) check(sameShape(t.shape.slice(1), tail), 'concat_rows', () => `shapes differ: ${shapeStr(ts[0].shape)} vs ${shapeStr(t.shape)}`);
+  sameBackend('concat_rows', 'ts[0]', { 'ts[0]': ts[0], ts });
   return ts[0].backend.concatRows(ts);
 }
 

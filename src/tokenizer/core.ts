@@ -22,13 +22,9 @@
  *    `added_tokens` array to be present; a missing one is filled in with null / [] (Rust's defaults).
  */
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
+import { MambaTsError } from "../errors.js";
 
-export class TokenizerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TokenizerError";
-  }
-}
+export class TokenizerError extends MambaTsError {}
 
 export const TOKENIZER_FILE = "tokenizer.json";
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";

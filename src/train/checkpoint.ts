@@ -30,13 +30,9 @@ import { randomBytes } from 'node:crypto';
 import { SafetensorsFile, writeSafetensorsAtomic, type WritableTensor } from '../io/safetensors.js';
 import type { OptimizerState } from './optim.js';
 import type { Param } from './param.js';
+import { MambaTsError } from '../errors.js';
 
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
+export class CheckpointError extends MambaTsError {}
 
 export const CHECKPOINT_FILES = Object.freeze({
   model: 'model.safetensors',

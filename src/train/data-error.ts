@@ -1,7 +1,4 @@
+import { MambaTsError } from '../errors.js';
+
 /** The error of the training-data loaders (text corpus, windows, Fashion-MNIST): it names the file or folder and what was expected. */
-export class DataError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DataError';
-  }
-}
+export class DataError extends MambaTsError {}

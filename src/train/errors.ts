@@ -1,10 +1,7 @@
+import { MambaTsError } from '../errors.js';
+
 /** A training run cannot go on (bad options, diverged loss, mismatched resume): the message says why. */
-export class TrainError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainError';
-  }
-}
+export class TrainError extends MambaTsError {}
 
 /** `--from` names a checkpoint whose architecture mamba-ts does not know: says which it is and which can be trained. */
 export class UntrainableModelError extends TrainError {
@@ -19,7 +16,6 @@ export class UntrainableModelError extends TrainError {
       `--from ${dir}: model_type "${modelType}" cannot be trained (mamba-ts does not know it); ` +
         `trainable: ${Object.entries(trainable).map(([t, name]) => `${t} (${name})`).join(', ')}`,
     );
-    this.name = 'UntrainableModelError';
   }
 }
 
@@ -30,6 +26,5 @@ export class RunFolderError extends TrainError {
     readonly dir: string,
   ) {
     super(message);
-    this.name = 'RunFolderError';
   }
 }

@@ -18,13 +18,9 @@
  * parameters that sometimes get no gradient).
  */
 import type { FloatArray, Param } from './param.js';
+import { MambaTsError } from '../errors.js';
 
-export class OptimizerError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OptimizerError';
-  }
-}
+export class OptimizerError extends MambaTsError {}
 
 /**
  * The no-weight-decay rule, after the official Mamba code and recipe. True (no decay) for:

@@ -10,13 +10,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { MambaTsError } from '../errors.js';
 
-export class PlotError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlotError';
-  }
-}
+export class PlotError extends MambaTsError {}
 
 export interface Series {
   name: string;

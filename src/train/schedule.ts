@@ -11,6 +11,7 @@
  * with W = `warmupSteps` and T = `totalSteps`. `linear` decays linearly from maxLr at W to minLr at
  * T instead of along a cosine. `constant`: the same warmup, then `maxLr` for ever.
  */
+import { MambaTsError } from '../errors.js';
 
 export type ScheduleKind = 'cosine' | 'linear' | 'constant';
 
@@ -26,12 +27,7 @@ export interface ScheduleOptions {
   totalSteps?: number;
 }
 
-export class ScheduleError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ScheduleError';
-  }
-}
+export class ScheduleError extends MambaTsError {}
 
 /** Validated schedule options with defaults filled in. */
 export interface Schedule {

@@ -23,15 +23,11 @@
  */
 import type { Rng } from '../generate/rng.js';
 import { randInt } from './random.js';
+import { MambaTsError } from '../errors.js';
 
 export const IGNORE_INDEX = -100;
 
-export class TaskError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TaskError';
-  }
-}
+export class TaskError extends MambaTsError {}
 
 export interface TaskBatch {
   /** [batch, seqLen] token ids, row-major */

@@ -89,4 +89,41 @@ describe('Δ observation', () => {
     const again = await model.generate([IDS.slice(0, 5)], { maxNewTokens: 6 });
     assert.deepEqual(again.generated, res.generated, 'observing does not change generation');
   });
+
+  test('concurrent calls on one model: each observer sees its own call\'s Δ only', async () => {
+    const model = await loadModel(hfFixture('mamba-tiny'));
+    const [pa, pb, pc] = [IDS.slice(0, 5), IDS.slice(4, 7), IDS.slice(2, 6)];
+    const opts = { stopTokens: [] as number[] };
+    // each call alone first: its Δ events and tokens
+    const soloA = collect(), soloB = collect();
+    const refA = await model.generate([pa], { ...opts, maxNewTokens: 6, onDelta: soloA.onDelta });
+    const refB = await model.generate([pb], { ...opts, maxNewTokens: 4, onDelta: soloB.onDelta });
+    const refC = await model.generate([pc], { ...opts, maxNewTokens: 5 });
+    const soloF = collect();
+    await model.forward([IDS], { onDelta: soloF.onDelta });
+    // now at once: two observed generations, one unobserved, one observed forward
+    const a = collect(), b = collect(), f = collect();
+    const [resA, resB, resC] = await Promise.all([
+      model.generate([pa], { ...opts, maxNewTokens: 6, onDelta: a.onDelta }),
+      model.generate([pb], { ...opts, maxNewTokens: 4, onDelta: b.onDelta }),
+      model.generate([pc], { ...opts, maxNewTokens: 5 }),
+      model.forward([IDS], { onDelta: f.onDelta }),
+    ]);
+    const positions = (events: DeltaEvent[]) => {
+      const m = new Map<number, number>();
+      for (const e of events) m.set(e.layer, (m.get(e.layer) ?? 0) + e.delta.shape[1]);
+      return [...m.entries()];
+    };
+    assert.deepEqual(positions(a.events), [[0, 11], [1, 11], [2, 11]], 'A: 5 prompt + 6 generated positions in each of 3 layers');
+    assert.deepEqual(positions(b.events), [[0, 7], [1, 7], [2, 7]], 'B: 3 prompt + 4 generated positions in each of 3 layers');
+    assert.deepEqual(positions(f.events), [[0, IDS.length], [1, IDS.length], [2, IDS.length]], 'the forward: its own positions');
+    assert.equal(a.events.length, soloA.events.length);
+    assert.equal(b.events.length, soloB.events.length);
+    for (const [got, want] of [[a, soloA], [b, soloB], [f, soloF]]) {
+      const g = byLayer(got.events), w = byLayer(want.events);
+      for (const [layer, row] of w) assert.deepEqual(g.get(layer), row, `layer ${layer}: the same Δ as the call alone`);
+    }
+    assert.deepEqual([resA.generated, resB.generated, resC.generated], [refA.generated, refB.generated, refC.generated]);
+    assert.equal(model.lm.onDelta ?? null, null, 'the model itself was not changed');
+  });
 });

@@ -13,11 +13,12 @@ import { routeWeights, scatterRows } from '../../autograd/moe.js';
 import { backward as varBackward, Var } from '../../autograd/var.js';
 import type { Backend, DiffAttrs, DiffOp, Differentiated } from '../backend.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { OpError } from '../../errors.js';
 
 type Impl = (v: Array<Var | null>, a: DiffAttrs) => Var | Var[] | { out: Var[]; info: Record<string, number> };
 
 const need = (v: Var | null, name: string): Var => {
-  if (!v) throw new Error(`differentiable op: input ${name} is missing`);
+  if (!v) throw new OpError(`differentiable op: input ${name} is missing`);
   return v;
 };
 
@@ -76,7 +77,7 @@ function activation(x: Var, kind: string): Var {
     case 'sigmoid':
       return ag.sigmoid(x);
     default:
-      throw new Error(`activation "${kind}" has no differentiable CPU implementation`);
+      throw new OpError(`activation "${kind}" has no differentiable CPU implementation`);
   }
 }
 

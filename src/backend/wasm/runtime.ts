@@ -10,6 +10,7 @@
  * (fetch, Web Workers; the package.json "browser" field and web/vite.config.ts say so).
  */
 import { platform } from './platform.js';
+import { MambaTsError } from '../../errors.js';
 
 const PAGE = 65536;
 /** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready, team call */
@@ -59,12 +60,7 @@ export function kernelsPath(): URL {
 }
 
 /** The wasm memory cannot hold what was asked for (it is at most 4 GiB: 32-bit addresses). */
-export class WasmMemoryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WasmMemoryError';
-  }
-}
+export class WasmMemoryError extends MambaTsError {}
 
 /** First-fit allocator over the wasm memory, 64-byte aligned; grows the memory as needed. */
 export class Heap {

@@ -7,13 +7,12 @@
  * chromium package (`VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json`) or Mesa's lavapipe.
  */
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+import { MambaTsError } from '../../errors.js';
 
 export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 
 /** No WebGPU here: no `webgpu` package, no adapter, or no device. */
-export class WebGpuUnavailableError extends Error {
-  override name = 'WebGpuUnavailableError';
-}
+export class WebGpuUnavailableError extends MambaTsError {}
 
 export interface CreateWebGpuOptions extends WebGpuBackendOptions {
   /** the WebGPU entry point (`navigator.gpu` in a browser); default: the `webgpu` npm package's `create([])` */
