@@ -22,3 +22,6 @@ export { WasmMemoryError } from './backend/wasm/runtime.js';
 export { resolveBackend, resolveBackendAsync } from './model.js';
 export { WebGpuBackend, createWebGpuBackend, WebGpuUnavailableError, type CreateWebGpuOptions, type WebGpuBackendOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';
+export { TrainableLM, type TrainableModel } from './train/lm.js';
+export { train, TrainError, type TrainOptions, type TrainHooks, type TrainResult } from './train/trainer.js';
+export { withGrad, backward } from './autograd/tape.js';

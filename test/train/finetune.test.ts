@@ -123,6 +123,17 @@ test('--from a model_type mamba-ts does not know: an UntrainableModelError namin
   assert.throws(() => loadTrainableLM(dir), (e: unknown) => e instanceof UntrainableModelError && e instanceof TrainError && e.modelType === 'rwkv7' && /mamba2/.test(e.message));
 });
 
+test('the package entry exports fine-tuning: TrainableLM, withGrad, backward (the README example)', async () => {
+  const api = await import('../../src/index.js');
+  const lm = api.TrainableLM.fromPretrained(hfFixture('mamba2-tiny'));
+  const ids = loadReference(hfFixture('mamba2-tiny')).ids('input_ids');
+  const { inputs, targets, b, L } = batch(ids);
+  const { loss } = await api.withGrad(() => lm.loss(inputs, targets, b, L));
+  api.backward(loss);
+  const grads = [...lm.params.values()].map((p) => p.grad);
+  assert.ok(grads.every((g) => g !== null && g.some((v) => v !== 0)), 'every parameter has a non-zero gradient');
+});
+
 test('no temporary folder is left behind', () => {
   assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(TMP_PREFIX)), []);
 });
