@@ -44,15 +44,16 @@ export function isRecording(): boolean {
 }
 
 /**
- * Back-propagate from `loss`: d(objective)/d(loss) is `seed` (every element; 1 by default, the loss being a
- * scalar). Gradients accumulate into `.grad` of every trainable leaf reached; intermediate gradients are dropped
- * as soon as they have been passed on.
+ * Back-propagate from `loss`: d(objective)/d(loss) is `seed` — a number for every element (1 by default, the loss
+ * being a scalar), or one value per element (the objective Σ seedᵢ·lossᵢ). Gradients accumulate into `.grad` of
+ * every trainable leaf reached; intermediate gradients are dropped as soon as they have been passed on.
  */
-export function backward(loss: Tensor, seed = 1): void {
+export function backward(loss: Tensor, seed: number | Float32Array = 1): void {
   if (!loss.requiresGrad) {
     throw new OpError('backward: the loss does not depend on any trainable tensor (compute it inside withGrad(), from parameters made trainable)');
   }
-  const g0 = loss.backend.fromHost(new Float32Array(loss.size).fill(seed), loss.shape);
+  if (typeof seed !== 'number' && seed.length !== loss.size) throw new OpError(`backward: seed has ${seed.length} values, the loss [${loss.shape.join(', ')}] has ${loss.size}`);
+  const g0 = loss.backend.fromHost(typeof seed === 'number' ? new Float32Array(loss.size).fill(seed) : Float32Array.from(seed), loss.shape);
   const root = loss.gradFn;
   if (!root) {
     accumulateLeaf(loss, g0);
