@@ -39,6 +39,7 @@ import type { CausalLM } from '../src/models/model.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel, type ModelOptions } from '../src/models/registry.js';
 import { resolveBackend } from '../src/model.js';
+import { prefillSupport, type PrefillSupport } from '../src/backend/backend.js';
 import { ModelState } from '../src/models/state.js';
 import type { HostTensor } from '../src/tensor/tensor.js';
 import {
@@ -142,6 +143,7 @@ function parseArgs(argv: string[]): Options {
     if (!(p in PRESETS)) throw new UsageError(`unknown preset "${p}" (known: ${Object.keys(PRESETS).join(', ')})`);
   }
   if (o.presets.length === 0) throw new UsageError('--presets: no preset given');
+  if (o.threads !== undefined && o.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm');
   if (o.reps < 0) o.reps = o.quick ? 1 : 3;
   if (o.warmup < 0) o.warmup = o.quick ? 0 : 1;
   if (o.long < 0) o.long = o.quick ? 128 : 1024;
@@ -198,22 +200,21 @@ interface Algorithm {
 }
 
 /**
- * The model's default prefill (`main`: chunked scan / chunked SSD for SSMs) and, for SSMs, the
- * reference algorithm it is compared with (Mamba-1: sequential scan; Mamba-2 and its hybrids: the
- * token-by-token recurrence). Attention-only models have one prefill.
+ * The model's default prefill on the backend (`main`: the first algorithm of `Backend.prefill`; CPU: chunked scan /
+ * chunked SSD) and, for SSMs, the other algorithm it is compared with (Mamba-1: chunked ↔ sequential scan; Mamba-2
+ * and its hybrids: chunked ↔ the token-by-token recurrence). Attention-only models have one prefill. `chunkSize`
+ * goes to the chunked one.
  */
-function algorithmsFor(modelType: string, chunkSize: number | undefined): { main: Algorithm; reference: Algorithm | null } {
+function algorithmsFor(modelType: string, chunkSize: number | undefined, support: PrefillSupport): { main: Algorithm; reference: Algorithm | null } {
+  const pair = <A extends string>(main: A, other: A, options: (algorithm: A) => ModelOptions) =>
+    ({ main: { name: main, options: options(main) }, reference: { name: other, options: options(other) } });
   if (['mamba', 'falcon_mamba', 'jamba'].includes(modelType)) {
-    return {
-      main: { name: 'chunked', options: { scan: { algorithm: 'chunked', chunkSize } } },
-      reference: { name: 'sequential', options: { scan: { algorithm: 'sequential', chunkSize } } },
-    };
+    const main = support.scan[0];
+    return pair(main, main === 'chunked' ? 'sequential' : 'chunked', (algorithm) => ({ scan: { algorithm, ...(algorithm === 'chunked' ? { chunkSize } : {}) } }));
   }
   if (['mamba2', 'bamba', 'granitemoehybrid', 'nemotron_h'].includes(modelType)) {
-    return {
-      main: { name: 'chunked', options: { ssd: { algorithm: 'chunked', chunkSize } } },
-      reference: { name: 'recurrent', options: { ssd: { algorithm: 'recurrent', chunkSize } } },
-    };
+    const main = support.ssd[0];
+    return pair(main, main === 'chunked' ? 'recurrent' : 'chunked', (algorithm) => ({ ssd: { algorithm, ...(algorithm === 'chunked' ? { chunkSize } : {}) } }));
   }
   return { main: { name: 'default', options: {} }, reference: null };
 }
@@ -391,8 +392,8 @@ async function measurePreset(preset: string, o: Options): Promise<PresetResult> 
   const plan = makePlan(o);
   const raw = PRESETS[preset];
   const modelType = String(raw.model_type);
-  const algs = algorithmsFor(modelType, o.chunkSize);
   const backend = resolveBackend({ backend: o.backend, threads: o.threads, weights: o.dtype });
+  const algs = algorithmsFor(modelType, o.chunkSize, prefillSupport(backend));
   algs.main.options = { ...algs.main.options, backend };
   if (algs.reference) algs.reference.options = { ...algs.reference.options, backend };
   const runs = plan.warmup + plan.reps;
@@ -704,6 +705,18 @@ interface Section {
   table: Table;
 }
 
+/** the algorithms of the SSM presets, e.g. "SSMs: chunked" or "Mamba-1: sequential, Mamba-2: recurrent" */
+function algorithmNames(rs: PresetResult[], which: 'main' | 'reference'): string {
+  const family = (r: PresetResult) => (['mamba', 'falcon_mamba', 'jamba'].includes(r.modelType) ? 'Mamba-1' : 'Mamba-2');
+  const byFamily = new Map<string, string>();
+  for (const r of rs) {
+    const name = r.algorithms.reference === null ? null : r.algorithms[which];
+    if (name) byFamily.set(family(r), name);
+  }
+  const names = new Set(byFamily.values());
+  return names.size === 1 ? `SSMs: ${[...names][0]}` : [...byFamily].map(([f, n]) => `${f}: ${n}`).join(', ');
+}
+
 function sections(run: RunResult): Section[] {
   const rs = run.presets;
   const p = run.plan;
@@ -730,8 +743,8 @@ function sections(run: RunResult): Section[] {
   for (const L of p.prefillLengths) {
     const row = (r: PresetResult, which: 'main' | 'reference'): PrefillRow | undefined =>
       r.prefill.find((x) => x.promptLength === L && x.algorithm === r.algorithms[which]);
-    prefill.push(columns(rs, `L=${L}, default (SSMs: chunked)`, (r) => f1(row(r, 'main')?.tokensPerSecond ?? NaN)));
-    prefill.push(columns(rs, `L=${L}, reference (Mamba-1: sequential, Mamba-2: recurrent)`, (r) => f1(row(r, 'reference')?.tokensPerSecond ?? NaN)));
+    prefill.push(columns(rs, `L=${L}, default (${algorithmNames(rs, 'main')})`, (r) => f1(row(r, 'main')?.tokensPerSecond ?? NaN)));
+    prefill.push(columns(rs, `L=${L}, reference (${algorithmNames(rs, 'reference')})`, (r) => f1(row(r, 'reference')?.tokensPerSecond ?? NaN)));
     prefill.push(columns(rs, `L=${L}, default ÷ reference`, (r) => times(r.prefillRatio.find((x) => x.promptLength === L)?.ratio ?? NaN)));
   }
   if (rs.some((r) => r.longContextFill.to > r.longContextFill.from)) {
@@ -823,7 +836,8 @@ const howToRead = (batch: number): string => [
   '- **State per sequence**: constant for Mamba-1/Mamba-2 (conv window + SSM state: growth 1.00×); grows with the',
   '  context for attention (KV cache, allocated in doubling steps: `byteSize` counts the capacity, the "in use" row',
   '  only the filled positions); a hybrid has a constant SSM part plus the KV caches of its few attention layers.',
-  '- **Prefill default ÷ reference** > 1: the chunked algorithm is faster. On one thread it mostly does extra work',
+  '- **Prefill default ÷ reference** > 1: the backend\'s default algorithm is faster (CPU: chunked; wasm: its own scan',
+  '  and recurrence, against the CPU chunked kernels). On one thread the chunked algorithm mostly does extra work',
   '  (its value comes with parallel backends); for Mamba-1 a prompt no longer than the chunk size runs the',
   '  sequential scan anyway, so that ratio is ≈ 1 by construction and shows the noise level.',
   `- **Batch ${batch} ÷ batch 1**: how well one step amortises reading the weights over several sequences.`,

@@ -70,7 +70,7 @@ export async function createBackend(name: BackendName, opts: BrowserBackendOptio
   if (name === 'webgpu') {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (!gpu) throw new WebGpuUnavailableError('webgpu: this browser has no WebGPU (navigator.gpu)');
-    return createWebGpuBackend({ gpu });
+    return createWebGpuBackend({ gpu, weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
   }
   throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(name)}`);
 }

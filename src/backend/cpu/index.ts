@@ -3,7 +3,7 @@
  * `selective_scan.ts`). Synchronous underneath; `read` still returns a Promise so callers are written
  * for async backends from the start.
  */
-import type { Activation, AttentionArgs, Backend, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type Activation, type AttentionArgs, type Backend, type CausalConv1dArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { attention, causalConv1d, linear, rmsNorm, rmsNormGated, rope } from './kernels.js';
 import { scanChunked, scanSequential } from './selective_scan.js';
@@ -18,6 +18,8 @@ function opt(t: Tensor | null): Float32Array | null {
 
 export class CpuBackend implements Backend {
   readonly name: string = 'cpu';
+  /** every prefill algorithm, chunked by default */
+  readonly prefill: PrefillSupport = PREFILL_SUPPORT.cpu;
 
   fromHost(data: Float32Array, shape: Shape): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
