@@ -95,13 +95,13 @@ async function parent(o: Options): Promise<void> {
   };
 
   if (o.json) process.stdout.write(JSON.stringify(run, null, 2) + '\n');
-  else process.stdout.write(renderText(run));
+  else process.stdout.write(renderText(run, backendLabel(o)));
 
   const bad = results.filter((r) => !r.logitsFinite).map((r) => r.preset);
   if (bad.length) log(`error: non-finite logits (${bad.join(', ')}): the random initialisation is broken`);
   if (failures.length || bad.length) process.exitCode = 1;
-  const label = backendLabel(o);
   if (o.write) {
+    const label = backendLabel(o);
     if (failures.length || results.length === 0) log('BENCHMARKS.md left alone: a preset failed');
     else {
       const file = writeMarkedSection(path.join(root, 'BENCHMARKS.md'), ...markers(o), renderMarkdown(run, label), {

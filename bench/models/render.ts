@@ -21,7 +21,7 @@ interface Section {
   table: Table;
 }
 
-/** the algorithms of the SSM presets, e.g. "SSMs: chunked" or "Mamba-1: sequential, Mamba-2: recurrent" */
+/** the algorithms of the SSM presets in parentheses, e.g. " (SSMs: chunked)" or " (Mamba-1: sequential, Mamba-2: recurrent)"; "" without SSMs */
 function algorithmNames(rs: PresetResult[], which: 'main' | 'reference'): string {
   const family = (r: PresetResult) => (['mamba', 'falcon_mamba', 'jamba'].includes(r.modelType) ? 'Mamba-1' : 'Mamba-2');
   const byFamily = new Map<string, string>();
@@ -30,7 +30,8 @@ function algorithmNames(rs: PresetResult[], which: 'main' | 'reference'): string
     if (name) byFamily.set(family(r), name);
   }
   const names = new Set(byFamily.values());
-  return names.size === 1 ? `SSMs: ${[...names][0]}` : [...byFamily].map(([f, n]) => `${f}: ${n}`).join(', ');
+  if (names.size === 0) return '';
+  return ` (${names.size === 1 ? `SSMs: ${[...names][0]}` : [...byFamily].map(([f, n]) => `${f}: ${n}`).join(', ')})`;
 }
 
 function sections(run: RunResult): Section[] {
@@ -59,8 +60,8 @@ function sections(run: RunResult): Section[] {
   for (const L of p.prefillLengths) {
     const row = (r: PresetResult, which: 'main' | 'reference'): PrefillRow | undefined =>
       r.prefill.find((x) => x.promptLength === L && x.algorithm === r.algorithms[which]);
-    prefill.push(columns(rs, `L=${L}, default (${algorithmNames(rs, 'main')})`, (r) => f1(row(r, 'main')?.tokensPerSecond ?? NaN)));
-    prefill.push(columns(rs, `L=${L}, reference (${algorithmNames(rs, 'reference')})`, (r) => f1(row(r, 'reference')?.tokensPerSecond ?? NaN)));
+    prefill.push(columns(rs, `L=${L}, default${algorithmNames(rs, 'main')}`, (r) => f1(row(r, 'main')?.tokensPerSecond ?? NaN)));
+    prefill.push(columns(rs, `L=${L}, reference${algorithmNames(rs, 'reference')}`, (r) => f1(row(r, 'reference')?.tokensPerSecond ?? NaN)));
     prefill.push(columns(rs, `L=${L}, default ÷ reference`, (r) => times(r.prefillRatio.find((x) => x.promptLength === L)?.ratio ?? NaN)));
   }
   if (rs.some((r) => r.longContextFill.to > r.longContextFill.from)) {
@@ -126,8 +127,8 @@ function runLines(run: RunResult): string[] {
   ];
 }
 
-export function renderText(run: RunResult): string {
-  const out = ['', `All architectures at ~130M, CPU backend, random weights${run.quick ? ' — QUICK run (noisy)' : ''}`];
+export function renderText(run: RunResult, backendLabel: string): string {
+  const out = ['', `All architectures at ~130M, ${backendLabel}, random weights${run.quick ? ' — QUICK run (noisy)' : ''}`];
   out.push(...runLines(run).map((l) => l.replace(/`/g, '')), '');
   if (run.presets.length) {
     for (const s of sections(run)) out.push(s.title.replace(/`/g, ''), textTable(plainHead(s.table)), '');
@@ -140,10 +141,10 @@ function plainHead(t: Table): Table {
   return { ...t, head: t.head.map((h) => h.replace(/\*\*/g, '')) };
 }
 
-const howToRead = (batch: number): string => [
+const howToRead = (batch: number, backendLabel: string): string => [
   '**How to read**',
   '',
-  '- Higher tokens/s is better; CPU backend, one thread. The weights are random, so speed and memory are those of',
+  `- Higher tokens/s is better; ${backendLabel === CPU_LABEL ? 'CPU backend, one thread' : backendLabel}. The weights are random, so speed and memory are those of`,
   '  real checkpoints of the same shape (output quality is not measured).',
   '- **Decode at a long vs a short context**: an SSM step costs the same whatever the model has read (its state has a',
   '  fixed size), so its long ÷ short ratio stays ≈ 1; attention reads its whole KV cache every step, so its ratio',
@@ -162,9 +163,11 @@ const howToRead = (batch: number): string => [
   '- Compare numbers only between runs on the same quiet machine (see the load averages).',
 ].join('\n');
 
+const CPU_LABEL = 'CPU backend (TypeScript reference)';
+
 /** which backend the parent measured */
 export function backendLabel(o: Options): string {
-  return o.backend === 'wasm' ? `WebAssembly backend (${o.dtype} weights, ${o.threads ?? 'all'} threads)` : 'CPU backend (TypeScript reference)';
+  return o.backend === 'wasm' ? `WebAssembly backend (${o.dtype} weights, ${o.threads ?? 'all'} threads)` : CPU_LABEL;
 }
 
 export function renderMarkdown(run: RunResult, backendLabel: string): string {
@@ -175,7 +178,7 @@ export function renderMarkdown(run: RunResult, backendLabel: string): string {
     '',
   ];
   for (const s of sections(run)) out.push(`#### ${s.title}`, '', markdownTable(s.table), '');
-  out.push(howToRead(run.plan.batch), '');
+  out.push(howToRead(run.plan.batch, backendLabel), '');
   out.push('<details><summary>every timed repetition (ms)</summary>', '', markdownTable(repetitions(run)), '', '</details>');
   return out.join('\n');
 }
