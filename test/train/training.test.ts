@@ -30,10 +30,11 @@ function tmp(t: TestContext, name: string): string {
 }
 const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
 
+/** train a job; the result and the trained model */
 async function run(args: Partial<JobArgs>, out?: string, resume = false) {
   const a: JobArgs = { ...DEFAULT_ARGS, evalEvery: 1000, saveEvery: 1000, ...args };
   const job = buildJob(a);
-  return train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, resume, args: { ...a }, ...job.trainOptions, ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}) });
+  return { model: job.model, ...await train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, resume, args: { ...a }, ...job.trainOptions, ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}) }) };
 }
 
 test('text: a byte-level Mamba learns a small corpus (loss well below the uniform 5.55 nats)', async (t) => {
@@ -77,9 +78,15 @@ test('sequential Fashion-MNIST: the S4D classifier trains on real images', async
 
 test('resume continues with the same loss curve as an uninterrupted run', async (t) => {
   const args: Partial<JobArgs> = { task: 'selective-copying', seqLen: 16, numTokens: 3, vocab: 8, batch: 4, hidden: 16, layers: 1, lr: 3e-3, warmup: 2 };
-  const full = await run({ ...args, steps: 6 }, tmp(t, 'full'));
+  const fullDir = tmp(t, 'full');
+  const full = await run({ ...args, steps: 6 }, fullDir);
   const again = await run({ ...args, steps: 6 });
   assert.deepEqual(again.history.loss, full.history.loss, 'same seed, same curve');
+  // the saved run holds that curve, one entry per step
+  const saved = JSON.parse(fs.readFileSync(path.join(fullDir, 'trainer_state.json'), 'utf8')) as { step: number; history: { step: number[]; loss: number[] } };
+  assert.equal(saved.step, 6);
+  assert.deepEqual(saved.history.step, [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(saved.history.loss, full.history.loss);
   // the run is killed after step 3 (its step-3 checkpoint survives), then resumed
   const out = tmp(t, 'resume');
   await runUntil({ ...args, steps: 6 }, out, 3);
@@ -121,11 +128,12 @@ test('fine-tuning starts from an HF checkpoint: trainable forward = HF logits; t
   const out = tmp(t, 'ft');
   const r = await run({ task: 'text', data, from: dir, steps: 4, batch: 2, seqLen: 16, lr: 1e-3, warmup: 1 }, out);
   assert.equal(r.history.loss.length, 4);
+  const trained = r.model;
+  assert.ok(trained instanceof TrainableMambaLM);
   const tuned = TrainableMambaLM.fromPretrained(out);
-  const again = TrainableMambaLM.fromPretrained(out);
   const x = Int32Array.from(ids.flat());
   const l1 = noGrad(() => tuned.forward(x, b, L)).data;
-  assert.deepEqual(Array.from(noGrad(() => again.forward(x, b, L)).data), Array.from(l1), 'reloading is exact');
+  assert.deepEqual(Array.from(l1), Array.from(noGrad(() => trained.forward(x, b, L)).data), 'the reloaded checkpoint is the trained model, exactly');
   assert.ok(maxAbsDiff(l1, ref.f32('logits')) > 1e-4, 'the weights did change');
   const inf = await loadModel(out);
   const lf = await inf.forward(ids);
@@ -133,6 +141,7 @@ test('fine-tuning starts from an HF checkpoint: trainable forward = HF logits; t
   assert.ok(d1 <= 1e-4, `inference path vs trainable forward on the saved checkpoint: ${d1}`);
   const metrics = await evaluateCheckpoint(out);
   assert.ok(Number.isFinite(metrics.val_loss));
+  assert.equal(metrics.val_loss, r.finalMetrics.val_loss, 'evaluating the saved checkpoint gives the run\'s final validation loss');
 });
 
 test('the byte-level tokenizer.json maps every byte to its id and back', (t) => {
@@ -172,8 +181,10 @@ for (const name of ['mamba2-tiny', 'mamba2-groups']) {
     const r = await run({ task: 'text', data, from: dir, steps: 3, batch: 2, seqLen: 24, lr: 1e-3, warmup: 1 }, out);
     assert.ok(r.history.loss.every(Number.isFinite));
     const tuned = loadTrainableLM(out);
-    assert.ok(tuned instanceof TrainableMamba2LM);
+    const trained = r.model;
+    assert.ok(tuned instanceof TrainableMamba2LM && trained instanceof TrainableMamba2LM);
     const l1 = noGrad(() => tuned.forward(x, b, L)).data;
+    assert.deepEqual(Array.from(l1), Array.from(noGrad(() => trained.forward(x, b, L)).data), 'the reloaded checkpoint is the trained model, exactly');
     assert.ok(maxAbsDiff(l1, ref.f32('logits')) > 1e-5, 'the weights changed');
     const inf = await loadModel(out);
     const d1 = maxAbsDiff((await inf.forward(ids)).logits.data, l1);
