@@ -39,7 +39,7 @@ export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource }
 export { SafetensorsWeights, type TensorSource } from './io/weights-core.js';
 export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
-export type { Backend } from './backend/backend.js';
+export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
 export { WasmMemoryError } from './backend/wasm/runtime.js';
@@ -71,7 +71,7 @@ export async function createBackend(name: BackendName, opts: BrowserBackendOptio
   if (name === 'webgpu') {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (!gpu) throw new WebGpuUnavailableError('webgpu: this browser has no WebGPU (navigator.gpu)');
-    return createWebGpuBackend({ gpu });
+    return createWebGpuBackend({ gpu, weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
   }
   throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(name)}`);
 }

@@ -15,7 +15,7 @@ export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/tokenizer.
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsAtomic } from './io/safetensors.js';
 export { WeightSource } from './io/weights.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
-export type { Backend } from './backend/backend.js';
+export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
 export { WasmMemoryError } from './backend/wasm/runtime.js';

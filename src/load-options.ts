@@ -4,7 +4,7 @@
  * is refused with the list of known keys), before anything is read. A mistake is a `LoadOptionError` that
  * names the option and lists what is valid. No I/O, browser-safe.
  */
-import type { Backend } from './backend/backend.js';
+import { PREFILL_SUPPORT, prefillSupport, type Backend, type PrefillSupport, type ScanAlgorithm, type SsdAlgorithm } from './backend/backend.js';
 import { ModelError } from './models/errors.js';
 import type { ModelOptions } from './models/registry.js';
 import type { WeightDType } from './tensor/dtype.js';
@@ -145,8 +145,26 @@ export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]>
   webgpu: ['f32', 'bf16'],
 };
 
-/** Cross-option rule: the weight format must be one the backend stores. */
-function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights'>, where: string): void {
+/** Cross-option rules: `threads` only for wasm, the weight format one the backend stores, prefill options it runs. */
+function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights' | 'threads' | 'scan' | 'ssd'>, where: string): void {
+  const { backend, threads } = opts;
+  if (threads !== undefined && backend !== 'wasm') {
+    throw new LoadOptionError(
+      typeof backend === 'object'
+        ? `${where}: option "threads" is for a backend given by name; a Backend instance keeps the threads it was created with`
+        : `${where}: option "threads" is for backend "wasm" (backend "${backend ?? 'cpu'}" does not run on a thread pool)`,
+    );
+  }
+  checkWeights(opts, where);
+  const support = typeof backend === 'object' ? prefillSupport(backend) : PREFILL_SUPPORT[backend ?? 'cpu'];
+  const label = typeof backend === 'object' ? backend.name : (backend ?? 'cpu');
+  for (const kind of ['scan', 'ssd'] as const) {
+    const refusal = prefillRefusal(support, label, kind, opts[kind]);
+    if (refusal) throw new LoadOptionError(`${where}: ${refusal}`);
+  }
+}
+
+function checkWeights(opts: Pick<CommonLoadOptions, 'backend' | 'weights'>, where: string): void {
   const { backend, weights } = opts;
   if (weights === undefined || weights === 'f32') return;
   if (typeof backend === 'object') {
@@ -164,6 +182,41 @@ function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights'>, 
   );
 }
 
+/** why `backend` (`label`) does not run the prefill options `given` of `kind`, or null when it does */
+function prefillRefusal(
+  support: PrefillSupport, label: string, kind: 'scan' | 'ssd', given: { algorithm?: string; chunkSize?: number } | undefined,
+): string | null {
+  const algorithm = given?.algorithm;
+  const runs: readonly string[] = support[kind];
+  if (algorithm !== undefined && !runs.includes(algorithm)) {
+    const takers = BACKEND_NAMES.filter((b) => (PREFILL_SUPPORT[b][kind] as readonly string[]).includes(algorithm));
+    return `option "${kind}.algorithm" ${JSON.stringify(algorithm)} is not available on backend "${label}" (it runs ${list(runs)}); ` +
+      `${JSON.stringify(algorithm)} needs backend ${takers.map((b) => JSON.stringify(b)).join(' or ')}`;
+  }
+  if (given?.chunkSize !== undefined && !support.chunkSize) {
+    const takers = BACKEND_NAMES.filter((b) => PREFILL_SUPPORT[b].chunkSize);
+    return `option "${kind}.chunkSize" is not available on backend "${label}", which chooses its own chunk lengths; ` +
+      `chunkSize is honoured by backend ${takers.map((b) => JSON.stringify(b)).join(' or ')}`;
+  }
+  return null;
+}
+
+/**
+ * The prefill algorithm and chunk length a model runs on `backend`: the given ones, else the backend's default
+ * algorithm (the first it lists) and `defaultChunk`. What the backend does not run is refused with a
+ * LoadOptionError (for `buildModel` callers; the loaders refuse it before reading anything).
+ */
+export function prefillOptions(backend: Backend, kind: 'scan', given: { algorithm?: ScanAlgorithm; chunkSize?: number } | undefined, defaultChunk: number): { algorithm: ScanAlgorithm; chunkSize: number };
+export function prefillOptions(backend: Backend, kind: 'ssd', given: { algorithm?: SsdAlgorithm; chunkSize?: number } | undefined, defaultChunk: number): { algorithm: SsdAlgorithm; chunkSize: number };
+export function prefillOptions(
+  backend: Backend, kind: 'scan' | 'ssd', given: { algorithm?: ScanAlgorithm | SsdAlgorithm; chunkSize?: number } | undefined, defaultChunk: number,
+): { algorithm: ScanAlgorithm | SsdAlgorithm; chunkSize: number } {
+  const support = prefillSupport(backend);
+  const refusal = prefillRefusal(support, backend.name, kind, given);
+  if (refusal) throw new LoadOptionError(`buildModel: ${refusal}`);
+  return { algorithm: given?.algorithm ?? support[kind][0], chunkSize: given?.chunkSize ?? defaultChunk };
+}
+
 /**
  * Check a loader's options: the common ones plus the loader's own (`extra`, e.g. Node's `tokenizer` path or
  * the browser's `onProgress`). Throws a LoadOptionError naming `where` (the function the user called).
@@ -179,5 +232,5 @@ export function validateLoadOptions(opts: unknown, extra: Record<string, OptionC
 export function validateBackendOptions(opts: Pick<CommonLoadOptions, 'backend' | 'threads' | 'weights'>, where: string): void {
   const c = commonChecks(where);
   checkKeys({ backend: opts.backend, threads: opts.threads, weights: opts.weights }, { backend: c.backend, threads: c.threads, weights: c.weights }, where);
-  checkCombination(opts, where);
+  checkCombination({ backend: opts.backend, threads: opts.threads, weights: opts.weights }, where);
 }

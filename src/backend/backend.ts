@@ -10,6 +10,7 @@
  *   record (op name, inputs, attrs) and a backward rule per op (see `OpName`).
  */
 import type { GradNode, Shape, Tensor } from '../tensor/tensor.js';
+import { OpError } from '../errors.js';
 
 export type OpName =
   | 'embedding'
@@ -115,8 +116,12 @@ export interface SsdArgs {
   dtLimit: [number, number];
   /** [b, nh, hd, N] in/out, or null */
   state: Tensor | null;
-  /** 'chunked' (the SSD algorithm), 'quadratic' (the masked-attention dual form) or 'recurrent' */
-  algorithm: 'chunked' | 'quadratic' | 'recurrent';
+  /**
+   * 'chunked' (the SSD algorithm), 'quadratic' (the masked-attention dual form) or 'recurrent'; one that the
+   * backend's `prefill.ssd` does not list throws
+   */
+  algorithm: SsdAlgorithm;
+  /** chunk length of 'chunked' where `prefill.chunkSize` (else the backend's own) */
   chunkSize: number;
 }
 
@@ -162,9 +167,10 @@ export interface SelectiveScanArgs {
   /**
    * Scan algorithm. 'sequential': one pass over time. 'chunked': the parallel two-level scan (chunks scanned
    * independently from zero state, carries combined across chunks, then applied), which is what parallel
-   * backends run. `chunkSize` is a hint for 'chunked'.
+   * backends run. One that the backend's `prefill.scan` does not list throws.
    */
-  algorithm: 'sequential' | 'chunked';
+  algorithm: ScanAlgorithm;
+  /** chunk length of 'chunked' where `prefill.chunkSize` (else the backend's own) */
   chunkSize: number;
 }
 
@@ -183,8 +189,48 @@ export interface CausalConv1dArgs {
   activation: 'silu' | 'none';
 }
 
+export type ScanAlgorithm = 'sequential' | 'chunked';
+export type SsdAlgorithm = 'chunked' | 'quadratic' | 'recurrent';
+
+/**
+ * Which prefill algorithms a backend runs as asked (`Backend.prefill`). A model runs the first of each list
+ * unless its options name another; an algorithm not listed is refused (loaders: before anything is read;
+ * `buildModel`: before the first weight), never swapped for another one silently.
+ */
+export interface PrefillSupport {
+  /** `selectiveScan` algorithms, the backend's default first */
+  scan: readonly ScanAlgorithm[];
+  /** `ssd` algorithms, the backend's default first */
+  ssd: readonly SsdAlgorithm[];
+  /** whether `chunkSize` is honoured; false: the backend chooses its own chunks, and a given one is refused */
+  chunkSize: boolean;
+}
+
+/** What each backend family runs (the named backends of the loaders; each backend's `prefill` is its entry). */
+export const PREFILL_SUPPORT = {
+  /** the TypeScript reference: every algorithm */
+  cpu: { scan: ['chunked', 'sequential'], ssd: ['chunked', 'quadratic', 'recurrent'], chunkSize: true },
+  /** the scan and the SSD recurrence in wasm; the chunked and quadratic forms by the CPU kernels */
+  wasm: { scan: ['sequential', 'chunked'], ssd: ['recurrent', 'chunked', 'quadratic'], chunkSize: true },
+  /**
+   * no quadratic SSD; chunk lengths from the device (SSD: 64 or 32 by workgroup memory; scan: by occupancy).
+   * (Its 'simple' kernels put 'recurrent' first.)
+   */
+  webgpu: { scan: ['chunked', 'sequential'], ssd: ['chunked', 'recurrent'], chunkSize: false },
+} as const satisfies Record<string, PrefillSupport>;
+
+/** An op asked for an algorithm its backend has no kernels for (`Backend.prefill` does not list it). */
+export class UnsupportedAlgorithmError extends OpError {}
+
+/** `b.prefill`, or the CPU reference's (every algorithm) for a backend that does not say */
+export function prefillSupport(b: Backend): PrefillSupport {
+  return b.prefill ?? PREFILL_SUPPORT.cpu;
+}
+
 export interface Backend {
   readonly name: string;
+  /** the prefill algorithms it runs (absent: all, as the CPU reference) */
+  readonly prefill?: PrefillSupport;
 
   // ---- memory -------------------------------------------------------------------------------
   /**

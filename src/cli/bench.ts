@@ -96,6 +96,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
   const profile = flag(v, 'profile');
+  if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
     throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
   }

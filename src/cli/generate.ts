@@ -61,7 +61,7 @@ export const GENERATE_SPEC: CommandSpec = {
         'promptIds, tokens (prompt + generated, as the API result), text, finishReason, stats',
       ].join('\n'),
     },
-    scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')} (default chunked)` },
+    scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')}\n(default: the backend's, chunked on cpu and webgpu, sequential on wasm)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16 or q8 on wasm; f32 or bf16 on webgpu' },

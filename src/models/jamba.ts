@@ -30,6 +30,7 @@
  * `sliding_window` is ignored, as HF's eager/SDPA attention ignores it.
  */
 import { cpu } from '../backend/cpu/index.js';
+import { prefillOptions } from '../load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import type { Mixer } from '../nn/mixer.js';
 import { GatedMLP } from '../nn/mlp.js';
@@ -142,7 +143,7 @@ export class JambaLM extends DecoderLM {
   constructor(readonly config: JambaConfig, weights: WeightSource, opts: JambaOptions = {}) {
     const c = config;
     const backend = opts.backend ?? cpu;
-    const scan = { algorithm: opts.scan?.algorithm ?? 'chunked', chunkSize: opts.scan?.chunkSize ?? 64 } as const;
+    const scan = prefillOptions(backend, 'scan', opts.scan, 64);
     const { hiddenSize: H, mambaInner: D, stateSize: N, dtRank: R, convKernel: K, vocabSize: V, ffnSize: I } = c;
     const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = c;
     const w = new WeightLoader(weights, backend,

@@ -28,6 +28,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
+import { prefillOptions } from '../load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import { Mamba1Mixer, type Mamba1Weights, type ScanOptions } from '../nn/mamba1.js';
 import { S4dMixer, s4dModes } from '../nn/s4d.js';
@@ -162,7 +163,7 @@ function loadS4dMixer(w: WeightLoader, p: string, c: MambaConfig): S4dMixer {
 
 export interface MambaOptions {
   backend?: Backend;
-  /** prefill scan algorithm; decode (one token) is always sequential */
+  /** prefill scan algorithm (default: the backend's, `Backend.prefill`); decode (one token) is always sequential */
   scan?: { algorithm?: 'sequential' | 'chunked'; chunkSize?: number };
 }
 
@@ -170,7 +171,7 @@ export class MambaLM extends DecoderLM {
   constructor(readonly config: MambaConfig, weights: WeightSource, opts: MambaOptions = {}) {
     const c = config;
     const backend = opts.backend ?? cpu;
-    const scan = { algorithm: opts.scan?.algorithm ?? 'chunked', chunkSize: opts.scan?.chunkSize ?? 64 } as const;
+    const scan = prefillOptions(backend, 'scan', opts.scan, 64);
     const { hiddenSize: H, innerSize: D, stateSize: N, dtRank: R, convKernel: K, vocabSize: V } = c;
     const w = new WeightLoader(weights, backend,
       `hidden_size=${H}, intermediate_size=${D}, state_size=${N}, time_step_rank=${R}, conv_kernel=${K}, vocab_size=${V}`);

@@ -17,6 +17,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
+import { prefillOptions } from '../load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import { Mamba2Mixer, type Mamba2Dims, type Mamba2Options as Mamba2MixerOptions } from '../nn/mamba2.js';
 import { ConfigFields, type RawConfig } from './config.js';
@@ -103,7 +104,7 @@ export function parseMamba2Config(raw: RawConfig, file = 'config.json'): Mamba2C
 
 export interface Mamba2Options {
   backend?: Backend;
-  /** prefill SSD algorithm (default 'chunked'); one-token decode always runs the recurrence */
+  /** prefill SSD algorithm (default: the backend's, `Backend.prefill`); one-token decode always runs the recurrence */
   ssd?: { algorithm?: 'chunked' | 'quadratic' | 'recurrent'; chunkSize?: number };
   /** gated-norm grouping: 'full' (HF) or 'group' (official kernels); default by checkpoint naming */
   normGroups?: 'full' | 'group';
@@ -123,8 +124,7 @@ export function mamba2MixerOptions(
     normEps: c.normEps,
     normGroupSize: (opts.normGroups ?? defaultNorm) === 'group' ? c.inner / c.nGroups : c.inner,
     dtLimit: c.dtLimit,
-    algorithm: opts.ssd?.algorithm ?? 'chunked',
-    chunkSize: opts.ssd?.chunkSize ?? c.chunkSize,
+    ...prefillOptions(opts.backend ?? cpu, 'ssd', opts.ssd, c.chunkSize),
     clampDecodeDt: opts.clampDecodeDt ?? false,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly linear kernels (src/backend/wasm/assembly/linear.ts, built into dist/wasm/kernels.wasm) against a
+ * The WebAssembly linear kernels (wasm/assembly/linear.ts and linear_q8.ts, built into dist/wasm/kernels.wasm) against a
  * float64 JS reference of the same (dequantized) weights: y[:, n0:n1] = x · Wᵀ (+ bias) for f32, bf16, f16 and q8
  * weights on odd shapes and slices (empty, single-column, unaligned); columns outside the slice stay untouched;
  * f16 → f32 conversion is exact for every finite half (subnormals and signed zeros included) in every code path;

@@ -208,7 +208,7 @@ describe('webgpu kernels vs the CPU reference', () => {
         return {
           x: pick([xc, xg]), dt: pick([dc, dg]), A: pick([Ac, Ag]), B: pick([Bc, Bg]), C: pick([Cc, Cg]), D: pick([Dc, Dg]),
           dtBias: pick([bc, bg]), dtLimit: c.limit as [number, number], state: c.state ? pick([sc, sg]) : null,
-          algorithm: 'chunked' as const, chunkSize: 16,
+          algorithm: which === 'default' ? 'chunked' as const : 'recurrent' as const, chunkSize: 16,
         };
       };
       const what = `ssd b${b} L${L} nh${nh} hd${hd} G${G} N${N}`;

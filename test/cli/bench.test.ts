@@ -1,16 +1,7 @@
-/** `mamba-ts bench`: a real (short) run on the wasm backend, JSON on the last line; usage errors. */
+/** `mamba-ts bench` (in process): a real (short) run on the wasm backend, JSON on the last line; usage errors. */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
-const run = (args: string[]) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
+import { runCli as run } from './cli-helpers.js';
 
 it('bench --json --profile: mamba-130m with q8 weights on 2 wasm threads reports speeds, memory, the bandwidth ceiling and where the time goes', async () => {
   const r = await run(['bench', '--arch', 'mamba', '--backend', 'wasm', '--dtype', 'q8', '--threads', '2', '--prompt', '8', '--gen', '2', '--reps', '1', '--json', '--profile']);
@@ -43,4 +34,9 @@ it('bench rejects bad options with a usage error', async () => {
   const b = await run(['bench', '--backend', 'cpu', '--dtype', 'q8']);
   assert.equal(b.code, 2);
   assert.match(b.stderr, /--dtype q8 needs --backend wasm/);
+  for (const backend of ['cpu', 'webgpu']) {
+    const c = await run(['bench', '--backend', backend, '--threads', '2']);
+    assert.equal(c.code, 2, c.stderr);
+    assert.match(c.stderr, /--threads needs --backend wasm/);
+  }
 });

@@ -1,8 +1,14 @@
-/** Shared by the CLI tests: run the compiled CLI as a child process, and a small tokenizer for the tiny model. */
+/**
+ * Shared by the CLI tests: run the CLI in this process (`run(argv, io)`, what most tests need) or as a child
+ * process (only for what needs one: signals, the process's own exit code, the bin file, stdin), and a small
+ * tokenizer for the tiny model.
+ */
 import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/main.js';
 import { FIXTURES, ROOT } from '../helpers.js';
 
 /** the compiled CLI: dist/test/cli → dist/src/cli/main.js */
@@ -15,8 +21,32 @@ export interface Result {
   stderr: string;
 }
 
+/** what a CLI run could leave behind in this process */
+function globalState(): string {
+  const listeners = (['SIGINT', 'SIGTERM', 'exit', 'uncaughtException'] as const).map((e) => `${e}:${process.listenerCount(e)}`);
+  return JSON.stringify({ cwd: process.cwd(), exitCode: process.exitCode ?? null, listeners });
+}
+
+/**
+ * Run the CLI in this process (`run(argv, io)` of src/cli/main.ts) with string-collecting streams — as the bin
+ * does, minus the process: no SIGINT handler, stdout and stderr are not terminals unless `stderrTTY`. Fails when
+ * the run left global state behind (working folder, process.exitCode, signal or exit listeners).
+ */
+export async function runCli(args: string[], opts: { stderrTTY?: boolean; signal?: AbortSignal } = {}): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const before = globalState();
+  const code = await run(args, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s), isTTY: opts.stderrTTY ?? false },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  assert.equal(globalState(), before, `mamba-ts ${args.join(' ')} left global state behind`);
+  return { code, signal: null, stdout, stderr };
+}
+
 /** Run the CLI as a child process (stdin given or closed, stdout/stderr piped). */
-export function cli(args: string[], opts: { input?: string; onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+export function spawnCli(args: string[], opts: { input?: string; onStdout?: (chunk: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { loadModel, type Model } from '../../src/model.js';
 import { GENERATE_SPEC, parseGenerateArgs } from '../../src/cli/generate.js';
 import { hfFixture } from '../helpers.js';
-import { cli, writeSmallTokenizer, type Result } from './cli-helpers.js';
+import { runCli as cli, spawnCli, writeSmallTokenizer, type Result } from './cli-helpers.js';
 
 const TINY = hfFixture('mamba-tiny');
 
@@ -106,7 +106,7 @@ describe('--prompt-file must be text', () => {
   });
 
   it('binary on stdin is refused too', async () => {
-    assertCliError(await cli([...base(), '--prompt-file', '-'], { input: '\u0000\u0001\u0002' }), 1, '--prompt-file', 'stdin', 'NUL');
+    assertCliError(await spawnCli([...base(), '--prompt-file', '-'], { input: '\u0000\u0001\u0002' }), 1, '--prompt-file', 'stdin', 'NUL'); // a real process's stdin
   });
 
   it('UTF-8 text (with a byte-order mark, which is dropped) is read', async () => {

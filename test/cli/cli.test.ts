@@ -5,26 +5,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadModel, type Model } from '../../src/model.js';
-import { report, run, version } from '../../src/cli/main.js';
+import { report, version } from '../../src/cli/main.js';
 import { GENERATE_SPEC } from '../../src/cli/generate.js';
 import { INFO_SPEC } from '../../src/cli/info.js';
 import { FIXTURES, ROOT, hfFixture } from '../helpers.js';
-import { cli, writeSmallTokenizer, type Result } from './cli-helpers.js';
+import { runCli as cli, spawnCli, writeSmallTokenizer, type Result } from './cli-helpers.js';
 
 const TINY = hfFixture('mamba-tiny');
 const BPE = path.join(FIXTURES, 'tokenizer-bpe', 'tokenizer.json');
 
-/** In-process run with string-collecting streams. */
-async function runInProcess(args: string[], opts: { stderrTTY?: boolean; signal?: AbortSignal } = {}): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(args, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s), isTTY: opts.stderrTTY ?? false },
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  return { code, signal: null, stdout, stderr };
-}
 
 const STACK_RE = /\n\s+at .+\(?.*:\d+:\d+\)?/;
 
@@ -53,6 +42,20 @@ before(async () => {
 
 after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+// The tests run the CLI in this process (`run(argv, io)`, cli-helpers.ts) except where a real process is the point:
+// these, a SIGINT during generation and a prompt on stdin.
+describe('the bin: a real process exits with the code run() returns', () => {
+  it('--version: exit 0, the version on stdout', async () => {
+    const r = await spawnCli(['--version']);
+    assert.deepEqual([r.code, r.signal, r.stdout.trim(), r.stderr], [0, null, version(), '']);
+  });
+  it('a usage error: exit 2; a library error: exit 1; the message on stderr, nothing on stdout', async () => {
+    assertCliError(await spawnCli(['generate', '--ids', '1,2,3']), 2, '--model');
+    const dir = path.join(tmp, 'no-such-model');
+    assertCliError(await spawnCli(['info', '--model', dir]), 1, dir);
+  });
 });
 
 describe('mamba-ts help and version', () => {
@@ -243,7 +246,7 @@ describe('mamba-ts generate', () => {
       const base = ['generate', '-m', TINY, '--tokenizer', smallTokenizer, '-n', '6', '--no-eos'];
       const a = await cli([...base, '--prompt', 'Hello world']);
       const b = await cli([...base, '--prompt-file', f]);
-      const c = await cli([...base, '--prompt-file', '-'], { input: 'Hello world' });
+      const c = await spawnCli([...base, '--prompt-file', '-'], { input: 'Hello world' }); // stdin: a real process
       assert.equal(a.code, 0, a.stderr);
       assert.equal(b.stdout, a.stdout);
       assert.equal(c.stdout, a.stdout);
@@ -265,7 +268,7 @@ describe('mamba-ts generate', () => {
 
   it('SIGINT stops generation, prints the summary and exits 130', async () => {
     let sent = false;
-    const r = await cli(['generate', '-m', TINY, '--ids', '1', '-n', '1000000', '--no-eos'], {
+    const r = await spawnCli(['generate', '-m', TINY, '--ids', '1', '-n', '1000000', '--no-eos'], {
       onStdout: (_c, child) => {
         if (!sent) {
           sent = true;
@@ -281,7 +284,7 @@ describe('mamba-ts generate', () => {
   it('an io.signal aborted before the start ends an in-process run with 130, generating nothing', async () => {
     const ac = new AbortController();
     ac.abort();
-    const r = await runInProcess(['generate', '-m', TINY, '--ids', '1,2', '-n', '50', '--no-eos'], { signal: ac.signal });
+    const r = await cli(['generate', '-m', TINY, '--ids', '1,2', '-n', '50', '--no-eos'], { signal: ac.signal });
     assert.equal(r.code, 130);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /interrupted before generation started/);
@@ -290,13 +293,13 @@ describe('mamba-ts generate', () => {
 
 describe('progress output', () => {
   it('draws and clears a progress line only when stderr is a TTY', async () => {
-    const tty = await runInProcess(['generate', '-m', TINY, '--ids', '1,2,3', '-n', '3', '--no-eos'], { stderrTTY: true });
+    const tty = await cli(['generate', '-m', TINY, '--ids', '1,2,3', '-n', '3', '--no-eos'], { stderrTTY: true });
     assert.equal(tty.code, 0, tty.stderr);
     assert.match(tty.stderr, /loading .*mamba-tiny/);
     assert.ok(tty.stderr.includes('\r\x1b[K'), 'the line is cleared');
     assert.doesNotMatch(tty.stdout, /\x1b|\r/);
 
-    const piped = await runInProcess(['generate', '-m', TINY, '--ids', '1,2,3', '-n', '3', '--no-eos'], { stderrTTY: false });
+    const piped = await cli(['generate', '-m', TINY, '--ids', '1,2,3', '-n', '3', '--no-eos'], { stderrTTY: false });
     assert.equal(piped.stdout, tty.stdout);
     assert.doesNotMatch(piped.stderr, /\x1b|\r|loading/);
   });
@@ -352,9 +355,5 @@ describe('errors', () => {
     assert.equal(code, 1);
     assert.match(err, /^mamba-ts: internal error: boom\n/);
     assert.match(err, STACK_RE);
-  });
-  it('in-process run reports errors the same way', async () => {
-    const r = await runInProcess(['generate', '-m', TINY, '--ids', '1', '--top-p', '2']);
-    assertCliError(r, 2, '--top-p');
   });
 });

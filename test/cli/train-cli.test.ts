@@ -10,13 +10,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { run } from '../../src/cli/main.js';
 import { hfFixture, ROOT } from '../helpers.js';
+import { CLI, runCli } from './cli-helpers.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-/** the compiled CLI: dist/test/cli → dist/src/cli/main.js */
-const CLI = path.resolve(HERE, '../../src/cli/main.js');
 
 interface Result {
   code: number | null;
@@ -25,12 +21,8 @@ interface Result {
   stderr: string;
 }
 
-async function train(args: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['train', ...args], { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s), isTTY: false } });
-  return { code, stdout, stderr };
-}
+/** `mamba-ts train …` in this process (checks that it left no global state behind) */
+const train = (args: string[]): Promise<Result> => runCli(['train', ...args]);
 
 let tmp: string;
 let text: string;

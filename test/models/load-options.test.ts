@@ -2,7 +2,8 @@
  * Load options are checked when a model is loaded, before anything is read: a bad value (an unknown weight
  * format, SSD or scan algorithm, norm grouping, a non-integer thread count) or an unknown key (a typo) is a
  * LoadOptionError (a ModelError) that names the option and lists what is valid — the same check and the same
- * message from loadModel (Node) and loadModelFrom (browser).
+ * message from loadModel (Node) and loadModelFrom (browser). So is an option the chosen backend would not honour
+ * (a quadratic SSD or a chunk length on WebGPU, threads off wasm): refused, not ignored.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,6 +98,27 @@ describe('load options are validated at load time', () => {
     await assert.rejects(loadModel(noWeights), (e: Error) => e.name === 'SafetensorsError');
     await rejectsOption(loadModel(noWeights, bad({ backend: 'wasm', weights: 'q4' })), '"weights"');
     await rejectsOption(loadModel(path.join(tmp, 'missing'), bad({ ssd: { algorithm: 'bogus' } })), 'ssd.algorithm');
+  });
+
+  test('an option the backend would not honour is refused, naming it and the backends that take it', async () => {
+    const missing = path.join(tmp, 'missing'); // refused before the folder is read or a GPU is asked for
+    await rejectsOption(loadModel(missing, { backend: 'webgpu', ssd: { algorithm: 'quadratic' } }),
+      'loadModel', 'option "ssd.algorithm" "quadratic" is not available on backend "webgpu"', '"chunked", "recurrent"', 'needs backend "cpu" or "wasm"');
+    for (const kind of ['scan', 'ssd'] as const) {
+      await rejectsOption(loadModel(missing, { backend: 'webgpu', [kind]: { chunkSize: 16 } }), `"${kind}.chunkSize"`, '"webgpu"', 'chooses its own chunk lengths', '"cpu" or "wasm"');
+    }
+    // threads: only the wasm backend has a thread pool
+    await rejectsOption(loadModel(missing, { threads: 2 }), '"threads"', 'backend "wasm"', 'backend "cpu"');
+    await rejectsOption(loadModel(missing, { backend: 'webgpu', threads: 2 }), '"threads"', 'backend "wasm"', 'backend "webgpu"');
+    await rejectsOption(loadModel(missing, { backend: cpu, threads: 2 }), '"threads"', 'Backend instance');
+    // a Backend instance is held to what it says it runs
+    const recurrentOnly = Object.assign(Object.create(cpu) as typeof cpu, { name: 'recurrent-only', prefill: { scan: ['sequential'], ssd: ['recurrent'], chunkSize: true } });
+    await rejectsOption(loadModel(missing, { backend: recurrentOnly, ssd: { algorithm: 'chunked' } }), '"ssd.algorithm" "chunked"', 'backend "recurrent-only"', '"recurrent"');
+    // the browser loader says the same
+    const empty = memoryFolder({}, 'm');
+    await rejectsOption(loadModelFrom(empty, { backend: 'webgpu', ssd: { algorithm: 'quadratic' } }), 'loadModelFrom', '"ssd.algorithm" "quadratic"', '"cpu" or "wasm"');
+    // what the backends do run still loads
+    assert.equal((await loadModel(TINY, { backend: 'wasm', threads: 1, ssd: { algorithm: 'quadratic', chunkSize: 8 }, scan: { algorithm: 'chunked', chunkSize: 8 } })).lm.modelType, 'mamba');
   });
 
   test('valid options still load (undefined values count as not given)', async () => {

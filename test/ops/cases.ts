@@ -28,6 +28,8 @@ export interface OpCase {
   run(xs: Tensor[], backend: Backend): Tensor[];
   /** max |Δ| allowed against the CPU backend (default 2e-5) */
   tol?: number;
+  /** the prefill algorithm the case asks for: a backend whose `prefill` does not list it must refuse */
+  algorithm?: { op: 'scan' | 'ssd'; name: string };
 }
 
 const ids = Int32Array.from([3, 0, 10, 4, 4]);
@@ -77,6 +79,7 @@ export const FORWARD: Record<OpName, OpCase[]> = {
   selective_scan: [
     ...(['sequential', 'chunked'] as const).map((algorithm): OpCase => ({
       label: `${algorithm}, gate, skip and Δ bias`,
+      algorithm: { op: 'scan', name: algorithm },
       inputs: scanInputs(2, 9, 6, 4),
       run: ([u, delta, A, B, C, D, z, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D, z, deltaBias: bias, deltaSoftplus: true, state: null, algorithm, chunkSize: 4 })],
     })),
@@ -94,6 +97,7 @@ export const FORWARD: Record<OpName, OpCase[]> = {
   ssd: [
     ...(['chunked', 'quadratic', 'recurrent'] as const).map((algorithm): OpCase => ({
       label: `${algorithm}, 2 groups, chunk tail`,
+      algorithm: { op: 'ssd', name: algorithm },
       inputs: ssdInputs(2, 10, 4, 3, 2, 5),
       run: ([x, dt, A, B, C, D, bias]) => [ops.ssd({ x, dt, A, B, C, D, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm, chunkSize: 4 })],
       tol: 5e-5,

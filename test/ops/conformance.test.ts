@@ -5,7 +5,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Backend } from '../../src/backend/backend.js';
+import { prefillSupport, UnsupportedAlgorithmError, type Backend } from '../../src/backend/backend.js';
 import { cpu } from '../../src/backend/cpu/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { backward, withGrad } from '../../src/autograd/tape.js';
@@ -50,6 +50,11 @@ describe('forward: every backend = the CPU reference', () => {
           if (typeof be === 'string') return t.skip(be);
           const data = inputData(c);
           const want = await values(c.run(upload(cpu, c, data), cpu));
+          const supported = !c.algorithm || (prefillSupport(be)[c.algorithm.op] as readonly string[]).includes(c.algorithm.name);
+          if (!supported) {
+            assert.throws(() => c.run(upload(be, c, data), be), (e: unknown) => e instanceof UnsupportedAlgorithmError && e.message.includes(c.algorithm!.name));
+            return;
+          }
           const got = await values(c.run(upload(be, c, data), be));
           assert.equal(got.length, want.length);
           got.forEach((g, k) => {

@@ -28,7 +28,7 @@ function tmp(t: TestContext, name: string): string {
 async function run(args: Partial<JobArgs>, out: string) {
   const a: JobArgs = { ...DEFAULT_ARGS, evalEvery: 1000, saveEvery: 1000, ...args };
   const job = buildJob(a);
-  return train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, args: { ...a }, ...job.trainOptions });
+  return { model: job.model as TrainableLM, ...await train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, args: { ...a }, ...job.trainOptions }) };
 }
 
 async function logits(model: TrainableLM, ids: number[][]): Promise<Float32Array> {
@@ -106,12 +106,14 @@ for (const name of FIXTURES) {
     assert.equal(fs.readFileSync(path.join(out, 'config.json'), 'utf8'), fs.readFileSync(path.join(dir, 'config.json'), 'utf8'), 'config.json is written as the source had it');
     const tuned = loadTrainableLM(out);
     const l1 = await logits(tuned, ids);
+    assert.deepEqual(Array.from(l1), Array.from(await logits(r.model, ids)), 'the reloaded checkpoint is the trained model, exactly');
     assert.ok(maxAbsDiff(l1, ref.f32('logits')) > 1e-5, 'the weights changed');
     const inf = await loadModel(out);
     const d1 = maxAbsDiff((await inf.forward(ids)).logits.data, l1);
     assert.ok(d1 <= 1e-4, `inference path vs trainable forward on the saved checkpoint: ${d1}`);
     const metrics = await evaluateCheckpoint(out);
     assert.ok(Number.isFinite(metrics.val_loss));
+    assert.equal(metrics.val_loss, r.finalMetrics.val_loss, "evaluating the saved checkpoint gives the run's final validation loss");
   });
 }
 

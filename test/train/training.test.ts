@@ -24,10 +24,11 @@ function tmp(t: TestContext, name: string): string {
 }
 const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
 
+/** train a job; the result and the trained model */
 async function run(args: Partial<JobArgs>, out?: string, resume = false) {
   const a: JobArgs = { ...DEFAULT_ARGS, evalEvery: 1000, saveEvery: 1000, ...args };
   const job = buildJob(a);
-  return train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, resume, args: { ...a }, ...job.trainOptions, ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}) });
+  return { model: job.model, ...await train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, resume, args: { ...a }, ...job.trainOptions, ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}) }) };
 }
 
 test('text: a byte-level Mamba learns a small corpus (loss well below the uniform 5.55 nats)', async (t) => {
@@ -71,9 +72,15 @@ test('sequential Fashion-MNIST: the S4D classifier trains on real images', async
 
 test('resume continues with the same loss curve as an uninterrupted run', async (t) => {
   const args: Partial<JobArgs> = { task: 'selective-copying', seqLen: 16, numTokens: 3, vocab: 8, batch: 4, hidden: 16, layers: 1, lr: 3e-3, warmup: 2 };
-  const full = await run({ ...args, steps: 6 }, tmp(t, 'full'));
+  const fullDir = tmp(t, 'full');
+  const full = await run({ ...args, steps: 6 }, fullDir);
   const again = await run({ ...args, steps: 6 });
   assert.deepEqual(again.history.loss, full.history.loss, 'same seed, same curve');
+  // the saved run holds that curve, one entry per step
+  const saved = JSON.parse(fs.readFileSync(path.join(fullDir, 'trainer_state.json'), 'utf8')) as { step: number; history: { step: number[]; loss: number[] } };
+  assert.equal(saved.step, 6);
+  assert.deepEqual(saved.history.step, [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(saved.history.loss, full.history.loss);
   // the run is killed after step 3 (its step-3 checkpoint survives), then resumed
   const out = tmp(t, 'resume');
   await runUntil({ ...args, steps: 6 }, out, 3);

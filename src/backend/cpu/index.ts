@@ -3,7 +3,7 @@
  * `selective_scan.ts`). Synchronous underneath; `read` still returns a Promise so callers are written
  * for async backends from the start.
  */
-import type { AttentionArgs, Backend, DiffAttrs, DiffOp, Differentiated, Elementwise, CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { attention, causalConv1d, linear, rmsNorm, rmsNormGated, rope } from './kernels.js';
 import { scanChunked, scanSequential } from './selective_scan.js';
@@ -19,6 +19,8 @@ function opt(t: Tensor | null): Float32Array | null {
 
 export class CpuBackend implements Backend {
   readonly name: string = 'cpu';
+  /** every prefill algorithm, chunked by default */
+  readonly prefill: PrefillSupport = PREFILL_SUPPORT.cpu;
 
   fromHost(data: Float32Array, shape: Shape): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);

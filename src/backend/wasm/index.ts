@@ -3,19 +3,22 @@
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
  * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan and Mamba-2's SSD recurrence — run
- * in wasm on all threads, and the cheap ones stay in TypeScript. Activations produced by TypeScript
+ * in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
+ * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import type { CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
 import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
+import { platform } from './platform.js';
+import { LoadOptionError } from '../../load-options.js';
 
 export interface WasmBackendOptions {
-  /** worker threads including the calling one (default: available cores) */
+  /** worker threads including the calling one (default: available cores); more than the platform can run is refused */
   threads?: number;
   /** storage format of weight matrices (default f32) */
   weights?: WeightDType;
@@ -38,6 +41,8 @@ const PANEL_MIN_ROWS = 8;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
+  /** the sequential scan and the SSD recurrence in wasm (the defaults); the chunked and quadratic forms by the CPU kernels */
+  override readonly prefill: PrefillSupport = PREFILL_SUPPORT.wasm;
   readonly runtime: WasmRuntime;
   readonly weightFormat: WeightDType;
   /** wasm-resident f32 arrays → their byte offset */
@@ -50,6 +55,13 @@ export class WasmBackend extends CpuBackend {
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
+    if (opts.threads !== undefined && opts.threads > platform.maxThreads()) {
+      // (browsers: worker threads need shared memory, i.e. a cross-origin isolated page)
+      throw new LoadOptionError(
+        `wasm backend: option "threads" ${opts.threads} cannot be honoured here: wasm runs on at most ${platform.maxThreads()} thread(s) ` +
+          '(in a browser, worker threads need a cross-origin isolated page: COOP and COEP headers); leave "threads" out to use what there is',
+      );
+    }
     this.runtime = WasmRuntime.get(opts.threads);
     this.weightFormat = opts.weights ?? 'f32';
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
@@ -311,7 +323,9 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
+  /** the sequential scan in wasm; 'chunked' (longer than a chunk) by the CPU kernel, as asked */
   override selectiveScan(a: SelectiveScanArgs): Tensor {
+    if (a.algorithm === 'chunked' && a.u.shape[1] > a.chunkSize) return super.selectiveScan(a);
     const [batch, L, D] = a.u.shape;
     const N = a.A.shape[1];
     return this.op((c) => {
@@ -326,8 +340,9 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
-  /** Mamba-2: the recurrence in wasm over heads for every length (exact; the threads split heads) */
+  /** Mamba-2: the recurrence in wasm over heads (exact; the threads split heads); 'chunked' and 'quadratic' by the CPU kernels, as asked */
   override ssd(a: SsdArgs): Tensor {
+    if (a.algorithm !== 'recurrent' && a.x.shape[1] > 1) return super.ssd(a);
     const [batch, L, nh, hd] = a.x.shape;
     const [, , G, N] = a.B.shape;
     return this.op((c) => {

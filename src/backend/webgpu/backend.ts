@@ -10,7 +10,7 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import type { AttentionArgs, Backend, CausalConv1dArgs, Mamba1StepArgs, Mamba2StepArgs, SelectiveScanArgs, SsdArgs, StepGraph, Elementwise } from '../backend.js';
+import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
 import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
@@ -28,7 +28,7 @@ import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 export interface WebGpuBackendOptions extends RuntimeOptions {
   /**
    * 'tiled' (workgroup-memory tiles: matmul, chunked SSD) suits GPUs; 'simple' (no workgroup barriers: a
-   * thread per matmul output, the SSD recurrence for every length) suits CPU-emulated adapters such as
+   * thread per matmul output, the SSD recurrence as the default prefill) suits CPU-emulated adapters such as
    * SwiftShader, where a barrier costs a thread switch per 4 invocations. Default: by the adapter.
    */
   kernels?: 'tiled' | 'simple';
@@ -99,6 +99,8 @@ export class WebGpuBackend implements Backend {
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
   readonly weights: 'f32' | 'bf16';
+  /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
+  readonly prefill: PrefillSupport;
 
   /** decode fusion on (see PendingNorm); false records every op as its own dispatch(es) */
   get fuse(): boolean {
@@ -119,6 +121,7 @@ export class WebGpuBackend implements Backend {
     this.name = `webgpu(${adapterName})`;
     this.ssdChunk = this.rt.maxWorkgroupStorage >= 26 * 1024 ? 64 : 32;
     this.kernels = opts.kernels ?? 'tiled';
+    this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
@@ -528,7 +531,7 @@ export class WebGpuBackend implements Backend {
         return y;
       }
     }
-    if (L === 1 || nC === 1) {
+    if (L === 1 || nC === 1 || a.algorithm === 'sequential') {
       let state = a.state ? this.st(a.state) : null;
       if (!state) {
         state = this.scratch(B * Dm * N, 'scan state');
@@ -607,13 +610,14 @@ export class WebGpuBackend implements Backend {
   }
 
   ssd(a: SsdArgs): Tensor {
+    if (a.algorithm === 'quadratic') throw new UnsupportedAlgorithmError(`webgpu.ssd: no quadratic SSD on ${this.name} (it runs ${this.prefill.ssd.join(', ')}); the quadratic form runs on the cpu and wasm backends`);
     const [B, L, nh, hd] = a.x.shape;
     const [, , G, N] = a.B.shape;
     const y = this.out([B, L, nh, hd], 'ssd');
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
     const [x, dt, A, Bm, Cm, D, dtb] = [this.st(a.x), this.st(a.dt), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.dtBias)];
     const flags = (a.D ? 1 : 0) | (a.dtBias ? 2 : 0);
-    if (L === 1 || this.kernels === 'simple') {
+    if (L === 1 || a.algorithm === 'recurrent') {
       let state = a.state ? this.st(a.state) : null;
       if (!state) {
         state = this.scratch(B * nh * hd * N, 'ssd state');

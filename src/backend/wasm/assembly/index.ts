@@ -3,6 +3,7 @@
 // Each kernel computes one slice of its output ([start, end) of rows/channels/heads) so that a pool of
 // workers sharing the memory can split the work.
 export * from './linear';
+export * from './linear_q8';
 export * from './bandwidth';
 export * from './scan';
 export * from './conv';
