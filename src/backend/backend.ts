@@ -37,27 +37,14 @@ export type Activation = 'silu' | 'relu2' | 'gelu_tanh' | 'relu';
 export type Elementwise = Activation | 'neg_exp' | 'sigmoid';
 
 /**
- * The ops the autograd tape records (`src/autograd/tape.ts`), by name. The forward primitives of the same name
- * (`linear`, `ssd`, …) plus what only training needs (the loss, MoE routing weights, the S4D convolution).
+ * The ops the autograd tape records (`src/autograd/tape.ts`), by name: the forward primitives of the same name
+ * (`linear`, `ssd`, …) except the ones that only inference uses (batching states, growing caches, in-place
+ * scatter), plus what only training needs (views, the loss, MoE routing weights and combine, the S4D convolution).
  */
 export type DiffOp =
+  | Exclude<OpName, 'concat_rows' | 'scatter_add_rows' | 'pad_time'>
   | 'reshape'
-  | 'embedding'
-  | 'linear'
-  | 'rms_norm'
-  | 'rms_norm_gated'
-  | 'add'
   | 'mul'
-  | 'scale'
-  | 'activation'
-  | 'silu_mul'
-  | 'split'
-  | 'causal_conv1d'
-  | 'selective_scan'
-  | 'ssd'
-  | 'rope'
-  | 'attention'
-  | 'take_rows'
   | 'mean_time'
   | 's4d_kernel'
   | 'fft_conv'
