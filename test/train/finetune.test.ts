@@ -25,10 +25,10 @@ function tmp(t: TestContext, name: string): string {
   return dir;
 }
 
-async function run(args: Partial<JobArgs>, out: string) {
+async function run(args: Partial<JobArgs>, out: string, threads = 1) {
   const a: JobArgs = { ...DEFAULT_ARGS, evalEvery: 1000, saveEvery: 1000, ...args };
   const job = buildJob(a);
-  return { model: job.model as TrainableLM, ...await train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, args: { ...a }, ...job.trainOptions }) };
+  return { model: job.model as TrainableLM, ...await train(job.model, job.hooks, { steps: a.steps, lr: a.lr, warmup: a.warmup, weightDecay: a.weightDecay, accum: a.accum, outDir: out, args: { ...a }, threads, ...job.trainOptions }) };
 }
 
 async function logits(model: TrainableLM, ids: number[][]): Promise<Float32Array> {
@@ -116,6 +116,21 @@ for (const name of FIXTURES) {
     assert.equal(metrics.val_loss, r.finalMetrics.val_loss, "evaluating the saved checkpoint gives the run's final validation loss");
   });
 }
+
+test('data-parallel fine-tuning of Granite 4.0-H (experts packed in one tensor, shared by slices): 2 worker threads = 1 thread', async (t) => {
+  const data = tmp(t, 'data');
+  fs.writeFileSync(path.join(data, 'x.md'), 'experts, shared experts and state spaces. '.repeat(30));
+  const args = { task: 'text' as const, data, from: hfFixture('granite-hybrid-tiny'), steps: 2, batch: 2, seqLen: 12, accum: 2, lr: 5e-3, warmup: 1 };
+  const one = await run(args, tmp(t, 'one'));
+  const two = await run(args, tmp(t, 'two'), 2);
+  assert.deepEqual(two.history.loss, one.history.loss);
+  const original = TrainableLM.fromPretrained(hfFixture('granite-hybrid-tiny'));
+  for (const [name, p] of one.model.params) {
+    const q = two.model.params.get(name)!;
+    assert.deepEqual(Array.from(q.data), Array.from(p.data), `${name}: the same update on 1 and 2 threads`);
+    if (/input_linear/.test(name)) assert.ok(maxAbsDiff(p.data, original.params.get(name)!.data) > 0, `${name} was trained`);
+  }
+});
 
 test('--from a model_type mamba-ts does not know: an UntrainableModelError naming it', (t) => {
   const dir = tmp(t, 'unknown');
