@@ -112,6 +112,8 @@ export class WebGpuBackend implements Backend {
   /** bumped when recorded steps go stale */
   private epoch = 0;
   private readonly norms = new WeakMap<Store, PendingNorm>();
+  /** the pending norms that read a store (x or z), by the store's base: materialised before it is released */
+  private readonly normReaders = new WeakMap<Store, PendingNorm[]>();
   private seq: PendingLinear[] = [];
 
   constructor(device: GPUDevice, adapterName: string, opts: WebGpuBackendOptions = {}) {
@@ -224,14 +226,27 @@ export class WebGpuBackend implements Backend {
   private opt(t: Tensor | null): Store {
     return t ? this.st(t) : this.rt.dummy;
   }
-  private tensor(s: Store, shape: Shape): Tensor {
-    return new Tensor(this, s, [...shape]);
+  private tensor(s: Store, shape: Shape, viewOf?: Tensor): Tensor {
+    return new Tensor(this, s, [...shape], 'f32', viewOf);
   }
   private out(shape: Shape, what = 'result'): Tensor {
     return this.tensor(this.rt.alloc(this.rt.actPool, shapeSize(shape), what), shape);
   }
   private scratch(n: number, what: string): Store {
     return this.rt.alloc(this.rt.actPool, n, what);
+  }
+  /** scratch of an op whose dispatches are recorded: free for the next op (see GpuRuntime.release) */
+  private done(...scratch: Store[]): void {
+    for (const s of scratch) this.rt.release(s);
+  }
+  private pendNorm(p: PendingNorm): void {
+    this.norms.set(p.y, p);
+    for (const s of p.z ? [p.x, p.z] : [p.x]) {
+      const base = s.base ?? s;
+      const list = this.normReaders.get(base);
+      if (list) list.push(p);
+      else this.normReaders.set(base, [p]);
+    }
   }
   /** record a dispatch after the pending linears */
   private run(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
@@ -316,7 +331,9 @@ export class WebGpuBackend implements Backend {
     const part = this.scratch(rows * nSeg * 2, 'argmax partials');
     this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
     this.run(ARGMAX_FINAL, [part, this.st(idx)], [rows, nSeg], this.rt.grid(rows));
+    this.done(part);
     const f = await this.read(idx);
+    idx.dispose();
     return Int32Array.from(f, (v) => Math.round(v));
   }
 
@@ -325,14 +342,25 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Return the tensor's GPU block to the pool now (after the work recorded so far is submitted). Tensors that
-   * share storage (reshape) share the block: dispose only the last user. Views and split matrices are left to
-   * the garbage collector, as are tensors never disposed.
+   * Return the tensor's GPU block to its pool now (see GpuRuntime.release for why reuse is safe with work
+   * recorded). The tensor layer calls this once per storage, when the last tensor on it (reshapes, views) is
+   * disposed. Work deferred for fusion that touches the block is recorded first: the pending matvecs, and the
+   * pending norms that read it (a norm whose own output is disposed is dropped, never computed). Split matrices
+   * are left to the garbage collector, as are tensors never disposed.
    */
   dispose(t: Tensor): void {
     const s = t.storage as Store;
-    this.flushSeq(); // a pending matvec may write into it
+    this.flushSeq(); // a pending matvec may read or write it
     this.norms.delete(s);
+    const readers = this.normReaders.get(s);
+    if (readers) {
+      this.normReaders.delete(s);
+      for (const p of readers) {
+        if (this.norms.get(p.y) !== p) continue; // consumed, materialised or dropped already
+        this.norms.delete(p.y);
+        this.materializeNorm(p);
+      }
+    }
     this.rt.release(s);
   }
 
@@ -355,6 +383,7 @@ export class WebGpuBackend implements Backend {
       await this.sync();
       best = Math.min(best, (performance.now() - t0) / 4);
     }
+    this.done(a, b);
     return (2 * n * 4) / (best / 1000) / 1e9;
   }
 
@@ -415,7 +444,7 @@ export class WebGpuBackend implements Backend {
     const [M, H] = x.shape;
     const y = this.out([M, H], 'rms_norm');
     if (this.fuse && w && M <= 8) {
-      this.norms.set(this.st(y), { x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
+      this.pendNorm({ x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
       return y;
     }
     const roles = [this.st(x), this.opt(w), this.st(y)], params = [M, H, f2u(eps), w ? 1 : 0];
@@ -428,7 +457,7 @@ export class WebGpuBackend implements Backend {
     const [M, W] = x.shape;
     const y = this.out([M, W], 'rms_norm_gated');
     if (this.fuse && M <= 8 && M * (W / groupSize) <= 64) {
-      this.norms.set(this.st(y), { x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
+      this.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
     const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
@@ -485,7 +514,7 @@ export class WebGpuBackend implements Backend {
       const shape = [...lead, s];
       let t: Tensor;
       if (M === 1) {
-        t = this.tensor(src.view(off, s), shape); // one row: the pieces are contiguous ranges
+        t = this.tensor(src.view(off, s), shape, x); // one row: the pieces are contiguous ranges of x's storage
       } else {
         t = this.out(shape, 'split');
         this.run(COPY_ROWS, [src, this.st(t)], [M, s, W, off, s, 0], this.threads(M * s));
@@ -535,6 +564,7 @@ export class WebGpuBackend implements Backend {
         this.fill(state, 0);
       }
       this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
+      if (!a.state) this.done(state);
       return y;
     }
     const T = Math.ceil(L / nC);
@@ -547,6 +577,7 @@ export class WebGpuBackend implements Backend {
     this.run(SCAN_CHUNK, [u, delta, A, Bm, Cm, bias, ypart, hloc, dsum], p, this.threads(B * chunks * nB * Dm));
     this.run(SCAN_CARRY, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
     this.run(SCAN_FINISH, [u, delta, A, Cm, D, z, bias, ypart, hloc, this.st(y)], p, this.threads(B * chunks * Dm));
+    this.done(ypart, hloc, dsum);
     return y;
   }
 
@@ -579,6 +610,7 @@ export class WebGpuBackend implements Backend {
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
     this.rec(MAMBA1_SCAN, roles, [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)], this.rt.grid(B * Math.ceil(D / 16)));
+    this.done(xdbl);
     return y;
   }
 
@@ -622,6 +654,7 @@ export class WebGpuBackend implements Backend {
       const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)], params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi)];
       if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
+      if (!a.state) this.done(state);
       return y;
     }
     const Q = this.ssdChunk;
@@ -636,6 +669,7 @@ export class WebGpuBackend implements Backend {
     this.run(SSD_STATES, [x, Bm, dtp, cum, S], [B, L, nh, hd, G, N, nC], this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64)), q);
     this.run(SSD_PASS, [cum, S, this.opt(a.state)], [B, L, nh, hd, N, Q, nC, a.state ? 1 : 0], this.threads(B * nh * hd * N));
     this.run(SSD_OUT, [x, Cm, dtp, cum, cb, S, D, this.st(y)], [B, L, nh, hd, G, N, nC, a.D ? 1 : 0], this.rt.grid(B * nC * nh * Math.ceil(hd / 64)), q);
+    this.done(dtp, cum, cb, S);
     return y;
   }
 

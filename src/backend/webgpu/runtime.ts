@@ -50,12 +50,17 @@ export class BufRef {
   }
 }
 
+/** A block of a pool (the same object each time the block is handed out again). */
 interface Alloc {
   ref: BufRef;
   /** byte offset in ref */
   byteOff: number;
   cls: number;
   pool: Pool;
+  /** recorded graphs that bind the block: it stays reserved while any lives */
+  pins?: number;
+  /** released by its tensor while pinned: back to the pool when the last graph goes */
+  freed?: boolean;
 }
 
 /** One row block of a weight matrix split to fit the binding limit. */
@@ -106,6 +111,8 @@ class Pool {
   private cur: BufRef | null = null;
   private bump = 0;
   private total = 0;
+  /** bytes of blocks in the free lists */
+  freeBytes = 0;
   constructor(private readonly rt: GpuRuntime, private readonly label: string, private readonly matrices = false) {}
 
   private newBuffer(bytes: number, label: string): BufRef {
@@ -117,8 +124,12 @@ class Pool {
 
   alloc(bytes: number): Alloc {
     const cls = sizeClass(bytes);
+    this.rt.noteLive(cls);
     const list = this.free.get(cls);
-    if (list && list.length > 0) return list.pop()!;
+    if (list && list.length > 0) {
+      this.freeBytes -= cls;
+      return list.pop()!;
+    }
     const maxChunk = this.rt.chunkBytes;
     if (cls > maxChunk / 2) {
       this.total += cls;
@@ -139,9 +150,16 @@ class Pool {
   }
 
   release(a: Alloc): void {
+    this.rt.noteLive(-a.cls);
+    this.freeBytes += a.cls;
     let list = this.free.get(a.cls);
     if (!list) this.free.set(a.cls, (list = []));
     list.push(a);
+  }
+
+  /** bytes of this pool's buffers (chunks and dedicated buffers) */
+  get bytes(): number {
+    return this.total;
   }
 }
 
@@ -192,6 +210,24 @@ export function f2u(x: number): number {
   return u32scratch[0];
 }
 
+/** GpuRuntime.stats() */
+export interface MemoryStats {
+  /** bytes of GPU buffers the runtime holds now */
+  deviceBytes: number;
+  /** the most `deviceBytes` since the runtime was created or `resetPeak()` */
+  peakDeviceBytes: number;
+  /** GPU buffers created so far */
+  buffersCreated: number;
+  /** bytes of the pools' buffers (chunks and dedicated buffers: what tensors are carved from) */
+  poolBytes: number;
+  /** bytes of pool blocks in use now (tensors, backend scratch, blocks recorded graphs reserve) */
+  liveBytes: number;
+  /** the most `liveBytes` since the runtime was created or `resetPeak()` */
+  peakLiveBytes: number;
+  /** bytes of pool blocks free for reuse */
+  freeBytes: number;
+}
+
 export interface RuntimeOptions {
   /** cap on the bytes one binding may cover (default: the adapter's limit); tests force splitting with it */
   maxBindingBytes?: number;
@@ -223,9 +259,11 @@ export class GpuRuntime {
 
   private pending: Cmd[] = [];
   /** what a capture (see `capture`) has seen so far */
-  private capturing: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean } | null = null;
+  private capturing: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean; released: Alloc[] } | null = null;
   /** strong references to what the last submits used, until they are done */
   private readonly registry: FinalizationRegistry<Alloc>;
+  /** unpins the blocks of a recorded graph that was garbage-collected (see `pin`) */
+  private readonly graphRegistry: FinalizationRegistry<{ blocks: Alloc[]; bytes: number }>;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly layouts = new Map<string, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
@@ -247,9 +285,15 @@ export class GpuRuntime {
   /** pipelines compiled so far */
   compiles = 0;
   private allocSeq = 0;
-  /** the block of each store allocated here (for explicit release) */
+  /** the block of each store allocated here and not released yet (for explicit release) */
   private readonly allocs = new WeakMap<Store, Alloc>();
-  /** blocks released while recorded dispatches may still use them: back to their pools after the next submit */
+  /** the block of each store allocated here, released or not (for pinning by graphs) */
+  private readonly blockOf = new WeakMap<Store, Alloc>();
+  /**
+   * Constant and matrix blocks released while recorded dispatches may still use them: back to their pools
+   * after the next submit (`fromHost` writes a fresh block at once, with queue.writeBuffer, which would run
+   * before the recorded dispatches).
+   */
   private deferred: Alloc[] = [];
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
@@ -267,7 +311,8 @@ export class GpuRuntime {
       const msg = (e as GPUUncapturedErrorEvent).error.message;
       this.lastError ??= msg;
     });
-    this.registry = new FinalizationRegistry((a: Alloc) => a.pool.release(a));
+    this.registry = new FinalizationRegistry((a: Alloc) => this.free(a));
+    this.graphRegistry = new FinalizationRegistry((h: { blocks: Alloc[]; bytes: number }) => this.unpin(h));
     this.constPool = new Pool(this, 'constants');
     this.actPool = new Pool(this, 'activations');
     this.matPool = new Pool(this, 'matrices', true);
@@ -283,7 +328,58 @@ export class GpuRuntime {
 
   newBuffer(bytes: number, label: string, usage: number = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST): BufRef {
     if (bytes > this.device.limits.maxBufferSize) throw new Error(`webgpu: a buffer of ${bytes} bytes exceeds the device's maxBufferSize (${this.device.limits.maxBufferSize})`);
-    return new BufRef(this.device.createBuffer({ size: bytes, usage, label }), bytes);
+    return new BufRef(this.createBuffer({ size: bytes, usage, label }), bytes);
+  }
+
+  // ---- memory accounting ------------------------------------------------------------------------
+
+  private readonly mem = { device: 0, peakDevice: 0, buffers: 0, live: 0, peakLive: 0 };
+
+  /** every GPUBuffer of the runtime is created here (counted in `stats()`) */
+  createBuffer(desc: GPUBufferDescriptor): GPUBuffer {
+    const b = this.device.createBuffer(desc);
+    this.mem.buffers++;
+    this.mem.device += desc.size;
+    if (this.mem.device > this.mem.peakDevice) this.mem.peakDevice = this.mem.device;
+    return b;
+  }
+
+  /** destroy a buffer made by `createBuffer` */
+  destroyBuffer(b: GPUBuffer): void {
+    this.mem.device -= b.size;
+    b.destroy();
+  }
+
+  /** a pool block of `bytes` was handed out (negative: returned) */
+  noteLive(bytes: number): void {
+    this.mem.live += bytes;
+    if (this.mem.live > this.mem.peakLive) this.mem.peakLive = this.mem.live;
+  }
+
+  /**
+   * GPU memory: what the device holds for this runtime (every buffer: the pools' chunks, its own parameter,
+   * upload and staging buffers, recorded graphs' buffers) and the high-water mark since creation or
+   * `resetPeak()`; how much of the pools tensors use now (live blocks, by size class) and at most; and what the
+   * pools keep free for reuse. Pool chunks are never given back to the device, so `peakDeviceBytes` is what a
+   * workload needed at its worst.
+   */
+  stats(): MemoryStats {
+    const pools = [this.constPool, this.actPool, this.matPool];
+    return {
+      deviceBytes: this.mem.device,
+      peakDeviceBytes: this.mem.peakDevice,
+      buffersCreated: this.mem.buffers,
+      poolBytes: pools.reduce((a, p) => a + p.bytes, 0),
+      liveBytes: this.mem.live,
+      peakLiveBytes: this.mem.peakLive,
+      freeBytes: pools.reduce((a, p) => a + p.freeBytes, 0),
+    };
+  }
+
+  /** start a new high-water mark at the current usage */
+  resetPeak(): void {
+    this.mem.peakDevice = this.mem.device;
+    this.mem.peakLive = this.mem.live;
   }
 
   private makeParamBG(): GPUBindGroup {
@@ -301,6 +397,7 @@ export class GpuRuntime {
     s.seq = ++this.allocSeq;
     this.registry.register(s, a, s);
     this.allocs.set(s, a);
+    this.blockOf.set(s, a);
     return s;
   }
 
@@ -414,15 +511,15 @@ export class GpuRuntime {
     if (nDispatch * PARAM_SLOT > this.paramBuf.size) {
       let size = this.paramBuf.size;
       while (size < nDispatch * PARAM_SLOT) size *= 2;
-      this.paramBuf.gpu.destroy();
+      this.destroyBuffer(this.paramBuf.gpu);
       this.paramBuf = this.newBuffer(size, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
       this.paramBG = this.makeParamBG();
     }
     if (this.uploadLen * 4 > this.upload.size) {
       let size = this.upload.size;
       while (size < this.uploadLen * 4) size *= 2;
-      this.upload.gpu.destroy();
-      this.upload.renew(this.device.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
+      this.destroyBuffer(this.upload.gpu);
+      this.upload.renew(this.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
     }
     const words = new Uint32Array(nDispatch * PARAM_WORDS);
     const enc = this.device.createCommandEncoder();
@@ -486,7 +583,7 @@ export class GpuRuntime {
     this.counters.submits++;
     for (const a of this.deferred) a.pool.release(a);
     this.deferred = [];
-    for (const s of scratch) s.gpu.destroy(); // freed once the submitted work is done
+    for (const s of scratch) this.destroyBuffer(s.gpu); // freed once the submitted work is done
     if (readback) this.profileReads.push(this.collectTimes(readback, profiled));
   }
 
@@ -528,17 +625,55 @@ export class GpuRuntime {
 
   /**
    * Return a store's block to its pool now rather than when the collector finds it (explicit lifetimes). Only
-   * whole allocations (not views); the caller guarantees that no other tensor shares the storage. Blocks that
-   * recorded dispatches may use are released after the next submit (the queue orders later use after it).
+   * whole allocations (not views, not split matrices); the caller guarantees that nothing uses the storage
+   * afterwards (the tensor layer counts the tensors that share it). Safe with work already recorded:
+   * - an activation block is free for reuse at once: only dispatches write activations, and a dispatch recorded
+   *   later runs later (dispatches of a pass, and submits, run in order), so it cannot overwrite what an earlier
+   *   one still reads;
+   * - constant and matrix blocks wait for the next submit (`deferred`);
+   * - a block that a recorded graph binds stays reserved until the last such graph is collected (`pin`), and a
+   *   release during a capture waits for the capture to end (the graph it builds may bind the block).
    */
   release(s: Store): void {
     const a = this.allocs.get(s);
-    if (!a || s.base) return;
+    if (!a || s.base || s.blocks) return;
     this.allocs.delete(s);
     this.registry.unregister(s);
     this.counters.released++;
-    if (this.pending.length === 0) a.pool.release(a);
+    this.free(a);
+  }
+
+  /** a released block back to its pool, when it can be (see `release`) */
+  private free(a: Alloc): void {
+    if (a.pins) a.freed = true;
+    else if (this.capturing) this.capturing.released.push(a);
+    else if (a.pool === this.actPool || this.pending.length === 0) a.pool.release(a);
     else this.deferred.push(a);
+  }
+
+  /** reserve the blocks a graph binds while it lives */
+  private pin(g: GpuGraph): void {
+    const blocks = new Set<Alloc>();
+    const add = (st: Store) => {
+      const a = this.blockOf.get(st.base ?? st);
+      if (a) blocks.add(a);
+    };
+    for (const step of g.steps) step.roles.forEach(add);
+    add(g.src);
+    for (const a of blocks) a.pins = (a.pins ?? 0) + 1;
+    const held = { blocks: [...blocks], bytes: g.upload.size + g.params.size + g.staging.size };
+    this.graphRegistry.register(g, held, g);
+  }
+
+  private unpin(h: { blocks: Alloc[]; bytes: number }): void {
+    this.mem.device -= h.bytes; // the graph's own buffers went with it
+    for (const a of h.blocks) {
+      a.pins!--;
+      if (a.pins === 0 && a.freed) {
+        a.freed = false;
+        this.free(a);
+      }
+    }
   }
 
   // ---- recorded steps ---------------------------------------------------------------------------
@@ -553,17 +688,29 @@ export class GpuRuntime {
   async capture<T>(step: () => Promise<T>, own: readonly Store[] = []): Promise<{ result: T; graph: GpuGraph | null }> {
     this.flush();
     const start = this.allocSeq;
-    const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile });
+    const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile, released: [] as Alloc[] });
     let result: T;
     try {
       result = await step();
-    } finally {
+    } catch (e) {
       this.capturing = null;
+      for (const a of cap.released) this.free(a);
+      throw e;
     }
+    this.capturing = null;
+    const graph = this.graphOf(cap, start, own);
+    if (graph) this.pin(graph);
+    // blocks released during the capture: reserved by the graph where it binds them, else back to their pools
+    for (const a of cap.released) this.free(a);
+    return { result, graph };
+  }
+
+  /** the graph of a capture, or null when it cannot be replayed (see `capture`) */
+  private graphOf(cap: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean }, start: number, own: readonly Store[]): GpuGraph | null {
     const cmds = cap.submits[0];
     const last = cmds?.[cmds.length - 1];
     if (!cap.ok || cap.submits.length !== 1 || cap.uploads.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
-      return { result, graph: null };
+      return null;
     }
     // only the step's own work may be in the recording: it writes blocks allocated during it or the stores it
     // owns (its state), and reads those, constants and matrices — any other activation means another caller's
@@ -575,10 +722,10 @@ export class GpuRuntime {
       for (let i = 0; i < c.roles.length; i++) {
         const st = c.roles[i];
         const writes = c.spec.writes.includes(c.spec.roles[i]);
-        if ((writes || st.ref.pool === 'activations') && !fresh(st)) return { result, graph: null };
+        if ((writes || st.ref.pool === 'activations') && !fresh(st)) return null;
       }
     }
-    return { result, graph: this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]) };
+    return this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]);
   }
 
   private buildGraph(cmds: [...Dispatch[], ReadCopy], up: { off: number; len: number }): GpuGraph {
@@ -597,8 +744,8 @@ export class GpuRuntime {
       return { pipe, bg, grid: d.grid, roles };
     });
     this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
-    const staging = this.device.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
-    return new GpuGraph(steps, paramBG, upload, up.len, read.src, read.bytes, staging);
+    const staging = this.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
+    return new GpuGraph(steps, paramBG, upload, params, up.len, read.src, read.bytes, staging);
   }
 
   /** submit a graph again with new upload data (as many numbers as at capture) and read its result */
@@ -635,7 +782,7 @@ export class GpuRuntime {
     this.flush();
     const q = this.device.queue;
     q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
-    const out = this.device.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
+    const out = this.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
     for (let s0 = 0; s0 < n; s0 += 16) {
       const enc = this.device.createCommandEncoder();
       for (let s = s0; s < Math.min(n, s0 + 16); s++) {
@@ -653,7 +800,7 @@ export class GpuRuntime {
       throw this.errorAfter(e);
     }
     const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
-    out.destroy();
+    this.destroyBuffer(out);
     if (this.lastError) throw this.errorAfter(null);
     return res;
   }
@@ -662,7 +809,7 @@ export class GpuRuntime {
     const cls = sizeClass(bytes);
     const list = this.staging.get(cls);
     if (list && list.length > 0) return list.pop()!;
-    return this.device.createBuffer({ size: cls, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
+    return this.createBuffer({ size: cls, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
   }
 
   private putStaging(b: GPUBuffer): void {
@@ -722,11 +869,11 @@ export class GpuRuntime {
     const need = Math.max(2, n * 2);
     if (this.querySet && this.querySet.count >= need) return;
     this.querySet?.destroy();
-    this.queryBuf?.destroy();
+    if (this.queryBuf) this.destroyBuffer(this.queryBuf);
     let count = 256;
     while (count < need) count *= 2;
     this.querySet = this.device.createQuerySet({ type: 'timestamp', count });
-    this.queryBuf = this.device.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
+    this.queryBuf = this.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
   }
 
   private async collectTimes(buf: GPUBuffer, names: string[]): Promise<void> {
@@ -786,6 +933,7 @@ export class GpuGraph {
     readonly steps: readonly GraphStep[],
     readonly paramBG: GPUBindGroup,
     readonly upload: BufRef,
+    readonly params: BufRef,
     readonly uploadLen: number,
     /** what the step reads back */
     readonly src: Store,
