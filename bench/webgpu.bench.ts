@@ -10,14 +10,17 @@
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
  * weights and the state (the runtime's `stats()`: device bytes at the high-water mark, and the pool blocks in use
- * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters.
+ * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters. `--null-device` (with
+ * `--memory`) records on a device that executes nothing (bench/null-gpu.ts): the allocations of a GPU with ≥ 256 MiB
+ * bindings and `--kernels tiled|simple` (default tiled), in seconds, without a GPU; its logits are meaningless.
  *
  * "decode, tokens kept on the GPU" is `greedyChain`: the argmax of each step feeds the next on the device and
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  */
-import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
+import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/model.js';
@@ -37,6 +40,8 @@ const batchPrompt = Number(arg('batch-prompt', '128'));
 const json = process.argv.includes('--json');
 const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
 const memoryOnly = process.argv.includes('--memory');
+const nullDevice = process.argv.includes('--null-device');
+if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -94,25 +99,38 @@ async function memoryReport(backend: WebGpuBackend, lm: CausalLM, preset: string
 }
 
 const results: Record<string, unknown>[] = [];
-for (const weights of formats) {
-  const backend = await createWebGpuBackend({ profile: doProfile, weights });
+const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
+  nullDevice
+    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
+    : createWebGpuBackend({ profile: doProfile, weights });
+if (memoryOnly) {
+  // a fresh device per model: what one model needs, not what the models before it left in the pools
+  for (const weights of formats) {
+    for (const preset of presets) {
+      const backend = await newBackend(weights);
+      const config = layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset];
+      const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
+      log(`${preset} (${weights}) on ${backend.name}: ${f1(backend.weightBytes / 2 ** 20)} MiB of weights`);
+      const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+      results.push(await memoryReport(backend, lm, preset, weights, ids));
+      backend.destroy();
+    }
+  }
+}
+for (const weights of memoryOnly ? [] : formats) {
+  const backend = await newBackend(weights);
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
   for (const preset of presets) {
     const t0 = performance.now();
     const w0 = backend.weightBytes;
-    const config = layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset];
-    const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
+    const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
     await backend.sync();
     const weightMB = (backend.weightBytes - w0) / 2 ** 20;
     log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
     const V = lm.vocabSize;
     const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-    if (memoryOnly) {
-      results.push(await memoryReport(backend, lm, preset, weights, ids));
-      continue;
-    }
     {
       const s = lm.createState(1);
       await lm.advance([ids], s);

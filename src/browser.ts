@@ -38,6 +38,7 @@ export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource }
 export { SafetensorsWeights, type TensorSource } from './io/weights-core.js';
 export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
+export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';

@@ -14,6 +14,7 @@ export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/tokenizer.
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsAtomic } from './io/safetensors.js';
 export { WeightSource } from './io/weights.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
+export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';
 export type { Backend } from './backend/backend.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';

@@ -16,6 +16,8 @@ import { scope, scopeContextKind, useScopeContext } from '../../src/tensor/scope
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { hfFixture, maxAbsDiff } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
+import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
+import { nullGpuDevice } from '../../bench/null-gpu.js';
 
 const gpu = await webgpuOrReason();
 after(() => {
@@ -134,6 +136,34 @@ describe('webgpu memory', () => {
         }
       } finally {
         useScopeContext(initialKind);
+      }
+    });
+  }
+});
+
+// allocations do not depend on results: on a device that executes nothing (bench/null-gpu.ts) these run without
+// a GPU, in CI too, with the kernel choices of GPUs ('tiled') and of CPU-emulated adapters ('simple')
+describe('webgpu memory, on a device that runs nothing', () => {
+  const config = (type: 'mamba' | 'mamba2', layers: number) => type === 'mamba'
+    ? { model_type: 'mamba', hidden_size: 128, num_hidden_layers: layers, state_size: 16, expand: 2, conv_kernel: 4, time_step_rank: 8, vocab_size: 256, tie_word_embeddings: true }
+    : { model_type: 'mamba2', hidden_size: 128, num_hidden_layers: layers, state_size: 64, num_heads: 4, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 64, vocab_size: 256, tie_word_embeddings: true };
+  for (const kernels of ['tiled', 'simple'] as const) {
+    it(`a 1024-token prefill holds the activations of about one layer, whatever the depth, and frees them all (${kernels} kernels)`, async () => {
+      for (const type of ['mamba', 'mamba2'] as const) {
+        const peaks: number[] = [];
+        for (const layers of [1, 8]) {
+          const be = new WebGpuBackend(nullGpuDevice(), 'null', { kernels, subgroupMaxSize: 32 });
+          const lm = buildModel(config(type, layers), type, new RandomTensorSource(1), { backend: be });
+          const s = lm.createState(1);
+          const before = be.rt.stats();
+          be.rt.resetPeak();
+          await lm.advance([Array.from({ length: 1024 }, (_, i) => (i * 31) % 256)], s);
+          const after = be.rt.stats();
+          peaks.push(after.peakLiveBytes - before.liveBytes);
+          assert.equal(after.liveBytes, before.liveBytes, `${type}, ${layers} layers: every block of the prefill is back in its pool`);
+          be.destroy();
+        }
+        assert.ok(peaks[1] < 1.2 * peaks[0], `${type}: 8 layers hold ${peaks[1]} bytes at most, 1 layer ${peaks[0]}`);
       }
     });
   }
