@@ -23,7 +23,7 @@ function expectShape(op: string, name: string, t: Tensor | null, want: Shape): v
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   check(n === x.size, 'reshape', () => `cannot view ${shapeStr(x.shape)} as ${shapeStr(shape)}`);
-  return new Tensor(x.backend, x.storage, [...shape], x.dtype);
+  return new Tensor(x.backend, x.storage, [...shape], x.dtype, x);
 }
 
 /** Token ids → embeddings. `ids` must already be validated against the vocabulary. */

@@ -22,7 +22,7 @@ export class Tensor {
     readonly storage: unknown,
     readonly shape: Shape,
     readonly dtype: DType = 'f32',
-    /** a tensor whose storage this one is a view of (a backend's view into part of it): they share a lifetime */
+    /** the tensor whose storage this one shares (a reshape, a backend's view into part of it): they share a lifetime */
     viewOf?: Tensor,
   ) {
     this.lifetime = joinLifetime(this, viewOf);

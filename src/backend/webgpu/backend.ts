@@ -484,7 +484,7 @@ export class WebGpuBackend implements Backend {
     const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
     this.rec(MAMBA2_STEP, roles, [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
-    return this.tensor(g.storage as Store, [B, 1, I]);
+    return this.tensor(g.storage as Store, [B, 1, I], g);
   }
 
   ssd(a: SsdArgs): Tensor {
