@@ -6,13 +6,21 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--no-profile] [--json]
+ *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
+ *
+ * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
+ * weights and the state (the runtime's `stats()`: device bytes at the high-water mark, and the pool blocks in use
+ * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters. `--null-device` (with
+ * `--memory`) records on a device that executes nothing (bench/null-gpu.ts): the allocations of a GPU with ≥ 256 MiB
+ * bindings and `--kernels tiled|simple` (default tiled), in seconds, without a GPU; its logits are meaningless.
  *
  * "decode, tokens kept on the GPU" is `greedyChain`: the argmax of each step feeds the next on the device and
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  */
-import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
+import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/model.js';
@@ -30,7 +38,11 @@ const reps = Number(arg('reps', '3'));
 const batches = arg('batch', '').split(',').filter((s) => s).map(Number);
 const batchPrompt = Number(arg('batch-prompt', '128'));
 const json = process.argv.includes('--json');
-const doProfile = !process.argv.includes('--no-profile');
+const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
+const memoryOnly = process.argv.includes('--memory');
+const nullDevice = process.argv.includes('--null-device');
+if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
+const layers = arg('layers', '');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -56,9 +68,57 @@ async function decodeSteps(lm: CausalLM, s: ReturnType<CausalLM['createState']>,
   }
 }
 
+const MiB = (b: number) => b / 2 ** 20;
+
+/** one prefill of `ids` and the GPU memory it took beyond what the model (and its state) held before */
+async function memoryReport(backend: WebGpuBackend, lm: CausalLM, preset: string, weights: string, ids: number[]): Promise<Record<string, unknown>> {
+  const s = lm.createState(1);
+  await backend.sync();
+  const before = backend.rt.stats();
+  backend.rt.resetPeak();
+  const t = performance.now();
+  await lm.advance([ids], s);
+  await backend.sync();
+  const ms = performance.now() - t;
+  const after = backend.rt.stats();
+  const res = {
+    preset, weights, backend: backend.name, kernels: backend.kernels, prompt: ids.length, layers: lm.numLayers, prefill_ms: ms,
+    model_device_mib: MiB(before.deviceBytes),
+    peak_device_mib: MiB(after.peakDeviceBytes),
+    prefill_device_mib: MiB(after.peakDeviceBytes - before.deviceBytes),
+    prefill_peak_live_mib: MiB(after.peakLiveBytes - before.liveBytes),
+    after_live_mib: MiB(after.liveBytes - before.liveBytes),
+    buffers_created: after.buffersCreated - before.buffersCreated,
+  };
+  if (!json) {
+    console.log(`${preset} ${weights} (${lm.numLayers} layers, ${backend.kernels} kernels): prefill ${ids.length} tokens in ${(ms / 1000).toFixed(1)} s; ` +
+      `GPU memory: model + state ${f1(res.model_device_mib)} MiB, peak ${f1(res.peak_device_mib)} MiB (prefill +${f1(res.prefill_device_mib)} MiB; ` +
+      `blocks in use at most +${f1(res.prefill_peak_live_mib)} MiB, after it +${f1(res.after_live_mib)} MiB; ${res.buffers_created} buffers created)`);
+  }
+  return res;
+}
+
 const results: Record<string, unknown>[] = [];
-for (const weights of formats) {
-  const backend = await createWebGpuBackend({ profile: doProfile, weights });
+const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
+  nullDevice
+    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
+    : createWebGpuBackend({ profile: doProfile, weights });
+if (memoryOnly) {
+  // a fresh device per model: what one model needs, not what the models before it left in the pools
+  for (const weights of formats) {
+    for (const preset of presets) {
+      const backend = await newBackend(weights);
+      const config = layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset];
+      const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
+      log(`${preset} (${weights}) on ${backend.name}: ${f1(backend.weightBytes / 2 ** 20)} MiB of weights`);
+      const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+      results.push(await memoryReport(backend, lm, preset, weights, ids));
+      backend.destroy();
+    }
+  }
+}
+for (const weights of memoryOnly ? [] : formats) {
+  const backend = await newBackend(weights);
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);

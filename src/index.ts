@@ -16,6 +16,7 @@ export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsA
 export { WeightSource } from './io/weights.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
+export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
 export { WasmMemoryError } from './backend/wasm/runtime.js';

@@ -81,7 +81,12 @@ export class Model {
 
   /** Restore a state saved with `state.export()` (checks it belongs to this model). */
   importState(bytes: Uint8Array, label = 'state'): ModelState {
-    return ModelState.import(bytes, this.lm.createState(1), this.lm.backend, label);
+    const template = this.lm.createState(1); // only its layout is read
+    try {
+      return ModelState.import(bytes, template, this.lm.backend, label);
+    } finally {
+      template.dispose();
+    }
   }
 
   describe(): Record<string, unknown> {

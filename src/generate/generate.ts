@@ -126,6 +126,7 @@ export async function* generateStream(
       }),
     );
     state = ModelState.concat(parts.map((p) => p.s));
+    for (const p of parts) p.s.dispose();
     const V = model.vocabSize;
     const data = new Float32Array(n * V);
     parts.forEach((p, i) => data.set(p.l.data, i * V));
@@ -201,7 +202,9 @@ export async function* generateStream(
       else keep.push(j);
     });
     if (keep.length < active.length && keep.length > 0) {
+      const all = state;
       state = state.select(keep);
+      all.dispose();
       if (picked) {
         picked = Int32Array.from(keep, (j) => picked![j]);
       } else {
@@ -216,6 +219,7 @@ export async function* generateStream(
     await nextTask();
   }
   chunkStart?.dispose();
+  state.dispose(); // every row's final state was copied out (finalStates)
   const t2 = performance.now();
 
   const total = generated.reduce((a, g) => a + g.length, 0);
@@ -226,7 +230,7 @@ export async function* generateStream(
     text: tokenizer ? filters.map((f) => f.output) : undefined,
     finishReason: finish.map((f) => f ?? 'length'),
     seeds: samplers.map((s) => s.seed),
-    state: ModelState.concat(finalStates.map((s) => s as ModelState)),
+    state: concatFinal(finalStates as ModelState[]),
     stats: {
       promptTokens: prompts.reduce((a, p) => a + p.length, 0),
       generatedTokens: total,
@@ -235,6 +239,13 @@ export async function* generateStream(
       decodeTokensPerSecond: decodeSeconds > 0 ? total / decodeSeconds : 0,
     },
   };
+}
+
+/** the rows' final states as one state (copies; the parts are freed) */
+function concatFinal(parts: ModelState[]): ModelState {
+  const all = ModelState.concat(parts);
+  for (const p of parts) p.dispose();
+  return all;
 }
 
 /** greedy steps per on-device chunk (one read-back each) */

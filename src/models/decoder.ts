@@ -7,6 +7,7 @@
 import type { Backend, StepGraph } from '../backend/backend.js';
 import type { Mixer } from '../nn/mixer.js';
 import * as ops from '../tensor/ops.js';
+import { keep, Scope } from '../tensor/scope.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 import type { ParamEntry } from './loader.js';
@@ -87,13 +88,21 @@ export class DecoderLM implements CausalLM {
     return new ModelState(this.fingerprint, layers, batch, new Array(batch).fill(0), time);
   }
 
-  /** embedding → blocks → final norm; every layer's output too when `collect` */
-  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta?: DeltaObserver | null): Promise<{ last: Tensor; hidden: Tensor[] }> {
+  /**
+   * embedding → blocks → final norm; every layer's output too when `collect`. Memory: the tensors come into
+   * `sc` (the caller's scope, which ends when the caller is done with them); each layer runs in a scope of its
+   * own, which frees the layer's intermediates as soon as the layer is recorded, and the residual stream of the
+   * layer before is freed once the next one has been recorded (unless collected). The scopes are entered
+   * explicitly around the synchronous parts (see scope.ts), so two forwards that interleave at their awaits
+   * never free each other's tensors, with or without AsyncLocalStorage. State tensors a layer creates (a grown
+   * KV cache) are taken out of the scopes (`keep`): the state owns them.
+   */
+  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta: DeltaObserver | null | undefined, sc: Scope): Promise<{ last: Tensor; hidden: Tensor[] }> {
     const s = this.spec;
     const b = ids.length;
     const L = ids[0].length;
     const H = s.embed.shape[1];
-    let x = ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, L, H]), s.embedScale ?? 1); // (b, L, H)
+    let x = sc.run(() => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, L, H]), s.embedScale ?? 1)); // (b, L, H)
     const hidden: Tensor[] = collect && s.hiddenStates === 'embeddings-first' ? [x] : [];
     const pastLen = state ? state.seqLen.slice() : new Array(b).fill(0);
     const deltas: Promise<DeltaEvent>[] = []; // Δ reads in flight, reported in layer order at the end
@@ -106,14 +115,26 @@ export class DecoderLM implements CausalLM {
             deltas.push(e);
           }
         : undefined;
-      for (const sub of s.blocks[i]) {
-        const h = sub.norm ? ops.rmsNorm(x, sub.norm, s.normEps) : x;
-        const out = await sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null, onDelta: report });
-        x = ops.add(x, ops.scale(out, sub.residualScale ?? 1));
+      const ls = new Scope(sc);
+      const prev = x;
+      let y = x;
+      try {
+        for (const sub of s.blocks[i]) {
+          const out = await ls.run(() => {
+            const h = sub.norm ? ops.rmsNorm(y, sub.norm, s.normEps) : y;
+            return sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null, onDelta: report });
+          });
+          y = ls.run(() => ops.add(y, ops.scale(out, sub.residualScale ?? 1)));
+        }
+      } finally {
+        if (state) for (const t of Object.values(state.layers[i])) keep(t);
+        ls.end(y);
       }
+      x = y;
       if (collect && (s.hiddenStates === 'layer-outputs' || i < s.blocks.length - 1)) hidden.push(x);
+      if (prev !== x && !hidden.includes(prev)) prev.dispose(); // the layer before's output: read by this layer only
     }
-    const last = ops.rmsNorm(x, s.finalNorm, s.normEps);
+    const last = sc.run(() => ops.rmsNorm(x, s.finalNorm, s.normEps));
     if (collect) hidden.push(last);
     if (onDelta) for (const e of await Promise.all(deltas)) onDelta(e);
     if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
@@ -131,8 +152,15 @@ export class DecoderLM implements CausalLM {
    */
   async logitsTensor(ids: number[][]): Promise<Tensor> {
     this.checkIds(ids);
-    const { last } = await this.run(ids, null, false, null);
-    return ops.scale(ops.linear(last, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
+    const sc = new Scope();
+    try {
+      const { last } = await this.run(ids, null, false, null, sc);
+      const logits = sc.run(() => ops.scale(ops.linear(last, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1)));
+      sc.end(logits); // the logits pass to the caller's scope; what the tape recorded stays with the graph
+      return logits;
+    } finally {
+      sc.end();
+    }
   }
 
   async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {
@@ -143,13 +171,21 @@ export class DecoderLM implements CausalLM {
     const keep = opts.logitsToKeep ?? L;
     if (!Number.isInteger(keep) || keep < 1) throw new ModelError(`forward: logitsToKeep must be a positive integer, got ${opts.logitsToKeep}`);
     const k = Math.min(L, keep);
-    const { last, hidden } = await this.run(ids, opts.state ?? null, !!opts.outputHiddenStates, opts.onDelta ?? this.onDelta);
-    const H = last.shape[2];
-    const tail = k === L ? last : ops.reshape(ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, k)), [b, k, H]);
-    const logits = ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
-    const out: ForwardOutput = { logits: { shape: [b, k, this.vocabSize], data: await logits.data() } };
-    if (opts.outputHiddenStates) out.hiddenStates = await Promise.all(hidden.map(async (t) => ({ shape: [...t.shape], data: await t.data() })));
-    return out;
+    // every tensor of the call is freed when it returns (host copies are what it hands back)
+    const sc = new Scope();
+    try {
+      const { last, hidden } = await this.run(ids, opts.state ?? null, !!opts.outputHiddenStates, opts.onDelta ?? this.onDelta, sc);
+      const logits = sc.run(() => {
+        const H = last.shape[2];
+        const tail = k === L ? last : ops.reshape(ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, k)), [b, k, H]);
+        return ops.scale(ops.linear(tail, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
+      });
+      const out: ForwardOutput = { logits: { shape: [b, k, this.vocabSize], data: await logits.data() } };
+      if (opts.outputHiddenStates) out.hiddenStates = await Promise.all(hidden.map(async (t) => ({ shape: [...t.shape], data: await t.data() })));
+      return out;
+    } finally {
+      sc.end();
+    }
   }
 
   async advance(ids: number[][], state: ModelState, opts: StepOptions = {}): Promise<HostTensor> {
@@ -191,7 +227,11 @@ export class DecoderLM implements CausalLM {
   /** the backend replays recorded steps and this model's state has no growing tensors (KV caches) */
   get chainsOnDevice(): boolean {
     if (!this.backend.replayChain || !this.backend.argmaxRows) return false;
-    this.constantState ??= this.createState(1).timeTensors.size === 0;
+    if (this.constantState === undefined) {
+      const st = this.createState(1);
+      this.constantState = st.timeTensors.size === 0;
+      st.dispose();
+    }
     return this.constantState;
   }
   private constantState?: boolean;
@@ -243,12 +283,20 @@ export class DecoderLM implements CausalLM {
     const b = ids.length;
     const L = ids[0].length;
     const step = async () => {
-      const { last } = await this.run(ids, state, false, opts.onDelta ?? this.onDelta);
-      const H = last.shape[2];
-      const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
-      // a positive divisor does not move the argmax: no scaling dispatch
-      const logits = ops.linear(tail, this.spec.lmHead);
-      return Float32Array.from(await be.argmaxRows!((this.spec.logitsDivisor ?? 1) > 0 ? logits : ops.scale(logits, 1 / this.spec.logitsDivisor!)));
+      const sc = new Scope();
+      try {
+        const { last } = await this.run(ids, state, false, opts.onDelta ?? this.onDelta, sc);
+        const logits = sc.run(() => {
+          const H = last.shape[2];
+          const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
+          // a positive divisor does not move the argmax: no scaling dispatch
+          const l = ops.linear(tail, this.spec.lmHead);
+          return (this.spec.logitsDivisor ?? 1) > 0 ? l : ops.scale(l, 1 / this.spec.logitsDivisor!);
+        });
+        return Float32Array.from(await sc.run(() => be.argmaxRows!(logits)));
+      } finally {
+        sc.end();
+      }
     };
     return Int32Array.from(await this.replayable('argmax', ids, state, step, !!(opts.onDelta ?? this.onDelta)), (v) => Math.round(v));
   }
@@ -257,6 +305,7 @@ export class DecoderLM implements CausalLM {
     const s = this.spec;
     const params = s.blocks.reduce((a, subs) => a + subs.reduce((b, x) => b + x.mixer.parameterCount + (x.norm?.size ?? 0), 0), 0);
     const st = this.createState(1);
+    st.dispose();
     return {
       ...s.summary,
       parameters: s.embed.size + params + s.finalNorm.size + (s.lmHead === s.embed ? 0 : s.lmHead.size),

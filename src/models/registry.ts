@@ -13,6 +13,7 @@ import { BambaLM, parseBambaConfig } from './bamba.js';
 import { LlamaLM, parseLlamaConfig } from './llama.js';
 import { NemotronHLM, parseNemotronHConfig } from './nemotron_h.js';
 import type { CausalLM } from './model.js';
+import { unscoped } from '../tensor/scope.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options;
 
@@ -56,7 +57,8 @@ export function buildModel(raw: RawConfig, file: string, weights: WeightSource, 
     const why = PLANNED[type] ?? `model_type "${type}" is not supported`;
     throw new ModelError(`${file}: ${why} (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
   }
-  return arch.build(raw, file, weights, opts);
+  // the weights live as long as the model: no scope (scope.ts) owns them, even when the model is built inside one
+  return unscoped(() => arch.build(raw, file, weights, opts));
 }
 
 export function supportedModelTypes(): string[] {

@@ -12,6 +12,7 @@
  */
 import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { keep } from '../tensor/scope.js';
 import type { Backend } from '../backend/backend.js';
 import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors-format.js';
 import { BackendMismatchError } from '../errors.js';
@@ -30,7 +31,10 @@ export class ModelState {
     readonly seqLen: number[],
     /** names of per-layer tensors whose dim 1 is time (KV caches); the others are constant-size */
     readonly timeTensors: ReadonlySet<string> = new Set(),
-  ) {}
+  ) {
+    // long-lived: the state owns its tensors (freed by `dispose()` or the collector), no scope does
+    for (const l of layers) for (const t of Object.values(l)) keep(t);
+  }
 
   /** Sequences `rows` of this state, as a new state (copies). */
   select(rows: readonly number[]): ModelState {

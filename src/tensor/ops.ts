@@ -66,7 +66,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   check(n === x.size, 'reshape', () => `cannot view ${shapeStr(x.shape)} as ${shapeStr(shape)}`);
   if (needsGrad(x)) return diff1('reshape', [x], { shape: [...shape] });
-  return new Tensor(x.backend, x.storage, [...shape], x.dtype);
+  return new Tensor(x.backend, x.storage, [...shape], x.dtype, x);
 }
 
 /** Token ids → embeddings. `ids` must already be validated against the vocabulary. */

@@ -8,6 +8,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import type { DType } from './dtype.js';
+import { TENSOR, joinLifetime, trackTensor, type Lifetime } from './scope.js';
 
 /** A recorded op (see `src/autograd/tape.ts`): its inputs and how output gradients map to input gradients. */
 export interface GradNode {
@@ -34,6 +35,8 @@ export class Tensor {
    * (e.g. A = −exp(A_log)) know to recompute
    */
   version = 0;
+  /** shared by the tensors on one storage (see scope.ts): the storage is released when the last one is disposed */
+  readonly lifetime: Lifetime;
   constructor(
     readonly backend: Backend,
     /**
@@ -43,7 +46,12 @@ export class Tensor {
     public storage: unknown,
     readonly shape: Shape,
     readonly dtype: DType = 'f32',
-  ) {}
+    /** the tensor whose storage this one shares (a reshape, a backend's view into part of it): they share a lifetime */
+    viewOf?: Tensor,
+  ) {
+    this.lifetime = joinLifetime(this, viewOf);
+    trackTensor(this);
+  }
 
   /** number of elements */
   get size(): number {
@@ -62,11 +70,16 @@ export class Tensor {
     return this.backend.readSync(this);
   }
 
-  /** Release backend memory now (GPU); a no-op beyond bookkeeping on CPU. */
+  /**
+   * Release backend memory now (GPU; wasm-resident storage); a no-op beyond bookkeeping on CPU. Tensors sharing
+   * the storage (reshapes, views) keep it: it is released with the last of them. The tensor must not be used
+   * afterwards. Scopes (`scope`, `scopeAsync` in scope.ts) call this for the tensors created inside them.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.backend.dispose(this);
+    const l = this.lifetime;
+    if (--l.refs === 0) l.root.backend.dispose(l.root);
   }
 
   get isDisposed(): boolean {
@@ -77,6 +90,8 @@ export class Tensor {
     if (this.disposed) throw new Error(`tensor [${this.shape.join(', ')}] was used after dispose()`);
   }
 }
+
+(Tensor.prototype as unknown as Record<symbol, boolean>)[TENSOR] = true;
 
 export function shapeSize(shape: Shape): number {
   let n = 1;

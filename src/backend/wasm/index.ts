@@ -75,8 +75,23 @@ export class WasmBackend extends CpuBackend {
     const off = this.runtime.heap.alloc(count * 4);
     const view = this.runtime.f32(off, count);
     this.resident.set(view, off);
-    this.finalizer.register(view, [off]);
+    this.finalizer.register(view, [off], view);
     return view;
+  }
+
+  /**
+   * Free wasm-resident f32 storage now (states, zero-initialised accumulators, f32 weights); the tensor layer
+   * calls this when the last tensor on the storage is disposed. Activations on the JS heap and packed matrices
+   * are left to the collector.
+   */
+  override dispose(t: Tensor): void {
+    const view = t.storage as Float32Array;
+    const off = this.resident.get(view);
+    if (off === undefined) return;
+    this.resident.delete(view);
+    this.matrices.delete(view);
+    this.finalizer.unregister(view);
+    this.runtime.heap.release(off);
   }
 
   override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {

@@ -12,85 +12,23 @@
  */
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type RuntimeOptions } from './runtime.js';
-import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
+import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
-import { MATMUL, MATMUL_SIMPLE, MATVEC_SG } from './kernels/linear.js';
+import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
+import { DecodeFusion } from './fusion.js';
+import { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
 
-export interface WebGpuBackendOptions extends RuntimeOptions {
-  /**
-   * 'tiled' (workgroup-memory tiles: matmul, chunked SSD) suits GPUs; 'simple' (no workgroup barriers: a
-   * thread per matmul output, the SSD recurrence as the default prefill) suits CPU-emulated adapters such as
-   * SwiftShader, where a barrier costs a thread switch per 4 invocations. Default: by the adapter.
-   */
-  kernels?: 'tiled' | 'simple';
-  /**
-   * Fused single-token decode kernels (norm into the next matvec, residual add into out_proj, dt_proj into
-   * the scan step). Default: on with 'tiled' kernels (GPUs, where dispatch latency dominates decode), off
-   * with 'simple' ones (CPU-emulated adapters, where the fused kernels' reductions cost ~10× more than
-   * the dispatches they save: mamba-tiny greedy 12 tokens 12.9 s fused vs 1.3 s unfused on SwiftShader).
-   */
-  fuse?: boolean;
-  /**
-   * Storage of weight matrices, chosen at load time: 'f32' (default) or 'bf16' (two to a u32, converted with
-   * a shift in the kernels: half the bytes a decode step streams). Matrices the model keeps exact (Mamba-1's
-   * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
-   */
-  weights?: 'f32' | 'bf16';
-}
-
-/** the weight formats this backend stores (`weights`) */
-export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
+export { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
-
-/**
- * Decode fusion (rows ≤ 8). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
- * - a pending norm (`rmsNorm`, `rmsNormGated` with a weight): a pure function of immutable inputs, kept
- *   per output store and folded into the matvec that consumes it; materialised (its own dispatch) only
- *   when anything else touches its output (`st`). Assumes norm inputs are not later updated in place
- *   (they are activations; in-place ops write states, caches and accumulators).
- * - a pending linear (`linear` with M ≤ 8): held back until the next recorded op, which either absorbs it
- *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
- *   in the scan step) or flushes it first, so program order is kept.
- */
-interface PendingNorm {
-  x: Store;
-  z: Store | null;
-  w: Store;
-  y: Store;
-  M: number;
-  K: number;
-  gs: number;
-  eps: number;
-  gated: boolean;
-}
-interface PendingLinear {
-  x: Store;
-  w: Store;
-  bias: Store | null;
-  y: Store;
-  M: number;
-  K: number;
-  N: number;
-  norm: PendingNorm | null;
-}
-
-/** the conv-window epilogue of an in_proj matvec (see MATVEC_V): output columns [c0, c0 + width) */
-interface ConvWindow {
-  state: Store;
-  c0: number;
-  width: number;
-  K: number;
-}
 
 export class WebGpuBackend implements Backend {
   readonly name: string;
@@ -113,8 +51,8 @@ export class WebGpuBackend implements Backend {
   private fusion: boolean;
   /** bumped when recorded steps go stale */
   private epoch = 0;
-  private readonly norms = new WeakMap<Store, PendingNorm>();
-  private seq: PendingLinear[] = [];
+  /** work held back for decode fusion (see fusion.ts) */
+  private readonly fx: DecodeFusion;
 
   constructor(device: GPUDevice, adapterName: string, opts: WebGpuBackendOptions = {}) {
     this.rt = new GpuRuntime(device, opts);
@@ -122,6 +60,7 @@ export class WebGpuBackend implements Backend {
     this.ssdChunk = this.rt.maxWorkgroupStorage >= 26 * 1024 ? 64 : 32;
     this.kernels = opts.kernels ?? 'tiled';
     this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
+    this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
@@ -131,70 +70,13 @@ export class WebGpuBackend implements Backend {
 
   // ---- memory --------------------------------------------------------------------------------
 
+  /** a tensor's store, its pending norm recorded first (anything but a fused matvec reads it) */
   private st(t: Tensor): Store {
-    const s = t.storage as Store;
-    const p = this.norms.get(s);
-    if (p) {
-      this.norms.delete(s);
-      this.materializeNorm(p);
-    }
-    return s;
-  }
-
-  private materializeNorm(p: PendingNorm): void {
-    if (p.gated) {
-      const roles = [p.x, p.z!, p.w, p.y], params = [p.M, p.K, p.gs, f2u(p.eps)];
-      const items = p.M * (p.K / p.gs);
-      if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
-      else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
-    } else {
-      const roles = [p.x, p.w, p.y], params = [p.M, p.K, f2u(p.eps), 1];
-      if (this.sgOk()) this.run(RMS_NORM_SG, roles, params, this.sgGrid(p.M));
-      else this.run(RMS_NORM, roles, params, this.rt.grid(p.M));
-    }
-  }
-
-  /** record the pending linears, in order */
-  private flushSeq(): void {
-    while (this.seq.length > 0) this.recLinear(this.seq.shift()!, null, null);
-  }
-
-  /** the last pending linear if it produced `s` (and nothing else is needed of it) */
-  private takeTail(s: Store, ok: (l: PendingLinear) => boolean = () => true): PendingLinear | null {
-    const l = this.seq[this.seq.length - 1];
-    if (!l || l.y !== s || !ok(l)) return null;
-    this.seq.pop();
-    return l;
-  }
-
-  /** a decode matvec, with its pending norm folded in and optionally the residual (y2 = y + res) and a conv window */
-  private recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null): void {
-    const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
-    const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
-    for (const b of blocks) {
-      const nb = b.r1 - b.r0;
-      const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
-      const n = l.norm;
-      const vec = this.vecOk(b.store, l.K);
-      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple')) {
-        // a plain f32 matvec: the barrier-free subgroup kernel where the vector one cannot read the weights, and
-        // on CPU-emulated adapters (barriers cost them a thread switch each)
-        this.rec(MATVEC_SG, [l.x, b.store, bs, l.y], [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0], this.sgGrid(nb), String(mm));
-        continue;
-      }
-      // vector loads on GPUs and wherever they are needed (bf16; the conv window of the mixer steps), else scalar
-      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
-      const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
-      const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
-      // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
-      const v = matvecVariant(l.M, l.K, fmt, nb, this.kernels === 'tiled' ? 256 : 0, this.rt.maxWorkgroupStorage);
-      const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
-      this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
-    }
+    return this.fx.store(t.storage as Store);
   }
 
   async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
-    this.flushSeq();
+    this.fx.flush();
     const epoch = this.epoch;
     const { result, graph } = await this.rt.capture(step, own.map((t) => t.storage as Store));
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
@@ -215,20 +97,15 @@ export class WebGpuBackend implements Backend {
     const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
     if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
     if (g.epoch !== this.epoch) return null;
-    this.flushSeq();
+    this.fx.flush();
     return g;
-  }
-
-  /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */
-  private vecOk(w: Store, K: number): boolean {
-    return w.ref.matrices && w.off % 4 === 0 && K % (w.fmt === 'bf16' ? 8 : 4) === 0;
   }
 
   private opt(t: Tensor | null): Store {
     return t ? this.st(t) : this.rt.dummy;
   }
-  private tensor(s: Store, shape: Shape): Tensor {
-    return new Tensor(this, s, [...shape]);
+  private tensor(s: Store, shape: Shape, viewOf?: Tensor): Tensor {
+    return new Tensor(this, s, [...shape], 'f32', viewOf);
   }
   private out(shape: Shape, what = 'result'): Tensor {
     return this.tensor(this.rt.alloc(this.rt.actPool, shapeSize(shape), what), shape);
@@ -236,10 +113,13 @@ export class WebGpuBackend implements Backend {
   private scratch(n: number, what: string): Store {
     return this.rt.alloc(this.rt.actPool, n, what);
   }
+  /** scratch of an op whose dispatches are recorded: free for the next op (see GpuRuntime.release) */
+  private done(...scratch: Store[]): void {
+    for (const s of scratch) this.rt.release(s);
+  }
   /** record a dispatch after the pending linears */
   private run(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
-    this.flushSeq();
-    this.rec(spec, roles, params, grid, variant);
+    this.fx.run(spec, roles, params, grid, variant);
   }
   private rec(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
     this.rt.record({ spec, variant, roles, params, grid });
@@ -249,12 +129,11 @@ export class WebGpuBackend implements Backend {
     return this.rt.grid(Math.ceil(n / 256));
   }
 
-  /** subgroup kernels: one item per subgroup, in workgroups of 64 */
   private sgOk(): boolean {
-    return this.rt.subgroupMax > 0 && this.rt.subgroupMax <= 64;
+    return this.fx.sgOk();
   }
   private sgGrid(items: number): [number, number, number] {
-    return this.rt.grid(Math.ceil((items * this.rt.subgroupMax) / 64));
+    return this.fx.sgGrid(items);
   }
 
   /** bytes of host data uploaded so far (weights as stored: bf16 matrices count 2 bytes a weight) */
@@ -302,7 +181,7 @@ export class WebGpuBackend implements Backend {
 
   read(t: Tensor): Promise<Float32Array> {
     const s = this.st(t);
-    this.flushSeq();
+    this.fx.flush();
     return this.rt.read(s);
   }
 
@@ -319,7 +198,9 @@ export class WebGpuBackend implements Backend {
     const part = this.scratch(rows * nSeg * 2, 'argmax partials');
     this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
     this.run(ARGMAX_FINAL, [part, this.st(idx)], [rows, nSeg], this.rt.grid(rows));
+    this.done(part);
     const f = await this.read(idx);
+    idx.dispose();
     return Int32Array.from(f, (v) => Math.round(v));
   }
 
@@ -328,20 +209,21 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Return the tensor's GPU block to the pool now (after the work recorded so far is submitted). Tensors that
-   * share storage (reshape) share the block: dispose only the last user. Views and split matrices are left to
-   * the garbage collector, as are tensors never disposed.
+   * Return the tensor's GPU block to its pool now (see GpuRuntime.release for why reuse is safe with work
+   * recorded). The tensor layer calls this once per storage, when the last tensor on it (reshapes, views) is
+   * disposed. Work deferred for fusion that touches the block is recorded first: the pending matvecs, and the
+   * pending norms that read it (a norm whose own output is disposed is dropped, never computed). Split matrices
+   * are left to the garbage collector, as are tensors never disposed.
    */
   dispose(t: Tensor): void {
     const s = t.storage as Store;
-    this.flushSeq(); // a pending matvec may write into it
-    this.norms.delete(s);
+    this.fx.releasing(s);
     this.rt.release(s);
   }
 
   /** wait until every recorded op has run (benchmarks) */
   sync(): Promise<void> {
-    this.flushSeq();
+    this.fx.flush();
     return this.rt.sync();
   }
 
@@ -358,6 +240,7 @@ export class WebGpuBackend implements Backend {
       await this.sync();
       best = Math.min(best, (performance.now() - t0) / 4);
     }
+    this.done(a, b);
     return (2 * n * 4) / (best / 1000) / 1e9;
   }
 
@@ -385,15 +268,15 @@ export class WebGpuBackend implements Backend {
     const y = this.out([M, N], 'linear output');
     if (this.fuse && M <= 8) {
       const xs = x.storage as Store;
-      const n = this.norms.get(xs);
+      const n = this.fx.normOf(xs);
       const norm = n && n.M * (n.K / n.gs) <= 64 ? n : null;
-      this.seq.push({ x: norm ? xs : this.st(x), w: this.st(w), bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm });
+      this.fx.pushLinear({ x: norm ? xs : this.st(x), w: this.st(w), bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm });
       return y;
     }
     const ws = this.st(w);
     if (M <= 8) {
-      this.flushSeq();
-      this.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
+      this.fx.flush();
+      this.fx.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
       return y;
     }
     const blocks = ws.blocks ?? [{ r0: 0, r1: N, store: ws }];
@@ -418,7 +301,7 @@ export class WebGpuBackend implements Backend {
     const [M, H] = x.shape;
     const y = this.out([M, H], 'rms_norm');
     if (this.fuse && w && M <= 8) {
-      this.norms.set(this.st(y), { x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
+      this.fx.pendNorm({ x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
       return y;
     }
     const roles = [this.st(x), this.opt(w), this.st(y)], params = [M, H, f2u(eps), w ? 1 : 0];
@@ -431,7 +314,7 @@ export class WebGpuBackend implements Backend {
     const [M, W] = x.shape;
     const y = this.out([M, W], 'rms_norm_gated');
     if (this.fuse && M <= 8 && M * (W / groupSize) <= 64) {
-      this.norms.set(this.st(y), { x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
+      this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
     const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
@@ -457,12 +340,12 @@ export class WebGpuBackend implements Backend {
     if (this.fuse) {
       // the residual add folded into the pending matvec that produced one operand
       for (const [lin, other] of [[b, a], [a, b]] as const) {
-        const l = this.takeTail(lin.storage as Store, (p) => p.M * p.N === a.size);
+        const l = this.fx.takeTail(lin.storage as Store, (p) => p.M * p.N === a.size);
         if (!l) continue;
         const r = this.st(other);
-        this.flushSeq();
+        this.fx.flush();
         const y = this.out(a.shape, 'add');
-        this.recLinear(l, r, this.st(y));
+        this.fx.recLinear(l, r, this.st(y));
         return y;
       }
     }
@@ -488,7 +371,7 @@ export class WebGpuBackend implements Backend {
       const shape = [...lead, s];
       let t: Tensor;
       if (M === 1) {
-        t = this.tensor(src.view(off, s), shape); // one row: the pieces are contiguous ranges
+        t = this.tensor(src.view(off, s), shape, x); // one row: the pieces are contiguous ranges of x's storage
       } else {
         t = this.out(shape, 'split');
         this.run(COPY_ROWS, [src, this.st(t)], [M, s, W, off, s, 0], this.threads(M * s));
@@ -524,7 +407,7 @@ export class WebGpuBackend implements Backend {
     const nC = Math.max(1, Math.min(Math.ceil(L / 8), Math.ceil(65536 / (B * Dm))));
     if (L === 1 && a.state && this.fuse) {
       // dt_proj (the pending matvec that produced Δ) computed in the step
-      const l = this.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
+      const l = this.fx.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
       if (l) {
         const roles = [u, l.x, l.w, A, Bm, Cm, D, z, bias, this.st(a.state), this.st(y), l.y];
         this.run(SCAN_STEP_DT, roles, [B, Dm, N, l.K, flags], this.threads(B * Dm));
@@ -538,6 +421,7 @@ export class WebGpuBackend implements Backend {
         this.fill(state, 0);
       }
       this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
+      if (!a.state) this.done(state);
       return y;
     }
     const T = Math.ceil(L / nC);
@@ -550,12 +434,8 @@ export class WebGpuBackend implements Backend {
     this.run(SCAN_CHUNK, [u, delta, A, Bm, Cm, bias, ypart, hloc, dsum], p, this.threads(B * chunks * nB * Dm));
     this.run(SCAN_CARRY, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
     this.run(SCAN_FINISH, [u, delta, A, Cm, D, z, bias, ypart, hloc, this.st(y)], p, this.threads(B * chunks * Dm));
+    this.done(ypart, hloc, dsum);
     return y;
-  }
-
-  /** all row blocks of a weight can take the vectorized matvec (the conv-window epilogue needs it) */
-  private vecAll(w: Store, K: number): boolean {
-    return (w.blocks ?? [{ store: w }]).every((b) => this.vecOk(b.store, K));
   }
 
   /**
@@ -568,11 +448,11 @@ export class WebGpuBackend implements Backend {
     const B = a.xz.shape[0], D = a.A.shape[0], N = a.A.shape[1], R = a.dtProj.shape[1], Kc = a.conv.shape[1];
     const J = R + 2 * N;
     if (J > STEP_MAX_XDBL || a.xz.size !== B * 2 * D) return null;
-    const l = this.takeTail(a.xz.storage as Store, (p) => p.M === B && this.vecAll(p.w, p.K));
+    const l = this.fx.takeTail(a.xz.storage as Store, (p) => p.M === B && this.fx.vecAll(p.w, p.K));
     if (!l) return null;
-    this.flushSeq();
+    this.fx.flush();
     const win = this.st(a.convState);
-    this.recLinear(l, null, null, { state: win, c0: 0, width: D, K: Kc });
+    this.fx.recLinear(l, null, null, { state: win, c0: 0, width: D, K: Kc });
     const [cw, cb, xp] = [this.st(a.conv), this.opt(a.convBias), this.st(a.xProj)];
     const xdbl = this.scratch(B * J, 'x_proj output');
     const convFlag = a.convBias ? 1 : 0;
@@ -582,6 +462,7 @@ export class WebGpuBackend implements Backend {
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
     this.rec(MAMBA1_SCAN, roles, [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)], this.rt.grid(B * Math.ceil(D / 16)));
+    this.done(xdbl);
     return y;
   }
 
@@ -595,18 +476,18 @@ export class WebGpuBackend implements Backend {
     const B = a.zxbcdt.shape[0], nh = a.nHeads, hd = a.headDim, G = a.nGroups, N = a.dState, Kc = a.conv.shape[1];
     const I = nh * hd, C = I + 2 * G * N;
     if (N > STEP_MAX_STATE || a.zxbcdt.size !== B * (I + C + nh)) return null;
-    const l = this.takeTail(a.zxbcdt.storage as Store, (p) => p.M === B && this.vecAll(p.w, p.K));
+    const l = this.fx.takeTail(a.zxbcdt.storage as Store, (p) => p.M === B && this.fx.vecAll(p.w, p.K));
     if (!l) return null;
-    this.flushSeq();
+    this.fx.flush();
     const win = this.st(a.convState);
-    this.recLinear(l, null, null, { state: win, c0: I, width: C, K: Kc });
+    this.fx.recLinear(l, null, null, { state: win, c0: I, width: C, K: Kc });
     const y = this.out([B, I], 'mamba2 step'), z = this.out([B, I], 'mamba2 gate');
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
     const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0);
     const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
     this.rec(MAMBA2_STEP, roles, [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
-    return this.tensor(g.storage as Store, [B, 1, I]);
+    return this.tensor(g.storage as Store, [B, 1, I], g);
   }
 
   ssd(a: SsdArgs): Tensor {
@@ -626,6 +507,7 @@ export class WebGpuBackend implements Backend {
       const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)], params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi)];
       if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
+      if (!a.state) this.done(state);
       return y;
     }
     const Q = this.ssdChunk;
@@ -640,6 +522,7 @@ export class WebGpuBackend implements Backend {
     this.run(SSD_STATES, [x, Bm, dtp, cum, S], [B, L, nh, hd, G, N, nC], this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64)), q);
     this.run(SSD_PASS, [cum, S, this.opt(a.state)], [B, L, nh, hd, N, Q, nC, a.state ? 1 : 0], this.threads(B * nh * hd * N));
     this.run(SSD_OUT, [x, Cm, dtp, cum, cb, S, D, this.st(y)], [B, L, nh, hd, G, N, nC, a.D ? 1 : 0], this.rt.grid(B * nC * nh * Math.ceil(hd / 64)), q);
+    this.done(dtp, cum, cb, S);
     return y;
   }
 

@@ -1,21 +1,14 @@
 /// <reference types="@webgpu/types" />
 /**
- * The WebGPU runtime under `WebGpuBackend`: device memory, WGSL pipelines, and the command stream.
+ * The WebGPU runtime under `WebGpuBackend`: the command stream, WGSL pipelines, recorded graphs; device memory
+ * is `memory.ts`'s (pools, accounting, when a released block may be reused), kernel code generation `wgsl.ts`'s.
  *
- * Memory. Tensors live in a few large GPUBuffers ("chunks") and are addressed by element offsets that
- * kernels receive as parameters, so a kernel binds whole buffers and the bind groups repeat from one
- * token to the next (they are cached by buffer identity; creating one costs ~10 µs through Dawn).
- * Allocation is by size class from two pools (constants from the host, activations); a block returns to
- * its pool when the last tensor holding its storage is garbage-collected (FinalizationRegistry). Blocks
- * that a recorded but unsubmitted dispatch uses are held by that dispatch, so reuse never races with it.
- * Allocations larger than half a chunk get a buffer of their own. No tensor may exceed the adapter's
- * `maxStorageBufferBindingSize`; weight matrices that do are split into row blocks by the backend.
- *
- * Bindings. WebGPU forbids binding one buffer twice when either binding is writable, so a kernel's
- * tensor roles (x, w, y, …) are mapped onto the distinct buffers they live in; the WGSL is generated per
- * mapping (`$x[o_x + i]` becomes `b0[o_x + i]`) and cached. Per-dispatch parameters (role offsets, sizes,
- * flags) go to 256-byte slots of one uniform buffer bound with a dynamic offset; small host arrays (token
- * ids, cos/sin tables, sequence lengths) go to an upload buffer. Both are written once per submit.
+ * Bindings. A kernel's roles are mapped onto the distinct buffers they live in (`wgsl.ts`); pipelines and bind
+ * groups are cached by that mapping and by buffer identity (creating a bind group costs ~10 µs through Dawn), so
+ * they repeat from one token to the next. Per-dispatch parameters go to 256-byte slots of one uniform buffer
+ * bound with a dynamic offset; small host arrays (token ids, cos/sin tables, sequence lengths) go to an upload
+ * buffer. Both are written once per submit. No tensor may exceed the adapter's `maxStorageBufferBindingSize`;
+ * weight matrices that do are split into row blocks by the backend.
  *
  * Commands. Ops only record dispatches. `flush()` encodes everything recorded into one compute pass (a
  * read's copy ends it), writes the parameter and upload buffers, and submits; `read()` flushes and maps a
@@ -23,147 +16,17 @@
  * per-kernel GPU time is accumulated.
  */
 
-import { decodeHalf, f32ToBf16 } from '../../tensor/dtype.js';
+import { decodeHalf } from '../../tensor/dtype.js';
+import { BUFFER_USAGE, BufRef, DeviceMemory, Store, sizeClass, type MemoryStats, type Pool } from './memory.js';
+import { COPY_SPEC, PARAM_SLOT, PARAM_WORDS, type KernelSpec } from './wgsl.js';
+import { GpuGraph, encodeGraph, type GraphStep } from './graph.js';
+import { PipelineCache } from './pipelines.js';
 
-export const BUFFER_USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128, QUERY_RESOLVE: 512 } as const;
-const STAGE_COMPUTE = 4;
+export { BUFFER_USAGE, BufRef, Store, type MemoryStats, type RowBlock } from './memory.js';
+export { COPY_SPEC, PARAM_SLOT, f2u, generateWgsl, packBf16, type KernelSpec } from './wgsl.js';
+export { GpuGraph } from './graph.js';
+
 const MAP_READ = 1;
-/** bytes of parameters per dispatch (one uniform slot) */
-export const PARAM_SLOT = 256;
-const PARAM_WORDS = PARAM_SLOT / 4;
-
-/** A GPUBuffer with a stable id (bind groups are cached by ids). */
-export class BufRef {
-  private static next = 1;
-  id: number;
-  /** a buffer of the matrix pool: holds weight matrices only */
-  matrices = false;
-  /** the pool whose blocks this buffer holds ('' for the runtime's own buffers) */
-  pool: 'constants' | 'activations' | 'matrices' | '' = '';
-  constructor(public gpu: GPUBuffer, public size: number) {
-    this.id = BufRef.next++;
-  }
-  renew(gpu: GPUBuffer, size: number): void {
-    this.gpu = gpu;
-    this.size = size;
-    this.id = BufRef.next++;
-  }
-}
-
-interface Alloc {
-  ref: BufRef;
-  /** byte offset in ref */
-  byteOff: number;
-  cls: number;
-  pool: Pool;
-}
-
-/** One row block of a weight matrix split to fit the binding limit. */
-export interface RowBlock {
-  r0: number;
-  r1: number;
-  store: Store;
-}
-
-/** What a webgpu Tensor's `storage` is: a range of elements of a buffer (or, for a split matrix, its row blocks). */
-export class Store {
-  constructor(
-    readonly ref: BufRef,
-    /** element offset */
-    readonly off: number,
-    /** elements */
-    readonly len: number,
-    /** the store whose block this view lies in (kept alive by the view) */
-    readonly base: Store | null = null,
-    readonly blocks: RowBlock[] | null = null,
-  ) {}
-
-  /**
-   * How the words hold a matrix: 'f32', or 'bf16' (two weights per u32, weight 2i in the low half; `len` and
-   * `off` count u32 words). Only weight matrices in the matrix pool are bf16.
-   */
-  fmt: 'f32' | 'bf16' = 'f32';
-  /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */
-  seq = 0;
-
-  /** a view of `len` elements starting `off` elements into this one */
-  view(off: number, len: number): Store {
-    return new Store(this.ref, this.off + off, len, this.base ?? this);
-  }
-}
-
-/** size classes: 256 B, then four steps per power of two (waste ≤ 25%) */
-function sizeClass(bytes: number): number {
-  const b = Math.max(256, Math.ceil(bytes / 64) * 64);
-  const p = 2 ** Math.floor(Math.log2(b));
-  if (p === b || p < 1024) return p === b ? b : Math.ceil(b / 64) * 64;
-  const step = p / 4;
-  return Math.ceil(b / step) * step;
-}
-
-class Pool {
-  private readonly free = new Map<number, Alloc[]>();
-  private cur: BufRef | null = null;
-  private bump = 0;
-  private total = 0;
-  constructor(private readonly rt: GpuRuntime, private readonly label: string, private readonly matrices = false) {}
-
-  private newBuffer(bytes: number, label: string): BufRef {
-    const ref = this.rt.newBuffer(bytes, label);
-    ref.matrices = this.matrices;
-    ref.pool = this.label as BufRef['pool'];
-    return ref;
-  }
-
-  alloc(bytes: number): Alloc {
-    const cls = sizeClass(bytes);
-    const list = this.free.get(cls);
-    if (list && list.length > 0) return list.pop()!;
-    const maxChunk = this.rt.chunkBytes;
-    if (cls > maxChunk / 2) {
-      this.total += cls;
-      return { ref: this.newBuffer(cls, `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
-    }
-    if (!this.cur || this.bump + cls > this.cur.size) {
-      // chunks grow with use: small models keep small buffers
-      let size = 4 << 20;
-      while (size < Math.min(maxChunk, Math.max(cls, this.total / 2))) size *= 2;
-      size = Math.min(size, maxChunk);
-      this.cur = this.newBuffer(size, `${this.label} chunk`);
-      this.bump = 0;
-      this.total += size;
-    }
-    const a: Alloc = { ref: this.cur, byteOff: this.bump, cls, pool: this };
-    this.bump += cls;
-    return a;
-  }
-
-  release(a: Alloc): void {
-    let list = this.free.get(a.cls);
-    if (!list) this.free.set(a.cls, (list = []));
-    list.push(a);
-  }
-}
-
-/** A kernel: its WGSL (a function of a variant key) and its tensor roles, in the order dispatches pass them. */
-export interface KernelSpec {
-  name: string;
-  roles: readonly string[];
-  /** roles the kernel writes */
-  writes: readonly string[];
-  /**
-   * WGSL after the generated prelude: uses `$role[...]` for the role's array, `o_role` for its element
-   * offset (set by `init_offsets()`, to be called first), `pu(PK + i)` / `pf(PK + i)` for its i-th
-   * parameter, and `lin(wg, nw)` for a linear workgroup index over a 2-D grid.
-   */
-  wgsl: (variant: string) => string;
-  /**
-   * WGSL element types of roles that are not `f32` (e.g. `vec4<f32>` for vectorized weight loads, `vec4<u32>`
-   * for packed bf16 weights), by variant. A typed role must be the only role bound to its buffer (weight
-   * matrices live in the matrix pool for that reason); its offset is still in 4-byte words.
-   */
-  types?: (variant: string) => Readonly<Record<string, string>>;
-}
 
 export interface Dispatch {
   kind: 'dispatch';
@@ -183,14 +46,6 @@ interface ReadCopy {
 }
 
 type Cmd = Dispatch | ReadCopy;
-
-const f32scratch = new Float32Array(1);
-const u32scratch = new Uint32Array(f32scratch.buffer);
-/** the bits of a float32, as a u32 parameter word */
-export function f2u(x: number): number {
-  f32scratch[0] = x;
-  return u32scratch[0];
-}
 
 export interface RuntimeOptions {
   /** cap on the bytes one binding may cover (default: the adapter's limit); tests force splitting with it */
@@ -214,6 +69,8 @@ export class GpuRuntime {
   readonly maxWorkgroupsPerDim: number;
   /** the largest subgroup size, when the device has the 'subgroups' feature (else 0) */
   readonly subgroupMax: number;
+  /** device memory: pools, accounting, block lifetimes */
+  readonly mem: DeviceMemory;
   readonly constPool: Pool;
   readonly actPool: Pool;
   /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
@@ -224,12 +81,7 @@ export class GpuRuntime {
   private pending: Cmd[] = [];
   /** what a capture (see `capture`) has seen so far */
   private capturing: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean } | null = null;
-  /** strong references to what the last submits used, until they are done */
-  private readonly registry: FinalizationRegistry<Alloc>;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly layouts = new Map<string, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
-  private readonly paramLayout: GPUBindGroupLayout;
+  private readonly kernels: PipelineCache;
   private paramBuf: BufRef;
   private paramBG: GPUBindGroup;
   private readonly upload: BufRef;
@@ -245,12 +97,9 @@ export class GpuRuntime {
   /** dispatches and submits so far (for benchmarks) */
   readonly counters = { dispatches: 0, submits: 0, gathers: 0, released: 0 };
   /** pipelines compiled so far */
-  compiles = 0;
-  private allocSeq = 0;
-  /** the block of each store allocated here (for explicit release) */
-  private readonly allocs = new WeakMap<Store, Alloc>();
-  /** blocks released while recorded dispatches may still use them: back to their pools after the next submit */
-  private deferred: Alloc[] = [];
+  get compiles(): number {
+    return this.kernels.compiles;
+  }
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
     this.device = device;
@@ -267,13 +116,11 @@ export class GpuRuntime {
       const msg = (e as GPUUncapturedErrorEvent).error.message;
       this.lastError ??= msg;
     });
-    this.registry = new FinalizationRegistry((a: Alloc) => a.pool.release(a));
-    this.constPool = new Pool(this, 'constants');
-    this.actPool = new Pool(this, 'activations');
-    this.matPool = new Pool(this, 'matrices', true);
-    this.paramLayout = device.createBindGroupLayout({
-      entries: [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: PARAM_SLOT } }],
-    });
+    this.mem = new DeviceMemory(device, this.maxBinding, this.chunkBytes, () => this.pending.length > 0, this.counters);
+    this.constPool = this.mem.constPool;
+    this.actPool = this.mem.actPool;
+    this.matPool = this.mem.matPool;
+    this.kernels = new PipelineCache(device);
     this.paramBuf = this.newBuffer(PARAM_SLOT * 1024, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     this.paramBG = this.makeParamBG();
     this.upload = this.newBuffer(1 << 16, 'uploads');
@@ -281,27 +128,40 @@ export class GpuRuntime {
     device.queue.writeBuffer(this.dummy.ref.gpu, this.dummy.off * 4, new Float32Array(64));
   }
 
-  newBuffer(bytes: number, label: string, usage: number = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST): BufRef {
-    if (bytes > this.device.limits.maxBufferSize) throw new Error(`webgpu: a buffer of ${bytes} bytes exceeds the device's maxBufferSize (${this.device.limits.maxBufferSize})`);
-    return new BufRef(this.device.createBuffer({ size: bytes, usage, label }), bytes);
+  newBuffer(bytes: number, label: string, usage?: number): BufRef {
+    return this.mem.newBuffer(bytes, label, usage);
+  }
+  /** a GPUBuffer counted in `stats()` */
+  createBuffer(desc: GPUBufferDescriptor): GPUBuffer {
+    return this.mem.createBuffer(desc);
+  }
+  destroyBuffer(b: GPUBuffer): void {
+    this.mem.destroyBuffer(b);
+  }
+
+  /**
+   * GPU memory: what the device holds for this runtime (every buffer: the pools' chunks, its own parameter,
+   * upload and staging buffers, recorded graphs' buffers) and the high-water mark since creation or
+   * `resetPeak()`; how much of the pools tensors use now (live blocks, by size class) and at most; and what the
+   * pools keep free for reuse. Pool chunks are never given back to the device, so `peakDeviceBytes` is what a
+   * workload needed at its worst.
+   */
+  stats(): MemoryStats {
+    return this.mem.stats();
+  }
+
+  /** start a new high-water mark at the current usage */
+  resetPeak(): void {
+    this.mem.resetPeak();
   }
 
   private makeParamBG(): GPUBindGroup {
-    return this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: this.paramBuf.gpu, offset: 0, size: PARAM_SLOT } }] });
+    return this.kernels.paramBindGroup(this.paramBuf);
   }
 
   /** a fresh store of `elements` floats (contents undefined) */
   alloc(pool: Pool, elements: number, what = 'tensor'): Store {
-    const bytes = Math.max(4, elements * 4);
-    if (bytes > this.maxBinding) {
-      throw new Error(`webgpu: ${what} of ${elements} floats (${bytes} bytes) exceeds the largest buffer binding the adapter allows (${this.maxBinding} bytes); use a shorter sequence or a smaller batch`);
-    }
-    const a = pool.alloc(bytes);
-    const s = new Store(a.ref, a.byteOff / 4, elements);
-    s.seq = ++this.allocSeq;
-    this.registry.register(s, a, s);
-    this.allocs.set(s, a);
-    return s;
+    return this.mem.alloc(pool, elements, what);
   }
 
   /** host floats → a new store (written now: the block is not used by any recorded dispatch) */
@@ -343,56 +203,6 @@ export class GpuRuntime {
     return [x, y, 1];
   }
 
-  // ---- pipelines and bind groups ----------------------------------------------------------------
-
-  private layoutFor(modes: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
-    let l = this.layouts.get(modes);
-    if (!l) {
-      const bgl = this.device.createBindGroupLayout({
-        entries: [...modes].map((m, j) => ({ binding: j, visibility: STAGE_COMPUTE, buffer: { type: m === 'w' ? 'storage' : 'read-only-storage' } as GPUBufferBindingLayout })),
-      });
-      const pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl, this.paramLayout] });
-      l = { bgl, pl };
-      this.layouts.set(modes, l);
-    }
-    return l;
-  }
-
-  private pipeline(spec: KernelSpec, variant: string, map: number[], modes: string): GPUComputePipeline {
-    const key = `${spec.name}|${variant}|${map.join(',')}|${modes}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
-      const code = generateWgsl(spec, variant, map, modes);
-      this.compiles++;
-      const module = this.device.createShaderModule({ code, label: `${spec.name}(${variant})` });
-      p = this.device.createComputePipeline({ layout: this.layoutFor(modes).pl, compute: { module, entryPoint: 'main' }, label: `${spec.name}(${variant})` });
-      this.pipelines.set(key, p);
-    }
-    return p;
-  }
-
-  /** the pipeline and bind group of a dispatch: its roles mapped onto the distinct buffers they live in */
-  private encodeInfo(spec: KernelSpec, variant: string, roles: readonly Store[]): { pipe: GPUComputePipeline; bg: GPUBindGroup } {
-    const bufs: BufRef[] = [];
-    const map = roles.map((s) => {
-      let j = bufs.indexOf(s.ref);
-      if (j < 0) j = bufs.push(s.ref) - 1;
-      return j;
-    });
-    const modes = bufs.map((_, j) => (roles.some((_s, i) => map[i] === j && spec.writes.includes(spec.roles[i])) ? 'w' : 'r')).join('');
-    return { pipe: this.pipeline(spec, variant, map, modes), bg: this.bindGroup(modes, bufs) };
-  }
-
-  private bindGroup(modes: string, bufs: BufRef[]): GPUBindGroup {
-    const key = `${modes}|${bufs.map((b) => b.id).join(',')}`;
-    let g = this.bindGroups.get(key);
-    if (!g) {
-      g = this.device.createBindGroup({ layout: this.layoutFor(modes).bgl, entries: bufs.map((b, j) => ({ binding: j, resource: { buffer: b.gpu } })) });
-      this.bindGroups.set(key, g);
-    }
-    return g;
-  }
-
   // ---- submit and read -------------------------------------------------------------------------
 
   /** encode and submit everything recorded */
@@ -414,15 +224,15 @@ export class GpuRuntime {
     if (nDispatch * PARAM_SLOT > this.paramBuf.size) {
       let size = this.paramBuf.size;
       while (size < nDispatch * PARAM_SLOT) size *= 2;
-      this.paramBuf.gpu.destroy();
+      this.destroyBuffer(this.paramBuf.gpu);
       this.paramBuf = this.newBuffer(size, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
       this.paramBG = this.makeParamBG();
     }
     if (this.uploadLen * 4 > this.upload.size) {
       let size = this.upload.size;
       while (size < this.uploadLen * 4) size *= 2;
-      this.upload.gpu.destroy();
-      this.upload.renew(this.device.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
+      this.destroyBuffer(this.upload.gpu);
+      this.upload.renew(this.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
     }
     const words = new Uint32Array(nDispatch * PARAM_WORDS);
     const enc = this.device.createCommandEncoder();
@@ -439,7 +249,7 @@ export class GpuRuntime {
         enc.copyBufferToBuffer(c.src.ref.gpu, c.src.off * 4, c.dst, 0, c.bytes);
         continue;
       }
-      const { pipe, bg } = this.encodeInfo(c.spec, c.variant, c.roles);
+      const { pipe, bg } = this.kernels.encodeInfo(c.spec, c.variant, c.roles);
       const base = slot * PARAM_WORDS;
       c.roles.forEach((s, i) => (words[base + i] = s.off));
       if (c.roles.length + c.params.length > PARAM_WORDS) throw new Error(`webgpu: ${c.spec.name} has too many parameters`);
@@ -484,9 +294,8 @@ export class GpuRuntime {
     q.submit([enc.finish()]);
     this.counters.dispatches += nDispatch;
     this.counters.submits++;
-    for (const a of this.deferred) a.pool.release(a);
-    this.deferred = [];
-    for (const s of scratch) s.gpu.destroy(); // freed once the submitted work is done
+    this.mem.afterSubmit();
+    for (const s of scratch) this.destroyBuffer(s.gpu); // freed once the submitted work is done
     if (readback) this.profileReads.push(this.collectTimes(readback, profiled));
   }
 
@@ -526,19 +335,9 @@ export class GpuRuntime {
     return out;
   }
 
-  /**
-   * Return a store's block to its pool now rather than when the collector finds it (explicit lifetimes). Only
-   * whole allocations (not views); the caller guarantees that no other tensor shares the storage. Blocks that
-   * recorded dispatches may use are released after the next submit (the queue orders later use after it).
-   */
+  /** Return a store's block to its pool now rather than when the collector finds it: see DeviceMemory.release. */
   release(s: Store): void {
-    const a = this.allocs.get(s);
-    if (!a || s.base) return;
-    this.allocs.delete(s);
-    this.registry.unregister(s);
-    this.counters.released++;
-    if (this.pending.length === 0) a.pool.release(a);
-    else this.deferred.push(a);
+    this.mem.release(s);
   }
 
   // ---- recorded steps ---------------------------------------------------------------------------
@@ -552,18 +351,31 @@ export class GpuRuntime {
    */
   async capture<T>(step: () => Promise<T>, own: readonly Store[] = []): Promise<{ result: T; graph: GpuGraph | null }> {
     this.flush();
-    const start = this.allocSeq;
+    const start = this.mem.allocSeq;
     const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile });
+    this.mem.hold = []; // blocks released during the capture wait for its end (the graph may bind them)
     let result: T;
     try {
       result = await step();
-    } finally {
+    } catch (e) {
       this.capturing = null;
+      this.mem.endHold();
+      throw e;
     }
+    this.capturing = null;
+    const graph = this.graphOf(cap, start, own);
+    // the graph's blocks stay reserved while it lives; those released during the capture and not bound by it go back
+    if (graph) this.mem.pin(graph, [...graph.steps.flatMap((st) => st.roles), graph.src], graph.upload.size + graph.params.size + graph.staging.size);
+    this.mem.endHold();
+    return { result, graph };
+  }
+
+  /** the graph of a capture, or null when it cannot be replayed (see `capture`) */
+  private graphOf(cap: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean }, start: number, own: readonly Store[]): GpuGraph | null {
     const cmds = cap.submits[0];
     const last = cmds?.[cmds.length - 1];
     if (!cap.ok || cap.submits.length !== 1 || cap.uploads.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
-      return { result, graph: null };
+      return null;
     }
     // only the step's own work may be in the recording: it writes blocks allocated during it or the stores it
     // owns (its state), and reads those, constants and matrices — any other activation means another caller's
@@ -575,10 +387,10 @@ export class GpuRuntime {
       for (let i = 0; i < c.roles.length; i++) {
         const st = c.roles[i];
         const writes = c.spec.writes.includes(c.spec.roles[i]);
-        if ((writes || st.ref.pool === 'activations') && !fresh(st)) return { result, graph: null };
+        if ((writes || st.ref.pool === 'activations') && !fresh(st)) return null;
       }
     }
-    return { result, graph: this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]) };
+    return this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]);
   }
 
   private buildGraph(cmds: [...Dispatch[], ReadCopy], up: { off: number; len: number }): GpuGraph {
@@ -587,18 +399,18 @@ export class GpuRuntime {
     // the graph's own upload, parameter and staging buffers (the runtime's are rewritten by every submit)
     const upload = this.newBuffer(Math.max(256, Math.ceil(up.len / 64) * 256), 'graph upload');
     const params = this.newBuffer(Math.max(1, dispatches.length) * PARAM_SLOT, 'graph parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
-    const paramBG = this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: params.gpu, offset: 0, size: PARAM_SLOT } }] });
+    const paramBG = this.kernels.paramBindGroup(params);
     const words = new Uint32Array(dispatches.length * PARAM_WORDS);
     const steps: GraphStep[] = dispatches.map((d, slot) => {
       const roles = d.roles.map((s) => (s.ref === this.upload ? new Store(upload, s.off - up.off, s.len) : s));
-      const { pipe, bg } = this.encodeInfo(d.spec, d.variant, roles);
+      const { pipe, bg } = this.kernels.encodeInfo(d.spec, d.variant, roles);
       roles.forEach((s, i) => (words[slot * PARAM_WORDS + i] = s.off));
       d.params.forEach((v, i) => (words[slot * PARAM_WORDS + roles.length + i] = v));
       return { pipe, bg, grid: d.grid, roles };
     });
     this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
-    const staging = this.device.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
-    return new GpuGraph(steps, paramBG, upload, up.len, read.src, read.bytes, staging);
+    const staging = this.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
+    return new GpuGraph(steps, paramBG, upload, params, up.len, read.src, read.bytes, staging);
   }
 
   /** submit a graph again with new upload data (as many numbers as at capture) and read its result */
@@ -635,7 +447,7 @@ export class GpuRuntime {
     this.flush();
     const q = this.device.queue;
     q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
-    const out = this.device.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
+    const out = this.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
     for (let s0 = 0; s0 < n; s0 += 16) {
       const enc = this.device.createCommandEncoder();
       for (let s = s0; s < Math.min(n, s0 + 16); s++) {
@@ -653,7 +465,7 @@ export class GpuRuntime {
       throw this.errorAfter(e);
     }
     const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
-    out.destroy();
+    this.destroyBuffer(out);
     if (this.lastError) throw this.errorAfter(null);
     return res;
   }
@@ -662,7 +474,7 @@ export class GpuRuntime {
     const cls = sizeClass(bytes);
     const list = this.staging.get(cls);
     if (list && list.length > 0) return list.pop()!;
-    return this.device.createBuffer({ size: cls, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
+    return this.createBuffer({ size: cls, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'staging' });
   }
 
   private putStaging(b: GPUBuffer): void {
@@ -722,11 +534,11 @@ export class GpuRuntime {
     const need = Math.max(2, n * 2);
     if (this.querySet && this.querySet.count >= need) return;
     this.querySet?.destroy();
-    this.queryBuf?.destroy();
+    if (this.queryBuf) this.destroyBuffer(this.queryBuf);
     let count = 256;
     while (count < need) count *= 2;
     this.querySet = this.device.createQuerySet({ type: 'timestamp', count });
-    this.queryBuf = this.device.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
+    this.queryBuf = this.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
   }
 
   private async collectTimes(buf: GPUBuffer, names: string[]): Promise<void> {
@@ -755,106 +567,3 @@ export class GpuRuntime {
   }
 }
 
-interface GraphStep {
-  pipe: GPUComputePipeline;
-  bg: GPUBindGroup;
-  grid: [number, number, number];
-  /** the stores the step binds: held, so that their blocks stay reserved while the graph lives */
-  roles: readonly Store[];
-}
-
-/** one compute pass with a graph's dispatches */
-function encodeGraph(enc: GPUCommandEncoder, g: GpuGraph): void {
-  const pass = enc.beginComputePass();
-  let lastPipe: GPUComputePipeline | null = null;
-  let lastBG: GPUBindGroup | null = null;
-  const off = [0];
-  for (let i = 0; i < g.steps.length; i++) {
-    const st = g.steps[i];
-    if (st.pipe !== lastPipe) pass.setPipeline((lastPipe = st.pipe));
-    if (st.bg !== lastBG) pass.setBindGroup(0, (lastBG = st.bg));
-    off[0] = i * PARAM_SLOT;
-    pass.setBindGroup(1, g.paramBG, off);
-    pass.dispatchWorkgroups(st.grid[0], st.grid[1], st.grid[2]);
-  }
-  pass.end();
-}
-
-/** A recorded submit (GpuRuntime.capture) that GpuRuntime.replay submits again. */
-export class GpuGraph {
-  constructor(
-    readonly steps: readonly GraphStep[],
-    readonly paramBG: GPUBindGroup,
-    readonly upload: BufRef,
-    readonly uploadLen: number,
-    /** what the step reads back */
-    readonly src: Store,
-    readonly bytes: number,
-    readonly staging: GPUBuffer,
-  ) {}
-}
-
-/** float32 → bf16 (dtype.ts's rounding), two to a u32: weight 2i in the low half (little-endian u16 pairs) */
-export function packBf16(data: Float32Array): Uint32Array {
-  const u16 = new Uint16Array(data.length + (data.length & 1));
-  for (let i = 0; i < data.length; i++) u16[i] = f32ToBf16(data[i]);
-  return new Uint32Array(u16.buffer);
-}
-
-/** the prelude + bindings + role substitution for one binding map */
-export function generateWgsl(spec: KernelSpec, variant: string, map: number[], modes: string): string {
-  const lines: string[] = [];
-  const body = spec.wgsl(variant);
-  const types = spec.types?.(variant) ?? {};
-  if (/subgroup/.test(body)) lines.push('enable subgroups;');
-  for (let j = 0; j < modes.length; j++) {
-    const roles = spec.roles.filter((_r, i) => map[i] === j);
-    const typed = roles.filter((r) => types[r]);
-    if (typed.length > 0 && (roles.length > 1 || modes[j] === 'w')) {
-      throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with ${roles.filter((r) => r !== typed[0]).join(', ') || 'a write'}; typed roles need a buffer of their own`);
-    }
-    const elem = typed.length > 0 ? types[typed[0]] : 'f32';
-    lines.push(`@group(0) @binding(${j}) var<storage, ${modes[j] === 'w' ? 'read_write' : 'read'}> b${j}: array<${elem}>;`);
-  }
-  lines.push(PRELUDE);
-  lines.push(`const PK: u32 = ${spec.roles.length}u;`);
-  for (const r of spec.roles) lines.push(`var<private> o_${r}: u32;`);
-  lines.push(`fn init_offsets() {`);
-  spec.roles.forEach((r, i) => lines.push(`  o_${r} = pu(${i}u);`));
-  lines.push(`}`);
-  const code = body.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, name: string) => {
-    const i = spec.roles.indexOf(name);
-    if (i < 0) throw new Error(`webgpu kernel ${spec.name}: unknown role ${m}`);
-    return `b${map[i]}`;
-  });
-  lines.push(code);
-  return lines.join('\n');
-}
-
-const PRELUDE = /* wgsl */ `
-struct Params { v: array<vec4<u32>, ${PARAM_WORDS / 4}> }
-@group(1) @binding(0) var<uniform> P: Params;
-fn pu(i: u32) -> u32 { return P.v[i / 4u][i % 4u]; }
-fn pf(i: u32) -> f32 { return bitcast<f32>(pu(i)); }
-fn lin(wg: vec3<u32>, nw: vec3<u32>) -> u32 { return wg.x + wg.y * nw.x; }
-fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  if (x < -15.0) { return exp(x); }
-  return log(1.0 + exp(x));
-}
-`;
-
-/** dst[i] = src[i], i < n (also used to gather inputs when a dispatch needs too many buffers) */
-export const COPY_SPEC: KernelSpec = {
-  name: 'copy',
-  roles: ['x', 'y'],
-  writes: ['y'],
-  wgsl: () => /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let i = lin(wg, nw) * 256u + li;
-  if (i < pu(PK)) { $y[o_y + i] = $x[o_x + i]; }
-}`,
-};

@@ -1,0 +1,183 @@
+/**
+ * Decode fusion of the WebGPU backend: the work it holds back so that a single-token step records few
+ * dispatches, and the matvec that absorbs it.
+ */
+import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
+import { f2u } from './wgsl.js';
+import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
+import { MATVEC_SG } from './kernels/linear.js';
+import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
+
+/**
+ * Decode fusion (rows ≤ 8). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
+ * - a pending norm (`rmsNorm`, `rmsNormGated` with a weight): a pure function of immutable inputs, kept
+ *   per output store and folded into the matvec that consumes it; materialised (its own dispatch) only
+ *   when anything else touches its output (`store`), or when one of its inputs is released (`releasing`). Assumes norm inputs are not later updated in place
+ *   (they are activations; in-place ops write states, caches and accumulators).
+ * - a pending linear (`linear` with M ≤ 8): held back until the next recorded op, which either absorbs it
+ *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
+ *   in the scan step) or flushes it first, so program order is kept.
+ */
+export interface PendingNorm {
+  x: Store;
+  z: Store | null;
+  w: Store;
+  y: Store;
+  M: number;
+  K: number;
+  gs: number;
+  eps: number;
+  gated: boolean;
+}
+export interface PendingLinear {
+  x: Store;
+  w: Store;
+  bias: Store | null;
+  y: Store;
+  M: number;
+  K: number;
+  N: number;
+  norm: PendingNorm | null;
+}
+
+/** the conv-window epilogue of an in_proj matvec (see MATVEC_V): output columns [c0, c0 + width) */
+export interface ConvWindow {
+  state: Store;
+  c0: number;
+  width: number;
+  K: number;
+}
+
+export class DecodeFusion {
+  private readonly norms = new WeakMap<Store, PendingNorm>();
+  /** the pending norms that read a store (x or z), by the store's base: materialised before it is released */
+  private readonly normReaders = new WeakMap<Store, PendingNorm[]>();
+  private seq: PendingLinear[] = [];
+
+  constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
+
+  /** the pending norm that produces `s`, if any (a matvec of ≤ 8 rows may fold it in) */
+  normOf(s: Store): PendingNorm | undefined {
+    return this.norms.get(s);
+  }
+
+  /** hold a matvec back until the next op (which may absorb it) */
+  pushLinear(l: PendingLinear): void {
+    this.seq.push(l);
+  }
+
+  /**
+   * `s` is about to go back to its pool: the held-back work that touches it is recorded first (the pending
+   * matvecs, and the pending norms that read it); a pending norm whose output it is, is dropped (never computed).
+   */
+  releasing(s: Store): void {
+    this.flush(); // a pending matvec may read or write it
+    this.norms.delete(s);
+    const readers = this.normReaders.get(s);
+    if (!readers) return;
+    this.normReaders.delete(s);
+    for (const p of readers) {
+      if (this.norms.get(p.y) !== p) continue; // consumed, materialised or dropped already
+      this.norms.delete(p.y);
+      this.materializeNorm(p);
+    }
+  }
+
+  /** `s`, its pending norm recorded first (anything but a fused matvec is about to read it) */
+  store(s: Store): Store {
+    const p = this.norms.get(s);
+    if (p) {
+      this.norms.delete(s);
+      this.materializeNorm(p);
+    }
+    return s;
+  }
+
+  private materializeNorm(p: PendingNorm): void {
+    if (p.gated) {
+      const roles = [p.x, p.z!, p.w, p.y], params = [p.M, p.K, p.gs, f2u(p.eps)];
+      const items = p.M * (p.K / p.gs);
+      if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
+      else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
+    } else {
+      const roles = [p.x, p.w, p.y], params = [p.M, p.K, f2u(p.eps), 1];
+      if (this.sgOk()) this.run(RMS_NORM_SG, roles, params, this.sgGrid(p.M));
+      else this.run(RMS_NORM, roles, params, this.rt.grid(p.M));
+    }
+  }
+
+  /** record the pending linears, in order */
+  flush(): void {
+    while (this.seq.length > 0) this.recLinear(this.seq.shift()!, null, null);
+  }
+
+  /** the last pending linear if it produced `s` (and nothing else is needed of it) */
+  takeTail(s: Store, ok: (l: PendingLinear) => boolean = () => true): PendingLinear | null {
+    const l = this.seq[this.seq.length - 1];
+    if (!l || l.y !== s || !ok(l)) return null;
+    this.seq.pop();
+    return l;
+  }
+
+  /** a decode matvec, with its pending norm folded in and optionally the residual (y2 = y + res) and a conv window */
+  recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null): void {
+    const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
+    const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
+    for (const b of blocks) {
+      const nb = b.r1 - b.r0;
+      const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
+      const n = l.norm;
+      const vec = this.vecOk(b.store, l.K);
+      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple')) {
+        // a plain f32 matvec: the barrier-free subgroup kernel where the vector one cannot read the weights, and
+        // on CPU-emulated adapters (barriers cost them a thread switch each)
+        this.rec(MATVEC_SG, [l.x, b.store, bs, l.y], [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0], this.sgGrid(nb), String(mm));
+        continue;
+      }
+      // vector loads on GPUs and wherever they are needed (bf16; the conv window of the mixer steps), else scalar
+      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
+      const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
+      const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
+      // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
+      const v = matvecVariant(l.M, l.K, fmt, nb, this.kernels === 'tiled' ? 256 : 0, this.rt.maxWorkgroupStorage);
+      const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
+      this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
+    }
+  }
+
+  /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */
+  private vecOk(w: Store, K: number): boolean {
+    return w.ref.matrices && w.off % 4 === 0 && K % (w.fmt === 'bf16' ? 8 : 4) === 0;
+  }
+
+  /** hold a norm back until a matvec folds it in or its output is read */
+  pendNorm(p: PendingNorm): void {
+    this.norms.set(p.y, p);
+    for (const s of p.z ? [p.x, p.z] : [p.x]) {
+      const base = s.base ?? s;
+      const list = this.normReaders.get(base);
+      if (list) list.push(p);
+      else this.normReaders.set(base, [p]);
+    }
+  }
+  /** record a dispatch after the pending linears */
+  run(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
+    this.flush();
+    this.rec(spec, roles, params, grid, variant);
+  }
+  private rec(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
+    this.rt.record({ spec, variant, roles, params, grid });
+  }
+  /** subgroup kernels: one item per subgroup, in workgroups of 64 */
+  sgOk(): boolean {
+    return this.rt.subgroupMax > 0 && this.rt.subgroupMax <= 64;
+  }
+  sgGrid(items: number): [number, number, number] {
+    return this.rt.grid(Math.ceil((items * this.rt.subgroupMax) / 64));
+  }
+
+  /** all row blocks of a weight can take the vectorized matvec (the conv-window epilogue needs it) */
+  vecAll(w: Store, K: number): boolean {
+    return (w.blocks ?? [{ store: w }]).every((b) => this.vecOk(b.store, K));
+  }
+}
