@@ -23,7 +23,7 @@ import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import type { CausalLM } from '../src/models/model.js';
+import type { CausalLM } from '../src/models/causal-lm.js';
 import { generate } from '../src/generate/generate.js';
 
 function arg(name: string, dflt: string): string {

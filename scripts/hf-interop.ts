@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSafetensorsAtomic } from '../src/io/safetensors.js';
-import { loadModel } from '../src/model.js';
+import { loadModel } from '../src/api/load.js';
 import { buildJob, DEFAULT_ARGS, type JobArgs } from '../src/train/jobs.js';
 import { train } from '../src/train/trainer.js';
 

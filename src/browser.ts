@@ -18,14 +18,14 @@ import { cpu } from './backend/cpu/index.js';
 import { WasmBackend } from './backend/wasm/index.js';
 import { loadWasmKernels } from './backend/wasm/platform.browser.js';
 import { createWebGpuBackend, WebGpuUnavailableError } from './backend/webgpu/index.js';
-import { assembleModel, type Model } from './model-core.js';
+import { assembleModel, type Model } from './api/model.js';
 import { readModelParts, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 import { ModelError } from './models/errors.js';
 import type { WeightDType } from './tensor/dtype.js';
-import { isFunction, validateBackendOptions, validateLoadOptions, type BackendName, type CommonLoadOptions, type OptionCheck } from './load-options.js';
+import { isFunction, validateBackendOptions, validateLoadOptions, type BackendName, type CommonLoadOptions, type OptionCheck } from './api/load-options.js';
 
-export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
-export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
+export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './api/model.js';
+export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/causal-lm.js';
 export { ModelState } from './models/state.js';
 export { MambaTsError, OpError, ShapeError, BackendMismatchError } from './errors.js';
 export { ModelError } from './models/errors.js';
@@ -36,7 +36,7 @@ export { Sampler, SamplingError, argmax, type SamplingOptions } from './generate
 export { Rng } from './generate/rng.js';
 export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/core.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource } from './io/safetensors-format.js';
-export { SafetensorsWeights, type TensorSource } from './io/weights-core.js';
+export { SafetensorsWeights, type TensorSource } from './io/tensor-source.js';
 export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
@@ -47,8 +47,8 @@ export { WasmMemoryError } from './backend/wasm/runtime.js';
 export { loadWasmKernels, wasmThreadsAvailable } from './backend/wasm/platform.browser.js';
 export { WebGpuBackend, WebGpuUnavailableError, createWebGpuBackend, type CreateWebGpuOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';
-export { LoadOptionError } from './load-options.js';
-export type { BackendName } from './load-options.js';
+export { LoadOptionError } from './api/load-options.js';
+export type { BackendName } from './api/load-options.js';
 
 export interface BrowserBackendOptions {
   /** wasm: threads including the calling one, an integer >= 1 (default: all cores where threads can run, else 1) */

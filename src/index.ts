@@ -1,11 +1,11 @@
 /** mamba-ts public API. */
-export { loadModel, Model, type LoadOptions, type PromptInput } from './model.js';
-export { assembleModel, type ModelGenerateOptions, type ModelParts } from './model-core.js';
-export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
+export { loadModel, Model, type LoadOptions, type PromptInput } from './api/load.js';
+export { assembleModel, type ModelGenerateOptions, type ModelParts } from './api/model.js';
+export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/causal-lm.js';
 export { ModelState } from './models/state.js';
 export { MambaTsError, OpError, ShapeError, BackendMismatchError } from './errors.js';
 export { ModelError } from './models/errors.js';
-export { LoadOptionError } from './load-options.js';
+export { LoadOptionError } from './api/load-options.js';
 export { MambaLM, parseMambaConfig, type MambaConfig } from './models/mamba.js';
 export { buildModel, supportedModelTypes } from './models/registry.js';
 export { generate, generateStream, GenerationError, type GenerateOptions, type GenerateResult, type TokenEvent, type FinishReason } from './generate/generate.js';
@@ -20,7 +20,7 @@ export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';
 export { CpuBackend, cpu } from './backend/cpu/index.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/index.js';
 export { WasmMemoryError } from './backend/wasm/runtime.js';
-export { resolveBackend, resolveBackendAsync } from './model.js';
+export { resolveBackend, resolveBackendAsync } from './api/load.js';
 export { WebGpuBackend, createWebGpuBackend, WebGpuUnavailableError, type CreateWebGpuOptions, type WebGpuBackendOptions } from './backend/webgpu/index.js';
 export type { WeightDType } from './tensor/dtype.js';
 export { TrainableLM, type TrainableModel } from './train/lm.js';

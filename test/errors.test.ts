@@ -19,7 +19,7 @@ import { CheckpointError } from '../src/train/checkpoint.js';
 import { OptimizerError } from '../src/train/optim.js';
 import { RunFolderError, TrainError } from '../src/train/errors.js';
 import { ModelError } from '../src/models/errors.js';
-import { LoadOptionError } from '../src/load-options.js';
+import { LoadOptionError } from '../src/api/load-options.js';
 import { CliError, UsageError } from '../src/cli/args.js';
 import { TokenizerError } from '../src/tokenizer/core.js';
 import { SamplingError } from '../src/generate/sampling.js';
@@ -32,7 +32,7 @@ import * as fused from '../src/autograd/fused.js';
 import { backward, constant, param } from '../src/autograd/var.js';
 import { CpuBackend, cpu } from '../src/backend/cpu/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
-import { loadModel } from '../src/model.js';
+import { loadModel } from '../src/api/load.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { hfFixture } from './helpers.js';
 

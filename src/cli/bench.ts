@@ -4,7 +4,7 @@
  * speed it implies (batch-1 decode reads every weight once per token: ceiling = bandwidth ÷ weight bytes).
  */
 import { argmax } from '../generate/sampling.js';
-import { resolveBackendAsync } from '../model.js';
+import { resolveBackendAsync } from '../api/load.js';
 import type { WebGpuBackend } from '../backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';

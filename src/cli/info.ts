@@ -1,7 +1,7 @@
 /** `mamba-ts info`: what a model folder holds. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModel, type Model } from '../model.js';
+import { loadModel, type Model } from '../api/load.js';
 import { commandUsage, flag, parseCommand, str, UsageError, type CommandSpec } from './args.js';
 import { formatBytes, startProgress, type CliIO } from './io.js';
 

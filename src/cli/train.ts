@@ -1,7 +1,7 @@
 /** `mamba-ts train` and `mamba-ts eval`: train a model on a task with a progress bar; evaluate a checkpoint. */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel } from '../model.js';
+import { loadModel } from '../api/load.js';
 import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
 import { ProgressBar } from '../train/progress.js';
 import { checkRunFolder } from '../train/run-folder.js';

@@ -7,7 +7,7 @@
  * The returned state has consumed every returned token (prompt + generated), so passing it back as
  * `state` with the next user turn continues the conversation without re-reading anything.
  */
-import type { CausalLM, DeltaObserver } from '../models/model.js';
+import type { CausalLM, DeltaObserver } from '../models/causal-lm.js';
 import { ModelState } from '../models/state.js';
 import type { HostTensor } from '../tensor/tensor.js';
 import { Sampler, SamplingError, type SamplingOptions } from './sampling.js';

@@ -11,10 +11,10 @@
  */
 import { parseJsonObject, type RawConfig } from '../models/config.js';
 import { ModelError } from '../models/errors.js';
-import { checkTokenizerFits, type ModelParts } from '../model-core.js';
+import { checkTokenizerFits, type ModelParts } from '../api/model.js';
 import { Tokenizer, TokenizerError, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, isObject } from '../tokenizer/core.js';
 import { SafetensorsError, SafetensorsFile, type ByteSource } from './safetensors-format.js';
-import { INDEX_FILE_NAME, SINGLE_FILE_NAME, SafetensorsWeights, baseName } from './weights-core.js';
+import { INDEX_FILE_NAME, SINGLE_FILE_NAME, SafetensorsWeights, baseName } from './tensor-source.js';
 
 /** Bytes read so far of one file (downloads and file reads report it). */
 export interface ReadProgress {

@@ -18,10 +18,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile } from './safetensors.js';
-import { INDEX_FILE_NAME, SINGLE_FILE_NAME, SafetensorsWeights as SafetensorsTable, type TensorSource } from './weights-core.js';
+import { INDEX_FILE_NAME, SINGLE_FILE_NAME, SafetensorsWeights as SafetensorsTable, type TensorSource } from './tensor-source.js';
 
-// the table, the index validation and the renaming view live in weights-core.ts (no I/O, browser-safe)
-export { INDEX_FILE_NAME, SINGLE_FILE_NAME, type TensorSource } from './weights-core.js';
+// the table, the index validation and the renaming view live in tensor-source.ts (no I/O, browser-safe)
+export { INDEX_FILE_NAME, SINGLE_FILE_NAME, type TensorSource } from './tensor-source.js';
 
 export class SafetensorsWeights extends SafetensorsTable {
   /**

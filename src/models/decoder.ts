@@ -11,7 +11,7 @@ import { keep, Scope } from '../tensor/scope.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 import type { ParamEntry } from './loader.js';
-import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput, StepOptions } from './model.js';
+import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
 import { ModelState } from './state.js';
 
 export interface Sublayer {

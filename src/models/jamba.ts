@@ -30,7 +30,7 @@
  * `sliding_window` is ignored, as HF's eager/SDPA attention ignores it.
  */
 import { cpu } from '../backend/cpu/index.js';
-import { prefillOptions } from '../load-options.js';
+import { prefillOptions } from '../api/load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import type { Mixer } from '../nn/mixer.js';
 import { GatedMLP } from '../nn/mlp.js';

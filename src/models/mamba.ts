@@ -28,7 +28,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
-import { prefillOptions } from '../load-options.js';
+import { prefillOptions } from '../api/load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import { Mamba1Mixer, type Mamba1Weights, type ScanOptions } from '../nn/mamba1.js';
 import { S4dMixer, s4dModes } from '../nn/s4d.js';

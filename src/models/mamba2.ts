@@ -17,7 +17,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
-import { prefillOptions } from '../load-options.js';
+import { prefillOptions } from '../api/load-options.js';
 import type { WeightSource } from '../io/weights.js';
 import { Mamba2Mixer, type Mamba2Dims, type Mamba2Options as Mamba2MixerOptions } from '../nn/mamba2.js';
 import { ConfigFields, type RawConfig } from './config.js';

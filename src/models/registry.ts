@@ -12,7 +12,7 @@ import { Mamba2LM, parseMamba2Config, type Mamba2Options } from './mamba2.js';
 import { BambaLM, parseBambaConfig } from './bamba.js';
 import { LlamaLM, parseLlamaConfig } from './llama.js';
 import { NemotronHLM, parseNemotronHConfig } from './nemotron_h.js';
-import type { CausalLM } from './model.js';
+import type { CausalLM } from './causal-lm.js';
 import { unscoped } from '../tensor/scope.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options;

@@ -18,11 +18,11 @@ import { resolveModelType } from '../models/registry.js';
 import { countParameters, type MixerKind, TrainableLM, type TrainableModel } from './lm.js';
 import { architectureNames } from '../models/registry.js';
 import { subRng } from './random.js';
-import { S4dClassifier } from './s4d_classifier.js';
+import { S4dClassifier } from './s4d-classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
 import { TrainError, type TrainHooks, type TrainOptions } from './trainer.js';
 import { UntrainableModelError } from './errors.js';
-import { byteLevelTokenizerJson } from './byte_tokenizer.js';
+import { byteLevelTokenizerJson } from './byte-tokenizer.js';
 
 export type TaskName = 'text' | 'selective-copying' | 'induction-heads' | 'fmnist';
 export const TASKS: readonly TaskName[] = ['text', 'selective-copying', 'induction-heads', 'fmnist'];

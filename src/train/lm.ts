@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cpu } from '../backend/cpu/index.js';
 import type { TensorEntry } from '../io/safetensors.js';
-import type { TensorSource } from '../io/weights-core.js';
+import type { TensorSource } from '../io/tensor-source.js';
 import { WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { DecoderLM } from '../models/decoder.js';

@@ -5,7 +5,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
-import type { CausalLM } from '../../src/models/model.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
 import { hfFixture, maxAbsDiff } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
 

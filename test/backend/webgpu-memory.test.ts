@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
 import { buildModel } from '../../src/models/registry.js';
 import { RandomTensorSource } from '../../src/models/random.js';
-import type { CausalLM } from '../../src/models/model.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
 import type { GpuGraph } from '../../src/backend/webgpu/runtime.js';
 import * as ops from '../../src/tensor/ops.js';
 import { scope, scopeContextKind, useScopeContext } from '../../src/tensor/scope.js';

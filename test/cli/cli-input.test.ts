@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadModel, type Model } from '../../src/model.js';
+import { loadModel, type Model } from '../../src/api/load.js';
 import { GENERATE_SPEC, parseGenerateArgs } from '../../src/cli/generate.js';
 import { hfFixture } from '../helpers.js';
 import { runCli as cli, spawnCli, writeSmallTokenizer, type Result } from './cli-helpers.js';

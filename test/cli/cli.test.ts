@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadModel, type Model } from '../../src/model.js';
+import { loadModel, type Model } from '../../src/api/load.js';
 import { report, version } from '../../src/cli/main.js';
 import { GENERATE_SPEC } from '../../src/cli/generate.js';
 import { INFO_SPEC } from '../../src/cli/info.js';

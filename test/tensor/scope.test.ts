@@ -10,7 +10,7 @@ import { generate, loadModel } from '../../src/index.js';
 import * as ops from '../../src/tensor/ops.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { keep, Scope, scope, scopeAsync, scopeContextKind, unscoped, useScopeContext } from '../../src/tensor/scope.js';
-import type { CausalLM } from '../../src/models/model.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
 import type { ModelState } from '../../src/models/state.js';
 import { hfFixture, maxAbsDiff } from '../helpers.js';
 

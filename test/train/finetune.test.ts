@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { backward, withGrad } from '../../src/autograd/tape.js';
-import { loadModel } from '../../src/model.js';
+import { loadModel } from '../../src/api/load.js';
 import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, loadTrainableLM, type JobArgs } from '../../src/train/jobs.js';
 import { TrainableLM } from '../../src/train/lm.js';
 import { train, TrainError } from '../../src/train/trainer.js';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { byteLevelTokenizerJson } from '../../src/train/byte_tokenizer.js';
+import { byteLevelTokenizerJson } from '../../src/train/byte-tokenizer.js';
 import { buildJob, DEFAULT_ARGS, packageSources, type JobArgs } from '../../src/train/jobs.js';
 import { train } from '../../src/train/trainer.js';
 import { fashionMnistFiles, loadTextCorpus } from '../../src/train/data.js';
@@ -117,13 +117,13 @@ test('the byte-level tokenizer.json maps every byte to its id and back', (t) => 
   assert.equal(tok.decode(ids), text);
 });
 
-test('npm start trains on the package sources: packageSources() is src/, and its corpus holds model.ts byte for byte', () => {
+test('npm start trains on the package sources: packageSources() is src/, and its corpus holds api/model.ts byte for byte', () => {
   const src = packageSources();
   assert.equal(src, path.join(ROOT, 'src'));
   const corpus = loadTextCorpus(src);
-  const model = corpus.files.find((f) => f.path === 'model.ts');
-  assert.ok(model, `model.ts among ${corpus.files.length} files`);
-  assert.ok(Buffer.from(Uint8Array.from(model.tokens)).equals(fs.readFileSync(path.join(src, 'model.ts'))), 'the tokens of model.ts are its bytes');
+  const model = corpus.files.find((f) => f.path === 'api/model.ts');
+  assert.ok(model, `api/model.ts among ${corpus.files.length} files`);
+  assert.ok(Buffer.from(Uint8Array.from(model.tokens)).equals(fs.readFileSync(path.join(src, 'api', 'model.ts'))), 'the tokens of api/model.ts are its bytes');
   assert.ok(corpus.files.every((f) => !f.path.startsWith('..') && !path.isAbsolute(f.path)));
   assert.ok(corpus.totalBytes > 100_000, `${corpus.totalBytes} bytes of sources`);
 });

@@ -15,7 +15,7 @@ import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js'
 import { processDt } from '../../ssm/ssd.js';
 import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
 import { platform } from './platform.js';
-import { LoadOptionError } from '../../load-options.js';
+import { LoadOptionError } from '../../api/load-options.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores); more than the platform can run is refused */

@@ -5,19 +5,19 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WeightSource } from './io/weights.js';
-import { readConfig, readJsonFile } from './models/config-file.js';
-import { ModelError } from './models/errors.js';
-import { Tokenizer } from './tokenizer/tokenizer.js';
-import type { Backend } from './backend/backend.js';
-import { cpu } from './backend/cpu/index.js';
-import { WasmBackend } from './backend/wasm/index.js';
-import type { WeightDType } from './tensor/dtype.js';
-import { assembleModel, checkTokenizerFits, type Model } from './model-core.js';
+import { WeightSource } from '../io/weights.js';
+import { readConfig, readJsonFile } from '../models/config-file.js';
+import { ModelError } from '../models/errors.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { Backend } from '../backend/backend.js';
+import { cpu } from '../backend/cpu/index.js';
+import { WasmBackend } from '../backend/wasm/index.js';
+import type { WeightDType } from '../tensor/dtype.js';
+import { assembleModel, checkTokenizerFits, type Model } from './model.js';
 import { validateBackendOptions, validateLoadOptions, type CommonLoadOptions, type OptionCheck } from './load-options.js';
 
 // the Model class and the assembly shared with the browser loaders live in model-core.ts (no I/O)
-export { Model, assembleModel, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model-core.js';
+export { Model, assembleModel, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model.js';
 
 /**
  * `loadModel`'s options. Every one is checked before anything is read (`validateLoadOptions`, load-options.ts,
@@ -58,7 +58,7 @@ export function resolveBackend(opts: Pick<LoadOptions, 'backend' | 'threads' | '
 export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 'threads' | 'weights'>): Promise<Backend> {
   if (opts.backend !== 'webgpu') return resolveBackend(opts);
   validateBackendOptions(opts, 'resolveBackendAsync');
-  const { createWebGpuBackend, WebGpuUnavailableError } = await import('./backend/webgpu/index.js');
+  const { createWebGpuBackend, WebGpuUnavailableError } = await import('../backend/webgpu/index.js');
   try {
     return await createWebGpuBackend({ weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
   } catch (e) {

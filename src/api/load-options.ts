@@ -4,10 +4,10 @@
  * is refused with the list of known keys), before anything is read. A mistake is a `LoadOptionError` that
  * names the option and lists what is valid. No I/O, browser-safe.
  */
-import { PREFILL_SUPPORT, prefillSupport, type Backend, type PrefillSupport, type ScanAlgorithm, type SsdAlgorithm } from './backend/backend.js';
-import { ModelError } from './models/errors.js';
-import type { ModelOptions } from './models/registry.js';
-import type { WeightDType } from './tensor/dtype.js';
+import { PREFILL_SUPPORT, prefillSupport, type Backend, type PrefillSupport, type ScanAlgorithm, type SsdAlgorithm } from '../backend/backend.js';
+import { ModelError } from '../models/errors.js';
+import type { ModelOptions } from '../models/registry.js';
+import type { WeightDType } from '../tensor/dtype.js';
 
 /** A load option with an invalid value, or an unknown one. */
 export class LoadOptionError extends ModelError {}

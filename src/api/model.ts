@@ -4,15 +4,15 @@
  * generation_config.json — to a Model. `loadModel` (model.ts, Node folders) and the browser loaders
  * (browser.ts: files, URLs, bytes) both end here. No I/O, browser-safe.
  */
-import type { Backend } from './backend/backend.js';
-import type { TensorSource } from './io/weights-core.js';
-import type { RawConfig } from './models/config.js';
-import { ModelError } from './models/errors.js';
-import type { CausalLM, DeltaObserver, ForwardOptions, ForwardOutput } from './models/model.js';
-import { buildModel, type ModelOptions } from './models/registry.js';
-import { ModelState } from './models/state.js';
-import type { Tokenizer } from './tokenizer/core.js';
-import { generate, generateStream, type GenerateOptions, type GenerateResult, type TokenEvent } from './generate/generate.js';
+import type { Backend } from '../backend/backend.js';
+import type { TensorSource } from '../io/tensor-source.js';
+import type { RawConfig } from '../models/config.js';
+import { ModelError } from '../models/errors.js';
+import type { CausalLM, DeltaObserver, ForwardOptions, ForwardOutput } from '../models/causal-lm.js';
+import { buildModel, type ModelOptions } from '../models/registry.js';
+import { ModelState } from '../models/state.js';
+import type { Tokenizer } from '../tokenizer/core.js';
+import { generate, generateStream, type GenerateOptions, type GenerateResult, type TokenEvent } from '../generate/generate.js';
 
 /** `Model.generate` / `Model.stream` options: generation's (Δ observation included: `onDelta`, per call). */
 export type ModelGenerateOptions = GenerateOptions;
