@@ -34,10 +34,7 @@ const IMPLS: Record<DiffOp, Impl> = {
   silu_mul: ([x, y]) => ag.mul(ag.silu(need(x, 'a')), need(y, 'b')),
   mul: ([x, y]) => ag.mul(need(x, 'a'), need(y, 'b')),
   split: ([x], a) => ag.split(need(x, 'x'), a.sizes!),
-  causal_conv1d: ([x, w, b], a) => {
-    const y = fused.causalConv1d(need(x, 'x'), need(w, 'weight'), b);
-    return a.kind === 'silu' ? ag.silu(y) : y;
-  },
+  causal_conv1d: ([x, w, b], a) => fused.causalConv1d(need(x, 'x'), need(w, 'weight'), b, a.kind === 'silu'),
   selective_scan: ([u, delta, A, B, C, D, z, bias], a) =>
     fused.selectiveScan({
       u: need(u, 'u'), delta: need(delta, 'delta'), A: need(A, 'A'), B: need(B, 'B'), C: need(C, 'C'), D, z, deltaBias: bias,
