@@ -13,6 +13,7 @@ import * as ag from '../../src/autograd/ops.js';
 import { selectiveScanJs } from '../../src/autograd/fused-scan.js';
 import { backward, noGrad, param, type Var } from '../../src/autograd/var.js';
 import { trainRuntime } from '../../src/autograd/wasm-train.js';
+import { transpose } from '../../src/autograd/gemm.js';
 
 const TOL = 2e-5;
 
@@ -38,21 +39,22 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 type Spec = { name: string; shape: number[]; lo: number; hi: number };
 
 /** run `f` on fresh parameters made from `data`, back-propagate `seed`; the output and every input's gradient */
-function run(f: (vs: Var[]) => Var, specs: Spec[], data: Float32Array[], seed: Float32Array): { out: Float32Array; grads: Float32Array[] } {
-  const vs = specs.map((s, i) => param(s.name, data[i].slice(), s.shape));
+function run(f: (vs: Var[]) => Var, specs: Spec[], data: Float32Array[], seed: Float32Array, f64 = false): { out: Float32Array; grads: Float32Array[] } {
+  const vs = specs.map((s, i) => param(s.name, f64 ? Float64Array.from(data[i]) : data[i].slice(), s.shape));
   const out = f(vs);
-  backward(out, seed);
+  backward(out, f64 ? Float64Array.from(seed) : seed);
   return { out: Float32Array.from(out.data), grads: vs.map((v) => Float32Array.from(v.grad ?? new Float32Array(v.size))) };
 }
 
-function compare(label: string, wasm: (vs: Var[]) => Var, js: (vs: Var[]) => Var, specs: Spec[], seed = 1): void {
+/** `wasm` on float32 inputs against `js` on the same values (in float64 when `js64`: the TypeScript path) */
+function compare(label: string, wasm: (vs: Var[]) => Var, js: (vs: Var[]) => Var, specs: Spec[], seed = 1, js64 = false): void {
   const rng = new Rng(seed);
   const data = specs.map((s) => rand32(rng, s.shape.reduce((a, b) => a * b, 1), s.lo, s.hi));
   // the same output gradient for both
   const size = noGrad(() => js(specs.map((s, i) => param(s.name, data[i].slice(), s.shape)))).size;
   const g = rand32(rng, size, -1, 1);
   const w = run(wasm, specs, data, g);
-  const j = run(js, specs, data, g);
+  const j = run(js, specs, data, g, js64);
   const eOut = relErr(w.out, j.out);
   assert.ok(eOut <= TOL, `${label}: output differs by ${eOut}`);
   specs.forEach((s, i) => {
@@ -134,3 +136,42 @@ for (const { b, L, C, K } of convShapes) {
     }
   }
 }
+
+// linear layer (forward on linear_f32; backward: wasm transposes + two linear_f32 products) against the float64
+// TypeScript path; shapes above the wasm threshold (M·K·N ≥ 2^14), odd sizes (transpose edges)
+const linShapes: Array<{ M: number; K: number; N: number }> = [
+  { M: 64, K: 32, N: 48 },
+  { M: 37, K: 29, N: 53 },
+  { M: 130, K: 7, N: 33 },
+];
+for (const { M, K, N } of linShapes) {
+  for (const withBias of [true, false]) {
+    const specs: Spec[] = [
+      { name: 'x', shape: [M, K], lo: -1, hi: 1 },
+      { name: 'w', shape: [N, K], lo: -1, hi: 1 },
+    ];
+    if (withBias) specs.push({ name: 'bias', shape: [N], lo: -1, hi: 1 });
+    test(`linear wasm = TypeScript float64: M${M} K${K} N${N}${withBias ? '' : ', no bias'}`, () => {
+      const f = ([x, w, bias]: Var[]): Var => ag.linear(x, w, bias ?? null);
+      compare('linear', f, f, specs, M + K + N, true);
+    });
+  }
+}
+
+test('transpose_f32 (wasm) = the TypeScript transpose, edges included', () => {
+  const rt = trainRuntime()!;
+  const rng = new Rng(5);
+  for (const [R, C] of [[1, 1], [3, 5], [4, 4], [37, 66], [64, 33], [100, 3]]) {
+    const a = rand32(rng, R * C, -1, 1);
+    const o = rt.heap.alloc(R * C * 4);
+    const t = rt.heap.alloc(R * C * 4);
+    try {
+      rt.f32(o, R * C).set(a);
+      rt.kernels.transpose_f32(o, t, R, C);
+      assert.deepEqual(rt.f32(t, R * C).slice(), transpose(a, R, C), `${R}×${C}`);
+    } finally {
+      rt.heap.release(t);
+      rt.heap.release(o);
+    }
+  }
+});
