@@ -2,8 +2,11 @@
  * Data-parallel training on worker threads. The parameters live in one SharedArrayBuffer that the main
  * thread's model and every worker's replica view directly (no copies per step); each worker computes the
  * gradients of its share of the step's micro-batches (micro m goes to worker m mod T) into its own
- * shared gradient region, and the main thread adds the regions in worker order. The sum order depends
- * only on (accum, threads), so a run — and its resume — is reproducible for a given thread count.
+ * shared gradient region, then — after a barrier on a shared counter, all regions being written — adds up
+ * its 1/T slice of every parameter over the regions, in worker order, into the shared sum that becomes the
+ * parameters' gradients. (The sum is split among the workers: on the main thread it was a serial part of
+ * every step.) The sum order depends only on (accum, threads), so a run — and its resume — is reproducible
+ * for a given thread count.
  *
  * Workers rebuild the job from the same arguments; batches are pure functions of (seed, step, micro), so
  * nothing but the step number crosses threads.
@@ -19,8 +22,8 @@ export interface ParallelStepResult {
   correct: number;
 }
 
-/** messages main → worker */
-export type ToWorker = { kind: 'step'; step: number; micros: number[]; accum: number } | { kind: 'stop' };
+/** messages main → worker; `round` counts the steps given to the workers (1, 2, …): the barrier's generation */
+export type ToWorker = { kind: 'step'; step: number; micros: number[]; accum: number; round: number } | { kind: 'stop' };
 /** messages worker → main */
 export type FromWorker = { kind: 'ready' } | { kind: 'done'; loss: number; tokens: number; count: number; correct: number } | { kind: 'error'; message: string };
 
@@ -30,10 +33,49 @@ export interface WorkerSetup {
   /** parameter names, in the order of `offsets` */
   names: string[];
   params: SharedArrayBuffer;
+  /** this worker's gradient region */
   grads: SharedArrayBuffer;
+  /** every worker's gradient region, in worker order */
+  allGrads: SharedArrayBuffer[];
+  /** the summed gradients (total floats) */
+  sum: SharedArrayBuffer;
+  /** Int32Array [1]: the barrier counter (workers that finished their micro-batches, over all rounds) */
+  barrier: SharedArrayBuffer;
   /** float offsets of each parameter in params/grads */
   offsets: number[];
   index: number;
+  threads: number;
+}
+
+/** the floats [lo, hi) of the gradient sum that worker `index` of `threads` adds up (whole parameters' floats, 16-aligned) */
+export function sumSlice(index: number, threads: number, total: number): [number, number] {
+  const chunk = Math.ceil(total / threads / 16) * 16;
+  return [Math.min(total, index * chunk), Math.min(total, (index + 1) * chunk)];
+}
+
+/**
+ * A worker's part of the gradient sum: wait until all `threads` workers of round `round` have written their
+ * regions (the barrier counter reaches round·threads), then sum[i] = Σ_w grads_w[i] for i in this worker's slice, in
+ * worker order (float32 adds, as a sequential sum would do them).
+ */
+export function reduceSlice(s: Pick<WorkerSetup, 'allGrads' | 'sum' | 'barrier' | 'index' | 'threads'>, round: number, total: number): void {
+  const bar = new Int32Array(s.barrier);
+  const target = round * s.threads;
+  Atomics.add(bar, 0, 1);
+  Atomics.notify(bar, 0);
+  for (;;) {
+    const v = Atomics.load(bar, 0);
+    if (v >= target) break;
+    Atomics.wait(bar, 0, v, 100);
+  }
+  const [lo, hi] = sumSlice(s.index, s.threads, total);
+  if (lo >= hi) return;
+  const out = new Float32Array(s.sum, lo * 4, hi - lo);
+  out.fill(0);
+  for (const buf of s.allGrads) {
+    const src = new Float32Array(buf, lo * 4, hi - lo);
+    for (let j = 0; j < out.length; j++) out[j] += src[j];
+  }
 }
 
 /** Move every parameter's data into one SharedArrayBuffer (values kept); returns its layout. */
@@ -59,23 +101,25 @@ export function shareParameters(params: ReadonlyMap<string, Param>): { buffer: S
 export class ParallelGradients {
   private readonly workers: Worker[] = [];
   private readonly grads: SharedArrayBuffer[] = [];
+  private round = 0;
 
   private constructor(
     private readonly params: ReadonlyMap<string, Param>,
     private readonly names: string[],
     private readonly offsets: number[],
+    private readonly sum: SharedArrayBuffer,
   ) {}
 
   /** Start `threads` workers, each building its replica with `args` (see `train-worker.ts`). */
   static async start(params: ReadonlyMap<string, Param>, args: unknown, threads: number): Promise<ParallelGradients> {
     const { buffer, names, offsets, total } = shareParameters(params);
-    const pg = new ParallelGradients(params, names, offsets);
+    const pg = new ParallelGradients(params, names, offsets, new SharedArrayBuffer(total * 4));
+    const barrier = new SharedArrayBuffer(4);
     const url = new URL('./train-worker.js', import.meta.url);
     const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < threads; i++) pg.grads.push(new SharedArrayBuffer(total * 4));
     for (let i = 0; i < threads; i++) {
-      const grads = new SharedArrayBuffer(total * 4);
-      pg.grads.push(grads);
-      const setup: WorkerSetup = { args, names, params: buffer, grads, offsets, index: i };
+      const setup: WorkerSetup = { args, names, params: buffer, grads: pg.grads[i], allGrads: pg.grads, sum: pg.sum, barrier, offsets, index: i, threads };
       const w = new Worker(url, { workerData: setup });
       pg.workers.push(w);
       ready.push(
@@ -99,6 +143,7 @@ export class ParallelGradients {
    */
   async step(step: number, accum: number): Promise<ParallelStepResult> {
     const T = this.workers.length;
+    const round = ++this.round;
     const results = await Promise.all(
       this.workers.map((w, i) => {
         const micros: number[] = [];
@@ -115,20 +160,14 @@ export class ParallelGradients {
           };
           w.once('message', onMsg);
           w.once('error', onErr);
-          w.postMessage({ kind: 'step', step, micros, accum } satisfies ToWorker);
+          w.postMessage({ kind: 'step', step, micros, accum, round } satisfies ToWorker);
         });
       }),
     );
-    // sum the workers' gradient regions in order
+    // the workers have summed their regions into `sum`: the gradients are views of it (valid until the next step)
     this.names.forEach((n, k) => {
       const p = this.params.get(n)!;
-      const size = p.data.length;
-      const g = new Float32Array(size);
-      for (const buf of this.grads) {
-        const src = new Float32Array(buf, this.offsets[k] * 4, size);
-        for (let j = 0; j < g.length; j++) g[j] += src[j];
-      }
-      p.grad = g;
+      p.grad = new Float32Array(this.sum, this.offsets[k] * 4, p.data.length);
     });
     const r = { loss: 0, tokens: 0, count: 0, correct: 0 };
     for (const x of results) {
