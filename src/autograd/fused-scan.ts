@@ -26,7 +26,7 @@
 import { expectRank, expectShape, fail, fastExp, fromF64, needsGrad, present, shp, sigm, softplus, softplusGrad } from './fused-common.js';
 import { selectiveScanWasm } from './fused-scan-wasm.js';
 import { accumulateOwned, type Arr, result, type Var, zerosLike } from './var.js';
-import { allF32, trainRuntime } from './wasm-train.js';
+import { allF32, trainRuntime, WASM_TRAIN_MAX_BYTES } from './wasm-train.js';
 
 export interface ScanInputs {
   u: Var; // [b, L, D]
@@ -49,7 +49,13 @@ export interface ScanInputs {
 export function selectiveScan(a: ScanInputs): Var {
   const T = checkScan(a);
   const { u, delta, A, B, C, D, z, deltaBias } = a;
-  const rt = allF32(u.data, delta.data, A.data, B.data, C.data, D?.data ?? null, z?.data ?? null, deltaBias?.data ?? null) ? trainRuntime() : null;
+  const [b, L, Dm] = u.shape;
+  const N = A.shape[1];
+  // the backward's wasm memory: 8 arrays of [b, L, D] (inputs, output gradient, input gradients), 4 of [b, L, N],
+  // the checkpoints; beyond WASM_TRAIN_MAX_BYTES (the 4 GiB wasm memory holds other things too) TypeScript runs it
+  const bytes = 4 * (8 * b * L * Dm + 4 * b * L * N + b * Math.ceil(L / T) * Math.ceil(Dm / 4) * 4 * N);
+  const f32 = allF32(u.data, delta.data, A.data, B.data, C.data, D?.data ?? null, z?.data ?? null, deltaBias?.data ?? null);
+  const rt = f32 && bytes <= WASM_TRAIN_MAX_BYTES ? trainRuntime() : null;
   return rt ? selectiveScanWasm(rt, a, T) : selectiveScanJs(a);
 }
 

@@ -10,7 +10,7 @@
 import { expectRank, expectShape, fail, fromF64, needsGrad, present, shp, sigm } from './fused-common.js';
 import { silu as siluOp } from './ops.js';
 import { accumulateOwned, type Arr, result, type Var, zerosLike } from './var.js';
-import { allF32, trainRuntime, withFrame } from './wasm-train.js';
+import { allF32, trainRuntime, WASM_TRAIN_MAX_BYTES, withFrame } from './wasm-train.js';
 import type { WasmRuntime } from '../backend/wasm/runtime.js';
 
 export { selectiveScan, type ScanInputs } from './fused-scan.js';
@@ -25,7 +25,8 @@ export { fftConv, s4dKernel } from './fused-s4.js';
  */
 export function causalConv1d(x: Var, w: Var, bias: Var | null, silu = false): Var {
   checkConv(x, w, bias);
-  const rt = allF32(x.data, w.data, bias ? bias.data : null) ? trainRuntime() : null;
+  const fits = 4 * 5 * x.size <= WASM_TRAIN_MAX_BYTES; // the backward's x, yPre, g, gx (+ scratch)
+  const rt = fits && allF32(x.data, w.data, bias ? bias.data : null) ? trainRuntime() : null;
   if (rt) return causalConv1dWasm(rt, x, w, bias, silu);
   const y = causalConv1dJs(x, w, bias);
   return silu ? siluOp(y) : y;

@@ -10,14 +10,14 @@
  * is data-parallel across workers, see src/train/parallel.ts); float64 and tiny products stay in plain TypeScript
  * (`ops.ts`), and so does everything where the wasm module cannot be loaded.
  */
-import { trainRuntime, withFrame } from './wasm-train.js';
+import { trainRuntime, WASM_TRAIN_MAX_BYTES, withFrame } from './wasm-train.js';
 
 /** below this many multiply-adds the copies cost more than they save */
 const MIN_WORK = 1 << 14;
 
 /** y [M, N] = x [M, K] · w [N, K]ᵀ (+ bias [N]); null when the wasm path is not available for this call */
 export function gemmNT(x: Float32Array, w: Float32Array, bias: Float32Array | null, M: number, K: number, N: number): Float32Array | null {
-  if (M * K * N < MIN_WORK) return null;
+  if (M * K * N < MIN_WORK || 4 * (M * K + N * K + M * N) > WASM_TRAIN_MAX_BYTES) return null;
   const r = trainRuntime();
   if (!r) return null;
   return withFrame(r, (f) => {
@@ -37,7 +37,7 @@ export function gemmNT(x: Float32Array, w: Float32Array, bias: Float32Array | nu
 export function linearBackward(
   g: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number, needX: boolean, needW: boolean,
 ): { gx: Float32Array | null; gw: Float32Array | null } | null {
-  if (M * K * N < MIN_WORK) return null;
+  if (M * K * N < MIN_WORK || 4 * 2 * (M * K + N * K + M * N) > WASM_TRAIN_MAX_BYTES) return null;
   const r = trainRuntime();
   if (!r) return null;
   const k = r.kernels;

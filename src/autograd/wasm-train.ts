@@ -13,6 +13,12 @@ import type { Arr } from './var.js';
 
 let runtime: WasmRuntime | null | undefined;
 
+/**
+ * The most wasm memory one training kernel call may take (its inputs, outputs and scratch); larger calls run the
+ * TypeScript implementation (the wasm memory holds at most 4 GiB, and the heap may be fragmented).
+ */
+export const WASM_TRAIN_MAX_BYTES = 1.5 * 2 ** 30;
+
 function disabled(): boolean {
   const env = typeof process !== 'undefined' ? process.env : {};
   return env.MAMBA_TS_TRAIN_WASM === 'js' || env.MAMBA_TS_TRAIN_GEMM === 'js';
