@@ -9,6 +9,7 @@
  *     so they run T micro-batches of 8/T.
  * Called by `npm run bench` (models.bench.ts) after the inference presets; standalone:
  *   node dist/bench/train.bench.js [--quick] [--no-write] [--shape small|issue12|all] [--steps N]
+ *   node dist/bench/train.bench.js --one BATCH,ACCUM,THREADS [--steps N]   (one issue-12 configuration, one line)
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -109,6 +110,19 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const val = (k: string): string | undefined => (args.includes(k) ? args[args.indexOf(k) + 1] : undefined);
   const shape = val('--shape') ?? 'all';
   const steps = val('--steps');
+  const one = val('--one');
+  if (one) {
+    // one configuration of the issue-12 shape, one line: --one BATCH,ACCUM,THREADS (for interleaved comparisons;
+    // process CPU / wall time says how many cores the run got)
+    const [batch, accum, threads] = one.split(',').map(Number);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const r = await measure('issue12', { ...ISSUE12, batch, accum }, threads, steps ? Number(steps) : 9);
+    const c = process.cpuUsage(c0);
+    const cores = (c.user + c.system) / 1000 / (performance.now() - t0);
+    process.stdout.write(`issue12 threads ${threads} ${accum} × ${batch}: ${r.tokensPerSecond.toFixed(0)} tokens/s (${r.msPerStep.toFixed(0)} ms/step), process ${cores.toFixed(2)} cores\n`);
+    process.exit(0);
+  }
   await trainingBench({
     quick: args.includes('--quick'),
     write: !args.includes('--no-write'),
