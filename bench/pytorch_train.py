@@ -8,6 +8,8 @@ batch 8 × 64 tokens by default).
 
   python3 bench/pytorch_train.py [--threads 2] [--steps 10] [--batch 8] [--seq 64] [--hidden 256] [--layers 4]
 
+PyTorch on the project's Debian machines: `apt-get install python3-torch` (1.13.1), run with /usr/bin/python3.
+
 Prints tokens/s of a full step (forward + backward + clip + AdamW) and of forward + backward alone (median over
 steps after one warm-up), with the torch version and thread count.
 """
