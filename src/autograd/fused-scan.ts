@@ -19,9 +19,14 @@
  * and gδ = gΔ · softplus′, gbias = Σ gδ, gD = Σ gy·u, gz = g · y · silu′(z).
  * exp(Δ_t A) (one per state element and step, twice: forward and recompute) dominates the cost; it is `fastExp`
  * (float64-accurate, about twice Math.exp's speed), and the recompute keeps it for the adjoint pass.
+ *
+ * Float32 inputs run the same algorithm on the WebAssembly SIMD kernels (`fused-scan-wasm.ts`: f32 state, four
+ * channels per vector); float64 inputs (gradient checks) and hosts without the wasm module run `selectiveScanJs`.
  */
 import { expectRank, expectShape, fail, fastExp, fromF64, needsGrad, present, shp, sigm, softplus, softplusGrad } from './fused-common.js';
+import { selectiveScanWasm } from './fused-scan-wasm.js';
 import { accumulateOwned, type Arr, result, type Var, zerosLike } from './var.js';
+import { allF32, trainRuntime, WASM_TRAIN_MAX_BYTES } from './wasm-train.js';
 
 export interface ScanInputs {
   u: Var; // [b, L, D]
@@ -42,8 +47,22 @@ export interface ScanInputs {
  * O(b·D·N·L/chunk) like the official kernel, not O(b·L·D·N).
  */
 export function selectiveScan(a: ScanInputs): Var {
+  const T = checkScan(a);
+  const { u, delta, A, B, C, D, z, deltaBias } = a;
+  const [b, L, Dm] = u.shape;
+  const N = A.shape[1];
+  // the backward's wasm memory: 8 arrays of [b, L, D] (inputs, output gradient, input gradients), 4 of [b, L, N],
+  // the checkpoints; beyond WASM_TRAIN_MAX_BYTES (the 4 GiB wasm memory holds other things too) TypeScript runs it
+  const bytes = 4 * (8 * b * L * Dm + 4 * b * L * N + b * Math.ceil(L / T) * Math.ceil(Dm / 4) * 4 * N);
+  const f32 = allF32(u.data, delta.data, A.data, B.data, C.data, D?.data ?? null, z?.data ?? null, deltaBias?.data ?? null);
+  const rt = f32 && bytes <= WASM_TRAIN_MAX_BYTES ? trainRuntime() : null;
+  return rt ? selectiveScanWasm(rt, a, T) : selectiveScanJs(a);
+}
+
+/** validates the inputs of a selective scan; returns the checkpoint interval */
+function checkScan(a: ScanInputs): number {
   const op = 'selective_scan';
-  const { u, delta, A, B, C, D, z, deltaBias, deltaSoftplus } = a;
+  const { u, delta, A, B, C, D, z, deltaBias } = a;
   expectRank(op, 'u', u, 3, '[b, L, D]');
   const [bsz, L, Dm] = u.shape;
   expectRank(op, 'A', A, 2, `[${Dm}, N]`);
@@ -57,6 +76,17 @@ export function selectiveScan(a: ScanInputs): Var {
   expectShape(op, 'deltaBias', deltaBias, [Dm]);
   const T = a.chunkSize ?? 64;
   if (!(Number.isInteger(T) && T >= 1)) fail(op, `chunkSize must be a positive integer, got ${T}`);
+  return T;
+}
+
+/** The TypeScript implementation (float64 state and sums; any input precision): the oracle of the wasm one. */
+export function selectiveScanJs(a: ScanInputs): Var {
+  const op = 'selective_scan';
+  checkScan(a);
+  const { u, delta, A, B, C, D, z, deltaBias, deltaSoftplus } = a;
+  const [bsz, L, Dm] = u.shape;
+  const N = A.shape[1];
+  const T = a.chunkSize ?? 64;
 
   const parents = present(u, delta, A, B, C, D, z, deltaBias);
   const saving = needsGrad(parents);

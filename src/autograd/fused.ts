@@ -8,7 +8,10 @@
  * checks) while reductions accumulate in float64.
  */
 import { expectRank, expectShape, fail, fromF64, needsGrad, present, shp, sigm } from './fused-common.js';
+import { silu as siluOp } from './ops.js';
 import { accumulateOwned, type Arr, result, type Var, zerosLike } from './var.js';
+import { allF32, trainRuntime, WASM_TRAIN_MAX_BYTES, withFrame } from './wasm-train.js';
+import type { WasmRuntime } from '../backend/wasm/runtime.js';
 
 export { selectiveScan, type ScanInputs } from './fused-scan.js';
 export { ssd, type SsdInputs } from './fused-ssd.js';
@@ -16,16 +19,68 @@ export { fftConv, s4dKernel } from './fused-s4.js';
 
 /**
  * depthwise causal conv over time: x [b, L, C], w [C, K], bias [C] | null → [b, L, C];
- * y[t,c] = bias[c] + Σ_k w[c,k]·x[t−K+1+k, c] (zero history). No activation.
+ * y[t,c] = bias[c] + Σ_k w[c,k]·x[t−K+1+k, c] (zero history), then silu(y) when `silu` is set.
+ * Float32 runs on the WebAssembly SIMD kernels (`conv_train_fwd` / `conv_train_bwd`, silu fused: one graph node);
+ * float64 (gradient checks) on `causalConv1dJs`, followed by ops.silu.
  */
-export function causalConv1d(x: Var, w: Var, bias: Var | null): Var {
+export function causalConv1d(x: Var, w: Var, bias: Var | null, silu = false): Var {
+  checkConv(x, w, bias);
+  const fits = 4 * 5 * x.size <= WASM_TRAIN_MAX_BYTES; // the backward's x, yPre, g, gx (+ scratch)
+  const rt = fits && allF32(x.data, w.data, bias ? bias.data : null) ? trainRuntime() : null;
+  if (rt) return causalConv1dWasm(rt, x, w, bias, silu);
+  const y = causalConv1dJs(x, w, bias);
+  return silu ? siluOp(y) : y;
+}
+
+function checkConv(x: Var, w: Var, bias: Var | null): void {
   const op = 'causal_conv1d';
   expectRank(op, 'x', x, 3, '[b, L, C]');
-  const [bsz, L, C] = x.shape;
+  const C = x.shape[2];
   expectRank(op, 'w', w, 2, `[${C}, K]`);
   if (w.shape[0] !== C) fail(op, `w ${shp(w.shape)} must be [${C}, K] for x ${shp(x.shape)}`);
-  const K = w.shape[1];
   expectShape(op, 'bias', bias, [C]);
+}
+
+function causalConv1dWasm(rt: WasmRuntime, x: Var, w: Var, bias: Var | null, silu: boolean): Var {
+  const [bsz, L, C] = x.shape;
+  const K = w.shape[1];
+  const k = rt.kernels;
+  const n = bsz * L * C;
+  const s = silu ? 1 : 0;
+  const saving = needsGrad(present(x, w, bias));
+  let y!: Float32Array;
+  let yPre: Float32Array | null = null;
+  withFrame(rt, (f) => {
+    const xo = f.put(x.data), wo = f.put(w.data), bo = f.put(bias ? bias.data : null);
+    const yo = f.alloc(n);
+    const po = silu && saving ? f.alloc(n) : 0;
+    const so = f.allocBytes(k.conv_train_scratch(C, K) as unknown as number);
+    k.conv_train_fwd(xo, wo, bo, yo, po, so, bsz, L, C, K, s);
+    y = f.take(yo, n);
+    if (po) yPre = f.take(po, n);
+  });
+  return result('causal_conv1d', y, [bsz, L, C], present(x, w, bias), (g: Arr) => {
+    const r = withFrame(rt, (f) => {
+      const xo = f.put(x.data), wo = f.put(w.data), po = f.put(yPre), go = f.put(g);
+      const gxo = x.requiresGrad ? f.alloc(n) : 0;
+      const gwo = w.requiresGrad ? f.alloc(C * K) : 0;
+      const gbo = bias && bias.requiresGrad ? f.alloc(C) : 0;
+      const so = f.allocBytes(k.conv_train_scratch(C, K) as unknown as number);
+      k.conv_train_bwd(xo, wo, po, go, gxo, gwo, gbo, so, bsz, L, C, K, s);
+      return { gx: gxo ? f.take(gxo, n) : null, gw: gwo ? f.take(gwo, C * K) : null, gb: gbo ? f.take(gbo, C) : null };
+    });
+    if (r.gx) accumulateOwned(x, r.gx);
+    if (r.gw) accumulateOwned(w, r.gw);
+    if (bias && r.gb) accumulateOwned(bias, r.gb);
+  });
+}
+
+/** The TypeScript implementation (float64 sums; any input precision), without activation: the wasm kernels' oracle. */
+export function causalConv1dJs(x: Var, w: Var, bias: Var | null): Var {
+  const op = 'causal_conv1d';
+  checkConv(x, w, bias);
+  const [bsz, L, C] = x.shape;
+  const K = w.shape[1];
   const xd = x.data;
   const wd = w.data;
   const bd = bias ? bias.data : null;

@@ -5,50 +5,66 @@
  *   y  = x·Wᵀ                      (forward)
  *   dx = dy·W   = dy·(Wᵀ)ᵀ          (transpose W)
  *   dW = dyᵀ·x  = dyᵀ·(xᵀ)ᵀ         (transpose dy and x)
- * Transposes cost O(MK + NK + MN) against the O(MNK) product. Runs on the calling thread (training
- * parallelism is data-parallel across workers, see src/train/parallel.ts); float64 and tiny products stay
- * in plain TypeScript (`ops.ts`), and so does everything where the wasm module cannot be loaded.
+ * The transposes run in wasm too (`transpose_f32`, SIMD 4×4 blocks) on the copies already in wasm memory, so the
+ * backward copies dy, x and W in once and the two products out. Runs on the calling thread (training parallelism
+ * is data-parallel across workers, see src/train/parallel.ts); float64 and tiny products stay in plain TypeScript
+ * (`ops.ts`), and so does everything where the wasm module cannot be loaded.
  */
-import { WasmRuntime } from '../backend/wasm/runtime.js';
-
-let runtime: WasmRuntime | null | undefined;
-
-function rt(): WasmRuntime | null {
-  if (runtime === undefined) {
-    try {
-      runtime = process.env.MAMBA_TS_TRAIN_GEMM === 'js' ? null : WasmRuntime.get(1);
-    } catch {
-      runtime = null;
-    }
-  }
-  return runtime;
-}
+import { trainRuntime, WASM_TRAIN_MAX_BYTES, withFrame } from './wasm-train.js';
 
 /** below this many multiply-adds the copies cost more than they save */
 const MIN_WORK = 1 << 14;
 
 /** y [M, N] = x [M, K] · w [N, K]ᵀ (+ bias [N]); null when the wasm path is not available for this call */
 export function gemmNT(x: Float32Array, w: Float32Array, bias: Float32Array | null, M: number, K: number, N: number): Float32Array | null {
-  if (M * K * N < MIN_WORK) return null;
-  const r = rt();
+  if (M * K * N < MIN_WORK || 4 * (M * K + N * K + M * N) > WASM_TRAIN_MAX_BYTES) return null;
+  const r = trainRuntime();
   if (!r) return null;
-  const h = r.heap;
-  const xo = h.alloc(M * K * 4);
-  const wo = h.alloc(N * K * 4);
-  const bo = bias ? h.alloc(N * 4) : 0;
-  const yo = h.alloc(M * N * 4);
-  try {
-    r.f32(xo, M * K).set(x.subarray(0, M * K));
-    r.f32(wo, N * K).set(w.subarray(0, N * K));
-    if (bias) r.f32(bo, N).set(bias);
+  return withFrame(r, (f) => {
+    const xo = f.put(x.subarray(0, M * K));
+    const wo = f.put(w.subarray(0, N * K));
+    const bo = f.put(bias);
+    const yo = f.alloc(M * N);
     r.kernels.linear_f32(xo, wo, bo, yo, M, K, N, 0, N);
-    return r.f32(yo, M * N).slice();
-  } finally {
-    h.release(yo);
-    if (bias) h.release(bo);
-    h.release(wo);
-    h.release(xo);
-  }
+    return f.take(yo, M * N);
+  });
+}
+
+/**
+ * The backward of y = x·Wᵀ for g = dy [M, N], x [M, K], w [N, K]: gx = g·W [M, K] (when `needX`) and
+ * gw = gᵀ·x [N, K] (when `needW`); null when the wasm path is not available for this call.
+ */
+export function linearBackward(
+  g: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number, needX: boolean, needW: boolean,
+): { gx: Float32Array | null; gw: Float32Array | null } | null {
+  if (M * K * N < MIN_WORK || 4 * 2 * (M * K + N * K + M * N) > WASM_TRAIN_MAX_BYTES) return null;
+  const r = trainRuntime();
+  if (!r) return null;
+  const k = r.kernels;
+  return withFrame(r, (f) => {
+    const go = f.put(g.subarray(0, M * N));
+    let gx: Float32Array | null = null;
+    let gw: Float32Array | null = null;
+    if (needX) {
+      const wo = f.put(w.subarray(0, N * K));
+      const wt = f.alloc(N * K);
+      k.transpose_f32(wo, wt, N, K); // Wᵀ [K, N]
+      const gxo = f.alloc(M * K);
+      k.linear_f32(go, wt, 0, gxo, M, N, K, 0, K);
+      gx = f.take(gxo, M * K);
+    }
+    if (needW) {
+      const xo = f.put(x.subarray(0, M * K));
+      const gt = f.alloc(M * N);
+      const xt = f.alloc(M * K);
+      k.transpose_f32(go, gt, M, N); // gᵀ [N, M]
+      k.transpose_f32(xo, xt, M, K); // xᵀ [K, M]
+      const gwo = f.alloc(N * K);
+      k.linear_f32(gt, xt, 0, gwo, N, M, K, 0, K);
+      gw = f.take(gwo, N * K);
+    }
+    return { gx, gw };
+  });
 }
 
 /** the transpose of a [R, C] row-major matrix */

@@ -4,8 +4,8 @@
  * convolution) live in `fused.ts`. Shapes are checked here; messages name the op and the shapes.
  */
 import { ShapeError } from '../errors.js';
-import { gemmNT, transpose } from './gemm.js';
-import { accumulate, accumulateOwned, type Arr, result, type Shape, sizeOf, Var, zerosLike } from './var.js';
+import { gemmNT, linearBackward } from './gemm.js';
+import { accumulate, accumulateColumns, accumulateOwned, type Arr, result, type Shape, sizeOf, Var, zerosLike } from './var.js';
 
 function fail(op: string, msg: string): never {
   throw new ShapeError(`${op}: ${msg}`);
@@ -139,14 +139,11 @@ export function linear(x: Var, w: Var, bias: Var | null = null): Var {
   }
   const shape = [...x.shape.slice(0, -1), N];
   return result('linear', out, shape, bias ? [x, w, bias] : [x, w], (g) => {
-    if (f32 && x.requiresGrad) {
-      const gx = gemmNT(g as Float32Array, transpose(wd as Float32Array, N, K), null, M, N, K);
-      if (gx) {
-        accumulateOwned(x, gx);
-        if (w.requiresGrad) {
-          const gw = gemmNT(transpose(g as Float32Array, M, N), transpose(xd as Float32Array, M, K), null, N, M, K)!;
-          accumulateOwned(w, gw);
-        }
+    if (f32 && g instanceof Float32Array) {
+      const r = linearBackward(g, xd as Float32Array, wd as Float32Array, M, K, N, x.requiresGrad, w.requiresGrad);
+      if (r) {
+        if (r.gx) accumulateOwned(x, r.gx);
+        if (r.gw) accumulateOwned(w, r.gw);
         if (bias && bias.requiresGrad) biasGrad(bias, g, M, N);
         return;
       }
@@ -216,28 +213,36 @@ export function rmsNorm(x: Var, w: Var | null, eps: number): Var {
   const xd = x.data;
   const out = zerosLike(xd, x.size);
   const rstd = new Float64Array(M);
+  // the weight (ones when absent), float64
+  const wv = new Float64Array(H).fill(1);
+  if (w) wv.set(w.data);
   for (let m = 0; m < M; m++) {
+    const o = m * H;
     let ss = 0;
-    for (let h = 0; h < H; h++) ss += xd[m * H + h] * xd[m * H + h];
+    for (let h = 0; h < H; h++) ss += xd[o + h] * xd[o + h];
     const r = 1 / Math.sqrt(ss / H + eps);
     rstd[m] = r;
-    for (let h = 0; h < H; h++) out[m * H + h] = xd[m * H + h] * r * (w ? w.data[h] : 1);
+    for (let h = 0; h < H; h++) out[o + h] = xd[o + h] * r * wv[h];
   }
   return result('rms_norm', out, x.shape, w ? [x, w] : [x], (g) => {
     const gx = x.requiresGrad ? zerosLike(xd, x.size) : null;
-    const gw = w && w.requiresGrad ? zerosLike(w.data, H) : null;
+    const gw = w && w.requiresGrad ? new Float64Array(H) : null;
     for (let m = 0; m < M; m++) {
       const r = rstd[m];
       const o = m * H;
       // y_h = w_h x_h r;  dL/dx_j = r (w_j g_j) − r³/H · x_j · Σ_h w_h g_h x_h
       let dot = 0;
-      for (let h = 0; h < H; h++) dot += (w ? w.data[h] : 1) * g[o + h] * xd[o + h];
+      for (let h = 0; h < H; h++) dot += wv[h] * g[o + h] * xd[o + h];
       const c = (r * r * r * dot) / H;
-      if (gx) for (let h = 0; h < H; h++) gx[o + h] = r * (w ? w.data[h] : 1) * g[o + h] - c * xd[o + h];
+      if (gx) for (let h = 0; h < H; h++) gx[o + h] = r * wv[h] * g[o + h] - c * xd[o + h];
       if (gw) for (let h = 0; h < H; h++) gw[h] += g[o + h] * xd[o + h] * r;
     }
     if (gx) accumulateOwned(x, gx);
-    if (gw && w) accumulateOwned(w, gw);
+    if (gw && w) {
+      const gw1 = zerosLike(w.data, H);
+      gw1.set(gw);
+      accumulateOwned(w, gw1);
+    }
   });
 }
 
@@ -254,11 +259,7 @@ export function split(x: Var, sizes: readonly number[]): Var[] {
     const out = zerosLike(x.data, M * w);
     for (let m = 0; m < M; m++) out.set(x.data.subarray(m * H + o0, m * H + o0 + w), m * w);
     outs.push(
-      result('split', out, [...x.shape.slice(0, -1), w], [x], (g) => {
-        const gx = zerosLike(x.data, x.size);
-        for (let m = 0; m < M; m++) for (let j = 0; j < w; j++) gx[m * H + o0 + j] = g[m * w + j];
-        accumulateOwned(x, gx);
-      }),
+      result('split', out, [...x.shape.slice(0, -1), w], [x], (g) => accumulateColumns(x, g, o0, w, H)),
     );
     off += w;
   }

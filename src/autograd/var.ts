@@ -122,6 +122,23 @@ export function accumulateOwned(v: Var, g: Arr): void {
 }
 
 /**
+ * grad(v)[m·stride + offset + j] += g[m·width + j] for every row m (j < width): a gradient that reaches only a
+ * column block of v (the pieces of a split), added without a full-size temporary.
+ */
+export function accumulateColumns(v: Var, g: Arr, offset: number, width: number, stride: number): void {
+  if (!v.requiresGrad) return;
+  if (v.grad === null) v.grad = zerosLike(v.data, v.data.length);
+  const dst = v.grad;
+  const rows = v.data.length / stride;
+  if (g.length !== rows * width) throw new ShapeError(`gradient of ${v.name || 'Var'} [${v.shape.join(', ')}]: got ${g.length} values for ${rows} rows of ${width}`);
+  for (let m = 0; m < rows; m++) {
+    const d = m * stride + offset;
+    const o = m * width;
+    for (let j = 0; j < width; j++) dst[d + j] += g[o + j];
+  }
+}
+
+/**
  * Back-propagate from `loss` (a scalar unless `seed` is given: d(objective)/d(loss), same size).
  * Gradients accumulate into `.grad` of every Var that requires one; intermediate (non-leaf) gradients
  * are dropped after use to save memory, leaves keep theirs.
@@ -149,12 +166,17 @@ export function backward(loss: Var, seed?: ArrayLike<number>): void {
       order.push(v);
     }
   }
-  const g0 = zerosLike(loss.data, loss.size);
-  if (seed) {
-    if (seed.length !== loss.size) throw new ShapeError(`backward: seed has ${seed.length} values, loss has ${loss.size}`);
-    for (let i = 0; i < g0.length; i++) g0[i] = seed[i];
-  } else g0[0] = 1;
-  accumulate(loss, g0);
+  if (seed && seed.length !== loss.size) throw new ShapeError(`backward: seed has ${seed.length} values, loss has ${loss.size}`);
+  if (seed && loss.grad === null && seed.constructor === loss.data.constructor) {
+    // a typed seed of the loss's precision is used as it is: backward rules read their output gradient and never
+    // write to it or keep it (they hand their inputs fresh arrays), so no copy is needed
+    loss.grad = seed as Arr;
+  } else {
+    const g0 = zerosLike(loss.data, loss.size);
+    if (seed) for (let i = 0; i < g0.length; i++) g0[i] = seed[i];
+    else g0[0] = 1;
+    accumulate(loss, g0);
+  }
   for (let k = order.length - 1; k >= 0; k--) {
     const v = order[k];
     if (v.backwardFn === null) continue; // a leaf

@@ -5,8 +5,9 @@
  * and shapes of the checkpoint they came from, so a saved folder is a checkpoint of the same architecture, loaded
  * by `loadModel` (and by HF transformers, for the HF architectures) exactly like the original.
  *
- * Training runs on the CPU backend: its differentiable ops are the autograd kernels of `src/autograd` (float64
- * accumulation, recompute-from-checkpoint scans), with the big matrix products on the wasm SIMD GEMM.
+ * Training runs on the CPU backend: its differentiable ops are the autograd kernels of `src/autograd`
+ * (recompute-from-checkpoint scans), with the matrix products, the selective scan and the causal conv1d on wasm SIMD
+ * kernels for float32 (the TypeScript implementations, float64 accumulation, run float64 gradient checks).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

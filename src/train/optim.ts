@@ -93,6 +93,44 @@ interface Slot {
   lrScale: number;
 }
 
+/** The factors of one AdamW step (`AdamW.beginStep`). */
+export interface AdamWFactors {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1 − β1^t */
+  bc1: number;
+  /** √(1 − β2^t) */
+  sqrtBc2: number;
+}
+
+/**
+ * The AdamW update of elements [lo, hi) of one parameter, its gradient first multiplied by `gradScale` (clipping;
+ * 1: none, the gradient is left as it is): m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g²,
+ * p ← p (1 − lr·λ) − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε), with lr = f.lr · lrScale and λ = 0 when the
+ * parameter is not decayed. The one implementation of the update (`AdamW.step` and the data-parallel workers).
+ */
+export function adamwUpdate(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, lo: number, hi: number, f: AdamWFactors, lrScale: number, decay: boolean, gradScale: number): void {
+  const b1 = f.beta1;
+  const b2 = f.beta2;
+  const sqrtBc2 = f.sqrtBc2;
+  const eps = f.eps;
+  const lrP = f.lr * lrScale;
+  const decayFactor = decay ? 1 - lrP * f.weightDecay : 1;
+  const stepSize = lrP / f.bc1;
+  if (gradScale !== 1) for (let i = lo; i < hi; i++) g[i] *= gradScale;
+  for (let i = lo; i < hi; i++) {
+    const gi = g[i];
+    const mi = b1 * m[i] + (1 - b1) * gi;
+    const vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decayFactor - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
+  }
+}
+
 function checkNumber(what: string, v: number, lo: number, hi: number, hiOpen = false): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (hiOpen ? v >= hi : v > hi)) {
     throw new OptimizerError(`AdamW: ${what} must be a finite number in [${lo}, ${hi}${hiOpen ? ')' : ']'}, got ${v}`);
@@ -169,30 +207,46 @@ export class AdamW {
       checkNumber('lr', lr, 0, Infinity);
       this.lr = lr;
     }
-    const t = ++this.stepCount;
-    const b1 = this.beta1;
-    const b2 = this.beta2;
-    const bc1 = 1 - Math.pow(b1, t);
-    const sqrtBc2 = Math.sqrt(1 - Math.pow(b2, t));
-    const eps = this.eps;
+    const f = this.beginStep();
     for (const s of this.slots) {
       const g = s.param.grad;
       if (g === null) continue;
       const p = s.param.data;
       if (g.length !== p.length) throw new OptimizerError(`AdamW.step: parameter "${s.param.name}": grad has ${g.length} values, data has ${p.length}`);
-      const { m, v } = s;
-      const lrP = this.lr * s.lrScale;
-      const decayFactor = s.decay ? 1 - lrP * this.weightDecay : 1;
-      const stepSize = lrP / bc1;
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i];
-        const mi = b1 * m[i] + (1 - b1) * gi;
-        const vi = b2 * v[i] + (1 - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] * decayFactor - (stepSize * mi) / (Math.sqrt(vi) / sqrtBc2 + eps);
-      }
+      adamwUpdate(p, g, s.m, s.v, 0, p.length, f, s.lrScale, s.decay, 1);
     }
+  }
+
+  /**
+   * Count a step and return its factors, for updates applied elsewhere with `adamwUpdate` (the data-parallel
+   * workers, src/train/parallel.ts); `lr` overrides (and sets) `this.lr`.
+   */
+  beginStep(lr?: number): AdamWFactors {
+    if (lr !== undefined) {
+      checkNumber('lr', lr, 0, Infinity);
+      this.lr = lr;
+    }
+    const t = ++this.stepCount;
+    return { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, bc1: 1 - Math.pow(this.beta1, t), sqrtBc2: Math.sqrt(1 - Math.pow(this.beta2, t)) };
+  }
+
+  /**
+   * Move every parameter's moments to the arrays `place` gives (values kept; null: leave them), e.g. views of shared
+   * memory that worker threads update; returns each parameter's weight-decay flag and learning-rate multiplier.
+   */
+  relocateMoments(place: (p: Param) => { m: Float32Array; v: Float32Array } | null): Map<Param, { decay: boolean; lrScale: number }> {
+    const info = new Map<Param, { decay: boolean; lrScale: number }>();
+    for (const s of this.slots) {
+      const to = place(s.param);
+      if (to) {
+        to.m.set(s.m);
+        to.v.set(s.v);
+        s.m = to.m;
+        s.v = to.v;
+      }
+      info.set(s.param, { decay: s.decay, lrScale: s.lrScale });
+    }
+    return info;
   }
 
   /** Zero every gradient (see `zeroGrad`). */

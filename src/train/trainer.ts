@@ -200,6 +200,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
 
   const threads = opts.threads ?? 1;
   const pg = threads > 1 ? await ParallelGradients.start(model.params, opts.args, Math.min(threads, accum)) : null;
+  pg?.attachOptimizer(opt);
   try {
   let tokensThisRun = 0;
   let secondsThisRun = 0;
@@ -213,7 +214,8 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     let tokens = 0;
     let count = 0;
     let correct = 0;
-    if (pg) ({ loss, tokens, count, correct } = await pg.step(step, accum));
+    let summedNorm = NaN;
+    if (pg) ({ loss, tokens, count, correct, gradNorm: summedNorm } = await pg.step(step, accum));
     else
       for (let m = 0; m < accum; m++) {
         const r = await hooks.microStep(step, m, 1 / accum);
@@ -223,9 +225,16 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
         correct += r.correct ?? 0;
       }
     if (!Number.isFinite(loss)) throw new TrainError(`train: loss became ${loss} at step ${step + 1}; lower the learning rate (--lr) or check the data`);
-    const gradNorm = clipGradNorm(params, opts.maxGradNorm ?? 1.0);
     const lr = sched.at(step);
-    opt.step(lr);
+    let gradNorm: number;
+    if (pg) {
+      // the workers clip and update their slices of the parameters
+      gradNorm = summedNorm;
+      await pg.update(lr, gradNorm, opts.maxGradNorm ?? 1.0);
+    } else {
+      gradNorm = clipGradNorm(params, opts.maxGradNorm ?? 1.0);
+      opt.step(lr);
+    }
     for (const p of params) p.markUpdated?.();
     const seconds = (performance.now() - t0) / 1000;
     secondsThisRun += seconds;

@@ -1,8 +1,9 @@
 /**
  * The CPU backends' differentiable ops (`Backend.differentiable` of cpu and wasm): each op runs the host-array
- * implementation of `src/autograd` (forward that keeps what the backward needs; hand-written backward; the big
- * matrix products on the wasm SIMD GEMM) on the tensors' storage, and its backward hands the input gradients back
- * as tensors. No copies: a CPU tensor's storage is the Float32Array the autograd reads.
+ * implementation of `src/autograd` (forward that keeps what the backward needs; hand-written backward; for float32
+ * the matrix products, the selective scan and the causal conv1d on wasm SIMD kernels, see src/autograd/wasm-train.ts)
+ * on the tensors' storage, and its backward hands the input gradients back as tensors. No copies on the host side:
+ * a CPU tensor's storage is the Float32Array the autograd reads (the wasm kernels copy into their memory and out).
  *
  * One table, one entry per recordable op (`DiffOp`): adding an op to the tape means adding it here (and to the
  * WebGPU backend when it trains there).
@@ -34,10 +35,7 @@ const IMPLS: Record<DiffOp, Impl> = {
   silu_mul: ([x, y]) => ag.mul(ag.silu(need(x, 'a')), need(y, 'b')),
   mul: ([x, y]) => ag.mul(need(x, 'a'), need(y, 'b')),
   split: ([x], a) => ag.split(need(x, 'x'), a.sizes!),
-  causal_conv1d: ([x, w, b], a) => {
-    const y = fused.causalConv1d(need(x, 'x'), need(w, 'weight'), b);
-    return a.kind === 'silu' ? ag.silu(y) : y;
-  },
+  causal_conv1d: ([x, w, b], a) => fused.causalConv1d(need(x, 'x'), need(w, 'weight'), b, a.kind === 'silu'),
   selective_scan: ([u, delta, A, B, C, D, z, bias], a) =>
     fused.selectiveScan({
       u: need(u, 'u'), delta: need(delta, 'delta'), A: need(A, 'A'), B: need(B, 'B'), C: need(C, 'C'), D, z, deltaBias: bias,

@@ -60,7 +60,11 @@ export class CpuBackend implements Backend {
     return new Tensor(this, rmsNormGated(buf(x), buf(z), buf(w), eps, M, W, groupSize), [M, W]);
   }
   scale(x: Tensor, s: number): Tensor {
-    return new Tensor(this, buf(x).map((v) => v * s), x.shape);
+    const src = buf(x);
+    const out = new Float32Array(src.length);
+    if (s === 1) out.set(src);
+    else for (let i = 0; i < src.length; i++) out[i] = src[i] * s;
+    return new Tensor(this, out, x.shape);
   }
   activation(x: Tensor, kind: Elementwise): Tensor {
     const f: (v: number) => number =
