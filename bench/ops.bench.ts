@@ -1,11 +1,11 @@
 /**
  * Every op of the op layer at the mamba-130m shapes (H 768, D 1536, N 16; Mamba-2: 24 heads × 64, N 128), one
- * prefill of L tokens: forward milliseconds per backend (cpu, wasm, webgpu when an adapter exists) and, for the
+ * prefill of L tokens (the scan and SSD in each backend's default prefill algorithm): forward milliseconds per backend (cpu, wasm, webgpu when an adapter exists) and, for the
  * ops the tape records, forward + backward through the tape on the backends that train.
  *
  *   node dist/bench/ops.bench.js [--len 256] [--reps 5] [--backends cpu,wasm,webgpu] [--threads N]
  */
-import type { Backend } from '../src/backend/backend.js';
+import { prefillSupport, type Backend } from '../src/backend/backend.js';
 import { cpu } from '../src/backend/cpu/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
@@ -17,7 +17,8 @@ import { machineInfo, machineLine, markdownTable, median } from './report.js';
 interface Bench {
   op: string;
   inputs: Array<{ shape: number[]; lo?: number; hi?: number; matrix?: boolean }>;
-  run(xs: Tensor[]): Tensor[];
+  /** `be`: the backend, for its default prefill algorithms */
+  run(xs: Tensor[], be: Backend): Tensor[];
   /** recorded by the tape (training) */
   grad: boolean;
 }
@@ -44,13 +45,13 @@ const BENCHES: Bench[] = [
   {
     op: 'selective_scan',
     inputs: [{ shape: [1, L, D] }, { shape: [1, L, D], lo: -4, hi: -1 }, { shape: [D, N], lo: -8, hi: -0.5 }, { shape: [1, L, N] }, { shape: [1, L, N] }, { shape: [D] }, { shape: [1, L, D] }, { shape: [D] }],
-    run: ([u, delta, A, B, C, Dd, z, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D: Dd, z, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: 'chunked', chunkSize: 64 })],
+    run: ([u, delta, A, B, C, Dd, z, bias], be) => [ops.selectiveScan({ u, delta, A, B, C, D: Dd, z, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: prefillSupport(be).scan[0], chunkSize: 64 })],
     grad: true,
   },
   {
     op: `ssd (${nh}×${hd}, N ${N2})`,
     inputs: [{ shape: [1, L, nh, hd] }, { shape: [1, L, nh], lo: -4, hi: -1 }, { shape: [nh], lo: -8, hi: -0.5 }, { shape: [1, L, 1, N2] }, { shape: [1, L, 1, N2] }, { shape: [nh] }, { shape: [nh] }],
-    run: ([x, dt, A, B, C, Dd, bias]) => [ops.ssd({ x, dt, A, B, C, D: Dd, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 64 })],
+    run: ([x, dt, A, B, C, Dd, bias], be) => [ops.ssd({ x, dt, A, B, C, D: Dd, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: prefillSupport(be).ssd[0], chunkSize: 64 })],
     grad: true,
   },
   {
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
     const row = [b.op];
     for (const [, be] of backends) {
       const xs = upload(be, b);
-      row.push((await time(async () => Promise.all(b.run(xs).map((t) => t.data())))).toFixed(2));
+      row.push((await time(async () => Promise.all(b.run(xs, be).map((t) => t.data())))).toFixed(2));
     }
     for (const [, be] of backends) {
       if (!be.differentiable || !b.grad) {
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
       xs.forEach((x) => (x.requiresGrad = true));
       row.push((await time(async () => {
         xs.forEach((x) => (x.grad = null));
-        const outs = await withGrad(() => b.run(xs));
+        const outs = await withGrad(() => b.run(xs, be));
         for (const o of outs) backward(o, 1);
         return Promise.all(xs.map((x) => x.grad?.data()));
       })).toFixed(2));
