@@ -72,8 +72,12 @@ export class Attention implements Mixer {
       const T = ctx.state.k.shape[1];
       if (need > T) {
         const cap = Math.max(need, 2 * T);
-        ctx.state.k = ops.padTime(ctx.state.k, cap);
-        ctx.state.v = ops.padTime(ctx.state.v, cap);
+        const [oldK, oldV] = [ctx.state.k, ctx.state.v];
+        ctx.state.k = ops.padTime(oldK, cap);
+        ctx.state.v = ops.padTime(oldV, cap);
+        // the state owns its caches (no scope frees them): the outgrown pair goes now, not when the collector finds it
+        oldK.dispose();
+        oldV.dispose();
       }
       cacheK = ctx.state.k;
       cacheV = ctx.state.v;
