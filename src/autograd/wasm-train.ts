@@ -3,15 +3,18 @@
  * `fused-scan-wasm.ts`, the causal conv1d in `fused.ts`): the runtime they run on and a frame that copies host
  * arrays into wasm memory and the results back out.
  *
- * One single-threaded runtime per process (worker thread): training is data-parallel across workers
- * (src/train/parallel.ts), each with its own. Float64 inputs (gradient checks) and environments where the module
- * cannot be loaded keep the plain TypeScript implementations; MAMBA_TS_TRAIN_WASM=js (or the older
- * MAMBA_TS_TRAIN_GEMM=js) forces those everywhere.
+ * Which runtime (if any) is the backend's choice: a CPU backend's differentiable ops run inside `withTrainRuntime`
+ * with its `trainRuntime` (src/backend/cpu/index.ts: one single-threaded runtime per process or worker thread,
+ * unless MAMBA_TS_TRAIN_WASM=js). Float64 inputs (gradient checks) keep the plain TypeScript implementations.
  */
-import { WasmRuntime } from '../backend/wasm/runtime.js';
+import type { WasmRuntime } from '../backend/wasm/runtime.js';
 import type { Arr } from './var.js';
 
-let runtime: WasmRuntime | null | undefined;
+/**
+ * The runtime the kernels run on while a backend's differentiable op runs (`withTrainRuntime`): the backend hands
+ * it in (`CpuBackend.trainRuntime`); the autograd never picks one itself. null: the TypeScript implementations.
+ */
+let current: WasmRuntime | null = null;
 
 /**
  * The most wasm memory one training kernel call may take (its inputs, outputs and scratch); larger calls run the
@@ -19,21 +22,20 @@ let runtime: WasmRuntime | null | undefined;
  */
 export const WASM_TRAIN_MAX_BYTES = 1.5 * 2 ** 30;
 
-function disabled(): boolean {
-  const env = typeof process !== 'undefined' ? process.env : {};
-  return env.MAMBA_TS_TRAIN_WASM === 'js' || env.MAMBA_TS_TRAIN_GEMM === 'js';
+/** run `fn` (the forward or backward of differentiable ops) with the kernels on `rt` (null: TypeScript) */
+export function withTrainRuntime<T>(rt: WasmRuntime | null, fn: () => T): T {
+  const saved = current;
+  current = rt;
+  try {
+    return fn();
+  } finally {
+    current = saved;
+  }
 }
 
-/** the runtime of the training kernels, or null where wasm is unavailable or switched off */
+/** the runtime of the training kernels for the op running now, or null (TypeScript) */
 export function trainRuntime(): WasmRuntime | null {
-  if (runtime === undefined) {
-    try {
-      runtime = disabled() ? null : WasmRuntime.get(1);
-    } catch {
-      runtime = null;
-    }
-  }
-  return runtime;
+  return current;
 }
 
 /** true when every present array is a Float32Array (the wasm kernels' precision) */

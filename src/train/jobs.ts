@@ -9,6 +9,8 @@ import { Tokenizer } from '../tokenizer/tokenizer.js';
 import * as ag from '../autograd/ops.js';
 import { backward as varBackward, constant, noGrad } from '../autograd/var.js';
 import { backward, withGrad } from '../autograd/tape.js';
+import { withTrainRuntime } from '../autograd/wasm-train.js';
+import { cpu } from '../backend/cpu/index.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import { corpusSummary, loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset, type TextCorpusOptions } from './data.js';
@@ -285,10 +287,13 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
   const hooks: TrainHooks = {
     microStep(step, micro, scale) {
       const bt = batcher.batchAt(step * a.accum + micro);
-      const logits = model.forward(constant(bt.inputs, [bt.batch, P, 1]));
-      const r = ag.softmaxCrossEntropy(logits, bt.labels);
-      varBackward(r.loss, [scale]);
-      return { loss: r.loss.item(), tokens: bt.batch * P, count: r.count, correct: r.correct };
+      // the classifier runs the autograd kernels directly: on the CPU backend's training runtime
+      return withTrainRuntime(cpu.trainRuntime, () => {
+        const logits = model.forward(constant(bt.inputs, [bt.batch, P, 1]));
+        const r = ag.softmaxCrossEntropy(logits, bt.labels);
+        varBackward(r.loss, [scale]);
+        return { loss: r.loss.item(), tokens: bt.batch * P, count: r.count, correct: r.correct };
+      });
     },
     evaluate() {
       return { test_acc: classifierAccuracy(model, test, a.batch * 4) };
@@ -307,7 +312,7 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
 export function classifierAccuracy(model: S4dClassifier, data: ImageDataset, batch: number): number {
   const b = new PixelBatcher(data, { batch, shuffle: false });
   const P = data.rows * data.cols;
-  return noGrad(() => {
+  return withTrainRuntime(cpu.trainRuntime, () => noGrad(() => {
     let c = 0;
     let n = 0;
     for (const bt of b.epoch(0)) {
@@ -317,7 +322,7 @@ export function classifierAccuracy(model: S4dClassifier, data: ImageDataset, bat
       n += r.count;
     }
     return c / n;
-  });
+  }));
 }
 
 /**

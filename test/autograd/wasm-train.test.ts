@@ -12,7 +12,8 @@ import * as F from '../../src/autograd/fused.js';
 import * as ag from '../../src/autograd/ops.js';
 import { selectiveScanJs } from '../../src/autograd/fused-scan.js';
 import { backward, noGrad, param, type Var } from '../../src/autograd/var.js';
-import { trainRuntime } from '../../src/autograd/wasm-train.js';
+import { withTrainRuntime } from '../../src/autograd/wasm-train.js';
+import { defaultTrainRuntime } from '../../src/backend/cpu/index.js';
 import { transpose } from '../../src/autograd/gemm.js';
 
 const TOL = 2e-5;
@@ -53,7 +54,7 @@ function compare(label: string, wasm: (vs: Var[]) => Var, js: (vs: Var[]) => Var
   // the same output gradient for both
   const size = noGrad(() => js(specs.map((s, i) => param(s.name, data[i].slice(), s.shape)))).size;
   const g = rand32(rng, size, -1, 1);
-  const w = run(wasm, specs, data, g);
+  const w = withTrainRuntime(defaultTrainRuntime(), () => run(wasm, specs, data, g));
   const j = run(js, specs, data, g, js64);
   const eOut = relErr(w.out, j.out);
   assert.ok(eOut <= TOL, `${label}: output differs by ${eOut}`);
@@ -66,7 +67,7 @@ function compare(label: string, wasm: (vs: Var[]) => Var, js: (vs: Var[]) => Var
 }
 
 test('the wasm training kernels are available (float32 training runs on them)', () => {
-  assert.ok(trainRuntime(), 'trainRuntime() is null: dist/wasm/kernels.wasm missing or MAMBA_TS_TRAIN_WASM=js');
+  assert.ok(defaultTrainRuntime(), 'defaultTrainRuntime() is null: dist/wasm/kernels.wasm missing or MAMBA_TS_TRAIN_WASM=js');
 });
 
 // selective scan: shapes with odd D (partial channel groups), L not a multiple of the chunk, N not a multiple of 4
@@ -159,7 +160,7 @@ for (const { M, K, N } of linShapes) {
 }
 
 test('transpose_f32 (wasm) = the TypeScript transpose, edges included', () => {
-  const rt = trainRuntime()!;
+  const rt = defaultTrainRuntime()!;
   const rng = new Rng(5);
   for (const [R, C] of [[1, 1], [3, 5], [4, 4], [37, 66], [64, 33], [100, 3]]) {
     const a = rand32(rng, R * C, -1, 1);

@@ -1,7 +1,8 @@
 /**
  * The CPU backends' differentiable ops (`Backend.differentiable` of cpu and wasm): each op runs the host-array
  * implementation of `src/autograd` (forward that keeps what the backward needs; hand-written backward; for float32
- * the matrix products, the selective scan and the causal conv1d on wasm SIMD kernels, see src/autograd/wasm-train.ts)
+ * the matrix products, the selective scan and the causal conv1d on wasm SIMD kernels, on the runtime the backend hands
+ * in: `CpuBackend.trainRuntime`, see src/autograd/wasm-train.ts)
  * on the tensors' storage, and its backward hands the input gradients back as tensors. No copies on the host side:
  * a CPU tensor's storage is the Float32Array the autograd reads (the wasm kernels copy into their memory and out).
  *
@@ -12,6 +13,8 @@ import * as ag from '../../autograd/ops.js';
 import * as fused from '../../autograd/fused.js';
 import { routeWeights, scatterRows } from '../../autograd/moe.js';
 import { backward as varBackward, Var } from '../../autograd/var.js';
+import { withTrainRuntime } from '../../autograd/wasm-train.js';
+import type { WasmRuntime } from '../wasm/runtime.js';
 import type { Backend, DiffAttrs, DiffOp, Differentiated } from '../backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { OpError } from '../../errors.js';
@@ -84,9 +87,9 @@ function activation(x: Var, kind: string): Var {
  * storage, the autograd forward, outputs wrapped as tensors, and a backward that feeds output gradients into the
  * autograd graph of this one op and returns what reached the inputs.
  */
-export function cpuDifferentiable(backend: Backend, op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
+export function cpuDifferentiable(backend: Backend, op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs, rt: WasmRuntime | null = null): Differentiated {
   const vars = inputs.map((t) => (t ? new Var(backend.readSync(t), t.shape, t.requiresGrad) : null));
-  const r = IMPLS[op](vars, attrs);
+  const r = withTrainRuntime(rt, () => IMPLS[op](vars, attrs));
   const outs = r instanceof Var ? [r] : Array.isArray(r) ? r : r.out;
   const info = r instanceof Var || Array.isArray(r) ? undefined : r.info;
   const outputs = outs.map((v) => new Tensor(backend, v.data as Float32Array, [...v.shape]));
@@ -94,9 +97,11 @@ export function cpuDifferentiable(backend: Backend, op: DiffOp, inputs: readonly
     outputs,
     ...(info ? { info } : {}),
     backward(grads) {
-      grads.forEach((g, i) => {
-        if (g && outs[i].requiresGrad) varBackward(outs[i], backend.readSync(g));
-      });
+      withTrainRuntime(rt, () =>
+        grads.forEach((g, i) => {
+          if (g && outs[i].requiresGrad) varBackward(outs[i], backend.readSync(g));
+        }),
+      );
       return vars.map((v, i) => {
         if (!v || !v.grad) return null;
         const g = new Tensor(backend, v.grad as Float32Array, inputs[i]!.shape);

@@ -8,6 +8,7 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { attention, causalConv1d, linear, rmsNorm, rmsNormGated, rope } from './kernels.js';
 import { scanChunked, scanSequential } from './selective_scan.js';
 import { cpuDifferentiable } from './autograd.js';
+import { WasmRuntime } from '../wasm/runtime.js';
 import { processDt, ssdChunked, ssdQuadratic, ssdRecurrent } from '../../ssm/ssd.js';
 
 function buf(t: Tensor): Float32Array {
@@ -17,8 +18,45 @@ function opt(t: Tensor | null): Float32Array | null {
   return t ? buf(t) : null;
 }
 
+/**
+ * The runtime of the float32 training kernels (GEMM, selective scan, causal conv1d in wasm SIMD) that CPU backends
+ * hand to their differentiable ops: one single-threaded runtime per process or worker thread (training is
+ * data-parallel across workers), or null where the module cannot be loaded or MAMBA_TS_TRAIN_WASM=js (or the older
+ * MAMBA_TS_TRAIN_GEMM=js) asks for the TypeScript implementations.
+ */
+export function defaultTrainRuntime(): WasmRuntime | null {
+  if (trainRt === undefined) {
+    const env = typeof process !== 'undefined' ? process.env : {};
+    try {
+      trainRt = env.MAMBA_TS_TRAIN_WASM === 'js' || env.MAMBA_TS_TRAIN_GEMM === 'js' ? null : WasmRuntime.get(1);
+    } catch {
+      trainRt = null;
+    }
+  }
+  return trainRt;
+}
+let trainRt: WasmRuntime | null | undefined;
+
+export interface CpuBackendOptions {
+  /**
+   * the kernels of its differentiable ops: 'wasm' (default: the wasm SIMD training kernels where they load, see
+   * `defaultTrainRuntime`) or 'typescript' (the reference implementations only)
+   */
+  trainKernels?: 'wasm' | 'typescript';
+}
+
 export class CpuBackend implements Backend {
   readonly name: string = 'cpu';
+  private readonly trainKernels: 'wasm' | 'typescript';
+
+  constructor(opts: CpuBackendOptions = {}) {
+    this.trainKernels = opts.trainKernels ?? 'wasm';
+  }
+
+  /** the runtime its differentiable ops run their wasm kernels on (null: TypeScript) */
+  get trainRuntime(): WasmRuntime | null {
+    return this.trainKernels === 'wasm' ? defaultTrainRuntime() : null;
+  }
   /** every prefill algorithm, chunked by default */
   readonly prefill: PrefillSupport = PREFILL_SUPPORT.cpu;
 
@@ -77,7 +115,7 @@ export class CpuBackend implements Backend {
     return new Tensor(this, buf(x).map(f), x.shape);
   }
   differentiable(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
-    return cpuDifferentiable(this, op, inputs, attrs);
+    return cpuDifferentiable(this, op, inputs, attrs, this.trainRuntime);
   }
   siluMul(a: Tensor, b: Tensor): Tensor {
     const x = buf(a), y = buf(b);
