@@ -8,28 +8,7 @@
 // channels with plain vector loads (the weights transposed once to [K, C] in scratch). Any K.
 // scratch: conv_train_scratch(C, K) bytes. Single-threaded, like scan_train.ts.
 
-import { vexp, vsilu } from './simd';
-
-// @ts-ignore: decorator
-@inline function ldz(p: usize, c: i32): v128 {
-  if (c >= 4) return v128.load(p);
-  let v = f32x4.splat(0.0);
-  v = v128.load32_lane(p, v, 0);
-  if (c > 1) v = v128.load32_lane(p, v, 1, 4);
-  if (c > 2) v = v128.load32_lane(p, v, 2, 8);
-  return v;
-}
-
-// @ts-ignore: decorator
-@inline function stz(p: usize, v: v128, c: i32): void {
-  if (c >= 4) {
-    v128.store(p, v);
-    return;
-  }
-  v128.store32_lane(p, v, 0);
-  if (c > 1) v128.store32_lane(p, v, 1, 4);
-  if (c > 2) v128.store32_lane(p, v, 2, 8);
-}
+import { ldz, stc, vexp, vsilu } from './simd';
 
 /** bytes of scratch the kernels need */
 export function conv_train_scratch(C: i32, K: i32): i32 {
@@ -64,10 +43,10 @@ export function conv_train_fwd(
           acc = f32x4.add(acc, f32x4.mul(ldz(wT + <usize>k * rowB + co, nc), ldz(x + xr + co, nc)));
         }
         if (siluFlag) {
-          if (yPre) stz(yPre + r + co, acc, nc);
+          if (yPre) stc(yPre + r + co, acc, nc);
           acc = vsilu(acc);
         }
-        stz(y + r + co, acc, nc);
+        stc(y + r + co, acc, nc);
       }
     }
   }
@@ -96,7 +75,7 @@ export function conv_train_bwd(
       const o = <usize>i << 2;
       const v = ldz(yPre + o, nc);
       const s = f32x4.div(one, f32x4.add(one, vexp(f32x4.neg(v))));
-      stz(g + o, f32x4.mul(ldz(g + o, nc), f32x4.mul(s, f32x4.add(one, f32x4.mul(v, f32x4.sub(one, s))))), nc);
+      stc(g + o, f32x4.mul(ldz(g + o, nc), f32x4.mul(s, f32x4.add(one, f32x4.mul(v, f32x4.sub(one, s))))), nc);
     }
   }
   if (gx) {
@@ -113,7 +92,7 @@ export function conv_train_bwd(
             const gr = r + <usize>(K - 1 - k) * rowB;
             acc = f32x4.add(acc, f32x4.mul(ldz(wT + <usize>k * rowB + co, nc), ldz(g + gr + co, nc)));
           }
-          stz(gx + r + co, acc, nc);
+          stc(gx + r + co, acc, nc);
         }
       }
     }
@@ -131,7 +110,7 @@ export function conv_train_bwd(
           for (let c = 0; c < C; c += 4) {
             const nc = min(4, C - c);
             const co = <usize>c << 2;
-            stz(wr + co, f32x4.add(ldz(wr + co, nc), f32x4.mul(ldz(g + r + co, nc), ldz(x + xr + co, nc))), nc);
+            stc(wr + co, f32x4.add(ldz(wr + co, nc), f32x4.mul(ldz(g + r + co, nc), ldz(x + xr + co, nc))), nc);
           }
         }
       }
@@ -145,7 +124,7 @@ export function conv_train_bwd(
       for (let c = 0; c < C; c += 4) {
         const nc = min(4, C - c);
         const co = <usize>c << 2;
-        stz(gb + co, f32x4.add(ldz(gb + co, nc), ldz(g + r + co, nc)), nc);
+        stc(gb + co, f32x4.add(ldz(gb + co, nc), ldz(g + r + co, nc)), nc);
       }
     }
   }

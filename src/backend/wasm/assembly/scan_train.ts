@@ -18,30 +18,7 @@
 //   scratch (forward): scanTrainFwdScratch(Dm, N) bytes; (backward): scanTrainBwdScratch(Dm, N, L, T) bytes.
 // Single-threaded (training is data-parallel across worker threads, each with its own module instance).
 
-import { vexp, vsilu, vsoftplus } from './simd';
-
-// lanes [0, c) from p, zeros elsewhere
-// @ts-ignore: decorator
-@inline function ldz(p: usize, c: i32): v128 {
-  if (c >= 4) return v128.load(p);
-  let v = f32x4.splat(0.0);
-  v = v128.load32_lane(p, v, 0);
-  if (c > 1) v = v128.load32_lane(p, v, 1, 4);
-  if (c > 2) v = v128.load32_lane(p, v, 2, 8);
-  return v;
-}
-
-// lanes [0, c) of v to p
-// @ts-ignore: decorator
-@inline function stz(p: usize, v: v128, c: i32): void {
-  if (c >= 4) {
-    v128.store(p, v);
-    return;
-  }
-  v128.store32_lane(p, v, 0);
-  if (c > 1) v128.store32_lane(p, v, 1, 4);
-  if (c > 2) v128.store32_lane(p, v, 2, 8);
-}
+import { ldz, stc, vexp, vsilu, vsoftplus } from './simd';
 
 // 1 / (1 + exp(−x))
 // @ts-ignore: decorator
@@ -131,10 +108,10 @@ export function scan_train_fwd(
         }
         if (D) acc = f32x4.add(acc, f32x4.mul(Dv, uv));
         if (z) {
-          if (yPre) stz(yPre + row, acc, nc);
+          if (yPre) stc(yPre + row, acc, nc);
           acc = f32x4.mul(acc, vsilu(ldz(z + row, nc)));
         }
-        stz(out + row, acc, nc);
+        stc(out + row, acc, nc);
         row += rowStride;
         bc += bcStride;
       }
@@ -222,7 +199,7 @@ export function scan_train_bwd(
             gy = f32x4.mul(f32x4.mul(gv, zv), s);
             // gz = g · yPre · s · (1 + z (1 − s))
             const gzv = f32x4.mul(f32x4.mul(f32x4.mul(gv, ldz(yPre + row, nc)), s), f32x4.add(one, f32x4.mul(zv, f32x4.sub(one, s))));
-            stz(gz + row, gzv, nc);
+            stc(gz + row, gzv, nc);
           }
           const x = f32x4.add(ldz(delta + row, nc), bv);
           const dt = sp ? vsoftplus(x) : x;
@@ -254,15 +231,15 @@ export function scan_train_bwd(
             guv = f32x4.add(guv, f32x4.mul(Dv, gy));
             gDacc = f32x4.add(gDacc, f32x4.mul(gy, uv));
           }
-          stz(gu + row, guv, nc);
+          stc(gu + row, guv, nc);
           let gdt = f32x4.add(sA, f32x4.mul(uv, sB));
           if (sp) gdt = f32x4.mul(gdt, vsigmoid(x));
-          stz(gdelta + row, gdt, nc);
+          stc(gdelta + row, gdt, nc);
           gBacc = f32x4.add(gBacc, gdt);
         }
       }
-      if (gD) stz(gD + dOff, f32x4.add(ldz(gD + dOff, nc), gDacc), nc);
-      if (gBias) stz(gBias + dOff, f32x4.add(ldz(gBias + dOff, nc), gBacc), nc);
+      if (gD) stc(gD + dOff, f32x4.add(ldz(gD + dOff, nc), gDacc), nc);
+      if (gBias) stc(gBias + dOff, f32x4.add(ldz(gBias + dOff, nc), gBacc), nc);
     }
     // gB, gC of this batch row: the 4 lanes of each (t, n) summed
     reduceLanes(gBp, gB + ((<usize>b * <usize>L * Nu) << 2), L * N);

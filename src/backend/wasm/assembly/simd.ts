@@ -82,6 +82,17 @@ const SQRT2: f32 = 1.4142135;
   return v;
 }
 
+// lanes [0, c) from p, zeros in the others (for sums over lanes and stores of whole vectors)
+// @ts-ignore: decorator
+@inline export function ldz(p: usize, c: i32): v128 {
+  if (c >= 4) return v128.load(p);
+  let v = f32x4.splat(0.0);
+  v = v128.load32_lane(p, v, 0);
+  if (c > 1) v = v128.load32_lane(p, v, 1, 4);
+  if (c > 2) v = v128.load32_lane(p, v, 2, 8);
+  return v;
+}
+
 // @ts-ignore: decorator
 @inline export function stc(p: usize, v: v128, c: i32): void {
   if (c >= 4) {
