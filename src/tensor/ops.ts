@@ -83,9 +83,9 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   const K = x.shape[x.shape.length - 1];
   check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
   expectShape('linear', 'bias', bias, [w.shape[0]]);
+  sameBackend('linear', 'x', { x, w, bias });
   if (needsGrad(x, w, bias)) return diff1('linear', [x, w, bias]);
   const M = x.size / K;
-  sameBackend('linear', 'x', { x, w, bias });
   const y = x.backend.linear(reshape(x, [M, K]), w, bias);
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
 }
@@ -106,9 +106,9 @@ export function rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, group
   check(sameShape(x.shape, z.shape), 'rms_norm_gated', () => `x ${shapeStr(x.shape)} and gate ${shapeStr(z.shape)} differ`);
   expectShape('rms_norm_gated', 'weight', w, [W]);
   check(Number.isInteger(groupSize) && groupSize > 0 && W % groupSize === 0, 'rms_norm_gated', () => `group size ${groupSize} does not divide width ${W}`);
+  sameBackend('rms_norm_gated', 'x', { x, gate: z, weight: w });
   if (needsGrad(x, z, w)) return diff1('rms_norm_gated', [x, z, w], { eps, groupSize });
   const M = x.size / W;
-  sameBackend('rms_norm_gated', 'x', { x, gate: z, weight: w });
   return reshape(x.backend.rmsNormGated(reshape(x, [M, W]), reshape(z, [M, W]), w, eps, groupSize), x.shape);
 }
 
