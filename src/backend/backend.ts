@@ -274,6 +274,8 @@ export interface Backend {
    * `src/tensor/ops.ts`); null for absent optional inputs. A backend without it cannot train.
    */
   differentiable?(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated;
+  /** Optional: the ops `differentiable` records, where that is not all of them (the others are refused with an OpError naming the op) */
+  readonly differentiableOps?: ReadonlySet<DiffOp>;
   /**
    * Optional (WebGPU): the index of each row's largest value of logits [rows, V] (the first on ties; −1 when
    * a row has no finite or +∞ value), so greedy decoding reads back one number per sequence.

@@ -5,7 +5,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { prefillSupport, UnsupportedAlgorithmError, type Backend } from '../../src/backend/backend.js';
+import { prefillSupport, UnsupportedAlgorithmError, type Backend, type DiffOp } from '../../src/backend/backend.js';
 import { cpu } from '../../src/backend/cpu/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { backward, withGrad } from '../../src/autograd/tape.js';
@@ -113,6 +113,14 @@ describe('gradients recorded by the tape', () => {
         assert.ok(grads.some((g) => g?.some((v) => v !== 0)), 'some gradient is non-zero');
         for (const [name, be] of BACKENDS) {
           if (typeof be === 'string' || !be.differentiable) continue;
+          if (be.differentiableOps && !be.differentiableOps.has(op as DiffOp)) {
+            await assert.rejects(
+              async () => tapeGradients(be, c, data, seeds),
+              (e: unknown) => e instanceof OpError && e.message.includes(be.name) && e.message.includes(op),
+              `${name} does not train ${op}: it must refuse, naming the op`,
+            );
+            continue;
+          }
           const other = await tapeGradients(be, c, data, seeds);
           other.forEach((g, i) => {
             if (!g) return;

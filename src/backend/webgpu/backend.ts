@@ -10,7 +10,7 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
+import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
@@ -24,6 +24,7 @@ import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 import { DecodeFusion } from './fusion.js';
+import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
 
 export { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
@@ -247,6 +248,39 @@ export class WebGpuBackend implements Backend {
   /** release the device (pending work is dropped) */
   destroy(): void {
     this.rt.destroy();
+  }
+
+  // ---- training ------------------------------------------------------------------------------
+
+  /** the ops this backend records for training (`differentiable` refuses the others, naming them) */
+  readonly differentiableOps = GPU_DIFF_OPS;
+
+  differentiable(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
+    return gpuDifferentiable(this.gradCtx, op, inputs, attrs);
+  }
+
+  /** what the differentiable ops (./autograd) see of this backend */
+  private get gradCtx(): GpuCtx {
+    return (this.ctx ??= this.makeGradCtx());
+  }
+  private ctx: GpuCtx | null = null;
+  private makeGradCtx(): GpuCtx {
+    return {
+      be: this,
+      rt: this.rt,
+      st: (t) => this.st(t),
+      opt: (t) => this.opt(t),
+      out: (shape, what) => this.out(shape, what),
+      zeros: (shape) => this.zeros(shape),
+      tensor: (s, shape, viewOf) => this.tensor(s, shape, viewOf),
+      scratch: (n, what) => this.scratch(n, what),
+      done: (...s) => this.done(...s),
+      run: (spec, roles, params, grid, variant = '') => this.run(spec, roles, params, grid, variant),
+      threads: (n) => this.threads(n),
+      grid: (groups) => this.rt.grid(groups),
+      upload: (data) => this.rt.uploadData(data),
+      f2u,
+    };
   }
 
   // ---- primitives ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ export const UNARY_MAP: KernelSpec = {
 
 const BINARY: Record<string, string> = {
   add: 'a + b',
+  mul: 'a * b',
   silu_mul: 'silu(a) * b',
 };
 

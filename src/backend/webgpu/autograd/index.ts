@@ -1,0 +1,32 @@
+/**
+ * The WebGPU backend's differentiable ops (`Backend.differentiable`): one table merged from the op families
+ * beside this file (see context.ts for the conventions). An op not in the table is refused with a typed error
+ * naming it and the backend — never run on the host behind the caller's back.
+ */
+import type { DiffAttrs, DiffOp, Differentiated } from '../../backend.js';
+import type { Tensor } from '../../../tensor/tensor.js';
+import { OpError } from '../../../errors.js';
+import type { GpuCtx, GpuImpl } from './context.js';
+import { BASIC } from './basic.js';
+import { LINEAR } from './linear.js';
+
+export type { GpuCtx, GpuImpl } from './context.js';
+
+const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR };
+
+/** the ops WebGPU can record for training */
+export const GPU_DIFF_OPS: ReadonlySet<DiffOp> = new Set(Object.keys(TABLE) as DiffOp[]);
+
+export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated {
+  const impl = TABLE[op];
+  if (!impl) throw new OpError(`${op}: the ${c.be.name} backend has no differentiable ${op} yet (it trains ${[...GPU_DIFF_OPS].join(', ')}; every op trains on cpu and wasm)`);
+  for (const t of inputs) {
+    if (t && t.requiresGrad && (t.storage as { blocks?: unknown }).blocks) {
+      throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is split into row blocks (larger than the adapter's largest binding); training needs it in one buffer`);
+    }
+    if (t && t.requiresGrad && (t.storage as { fmt?: string }).fmt === 'bf16') {
+      throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is stored as bf16; load the model with weights: 'f32' to train it`);
+    }
+  }
+  return impl(c, inputs, attrs);
+}
