@@ -291,8 +291,13 @@ export interface CrossEntropy {
   loss: Tensor;
   /** rows scored (targets other than `ignoreIndex`) */
   count: number;
-  /** scored rows whose argmax is the target */
+  /** scored rows whose argmax is the target (NaN where the backend keeps it on the device: see `correctTensor`) */
   correct: number;
+  /**
+   * On a device backend (WebGPU): the count of correct rows as a scalar tensor — the op's second output — so that a
+   * training step reads nothing back until it logs. Absent where `correct` is known on the host.
+   */
+  correctTensor?: Tensor;
 }
 
 /** softmax cross-entropy of logits [..., V] against one target per row (`ignoreIndex` rows are not scored) */
@@ -300,7 +305,9 @@ export function softmaxCrossEntropy(logits: Tensor, targets: Int32Array, ignoreI
   const V = logits.shape[logits.shape.length - 1];
   check(targets.length * V === logits.size, 'cross_entropy', () => `${targets.length} targets for logits ${shapeStr(logits.shape)}`);
   const r = differentiable('cross_entropy', [logits], { targets, ignoreIndex });
-  return { loss: r.outputs[0], count: r.info?.count ?? 0, correct: r.info?.correct ?? 0 };
+  const count = r.info?.count ?? targets.reduce((n, t) => n + (t === ignoreIndex ? 0 : 1), 0);
+  if (r.info?.correct !== undefined) return { loss: r.outputs[0], count, correct: r.info.correct };
+  return { loss: r.outputs[0], count, correct: Number.NaN, correctTensor: r.outputs[1] };
 }
 
 /**
