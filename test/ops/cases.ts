@@ -171,8 +171,17 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       inputs: [{ shape: [3], lo: -4, hi: -2 }, { shape: [3, 2], lo: -1, hi: 0.5 }, { shape: [3, 2], lo: 0, hi: 3 }, { shape: [3, 2, 2] }],
       run: ([dt, ar, ai, c]) => [ops.s4dKernel(dt, ar, ai, c, 7)],
     },
+    {
+      label: 'H 2, 5 modes, L 70 (|dt·A| on both sides of 1, long powers)',
+      inputs: [{ shape: [2], lo: -3, hi: -0.5 }, { shape: [2, 5], lo: -1, hi: 1 }, { shape: [2, 5], lo: 0, hi: 6 }, { shape: [2, 5, 2] }],
+      run: ([dt, ar, ai, c]) => [ops.s4dKernel(dt, ar, ai, c, 70)],
+    },
   ],
-  fft_conv: [{ label: 'u [2, 6, 3], K [3, 6], skip', inputs: [{ shape: [2, 6, 3] }, { shape: [3, 6] }, { shape: [3] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] }],
+  fft_conv: [
+    { label: 'u [2, 6, 3], K [3, 6], skip', inputs: [{ shape: [2, 6, 3] }, { shape: [3, 6] }, { shape: [3] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] },
+    { label: 'u [5, 70, 17], K [17, 40] (shorter), skip', inputs: [{ shape: [5, 70, 17] }, { shape: [17, 40] }, { shape: [17] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] },
+    { label: 'u [3, 9, 2], K [2, 13] (longer), no skip', inputs: [{ shape: [3, 9, 2] }, { shape: [2, 13] }], run: ([u, k]) => [ops.fftConv(u, k, null)] },
+  ],
   cross_entropy: [
     {
       label: '4 rows of 5 classes, one ignored',
@@ -186,12 +195,27 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       inputs: [{ shape: [3, 4], lo: -2, hi: 2 }],
       run: ([l]) => [ops.routeWeights(l, Int32Array.from([0, 2, 3, 1, 2, 0]), 2, routing)],
     })),
+    ...(['softmax-topk', 'topk-softmax'] as const).map((routing): OpCase => ({
+      label: `${routing}, top-3 of 7, 3-d logits`,
+      inputs: [{ shape: [2, 3, 7], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.routeWeights(l, Int32Array.from([6, 0, 3, 1, 2, 5, 4, 6, 0, 2, 3, 1, 5, 4, 6, 0, 1, 2]), 3, routing)],
+    })),
+    {
+      label: 'softmax-topk, top-1',
+      inputs: [{ shape: [4, 5], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.routeWeights(l, Int32Array.from([4, 0, 2, 2]), 1, 'softmax-topk')],
+    },
   ],
   scatter_rows: [
     {
       label: 'expert rows combined into 4 tokens',
       inputs: [{ shape: [5, 3] }, { shape: [5], lo: 0, hi: 1 }],
       run: ([src, w]) => [ops.scatterRows(src, w, Int32Array.from([0, 2, 2, 3, 0]), 4)],
+    },
+    {
+      label: 'wide rows (H 150), repeated and empty rows',
+      inputs: [{ shape: [7, 150] }, { shape: [7, 1], lo: 0, hi: 1 }],
+      run: ([src, w]) => [ops.scatterRows(src, w, Int32Array.from([5, 1, 5, 0, 5, 1, 3]), 6)],
     },
   ],
 };
