@@ -64,7 +64,7 @@ export const CONV_DW: KernelSpec = {
   var db = 0.0;
   for (var k0 = 0u; k0 < K; k0 += 8u) {
     var acc: array<f32, 8>;
-    for (var j = 0u; j < 8u; j++) { acc[j] = 0.0; }
+    for (var j = 0u; j < 8u; j++) { acc[j] = 0.0; } // not left to the declaration (see grad_scan.ts)
     for (var r = r0; r < r1; r++) {
       let t = r % L;
       let gp = gpre(r, t, c, C, K, flags);

@@ -217,7 +217,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     var gA: array<f32, 16>;
     if (act) {
       for (var j = 0u; j < 16u; j++) {
-        gA[j] = 0.0;
+        gA[j] = 0.0; // explicitly: SwiftShader does not zero a var declared in a loop again on every iteration
         if (nb * 16u + j < N) { Ar[j] = $A[o_A + d * N + nb * 16u + j]; h[j] = $hs[o_hs + so + j]; dh[j] = $G[o_G + so + j]; }
       }
       for (var k = 0u; k < len; k++) {
