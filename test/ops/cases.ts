@@ -158,8 +158,31 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
   activation: FORWARD.activation.filter((c) => c.label !== 'relu' && c.label !== 'relu2'), // kinks: finite differences straddle them
   silu_mul: FORWARD.silu_mul,
   split: FORWARD.split,
-  causal_conv1d: FORWARD.causal_conv1d.slice(0, 2),
-  selective_scan: FORWARD.selective_scan.slice(0, 3),
+  causal_conv1d: [
+    ...FORWARD.causal_conv1d.slice(0, 2),
+    // b·L = 2200 rows: the dw/dbias partials of a device backend take several levels of sums
+    { label: 'silu, bias, 2 × 1100 steps', inputs: [{ shape: [2, 1100, 3] }, { shape: [3, 4] }, { shape: [3] }], run: ([x, w, b]) => [ops.causalConv1d({ x, weight: w, bias: b, state: null, activation: 'silu' })] },
+    { label: 'K 10 > L, silu, no bias', inputs: [{ shape: [3, 7, 3] }, { shape: [3, 10] }], run: ([x, w]) => [ops.causalConv1d({ x, weight: w, bias: null, state: null, activation: 'silu' })] },
+  ],
+  selective_scan: [
+    ...FORWARD.selective_scan.slice(0, 3),
+    {
+      label: 'batch 3, 13 chunks of 4 (the last one short)',
+      inputs: scanInputs(3, 50, 5, 4),
+      run: ([u, delta, A, B, C, D, z, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D, z, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: 'chunked', chunkSize: 4 })],
+    },
+    {
+      label: 'chunks of 20 over 45 steps, 40 channels, 18 states, no skip, no gate',
+      inputs: ((s) => [...s.slice(0, 5), s[7]])(scanInputs(2, 45, 40, 18)),
+      run: ([u, delta, A, B, C, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D: null, z: null, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: 'chunked', chunkSize: 20 })],
+      tol: 5e-5,
+    },
+    {
+      label: 'no softplus, chunk longer than the sequence, gate without skip',
+      inputs: [{ shape: [2, 7, 3] }, { shape: [2, 7, 3], lo: 0.05, hi: 1 }, { shape: [3, 5], lo: -2, hi: -0.1 }, { shape: [2, 7, 5] }, { shape: [2, 7, 5] }, { shape: [2, 7, 3] }],
+      run: ([u, delta, A, B, C, z]) => [ops.selectiveScan({ u, delta, A, B, C, D: null, z, deltaBias: null, deltaSoftplus: false, state: null, algorithm: 'chunked', chunkSize: 64 })],
+    },
+  ],
   ssd: [FORWARD.ssd[0], FORWARD.ssd[3]],
   rope: FORWARD.rope,
   attention: FORWARD.attention.slice(0, 1),
