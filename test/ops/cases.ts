@@ -150,8 +150,18 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
   reshape: [{ label: '[2, 6] as [3, 4]', inputs: [{ shape: [2, 6] }], run: ([x]) => [ops.linear(ops.reshape(x, [3, 4]), x.backend.fromHost(Float32Array.from({ length: 8 }, (_, i) => i / 7 - 0.5), [2, 4]))] }],
   embedding: FORWARD.embedding,
   linear: FORWARD.linear,
-  rms_norm: FORWARD.rms_norm,
-  rms_norm_gated: FORWARD.rms_norm_gated,
+  rms_norm: [
+    ...FORWARD.rms_norm,
+    { label: '150 rows (several row blocks), width 300', inputs: [{ shape: [3, 50, 300] }, { shape: [300] }], run: ([x, w]) => [ops.rmsNorm(x, w, 1e-5)] },
+  ],
+  rms_norm_gated: [
+    ...FORWARD.rms_norm_gated,
+    {
+      label: '130 rows, groups of 96',
+      inputs: [{ shape: [130, 288] }, { shape: [130, 288], lo: -3, hi: 3 }, { shape: [288] }],
+      run: ([x, z, w]) => [ops.rmsNormGated(x, z, w, 1e-5, 96)],
+    },
+  ],
   add: FORWARD.add,
   mul: [{ label: 'a·b', inputs: [{ shape: [3, 4] }, { shape: [3, 4] }], run: ([a, b]) => [ops.mul(a, b)] }],
   scale: FORWARD.scale,
@@ -183,7 +193,30 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       run: ([u, delta, A, B, C, z]) => [ops.selectiveScan({ u, delta, A, B, C, D: null, z, deltaBias: null, deltaSoftplus: false, state: null, algorithm: 'chunked', chunkSize: 64 })],
     },
   ],
-  ssd: [FORWARD.ssd[0], FORWARD.ssd[3]],
+  ssd: [
+    FORWARD.ssd[0],
+    FORWARD.ssd[3],
+    {
+      label: 'chunk 16: 3 chunks with a tail, batch 2, 3 groups',
+      inputs: ssdInputs(2, 37, 6, 5, 3, 7),
+      run: ([x, dt, A, B, C, D, bias]) => [ops.ssd({ x, dt, A, B, C, D, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 16 })],
+    },
+    {
+      label: 'chunk 16: clamped Δ over 3 chunks, no skip, no Δ bias',
+      inputs: ssdInputs(2, 40, 4, 3, 2, 5).slice(0, 5),
+      run: ([x, dt, A, B, C]) => [ops.ssd({ x, dt, A, B, C, D: null, dtBias: null, dtLimit: [0.2, 0.9], state: null, algorithm: 'chunked', chunkSize: 16 })],
+    },
+    {
+      label: 'chunk 32: head dim 70 and state 66 (past one tile), skip without Δ bias',
+      inputs: ssdInputs(1, 45, 2, 70, 1, 66).slice(0, 6),
+      run: ([x, dt, A, B, C, D]) => [ops.ssd({ x, dt, A, B, C, D, dtBias: null, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 32 })],
+    },
+    {
+      label: 'chunk 64: 3 chunks, 4 heads on 2 groups, Δ bias without skip',
+      inputs: [...ssdInputs(1, 150, 4, 8, 2, 16).slice(0, 5), { shape: [4], lo: -1, hi: 0.5 }],
+      run: ([x, dt, A, B, C, bias]) => [ops.ssd({ x, dt, A, B, C, D: null, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 256 })],
+    },
+  ],
   rope: FORWARD.rope,
   attention: FORWARD.attention.slice(0, 1),
   take_rows: FORWARD.take_rows,
