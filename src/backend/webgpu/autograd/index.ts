@@ -9,10 +9,12 @@ import { OpError } from '../../../errors.js';
 import type { GpuCtx, GpuImpl } from './context.js';
 import { BASIC } from './basic.js';
 import { LINEAR } from './linear.js';
+import { ATTENTION } from './attention.js';
+import { LOSS } from './loss.js';
 
 export type { GpuCtx, GpuImpl } from './context.js';
 
-const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR };
+const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR, ...ATTENTION, ...LOSS };
 
 /** the ops WebGPU can record for training */
 export const GPU_DIFF_OPS: ReadonlySet<DiffOp> = new Set(Object.keys(TABLE) as DiffOp[]);
