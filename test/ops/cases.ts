@@ -218,7 +218,14 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
     },
   ],
   rope: FORWARD.rope,
-  attention: FORWARD.attention.slice(0, 1),
+  attention: [
+    ...FORWARD.attention.slice(0, 1),
+    {
+      label: 'two 64-row blocks, 3 query heads on 1',
+      inputs: [{ shape: [1, 70, 3, 5] }, { shape: [1, 70, 1, 5] }, { shape: [1, 70, 1, 5] }],
+      run: ([q, k, v]) => [ops.attention({ q, k, v, cacheK: null, cacheV: null, pastLen: [0], scale: 0.5 })],
+    },
+  ],
   take_rows: FORWARD.take_rows,
   mean_time: [{ label: '[2, 5, 3] → [2, 3]', inputs: [{ shape: [2, 5, 3] }], run: ([x]) => [ops.meanTime(x)] }],
   s4d_kernel: [
@@ -243,6 +250,11 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       label: '4 rows of 5 classes, one ignored',
       inputs: [{ shape: [4, 5], lo: -2, hi: 2 }],
       run: ([l]) => [ops.softmaxCrossEntropy(l, Int32Array.from([2, -100, 0, 4])).loss],
+    },
+    {
+      label: '[2, 3] rows of 300 classes (more than a workgroup), one ignored',
+      inputs: [{ shape: [2, 3, 300], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.softmaxCrossEntropy(l, Int32Array.from([299, 0, -100, 150, 7, 256])).loss],
     },
   ],
   route_weights: [

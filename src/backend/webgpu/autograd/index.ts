@@ -9,6 +9,8 @@ import { OpError } from '../../../errors.js';
 import type { GpuCtx, GpuImpl } from './context.js';
 import { BASIC } from './basic.js';
 import { LINEAR } from './linear.js';
+import { ATTENTION } from './attention.js';
+import { LOSS } from './loss.js';
 import { MOE } from './moe.js';
 import { NORM } from './norm.js';
 import { S4D } from './s4d.js';
@@ -17,7 +19,7 @@ import { SSD } from './ssd.js';
 
 export type { GpuCtx, GpuImpl } from './context.js';
 
-const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR, ...NORM, ...SCAN, ...SSD, ...MOE, ...S4D };
+const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR, ...NORM, ...SCAN, ...SSD, ...ATTENTION, ...LOSS, ...MOE, ...S4D };
 
 /** the ops WebGPU can record for training */
 export const GPU_DIFF_OPS: ReadonlySet<DiffOp> = new Set(Object.keys(TABLE) as DiffOp[]);
