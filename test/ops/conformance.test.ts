@@ -154,6 +154,12 @@ describe('gradients recorded by the tape', () => {
     }
   }
 
+  it('webgpu records every op the tape knows', (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const missing = (Object.keys(GRADIENT) as DiffOp[]).filter((op) => gpu.differentiableOps && !gpu.differentiableOps.has(op));
+    assert.deepEqual(missing, []);
+  });
+
   it('a backend without differentiable ops refuses to record, naming itself', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     const x = gpu.fromHost(Float32Array.from([1, 2, 3]), [1, 3]);
