@@ -18,7 +18,6 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { DecoderLM } from '../src/models/decoder.js';
 import { backward, withGrad } from '../src/autograd/tape.js';
-import * as ops from '../src/tensor/ops.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { RawConfig } from '../src/models/config.js';
 
@@ -58,10 +57,7 @@ async function measure(backend: WebGpuBackend, name: string): Promise<Record<str
       p.grad?.dispose();
       p.grad = null;
     }
-    const loss = await withGrad(async () => {
-      const logits = await lm.logitsTensor(rows);
-      return ops.softmaxCrossEntropy(ops.reshape(logits, [b * L, V]), targets).loss;
-    });
+    const loss = await withGrad(async () => (await lm.lossTensor(rows, targets)).loss);
     backward(loss);
     last = loss;
     await backend.sync();
