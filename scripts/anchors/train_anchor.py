@@ -16,8 +16,9 @@ cross-entropy, backward, AdamW) in float32 on random weights and random tokens, 
   mamba:             HF MambaForCausalLM at the mamba-130m shape (torch path), batch 2, L 1024
 """
 import sys, json, time, torch, torch.nn.functional as F
-sys.path.insert(0, sys.argv[1])
-which = sys.argv[2:] or ["tiny256", "tiny4096", "mamba2", "mamba"]
+# HF's models first, without mamba_ssm importable (else HF takes its CUDA-extension path, which the snapshot lacks);
+# the Triton anchor after, with the snapshot on the path
+which = sorted(sys.argv[2:] or ["tiny256", "tiny4096", "mamba", "mamba2"], key=lambda w: w == "mamba2")
 dev = "cuda"
 torch.manual_seed(0)
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -68,6 +69,7 @@ for w in which:
     elif w == "mamba":
         hf_mamba("hf-torch mamba-130m", 2, 1024, vocab_size=50280, hidden_size=768, num_hidden_layers=24, state_size=16, expand=2, conv_kernel=4)
     elif w == "mamba2":
+        sys.path.insert(0, sys.argv[1])
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
         from mamba_ssm.ops.triton.layernorm_gated import rmsnorm_fn
         V, H, NL, I, NH, P, G, N, K = 50280, 768, 24, 1536, 24, 64, 1, 128, 4
