@@ -585,11 +585,22 @@ test('model level: selective copying trained on webgpu follows the CPU loss curv
     };
     const c = await run(cpu);
     let peak = 0;
+    const live: number[] = [];
+    await be.sync();
+    const base = be.rt.stats().liveBytes;
     be.rt.resetPeak();
-    const g = await run(be, tmp(t, 'copy'), { logEvery: 1, onStep: () => (peak = Math.max(peak, be.rt.stats().peakLiveBytes)) });
+    const g = await run(be, tmp(t, 'copy'), {
+      logEvery: 1,
+      onStep: () => {
+        const m = be.rt.stats();
+        peak = Math.max(peak, m.peakLiveBytes);
+        live.push(m.liveBytes);
+      },
+    });
     const e = relErr(g.r.history.loss, c.r.history.loss);
     assert.ok(e <= 1e-3, `losses ${g.r.history.loss} vs CPU ${c.r.history.loss}`);
-    t.diagnostic(`tiny Mamba (selective copying, batch 2 × L 24) on ${be.name}: peak GPU tensor memory of a step ${peak} bytes`);
+    assert.ok(live.slice(1).every((x) => x <= live[1]), `GPU memory in use after each step: ${live.join(', ')}`);
+    t.diagnostic(`tiny Mamba (selective copying, batch 2 × L 24) on ${be.name}: GPU tensor memory above what was in use before the run (its weights among it): at most ${peak - base} bytes during a step`);
     const dir = tmp(t, 'copy-resume');
     const ac = new AbortController();
     await run(be, dir, { logEvery: 1, signal: ac.signal, onStep: (s) => s.step === 3 && ac.abort() });
