@@ -30,7 +30,7 @@ export interface StepResult {
   loss: number | Tensor;
   /** tokens (or samples) processed, for throughput */
   tokens: number;
-  /** scored predictions and how many were right (accuracy), when meaningful (right: a device scalar too) */
+  /** scored predictions and how many were right (accuracy), when meaningful; `correct` a number or, like `loss`, a device scalar */
   count?: number;
   correct?: number | Tensor;
 }
@@ -205,7 +205,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     const batch = unlogged.splice(0);
     const onDevice: Tensor[] = [];
     for (const e of batch) for (const x of [e.loss, e.correct, e.norm]) if (x.dev) onDevice.push(x.dev);
-    const read = dev && onDevice.length > 0 ? await readScalars(dev.backend, onDevice) : [];
+    const read = dev ? await readScalars(dev.backend, onDevice) : await Promise.all(onDevice.map(async (t) => (await t.data())[0]));
     let k = 0;
     const value = (x: Sum): number => x.host + (x.dev ? read[k++] : 0);
     for (const e of batch) {

@@ -333,7 +333,11 @@ test('gradient clipping on the device = clipGradNorm: the norm (three reduction 
   assert.equal(inf[1], 1);
   host[3].grad = g;
   assert.equal(clipGradNorm(host, 1.0), Number.POSITIVE_INFINITY);
+  dopt.zeroGrad();
+  assert.deepEqual(Array.from(await dopt.gradNorm(1.0).data()), [0, 1], 'gradients filled with zeros: norm 0');
+  assert.ok(dev.every((p) => p.hasGrad), 'zeroGrad() keeps the tensors');
   dopt.zeroGrad({ setToNull: true });
+  assert.ok(dev.every((p) => !p.hasGrad), 'zeroGrad({ setToNull }) drops them');
   assert.deepEqual(Array.from(await dopt.gradNorm(1.0).data()), [0, 1], 'no gradients: norm 0');
 });
 
