@@ -613,8 +613,8 @@ test('model level: selective copying trained on webgpu follows the CPU loss curv
   });
 });
 
-for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny', 'jamba-tiny']) {
-  test(`model level: ${name} fine-tuned on webgpu — gradients = CPU (≤ 1e-4 relative), one training step of lmStep`, async (t) => {
+for (const name of ['mamba-tiny', 'falcon-mamba-tiny', 'mamba2-tiny', 'mamba2-groups', 'jamba-tiny', 'bamba-tiny', 'granite-hybrid-tiny', 'nemotron-h-tiny', 'llama-tiny']) {
+  test(`model level: ${name} fine-tuned on webgpu — every gradient of a step of lmStep = the CPU's (≤ 5e-4 relative: float32 through a whole model)`, async (t) => {
     await modelLevel(t, async (be) => {
       const dir = hfFixture(name);
       const c = TrainableLM.fromPretrained(dir);
@@ -628,6 +628,7 @@ for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny', 'jamba-tiny']) {
       const rg = await lmStep(g, bt, 1);
       const lossG = (await (rg.loss as Tensor).data())[0];
       assert.ok(Math.abs(lossG - (rc.loss as number)) <= 1e-4 * Math.abs(rc.loss as number), `loss ${lossG} vs CPU ${rc.loss}`);
+      let worst = [0, ''] as [number, string];
       for (const [n, p] of c.params) {
         const dg = await g.deviceParams!.get(n)!.readGrad();
         if (p.grad === null) {
@@ -635,8 +636,10 @@ for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny', 'jamba-tiny']) {
           continue;
         }
         const e = relErr(dg!, p.grad);
-        assert.ok(e <= 1e-4, `${n}: gradient differs by ${e}`);
+        if (e > worst[0]) worst = [e, n];
+        assert.ok(e <= 5e-4, `${n}: gradient differs by ${e}`);
       }
+      t.diagnostic(`${name}: largest gradient difference ${worst[0].toExponential(2)} (${worst[1]})`);
     });
   });
 }
