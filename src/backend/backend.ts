@@ -274,6 +274,11 @@ export interface Backend {
    * `src/tensor/ops.ts`); null for absent optional inputs. A backend without it cannot train.
    */
   differentiable?(op: DiffOp, inputs: readonly (Tensor | null)[], attrs: DiffAttrs): Differentiated;
+  /**
+   * Optional: the most elements one tensor may hold on this backend (WebGPU: its largest buffer binding), where
+   * that is a limit a caller must plan around (training's loss computes logits in row blocks under it).
+   */
+  readonly maxTensorElements?: number;
   /** Optional: the ops `differentiable` records, where that is not all of them (the others are refused with an OpError naming the op) */
   readonly differentiableOps?: ReadonlySet<DiffOp>;
   /**

@@ -163,6 +163,51 @@ export class DecoderLM implements CausalLM {
     }
   }
 
+  /**
+   * Mean next-token cross-entropy of a rectangular batch against `targets` [b·L] (row-major; `ignoreIndex` rows not
+   * scored), as a backend tensor — what training differentiates. The logits are computed and scored in row blocks
+   * that each fit the backend's largest tensor (`Backend.maxTensorElements`: a batch of 8 × 2048 tokens over a
+   * 50k vocabulary is 3.3 GB of logits, past WebGPU's 2 GB bindings), and the blocks' losses are combined with
+   * weights count_k / count, which is the mean over all scored rows.
+   */
+  async lossTensor(ids: number[][], targets: Int32Array, ignoreIndex = -100): Promise<ops.CrossEntropy> {
+    this.checkIds(ids);
+    const b = ids.length, L = ids[0].length, V = this.vocabSize;
+    if (targets.length !== b * L) throw new ModelError(`loss: ${targets.length} targets for a ${b}×${L} batch`);
+    const limit = this.spec.backend.maxTensorElements ?? Infinity;
+    const per = Math.max(1, Math.min(b * L, Math.floor(limit / V)));
+    const sc = new Scope();
+    try {
+      const { last } = await this.run(ids, null, false, null, sc);
+      const r = sc.run(() => {
+        const head = (h: Tensor): Tensor => ops.scale(ops.linear(h, this.spec.lmHead), 1 / (this.spec.logitsDivisor ?? 1));
+        const H = last.shape[2];
+        if (per >= b * L) return ops.softmaxCrossEntropy(ops.reshape(head(last), [b * L, V]), targets, ignoreIndex);
+        const rows = ops.reshape(last, [b * L, H]);
+        const count = targets.reduce((n, t) => n + (t === ignoreIndex ? 0 : 1), 0);
+        let loss: Tensor | null = null, correct = 0, correctT: Tensor | null = null;
+        for (let r0 = 0; r0 < b * L; r0 += per) {
+          const r1 = Math.min(b * L, r0 + per);
+          const t = targets.subarray(r0, r1);
+          const n = t.reduce((k, v) => k + (v === ignoreIndex ? 0 : 1), 0);
+          if (n === 0) continue;
+          const block = ops.takeRows(rows, Array.from({ length: r1 - r0 }, (_, i) => r0 + i));
+          const ce = ops.softmaxCrossEntropy(head(block), t, ignoreIndex);
+          const part = ops.scale(ce.loss, n / count);
+          loss = loss ? ops.add(loss, part) : part;
+          if (ce.correctTensor) correctT = correctT ? this.spec.backend.add(correctT, ce.correctTensor) : ce.correctTensor;
+          else correct += ce.correct;
+        }
+        if (!loss) return ops.softmaxCrossEntropy(head(ops.takeRows(rows, Array.from({ length: per }, (_, i) => i))), targets.subarray(0, per), ignoreIndex); // nothing scored
+        return { loss, count, correct: correctT ? Number.NaN : correct, ...(correctT ? { correctTensor: correctT } : {}) };
+      });
+      sc.end(r);
+      return r;
+    } finally {
+      sc.end();
+    }
+  }
+
   async forward(ids: number[][], opts: ForwardOptions = {}): Promise<ForwardOutput> {
     this.checkIds(ids);
     if (opts.state) this.checkState(opts.state, ids.length);

@@ -150,19 +150,82 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
   reshape: [{ label: '[2, 6] as [3, 4]', inputs: [{ shape: [2, 6] }], run: ([x]) => [ops.linear(ops.reshape(x, [3, 4]), x.backend.fromHost(Float32Array.from({ length: 8 }, (_, i) => i / 7 - 0.5), [2, 4]))] }],
   embedding: FORWARD.embedding,
   linear: FORWARD.linear,
-  rms_norm: FORWARD.rms_norm,
-  rms_norm_gated: FORWARD.rms_norm_gated,
+  rms_norm: [
+    ...FORWARD.rms_norm,
+    { label: '150 rows (several row blocks), width 300', inputs: [{ shape: [3, 50, 300] }, { shape: [300] }], run: ([x, w]) => [ops.rmsNorm(x, w, 1e-5)] },
+  ],
+  rms_norm_gated: [
+    ...FORWARD.rms_norm_gated,
+    {
+      label: '130 rows, groups of 96',
+      inputs: [{ shape: [130, 288] }, { shape: [130, 288], lo: -3, hi: 3 }, { shape: [288] }],
+      run: ([x, z, w]) => [ops.rmsNormGated(x, z, w, 1e-5, 96)],
+    },
+  ],
   add: FORWARD.add,
   mul: [{ label: 'a·b', inputs: [{ shape: [3, 4] }, { shape: [3, 4] }], run: ([a, b]) => [ops.mul(a, b)] }],
   scale: FORWARD.scale,
   activation: FORWARD.activation.filter((c) => c.label !== 'relu' && c.label !== 'relu2'), // kinks: finite differences straddle them
   silu_mul: FORWARD.silu_mul,
   split: FORWARD.split,
-  causal_conv1d: FORWARD.causal_conv1d.slice(0, 2),
-  selective_scan: FORWARD.selective_scan.slice(0, 3),
-  ssd: [FORWARD.ssd[0], FORWARD.ssd[3]],
+  causal_conv1d: [
+    ...FORWARD.causal_conv1d.slice(0, 2),
+    // b·L = 2200 rows: the dw/dbias partials of a device backend take several levels of sums
+    { label: 'silu, bias, 2 × 1100 steps', inputs: [{ shape: [2, 1100, 3] }, { shape: [3, 4] }, { shape: [3] }], run: ([x, w, b]) => [ops.causalConv1d({ x, weight: w, bias: b, state: null, activation: 'silu' })] },
+    { label: 'K 10 > L, silu, no bias', inputs: [{ shape: [3, 7, 3] }, { shape: [3, 10] }], run: ([x, w]) => [ops.causalConv1d({ x, weight: w, bias: null, state: null, activation: 'silu' })] },
+  ],
+  selective_scan: [
+    ...FORWARD.selective_scan.slice(0, 3),
+    {
+      label: 'batch 3, 13 chunks of 4 (the last one short)',
+      inputs: scanInputs(3, 50, 5, 4),
+      run: ([u, delta, A, B, C, D, z, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D, z, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: 'chunked', chunkSize: 4 })],
+    },
+    {
+      label: 'chunks of 20 over 45 steps, 40 channels, 18 states, no skip, no gate',
+      inputs: ((s) => [...s.slice(0, 5), s[7]])(scanInputs(2, 45, 40, 18)),
+      run: ([u, delta, A, B, C, bias]) => [ops.selectiveScan({ u, delta, A, B, C, D: null, z: null, deltaBias: bias, deltaSoftplus: true, state: null, algorithm: 'chunked', chunkSize: 20 })],
+      tol: 5e-5,
+    },
+    {
+      label: 'no softplus, chunk longer than the sequence, gate without skip',
+      inputs: [{ shape: [2, 7, 3] }, { shape: [2, 7, 3], lo: 0.05, hi: 1 }, { shape: [3, 5], lo: -2, hi: -0.1 }, { shape: [2, 7, 5] }, { shape: [2, 7, 5] }, { shape: [2, 7, 3] }],
+      run: ([u, delta, A, B, C, z]) => [ops.selectiveScan({ u, delta, A, B, C, D: null, z, deltaBias: null, deltaSoftplus: false, state: null, algorithm: 'chunked', chunkSize: 64 })],
+    },
+  ],
+  ssd: [
+    FORWARD.ssd[0],
+    FORWARD.ssd[3],
+    {
+      label: 'chunk 16: 3 chunks with a tail, batch 2, 3 groups',
+      inputs: ssdInputs(2, 37, 6, 5, 3, 7),
+      run: ([x, dt, A, B, C, D, bias]) => [ops.ssd({ x, dt, A, B, C, D, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 16 })],
+    },
+    {
+      label: 'chunk 16: clamped Δ over 3 chunks, no skip, no Δ bias',
+      inputs: ssdInputs(2, 40, 4, 3, 2, 5).slice(0, 5),
+      run: ([x, dt, A, B, C]) => [ops.ssd({ x, dt, A, B, C, D: null, dtBias: null, dtLimit: [0.2, 0.9], state: null, algorithm: 'chunked', chunkSize: 16 })],
+    },
+    {
+      label: 'chunk 32: head dim 70 and state 66 (past one tile), skip without Δ bias',
+      inputs: ssdInputs(1, 45, 2, 70, 1, 66).slice(0, 6),
+      run: ([x, dt, A, B, C, D]) => [ops.ssd({ x, dt, A, B, C, D, dtBias: null, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 32 })],
+    },
+    {
+      label: 'chunk 64: 3 chunks, 4 heads on 2 groups, Δ bias without skip',
+      inputs: [...ssdInputs(1, 150, 4, 8, 2, 16).slice(0, 5), { shape: [4], lo: -1, hi: 0.5 }],
+      run: ([x, dt, A, B, C, bias]) => [ops.ssd({ x, dt, A, B, C, D: null, dtBias: bias, dtLimit: [0, Infinity], state: null, algorithm: 'chunked', chunkSize: 256 })],
+    },
+  ],
   rope: FORWARD.rope,
-  attention: FORWARD.attention.slice(0, 1),
+  attention: [
+    ...FORWARD.attention.slice(0, 1),
+    {
+      label: 'two 64-row blocks, 3 query heads on 1',
+      inputs: [{ shape: [1, 70, 3, 5] }, { shape: [1, 70, 1, 5] }, { shape: [1, 70, 1, 5] }],
+      run: ([q, k, v]) => [ops.attention({ q, k, v, cacheK: null, cacheV: null, pastLen: [0], scale: 0.5 })],
+    },
+  ],
   take_rows: FORWARD.take_rows,
   mean_time: [{ label: '[2, 5, 3] → [2, 3]', inputs: [{ shape: [2, 5, 3] }], run: ([x]) => [ops.meanTime(x)] }],
   s4d_kernel: [
@@ -171,13 +234,27 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       inputs: [{ shape: [3], lo: -4, hi: -2 }, { shape: [3, 2], lo: -1, hi: 0.5 }, { shape: [3, 2], lo: 0, hi: 3 }, { shape: [3, 2, 2] }],
       run: ([dt, ar, ai, c]) => [ops.s4dKernel(dt, ar, ai, c, 7)],
     },
+    {
+      label: 'H 2, 5 modes, L 70 (|dt·A| on both sides of 1, long powers)',
+      inputs: [{ shape: [2], lo: -3, hi: -0.5 }, { shape: [2, 5], lo: -1, hi: 1 }, { shape: [2, 5], lo: 0, hi: 6 }, { shape: [2, 5, 2] }],
+      run: ([dt, ar, ai, c]) => [ops.s4dKernel(dt, ar, ai, c, 70)],
+    },
   ],
-  fft_conv: [{ label: 'u [2, 6, 3], K [3, 6], skip', inputs: [{ shape: [2, 6, 3] }, { shape: [3, 6] }, { shape: [3] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] }],
+  fft_conv: [
+    { label: 'u [2, 6, 3], K [3, 6], skip', inputs: [{ shape: [2, 6, 3] }, { shape: [3, 6] }, { shape: [3] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] },
+    { label: 'u [5, 70, 17], K [17, 40] (shorter), skip', inputs: [{ shape: [5, 70, 17] }, { shape: [17, 40] }, { shape: [17] }], run: ([u, k, d]) => [ops.fftConv(u, k, d)] },
+    { label: 'u [3, 9, 2], K [2, 13] (longer), no skip', inputs: [{ shape: [3, 9, 2] }, { shape: [2, 13] }], run: ([u, k]) => [ops.fftConv(u, k, null)] },
+  ],
   cross_entropy: [
     {
       label: '4 rows of 5 classes, one ignored',
       inputs: [{ shape: [4, 5], lo: -2, hi: 2 }],
       run: ([l]) => [ops.softmaxCrossEntropy(l, Int32Array.from([2, -100, 0, 4])).loss],
+    },
+    {
+      label: '[2, 3] rows of 300 classes (more than a workgroup), one ignored',
+      inputs: [{ shape: [2, 3, 300], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.softmaxCrossEntropy(l, Int32Array.from([299, 0, -100, 150, 7, 256])).loss],
     },
   ],
   route_weights: [
@@ -186,12 +263,27 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
       inputs: [{ shape: [3, 4], lo: -2, hi: 2 }],
       run: ([l]) => [ops.routeWeights(l, Int32Array.from([0, 2, 3, 1, 2, 0]), 2, routing)],
     })),
+    ...(['softmax-topk', 'topk-softmax'] as const).map((routing): OpCase => ({
+      label: `${routing}, top-3 of 7, 3-d logits`,
+      inputs: [{ shape: [2, 3, 7], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.routeWeights(l, Int32Array.from([6, 0, 3, 1, 2, 5, 4, 6, 0, 2, 3, 1, 5, 4, 6, 0, 1, 2]), 3, routing)],
+    })),
+    {
+      label: 'softmax-topk, top-1',
+      inputs: [{ shape: [4, 5], lo: -2, hi: 2 }],
+      run: ([l]) => [ops.routeWeights(l, Int32Array.from([4, 0, 2, 2]), 1, 'softmax-topk')],
+    },
   ],
   scatter_rows: [
     {
       label: 'expert rows combined into 4 tokens',
       inputs: [{ shape: [5, 3] }, { shape: [5], lo: 0, hi: 1 }],
       run: ([src, w]) => [ops.scatterRows(src, w, Int32Array.from([0, 2, 2, 3, 0]), 4)],
+    },
+    {
+      label: 'wide rows (H 150), repeated and empty rows',
+      inputs: [{ shape: [7, 150] }, { shape: [7, 1], lo: 0, hi: 1 }],
+      run: ([src, w]) => [ops.scatterRows(src, w, Int32Array.from([5, 1, 5, 0, 5, 1, 3]), 6)],
     },
   ],
 };

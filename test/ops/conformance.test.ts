@@ -16,10 +16,16 @@ import { webgpuOrReason } from '../backend/webgpu-context.js';
 import { FORWARD, GRADIENT, type OpCase } from './cases.js';
 
 const gpu = await webgpuOrReason();
+// the other kernel set too: a software adapter picks the barrier-free 'simple' kernels, a GPU the 'tiled' ones
+const gpu2 = typeof gpu === 'string' ? gpu : await webgpuOrReason({ kernels: gpu.kernels === 'tiled' ? 'simple' : 'tiled' });
 after(() => {
-  if (typeof gpu !== 'string') gpu.destroy();
+  for (const g of [gpu, gpu2]) if (typeof g !== 'string') g.destroy();
 });
-const BACKENDS: Array<[string, Backend | string]> = [['wasm', new WasmBackend({ threads: 2 })], ['webgpu', gpu]];
+const BACKENDS: Array<[string, Backend | string]> = [
+  ['wasm', new WasmBackend({ threads: 2 })],
+  ['webgpu', gpu],
+  [`webgpu (${typeof gpu2 === 'string' ? 'other' : gpu2.kernels} kernels)`, gpu2],
+];
 
 /** the case's input values (seeded by its label, the same on every backend) */
 function inputData(c: OpCase, salt = 0): Float32Array[] {
@@ -78,14 +84,15 @@ async function objective(c: OpCase, data: Float32Array[], dir: Float32Array[], e
   return s;
 }
 
-/** the tape's gradients of Σ seed·out with respect to every differentiable input */
-async function tapeGradients(be: Backend, c: OpCase, data: Float32Array[], seeds: Float32Array[]): Promise<Array<Float32Array | null>> {
+/** the tape's gradients of Σ seed·out with respect to every differentiable input (and the recorded outputs) */
+async function tapeGradients(be: Backend, c: OpCase, data: Float32Array[], seeds: Float32Array[], outputs: Float32Array[] = []): Promise<Array<Float32Array | null>> {
   const xs = upload(be, c, data);
   xs.forEach((x, i) => (x.requiresGrad = !c.inputs[i].noGrad));
   const outs = await withGrad(() => c.run(xs, be));
   outs.forEach((o, k) => {
     if (o.requiresGrad) backward(o, seeds[k]);
   });
+  outputs.push(...(await values(outs)));
   return Promise.all(xs.map((x, i) => (c.inputs[i].noGrad ? null : x.grad ? x.grad.data() : Promise.resolve(new Float32Array(x.size)))));
 }
 
@@ -98,7 +105,8 @@ describe('gradients recorded by the tape', () => {
         const outShapes = c.run(upload(cpu, c, data), cpu).map((o) => o.size);
         const seeds = outShapes.map((n) => Float32Array.from({ length: n }, () => rng.next() * 2 - 1));
         const dir = data.map((d) => Float32Array.from(d, () => rng.next() * 2 - 1));
-        const grads = await tapeGradients(cpu, c, data, seeds);
+        const cpuOut: Float32Array[] = [];
+        const grads = await tapeGradients(cpu, c, data, seeds, cpuOut);
         // each input's gradient on its own: the directional derivative along a random direction of that input
         for (let i = 0; i < data.length; i++) {
           const g = grads[i];
@@ -121,7 +129,17 @@ describe('gradients recorded by the tape', () => {
             );
             continue;
           }
-          const other = await tapeGradients(be, c, data, seeds);
+          const otherOut: Float32Array[] = [];
+          const other = await tapeGradients(be, c, data, seeds, otherOut);
+          // the recorded forward (its own kernels on some backends) = the cpu's
+          // (a device backend may add outputs the cpu keeps on the host, e.g. cross_entropy's count of correct rows)
+          assert.ok(otherOut.length >= cpuOut.length, `${name}: ${otherOut.length} outputs, the cpu has ${cpuOut.length}`);
+          cpuOut.forEach((_, k) => {
+            const o = otherOut[k];
+            let worst = 0;
+            for (let j = 0; j < o.length; j++) worst = Math.max(worst, Math.abs(o[j] - cpuOut[k][j]));
+            assert.ok(worst <= (c.tol ?? 2e-5) * Math.max(1, ...Array.from(cpuOut[k], Math.abs)), `${name}: recorded output ${k} differs from the cpu's by ${worst}`);
+          });
           other.forEach((g, i) => {
             if (!g) return;
             const ref = grads[i]!;
@@ -135,6 +153,12 @@ describe('gradients recorded by the tape', () => {
       });
     }
   }
+
+  it('webgpu records every op the tape knows', (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const missing = (Object.keys(GRADIENT) as DiffOp[]).filter((op) => gpu.differentiableOps && !gpu.differentiableOps.has(op));
+    assert.deepEqual(missing, []);
+  });
 
   it('a backend without differentiable ops refuses to record, naming itself', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);

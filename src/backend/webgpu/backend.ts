@@ -252,6 +252,11 @@ export class WebGpuBackend implements Backend {
 
   // ---- training ------------------------------------------------------------------------------
 
+  /** the largest tensor one buffer binding holds */
+  get maxTensorElements(): number {
+    return Math.floor(this.rt.maxBinding / 4);
+  }
+
   /** the ops this backend records for training (`differentiable` refuses the others, naming them) */
   readonly differentiableOps = GPU_DIFF_OPS;
 

@@ -6,13 +6,22 @@
 import type { DiffAttrs, DiffOp, Differentiated } from '../../backend.js';
 import type { Tensor } from '../../../tensor/tensor.js';
 import { OpError } from '../../../errors.js';
+import { needsGrad } from '../../../autograd/tape.js';
+import { Scope } from '../../../tensor/scope.js';
 import type { GpuCtx, GpuImpl } from './context.js';
 import { BASIC } from './basic.js';
 import { LINEAR } from './linear.js';
+import { ATTENTION } from './attention.js';
+import { LOSS } from './loss.js';
+import { MOE } from './moe.js';
+import { NORM } from './norm.js';
+import { S4D } from './s4d.js';
+import { SCAN } from './scan.js';
+import { SSD } from './ssd.js';
 
 export type { GpuCtx, GpuImpl } from './context.js';
 
-const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR };
+const TABLE: Partial<Record<DiffOp, GpuImpl>> = { ...BASIC, ...LINEAR, ...NORM, ...SCAN, ...SSD, ...ATTENTION, ...LOSS, ...MOE, ...S4D };
 
 /** the ops WebGPU can record for training */
 export const GPU_DIFF_OPS: ReadonlySet<DiffOp> = new Set(Object.keys(TABLE) as DiffOp[]);
@@ -28,5 +37,25 @@ export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tenso
       throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is stored as bf16; load the model with weights: 'f32' to train it`);
     }
   }
-  return impl(c, inputs, attrs);
+  // What the forward creates besides its outputs (saved activations, chunk checkpoints) belongs to the op, not to
+  // the model code's scope, which would dispose it at the end of the layer — before the backward reads it. It is
+  // disposed once the backward has run, as is what the backward creates besides the input gradients.
+  const saved = new Scope();
+  const r = saved.run(() => impl(c, inputs, attrs));
+  if (!needsGrad(...inputs)) {
+    saved.end(r.outputs); // not recorded: a plain forward, the outputs go to the caller's scope
+    return r;
+  }
+  for (const t of r.outputs) saved.parent?.adopt(t); // the caller's scope owns the outputs meanwhile
+  return {
+    ...r,
+    backward(grads) {
+      const work = new Scope(null);
+      const gin = work.run(() => r.backward(grads));
+      const keepGrads = gin.filter((g): g is Tensor => g !== null);
+      work.end(keepGrads);
+      saved.end(null, [...r.outputs, ...keepGrads]);
+      return gin;
+    },
+  };
 }
