@@ -13,7 +13,6 @@
  * not interleave other work with its steps.
  */
 import type { GradNode, Tensor } from '../tensor/tensor.js';
-import { collectMade } from '../tensor/scope.js';
 import { OpError } from '../errors.js';
 
 export { type GradNode } from '../tensor/tensor.js';
@@ -47,9 +46,11 @@ export function isRecording(): boolean {
 /** options of `backward` */
 export interface BackwardOptions {
   /**
-   * free the graph afterwards: dispose every tensor the recorded ops made (their outputs and what their backwards
-   * read), except the `keep` ones, so that device memory (WebGPU) comes back at once rather than when the collector
-   * finds the graph. The graph cannot be back-propagated again (its ops refuse, naming themselves).
+   * free the graph on the way: each recorded op's outputs are disposed as soon as its backward has run (every op
+   * that read them has had its backward by then), except the `keep` ones — so device memory (WebGPU) comes back
+   * during the backward rather than when the collector finds the graph. (What an op's forward kept besides its
+   * outputs is its backend's to free: WebGPU does once the op's backward has run.) The graph cannot be
+   * back-propagated again (its ops refuse, naming themselves).
    */
   free?: boolean;
   /** outputs still wanted after a `free` backward (the loss, a count of correct predictions) */
@@ -60,7 +61,7 @@ export interface BackwardOptions {
  * Back-propagate from `loss`: d(objective)/d(loss) is `seed` — a number for every element (1 by default, the loss
  * being a scalar), or one value per element (the objective Σ seedᵢ·lossᵢ). Gradients accumulate into `.grad` of
  * every trainable leaf reached; intermediate gradients are dropped — disposed — as soon as they have been passed on,
- * and so are the temporaries of the backward rules, so on a device backend a backward holds its working set only.
+ * so on a device backend a backward holds its working set only (with `free`, the forward's activations go too).
  *
  * A leaf's gradient is its own tensor: the first one that reaches it is copied (backward rules may hand one tensor
  * to several inputs); later ones are added into a new tensor and the previous `.grad` is disposed (it must not be
@@ -119,6 +120,7 @@ export function backward(loss: Tensor, seed: number | Float32Array = 1, opts: Ba
   };
   slot(root.node)[root.index] = g0;
   hold(g0);
+  const kept = new Set((opts.keep ?? []).filter((t): t is Tensor => !!t));
   const saved = depth;
   depth = 0; // backward rules call ops; they are not recorded
   try {
@@ -126,11 +128,12 @@ export function backward(loss: Tensor, seed: number | Float32Array = 1, opts: Ba
       const node = order[k];
       const grads = pending.get(node);
       pending.delete(node);
-      if (!grads || grads.every((g) => g === null)) continue;
-      // the rule's temporaries go when it returns; what it returns is held below
-      const { result: gin, made } = collectMade(() => node.backward(grads));
-      const out = new Set(gin);
-      for (const t of made) if (!out.has(t)) t.dispose();
+      if (!grads || grads.every((g) => g === null)) {
+        if (opts.free) release(node, kept);
+        continue;
+      }
+      const gin = node.backward(grads);
+      if (opts.free) release(node, kept); // its outputs were read by the backwards of their consumers, run before this one
       for (const g of gin) if (g) hold(g);
       for (const g of grads) if (g) letGo(g); // passed on
       node.inputs.forEach((t, i) => {
@@ -159,23 +162,17 @@ export function backward(loss: Tensor, seed: number | Float32Array = 1, opts: Ba
     depth = saved;
     for (const t of [...holds.keys()]) t.dispose(); // after an error: what was in flight
   }
-  if (opts.free) freeGraph(order, opts.keep ?? []);
 }
 
-/** dispose what the recorded ops of a back-propagated graph made (see BackwardOptions.free) */
-function freeGraph(nodes: readonly GradNode[], keep: readonly (Tensor | null | undefined)[]): void {
-  const kept = new Set(keep.filter((t): t is Tensor => !!t));
-  for (const node of nodes) {
-    const n = node as { -readonly [K in keyof GradNode]: GradNode[K] };
-    for (const t of n.saved ?? []) t.dispose();
-    for (const t of n.results ?? []) if (!kept.has(t)) t.dispose();
-    n.saved = [];
-    n.results = [];
-    const op = n.op;
-    n.backward = () => {
-      throw new OpError(`backward: the graph through ${op} was freed by an earlier backward({ free: true }); record the forward again`);
-    };
-  }
+/** dispose a recorded op's outputs (but the kept ones) after its backward, and refuse further backwards through it */
+function release(node: GradNode, kept: ReadonlySet<Tensor>): void {
+  const n = node as { -readonly [K in keyof GradNode]: GradNode[K] };
+  for (const t of n.results ?? []) if (!kept.has(t)) t.dispose();
+  n.results = [];
+  const op = n.op;
+  n.backward = () => {
+    throw new OpError(`backward: the graph through ${op} was freed by an earlier backward({ free: true }); record the forward again`);
+  };
 }
 
 /** leaf.grad += g (a leaf owns its gradient: the first one is copied, since backward rules may share tensors) */

@@ -6,7 +6,6 @@ import type { AttentionArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Diffe
 import { needsGrad } from '../autograd/tape.js';
 import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
-import { collectMade } from './scope.js';
 
 export { ShapeError } from '../errors.js';
 
@@ -49,18 +48,15 @@ function expectShape(op: string, name: string, t: Tensor | null, want: Shape): v
 function differentiable(op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs = {}): Differentiated {
   const be = inputs.find((t): t is Tensor => t !== null)!.backend;
   sameBackend(op, 'input0', Object.fromEntries(inputs.map((t, i) => [`input${i}`, t])));
-  const differentiate = be.differentiable?.bind(be);
-  if (!differentiate) throw new OpError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
-  if (!needsGrad(...inputs)) return differentiate(op, inputs, attrs);
-  // recorded: the tensors the op makes besides its outputs (what its backward reads) belong to the graph, not to
-  // the scope of the code around (which would dispose them before the backward runs)
-  const { result: r, made } = collectMade(() => differentiate(op, inputs, attrs));
-  const outs = new Set(r.outputs);
-  const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward, saved: made.filter((t) => !outs.has(t)), results: r.outputs };
-  r.outputs.forEach((t, index) => {
-    t.requiresGrad = true;
-    t.gradFn = { node, index };
-  });
+  if (!be.differentiable) throw new OpError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
+  const r = be.differentiable(op, inputs, attrs);
+  if (needsGrad(...inputs)) {
+    const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward, results: r.outputs };
+    r.outputs.forEach((t, index) => {
+      t.requiresGrad = true;
+      t.gradFn = { node, index };
+    });
+  }
   return r;
 }
 const diff1 = (op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs = {}): Tensor => differentiable(op, inputs, attrs).outputs[0];

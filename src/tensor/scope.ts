@@ -133,14 +133,6 @@ export class Scope {
     if (s && !kept.has(t)) s.owned.push(t);
   }
 
-  /** End the scope without disposing anything: hands back what it owns (not disposed, not kept), oldest first. */
-  dissolve(): Tensor[] {
-    this.open = false;
-    const owned = this.owned.filter((t) => !t.isDisposed && !kept.has(t));
-    this.owned = [];
-    return owned;
-  }
-
   /**
    * End the scope: dispose what it owns (newest first) except the tensors in `result` and in `keep` (which pass
    * to the parent scope), and those `keep()` took out. Idempotent.
@@ -160,29 +152,6 @@ export class Scope {
       else t.dispose();
     }
   }
-}
-
-/**
- * Run `fn` (synchronous) and collect the tensors it creates: none of them belongs to a scope when this returns —
- * the caller hands them on (`adoptAll`) or keeps them (the autograd tape: the tensors a recorded op made and its
- * backward reads, which the scope of the model code around it must not dispose). Tensors `fn` disposed or kept
- * are not listed.
- */
-export function collectMade<T>(fn: () => T): { result: T; made: Tensor[] } {
-  const s = new Scope();
-  let result: T;
-  try {
-    result = s.run(fn);
-  } catch (e) {
-    adoptAll(s.parent, s.dissolve()); // as if no collecting scope had been there
-    throw e;
-  }
-  return { result, made: s.dissolve() };
-}
-
-/** hand tensors to a scope (the current one by default), in order, as if they had been created there */
-export function adoptAll(to: Scope | null, ts: readonly Tensor[]): void {
-  if (to) for (const t of ts) to.adopt(t);
 }
 
 /** what the scope module calls when a tensor is created */

@@ -18,12 +18,7 @@ export interface GradNode {
   readonly outputs: number;
   /** output gradients (null where nothing flowed) → input gradients (null where not needed) */
   backward(grads: readonly (Tensor | null)[]): (Tensor | null)[];
-  /**
-   * the tensors the op made besides its outputs (what its backward reads, views): the graph owns them — no scope
-   * disposes them — and `backward(…, { free: true })` disposes them with the outputs (`results`)
-   */
-  saved?: Tensor[];
-  /** the op's outputs */
+  /** the op's outputs (`backward(…, { free: true })` disposes them once the op's backward has run) */
   results?: Tensor[];
 }
 

@@ -29,7 +29,6 @@ import { architectureNames, buildModel, resolveModelType } from '../models/regis
 import { initS4dMixers } from '../nn/s4d.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import * as ops from '../tensor/ops.js';
-import { scopeAsync } from '../tensor/scope.js';
 import { TrainError, UntrainableModelError } from './errors.js';
 import { DeviceParam } from './device-param.js';
 import { type Param, TensorParam } from './param.js';
@@ -161,16 +160,14 @@ export class TrainableLM implements TrainableModel {
   /**
    * Mean cross-entropy of next-token targets for inputs [b·L] (row-major), with the scored count and how many
    * argmaxes were right (on a GPU: `correct` is NaN and `correctTensor` holds it, read it when needed). Recorded for
-   * `backward` when called inside `withGrad`. Outside it, the logits are freed when this returns; the caller
-   * disposes the loss (and `correctTensor`) when done with them.
+   * `backward` when called inside `withGrad`. The logits are scored in row blocks that fit the backend's largest
+   * tensor (`DecoderLM.lossTensor`); outside `withGrad` they are freed when this returns, and the caller disposes
+   * the loss (and `correctTensor`) when done with them.
    */
   async loss(inputs: Int32Array, targets: Int32Array, b: number, L: number): Promise<ops.CrossEntropy> {
     if (inputs.length !== b * L) throw new TrainError(`loss: ${inputs.length} input ids for a ${b}×${L} batch`);
     const rows = Array.from({ length: b }, (_, r) => Array.from(inputs.subarray(r * L, (r + 1) * L)));
-    return scopeAsync(async () => {
-      const logits = await this.lm.logitsTensor(rows);
-      return ops.softmaxCrossEntropy(ops.reshape(logits, [b * L, this.vocabSize]), targets);
-    });
+    return this.lm.lossTensor(rows, targets);
   }
 
   configJson(): Record<string, unknown> {

@@ -7,10 +7,10 @@
  *   `free`) the graph disposed at once, so GPU memory does not grow from step to step;
  * - the trainer end to end on a small network of the ops WebGPU differentiates today (embedding, linear, silu, mul,
  *   add, mean_time): the same loss curve as on the CPU, and `--resume` exact (webgpu alone and cpu → webgpu);
- * - model level (a tiny Mamba, the HF fixtures, `mamba-ts train --backend webgpu`): the same gradients and loss
- *   curve as on the CPU. These need the WebGPU backward kernels of every op of the model; until they land, the
- *   tests end as TODO naming the op that is missing (a typed "no differentiable X yet" error) — or fail, with
- *   MAMBA_TS_REQUIRE_WEBGPU=1.
+ * - model level (a tiny Mamba, the nine HF fixtures, `mamba-ts train --backend webgpu`): the same gradients and
+ *   loss curve as on the CPU, exact resume. These need the WebGPU backward kernels of every op of the model; one
+ *   that WebGPU does not differentiate ends the test as TODO naming it (its typed "no differentiable X yet"
+ *   error) — or fails, with MAMBA_TS_REQUIRE_WEBGPU=1.
  */
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
