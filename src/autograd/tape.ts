@@ -13,6 +13,7 @@
  * not interleave other work with its steps.
  */
 import type { GradNode, Tensor } from '../tensor/tensor.js';
+import { keep } from '../tensor/scope.js';
 import { OpError } from '../errors.js';
 
 export { type GradNode } from '../tensor/tensor.js';
@@ -175,9 +176,12 @@ function release(node: GradNode, kept: ReadonlySet<Tensor>): void {
   };
 }
 
-/** leaf.grad += g (a leaf owns its gradient: the first one is copied, since backward rules may share tensors) */
+/**
+ * leaf.grad += g (a leaf owns its gradient: the first one is copied, since backward rules may share tensors). The
+ * gradient outlives the backward — no scope open around it (a training step run inside one) disposes it.
+ */
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   const prev = leaf.grad;
-  leaf.grad = prev ? leaf.backend.add(prev, g) : leaf.backend.scale(g, 1);
+  leaf.grad = keep(prev ? leaf.backend.add(prev, g) : leaf.backend.scale(g, 1));
   prev?.dispose();
 }

@@ -516,6 +516,17 @@ test('a CPU run resumed on the device (and back) continues the CPU curve (≤ 1e
   }
 });
 
+test('a leaf\'s gradient outlives a scope around the step that made it (a training step run inside one)', () => {
+  const w = cpu.fromHost(Float32Array.from([1, 2, 3]), [3]);
+  w.requiresGrad = true;
+  scope(() => {
+    const y = withGrad(() => ops.scale(w, 2));
+    backward(y, 1, { free: true });
+  });
+  assert.ok(w.grad && !w.grad.isDisposed);
+  assert.deepEqual(Array.from(w.grad.dataSync()), [2, 2, 2]);
+});
+
 test('a derived weight (A = −exp(A_log)) recomputed after an optimizer step outlives the forward that asked for it (evaluation after training)', () => {
   const src = cpu.fromHost(Float32Array.from([0, 1, -1]), [3]);
   const source = new Lazy(() => src);
