@@ -7,7 +7,10 @@
  * `scripts/anchors/train_anchor.py` measures the same steps in PyTorch (HF's torch path; the official Triton SSD for
  * mamba2) — run it in the same device call and report ratios.
  *
- *   node dist/bench/train-gpu.bench.js [--shapes tiny256,tiny4096,mamba2,mamba] [--reps 5] [--layers n] [--json]
+ *   node dist/bench/train-gpu.bench.js [--shapes tiny256,tiny4096,mamba2,mamba] [--reps 5] [--layers n] [--optimizer] [--json]
+ *
+ * `--optimizer` times the whole training step as `mamba-ts train --backend webgpu` takes it: gradients dropped,
+ * forward, backward (the graph freed on the way), global-norm clipping and AdamW on the GPU (src/train/device-optim.ts).
  *
  * Each line: the shape, tokens/s and ms per step (median of `--reps` timed steps after one warm-up), the GPU memory
  * high-water mark of a step, and the loss of the last step (read back once, to show the numbers are finite).
@@ -20,6 +23,8 @@ import { DecoderLM } from '../src/models/decoder.js';
 import { backward, withGrad } from '../src/autograd/tape.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import type { RawConfig } from '../src/models/config.js';
+import { DeviceParam } from '../src/train/device-param.js';
+import { DeviceAdamW } from '../src/train/device-optim.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -28,6 +33,7 @@ function arg(name: string, dflt: string): string {
 const reps = Number(arg('reps', '5'));
 const layers = arg('layers', '');
 const json = process.argv.includes('--json');
+const withOptimizer = process.argv.includes('--optimizer');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 const TINY: RawConfig = { model_type: 'mamba', hidden_size: 64, num_hidden_layers: 2, state_size: 16, expand: 2, conv_kernel: 4, vocab_size: 32, tie_word_embeddings: true };
@@ -46,6 +52,7 @@ async function measure(backend: WebGpuBackend, name: string): Promise<Record<str
   if (!(lm instanceof DecoderLM)) throw new Error(`${name}: not a decoder LM`);
   const params: Tensor[] = [];
   for (const e of lm.parameters.values()) for (const p of e.parts) (p.tensor.requiresGrad = true), params.push(p.tensor);
+  const opt = withOptimizer ? new DeviceAdamW([...lm.parameters.values()].map((e) => new DeviceParam(e)), { lr: 1e-4, betas: [0.9, 0.95], weightDecay: 0.1 }) : null;
   const V = lm.vocabSize, { b, L } = s;
   let seed = 12345;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % V;
@@ -58,7 +65,9 @@ async function measure(backend: WebGpuBackend, name: string): Promise<Record<str
       p.grad = null;
     }
     const loss = await withGrad(async () => (await lm.lossTensor(rows, targets)).loss);
-    backward(loss);
+    backward(loss, 1, { free: true, keep: [loss] });
+    opt?.clipAndStep(1e-4, 1.0).dispose();
+    (last as Tensor | null)?.dispose();
     last = loss;
     await backend.sync();
   };
@@ -73,7 +82,8 @@ async function measure(backend: WebGpuBackend, name: string): Promise<Record<str
   const ms = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)];
   const loss = (await last!.data())[0];
   const st = backend.rt.stats();
-  const row = { shape: name, b, L, layers: lm.numLayers, tokens_per_s: Math.round((b * L) / (ms / 1000)), ms_per_step: Number(ms.toFixed(1)), peak_mib: Math.round(st.peakDeviceBytes / 2 ** 20), loss, backend: backend.name, step: 'forward+backward' };
+  const row = { shape: name, b, L, layers: lm.numLayers, tokens_per_s: Math.round((b * L) / (ms / 1000)), ms_per_step: Number(ms.toFixed(1)), peak_mib: Math.round(st.peakDeviceBytes / 2 ** 20), loss, backend: backend.name, step: opt ? 'forward+backward+adamw' : 'forward+backward' };
+  opt?.dispose();
   return row;
 }
 

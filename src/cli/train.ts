@@ -1,7 +1,9 @@
 /** `mamba-ts train` and `mamba-ts eval`: train a model on a task with a progress bar; evaluate a checkpoint. */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel } from '../api/load.js';
+import { loadModel, resolveBackendAsync } from '../api/load.js';
+import type { Backend } from '../backend/backend.js';
+import type { WebGpuBackend } from '../backend/webgpu/backend.js';
 import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
 import { ProgressBar } from '../train/progress.js';
 import { checkRunFolder } from '../train/run-folder.js';
@@ -52,6 +54,10 @@ export const TRAIN_SPEC: CommandSpec = {
     '--data takes every UTF-8 text file of a folder (binary files, node_modules, dist and hidden entries',
     'are skipped), read in pieces, up to --data-limit bytes; the line "data: …" says what was used.',
     'A flag given twice takes the later value (npm start -- --out DIR overrides the script\'s own flags).',
+    '',
+    '--backend webgpu trains a language model (text and the synthetic tasks) on the GPU: weights, gradients and',
+    'AdamW moments stay there, and the numbers are read back every --log-every steps; checkpoints are the same',
+    'files, and --resume may switch between cpu and webgpu.',
   ].join('\n'),
   options: {
     preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
@@ -69,6 +75,8 @@ export const TRAIN_SPEC: CommandSpec = {
     ...Object.fromEntries(NUMERIC.map(([f, , , , help]) => [f, { type: 'string' as const, value: 'N', help }])),
     'time-limit': { type: 'string', value: 'SECONDS', help: 'stop after this long, with a checkpoint (continue later with --resume)' },
     threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used; more than the cores: a warning)' },
+    backend: { type: 'string', value: 'NAME', help: 'cpu (default: TypeScript + wasm kernels, data-parallel threads) or webgpu (the GPU)' },
+    'log-every': { type: 'string', value: 'N', help: 'read the loss back every N steps (default 1 on cpu, 10 on webgpu, where a read waits for the GPU)' },
     sample: { type: 'string', value: 'N', help: 'text: generate N tokens from the trained model at the end (default 200; 0 = none)' },
     prompt: { type: 'string', value: 'TEXT', help: 'text: prompt of the final sample (default "export function ")' },
     json: { type: 'boolean', help: 'print the final metrics as one JSON line' },
@@ -78,6 +86,7 @@ export const TRAIN_SPEC: CommandSpec = {
     'mamba-ts train --preset selective-copying --out runs/copy',
     'mamba-ts train --preset selective-copying --out runs/copy --resume',
     'mamba-ts train --preset fmnist-legs --steps 500 --out runs/fmnist-legs',
+    'mamba-ts train --preset selective-copying --backend webgpu --out runs/copy-gpu',
   ],
 };
 
@@ -134,7 +143,16 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   const overwrite = flag(v, 'overwrite');
   if (resume && overwrite) throw new UsageError('--resume and --overwrite contradict each other: continue the run in --out, or replace it', 'train');
   const threadsRaw = str(v, 'threads');
-  const threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
+  const backendName = parseChoice('backend', str(v, 'backend') ?? 'cpu', ['cpu', 'webgpu'] as const, 'train');
+  const gpu = backendName === 'webgpu';
+  let threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
+  if (gpu) {
+    if (threads > 1 && threadsRaw !== undefined) throw new UsageError('--threads (data-parallel CPU workers) needs --backend cpu; webgpu trains on its GPU', 'train');
+    if (args.task === 'fmnist') throw new UsageError('--backend webgpu trains the language-model tasks (text, selective-copying, induction-heads); fmnist trains on cpu', 'train');
+    threads = 1;
+  }
+  const logEveryRaw = str(v, 'log-every');
+  const logEvery = logEveryRaw !== undefined ? parseNumber('log-every', logEveryRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : undefined;
   const timeLimit = str(v, 'time-limit') !== undefined ? parseNumber('time-limit', str(v, 'time-limit')!, { min: 0, expect: 'a number of seconds >= 0' }, 'train') : undefined;
   const sampleTokens = str(v, 'sample') !== undefined ? parseNumber('sample', str(v, 'sample')!, { integer: true, min: 0, expect: 'an integer >= 0' }, 'train') : 200;
   // before any work: the checkpoint folder can take this run
@@ -147,10 +165,14 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   if (threadsRaw !== undefined && threads > cores) {
     io.stderr.write(`warning: --threads ${threads} is more than the ${cores} core${cores === 1 ? '' : 's'} of this machine: the threads will share them (slower than --threads ${cores})\n`);
   }
-  const job = buildJob(args);
+  const backend: Backend | undefined = gpu ? await resolveBackendAsync({ backend: 'webgpu', weights: 'f32' }) : undefined;
+  const job = buildJob(args, undefined, backend ? { backend } : {});
   const used = Math.min(threads, args.accum);
   if (job.dataSummary) io.stderr.write(`${job.dataSummary}\n`);
-  io.stderr.write(`${job.describe}\n${used > 1 ? `data-parallel on ${used} threads (${args.accum} micro-batches of ${args.batch} per step)` : `1 thread (micro-batches of ${args.batch}, accum ${args.accum}${threads > 1 ? '; use --accum ≥ --threads to train in parallel' : ''})`}\n`);
+  const where = backend
+    ? `on ${backend.name} (micro-batches of ${args.batch}, accum ${args.accum})`
+    : used > 1 ? `data-parallel on ${used} threads (${args.accum} micro-batches of ${args.batch} per step)` : `1 thread (micro-batches of ${args.batch}, accum ${args.accum}${threads > 1 ? '; use --accum ≥ --threads to train in parallel' : ''})`;
+  io.stderr.write(`${job.describe}\n${where}\n`);
   // made after the first step (a resumed run starts mid-way), which is therefore not counted in the rates
   let bar: ProgressBar | null = null;
   const progress = (step: number): ProgressBar => (bar ??= new ProgressBar(io.stderr as never, { total: args.steps, startStep: step, rateUnit: args.task === 'fmnist' ? 'px/s' : 'tok/s' }));
@@ -195,8 +217,9 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
       outDir: out,
       resume,
       threads: used,
+      ...(logEvery !== undefined ? { logEvery } : {}),
       ...(timeLimit !== undefined ? { timeLimitSeconds: timeLimit } : {}),
-      args: { ...recorded, task: args.task, seq_len: args.seqLen },
+      args: { ...recorded, task: args.task, seq_len: args.seqLen, backend: backendName },
       title: `${runName === what ? runName : `${runName} (${what})`}: ${job.name}`,
       ...(job.tokenizerJson ? { extraFiles: { 'tokenizer.json': new TextEncoder().encode(job.tokenizerJson) } } : {}),
       ...job.trainOptions,
@@ -235,6 +258,14 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
     train_seconds: Math.round(h.train_seconds),
     ...result.finalMetrics,
   };
+  if (gpu) {
+    // GPU memory: the most held at once (buffers of the device) and the most in use by tensors (weights, moments,
+    // gradients, activations) since the backend was created
+    const m = (backend as WebGpuBackend).rt.stats();
+    summary.gpu_peak_bytes = m.peakDeviceBytes;
+    summary.gpu_peak_tensor_bytes = m.peakLiveBytes;
+    (backend as WebGpuBackend).destroy();
+  }
   if (args.task === 'text' && args.mixer === 's6' && sampleTokens > 0 && result.completed && !stop.signal.aborted) {
     const model = await loadModel(out);
     const prompt = str(v, 'prompt') ?? 'export function ';

@@ -7,6 +7,7 @@
  * just the derived value there.
  */
 import { needsGrad } from '../autograd/tape.js';
+import { keep, unscoped } from '../tensor/scope.js';
 import type { Shape, Tensor } from '../tensor/tensor.js';
 
 /** a tensor made on first use */
@@ -35,8 +36,11 @@ export class Derived {
     const s = this.source.get();
     if (needsGrad(s)) return this.f(s);
     if (this.version !== s.version) {
-      this.value = this.f(s);
+      // the cached value outlives the forward that asks for it first: no scope of that forward may dispose it
+      const old = this.value;
+      this.value = keep(unscoped(() => this.f(s)));
       this.version = s.version;
+      old.dispose();
     }
     return this.value;
   }

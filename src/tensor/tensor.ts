@@ -18,6 +18,8 @@ export interface GradNode {
   readonly outputs: number;
   /** output gradients (null where nothing flowed) → input gradients (null where not needed) */
   backward(grads: readonly (Tensor | null)[]): (Tensor | null)[];
+  /** the op's outputs (`backward(…, { free: true })` disposes them once the op's backward has run) */
+  results?: Tensor[];
 }
 
 export type Shape = readonly number[];

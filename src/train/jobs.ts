@@ -10,6 +10,7 @@ import * as ag from '../autograd/ops.js';
 import { backward as varBackward, constant, noGrad } from '../autograd/var.js';
 import { backward, withGrad } from '../autograd/tape.js';
 import { withTrainRuntime } from '../autograd/wasm-train.js';
+import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
@@ -17,12 +18,13 @@ import { corpusSummary, loadFashionMnist, loadTextCorpus, PixelBatcher, splitCor
 import { loadCheckpoint } from './checkpoint.js';
 import { readConfig } from '../models/config-file.js';
 import { resolveModelType } from '../models/registry.js';
-import { countParameters, type MixerKind, TrainableLM, type TrainableModel } from './lm.js';
+import { countParameters, type MixerKind, TrainableLM, type TrainableModel, type TrainBackendOptions } from './lm.js';
+import type * as ops from '../tensor/ops.js';
 import { architectureNames } from '../models/registry.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d-classifier.js';
 import { inductionHeads, selectiveCopying } from './tasks.js';
-import { TrainError, type TrainHooks, type TrainOptions } from './trainer.js';
+import { TrainError, type StepResult, type TrainHooks, type TrainOptions } from './trainer.js';
 import { UntrainableModelError } from './errors.js';
 import { byteLevelTokenizerJson } from './byte-tokenizer.js';
 
@@ -148,19 +150,39 @@ export { TrainableLM };
  * Load a checkpoint folder (HF or state-spaces layout, any architecture mamba-ts loads) as a trainable LM; a
  * model_type mamba-ts does not know is an `UntrainableModelError` naming it and the trainable ones.
  */
-export function loadTrainableLM(dir: string): TrainableLM {
+export function loadTrainableLM(dir: string, opts: TrainBackendOptions = {}): TrainableLM {
   const raw = readConfig(dir);
   const type = resolveModelType(raw, path.join(dir, 'config.json'));
   const names = architectureNames();
   if (!(type in names)) throw new UntrainableModelError(dir, type, names);
-  return TrainableLM.fromPretrained(dir);
+  return TrainableLM.fromPretrained(dir, opts);
 }
 
-/** one training micro-step of a language model: the loss of a [b, L] batch, back-propagated × `scale` */
-async function lmStep(model: TrainableLM, bt: { inputs: Int32Array; targets: Int32Array; batch: number; seqLen: number }, scale: number) {
+/**
+ * one training micro-step of a language model: the loss of a [b, L] batch, back-propagated × `scale`; the graph is
+ * freed at once (a GPU gets its memory back). On a GPU the loss and the count of correct predictions stay there as
+ * scalars (the trainer sums them there and reads them when it logs).
+ */
+export async function lmStep(model: TrainableLM, bt: { inputs: Int32Array; targets: Int32Array; batch: number; seqLen: number }, scale: number): Promise<StepResult> {
   const r = await withGrad(() => model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen));
-  backward(r.loss, scale);
-  return { loss: r.loss.dataSync()[0], tokens: bt.batch * bt.seqLen, count: r.count, correct: r.correct };
+  backward(r.loss, scale, { free: true, keep: [r.loss, r.correctTensor] });
+  const tokens = bt.batch * bt.seqLen;
+  if (model.onDevice) return { loss: r.loss, tokens, count: r.count, correct: r.correctTensor ?? r.correct };
+  return { loss: r.loss.dataSync()[0], tokens, count: r.count, correct: r.correct };
+}
+
+/** the loss and the count of correct predictions of an evaluation batch as numbers (read back from a GPU); frees them */
+export async function lossNumbers(r: ops.CrossEntropy): Promise<{ loss: number; correct: number }> {
+  const [loss, correct] = await Promise.all([r.loss.data(), r.correctTensor ? r.correctTensor.data() : null]);
+  r.loss.dispose();
+  r.correctTensor?.dispose();
+  return { loss: loss[0], correct: correct ? correct[0] : r.correct };
+}
+
+/** where a job's model lives (default: the CPU backend) */
+export interface JobEnv {
+  /** the backend a fresh or loaded language model is built on (WebGPU: trains on the GPU) */
+  backend?: Backend;
 }
 
 function mambaConfig(a: JobArgs, vocab: number): MambaConfig {
@@ -186,22 +208,26 @@ function ssmLrScale(lr: number): (name: string) => number {
   return (name) => (/s4d\.(log_dt|log_A_real|A_imag)$/.test(name) ? Math.min(1, 1e-3 / lr) : 1);
 }
 
-/** @param model an existing model (a loaded checkpoint) instead of a fresh one */
-export function buildJob(a: JobArgs, model?: TrainableModel): Job {
+/**
+ * @param model an existing model (a loaded checkpoint) instead of a fresh one
+ * @param env where the job's model is built (a language model on WebGPU trains there)
+ */
+export function buildJob(a: JobArgs, model?: TrainableModel, env: JobEnv = {}): Job {
   switch (a.task) {
     case 'text':
-      return textJob(a, model as TrainableLM | undefined);
+      return textJob(a, model as TrainableLM | undefined, env);
     case 'selective-copying':
     case 'induction-heads':
-      return syntheticJob(a, model as TrainableLM | undefined);
+      return syntheticJob(a, model as TrainableLM | undefined, env);
     case 'fmnist':
+      if (env.backend && env.backend !== cpu) throw new TrainError(`the fmnist task trains on the cpu backend only (its S4D classifier runs the host autograd), not on ${env.backend.name}`);
       return fmnistJob(a, model as S4dClassifier | undefined);
     default:
       throw new TrainError(`unknown task "${String(a.task)}"; expected one of ${TASKS.join(', ')}`);
   }
 }
 
-function textJob(a: JobArgs, given?: TrainableLM): Job {
+function textJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
   const root = a.data ?? packageSources();
   if (!fs.existsSync(root)) throw new TrainError(`--data ${root}: no such file or folder`);
   // fine-tuning a checkpoint that has a tokenizer: its tokens; otherwise raw UTF-8 bytes (vocab 256)
@@ -212,7 +238,7 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
   const split = splitCorpus(corpus, { valFraction: 0.1 });
   const train = new WindowSampler(split.train, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'train split' });
   const val = split.val.length > a.seqLen + 1 ? new WindowSampler(split.val, { batch: a.batch, seqLen: a.seqLen, seed: a.seed, label: 'validation split' }) : null;
-  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from, env) : TrainableLM.init(mambaConfig(a, 256), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit, ...env }));
   if (model.vocabSize < corpus.vocabSize) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the ${corpus.vocabSize} tokens of the ${tok ? 'tokenizer' : 'byte-level text task'}`);
   const hooks: TrainHooks = {
     microStep: (step, micro, scale) => lmStep(model, train.batch(step * a.accum + micro), scale),
@@ -223,9 +249,10 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
       let correct = 0;
       for (const bt of val.evalBatches(a.evalBatches)) {
         const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
-        nll += r.loss.dataSync()[0] * r.count;
+        const v = await lossNumbers(r);
+        nll += v.loss * r.count;
         n += r.count;
-        correct += r.correct;
+        correct += v.correct;
       }
       return { val_loss: nll / n, val_bits_per_byte: nll / n / Math.LN2, val_acc: correct / n };
     },
@@ -241,13 +268,13 @@ function textJob(a: JobArgs, given?: TrainableLM): Job {
   };
 }
 
-function syntheticJob(a: JobArgs, given?: TrainableLM): Job {
+function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
   const copying = a.task === 'selective-copying';
   const make = (seed: number, k: number, batch: number, length: number) => {
     const rng = subRng(seed, k);
     return copying ? selectiveCopying(rng, { batch, length, numTokens: a.numTokens, vocabSize: a.vocab }) : inductionHeads(rng, { batch, length, vocabSize: a.vocab });
   };
-  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from) : TrainableLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit }));
+  const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from, env) : TrainableLM.init(mambaConfig(a, a.vocab), { seed: a.seed, mixer: a.mixer, s4dInit: a.s4dInit, ...env }));
   if (model.vocabSize < a.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the task's ${a.vocab}`);
   const evalAt = async (length: number, batches: number): Promise<number> => {
     let c = 0;
@@ -255,7 +282,7 @@ function syntheticJob(a: JobArgs, given?: TrainableLM): Job {
     for (let k = 0; k < batches; k++) {
       const bt = make(a.seed + 1_000_003, k, copying ? a.batch : Math.max(1, Math.min(a.batch, Math.floor((1 << 16) / length))), length);
       const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
-      c += r.correct;
+      c += (await lossNumbers(r)).correct;
       n += r.count;
     }
     return c / n;

@@ -5,13 +5,19 @@
  * and shapes of the checkpoint they came from, so a saved folder is a checkpoint of the same architecture, loaded
  * by `loadModel` (and by HF transformers, for the HF architectures) exactly like the original.
  *
- * Training runs on the CPU backend: its differentiable ops are the autograd kernels of `src/autograd`
+ * Training runs on the CPU backend by default: its differentiable ops are the autograd kernels of `src/autograd`
  * (recompute-from-checkpoint scans), with the matrix products, the selective scan and the causal conv1d on wasm SIMD
  * kernels for float32 (the TypeScript implementations, float64 accumulation, run float64 gradient checks).
+ *
+ * On a WebGPU backend (`{ backend }`) the model is built on the GPU (float32 weights, each in one buffer) and its
+ * parameters stay there (`deviceParams`, src/train/device-param.ts): the forward and backward record GPU kernels,
+ * and the trainer's optimizer updates the weights in place (src/train/device-optim.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Backend } from '../backend/backend.js';
 import { cpu } from '../backend/cpu/index.js';
+import { WebGpuBackend } from '../backend/webgpu/backend.js';
 import type { TensorEntry } from '../io/safetensors.js';
 import type { TensorSource } from '../io/tensor-source.js';
 import { WeightSource } from '../io/weights.js';
@@ -24,12 +30,18 @@ import { initS4dMixers } from '../nn/s4d.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import * as ops from '../tensor/ops.js';
 import { TrainError, UntrainableModelError } from './errors.js';
+import { DeviceParam } from './device-param.js';
 import { type Param, TensorParam } from './param.js';
 
 /** What the trainer needs from a model. */
 export interface TrainableModel {
-  /** trainable parameters, named and shaped as in the checkpoint (saved as they are) */
+  /** trainable parameters, named and shaped as in the checkpoint (saved as they are), on the host */
   readonly params: ReadonlyMap<string, Param>;
+  /**
+   * the parameters when they live on a GPU (WebGPU) instead: then the trainer trains there and `params` is not used
+   * (a TrainableLM on webgpu throws when asked for it)
+   */
+  readonly deviceParams?: ReadonlyMap<string, DeviceParam> | null;
   /** config.json contents */
   configJson(): Record<string, unknown>;
   /** config.json exactly as written, when the model keeps its source's text (integers stay integers, floats floats) */
@@ -39,8 +51,24 @@ export interface TrainableModel {
 /** number of trainable values of a model */
 export function countParameters(model: TrainableModel): number {
   let n = 0;
-  for (const v of model.params.values()) n += v.data.length;
+  if (model.deviceParams) for (const v of model.deviceParams.values()) n += v.size;
+  else for (const v of model.params.values()) n += v.data.length;
   return n;
+}
+
+/** where a model trains: `{ backend }` (default the CPU backend; WebGPU: float32 weights) */
+export interface TrainBackendOptions {
+  backend?: Backend;
+}
+
+/** the backend a TrainableLM is built on, refused early when it cannot train */
+function trainBackend(opts: TrainBackendOptions): Backend {
+  const be = opts.backend ?? cpu;
+  if (be instanceof WebGpuBackend && be.weights !== 'f32') {
+    throw new TrainError(`${be.name} stores weight matrices as ${be.weights}; training needs float32 weights (create the backend with weights: 'f32')`);
+  }
+  if (!be.differentiable) throw new TrainError(`the ${be.name} backend cannot train (it has no differentiable ops); use cpu or webgpu`);
+  return be;
 }
 
 export type MixerKind = 's6' | 's4d';
@@ -54,16 +82,41 @@ export interface InitOptions {
 }
 
 export class TrainableLM implements TrainableModel {
-  readonly params: ReadonlyMap<string, TensorParam>;
+  private readonly hostParams: ReadonlyMap<string, TensorParam> | null = null;
+  /** the parameters on the GPU when the model was built on WebGPU (else null) */
+  readonly deviceParams: ReadonlyMap<string, DeviceParam> | null = null;
 
   private constructor(
     readonly lm: DecoderLM,
     private readonly config: Record<string, unknown>,
     private readonly text: string | null,
   ) {
-    const params = new Map<string, TensorParam>();
-    for (const [name, e] of lm.parameters) params.set(name, new TensorParam(e));
-    this.params = params;
+    if (lm.backend instanceof WebGpuBackend) {
+      const params = new Map<string, DeviceParam>();
+      for (const [name, e] of lm.parameters) params.set(name, new DeviceParam(e));
+      this.deviceParams = params;
+    } else {
+      const params = new Map<string, TensorParam>();
+      for (const [name, e] of lm.parameters) params.set(name, new TensorParam(e));
+      this.hostParams = params;
+    }
+  }
+
+  /** the parameters as host arrays (a model on the CPU backends; one on a GPU has `deviceParams` instead) */
+  get params(): ReadonlyMap<string, TensorParam> {
+    if (!this.hostParams) {
+      throw new TrainError(`this ${this.modelType} model lives on ${this.lm.backend.name}: its parameters stay on the GPU (deviceParams; read one with \`await p.read()\`)`);
+    }
+    return this.hostParams;
+  }
+
+  /** the backend the model runs on */
+  get backend(): Backend {
+    return this.lm.backend;
+  }
+  /** whether the parameters live on a GPU (`deviceParams`) */
+  get onDevice(): boolean {
+    return this.deviceParams !== null;
   }
 
   get modelType(): string {
@@ -76,35 +129,45 @@ export class TrainableLM implements TrainableModel {
     return this.lm.numLayers;
   }
 
-  /** Start from a checkpoint folder of any architecture mamba-ts loads (f32/bf16/f16 weights, sharded or not). */
-  static fromPretrained(dir: string): TrainableLM {
+  /**
+   * Start from a checkpoint folder of any architecture mamba-ts loads (f32/bf16/f16 weights, sharded or not), on the
+   * CPU backend or `opts.backend` (WebGPU: the weights are uploaded as float32).
+   */
+  static fromPretrained(dir: string, opts: TrainBackendOptions = {}): TrainableLM {
+    const backend = trainBackend(opts);
     const file = path.join(dir, 'config.json');
     const raw = readConfig(dir);
     const type = resolveModelType(raw, file);
-    const lm = buildModel(raw, file, WeightSource.openDir(dir), { backend: cpu });
+    const lm = buildModel(raw, file, WeightSource.openDir(dir), { backend });
     if (!(lm instanceof DecoderLM)) throw new UntrainableModelError(dir, type, architectureNames());
     return new TrainableLM(lm, raw, fs.readFileSync(file, 'utf8'));
   }
 
-  /** Fresh Mamba weights (HF-style init), or the S4D ablation with S4D parameters in place of the S6 ones. */
-  static init(config: MambaConfig, opts: InitOptions = {}): TrainableLM {
+  /**
+   * Fresh Mamba weights (HF-style init), or the S4D ablation with S4D parameters in place of the S6 ones; the same
+   * values on every backend (`opts.backend`, default cpu).
+   */
+  static init(config: MambaConfig, opts: InitOptions & TrainBackendOptions = {}): TrainableLM {
+    const backend = trainBackend(opts);
     const seed = opts.seed ?? 0;
     const c: MambaConfig = { ...config, ...(opts.mixer === 's4d' ? { mixer: 's4d' as const } : {}) };
     const t: Record<string, { data: Float32Array; shape: readonly number[] }> = {};
     for (const [k, v] of Object.entries(initMambaWeights(c, { seed }))) t[k] = { data: v.data as Float32Array, shape: v.shape };
     if (c.mixer === 's4d') Object.assign(t, initS4dMixers(c, opts.s4dInit ?? 'lin', seed));
-    return new TrainableLM(new MambaLM(c, new MemoryTensors(t), { backend: cpu }), mambaConfigJson(c), null);
+    return new TrainableLM(new MambaLM(c, new MemoryTensors(t), { backend }), mambaConfigJson(c), null);
   }
 
   /**
    * Mean cross-entropy of next-token targets for inputs [b·L] (row-major), with the scored count and how many
-   * argmaxes were right. Recorded for `backward` when called inside `withGrad`.
+   * argmaxes were right (on a GPU: `correct` is NaN and `correctTensor` holds it, read it when needed). Recorded for
+   * `backward` when called inside `withGrad`. The logits are scored in row blocks that fit the backend's largest
+   * tensor (`DecoderLM.lossTensor`); outside `withGrad` they are freed when this returns, and the caller disposes
+   * the loss (and `correctTensor`) when done with them.
    */
   async loss(inputs: Int32Array, targets: Int32Array, b: number, L: number): Promise<ops.CrossEntropy> {
     if (inputs.length !== b * L) throw new TrainError(`loss: ${inputs.length} input ids for a ${b}×${L} batch`);
     const rows = Array.from({ length: b }, (_, r) => Array.from(inputs.subarray(r * L, (r + 1) * L)));
-    const logits = await this.lm.logitsTensor(rows);
-    return ops.softmaxCrossEntropy(ops.reshape(logits, [b * L, this.vocabSize]), targets);
+    return this.lm.lossTensor(rows, targets);
   }
 
   configJson(): Record<string, unknown> {

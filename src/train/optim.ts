@@ -18,6 +18,7 @@
  * parameters that sometimes get no gradient).
  */
 import type { FloatArray, Param } from './param.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { MambaTsError } from '../errors.js';
 
 export class OptimizerError extends MambaTsError {}
@@ -137,11 +138,75 @@ function checkNumber(what: string, v: number, lo: number, hi: number, hiOpen = f
   }
 }
 
+/** AdamW's hyperparameters with the defaults filled in, checked (errors name the option) */
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  noDecay: (name: string) => boolean;
+  lrScale: (name: string) => number;
+}
+
+/** `AdamWOptions` with PyTorch's defaults, checked; `lrScale(name)` is checked per parameter by the caller (`checkLrScale`) */
+export function adamwHyper(opts: AdamWOptions): AdamWHyper {
+  const lr = opts.lr ?? 1e-3;
+  const [beta1, beta2] = opts.betas ?? [0.9, 0.999];
+  const eps = opts.eps ?? 1e-8;
+  const weightDecay = opts.weightDecay ?? 0.01;
+  checkNumber('lr', lr, 0, Infinity);
+  checkNumber('betas[0]', beta1, 0, 1, true);
+  checkNumber('betas[1]', beta2, 0, 1, true);
+  checkNumber('eps', eps, 0, Infinity);
+  checkNumber('weightDecay', weightDecay, 0, Infinity);
+  return { lr, beta1, beta2, eps, weightDecay, noDecay: opts.noDecay ?? ((n: string) => defaultNoDecay(n)), lrScale: opts.lrScale ?? (() => 1) };
+}
+
+/** a parameter's learning-rate multiplier, checked */
+export function checkLrScale(h: AdamWHyper, name: string): number {
+  const scale = h.lrScale(name);
+  checkNumber(`lrScale("${name}")`, scale, 0, Infinity);
+  return scale;
+}
+
+/** the factors of AdamW step t at learning rate `lr` */
+export function adamwFactors(h: Pick<AdamWHyper, 'beta1' | 'beta2' | 'eps' | 'weightDecay'>, lr: number, t: number): AdamWFactors {
+  return { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, bc1: 1 - Math.pow(h.beta1, t), sqrtBc2: Math.sqrt(1 - Math.pow(h.beta2, t)) };
+}
+
+/** the learning rate a step passes (`step(lr)`), checked */
+export function checkLr(lr: number): number {
+  checkNumber('lr', lr, 0, Infinity);
+  return lr;
+}
+
+/**
+ * What the training loop (src/train/trainer.ts) needs from an optimizer: `AdamW` over host arrays, `DeviceAdamW`
+ * (src/train/device-optim.ts) over GPU tensors.
+ */
+export interface Optimizer {
+  /** optimizer steps taken */
+  readonly stepCount: number;
+  lr: number;
+  /** zero the gradients (fill with 0), or drop them (`setToNull`: the trainer, before a step's micro-batches) */
+  zeroGrad(opts?: { setToNull?: boolean }): void;
+  /**
+   * One step at learning rate `lr`, the gradients first clipped to global L2 norm `maxNorm`; returns the norm
+   * before clipping — a number, or on a device a scalar tensor there (read it when logging: nothing waits).
+   */
+  clipAndStep(lr: number, maxNorm: number): number | Tensor;
+  /** the moments as named float32 tensors, the step count and hyperparameters (read back from a device) */
+  exportState(): OptimizerState | Promise<OptimizerState>;
+  /** restore `exportState()` output (errors name the tensor at fault) */
+  importState(state: OptimizerState, label?: string): void;
+}
+
 function newLike(a: FloatArray, n: number): FloatArray {
   return a instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
 }
 
-export class AdamW {
+export class AdamW implements Optimizer {
   lr: number;
   readonly beta1: number;
   readonly beta2: number;
@@ -152,18 +217,13 @@ export class AdamW {
   private readonly slots: Slot[] = [];
 
   constructor(params: readonly Param[], opts: AdamWOptions = {}) {
-    this.lr = opts.lr ?? 1e-3;
-    const [b1, b2] = opts.betas ?? [0.9, 0.999];
-    this.beta1 = b1;
-    this.beta2 = b2;
-    this.eps = opts.eps ?? 1e-8;
-    this.weightDecay = opts.weightDecay ?? 0.01;
-    checkNumber('lr', this.lr, 0, Infinity);
-    checkNumber('betas[0]', b1, 0, 1, true);
-    checkNumber('betas[1]', b2, 0, 1, true);
-    checkNumber('eps', this.eps, 0, Infinity);
-    checkNumber('weightDecay', this.weightDecay, 0, Infinity);
-    const noDecay = opts.noDecay ?? ((n: string) => defaultNoDecay(n));
+    const h = adamwHyper(opts);
+    this.lr = h.lr;
+    this.beta1 = h.beta1;
+    this.beta2 = h.beta2;
+    this.eps = h.eps;
+    this.weightDecay = h.weightDecay;
+    const noDecay = h.noDecay;
     const seen = new Set<Param>();
     const names = new Set<string>();
     for (const p of params) {
@@ -175,8 +235,7 @@ export class AdamW {
       if (p.grad !== null && p.grad.length !== p.data.length) {
         throw new OptimizerError(`AdamW: parameter "${p.name}": grad has ${p.grad.length} values, data has ${p.data.length}`);
       }
-      const scale = opts.lrScale ? opts.lrScale(p.name) : 1;
-      checkNumber(`lrScale("${p.name}")`, scale, 0, Infinity);
+      const scale = checkLrScale(h, p.name);
       this.slots.push({ param: p, m: newLike(p.data, p.data.length), v: newLike(p.data, p.data.length), decay: !noDecay(p.name), lrScale: scale });
     }
   }
@@ -226,8 +285,7 @@ export class AdamW {
       checkNumber('lr', lr, 0, Infinity);
       this.lr = lr;
     }
-    const t = ++this.stepCount;
-    return { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, bc1: 1 - Math.pow(this.beta1, t), sqrtBc2: Math.sqrt(1 - Math.pow(this.beta2, t)) };
+    return adamwFactors(this, this.lr, ++this.stepCount);
   }
 
   /**
@@ -249,9 +307,16 @@ export class AdamW {
     return info;
   }
 
-  /** Zero every gradient (see `zeroGrad`). */
+  /** Zero every gradient (see `zeroGrad`); the trainer drops them (`setToNull`). */
   zeroGrad(opts: { setToNull?: boolean } = {}): void {
     zeroGrad(this.params, opts);
+  }
+
+  /** `clipGradNorm` then `step(lr)` (Optimizer): returns the norm before clipping */
+  clipAndStep(lr: number, maxNorm: number): number {
+    const norm = clipGradNorm(this.params, maxNorm);
+    this.step(lr);
+    return norm;
   }
 
   /** The moments as named float32 tensors (`${name}.exp_avg`, `${name}.exp_avg_sq`), the step count and hyperparameters. */

@@ -43,6 +43,7 @@ try {
       let correct = 0;
       for (const micro of m.micros) {
         const r = await job.hooks.microStep(m.step, micro, 1 / m.accum);
+        if (typeof r.loss !== 'number' || typeof r.correct === 'object') throw new Error('data-parallel workers train host models: a micro-step returned device tensors');
         loss += r.loss / m.accum;
         tokens += r.tokens;
         count += r.count ?? 0;

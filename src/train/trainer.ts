@@ -5,10 +5,19 @@
  *
  * Data order is a pure function of (seed, step, micro-batch): the batch of step s is the same whether
  * the run was interrupted or not, so `resume` reproduces the uninterrupted loss curve exactly.
+ *
+ * A model whose parameters live on a GPU (`TrainableModel.deviceParams`, WebGPU) trains there: AdamW, clipping and
+ * gradient accumulation run on the device (src/train/device-optim.ts), micro-steps return their loss (and count of
+ * correct predictions) as device scalars that are summed there, and nothing is read back until the numbers are
+ * logged — every `logEvery` steps, and before each evaluation and checkpoint — so the GPU runs one step while the
+ * next is recorded. The history holds every step's numbers all the same.
  */
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { TrainableModel } from './lm.js';
-import { AdamW, clipGradNorm, zeroGrad } from './optim.js';
+import { AdamW, clipGradNorm, zeroGrad, type AdamWOptions } from './optim.js';
+import { DeviceAdamW, readScalars } from './device-optim.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { curvesSvg } from './curves.js';
 import { ParallelGradients } from './parallel.js';
 import { TrainError } from './errors.js';
@@ -17,13 +26,13 @@ export { TrainError };
 import { makeSchedule, type ScheduleKind } from './schedule.js';
 
 export interface StepResult {
-  /** the micro-batch's loss (before scaling) */
-  loss: number;
+  /** the micro-batch's loss (before scaling): a number, or a scalar tensor on the model's device (read when logged) */
+  loss: number | Tensor;
   /** tokens (or samples) processed, for throughput */
   tokens: number;
-  /** scored predictions and how many were right (accuracy), when meaningful */
+  /** scored predictions and how many were right (accuracy), when meaningful; `correct` a number or, like `loss`, a device scalar */
   count?: number;
-  correct?: number;
+  correct?: number | Tensor;
 }
 
 export interface TrainHooks {
@@ -80,6 +89,12 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** called after each checkpoint is written: `why` it was saved then */
   onSave?(step: number, why: SaveReason): void;
+  /**
+   * read the logged numbers (loss, gradient norm, accuracy) every this many steps (default: 1 on the host, 10 for
+   * a model on a GPU, where a read waits for the device); `onStep` is called for those steps then. Evaluations and
+   * checkpoints read them too. The history has every step either way.
+   */
+  logEvery?: number;
 }
 
 /** 'periodic' (saveEvery), 'final' (the last step), 'time-limit', 'interrupted' (the signal) */
@@ -129,14 +144,21 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new TrainError(`train: steps must be a positive integer, got ${opts.steps}`);
   const accum = opts.accum ?? 1;
   if (!Number.isInteger(accum) || accum < 1) throw new TrainError(`train: accum must be a positive integer, got ${accum}`);
-  const params = [...model.params.values()];
-  const opt = new AdamW(params, {
+  const device = model.deviceParams ?? null;
+  const threads = opts.threads ?? 1;
+  if (device && threads > 1) throw new TrainError(`train: data-parallel worker threads (threads ${threads}) train on the CPU; a model on a GPU trains there with threads 1`);
+  const logEvery = opts.logEvery ?? (device ? 10 : 1);
+  if (!Number.isInteger(logEvery) || logEvery < 1) throw new TrainError(`train: logEvery must be a positive integer, got ${logEvery}`);
+  const params = device ? [] : [...model.params.values()];
+  const adamOpts: AdamWOptions = {
     lr: opts.lr,
     betas: opts.betas ?? [0.9, 0.95],
     weightDecay: opts.weightDecay ?? 0.1,
     ...(opts.noDecay ? { noDecay: opts.noDecay } : {}),
     ...(opts.lrScale ? { lrScale: opts.lrScale } : {}),
-  });
+  };
+  const dev = device ? new DeviceAdamW([...device.values()], adamOpts) : null;
+  const opt = dev ?? new AdamW(params, adamOpts);
   const sched = makeSchedule({
     kind: opts.schedule ?? 'cosine',
     maxLr: opts.lr,
@@ -149,13 +171,18 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   if (opts.resume) {
     if (!opts.outDir) throw new TrainError('train: resume needs the checkpoint folder (outDir)');
     const ck = loadCheckpoint(opts.outDir);
-    for (const [name, p] of model.params) {
+    const checked = (name: string, size: number): Float32Array => {
       const t = ck.weights[name];
       if (!t) throw new TrainError(`resume: ${opts.outDir}/model.safetensors has no tensor "${name}"`);
-      if (t.data.length !== p.data.length) throw new TrainError(`resume: tensor "${name}" has ${t.data.length} values in the checkpoint, the model has ${p.data.length}`);
-      p.data.set(t.data);
-      p.markUpdated?.();
-    }
+      if (t.data.length !== size) throw new TrainError(`resume: tensor "${name}" has ${t.data.length} values in the checkpoint, the model has ${size}`);
+      return t.data;
+    };
+    if (device) for (const [name, p] of device) p.write(checked(name, p.size));
+    else
+      for (const [name, p] of model.params) {
+        p.data.set(checked(name, p.data.length));
+        p.markUpdated?.();
+      }
     if (!ck.optimizer) throw new TrainError(`resume: ${opts.outDir} has no optimizer.safetensors (was it saved by a training run?)`);
     opt.importState(ck.optimizer);
     const ts = ck.trainerState as { step?: number; history?: History; args?: Record<string, unknown> };
@@ -171,13 +198,43 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     history = ts.history ?? emptyHistory();
   }
 
-  const save = (step: number, metrics: Record<string, number>, why: SaveReason): void => {
+  // the steps done but not logged yet: their numbers (device scalars among them) are read together
+  const unlogged: Logged[] = [];
+  const flushLog = async (): Promise<void> => {
+    if (unlogged.length === 0) return;
+    const batch = unlogged.splice(0);
+    const onDevice: Tensor[] = [];
+    for (const e of batch) for (const x of [e.loss, e.correct, e.norm]) if (x.dev) onDevice.push(x.dev);
+    const read = dev ? await readScalars(dev.backend, onDevice) : await Promise.all(onDevice.map(async (t) => (await t.data())[0]));
+    let k = 0;
+    const value = (x: Sum): number => x.host + (x.dev ? read[k++] : 0);
+    for (const e of batch) {
+      const loss = value(e.loss);
+      const correct = value(e.correct);
+      const gradNorm = value(e.norm);
+      if (!Number.isFinite(loss)) throw new TrainError(`train: loss became ${loss} at step ${e.step + 1}; lower the learning rate (--lr) or check the data`);
+      history.step.push(e.step + 1);
+      history.loss.push(loss);
+      history.lr.push(e.lr);
+      history.grad_norm.push(gradNorm);
+      const accuracy = e.count > 0 ? correct / e.count : NaN;
+      history.accuracy.push(accuracy);
+      history.train_seconds += e.seconds;
+      history.tokens += e.tokens;
+      opts.onStep?.({ step: e.step + 1, steps: opts.steps, loss, lr: e.lr, gradNorm, tokens: e.tokens, seconds: e.seconds, ...(e.count > 0 ? { accuracy } : {}) });
+    }
+  };
+
+  const save = async (step: number, metrics: Record<string, number>, why: SaveReason): Promise<void> => {
     if (!opts.outDir) return;
+    await flushLog();
+    const weights = dev ? await dev.readWeights() : [...model.params.values()];
+    const optimizer = await opt.exportState();
     saveCheckpoint(opts.outDir, {
-      weights: [...model.params.values()],
+      weights,
       config: model.configJson(),
       ...(model.configText ? { configText: model.configText() } : {}),
-      optimizer: opt.exportState(),
+      optimizer,
       trainerState: { step, history, args: opts.args ?? {}, metrics, saved_at: new Date().toISOString() },
       extraFiles: { ...opts.extraFiles, 'curves.svg': new TextEncoder().encode(curvesSvg(history, opts.title ?? 'training')) },
     });
@@ -187,6 +244,7 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   let lastMetrics: Record<string, number> = {};
   const runEval = async (step: number): Promise<void> => {
     if (!hooks.evaluate) return;
+    await flushLog();
     lastMetrics = await hooks.evaluate(step);
     history.eval_step.push(step);
     for (const [k, v] of Object.entries(lastMetrics)) {
@@ -198,9 +256,10 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
     opts.onEval?.(step, lastMetrics);
   };
 
-  const threads = opts.threads ?? 1;
   const pg = threads > 1 ? await ParallelGradients.start(model.params, opts.args, Math.min(threads, accum)) : null;
-  pg?.attachOptimizer(opt);
+  if (pg) pg.attachOptimizer(opt as AdamW);
+  // device: the step submitted before this one (at most two steps are queued on the GPU)
+  let inFlight: Promise<void> | null = null;
   try {
   let tokensThisRun = 0;
   let secondsThisRun = 0;
@@ -209,66 +268,109 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
   let at = start;
   for (let step = start; step < opts.steps; step++) {
     const t0 = performance.now();
-    zeroGrad(params, { setToNull: true });
-    let loss = 0;
+    if (dev) dev.zeroGrad({ setToNull: true });
+    else zeroGrad(params, { setToNull: true });
+    const loss = new Sum();
+    const correct = new Sum();
     let tokens = 0;
     let count = 0;
-    let correct = 0;
     let summedNorm = NaN;
-    if (pg) ({ loss, tokens, count, correct, gradNorm: summedNorm } = await pg.step(step, accum));
-    else
+    if (pg) {
+      let l: number, c: number;
+      ({ loss: l, tokens, count, correct: c, gradNorm: summedNorm } = await pg.step(step, accum));
+      loss.host = l;
+      correct.host = c;
+    } else
       for (let m = 0; m < accum; m++) {
         const r = await hooks.microStep(step, m, 1 / accum);
-        loss += r.loss / accum;
+        loss.add(r.loss, accum);
         tokens += r.tokens;
         count += r.count ?? 0;
-        correct += r.correct ?? 0;
+        if (r.correct !== undefined) correct.add(r.correct);
       }
-    if (!Number.isFinite(loss)) throw new TrainError(`train: loss became ${loss} at step ${step + 1}; lower the learning rate (--lr) or check the data`);
+    // a loss known on the host is checked before the update (a device loss when it is logged)
+    if (!loss.dev && !Number.isFinite(loss.host)) throw new TrainError(`train: loss became ${loss.host} at step ${step + 1}; lower the learning rate (--lr) or check the data`);
     const lr = sched.at(step);
-    let gradNorm: number;
+    const norm = new Sum();
     if (pg) {
       // the workers clip and update their slices of the parameters
-      gradNorm = summedNorm;
-      await pg.update(lr, gradNorm, opts.maxGradNorm ?? 1.0);
+      norm.host = summedNorm;
+      await pg.update(lr, summedNorm, opts.maxGradNorm ?? 1.0);
+    } else if (dev) {
+      norm.add(dev.clipAndStep(lr, opts.maxGradNorm ?? 1.0));
+      // submit the step; wait for the one before it (the GPU works on this one while the next is recorded)
+      const done = dev.backend.submit();
+      if (inFlight) await inFlight;
+      inFlight = done;
     } else {
-      gradNorm = clipGradNorm(params, opts.maxGradNorm ?? 1.0);
-      opt.step(lr);
+      norm.host = clipGradNorm(params, opts.maxGradNorm ?? 1.0);
+      (opt as AdamW).step(lr);
     }
     for (const p of params) p.markUpdated?.();
     const seconds = (performance.now() - t0) / 1000;
     secondsThisRun += seconds;
     tokensThisRun += tokens;
-    history.step.push(step + 1);
-    history.loss.push(loss);
-    history.lr.push(lr);
-    history.grad_norm.push(gradNorm);
-    const accuracy = count > 0 ? correct / count : NaN;
-    history.accuracy.push(accuracy);
-    history.train_seconds += seconds;
-    history.tokens += tokens;
-    opts.onStep?.({ step: step + 1, steps: opts.steps, loss, lr, gradNorm, tokens, seconds, ...(count > 0 ? { accuracy } : {}) });
+    unlogged.push({ step, lr, tokens, count, seconds, loss, correct, norm });
     at = step + 1;
     // let signal handlers (and timers) run: the steps themselves never return to the event loop
     await new Promise<void>((resolve) => setImmediate(resolve));
     const done = step + 1 === opts.steps;
+    if (done || (step + 1) % logEvery === 0) await flushLog();
     if (!done && opts.signal?.aborted) {
-      save(step + 1, lastMetrics, 'interrupted');
+      await save(step + 1, lastMetrics, 'interrupted');
       stopped = 'interrupted';
       break;
     }
     const evalNow = done || (opts.evalEvery !== undefined && (step + 1) % opts.evalEvery === 0);
     if (evalNow) await runEval(step + 1);
     const outOfTime = !done && opts.timeLimitSeconds !== undefined && (performance.now() - began) / 1000 >= opts.timeLimitSeconds;
-    if (done || outOfTime || (opts.saveEvery !== undefined && (step + 1) % opts.saveEvery === 0)) save(step + 1, lastMetrics, done ? 'final' : outOfTime ? 'time-limit' : 'periodic');
+    if (done || outOfTime || (opts.saveEvery !== undefined && (step + 1) % opts.saveEvery === 0)) await save(step + 1, lastMetrics, done ? 'final' : outOfTime ? 'time-limit' : 'periodic');
     if (outOfTime) {
       stopped = 'time-limit';
       break;
     }
   }
+  await flushLog();
   if (start >= opts.steps && hooks.evaluate) await runEval(start);
   return { completed: stopped === 'done', stopped, step: at, history, finalMetrics: lastMetrics, tokensPerSecond: secondsThisRun > 0 ? tokensThisRun / secondsThisRun : 0 };
   } finally {
     await pg?.close();
+    if (inFlight) await inFlight.catch(() => {});
+    for (const e of unlogged) for (const x of [e.loss, e.correct, e.norm]) x.dev?.dispose();
+    dev?.dispose();
   }
+}
+
+/** a step's number: summed on the host, on the device, or both (read when logged) */
+class Sum {
+  host = 0;
+  dev: Tensor | null = null;
+  /** += x / div (a device tensor is consumed: disposed once added) */
+  add(x: number | Tensor, div = 1): void {
+    if (typeof x === 'number') {
+      this.host += x / div;
+      return;
+    }
+    const scaled = ops.scale(x, 1 / div);
+    if (scaled !== x) x.dispose();
+    if (!this.dev) this.dev = scaled;
+    else {
+      const sum = ops.add(this.dev, scaled);
+      this.dev.dispose();
+      scaled.dispose();
+      this.dev = sum;
+    }
+  }
+}
+
+/** a step whose numbers are not logged yet */
+interface Logged {
+  step: number;
+  lr: number;
+  tokens: number;
+  count: number;
+  seconds: number;
+  loss: Sum;
+  correct: Sum;
+  norm: Sum;
 }

@@ -264,9 +264,35 @@ export class WebGpuBackend implements Backend {
     return gpuDifferentiable(this.gradCtx, op, inputs, attrs);
   }
 
-  /** what the differentiable ops (./autograd) see of this backend */
-  private get gradCtx(): GpuCtx {
+  /**
+   * What the differentiable ops (./autograd) see of this backend; training code that records its own kernels (the
+   * optimizer, src/train/device-optim.ts) uses it too.
+   */
+  get gradCtx(): GpuCtx {
     return (this.ctx ??= this.makeGradCtx());
+  }
+
+  /**
+   * Overwrite a tensor's values in place with host data (training: resuming parameters and optimizer moments). The
+   * work recorded so far is submitted first, so it reads the old values and everything recorded later the new ones.
+   */
+  write(t: Tensor, data: Float32Array): void {
+    const s = t.storage as Store;
+    if (s.blocks || s.fmt !== 'f32') throw new Error(`webgpu.write: tensor [${t.shape.join(', ')}] is ${s.blocks ? 'split into row blocks' : `stored as ${s.fmt}`}; only float32 tensors in one buffer can be written`);
+    if (data.length !== s.len) throw new Error(`webgpu.write: ${data.length} values for tensor [${t.shape.join(', ')}] (${s.len})`);
+    this.fx.flush();
+    this.rt.flush();
+    if (data.length > 0) this.rt.device.queue.writeBuffer(s.ref.gpu, s.off * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /**
+   * Submit everything recorded without waiting for it (training: one submit per optimizer step, so the GPU runs a
+   * step while the next one is recorded); resolves when the submitted work has run.
+   */
+  submit(): Promise<void> {
+    this.fx.flush();
+    this.rt.flush();
+    return this.rt.device.queue.onSubmittedWorkDone();
   }
   private ctx: GpuCtx | null = null;
   private makeGradCtx(): GpuCtx {
