@@ -50,6 +50,7 @@ export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tenso
   return {
     ...r,
     backward(grads) {
+      if (!saved.isOpen) throw new OpError(`${op}: its backward already ran on ${c.be.name}, which freed what it saved (back-propagate a graph once; record the forward again)`);
       const work = new Scope(null);
       const gin = work.run(() => r.backward(grads));
       const keepGrads = gin.filter((g): g is Tensor => g !== null);
