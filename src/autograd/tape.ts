@@ -170,6 +170,8 @@ function release(node: GradNode, kept: ReadonlySet<Tensor>): void {
   const n = node as { -readonly [K in keyof GradNode]: GradNode[K] };
   for (const t of n.results ?? []) if (!kept.has(t)) t.dispose();
   n.results = [];
+  n.release?.(); // what the op kept for its backward (WebGPU: activations, chunk checkpoints)
+  n.release = undefined;
   const op = n.op;
   n.backward = () => {
     throw new OpError(`backward: the graph through ${op} was freed by an earlier backward({ free: true }); record the forward again`);

@@ -78,7 +78,7 @@ export interface DiffAttrs {
 }
 
 /** An op run differentiably: its outputs, how output gradients become input gradients, and host-side results. */
-export interface Differentiated extends Pick<GradNode, 'backward'> {
+export interface Differentiated extends Pick<GradNode, 'backward' | 'release'> {
   outputs: Tensor[];
   /** numbers the op computes on the way (the loss's count of scored rows and correct predictions) */
   info?: Record<string, number>;

@@ -51,7 +51,7 @@ function differentiable(op: DiffOp, inputs: (Tensor | null)[], attrs: DiffAttrs 
   if (!be.differentiable) throw new OpError(`${op}: the ${be.name} backend has no differentiable ops yet (training runs on cpu and wasm)`);
   const r = be.differentiable(op, inputs, attrs);
   if (needsGrad(...inputs)) {
-    const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward, results: r.outputs };
+    const node: GradNode = { op, inputs, outputs: r.outputs.length, backward: r.backward, results: r.outputs, ...(r.release ? { release: r.release } : {}) };
     r.outputs.forEach((t, index) => {
       t.requiresGrad = true;
       t.gradFn = { node, index };

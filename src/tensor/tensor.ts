@@ -20,6 +20,8 @@ export interface GradNode {
   backward(grads: readonly (Tensor | null)[]): (Tensor | null)[];
   /** the op's outputs (`backward(…, { free: true })` disposes them once the op's backward has run) */
   results?: Tensor[];
+  /** free what the op kept for its backward (called by `backward(…, { free: true })` once the op's backward has run) */
+  release?(): void;
 }
 
 export type Shape = readonly number[];

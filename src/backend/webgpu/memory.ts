@@ -116,7 +116,9 @@ export class Pool {
     const maxChunk = this.rt.chunkBytes;
     if (cls > maxChunk / 2) {
       this.total += cls;
-      return { ref: this.newBuffer(cls, `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
+      // the size class may round past the largest binding (2 GiB − 4 on NVIDIA, a class of 2^31): every request
+      // is at most maxBinding (DeviceMemory.alloc refuses larger), so a buffer of maxBinding holds any of the class
+      return { ref: this.newBuffer(Math.min(cls, this.rt.maxBinding), `${this.label} (dedicated)`), byteOff: 0, cls, pool: this };
     }
     if (!this.cur || this.bump + cls > this.cur.size) {
       // chunks grow with use: small models keep small buffers

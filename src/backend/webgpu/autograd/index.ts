@@ -38,8 +38,10 @@ export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tenso
     }
   }
   // What the forward creates besides its outputs (saved activations, chunk checkpoints) belongs to the op, not to
-  // the model code's scope, which would dispose it at the end of the layer — before the backward reads it. It is
-  // disposed once the backward has run, as is what the backward creates besides the input gradients.
+  // the model code's scope, which would dispose it at the end of the layer — before the backward reads it. The
+  // tape's `backward(…, { free: true })` frees it (`release`) once the op's backward has run; without `free` the
+  // graph stays back-propagatable (several backwards, one per output, as on the cpu) until the collector takes it.
+  // What a backward creates besides the input gradients is disposed when it returns.
   const saved = new Scope();
   const r = saved.run(() => impl(c, inputs, attrs));
   if (!needsGrad(...inputs)) {
@@ -50,13 +52,15 @@ export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tenso
   return {
     ...r,
     backward(grads) {
-      if (!saved.isOpen) throw new OpError(`${op}: its backward already ran on ${c.be.name}, which freed what it saved (back-propagate a graph once; record the forward again)`);
+      if (!saved.isOpen) throw new OpError(`${op}: what it saved on ${c.be.name} was freed after an earlier backward({ free: true }); record the forward again`);
       const work = new Scope(null);
       const gin = work.run(() => r.backward(grads));
-      const keepGrads = gin.filter((g): g is Tensor => g !== null);
-      work.end(keepGrads);
-      saved.end(null, [...r.outputs, ...keepGrads]);
+      work.end(gin.filter((g): g is Tensor => g !== null));
       return gin;
+    },
+    release() {
+      r.release?.();
+      saved.end(null, r.outputs);
     },
   };
 }

@@ -54,12 +54,12 @@ function ssdImpl(c: GpuCtx, inputs: readonly (Tensor | null)[], attrs: { dtLimit
   const BLH = Bn * L * nh;
   const HN = hd * N;
 
-  // forward, keeping Δ, a, C·B and the chunk-entry states: stores, not tensors, so that no enclosing scope disposes
-  // them before the backward (which releases them; the collector does if it never runs)
-  const sdtp = c.scratch(BLH, 'ssd Δ');
-  const scum = c.scratch(BLH, 'ssd Δ·A sums');
-  const scb = c.scratch(Bn * nC * G * Q * Q, 'ssd C·B');
-  const sS = c.scratch(Bn * nC * nh * HN, 'ssd chunk states');
+  // forward, keeping Δ, a, C·B and the chunk-entry states: tensors the op owns until the tape frees its graph
+  // (gpuDifferentiable in index.ts keeps them out of the model's scopes)
+  const sdtp = c.st(c.out([BLH], 'ssd Δ'));
+  const scum = c.st(c.out([BLH], 'ssd Δ·A sums'));
+  const scb = c.st(c.out([Bn * nC * G * Q * Q], 'ssd C·B'));
+  const sS = c.st(c.out([Bn * nC * nh * HN], 'ssd chunk states'));
   const y = c.out(x.shape, 'ssd');
   const [sx, sdt, sA, sB, sC, sD, sb] = [c.st(x), c.st(dt), c.st(A), c.st(Bm), c.st(Cm), c.opt(D), c.opt(dtb)];
   c.run(SSD_DT, [sdt, sA, sb, sdtp, scum], [Bn, L, nh, flags, c.f2u(lo), c.f2u(hi), Q, nC], c.threads(Bn * nC * nh));
@@ -67,14 +67,10 @@ function ssdImpl(c: GpuCtx, inputs: readonly (Tensor | null)[], attrs: { dtLimit
   c.run(SSD_STATES, [sx, sB, sdtp, scum, sS], [Bn, L, nh, hd, G, N, nC], c.grid(Bn * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64)), q);
   c.run(SSD_PASS, [scum, sS, c.opt(null)], [Bn, L, nh, hd, N, Q, nC, 0], c.threads(Bn * nh * HN));
   c.run(SSD_OUT, [sx, sC, sdtp, scum, scb, sS, sD, c.st(y)], [Bn, L, nh, hd, G, N, nC, D ? 1 : 0], c.grid(Bn * nC * nh * Math.ceil(hd / 64)), q);
-  let released = false;
-
   return {
     outputs: [y],
     backward: ([gy]) => {
-      if (released) throw new OpError(`${op} (webgpu): a second backward through the same forward; the chunk states it keeps are released by the first (run the forward again)`);
       if (!gy) return [null, null, null, null, null, null, null];
-      released = true;
       const sgy = c.st(gy);
       // the chunks' own state gradients, then passed backwards: dH_out per chunk (+ <dH_out, H_out> partials)
       const dH = c.scratch(Bn * nC * nh * HN, 'ssd state gradients');
@@ -114,7 +110,7 @@ function ssdImpl(c: GpuCtx, inputs: readonly (Tensor | null)[], attrs: { dtLimit
       const dA = A.requiresGrad ? colsum(c, part(0), Bn * nC, nh) : null;
       const dBias = dtb?.requiresGrad ? colsum(c, part(1), Bn * nC, nh) : null;
       const dD = D?.requiresGrad ? colsum(c, part(2), Bn * nC, nh) : null;
-      c.done(dH, endPart, ts, red, ...(dcb ? [dcb] : []), sdtp, scum, scb, sS);
+      c.done(dH, endPart, ts, red, ...(dcb ? [dcb] : []));
       return [dx, ddt, dA, dB, dC, dD, dBias];
     },
   };
