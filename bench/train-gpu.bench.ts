@@ -7,13 +7,15 @@
  * `scripts/anchors/train_anchor.py` measures the same steps in PyTorch (HF's torch path; the official Triton SSD for
  * mamba2) — run it in the same device call and report ratios.
  *
- *   node dist/bench/train-gpu.bench.js [--shapes tiny256,tiny4096,mamba2,mamba] [--reps 5] [--layers n] [--optimizer] [--json]
+ *   node dist/bench/train-gpu.bench.js [--shapes tiny256,tiny4096,mamba2,mamba] [--reps 5] [--layers n] [--optimizer] [--profile] [--json]
  *
  * `--optimizer` times the whole training step as `mamba-ts train --backend webgpu` takes it: gradients dropped,
  * forward, backward (the graph freed on the way), global-norm clipping and AdamW on the GPU (src/train/device-optim.ts).
  *
  * Each line: the shape, tokens/s and ms per step (median of `--reps` timed steps after one warm-up), the GPU memory
  * high-water mark of a step, and the loss of the last step (read back once, to show the numbers are finite).
+ * `--profile` adds one step timed per kernel (timestamp queries; the slowest 15 kernels). Every line also says how many
+ * dispatches and pipeline compiles the step after the timed ones recorded.
  * `--layers n` builds the 130m shapes with n layers (same widths), for slow adapters.
  */
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
@@ -34,6 +36,7 @@ const reps = Number(arg('reps', '5'));
 const layers = arg('layers', '');
 const json = process.argv.includes('--json');
 const withOptimizer = process.argv.includes('--optimizer');
+const profile = process.argv.includes('--profile');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 const TINY: RawConfig = { model_type: 'mamba', hidden_size: 64, num_hidden_layers: 2, state_size: 16, expand: 2, conv_kernel: 4, vocab_size: 32, tie_word_embeddings: true };
@@ -80,22 +83,44 @@ async function measure(backend: WebGpuBackend, name: string): Promise<Record<str
     times.push(performance.now() - t0);
   }
   const ms = [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)];
+  // pipelines compiled and dispatches recorded per step (a step that compiles is not at its steady state)
+  const c0 = backend.rt.compiles, d0 = backend.rt.counters.dispatches;
+  const tc = performance.now();
+  await step();
+  const countMs = performance.now() - tc;
+  const compiles = backend.rt.compiles - c0, dispatches = backend.rt.counters.dispatches - d0;
+  let kernels: { kernel: string; ms: number; calls: number }[] = [];
+  let gpuMs = 0;
+  if (profile) {
+    backend.rt.setProfiling(true);
+    backend.rt.kernelTimes.clear();
+    await step();
+    backend.rt.setProfiling(false);
+    const rows = [...backend.rt.kernelTimes].sort((x, y) => y[1].ms - x[1].ms);
+    gpuMs = rows.reduce((a, [, v]) => a + v.ms, 0);
+    kernels = rows.slice(0, 15).map(([k, v]) => ({ kernel: k, ms: Number(v.ms.toFixed(2)), calls: v.count }));
+  }
   const loss = (await last!.data())[0];
   const st = backend.rt.stats();
-  const row = { shape: name, b, L, layers: lm.numLayers, tokens_per_s: Math.round((b * L) / (ms / 1000)), ms_per_step: Number(ms.toFixed(1)), peak_mib: Math.round(st.peakDeviceBytes / 2 ** 20), loss, backend: backend.name, step: opt ? 'forward+backward+adamw' : 'forward+backward' };
+  const row = { shape: name, b, L, layers: lm.numLayers, tokens_per_s: Math.round((b * L) / (ms / 1000)), ms_per_step: Number(ms.toFixed(1)), peak_mib: Math.round(st.peakDeviceBytes / 2 ** 20), loss, backend: backend.name, step: opt ? 'forward+backward+adamw' : 'forward+backward', compiles_per_step: compiles, dispatches_per_step: dispatches, last_step_ms: Number(countMs.toFixed(1)), ...(profile ? { gpu_ms: Number(gpuMs.toFixed(1)), kernels } : {}) };
   opt?.dispose();
   return row;
 }
 
-const backend = await createWebGpuBackend({ weights: 'f32' });
+// one device per shape: the memory high-water mark is that shape's alone
 for (const name of arg('shapes', 'tiny256,tiny4096,mamba2,mamba').split(',')) {
+  const backend = await createWebGpuBackend({ weights: 'f32', profile });
   try {
     const r = await measure(backend, name);
     if (json) console.log(JSON.stringify(r));
-    else console.log(`${name} (b${r.b} L${r.L}, ${r.layers} layers) on ${r.backend}: ${r.tokens_per_s} tok/s, ${r.ms_per_step} ms/step, peak ${r.peak_mib} MiB, loss ${Number(r.loss).toFixed(4)} (${r.step})`);
+    else {
+      console.log(`${name} (b${r.b} L${r.L}, ${r.layers} layers) on ${r.backend}: ${r.tokens_per_s} tok/s, ${r.ms_per_step} ms/step, peak ${r.peak_mib} MiB, loss ${Number(r.loss).toFixed(4)} (${r.step}); ${r.dispatches_per_step} dispatches and ${r.compiles_per_step} compiles in the step after`);
+      if (r.kernels) console.log(`  profiled step: ${r.gpu_ms} ms of GPU time; ${(r.kernels as { kernel: string; ms: number; calls: number }[]).map((k) => `${k.kernel} ${k.ms} ms ×${k.calls}`).join(', ')}`);
+    }
   } catch (e) {
     log(`${name}: ${(e as Error).message}`);
     if (json) console.log(JSON.stringify({ shape: name, error: (e as Error).message }));
+  } finally {
+    backend.destroy();
   }
 }
-backend.destroy();

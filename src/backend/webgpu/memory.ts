@@ -139,7 +139,19 @@ export class Pool {
     this.freeBytes += a.cls;
     let list = this.free.get(a.cls);
     if (!list) this.free.set(a.cls, (list = []));
-    list.push(a);
+    // kept sorted, lowest address last (what alloc pops): which block a request gets depends on which blocks are
+    // free, not on the order they were released in — so a training step that repeats the previous one's
+    // allocations gets the same blocks, the same role-to-buffer mappings and no new pipelines (a LIFO list permuted
+    // the blocks from step to step and every permutation compiled its own pipelines)
+    const key = (x: Alloc): number => x.ref.id * 2 ** 32 + x.byteOff;
+    const k = key(a);
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (key(list[mid]) > k) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, a);
   }
 
   /** bytes of this pool's buffers (chunks and dedicated buffers) */
