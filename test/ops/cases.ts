@@ -149,7 +149,11 @@ export const FORWARD: Record<OpName, OpCase[]> = {
 export const GRADIENT: Record<DiffOp, OpCase[]> = {
   reshape: [{ label: '[2, 6] as [3, 4]', inputs: [{ shape: [2, 6] }], run: ([x]) => [ops.linear(ops.reshape(x, [3, 4]), x.backend.fromHost(Float32Array.from({ length: 8 }, (_, i) => i / 7 - 0.5), [2, 4]))] }],
   embedding: FORWARD.embedding,
-  linear: FORWARD.linear,
+  linear: [
+    ...FORWARD.linear,
+    // 2,100 rows: a device backend splits dW's long reduction (split-K partial products) and sums the bias gradient in levels
+    { label: 'x [3, 700, 40], w [70, 40], bias: long reductions', inputs: [{ shape: [3, 700, 40] }, { shape: [70, 40], matrix: true }, { shape: [70] }], run: ([x, w, b]) => [ops.linear(x, w, b)], tol: 5e-5 },
+  ],
   rms_norm: [
     ...FORWARD.rms_norm,
     { label: '150 rows (several row blocks), width 300', inputs: [{ shape: [3, 50, 300] }, { shape: [300] }], run: ([x, w]) => [ops.rmsNorm(x, w, 1e-5)] },

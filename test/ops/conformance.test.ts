@@ -27,6 +27,8 @@ const BACKENDS: Array<[string, Backend | string]> = [
   [`webgpu (${typeof gpu2 === 'string' ? 'other' : gpu2.kernels} kernels)`, gpu2],
 ];
 
+const maxAbs = (a: Float32Array): number => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
 /** the case's input values (seeded by its label, the same on every backend) */
 function inputData(c: OpCase, salt = 0): Float32Array[] {
   let h = 2166136261 ^ salt;
@@ -138,12 +140,12 @@ describe('gradients recorded by the tape', () => {
             const o = otherOut[k];
             let worst = 0;
             for (let j = 0; j < o.length; j++) worst = Math.max(worst, Math.abs(o[j] - cpuOut[k][j]));
-            assert.ok(worst <= (c.tol ?? 2e-5) * Math.max(1, ...Array.from(cpuOut[k], Math.abs)), `${name}: recorded output ${k} differs from the cpu's by ${worst}`);
+            assert.ok(worst <= (c.tol ?? 2e-5) * Math.max(1, maxAbs(cpuOut[k])), `${name}: recorded output ${k} differs from the cpu's by ${worst}`);
           });
           other.forEach((g, i) => {
             if (!g) return;
             const ref = grads[i]!;
-            const scale = Math.max(1e-6, ...Array.from(ref, Math.abs));
+            const scale = Math.max(1e-6, maxAbs(ref));
             let worst = 0;
             for (let j = 0; j < g.length; j++) worst = Math.max(worst, Math.abs(g[j] - ref[j]) / scale);
             assert.ok(worst <= 1e-4, `${name}: gradient of input ${i} differs from the cpu's by ${worst} (relative)`);

@@ -192,6 +192,9 @@ export class GpuRuntime {
     if (d.grid[0] === 0 || d.grid[1] === 0 || d.grid[2] === 0) return;
     for (const s of d.roles) if (s.blocks) throw new Error(`webgpu: ${d.spec.name} cannot take a matrix split into row blocks`);
     this.pending.push({ kind: 'dispatch', ...d });
+    // profiling: two timestamps per dispatch, and a query set holds at most 4,096 — submit what is recorded when
+    // full (after the dispatch that may read the latest upload, so the uploads it reads go with it)
+    if (this.profile && !this.capturing && this.pending.length >= 2000) this.flush();
   }
 
   /** a 2-D grid of `groups` workgroups that respects maxComputeWorkgroupsPerDimension */
@@ -537,6 +540,7 @@ export class GpuRuntime {
     if (this.queryBuf) this.destroyBuffer(this.queryBuf);
     let count = 256;
     while (count < need) count *= 2;
+    count = Math.min(count, 4096);
     this.querySet = this.device.createQuerySet({ type: 'timestamp', count });
     this.queryBuf = this.createBuffer({ size: count * 8, usage: BUFFER_USAGE.QUERY_RESOLVE | BUFFER_USAGE.COPY_SRC });
   }

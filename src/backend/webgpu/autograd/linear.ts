@@ -6,6 +6,7 @@ import type { Tensor } from '../../../tensor/tensor.js';
 import type { DiffOp } from '../../backend.js';
 import { COLSUM, MATMUL_STRIDED, MATMUL_STRIDED_SIMPLE } from '../kernels/matmul_grad.js';
 import type { GpuCtx, GpuImpl } from './context.js';
+import type { Store } from '../runtime.js';
 import { need } from './util.js';
 
 /** operand of `matmul`: a store read as A(m, k) = s[m·rowStride + k·colStride] */
@@ -15,23 +16,55 @@ export interface Operand {
   colStride: number;
 }
 
-/** c[M, N] (+)= A[M, K] · B[K, N], A and B read through strides */
+/**
+ * c[M, N] (+)= A[M, K] · B[K, N], A and B read through strides. Few output tiles over a long reduction (a weight
+ * gradient summed over b·L rows: a [128, 64] dW over 32k rows is 2 tiles) split K into layers of partial products,
+ * summed in a fixed order after (deterministic, no atomics).
+ */
 export function matmul(c: GpuCtx, a: Operand, b: Operand, out: Tensor, M: number, N: number, K: number, accumulate = false): void {
-  const params = [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0];
   const roles = [c.st(a.t), c.st(b.t), c.st(out)];
   if (c.be.kernels === 'simple') {
-    c.run(MATMUL_STRIDED_SIMPLE, roles, params, c.threads(M * N));
+    c.run(MATMUL_STRIDED_SIMPLE, roles, [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0], c.threads(M * N));
     return;
   }
   const gx = Math.ceil(N / 64), gy = Math.ceil(M / 64);
   if (gx > c.rt.maxWorkgroupsPerDim || gy > c.rt.maxWorkgroupsPerDim) throw new Error(`webgpu matmul: [${M}, ${K}] × [${K}, ${N}] needs more workgroups than the adapter allows`);
-  c.run(MATMUL_STRIDED, roles, params, [gx, gy, 1]);
+  const tiles = gx * gy;
+  let S = 1;
+  if (!accumulate && tiles < 264 && K >= 1024) S = Math.min(Math.ceil(K / 512), Math.ceil(528 / tiles), 64, Math.floor(c.rt.maxBinding / 4 / (M * N)));
+  const kPer = S > 1 ? Math.ceil(Math.ceil(K / S) / 16) * 16 : K;
+  S = Math.ceil(K / kPer);
+  if (S <= 1) {
+    c.run(MATMUL_STRIDED, roles, [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0, K], [gx, gy, 1]);
+    return;
+  }
+  const part = c.scratch(S * M * N, 'split-K partial products');
+  c.run(MATMUL_STRIDED, [roles[0], roles[1], part], [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, 0, kPer], [gx, gy, S]);
+  sumRowsInto(c, part, S, M * N, c.st(out));
+  c.done(part);
+}
+
+/** out[N] = Σ_m x[m, n] over x [M, N] (a store), in levels of ≤ 256-row blocks (fixed order: deterministic) */
+function sumRowsInto(c: GpuCtx, x: Store, M: number, N: number, out: Store): void {
+  let src = x, rows = M;
+  const temps: Store[] = [];
+  while (rows > 1) {
+    const R = rows > 256 ? 256 : rows;
+    const nb = Math.ceil(rows / R);
+    const dst = nb === 1 ? out : c.scratch(nb * N, 'column sum partials');
+    if (nb > 1) temps.push(dst);
+    c.run(COLSUM, [src, dst], [rows, N, R, nb], c.threads(nb * N));
+    src = dst;
+    rows = nb;
+  }
+  if (M === 1) c.run(COLSUM, [x, out], [1, N, 1, 1], c.threads(N));
+  c.done(...temps);
 }
 
 /** y[N] = Σ_m x[m, n] */
 export function colsum(c: GpuCtx, x: Tensor, M: number, N: number): Tensor {
   const y = c.out([N], 'column sums');
-  c.run(COLSUM, [c.st(x), c.st(y)], [M, N], c.threads(N));
+  sumRowsInto(c, c.st(x), M, N, c.st(y));
   return y;
 }
 

@@ -52,7 +52,7 @@ function convKernelGrad(c: GpuCtx, g: Tensor, u: Tensor, dk: Tensor, B: number, 
   const part = groups === 1 ? c.st(dk) : c.scratch(groups * H * Lk, 'fft_conv dK partial sums');
   c.run(CONV_DK, [c.st(g), c.st(u), part], [B, L, H, Lk, per, nh, nl, groups], c.grid(nh * nl * groups));
   if (groups > 1) {
-    c.run(COLSUM, [part, c.st(dk)], [groups, H * Lk], c.threads(H * Lk));
+    c.run(COLSUM, [part, c.st(dk)], [groups, H * Lk, groups, 1], c.threads(H * Lk));
     c.done(part);
   }
 }
@@ -138,7 +138,7 @@ export const S4D: Partial<Record<DiffOp, GpuImpl>> = {
             const chunks = Math.ceil(rows / 64);
             const part = c.scratch(chunks * H, 'fft_conv dD partial sums');
             c.run(ROWS_DOT_PART, [c.st(g), c.st(u), part], [chunks * H, H, rows], c.threads(chunks * H));
-            c.run(COLSUM, [part, c.st(dD)], [chunks, H], c.threads(H));
+            c.run(COLSUM, [part, c.st(dD)], [chunks, H, chunks, 1], c.threads(H));
             c.done(part);
           }
         }

@@ -7,7 +7,7 @@
  *   coalesce in both orientations.
  * - `MATMUL_STRIDED_SIMPLE`: one thread per output (CPU-emulated adapters).
  * - `COLSUM`: y[n] = Σ_m x[m, n] (a bias gradient), one thread per column.
- * params (both matmuls): M, N, K, sam, sak, sbk, sbn, accumulate
+ * params (both matmuls): M, N, K, sam, sak, sbk, sbn, accumulate, kPer (tiled: k per split-K layer; K for none)
  */
 import type { KernelSpec } from '../runtime.js';
 
@@ -23,24 +23,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   init_offsets();
   let M = pu(PK); let N = pu(PK + 1u); let K = pu(PK + 2u);
   let sam = pu(PK + 3u); let sak = pu(PK + 4u); let sbk = pu(PK + 5u); let sbn = pu(PK + 6u); let accum = pu(PK + 7u);
+  // split-K: workgroup layer z sums k in [z·kPer, (z+1)·kPer) into its own [M, N] slice of c
+  let kPer = pu(PK + 8u);
+  let kb = wg.z * kPer; let ke = min(K, kb + kPer);
+  let oc = o_c + wg.z * M * N;
   let tm = wg.y * 64u; let tn = wg.x * 64u;
   let tx = li % 16u; let ty = li / 16u;
   var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < K; k0 += 16u) {
+  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+  for (var k0 = kb; k0 < ke; k0 += 16u) {
     for (var q = 0u; q < 4u; q++) {
       let e = li + 256u * q;
       // A tile (64 rows × 16 k): consecutive threads walk k when A is k-contiguous, else rows
       var r = e / 16u; var kk = e % 16u;
       if (sak != 1u) { r = e % 64u; kk = e / 64u; }
       var av = 0.0;
-      if (tm + r < M && k0 + kk < K) { av = $a[o_a + (tm + r) * sam + (k0 + kk) * sak]; }
+      if (tm + r < M && k0 + kk < ke) { av = $a[o_a + (tm + r) * sam + (k0 + kk) * sak]; }
       As[kk * 65u + r] = av;
       // B tile (16 k × 64 columns): consecutive threads walk columns when B is n-contiguous, else k
-      var cn = e % 64u; var kb = e / 64u;
-      if (sbn != 1u) { cn = e / 16u; kb = e % 16u; }
+      var cn = e % 64u; var kq = e / 64u;
+      if (sbn != 1u) { cn = e / 16u; kq = e % 16u; }
       var bv = 0.0;
-      if (tn + cn < N && k0 + kb < K) { bv = $b[o_b + (k0 + kb) * sbk + (tn + cn) * sbn]; }
-      Bs[kb * 65u + cn] = bv;
+      if (tn + cn < N && k0 + kq < ke) { bv = $b[o_b + (k0 + kq) * sbk + (tn + cn) * sbn]; }
+      Bs[kq * 65u + cn] = bv;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
@@ -60,7 +65,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var j = 0u; j < 4u; j++) {
       let c = tn + tx + 16u * j;
       if (c < N) {
-        let o = o_c + r * N + c;
+        let o = oc + r * N + c;
         if (accum != 0u) { $c[o] = $c[o] + acc[i][j]; } else { $c[o] = acc[i][j]; }
       }
     }
@@ -88,7 +93,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** y[n] = Σ_m x[m, n]. params: M, N */
+/** y[b, n] = Σ_{m ∈ block b} x[m, n], blocks of R rows (one level of a column sum). params: M, N, R, blocks */
 export const COLSUM: KernelSpec = {
   name: 'colsum',
   roles: ['x', 'y'],
@@ -97,11 +102,13 @@ export const COLSUM: KernelSpec = {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let M = pu(PK); let N = pu(PK + 1u);
-  let n = lin(wg, nw) * 256u + li;
-  if (n >= N) { return; }
+  let M = pu(PK); let N = pu(PK + 1u); let R = pu(PK + 2u); let nb = pu(PK + 3u);
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= nb * N) { return; }
+  let b = i / N; let n = i % N;
+  let m1 = min(M, (b + 1u) * R);
   var s = 0.0;
-  for (var m = 0u; m < M; m++) { s += $x[o_x + m * N + n]; }
-  $y[o_y + n] = s;
+  for (var m = b * R; m < m1; m++) { s += $x[o_x + m * N + n]; }
+  $y[o_y + i] = s;
 }`,
 };
