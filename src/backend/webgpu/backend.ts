@@ -25,6 +25,7 @@ import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } 
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
+import { ropeTable } from './autograd/attention.js';
 import { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
 
 export { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
@@ -593,20 +594,8 @@ export class WebGpuBackend implements Backend {
 
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
-    const rows = b * L;
-    const half = rotaryDim / 2;
-    const inv = new Float32Array(half); // float32 as in the CPU reference (HF's inv_freq)
-    for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / rotaryDim);
-    const cs = new Float32Array(rows * half * 2);
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < half; i++) {
-        const f = Math.fround(positions[r] * inv[i]); // as the CPU reference (HF: float32 angles)
-        cs[(r * half + i) * 2] = Math.cos(f);
-        cs[(r * half + i) * 2 + 1] = Math.sin(f);
-      }
-    }
     const y = this.out(x.shape, 'rope');
-    this.run(ROPE, [this.st(x), this.rt.uploadData(cs), this.st(y)], [rows, H, hd, rotaryDim], this.threads(rows * H * hd));
+    this.run(ROPE, [this.st(x), this.rt.uploadData(ropeTable(positions, rotaryDim, theta, 1)), this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }
 

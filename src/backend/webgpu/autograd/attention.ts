@@ -20,8 +20,9 @@ import type { GpuCtx, GpuImpl } from './context.js';
 import { need } from './util.js';
 
 /**
- * [rows, rd/2, 2] of (cos, sign·sin) of position·inv_freq, computed as the backend's forward `rope` does (float32
- * inverse frequencies and angles, as the CPU reference in float32): sign −1 gives the inverse rotation.
+ * [rows, rd/2, 2] of (cos, sign·sin) of position·inv_freq, the table of the ROPE kernel (the backend's forward
+ * `rope` and this backward: float32 inverse frequencies and angles, as HF and the CPU reference): sign −1 gives the
+ * inverse rotation.
  */
 export function ropeTable(positions: Int32Array, rotaryDim: number, theta: number, sign: 1 | -1): Float32Array {
   const rows = positions.length;
