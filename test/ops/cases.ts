@@ -152,6 +152,8 @@ export const GRADIENT: Record<DiffOp, OpCase[]> = {
   linear: [
     ...FORWARD.linear,
     // 2,100 rows: a device backend splits dW's long reduction (split-K partial products) and sums the bias gradient in levels
+    // dX [1100, 1000]: enough 128×128 tiles for a device backend's large-tile matmul
+    { label: 'x [1, 1100, 1000], w [130, 1000]: large tiles', inputs: [{ shape: [1, 1100, 1000] }, { shape: [130, 1000], matrix: true }], run: ([x, w]) => [ops.linear(x, w)], tol: 1e-4 },
     { label: 'x [3, 700, 40], w [70, 40], bias: long reductions', inputs: [{ shape: [3, 700, 40] }, { shape: [70, 40], matrix: true }, { shape: [70] }], run: ([x, w, b]) => [ops.linear(x, w, b)], tol: 5e-5 },
   ],
   rms_norm: [

@@ -4,7 +4,7 @@
  */
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { DiffOp } from '../../backend.js';
-import { COLSUM, MATMUL_STRIDED, MATMUL_STRIDED_SIMPLE } from '../kernels/matmul_grad.js';
+import { COLSUM, MATMUL_STRIDED, MATMUL_STRIDED_128, MATMUL_STRIDED_SIMPLE } from '../kernels/matmul_grad.js';
 import type { GpuCtx, GpuImpl } from './context.js';
 import type { Store } from '../runtime.js';
 import { need } from './util.js';
@@ -27,7 +27,11 @@ export function matmul(c: GpuCtx, a: Operand, b: Operand, out: Tensor, M: number
     c.run(MATMUL_STRIDED_SIMPLE, roles, [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0], c.threads(M * N));
     return;
   }
-  const gx = Math.ceil(N / 64), gy = Math.ceil(M / 64);
+  // 128×128 tiles where the product has the rows and columns for them (and enough of them to fill the GPU)
+  const big = M >= 128 && N >= 128 && Math.ceil(M / 128) * Math.ceil(N / 128) >= 66;
+  const T = big ? 128 : 64;
+  const spec = big ? MATMUL_STRIDED_128 : MATMUL_STRIDED;
+  const gx = Math.ceil(N / T), gy = Math.ceil(M / T);
   if (gx > c.rt.maxWorkgroupsPerDim || gy > c.rt.maxWorkgroupsPerDim) throw new Error(`webgpu matmul: [${M}, ${K}] × [${K}, ${N}] needs more workgroups than the adapter allows`);
   const tiles = gx * gy;
   let S = 1;
@@ -35,11 +39,11 @@ export function matmul(c: GpuCtx, a: Operand, b: Operand, out: Tensor, M: number
   const kPer = S > 1 ? Math.ceil(Math.ceil(K / S) / 16) * 16 : K;
   S = Math.ceil(K / kPer);
   if (S <= 1) {
-    c.run(MATMUL_STRIDED, roles, [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0, K], [gx, gy, 1]);
+    c.run(spec, roles, [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, accumulate ? 1 : 0, K], [gx, gy, 1]);
     return;
   }
   const part = c.scratch(S * M * N, 'split-K partial products');
-  c.run(MATMUL_STRIDED, [roles[0], roles[1], part], [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, 0, kPer], [gx, gy, S]);
+  c.run(spec, [roles[0], roles[1], part], [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, 0, kPer], [gx, gy, S]);
   sumRowsInto(c, part, S, M * N, c.st(out));
   c.done(part);
 }
@@ -75,7 +79,13 @@ export const LINEAR: Partial<Record<DiffOp, GpuImpl>> = {
     const N = w.shape[0];
     const M = x.size / K;
     const x2 = c.tensor(c.st(x), [M, K], x);
-    const y = c.be.linear(x2, w, bias);
+    let y: Tensor;
+    const ws = c.st(w);
+    if (!bias && c.be.kernels === 'tiled' && M >= 128 && N >= 128 && !ws.blocks && ws.fmt === 'f32') {
+      // a training forward is a prefill-sized product: the strided matmul's large tiles (B(k, n) = W[n, k])
+      y = c.out([M, N], 'linear output');
+      matmul(c, { t: x2, rowStride: K, colStride: 1 }, { t: w, rowStride: 1, colStride: K }, y, M, N, K);
+    } else y = c.be.linear(x2, w, bias);
     return {
       outputs: [c.tensor(c.st(y), [...x.shape.slice(0, -1), N], y)],
       backward: ([g]) => {

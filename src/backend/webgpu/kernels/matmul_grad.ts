@@ -73,6 +73,71 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }`,
 };
 
+/**
+ * `MATMUL_STRIDED` with 128×128 output tiles (8×8 outputs per thread, strided by 16; 8-deep K slices, 8.3 KiB of
+ * workgroup memory): twice the multiply-adds per workgroup-memory read of the 64×64 kernel, for products with at
+ * least 128 rows and columns. Same params and split-K layers.
+ */
+export const MATMUL_STRIDED_128: KernelSpec = {
+  name: 'matmul_strided_128',
+  roles: ['a', 'b', 'c'],
+  writes: ['c'],
+  wgsl: () => /* wgsl */ `
+var<workgroup> As: array<f32, 1032>;
+var<workgroup> Bs: array<f32, 1032>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let M = pu(PK); let N = pu(PK + 1u); let K = pu(PK + 2u);
+  let sam = pu(PK + 3u); let sak = pu(PK + 4u); let sbk = pu(PK + 5u); let sbn = pu(PK + 6u); let accum = pu(PK + 7u);
+  let kPer = pu(PK + 8u);
+  let kb = wg.z * kPer; let ke = min(K, kb + kPer);
+  let oc = o_c + wg.z * M * N;
+  let tm = wg.y * 128u; let tn = wg.x * 128u;
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<array<f32, 8>, 8>;
+  for (var i = 0u; i < 8u; i++) { for (var j = 0u; j < 8u; j++) { acc[i][j] = 0.0; } }
+  for (var k0 = kb; k0 < ke; k0 += 8u) {
+    for (var q = 0u; q < 4u; q++) {
+      let e = li + 256u * q;
+      // A tile (128 rows × 8 k), B tile (8 k × 128 columns), each loaded along its unit stride
+      var r = e / 8u; var kk = e % 8u;
+      if (sak != 1u) { r = e % 128u; kk = e / 128u; }
+      var av = 0.0;
+      if (tm + r < M && k0 + kk < ke) { av = $a[o_a + (tm + r) * sam + (k0 + kk) * sak]; }
+      As[kk * 129u + r] = av;
+      var cn = e % 128u; var kq = e / 128u;
+      if (sbn != 1u) { cn = e / 8u; kq = e % 8u; }
+      var bv = 0.0;
+      if (tn + cn < N && k0 + kq < ke) { bv = $b[o_b + (k0 + kq) * sbk + (tn + cn) * sbn]; }
+      Bs[kq * 129u + cn] = bv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 8u; kk++) {
+      var av: array<f32, 8>;
+      var bv: array<f32, 8>;
+      for (var i = 0u; i < 8u; i++) { av[i] = As[kk * 129u + ty + 16u * i]; }
+      for (var j = 0u; j < 8u; j++) { bv[j] = Bs[kk * 129u + tx + 16u * j]; }
+      for (var i = 0u; i < 8u; i++) {
+        for (var j = 0u; j < 8u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 8u; i++) {
+    let r = tm + ty + 16u * i;
+    if (r >= M) { continue; }
+    for (var j = 0u; j < 8u; j++) {
+      let c = tn + tx + 16u * j;
+      if (c < N) {
+        let o = oc + r * N + c;
+        if (accum != 0u) { $c[o] = $c[o] + acc[i][j]; } else { $c[o] = acc[i][j]; }
+      }
+    }
+  }
+}`,
+};
+
 export const MATMUL_STRIDED_SIMPLE: KernelSpec = {
   name: 'matmul_strided_simple',
   roles: ['a', 'b', 'c'],
