@@ -23,6 +23,9 @@ export interface KernelSpec {
    * WGSL after the generated prelude: uses `$role[...]` for the role's array, `o_role` for its element
    * offset (set by `init_offsets()`, to be called first), `pu(PK + i)` / `pf(PK + i)` for its i-th
    * parameter, and `lin(wg, nw)` for a linear workgroup index over a 2-D grid.
+   * Two traps met while writing the training kernels: a local named like a generated buffer (`b0`, `b1`, …)
+   * silently shadows it; and SwiftShader does not zero a `var` array declared without an initializer inside a
+   * loop on each pass (the spec says it must) — zero accumulators explicitly.
    */
   wgsl: (variant: string) => string;
   /**
