@@ -4,10 +4,10 @@
  */
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { DiffOp } from '../../backend.js';
-import { COLSUM, MATMUL_STRIDED, MATMUL_STRIDED_128, MATMUL_STRIDED_SIMPLE } from '../kernels/matmul_grad.js';
+import { MATMUL_STRIDED, MATMUL_STRIDED_128, MATMUL_STRIDED_SIMPLE } from '../kernels/matmul_grad.js';
 import type { GpuCtx, GpuImpl } from './context.js';
-import type { Store } from '../runtime.js';
 import { need } from './util.js';
+import { colsum, sumRows } from './reduce.js';
 
 /** operand of `matmul`: a store read as A(m, k) = s[m·rowStride + k·colStride] */
 export interface Operand {
@@ -44,32 +44,8 @@ export function matmul(c: GpuCtx, a: Operand, b: Operand, out: Tensor, M: number
   }
   const part = c.scratch(S * M * N, 'split-K partial products');
   c.run(spec, [roles[0], roles[1], part], [M, N, K, a.rowStride, a.colStride, b.rowStride, b.colStride, 0, kPer], [gx, gy, S]);
-  sumRowsInto(c, part, S, M * N, c.st(out));
+  sumRows(c, part, S, M * N, [{ store: c.st(out), col: 0, n: M * N }]);
   c.done(part);
-}
-
-/** out[N] = Σ_m x[m, n] over x [M, N] (a store), in levels of ≤ 256-row blocks (fixed order: deterministic) */
-function sumRowsInto(c: GpuCtx, x: Store, M: number, N: number, out: Store): void {
-  let src = x, rows = M;
-  const temps: Store[] = [];
-  while (rows > 1) {
-    const R = rows > 256 ? 256 : rows;
-    const nb = Math.ceil(rows / R);
-    const dst = nb === 1 ? out : c.scratch(nb * N, 'column sum partials');
-    if (nb > 1) temps.push(dst);
-    c.run(COLSUM, [src, dst], [rows, N, R, nb], c.threads(nb * N));
-    src = dst;
-    rows = nb;
-  }
-  if (M === 1) c.run(COLSUM, [x, out], [1, N, 1, 1], c.threads(N));
-  c.done(...temps);
-}
-
-/** y[N] = Σ_m x[m, n] */
-export function colsum(c: GpuCtx, x: Tensor, M: number, N: number): Tensor {
-  const y = c.out([N], 'column sums');
-  sumRowsInto(c, c.st(x), M, N, c.st(y));
-  return y;
 }
 
 export const LINEAR: Partial<Record<DiffOp, GpuImpl>> = {

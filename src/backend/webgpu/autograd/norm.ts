@@ -10,7 +10,7 @@ import type { DiffOp } from '../../backend.js';
 import { OpError } from '../../../errors.js';
 import { NORM_DW_PART, NORM_GRAD } from '../kernels/grad_norm.js';
 import type { GpuCtx, GpuImpl } from './context.js';
-import { colsum } from './linear.js';
+import { colsum } from './reduce.js';
 import { need } from './util.js';
 
 /** rows per block of the weight gradient's partial sums */

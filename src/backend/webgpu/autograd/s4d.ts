@@ -12,7 +12,7 @@
 import type { Tensor } from '../../../tensor/tensor.js';
 import type { DiffOp } from '../../backend.js';
 import { ShapeError } from '../../../errors.js';
-import { COLSUM } from '../kernels/matmul_grad.js';
+import { sumRows } from './reduce.js';
 import {
   CONV, CONV_DK, CONV_DK_SIMPLE, CONV_SIMPLE, ROWS_DOT_PART, S4D_DT_GRAD, S4D_KERNEL, S4D_KERNEL_GRAD, S4D_KERNEL_GRAD_SIMPLE, S4D_MODES,
 } from '../kernels/grad_s4d.js';
@@ -52,7 +52,7 @@ function convKernelGrad(c: GpuCtx, g: Tensor, u: Tensor, dk: Tensor, B: number, 
   const part = groups === 1 ? c.st(dk) : c.scratch(groups * H * Lk, 'fft_conv dK partial sums');
   c.run(CONV_DK, [c.st(g), c.st(u), part], [B, L, H, Lk, per, nh, nl, groups], c.grid(nh * nl * groups));
   if (groups > 1) {
-    c.run(COLSUM, [part, c.st(dk)], [groups, H * Lk, groups, 1], c.threads(H * Lk));
+    sumRows(c, part, groups, H * Lk, [{ store: c.st(dk), col: 0, n: H * Lk }]);
     c.done(part);
   }
 }
@@ -138,7 +138,7 @@ export const S4D: Partial<Record<DiffOp, GpuImpl>> = {
             const chunks = Math.ceil(rows / 64);
             const part = c.scratch(chunks * H, 'fft_conv dD partial sums');
             c.run(ROWS_DOT_PART, [c.st(g), c.st(u), part], [chunks * H, H, rows], c.threads(chunks * H));
-            c.run(COLSUM, [part, c.st(dD)], [chunks, H, chunks, 1], c.threads(H));
+            sumRows(c, part, chunks, H, [{ store: c.st(dD), col: 0, n: H }]);
             c.done(part);
           }
         }

@@ -19,39 +19,13 @@ import type { DiffOp } from '../../backend.js';
 import type { Store } from '../runtime.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH } from '../kernels/selective_scan.js';
 import { SCAN_BWD_CARRY, SCAN_BWD_LOCAL, SCAN_BWD_MAIN, SCAN_BWD_STATES, SCAN_SUB_MAX } from '../kernels/grad_scan.js';
-import { CONV_DW, CONV_DX, ROW_SUM } from '../kernels/grad_conv.js';
-import type { GpuCtx, GpuImpl } from './context.js';
+import { CONV_DW, CONV_DX } from '../kernels/grad_conv.js';
+import type { GpuImpl } from './context.js';
 import { need } from './util.js';
+import { sumRows, type ColumnRange } from './reduce.js';
 
-/** rows one ROW_SUM thread adds (each level divides the rows by this) */
-const ROWS_PER_SUM = 32;
 /** rows of b·L per conv dw/dbias partial */
 const CONV_ROWS = 64;
-
-/** where `sumRows` writes: n columns starting at column `col` of the summed rows, into `store` */
-export interface ColumnRange {
-  store: Store;
-  col: number;
-  n: number;
-}
-
-/**
- * Column sums of x [M, W] (row-major, in a store) in a fixed order: blocks of rows summed into fewer rows until
- * at most ROWS_PER_SUM are left, then each requested column range summed into its output.
- */
-export function sumRows(c: GpuCtx, x: Store, M: number, W: number, outs: readonly ColumnRange[]): void {
-  const tmp: Store[] = [];
-  while (M > ROWS_PER_SUM) {
-    const rows = Math.ceil(M / ROWS_PER_SUM);
-    const y = c.scratch(rows * W, 'row sums');
-    c.run(ROW_SUM, [x, y], [M, W, ROWS_PER_SUM, W, 0], c.threads(rows * W));
-    tmp.push(y);
-    x = y;
-    M = rows;
-  }
-  for (const o of outs) c.run(ROW_SUM, [x, o.store], [M, o.n, Math.max(1, M), W, o.col], c.threads(o.n));
-  c.done(...tmp);
-}
 
 const grads = (n: number): null[] => new Array<null>(n).fill(null);
 

@@ -22,7 +22,7 @@ import { OpError } from '../../../errors.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES } from '../kernels/ssd.js';
 import { SSD_DBC, SSD_DCB, SSD_DFIN, SSD_DPASS, SSD_DSTATES, SSD_DX } from '../kernels/grad_ssd.js';
 import type { GpuCtx, GpuImpl } from './context.js';
-import { colsum } from './linear.js';
+import { colsum } from './reduce.js';
 import { need } from './util.js';
 
 const F32_MAX = 3.4028234663852886e38;

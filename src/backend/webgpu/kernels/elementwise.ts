@@ -4,7 +4,8 @@
  */
 import type { KernelSpec } from '../runtime.js';
 
-const HEAD = /* wgsl */ `
+/** the start of a kernel with one thread per item: `i` < params[0], 256-wide workgroups over a 2-D grid */
+export const PER_ITEM_HEAD = /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -16,7 +17,7 @@ export const FILL: KernelSpec = {
   name: 'fill',
   roles: ['y'],
   writes: ['y'],
-  wgsl: () => `${HEAD}\n  $y[o_y + i] = pf(PK + 1u);\n}`,
+  wgsl: () => `${PER_ITEM_HEAD}\n  $y[o_y + i] = pf(PK + 1u);\n}`,
 };
 
 const UNARY: Record<string, string> = {
@@ -38,7 +39,7 @@ export const UNARY_MAP: KernelSpec = {
   wgsl: (op) => {
     const f = UNARY[op];
     if (!f) throw new Error(`webgpu: unknown unary op ${op}`);
-    return `${HEAD}\n  let v = $x[o_x + i];\n  $y[o_y + i] = ${f};\n}`;
+    return `${PER_ITEM_HEAD}\n  let v = $x[o_x + i];\n  $y[o_y + i] = ${f};\n}`;
   },
 };
 
@@ -56,6 +57,6 @@ export const BINARY_MAP: KernelSpec = {
   wgsl: (op) => {
     const f = BINARY[op];
     if (!f) throw new Error(`webgpu: unknown binary op ${op}`);
-    return `${HEAD}\n  let a = $a[o_a + i];\n  let b = $b[o_b + i];\n  $y[o_y + i] = ${f};\n}`;
+    return `${PER_ITEM_HEAD}\n  let a = $a[o_a + i];\n  let b = $b[o_b + i];\n  $y[o_y + i] = ${f};\n}`;
   },
 };

@@ -5,13 +5,8 @@
  * same bits on every run.
  */
 import type { KernelSpec } from '../runtime.js';
+import { PER_ITEM_HEAD } from './elementwise.js';
 
-const HEAD = /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= pu(PK)) { return; }`;
 
 /** f'(x) of `Backend.activation`'s functions, from x (`v`) */
 const DERIV: Record<string, string> = {
@@ -39,7 +34,7 @@ export const ACTIVATION_GRAD: KernelSpec = {
   wgsl: (kind) => {
     const d = DERIV[kind];
     if (!d) throw new Error(`webgpu: no derivative for activation ${kind}`);
-    return `${HELPERS}${HEAD}\n  let v = $x[o_x + i];\n  $dx[o_dx + i] = $g[o_g + i] * (${d});\n}`;
+    return `${HELPERS}${PER_ITEM_HEAD}\n  let v = $x[o_x + i];\n  $dx[o_dx + i] = $g[o_g + i] * (${d});\n}`;
   },
 };
 
@@ -48,7 +43,7 @@ export const SILU_MUL_GRAD: KernelSpec = {
   name: 'silu_mul_grad',
   roles: ['a', 'b', 'g', 'da', 'db'],
   writes: ['da', 'db'],
-  wgsl: () => `${HELPERS}${HEAD}
+  wgsl: () => `${HELPERS}${PER_ITEM_HEAD}
   let v = $a[o_a + i]; let s = sig(v); let g = $g[o_g + i];
   $da[o_da + i] = g * $b[o_b + i] * s * (1.0 + v * (1.0 - s));
   $db[o_db + i] = g * v * s;
@@ -60,7 +55,7 @@ export const MUL_GRAD: KernelSpec = {
   name: 'mul_grad',
   roles: ['a', 'b', 'g', 'da', 'db'],
   writes: ['da', 'db'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let g = $g[o_g + i]; let f = pu(PK + 1u);
   if ((f & 1u) != 0u) { $da[o_da + i] = g * $b[o_b + i]; }
   if ((f & 2u) != 0u) { $db[o_db + i] = g * $a[o_a + i]; }
@@ -72,7 +67,7 @@ export const MEAN_TIME: KernelSpec = {
   name: 'mean_time',
   roles: ['x', 'y'],
   writes: ['y'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let L = pu(PK + 1u); let H = pu(PK + 2u);
   let r = i / H; let h = i % H;
   var s = 0.0;
@@ -86,7 +81,7 @@ export const MEAN_TIME_GRAD: KernelSpec = {
   name: 'mean_time_grad',
   roles: ['g', 'dx'],
   writes: ['dx'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let L = pu(PK + 1u); let H = pu(PK + 2u);
   let h = i % H; let r = i / (L * H);
   $dx[o_dx + i] = $g[o_g + r * H + h] / f32(L);
@@ -101,7 +96,7 @@ export const ROWS_GRAD: KernelSpec = {
   name: 'rows_grad',
   roles: ['csr', 'g', 'dx'],
   writes: ['dx'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let W = pu(PK + 1u); let R = pu(PK + 2u);
   let r = i / W; let c = i % W;
   let a = u32($csr[o_csr + r]); let b = u32($csr[o_csr + r + 1u]);

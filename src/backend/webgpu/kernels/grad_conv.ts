@@ -7,9 +7,7 @@
  * - `CONV_DX`: one thread per (b, s, c): dx[s, c] = Σ_k gp[s + K − 1 − k, c] · w[c, k] (taps inside the sequence).
  * - `CONV_DW`: one thread per (block of R rows of b·L, c): the block's partial sums of dw[c, k] = Σ gp[t, c] ·
  *   x[t − K + 1 + k, c] and dbias[c] = Σ gp[t, c], written as part[rb, c·K + k] and part[rb, C·K + c]
- *   (`ROW_SUM` adds the blocks up). K is taken in slices of 8 taps held in registers.
- * - `ROW_SUM`: y[rb, n] = Σ_{m in rows rb·R … rb·R + R − 1} x[m · stride + off + n]: one level of a
- *   deterministic column sum (one thread per output; repeated until one row is left).
+ *   (`ROW_SUM` of matmul_grad.ts adds the blocks up). K is taken in slices of 8 taps held in registers.
  * params (conv kernels): Bn, L, C, K, flags (1 silu, 2 bias), R
  */
 import type { KernelSpec } from '../runtime.js';
@@ -79,26 +77,5 @@ export const CONV_DW: KernelSpec = {
     }
   }
   $part[o_part + rb * W + C * K + c] = db;
-}`,
-};
-
-/** params: M, N, R, stride, off */
-export const ROW_SUM: KernelSpec = {
-  name: 'row_sum',
-  roles: ['x', 'y'],
-  writes: ['y'],
-  wgsl: () => /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let M = pu(PK); let N = pu(PK + 1u); let R = pu(PK + 2u); let stride = pu(PK + 3u); let off = pu(PK + 4u);
-  let i = lin(wg, nw) * 256u + li;
-  let nRB = (M + R - 1u) / R;
-  if (i >= nRB * N) { return; }
-  let n = i % N; let rb = i / N;
-  let m1 = min(M, rb * R + R);
-  var s = 0.0;
-  for (var m = rb * R; m < m1; m++) { s += $x[o_x + m * stride + off + n]; }
-  $y[o_y + i] = s;
 }`,
 };

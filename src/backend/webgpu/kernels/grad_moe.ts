@@ -14,20 +14,15 @@
  *   thread per source row, for CPU-emulated adapters): dsrc[i] = w[i]·g[rows[i]], dw[i] = g[rows[i]]·src[i].
  */
 import type { KernelSpec } from '../runtime.js';
+import { PER_ITEM_HEAD } from './elementwise.js';
 
-const HEAD = /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= pu(PK)) { return; }`;
 
 /** params: M, E, k, mode (0 softmax-topk, 1 topk-softmax) */
 export const ROUTE_WEIGHTS: KernelSpec = {
   name: 'route_weights',
   roles: ['x', 'ex', 'w', 'st'],
   writes: ['w', 'st'],
-  wgsl: () => /* wgsl */ `${HEAD}
+  wgsl: () => /* wgsl */ `${PER_ITEM_HEAD}
   let E = pu(PK + 1u); let k = pu(PK + 2u); let mode = pu(PK + 3u);
   let xo = o_x + i * E; let eo = o_ex + i * k; let wo = o_w + i * k;
   if (mode == 0u) {
@@ -53,7 +48,7 @@ export const ROUTE_WEIGHTS_GRAD: KernelSpec = {
   name: 'route_weights_grad',
   roles: ['x', 'ex', 'w', 'st', 'g', 'dx'],
   writes: ['dx'],
-  wgsl: () => /* wgsl */ `${HEAD}
+  wgsl: () => /* wgsl */ `${PER_ITEM_HEAD}
   let E = pu(PK + 1u); let k = pu(PK + 2u); let mode = pu(PK + 3u);
   let m = i / E; let e = f32(i % E);
   let eo = o_ex + m * k; let wo = o_w + m * k; let go = o_g + m * k;
@@ -76,7 +71,7 @@ export const SCATTER_ROWS: KernelSpec = {
   name: 'scatter_rows',
   roles: ['csr', 'src', 'w', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `${HEAD}
+  wgsl: () => /* wgsl */ `${PER_ITEM_HEAD}
   let H = pu(PK + 1u); let R = pu(PK + 2u);
   let r = i / H; let h = i % H;
   let a = u32($csr[o_csr + r]); let b = u32($csr[o_csr + r + 1u]);
@@ -125,7 +120,7 @@ export const SCATTER_ROWS_GRAD_SIMPLE: KernelSpec = {
   name: 'scatter_rows_grad_simple',
   roles: ['rows', 'src', 'w', 'g', 'ds', 'dw'],
   writes: ['ds', 'dw'],
-  wgsl: () => /* wgsl */ `${HEAD}
+  wgsl: () => /* wgsl */ `${PER_ITEM_HEAD}
   let H = pu(PK + 1u); let f = pu(PK + 2u);
   let go = o_g + u32($rows[o_rows + i]) * H; let so = o_src + i * H;
   let w = $w[o_w + i];

@@ -24,18 +24,13 @@
  *   4 batches and slides a 4-tap window of K along the chunk. `CONV_SIMPLE`: one thread per output.
  * - `CONV_DK` / `CONV_DK_SIMPLE`: dK[h, s] = Σ_b Σ_t g[b, t, h]·u[b, t − s, h]. `CONV_DK` tiles 16 channels ×
  *   128 lags per workgroup (8 consecutive lags a thread, a sliding 8-wide window of u), over one group of
- *   batches: partial sums [groups, H, Lk] added afterwards in a fixed order (`COLSUM`). `CONV_DK_SIMPLE`: one
+ *   batches: partial sums [groups, H, Lk] added afterwards in a fixed order (`sumRows`). `CONV_DK_SIMPLE`: one
  *   thread per (h, s) over every batch and time.
  * - `ROWS_DOT_PART`: partial[c, h] = Σ_{r in rows 64c..64c+63} g[r, h]·u[r, h] (dD = its column sums).
  */
 import type { KernelSpec } from '../runtime.js';
+import { PER_ITEM_HEAD } from './elementwise.js';
 
-const HEAD = /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= pu(PK)) { return; }`;
 
 /** (sin x, cos x) to about 1 ulp of the reduced argument, any adapter */
 const SINCOS = /* wgsl */ `
@@ -112,7 +107,7 @@ export const S4D_MODES: KernelSpec = {
   name: 's4d_modes',
   roles: [...S4D_ROLES, 'md'],
   writes: ['md'],
-  wgsl: () => `${MODE}${HEAD}
+  wgsl: () => `${MODE}${PER_ITEM_HEAD}
   let m = mode(i / pu(PK + 1u), i);
   let w = cmul(m.c, m.dtpsi);
   let o = o_md + 4u * i;
@@ -125,7 +120,7 @@ export const S4D_KERNEL: KernelSpec = {
   name: 's4d_kernel',
   roles: ['md', 'k'],
   writes: ['k'],
-  wgsl: () => `${SINCOS}${HEAD}
+  wgsl: () => `${SINCOS}${PER_ITEM_HEAD}
   let L = pu(PK + 1u); let M = pu(PK + 2u);
   let h = i / L; let l = f32(i % L);
   var s = 0.0;
@@ -192,7 +187,7 @@ export const S4D_KERNEL_GRAD_SIMPLE: KernelSpec = {
   name: 's4d_kernel_grad_simple',
   roles: GRAD_ROLES,
   writes: GRAD_WRITES,
-  wgsl: () => `${MODE}${FINISH}${HEAD}
+  wgsl: () => `${MODE}${FINISH}${PER_ITEM_HEAD}
   let M = pu(PK + 1u); let L = pu(PK + 2u);
   let h = i / M;
   let m = mode(h, i);
@@ -210,7 +205,7 @@ export const S4D_DT_GRAD: KernelSpec = {
   name: 's4d_dt_grad',
   roles: ['share', 'dldt'],
   writes: ['dldt'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let M = pu(PK + 1u);
   var s = 0.0;
   for (var n = 0u; n < M; n++) { s += $share[o_share + i * M + n]; }
@@ -300,7 +295,7 @@ export const CONV_SIMPLE: KernelSpec = {
   name: 'conv_causal_simple',
   roles: ['u', 'k', 'd', 'y'],
   writes: ['y'],
-  wgsl: () => `${TIME}${HEAD}
+  wgsl: () => `${TIME}${PER_ITEM_HEAD}
   let L = pu(PK + 1u); let H = pu(PK + 2u); let Lk = pu(PK + 3u); let f = pu(PK + 4u);
   let rev = (f & 1u) != 0u;
   let h = i % H; let b = i / (L * H);
@@ -375,7 +370,7 @@ export const CONV_DK_SIMPLE: KernelSpec = {
   name: 'conv_causal_dk_simple',
   roles: ['g', 'u', 'part'],
   writes: ['part'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let B = pu(PK + 1u); let L = pu(PK + 2u); let H = pu(PK + 3u); let Lk = pu(PK + 4u);
   let h = i / Lk; let lag = i % Lk;
   var s = 0.0;
@@ -391,7 +386,7 @@ export const ROWS_DOT_PART: KernelSpec = {
   name: 'rows_dot_part',
   roles: ['g', 'u', 'part'],
   writes: ['part'],
-  wgsl: () => `${HEAD}
+  wgsl: () => `${PER_ITEM_HEAD}
   let H = pu(PK + 1u); let R = pu(PK + 2u);
   let h = i % H; let r0 = (i / H) * 64u;
   var s = 0.0;

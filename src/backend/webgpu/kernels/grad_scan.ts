@@ -23,7 +23,7 @@
  *                        gB_t[n] = Σ_d dh Δ u, gC_t[n] = Σ_d gy h_t summed over the workgroup's 32 channels in
  *                        workgroup memory each step (variant 's', CPU-emulated adapters: no barrier, a partial
  *                        per channel instead) → partials [groups, 2, b·L·N].
- *   The partials are summed by `ROW_SUM` (grad_conv.ts) in a fixed order: no float atomics, the same bits on
+ *   The partials are summed by `ROW_SUM` (matmul_grad.ts) in a fixed order: no float atomics, the same bits on
  *   every run.
  * gy = g · silu(z) (g without z). Unsigned loops run backwards as `for (k = n; k > 0; k--) { kk = k − 1 … }`.
  * flags: 1 D, 2 z, 4 delta bias, 8 softplus; gflags (MAIN): 1 gu, 2 gΔ, 4 gz, 8 gA, 16 gB/gC, 32 gD, 64 gbias
