@@ -31,6 +31,7 @@ import { SafetensorsFile, writeSafetensorsAtomic, type WritableTensor } from '..
 import type { OptimizerState } from './optim.js';
 import type { Param } from './param.js';
 import { MambaTsError } from '../errors.js';
+import { stringifyConfigJson } from '../models/config-json.js';
 
 export class CheckpointError extends MambaTsError {}
 
@@ -225,7 +226,7 @@ export function saveCheckpoint(dir: string, contents: CheckpointContents, opts: 
 
     writeSafetensorsAtomic(path.join(tmp, CHECKPOINT_FILES.model), modelTensors(contents.weights), { format: 'pt' });
     wrote(CHECKPOINT_FILES.model);
-    writeFileDurable(path.join(tmp, CHECKPOINT_FILES.config), contents.configText ?? JSON.stringify(cfg, null, 2) + '\n');
+    writeFileDurable(path.join(tmp, CHECKPOINT_FILES.config), contents.configText ?? stringifyConfigJson(cfg));
     wrote(CHECKPOINT_FILES.config);
     if (contents.optimizer) {
       const o = contents.optimizer;

@@ -24,6 +24,7 @@ import { WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { DecoderLM } from '../models/decoder.js';
 import { initMambaWeights, mambaConfigJson } from '../models/init.js';
+import { stringifyConfigJson } from '../models/config-json.js';
 import { type MambaConfig, MambaLM } from '../models/mamba.js';
 import { architectureNames, buildModel, resolveModelType } from '../models/registry.js';
 import { initS4dMixers } from '../nn/s4d.js';
@@ -175,7 +176,7 @@ export class TrainableLM implements TrainableModel {
   }
 
   configText(): string {
-    return this.text ?? JSON.stringify(this.config, null, 2) + '\n';
+    return this.text ?? stringifyConfigJson(this.config);
   }
 }
 
