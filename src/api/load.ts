@@ -14,7 +14,8 @@ import { cpu } from '../backend/cpu/index.js';
 import { WasmBackend } from '../backend/wasm/index.js';
 import type { WeightDType } from '../tensor/dtype.js';
 import { assembleModel, checkTokenizerFits, type Model } from './model.js';
-import { validateBackendOptions, validateLoadOptions, type CommonLoadOptions, type OptionCheck } from './load-options.js';
+import { isBoolean, validateBackendOptions, validateLoadOptions, type CommonLoadOptions, type OptionCheck } from './load-options.js';
+import { resolveModelPath } from '../io/hub.js';
 
 // the Model class and the assembly shared with the browser loaders live in model-core.ts (no I/O)
 export { Model, assembleModel, type ModelGenerateOptions, type ModelParts, type PromptInput } from './model.js';
@@ -35,6 +36,11 @@ export interface LoadOptions extends CommonLoadOptions {
   threads?: number;
   /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16' or 'q8' on wasm; 'f32' or 'bf16' on webgpu */
   weights?: WeightDType;
+  /**
+   * a hub name (`org/name[@rev]`) not in the Hugging Face cache, or behind its branch: fetch it into the cache
+   * first (HF_ENDPOINT, HF_TOKEN). Default false: hub names resolve from the cache only, never the network.
+   */
+  download?: boolean;
 }
 
 /** the options only `loadModel` takes (the browser loader has its own) */
@@ -42,6 +48,7 @@ const NODE_OPTIONS: { [K in Exclude<keyof LoadOptions, keyof CommonLoadOptions>]
   tokenizer: (v, fail) => {
     if (v !== false && (typeof v !== 'string' || v.length === 0)) fail('a path to a tokenizer.json (or a folder holding one), or false');
   },
+  download: isBoolean,
 };
 
 /** The backend a load option names ('webgpu' needs `resolveBackendAsync`: a device is requested asynchronously). */
@@ -66,9 +73,14 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
   }
 }
 
-/** Load a model folder as published on the Hugging Face hub (or in state-spaces naming). */
-export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+/**
+ * Load a model folder as published on the Hugging Face hub (or in state-spaces naming), or a hub name
+ * `org/name[@rev]` from the Hugging Face cache (`download: true` fetches it there first). A local path that
+ * exists always wins over a hub name.
+ */
+export async function loadModel(spec: string, opts: LoadOptions = {}): Promise<Model> {
   validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
+  const dir = await resolveModelPath(spec, { download: opts.download === true });
   const raw = readConfig(dir);
   const backend = await resolveBackendAsync(opts);
   let tokenizer: Tokenizer | null = null;

@@ -40,6 +40,8 @@ export interface CommandSpec {
   description?: string;
   options: Record<string, OptionSpec>;
   examples: string[];
+  /** how many arguments without an option the command takes (default none); parseCommand returns them as `_` */
+  positionals?: { min: number; max: number; name: string };
 }
 
 const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', help: 'show this help and exit' };
@@ -96,9 +98,12 @@ export function parseCommand(spec: CommandSpec, argv: string[]): ParsedValues | 
   }
   const values = parsed.values as ParsedValues;
   if (values.help) return null;
-  if (parsed.positionals.length > 0) {
-    throw new UsageError(`${spec.name}: unexpected argument '${parsed.positionals[0]}' (options take the form --name VALUE)`, spec.name);
+  const pos = spec.positionals ?? { min: 0, max: 0, name: '' };
+  if (parsed.positionals.length > pos.max) {
+    throw new UsageError(`${spec.name}: unexpected argument '${parsed.positionals[pos.max]}' (options take the form --name VALUE)`, spec.name);
   }
+  if (parsed.positionals.length < pos.min) throw new UsageError(`${spec.name}: missing ${pos.name}`, spec.name);
+  if (spec.positionals) values._ = parsed.positionals;
   // a single-valued option given more than once takes its last value, as in most command-line tools
   // (getopt_long, git, npm): a wrapper such as `npm start -- --out X` overrides the script's own --out
   return values;

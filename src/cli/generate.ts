@@ -17,6 +17,7 @@ import {
   type CommandSpec,
 } from './args.js';
 import { loadWithProgress, requireModel } from './info.js';
+import { DOWNLOAD_OPTION, MODEL_OPTION } from './download.js';
 import { formatBytes, formatSeconds, readFileFor, startProgress, writeFileAtomic, type CliIO } from './io.js';
 
 export const DEFAULT_MAX_TOKENS = 64;
@@ -25,14 +26,15 @@ export const SCAN_CHOICES = ['sequential', 'chunked'] as const;
 export const GENERATE_SPEC: CommandSpec = {
   name: 'generate',
   summary: 'Generate a continuation of a prompt, streaming it to stdout as tokens arrive.',
-  synopsis: '--model DIR (--prompt TEXT | --prompt-file FILE | --ids 1,2,3) [options]',
+  synopsis: '--model DIR|org/name (--prompt TEXT | --prompt-file FILE | --ids 1,2,3) [options]',
   description: [
     'Only the generated text goes to stdout (token ids, space-separated, with --ids or for a model',
     'without a tokenizer); a summary line goes to stderr. Decoding is greedy unless --sample is given',
     'or one of --temperature/--top-k/--top-p/--min-p is, which implies sampling.',
   ].join('\n'),
   options: {
-    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index) [required]' },
+    model: MODEL_OPTION,
+    download: DOWNLOAD_OPTION,
     prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'prompt text (needs a tokenizer)' },
     'prompt-file': { type: 'string', value: 'FILE', help: "read the prompt text from FILE ('-' = stdin), used as is" },
     ids: { type: 'string', value: 'IDS', help: 'prompt as token ids, e.g. 1,2,3; prints generated ids' },
@@ -85,6 +87,8 @@ export interface GenerateArgs {
   saveState?: string;
   loadState?: string;
   json: boolean;
+  /** fetch a hub model into the cache first */
+  download: boolean;
   scan?: (typeof SCAN_CHOICES)[number];
   backend?: 'cpu' | 'wasm' | 'webgpu';
   threads?: number;
@@ -128,6 +132,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
     stop,
     noEos: flag(v, 'no-eos'),
     json: flag(v, 'json'),
+    download: flag(v, 'download'),
   };
   const tokenizer = str(v, 'tokenizer');
   if (tokenizer !== undefined) a.tokenizer = tokenizer;
@@ -248,7 +253,7 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
     ...(args.backend !== undefined ? { backend: args.backend } : {}),
     ...(args.threads !== undefined ? { threads: args.threads } : {}),
     ...(args.dtype !== undefined ? { weights: args.dtype } : {}),
-  });
+  }, args.download);
 
   let ids: number[];
   if (args.prompt.kind === 'ids') {

@@ -4,17 +4,19 @@ import * as path from 'node:path';
 import { loadModel, type Model } from '../api/load.js';
 import { commandUsage, flag, parseCommand, str, UsageError, type CommandSpec } from './args.js';
 import { formatBytes, startProgress, type CliIO } from './io.js';
+import { DOWNLOAD_OPTION, MODEL_OPTION, resolveWithProgress } from './download.js';
 
 export const INFO_SPEC: CommandSpec = {
   name: 'info',
   summary: 'Show the architecture, size and files of a model folder.',
-  synopsis: '--model DIR [--tokenizer FILE] [--json]',
+  synopsis: '--model DIR|org/name [--download] [--tokenizer FILE] [--json]',
   options: {
-    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index) [required]' },
+    model: MODEL_OPTION,
+    download: DOWNLOAD_OPTION,
     tokenizer: { type: 'string', value: 'FILE', help: "tokenizer.json (or a folder holding one) instead of the model folder's" },
     json: { type: 'boolean', help: 'print one JSON object instead of key: value lines' },
   },
-  examples: ['mamba-ts info --model ./mamba-130m-hf', 'mamba-ts info --model ./mamba-130m-hf --json | jq .parameters'],
+  examples: ['mamba-ts info --model ./mamba-130m-hf', 'mamba-ts info --model ./mamba-130m-hf --json | jq .parameters', 'mamba-ts info --model state-spaces/mamba-130m-hf --download'],
 };
 
 export interface FileEntry {
@@ -67,9 +69,10 @@ export function requireModel(values: Record<string, unknown>, command: string): 
   return dir;
 }
 
-/** loadModel with a TTY-only spinner on stderr. */
-export async function loadWithProgress(io: CliIO, dir: string, opts: Parameters<typeof loadModel>[1]): Promise<Model> {
-  const p = startProgress(io.stderr, `loading ${dir}`);
+/** loadModel with a TTY-only spinner on stderr; a hub name resolved first (downloaded with a progress bar when `download`). */
+export async function loadWithProgress(io: CliIO, spec: string, opts: Parameters<typeof loadModel>[1], download = false): Promise<Model> {
+  const dir = await resolveWithProgress(io, spec, { download });
+  const p = startProgress(io.stderr, `loading ${spec}`);
   try {
     return await loadModel(dir, opts);
   } finally {
@@ -85,11 +88,11 @@ export async function infoCommand(argv: string[], io: CliIO): Promise<number> {
   }
   const dir = requireModel(values, 'info');
   const tokenizer = str(values, 'tokenizer');
-  const model = await loadWithProgress(io, dir, tokenizer !== undefined ? { tokenizer } : {});
+  const model = await loadWithProgress(io, dir, tokenizer !== undefined ? { tokenizer } : {}, flag(values, 'download'));
   const d = model.describe();
-  const files = modelFiles(dir, tokenizer);
+  const files = modelFiles(model.dir, tokenizer);
   const info: Record<string, unknown> = {
-    folder: dir,
+    folder: model.dir,
     model_type: model.lm.modelType,
     ...d,
     eos_token_ids: model.eosTokenIds,

@@ -12,6 +12,7 @@ import { MambaTsError } from '../errors.js';
 import { commandUsage, PROG, UsageError, type CommandSpec } from './args.js';
 import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
+import { DOWNLOAD_SPEC, downloadCommand } from './download.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
 import { systemMessage, type CliIO } from './io.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   bench: { spec: BENCH_SPEC, run: runBench },
   train: { spec: TRAIN_SPEC, run: trainCommand },
   eval: { spec: EVAL_SPEC, run: evalCommand },
+  download: { spec: DOWNLOAD_SPEC, run: downloadCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */
@@ -61,6 +63,7 @@ export function overview(): string {
     '',
     'Examples:',
     `  ${PROG} info --model ./mamba-130m-hf`,
+    `  ${PROG} download state-spaces/mamba-130m-hf`,
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32`,
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --backend webgpu`,
     `  ${PROG} bench --arch mamba2 --backend webgpu --prompt 2048`,

@@ -65,7 +65,7 @@ export const TRAIN_SPEC: CommandSpec = {
     data: { type: 'string', value: 'PATH', help: "text: folder or file to train on (default: this package's own src/ folder)" },
     'data-ext': { type: 'string', value: '.EXT,…', help: 'text: take only files with these extensions, e.g. .md,.ts (default: every text file)' },
     'data-limit': { type: 'string', value: 'SIZE', help: `text: read at most this much text, e.g. 256M, 1G (default ${formatBytes(DEFAULT_MAX_TOTAL_BYTES).replace(/\.0+ /, ' ')})` },
-    from: { type: 'string', value: 'DIR', help: 'start from this checkpoint (any architecture mamba-ts loads, or a folder written by train) instead of a fresh model' },
+    from: { type: 'string', value: 'DIR', help: 'start from this checkpoint (any architecture mamba-ts loads, a folder written by train,\nor a hub name org/name from the Hugging Face cache) instead of a fresh model' },
     out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
     resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },
     overwrite: { type: 'boolean', help: 'replace the checkpoint in --out with a new run (without it, an existing run is refused)' },

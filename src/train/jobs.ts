@@ -27,6 +27,7 @@ import { inductionHeads, selectiveCopying } from './tasks.js';
 import { TrainError, type StepResult, type TrainHooks, type TrainOptions } from './trainer.js';
 import { UntrainableModelError } from './errors.js';
 import { byteLevelTokenizerJson } from './byte-tokenizer.js';
+import { resolveModelPathSync } from '../io/hub.js';
 
 export type TaskName = 'text' | 'selective-copying' | 'induction-heads' | 'fmnist';
 export const TASKS: readonly TaskName[] = ['text', 'selective-copying', 'induction-heads', 'fmnist'];
@@ -147,10 +148,12 @@ export interface Job {
 export { TrainableLM };
 
 /**
- * Load a checkpoint folder (HF or state-spaces layout, any architecture mamba-ts loads) as a trainable LM; a
- * model_type mamba-ts does not know is an `UntrainableModelError` naming it and the trainable ones.
+ * Load a checkpoint folder (HF or state-spaces layout, any architecture mamba-ts loads; or a hub name `org/name`
+ * from the Hugging Face cache) as a trainable LM; a model_type mamba-ts does not know is an
+ * `UntrainableModelError` naming it and the trainable ones.
  */
-export function loadTrainableLM(dir: string, opts: TrainBackendOptions = {}): TrainableLM {
+export function loadTrainableLM(spec: string, opts: TrainBackendOptions = {}): TrainableLM {
+  const dir = resolveModelPathSync(spec);
   const raw = readConfig(dir);
   const type = resolveModelType(raw, path.join(dir, 'config.json'));
   const names = architectureNames();

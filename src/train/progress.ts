@@ -70,14 +70,15 @@ export function formatLoss(x: number): string {
 }
 
 /** The progress line for `info` (pure: tested directly). `barWidth` 0 leaves the bar out. */
-export function formatProgress(info: ProgressInfo, opts: { barWidth?: number; ascii?: boolean } = {}): string {
+export function formatProgress(info: ProgressInfo, opts: { barWidth?: number; ascii?: boolean; formatCount?: (n: number) => string } = {}): string {
   const barWidth = opts.barWidth ?? 20;
   const total = Math.max(0, info.total);
   const step = Math.max(0, Math.min(info.step, total));
   const frac = total > 0 ? step / total : 0;
   const parts: string[] = [];
-  const w = String(total).length;
-  let head = `${String(step).padStart(w)}/${total} ${(frac * 100).toFixed(0).padStart(3)}%`;
+  const count = opts.formatCount ?? String;
+  const w = count(total).length;
+  let head = `${count(step).padStart(w)}/${count(total)} ${(frac * 100).toFixed(0).padStart(3)}%`;
   if (barWidth > 0) {
     const [full, empty] = opts.ascii ? ['#', '.'] : ['█', '░'];
     const filled = Math.floor(frac * barWidth + 1e-9);
@@ -104,6 +105,8 @@ export interface ProgressBarOptions {
   barWidth?: number;
   ascii?: boolean;
   rateUnit?: string;
+  /** how step and total are written (default: as integers; downloads write bytes as "12.3 MB") */
+  formatCount?: (n: number) => string;
   /** clock, for tests (default performance.now) */
   now?: () => number;
 }
@@ -148,7 +151,7 @@ export class ProgressBar {
       ...(u.extra ? { extra: u.extra } : {}),
       ...(this.tokens > 0 && elapsed > 0 ? { rate: (this.tokens / elapsed) * 1000, rateUnit: this.opts.rateUnit ?? 'tok/s' } : {}),
     };
-    return formatProgress(info, { barWidth: this.opts.barWidth ?? 20, ascii: this.opts.ascii ?? false });
+    return formatProgress(info, { barWidth: this.opts.barWidth ?? 20, ascii: this.opts.ascii ?? false, formatCount: this.opts.formatCount });
   }
 
   /** Report that `step` (1-based count of steps done) finished. */
