@@ -8,6 +8,9 @@
  *     const model = await loadModelFrom(urlFolder('https://example.org/mamba-130m-hf/'), { backend: 'wasm' });
  *     for await (const e of model.stream('The state space model', { maxNewTokens: 32 })) out.append(e.text);
  *
+ *     // from the Hugging Face hub, kept in the browser's Cache API for the next (offline) visit
+ *     const hub = await loadModelFrom(await hubFolder('state-spaces/mamba-130m-hf', { onProgress }), { backend: 'wasm' });
+ *
  * The wasm backend fetches dist/wasm/kernels.wasm (or `wasmKernelsUrl`); it runs on worker threads when
  * the page is cross-origin isolated (COOP/COEP headers) and the model runs in a Web Worker, else on one
  * thread. The webgpu backend uses `navigator.gpu`. Run models in a worker anyway: a forward pass blocks the
@@ -38,6 +41,8 @@ export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/core.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource } from './io/safetensors-format.js';
 export { SafetensorsWeights, type TensorSource } from './io/tensor-source.js';
 export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+export { hubFolder, HUB_CACHE_NAME, type HubFolderOptions, type CacheLike } from './io/hub-browser.js';
+export { parseHubRef, type HubRef } from './io/hub-names.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';

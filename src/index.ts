@@ -14,6 +14,8 @@ export { Rng } from './generate/rng.js';
 export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/tokenizer.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsAtomic } from './io/safetensors.js';
 export { WeightSource } from './io/weights.js';
+export { downloadModel, resolveModelPath, hubCacheDir, HubError, type DownloadOptions, type DownloadResult } from './io/hub.js';
+export { parseHubRef, type HubRef } from './io/hub-names.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';

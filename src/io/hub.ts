@@ -308,7 +308,15 @@ async function fetchBlob(
     try {
       const reader = res.body.getReader();
       for (;;) {
-        const { done, value } = await reader.read();
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          if ((e as Error).name === 'AbortError') throw e;
+          const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+          throw new HubError(`${label}: GET ${url}: the connection dropped at ${loaded} of ${size} bytes (${cause?.code ?? cause?.message ?? (e as Error).message}); run again to continue the download`);
+        }
+        const { done, value } = chunk;
         if (done) break;
         if (loaded + value.byteLength > size) throw new HubError(`${label}: GET ${url}: more than the ${size} bytes announced`);
         writeAll(fd, value);

@@ -52,7 +52,8 @@ const host = globalThis as unknown as {
   fetch(url: string, init?: { method?: string }): Promise<FetchResponse>;
 };
 
-interface FetchResponse {
+/** Just enough of a fetch Response (no DOM library needed). */
+export interface FetchResponse {
   ok: boolean;
   status: number;
   statusText: string;
@@ -62,7 +63,7 @@ interface FetchResponse {
   arrayBuffer(): Promise<ArrayBuffer>;
 }
 
-function memorySource(bytes: Uint8Array): ByteSource {
+export function memorySource(bytes: Uint8Array): ByteSource {
   return { length: bytes.byteLength, read: (o, n) => bytes.subarray(o, o + n) };
 }
 
@@ -159,37 +160,40 @@ export function urlFolder(base: string): ModelFolder {
     },
     async bytes(name, onProgress) {
       const res = await get(name);
-      if (!res) return null;
-      const total = Number(res.headers.get('content-length') ?? 0) || 0;
-      if (!res.body) {
-        const bytes = new Uint8Array(await res.arrayBuffer());
-        onProgress?.({ file: name, loaded: bytes.byteLength, total: bytes.byteLength });
-        return memorySource(bytes);
-      }
-      // stream into one buffer (sized by Content-Length when given), reporting progress
-      const reader = res.body.getReader();
-      let buf = new Uint8Array(total > 0 ? total : 1 << 20);
-      let loaded = 0;
-      let lastReport = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done || !value) break;
-        if (loaded + value.byteLength > buf.byteLength) {
-          const bigger = new Uint8Array(Math.max(buf.byteLength * 2, loaded + value.byteLength));
-          bigger.set(buf.subarray(0, loaded));
-          buf = bigger;
-        }
-        buf.set(value, loaded);
-        loaded += value.byteLength;
-        if (onProgress && loaded - lastReport >= 1 << 20) {
-          lastReport = loaded;
-          onProgress({ file: name, loaded, total });
-        }
-      }
-      onProgress?.({ file: name, loaded, total: total || loaded });
-      return memorySource(buf.subarray(0, loaded));
+      return res ? memorySource(await readBody(res, name, onProgress)) : null;
     },
   };
+}
+
+/** A response's body, streamed into one buffer (sized by Content-Length when given), reporting progress. */
+export async function readBody(res: FetchResponse, name: string, onProgress?: (p: ReadProgress) => void): Promise<Uint8Array> {
+  const total = Number(res.headers.get('content-length') ?? 0) || 0;
+  if (!res.body) {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    onProgress?.({ file: name, loaded: bytes.byteLength, total: bytes.byteLength });
+    return bytes;
+  }
+  const reader = res.body.getReader();
+  let buf = new Uint8Array(total > 0 ? total : 1 << 20);
+  let loaded = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done || !value) break;
+    if (loaded + value.byteLength > buf.byteLength) {
+      const bigger = new Uint8Array(Math.max(buf.byteLength * 2, loaded + value.byteLength));
+      bigger.set(buf.subarray(0, loaded));
+      buf = bigger;
+    }
+    buf.set(value, loaded);
+    loaded += value.byteLength;
+    if (onProgress && loaded - lastReport >= 1 << 20) {
+      lastReport = loaded;
+      onProgress({ file: name, loaded, total });
+    }
+  }
+  onProgress?.({ file: name, loaded, total: total || loaded });
+  return buf.subarray(0, loaded);
 }
 
 export interface ReadPartsOptions {
