@@ -2,7 +2,8 @@
  * The browser playground end to end: build web/ with Vite, serve it and model folders from a local HTTP
  * server (with COOP/COEP headers, so the page is cross-origin isolated, and without them under /nocoi/),
  * drive it in headless Chromium through its controls (load a folder by URL or the folder picker, choose
- * the backend, prompt, greedy, generate) and check that the generated tokens equal the Node CPU
+ * the backend, prompt, greedy, generate; a model by hub name from a local "hub" server, then again with that
+ * server stopped, from the Cache API) and check that the generated tokens equal the Node CPU
  * backend's, and that the Δ heatmap has one row per Mamba layer and one column per token.
  *
  * Needs Debian's chromium (/usr/bin/chromium, or MAMBA_TS_CHROMIUM). Without it the test is skipped,
@@ -21,6 +22,7 @@ import { writeSafetensorsAtomic } from '../../src/io/safetensors.js';
 import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
 import type { MambaConfig } from '../../src/models/mamba.js';
 import { FIXTURES, hfFixture, ROOT } from '../helpers.js';
+import { startFakeHub } from '../io/hub-server.js';
 
 const CHROMIUM = process.env.MAMBA_TS_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
@@ -98,8 +100,10 @@ interface Case {
   name: string;
   backend: 'cpu' | 'wasm' | 'webgpu';
   model: string;
-  /** how the page gets the folder */
-  via: 'url' | 'picker';
+  /** how the page gets the folder: its URL, the folder picker, or a hub name (org/<model>) from `hub` */
+  via: 'url' | 'picker' | 'hub';
+  /** the hub endpoint (?hub=) for via 'hub' */
+  hub?: string;
   prompt: { ids: number[] } | { text: string };
   isolated?: boolean;
   /** text in the backend name the page reports, e.g. "2 threads" */
@@ -169,7 +173,7 @@ describe('browser playground (headless Chromium)', () => {
   async function runCase(page: Page, c: Case): Promise<string | null> {
     const prefix = c.isolated === false ? '/nocoi' : '';
     page.on('pageerror', (e) => pageErrors.push(`${c.name}: ${e.message}`));
-    await page.goto(`${base}${prefix}/`);
+    await page.goto(`${base}${prefix}/${c.hub ? `?hub=${encodeURIComponent(c.hub)}` : ''}`);
     // the worker reports what it can run; then pick the backend
     await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).document.getElementById('backend-note')?.textContent ?? '') !== '', null, { timeout: 30_000 });
     if (c.backend === 'webgpu' && (await page.$eval('#backend option[value="webgpu"]', (o) => (o as unknown as { disabled: boolean }).disabled))) {
@@ -178,8 +182,8 @@ describe('browser playground (headless Chromium)', () => {
       return why;
     }
     await page.selectOption('#backend', c.backend);
-    if (c.via === 'url') {
-      await page.fill('#url', `${prefix}/models/${c.model}/`);
+    if (c.via === 'url' || c.via === 'hub') {
+      await page.fill('#url', c.via === 'hub' ? `org/${c.model}` : `${prefix}/models/${c.model}/`);
       await page.click('#load-url');
     } else {
       await page.setInputFiles('#pick-folder', models[c.model]);
@@ -251,6 +255,30 @@ describe('browser playground (headless Chromium)', () => {
       backend: 'webgpu', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^webgpu/, deltaTolerance: 1e-3,
     },
   ];
+
+  test('a model by hub name (a local server as the hub, set with ?hub=), kept in the Cache API: the second visit loads with the hub stopped', async (t) => {
+    if (skip) {
+      if (REQUIRE) assert.fail(`MAMBA_TS_REQUIRE_BROWSER=1 but ${skip}`);
+      return t.skip(skip);
+    }
+    const files: Record<string, Uint8Array> = {};
+    for (const f of fs.readdirSync(models['text-model'])) files[f] = new Uint8Array(fs.readFileSync(path.join(models['text-model'], f)));
+    const hub = await startFakeHub({ 'org/text-model': { files, refs: { main: 'f'.repeat(40) } } });
+    const c: Case = { name: 'hub', backend: 'cpu', model: 'text-model', via: 'hub', hub: hub.url, prompt: { text: 'The state space model' } };
+    const context = await browser!.newContext();
+    try {
+      assert.equal(await runCase(await context.newPage(), c), null);
+      const fetched = hub.requests.filter((q) => q.method === 'GET').map((q) => q.path);
+      assert.ok(fetched.includes(`/org/text-model/resolve/${'f'.repeat(40)}/tokenizer.json`), fetched.join(', '));
+      await hub.close();
+      // a new visit (same browser profile): the hub is gone, the Cache API has the files
+      assert.equal(await runCase(await context.newPage(), c), null);
+    } finally {
+      await context.close();
+      await hub.close();
+    }
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+  });
 
   for (const c of cases) {
     test(c.name, async (t) => {

@@ -1,5 +1,6 @@
 /** The playground page: controls, streaming output, and the Δ heatmap; the model runs in worker.ts. */
 import { DeltaHeatmap } from './heatmap.js';
+import { parseHubRef } from '../../src/io/hub-names.js';
 import type { Capabilities, FromWorker, ModelInfo, SamplingSettings, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement>(id: string) => {
@@ -74,7 +75,7 @@ function load(source: Extract<ToWorker, { type: 'load' }>['source']): void {
   setState('loading');
   ui.progress.hidden = false;
   ui.progress.removeAttribute('value');
-  const what = source.kind === 'url' ? source.url : `${source.files.length} files`;
+  const what = source.kind === 'url' ? source.url : source.kind === 'hub' ? `${source.name} from ${source.endpoint}` : `${source.files.length} files`;
   setStatus(`Loading ${what} on ${ui.backend.selectedOptions[0].textContent}…`);
   send({ type: 'load', source, backend: ui.backend.value as 'cpu' | 'wasm' | 'webgpu' });
 }
@@ -208,7 +209,9 @@ ui.pickFiles.addEventListener('change', () => ui.pickFiles.files?.length && load
 ui.urlForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const url = ui.url.value.trim();
-  if (!url) return setStatus('Enter the URL of a model folder.', true);
+  if (!url) return setStatus('Enter the URL of a model folder, or a Hugging Face hub name (org/name).', true);
+  // org/name[@revision]: the hub (a folder URL starts with a scheme, "/" or "./", or ends with "/")
+  if (parseHubRef(url)) return load({ kind: 'hub', name: url, endpoint: hubEndpoint });
   let resolved: string;
   try {
     resolved = new URL(url, location.href).href; // relative to the page (the worker's own URL is elsewhere)
@@ -228,8 +231,9 @@ heatmap.setPerLayer(ui.perLayer.checked);
 // for tests and the console: the heatmap's numbers
 (window as unknown as { mambaPlayground: unknown }).mambaPlayground = { deltaValues: () => heatmap.values() };
 
-// ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links)
+// ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links); ?hub=URL sets the hub (a mirror)
 const q = new URLSearchParams(location.search);
+const hubEndpoint = q.get('hub') ?? 'https://huggingface.co';
 if (q.get('model')) ui.url.value = q.get('model')!;
 if (q.get('backend')) ui.backend.value = q.get('backend')!;
 if (q.get('prompt')) ui.prompt.value = q.get('prompt')!;

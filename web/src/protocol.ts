@@ -1,7 +1,11 @@
 /** Messages between the page (main.ts) and the model worker (worker.ts). */
 import type { BackendName } from '../../src/browser.js';
 
-export type ModelSource = { kind: 'files'; files: File[] } | { kind: 'url'; url: string };
+export type ModelSource =
+  | { kind: 'files'; files: File[] }
+  | { kind: 'url'; url: string }
+  /** a Hugging Face hub name (org/name[@rev]), fetched from `endpoint` and kept in the Cache API */
+  | { kind: 'hub'; name: string; endpoint: string };
 
 export interface SamplingSettings {
   maxNewTokens: number;

@@ -6,6 +6,7 @@
 import kernelsUrl from '../../dist/wasm/kernels.wasm?url';
 import {
   filesFolder,
+  hubFolder,
   loadModelFrom,
   urlFolder,
   wasmThreadsAvailable,
@@ -43,13 +44,15 @@ function label(id: number): string {
 
 async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const t0 = performance.now();
-  const folder = msg.source.kind === 'files' ? filesFolder(msg.source.files) : urlFolder(msg.source.url);
+  const onProgress = (p: { file: string; loaded: number; total: number }) => post({ type: 'progress', ...p });
+  const src = msg.source;
+  const folder = src.kind === 'files' ? filesFolder(src.files) : src.kind === 'url' ? urlFolder(src.url) : await hubFolder(src.name, { endpoint: src.endpoint, onProgress });
   model = null;
   const m = await loadModelFrom(folder, {
     backend: msg.backend,
     threads: msg.threads,
     wasmKernelsUrl: kernelsUrl,
-    onProgress: (p) => post({ type: 'progress', ...p }),
+    onProgress,
   });
   model = m;
   const d = m.describe();
