@@ -1,8 +1,10 @@
 /**
- * Folders that mamba-ts writes, for HF transformers to load (scripts/hf-check.py runs on a machine with torch and
- * transformers): every HF fixture architecture fine-tuned for a few steps (`train --from`), and a fresh byte-level
- * Mamba trained from scratch. Each folder gets `mamba_ts_logits.safetensors`: input ids and the logits mamba-ts
- * computes for them after loading the folder (`loadModel`, cpu), which transformers must reproduce.
+ * Folders that mamba-ts writes, for HF transformers to load (scripts/check-hf-load.py runs on a machine with torch and
+ * transformers): every HF fixture architecture fine-tuned for a few steps (`train --from`; config.json kept as the
+ * source wrote it), the same re-saved with config.json written by mamba-ts's serializer (`stringifyConfigJson`, what
+ * mamba-ts writes when it has no source text), and a fresh byte-level Mamba trained from scratch. Each folder gets
+ * `mamba_ts_logits.safetensors`: input ids and the logits mamba-ts computes for them after loading the folder
+ * (`loadModel`, cpu), which transformers must reproduce.
  *
  *   node dist/scripts/hf-interop.js OUT_DIR
  */
@@ -14,6 +16,8 @@ import { writeSafetensorsAtomic } from '../src/io/safetensors.js';
 import { loadModel } from '../src/api/load.js';
 import { buildJob, DEFAULT_ARGS, type JobArgs } from '../src/train/jobs.js';
 import { train } from '../src/train/trainer.js';
+import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { TrainableLM } from '../src/train/lm.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = path.resolve(process.argv[2] ?? 'hf-interop');
@@ -46,7 +50,22 @@ for (const name of names) {
   await run({ from: path.join(fixtures, name) }, dir);
   await saveLogits(dir);
   console.log(`wrote ${dir}`);
+  const resaved = path.join(out, `resaved-${name}`);
+  const lm = TrainableLM.fromPretrained(dir);
+  fs.rmSync(resaved, { recursive: true, force: true });
+  saveCheckpoint(resaved, { weights: [...lm.params.values()], config: lm.configJson(), trainerState: { step: 0 } });
+  await saveLogits(resaved);
+  console.log(`wrote ${resaved}`);
 }
+// the control: config.json as JSON.stringify writes it (time_step_limit [0, null]: 0.0 → 0, Infinity → null), which
+// transformers must refuse (check-hf-load.py expects folders named expect-fail-* to fail)
+const control = path.join(out, 'expect-fail-jsonstringify-mamba2-tiny');
+fs.rmSync(control, { recursive: true, force: true });
+fs.cpSync(path.join(out, 'resaved-mamba2-tiny'), control, { recursive: true });
+const cfg = JSON.parse(fs.readFileSync(path.join(control, 'config.json'), 'utf8')) as Record<string, unknown>;
+fs.writeFileSync(path.join(control, 'config.json'), JSON.stringify({ ...cfg, time_step_limit: [0, Infinity] }, null, 2) + '\n');
+console.log(`wrote ${control}`);
+
 const fresh = path.join(out, 'fresh-mamba-bytes');
 await run({ hidden: 32, layers: 2 }, fresh);
 await saveLogits(fresh);
