@@ -193,8 +193,16 @@ export async function downloadModel(ref: HubRef, opts: DownloadOptions = {}): Pr
     if (p.etag === '') continue; // already in the snapshot
     const blob = path.join(storage, 'blobs', p.etag);
     if (!p.cached) {
-      await fetchBlob(doFetch, p.url, blob, p.file, p.size, p.etag, auth, opts, `${name}: ${p.file}`);
-      fetched.push(p.file);
+      const release = lockBlob(blob, `${name}: ${p.file}`);
+      try {
+        // another process may have finished it while this one waited for the HEADs
+        if (!fs.existsSync(blob)) {
+          await fetchBlob(doFetch, p.url, blob, p.file, p.size, p.etag, auth, opts, `${name}: ${p.file}`);
+          fetched.push(p.file);
+        }
+      } finally {
+        release();
+      }
     }
     linkPointer(blob, pointer);
   }
@@ -338,6 +346,38 @@ async function fetchBlob(
     }
   }
   fs.renameSync(incomplete, blob);
+}
+
+/**
+ * One download of a blob at a time: `<blob>.incomplete.lock` holds the downloading process's id (created with O_EXCL;
+ * a lock whose process is gone is taken over). Returns the release function.
+ */
+function lockBlob(blob: string, label: string): () => void {
+  const lock = `${blob}.incomplete.lock`;
+  fs.mkdirSync(path.dirname(blob), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(fs.readFileSync(lock, 'utf8').trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw new HubError(`${label}: another download of this file is running (process ${pid}, lock ${lock}); wait for it, or remove the lock if that process is not a download`);
+      }
+      fs.rmSync(lock, { force: true }); // left by a process that died
+    }
+  }
+  throw new HubError(`${label}: cannot take the download lock ${lock}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

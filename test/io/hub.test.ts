@@ -247,6 +247,20 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
     assert.ok(!fs.existsSync(incomplete));
   });
 
+  test('one download of a blob at a time: a live lock refuses, a dead one is taken over', async () => {
+    const cacheDir = path.join(tmp, 'dl-lock');
+    const h = sha256(tiny['model.safetensors']);
+    const blobs = path.join(cacheDir, 'models--org--tiny', 'blobs');
+    fs.mkdirSync(blobs, { recursive: true });
+    const lock = path.join(blobs, `${h}.incomplete.lock`);
+    fs.writeFileSync(lock, String(process.ppid)); // a live process that is not this one
+    await assert.rejects(downloadModel(parseHubRef('org/tiny')!, { cacheDir, endpoint: hub.url, token: null }), new RegExp(`another download of this file is running \\(process ${process.ppid}`));
+    fs.writeFileSync(lock, '999999999'); // no such process
+    const r = await downloadModel(parseHubRef('org/tiny')!, { cacheDir, endpoint: hub.url, token: null });
+    assert.ok(r.fetched.includes('model.safetensors'));
+    assert.ok(!fs.existsSync(lock), 'the lock is released');
+  });
+
   test('bytes that do not match the sha256 are refused and removed', async () => {
     const cacheDir = path.join(tmp, 'dl4');
     const h = sha256(tiny['model.safetensors']);
