@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { ModelError } from '../models/errors.js';
+import { pidAlive } from '../train/checkpoint.js';
 import type { ReadProgress } from './model-folder.js';
 import {
   COMMIT_HASH, DEFAULT_ENDPOINT, filesToFetch, hubRefName, parseHubRef, parseRevisionInfo, resolveUrl, revisionInfoUrl, type HubRef,
@@ -362,22 +363,13 @@ function lockBlob(blob: string, label: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number(fs.readFileSync(lock, 'utf8').trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
         throw new HubError(`${label}: another download of this file is running (process ${pid}, lock ${lock}); wait for it, or remove the lock if that process is not a download`);
       }
       fs.rmSync(lock, { force: true }); // left by a process that died
     }
   }
   throw new HubError(`${label}: cannot take the download lock ${lock}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -137,7 +137,8 @@ function writeFileDurable(file: string, data: string | Uint8Array): void {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** whether process `pid` runs (EPERM: it does, under another user) */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
