@@ -55,7 +55,7 @@ export const MODEL_FILES: readonly string[] = [
   'model.safetensors.index.json',
 ];
 
-/** Whether a repository file (`rfilename`) is one a model folder needs: MODEL_FILES and top-level *.safetensors shards. */
+/** Whether a repository file (`rfilename`) may be one a model folder needs: MODEL_FILES and top-level *.safetensors (shards). */
 export function isModelFile(name: string): boolean {
   return MODEL_FILES.includes(name) || (!name.includes('/') && name.endsWith('.safetensors'));
 }
@@ -110,7 +110,9 @@ export function filesToFetch(ref: HubRef, info: RevisionInfo, label: string): st
     }
     return [ref.file];
   }
-  const files = info.files.filter(isModelFile);
+  let files = info.files.filter(isModelFile);
+  // model.safetensors is what the loader reads when it is there: not the shards or other weights beside it
+  if (files.includes('model.safetensors')) files = files.filter((f) => !f.endsWith('.safetensors') || f === 'model.safetensors').filter((f) => f !== 'model.safetensors.index.json');
   if (!files.includes('config.json')) throw new ModelError(`${label}: the repository has no config.json at ${ref.revision} (files: ${info.files.slice(0, 20).join(', ')}${info.files.length > 20 ? ', …' : ''})`);
   if (!files.some((f) => f.endsWith('.safetensors'))) {
     const ggufs = info.files.filter((f) => f.endsWith('.gguf'));

@@ -162,7 +162,7 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
   const gguf = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
   before(async () => {
     hub = await startFakeHub({
-      'org/tiny': { files: { ...tiny, 'README.md': new TextEncoder().encode('# tiny'), 'tiny-q8_0.gguf': gguf }, refs: { main: SHA_MAIN, v1: SHA_MAIN }, oldName: 'old-org/tiny' },
+      'org/tiny': { files: { ...tiny, 'README.md': new TextEncoder().encode('# tiny'), 'tiny-q8_0.gguf': gguf, 'adapter_model.safetensors': gguf, 'onnx/model.safetensors': gguf }, refs: { main: SHA_MAIN, v1: SHA_MAIN }, oldName: 'old-org/tiny' },
       'org/sharded': { files: folderFiles(hfFixture('mamba-tiny-sharded')), refs: { main: SHA_SHARDED } },
       'org/private': { files: tiny, refs: { main: SHA_DEV }, token: 'hf_secret' },
     });
