@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     torch.manual_seed(0)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, float32 on the CPU, tolerance {TOL}\n")
     rows = [check(f) for f in argv]
-    heads = ["folder", "model_type", "class", "max |dlogit|", "int where float", "result"]
+    heads = ["folder", "model_type", "class", "max abs dlogit", "int where float", "result"]
     verdicts = [verdict(r) for r in rows]
     cells = [[r["folder"], r["model_type"], r["class"], r["diff"], r["ints"] or "-", v[1]] for r, v in zip(rows, verdicts)]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
