@@ -282,7 +282,7 @@ async function fetchBlob(
   }
   const headers: Record<string, string> = { ...auth, 'accept-encoding': 'identity' };
   if (have > 0) headers.range = `bytes=${have}-`;
-  const res = await request(doFetch, url, { headers, signal: opts.signal }, label);
+  const res = await getFollowing(doFetch, url, headers, opts.signal, label);
   if (res.status === 416 && have === size) {
     // the partial file is whole already
   } else if (res.status === 206 && have > 0) {
@@ -370,6 +370,24 @@ function lockBlob(blob: string, label: string): () => void {
     }
   }
   throw new HubError(`${label}: cannot take the download lock ${lock}`);
+}
+
+/** GET following redirects by hand: the token goes to the hub only, never to another origin (the CDN's signed URLs) */
+async function getFollowing(doFetch: typeof fetch, url: string, headers: Record<string, string>, signal: AbortSignal | undefined, label: string): Promise<Response> {
+  let current = url;
+  let h = headers;
+  for (let hops = 0; hops < 10; hops++) {
+    const res = await request(doFetch, current, { headers: h, signal, redirect: 'manual' }, label);
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location) return res;
+    const next = new URL(location, current);
+    if (next.origin !== new URL(current).origin) {
+      const { authorization: _drop, ...rest } = h;
+      h = rest;
+    }
+    current = next.toString();
+  }
+  throw new HubError(`${label}: GET ${url}: too many redirects`);
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -104,7 +104,8 @@ export function startFakeHub(repos: Record<string, FakeRepo>): Promise<FakeHub> 
     if (isLfs(name)) {
       const h = sha256(bytes);
       return send(302, {
-        location: `http://${req.headers.host}/cdn/${h}`,
+        // the CDN on another origin (localhost rather than 127.0.0.1): the token must not follow there
+        location: `http://localhost:${(server.address() as AddressInfo).port}/cdn/${h}`,
         'x-repo-commit': commit,
         'x-linked-etag': `"${h}"`,
         'x-linked-size': bytes.byteLength,
