@@ -296,8 +296,9 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
       assert.deepEqual(await logits('org/tiny', { download: true }), await logits(hfFixture('mamba-tiny')));
       fs.rmSync(cacheDir, { recursive: true });
 
-      const d = await runCli(['download', 'org/sharded']);
+      const d = await runCli(['download', 'org/sharded'], { stderrTTY: true });
       assert.equal(d.code, 0, d.stderr);
+      assert.match(d.stderr, /\[█{20}\] 518\.2 KiB\/518\.2 KiB 100% \| file [\w.-]+ \| [\d.]+[kMG]? B\/s/, 'a progress bar in bytes on a terminal');
       assert.equal(d.stdout, `${path.join(cacheDir, 'models--org--sharded', 'snapshots', SHA_SHARDED)}\n`);
       assert.match(d.stderr, /downloading 6 files of org\/sharded/);
       const i = await runCli(['info', '--model', 'org/tiny', '--download', '--json']);

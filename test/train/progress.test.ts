@@ -11,6 +11,9 @@ test('formatProgress: bar, step/total, percent, loss, extras, rate, elapsed < ET
     '[..........]  0/10   0% | 0.0s < --',
   );
   assert.equal(formatProgress({ step: 10, total: 10, loss: NaN, rate: 3.14159, rateUnit: 'img/s', elapsedMs: 7_200_000 }, { barWidth: 0 }), '10/10 100% | loss nan | 3.14 img/s | 2h00m < 0.0s');
+  // downloads count bytes
+  const kib = (n: number) => `${n / 1024} KiB`;
+  assert.equal(formatProgress({ step: 512, total: 2048, elapsedMs: 1000, etaMs: 3000 }, { barWidth: 4, ascii: true, formatCount: kib }), '[#...] 0.5 KiB/2 KiB  25% | 1.0s < 3.0s');
   // step beyond total is clamped
   assert.match(formatProgress({ step: 12, total: 10, elapsedMs: 1 }, { barWidth: 4, ascii: true }), /^\[####\] 10\/10 100%/);
 });
