@@ -289,9 +289,10 @@ export const EVAL_SPEC: CommandSpec = {
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate' },
     'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches' },
     'test-limit': { type: 'string', value: 'N', help: 'fmnist: test images (0 = all 10000)' },
+    backend: { type: 'string', value: 'NAME', help: 'language-model tasks: cpu (default) or webgpu (evaluate on the GPU: long lengths)' },
     json: { type: 'boolean', help: 'print one JSON object' },
   },
-  examples: ['mamba-ts eval --model runs/induction-heads --eval-lengths 256,4096,65536', 'mamba-ts eval --model runs/fmnist-legs --test-limit 0 --json'],
+  examples: ['mamba-ts eval --model runs/induction-heads --eval-lengths 256,4096,65536', 'mamba-ts eval --model runs/ih-gpu --backend webgpu --eval-lengths 64,1024,16384,262144,1048576 --eval-batches 2', 'mamba-ts eval --model runs/fmnist-legs --test-limit 0 --json'],
 };
 
 export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
@@ -310,8 +311,10 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   if (tl !== undefined) over.testLimit = parseNumber('test-limit', tl, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const data = str(v, 'data');
   if (data !== undefined) over.data = data;
+  const backendName = parseChoice('backend', str(v, 'backend') ?? 'cpu', ['cpu', 'webgpu'] as const, 'eval');
+  const backend = backendName === 'webgpu' ? await resolveBackendAsync({ backend: 'webgpu', weights: 'f32' }) : undefined;
   const t0 = performance.now();
-  const metrics = await evaluateCheckpoint(dir, over);
+  const metrics = await evaluateCheckpoint(dir, over, backend ? { backend } : {});
   const res = { model: dir, ...metrics, seconds: Math.round((performance.now() - t0) / 100) / 10 };
   if (flag(v, 'json')) io.stdout.write(`${JSON.stringify(res)}\n`);
   else io.stdout.write(`${Object.entries(res).map(([k, x]) => `${k}: ${typeof x === 'number' && !Number.isInteger(x) ? x.toFixed(4) : x}`).join('\n')}\n`);

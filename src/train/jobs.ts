@@ -356,15 +356,15 @@ export function classifierAccuracy(model: S4dClassifier, data: ImageDataset, bat
  * Evaluate a checkpoint written by `train` on its task: the task and settings come from its
  * trainer_state.json (`args`), `over` replaces some (e.g. longer evaluation lengths).
  */
-export async function evaluateCheckpoint(dir: string, over: Partial<JobArgs> = {}): Promise<Record<string, number>> {
+export async function evaluateCheckpoint(dir: string, over: Partial<JobArgs> = {}, env: TrainBackendOptions = {}): Promise<Record<string, number>> {
   const ck = loadCheckpoint(dir);
   const saved = (ck.trainerState.args ?? {}) as Partial<JobArgs>;
   if (typeof saved.task !== 'string') throw new TrainError(`${dir}/trainer_state.json: "args.task" is missing; was this folder written by mamba-ts train?`);
   const a: JobArgs = { ...DEFAULT_ARGS, ...saved, ...over };
   let model: TrainableModel;
   if (ck.config.model_type === 'mamba_ts_s4d_classifier') model = S4dClassifier.fromConfigJson(ck.config, ck.weights);
-  else model = loadTrainableLM(dir);
-  const job = buildJob(a, model);
+  else model = loadTrainableLM(dir, env);
+  const job = buildJob(a, model, env);
   if (!job.hooks.evaluate) return {};
   return job.hooks.evaluate(Math.max(a.steps, ck.trainerState.step));
 }
