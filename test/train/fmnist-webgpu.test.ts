@@ -107,7 +107,7 @@ test('the classifier built on webgpu has the CPU\'s initial weights, and one bac
   }
 });
 
-test('fmnist trained on webgpu = on cpu: losses within 1e-4, same accuracies and test accuracy; numbers read back only when logged (and the evaluation reads once)', async (t) => {
+test('fmnist trained on webgpu = on cpu: losses within 1e-4, same accuracies and test accuracy; numbers read back only when logged (and the evaluation reads once); GPU memory does not grow', async (t) => {
   const be = needGpuAndData(t);
   if (!be) return;
   const c = await run(cpu);
@@ -119,8 +119,9 @@ test('fmnist trained on webgpu = on cpu: losses within 1e-4, same accuracies and
     return read.call(rt, s);
   };
   let g: Awaited<ReturnType<typeof run>>;
+  const live: number[] = [];
   try {
-    g = await run(be, { logEvery: 2 });
+    g = await run(be, { logEvery: 2, onStep: () => void live.push(rt.stats().liveBytes) });
   } finally {
     rt.read = read;
   }
@@ -132,6 +133,9 @@ test('fmnist trained on webgpu = on cpu: losses within 1e-4, same accuracies and
   assert.ok(Number.isFinite(c.finalMetrics.test_acc));
   // 4 steps logged every 2: two reads; the evaluation (20 images in 3 batches of 8) adds its counts on the GPU: one
   assert.equal(reads, 3, `GPU reads: ${reads}`);
+  // GPU memory in use when steps 2 and 4 are logged: the same (the inputs, the graph and the gradients of a step are freed)
+  assert.equal(live.length, 4);
+  assert.ok(live[3] <= live[1], `GPU memory in use after steps 1–4: ${live.join(', ')}`);
   t.diagnostic(`losses cpu ${c.history.loss.map((x) => x.toFixed(6)).join(', ')}; webgpu differs by at most ${d.toExponential(2)}`);
 });
 
