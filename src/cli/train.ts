@@ -55,9 +55,9 @@ export const TRAIN_SPEC: CommandSpec = {
     'are skipped), read in pieces, up to --data-limit bytes; the line "data: …" says what was used.',
     'A flag given twice takes the later value (npm start -- --out DIR overrides the script\'s own flags).',
     '',
-    '--backend webgpu trains a language model (text and the synthetic tasks) on the GPU: weights, gradients and',
-    'AdamW moments stay there, and the numbers are read back every --log-every steps; checkpoints are the same',
-    'files, and --resume may switch between cpu and webgpu.',
+    '--backend webgpu trains on the GPU (every task: text, the synthetic tasks, fmnist): weights, gradients and',
+    'AdamW moments stay there, and the numbers are read back every --log-every steps (evaluation too runs there);',
+    'checkpoints are the same files, and --resume may switch between cpu and webgpu.',
   ].join('\n'),
   options: {
     preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
@@ -87,6 +87,7 @@ export const TRAIN_SPEC: CommandSpec = {
     'mamba-ts train --preset selective-copying --out runs/copy --resume',
     'mamba-ts train --preset fmnist-legs --steps 500 --out runs/fmnist-legs',
     'mamba-ts train --preset selective-copying --backend webgpu --out runs/copy-gpu',
+    'mamba-ts train --preset fmnist-legs --backend webgpu --batch 32 --accum 1 --out runs/fmnist-legs-gpu',
   ],
 };
 
@@ -148,7 +149,6 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   let threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
   if (gpu) {
     if (threads > 1 && threadsRaw !== undefined) throw new UsageError('--threads (data-parallel CPU workers) needs --backend cpu; webgpu trains on its GPU', 'train');
-    if (args.task === 'fmnist') throw new UsageError('--backend webgpu trains the language-model tasks (text, selective-copying, induction-heads); fmnist trains on cpu', 'train');
     threads = 1;
   }
   const logEveryRaw = str(v, 'log-every');

@@ -6,12 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import * as ag from '../autograd/ops.js';
-import { backward as varBackward, constant, noGrad } from '../autograd/var.js';
 import { backward, withGrad } from '../autograd/tape.js';
-import { withTrainRuntime } from '../autograd/wasm-train.js';
 import type { Backend } from '../backend/backend.js';
-import { cpu } from '../backend/cpu/index.js';
 import type { MambaConfig } from '../models/mamba.js';
 import type { S4dInitKind } from '../ssm/s4.js';
 import { corpusSummary, loadFashionMnist, loadTextCorpus, PixelBatcher, splitCorpus, WindowSampler, type ImageDataset, type TextCorpusOptions } from './data.js';
@@ -19,7 +15,8 @@ import { loadCheckpoint } from './checkpoint.js';
 import { readConfig } from '../models/config-file.js';
 import { resolveModelType } from '../models/registry.js';
 import { countParameters, type MixerKind, TrainableLM, type TrainableModel, type TrainBackendOptions } from './lm.js';
-import type * as ops from '../tensor/ops.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { architectureNames } from '../models/registry.js';
 import { subRng } from './random.js';
 import { S4dClassifier } from './s4d-classifier.js';
@@ -220,8 +217,7 @@ export function buildJob(a: JobArgs, model?: TrainableModel, env: JobEnv = {}): 
     case 'induction-heads':
       return syntheticJob(a, model as TrainableLM | undefined, env);
     case 'fmnist':
-      if (env.backend && env.backend !== cpu) throw new TrainError(`the fmnist task trains on the cpu backend only (its S4D classifier runs the host autograd), not on ${env.backend.name}`);
-      return fmnistJob(a, model as S4dClassifier | undefined);
+      return fmnistJob(a, model as S4dClassifier | undefined, env);
     default:
       throw new TrainError(`unknown task "${String(a.task)}"; expected one of ${TASKS.join(', ')}`);
   }
@@ -305,25 +301,16 @@ function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): 
   };
 }
 
-function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
+function fmnistJob(a: JobArgs, given: S4dClassifier | undefined, env: JobEnv): Job {
   const train = loadFashionMnist('train', { normalize: 'standard', ...(a.trainLimit > 0 ? { limit: a.trainLimit, subsetSeed: a.seed } : {}) });
   const test = loadFashionMnist('test', { normalize: 'standard', ...(a.testLimit > 0 ? { limit: a.testLimit } : {}) });
   const batcher = new PixelBatcher(train, { batch: a.batch, seed: a.seed });
-  const model = given ?? S4dClassifier.init({ inputDim: 1, numClasses: train.numClasses, hiddenSize: a.hidden, stateSize: a.state, numLayers: a.layers, init: a.s4dInit, normEps: 1e-5 }, a.seed);
+  const model = given ?? S4dClassifier.init({ inputDim: 1, numClasses: train.numClasses, hiddenSize: a.hidden, stateSize: a.state, numLayers: a.layers, init: a.s4dInit, normEps: 1e-5 }, a.seed, env);
   const P = train.rows * train.cols;
   const hooks: TrainHooks = {
-    microStep(step, micro, scale) {
-      const bt = batcher.batchAt(step * a.accum + micro);
-      // the classifier runs the autograd kernels directly: on the CPU backend's training runtime
-      return withTrainRuntime(cpu.trainRuntime, () => {
-        const logits = model.forward(constant(bt.inputs, [bt.batch, P, 1]));
-        const r = ag.softmaxCrossEntropy(logits, bt.labels);
-        varBackward(r.loss, [scale]);
-        return { loss: r.loss.item(), tokens: bt.batch * P, count: r.count, correct: r.correct };
-      });
-    },
-    evaluate() {
-      return { test_acc: classifierAccuracy(model, test, a.batch * 4) };
+    microStep: (step, micro, scale) => classifierStep(model, batcher.batchAt(step * a.accum + micro), scale),
+    async evaluate() {
+      return { test_acc: await classifierAccuracy(model, test, a.batch * 4) };
     },
   };
   return {
@@ -331,25 +318,55 @@ function fmnistJob(a: JobArgs, given?: S4dClassifier): Job {
     hooks,
     trainOptions: { lrScale: ssmLrScale(a.lr) },
     name: 'sequential Fashion-MNIST',
-    describe: `sequential Fashion-MNIST (784 steps; ${train.n} train / ${test.n} test images); S4D classifier ${a.layers}×${a.hidden}, N=${a.state}, A init ${a.s4dInit}, ${countParameters(model)} parameters`,
+    describe: `sequential Fashion-MNIST (${P} steps; ${train.n} train / ${test.n} test images); S4D classifier ${a.layers}×${a.hidden}, N=${a.state}, A init ${a.s4dInit}, ${countParameters(model)} parameters`,
   };
 }
 
-/** accuracy of a classifier on a whole image dataset, in order */
-export function classifierAccuracy(model: S4dClassifier, data: ImageDataset, batch: number): number {
+/**
+ * one training micro-step of the classifier: the loss of a batch of images, back-propagated × `scale`, the graph
+ * freed at once; on a GPU the loss and the count of correct predictions stay there (read when logged)
+ */
+export function classifierStep(model: S4dClassifier, bt: { inputs: Float32Array; labels: Int32Array; batch: number }, scale: number): StepResult {
+  const u = model.input(bt.inputs, bt.batch);
+  try {
+    const r = withGrad(() => model.loss(u, bt.labels));
+    backward(r.loss, scale, { free: true, keep: [r.loss, r.correctTensor] });
+    const tokens = u.size;
+    if (model.onDevice) return { loss: r.loss, tokens, count: r.count, correct: r.correctTensor ?? r.correct };
+    return { loss: r.loss.dataSync()[0], tokens, count: r.count, correct: r.correct };
+  } finally {
+    u.dispose();
+  }
+}
+
+/**
+ * accuracy of a classifier on a whole image dataset, in order (on a GPU: the counts are added there and read once)
+ */
+export async function classifierAccuracy(model: S4dClassifier, data: ImageDataset, batch: number): Promise<number> {
   const b = new PixelBatcher(data, { batch, shuffle: false });
-  const P = data.rows * data.cols;
-  return withTrainRuntime(cpu.trainRuntime, () => noGrad(() => {
-    let c = 0;
-    let n = 0;
-    for (const bt of b.epoch(0)) {
-      const logits = model.forward(constant(bt.inputs, [bt.batch, P, 1]));
-      const r = ag.softmaxCrossEntropy(logits, bt.labels);
-      c += r.correct;
-      n += r.count;
+  let correct = 0;
+  let n = 0;
+  let onDevice: Tensor | null = null;
+  for (const bt of b.epoch(0)) {
+    const u = model.input(bt.inputs, bt.batch);
+    const r = model.loss(u, bt.labels);
+    u.dispose();
+    r.loss.dispose();
+    n += r.count;
+    if (!r.correctTensor) correct += r.correct;
+    else if (!onDevice) onDevice = r.correctTensor;
+    else {
+      const sum = ops.add(onDevice, r.correctTensor);
+      onDevice.dispose();
+      r.correctTensor.dispose();
+      onDevice = sum;
     }
-    return c / n;
-  }));
+  }
+  if (onDevice) {
+    correct += (await onDevice.data())[0];
+    onDevice.dispose();
+  }
+  return correct / n;
 }
 
 /**
