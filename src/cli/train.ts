@@ -37,10 +37,11 @@ const NUMERIC: Array<[flag: string, key: keyof JobArgs, integer: boolean, min: n
   ['num-kv', 'numKv', true, 1, 'mqar: key-value pairs per sequence (default 8)'],
   ['power-a', 'powerA', false, 0, 'mqar: a of the query-gap law P(gap) ∝ (gap+1)^(a−1), > 0 (default 0.01 as Zoology; 1 = uniform)'],
   ['copy-len', 'copyLen', true, 1, 'copy: tokens of the string to copy (sequence 2N + 2; default 32)'],
+  ['copy-min-len', 'copyMinLen', true, 1, 'copy: train on strings of every length from N to --copy-len (default: all of --copy-len)'],
   ['num-tokens', 'numTokens', true, 1, 'selective copying: data tokens to copy'],
   ['eval-every', 'evalEvery', true, 1, 'evaluate every N steps'],
   ['save-every', 'saveEvery', true, 1, 'checkpoint every N steps'],
-  ['eval-batches', 'evalBatches', true, 1, 'evaluation batches'],
+  ['eval-batches', 'evalBatches', true, 0, 'evaluation batches (text: 0 = the whole held-out tail)'],
   ['train-limit', 'trainLimit', true, 0, 'fmnist: training images used (0 = all 60000)'],
   ['test-limit', 'testLimit', true, 0, 'fmnist: test images evaluated (0 = all 10000)'],
 ];
@@ -308,7 +309,7 @@ export const EVAL_SPEC: CommandSpec = {
     model: { type: 'string', short: 'm', value: 'DIR', help: 'checkpoint folder written by mamba-ts train [required]' },
     data: { type: 'string', value: 'PATH', help: 'text: folder or file to evaluate on (default: the one trained on)' },
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate' },
-    'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches' },
+    'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches (text: 0 = the whole held-out tail)' },
     'test-limit': { type: 'string', value: 'N', help: 'fmnist: test images (0 = all 10000)' },
     json: { type: 'boolean', help: 'print one JSON object' },
   },
@@ -326,7 +327,7 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const lengths = str(v, 'eval-lengths');
   if (lengths !== undefined) over.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, 'eval'));
   const eb = str(v, 'eval-batches');
-  if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 1, expect: 'an integer >= 1' }, 'eval');
+  if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const tl = str(v, 'test-limit');
   if (tl !== undefined) over.testLimit = parseNumber('test-limit', tl, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const data = str(v, 'data');

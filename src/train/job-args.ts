@@ -57,9 +57,11 @@ export interface JobArgs {
   powerA: number;
   /** copy: tokens of the string to copy (seqLen = 2·copyLen + 2) */
   copyLen: number;
+  /** copy: training strings have a length uniform in [copyMinLen, copyLen] (default copyLen: all of copyLen) */
+  copyMinLen?: number;
   /** synthetic tasks: lengths evaluated after training (induction heads, mqar: sequence lengths; copy: string lengths) */
   evalLengths: number[];
-  /** evaluation batches / samples */
+  /** evaluation batches / samples (text: 0 = the whole held-out tail) */
   evalBatches: number;
   /** Fashion-MNIST: training examples used (0 = all 60000) and test examples evaluated (0 = all 10000) */
   trainLimit: number;

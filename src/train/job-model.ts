@@ -110,5 +110,17 @@ export function describeModel(model: TrainableLM, a: Pick<JobArgs, 'mixer' | 's4
     default:
       what = `${model.modelType} ${L} layers`;
   }
-  return `${what}; ${countParameters(model).toLocaleString('en-US')} parameters`;
+  const n = countParameters(model);
+  return `${what}; ${n.toLocaleString('en-US')} parameters (${(n - embeddingParameters(model)).toLocaleString('en-US')} without the embedding)`;
+}
+
+/** values of the token embedding (and of an untied lm_head): what an equal-size comparison leaves out */
+export function embeddingParameters(model: TrainableLM): number {
+  let n = 0;
+  const names = model.onDevice ? model.deviceParams!.keys() : model.params.keys();
+  for (const name of names) {
+    if (!/(embed_tokens|embeddings?|lm_head)\.weight$/.test(name)) continue;
+    n += model.onDevice ? model.deviceParams!.get(name)!.size : model.params.get(name)!.data.length;
+  }
+  return n;
 }

@@ -20,6 +20,7 @@ import { byteLevelTokenizerJson } from './byte-tokenizer.js';
 import { DEFAULT_ARGS, TASKS, type Job, type JobArgs, type JobEnv } from './job-args.js';
 import { describeModel, freshModel, lmStep, loadTrainableLM, lossNumbers, ssmLrScale } from './job-model.js';
 import { syntheticJob } from './synthetic-jobs.js';
+import { JARGON_FILE } from './presets.js';
 
 export { TrainableLM };
 export * from './job-args.js';
@@ -50,7 +51,10 @@ export function buildJob(a: JobArgs, model?: TrainableModel, env: JobEnv = {}): 
 
 function textJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
   const root = a.data ?? packageSources();
-  if (!fs.existsSync(root)) throw new TrainError(`--data ${root}: no such file or folder`);
+  if (!fs.existsSync(root)) {
+    const hint = root === JARGON_FILE ? ' (the lm-* presets train on the Jargon File: install it with `apt-get install dict-jargon`, or give --data another text)' : '';
+    throw new TrainError(`--data ${root}: no such file or folder${hint}`);
+  }
   // fine-tuning a checkpoint that has a tokenizer: its tokens; otherwise raw UTF-8 bytes (vocab 256)
   const tokFile = a.from && fs.existsSync(path.join(a.from, 'tokenizer.json')) ? path.join(a.from, 'tokenizer.json') : null;
   const tok = tokFile ? Tokenizer.fromFile(tokFile) : null;
@@ -68,14 +72,14 @@ function textJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
       let nll = 0;
       let n = 0;
       let correct = 0;
-      for (const bt of val.evalBatches(a.evalBatches)) {
+      for (const bt of val.evalBatches(a.evalBatches === 0 ? Infinity : a.evalBatches)) {
         const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
         const v = await lossNumbers(r);
         nll += v.loss * r.count;
         n += r.count;
         correct += v.correct;
       }
-      return { val_loss: nll / n, val_bits_per_byte: nll / n / Math.LN2, val_acc: correct / n };
+      return { val_loss: nll / n, val_ppl: Math.exp(nll / n), val_bits_per_byte: nll / n / Math.LN2, val_acc: correct / n };
     },
   };
   return {

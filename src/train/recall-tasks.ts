@@ -16,7 +16,9 @@
  * vocabulary {0 … A−1} with 0 = BOS, A−2 = COPY (separator), A−1 = EOS and data tokens 1 … A−3. A string s of n
  * uniform data tokens is shown, then COPY, then the model must repeat it and end: inputs = BOS s₁ … sₙ COPY s₁ … sₙ
  * (seqLen 2n + 2); the target at COPY is s₁, at the copy of sᵢ it is sᵢ₊₁, and at the copy of sₙ it is EOS (n + 1
- * scored positions, the rest −100). A string counts as copied when all n + 1 are right (`rowAccuracy`).
+ * scored positions, the rest −100). A string counts as copied when all n + 1 are right. With `minLength` < n each
+ * row's string length is uniform in [minLength, n] (training on every length up to n, as the paper does), the row
+ * padded after its copy with unscored EOS tokens.
  */
 import type { Rng } from '../generate/rng.js';
 import { randInt } from './random.js';
@@ -132,6 +134,11 @@ export interface CopyOptions {
   batch: number;
   /** n: tokens of the string to copy; seqLen = 2n + 2 */
   length: number;
+  /**
+   * shortest string (default `length`: every string has n tokens): each row's length is uniform in
+   * [minLength, length], and a shorter row is padded after its EOS with EOS tokens that nothing scores
+   */
+  minLength?: number;
   /** A: vocabulary size including BOS (0), COPY (A−2) and EOS (A−1) (default 29: 26 letters as Jelassi et al.) */
   vocabSize?: number;
 }
@@ -153,18 +160,22 @@ export function copyStrings(rng: Rng, opts: CopyOptions): TaskBatch {
   checkInt(task, 'batch', batch, 1);
   checkInt(task, 'length', n, 1);
   checkInt(task, 'vocabSize', A, 4);
+  const minLength = opts.minLength ?? n;
+  checkInt(task, 'minLength', minLength, 1);
+  if (minLength > n) throw new TaskError(`${task}: minLength ${minLength} is more than length ${n}`);
   const { bos, copy, eos } = copyTokens(A);
   const T = copySeqLen(n);
-  const inputs = new Int32Array(batch * T);
+  const inputs = new Int32Array(batch * T).fill(eos);
   const targets = new Int32Array(batch * T).fill(IGNORE_INDEX);
   for (let b = 0; b < batch; b++) {
     const row = b * T;
+    const m = minLength === n ? n : minLength + randInt(rng, n - minLength + 1);
     inputs[row] = bos;
-    for (let i = 1; i <= n; i++) inputs[row + i] = 1 + randInt(rng, A - 3);
-    inputs[row + n + 1] = copy;
-    for (let i = 1; i <= n; i++) inputs[row + n + 1 + i] = inputs[row + i];
-    for (let i = 0; i < n; i++) targets[row + n + 1 + i] = inputs[row + i + 1];
-    targets[row + 2 * n + 1] = eos;
+    for (let i = 1; i <= m; i++) inputs[row + i] = 1 + randInt(rng, A - 3);
+    inputs[row + m + 1] = copy;
+    for (let i = 1; i <= m; i++) inputs[row + m + 1 + i] = inputs[row + i];
+    for (let i = 0; i < m; i++) targets[row + m + 1 + i] = inputs[row + i + 1];
+    targets[row + 2 * m + 1] = eos;
   }
   return { inputs, targets, batch, seqLen: T, vocabSize: A };
 }

@@ -16,8 +16,11 @@ import { TrainError, type TrainHooks } from './trainer.js';
 const EVAL_SEED = 1_000_003;
 
 interface TaskSpec {
-  /** a batch of `batch` sequences at task length `length` (the generator's own length: L, T or the string length) */
-  make(seed: number, k: number, batch: number, length: number): TaskBatch;
+  /**
+   * a batch of `batch` sequences at task length `length` (the generator's own length: L, T or the string length);
+   * `training`: a training batch (copy: strings of every length up to it, with --copy-min-len)
+   */
+  make(seed: number, k: number, batch: number, length: number, training?: boolean): TaskBatch;
   /** the task length trained at */
   length: number;
   /** sequence length of a task length (for batch sizes at long lengths) */
@@ -58,13 +61,16 @@ function taskSpec(a: JobArgs): TaskSpec {
         what: `MQAR (T=${a.seqLen}, ${a.numKv} key-value pairs, vocab ${a.vocab}, power_a ${a.powerA})`,
       };
     }
-    case 'copy':
+    case 'copy': {
       if (a.vocab < 4) throw new TrainError(`--task copy: --vocab must be >= 4 (BOS, COPY, EOS and a data token), got ${a.vocab}`);
+      const min = a.copyMinLen ?? a.copyLen;
+      if (min > a.copyLen) throw new TrainError(`--task copy: --copy-min-len ${min} is more than --copy-len ${a.copyLen}`);
       return {
-        make: (s, k, batch, length) => copyStrings(rng(s, k), { batch, length, vocabSize: a.vocab }),
+        make: (s, k, batch, length, training) => copyStrings(rng(s, k), { batch, length, vocabSize: a.vocab, ...(training ? { minLength: min } : {}) }),
         length: a.copyLen, seqLen: copySeqLen, name: 'copying', perSequence: true, vocab: a.vocab,
-        what: `copying strings of ${a.copyLen} tokens (seqLen ${copySeqLen(a.copyLen)}, ${a.vocab - 3} data tokens)`,
+        what: `copying strings of ${min === a.copyLen ? a.copyLen : `${min}…${a.copyLen}`} tokens (seqLen ${copySeqLen(a.copyLen)}, ${a.vocab - 3} data tokens; evaluated on strings of ${a.copyLen})`,
       };
+    }
     default:
       throw new TrainError(`not a synthetic task: ${a.task}`);
   }
@@ -72,6 +78,7 @@ function taskSpec(a: JobArgs): TaskSpec {
 
 export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
   const spec = taskSpec(a);
+  if (a.evalBatches < 1) throw new TrainError(`--eval-batches must be >= 1 for --task ${a.task} (0, the whole held-out tail, is for text)`);
   const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from, env) : freshModel(a, spec.vocab, env));
   if (model.vocabSize < spec.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the task's ${spec.vocab}`);
   /** token accuracy (and, for the recall tasks, the share of sequences with every scored token right) at a length */
@@ -105,7 +112,7 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
   };
   const seqKey = a.task === 'copy' ? 'string_acc' : 'seq_acc';
   const hooks: TrainHooks = {
-    microStep: (step, micro, scale) => lmStep(model, spec.make(a.seed, step * a.accum + micro, a.batch, spec.length), scale),
+    microStep: (step, micro, scale) => lmStep(model, spec.make(a.seed, step * a.accum + micro, a.batch, spec.length, true), scale),
     async evaluate(step) {
       const here = await evalAt(spec.length, a.evalBatches);
       const m: Record<string, number> = { val_acc: here.acc };
