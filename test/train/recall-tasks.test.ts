@@ -117,3 +117,26 @@ test('copy: BOS s COPY s, targets the next token of the copy and EOS at its end 
   assert.throws(() => copyStrings(new Rng(0), { batch: 1, length: 0 }), (e: unknown) => e instanceof TaskError && /length must be an integer >= 1/.test(e.message));
   assert.throws(() => copyStrings(new Rng(0), { batch: 1, length: 3, vocabSize: 3 }), (e: unknown) => e instanceof TaskError && /vocabSize must be an integer >= 4/.test(e.message));
 });
+
+test('copy with minLength: each row\'s length uniform in [minLength, n], its copy followed by EOS, then unscored EOS padding', () => {
+  const A = 12, n = 9, min = 2;
+  const bt = copyStrings(new Rng(8), { batch: 600, length: n, vocabSize: A, minLength: min });
+  const T = copySeqLen(n);
+  const { bos, copy, eos } = copyTokens(A);
+  const lengths = new Array(n + 1).fill(0);
+  for (let b = 0; b < bt.batch; b++) {
+    const x: number[] = Array.from(bt.inputs.subarray(b * T, (b + 1) * T));
+    const y: number[] = Array.from(bt.targets.subarray(b * T, (b + 1) * T));
+    const m = x.indexOf(copy) - 1;
+    assert.ok(m >= min && m <= n, `row ${b}: length ${m}`);
+    lengths[m]++;
+    const s = x.slice(1, m + 1);
+    assert.equal(x[0], bos);
+    assert.deepEqual(x.slice(m + 2, 2 * m + 2), s);
+    assert.deepEqual(x.slice(2 * m + 2), new Array(T - 2 * m - 2).fill(eos), 'padding');
+    assert.deepEqual(y.slice(m + 1, 2 * m + 2), [...s, eos]);
+    assert.equal(y.filter((v) => v !== IGNORE_INDEX).length, m + 1, 'only the copy and its EOS are scored');
+  }
+  for (let m = min; m <= n; m++) assert.ok(lengths[m] > 600 / (n - min + 1) / 2, `length ${m} drawn ${lengths[m]} times of 600`);
+  assert.throws(() => copyStrings(new Rng(0), { batch: 1, length: 3, minLength: 4 }), (e: unknown) => e instanceof TaskError && /minLength 4 is more than length 3/.test(e.message));
+});
