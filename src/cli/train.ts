@@ -48,7 +48,7 @@ const NUMERIC: Array<[flag: string, key: keyof JobArgs, integer: boolean, min: n
 
 export const TRAIN_SPEC: CommandSpec = {
   name: 'train',
-  summary: 'Train a Mamba (or S4D) model on text or one of the papers\' tasks, with checkpoints and curves.',
+  summary: 'Train a Mamba, Mamba-2, Llama or hybrid model (or an S4D ablation) on text or one of the papers\' tasks, with checkpoints and curves.',
   synopsis: '[--preset NAME] [--task TASK] [--out DIR] [options]',
   description: [
     'Presets (flags override them):',

@@ -122,43 +122,61 @@ export function mambaConfigJson(c: MambaConfig): Record<string, unknown> {
 const INITIALIZER_RANGE: Record<string, number> = { mamba: 0.1, mamba2: 0.1, llama: 0.02, bamba: 0.02 };
 
 /**
- * Fresh weights for a config of any architecture mamba-ts builds, as a `TensorSource`: the model asks for each tensor
- * with the shape its config implies, and gets it initialised by the rules above (by name), from a generator seeded by
- * `seed` and the tensor's name (the same values whatever the load order or backend).
+ * Weights made up on the spot for whatever shapes a model asks (`WeightLoader` tells each shape with `shapeFor`
+ * before reading it): the shared part of the fresh-weight sources (here) and the benchmarks' random weights
+ * (random.ts). Each tensor's values come from a generator seeded by the seed and the tensor's name, so they do not
+ * depend on the load order or the backend.
  */
-export class InitTensorSource implements TensorSource {
+export abstract class GeneratedTensorSource implements TensorSource {
   readonly files: readonly string[] = [];
   private readonly shapes = new Map<string, number[]>();
-  private readonly std: number;
-  private readonly dt: [min: number, max: number, floor: number];
 
-  constructor(config: RawConfig, private readonly seed = 0) {
-    const num = (k: string, d: number) => (typeof config[k] === 'number' ? (config[k] as number) : d);
-    this.std = num('initializer_range', INITIALIZER_RANGE[String(config.model_type)] ?? 0.02);
-    this.dt = [num('time_step_min', 0.001), num('time_step_max', 0.1), num('time_step_floor', 1e-4)];
-  }
+  constructor(protected readonly seed: number, private readonly label: string, private readonly salt = 0) {}
 
   has(_name: string): boolean {
     return true;
   }
 
-  /** record the shape the model expects for `name` (WeightLoader asks before reading) */
+  /** record the shape the model expects for `name` */
   shapeFor(name: string, shape: number[]): void {
     this.shapes.set(name, shape);
   }
 
   entry(name: string): TensorEntry {
     const shape = this.shapes.get(name);
-    if (!shape) throw new ModelError(`fresh weights: the shape of "${name}" is unknown (a loader asks for it with shapeFor first)`);
-    return { name, dtype: 'F32', shape, byteOffset: 0, byteLength: shape.reduce((a, b) => a * b, 4), file: '(fresh weights)' };
+    if (!shape) throw new ModelError(`${this.label}: the shape of "${name}" is unknown (a loader asks for it with shapeFor first)`);
+    return { name, dtype: 'F32', shape, byteOffset: 0, byteLength: shape.reduce((a, b) => a * b, 4), file: this.label };
+  }
+
+  /** the generator of one tensor's values */
+  protected nameRng(name: string): Rng {
+    let h = (this.seed ^ this.salt) >>> 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+    return new Rng(h);
+  }
+
+  abstract float32(name: string): Float32Array;
+}
+
+/**
+ * Fresh weights for a config of any architecture mamba-ts builds, as a `TensorSource`: the model asks for each tensor
+ * with the shape its config implies, and gets it initialised by the rules above (by name).
+ */
+export class InitTensorSource extends GeneratedTensorSource {
+  private readonly std: number;
+  private readonly dt: [min: number, max: number, floor: number];
+
+  constructor(config: RawConfig, seed = 0) {
+    super(seed, '(fresh weights)', 0x9e3779b9);
+    const num = (k: string, d: number) => (typeof config[k] === 'number' ? (config[k] as number) : d);
+    this.std = num('initializer_range', INITIALIZER_RANGE[String(config.model_type)] ?? 0.02);
+    this.dt = [num('time_step_min', 0.001), num('time_step_max', 0.1), num('time_step_floor', 1e-4)];
   }
 
   float32(name: string): Float32Array {
     const shape = this.entry(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
-    let h = (this.seed ^ 0x9e3779b9) >>> 0;
-    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
-    const rnd = new Draws(new Rng(h));
+    const rnd = new Draws(this.nameRng(name));
     const fanIn = shape.length > 1 ? shape.slice(1).reduce((a, b) => a * b, 1) : shape[0];
     if (/(^|\.)A_log$/.test(name)) {
       // Mamba-2: one A per head, log(1..nh); Mamba-1 layout [D, N]: log(1..N) per channel
