@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { loadModel, resolveBackendAsync } from '../api/load.js';
 import type { Backend } from '../backend/backend.js';
 import type { WebGpuBackend } from '../backend/webgpu/backend.js';
-import { buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
+import { ARCHS, type ArchName, buildJob, DEFAULT_ARGS, evaluateCheckpoint, type JobArgs, PRESETS, TASKS, type TaskName } from '../train/jobs.js';
+import { countParameters } from '../train/lm.js';
 import { ProgressBar } from '../train/progress.js';
 import { checkRunFolder } from '../train/run-folder.js';
 import { DataError, DEFAULT_MAX_TOTAL_BYTES, normalizeExtension } from '../train/data.js';
@@ -27,18 +28,27 @@ const NUMERIC: Array<[flag: string, key: keyof JobArgs, integer: boolean, min: n
   ['layers', 'layers', true, 1, 'number of layers'],
   ['state', 'state', true, 1, 'SSM state size N'],
   ['expand', 'expand', true, 1, 'Mamba block expansion'],
-  ['vocab', 'vocab', true, 3, 'synthetic tasks: vocabulary size'],
+  ['heads', 'heads', true, 1, 'attention heads (llama, hybrid: head dim = hidden / N); Mamba-2 heads (mamba2: head dim = inner / N)'],
+  ['head-dim', 'headDim', true, 1, 'head size of attention and Mamba-2 (default 64, or the width when smaller)'],
+  ['attn-every', 'attnEvery', true, 1, 'hybrid: one attention layer in N (layer i when i mod N = N/2 rounded down; default 2)'],
+  ['intermediate', 'intermediate', true, 1, 'MLP width of llama and hybrid (default 8/3 × hidden, rounded up to a multiple of 8)'],
+  ['rope-theta', 'ropeTheta', false, 1, 'llama: RoPE base (default 10000)'],
+  ['vocab', 'vocab', true, 3, 'synthetic tasks: vocabulary size (mqar: Zoology uses 8192; copy: data tokens + 3)'],
+  ['num-kv', 'numKv', true, 1, 'mqar: key-value pairs per sequence (default 8)'],
+  ['power-a', 'powerA', false, 0, 'mqar: a of the query-gap law P(gap) ∝ (gap+1)^(a−1), > 0 (default 0.01 as Zoology; 1 = uniform)'],
+  ['copy-len', 'copyLen', true, 1, 'copy: tokens of the string to copy (sequence 2N + 2; default 32)'],
+  ['copy-min-len', 'copyMinLen', true, 1, 'copy: train on strings of every length from N to --copy-len (default: all of --copy-len)'],
   ['num-tokens', 'numTokens', true, 1, 'selective copying: data tokens to copy'],
   ['eval-every', 'evalEvery', true, 1, 'evaluate every N steps'],
   ['save-every', 'saveEvery', true, 1, 'checkpoint every N steps'],
-  ['eval-batches', 'evalBatches', true, 1, 'evaluation batches'],
+  ['eval-batches', 'evalBatches', true, 0, 'evaluation batches (text: 0 = the whole held-out tail)'],
   ['train-limit', 'trainLimit', true, 0, 'fmnist: training images used (0 = all 60000)'],
   ['test-limit', 'testLimit', true, 0, 'fmnist: test images evaluated (0 = all 10000)'],
 ];
 
 export const TRAIN_SPEC: CommandSpec = {
   name: 'train',
-  summary: 'Train a Mamba (or S4D) model on text or one of the papers\' tasks, with checkpoints and curves.',
+  summary: 'Train a Mamba, Mamba-2, Llama or hybrid model (or an S4D ablation) on text or one of the papers\' tasks, with checkpoints and curves.',
   synopsis: '[--preset NAME] [--task TASK] [--out DIR] [options]',
   description: [
     'Presets (flags override them):',
@@ -55,9 +65,9 @@ export const TRAIN_SPEC: CommandSpec = {
     'are skipped), read in pieces, up to --data-limit bytes; the line "data: …" says what was used.',
     'A flag given twice takes the later value (npm start -- --out DIR overrides the script\'s own flags).',
     '',
-    '--backend webgpu trains a language model (text and the synthetic tasks) on the GPU: weights, gradients and',
-    'AdamW moments stay there, and the numbers are read back every --log-every steps; checkpoints are the same',
-    'files, and --resume may switch between cpu and webgpu.',
+    '--backend webgpu trains on the GPU (every task: text, the synthetic tasks, fmnist): weights, gradients and',
+    'AdamW moments stay there, and the numbers are read back every --log-every steps (evaluation too runs there);',
+    'checkpoints are the same files, and --resume may switch between cpu and webgpu.',
   ].join('\n'),
   options: {
     preset: { type: 'string', short: 'p', value: 'NAME', help: `named setup: ${Object.keys(PRESETS).join(', ')}` },
@@ -69,9 +79,11 @@ export const TRAIN_SPEC: CommandSpec = {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'checkpoint folder (default runs/<preset or task>)' },
     resume: { type: 'boolean', help: 'continue from the checkpoint in --out' },
     overwrite: { type: 'boolean', help: 'replace the checkpoint in --out with a new run (without it, an existing run is refused)' },
+    arch: { type: 'string', value: 'ARCH', help: `fresh model: ${ARCHS.join(', ')} (default mamba; hybrid = Bamba: Mamba-2 layers + one attention layer in --attn-every)` },
+    'dry-run': { type: 'boolean', help: 'build the model and data, print what would be trained (with the parameter count) and exit' },
     mixer: { type: 'string', value: 's6|s4d', help: 'Mamba block SSM: s6 (selective, default) or s4d (LTI ablation)' },
     's4d-init': { type: 'string', value: 'KIND', help: 'S4D A initialization: legs, lin, inv, real, random' },
-    'eval-lengths': { type: 'string', value: 'L,L,…', help: 'induction heads: lengths to evaluate after training' },
+    'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate after training (induction heads, mqar: sequence lengths; copy: string lengths)' },
     ...Object.fromEntries(NUMERIC.map(([f, , , , help]) => [f, { type: 'string' as const, value: 'N', help }])),
     'time-limit': { type: 'string', value: 'SECONDS', help: 'stop after this long, with a checkpoint (continue later with --resume)' },
     threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used; more than the cores: a warning)' },
@@ -87,6 +99,7 @@ export const TRAIN_SPEC: CommandSpec = {
     'mamba-ts train --preset selective-copying --out runs/copy --resume',
     'mamba-ts train --preset fmnist-legs --steps 500 --out runs/fmnist-legs',
     'mamba-ts train --preset selective-copying --backend webgpu --out runs/copy-gpu',
+    'mamba-ts train --preset fmnist-legs --backend webgpu --batch 32 --accum 1 --out runs/fmnist-legs-gpu',
   ],
 };
 
@@ -104,6 +117,9 @@ export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs;
     const raw = str(v, f);
     if (raw !== undefined) (args as unknown as Record<string, number>)[key] = parseNumber(f, raw, { integer, min, expect: `${integer ? 'an integer' : 'a number'} >= ${min}` }, command);
   }
+  if (args.powerA <= 0) throw new UsageError(`--power-a: expected a number > 0, got ${args.powerA}`, command);
+  const arch = str(v, 'arch');
+  if (arch !== undefined) args.arch = parseChoice('arch', arch, ARCHS, command) as ArchName;
   const mixer = str(v, 'mixer');
   if (mixer !== undefined) args.mixer = parseChoice('mixer', mixer, ['s6', 's4d'] as const, command);
   const init = str(v, 's4d-init');
@@ -148,13 +164,19 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
   let threads = threadsRaw !== undefined ? parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : os.availableParallelism();
   if (gpu) {
     if (threads > 1 && threadsRaw !== undefined) throw new UsageError('--threads (data-parallel CPU workers) needs --backend cpu; webgpu trains on its GPU', 'train');
-    if (args.task === 'fmnist') throw new UsageError('--backend webgpu trains the language-model tasks (text, selective-copying, induction-heads); fmnist trains on cpu', 'train');
     threads = 1;
   }
   const logEveryRaw = str(v, 'log-every');
   const logEvery = logEveryRaw !== undefined ? parseNumber('log-every', logEveryRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, 'train') : undefined;
   const timeLimit = str(v, 'time-limit') !== undefined ? parseNumber('time-limit', str(v, 'time-limit')!, { min: 0, expect: 'a number of seconds >= 0' }, 'train') : undefined;
   const sampleTokens = str(v, 'sample') !== undefined ? parseNumber('sample', str(v, 'sample')!, { integer: true, min: 0, expect: 'an integer >= 0' }, 'train') : 200;
+  if (flag(v, 'dry-run')) {
+    const job = buildJob(args, undefined, {});
+    if (job.dataSummary) io.stderr.write(`${job.dataSummary}\n`);
+    if (flag(v, 'json')) io.stdout.write(`${JSON.stringify({ preset, task: args.task, arch: args.arch, parameters: countParameters(job.model), describe: job.describe })}\n`);
+    else io.stdout.write(`${job.describe}\n`);
+    return 0;
+  }
   // before any work: the checkpoint folder can take this run
   const folder = checkRunFolder(out, { resume, overwrite });
   if (resume && folder.step !== null && folder.step >= args.steps) {
@@ -287,11 +309,12 @@ export const EVAL_SPEC: CommandSpec = {
     model: { type: 'string', short: 'm', value: 'DIR', help: 'checkpoint folder written by mamba-ts train [required]' },
     data: { type: 'string', value: 'PATH', help: 'text: folder or file to evaluate on (default: the one trained on)' },
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate' },
-    'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches' },
+    'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches (text: 0 = the whole held-out tail)' },
     'test-limit': { type: 'string', value: 'N', help: 'fmnist: test images (0 = all 10000)' },
+    backend: { type: 'string', value: 'NAME', help: 'language-model tasks: cpu (default) or webgpu (evaluate on the GPU: long lengths)' },
     json: { type: 'boolean', help: 'print one JSON object' },
   },
-  examples: ['mamba-ts eval --model runs/induction-heads --eval-lengths 256,4096,65536', 'mamba-ts eval --model runs/fmnist-legs --test-limit 0 --json'],
+  examples: ['mamba-ts eval --model runs/induction-heads --eval-lengths 256,4096,65536', 'mamba-ts eval --model runs/ih-gpu --backend webgpu --eval-lengths 64,1024,16384,262144,1048576 --eval-batches 2', 'mamba-ts eval --model runs/fmnist-legs --test-limit 0 --json'],
 };
 
 export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
@@ -305,13 +328,15 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const lengths = str(v, 'eval-lengths');
   if (lengths !== undefined) over.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, 'eval'));
   const eb = str(v, 'eval-batches');
-  if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 1, expect: 'an integer >= 1' }, 'eval');
+  if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const tl = str(v, 'test-limit');
   if (tl !== undefined) over.testLimit = parseNumber('test-limit', tl, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const data = str(v, 'data');
   if (data !== undefined) over.data = data;
+  const backendName = parseChoice('backend', str(v, 'backend') ?? 'cpu', ['cpu', 'webgpu'] as const, 'eval');
+  const backend = backendName === 'webgpu' ? await resolveBackendAsync({ backend: 'webgpu', weights: 'f32' }) : undefined;
   const t0 = performance.now();
-  const metrics = await evaluateCheckpoint(dir, over);
+  const metrics = await evaluateCheckpoint(dir, over, backend ? { backend } : {});
   const res = { model: dir, ...metrics, seconds: Math.round((performance.now() - t0) / 100) / 10 };
   if (flag(v, 'json')) io.stdout.write(`${JSON.stringify(res)}\n`);
   else io.stdout.write(`${Object.entries(res).map(([k, x]) => `${k}: ${typeof x === 'number' && !Number.isInteger(x) ? x.toFixed(4) : x}`).join('\n')}\n`);

@@ -7,39 +7,18 @@
  *
  * Presets give HF configs of the sizes people compare (the published 130M models and same-size peers).
  */
-import { Rng } from '../generate/rng.js';
-import type { TensorEntry } from '../io/safetensors.js';
-import type { TensorSource } from '../io/weights.js';
 import type { RawConfig } from './config.js';
+import { GeneratedTensorSource } from './init.js';
 
-export class RandomTensorSource implements TensorSource {
-  readonly files: readonly string[] = [];
-  private readonly shapes = new Map<string, number[]>();
-
-  constructor(private readonly seed = 0) {}
-
-  has(_name: string): boolean {
-    return true;
-  }
-
-  /** Random weights have whatever shape the model expects: `expectShape` is asked first via `shapeFor`. */
-  entry(name: string): TensorEntry {
-    const shape = this.shapes.get(name);
-    if (!shape) throw new Error(`RandomTensorSource: shape of "${name}" unknown (call shapeFor first)`);
-    return { name, dtype: 'F32', shape, byteOffset: 0, byteLength: shape.reduce((a, b) => a * b, 4), file: '(random)' };
-  }
-
-  /** record the shape a loader expects for `name` */
-  shapeFor(name: string, shape: number[]): void {
-    this.shapes.set(name, shape);
+export class RandomTensorSource extends GeneratedTensorSource {
+  constructor(seed = 0) {
+    super(seed, '(random)');
   }
 
   float32(name: string): Float32Array {
     const shape = this.entry(name).shape;
     const n = shape.reduce((a, b) => a * b, 1);
-    let h = this.seed >>> 0;
-    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
-    const rng = new Rng(h);
+    const rng = this.nameRng(name);
     const out = new Float32Array(n);
     const leaf = name.split('.').slice(-2).join('.');
     if (/A_log$/.test(name)) {

@@ -23,7 +23,7 @@ import type { TensorSource } from '../io/tensor-source.js';
 import { WeightSource } from '../io/weights.js';
 import { readConfig } from '../models/config-file.js';
 import { DecoderLM } from '../models/decoder.js';
-import { initMambaWeights, mambaConfigJson } from '../models/init.js';
+import { freshConfig, type FreshArch, type FreshDims, initMambaWeights, InitTensorSource, mambaConfigJson } from '../models/init.js';
 import { stringifyConfigJson } from '../models/config-json.js';
 import { type MambaConfig, MambaLM } from '../models/mamba.js';
 import { architectureNames, buildModel, resolveModelType } from '../models/registry.js';
@@ -156,6 +156,19 @@ export class TrainableLM implements TrainableModel {
     for (const [k, v] of Object.entries(initMambaWeights(c, { seed }))) t[k] = { data: v.data as Float32Array, shape: v.shape };
     if (c.mixer === 's4d') Object.assign(t, initS4dMixers(c, opts.s4dInit ?? 'lin', seed));
     return new TrainableLM(new MambaLM(c, new MemoryTensors(t), { backend }), mambaConfigJson(c), null);
+  }
+
+  /**
+   * A fresh model of another architecture (Mamba-2, Llama, the Bamba-style hybrid) of the given size, initialised as
+   * HF initialises it (src/models/init.ts), on the CPU backend or `opts.backend`; its config.json is the HF one.
+   */
+  static fresh(arch: FreshArch, dims: FreshDims, opts: { seed?: number } & TrainBackendOptions = {}): TrainableLM {
+    const backend = trainBackend(opts);
+    const raw = freshConfig(arch, dims);
+    const file = `(fresh ${arch} config)`;
+    const lm = buildModel(raw, file, new InitTensorSource(raw, opts.seed ?? 0), { backend });
+    if (!(lm instanceof DecoderLM)) throw new UntrainableModelError(file, String(raw.model_type), architectureNames());
+    return new TrainableLM(lm, raw, null);
   }
 
   /**

@@ -39,7 +39,7 @@ export interface TaskBatch {
   vocabSize: number;
 }
 
-function checkInt(task: string, what: string, v: number, min: number): void {
+export function checkInt(task: string, what: string, v: number, min: number): void {
   if (!Number.isSafeInteger(v) || v < min) throw new TaskError(`${task}: ${what} must be an integer >= ${min}, got ${v}`);
 }
 

@@ -8,11 +8,13 @@
  * are the bytes themselves; with an `encode` function (e.g. a tokenizer.json's) the decoded text is
  * encoded a piece at a time, each piece ending at a line break, so no token straddles two pieces unless a
  * line is longer than a few pieces. Reading stops at `maxTotalBytes`: the file that reaches it is taken
- * in part (cut at a character boundary), later files are not read. `corpusSummary` says, in one line,
+ * in part (cut at a character boundary), later files are not read. A gzip file (`.gz`, dictd's `.dict.dz`) is
+ * read as the text inside it (decompressed whole, within the byte budget). `corpusSummary` says, in one line,
  * what was used and what was skipped, and why.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { DataError } from './data-error.js';
 import { formatBytes } from '../format.js';
 
@@ -92,6 +94,23 @@ export function normalizeExtension(ext: string): string {
   const dotted = e.startsWith('.') ? e : `.${e}`;
   if (dotted === '.' || /[/\\\s]/.test(dotted)) throw new DataError(`text corpus: "${ext}" is not a file extension (expected e.g. .md or md)`);
   return dotted;
+}
+
+/**
+ * The decompressed content of an open file that starts with the gzip magic (1f 8b), else null. Decompressed whole,
+ * so a file holding more than `budget` bytes is a DataError saying so (rather than an unbounded buffer).
+ */
+function gunzipped(fd: number, file: string, budget: number): Uint8Array | null {
+  const magic = new Uint8Array(2);
+  if (fs.readSync(fd, magic, 0, 2, 0) < 2 || magic[0] !== 0x1f || magic[1] !== 0x8b) return null;
+  const packed = fs.readFileSync(fd);
+  try {
+    return zlib.gunzipSync(packed, { maxOutputLength: Math.max(1, budget) });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') throw new DataError(`text corpus: ${file}: a gzip file holding more than the ${formatBytes(budget)} of text still allowed (--data-limit); raise the limit or decompress a part of it`);
+    throw new DataError(`text corpus: ${file}: starts like gzip but does not decompress: ${(e as Error).message}`);
+  }
 }
 
 /** Does `head` (the first bytes of a file) look binary: a NUL byte, or not UTF-8? `whole`: head is the entire file. */
@@ -293,11 +312,20 @@ export function loadTextCorpus(root: string, opts: TextCorpusOptions = {}): Text
       pending = pending.slice(cut);
     };
     try {
+      // a gzip file (also dictd's .dict.dz) is read as the text inside it
+      const inner = gunzipped(fd, c.abs, maxTotalBytes - totalBytes);
+      let pos = 0;
+      const size = inner ? inner.length : c.size;
       for (;;) {
-        const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+        let n: number;
+        if (inner) {
+          n = Math.min(chunk.length, inner.length - pos);
+          chunk.set(inner.subarray(pos, pos + n));
+          pos += n;
+        } else n = fs.readSync(fd, chunk, 0, chunk.length, null);
         if (n === 0) break;
         let bytes = chunk.subarray(0, n);
-        if (read === 0 && looksBinary(bytes.subarray(0, sniff), n <= sniff && n === c.size)) {
+        if (read === 0 && looksBinary(bytes.subarray(0, sniff), n <= sniff && n === size)) {
           result = 'binary';
           break;
         }
