@@ -2,7 +2,7 @@
  * Folders that mamba-ts writes, for HF transformers to load (scripts/check-hf-load.py runs on a machine with torch and
  * transformers): every HF fixture architecture fine-tuned for a few steps (`train --from`; config.json kept as the
  * source wrote it), the same re-saved with config.json written by mamba-ts's serializer (`stringifyConfigJson`, what
- * mamba-ts writes when it has no source text), and a fresh byte-level Mamba trained from scratch. Each folder gets
+ * mamba-ts writes when it has no source text), and a fresh byte-level model of every `train --arch` trained from scratch. Each folder gets
  * `mamba_ts_logits.safetensors`: input ids and the logits mamba-ts computes for them after loading the folder
  * (`loadModel`, cpu), which transformers must reproduce.
  *
@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSafetensorsAtomic } from '../src/io/safetensors.js';
 import { loadModel } from '../src/api/load.js';
-import { buildJob, DEFAULT_ARGS, type JobArgs } from '../src/train/jobs.js';
+import { ARCHS, buildJob, DEFAULT_ARGS, type JobArgs } from '../src/train/jobs.js';
 import { train } from '../src/train/trainer.js';
 import { saveCheckpoint } from '../src/train/checkpoint.js';
 import { TrainableLM } from '../src/train/lm.js';
@@ -66,8 +66,11 @@ const cfg = JSON.parse(fs.readFileSync(path.join(control, 'config.json'), 'utf8'
 fs.writeFileSync(path.join(control, 'config.json'), JSON.stringify({ ...cfg, time_step_limit: [0, Infinity] }, null, 2) + '\n');
 console.log(`wrote ${control}`);
 
-const fresh = path.join(out, 'fresh-mamba-bytes');
-await run({ hidden: 32, layers: 2 }, fresh);
-await saveLogits(fresh);
-console.log(`wrote ${fresh}`);
+// fresh models of every architecture `train --arch` builds, trained from scratch (config.json written by mamba-ts)
+for (const arch of ARCHS) {
+  const fresh = path.join(out, arch === 'mamba' ? 'fresh-mamba-bytes' : `fresh-${arch}-bytes`);
+  await run({ arch, hidden: 32, layers: 2 }, fresh);
+  await saveLogits(fresh);
+  console.log(`wrote ${fresh}`);
+}
 fs.rmSync(data, { recursive: true, force: true });

@@ -94,6 +94,22 @@ describe('stringifyConfigJson', () => {
     assert.equal(m.lm.modelType, 'mamba');
   });
 
+  for (const arch of ['mamba2', 'llama', 'hybrid'] as const) {
+    it(`a fresh ${arch} (train --arch ${arch}) writes config.json with its float fields as floats, and it loads back`, async () => {
+      const lm = TrainableLM.fresh(arch, { vocabSize: 64, hiddenSize: 32, numLayers: 2, stateSize: 8, expand: 2 }, { seed: 1 });
+      const text = lm.configText();
+      const nums = numberLiterals(text);
+      assert.ok(nums.filter((n) => FLOAT_FIELDS.has(n.key)).length >= 2, text);
+      for (const n of nums) if (FLOAT_FIELDS.has(n.key)) assert.ok(isFloatLiteral(n.literal), `"${n.key}": ${n.literal}`);
+      if (arch !== 'mamba2') assert.match(text, /"rope_theta": 10000\.0/);
+      assert.deepEqual(parseConfigJson(text), lm.configJson());
+      const dir = path.join(tmp, `fresh-${arch}`);
+      saveCheckpoint(dir, { weights: [...lm.params.values()], config: lm.configJson(), configText: text, trainerState: { step: 0 } });
+      const m = await loadModel(dir, { tokenizer: false });
+      assert.equal(m.lm.modelType, lm.modelType);
+    });
+  }
+
   it('a fine-tuned fixture keeps the source config.json as written', () => {
     const lm = TrainableLM.fromPretrained(hfFixture('mamba2-tiny'));
     assert.equal(lm.configText(), fs.readFileSync(path.join(hfFixture('mamba2-tiny'), 'config.json'), 'utf8'));
