@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WeightSource } from '../io/weights.js';
+import { ggufModelParts, isGgufPath, openGguf } from '../io/gguf.js';
 import { readConfig, readJsonFile } from '../models/config-file.js';
 import { ModelError } from '../models/errors.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -66,9 +67,15 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
   }
 }
 
-/** Load a model folder as published on the Hugging Face hub (or in state-spaces naming). */
+/** Load a model folder as published on the Hugging Face hub (or in state-spaces naming), or a GGUF file (`*.gguf`). */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
+  if (isGgufPath(dir)) {
+    // one GGUF file: config, weights (dequantized) and tokenizer all come from it
+    const parts = ggufModelParts(openGguf(dir), { tokenizer: opts.tokenizer === undefined });
+    if (typeof opts.tokenizer === 'string') parts.tokenizer = Tokenizer.fromFile(opts.tokenizer);
+    return assembleModel(parts, { ...opts, backend: await resolveBackendAsync(opts) });
+  }
   const raw = readConfig(dir);
   const backend = await resolveBackendAsync(opts);
   let tokenizer: Tokenizer | null = null;
