@@ -32,7 +32,7 @@ export const GENERATE_SPEC: CommandSpec = {
     'or one of --temperature/--top-k/--top-p/--min-p is, which implies sampling.',
   ].join('\n'),
   options: {
-    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index) [required]' },
+    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index), or a .gguf file [required]' },
     prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'prompt text (needs a tokenizer)' },
     'prompt-file': { type: 'string', value: 'FILE', help: "read the prompt text from FILE ('-' = stdin), used as is" },
     ids: { type: 'string', value: 'IDS', help: 'prompt as token ids, e.g. 1,2,3; prints generated ids' },

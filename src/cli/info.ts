@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, type Model } from '../api/load.js';
+import { isGgufPath } from '../io/gguf.js';
 import { commandUsage, flag, parseCommand, str, UsageError, type CommandSpec } from './args.js';
 import { formatBytes, startProgress, type CliIO } from './io.js';
 
@@ -10,7 +11,7 @@ export const INFO_SPEC: CommandSpec = {
   summary: 'Show the architecture, size and files of a model folder.',
   synopsis: '--model DIR [--tokenizer FILE] [--json]',
   options: {
-    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index) [required]' },
+    model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors or a sharded index), or a .gguf file [required]' },
     tokenizer: { type: 'string', value: 'FILE', help: "tokenizer.json (or a folder holding one) instead of the model folder's" },
     json: { type: 'boolean', help: 'print one JSON object instead of key: value lines' },
   },
@@ -50,6 +51,7 @@ export function modelFiles(dir: string, tokenizerOpt?: string): { config: FileEn
   if (tokenizerOpt !== undefined) tok = fs.existsSync(tokenizerOpt) && fs.statSync(tokenizerOpt).isDirectory() ? path.join(tokenizerOpt, 'tokenizer.json') : tokenizerOpt;
   else if (exists(path.join(dir, 'tokenizer.json'))) tok = path.join(dir, 'tokenizer.json');
   const gen = path.join(dir, 'generation_config.json');
+  if (isGgufPath(dir)) return { config: entry(dir), generationConfig: null, weights: [entry(dir)], index: null, tokenizer: tok === null ? entry(dir) : entry(tok) };
   return {
     config: entry(path.join(dir, 'config.json')),
     generationConfig: exists(gen) ? entry(gen) : null,

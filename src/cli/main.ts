@@ -14,6 +14,7 @@ import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
+import { EXPORT_SPEC, exportCommand } from './export.js';
 import { systemMessage, type CliIO } from './io.js';
 
 export type { CliIO, OutStream } from './io.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   bench: { spec: BENCH_SPEC, run: runBench },
   train: { spec: TRAIN_SPEC, run: trainCommand },
   eval: { spec: EVAL_SPEC, run: evalCommand },
+  export: { spec: EXPORT_SPEC, run: exportCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */
@@ -64,6 +66,7 @@ export function overview(): string {
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32`,
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --backend webgpu`,
     `  ${PROG} bench --arch mamba2 --backend webgpu --prompt 2048`,
+    `  ${PROG} export --model ./mamba-130m-hf --gguf mamba-130m-q8_0.gguf --type q8_0`,
     '',
   ].join('\n');
 }
