@@ -264,6 +264,8 @@ export interface HfSource {
   has(name: string): boolean;
   shape(name: string): number[];
   float32(name: string): Float32Array;
+  /** A itself where the source stores it (an imported GGUF): written as is, not recomputed from A_log */
+  negExp?(name: string): Float32Array | undefined;
 }
 
 /**
@@ -320,7 +322,7 @@ export function hfToGgufTensors(src: HfSource, family: string, nLayers: number, 
           break;
         case 'negexp':
         case 'negexpCol':
-          push(gname, rule.x === 'negexp' ? shape : [shape[0], 1], Float32Array.from(data, (v) => -Math.exp(v)));
+          push(gname, rule.x === 'negexp' ? shape : [shape[0], 1], src.negExp?.(hfName) ?? Float32Array.from(data, (v) => -Math.exp(v)));
           break;
         case 'group':
           push(gname, [ctx.nGroups, shape[0] / ctx.nGroups], data);

@@ -109,6 +109,7 @@ export function ggufConfig(g: GgufFile): ImportedConfig {
       num_experts: moe.length > 0 ? g.int(k('expert_count')) : 1, num_experts_per_tok: moe.length > 0 ? g.int(k('expert_used_count')) : 1,
       mamba_d_state: g.int(k('ssm.state_size')), mamba_d_conv: g.int(k('ssm.conv_kernel')), mamba_expand: inner() / H, mamba_dt_rank: g.int(k('ssm.time_step_rank')),
       mamba_conv_bias: ssmBias('ssm_conv1d'), mamba_proj_bias: ssmBias('ssm_in'), rms_norm_eps: eps('attention.layer_norm_rms_epsilon', 1e-6),
+      ...(g.has(k('context_length')) ? { max_position_embeddings: g.int(k('context_length')) } : {}),
     };
     return { family: 'jamba', config, nLayers: n, ctx: ctxHeads(1) };
   }
@@ -123,6 +124,7 @@ export function ggufConfig(g: GgufFile): ImportedConfig {
       mamba_n_heads: m.nHeads, mamba_d_head: m.headDim, mamba_n_groups: m.nGroups, mamba_d_state: m.state, mamba_d_conv: m.conv, mamba_expand: inner() / H,
       mamba_proj_bias: ssmBias('ssm_in'), mamba_conv_bias: ssmBias('ssm_conv1d'), num_attention_heads: nHead, num_key_value_heads: kvHeads || nHead,
       rms_norm_eps: eps('attention.layer_norm_rms_epsilon', 1e-6), attention_bias: layersWith('attn_q.bias').length > 0,
+      ...(useRope && g.has(k('context_length')) ? { max_position_embeddings: g.int(k('context_length')) } : {}),
     };
     if (!scales && !experts && useRope && !layersWith('ffn_gate_shexp.weight').length) {
       // Bamba: no muP multipliers, dense MLP, RoPE (partial: rope.dimension_count < head_dim)

@@ -100,6 +100,7 @@ export function encodeModelGguf(input: GgufExportInput, type: ExportType, onTens
     has: (n) => input.weights.has(n),
     shape: (n) => input.weights.entry(n).shape,
     float32: (n) => input.weights.float32(n),
+    negExp: (n) => input.weights.negExp?.(n),
   };
   const tensors = hfToGgufTensors(src, plan.family, plan.nLayers, plan.ctx, { tied: plan.tied, denseGranite: plan.denseGranite });
   const embd = tensors.find((t) => t.name === 'token_embd.weight');
