@@ -14,6 +14,7 @@ export { Rng } from './generate/rng.js';
 export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/tokenizer.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsAtomic } from './io/safetensors.js';
 export { WeightSource } from './io/weights.js';
+export { GgufFile, GgufError, GgufWeights, openGguf, ggufModelParts, encodeModelGguf, readExportInput, writeGgufAtomic, type ExportType } from './io/gguf.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';

@@ -72,9 +72,12 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
   if (isGgufPath(dir)) {
     // one GGUF file: config, weights (dequantized) and tokenizer all come from it
-    const parts = ggufModelParts(openGguf(dir), { tokenizer: opts.tokenizer === undefined });
+    const g = openGguf(dir);
+    const parts = ggufModelParts(g, { tokenizer: opts.tokenizer === undefined });
     if (typeof opts.tokenizer === 'string') parts.tokenizer = Tokenizer.fromFile(opts.tokenizer);
-    return assembleModel(parts, { ...opts, backend: await resolveBackendAsync(opts) });
+    // a Q8_0 file on wasm keeps its matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly)
+    const o = opts.backend === 'wasm' && opts.weights === undefined && g.get('general.file_type') === 7 ? { ...opts, weights: 'q8' as const } : opts;
+    return assembleModel(parts, { ...o, backend: await resolveBackendAsync(o) });
   }
   const raw = readConfig(dir);
   const backend = await resolveBackendAsync(opts);

@@ -247,3 +247,23 @@ describe('mamba-ts export --gguf', () => {
     assert.match(missing.stderr, /--gguf/);
   });
 });
+
+describe('backends', () => {
+  test('a Q8_0 GGUF on wasm keeps q8 matrices (the same int8 quanta) and agrees with the cpu backend', async () => {
+    const file = path.join(tmp, 'wasm-q8.gguf');
+    writeGgufAtomic(file, encodeModelGguf(readExportInput(hfFixture('mamba-tiny')), 'q8_0'));
+    const onCpu = await loadModel(file);
+    const onWasm = await loadModel(file, { backend: 'wasm', threads: 1 });
+    assert.match(onWasm.lm.backend.name, /q8 weights/);
+    const a = (await onCpu.forward(ids(512))).logits.data, b = (await onWasm.forward(ids(512))).logits.data;
+    let num = 0, den = 0;
+    for (let i = 0; i < a.length; i++) {
+      num += (a[i] - b[i]) ** 2;
+      den += a[i] ** 2;
+    }
+    // wasm's q8 linear also rounds the activations to int8 blocks
+    assert.ok(Math.sqrt(num / den) < 2e-2, `relative error ${Math.sqrt(num / den)}`);
+    const f32OnWasm = await loadModel(file, { backend: 'wasm', threads: 1, weights: 'f32' });
+    assert.match(f32OnWasm.lm.backend.name, /f32 weights/);
+  });
+});
