@@ -448,3 +448,14 @@ export function encodeGguf(metadata: GgufMetadataOut, tensors: GgufTensorOut[]):
   }
   return chunks;
 }
+
+/** The chunks of `encodeGguf` as one buffer (for in-memory use; files are written chunk by chunk). */
+export function concatChunks(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.byteLength;
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import { assembleModel } from '../../src/api/model.js';
 import { cpu } from '../../src/backend/cpu/index.js';
 import { MambaTsError } from '../../src/errors.js';
 import { GgufError, GgufFile, encodeModelGguf, ggufModelParts, readExportInput } from '../../src/io/gguf.js';
+import { concatChunks as concat } from '../../src/io/gguf-format.js';
 import { hfFixture, randomArray } from '../helpers.js';
 import { f32Bytes, specGguf, type SpecTensor, type SpecValue } from './gguf-spec-writer.js';
 
@@ -97,15 +98,6 @@ describe('malformed files are rejected with a GgufError naming file and field', 
   });
 });
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.byteLength;
-  }
-  return out;
-}
 
 describe('fuzz', () => {
   const valid = concat(encodeModelGguf(readExportInput(hfFixture('mamba2-tiny')), 'q8_0'));

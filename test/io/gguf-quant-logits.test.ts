@@ -13,18 +13,10 @@ import { encodeGguf, type GgufTensorOut } from '../../src/io/gguf-format.js';
 import { GGML_TYPES } from '../../src/io/gguf-quants.js';
 import type { RawConfig } from '../../src/models/config.js';
 import { RandomTensorSource } from '../../src/models/random.js';
+import { concatChunks as concat } from '../../src/io/gguf-format.js';
 import { hfFixture } from '../helpers.js';
 import { CASES } from './gguf-ref-quants.js';
 
-const concat = (chunks: Uint8Array[]) => {
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.byteLength;
-  }
-  return out;
-};
 
 const IDS = [Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 500), Array.from({ length: 24 }, (_, i) => (i * 11 + 1) % 500)];
 

@@ -23,6 +23,7 @@ import type { TensorSource } from '../../src/io/tensor-source.js';
 import { readConfig } from '../../src/models/config-file.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { f16ToF32, f32ToF16 } from '../../src/tensor/dtype.js';
+import { concatChunks as concat } from '../../src/io/gguf-format.js';
 import { hfFixture } from '../helpers.js';
 import { runCli, writeSmallTokenizer } from '../cli/cli-helpers.js';
 import { specConvert, specGguf } from './gguf-spec-writer.js';
@@ -56,15 +57,6 @@ async function logitsOfGguf(bytes: Uint8Array, label: string, vocab: number): Pr
   return (await m.forward(ids(vocab))).logits.data;
 }
 
-const concat = (chunks: Uint8Array[]) => {
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.byteLength;
-  }
-  return out;
-};
 
 /**
  * The checkpoint with the tensors llama.cpp's converter stores in the matrix type rounded through it: 2-D+ `.weight`
