@@ -70,7 +70,7 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
 /** Load a model folder as published on the Hugging Face hub (or in state-spaces naming), or a GGUF file (`*.gguf`). */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
-  if (isGgufPath(dir)) {
+  if (isGgufPath(dir) || (/\.gguf$/i.test(dir) && !fs.existsSync(dir))) {
     // one GGUF file: config, weights (dequantized) and tokenizer all come from it
     const g = openGguf(dir);
     const parts = ggufModelParts(g, { tokenizer: opts.tokenizer === undefined });

@@ -15,9 +15,11 @@ const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+
 
 /** tokenizer.ggml.pre → the tokenizer.json pre_tokenizer that splits text the same way */
 const PRE_TOKENIZERS: Record<string, () => object> = {
-  // the GPT-2 regex (GPT-2, GPT-NeoX — Mamba's tokenizer —, OLMo); "default" is what the converter writes for a tokenizer it does not know
+  // byte-level BPE with the GPT-2 regex: GPT-2, and GPT-NeoX-20B's tokenizer (Mamba's), which llama.cpp's converter
+  // fingerprints as MPT's or OLMo's; "default" is what our export writes for any other byte-level tokenizer
   'gpt-2': () => byteLevel(true),
   default: () => byteLevel(true),
+  mpt: () => byteLevel(true),
   olmo: () => byteLevel(true),
   // StarCoder's (Granite): every digit alone, then the GPT-2 regex
   refact: () => ({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel(true)] }),
