@@ -114,6 +114,7 @@ export function encodeModelGguf(input: GgufExportInput, type: ExportType, onTens
     ['general.quantization_version', gv.u32(2)],
   ];
   if (input.tokenizer) metadata.push(...ggufTokenizerMetadata(input.tokenizer.json, input.tokenizer.config, embd.shape[0], input.tokenizer.label, plan.addBos));
+  else metadata.push(['tokenizer.ggml.model', gv.str('no_vocab')]);
   const out: GgufTensorOut[] = [];
   tensors.forEach((t, i) => {
     let ggml: number = t.keepF32 ? GGML.F32 : EXPORT_TYPES[type];

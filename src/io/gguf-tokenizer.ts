@@ -3,7 +3,8 @@
  * (`tokenizer.ggml.model` = "gpt2"): tokens by id, `token_type` (1 normal, 3 control, 4 user-defined,
  * 5 unused), merges ("a b"), bos/eos ids. Control and user-defined tokens become added tokens; the
  * converter's "[PADn]" filler tokens (unused) are dropped. The pre-tokenizer regex is chosen by
- * `tokenizer.ggml.pre`; the ones read here are listed in `PRE_TOKENIZERS`.
+ * `tokenizer.ggml.pre`; the ones read here are listed in `PRE_TOKENIZERS`. A model without a tokenizer is
+ * written as `tokenizer.ggml.model` = "no_vocab" (llama.cpp requires the key and reads that as "no vocabulary").
  */
 import { GgufError, gv, type GgufFile, type GgufMetadataOut } from './gguf-format.js';
 import { isObject } from '../tokenizer/core.js';
@@ -31,6 +32,7 @@ const PRE_TOKENIZERS: Record<string, () => object> = {
 export function ggufTokenizerJson(g: GgufFile): { json: object; config: object } | null {
   if (!g.has('tokenizer.ggml.model')) return null;
   const model = g.str('tokenizer.ggml.model');
+  if (model === 'no_vocab' || model === 'none') return null;
   if (model !== 'gpt2') throw new GgufError(`${g.path}: metadata "tokenizer.ggml.model" is "${model}"; only "gpt2" (byte-level BPE) tokenizers are read (pass tokenizer: false / --tokenizer to load the model without it)`);
   const pre = g.str('tokenizer.ggml.pre', 'default');
   const preTok = PRE_TOKENIZERS[pre];

@@ -22,6 +22,7 @@ import { WeightSource } from '../../src/io/weights.js';
 import type { TensorSource } from '../../src/io/tensor-source.js';
 import { readConfig } from '../../src/models/config-file.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
+import { byteLevelTokenizerJson } from '../../src/train/byte-tokenizer.js';
 import { f16ToF32, f32ToF16 } from '../../src/tensor/dtype.js';
 import { concatChunks as concat } from '../../src/io/gguf-format.js';
 import { hfFixture } from '../helpers.js';
@@ -215,6 +216,26 @@ describe('tokenizer.ggml.*', () => {
       assert.equal(model.decode(ref.encode(text)), ref.decode(ref.encode(text)), text);
     }
     assert.deepEqual(model.eosTokenIds, [0]);
+  });
+
+  test('no tokenizer: tokenizer.ggml.model "no_vocab" (what llama.cpp reads as none), loaded without one', async () => {
+    const file = path.join(tmp, 'no-vocab.gguf');
+    writeGgufAtomic(file, encodeModelGguf(readExportInput(hfFixture('mamba-tiny')), 'f32'));
+    assert.equal(GgufFile.fromBytes(fs.readFileSync(file), file).str('tokenizer.ggml.model'), 'no_vocab');
+    assert.equal((await loadModel(file)).tokenizer, null);
+  });
+
+  test('a byte-level tokenizer of a model trained here (256 byte tokens, no merges) round-trips', async () => {
+    const dir = path.join(tmp, 'mamba-bytes');
+    fs.cpSync(hfFixture('mamba-tiny'), dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), byteLevelTokenizerJson());
+    const file = path.join(tmp, 'mamba-bytes.gguf');
+    writeGgufAtomic(file, encodeModelGguf(readExportInput(dir), 'f32'));
+    const ref = Tokenizer.fromFile(dir), model = await loadModel(file);
+    for (const text of ['bytes: ü → ✓', 'a  b\n']) {
+      assert.deepEqual(model.encode(text), ref.encode(text));
+      assert.equal(model.decode(model.encode(text)), text);
+    }
   });
 });
 
