@@ -16,6 +16,7 @@ export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensorsA
 export { WeightSource } from './io/weights.js';
 export { downloadModel, resolveModelPath, hubCacheDir, HubError, type DownloadOptions, type DownloadResult } from './io/hub.js';
 export { parseHubRef, type HubRef } from './io/hub-names.js';
+export { GgufFile, GgufError, GgufWeights, openGguf, ggufModelParts, encodeModelGguf, readExportInput, writeGgufAtomic, type ExportType } from './io/gguf.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
 export { PREFILL_SUPPORT, UnsupportedAlgorithmError, type Backend, type PrefillSupport } from './backend/backend.js';
 export { Scope, scope, scopeAsync, keep, unscoped } from './tensor/scope.js';

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WeightSource } from '../io/weights.js';
+import { ggufModelParts, isGgufPath, openGguf } from '../io/gguf.js';
 import { readConfig, readJsonFile } from '../models/config-file.js';
 import { ModelError } from '../models/errors.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -76,11 +77,21 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
 /**
  * Load a model folder as published on the Hugging Face hub (or in state-spaces naming), or a hub name
  * `org/name[@rev]` from the Hugging Face cache (`download: true` fetches it there first). A local path that
- * exists always wins over a hub name.
+ * exists always wins over a hub name. A GGUF file (`*.gguf`, local or a hub `org/name/file.gguf`) gives config, weights
+ * and tokenizer at once.
  */
 export async function loadModel(spec: string, opts: LoadOptions = {}): Promise<Model> {
   validateLoadOptions(opts, NODE_OPTIONS, 'loadModel');
   const dir = await resolveModelPath(spec, { download: opts.download === true });
+  if (isGgufPath(dir) || (/\.gguf$/i.test(dir) && !fs.existsSync(dir))) {
+    // one GGUF file: config, weights (dequantized) and tokenizer all come from it
+    const g = openGguf(dir);
+    const parts = ggufModelParts(g, { tokenizer: opts.tokenizer === undefined });
+    if (typeof opts.tokenizer === 'string') parts.tokenizer = Tokenizer.fromFile(opts.tokenizer);
+    // a Q8_0 file on wasm keeps its matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly)
+    const o = opts.backend === 'wasm' && opts.weights === undefined && g.get('general.file_type') === 7 ? { ...opts, weights: 'q8' as const } : opts;
+    return assembleModel(parts, { ...o, backend: await resolveBackendAsync(o) });
+  }
   const raw = readConfig(dir);
   const backend = await resolveBackendAsync(opts);
   let tokenizer: Tokenizer | null = null;

@@ -14,7 +14,7 @@ export const MODEL_OPTION: OptionSpec = {
   type: 'string',
   short: 'm',
   value: 'DIR',
-  help: 'model folder (config.json + *.safetensors or a sharded index), or a hub name\norg/name[@revision] from the Hugging Face cache [required]',
+  help: 'model folder (config.json + *.safetensors or a sharded index), a .gguf file, or a hub name\norg/name[@revision] from the Hugging Face cache [required]',
 };
 
 /** `--download`, next to `--model` */

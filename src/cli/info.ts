@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, type Model } from '../api/load.js';
+import { isGgufPath } from '../io/gguf.js';
 import { commandUsage, flag, parseCommand, str, UsageError, type CommandSpec } from './args.js';
 import { formatBytes, startProgress, type CliIO } from './io.js';
 import { DOWNLOAD_OPTION, MODEL_OPTION, resolveWithProgress } from './download.js';
@@ -52,6 +53,7 @@ export function modelFiles(dir: string, tokenizerOpt?: string): { config: FileEn
   if (tokenizerOpt !== undefined) tok = fs.existsSync(tokenizerOpt) && fs.statSync(tokenizerOpt).isDirectory() ? path.join(tokenizerOpt, 'tokenizer.json') : tokenizerOpt;
   else if (exists(path.join(dir, 'tokenizer.json'))) tok = path.join(dir, 'tokenizer.json');
   const gen = path.join(dir, 'generation_config.json');
+  if (isGgufPath(dir)) return { config: entry(dir), generationConfig: null, weights: [entry(dir)], index: null, tokenizer: tok === null ? entry(dir) : entry(tok) };
   return {
     config: entry(path.join(dir, 'config.json')),
     generationConfig: exists(gen) ? entry(gen) : null,

@@ -15,6 +15,7 @@ import { INFO_SPEC, infoCommand } from './info.js';
 import { DOWNLOAD_SPEC, downloadCommand } from './download.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
+import { EXPORT_SPEC, exportCommand } from './export.js';
 import { systemMessage, type CliIO } from './io.js';
 
 export type { CliIO, OutStream } from './io.js';
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   train: { spec: TRAIN_SPEC, run: trainCommand },
   eval: { spec: EVAL_SPEC, run: evalCommand },
   download: { spec: DOWNLOAD_SPEC, run: downloadCommand },
+  export: { spec: EXPORT_SPEC, run: exportCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */
@@ -67,6 +69,7 @@ export function overview(): string {
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32`,
     `  ${PROG} generate --model ./mamba-130m-hf --prompt "The state space model" --backend webgpu`,
     `  ${PROG} bench --arch mamba2 --backend webgpu --prompt 2048`,
+    `  ${PROG} export --model ./mamba-130m-hf --gguf mamba-130m-q8_0.gguf --type q8_0`,
     '',
   ].join('\n');
 }

@@ -20,7 +20,7 @@ import {
 export * from './safetensors-format.js';
 
 /** Reads ranges of a file into fresh buffers (aligned at offset 0), in pieces below the 2 GiB read limit. */
-function fileSource(filePath: string, size: number): ByteSource {
+export function fileSource(filePath: string, size: number): ByteSource {
   return {
     length: size,
     read(offset, length) {
@@ -75,13 +75,23 @@ export function writeSafetensorsAtomic(
   metadata?: Record<string, string>,
 ): void {
   const bytes = encodeSafetensors(tensors, metadata);
+  writeChunksAtomic(filePath, [bytes], (m) => new SafetensorsError(`${filePath}: failed to write safetensors file: ${m}`));
+}
+
+/**
+ * Write `chunks` one after the other to `filePath` atomically (temp file next to it, fsync, rename); on
+ * failure the temp file is removed, `filePath` is untouched and `fail(message)` is thrown.
+ */
+export function writeChunksAtomic(filePath: string, chunks: Uint8Array[], fail: (message: string) => Error): void {
   const tmp = `${filePath}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx');
-    let written = 0;
-    while (written < bytes.byteLength) {
-      written += fs.writeSync(fd, bytes, written, bytes.byteLength - written);
+    for (const bytes of chunks) {
+      let written = 0;
+      while (written < bytes.byteLength) {
+        written += fs.writeSync(fd, bytes, written, bytes.byteLength - written);
+      }
     }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -100,7 +110,7 @@ export function writeSafetensorsAtomic(
     } catch {
       /* best effort */
     }
-    throw new SafetensorsError(`${filePath}: failed to write safetensors file: ${(e as Error).message}`);
+    throw fail((e as Error).message);
   }
   // Make the rename durable (best effort; not supported on every platform).
   try {

@@ -18,6 +18,11 @@ export interface TensorSource {
   has(name: string): boolean;
   entry(name: string): TensorEntry;
   float32(name: string): Float32Array;
+  /**
+   * A = −exp(`name`) as stored, for sources that hold A rather than A_log (GGUF): the model takes it as is
+   * instead of recomputing it from a rounded logarithm. Absent or undefined: computed from `float32(name)`.
+   */
+  negExp?(name: string): Float32Array | undefined;
 }
 
 /** A shard of an index as a loader found it: the opened file (its `path` names it in messages). */

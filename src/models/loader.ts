@@ -95,8 +95,9 @@ export class WeightLoader {
   /** A = −exp(A_log) of the parameter `name` (A_log): computed once at load, again only when A_log changes */
   negExp(name: string, shape: number[]): Derived {
     const a = this.host(name, shape);
-    const out = new Float32Array(a.length);
-    for (let i = 0; i < a.length; i++) out[i] = -Math.exp(a[i]);
+    const stored = this.src.negExp?.(name); // GGUF stores A itself
+    const out = stored ? Float32Array.from(stored) : new Float32Array(a.length);
+    if (!stored) for (let i = 0; i < a.length; i++) out[i] = -Math.exp(a[i]);
     const host = Float32Array.from(a);
     const source = new Lazy(() => this.backend.fromHost(host, shape));
     if (!this.params.has(name)) this.params.set(name, { name, shape, parts: [{ get tensor() { return source.get(); }, offset: 0 }] });
