@@ -178,6 +178,24 @@ test('mamba-ts train --preset fmnist-legs --backend webgpu runs end to end: the 
   assert.equal(loadCheckpoint(out).trainerState.step, 3);
 });
 
+test('bad classifier input is refused naming the tensor or the value: a missing, misshapen or unknown tensor, labels out of range, a ragged batch', () => {
+  const cfg = { inputDim: 1, numClasses: 10, hiddenSize: 4, stateSize: 4, numLayers: 1, init: 'lin' as const, normEps: 1e-5 };
+  const ok = S4dClassifier.init(cfg, 1);
+  const tensors = () => Object.fromEntries([...ok.params].map(([n, p]) => [n, { data: Float32Array.from(p.data), shape: [...p.shape] }]));
+  const missing = tensors();
+  delete missing['layers.0.s4d.C'];
+  assert.throws(() => new S4dClassifier(cfg, missing), /tensor "layers\.0\.s4d\.C" is missing/);
+  const bad = tensors();
+  bad['decoder.weight'] = { data: new Float32Array(40), shape: [4, 10] };
+  assert.throws(() => new S4dClassifier(cfg, bad), /tensor "decoder\.weight" has shape \[4, 10\] \(40 values\), expected \[10, 4\]/);
+  assert.throws(() => new S4dClassifier(cfg, { ...tensors(), 'layers.1.norm.weight': { data: new Float32Array(4), shape: [4] } }), /unexpected tensor "layers\.1\.norm\.weight"/);
+  assert.throws(() => ok.input(new Float32Array(7), 2), /7 values do not make a batch of 2 sequences/);
+  const u = ok.input(new Float32Array(2 * 784), 2);
+  assert.deepEqual(u.shape, [2, 784, 1]);
+  assert.throws(() => ok.loss(u, Int32Array.from([1, 10])), /label 10 is outside \[0, 10\)/);
+  assert.throws(() => ok.loss(u, Int32Array.from([1])), /1 labels for inputs \[2, 784, 1\]/);
+});
+
 test('no temporary folder is left behind', () => {
   assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(TMP_PREFIX)), []);
 });
