@@ -9,7 +9,7 @@ import { describeModel, freshModel, lmStep, loadTrainableLM, lossNumbers, ssmLrS
 import type { TrainableLM } from './lm.js';
 import { subRng } from './random.js';
 import { copySeqLen, copyStrings, mqar, mqarProblem } from './recall-tasks.js';
-import { inductionHeads, selectiveCopying, type TaskBatch } from './tasks.js';
+import { IGNORE_INDEX, inductionHeads, selectiveCopying, type TaskBatch } from './tasks.js';
 import { TrainError, type TrainHooks } from './trainer.js';
 
 /** the seed offset of evaluation batches */
@@ -103,15 +103,21 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
         n += r.count;
         continue;
       }
-      // one row at a time: a row is right when all its scored tokens are
+      // the argmax at every position: a row is right when all its scored tokens are
+      const pred = await rowPredictions(model, bt.inputs, bt.batch, T);
       for (let b = 0; b < bt.batch; b++) {
-        const sl = (x: Int32Array) => x.subarray(b * T, (b + 1) * T);
-        const r = await model.loss(sl(bt.inputs), sl(bt.targets), 1, T);
-        const right = (await lossNumbers(r)).correct;
+        let right = 0;
+        let scored = 0;
+        for (let t = b * T; t < (b + 1) * T; t++) {
+          const y = bt.targets[t];
+          if (y === IGNORE_INDEX) continue;
+          scored++;
+          if (pred[t] === y) right++;
+        }
         c += right;
-        n += r.count;
+        n += scored;
         rows++;
-        if (right === r.count) rowsRight++;
+        if (right === scored) rowsRight++;
       }
     }
     return { acc: c / n, seqAcc: rows > 0 ? rowsRight / rows : NaN };
@@ -145,4 +151,39 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
     name: spec.name,
     describe: `${spec.what}; ${describeModel(model, a)}`,
   };
+}
+
+/** logits held at once when predicting (elements): a block of rows of [T, V] at a time */
+const PREDICT_BLOCK = 1 << 24;
+
+/**
+ * The model's argmax prediction at every position of inputs [b, T] (row-major), computed in blocks of rows whose
+ * logits fit `PREDICT_BLOCK` values: on the GPU reduced there (`argmaxRows`: one number per position comes back),
+ * elsewhere read back and reduced on the host (the first index on ties, as the cross-entropy's count).
+ */
+export async function rowPredictions(model: TrainableLM, inputs: Int32Array, b: number, T: number): Promise<Int32Array> {
+  const V = model.vocabSize;
+  const out = new Int32Array(b * T);
+  const per = Math.max(1, Math.floor(PREDICT_BLOCK / (T * V)));
+  const be = model.backend;
+  for (let r0 = 0; r0 < b; r0 += per) {
+    const r1 = Math.min(b, r0 + per);
+    const rows = Array.from({ length: r1 - r0 }, (_, i) => Array.from(inputs.subarray((r0 + i) * T, (r0 + i + 1) * T)));
+    const logits = await model.lm.logitsTensor(rows);
+    try {
+      if (be.argmaxRows) {
+        out.set(await be.argmaxRows(logits), r0 * T);
+        continue;
+      }
+      const x = await logits.data();
+      for (let p = 0; p < rows.length * T; p++) {
+        let best = 0;
+        for (let v = 1; v < V; v++) if (x[p * V + v] > x[p * V + best]) best = v;
+        out[r0 * T + p] = best;
+      }
+    } finally {
+      logits.dispose();
+    }
+  }
+  return out;
 }
