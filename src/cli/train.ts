@@ -144,6 +144,7 @@ export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs;
   if (limit !== undefined) args.dataLimit = parseSize('data-limit', limit, command);
   const from = str(v, 'from');
   if (from !== undefined) args.from = from;
+  if (from !== undefined && arch !== undefined) throw new UsageError('--arch builds a fresh model and --from starts from a checkpoint (its own architecture): give one of them', command);
   return { args, preset: presetName };
 }
 

@@ -103,7 +103,7 @@ test('fresh configs: HF model_type, architectures and the shapes of each (llama 
   assert.deepEqual(hybridAttentionLayers(3, 1), [0, 1, 2]);
 });
 
-test('sizes that do not fit an architecture are TrainErrors naming the flag', () => {
+test('sizes that do not fit an architecture are TrainErrors naming the flag; --arch with --from is a usage error', async () => {
   const a = (over: Partial<JobArgs>): JobArgs => ({ ...DEFAULT_ARGS, task: 'copy', vocab: 8, copyLen: 3, hidden: 32, layers: 2, ...over });
   const cases: Array<[Partial<JobArgs>, RegExp]> = [
     [{ arch: 'llama', heads: 3 }, /--heads 3 does not divide hidden size 32/],
@@ -112,6 +112,9 @@ test('sizes that do not fit an architecture are TrainErrors naming the flag', ()
     [{ arch: 'llama', mixer: 's4d' }, /--mixer s4d is an ablation of the Mamba block \(--arch mamba\), not of --arch llama/],
   ];
   for (const [over, re] of cases) assert.throws(() => buildJob(a(over)), (e: unknown) => e instanceof TrainError && re.test(e.message), JSON.stringify(over));
+  const lines: string[] = [];
+  assert.equal(await cli(['train', '--arch', 'llama', '--from', 'some/checkpoint', '--dry-run'], io(lines) as never), 2);
+  assert.match(lines.join(''), /--arch builds a fresh model and --from starts from a checkpoint/);
 });
 
 for (const arch of ARCHS) {
