@@ -84,6 +84,7 @@ export const TRAIN_SPEC: CommandSpec = {
     mixer: { type: 'string', value: 's6|s4d', help: 'Mamba block SSM: s6 (selective, default) or s4d (LTI ablation)' },
     's4d-init': { type: 'string', value: 'KIND', help: 'S4D A initialization: legs, lin, inv, real, random' },
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate after training (induction heads, mqar: sequence lengths; copy: string lengths)' },
+    'eval-num-kv': { type: 'string', value: 'K,K,…', help: 'mqar: key-value pairs at each of --eval-lengths (Zoology\'s test slices; default --num-kv)' },
     ...Object.fromEntries(NUMERIC.map(([f, , , , help]) => [f, { type: 'string' as const, value: 'N', help }])),
     'time-limit': { type: 'string', value: 'SECONDS', help: 'stop after this long, with a checkpoint (continue later with --resume)' },
     threads: { type: 'string', short: 't', value: 'N', help: 'data-parallel worker threads (default: available cores; at most --accum are used; more than the cores: a warning)' },
@@ -126,6 +127,8 @@ export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs;
   if (init !== undefined) args.s4dInit = parseChoice('s4d-init', init, ['legs', 'lin', 'inv', 'real', 'random'] as const, command);
   const lengths = str(v, 'eval-lengths');
   if (lengths !== undefined) args.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, command));
+  const kvs = parseKvList(v, command);
+  if (kvs !== undefined) args.evalNumKv = kvs;
   const data = str(v, 'data');
   if (data !== undefined) args.data = data;
   const ext = str(v, 'data-ext');
@@ -141,7 +144,14 @@ export function parseJobArgs(v: ParsedValues, command: string): { args: JobArgs;
   if (limit !== undefined) args.dataLimit = parseSize('data-limit', limit, command);
   const from = str(v, 'from');
   if (from !== undefined) args.from = from;
+  if (from !== undefined && arch !== undefined) throw new UsageError('--arch builds a fresh model and --from starts from a checkpoint (its own architecture): give one of them', command);
   return { args, preset: presetName };
+}
+
+/** --eval-num-kv K,K,… */
+function parseKvList(v: ParsedValues, command: string): number[] | undefined {
+  const raw = str(v, 'eval-num-kv');
+  return raw?.split(',').map((s) => parseNumber('eval-num-kv', s, { integer: true, min: 1, expect: 'comma-separated integers >= 1' }, command));
 }
 
 /** exit codes of a run stopped by a signal: 128 + its number */
@@ -309,6 +319,7 @@ export const EVAL_SPEC: CommandSpec = {
     model: { type: 'string', short: 'm', value: 'DIR', help: 'checkpoint folder written by mamba-ts train [required]' },
     data: { type: 'string', value: 'PATH', help: 'text: folder or file to evaluate on (default: the one trained on)' },
     'eval-lengths': { type: 'string', value: 'L,L,…', help: 'synthetic tasks: lengths to evaluate' },
+    'eval-num-kv': { type: 'string', value: 'K,K,…', help: 'mqar: key-value pairs at each of --eval-lengths (default: the trained --num-kv)' },
     'eval-batches': { type: 'string', value: 'N', help: 'evaluation batches (text: 0 = the whole held-out tail)' },
     'test-limit': { type: 'string', value: 'N', help: 'fmnist: test images (0 = all 10000)' },
     backend: { type: 'string', value: 'NAME', help: 'language-model tasks: cpu (default) or webgpu (evaluate on the GPU: long lengths)' },
@@ -327,6 +338,9 @@ export async function evalCommand(argv: string[], io: CliIO): Promise<number> {
   const over: Partial<JobArgs> = {};
   const lengths = str(v, 'eval-lengths');
   if (lengths !== undefined) over.evalLengths = lengths.split(',').map((s) => parseNumber('eval-lengths', s, { integer: true, min: 3, expect: 'comma-separated integers >= 3' }, 'eval'));
+  // new lengths drop the trained run's pairs per length unless given again
+  const kvs = parseKvList(v, 'eval');
+  if (kvs !== undefined || lengths !== undefined) over.evalNumKv = kvs;
   const eb = str(v, 'eval-batches');
   if (eb !== undefined) over.evalBatches = parseNumber('eval-batches', eb, { integer: true, min: 0, expect: 'an integer >= 0' }, 'eval');
   const tl = str(v, 'test-limit');

@@ -61,6 +61,8 @@ export interface JobArgs {
   copyMinLen?: number;
   /** synthetic tasks: lengths evaluated after training (induction heads, mqar: sequence lengths; copy: string lengths) */
   evalLengths: number[];
+  /** mqar: key-value pairs at each of evalLengths (default numKv at every length) */
+  evalNumKv?: number[];
   /** evaluation batches / samples (text: 0 = the whole held-out tail) */
   evalBatches: number;
   /** Fashion-MNIST: training examples used (0 = all 60000) and test examples evaluated (0 = all 10000) */

@@ -26,7 +26,7 @@ const SIZE_256: typeof SIZE_128 = {
 };
 const NAMES = { mamba: 'Mamba', mamba2: 'Mamba-2', llama: 'Llama (RoPE)', hybrid: 'hybrid (Mamba-2 + 1 attention in 2)' };
 
-const MQAR: Partial<JobArgs> = { task: 'mqar', vocab: 8192, seqLen: 256, numKv: 16, powerA: 0.01, batch: 64, accum: 1, steps: 3000, lr: 1e-3, warmup: 100, weightDecay: 0.1, evalEvery: 250, saveEvery: 250, evalBatches: 4, evalLengths: [64, 128, 256, 512, 1024] };
+const MQAR: Partial<JobArgs> = { task: 'mqar', vocab: 8192, seqLen: 256, numKv: 16, powerA: 0.01, batch: 64, accum: 1, steps: 3000, lr: 1e-3, warmup: 100, weightDecay: 0.1, evalEvery: 250, saveEvery: 250, evalBatches: 4, evalLengths: [64, 128, 256, 512, 1024], evalNumKv: [4, 8, 16, 32, 64] };
 const COPY: Partial<JobArgs> = { task: 'copy', vocab: 29, copyLen: 64, copyMinLen: 1, batch: 64, accum: 1, steps: 3000, lr: 1e-3, warmup: 100, weightDecay: 0.1, evalEvery: 250, saveEvery: 250, evalBatches: 2, evalLengths: [16, 32, 64, 128, 256] };
 const LM: Partial<JobArgs> = { task: 'text', data: JARGON_FILE, seqLen: 512, batch: 32, accum: 1, steps: 3000, lr: 1e-3, warmup: 100, weightDecay: 0.1, evalEvery: 250, saveEvery: 250, evalBatches: 0 };
 
@@ -63,7 +63,7 @@ export const PRESETS: Record<string, { description: string; args: Partial<JobArg
     description: 'the same S4D classifier with random diagonal A (ablation)',
     args: { task: 'fmnist', s4dInit: 'random', hidden: 64, layers: 2, state: 64, batch: 4, accum: 8, steps: 600, lr: 4e-3, warmup: 50, weightDecay: 0.01, evalEvery: 250, saveEvery: 250, testLimit: 2000 },
   },
-  ...family('mqar', MQAR, SIZE_128, 'MQAR (Zoology: T=256, 16 pairs, vocab 8192), evaluated at T = 64…1024'),
+  ...family('mqar', MQAR, SIZE_128, 'MQAR (Zoology: T=256, 16 pairs, vocab 8192), evaluated at T = 64…1024 with T/16 pairs'),
   ...family('copy', COPY, SIZE_128, 'copying strings of 1…64 tokens (26 letters), evaluated on 16…256'),
   ...family('lm', LM, SIZE_256, 'byte-level LM on the Jargon File (apt-get install dict-jargon), held-out tail'),
 };

@@ -9,7 +9,7 @@ import { describeModel, freshModel, lmStep, loadTrainableLM, lossNumbers, ssmLrS
 import type { TrainableLM } from './lm.js';
 import { subRng } from './random.js';
 import { copySeqLen, copyStrings, mqar, mqarProblem } from './recall-tasks.js';
-import { inductionHeads, selectiveCopying, type TaskBatch } from './tasks.js';
+import { IGNORE_INDEX, inductionHeads, selectiveCopying, type TaskBatch } from './tasks.js';
 import { TrainError, type TrainHooks } from './trainer.js';
 
 /** the seed offset of evaluation batches */
@@ -18,9 +18,10 @@ const EVAL_SEED = 1_000_003;
 interface TaskSpec {
   /**
    * a batch of `batch` sequences at task length `length` (the generator's own length: L, T or the string length);
-   * `training`: a training batch (copy: strings of every length up to it, with --copy-min-len)
+   * `training`: a training batch (copy: strings of every length up to it, with --copy-min-len); `numKv`: mqar's
+   * key-value pairs when not the trained number
    */
-  make(seed: number, k: number, batch: number, length: number, training?: boolean): TaskBatch;
+  make(seed: number, k: number, batch: number, length: number, training?: boolean, numKv?: number): TaskBatch;
   /** the task length trained at */
   length: number;
   /** sequence length of a task length (for batch sizes at long lengths) */
@@ -51,12 +52,16 @@ function taskSpec(a: JobArgs): TaskSpec {
     case 'mqar': {
       const problem = mqarProblem(a.seqLen, a.numKv, a.vocab);
       if (problem) throw new TrainError(`--task mqar: ${problem}`);
-      for (const L of a.evalLengths) {
-        const p = mqarProblem(L, a.numKv, a.vocab);
-        if (p) throw new TrainError(`--task mqar --eval-lengths ${L}: ${p}`);
+      if (a.evalNumKv && a.evalNumKv.length !== a.evalLengths.length) {
+        throw new TrainError(`--eval-num-kv gives ${a.evalNumKv.length} numbers for the ${a.evalLengths.length} of --eval-lengths; expected one per length`);
       }
+      a.evalLengths.forEach((L, i) => {
+        const K = a.evalNumKv?.[i] ?? a.numKv;
+        const p = mqarProblem(L, K, a.vocab);
+        if (p) throw new TrainError(`--task mqar --eval-lengths ${L}${a.evalNumKv ? ` --eval-num-kv ${K}` : ''}: ${p.replace('--num-kv', a.evalNumKv ? '--eval-num-kv' : '--num-kv')}`);
+      });
       return {
-        make: (s, k, batch, length) => mqar(rng(s, k), { batch, seqLen: length, numKv: a.numKv, vocabSize: a.vocab, powerA: a.powerA }),
+        make: (s, k, batch, length, _training, numKv) => mqar(rng(s, k), { batch, seqLen: length, numKv: numKv ?? a.numKv, vocabSize: a.vocab, powerA: a.powerA }),
         length: a.seqLen, seqLen: (l) => l, name: 'MQAR', perSequence: true, vocab: a.vocab,
         what: `MQAR (T=${a.seqLen}, ${a.numKv} key-value pairs, vocab ${a.vocab}, power_a ${a.powerA})`,
       };
@@ -79,10 +84,11 @@ function taskSpec(a: JobArgs): TaskSpec {
 export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: JobEnv): Job {
   const spec = taskSpec(a);
   if (a.evalBatches < 1) throw new TrainError(`--eval-batches must be >= 1 for --task ${a.task} (0, the whole held-out tail, is for text)`);
+  if (a.evalNumKv && a.task !== 'mqar') throw new TrainError(`--eval-num-kv is for --task mqar, not ${a.task}`);
   const model: TrainableLM = given ?? (a.from ? loadTrainableLM(a.from, env) : freshModel(a, spec.vocab, env));
   if (model.vocabSize < spec.vocab) throw new TrainError(`--from ${a.from}: vocab_size ${model.vocabSize} is smaller than the task's ${spec.vocab}`);
   /** token accuracy (and, for the recall tasks, the share of sequences with every scored token right) at a length */
-  const evalAt = async (length: number, batches: number): Promise<{ acc: number; seqAcc: number }> => {
+  const evalAt = async (length: number, batches: number, numKv?: number): Promise<{ acc: number; seqAcc: number }> => {
     const T = spec.seqLen(length);
     const batch = length === spec.length ? a.batch : Math.max(1, Math.min(a.batch, Math.floor((1 << 16) / T)));
     let c = 0;
@@ -90,22 +96,28 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
     let rowsRight = 0;
     let rows = 0;
     for (let k = 0; k < batches; k++) {
-      const bt = spec.make(a.seed + EVAL_SEED, k, batch, length);
+      const bt = spec.make(a.seed + EVAL_SEED, k, batch, length, false, numKv);
       if (!spec.perSequence) {
         const r = await model.loss(bt.inputs, bt.targets, bt.batch, bt.seqLen);
         c += (await lossNumbers(r)).correct;
         n += r.count;
         continue;
       }
-      // one row at a time: a row is right when all its scored tokens are
+      // the argmax at every position: a row is right when all its scored tokens are
+      const pred = await rowPredictions(model, bt.inputs, bt.batch, T);
       for (let b = 0; b < bt.batch; b++) {
-        const sl = (x: Int32Array) => x.subarray(b * T, (b + 1) * T);
-        const r = await model.loss(sl(bt.inputs), sl(bt.targets), 1, T);
-        const right = (await lossNumbers(r)).correct;
+        let right = 0;
+        let scored = 0;
+        for (let t = b * T; t < (b + 1) * T; t++) {
+          const y = bt.targets[t];
+          if (y === IGNORE_INDEX) continue;
+          scored++;
+          if (pred[t] === y) right++;
+        }
         c += right;
-        n += r.count;
+        n += scored;
         rows++;
-        if (right === r.count) rowsRight++;
+        if (right === scored) rowsRight++;
       }
     }
     return { acc: c / n, seqAcc: rows > 0 ? rowsRight / rows : NaN };
@@ -118,11 +130,15 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
       const m: Record<string, number> = { val_acc: here.acc };
       if (spec.perSequence) m[`val_${seqKey}`] = here.seqAcc;
       if (step >= a.steps) {
-        for (const L of a.evalLengths) {
-          if (L === spec.length) continue;
-          const r = await evalAt(L, a.evalBatches);
-          m[`acc_L${L}`] = r.acc;
-          if (spec.perSequence) m[`${seqKey}_L${L}`] = r.seqAcc;
+        // mqar with --eval-num-kv: a number of pairs per length (Zoology's test slices), named _L{T}_kv{K}
+        const kvs = a.task === 'mqar' ? a.evalNumKv : undefined;
+        for (const [i, L] of a.evalLengths.entries()) {
+          const K = kvs?.[i];
+          if (L === spec.length && (K === undefined || K === a.numKv)) continue;
+          const r = await evalAt(L, a.evalBatches, K);
+          const at = K === undefined ? `L${L}` : `L${L}_kv${K}`;
+          m[`acc_${at}`] = r.acc;
+          if (spec.perSequence) m[`${seqKey}_${at}`] = r.seqAcc;
         }
       }
       return m;
@@ -135,4 +151,39 @@ export function syntheticJob(a: JobArgs, given: TrainableLM | undefined, env: Jo
     name: spec.name,
     describe: `${spec.what}; ${describeModel(model, a)}`,
   };
+}
+
+/** logits held at once when predicting (elements): a block of rows of [T, V] at a time */
+const PREDICT_BLOCK = 1 << 24;
+
+/**
+ * The model's argmax prediction at every position of inputs [b, T] (row-major), computed in blocks of rows whose
+ * logits fit `PREDICT_BLOCK` values: on the GPU reduced there (`argmaxRows`: one number per position comes back),
+ * elsewhere read back and reduced on the host (the first index on ties, as the cross-entropy's count).
+ */
+export async function rowPredictions(model: TrainableLM, inputs: Int32Array, b: number, T: number): Promise<Int32Array> {
+  const V = model.vocabSize;
+  const out = new Int32Array(b * T);
+  const per = Math.max(1, Math.floor(PREDICT_BLOCK / (T * V)));
+  const be = model.backend;
+  for (let r0 = 0; r0 < b; r0 += per) {
+    const r1 = Math.min(b, r0 + per);
+    const rows = Array.from({ length: r1 - r0 }, (_, i) => Array.from(inputs.subarray((r0 + i) * T, (r0 + i + 1) * T)));
+    const logits = await model.lm.logitsTensor(rows);
+    try {
+      if (be.argmaxRows) {
+        out.set(await be.argmaxRows(logits), r0 * T);
+        continue;
+      }
+      const x = await logits.data();
+      for (let p = 0; p < rows.length * T; p++) {
+        let best = 0;
+        for (let v = 1; v < V; v++) if (x[p * V + v] > x[p * V + best]) best = v;
+        out[r0 * T + p] = best;
+      }
+    } finally {
+      logits.dispose();
+    }
+  }
+  return out;
 }

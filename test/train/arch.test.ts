@@ -16,6 +16,9 @@ import { freshConfig, hybridAttentionLayers } from '../../src/models/init.js';
 import { buildJob, DEFAULT_ARGS, type JobArgs } from '../../src/train/jobs.js';
 import { countParameters, TrainableLM } from '../../src/train/lm.js';
 import { train } from '../../src/train/trainer.js';
+import { rowPredictions } from '../../src/train/synthetic-jobs.js';
+import { mqar } from '../../src/train/recall-tasks.js';
+import { Rng } from '../../src/generate/rng.js';
 import { TrainError } from '../../src/train/errors.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { run as cli } from '../../src/cli/main.js';
@@ -100,7 +103,7 @@ test('fresh configs: HF model_type, architectures and the shapes of each (llama 
   assert.deepEqual(hybridAttentionLayers(3, 1), [0, 1, 2]);
 });
 
-test('sizes that do not fit an architecture are TrainErrors naming the flag', () => {
+test('sizes that do not fit an architecture are TrainErrors naming the flag; --arch with --from is a usage error', async () => {
   const a = (over: Partial<JobArgs>): JobArgs => ({ ...DEFAULT_ARGS, task: 'copy', vocab: 8, copyLen: 3, hidden: 32, layers: 2, ...over });
   const cases: Array<[Partial<JobArgs>, RegExp]> = [
     [{ arch: 'llama', heads: 3 }, /--heads 3 does not divide hidden size 32/],
@@ -109,6 +112,9 @@ test('sizes that do not fit an architecture are TrainErrors naming the flag', ()
     [{ arch: 'llama', mixer: 's4d' }, /--mixer s4d is an ablation of the Mamba block \(--arch mamba\), not of --arch llama/],
   ];
   for (const [over, re] of cases) assert.throws(() => buildJob(a(over)), (e: unknown) => e instanceof TrainError && re.test(e.message), JSON.stringify(over));
+  const lines: string[] = [];
+  assert.equal(await cli(['train', '--arch', 'llama', '--from', 'some/checkpoint', '--dry-run'], io(lines) as never), 2);
+  assert.match(lines.join(''), /--arch builds a fresh model and --from starts from a checkpoint/);
 });
 
 for (const arch of ARCHS) {
@@ -185,6 +191,24 @@ for (const arch of ARCHS) {
     assert.deepEqual(rest.history.loss, g.history.loss, 'resumed = uninterrupted');
   });
 }
+
+test('rowPredictions (the recall tasks\' whole-sequence accuracy): the argmax of every position in row blocks, on cpu as the loss counts it, and on webgpu (argmaxRows) the same', async (t) => {
+  const args: JobArgs = { ...DEFAULT_ARGS, task: 'mqar', arch: 'llama', vocab: 32, seqLen: 24, numKv: 3, hidden: 32, layers: 1, headDim: 16, batch: 5 };
+  const bt = mqar(new Rng(4), { batch: 5, seqLen: 24, numKv: 3, vocabSize: 32 });
+  const c = buildJob(args).model as TrainableLM;
+  const pred = await rowPredictions(c, bt.inputs, 5, 24);
+  const logits = (await c.lm.forward(Array.from({ length: 5 }, (_, r) => Array.from(bt.inputs.subarray(r * 24, (r + 1) * 24))))).logits.data;
+  for (let p = 0; p < 5 * 24; p++) {
+    const row = Array.from(logits.subarray(p * 32, (p + 1) * 32));
+    assert.equal(pred[p], row.indexOf(Math.max(...row)), `position ${p}`);
+  }
+  const r = await c.loss(bt.inputs, bt.targets, 5, 24);
+  const right = Array.from(bt.targets).filter((y, i) => y !== -100 && pred[i] === y).length;
+  assert.equal(right, r.correct, 'the same count as the cross-entropy\'s');
+  if (typeof gpu === 'string') return void t.skip(gpu);
+  const g = buildJob(args, undefined, { backend: gpu }).model as TrainableLM;
+  assert.deepEqual(await rowPredictions(g, bt.inputs, 5, 24), pred);
+});
 
 test('no temporary folder is left behind', () => {
   assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(TMP_PREFIX)), []);

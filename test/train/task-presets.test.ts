@@ -91,6 +91,27 @@ for (const [task, flags, lengths, seqKey] of [
   });
 }
 
+test('mqar --eval-num-kv: a number of pairs per evaluated length (acc_L{T}_kv{K}); mamba-ts eval takes new ones or drops them with new lengths', async (t) => {
+  const out = tmp(t, 'kv');
+  const lines: string[] = [];
+  const flags = ['--task', 'mqar', '--vocab', '64', '--seq-len', '32', '--num-kv', '4', '--arch', 'llama', '--hidden', '32', '--layers', '1', '--head-dim', '16', '--steps', '1', '--batch', '2', '--eval-batches', '1', '--threads', '1', '--out', out, '--json'];
+  assert.equal(await cli(['train', ...flags, '--eval-lengths', '16,32,64', '--eval-num-kv', '2,8,4'], io(lines) as never), 0, lines.join(''));
+  const m = lastJson(lines);
+  for (const k of ['acc_L16_kv2', 'seq_acc_L16_kv2', 'acc_L32_kv8', 'acc_L64_kv4']) assert.ok(m[k] >= 0 && m[k] <= 1, `${k} in ${JSON.stringify(m)}`);
+  assert.ok(!('acc_L32' in m) && !('acc_L16' in m));
+  const ev: string[] = [];
+  assert.equal(await cli(['eval', '--model', out, '--json'], io(ev) as never), 0, ev.join(''));
+  assert.equal(lastJson(ev).acc_L32_kv8, m.acc_L32_kv8, 'the saved pairs per length');
+  const ev2: string[] = [];
+  assert.equal(await cli(['eval', '--model', out, '--eval-lengths', '64', '--json'], io(ev2) as never), 0, ev2.join(''));
+  assert.equal(lastJson(ev2).acc_L64, m.acc_L64_kv4, 'new lengths, the trained --num-kv (4)');
+  const bad: string[] = [];
+  assert.equal(await cli(['train', ...flags, '--overwrite', '--eval-lengths', '16,32', '--eval-num-kv', '2'], io(bad) as never), 1, bad.join(''));
+  assert.match(bad.join(''), /--eval-num-kv gives 1 numbers for the 2 of --eval-lengths/);
+  assert.throws(() => buildJob({ ...DEFAULT_ARGS, task: 'mqar', vocab: 64, seqLen: 32, numKv: 4, evalLengths: [16], evalNumKv: [5] }), (e: unknown) => e instanceof TrainError && /--eval-lengths 16 --eval-num-kv 5: 4 × --eval-num-kv \(20\) must be <= the sequence length 16/.test(e.message));
+  assert.throws(() => buildJob({ ...DEFAULT_ARGS, task: 'copy', evalLengths: [16], evalNumKv: [5] }), (e: unknown) => e instanceof TrainError && /--eval-num-kv is for --task mqar, not copy/.test(e.message));
+});
+
 test('mqar settings that break the generator are refused before training, naming the flag', () => {
   const a: JobArgs = { ...DEFAULT_ARGS, task: 'mqar', vocab: 64, seqLen: 32, numKv: 4 };
   assert.throws(() => buildJob({ ...a, numKv: 9 }), (e: unknown) => e instanceof TrainError && /--task mqar: 4 × --num-kv \(36\) must be <= the sequence length 32/.test(e.message));
