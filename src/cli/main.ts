@@ -14,6 +14,7 @@ import { GENERATE_SPEC, generateCommand } from './generate.js';
 import { INFO_SPEC, infoCommand } from './info.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
+import { SERVE_SPEC, serveCommand } from './serve.js';
 import { systemMessage, type CliIO } from './io.js';
 
 export type { CliIO, OutStream } from './io.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   bench: { spec: BENCH_SPEC, run: runBench },
   train: { spec: TRAIN_SPEC, run: trainCommand },
   eval: { spec: EVAL_SPEC, run: evalCommand },
+  serve: { spec: SERVE_SPEC, run: serveCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */

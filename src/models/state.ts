@@ -94,26 +94,40 @@ export class ModelState {
     return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * 4, 0), 0);
   }
 
-  /** Serialize to safetensors bytes. */
-  async export(): Promise<Uint8Array> {
+  /**
+   * A copy whose KV caches hold only the positions in use (max seqLen) instead of their grown capacity: what a
+   * snapshot keeps (the server's prefix cache). Constant-size tensors are copied as they are.
+   */
+  async compact(): Promise<ModelState> {
+    const used = Math.max(1, ...this.seqLen);
+    const all = [...Array(this.batch).keys()];
+    const layers: Array<Record<string, Tensor>> = [];
+    for (const l of this.layers) {
+      const out: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(l)) {
+        if (this.timeTensors.has(k) && t.shape[1] > used) {
+          const { data, shape } = trimTime(await t.data(), t.shape, used);
+          out[k] = t.backend.fromHost(data, shape);
+        } else out[k] = takeRows(t, all);
+      }
+      layers.push(out);
+    }
+    return new ModelState(this.fingerprint, layers, this.batch, [...this.seqLen], this.timeTensors);
+  }
+
+  /** Serialize to safetensors bytes; `metadata` adds string entries to the header (the state's own keys win). */
+  async export(metadata: Record<string, string> = {}): Promise<Uint8Array> {
     const tensors: Record<string, WritableTensor> = {};
     const used = Math.max(1, ...this.seqLen);
     for (let i = 0; i < this.layers.length; i++) {
       for (const [k, t] of Object.entries(this.layers[i])) {
-        let data = await t.data();
-        const shape = [...t.shape];
-        if (this.timeTensors.has(k) && shape[1] > used) {
-          // keep only the used positions of the KV cache
-          const inner = t.size / (shape[0] * shape[1]);
-          const trimmed = new Float32Array(shape[0] * used * inner);
-          for (let r = 0; r < shape[0]; r++) trimmed.set(data.subarray(r * shape[1] * inner, (r * shape[1] + used) * inner), r * used * inner);
-          data = trimmed;
-          shape[1] = used;
-        }
+        // keep only the used positions of the KV cache
+        const { data, shape } = this.timeTensors.has(k) ? trimTime(await t.data(), t.shape, used) : { data: await t.data(), shape: [...t.shape] };
         tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape, data };
       }
     }
     return encodeSafetensors(tensors, {
+      ...metadata,
       format: STATE_FORMAT,
       fingerprint: this.fingerprint,
       batch: String(this.batch),
@@ -158,6 +172,15 @@ export class ModelState {
     );
     return new ModelState(template.fingerprint, layers, batch, seqLen as number[], template.timeTensors);
   }
+}
+
+/** a KV cache's values [b, T, ...] cut to the first `used` positions of each row (as is when T <= used) */
+function trimTime(data: Float32Array, shape: readonly number[], used: number): { data: Float32Array; shape: number[] } {
+  if (shape[1] <= used) return { data, shape: [...shape] };
+  const inner = data.length / (shape[0] * shape[1]);
+  const out = new Float32Array(shape[0] * used * inner);
+  for (let r = 0; r < shape[0]; r++) out.set(data.subarray(r * shape[1] * inner, (r * shape[1] + used) * inner), r * used * inner);
+  return { data: out, shape: [shape[0], used, ...shape.slice(2)] };
 }
 
 function mapRecord(r: Record<string, Tensor>, f: (t: Tensor, k: string) => Tensor): Record<string, Tensor> {
