@@ -74,12 +74,9 @@ export class ChatTemplate {
         ...this.specials,
         messages,
         add_generation_prompt: addGenerationPrompt,
-        raise_exception: (msg: unknown) => {
-          throw new ChatTemplateError(`chat template: ${String(msg)}`);
-        },
       });
     } catch (e) {
-      if (e instanceof ChatTemplateError) throw e;
+      // raise_exception(...) in a template (built into the library) lands here too
       throw new ChatTemplateError(`${this.label}: chat_template failed on these messages: ${(e as Error).message}`);
     }
   }
