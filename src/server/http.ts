@@ -230,11 +230,13 @@ export function createServer(opts: ServeOptions): MambaServer {
         res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
         if (chat) sse(res, { id, object, created: now, model: ctx.modelName, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
       }
-      if (ev.text === '' && !ev.finishReason && !ev.logprob) return;
+      // a token whose text is not decodable yet sends nothing, unless ids were asked for (a model without tokenizer)
+      if (ev.text === '' && !ev.finishReason && !ev.logprob && !p.returnTokenIds) return;
       const lp = ev.logprob ? (chat ? chatLogprobs([ev.logprob], tokenText) : completionLogprobs([ev.logprob], tokenText, 0)) : null;
-      const choice = chat
+      const choice: Record<string, unknown> = chat
         ? { index: 0, delta: ev.text ? { content: ev.text } : {}, logprobs: lp, finish_reason: ev.finishReason ?? null }
         : { index: 0, text: ev.text, logprobs: lp, finish_reason: ev.finishReason ?? null };
+      if (p.returnTokenIds) choice.token_ids = [ev.token];
       sse(res, { id, object, created: now, model: ctx.modelName, choices: [choice] });
     };
     let promise: Promise<JobResult>;

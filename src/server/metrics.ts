@@ -72,6 +72,8 @@ export class Metrics {
     one('decoding_requests', 'gauge', 'requests generating (rows of the decode batch)', g.decoding);
     one('decode_steps_total', 'counter', 'batched decode steps run', g.decodeSteps);
     one('decode_rows_total', 'counter', 'rows summed over decode steps (÷ steps = mean batch)', g.decodeRows);
+    lines.push('# HELP process_resident_memory_bytes resident set size of the server process', '# TYPE process_resident_memory_bytes gauge');
+    lines.push(`process_resident_memory_bytes ${process.memoryUsage.rss()}`);
     lines.push(...this.ttft.render(`${P}_time_to_first_token_seconds`, 'from request to first generated token'));
     lines.push(...this.interToken.render(`${P}_inter_token_seconds`, 'between consecutive streamed tokens of a request'));
     lines.push(...this.duration.render(`${P}_request_duration_seconds`, 'whole generation requests'));
