@@ -65,6 +65,63 @@ export class ModelState {
   }
 
   /**
+   * Put `src` (a state of batch 1 of the same model) into row `r`, in place: the other rows are neither copied nor
+   * changed (a running batch takes in a new sequence where one left). KV caches shorter than this state's are
+   * padded; a longer one grows this state's first (a copy, as the caches' own doubling). Returns false, changing
+   * nothing, when row `r` holds a non-finite value (it is cleared by subtracting itself, which NaN/Infinity
+   * survive): then build the batch with `concat`/`select` instead.
+   */
+  async writeRow(r: number, src: ModelState): Promise<boolean> {
+    if (src.fingerprint !== this.fingerprint) throw new ModelError(`ModelState.writeRow: states come from different models (${this.fingerprint} vs ${src.fingerprint})`);
+    if (src.batch !== 1) throw new ModelError(`ModelState.writeRow: the source holds ${src.batch} sequences, expected 1`);
+    if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new ModelError(`ModelState.writeRow: row ${r} outside [0, ${this.batch})`);
+    const olds: Tensor[] = [];
+    try {
+      for (const l of this.layers) {
+        for (const t of Object.values(l)) {
+          const old = takeRows(t, [r]);
+          olds.push(old);
+          const v = await old.data();
+          for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+        }
+      }
+      let n = 0;
+      // the op adds rows of the last dim: sequence r of a [b, …, H] tensor is its rows r·R … r·R + R − 1
+      const add = (dst: Tensor, src: Tensor, w: number): void => {
+        const H = dst.shape[dst.shape.length - 1];
+        const R = dst.size / (dst.shape[0] * H);
+        dst.backend.scatterAddRows(dst, Int32Array.from({ length: R }, (_, j) => r * R + j), src, new Float32Array(R).fill(w));
+      };
+      for (let i = 0; i < this.layers.length; i++) {
+        const l = this.layers[i];
+        for (const k of Object.keys(l)) {
+          let s = src.layers[i][k];
+          const old = olds[n++];
+          if (this.timeTensors.has(k)) {
+            if (s.shape[1] > l[k].shape[1]) {
+              const grown = keep(padTime(l[k], s.shape[1]));
+              l[k].dispose();
+              l[k] = grown;
+            }
+            if (s.shape[1] < l[k].shape[1]) s = padTime(s, l[k].shape[1]);
+          }
+          const dst = l[k];
+          // dst[r] − dst[r] = 0 exactly (finite values), then + src: the row is src's bits
+          const minus = this.timeTensors.has(k) ? padTime(old, dst.shape[1]) : old;
+          add(dst, minus, -1);
+          add(dst, s, 1);
+          if (minus !== old) minus.dispose();
+          if (s !== src.layers[i][k]) s.dispose();
+        }
+      }
+      this.seqLen[r] = src.seqLen[0];
+      return true;
+    } finally {
+      for (const o of olds) o.dispose();
+    }
+  }
+
+  /**
    * A state is used by the model whose backend holds its tensors: one on another backend (a CPU state passed to
    * a WebGPU model, a state of another backend instance) is a BackendMismatchError naming the tensor.
    */

@@ -56,22 +56,22 @@ export class Metrics {
       const [endpoint, status] = k.split(' ');
       lines.push(`${P}_requests_total{endpoint="${endpoint}",status="${status}"} ${n}`);
     }
-    const one = (name: string, type: 'counter' | 'gauge', help: string, v: number): void => {
-      lines.push(`# HELP ${P}_${name} ${help}`, `# TYPE ${P}_${name} ${type}`, `${P}_${name} ${v}`);
-    };
-    one('prompt_tokens_total', 'counter', 'prompt tokens of finished requests', this.promptTokens);
-    one('cached_prompt_tokens_total', 'counter', 'prompt tokens restored from the prefix cache', this.cachedTokens);
-    one('generated_tokens_total', 'counter', 'tokens generated', this.generatedTokens);
-    one('cache_hits_total', 'counter', 'prefix-cache lookups that restored a snapshot', g.cacheHits);
-    one('cache_misses_total', 'counter', 'prefix-cache lookups that found nothing', g.cacheMisses);
-    one('cache_entries', 'gauge', 'snapshots in the prefix cache (memory and disk)', g.cacheEntries);
-    one('cache_bytes', 'gauge', 'bytes of snapshots held in memory', g.cacheBytes);
-    one('cache_disk_bytes', 'gauge', 'bytes of snapshot files on disk', g.cacheDiskBytes);
-    one('queue_length', 'gauge', 'requests waiting for a place in the batch', g.queue);
-    one('prefilling_requests', 'gauge', 'requests reading their prompt', g.prefilling);
-    one('decoding_requests', 'gauge', 'requests generating (rows of the decode batch)', g.decoding);
-    one('decode_steps_total', 'counter', 'batched decode steps run', g.decodeSteps);
-    one('decode_rows_total', 'counter', 'rows summed over decode steps (÷ steps = mean batch)', g.decodeRows);
+    const scalars: Array<[string, 'counter' | 'gauge', string, number]> = [
+      ['prompt_tokens_total', 'counter', 'prompt tokens of finished requests', this.promptTokens],
+      ['cached_prompt_tokens_total', 'counter', 'prompt tokens restored from the prefix cache', this.cachedTokens],
+      ['generated_tokens_total', 'counter', 'tokens generated', this.generatedTokens],
+      ['cache_hits_total', 'counter', 'prefix-cache lookups that restored a snapshot', g.cacheHits],
+      ['cache_misses_total', 'counter', 'prefix-cache lookups that found nothing', g.cacheMisses],
+      ['cache_entries', 'gauge', 'snapshots in the prefix cache (memory and disk)', g.cacheEntries],
+      ['cache_bytes', 'gauge', 'bytes of snapshots held in memory', g.cacheBytes],
+      ['cache_disk_bytes', 'gauge', 'bytes of snapshot files on disk', g.cacheDiskBytes],
+      ['queue_length', 'gauge', 'requests waiting for a place in the batch', g.queue],
+      ['prefilling_requests', 'gauge', 'requests reading their prompt', g.prefilling],
+      ['decoding_requests', 'gauge', 'requests generating (rows of the decode batch)', g.decoding],
+      ['decode_steps_total', 'counter', 'batched decode steps run', g.decodeSteps],
+      ['decode_rows_total', 'counter', 'rows summed over decode steps (÷ steps = mean batch)', g.decodeRows],
+    ];
+    for (const [name, type, help, v] of scalars) lines.push(`# HELP ${P}_${name} ${help}`, `# TYPE ${P}_${name} ${type}`, `${P}_${name} ${v}`);
     lines.push('# HELP process_resident_memory_bytes resident set size of the server process', '# TYPE process_resident_memory_bytes gauge');
     lines.push(`process_resident_memory_bytes ${process.memoryUsage.rss()}`);
     lines.push(...this.ttft.render(`${P}_time_to_first_token_seconds`, 'from request to first generated token'));

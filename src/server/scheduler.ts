@@ -116,8 +116,13 @@ export class Scheduler {
   readonly checkpointEvery: number;
   private readonly waiting: Job[] = [];
   private readonly prefilling: Job[] = [];
-  /** rows of `batch`, in order */
-  private decoding: Job[] = [];
+  /**
+   * rows of `batch`, in order; null = a free row (its request left). Rows join and leave without copying the
+   * others: a new request takes a free row in place (`ModelState.writeRow`); free rows run along (fed a dummy
+   * token) until they outnumber half the live ones, then the batch is compacted (one copy).
+   */
+  private decoding: Array<Job | null> = [];
+  private live = 0;
   private batch: ModelState | null = null;
   private running = false;
   private idle: Promise<void> = Promise.resolve();
@@ -125,6 +130,8 @@ export class Scheduler {
   /** decode steps run and rows they held, for the metrics */
   steps = 0;
   stepRows = 0;
+  /** requests that took a free row in place (no copy of the others) */
+  rowsReused = 0;
 
   constructor(
     readonly model: Model,
@@ -137,7 +144,7 @@ export class Scheduler {
   }
 
   get stats(): SchedulerStats {
-    return { waiting: this.waiting.length, prefilling: this.prefilling.length, decoding: this.decoding.length };
+    return { waiting: this.waiting.length, prefilling: this.prefilling.length, decoding: this.live };
   }
 
   /** Queue a request; resolves when it ends. Throws QueueFullError at once when the queue is full. */
@@ -187,9 +194,9 @@ export class Scheduler {
   }
 
   private async loop(): Promise<void> {
-    while (this.waiting.length + this.prefilling.length + this.decoding.length > 0) {
+    while (this.waiting.length + this.prefilling.length + this.live > 0) {
       this.dropCancelled();
-      while (this.waiting.length > 0 && this.prefilling.length + this.decoding.length < this.maxBatch) this.prefilling.push(this.waiting.shift()!);
+      while (this.waiting.length > 0 && this.prefilling.length + this.live < this.maxBatch) this.prefilling.push(this.waiting.shift()!);
       const job = this.prefilling[0];
       if (job) {
         try {
@@ -202,13 +209,14 @@ export class Scheduler {
           job.reject(e);
         }
       }
-      if (this.decoding.length > 0) {
+      if (this.live > 0) {
         try {
           await this.decodeStep();
         } catch (e) {
           this.opts.onError?.(e);
-          for (const j of this.decoding) j.reject(e);
+          for (const j of this.decoding) j?.reject(e);
           this.decoding = [];
+          this.live = 0;
           this.batch?.dispose();
           this.batch = null;
         }
@@ -230,11 +238,13 @@ export class Scheduler {
         this.end(j, 'abort');
       }
     }
-    if (this.decoding.some(gone)) {
-      const keep: number[] = [];
-      this.decoding.forEach((j, r) => (gone(j) ? this.end(j, 'abort') : keep.push(r)));
-      this.keepRows(keep);
-    }
+    this.decoding.forEach((j, r) => {
+      if (j && gone(j)) {
+        this.end(j, 'abort');
+        this.leave(r);
+      }
+    });
+    this.compactIfSparse();
   }
 
   /** read the next chunk of a request's prompt; at its end, the first token and a place in the batch */
@@ -267,6 +277,19 @@ export class Scheduler {
       state.dispose();
       return;
     }
+    await this.join(job, state);
+  }
+
+  /** a request that has read its prompt takes a free row of the batch, or a new one */
+  private async join(job: Job, state: ModelState): Promise<void> {
+    this.live++;
+    const free = this.decoding.indexOf(null);
+    if (free >= 0 && (await this.batch!.writeRow(free, state))) {
+      state.dispose();
+      this.decoding[free] = job;
+      this.rowsReused++;
+      return;
+    }
     if (this.batch) {
       const all = ModelState.concat([this.batch, state]);
       this.batch.dispose();
@@ -276,29 +299,40 @@ export class Scheduler {
     this.decoding.push(job);
   }
 
-  /** feed every generating request its pending token; sample the next ones */
-  private async decodeStep(): Promise<void> {
-    const rows = this.decoding;
-    const logits = await this.model.lm.advance(
-      rows.map((j) => [j.pending]),
-      this.batch!,
-    );
-    this.steps++;
-    this.stepRows += rows.length;
-    const keep: number[] = [];
-    rows.forEach((j, r) => {
-      if (this.pick(j, logits, r)) keep.push(r);
-    });
-    this.keepRows(keep);
+  /** row r's request has ended: the row is free (not copied away; it reads dummy tokens until reused) */
+  private leave(r: number): void {
+    this.decoding[r] = null;
+    this.batch!.seqLen[r] = 0;
+    this.live--;
   }
 
-  /** rows `keep` of the batch stay (the others' states go) */
-  private keepRows(keep: number[]): void {
-    if (keep.length === this.decoding.length) return;
-    this.decoding = keep.map((r) => this.decoding[r]);
+  /** too many free rows (or none live): copy the live rows into a new, smaller batch */
+  private compactIfSparse(): void {
+    const free = this.decoding.length - this.live;
+    if (free === 0 || (this.live > 0 && free <= Math.max(1, this.live >> 1))) return;
+    const keep: number[] = [];
+    this.decoding.forEach((j, r) => j && keep.push(r));
     const old = this.batch!;
     this.batch = keep.length > 0 ? old.select(keep) : null;
     old.dispose();
+    this.decoding = keep.map((r) => this.decoding[r]);
+  }
+
+  /** feed every generating request its pending token; sample the next ones */
+  private async decodeStep(): Promise<void> {
+    const rows = this.decoding;
+    const batch = this.batch!;
+    const logits = await this.model.lm.advance(
+      rows.map((j) => [j ? j.pending : 0]),
+      batch,
+    );
+    this.steps++;
+    this.stepRows += this.live;
+    rows.forEach((j, r) => {
+      if (!j) batch.seqLen[r] = 0; // a free row's dummy tokens count for nothing (no KV cache growth)
+      else if (!this.pick(j, logits, r)) this.leave(r);
+    });
+    this.compactIfSparse();
   }
 
   /** sample row `r`'s next token and send it; false when the request has ended */

@@ -45,6 +45,21 @@ for (const c of CASES) {
         });
         // the requests did share decode steps (a mean batch above 1)
         assert.ok(server.scheduler.stepRows > server.scheduler.steps, `rows ${server.scheduler.stepRows} over ${server.scheduler.steps} steps`);
+        // a request that arrives after another has left takes its row in place, while the others keep running
+        const reused = server.scheduler.rowsReused;
+        const longs = [1, 3].map((i) => completionIds(server.url, PROMPTS[i], 40, { logprobs: 0 }));
+        const short = await completionIds(server.url, PROMPTS[0], 2, { logprobs: 0 });
+        const late = await completionIds(server.url, PROMPTS[4], LENGTHS[4], { logprobs: 0 });
+        assert.ok(server.scheduler.rowsReused > reused, 'the late request took a free row');
+        assert.deepEqual(short.ids, alone[0].ids.slice(0, 2));
+        assert.deepEqual(late.ids, alone[4].ids);
+        assert.ok(maxAbsDiff(lp(late.body), lp(alone[4].body)) < 1e-4);
+        for (const [k, i] of [1, 3].entries()) {
+          const got = await longs[k];
+          const want = await completionIds(server.url, PROMPTS[i], 40, { logprobs: 0 });
+          assert.deepEqual(got.ids, want.ids, `long request ${i}`);
+          assert.ok(maxAbsDiff(lp(got.body), lp(want.body)) < 1e-4);
+        }
       } finally {
         await server.close();
       }
