@@ -81,19 +81,61 @@ export class ChatTemplate {
     }
   }
 
-  /** Render and tokenize (special tokens are written by the template, none are added). */
+  /**
+   * Render and tokenize (special tokens are written by the template, none are added). Message ends: where the
+   * text of the first i messages ends (rendered alone, a prefix of the whole), mapped to token positions by
+   * tokenizing the text message by message and keeping the ends up to where those pieces' ids stop agreeing with
+   * the whole's (a BPE merge across a boundary). Pieces are remembered, so a conversation's next turn tokenizes
+   * only its new messages besides the whole prompt.
+   */
   encode(tokenizer: Tokenizer, messages: ChatMessage[], addGenerationPrompt = true): RenderedChat {
-    const ids = tokenizer.encode(this.render(messages, addGenerationPrompt), { addSpecialTokens: false });
-    const messageEnds: number[] = [];
+    const text = this.render(messages, addGenerationPrompt);
+    const ids = tokenizer.encode(text, { addSpecialTokens: false });
+    const charEnds: number[] = [];
     for (let i = 1; i <= messages.length; i++) {
-      let prefix: number[];
+      let prefix: string;
       try {
-        prefix = tokenizer.encode(this.render(messages.slice(0, i), false), { addSpecialTokens: false });
+        prefix = this.render(messages.slice(0, i), false);
       } catch {
-        continue; // some templates refuse a conversation that does not end with a user turn
+        continue; // some templates refuse a conversation that does not end where they expect
       }
-      if (prefix.length > 0 && prefix.length < ids.length && prefix.every((t, k) => t === ids[k])) messageEnds.push(prefix.length);
+      if (prefix.length > (charEnds.at(-1) ?? 0) && prefix.length < text.length && text.startsWith(prefix)) charEnds.push(prefix.length);
+    }
+    const messageEnds: number[] = [];
+    let pos = 0;
+    let from = 0;
+    for (const c of charEnds) {
+      const piece = this.piece(tokenizer, text.slice(from, c));
+      for (let k = 0; k < piece.length; k++) if (ids[pos + k] !== piece[k]) return { ids, messageEnds };
+      pos += piece.length;
+      from = c;
+      if (pos > 0 && pos < ids.length) messageEnds.push(pos);
     }
     return { ids, messageEnds };
   }
+
+  private readonly pieces = new Map<string, number[]>();
+  private piecesChars = 0;
+
+  /** the ids of a piece of text, remembered (least recently used out beyond PIECES_MAX_CHARS) */
+  private piece(tokenizer: Tokenizer, text: string): number[] {
+    const hit = this.pieces.get(text);
+    if (hit) {
+      this.pieces.delete(text);
+      this.pieces.set(text, hit);
+      return hit;
+    }
+    const ids = tokenizer.encode(text, { addSpecialTokens: false });
+    this.pieces.set(text, ids);
+    this.piecesChars += text.length;
+    for (const [k] of this.pieces) {
+      if (this.piecesChars <= PIECES_MAX_CHARS) break;
+      this.pieces.delete(k);
+      this.piecesChars -= k.length;
+    }
+    return ids;
+  }
 }
+
+/** text of remembered message pieces, at most (characters) */
+const PIECES_MAX_CHARS = 16 * 2 ** 20;
