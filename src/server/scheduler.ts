@@ -197,17 +197,22 @@ export class Scheduler {
     while (this.waiting.length + this.prefilling.length + this.live > 0) {
       this.dropCancelled();
       while (this.waiting.length > 0 && this.prefilling.length + this.live < this.maxBatch) this.prefilling.push(this.waiting.shift()!);
-      const job = this.prefilling[0];
-      if (job) {
+      // prompt reading: up to `prefillChunk` tokens per iteration, first come first served (several short
+      // prompts, or one piece of a long one)
+      let budget = this.prefillChunk;
+      for (let k = 0; k < this.prefilling.length && budget > 0; ) {
+        const job = this.prefilling[k];
         try {
-          await this.prefillChunk1(job);
+          budget -= await this.prefillChunk1(job, budget);
         } catch (e) {
-          this.prefilling.shift();
           job.state?.dispose();
           job.state = null;
           this.opts.onError?.(e);
           job.reject(e);
+          job.finish = 'abort';
         }
+        if (job.finish || job.pos === job.req.prompt.length) this.prefilling.splice(k, 1);
+        else k++;
       }
       if (this.live > 0) {
         try {
@@ -247,8 +252,11 @@ export class Scheduler {
     this.compactIfSparse();
   }
 
-  /** read the next chunk of a request's prompt; at its end, the first token and a place in the batch */
-  private async prefillChunk1(job: Job): Promise<void> {
+  /**
+   * read the next chunk (at most `maxTokens`) of a request's prompt; at its end, the first token and a place in
+   * the batch. Returns the tokens read.
+   */
+  private async prefillChunk1(job: Job, maxTokens: number): Promise<number> {
     const prompt = job.req.prompt;
     if (!job.state) {
       // the last prompt token is always read: its logits give the first new token
@@ -256,7 +264,8 @@ export class Scheduler {
       job.state = hit ? hit.state : this.model.lm.createState(1);
       job.pos = job.cached = hit ? hit.tokens : 0;
     }
-    let end = Math.min(prompt.length, job.pos + this.prefillChunk);
+    const start = job.pos;
+    let end = Math.min(prompt.length, job.pos + maxTokens);
     const every = this.checkpointEvery;
     if (every > 0) end = Math.min(end, (Math.floor(job.pos / every) + 1) * every);
     const next = job.snapshots.find((p) => p > job.pos);
@@ -268,25 +277,22 @@ export class Scheduler {
       const prefix = prompt.slice(0, end);
       if (!cache.has(prefix)) await cache.insert(prefix, job.state);
     }
-    if (end < prompt.length) return;
-    this.prefilling.shift();
+    if (end < prompt.length) return end - start;
     const state = job.state;
     job.state = null;
     job.firstToken = performance.now();
-    if (!this.pick(job, logits, 0)) {
-      state.dispose();
-      return;
-    }
-    await this.join(job, state);
+    if (!this.pick(job, logits, 0)) state.dispose();
+    else await this.join(job, state);
+    return end - start;
   }
 
   /** a request that has read its prompt takes a free row of the batch, or a new one */
   private async join(job: Job, state: ModelState): Promise<void> {
-    this.live++;
     const free = this.decoding.indexOf(null);
     if (free >= 0 && (await this.batch!.writeRow(free, state))) {
       state.dispose();
       this.decoding[free] = job;
+      this.live++;
       this.rowsReused++;
       return;
     }
@@ -297,6 +303,7 @@ export class Scheduler {
       this.batch = all;
     } else this.batch = state;
     this.decoding.push(job);
+    this.live++;
   }
 
   /** row r's request has ended: the row is free (not copied away; it reads dummy tokens until reused) */
