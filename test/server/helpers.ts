@@ -47,8 +47,8 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, json, headers: res.headers };
 }
 
-/** a completion's generated token ids (greedy, no stop at eos so that lengths are fixed) */
-export async function completionIds(base: string, prompt: number[] | string, maxTokens: number, extra: Record<string, unknown> = {}): Promise<{ ids: number[]; body: Record<string, unknown> }> {
+/** a completion's generated token ids (greedy and no stop at eos unless `extra` says otherwise; undefined fields are left out) */
+export async function completionIds(base: string, prompt: number[] | string, maxTokens: number | undefined, extra: Record<string, unknown> = {}): Promise<{ ids: number[]; body: Record<string, unknown> }> {
   const r = await postJson(`${base}/v1/completions`, { prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, return_token_ids: true, ...extra });
   if (r.status !== 200) throw new Error(`completion failed: ${r.status} ${JSON.stringify(r.json)}`);
   const choice = (r.json.choices as Array<Record<string, unknown>>)[0];

@@ -225,3 +225,35 @@ describe('serve: a full queue answers 429 with Retry-After', () => {
     }
   });
 });
+
+describe('serve: generation_config.json defaults and stop tokens', () => {
+  it('max_new_tokens and sampling defaults come from generation_config.json; stop_token_ids end a request', async () => {
+    const tmp = tmpDir('serve-gencfg');
+    const dir = chatModelDir('mamba-tiny', tmp);
+    const file = `${dir}/generation_config.json`;
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), max_new_tokens: 5, do_sample: true, temperature: 1.5, top_k: 50 }));
+    const server = await startServer(dir, {}, {});
+    try {
+      const ask = (extra: Record<string, unknown>) => completionIds(server.url, [3, 1, 4, 1, 5], undefined, extra);
+      // no max_tokens: 5 (from the file); no temperature: sampling (do_sample), so seeds matter
+      const a = await ask({ max_tokens: undefined, temperature: undefined, seed: 1 });
+      const b = await ask({ max_tokens: undefined, temperature: undefined, seed: 1 });
+      assert.equal(a.ids.length, 5);
+      assert.deepEqual(a.ids, b.ids);
+      const seeds = await Promise.all([2, 3, 4, 5, 6].map((seed) => ask({ max_tokens: undefined, temperature: undefined, seed })));
+      assert.ok(seeds.some((s) => JSON.stringify(s.ids) !== JSON.stringify(a.ids)), 'different seeds sample differently');
+      // temperature 0 in the request: greedy, whatever the file says
+      const g1 = await ask({ max_tokens: 6, temperature: 0, seed: 1 });
+      const g2 = await ask({ max_tokens: 6, temperature: 0, seed: 2 });
+      assert.deepEqual(g1.ids, g2.ids);
+      // stop_token_ids: ends at (and includes) the first occurrence of the third greedy token
+      const stopTok = g1.ids[2];
+      const cut = await ask({ max_tokens: 6, temperature: 0, stop_token_ids: [stopTok] });
+      assert.deepEqual(cut.ids, g1.ids.slice(0, g1.ids.indexOf(stopTok) + 1));
+      assert.equal((cut.body.choices as Array<{ finish_reason: string }>)[0].finish_reason, 'stop');
+    } finally {
+      await server.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
