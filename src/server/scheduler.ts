@@ -7,8 +7,8 @@
  *
  * Per request: its own sampler (seed), stop tokens and strings, streamed text, optional log-probabilities.
  * Nothing per request lives on the model object. Prompt reading starts from the longest prefix in the
- * prefix cache and leaves snapshots at the positions the request asks for (message ends) and every
- * `checkpointEvery` tokens.
+ * prefix cache and leaves snapshots at the positions the request asks for (message ends), every
+ * `checkpointEvery` tokens and at the prompt's end; a finished request leaves one after its reply.
  */
 import type { Model } from '../api/model.js';
 import { Sampler, type SamplingOptions } from '../generate/sampling.js';
@@ -335,10 +335,24 @@ export class Scheduler {
     );
     this.steps++;
     this.stepRows += this.live;
+    const ended: number[] = [];
     rows.forEach((j, r) => {
       if (!j) batch.seqLen[r] = 0; // a free row's dummy tokens count for nothing (no KV cache growth)
-      else if (!this.pick(j, logits, r)) this.leave(r);
+      else if (!this.pick(j, logits, r)) ended.push(r);
     });
+    const cache = this.opts.cache;
+    for (const r of ended) {
+      // the row has read the prompt and all but the last generated token: a conversation's next turn, which
+      // repeats the reply, starts from there
+      const j = rows[r]!;
+      if (cache && j.finish !== 'abort' && j.generated.length > 1) {
+        const row = batch.select([r]);
+        const key = j.history.slice(0, -1);
+        if (!cache.has(key)) await cache.insert(key, row);
+        row.dispose();
+      }
+      this.leave(r);
+    }
     this.compactIfSparse();
   }
 

@@ -94,13 +94,17 @@ describe('prefix cache: completions and checkpoints', () => {
       const p1 = Array.from({ length: 30 }, (_, i) => (i * 37 + 11) % 500);
       const p2 = [...p1, 1, 2, 3, 4, 5];
       const p3 = [...p1.slice(0, 20), 9, 9, 9];
+      let reply: number[] = [];
       for (const [p, wantCached] of [
         [p1, 0],
         [p2, 30], // the end of p1's prompt
         [p3, 16], // the last checkpoint (every 8 tokens) inside the shared 20
-      ] as Array<[number[], number]>) {
-        const a = await completionIds(plain.url, p, 6, { logprobs: 0 });
-        const b = await completionIds(cached.url, p, 6, { logprobs: 0 });
+        [() => [...p1, ...reply, 8, 8], 35], // p1 + its reply: the state after the reply's last-but-one token
+      ] as Array<[number[] | (() => number[]), number]>) {
+        const prompt = typeof p === 'function' ? p() : p;
+        const a = await completionIds(plain.url, prompt, 6, { logprobs: 0 });
+        const b = await completionIds(cached.url, prompt, 6, { logprobs: 0 });
+        if (prompt === p1) reply = b.ids;
         assert.deepEqual(b.ids, a.ids);
         assert.ok(maxAbsDiff(tokenLogprobs(b.body), tokenLogprobs(a.body)) < 1e-4);
         const usage = b.body.usage as { prompt_tokens_details: { cached_tokens: number } };
