@@ -10,7 +10,8 @@
  * 1. Load: N streaming clients, each sending one request after another for S seconds: requests/s, generated
  *    tokens/s, p50/p99 time to first token and inter-token latency, errors, server RSS before/after.
  * 2. Multi-turn chat: T turns, each adding `--turn-tokens` new tokens and `--reply` generated ones to the
- *    conversation; time to first token per turn on a server with the prefix cache and on one without.
+ *    conversation; time to first token per turn on a server with the prefix cache and on one without (both running,
+ *    each turn sent to one then the other; their replies must agree).
  *
  * Options: --preset NAME  --backend cpu|wasm|webgpu (wasm)  --dtype f32|f16|bf16|q8 (q8 on wasm)  --threads N
  *   --clients N (64) --seconds S (60) --prompt N (64 prompt tokens per load request) --max-tokens N (64)
@@ -111,7 +112,7 @@ function startChild(argv: string[], cacheMb: number): Promise<{ child: ChildProc
       out += c;
       const m = /URL (\S+)/.exec(out);
       // one short request first: the measurements start warm (JIT, wasm instantiation, first allocations)
-      if (m) void streamCompletion(m[1], [5, 6, 7, 8, 9, 10, 11, 12], 2).then(() => resolve({ child, url: m[1] }), reject);
+      if (m) void streamCompletion(m[1], Array.from({ length: 64 }, (_, i) => 5 + i), 4).then(() => resolve({ child, url: m[1] }), reject);
     });
     child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
@@ -212,18 +213,32 @@ async function loadTest(o: Opts, url: string, vocab: number) {
   };
 }
 
-/** a conversation of `turns` turns: each adds turnTokens new tokens, the reply is appended to the history */
-async function chatTest(o: Opts, url: string, vocab: number): Promise<Array<{ turn: number; promptTokens: number; ttftMs: number }>> {
+/**
+ * a conversation of `turns` turns: each adds turnTokens new tokens, the reply is appended to the history; every
+ * turn goes to the server with the cache and then, the same prompt, to the one without (in lockstep, so both see
+ * the same machine load)
+ */
+async function chatTest(o: Opts, cached: string, plain: string, vocab: number): Promise<ChatRow[]> {
   const rng = new Rng(7);
   let history: number[] = [];
-  const out = [];
+  const out: ChatRow[] = [];
   for (let t = 1; t <= o.turns; t++) {
     const prompt = [...history, ...randomIds(rng, o.turnTokens, vocab)];
-    const r = await streamCompletion(url, prompt, o.reply);
-    out.push({ turn: t, promptTokens: prompt.length, ttftMs: r.ttftMs });
-    history = [...prompt, ...r.tokens];
+    const a = await streamCompletion(cached, prompt, o.reply);
+    const b = await streamCompletion(plain, prompt, o.reply);
+    if (a.tokens.join() !== b.tokens.join()) throw new Error(`turn ${t}: the cached server's reply differs from the uncached one's`);
+    out.push({ turn: t, promptTokens: prompt.length, ttftCacheMs: a.ttftMs, ttftNoCacheMs: b.ttftMs, speedup: b.ttftMs / a.ttftMs });
+    history = [...prompt, ...a.tokens];
   }
   return out;
+}
+
+interface ChatRow {
+  turn: number;
+  promptTokens: number;
+  ttftCacheMs: number;
+  ttftNoCacheMs: number;
+  speedup: number;
 }
 
 async function main(): Promise<void> {
@@ -243,17 +258,19 @@ async function main(): Promise<void> {
     }
   }
   if (o.chat) {
-    const runs: Record<string, Array<{ turn: number; promptTokens: number; ttftMs: number }>> = {};
-    for (const [name, mb] of [['cache', 2048], ['no cache', 0]] as const) {
-      log(`chat (${name}): ${o.turns} turns of ${o.turnTokens} new tokens + ${o.reply} reply`);
-      const { child, url } = await startChild(argv, mb);
-      try {
-        runs[name] = await chatTest(o, url, vocab);
-      } finally {
-        child.kill();
-      }
+    log(`chat: ${o.turns} turns of ${o.turnTokens} new tokens + ${o.reply} reply, with and without the cache`);
+    const started = await Promise.allSettled([startChild(argv, 2048), startChild(argv, 0)]);
+    if (started.some((s) => s.status === 'rejected')) {
+      for (const s of started) if (s.status === 'fulfilled') s.value.child.kill();
+      throw (started.find((s) => s.status === 'rejected') as PromiseRejectedResult).reason;
     }
-    result.chat = runs.cache.map((c, i) => ({ turn: c.turn, promptTokens: c.promptTokens, ttftCacheMs: c.ttftMs, ttftNoCacheMs: runs['no cache'][i].ttftMs, speedup: runs['no cache'][i].ttftMs / c.ttftMs }));
+    const [withCache, without] = started.map((s) => (s as PromiseFulfilledResult<{ child: ChildProcess; url: string }>).value);
+    try {
+      result.chat = await chatTest(o, withCache.url, without.url, vocab);
+    } finally {
+      withCache.child.kill();
+      without.child.kill();
+    }
   }
   if (o.json) {
     process.stdout.write(JSON.stringify(result) + '\n');
@@ -285,7 +302,7 @@ function render(o: Opts, r: Record<string, unknown>, command: string): { plain: 
       },
     });
   }
-  const chat = r.chat as Array<{ turn: number; promptTokens: number; ttftCacheMs: number; ttftNoCacheMs: number; speedup: number }> | undefined;
+  const chat = r.chat as ChatRow[] | undefined;
   if (chat) {
     parts.push({
       title: `Multi-turn chat: ${o.turns} turns of ${o.turnTokens} new tokens + a ${o.reply}-token reply; time to first token`,
