@@ -168,9 +168,11 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-async function rss(url: string): Promise<number> {
+/** the server's RSS and the bytes its prefix cache holds (from /metrics) */
+async function memory(url: string): Promise<{ rss: number; cache: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? NaN);
+  const get = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+  return { rss: get(/^process_resident_memory_bytes (\d+)/m), cache: get(/^mamba_ts_cache_bytes (\d+)/m) };
 }
 
 function randomIds(rng: Rng, n: number, vocab: number): number[] {
@@ -178,7 +180,7 @@ function randomIds(rng: Rng, n: number, vocab: number): number[] {
 }
 
 async function loadTest(o: Opts, url: string, vocab: number) {
-  const rssBefore = await rss(url);
+  const before = await memory(url);
   const ttft: number[] = [];
   const gaps: number[] = [];
   let requests = 0;
@@ -205,11 +207,11 @@ async function loadTest(o: Opts, url: string, vocab: number) {
     }),
   );
   const wall = (performance.now() - t0) / 1000;
-  const rssAfter = await rss(url);
+  const after = await memory(url);
   return {
     clients: o.clients, seconds: wall, requests, requestsPerSecond: requests / wall, tokensPerSecond: tokens / wall,
     ttftP50: pct(ttft, 50), ttftP99: pct(ttft, 99), itlP50: pct(gaps, 50), itlP99: pct(gaps, 99), errors, firstError: firstError[0] ?? null,
-    rssBeforeMiB: rssBefore / 2 ** 20, rssAfterMiB: rssAfter / 2 ** 20,
+    rssBeforeMiB: before.rss / 2 ** 20, rssAfterMiB: after.rss / 2 ** 20, cacheAfterMiB: after.cache / 2 ** 20,
   };
 }
 
@@ -296,9 +298,9 @@ function render(o: Opts, r: Record<string, unknown>, command: string): { plain: 
     parts.push({
       title: `Load: ${load.clients} streaming clients for ${f(load.seconds, 0)} s, prompt ${o.prompt} tokens, ${o.maxTokens} generated each (greedy), max batch ${o.maxBatch}`,
       table: {
-        head: ['requests', 'req/s', 'tokens/s', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'errors', 'RSS before → after'],
-        rows: [[String(load.requests), f(load.requestsPerSecond, 2), f(load.tokensPerSecond), `${f(load.ttftP50, 0)} ms`, `${f(load.ttftP99, 0)} ms`, `${f(load.itlP50, 0)} ms`, `${f(load.itlP99, 0)} ms`, String(load.errors), `${f(load.rssBeforeMiB, 0)} → ${f(load.rssAfterMiB, 0)} MiB`]],
-        align: ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        head: ['requests', 'req/s', 'tokens/s', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'errors', 'RSS before → after', 'of which prefix cache'],
+        rows: [[String(load.requests), f(load.requestsPerSecond, 2), f(load.tokensPerSecond), `${f(load.ttftP50, 0)} ms`, `${f(load.ttftP99, 0)} ms`, `${f(load.itlP50, 0)} ms`, `${f(load.itlP99, 0)} ms`, String(load.errors), `${f(load.rssBeforeMiB, 0)} → ${f(load.rssAfterMiB, 0)} MiB`, `${f(load.cacheAfterMiB, 0)} MiB`]],
+        align: ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       },
     });
   }
