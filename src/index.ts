@@ -31,3 +31,6 @@ export { train, TrainError, type TrainOptions, type TrainHooks, type TrainResult
 export { withGrad, backward, type BackwardOptions } from './autograd/tape.js';
 export { DeviceParam } from './train/device-param.js';
 export { DeviceAdamW } from './train/device-optim.js';
+export { serve, createServer, type ServeOptions, type MambaServer } from './server/http.js';
+export { PrefixCache, type PrefixCacheOptions } from './server/prefix-cache.js';
+export { Scheduler, QueueFullError, type JobRequest, type JobResult } from './server/scheduler.js';

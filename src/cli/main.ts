@@ -16,6 +16,7 @@ import { DOWNLOAD_SPEC, downloadCommand } from './download.js';
 import { BENCH_SPEC, runBench } from './bench.js';
 import { EVAL_SPEC, evalCommand, TRAIN_SPEC, trainCommand } from './train.js';
 import { EXPORT_SPEC, exportCommand } from './export.js';
+import { SERVE_SPEC, serveCommand } from './serve.js';
 import { systemMessage, type CliIO } from './io.js';
 
 export type { CliIO, OutStream } from './io.js';
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
   eval: { spec: EVAL_SPEC, run: evalCommand },
   download: { spec: DOWNLOAD_SPEC, run: downloadCommand },
   export: { spec: EXPORT_SPEC, run: exportCommand },
+  serve: { spec: SERVE_SPEC, run: serveCommand },
 };
 
 /** The package version, from the package.json two folders above dist/src/cli. */

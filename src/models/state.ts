@@ -65,6 +65,63 @@ export class ModelState {
   }
 
   /**
+   * Put `src` (a state of batch 1 of the same model) into row `r`, in place: the other rows are neither copied nor
+   * changed (a running batch takes in a new sequence where one left). KV caches shorter than this state's are
+   * padded; a longer one grows this state's first (a copy, as the caches' own doubling). Returns false, changing
+   * nothing, when row `r` holds a non-finite value (it is cleared by subtracting itself, which NaN/Infinity
+   * survive): then build the batch with `concat`/`select` instead.
+   */
+  async writeRow(r: number, src: ModelState): Promise<boolean> {
+    if (src.fingerprint !== this.fingerprint) throw new ModelError(`ModelState.writeRow: states come from different models (${this.fingerprint} vs ${src.fingerprint})`);
+    if (src.batch !== 1) throw new ModelError(`ModelState.writeRow: the source holds ${src.batch} sequences, expected 1`);
+    if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new ModelError(`ModelState.writeRow: row ${r} outside [0, ${this.batch})`);
+    const olds: Tensor[] = [];
+    try {
+      for (const l of this.layers) {
+        for (const t of Object.values(l)) {
+          const old = takeRows(t, [r]);
+          olds.push(old);
+          const v = await old.data();
+          for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return false;
+        }
+      }
+      let n = 0;
+      // the op adds rows of the last dim: sequence r of a [b, …, H] tensor is its rows r·R … r·R + R − 1
+      const add = (dst: Tensor, src: Tensor, w: number): void => {
+        const H = dst.shape[dst.shape.length - 1];
+        const R = dst.size / (dst.shape[0] * H);
+        dst.backend.scatterAddRows(dst, Int32Array.from({ length: R }, (_, j) => r * R + j), src, new Float32Array(R).fill(w));
+      };
+      for (let i = 0; i < this.layers.length; i++) {
+        const l = this.layers[i];
+        for (const k of Object.keys(l)) {
+          let s = src.layers[i][k];
+          const old = olds[n++];
+          if (this.timeTensors.has(k)) {
+            if (s.shape[1] > l[k].shape[1]) {
+              const grown = keep(padTime(l[k], s.shape[1]));
+              l[k].dispose();
+              l[k] = grown;
+            }
+            if (s.shape[1] < l[k].shape[1]) s = padTime(s, l[k].shape[1]);
+          }
+          const dst = l[k];
+          // dst[r] − dst[r] = 0 exactly (finite values), then + src: the row is src's bits
+          const minus = this.timeTensors.has(k) ? padTime(old, dst.shape[1]) : old;
+          add(dst, minus, -1);
+          add(dst, s, 1);
+          if (minus !== old) minus.dispose();
+          if (s !== src.layers[i][k]) s.dispose();
+        }
+      }
+      this.seqLen[r] = src.seqLen[0];
+      return true;
+    } finally {
+      for (const o of olds) o.dispose();
+    }
+  }
+
+  /**
    * A state is used by the model whose backend holds its tensors: one on another backend (a CPU state passed to
    * a WebGPU model, a state of another backend instance) is a BackendMismatchError naming the tensor.
    */
@@ -94,26 +151,40 @@ export class ModelState {
     return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * 4, 0), 0);
   }
 
-  /** Serialize to safetensors bytes. */
-  async export(): Promise<Uint8Array> {
+  /**
+   * A copy whose KV caches hold only the positions in use (max seqLen) instead of their grown capacity: what a
+   * snapshot keeps (the server's prefix cache). Constant-size tensors are copied as they are.
+   */
+  async compact(): Promise<ModelState> {
+    const used = Math.max(1, ...this.seqLen);
+    const all = [...Array(this.batch).keys()];
+    const layers: Array<Record<string, Tensor>> = [];
+    for (const l of this.layers) {
+      const out: Record<string, Tensor> = {};
+      for (const [k, t] of Object.entries(l)) {
+        if (this.timeTensors.has(k) && t.shape[1] > used) {
+          const { data, shape } = trimTime(await t.data(), t.shape, used);
+          out[k] = t.backend.fromHost(data, shape);
+        } else out[k] = takeRows(t, all);
+      }
+      layers.push(out);
+    }
+    return new ModelState(this.fingerprint, layers, this.batch, [...this.seqLen], this.timeTensors);
+  }
+
+  /** Serialize to safetensors bytes; `metadata` adds string entries to the header (the state's own keys win). */
+  async export(metadata: Record<string, string> = {}): Promise<Uint8Array> {
     const tensors: Record<string, WritableTensor> = {};
     const used = Math.max(1, ...this.seqLen);
     for (let i = 0; i < this.layers.length; i++) {
       for (const [k, t] of Object.entries(this.layers[i])) {
-        let data = await t.data();
-        const shape = [...t.shape];
-        if (this.timeTensors.has(k) && shape[1] > used) {
-          // keep only the used positions of the KV cache
-          const inner = t.size / (shape[0] * shape[1]);
-          const trimmed = new Float32Array(shape[0] * used * inner);
-          for (let r = 0; r < shape[0]; r++) trimmed.set(data.subarray(r * shape[1] * inner, (r * shape[1] + used) * inner), r * used * inner);
-          data = trimmed;
-          shape[1] = used;
-        }
+        // keep only the used positions of the KV cache
+        const { data, shape } = this.timeTensors.has(k) ? trimTime(await t.data(), t.shape, used) : { data: await t.data(), shape: [...t.shape] };
         tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape, data };
       }
     }
     return encodeSafetensors(tensors, {
+      ...metadata,
       format: STATE_FORMAT,
       fingerprint: this.fingerprint,
       batch: String(this.batch),
@@ -158,6 +229,15 @@ export class ModelState {
     );
     return new ModelState(template.fingerprint, layers, batch, seqLen as number[], template.timeTensors);
   }
+}
+
+/** a KV cache's values [b, T, ...] cut to the first `used` positions of each row (as is when T <= used) */
+function trimTime(data: Float32Array, shape: readonly number[], used: number): { data: Float32Array; shape: number[] } {
+  if (shape[1] <= used) return { data, shape: [...shape] };
+  const inner = data.length / (shape[0] * shape[1]);
+  const out = new Float32Array(shape[0] * used * inner);
+  for (let r = 0; r < shape[0]; r++) out.set(data.subarray(r * shape[1] * inner, (r * shape[1] + used) * inner), r * used * inner);
+  return { data: out, shape: [shape[0], used, ...shape.slice(2)] };
 }
 
 function mapRecord(r: Record<string, Tensor>, f: (t: Tensor, k: string) => Tensor): Record<string, Tensor> {
