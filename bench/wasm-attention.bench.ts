@@ -1,0 +1,87 @@
+/**
+ * The attention op on the wasm backend (assembly/attention.ts) against the TypeScript reference kernel that the
+ * wasm backend ran before (CpuBackend.attention), at one attention layer's shapes (llama-130m: 12 heads × 64;
+ * hybrid-130m: 12 query / 4 KV heads × 64): decode of one token over a KV cache of C positions, and prefill of a
+ * prompt of L tokens. The two run interleaved in one process, so a busy machine slows both alike; the table gives
+ * min / median milliseconds and the ratio of medians.
+ *
+ *   node dist/bench/wasm-attention.bench.js [--threads 2] [--reps 5] [--decode 512,2048,8192] [--prefill 512,1024] [--ref-max-prefill 1024]
+ */
+import { cpu } from '../src/backend/cpu/index.js';
+import { WasmBackend } from '../src/backend/wasm/index.js';
+import type { Backend } from '../src/backend/backend.js';
+import * as ops from '../src/tensor/ops.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { machineInfo, machineLine, median } from './report.js';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+};
+const threads = Number(arg('threads', '2'));
+const reps = Number(arg('reps', '5'));
+const decodeCtx = arg('decode', '512,2048,8192').split(',').map(Number);
+const prefillLen = arg('prefill', '512,1024').split(',').map(Number);
+/** the reference is O(L²) in scalar float64: longer prompts are timed on wasm only */
+const refMaxPrefill = Number(arg('ref-max-prefill', '1024'));
+
+const wasm = new WasmBackend({ threads });
+const SHAPES = [
+  { name: 'llama-130m', Hq: 12, Hkv: 12, hd: 64 },
+  { name: 'hybrid-130m', Hq: 12, Hkv: 4, hd: 64 },
+];
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    a[i] = (s / 4294967296) * 2 - 1;
+  }
+  return a;
+}
+
+/** one attention call: L new tokens after `past` cached ones; returns milliseconds */
+function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, past: number): number {
+  const cap = past + L;
+  const mk = (H: number, n: number, seed: number) => be.fromHost(rand(n * H * hd, seed), [1, n, H, hd]);
+  let ck: Tensor | null = null, cv: Tensor | null = null;
+  if (past > 0) {
+    ck = be.zeros([1, cap, Hkv, hd]);
+    cv = be.zeros([1, cap, Hkv, hd]);
+    (ck.storage as Float32Array).set(rand(cap * Hkv * hd, 11));
+    (cv.storage as Float32Array).set(rand(cap * Hkv * hd, 12));
+  }
+  const q = mk(Hq, L, 1), k = mk(Hkv, L, 2), v = mk(Hkv, L, 3);
+  const t0 = performance.now();
+  const y = ops.attention({ q, k, v, cacheK: ck, cacheV: cv, pastLen: [past], scale: 1 / Math.sqrt(hd) });
+  be.readSync(y);
+  const ms = performance.now() - t0;
+  for (const t of [q, k, v, y, ck, cv]) t?.dispose();
+  return ms;
+}
+
+const rows: string[] = [];
+const fmt = (xs: number[]) => `${Math.min(...xs).toFixed(2)} / ${median(xs).toFixed(2)}`;
+for (const s of SHAPES) {
+  const cases: Array<{ what: string; L: number; past: number; ref: boolean }> = [
+    ...decodeCtx.map((c) => ({ what: `decode @ ${c}`, L: 1, past: c, ref: true })),
+    ...prefillLen.map((L) => ({ what: `prefill ${L}`, L, past: 0, ref: L <= refMaxPrefill })),
+  ];
+  for (const c of cases) {
+    const tw: number[] = [], tr: number[] = [];
+    timeOne(wasm, s.Hq, s.Hkv, s.hd, c.L, c.past); // warm-up
+    for (let r = 0; r < reps; r++) {
+      tw.push(timeOne(wasm, s.Hq, s.Hkv, s.hd, c.L, c.past));
+      if (c.ref) tr.push(timeOne(cpu, s.Hq, s.Hkv, s.hd, c.L, c.past));
+    }
+    const ratio = c.ref ? `${(median(tr) / median(tw)).toFixed(1)}×` : '—';
+    rows.push(`| ${s.name} (${s.Hq}/${s.Hkv} heads × ${s.hd}) | ${c.what} | ${c.ref ? fmt(tr) : '—'} | ${fmt(tw)} | ${ratio} |`);
+    process.stderr.write(`${rows[rows.length - 1]}\n`);
+  }
+}
+console.log(`\n${machineLine(machineInfo())}; ${wasm.name}; ${reps} reps, min / median ms of one layer's attention op\n`);
+console.log('| shape | call | TypeScript reference (before) | wasm kernels | speed-up |');
+console.log('|---|---|---|---|---|');
+for (const r of rows) console.log(r);
+await wasm.runtime.close();
