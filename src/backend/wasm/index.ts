@@ -37,7 +37,7 @@ interface Matrix {
 
 const Q8_BLOCK = 32;
 /** keys per block of assembly/attention.ts's decode kernel (its DBK) */
-const ATTN_DECODE_BLOCK = 128;
+const ATTN_DECODE_BLOCK = 32;
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
 const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 /** a decode row's keys are split among threads only in pieces of at least this many */
@@ -345,8 +345,8 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
-   * Causal GQA attention in wasm (assembly/attention.ts): one query per row → the decode kernel (keys split over
-   * KV heads and, where that leaves a thread idle, over the length, merged by log-sum-exp); longer → flash-style
+   * Causal GQA attention in wasm (assembly/attention.ts): one query per row → the decode kernel (each row's keys
+   * split among the threads, merged by log-sum-exp); longer → flash-style
    * tiles on the f32 GEMM. The new k/v are written into the cache first (as the CPU backend does); a resident cache
    * (the wasm backend's zeros/padTime) is read in place, another one is copied in.
    */
@@ -378,9 +378,8 @@ export class WasmBackend extends CpuBackend {
       const maxPast = Math.max(...past);
       if (L === 1) {
         for (let r = 0; r < b; r++) iv[r] = past[r] + 1;
-        // splits of the keys: enough items (rows × KV heads × splits) for every thread to get an equal share
-        const items = b * Hkv;
-        let S = T / gcd(items, T);
+        // splits of the keys: enough items (rows × splits) for every thread to get an equal share
+        let S = T / gcd(b, T);
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
         const scratch = c.out(T * G * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;

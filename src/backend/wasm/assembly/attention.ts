@@ -7,9 +7,10 @@
 // Softmax is online (running max m, sum l, rescaled accumulator; Milakov & Gimelshein 2018, FlashAttention): no
 // score matrix larger than one tile exists.
 //
-//   attention_decode   one query per row (L = 1). Work items: (row, KV head, split of the keys); each item reads its
-//                      keys and values once for all G query heads of the group and leaves a partial (acc, m, l);
-//                      after a barrier the splits of each (row, query head) are merged by their log-sum-exp.
+//   attention_decode   one query per row (L = 1). Work items: (row, split of the keys); each item streams its keys'
+//                      rows (all KV heads) block by block, reads each head's keys and values once for all G query
+//                      heads of the group, and leaves a partial (acc, m, l) per query head; after a barrier the
+//                      splits of each (row, query head) are merged by their log-sum-exp.
 //   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
@@ -18,10 +19,10 @@
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
-import { hsum } from './linear_common';
+import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
 
 /** keys per block of the decode kernel */
-const DBK: i32 = 128;
+const DBK: i32 = 32;
 
 // @ts-ignore: decorator
 @inline function f4(p: usize, i: i32): usize {
@@ -45,6 +46,32 @@ const DBK: i32 = 128;
     a0 = f32x4.add(a0, f32x4.mul(ldz(f4(a, k), c), ldz(f4(b, k), c)));
   }
   return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+}
+
+/** [dot(a, b0), …, dot(a, b3)] over n floats for the 4 rows b0 = b, b + rowB, … (any n) */
+// @ts-ignore: decorator
+@inline function dot4(a: usize, b: usize, rowB: usize, n: i32): v128 {
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const o = <usize>k << 2;
+    const x = v128.load(a + o);
+    a0 = f32x4.add(a0, f32x4.mul(x, v128.load(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(x, v128.load(b1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(x, v128.load(b2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(x, v128.load(b3 + o)));
+  }
+  if (k < n) {
+    const c = n - k;
+    const o = <usize>k << 2;
+    const x = ldz(a + o, c);
+    a0 = f32x4.add(a0, f32x4.mul(x, ldz(b + o, c)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldz(b1 + o, c)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldz(b2 + o, c)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldz(b3 + o, c)));
+  }
+  return hsum4(a0, a1, a2, a3);
 }
 
 /** max of p[0, n) (n ≥ 1) */
@@ -90,58 +117,55 @@ function scaleRow(a: usize, n: i32, c: f32): void {
 // decode
 
 /**
- * One decode item: keys [s0, s1) of KV head g (rows at k0/v0, stride rowB) for the G query heads at qp (hd apart):
- * partial results at part (per head: acc [hd], m, l; headB bytes apart). sc: scratch of G · DBK floats.
+ * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB) for the G query heads
+ * at qp (hd apart), folded into their running partials at part (per head: acc [hd], m, l; headB bytes apart).
+ * sc: scratch of G · DBK floats.
  */
-function decodeItem(qp: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const ps = headB;
-  for (let i = 0; i < G; i++) {
-    const pi = part + <usize>i * ps;
-    for (let d = 0; d < hd; d++) store<f32>(f4(pi, d), 0);
-    store<f32>(f4(pi, hd), -Infinity);
-    store<f32>(f4(pi, hd + 1), 0);
+  // scores of the block, scaled: sc[i · DBK + jj]
+  let jj = 0;
+  for (; jj + 4 <= bk; jj += 4) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
   }
-  for (let j0 = s0; j0 < s1; j0 += DBK) {
-    const bk = min(DBK, s1 - j0);
-    // scores of the block, scaled: sc[i · DBK + jj]
-    for (let jj = 0; jj < bk; jj++) {
-      const kp = k0 + <usize>(j0 + jj) * rowB;
-      for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dot(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
-    }
-    for (let i = 0; i < G; i++) {
-      const si = f4(sc, i * DBK);
-      const pi = part + <usize>i * ps;
-      const m = load<f32>(f4(pi, hd));
-      const mNew = max(m, rowMax(si, bk));
-      const corr = Mathf.exp(m - mNew); // 0 on the first block (m = −∞)
-      const sum = expRow(si, bk, bk, mNew);
-      store<f32>(f4(pi, hd), mNew);
-      store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
-      if (corr != 1) scaleRow(pi, hd, corr);
-      // acc += Σ_j p_j v_j, four keys at a time
-      let jj = 0;
-      for (; jj + 4 <= bk; jj += 4) {
-        const p0 = f32x4.splat(load<f32>(f4(si, jj))), p1 = f32x4.splat(load<f32>(f4(si, jj + 1)));
-        const p2 = f32x4.splat(load<f32>(f4(si, jj + 2))), p3 = f32x4.splat(load<f32>(f4(si, jj + 3)));
-        const va = v0 + <usize>(j0 + jj) * rowB;
-        const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
-        for (let d = 0; d < hd; d += 4) {
-          const c = min(4, hd - d);
-          const o = <usize>d << 2;
-          let a = ldz(pi + o, c);
-          a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldz(va + o, c)), f32x4.mul(p1, ldz(vb + o, c))),
-                                     f32x4.add(f32x4.mul(p2, ldz(vc + o, c)), f32x4.mul(p3, ldz(vd + o, c)))));
-          stc(pi + o, a, c);
-        }
+  for (; jj < bk; jj++) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dot(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
+  }
+  for (let i = 0; i < G; i++) {
+    const si = f4(sc, i * DBK);
+    const pi = part + <usize>i * ps;
+    const m = load<f32>(f4(pi, hd));
+    const mNew = max(m, rowMax(si, bk));
+    const corr = Mathf.exp(m - mNew); // 0 on the first block (m = −∞)
+    const sum = expRow(si, bk, bk, mNew);
+    store<f32>(f4(pi, hd), mNew);
+    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
+    if (corr != 1) scaleRow(pi, hd, corr);
+    // acc += Σ_j p_j v_j, four keys at a time
+    let jj = 0;
+    for (; jj + 4 <= bk; jj += 4) {
+      const p0 = f32x4.splat(load<f32>(f4(si, jj))), p1 = f32x4.splat(load<f32>(f4(si, jj + 1)));
+      const p2 = f32x4.splat(load<f32>(f4(si, jj + 2))), p3 = f32x4.splat(load<f32>(f4(si, jj + 3)));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
+      for (let d = 0; d < hd; d += 4) {
+        const c = min(4, hd - d);
+        const o = <usize>d << 2;
+        let a = ldz(pi + o, c);
+        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldz(va + o, c)), f32x4.mul(p1, ldz(vb + o, c))),
+                                   f32x4.add(f32x4.mul(p2, ldz(vc + o, c)), f32x4.mul(p3, ldz(vd + o, c)))));
+        stc(pi + o, a, c);
       }
-      for (; jj < bk; jj++) {
-        const p = f32x4.splat(load<f32>(f4(si, jj)));
-        const va = v0 + <usize>(j0 + jj) * rowB;
-        for (let d = 0; d < hd; d += 4) {
-          const c = min(4, hd - d);
-          const o = <usize>d << 2;
-          stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldz(va + o, c))), c);
-        }
+    }
+    for (; jj < bk; jj++) {
+      const p = f32x4.splat(load<f32>(f4(si, jj)));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      for (let d = 0; d < hd; d += 4) {
+        const c = min(4, hd - d);
+        const o = <usize>d << 2;
+        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldz(va + o, c))), c);
       }
     }
   }
@@ -161,16 +185,39 @@ export function attention_decode(
   const sc = scratch + ((<usize>t * G * DBK) << 2);
   const parts = scratch + ((<usize>T * G * DBK) << 2);
   const ps = <usize>(hd + 2) << 2;
-  const items = b * Hkv * S;
+  // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
+  // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
+  const items = b * S;
+  const headB = <usize>S * ps;
   const i1 = sliceHi(t, T, items, 1);
   for (let it = sliceLo(t, T, items, 1); it < i1; it++) {
-    const s = it % S, g = (it / S) % Hkv, r = it / (S * Hkv);
+    const s = it % S, r = it / S;
     const n = load<i32>(nKeys + (<usize>r << 2));
     const s0 = <i32>((<i64>n * s) / S), s1 = <i32>((<i64>n * (s + 1)) / S);
-    const h0 = g * G;
-    const base = (<usize>r * cap * Hkv + g) * hd;
-    decodeItem(q + ((<usize>(r * Hq + h0) * hd) << 2), K + (base << 2), V + (base << 2), rowB, s0, s1, G, hd, scale, sc,
-      parts + (<usize>(r * Hq + h0) * S + s) * ps, <usize>S * ps);
+    for (let h = 0; h < Hq; h++) {
+      const pi = parts + (<usize>(r * Hq + h) * S + s) * ps;
+      memory.fill(pi, 0, <usize>hd << 2);
+      store<f32>(f4(pi, hd), -Infinity);
+      store<f32>(f4(pi, hd + 1), 0);
+    }
+    const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
+    for (let j0 = s0; j0 < s1; j0 += DBK) {
+      const bk = min(DBK, s1 - j0);
+      const nbk = min(DBK, s1 - j0 - bk); // the next block
+      const pfTotal = <usize>max(nbk, 0) * rowB;
+      const pfChunkB = pfChunk(pfTotal, Hkv);
+      const pfK = rowK + <usize>(j0 + bk) * rowB, pfV = rowV + <usize>(j0 + bk) * rowB;
+      for (let g = 0; g < Hkv; g++) {
+        if (nbk > 0) {
+          touchPart(pfK, pfTotal, pfChunkB, g);
+          touchPart(pfV, pfTotal, pfChunkB, g);
+        }
+        const h0 = g * G;
+        const ho = (<usize>g * hd) << 2;
+        decodeBlock(q + ((<usize>(r * Hq + h0) * hd) << 2), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc,
+          parts + (<usize>(r * Hq + h0) * S + s) * ps, headB);
+      }
+    }
   }
   teamBarrier(counter, 1, T);
   // merge the splits of each (row, query head)
