@@ -2,8 +2,8 @@
  * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
- * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan and Mamba-2's SSD recurrence — run
- * in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
+ * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
+ * (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
  * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
