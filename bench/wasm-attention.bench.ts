@@ -3,7 +3,8 @@
  * wasm backend ran before (CpuBackend.attention), at one attention layer's shapes (llama-130m: 12 heads × 64;
  * hybrid-130m: 12 query / 4 KV heads × 64): decode of one token over a KV cache of C positions, and prefill of a
  * prompt of L tokens. The two run interleaved in one process, so a busy machine slows both alike; the table gives
- * min / median milliseconds and the ratio of medians.
+ * min / median wall milliseconds and the ratio of medians, and the same for the process's CPU time (all threads),
+ * which a machine shared with other work inflates less than wall time.
  *
  *   node dist/bench/wasm-attention.bench.js [--threads 2] [--reps 5] [--decode 512,2048,8192] [--prefill 512,1024] [--ref-max-prefill 1024]
  */
@@ -41,8 +42,8 @@ function rand(n: number, seed: number): Float32Array {
   return a;
 }
 
-/** one attention call: L new tokens after `past` cached ones; returns milliseconds */
-function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, past: number): number {
+/** one attention call: L new tokens after `past` cached ones; returns wall and CPU milliseconds */
+function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, past: number): [number, number] {
   const cap = past + L;
   const mk = (H: number, n: number, seed: number) => be.fromHost(rand(n * H * hd, seed), [1, n, H, hd]);
   let ck: Tensor | null = null, cv: Tensor | null = null;
@@ -53,12 +54,12 @@ function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, pa
     (cv.storage as Float32Array).set(rand(cap * Hkv * hd, 12));
   }
   const q = mk(Hq, L, 1), k = mk(Hkv, L, 2), v = mk(Hkv, L, 3);
-  const t0 = performance.now();
+  const c0 = process.cpuUsage(), t0 = performance.now();
   const y = ops.attention({ q, k, v, cacheK: ck, cacheV: cv, pastLen: [past], scale: 1 / Math.sqrt(hd) });
   be.readSync(y);
-  const ms = performance.now() - t0;
+  const ms = performance.now() - t0, cu = process.cpuUsage(c0);
   for (const t of [q, k, v, y, ck, cv]) t?.dispose();
-  return ms;
+  return [ms, (cu.user + cu.system) / 1000];
 }
 
 const rows: string[] = [];
@@ -69,19 +70,26 @@ for (const s of SHAPES) {
     ...prefillLen.map((L) => ({ what: `prefill ${L}`, L, past: 0, ref: L <= refMaxPrefill })),
   ];
   for (const c of cases) {
-    const tw: number[] = [], tr: number[] = [];
+    const tw: number[] = [], tr: number[] = [], cw: number[] = [], cr: number[] = [];
     timeOne(wasm, s.Hq, s.Hkv, s.hd, c.L, c.past); // warm-up
     for (let r = 0; r < reps; r++) {
-      tw.push(timeOne(wasm, s.Hq, s.Hkv, s.hd, c.L, c.past));
-      if (c.ref) tr.push(timeOne(cpu, s.Hq, s.Hkv, s.hd, c.L, c.past));
+      const [w, wc] = timeOne(wasm, s.Hq, s.Hkv, s.hd, c.L, c.past);
+      tw.push(w);
+      cw.push(wc);
+      if (c.ref) {
+        const [x, xc] = timeOne(cpu, s.Hq, s.Hkv, s.hd, c.L, c.past);
+        tr.push(x);
+        cr.push(xc);
+      }
     }
-    const ratio = c.ref ? `${(median(tr) / median(tw)).toFixed(1)}×` : '—';
-    rows.push(`| ${s.name} (${s.Hq}/${s.Hkv} heads × ${s.hd}) | ${c.what} | ${c.ref ? fmt(tr) : '—'} | ${fmt(tw)} | ${ratio} |`);
+    const ratio = (a: number[], b: number[]) => (c.ref ? `${(median(a) / median(b)).toFixed(1)}×` : '—');
+    rows.push(`| ${s.name} (${s.Hq}/${s.Hkv} heads × ${s.hd}) | ${c.what} | ${c.ref ? fmt(tr) : '—'} | ${fmt(tw)} | ${ratio(tr, tw)} | ` +
+      `${c.ref ? fmt(cr) : '—'} | ${fmt(cw)} | ${ratio(cr, cw)} |`);
     process.stderr.write(`${rows[rows.length - 1]}\n`);
   }
 }
 console.log(`\n${machineLine(machineInfo())}; ${wasm.name}; ${reps} reps, min / median ms of one layer's attention op\n`);
-console.log('| shape | call | TypeScript reference (before) | wasm kernels | speed-up |');
-console.log('|---|---|---|---|---|');
+console.log('| shape | call | wall: TypeScript reference (before) | wall: wasm | speed-up | CPU: reference | CPU: wasm (all threads) | CPU ratio |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(r);
 await wasm.runtime.close();
