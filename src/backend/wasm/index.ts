@@ -398,14 +398,10 @@ export class WasmBackend extends CpuBackend {
   }
 
   /** a grown KV cache stays in wasm memory (resident), so that attention reads it in place */
-  override padTime(t: Tensor, newT: number): Tensor {
-    const [b, T] = t.shape;
-    const inner = t.size / (b * T);
-    const src = t.storage as Float32Array;
-    const out = this.allocF32(b * newT * inner);
-    out.fill(0);
-    for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner), r * newT * inner);
-    return new Tensor(this, out, [b, newT, ...t.shape.slice(2)]);
+  protected override cacheArray(count: number): Float32Array {
+    const a = this.allocF32(count);
+    a.fill(0); // reused memory holds old values
+    return a;
   }
 
   /** the sequential scan in wasm; 'chunked' (longer than a chunk) by the CPU kernel, as asked */
