@@ -6,13 +6,22 @@
  * min / median wall milliseconds and the ratio of medians, and the same for the process's CPU time (all threads),
  * which a machine shared with other work inflates less than wall time.
  *
+ * With --models, whole models instead (random weights, `mamba-ts bench`'s presets): one prefill of --prompt tokens
+ * and --gen decode steps, with attention on the wasm kernels and with the wasm backend's attention swapped back to
+ * the TypeScript kernel (what it ran before), alternating in one process; wall and CPU time of each.
+ *
  *   node dist/bench/wasm-attention.bench.js [--threads 2] [--reps 5] [--decode 512,2048,8192] [--prefill 512,1024] [--ref-max-prefill 1024]
+ *   node dist/bench/wasm-attention.bench.js --models llama-130m,hybrid-130m,mamba-130m [--prompt 512] [--gen 16] [--reps 1]
  */
 import { cpu } from '../src/backend/cpu/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import type { Backend } from '../src/backend/backend.js';
 import * as ops from '../src/tensor/ops.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { CpuBackend } from '../src/backend/cpu/index.js';
+import { argmax } from '../src/generate/sampling.js';
+import { PRESETS, RandomTensorSource } from '../src/models/random.js';
+import { buildModel } from '../src/models/registry.js';
 import { machineInfo, machineLine, median } from './report.js';
 
 const arg = (name: string, dflt: string): string => {
@@ -60,6 +69,52 @@ function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, pa
   const ms = performance.now() - t0, cu = process.cpuUsage(c0);
   for (const t of [q, k, v, y, ck, cv]) t?.dispose();
   return [ms, (cu.user + cu.system) / 1000];
+}
+
+const models = arg('models', '');
+if (models) {
+  await modelsBench(models.split(','), Number(arg('prompt', '512')), Number(arg('gen', '16')));
+  await wasm.runtime.close();
+  process.exit(0);
+}
+
+/** whole models: attention on wasm vs the TypeScript kernel, alternating */
+async function modelsBench(names: string[], prompt: number, gen: number): Promise<void> {
+  const out: string[] = [];
+  const wasmAttention = wasm.attention;
+  const tsAttention = CpuBackend.prototype.attention;
+  for (const name of names) {
+    const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: wasm });
+    const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+    const t: Record<string, number[][]> = { ts: [[], [], [], []], wasm: [[], [], [], []] };
+    for (let r = 0; r < reps; r++) {
+      for (const which of ['ts', 'wasm'] as const) {
+        wasm.attention = which === 'wasm' ? wasmAttention : tsAttention;
+        const s = lm.createState(1);
+        let c0 = process.cpuUsage(), t0 = performance.now();
+        let l = await lm.advance([ids], s);
+        let cu = process.cpuUsage(c0);
+        t[which][0].push(performance.now() - t0);
+        t[which][1].push((cu.user + cu.system) / 1000);
+        c0 = process.cpuUsage();
+        t0 = performance.now();
+        for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
+        cu = process.cpuUsage(c0);
+        t[which][2].push(performance.now() - t0);
+        t[which][3].push((cu.user + cu.system) / 1000);
+      }
+    }
+    wasm.attention = wasmAttention;
+    const tok = (ms: number[], n: number) => (n / (median(ms) / 1000)).toFixed(1);
+    const [a, b] = [t.ts, t.wasm];
+    out.push(`| ${name} | ${tok(a[0], prompt)} → ${tok(b[0], prompt)} | ${(median(a[1]) / median(b[1])).toFixed(2)}× | ` +
+      `${tok(a[2], gen)} → ${tok(b[2], gen)} | ${(median(a[3]) / median(b[3])).toFixed(2)}× |`);
+    process.stderr.write(`${out[out.length - 1]}\n`);
+  }
+  console.log(`\n${machineLine(machineInfo())}; ${wasm.name}; prompt ${prompt}, ${gen} decode steps, ${reps} rep(s), medians\n`);
+  console.log(`| model | prefill tok/s (wall), TypeScript attention → wasm | prefill CPU time ratio | decode tok/s at ${prompt}+ (wall) | decode CPU time ratio |`);
+  console.log('|---|---:|---:|---:|---:|');
+  for (const r of out) console.log(r);
 }
 
 const rows: string[] = [];
