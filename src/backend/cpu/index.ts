@@ -190,11 +190,15 @@ export class CpuBackend implements Backend {
       for (let k = 0; k < H; k++) d[dOff + k] += w * s[so + k];
     }
   }
+  /** the zeroed array of a grown KV cache (padTime); the wasm backend puts it in wasm memory */
+  protected cacheArray(count: number): Float32Array {
+    return new Float32Array(count);
+  }
   padTime(t: Tensor, newT: number): Tensor {
     const [b, T] = t.shape;
     const inner = t.size / (b * T);
     const src = buf(t);
-    const out = new Float32Array(b * newT * inner);
+    const out = this.cacheArray(b * newT * inner);
     for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner), r * newT * inner);
     return new Tensor(this, out, [b, newT, ...t.shape.slice(2)]);
   }

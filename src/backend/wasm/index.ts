@@ -2,12 +2,12 @@
  * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
- * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan and Mamba-2's SSD recurrence — run
- * in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
+ * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
+ * (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
  * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
@@ -36,6 +36,12 @@ interface Matrix {
 }
 
 const Q8_BLOCK = 32;
+/** keys per block of assembly/attention.ts's decode kernel (its DBK) */
+const ATTN_DECODE_BLOCK = 32;
+/** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
+const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
+/** a decode row's keys are split among threads only in pieces of at least this many */
+const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
 const PANEL_MIN_ROWS = 8;
 
@@ -338,6 +344,66 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
+  /**
+   * Causal GQA attention in wasm (assembly/attention.ts): one query per row → the decode kernel (each row's keys
+   * split among the threads, merged by log-sum-exp); longer → flash-style
+   * tiles on the f32 GEMM. The new k/v are written into the cache first (as the CPU backend does); a resident cache
+   * (the wasm backend's zeros/padTime) is read in place, another one is copied in.
+   */
+  override attention(a: AttentionArgs): Tensor {
+    const [b, L, Hq, hd] = a.q.shape;
+    const Hkv = a.k.shape[2];
+    const rowKV = Hkv * hd;
+    const cached = a.cacheK !== null && a.cacheV !== null;
+    const cap = cached ? a.cacheK!.shape[1] : L;
+    const past = cached ? a.pastLen : new Array<number>(b).fill(0);
+    if (cached) {
+      const k = a.k.storage as Float32Array, v = a.v.storage as Float32Array;
+      const ck = a.cacheK!.storage as Float32Array, cv = a.cacheV!.storage as Float32Array;
+      for (let r = 0; r < b; r++) {
+        const src = r * L * rowKV, dst = (r * cap + past[r]) * rowKV;
+        ck.set(k.subarray(src, src + L * rowKV), dst);
+        cv.set(v.subarray(src, src + L * rowKV), dst);
+      }
+    }
+    const rt = this.runtime;
+    const T = rt.threads;
+    const G = Hq / Hkv;
+    return this.op((c) => {
+      const qo = c.in(a.q), ko = c.in(cached ? a.cacheK : a.k), vo = c.in(cached ? a.cacheV : a.v);
+      const yo = c.out(b * L * Hq * hd);
+      const ints = c.out(b);
+      const iv = new Int32Array(rt.memory.buffer, ints, b);
+      const counter = c.zeros(2); // (i32 zeros)
+      const maxPast = Math.max(...past);
+      if (L === 1) {
+        for (let r = 0; r < b; r++) iv[r] = past[r] + 1;
+        // splits of the keys: enough items (rows × splits) for every thread to get an equal share
+        let S = T / gcd(b, T);
+        while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
+        const scratch = c.out(T * G * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
+        const work = 2 * b * Hq * (maxPast + 1) * hd;
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter], work >= MIN_PARALLEL_WORK);
+      } else {
+        for (let r = 0; r < b; r++) iv[r] = past[r];
+        const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
+        const M = G * BQ;
+        const tileFloats = Math.ceil((M * (3 * hd + BK + 2) + 2 * BK * hd) / 16) * 16;
+        const scratch = c.out(T * tileFloats);
+        const work = 2 * b * Hq * L * (maxPast + L / 2) * hd;
+        rt.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, a.scale, BQ, BK, scratch, tileFloats, counter], work >= MIN_PARALLEL_WORK);
+      }
+      return c.result(yo, [b, L, Hq, hd]);
+    });
+  }
+
+  /** a grown KV cache stays in wasm memory (resident), so that attention reads it in place */
+  protected override cacheArray(count: number): Float32Array {
+    const a = this.allocF32(count);
+    a.fill(0); // reused memory holds old values
+    return a;
+  }
+
   /** the sequential scan in wasm; 'chunked' (longer than a chunk) by the CPU kernel, as asked */
   override selectiveScan(a: SelectiveScanArgs): Tensor {
     if (a.algorithm === 'chunked' && a.u.shape[1] > a.chunkSize) return super.selectiveScan(a);
@@ -368,6 +434,10 @@ export class WasmBackend extends CpuBackend {
       return c.result(yo, [batch, L, nh, hd]);
     });
   }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 /** The scratch of one wasm op call (WasmBackend.op); offsets are bytes into wasm memory. */

@@ -14,3 +14,4 @@ export * from './panel';
 export * from './scan_train';
 export * from './conv_train';
 export * from './transpose';
+export * from './attention';

@@ -1,0 +1,383 @@
+// Causal grouped-query attention, f32, 128-bit SIMD, as team kernels (team.ts). Oracle: `attention` in
+// src/backend/cpu/kernels.ts (softmax(q kᵀ · scale + causal mask) v; query head h reads KV head ⌊h / G⌋, G = Hq / Hkv).
+//
+// Layouts (byte offsets; f32): q, out [b, L, Hq, hd]; keys/values K, V [b, cap, Hkv, hd] (the KV cache with the new
+// positions already written, or the new k/v themselves with cap = L); past: i32 [b], the positions before the
+// first query of each row (query t of row r sits at position past[r] + t and reads keys 0 … past[r] + t).
+// Softmax is online (running max m, sum l, rescaled accumulator; Milakov & Gimelshein 2018, FlashAttention): no
+// score matrix larger than one tile exists.
+//
+//   attention_decode   one query per row (L = 1). Work items: (row, split of the keys); each item streams its keys'
+//                      rows (all KV heads) block by block, reads each head's keys and values once for all G query
+//                      heads of the group, and leaves a partial (acc, m, l) per query head; after a barrier the
+//                      splits of each (row, query head) are merged by their log-sum-exp.
+//   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
+//                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
+//                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
+//                      (linear.ts) on packed K and transposed V tiles.
+
+import { linear_f32 } from './linear';
+import { ldz, stc, vexp } from './simd';
+import { sliceHi, sliceLo, teamBarrier } from './team';
+import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
+
+/** keys per block of the decode kernel */
+const DBK: i32 = 32;
+
+// @ts-ignore: decorator
+@inline function f4(p: usize, i: i32): usize {
+  return p + (<usize>i << 2);
+}
+
+/** dot(a, b) over n floats (any n; tails loaded with zero lanes) */
+// @ts-ignore: decorator
+@inline function dot(a: usize, b: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const o = <usize>k << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(a + o, 32), v128.load(b + o, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(a + o, 48), v128.load(b + o, 48)));
+  }
+  for (; k < n; k += 4) {
+    const c = min(4, n - k);
+    a0 = f32x4.add(a0, f32x4.mul(ldz(f4(a, k), c), ldz(f4(b, k), c)));
+  }
+  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+}
+
+/** [dot(a, b0), …, dot(a, b3)] over n floats for the 4 rows b0 = b, b + rowB, … (any n) */
+// @ts-ignore: decorator
+@inline function dot4(a: usize, b: usize, rowB: usize, n: i32): v128 {
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const o = <usize>k << 2;
+    const x = v128.load(a + o);
+    a0 = f32x4.add(a0, f32x4.mul(x, v128.load(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(x, v128.load(b1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(x, v128.load(b2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(x, v128.load(b3 + o)));
+  }
+  if (k < n) {
+    const c = n - k;
+    const o = <usize>k << 2;
+    const x = ldz(a + o, c);
+    a0 = f32x4.add(a0, f32x4.mul(x, ldz(b + o, c)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldz(b1 + o, c)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldz(b2 + o, c)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldz(b3 + o, c)));
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/** max of p[0, n) (n ≥ 1) */
+function rowMax(p: usize, n: i32): f32 {
+  let m = f32x4.splat(-Infinity);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) m = f32x4.max(m, v128.load(f4(p, k)));
+  let r = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; k < n; k++) r = max(r, load<f32>(f4(p, k)));
+  return r;
+}
+
+/** p[j] ← exp(p[j] − m) for j < n, 0 for n ≤ j < total; returns Σ p */
+function expRow(p: usize, n: i32, total: i32, m: f32): f32 {
+  const mv = f32x4.splat(m);
+  let s = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const e = vexp(f32x4.sub(v128.load(f4(p, k)), mv));
+    v128.store(f4(p, k), e);
+    s = f32x4.add(s, e);
+  }
+  let r = hsum(s);
+  for (; k < n; k++) {
+    const e = f32x4.extract_lane(vexp(f32x4.splat(load<f32>(f4(p, k)) - m)), 0);
+    store<f32>(f4(p, k), e);
+    r += e;
+  }
+  for (; k < total; k++) store<f32>(f4(p, k), 0);
+  return r;
+}
+
+/** a[0, n) ← a · c */
+function scaleRow(a: usize, n: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  for (let k = 0; k < n; k += 4) {
+    const w = min(4, n - k);
+    stc(f4(a, k), f32x4.mul(ldz(f4(a, k), w), cv), w);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// decode
+
+/**
+ * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB) for the G query heads
+ * at qp (hd apart), folded into their running partials at part (per head: acc [hd], m, l; headB bytes apart).
+ * sc: scratch of G · DBK floats.
+ */
+function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const ps = headB;
+  // scores of the block, scaled: sc[i · DBK + jj]
+  let jj = 0;
+  for (; jj + 4 <= bk; jj += 4) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
+  }
+  for (; jj < bk; jj++) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dot(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
+  }
+  for (let i = 0; i < G; i++) {
+    const si = f4(sc, i * DBK);
+    const pi = part + <usize>i * ps;
+    const m = load<f32>(f4(pi, hd));
+    const mNew = max(m, rowMax(si, bk));
+    const corr = Mathf.exp(m - mNew); // 0 on the first block (m = −∞)
+    const sum = expRow(si, bk, bk, mNew);
+    store<f32>(f4(pi, hd), mNew);
+    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
+    if (corr != 1) scaleRow(pi, hd, corr);
+    // acc += Σ_j p_j v_j, four keys at a time
+    let jj = 0;
+    for (; jj + 4 <= bk; jj += 4) {
+      const p0 = f32x4.splat(load<f32>(f4(si, jj))), p1 = f32x4.splat(load<f32>(f4(si, jj + 1)));
+      const p2 = f32x4.splat(load<f32>(f4(si, jj + 2))), p3 = f32x4.splat(load<f32>(f4(si, jj + 3)));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
+      for (let d = 0; d < hd; d += 4) {
+        const c = min(4, hd - d);
+        const o = <usize>d << 2;
+        let a = ldz(pi + o, c);
+        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldz(va + o, c)), f32x4.mul(p1, ldz(vb + o, c))),
+                                   f32x4.add(f32x4.mul(p2, ldz(vc + o, c)), f32x4.mul(p3, ldz(vd + o, c)))));
+        stc(pi + o, a, c);
+      }
+    }
+    for (; jj < bk; jj++) {
+      const p = f32x4.splat(load<f32>(f4(si, jj)));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      for (let d = 0; d < hd; d += 4) {
+        const c = min(4, hd - d);
+        const o = <usize>d << 2;
+        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldz(va + o, c))), c);
+      }
+    }
+  }
+}
+
+/**
+ * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
+ * S splits of each row's keys. scratch: per thread G · DBK floats, then the partials [b, Hq, S, hd + 2].
+ * counter: i32, zeroed (the barrier).
+ */
+export function attention_decode(
+  q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
+  S: i32, scratch: usize, counter: usize, t: i32, T: i32,
+): void {
+  const G = Hq / Hkv;
+  const rowB = <usize>(Hkv * hd) << 2;
+  const sc = scratch + ((<usize>t * G * DBK) << 2);
+  const parts = scratch + ((<usize>T * G * DBK) << 2);
+  const ps = <usize>(hd + 2) << 2;
+  // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
+  // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
+  const items = b * S;
+  const headB = <usize>S * ps;
+  const i1 = sliceHi(t, T, items, 1);
+  for (let it = sliceLo(t, T, items, 1); it < i1; it++) {
+    const s = it % S, r = it / S;
+    const n = load<i32>(nKeys + (<usize>r << 2));
+    const s0 = <i32>((<i64>n * s) / S), s1 = <i32>((<i64>n * (s + 1)) / S);
+    for (let h = 0; h < Hq; h++) {
+      const pi = parts + (<usize>(r * Hq + h) * S + s) * ps;
+      memory.fill(pi, 0, <usize>hd << 2);
+      store<f32>(f4(pi, hd), -Infinity);
+      store<f32>(f4(pi, hd + 1), 0);
+    }
+    const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
+    for (let j0 = s0; j0 < s1; j0 += DBK) {
+      const bk = min(DBK, s1 - j0);
+      const nbk = min(DBK, s1 - j0 - bk); // the next block
+      const pfTotal = <usize>max(nbk, 0) * rowB;
+      const pfChunkB = pfChunk(pfTotal, Hkv);
+      const pfK = rowK + <usize>(j0 + bk) * rowB, pfV = rowV + <usize>(j0 + bk) * rowB;
+      for (let g = 0; g < Hkv; g++) {
+        if (nbk > 0) {
+          touchPart(pfK, pfTotal, pfChunkB, g);
+          touchPart(pfV, pfTotal, pfChunkB, g);
+        }
+        const h0 = g * G;
+        const ho = (<usize>g * hd) << 2;
+        decodeBlock(q + ((<usize>(r * Hq + h0) * hd) << 2), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc,
+          parts + (<usize>(r * Hq + h0) * S + s) * ps, headB);
+      }
+    }
+  }
+  teamBarrier(counter, 1, T);
+  // merge the splits of each (row, query head)
+  const rh1 = sliceHi(t, T, b * Hq, 1);
+  for (let rh = sliceLo(t, T, b * Hq, 1); rh < rh1; rh++) {
+    const p0 = parts + <usize>rh * S * ps;
+    let m: f32 = -Infinity;
+    for (let s = 0; s < S; s++) m = max(m, load<f32>(f4(p0 + <usize>s * ps, hd)));
+    let l: f32 = 0;
+    for (let s = 0; s < S; s++) {
+      const ps_ = p0 + <usize>s * ps;
+      l += load<f32>(f4(ps_, hd + 1)) * Mathf.exp(load<f32>(f4(ps_, hd)) - m);
+    }
+    const o = out + ((<usize>rh * hd) << 2);
+    for (let d = 0; d < hd; d += 4) {
+      const c = min(4, hd - d);
+      let a = f32x4.splat(0);
+      for (let s = 0; s < S; s++) {
+        const ps_ = p0 + <usize>s * ps;
+        const w = Mathf.exp(load<f32>(f4(ps_, hd)) - m) / l;
+        a = f32x4.add(a, f32x4.mul(f32x4.splat(w), ldz(f4(ps_, d), c)));
+      }
+      stc(f4(o, d), a, c);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// prefill
+
+/** dst [hd, bk] = the bk value rows at v0 (stride rowB)ᵀ */
+function packVt(v0: usize, rowB: usize, bk: i32, hd: i32, dst: usize): void {
+  const dRow = <usize>bk << 2;
+  const bk4 = bk & ~3, hd4 = hd & ~3;
+  for (let j = 0; j < bk4; j += 4) {
+    const r0 = v0 + <usize>j * rowB;
+    for (let d = 0; d < hd4; d += 4) {
+      const o = <usize>d << 2;
+      const a0 = v128.load(r0 + o), a1 = v128.load(r0 + rowB + o), a2 = v128.load(r0 + 2 * rowB + o), a3 = v128.load(r0 + 3 * rowB + o);
+      const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+      const t1 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+      const t2 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+      const t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+      const p = dst + <usize>d * dRow + (<usize>j << 2);
+      v128.store(p, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+      v128.store(p + dRow, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+      v128.store(p + 2 * dRow, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+      v128.store(p + 3 * dRow, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+    }
+    for (let d = hd4; d < hd; d++) {
+      for (let jj = j; jj < j + 4; jj++) store<f32>(dst + <usize>d * dRow + (<usize>jj << 2), load<f32>(f4(v0 + <usize>jj * rowB, d)));
+    }
+  }
+  for (let j = bk4; j < bk; j++) {
+    for (let d = 0; d < hd; d++) store<f32>(dst + <usize>d * dRow + (<usize>j << 2), load<f32>(f4(v0 + <usize>j * rowB, d)));
+  }
+}
+
+/**
+ * Flash-style causal attention over query tiles: q, out [b, L, Hq, hd]; past: i32 [b]; tiles of BQ positions × G
+ * heads against BK keys. scratch: per thread tileFloats (see the JS side: M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ);
+ * counter: two i32, zeroed (the next item).
+ */
+export function attention_prefill(
+  q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, t: i32, T: i32,
+): void {
+  const G = Hq / Hkv;
+  const Mmax = G * BQ;
+  const rowB = <usize>(Hkv * hd) << 2;
+  const qRowB = <usize>(Hq * hd) << 2;
+  const hdB = <usize>hd << 2;
+  const base = scratch + ((<usize>t * tileFloats) << 2);
+  const Qt = base;
+  const Kt = Qt + ((<usize>Mmax * hd) << 2);
+  const Vt = Kt + ((<usize>BK * hd) << 2);
+  const Sb = Vt + ((<usize>BK * hd) << 2);
+  const O = Sb + ((<usize>Mmax * BK) << 2);
+  const O2 = O + ((<usize>Mmax * hd) << 2);
+  const mA = O2 + ((<usize>Mmax * hd) << 2);
+  const lA = mA + (<usize>Mmax << 2);
+  const nQt = (L + BQ - 1) / BQ;
+  const perTile = b * Hkv;
+  const items = nQt * perTile;
+  for (;;) {
+    const it = atomic.add<i32>(counter, 1);
+    if (it >= items) break;
+    const qt = nQt - 1 - it / perTile; // the longest tiles first
+    const rg = it % perTile;
+    const r = rg / Hkv, g = rg % Hkv;
+    const t0 = qt * BQ;
+    const bq = min(BQ, L - t0);
+    const M = G * bq;
+    const p0 = load<i32>(past + (<usize>r << 2)) + t0; // position of the tile's first query
+    // Q tile (scaled): row i·bq + tt = head g·G + i at position t0 + tt
+    for (let i = 0; i < G; i++) {
+      for (let tt = 0; tt < bq; tt++) {
+        const src = q + <usize>(r * L + t0 + tt) * qRowB + <usize>(g * G + i) * hdB;
+        const dst = Qt + <usize>(i * bq + tt) * hdB;
+        scaleInto(src, dst, hd, scale);
+      }
+    }
+    for (let m = 0; m < M; m++) {
+      store<f32>(f4(mA, m), -Infinity);
+      store<f32>(f4(lA, m), 0);
+    }
+    memory.fill(O, 0, (<usize>M * hd) << 2);
+    const kEnd = p0 + bq; // keys 0 … p0 + bq − 1
+    const kvBase = (<usize>r * cap * Hkv + g) * hd;
+    for (let j0 = 0; j0 < kEnd; j0 += BK) {
+      const bk = min(BK, kEnd - j0);
+      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 2);
+      for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
+      packVt(V + ((kvBase + <usize>j0 * Hkv * hd) << 2), rowB, bk, hd, Vt);
+      linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
+      const rowS = <usize>bk << 2;
+      for (let i = 0; i < G; i++) {
+        for (let tt = 0; tt < bq; tt++) {
+          const row = i * bq + tt;
+          const sp = Sb + <usize>row * rowS;
+          const nv = min(bk, p0 + tt - j0 + 1); // valid keys of this row in the tile
+          const m = load<f32>(f4(mA, row));
+          if (nv <= 0) {
+            memory.fill(sp, 0, rowS); // no key of this tile is visible to the row yet: m, l, O unchanged
+            continue;
+          }
+          const mNew = max(m, rowMax(sp, nv));
+          const corr = Mathf.exp(m - mNew);
+          const sum = expRow(sp, nv, bk, mNew);
+          store<f32>(f4(mA, row), mNew);
+          store<f32>(f4(lA, row), load<f32>(f4(lA, row)) * corr + sum);
+          if (corr != 1) scaleRow(O + <usize>row * hdB, hd, corr);
+        }
+      }
+      linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
+      addInto(O, O2, M * hd);
+    }
+    // out = O / l
+    for (let i = 0; i < G; i++) {
+      for (let tt = 0; tt < bq; tt++) {
+        const row = i * bq + tt;
+        const dst = out + <usize>(r * L + t0 + tt) * qRowB + <usize>(g * G + i) * hdB;
+        scaleInto(O + <usize>row * hdB, dst, hd, <f32>1 / load<f32>(f4(lA, row)));
+      }
+    }
+  }
+}
+
+/** dst[0, n) = src · c */
+function scaleInto(src: usize, dst: usize, n: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  for (let k = 0; k < n; k += 4) {
+    const w = min(4, n - k);
+    stc(f4(dst, k), f32x4.mul(ldz(f4(src, k), w), cv), w);
+  }
+}
+
+/** a[0, n) += b[0, n) */
+function addInto(a: usize, b: usize, n: i32): void {
+  let k = 0;
+  for (; k + 4 <= n; k += 4) v128.store(f4(a, k), f32x4.add(v128.load(f4(a, k)), v128.load(f4(b, k))));
+  for (; k < n; k++) store<f32>(f4(a, k), load<f32>(f4(a, k)) + load<f32>(f4(b, k)));
+}

@@ -1,0 +1,138 @@
+/**
+ * The WebAssembly attention kernels (src/backend/wasm/assembly/attention.ts: the split-KV decode kernel and the
+ * flash-style prefill tiles) through WasmBackend.attention, against the TypeScript reference (CpuBackend.attention,
+ * float64 softmax): head_dim with and without a SIMD tail, GQA ratios 1/2/4, L = 1 and L = 1000, caches with past
+ * positions (different per row), a cache in wasm memory (read in place) and one on the JS heap (copied in), on 1 and
+ * 2 threads. The new k/v land in the cache exactly as the reference writes them.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CpuBackend } from '../../src/backend/cpu/index.js';
+import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import type { Backend } from '../../src/backend/backend.js';
+import * as ops from '../../src/tensor/ops.js';
+import { maxAbsDiff, randomArray } from '../helpers.js';
+
+const cpu = new CpuBackend();
+const wasm = { 1: new WasmBackend({ threads: 1 }), 2: new WasmBackend({ threads: 2 }) };
+
+interface Case {
+  b: number;
+  L: number;
+  Hq: number;
+  Hkv: number;
+  hd: number;
+  /** positions already in the cache per row; null: no cache */
+  past: number[] | null;
+  /** cache length (≥ past + L) */
+  cap?: number;
+}
+
+interface Data {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  cacheK: Float32Array | null;
+  cacheV: Float32Array | null;
+}
+
+function makeData(c: Case, seed: number): Data {
+  const rows = c.b * c.L;
+  const cap = c.cap ?? (c.past ? Math.max(...c.past) + c.L : 0);
+  const cacheK = c.past ? randomArray(c.b * cap * c.Hkv * c.hd, seed + 3, 2) : null;
+  const cacheV = c.past ? randomArray(c.b * cap * c.Hkv * c.hd, seed + 4) : null;
+  return {
+    q: randomArray(rows * c.Hq * c.hd, seed, 2),
+    k: randomArray(rows * c.Hkv * c.hd, seed + 1, 2),
+    v: randomArray(rows * c.Hkv * c.hd, seed + 2),
+    cacheK,
+    cacheV,
+  };
+}
+
+/** runs attention on `be`; residentCache: the cache made by the backend's zeros (wasm memory) rather than a JS array */
+function run(be: Backend, c: Case, d: Data, residentCache: boolean): { y: Float32Array; cacheK: Float32Array | null; cacheV: Float32Array | null } {
+  const t = (a: Float32Array, shape: number[]) => be.fromHost(a.slice(), shape);
+  const cap = c.cap ?? (c.past ? Math.max(...c.past) + c.L : 0);
+  const cshape = [c.b, cap, c.Hkv, c.hd];
+  const cache = (a: Float32Array | null): Tensor | null => {
+    if (!a) return null;
+    if (!residentCache) return new Tensor(be, a.slice(), cshape);
+    const z = be.zeros(cshape);
+    (z.storage as Float32Array).set(a);
+    return z;
+  };
+  const cacheK = cache(d.cacheK), cacheV = cache(d.cacheV);
+  const y = ops.attention({
+    q: t(d.q, [c.b, c.L, c.Hq, c.hd]), k: t(d.k, [c.b, c.L, c.Hkv, c.hd]), v: t(d.v, [c.b, c.L, c.Hkv, c.hd]),
+    cacheK, cacheV, pastLen: c.past ?? new Array(c.b).fill(0), scale: 1 / Math.sqrt(c.hd),
+  });
+  return {
+    y: be.readSync(y),
+    cacheK: cacheK ? be.readSync(cacheK).slice() : null,
+    cacheV: cacheV ? be.readSync(cacheV).slice() : null,
+  };
+}
+
+function name(c: Case): string {
+  return `b=${c.b} L=${c.L} Hq=${c.Hq} Hkv=${c.Hkv} hd=${c.hd} past=${c.past ? `[${c.past}]` : 'none'}`;
+}
+
+const CASES: Case[] = [
+  // decode (one query per row)
+  { b: 1, L: 1, Hq: 4, Hkv: 4, hd: 64, past: [0] },
+  { b: 1, L: 1, Hq: 4, Hkv: 2, hd: 13, past: [200] },
+  { b: 2, L: 1, Hq: 8, Hkv: 2, hd: 7, past: [999, 30], cap: 1100 },
+  { b: 1, L: 1, Hq: 2, Hkv: 1, hd: 64, past: [1500] }, // one KV head: the keys are split among threads
+  { b: 1, L: 1, Hq: 3, Hkv: 3, hd: 5, past: null },
+  // prefill
+  { b: 1, L: 1000, Hq: 4, Hkv: 4, hd: 16, past: null },
+  { b: 1, L: 1000, Hq: 4, Hkv: 1, hd: 13, past: null },
+  { b: 2, L: 70, Hq: 8, Hkv: 4, hd: 64, past: null },
+  { b: 2, L: 37, Hq: 4, Hkv: 1, hd: 7, past: [100, 3], cap: 140 }, // a prompt continued on a cache
+  { b: 1, L: 2, Hq: 2, Hkv: 1, hd: 9, past: [63] },
+];
+
+describe('wasm attention = CPU reference', () => {
+  let seed = 1800;
+  for (const c of CASES) {
+    it(name(c), () => {
+      seed += 10;
+      const d = makeData(c, seed);
+      const want = run(cpu, c, d, false);
+      const results: Float32Array[] = [];
+      for (const threads of [1, 2] as const) {
+        for (const resident of c.past ? [true, false] : [true]) {
+          const got = run(wasm[threads], c, d, resident);
+          const e = maxAbsDiff(got.y, want.y);
+          assert.ok(e <= 2e-5, `${threads} thread(s), resident cache ${resident}: max |Δ| = ${e}`);
+          if (want.cacheK) {
+            assert.deepEqual(got.cacheK, want.cacheK, 'keys written into the cache');
+            assert.deepEqual(got.cacheV, want.cacheV, 'values written into the cache');
+          }
+          results.push(got.y);
+        }
+      }
+      // prefill tiles are taken in any order but each is computed the same way: the thread count changes nothing
+      if (c.L > 1) assert.deepEqual(results[results.length - 1], results[0], '1 and 2 threads give identical results');
+    });
+  }
+
+  it('prefill then decode on a cache grown by padTime (the mixer path): the grown cache stays in wasm memory', () => {
+    const [Hq, Hkv, hd, L] = [4, 2, 32, 300];
+    const q = randomArray(L * Hq * hd, 5, 2), k = randomArray(L * Hkv * hd, 6, 2), v = randomArray(L * Hkv * hd, 7);
+    const results = ([wasm[2], cpu] as Backend[]).map((b) => {
+      const ck = ops.padTime(b.zeros([1, 64, Hkv, hd]), 512), cv = ops.padTime(b.zeros([1, 64, Hkv, hd]), 512);
+      const mk = (a: Float32Array, H: number, t0: number, t1: number) => b.fromHost(a.slice(t0 * H * hd, t1 * H * hd), [1, t1 - t0, H, hd]);
+      const at = (t0: number, t1: number) => ops.attention({
+        q: mk(q, Hq, t0, t1), k: mk(k, Hkv, t0, t1), v: mk(v, Hkv, t0, t1), cacheK: ck, cacheV: cv, pastLen: [t0], scale: 0.2,
+      });
+      const pre = b.readSync(at(0, L - 1)), step = b.readSync(at(L - 1, L));
+      return { pre, step, shared: (ck.storage as Float32Array).buffer instanceof SharedArrayBuffer };
+    });
+    assert.ok(results[0].shared, 'the wasm cache lives in the shared wasm memory');
+    assert.ok(maxAbsDiff(results[0].pre, results[1].pre) <= 2e-5, 'prefill');
+    assert.ok(maxAbsDiff(results[0].step, results[1].step) <= 2e-5, 'decode step');
+  });
+});
