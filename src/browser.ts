@@ -8,6 +8,9 @@
  *     const model = await loadModelFrom(urlFolder('https://example.org/mamba-130m-hf/'), { backend: 'wasm' });
  *     for await (const e of model.stream('The state space model', { maxNewTokens: 32 })) out.append(e.text);
  *
+ *     // one GGUF file: a URL, a picked File / Blob, or bytes
+ *     const gguf = await loadGgufFrom('https://example.org/mamba-130m.Q8_0.gguf', { backend: 'wasm' });
+ *
  *     // from the Hugging Face hub, kept in the browser's Cache API for the next (offline) visit
  *     const hub = await loadModelFrom(await hubFolder('state-spaces/mamba-130m-hf', { onProgress }), { backend: 'wasm' });
  *
@@ -22,7 +25,10 @@ import { WasmBackend } from './backend/wasm/index.js';
 import { loadWasmKernels } from './backend/wasm/platform.browser.js';
 import { createWebGpuBackend, WebGpuUnavailableError } from './backend/webgpu/index.js';
 import { assembleModel, type Model } from './api/model.js';
-import { readModelParts, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+import { fetchFile, fileSource, memorySource, readBody, readModelParts, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+import { GgufFile } from './io/gguf-format.js';
+import { ggufModelParts, ggufWasmWeights } from './io/gguf-model.js';
+import type { ByteSource } from './io/safetensors-format.js';
 import { ModelError } from './models/errors.js';
 import type { WeightDType } from './tensor/dtype.js';
 import { isFunction, validateBackendOptions, validateLoadOptions, type BackendName, type CommonLoadOptions, type OptionCheck } from './api/load-options.js';
@@ -41,6 +47,7 @@ export { Tokenizer, StreamDecoder, TokenizerError } from './tokenizer/core.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, type ByteSource } from './io/safetensors-format.js';
 export { SafetensorsWeights, type TensorSource } from './io/tensor-source.js';
 export { filesFolder, memoryFolder, urlFolder, readModelParts, readWeights, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
+export { GgufFile, GgufError } from './io/gguf-format.js';
 export { hubFolder, HUB_CACHE_NAME, type HubFolderOptions, type CacheLike } from './io/hub-browser.js';
 export { parseHubRef, type HubRef } from './io/hub-names.js';
 export { Tensor, type HostTensor } from './tensor/tensor.js';
@@ -113,4 +120,43 @@ export async function loadModelFrom(folder: ModelFolder, opts: BrowserLoadOption
   const b = opts.backend ?? 'cpu';
   const backend = typeof b === 'string' ? await createBackend(b, opts) : b;
   return assembleModel(parts, { ...opts, backend });
+}
+
+/** Where `loadGgufFrom` reads a GGUF file: a URL, a picked `File` (or any Blob with a name), or its bytes. */
+export type GgufInput = string | URL | FileLike | Uint8Array | ArrayBuffer;
+
+/** A GGUF file's bytes and a label for messages (a URL is downloaded whole; a File is read on demand in a worker). */
+async function ggufSource(input: GgufInput, onProgress?: (p: ReadProgress) => void): Promise<{ source: ByteSource; label: string }> {
+  if (input instanceof Uint8Array) return { source: memorySource(input), label: 'memory.gguf' };
+  if (input instanceof ArrayBuffer) return { source: memorySource(new Uint8Array(input)), label: 'memory.gguf' };
+  if (typeof input === 'string' || (typeof URL !== 'undefined' && input instanceof URL)) {
+    const url = String(input);
+    const res = await fetchFile(url);
+    if (!res) throw new ModelError(`cannot fetch ${url}: HTTP 404 (no GGUF file there)`);
+    const name = url.replace(/[?#].*$/, '').split('/').pop() || url;
+    return { source: memorySource(await readBody(res, name, onProgress)), label: url };
+  }
+  if (input && typeof input === 'object' && typeof (input as FileLike).slice === 'function' && typeof (input as FileLike).size === 'number') {
+    const f = input as FileLike;
+    const label = f.webkitRelativePath || f.name || 'blob.gguf';
+    return { source: await fileSource(f, label, onProgress), label };
+  }
+  throw new ModelError(`loadGgufFrom: expected a URL, a File / Blob or the bytes (Uint8Array, ArrayBuffer) of a GGUF file, got ${input === null ? 'null' : typeof input}`);
+}
+
+/**
+ * Load a model stored as one GGUF file (config, weights and tokenizer in it, as `loadModel('x.gguf')` on Node).
+ * Takes `loadModelFrom`'s options; `tokenizer: false` skips the tokenizer. On wasm a Q8_0 file keeps its
+ * matrices in the q8 format unless `weights` says otherwise.
+ */
+export async function loadGgufFrom(input: GgufInput, opts: BrowserLoadOptions = {}): Promise<Model> {
+  validateLoadOptions(opts, BROWSER_OPTIONS, 'loadGgufFrom');
+  const { source, label } = await ggufSource(input, opts.onProgress);
+  const g = GgufFile.fromSource(source, label);
+  const parts = ggufModelParts(g, { tokenizer: opts.tokenizer });
+  const q8 = ggufWasmWeights(g, opts.backend, opts.weights);
+  const o = q8 ? { ...opts, weights: q8 } : opts;
+  const b = o.backend ?? 'cpu';
+  const backend = typeof b === 'string' ? await createBackend(b, o) : b;
+  return assembleModel(parts, { ...o, backend });
 }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WeightSource } from '../io/weights.js';
-import { ggufModelParts, isGgufPath, openGguf } from '../io/gguf.js';
+import { ggufModelParts, ggufWasmWeights, isGgufPath, openGguf } from '../io/gguf.js';
 import { readConfig, readJsonFile } from '../models/config-file.js';
 import { ModelError } from '../models/errors.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -88,8 +88,8 @@ export async function loadModel(spec: string, opts: LoadOptions = {}): Promise<M
     const g = openGguf(dir);
     const parts = ggufModelParts(g, { tokenizer: opts.tokenizer === undefined });
     if (typeof opts.tokenizer === 'string') parts.tokenizer = Tokenizer.fromFile(opts.tokenizer);
-    // a Q8_0 file on wasm keeps its matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly)
-    const o = opts.backend === 'wasm' && opts.weights === undefined && g.get('general.file_type') === 7 ? { ...opts, weights: 'q8' as const } : opts;
+    const q8 = ggufWasmWeights(g, opts.backend, opts.weights);
+    const o = q8 ? { ...opts, weights: q8 } : opts;
     return assembleModel(parts, { ...o, backend: await resolveBackendAsync(o) });
   }
   const raw = readConfig(dir);

@@ -72,6 +72,14 @@ export function ggufModelParts(g: GgufFile, opts: { tokenizer?: boolean } = {}):
   return { config: imported.config, configLabel: `${g.path} (metadata)`, weights, tokenizer, generationConfig: null, location: g.path };
 }
 
+/**
+ * The `weights` load option a GGUF file implies on the wasm backend when none is given: a Q8_0 file keeps its
+ * matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly).
+ */
+export function ggufWasmWeights(g: GgufFile, backend: unknown, weights: unknown): 'q8' | undefined {
+  return backend === 'wasm' && weights === undefined && g.get('general.file_type') === FILE_TYPES.q8_0 ? 'q8' : undefined;
+}
+
 /** GGUF output types of `mamba-ts export --gguf` */
 export const EXPORT_TYPES = { f32: GGML.F32, f16: GGML.F16, bf16: GGML.BF16, q8_0: GGML.Q8_0 } as const;
 export type ExportType = keyof typeof EXPORT_TYPES;

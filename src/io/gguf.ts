@@ -17,7 +17,7 @@ import { readConfig } from '../models/config-file.js';
 import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../tokenizer/core.js';
 
 export { GgufError, GgufFile } from './gguf-format.js';
-export { GgufWeights, ggufModelParts, encodeModelGguf, EXPORT_TYPES, type ExportType } from './gguf-model.js';
+export { GgufWeights, ggufModelParts, ggufWasmWeights, encodeModelGguf, EXPORT_TYPES, type ExportType } from './gguf-model.js';
 
 /** A path to a GGUF file (by name: `*.gguf`) rather than a model folder. */
 export function isGgufPath(p: string): boolean {

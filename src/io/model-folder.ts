@@ -93,27 +93,34 @@ export function filesFolder(files: ArrayLike<FileLike>): ModelFolder {
     },
     async bytes(name, onProgress) {
       const f = byName.get(name);
-      if (!f) return null;
-      const Reader = host.FileReaderSync;
-      if (Reader) {
-        // in a worker: read each range when asked for, so the file is never in memory whole
-        const reader = new Reader();
-        return {
-          length: f.size,
-          read(offset, length) {
-            try {
-              return new Uint8Array(reader.readAsArrayBuffer(f.slice(offset, offset + length)));
-            } catch (e) {
-              throw new SafetensorsError(`${label(name)}: cannot read bytes ${offset}..${offset + length}: ${(e as Error).message}`);
-            }
-          },
-        };
-      }
-      const bytes = new Uint8Array(await f.arrayBuffer());
-      onProgress?.({ file: name, loaded: bytes.byteLength, total: bytes.byteLength });
-      return memorySource(bytes);
+      return f ? fileSource(f, label(name), onProgress, name) : null;
     },
   };
+}
+
+/**
+ * A picked file (or Blob) as a ByteSource: read range by range when asked for where `FileReaderSync` exists (in a
+ * worker), so the file is never in memory whole; elsewhere read into memory once. `label` names it in messages,
+ * `progressName` in progress reports.
+ */
+export async function fileSource(f: FileLike, label: string, onProgress?: (p: ReadProgress) => void, progressName = f.name): Promise<ByteSource> {
+  const Reader = host.FileReaderSync;
+  if (Reader) {
+    const reader = new Reader();
+    return {
+      length: f.size,
+      read(offset, length) {
+        try {
+          return new Uint8Array(reader.readAsArrayBuffer(f.slice(offset, offset + length)));
+        } catch (e) {
+          throw new SafetensorsError(`${label}: cannot read bytes ${offset}..${offset + length}: ${(e as Error).message}`);
+        }
+      },
+    };
+  }
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  onProgress?.({ file: progressName, loaded: bytes.byteLength, total: bytes.byteLength });
+  return memorySource(bytes);
 }
 
 /** Files already in memory (name → bytes or text) as a folder called `location`. */
@@ -140,17 +147,7 @@ export function memoryFolder(files: Record<string, Uint8Array | string>, locatio
 export function urlFolder(base: string): ModelFolder {
   const root = base.endsWith('/') ? base : `${base}/`;
   const label = (name: string) => root + name;
-  async function get(name: string): Promise<FetchResponse | null> {
-    let res: FetchResponse;
-    try {
-      res = await host.fetch(label(name));
-    } catch (e) {
-      throw new ModelError(`cannot fetch ${label(name)}: ${(e as Error).message}`);
-    }
-    if (res.status === 404) return null;
-    if (!res.ok) throw new ModelError(`cannot fetch ${label(name)}: HTTP ${res.status} ${res.statusText}`);
-    return res;
-  }
+  const get = (name: string) => fetchFile(label(name));
   return {
     location: root,
     label,
@@ -163,6 +160,19 @@ export function urlFolder(base: string): ModelFolder {
       return res ? memorySource(await readBody(res, name, onProgress)) : null;
     },
   };
+}
+
+/** GET `url`: null on 404, else the response; a network failure or another HTTP error is a ModelError naming the URL. */
+export async function fetchFile(url: string): Promise<FetchResponse | null> {
+  let res: FetchResponse;
+  try {
+    res = await host.fetch(url);
+  } catch (e) {
+    throw new ModelError(`cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (res.status === 404) return null;
+  if (!res.ok) throw new ModelError(`cannot fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  return res;
 }
 
 /** A response's body, streamed into one buffer (sized by Content-Length when given), reporting progress. */
