@@ -2,7 +2,7 @@
  * The browser playground end to end: build web/ with Vite, serve it and model folders from a local HTTP
  * server (with COOP/COEP headers, so the page is cross-origin isolated, and without them under /nocoi/),
  * drive it in headless Chromium through its controls (load a folder by URL or the folder picker, choose
- * the backend, prompt, greedy, generate; a model by hub name from a local "hub" server, then again with that
+ * the backend, prompt, greedy, generate; a GGUF file by URL, the file picker or dropped on the page; a model by hub name from a local "hub" server, then again with that
  * server stopped, from the Cache API) and check that the generated tokens equal the Node CPU
  * backend's, and that the Δ heatmap has one row per Mamba layer and one column per token.
  *
@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { loadModel } from '../../src/index.js';
+import { encodeModelGguf, readExportInput, writeGgufAtomic } from '../../src/io/gguf.js';
 import { writeSafetensorsAtomic } from '../../src/io/safetensors.js';
 import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
 import type { MambaConfig } from '../../src/models/mamba.js';
@@ -29,6 +30,7 @@ const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
 const REQUIRE_WEBGPU = process.env.MAMBA_TS_REQUIRE_WEBGPU === '1';
 const WEB_DIST = path.join(ROOT, 'web', 'dist');
 const NEW_TOKENS = 12;
+const GGUF_FILE = 'model.gguf';
 
 /** why the test cannot run here, or null */
 function missingBrowser(): string | null {
@@ -91,6 +93,14 @@ interface PageElement {
   textContent: string | null;
   classList: { contains(c: string): boolean };
 }
+/** what dropping a file on the page uses */
+interface DropGlobals {
+  atob(s: string): string;
+  DataTransfer: new () => { items: { add(f: unknown): void } };
+  File: new (parts: unknown[], name: string) => unknown;
+  DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
+  document: { dispatchEvent(e: unknown): boolean };
+}
 interface PageGlobals {
   document: { getElementById(id: string): PageElement | null };
   mambaPlayground: { deltaValues(): Record<number, number[]> };
@@ -100,8 +110,10 @@ interface Case {
   name: string;
   backend: 'cpu' | 'wasm' | 'webgpu';
   model: string;
-  /** how the page gets the folder: its URL, the folder picker, or a hub name (org/<model>) from `hub` */
-  via: 'url' | 'picker' | 'hub';
+  /** how the page gets the folder: its URL, the folder picker, or a hub name (org/<model>) from `hub`; a GGUF file: its URL, the file picker, dropped on the page */
+  via: 'url' | 'picker' | 'hub' | 'drop';
+  /** the model is `model.gguf` in the folder (exported by encodeModelGguf, F32), not the folder */
+  gguf?: boolean;
   /** the hub endpoint (?hub=) for via 'hub' */
   hub?: string;
   prompt: { ids: number[] } | { text: string };
@@ -134,6 +146,13 @@ describe('browser playground (headless Chromium)', () => {
       'mamba2-tiny': hfFixture('mamba2-tiny'),
       'text-model': path.join(tmp, 'text-model'),
     });
+    // the same models as one F32 GGUF file each (model.gguf in NAME-gguf/)
+    for (const name of ['text-model', 'mamba-tiny', 'mamba2-tiny']) {
+      const dir = path.join(tmp, `${name}-gguf`);
+      fs.mkdirSync(dir);
+      writeGgufAtomic(path.join(dir, GGUF_FILE), encodeModelGguf(readExportInput(models[name]), 'f32'));
+      models[`${name}-gguf`] = dir;
+    }
     server = await serve(models);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const { chromium } = await import('playwright-core');
@@ -152,7 +171,8 @@ describe('browser playground (headless Chromium)', () => {
 
   /** the Node CPU backend's greedy tokens and mean Δ per layer and token (what the heatmap shows) */
   async function expected(c: Case): Promise<{ ids: number[]; generated: number[]; text?: string; delta: Record<number, number[]> }> {
-    const model = await loadModel(models[c.model]);
+    // a GGUF file: loadModel on Node reads the same file
+    const model = await loadModel(c.gguf ? path.join(models[c.model], GGUF_FILE) : models[c.model]);
     const ids = 'ids' in c.prompt ? c.prompt.ids : model.encode(c.prompt.text);
     const delta: Record<number, number[]> = {};
     const res = await model.generate([ids], {
@@ -183,8 +203,18 @@ describe('browser playground (headless Chromium)', () => {
     }
     await page.selectOption('#backend', c.backend);
     if (c.via === 'url' || c.via === 'hub') {
-      await page.fill('#url', c.via === 'hub' ? `org/${c.model}` : `${prefix}/models/${c.model}/`);
+      await page.fill('#url', c.via === 'hub' ? `org/${c.model}` : `${prefix}/models/${c.model}/${c.gguf ? GGUF_FILE : ''}`);
       await page.click('#load-url');
+    } else if (c.gguf && c.via === 'picker') {
+      await page.setInputFiles('#pick-files', path.join(models[c.model], GGUF_FILE));
+    } else if (c.via === 'drop') {
+      const b64 = fs.readFileSync(path.join(models[c.model], GGUF_FILE)).toString('base64');
+      await page.evaluate(({ b64, name }) => {
+        const g = globalThis as unknown as DropGlobals;
+        const dt = new g.DataTransfer();
+        dt.items.add(new g.File([Uint8Array.from(g.atob(b64), (ch) => ch.charCodeAt(0))], name));
+        g.document.dispatchEvent(new g.DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, { b64, name: GGUF_FILE });
     } else {
       await page.setInputFiles('#pick-folder', models[c.model]);
     }
@@ -253,6 +283,18 @@ describe('browser playground (headless Chromium)', () => {
       // SwiftShader's Vulkan where there is no GPU (slow: shader compilation dominates, so Mamba-1 only)
       name: 'WebGPU backend, Mamba-1, folder by URL',
       backend: 'webgpu', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^webgpu/, deltaTolerance: 1e-3,
+    },
+    {
+      name: 'GGUF file by URL (F32, its tokenizer from tokenizer.ggml.*), JS backend, text prompt',
+      backend: 'cpu', model: 'text-model-gguf', gguf: true, via: 'url', prompt: { text: 'The state space model' }, backendLike: /^cpu/,
+    },
+    {
+      name: 'GGUF file from the file picker, WASM backend on worker threads, Mamba-2',
+      backend: 'wasm', model: 'mamba2-tiny-gguf', gguf: true, via: 'picker', prompt: { ids: PROMPT }, backendLike: /^wasm\([2-9]\d* threads/,
+    },
+    {
+      name: 'GGUF file dropped on the page, JS backend, Mamba-1',
+      backend: 'cpu', model: 'mamba-tiny-gguf', gguf: true, via: 'drop', prompt: { ids: PROMPT }, backendLike: /^cpu/,
     },
   ];
 

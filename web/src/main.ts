@@ -75,7 +75,7 @@ function load(source: Extract<ToWorker, { type: 'load' }>['source']): void {
   setState('loading');
   ui.progress.hidden = false;
   ui.progress.removeAttribute('value');
-  const what = source.kind === 'url' ? source.url : source.kind === 'hub' ? `${source.name} from ${source.endpoint}` : `${source.files.length} files`;
+  const what = source.kind === 'url' ? source.url : source.kind === 'hub' ? `${source.name} from ${source.endpoint}` : source.files.length === 1 ? source.files[0].name : `${source.files.length} files`;
   setStatus(`Loading ${what} on ${ui.backend.selectedOptions[0].textContent}…`);
   send({ type: 'load', source, backend: ui.backend.value as 'cpu' | 'wasm' | 'webgpu' });
 }
@@ -206,10 +206,20 @@ worker.onerror = (e) => {
 
 ui.pickFolder.addEventListener('change', () => ui.pickFolder.files?.length && load({ kind: 'files', files: [...ui.pickFolder.files] }));
 ui.pickFiles.addEventListener('change', () => ui.pickFiles.files?.length && load({ kind: 'files', files: [...ui.pickFiles.files] }));
+// files dropped on the page: a GGUF file, or the files of a model folder
+document.addEventListener('dragover', (e) => {
+  if (e.dataTransfer?.types.includes('Files')) e.preventDefault();
+});
+document.addEventListener('drop', (e) => {
+  const files = [...(e.dataTransfer?.files ?? [])];
+  if (files.length === 0) return;
+  e.preventDefault();
+  if (state === 'idle') load({ kind: 'files', files });
+});
 ui.urlForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const url = ui.url.value.trim();
-  if (!url) return setStatus('Enter the URL of a model folder, or a Hugging Face hub name (org/name).', true);
+  if (!url) return setStatus('Enter the URL of a model folder or a .gguf file, or a Hugging Face hub name (org/name).', true);
   // org/name[@revision]: the hub (a folder URL starts with a scheme, "/" or "./", or ends with "/")
   if (parseHubRef(url)) return load({ kind: 'hub', name: url, endpoint: hubEndpoint });
   let resolved: string;

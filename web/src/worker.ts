@@ -1,5 +1,5 @@
 /**
- * The model worker: loads a model folder (picked files or a URL) on the chosen backend and generates,
+ * The model worker: loads a model folder (picked files or a URL) or one GGUF file (picked or a URL) on the chosen backend and generates,
  * streaming tokens and Δ to the page. Models run here, not on the page's thread, because a forward pass
  * blocks its thread (and the wasm backend's worker threads need a thread that may block).
  */
@@ -7,6 +7,7 @@ import kernelsUrl from '../../dist/wasm/kernels.wasm?url';
 import {
   filesFolder,
   hubFolder,
+  loadGgufFrom,
   loadModelFrom,
   urlFolder,
   wasmThreadsAvailable,
@@ -42,18 +43,27 @@ function label(id: number): string {
   return t === '' ? `#${id}` : t;
 }
 
+const isGgufName = (name: string) => name.toLowerCase().endsWith('.gguf');
+
+/** the GGUF file among picked files, when they are not a model folder (no config.json) */
+function ggufFile(files: File[]): File | null {
+  if (files.some((f) => f.name === 'config.json')) return null;
+  const ggufs = files.filter((f) => isGgufName(f.name));
+  if (ggufs.length > 1) throw new Error(`pick one GGUF file, not ${ggufs.length} (${ggufs.map((f) => f.name).join(', ')})`);
+  return ggufs[0] ?? null;
+}
+
 async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const t0 = performance.now();
   const onProgress = (p: { file: string; loaded: number; total: number }) => post({ type: 'progress', ...p });
   const src = msg.source;
-  const folder = src.kind === 'files' ? filesFolder(src.files) : src.kind === 'url' ? urlFolder(src.url) : await hubFolder(src.name, { endpoint: src.endpoint, onProgress });
+  const opts = { backend: msg.backend, threads: msg.threads, wasmKernelsUrl: kernelsUrl, onProgress };
   model = null;
-  const m = await loadModelFrom(folder, {
-    backend: msg.backend,
-    threads: msg.threads,
-    wasmKernelsUrl: kernelsUrl,
-    onProgress,
-  });
+  // one GGUF file (picked, or a URL ending in .gguf) holds config, weights and tokenizer; else a model folder
+  const gguf = src.kind === 'files' ? ggufFile(src.files) : src.kind === 'url' && isGgufName(new URL(src.url).pathname) ? src.url : null;
+  const m = gguf
+    ? await loadGgufFrom(gguf, opts)
+    : await loadModelFrom(src.kind === 'files' ? filesFolder(src.files) : src.kind === 'url' ? urlFolder(src.url) : await hubFolder(src.name, { endpoint: src.endpoint, onProgress }), opts);
   model = m;
   const d = m.describe();
   const info: ModelInfo = {
