@@ -4,7 +4,7 @@
  * writes). The block layouts are ggml's (`block_q4_0` … `block_q6_K` in ggml-common.h): every block stores
  * its scales as little-endian f16; K-quants are 256-value super-blocks of 16- or 32-value sub-blocks.
  */
-import { f16ToF32, f32ToBf16, f32ToF16, bf16ToF32 } from '../tensor/dtype.js';
+import { decodeHalf, f16ToF32, f32ToBf16, f32ToF16 } from '../tensor/dtype.js';
 
 export interface GgmlTypeInfo {
   name: string;
@@ -56,6 +56,9 @@ function halfTable(): Float32Array {
 export function dequantize(bytes: Uint8Array, type: number, count: number): Float32Array {
   const info = GGML_TYPES[type];
   if (!info) throw new Error(`dequantize: ggml type ${type} (${ggmlTypeName(type)}) is not supported`);
+  // whole-tensor halves: the same decoding as safetensors' F16/BF16
+  if (type === GGML.F16) return decodeHalf(bytes, 'f16', count);
+  if (type === GGML.BF16) return decodeHalf(bytes, 'bf16', count);
   const out = new Float32Array(count);
   const nb = count / info.blockSize;
   const h = halfTable();
@@ -64,12 +67,6 @@ export function dequantize(bytes: Uint8Array, type: number, count: number): Floa
   switch (type) {
     case GGML.F32:
       for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
-      break;
-    case GGML.F16:
-      for (let i = 0; i < count; i++) out[i] = f16(i * 2);
-      break;
-    case GGML.BF16:
-      for (let i = 0; i < count; i++) out[i] = bf16ToF32(dv.getUint16(i * 2, true));
       break;
     case GGML.Q8_0:
       for (let b = 0; b < nb; b++) {
