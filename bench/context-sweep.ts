@@ -149,6 +149,7 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   if (biggest > be.rt.maxBinding) {
     return { ...point, status: 'oom', reason: `out of memory: one KV cache tensor would hold ${gib(biggest)}, more than the adapter's largest buffer binding (${gib(be.rt.maxBinding)})` };
   }
+  if (!lm.advanceArgmax || !be.argmaxRows) throw new Error(`context sweep: ${model} on ${be.name} has no greedy step on the device (advanceArgmax)`);
   const log = o.log ?? (() => {});
   const V = lm.vocabSize;
   let s: ModelState | null = null;
