@@ -117,24 +117,45 @@ def randn(*shape, dtype):
     return (torch.randn(*shape, device=DEV) * 0.02).to(dtype)
 
 
-class Mamba2:
+class Model:
+    """random weights of a Mamba stack: tied embedding / LM head, final RMSNorm, `n_layer` blocks of self.block(d)"""
+    def __init__(self, d, n_layer, vocab, dtype):
+        self.dtype = dtype
+        self.emb = randn(vocab, d, dtype=dtype)
+        self.norm_f = torch.ones(d, device=DEV, dtype=dtype)
+        self.layers = [dict(norm=torch.ones(d, device=DEV, dtype=dtype), **self.block(d)) for _ in range(n_layer)]
+
+    def logits(self, h):
+        return rms(h, self.norm_f) @ self.emb.T
+
+    def decoder(self):
+        """a one-token step on fixed buffers (token id in, next token id out), for eager calls and graph capture"""
+        caches = [self.cache() for _ in self.layers]
+        tok = torch.zeros(1, dtype=torch.long, device=DEV)
+
+        def step():
+            h = self.emb[tok]
+            for l, c in zip(self.layers, caches):
+                h = h + self.mix_step(l, c, rms(h, l["norm"]))
+            tok.copy_(self.logits(h).argmax(-1))
+        return step
+
+
+class Mamba2(Model):
     def __init__(self, d, n_layer, d_state, headdim, vocab, dtype):
         self.I = 2 * d
         self.NH = self.I // headdim
         self.P, self.N, self.G = headdim, d_state, 1
         self.CD = self.I + 2 * self.G * self.N
-        self.dtype = dtype
-        self.emb = randn(vocab, d, dtype=dtype)
-        self.norm_f = torch.ones(d, device=DEV, dtype=dtype)
-        self.layers = []
-        for _ in range(n_layer):
-            self.layers.append(dict(
-                norm=torch.ones(d, device=DEV, dtype=dtype),
-                in_proj=randn(2 * self.I + 2 * self.G * self.N + self.NH, d, dtype=dtype),
-                conv_w=randn(self.CD, 1, K, dtype=dtype), conv_b=randn(self.CD, dtype=dtype),
-                A=-torch.empty(self.NH, device=DEV).uniform_(1, 16), D=torch.ones(self.NH, device=DEV),
-                dt_bias=torch.empty(self.NH, device=DEV).uniform_(-4, -2),
-                gnorm=torch.ones(self.I, device=DEV, dtype=dtype), out_proj=randn(d, self.I, dtype=dtype)))
+        super().__init__(d, n_layer, vocab, dtype)
+
+    def block(self, d):
+        dt = self.dtype
+        return dict(in_proj=randn(2 * self.I + 2 * self.G * self.N + self.NH, d, dtype=dt),
+                    conv_w=randn(self.CD, 1, K, dtype=dt), conv_b=randn(self.CD, dtype=dt),
+                    A=-torch.empty(self.NH, device=DEV).uniform_(1, 16), D=torch.ones(self.NH, device=DEV),
+                    dt_bias=torch.empty(self.NH, device=DEV).uniform_(-4, -2),
+                    gnorm=torch.ones(self.I, device=DEV, dtype=dt), out_proj=randn(d, self.I, dtype=dt))
 
     def prefill(self, ids):
         h = self.emb[ids]
@@ -147,50 +168,39 @@ class Mamba2:
                                           256, D=l["D"], dt_bias=l["dt_bias"], dt_softplus=True)
             y = rmsnorm_fn(y.reshape(b, L, self.I), l["gnorm"], None, z=z, eps=1e-5, group_size=self.I // self.G, norm_before_gate=False)
             h = h + y @ l["out_proj"].T
-        return rms(h, self.norm_f) @ self.emb.T
+        return self.logits(h)
 
-    def decoder(self):
-        """a one-token step on fixed buffers (token id in, next token id out), for eager calls and graph capture"""
+    def cache(self):
         NH, P, N = self.NH, self.P, self.N
-        ssm = [torch.zeros(1, NH, P, N, device=DEV) for _ in self.layers]
-        conv = [torch.zeros(1, self.CD, K, device=DEV, dtype=self.dtype) for _ in self.layers]
-        # selective_state_update's per-channel form (A, D, dt_bias repeated over headdim), as mamba_ssm's step does
-        A = [l["A"][:, None, None].expand(NH, P, N) for l in self.layers]
-        D = [l["D"][:, None].expand(NH, P) for l in self.layers]
-        dtb = [l["dt_bias"][:, None].expand(NH, P) for l in self.layers]
-        tok = torch.zeros(1, dtype=torch.long, device=DEV)
+        return dict(ssm=torch.zeros(1, NH, P, N, device=DEV), conv=torch.zeros(1, self.CD, K, device=DEV, dtype=self.dtype))
 
-        def step():
-            h = self.emb[tok]
-            for i, l in enumerate(self.layers):
-                z, xBC, dt = torch.split(rms(h, l["norm"]) @ l["in_proj"].T, [self.I, self.CD, NH], -1)
-                conv[i].copy_(torch.roll(conv[i], -1, -1))
-                conv[i][:, :, -1] = xBC
-                xBC = F.silu((conv[i] * l["conv_w"][:, 0]).sum(-1) + l["conv_b"])
-                x, B, C = torch.split(xBC, [self.I, self.G * N, self.G * N], -1)
-                y = selective_state_update(ssm[i], x.reshape(1, NH, P), dt[:, :, None].expand(1, NH, P), A[i], B.reshape(1, self.G, N), C.reshape(1, self.G, N),
-                                           D=D[i], dt_bias=dtb[i], dt_softplus=True)
-                y = rmsnorm_fn(y.reshape(1, self.I), l["gnorm"], None, z=z, eps=1e-5, group_size=self.I // self.G, norm_before_gate=False)
-                h = h + y @ l["out_proj"].T
-            tok.copy_((rms(h, self.norm_f) @ self.emb.T).argmax(-1))
-        return step
+    def mix_step(self, l, c, hn):
+        NH, P, N, G = self.NH, self.P, self.N, self.G
+        z, xBC, dt = torch.split(hn @ l["in_proj"].T, [self.I, self.CD, NH], -1)
+        c["conv"].copy_(torch.roll(c["conv"], -1, -1))
+        c["conv"][:, :, -1] = xBC
+        xBC = F.silu((c["conv"] * l["conv_w"][:, 0]).sum(-1) + l["conv_b"])
+        x, B, C = torch.split(xBC, [self.I, G * N, G * N], -1)
+        # selective_state_update's per-channel form: A, D, dt_bias broadcast over headdim (stride 0), as mamba_ssm's step
+        y = selective_state_update(c["ssm"], x.reshape(1, NH, P), dt[:, :, None].expand(1, NH, P), l["A"][:, None, None].expand(NH, P, N),
+                                   B.reshape(1, G, N), C.reshape(1, G, N), D=l["D"][:, None].expand(NH, P),
+                                   dt_bias=l["dt_bias"][:, None].expand(NH, P), dt_softplus=True)
+        y = rmsnorm_fn(y.reshape(1, self.I), l["gnorm"], None, z=z, eps=1e-5, group_size=self.I // G, norm_before_gate=False)
+        return y @ l["out_proj"].T
 
 
-class Mamba1:
+class Mamba1(Model):
     def __init__(self, d, n_layer, d_state, vocab, dtype):
         self.I, self.N, self.R = 2 * d, d_state, math.ceil(d / 16)
-        self.dtype = dtype
-        self.emb = randn(vocab, d, dtype=dtype)
-        self.norm_f = torch.ones(d, device=DEV, dtype=dtype)
-        self.layers = []
-        for _ in range(n_layer):
-            self.layers.append(dict(
-                norm=torch.ones(d, device=DEV, dtype=dtype), in_proj=randn(2 * self.I, d, dtype=dtype),
-                conv_w=randn(self.I, 1, K, dtype=dtype), conv_b=randn(self.I, dtype=dtype),
-                x_proj=randn(self.R + 2 * self.N, self.I, dtype=dtype), dt_w=randn(self.I, self.R, dtype=dtype),
-                dt_b=torch.empty(self.I, device=DEV).uniform_(-4, -2),
-                A=-torch.arange(1, self.N + 1, device=DEV, dtype=torch.float32).repeat(self.I, 1), D=torch.ones(self.I, device=DEV),
-                out_proj=randn(d, self.I, dtype=dtype)))
+        super().__init__(d, n_layer, vocab, dtype)
+
+    def block(self, d):
+        dt = self.dtype
+        return dict(in_proj=randn(2 * self.I, d, dtype=dt), conv_w=randn(self.I, 1, K, dtype=dt), conv_b=randn(self.I, dtype=dt),
+                    x_proj=randn(self.R + 2 * self.N, self.I, dtype=dt), dt_w=randn(self.I, self.R, dtype=dt),
+                    dt_b=torch.empty(self.I, device=DEV).uniform_(-4, -2),
+                    A=-torch.arange(1, self.N + 1, device=DEV, dtype=torch.float32).repeat(self.I, 1), D=torch.ones(self.I, device=DEV),
+                    out_proj=randn(d, self.I, dtype=dt))
 
     def prefill(self, ids, scan):
         h = self.emb[ids]
@@ -203,25 +213,19 @@ class Mamba1:
             y = scan(x.contiguous(), dt.contiguous(), l["A"], B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),
                      D=l["D"], z=z.transpose(1, 2).contiguous(), delta_bias=l["dt_b"], delta_softplus=True)
             h = h + y.transpose(1, 2) @ l["out_proj"].T
-        return rms(h, self.norm_f) @ self.emb.T
+        return self.logits(h)
 
-    def decoder(self):
-        ssm = [torch.zeros(1, self.I, self.N, device=DEV) for _ in self.layers]
-        conv = [torch.zeros(1, self.I, K, device=DEV, dtype=self.dtype) for _ in self.layers]
-        tok = torch.zeros(1, dtype=torch.long, device=DEV)
+    def cache(self):
+        return dict(ssm=torch.zeros(1, self.I, self.N, device=DEV), conv=torch.zeros(1, self.I, K, device=DEV, dtype=self.dtype))
 
-        def step():
-            h = self.emb[tok]
-            for i, l in enumerate(self.layers):
-                x, z = (rms(h, l["norm"]) @ l["in_proj"].T).chunk(2, -1)
-                conv[i].copy_(torch.roll(conv[i], -1, -1))
-                conv[i][:, :, -1] = x
-                x = F.silu((conv[i] * l["conv_w"][:, 0]).sum(-1) + l["conv_b"])
-                dt, B, C = torch.split(x @ l["x_proj"].T, [self.R, self.N, self.N], -1)
-                y = selective_state_update(ssm[i], x, dt @ l["dt_w"].T, l["A"], B, C, D=l["D"], z=z, dt_bias=l["dt_b"], dt_softplus=True)
-                h = h + y @ l["out_proj"].T
-            tok.copy_((rms(h, self.norm_f) @ self.emb.T).argmax(-1))
-        return step
+    def mix_step(self, l, c, hn):
+        x, z = (hn @ l["in_proj"].T).chunk(2, -1)
+        c["conv"].copy_(torch.roll(c["conv"], -1, -1))
+        c["conv"][:, :, -1] = x
+        x = F.silu((c["conv"] * l["conv_w"][:, 0]).sum(-1) + l["conv_b"])
+        dt, B, C = torch.split(x @ l["x_proj"].T, [self.R, self.N, self.N], -1)
+        y = selective_state_update(c["ssm"], x, dt @ l["dt_w"].T, l["A"], B, C, D=l["D"], z=z, dt_bias=l["dt_b"], dt_softplus=True)
+        return y @ l["out_proj"].T
 
 
 def shapes():
