@@ -30,7 +30,7 @@ import * as ops from '../src/tensor/ops.js';
 import { keep } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { lineChartSvg, type ChartOptions, type Mark, type Series } from '../src/train/plot.js';
-import { markdownTable, MiB } from './report.js';
+import { fmt1, markdownTable, MiB } from './report.js';
 
 export type Fill = 'auto' | 'prefill' | 'direct';
 export type DecodePath = 'greedyChain' | 'advanceArgmax';
@@ -300,7 +300,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 // ------------------------------------------------------------------------------------------------
 // Output
 
-const f1 = (x: number): string => x.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+const f1 = fmt1;
 const f0 = (x: number): string => x.toLocaleString('en-US', { maximumFractionDigits: 0 });
 const mib = (b: number | undefined): string => (b === undefined ? '—' : f1(b / MiB));
 export const contextLabel = (c: number): string => (c >= 1024 && c % 1024 === 0 ? `${c / 1024}k` : String(c));

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../src/cli/io.js';
-import { markdownTable } from './report.js';
+import { repoRoot } from './report.js';
+import { anchorTable, speedTables, type Anchor, type Result } from './webgpu-tables.js';
 
 const HELP = `npm run bench:webgpu -- [options]      (or node dist/bench/webgpu-suite.js [options])
 
@@ -20,6 +21,9 @@ const HELP = `npm run bench:webgpu -- [options]      (or node dist/bench/webgpu-
                     "--presets mamba-130m,mamba2-130m,hybrid-130m,llama-130m --prompt 2048 --gen 128 --reps 3 --batch 1,8,32,64")
   --sizes S,…       also the larger shapes (370m, 790m, 1.4b, 2.8b: mamba-S and mamba2-S), prefill and decode
   --sizes-args "ARGS"  their arguments (default "--prompt 2048 --gen 64 --reps 2 --no-profile")
+  --anchors SRC     with --sizes: the official kernels at the same shapes in the same run
+                    (python3 scripts/anchors/official_shapes.py SRC, SRC = a mamba_ssm source snapshot folder;
+                    --python CMD, default python3), ratios in sizes.md, their numbers in sizes.json
   --context "ARGS"  arguments of the context sweep (dist/bench/webgpu-context.bench.js --help)
   --skip-table, --skip-context   leave a part out
 `;
@@ -42,36 +46,23 @@ const enc = new TextEncoder();
 const written: string[] = [];
 let failed = false;
 
-interface Batched { batch: number; tok_s: number; ms_per_step: number; chained_tok_s: number }
-interface Result {
-  preset: string; weights: string; backend: string; weight_mib: number; prompt: number;
-  prefill_tok_s: number; decode_tok_s: number; chained_tok_s: number | null; generate_tok_s: number;
-  host_us_per_token: number; dispatches_per_token: number; batched: Batched[];
-}
-const f1 = (x: number | null | undefined): string => (x === null || x === undefined ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 }));
-
-/** the speed table and the batched-decode table of webgpu.bench.js's JSON */
-function speedTables(rs: Result[]): string {
-  const main = markdownTable({
-    head: ['model', 'weights', 'weights MiB', 'prefill tok/s', 'decode sync tok/s', 'decode greedyChain tok/s', 'generate() tok/s', 'host µs/token', 'dispatches/token'],
-    align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
-    rows: rs.map((r) => [r.preset, r.weights, f1(r.weight_mib), f1(r.prefill_tok_s), f1(r.decode_tok_s), f1(r.chained_tok_s), f1(r.generate_tok_s), f1(r.host_us_per_token), String(r.dispatches_per_token)]),
-  });
-  const batches = [...new Set(rs.flatMap((r) => r.batched.map((b) => b.batch)))].sort((a, b) => a - b);
-  if (batches.length === 0) return main;
-  const batched = markdownTable({
-    head: ['batch', ...rs.map((r) => `${r.preset} ${r.weights} (sync / greedyChain)`)],
-    align: ['r', ...rs.map(() => 'r' as const)],
-    rows: batches.map((B) => [String(B), ...rs.map((r) => {
-      const b = r.batched.find((x) => x.batch === B);
-      return b ? `${f1(b.tok_s)} / ${f1(b.chained_tok_s)}` : '—';
-    })]),
-  });
-  return `${main}\n\nBatched greedy decode, total tok/s over the batch:\n\n${batched}`;
+function anchors(src: string, sizes: string[], dtypes: string[], prompt: string): Anchor[] {
+  const script = path.join(repoRoot(import.meta.url), 'scripts', 'anchors', 'official_shapes.py');
+  const [py, ...pyArgs] = words(arg('python', 'python3'));
+  const cmd = [...pyArgs, script, src, '--sizes', sizes.join(','), '--dtypes', dtypes.join(','), '--prompt', prompt];
+  process.stderr.write(`== official kernels at the same shapes: ${py} ${cmd.join(' ')}\n`);
+  const r = spawnSync(py, cmd, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const text = r.stdout?.toString() ?? '';
+  process.stderr.write(text.split('\n').filter((l) => !l.startsWith('JSON ')).join('\n') + '\n');
+  if (r.status !== 0) {
+    process.stderr.write(`official_shapes.py FAILED (exit ${r.status}${r.error ? `, ${r.error.message}` : ''})\n`);
+    failed = true;
+  }
+  return text.split('\n').filter((l) => l.startsWith('JSON ')).map((l) => JSON.parse(l.slice(5)) as Anchor);
 }
 
 /** run webgpu.bench.js with --json, write NAME.json and NAME.md */
-function table(name: string, title: string, args: string[]): void {
+function table(name: string, title: string, args: string[], extra?: (rs: Result[]) => { json: Record<string, unknown>; md: string }): void {
   const cmd = [path.join(here, 'webgpu.bench.js'), ...args, '--json'];
   process.stderr.write(`== ${title}: node ${cmd.join(' ')}\n`);
   const r = spawnSync(process.execPath, cmd, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 });
@@ -87,8 +78,9 @@ function table(name: string, title: string, args: string[]): void {
     failed = true;
     return;
   }
-  const md = `## ${title}\n\nCommand: node dist/bench/webgpu.bench.js ${args.join(' ')}  \nAdapter: ${rs[0]?.backend ?? '?'}; ${new Date().toISOString()}\n\n${speedTables(rs)}\n`;
-  writeFileAtomic(path.join(out, `${name}.json`), enc.encode(JSON.stringify(rs, null, 1) + '\n'), `${title} results`);
+  const more = extra?.(rs);
+  const md = `## ${title}\n\nCommand: node dist/bench/webgpu.bench.js ${args.join(' ')}  \nAdapter: ${rs[0]?.backend ?? '?'}; ${new Date().toISOString()}\n\n${speedTables(rs)}\n${more ? `\n${more.md}\n` : ''}`;
+  writeFileAtomic(path.join(out, `${name}.json`), enc.encode(JSON.stringify(more ? { webgpu: rs, ...more.json } : rs, null, 1) + '\n'), `${title} results`);
   writeFileAtomic(path.join(out, `${name}.md`), enc.encode(md), `${title} table`);
   written.push(path.join(out, `${name}.json`), path.join(out, `${name}.md`));
   console.log(md);
@@ -100,7 +92,17 @@ if (!argv.includes('--skip-table')) {
 const sizes = arg('sizes', '').split(',').filter((s) => s);
 if (sizes.length) {
   const presets = sizes.flatMap((s) => [`mamba-${s}`, `mamba2-${s}`]);
-  table('sizes', `WebGPU prefill and decode at the larger shapes (${sizes.join(', ')})`, ['--presets', presets.join(','), ...words(arg('sizes-args', '--prompt 2048 --gen 64 --reps 2 --no-profile'))]);
+  const sizeArgs = words(arg('sizes-args', '--prompt 2048 --gen 64 --reps 2 --no-profile'));
+  const src = arg('anchors', '');
+  const wi = sizeArgs.indexOf('--weights');
+  const dtypes = (wi >= 0 ? sizeArgs[wi + 1] : 'f32').split(',').map((w) => (w === 'bf16' ? 'bf16' : 'fp32'));
+  table('sizes', `WebGPU prefill and decode at the larger shapes (${sizes.join(', ')})`, ['--presets', presets.join(','), ...sizeArgs], src
+    ? (rs) => {
+        const pi = sizeArgs.indexOf('--prompt');
+        const an = anchors(src, sizes, dtypes, pi >= 0 ? sizeArgs[pi + 1] : '2048');
+        return { json: { official: an }, md: `Beside the official kernels at the same shapes (same run):\n\n${anchorTable(rs, an)}` };
+      }
+    : undefined);
 }
 if (!argv.includes('--skip-context')) {
   const cmd = [path.join(here, 'webgpu-context.bench.js'), '--out', out, ...words(arg('context', ''))];
