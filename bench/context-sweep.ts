@@ -155,10 +155,20 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   let s: ModelState | null = null;
   let ref: ModelState | null = null;
   try {
+    s = fill === 'direct' && lay.grows ? directState(lm, be, B, C, cap) : await prefillState(lm, B, C, o.chunk ?? 2048, V);
+    // the reference for the check: row 0's first tokens, one step per call, from a copy of its state (made and
+    // dropped before the timing, so that the memory read below is the decode's: weights, the state, scratch)
+    ref = s.select([0]);
+    const want: number[] = [];
+    for (let i = 0, next = FIRST; i < CHECK; i++) {
+      next = (await lm.advanceArgmax([[next]], ref))![0];
+      want.push(next);
+      next = Math.max(0, next);
+    }
+    ref.dispose();
+    ref = null;
     await be.sync();
     be.rt.resetPeak();
-    s = fill === 'direct' && lay.grows ? directState(lm, be, B, C, cap) : await prefillState(lm, B, C, o.chunk ?? 2048, V);
-    ref = s.select([0]);
     const chain = !!(lm.chainsOnDevice && lm.greedyChain);
     const path: DecodePath = chain ? 'greedyChain' : 'advanceArgmax';
     const steps = async (first: number, n: number): Promise<Int32Array[]> => {
@@ -186,14 +196,8 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
     const problems: string[] = [];
     const split = all.findIndex((ids) => ids.some((x) => x !== ids[0]));
     if (split >= 0) problems.push(`rows disagree at step ${split} (${Array.from(all[split].slice(0, 4)).join(', ')}…)`);
-    const want: number[] = [];
-    let next = FIRST;
-    for (let i = 0; i < CHECK && i < all.length; i++) {
-      next = (await lm.advanceArgmax!([[next]], ref))![0];
-      want.push(next);
-      next = Math.max(0, next);
-    }
-    const got = all.slice(0, want.length).map((ids) => ids[0]);
+    const got = all.slice(0, CHECK).map((ids) => ids[0]);
+    want.length = got.length;
     if (got.some((x, i) => x !== want[i])) problems.push(`row 0 ${got.join(',')} ≠ one-step decoding ${want.join(',')}`);
     return {
       ...point, path, steps: n, ms_per_step: ms, tok_s: (B * 1000) / ms,
