@@ -306,7 +306,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 
 const f1 = fmt1;
 const f0 = (x: number): string => x.toLocaleString('en-US', { maximumFractionDigits: 0 });
-const mib = (b: number | undefined): string => (b === undefined ? '—' : f1(b / MiB));
+const mib = (b: number | undefined): string => (b === undefined ? '—' : b < 10 * MiB ? (b / MiB).toFixed(2) : f1(b / MiB));
 export const contextLabel = (c: number): string => (c >= 1024 && c % 1024 === 0 ? `${c / 1024}k` : String(c));
 
 /** model, context, batch, tok/s, ms/step, state MiB per sequence, device MiB, path, fill, check */
