@@ -166,7 +166,7 @@ describe('sweep plot', () => {
 
   it('ratio table: speed of the first model over the second, memory of the second over the first; OOM says so', () => {
     const r = ratioTable(pts);
-    assert.match(r, /\| 1k \| 1 \| 1,000\.0 \| 900\.0 \| 1\.11× | 1.00 | 2.00 | 2.00× |/);
+    assert.match(r, /\| 1k \| 1 \| 1,000\.0 \| 900\.0 \| 1\.11× \| 1\.00 \| 2\.00 \| 2\.00× \|/);
     assert.match(r, /\| 64k \| 32 \| 32,000\.0 \| out of memory \| ∞ \(llama out of memory\) \|/);
   });
 
