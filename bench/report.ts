@@ -149,6 +149,8 @@ export function textTable(t: Table): string {
 }
 
 export const MiB = 1024 * 1024;
+/** 1,234.5 (one decimal, thousands separated); '—' for null/undefined */
+export const fmt1 = (x: number | null | undefined): string => (x === null || x === undefined ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: 1, minimumFractionDigits: 1 }));
 export const fmtMiB = (b: number): string => `${(b / MiB).toFixed(1)} MiB`;
 export const fmtMs = (ms: number): string => (ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`);
 export const msList = (t: Timed): string => t.ms.map((m) => m.toFixed(0)).join(', ');

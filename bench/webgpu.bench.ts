@@ -10,7 +10,7 @@
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
  * weights and the state (the runtime's `stats()`: device bytes at the high-water mark, and the pool blocks in use
- * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters. `--null-device` (with
+ * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters (speed runs too). `--null-device` (with
  * `--memory`) records on a device that executes nothing (bench/null-gpu.ts): the allocations of a GPU with ≥ 256 MiB
  * bindings and `--kernels tiled|simple` (default tiled), in seconds, without a GPU; its logits are meaningless.
  *
@@ -125,7 +125,7 @@ for (const weights of memoryOnly ? [] : formats) {
   for (const preset of presets) {
     const t0 = performance.now();
     const w0 = backend.weightBytes;
-    const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+    const lm = buildModel(layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset], preset, new RandomTensorSource(1), { backend });
     await backend.sync();
     const weightMB = (backend.weightBytes - w0) / 2 ** 20;
     log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);

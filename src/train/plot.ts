@@ -7,6 +7,8 @@
  * Non-finite points (NaN, ±Infinity) are skipped and break the line; a series with a single finite
  * point is drawn as a dot; a panel with no finite point says "no data". Series longer than
  * `maxPoints` are reduced by keeping the minimum and maximum of each bucket (spikes stay visible).
+ * Either axis may be logarithmic (`xScale`, a panel's `yScale`: ticks at 1/2/5 × 10^k, values ≤ 0 skipped),
+ * and a panel may carry marks: labelled crosses at an x (e.g. "out of memory" where a point could not run).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +26,16 @@ export interface Series {
   /** CSS color (default: from the palette) */
   color?: string;
   dashed?: boolean;
+  /** a dot at every point, not only where a point stands alone */
+  markers?: boolean;
+}
+
+/** A labelled cross at `x` (at `y` on the left axis, or along the bottom of the plot when y is absent). */
+export interface Mark {
+  x: number;
+  y?: number;
+  label: string;
+  color?: string;
 }
 
 export interface Panel {
@@ -35,7 +47,12 @@ export interface Panel {
   /** fixed ranges instead of the data's */
   yRange?: readonly [number, number];
   y2Range?: readonly [number, number];
+  /** scale of the left axis (default linear) */
+  yScale?: Scale;
+  marks?: Mark[];
 }
+
+export type Scale = 'linear' | 'log';
 
 export interface ChartOptions {
   title?: string;
@@ -47,6 +64,10 @@ export interface ChartOptions {
   panelHeight?: number;
   /** per series, after reduction (default 2000) */
   maxPoints?: number;
+  /** default linear */
+  xScale?: Scale;
+  /** x ticks at these values with these labels instead of computed ones */
+  xTicks?: { at: number; label: string }[];
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
@@ -90,6 +111,54 @@ export function formatTick(v: number, step: number): string {
   }
   const dec = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   return v.toFixed(Math.min(dec, 8));
+}
+
+/** Ticks of a log axis over [lo, hi] given in log10 units: whole decades, with 2 and 5 between when few. */
+export function logTicks(lo: number, hi: number): { ticks: { at: number; label: string }[]; lo: number; hi: number } {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new PlotError(`logTicks: range [${lo}, ${hi}] is not finite`);
+  if (hi < lo) [lo, hi] = [hi, lo];
+  let a = Math.floor(lo + 1e-9);
+  let b = Math.ceil(hi - 1e-9);
+  if (b <= a) b = a + 1;
+  const mults = b - a <= 2 ? [1, 2, 5] : b - a <= 4 ? [1, 3] : [1];
+  const ticks: { at: number; label: string }[] = [];
+  for (let k = a; k <= b; k++) {
+    for (const m of mults) {
+      const at = k + Math.log10(m);
+      if (at > b + 1e-9) continue;
+      const v = m * 10 ** k;
+      ticks.push({ at, label: formatTick(v, v) });
+    }
+  }
+  [a, b] = [Math.min(a, lo), Math.max(b, hi)];
+  return { ticks, lo: a, hi: b };
+}
+
+interface Axis {
+  /** range in plot units (log10 of the value on a log axis) */
+  lo: number;
+  hi: number;
+  ticks: { at: number; label: string }[];
+}
+
+/** an axis over [lo, hi] (plot units) */
+function makeAxis(lo: number, hi: number, count: number, scale: Scale): Axis {
+  if (scale === 'log') return logTicks(lo, hi);
+  const t = niceTicks(lo, hi, count);
+  return { lo: t.lo, hi: t.hi, ticks: t.ticks.map((v) => ({ at: v, label: formatTick(v, t.step) })) };
+}
+
+/** a value in plot units: log10 on a log axis (NaN for values ≤ 0, which are then skipped) */
+const toPlot = (v: number, scale: Scale): number => (scale === 'log' ? (v > 0 ? Math.log10(v) : NaN) : v);
+
+/** a series with its values in plot units */
+function inPlotUnits(s: Series, xScale: Scale, yScale: Scale): Series {
+  if (xScale === 'linear' && (yScale === 'linear' || s.axis === 'right')) return s;
+  const n = s.y.length;
+  const x = Float64Array.from({ length: n }, (_, i) => toPlot(s.x ? s.x[i] : i + 1, xScale));
+  const y = s.axis === 'right' ? s.y : Float64Array.from({ length: n }, (_, i) => toPlot(s.y[i], yScale));
+  if (s.x !== undefined && s.x.length !== n) throw new PlotError(`series "${s.name}": x has ${s.x.length} values, y has ${n}`);
+  return { ...s, x, y };
 }
 
 interface Pt {
@@ -165,11 +234,23 @@ export function lineChartSvg(opts: ChartOptions): string {
   if (opts.title) out.push(`<text class="title" x="${W / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(opts.title)}</text>`);
 
   // one x range for all panels
-  const panelsData = opts.panels.map((p) => p.series.map((s) => ({ s, segs: segments(s, maxPoints) })));
+  const xScale = opts.xScale ?? 'linear';
+  const panelsData = opts.panels.map((p) => p.series.map((s0) => {
+    const s = inPlotUnits(s0, xScale, p.yScale ?? 'linear');
+    return { s, segs: segments(s, maxPoints) };
+  }));
   const allX: number[] = [];
   for (const pd of panelsData) for (const { segs } of pd) for (const seg of segs) for (const pt of seg) allX.push(pt.x);
+  for (const p of opts.panels) for (const m of p.marks ?? []) if (Number.isFinite(toPlot(m.x, xScale))) allX.push(toPlot(m.x, xScale));
+  for (const t of opts.xTicks ?? []) if (Number.isFinite(toPlot(t.at, xScale))) allX.push(toPlot(t.at, xScale));
   const xe = extent(allX) ?? [0, 1];
-  const xt = niceTicks(xe[0], xe[1], Math.max(2, Math.floor((W - ml - mr) / 90)));
+  const xt: Axis = opts.xTicks
+    ? (() => {
+        const ticks = opts.xTicks.map((t) => ({ at: toPlot(t.at, xScale), label: t.label })).filter((t) => Number.isFinite(t.at));
+        const pad = xe[1] > xe[0] ? (xe[1] - xe[0]) * 0.04 : 1;
+        return { lo: xe[0] - pad, hi: xe[1] + pad, ticks };
+      })()
+    : makeAxis(xe[0], xe[1], Math.max(2, Math.floor((W - ml - mr) / 90)), xScale);
   // series without a colour take the palette's next one not claimed by a series that has one
   const claimed = new Set(opts.panels.flatMap((p) => p.series.map((s) => s.color?.toLowerCase()).filter((c): c is string => c !== undefined)));
   const free = PALETTE.filter((c) => !claimed.has(c.toLowerCase()));
@@ -184,27 +265,30 @@ export function lineChartSvg(opts: ChartOptions): string {
     const pd = panelsData[pi];
     if (panel.title) out.push(`<text class="panel-title" x="${(left + right) / 2}" y="${top - 8}" text-anchor="middle" font-size="13" font-weight="bold">${escapeXml(panel.title)}</text>`);
 
+    const yScale = panel.yScale ?? 'linear';
     const ys = { left: [] as number[], right: [] as number[] };
     for (const { s, segs } of pd) for (const seg of segs) for (const pt of seg) ys[s.axis ?? 'left'].push(pt.y);
+    for (const m of panel.marks ?? []) if (m.y !== undefined && Number.isFinite(toPlot(m.y, yScale))) ys.left.push(toPlot(m.y, yScale));
     const hasRight = pd.some(({ s }) => s.axis === 'right');
-    const le = extent(ys.left, panel.yRange) ?? [0, 1];
-    const yt = niceTicks(le[0], le[1], Math.max(2, Math.floor((bottom - top) / 50)));
+    const yr = panel.yRange ? ([toPlot(panel.yRange[0], yScale), toPlot(panel.yRange[1], yScale)] as const) : undefined;
+    const le = extent(ys.left, yr) ?? [0, 1];
+    const yt = makeAxis(le[0], le[1], Math.max(2, Math.floor((bottom - top) / 50)), yScale);
     const re = extent(ys.right, panel.y2Range) ?? [0, 1];
-    const yt2 = niceTicks(re[0], re[1], Math.max(2, Math.floor((bottom - top) / 50)));
+    const yt2 = makeAxis(re[0], re[1], Math.max(2, Math.floor((bottom - top) / 50)), 'linear');
     const sx = (x: number) => left + ((x - xt.lo) / (xt.hi - xt.lo)) * (right - left);
     const syL = (y: number) => bottom - ((y - yt.lo) / (yt.hi - yt.lo)) * (bottom - top);
     const syR = (y: number) => bottom - ((y - yt2.lo) / (yt2.hi - yt2.lo)) * (bottom - top);
 
     // grid, ticks and axes
     out.push(`<g class="axes" stroke="#000000" stroke-width="1">`);
-    for (const v of yt.ticks) out.push(`<line x1="${left}" y1="${fmt(syL(v))}" x2="${right}" y2="${fmt(syL(v))}" stroke="#e5e5e5"/>`);
-    for (const v of xt.ticks) out.push(`<line x1="${fmt(sx(v))}" y1="${top}" x2="${fmt(sx(v))}" y2="${bottom}" stroke="#e5e5e5"/>`);
+    for (const { at } of yt.ticks) out.push(`<line x1="${left}" y1="${fmt(syL(at))}" x2="${right}" y2="${fmt(syL(at))}" stroke="#e5e5e5"/>`);
+    for (const { at } of xt.ticks) out.push(`<line x1="${fmt(sx(at))}" y1="${top}" x2="${fmt(sx(at))}" y2="${bottom}" stroke="#e5e5e5"/>`);
     out.push(`<rect x="${left}" y="${top}" width="${right - left}" height="${bottom - top}" fill="none"/>`);
     out.push(`</g>`);
     out.push(`<g class="ticks" fill="#000000">`);
-    for (const v of yt.ticks) out.push(`<text x="${left - 6}" y="${fmt(syL(v) + 4)}" text-anchor="end">${escapeXml(formatTick(v, yt.step))}</text>`);
-    if (hasRight) for (const v of yt2.ticks) out.push(`<text x="${right + 6}" y="${fmt(syR(v) + 4)}" text-anchor="start">${escapeXml(formatTick(v, yt2.step))}</text>`);
-    for (const v of xt.ticks) out.push(`<text x="${fmt(sx(v))}" y="${bottom + 16}" text-anchor="middle">${escapeXml(formatTick(v, xt.step))}</text>`);
+    for (const t of yt.ticks) out.push(`<text x="${left - 6}" y="${fmt(syL(t.at) + 4)}" text-anchor="end">${escapeXml(t.label)}</text>`);
+    if (hasRight) for (const t of yt2.ticks) out.push(`<text x="${right + 6}" y="${fmt(syR(t.at) + 4)}" text-anchor="start">${escapeXml(t.label)}</text>`);
+    for (const t of xt.ticks) out.push(`<text x="${fmt(sx(t.at))}" y="${bottom + 16}" text-anchor="middle">${escapeXml(t.label)}</text>`);
     out.push(`</g>`);
     const midY = (top + bottom) / 2;
     if (panel.yLabel) out.push(`<text class="y-label" x="16" y="${midY}" text-anchor="middle" transform="rotate(-90 16 ${midY})">${escapeXml(panel.yLabel)}</text>`);
@@ -238,6 +322,7 @@ export function lineChartSvg(opts: ChartOptions): string {
             for (let k = 1; k < 8; k++) screen.push([x1 + ((x2 - x1) * k) / 8, y1 + ((y2 - y1) * k) / 8]);
           }
         }
+        if (s.markers && seg.length > 1) for (const p of seg) dots.push(`<circle cx="${fmt(sx(p.x))}" cy="${fmt(sy(p.y))}" r="3" fill="${color}" stroke="none"/>`);
         if (seg.length === 1) dots.push(`<circle cx="${fmt(sx(seg[0].x))}" cy="${fmt(sy(seg[0].y))}" r="2.5" fill="${color}" stroke="none"/>`);
         else d.push(seg.map((p, i) => `${i === 0 ? 'M' : 'L'}${fmt(sx(p.x))} ${fmt(sy(p.y))}`).join(''));
       }
@@ -247,6 +332,23 @@ export function lineChartSvg(opts: ChartOptions): string {
       out.push(`</g>`);
     }
     out.push(`</g>`);
+    // marks: a cross at x (at y, or stacked along the bottom), its label beside it
+    const marks = (panel.marks ?? []).filter((m) => Number.isFinite(toPlot(m.x, xScale)));
+    if (marks.length > 0) {
+      out.push(`<g class="marks" font-size="11">`);
+      marks.forEach((m, i) => {
+        const x = sx(toPlot(m.x, xScale));
+        const yv = m.y !== undefined ? toPlot(m.y, yScale) : NaN;
+        const y = Number.isFinite(yv) ? syL(yv) : bottom - 10 - 14 * i;
+        const c = m.color ?? '#d62728';
+        const anchor = x > (left + right) / 2 ? 'end' : 'start';
+        const tx = anchor === 'end' ? x - 8 : x + 8;
+        screen.push([x, y]);
+        out.push(`<path d="M${fmt(x - 5)} ${fmt(y - 5)}L${fmt(x + 5)} ${fmt(y + 5)}M${fmt(x - 5)} ${fmt(y + 5)}L${fmt(x + 5)} ${fmt(y - 5)}" stroke="${c}" stroke-width="2" fill="none"/>`);
+        out.push(`<text class="mark" x="${fmt(tx)}" y="${fmt(y + 4)}" text-anchor="${anchor}" fill="${c}">${escapeXml(m.label)}</text>`);
+      });
+      out.push(`</g>`);
+    }
     if (!any) out.push(`<text class="no-data" x="${(left + right) / 2}" y="${midY}" text-anchor="middle" fill="#888888">no data</text>`);
 
     // legend inside the plot, at the corner (or top/bottom middle) hiding the fewest plotted points; top right on ties

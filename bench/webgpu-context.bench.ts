@@ -1,0 +1,117 @@
+/**
+ * Decode speed and memory vs context on WebGPU, Mamba-2 against a same-size Transformer (issue 11, the seed's
+ * claim): see bench/context-sweep.ts for what a point measures. Writes context.json, context.md and
+ * context.svg to --out and prints the tables.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { PRESETS } from '../src/models/random.js';
+import { writeFileAtomic } from '../src/cli/io.js';
+import { ratioTable, runSweep, sweepSvg, sweepTable, contextLabel, type Fill, type SweepPoint } from './context-sweep.js';
+import { commandLine, gitCommit, repoRoot } from './report.js';
+
+const HELP = `node dist/bench/webgpu-context.bench.js [options]
+
+Decode tok/s and memory per sequence at several contexts and batches (random weights, WebGPU).
+
+  --models A,B        presets (default mamba2-130m,llama-130m)
+  --contexts N,…      context lengths (default 1024,4096,16384,65536)
+  --batch N,…         batch sizes (default 1,32)
+  --steps N           timed decode steps per point (default 16; fewer when a step is slow, see --max-seconds)
+  --max-seconds S     about how long the timed steps of one point may take (default 10)
+  --fill MODE         auto | prefill | direct: how the state reaches the context (default auto: a real prefill
+                      for constant-size states, KV caches written directly with random K/V for the others)
+  --chunk N           prefill chunk in tokens (default 2048)
+  --gpu-memory-gib G  points predicted to need more device memory are "out of memory" rows (default 76)
+  --layers N          build the presets with N layers (same widths; for slow adapters)
+  --weights f32|bf16  weight storage on the GPU (default f32)
+  --kernels tiled|simple  (default: the adapter's)
+  --out DIR           where context.json/.md/.svg go (default bench-results)
+  --json              print the points as one JSON line at the end
+`;
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
+  return v;
+}
+const list = (name: string, dflt: string): number[] =>
+  arg(name, dflt).split(',').filter((s) => s).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: "${s}" is not a positive integer`);
+    return n;
+  });
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const models = arg('models', 'mamba2-130m,llama-130m').split(',').filter((s) => s);
+for (const m of models) if (!PRESETS[m]) throw new Error(`--models: unknown preset "${m}" (known: ${Object.keys(PRESETS).join(', ')})`);
+const fill = arg('fill', 'auto') as Fill;
+if (!['auto', 'prefill', 'direct'].includes(fill)) throw new Error(`--fill: expected auto, prefill or direct, got "${fill}"`);
+const weights = arg('weights', 'f32');
+if (weights !== 'f32' && weights !== 'bf16') throw new Error(`--weights: expected f32 or bf16, got "${weights}"`);
+const kernels = arg('kernels', '');
+if (kernels && kernels !== 'tiled' && kernels !== 'simple') throw new Error(`--kernels: expected tiled or simple, got "${kernels}"`);
+const layers = arg('layers', '');
+const gpuGiB = Number(arg('gpu-memory-gib', '76'));
+if (!(gpuGiB > 0)) throw new Error('--gpu-memory-gib: expected a positive number');
+const out = arg('out', 'bench-results');
+const log = (s: string) => process.stderr.write(s + '\n');
+
+let adapter = '';
+const t0 = performance.now();
+const points: SweepPoint[] = await runSweep({
+  models: models.map((name) => ({ name, config: layers ? { ...PRESETS[name], num_hidden_layers: Number(layers) } : PRESETS[name] })),
+  contexts: list('contexts', '1024,4096,16384,65536'),
+  batches: list('batch', '1,32'),
+  steps: list('steps', '16')[0],
+  maxSeconds: Number(arg('max-seconds', '10')),
+  fill,
+  chunk: list('chunk', '2048')[0],
+  budgetBytes: gpuGiB * 2 ** 30,
+  makeBackend: async () => {
+    const be = await createWebGpuBackend({ weights, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
+    adapter = `${be.name} (${be.kernels} kernels)`;
+    return be;
+  },
+  log,
+  onPoint: (p) =>
+    log(`${p.model} context ${contextLabel(p.context)} batch ${p.batch}: ` +
+      (p.status === 'ok'
+        ? `${p.tok_s!.toFixed(1)} tok/s (${p.ms_per_step!.toFixed(2)} ms/step, ${p.path}), state ${(p.state_bytes_per_seq / 2 ** 20).toFixed(2)} MiB/seq, check ${p.check}`
+        : `${p.status === 'oom' ? 'OUT OF MEMORY' : 'FAILED'}: ${p.reason}`) + ` [${((performance.now() - t0) / 1000).toFixed(0)} s]`),
+});
+
+const root = repoRoot(import.meta.url);
+const header = [
+  `Adapter: ${adapter}; weights ${weights}; commit ${gitCommit(root)}; ${new Date().toISOString()}`,
+  `Command: ${commandLine(import.meta.url, 'bench:webgpu', '')}`,
+].join('  \n');
+const md = [
+  '## Decode speed and memory vs context (WebGPU)', '', header, '',
+  sweepTable(points), '',
+  ratioTable(points), '',
+].join('\n');
+fs.mkdirSync(out, { recursive: true });
+const files = {
+  json: path.join(out, 'context.json'),
+  md: path.join(out, 'context.md'),
+  svg: path.join(out, 'context.svg'),
+};
+const enc = new TextEncoder();
+writeFileAtomic(files.json, enc.encode(JSON.stringify({ adapter, weights, date: new Date().toISOString(), points }, null, 1) + '\n'), 'sweep results');
+writeFileAtomic(files.md, enc.encode(md), 'sweep table');
+writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode speed and memory vs context — ${adapter}, ${weights}`)), 'sweep plot');
+console.log(md);
+console.log(`wrote ${files.json}, ${files.md}, ${files.svg}`);
+const bad = points.filter((p) => p.status === 'failed' || (p.check && p.check !== 'ok'));
+if (bad.length) {
+  log(`CHECK FAILED at ${bad.length} point(s): ${bad.map((p) => `${p.model} ${contextLabel(p.context)}×${p.batch}: ${p.reason ?? p.check}`).join(' | ')}`);
+  process.exitCode = 1;
+}
+if (process.argv.includes('--json')) console.log(JSON.stringify(points));
