@@ -35,8 +35,8 @@ const CASES: [number, number, number, number, number, number, number[]][] = [
   [3, 1, 2, 2, 13, 140, [0, 63, 139 - 1]], // decode, ragged, lengths 1…139
 ];
 
-async function checkAttention(g: WebGpuBackend, what: string): Promise<void> {
-  for (const [b, L, Hq, Hkv, hd, T, past] of CASES) {
+async function checkAttention(g: WebGpuBackend, what: string, maxL = Infinity): Promise<void> {
+  for (const [b, L, Hq, Hkv, hd, T, past] of CASES.filter((c) => c[1] <= maxL)) {
     const q = rnd(b * L * Hq * hd), k = rnd(b * L * Hkv * hd), v = rnd(b * L * Hkv * hd);
     const ck = T ? rnd(b * T * Hkv * hd) : null, cv = T ? rnd(b * T * Hkv * hd) : null;
     const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => ({
@@ -66,7 +66,7 @@ function withGpu(name: string, g: WebGpuBackend | string, fn: (g: WebGpuBackend)
 
 describe('webgpu inference attention vs the CPU reference (≤ 1e-4)', () => {
   withGpu('tiled: flash prefill, flash-decoding with the automatic split', tiled, (g) => checkAttention(g, 'tiled'));
-  withGpu('tiled: flash prefill, decode split in 3', tiledSplit, (g) => checkAttention(g, 'tiled/3'));
+  withGpu('tiled: flash prefill, decode split in 3', tiledSplit, (g) => checkAttention(g, 'tiled/3', 5)); // (the long prefills: above)
   withGpu('simple: one workgroup per query row, keys split in 5', simpleSplit, (g) => checkAttention(g, 'simple/5'));
   withGpu('legacy kernel (attention: legacy) still selectable', tiled, async (g) => {
     g.attentionKernels = 'legacy';
