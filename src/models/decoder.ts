@@ -302,6 +302,7 @@ export class DecoderLM implements CausalLM {
     const be = this.backend;
     if (!be.replayChain || !be.argmaxRows || !Number.isInteger(n) || n < 1) return null;
     const toIds = (f: Float32Array, s: number) => Int32Array.from(f.subarray(s * ids.length, (s + 1) * ids.length), (v) => Math.round(v));
+    this.checkIds(ids);
     if (ids.every((r) => r.length === 1)) {
       this.checkState(state, ids.length);
       this.reserve(state, n); // the caches hold all n steps (a grown cache is recorded again, below)
