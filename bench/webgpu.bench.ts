@@ -5,7 +5,7 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--no-profile] [--json]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--no-profile] [--json]
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
@@ -18,6 +18,12 @@
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
+ *
+ * `--attention flash,legacy` runs each preset with each inference attention kernel set (WebGpuBackendOptions.attention:
+ * flash prefill + flash-decoding, or the one-workgroup-per-row kernel before them) on the same device. Every run
+ * checks its tokens on the device: the greedy decode (recorded steps replayed), the chained decode (tokens kept on
+ * the GPU) from a copy of the same state, and the first 8 steps running the model code (no replay) must pick the same ids;
+ * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { nullGpuDevice } from './null-gpu.js';
@@ -43,6 +49,15 @@ const memoryOnly = process.argv.includes('--memory');
 const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
+const attnModes = arg('attention', 'flash').split(',') as ('flash' | 'legacy')[];
+let failed = false;
+/** a check of the results on the device: reported, and the process ends with status 1 */
+function check(ok: boolean, what: string): void {
+  if (!ok) {
+    failed = true;
+    log(`CHECK FAILED: ${what}`);
+  }
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -59,13 +74,29 @@ function hostTimer(be: WebGpuBackend): { start(): void; total(): number } {
   return { start: () => void (t0 = performance.now()), total: () => sum };
 }
 
-async function decodeSteps(lm: CausalLM, s: ReturnType<CausalLM['createState']>, first: number[], n: number, timer?: { start(): void }): Promise<void> {
+async function decodeSteps(lm: CausalLM, s: ReturnType<CausalLM['createState']>, first: number[], n: number, timer?: { start(): void }): Promise<number[][]> {
   let next = first;
+  const out: number[][] = [];
   for (let i = 0; i < n; i++) {
     timer?.start();
     const ids = await lm.advanceArgmax!(next.map((t) => [t]), s);
     next = Array.from(ids!, (t) => Math.max(0, t));
+    out.push(next);
   }
+  return out;
+}
+
+/** greedy steps running the model code each time (forward with the state: nothing recorded or replayed) */
+async function referenceSteps(lm: CausalLM, s: ReturnType<CausalLM['createState']>, first: number, n: number): Promise<number[]> {
+  const out: number[] = [];
+  let next = first;
+  for (let i = 0; i < n; i++) {
+    const l = (await lm.forward([[next]], { state: s, logitsToKeep: 1 })).logits.data;
+    let best = 0;
+    for (let j = 1; j < l.length; j++) if (l[j] > l[best]) best = j;
+    out.push((next = best));
+  }
+  return out;
 }
 
 const MiB = (b: number) => b / 2 ** 20;
@@ -123,12 +154,15 @@ for (const weights of memoryOnly ? [] : formats) {
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
   for (const preset of presets) {
-    const t0 = performance.now();
-    const w0 = backend.weightBytes;
-    const lm = buildModel(layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset], preset, new RandomTensorSource(1), { backend });
-    await backend.sync();
-    const weightMB = (backend.weightBytes - w0) / 2 ** 20;
-    log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
+  const t0 = performance.now();
+  const w0 = backend.weightBytes;
+  const lm = buildModel(layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+  await backend.sync();
+  const weightMB = (backend.weightBytes - w0) / 2 ** 20;
+  log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
+  let prefillLogits: Float32Array | null = null;
+  for (const attention of attnModes) {
+    backend.attentionKernels = attention;
     const V = lm.vocabSize;
     const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
     {
@@ -140,17 +174,26 @@ for (const weights of memoryOnly ? [] : formats) {
     const decode: number[] = [];
     const chained: number[] = [];
     let dispatches = 0, submits = 0, hostUs = 0;
+    let checked = 'no chain';
     for (let r = 0; r < reps; r++) {
       const s = lm.createState(1);
       let t = performance.now();
       const l = await lm.advance([ids], s);
       prefill.push(performance.now() - t);
+      if (r === 0 && prefillLogits) {
+        let d = 0, m = 0;
+        for (let i = 0; i < V; i++) (d = Math.max(d, Math.abs(l.data[i] - prefillLogits[i]))), (m = Math.max(m, Math.abs(prefillLogits[i])));
+        log(`  prefill logits, ${attention} vs ${attnModes[0]}: max |Δ| ${d.toExponential(2)} (max |logit| ${m.toFixed(2)})`);
+        check(d <= 1e-3 * Math.max(1, m), `${preset}: prefill logits of ${attention} differ from ${attnModes[0]} by ${d}`);
+      }
+      if (r === 0 && !prefillLogits) prefillLogits = l.data.slice();
       let first = 0;
       for (let i = 1; i < V; i++) if (l.data[i] > l.data[first]) first = i;
+      const copy = r === 0 ? [s.clone(), s.clone()] : null; // for the checks: the chain and the model code from the same state
       const c0 = { ...backend.rt.counters };
       const h0 = timer.total();
       t = performance.now();
-      await decodeSteps(lm, s, [first], gen, timer);
+      const stepped = (await decodeSteps(lm, s, [first], gen, timer)).map((x) => x[0]);
       decode.push(performance.now() - t);
       dispatches = (backend.rt.counters.dispatches - c0.dispatches) / gen;
       submits = (backend.rt.counters.submits - c0.submits) / gen;
@@ -160,6 +203,16 @@ for (const weights of memoryOnly ? [] : formats) {
       t = performance.now();
       const ch = await lm.greedyChain!([[first]], s, gen);
       if (ch) chained.push(performance.now() - t);
+      if (copy) {
+        const chain = (await lm.greedyChain!([[first]], copy[0], gen))?.map((x) => x[0]);
+        const nRef = Math.min(8, gen);
+        const ref = await referenceSteps(lm, copy[1], first, nRef);
+        if (chain) check(chain.join() === stepped.join(), `${preset} ${attention}: chained tokens ${chain.slice(0, 16)}… differ from the stepped ${stepped.slice(0, 16)}…`);
+        check(ref.join() === stepped.slice(0, nRef).join(), `${preset} ${attention}: model-code tokens ${ref} differ from the replayed ${stepped.slice(0, nRef)}`);
+        checked = `${chain ? `chain = steps (${gen} tokens)` : 'no chain'}, model code = steps (${nRef} tokens): ${failed ? 'FAILED' : 'ok'}`;
+        for (const c of copy) c.dispose();
+      }
+      s.dispose();
     }
     // what a user gets: generate() greedy (chunks of on-device steps, one read-back per chunk)
     const genRes = await generate(lm, [ids.slice(0, 64)], { maxNewTokens: gen, stopTokens: [] });
@@ -194,11 +247,11 @@ for (const weights of memoryOnly ? [] : formats) {
       };
       const s = lm.createState(1);
       await profile('prefill', async () => void (await lm.advance([ids], s)), 1);
-      await profile('decode step', () => decodeSteps(lm, s, [1], 16), 16);
+      await profile('decode step', async () => void (await decodeSteps(lm, s, [1], 16)), 16);
       backend.rt.setProfiling(false);
     }
     const res = {
-      preset, weights, backend: backend.name, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, attention, checked, backend: backend.name, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
@@ -208,7 +261,7 @@ for (const weights of memoryOnly ? [] : formats) {
     };
     results.push(res);
     if (!json) {
-      console.log(`${preset} ${weights}: prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
+      console.log(`${preset} ${weights} attention ${attention} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       for (const b of batched) console.log(`  batch ${b.batch}: ${f1(b.tok_s)} tok/s total (${b.ms_per_step.toFixed(3)} ms per step); tokens kept on the GPU ${f1(b.chained_tok_s)} tok/s`);
       for (const p of profiles) {
@@ -217,6 +270,11 @@ for (const weights of memoryOnly ? [] : formats) {
       }
     }
   }
+  }
   backend.destroy();
 }
 if (json) console.log(JSON.stringify(results));
+if (failed) {
+  log('some checks of the results on the device failed (see CHECK FAILED above)');
+  process.exitCode = 1;
+}

@@ -305,13 +305,18 @@ export interface Backend {
    * the step cannot be replayed (more than one submit, other uploads, other callers' work recorded in between, …).
    */
   captureStep?<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }>;
-  /** Optional: replay a captured step with new uploads; null when the graph went stale (capture again). */
-  replayStep?(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null>;
+  /**
+   * Optional: replay a captured step with new uploads; null when the graph went stale (capture again). `shift[r]`:
+   * how many positions sequence r advanced since the captured step (a step whose KV-cache lengths and rotary
+   * positions follow the positions needs it; the caches must hold the longer sequences already).
+   */
+  replayStep?(graph: StepGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array | null>;
   /**
    * Optional: replay a captured argmax step `n` times with each step's ids fed to the next on the device;
-   * the ids of all n steps ([n × rows] floats), or null when the graph went stale.
+   * the ids of all n steps ([n × rows] floats), or null when the graph went stale. `shift`: as replayStep's,
+   * for the first of the n steps.
    */
-  replayChain?(graph: StepGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array | null>;
+  replayChain?(graph: StepGraph, upload: ArrayLike<number>, n: number, shift?: readonly number[]): Promise<Float32Array | null>;
 }
 
 /** A recorded decode step of a backend (opaque outside it). */

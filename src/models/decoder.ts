@@ -243,18 +243,21 @@ export class DecoderLM implements CausalLM {
   /**
    * One-token steps on a backend that records and replays them (WebGPU): the first step of a state runs the
    * model code and is recorded, the following ones replay the recorded submit with the new token ids — no
-   * JavaScript per layer. Only for states without growing tensors (no KV cache), without Δ observers, and
-   * only while the step's shape stays the same (batch, what is read back, first step after a prefill or not).
+   * JavaScript per layer. KV caches are grown first to hold the step (doubling: a recorded step lasts until
+   * they fill), and the replay tells the backend how far each sequence advanced since the recorded step (the
+   * lengths and rotary positions it uploads follow). Not with Δ observers, and only while the step's shape stays
+   * the same (batch, what is read back, first step after a prefill or not, cache capacity).
    */
   private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>, observed: boolean): Promise<Float32Array> {
     const be = this.backend;
-    if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || observed || state.timeTensors.size > 0) return step();
+    if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || observed) return step();
     this.checkIds(ids);
     this.checkState(state, ids.length);
+    this.reserve(state, 1);
     const key = graphKey(what, ids.length, state);
     const rec = this.graphs.get(state);
     if (rec?.key === key && rec.graph) {
-      const out = await be.replayStep(rec.graph, ids.map((r) => r[0]));
+      const out = await be.replayStep(rec.graph, ids.map((r) => r[0]), shiftOf(state, rec.seqLen));
       if (out) {
         for (let r = 0; r < ids.length; r++) state.seqLen[r] += 1;
         return out;
@@ -262,24 +265,31 @@ export class DecoderLM implements CausalLM {
     } else if (rec?.key === key) {
       return step(); // this step cannot be replayed (recorded once, found not to fit)
     }
+    const seqLen = state.seqLen.slice();
     const { result, graph } = await be.captureStep(step, state.layers.flatMap((l) => Object.values(l)));
-    this.graphs.set(state, { key, graph });
+    this.graphs.set(state, { key, graph, seqLen });
     return result;
   }
-  /** per state: its recorded one-token step (null: recorded once and found not replayable) and what it was */
-  private readonly graphs = new WeakMap<ModelState, { key: string; graph: StepGraph | null }>();
+  /**
+   * per state: its recorded one-token step (null: recorded once and found not replayable), what it was, and the
+   * sequence lengths it was recorded at
+   */
+  private readonly graphs = new WeakMap<ModelState, { key: string; graph: StepGraph | null; seqLen: readonly number[] }>();
 
-  /** the backend replays recorded steps and this model's state has no growing tensors (KV caches) */
-  get chainsOnDevice(): boolean {
-    if (!this.backend.replayChain || !this.backend.argmaxRows) return false;
-    if (this.constantState === undefined) {
-      const st = this.createState(1);
-      this.constantState = st.timeTensors.size === 0;
-      st.dispose();
-    }
-    return this.constantState;
+  /** KV caches (time tensors) of `state` grown to hold `more` positions after the longest sequence */
+  private reserve(state: ModelState, more: number): void {
+    if (state.timeTensors.size === 0) return;
+    const need = Math.max(...state.seqLen) + more;
+    this.spec.blocks.forEach((subs, i) => {
+      for (const sub of subs) sub.mixer.reserve?.(state.layers[i], need);
+      for (const t of Object.values(state.layers[i])) keep(t);
+    });
   }
-  private constantState?: boolean;
+
+  /** the backend replays recorded steps (KV caches included: their lengths follow the positions on replay) */
+  get chainsOnDevice(): boolean {
+    return !!this.backend.replayChain && !!this.backend.argmaxRows;
+  }
 
   /**
    * `n` greedy one-token steps with the tokens kept on the device between steps (backends that replay
@@ -292,12 +302,17 @@ export class DecoderLM implements CausalLM {
     const be = this.backend;
     if (!be.replayChain || !be.argmaxRows || !Number.isInteger(n) || n < 1) return null;
     const toIds = (f: Float32Array, s: number) => Int32Array.from(f.subarray(s * ids.length, (s + 1) * ids.length), (v) => Math.round(v));
+    this.checkIds(ids);
+    if (ids.every((r) => r.length === 1)) {
+      this.checkState(state, ids.length);
+      this.reserve(state, n); // the caches hold all n steps (a grown cache is recorded again, below)
+    }
     const rec = this.graphs.get(state);
     if (rec?.key === graphKey('argmax', ids.length, state) && rec.graph && ids.every((r) => r.length === 1)) {
       // recorded already: all n steps on the device, the first reading `ids` from the upload
       this.checkIds(ids);
       this.checkState(state, ids.length);
-      const f = await be.replayChain(rec.graph, ids.map((r) => r[0]), n);
+      const f = await be.replayChain(rec.graph, ids.map((r) => r[0]), n, shiftOf(state, rec.seqLen));
       if (f) {
         for (let r = 0; r < ids.length; r++) state.seqLen[r] += n;
         return Array.from({ length: n }, (_, s) => toIds(f, s));
@@ -308,7 +323,7 @@ export class DecoderLM implements CausalLM {
     const out = [first];
     const again = this.graphs.get(state);
     if (n > 1 && again?.graph && again.key === graphKey('argmax', ids.length, state)) {
-      const f = await be.replayChain(again.graph, Array.from(first), n - 1);
+      const f = await be.replayChain(again.graph, Array.from(first), n - 1, shiftOf(state, again.seqLen));
       if (f) {
         for (let r = 0; r < ids.length; r++) state.seqLen[r] += n - 1;
         for (let s = 0; s < n - 1; s++) out.push(toIds(f, s));
@@ -382,9 +397,18 @@ export class DecoderLM implements CausalLM {
   }
 }
 
-/** what a recorded step depends on besides the state: what it reads back, the batch, whether it follows a prefill */
+/**
+ * what a recorded step depends on besides the state: what it reads back, the batch, whether it follows a prefill,
+ * the capacity of the KV caches (tensors that grow are new tensors: the step is recorded again)
+ */
 function graphKey(what: string, rows: number, state: ModelState): string {
-  return `${what}|${rows}|${state.seqLen.every((p) => p > 0)}`;
+  const caps = state.layers.flatMap((l) => Object.entries(l).filter(([k]) => state.timeTensors.has(k)).map(([, t]) => t.shape[1]));
+  return `${what}|${rows}|${state.seqLen.every((p) => p > 0)}|${caps.join(',')}`;
+}
+
+/** how many positions each sequence advanced since a step recorded at `seqLen` */
+function shiftOf(state: ModelState, seqLen: readonly number[]): number[] {
+  return state.seqLen.map((p, r) => p - seqLen[r]);
 }
 
 function lastPositions(b: number, L: number, keep: number): number[] {

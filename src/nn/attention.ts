@@ -52,6 +52,18 @@ export class Attention implements Mixer {
     return { k: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]), v: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]) };
   }
 
+  reserve(state: Record<string, Tensor>, need: number): void {
+    const T = state.k.shape[1];
+    if (need <= T) return;
+    const cap = Math.max(need, 2 * T);
+    const [oldK, oldV] = [state.k, state.v];
+    state.k = ops.padTime(oldK, cap);
+    state.v = ops.padTime(oldV, cap);
+    // the state owns its caches (no scope frees them): the outgrown pair goes now, not when the collector finds it
+    oldK.dispose();
+    oldV.dispose();
+  }
+
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, opts: o } = this;
     const [b, L] = h.shape;
@@ -68,17 +80,7 @@ export class Attention implements Mixer {
     let cacheK: Tensor | null = null;
     let cacheV: Tensor | null = null;
     if (ctx.state) {
-      const need = Math.max(...past) + L;
-      const T = ctx.state.k.shape[1];
-      if (need > T) {
-        const cap = Math.max(need, 2 * T);
-        const [oldK, oldV] = [ctx.state.k, ctx.state.v];
-        ctx.state.k = ops.padTime(oldK, cap);
-        ctx.state.v = ops.padTime(oldV, cap);
-        // the state owns its caches (no scope frees them): the outgrown pair goes now, not when the collector finds it
-        oldK.dispose();
-        oldV.dispose();
-      }
+      this.reserve(ctx.state, Math.max(...past) + L);
       cacheK = ctx.state.k;
       cacheV = ctx.state.v;
     }

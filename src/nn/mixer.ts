@@ -26,6 +26,11 @@ export interface Mixer {
   forward(h: Tensor, ctx: MixerContext): Promise<Tensor>;
   /** parameters, for `describe()` */
   readonly parameterCount: number;
+  /**
+   * Optional (mixers with time tensors): grow this layer's time tensors in `state` to hold at least `need`
+   * positions (doubling, so that growth is rare); no-op when they do. Replaced tensors are disposed.
+   */
+  reserve?(state: Record<string, Tensor>, need: number): void;
 }
 
 /**

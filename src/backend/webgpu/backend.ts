@@ -22,7 +22,8 @@ import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
-import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
+import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
+import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
@@ -51,6 +52,18 @@ export class WebGpuBackend implements Backend {
     this.fusion = on;
   }
   private fusion: boolean;
+  /** inference attention kernels (see WebGpuBackendOptions.attention); setting it makes recorded steps stale */
+  get attentionKernels(): 'flash' | 'legacy' {
+    return this.attn;
+  }
+  set attentionKernels(k: 'flash' | 'legacy') {
+    if (k !== 'flash' && k !== 'legacy') throw new Error(`webgpu: attention kernels must be 'flash' or 'legacy', got ${JSON.stringify(k)}`);
+    if (k !== this.attn) this.epoch++;
+    this.attn = k;
+  }
+  private attn: 'flash' | 'legacy';
+  private readonly gpuCores: number;
+  private readonly attnSplits: number | undefined;
   /** bumped when recorded steps go stale */
   private epoch = 0;
   /** work held back for decode fusion (see fusion.ts) */
@@ -65,6 +78,13 @@ export class WebGpuBackend implements Backend {
     this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
+    this.attn = 'flash';
+    this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
+    this.gpuCores = opts.gpuCores ?? 132;
+    this.attnSplits = opts.attentionSplits;
+    for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
+    }
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
     }
@@ -84,14 +104,14 @@ export class WebGpuBackend implements Backend {
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
   }
 
-  async replayStep(graph: StepGraph, upload: ArrayLike<number>): Promise<Float32Array | null> {
+  async replayStep(graph: StepGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array | null> {
     const g = this.liveGraph(graph);
-    return g && this.rt.replay(g, upload);
+    return g && this.rt.replay(g, upload, shift);
   }
 
-  async replayChain(graph: StepGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array | null> {
+  async replayChain(graph: StepGraph, upload: ArrayLike<number>, n: number, shift?: readonly number[]): Promise<Float32Array | null> {
     const g = this.liveGraph(graph);
-    return g && this.rt.replayChain(g, upload, n);
+    return g && this.rt.replayChain(g, upload, n, shift);
   }
 
   /** a step this backend recorded, with the pending ops recorded before it; null when it went stale */
@@ -595,7 +615,8 @@ export class WebGpuBackend implements Backend {
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
     const y = this.out(x.shape, 'rope');
-    this.run(ROPE, [this.st(x), this.rt.uploadData(ropeTable(positions, rotaryDim, theta, 1)), this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
+    const table = this.rt.uploadData(ropeTable(positions, rotaryDim, theta, 1), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
+    this.run(ROPE, [this.st(x), table, this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }
 
@@ -606,7 +627,8 @@ export class WebGpuBackend implements Backend {
     const y = this.out([B, L, Hq, hd], 'attention');
     const cached = !!(a.cacheK && a.cacheV);
     let k = this.st(a.k), v = this.st(a.v), cap = L;
-    const past = cached ? this.rt.uploadData(Float32Array.from(a.pastLen)) : this.rt.dummy;
+    // the lengths live in a buffer (uploaded with a rule for the next steps: a recorded step replays at later positions)
+    const past = cached ? this.rt.uploadData(Float32Array.from(a.pastLen), (shift) => Float32Array.from(a.pastLen, (p, r) => p + shift[r])) : this.rt.dummy;
     if (cached) {
       const T = a.cacheK!.shape[1];
       const ck = this.st(a.cacheK!), cv = this.st(a.cacheV!);
@@ -615,7 +637,24 @@ export class WebGpuBackend implements Backend {
       v = cv;
       cap = T;
     }
-    this.run(ATTENTION, [this.st(a.q), k, v, past, this.st(y)], [B, L, Hq, Hkv, hd, cap, f2u(a.scale), cached ? 1 : 0], this.rt.grid(B * L * Hq));
+    const q = this.st(a.q), out = this.st(y), scale = f2u(a.scale);
+    const flash = this.attn === 'flash';
+    if (flash && this.kernels === 'tiled' && L > 1) {
+      // flash forward: 64 queries per workgroup, k/v tiles in workgroup memory (the training forward, no lse)
+      this.run(ATTN_FWD, [q, k, v, out, out, past], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / 64)), attnVariant(hd));
+      return y;
+    }
+    // split over the capacity, not the current length: a recorded step keeps its grid while the cache fills
+    const S = flash ? this.attnSplits ?? decodeSplits(B * L * Hq, cap, this.gpuCores) : 1;
+    const params = [B, L, Hq, Hkv, hd, cap, scale, cached ? 1 : 0, S];
+    if (S === 1) {
+      this.run(ATTENTION, [q, k, v, past, out], params, this.rt.grid(B * L * Hq));
+      return y;
+    }
+    const part = this.scratch(B * L * Hq * S * (hd + 2), 'attention partials');
+    this.run(ATTENTION, [q, k, v, past, part], params, this.rt.grid(B * L * Hq * S));
+    this.run(ATTN_COMBINE, [part, out], [B * L * Hq, S, hd], this.threads(B * L * Hq * hd));
+    this.done(part);
     return y;
   }
 
@@ -655,4 +694,12 @@ export class WebGpuBackend implements Backend {
     this.run(PAD_TIME, [this.st(t), this.st(y)], [b * newT * inner, T * inner, newT * inner], this.threads(b * newT * inner));
     return y;
   }
+}
+
+/**
+ * Key slices of flash decoding for `rows` query rows over a cache of `cap` positions: enough workgroups for two per
+ * compute unit, at least 128 keys a slice, at most 64 slices.
+ */
+export function decodeSplits(rows: number, cap: number, cores: number): number {
+  return Math.max(1, Math.min(Math.ceil((2 * cores) / rows), Math.ceil(cap / 128), 64));
 }

@@ -1,7 +1,8 @@
 /// <reference types="@webgpu/types" />
 /**
  * A recorded submit (GpuRuntime.capture) and how it is encoded again (GpuRuntime.replay / replayChain): its
- * pipelines, bind groups and parameter words are fixed; only the uploaded numbers (token ids) change.
+ * pipelines, bind groups and parameter words are fixed; only the uploaded numbers change (token ids, and the
+ * lengths and rotary tables of KV-cache models, which follow the positions).
  */
 import type { BufRef, Store } from './memory.js';
 import { PARAM_SLOT } from './wgsl.js';
@@ -12,6 +13,16 @@ export interface GraphStep {
   grid: [number, number, number];
   /** the stores the step binds: held, so that their blocks stay reserved while the graph lives */
   roles: readonly Store[];
+}
+
+/**
+ * The uploads of a graph that follow the positions (KV-cache lengths, rotary tables): floats [off, off + len) of
+ * its upload buffer, each part at `off` within that range computed by `next` from how far each sequence advanced.
+ */
+export interface RuledUploads {
+  off: number;
+  len: number;
+  parts: readonly { off: number; next: (shift: readonly number[]) => ArrayLike<number> }[];
 }
 
 /** one compute pass with a graph's dispatches */
@@ -43,6 +54,8 @@ export class GpuGraph {
     readonly src: Store,
     readonly bytes: number,
     readonly staging: GPUBuffer,
+    /** uploads that follow the positions (null: only the token ids change) */
+    readonly ruled: RuledUploads | null = null,
   ) {}
 }
 

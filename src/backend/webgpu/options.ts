@@ -21,6 +21,17 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
    */
   weights?: 'f32' | 'bf16';
+  /**
+   * Inference attention: 'flash' (default: prefill with 'tiled' kernels runs the tiled flash forward, a tile of
+   * 64 queries per workgroup; decode splits the keys over several workgroups and combines their partials) or
+   * 'legacy' (one workgroup per query row over all its keys, the kernel before; for comparisons). Also settable
+   * later (`backend.attentionKernels`) or by the environment variable MAMBA_TS_WEBGPU_ATTENTION.
+   */
+  attention?: 'flash' | 'legacy';
+  /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */
+  gpuCores?: number;
+  /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests */
+  attentionSplits?: number;
 }
 
 /** the weight formats this backend stores (`weights`) */

@@ -19,7 +19,7 @@
 import { decodeHalf } from '../../tensor/dtype.js';
 import { BUFFER_USAGE, BufRef, DeviceMemory, Store, sizeClass, type MemoryStats, type Pool } from './memory.js';
 import { COPY_SPEC, PARAM_SLOT, PARAM_WORDS, type KernelSpec } from './wgsl.js';
-import { GpuGraph, encodeGraph, type GraphStep } from './graph.js';
+import { GpuGraph, encodeGraph, type GraphStep, type RuledUploads } from './graph.js';
 import { PipelineCache } from './pipelines.js';
 
 export { BUFFER_USAGE, BufRef, Store, type MemoryStats, type RowBlock } from './memory.js';
@@ -27,6 +27,24 @@ export { COPY_SPEC, PARAM_SLOT, f2u, generateWgsl, packBf16, type KernelSpec } f
 export { GpuGraph } from './graph.js';
 
 const MAP_READ = 1;
+
+/** an upload of a captured step; `next` (positions, lengths) gives it at later steps, null for the token ids */
+interface CapturedUpload {
+  off: number;
+  len: number;
+  next: UploadRule | null;
+}
+/**
+ * What an upload holds `shift[r]` steps after the recorded one (sequence r has advanced that many positions):
+ * a step's positions and lengths, so that a recorded step replays at later positions.
+ */
+export type UploadRule = (shift: readonly number[]) => ArrayLike<number>;
+
+interface Capturing {
+  submits: Cmd[][];
+  uploads: CapturedUpload[];
+  ok: boolean;
+}
 
 export interface Dispatch {
   kind: 'dispatch';
@@ -80,7 +98,7 @@ export class GpuRuntime {
 
   private pending: Cmd[] = [];
   /** what a capture (see `capture`) has seen so far */
-  private capturing: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean } | null = null;
+  private capturing: Capturing | null = null;
   private readonly kernels: PipelineCache;
   private paramBuf: BufRef;
   private paramBG: GPUBindGroup;
@@ -171,8 +189,12 @@ export class GpuRuntime {
     return s;
   }
 
-  /** host floats that only this submit's dispatches read (ids, tables): the upload buffer, written at flush */
-  uploadData(data: ArrayLike<number>): Store {
+  /**
+   * host floats that only this submit's dispatches read (ids, tables): the upload buffer, written at flush.
+   * `next`: how the data follows the positions (see UploadRule), for uploads other than the token ids of a
+   * step that is recorded (`capture`).
+   */
+  uploadData(data: ArrayLike<number>, next: UploadRule | null = null): Store {
     const off = this.uploadLen;
     const need = off + Math.ceil(Math.max(1, data.length) / 64) * 64;
     if (need > this.uploadHost.length) {
@@ -184,7 +206,7 @@ export class GpuRuntime {
     }
     this.uploadHost.set(data, off);
     this.uploadLen = need;
-    this.capturing?.uploads.push({ off, len: data.length });
+    this.capturing?.uploads.push({ off, len: data.length, next });
     return new Store(this.upload, off, data.length);
   }
 
@@ -355,7 +377,7 @@ export class GpuRuntime {
   async capture<T>(step: () => Promise<T>, own: readonly Store[] = []): Promise<{ result: T; graph: GpuGraph | null }> {
     this.flush();
     const start = this.mem.allocSeq;
-    const cap = (this.capturing = { submits: [] as Cmd[][], uploads: [] as { off: number; len: number }[], ok: !this.profile });
+    const cap: Capturing = (this.capturing = { submits: [], uploads: [], ok: !this.profile });
     this.mem.hold = []; // blocks released during the capture wait for its end (the graph may bind them)
     let result: T;
     try {
@@ -374,10 +396,11 @@ export class GpuRuntime {
   }
 
   /** the graph of a capture, or null when it cannot be replayed (see `capture`) */
-  private graphOf(cap: { submits: Cmd[][]; uploads: { off: number; len: number }[]; ok: boolean }, start: number, own: readonly Store[]): GpuGraph | null {
+  private graphOf(cap: Capturing, start: number, own: readonly Store[]): GpuGraph | null {
     const cmds = cap.submits[0];
     const last = cmds?.[cmds.length - 1];
-    if (!cap.ok || cap.submits.length !== 1 || cap.uploads.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
+    const ids = cap.uploads.filter((u) => !u.next);
+    if (!cap.ok || cap.submits.length !== 1 || ids.length !== 1 || last?.kind !== 'copy' || cmds.slice(0, -1).some((c) => c.kind === 'copy')) {
       return null;
     }
     // only the step's own work may be in the recording: it writes blocks allocated during it or the stores it
@@ -393,19 +416,34 @@ export class GpuRuntime {
         if ((writes || st.ref.pool === 'activations') && !fresh(st)) return null;
       }
     }
-    return this.buildGraph(cmds as [...Dispatch[], ReadCopy], cap.uploads[0]);
+    return this.buildGraph(cmds as [...Dispatch[], ReadCopy], ids[0], cap.uploads.filter((u) => u.next));
   }
 
-  private buildGraph(cmds: [...Dispatch[], ReadCopy], up: { off: number; len: number }): GpuGraph {
+  private buildGraph(cmds: [...Dispatch[], ReadCopy], up: CapturedUpload, rest: CapturedUpload[]): GpuGraph {
     const read = cmds[cmds.length - 1] as ReadCopy;
     const dispatches = cmds.slice(0, -1) as Dispatch[];
+    // the graph's upload: the token ids at 0, then the uploads that follow the positions (one contiguous range,
+    // which a chain of steps overwrites before each step)
+    const idsLen = Math.ceil(Math.max(1, up.len) / 64) * 64;
+    const layout = new Map<CapturedUpload, number>([[up, 0]]);
+    let total = idsLen;
+    for (const u of rest) {
+      layout.set(u, total);
+      total += Math.ceil(Math.max(1, u.len) / 64) * 64;
+    }
+    const moved = (s: Store): Store => {
+      const u = [up, ...rest].find((c) => s.off >= c.off && s.off < c.off + Math.max(1, c.len));
+      if (!u) throw new Error('webgpu: a recorded step binds an upload it did not make');
+      return new Store(upload, layout.get(u)! + s.off - u.off, s.len);
+    };
+    const ruled: RuledUploads | null = rest.length > 0 ? { off: idsLen, len: total - idsLen, parts: rest.map((u) => ({ off: layout.get(u)! - idsLen, next: u.next! })) } : null;
     // the graph's own upload, parameter and staging buffers (the runtime's are rewritten by every submit)
-    const upload = this.newBuffer(Math.max(256, Math.ceil(up.len / 64) * 256), 'graph upload');
+    const upload = this.newBuffer(Math.max(256, total * 4), 'graph upload');
     const params = this.newBuffer(Math.max(1, dispatches.length) * PARAM_SLOT, 'graph parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     const paramBG = this.kernels.paramBindGroup(params);
     const words = new Uint32Array(dispatches.length * PARAM_WORDS);
     const steps: GraphStep[] = dispatches.map((d, slot) => {
-      const roles = d.roles.map((s) => (s.ref === this.upload ? new Store(upload, s.off - up.off, s.len) : s));
+      const roles = d.roles.map((s) => (s.ref === this.upload ? moved(s) : s));
       const { pipe, bg } = this.kernels.encodeInfo(d.spec, d.variant, roles);
       roles.forEach((s, i) => (words[slot * PARAM_WORDS + i] = s.off));
       d.params.forEach((v, i) => (words[slot * PARAM_WORDS + roles.length + i] = v));
@@ -413,15 +451,27 @@ export class GpuRuntime {
     });
     this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
     const staging = this.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
-    return new GpuGraph(steps, paramBG, upload, params, up.len, read.src, read.bytes, staging);
+    return new GpuGraph(steps, paramBG, upload, params, up.len, read.src, read.bytes, staging, ruled);
   }
 
-  /** submit a graph again with new upload data (as many numbers as at capture) and read its result */
-  async replay(g: GpuGraph, upload: ArrayLike<number>): Promise<Float32Array> {
+  /** the position-following uploads of a graph `shift[r]` steps after the recorded one */
+  private ruledData(r: RuledUploads, shift: readonly number[], out: Float32Array, at: number): void {
+    for (const p of r.parts) out.set(p.next(shift), at + p.off);
+  }
+
+  /**
+   * submit a graph again with new upload data (as many numbers as at capture) and read its result; `shift[r]`:
+   * how many positions sequence r has advanced since the recorded step (for graphs with uploads that follow the
+   * positions: KV-cache lengths, rotary tables)
+   */
+  async replay(g: GpuGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array> {
     if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
     this.flush();
     const q = this.device.queue;
-    q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    const data = new Float32Array(g.ruled ? g.ruled.off + g.ruled.len : upload.length);
+    data.set(upload);
+    if (g.ruled) this.ruledData(g.ruled, needShift(shift), data, g.ruled.off);
+    q.writeBuffer(g.upload.gpu, 0, data);
     const enc = this.device.createCommandEncoder();
     encodeGraph(enc, g);
     enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.staging, 0, g.bytes);
@@ -444,16 +494,27 @@ export class GpuRuntime {
    * copied into the next step's token ids on the GPU (no host round trip between steps, as a CUDA graph
    * replayed in a loop), the ids of every step collected and read back once at the end. [n × ids] floats.
    */
-  async replayChain(g: GpuGraph, upload: ArrayLike<number>, n: number): Promise<Float32Array> {
+  async replayChain(g: GpuGraph, upload: ArrayLike<number>, n: number, shift?: readonly number[]): Promise<Float32Array> {
     if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
     if (g.bytes !== g.uploadLen * 4) throw new Error('webgpu: only a step that reads back its next token ids can be chained');
     this.flush();
     const q = this.device.queue;
     q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    // position-following uploads of all n steps, each copied into the graph's upload before its step
+    let table: GPUBuffer | null = null;
+    const r = g.ruled;
+    if (r) {
+      const sh = needShift(shift);
+      const all = new Float32Array(n * r.len);
+      for (let s = 0; s < n; s++) this.ruledData(r, sh.map((x) => x + s), all, s * r.len);
+      table = this.createBuffer({ size: all.byteLength, usage: BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST, label: 'chained positions' });
+      q.writeBuffer(table, 0, all);
+    }
     const out = this.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
     for (let s0 = 0; s0 < n; s0 += 16) {
       const enc = this.device.createCommandEncoder();
       for (let s = s0; s < Math.min(n, s0 + 16); s++) {
+        if (table && r) enc.copyBufferToBuffer(table, s * r.len * 4, g.upload.gpu, r.off * 4, r.len * 4);
         encodeGraph(enc, g);
         enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.upload.gpu, 0, g.bytes);
         enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, out, s * g.bytes, g.bytes);
@@ -469,6 +530,7 @@ export class GpuRuntime {
     }
     const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
     this.destroyBuffer(out);
+    if (table) this.destroyBuffer(table);
     if (this.lastError) throw this.errorAfter(null);
     return res;
   }
@@ -571,3 +633,8 @@ export class GpuRuntime {
   }
 }
 
+
+function needShift(shift: readonly number[] | undefined): readonly number[] {
+  if (!shift) throw new Error('webgpu: this recorded step follows the positions (KV cache): replay it with how far each sequence has advanced');
+  return shift;
+}

@@ -78,7 +78,7 @@ export const ATTENTION: Partial<Record<DiffOp, GpuImpl>> = {
     const y = c.out(q.shape, 'attention');
     const lse = c.out([B, L, Hq], 'attention log-sum-exp');
     const [sq, sk, sv] = [c.st(q), c.st(k), c.st(v)];
-    if (tiled) c.run(ATTN_FWD, [sq, sk, sv, c.st(y), c.st(lse)], params, c.grid(B * Hq * blocks), variant);
+    if (tiled) c.run(ATTN_FWD, [sq, sk, sv, c.st(y), c.st(lse), sq], [...params, L, 2], c.grid(B * Hq * blocks), variant); // no past, lse kept
     else c.run(ATTN_FWD_SIMPLE, [sq, sk, sv, c.st(y), c.st(lse)], params, c.threads(rows));
     return {
       outputs: [y],

@@ -3,9 +3,10 @@
  * - `ROPE`: rotate-half on the first rd channels of each head; cos/sin come from the host (computed as the
  *   CPU reference does: float32 angle, then cos/sin), so large positions are exact.
  * - `KV_WRITE`: the new k/v rows into the cache [b, T, Hkv, hd] at pastLen[b] + t.
- * - `ATTENTION`: one workgroup of 64 per (b, t, query head); keys in blocks of 64 with an online softmax
- *   (running max and sum rescale the accumulator), so any length fits; each thread owns up to 8 output
- *   channels (hd ≤ 512).
+ * - `ATTENTION`: one workgroup of 64 per (b, t, query head) and slice of the keys; keys in blocks of 64 with an
+ *   online softmax (running max and sum rescale the accumulator), so any length fits; each thread owns up to 8
+ *   output channels (hd ≤ 512). Decode splits the keys over S workgroups (flash-decoding) and `ATTN_COMBINE`
+ *   merges their partials; prefill with the tiled kernels runs the flash forward `ATTN_FWD` (grad_attention.ts).
  */
 import type { KernelSpec } from '../runtime.js';
 
@@ -55,7 +56,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** params: Bn, L, Hq, Hkv, hd, cap, scale, hasCache */
+/**
+ * params: Bn, L, Hq, Hkv, hd, cap, scale, hasCache, S. Grid: Bn·L·Hq·S workgroups.
+ * S = 1: y [Bn, L, Hq, hd] directly. S > 1 (flash-decoding): the n = past + t + 1 keys of a row are cut into S
+ * slices of ⌈n/S⌉ rounded up to 64 (so a step recorded once fits every length up to the cache's capacity; slices
+ * past n are empty) and slice s writes its partial (max, sum, unnormalised accumulator) to
+ * y [Bn·L·Hq, S, hd + 2], which `ATTN_COMBINE` reduces.
+ */
 export const ATTENTION: KernelSpec = {
   name: 'attention',
   roles: ['q', 'k', 'v', 'past', 'y'],
@@ -68,9 +75,10 @@ var<workgroup> wpast: u32;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let Hq = pu(PK + 2u); let Hkv = pu(PK + 3u); let hd = pu(PK + 4u);
-  let cap = pu(PK + 5u); let scale = pf(PK + 6u); let hasCache = pu(PK + 7u) != 0u;
-  let item = lin(wg, nw);
-  if (item >= Bn * L * Hq) { return; }
+  let cap = pu(PK + 5u); let scale = pf(PK + 6u); let hasCache = pu(PK + 7u) != 0u; let S = pu(PK + 8u);
+  let wi = lin(wg, nw);
+  if (wi >= Bn * L * Hq * S) { return; }
+  let sp = wi % S; let item = wi / S;
   let h = item % Hq; let t = (item / Hq) % L; let b = item / (Hq * L);
   let kvh = h / (Hq / Hkv);
   let rowKV = Hkv * hd;
@@ -82,13 +90,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   for (var p = li; p < hd; p += 64u) { qs[p] = $q[o_q + item * hd + p]; }
   let past = workgroupUniformLoad(&wpast);
   let n = past + t + 1u;
+  let chunk = ((n + S - 1u) / S + 63u) / 64u * 64u;
+  let start = min(n, sp * chunk);
+  let end = min(n, start + chunk);
   var m = -3.0e38;
   var lsum = 0.0;
   var acc: array<f32, 8>;
-  for (var s0 = 0u; s0 < n; s0 += 64u) {
+  for (var jj = 0u; jj < 8u; jj++) { acc[jj] = 0.0; }
+  for (var s0 = start; s0 < end; s0 += 64u) {
     let s = s0 + li;
     var sv = -3.0e38;
-    if (s < n) {
+    if (s < end) {
       let ko = o_k + (b * cap + s) * rowKV + kvh * hd;
       var d = 0.0;
       for (var i = 0u; i < hd; i++) { d = fma(qs[i], $k[ko + i], d); }
@@ -101,13 +113,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let corr = exp(m - bm);
     workgroupBarrier();
     var pv = 0.0;
-    if (s < n) { pv = exp(sv - bm); }
+    if (s < end) { pv = exp(sv - bm); }
     sc[li] = pv;
     workgroupBarrier();
     var ps = 0.0;
     for (var j = 0u; j < 64u; j++) { ps += sc[j]; }
     lsum = lsum * corr + ps;
-    let cnt = min(64u, n - s0);
+    let cnt = min(64u, end - s0);
     for (var jj = 0u; jj < 8u; jj++) {
       let p = li + 64u * jj;
       if (p < hd) {
@@ -119,9 +131,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     m = bm;
     workgroupBarrier();
   }
+  if (S == 1u) {
+    for (var jj = 0u; jj < 8u; jj++) {
+      let p = li + 64u * jj;
+      if (p < hd) { $y[o_y + item * hd + p] = acc[jj] / lsum; }
+    }
+    return;
+  }
+  let po = o_y + wi * (hd + 2u);
+  if (li == 0u) { $y[po] = m; $y[po + 1u] = lsum; }
   for (var jj = 0u; jj < 8u; jj++) {
     let p = li + 64u * jj;
-    if (p < hd) { $y[o_y + item * hd + p] = acc[jj] / lsum; }
+    if (p < hd) { $y[po + 2u + p] = acc[jj]; }
   }
+}`,
+};
+
+/**
+ * The partials of `ATTENTION` with S > 1 → y [rows, hd]: y = Σ_s e^(m_s − M) acc_s / Σ_s e^(m_s − M) l_s, M the
+ * largest m_s (empty slices have m = −3e38, l = 0 and weigh nothing). params: rows, S, hd. One thread per output.
+ */
+export const ATTN_COMBINE: KernelSpec = {
+  name: 'attention_combine',
+  roles: ['part', 'y'],
+  writes: ['y'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let rows = pu(PK); let S = pu(PK + 1u); let hd = pu(PK + 2u);
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= rows * hd) { return; }
+  let p = i % hd; let r = i / hd;
+  let base = o_part + r * S * (hd + 2u);
+  var M = -3.0e38;
+  for (var s = 0u; s < S; s++) { M = max(M, $part[base + s * (hd + 2u)]); }
+  var num = 0.0;
+  var den = 0.0;
+  for (var s = 0u; s < S; s++) {
+    let o = base + s * (hd + 2u);
+    let w = exp($part[o] - M);
+    den = fma(w, $part[o + 1u], den);
+    num = fma(w, $part[o + 2u + p], num);
+  }
+  $y[o_y + i] = num / den;
 }`,
 };

@@ -3,6 +3,8 @@
  * query head h reads kv head ⌊h / (Hq/Hkv)⌋, P = softmax(scale·q·kᵀ) masked causally.
  * - `ATTN_FWD`: O = P·V and the per-row log-sum-exp lse [b, L, Hq] (the only thing the backward keeps besides O).
  *   One workgroup per (b, query head, block of 64 query rows); keys in tiles of 32 with an online softmax.
+ *   Inference prefill runs it too (flags, see below): k/v are then a KV cache [b, cap, Hkv, hd] whose row b holds
+ *   past[b] earlier positions, query row t sits at position past[b] + t, and no lse is written.
  * - `ATTN_DELTA`: D = Σ_d dO·O per row (D_i = Σ_s P_is·dP_is).
  * - `ATTN_DQ`: dQ = scale·dS·K with P recomputed from lse, dP = dO·Vᵀ, dS = P∘(dP − D); one workgroup per
  *   (b, query head, block of 64 query rows), keys in tiles of 32.
@@ -15,7 +17,8 @@
  * accumulated products (in registers: the variant is ⌈hd/8⌉, so hd ≤ 512).
  * The `_SIMPLE` kernels (CPU-emulated adapters, and head dims above 512) are barrier-free: one thread per query
  * row (forward, dQ) or per key row (dK, dV), accumulating in the output buffers.
- * params (all): Bn, L, Hq, Hkv, hd, scale (f32 bits); ATTN_DELTA: rows, hd
+ * params (all): Bn, L, Hq, Hkv, hd, scale (f32 bits); ATTN_DELTA: rows, hd; ATTN_FWD also cap (rows of k/v per
+ * sequence: L in training) and flags (1: read past[b] (else 0), 2: write lse).
  */
 import type { KernelSpec } from '../runtime.js';
 
@@ -129,27 +132,40 @@ const QUERY_BLOCK = /* wgsl */ `
   let qBase = o_q + (b * L + r0) * rowQ + h * hd;
   let cEnd = min(L, r0 + 64u);`;
 
-/** roles: q, k, v, y, lse. Grid: Bn·Hq·⌈L/64⌉ workgroups; variant attnVariant(hd) */
+/**
+ * roles: q, k, v, y, lse, past. Grid: Bn·Hq·⌈L/64⌉ workgroups; variant attnVariant(hd). params: the common ones,
+ * cap, flags (see the top)
+ */
 export const ATTN_FWD: KernelSpec = {
   name: 'attention_train_fwd',
-  roles: ['q', 'k', 'v', 'y', 'lse'],
+  roles: ['q', 'k', 'v', 'y', 'lse', 'past'],
   writes: ['y', 'lse'],
   wgsl: (variant) => /* wgsl */ `${tiledHead(variant)}
+var<workgroup> wpast: u32;
 ${ENTRY}${QUERY_BLOCK}
+  let cap = pu(PK + 6u); let flags = pu(PK + 7u);
+  if (li == 0u) {
+    var p0 = 0u;
+    if ((flags & 1u) != 0u) { p0 = u32($past[o_past + b]); }
+    wpast = p0;
+  }
+  let past = workgroupUniformLoad(&wpast);
+  let kEnd = past + cEnd;
   var s: array<array<f32, 4>, 2>;
   var acc: array<array<f32, NJ>, 2>;
+  for (var i = 0u; i < 2u; i++) { for (var j = 0u; j < NJ; j++) { acc[i][j] = 0.0; } }
   var m = array<f32, 2>(-3.0e38, -3.0e38);
   var l = array<f32, 2>(0.0, 0.0);
-  for (var c0 = 0u; c0 < cEnd; c0 += 32u) {
-    let cN = min(32u, L - c0);
-    let kBase = o_k + (b * L + c0) * rowKV + kvh * hd;
-    let vBase = o_v + (b * L + c0) * rowKV + kvh * hd;
+  for (var c0 = 0u; c0 < kEnd; c0 += 32u) {
+    let cN = min(32u, kEnd - c0);
+    let kBase = o_k + (b * cap + c0) * rowKV + kvh * hd;
+    let vBase = o_v + (b * cap + c0) * rowKV + kvh * hd;
     ${dots('s', 'q', 'qBase', 'rowQ', 'rN', 'k', 'kBase', 'rowKV', 'cN')}
     for (var i = 0u; i < 2u; i++) {
       let r = r0 + ty + 32u * i;
       for (var j = 0u; j < 4u; j++) {
         var v = -3.0e38;
-        if (r < L && c0 + tx + 8u * j <= r) { v = s[i][j] * scale; }
+        if (r < L && c0 + tx + 8u * j <= past + r) { v = s[i][j] * scale; }
         s[i][j] = v;
         Ps[(ty + 32u * i) * 33u + tx + 8u * j] = v;
       }
@@ -168,7 +184,7 @@ ${ENTRY}${QUERY_BLOCK}
       let r = r0 + ty + 32u * i;
       for (var j = 0u; j < 4u; j++) {
         var p = 0.0;
-        if (r < L && c0 + tx + 8u * j <= r) { p = exp(s[i][j] - m[i]); }
+        if (r < L && c0 + tx + 8u * j <= past + r) { p = exp(s[i][j] - m[i]); }
         Ps[(ty + 32u * i) * 33u + tx + 8u * j] = p;
       }
     }
@@ -182,7 +198,7 @@ ${ENTRY}${QUERY_BLOCK}
       let d = tx + 8u * j;
       if (d < hd) { $y[yo + d] = acc[i][j] / l[i]; }
     }
-    if (tx == 0u) { $lse[o_lse + (b * L + r) * Hq + h] = m[i] + log(l[i]); }
+    if (tx == 0u && (flags & 2u) != 0u) { $lse[o_lse + (b * L + r) * Hq + h] = m[i] + log(l[i]); }
   }
 }`,
 };
