@@ -17,6 +17,7 @@ import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL }
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
+import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -26,11 +27,21 @@ import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
+import { WEBGPU_GEMMS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm } from './options.js';
 
-export { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
+export { WEBGPU_GEMMS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
+
+/** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
+export function maxRelErr(a: Float32Array, b: Float32Array): number {
+  let e = 0, s = 0;
+  for (let i = 0; i < b.length; i++) {
+    e = Math.max(e, Math.abs(a[i] - b[i]));
+    s = Math.max(s, Math.abs(b[i]));
+  }
+  return a.length !== b.length ? Infinity : e / (s || 1);
+}
 
 export class WebGpuBackend implements Backend {
   readonly name: string;
@@ -39,6 +50,14 @@ export class WebGpuBackend implements Backend {
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
   readonly weights: 'f32' | 'bf16';
+  /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
+  gemm: WebGpuGemm;
+  /**
+   * the subgroup-matrix GEMM's configuration (`${M}x${N}x${K}s${subgroup size}`), set by `enableMatrixGemm` once it
+   * passed its check on this device; null: not available (`matrixNote` says why)
+   */
+  matrixGemm: string | null = null;
+  matrixNote = 'no subgroup-matrix feature';
   /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
   readonly prefill: PrefillSupport;
 
@@ -65,6 +84,11 @@ export class WebGpuBackend implements Backend {
     this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
+    const envGemm = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_GEMM;
+    this.gemm = opts.gemm ?? ((envGemm || 'sgmat') as WebGpuGemm);
+    if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
+      throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
+    }
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
     }
@@ -351,16 +375,74 @@ export class WebGpuBackend implements Backend {
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
       const roles = [this.st(x), b.store, bs, this.st(y)];
-      const v = b.store.fmt === 'bf16' ? 'b' : '';
-      if (this.kernels === 'simple') {
-        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), v);
-      } else {
-        const gx = Math.ceil(nb / 64), gy = Math.ceil(M / 64);
-        if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
-        this.run(MATMUL, roles, params, [gx, gy, 1], v);
+      const bf = b.store.fmt === 'bf16';
+      const k = this.gemmKernel(M, nb, bf);
+      const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
+      if (k.spec === MATMUL_SIMPLE) {
+        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
+        continue;
       }
+      if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
+      this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
     }
     return y;
+  }
+
+  /**
+   * The kernel of an [M, K] × [nb, K]ᵀ product with more than 8 rows, by `kernels` and `gemm`: its spec, variant
+   * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
+   * (≥ 132 workgroups, an H100's multiprocessors), else 64.
+   */
+  gemmKernel(M: number, nb: number, bf16: boolean): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
+    const b = bf16 ? 'b' : '';
+    if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple' };
+    if (this.gemm === 'old') return { spec: MATMUL, variant: b, tm: 64, tn: 64, name: 'old 64×64' };
+    if (this.gemm === 'sgmat' && this.matrixGemm && M >= 32) {
+      const tm = Math.ceil(M / 128) * Math.ceil(nb / 64) >= 132 ? 128 : 64;
+      return { spec: SG_MATMUL, variant: `${this.matrixGemm}t${tm}${b}`, tm, tn: 64, name: `subgroup-matrix ${this.matrixGemm.split('s')[0]} ${tm}×64` };
+    }
+    const T = Math.ceil(M / 128) * Math.ceil(nb / 128) >= 132 ? 128 : 64;
+    return { spec: MATMUL_TILED, variant: `${T}${b}`, tm: T, tn: T, name: `tiled ${T}×${T}` };
+  }
+
+  /**
+   * Turn the subgroup-matrix GEMM on when the device has an f32 configuration: compiled and checked here against
+   * the tiled kernel on a product with ragged edges (tensor cores may round operands to tf32: relative error
+   * ≤ 1e-2 passes). Returns the reason when it stays off (also in `matrixNote`).
+   */
+  async enableMatrixGemm(): Promise<string | null> {
+    this.matrixGemm = null;
+    const cfg = f32MatrixConfig(this.rt.matrixConfigs);
+    const sg = this.rt.subgroupFixed;
+    if (this.rt.matrixConfigs.length === 0) return (this.matrixNote = 'no subgroup-matrix feature');
+    if (!cfg) return (this.matrixNote = `no f32 subgroup-matrix configuration (${this.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')})`);
+    if (!sg) return (this.matrixNote = 'the subgroup size is not fixed');
+    const base = sgMatmulVariant(cfg, sg, 64, false);
+    if (!base || !sgMatmulVariant(cfg, sg, 128, false)) return (this.matrixNote = `${cfg.M}×${cfg.N}×${cfg.K} does not split over subgroups of ${sg}`);
+    const key = base.replace(/t64$/, '');
+    const M = 150, K = 100, N = 70;
+    const xs = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+    const ws = Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.11));
+    const bias = Float32Array.from({ length: N }, (_, i) => i * 0.01);
+    const x = this.fromHost(xs, [M, K]), w = this.fromHost(ws, [N, K], { matrix: true, float32: true }), bt = this.fromHost(bias, [N]);
+    const want = this.out([M, N], 'gemm check'), got = this.out([M, N], 'gemm check'), got128 = this.out([M, N], 'gemm check');
+    const roles = (y: Tensor) => [this.st(x), this.st(w), this.st(bt), this.st(y)];
+    const params = [M, K, N, 0, N, 1];
+    try {
+      this.run(MATMUL_TILED, roles(want), params, [Math.ceil(N / 64), Math.ceil(M / 64), 1], '64');
+      this.run(SG_MATMUL, roles(got), params, [Math.ceil(N / 64), Math.ceil(M / 64), 1], `${key}t64`);
+      this.run(SG_MATMUL, roles(got128), params, [Math.ceil(N / 64), Math.ceil(M / 128), 1], `${key}t128`);
+      const [a, g, g2] = await Promise.all([this.read(want), this.read(got), this.read(got128)]);
+      const err = Math.max(maxRelErr(g, a), maxRelErr(g2, a));
+      if (!(err <= 1e-2)) return (this.matrixNote = `the ${key} subgroup-matrix GEMM disagrees with the tiled one (max relative error ${err})`);
+      this.matrixGemm = key;
+      this.matrixNote = `subgroup-matrix ${key} (max relative error ${err.toExponential(1)} on the check)`;
+      return null;
+    } catch (e) {
+      return (this.matrixNote = `the ${key} subgroup-matrix GEMM failed: ${(e as Error).message}`);
+    } finally {
+      for (const t of [x, w, bt, want, got, got128]) t.dispose();
+    }
   }
 
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {

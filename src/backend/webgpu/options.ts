@@ -21,7 +21,18 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
    */
   weights?: 'f32' | 'bf16';
+  /**
+   * The prefill GEMM (linear layers with more than 8 rows) with 'tiled' kernels: 'old' (the 64×64 kernel of
+   * before), 'tiled' (the shared tiled template: 128×128 tiles where the grid still fills the GPU, else 64×64),
+   * 'sgmat' (cooperative matrices, where the device has an f32 subgroup-matrix configuration that passed the
+   * check at creation; else 'tiled'). Default 'sgmat' (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
+   */
+  gemm?: WebGpuGemm;
 }
+
+/** the prefill GEMM kernels (`gemm`) */
+export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat'] as const;
+export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
 
 /** the weight formats this backend stores (`weights`) */
 export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
