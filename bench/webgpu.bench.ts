@@ -6,6 +6,7 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--no-profile] [--json]
+ *        [--gemm old|tiled|sgmat] [--scan old|fused]
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
@@ -20,6 +21,7 @@
  * returning); the rest of the wall time is the GPU and the read-back.
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import type { WebGpuGemm } from '../src/backend/webgpu/options.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
@@ -43,6 +45,7 @@ const memoryOnly = process.argv.includes('--memory');
 const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
+const gemmArg = arg('gemm', '') as WebGpuGemm | '';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -102,7 +105,7 @@ const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-    : createWebGpuBackend({ profile: doProfile, weights });
+    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {
@@ -122,6 +125,7 @@ for (const weights of memoryOnly ? [] : formats) {
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
+  log(`prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}`);
   for (const preset of presets) {
     const t0 = performance.now();
     const w0 = backend.weightBytes;
@@ -198,7 +202,7 @@ for (const weights of memoryOnly ? [] : formats) {
       backend.rt.setProfiling(false);
     }
     const res = {
-      preset, weights, backend: backend.name, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scan, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,

@@ -20,16 +20,16 @@ import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
-import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
+import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, KV_WRITE, ROPE } from './kernels/attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_GEMMS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm } from './options.js';
+import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
-export { WEBGPU_GEMMS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm } from './options.js';
+export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -52,6 +52,8 @@ export class WebGpuBackend implements Backend {
   readonly weights: 'f32' | 'bf16';
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
+  /** the Mamba-1 prefill scan (see WebGpuBackendOptions.scan) */
+  scan: WebGpuScan;
   /**
    * the subgroup-matrix GEMM's configuration (`${M}x${N}x${K}s${subgroup size}`), set by `enableMatrixGemm` once it
    * passed its check on this device; null: not available (`matrixNote` says why)
@@ -84,10 +86,14 @@ export class WebGpuBackend implements Backend {
     this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     this.weights = opts.weights ?? 'f32';
-    const envGemm = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_GEMM;
-    this.gemm = opts.gemm ?? ((envGemm || 'sgmat') as WebGpuGemm);
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
+    }
+    this.scan = opts.scan ?? ((env?.MAMBA_TS_WEBGPU_SCAN || 'rescan') as WebGpuScan);
+    if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
+      throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
     }
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
@@ -570,6 +576,21 @@ export class WebGpuBackend implements Backend {
       }
       this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
       if (!a.state) this.done(state);
+      return y;
+    }
+    if (this.kernels === 'tiled' && this.scan === 'rescan' && N <= 64) {
+      // chunks of ≥ 16 steps, enough (b, chunk, d) threads to fill a large GPU (~128k)
+      const T = Math.max(16, Math.ceil(L / Math.max(1, Math.ceil(131072 / (B * Dm)))));
+      const chunks = Math.ceil(L / T);
+      const nDW = Math.ceil(Dm / 256);
+      const hloc = this.scratch(B * chunks * Dm * N, 'scan chunk states');
+      const dsum = this.scratch(B * chunks * Dm, 'scan chunk Δ sums');
+      const p = [B, L, Dm, flags, T, chunks, nDW, N];
+      const grid = this.rt.grid(B * chunks * nDW);
+      this.run(SCAN_STATES, [u, delta, A, Bm, bias, hloc, dsum], p, grid, String(N));
+      this.run(SCAN_CARRY_D, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
+      this.run(SCAN_OUT, [u, delta, A, Bm, Cm, D, z, bias, hloc, this.st(y)], [...p, N, Dm], grid, String(N));
+      this.done(hloc, dsum);
       return y;
     }
     const T = Math.ceil(L / nC);

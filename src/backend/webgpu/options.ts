@@ -28,7 +28,17 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * check at creation; else 'tiled'). Default 'sgmat' (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
    */
   gemm?: WebGpuGemm;
+  /**
+   * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
+   * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
+   * per-chunk partial outputs corrected by exp(A·cumΔ)). MAMBA_TS_WEBGPU_SCAN overrides the default.
+   */
+  scan?: WebGpuScan;
 }
+
+/** the Mamba-1 prefill scans (`scan`) */
+export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
+export type WebGpuScan = (typeof WEBGPU_SCANS)[number];
 
 /** the prefill GEMM kernels (`gemm`) */
 export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat'] as const;
