@@ -70,3 +70,29 @@ describe('webgpu Mamba-1 prefill scan (tiled kernels)', () => {
     });
   }
 });
+
+describe('webgpu split: pieces read in place, copied on demand', () => {
+  it('pieces are right when read directly, through conv1d and the scan, and after their source is disposed', async (t: TestContext) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const g: WebGpuBackend = gpu;
+    const [b, L, W] = [2, 9, 13];
+    const data = rnd(b * L * W);
+    const want = cpu.split(cpu.fromHost(data.slice(), [b, L, W]), [4, 6, 3]);
+    // read directly (copied on demand)
+    const src = g.fromHost(data.slice(), [b, L, W]);
+    const pieces = g.split(src, [4, 6, 3]);
+    for (let i = 0; i < 3; i++) await close(pieces[i], want[i], 0, `piece ${i}`);
+    // the source disposed first: the pieces still read it (its block is kept until the last piece goes)
+    const src2 = g.fromHost(data.slice(), [b, L, W]);
+    const [p0, p1] = g.split(src2, [6, 7]);
+    const w0 = cpu.split(cpu.fromHost(data.slice(), [b, L, W]), [6, 7]);
+    src2.dispose();
+    const filler = g.fromHost(rnd(b * L * W), [b, L, W]); // would take a freed block
+    const conv = (x: Tensor, be: typeof cpu | WebGpuBackend) => be.causalConv1d({ x, weight: be.fromHost(Float32Array.from({ length: 6 * 4 }, (_, i) => Math.sin(i)), [6, 4]), bias: null, state: null, activation: 'silu' });
+    await close(conv(p0, g), conv(w0[0], cpu), 1e-5, 'conv1d of a piece whose source was disposed');
+    await close(p1, w0[1], 0, 'the other piece');
+    p0.dispose();
+    p1.dispose();
+    filler.dispose();
+  });
+});

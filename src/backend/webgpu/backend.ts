@@ -102,9 +102,51 @@ export class WebGpuBackend implements Backend {
 
   // ---- memory --------------------------------------------------------------------------------
 
-  /** a tensor's store, its pending norm recorded first (anything but a fused matvec reads it) */
+  /** a tensor's store, its pending norm recorded first (anything but a fused matvec reads it), a lazy split copied */
   private st(t: Tensor): Store {
-    return this.fx.store(t.storage as Store);
+    const s = t.storage as Store;
+    if (s.lazy) this.materialize(s);
+    return this.fx.store(s);
+  }
+
+  /**
+   * A tensor of rows as a kernel with a row stride reads it: a lazily split piece (see `split`) is its source's
+   * columns in place (the store starts at the piece's first column; rows `stride` apart), anything else its own
+   * store with rows `width` apart.
+   */
+  private rows(t: Tensor): { s: Store; stride: number } {
+    const s = t.storage as Store;
+    const z = s.lazy;
+    if (!z) return { s: this.st(t), stride: t.shape[t.shape.length - 1] };
+    return { s: this.fx.store(z.src).view(z.col, (z.rows - 1) * z.stride + z.width), stride: z.stride };
+  }
+
+  /** lazily split pieces by their source's block; a source disposed while it has some is released after the last */
+  private readonly lazyOf = new Map<Store, Set<Store>>();
+  private readonly lateRelease = new Set<Store>();
+
+  /** record the copy of a lazily split piece into its own block */
+  private materialize(s: Store): void {
+    const z = s.lazy!;
+    this.run(COPY_ROWS, [this.fx.store(z.src), s], [z.rows, z.width, z.stride, z.col, z.width, 0], this.threads(z.rows * z.width));
+    this.unlink(s);
+  }
+
+  /** a lazy piece no longer needs its source (copied or disposed): the source goes if it was only waiting for it */
+  private unlink(s: Store): void {
+    const src = s.lazy!.src;
+    s.lazy = null;
+    const base = src.base ?? src;
+    const set = this.lazyOf.get(base);
+    set?.delete(s);
+    if (set && set.size > 0) return;
+    this.lazyOf.delete(base);
+    if (this.lateRelease.delete(base)) this.release(base);
+  }
+
+  private release(s: Store): void {
+    this.fx.releasing(s);
+    this.rt.release(s);
   }
 
   async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
@@ -249,8 +291,13 @@ export class WebGpuBackend implements Backend {
    */
   dispose(t: Tensor): void {
     const s = t.storage as Store;
-    this.fx.releasing(s);
-    this.rt.release(s);
+    if (s.lazy) this.unlink(s); // read in place or never: its block was never written
+    if (this.lazyOf.has(s.base ?? s)) {
+      // lazily split pieces still read it in place: released with the last of them (see `split`)
+      this.lateRelease.add(s.base ?? s);
+      return;
+    }
+    this.release(s);
   }
 
   /** wait until every recorded op has run (benchmarks) */
@@ -311,6 +358,7 @@ export class WebGpuBackend implements Backend {
     const s = t.storage as Store;
     if (s.blocks || s.fmt !== 'f32') throw new Error(`webgpu.write: tensor [${t.shape.join(', ')}] is ${s.blocks ? 'split into row blocks' : `stored as ${s.fmt}`}; only float32 tensors in one buffer can be written`);
     if (data.length !== s.len) throw new Error(`webgpu.write: ${data.length} values for tensor [${t.shape.join(', ')}] (${s.len})`);
+    if (s.lazy) this.materialize(s);
     this.fx.flush();
     this.rt.flush();
     if (data.length > 0) this.rt.device.queue.writeBuffer(s.ref.gpu, s.off * 4, data.buffer, data.byteOffset, data.byteLength);
@@ -515,6 +563,12 @@ export class WebGpuBackend implements Backend {
     return this.binary(a, b, 'silu_mul');
   }
 
+  /**
+   * Column ranges of x's last axis. One row: views of x's storage. More rows: each piece gets its own block, but the
+   * copy into it is deferred (`Store.lazy`): the kernels that take a row stride (conv1d's input, the Mamba-1 scan's
+   * B, C and z) read the piece in place in x, and the copy is recorded only when something else reads the piece.
+   * x's block is kept until its last lazy piece is disposed or copied (as a view keeps its base).
+   */
   split(x: Tensor, sizes: readonly number[]): Tensor[] {
     const W = x.shape[x.shape.length - 1];
     const M = x.size / W;
@@ -528,7 +582,12 @@ export class WebGpuBackend implements Backend {
         t = this.tensor(src.view(off, s), shape, x); // one row: the pieces are contiguous ranges of x's storage
       } else {
         t = this.out(shape, 'split');
-        this.run(COPY_ROWS, [src, this.st(t)], [M, s, W, off, s, 0], this.threads(M * s));
+        const piece = t.storage as Store;
+        piece.lazy = { src, rows: M, width: s, stride: W, col: off };
+        const base = src.base ?? src;
+        const set = this.lazyOf.get(base) ?? new Set<Store>();
+        set.add(piece);
+        this.lazyOf.set(base, set);
       }
       off += s;
       return t;
@@ -540,13 +599,14 @@ export class WebGpuBackend implements Backend {
     const K = a.weight.shape[1];
     const y = this.out([B, L, C], 'causal_conv1d');
     const flags = (a.state ? 1 : 0) | (a.bias ? 2 : 0) | (a.activation === 'silu' ? 4 : 0);
-    const params = [B, L, C, K, flags];
-    const roles = [this.st(a.x), this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
+    const xr = this.rows(a.x);
+    const params = [B, L, C, K, flags, xr.stride];
+    const roles = [xr.s, this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
     if (a.state && L === 1) {
       this.run(CONV_STEP, roles, params, this.threads(B * C));
     } else {
       this.run(CONV_OUT, roles, params, this.threads(B * L * C));
-      if (a.state) this.run(CONV_STATE, [this.st(a.x), this.st(a.state)], params, this.threads(B * C));
+      if (a.state) this.run(CONV_STATE, [xr.s, this.st(a.state)], params, this.threads(B * C));
     }
     return y;
   }
@@ -556,9 +616,28 @@ export class WebGpuBackend implements Backend {
     const N = a.A.shape[1];
     const y = this.out([B, L, Dm], 'selective_scan');
     const flags = (a.D ? 1 : 0) | (a.z ? 2 : 0) | (a.deltaBias ? 4 : 0) | (a.deltaSoftplus ? 8 : 0) | (a.state ? 16 : 0);
-    const [u, delta, A, Bm, Cm, D, z, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.z), this.opt(a.deltaBias)];
+    const [u, delta, A, D, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.opt(a.D), this.opt(a.deltaBias)];
     // chunks: enough (b, d, chunk) threads to fill the GPU, at least 8 steps each
     const nC = Math.max(1, Math.min(Math.ceil(L / 8), Math.ceil(65536 / (B * Dm))));
+    if (L > 1 && nC > 1 && a.algorithm !== 'sequential' && this.kernels === 'tiled' && this.scan === 'rescan' && N <= 64) {
+      // B, C and z read in place (row strides), so x_proj's and in_proj's outputs are not copied apart
+      const [Br, Cr] = [this.rows(a.B), this.rows(a.C)];
+      const zr = a.z ? this.rows(a.z) : { s: this.rt.dummy, stride: Dm };
+      // chunks of ≥ 16 steps, enough (b, chunk, d) threads to fill a large GPU (~128k)
+      const T = Math.max(16, Math.ceil(L / Math.max(1, Math.ceil(131072 / (B * Dm)))));
+      const chunks = Math.ceil(L / T);
+      const nDW = Math.ceil(Dm / 256);
+      const hloc = this.scratch(B * chunks * Dm * N, 'scan chunk states');
+      const dsum = this.scratch(B * chunks * Dm, 'scan chunk Δ sums');
+      const p = [B, L, Dm, flags, T, chunks, nDW, Br.stride];
+      const grid = this.rt.grid(B * chunks * nDW);
+      this.run(SCAN_STATES, [u, delta, A, Br.s, bias, hloc, dsum], p, grid, String(N));
+      this.run(SCAN_CARRY_D, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
+      this.run(SCAN_OUT, [u, delta, A, Br.s, Cr.s, D, zr.s, bias, hloc, this.st(y)], [...p, Cr.stride, zr.stride], grid, String(N));
+      this.done(hloc, dsum);
+      return y;
+    }
+    const [Bm, Cm, z] = [this.st(a.B), this.st(a.C), this.opt(a.z)];
     if (L === 1 && a.state && this.fuse) {
       // dt_proj (the pending matvec that produced Δ) computed in the step
       const l = this.fx.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
@@ -576,21 +655,6 @@ export class WebGpuBackend implements Backend {
       }
       this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
       if (!a.state) this.done(state);
-      return y;
-    }
-    if (this.kernels === 'tiled' && this.scan === 'rescan' && N <= 64) {
-      // chunks of ≥ 16 steps, enough (b, chunk, d) threads to fill a large GPU (~128k)
-      const T = Math.max(16, Math.ceil(L / Math.max(1, Math.ceil(131072 / (B * Dm)))));
-      const chunks = Math.ceil(L / T);
-      const nDW = Math.ceil(Dm / 256);
-      const hloc = this.scratch(B * chunks * Dm * N, 'scan chunk states');
-      const dsum = this.scratch(B * chunks * Dm, 'scan chunk Δ sums');
-      const p = [B, L, Dm, flags, T, chunks, nDW, N];
-      const grid = this.rt.grid(B * chunks * nDW);
-      this.run(SCAN_STATES, [u, delta, A, Bm, bias, hloc, dsum], p, grid, String(N));
-      this.run(SCAN_CARRY_D, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
-      this.run(SCAN_OUT, [u, delta, A, Bm, Cm, D, z, bias, hloc, this.st(y)], [...p, N, Dm], grid, String(N));
-      this.done(hloc, dsum);
       return y;
     }
     const T = Math.ceil(L / nC);
