@@ -62,6 +62,7 @@ describe('webgpu Mamba-1 prefill scan (tiled kernels)', () => {
           const yc = cpu.selectiveScan(args(0));
           const yg = g.selectiveScan(args(1));
           await close(yg, yc, 1e-4, what);
+          if (scan === 'rescan') assert.ok((Bg.storage as { lazy: unknown }).lazy && (Cg.storage as { lazy: unknown }).lazy, `${what}: B and C read in place`);
           if (c.state) await close(st[1], st[0], 1e-4, `${what}: state`);
         }
       } finally {
@@ -94,5 +95,12 @@ describe('webgpu split: pieces read in place, copied on demand', () => {
     p0.dispose();
     p1.dispose();
     filler.dispose();
+    // the gated norm's z read in place (Mamba-2: z is the first columns of in_proj's output), 18 rows, groups of 4
+    const zx = rnd(18 * 20), xv = rnd(18 * 8), wv = rnd(8);
+    const [zg] = g.split(g.fromHost(zx.slice(), [18, 20]), [8, 12]);
+    const [zc] = cpu.split(cpu.fromHost(zx.slice(), [18, 20]), [8, 12]);
+    const yg = g.rmsNormGated(g.fromHost(xv.slice(), [18, 8]), zg, g.fromHost(wv.slice(), [8]), 1e-5, 4);
+    await close(yg, cpu.rmsNormGated(cpu.fromHost(xv.slice(), [18, 8]), zc, cpu.fromHost(wv.slice(), [8]), 1e-5, 4), 1e-5, 'gated norm with z in place');
+    assert.ok((zg.storage as { lazy: unknown }).lazy, 'z was read in place, not copied');
   });
 });

@@ -52,8 +52,12 @@ export class WebGpuBackend implements Backend {
   readonly weights: 'f32' | 'bf16';
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
-  /** the Mamba-1 prefill scan (see WebGpuBackendOptions.scan) */
+  /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
   scan: WebGpuScan;
+  /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
+  get scanKernel(): WebGpuScan {
+    return this.kernels === 'tiled' ? this.scan : 'partials';
+  }
   /**
    * the subgroup-matrix GEMM's configuration (`${M}x${N}x${K}s${subgroup size}`), set by `enableMatrixGemm` once it
    * passed its check on this device; null: not available (`matrixNote` says why)
@@ -117,7 +121,7 @@ export class WebGpuBackend implements Backend {
   private rows(t: Tensor): { s: Store; stride: number } {
     const s = t.storage as Store;
     const z = s.lazy;
-    if (!z) return { s: this.st(t), stride: t.shape[t.shape.length - 1] };
+    if (!z || t.shape[t.shape.length - 1] !== z.width) return { s: this.st(t), stride: t.shape[t.shape.length - 1] };
     return { s: this.fx.store(z.src).view(z.col, (z.rows - 1) * z.stride + z.width), stride: z.stride };
   }
 
@@ -519,7 +523,8 @@ export class WebGpuBackend implements Backend {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
-    const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
+    const zr = this.rows(z); // in place in in_proj's output
+    const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
     if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
