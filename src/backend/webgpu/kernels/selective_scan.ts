@@ -100,12 +100,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** params: Bn, Dm, N, nC, flags */
-export const SCAN_CARRY: KernelSpec = {
-  name: 'scan_carry',
-  roles: ['A', 'dsum', 'hloc', 'state'],
-  writes: ['hloc', 'state'],
-  wgsl: () => /* wgsl */ `
+/**
+ * The carries across chunks, one thread per (b, d, n): H_c = exp(A ΣΔ_c) H_{c−1} + hloc_c, in place (hloc becomes the
+ * state entering each chunk), and the final state ([B, D, N]). `dFirst`: hloc laid out [B, nC, N, D] and threads
+ * d-fastest ('rescan'); else [B, nC, D, N], n-fastest ('partials').
+ * params: Bn, Dm, N, nC, flags
+ */
+function scanCarry(name: string, dFirst: boolean): KernelSpec {
+  return {
+    name,
+    roles: ['A', 'dsum', 'hloc', 'state'],
+    writes: ['hloc', 'state'],
+    wgsl: () => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -113,19 +119,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   ${FLAGS}
   let i = lin(wg, nw) * 256u + li;
   if (i >= Bn * Dm * N) { return; }
-  let n = i % N; let d = (i / N) % Dm; let b = i / (N * Dm);
+  ${dFirst ? 'let d = i % Dm; let n = (i / Dm) % N; let b = i / (Dm * N);' : 'let n = i % N; let d = (i / N) % Dm; let b = i / (N * Dm);'}
+  let si = o_state + (b * Dm + d) * N + n;
   var carry = 0.0;
-  if (hasState) { carry = $state[o_state + i]; }
+  if (hasState) { carry = $state[si]; }
   let a = $A[o_A + d * N + n];
   for (var c = 0u; c < nC; c++) {
-    let idx = o_hloc + ((b * nC + c) * Dm + d) * N + n;
+    let idx = o_hloc + ${dFirst ? '((b * nC + c) * N + n) * Dm + d' : '((b * nC + c) * Dm + d) * N + n'};
     let hl = $hloc[idx];
     $hloc[idx] = carry;
     carry = exp(a * $dsum[o_dsum + (b * nC + c) * Dm + d]) * carry + hl;
   }
-  if (hasState) { $state[o_state + i] = carry; }
+  if (hasState) { $state[si] = carry; }
 }`,
-};
+  };
+}
+export const SCAN_CARRY = scanCarry('scan_carry', false);
 
 /** params: Bn, L, Dm, N, flags, T, nC, nB */
 export const SCAN_FINISH: KernelSpec = {
@@ -276,37 +285,8 @@ ${SCAN_HEAD.replace('NSTATE', `${Number(n)}u`)}
 }`,
 };
 
-/**
- * Pass 2 of 'rescan': one thread per (b, n, d), d fastest; hloc ([B, nC, N, D]) becomes the state entering each
- * chunk, in place; the final state goes to `state` ([B, D, N]) when there is one.
- * params: Bn, Dm, N, nC, flags
- */
-export const SCAN_CARRY_D: KernelSpec = {
-  name: 'scan_carry_d',
-  roles: ['A', 'dsum', 'hloc', 'state'],
-  writes: ['hloc', 'state'],
-  wgsl: () => /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let nC = pu(PK + 3u); let flags = pu(PK + 4u);
-  ${FLAGS}
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= Bn * Dm * N) { return; }
-  let d = i % Dm; let n = (i / Dm) % N; let b = i / (Dm * N);
-  let si = o_state + (b * Dm + d) * N + n;
-  var carry = 0.0;
-  if (hasState) { carry = $state[si]; }
-  let a = $A[o_A + d * N + n];
-  for (var c = 0u; c < nC; c++) {
-    let idx = o_hloc + ((b * nC + c) * N + n) * Dm + d;
-    let hl = $hloc[idx];
-    $hloc[idx] = carry;
-    carry = exp(a * $dsum[o_dsum + (b * nC + c) * Dm + d]) * carry + hl;
-  }
-  if (hasState) { $state[si] = carry; }
-}`,
-};
+/** Pass 2 of 'rescan' (see scanCarry). params: Bn, Dm, N, nC, flags */
+export const SCAN_CARRY_D = scanCarry('scan_carry_d', true);
 
 /** Pass 3 of 'rescan'. params: as SCAN_STATES's, then cS, zS */
 export const SCAN_OUT: KernelSpec = {
