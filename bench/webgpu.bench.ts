@@ -6,6 +6,11 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--no-profile] [--json]
+ *        [--gemm old|tiled|sgmat] [--scan rescan|partials]
+ *
+ * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
+ * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
+ * those of the old kernels on the same device.
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
@@ -26,6 +31,8 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import type { WebGpuGemm, WebGpuScan } from '../src/backend/webgpu/options.js';
+import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
@@ -58,6 +65,8 @@ function check(ok: boolean, what: string): void {
     log(`CHECK FAILED: ${what}`);
   }
 }
+const gemmArg = arg('gemm', '') as WebGpuGemm | '';
+const scanArg = arg('scan', '') as WebGpuScan | '';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -133,7 +142,7 @@ const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-    : createWebGpuBackend({ profile: doProfile, weights });
+    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {
@@ -153,6 +162,7 @@ for (const weights of memoryOnly ? [] : formats) {
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
+  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}`);
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;
@@ -214,6 +224,19 @@ for (const weights of memoryOnly ? [] : formats) {
       }
       s.dispose();
     }
+    // the prefill's logits with the kernels timed against those of the old kernels (64×64 GEMM, 'partials' scan),
+    // on this device: a kernel that is wrong on this GPU shows here
+    let parity: number | null = null;
+    if (backend.gemm !== 'old' || backend.scan !== 'partials') {
+      const lNew = await lm.advance([ids], lm.createState(1));
+      const saved = [backend.gemm, backend.scan] as const;
+      backend.gemm = 'old';
+      backend.scan = 'partials';
+      const lOld = await lm.advance([ids], lm.createState(1));
+      [backend.gemm, backend.scan] = saved;
+      parity = maxRelErr(lNew.data, lOld.data);
+      log(`${preset}: prefill logits vs the old kernels: max |Δ| / max |logit| = ${parity.toExponential(2)}${parity > 1e-2 ? '  FAIL' : ''}`);
+    }
     // what a user gets: generate() greedy (chunks of on-device steps, one read-back per chunk)
     const genRes = await generate(lm, [ids.slice(0, 64)], { maxNewTokens: gen, stopTokens: [] });
     const generateTokS = genRes.stats.decodeTokensPerSecond;
@@ -251,11 +274,12 @@ for (const weights of memoryOnly ? [] : formats) {
       backend.rt.setProfiling(false);
     }
     const res = {
-      preset, weights, attention, checked, backend: backend.name, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, attention, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
       generate_tok_s: generateTokS,
+      prefill_vs_old_kernels: parity,
       host_us_per_token: hostUs, dispatches_per_token: dispatches, submits_per_token: submits,
       batched, profile: profiles,
     };

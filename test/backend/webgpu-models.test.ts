@@ -60,3 +60,33 @@ describe('webgpu backend: HF parity and greedy decode equal to the CPU backend',
     });
   }
 });
+
+// the GPU kernels (what a real GPU runs: tiled GEMM, 'rescan' Mamba-1 scan, chunked SSD): a prefill and one step
+// after it, on the fixtures of each mixer family (SwiftShader runs these kernels slowly)
+const TILED_FIXTURES = ['mamba-tiny', 'falcon-mamba-tiny', 'mamba2-tiny', 'jamba-tiny'];
+const tiled = typeof gpu === 'string' ? gpu : await webgpuOrReason({ kernels: 'tiled' });
+after(() => {
+  if (typeof tiled !== 'string') tiled.destroy();
+});
+
+describe('webgpu backend, tiled (GPU) kernels: HF parity of a prefill and of the step after it', () => {
+  for (const name of TILED_FIXTURES) {
+    it(name, async (t) => {
+      if (typeof tiled === 'string') return t.skip(tiled);
+      const ref = loadReference(hfFixture(name));
+      const model = await loadModel(hfFixture(name), { backend: tiled, ...STEP_OPTS[name] });
+      const ids = ref.ids('input_ids');
+      const want = ref.f32('logits');
+      const [b, L, V] = ref.shape('logits');
+      const state = model.createState(b);
+      const check = (got: Float32Array, pos: number, what: string) => {
+        for (let r = 0; r < b; r++) {
+          const dd = maxAbsDiff(got.subarray(r * V, (r + 1) * V), want.subarray((r * L + pos) * V, (r * L + pos + 1) * V));
+          assert.ok(dd <= TOL, `${what}, row ${r} position ${pos}: max |Δlogit| = ${dd}`);
+        }
+      };
+      check((await model.lm.advance(ids.map((r) => r.slice(0, L - 1)), state)).data, L - 2, `prefill of ${L - 1}`);
+      check((await model.lm.advance(ids.map((r) => [r[L - 1]]), state)).data, L - 1, 'the step after it');
+    });
+  }
+});

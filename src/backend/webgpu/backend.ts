@@ -17,9 +17,10 @@ import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL }
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
+import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
-import { SCAN_CARRY, SCAN_CHUNK, SCAN_FINISH, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
+import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
@@ -27,11 +28,21 @@ import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
+import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
-export { WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions } from './options.js';
+export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
+
+/** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
+export function maxRelErr(a: Float32Array, b: Float32Array): number {
+  let e = 0, s = 0;
+  for (let i = 0; i < b.length; i++) {
+    e = Math.max(e, Math.abs(a[i] - b[i]));
+    s = Math.max(s, Math.abs(b[i]));
+  }
+  return a.length !== b.length ? Infinity : e / (s || 1);
+}
 
 export class WebGpuBackend implements Backend {
   readonly name: string;
@@ -40,6 +51,20 @@ export class WebGpuBackend implements Backend {
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
   readonly weights: 'f32' | 'bf16';
+  /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
+  gemm: WebGpuGemm;
+  /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
+  scan: WebGpuScan;
+  /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
+  get scanKernel(): WebGpuScan {
+    return this.kernels === 'tiled' ? this.scan : 'partials';
+  }
+  /**
+   * the subgroup-matrix GEMM's configuration (`${M}x${N}x${K}s${subgroup size}`), set by `enableMatrixGemm` once it
+   * passed its check on this device; null: not available (`matrixNote` says why)
+   */
+  matrixGemm: string | null = null;
+  matrixNote = 'no subgroup-matrix feature';
   /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
   readonly prefill: PrefillSupport;
 
@@ -85,6 +110,15 @@ export class WebGpuBackend implements Backend {
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
+    if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
+      throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
+    }
+    this.scan = opts.scan ?? ((env?.MAMBA_TS_WEBGPU_SCAN || 'rescan') as WebGpuScan);
+    if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
+      throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
+    }
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
     }
@@ -92,9 +126,51 @@ export class WebGpuBackend implements Backend {
 
   // ---- memory --------------------------------------------------------------------------------
 
-  /** a tensor's store, its pending norm recorded first (anything but a fused matvec reads it) */
+  /** a tensor's store, its pending norm recorded first (anything but a fused matvec reads it), a lazy split copied */
   private st(t: Tensor): Store {
-    return this.fx.store(t.storage as Store);
+    const s = t.storage as Store;
+    if (s.lazy) this.materialize(s);
+    return this.fx.store(s);
+  }
+
+  /**
+   * A tensor of rows as a kernel with a row stride reads it: a lazily split piece (see `split`) is its source's
+   * columns in place (the store starts at the piece's first column; rows `stride` apart), anything else its own
+   * store with rows `width` apart.
+   */
+  private rows(t: Tensor): { s: Store; stride: number } {
+    const s = t.storage as Store;
+    const z = s.lazy;
+    if (!z || t.shape[t.shape.length - 1] !== z.width) return { s: this.st(t), stride: t.shape[t.shape.length - 1] };
+    return { s: this.fx.store(z.src).view(z.col, (z.rows - 1) * z.stride + z.width), stride: z.stride };
+  }
+
+  /** lazily split pieces by their source's block; a source disposed while it has some is released after the last */
+  private readonly lazyOf = new Map<Store, Set<Store>>();
+  private readonly lateRelease = new Set<Store>();
+
+  /** record the copy of a lazily split piece into its own block */
+  private materialize(s: Store): void {
+    const z = s.lazy!;
+    this.run(COPY_ROWS, [this.fx.store(z.src), s], [z.rows, z.width, z.stride, z.col, z.width, 0], this.threads(z.rows * z.width));
+    this.unlink(s);
+  }
+
+  /** a lazy piece no longer needs its source (copied or disposed): the source goes if it was only waiting for it */
+  private unlink(s: Store): void {
+    const src = s.lazy!.src;
+    s.lazy = null;
+    const base = src.base ?? src;
+    const set = this.lazyOf.get(base);
+    set?.delete(s);
+    if (set && set.size > 0) return;
+    this.lazyOf.delete(base);
+    if (this.lateRelease.delete(base)) this.release(base);
+  }
+
+  private release(s: Store): void {
+    this.fx.releasing(s);
+    this.rt.release(s);
   }
 
   async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
@@ -239,8 +315,13 @@ export class WebGpuBackend implements Backend {
    */
   dispose(t: Tensor): void {
     const s = t.storage as Store;
-    this.fx.releasing(s);
-    this.rt.release(s);
+    if (s.lazy) this.unlink(s); // read in place or never: its block was never written
+    if (this.lazyOf.has(s.base ?? s)) {
+      // lazily split pieces still read it in place: released with the last of them (see `split`)
+      this.lateRelease.add(s.base ?? s);
+      return;
+    }
+    this.release(s);
   }
 
   /** wait until every recorded op has run (benchmarks) */
@@ -301,6 +382,7 @@ export class WebGpuBackend implements Backend {
     const s = t.storage as Store;
     if (s.blocks || s.fmt !== 'f32') throw new Error(`webgpu.write: tensor [${t.shape.join(', ')}] is ${s.blocks ? 'split into row blocks' : `stored as ${s.fmt}`}; only float32 tensors in one buffer can be written`);
     if (data.length !== s.len) throw new Error(`webgpu.write: ${data.length} values for tensor [${t.shape.join(', ')}] (${s.len})`);
+    if (s.lazy) this.materialize(s);
     this.fx.flush();
     this.rt.flush();
     if (data.length > 0) this.rt.device.queue.writeBuffer(s.ref.gpu, s.off * 4, data.buffer, data.byteOffset, data.byteLength);
@@ -371,16 +453,74 @@ export class WebGpuBackend implements Backend {
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
       const roles = [this.st(x), b.store, bs, this.st(y)];
-      const v = b.store.fmt === 'bf16' ? 'b' : '';
-      if (this.kernels === 'simple') {
-        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), v);
-      } else {
-        const gx = Math.ceil(nb / 64), gy = Math.ceil(M / 64);
-        if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
-        this.run(MATMUL, roles, params, [gx, gy, 1], v);
+      const bf = b.store.fmt === 'bf16';
+      const k = this.gemmKernel(M, nb, bf);
+      const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
+      if (k.spec === MATMUL_SIMPLE) {
+        this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
+        continue;
       }
+      if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
+      this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
     }
     return y;
+  }
+
+  /**
+   * The kernel of an [M, K] × [nb, K]ᵀ product with more than 8 rows, by `kernels` and `gemm`: its spec, variant
+   * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
+   * (≥ 132 workgroups, an H100's multiprocessors), else 64.
+   */
+  gemmKernel(M: number, nb: number, bf16: boolean): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
+    const b = bf16 ? 'b' : '';
+    if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple' };
+    if (this.gemm === 'old') return { spec: MATMUL, variant: b, tm: 64, tn: 64, name: 'old 64×64' };
+    if (this.gemm === 'sgmat' && this.matrixGemm && M >= 32) {
+      const tm = Math.ceil(M / 128) * Math.ceil(nb / 64) >= 132 ? 128 : 64;
+      return { spec: SG_MATMUL, variant: `${this.matrixGemm}t${tm}${b}`, tm, tn: 64, name: `subgroup-matrix ${this.matrixGemm.split('s')[0]} ${tm}×64` };
+    }
+    const T = Math.ceil(M / 128) * Math.ceil(nb / 128) >= 132 ? 128 : 64;
+    return { spec: MATMUL_TILED, variant: `${T}${b}`, tm: T, tn: T, name: `tiled ${T}×${T}` };
+  }
+
+  /**
+   * Turn the subgroup-matrix GEMM on when the device has an f32 configuration: compiled and checked here against
+   * the tiled kernel on a product with ragged edges (tensor cores may round operands to tf32: relative error
+   * ≤ 1e-2 passes). Returns the reason when it stays off (also in `matrixNote`).
+   */
+  async enableMatrixGemm(): Promise<string | null> {
+    this.matrixGemm = null;
+    const cfg = f32MatrixConfig(this.rt.matrixConfigs);
+    const sg = this.rt.subgroupFixed;
+    if (this.rt.matrixConfigs.length === 0) return (this.matrixNote = 'no subgroup-matrix feature');
+    if (!cfg) return (this.matrixNote = `no f32 subgroup-matrix configuration (${this.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')})`);
+    if (!sg) return (this.matrixNote = 'the subgroup size is not fixed');
+    const base = sgMatmulVariant(cfg, sg, 64, false);
+    if (!base || !sgMatmulVariant(cfg, sg, 128, false)) return (this.matrixNote = `${cfg.M}×${cfg.N}×${cfg.K} does not split over subgroups of ${sg}`);
+    const key = base.replace(/t64$/, '');
+    const M = 150, K = 100, N = 70;
+    const xs = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37));
+    const ws = Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.11));
+    const bias = Float32Array.from({ length: N }, (_, i) => i * 0.01);
+    const x = this.fromHost(xs, [M, K]), w = this.fromHost(ws, [N, K], { matrix: true, float32: true }), bt = this.fromHost(bias, [N]);
+    const want = this.out([M, N], 'gemm check'), got = this.out([M, N], 'gemm check'), got128 = this.out([M, N], 'gemm check');
+    const roles = (y: Tensor) => [this.st(x), this.st(w), this.st(bt), this.st(y)];
+    const params = [M, K, N, 0, N, 1];
+    try {
+      this.run(MATMUL_TILED, roles(want), params, [Math.ceil(N / 64), Math.ceil(M / 64), 1], '64');
+      this.run(SG_MATMUL, roles(got), params, [Math.ceil(N / 64), Math.ceil(M / 64), 1], `${key}t64`);
+      this.run(SG_MATMUL, roles(got128), params, [Math.ceil(N / 64), Math.ceil(M / 128), 1], `${key}t128`);
+      const [a, g, g2] = await Promise.all([this.read(want), this.read(got), this.read(got128)]);
+      const err = Math.max(maxRelErr(g, a), maxRelErr(g2, a));
+      if (!(err <= 1e-2)) return (this.matrixNote = `the ${key} subgroup-matrix GEMM disagrees with the tiled one (max relative error ${err})`);
+      this.matrixGemm = key;
+      this.matrixNote = `subgroup-matrix ${key} (max relative error ${err.toExponential(1)} on the check)`;
+      return null;
+    } catch (e) {
+      return (this.matrixNote = `the ${key} subgroup-matrix GEMM failed: ${(e as Error).message}`);
+    } finally {
+      for (const t of [x, w, bt, want, got, got128]) t.dispose();
+    }
   }
 
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
@@ -403,7 +543,8 @@ export class WebGpuBackend implements Backend {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
-    const roles = [this.st(x), this.st(z), this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps)];
+    const zr = this.rows(z); // in place in in_proj's output
+    const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
     if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
@@ -447,6 +588,12 @@ export class WebGpuBackend implements Backend {
     return this.binary(a, b, 'silu_mul');
   }
 
+  /**
+   * Column ranges of x's last axis. One row: views of x's storage. More rows: each piece gets its own block, but the
+   * copy into it is deferred (`Store.lazy`): the kernels that take a row stride (conv1d's input, the Mamba-1 scan's
+   * B, C and z) read the piece in place in x, and the copy is recorded only when something else reads the piece.
+   * x's block is kept until its last lazy piece is disposed or copied (as a view keeps its base).
+   */
   split(x: Tensor, sizes: readonly number[]): Tensor[] {
     const W = x.shape[x.shape.length - 1];
     const M = x.size / W;
@@ -460,7 +607,12 @@ export class WebGpuBackend implements Backend {
         t = this.tensor(src.view(off, s), shape, x); // one row: the pieces are contiguous ranges of x's storage
       } else {
         t = this.out(shape, 'split');
-        this.run(COPY_ROWS, [src, this.st(t)], [M, s, W, off, s, 0], this.threads(M * s));
+        const piece = t.storage as Store;
+        piece.lazy = { src, rows: M, width: s, stride: W, col: off };
+        const base = src.base ?? src;
+        const set = this.lazyOf.get(base) ?? new Set<Store>();
+        set.add(piece);
+        this.lazyOf.set(base, set);
       }
       off += s;
       return t;
@@ -472,13 +624,14 @@ export class WebGpuBackend implements Backend {
     const K = a.weight.shape[1];
     const y = this.out([B, L, C], 'causal_conv1d');
     const flags = (a.state ? 1 : 0) | (a.bias ? 2 : 0) | (a.activation === 'silu' ? 4 : 0);
-    const params = [B, L, C, K, flags];
-    const roles = [this.st(a.x), this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
+    const xr = this.rows(a.x);
+    const params = [B, L, C, K, flags, xr.stride];
+    const roles = [xr.s, this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
     if (a.state && L === 1) {
       this.run(CONV_STEP, roles, params, this.threads(B * C));
     } else {
       this.run(CONV_OUT, roles, params, this.threads(B * L * C));
-      if (a.state) this.run(CONV_STATE, [this.st(a.x), this.st(a.state)], params, this.threads(B * C));
+      if (a.state) this.run(CONV_STATE, [xr.s, this.st(a.state)], params, this.threads(B * C));
     }
     return y;
   }
@@ -488,9 +641,28 @@ export class WebGpuBackend implements Backend {
     const N = a.A.shape[1];
     const y = this.out([B, L, Dm], 'selective_scan');
     const flags = (a.D ? 1 : 0) | (a.z ? 2 : 0) | (a.deltaBias ? 4 : 0) | (a.deltaSoftplus ? 8 : 0) | (a.state ? 16 : 0);
-    const [u, delta, A, Bm, Cm, D, z, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.z), this.opt(a.deltaBias)];
+    const [u, delta, A, D, bias] = [this.st(a.u), this.st(a.delta), this.st(a.A), this.opt(a.D), this.opt(a.deltaBias)];
     // chunks: enough (b, d, chunk) threads to fill the GPU, at least 8 steps each
     const nC = Math.max(1, Math.min(Math.ceil(L / 8), Math.ceil(65536 / (B * Dm))));
+    if (L > 1 && nC > 1 && a.algorithm !== 'sequential' && this.kernels === 'tiled' && this.scan === 'rescan' && N <= 64) {
+      // B, C and z read in place (row strides), so x_proj's and in_proj's outputs are not copied apart
+      const [Br, Cr] = [this.rows(a.B), this.rows(a.C)];
+      const zr = a.z ? this.rows(a.z) : { s: this.rt.dummy, stride: Dm };
+      // chunks of ≥ 16 steps, enough (b, chunk, d) threads to fill a large GPU (~128k)
+      const T = Math.max(16, Math.ceil(L / Math.max(1, Math.ceil(131072 / (B * Dm)))));
+      const chunks = Math.ceil(L / T);
+      const nDW = Math.ceil(Dm / 256);
+      const hloc = this.scratch(B * chunks * Dm * N, 'scan chunk states');
+      const dsum = this.scratch(B * chunks * Dm, 'scan chunk Δ sums');
+      const p = [B, L, Dm, flags, T, chunks, nDW, Br.stride];
+      const grid = this.rt.grid(B * chunks * nDW);
+      this.run(SCAN_STATES, [u, delta, A, Br.s, bias, hloc, dsum], p, grid, String(N));
+      this.run(SCAN_CARRY_D, [A, dsum, hloc, this.opt(a.state)], [B, Dm, N, chunks, flags], this.threads(B * Dm * N));
+      this.run(SCAN_OUT, [u, delta, A, Br.s, Cr.s, D, zr.s, bias, hloc, this.st(y)], [...p, Cr.stride, zr.stride], grid, String(N));
+      this.done(hloc, dsum);
+      return y;
+    }
+    const [Bm, Cm, z] = [this.st(a.B), this.st(a.C), this.opt(a.z)];
     if (L === 1 && a.state && this.fuse) {
       // dt_proj (the pending matvec that produced Δ) computed in the step
       const l = this.fx.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);

@@ -95,7 +95,7 @@ export class DecodeFusion {
 
   private materializeNorm(p: PendingNorm): void {
     if (p.gated) {
-      const roles = [p.x, p.z!, p.w, p.y], params = [p.M, p.K, p.gs, f2u(p.eps)];
+      const roles = [p.x, p.z!, p.w, p.y], params = [p.M, p.K, p.gs, f2u(p.eps), p.K];
       const items = p.M * (p.K / p.gs);
       if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
       else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));

@@ -8,6 +8,7 @@
  */
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { MambaTsError } from '../../errors.js';
+import type { SubgroupMatrixConfig } from './runtime.js';
 
 export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 
@@ -17,6 +18,12 @@ export class WebGpuUnavailableError extends MambaTsError {}
 export interface CreateWebGpuOptions extends WebGpuBackendOptions {
   /** the WebGPU entry point (`navigator.gpu` in a browser); default: the `webgpu` npm package's `create([])` */
   gpu?: GPU;
+  /**
+   * Request `chromium-experimental-subgroup-matrix` (cooperative matrices: tensor cores) when the adapter offers it,
+   * for the prefill GEMM. In Node, Dawn offers it only when created with the `allow_unsafe_apis` toggle, which this
+   * then passes. Default: on, unless the environment sets MAMBA_TS_WEBGPU_SUBGROUP_MATRIX=0.
+   */
+  subgroupMatrix?: boolean;
   powerPreference?: GPUPowerPreference;
 }
 
@@ -37,8 +44,8 @@ async function quietWayland(): Promise<void> {
   proc.env.XDG_RUNTIME_DIR = tmpdir();
 }
 
-/** the `webgpu` package's `create([])`, imported lazily (a non-literal specifier keeps bundlers away) */
-async function nodeGpu(): Promise<GPU> {
+/** the `webgpu` package's `create(flags)`, imported lazily (a non-literal specifier keeps bundlers away) */
+async function nodeGpu(flags: string[]): Promise<GPU> {
   await quietWayland();
   const specifier = 'webgpu';
   let mod: { create(flags: string[]): GPU };
@@ -47,7 +54,7 @@ async function nodeGpu(): Promise<GPU> {
   } catch (e) {
     throw new WebGpuUnavailableError(`webgpu: the "webgpu" package (Dawn for Node) could not be loaded (${(e as Error).message}); install it with \`npm install webgpu\``);
   }
-  return mod.create([]);
+  return mod.create(flags);
 }
 
 const keepAlive = new WeakMap<WebGpuBackend, GPU>();
@@ -62,9 +69,20 @@ const LIMITS = [
   'maxComputeWorkgroupsPerDimension',
 ] as const;
 
+const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
+
+/** the adapter's subgroup-matrix configurations (`adapter.info.subgroupMatrixConfigs`), as plain objects */
+function readMatrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConfig[] {
+  const list = (info as { subgroupMatrixConfigs?: Iterable<Record<string, unknown>> } | undefined)?.subgroupMatrixConfigs;
+  if (!list) return [];
+  return [...list].map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: Number(c.M), N: Number(c.N), K: Number(c.K) }));
+}
+
 /** An adapter and device (the adapter's largest limits), wrapped as a backend. */
 export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promise<WebGpuBackend> {
-  const gpu = opts.gpu ?? (await nodeGpu());
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const wantMatrix = opts.subgroupMatrix ?? env?.MAMBA_TS_WEBGPU_SUBGROUP_MATRIX !== '0';
+  const gpu = opts.gpu ?? (await nodeGpu(wantMatrix ? ['enable-dawn-features=allow_unsafe_apis'] : []));
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) {
     throw new WebGpuUnavailableError(
@@ -77,19 +95,24 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   const requiredFeatures: GPUFeatureName[] = [];
   if (opts.profile && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
   if (!opts.noSubgroups && adapter.features.has('subgroups')) requiredFeatures.push('subgroups');
+  const info = adapter.info;
+  // cooperative matrices are only used with subgroups (the kernels need the subgroup size)
+  const matrixConfigs = wantMatrix && !opts.noSubgroups && requiredFeatures.includes('subgroups') && adapter.features.has(SUBGROUP_MATRIX as GPUFeatureName) ? readMatrixConfigs(info) : [];
+  if (matrixConfigs.length > 0) requiredFeatures.push(SUBGROUP_MATRIX as GPUFeatureName);
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   } catch (e) {
     throw new WebGpuUnavailableError(`webgpu: the adapter refused a device (${(e as Error).message})`);
   }
-  const info = adapter.info;
   const adapterName = [info?.vendor, info?.device || info?.description || info?.architecture].filter((s) => s).join(' ') || 'adapter';
   const subgroupMaxSize = (info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize || 128;
   // CPU-emulated adapters run barrier-free kernels (see WebGpuBackendOptions.kernels)
   const software = !!(info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(adapterName);
-  const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, kernels: software ? 'simple' : 'tiled', ...opts });
+  const subgroupMinSize = (info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize || 0;
+  const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, subgroupMinSize, subgroupMatrixConfigs: matrixConfigs, kernels: software ? 'simple' : 'tiled', ...opts });
   // Dawn's instance must outlive the device: a collected GPU object takes the device down with it
   keepAlive.set(backend, gpu);
+  if (matrixConfigs.length > 0 && backend.kernels === 'tiled') await backend.enableMatrixGemm();
   return backend;
 }

@@ -73,6 +73,12 @@ export class Store {
   fmt: 'f32' | 'bf16' = 'f32';
   /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */
   seq = 0;
+  /**
+   * A column range of a wider tensor not copied yet (`WebGpuBackend.split`): `rows` rows of `width` columns from
+   * column `col` of `src` (row stride `stride`). Kernels that take a row stride read it there; any other use
+   * copies it into this store's block first.
+   */
+  lazy: { src: Store; rows: number; width: number; stride: number; col: number } | null = null;
 
   /** a view of `len` elements starting `off` elements into this one */
   view(off: number, len: number): Store {

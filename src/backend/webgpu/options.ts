@@ -32,7 +32,28 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   gpuCores?: number;
   /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests */
   attentionSplits?: number;
+  /**
+   * The prefill GEMM (linear layers with more than 8 rows) with 'tiled' kernels: 'old' (the 64×64 kernel of
+   * before), 'tiled' (the shared tiled template: 128×128 tiles where the grid still fills the GPU, else 64×64),
+   * 'sgmat' (cooperative matrices, where the device has an f32 subgroup-matrix configuration that passed the
+   * check at creation; else 'tiled'). Default 'sgmat' (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
+   */
+  gemm?: WebGpuGemm;
+  /**
+   * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
+   * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
+   * per-chunk partial outputs corrected by exp(A·cumΔ)). MAMBA_TS_WEBGPU_SCAN overrides the default.
+   */
+  scan?: WebGpuScan;
 }
+
+/** the Mamba-1 prefill scans (`scan`) */
+export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
+export type WebGpuScan = (typeof WEBGPU_SCANS)[number];
+
+/** the prefill GEMM kernels (`gemm`) */
+export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat'] as const;
+export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
 
 /** the weight formats this backend stores (`weights`) */
 export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;

@@ -65,6 +65,15 @@ interface ReadCopy {
 
 type Cmd = Dispatch | ReadCopy;
 
+/** one entry of `adapter.info.subgroupMatrixConfigs`: an M×K · K×N → M×N product of one subgroup */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
 export interface RuntimeOptions {
   /** cap on the bytes one binding may cover (default: the adapter's limit); tests force splitting with it */
   maxBindingBytes?: number;
@@ -74,6 +83,13 @@ export interface RuntimeOptions {
   noSubgroups?: boolean;
   /** the adapter's largest subgroup size (sizes the grids of subgroup kernels) */
   subgroupMaxSize?: number;
+  /** the adapter's smallest subgroup size (0: unknown); subgroup-matrix kernels need it equal to the largest */
+  subgroupMinSize?: number;
+  /**
+   * the cooperative-matrix shapes the device runs (`adapter.info.subgroupMatrixConfigs`), when it was created with
+   * 'chromium-experimental-subgroup-matrix'; empty: none
+   */
+  subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
   /** accumulate per-kernel GPU time with timestamp queries (one pass per dispatch: slower) */
   profile?: boolean;
 }
@@ -87,6 +103,10 @@ export class GpuRuntime {
   readonly maxWorkgroupsPerDim: number;
   /** the largest subgroup size, when the device has the 'subgroups' feature (else 0) */
   readonly subgroupMax: number;
+  /** the one subgroup size of the device when its smallest and largest agree (else 0) */
+  readonly subgroupFixed: number;
+  /** subgroup-matrix configurations the device was created with (empty: no cooperative matrices) */
+  readonly matrixConfigs: readonly SubgroupMatrixConfig[];
   /** device memory: pools, accounting, block lifetimes */
   readonly mem: DeviceMemory;
   readonly constPool: Pool;
@@ -129,6 +149,8 @@ export class GpuRuntime {
     this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
     this.subgroupMax = device.features.has('subgroups') && !opts.noSubgroups ? Math.max(1, opts.subgroupMaxSize ?? 128) : 0;
+    this.subgroupFixed = this.subgroupMax > 0 && opts.subgroupMinSize === opts.subgroupMaxSize ? this.subgroupMax : 0;
+    this.matrixConfigs = this.subgroupMax > 0 && device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? [...(opts.subgroupMatrixConfigs ?? [])] : [];
     this.profile = !!opts.profile && device.features.has('timestamp-query');
     device.addEventListener('uncapturederror', (e) => {
       const msg = (e as GPUUncapturedErrorEvent).error.message;

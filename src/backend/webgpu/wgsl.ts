@@ -57,6 +57,7 @@ export function generateWgsl(spec: KernelSpec, variant: string, map: number[], m
   const body = spec.wgsl(variant);
   const types = spec.types?.(variant) ?? {};
   if (/subgroup/.test(body)) lines.push('enable subgroups;');
+  if (/subgroup_matrix/.test(body)) lines.push('enable chromium_experimental_subgroup_matrix;');
   for (let j = 0; j < modes.length; j++) {
     const roles = spec.roles.filter((_r, i) => map[i] === j);
     const typed = roles.filter((r) => types[r]);

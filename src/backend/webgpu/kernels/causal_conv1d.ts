@@ -6,13 +6,15 @@
  * - `CONV_STATE`: one thread per (b, c) rewrites the window in place, after `CONV_OUT` (slot k is written
  *   only after every read of it: reads are at slots ≥ L + k).
  * - `CONV_STEP`: L = 1 with a state (decode): output and window update in one thread per (b, c).
- * params: B, L, C, K, flags (1 state, 2 bias, 4 silu)
+ * params: B, L, C, K, flags (1 state, 2 bias, 4 silu), xS (row stride of x: C, or wider for a column range of a
+ * larger tensor, as `split` leaves in_proj's output)
  */
 import type { KernelSpec } from '../runtime.js';
 
 const PARAMS = /* wgsl */ `
   let Bn = pu(PK); let L = pu(PK + 1u); let C = pu(PK + 2u); let K = pu(PK + 3u); let flags = pu(PK + 4u);
-  let hasState = (flags & 1u) != 0u; let hasBias = (flags & 2u) != 0u; let act = (flags & 4u) != 0u;`;
+  let hasState = (flags & 1u) != 0u; let hasBias = (flags & 2u) != 0u; let act = (flags & 4u) != 0u;
+  let xS = pu(PK + 5u);`;
 
 export const CONV_OUT: KernelSpec = {
   name: 'conv_out',
@@ -31,7 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   for (var k = 0u; k < K; k++) {
     let j = t + k; // index into p
     var v = 0.0;
-    if (j >= K - 1u) { v = $x[o_x + (b * L + j - (K - 1u)) * C + c]; }
+    if (j >= K - 1u) { v = $x[o_x + (b * L + j - (K - 1u)) * xS + c]; }
     else if (hasState) { v = $state[o_state + (b * C + c) * K + j + 1u]; }
     s += $w[o_w + c * K + k] * v;
   }
@@ -56,7 +58,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   for (var k = 0u; k < K; k++) {
     let j = L - 1u + k; // p index of window slot k
     var v: f32;
-    if (j >= K - 1u) { v = $x[o_x + (b * L + j - (K - 1u)) * C + c]; }
+    if (j >= K - 1u) { v = $x[o_x + (b * L + j - (K - 1u)) * xS + c]; }
     else { v = $state[so + j + 1u]; }
     $state[so + k] = v;
   }
@@ -76,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (i >= Bn * C) { return; }
   let c = i % C; let b = i / C;
   let so = o_state + (b * C + c) * K;
-  let xin = $x[o_x + b * C + c];
+  let xin = $x[o_x + b * xS + c];
   var s = 0.0;
   if (hasBias) { s = $bias[o_bias + c]; }
   for (var k = 0u; k + 1u < K; k++) {

@@ -10,74 +10,42 @@
  * params (both matmuls): M, N, K, sam, sak, sbk, sbn, accumulate, kPer (tiled: k per split-K layer; K for none)
  */
 import type { KernelSpec } from '../runtime.js';
+import { tiledGemm } from './gemm.js';
 
 /**
- * The tiled strided matmul with T×T output tiles per workgroup of 256 threads (T/16 × T/16 outputs per thread,
- * strided by 16), K taken in slices of KS staged in workgroup memory (KS·(T+1) floats per operand); each operand's
- * tile is loaded along its unit stride; workgroup layer z of a split-K grid sums k in [z·kPer, (z+1)·kPer) into
- * its own [M, N] slice of c.
+ * The tiled strided matmul with T×T output tiles (the shared template of gemm.ts), K in slices of KS; each operand's
+ * tile is loaded along its unit stride; workgroup layer z of a split-K grid sums k in [z·kPer, (z+1)·kPer) into its
+ * own [M, N] slice of c.
  */
 function stridedMatmul(name: string, T: number, KS: number): KernelSpec {
-  const R = T / 16, P = T + 1;
   return {
     name,
     roles: ['a', 'b', 'c'],
     writes: ['c'],
-    wgsl: () => /* wgsl */ `
-var<workgroup> As: array<f32, ${KS * P}>;
-var<workgroup> Bs: array<f32, ${KS * P}>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let M = pu(PK); let N = pu(PK + 1u); let K = pu(PK + 2u);
+    wgsl: () =>
+      tiledGemm({
+        T,
+        KS,
+        head: `let M = pu(PK); let NC = pu(PK + 1u); let K = pu(PK + 2u);
   let sam = pu(PK + 3u); let sak = pu(PK + 4u); let sbk = pu(PK + 5u); let sbn = pu(PK + 6u); let accum = pu(PK + 7u);
   let kPer = pu(PK + 8u);
   let kb = wg.z * kPer; let ke = min(K, kb + kPer);
-  let oc = o_c + wg.z * M * N;
-  let tm = wg.y * ${T}u; let tn = wg.x * ${T}u;
-  let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, ${R}>, ${R}>;
-  for (var i = 0u; i < ${R}u; i++) { for (var j = 0u; j < ${R}u; j++) { acc[i][j] = 0.0; } }
-  for (var k0 = kb; k0 < ke; k0 += ${KS}u) {
-    for (var q = 0u; q < ${(T * KS) / 256}u; q++) {
-      let e = li + 256u * q;
-      // A tile (${T} rows × ${KS} k): consecutive threads walk k when A is k-contiguous, else rows
+  let oc = o_c + wg.z * M * NC;`,
+        load: `// A tile (${T} rows × ${KS} k): consecutive threads walk k when A is k-contiguous, else rows
       var r = e / ${KS}u; var kk = e % ${KS}u;
       if (sak != 1u) { r = e % ${T}u; kk = e / ${T}u; }
       var av = 0.0;
       if (tm + r < M && k0 + kk < ke) { av = $a[o_a + (tm + r) * sam + (k0 + kk) * sak]; }
-      As[kk * ${P}u + r] = av;
+      As[kk * TP + r] = av;
       // B tile (${KS} k × ${T} columns): consecutive threads walk columns when B is n-contiguous, else k
       var cn = e % ${T}u; var kq = e / ${T}u;
       if (sbn != 1u) { cn = e / ${KS}u; kq = e % ${KS}u; }
       var bv = 0.0;
-      if (tn + cn < N && k0 + kq < ke) { bv = $b[o_b + (k0 + kq) * sbk + (tn + cn) * sbn]; }
-      Bs[kq * ${P}u + cn] = bv;
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${KS}u; kk++) {
-      var av: array<f32, ${R}>;
-      var bv: array<f32, ${R}>;
-      for (var i = 0u; i < ${R}u; i++) { av[i] = As[kk * ${P}u + ty + 16u * i]; }
-      for (var j = 0u; j < ${R}u; j++) { bv[j] = Bs[kk * ${P}u + tx + 16u * j]; }
-      for (var i = 0u; i < ${R}u; i++) {
-        for (var j = 0u; j < ${R}u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < ${R}u; i++) {
-    let r = tm + ty + 16u * i;
-    if (r >= M) { continue; }
-    for (var j = 0u; j < ${R}u; j++) {
-      let c = tn + tx + 16u * j;
-      if (c < N) {
-        let o = oc + r * N + c;
-        if (accum != 0u) { $c[o] = $c[o] + acc[i][j]; } else { $c[o] = acc[i][j]; }
-      }
-    }
-  }
-}`,
+      if (tn + cn < NC && k0 + kq < ke) { bv = $b[o_b + (k0 + kq) * sbk + (tn + cn) * sbn]; }
+      Bs[kq * TP + cn] = bv;`,
+        store: `let o = oc + r * NC + c;
+        if (accum != 0u) { $c[o] = $c[o] + v; } else { $c[o] = v; }`,
+      }),
   };
 }
 

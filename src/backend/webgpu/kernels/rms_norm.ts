@@ -40,7 +40,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 
 /**
  * Gated RMSNorm (norm before gate = false): v = x · silu(z), normalised per group of G channels, times w.
- * One workgroup per (row, group). params: M, W, G, eps
+ * One workgroup per (row, group). params: M, W, G, eps, zS (z's row stride: W, or wider for a piece of in_proj's output)
  */
 export const RMS_NORM_GATED: KernelSpec = {
   name: 'rms_norm_gated',
@@ -51,7 +51,7 @@ var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let M = pu(PK); let W = pu(PK + 1u); let G = pu(PK + 2u); let eps = pf(PK + 3u);
+  let M = pu(PK); let W = pu(PK + 1u); let G = pu(PK + 2u); let eps = pf(PK + 3u); let zS = pu(PK + 4u);
   let nG = W / G;
   let item = lin(wg, nw);
   if (item >= M * nG) { return; }
@@ -59,13 +59,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let base = row * W + g0;
   var ss = 0.0;
   for (var k = li; k < G; k += 256u) {
-    let v = $x[o_x + base + k] * silu($z[o_z + base + k]);
+    let v = $x[o_x + base + k] * silu($z[o_z + row * zS + g0 + k]);
     ss += v * v;
   }
   ${REDUCE}
   let r = 1.0 / sqrt(red[0] / f32(G) + eps);
   for (var k = li; k < G; k += 256u) {
-    let v = $x[o_x + base + k] * silu($z[o_z + base + k]);
+    let v = $x[o_x + base + k] * silu($z[o_z + row * zS + g0 + k]);
     $y[o_y + base + k] = $w[o_w + g0 + k] * (v * r);
   }
 }`,
@@ -104,20 +104,20 @@ export const RMS_NORM_GATED_SG: KernelSpec = {
   roles: ['x', 'z', 'w', 'y'],
   writes: ['y'],
   wgsl: () => /* wgsl */ `${SG_HEAD}
-  let M = pu(PK); let W = pu(PK + 1u); let G = pu(PK + 2u); let eps = pf(PK + 3u);
+  let M = pu(PK); let W = pu(PK + 1u); let G = pu(PK + 2u); let eps = pf(PK + 3u); let zS = pu(PK + 4u);
   let nG = W / G;
   let it = min(item, M * nG - 1u);
   let row = it / nG; let g0 = (it % nG) * G;
   let base = row * W + g0;
   var ss = 0.0;
   for (var k = lane; k < G; k += sgs) {
-    let v = $x[o_x + base + k] * silu($z[o_z + base + k]);
+    let v = $x[o_x + base + k] * silu($z[o_z + row * zS + g0 + k]);
     ss += v * v;
   }
   let r = 1.0 / sqrt(subgroupAdd(ss) / f32(G) + eps);
   if (item >= M * nG) { return; }
   for (var k = lane; k < G; k += sgs) {
-    let v = $x[o_x + base + k] * silu($z[o_z + base + k]);
+    let v = $x[o_x + base + k] * silu($z[o_z + row * zS + g0 + k]);
     $y[o_y + base + k] = $w[o_w + g0 + k] * (v * r);
   }
 }`,

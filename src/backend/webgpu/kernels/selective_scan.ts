@@ -100,12 +100,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** params: Bn, Dm, N, nC, flags */
-export const SCAN_CARRY: KernelSpec = {
-  name: 'scan_carry',
-  roles: ['A', 'dsum', 'hloc', 'state'],
-  writes: ['hloc', 'state'],
-  wgsl: () => /* wgsl */ `
+/**
+ * The carries across chunks, one thread per (b, d, n): H_c = exp(A ΣΔ_c) H_{c−1} + hloc_c, in place (hloc becomes the
+ * state entering each chunk), and the final state ([B, D, N]). `dFirst`: hloc laid out [B, nC, N, D] and threads
+ * d-fastest ('rescan'); else [B, nC, D, N], n-fastest ('partials').
+ * params: Bn, Dm, N, nC, flags
+ */
+function scanCarry(name: string, dFirst: boolean): KernelSpec {
+  return {
+    name,
+    roles: ['A', 'dsum', 'hloc', 'state'],
+    writes: ['hloc', 'state'],
+    wgsl: () => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -113,19 +119,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   ${FLAGS}
   let i = lin(wg, nw) * 256u + li;
   if (i >= Bn * Dm * N) { return; }
-  let n = i % N; let d = (i / N) % Dm; let b = i / (N * Dm);
+  ${dFirst ? 'let d = i % Dm; let n = (i / Dm) % N; let b = i / (Dm * N);' : 'let n = i % N; let d = (i / N) % Dm; let b = i / (N * Dm);'}
+  let si = o_state + (b * Dm + d) * N + n;
   var carry = 0.0;
-  if (hasState) { carry = $state[o_state + i]; }
+  if (hasState) { carry = $state[si]; }
   let a = $A[o_A + d * N + n];
   for (var c = 0u; c < nC; c++) {
-    let idx = o_hloc + ((b * nC + c) * Dm + d) * N + n;
+    let idx = o_hloc + ${dFirst ? '((b * nC + c) * N + n) * Dm + d' : '((b * nC + c) * Dm + d) * N + n'};
     let hl = $hloc[idx];
     $hloc[idx] = carry;
     carry = exp(a * $dsum[o_dsum + (b * nC + c) * Dm + d]) * carry + hl;
   }
-  if (hasState) { $state[o_state + i] = carry; }
+  if (hasState) { $state[si] = carry; }
 }`,
-};
+  };
+}
+export const SCAN_CARRY = scanCarry('scan_carry', false);
 
 /** params: Bn, L, Dm, N, flags, T, nC, nB */
 export const SCAN_FINISH: KernelSpec = {
@@ -203,5 +212,115 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (hasD) { acc += $D[o_D + d] * uv; }
   if (hasZ) { acc *= silu($z[o_z + row * Dm + d]); }
   $y[o_y + row * Dm + d] = acc;
+}`,
+};
+
+/**
+ * The chunked prefill scan without partial outputs ('rescan', the default on GPUs): pass 1 scans each chunk from
+ * h = 0 and keeps only its final state and ΣΔ; pass 2 carries the states across chunks (`SCAN_CARRY_D`); pass 3
+ * scans each chunk again from the state entering it, producing y exactly as the sequential recurrence does (no
+ * exp(A·cumΔ) correction, no [nB, B, L, D] partials written and read back). Both scans: a workgroup of 256
+ * channels d of one (b, chunk), the N states and A in registers (variant: N), the chunk's B (and C) rows staged
+ * 16 steps at a time in workgroup memory. B, C and z are read with their own row strides (bS, cS, zS: views
+ * of a wider tensor such as x_proj's or in_proj's output need no copy).
+ * Chunk states (hloc) are laid out [B, nC, N, D] (d fastest: every pass reads them coalesced).
+ * params (pass 1): Bn, L, Dm, flags, T, nC, nDW (workgroups over d), bS
+ */
+const SCAN_HEAD = /* wgsl */ `
+const NS: u32 = NSTATE;
+const TB: u32 = 16u;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let flags = pu(PK + 3u);
+  let T = pu(PK + 4u); let nC = pu(PK + 5u); let nDW = pu(PK + 6u); let bS = pu(PK + 7u);
+  ${FLAGS}
+  let g = lin(wg, nw);
+  let bc = g / nDW; let c = bc % nC; let b = bc / nC;
+  if (b >= Bn) { return; }
+  let d = (g % nDW) * 256u + li;
+  let live = d < Dm;
+  let dd = min(d, Dm - 1u);
+  let t0 = c * T; let t1 = min(L, t0 + T);
+  var a: array<f32, NS>;
+  var h: array<f32, NS>;`;
+
+/** stage rows tb … tb+TB−1 of a [rows, stride] operand into `sh` (zeros past t1) */
+const stage = (sh: string, role: string, stride: string) => /* wgsl */ `
+    for (var e = li; e < TB * NS; e += 256u) {
+      let tt = e / NS;
+      var v = 0.0;
+      if (tt < nt) { v = $${role}[o_${role} + (b * L + tb + tt) * ${stride} + e % NS]; }
+      ${sh}[e] = v;
+    }`;
+
+const DT_D = DT.replace(/\bd\b/g, 'dd');
+
+export const SCAN_STATES: KernelSpec = {
+  name: 'scan_states',
+  roles: ['u', 'delta', 'A', 'B', 'bias', 'hloc', 'dsum'],
+  writes: ['hloc', 'dsum'],
+  wgsl: (n) => /* wgsl */ `
+var<workgroup> Bsh: array<f32, ${16 * Number(n)}>;
+${SCAN_HEAD.replace('NSTATE', `${Number(n)}u`)}
+  for (var n = 0u; n < NS; n++) { h[n] = 0.0; a[n] = $A[o_A + dd * NS + n]; }
+  var cum = 0.0;
+  for (var tb = t0; tb < t1; tb += TB) {
+    let nt = min(TB, t1 - tb);
+    ${stage('Bsh', 'B', 'bS')}
+    workgroupBarrier();
+    for (var tt = 0u; tt < nt; tt++) {
+      let row = b * L + tb + tt;
+      ${DT_D}
+      cum += dt;
+      let du = dt * $u[o_u + row * Dm + dd];
+      for (var n = 0u; n < NS; n++) { h[n] = exp(dt * a[n]) * h[n] + du * Bsh[tt * NS + n]; }
+    }
+    workgroupBarrier();
+  }
+  if (live) {
+    for (var n = 0u; n < NS; n++) { $hloc[o_hloc + (bc * NS + n) * Dm + d] = h[n]; }
+    $dsum[o_dsum + bc * Dm + d] = cum;
+  }
+}`,
+};
+
+/** Pass 2 of 'rescan' (see scanCarry). params: Bn, Dm, N, nC, flags */
+export const SCAN_CARRY_D = scanCarry('scan_carry_d', true);
+
+/** Pass 3 of 'rescan'. params: as SCAN_STATES's, then cS, zS */
+export const SCAN_OUT: KernelSpec = {
+  name: 'scan_out',
+  roles: ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'bias', 'hin', 'y'],
+  writes: ['y'],
+  wgsl: (n) => /* wgsl */ `
+var<workgroup> Bsh: array<f32, ${16 * Number(n)}>;
+var<workgroup> Csh: array<f32, ${16 * Number(n)}>;
+${SCAN_HEAD.replace('NSTATE', `${Number(n)}u`)}
+  let cS = pu(PK + 8u); let zS = pu(PK + 9u);
+  for (var n = 0u; n < NS; n++) { h[n] = $hin[o_hin + (bc * NS + n) * Dm + dd]; a[n] = $A[o_A + dd * NS + n]; }
+  var dskip = 0.0;
+  if (hasD) { dskip = $D[o_D + dd]; }
+  for (var tb = t0; tb < t1; tb += TB) {
+    let nt = min(TB, t1 - tb);
+    ${stage('Bsh', 'B', 'bS')}
+    ${stage('Csh', 'C', 'cS')}
+    workgroupBarrier();
+    for (var tt = 0u; tt < nt; tt++) {
+      let row = b * L + tb + tt;
+      ${DT_D}
+      let uv = $u[o_u + row * Dm + dd];
+      let du = dt * uv;
+      var acc = 0.0;
+      for (var n = 0u; n < NS; n++) {
+        h[n] = exp(dt * a[n]) * h[n] + du * Bsh[tt * NS + n];
+        acc = fma(h[n], Csh[tt * NS + n], acc);
+      }
+      acc = fma(dskip, uv, acc);
+      if (hasZ) { acc *= silu($z[o_z + row * zS + dd]); }
+      if (live) { $y[o_y + row * Dm + d] = acc; }
+    }
+    workgroupBarrier();
+  }
 }`,
 };
