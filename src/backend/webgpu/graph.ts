@@ -44,5 +44,7 @@ export class GpuGraph {
     readonly bytes: number,
     readonly staging: GPUBuffer,
   ) {}
+  /** the upload buffer holds the ids the last chained step picked (a chain may continue from the device) */
+  chained = false;
 }
 
