@@ -4,10 +4,11 @@
  * sampled decoding chains on the device like greedy decoding (the drawn id feeds the next step).
  *
  * One workgroup of 256 per row. Every filter is a threshold on an order-preserving u32 key of the processed
- * logit, found exactly by bisection over the key space with full passes over the row (counts and masses are
- * workgroup reductions; no float atomics):
- * - top-k: the largest key K with count(key ≥ K) ≥ k (ties with the k-th value are kept, as HF);
- * - top-p: the smallest key c whose mass strictly above is < (topP − TOP_P_EPS)·Z, Z the mass after top-k;
+ * logit, found exactly with passes over the row:
+ * - top-k: the key of the k-th largest, by radix select (four 8-bit digits, histograms in workgroup atomics);
+ *   ties with the k-th value are kept, as HF;
+ * - top-p: the smallest key c whose mass strictly above is < (topP − TOP_P_EPS)·Z, Z the mass after top-k, by
+ *   bisection over the key space (32 passes; masses are workgroup reductions: WGSL has no float atomics);
  *   the tokens tied at c are kept in ascending id order while the mass ranked above them stays under the
  *   threshold (the CPU sampler sorts ties by id too); the top token is always kept;
  * - min-p: weight exp(v − max) ≥ minP.
@@ -47,7 +48,9 @@ const REDUCE = /* wgsl */ `
 var<workgroup> su: array<u32, 256>;
 var<workgroup> sf: array<f32, 256>;
 var<workgroup> bu: u32;
+var<workgroup> bu2: u32;
 var<workgroup> bf: f32;
+var<workgroup> hist: array<atomic<u32>, 256>;
 fn sum_u(li: u32, v: u32) -> u32 {
   su[li] = v;
   workgroupBarrier();
@@ -182,18 +185,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   }
   let m = val_of(maxk);
 
-  // 2. top-k: the largest key K with count(key >= K) >= k
+  // 2. top-k: the key of the k-th largest (radix select, 8 bits a pass: a histogram of the next digit among the
+  //    keys that share the digits chosen so far, in workgroup atomics)
   var kth = NEG_INF_KEY + 1u;
   if ((fl & 2u) != 0u && topK < n) {
-    var lo = NEG_INF_KEY + 1u;
-    var hi = maxk;
-    for (var it = 0u; it < 32u; it++) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      var c = 0u;
-      for (var i = li; i < V; i += 256u) { if (key_at(i) >= mid) { c += 1u; } }
-      if (sum_u(li, c) >= topK) { lo = mid; } else { hi = mid - 1u; }
+    var prefix = 0u;
+    var need = topK;
+    for (var d = 0u; d < 4u; d++) {
+      let shift = 24u - 8u * d;
+      let known = select(0xffffffffu << (shift + 8u), 0u, d == 0u);
+      atomicStore(&hist[li], 0u);
+      workgroupBarrier();
+      for (var i = li; i < V; i += 256u) {
+        let k = key_at(i);
+        if (k > NEG_INF_KEY && (k & known) == prefix) { atomicAdd(&hist[(k >> shift) & 255u], 1u); }
+      }
+      workgroupBarrier();
+      if (li == 0u) {
+        // the largest digit b with count(digit >= b) >= need
+        var acc = 0u;
+        var b = 255u;
+        loop {
+          let c = atomicLoad(&hist[b]);
+          if (acc + c >= need || b == 0u) { break; }
+          acc += c;
+          b -= 1u;
+        }
+        bu = b;
+        bu2 = need - acc;
+      }
+      prefix = prefix | (workgroupUniformLoad(&bu) << shift);
+      need = workgroupUniformLoad(&bu2);
     }
-    kth = lo;
+    kth = prefix;
   }
 
   // 3. top-p: cutoff key c and how many of the tokens tied at c (in id order) are kept
