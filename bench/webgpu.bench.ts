@@ -7,6 +7,8 @@
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--no-profile] [--json]
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
+ * `--layers n` / `--vocab n` shrink the presets in either mode (smoke runs on SwiftShader); `--draws n` (default
+ * 10,000): how many sampleRows draws the distribution check of the generate() rows makes.
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
  * weights and the state (the runtime's `stats()`: device bytes at the high-water mark, and the pool blocks in use
@@ -46,6 +48,10 @@ const memoryOnly = process.argv.includes('--memory');
 const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
+const vocab = arg('vocab', '');
+const draws = Number(arg('draws', '10000'));
+/** the preset, with `--layers` / `--vocab` when given (smoke runs on slow adapters such as SwiftShader) */
+const shrunk = (preset: string) => ({ ...PRESETS[preset], ...(layers ? { num_hidden_layers: Number(layers) } : {}), ...(vocab ? { vocab_size: Number(vocab) } : {}) });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -159,7 +165,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
   const be = lm.backend;
   if (be.sampleRows) {
     const { philoxRows } = await import('../src/generate/rng.js');
-    const V = lm.vocabSize, per = 2000, n = 5 * per; // batches of 2,000 rows (400 MB of logits each)
+    const V = lm.vocabSize, per = Math.min(2000, draws), n = Math.ceil(draws / per) * per; // batches of ≤ 2,000 rows (400 MB of logits at V 50k)
     const row = Float32Array.from({ length: V }, (_, i) => Math.sin(i * 12.9898) * 4);
     const x = new Float32Array(per * V);
     for (let r = 0; r < per; r++) x.set(row, r * V);
@@ -203,6 +209,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
       chi2 += (poolO - poolE) ** 2 / poolE;
       df++;
     }
+    df = Math.max(1, df); // (few draws: every bin pooled)
     const crit = df * (1 - 2 / (9 * df) + 3.719 * Math.sqrt(2 / (9 * df))) ** 3;
     check(outside === 0 && chi2 < crit, `sampleRows ${n} draws over V ${V}: ${outside} outside the kept set, chi2 ${chi2.toFixed(1)} on ${df} df (critical ${crit.toFixed(1)}), ${(ms / (n / per)).toFixed(1)} ms per ${per} rows`);
   }
@@ -221,7 +228,7 @@ if (memoryOnly) {
   for (const weights of formats) {
     for (const preset of presets) {
       const backend = await newBackend(weights);
-      const config = layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset];
+      const config = shrunk(preset);
       const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
       log(`${preset} (${weights}) on ${backend.name}: ${f1(backend.weightBytes / 2 ** 20)} MiB of weights`);
       const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
@@ -238,7 +245,7 @@ for (const weights of memoryOnly ? [] : formats) {
   for (const preset of presets) {
     const t0 = performance.now();
     const w0 = backend.weightBytes;
-    const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+    const lm = buildModel(shrunk(preset), preset, new RandomTensorSource(1), { backend });
     await backend.sync();
     const weightMB = (backend.weightBytes - w0) / 2 ** 20;
     log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);

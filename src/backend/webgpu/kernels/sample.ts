@@ -43,6 +43,18 @@ fn philox(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
   return x;
 }`;
 
+/** a 256-thread tree reduction of v with `op` in workgroup array `arr`, broadcast through `out` */
+function reduction(name: string, type: string, arr: string, out: string, op: (x: string, y: string) => string): string {
+  return /* wgsl */ `
+fn ${name}(li: u32, v: ${type}) -> ${type} {
+  ${arr}[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) { if (li < s) { ${arr}[li] = ${op(`${arr}[li]`, `${arr}[li + s]`)}; } workgroupBarrier(); }
+  if (li == 0u) { ${out} = ${arr}[0]; }
+  return workgroupUniformLoad(&${out});
+}`;
+}
+
 /** 256-thread reductions and scans; results broadcast with workgroupUniformLoad (uniform for the barriers after) */
 const REDUCE = /* wgsl */ `
 var<workgroup> su: array<u32, 256>;
@@ -51,34 +63,10 @@ var<workgroup> bu: u32;
 var<workgroup> bu2: u32;
 var<workgroup> bf: f32;
 var<workgroup> hist: array<atomic<u32>, 256>;
-fn sum_u(li: u32, v: u32) -> u32 {
-  su[li] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) { if (li < s) { su[li] += su[li + s]; } workgroupBarrier(); }
-  if (li == 0u) { bu = su[0]; }
-  return workgroupUniformLoad(&bu);
-}
-fn max_u(li: u32, v: u32) -> u32 {
-  su[li] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) { if (li < s) { su[li] = max(su[li], su[li + s]); } workgroupBarrier(); }
-  if (li == 0u) { bu = su[0]; }
-  return workgroupUniformLoad(&bu);
-}
-fn min_u(li: u32, v: u32) -> u32 {
-  su[li] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) { if (li < s) { su[li] = min(su[li], su[li + s]); } workgroupBarrier(); }
-  if (li == 0u) { bu = su[0]; }
-  return workgroupUniformLoad(&bu);
-}
-fn sum_f(li: u32, v: f32) -> f32 {
-  sf[li] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) { if (li < s) { sf[li] += sf[li + s]; } workgroupBarrier(); }
-  if (li == 0u) { bf = sf[0]; }
-  return workgroupUniformLoad(&bf);
-}
+${reduction('sum_u', 'u32', 'su', 'bu', (x, y) => `${x} + ${y}`)}
+${reduction('max_u', 'u32', 'su', 'bu', (x, y) => `max(${x}, ${y})`)}
+${reduction('min_u', 'u32', 'su', 'bu', (x, y) => `min(${x}, ${y})`)}
+${reduction('sum_f', 'f32', 'sf', 'bf', (x, y) => `${x} + ${y}`)}
 /** inclusive prefix sums of v over the threads (Hillis-Steele) */
 fn scan_u(li: u32, v: u32) -> u32 {
   su[li] = v;
