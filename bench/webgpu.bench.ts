@@ -12,6 +12,8 @@
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
  * those of the old kernels on the same device.
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
+ * `--layers n` / `--vocab n` shrink the presets in either mode (smoke runs on SwiftShader); `--draws n` (default
+ * 10,000): how many sampleRows draws the distribution check of the generate() rows makes.
  *
  * `--memory` measures GPU memory instead of speed: one prefill of `--prompt` tokens and what it took beyond the
  * weights and the state (the runtime's `stats()`: device bytes at the high-water mark, and the pool blocks in use
@@ -21,6 +23,9 @@
  *
  * "decode, tokens kept on the GPU" is `greedyChain`: the argmax of each step feeds the next on the device and
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
+ * "generate()" rows: the user path, greedy and sampled (temperature 0.8, top-p 0.95, top-k 50), pipelined (chunks queued
+ * on the device, sampling there) beside `pipeline: false` (one chunk at a time; sampled: logits read back every
+ * step), each checked on the device (see generateBench); a failed check prints CHECK FAILED and exits 1.
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
@@ -67,6 +72,10 @@ function check(ok: boolean, what: string): void {
 }
 const gemmArg = arg('gemm', '') as WebGpuGemm | '';
 const scanArg = arg('scan', '') as WebGpuScan | '';
+const vocab = arg('vocab', '');
+const draws = Number(arg('draws', '10000'));
+/** the preset, with `--layers` / `--vocab` when given (smoke runs on slow adapters such as SwiftShader) */
+const shrunk = (preset: string) => ({ ...PRESETS[preset], ...(layers ? { num_hidden_layers: Number(layers) } : {}), ...(vocab ? { vocab_size: Number(vocab) } : {}) });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (s: string) => process.stderr.write(s + '\n');
 const f1 = (x: number) => x.toFixed(1);
@@ -138,6 +147,117 @@ async function memoryReport(backend: WebGpuBackend, lm: CausalLM, preset: string
   return res;
 }
 
+const SAMPLED = { doSample: true, temperature: 0.8, topP: 0.95, topK: 50 };
+
+/**
+ * generate() tok/s (median of `reps`), greedy and sampled, pipelined and pipeline: false, with checks run on the
+ * device: pipelined greedy = the earlier path's tokens; the returned state = the prompt and the tokens read step by
+ * step (one more step's logits); sampled: the same seed gives the same tokens, every drawn token is one the CPU
+ * sampler keeps at its step; 10,000 draws of sampleRows at the model's vocabulary match the CPU distribution.
+ */
+async function generateBench(lm: CausalLM, prompt: number[]) {
+  const fails: string[] = [], checks: string[] = [];
+  const check = (ok: boolean, what: string) => {
+    (ok ? checks : fails).push(what);
+    if (!ok) {
+      log(`CHECK FAILED: ${what}`);
+      process.exitCode = 1;
+    }
+  };
+  const run = async (o: Record<string, unknown>) => {
+    const tok: number[] = [];
+    let last: Awaited<ReturnType<typeof generate>> | null = null;
+    for (let r = 0; r < Math.max(1, reps); r++) {
+      last?.state.dispose();
+      last = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...o });
+      tok.push(last.stats.decodeTokensPerSecond);
+    }
+    return { tok_s: median(tok), runs: tok, res: last! };
+  };
+  const [greedy, greedyOld, sampled, sampledOld] = [await run({}), await run({ pipeline: false }), await run(SAMPLED), await run({ ...SAMPLED, pipeline: false })];
+  check(JSON.stringify(greedy.res.generated) === JSON.stringify(greedyOld.res.generated), 'greedy pipelined = earlier path');
+  const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED });
+  check(JSON.stringify(again.generated) === JSON.stringify(sampled.res.generated), 'sampled: same seed, same tokens');
+  again.state.dispose();
+  // step by step: the states after the returned tokens, and each sampled token inside the CPU sampler's kept set
+  const { Sampler } = await import('../src/generate/sampling.js');
+  for (const [what, g] of [['greedy', greedy.res], ['sampled', sampled.res]] as const) {
+    const s = lm.createState(1);
+    let l = await lm.advance([prompt], s);
+    let outside = 0;
+    const toks = g.generated[0];
+    for (let i = 0; i < toks.length; i++) {
+      if (what === 'sampled' && i > 0) {
+        const cpu = new Sampler(lm.vocabSize, { ...SAMPLED, seed: 1 });
+        cpu.sample(l.data);
+        if (cpu.lastProcessed()[toks[i]] === -Infinity) outside++;
+      }
+      l = await lm.advance([[toks[i]]], s);
+    }
+    const [a, b] = [await lm.advance([[7]], g.state), await lm.advance([[7]], s)];
+    let d = 0;
+    for (let i = 0; i < a.data.length; i++) d = Math.max(d, Math.abs(a.data[i] - b.data[i]));
+    check(d <= 1e-4, `${what}: state after generate() vs step by step, next logits Δ ${d.toExponential(1)}`);
+    if (what === 'sampled') check(outside === 0, `sampled: ${outside} of ${toks.length - 1} tokens outside the CPU sampler's kept set`);
+    s.dispose();
+  }
+  // the kernel's distribution at the model's vocabulary: 10,000 draws from one row of logits
+  const be = lm.backend;
+  if (be.sampleRows) {
+    const { philoxRows } = await import('../src/generate/rng.js');
+    const V = lm.vocabSize, per = Math.min(2000, draws), n = Math.ceil(draws / per) * per; // batches of ≤ 2,000 rows (400 MB of logits at V 50k)
+    const row = Float32Array.from({ length: V }, (_, i) => Math.sin(i * 12.9898) * 4);
+    const x = new Float32Array(per * V);
+    for (let r = 0; r < per; r++) x.set(row, r * V);
+    const lt = be.fromHost(x, [per, V]);
+    const ids: number[] = [];
+    let ms = 0;
+    for (let b = 0; b < n / per; b++) {
+      const rng = be.fromHost(philoxRows(Array.from({ length: per }, (_, r) => b * per + r), new Array(per).fill(0)), [per, 8]);
+      const t = performance.now();
+      ids.push(...(await be.sampleRows(lt, { temperature: 0.8, topK: 50, topP: 0.95, minP: 0, repetitionPenalty: 1, rng, presence: null })));
+      ms += performance.now() - t;
+      rng.dispose();
+    }
+    lt.dispose();
+    const cpu = new Sampler(V, { ...SAMPLED, seed: 1 });
+    cpu.sample(row);
+    const proc = cpu.lastProcessed();
+    let m = -Infinity, z = 0;
+    for (const v of proc) m = Math.max(m, v);
+    const p = Array.from(proc, (v) => (v === -Infinity ? 0 : Math.exp(v - m)));
+    p.forEach((v) => (z += v));
+    const counts = new Map<number, number>();
+    let outside = 0;
+    for (const id of ids) {
+      if (!(p[id] > 0)) outside++;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    let chi2 = 0, df = -1, poolE = 0, poolO = 0; // bins expecting < 5 draws pooled
+    p.forEach((v, i) => {
+      if (!(v > 0)) return;
+      const e = (v / z) * n, o = counts.get(i) ?? 0;
+      if (e < 5) {
+        poolE += e;
+        poolO += o;
+      } else {
+        chi2 += (o - e) ** 2 / e;
+        df++;
+      }
+    });
+    if (poolE > 0) {
+      chi2 += (poolO - poolE) ** 2 / poolE;
+      df++;
+    }
+    df = Math.max(1, df); // (few draws: every bin pooled)
+    const crit = df * (1 - 2 / (9 * df) + 3.719 * Math.sqrt(2 / (9 * df))) ** 3;
+    check(outside === 0 && chi2 < crit, `sampleRows ${n} draws over V ${V}: ${outside} outside the kept set, chi2 ${chi2.toFixed(1)} on ${df} df (critical ${crit.toFixed(1)}), ${(ms / (n / per)).toFixed(1)} ms per ${per} rows`);
+  }
+  for (const g of [greedy, greedyOld, sampled, sampledOld]) g.res.state.dispose();
+  const strip = (g: typeof greedy) => ({ tok_s: g.tok_s, runs: g.runs });
+  return { greedy: strip(greedy), greedy_old: strip(greedyOld), sampled: strip(sampled), sampled_old: strip(sampledOld), checks, failed: fails };
+}
+
 const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
@@ -148,7 +268,7 @@ if (memoryOnly) {
   for (const weights of formats) {
     for (const preset of presets) {
       const backend = await newBackend(weights);
-      const config = layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset];
+      const config = shrunk(preset);
       const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
       log(`${preset} (${weights}) on ${backend.name}: ${f1(backend.weightBytes / 2 ** 20)} MiB of weights`);
       const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
@@ -166,7 +286,7 @@ for (const weights of memoryOnly ? [] : formats) {
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;
-  const lm = buildModel(layers ? { ...PRESETS[preset], num_hidden_layers: Number(layers) } : PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+  const lm = buildModel(shrunk(preset), preset, new RandomTensorSource(1), { backend });
   await backend.sync();
   const weightMB = (backend.weightBytes - w0) / 2 ** 20;
   log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
@@ -237,9 +357,9 @@ for (const weights of memoryOnly ? [] : formats) {
       parity = maxRelErr(lNew.data, lOld.data);
       log(`${preset}: prefill logits vs the old kernels: max |Δ| / max |logit| = ${parity.toExponential(2)}${parity > 1e-2 ? '  FAIL' : ''}`);
     }
-    // what a user gets: generate() greedy (chunks of on-device steps, one read-back per chunk)
-    const genRes = await generate(lm, [ids.slice(0, 64)], { maxNewTokens: gen, stopTokens: [] });
-    const generateTokS = genRes.stats.decodeTokensPerSecond;
+    // what a user gets: generate(), greedy and sampled, pipelined (default) and the earlier path (pipeline: false)
+    const gens = await generateBench(lm, ids.slice(0, 64));
+    const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch
     const batched: { batch: number; tok_s: number; ms_per_step: number; chained_tok_s: number }[] = [];
     for (const b of batches) {
@@ -278,7 +398,7 @@ for (const weights of memoryOnly ? [] : formats) {
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
-      generate_tok_s: generateTokS,
+      generate_tok_s: generateTokS, generate: gens,
       prefill_vs_old_kernels: parity,
       host_us_per_token: hostUs, dispatches_per_token: dispatches, submits_per_token: submits,
       batched, profile: profiles,
@@ -287,6 +407,7 @@ for (const weights of memoryOnly ? [] : formats) {
     if (!json) {
       console.log(`${preset} ${weights} attention ${attention} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
+      console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) console.log(`  batch ${b.batch}: ${f1(b.tok_s)} tok/s total (${b.ms_per_step.toFixed(3)} ms per step); tokens kept on the GPU ${f1(b.chained_tok_s)} tok/s`);
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);

@@ -317,6 +317,36 @@ export interface Backend {
    * for the first of the n steps.
    */
   replayChain?(graph: StepGraph, upload: ArrayLike<number>, n: number, shift?: readonly number[]): Promise<Float32Array | null>;
+  /**
+   * Optional: `replayChain` submitted now, read later (null when the graph went stale): the caller queues the next
+   * chunk before awaiting this one. upload null continues from the ids the graph's last chained step picked.
+   */
+  startChain?(graph: StepGraph, upload: ArrayLike<number> | null, n: number, shift?: readonly number[]): Promise<Float32Array> | null;
+  /** Optional: replay a captured step once per given row of token ids, reading nothing back; false when stale */
+  replayFeed?(graph: StepGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): boolean;
+  /**
+   * Optional (WebGPU): each row's next token drawn from logits [rows, V] on the device (sampling filters in the
+   * CPU sampler's order), so that sampled decoding chains like greedy decoding; −1 for a row with nothing selectable.
+   */
+  sampleRows?(logits: Tensor, args: SampleRowsArgs): Promise<Int32Array>;
+}
+
+/** What `Backend.sampleRows` draws with: resolved sampling options (see SamplingOptions) and per-row device state. */
+export interface SampleRowsArgs {
+  /** > 0 */
+  temperature: number;
+  /** 0 = off */
+  topK: number;
+  /** 1 = off */
+  topP: number;
+  /** 0 = off */
+  minP: number;
+  /** 1 = off */
+  repetitionPenalty: number;
+  /** [rows, 8]: the row's 64-bit seed as four 16-bit halves (low first), its counter (the index of the token drawn next), 3 unused; the counter advances */
+  rng: Tensor;
+  /** [rows, V] 0/1: the ids the row has seen (with a repetition penalty; the drawn ids are added), else null */
+  presence: Tensor | null;
 }
 
 /** A recorded decode step of a backend (opaque outside it). */

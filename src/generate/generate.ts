@@ -14,6 +14,7 @@ import { Sampler, SamplingError, type SamplingOptions } from './sampling.js';
 import type { Tokenizer } from '../tokenizer/core.js';
 import { StreamDecoder } from '../tokenizer/core.js';
 import { StopTextFilter } from './stop.js';
+import { canDecodeOnDevice, pipelinedDecode } from './device-decode.js';
 import { MambaTsError } from '../errors.js';
 
 export class GenerationError extends MambaTsError {}
@@ -33,6 +34,12 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** receive Δ (the selection step) of every Mamba layer for the prompt and each generated token of this call */
   onDelta?: DeltaObserver;
+  /**
+   * WebGPU: decode in chunks of steps queued on the device, the next chunk queued before the current one is read,
+   * and sampled tokens drawn on the device (default true). false: the earlier path — greedy in chunks of 32 with
+   * one chunk on the device at a time, sampled tokens drawn on the host from logits read back every step.
+   */
+  pipeline?: boolean;
 }
 
 export interface TokenEvent {
@@ -135,91 +142,119 @@ export async function* generateStream(
   const t1 = performance.now();
 
   // ---- decode ----
-  // greedy without a repetition penalty: the backend may take the argmax where the logits are (WebGPU),
-  // so a step reads back one token per sequence; `picked` then replaces the logits
-  const onDevice = !!model.advanceArgmax && samplers.every((s) => s.greedy && s.options.repetitionPenalty === 1);
-  let picked: Int32Array | null = null;
-  // chunked greedy decoding on the device (model.greedyChain): picks computed ahead, the state before the chunk
-  // and the chunk's first input (to redo exactly the consumed feeds when a row finishes inside the chunk)
-  let ahead: Int32Array[] = [];
-  let chunkStart: ModelState | null = null;
-  let chunkFirst: number[][] | null = null;
-  let chunkFeeds = 0;
-  let active = [...Array(n).keys()]; // sequence index of each state row
-  while (active.length > 0) {
-    const next: number[] = [];
-    for (let j = 0; j < active.length; j++) {
-      const i = active[j];
-      if (picked && picked[j] < 0) throw new SamplingError(`argmax: no finite or +Infinity value among ${model.vocabSize} entries (all NaN/-Infinity)`);
-      const tok = picked ? picked[j] : samplers[i].sample(row(logits, j), history[i]);
-      next.push(tok);
-      history[i].push(tok);
-      generated[i].push(tok);
-      let text = decoders ? filters[i].push(decoders[i].push(tok)) : '';
-      if (stopTokens.has(tok) || filters[i].stopped) finish[i] = 'stop';
-      else if (generated[i].length >= maxNew) finish[i] = 'length';
-      else if (opts.signal?.aborted) finish[i] = 'abort';
-      if (finish[i] && decoders) text += filters[i].push(decoders[i].flush()) + filters[i].flush();
-      const ev: TokenEvent = { sequence: i, token: tok, index: generated[i].length - 1, text };
-      if (finish[i]) ev.finishReason = finish[i] as FinishReason;
-      opts.onToken?.(ev);
-      yield ev;
-    }
-    // feed the sampled tokens: continuing rows get their next logits, finished rows' states absorb their last token
-    picked = null;
-    if (onDevice && ahead.length > 0 && active.every((i) => !finish[i])) {
-      picked = ahead.shift()!; // the device already fed `next` (its own argmax) in the chunk
-      chunkFeeds++;
-    } else if (onDevice && ahead.length > 0) {
-      // a row finished inside a chunk: the state read tokens beyond it; redo the chunk's feeds up to here
-      state.dispose();
-      state = chunkStart!;
-      chunkStart = null;
-      chunkFeeds++;
-      // (non-null: chunks start only where greedyChain runs on the device)
-      picked = (await model.greedyChain!(chunkFirst!, state, chunkFeeds))![chunkFeeds - 1];
-      ahead = [];
-    } else if (onDevice && !observe && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
-      // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back
-      const k = Math.min(CHUNK, ...active.map((i) => maxNew - generated[i].length));
-      if (k > 1) {
-        chunkStart?.dispose(); // the previous chunk's copy, not needed (no row stopped inside that chunk)
-        chunkStart = state.clone();
-        chunkFirst = next.map((t) => [t]);
-        const chain = await model.greedyChain(chunkFirst, state, k);
-        if (chain) {
-          picked = chain[0];
-          ahead = chain.slice(1);
-          chunkFeeds = 1;
+  /** record token `tok` of sequence i, decide whether it ends the sequence, and make its event */
+  const emit = (i: number, tok: number): TokenEvent => {
+    history[i].push(tok);
+    generated[i].push(tok);
+    let text = decoders ? filters[i].push(decoders[i].push(tok)) : '';
+    if (stopTokens.has(tok) || filters[i].stopped) finish[i] = 'stop';
+    else if (generated[i].length >= maxNew) finish[i] = 'length';
+    else if (opts.signal?.aborted) finish[i] = 'abort';
+    if (finish[i] && decoders) text += filters[i].push(decoders[i].flush()) + filters[i].flush();
+    const ev: TokenEvent = { sequence: i, token: tok, index: generated[i].length - 1, text };
+    if (finish[i]) ev.finishReason = finish[i] as FinishReason;
+    opts.onToken?.(ev);
+    return ev;
+  };
+  // WebGPU: chunks of steps queued ahead on the device, greedy or sampled there (device-decode.ts)
+  const sampled = samplers.every((s) => !s.greedy);
+  const uniform = samplers.every((s) => s.greedy === samplers[0].greedy);
+  if (opts.pipeline !== false && !observe && uniform && (sampled || samplers[0].options.repetitionPenalty === 1) && canDecodeOnDevice(model, sampled)) {
+    const o = samplers[0].options;
+    const seeds = samplers.map((s) => s.seed);
+    yield* pipelinedDecode({
+      model,
+      state,
+      active: [...Array(n).keys()],
+      first: samplers.map((s, i) => s.sample(row(logits, i), history[i])),
+      maxNew,
+      generated,
+      finish,
+      finalStates,
+      emit,
+      sampling: (rows) =>
+        sampled
+          ? { temperature: o.temperature, topK: o.topK, topP: o.topP, minP: o.minP, repetitionPenalty: o.repetitionPenalty, seeds: rows.map((i) => seeds[i]), counters: rows.map((i) => generated[i].length), history: o.repetitionPenalty !== 1 ? rows.map((i) => history[i]) : undefined }
+          : null,
+      nextTask,
+    });
+  } else {
+    // greedy without a repetition penalty: the backend may take the argmax where the logits are (WebGPU),
+    // so a step reads back one token per sequence; `picked` then replaces the logits
+    const onDevice = !!model.advanceArgmax && samplers.every((s) => s.greedy && s.options.repetitionPenalty === 1);
+    let picked: Int32Array | null = null;
+    // chunked greedy decoding on the device (model.greedyChain): picks computed ahead, the state before the chunk
+    // and the chunk's first input (to redo exactly the consumed feeds when a row finishes inside the chunk)
+    let ahead: Int32Array[] = [];
+    let chunkStart: ModelState | null = null;
+    let chunkFirst: number[][] | null = null;
+    let chunkFeeds = 0;
+    let active = [...Array(n).keys()]; // sequence index of each state row
+    while (active.length > 0) {
+      const next: number[] = [];
+      for (let j = 0; j < active.length; j++) {
+        const i = active[j];
+        if (picked && picked[j] < 0) throw new SamplingError(`argmax: no finite or +Infinity value among ${model.vocabSize} entries (all NaN/-Infinity)`);
+        const tok = picked ? picked[j] : samplers[i].sample(row(logits, j), history[i]);
+        next.push(tok);
+        yield emit(i, tok);
+      }
+      // feed the sampled tokens: continuing rows get their next logits, finished rows' states absorb their last token
+      picked = null;
+      if (onDevice && ahead.length > 0 && active.every((i) => !finish[i])) {
+        picked = ahead.shift()!; // the device already fed `next` (its own argmax) in the chunk
+        chunkFeeds++;
+      } else if (onDevice && ahead.length > 0) {
+        // a row finished inside a chunk: the state read tokens beyond it; redo the chunk's feeds up to here
+        state.dispose();
+        state = chunkStart!;
+        chunkStart = null;
+        chunkFeeds++;
+        // (non-null: chunks start only where greedyChain runs on the device)
+        picked = (await model.greedyChain!(chunkFirst!, state, chunkFeeds))![chunkFeeds - 1];
+        ahead = [];
+      } else if (onDevice && !observe && model.greedyChain && model.chainsOnDevice && !active.some((i) => finish[i])) {
+        // greedy steps in chunks on the device: the argmax of each step feeds the next without a read-back
+        const k = Math.min(CHUNK, ...active.map((i) => maxNew - generated[i].length));
+        if (k > 1) {
+          chunkStart?.dispose(); // the previous chunk's copy, not needed (no row stopped inside that chunk)
+          chunkStart = state.clone();
+          chunkFirst = next.map((t) => [t]);
+          const chain = await model.greedyChain(chunkFirst, state, k);
+          if (chain) {
+            picked = chain[0];
+            ahead = chain.slice(1);
+            chunkFeeds = 1;
+          }
         }
       }
-    }
-    if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state, observe);
-    if (!picked) logits = await model.advance(next.map((t) => [t]), state, observe);
-    const keep: number[] = [];
-    active.forEach((i, j) => {
-      if (finish[i]) finalStates[i] = state.select([j]);
-      else keep.push(j);
-    });
-    if (keep.length < active.length && keep.length > 0) {
-      const all = state;
-      state = state.select(keep);
-      all.dispose();
-      if (picked) {
-        picked = Int32Array.from(keep, (j) => picked![j]);
-      } else {
-        const V = model.vocabSize;
-        const data = new Float32Array(keep.length * V);
-        keep.forEach((j, k) => data.set(row(logits, j), k * V));
-        logits = { shape: [keep.length, V], data };
+      if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state, observe);
+      if (!picked) logits = await model.advance(next.map((t) => [t]), state, observe);
+      const keep: number[] = [];
+      active.forEach((i, j) => {
+        if (finish[i]) finalStates[i] = state.select([j]);
+        else keep.push(j);
+      });
+      if (keep.length < active.length && keep.length > 0) {
+        const all = state;
+        state = state.select(keep);
+        all.dispose();
+        if (picked) {
+          picked = Int32Array.from(keep, (j) => picked![j]);
+        } else {
+          const V = model.vocabSize;
+          const data = new Float32Array(keep.length * V);
+          keep.forEach((j, k) => data.set(row(logits, j), k * V));
+          logits = { shape: [keep.length, V], data };
+        }
       }
+      active = keep.map((j) => active[j]);
+      // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)
+      await nextTask();
     }
-    active = keep.map((j) => active[j]);
-    // let timers, I/O and signals in between tokens (CPU kernels never give the event loop a turn)
-    await nextTask();
+    chunkStart?.dispose();
+    state.dispose(); // every row's final state was copied out (finalStates)
   }
-  chunkStart?.dispose();
-  state.dispose(); // every row's final state was copied out (finalStates)
   const t2 = performance.now();
 
   const total = generated.reduce((a, g) => a + g.length, 0);

@@ -84,3 +84,46 @@ export class Rng {
     return this.nextU32() / TWO_POW_32;
   }
 }
+
+/** 32×32 → 64-bit product as [hi, lo] (16-bit limbs, exact in doubles) */
+function mulhilo(a: number, b: number): [number, number] {
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  return [(p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) >>> 0, Math.imul(a, b) >>> 0];
+}
+
+/**
+ * Philox4x32-10 (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"): a counter-based generator,
+ * the i-th draw of a stream is a pure function of (key, counter). The WebGPU sampler (`kernels/sample.ts`) runs
+ * the same function; this one is its reference.
+ */
+export function philox4x32(counter: readonly [number, number, number, number], key: readonly [number, number]): [number, number, number, number] {
+  let [x0, x1, x2, x3] = counter.map((v) => v >>> 0);
+  let k0 = key[0] >>> 0, k1 = key[1] >>> 0;
+  for (let i = 0; i < 10; i++) {
+    const [h0, l0] = mulhilo(0xd2511f53, x0);
+    const [h1, l1] = mulhilo(0xcd9e8d57, x2);
+    [x0, x1, x2, x3] = [(h1 ^ x1 ^ k0) >>> 0, l1, (h0 ^ x3 ^ k1) >>> 0, l0];
+    k0 = (k0 + 0x9e3779b9) >>> 0;
+    k1 = (k1 + 0xbb67ae85) >>> 0;
+  }
+  return [x0, x1, x2, x3];
+}
+
+/**
+ * The per-row RNG words of `Backend.sampleRows` ([rows, 8] floats): the row's 64-bit seed as four 16-bit halves
+ * (low first; negative seeds in two's complement) and its Philox counter.
+ */
+export function philoxRows(seeds: readonly number[], counters: readonly number[]): Float32Array {
+  if (seeds.length !== counters.length) throw new RangeError(`${seeds.length} seeds but ${counters.length} counters`);
+  const out = new Float32Array(seeds.length * 8);
+  seeds.forEach((seed, r) => {
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`seed ${seed} is not a safe integer`);
+    const c = counters[r];
+    if (!Number.isInteger(c) || c < 0 || c >= 2 ** 24) throw new RangeError(`counter ${c} outside [0, 2^24)`);
+    const lo = seed >>> 0, hi = Math.floor(seed / TWO_POW_32) >>> 0;
+    out.set([lo & 0xffff, lo >>> 16, hi & 0xffff, hi >>> 16, c], r * 8);
+  });
+  return out;
+}

@@ -41,6 +41,25 @@ export interface StepOptions {
   onDelta?: DeltaObserver;
 }
 
+/** Sampling on the device (`CausalLM.advanceSample`): resolved options (temperature > 0) and the rows' RNG streams. */
+export interface DeviceSampling {
+  temperature: number;
+  /** 0 = off */
+  topK: number;
+  /** 1 = off */
+  topP: number;
+  /** 0 = off */
+  minP: number;
+  /** 1 = off */
+  repetitionPenalty: number;
+  /** per row: the seed of its Philox stream */
+  seeds: number[];
+  /** per row: the index of the token drawn next (its Philox counter; each draw advances it on the device) */
+  counters: number[];
+  /** per row: the ids seen so far (prompt + generated), for the repetition penalty */
+  history?: number[][];
+}
+
 export interface ForwardOutput {
   /** [batch, positions, vocab] */
   logits: HostTensor;
@@ -78,6 +97,12 @@ export interface CausalLM {
   greedyChain?(ids: number[][], state: ModelState, n: number): Promise<Int32Array[] | null>;
   /** whether greedyChain can run on this model's backend (no host round trip between its steps) */
   readonly chainsOnDevice?: boolean;
+  /** Optional: `advance`, returning each row's token drawn on the device (see DecoderLM.advanceSample); null if unsupported */
+  advanceSample?(ids: number[][], state: ModelState, s: DeviceSampling, opts?: StepOptions): Promise<Int32Array | null>;
+  /** Optional: queue n picking steps on the device and return at once (see DecoderLM.submitChain) */
+  submitChain?(ids: number[][] | null, state: ModelState, n: number, pick?: DeviceSampling | null): Promise<Int32Array[]> | null;
+  /** Optional: read the given tokens step by step, nothing read back ([steps][rows] ids; see DecoderLM.feedSteps) */
+  feedSteps?(steps: number[][], state: ModelState): Promise<void>;
   /** parameter count and config summary, for `mamba-ts info` */
   describe(): Record<string, unknown>;
 }

@@ -11,8 +11,9 @@ import { keep, Scope } from '../tensor/scope.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 import type { ParamEntry } from './loader.js';
-import type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
+import type { CausalLM, DeltaEvent, DeltaObserver, DeviceSampling, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
 import { ModelState } from './state.js';
+import { philoxRows } from '../generate/rng.js';
 
 export interface Sublayer {
   /** pre-norm weight (RMSNorm); null = no norm */
@@ -248,7 +249,7 @@ export class DecoderLM implements CausalLM {
    * lengths and rotary positions it uploads follow). Not with Δ observers, and only while the step's shape stays
    * the same (batch, what is read back, first step after a prefill or not, cache capacity).
    */
-  private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>, observed: boolean): Promise<Float32Array> {
+  private async replayable(what: string, ids: number[][], state: ModelState, step: () => Promise<Float32Array>, observed: boolean, own: readonly Tensor[] = []): Promise<Float32Array> {
     const be = this.backend;
     if (!be.captureStep || !be.replayStep || ids[0]?.length !== 1 || observed) return step();
     this.checkIds(ids);
@@ -266,7 +267,7 @@ export class DecoderLM implements CausalLM {
       return step(); // this step cannot be replayed (recorded once, found not to fit)
     }
     const seqLen = state.seqLen.slice();
-    const { result, graph } = await be.captureStep(step, state.layers.flatMap((l) => Object.values(l)));
+    const { result, graph } = await be.captureStep(step, [...state.layers.flatMap((l) => Object.values(l)), ...own]);
     this.graphs.set(state, { key, graph, seqLen });
     return result;
   }
@@ -335,13 +336,80 @@ export class DecoderLM implements CausalLM {
   }
 
   async advanceArgmax(ids: number[][], state: ModelState, opts: StepOptions = {}): Promise<Int32Array | null> {
+    if (!this.backend.argmaxRows) return null;
+    return this.advancePick(ids, state, opts, null);
+  }
+
+  /**
+   * `advance`, returning each row's token drawn on the device (`Backend.sampleRows`) with `s`'s options; the
+   * state's sampling tensors (RNG counters, presence masks) are made from `s` on the first sampled step of
+   * this state with these options and advance on the device after that. null when the backend cannot.
+   */
+  async advanceSample(ids: number[][], state: ModelState, s: DeviceSampling, opts: StepOptions = {}): Promise<Int32Array | null> {
+    if (!this.backend.sampleRows) return null;
+    return this.advancePick(ids, state, opts, s);
+  }
+
+  /**
+   * Queue `n` steps of `advanceArgmax` (pick null) or `advanceSample` on the device, each step's pick fed to the
+   * next, and return at once: the promise gives the picks [n][rows]. `ids` null continues from the picks of the
+   * previous chain on this state (nothing read back in between). null when the step is not recorded for this
+   * state yet (run one `advanceArgmax` / `advanceSample` step first) or the backend cannot chain.
+   */
+  submitChain(ids: number[][] | null, state: ModelState, n: number, pick: DeviceSampling | null = null): Promise<Int32Array[]> | null {
     const be = this.backend;
-    if (!be.argmaxRows) return null;
+    if (!be.startChain || !Number.isInteger(n) || n < 1) return null;
+    const rows = state.batch;
+    if (ids) {
+      if (!ids.every((r) => r.length === 1)) return null;
+      this.checkIds(ids);
+      this.checkState(state, ids.length);
+    }
+    this.reserve(state, n); // KV caches hold all n steps (a grown cache changes the key: recorded again by the caller)
+    const rec = this.graphs.get(state);
+    if (!rec?.graph || rec.key !== graphKey(pickKey(pick), rows, state)) return null;
+    if (pick && this.sampling.get(state)?.key !== samplingKey(pick)) return null;
+    const p = be.startChain(rec.graph, ids ? ids.map((r) => r[0]) : null, n, shiftOf(state, rec.seqLen));
+    if (!p) return null;
+    for (let r = 0; r < rows; r++) state.seqLen[r] += n;
+    return p.then((f) => Array.from({ length: n }, (_, s) => Int32Array.from(f.subarray(s * rows, (s + 1) * rows), (v) => Math.round(v))));
+  }
+
+  /**
+   * Read the given tokens, one step per entry of `steps` ([steps][rows] ids), nothing read back: after the first
+   * step (recorded when needed) the recorded step is replayed with each step's ids (WebGPU), else `advance`.
+   */
+  async feedSteps(steps: number[][], state: ModelState): Promise<void> {
+    if (steps.length === 0) return;
+    const col = (s: number) => steps[s].map((t) => [t]);
+    if (!this.backend.argmaxRows) {
+      for (let s = 0; s < steps.length; s++) await this.advance(col(s), state);
+      return;
+    }
+    await this.advanceArgmax(col(0), state);
+    const rest = steps.slice(1);
+    if (rest.length === 0) return;
+    this.reserve(state, rest.length);
+    const rec = this.graphs.get(state);
+    if (rec?.graph && rec.key === graphKey('argmax', state.batch, state) && this.backend.replayFeed) {
+      rest.forEach((r, s) => this.checkIds(col(s + 1)));
+      if (this.backend.replayFeed(rec.graph, rest, shiftOf(state, rec.seqLen))) {
+        for (let r = 0; r < state.batch; r++) state.seqLen[r] += rest.length;
+        return;
+      }
+    }
+    for (let s = 1; s < steps.length; s++) await this.advanceArgmax(col(s), state);
+  }
+
+  /** the one-token step that ends in the argmax (pick null) or a draw on the device */
+  private async advancePick(ids: number[][], state: ModelState, opts: StepOptions, pick: DeviceSampling | null): Promise<Int32Array> {
+    const be = this.backend;
     if (!state) throw new ModelError('advance: a state is required (model.createState(batch))');
     this.checkIds(ids);
     this.checkState(state, ids.length);
     const b = ids.length;
     const L = ids[0].length;
+    const dev = pick ? this.samplingTensors(state, pick) : null;
     const step = async () => {
       const sc = new Scope();
       try {
@@ -349,16 +417,46 @@ export class DecoderLM implements CausalLM {
         const logits = sc.run(() => {
           const H = last.shape[2];
           const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
-          // a positive divisor does not move the argmax: no scaling dispatch
+          // a positive divisor does not move the argmax: no scaling dispatch (sampling needs the true logits)
           const l = ops.linear(tail, this.spec.lmHead);
-          return (this.spec.logitsDivisor ?? 1) > 0 ? l : ops.scale(l, 1 / this.spec.logitsDivisor!);
+          const d = this.spec.logitsDivisor ?? 1;
+          return d === 1 || (!pick && d > 0) ? l : ops.scale(l, 1 / d);
         });
-        return Float32Array.from(await sc.run(() => be.argmaxRows!(logits)));
+        const picked = pick ? be.sampleRows!(logits, { ...pick, rng: dev!.rng, presence: dev!.pres }) : be.argmaxRows!(logits);
+        return Float32Array.from(await sc.run(() => picked));
       } finally {
         sc.end();
       }
     };
-    return Int32Array.from(await this.replayable('argmax', ids, state, step, !!(opts.onDelta ?? this.onDelta)), (v) => Math.round(v));
+    const own = dev ? [dev.rng, ...(dev.pres ? [dev.pres] : [])] : [];
+    return Int32Array.from(await this.replayable(pickKey(pick), ids, state, step, !!(opts.onDelta ?? this.onDelta), own), (v) => Math.round(v));
+  }
+
+  /** per state: the device tensors its sampled steps draw with (made once per state and options) */
+  private readonly sampling = new WeakMap<ModelState, { key: string; rng: Tensor; pres: Tensor | null }>();
+  private samplingTensors(state: ModelState, s: DeviceSampling): { rng: Tensor; pres: Tensor | null } {
+    const key = samplingKey(s);
+    const have = this.sampling.get(state);
+    if (have?.key === key) return have;
+    const rows = state.batch, V = this.vocabSize;
+    if (s.seeds.length !== rows || s.counters.length !== rows) throw new ModelError(`advanceSample: ${s.seeds.length} seeds and ${s.counters.length} counters for ${rows} sequences`);
+    const rng = philoxRows(s.seeds, s.counters);
+    let pres: Tensor | null = null;
+    if (s.repetitionPenalty !== 1) {
+      const m = new Float32Array(rows * V);
+      (s.history ?? []).forEach((h, r) => h.forEach((t) => {
+        if (!Number.isInteger(t) || t < 0 || t >= V) throw new ModelError(`advanceSample: history of row ${r} holds ${t}, not a token id in [0, ${V})`);
+        m[r * V + t] = 1;
+      }));
+      pres = keep(this.backend.fromHost(m, [rows, V]));
+    }
+    if (have) {
+      have.rng.dispose();
+      have.pres?.dispose();
+    }
+    const entry = { key, rng: keep(this.backend.fromHost(rng, [rows, 8])), pres };
+    this.sampling.set(state, entry);
+    return entry;
   }
 
   describe(): Record<string, unknown> {
@@ -409,6 +507,13 @@ function graphKey(what: string, rows: number, state: ModelState): string {
 /** how many positions each sequence advanced since a step recorded at `seqLen` */
 function shiftOf(state: ModelState, seqLen: readonly number[]): number[] {
   return state.seqLen.map((p, r) => p - seqLen[r]);
+}
+
+function pickKey(pick: DeviceSampling | null): string {
+  return pick ? `sample:${samplingKey(pick)}` : 'argmax';
+}
+function samplingKey(s: DeviceSampling): string {
+  return [s.temperature, s.topK, s.topP, s.minP, s.repetitionPenalty].join(',');
 }
 
 function lastPositions(b: number, L: number, keep: number): number[] {

@@ -102,7 +102,8 @@ describe('webgpu decode: fused single-token steps', () => {
     const lm = g.lm as typeof g.lm & { greedyChain: (...a: never[]) => Promise<Int32Array[] | null> };
     const orig = lm.greedyChain.bind(lm);
     lm.greedyChain = (async (...a: Parameters<typeof orig>) => (chains++, orig(...a))) as typeof lm.greedyChain;
-    for (const opts of [{ maxNewTokens: 12, stopTokens: [stop] }, { maxNewTokens: 20, stopTokens: [] }]) {
+    // pipeline false: the earlier path (greedyChain, one chunk at a time); true: queued chunks (webgpu-sample.test.ts)
+    for (const opts of [12, 20].flatMap((max) => [false, true].map((pipeline) => ({ maxNewTokens: max, stopTokens: max === 12 ? [stop] : [], pipeline })))) {
       const [gg, cc] = [await g.generate(prompts, opts), await c.generate(prompts, opts)];
       assert.deepEqual(gg.tokens, cc.tokens);
       assert.deepEqual(gg.finishReason, cc.finishReason);
@@ -114,7 +115,7 @@ describe('webgpu decode: fused single-token steps', () => {
     assert.ok(chains > 0, 'greedyChain was used');
     // the state copies taken before each chunk go back to the pool when done with, not when the collector runs
     const r0 = gpu.rt.counters.released;
-    await g.generate([[5, 6, 7]], { maxNewTokens: 70, stopTokens: [] }); // chunks of 32, 32, 6
+    await g.generate([[5, 6, 7]], { maxNewTokens: 70, stopTokens: [], pipeline: false }); // chunks of 32, 32, 6
     assert.ok(gpu.rt.counters.released - r0 >= 3 * g.lm.numLayers, `released ${gpu.rt.counters.released - r0} blocks`);
   });
 

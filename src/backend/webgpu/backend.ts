@@ -10,7 +10,7 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
+import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
@@ -22,6 +22,8 @@ import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kern
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
+import { SAMPLE } from './kernels/sample.js';
+import { TOP_P_EPS } from '../../generate/sampling.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
@@ -190,6 +192,17 @@ export class WebGpuBackend implements Backend {
     return g && this.rt.replayChain(g, upload, n, shift);
   }
 
+  startChain(graph: StepGraph, upload: ArrayLike<number> | null, n: number, shift?: readonly number[]): Promise<Float32Array> | null {
+    const g = this.liveGraph(graph);
+    return g && this.rt.startChain(g, upload, n, shift);
+  }
+
+  replayFeed(graph: StepGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): boolean {
+    const g = this.liveGraph(graph);
+    if (g) this.rt.replayFeed(g, uploads, shift);
+    return !!g;
+  }
+
   /** a step this backend recorded, with the pending ops recorded before it; null when it went stale */
   private liveGraph(graph: StepGraph): GpuGraph | null {
     const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
@@ -297,6 +310,28 @@ export class WebGpuBackend implements Backend {
     this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
     this.run(ARGMAX_FINAL, [part, this.st(idx)], [rows, nSeg], this.rt.grid(rows));
     this.done(part);
+    const f = await this.read(idx);
+    idx.dispose();
+    return Int32Array.from(f, (v) => Math.round(v));
+  }
+
+  /**
+   * Sampling on the GPU (kernels/sample.ts): each row's next token from logits [rows, V] after the repetition
+   * penalty, temperature, top-k, top-p and min-p, drawn with the row's Philox counter in `rng` (advanced by one);
+   * with a penalty the drawn id is marked in `presence`. −1 for a row with nothing selectable.
+   */
+  async sampleRows(logits: Tensor, a: SampleRowsArgs): Promise<Int32Array> {
+    const V = logits.shape[logits.shape.length - 1];
+    const rows = logits.size / V;
+    if (a.rng.size !== rows * 8) throw new Error(`webgpu.sampleRows: rng holds ${a.rng.size} values, expected ${rows * 8} (8 per row)`);
+    const pen = a.repetitionPenalty !== 1;
+    if (pen && a.presence?.size !== rows * V) throw new Error(`webgpu.sampleRows: a repetition penalty needs presence [${rows}, ${V}]`);
+    if (!(a.temperature > 0)) throw new Error(`webgpu.sampleRows: temperature must be > 0 (0 is greedy: argmaxRows), got ${a.temperature}`);
+    const topK = a.topK > 0 && a.topK < V, topP = a.topP < 1, minP = a.minP > 0;
+    const flags = (pen ? 1 : 0) | (topK ? 2 : 0) | (topP ? 4 : 0) | (minP ? 8 : 0);
+    const idx = this.out([rows], 'sampled ids');
+    const params = [rows, V, flags, f2u(a.temperature), f2u(a.repetitionPenalty), topK ? a.topK : 0, f2u(a.topP - TOP_P_EPS), f2u(a.minP)];
+    this.run(SAMPLE, [this.st(logits), this.st(a.rng), pen ? this.st(a.presence!) : this.rt.dummy, this.st(idx)], params, this.rt.grid(rows));
     const f = await this.read(idx);
     idx.dispose();
     return Int32Array.from(f, (v) => Math.round(v));

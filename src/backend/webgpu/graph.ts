@@ -57,5 +57,7 @@ export class GpuGraph {
     /** uploads that follow the positions (null: only the token ids change) */
     readonly ruled: RuledUploads | null = null,
   ) {}
+  /** the upload buffer holds the ids the last chained step picked (a chain may continue from the device) */
+  chained = false;
 }
 

@@ -494,6 +494,7 @@ export class GpuRuntime {
     data.set(upload);
     if (g.ruled) this.ruledData(g.ruled, needShift(shift), data, g.ruled.off);
     q.writeBuffer(g.upload.gpu, 0, data);
+    g.chained = false;
     const enc = this.device.createCommandEncoder();
     encodeGraph(enc, g);
     enc.copyBufferToBuffer(g.src.ref.gpu, g.src.off * 4, g.staging, 0, g.bytes);
@@ -517,11 +518,24 @@ export class GpuRuntime {
    * replayed in a loop), the ids of every step collected and read back once at the end. [n × ids] floats.
    */
   async replayChain(g: GpuGraph, upload: ArrayLike<number>, n: number, shift?: readonly number[]): Promise<Float32Array> {
-    if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
+    return this.startChain(g, upload, n, shift);
+  }
+
+  /**
+   * `replayChain` without waiting: the n steps are submitted when this returns, the promise gives their ids.
+   * upload null continues from the ids the graph's last chained step left on the device (its picks), so a
+   * caller can queue the next chunk before reading this one. `shift[r]`: how many positions sequence r has advanced
+   * since the recorded step when this chain's first step runs (graphs whose uploads follow the positions).
+   */
+  startChain(g: GpuGraph, upload: ArrayLike<number> | null, n: number, shift?: readonly number[]): Promise<Float32Array> {
+    if (upload && upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
     if (g.bytes !== g.uploadLen * 4) throw new Error('webgpu: only a step that reads back its next token ids can be chained');
+    if (!upload && !g.chained) throw new Error('webgpu: a chain continued on the device, but the graph\'s last run was not a chain');
+    if (!Number.isInteger(n) || n < 1) throw new Error(`webgpu: a chain needs n >= 1 steps, got ${n}`);
     this.flush();
     const q = this.device.queue;
-    q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    if (upload) q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
+    g.chained = true;
     // position-following uploads of all n steps, each copied into the graph's upload before its step
     let table: GPUBuffer | null = null;
     const r = g.ruled;
@@ -545,16 +559,45 @@ export class GpuRuntime {
       this.counters.submits++;
     }
     this.counters.dispatches += n * g.steps.length;
-    try {
-      await out.mapAsync(MAP_READ, 0, n * g.bytes);
-    } catch (e) {
-      throw this.errorAfter(e);
+    return (async () => {
+      try {
+        await out.mapAsync(MAP_READ, 0, n * g.bytes);
+      } catch (e) {
+        this.destroyBuffer(out);
+        if (table) this.destroyBuffer(table);
+        throw this.errorAfter(e);
+      }
+      const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
+      this.destroyBuffer(out);
+      if (table) this.destroyBuffer(table);
+      if (this.lastError) throw this.errorAfter(null);
+      return res;
+    })();
+  }
+
+  /**
+   * Replay a graph once per row of `uploads` (each the step's token ids), nothing read back: the state reads
+   * given tokens (teacher forcing) at the speed of recorded steps. `shift[r]`: positions sequence r has advanced
+   * since the recorded step when the first of these steps runs (graphs whose uploads follow the positions).
+   */
+  replayFeed(g: GpuGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): void {
+    for (const u of uploads) if (u.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${u.length}`);
+    this.flush();
+    const q = this.device.queue;
+    g.chained = false;
+    const r = g.ruled;
+    const sh = r ? needShift(shift) : [];
+    for (let i = 0; i < uploads.length; i++) {
+      const data = new Float32Array(r ? r.off + r.len : uploads[i].length);
+      data.set(uploads[i]);
+      if (r) this.ruledData(r, sh.map((x) => x + i), data, r.off);
+      q.writeBuffer(g.upload.gpu, 0, data);
+      const enc = this.device.createCommandEncoder();
+      encodeGraph(enc, g);
+      q.submit([enc.finish()]);
+      this.counters.submits++;
+      this.counters.dispatches += g.steps.length;
     }
-    const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
-    this.destroyBuffer(out);
-    if (table) this.destroyBuffer(table);
-    if (this.lastError) throw this.errorAfter(null);
-    return res;
   }
 
   private getStaging(bytes: number): GPUBuffer {
