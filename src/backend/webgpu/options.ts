@@ -21,6 +21,12 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
    */
   weights?: 'f32' | 'bf16';
+  /**
+   * Batched decode (2–64 rows per step) through the few-rows kernel, which reads each weight row once for all
+   * rows, with the decode fusions of batch 1 (default true). false: the former path (matvec up to 8 rows, the
+   * 64×64-tile matmul above, unfused), to compare. Also settable on the backend (`fewRows`).
+   */
+  fewRows?: boolean;
 }
 
 /** the weight formats this backend stores (`weights`) */
