@@ -13,7 +13,7 @@
  * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
  */
 import type { KernelSpec } from '../runtime.js';
-import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, NORM_SCALES, type MatvecFormat } from './matvec.js';
+import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, NORM_SCALES, weightTypes, type MatvecFormat } from './matvec.js';
 
 /** norm scales a workgroup keeps (M · groups of the folded norm ≤ this) */
 export const FEWROWS_SCALES = 512;
@@ -34,14 +34,16 @@ export interface FewRowsVariant {
 }
 
 /**
- * The variant for M input rows of width K and `rows` weight rows: rows per workgroup so that there are at
- * least `groups` workgroups (the GPU is filled: 8 rows per workgroup for tall matrices, 2 for N = 768 on a
- * 132-SM H100; `groups` 0 = as few as possible), fewer where a row does not fit the registers; blocks of 8
- * input rows, or 4 / 2 when that lets the block's x̂ be staged in `wgBytes` of workgroup memory.
+ * The variant for M input rows of width K and `rows` weight rows: as many rows per workgroup (≤ 16) as leave
+ * at least `groups` workgroups (256 on GPUs: ~2 per SM of a 132-SM H100 — 16 rows for the 50k-row head, 8 for
+ * N = 3072, 2 for N = 768; 0 = as few workgroups as possible), fewer where a row does not fit the registers.
+ * Every workgroup stages all M rows of x̂, so fewer, taller workgroups read less of it. Blocks of 8 input
+ * rows, or 4 / 2 when that lets the block's x̂ be staged in `wgBytes` of workgroup memory.
  */
 export function fewRowsVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number): string {
   const units = fmt === 'f' ? K / 4 : fmt === 'b' ? K / 8 : K;
-  let rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
+  let rpw = 16;
+  while (rpw > 2 && Math.ceil(rows / rpw) < groups) rpw >>= 1;
   while (rpw > 1 && Math.ceil(units / (256 / rpw)) > KV_MAX[fmt]) rpw >>= 1;
   const need = Math.ceil(units / (256 / rpw));
   const kv = need <= KV_MAX[fmt] ? need : 0;
@@ -102,10 +104,7 @@ export const FEWROWS: KernelSpec = {
   name: 'fewrows',
   roles: DECODE_ROLES,
   writes: ['y', 'y2', 'cst'],
-  types: (v): Record<string, string> => {
-    const fmt = fewRowsParse(v).fmt;
-    return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
-  },
+  types: (v) => weightTypes(fewRowsParse(v).fmt),
   wgsl: (v) => {
     const { fmt, rpw, kv, mb, xs4 } = fewRowsParse(v);
     const u = unitCode(fmt, xs4 > 0);

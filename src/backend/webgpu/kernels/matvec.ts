@@ -96,6 +96,11 @@ export const DECODE_PARAMS = /* wgsl */ `
 /** how the weights are read: f32 vectors, packed bf16 vectors, or scalar f32 */
 export type MatvecFormat = 'f' | 'b' | 'x';
 
+/** the WGSL element type of the weight role, by format */
+export function weightTypes(fmt: MatvecFormat): Record<string, string> {
+  return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
+}
+
 /**
  * variant `${MM}${f|b|x}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
  * workgroup, and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit; vector formats only), its
@@ -123,10 +128,7 @@ export const MATVEC_V: KernelSpec = {
   name: 'matvec_v',
   roles: DECODE_ROLES,
   writes: ['y', 'y2', 'cst'],
-  types: (v): Record<string, string> => {
-    const fmt = matvecParse(v).fmt;
-    return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
-  },
+  types: (v) => weightTypes(matvecParse(v).fmt),
   wgsl: (v) => {
     const { mm, fmt, rpw, xs4 } = matvecParse(v);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
