@@ -13,6 +13,7 @@
  * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters (speed runs too). `--null-device` (with
  * `--memory`) records on a device that executes nothing (bench/null-gpu.ts): the allocations of a GPU with ≥ 256 MiB
  * bindings and `--kernels tiled|simple` (default tiled), in seconds, without a GPU; its logits are meaningless.
+ * `--kernels` also picks the kernels of a speed run (default: by the adapter).
  *
  * "decode, tokens kept on the GPU" is `greedyChain`: the argmax of each step feeds the next on the device and
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
@@ -89,13 +90,22 @@ function argmaxRow(l: Float32Array, r: number, V: number): number {
  * On the device: the batch's greedy tokens (one logits step, then `n` chained steps) against the same prompt
  * decoded at batch 1, for the first and the last row; and the first step's logits of those rows.
  */
+/** n greedy steps: on the device where the model chains them, else one read-back per step */
+async function greedy(lm: CausalLM, ids: number[], s: ReturnType<CausalLM['createState']>, n: number): Promise<number[][]> {
+  const chain = await lm.greedyChain?.(ids.map((x) => [x]), s, n);
+  if (chain) return chain.map((c) => Array.from(c));
+  const out: number[][] = [];
+  for (let i = 0, next = ids; i < n; i++) out.push((next = Array.from((await lm.advanceArgmax!(next.map((x) => [x]), s))!)));
+  return out;
+}
+
 async function batchCheck(lm: CausalLM, prompts: number[][], first: number[], n: number): Promise<{ rows: number[]; tokens_equal: boolean; mismatch: string | null; logits_max_abs_diff: number }> {
   const V = lm.vocabSize, b = prompts.length;
   const s = lm.createState(b);
   await lm.advance(prompts, s);
   const lb = (await lm.advance(first.map((x) => [x]), s)).data;
   const next = Array.from({ length: b }, (_, r) => argmaxRow(lb, r, V));
-  const chain = (await lm.greedyChain!(next.map((x) => [x]), s, n))!;
+  const chain = await greedy(lm, next, s, n);
   s.dispose();
   const rows = [...new Set([0, b - 1])];
   let diff = 0, mismatch: string | null = null;
@@ -105,7 +115,7 @@ async function batchCheck(lm: CausalLM, prompts: number[][], first: number[], n:
     const l1 = (await lm.advance([[first[r]]], s1)).data;
     for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(l1[i] - lb[r * V + i]));
     const t1 = argmaxRow(l1, 0, V);
-    const c1 = (await lm.greedyChain!([[t1]], s1, n))!;
+    const c1 = await greedy(lm, [t1], s1, n);
     s1.dispose();
     const got = [next[r], ...chain.map((c) => c[r])], want = [t1, ...c1.map((c) => c[0])];
     const at = got.findIndex((t, i) => t !== want[i]);
@@ -146,7 +156,7 @@ const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-    : createWebGpuBackend({ profile: doProfile, weights });
+    : createWebGpuBackend({ profile: doProfile, weights, ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {

@@ -131,7 +131,9 @@ describe('webgpu few-rows decode kernel', () => {
 });
 
 describe('webgpu batched greedy decode (few-rows kernel, recorded steps)', () => {
-  for (const [name, which] of [['mamba-tiny', 'tiled f32'], ['mamba2-tiny', 'tiled bf16'], ['mamba-tiny', 'simple f32']] as const) {
+  // the tiled kernels (what GPUs run); the simple ones are covered op by op above (a model decoded both ways
+  // costs minutes on SwiftShader)
+  for (const [name, which] of [['mamba-tiny', 'tiled f32'], ['mamba2-tiny', 'tiled bf16']] as const) {
     it(`${name} (${which}): 9 rows of different prompt lengths decoded together = each row alone (tokens, logits ≤ 1e-4)`, async (t: TestContext) => {
       const g = gpus[which];
       if (typeof g === 'string') return t.skip(g);
