@@ -5,7 +5,7 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--no-profile] [--json]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows on,off] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat] [--scan rescan|partials]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
@@ -20,12 +20,19 @@
  * at most); `--layers n` builds the presets with n layers (same widths), for slow adapters (speed runs too). `--null-device` (with
  * `--memory`) records on a device that executes nothing (bench/null-gpu.ts): the allocations of a GPU with ≥ 256 MiB
  * bindings and `--kernels tiled|simple` (default tiled), in seconds, without a GPU; its logits are meaningless.
+ * `--kernels` also picks the kernels of a speed run (default: by the adapter).
  *
  * "decode, tokens kept on the GPU" is `greedyChain`: the argmax of each step feeds the next on the device and
  * the steps are queued without a read-back in between (how the official CUDA-graph decode is timed).
  * "generate()" rows: the user path, greedy and sampled (temperature 0.8, top-p 0.95, top-k 50), pipelined (chunks queued
  * on the device, sampling there) beside `pipeline: false` (one chunk at a time; sampled: logits read back every
  * step), each checked on the device (see generateBench); a failed check prints CHECK FAILED and exits 1.
+ *
+ * Batched decode (`--batch`): total tok/s over the batch, sync and on device, then a check on the device that
+ * batched greedy tokens equal batch-1 tokens for the same prompt (first and last row; logits of the first step
+ * compared too: a kernel wrong on that GPU fails the run). `--fewrows on,off` measures the batch table with the
+ * few-rows kernel (kernels/fewrows.ts, the default) and with the former path (matvec ≤ 8 rows, tiled matmul
+ * above) in the same run; the largest batch is profiled with each.
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
@@ -55,6 +62,10 @@ const gen = Number(arg('gen', '128'));
 const reps = Number(arg('reps', '3'));
 const batches = arg('batch', '').split(',').filter((s) => s).map(Number);
 const batchPrompt = Number(arg('batch-prompt', '128'));
+const fewRowsModes = arg('fewrows', 'on').split(',').map((m) => {
+  if (m !== 'on' && m !== 'off') throw new Error(`--fewrows: on, off or on,off (got ${JSON.stringify(m)})`);
+  return m === 'on';
+});
 const json = process.argv.includes('--json');
 const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
 const memoryOnly = process.argv.includes('--memory');
@@ -118,6 +129,50 @@ async function referenceSteps(lm: CausalLM, s: ReturnType<CausalLM['createState'
 }
 
 const MiB = (b: number) => b / 2 ** 20;
+
+function argmaxRow(l: Float32Array, r: number, V: number): number {
+  let best = 0;
+  for (let i = 1; i < V; i++) if (l[r * V + i] > l[r * V + best]) best = i;
+  return best;
+}
+
+/**
+ * On the device: the batch's greedy tokens (one logits step, then `n` chained steps) against the same prompt
+ * decoded at batch 1, for the first and the last row; and the first step's logits of those rows.
+ */
+/** n greedy steps: on the device where the model chains them, else one read-back per step */
+async function greedy(lm: CausalLM, ids: number[], s: ReturnType<CausalLM['createState']>, n: number): Promise<number[][]> {
+  const chain = await lm.greedyChain?.(ids.map((x) => [x]), s, n);
+  if (chain) return chain.map((c) => Array.from(c));
+  const out: number[][] = [];
+  for (let i = 0, next = ids; i < n; i++) out.push((next = Array.from((await lm.advanceArgmax!(next.map((x) => [x]), s))!)));
+  return out;
+}
+
+async function batchCheck(lm: CausalLM, prompts: number[][], first: number[], n: number): Promise<{ rows: number[]; tokens_equal: boolean; mismatch: string | null; logits_max_abs_diff: number }> {
+  const V = lm.vocabSize, b = prompts.length;
+  const s = lm.createState(b);
+  await lm.advance(prompts, s);
+  const lb = (await lm.advance(first.map((x) => [x]), s)).data;
+  const next = Array.from({ length: b }, (_, r) => argmaxRow(lb, r, V));
+  const chain = await greedy(lm, next, s, n);
+  s.dispose();
+  const rows = [...new Set([0, b - 1])];
+  let diff = 0, mismatch: string | null = null;
+  for (const r of rows) {
+    const s1 = lm.createState(1);
+    await lm.advance([prompts[r]], s1);
+    const l1 = (await lm.advance([[first[r]]], s1)).data;
+    for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(l1[i] - lb[r * V + i]));
+    const t1 = argmaxRow(l1, 0, V);
+    const c1 = await greedy(lm, [t1], s1, n);
+    s1.dispose();
+    const got = [next[r], ...chain.map((c) => c[r])], want = [t1, ...c1.map((c) => c[0])];
+    const at = got.findIndex((t, i) => t !== want[i]);
+    if (at >= 0 && !mismatch) mismatch = `row ${r}, step ${at}: batch ${got[at]} vs alone ${want[at]}`;
+  }
+  return { rows, tokens_equal: mismatch === null, mismatch, logits_max_abs_diff: diff };
+}
 
 /** one prefill of `ids` and the GPU memory it took beyond what the model (and its state) held before */
 async function memoryReport(backend: WebGpuBackend, lm: CausalLM, preset: string, weights: string, ids: number[]): Promise<Record<string, unknown>> {
@@ -262,7 +317,7 @@ const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}) });
+    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {
@@ -360,23 +415,48 @@ for (const weights of memoryOnly ? [] : formats) {
     // what a user gets: generate(), greedy and sampled, pipelined (default) and the earlier path (pipeline: false)
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
-    // batched greedy decode after a short prompt per sequence: total tokens/s over the batch
-    const batched: { batch: number; tok_s: number; ms_per_step: number; chained_tok_s: number }[] = [];
-    for (const b of batches) {
-      const s = lm.createState(b);
-      const prompts = Array.from({ length: b }, (_, r) => Array.from({ length: batchPrompt }, (_, i) => (i * 31 + r * 997 + 5) % V));
-      await lm.advance(prompts, s);
-      const first = Array.from({ length: b }, (_, r) => (r * 13 + 1) % V);
-      await decodeSteps(lm, s, first, 2);
-      const n = Math.max(8, Math.round(gen / 2));
-      const t = performance.now();
-      await decodeSteps(lm, s, first, n);
-      const ms = (performance.now() - t) / n;
-      const tc = performance.now();
-      await lm.greedyChain!(first.map((x) => [x]), s, n);
-      const msc = (performance.now() - tc) / n;
-      batched.push({ batch: b, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc });
+    // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
+    const batched: { batch: number; few_rows: boolean; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
+    for (const few of batches.length ? fewRowsModes : []) {
+      backend.fewRows = few;
+      for (const b of batches) {
+        const s = lm.createState(b);
+        const prompts = Array.from({ length: b }, (_, r) => Array.from({ length: batchPrompt }, (_, i) => (i * 31 + r * 997 + 5) % V));
+        await lm.advance(prompts, s);
+        const first = Array.from({ length: b }, (_, r) => (r * 13 + 1) % V);
+        await decodeSteps(lm, s, first, 2);
+        const n = Math.max(8, Math.round(gen / 2));
+        const t = performance.now();
+        await decodeSteps(lm, s, first, n);
+        const ms = (performance.now() - t) / n;
+        const tc = performance.now();
+        await lm.greedyChain!(first.map((x) => [x]), s, n);
+        const msc = (performance.now() - tc) / n;
+        if (doProfile && b === Math.max(...batches)) {
+          // a fresh state while profiling (recorded steps replay without timestamps, so none is recorded)
+          backend.rt.setProfiling(true);
+          const sp = lm.createState(b);
+          await lm.advance(prompts, sp);
+          await backend.sync();
+          backend.rt.kernelTimes.clear();
+          await decodeSteps(lm, sp, first, 4);
+          await backend.sync();
+          backend.rt.setProfiling(false);
+          sp.dispose();
+          const rows = [...backend.rt.kernelTimes].sort((a, c) => c[1].ms - a[1].ms);
+          batchProfiles.push({ what: `decode step, batch ${b}, ${few ? 'few-rows' : 'former path'}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
+        }
+        s.dispose();
+        const check = await batchCheck(lm, prompts, first, 8);
+        if (!check.tokens_equal || check.logits_max_abs_diff > 1e-3) {
+          process.exitCode = 1;
+          log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${few ? 'few-rows' : 'former path'}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
+        }
+        batched.push({ batch: b, few_rows: few, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
+      }
     }
+    backend.fewRows = true;
     const profiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     if (doProfile) {
       backend.rt.setProfiling(true);
@@ -392,6 +472,7 @@ for (const weights of memoryOnly ? [] : formats) {
       await profile('prefill', async () => void (await lm.advance([ids], s)), 1);
       await profile('decode step', async () => void (await decodeSteps(lm, s, [1], 16)), 16);
       backend.rt.setProfiling(false);
+      profiles.push(...batchProfiles);
     }
     const res = {
       preset, weights, attention, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
@@ -408,7 +489,12 @@ for (const weights of memoryOnly ? [] : formats) {
       console.log(`${preset} ${weights} attention ${attention} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
-      for (const b of batched) console.log(`  batch ${b.batch}: ${f1(b.tok_s)} tok/s total (${b.ms_per_step.toFixed(3)} ms per step); tokens kept on the GPU ${f1(b.chained_tok_s)} tok/s`);
+      for (const b of batched) {
+        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows);
+        const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';
+        const ck = b.check.tokens_equal ? `tokens = batch 1 (rows ${b.check.rows.join(', ')}, 9 steps)` : `TOKENS DIFFER (${b.check.mismatch})`;
+        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
+      }
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);
         for (const k of p.kernels.slice(0, 10)) console.log(`    ${k.kernel.padEnd(20)} ${k.ms.toFixed(3)} ms  (${k.calls} calls, ${(k.ms / k.calls * 1000).toFixed(1)} µs each)`);

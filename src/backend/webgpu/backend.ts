@@ -91,6 +91,17 @@ export class WebGpuBackend implements Backend {
   private attn: 'flash' | 'legacy';
   private readonly gpuCores: number;
   private readonly attnSplits: number | undefined;
+  /**
+   * batched decode (2–64 rows) through the few-rows kernel (kernels/fewrows.ts, default); false: the former
+   * path (matvec up to 8 rows, the tiled matmul above, no fusion above 8 rows), kept for comparison
+   */
+  get fewRows(): boolean {
+    return this.fx.fewRows;
+  }
+  set fewRows(on: boolean) {
+    if (on !== this.fx.fewRows) this.epoch++;
+    this.fx.fewRows = on;
+  }
   /** bumped when recorded steps go stale */
   private epoch = 0;
   /** work held back for decode fusion (see fusion.ts) */
@@ -104,6 +115,7 @@ export class WebGpuBackend implements Backend {
     this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
     this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
+    this.fx.fewRows = opts.fewRows ?? true;
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
@@ -469,15 +481,15 @@ export class WebGpuBackend implements Backend {
     const [M, K] = x.shape;
     const N = w.shape[0];
     const y = this.out([M, N], 'linear output');
-    if (this.fuse && M <= 8) {
+    if (this.fuse && M <= this.fx.maxRows) {
       const xs = x.storage as Store;
       const n = this.fx.normOf(xs);
-      const norm = n && n.M * (n.K / n.gs) <= 64 ? n : null;
+      const norm = n && this.fx.foldsNorm(n.M, n.K, n.gs) ? n : null;
       this.fx.pushLinear({ x: norm ? xs : this.st(x), w: this.st(w), bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm });
       return y;
     }
     const ws = this.st(w);
-    if (M <= 8) {
+    if (M <= 8 || (M <= this.fx.maxRows && this.kernels === 'tiled')) {
       this.fx.flush();
       this.fx.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
       return y;
@@ -561,7 +573,7 @@ export class WebGpuBackend implements Backend {
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
     const [M, H] = x.shape;
     const y = this.out([M, H], 'rms_norm');
-    if (this.fuse && w && M <= 8) {
+    if (this.fuse && w && M <= this.fx.maxRows) {
       this.fx.pendNorm({ x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
       return y;
     }
@@ -574,7 +586,7 @@ export class WebGpuBackend implements Backend {
   rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
     const [M, W] = x.shape;
     const y = this.out([M, W], 'rms_norm_gated');
-    if (this.fuse && M <= 8 && M * (W / groupSize) <= 64) {
+    if (this.fuse && this.fx.foldsNorm(M, W, groupSize)) {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }

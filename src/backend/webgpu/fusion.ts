@@ -6,15 +6,16 @@ import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
 import { f2u } from './wgsl.js';
 import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
 import { MATVEC_SG } from './kernels/linear.js';
+import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 
 /**
- * Decode fusion (rows ≤ 8). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
+ * Decode fusion (rows ≤ `maxRows`: 64 with the few-rows kernel, 8 without). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
  * - a pending norm (`rmsNorm`, `rmsNormGated` with a weight): a pure function of immutable inputs, kept
  *   per output store and folded into the matvec that consumes it; materialised (its own dispatch) only
  *   when anything else touches its output (`store`), or when one of its inputs is released (`releasing`). Assumes norm inputs are not later updated in place
  *   (they are activations; in-place ops write states, caches and accumulators).
- * - a pending linear (`linear` with M ≤ 8): held back until the next recorded op, which either absorbs it
+ * - a pending linear (`linear` with M ≤ maxRows): held back until the next recorded op, which either absorbs it
  *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
  *   in the scan step) or flushes it first, so program order is kept.
  */
@@ -53,10 +54,24 @@ export class DecodeFusion {
   /** the pending norms that read a store (x or z), by the store's base: materialised before it is released */
   private readonly normReaders = new WeakMap<Store, PendingNorm[]>();
   private seq: PendingLinear[] = [];
+  /**
+   * 2–64 rows go through FEWROWS (each weight row read once for all rows); false: the former path, MATVEC_V
+   * up to 8 rows and the tiled matmul above (kept to compare: the backend's `fewRows` option)
+   */
+  fewRows = true;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
-  /** the pending norm that produces `s`, if any (a matvec of ≤ 8 rows may fold it in) */
+  /** the most rows a decode matrix kernel (and so the fusion) takes */
+  get maxRows(): number {
+    return this.fewRows ? 64 : 8;
+  }
+  /** whether a norm of M rows in groups of gs (width K) can be folded into the matrix kernel (scales in workgroup memory) */
+  foldsNorm(M: number, K: number, gs: number): boolean {
+    return M <= this.maxRows && M * (K / gs) <= (this.fewRows && M >= 2 ? FEWROWS_SCALES : 64);
+  }
+
+  /** the pending norm that produces `s`, if any (a decode matrix kernel may fold it in) */
   normOf(s: Store): PendingNorm | undefined {
     return this.norms.get(s);
   }
@@ -119,16 +134,21 @@ export class DecodeFusion {
     return l;
   }
 
-  /** a decode matvec, with its pending norm folded in and optionally the residual (y2 = y + res) and a conv window */
+  /**
+   * a decode matrix product (M ≤ maxRows), with its pending norm folded in and optionally the residual
+   * (y2 = y + res) and a conv window: MATVEC_V for one row (or ≤ 8 without few-rows), FEWROWS for 2–64
+   */
   recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null): void {
     const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
     const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
+    const few = this.fewRows && l.M >= 2;
+    if (l.M > this.maxRows) throw new Error(`webgpu: a decode matrix product of ${l.M} rows (at most ${this.maxRows})`);
     for (const b of blocks) {
       const nb = b.r1 - b.r0;
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
       const n = l.norm;
       const vec = this.vecOk(b.store, l.K);
-      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple')) {
+      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple') && l.M <= 8) {
         // a plain f32 matvec: the barrier-free subgroup kernel where the vector one cannot read the weights, and
         // on CPU-emulated adapters (barriers cost them a thread switch each)
         this.rec(MATVEC_SG, [l.x, b.store, bs, l.y], [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0], this.sgGrid(nb), String(mm));
@@ -138,10 +158,16 @@ export class DecodeFusion {
       const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
       const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
       const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
-      // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
-      const v = matvecVariant(l.M, l.K, fmt, nb, this.kernels === 'tiled' ? 256 : 0, this.rt.maxWorkgroupStorage);
       const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
-      this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
+      // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
+      const groups = this.kernels === 'tiled' ? 256 : 0;
+      if (few) {
+        const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
+        this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
+      } else {
+        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
+        this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
+      }
     }
   }
 

@@ -45,6 +45,12 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * per-chunk partial outputs corrected by exp(A·cumΔ)). MAMBA_TS_WEBGPU_SCAN overrides the default.
    */
   scan?: WebGpuScan;
+  /**
+   * Batched decode (2–64 rows per step) through the few-rows kernel, which reads each weight row once for all
+   * rows, with the decode fusions of batch 1 (default true). false: the former path (matvec up to 8 rows, the
+   * 64×64-tile matmul above, unfused), to compare. Also settable on the backend (`fewRows`).
+   */
+  fewRows?: boolean;
 }
 
 /** the Mamba-1 prefill scans (`scan`) */

@@ -24,29 +24,82 @@ import type { KernelSpec } from '../runtime.js';
 
 /**
  * The RMS scales of the norm prologue: rsv[m · nG + g] = 1/√(mean over group g of row m of (x · silu(z) when
- * gated)² + eps), reduced by the 256 invocations of the workgroup in `red`.
+ * gated)² + eps). The M · nG reductions run side by side, G lanes each (G the largest power of two with
+ * G · M · nG ≤ 256, at least 1; passes of 256 / G of them when there are more), reduced in `red` (≥ 256 floats).
+ * Every workgroup recomputes them: x is a few KB to a few hundred, read from cache.
  */
-const NORM_SCALES = /* wgsl */ `
-    for (var q = 0u; q < M * nG; q++) {
-      let m = q / nG; let g0 = (q % nG) * gs;
+export const NORM_SCALES = /* wgsl */ `
+    let nq = M * nG;
+    var G = 256u;
+    while (G > 1u && G * nq > 256u) { G >>= 1u; }
+    for (var q0 = 0u; q0 < nq; q0 += 256u / G) {
+      let q = q0 + li / G; let gl = li % G;
       var s = 0.0;
-      for (var k = li; k < gs; k += 256u) {
-        var v = $x[o_x + m * K + g0 + k];
-        if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
-        s += v * v;
+      if (q < nq) {
+        let m = q / nG; let g0 = (q % nG) * gs;
+        for (var k = gl; k < gs; k += G) {
+          var v = $x[o_x + m * K + g0 + k];
+          if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+          s += v * v;
+        }
       }
       red[li] = s;
       workgroupBarrier();
-      for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { red[li] += red[li + st]; }
+      for (var st = G / 2u; st > 0u; st >>= 1u) {
+        if (gl < st) { red[li] += red[li + st]; }
         workgroupBarrier();
       }
-      if (li == 0u) { rsv[q] = inverseSqrt(red[0] / f32(gs) + eps); }
+      if (gl == 0u && q < nq) { rsv[q] = inverseSqrt(red[li] / f32(gs) + eps); }
       workgroupBarrier();
     }`;
 
+/** the roles of the decode matrix kernels (MATVEC_V, FEWROWS): input, weights, folded norm, residual, conv window, outputs */
+export const DECODE_ROLES = ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'] as const;
+
+/**
+ * WGSL shared by the decode matrix kernels: `xin` / `x4`, one / four elements of x̂ (the input with its folded
+ * norm; `rsv` holds the scales), and `put`, the write of output (m, col) with the residual and conv-window
+ * epilogues.
+ */
+export const DECODE_FNS = /* wgsl */ `
+fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
+  var v = $x[o_x + m * K + k];
+  if (norm) {
+    if (gated) { v *= silu($z[o_z + m * K + k]); }
+    v *= $nw[o_nw + k] * rsv[m * nG + k / gs];
+  }
+  return v;
+}
+fn x4(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> vec4<f32> {
+  return vec4<f32>(xin(m, k, K, norm, gated, nG, gs), xin(m, k + 1u, K, norm, gated, nG, gs),
+                   xin(m, k + 2u, K, norm, gated, nG, gs), xin(m, k + 3u, K, norm, gated, nG, gs));
+}
+fn put(m: u32, col: u32, v: f32, N: u32, hasR: bool, conv: bool, cs0: u32, cw: u32, Kc: u32) {
+  let o = m * N + col;
+  $y[o_y + o] = v;
+  if (hasR) { $y2[o_y2 + o] = v + $res[o_res + o]; }
+  if (conv && col >= cs0 && col < cs0 + cw) {
+    let base = o_cst + (m * cw + col - cs0) * Kc;
+    for (var t = 0u; t + 1u < Kc; t++) { $cst[base + t] = $cst[base + t + 1u]; }
+    $cst[base + Kc - 1u] = v;
+  }
+}`;
+
+/** the parameter words of the decode matrix kernels, as WGSL locals */
+export const DECODE_PARAMS = /* wgsl */ `
+  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let nb = pu(PK + 4u); let flags = pu(PK + 5u);
+  let gs = pu(PK + 6u); let eps = pf(PK + 7u); let cs0 = pu(PK + 8u); let cw = pu(PK + 9u); let Kc = pu(PK + 10u);
+  let hasB = (flags & 1u) != 0u; let norm = (flags & 2u) != 0u; let gated = (flags & 4u) != 0u;
+  let hasR = (flags & 8u) != 0u; let conv = (flags & 16u) != 0u;
+  let nG = K / gs;`;
+
 /** how the weights are read: f32 vectors, packed bf16 vectors, or scalar f32 */
 export type MatvecFormat = 'f' | 'b' | 'x';
+
+/** the WGSL element type of the weight role, by format */
+export function weightTypes(fmt: MatvecFormat): Record<string, string> {
+  return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
+}
 
 /**
  * variant `${MM}${f|b|x}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
@@ -73,12 +126,9 @@ export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: nu
 
 export const MATVEC_V: KernelSpec = {
   name: 'matvec_v',
-  roles: ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'],
+  roles: DECODE_ROLES,
   writes: ['y', 'y2', 'cst'],
-  types: (v): Record<string, string> => {
-    const fmt = matvecParse(v).fmt;
-    return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
-  },
+  types: (v) => weightTypes(matvecParse(v).fmt),
   wgsl: (v) => {
     const { mm, fmt, rpw, xs4 } = matvecParse(v);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
@@ -123,26 +173,11 @@ const TPR: u32 = ${256 / rpw}u;
 var<workgroup> red: array<f32, ${256 * mm}>;
 var<workgroup> rsv: array<f32, 64>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
-fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
-  var v = $x[o_x + m * K + k];
-  if (norm) {
-    if (gated) { v *= silu($z[o_z + m * K + k]); }
-    v *= $nw[o_nw + k] * rsv[m * nG + k / gs];
-  }
-  return v;
-}
-fn x4(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> vec4<f32> {
-  return vec4<f32>(xin(m, k, K, norm, gated, nG, gs), xin(m, k + 1u, K, norm, gated, nG, gs),
-                   xin(m, k + 2u, K, norm, gated, nG, gs), xin(m, k + 3u, K, norm, gated, nG, gs));
-}
+${DECODE_FNS}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let nb = pu(PK + 4u); let flags = pu(PK + 5u);
-  let gs = pu(PK + 6u); let eps = pf(PK + 7u); let cs0 = pu(PK + 8u); let cw = pu(PK + 9u); let Kc = pu(PK + 10u);
-  let hasB = (flags & 1u) != 0u; let norm = (flags & 2u) != 0u; let gated = (flags & 4u) != 0u;
-  let hasR = (flags & 8u) != 0u; let conv = (flags & 16u) != 0u;
-  let nG = K / gs;
+${DECODE_PARAMS}
   if (norm) { ${NORM_SCALES} }
   ${xs4 ? `for (var i = li; i < M * (K / 4u); i += 256u) { xs[i] = x4(i / (K / 4u), (i % (K / 4u)) * 4u, K, norm, gated, nG, gs); }
   workgroupBarrier();` : ''}
@@ -162,18 +197,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (lane == 0u && j < nb) {
     var b = 0.0;
     if (hasB) { b = $bias[o_bias + j]; }
-    let col = n0 + j;
-    for (var m = 0u; m < M; m++) {
-      let o = m * N + col;
-      let v = red[m * 256u + li] + b;
-      $y[o_y + o] = v;
-      if (hasR) { $y2[o_y2 + o] = v + $res[o_res + o]; }
-      if (conv && col >= cs0 && col < cs0 + cw) {
-        let base = o_cst + (m * cw + col - cs0) * Kc;
-        for (var t = 0u; t + 1u < Kc; t++) { $cst[base + t] = $cst[base + t + 1u]; }
-        $cst[base + Kc - 1u] = v;
-      }
-    }
+    for (var m = 0u; m < M; m++) { put(m, n0 + j, red[m * 256u + li] + b, N, hasR, conv, cs0, cw, Kc); }
   }
 }`;
   },

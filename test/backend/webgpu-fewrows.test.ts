@@ -1,0 +1,184 @@
+/**
+ * The few-rows decode matrix kernel (kernels/fewrows.ts: batched decode, 2–64 rows, each weight row read once)
+ * against the CPU reference — f32 and bf16 weights, 'tiled' and 'simple' kernels, odd widths, the fused norm
+ * prologues and residual epilogue — and batched greedy decoding of tiny models (rows of different prompt
+ * lengths) against each row decoded alone.
+ */
+import { after, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpu } from '../../src/backend/cpu/index.js';
+import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
+import { fewRowsParse, fewRowsVariant } from '../../src/backend/webgpu/kernels/fewrows.js';
+import { loadModel } from '../../src/index.js';
+import { ModelState } from '../../src/models/state.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
+import { hfFixture, maxAbsDiff, randomArray } from '../helpers.js';
+import { webgpuOrReason } from './webgpu-context.js';
+
+const gpus: Record<string, WebGpuBackend | string> = {};
+for (const kernels of ['tiled', 'simple'] as const) {
+  for (const weights of ['f32', 'bf16'] as const) {
+    const prev = Object.values(gpus)[0];
+    // the 'simple' backends with fusion on: their decode linears go through the same kernel choice
+    gpus[`${kernels} ${weights}`] = typeof prev === 'string' ? prev : await webgpuOrReason({ kernels, weights, fuse: true });
+  }
+}
+after(() => {
+  for (const g of Object.values(gpus)) if (typeof g !== 'string') g.destroy();
+});
+
+const roundBf16 = (a: Float32Array): Float32Array => a.map((v) => bf16ToF32(f32ToBf16(v)));
+
+/** the kernels `fn` records on `g` */
+async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; names: string[] }> {
+  const names: string[] = [];
+  const record = g.rt.record.bind(g.rt);
+  g.rt.record = (d) => {
+    names.push(d.spec.name);
+    record(d);
+  };
+  try {
+    return { result: await fn(), names };
+  } finally {
+    g.rt.record = record;
+  }
+}
+
+const ROWS = [1, 2, 7, 8, 9, 33, 64];
+
+describe('webgpu few-rows decode kernel', () => {
+  it('variant choice: ≥ 256 workgroups for 768×3072 and 1536×768 on a GPU, weights in registers, staged blocks', () => {
+    for (const M of [8, 32, 64]) {
+      for (const [K, N] of [[768, 3072], [1536, 768], [768, 50280]]) {
+        for (const fmt of ['f', 'b'] as const) {
+          const v = fewRowsParse(fewRowsVariant(M, K, fmt, N, 256, 49152));
+          assert.ok(Math.ceil(N / v.rpw) >= 256, `${M}×${K}×${N} ${fmt}: ${Math.ceil(N / v.rpw)} workgroups`);
+          assert.ok(v.kv > 0, `${M}×${K}×${N} ${fmt}: the row fits the registers`);
+          assert.ok(v.xs4 > 0 && v.mb >= 4, `${M}×${K}×${N} ${fmt}: x̂ staged (${v.mb} rows a block)`);
+        }
+      }
+    }
+    // a row longer than the registers hold: streamed
+    assert.equal(fewRowsParse(fewRowsVariant(9, 20000, 'f', 64, 256, 49152)).kv, 0);
+    assert.throws(() => fewRowsParse('f8'), /fewrows: bad variant/);
+  });
+
+  for (const [which, g] of Object.entries(gpus)) {
+    const bf16 = which.endsWith('bf16');
+    it(`linear (${which}): M ∈ {${ROWS.join(', ')}} equals the CPU, odd widths, and 2–64 rows run the few-rows kernel`, async (t: TestContext) => {
+      if (typeof g === 'string') return t.skip(g);
+      let seed = 11;
+      // [K, N]: vector rows (K % 8 = 0), odd K (scalar format; bf16 stays f32), one 'x' row too long for the registers
+      const shapes = [[72, 45], [37, 29], [136, 130], [20000, 3]];
+      for (const M of ROWS) {
+        for (const [K, N] of shapes) {
+          // the long rows' weights scaled down so that a sum of 20,000 products stays near 1 in size
+          const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++, K > 1000 ? 0.05 : 1), b = randomArray(N, seed++);
+          const wg = g.fromHost(w.slice(), [N, K], { matrix: true });
+          const packed = bf16 && K % 8 === 0;
+          const want = cpu.linear(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(packed ? roundBf16(w) : w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
+          const { result: got, names } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), wg, g.fromHost(b.slice(), [N])).data());
+          const d = maxAbsDiff(got, want);
+          assert.ok(d <= 1e-4, `${which} ${M}×${K}×${N}: max |Δ| = ${d}`);
+          // which kernel ran: one row the matvec; 9+ rows always few-rows; 2–8 rows few-rows unless the plain
+          // f32 subgroup matvec is chosen (simple kernels, or rows that are not 16-byte vectors)
+          const few = names.includes('fewrows');
+          if (M === 1) assert.ok(!few, `${which} M=1: ${names}`);
+          else if (M > 8 || (which.startsWith('tiled') && (K % 4 === 0 || !g.rt.subgroupMax))) assert.ok(few, `${which} ${M}×${K}×${N}: ran ${names.join(', ')}`);
+        }
+      }
+    });
+
+    it(`fused (${which}): RMSNorm prologue + residual epilogue and the grouped gated norm, 2–64 rows, equal the CPU in one dispatch`, async (t: TestContext) => {
+      if (typeof g === 'string') return t.skip(g);
+      let seed = 101;
+      for (const M of [2, 9, 33, 64]) {
+        const [K, N, gs] = [64, 40, 16];
+        const x = randomArray(M * K, seed++), z = randomArray(M * K, seed++), nw = randomArray(K, seed++);
+        const w = randomArray(N * K, seed++), res = randomArray(M * N, seed++);
+        const wr = bf16 ? roundBf16(w) : w;
+        const c = {
+          plain: cpu.add(cpu.linear(cpu.rmsNorm(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5), cpu.fromHost(wr.slice(), [N, K]), null), cpu.fromHost(res.slice(), [M, N])).dataSync(),
+          gated: cpu.linear(cpu.rmsNormGated(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(z.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, gs), cpu.fromHost(wr.slice(), [N, K]), null).dataSync(),
+        };
+        const W = g.fromHost(w.slice(), [N, K], { matrix: true });
+        const plain: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.add(g.linear(g.rmsNorm(g.fromHost(x.slice(), [M, K]), g.fromHost(nw.slice(), [K]), 1e-5), W, null), g.fromHost(res.slice(), [M, N])).data());
+        const gated: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.linear(g.rmsNormGated(g.fromHost(x.slice(), [M, K]), g.fromHost(z.slice(), [M, K]), g.fromHost(nw.slice(), [K]), 1e-5, gs), W, null).data());
+        for (const [what, r] of [['norm + residual', plain], ['gated norm', gated]] as const) {
+          const d = maxAbsDiff(r.result, c[what === 'gated norm' ? 'gated' : 'plain']);
+          assert.ok(d <= 1e-4, `${which} M=${M} ${what}: max |Δ| = ${d}`);
+          assert.deepEqual(r.names.filter((n) => n !== 'copy'), ['fewrows'], `${which} M=${M} ${what}: one few-rows dispatch (got ${r.names.join(', ')})`);
+        }
+      }
+    });
+  }
+
+  it('the former path (fewRows: false) still runs: M = 33 through the tiled matmul, same values', async (t: TestContext) => {
+    const g = gpus['tiled f32'];
+    if (typeof g === 'string') return t.skip(g);
+    const [M, K, N] = [33, 72, 45];
+    const x = randomArray(M * K, 5), w = randomArray(N * K, 6);
+    const want = cpu.linear(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(w.slice(), [N, K]), null).dataSync();
+    g.fewRows = false;
+    try {
+      const { result, names } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), g.fromHost(w.slice(), [N, K], { matrix: true }), null).data());
+      assert.ok(names.includes('matmul') && !names.includes('fewrows'), names.join(', '));
+      assert.ok(maxAbsDiff(result, want) <= 1e-4);
+    } finally {
+      g.fewRows = true;
+    }
+  });
+});
+
+describe('webgpu batched greedy decode (few-rows kernel, recorded steps)', () => {
+  // the tiled kernels (what GPUs run); the simple ones are covered op by op above (a model decoded both ways
+  // costs minutes on SwiftShader)
+  for (const [name, which] of [['mamba-tiny', 'tiled f32'], ['mamba2-tiny', 'tiled bf16']] as const) {
+    it(`${name} (${which}): 9 rows of different prompt lengths decoded together = each row alone (tokens, logits ≤ 1e-4)`, async (t: TestContext) => {
+      const g = gpus[which];
+      if (typeof g === 'string') return t.skip(g);
+      const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
+      const V = lm.vocabSize;
+      const rows = 9, steps = 2;
+      const prompts = Array.from({ length: rows }, (_, r) => Array.from({ length: 1 + ((r * 5) % 7) }, (_, i) => (r * 31 + i * 7 + 3) % V));
+      const argmax = (l: Float32Array, r: number) => {
+        let best = 0;
+        for (let i = 1; i < V; i++) if (l[r * V + i] > l[r * V + best]) best = i;
+        return best;
+      };
+      // each row's prompt apart (different lengths); the batch is a copy of the prefilled states
+      const alone = [];
+      const first: number[] = [];
+      for (const p of prompts) {
+        const s = lm.createState(1);
+        first.push(argmax((await lm.advance([p], s)).data, 0));
+        alone.push(s);
+      }
+      const state = ModelState.concat(alone);
+      // greedy steps (the first recorded, the next replayed), then two on the device (argmax fed back)
+      const decode = async (s: ModelState, ids: number[]) => {
+        const logits: Float32Array[] = [], tokens: number[][] = [ids];
+        for (let i = 0; i < steps; i++) {
+          const l = (await lm.advance(tokens[i].map((x) => [x]), s)).data;
+          logits.push(l);
+          tokens.push(Array.from({ length: ids.length }, (_, r) => argmax(l, r)));
+        }
+        const chain = await lm.greedyChain!(tokens[steps].map((x) => [x]), s, 2);
+        assert.ok(chain, 'greedyChain runs on webgpu');
+        for (const c of chain) tokens.push(Array.from(c));
+        return { logits, tokens };
+      };
+      const batch = await decode(state, first);
+      for (let r = 0; r < rows; r++) {
+        const one = await decode(alone[r], [first[r]]);
+        assert.deepEqual(batch.tokens.map((t) => t[r]), one.tokens.map((t) => t[0]), `row ${r} (prompt of ${prompts[r].length}): greedy tokens`);
+        for (let i = 0; i < steps; i++) {
+          const d = maxAbsDiff(batch.logits[i].subarray(r * V, (r + 1) * V), one.logits[i]);
+          assert.ok(d <= 1e-4, `${name} row ${r} step ${i}: logits differ by ${d}`);
+        }
+        alone[r].dispose();
+      }
+      state.dispose();
+    });
+  }
+});
