@@ -109,20 +109,25 @@ async function check(bin: string, file: string, model: string, type: string, o: 
   res.llamaPrompt = ids.slice(0, nPrompt);
   res.llamaTokens = ids.slice(nPrompt);
 
-  const m = await loadModel(file, { backend: o.backend });
-  res.oursPrompt = m.tokenizer ? m.encode(o.prompt) : [];
-  res.promptEqual = firstMismatch(res.oursPrompt, res.llamaPrompt) === -1;
-  const g = await m.generate(res.llamaPrompt, { maxNewTokens: o.n, temperature: 0, stopTokens: [] });
-  res.oursTokens = g.generated[0];
-  res.mismatchAt = firstMismatch(res.oursTokens, res.llamaTokens);
-  res.equal = res.mismatchAt === -1;
-  if (!res.equal && res.mismatchAt < Math.min(res.oursTokens.length, res.llamaTokens.length)) {
-    const k = res.mismatchAt;
-    const out = await m.forward([[...res.llamaPrompt, ...res.oursTokens.slice(0, k)]]);
-    const V = m.vocabSize;
-    const logits = out.logits.data as Float32Array;
-    const row = logits.subarray(logits.length - V);
-    res.gap = row[res.oursTokens[k]] - row[res.llamaTokens[k]];
+  try {
+    const m = await loadModel(file, { backend: o.backend });
+    res.oursPrompt = m.tokenizer ? m.encode(o.prompt) : [];
+    res.promptEqual = firstMismatch(res.oursPrompt, res.llamaPrompt) === -1;
+    const g = await m.generate(res.llamaPrompt, { maxNewTokens: o.n, temperature: 0, stopTokens: [] });
+    res.oursTokens = g.generated[0];
+    res.mismatchAt = firstMismatch(res.oursTokens, res.llamaTokens);
+    res.equal = res.mismatchAt === -1;
+    if (!res.equal && res.mismatchAt < Math.min(res.oursTokens.length, res.llamaTokens.length)) {
+      const k = res.mismatchAt;
+      const out = await m.forward([[...res.llamaPrompt, ...res.oursTokens.slice(0, k)]]);
+      const V = m.vocabSize;
+      const logits = out.logits.data as Float32Array;
+      const row = logits.subarray(logits.length - V);
+      res.gap = row[res.oursTokens[k]] - row[res.llamaTokens[k]];
+    }
+  } catch (e) {
+    res.equal = false;
+    res.error = `mamba-ts: ${(e as Error).message}`;
   }
   return res;
 }
@@ -171,13 +176,13 @@ async function main(argv: string[]): Promise<number> {
     results.push(r);
     const verdict = !r.loaded ? `NOT LOADED: ${r.error}`
       : `loaded; prompt ids ${r.promptEqual ? 'equal' : `DIFFER (llama.cpp ${JSON.stringify(r.llamaPrompt)}, ours ${JSON.stringify(r.oursPrompt)})`}; ` +
-        `greedy tokens ${r.equal ? `equal (${n}/${n})` : `DIFFER from position ${r.mismatchAt}${r.gap !== undefined ? ` (our logit gap there ${r.gap.toExponential(2)})` : ''}`}`;
+        (r.error ? `but ${r.error}` : `greedy tokens ${r.equal ? `equal (${n}/${n})` : `DIFFER from position ${r.mismatchAt}${r.gap !== undefined ? ` (our logit gap there ${r.gap.toExponential(2)})` : ''}`}`);
     process.stdout.write(`${path.basename(j.file)}: ${verdict}\n`);
-    if (r.loaded && !r.equal) process.stdout.write(`  llama.cpp ${JSON.stringify(r.llamaTokens)}\n  mamba-ts  ${JSON.stringify(r.oursTokens)}\n`);
+    if (r.loaded && !r.equal && r.oursTokens) process.stdout.write(`  llama.cpp ${JSON.stringify(r.llamaTokens)}\n  mamba-ts  ${JSON.stringify(r.oursTokens)}\n`);
   }
   process.stdout.write(`\n| file | loaded by llama.cpp | prompt ids equal | greedy tokens equal (${n} new) |\n|---|---|---|---|\n`);
   for (const r of results) {
-    process.stdout.write(`| ${path.basename(r.file)} | ${r.loaded ? 'yes' : `no: ${r.error}`} | ${r.loaded ? (r.promptEqual ? 'yes' : 'no') : '—'} | ${r.loaded ? (r.equal ? 'yes' : `no, from token ${r.mismatchAt}${r.gap !== undefined ? ` (gap ${r.gap.toExponential(1)})` : ''}`) : '—'} |\n`);
+    process.stdout.write(`| ${path.basename(r.file)} | ${r.loaded ? 'yes' : `no: ${r.error}`} | ${r.loaded ? (r.promptEqual ? 'yes' : 'no') : '—'} | ${r.loaded ? (r.equal ? 'yes' : r.error ? `error: ${r.error}` : `no, from token ${r.mismatchAt}${r.gap !== undefined ? ` (gap ${r.gap.toExponential(1)})` : ''}`) : '—'} |\n`);
   }
   const json = str(values, 'json');
   if (json) fs.writeFileSync(json, JSON.stringify({ prompt, tokens: n, backend, results }, null, 2) + '\n');
