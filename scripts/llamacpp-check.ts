@@ -12,7 +12,10 @@
  * is rounding, a large gap a real difference). llama.cpp itself is built and kept outside the repository.
  *
  *   node dist/scripts/llamacpp-check.js --llama-completion PATH [--bench-dir DIR] [--out DIR] [--tokens N]
- *        [--models a,b] [--types f32,q8_0] [--backend cpu|wasm] [--prompt TEXT] [--json FILE]
+ *        [--models a,b] [--types f32,q8_0] [--backend cpu|wasm] [--norm-groups full|group] [--prompt TEXT] [--json FILE]
+ *
+ * Mamba-2 with n_groups > 1: llama.cpp normalizes the gated norm per group (as the official kernels), HF's torch path
+ * over the full width (our default); --norm-groups group compares with llama.cpp's semantics.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -37,6 +40,7 @@ const SPEC: CommandSpec = {
     backend: { type: 'string', value: 'NAME', help: 'our backend: cpu (default) or wasm' },
     threads: { type: 'string', short: 't', value: 'N', help: 'llama.cpp threads (default 2)' },
     prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'the prompt (default "The state space model reads one token at a time")' },
+    'norm-groups': { type: 'string', value: 'full|group', help: 'our Mamba-2 gated norm: full width (HF, the default) or per group (the official kernels, llama.cpp)' },
     json: { type: 'string', value: 'FILE', help: 'also write the results as JSON' },
   },
   examples: ['node dist/scripts/llamacpp-check.js --llama-completion /work/llamacpp/build/bin/llama-completion'],
@@ -90,7 +94,7 @@ function llamaError(log: string): string {
   return (lines.length > 0 ? lines.slice(0, 6) : log.trim().split('\n').slice(-6)).map((l) => l.trim()).join(' | ');
 }
 
-async function check(bin: string, file: string, model: string, type: string, o: { n: number; threads: number; prompt: string; backend: 'cpu' | 'wasm' }): Promise<Result> {
+async function check(bin: string, file: string, model: string, type: string, o: { n: number; threads: number; prompt: string; backend: 'cpu' | 'wasm'; normGroups?: 'full' | 'group' }): Promise<Result> {
   const res: Result = { file, model, type, loaded: false };
   const session = `${file}.session`;
   fs.rmSync(session, { force: true });
@@ -110,7 +114,7 @@ async function check(bin: string, file: string, model: string, type: string, o: 
   res.llamaTokens = ids.slice(nPrompt);
 
   try {
-    const m = await loadModel(file, { backend: o.backend });
+    const m = await loadModel(file, { backend: o.backend, ...(o.normGroups ? { normGroups: o.normGroups } : {}) });
     res.oursPrompt = m.tokenizer ? m.encode(o.prompt) : [];
     res.promptEqual = firstMismatch(res.oursPrompt, res.llamaPrompt) === -1;
     const g = await m.generate(res.llamaPrompt, { maxNewTokens: o.n, temperature: 0, stopTokens: [] });
@@ -148,6 +152,8 @@ async function main(argv: string[]): Promise<number> {
   const types = (str(values, 'types') ?? 'f32,q8_0').split(',').map((t) => parseChoice('types', t, Object.keys(EXPORT_TYPES) as ExportType[], SPEC.name));
   const backend = parseChoice('backend', str(values, 'backend') ?? 'cpu', ['cpu', 'wasm'] as const, SPEC.name);
   const prompt = str(values, 'prompt') ?? 'The state space model reads one token at a time';
+  const ng = str(values, 'norm-groups');
+  const normGroups = ng === undefined ? undefined : parseChoice('norm-groups', ng, ['full', 'group'] as const, SPEC.name);
   const all = fs.readdirSync(FIXTURES).filter((d) => !SKIP.has(d)).sort();
   const models = str(values, 'models')?.split(',') ?? all;
   for (const mdl of models) if (!all.includes(mdl)) throw new UsageError(`--models: no fixture "${mdl}" (have: ${all.join(', ')})`, SPEC.name);
@@ -169,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`[llamacpp-check] ${path.basename(j.file)} …\n`);
     let r: Result;
     try {
-      r = await check(bin, j.file, j.model, j.type, { n, threads, prompt, backend });
+      r = await check(bin, j.file, j.model, j.type, { n, threads, prompt, backend, normGroups });
     } catch (e) {
       r = { ...j, loaded: false, error: `mamba-ts: ${(e as Error).message}` };
     }

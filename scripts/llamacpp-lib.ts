@@ -53,12 +53,13 @@ export function firstMismatch(a: readonly number[], b: readonly number[]): numbe
 
 /**
  * llama-completion's arguments for `n` greedy tokens after `prompt`: temperature 0 (llama.cpp keeps only the top
- * logit) and top-k 1, end-of-text ignored, no chat template, no warm-up run, `threads` threads, the prompt and
+ * logit) and top-k 1, end-of-text ignored, no chat template, no warm-up run, `threads` threads, the KV cache in f32
+ * (llama.cpp's default is f16, which would round attention's keys and values where ours does not), the prompt and
  * generated ids saved to `session` (read back with `sessionTokens`).
  */
 export function completionArgs(model: string, prompt: string, n: number, threads: number, session: string): string[] {
   return [
     '-m', model, '-p', prompt, '-n', String(n), '--temp', '0', '--top-k', '1', '--ignore-eos', '-no-cnv', '--no-warmup',
-    '-t', String(threads), '-c', '512', '-s', '1', '--verbose-prompt', '--prompt-cache', session, '--prompt-cache-all',
+    '-t', String(threads), '-c', '512', '-ctk', 'f32', '-ctv', 'f32', '-s', '1', '--verbose-prompt', '--prompt-cache', session, '--prompt-cache-all',
   ];
 }

@@ -57,5 +57,7 @@ test('firstMismatch and the greedy command line', () => {
   assert.equal(at('--top-k'), '1');
   assert.equal(at('-n'), '8');
   assert.equal(at('--prompt-cache'), 's.bin');
+  assert.equal(at('-ctk'), 'f32');
+  assert.equal(at('-ctv'), 'f32');
   assert.ok(args.includes('--ignore-eos') && args.includes('--prompt-cache-all') && args.includes('-no-cnv'));
 });
