@@ -229,7 +229,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
     }
     return { tok_s: median(tok), runs: tok, res: last! };
   };
-  const [greedy, greedyOld, sampled, sampledOld] = [await run({}), await run({ pipeline: false }), await run(SAMPLED), await run({ ...SAMPLED, pipeline: false })];
+  const [greedy, greedyOld, sampled, sampledOld] = [await run({}), await run({ pipeline: false }), await run({ ...SAMPLED, deviceSampling: true }), await run({ ...SAMPLED, pipeline: false })];
   check(JSON.stringify(greedy.res.generated) === JSON.stringify(greedyOld.res.generated), 'greedy pipelined = earlier path');
   const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED });
   check(JSON.stringify(again.generated) === JSON.stringify(sampled.res.generated), 'sampled: same seed, same tokens');

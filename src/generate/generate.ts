@@ -35,11 +35,17 @@ export interface GenerateOptions extends SamplingOptions {
   /** receive Δ (the selection step) of every Mamba layer for the prompt and each generated token of this call */
   onDelta?: DeltaObserver;
   /**
-   * WebGPU: decode in chunks of steps queued on the device, the next chunk queued before the current one is read,
-   * and sampled tokens drawn on the device (default true). false: the earlier path — greedy in chunks of 32 with
-   * one chunk on the device at a time, sampled tokens drawn on the host from logits read back every step.
+   * WebGPU: decode in chunks of steps queued on the device, the next chunk queued before the current one is read
+   * (default true). false: the earlier path — greedy in chunks of 32 with one chunk on the device at a time.
    */
   pipeline?: boolean;
+  /**
+   * WebGPU: sampled tokens drawn on the device (Backend.sampleRows, Philox per row), so that sampled decoding is
+   * pipelined like greedy decoding. Default false: drawn on the host from logits read back every step, which an
+   * H100 ran faster at a 50k vocabulary (BENCHMARKS.md, issue 11: the device sampler's top-p bisection costs more
+   * than the read-back it saves).
+   */
+  deviceSampling?: boolean;
 }
 
 export interface TokenEvent {
@@ -159,7 +165,7 @@ export async function* generateStream(
   // WebGPU: chunks of steps queued ahead on the device, greedy or sampled there (device-decode.ts)
   const sampled = samplers.every((s) => !s.greedy);
   const uniform = samplers.every((s) => s.greedy === samplers[0].greedy);
-  if (opts.pipeline !== false && !observe && uniform && (sampled || samplers[0].options.repetitionPenalty === 1) && canDecodeOnDevice(model, sampled)) {
+  if (opts.pipeline !== false && !observe && uniform && (sampled ? opts.deviceSampling === true : samplers[0].options.repetitionPenalty === 1) && canDecodeOnDevice(model, sampled)) {
     const o = samplers[0].options;
     const seeds = samplers.map((s) => s.seed);
     yield* pipelinedDecode({

@@ -186,7 +186,8 @@ describe('webgpu generate: pipelined chunks, greedy and sampled on the device', 
   // 8 (6-13), 16 (14-29), … with the next chunk queued behind each. An abort raised while token i-1 is delivered
   // ends the sequence at token i: i = 5 is the last step of a chunk (the copy queued behind it is the base),
   // i = 9 inside one (back to the copy before it, then the returned tokens replayed)
-  for (const name of ['mamba-tiny', 'mamba2-tiny']) {
+  // llama-tiny and bamba-tiny: KV caches, whose lengths and rotary positions follow the chained and fed steps
+  for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny', 'bamba-tiny']) {
     it(`${name}: greedy pipelined = step by step; a sequence ending inside a chunk computed ahead returns the state after exactly its tokens`, async (t) => {
       if (typeof gpu === 'string') return t.skip(gpu);
       const model = await loadModel(hfFixture(name), { backend: gpu });
@@ -230,7 +231,7 @@ describe('webgpu generate: pipelined chunks, greedy and sampled on the device', 
     const model = await loadModel(hfFixture('mamba2-tiny'), { backend: gpu });
     const lm = model.lm;
     const prompts = [[5, 6, 7], [8, 9, 10]];
-    const opts = { doSample: true, temperature: 0.8, topK: 50, topP: 0.95, seed: 42, maxNewTokens: 16, stopTokens: [] as number[] };
+    const opts = { doSample: true, temperature: 0.8, topK: 50, topP: 0.95, seed: 42, maxNewTokens: 16, stopTokens: [] as number[], deviceSampling: true };
     let sampled = 0;
     const orig = lm.advanceSample!.bind(lm);
     (lm as { advanceSample: typeof orig }).advanceSample = (...a: Parameters<typeof orig>) => (sampled++, orig(...a));

@@ -115,7 +115,7 @@ export class WebGpuBackend implements Backend {
     this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
     this.fx = new DecodeFusion(this.rt, this.kernels);
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
-    this.fx.fewRows = opts.fewRows ?? true;
+    this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';

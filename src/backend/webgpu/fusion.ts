@@ -58,7 +58,7 @@ export class DecodeFusion {
    * 2–64 rows go through FEWROWS (each weight row read once for all rows); false: the former path, MATVEC_V
    * up to 8 rows and the tiled matmul above (kept to compare: the backend's `fewRows` option)
    */
-  fewRows = true;
+  fewRows = false;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 

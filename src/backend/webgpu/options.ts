@@ -47,8 +47,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   scan?: WebGpuScan;
   /**
    * Batched decode (2–64 rows per step) through the few-rows kernel, which reads each weight row once for all
-   * rows, with the decode fusions of batch 1 (default true). false: the former path (matvec up to 8 rows, the
-   * 64×64-tile matmul above, unfused), to compare. Also settable on the backend (`fewRows`).
+   * rows, with the decode fusions of batch 1. Default false: the former path (matvec up to 8 rows, the tiled
+   * matmul above, unfused), which an H100 ran 2–4× faster at batch 32/64 (BENCHMARKS.md, issue 11: the few-rows
+   * kernel re-reads the inputs per workgroup and runs 0.37–0.68 ms per call at 64 rows). Also settable on the
+   * backend (`fewRows`).
    */
   fewRows?: boolean;
 }
