@@ -9,6 +9,7 @@ Object.assign(globalThis, globals);
 
 const out = {};
 const gpu = create(['enable-dawn-features=allow_unsafe_apis']);
+globalThis.__dawnInstance = gpu; // the Dawn instance must outlive the device (see matvec-probe.mjs)
 const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
 if (!adapter) { console.log(JSON.stringify({ error: 'no adapter' })); process.exit(1); }
 const info = adapter.info;

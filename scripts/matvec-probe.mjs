@@ -11,6 +11,9 @@ Object.assign(globalThis, globals);
 const arg = (n, d) => { const i = process.argv.indexOf(`--${n}`); return i >= 0 ? process.argv[i + 1] : d; };
 const REPS = Number(arg('reps', '50'));
 const gpu = create([]);
+// the Dawn instance must outlive the device (a collected GPU object takes the device down: the futex / "Owner died"
+// crashes of the first H100 run); a global keeps it
+globalThis.__dawnInstance = gpu;
 const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
 const feats = ['timestamp-query', 'subgroups'].filter((f) => adapter.features.has(f));
 const device = await adapter.requestDevice({ requiredFeatures: feats, requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize } });
@@ -59,6 +62,9 @@ fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) ng: vec3<u
 
 const bf16 = (f) => { const u = new Uint32Array(new Float32Array([f]).buffer)[0]; return (u + 0x7fff + ((u >> 16) & 1)) >>> 16; };
 const results = [];
+// Dawn objects are kept referenced until exit: a pipeline or bind group collected while the queue still runs crashed Dawn
+// ("The futex facility returned an unexpected error code") on SwiftShader and on the H100
+const keep = [];
 const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
 const qbuf = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
 const qread = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -84,6 +90,7 @@ for (const [N, K] of SHAPES) {
     const p = device.createComputePipeline({ layout: 'auto', compute: { module: mod, entryPoint: 'main' } });
     const bg = device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: fmt === 'f' ? Wf : Wb } }, { binding: 1, resource: { buffer: X } }, { binding: 2, resource: { buffer: Y } }] });
     const err = await device.popErrorScope();
+    keep.push(mod, p, bg);
     if (err) { results.push({ N, K, name, error: err.message.slice(0, 300) }); continue; }
     const groups = Math.ceil(N / (rps * (wg / SG)));
     const gx = Math.min(groups, 65535), gy = Math.ceil(groups / gx);
