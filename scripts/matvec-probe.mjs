@@ -60,7 +60,6 @@ fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(num_workgroups) ng: vec3<u
 }`;
 }
 
-const bf16 = (f) => { const u = new Uint32Array(new Float32Array([f]).buffer)[0]; return (u + 0x7fff + ((u >> 16) & 1)) >>> 16; };
 const results = [];
 // Dawn objects are kept referenced until exit: a pipeline or bind group collected while the queue still runs crashed Dawn
 // ("The futex facility returned an unexpected error code") on SwiftShader and on the H100
@@ -69,18 +68,26 @@ const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
 const qbuf = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
 const qread = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 const SHAPES = arg('shapes', '3072x768,768x1536,1536x768,50280x768,10240x2560,2560x5120').split(',').map((s) => s.split('x').map(Number));
+const FORMATS = arg('formats', 'f,b').split(',');
+const T0 = Date.now();
 for (const [N, K] of SHAPES) {
+  // test data built on whole typed arrays (per-element typed-array allocations took minutes at 26M weights on the H100 host)
   const w = new Float32Array(N * K); for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.37) * 0.05;
   const x = new Float32Array(K); for (let i = 0; i < K; i++) x[i] = Math.cos(i * 0.11);
-  const wb = new Uint32Array(N * K / 2); const wq = new Float32Array(N * K);
-  for (let i = 0; i < N * K; i += 2) { const lo = bf16(w[i]), hi = bf16(w[i + 1]); wb[i / 2] = lo | (hi << 16); wq[i] = new Float32Array(new Uint32Array([lo << 16]).buffer)[0]; wq[i + 1] = new Float32Array(new Uint32Array([hi << 16]).buffer)[0]; }
+  const wu = new Uint32Array(w.buffer);
+  const wb = new Uint32Array(N * K / 2); const wq = new Float32Array(N * K); const wqu = new Uint32Array(wq.buffer);
+  for (let i = 0; i < N * K; i += 2) { // bf16 round to nearest even, two to a u32 (low half = even k)
+    const u0 = wu[i], u1 = wu[i + 1];
+    const lo = ((u0 + 0x7fff + ((u0 >>> 16) & 1)) >>> 16) & 0xffff, hi = ((u1 + 0x7fff + ((u1 >>> 16) & 1)) >>> 16) & 0xffff;
+    wb[i >> 1] = (lo | (hi << 16)) >>> 0; wqu[i] = lo << 16; wqu[i + 1] = hi << 16;
+  }
   const ref = (m) => { const y = new Float64Array(N); for (let n = 0; n < N; n++) { let s = 0; for (let k = 0; k < K; k++) s += m[n * K + k] * x[k]; y[n] = s; } return y; };
   const refF = ref(w), refB = ref(wq);
   const mk = (data, usage) => { const b = device.createBuffer({ size: data.byteLength, usage: usage | GPUBufferUsage.COPY_DST }); device.queue.writeBuffer(b, 0, data); return b; };
   const Wf = mk(w, GPUBufferUsage.STORAGE), Wb = mk(wb, GPUBufferUsage.STORAGE), X = mk(x, GPUBufferUsage.STORAGE);
   const Y = device.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const Yr = device.createBuffer({ size: N * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  for (const fmt of ['f', 'b']) for (const rps of [1, 2, 4]) for (const wg of [64, 128, 256]) for (const unroll of [true, false]) {
+  for (const fmt of FORMATS) for (const rps of [1, 2, 4]) for (const wg of [64, 128, 256]) for (const unroll of [true, false]) {
     const per = fmt === 'f' ? 4 : 8;
     if ((K / per) % SG) continue;
     const name = `${fmt}${SG}r${rps}w${wg}${unroll ? 'u' : 'l'}`;
@@ -112,7 +119,9 @@ for (const [N, K] of SHAPES) {
     for (let n = 0; n < N; n++) { e = Math.max(e, Math.abs(y[n] - rf[n])); mx = Math.max(mx, Math.abs(rf[n])); }
     const us = times.slice(1).sort((a, b) => a - b)[1];
     const bytes = N * K * (fmt === 'f' ? 4 : 2);
-    results.push({ N, K, name, us: +us.toFixed(2), GBps: Math.round(bytes / us / 1e3), maxErr: +e.toExponential(2), refMax: +mx.toFixed(3) });
+    const r = { N, K, name, us: +us.toFixed(2), GBps: Math.round(bytes / us / 1e3), maxErr: +e.toExponential(2), refMax: +mx.toFixed(3) };
+    results.push(r);
+    console.error(`${((Date.now() - T0) / 1e3).toFixed(1)} s`, JSON.stringify(r)); // progress: a run cut short still says what it measured
   }
   for (const b of [Wf, Wb, X, Y, Yr]) b.destroy();
 }
