@@ -8,8 +8,9 @@
  *     const model = await loadModelFrom(urlFolder('https://example.org/mamba-130m-hf/'), { backend: 'wasm' });
  *     for await (const e of model.stream('The state space model', { maxNewTokens: 32 })) out.append(e.text);
  *
- *     // one GGUF file: a URL, a picked File / Blob, or bytes
+ *     // one GGUF file: a URL, a hub name (org/name[@revision]/file.gguf), a picked File / Blob, or bytes
  *     const gguf = await loadGgufFrom('https://example.org/mamba-130m.Q8_0.gguf', { backend: 'wasm' });
+ *     const fromHub = await loadGgufFrom('org/mamba-130m-GGUF/mamba-130m.Q8_0.gguf', { backend: 'wasm', onProgress });
  *
  *     // from the Hugging Face hub, kept in the browser's Cache API for the next (offline) visit
  *     const hub = await loadModelFrom(await hubFolder('state-spaces/mamba-130m-hf', { onProgress }), { backend: 'wasm' });
@@ -28,6 +29,8 @@ import { assembleModel, type Model } from './api/model.js';
 import { fetchFile, fileSource, memorySource, readBody, readModelParts, type FileLike, type ModelFolder, type ReadProgress } from './io/model-folder.js';
 import { GgufFile } from './io/gguf-format.js';
 import { ggufModelParts, ggufWasmWeights } from './io/gguf-model.js';
+import { hubFolder, type HubFolderOptions } from './io/hub-browser.js';
+import { parseHubRef } from './io/hub-names.js';
 import type { ByteSource } from './io/safetensors-format.js';
 import { ModelError } from './models/errors.js';
 import type { WeightDType } from './tensor/dtype.js';
@@ -100,6 +103,8 @@ export interface BrowserLoadOptions extends CommonLoadOptions, BrowserBackendOpt
   tokenizer?: boolean;
   /** bytes read so far, per file (downloads, picked files) */
   onProgress?: (p: ReadProgress) => void;
+  /** `loadGgufFrom` with a hub name: the hub, token and cache (as `hubFolder`'s options; default the public hub and the Cache API) */
+  hub?: Omit<HubFolderOptions, 'onProgress'>;
 }
 
 /** the options only `loadModelFrom` takes (`loadModel` has its own) */
@@ -111,6 +116,9 @@ const BROWSER_OPTIONS: { [K in Exclude<keyof BrowserLoadOptions, keyof CommonLoa
     if (typeof v !== 'string' && !(typeof URL !== 'undefined' && v instanceof URL)) fail('a URL (string or URL)');
   },
   onProgress: isFunction,
+  hub: (v, fail) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('an object ({ endpoint?, token?, cache? }: where a hub name is fetched from)');
+  },
 };
 
 /** Load a model folder (picked files, a URL or memory: see `filesFolder`, `urlFolder`, `memoryFolder`). */
@@ -122,12 +130,22 @@ export async function loadModelFrom(folder: ModelFolder, opts: BrowserLoadOption
   return assembleModel(parts, { ...opts, backend });
 }
 
-/** Where `loadGgufFrom` reads a GGUF file: a URL, a picked `File` (or any Blob with a name), or its bytes. */
+/** Where `loadGgufFrom` reads a GGUF file: a URL, a hub name (`org/name[@revision]/file.gguf`), a picked `File` (or any Blob with a name), or its bytes. */
 export type GgufInput = string | URL | FileLike | Uint8Array | ArrayBuffer;
 
 /** A GGUF file's bytes and a label for messages (a URL is downloaded whole; a File is read on demand in a worker). */
-async function ggufSource(input: GgufInput, onProgress?: (p: ReadProgress) => void): Promise<{ source: ByteSource; label: string }> {
+async function ggufSource(input: GgufInput, onProgress?: (p: ReadProgress) => void, hub?: BrowserLoadOptions['hub']): Promise<{ source: ByteSource; label: string }> {
   if (input instanceof Uint8Array) return { source: memorySource(input), label: 'memory.gguf' };
+  // a hub name: fetched through hubFolder, so it lands in (and on the next visit comes from) the browser's cache
+  const hubName = typeof input === 'string' && !/^[a-z][a-z0-9+.-]*:|^[./]/i.test(input) ? input : null;
+  const ref = hubName === null ? null : parseHubRef(hubName);
+  if (hubName !== null && ref) {
+    if (!ref.file || !/\.gguf$/i.test(ref.file)) throw new ModelError(`loadGgufFrom: "${input}" names no .gguf file; a hub GGUF is org/name[@revision]/file.gguf (a model folder by hub name: loadModelFrom(await hubFolder('org/name')))`);
+    const folder = await hubFolder(hubName, { ...hub, onProgress });
+    const source = await folder.bytes(ref.file, onProgress);
+    if (!source) throw new ModelError(`loadGgufFrom: the hub repository ${ref.repo} has no file "${ref.file}"`);
+    return { source, label: hubName };
+  }
   if (input instanceof ArrayBuffer) return { source: memorySource(new Uint8Array(input)), label: 'memory.gguf' };
   if (typeof input === 'string' || (typeof URL !== 'undefined' && input instanceof URL)) {
     const url = String(input);
@@ -151,7 +169,7 @@ async function ggufSource(input: GgufInput, onProgress?: (p: ReadProgress) => vo
  */
 export async function loadGgufFrom(input: GgufInput, opts: BrowserLoadOptions = {}): Promise<Model> {
   validateLoadOptions(opts, BROWSER_OPTIONS, 'loadGgufFrom');
-  const { source, label } = await ggufSource(input, opts.onProgress);
+  const { source, label } = await ggufSource(input, opts.onProgress, opts.hub);
   const g = GgufFile.fromSource(source, label);
   const parts = ggufModelParts(g, { tokenizer: opts.tokenizer });
   const q8 = ggufWasmWeights(g, opts.backend, opts.weights);

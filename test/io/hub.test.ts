@@ -14,7 +14,8 @@ import { loadModel } from '../../src/index.js';
 import {
   downloadModel, hubCacheDir, hubToken, HubError, lookupCached, parseHubRef, repoFolderName, resolveModelPath, resolveModelPathSync,
 } from '../../src/io/hub.js';
-import { hubFolder, loadModelFrom, type CacheLike } from '../../src/browser.js';
+import { hubFolder, loadGgufFrom, loadModelFrom, type CacheLike } from '../../src/browser.js';
+import { encodeModelGguf, readExportInput } from '../../src/io/gguf.js';
 import { runCli } from '../cli/cli-helpers.js';
 import { hfFixture } from '../helpers.js';
 import { gitSha1, sha256, startFakeHub, type FakeHub } from './hub-server.js';
@@ -344,5 +345,37 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
     const offline = await loadModelFrom(await hubFolder('org/tiny', { endpoint: own.url, cache }));
     assert.deepEqual(Float32Array.from((await offline.forward(IDS)).logits.data), want);
     await assert.rejects(hubFolder('org/other', { endpoint: own.url, cache }), /cannot reach .* not in this browser's cache/);
+  });
+
+  test('browser: loadGgufFrom(org/name/file.gguf) fetches the one file into the cache and loads it offline after', async () => {
+    const store = new Map<string, Uint8Array>();
+    const cache: CacheLike = {
+      async match(url) {
+        const b = store.get(url);
+        return b ? (new Response(b) as unknown as Awaited<ReturnType<CacheLike['match']>>) : undefined;
+      },
+      async put(url, res) {
+        store.set(url, new Uint8Array(await (res as Response).arrayBuffer()));
+      },
+    };
+    const parts = encodeModelGguf(readExportInput(hfFixture('mamba-tiny')), 'f32');
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    parts.reduce((o, p) => (bytes.set(p, o), o + p.byteLength), 0);
+    const own = await startFakeHub({ 'org/tiny-GGUF': { files: { ...tiny, 'tiny-f32.gguf': bytes }, refs: { main: SHA_MAIN } } });
+    const seen: string[] = [];
+    const m1 = await loadGgufFrom('org/tiny-GGUF/tiny-f32.gguf', { tokenizer: false, hub: { endpoint: own.url, cache }, onProgress: (p) => seen.push(p.file) });
+    const fetched = own.requests.filter((q) => q.method === 'GET' && q.path.includes('/resolve/')).map((q) => q.path.split('/').pop());
+    await own.close();
+    assert.deepEqual(fetched, ['tiny-f32.gguf']); // only the named file, not the folder's safetensors
+    assert.ok(seen.includes('tiny-f32.gguf'));
+    const want = await logits(hfFixture('mamba-tiny'));
+    const got = Float32Array.from((await m1.forward(IDS)).logits.data);
+    let d = 0;
+    for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
+    assert.ok(d <= 1e-5, `GGUF from the hub vs the safetensors folder: max |Δlogit| ${d}`);
+    const offline = await loadGgufFrom('org/tiny-GGUF/tiny-f32.gguf', { tokenizer: false, hub: { endpoint: own.url, cache } });
+    assert.deepEqual(Float32Array.from((await offline.forward(IDS)).logits.data), got);
+    await assert.rejects(loadGgufFrom('org/tiny-GGUF', { hub: { endpoint: own.url, cache } }), /names no \.gguf file/);
+    await assert.rejects(loadGgufFrom('org/tiny-GGUF/tiny-f32.gguf', { hub: 'x' as never }), /hub/);
   });
 });

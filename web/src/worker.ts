@@ -60,9 +60,10 @@ async function load(msg: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const opts = { backend: msg.backend, threads: msg.threads, wasmKernelsUrl: kernelsUrl, onProgress };
   model = null;
   // one GGUF file (picked, or a URL ending in .gguf) holds config, weights and tokenizer; else a model folder
-  const gguf = src.kind === 'files' ? ggufFile(src.files) : src.kind === 'url' && isGgufName(new URL(src.url).pathname) ? src.url : null;
+  // (a hub name naming a .gguf file, org/name[@revision]/file.gguf, too: fetched into the browser's cache like a folder)
+  const gguf = src.kind === 'files' ? ggufFile(src.files) : src.kind === 'url' && isGgufName(new URL(src.url).pathname) ? src.url : src.kind === 'hub' && isGgufName(src.name) ? src.name : null;
   const m = gguf
-    ? await loadGgufFrom(gguf, opts)
+    ? await loadGgufFrom(gguf, src.kind === 'hub' ? { ...opts, hub: { endpoint: src.endpoint } } : opts)
     : await loadModelFrom(src.kind === 'files' ? filesFolder(src.files) : src.kind === 'url' ? urlFolder(src.url) : await hubFolder(src.name, { endpoint: src.endpoint, onProgress }), opts);
   model = m;
   const d = m.describe();
