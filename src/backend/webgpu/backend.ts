@@ -13,6 +13,7 @@
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
+import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
@@ -35,6 +36,8 @@ import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOp
 export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
+/** the subgroup matvec's tunables of decodeKernels 'v2' (pending the H100 probe of issue 11) */
+const MATVEC_SG_DEFAULT: MatvecSgConfig = { rps: 2, wg: 128, unroll: true };
 
 /** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
 export function maxRelErr(a: Float32Array, b: Float32Array): number {
@@ -102,6 +105,17 @@ export class WebGpuBackend implements Backend {
     if (on !== this.fx.fewRows) this.epoch++;
     this.fx.fewRows = on;
   }
+  /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
+  get decodeKernels(): string {
+    return this.decodeK;
+  }
+  set decodeKernels(k: string) {
+    const cfg = k === 'v1' ? null : parseMatvecSgConfig(k, MATVEC_SG_DEFAULT);
+    if (k !== this.decodeK) this.epoch++;
+    this.decodeK = k;
+    this.fx.sgv = cfg;
+  }
+  private decodeK = 'v1';
   /** bumped when recorded steps go stale */
   private epoch = 0;
   /** work held back for decode fusion (see fusion.ts) */
@@ -118,6 +132,7 @@ export class WebGpuBackend implements Backend {
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
+    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v2');
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
     this.attnSplits = opts.attentionSplits;
