@@ -128,11 +128,14 @@ describe('webgpu decode kernels v2: subgroup matvec', () => {
             const W = g.fromHost(w.slice(), [N, K], { matrix: true });
             const plain: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.add(g.linear(g.rmsNorm(g.fromHost(x.slice(), [M, K]), g.fromHost(nw.slice(), [K]), eps), W, null), g.fromHost(res.slice(), [M, N])).data());
             const gated: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.linear(g.rmsNormGated(g.fromHost(x.slice(), [M, K]), g.fromHost(z.slice(), [M, K]), g.fromHost(nw.slice(), [K]), eps, gs), W, null).data());
+            // one group over the whole row (Mamba-2 with one norm group; with M = 1 the kernel's one-row path)
+            const gated1: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.linear(g.rmsNormGated(g.fromHost(x.slice(), [M, K]), g.fromHost(z.slice(), [M, K]), g.fromHost(nw.slice(), [K]), eps, K), W, null).data());
             const want = {
               plain: reference(x, wr, null, M, K, N, { nw, gs: K, eps }, res),
               gated: reference(x, wr, null, M, K, N, { nw, gs, eps, z }),
+              gated1: reference(x, wr, null, M, K, N, { nw, gs: K, eps, z }),
             };
-            for (const [what, r] of [['plain', plain], ['gated', gated]] as const) {
+            for (const [what, r] of [['plain', plain], ['gated', gated], ['gated1', gated1]] as const) {
               const d = maxAbsDiff(r.result, Float32Array.from(want[what]));
               assert.ok(d <= 1e-4, `${which} ${cfg} M=${M} ${what}: max |Δ| = ${d}`);
               assert.deepEqual(r.names.filter((n) => n !== 'copy'), ['matvec_sgv'], `${which} ${cfg} M=${M} ${what}: one dispatch (got ${r.names.join(', ')})`);
@@ -148,11 +151,13 @@ describe('webgpu decode kernels v2: subgroup matvec', () => {
 
 describe('webgpu decode kernels v2 vs v1: decode logits of the HF fixtures', () => {
   // the tiled kernels (what GPUs run), fused; f32 within 1e-5, bf16 weights likewise (same rounding both ways)
-  const CASES: [string, string, number][] = [
-    ['mamba-tiny', 'tiled f32', 1], ['mamba2-tiny', 'tiled f32', 1], ['mamba-tiny', 'tiled bf16', 1], ['mamba2-tiny', 'tiled bf16', 1],
-    ['falcon-mamba-tiny', 'tiled f32', 2], ['mamba2-groups', 'tiled f32', 2], ['jamba-tiny', 'tiled f32', 1], ['bamba-tiny', 'tiled f32', 1],
+  // [fixture, backend, batch, step kernel expected with v2]
+  const CASES: [string, string, number, string][] = [
+    ['mamba-tiny', 'tiled f32', 1, 'mamba1_scan_sg'], ['mamba2-tiny', 'tiled f32', 1, 'mamba2_step_sg'], ['mamba-tiny', 'tiled bf16', 1, 'mamba1_scan_sg'],
+    ['mamba2-tiny', 'tiled bf16', 1, 'mamba2_step_sg'], ['mamba-variant', 'tiled f32', 2, 'mamba1_scan_sg'], ['falcon-mamba-tiny', 'tiled f32', 2, 'mamba1_scan_sg'],
+    ['mamba2-groups', 'tiled f32', 2, 'mamba2_step_sg'], ['jamba-tiny', 'tiled f32', 1, 'mamba1_scan_sg'], ['bamba-tiny', 'tiled f32', 1, 'mamba2_step_sg'],
   ];
-  for (const [name, which, B] of CASES) {
+  for (const [name, which, B, stepKernel] of CASES) {
     it(`${name} (${which}, batch ${B}): v2 decode logits = v1 within 1e-5, recorded steps included`, async (t: TestContext) => {
       const g = gpus[which];
       if (typeof g === 'string') return t.skip(g);
@@ -162,7 +167,11 @@ describe('webgpu decode kernels v2 vs v1: decode logits of the HF fixtures', () 
         const state = lm.createState(B);
         await lm.advance(Array.from({ length: B }, (_, r) => [1 + r, 2, 3, 4, 5]), state);
         const out: Float32Array[] = [];
-        for (const tok of [7, 9, 11]) out.push((await lm.advance(Array.from({ length: B }, (_, r) => [tok + r]), state)).data);
+        const c0 = g.rt.counters.dispatches;
+        const first: { result: Float32Array; names: string[] } = await kernelsOf(g, () => lm.advance(Array.from({ length: B }, (_, r) => [7 + r]), state).then((l) => l.data));
+        const dispatches = g.rt.counters.dispatches - c0;
+        out.push(first.result);
+        for (const tok of [9, 11]) out.push((await lm.advance(Array.from({ length: B }, (_, r) => [tok + r]), state)).data);
         // greedy ids through advanceArgmax (the path generate() replays)
         const ids: number[] = [];
         let next = Array.from({ length: B }, () => [3]);
@@ -172,10 +181,15 @@ describe('webgpu decode kernels v2 vs v1: decode logits of the HF fixtures', () 
           next = Array.from(a!, (v) => [Math.max(0, v)]);
         }
         state.dispose();
-        return { out, ids };
+        return { out, ids, names: first.names, dispatches };
       };
       try {
         const v1 = await run('v1'), v2 = await run('v2');
+        t.diagnostic(`${name}: ${v1.dispatches} dispatches per decode token with v1, ${v2.dispatches} with v2`);
+        if (g.rt.subgroupFixed) {
+          assert.ok(v2.names.includes('matvec_sgv') && v2.names.includes(stepKernel), `${name} v2 ran ${v2.names.join(', ')}`);
+          assert.ok(!v1.names.some((n) => n.endsWith('_sg') || n === 'matvec_sgv'), `${name} v1 ran ${v1.names.join(', ')}`);
+        }
         for (let i = 0; i < v1.out.length; i++) {
           const d = maxAbsDiff(v2.out[i], v1.out[i]);
           assert.ok(d <= 1e-5, `${name} step ${i}: v2 logits differ from v1 by ${d}`);

@@ -14,6 +14,7 @@ import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Ba
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
+import { MAMBA1_SCAN_SG, MAMBA1_XPROJ_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
@@ -776,14 +777,24 @@ export class WebGpuBackend implements Backend {
     const [cw, cb, xp] = [this.st(a.conv), this.opt(a.convBias), this.st(a.xProj)];
     const xdbl = this.scratch(B * J, 'x_proj output');
     const convFlag = a.convBias ? 1 : 0;
-    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J));
+    const sg = this.stepSubgroup();
+    if (sg) this.rec(MAMBA1_XPROJ_SG, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), String(sg));
+    else this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J));
     const n = a.innerNorms;
     const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
-    this.rec(MAMBA1_SCAN, roles, [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)], this.rt.grid(B * Math.ceil(D / 16)));
+    const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
+    if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
+    else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);
     return y;
+  }
+
+  /** the subgroup size the step kernels of decodeKernels 'v2' are compiled for; 0: the 'v1' step kernels */
+  private stepSubgroup(): number {
+    const sg = this.rt.subgroupFixed;
+    return this.decodeK !== 'v1' && sg > 0 && sg <= 64 ? sg : 0;
   }
 
   /**
@@ -805,7 +816,9 @@ export class WebGpuBackend implements Backend {
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
     const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0);
     const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
-    this.rec(MAMBA2_STEP, roles, [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], this.rt.grid(B * nh * Math.ceil(hd / 8)));
+    const p = [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], sg = this.stepSubgroup();
+    if (sg) this.rec(MAMBA2_STEP_SG, roles, p, this.rt.grid(B * nh * Math.ceil(hd / (256 / sg))), String(sg));
+    else this.rec(MAMBA2_STEP, roles, p, this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
     return this.tensor(g.storage as Store, [B, 1, I], g);
   }

@@ -20,7 +20,7 @@ import type { KernelSpec } from '../runtime.js';
 export const STEP_MAX_XDBL = 1024;
 export const STEP_MAX_STATE = 256;
 
-const CONV = /* wgsl */ `
+export const CONV = /* wgsl */ `
 fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
   var v = 0.0;
   if (hasCB) { v = $cb[o_cb + c]; }

@@ -128,7 +128,7 @@ export const MATVEC_SGV: KernelSpec = {
     }
     return /* wgsl */ `
 const NSG: u32 = ${nsg}u;
-var<workgroup> rsv: array<f32, 64>;
+var<workgroup> rsv: array<f32, ${Math.max(64, nsg)}>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
 ${DECODE_FNS}
 fn bias(j: u32, hasB: bool, nb: u32) -> f32 {
@@ -142,6 +142,25 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 ${DECODE_PARAMS}
   let K4 = K / 4u; let KV = K / ${per}u;
   let sgi = li / ${sg}u;
+  ${xs4 ? `if (norm && M * nG == 1u) {
+    // one row, one norm group (batch-1 decode): x (· silu(z)) staged and its squares summed by every lane at
+    // once, the partial sums added across subgroups, then each lane scales the vectors it staged
+    var s = 0.0;
+    for (var i = li; i < K4; i += ${wg}u) {
+      var v = vec4<f32>($x[o_x + 4u * i], $x[o_x + 4u * i + 1u], $x[o_x + 4u * i + 2u], $x[o_x + 4u * i + 3u]);
+      if (gated) { v *= vec4<f32>(silu($z[o_z + 4u * i]), silu($z[o_z + 4u * i + 1u]), silu($z[o_z + 4u * i + 2u]), silu($z[o_z + 4u * i + 3u])); }
+      xs[i] = v;
+      s += dot(v, v);
+    }
+    let t = subgroupAdd(s);
+    if (lane == 0u) { rsv[sgi] = t; }
+    workgroupBarrier();
+    var tot = 0.0;
+    for (var i = 0u; i < NSG; i++) { tot += rsv[i]; }
+    let rs = inverseSqrt(tot / f32(K) + eps);
+    for (var i = li; i < K4; i += ${wg}u) { xs[i] *= rs * vec4<f32>($nw[o_nw + 4u * i], $nw[o_nw + 4u * i + 1u], $nw[o_nw + 4u * i + 2u], $nw[o_nw + 4u * i + 3u]); }
+    workgroupBarrier();
+  } else {` : '{'}
   if (norm) {
     // the RMS scales, one subgroup per (row, group): subgroupAdd, no tree
     let nq = M * nG;
@@ -163,6 +182,7 @@ ${DECODE_PARAMS}
   }
   ${xs4 ? `for (var i = li; i < M * K4; i += ${wg}u) { xs[i] = x4(i / K4, (i % K4) * 4u, K, norm, gated, nG, gs); }
   workgroupBarrier();` : ''}
+  }
   let row0 = (lin(wgid, nwg) * NSG + sgi) * ${rps}u;
   let wb = o_w / 4u;
   ${body}
