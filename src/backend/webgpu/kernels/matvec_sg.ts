@@ -19,6 +19,8 @@ export interface MatvecSgConfig {
   wg: number;
   /** compile-time row length, loads issued before the sums ('u'); else a runtime loop ('l') */
   unroll: boolean;
+  /** x̂ staged in workgroup memory where it fits (default); false: read (and normalised) from x at every use */
+  stage?: boolean;
 }
 
 /** the most 16-byte weight vectors a lane holds at once in the unrolled form (else the loop form) */
@@ -39,7 +41,7 @@ export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b', sg: number
   const per = fmt === 'f' ? 4 : 8;
   const unroll = cfg.unroll && Math.ceil(K / per / sg) * cfg.rps <= MAX_UNROLLED;
   const need = (M * K) / 4;
-  const xs4 = need * 16 + 64 * 4 <= wgBytes ? need : 0;
+  const xs4 = cfg.stage !== false && need * 16 + 64 * 4 <= wgBytes ? need : 0;
   return `${mm}${fmt}${sg}r${cfg.rps}w${cfg.wg}${unroll ? 'u' : 'l'}k${K}s${xs4}`;
 }
 
@@ -49,15 +51,18 @@ export function matvecSgParse(v: string): MatvecSgVariant {
   return { mm: +m[1], fmt: m[2] as 'f' | 'b', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', K: +m[7], xs4: +m[8] };
 }
 
-/** `v2`, or `v2-r{rps}w{wg}{u|l}` (rps 1–8, wg a power of two 32–1024) → the config; throws naming the option otherwise */
+/**
+ * `v2`, or `v2-r{rps}w{wg}{u|l}[n]` (rps 1–8, wg a power of two 32–1024, n: x̂ not staged) → the config; throws
+ * naming the option otherwise
+ */
 export function parseMatvecSgConfig(s: string, dflt: MatvecSgConfig): MatvecSgConfig {
   if (s === 'v2') return dflt;
-  const m = /^v2-r(\d+)w(\d+)([ul])$/.exec(s);
+  const m = /^v2-r(\d+)w(\d+)([ul])(n?)$/.exec(s);
   const rps = m ? Number(m[1]) : 0, wg = m ? Number(m[2]) : 0;
   if (!m || rps < 1 || rps > 8 || wg < 32 || wg > 1024 || (wg & (wg - 1)) !== 0) {
-    throw new Error(`webgpu: decodeKernels must be 'v1', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l>' (e.g. v2-r2w128u), got ${JSON.stringify(s)}`);
+    throw new Error(`webgpu: decodeKernels must be 'v1', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l>' (e.g. v2-r2w128u; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
   }
-  return { rps, wg, unroll: m[3] === 'u' };
+  return { rps, wg, unroll: m[3] === 'u', stage: m[4] !== 'n' };
 }
 
 /** rows one workgroup covers */
