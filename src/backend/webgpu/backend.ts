@@ -14,7 +14,7 @@ import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Ba
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
-import { MAMBA1_SCAN_SG, MAMBA1_XPROJ_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
+import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
@@ -778,8 +778,7 @@ export class WebGpuBackend implements Backend {
     const xdbl = this.scratch(B * J, 'x_proj output');
     const convFlag = a.convBias ? 1 : 0;
     const sg = this.stepSubgroup();
-    if (sg) this.rec(MAMBA1_XPROJ_SG, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), String(sg));
-    else this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J));
+    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
     const n = a.innerNorms;
     const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
     const y = this.out([B, 1, D], 'mamba1 step');

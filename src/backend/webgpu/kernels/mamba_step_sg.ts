@@ -2,8 +2,7 @@
  * The decode step kernels of decodeKernels 'v2' (devices with one fixed subgroup size; the variant is that size):
  * the same work, roles and parameters as mamba_step.ts's, with the reductions done by `subgroupAdd` instead of
  * workgroup trees, so that a step kernel is a few loads and one or two subgroup sums, not ten barriers.
- * - `MAMBA1_XPROJ_SG`: one workgroup of 256 per (row j of x_proj, batch row b); each subgroup sums a slice of
- *   the row, one barrier to add the subgroups' partials.
+ * (x_proj: MAMBA1_XPROJ with the subgroup size as its variant: subgroupAdd, one barrier for the partials.)
  * - `MAMBA1_SCAN_SG`: one subgroup per (channel, b), no workgroup memory and no barrier at all: the Δ'/B/C norms
  *   (three subgroup sums), Δ = softplus(dt_proj · Δ' + bias), the state update over the lanes, y = (C · h + D u)
  *   · silu(z) (one more sum).
@@ -12,36 +11,7 @@
  *   lanes, y = C · h + D_h x by one subgroup sum; z copied out contiguous.
  */
 import type { KernelSpec } from '../runtime.js';
-import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE } from './mamba_step.js';
-
-/** params as MAMBA1_XPROJ: Bn, Dm, Kc, J, flags (1 conv bias) */
-export const MAMBA1_XPROJ_SG: KernelSpec = {
-  name: 'mamba1_xproj_sg',
-  roles: MAMBA1_XPROJ.roles,
-  writes: MAMBA1_XPROJ.writes,
-  wgsl: (v) => /* wgsl */ `
-${CONV}
-const SG: u32 = ${Number(v)}u;
-var<workgroup> part: array<f32, ${256 / Number(v)}>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
-  init_offsets();
-  let Bn = pu(PK); let Dm = pu(PK + 1u); let Kc = pu(PK + 2u); let J = pu(PK + 3u); let flags = pu(PK + 4u);
-  let g = lin(wg, nwg); let j = g % J; let b = g / J;
-  if (b >= Bn) { return; }
-  var s = 0.0;
-  for (var k = li; k < Dm; k += 256u) { s = fma($xp[o_xp + j * Dm + k], conv_u(b, k, Dm, Kc, (flags & 1u) != 0u), s); }
-  let t = subgroupAdd(s);
-  if (lane == 0u) { part[li / SG] = t; }
-  workgroupBarrier();
-  if (li == 0u) {
-    var r = 0.0;
-    for (var i = 0u; i < 256u / SG; i++) { r += part[i]; }
-    $xdbl[o_xdbl + b * J + j] = r;
-  }
-}`,
-};
+import { CONV, MAMBA1_SCAN, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE } from './mamba_step.js';
 
 /** flags and params as MAMBA1_SCAN: flags 1 conv bias, 2 Δ'/B/C norms, 4/8/16 their weights; Bn, Dm, N, R, Kc, flags, eps */
 export const MAMBA1_SCAN_SG: KernelSpec = {
@@ -115,14 +85,7 @@ var<workgroup> sC: array<f32, ${STEP_MAX_STATE}>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32,
         @builtin(subgroup_invocation_id) lane: u32) {
   init_offsets();
-  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let G = pu(PK + 3u); let N = pu(PK + 4u);
-  let I = pu(PK + 5u); let Kc = pu(PK + 6u); let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u);
-  let nP = (hd + PB - 1u) / PB;
-  let g = lin(wg, nwg); let pb = g % nP; let bh = g / nP; let h = bh % nh; let b = bh / nh;
-  if (b >= Bn) { return; }
-  let C = I + 2u * G * N;
-  let grp = h / (nh / G);
-  let hasCB = (flags & 1u) != 0u;
+${MAMBA2_HEAD}
   for (var i = li; i < 2u * N; i += 256u) {
     if (i < N) { sB[i] = conv_u(b, I + grp * N + i, C, Kc, hasCB); }
     else { sC[i - N] = conv_u(b, I + G * N + grp * N + i - N, C, Kc, hasCB); }
