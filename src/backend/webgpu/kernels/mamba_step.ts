@@ -13,6 +13,7 @@
  * - `MAMBA2_STEP`: one workgroup per (8 rows of a head, head, b): the conv of its x rows and its group's
  *   B and C, Δ = clamp(softplus(Δ' + bias), lo, hi), h = exp(Δ A_h) h + Δ x B over 32 lanes per row,
  *   y = C · h + D_h x, and z copied out contiguous (the gated norm follows, folded into out_proj).
+ * decodeKernels 'v2' runs their subgroup forms (mamba_step_sg.ts; MAMBA1_XPROJ's variant = the subgroup size).
  */
 import type { KernelSpec } from '../runtime.js';
 
