@@ -235,7 +235,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
   };
   const [greedy, greedyOld, sampled, sampledOld] = [await run({}), await run({ pipeline: false }), await run({ ...SAMPLED, deviceSampling: true }), await run({ ...SAMPLED, pipeline: false })];
   check(JSON.stringify(greedy.res.generated) === JSON.stringify(greedyOld.res.generated), 'greedy pipelined = earlier path');
-  const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED });
+  const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED, deviceSampling: true });
   check(JSON.stringify(again.generated) === JSON.stringify(sampled.res.generated), 'sampled: same seed, same tokens');
   again.state.dispose();
   // step by step: the states after the returned tokens, and each sampled token inside the CPU sampler's kept set
