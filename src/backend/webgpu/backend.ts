@@ -37,8 +37,11 @@ import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOp
 export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
-/** the subgroup matvec's tunables of decodeKernels 'v2' (pending the H100 probe of issue 11) */
-const MATVEC_SG_DEFAULT: MatvecSgConfig = { rps: 2, wg: 128, unroll: true };
+/**
+ * the subgroup matvec's tunables of decodeKernels 'v2': unrolled loads, rows per subgroup and workgroup size fitted
+ * per matrix to launch ≥ 2 workgroups per GPU core (no H100 sweep yet: issue 11's probe timed out)
+ */
+const MATVEC_SG_DEFAULT: MatvecSgConfig = { rps: 4, wg: 128, unroll: true };
 
 /** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
 export function maxRelErr(a: Float32Array, b: Float32Array): number {
@@ -111,7 +114,7 @@ export class WebGpuBackend implements Backend {
     return this.decodeK;
   }
   set decodeKernels(k: string) {
-    const cfg = k === 'v1' ? null : parseMatvecSgConfig(k, MATVEC_SG_DEFAULT);
+    const cfg = k === 'v1' ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeK) this.epoch++;
     this.decodeK = k;
     this.fx.sgv = cfg;
@@ -133,13 +136,13 @@ export class WebGpuBackend implements Backend {
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
-    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v2');
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
     this.attnSplits = opts.attentionSplits;
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
+    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v2');
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {

@@ -6,7 +6,7 @@ import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
 import { f2u } from './wgsl.js';
 import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
 import { MATVEC_SG } from './kernels/linear.js';
-import { MATVEC_SGV, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
+import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 
@@ -171,7 +171,7 @@ export class DecodeFusion {
       const groups = this.kernels === 'tiled' ? 256 : 0;
       if (sgv && fmt !== 'x') {
         const sg = this.rt.subgroupFixed, cfg = this.sgv!;
-        const v = matvecSgVariant(l.M, l.K, fmt, sg, { ...cfg, wg: Math.max(cfg.wg, sg) }, this.rt.maxWorkgroupStorage);
+        const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);
         this.rec(MATVEC_SGV, roles, params, this.rt.grid(Math.ceil(nb / matvecSgRows(matvecSgParse(v)))), v);
       } else if (few) {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);

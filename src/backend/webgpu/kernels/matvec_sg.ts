@@ -21,6 +21,21 @@ export interface MatvecSgConfig {
   unroll: boolean;
   /** x̂ staged in workgroup memory where it fits (default); false: read (and normalised) from x at every use */
   stage?: boolean;
+  /**
+   * 'v2' without tunables: the workgroups a call should launch at least (default 2 × the GPU's cores); rows per
+   * subgroup (4, 2, 1) and then the workgroup size (128 down to 32) shrink per matrix until it does
+   */
+  auto?: number;
+}
+
+/** the tunables for one matrix of nb rows: `cfg` itself, or with `auto`, the largest rows per workgroup that still fill the GPU */
+export function matvecSgFit(cfg: MatvecSgConfig, nb: number, sg: number): MatvecSgConfig {
+  if (!cfg.auto) return { ...cfg, wg: Math.max(cfg.wg, sg) };
+  const groups = (rps: number, wg: number) => Math.ceil(nb / (rps * Math.max(1, wg / sg)));
+  let rps = 4, wg = Math.max(128, sg);
+  while (rps > 1 && groups(rps, wg) < cfg.auto) rps >>= 1;
+  while (wg > Math.max(32, sg) && groups(rps, wg) < cfg.auto) wg >>= 1;
+  return { ...cfg, rps, wg };
 }
 
 /** the most 16-byte weight vectors a lane holds at once in the unrolled form (else the loop form) */
