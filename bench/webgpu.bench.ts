@@ -6,12 +6,15 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows on,off] [--no-profile] [--json]
- *        [--gemm old|tiled|sgmat] [--scan rescan|partials]
+ *        [--gemm old|tiled|sgmat] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
  * those of the old kernels on the same device.
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
+ * `--decode v1,v2` runs each preset with each set of batch-1 decode kernels (WebGpuBackendOptions.decodeKernels: 'v1'
+ * the matvec and step kernels before, 'v2' the subgroup ones, 'v2-r{rows per subgroup}w{workgroup}{u|l}' its tunables)
+ * on the same device; the first decode step's logits of every set are checked against the first set's (max |Δ| printed).
  * `--layers n` / `--vocab n` shrink the presets in either mode (smoke runs on SwiftShader); `--draws n` (default
  * 10,000): how many sampleRows draws the distribution check of the generate() rows makes.
  *
@@ -73,6 +76,7 @@ const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
 const attnModes = arg('attention', 'flash').split(',') as ('flash' | 'legacy')[];
+const decodeModes = arg('decode', '').split(',').filter((m) => m);
 let failed = false;
 /** a check of the results on the device: reported, and the process ends with status 1 */
 function check(ok: boolean, what: string): void {
@@ -231,7 +235,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
   };
   const [greedy, greedyOld, sampled, sampledOld] = [await run({}), await run({ pipeline: false }), await run({ ...SAMPLED, deviceSampling: true }), await run({ ...SAMPLED, pipeline: false })];
   check(JSON.stringify(greedy.res.generated) === JSON.stringify(greedyOld.res.generated), 'greedy pipelined = earlier path');
-  const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED });
+  const again = await generate(lm, [prompt], { maxNewTokens: gen, stopTokens: [], seed: 1234, ...SAMPLED, deviceSampling: true });
   check(JSON.stringify(again.generated) === JSON.stringify(sampled.res.generated), 'sampled: same seed, same tokens');
   again.state.dispose();
   // step by step: the states after the returned tokens, and each sampled token inside the CPU sampler's kept set
@@ -346,8 +350,11 @@ for (const weights of memoryOnly ? [] : formats) {
   const weightMB = (backend.weightBytes - w0) / 2 ** 20;
   log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
   let prefillLogits: Float32Array | null = null;
-  for (const attention of attnModes) {
+  let decodeLogits: { mode: string; data: Float32Array } | null = null;
+  for (const [attention, decodeMode] of attnModes.flatMap((a) => (decodeModes.length ? decodeModes : ['']).map((d) => [a, d] as const))) {
     backend.attentionKernels = attention;
+    if (decodeMode) backend.decodeKernels = decodeMode;
+    let decodeParity: number | null = null;
     const V = lm.vocabSize;
     const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
     {
@@ -374,7 +381,7 @@ for (const weights of memoryOnly ? [] : formats) {
       if (r === 0 && !prefillLogits) prefillLogits = l.data.slice();
       let first = 0;
       for (let i = 1; i < V; i++) if (l.data[i] > l.data[first]) first = i;
-      const copy = r === 0 ? [s.clone(), s.clone()] : null; // for the checks: the chain and the model code from the same state
+      const copy = r === 0 ? [s.clone(), s.clone(), s.clone()] : null; // for the checks: the chain and the model code from the same state
       const c0 = { ...backend.rt.counters };
       const h0 = timer.total();
       t = performance.now();
@@ -395,6 +402,16 @@ for (const weights of memoryOnly ? [] : formats) {
         if (chain) check(chain.join() === stepped.join(), `${preset} ${attention}: chained tokens ${chain.slice(0, 16)}… differ from the stepped ${stepped.slice(0, 16)}…`);
         check(ref.join() === stepped.slice(0, nRef).join(), `${preset} ${attention}: model-code tokens ${ref} differ from the replayed ${stepped.slice(0, nRef)}`);
         checked = `${chain ? `chain = steps (${gen} tokens)` : 'no chain'}, model code = steps (${nRef} tokens): ${failed ? 'FAILED' : 'ok'}`;
+        // the first decode step's logits against those of the first decode kernel set (a kernel wrong on this GPU shows)
+        const dl = (await lm.advance([[first]], copy[2])).data;
+        if (!decodeLogits) decodeLogits = { mode: backend.decodeKernels, data: dl.slice() };
+        else {
+          let d = 0, m = 0;
+          for (let i = 0; i < V; i++) (d = Math.max(d, Math.abs(dl[i] - decodeLogits.data[i]))), (m = Math.max(m, Math.abs(decodeLogits.data[i])));
+          decodeParity = d;
+          log(`  decode logits, ${backend.decodeKernels} vs ${decodeLogits.mode}: max |Δ| ${d.toExponential(2)} (max |logit| ${m.toFixed(2)})`);
+          check(d <= 1e-3 * Math.max(1, m), `${preset}: decode logits of ${backend.decodeKernels} differ from ${decodeLogits.mode} by ${d}`);
+        }
         for (const c of copy) c.dispose();
       }
       s.dispose();
@@ -475,7 +492,7 @@ for (const weights of memoryOnly ? [] : formats) {
       profiles.push(...batchProfiles);
     }
     const res = {
-      preset, weights, attention, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, attention, decode_kernels: backend.decodeKernels, decode_logits_vs_first: decodeParity, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
@@ -486,7 +503,7 @@ for (const weights of memoryOnly ? [] : formats) {
     };
     results.push(res);
     if (!json) {
-      console.log(`${preset} ${weights} attention ${attention} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
+      console.log(`${preset} ${weights} attention ${attention} decode ${backend.decodeKernels} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) {

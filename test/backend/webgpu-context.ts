@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { createWebGpuBackend, WebGpuUnavailableError, type CreateWebGpuOptions, type WebGpuBackend } from '../../src/backend/webgpu/index.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -23,5 +24,23 @@ export async function webgpuOrReason(opts: CreateWebGpuOptions = {}): Promise<We
   } catch (e) {
     if (e instanceof WebGpuUnavailableError && process.env.MAMBA_TS_REQUIRE_WEBGPU !== '1') return `no WebGPU: ${e.message}`;
     throw e;
+  }
+}
+
+/** values rounded to bf16 (what a matrix stored with `weights: 'bf16'` holds) */
+export const roundBf16 = (a: Float32Array): Float32Array => a.map((v) => bf16ToF32(f32ToBf16(v)));
+
+/** the kernels `fn` records on `g` */
+export async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; names: string[] }> {
+  const names: string[] = [];
+  const record = g.rt.record.bind(g.rt);
+  g.rt.record = (d) => {
+    names.push(d.spec.name);
+    record(d);
+  };
+  try {
+    return { result: await fn(), names };
+  } finally {
+    g.rt.record = record;
   }
 }

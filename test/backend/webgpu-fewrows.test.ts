@@ -11,9 +11,8 @@ import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { fewRowsParse, fewRowsVariant } from '../../src/backend/webgpu/kernels/fewrows.js';
 import { loadModel } from '../../src/index.js';
 import { ModelState } from '../../src/models/state.js';
-import { bf16ToF32, f32ToBf16 } from '../../src/tensor/dtype.js';
 import { hfFixture, maxAbsDiff, randomArray } from '../helpers.js';
-import { webgpuOrReason } from './webgpu-context.js';
+import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
 for (const kernels of ['tiled', 'simple'] as const) {
@@ -27,22 +26,6 @@ after(() => {
   for (const g of Object.values(gpus)) if (typeof g !== 'string') g.destroy();
 });
 
-const roundBf16 = (a: Float32Array): Float32Array => a.map((v) => bf16ToF32(f32ToBf16(v)));
-
-/** the kernels `fn` records on `g` */
-async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; names: string[] }> {
-  const names: string[] = [];
-  const record = g.rt.record.bind(g.rt);
-  g.rt.record = (d) => {
-    names.push(d.spec.name);
-    record(d);
-  };
-  try {
-    return { result: await fn(), names };
-  } finally {
-    g.rt.record = record;
-  }
-}
 
 const ROWS = [1, 2, 7, 8, 9, 33, 64];
 

@@ -13,6 +13,8 @@
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
+import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
+import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
@@ -35,6 +37,11 @@ import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOp
 export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
+/**
+ * the subgroup matvec's tunables of decodeKernels 'v2': unrolled loads, rows per subgroup and workgroup size fitted
+ * per matrix to launch ≥ 2 workgroups per GPU core (no H100 sweep yet: issue 11's probe timed out)
+ */
+const MATVEC_SG_DEFAULT: MatvecSgConfig = { rps: 4, wg: 128, unroll: true };
 
 /** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
 export function maxRelErr(a: Float32Array, b: Float32Array): number {
@@ -102,6 +109,17 @@ export class WebGpuBackend implements Backend {
     if (on !== this.fx.fewRows) this.epoch++;
     this.fx.fewRows = on;
   }
+  /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
+  get decodeKernels(): string {
+    return this.decodeK;
+  }
+  set decodeKernels(k: string) {
+    const cfg = k === 'v1' ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    if (k !== this.decodeK) this.epoch++;
+    this.decodeK = k;
+    this.fx.sgv = cfg;
+  }
+  private decodeK = 'v1';
   /** bumped when recorded steps go stale */
   private epoch = 0;
   /** work held back for decode fusion (see fusion.ts) */
@@ -124,6 +142,7 @@ export class WebGpuBackend implements Backend {
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
+    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v2');
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
@@ -761,14 +780,23 @@ export class WebGpuBackend implements Backend {
     const [cw, cb, xp] = [this.st(a.conv), this.opt(a.convBias), this.st(a.xProj)];
     const xdbl = this.scratch(B * J, 'x_proj output');
     const convFlag = a.convBias ? 1 : 0;
-    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J));
+    const sg = this.stepSubgroup();
+    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
     const n = a.innerNorms;
     const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
-    this.rec(MAMBA1_SCAN, roles, [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)], this.rt.grid(B * Math.ceil(D / 16)));
+    const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
+    if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
+    else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);
     return y;
+  }
+
+  /** the subgroup size the step kernels of decodeKernels 'v2' are compiled for; 0: the 'v1' step kernels */
+  private stepSubgroup(): number {
+    const sg = this.rt.subgroupFixed;
+    return this.decodeK !== 'v1' && sg > 0 && sg <= 64 ? sg : 0;
   }
 
   /**
@@ -790,7 +818,9 @@ export class WebGpuBackend implements Backend {
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
     const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0);
     const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
-    this.rec(MAMBA2_STEP, roles, [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], this.rt.grid(B * nh * Math.ceil(hd / 8)));
+    const p = [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], sg = this.stepSubgroup();
+    if (sg) this.rec(MAMBA2_STEP_SG, roles, p, this.rt.grid(B * nh * Math.ceil(hd / (256 / sg))), String(sg));
+    else this.rec(MAMBA2_STEP, roles, p, this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
     return this.tensor(g.storage as Store, [B, 1, I], g);
   }

@@ -6,6 +6,7 @@ import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
 import { f2u } from './wgsl.js';
 import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
 import { MATVEC_SG } from './kernels/linear.js';
+import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 
@@ -59,6 +60,11 @@ export class DecodeFusion {
    * up to 8 rows and the tiled matmul above (kept to compare: the backend's `fewRows` option)
    */
   fewRows = false;
+  /**
+   * the subgroup matvec's tunables (decodeKernels 'v2…'), used where the device has one fixed subgroup size and
+   * the weights are 16-byte vectors; null: MATVEC_V ('v1', the kernel before)
+   */
+  sgv: MatvecSgConfig | null = null;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
@@ -155,13 +161,19 @@ export class DecodeFusion {
         continue;
       }
       // vector loads on GPUs and wherever they are needed (bf16; the conv window of the mixer steps), else scalar
-      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
+      // (the subgroup matvec of decodeKernels 'v2' has no barrier in its weight loop: vector loads everywhere)
+      const sgv = !few && this.sgv !== null && this.rt.subgroupFixed > 0 && this.rt.subgroupFixed <= 128;
+      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv || sgv) ? 'f' : 'x';
       const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
       const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
       const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
       // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
       const groups = this.kernels === 'tiled' ? 256 : 0;
-      if (few) {
+      if (sgv && fmt !== 'x') {
+        const sg = this.rt.subgroupFixed, cfg = this.sgv!;
+        const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);
+        this.rec(MATVEC_SGV, roles, params, this.rt.grid(Math.ceil(nb / matvecSgRows(matvecSgParse(v)))), v);
+      } else if (few) {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
         this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
       } else {

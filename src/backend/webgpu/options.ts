@@ -53,6 +53,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * backend (`fewRows`).
    */
   fewRows?: boolean;
+  /**
+   * Batch-1 decode kernels (up to 8 rows): 'v2' (default) runs the subgroup matvec (kernels/matvec_sg.ts: rows
+   * per subgroup, 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one
+   * fixed subgroup size; 'v1' the kernels before (MATVEC_V, the workgroup-tree step kernels), to compare.
+   * 'v2-r{rows per subgroup}w{workgroup size}{u|l}[n]' (e.g. 'v2-r2w128u') sets the matvec's tunables (n: the input not staged in workgroup memory; u: loads
+   * unrolled with the row length compiled in; l: a loop). Also settable on the backend (`decodeKernels`) or by
+   * MAMBA_TS_WEBGPU_DECODE.
+   */
+  decodeKernels?: string;
 }
 
 /** the Mamba-1 prefill scans (`scan`) */

@@ -1,6 +1,7 @@
 /**
  * y[M, N] = x[M, K] · wᵀ (+ bias), w [N, K] row-major (both operands K-contiguous).
  * - decode (M ≤ 8): `MATVEC_V` in matvec.ts (vector or scalar weight loads, fused norm/residual/conv window),
+ *   `MATVEC_SGV` in matvec_sg.ts (the same fusions, rows owned by subgroups: decodeKernels 'v2'),
  *   and here `MATVEC_SG`, the barrier-free subgroup matvec that CPU-emulated adapters prefer;
  * - `MATMUL` (prefill): 64×64 output tiles, 16-deep K slices staged in workgroup memory, 4×4 outputs per
  *   thread strided by 16 (conflict-free workgroup reads, coalesced writes).

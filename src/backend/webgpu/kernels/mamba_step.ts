@@ -13,6 +13,7 @@
  * - `MAMBA2_STEP`: one workgroup per (8 rows of a head, head, b): the conv of its x rows and its group's
  *   B and C, Δ = clamp(softplus(Δ' + bias), lo, hi), h = exp(Δ A_h) h + Δ x B over 32 lanes per row,
  *   y = C · h + D_h x, and z copied out contiguous (the gated norm follows, folded into out_proj).
+ * decodeKernels 'v2' runs their subgroup forms (mamba_step_sg.ts; MAMBA1_XPROJ's variant = the subgroup size).
  */
 import type { KernelSpec } from '../runtime.js';
 
@@ -20,7 +21,7 @@ import type { KernelSpec } from '../runtime.js';
 export const STEP_MAX_XDBL = 1024;
 export const STEP_MAX_STATE = 256;
 
-const CONV = /* wgsl */ `
+export const CONV = /* wgsl */ `
 fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
   var v = 0.0;
   if (hasCB) { v = $cb[o_cb + c]; }
@@ -29,29 +30,40 @@ fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
   return silu(v);
 }`;
 
-/** params: Bn, Dm, Kc, J, flags (1 conv bias) */
+/**
+ * params: Bn, Dm, Kc, J, flags (1 conv bias). Variant '' (v1): a workgroup tree reduction; the subgroup size
+ * (decodeKernels 'v2', a fixed size): subgroupAdd, then one barrier to add the subgroups' partials.
+ */
 export const MAMBA1_XPROJ: KernelSpec = {
   name: 'mamba1_xproj',
   roles: ['win', 'cw', 'cb', 'xp', 'xdbl'],
   writes: ['xdbl'],
-  wgsl: () => /* wgsl */ `
+  wgsl: (v) => /* wgsl */ `
 ${CONV}
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32${v ? `,
+        @builtin(subgroup_invocation_id) lane: u32` : ''}) {
   init_offsets();
   let Bn = pu(PK); let Dm = pu(PK + 1u); let Kc = pu(PK + 2u); let J = pu(PK + 3u); let flags = pu(PK + 4u);
   let g = lin(wg, nwg); let j = g % J; let b = g / J;
   if (b >= Bn) { return; }
   var s = 0.0;
   for (var k = li; k < Dm; k += 256u) { s = fma($xp[o_xp + j * Dm + k], conv_u(b, k, Dm, Kc, (flags & 1u) != 0u), s); }
-  red[li] = s;
+  ${v ? `let t = subgroupAdd(s);
+  if (lane == 0u) { red[li / ${Number(v)}u] = t; }
+  workgroupBarrier();
+  if (li == 0u) {
+    var r = 0.0;
+    for (var i = 0u; i < ${256 / Number(v)}u; i++) { r += red[i]; }
+    $xdbl[o_xdbl + b * J + j] = r;
+  }` : `red[li] = s;
   workgroupBarrier();
   for (var st = 128u; st > 0u; st >>= 1u) {
     if (li < st) { red[li] += red[li + st]; }
     workgroupBarrier();
   }
-  if (li == 0u) { $xdbl[o_xdbl + b * J + j] = red[0]; }
+  if (li == 0u) { $xdbl[o_xdbl + b * J + j] = red[0]; }`}
 }`,
 };
 
@@ -152,6 +164,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }`,
 };
 
+/**
+ * The parameters of the Mamba-2 step kernels and the workgroup's (block of PB rows pb, head h, batch row b), its
+ * group grp, conv width C; workgroups past the batch return.
+ */
+export const MAMBA2_HEAD = /* wgsl */ `
+  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let G = pu(PK + 3u); let N = pu(PK + 4u);
+  let I = pu(PK + 5u); let Kc = pu(PK + 6u); let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u);
+  let nP = (hd + PB - 1u) / PB;
+  let g = lin(wg, nwg); let pb = g % nP; let bh = g / nP; let h = bh % nh; let b = bh / nh;
+  if (b >= Bn) { return; }
+  let C = I + 2u * G * N;
+  let grp = h / (nh / G);
+  let hasCB = (flags & 1u) != 0u;`;
+
 /** flags: 1 conv bias, 2 D, 4 Δ bias. params: Bn, nh, hd, G, N, I, Kc, flags, lo, hi. Also copies z to zo [b, I]. */
 export const MAMBA2_STEP: KernelSpec = {
   name: 'mamba2_step',
@@ -168,14 +194,7 @@ var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let G = pu(PK + 3u); let N = pu(PK + 4u);
-  let I = pu(PK + 5u); let Kc = pu(PK + 6u); let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u);
-  let nP = (hd + PB - 1u) / PB;
-  let g = lin(wg, nwg); let pb = g % nP; let bh = g / nP; let h = bh % nh; let b = bh / nh;
-  if (b >= Bn) { return; }
-  let C = I + 2u * G * N;
-  let grp = h / (nh / G);
-  let hasCB = (flags & 1u) != 0u;
+${MAMBA2_HEAD}
   for (var i = li; i < PB + 2u * N; i += 256u) {
     if (i < PB) {
       let p = pb * PB + i;

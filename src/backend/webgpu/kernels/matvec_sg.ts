@@ -1,0 +1,211 @@
+/**
+ * The decode matrix-vector product on devices with one fixed subgroup size (NVIDIA: 32; SwiftShader: 4), built
+ * to stream the weights at memory bandwidth: each subgroup owns RPS consecutive rows, every lane reads 16-byte
+ * vectors (4 float32, or 8 bf16 packed two to a u32), and a row is reduced by `subgroupAdd` — no workgroup
+ * tree, no barrier after the loads. With `unroll` the row length is compiled in and all of a lane's loads of
+ * its rows are issued before the first sum. Same roles, parameters and fusions as MATVEC_V (matvec.ts): the
+ * folded RMSNorm / gated norm (scales by subgroup reductions, then x̂ staged once per workgroup in workgroup
+ * memory: two barriers in all, before the weight stream), bias, the residual and conv-window epilogues (`put`).
+ * Formats 'f' and 'b' only (rows of whole vectors in the matrix pool); the scalar format stays on MATVEC_V.
+ */
+import type { KernelSpec } from '../runtime.js';
+import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, weightTypes, type MatvecFormat } from './matvec.js';
+
+/** the tunables of the subgroup matvec (the backend's `decodeKernels: 'v2-r{rps}w{wg}{u|l}'`) */
+export interface MatvecSgConfig {
+  /** rows per subgroup */
+  rps: number;
+  /** workgroup size (a multiple of the subgroup size) */
+  wg: number;
+  /** compile-time row length, loads issued before the sums ('u'); else a runtime loop ('l') */
+  unroll: boolean;
+  /** x̂ staged in workgroup memory where it fits (default); false: read (and normalised) from x at every use */
+  stage?: boolean;
+  /**
+   * 'v2' without tunables: the workgroups a call should launch at least (default 2 × the GPU's cores); rows per
+   * subgroup (4, 2, 1) and then the workgroup size (128 down to 32) shrink per matrix until it does
+   */
+  auto?: number;
+}
+
+/** the tunables for one matrix of nb rows: `cfg` itself, or with `auto`, the largest rows per workgroup that still fill the GPU */
+export function matvecSgFit(cfg: MatvecSgConfig, nb: number, sg: number): MatvecSgConfig {
+  if (!cfg.auto) return { ...cfg, wg: Math.max(cfg.wg, sg) };
+  const groups = (rps: number, wg: number) => Math.ceil(nb / (rps * Math.max(1, wg / sg)));
+  let rps = 4, wg = Math.max(128, sg);
+  while (rps > 1 && groups(rps, wg) < cfg.auto) rps >>= 1;
+  while (wg > Math.max(32, sg) && groups(rps, wg) < cfg.auto) wg >>= 1;
+  return { ...cfg, rps, wg };
+}
+
+/** the most 16-byte weight vectors a lane holds at once in the unrolled form (else the loop form) */
+const MAX_UNROLLED = 48;
+
+export interface MatvecSgVariant extends MatvecSgConfig {
+  mm: number;
+  fmt: Exclude<MatvecFormat, 'x'>;
+  sg: number;
+  K: number;
+  /** x̂ staged in workgroup memory (vec4s), 0: computed on the fly */
+  xs4: number;
+}
+
+/** the variant key `${mm}${f|b}${sg}r${rps}w${wg}${u|l}k${K}s${xs4}` of one call */
+export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b', sg: number, cfg: MatvecSgConfig, wgBytes: number): string {
+  const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+  const per = fmt === 'f' ? 4 : 8;
+  const unroll = cfg.unroll && Math.ceil(K / per / sg) * cfg.rps <= MAX_UNROLLED;
+  const need = (M * K) / 4;
+  const xs4 = cfg.stage !== false && need * 16 + 64 * 4 <= wgBytes ? need : 0;
+  return `${mm}${fmt}${sg}r${cfg.rps}w${cfg.wg}${unroll ? 'u' : 'l'}k${K}s${xs4}`;
+}
+
+export function matvecSgParse(v: string): MatvecSgVariant {
+  const m = /^([1248])([fb])(\d+)r(\d+)w(\d+)([ul])k(\d+)s(\d+)$/.exec(v);
+  if (!m) throw new Error(`matvec_sgv: bad variant ${JSON.stringify(v)}`);
+  return { mm: +m[1], fmt: m[2] as 'f' | 'b', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', K: +m[7], xs4: +m[8] };
+}
+
+/**
+ * `v2`, or `v2-r{rps}w{wg}{u|l}[n]` (rps 1–8, wg a power of two 32–1024, n: x̂ not staged) → the config; throws
+ * naming the option otherwise
+ */
+export function parseMatvecSgConfig(s: string, dflt: MatvecSgConfig): MatvecSgConfig {
+  if (s === 'v2') return dflt;
+  const m = /^v2-r(\d+)w(\d+)([ul])(n?)$/.exec(s);
+  const rps = m ? Number(m[1]) : 0, wg = m ? Number(m[2]) : 0;
+  if (!m || rps < 1 || rps > 8 || wg < 32 || wg > 1024 || (wg & (wg - 1)) !== 0) {
+    throw new Error(`webgpu: decodeKernels must be 'v1', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l>' (e.g. v2-r2w128u; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
+  }
+  return { rps, wg, unroll: m[3] === 'u', stage: m[4] !== 'n' };
+}
+
+/** rows one workgroup covers */
+export const matvecSgRows = (v: MatvecSgVariant): number => v.rps * Math.max(1, v.wg / v.sg);
+
+export const MATVEC_SGV: KernelSpec = {
+  name: 'matvec_sgv',
+  roles: DECODE_ROLES,
+  writes: ['y', 'y2', 'cst'],
+  types: (v) => weightTypes(matvecSgParse(v).fmt),
+  wgsl: (v) => {
+    const { mm, fmt, sg, rps, wg, unroll, K, xs4 } = matvecSgParse(v);
+    const nsg = Math.max(1, wg / sg);
+    const per = fmt === 'f' ? 4 : 8;
+    // x̂[m] as a vec4 at vec4 index q (staged, or normalised on the fly)
+    const X4 = (m: string, q: string) => (xs4 ? `xs[(${m}) * K4 + (${q})]` : `x4(${m}, (${q}) * 4u, K, norm, gated, nG, gs)`);
+    // acc += w (one weight vector at vector index q) · x̂[m]
+    const fma = (acc: string, w: string, m: string, q: string) =>
+      fmt === 'f'
+        ? `${acc} += dot(${w}, ${X4(m, q)});`
+        : `{ let a = ${X4(m, `2u * (${q})`)}; let c = ${X4(m, `2u * (${q}) + 1u`)};
+        ${acc} += dot(bitcast<vec4<f32>>(${w} << vec4<u32>(16u)), vec4<f32>(a.x, a.z, c.x, c.z)) + dot(bitcast<vec4<f32>>(${w} & vec4<u32>(0xffff0000u)), vec4<f32>(a.y, a.w, c.y, c.w)); }`;
+    const wty = fmt === 'f' ? 'vec4<f32>' : 'vec4<u32>';
+    let body: string;
+    if (unroll) {
+      const KV = K / per, NL = Math.ceil(KV / sg);
+      const L: string[] = [];
+      // every load of the subgroup's rows first (rows past the end read the last row: in bounds, not written)
+      for (let r = 0; r < rps; r++) {
+        L.push(`let j${r} = row0 + ${r}u; let wr${r} = wb + min(j${r}, nb - 1u) * ${KV}u;`);
+        for (let i = 0; i < NL; i++) {
+          if ((i + 1) * sg <= KV) L.push(`let w${r}_${i} = $w[wr${r} + ${i * sg}u + lane];`);
+          else L.push(`var w${r}_${i} = ${wty}(); if (${i * sg}u + lane < ${KV}u) { w${r}_${i} = $w[wr${r} + ${i * sg}u + lane]; }`);
+        }
+      }
+      for (let r = 0; r < rps; r++) {
+        for (let m = 0; m < mm; m++) {
+          L.push(`{ var acc = 0.0;`);
+          for (let i = 0; i < NL; i++) {
+            const q = (i + 1) * sg <= KV ? `${i * sg}u + lane` : `min(${i * sg}u + lane, ${KV - 1}u)`;
+            L.push('  ' + fma('acc', `w${r}_${i}`, `${m}u`, q));
+          }
+          L.push(`  let s = subgroupAdd(acc);`);
+          L.push(`  if (lane == 0u && j${r} < nb && ${m}u < M) { put(${m}u, n0 + j${r}, s + bias(j${r}, hasB, nb), N, hasR, conv, cs0, cw, Kc); } }`);
+        }
+      }
+      body = L.join('\n    ');
+    } else {
+      body = /* wgsl */ `
+    for (var r = 0u; r < ${rps}u; r++) {
+      let j = row0 + r;
+      var acc: array<f32, ${mm}>;
+      for (var m = 0u; m < ${mm}u; m++) { acc[m] = 0.0; }
+      if (j < nb) {
+        let wr = wb + j * KV;
+        for (var q = lane; q < KV; q += ${sg}u) {
+          let w = $w[wr + q];
+          for (var m = 0u; m < ${mm}u; m++) {
+            if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
+          }
+        }
+      }
+      for (var m = 0u; m < ${mm}u; m++) {
+        let s = subgroupAdd(acc[m]);
+        if (lane == 0u && j < nb && m < M) { put(m, n0 + j, s + bias(j, hasB, nb), N, hasR, conv, cs0, cw, Kc); }
+      }
+    }`;
+    }
+    return /* wgsl */ `
+const NSG: u32 = ${nsg}u;
+var<workgroup> rsv: array<f32, ${Math.max(64, nsg)}>;
+${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
+${DECODE_FNS}
+fn bias(j: u32, hasB: bool, nb: u32) -> f32 {
+  if (hasB && j < nb) { return $bias[o_bias + j]; }
+  return 0.0;
+}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  init_offsets();
+${DECODE_PARAMS}
+  let K4 = K / 4u; let KV = K / ${per}u;
+  let sgi = li / ${sg}u;
+  ${xs4 ? `if (norm && M * nG == 1u) {
+    // one row, one norm group (batch-1 decode): x (· silu(z)) staged and its squares summed by every lane at
+    // once, the partial sums added across subgroups, then each lane scales the vectors it staged
+    var s = 0.0;
+    for (var i = li; i < K4; i += ${wg}u) {
+      var v = vec4<f32>($x[o_x + 4u * i], $x[o_x + 4u * i + 1u], $x[o_x + 4u * i + 2u], $x[o_x + 4u * i + 3u]);
+      if (gated) { v *= vec4<f32>(silu($z[o_z + 4u * i]), silu($z[o_z + 4u * i + 1u]), silu($z[o_z + 4u * i + 2u]), silu($z[o_z + 4u * i + 3u])); }
+      xs[i] = v;
+      s += dot(v, v);
+    }
+    let t = subgroupAdd(s);
+    if (lane == 0u) { rsv[sgi] = t; }
+    workgroupBarrier();
+    var tot = 0.0;
+    for (var i = 0u; i < NSG; i++) { tot += rsv[i]; }
+    let rs = inverseSqrt(tot / f32(K) + eps);
+    for (var i = li; i < K4; i += ${wg}u) { xs[i] *= rs * vec4<f32>($nw[o_nw + 4u * i], $nw[o_nw + 4u * i + 1u], $nw[o_nw + 4u * i + 2u], $nw[o_nw + 4u * i + 3u]); }
+    workgroupBarrier();
+  } else {` : '{'}
+  if (norm) {
+    // the RMS scales, one subgroup per (row, group): subgroupAdd, no tree
+    let nq = M * nG;
+    for (var q0 = 0u; q0 < nq; q0 += NSG) {
+      let q = q0 + sgi;
+      var s = 0.0;
+      if (q < nq) {
+        let m = q / nG; let g0 = (q % nG) * gs;
+        for (var k = lane; k < gs; k += ${sg}u) {
+          var v = $x[o_x + m * K + g0 + k];
+          if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+          s += v * v;
+        }
+      }
+      let t = subgroupAdd(s);
+      if (lane == 0u && q < nq) { rsv[q] = inverseSqrt(t / f32(gs) + eps); }
+    }
+    workgroupBarrier();
+  }
+  ${xs4 ? `for (var i = li; i < M * K4; i += ${wg}u) { xs[i] = x4(i / K4, (i % K4) * 4u, K, norm, gated, nG, gs); }
+  workgroupBarrier();` : ''}
+  }
+  let row0 = (lin(wgid, nwg) * NSG + sgi) * ${rps}u;
+  let wb = o_w / 4u;
+  ${body}
+}`;
+  },
+};
