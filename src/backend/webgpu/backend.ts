@@ -18,7 +18,7 @@ import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
-import { MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan } from './kernels/gemm_blocked.js';
+import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -68,7 +68,8 @@ export class WebGpuBackend implements Backend {
   private small: WebGpuGemmSmall = 'old';
   /**
    * the 'blocked' GEMM's configuration and split forced for every shape (a BLOCKED_CONFIGS name or a variant base,
-   * and a split count): the bench's sweep; undefined: chosen per shape (`blockedPlan`)
+   * and a split count): the bench's sweep, or MAMBA_TS_WEBGPU_BLOCKED_CONFIG=name[@splits]; undefined: chosen per
+   * shape (`blockedPlan`)
    */
   blockedConfig: string | undefined;
   /** the fewest rows gemmSmall 'blocked' takes (fewer go to the decode matvec); the bench lowers it to time 1–8 rows */
@@ -152,6 +153,14 @@ export class WebGpuBackend implements Backend {
       this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'old') as WebGpuGemmSmall);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
+    }
+    // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
+    const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
+    if (forced) {
+      const [cfg, sp] = forced.split('@');
+      parseBlocked((BLOCKED_CONFIGS[cfg] ?? cfg) + 'f');
+      this.blockedConfig = cfg;
+      this.blockedSplits = sp === undefined ? undefined : Number(sp);
     }
     this.scan = opts.scan ?? ((env?.MAMBA_TS_WEBGPU_SCAN || 'rescan') as WebGpuScan);
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
