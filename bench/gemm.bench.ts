@@ -1,45 +1,67 @@
 /**
- * The prefill GEMMs of mamba-130m and mamba2-130m (y = x·wᵀ, x [M, K], w [N, K], M = `--m` rows) with each GEMM kernel
- * the device has: 'old' (the 64×64 kernel of before), 'tiled' (the shared template, 128×128 where the grid fills the
- * GPU) and 'sgmat' (subgroup-matrix / tensor cores, when the device offers an f32 configuration and it passed the
- * check at creation). Prints ms and TFLOP/s per shape and kernel, and checks every result: 'old' against a float64
- * host product on a sample of rows, the others against 'old' (max |Δ| / max |y|). Tensor cores may round operands
- * to tf32 (10-bit mantissa): their error is printed as measured, next to the f32 kernels' (~1e-7).
+ * The GEMMs of the Mamba presets (y = x·wᵀ, x [M, K], w [N, K]) at prefill size (`--m 2048`) and at decode-batch
+ * size (`--m 1,8,32,64`), with each GEMM kernel the device has: 'old' (the 64×64 kernel of before; at ≤ 8 rows the
+ * decode matvec the backend runs there), 'tiled' (the shared template, 128×128 where the grid fills the GPU),
+ * 'sgmat' (subgroup-matrix / tensor cores, when the device offers an f32 configuration and it passed the check at
+ * creation), 'blocked' (kernels/gemm_blocked.ts, configuration and split-K chosen per shape) and, with `--configs`,
+ * the blocked kernel forced to each named configuration (BLOCKED_CONFIGS: p128, p128x64, p64, p64x128, s16, s32,
+ * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits).
+ * Prints µs, TFLOP/s and GB/s (weights + x + y bytes, once each) per shape, M and kernel, and checks every
+ * result: 'old' against a float64 host product on a sample of rows, the others against 'old' (max |Δ| / max |y|).
+ * Tensor cores may round operands to tf32 (10-bit mantissa): their error is printed as measured.
  *
- *   node dist/bench/gemm.bench.js [--m 2048] [--reps 20] [--weights f32|bf16] [--kernels old,tiled,sgmat]
- *        [--shapes <substring>,…] [--json]
+ *   node dist/bench/gemm.bench.js [--m 2048 | --m 1,8,32,64] [--reps 20] [--weights f32|bf16]
+ *        [--kernels old,tiled,sgmat,blocked] [--configs p128,p128x64,p64] [--sizes 130m,2.8b] [--shapes <substring>,…] [--json]
  *
- * The backend always runs its 'tiled' (GPU) kernels here, on software adapters too (slowly: use a small --m and
- * --shapes there).
+ * `--sizes` picks the shape sets (default 130m: d_model 768; 2.8b: d_model 2560). The backend always runs its
+ * 'tiled' (GPU) kernels here, on software adapters too (slowly: use a small --m and --shapes there).
  *
  * A kernel whose error exceeds `--tol` (default 1e-4 for f32 kernels, 1e-2 for sgmat) makes the exit status 1.
  */
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import type { WebGpuGemm } from '../src/backend/webgpu/options.js';
+import { BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
-const M = Number(arg('m', '2048'));
+const Ms = arg('m', '2048').split(',').map(Number);
+if (Ms.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--m: positive integers, got ${arg('m', '')}`);
 const reps = Number(arg('reps', '20'));
 const weights = arg('weights', 'f32') as 'f32' | 'bf16';
-const wanted = arg('kernels', 'old,tiled,sgmat').split(',') as WebGpuGemm[];
+const wanted = arg('kernels', 'old,tiled,sgmat,blocked').split(',') as WebGpuGemm[];
+const configs = arg('configs', '').split(',').filter((c) => c);
+for (const c of configs) {
+  const name = c.split('@')[0];
+  if (!BLOCKED_CONFIGS[name] && !/^\d+x\d+k\d+t\d+x\d+$/.test(name)) throw new Error(`--configs: ${c} is neither one of ${Object.keys(BLOCKED_CONFIGS).join(', ')} nor a variant base like 128x64k16t8x4 (optionally @splits)`);
+}
+const sizes = arg('sizes', '130m').split(',');
 const json = process.argv.includes('--json');
 const tolArg = arg('tol', '');
 const only = arg('shapes', '').split(',').filter((s) => s);
 const log = (s: string) => process.stderr.write(s + '\n');
 
-/** [what, K, N]: the prefill linears of the two presets (d_model 768, d_inner 1536, vocab 50280) */
-const SHAPES: [string, number, number][] = [
-  ['mamba in_proj 768→3072', 768, 3072],
-  ['mamba x_proj 1536→80', 1536, 80],
-  ['mamba dt_proj 48→1536', 48, 1536],
-  ['out_proj 1536→768', 1536, 768],
-  ['mamba2 in_proj 768→3352', 768, 3352],
-  ['lm_head 768→50280', 768, 50280],
-];
+/** [what, K, N]: the linears of the presets (130m: d_model 768, d_inner 1536; 2.8b: d_model 2560, d_inner 5120; vocab 50280) */
+const SHAPE_SETS: Record<string, [string, number, number][]> = {
+  '130m': [
+    ['mamba in_proj 768→3072', 768, 3072],
+    ['mamba x_proj 1536→80', 1536, 80],
+    ['mamba dt_proj 48→1536', 48, 1536],
+    ['out_proj 1536→768', 1536, 768],
+    ['mamba2 in_proj 768→3352', 768, 3352],
+    ['lm_head 768→50280', 768, 50280],
+  ],
+  '2.8b': [
+    ['2.8b in_proj 2560→10240', 2560, 10240],
+    ['2.8b out_proj 5120→2560', 5120, 2560],
+    ['mamba2-2.7b in_proj 2560→10576', 2560, 10576],
+    ['2.8b lm_head 2560→50280', 2560, 50280],
+  ],
+};
+for (const z of sizes) if (!SHAPE_SETS[z]) throw new Error(`--sizes: ${z} is not one of ${Object.keys(SHAPE_SETS).join(', ')}`);
+const SHAPES = sizes.flatMap((z) => SHAPE_SETS[z]);
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -77,59 +99,75 @@ const be: WebGpuBackend = await createWebGpuBackend({ weights, kernels: 'tiled' 
 log(`backend ${be.name}, kernels ${be.kernels}, weights ${weights}, subgroups ≤ ${be.rt.subgroupMax} (fixed ${be.rt.subgroupFixed || 'no'})`);
 log(`subgroup-matrix configs: ${be.rt.matrixConfigs.length ? be.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') : 'none'}`);
 log(`subgroup-matrix GEMM: ${be.matrixGemm ? 'on' : 'off'} — ${be.matrixNote}`);
-const kernels = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
+const kernels: string[] = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
 if (!kernels.includes('old')) kernels.unshift('old');
+kernels.push(...configs.map((c) => `blocked:${c}`));
+
+/** set the backend up for one kernel entry: 'old' | 'tiled' | 'sgmat' | 'blocked' | 'blocked:<config>[@S]' */
+function choose(k: string): void {
+  const [gemm, cfg] = k.split(':');
+  be.gemm = gemm as WebGpuGemm;
+  // the blocked kernel also for ≤ 8 rows (the backend gives those to the decode matvec otherwise)
+  be.gemmSmall = gemm === 'blocked' ? 'blocked' : 'old';
+  be.gemmSmallMin = 1;
+  be.blockedConfig = cfg?.split('@')[0];
+  be.blockedSplits = cfg?.includes('@') ? Number(cfg.split('@')[1]) : undefined;
+}
 
 const results: Record<string, unknown>[] = [];
 let failed = false;
-for (const [what, K, N] of SHAPES.filter(([w]) => only.length === 0 || only.some((o) => w.includes(o)))) {
-  const xs = rand(M * K, K * 31 + N), ws = rand(N * K, N * 17 + K);
-  const x = be.fromHost(xs, [M, K]);
-  const w = be.fromHost(ws, [N, K], { matrix: true });
-  const bf = (w.storage as { fmt?: string }).fmt === 'bf16';
-  const flop = 2 * M * N * K;
-  let ref: Float32Array | null = null;
-  for (const gemm of kernels) {
-    be.gemm = gemm;
-    const name = be.gemmKernel(M, N, bf).name;
-    // warm-up (compile) and the result
-    const y0 = be.linear(x, w, null);
-    const got = await be.read(y0);
-    y0.dispose();
-    let err: number;
-    let against: string;
-    if (gemm === 'old') {
-      const rows = [0, 1, 63, 64, Math.floor(M / 2), M - 1].filter((r, i, a) => r < M && a.indexOf(r) === i);
-      const want = hostRows(xs, bf ? bf16Round(ws) : ws, K, N, rows);
-      const sample = new Float32Array(rows.length * N);
-      rows.forEach((r, i) => sample.set(got.subarray(r * N, r * N + N), i * N));
-      err = maxRelErr(sample, Float32Array.from(want));
-      against = 'float64 host rows';
-      ref = got;
-    } else {
-      err = maxRelErr(got, ref!);
-      against = 'old';
+for (const M of Ms) {
+  for (const [what, K, N] of SHAPES.filter(([w]) => only.length === 0 || only.some((o) => w.includes(o)))) {
+    const xs = rand(M * K, K * 31 + N), ws = rand(N * K, N * 17 + K);
+    const x = be.fromHost(xs, [M, K]);
+    const w = be.fromHost(ws, [N, K], { matrix: true });
+    const bf = (w.storage as { fmt?: string }).fmt === 'bf16';
+    const flop = 2 * M * N * K;
+    const bytes = N * K * (bf ? 2 : 4) + 4 * M * K + 4 * M * N;
+    let ref: Float32Array | null = null;
+    for (const kernel of kernels) {
+      choose(kernel);
+      const name = kernel === 'old' && M <= 8 ? 'decode matvec' : be.gemmKernel(M, N, bf, K, w.storage as never).name;
+      // warm-up (compile) and the result
+      const y0 = be.linear(x, w, null);
+      const got = await be.read(y0);
+      y0.dispose();
+      let err: number;
+      let against: string;
+      if (kernel === 'old') {
+        const rows = [0, 1, 63, 64, Math.floor(M / 2), M - 1].filter((r, i, a) => r < M && a.indexOf(r) === i);
+        const want = hostRows(xs, bf ? bf16Round(ws) : ws, K, N, rows);
+        const sample = new Float32Array(rows.length * N);
+        rows.forEach((r, i) => sample.set(got.subarray(r * N, r * N + N), i * N));
+        err = maxRelErr(sample, Float32Array.from(want));
+        against = 'float64 host rows';
+        ref = got;
+      } else {
+        err = maxRelErr(got, ref!);
+        against = 'old';
+      }
+      const tol = tolArg ? Number(tolArg) : kernel === 'sgmat' ? 1e-2 : 1e-4;
+      const ok = err <= tol;
+      if (!ok) failed = true;
+      // timing: reps products recorded into one submit (each output released at once: they reuse one block, as
+      // recorded work may — see GpuRuntime.release — so lm_head's 400 MB output is not held reps times)
+      const ts: number[] = [];
+      for (let trial = 0; trial < 3; trial++) {
+        await be.sync();
+        const t0 = performance.now();
+        for (let r = 0; r < reps; r++) be.linear(x, w, null).dispose();
+        await be.sync();
+        ts.push((performance.now() - t0) / reps);
+      }
+      const ms = Math.min(...ts);
+      const tflops = flop / (ms / 1000) / 1e12;
+      const gbs = bytes / (ms / 1000) / 1e9;
+      results.push({ shape: what, M, K, N, weights, gemm: kernel, kernel: name, us: ms * 1000, tflops, gbs, max_rel_err: err, checked_against: against, ok });
+      if (!json) console.log(`${what.padEnd(30)} M=${String(M).padEnd(5)} ${kernel.padEnd(16)} ${name.padEnd(34)} ${(ms * 1000).toFixed(1).padStart(9)} µs  ${tflops.toFixed(2).padStart(6)} TFLOP/s  ${gbs.toFixed(0).padStart(5)} GB/s  max rel err ${err.toExponential(2)} vs ${against}${ok ? '' : `  FAIL (> ${tol})`}`);
     }
-    const tol = tolArg ? Number(tolArg) : gemm === 'sgmat' ? 1e-2 : 1e-4;
-    const ok = err <= tol;
-    if (!ok) failed = true;
-    // timing: reps products recorded into one submit (each output released at once: they reuse one block, as
-    // recorded work may — see GpuRuntime.release — so lm_head's 400 MB output is not held reps times)
-    const ts: number[] = [];
-    for (let trial = 0; trial < 3; trial++) {
-      await be.sync();
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) be.linear(x, w, null).dispose();
-      await be.sync();
-      ts.push((performance.now() - t0) / reps);
-    }
-    const ms = Math.min(...ts);
-    const tflops = flop / (ms / 1000) / 1e12;
-    results.push({ shape: what, M, K, N, weights, gemm, kernel: name, ms, tflops, max_rel_err: err, checked_against: against, ok });
-    if (!json) console.log(`${what.padEnd(26)} M=${M}  ${gemm.padEnd(5)} ${name.padEnd(28)} ${ms.toFixed(3).padStart(8)} ms  ${tflops.toFixed(1).padStart(6)} TFLOP/s  max rel err ${err.toExponential(2)} vs ${against}${ok ? '' : `  FAIL (> ${tol})`}`);
+    x.dispose();
+    w.dispose();
   }
-  x.dispose();
-  w.dispose();
 }
 if (json) console.log(JSON.stringify({ backend: be.name, weights, matrix: { on: !!be.matrixGemm, note: be.matrixNote, configs: be.rt.matrixConfigs }, results }, null, 1));
 be.destroy();

@@ -6,7 +6,7 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows on,off] [--no-profile] [--json]
- *        [--gemm old|tiled|sgmat] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
+ *        [--gemm old|tiled|sgmat|blocked] [--gemm-small old,blocked] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
@@ -35,7 +35,9 @@
  * batched greedy tokens equal batch-1 tokens for the same prompt (first and last row; logits of the first step
  * compared too: a kernel wrong on that GPU fails the run). `--fewrows on,off` measures the batch table with the
  * few-rows kernel (kernels/fewrows.ts, the default) and with the former path (matvec ≤ 8 rows, tiled matmul
- * above) in the same run; the largest batch is profiled with each.
+ * above) in the same run; the largest batch is profiled with each. `--gemm-small old,blocked` does the same for the
+ * products of 9–128 rows: as before (`--gemm`'s kernel) and the skinny-M blocked GEMM (kernels/gemm_blocked.ts,
+ * split-K), each checked against batch 1.
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
@@ -46,7 +48,7 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import type { WebGpuGemm, WebGpuScan } from '../src/backend/webgpu/options.js';
+import { WEBGPU_GEMMS_SMALL, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
@@ -68,6 +70,10 @@ const batchPrompt = Number(arg('batch-prompt', '128'));
 const fewRowsModes = arg('fewrows', 'on').split(',').map((m) => {
   if (m !== 'on' && m !== 'off') throw new Error(`--fewrows: on, off or on,off (got ${JSON.stringify(m)})`);
   return m === 'on';
+});
+const smallModes = arg('gemm-small', 'old').split(',').map((m) => {
+  if (!(WEBGPU_GEMMS_SMALL as readonly string[]).includes(m)) throw new Error(`--gemm-small: ${WEBGPU_GEMMS_SMALL.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
+  return m as WebGpuGemmSmall;
 });
 const json = process.argv.includes('--json');
 const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
@@ -433,10 +439,13 @@ for (const weights of memoryOnly ? [] : formats) {
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
-    const batched: { batch: number; few_rows: boolean; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
     const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
-    for (const few of batches.length ? fewRowsModes : []) {
+    const modes = fewRowsModes.flatMap((few) => smallModes.map((small) => ({ few, small })));
+    for (const { few, small } of batches.length ? modes : []) {
       backend.fewRows = few;
+      backend.gemmSmall = small;
+      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? ', blocked GEMM > 8 rows' : ''}`;
       for (const b of batches) {
         const s = lm.createState(b);
         const prompts = Array.from({ length: b }, (_, r) => Array.from({ length: batchPrompt }, (_, i) => (i * 31 + r * 997 + 5) % V));
@@ -462,18 +471,19 @@ for (const weights of memoryOnly ? [] : formats) {
           backend.rt.setProfiling(false);
           sp.dispose();
           const rows = [...backend.rt.kernelTimes].sort((a, c) => c[1].ms - a[1].ms);
-          batchProfiles.push({ what: `decode step, batch ${b}, ${few ? 'few-rows' : 'former path'}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
+          batchProfiles.push({ what: `decode step, batch ${b}, ${path}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
         }
         s.dispose();
         const check = await batchCheck(lm, prompts, first, 8);
         if (!check.tokens_equal || check.logits_max_abs_diff > 1e-3) {
           process.exitCode = 1;
-          log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${few ? 'few-rows' : 'former path'}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
+          log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${path}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
         }
-        batched.push({ batch: b, few_rows: few, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
+        batched.push({ batch: b, few_rows: few, gemm_small: small, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
       }
     }
     backend.fewRows = true;
+    backend.gemmSmall = 'old';
     const profiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     if (doProfile) {
       backend.rt.setProfiling(true);
@@ -507,10 +517,10 @@ for (const weights of memoryOnly ? [] : formats) {
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) {
-        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows);
+        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small);
         const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';
         const ck = b.check.tokens_equal ? `tokens = batch 1 (rows ${b.check.rows.join(', ')}, 9 steps)` : `TOKENS DIFFER (${b.check.mismatch})`;
-        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
+        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? ', blocked GEMM' : ''}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
       }
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);

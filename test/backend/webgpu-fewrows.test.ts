@@ -10,9 +10,9 @@ import { cpu } from '../../src/backend/cpu/index.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { fewRowsParse, fewRowsVariant } from '../../src/backend/webgpu/kernels/fewrows.js';
 import { loadModel } from '../../src/index.js';
-import { ModelState } from '../../src/models/state.js';
 import { hfFixture, maxAbsDiff, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
+import { batchedEqualsAlone } from './batched-decode.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
 for (const kernels of ['tiled', 'simple'] as const) {
@@ -121,47 +121,7 @@ describe('webgpu batched greedy decode (few-rows kernel, recorded steps)', () =>
       const g = gpus[which];
       if (typeof g === 'string') return t.skip(g);
       const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
-      const V = lm.vocabSize;
-      const rows = 9, steps = 2;
-      const prompts = Array.from({ length: rows }, (_, r) => Array.from({ length: 1 + ((r * 5) % 7) }, (_, i) => (r * 31 + i * 7 + 3) % V));
-      const argmax = (l: Float32Array, r: number) => {
-        let best = 0;
-        for (let i = 1; i < V; i++) if (l[r * V + i] > l[r * V + best]) best = i;
-        return best;
-      };
-      // each row's prompt apart (different lengths); the batch is a copy of the prefilled states
-      const alone = [];
-      const first: number[] = [];
-      for (const p of prompts) {
-        const s = lm.createState(1);
-        first.push(argmax((await lm.advance([p], s)).data, 0));
-        alone.push(s);
-      }
-      const state = ModelState.concat(alone);
-      // greedy steps (the first recorded, the next replayed), then two on the device (argmax fed back)
-      const decode = async (s: ModelState, ids: number[]) => {
-        const logits: Float32Array[] = [], tokens: number[][] = [ids];
-        for (let i = 0; i < steps; i++) {
-          const l = (await lm.advance(tokens[i].map((x) => [x]), s)).data;
-          logits.push(l);
-          tokens.push(Array.from({ length: ids.length }, (_, r) => argmax(l, r)));
-        }
-        const chain = await lm.greedyChain!(tokens[steps].map((x) => [x]), s, 2);
-        assert.ok(chain, 'greedyChain runs on webgpu');
-        for (const c of chain) tokens.push(Array.from(c));
-        return { logits, tokens };
-      };
-      const batch = await decode(state, first);
-      for (let r = 0; r < rows; r++) {
-        const one = await decode(alone[r], [first[r]]);
-        assert.deepEqual(batch.tokens.map((t) => t[r]), one.tokens.map((t) => t[0]), `row ${r} (prompt of ${prompts[r].length}): greedy tokens`);
-        for (let i = 0; i < steps; i++) {
-          const d = maxAbsDiff(batch.logits[i].subarray(r * V, (r + 1) * V), one.logits[i]);
-          assert.ok(d <= 1e-4, `${name} row ${r} step ${i}: logits differ by ${d}`);
-        }
-        alone[r].dispose();
-      }
-      state.dispose();
+      await batchedEqualsAlone(lm, name, 9, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
     });
   }
 });

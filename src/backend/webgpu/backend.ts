@@ -20,6 +20,7 @@ import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
+import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -32,9 +33,9 @@ import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
+import { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from './options.js';
 
-export { WEBGPU_GEMMS, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuScan } from './options.js';
+export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -62,6 +63,25 @@ export class WebGpuBackend implements Backend {
   readonly weights: 'f32' | 'bf16';
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
+  /** the GEMM of 9–128 rows (see WebGpuBackendOptions.gemmSmall); setting it makes recorded steps stale */
+  get gemmSmall(): WebGpuGemmSmall {
+    return this.small;
+  }
+  set gemmSmall(g: WebGpuGemmSmall) {
+    if (!(WEBGPU_GEMMS_SMALL as readonly string[]).includes(g)) throw new Error(`webgpu: gemmSmall must be one of ${WEBGPU_GEMMS_SMALL.join(', ')}, got ${JSON.stringify(g)}`);
+    if (g !== this.small) this.epoch++;
+    this.small = g;
+  }
+  private small: WebGpuGemmSmall = 'old';
+  /**
+   * the 'blocked' GEMM's configuration and split forced for every shape (a BLOCKED_CONFIGS name or a variant base,
+   * and a split count): the bench's sweep, or MAMBA_TS_WEBGPU_BLOCKED_CONFIG=name[@splits]; undefined: chosen per
+   * shape (`blockedPlan`)
+   */
+  blockedConfig: string | undefined;
+  /** the fewest rows gemmSmall 'blocked' takes (fewer go to the decode matvec); the bench lowers it to time 1–8 rows */
+  gemmSmallMin = 9;
+  blockedSplits: number | undefined;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
   scan: WebGpuScan;
   /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
@@ -147,6 +167,19 @@ export class WebGpuBackend implements Backend {
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
+    }
+    try {
+      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'old') as WebGpuGemmSmall);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
+    }
+    // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
+    const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
+    if (forced) {
+      const [cfg, sp] = forced.split('@');
+      parseBlocked((BLOCKED_CONFIGS[cfg] ?? cfg) + 'f');
+      this.blockedConfig = cfg;
+      this.blockedSplits = sp === undefined ? undefined : Number(sp);
     }
     this.scan = opts.scan ?? ((env?.MAMBA_TS_WEBGPU_SCAN || 'rescan') as WebGpuScan);
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
@@ -500,7 +533,9 @@ export class WebGpuBackend implements Backend {
     const [M, K] = x.shape;
     const N = w.shape[0];
     const y = this.out([M, N], 'linear output');
-    if (this.fuse && M <= this.fx.maxRows) {
+    // gemmSmall 'blocked' takes rows from `gemmSmallMin` (default 9) to 128 from the decode matrix kernels too
+    const small = this.kernels === 'tiled' && this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128;
+    if (this.fuse && M <= this.fx.maxRows && !small) {
       const xs = x.storage as Store;
       const n = this.fx.normOf(xs);
       const norm = n && this.fx.foldsNorm(n.M, n.K, n.gs) ? n : null;
@@ -508,7 +543,7 @@ export class WebGpuBackend implements Backend {
       return y;
     }
     const ws = this.st(w);
-    if (M <= 8 || (M <= this.fx.maxRows && this.kernels === 'tiled')) {
+    if (!small && (M <= 8 || (M <= this.fx.maxRows && this.kernels === 'tiled'))) {
       this.fx.flush();
       this.fx.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
       return y;
@@ -520,14 +555,24 @@ export class WebGpuBackend implements Backend {
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
       const roles = [this.st(x), b.store, bs, this.st(y)];
       const bf = b.store.fmt === 'bf16';
-      const k = this.gemmKernel(M, nb, bf);
+      const k = this.gemmKernel(M, nb, bf, K, b.store);
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_SIMPLE) {
         this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
         continue;
       }
-      if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
-      this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
+      if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim || k.splits > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
+      if (k.spec !== MATMUL_BLOCKED) {
+        this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
+      } else if (k.splits === 1) {
+        this.run(MATMUL_BLOCKED, roles, [...params, K], [gx, gy, 1], k.variant);
+      } else {
+        // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
+        const part = this.scratch(k.splits * M * nb, 'split-K partials');
+        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc], [gx, gy, k.splits], k.variant);
+        this.run(SPLITK_REDUCE, [part, bs, this.st(y)], [M, N, b.r0, nb, bias ? 1 : 0, k.splits], this.threads(M * nb));
+        this.done(part);
+      }
     }
     return y;
   }
@@ -537,9 +582,19 @@ export class WebGpuBackend implements Backend {
    * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
    * (≥ 132 workgroups, an H100's multiprocessors), else 64.
    */
-  gemmKernel(M: number, nb: number, bf16: boolean): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
+  gemmKernel(M: number, nb: number, bf16: boolean, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
     const b = bf16 ? 'b' : '';
-    if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple' };
+    if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
+    // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
+    // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
+    const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (bf16 ? 8 : 4) === 0);
+    if ((this.gemm === 'blocked' || (this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128)) && (vec || !bf16)) {
+      const p = blockedPlan(M, nb, K, bf16 ? 'b' : vec ? 'f' : 'x', this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
+      return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
+    }
+    return { ...this.tiledKernel(M, nb, b), kc: K, splits: 1 };
+  }
+  private tiledKernel(M: number, nb: number, b: string): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
     if (this.gemm === 'old') return { spec: MATMUL, variant: b, tm: 64, tn: 64, name: 'old 64×64' };
     if (this.gemm === 'sgmat' && this.matrixGemm && M >= 32) {
       const tm = Math.ceil(M / 128) * Math.ceil(nb / 64) >= 132 ? 128 : 64;

@@ -36,9 +36,17 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * The prefill GEMM (linear layers with more than 8 rows) with 'tiled' kernels: 'old' (the 64×64 kernel of
    * before), 'tiled' (the shared tiled template: 128×128 tiles where the grid still fills the GPU, else 64×64),
    * 'sgmat' (cooperative matrices, where the device has an f32 subgroup-matrix configuration that passed the
-   * check at creation; else 'tiled'). Default 'sgmat' (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
+   * check at creation; else 'tiled'), 'blocked' (kernels/gemm_blocked.ts: register-blocked 8×8 / 8×4 / 4×4 outputs
+   * per thread, double-buffered slices, 16-byte weight loads, split-K where the grid is small). Default 'sgmat'
+   * (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
    */
   gemm?: WebGpuGemm;
+  /**
+   * The products of 9–128 rows with 'tiled' kernels (batched decode on the former path): 'old' (whatever `gemm`
+   * picks, as before) or 'blocked' (the skinny-M configurations of kernels/gemm_blocked.ts: BM = the rows rounded
+   * up to 16/32/64, split-K until the GPU is busy). Default 'old', or MAMBA_TS_WEBGPU_GEMM_SMALL.
+   */
+  gemmSmall?: WebGpuGemmSmall;
   /**
    * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
    * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
@@ -69,8 +77,11 @@ export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
 export type WebGpuScan = (typeof WEBGPU_SCANS)[number];
 
 /** the prefill GEMM kernels (`gemm`) */
-export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat'] as const;
+export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat', 'blocked'] as const;
 export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
+/** the GEMM of 9–128 rows (`gemmSmall`) */
+export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
+export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
 
 /** the weight formats this backend stores (`weights`) */
 export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
