@@ -58,8 +58,16 @@ export class WebGpuBackend implements Backend {
   gemm: WebGpuGemm;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
   scan: WebGpuScan;
-  /** the Mamba-2 SSD kernels (see WebGpuBackendOptions.ssd) */
-  ssdKernels: WebGpuSsd;
+  /** the Mamba-2 SSD kernels (see WebGpuBackendOptions.ssd); setting it makes recorded steps stale */
+  get ssdKernels(): WebGpuSsd {
+    return this.ssdK;
+  }
+  set ssdKernels(k: WebGpuSsd) {
+    if (!(WEBGPU_SSDS as readonly string[]).includes(k)) throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(k)}`);
+    if (k !== this.ssdK) this.epoch++;
+    this.ssdK = k;
+  }
+  private ssdK: WebGpuSsd = 'fused';
   /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
   get scanKernel(): WebGpuScan {
     return this.kernels === 'tiled' ? this.scan : 'partials';
@@ -136,10 +144,11 @@ export class WebGpuBackend implements Backend {
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
       throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
     }
-    this.ssdKernels = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'fused') as WebGpuSsd);
-    if (!(WEBGPU_SSDS as readonly string[]).includes(this.ssdKernels)) {
-      throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(this.ssdKernels)}${opts.ssd ? '' : ' (from MAMBA_TS_WEBGPU_SSD)'}`);
+    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'fused') as WebGpuSsd);
+    if (!(WEBGPU_SSDS as readonly string[]).includes(ssd)) {
+      throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(ssd)}${opts.ssd ? '' : ' (from MAMBA_TS_WEBGPU_SSD)'}`);
     }
+    this.ssdK = ssd;
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
     }
