@@ -17,7 +17,10 @@ import { webgpuOrReason } from './webgpu-context.js';
 
 const tiled = await webgpuOrReason({ kernels: 'tiled' });
 const simple = typeof tiled === 'string' ? tiled : await webgpuOrReason({ kernels: 'simple' });
+// 16 KiB of workgroup memory (WebGPU's default limit): chunks of 32 steps
+const small = typeof tiled === 'string' ? tiled : await webgpuOrReason({ kernels: 'tiled', maxWorkgroupStorageBytes: 16384 });
 after(() => {
+  if (typeof small !== 'string') small.destroy();
   if (typeof tiled !== 'string') tiled.destroy();
   if (typeof simple !== 'string') simple.destroy();
 });
@@ -64,19 +67,20 @@ const CASES: Case[] = [
   { b: 1, L: 33, nh: 4, hd: 16, G: 1, N: 8, D: true, bias: false, limit: [0, Infinity] },
 ];
 
-function withGpu(name: string, which: 'tiled' | 'simple', fn: (g: WebGpuBackend) => Promise<void>): void {
+function withGpu(name: string, which: 'tiled' | 'simple' | 'small', fn: (g: WebGpuBackend) => Promise<void>): void {
   it(name, async (t: TestContext) => {
-    const g = which === 'tiled' ? tiled : simple;
+    const g = which === 'tiled' ? tiled : which === 'small' ? small : simple;
     if (typeof g === 'string') return t.skip(g);
     await fn(g);
   });
 }
 
 describe('webgpu SSD kernels vs the CPU reference', () => {
-  for (const which of ['tiled', 'simple'] as const) {
+  for (const which of ['tiled', 'small', 'simple'] as const) {
     for (const kernels of ['fused', 'old'] as WebGpuSsd[]) {
-      withGpu(`chunked prefill, ${which} backend, ${kernels} SSD: split inputs, chunk tails, groups, state in/out`, which, async (g) => {
+      withGpu(`chunked prefill, ${which === 'small' ? 'tiled backend with 16 KiB of workgroup memory' : `${which} backend`}, ${kernels} SSD: split inputs, chunk tails, groups, state in/out`, which, async (g) => {
         g.ssdKernels = kernels;
+        if (which === 'small') assert.equal(g.ssdChunk, 32, 'SSD chunk length');
         for (const c of CASES) {
           const d = data(c);
           const what = `${kernels} b${c.b} L${c.L} nh${c.nh} hd${c.hd} G${c.G} N${c.N} (chunk ${g.ssdChunk})`;

@@ -43,7 +43,7 @@ var<workgroup> cA: array<f32, ${Q}>;
 var<workgroup> dS: array<f32, ${Q}>;`;
 }
 
-/** C_l · B_s per (b, chunk, group), [Q, Q]. params: Bn, L, G, N, nC, sB, sC */
+/** C_l · B_s per (b, chunk, group), stored transposed: cb[s, l] ([Q, Q]). params: Bn, L, G, N, nC, sB, sC */
 export const SSDF_CB: KernelSpec = {
   name: 'ssdf_cb',
   roles: ['B', 'C', 'cb'],
@@ -88,7 +88,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   }
   let base = o_cb + item * QQ * QQ;
   for (var i = 0u; i < TT; i++) {
-    for (var j = 0u; j < TT; j++) { $cb[base + (ty + 16u * i) * QQ + tx + 16u * j] = acc[i][j]; }
+    for (var j = 0u; j < TT; j++) { $cb[base + (tx + 16u * j) * QQ + ty + 16u * i] = acc[i][j]; }
   }
 }`,
 };
@@ -104,8 +104,8 @@ export const SSDF_STATES: KernelSpec = {
   wgsl: (q) => /* wgsl */ `
 ${head(q)}
 var<workgroup> ws: array<f32, ${q}>;
-var<workgroup> Xs: array<f32, 1040>;
-var<workgroup> Bs: array<f32, 1040>;
+var<workgroup> Xs: array<vec4<f32>, 256>;
+var<workgroup> Bs: array<vec4<f32>, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -124,38 +124,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (li < QQ) { ws[li] = exp(aEnd - cA[li]) * dS[li]; }
   if (li == 0u && pt == 0u && nt == 0u) { $aend[o_aend + bch] = aEnd; }
   workgroupBarrier();
+  // thread (tx, ty): S[p0 + 4ty + i, n0 + 4tx + j]; tiles of 16 steps as vec4 over p (x) and n (B)
   let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, 4>, 4>;
-  for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
+  var acc: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
   for (var s0 = 0u; s0 < q; s0 += 16u) {
-    for (var k = 0u; k < 4u; k++) {
-      let e = li + 256u * k;
-      let ss = e / 64u; let pp = e % 64u;
-      let s = s0 + ss;
-      var xv = 0.0; var bv = 0.0;
+    {
+      let s = s0 + ty;
+      var xv = vec4<f32>(0.0); var bv = vec4<f32>(0.0);
       if (s < q) {
         let row = b * L + t0 + s;
-        if (p0 + pp < hd) { xv = ws[s] * $x[o_x + row * sx + h * hd + p0 + pp]; }
-        if (n0 + pp < N) { bv = $B[o_B + row * sB + g * N + n0 + pp]; }
+        let w = ws[s];
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * tx + j;
+          if (p < hd) { xv[j] = w * $x[o_x + row * sx + h * hd + p]; }
+          let n = n0 + 4u * tx + j;
+          if (n < N) { bv[j] = $B[o_B + row * sB + g * N + n]; }
+        }
       }
-      Xs[ss * 65u + pp] = xv; Bs[ss * 65u + pp] = bv;
+      Xs[li] = xv; Bs[li] = bv;
     }
     workgroupBarrier();
     for (var ss = 0u; ss < 16u; ss++) {
-      var xr: array<f32, 4>; var br: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { xr[i] = Xs[ss * 65u + ty + 16u * i]; br[i] = Bs[ss * 65u + tx + 16u * i]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(xr[i], br[j], acc[i][j]); }
-      }
+      let xr = Xs[ss * 16u + ty]; let br = Bs[ss * 16u + tx];
+      acc[0] = fma(vec4<f32>(xr.x), br, acc[0]);
+      acc[1] = fma(vec4<f32>(xr.y), br, acc[1]);
+      acc[2] = fma(vec4<f32>(xr.z), br, acc[2]);
+      acc[3] = fma(vec4<f32>(xr.w), br, acc[3]);
     }
     workgroupBarrier();
   }
   let base = o_S + bch * hd * N;
   for (var i = 0u; i < 4u; i++) {
-    let p = p0 + ty + 16u * i;
+    let p = p0 + 4u * ty + i;
     if (p >= hd) { continue; }
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + 16u * j;
+      let n = n0 + 4u * tx + j;
       if (n < N) { $S[base + p * N + n] = acc[i][j]; }
     }
   }
@@ -194,17 +198,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 
 /**
  * Output per (b, chunk, head, 64 p): y_l = Σ_{s≤l} exp(a_l − a_s) (C_l·B_s) Δ_s x_s + exp(a_l) C_l · H_in + D x_l.
+ * Thread (tx, ty) owns rows l = R·ty + r (R = Q/16) and columns p = p0 + 4tx + j; workgroup tiles are vectors over
+ * those (vecR over l, vec4 over p), so each multiply-add step reads two vectors from workgroup memory for 4R FMAs.
  * params: Bn, L, nh, hd, G, N, nC, flags (1 D, 2 dt bias), lo, hi, sx, sC, sdt
  */
 export const SSDF_OUT: KernelSpec = {
   name: 'ssdf_out',
   roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
   writes: ['y'],
-  wgsl: (q) => /* wgsl */ `
+  wgsl: (q) => {
+    const R = Number(q) / 16, V = `vec${R}<f32>`;
+    return /* wgsl */ `
 ${head(q)}
-var<workgroup> Ms: array<f32, ${Number(q) * (Number(q) + 1)}>;
-var<workgroup> T1: array<f32, 1040>;
-var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
+const RL: u32 = ${R}u;
+var<workgroup> Ms: array<${V}, ${Number(q) * 16}>;
+var<workgroup> T1: array<vec4<f32>, 272>;
+var<workgroup> Cs: array<${V}, 272>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -220,80 +229,87 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let p0 = pt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
   ${CHUNK_DT}
-  // the masked, decayed C·B block: M[l, s] = (C_l·B_s) exp(a_l − a_s) Δ_s for s ≤ l < q
+  // the masked, decayed C·B block by columns: Ms[s·16 + ly] = M[R·ly + r, s] = (C_l·B_s) exp(a_l − a_s) Δ_s, s ≤ l < q
   let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
-  for (var e = li; e < QQ * QQ; e += 256u) {
-    let l = e / QQ; let s = e % QQ;
-    var v = 0.0;
-    if (s <= l && l < q) { v = $cb[cbBase + e] * exp(cA[l] - cA[s]) * dS[s]; }
-    Ms[l * QP + s] = v;
+  for (var e = li; e < QQ * 16u; e += 256u) {
+    let s = e / 16u; let ly = e % 16u;
+    let a_s = cA[s]; let d_s = dS[s];
+    var v = ${V}(0.0);
+    for (var r = 0u; r < RL; r++) {
+      let l = ly * RL + r;
+      if (s <= l && l < q) { v[r] = $cb[cbBase + s * QQ + l] * exp(cA[l] - a_s) * d_s; }
+    }
+    Ms[e] = v;
   }
   let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, 4>, TT>;
-  for (var i = 0u; i < TT; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
-  // (1) diagonal block: Σ_s M[l, s] x_s[p]
+  var acc: array<${V}, 4>;
+  var acc2: array<${V}, 4>;
+  for (var j = 0u; j < 4u; j++) { acc[j] = ${V}(0.0); acc2[j] = ${V}(0.0); }
+  // (1) diagonal block: Σ_s M[l, s] x_s[p], 16 steps s a tile
   for (var s0 = 0u; s0 < q; s0 += 16u) {
-    for (var k = 0u; k < 4u; k++) {
-      let e = li + 256u * k;
-      let ss = e / 64u; let pp = e % 64u;
-      var xv = 0.0;
-      if (s0 + ss < q && p0 + pp < hd) { xv = $x[o_x + (b * L + t0 + s0 + ss) * sx + h * hd + p0 + pp]; }
-      T1[ss * 65u + pp] = xv;
+    {
+      var xv = vec4<f32>(0.0);
+      if (s0 + ty < q) {
+        let row = b * L + t0 + s0 + ty;
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * tx + j;
+          if (p < hd) { xv[j] = $x[o_x + row * sx + h * hd + p]; }
+        }
+      }
+      T1[ty * 17u + tx] = xv;
     }
     workgroupBarrier();
     for (var ss = 0u; ss < 16u; ss++) {
-      var xr: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { xr[j] = T1[ss * 65u + tx + 16u * j]; }
-      for (var i = 0u; i < TT; i++) {
-        let m = Ms[(ty + 16u * i) * QP + s0 + ss];
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(m, xr[j], acc[i][j]); }
-      }
+      let m = Ms[(s0 + ss) * 16u + ty]; let xr = T1[ss * 17u + tx];
+      acc[0] = fma(m, ${V}(xr.x), acc[0]);
+      acc[1] = fma(m, ${V}(xr.y), acc[1]);
+      acc[2] = fma(m, ${V}(xr.z), acc[2]);
+      acc[3] = fma(m, ${V}(xr.w), acc[3]);
     }
     workgroupBarrier();
   }
-  // (4) carried-in state: exp(a_l) Σ_n C_l[n] H_in[p, n]
-  var acc2: array<array<f32, 4>, TT>;
-  for (var i = 0u; i < TT; i++) { for (var j = 0u; j < 4u; j++) { acc2[i][j] = 0.0; } }
+  // (4) carried-in state: Σ_n C_l[n] H_in[p, n] (times exp(a_l) below), 16 n a tile
   let hBase = o_hin + bch * hd * N;
   for (var n0 = 0u; n0 < N; n0 += 16u) {
-    for (var k = 0u; k < TT; k++) {
-      let e = li + 256u * k;
-      let l = e / 16u; let nn = e % 16u;
-      var cv = 0.0;
-      if (l < q && n0 + nn < N) { cv = $C[o_C + (b * L + t0 + l) * sC + g * N + n0 + nn]; }
-      Cs[nn * QP + l] = cv;
-    }
-    for (var k = 0u; k < 4u; k++) {
-      let e = li + 256u * k;
-      let pp = e / 16u; let nn = e % 16u;
-      var hv = 0.0;
-      if (p0 + pp < hd && n0 + nn < N) { hv = $hin[hBase + (p0 + pp) * N + n0 + nn]; }
-      T1[nn * 65u + pp] = hv;
+    {
+      let nn = li % 16u; let k = li / 16u;
+      var cv = ${V}(0.0); var hv = vec4<f32>(0.0);
+      if (n0 + nn < N) {
+        for (var r = 0u; r < RL; r++) {
+          let l = k * RL + r;
+          if (l < q) { cv[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + n0 + nn]; }
+        }
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * k + j;
+          if (p < hd) { hv[j] = $hin[hBase + p * N + n0 + nn]; }
+        }
+      }
+      Cs[nn * 17u + k] = cv; T1[nn * 17u + k] = hv;
     }
     workgroupBarrier();
     for (var nn = 0u; nn < 16u; nn++) {
-      var hr: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { hr[j] = T1[nn * 65u + tx + 16u * j]; }
-      for (var i = 0u; i < TT; i++) {
-        let cv = Cs[nn * QP + ty + 16u * i];
-        for (var j = 0u; j < 4u; j++) { acc2[i][j] = fma(cv, hr[j], acc2[i][j]); }
-      }
+      let cv = Cs[nn * 17u + ty]; let hr = T1[nn * 17u + tx];
+      acc2[0] = fma(cv, ${V}(hr.x), acc2[0]);
+      acc2[1] = fma(cv, ${V}(hr.y), acc2[1]);
+      acc2[2] = fma(cv, ${V}(hr.z), acc2[2]);
+      acc2[3] = fma(cv, ${V}(hr.w), acc2[3]);
     }
     workgroupBarrier();
   }
   var dv = 0.0;
   if ((flags & 1u) != 0u) { dv = $D[o_D + h]; }
-  for (var i = 0u; i < TT; i++) {
-    let l = ty + 16u * i;
+  for (var r = 0u; r < RL; r++) {
+    let l = ty * RL + r;
     if (l >= q) { continue; }
     let decay = exp(cA[l]);
     let row = b * L + t0 + l;
     for (var j = 0u; j < 4u; j++) {
-      let p = p0 + tx + 16u * j;
+      let p = p0 + 4u * tx + j;
       if (p < hd) {
-        $y[o_y + (row * nh + h) * hd + p] = acc[i][j] + decay * acc2[i][j] + dv * $x[o_x + row * sx + h * hd + p];
+        $y[o_y + (row * nh + h) * hd + p] = acc[j][r] + decay * acc2[j][r] + dv * $x[o_x + row * sx + h * hd + p];
       }
     }
   }
-}`,
+}`;
+  },
 };
