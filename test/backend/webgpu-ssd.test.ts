@@ -153,9 +153,9 @@ describe('webgpu SSD kernels vs the CPU reference', () => {
 // the reference logits, and the batched decode step (9 rows: past the few-row paths, so the op sequence with the SSD
 // recurrence reading its inputs in place) against each row decoded alone
 const MODELS = ['mamba2-tiny', 'mamba2-groups', 'bamba-tiny', 'nemotron-h-tiny'];
-describe('webgpu SSD kernels in the Mamba-2 and hybrid fixtures (tiled kernels)', () => {
+describe('webgpu SSD kernels in the Mamba-2 and hybrid fixtures', () => {
   for (const name of MODELS) {
-    for (const kernels of (name === 'mamba2-groups' ? ['fused', 'old'] : ['fused']) as WebGpuSsd[]) {
+    for (const kernels of ['fused'] as WebGpuSsd[]) {
       withGpu(`${name}, ${kernels} SSD: prefill logits within 1e-4 of the HF reference`, 'tiled', async (g) => {
         g.ssdKernels = kernels;
         const ref = loadReference(hfFixture(name));
@@ -173,32 +173,46 @@ describe('webgpu SSD kernels in the Mamba-2 and hybrid fixtures (tiled kernels)'
     }
   }
 
-  withGpu('mamba2-tiny: batched decode (9 rows) = each row alone, fused SSD', 'tiled', async (g) => {
-    const model = await loadModel(hfFixture('mamba2-tiny'), { backend: g });
-    const V = model.lm.vocabSize;
-    const rows = 9, steps = 2;
-    const prompts = Array.from({ length: rows }, (_, r) => Array.from({ length: 7 }, (_, i) => (i * 31 + r * 97 + 5) % V));
-    const alone: Float32Array[][] = [];
-    for (let r = 0; r < rows; r++) {
-      const s = model.createState(1);
-      const out = [(await model.lm.advance([prompts[r]], s)).data];
-      for (let k = 0; k < steps; k++) out.push((await model.lm.advance([[(r * 13 + k) % V]], s)).data);
-      alone.push(out);
-      s.dispose();
-    }
-    for (const kernels of ['fused'] as WebGpuSsd[]) {
-      g.ssdKernels = kernels;
+  for (const name of ['mamba2-tiny', 'mamba-tiny']) {
+    withGpu(`${name}: batched decode (9 rows, inputs of the SSD / scan step read in place) = each row alone`, 'simple', async (g) => {
+      const model = await loadModel(hfFixture(name), { backend: g });
+      const V = model.lm.vocabSize;
+      const rows = 9, steps = 2;
+      const prompts = Array.from({ length: rows }, (_, r) => Array.from({ length: 7 }, (_, i) => (i * 31 + r * 97 + 5) % V));
+      const next = (r: number, k: number) => (r * 13 + k) % V;
+      const alone: Float32Array[][] = [];
+      for (let r = 0; r < rows; r++) {
+        const s = model.createState(1);
+        const out = [(await model.lm.advance([prompts[r]], s)).data];
+        for (let k = 0; k < steps; k++) out.push((await model.lm.advance([[next(r, k)]], s)).data);
+        alone.push(out);
+        s.dispose();
+      }
       const s = model.createState(rows);
       let l = (await model.lm.advance(prompts, s)).data;
       for (let k = 0; k <= steps; k++) {
-        if (k > 0) l = (await model.lm.advance(prompts.map((_, r) => [(r * 13 + k - 1) % V]), s)).data;
+        if (k > 0) l = (await model.lm.advance(prompts.map((_, r) => [next(r, k - 1)]), s)).data;
         for (let r = 0; r < rows; r++) {
           const d = maxAbsDiff(l.subarray(r * V, (r + 1) * V), alone[r][k]);
-          assert.ok(d <= 1e-4, `${kernels}: row ${r} ${k === 0 ? 'prefill' : `step ${k}`}: max |Δlogit| vs the row alone = ${d}`);
+          assert.ok(d <= 1e-4, `row ${r} ${k === 0 ? 'prefill' : `step ${k}`}: max |Δlogit| vs the row alone = ${d}`);
         }
       }
+      // one more step with the inputs copied apart first (the kernels of before): 4 copies (x, B, C, dt) more per
+      // Mamba-2 layer, 3 (B, C, z) per Mamba-1 layer
+      const stepDispatches = async () => {
+        await g.sync();
+        const d0 = g.rt.counters.dispatches;
+        await model.lm.advance(prompts.map((_, r) => [next(r, 9)]), s);
+        return g.rt.counters.dispatches - d0;
+      };
+      const inPlace = await stepDispatches();
+      if (name.startsWith('mamba2')) g.ssdKernels = 'old';
+      else g.scan = 'partials';
+      const copied = await stepDispatches();
+      g.ssdKernels = 'fused';
+      g.scan = 'rescan';
+      assert.equal(copied - inPlace, (name.startsWith('mamba2') ? 4 : 3) * model.lm.numLayers, `dispatches per step: ${inPlace} in place, ${copied} copied`);
       s.dispose();
-    }
-    g.ssdKernels = 'fused';
-  });
+    });
+  }
 });

@@ -57,7 +57,15 @@ export class WebGpuBackend implements Backend {
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
-  scan: WebGpuScan;
+  get scan(): WebGpuScan {
+    return this.scanK;
+  }
+  /** (recorded steps go stale: the decode step reads its inputs in place or not by it) */
+  set scan(k: WebGpuScan) {
+    if (k !== this.scanK) this.epoch++;
+    this.scanK = k;
+  }
+  private scanK: WebGpuScan = 'rescan';
   /** the Mamba-2 SSD kernels (see WebGpuBackendOptions.ssd); setting it makes recorded steps stale */
   get ssdKernels(): WebGpuSsd {
     return this.ssdK;
@@ -726,11 +734,15 @@ export class WebGpuBackend implements Backend {
       this.done(hloc, dsum);
       return y;
     }
-    const [Bm, Cm, z] = [this.st(a.B), this.st(a.C), this.opt(a.z)];
-    if (L === 1 && a.state && this.fuse) {
+    // B, C, z as packed tensors (a lazily split piece copied apart)
+    const packed = () => [this.st(a.B), this.st(a.C), this.opt(a.z)] as const;
+    // (a split piece among them: its copy would record the pending dt_proj first, so it could not be fused)
+    const split = [a.B, a.C, a.z].some((t) => t && (t.storage as Store).lazy);
+    if (L === 1 && a.state && this.fuse && !split) {
       // dt_proj (the pending matvec that produced Δ) computed in the step
       const l = this.fx.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
       if (l) {
+        const [Bm, Cm, z] = packed();
         const roles = [u, l.x, l.w, A, Bm, Cm, D, z, bias, this.st(a.state), this.st(y), l.y];
         this.run(SCAN_STEP_DT, roles, [B, Dm, N, l.K, flags], this.threads(B * Dm));
         return y;
@@ -742,10 +754,16 @@ export class WebGpuBackend implements Backend {
         state = this.scratch(B * Dm * N, 'scan state');
         this.fill(state, 0);
       }
-      this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
+      // B, C, z read in place (x_proj's and in_proj's outputs not copied apart), but with the scan of before
+      const inPlace = this.scan !== 'partials';
+      const [Br, Cr] = inPlace ? [this.rows(a.B), this.rows(a.C)] : [{ s: this.st(a.B), stride: N }, { s: this.st(a.C), stride: N }];
+      const zr = !a.z ? { s: this.rt.dummy, stride: Dm } : inPlace ? this.rows(a.z) : { s: this.st(a.z), stride: Dm };
+      const roles = [u, delta, A, Br.s, Cr.s, D, zr.s, bias, state, this.st(y)];
+      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm));
       if (!a.state) this.done(state);
       return y;
     }
+    const [Bm, Cm, z] = packed();
     const T = Math.ceil(L / nC);
     const chunks = Math.ceil(L / T);
     const nB = Math.ceil(N / 16);
