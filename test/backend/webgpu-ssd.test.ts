@@ -216,3 +216,24 @@ describe('webgpu SSD kernels in the Mamba-2 and hybrid fixtures', () => {
     });
   }
 });
+
+describe('webgpu gated RMSNorm of prefill rows (a workgroup per row with the fused SSD)', () => {
+  withGpu('wide rows, whole-row and grouped norms, z read in place, = the CPU reference (fused and old kernels)', 'tiled', async (g) => {
+    for (const [M, W, gs] of [[70, 600, 600], [70, 600, 300], [65, 1100, 1100], [3, 600, 600]]) {
+      const zw = rnd(M * (W + 7));
+      const xd = rnd(M * W), wd = rnd(W);
+      const pieces = (be: typeof cpu | WebGpuBackend) => {
+        const [z] = be.split(be.fromHost(zw.slice(), [M, W + 7]), [W, 7]);
+        return [be.fromHost(xd.slice(), [M, W]), z, be.fromHost(wd.slice(), [W])] as const;
+      };
+      const [xc, zc, wc] = pieces(cpu);
+      const want = cpu.rmsNormGated(xc, zc, wc, 1e-5, gs);
+      for (const kernels of ['fused', 'old'] as WebGpuSsd[]) {
+        g.ssdKernels = kernels;
+        const [xg, zg, wg] = pieces(g);
+        await close(g.rmsNormGated(xg, zg, wg, 1e-5, gs), want, 2e-5, `${kernels}: rms_norm_gated M${M} W${W} group ${gs}`);
+      }
+    }
+    g.ssdKernels = 'fused';
+  });
+});

@@ -18,7 +18,7 @@ import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
-import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
+import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_ROWS, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
@@ -618,7 +618,10 @@ export class WebGpuBackend implements Backend {
     const zr = this.rows(z); // in place in in_proj's output
     const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
-    if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
+    // prefill's wide rows (with the 'fused' SSD): a workgroup per row, values kept in registers (x, z read once)
+    if (this.ssdKernels === 'fused' && this.kernels === 'tiled' && items >= 64 && groupSize >= 256 && groupSize <= 4096) {
+      this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
+    } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
     return y;
   }
