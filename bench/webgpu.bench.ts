@@ -320,7 +320,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
 const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
-    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
+    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...(ssdModes.length ? { ssd: ssdModes[0] } : {}) })
     : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(ssdModes.length ? { ssd: ssdModes[0] } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
