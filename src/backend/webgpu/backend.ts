@@ -869,7 +869,7 @@ export class WebGpuBackend implements Backend {
     if (fused) {
       const aend = this.scratch(B * nC * nh, 'ssd chunk Δ·A totals');
       const p = [B, L, nh, hd, G, N, nC, flags, f2u(lo), f2u(hi)];
-      this.run(SSDF_CB, [Bm, Cm, cb], [B, L, G, N, nC, Br.stride, Cr.stride], this.rt.grid(B * nC * G), q);
+      this.run(SSDF_CB, [Bm, Cm, cb], [B, L, G, N, nC, Br.stride, Cr.stride], this.rt.grid(B * nC * G * 3), q);
       this.run(SSDF_STATES, [x, Bm, dt, A, dtb, S, aend], [...p, xr.stride, Br.stride, dr.stride], statesGrid, q);
       const stateFlags = a.state ? 3 : 0;
       this.run(SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));

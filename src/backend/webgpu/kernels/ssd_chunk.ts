@@ -43,38 +43,48 @@ var<workgroup> cA: array<f32, ${Q}>;
 var<workgroup> dS: array<f32, ${Q}>;`;
 }
 
-/** C_l · B_s per (b, chunk, group), stored transposed: cb[s, l] ([Q, Q]). params: Bn, L, G, N, nC, sB, sC */
+/**
+ * C_l · B_s per (b, chunk, group), stored transposed: cb[s, l] ([Q, Q]), in three workgroups of a (Q/2)² quadrant
+ * each — the one above the diagonal (s > l: masked) is skipped. params: Bn, L, G, N, nC, sB, sC
+ */
 export const SSDF_CB: KernelSpec = {
   name: 'ssdf_cb',
   roles: ['B', 'C', 'cb'],
   writes: ['cb'],
-  wgsl: (q) => /* wgsl */ `
-const QQ: u32 = ${q}u; const TT: u32 = ${Number(q) / 16}u; const QP: u32 = ${Number(q) + 1}u;
-var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
-var<workgroup> Bs: array<f32, ${16 * (Number(q) + 1)}>;
+  wgsl: (q) => {
+    const H = Number(q) / 2;
+    return /* wgsl */ `
+const QQ: u32 = ${q}u; const QH: u32 = ${H}u; const TT: u32 = ${H / 16}u; const QP: u32 = ${H + 1}u;
+var<workgroup> Cs: array<f32, ${16 * (H + 1)}>;
+var<workgroup> Bs: array<f32, ${16 * (H + 1)}>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let G = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u);
   let sB = pu(PK + 5u); let sC = pu(PK + 6u);
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * G) { return; }
+  let item3 = lin(wg, nw);
+  if (item3 >= Bn * nC * G * 3u) { return; }
+  let quad = item3 % 3u; let item = item3 / 3u;
+  // quadrants (l half, s half): (0, 0), (1, 0), (1, 1)
+  let l0 = select(0u, QH, quad > 0u); let s0 = select(0u, QH, quad == 2u);
   let g = item % G; let bc = item / G; let c = bc % nC; let b = bc / nC;
   let t0 = c * QQ; let q = min(QQ, L - t0);
   let tx = li % 16u; let ty = li / 16u;
   var acc: array<array<f32, TT>, TT>;
   for (var i = 0u; i < TT; i++) { for (var j = 0u; j < TT; j++) { acc[i][j] = 0.0; } }
   for (var n0 = 0u; n0 < N; n0 += 16u) {
-    for (var k = 0u; k < TT; k++) {
+    for (var k = 0u; k < (QH * 16u + 255u) / 256u; k++) {
       let e = li + 256u * k;
-      let l = e / 16u; let nn = e % 16u;
-      let n = n0 + nn;
-      var cv = 0.0; var bv = 0.0;
-      if (l < q && n < N) {
-        let row = b * L + t0 + l;
-        cv = $C[o_C + row * sC + g * N + n]; bv = $B[o_B + row * sB + g * N + n];
+      if (e < QH * 16u) {
+        let r = e / 16u; let nn = e % 16u;
+        let n = n0 + nn;
+        var cv = 0.0; var bv = 0.0;
+        if (n < N) {
+          if (l0 + r < q) { cv = $C[o_C + (b * L + t0 + l0 + r) * sC + g * N + n]; }
+          if (s0 + r < q) { bv = $B[o_B + (b * L + t0 + s0 + r) * sB + g * N + n]; }
+        }
+        Cs[nn * QP + r] = cv; Bs[nn * QP + r] = bv;
       }
-      Cs[nn * QP + l] = cv; Bs[nn * QP + l] = bv;
     }
     workgroupBarrier();
     for (var nn = 0u; nn < 16u; nn++) {
@@ -88,9 +98,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   }
   let base = o_cb + item * QQ * QQ;
   for (var i = 0u; i < TT; i++) {
-    for (var j = 0u; j < TT; j++) { $cb[base + (tx + 16u * j) * QQ + ty + 16u * i] = acc[i][j]; }
+    for (var j = 0u; j < TT; j++) { $cb[base + (s0 + tx + 16u * j) * QQ + l0 + ty + 16u * i] = acc[i][j]; }
   }
-}`,
+}`;
+  },
 };
 
 /**
