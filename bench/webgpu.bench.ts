@@ -7,10 +7,13 @@
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows on,off] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked] [--gemm-small old,blocked] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
+ *        [--ssd fused|old|fused,old]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
- * those of the old kernels on the same device.
+ * those of the old kernels on the same device. `--ssd` picks the Mamba-2 SSD kernels (WebGpuBackendOptions.ssd; the
+ * first listed runs everything); with several, the prefill and the largest batch's decode step are profiled with
+ * each on the same device, and the prefill logits of each are checked against those of the old kernels.
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
  * `--decode v1,v2` runs each preset with each set of batch-1 decode kernels (WebGpuBackendOptions.decodeKernels: 'v1'
  * the matvec and step kernels before, 'v2' the subgroup ones, 'v2-r{rows per subgroup}w{workgroup}{u|l}' its tunables)
@@ -48,7 +51,7 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_GEMMS_SMALL, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from '../src/backend/webgpu/options.js';
+import { WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
@@ -93,6 +96,8 @@ function check(ok: boolean, what: string): void {
 }
 const gemmArg = arg('gemm', '') as WebGpuGemm | '';
 const scanArg = arg('scan', '') as WebGpuScan | '';
+const ssdModes = arg('ssd', '').split(',').filter((m) => m) as WebGpuSsd[];
+for (const m of ssdModes) if (!(WEBGPU_SSDS as readonly string[]).includes(m)) throw new Error(`--ssd: ${WEBGPU_SSDS.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
 const vocab = arg('vocab', '');
 const draws = Number(arg('draws', '10000'));
 /** the preset, with `--layers` / `--vocab` when given (smoke runs on slow adapters such as SwiftShader) */
@@ -326,8 +331,8 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
 const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
   nullDevice
-    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
+    ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...(ssdModes.length ? { ssd: ssdModes[0] } : {}) })
+    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(ssdModes.length ? { ssd: ssdModes[0] } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {
@@ -425,15 +430,24 @@ for (const weights of memoryOnly ? [] : formats) {
     // the prefill's logits with the kernels timed against those of the old kernels (64×64 GEMM, 'partials' scan),
     // on this device: a kernel that is wrong on this GPU shows here
     let parity: number | null = null;
-    if (backend.gemm !== 'old' || backend.scan !== 'partials') {
-      const lNew = await lm.advance([ids], lm.createState(1));
-      const saved = [backend.gemm, backend.scan] as const;
+    const ssdParity: Record<string, number> = {};
+    if (backend.gemm !== 'old' || backend.scan !== 'partials' || backend.ssdKernels !== 'old' || ssdModes.length > 1) {
+      const saved = [backend.gemm, backend.scan, backend.ssdKernels] as const;
       backend.gemm = 'old';
       backend.scan = 'partials';
+      backend.ssdKernels = 'old';
       const lOld = await lm.advance([ids], lm.createState(1));
-      [backend.gemm, backend.scan] = saved;
-      parity = maxRelErr(lNew.data, lOld.data);
-      log(`${preset}: prefill logits vs the old kernels: max |Δ| / max |logit| = ${parity.toExponential(2)}${parity > 1e-2 ? '  FAIL' : ''}`);
+      [backend.gemm, backend.scan] = [saved[0], saved[1]];
+      for (const m of ssdModes.length ? ssdModes : [saved[2]]) {
+        backend.ssdKernels = m;
+        const lNew = await lm.advance([ids], lm.createState(1));
+        ssdParity[m] = maxRelErr(lNew.data, lOld.data);
+        if (m === saved[2]) parity = ssdParity[m];
+        const ssdNote = preset.startsWith('mamba2') || ssdModes.length > 1 ? ` (ssd ${m})` : '';
+        log(`${preset}: prefill logits vs the old kernels${ssdNote}: max |Δ| / max |logit| = ${ssdParity[m].toExponential(2)}${ssdParity[m] > 1e-2 ? '  FAIL' : ''}`);
+        check(ssdParity[m] <= 1e-2, `${preset}: prefill logits${ssdNote} differ from the old kernels' by ${ssdParity[m]} of the largest`);
+      }
+      backend.ssdKernels = saved[2];
     }
     // what a user gets: generate(), greedy and sampled, pipelined (default) and the earlier path (pipeline: false)
     const gens = await generateBench(lm, ids.slice(0, 64));
@@ -459,7 +473,9 @@ for (const weights of memoryOnly ? [] : formats) {
         const tc = performance.now();
         await lm.greedyChain!(first.map((x) => [x]), s, n);
         const msc = (performance.now() - tc) / n;
-        if (doProfile && b === Math.max(...batches)) {
+        for (const sm of doProfile && b === Math.max(...batches) ? (ssdModes.length > 1 ? ssdModes : [backend.ssdKernels]) : []) {
+          const savedSsd = backend.ssdKernels;
+          backend.ssdKernels = sm;
           // a fresh state while profiling (recorded steps replay without timestamps, so none is recorded)
           backend.rt.setProfiling(true);
           const sp = lm.createState(b);
@@ -471,7 +487,8 @@ for (const weights of memoryOnly ? [] : formats) {
           backend.rt.setProfiling(false);
           sp.dispose();
           const rows = [...backend.rt.kernelTimes].sort((a, c) => c[1].ms - a[1].ms);
-          batchProfiles.push({ what: `decode step, batch ${b}, ${path}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
+          backend.ssdKernels = savedSsd;
+          batchProfiles.push({ what: `decode step, batch ${b}, ${path}${ssdModes.length > 1 ? `, ssd ${sm}` : ''}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
         }
         s.dispose();
         const check = await batchCheck(lm, prompts, first, 8);
@@ -496,7 +513,15 @@ for (const weights of memoryOnly ? [] : formats) {
         profiles.push({ what, gpu_ms: total / per, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / per, calls: v.count / per })) });
       };
       const s = lm.createState(1);
-      await profile('prefill', async () => void (await lm.advance([ids], s)), 1);
+      for (const sm of ssdModes.length > 1 ? ssdModes : [backend.ssdKernels]) {
+        const savedSsd = backend.ssdKernels;
+        backend.ssdKernels = sm;
+        const sp = lm.createState(1);
+        await profile(ssdModes.length > 1 ? `prefill, ssd ${sm}` : 'prefill', async () => void (await lm.advance([ids], sp)), 1);
+        sp.dispose();
+        backend.ssdKernels = savedSsd;
+      }
+      await lm.advance([ids], s);
       await profile('decode step', async () => void (await decodeSteps(lm, s, [1], 16)), 16);
       backend.rt.setProfiling(false);
       profiles.push(...batchProfiles);
@@ -507,7 +532,7 @@ for (const weights of memoryOnly ? [] : formats) {
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
       generate_tok_s: generateTokS, generate: gens,
-      prefill_vs_old_kernels: parity,
+      prefill_vs_old_kernels: parity, ssd: backend.ssdKernels, prefill_vs_old_kernels_by_ssd: ssdParity,
       host_us_per_token: hostUs, dispatches_per_token: dispatches, submits_per_token: submits,
       batched, profile: profiles,
     };

@@ -183,14 +183,18 @@ async function dispatches(g: WebGpuBackend, fn: () => Tensor): Promise<{ n: numb
 
 describe('webgpu: the algorithm asked for runs, the quadratic SSD is refused', () => {
   const state = (g: Backend) => g.fromHost(randomArray(SSD_STATE, 9), [SSD.b, SSD.nh, SSD.hd, SSD.N]);
-  it('tiled kernels: "recurrent" is one dispatch, "chunked" five; both match the CPU', async (t: TestContext) => {
+  it('tiled kernels: "recurrent" is one dispatch, "chunked" four (the fused SSD; five with the old one); both match the CPU', async (t: TestContext) => {
     if (typeof tiled === 'string') return t.skip(tiled);
     const want = cpu.ssd(ssdArgs(cpu, 'recurrent', state(cpu))).dataSync();
     const rec = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'recurrent', state(tiled))));
     const chk = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'chunked', state(tiled))));
+    tiled.ssdKernels = 'old';
+    const old = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'chunked', state(tiled))));
+    tiled.ssdKernels = 'fused';
     assert.equal(rec.n, 1);
-    assert.equal(chk.n, 5);
-    assert.ok(maxAbsDiff(rec.y, want) <= 5e-4 && maxAbsDiff(chk.y, want) <= 5e-4, `${maxAbsDiff(rec.y, want)}, ${maxAbsDiff(chk.y, want)}`);
+    assert.equal(chk.n, 4);
+    assert.equal(old.n, 5);
+    assert.ok(maxAbsDiff(rec.y, want) <= 5e-4 && maxAbsDiff(chk.y, want) <= 5e-4 && maxAbsDiff(old.y, want) <= 5e-4, `${maxAbsDiff(rec.y, want)}, ${maxAbsDiff(chk.y, want)}, ${maxAbsDiff(old.y, want)}`);
     assert.equal(tiled.prefill.ssd[0], 'chunked');
   });
 
@@ -199,7 +203,7 @@ describe('webgpu: the algorithm asked for runs, the quadratic SSD is refused', (
     assert.deepEqual(simple.prefill.ssd, ['recurrent', 'chunked']);
     const want = cpu.ssd(ssdArgs(cpu, 'chunked', state(cpu))).dataSync();
     const chk = await dispatches(simple, () => simple.ssd(ssdArgs(simple, 'chunked', state(simple))));
-    assert.equal(chk.n, 5);
+    assert.equal(chk.n, 4, 'the fused SSD: C·B, chunk states, state passing, output');
     assert.ok(maxAbsDiff(chk.y, want) <= 5e-4, `${maxAbsDiff(chk.y, want)}`);
   });
 

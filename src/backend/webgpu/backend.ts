@@ -21,21 +21,22 @@ import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/co
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
-import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
+import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_ROWS, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SAMPLE } from './kernels/sample.js';
 import { TOP_P_EPS } from '../../generate/sampling.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
+import { SSDF_CB, SSDF_OUT, SSDF_PASS, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from './options.js';
+import { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
 
-export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan } from './options.js';
+export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -83,7 +84,25 @@ export class WebGpuBackend implements Backend {
   gemmSmallMin = 9;
   blockedSplits: number | undefined;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
-  scan: WebGpuScan;
+  get scan(): WebGpuScan {
+    return this.scanK;
+  }
+  /** (recorded steps go stale: the decode step reads its inputs in place or not by it) */
+  set scan(k: WebGpuScan) {
+    if (k !== this.scanK) this.epoch++;
+    this.scanK = k;
+  }
+  private scanK: WebGpuScan = 'rescan';
+  /** the Mamba-2 SSD kernels (see WebGpuBackendOptions.ssd); setting it makes recorded steps stale */
+  get ssdKernels(): WebGpuSsd {
+    return this.ssdK;
+  }
+  set ssdKernels(k: WebGpuSsd) {
+    if (!(WEBGPU_SSDS as readonly string[]).includes(k)) throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(k)}`);
+    if (k !== this.ssdK) this.epoch++;
+    this.ssdK = k;
+  }
+  private ssdK: WebGpuSsd = 'fused';
   /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
   get scanKernel(): WebGpuScan {
     return this.kernels === 'tiled' ? this.scan : 'partials';
@@ -185,6 +204,11 @@ export class WebGpuBackend implements Backend {
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
       throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
     }
+    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'fused') as WebGpuSsd);
+    if (!(WEBGPU_SSDS as readonly string[]).includes(ssd)) {
+      throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(ssd)}${opts.ssd ? '' : ' (from MAMBA_TS_WEBGPU_SSD)'}`);
+    }
+    this.ssdK = ssd;
     if (!(WEBGPU_WEIGHT_FORMATS as readonly string[]).includes(this.weights)) {
       throw new Error(`webgpu: weights must be one of ${WEBGPU_WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(this.weights)}`);
     }
@@ -202,12 +226,13 @@ export class WebGpuBackend implements Backend {
   /**
    * A tensor of rows as a kernel with a row stride reads it: a lazily split piece (see `split`) is its source's
    * columns in place (the store starts at the piece's first column; rows `stride` apart), anything else its own
-   * store with rows `width` apart.
+   * store with rows `width` apart. `width`: the row length as the kernel sees it (default the last dimension; e.g.
+   * nh·hd for x reshaped to [b, L, nh, hd]).
    */
-  private rows(t: Tensor): { s: Store; stride: number } {
+  private rows(t: Tensor, width = t.shape[t.shape.length - 1]): { s: Store; stride: number } {
     const s = t.storage as Store;
     const z = s.lazy;
-    if (!z || t.shape[t.shape.length - 1] !== z.width) return { s: this.st(t), stride: t.shape[t.shape.length - 1] };
+    if (!z || width !== z.width) return { s: this.st(t), stride: width };
     return { s: this.fx.store(z.src).view(z.col, (z.rows - 1) * z.stride + z.width), stride: z.stride };
   }
 
@@ -667,7 +692,10 @@ export class WebGpuBackend implements Backend {
     const zr = this.rows(z); // in place in in_proj's output
     const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
-    if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
+    // prefill's wide rows (with the 'fused' SSD): a workgroup per row, values kept in registers (x, z read once)
+    if (this.ssdKernels === 'fused' && this.kernels === 'tiled' && items >= 64 && groupSize >= 256 && groupSize <= 4096) {
+      this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
+    } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
     return y;
   }
@@ -783,11 +811,15 @@ export class WebGpuBackend implements Backend {
       this.done(hloc, dsum);
       return y;
     }
-    const [Bm, Cm, z] = [this.st(a.B), this.st(a.C), this.opt(a.z)];
-    if (L === 1 && a.state && this.fuse) {
+    // B, C, z as packed tensors (a lazily split piece copied apart)
+    const packed = () => [this.st(a.B), this.st(a.C), this.opt(a.z)] as const;
+    // (a split piece among them: its copy would record the pending dt_proj first, so it could not be fused)
+    const split = [a.B, a.C, a.z].some((t) => t && (t.storage as Store).lazy);
+    if (L === 1 && a.state && this.fuse && !split) {
       // dt_proj (the pending matvec that produced Δ) computed in the step
       const l = this.fx.takeTail(a.delta.storage as Store, (p) => !p.norm && !p.bias && !p.w.blocks && p.M === B && p.N === Dm);
       if (l) {
+        const [Bm, Cm, z] = packed();
         const roles = [u, l.x, l.w, A, Bm, Cm, D, z, bias, this.st(a.state), this.st(y), l.y];
         this.run(SCAN_STEP_DT, roles, [B, Dm, N, l.K, flags], this.threads(B * Dm));
         return y;
@@ -799,10 +831,16 @@ export class WebGpuBackend implements Backend {
         state = this.scratch(B * Dm * N, 'scan state');
         this.fill(state, 0);
       }
-      this.run(SCAN_STEP, [u, delta, A, Bm, Cm, D, z, bias, state, this.st(y)], [B, L, Dm, N, flags], this.threads(B * Dm));
+      // B, C, z read in place (x_proj's and in_proj's outputs not copied apart), but with the scan of before
+      const inPlace = this.scan !== 'partials';
+      const [Br, Cr] = inPlace ? [this.rows(a.B), this.rows(a.C)] : [{ s: this.st(a.B), stride: N }, { s: this.st(a.C), stride: N }];
+      const zr = !a.z ? { s: this.rt.dummy, stride: Dm } : inPlace ? this.rows(a.z) : { s: this.st(a.z), stride: Dm };
+      const roles = [u, delta, A, Br.s, Cr.s, D, zr.s, bias, state, this.st(y)];
+      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm));
       if (!a.state) this.done(state);
       return y;
     }
+    const [Bm, Cm, z] = packed();
     const T = Math.ceil(L / nC);
     const chunks = Math.ceil(L / T);
     const nB = Math.ceil(N / 16);
@@ -886,7 +924,12 @@ export class WebGpuBackend implements Backend {
     const [, , G, N] = a.B.shape;
     const y = this.out([B, L, nh, hd], 'ssd');
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
-    const [x, dt, A, Bm, Cm, D, dtb] = [this.st(a.x), this.st(a.dt), this.st(a.A), this.st(a.B), this.st(a.C), this.opt(a.D), this.opt(a.dtBias)];
+    const fused = this.ssdKernels === 'fused';
+    // 'fused': x, dt, B, C read in place where they are pieces of a wider tensor (split); 'old': copied apart
+    const rows = (t: Tensor, width: number) => (fused ? this.rows(t, width) : { s: this.st(t), stride: width });
+    const [xr, dr, Br, Cr] = [rows(a.x, nh * hd), rows(a.dt, nh), rows(a.B, G * N), rows(a.C, G * N)];
+    const [x, dt, Bm, Cm] = [xr.s, dr.s, Br.s, Cr.s];
+    const [A, D, dtb] = [this.st(a.A), this.opt(a.D), this.opt(a.dtBias)];
     const flags = (a.D ? 1 : 0) | (a.dtBias ? 2 : 0);
     if (L === 1 || a.algorithm === 'recurrent') {
       let state = a.state ? this.st(a.state) : null;
@@ -894,7 +937,8 @@ export class WebGpuBackend implements Backend {
         state = this.scratch(B * nh * hd * N, 'ssd state');
         this.fill(state, 0);
       }
-      const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)], params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi)];
+      const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)];
+      const params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi), xr.stride, dr.stride, Br.stride, Cr.stride];
       if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
       if (!a.state) this.done(state);
@@ -902,16 +946,30 @@ export class WebGpuBackend implements Backend {
     }
     const Q = this.ssdChunk;
     const nC = Math.ceil(L / Q);
-    const dtp = this.scratch(B * L * nh, 'ssd Δ');
-    const cum = this.scratch(B * L * nh, 'ssd Δ·A sums');
+    const q = String(Q);
     const cb = this.scratch(B * nC * G * Q * Q, 'ssd C·B');
     const S = this.scratch(B * nC * nh * hd * N, 'ssd chunk states');
-    const q = String(Q);
+    const outGrid = this.rt.grid(B * nC * nh * Math.ceil(hd / 64));
+    const statesGrid = this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64));
+    if (fused) {
+      const aend = this.scratch(B * nC * nh, 'ssd chunk Δ·A totals');
+      const p = [B, L, nh, hd, G, N, nC, flags, f2u(lo), f2u(hi)];
+      this.run(SSDF_CB, [Bm, Cm, cb], [B, L, G, N, nC, Br.stride, Cr.stride], this.rt.grid(B * nC * G * 3), q);
+      this.run(SSDF_STATES, [x, Bm, dt, A, dtb, S, aend], [...p, xr.stride, Br.stride, dr.stride], statesGrid, q);
+      const stateFlags = a.state ? 3 : 0;
+      this.run(SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));
+      this.done(aend);
+      this.run(SSDF_OUT, [x, Cm, dt, A, dtb, cb, S, D, this.st(y)], [...p, xr.stride, Cr.stride, dr.stride], outGrid, q);
+      this.done(cb, S);
+      return y;
+    }
+    const dtp = this.scratch(B * L * nh, 'ssd Δ');
+    const cum = this.scratch(B * L * nh, 'ssd Δ·A sums');
     this.run(SSD_DT, [dt, A, dtb, dtp, cum], [B, L, nh, flags, f2u(lo), f2u(hi), Q, nC], this.threads(B * nC * nh));
     this.run(SSD_CB, [Bm, Cm, cb], [B, L, G, N, nC], this.rt.grid(B * nC * G), q);
-    this.run(SSD_STATES, [x, Bm, dtp, cum, S], [B, L, nh, hd, G, N, nC], this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64)), q);
+    this.run(SSD_STATES, [x, Bm, dtp, cum, S], [B, L, nh, hd, G, N, nC], statesGrid, q);
     this.run(SSD_PASS, [cum, S, this.opt(a.state)], [B, L, nh, hd, N, Q, nC, a.state ? 1 : 0], this.threads(B * nh * hd * N));
-    this.run(SSD_OUT, [x, Cm, dtp, cum, cb, S, D, this.st(y)], [B, L, nh, hd, G, N, nC, a.D ? 1 : 0], this.rt.grid(B * nC * nh * Math.ceil(hd / 64)), q);
+    this.run(SSD_OUT, [x, Cm, dtp, cum, cb, S, D, this.st(y)], [B, L, nh, hd, G, N, nC, a.D ? 1 : 0], outGrid, q);
     this.done(dtp, cum, cb, S);
     return y;
   }

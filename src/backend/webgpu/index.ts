@@ -10,7 +10,7 @@ import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { MambaTsError } from '../../errors.js';
 import type { SubgroupMatrixConfig } from './runtime.js';
 
-export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
+export { WebGpuBackend, type WebGpuBackendOptions, type WebGpuSsd } from './backend.js';
 
 /** No WebGPU here: no `webgpu` package, no adapter, or no device. */
 export class WebGpuUnavailableError extends MambaTsError {}

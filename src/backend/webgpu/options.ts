@@ -54,6 +54,13 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   scan?: WebGpuScan;
   /**
+   * The Mamba-2 SSD with 'tiled' kernels: 'fused' (default: no Δ pass, each chunk kernel computes its chunk's Δ and
+   * Δ·A sums in workgroup memory; x, dt, B, C read in place in the conv's and in_proj's outputs, in prefill and in
+   * the batched decode step) or 'old' (the five kernels of before, inputs copied apart first). Also settable on
+   * the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
+   */
+  ssd?: WebGpuSsd;
+  /**
    * Batched decode (2–64 rows per step) through the few-rows kernel, which reads each weight row once for all
    * rows, with the decode fusions of batch 1. Default false: the former path (matvec up to 8 rows, the tiled
    * matmul above, unfused), which an H100 ran 2–4× faster at batch 32/64 (BENCHMARKS.md, issue 11: the few-rows
@@ -75,6 +82,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
 /** the Mamba-1 prefill scans (`scan`) */
 export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
 export type WebGpuScan = (typeof WEBGPU_SCANS)[number];
+
+/** the Mamba-2 SSD kernels (`ssd`) */
+export const WEBGPU_SSDS = ['fused', 'old'] as const;
+export type WebGpuSsd = (typeof WEBGPU_SSDS)[number];
 
 /** the prefill GEMM kernels (`gemm`) */
 export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat', 'blocked'] as const;

@@ -79,6 +79,8 @@ export interface RuntimeOptions {
   maxBindingBytes?: number;
   /** cap on the storage buffers one dispatch binds (default: the adapter's limit); tests force gathering with it */
   maxStorageBuffers?: number;
+  /** cap on a workgroup's shared memory in bytes (default: the adapter's limit); tests pick the smaller SSD chunk with it */
+  maxWorkgroupStorageBytes?: number;
   /** don't use subgroup operations even when the device has them */
   noSubgroups?: boolean;
   /** the adapter's largest subgroup size (sizes the grids of subgroup kernels) */
@@ -146,7 +148,7 @@ export class GpuRuntime {
     this.maxBinding -= this.maxBinding % 256;
     this.chunkBytes = Math.min(this.maxBinding, 256 << 20);
     this.maxStorageBuffers = Math.max(2, Math.min(lim.maxStorageBuffersPerShaderStage, opts.maxStorageBuffers ?? Infinity));
-    this.maxWorkgroupStorage = lim.maxComputeWorkgroupStorageSize;
+    this.maxWorkgroupStorage = Math.min(lim.maxComputeWorkgroupStorageSize, opts.maxWorkgroupStorageBytes ?? Infinity);
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
     this.subgroupMax = device.features.has('subgroups') && !opts.noSubgroups ? Math.max(1, opts.subgroupMaxSize ?? 128) : 0;
     this.subgroupFixed = this.subgroupMax > 0 && opts.subgroupMinSize === opts.subgroupMaxSize ? this.subgroupMax : 0;

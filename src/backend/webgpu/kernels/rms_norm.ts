@@ -122,3 +122,42 @@ export const RMS_NORM_GATED_SG: KernelSpec = {
   }
 }`,
 };
+
+/**
+ * Gated RMSNorm of wide rows (prefill: many rows of G ≥ 256 channels): one workgroup of 256 per (row, group), each
+ * invocation keeping its ⌈G/256⌉ gated values (the variant) in registers, so x and z are read once; Σv² by a tree in
+ * workgroup memory. Same params as `RMS_NORM_GATED`.
+ */
+export const RMS_NORM_GATED_ROWS: KernelSpec = {
+  name: 'rms_norm_gated_rows',
+  roles: ['x', 'z', 'w', 'y'],
+  writes: ['y'],
+  wgsl: (per) => /* wgsl */ `
+const PER: u32 = ${Number(per)}u;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let M = pu(PK); let W = pu(PK + 1u); let G = pu(PK + 2u); let eps = pf(PK + 3u); let zS = pu(PK + 4u);
+  let nG = W / G;
+  let item = lin(wg, nw);
+  if (item >= M * nG) { return; }
+  let row = item / nG; let g0 = (item % nG) * G;
+  let base = row * W + g0;
+  var v: array<f32, PER>;
+  var ss = 0.0;
+  for (var i = 0u; i < PER; i++) {
+    let k = li + 256u * i;
+    var e = 0.0;
+    if (k < G) { e = $x[o_x + base + k] * silu($z[o_z + row * zS + g0 + k]); }
+    v[i] = e;
+    ss += e * e;
+  }
+  ${REDUCE}
+  let r = 1.0 / sqrt(red[0] / f32(G) + eps);
+  for (var i = 0u; i < PER; i++) {
+    let k = li + 256u * i;
+    if (k < G) { $y[o_y + base + k] = $w[o_w + g0 + k] * (v[i] * r); }
+  }
+}`,
+};

@@ -22,7 +22,7 @@ const DT = /* wgsl */ `
     if (hasBias) { dt += $bias[o_bias + d]; }
     if (sp) { dt = softplus(dt); }`;
 
-/** params: Bn, L, Dm, N, flags */
+/** params: Bn, L, Dm, N, flags, sB, sC, sz (row strides of B, C, z: N / N / Dm, or wider for pieces read in place) */
 export const SCAN_STEP: KernelSpec = {
   name: 'scan_step',
   roles: ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'bias', 'state', 'y'],
@@ -32,6 +32,7 @@ export const SCAN_STEP: KernelSpec = {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = pu(PK + 3u); let flags = pu(PK + 4u);
+  let sB = pu(PK + 5u); let sC = pu(PK + 6u); let sz = pu(PK + 7u);
   ${FLAGS}
   let i = lin(wg, nw) * 256u + li;
   if (i >= Bn * Dm) { return; }
@@ -44,12 +45,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let du = dt * uv;
     var acc = 0.0;
     for (var n = 0u; n < N; n++) {
-      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * N + n];
+      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * sB + n];
       $state[so + n] = hv;
-      acc += hv * $C[o_C + row * N + n];
+      acc += hv * $C[o_C + row * sC + n];
     }
     if (hasD) { acc += $D[o_D + d] * uv; }
-    if (hasZ) { acc *= silu($z[o_z + row * Dm + d]); }
+    if (hasZ) { acc *= silu($z[o_z + row * sz + d]); }
     $y[o_y + row * Dm + d] = acc;
   }
 }`,

@@ -20,7 +20,10 @@ fn dt_proc(raw: f32, bias: f32, lo: f32, hi: f32) -> f32 {
   return clamp(softplus(raw + bias), lo, hi);
 }`;
 
-/** params: Bn, L, nh, hd, G, N, flags (1 D, 2 bias), lo, hi */
+/**
+ * params: Bn, L, nh, hd, G, N, flags (1 D, 2 bias), lo, hi, sx, sdt, sB, sC (the row strides of x, dt, B, C: row (b, t)
+ * of x starts at (b·L + t)·sx — nh·hd when packed, wider for a piece of a larger tensor read in place)
+ */
 export const SSD_STEP: KernelSpec = {
   name: 'ssd_step',
   roles: ['x', 'dt', 'A', 'B', 'C', 'D', 'dtb', 'state', 'y'],
@@ -33,6 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
   let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
   let nPT = (hd + 7u) / 8u;
   let item = lin(wg, nw);
   if (item >= Bn * nh * nPT) { return; }
@@ -45,18 +49,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let so = o_state + ((b * nh + h) * hd + p) * N;
   for (var t = 0u; t < L; t++) {
     let row = b * L + t;
-    let dtv = dt_proc($dt[o_dt + row * nh + h], bias, lo, hi);
+    let dtv = dt_proc($dt[o_dt + row * sdt + h], bias, lo, hi);
     let dA = exp(dtv * $A[o_A + h]);
     var partial = 0.0;
     var xv = 0.0;
     if (p < hd) {
-      xv = $x[o_x + (row * nh + h) * hd + p];
+      xv = $x[o_x + row * sx + h * hd + p];
       let dx = dtv * xv;
-      let bc = (row * G + g) * N;
+      let bB = row * sB + g * N; let bC = row * sC + g * N;
       for (var n = lane; n < N; n += 32u) {
-        let hv = dA * $state[so + n] + dx * $B[o_B + bc + n];
+        let hv = dA * $state[so + n] + dx * $B[o_B + bB + n];
         $state[so + n] = hv;
-        partial += hv * $C[o_C + bc + n];
+        partial += hv * $C[o_C + bC + n];
       }
     }
     red[li] = partial;
@@ -91,6 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
   let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
   let item = lin(wg, nw) * (64u / sgs) + li / sgs;
   let live = item < Bn * nh * hd;
   let it = min(item, Bn * nh * hd - 1u);
@@ -101,16 +106,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let so = o_state + it * N;
   for (var t = 0u; t < L; t++) {
     let row = b * L + t;
-    let dtv = dt_proc($dt[o_dt + row * nh + h], bias, lo, hi);
+    let dtv = dt_proc($dt[o_dt + row * sdt + h], bias, lo, hi);
     let dA = exp(dtv * $A[o_A + h]);
-    let xv = $x[o_x + (row * nh + h) * hd + p];
+    let xv = $x[o_x + row * sx + h * hd + p];
     let dx = dtv * xv;
-    let bc = (row * G + g) * N;
+    let bB = row * sB + g * N; let bC = row * sC + g * N;
     var partial = 0.0;
     for (var n = lane; n < N; n += sgs) {
-      let hv = dA * $state[so + n] + dx * $B[o_B + bc + n];
+      let hv = dA * $state[so + n] + dx * $B[o_B + bB + n];
       if (live) { $state[so + n] = hv; }
-      partial += hv * $C[o_C + bc + n];
+      partial += hv * $C[o_C + bC + n];
     }
     let v = subgroupAdd(partial);
     if (live && lane == 0u) {

@@ -1,0 +1,326 @@
+/**
+ * Mamba-2 chunked SSD prefill, fused form (`ssd: 'fused'`, the default; ssd.ts has the kernels of before and the
+ * math). Differences from those:
+ * - no Δ pass: each chunk kernel computes its chunk's Δ = clamp(softplus(dt + bias)) and the running sums
+ *   a = Σ Δ·A in workgroup memory (Q values, a log₂Q-step scan), so the sequential `SSD_DT` dispatch and its
+ *   two [b, L, nh] buffers are gone; the states kernel leaves only the chunk totals a_end [b, nC, nh] for the
+ *   state passing;
+ * - x, dt, B, C are read in place with row strides (pieces of in_proj's and the conv's outputs, as `split`
+ *   leaves them), so they are not copied apart first.
+ * Layouts: row (b, t) of x starts at (b·L + t)·sx and holds [nh, hd]; of dt at (b·L + t)·sdt ([nh]); of B / C at
+ * (b·L + t)·sB / sC ([G, N]); y [b, L, nh, hd] and the chunk states S [b, nC, nh, hd, N] are packed.
+ */
+import type { KernelSpec } from '../runtime.js';
+
+/**
+ * WGSL statements: the chunk (b, c)'s Δ of head h in `dS` and its inclusive running sum of Δ·A in `cA` (workgroup
+ * arrays of QQ; zero Δ past the chunk's q steps, so the sums stay flat there). Needs b, c, h, t0, q, li, L, nh,
+ * flags (2: dt bias), lo, hi, sdt in scope; all 256 invocations must reach it (barriers).
+ */
+const CHUNK_DT = /* wgsl */ `
+  {
+    var dv = 0.0;
+    if (li < q) {
+      var bias = 0.0;
+      if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
+      dv = clamp(softplus($dt[o_dt + (b * L + t0 + li) * sdt + h] + bias), lo, hi);
+    }
+    if (li < QQ) { dS[li] = dv; cA[li] = dv * $A[o_A + h]; }
+    workgroupBarrier();
+    for (var off = 1u; off < QQ; off <<= 1u) {
+      var prev = 0.0;
+      if (li < QQ && li >= off) { prev = cA[li - off]; }
+      workgroupBarrier();
+      if (li < QQ) { cA[li] += prev; }
+      workgroupBarrier();
+    }
+  }`;
+
+function head(q: string): string {
+  const Q = Number(q);
+  return `const QQ: u32 = ${Q}u; const TT: u32 = ${Q / 16}u; const QP: u32 = ${Q + 1}u;
+var<workgroup> cA: array<f32, ${Q}>;
+var<workgroup> dS: array<f32, ${Q}>;`;
+}
+
+/**
+ * C_l · B_s per (b, chunk, group), stored transposed: cb[s, l] ([Q, Q]), in three workgroups of a (Q/2)² quadrant
+ * each — the one above the diagonal (s > l: masked) is skipped. params: Bn, L, G, N, nC, sB, sC
+ */
+export const SSDF_CB: KernelSpec = {
+  name: 'ssdf_cb',
+  roles: ['B', 'C', 'cb'],
+  writes: ['cb'],
+  wgsl: (q) => {
+    const H = Number(q) / 2;
+    return /* wgsl */ `
+const QQ: u32 = ${q}u; const QH: u32 = ${H}u; const TT: u32 = ${H / 16}u; const QP: u32 = ${H + 1}u;
+var<workgroup> Cs: array<f32, ${16 * (H + 1)}>;
+var<workgroup> Bs: array<f32, ${16 * (H + 1)}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let G = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u);
+  let sB = pu(PK + 5u); let sC = pu(PK + 6u);
+  let item3 = lin(wg, nw);
+  if (item3 >= Bn * nC * G * 3u) { return; }
+  let quad = item3 % 3u; let item = item3 / 3u;
+  // quadrants (l half, s half): (0, 0), (1, 0), (1, 1)
+  let l0 = select(0u, QH, quad > 0u); let s0 = select(0u, QH, quad == 2u);
+  let g = item % G; let bc = item / G; let c = bc % nC; let b = bc / nC;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<array<f32, TT>, TT>;
+  for (var i = 0u; i < TT; i++) { for (var j = 0u; j < TT; j++) { acc[i][j] = 0.0; } }
+  for (var n0 = 0u; n0 < N; n0 += 16u) {
+    for (var k = 0u; k < (QH * 16u + 255u) / 256u; k++) {
+      let e = li + 256u * k;
+      if (e < QH * 16u) {
+        let r = e / 16u; let nn = e % 16u;
+        let n = n0 + nn;
+        var cv = 0.0; var bv = 0.0;
+        if (n < N) {
+          if (l0 + r < q) { cv = $C[o_C + (b * L + t0 + l0 + r) * sC + g * N + n]; }
+          if (s0 + r < q) { bv = $B[o_B + (b * L + t0 + s0 + r) * sB + g * N + n]; }
+        }
+        Cs[nn * QP + r] = cv; Bs[nn * QP + r] = bv;
+      }
+    }
+    workgroupBarrier();
+    for (var nn = 0u; nn < 16u; nn++) {
+      var cr: array<f32, TT>; var br: array<f32, TT>;
+      for (var i = 0u; i < TT; i++) { cr[i] = Cs[nn * QP + ty + 16u * i]; br[i] = Bs[nn * QP + tx + 16u * i]; }
+      for (var i = 0u; i < TT; i++) {
+        for (var j = 0u; j < TT; j++) { acc[i][j] = fma(cr[i], br[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  let base = o_cb + item * QQ * QQ;
+  for (var i = 0u; i < TT; i++) {
+    for (var j = 0u; j < TT; j++) { $cb[base + (s0 + tx + 16u * j) * QQ + l0 + ty + 16u * i] = acc[i][j]; }
+  }
+}`;
+  },
+};
+
+/**
+ * Chunk states S_c[p, n] = Σ_s exp(a_end − a_s) Δ_s x_s[p] B_s[n] per (b, chunk, head, 64×64 tile of (p, n)), and
+ * the chunk's a_end (by its first tile). params: Bn, L, nh, hd, G, N, nC, flags (2 dt bias), lo, hi, sx, sB, sdt
+ */
+export const SSDF_STATES: KernelSpec = {
+  name: 'ssdf_states',
+  roles: ['x', 'B', 'dt', 'A', 'dtb', 'S', 'aend'],
+  writes: ['S', 'aend'],
+  wgsl: (q) => /* wgsl */ `
+${head(q)}
+var<workgroup> ws: array<f32, ${q}>;
+var<workgroup> Xs: array<vec4<f32>, 256>;
+var<workgroup> Bs: array<vec4<f32>, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
+  let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u); let sx = pu(PK + 10u); let sB = pu(PK + 11u); let sdt = pu(PK + 12u);
+  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * nh * nPT * nNT) { return; }
+  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
+  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
+  let g = h / (nh / G);
+  let p0 = pt * 64u; let n0 = nt * 64u;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  ${CHUNK_DT}
+  let aEnd = cA[q - 1u];
+  if (li < QQ) { ws[li] = exp(aEnd - cA[li]) * dS[li]; }
+  if (li == 0u && pt == 0u && nt == 0u) { $aend[o_aend + bch] = aEnd; }
+  workgroupBarrier();
+  // thread (tx, ty): S[p0 + 4ty + i, n0 + 4tx + j]; tiles of 16 steps as vec4 over p (x) and n (B)
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
+  for (var s0 = 0u; s0 < q; s0 += 16u) {
+    {
+      let s = s0 + ty;
+      var xv = vec4<f32>(0.0); var bv = vec4<f32>(0.0);
+      if (s < q) {
+        let row = b * L + t0 + s;
+        let w = ws[s];
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * tx + j;
+          if (p < hd) { xv[j] = w * $x[o_x + row * sx + h * hd + p]; }
+          let n = n0 + 4u * tx + j;
+          if (n < N) { bv[j] = $B[o_B + row * sB + g * N + n]; }
+        }
+      }
+      Xs[li] = xv; Bs[li] = bv;
+    }
+    workgroupBarrier();
+    for (var ss = 0u; ss < 16u; ss++) {
+      let xr = Xs[ss * 16u + ty]; let br = Bs[ss * 16u + tx];
+      acc[0] = fma(vec4<f32>(xr.x), br, acc[0]);
+      acc[1] = fma(vec4<f32>(xr.y), br, acc[1]);
+      acc[2] = fma(vec4<f32>(xr.z), br, acc[2]);
+      acc[3] = fma(vec4<f32>(xr.w), br, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  let base = o_S + bch * hd * N;
+  for (var i = 0u; i < 4u; i++) {
+    let p = p0 + 4u * ty + i;
+    if (p >= hd) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + 4u * tx + j;
+      if (n < N) { $S[base + p * N + n] = acc[i][j]; }
+    }
+  }
+}`,
+};
+
+/**
+ * State passing H_c = exp(a_end,c) H_{c−1} + S_c, in place (S becomes the state entering each chunk); the state
+ * in (flags 1) and out (flags 2). params: Bn, nh, hd, N, nC, flags
+ */
+export const SSDF_PASS: KernelSpec = {
+  name: 'ssdf_pass',
+  roles: ['aend', 'S', 'state'],
+  writes: ['S', 'state'],
+  wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u); let flags = pu(PK + 5u);
+  let HN = hd * N;
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nh * HN) { return; }
+  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
+  var carry = 0.0;
+  if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
+  for (var c = 0u; c < nC; c++) {
+    let k = (b * nC + c) * nh + h;
+    let idx = o_S + k * HN + e;
+    let s = $S[idx];
+    $S[idx] = carry;
+    carry = exp($aend[o_aend + k]) * carry + s;
+  }
+  if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
+}`,
+};
+
+/**
+ * Output per (b, chunk, head, 64 p): y_l = Σ_{s≤l} exp(a_l − a_s) (C_l·B_s) Δ_s x_s + exp(a_l) C_l · H_in + D x_l.
+ * Thread (tx, ty) owns rows l = R·ty + r (R = Q/16) and columns p = p0 + 4tx + j; workgroup tiles are vectors over
+ * those (vecR over l, vec4 over p), so each multiply-add step reads two vectors from workgroup memory for 4R FMAs.
+ * params: Bn, L, nh, hd, G, N, nC, flags (1 D, 2 dt bias), lo, hi, sx, sC, sdt
+ */
+export const SSDF_OUT: KernelSpec = {
+  name: 'ssdf_out',
+  roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
+  writes: ['y'],
+  wgsl: (q) => {
+    const R = Number(q) / 16, V = `vec${R}<f32>`;
+    return /* wgsl */ `
+${head(q)}
+const RL: u32 = ${R}u;
+var<workgroup> Ms: array<${V}, ${Number(q) * 16}>;
+var<workgroup> T1: array<vec4<f32>, 272>;
+var<workgroup> Cs: array<${V}, 272>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
+  let nC = pu(PK + 6u); let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u);
+  let sx = pu(PK + 10u); let sC = pu(PK + 11u); let sdt = pu(PK + 12u);
+  let nPT = (hd + 63u) / 64u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * nh * nPT) { return; }
+  let pt = item % nPT; let bch = item / nPT;
+  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
+  let g = h / (nh / G);
+  let p0 = pt * 64u;
+  let t0 = c * QQ; let q = min(QQ, L - t0);
+  ${CHUNK_DT}
+  // the masked, decayed C·B block by columns: Ms[s·16 + ly] = M[R·ly + r, s] = (C_l·B_s) exp(a_l − a_s) Δ_s, s ≤ l < q
+  let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
+  for (var e = li; e < QQ * 16u; e += 256u) {
+    let s = e / 16u; let ly = e % 16u;
+    let a_s = cA[s]; let d_s = dS[s];
+    var v = ${V}(0.0);
+    for (var r = 0u; r < RL; r++) {
+      let l = ly * RL + r;
+      if (s <= l && l < q) { v[r] = $cb[cbBase + s * QQ + l] * exp(cA[l] - a_s) * d_s; }
+    }
+    Ms[e] = v;
+  }
+  let tx = li % 16u; let ty = li / 16u;
+  var acc: array<${V}, 4>;
+  var acc2: array<${V}, 4>;
+  for (var j = 0u; j < 4u; j++) { acc[j] = ${V}(0.0); acc2[j] = ${V}(0.0); }
+  // (1) diagonal block: Σ_s M[l, s] x_s[p], 16 steps s a tile
+  for (var s0 = 0u; s0 < q; s0 += 16u) {
+    {
+      var xv = vec4<f32>(0.0);
+      if (s0 + ty < q) {
+        let row = b * L + t0 + s0 + ty;
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * tx + j;
+          if (p < hd) { xv[j] = $x[o_x + row * sx + h * hd + p]; }
+        }
+      }
+      T1[ty * 17u + tx] = xv;
+    }
+    workgroupBarrier();
+    for (var ss = 0u; ss < 16u; ss++) {
+      let m = Ms[(s0 + ss) * 16u + ty]; let xr = T1[ss * 17u + tx];
+      acc[0] = fma(m, ${V}(xr.x), acc[0]);
+      acc[1] = fma(m, ${V}(xr.y), acc[1]);
+      acc[2] = fma(m, ${V}(xr.z), acc[2]);
+      acc[3] = fma(m, ${V}(xr.w), acc[3]);
+    }
+    workgroupBarrier();
+  }
+  // (4) carried-in state: Σ_n C_l[n] H_in[p, n] (times exp(a_l) below), 16 n a tile
+  let hBase = o_hin + bch * hd * N;
+  for (var n0 = 0u; n0 < N; n0 += 16u) {
+    {
+      let nn = li % 16u; let k = li / 16u;
+      var cv = ${V}(0.0); var hv = vec4<f32>(0.0);
+      if (n0 + nn < N) {
+        for (var r = 0u; r < RL; r++) {
+          let l = k * RL + r;
+          if (l < q) { cv[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + n0 + nn]; }
+        }
+        for (var j = 0u; j < 4u; j++) {
+          let p = p0 + 4u * k + j;
+          if (p < hd) { hv[j] = $hin[hBase + p * N + n0 + nn]; }
+        }
+      }
+      Cs[nn * 17u + k] = cv; T1[nn * 17u + k] = hv;
+    }
+    workgroupBarrier();
+    for (var nn = 0u; nn < 16u; nn++) {
+      let cv = Cs[nn * 17u + ty]; let hr = T1[nn * 17u + tx];
+      acc2[0] = fma(cv, ${V}(hr.x), acc2[0]);
+      acc2[1] = fma(cv, ${V}(hr.y), acc2[1]);
+      acc2[2] = fma(cv, ${V}(hr.z), acc2[2]);
+      acc2[3] = fma(cv, ${V}(hr.w), acc2[3]);
+    }
+    workgroupBarrier();
+  }
+  var dv = 0.0;
+  if ((flags & 1u) != 0u) { dv = $D[o_D + h]; }
+  for (var r = 0u; r < RL; r++) {
+    let l = ty * RL + r;
+    if (l >= q) { continue; }
+    let decay = exp(cA[l]);
+    let row = b * L + t0 + l;
+    for (var j = 0u; j < 4u; j++) {
+      let p = p0 + 4u * tx + j;
+      if (p < hd) {
+        $y[o_y + (row * nh + h) * hd + p] = acc[j][r] + decay * acc2[j][r] + dv * $x[o_x + row * sx + h * hd + p];
+      }
+    }
+  }
+}`;
+  },
+};
