@@ -92,7 +92,7 @@ export interface GenerateArgs {
   scan?: (typeof SCAN_CHOICES)[number];
   backend?: 'cpu' | 'wasm' | 'webgpu';
   threads?: number;
-  dtype?: 'f32' | 'f16' | 'bf16' | 'q8';
+  dtype?: 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 }
 
 /** Parse and validate `generate`'s options (no file or model access). `null` = help was asked for. */
@@ -146,7 +146,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   const threadsRaw = str(v, 'threads');
   if (threadsRaw !== undefined) a.threads = parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, C);
   const dtypeRaw = str(v, 'dtype');
-  if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
+  if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   if (a.dtype !== undefined && a.dtype !== 'f32' && a.backend !== 'wasm' && !(a.backend === 'webgpu' && a.dtype === 'bf16')) {
     throw new UsageError('--dtype f16/bf16/q8 need --backend wasm (webgpu takes f32 or bf16)', C);

@@ -54,7 +54,7 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
   const backendRaw = str(v, 'backend');
   const backend = backendRaw === undefined ? undefined : parseChoice('backend', backendRaw, ['cpu', 'wasm', 'webgpu'] as const, C);
   const dtypeRaw = str(v, 'dtype');
-  const dtype = dtypeRaw === undefined ? undefined : parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
+  const dtype = dtypeRaw === undefined ? undefined : parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   const threads = int('threads', 1);
   if (threads !== undefined && backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   if (dtype !== undefined && dtype !== 'f32' && backend !== 'wasm' && !(backend === 'webgpu' && dtype === 'bf16')) {
