@@ -86,8 +86,9 @@ export function ggufModelParts(g: GgufFile, opts: { tokenizer?: boolean } = {}):
  */
 export function ggufWasmWeights(g: GgufFile, backend: unknown, weights: unknown): 'q8' | 'q4' | undefined {
   if (backend !== 'wasm' || weights !== undefined) return undefined;
-  if ([...g.tensors.values()].some((t) => t.type === GGML.Q4_K)) return 'q4';
-  return g.get('general.file_type') === FILE_TYPES.q8_0 ? 'q8' : undefined;
+  const ft = g.get('general.file_type');
+  if (ft === 14 || ft === 15 || [...g.tensors.values()].some((t) => t.type === GGML.Q4_K)) return 'q4'; // (Q4_K_S, Q4_K_M)
+  return ft === FILE_TYPES.q8_0 ? 'q8' : undefined;
 }
 
 /** GGUF output types of `mamba-ts export --gguf` */
