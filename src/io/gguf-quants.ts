@@ -230,10 +230,12 @@ export function quantize(data: Float32Array, type: number): Uint8Array {
 
 const fr = Math.fround;
 
+const XM = new Float32Array(32);
+
 /** ggml's nearest_int: round to nearest, ties to even (|x| < 2^22) */
 function nearestInt(x: number): number {
   const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return r - x === 0.5 && (r & 1) !== 0 ? r - 1 : r;
 }
 
 /**
@@ -259,8 +261,10 @@ function fitQkx2(x: Float32Array, o: number, w: Float32Array, nmax: number, L: U
   let iscale = fr(nmax / fr(mx - mn));
   let scale = fr(1 / iscale);
   let best = 0;
+  const xm = XM; // x − min, recomputed when min changes
+  for (let i = 0; i < n; i++) xm[i] = x[o + i] - mn;
   for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - mn)))));
+    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * xm[i]))));
     L[lo + i] = l;
     const d = fr(fr(fr(scale * l) + mn) - x[o + i]);
     best = fr(best + fr(w[i] * fr(d * d)));
@@ -269,7 +273,7 @@ function fitQkx2(x: Float32Array, o: number, w: Float32Array, nmax: number, L: U
     iscale = fr(fr(fr(-1 + fr(0.1 * is)) + nmax) / fr(mx - mn));
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[o + i] - mn)))));
+      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * xm[i]))));
       aux[i] = l;
       sumL = fr(sumL + fr(w[i] * l));
       sumL2 = fr(sumL2 + fr(fr(w[i] * l) * l));
@@ -289,10 +293,13 @@ function fitQkx2(x: Float32Array, o: number, w: Float32Array, nmax: number, L: U
         cur = fr(cur + fr(w[i] * fr(d * d)));
       }
       if (cur < best) {
-        L.set(aux.subarray(0, n), lo);
+        for (let i = 0; i < n; i++) L[lo + i] = aux[i];
         best = cur;
         scale = thisScale;
-        mn = thisMin;
+        if (thisMin !== mn) {
+          mn = thisMin;
+          for (let i = 0; i < n; i++) xm[i] = x[o + i] - mn;
+        }
       }
     }
   }
