@@ -49,13 +49,13 @@ for (const [N, K] of SHAPES) {
       const x = random(M * K, 7 + M);
       const x4 = bq4.fromHost(x, [M, K]), x8 = bq8.fromHost(x, [M, K]);
       // check against float64 (rows 0 and M - 1, every 7th column)
-      const check = (be: WasmBackend, y: Tensor, label: string) => {
-        const got = be.readSync(y);
+      const check = (be: WasmBackend, y: Tensor, w: Tensor, label: string) => {
+        const got = be.readSync(y), wd = be.readSync(w); // (q8: the Q4_K weights requantized, its own values)
         let scale = 0, worst = 0;
         for (const i of new Set([0, M - 1])) {
           for (let j = 0; j < N; j += 7) {
             let s = 0;
-            for (let k = 0; k < K; k++) s += x[i * K + k] * deq4[j * K + k];
+            for (let k = 0; k < K; k++) s += x[i * K + k] * wd[j * K + k];
             scale = Math.max(scale, Math.abs(s));
             worst = Math.max(worst, Math.abs(got[i * N + j] - s));
           }
@@ -65,8 +65,8 @@ for (const [N, K] of SHAPES) {
           console.log(`  CHECK FAILED ${label} [${M}×${K}]·[${N}×${K}]ᵀ: max |Δ| ${worst} vs float64 (scale ${scale})`);
         }
       };
-      check(bq4, bq4.linear(x4, w4, null), 'q4');
-      check(bq8, bq8.linear(x8, w8, null), 'q8');
+      check(bq4, bq4.linear(x4, w4, null), w4, 'q4');
+      check(bq8, bq8.linear(x8, w8, null), w8, 'q8');
       const wall: Record<string, number[]> = { q4: [], q8: [] }, cpu: Record<string, number[]> = { q4: [], q8: [] };
       for (let r = 0; r < reps; r++) {
         for (const [f, be, xx, ww] of [['q8', bq8, x8, w8], ['q4', bq4, x4, w4]] as const) {
@@ -78,7 +78,7 @@ for (const [N, K] of SHAPES) {
         }
       }
       const line = (f: 'q4' | 'q8', b: number) =>
-        `${f} ${median(wall[f]).toFixed(3)} ms wall, ${median(cpu[f]).toFixed(3)} ms cpu, ${(b / 1e6).toFixed(1)} MB, ${(b / median(wall[f]) / 1e6).toFixed(1)} GB/s`;
+        `${f} ${median(wall[f]).toFixed(3)} ms wall, ${median(cpu[f]).toFixed(3)} ms cpu, ${(b / 1e6).toFixed(1)} MB` + (M === 1 ? `, ${(b / median(wall[f]) / 1e6).toFixed(1)} GB/s` : '');
       console.log(`[${N}, ${K}] M=${M} threads ${threads}: ${line('q8', bytes8)} | ${line('q4', bytes4)} | q4/q8 time ${(median(wall.q4) / median(wall.q8)).toFixed(2)}× wall, ${(median(cpu.q4) / median(cpu.q8)).toFixed(2)}× cpu`);
     }
   }

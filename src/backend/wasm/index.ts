@@ -182,6 +182,8 @@ export class WasmBackend extends CpuBackend {
     const off = heap.alloc(size.qs), scales = heap.alloc(size.sm), supers = heap.alloc(size.dd);
     const buf = this.runtime.memory.buffer;
     const qs = new Uint8Array(buf, off, size.qs), sm = new Uint8Array(buf, scales, size.sm), dd = this.runtime.f32(supers, size.dd / 4);
+    sm.fill(0); // (a last group of fewer than 4 rows is padded)
+    dd.fill(0);
     try {
       if (stored) repackQ4K(stored.bytes, rows, cols, qs, sm, dd, stored.label);
       else packQ4(data, rows, cols, qs, sm, dd);

@@ -9,8 +9,11 @@
 //                      q[2l] | q[2l+1] << 4 | q[16+2l] << 8 | q[17+2l] << 12
 //                      (so that the four nibbles of the 8 words line up with quantize_rows_q8's four i16x8 of a
 //                      block: even k 0-14, odd k 1-15, even k 16-30, odd k 17-31);
-//   sm  u8 [N, K/32, 2] sc, m of each block (unpacked from Q4_K's 12 bytes);
-//   dd  f32 [N, K/256, 2] d, dmin of each super-block (the f16 values, exact).
+//   sm  u8 [⌈N/4⌉, K/32, 8]   per group of 4 rows and block: sc of rows 0-3, then m of rows 0-3 (unpacked from
+//                             Q4_K's 12 bytes; a last group of fewer rows is padded);
+//   dd  f32 [⌈N/4⌉, K/256, 8] per group of 4 rows and super-block: d of rows 0-3, then dmin of rows 0-3 (the f16
+//                             values, exact).
+// (Grouped by 4 rows so that the M = 1 kernel loads a block's 4 scales and 4 mins with one 8-byte load.)
 // 0.59375 bytes per weight (Q4_K itself: 0.5625; q8: 1.125).
 //
 // Per block b of a W row and an x row (xq, xs from quantize_rows_q8, Σxq from q8_block_sums):
@@ -22,11 +25,14 @@
 // lanes, the 1-row tail as scalars), so a value depends only on its W row and its x row.
 //
 // Widening: a v128 of a block (8 u16 words) gives its four i16x8 of weights with and/shift: w & 15, (w >> 4) & 15,
-// (w >> 8) & 15, w >> 12; 4 dot_i16x8_s against the x block.
+// (w >> 8) & 15, w >> 12; 4 dot_i16x8_s against the x block. The partial sums go through wasm globals, as in
+// linear_q8.ts (so that V8 finishes one dot product before the next instead of interleaving them and spilling).
 //   M = 1 (decode): 1 x row × 4 W rows, lanes = W rows; the next 4 rows are touched meanwhile.
 //   M > 1: for each panel of 4 W rows (in L1), every x row of a chunk (~256 KiB of quantized x) → 1 x row × 4 rows.
 
 import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common';
+
+let t0: v128 = i32x4.splat(0), t1: v128 = i32x4.splat(0), t2: v128 = i32x4.splat(0), t3: v128 = i32x4.splat(0);
 
 /** one block: 16 bytes of nibbles at qp · the x block (x0..x3) → 4 partial i32 sums of S */
 // @ts-ignore: decorator
@@ -50,39 +56,19 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
   return <f32>(i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1) + i32x4.extract_lane(t, 2) + i32x4.extract_lane(t, 3));
 }
 
-/** the byte at p, p + stride, p + 2 stride, p + 3 stride as f32x4 */
-// @ts-ignore: decorator
-@inline function gatherU8(p: usize, stride: usize): v128 {
-  let v = i32x4.splat(<i32>load<u8>(p));
-  v = i32x4.replace_lane(v, 1, <i32>load<u8>(p + stride));
-  v = i32x4.replace_lane(v, 2, <i32>load<u8>(p + 2 * stride));
-  v = i32x4.replace_lane(v, 3, <i32>load<u8>(p + 3 * stride));
-  return f32x4.convert_i32x4_s(v);
-}
-
-/** the f32 at p, p + stride, p + 2 stride, p + 3 stride */
-// @ts-ignore: decorator
-@inline function gatherF32(p: usize, stride: usize): v128 {
-  let v = f32x4.splat(load<f32>(p));
-  v = f32x4.replace_lane(v, 1, load<f32>(p + stride));
-  v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * stride));
-  v = f32x4.replace_lane(v, 3, load<f32>(p + 3 * stride));
-  return v;
-}
-
 /**
- * 1 quantized x row (xq, xs, its block sums xb) × 4 rows of q4 W (row 0's qs at q0, sm at m0, dd at d0) → the 4 dot
- * products. pf ≠ 0: touches the next 4 rows' qs (at pf) meanwhile.
+ * 1 quantized x row (xq, xs, its block sums xb) × the 4 rows of q4 W of a group (row 0's qs at q0; the group's sm
+ * at g0, dd at e0) → the 4 dot products. pf ≠ 0: touches the next 4 rows' qs (at pf) meanwhile.
  */
 // @ts-ignore: decorator
-@inline function q4dot1x4(xq: usize, xs: usize, xb: usize, q0: usize, m0: usize, d0: usize, K: i32, pf: usize): v128 {
-  const qrowB = <usize>K >> 1, mrowB = <usize>K >> 4, drowB = <usize>K >> 5;
+@inline function q4dot1x4(xq: usize, xs: usize, xb: usize, q0: usize, g0: usize, e0: usize, K: i32, pf: usize): v128 {
+  const qrowB = <usize>K >> 1;
   const q1 = q0 + qrowB, q2 = q1 + qrowB, q3 = q2 + qrowB;
   let acc = f32x4.splat(0);
   let junk: u32 = 0;
   const nsb = <usize>K >> 8;
   for (let s: usize = 0; s < nsb; s++) {
-    const dv = gatherF32(d0 + (s << 3), drowB), mv = gatherF32(d0 + (s << 3) + 4, drowB);
+    const dv = v128.load(e0 + (s << 5)), mv = v128.load(e0 + (s << 5), 16);
     if (pf) {
       // this super-block consumes 4 · 128 bytes of qs: touch as many of the next group
       const o = pf + (s << 7);
@@ -93,10 +79,14 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
       const b = (s << 3) + bb;
       const xp = xq + (b << 6), k = b << 4;
       const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
-      const S = hsum4i(q4bdot(q0 + k, x0, x1, x2, x3), q4bdot(q1 + k, x0, x1, x2, x3),
-                       q4bdot(q2 + k, x0, x1, x2, x3), q4bdot(q3 + k, x0, x1, x2, x3));
-      const mp = m0 + (b << 1);
-      const dsc = f32x4.mul(dv, gatherU8(mp, mrowB)), dm = f32x4.mul(mv, gatherU8(mp + 1, mrowB));
+      t0 = q4bdot(q0 + k, x0, x1, x2, x3);
+      t1 = q4bdot(q1 + k, x0, x1, x2, x3);
+      t2 = q4bdot(q2 + k, x0, x1, x2, x3);
+      t3 = q4bdot(q3 + k, x0, x1, x2, x3);
+      const S = hsum4i(t0, t1, t2, t3);
+      const sm = i16x8.extend_low_i8x16_u(v128.load64_zero(g0 + (b << 3)));
+      const dsc = f32x4.mul(dv, f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(sm)));
+      const dm = f32x4.mul(mv, f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(sm)));
       const t = f32x4.sub(f32x4.mul(dsc, S), f32x4.mul(dm, v128.load32_splat(xb + (b << 2))));
       acc = f32x4.add(acc, f32x4.mul(t, v128.load32_splat(xs + (b << 2))));
     }
@@ -105,19 +95,19 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
   return acc;
 }
 
-/** 1 quantized x row × 1 row of q4 W (the same arithmetic as one lane of q4dot1x4) */
+/** 1 quantized x row × row r (0-3) of a group of q4 W (the same arithmetic as one lane of q4dot1x4) */
 // @ts-ignore: decorator
-@inline function q4dot1x1(xq: usize, xs: usize, xb: usize, q0: usize, m0: usize, d0: usize, K: i32): f32 {
+@inline function q4dot1x1(xq: usize, xs: usize, xb: usize, q0: usize, g0: usize, e0: usize, r: usize, K: i32): f32 {
   let acc: f32 = 0;
   const nsb = <usize>K >> 8;
   for (let s: usize = 0; s < nsb; s++) {
-    const d = load<f32>(d0 + (s << 3)), dmin = load<f32>(d0 + (s << 3), 4);
+    const d = load<f32>(e0 + (s << 5) + (r << 2)), dmin = load<f32>(e0 + (s << 5) + (r << 2), 16);
     for (let bb: usize = 0; bb < 8; bb++) {
       const b = (s << 3) + bb;
       const xp = xq + (b << 6);
       const S = hsum1i(q4bdot(q0 + (b << 4), v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48)));
-      const mp = m0 + (b << 1);
-      const dsc = d * <f32>load<u8>(mp), dm = dmin * <f32>load<u8>(mp, 1);
+      const mp = g0 + (b << 3) + r;
+      const dsc = d * <f32>load<u8>(mp), dm = dmin * <f32>load<u8>(mp, 4);
       const t = dsc * S - dm * load<f32>(xb + (b << 2));
       acc += t * load<f32>(xs + (b << 2));
     }
@@ -127,13 +117,13 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
 
 /**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq i16 [M, K], xs f32 [M, K/32]) and its block
- * sums xb f32 [M, K/32] (q8_block_sums); W q4 (qs u8 [N, K/2], sm u8 [N, K/32, 2], dd f32 [N, K/256, 2]).
- * K must be a multiple of 256.
+ * sums xb f32 [M, K/32] (q8_block_sums); W q4 (qs u8 [N, K/2], sm u8 [⌈N/4⌉, K/32, 8], dd f32 [⌈N/4⌉, K/256, 8]).
+ * K must be a multiple of 256; n0 a multiple of 4 (the threads' split: align 4).
  */
 export function linear_q4(xq: usize, xs: usize, xb: usize, qs: usize, sm: usize, dd: usize, bias: usize, y: usize,
                           M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   if (n1 <= n0 || M <= 0) return;
-  const qrowB = <usize>K >> 1, mrowB = <usize>K >> 4, drowB = <usize>K >> 5;
+  const qrowB = <usize>K >> 1, mgrpB = <usize>K >> 2, dgrpB = <usize>K >> 3; // sm, dd: bytes per group of 4 rows
   const xqrowB = <usize>K << 1, xsrowB = <usize>K >> 3, yrowB = <usize>N << 2;
   const qpB = qrowB << 2;
   // rows of x per pass over a panel of 4 W rows: that chunk of quantized x stays within ~256 KiB (L2)
@@ -142,7 +132,7 @@ export function linear_q4(xq: usize, xs: usize, xb: usize, qs: usize, sm: usize,
     const i1 = min(M, i0 + MC);
     let j = n0;
     for (; j + 4 <= n1; j += 4) {
-      const qj = qs + <usize>j * qrowB, mj = sm + <usize>j * mrowB, dj = dd + <usize>j * drowB;
+      const qj = qs + <usize>j * qrowB, mj = sm + <usize>(j >> 2) * mgrpB, dj = dd + <usize>(j >> 2) * dgrpB;
       const more = j + 8 <= n1;
       const chunk = pfChunk(qpB, i1 - i0);
       for (let i = i0; i < i1; i++) {
@@ -154,10 +144,10 @@ export function linear_q4(xq: usize, xs: usize, xb: usize, qs: usize, sm: usize,
       }
     }
     for (; j < n1; j++) {
-      const qj = qs + <usize>j * qrowB, mj = sm + <usize>j * mrowB, dj = dd + <usize>j * drowB;
+      const qj = qs + <usize>j * qrowB, mj = sm + <usize>(j >> 2) * mgrpB, dj = dd + <usize>(j >> 2) * dgrpB;
       for (let i = i0; i < i1; i++) {
         const xo = <usize>i * xsrowB;
-        store1(y + <usize>i * yrowB, bias, j, q4dot1x1(xq + <usize>i * xqrowB, xs + xo, xb + xo, qj, mj, dj, K));
+        store1(y + <usize>i * yrowB, bias, j, q4dot1x1(xq + <usize>i * xqrowB, xs + xo, xb + xo, qj, mj, dj, <usize>(j & 3), K));
       }
     }
   }
