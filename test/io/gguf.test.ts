@@ -278,9 +278,9 @@ describe('mamba-ts export --gguf', () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--gguf OUT/);
     assert.match(help.stdout, /q8_0/);
-    const bad = await runCli(['export', '--model', hfFixture('mamba2-tiny'), '--gguf', out, '--type', 'q4_k']);
+    const bad = await runCli(['export', '--model', hfFixture('mamba2-tiny'), '--gguf', out, '--type', 'q5_k']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--type: expected one of f32, f16, bf16, q8_0/);
+    assert.match(bad.stderr, /--type: expected one of f32, f16, bf16, q8_0, q4_k/);
     const missing = await runCli(['export', '--model', hfFixture('mamba2-tiny')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--gguf/);
