@@ -68,7 +68,7 @@ export type { BackendName } from './api/load-options.js';
 export interface BrowserBackendOptions {
   /** wasm: threads including the calling one, an integer >= 1 (default: all cores where threads can run, else 1) */
   threads?: number;
-  /** wasm: storage of weight matrices: 'f32' (default), 'f16', 'bf16' or 'q8' */
+  /** wasm: storage of weight matrices: 'f32' (default), 'f16', 'bf16', 'q8' or 'q4' */
   weights?: WeightDType;
   /** wasm: where kernels.wasm is served (default: next to the library, dist/wasm/kernels.wasm) */
   wasmKernelsUrl?: string | URL;

@@ -14,7 +14,7 @@ export class LoadOptionError extends ModelError {}
 
 export const BACKEND_NAMES = ['cpu', 'wasm', 'webgpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
-export const WEIGHT_FORMATS: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8'];
+export const WEIGHT_FORMATS: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8', 'q4'];
 export const SCAN_ALGORITHMS = ['chunked', 'sequential'] as const;
 export const SSD_ALGORITHMS = ['chunked', 'quadratic', 'recurrent'] as const;
 export const NORM_GROUPS = ['full', 'group'] as const;

@@ -35,7 +35,7 @@ export interface LoadOptions extends CommonLoadOptions {
   backend?: 'cpu' | 'wasm' | 'webgpu' | Backend;
   /** wasm: threads including the calling one, an integer >= 1 (default: available cores) */
   threads?: number;
-  /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16' or 'q8' on wasm; 'f32' or 'bf16' on webgpu */
+  /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16', 'q8' or 'q4' (GGUF Q4_K kept as is) on wasm; 'f32' or 'bf16' on webgpu */
   weights?: WeightDType;
   /**
    * a hub name (`org/name[@rev]`) not in the Hugging Face cache, or behind its branch: fetch it into the cache

@@ -224,9 +224,10 @@ export interface Backend {
    * Wrap/upload host data. The backend may keep `data` without copying: callers hand over ownership.
    * `matrix`: a weight matrix [out, in] used only by `linear` (and, for embeddings, `embedding`); a backend
    * may store it in a reduced-precision format (bf16, f16, q8) chosen at load time, unless `float32` is set
-   * (small matrices the model keeps exact, e.g. Mamba-1's x_proj and dt_proj).
+   * (small matrices the model keeps exact, e.g. Mamba-1's x_proj and dt_proj). `stored`: the matrix as its file
+   * stores it (a GGUF tensor's ggml type and bytes), for a backend that can keep that format (wasm: Q4_K).
    */
-  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor;
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined }): Tensor;
   zeros(shape: Shape): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   /** throws on backends without host-resident storage */
@@ -387,4 +388,12 @@ export interface Mamba1StepArgs {
   D: Tensor;
   ssmState: Tensor;
   innerNorms?: { dt: Tensor | null; B: Tensor | null; C: Tensor | null; eps: number };
+}
+
+/** A weight matrix as a file stores it: its ggml type id (src/io/gguf-quants.ts `GGML`) and its bytes, rows in order. */
+export interface StoredMatrix {
+  type: number;
+  bytes: Uint8Array;
+  /** names it in messages */
+  label: string;
 }

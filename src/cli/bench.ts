@@ -8,7 +8,7 @@ import { resolveBackendAsync } from '../api/load.js';
 import type { WebGpuBackend } from '../backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
-import type { WeightDType } from '../tensor/dtype.js';
+import { DTYPE_BYTES, type WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
@@ -16,13 +16,13 @@ import { OpProfile } from './op-profile.js';
 
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
-const DTYPES = ['f32', 'f16', 'bf16', 'q8'] as const;
+const DTYPES = ['f32', 'f16', 'bf16', 'q8', 'q4'] as const;
 const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
 
 export const BENCH_SPEC: CommandSpec = {
   name: 'bench',
   summary: 'Measure prefill/decode speed and memory of a standard-size model with random weights.',
-  synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm|webgpu] [--dtype f32|f16|bf16|q8] [options]',
+  synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm|webgpu] [--dtype f32|f16|bf16|q8|q4] [options]',
   description: [
     'Weights are random (made in process; no download). Prefill: one call over a prompt of N tokens on a',
     'fresh state. Decode: N single-token steps after that prompt (greedy). Both are the median of --reps',
@@ -113,7 +113,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const params = Number(info.parameters);
   // the bytes of weights as stored (wasm: counted at upload; some small matrices stay f32 in every format)
   const stored = (backend as { weightBytes?: number }).weightBytes;
-  const weightBytes = stored || params * { f32: 4, f16: 2, bf16: 2, q8: 1.125 }[dtype];
+  const weightBytes = stored || params * DTYPE_BYTES[dtype];
   const V = lm.vocabSize;
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
 

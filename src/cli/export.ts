@@ -9,7 +9,7 @@ import { formatBytes, type CliIO } from './io.js';
 export const EXPORT_SPEC: CommandSpec = {
   name: 'export',
   summary: 'Write a model as a GGUF file for llama.cpp and Ollama.',
-  synopsis: '--model DIR --gguf OUT [--type f32|f16|bf16|q8_0]',
+  synopsis: '--model DIR --gguf OUT [--type f32|f16|bf16|q8_0|q4_k]',
   description:
     'Writes what llama.cpp\'s convert_hf_to_gguf.py writes for the model: its architecture (mamba, mamba2, jamba,\n' +
     'granitehybrid, nemotron_h, llama), metadata keys, tensor names and transforms, and the tokenizer\n' +
@@ -18,7 +18,7 @@ export const EXPORT_SPEC: CommandSpec = {
   options: {
     model: { type: 'string', short: 'm', value: 'DIR', help: 'model folder (config.json + *.safetensors), or a .gguf file [required]' },
     gguf: { type: 'string', short: 'o', value: 'OUT', help: 'the GGUF file to write [required]' },
-    type: { type: 'string', short: 't', value: 'TYPE', help: 'storage of the weight matrices: f32, f16 (default), bf16 or q8_0' },
+    type: { type: 'string', short: 't', value: 'TYPE', help: 'storage of the weight matrices: f32, f16 (default), bf16, q8_0 or q4_k (rows not a multiple of 256: q8_0)' },
   },
   examples: ['mamba-ts export --model ./mamba-130m-hf --gguf mamba-130m-f16.gguf', 'mamba-ts export --model ./runs/tiny/final --gguf tiny-q8_0.gguf --type q8_0'],
 };

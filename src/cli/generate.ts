@@ -66,7 +66,7 @@ export const GENERATE_SPEC: CommandSpec = {
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')}\n(default: the backend's, chunked on cpu and webgpu, sequential on wasm)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
-    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16 or q8 on wasm; f32 or bf16 on webgpu' },
+    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
   },
   examples: [
     'mamba-ts generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32',
@@ -92,7 +92,7 @@ export interface GenerateArgs {
   scan?: (typeof SCAN_CHOICES)[number];
   backend?: 'cpu' | 'wasm' | 'webgpu';
   threads?: number;
-  dtype?: 'f32' | 'f16' | 'bf16' | 'q8';
+  dtype?: 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 }
 
 /** Parse and validate `generate`'s options (no file or model access). `null` = help was asked for. */
@@ -146,10 +146,10 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   const threadsRaw = str(v, 'threads');
   if (threadsRaw !== undefined) a.threads = parseNumber('threads', threadsRaw, { integer: true, min: 1, expect: 'an integer >= 1' }, C);
   const dtypeRaw = str(v, 'dtype');
-  if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
+  if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   if (a.dtype !== undefined && a.dtype !== 'f32' && a.backend !== 'wasm' && !(a.backend === 'webgpu' && a.dtype === 'bf16')) {
-    throw new UsageError('--dtype f16/bf16/q8 need --backend wasm (webgpu takes f32 or bf16)', C);
+    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
   }
   return a;
 }

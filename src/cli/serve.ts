@@ -20,7 +20,7 @@ export const SERVE_SPEC: CommandSpec = {
     'model-name': { type: 'string', value: 'NAME', help: "the model id clients use (default: the folder's name)" },
     backend: { type: 'string', value: 'NAME', help: 'cpu (default), wasm (WebAssembly SIMD + threads) or webgpu' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
-    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16 or q8 on wasm; f32 or bf16 on webgpu' },
+    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
     host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1: this machine only)' },
     port: { type: 'string', value: 'N', help: 'port (default 8080; 0 = any free port)' },
     'api-key': { type: 'string', value: 'KEY', help: 'require the header "Authorization: Bearer KEY" (default: none)' },
@@ -54,11 +54,11 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
   const backendRaw = str(v, 'backend');
   const backend = backendRaw === undefined ? undefined : parseChoice('backend', backendRaw, ['cpu', 'wasm', 'webgpu'] as const, C);
   const dtypeRaw = str(v, 'dtype');
-  const dtype = dtypeRaw === undefined ? undefined : parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8'] as const, C);
+  const dtype = dtypeRaw === undefined ? undefined : parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   const threads = int('threads', 1);
   if (threads !== undefined && backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   if (dtype !== undefined && dtype !== 'f32' && backend !== 'wasm' && !(backend === 'webgpu' && dtype === 'bf16')) {
-    throw new UsageError('--dtype f16/bf16/q8 need --backend wasm (webgpu takes f32 or bf16)', C);
+    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
   }
   const apiKey = str(v, 'api-key');
   if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key: expected a non-empty key', C);

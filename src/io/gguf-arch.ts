@@ -155,6 +155,8 @@ export interface HfTensor {
   get(): Float32Array;
   /** A itself for an A_log (stored as −exp(A_log)): the model uses it as is */
   negExp?: () => Float32Array;
+  /** the GGUF tensor it is, untransformed (its name) */
+  direct?: string;
 }
 
 /**
@@ -226,7 +228,7 @@ export function ggufTensors(g: GgufFile, family: string, nLayers: number, ctx: M
           break;
         }
         default:
-          out.set(hfName, { shape, from: gname, get });
+          out.set(hfName, { shape, from: gname, get, direct: gname });
       }
     }
   }

@@ -5,6 +5,7 @@
  * llama.cpp's converter would (metadata, tensor names and transforms, F32/F16/BF16/Q8_0).
  */
 import type { ModelParts } from '../api/model.js';
+import type { StoredMatrix } from '../backend/backend.js';
 import type { RawConfig } from '../models/config.js';
 import { Tokenizer } from '../tokenizer/core.js';
 import { ggufTensors, hfToGgufTensors, type HfSource, type HfTensor } from './gguf-arch.js';
@@ -53,6 +54,11 @@ export class GgufWeights implements TensorSource {
     return this.map.get(name)?.negExp?.();
   }
 
+  stored(name: string): StoredMatrix | undefined {
+    const g = this.map.get(name)?.direct;
+    return g === undefined ? undefined : { type: this.file.tensor(g).type, bytes: this.file.bytes(g), label: `${this.file.path}: tensor "${g}"` };
+  }
+
   private tensor(name: string): HfTensor {
     const t = this.map.get(name);
     if (!t) throw new GgufError(`tensor "${name}" not found in ${this.file.path} (no GGUF tensor maps to it)`);
@@ -74,17 +80,22 @@ export function ggufModelParts(g: GgufFile, opts: { tokenizer?: boolean } = {}):
 
 /**
  * The `weights` load option a GGUF file implies on the wasm backend when none is given: a Q8_0 file keeps its
- * matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly).
+ * matrices in the wasm q8 format (the same 32-value int8 blocks; the quanta are requantized exactly); a file with
+ * Q4_K matrices (Q4_K_M, Q4_K_S) keeps them in the wasm q4 format (the same blocks, repacked) and its other
+ * quantized matrices as q8 (see WasmBackendOptions.weights). `weights: 'f32'` dequantizes instead.
  */
-export function ggufWasmWeights(g: GgufFile, backend: unknown, weights: unknown): 'q8' | undefined {
-  return backend === 'wasm' && weights === undefined && g.get('general.file_type') === FILE_TYPES.q8_0 ? 'q8' : undefined;
+export function ggufWasmWeights(g: GgufFile, backend: unknown, weights: unknown): 'q8' | 'q4' | undefined {
+  if (backend !== 'wasm' || weights !== undefined) return undefined;
+  const ft = g.get('general.file_type');
+  if (ft === 14 || ft === 15 || [...g.tensors.values()].some((t) => t.type === GGML.Q4_K)) return 'q4'; // (Q4_K_S, Q4_K_M)
+  return ft === FILE_TYPES.q8_0 ? 'q8' : undefined;
 }
 
 /** GGUF output types of `mamba-ts export --gguf` */
-export const EXPORT_TYPES = { f32: GGML.F32, f16: GGML.F16, bf16: GGML.BF16, q8_0: GGML.Q8_0 } as const;
+export const EXPORT_TYPES = { f32: GGML.F32, f16: GGML.F16, bf16: GGML.BF16, q8_0: GGML.Q8_0, q4_k: GGML.Q4_K } as const;
 export type ExportType = keyof typeof EXPORT_TYPES;
 /** llama_ftype of each (general.file_type) */
-const FILE_TYPES: Record<ExportType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
+const FILE_TYPES: Record<ExportType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32, q4_k: 14 /* MOSTLY_Q4_K_S */ };
 
 export interface GgufExportInput {
   config: RawConfig;
@@ -98,7 +109,8 @@ export interface GgufExportInput {
 
 /**
  * The checkpoint as a GGUF file (chunks to write in order), as llama.cpp's convert_hf_to_gguf.py writes it for
- * `type`: matrices in that type (Q8_0 rows not a multiple of 32 fall back to F16, as the converter does),
+ * `type`: matrices in that type (Q8_0 rows not a multiple of 32 fall back to F16, as the converter does; Q4_K
+ * rows not a multiple of 256 to Q8_0, then F16),
  * 1-D tensors, norms, biases, A, D, conv and router weights in F32. `onTensor` reports progress.
  */
 export function encodeModelGguf(input: GgufExportInput, type: ExportType, onTensor?: (done: number, total: number) => void): Uint8Array[] {
@@ -126,7 +138,9 @@ export function encodeModelGguf(input: GgufExportInput, type: ExportType, onTens
   const out: GgufTensorOut[] = [];
   tensors.forEach((t, i) => {
     let ggml: number = t.keepF32 ? GGML.F32 : EXPORT_TYPES[type];
-    if (ggml === GGML.Q8_0 && t.shape[t.shape.length - 1] % 32 !== 0) ggml = GGML.F16;
+    const rowLen = t.shape[t.shape.length - 1];
+    if (ggml === GGML.Q4_K && rowLen % 256 !== 0) ggml = GGML.Q8_0; // rows of whole super-blocks only
+    if (ggml === GGML.Q8_0 && rowLen % 32 !== 0) ggml = GGML.F16;
     out.push({ name: t.name, shape: t.shape, type: ggml, data: quantize(t.data, ggml) });
     onTensor?.(i + 1, tensors.length);
   });

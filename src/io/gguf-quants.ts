@@ -165,7 +165,7 @@ export function dequantize(bytes: Uint8Array, type: number, count: number): Floa
 }
 
 /** the j-th 6-bit (scale, min) pair of a Q4_K/Q5_K block's 12 packed bytes at `at` */
-function scaleMinK4(q: Uint8Array, at: number, j: number): [number, number] {
+export function scaleMinK4(q: Uint8Array, at: number, j: number): [number, number] {
   if (j < 4) return [q[at + j] & 63, q[at + j + 4] & 63];
   return [(q[at + j + 4] & 0x0f) | ((q[at + j - 4] >> 6) << 4), (q[at + j + 4] >> 4) | ((q[at + j] >> 6) << 4)];
 }
@@ -175,8 +175,8 @@ function roundAway(x: number): number {
   return x < 0 ? -Math.round(-x) : Math.round(x);
 }
 
-/** The types `quantize` writes (what llama.cpp's converter writes). */
-export const WRITABLE_TYPES = [GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0] as const;
+/** The types `quantize` writes (what llama.cpp's converter writes, and Q4_K). */
+export const WRITABLE_TYPES = [GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0, GGML.Q4_K] as const;
 
 /**
  * `data` encoded as `type` (F32, F16, BF16 round to nearest even; Q8_0 as ggml's reference quantizer:
@@ -213,7 +213,146 @@ export function quantize(data: Float32Array, type: number): Uint8Array {
       }
       return out;
     }
+    case GGML.Q4_K:
+      if (n % 256 !== 0) throw new Error(`quantize: Q4_K needs a multiple of 256 values, got ${n}`);
+      return quantizeQ4K(data);
     default:
-      throw new Error(`quantize: writing ggml type ${ggmlTypeName(type)} is not supported (F32, F16, BF16, Q8_0)`);
+      throw new Error(`quantize: writing ggml type ${ggmlTypeName(type)} is not supported (F32, F16, BF16, Q8_0, Q4_K)`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Q4_K quantization, after the logic of llama.cpp's reference quantizer (quantize_row_q4_K_ref, make_qkx2_quants;
+// our own code): per block of 32 an asymmetric 4-bit fit x ≈ scale · q − min, found by a weighted least-squares
+// search over 21 candidate scales (weights av|x| + |x|); the 8 scales and mins of a super-block are then quantized
+// to 6 bits against d = max scale / 63, dmin = max min / 63 (f16), and the q recomputed with those. Float32
+// arithmetic throughout (Math.fround), rounding as ggml's nearest_int (to nearest, ties to even).
+
+const fr = Math.fround;
+
+const XM = new Float32Array(32);
+
+/** ggml's nearest_int: round to nearest, ties to even (|x| < 2^22) */
+function nearestInt(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+}
+
+/**
+ * The best (scale, min ≥ 0) with x ≈ scale · L − min, L in [0, nmax], for 32 values at `o` of x, weighted;
+ * writes L. (make_qkx2_quants with rmin −1, rdelta 0.1, 20 steps, squared error.)
+ */
+function fitQkx2(x: Float32Array, o: number, w: Float32Array, nmax: number, L: Uint8Array, lo: number, aux: Uint8Array): [number, number] {
+  const n = 32;
+  let mn = x[o], mx = x[o];
+  let sumW = w[0], sumX = fr(w[0] * x[o]);
+  for (let i = 1; i < n; i++) {
+    const v = x[o + i];
+    if (v < mn) mn = v;
+    if (v > mx) mx = v;
+    sumW = fr(sumW + w[i]);
+    sumX = fr(sumX + fr(w[i] * v));
+  }
+  if (mn > 0) mn = 0;
+  if (mx === mn) {
+    L.fill(0, lo, lo + n);
+    return [0, -mn];
+  }
+  let iscale = fr(nmax / fr(mx - mn));
+  let scale = fr(1 / iscale);
+  let best = 0;
+  const xm = XM; // x − min, recomputed when min changes
+  for (let i = 0; i < n; i++) xm[i] = x[o + i] - mn;
+  for (let i = 0; i < n; i++) {
+    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * xm[i]))));
+    L[lo + i] = l;
+    const d = fr(fr(fr(scale * l) + mn) - x[o + i]);
+    best = fr(best + fr(w[i] * fr(d * d)));
+  }
+  for (let is = 0; is <= 20; is++) {
+    iscale = fr(fr(fr(-1 + fr(0.1 * is)) + nmax) / fr(mx - mn));
+    let sumL = 0, sumL2 = 0, sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * xm[i]))));
+      aux[i] = l;
+      sumL = fr(sumL + fr(w[i] * l));
+      sumL2 = fr(sumL2 + fr(fr(w[i] * l) * l));
+      sumXL = fr(sumXL + fr(fr(w[i] * l) * x[o + i]));
+    }
+    const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
+    if (D > 0) {
+      let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
+      let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = fr(sumXL / sumL2);
+      }
+      let cur = 0;
+      for (let i = 0; i < n; i++) {
+        const d = fr(fr(fr(thisScale * aux[i]) + thisMin) - x[o + i]);
+        cur = fr(cur + fr(w[i] * fr(d * d)));
+      }
+      if (cur < best) {
+        for (let i = 0; i < n; i++) L[lo + i] = aux[i];
+        best = cur;
+        scale = thisScale;
+        if (thisMin !== mn) {
+          mn = thisMin;
+          for (let i = 0; i < n; i++) xm[i] = x[o + i] - mn;
+        }
+      }
+    }
+  }
+  return [scale, -mn];
+}
+
+/** `data` (a multiple of 256 values) as Q4_K blocks */
+function quantizeQ4K(data: Float32Array): Uint8Array {
+  const nb = data.length / 256;
+  const out = new Uint8Array(nb * 144);
+  const dv = new DataView(out.buffer);
+  const x = data instanceof Float32Array ? data : Float32Array.from(data);
+  const L = new Uint8Array(256), aux = new Uint8Array(32), w = new Float32Array(32);
+  const scales = new Float32Array(8), mins = new Float32Array(8);
+  const h = halfTable();
+  for (let b = 0; b < nb; b++) {
+    const xo = b * 256, o = b * 144;
+    let maxScale = 0, maxMin = 0;
+    for (let j = 0; j < 8; j++) {
+      let s2 = 0;
+      for (let l = 0; l < 32; l++) s2 = fr(s2 + fr(x[xo + 32 * j + l] * x[xo + 32 * j + l]));
+      const av = fr(Math.sqrt(fr(s2 / 32)));
+      for (let l = 0; l < 32; l++) w[l] = fr(av + Math.abs(x[xo + 32 * j + l]));
+      [scales[j], mins[j]] = fitQkx2(x, xo + 32 * j, w, 15, L, 32 * j, aux);
+      if (scales[j] > maxScale) maxScale = scales[j];
+      if (mins[j] > maxMin) maxMin = mins[j];
+    }
+    const invScale = maxScale > 0 ? fr(63 / maxScale) : 0, invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
+    const sc = o + 4;
+    for (let j = 0; j < 8; j++) {
+      const ls = Math.min(63, nearestInt(fr(invScale * scales[j]))), lm = Math.min(63, nearestInt(fr(invMin * mins[j])));
+      if (j < 4) {
+        out[sc + j] = ls;
+        out[sc + j + 4] = lm;
+      } else {
+        out[sc + j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+        out[sc + j - 4] |= (ls >> 4) << 6;
+        out[sc + j] |= (lm >> 4) << 6;
+      }
+    }
+    dv.setUint16(o, f32ToF16(fr(maxScale / 63)), true);
+    dv.setUint16(o + 2, f32ToF16(fr(maxMin / 63)), true);
+    const d = h[dv.getUint16(o, true)], dmin = h[dv.getUint16(o + 2, true)];
+    for (let j = 0; j < 8; j++) {
+      const [s, m] = scaleMinK4(out, sc, j);
+      const dd = fr(d * s);
+      if (dd === 0) continue;
+      const dm = fr(dmin * m);
+      for (let l = 0; l < 32; l++) L[32 * j + l] = Math.max(0, Math.min(15, nearestInt(fr(fr(x[xo + 32 * j + l] + dm) / dd))));
+    }
+    for (let j = 0; j < 4; j++) {
+      for (let l = 0; l < 32; l++) out[o + 16 + 32 * j + l] = L[64 * j + l] | (L[64 * j + 32 + l] << 4);
+    }
+  }
+  return out;
 }

@@ -53,7 +53,7 @@ export function ggufTokenizerJson(g: GgufFile): { json: object; config: object }
       added.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: type === TOKEN_TYPE.USER_DEFINED, special: type === TOKEN_TYPE.CONTROL });
     }
   });
-  const json = {
+  const json: Record<string, unknown> = {
     version: '1.0',
     truncation: null,
     padding: null,
@@ -74,6 +74,20 @@ export function ggufTokenizerJson(g: GgufFile): { json: object; config: object }
   const bos = idToken('tokenizer.ggml.bos_token_id'), eos = idToken('tokenizer.ggml.eos_token_id');
   if (bos !== undefined) config.bos_token = bos;
   if (eos !== undefined) config.eos_token = eos;
+  // BOS prepended by encode as llama.cpp does: tokenizer.ggml.add_bos_token when present, else its default for a
+  // "gpt2" (BPE) vocabulary: true only for the Llama-3-style pre-tokenizers (of those read here: "llama-bpe")
+  const addBos = g.has('tokenizer.ggml.add_bos_token') ? g.bool('tokenizer.ggml.add_bos_token', false) : pre === 'llama-bpe';
+  if (addBos) {
+    if (bos === undefined) throw new GgufError(`${g.path}: metadata "tokenizer.ggml.add_bos_token" asks for a BOS token, but "tokenizer.ggml.bos_token_id" is missing`);
+    const bosId = g.int('tokenizer.ggml.bos_token_id');
+    const bosPiece = { SpecialToken: { id: bos, type_id: 0 } };
+    json.post_processor = {
+      type: 'TemplateProcessing',
+      single: [bosPiece, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [bosPiece, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
+    };
+  }
   return { json, config };
 }
 

@@ -4,6 +4,7 @@
  * here for every loader), and the renaming view. `weights.ts` opens folders on Node; `memory-weights.ts`
  * builds the same thing from in-memory bytes, browser `File`s or URLs.
  */
+import type { StoredMatrix } from '../backend/backend.js';
 import { SafetensorsError, type SafetensorsFile, type TensorEntry } from './safetensors-format.js';
 
 export const SINGLE_FILE_NAME = 'model.safetensors';
@@ -23,6 +24,8 @@ export interface TensorSource {
    * instead of recomputing it from a rounded logarithm. Absent or undefined: computed from `float32(name)`.
    */
   negExp?(name: string): Float32Array | undefined;
+  /** the tensor as the file stores it, where it is stored as is (GGUF tensors not transformed), for the backend to keep */
+  stored?(name: string): StoredMatrix | undefined;
 }
 
 /** A shard of an index as a loader found it: the opened file (its `path` names it in messages). */

@@ -65,7 +65,8 @@ export class WeightLoader {
    * unless `float32` keeps it exact
    */
   matrix(name: string, shape: [number, number], opts?: { float32?: boolean }): Tensor {
-    return this.register(name, shape, this.backend.fromHost(this.host(name, shape), shape, { matrix: true, float32: opts?.float32 }));
+    const stored = () => this.src.stored?.(name);
+    return this.register(name, shape, this.backend.fromHost(this.host(name, shape), shape, { matrix: true, float32: opts?.float32, stored }));
   }
 
   /**

@@ -2,13 +2,13 @@
  * Element types. Compute is float32 everywhere; float16 and bfloat16 exist as *storage* formats
  * (checkpoints, later quantized/half GPU buffers) and are decoded to float32 on load.
  */
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8';
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'q8' | 'q4';
 
 /** Bytes per element of each dtype (q8: one int8 plus a float32 scale per block of 32). */
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, q8: 1.125 };
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32: 4, q8: 1.125, q4: 0.59375 };
 
 /** Storage formats a backend may keep weight matrices in. */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8';
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);

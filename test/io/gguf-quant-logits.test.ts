@@ -97,6 +97,9 @@ test('logits error of quantized GGUFs against F32', async (t) => {
     assert.ok(e.relRms > 0 && e.relRms < BOUND[name], `${name}: relative error ${e.relRms} (bound ${BOUND[name]})`);
   }
   assert.ok(q8.relRms < BOUND.Q8_0 && Math.abs(q8.relRms - errs.Q8_0) < errs.Q8_0, 'our Q8_0 export matches the reference Q8_0 error');
+  const q4 = error(ref, await logits(concat(encodeModelGguf(input, 'q4_k'))));
+  report('synthetic-mamba-256', 'q4_k (export)', q4);
+  assert.ok(q4.relRms > 0 && q4.relRms <= errs.Q4_K, `our Q4_K export (error-minimizing search) errs no more than the reference round-to-nearest: ${q4.relRms} vs ${errs.Q4_K}`);
   const worst = (names: string[]) => Math.max(...names.map((n) => errs[n]));
   const best = (names: string[]) => Math.min(...names.map((n) => errs[n]));
   assert.ok(errs.Q8_0 < errs.Q6_K && errs.Q6_K < best(['Q5_0', 'Q5_1', 'Q5_K']) && worst(['Q5_0', 'Q5_1', 'Q5_K']) < best(['Q4_0', 'Q4_1', 'Q4_K']), `more bits, less error: ${JSON.stringify(errs)}`);

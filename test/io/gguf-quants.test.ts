@@ -66,6 +66,7 @@ describe('quantize (what export writes)', () => {
     assert.deepEqual(dequantize(quantize(x, GGML.F16), GGML.F16, 100), Float32Array.from(x, half));
     const bf = dequantize(quantize(x, GGML.BF16), GGML.BF16, 100);
     for (let i = 0; i < 100; i++) assert.ok(Math.abs(bf[i] - x[i]) <= Math.abs(x[i]) * 2 ** -8);
-    assert.throws(() => quantize(x, GGML.Q4_K), /not supported/);
+    assert.throws(() => quantize(x, GGML.Q6_K), /not supported/);
+    assert.throws(() => quantize(x, GGML.Q4_K), /Q4_K needs a multiple of 256 values, got 100/);
   });
 });

@@ -24,7 +24,7 @@ import { readConfig } from '../../src/models/config-file.js';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { byteLevelTokenizerJson } from '../../src/train/byte-tokenizer.js';
 import { f16ToF32, f32ToF16 } from '../../src/tensor/dtype.js';
-import { concatChunks as concat } from '../../src/io/gguf-format.js';
+import { concatChunks as concat, encodeGguf, gv, type GgufValue } from '../../src/io/gguf-format.js';
 import { hfFixture } from '../helpers.js';
 import { runCli, writeSmallTokenizer } from '../cli/cli-helpers.js';
 import { specConvert, specGguf } from './gguf-spec-writer.js';
@@ -218,6 +218,28 @@ describe('tokenizer.ggml.*', () => {
     assert.deepEqual(model.eosTokenIds, [0]);
   });
 
+  test('tokenizer.ggml.add_bos_token: encode prepends BOS when true; not when false, nor when absent (llama.cpp\'s default for gpt2 vocabularies but Llama-3-style ones)', () => {
+    const dir = path.join(tmp, 'mamba-bos');
+    fs.cpSync(hfFixture('mamba-tiny'), dir, { recursive: true });
+    writeSmallTokenizer(dir);
+    const g = GgufFile.fromBytes(concat(encodeModelGguf(readExportInput(dir), 'f32')), 'bos.gguf');
+    assert.equal(g.has('tokenizer.ggml.add_bos_token'), false, 'the converter writes no add_bos_token for mamba');
+    const bos = g.int('tokenizer.ggml.bos_token_id');
+    const withKeys = (keys: Array<[string, GgufValue]>) => {
+      const md = [...g.metadata].filter(([k]) => !keys.some(([n]) => n === k));
+      const tensors = [...g.tensors.values()].map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: g.bytes(t.name) }));
+      return ggufModelParts(GgufFile.fromBytes(concat(encodeGguf([...md, ...keys], tensors)), 'bos.gguf')).tokenizer!;
+    };
+    const text = 'The state space model';
+    const plain = withKeys([]).encode(text);
+    assert.notEqual(plain[0], bos);
+    assert.deepEqual(withKeys([['tokenizer.ggml.add_bos_token', gv.bool(false)]]).encode(text), plain);
+    assert.deepEqual(withKeys([['tokenizer.ggml.add_bos_token', gv.bool(true)]]).encode(text), [bos, ...plain]);
+    assert.deepEqual(withKeys([['tokenizer.ggml.add_bos_token', gv.bool(true)]]).encode(text, { addSpecialTokens: false }), plain);
+    assert.equal(withKeys([['tokenizer.ggml.pre', gv.str('llama-bpe')]]).encode(text)[0], bos, 'llama-bpe: BOS by default');
+    assert.throws(() => withKeys([['tokenizer.ggml.add_bos_token', gv.bool(true)], ['tokenizer.ggml.bos_token_id', gv.u32(99999)]]), /bos_token_id" is 99999, beyond/);
+  });
+
   test('no tokenizer: tokenizer.ggml.model "no_vocab" (what llama.cpp reads as none), loaded without one', async () => {
     const file = path.join(tmp, 'no-vocab.gguf');
     writeGgufAtomic(file, encodeModelGguf(readExportInput(hfFixture('mamba-tiny')), 'f32'));
@@ -256,9 +278,9 @@ describe('mamba-ts export --gguf', () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--gguf OUT/);
     assert.match(help.stdout, /q8_0/);
-    const bad = await runCli(['export', '--model', hfFixture('mamba2-tiny'), '--gguf', out, '--type', 'q4_k']);
+    const bad = await runCli(['export', '--model', hfFixture('mamba2-tiny'), '--gguf', out, '--type', 'q5_k']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--type: expected one of f32, f16, bf16, q8_0/);
+    assert.match(bad.stderr, /--type: expected one of f32, f16, bf16, q8_0, q4_k/);
     const missing = await runCli(['export', '--model', hfFixture('mamba2-tiny')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--gguf/);

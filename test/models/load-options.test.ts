@@ -47,9 +47,9 @@ const bad = (o: Record<string, unknown>): Parameters<typeof loadModel>[1] => o a
 describe('load options are validated at load time', () => {
   const TINY = hfFixture('mamba-tiny');
 
-  for (const weights of ['q4', 'banana', 'F16', 'int8', '']) {
+  for (const weights of ['q2', 'banana', 'F16', 'int8', '']) {
     test(`weights ${JSON.stringify(weights)} is refused, listing the formats`, async () => {
-      await rejectsOption(loadModel(TINY, bad({ backend: 'wasm', weights })), '"weights"', JSON.stringify(weights), '"f32"', '"f16"', '"bf16"', '"q8"');
+      await rejectsOption(loadModel(TINY, bad({ backend: 'wasm', weights })), '"weights"', JSON.stringify(weights), '"f32"', '"f16"', '"bf16"', '"q8"', '"q4"');
     });
   }
 
@@ -96,7 +96,7 @@ describe('load options are validated at load time', () => {
   test('options are checked before any weights are read', async () => {
     // a valid load of this folder fails on its weights; a bad option is reported instead, so it came first
     await assert.rejects(loadModel(noWeights), (e: Error) => e.name === 'SafetensorsError');
-    await rejectsOption(loadModel(noWeights, bad({ backend: 'wasm', weights: 'q4' })), '"weights"');
+    await rejectsOption(loadModel(noWeights, bad({ backend: 'wasm', weights: 'q2' })), '"weights"');
     await rejectsOption(loadModel(path.join(tmp, 'missing'), bad({ ssd: { algorithm: 'bogus' } })), 'ssd.algorithm');
   });
 
@@ -131,7 +131,7 @@ describe('the browser loader runs the same check', () => {
   test('same errors, same messages, before the folder is read', async () => {
     const empty = memoryFolder({}, 'm'); // reading it fails (no config.json) — after the options are checked
     await assert.rejects(loadModelFrom(empty), (e: Error) => /config\.json/.test(e.message));
-    for (const o of [{ backend: 'wasm', weights: 'q4' }, { ssd: { algorithm: 'bogus' } }, { normGroups: 'bogus' }, { threads: 1.5 }, { scan: { chunkSize: 0 } }]) {
+    for (const o of [{ backend: 'wasm', weights: 'q2' }, { ssd: { algorithm: 'bogus' } }, { normGroups: 'bogus' }, { threads: 1.5 }, { scan: { chunkSize: 0 } }]) {
       const node = await rejectsOption(loadModel(path.join(tmp, 'missing'), bad(o)));
       const browser = await rejectsOption(loadModelFrom(empty, o as Parameters<typeof loadModelFrom>[1]));
       assert.equal(browser.replace('loadModelFrom', 'loadModel'), node, JSON.stringify(o));

@@ -2,12 +2,12 @@
  * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
- * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
+ * linear (f32, bf16, f16, q8 or q4 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
  * (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
  * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { WeightDType } from '../../tensor/dtype.js';
@@ -16,11 +16,17 @@ import { processDt } from '../../ssm/ssd.js';
 import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
+import { GGML } from '../../io/gguf-quants.js';
+import { Q4_SUPER, packQ4, q4Sizes, repackQ4K, unpackQ4Row } from './q4.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores); more than the platform can run is refused */
   threads?: number;
-  /** storage format of weight matrices (default f32) */
+  /**
+   * storage format of weight matrices (default f32). q4: GGUF Q4_K matrices kept as they are; other GGUF quantized
+   * matrices (Q6_K, Q5_K, Q8_0, Q4_0, …) as q8, float ones as f32; matrices from float checkpoints quantized to
+   * Q4_K (rows of whole 256-value super-blocks; else q8 for rows of whole 32-value blocks; else f32)
+   */
   weights?: WeightDType;
 }
 
@@ -31,8 +37,10 @@ interface Matrix {
   cols: number;
   /** data: f32 / u16 (bf16, f16) / int8 (q8) */
   off: number;
-  /** q8 scales (f32 per block of 32), else 0 */
+  /** q8 scales (f32 per block of 32); q4: its scales and mins (u8 pairs per block of 32); else 0 */
   scales: number;
+  /** q4: d, dmin (f32 pairs per super-block of 256), else 0 */
+  supers: number;
 }
 
 const Q8_BLOCK = 32;
@@ -100,18 +108,28 @@ export class WasmBackend extends CpuBackend {
     this.runtime.heap.release(off);
   }
 
-  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {
+  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`wasm.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
     if (opts?.matrix && shape.length === 2 && !opts.float32) {
       const [rows, cols] = shape;
-      const format = this.weightFormat === 'q8' && cols % Q8_BLOCK !== 0 ? 'f32' : this.weightFormat; // q8 needs whole blocks
+      let format = this.weightFormat;
+      let q4k: StoredMatrix | undefined;
+      if (format === 'q4') {
+        // a file's Q4_K kept as is; its other quantized types as q8; its float matrices as f32
+        const stored = opts.stored?.();
+        if (stored?.type === GGML.Q4_K && cols % Q4_SUPER === 0) q4k = stored;
+        else if (stored) format = stored.type === GGML.F32 || stored.type === GGML.F16 || stored.type === GGML.BF16 ? 'f32' : 'q8';
+        else if (cols % Q4_SUPER !== 0) format = 'q8';
+      }
+      if (format === 'q8' && cols % Q8_BLOCK !== 0) format = 'f32'; // q8 needs whole blocks
+      if (format === 'q4') return this.packQ4Matrix(data, rows, cols, q4k);
       if (format !== 'f32') return this.packMatrix(data, rows, cols, format);
     }
     const view = this.allocF32(data.length);
     view.set(data);
     this.weightBytes += data.length * 4;
     const t = new Tensor(this, view, [...shape]);
-    if (opts?.matrix && shape.length === 2) this.matrices.set(view, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0 });
+    if (opts?.matrix && shape.length === 2) this.matrices.set(view, { format: 'f32', rows: shape[0], cols: shape[1], off: this.resident.get(view)!, scales: 0, supers: 0 });
     return t;
   }
 
@@ -146,12 +164,35 @@ export class WasmBackend extends CpuBackend {
       const conv = format === 'bf16' ? f32ToBf16 : f32ToF16;
       for (let i = 0; i < n; i++) u16[i] = conv(data[i]);
     }
-    const m: Matrix = { format, rows, cols, off, scales };
-    const t = new Tensor(this, m, [rows, cols], format);
+    return this.matrixTensor({ format, rows, cols, off, scales, supers: 0 });
+  }
+
+  private matrixTensor(m: Matrix): Tensor {
+    const t = new Tensor(this, m, [m.rows, m.cols], m.format);
     this.matrices.set(m, m);
     // freed when the last tensor holding this storage is gone (reshaped views share the record)
-    this.finalizer.register(m, scales ? [off, scales] : [off]);
+    this.finalizer.register(m, [m.off, m.scales, m.supers].filter((o) => o !== 0));
     return t;
+  }
+
+  /** q4 weights: a file's Q4_K blocks repacked (lossless), or f32 data quantized to Q4_K first */
+  private packQ4Matrix(data: Float32Array, rows: number, cols: number, stored: StoredMatrix | undefined): Tensor {
+    const heap = this.runtime.heap;
+    const size = q4Sizes(rows, cols);
+    const off = heap.alloc(size.qs), scales = heap.alloc(size.sm), supers = heap.alloc(size.dd);
+    const buf = this.runtime.memory.buffer;
+    const qs = new Uint8Array(buf, off, size.qs), sm = new Uint8Array(buf, scales, size.sm), dd = this.runtime.f32(supers, size.dd / 4);
+    sm.fill(0); // (a last group of fewer than 4 rows is padded)
+    dd.fill(0);
+    try {
+      if (stored) repackQ4K(stored.bytes, rows, cols, qs, sm, dd, stored.label);
+      else packQ4(data, rows, cols, qs, sm, dd);
+    } catch (e) {
+      for (const o of [off, scales, supers]) heap.release(o);
+      throw e;
+    }
+    this.weightBytes += size.qs + size.sm + size.dd;
+    return this.matrixTensor({ format: 'q4', rows, cols, off, scales, supers });
   }
 
   /** f32 values of a packed matrix's rows (embedding lookups, reads) */
@@ -161,7 +202,10 @@ export class WasmBackend extends CpuBackend {
     const buf = this.runtime.memory.buffer;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
-      if (m.format === 'q8') {
+      if (m.format === 'q4') {
+        const size = q4Sizes(m.rows, cols);
+        unpackQ4Row(new Uint8Array(buf, m.off, size.qs), new Uint8Array(buf, m.scales, size.sm), this.runtime.f32(m.supers, size.dd / 4), cols, r, out, i * cols);
+      } else if (m.format === 'q8') {
         const qs = new Int8Array(buf, m.off + r * cols, cols);
         const sc = this.runtime.f32(m.scales + ((r * cols) / Q8_BLOCK) * 4, cols / Q8_BLOCK);
         for (let k = 0; k < cols; k++) out[i * cols + k] = qs[k] * sc[(k / Q8_BLOCK) | 0];
@@ -252,7 +296,13 @@ export class WasmBackend extends CpuBackend {
     const work = M * K * N;
     return this.op((c) => {
       const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
-      if (m.format === 'q8') {
+      if (m.format === 'q4') {
+        // x quantized as for q8, plus each block's sum of quantized values (for the mins)
+        const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
+        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+        this.runtime.run('q8_block_sums', [xq, xb, M, K], M, 1, M * K);
+        this.runtime.run('linear_q4', [xq, xs, xb, m.off, m.scales, m.supers, bo, yo, M, K, N], N, 4, work);
+      } else if (m.format === 'q8') {
         // x quantized per block of 32 too (13-bit integers as i16, in the kernels' layout), then integer dot products
         const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
         this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);

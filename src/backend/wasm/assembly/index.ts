@@ -4,6 +4,7 @@
 // workers sharing the memory can split the work.
 export * from './linear';
 export * from './linear_q8';
+export * from './linear_q4';
 export * from './bandwidth';
 export * from './scan';
 export * from './conv';
