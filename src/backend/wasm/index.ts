@@ -2,9 +2,9 @@
  * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
- * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
- * (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
- * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
+ * linear (f32, bf16, f16 or q8 weights), the Mamba-1 selective scan, Mamba-2's SSD (chunked, or the recurrence) and
+ * attention (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so
+ * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
 import { PREFILL_SUPPORT, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
@@ -44,10 +44,12 @@ const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
 const PANEL_MIN_ROWS = 8;
+/** prompts shorter than this run Mamba-2's SSD as the recurrence even where 'chunked' is asked (faster there: measured) */
+const SSD_CHUNKED_MIN_LEN = 2;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
-  /** the sequential scan and the SSD recurrence in wasm (the defaults); the chunked and quadratic forms by the CPU kernels */
+  /** the sequential scan and the chunked SSD in wasm (the defaults), also the SSD recurrence; the chunked scan and the quadratic SSD by the CPU kernels */
   override readonly prefill: PrefillSupport = PREFILL_SUPPORT.wasm;
   readonly runtime: WasmRuntime;
   readonly weightFormat: WeightDType;
@@ -421,16 +423,32 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
-  /** Mamba-2: the recurrence in wasm over heads (exact; the threads split heads); 'chunked' and 'quadratic' by the CPU kernels, as asked */
+  /**
+   * Mamba-2: 'chunked' (the default) and 'recurrent' in wasm, 'quadratic' by the CPU kernel. Chunked: the SSD as small
+   * matrix products on the GEMM tiles (assembly/ssd_chunked.ts), threads over (batch row, head); the recurrence (exact;
+   * threads split heads) for decode steps and prompts shorter than SSD_CHUNKED_MIN_LEN, where it is faster.
+   */
   override ssd(a: SsdArgs): Tensor {
-    if (a.algorithm !== 'recurrent' && a.x.shape[1] > 1) return super.ssd(a);
     const [batch, L, nh, hd] = a.x.shape;
+    if (a.algorithm === 'quadratic' && L > 1) return super.ssd(a);
     const [, , G, N] = a.B.shape;
+    const chunked = a.algorithm === 'chunked' && L >= SSD_CHUNKED_MIN_LEN;
     return this.op((c) => {
       const dt = c.data(processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
       const state = a.state ? c.in(a.state, true) : c.zeros(batch * nh * hd * N);
       const yo = c.out(batch * L * nh * hd);
-      this.runtime.run('ssd_scan', [c.in(a.x), dt, c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), state, yo, batch, L, nh, hd, G, N], nh, 1, 3 * batch * L * nh * hd * N);
+      const args = [c.in(a.x), dt, c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), state, yo];
+      const flops = 4 * batch * L * nh * hd * N;
+      if (chunked) {
+        const rt = this.runtime;
+        const Q = Math.min(a.chunkSize, L);
+        const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
+        const work = c.out(Math.ceil(bytes / 4));
+        const counter = c.zeros(1); // (an i32 zero)
+        rt.runTeam('ssd_chunked', [...args, work, counter, batch, L, nh, hd, G, N, Q], flops >= MIN_PARALLEL_WORK);
+      } else {
+        this.runtime.run('ssd_scan', [...args, batch, L, nh, hd, G, N], nh, 1, flops);
+      }
       return c.result(yo, [batch, L, nh, hd]);
     });
   }
