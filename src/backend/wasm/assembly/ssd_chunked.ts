@@ -32,6 +32,9 @@ import { sliceHi, sliceLo, teamBarrier } from './team';
   return v128.shuffle<f32>(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
 }
 
+/** rows of the output product per call (see below) */
+const RB: i32 = 16;
+
 // @ts-ignore: decorator
 @inline function pad4(n: i32): i32 {
   return (n + 3) & ~3;
@@ -142,6 +145,7 @@ export function ssd_chunked(
         const mrow = row + HB;
         const cbrow = cb + ((<usize>tt * <usize>Qp) << 2);
         const ct = f64x2.splat(load<f64>(cum + (<usize>tt << 3)));
+        const blockEnd = min(q, (tt / RB + 1) * RB); // the columns the row's block of the product reads
         let s = 0;
         for (; s <= tt; s += 4) {
           const so = <usize>s << 2, cs = cum + (<usize>s << 3);
@@ -150,14 +154,40 @@ export function ssd_chunked(
           const dec = vexp(cat(f64x2.sub(ct, v128.load(cs)), f64x2.sub(ct, v128.load(cs, 16))));
           v128.store(mrow + so, f32x4.mul(f32x4.mul(dec, v128.load(cbrow + so)), v128.load(dts + so)));
         }
-        for (s = tt + 1; s < q; s++) store<f32>(mrow + (<usize>s << 2), 0);
+        for (s = tt + 1; s < blockEnd; s++) store<f32>(mrow + (<usize>s << 2), 0);
         if (D) {
           const dp = mrow + (<usize>tt << 2);
           store<f32>(dp, load<f32>(dp) + Dh);
         }
       }
-      // the right operand's Xᵀ part, and Xw for the state
-      for (let s = 0; s < q; s++) {
+      // the right operand's Xᵀ part, and Xw for the state: 4×4 blocks transposed in registers, the edges one by one
+      const q4 = q & ~3, hd4 = hd & ~3;
+      const xRowB = (<usize>nh * <usize>hd) << 2;
+      for (let s = 0; s < q4; s += 4) {
+        const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
+        const wv = v128.load(wts + (<usize>s << 2));
+        for (let p = 0; p < hd4; p += 4) {
+          const xp = xs + (<usize>p << 2);
+          const a0 = v128.load(xp), a1 = v128.load(xp + xRowB), a2 = v128.load(xp + 2 * xRowB), a3 = v128.load(xp + 3 * xRowB);
+          const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+          const t2 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+          const c0 = v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), c1 = v128.shuffle<f32>(t0, t1, 2, 3, 6, 7);
+          const c2 = v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), c3 = v128.shuffle<f32>(t2, t3, 2, 3, 6, 7);
+          const wp = Wp + <usize>p * SB + HB + (<usize>s << 2);
+          v128.store(wp, c0); v128.store(wp + SB, c1); v128.store(wp + 2 * SB, c2); v128.store(wp + 3 * SB, c3);
+          const xq = Xw + ((<usize>p * <usize>Qp + <usize>s) << 2), QB = <usize>Qp << 2;
+          v128.store(xq, f32x4.mul(c0, wv)); v128.store(xq + QB, f32x4.mul(c1, wv));
+          v128.store(xq + 2 * QB, f32x4.mul(c2, wv)); v128.store(xq + 3 * QB, f32x4.mul(c3, wv));
+        }
+        for (let p = hd4; p < hd; p++) {
+          for (let k = 0; k < 4; k++) {
+            const v = load<f32>(xs + <usize>k * xRowB + (<usize>p << 2));
+            store<f32>(Wp + <usize>p * SB + HB + (<usize>(s + k) << 2), v);
+            store<f32>(Xw + ((<usize>p * <usize>Qp + <usize>(s + k)) << 2), v * load<f32>(wts + (<usize>(s + k) << 2)));
+          }
+        }
+      }
+      for (let s = q4; s < q; s++) {
         const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
         const w = load<f32>(wts + (<usize>s << 2));
         for (let p = 0; p < hd; p++) {
@@ -166,10 +196,14 @@ export function ssd_chunked(
           store<f32>(Xw + ((<usize>p * <usize>Qp + <usize>s) << 2), v * w);
         }
       }
-      // y rows of the chunk (H = 0 in the first chunk without a state: only the M part)
+      // y rows of the chunk, in blocks of RB rows that stop at the block's last column of M (M is lower triangular);
+      // H = 0 in the first chunk without a state: only the M part
       const yc = y + ((r0 * <usize>nh + <usize>hh) * <usize>hd << 2);
-      if (c == 0 && !sh) gemm_nt_f32(Ap + HB, SB, Wp + HB, SB, yc, yRowB, q, q, hd);
-      else gemm_nt_f32(Ap, SB, Wp, SB, yc, yRowB, q, N + q, hd);
+      const h0 = c == 0 && !sh ? HB : 0;
+      for (let i0 = 0; i0 < q; i0 += RB) {
+        const i1 = min(q, i0 + RB);
+        gemm_nt_f32(Ap + <usize>i0 * SB + h0, SB, Wp + h0, SB, yc + <usize>i0 * yRowB, yRowB, i1 - i0, (h0 ? 0 : N) + i1, hd);
+      }
       if (c == nc - 1 && !sh) break; // the final state is not wanted
       // the chunk's state, then H ← exp(cum_end) H + S
       gemm_nt_f32(Xw, <usize>Qp << 2, bt, <usize>Qp << 2, St, HB, hd, q, N);
