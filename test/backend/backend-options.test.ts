@@ -100,7 +100,10 @@ describe('wasm: every prefill algorithm runs as asked', () => {
     const want = cpu.ssd(ssdArgs(cpu, 'chunked', cpuState)).dataSync();
     const wasmState = wasm.fromHost(init.slice(), [SSD.b, SSD.nh, SSD.hd, SSD.N]);
     let got!: Float32Array;
-    assert.deepEqual(wasmKernels(() => (got = wasm.ssd(ssdArgs(wasm, 'chunked', wasmState)).dataSync())), ['ssd_chunked']);
+    // (a prompt of 23: under the backend's default ssdChunkedMinLength, the recurrence; from 2 here)
+    assert.deepEqual(wasmKernels(() => wasm.ssd(ssdArgs(wasm, 'chunked'))), ['ssd_scan']);
+    const chunkedFrom2 = new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 });
+    assert.deepEqual(wasmKernels(() => (got = chunkedFrom2.ssd(ssdArgs(chunkedFrom2, 'chunked', wasmState)).dataSync())), ['ssd_chunked']);
     assert.ok(maxAbsDiff(got, want) <= 1e-5, `max |Δ| = ${maxAbsDiff(got, want)}`);
     assert.ok(maxAbsDiff(wasmState.dataSync(), cpuState.dataSync()) <= 1e-5, 'final state');
     const one = (be: Backend): SsdArgs => {

@@ -4,17 +4,22 @@
  * threads, for lengths that are not multiples of the chunk, chunks longer than the prompt, one group and several
  * (B/C shared by heads h / (nh/G)), head_dim and state sizes with and without a SIMD tail, batch > 1, with and
  * without an initial state and D; a prompt in two pieces (the state carried) equals one piece; the chunked kernel
- * and the wasm recurrence agree; Δ processing (bias, softplus, limits) as the recurrence's.
+ * and the wasm recurrence agree; Δ processing (bias, softplus, limits) as the recurrence's. And whole models: the
+ * Mamba-2 and hybrid HF fixtures (one group and several, chunk lengths 10–16 against prompts that are no multiple of
+ * them) keep their 1e-4 logit parity with the chunked kernel really running, on 1 and 2 threads; a prompt in two
+ * pieces gives the logits of one piece; with q8 weights, chunked and recurrent prefill agree.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SsdArgs } from '../../src/backend/backend.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { processDt, ssdRecurrent } from '../../src/ssm/ssd.js';
-import { randomArray } from '../helpers.js';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
 import { maxScaledErr } from './wasm-arena.js';
 
-const wasm = { 1: new WasmBackend({ threads: 1 }), 2: new WasmBackend({ threads: 2 }) };
+// (short prompts too: the backend's default sends prompts under 32 tokens to the recurrence)
+const wasm = { 1: new WasmBackend({ threads: 1, ssdChunkedMinLength: 2 }), 2: new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 }) };
 const TOL = 1e-5;
 
 interface Case {
@@ -149,6 +154,29 @@ describe('wasm chunked SSD = the float64 recurrence', () => {
     }
   });
 
+  it('by default, prompts under 32 tokens run the recurrence (faster there), from 32 the chunked kernel', () => {
+    const be = new WasmBackend({ threads: 2 });
+    assert.equal(be.ssdChunkedMinLength, 32);
+    assert.throws(() => new WasmBackend({ threads: 1, ssdChunkedMinLength: 0 }), /"ssdChunkedMinLength" must be an integer >= 1, got 0/);
+    const kernels = (L: number): string[] => {
+      const c: Case = { b: 1, L, nh: 2, hd: 4, G: 1, N: 4, Q: 8, state: false, D: false };
+      const names: string[] = [];
+      const rt = be.runtime;
+      const { run, runTeam } = rt;
+      rt.run = (k, ...rest) => (names.push(k), run.call(rt, k, ...rest));
+      rt.runTeam = (k, ...rest) => (names.push(k), runTeam.call(rt, k, ...rest));
+      try {
+        runWasm(be, c, makeData(c, 1), 0, L, null);
+      } finally {
+        rt.run = run;
+        rt.runTeam = runTeam;
+      }
+      return names;
+    };
+    assert.deepEqual(kernels(31), ['ssd_scan']);
+    assert.deepEqual(kernels(32), ['ssd_chunked']);
+  });
+
   it('1 and 2 threads give the same numbers (each head is computed the same way whichever thread takes it)', () => {
     const c: Case = { b: 2, L: 45, nh: 6, hd: 8, G: 3, N: 12, Q: 8, state: true, D: true };
     const d = makeData(c, 3);
@@ -158,4 +186,72 @@ describe('wasm chunked SSD = the float64 recurrence', () => {
     assert.deepEqual(y2, y1);
     assert.deepEqual(s2, s1);
   });
+});
+
+// ---- whole models
+
+const MAMBA2_FIXTURES = ['mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'granite-hybrid-tiny', 'nemotron-h-tiny'];
+
+/** the wasm kernels `fn` runs on `be` (team and sliced calls) */
+async function kernelsRun(be: WasmBackend, fn: () => Promise<void>): Promise<string[]> {
+  const names: string[] = [];
+  const rt = be.runtime;
+  const { run, runTeam } = rt;
+  rt.run = (k, ...rest) => (names.push(k), run.call(rt, k, ...rest));
+  rt.runTeam = (k, ...rest) => (names.push(k), runTeam.call(rt, k, ...rest));
+  try {
+    await fn();
+  } finally {
+    rt.run = run;
+    rt.runTeam = runTeam;
+  }
+  return names;
+}
+
+describe('wasm chunked SSD in whole models (HF fixtures)', () => {
+  for (const threads of [1, 2] as const) {
+    for (const name of MAMBA2_FIXTURES) {
+      it(`${name}, ${threads} thread(s): logits within 1e-4 of the reference with ssd_chunked running; two pieces = one`, async () => {
+        const ref = loadReference(hfFixture(name));
+        const be = new WasmBackend({ threads, ssdChunkedMinLength: 2 });
+        const model = await loadModel(hfFixture(name), { backend: be, tokenizer: false });
+        const ids = ref.ids('input_ids');
+        let out!: Awaited<ReturnType<typeof model.forward>>;
+        const names = await kernelsRun(be, async () => {
+          out = await model.forward(ids);
+        });
+        assert.ok(names.includes('ssd_chunked'), `ssd_chunked ran (kernels: ${[...new Set(names)].join(', ')})`);
+        const d = maxAbsDiff(out.logits.data, ref.f32('logits'));
+        assert.ok(d <= 1e-4, `max |Δlogit| = ${d}`);
+        // the first row of the batch in two pieces: the state carried between them
+        const row = ids[0];
+        const cut = Math.floor(row.length / 2) + 1;
+        const one = model.lm.createState(1);
+        const lOne = (await model.lm.advance([row], one)).data;
+        const two = model.lm.createState(1);
+        await model.lm.advance([row.slice(0, cut)], two);
+        const lTwo = (await model.lm.advance([row.slice(cut)], two)).data;
+        const V = model.lm.vocabSize;
+        const last = (l: Float32Array) => l.subarray(l.length - V);
+        assert.ok(maxAbsDiff(last(lTwo), last(lOne)) <= 1e-4, `two pieces vs one: ${maxAbsDiff(last(lTwo), last(lOne))}`);
+      });
+    }
+  }
+
+  for (const name of ['mamba2-groups', 'bamba-variant']) {
+    it(`${name}, q8 weights, 2 threads: chunked and recurrent prefill agree (within 1e-3 of max |logit|, 20× closer than q8 to f32)`, async () => {
+      const ref = loadReference(hfFixture(name));
+      const be = new WasmBackend({ threads: 2, weights: 'q8', ssdChunkedMinLength: 2 });
+      const ch = await loadModel(hfFixture(name), { backend: be, tokenizer: false });
+      const rc = await loadModel(hfFixture(name), { backend: be, tokenizer: false, ssd: { algorithm: 'recurrent' } });
+      const ids = ref.ids('input_ids');
+      const [a, b] = [(await ch.forward(ids)).logits.data, (await rc.forward(ids)).logits.data];
+      // q8 products quantize their activations too: an SSD output that differs in its last bits can round to the
+      // neighbouring q8 step, so the two prefills differ by far less than q8 differs from f32, but not by 1e-6
+      const dAlg = maxAbsDiff(a, b), dQ8 = maxAbsDiff(b, ref.f32('logits'));
+      const scale = Math.max(...Array.from(b, Math.abs));
+      assert.ok(dQ8 > 0, 'q8 weights really used (not the f32 logits)');
+      assert.ok(dAlg <= 1e-3 * scale && dAlg <= dQ8 / 20, `chunked vs recurrent ${dAlg}; q8 vs f32 ${dQ8}; max |logit| ${scale}`);
+    });
+  }
 });

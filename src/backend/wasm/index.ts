@@ -22,6 +22,11 @@ export interface WasmBackendOptions {
   threads?: number;
   /** storage format of weight matrices (default f32) */
   weights?: WeightDType;
+  /**
+   * Mamba-2 prompts shorter than this run the SSD as the recurrence even where 'chunked' is asked (default 32: below
+   * it the recurrence measured faster, from it the chunked kernel as fast or faster; same numbers to rounding)
+   */
+  ssdChunkedMinLength?: number;
 }
 
 /** A weight matrix stored in wasm memory in some format. */
@@ -44,8 +49,11 @@ const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
 const PANEL_MIN_ROWS = 8;
-/** prompts shorter than this run Mamba-2's SSD as the recurrence even where 'chunked' is asked (faster there: measured) */
-const SSD_CHUNKED_MIN_LEN = 2;
+/**
+ * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
+ * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
+ */
+const SSD_MAX_CHUNK = 64;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
@@ -53,6 +61,8 @@ export class WasmBackend extends CpuBackend {
   override readonly prefill: PrefillSupport = PREFILL_SUPPORT.wasm;
   readonly runtime: WasmRuntime;
   readonly weightFormat: WeightDType;
+  /** WasmBackendOptions.ssdChunkedMinLength */
+  readonly ssdChunkedMinLength: number;
   /** wasm-resident f32 arrays → their byte offset */
   private readonly resident = new WeakMap<Float32Array, number>();
   /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
@@ -72,6 +82,10 @@ export class WasmBackend extends CpuBackend {
     }
     this.runtime = WasmRuntime.get(opts.threads);
     this.weightFormat = opts.weights ?? 'f32';
+    this.ssdChunkedMinLength = opts.ssdChunkedMinLength ?? 32;
+    if (!(Number.isInteger(this.ssdChunkedMinLength) && this.ssdChunkedMinLength >= 1)) {
+      throw new LoadOptionError(`wasm backend: option "ssdChunkedMinLength" must be an integer >= 1, got ${opts.ssdChunkedMinLength}`);
+    }
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
   }
@@ -426,13 +440,13 @@ export class WasmBackend extends CpuBackend {
   /**
    * Mamba-2: 'chunked' (the default) and 'recurrent' in wasm, 'quadratic' by the CPU kernel. Chunked: the SSD as small
    * matrix products on the GEMM tiles (assembly/ssd_chunked.ts), threads over (batch row, head); the recurrence (exact;
-   * threads split heads) for decode steps and prompts shorter than SSD_CHUNKED_MIN_LEN, where it is faster.
+   * threads split heads) for decode steps and prompts shorter than `ssdChunkedMinLength`, where it is faster.
    */
   override ssd(a: SsdArgs): Tensor {
     const [batch, L, nh, hd] = a.x.shape;
     if (a.algorithm === 'quadratic' && L > 1) return super.ssd(a);
     const [, , G, N] = a.B.shape;
-    const chunked = a.algorithm === 'chunked' && L >= SSD_CHUNKED_MIN_LEN;
+    const chunked = a.algorithm === 'chunked' && L >= this.ssdChunkedMinLength && L > 1;
     return this.op((c) => {
       const dt = c.data(processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
       const state = a.state ? c.in(a.state, true) : c.zeros(batch * nh * hd * N);
@@ -441,7 +455,7 @@ export class WasmBackend extends CpuBackend {
       const flops = 4 * batch * L * nh * hd * N;
       if (chunked) {
         const rt = this.runtime;
-        const Q = Math.min(a.chunkSize, L);
+        const Q = Math.min(a.chunkSize, SSD_MAX_CHUNK, L);
         const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
         const work = c.out(Math.ceil(bytes / 4));
         const counter = c.zeros(1); // (an i32 zero)
