@@ -105,6 +105,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ...(str(v, 'chunk') !== undefined ? { chunkSize: int('chunk', 1, 1) } : {}),
   };
   if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  if (Object.keys(ssd).length && arch !== 'mamba2' && arch !== 'hybrid') throw new UsageError('--ssd and --chunk need --arch mamba2 or hybrid (the models with an SSD)', C);
   if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
     throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
   }
