@@ -10,6 +10,7 @@ import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
 import type { WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
+import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
 import { OpProfile } from './op-profile.js';
@@ -179,11 +180,13 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     bandwidth_gb_s: bandwidth,
     decode_ceiling_tok_s: (bandwidth * 1e9) / weightBytes,
   };
+  // (the wasm backend cuts longer chunks to SSD_MAX_CHUNK)
+  const ssdChunk = Math.min(Number(info.chunk_size ?? info.mamba_chunk_size), backendName === 'wasm' ? SSD_MAX_CHUNK : Infinity);
   const f1 = (x: number) => x.toFixed(1);
   const rows: Array<[string, string]> = [
     ['model', `${preset} (${(params / 1e6).toFixed(1)} M parameters, ${dtype}, ${f1(result.weight_mb)} MiB of weights)`],
     ['backend', result.backend],
-    ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' ? `, chunks of ${info.chunk_size}` : ''}`] as [string, string]] : []),
+    ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],

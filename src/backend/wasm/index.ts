@@ -53,7 +53,7 @@ const PANEL_MIN_ROWS = 8;
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
  */
-const SSD_MAX_CHUNK = 64;
+export const SSD_MAX_CHUNK = 64;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
