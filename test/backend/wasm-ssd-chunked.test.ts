@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SsdArgs } from '../../src/backend/backend.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
-import { processDt, ssdRecurrent } from '../../src/ssm/ssd.js';
+import { processDt, ssdRecurrent, type SsdArrays } from '../../src/ssm/ssd.js';
 import { loadModel } from '../../src/index.js';
 import { hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
 import { maxScaledErr } from './wasm-arena.js';
@@ -35,16 +35,8 @@ interface Case {
   limit?: [number, number];
 }
 
-interface Data {
-  x: Float32Array;
-  dt: Float32Array;
-  A: Float32Array;
-  B: Float32Array;
-  C: Float32Array;
-  D: Float32Array | null;
-  dtBias: Float32Array;
-  state: Float32Array | null;
-}
+/** the recurrence's arrays (dt raw here: processed by each side) and the bias of Δ */
+type Data = Pick<SsdArrays, 'x' | 'dt' | 'A' | 'B' | 'C' | 'D' | 'state'> & { dtBias: Float32Array };
 
 function makeData(c: Case, seed: number): Data {
   const { b, L, nh, hd, G, N } = c;
@@ -109,6 +101,22 @@ function label(c: Case): string {
   return `b=${c.b} L=${c.L} nh=${c.nh} hd=${c.hd} G=${c.G} N=${c.N} Q=${c.Q}${c.state ? ' state' : ''}${c.D ? ' D' : ''}`;
 }
 
+/** the wasm kernels `fn` runs on `be` (team and sliced calls) */
+async function kernelsRun(be: WasmBackend, fn: () => Promise<void>): Promise<string[]> {
+  const names: string[] = [];
+  const rt = be.runtime;
+  const { run, runTeam } = rt;
+  rt.run = (k, ...rest) => (names.push(k), run.call(rt, k, ...rest));
+  rt.runTeam = (k, ...rest) => (names.push(k), runTeam.call(rt, k, ...rest));
+  try {
+    await fn();
+  } finally {
+    rt.run = run;
+    rt.runTeam = runTeam;
+  }
+  return names;
+}
+
 describe('wasm chunked SSD = the float64 recurrence', () => {
   for (const threads of [1, 2] as const) {
     for (const [i, c] of CASES.entries()) {
@@ -154,27 +162,16 @@ describe('wasm chunked SSD = the float64 recurrence', () => {
     }
   });
 
-  it('by default, prompts under 32 tokens run the recurrence (faster there), from 32 the chunked kernel', () => {
+  it('by default, prompts under 32 tokens run the recurrence (faster there), from 32 the chunked kernel', async () => {
     const be = new WasmBackend({ threads: 2 });
     assert.equal(be.ssdChunkedMinLength, 32);
     assert.throws(() => new WasmBackend({ threads: 1, ssdChunkedMinLength: 0 }), /"ssdChunkedMinLength" must be an integer >= 1, got 0/);
-    const kernels = (L: number): string[] => {
+    const kernels = (L: number): Promise<string[]> => {
       const c: Case = { b: 1, L, nh: 2, hd: 4, G: 1, N: 4, Q: 8, state: false, D: false };
-      const names: string[] = [];
-      const rt = be.runtime;
-      const { run, runTeam } = rt;
-      rt.run = (k, ...rest) => (names.push(k), run.call(rt, k, ...rest));
-      rt.runTeam = (k, ...rest) => (names.push(k), runTeam.call(rt, k, ...rest));
-      try {
-        runWasm(be, c, makeData(c, 1), 0, L, null);
-      } finally {
-        rt.run = run;
-        rt.runTeam = runTeam;
-      }
-      return names;
+      return kernelsRun(be, async () => void runWasm(be, c, makeData(c, 1), 0, L, null));
     };
-    assert.deepEqual(kernels(31), ['ssd_scan']);
-    assert.deepEqual(kernels(32), ['ssd_chunked']);
+    assert.deepEqual(await kernels(31), ['ssd_scan']);
+    assert.deepEqual(await kernels(32), ['ssd_chunked']);
   });
 
   it('1 and 2 threads give the same numbers (each head is computed the same way whichever thread takes it)', () => {
@@ -191,22 +188,6 @@ describe('wasm chunked SSD = the float64 recurrence', () => {
 // ---- whole models
 
 const MAMBA2_FIXTURES = ['mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'granite-hybrid-tiny', 'nemotron-h-tiny'];
-
-/** the wasm kernels `fn` runs on `be` (team and sliced calls) */
-async function kernelsRun(be: WasmBackend, fn: () => Promise<void>): Promise<string[]> {
-  const names: string[] = [];
-  const rt = be.runtime;
-  const { run, runTeam } = rt;
-  rt.run = (k, ...rest) => (names.push(k), run.call(rt, k, ...rest));
-  rt.runTeam = (k, ...rest) => (names.push(k), runTeam.call(rt, k, ...rest));
-  try {
-    await fn();
-  } finally {
-    rt.run = run;
-    rt.runTeam = runTeam;
-  }
-  return names;
-}
 
 describe('wasm chunked SSD in whole models (HF fixtures)', () => {
   for (const threads of [1, 2] as const) {
