@@ -197,8 +197,8 @@ export interface PrefillSupport {
 export const PREFILL_SUPPORT = {
   /** the TypeScript reference: every algorithm */
   cpu: { scan: ['chunked', 'sequential'], ssd: ['chunked', 'quadratic', 'recurrent'], chunkSize: true },
-  /** the scan and the SSD recurrence in wasm; the chunked and quadratic forms by the CPU kernels */
-  wasm: { scan: ['sequential', 'chunked'], ssd: ['recurrent', 'chunked', 'quadratic'], chunkSize: true },
+  /** the sequential scan, the chunked SSD and the SSD recurrence in wasm; the chunked scan and the quadratic SSD by the CPU kernels */
+  wasm: { scan: ['sequential', 'chunked'], ssd: ['chunked', 'recurrent', 'quadratic'], chunkSize: true },
   /**
    * no quadratic SSD; chunk lengths from the device (SSD: 64 or 32 by workgroup memory; scan: by occupancy).
    * (Its 'simple' kernels put 'recurrent' first.)

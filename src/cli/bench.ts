@@ -10,6 +10,7 @@ import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
 import { DTYPE_BYTES, type WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
+import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
 import { OpProfile } from './op-profile.js';
@@ -18,6 +19,7 @@ const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
 const DTYPES = ['f32', 'f16', 'bf16', 'q8', 'q4'] as const;
 const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
+const SSD_CHOICES = ['chunked', 'recurrent', 'quadratic'] as const;
 
 export const BENCH_SPEC: CommandSpec = {
   name: 'bench',
@@ -40,6 +42,8 @@ export const BENCH_SPEC: CommandSpec = {
     reps: { type: 'string', value: 'N', help: 'timed repetitions (default 3)' },
     json: { type: 'boolean', help: 'print a JSON object as the last line (prefill_tok_s, decode_tok_s, peak_rss_mb, …)' },
     profile: { type: 'boolean', help: 'after the timed runs, one more prefill + decode with every backend op timed: where the time goes' },
+    ssd: { type: 'string', value: 'ALGO', help: `Mamba-2 prefill SSD: ${SSD_CHOICES.join(', ')} (default: the backend's)` },
+    chunk: { type: 'string', value: 'N', help: 'chunk length of --ssd chunked (default: the model config\'s chunk_size)' },
   },
   examples: [
     'mamba-ts bench --arch mamba --size 130m --dtype q8 --prompt 512 --gen 128 --threads 2',
@@ -96,7 +100,13 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
   const profile = flag(v, 'profile');
+  const ssdRaw = str(v, 'ssd');
+  const ssd = {
+    ...(ssdRaw !== undefined ? { algorithm: parseChoice('ssd', ssdRaw, SSD_CHOICES, C) } : {}),
+    ...(str(v, 'chunk') !== undefined ? { chunkSize: int('chunk', 1, 1) } : {}),
+  };
   if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  if (Object.keys(ssd).length && arch !== 'mamba2' && arch !== 'hybrid') throw new UsageError('--ssd and --chunk need --arch mamba2 or hybrid (the models with an SSD)', C);
   if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
     throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
   }
@@ -106,7 +116,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const progress = startProgress(io.stderr, `building ${preset} (${dtype})`);
   const backend = await resolveBackendAsync({ backend: backendName, threads, weights: dtype });
   const t0 = performance.now();
-  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend });
+  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend, ...(Object.keys(ssd).length ? { ssd } : {}) });
   const buildMs = performance.now() - t0;
   progress.done();
   const info = lm.describe();
@@ -159,6 +169,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const rt = backendName === 'wasm' ? WasmRuntime.get(threads) : null;
   const result = {
     arch, size, preset, backend: lm.backend.name, dtype, threads: rt ? rt.threads : 1,
+    ...(info.prefill_ssd !== undefined ? { prefill_ssd: String(info.prefill_ssd) } : {}),
     parameters: params, weight_mb: weightBytes / 2 ** 20,
     build_ms: buildMs,
     prompt: promptLen, gen, reps,
@@ -169,10 +180,13 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     bandwidth_gb_s: bandwidth,
     decode_ceiling_tok_s: (bandwidth * 1e9) / weightBytes,
   };
+  // (the wasm backend cuts longer chunks to SSD_MAX_CHUNK)
+  const ssdChunk = Math.min(Number(info.chunk_size ?? info.mamba_chunk_size), backendName === 'wasm' ? SSD_MAX_CHUNK : Infinity);
   const f1 = (x: number) => x.toFixed(1);
   const rows: Array<[string, string]> = [
     ['model', `${preset} (${(params / 1e6).toFixed(1)} M parameters, ${dtype}, ${f1(result.weight_mb)} MiB of weights)`],
     ['backend', result.backend],
+    ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],

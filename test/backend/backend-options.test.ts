@@ -1,7 +1,7 @@
 /**
  * Backend options are honoured or refused, never dropped silently. The prefill algorithms (`scan`, `ssd`):
- * - wasm runs the scan and the SSD recurrence in wasm (its defaults) and the chunked scan and the chunked and
- *   quadratic SSD forms with the CPU kernels, as asked: the same numbers as the CPU backend, and no wasm kernel call;
+ * - wasm runs the scan, the chunked SSD (its defaults) and the SSD recurrence in wasm, and the chunked scan and the
+ *   quadratic SSD form with the CPU kernels, as asked: the same numbers as the CPU backend, and no wasm kernel call;
  * - WebGPU runs the recurrence when asked for it (one dispatch instead of the chunked algorithm's five), the chunked
  *   SSD on its 'simple' kernels too, and throws an UnsupportedAlgorithmError for the quadratic form;
  * - a model takes its backend's default algorithm when its options name none (`Backend.prefill`).
@@ -30,15 +30,20 @@ const wasm = new WasmBackend({ threads: 2 });
 function wasmKernels(fn: () => void): string[] {
   const rt = wasm.runtime;
   const names: string[] = [];
-  const run = rt.run;
+  const { run, runTeam } = rt;
   rt.run = function (this: typeof rt, kernel: string, ...rest: unknown[]) {
     names.push(kernel);
     return (run as (...a: unknown[]) => void).call(this, kernel, ...rest);
   } as typeof rt.run;
+  rt.runTeam = function (this: typeof rt, kernel: string, ...rest: unknown[]) {
+    names.push(kernel);
+    return (runTeam as (...a: unknown[]) => void).call(this, kernel, ...rest);
+  } as typeof rt.runTeam;
   try {
     fn();
   } finally {
     rt.run = run;
+    rt.runTeam = runTeam;
   }
   return names;
 }
@@ -89,11 +94,18 @@ describe('wasm: every prefill algorithm runs as asked', () => {
     assert.notDeepEqual(rec, noState, 'but are not the same computation');
   });
 
-  it('ssd "chunked" runs the CPU chunked algorithm with the given chunk; one token runs the wasm recurrence', () => {
-    const want = cpu.ssd(ssdArgs(cpu, 'chunked')).dataSync();
+  it('ssd "chunked" runs the wasm chunked kernel (the CPU chunked form\'s numbers to rounding, state too); one token runs the wasm recurrence', () => {
+    const init = randomArray(SSD_STATE, 9);
+    const cpuState = cpu.fromHost(init.slice(), [SSD.b, SSD.nh, SSD.hd, SSD.N]);
+    const want = cpu.ssd(ssdArgs(cpu, 'chunked', cpuState)).dataSync();
+    const wasmState = wasm.fromHost(init.slice(), [SSD.b, SSD.nh, SSD.hd, SSD.N]);
     let got!: Float32Array;
-    assert.deepEqual(wasmKernels(() => (got = wasm.ssd(ssdArgs(wasm, 'chunked')).dataSync())), []);
-    assert.deepEqual(got, want);
+    // (a prompt of 23: under the backend's default ssdChunkedMinLength, the recurrence; from 2 here)
+    assert.deepEqual(wasmKernels(() => wasm.ssd(ssdArgs(wasm, 'chunked'))), ['ssd_scan']);
+    const chunkedFrom2 = new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 });
+    assert.deepEqual(wasmKernels(() => (got = chunkedFrom2.ssd(ssdArgs(chunkedFrom2, 'chunked', wasmState)).dataSync())), ['ssd_chunked']);
+    assert.ok(maxAbsDiff(got, want) <= 1e-5, `max |Δ| = ${maxAbsDiff(got, want)}`);
+    assert.ok(maxAbsDiff(wasmState.dataSync(), cpuState.dataSync()) <= 1e-5, 'final state');
     const one = (be: Backend): SsdArgs => {
       const a = ssdArgs(be, 'chunked');
       const { b, nh, hd, G, N } = SSD;
@@ -124,17 +136,18 @@ describe('a model runs its backend\'s default prefill unless told otherwise', ()
     assert.deepEqual(cpu.prefill, PREFILL_SUPPORT.cpu);
     assert.deepEqual(wasm.prefill, PREFILL_SUPPORT.wasm);
     assert.equal(wasm.prefill.scan[0], 'sequential');
-    assert.equal(wasm.prefill.ssd[0], 'recurrent');
+    assert.equal(wasm.prefill.ssd[0], 'chunked');
     assert.ok(!PREFILL_SUPPORT.webgpu.ssd.includes('quadratic' as never));
   });
 
-  it('mamba-tiny and mamba2-tiny describe what runs: cpu chunked, wasm sequential / recurrent, or what was asked', async () => {
+  it('mamba-tiny and mamba2-tiny describe what runs: cpu chunked, wasm sequential / chunked, or what was asked', async () => {
     const d = async (name: string, opts: Parameters<typeof loadModel>[1]) => (await loadModel(hfFixture(name), { tokenizer: false, ...opts })).describe();
     assert.equal((await d('mamba-tiny', {})).prefill_scan, 'chunked');
     assert.equal((await d('mamba-tiny', { backend: 'wasm', threads: 2 })).prefill_scan, 'sequential');
     assert.equal((await d('mamba-tiny', { backend: 'wasm', threads: 2, scan: { algorithm: 'chunked' } })).prefill_scan, 'chunked');
     assert.equal((await d('mamba2-tiny', {})).prefill_ssd, 'chunked');
-    assert.equal((await d('mamba2-tiny', { backend: 'wasm', threads: 2 })).prefill_ssd, 'recurrent');
+    assert.equal((await d('mamba2-tiny', { backend: 'wasm', threads: 2 })).prefill_ssd, 'chunked');
+    assert.equal((await d('mamba2-tiny', { backend: 'wasm', threads: 2, ssd: { algorithm: 'recurrent' } })).prefill_ssd, 'recurrent');
     assert.equal((await d('mamba2-tiny', { backend: 'wasm', threads: 2, ssd: { algorithm: 'quadratic' } })).prefill_ssd, 'quadratic');
   });
 

@@ -34,9 +34,25 @@ it('bench rejects bad options with a usage error', async () => {
   const b = await run(['bench', '--backend', 'cpu', '--dtype', 'q8']);
   assert.equal(b.code, 2);
   assert.match(b.stderr, /--dtype q8 needs --backend wasm/);
+  const d = await run(['bench', '--arch', 'mamba2', '--ssd', 'scan']);
+  assert.equal(d.code, 2);
+  assert.match(d.stderr, /--ssd: expected one of chunked, recurrent, quadratic/);
+  const e = await run(['bench', '--arch', 'mamba', '--ssd', 'chunked']);
+  assert.equal(e.code, 2);
+  assert.match(e.stderr, /--ssd and --chunk need --arch mamba2 or hybrid/);
   for (const backend of ['cpu', 'webgpu']) {
     const c = await run(['bench', '--backend', backend, '--threads', '2']);
     assert.equal(c.code, 2, c.stderr);
     assert.match(c.stderr, /--threads needs --backend wasm/);
+  }
+});
+
+it('bench --ssd: the Mamba-2 prefill SSD asked for is the one that runs (reported as prefill_ssd)', async () => {
+  for (const ssd of ['recurrent', 'chunked']) {
+    const r = await run(['bench', '--arch', 'mamba2', '--backend', 'wasm', '--threads', '2', '--prompt', '40', '--gen', '1', '--reps', '1', '--json', '--ssd', ssd, '--chunk', '16']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(j.prefill_ssd, ssd);
+    assert.ok(j.prefill_tok_s > 0);
   }
 });

@@ -2,9 +2,9 @@
  * The WebAssembly backend: 128-bit SIMD kernels (AssemblyScript, `assembly/`) on a pool of threads sharing
  * one wasm memory (`runtime.ts`). It extends the CPU backend: weights and recurrent states live in wasm
  * memory (as Float32Array views, so every plain-TypeScript kernel still works on them), the hot ops —
- * linear (f32, bf16, f16, q8 or q4 weights), the Mamba-1 selective scan, Mamba-2's SSD recurrence and attention
- * (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so do the chunked scan and the chunked and
- * quadratic SSD forms, when a model asks for them: `prefill`). Activations produced by TypeScript
+ * linear (f32, bf16, f16, q8 or q4 weights), the Mamba-1 selective scan, Mamba-2's SSD (chunked, or the recurrence) and
+ * attention (its KV cache kept in wasm memory) — run in wasm on all threads, and the cheap ones stay in TypeScript (so
+ * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
 import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
@@ -28,6 +28,11 @@ export interface WasmBackendOptions {
    * Q4_K (rows of whole 256-value super-blocks; else q8 for rows of whole 32-value blocks; else f32)
    */
   weights?: WeightDType;
+  /**
+   * Mamba-2 prompts shorter than this run the SSD as the recurrence even where 'chunked' is asked (default 32: below
+   * it the recurrence measured faster, from it the chunked kernel as fast or faster; same numbers to rounding)
+   */
+  ssdChunkedMinLength?: number;
 }
 
 /** A weight matrix stored in wasm memory in some format. */
@@ -52,13 +57,20 @@ const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
 const PANEL_MIN_ROWS = 8;
+/**
+ * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
+ * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
+ */
+export const SSD_MAX_CHUNK = 64;
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
-  /** the sequential scan and the SSD recurrence in wasm (the defaults); the chunked and quadratic forms by the CPU kernels */
+  /** the sequential scan and the chunked SSD in wasm (the defaults), also the SSD recurrence; the chunked scan and the quadratic SSD by the CPU kernels */
   override readonly prefill: PrefillSupport = PREFILL_SUPPORT.wasm;
   readonly runtime: WasmRuntime;
   readonly weightFormat: WeightDType;
+  /** WasmBackendOptions.ssdChunkedMinLength */
+  readonly ssdChunkedMinLength: number;
   /** wasm-resident f32 arrays → their byte offset */
   private readonly resident = new WeakMap<Float32Array, number>();
   /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
@@ -78,6 +90,10 @@ export class WasmBackend extends CpuBackend {
     }
     this.runtime = WasmRuntime.get(opts.threads);
     this.weightFormat = opts.weights ?? 'f32';
+    this.ssdChunkedMinLength = opts.ssdChunkedMinLength ?? 32;
+    if (!(Number.isInteger(this.ssdChunkedMinLength) && this.ssdChunkedMinLength >= 1)) {
+      throw new LoadOptionError(`wasm backend: option "ssdChunkedMinLength" must be an integer >= 1, got ${opts.ssdChunkedMinLength}`);
+    }
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
   }
@@ -471,16 +487,32 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
-  /** Mamba-2: the recurrence in wasm over heads (exact; the threads split heads); 'chunked' and 'quadratic' by the CPU kernels, as asked */
+  /**
+   * Mamba-2: 'chunked' (the default) and 'recurrent' in wasm, 'quadratic' by the CPU kernel. Chunked: the SSD as small
+   * matrix products on the GEMM tiles (assembly/ssd_chunked.ts), threads over (batch row, head); the recurrence (exact;
+   * threads split heads) for decode steps and prompts shorter than `ssdChunkedMinLength`, where it is faster.
+   */
   override ssd(a: SsdArgs): Tensor {
-    if (a.algorithm !== 'recurrent' && a.x.shape[1] > 1) return super.ssd(a);
     const [batch, L, nh, hd] = a.x.shape;
+    if (a.algorithm === 'quadratic' && L > 1) return super.ssd(a);
     const [, , G, N] = a.B.shape;
+    const chunked = a.algorithm === 'chunked' && L >= this.ssdChunkedMinLength && L > 1;
     return this.op((c) => {
       const dt = c.data(processDt(a.dt.storage as Float32Array, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
       const state = a.state ? c.in(a.state, true) : c.zeros(batch * nh * hd * N);
       const yo = c.out(batch * L * nh * hd);
-      this.runtime.run('ssd_scan', [c.in(a.x), dt, c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), state, yo, batch, L, nh, hd, G, N], nh, 1, 3 * batch * L * nh * hd * N);
+      const args = [c.in(a.x), dt, c.in(a.A), c.in(a.B), c.in(a.C), c.in(a.D), state, yo];
+      const flops = 4 * batch * L * nh * hd * N;
+      if (chunked) {
+        const rt = this.runtime;
+        const Q = Math.min(a.chunkSize, SSD_MAX_CHUNK, L);
+        const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
+        const work = c.out(Math.ceil(bytes / 4));
+        const counter = c.zeros(1); // (an i32 zero)
+        rt.runTeam('ssd_chunked', [...args, work, counter, batch, L, nh, hd, G, N, Q], flops >= MIN_PARALLEL_WORK);
+      } else {
+        this.runtime.run('ssd_scan', [...args, batch, L, nh, hd, G, N], nh, 1, flops);
+      }
       return c.result(yo, [batch, L, nh, hd]);
     });
   }

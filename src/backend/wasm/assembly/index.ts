@@ -7,6 +7,7 @@ export * from './linear_q8';
 export * from './linear_q4';
 export * from './bandwidth';
 export * from './scan';
+export * from './ssd_chunked';
 export * from './conv';
 export * from './norm';
 export * from './mamba1_step';

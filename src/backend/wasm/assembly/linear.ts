@@ -283,6 +283,13 @@ function f16Step1x4X(xp: usize, p0: usize, rowB: usize): v128 {
     for (; j < n1; j++) store1(y, bias, j, dot1x1<W>(x, w + <usize>j * rowB, K));
     return;
   }
+  gemmT<W>(x, xrowB, w, rowB, bias, y, yrowB, M, K, n0, n1);
+}
+
+/** y[:, n0:n1] = x · Wᵀ (+ bias) for M > 1 with the rows of x, W and y `xrowB`, `rowB`, `yrowB` bytes apart */
+// @ts-ignore: decorator
+@inline function gemmT<W>(x: usize, xrowB: usize, w: usize, rowB: usize, bias: usize, y: usize, yrowB: usize,
+                          M: i32, K: i32, n0: i32, n1: i32): void {
   // rows of x per pass over a panel: that chunk of x stays within ~256 KiB (L2)
   const MC = max(((64 * 1024) / max(K, 1)) & ~3, 4);
   for (let i0 = 0; i0 < M; i0 += MC) {
@@ -329,6 +336,15 @@ function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N
   }
 }
 
+
+/**
+ * y[M, N] = x[M, K] · W[N, K]ᵀ, f32, with row strides in bytes (xrowB, wrowB, yrowB ≥ 4·K, 4·K, 4·N): the small
+ * products of the chunked SSD (ssd_chunked.ts) on the same register tiles as linear_f32.
+ */
+export function gemm_nt_f32(x: usize, xrowB: usize, w: usize, wrowB: usize, y: usize, yrowB: usize, M: i32, K: i32, N: i32): void {
+  if (M <= 0 || N <= 0) return;
+  gemmT<f32>(x, xrowB, w, wrowB, 0, y, yrowB, M, K, 0, N);
+}
 
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W bf16 bits [N, K]. */
 export function linear_bf16(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
