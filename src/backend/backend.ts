@@ -372,6 +372,8 @@ export interface Mamba2StepArgs {
   norm: Tensor;
   normEps: number;
   normGroupSize: number;
+  /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
+  next?: Tensor | null;
 }
 
 export interface Mamba1StepArgs {
@@ -387,4 +389,6 @@ export interface Mamba1StepArgs {
   D: Tensor;
   ssmState: Tensor;
   innerNorms?: { dt: Tensor | null; B: Tensor | null; C: Tensor | null; eps: number };
+  /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
+  next?: Tensor | null;
 }

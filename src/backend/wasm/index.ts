@@ -22,6 +22,12 @@ export interface WasmBackendOptions {
   threads?: number;
   /** storage format of weight matrices (default f32) */
   weights?: WeightDType;
+  /**
+   * Decode: bytes of out_proj's weights each thread touches (starts reading into its caches) while the fused step's
+   * scan runs, from the start of the rows it multiplies next (default: all of its rows, or the environment's
+   * MAMBA_TS_WASM_STEP_PREFETCH; 0 = off, the former behaviour)
+   */
+  stepPrefetch?: number;
 }
 
 /** A weight matrix stored in wasm memory in some format. */
@@ -58,6 +64,8 @@ export class WasmBackend extends CpuBackend {
   private readonly finalizer: FinalizationRegistry<number[]>;
   /** bytes of everything uploaded with fromHost (weights in their storage format), for bandwidth ceilings */
   weightBytes = 0;
+  /** see WasmBackendOptions.stepPrefetch (may be changed between calls: benchmarks compare on and off) */
+  stepPrefetch: number;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -70,6 +78,7 @@ export class WasmBackend extends CpuBackend {
     }
     this.runtime = WasmRuntime.get(opts.threads);
     this.weightFormat = opts.weights ?? 'f32';
+    this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
   }
@@ -312,7 +321,7 @@ export class WasmBackend extends CpuBackend {
       this.runtime.runTeam('mamba1_step', [
         c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
         yo, work, counter, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
-        batch, Dm, K, R, N,
+        batch, Dm, K, R, N, ...this.prefetchArgs(a.next),
       ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
       return c.result(yo, [batch, 1, Dm]);
     });
@@ -338,10 +347,19 @@ export class WasmBackend extends CpuBackend {
       const counter = c.zeros(1); // (an i32 zero)
       this.runtime.runTeam('mamba2_step', [
         c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
-        yo, work, counter, batch, nh, hd, G, N, K,
+        yo, work, counter, batch, nh, hd, G, N, K, ...this.prefetchArgs(a.next),
       ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
       return c.result(yo, [batch, 1, W]);
     });
+  }
+
+  /** the step kernels' pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget for the weight `w` (zeros: no prefetch) */
+  private prefetchArgs(w: Tensor | null | undefined): number[] {
+    const m = w && this.stepPrefetch > 0 ? this.matrices.get(w.storage as object) : undefined;
+    if (!m) return [0, 0, 0, 0, 0, 0];
+    const bytes = m.format === 'f32' ? 4 : m.format === 'q8' ? 1 : 2;
+    const budget = Math.min(this.stepPrefetch, m.rows * m.cols * bytes, 2 ** 31);
+    return [m.off, m.cols * bytes, m.scales, m.format === 'q8' ? (m.cols / Q8_BLOCK) * 4 : 0, m.rows, budget];
   }
 
   /**
@@ -434,6 +452,15 @@ export class WasmBackend extends CpuBackend {
       return c.result(yo, [batch, L, nh, hd]);
     });
   }
+}
+
+/** MAMBA_TS_WASM_STEP_PREFETCH (bytes; 0 = off), else unlimited */
+function envStepPrefetch(): number {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
+  if (raw === undefined || raw === '') return 2 ** 31;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_STEP_PREFETCH must be a number of bytes >= 0, got "${raw}"`);
+  return v;
 }
 
 function gcd(a: number, b: number): number {
