@@ -11,8 +11,9 @@
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
  *        [--prompt 16] [--variants base,prefetch]
  *
- * Variants: base = the former path (no prefetch during the fused step); prefetch = out_proj's rows touched while
- * the fused step's scan runs (the default, WasmBackendOptions.stepPrefetch); prefetch:BYTES = at most BYTES per thread.
+ * Variants: base = the backend's defaults with no prefetch during the fused step; prefetch = out_proj's rows (all
+ * of each thread's) touched while the fused step's scan runs (WasmBackendOptions.stepPrefetch); prefetch:BYTES =
+ * at most BYTES per thread.
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { argmax } from '../src/generate/sampling.js';
@@ -28,7 +29,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
     '       [--reps 5] [--prompt 16] [--variants base,prefetch]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
-    'tokens and logits as the first. Variants: base (no prefetch in the fused decode step), prefetch (default options),\n' +
+    'tokens and logits as the first. Variants: base (no prefetch in the fused decode step), prefetch (all of out_proj),\n' +
     'prefetch:BYTES (at most BYTES of out_proj per thread).\n',
   );
   process.exit(0);
@@ -53,9 +54,9 @@ for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no p
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
 /** sets the backend's options for variant `v` */
-function apply(be: WasmBackend, v: string, dflt: number): void {
+function apply(be: WasmBackend, v: string): void {
   if (v === 'base') be.stepPrefetch = 0;
-  else if (v === 'prefetch') be.stepPrefetch = dflt;
+  else if (v === 'prefetch') be.stepPrefetch = 2 ** 31;
   else if (v.startsWith('prefetch:')) {
     const n = Number(v.slice('prefetch:'.length));
     if (!Number.isFinite(n) || n < 0) throw new Error(`--variants: ${v}: expected prefetch:BYTES`);
@@ -68,7 +69,6 @@ const lines: string[] = [];
 for (const arch of archs) {
   for (const dtype of dtypes) {
     const be = new WasmBackend({ threads, weights: dtype });
-    const dflt = be.stepPrefetch;
     const name = `${arch}-130m`;
     const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: be });
     const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
@@ -77,7 +77,7 @@ for (const arch of archs) {
     for (let r = -1; r < reps; r++) { // r = -1: warm-up, not timed
       const order = r % 2 === 0 ? variants : [...variants].reverse();
       for (const v of order) {
-        apply(be, v, dflt);
+        apply(be, v);
         const s = lm.createState(1);
         let l = await lm.advance([ids], s);
         const tokens: number[] = [];

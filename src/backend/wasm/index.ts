@@ -24,8 +24,8 @@ export interface WasmBackendOptions {
   weights?: WeightDType;
   /**
    * Decode: bytes of out_proj's weights each thread touches (starts reading into its caches) while the fused step's
-   * scan runs, from the start of the rows it multiplies next (default: all of its rows, or the environment's
-   * MAMBA_TS_WASM_STEP_PREFETCH; 0 = off, the former behaviour)
+   * scan runs, from the start of the rows it multiplies next (default 0 = off, or the environment's
+   * MAMBA_TS_WASM_STEP_PREFETCH; not on by default: no gain measured yet, see bench/wasm-decode.bench.ts)
    */
   stepPrefetch?: number;
 }
@@ -454,10 +454,10 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
-/** MAMBA_TS_WASM_STEP_PREFETCH (bytes; 0 = off), else unlimited */
+/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
 function envStepPrefetch(): number {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
-  if (raw === undefined || raw === '') return 2 ** 31;
+  if (raw === undefined || raw === '') return 0;
   const v = Number(raw);
   if (!Number.isFinite(v) || v < 0) throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_STEP_PREFETCH must be a number of bytes >= 0, got "${raw}"`);
   return v;
