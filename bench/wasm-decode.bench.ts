@@ -11,9 +11,10 @@
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
  *        [--prompt 16] [--variants base,prefetch]
  *
- * Variants: base = the backend's defaults with no prefetch during the fused step; prefetch = out_proj's rows (all
- * of each thread's) touched while the fused step's scan runs (WasmBackendOptions.stepPrefetch); prefetch:BYTES =
- * at most BYTES per thread.
+ * Variants: base = the backend's defaults (no prefetch during the fused step, no split governor); or joined by '+':
+ * prefetch = out_proj's rows (all of each thread's) touched while the fused step's scan runs
+ * (WasmBackendOptions.stepPrefetch), prefetch:BYTES = at most BYTES per thread; adaptive = calls run on one thread
+ * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { argmax } from '../src/generate/sampling.js';
@@ -29,8 +30,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
     '       [--reps 5] [--prompt 16] [--variants base,prefetch]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
-    'tokens and logits as the first. Variants: base (no prefetch in the fused decode step), prefetch (all of out_proj),\n' +
-    'prefetch:BYTES (at most BYTES of out_proj per thread).\n',
+    'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
+    'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late).\n',
   );
   process.exit(0);
 }
@@ -53,15 +54,17 @@ const variants = arg('variants', 'base,prefetch').split(',');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
-/** sets the backend's options for variant `v` */
+/** sets the backend's options for variant `v`: base, or '+'-joined prefetch, prefetch:BYTES, adaptive */
 function apply(be: WasmBackend, v: string): void {
-  if (v === 'base') be.stepPrefetch = 0;
-  else if (v === 'prefetch') be.stepPrefetch = 2 ** 31;
-  else if (v.startsWith('prefetch:')) {
-    const n = Number(v.slice('prefetch:'.length));
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--variants: ${v}: expected prefetch:BYTES`);
-    be.stepPrefetch = n;
-  } else throw new Error(`--variants: unknown variant ${v} (base, prefetch, prefetch:BYTES)`);
+  be.stepPrefetch = 0;
+  be.runtime.governor.enabled = false;
+  if (v === 'base') return;
+  for (const part of v.split('+')) {
+    if (part === 'prefetch') be.stepPrefetch = 2 ** 31;
+    else if (part.startsWith('prefetch:') && Number.isFinite(Number(part.slice(9))) && Number(part.slice(9)) >= 0) be.stepPrefetch = Number(part.slice(9));
+    else if (part === 'adaptive') be.runtime.governor.enabled = true;
+    else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive)`);
+  }
 }
 
 const load0 = os.loadavg();
