@@ -10,6 +10,11 @@
  *
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
  *        [--prompt 16] [--variants base,prefetch]
+ *   node dist/bench/wasm-decode.bench.js --kernels
+ *
+ * --kernels: the fused decode step kernels of one 130m layer and their parts on one thread, hot in cache, timed
+ * alone (min and quartile of 1500 calls; a shared machine inflates the quartile, rarely the min): where the
+ * per-layer fixed cost of decode goes.
  *
  * Variants: base = the backend's defaults (no prefetch during the fused step, no split governor); or joined by '+':
  * prefetch = out_proj's rows (all of each thread's) touched while the fused step's scan runs
@@ -17,6 +22,7 @@
  * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
+import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
@@ -33,6 +39,10 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late).\n',
   );
+  process.exit(0);
+}
+if (argv.includes('--kernels')) {
+  kernelsBench();
   process.exit(0);
 }
 const arg = (name: string, dflt: string): string => {
@@ -120,3 +130,61 @@ console.log(`prompt ${prompt}, ${gen} greedy decode steps, ${reps} round(s), var
 console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | speed ÷ first variant (medians) |');
 console.log('|---|---|---:|---|---:|---:|---:|');
 for (const l of lines) console.log(l);
+
+/** --kernels: one layer's fused decode step kernels (130m shapes) and their parts, one thread, hot */
+function kernelsBench(): void {
+  const rt = WasmRuntime.get(1);
+  const k = rt.kernels;
+  let seed = 1;
+  const alloc = (n: number, f: (i: number) => number = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 0.2 - 0.1): number => {
+    const o = rt.heap.alloc(n * 4);
+    const a = rt.f32(o, n);
+    for (let i = 0; i < n; i++) a[i] = f(i);
+    return o;
+  };
+  const rows: string[] = [];
+  const time = (name: string, f: () => void): void => {
+    const t: number[] = [];
+    for (let r = 0; r < 1500; r++) {
+      const t0 = performance.now();
+      f();
+      t.push(performance.now() - t0);
+    }
+    t.sort((a, b) => a - b);
+    rows.push(`| ${name} | ${(t[0] * 1000).toFixed(1)} | ${(t[375] * 1000).toFixed(1)} |`);
+  };
+  {
+    const Dm = 1536, K = 4, R = 48, N = 16, P = R + 2 * N;
+    const xz = alloc(2 * Dm), convW = alloc(Dm * K), convB = alloc(Dm), convState = alloc(Dm * K), xProj = alloc(P * Dm), dtProj = alloc(Dm * R);
+    const dtBias = alloc(Dm, () => -3), A = alloc(Dm * N, (i) => -((i % N) + 1)), D = alloc(Dm), ssm = alloc(Dm * N), y = alloc(Dm);
+    const scratch = alloc(2 * Dm + P + R), counter = alloc(16, () => 0);
+    const ctr = new Int32Array(rt.memory.buffer, counter, 1);
+    const u = alloc(Dm), dbc = alloc(P), delta = alloc(Dm, () => 0.5), z = alloc(Dm);
+    time('mamba-130m: mamba1_step (conv, x_proj, dt_proj, scan, gate)', () => {
+      ctr[0] = 0;
+      k.mamba1_step(xz, convW, convB, convState, xProj, dtProj, dtBias, A, D, ssm, y, scratch, counter, 0, 0, 0, 0, 0, 1, Dm, K, R, N, 0, 0, 0, 0, 0, 0, 0, 1);
+    });
+    time('  causal_conv1d step, 1536 channels, K = 4', () => k.causal_conv1d(xz, convW, convB, convState, u, 1, 1, Dm, K, 1, 0, Dm));
+    time('  x_proj 80 × 1536 (f32)', () => k.linear_f32(u, xProj, 0, dbc, 1, Dm, P, 0, P));
+    time('  dt_proj 1536 × 48 (f32)', () => k.linear_f32(dbc, dtProj, 0, delta, 1, R, Dm, 0, Dm));
+    time('  selective_scan step, 1536 × 16 states', () => k.selective_scan(u, delta, A, dbc, dbc, D, z, dtBias, ssm, y, 1, 1, Dm, N, 1, 0, Dm));
+  }
+  {
+    const nh = 24, hd = 64, G = 1, N = 128, K = 4, W = nh * hd, convDim = W + 2 * G * N;
+    const zx = alloc(W + convDim + nh), convW = alloc(convDim * K), convB = alloc(convDim), cs = alloc(convDim * K), xbc = alloc(convDim);
+    const dt = alloc(nh, () => 0.1), A = alloc(nh, () => -1), D = alloc(nh), st = alloc(nh * hd * N), ys = alloc(W), nw = alloc(W), y = alloc(W);
+    const scratch = alloc(convDim + W), counter = alloc(16, () => 0);
+    const ctr = new Int32Array(rt.memory.buffer, counter, 1);
+    time('mamba2-130m: mamba2_step (conv, SSD step, gated norm)', () => {
+      ctr[0] = 0;
+      k.mamba2_step(zx, dt, convW, convB, cs, A, D, st, nw, 1e-5, W, y, scratch, counter, 1, nh, hd, G, N, K, 0, 0, 0, 0, 0, 0, 0, 1);
+    });
+    time('  causal_conv1d step, 1792 channels, K = 4', () => k.causal_conv1d(zx + W * 4, convW, convB, cs, xbc, 1, 1, convDim, K, 1, 0, convDim));
+    time('  ssd_scan step, 24 heads × 64 × 128 states', () => k.ssd_scan(xbc, dt, A, xbc + W * 4, xbc + (W + N) * 4, D, st, ys, 1, 1, nh, hd, G, N, 0, nh));
+    time('  rms_norm_gated, 1536', () => k.rms_norm_gated(ys, zx, nw, y, W, W, 1e-5, 0, 1));
+  }
+  console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(os.loadavg())}\n`);
+  console.log('| kernel (one layer of decode, 1 thread, hot) | min µs | quartile µs |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) console.log(r);
+}
