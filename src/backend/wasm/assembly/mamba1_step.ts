@@ -72,10 +72,12 @@ export function mamba1_step(
     const dtLow = delta + ((<usize>(batch * Dm + t * batch * R)) << 2);
     for (let b = 0; b < batch; b++) memory.copy(dtLow + ((<usize>b * R) << 2), dbc + ((<usize>b * P) << 2), <usize>R << 2);
     linear_f32(dtLow, dtProj, 0, delta, batch, R, Dm, d0, d1);
-    // the scan in pieces of STEP_CHANNELS channels (any split gives the same bits), the next weights touched in between
-    const pieces = (d1 - d0 + STEP_CHANNELS - 1) / STEP_CHANNELS;
+    // the scan in pieces of STEP_CHANNELS channels (any split gives the same bits), the next weights touched in
+    // between; in one piece when there is nothing to touch
+    const pieces = pfQ ? (d1 - d0 + STEP_CHANNELS - 1) / STEP_CHANNELS : 1;
+    const width = pfQ ? STEP_CHANNELS : d1 - d0;
     for (let i = 0; i < pieces; i++) {
-      const e0 = d0 + i * STEP_CHANNELS, e1 = min(d1, e0 + STEP_CHANNELS);
+      const e0 = d0 + i * width, e1 = min(d1, e0 + width);
       touchNextRows(pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget, t, T, i, pieces);
       for (let b = 0; b < batch; b++) {
         const row = dbc + ((<usize>b * P) << 2);

@@ -47,13 +47,16 @@ export function mamba2_step(
 
   // phase 2: the recurrence step for this thread's heads
   const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
-  // one head at a time (any split gives the same bits), the next weights touched in between
-  for (let h = h0; h < h1; h++) {
+  // one head at a time (any split gives the same bits), the next weights touched in between; all at once when
+  // there is nothing to touch
+  const step = pfQ ? 1 : max(h1 - h0, 1);
+  for (let h = h0; h < h1; h += step) {
+    const e = min(h1, h + step);
     touchNextRows(pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget, t, T, h - h0, h1 - h0);
     for (let b = 0; b < batch; b++) {
       const xb = xbc + ((<usize>b * convDim) << 2);
       ssd_scan(xb, dt + ((<usize>b * nh) << 2), A, xb + (<usize>W << 2), xb + (<usize>(W + GN) << 2), Dskip,
-        ssmState + ((<usize>b * nh * hd * N) << 2), ys + ((<usize>b * W) << 2), 1, 1, nh, hd, G, N, h, h + 1);
+        ssmState + ((<usize>b * nh * hd * N) << 2), ys + ((<usize>b * W) << 2), 1, 1, nh, hd, G, N, h, e);
     }
   }
   teamBarrier(counter, 2, T);
