@@ -373,6 +373,8 @@ export interface Mamba2StepArgs {
   norm: Tensor;
   normEps: number;
   normGroupSize: number;
+  /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
+  next?: Tensor | null;
 }
 
 export interface Mamba1StepArgs {
@@ -388,6 +390,8 @@ export interface Mamba1StepArgs {
   D: Tensor;
   ssmState: Tensor;
   innerNorms?: { dt: Tensor | null; B: Tensor | null; C: Tensor | null; eps: number };
+  /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
+  next?: Tensor | null;
 }
 
 /** A weight matrix as a file stores it: its ggml type id (src/io/gguf-quants.ts `GGML`) and its bytes, rows in order. */

@@ -70,7 +70,7 @@ export class Mamba1Mixer implements Mixer {
       // decode: the steps below in one backend call where it has one (same result)
       const y = this.backend.mamba1Step({
         xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
+        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj,
       });
       if (y) return ops.linear(y, w.outProj, w.outProjBias);
     }

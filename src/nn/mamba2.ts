@@ -95,7 +95,7 @@ export class Mamba2Mixer implements Mixer {
       const g = this.backend.mamba2Step({
         zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
         convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
-        normGroupSize: opts.normGroupSize,
+        normGroupSize: opts.normGroupSize, next: w.outProj,
       });
       if (g) return ops.linear(g, w.outProj, w.outProjBias);
     }

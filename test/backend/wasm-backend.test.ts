@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
 import { hfFixture, loadReference, maxAbsDiff } from '../helpers.js';
+import type { WasmBackend } from '../../src/backend/wasm/index.js';
 
 const FIXTURES = ['mamba-tiny', 'mamba-variant', 'falcon-mamba-tiny', 'mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'jamba-tiny', 'granite-hybrid-tiny', 'nemotron-h-tiny', 'llama-tiny'];
 
@@ -103,6 +104,48 @@ describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
         const a = await run(fused), b = await run(plain);
         assert.ok(calls > 0, 'the fused step ran');
         for (let i = 0; i < a.length; i++) assert.deepEqual(a[i], b[i], `step ${i}: logits differ`);
+      });
+    }
+  }
+});
+
+describe('wasm backend: out_proj touched during the fused decode step (stepPrefetch)', () => {
+  for (const name of ['mamba-tiny', 'falcon-mamba-tiny', 'mamba2-tiny', 'bamba-variant']) {
+    for (const weights of ['f32', 'q8'] as const) {
+      it(`${name}, ${weights}, 2 threads: the same logits with and without, and the step kernel really got the rows`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        const seen: number[][] = [];
+        rt.runTeam = function (kernel, args, parallel) {
+          if (kernel === 'mamba1_step' || kernel === 'mamba2_step') seen.push(args.slice(-6));
+          return runTeam.call(this, kernel, args, parallel);
+        };
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          const run = async (prefetch: number): Promise<Float32Array[]> => {
+            be.stepPrefetch = prefetch;
+            const s = model.lm.createState(1);
+            let l = await model.lm.advance([ids.slice(0, 6)], s);
+            const out = [l.data.slice()];
+            for (let t = 0; t < 4; t++) {
+              l = await model.lm.advance([[ids[t]]], s);
+              out.push(l.data.slice());
+            }
+            return out;
+          };
+          const off = await run(0);
+          assert.ok(seen.length > 0 && seen.every((a) => a[0] === 0), 'off: no rows passed');
+          seen.length = 0;
+          const on = await run(2 ** 31);
+          assert.ok(seen.length > 0 && seen.every((a) => a[0] > 0 && a[1] > 0 && a[4] > 0 && a[5] > 0), 'on: the step kernels got out_proj');
+          if (weights === 'q8' && name !== 'bamba-variant') assert.ok(seen.some((a) => a[2] > 0 && a[3] > 0), 'q8: the scales too');
+          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+        } finally {
+          rt.runTeam = runTeam;
+          be.stepPrefetch = 0;
+        }
       });
     }
   }

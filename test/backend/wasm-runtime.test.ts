@@ -1,7 +1,7 @@
 /** The wasm runtime's allocator (no overlap, reuse, coalescing) and thread slicing. */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heap, slice, WasmMemoryError } from '../../src/backend/wasm/runtime.js';
+import { Heap, slice, SplitGovernor, WasmMemoryError, WasmRuntime } from '../../src/backend/wasm/runtime.js';
 
 it('heap: live blocks never overlap; freed space is reused and coalesced; the memory grows on demand', () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1024, shared: true });
@@ -64,4 +64,60 @@ it('run: a kernel split across 2 worker threads gives exactly the single-thread 
   rt2.run('linear_f32', [x, w, 0, y2, M, K, N], N, 4); // split (work defaults to "large")
   assert.deepEqual(rt2.f32(y2, M * N), rt2.f32(y1, M * N));
   for (const o of [x, w, y1, y2]) rt2.heap.release(o);
+});
+
+it('split governor: one thread after 3 late calls in a row, for 20 ms then doubling while late; on time resets it', () => {
+  const g = new SplitGovernor(true);
+  let now = 0;
+  assert.equal(g.split(now), true);
+  // two late calls and one on time: still splitting
+  g.record(now, false, 0.1, 0);
+  g.record(now, true, 0.1, 0.5);
+  g.record(now, true, 0.1, 0.01);
+  assert.equal(g.split(now), true);
+  // a worker that had not started by the end of a tiny share (a wake-up) is not late
+  for (let i = 0; i < 5; i++) g.record(now, false, 0.005, 0.01);
+  assert.equal(g.split(now), true);
+  // three late in a row: alone for 20 ms
+  for (let i = 0; i < 3; i++) g.record(now, i === 1, 0.1, i === 1 ? 0.5 : 0);
+  assert.equal(g.fallbacks, 1);
+  assert.equal(g.split(now + 19), false);
+  assert.equal(g.split(now + 20), true);
+  // late again at once: 40 ms
+  now += 20;
+  for (let i = 0; i < 3; i++) g.record(now, false, 0.2, 0);
+  assert.equal(g.split(now + 39), false);
+  assert.equal(g.split(now + 40), true);
+  // on time: back to 20 ms next time
+  now += 40;
+  g.record(now, true, 0.2, 0.01);
+  for (let i = 0; i < 3; i++) g.record(now, false, 0.2, 0);
+  assert.equal(g.split(now + 19), false);
+  assert.equal(g.split(now + 20), true);
+  assert.equal(g.soloCalls, 3);
+  // off: always split
+  const off = new SplitGovernor(false);
+  for (let i = 0; i < 5; i++) off.record(0, false, 1, 5);
+  assert.equal(off.split(1), true);
+});
+
+it('run: with the split governor on, results are the same whether calls are split or not', async () => {
+  const rt = WasmRuntime.get(2);
+  const was = rt.governor.enabled;
+  rt.governor.enabled = true;
+  try {
+    const K = 64, N = 1024;
+    const x = rt.heap.alloc(K * 4), w = rt.heap.alloc(N * K * 4), y1 = rt.heap.alloc(N * 4), y2 = rt.heap.alloc(N * 4);
+    const xs = rt.f32(x, K), ws = rt.f32(w, N * K);
+    for (let i = 0; i < K; i++) xs[i] = Math.sin(i);
+    for (let i = 0; i < N * K; i++) ws[i] = Math.cos(i * 0.37);
+    rt.kernels.linear_f32(x, w, 0, y1, 1, K, N, 0, N);
+    for (let r = 0; r < 50; r++) {
+      rt.run('linear_f32', [x, w, 0, y2, 1, K, N], N, 4);
+      assert.deepEqual(rt.f32(y2, N), rt.f32(y1, N));
+    }
+    for (const o of [x, w, y1, y2]) rt.heap.release(o);
+  } finally {
+    rt.governor.enabled = was;
+  }
 });

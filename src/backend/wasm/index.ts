@@ -33,6 +33,12 @@ export interface WasmBackendOptions {
    * it the recurrence measured faster, from it the chunked kernel as fast or faster; same numbers to rounding)
    */
   ssdChunkedMinLength?: number;
+  /**
+   * Decode: bytes of out_proj's weights each thread touches (starts reading into its caches) while the fused step's
+   * scan runs, from the start of the rows it multiplies next (default 0 = off, or the environment's
+   * MAMBA_TS_WASM_STEP_PREFETCH; not on by default: no gain measured yet, see bench/wasm-decode.bench.ts)
+   */
+  stepPrefetch?: number;
 }
 
 /** A weight matrix stored in wasm memory in some format. */
@@ -78,6 +84,8 @@ export class WasmBackend extends CpuBackend {
   private readonly finalizer: FinalizationRegistry<number[]>;
   /** bytes of everything uploaded with fromHost (weights in their storage format), for bandwidth ceilings */
   weightBytes = 0;
+  /** see WasmBackendOptions.stepPrefetch (may be changed between calls: benchmarks compare on and off) */
+  stepPrefetch: number;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -94,6 +102,7 @@ export class WasmBackend extends CpuBackend {
     if (!(Number.isInteger(this.ssdChunkedMinLength) && this.ssdChunkedMinLength >= 1)) {
       throw new LoadOptionError(`wasm backend: option "ssdChunkedMinLength" must be an integer >= 1, got ${opts.ssdChunkedMinLength}`);
     }
+    this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
   }
@@ -378,7 +387,7 @@ export class WasmBackend extends CpuBackend {
       this.runtime.runTeam('mamba1_step', [
         c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
         yo, work, counter, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
-        batch, Dm, K, R, N,
+        batch, Dm, K, R, N, ...this.prefetchArgs(a.next),
       ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
       return c.result(yo, [batch, 1, Dm]);
     });
@@ -404,10 +413,19 @@ export class WasmBackend extends CpuBackend {
       const counter = c.zeros(1); // (an i32 zero)
       this.runtime.runTeam('mamba2_step', [
         c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
-        yo, work, counter, batch, nh, hd, G, N, K,
+        yo, work, counter, batch, nh, hd, G, N, K, ...this.prefetchArgs(a.next),
       ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
       return c.result(yo, [batch, 1, W]);
     });
+  }
+
+  /** the step kernels' pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget for the weight `w` (zeros: no prefetch) */
+  private prefetchArgs(w: Tensor | null | undefined): number[] {
+    const m = w && this.stepPrefetch > 0 ? this.matrices.get(w.storage as object) : undefined;
+    if (!m) return [0, 0, 0, 0, 0, 0];
+    const bytes = m.format === 'f32' ? 4 : m.format === 'q8' ? 1 : 2;
+    const budget = Math.min(this.stepPrefetch, m.rows * m.cols * bytes, 2 ** 31);
+    return [m.off, m.cols * bytes, m.scales, m.format === 'q8' ? (m.cols / Q8_BLOCK) * 4 : 0, m.rows, budget];
   }
 
   /**
@@ -516,6 +534,15 @@ export class WasmBackend extends CpuBackend {
       return c.result(yo, [batch, L, nh, hd]);
     });
   }
+}
+
+/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
+function envStepPrefetch(): number {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
+  if (raw === undefined || raw === '') return 0;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0) throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_STEP_PREFETCH must be a number of bytes >= 0, got "${raw}"`);
+  return v;
 }
 
 function gcd(a: number, b: number): number {

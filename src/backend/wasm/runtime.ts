@@ -13,8 +13,8 @@ import { platform } from './platform.js';
 import { MambaTsError } from '../../errors.js';
 
 const PAGE = 65536;
-/** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready, team call */
-const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5, TEAM = 6;
+/** control block (Int32Array): generation, done count, stop flag, kernel index, arg count, workers ready, team call, started count */
+const GEN = 0, DONE = 1, STOP = 2, KERNEL = 3, NARGS = 4, READY = 5, TEAM = 6, STARTED = 7;
 const MAX_ARGS = 32;
 /**
  * Below this much work (≈ multiply-adds, or weights read) a call is not split among threads. Dispatch is a
@@ -28,6 +28,53 @@ export const MIN_PARALLEL_WORK = 1 << 16;
  * a polling thread holds a core that another process (or the test runner's other file) may need.
  */
 const SPIN_MS = 0.25;
+
+/**
+ * Falling back to one thread while the other cores are busy (SplitGovernor): a call whose workers had not picked it
+ * up when this thread finished its own share (of at least START_MS), or finished more than max(LATE_MS, this
+ * thread's own share) after this thread did, is late; after LATE_CALLS late calls in a row the calls run on the calling thread alone for SOLO_MS
+ * (doubling up to SOLO_MAX_MS while it keeps happening), then are split again. A worker spinning on a free core
+ * picks a call up within microseconds, one woken from sleep within ~20–100 µs; a descheduled one only when the OS
+ * runs it again, milliseconds later, and then every thread waits for it at the join.
+ */
+const START_MS = 0.02, LATE_MS = 0.15, LATE_CALLS = 3, SOLO_MS = 20, SOLO_MAX_MS = 640;
+
+/** Whether to split the next call among the threads, from how late the workers were on the last ones. */
+export class SplitGovernor {
+  private late = 0;
+  private soloUntil = -Infinity;
+  private solo = SOLO_MS;
+  /** calls run alone because of it, and the times it switched to one thread (for benchmarks and tests) */
+  soloCalls = 0;
+  fallbacks = 0;
+
+  constructor(public enabled = true) {}
+
+  /** split the call that starts at `now` (ms)? */
+  split(now: number): boolean {
+    if (!this.enabled || now >= this.soloUntil) return true;
+    this.soloCalls++;
+    return false;
+  }
+
+  /**
+   * After a split call: `started` = whether every worker had picked it up when this thread finished its own share;
+   * `own` = ms this thread spent on its share; `joinLag` = ms it then waited for the workers.
+   */
+  record(now: number, started: boolean, own: number, joinLag: number): void {
+    if ((!started && own >= START_MS) || joinLag > Math.max(LATE_MS, own)) {
+      if (++this.late >= LATE_CALLS) {
+        this.late = 0;
+        this.soloUntil = now + this.solo;
+        this.solo = Math.min(2 * this.solo, SOLO_MAX_MS);
+        this.fallbacks++;
+      }
+    } else {
+      this.late = 0;
+      this.solo = SOLO_MS;
+    }
+  }
+}
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
@@ -146,6 +193,11 @@ export class WasmRuntime {
   private readonly names: string[];
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
+  /**
+   * one thread while the others are busy elsewhere (see SplitGovernor); off unless MAMBA_TS_WASM_ADAPTIVE=1: on this
+   * machine under load it halved the CPU time per call but the wall time grew (the OS gives 2 runnable threads more)
+   */
+  readonly governor = new SplitGovernor(envAdaptive());
   private readonly workers: Array<{ terminate(): unknown }> = [];
   private generation = 0;
 
@@ -209,7 +261,7 @@ export class WasmRuntime {
     const k = this.kernelIndex(kernel);
     // waking the workers costs tens of microseconds: small calls run on this thread alone
     const T = work < MIN_PARALLEL_WORK ? 1 : Math.min(this.threads, Math.max(1, Math.ceil(n / align)));
-    if (T === 1) {
+    if (T === 1 || !this.governor.split(performance.now())) {
       this.kernels[kernel](...args, 0, n);
       return;
     }
@@ -226,7 +278,7 @@ export class WasmRuntime {
    */
   runTeam(kernel: string, args: number[], parallel = true): void {
     const k = this.kernelIndex(kernel);
-    if (!parallel || this.threads === 1) {
+    if (!parallel || this.threads === 1 || !this.governor.split(performance.now())) {
       this.kernels[kernel](...args, 0, 1);
       return;
     }
@@ -252,6 +304,7 @@ export class WasmRuntime {
     Atomics.store(this.ctrl, NARGS, args.length);
     Atomics.store(this.ctrl, TEAM, team ? 1 : 0);
     Atomics.store(this.ctrl, DONE, 0);
+    Atomics.store(this.ctrl, STARTED, 0);
     this.generation++;
     Atomics.store(this.ctrl, GEN, this.generation);
     Atomics.notify(this.ctrl, GEN);
@@ -262,9 +315,10 @@ export class WasmRuntime {
     // than many whole calls take — but only for a while: if a worker lags far behind, this machine's cores are
     // busy with other work, and polling would take a core from it.
     const want = this.threads - 1;
+    const ownDone = performance.now();
+    const started = Atomics.load(this.ctrl, STARTED) >= want;
     if (Atomics.load(this.ctrl, DONE) < want) {
-      const now = performance.now();
-      const until = now + Math.min(0.5, 0.02 + 0.5 * (now - tOwn));
+      const until = ownDone + Math.min(0.5, 0.02 + 0.5 * (ownDone - tOwn));
       for (let i = 1; Atomics.load(this.ctrl, DONE) < want; i++) if ((i & 255) === 0 && performance.now() > until) break;
     }
     for (;;) {
@@ -272,6 +326,8 @@ export class WasmRuntime {
       if (d >= want) break;
       Atomics.wait(this.ctrl, DONE, d, 50);
     }
+    const end = performance.now();
+    this.governor.record(end, started, ownDone - tOwn, end - ownDone);
   }
 
   /** stop the workers (tests; the process does not wait for them anyway) */
@@ -292,6 +348,12 @@ export function slice(t: number, used: number, n: number, align: number, _total:
   const lo = Math.floor((chunks * t) / used) * align;
   const hi = Math.min(n, Math.floor((chunks * (t + 1)) / used) * align);
   return [Math.min(lo, n), t === used - 1 ? n : hi];
+}
+
+/** MAMBA_TS_WASM_ADAPTIVE=1: fall back to one thread while the workers run late (SplitGovernor on) */
+function envAdaptive(): boolean {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_ADAPTIVE : undefined;
+  return raw === '1';
 }
 
 export function defaultThreads(): number {
@@ -318,6 +380,7 @@ export function runKernelWorker(init: WorkerInit): void {
       }
     }
     seen = Atomics.load(ctrl, GEN);
+    Atomics.add(ctrl, STARTED, 1);
     if (Atomics.load(ctrl, STOP)) break;
     const nargs = Atomics.load(ctrl, NARGS);
     const kernel = kernels[names[Atomics.load(ctrl, KERNEL)]];
@@ -340,4 +403,4 @@ export function runKernelWorker(init: WorkerInit): void {
   }
 }
 
-export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY, TEAM };
+export const CONTROL = { GEN, DONE, STOP, KERNEL, NARGS, READY, TEAM, STARTED };

@@ -27,7 +27,12 @@ export function causal_conv1d(
   batch: i32, L: i32, C: i32, K: i32, siluFlag: i32, c0: i32, c1: i32,
 ): void {
   for (let b = 0; b < batch; b++) {
-    if (K <= 4) {
+    if (K == 4 && L == 1 && state) {
+      // decode: whole rows of state and weights are one v128 each
+      let c = c0;
+      for (; c + 4 <= c1; c += 4) convStep4(x, w, bias, state, y, b, C, siluFlag, c);
+      if (c < c1) convGroup(x, w, bias, state, y, b, L, C, K, siluFlag, c, c1 - c);
+    } else if (K <= 4) {
       for (let c = c0; c < c1; c += 4) convGroup(x, w, bias, state, y, b, L, C, K, siluFlag, c, min(4, c1 - c));
     } else {
       for (let c = c0; c < c1; c++) convScalar(x, w, bias, state, y, b, L, C, K, siluFlag, c);
@@ -82,6 +87,41 @@ function convGroup(
     if (K >= 3) scatter(sp + ((<usize>K - 3) << 2), ss, m3, n);
     if (K >= 4) scatter(sp, ss, m4, n);
   }
+}
+
+/** columns of the 4×4 matrix whose rows are a, b, c, d (row i = 4 floats): column k has lane i = row i's lane k */
+// @ts-ignore: decorator
+@inline function col(a: v128, b: v128, c: v128, d: v128, k: i32): v128 {
+  // (k is a constant where this is inlined)
+  const ab = k < 2 ? v128.shuffle<f32>(a, b, 0, 4, 1, 5) : v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+  const cd = k < 2 ? v128.shuffle<f32>(c, d, 0, 4, 1, 5) : v128.shuffle<f32>(c, d, 2, 6, 3, 7);
+  return (k & 1) == 0 ? v128.shuffle<f32>(ab, cd, 0, 1, 4, 5) : v128.shuffle<f32>(ab, cd, 2, 3, 6, 7);
+}
+
+/**
+ * One step (L = 1) of channels [c, c + 4) with K = 4 and a state: each channel's weights and state are one v128
+ * row; the rows of the 4 channels are transposed so that the products and sums are convGroup's, in its order (same
+ * bits), and each new state row is the old one shifted by one slot with x appended.
+ */
+// @ts-ignore: decorator
+@inline function convStep4(x: usize, w: usize, bias: usize, state: usize, y: usize, b: i32, C: i32, siluFlag: i32, c: i32): void {
+  const wp = w + ((<usize>c * 4) << 2);
+  const sp = state + ((<usize>b * C + c) * 4 << 2);
+  const wa = v128.load(wp), wb = v128.load(wp, 16), wc = v128.load(wp, 32), wd = v128.load(wp, 48);
+  const sa = v128.load(sp), sb = v128.load(sp, 16), sc = v128.load(sp, 32), sd = v128.load(sp, 48);
+  const off = (<usize>b * C + c) << 2;
+  const xt = v128.load(x + off);
+  const bv = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
+  // convGroup's w0..w3 = weights of x_t, x_{t−1} (slot 3), x_{t−2} (slot 2), x_{t−3} (slot 1)
+  let s = f32x4.add(bv, f32x4.mul(col(wa, wb, wc, wd, 3), xt));
+  s = f32x4.add(s, f32x4.mul(col(wa, wb, wc, wd, 2), col(sa, sb, sc, sd, 3)));
+  s = f32x4.add(s, f32x4.mul(col(wa, wb, wc, wd, 1), col(sa, sb, sc, sd, 2)));
+  s = f32x4.add(s, f32x4.mul(col(wa, wb, wc, wd, 0), col(sa, sb, sc, sd, 1)));
+  v128.store(y + off, siluFlag ? vsilu(s) : s);
+  v128.store(sp, v128.shuffle<f32>(sa, xt, 1, 2, 3, 4));
+  v128.store(sp, v128.shuffle<f32>(sb, xt, 1, 2, 3, 5), 16);
+  v128.store(sp, v128.shuffle<f32>(sc, xt, 1, 2, 3, 6), 32);
+  v128.store(sp, v128.shuffle<f32>(sd, xt, 1, 2, 3, 7), 48);
 }
 
 /** one channel, any K (K > 4) */

@@ -71,3 +71,29 @@ let pfSink: u32 = 0;
   if (bias) v += load<f32>(bias + (<usize>j << 2));
   store<f32>(y + (<usize>j << 2), v);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// prefetch of the next matrix-vector product's weights (the decode step kernels, mamba1_step / mamba2_step)
+
+/**
+ * Touches part `part` of `nparts` of what thread t of T will read first in the next M = 1 linear call (its row
+ * slice, as the runtime splits rows: sliceLo/sliceHi with align 4), at most `budget` bytes of weights (q: rows of
+ * qRowB bytes) and the matching share of the scales (s: rows of sRowB bytes; 0 = none). q = 0: nothing to do.
+ * A step kernel calls this between its pieces of compute, so that the lines arrive (into this core's L2 and the
+ * shared L3) while the memory would otherwise stand idle, and the linear that follows starts on cached rows.
+ */
+export function touchNextRows(q: usize, qRowB: usize, s: usize, sRowB: usize, rows: i32, budget: usize,
+                              t: i32, T: i32, part: i32, nparts: i32): void {
+  if (!q || rows <= 0 || nparts <= 0) return;
+  const chunks = (rows + 3) >> 2;
+  const r0 = min(rows, <i32>((<i64>chunks * t) / T) << 2);
+  const r1 = t == T - 1 ? rows : min(rows, <i32>((<i64>chunks * (t + 1)) / T) << 2);
+  if (r1 <= r0) return;
+  const n = <usize>(r1 - r0);
+  const qTotal = min(n * qRowB, budget);
+  touchPart(q + <usize>r0 * qRowB, qTotal, pfChunk(qTotal, nparts), part);
+  if (s) {
+    const sTotal = min(n * sRowB, (qTotal / qRowB + 1) * sRowB);
+    touchPart(s + <usize>r0 * sRowB, sTotal, pfChunk(sTotal, nparts), part);
+  }
+}

@@ -17,9 +17,12 @@
 //   normDt/normB/normC: RMSNorm weights (0 = no weight) when hasNorms ≠ 0;  y [batch, Dm]
 //   scratch: u [batch, Dm], dbc [batch, R + 2N], delta [batch, Dm], then per thread Δ' [batch, R] (f32, contiguous)
 //   counter: i32, zeroed
+//   pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget: the next linear's weights (out_proj; pfQ = 0: none), touched while
+//   the scan runs, ≤ pfBudget bytes per thread from the start of the rows it will compute (see touchNextRows)
 
 import { causal_conv1d } from './conv';
 import { linear_f32 } from './linear';
+import { touchNextRows } from './linear_common';
 import { rms_norm } from './norm';
 import { selective_scan } from './scan';
 import { sliceHi, sliceLo, teamBarrier } from './team';
@@ -28,7 +31,8 @@ export function mamba1_step(
   xz: usize, convW: usize, convB: usize, convState: usize, xProj: usize, dtProj: usize, dtBias: usize, A: usize,
   Dskip: usize, ssmState: usize, y: usize, scratch: usize, counter: usize,
   hasNorms: i32, normDt: usize, normB: usize, normC: usize, eps: f32,
-  batch: i32, Dm: i32, K: i32, R: i32, N: i32, t: i32, T: i32,
+  batch: i32, Dm: i32, K: i32, R: i32, N: i32,
+  pfQ: usize, pfQRowB: usize, pfS: usize, pfSRowB: usize, pfRows: i32, pfBudget: usize, t: i32, T: i32,
 ): void {
   const P = R + 2 * N; // x_proj rows
   const u = scratch;
@@ -68,14 +72,25 @@ export function mamba1_step(
     const dtLow = delta + ((<usize>(batch * Dm + t * batch * R)) << 2);
     for (let b = 0; b < batch; b++) memory.copy(dtLow + ((<usize>b * R) << 2), dbc + ((<usize>b * P) << 2), <usize>R << 2);
     linear_f32(dtLow, dtProj, 0, delta, batch, R, Dm, d0, d1);
-    for (let b = 0; b < batch; b++) {
-      const row = dbc + ((<usize>b * P) << 2);
-      const db = delta + ((<usize>b * Dm) << 2);
-      selective_scan(
-        u + ((<usize>b * Dm) << 2), db, A, row + (<usize>R << 2), row + (<usize>(R + N) << 2), Dskip,
-        xz + <usize>b * rowXZ + (<usize>Dm << 2), dtBias, ssmState + ((<usize>b * Dm * N) << 2), y + ((<usize>b * Dm) << 2),
-        1, 1, Dm, N, 1, d0, d1,
-      );
+    // the scan in pieces of STEP_CHANNELS channels (any split gives the same bits), the next weights touched in
+    // between; in one piece when there is nothing to touch
+    const pieces = pfQ ? (d1 - d0 + STEP_CHANNELS - 1) / STEP_CHANNELS : 1;
+    const width = pfQ ? STEP_CHANNELS : d1 - d0;
+    for (let i = 0; i < pieces; i++) {
+      const e0 = d0 + i * width, e1 = min(d1, e0 + width);
+      touchNextRows(pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget, t, T, i, pieces);
+      for (let b = 0; b < batch; b++) {
+        const row = dbc + ((<usize>b * P) << 2);
+        const db = delta + ((<usize>b * Dm) << 2);
+        selective_scan(
+          u + ((<usize>b * Dm) << 2), db, A, row + (<usize>R << 2), row + (<usize>(R + N) << 2), Dskip,
+          xz + <usize>b * rowXZ + (<usize>Dm << 2), dtBias, ssmState + ((<usize>b * Dm * N) << 2), y + ((<usize>b * Dm) << 2),
+          1, 1, Dm, N, 1, e0, e1,
+        );
+      }
     }
   }
 }
+
+/** channels per piece of the scan phase (a multiple of 4), between which the next weights are touched */
+const STEP_CHANNELS: i32 = 16;

@@ -13,8 +13,11 @@
 //   convW [convDim, K], convB or 0, convState [batch, convDim, K];  A [nh];  Dskip [nh] or 0
 //   ssmState [batch, nh, hd, N];  normW [W];  y [batch, W]
 //   scratch: xBC [batch, convDim], ySsd [batch, W];  counter: i32, zeroed
+//   pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget: the next linear's weights (out_proj; pfQ = 0: none), touched while
+//   the recurrence runs, ≤ pfBudget bytes per thread from the start of the rows it will compute (see touchNextRows)
 
 import { causal_conv1d } from './conv';
+import { touchNextRows } from './linear_common';
 import { rms_norm_gated } from './norm';
 import { ssd_scan } from './scan';
 import { sliceHi, sliceLo, teamBarrier } from './team';
@@ -22,7 +25,8 @@ import { sliceHi, sliceLo, teamBarrier } from './team';
 export function mamba2_step(
   zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
   normW: usize, eps: f32, groupSize: i32, y: usize, scratch: usize, counter: usize,
-  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, t: i32, T: i32,
+  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32,
+  pfQ: usize, pfQRowB: usize, pfS: usize, pfSRowB: usize, pfRows: i32, pfBudget: usize, t: i32, T: i32,
 ): void {
   const W = nh * hd;
   const GN = G * N;
@@ -43,11 +47,16 @@ export function mamba2_step(
 
   // phase 2: the recurrence step for this thread's heads
   const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
-  if (h0 < h1) {
+  // one head at a time (any split gives the same bits), the next weights touched in between; all at once when
+  // there is nothing to touch
+  const step = pfQ ? 1 : max(h1 - h0, 1);
+  for (let h = h0; h < h1; h += step) {
+    const e = min(h1, h + step);
+    touchNextRows(pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget, t, T, h - h0, h1 - h0);
     for (let b = 0; b < batch; b++) {
       const xb = xbc + ((<usize>b * convDim) << 2);
       ssd_scan(xb, dt + ((<usize>b * nh) << 2), A, xb + (<usize>W << 2), xb + (<usize>(W + GN) << 2), Dskip,
-        ssmState + ((<usize>b * nh * hd * N) << 2), ys + ((<usize>b * W) << 2), 1, 1, nh, hd, G, N, h0, h1);
+        ssmState + ((<usize>b * nh * hd * N) << 2), ys + ((<usize>b * W) << 2), 1, 1, nh, hd, G, N, h, e);
     }
   }
   teamBarrier(counter, 2, T);

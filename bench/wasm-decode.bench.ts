@@ -1,0 +1,190 @@
+/**
+ * Decode on the wasm backend with its decode-time options on and off (issue 18), interleaved in one process so that
+ * a busy machine slows every variant alike: one model per (arch, dtype), random weights (`mamba-ts bench`'s presets),
+ * a short prompt, then --gen greedy steps, timed per variant, --reps rounds (the order of the variants alternates
+ * between rounds). Reports tok/s (min and median of the rounds), CPU time per token (all threads) and the ratio of
+ * each variant's median to the first's.
+ *
+ * Checks its result: every variant must pick the same tokens as the first, with logits equal to the bit (the options
+ * only change when weights are fetched, not what is computed); a mismatch ends the run with an error.
+ *
+ *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
+ *        [--prompt 16] [--variants base,prefetch]
+ *   node dist/bench/wasm-decode.bench.js --kernels
+ *
+ * --kernels: the fused decode step kernels of one 130m layer and their parts on one thread, hot in cache, timed
+ * alone (min and quartile of 1500 calls; a shared machine inflates the quartile, rarely the min): where the
+ * per-layer fixed cost of decode goes.
+ *
+ * Variants: base = the backend's defaults (no prefetch during the fused step, no split governor); or joined by '+':
+ * prefetch = out_proj's rows (all of each thread's) touched while the fused step's scan runs
+ * (WasmBackendOptions.stepPrefetch), prefetch:BYTES = at most BYTES per thread; adaptive = calls run on one thread
+ * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1).
+ */
+import { WasmBackend } from '../src/backend/wasm/index.js';
+import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { argmax } from '../src/generate/sampling.js';
+import { PRESETS, RandomTensorSource } from '../src/models/random.js';
+import { buildModel } from '../src/models/registry.js';
+import type { WeightDType } from '../src/tensor/dtype.js';
+import os from 'node:os';
+import { loadLine, machineInfo, machineLine, median } from './report.js';
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(
+    'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
+    '       [--reps 5] [--prompt 16] [--variants base,prefetch]\n\n' +
+    'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
+    'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
+    'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late).\n',
+  );
+  process.exit(0);
+}
+if (argv.includes('--kernels')) {
+  kernelsBench();
+  process.exit(0);
+}
+const arg = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
+};
+const int = (name: string, dflt: number, min: number): number => {
+  const v = Number(arg(name, String(dflt)));
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name}: expected an integer >= ${min}, got "${arg(name, '')}"`);
+  return v;
+};
+const archs = arg('archs', 'mamba,mamba2').split(',');
+const dtypes = arg('dtypes', 'f32,q8').split(',') as WeightDType[];
+const threads = int('threads', 2, 1);
+const gen = int('gen', 64, 1);
+const reps = int('reps', 5, 1);
+const prompt = int('prompt', 16, 1);
+const variants = arg('variants', 'base,prefetch').split(',');
+for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
+for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
+
+/** sets the backend's options for variant `v`: base, or '+'-joined prefetch, prefetch:BYTES, adaptive */
+function apply(be: WasmBackend, v: string): void {
+  be.stepPrefetch = 0;
+  be.runtime.governor.enabled = false;
+  if (v === 'base') return;
+  for (const part of v.split('+')) {
+    if (part === 'prefetch') be.stepPrefetch = 2 ** 31;
+    else if (part.startsWith('prefetch:') && Number.isFinite(Number(part.slice(9))) && Number(part.slice(9)) >= 0) be.stepPrefetch = Number(part.slice(9));
+    else if (part === 'adaptive') be.runtime.governor.enabled = true;
+    else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive)`);
+  }
+}
+
+const load0 = os.loadavg();
+const lines: string[] = [];
+for (const arch of archs) {
+  for (const dtype of dtypes) {
+    const be = new WasmBackend({ threads, weights: dtype });
+    const name = `${arch}-130m`;
+    const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: be });
+    const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+    const wall: Record<string, number[]> = {}, cpuMs: Record<string, number[]> = {};
+    let ref: { tokens: number[]; logits: Float32Array } | null = null;
+    for (let r = -1; r < reps; r++) { // r = -1: warm-up, not timed
+      const order = r % 2 === 0 ? variants : [...variants].reverse();
+      for (const v of order) {
+        apply(be, v);
+        const s = lm.createState(1);
+        let l = await lm.advance([ids], s);
+        const tokens: number[] = [];
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        for (let i = 0; i < gen; i++) {
+          const t = argmax(l.data);
+          tokens.push(t);
+          l = await lm.advance([[t]], s);
+        }
+        const ms = performance.now() - t0, cu = process.cpuUsage(c0);
+        // the check: same tokens, same logits (bits) as the first run of the first variant
+        if (!ref) ref = { tokens, logits: l.data.slice() };
+        else {
+          const bad = tokens.findIndex((t, i) => t !== ref!.tokens[i]);
+          if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);
+          for (let i = 0; i < l.data.length; i++) {
+            if (!Object.is(l.data[i], ref.logits[i])) throw new Error(`${name} ${dtype} variant ${v}: last logits[${i}] = ${l.data[i]}, the first variant's ${ref.logits[i]}`);
+          }
+        }
+        if (r < 0) continue;
+        (wall[v] ??= []).push(ms);
+        (cpuMs[v] ??= []).push((cu.user + cu.system) / 1000);
+      }
+    }
+    const base = median(wall[variants[0]]);
+    for (const v of variants) {
+      const w = wall[v];
+      const line = `| ${name} | ${dtype} | ${threads} | ${v} | ${(gen / (Math.max(...w) / 1000)).toFixed(1)} / ${(gen / (median(w) / 1000)).toFixed(1)} / ` +
+        `${(gen / (Math.min(...w) / 1000)).toFixed(1)} | ${(median(cpuMs[v]) / gen).toFixed(2)} | ${(base / median(w)).toFixed(3)}× |`;
+      lines.push(line);
+      process.stderr.write(line + '\n');
+    }
+  }
+}
+console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
+console.log(`prompt ${prompt}, ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits\n`);
+console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | speed ÷ first variant (medians) |');
+console.log('|---|---|---:|---|---:|---:|---:|');
+for (const l of lines) console.log(l);
+
+/** --kernels: one layer's fused decode step kernels (130m shapes) and their parts, one thread, hot */
+function kernelsBench(): void {
+  const rt = WasmRuntime.get(1);
+  const k = rt.kernels;
+  let seed = 1;
+  const alloc = (n: number, f: (i: number) => number = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 0.2 - 0.1): number => {
+    const o = rt.heap.alloc(n * 4);
+    const a = rt.f32(o, n);
+    for (let i = 0; i < n; i++) a[i] = f(i);
+    return o;
+  };
+  const rows: string[] = [];
+  const time = (name: string, f: () => void): void => {
+    const t: number[] = [];
+    for (let r = 0; r < 1500; r++) {
+      const t0 = performance.now();
+      f();
+      t.push(performance.now() - t0);
+    }
+    t.sort((a, b) => a - b);
+    rows.push(`| ${name} | ${(t[0] * 1000).toFixed(1)} | ${(t[375] * 1000).toFixed(1)} |`);
+  };
+  {
+    const Dm = 1536, K = 4, R = 48, N = 16, P = R + 2 * N;
+    const xz = alloc(2 * Dm), convW = alloc(Dm * K), convB = alloc(Dm), convState = alloc(Dm * K), xProj = alloc(P * Dm), dtProj = alloc(Dm * R);
+    const dtBias = alloc(Dm, () => -3), A = alloc(Dm * N, (i) => -((i % N) + 1)), D = alloc(Dm), ssm = alloc(Dm * N), y = alloc(Dm);
+    const scratch = alloc(2 * Dm + P + R), counter = alloc(16, () => 0);
+    const ctr = new Int32Array(rt.memory.buffer, counter, 1);
+    const u = alloc(Dm), dbc = alloc(P), delta = alloc(Dm, () => 0.5), z = alloc(Dm);
+    time('mamba-130m: mamba1_step (conv, x_proj, dt_proj, scan, gate)', () => {
+      ctr[0] = 0;
+      k.mamba1_step(xz, convW, convB, convState, xProj, dtProj, dtBias, A, D, ssm, y, scratch, counter, 0, 0, 0, 0, 0, 1, Dm, K, R, N, 0, 0, 0, 0, 0, 0, 0, 1);
+    });
+    time('  causal_conv1d step, 1536 channels, K = 4', () => k.causal_conv1d(xz, convW, convB, convState, u, 1, 1, Dm, K, 1, 0, Dm));
+    time('  x_proj 80 × 1536 (f32)', () => k.linear_f32(u, xProj, 0, dbc, 1, Dm, P, 0, P));
+    time('  dt_proj 1536 × 48 (f32)', () => k.linear_f32(dbc, dtProj, 0, delta, 1, R, Dm, 0, Dm));
+    time('  selective_scan step, 1536 × 16 states', () => k.selective_scan(u, delta, A, dbc, dbc, D, z, dtBias, ssm, y, 1, 1, Dm, N, 1, 0, Dm));
+  }
+  {
+    const nh = 24, hd = 64, G = 1, N = 128, K = 4, W = nh * hd, convDim = W + 2 * G * N;
+    const zx = alloc(W + convDim + nh), convW = alloc(convDim * K), convB = alloc(convDim), cs = alloc(convDim * K), xbc = alloc(convDim);
+    const dt = alloc(nh, () => 0.1), A = alloc(nh, () => -1), D = alloc(nh), st = alloc(nh * hd * N), ys = alloc(W), nw = alloc(W), y = alloc(W);
+    const scratch = alloc(convDim + W), counter = alloc(16, () => 0);
+    const ctr = new Int32Array(rt.memory.buffer, counter, 1);
+    time('mamba2-130m: mamba2_step (conv, SSD step, gated norm)', () => {
+      ctr[0] = 0;
+      k.mamba2_step(zx, dt, convW, convB, cs, A, D, st, nw, 1e-5, W, y, scratch, counter, 1, nh, hd, G, N, K, 0, 0, 0, 0, 0, 0, 0, 1);
+    });
+    time('  causal_conv1d step, 1792 channels, K = 4', () => k.causal_conv1d(zx + W * 4, convW, convB, cs, xbc, 1, 1, convDim, K, 1, 0, convDim));
+    time('  ssd_scan step, 24 heads × 64 × 128 states', () => k.ssd_scan(xbc, dt, A, xbc + W * 4, xbc + (W + N) * 4, D, st, ys, 1, 1, nh, hd, G, N, 0, nh));
+    time('  rms_norm_gated, 1536', () => k.rms_norm_gated(ys, zx, nw, y, W, W, 1e-5, 0, 1));
+  }
+  console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(os.loadavg())}\n`);
+  console.log('| kernel (one layer of decode, 1 thread, hot) | min µs | quartile µs |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) console.log(r);
+}
