@@ -200,10 +200,12 @@ describe('webgpu: the algorithm asked for runs, the quadratic SSD is refused', (
     if (typeof tiled === 'string') return t.skip(tiled);
     const want = cpu.ssd(ssdArgs(cpu, 'recurrent', state(cpu))).dataSync();
     const rec = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'recurrent', state(tiled))));
+    const dflt = tiled.ssdKernels;
+    tiled.ssdKernels = 'fused';
     const chk = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'chunked', state(tiled))));
     tiled.ssdKernels = 'old';
     const old = await dispatches(tiled, () => tiled.ssd(ssdArgs(tiled, 'chunked', state(tiled))));
-    tiled.ssdKernels = 'fused';
+    tiled.ssdKernels = dflt;
     assert.equal(rec.n, 1);
     assert.equal(chk.n, 4);
     assert.equal(old.n, 5);
@@ -215,7 +217,10 @@ describe('webgpu: the algorithm asked for runs, the quadratic SSD is refused', (
     if (typeof simple === 'string') return t.skip(simple);
     assert.deepEqual(simple.prefill.ssd, ['recurrent', 'chunked']);
     const want = cpu.ssd(ssdArgs(cpu, 'chunked', state(cpu))).dataSync();
+    const dflt = simple.ssdKernels;
+    simple.ssdKernels = 'fused';
     const chk = await dispatches(simple, () => simple.ssd(ssdArgs(simple, 'chunked', state(simple))));
+    simple.ssdKernels = dflt;
     assert.equal(chk.n, 4, 'the fused SSD: C·B, chunk states, state passing, output');
     assert.ok(maxAbsDiff(chk.y, want) <= 5e-4, `${maxAbsDiff(chk.y, want)}`);
   });

@@ -102,7 +102,7 @@ export class WebGpuBackend implements Backend {
     if (k !== this.ssdK) this.epoch++;
     this.ssdK = k;
   }
-  private ssdK: WebGpuSsd = 'fused';
+  private ssdK: WebGpuSsd = 'old';
   /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
   get scanKernel(): WebGpuScan {
     return this.kernels === 'tiled' ? this.scan : 'partials';
@@ -181,7 +181,7 @@ export class WebGpuBackend implements Backend {
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
-    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v2');
+    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v1');
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
@@ -204,7 +204,7 @@ export class WebGpuBackend implements Backend {
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
       throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
     }
-    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'fused') as WebGpuSsd);
+    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'old') as WebGpuSsd);
     if (!(WEBGPU_SSDS as readonly string[]).includes(ssd)) {
       throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(ssd)}${opts.ssd ? '' : ' (from MAMBA_TS_WEBGPU_SSD)'}`);
     }

@@ -54,10 +54,11 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   scan?: WebGpuScan;
   /**
-   * The Mamba-2 SSD with 'tiled' kernels: 'fused' (default: no Δ pass, each chunk kernel computes its chunk's Δ and
+   * The Mamba-2 SSD with 'tiled' kernels: 'fused' (no Δ pass, each chunk kernel computes its chunk's Δ and
    * Δ·A sums in workgroup memory; x, dt, B, C read in place in the conv's and in_proj's outputs, in prefill and in
-   * the batched decode step) or 'old' (the five kernels of before, inputs copied apart first). Also settable on
-   * the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
+   * the batched decode step) or 'old' (default: the five kernels of before, inputs copied apart first). 'fused' is
+   * exact on SwiftShader but has not run on a GPU yet (issue 11, session 24: no device came): it becomes the default
+   * once a device call has timed and checked it. Also settable on the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
    */
   ssd?: WebGpuSsd;
   /**
@@ -69,9 +70,11 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   fewRows?: boolean;
   /**
-   * Batch-1 decode kernels (up to 8 rows): 'v2' (default) runs the subgroup matvec (kernels/matvec_sg.ts: rows
-   * per subgroup, 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one
-   * fixed subgroup size; 'v1' the kernels before (MATVEC_V, the workgroup-tree step kernels), to compare.
+   * Batch-1 decode kernels (up to 8 rows): 'v2' runs the subgroup matvec (kernels/matvec_sg.ts: rows per subgroup,
+   * 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one fixed subgroup
+   * size; 'v1' (default) the kernels measured on the H100 (MATVEC_V, the workgroup-tree step kernels). 'v2' is exact
+   * on SwiftShader (subgroups of 4) but has not run on a GPU yet (issue 11, session 24: no device came): it becomes
+   * the default once `bench/decode-kernels.bench.ts` has timed and checked it on one.
    * 'v2-r{rows per subgroup}w{workgroup size}{u|l}[n]' (e.g. 'v2-r2w128u') sets the matvec's tunables (n: the input not staged in workgroup memory; u: loads
    * unrolled with the row length compiled in; l: a loop). Also settable on the backend (`decodeKernels`) or by
    * MAMBA_TS_WEBGPU_DECODE.
