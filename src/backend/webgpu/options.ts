@@ -72,9 +72,9 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   /**
    * Batch-1 decode kernels (up to 8 rows): 'v2' runs the subgroup matvec (kernels/matvec_sg.ts: rows per subgroup,
    * 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one fixed subgroup
-   * size; 'v1' (default) the kernels measured on the H100 (MATVEC_V, the workgroup-tree step kernels). 'v2' is exact
-   * on SwiftShader (subgroups of 4) but has not run on a GPU yet (issue 11, session 24: no device came): it becomes
-   * the default once `bench/decode-kernels.bench.ts` has timed and checked it on one.
+   * size; 'v1' (default) the kernels before (MATVEC_V, the workgroup-tree step kernels). On an H100 'v2' is exact
+   * (logits within 1.7e-6 of v1, same tokens) but was not faster (bf16: mamba-130m 408 vs 658 tok/s, mamba2-130m
+   * 280 vs 292; BENCHMARKS.md, session 24), so it is opt-in.
    * 'v2-r{rows per subgroup}w{workgroup size}{u|l}[n]' (e.g. 'v2-r2w128u') sets the matvec's tunables (n: the input not staged in workgroup memory; u: loads
    * unrolled with the row length compiled in; l: a loop). Also settable on the backend (`decodeKernels`) or by
    * MAMBA_TS_WEBGPU_DECODE.
