@@ -102,7 +102,7 @@ export class WebGpuBackend implements Backend {
     if (k !== this.ssdK) this.epoch++;
     this.ssdK = k;
   }
-  private ssdK: WebGpuSsd = 'old';
+  private ssdK: WebGpuSsd = 'fused';
   /** the Mamba-1 prefill scan that runs (N ≤ 64 states; 'simple' kernels always run 'partials') */
   get scanKernel(): WebGpuScan {
     return this.kernels === 'tiled' ? this.scan : 'partials';
@@ -188,7 +188,7 @@ export class WebGpuBackend implements Backend {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
     }
     try {
-      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'old') as WebGpuGemmSmall);
+      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'blocked') as WebGpuGemmSmall);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
     }
@@ -204,7 +204,7 @@ export class WebGpuBackend implements Backend {
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
       throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
     }
-    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'old') as WebGpuSsd);
+    const ssd = opts.ssd ?? ((env?.MAMBA_TS_WEBGPU_SSD || 'fused') as WebGpuSsd);
     if (!(WEBGPU_SSDS as readonly string[]).includes(ssd)) {
       throw new Error(`webgpu: ssd must be one of ${WEBGPU_SSDS.join(', ')}, got ${JSON.stringify(ssd)}${opts.ssd ? '' : ' (from MAMBA_TS_WEBGPU_SSD)'}`);
     }
