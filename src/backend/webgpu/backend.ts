@@ -188,7 +188,7 @@ export class WebGpuBackend implements Backend {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
     }
     try {
-      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'blocked') as WebGpuGemmSmall);
+      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'old') as WebGpuGemmSmall);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
     }

@@ -44,8 +44,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   /**
    * The products of 9–128 rows with 'tiled' kernels (batched decode on the former path): 'old' (whatever `gemm`
    * picks, as before) or 'blocked' (the skinny-M configurations of kernels/gemm_blocked.ts: BM = the rows rounded
-   * up to 16/32/64, split-K until the GPU is busy; the default: on an H100 a batch-64 step's matmuls 1.6 ms instead of
-   * 9.1, batch 64 at 15.0–15.3k tok/s against 6.3–7.5k before; BENCHMARKS.md, session 24). Or MAMBA_TS_WEBGPU_GEMM_SMALL.
+   * up to 16/32/64, split-K until the GPU is busy: on an H100 a batch-64 step's matmuls 1.6 ms instead of 9.1, batch 64
+   * at 15.0–15.3k tok/s against 6.3–7.5k before; BENCHMARKS.md, session 24). Default still 'old': as the default it
+   * also took 2–64-row products from the few-rows kernel (`fewRows`), which tests pin; to be untangled. Or
+   * MAMBA_TS_WEBGPU_GEMM_SMALL.
    */
   gemmSmall?: WebGpuGemmSmall;
   /**
