@@ -50,6 +50,21 @@ function writeCache(cacheDir: string, repo: string, commit: string, files: Recor
   }
 }
 
+/** a browser Cache API stand-in over a Map (what hubFolder keeps between visits) */
+function memoryCache(): { store: Map<string, Uint8Array>; cache: CacheLike } {
+  const store = new Map<string, Uint8Array>();
+  const cache: CacheLike = {
+    async match(url) {
+      const b = store.get(url);
+      return b ? (new Response(b) as unknown as Awaited<ReturnType<CacheLike['match']>>) : undefined;
+    },
+    async put(url, res) {
+      store.set(url, new Uint8Array(await (res as Response).arrayBuffer()));
+    },
+  };
+  return { store, cache };
+}
+
 async function logits(spec: string, opts: Parameters<typeof loadModel>[1] = {}): Promise<Float32Array> {
   const m = await loadModel(spec, { tokenizer: false, ...opts });
   return Float32Array.from((await m.forward(IDS)).logits.data);
@@ -324,16 +339,7 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
   });
 
   test('browser: hubFolder fetches into a cache and loads from it with the hub gone', async () => {
-    const store = new Map<string, Uint8Array>();
-    const cache: CacheLike = {
-      async match(url) {
-        const b = store.get(url);
-        return b ? (new Response(b) as unknown as Awaited<ReturnType<CacheLike['match']>>) : undefined;
-      },
-      async put(url, res) {
-        store.set(url, new Uint8Array(await (res as Response).arrayBuffer()));
-      },
-    };
+    const { store, cache } = memoryCache();
     const seen: string[] = [];
     const own = await startFakeHub({ 'org/tiny': { files: tiny, refs: { main: SHA_MAIN } } });
     const m1 = await loadModelFrom(await hubFolder('org/tiny', { endpoint: own.url, cache, onProgress: (p) => seen.push(p.file) }));
@@ -348,16 +354,7 @@ describe('hub downloads (a local server speaking the hub file API)', () => {
   });
 
   test('browser: loadGgufFrom(org/name/file.gguf) fetches the one file into the cache and loads it offline after', async () => {
-    const store = new Map<string, Uint8Array>();
-    const cache: CacheLike = {
-      async match(url) {
-        const b = store.get(url);
-        return b ? (new Response(b) as unknown as Awaited<ReturnType<CacheLike['match']>>) : undefined;
-      },
-      async put(url, res) {
-        store.set(url, new Uint8Array(await (res as Response).arrayBuffer()));
-      },
-    };
+    const { cache } = memoryCache();
     const parts = encodeModelGguf(readExportInput(hfFixture('mamba-tiny')), 'f32');
     const bytes = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
     parts.reduce((o, p) => (bytes.set(p, o), o + p.byteLength), 0);
