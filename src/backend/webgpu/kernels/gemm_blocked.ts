@@ -273,3 +273,54 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   $y[o_y + r * N + n0 + c] = s;
 }`,
 };
+
+/**
+ * The split-K reduce of a decode batch's product with the ops that follow it fused in (a workgroup per row, the
+ * rows whole: one block of columns): y = Σ_s part[s] (+ bias), in SPLITK_REDUCE's order; flag 2: y2 = y + res (the
+ * residual add); flag 4: h = nw · v · rsqrt(mean(v²) + eps) with v = y2 (or y), the RMSNorm of the next layer.
+ * Deterministic (no atomics). Variant: S, the number of partials (compiled in, so the loads unroll).
+ * params: M, N, flags (1 bias, 2 residual, 4 norm), eps
+ */
+export const SPLITK_ROWS: KernelSpec = {
+  name: 'splitk_rows',
+  roles: ['p', 'bias', 'res', 'nw', 'y', 'y2', 'h'],
+  writes: ['y', 'y2', 'h'],
+  wgsl: (v) => {
+    const S = Number(v);
+    if (!Number.isInteger(S) || S < 1) throw new Error(`splitk_rows: bad variant ${JSON.stringify(v)} (want the number of partials)`);
+    return /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let M = pu(PK); let N = pu(PK + 1u); let flags = pu(PK + 2u); let eps = pf(PK + 3u);
+  let row = lin(wg, nw);
+  if (row >= M) { return; }
+  let hasB = (flags & 1u) != 0u; let hasR = (flags & 2u) != 0u; let hasN = (flags & 4u) != 0u;
+  var ss = 0.0;
+  for (var c = li; c < N; c += 256u) {
+    let i = row * N + c;
+    var s = 0.0;
+    if (hasB) { s = $bias[o_bias + c]; }
+    for (var z = 0u; z < ${S}u; z++) { s += $p[o_p + z * M * N + i]; }
+    $y[o_y + i] = s;
+    if (hasR) { s = $res[o_res + i] + s; $y2[o_y2 + i] = s; }
+    ss += s * s;
+  }
+  if (!hasN) { return; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { red[li] += red[li + k]; }
+    workgroupBarrier();
+  }
+  let r = 1.0 / sqrt(red[0] / f32(N) + eps);
+  for (var c = li; c < N; c += 256u) {
+    let i = row * N + c;
+    var s = $y[o_y + i];
+    if (hasR) { s = $y2[o_y2 + i]; }
+    $h[o_h + i] = $nw[o_nw + c] * (s * r);
+  }
+}`;
+  },
+};
