@@ -1,18 +1,16 @@
 /**
  * Decode batches on the blocked GEMM (gemmSmall 'blocked'): which kernel runs an M-row product (`productKernel`,
- * one rule for gemmSmall × fewRows), and the fused split-K epilogue (`batchEpilogue: 'fused'`, SPLITK_ROWS: the
+ * one rule for gemmSmall × fewRows), and the fused split-K epilogue (`batchDecode: 'fused'`, SPLITK_ROWS: the
  * reduce, the residual add and the next RMSNorm in one dispatch) against the CPU reference at M ∈ {1, 2, 8, 9, 33, 64},
- * f32 and bf16 weights, 'tiled' kernels (what GPUs run); then batched greedy decoding of tiny models through it
- * (rows of different prompt lengths) against each row decoded alone.
+ * f32 and bf16 weights, 'tiled' kernels (what GPUs run). Batched greedy decoding of tiny models through it (rows of
+ * different prompt lengths against each row alone) is in webgpu-gemm-blocked.test.ts.
  */
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/index.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
-import { loadModel } from '../../src/index.js';
-import { hfFixture, maxAbsDiff, randomArray } from '../helpers.js';
+import { maxAbsDiff, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
-import { batchedEqualsAlone } from './batched-decode.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
 for (const weights of ['f32', 'bf16'] as const) gpus[weights] = await webgpuOrReason({ kernels: 'tiled', weights });
@@ -21,8 +19,8 @@ after(() => {
 });
 
 /** run `fn` with these backend settings, restored after */
-async function withSettings<T>(g: WebGpuBackend, set: Partial<Pick<WebGpuBackend, 'gemmSmall' | 'fewRows' | 'batchEpilogue' | 'gemmSmallMin' | 'blockedSplits'>>, fn: () => Promise<T>): Promise<T> {
-  const saved = { gemmSmall: g.gemmSmall, fewRows: g.fewRows, batchEpilogue: g.batchEpilogue, gemmSmallMin: g.gemmSmallMin, blockedSplits: g.blockedSplits };
+async function withSettings<T>(g: WebGpuBackend, set: Partial<Pick<WebGpuBackend, 'gemmSmall' | 'fewRows' | 'batchDecode' | 'gemmSmallMin' | 'blockedSplits'>>, fn: () => Promise<T>): Promise<T> {
+  const saved = { gemmSmall: g.gemmSmall, fewRows: g.fewRows, batchDecode: g.batchDecode, gemmSmallMin: g.gemmSmallMin, blockedSplits: g.blockedSplits };
   Object.assign(g, set);
   try {
     return await fn();
@@ -37,7 +35,7 @@ describe('webgpu decode-batch products: which kernel runs M rows', () => {
     if (typeof g === 'string') return t.skip(g);
     assert.equal(g.gemmSmall, 'blocked');
     assert.equal(g.fewRows, false);
-    assert.equal(g.batchEpilogue, 'fused');
+    assert.equal(g.batchDecode, 'fused');
     const kinds = (rows: number[]) => rows.map((M) => g.productKernel(M));
     assert.deepEqual(kinds([1, 2, 8, 9, 33, 64, 128, 129, 2048]), ['decode', 'decode', 'decode', 'blocked', 'blocked', 'blocked', 'blocked', 'gemm', 'gemm']);
     assert.equal(g.productKernelName(1, 768, 1536), 'matvec');
@@ -87,7 +85,7 @@ describe('webgpu fused split-K epilogue (SPLITK_ROWS): reduce + residual add + R
         const got: Record<string, { y: Float32Array; sum: Float32Array; h: Float32Array; names: string[] }> = {};
         for (const epi of ['fused', 'old'] as const) {
           // from 1 row on the blocked GEMM, split in 4 (so small K still has partials to reduce)
-          got[epi] = await withSettings(g, { gemmSmallMin: 1, blockedSplits: 4, batchEpilogue: epi }, async () => {
+          got[epi] = await withSettings(g, { gemmSmallMin: 1, blockedSplits: 4, batchDecode: epi }, async () => {
             const { result, names } = await kernelsOf(g, async () => {
               const y = g.linear(g.fromHost(x.slice(), [M, K]), W, B);
               const sum = g.add(g.fromHost(res.slice(), [M, N]), y);
@@ -145,18 +143,85 @@ describe('webgpu fused split-K epilogue (SPLITK_ROWS): reduce + residual add + R
     });
   });
 });
+describe("webgpu batched decode steps with the state in registers (batchDecode 'fused') = the kernels of before = the CPU", () => {
+  const variantsOf = async <T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; runs: string[] }> => {
+    const runs: string[] = [];
+    const record = g.rt.record.bind(g.rt);
+    g.rt.record = (d) => {
+      runs.push(`${d.spec.name}:${d.variant}`);
+      record(d);
+    };
+    try {
+      return { result: await fn(), runs };
+    } finally {
+      g.rt.record = record;
+    }
+  };
 
-describe('webgpu batched greedy decode through the blocked GEMM and the fused epilogue (recorded steps)', () => {
-  for (const [name, which] of [['mamba-tiny', 'f32'], ['mamba2-tiny', 'bf16']] as const) {
-    it(`${name} (tiled ${which}): 9 rows of different prompt lengths decoded together = each row alone (tokens, logits ≤ 1e-4)`, async (t: TestContext) => {
-      const g = gpus[which];
-      if (typeof g === 'string') return t.skip(g);
-      const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
-      // split in 2 (the tiny widths would not be split): the out_proj sums go through SPLITK_ROWS
-      await withSettings(g, { blockedSplits: 2 }, async () => {
-        const { names } = await kernelsOf(g, () => batchedEqualsAlone(lm, name, 9, [0, 8]));
-        assert.ok(names.includes('splitk_rows') && names.includes('matmul_blocked'), `ran ${[...new Set(names)].join(', ')}`);
+  it('Mamba-1 scan step (scan_step r{N}): B ∈ {1, 9, 64}, L = 1 and 3, N = 16 and 5; states and outputs bit-equal to before', async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    let seed = 300;
+    for (const [Bn, L, Dm, N] of [[1, 1, 40, 16], [9, 1, 40, 16], [64, 1, 24, 16], [9, 3, 20, 5]]) {
+      const u = randomArray(Bn * L * Dm, seed++), dl = randomArray(Bn * L * Dm, seed++), A = randomArray(Dm * N, seed++).map((v) => -Math.exp(v));
+      const Bm = randomArray(Bn * L * N, seed++), Cm = randomArray(Bn * L * N, seed++), D = randomArray(Dm, seed++), z = randomArray(Bn * L * Dm, seed++), bias = randomArray(Dm, seed++), h0 = randomArray(Bn * Dm * N, seed++);
+      const args = <T>(be: { fromHost(d: Float32Array, s: number[]): T }, state: T) => ({
+        u: be.fromHost(u.slice(), [Bn, L, Dm]), delta: be.fromHost(dl.slice(), [Bn, L, Dm]), A: be.fromHost(A.slice(), [Dm, N]),
+        B: be.fromHost(Bm.slice(), [Bn, L, N]), C: be.fromHost(Cm.slice(), [Bn, L, N]), D: be.fromHost(D.slice(), [Dm]), z: be.fromHost(z.slice(), [Bn, L, Dm]),
+        deltaBias: be.fromHost(bias.slice(), [Dm]), deltaSoftplus: true, state, algorithm: 'sequential' as const,
       });
-    });
-  }
+      const sc = cpu.fromHost(h0.slice(), [Bn, Dm, N]);
+      const yc = cpu.selectiveScan(args(cpu, sc) as never).dataSync();
+      const out: Record<string, { y: Float32Array; h: Float32Array; runs: string[] }> = {};
+      for (const mode of ['fused', 'old'] as const) {
+        out[mode] = await withSettings(g, { batchDecode: mode }, async () => {
+          const sg = g.fromHost(h0.slice(), [Bn, Dm, N]);
+          const { result, runs } = await variantsOf(g, async () => ({ y: await g.selectiveScan(args(g, sg) as never).data(), h: await sg.data() }));
+          return { ...result, runs };
+        });
+      }
+      assert.ok(out.fused.runs.includes(`scan_step:r${N}`), out.fused.runs.join(', '));
+      assert.ok(out.old.runs.includes('scan_step:'), out.old.runs.join(', '));
+      const what = `B=${Bn} L=${L} N=${N}`;
+      assert.ok(maxAbsDiff(out.fused.y, yc) <= 1e-4, `${what}: y vs the CPU ${maxAbsDiff(out.fused.y, yc)}`);
+      assert.ok(maxAbsDiff(out.fused.h, sc.dataSync()) <= 1e-4, `${what}: state vs the CPU`);
+      assert.equal(maxAbsDiff(out.fused.y, out.old.y), 0, `${what}: y vs before`);
+      assert.equal(maxAbsDiff(out.fused.h, out.old.h), 0, `${what}: state vs before`);
+    }
+  });
+
+  it('Mamba-2 SSD step (ssd_step_sg r{N}s{subgroup}): B ∈ {1, 9, 64}, L = 1 and 2, N = 16 and 20; bit-equal to before', async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    if (!g.rt.subgroupFixed || !g.rt.subgroupMax || g.rt.subgroupMax > 64) return t.skip('no fixed subgroup size on this adapter');
+    let seed = 500;
+    for (const [Bn, L, nh, hd, G, N] of [[1, 1, 4, 8, 1, 16], [9, 1, 4, 8, 2, 16], [64, 1, 2, 4, 1, 16], [9, 2, 4, 4, 2, 20]]) {
+      const x = randomArray(Bn * L * nh * hd, seed++), dt = randomArray(Bn * L * nh, seed++), A = randomArray(nh, seed++).map((v) => -Math.exp(v));
+      const Bm = randomArray(Bn * L * G * N, seed++), Cm = randomArray(Bn * L * G * N, seed++), D = randomArray(nh, seed++), dtb = randomArray(nh, seed++), h0 = randomArray(Bn * nh * hd * N, seed++);
+      const args = <T>(be: { fromHost(d: Float32Array, s: number[]): T }, state: T) => ({
+        x: be.fromHost(x.slice(), [Bn, L, nh, hd]), dt: be.fromHost(dt.slice(), [Bn, L, nh]), A: be.fromHost(A.slice(), [nh]),
+        B: be.fromHost(Bm.slice(), [Bn, L, G, N]), C: be.fromHost(Cm.slice(), [Bn, L, G, N]), D: be.fromHost(D.slice(), [nh]), dtBias: be.fromHost(dtb.slice(), [nh]),
+        dtLimit: [0, Infinity] as [number, number], state, algorithm: 'recurrent' as const, chunkSize: 64,
+      });
+      const sc = cpu.fromHost(h0.slice(), [Bn, nh, hd, N]);
+      const yc = cpu.ssd(args(cpu, sc) as never).dataSync();
+      const out: Record<string, { y: Float32Array; h: Float32Array; runs: string[] }> = {};
+      for (const mode of ['fused', 'old'] as const) {
+        out[mode] = await withSettings(g, { batchDecode: mode }, async () => {
+          const sg = g.fromHost(h0.slice(), [Bn, nh, hd, N]);
+          const { result, runs } = await variantsOf(g, async () => ({ y: await g.ssd(args(g, sg) as never).data(), h: await sg.data() }));
+          return { ...result, runs };
+        });
+      }
+      assert.ok(out.fused.runs.includes(`ssd_step_sg:r${N}s${g.rt.subgroupFixed}`), out.fused.runs.join(', '));
+      assert.ok(out.old.runs.includes('ssd_step_sg:'), out.old.runs.join(', '));
+      const what = `B=${Bn} L=${L} G=${G} N=${N}`;
+      assert.ok(maxAbsDiff(out.fused.y, yc) <= 1e-4, `${what}: y vs the CPU ${maxAbsDiff(out.fused.y, yc)}`);
+      assert.ok(maxAbsDiff(out.fused.h, sc.dataSync()) <= 1e-4, `${what}: state vs the CPU`);
+      assert.equal(maxAbsDiff(out.fused.y, out.old.y), 0, `${what}: y vs before`);
+      assert.equal(maxAbsDiff(out.fused.h, out.old.h), 0, `${what}: state vs before`);
+    }
+  });
 });
+
+// batched greedy decoding of the tiny models through the blocked GEMM and this epilogue: webgpu-gemm-blocked.test.ts

@@ -34,7 +34,7 @@ import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_BATCH_EPILOGUES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchEpilogue, type WebGpuScan, type WebGpuSsd } from './options.js';
+import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
 export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
 
@@ -74,16 +74,16 @@ export class WebGpuBackend implements Backend {
     this.small = g;
   }
   private small: WebGpuGemmSmall = 'blocked';
-  /** the split-K reduce of decode batches (see WebGpuBackendOptions.batchEpilogue); setting it makes recorded steps stale */
-  get batchEpilogue(): WebGpuBatchEpilogue {
-    return this.batchEpi;
+  /** the kernels of batched decode steps (see WebGpuBackendOptions.batchDecode); setting it makes recorded steps stale */
+  get batchDecode(): WebGpuBatchDecode {
+    return this.batchDec;
   }
-  set batchEpilogue(e: WebGpuBatchEpilogue) {
-    if (!(WEBGPU_BATCH_EPILOGUES as readonly string[]).includes(e)) throw new Error(`webgpu: batchEpilogue must be one of ${WEBGPU_BATCH_EPILOGUES.join(', ')}, got ${JSON.stringify(e)}`);
-    if (e !== this.batchEpi) this.epoch++;
-    this.batchEpi = e;
+  set batchDecode(e: WebGpuBatchDecode) {
+    if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(e)) throw new Error(`webgpu: batchDecode must be one of ${WEBGPU_BATCH_DECODES.join(', ')}, got ${JSON.stringify(e)}`);
+    if (e !== this.batchDec) this.epoch++;
+    this.batchDec = e;
   }
-  private batchEpi: WebGpuBatchEpilogue = 'fused';
+  private batchDec: WebGpuBatchDecode = 'fused';
   /**
    * the 'blocked' GEMM's configuration and split forced for every shape (a BLOCKED_CONFIGS name or a variant base,
    * and a split count): the bench's sweep, or MAMBA_TS_WEBGPU_BLOCKED_CONFIG=name[@splits]; undefined: chosen per
@@ -203,9 +203,9 @@ export class WebGpuBackend implements Backend {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
     }
     try {
-      this.batchEpilogue = opts.batchEpilogue ?? ((env?.MAMBA_TS_WEBGPU_BATCH_EPILOGUE || 'fused') as WebGpuBatchEpilogue);
+      this.batchDecode = opts.batchDecode ?? ((env?.MAMBA_TS_WEBGPU_BATCH_DECODE || 'fused') as WebGpuBatchDecode);
     } catch (e) {
-      throw new Error(`${(e as Error).message}${opts.batchEpilogue ? '' : ' (from MAMBA_TS_WEBGPU_BATCH_EPILOGUE)'}`);
+      throw new Error(`${(e as Error).message}${opts.batchDecode ? '' : ' (from MAMBA_TS_WEBGPU_BATCH_DECODE)'}`);
     }
     // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
     const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
@@ -608,7 +608,7 @@ export class WebGpuBackend implements Backend {
         // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
         const part = this.scratch(k.splits * M * nb, 'split-K partials');
         this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc], [gx, gy, k.splits], k.variant);
-        if (this.fuse && this.batchEpilogue === 'fused' && blocks.length === 1) {
+        if (this.fuse && this.batchDecode === 'fused' && blocks.length === 1) {
           // the sum held back: the residual add and the next RMSNorm may join it (add, rmsNorm)
           this.fx.pendReduce({ part, bias: bias ? bs : null, y: this.st(y), M, N, S: k.splits, res: null, y2: null, norm: null });
           continue;
@@ -899,7 +899,9 @@ export class WebGpuBackend implements Backend {
       const [Br, Cr] = inPlace ? [this.rows(a.B), this.rows(a.C)] : [{ s: this.st(a.B), stride: N }, { s: this.st(a.C), stride: N }];
       const zr = !a.z ? { s: this.rt.dummy, stride: Dm } : inPlace ? this.rows(a.z) : { s: this.st(a.z), stride: Dm };
       const roles = [u, delta, A, Br.s, Cr.s, D, zr.s, bias, state, this.st(y)];
-      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm));
+      // batchDecode 'fused': the state row in registers (its loads issued together)
+      const v = this.batchDec === 'fused' && N <= 64 ? `r${N}` : '';
+      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm), v);
       if (!a.state) this.done(state);
       return y;
     }
@@ -1002,7 +1004,10 @@ export class WebGpuBackend implements Backend {
       }
       const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)];
       const params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi), xr.stride, dr.stride, Br.stride, Cr.stride];
-      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
+      // batchDecode 'fused' on a fixed subgroup size: each lane's states in registers (their loads issued together)
+      const sg = this.rt.subgroupFixed;
+      const v = this.batchDec === 'fused' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}` : '';
+      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd), v);
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
       if (!a.state) this.done(state);
       return y;

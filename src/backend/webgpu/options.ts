@@ -51,12 +51,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   gemmSmall?: WebGpuGemmSmall;
   /**
-   * The split-K reduce of a decode batch's blocked product (rows whole; with decode fusion on): 'fused' (default) holds
-   * it back so that the residual add after it and the next layer's RMSNorm run in the same dispatch (SPLITK_ROWS:
-   * 2 dispatches per layer fewer, the out_proj output, the residual sum and the normed rows written at once); 'old'
-   * (a reduce, an add and a norm dispatch, as before; for comparisons). Or MAMBA_TS_WEBGPU_BATCH_EPILOGUE.
+   * Kernels of batched decode steps: 'fused' (default) — (1) the split-K reduce of a decode batch's blocked product
+   * (rows whole; with decode fusion on) is held back so that the residual add after it and the next layer's RMSNorm
+   * run in the same dispatch (SPLITK_ROWS: 2 dispatches per layer fewer, the out_proj output, the residual sum and
+   * the normed rows written at once); (2) the per-sequence recurrence steps (Mamba-1 `scan_step`, Mamba-2
+   * `ssd_step_sg`) hold a state row in registers, its loads issued together instead of one load-update-store at a
+   * time (same arithmetic, same results). 'old': as before (a reduce, an add and a norm dispatch; the step kernels
+   * of before), for comparisons. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
    */
-  batchEpilogue?: WebGpuBatchEpilogue;
+  batchDecode?: WebGpuBatchDecode;
   /**
    * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
    * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
@@ -107,9 +110,9 @@ export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
 export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
 export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
 
-/** the split-K reduce of decode batches (`batchEpilogue`) */
-export const WEBGPU_BATCH_EPILOGUES = ['fused', 'old'] as const;
-export type WebGpuBatchEpilogue = (typeof WEBGPU_BATCH_EPILOGUES)[number];
+/** the kernels of batched decode steps (`batchDecode`) */
+export const WEBGPU_BATCH_DECODES = ['fused', 'old'] as const;
+export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */
 export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
