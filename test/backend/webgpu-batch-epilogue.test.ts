@@ -143,6 +143,37 @@ describe('webgpu fused split-K epilogue (SPLITK_ROWS): reduce + residual add + R
     });
   });
 });
+describe('webgpu blocked GEMM reads a split piece in place (row stride; batchDecode fused)', () => {
+  for (const [which, g] of Object.entries(gpus)) {
+    it(`${which} weights: M ∈ {9, 64}, the middle piece of a [M, 8 + K + 5] tensor into a [N, K] product, no copy; 'old' copies it first`, async (t: TestContext) => {
+      if (typeof g === 'string') return t.skip(g);
+      let seed = 900;
+      for (const M of [9, 64]) {
+        const [K, N] = [48, 70];
+        const W0 = 8 + K + 5;
+        const full = randomArray(M * W0, seed++), w = randomArray(N * K, seed++), b = randomArray(N, seed++);
+        const piece = new Float32Array(M * K);
+        for (let r = 0; r < M; r++) piece.set(full.subarray(r * W0 + 8, r * W0 + 8 + K), r * K);
+        const want = cpu.linear(cpu.fromHost(piece, [M, K]), cpu.fromHost(which === 'bf16' ? roundBf16(w) : w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
+        const Wt = g.fromHost(w.slice(), [N, K], { matrix: true }), Bt = g.fromHost(b.slice(), [N]);
+        for (const mode of ['fused', 'old'] as const) {
+          const r: { result: Float32Array; names: string[] } = await withSettings(g, { batchDecode: mode }, () =>
+            kernelsOf(g, async () => {
+              const [, mid] = g.split(g.fromHost(full.slice(), [M, W0]), [8, K, 5]);
+              return g.linear(mid, Wt, Bt).data();
+            }),
+          );
+          const d = maxAbsDiff(r.result, want);
+          assert.ok(d <= 1e-4, `${which} ${mode} M=${M}: max |Δ| = ${d}`);
+          assert.deepEqual(r.names, mode === 'fused' ? ['matmul_blocked'] : ['copy_rows', 'matmul_blocked'], `${which} ${mode} M=${M}: ran ${r.names.join(', ')}`);
+        }
+        Wt.dispose();
+        Bt.dispose();
+      }
+    });
+  }
+});
+
 describe("webgpu batched decode steps with the state in registers (batchDecode 'fused') = the kernels of before = the CPU", () => {
   const variantsOf = async <T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; runs: string[] }> => {
     const runs: string[] = [];

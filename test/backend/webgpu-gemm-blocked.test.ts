@@ -41,10 +41,10 @@ async function runBlocked(g: WebGpuBackend, base: string, fmt: 'f' | 'b' | 'x', 
   const kc = Math.ceil(Math.ceil(K / splits) / c.bk) * c.bk, S = Math.ceil(K / kc);
   const grid: [number, number, number] = [Math.ceil(N / c.bn), Math.ceil(M / c.bm), S];
   if (S === 1) {
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y)], params: [M, K, N, 0, N, 1, K], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y)], params: [M, K, N, 0, N, 1, K, K], grid });
   } else {
     const part = g.zeros([S * M * N]);
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part)], params: [M, K, N, 0, N, 0, kc], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part)], params: [M, K, N, 0, N, 0, kc, K], grid });
     g.rt.record({ spec: SPLITK_REDUCE, variant: '', roles: [st(part), st(bt), st(y)], params: [M, N, 0, N, 1, S], grid: g.rt.grid(Math.ceil((M * N) / 256)) });
     part.dispose();
   }

@@ -591,9 +591,11 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
-      const roles = [this.st(x), b.store, bs, this.st(y)];
       const bf = b.store.fmt === 'bf16';
       const k = this.gemmKernel(M, nb, bf, K, b.store);
+      // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused')
+      const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
+      const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_SIMPLE) {
         this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
@@ -603,11 +605,11 @@ export class WebGpuBackend implements Backend {
       if (k.spec !== MATMUL_BLOCKED) {
         this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
       } else if (k.splits === 1) {
-        this.run(MATMUL_BLOCKED, roles, [...params, K], [gx, gy, 1], k.variant);
+        this.run(MATMUL_BLOCKED, roles, [...params, K, xr.stride], [gx, gy, 1], k.variant);
       } else {
         // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
         const part = this.scratch(k.splits * M * nb, 'split-K partials');
-        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc], [gx, gy, k.splits], k.variant);
+        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc, xr.stride], [gx, gy, k.splits], k.variant);
         if (this.fuse && this.batchDecode === 'fused' && blocks.length === 1) {
           // the sum held back: the residual add and the next RMSNorm may join it (add, rmsNorm)
           this.fx.pendReduce({ part, bias: bias ? bs : null, y: this.st(y), M, N, S: k.splits, res: null, y2: null, norm: null });

@@ -20,6 +20,9 @@ import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
  * - a pending linear (`linear` with M ≤ maxRows): held back until the next recorded op, which either absorbs it
  *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
  *   in the scan step) or flushes it first, so program order is kept.
+ * Decode batches on the blocked GEMM (9–128 rows, batchDecode 'fused') hold back a third kind: the split-K reduce of a
+ * product whose rows are whole (`PendingReduce`), which the residual add and then an RMSNorm of the sum join
+ * (SPLITK_ROWS); stores released meanwhile that it reads or writes go back to the pool once it is recorded.
  */
 export interface PendingNorm {
   x: Store;

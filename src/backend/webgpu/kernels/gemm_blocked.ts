@@ -19,7 +19,8 @@
  *
  * Variant: `${BM}x${BN}k${BK}t${TM}x${TN}${fmt}[s]`, e.g. '128x128k8t8x8f'. The configurations the backend
  * picks from are in `BLOCKED_CONFIGS`; `blockedPlan` chooses one (and the split) for a shape.
- * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split)
+ * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split), SX (x's row stride: K, or wider
+ * for a piece of a wider tensor read in place)
  */
 import type { KernelSpec } from '../runtime.js';
 import { weightTypes, type MatvecFormat } from './matvec.js';
@@ -144,7 +145,7 @@ function blockedWgsl(c: BlockedConfig & { fmt: MatvecFormat; split: boolean }): 
       if (${guard}) { ${unitMap('ca', bm, bk / 4)}
         let r = tm + row; let gk = k0 + u * 4u;
         if (r < M && gk < ke) {
-          let p = o_x + r * K + gk;
+          let p = o_x + r * SX + gk;
           if (gk + 3u < ke) { ra${q} = vec4<f32>($x[p], $x[p + 1u], $x[p + 2u], $x[p + 3u]); }
           else { for (var i = 0u; i < 3u; i++) { if (gk + i < ke) { ra${q}[i] = $x[p + i]; } } }
         }
@@ -213,7 +214,7 @@ var<workgroup> Bs: array<vec4<f32>, ${2 * BSZ}>;
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u); let KC = pu(PK + 6u);
+  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u); let KC = pu(PK + 6u); let SX = pu(PK + 7u);
   let tm = wg.y * ${bm}u; let tn = wg.x * ${bn}u;
   let kb = wg.z * KC; let ke = min(K, kb + KC);
   let tx = li % ${CT}u; let ty = li / ${CT}u;
