@@ -36,7 +36,7 @@ import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.j
 import { ropeTable } from './autograd/attention.js';
 import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
-export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
+export { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
