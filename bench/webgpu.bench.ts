@@ -5,8 +5,8 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows on,off] [--no-profile] [--json]
- *        [--gemm old|tiled|sgmat|blocked] [--gemm-small old,blocked] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows off,on] [--no-profile] [--json]
+ *        [--gemm old|tiled|sgmat|blocked] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
@@ -36,11 +36,13 @@
  *
  * Batched decode (`--batch`): total tok/s over the batch, sync and on device, then a check on the device that
  * batched greedy tokens equal batch-1 tokens for the same prompt (first and last row; logits of the first step
- * compared too: a kernel wrong on that GPU fails the run). `--fewrows on,off` measures the batch table with the
- * few-rows kernel (kernels/fewrows.ts, the default) and with the former path (matvec ≤ 8 rows, tiled matmul
- * above) in the same run; the largest batch is profiled with each. `--gemm-small old,blocked` does the same for the
- * products of 9–128 rows: as before (`--gemm`'s kernel) and the skinny-M blocked GEMM (kernels/gemm_blocked.ts,
- * split-K), each checked against batch 1.
+ * compared too: a kernel wrong on that GPU fails the run). `--fewrows off,on` measures the batch table with the
+ * matvec up to 8 rows (default) and with the few-rows kernel (kernels/fewrows.ts) in the same run; the largest batch
+ * is profiled with each. `--gemm-small blocked,old` does the same for the products of 9–128 rows: the skinny-M blocked
+ * GEMM (kernels/gemm_blocked.ts, split-K; the default) and as before (`--gemm`'s kernel, or few-rows with `--fewrows
+ * on`); `--batch-decode fused,old` for the blocked GEMM's split-K reduce with the residual add and the next RMSNorm
+ * fused in (SPLITK_ROWS, the default) or as three dispatches (before); each mode checked against batch 1, and the
+ * kernel that runs in_proj at each batch size printed (`productKernelName`).
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
@@ -51,7 +53,7 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
+import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
@@ -70,13 +72,17 @@ const gen = Number(arg('gen', '128'));
 const reps = Number(arg('reps', '3'));
 const batches = arg('batch', '').split(',').filter((s) => s).map(Number);
 const batchPrompt = Number(arg('batch-prompt', '128'));
-const fewRowsModes = arg('fewrows', 'on').split(',').map((m) => {
+const fewRowsModes = arg('fewrows', 'off').split(',').map((m) => {
   if (m !== 'on' && m !== 'off') throw new Error(`--fewrows: on, off or on,off (got ${JSON.stringify(m)})`);
   return m === 'on';
 });
-const smallModes = arg('gemm-small', 'old').split(',').map((m) => {
+const smallModes = arg('gemm-small', 'blocked').split(',').map((m) => {
   if (!(WEBGPU_GEMMS_SMALL as readonly string[]).includes(m)) throw new Error(`--gemm-small: ${WEBGPU_GEMMS_SMALL.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
   return m as WebGpuGemmSmall;
+});
+const epiModes = arg('batch-decode', 'fused').split(',').map((m) => {
+  if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(m)) throw new Error(`--batch-decode: ${WEBGPU_BATCH_DECODES.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
+  return m as WebGpuBatchDecode;
 });
 const json = process.argv.includes('--json');
 const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
@@ -453,14 +459,18 @@ for (const weights of memoryOnly ? [] : formats) {
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
-    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
     const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
-    const modes = fewRowsModes.flatMap((few) => smallModes.map((small) => ({ few, small })));
-    for (const { few, small } of batches.length ? modes : []) {
+    // (the epilogue only matters with the blocked GEMM's split-K)
+    const modes = fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? epiModes : epiModes.slice(0, 1)).map((epi) => ({ few, small, epi }))));
+    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode] as const;
+    for (const { few, small, epi } of batches.length ? modes : []) {
       backend.fewRows = few;
       backend.gemmSmall = small;
-      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? ', blocked GEMM > 8 rows' : ''}`;
+      backend.batchDecode = epi;
+      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM > 8 rows, epilogue ${epi}` : ''}`;
       for (const b of batches) {
+        const inProj = backend.productKernelName(b, preset.startsWith('mamba2') ? 3352 : 3072, 768);
         const s = lm.createState(b);
         const prompts = Array.from({ length: b }, (_, r) => Array.from({ length: batchPrompt }, (_, i) => (i * 31 + r * 997 + 5) % V));
         await lm.advance(prompts, s);
@@ -496,11 +506,10 @@ for (const weights of memoryOnly ? [] : formats) {
           process.exitCode = 1;
           log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${path}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
         }
-        batched.push({ batch: b, few_rows: few, gemm_small: small, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
+        batched.push({ batch: b, few_rows: few, gemm_small: small, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
       }
     }
-    backend.fewRows = true;
-    backend.gemmSmall = 'old';
+    [backend.fewRows, backend.gemmSmall, backend.batchDecode] = savedModes;
     const profiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     if (doProfile) {
       backend.rt.setProfiling(true);
@@ -542,10 +551,10 @@ for (const weights of memoryOnly ? [] : formats) {
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) {
-        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small);
+        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.epilogue === b.epilogue);
         const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';
         const ck = b.check.tokens_equal ? `tokens = batch 1 (rows ${b.check.rows.join(', ')}, 9 steps)` : `TOKENS DIFFER (${b.check.mismatch})`;
-        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? ', blocked GEMM' : ''}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
+        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? `, blocked GEMM, epilogue ${b.epilogue}` : ''}; in_proj: ${b.in_proj}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
       }
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);

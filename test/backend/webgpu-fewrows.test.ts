@@ -60,13 +60,16 @@ describe('webgpu few-rows decode kernel', () => {
           const wg = g.fromHost(w.slice(), [N, K], { matrix: true });
           const packed = bf16 && K % 8 === 0;
           const want = cpu.linear(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(packed ? roundBf16(w) : w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
-          const { result: got, names } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), wg, g.fromHost(b.slice(), [N])).data());
+          const { result: got, names }: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), wg, g.fromHost(b.slice(), [N])).data());
           const d = maxAbsDiff(got, want);
           assert.ok(d <= 1e-4, `${which} ${M}×${K}×${N}: max |Δ| = ${d}`);
-          // which kernel ran: one row the matvec; 9+ rows always few-rows; 2–8 rows few-rows unless the plain
-          // f32 subgroup matvec is chosen (simple kernels, or rows that are not 16-byte vectors)
-          const few = names.includes('fewrows');
-          if (M === 1) assert.ok(!few, `${which} M=1: ${names}`);
+          // which kernel ran (backend.productKernel): one row the matvec; 9+ rows the blocked GEMM with 'tiled'
+          // kernels (gemmSmall 'blocked', the default), few-rows with 'simple' ones; 2–8 rows few-rows unless the
+          // plain f32 subgroup matvec is chosen (simple kernels, or rows that are not 16-byte vectors)
+          const few: boolean = names.includes('fewrows');
+          const blocked: boolean = names.includes('matmul_blocked');
+          assert.equal(blocked, M > 8 && which.startsWith('tiled'), `${which} ${M}×${K}×${N}: ran ${names.join(', ')}`);
+          if (M === 1 || blocked) assert.ok(!few, `${which} M=${M}: ${names}`);
           else if (M > 8 || (which.startsWith('tiled') && (K % 4 === 0 || !g.rt.subgroupMax))) assert.ok(few, `${which} ${M}×${K}×${N}: ran ${names.join(', ')}`);
         }
       }
@@ -90,38 +93,59 @@ describe('webgpu few-rows decode kernel', () => {
         for (const [what, r] of [['norm + residual', plain], ['gated norm', gated]] as const) {
           const d = maxAbsDiff(r.result, c[what === 'gated norm' ? 'gated' : 'plain']);
           assert.ok(d <= 1e-4, `${which} M=${M} ${what}: max |Δ| = ${d}`);
-          assert.deepEqual(r.names.filter((n) => n !== 'copy'), ['fewrows'], `${which} M=${M} ${what}: one few-rows dispatch (got ${r.names.join(', ')})`);
+          const ran = r.names.filter((n) => n !== 'copy');
+          if (M <= 8 || which.startsWith('simple')) assert.deepEqual(ran, ['fewrows'], `${which} M=${M} ${what}: one few-rows dispatch (got ${r.names.join(', ')})`);
+          else {
+            // 9+ rows with 'tiled' kernels: the norm, the blocked GEMM (K = 64: not split), then the add
+            assert.match(ran[0], /^rms_norm/, `${which} M=${M} ${what}: ${ran.join(', ')}`);
+            assert.equal(ran[1], 'matmul_blocked', `${which} M=${M} ${what}: ${ran.join(', ')}`);
+            assert.deepEqual(ran.slice(2), what === 'gated norm' ? [] : ['binary'], `${which} M=${M} ${what}: ${ran.join(', ')}`);
+          }
         }
       }
     });
   }
 
-  it('the former path (fewRows: false) still runs: M = 33 through the tiled matmul, same values', async (t: TestContext) => {
+  it('gemmSmall old keeps the few-rows kernel up to 64 rows (fused, one dispatch); fewRows false then the tiled matmul; same values', async (t: TestContext) => {
     const g = gpus['tiled f32'];
     if (typeof g === 'string') return t.skip(g);
     const [M, K, N] = [33, 72, 45];
-    const x = randomArray(M * K, 5), w = randomArray(N * K, 6);
-    const want = cpu.linear(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(w.slice(), [N, K]), null).dataSync();
-    g.fewRows = false;
+    const x = randomArray(M * K, 5), w = randomArray(N * K, 6), nw = randomArray(K, 7);
+    const want = cpu.linear(cpu.rmsNorm(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5), cpu.fromHost(w.slice(), [N, K]), null).dataSync();
+    const W = g.fromHost(w.slice(), [N, K], { matrix: true }), NW = g.fromHost(nw.slice(), [K]);
+    const run = () => kernelsOf(g, () => g.linear(g.rmsNorm(g.fromHost(x.slice(), [M, K]), NW, 1e-5), W, null).data());
+    g.gemmSmall = 'old';
     try {
-      const { result, names } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), g.fromHost(w.slice(), [N, K], { matrix: true }), null).data());
-      assert.ok(names.some((n) => n.startsWith('matmul')) && !names.includes('fewrows'), names.join(', '));
+      const few = await run();
+      assert.deepEqual(few.names.filter((n) => n !== 'copy'), ['fewrows'], few.names.join(', '));
+      assert.ok(maxAbsDiff(few.result, want) <= 1e-4);
+      g.fewRows = false;
+      const { result, names } = await run();
+      assert.ok(names.some((n) => n.startsWith('matmul') && n !== 'matmul_blocked') && !names.includes('fewrows'), names.join(', '));
       assert.ok(maxAbsDiff(result, want) <= 1e-4);
     } finally {
       g.fewRows = true;
+      g.gemmSmall = 'blocked';
     }
   });
 });
 
 describe('webgpu batched greedy decode (few-rows kernel, recorded steps)', () => {
   // the tiled kernels (what GPUs run); the simple ones are covered op by op above (a model decoded both ways
-  // costs minutes on SwiftShader)
+  // costs minutes on SwiftShader). gemmSmall 'old' so that the 9 rows take the few-rows kernel (the default sends
+  // them to the blocked GEMM: webgpu-gemm-blocked.test.ts decodes that way)
   for (const [name, which] of [['mamba-tiny', 'tiled f32'], ['mamba2-tiny', 'tiled bf16']] as const) {
     it(`${name} (${which}): 9 rows of different prompt lengths decoded together = each row alone (tokens, logits ≤ 1e-4)`, async (t: TestContext) => {
       const g = gpus[which];
       if (typeof g === 'string') return t.skip(g);
       const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
-      await batchedEqualsAlone(lm, name, 9, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      g.gemmSmall = 'old';
+      try {
+        const { names } = await kernelsOf(g, () => batchedEqualsAlone(lm, name, 9, [0, 1, 2, 3, 4, 5, 6, 7, 8]));
+        assert.ok(names.includes('fewrows') && !names.includes('matmul_blocked'), [...new Set(names)].join(', '));
+      } finally {
+        g.gemmSmall = 'blocked';
+      }
     });
   }
 });

@@ -41,10 +41,10 @@ async function runBlocked(g: WebGpuBackend, base: string, fmt: 'f' | 'b' | 'x', 
   const kc = Math.ceil(Math.ceil(K / splits) / c.bk) * c.bk, S = Math.ceil(K / kc);
   const grid: [number, number, number] = [Math.ceil(N / c.bn), Math.ceil(M / c.bm), S];
   if (S === 1) {
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y)], params: [M, K, N, 0, N, 1, K], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y)], params: [M, K, N, 0, N, 1, K, K], grid });
   } else {
     const part = g.zeros([S * M * N]);
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part)], params: [M, K, N, 0, N, 0, kc], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part)], params: [M, K, N, 0, N, 0, kc, K], grid });
     g.rt.record({ spec: SPLITK_REDUCE, variant: '', roles: [st(part), st(bt), st(y)], params: [M, N, 0, N, 1, S], grid: g.rt.grid(Math.ceil((M * N) / 256)) });
     part.dispose();
   }
@@ -153,14 +153,17 @@ describe('webgpu blocked GEMM through backend.linear', () => {
   });
 });
 
-describe('webgpu batched greedy decode with gemmSmall blocked (former path: matvec ≤ 8 rows, blocked GEMM above)', () => {
+describe('webgpu batched greedy decode with gemmSmall blocked (the default: matvec ≤ 8 rows, blocked GEMM above, fused split-K epilogue)', () => {
   for (const [name, bf16] of [['mamba-tiny', false], ['mamba2-tiny', true]] as const) {
-    it(`${name} (${bf16 ? 'bf16' : 'f32'}): 9 rows decoded together = rows 0, 4, 8 alone (tokens, logits ≤ 1e-4), the blocked kernel runs`, async (t: TestContext) => {
+    it(`${name} (${bf16 ? 'bf16' : 'f32'}): 9 rows decoded together = rows 0, 4, 8 alone (tokens, logits ≤ 1e-4), the blocked kernel and the fused epilogue run`, async (t: TestContext) => {
       const g = bf16 ? gpuBf16 : gpu;
       if (typeof g === 'string') return t.skip(g);
-      const saved = [g.gemmSmall, g.fewRows] as const;
+      const saved = [g.gemmSmall, g.fewRows, g.blockedSplits, g.batchDecode] as const;
       g.gemmSmall = 'blocked';
       g.fewRows = false;
+      // split in 2 (the tiny widths would not be split): the reduces, residual adds and norms go through SPLITK_ROWS
+      g.blockedSplits = 2;
+      g.batchDecode = 'fused';
       const names = new Set<string>();
       const record = g.rt.record.bind(g.rt);
       g.rt.record = (d) => {
@@ -172,10 +175,10 @@ describe('webgpu batched greedy decode with gemmSmall blocked (former path: matv
         // the first, a middle and the last row against themselves alone (each costs SwiftShader a minute); the
         // prompts (1–7 tokens) and the rows alone stay on the matvec, so the blocked kernel ran for the batch
         await batchedEqualsAlone(lm, name, 9, [0, 4, 8]);
-        assert.ok(names.has('matmul_blocked'), `the batch ran ${[...names].join(', ')}`);
+        assert.ok(names.has('matmul_blocked') && names.has('splitk_rows'), `the batch ran ${[...names].join(', ')}`);
       } finally {
         g.rt.record = record;
-        [g.gemmSmall, g.fewRows] = saved;
+        [g.gemmSmall, g.fewRows, g.blockedSplits, g.batchDecode] = saved;
       }
     });
   }

@@ -70,12 +70,21 @@ describe('webgpu prefill GEMM', () => {
   }
 
   withGpu('backend.linear with gemm old / tiled / sgmat (falls back to tiled here) agree with the CPU; the choice is reported', async (g) => {
-    const saved = g.gemm;
+    const saved = [g.gemm, g.gemmSmall] as const;
     try {
       for (const gemm of ['old', 'tiled', 'sgmat'] as const) {
         g.gemm = gemm;
+        // 9–128 rows (decode batches) go to the blocked GEMM by default, whatever `gemm` says; gemmSmall 'old' leaves them to `gemm`
+        g.gemmSmall = 'blocked';
+        assert.equal(g.productKernel(70), 'blocked');
+        assert.match(g.gemmKernel(70, 131, false).name, /^blocked 64x64k16t4x4/);
+        assert.match(g.productKernelName(70, 131, 129), /^blocked 64x64k16t4x4/);
+        assert.match(g.gemmKernel(2048, 3072, false).name, gemm === 'old' ? /old/ : /tiled 128×128/);
+        g.gemmSmall = 'old';
+        assert.equal(g.productKernel(70), 'gemm');
         const name = g.gemmKernel(70, 131, false).name;
         assert.match(name, gemm === 'old' ? /^old 64×64$/ : /^tiled 64×64$/, `${gemm}: ${name}`);
+        assert.equal(g.productKernelName(70, 131, 129), name);
         assert.match(g.gemmKernel(2048, 3072, false).name, gemm === 'old' ? /old/ : /tiled 128×128/);
         const [M, K, N] = [70, 129, 131];
         const x = rnd(M * K), w = rnd(N * K), b = rnd(N);
@@ -84,7 +93,7 @@ describe('webgpu prefill GEMM', () => {
         assert.ok(d <= 1e-4, `gemm ${gemm}: max |Δ| = ${d}`);
       }
     } finally {
-      g.gemm = saved;
+      [g.gemm, g.gemmSmall] = saved;
     }
   });
 

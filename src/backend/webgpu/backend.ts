@@ -34,9 +34,9 @@ import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
+import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
-export { WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from './options.js';
+export { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -73,7 +73,17 @@ export class WebGpuBackend implements Backend {
     if (g !== this.small) this.epoch++;
     this.small = g;
   }
-  private small: WebGpuGemmSmall = 'old';
+  private small: WebGpuGemmSmall = 'blocked';
+  /** the kernels of batched decode steps (see WebGpuBackendOptions.batchDecode); setting it makes recorded steps stale */
+  get batchDecode(): WebGpuBatchDecode {
+    return this.batchDec;
+  }
+  set batchDecode(e: WebGpuBatchDecode) {
+    if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(e)) throw new Error(`webgpu: batchDecode must be one of ${WEBGPU_BATCH_DECODES.join(', ')}, got ${JSON.stringify(e)}`);
+    if (e !== this.batchDec) this.epoch++;
+    this.batchDec = e;
+  }
+  private batchDec: WebGpuBatchDecode = 'fused';
   /**
    * the 'blocked' GEMM's configuration and split forced for every shape (a BLOCKED_CONFIGS name or a variant base,
    * and a split count): the bench's sweep, or MAMBA_TS_WEBGPU_BLOCKED_CONFIG=name[@splits]; undefined: chosen per
@@ -138,8 +148,8 @@ export class WebGpuBackend implements Backend {
   private readonly gpuCores: number;
   private readonly attnSplits: number | undefined;
   /**
-   * batched decode (2–64 rows) through the few-rows kernel (kernels/fewrows.ts, default); false: the former
-   * path (matvec up to 8 rows, the tiled matmul above, no fusion above 8 rows), kept for comparison
+   * batched decode through the few-rows kernel (kernels/fewrows.ts): 2–8 rows, and up to 64 where the blocked GEMM
+   * does not take them (`productKernel`); false (default): the matvec up to 8 rows
    */
   get fewRows(): boolean {
     return this.fx.fewRows;
@@ -188,9 +198,14 @@ export class WebGpuBackend implements Backend {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
     }
     try {
-      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'old') as WebGpuGemmSmall);
+      this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'blocked') as WebGpuGemmSmall);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
+    }
+    try {
+      this.batchDecode = opts.batchDecode ?? ((env?.MAMBA_TS_WEBGPU_BATCH_DECODE || 'fused') as WebGpuBatchDecode);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.batchDecode ? '' : ' (from MAMBA_TS_WEBGPU_BATCH_DECODE)'}`);
     }
     // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
     const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
@@ -260,8 +275,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private release(s: Store): void {
-    this.fx.releasing(s);
-    this.rt.release(s);
+    if (!this.fx.releasing(s)) this.rt.release(s); // else the pending reduce releases it once recorded
   }
 
   async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
@@ -558,9 +572,8 @@ export class WebGpuBackend implements Backend {
     const [M, K] = x.shape;
     const N = w.shape[0];
     const y = this.out([M, N], 'linear output');
-    // gemmSmall 'blocked' takes rows from `gemmSmallMin` (default 9) to 128 from the decode matrix kernels too
-    const small = this.kernels === 'tiled' && this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128;
-    if (this.fuse && M <= this.fx.maxRows && !small) {
+    const route = this.productKernel(M);
+    if (route === 'decode' && this.fuse) {
       const xs = x.storage as Store;
       const n = this.fx.normOf(xs);
       const norm = n && this.fx.foldsNorm(n.M, n.K, n.gs) ? n : null;
@@ -568,7 +581,7 @@ export class WebGpuBackend implements Backend {
       return y;
     }
     const ws = this.st(w);
-    if (!small && (M <= 8 || (M <= this.fx.maxRows && this.kernels === 'tiled'))) {
+    if (route === 'decode') {
       this.fx.flush();
       this.fx.recLinear({ x: this.st(x), w: ws, bias: bias ? this.st(bias) : null, y: this.st(y), M, K, N, norm: null }, null, null);
       return y;
@@ -578,9 +591,11 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
-      const roles = [this.st(x), b.store, bs, this.st(y)];
       const bf = b.store.fmt === 'bf16';
       const k = this.gemmKernel(M, nb, bf, K, b.store);
+      // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused')
+      const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
+      const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_SIMPLE) {
         this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
@@ -590,16 +605,46 @@ export class WebGpuBackend implements Backend {
       if (k.spec !== MATMUL_BLOCKED) {
         this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
       } else if (k.splits === 1) {
-        this.run(MATMUL_BLOCKED, roles, [...params, K], [gx, gy, 1], k.variant);
+        this.run(MATMUL_BLOCKED, roles, [...params, K, xr.stride], [gx, gy, 1], k.variant);
       } else {
         // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
         const part = this.scratch(k.splits * M * nb, 'split-K partials');
-        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc], [gx, gy, k.splits], k.variant);
+        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc, xr.stride], [gx, gy, k.splits], k.variant);
+        if (this.fuse && this.batchDecode === 'fused' && blocks.length === 1) {
+          // the sum held back: the residual add and the next RMSNorm may join it (add, rmsNorm)
+          this.fx.pendReduce({ part, bias: bias ? bs : null, y: this.st(y), M, N, S: k.splits, res: null, y2: null, norm: null });
+          continue;
+        }
         this.run(SPLITK_REDUCE, [part, bs, this.st(y)], [M, N, b.r0, nb, bias ? 1 : 0, k.splits], this.threads(M * nb));
         this.done(part);
       }
     }
     return y;
+  }
+
+  /**
+   * Which kernels run an M-row product — the one place that decides (`productKernelName` reports it):
+   * - 'blocked': the skinny-M blocked GEMM, with 'tiled' kernels and gemmSmall 'blocked' (the default), for
+   *   `gemmSmallMin` (9) to 128 rows — on an H100 the batch-64 matmuls took 1.6 ms against 9.1 (tiled matmul) and
+   *   the few-rows kernel lost to the tiled matmul at 32–64 rows (0.37–0.68 ms per call), so it wins there even
+   *   with `fewRows`;
+   * - 'decode': the decode matrix kernels with the decode fusions — 1 row (and up to 8 without `fewRows`) the
+   *   matvec, 2–8 rows the few-rows kernel with `fewRows` (each weight row streamed once for all rows; on an H100
+   *   level with the matvec at batch 8), and with `fewRows` up to 64 rows where 'blocked' does not take them
+   *   (gemmSmall 'old', 'simple' kernels);
+   * - 'gemm': the GEMM of `gemm` (`gemmKernel`).
+   */
+  productKernel(M: number): 'blocked' | 'decode' | 'gemm' {
+    if (this.kernels === 'tiled' && this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128) return 'blocked';
+    // unfused 'simple' kernels keep the simple matmul above 8 rows
+    if (M <= 8 || (M <= this.fx.maxRows && (this.fuse || this.kernels === 'tiled'))) return 'decode';
+    return 'gemm';
+  }
+
+  /** the kernel that runs an [M, K] × [N, K]ᵀ product of a weight of this backend's format (`productKernel`), by name */
+  productKernelName(M: number, N: number, K: number, bf16 = this.weights === 'bf16'): string {
+    if (this.productKernel(M) !== 'decode') return this.gemmKernel(M, N, bf16, K).name;
+    return this.fewRows && M >= 2 ? 'few-rows' : 'matvec';
   }
 
   /**
@@ -613,7 +658,7 @@ export class WebGpuBackend implements Backend {
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
     const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (bf16 ? 8 : 4) === 0);
-    if ((this.gemm === 'blocked' || (this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128)) && (vec || !bf16)) {
+    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !bf16)) {
       const p = blockedPlan(M, nb, K, bf16 ? 'b' : vec ? 'f' : 'x', this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
       return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
     }
@@ -672,6 +717,16 @@ export class WebGpuBackend implements Backend {
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
     const [M, H] = x.shape;
     const y = this.out([M, H], 'rms_norm');
+    if (this.fuse && w) {
+      // the norm of a pending split-K reduce's rows (after the residual add): computed in the same dispatch
+      const ws = this.st(w);
+      const r = this.fx.reduceOf(x.storage as Store, 'norm');
+      if (r && r.M === M && r.N === H) {
+        r.norm = { w: ws, eps, h: this.st(y) };
+        this.fx.flushReduce();
+        return y;
+      }
+    }
     if (this.fuse && w && M <= this.fx.maxRows) {
       this.fx.pendNorm({ x: this.st(x), z: null, w: this.st(w), y: this.st(y), M, K: H, gs: H, eps, gated: false });
       return y;
@@ -714,8 +769,18 @@ export class WebGpuBackend implements Backend {
 
   add(a: Tensor, b: Tensor): Tensor {
     if (this.fuse) {
-      // the residual add folded into the pending matvec that produced one operand
+      // the residual add folded into the pending matvec, or joined to the pending split-K reduce, that produced one operand
       for (const [lin, other] of [[b, a], [a, b]] as const) {
+        if (a.storage !== b.storage && this.fx.reduceOf(lin.storage as Store, 'res')) {
+          const os = this.st(other); // (may record a copy, and with it the reduce)
+          const r = this.fx.reduceOf(lin.storage as Store, 'res');
+          if (r && r.M * r.N === a.size) {
+            const y = this.out(a.shape, 'add');
+            r.res = os;
+            r.y2 = y.storage as Store;
+            return y;
+          }
+        }
         const l = this.fx.takeTail(lin.storage as Store, (p) => p.M * p.N === a.size);
         if (!l) continue;
         const r = this.st(other);
@@ -836,7 +901,9 @@ export class WebGpuBackend implements Backend {
       const [Br, Cr] = inPlace ? [this.rows(a.B), this.rows(a.C)] : [{ s: this.st(a.B), stride: N }, { s: this.st(a.C), stride: N }];
       const zr = !a.z ? { s: this.rt.dummy, stride: Dm } : inPlace ? this.rows(a.z) : { s: this.st(a.z), stride: Dm };
       const roles = [u, delta, A, Br.s, Cr.s, D, zr.s, bias, state, this.st(y)];
-      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm));
+      // batchDecode 'fused': the state row in registers (its loads issued together)
+      const v = this.batchDec === 'fused' && N <= 64 ? `r${N}` : '';
+      this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm), v);
       if (!a.state) this.done(state);
       return y;
     }
@@ -939,7 +1006,10 @@ export class WebGpuBackend implements Backend {
       }
       const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)];
       const params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi), xr.stride, dr.stride, Br.stride, Cr.stride];
-      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd));
+      // batchDecode 'fused' on a fixed subgroup size: each lane's states in registers (their loads issued together)
+      const sg = this.rt.subgroupFixed;
+      const v = this.batchDec === 'fused' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}` : '';
+      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd), v);
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
       if (!a.state) this.done(state);
       return y;

@@ -9,6 +9,7 @@ import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
+import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
 
 /**
  * Decode fusion (rows ≤ `maxRows`: 64 with the few-rows kernel, 8 without). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
@@ -19,6 +20,9 @@ import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kern
  * - a pending linear (`linear` with M ≤ maxRows): held back until the next recorded op, which either absorbs it
  *   (`add` → the residual is added in the matvec's epilogue; `selectiveScan` L = 1 → dt_proj is computed
  *   in the scan step) or flushes it first, so program order is kept.
+ * Decode batches on the blocked GEMM (9–128 rows, batchDecode 'fused') hold back a third kind: the split-K reduce of a
+ * product whose rows are whole (`PendingReduce`), which the residual add and then an RMSNorm of the sum join
+ * (SPLITK_ROWS); stores released meanwhile that it reads or writes go back to the pool once it is recorded.
  */
 export interface PendingNorm {
   x: Store;
@@ -42,6 +46,22 @@ export interface PendingLinear {
   norm: PendingNorm | null;
 }
 
+/**
+ * The split-K reduce of a decode batch's blocked product (rows whole), held back so that the residual add after it
+ * (`res` → y2 = y + res) and the RMSNorm after that (`norm` → h) are computed in the same dispatch (SPLITK_ROWS).
+ */
+export interface PendingReduce {
+  part: Store;
+  bias: Store | null;
+  y: Store;
+  M: number;
+  N: number;
+  S: number;
+  res: Store | null;
+  y2: Store | null;
+  norm: { w: Store; eps: number; h: Store } | null;
+}
+
 /** the conv-window epilogue of an in_proj matvec (see MATVEC_V): output columns [c0, c0 + width) */
 export interface ConvWindow {
   state: Store;
@@ -55,6 +75,10 @@ export class DecodeFusion {
   /** the pending norms that read a store (x or z), by the store's base: materialised before it is released */
   private readonly normReaders = new WeakMap<Store, PendingNorm[]>();
   private seq: PendingLinear[] = [];
+  /** the pending split-K reduce (never together with pending linears: each kind records the other first) */
+  private red: PendingReduce | null = null;
+  /** stores released while the pending reduce reads or writes them: back to the pool once it is recorded */
+  private heldBack: Store[] = [];
   /**
    * 2–64 rows go through FEWROWS (each weight row read once for all rows); false: the former path, MATVEC_V
    * up to 8 rows and the tiled matmul above (kept to compare: the backend's `fewRows` option)
@@ -84,24 +108,61 @@ export class DecodeFusion {
 
   /** hold a matvec back until the next op (which may absorb it) */
   pushLinear(l: PendingLinear): void {
+    this.flushReduce();
     this.seq.push(l);
+  }
+
+  /** hold a split-K reduce back until the next op (a residual add and then an RMSNorm of its rows may join it) */
+  pendReduce(r: PendingReduce): void {
+    this.flush();
+    this.red = r;
+  }
+  /** the pending reduce whose latest output is `s` (y, or y2 once the residual joined), if it can still take `what` */
+  reduceOf(s: Store, what: 'res' | 'norm'): PendingReduce | null {
+    const r = this.red;
+    if (!r || r.norm || (what === 'res' && r.res)) return null;
+    return (r.y2 ?? r.y) === s ? r : null;
+  }
+  /** record the pending reduce (SPLITK_ROWS with what joined it, else the plain SPLITK_REDUCE) and free what it held */
+  flushReduce(): void {
+    const r = this.red;
+    if (!r) return;
+    this.red = null;
+    if (!r.res && !r.norm) {
+      this.rec(SPLITK_REDUCE, [r.part, r.bias ?? this.rt.dummy, r.y], [r.M, r.N, 0, r.N, r.bias ? 1 : 0, r.S], this.rt.grid(Math.ceil((r.M * r.N) / 256)));
+    } else {
+      const flags = (r.bias ? 1 : 0) | (r.res ? 2 : 0) | (r.norm ? 4 : 0);
+      const roles = [r.part, r.bias ?? this.rt.dummy, r.res ?? this.rt.dummy, r.norm?.w ?? this.rt.dummy, r.y, r.y2 ?? this.rt.dummy, r.norm?.h ?? this.rt.dummy];
+      this.rec(SPLITK_ROWS, roles, [r.M, r.N, flags, f2u(r.norm?.eps ?? 0)], this.rt.grid(r.M), String(r.S));
+    }
+    this.rt.release(r.part);
+    for (const s of this.heldBack.splice(0)) this.rt.release(s);
+  }
+  private touches(r: PendingReduce, s: Store): boolean {
+    const b = s.base ?? s;
+    return [r.part, r.bias, r.res, r.y, r.y2, r.norm?.w, r.norm?.h].some((x) => x && (x.base ?? x) === b);
   }
 
   /**
    * `s` is about to go back to its pool: the held-back work that touches it is recorded first (the pending
    * matvecs, and the pending norms that read it); a pending norm whose output it is, is dropped (never computed).
    */
-  releasing(s: Store): void {
-    this.flush(); // a pending matvec may read or write it
+  releasing(s: Store): boolean {
+    this.flushLinears(); // a pending matvec may read or write it
     this.norms.delete(s);
     const readers = this.normReaders.get(s);
-    if (!readers) return;
-    this.normReaders.delete(s);
-    for (const p of readers) {
-      if (this.norms.get(p.y) !== p) continue; // consumed, materialised or dropped already
-      this.norms.delete(p.y);
-      this.materializeNorm(p);
+    if (readers) {
+      this.normReaders.delete(s);
+      for (const p of readers) {
+        if (this.norms.get(p.y) !== p) continue; // consumed, materialised or dropped already
+        this.norms.delete(p.y);
+        this.materializeNorm(p);
+      }
     }
+    // the pending reduce stays pending (an add and a norm may still join it); what it touches waits for it
+    if (!this.red || !this.touches(this.red, s)) return false;
+    this.heldBack.push(s);
+    return true;
   }
 
   /** `s`, its pending norm recorded first (anything but a fused matvec is about to read it) */
@@ -127,8 +188,12 @@ export class DecodeFusion {
     }
   }
 
-  /** record the pending linears, in order */
+  /** record the pending work, in order */
   flush(): void {
+    this.flushReduce();
+    this.flushLinears();
+  }
+  private flushLinears(): void {
     while (this.seq.length > 0) this.recLinear(this.seq.shift()!, null, null);
   }
 

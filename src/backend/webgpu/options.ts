@@ -42,14 +42,24 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   gemm?: WebGpuGemm;
   /**
-   * The products of 9–128 rows with 'tiled' kernels (batched decode on the former path): 'old' (whatever `gemm`
-   * picks, as before) or 'blocked' (the skinny-M configurations of kernels/gemm_blocked.ts: BM = the rows rounded
-   * up to 16/32/64, split-K until the GPU is busy: on an H100 a batch-64 step's matmuls 1.6 ms instead of 9.1, batch 64
-   * at 15.0–15.3k tok/s against 6.3–7.5k before; BENCHMARKS.md, session 24). Default still 'old': as the default it
-   * also took 2–64-row products from the few-rows kernel (`fewRows`), which tests pin; to be untangled. Or
+   * The products of 9–128 rows with 'tiled' kernels (batched decode): 'blocked' (default: the skinny-M configurations
+   * of kernels/gemm_blocked.ts: BM = the rows rounded up to 16/32/64, split-K until the GPU is busy: on an H100 a
+   * batch-64 step's matmuls 1.6 ms instead of 9.1, batch 64 at 15.0–15.3k tok/s against 6.3–7.5k before; BENCHMARKS.md,
+   * session 24) or 'old' (as before: the few-rows kernel up to 64 rows with `fewRows`, else `gemm`'s kernel). It wins
+   * over `fewRows` above 8 rows (`WebGpuBackend.productKernel` decides, `productKernelName` reports). Or
    * MAMBA_TS_WEBGPU_GEMM_SMALL.
    */
   gemmSmall?: WebGpuGemmSmall;
+  /**
+   * Kernels of batched decode steps: 'fused' (default) — (1) the split-K reduce of a decode batch's blocked product
+   * (rows whole; with decode fusion on) is held back so that the residual add after it and the next layer's RMSNorm
+   * run in the same dispatch (SPLITK_ROWS: 2 dispatches per layer fewer, the out_proj output, the residual sum and
+   * the normed rows written at once); (2) the per-sequence recurrence steps (Mamba-1 `scan_step`, Mamba-2
+   * `ssd_step_sg`) hold a state row in registers, its loads issued together instead of one load-update-store at a
+   * time (same arithmetic, same results). 'old': as before (a reduce, an add and a norm dispatch; the step kernels
+   * of before), for comparisons. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
+   */
+  batchDecode?: WebGpuBatchDecode;
   /**
    * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
    * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
@@ -65,11 +75,11 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   ssd?: WebGpuSsd;
   /**
-   * Batched decode (2–64 rows per step) through the few-rows kernel, which reads each weight row once for all
-   * rows, with the decode fusions of batch 1. Default false: the former path (matvec up to 8 rows, the tiled
-   * matmul above, unfused), which an H100 ran 2–4× faster at batch 32/64 (BENCHMARKS.md, issue 11: the few-rows
-   * kernel re-reads the inputs per workgroup and runs 0.37–0.68 ms per call at 64 rows). Also settable on the
-   * backend (`fewRows`).
+   * Batched decode through the few-rows kernel, which reads each weight row once for all rows, with the decode fusions
+   * of batch 1: 2–8 rows, and up to 64 where gemmSmall 'blocked' does not take them (gemmSmall 'old', 'simple'
+   * kernels). Default false: the matvec up to 8 rows (level with the few-rows kernel at batch 8 on an H100; the
+   * few-rows kernel lost 2–4× to the tiled matmul at batch 32/64: it re-reads the inputs per workgroup and runs
+   * 0.37–0.68 ms per call at 64 rows; BENCHMARKS.md, issue 11). Also settable on the backend (`fewRows`).
    */
   fewRows?: boolean;
   /**
@@ -99,6 +109,10 @@ export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
 /** the GEMM of 9–128 rows (`gemmSmall`) */
 export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
 export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
+
+/** the kernels of batched decode steps (`batchDecode`) */
+export const WEBGPU_BATCH_DECODES = ['fused', 'old'] as const;
+export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */
 export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;

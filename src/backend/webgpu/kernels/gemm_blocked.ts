@@ -19,7 +19,8 @@
  *
  * Variant: `${BM}x${BN}k${BK}t${TM}x${TN}${fmt}[s]`, e.g. '128x128k8t8x8f'. The configurations the backend
  * picks from are in `BLOCKED_CONFIGS`; `blockedPlan` chooses one (and the split) for a shape.
- * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split)
+ * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split), SX (x's row stride: K, or wider
+ * for a piece of a wider tensor read in place)
  */
 import type { KernelSpec } from '../runtime.js';
 import { weightTypes, type MatvecFormat } from './matvec.js';
@@ -144,7 +145,7 @@ function blockedWgsl(c: BlockedConfig & { fmt: MatvecFormat; split: boolean }): 
       if (${guard}) { ${unitMap('ca', bm, bk / 4)}
         let r = tm + row; let gk = k0 + u * 4u;
         if (r < M && gk < ke) {
-          let p = o_x + r * K + gk;
+          let p = o_x + r * SX + gk;
           if (gk + 3u < ke) { ra${q} = vec4<f32>($x[p], $x[p + 1u], $x[p + 2u], $x[p + 3u]); }
           else { for (var i = 0u; i < 3u; i++) { if (gk + i < ke) { ra${q}[i] = $x[p + i]; } } }
         }
@@ -213,7 +214,7 @@ var<workgroup> Bs: array<vec4<f32>, ${2 * BSZ}>;
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u); let KC = pu(PK + 6u);
+  let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u); let KC = pu(PK + 6u); let SX = pu(PK + 7u);
   let tm = wg.y * ${bm}u; let tn = wg.x * ${bn}u;
   let kb = wg.z * KC; let ke = min(K, kb + KC);
   let tx = li % ${CT}u; let ty = li / ${CT}u;
@@ -272,4 +273,55 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   for (var z = 0u; z < S; z++) { s += $p[o_p + z * M * nb + i]; }
   $y[o_y + r * N + n0 + c] = s;
 }`,
+};
+
+/**
+ * The split-K reduce of a decode batch's product with the ops that follow it fused in (a workgroup per row, the
+ * rows whole: one block of columns): y = Σ_s part[s] (+ bias), in SPLITK_REDUCE's order; flag 2: y2 = y + res (the
+ * residual add); flag 4: h = nw · v · rsqrt(mean(v²) + eps) with v = y2 (or y), the RMSNorm of the next layer.
+ * Deterministic (no atomics). Variant: S, the number of partials (compiled in, so the loads unroll).
+ * params: M, N, flags (1 bias, 2 residual, 4 norm), eps
+ */
+export const SPLITK_ROWS: KernelSpec = {
+  name: 'splitk_rows',
+  roles: ['p', 'bias', 'res', 'nw', 'y', 'y2', 'h'],
+  writes: ['y', 'y2', 'h'],
+  wgsl: (v) => {
+    const S = Number(v);
+    if (!Number.isInteger(S) || S < 1) throw new Error(`splitk_rows: bad variant ${JSON.stringify(v)} (want the number of partials)`);
+    return /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let M = pu(PK); let N = pu(PK + 1u); let flags = pu(PK + 2u); let eps = pf(PK + 3u);
+  let row = lin(wg, nw);
+  if (row >= M) { return; }
+  let hasB = (flags & 1u) != 0u; let hasR = (flags & 2u) != 0u; let hasN = (flags & 4u) != 0u;
+  var ss = 0.0;
+  for (var c = li; c < N; c += 256u) {
+    let i = row * N + c;
+    var s = 0.0;
+    if (hasB) { s = $bias[o_bias + c]; }
+    for (var z = 0u; z < ${S}u; z++) { s += $p[o_p + z * M * N + i]; }
+    $y[o_y + i] = s;
+    if (hasR) { s = $res[o_res + i] + s; $y2[o_y2 + i] = s; }
+    ss += s * s;
+  }
+  if (!hasN) { return; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { red[li] += red[li + k]; }
+    workgroupBarrier();
+  }
+  let r = 1.0 / sqrt(red[0] / f32(N) + eps);
+  for (var c = li; c < N; c += 256u) {
+    let i = row * N + c;
+    var s = $y[o_y + i];
+    if (hasR) { s = $y2[o_y2 + i]; }
+    $h[o_h + i] = $nw[o_nw + c] * (s * r);
+  }
+}`;
+  },
 };

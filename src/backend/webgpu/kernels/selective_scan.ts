@@ -22,38 +22,55 @@ const DT = /* wgsl */ `
     if (hasBias) { dt += $bias[o_bias + d]; }
     if (sp) { dt = softplus(dt); }`;
 
-/** params: Bn, L, Dm, N, flags, sB, sC, sz (row strides of B, C, z: N / N / Dm, or wider for pieces read in place) */
+/**
+ * params: Bn, L, Dm, N, flags, sB, sC, sz (row strides of B, C, z: N / N / Dm, or wider for pieces read in place).
+ * Variant '' (the kernel of before): the state updated in place, one load-update-store per state; 'r{N}' (N ≤ 64 compiled
+ * in): the state row held in registers over the L steps, its N loads issued together, stored once (same arithmetic).
+ */
 export const SCAN_STEP: KernelSpec = {
   name: 'scan_step',
   roles: ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'bias', 'state', 'y'],
   writes: ['state', 'y'],
-  wgsl: () => /* wgsl */ `
+  wgsl: (v) => {
+    const R = v === '' ? 0 : Number(v.slice(1));
+    if (v !== '' && !(/^r\d+$/.test(v) && R >= 1 && R <= 64)) throw new Error(`scan_step: bad variant ${JSON.stringify(v)} (want '' or r1…r64)`);
+    const step = R
+      ? /* wgsl */ `
+      let hv = exp(dt * $A[o_A + d * N + n]) * h[n] + du * $B[o_B + row * sB + n];
+      h[n] = hv;
+      acc += hv * $C[o_C + row * sC + n];`
+      : /* wgsl */ `
+      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * sB + n];
+      $state[so + n] = hv;
+      acc += hv * $C[o_C + row * sC + n];`;
+    return /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = pu(PK + 3u); let flags = pu(PK + 4u);
+  let Bn = pu(PK); let L = pu(PK + 1u); let Dm = pu(PK + 2u); let N = ${R ? `${R}u` : 'pu(PK + 3u)'}; let flags = pu(PK + 4u);
   let sB = pu(PK + 5u); let sC = pu(PK + 6u); let sz = pu(PK + 7u);
   ${FLAGS}
   let i = lin(wg, nw) * 256u + li;
   if (i >= Bn * Dm) { return; }
   let d = i % Dm; let b = i / Dm;
-  let so = o_state + (b * Dm + d) * N;
+  let so = o_state + (b * Dm + d) * N;${R ? `
+  var h = array<f32, ${R}>();
+  for (var n = 0u; n < ${R}u; n++) { h[n] = $state[so + n]; }` : ''}
   for (var t = 0u; t < L; t++) {
     let row = b * L + t;
     ${DT}
     let uv = $u[o_u + row * Dm + d];
     let du = dt * uv;
     var acc = 0.0;
-    for (var n = 0u; n < N; n++) {
-      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * $B[o_B + row * sB + n];
-      $state[so + n] = hv;
-      acc += hv * $C[o_C + row * sC + n];
+    for (var n = 0u; n < N; n++) {${step}
     }
     if (hasD) { acc += $D[o_D + d] * uv; }
     if (hasZ) { acc *= silu($z[o_z + row * sz + d]); }
     $y[o_y + row * Dm + d] = acc;
-  }
-}`,
+  }${R ? `
+  for (var n = 0u; n < ${R}u; n++) { $state[so + n] = h[n]; }` : ''}
+}`;
+  },
 };
 
 /** params: Bn, L, Dm, N, flags, T, nC, nB */

@@ -87,13 +87,37 @@ export const SSD_STEP_SG: KernelSpec = {
   name: 'ssd_step_sg',
   roles: ['x', 'dt', 'A', 'B', 'C', 'D', 'dtb', 'state', 'y'],
   writes: ['state', 'y'],
-  wgsl: () => /* wgsl */ `
+  wgsl: (v) => {
+    // variant '' (the kernel of before): the state updated in place, one load-update-store per lane at a time;
+    // 'r{N}s{subgroup}' (a fixed subgroup size): the lane's ⌈N / subgroup⌉ states in registers, loads issued together
+    const m = /^r(\d+)s(\d+)$/.exec(v);
+    if (v !== '' && !m) throw new Error(`ssd_step_sg: bad variant ${JSON.stringify(v)} (want '' or r{N}s{subgroup size})`);
+    const [RN, SG] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+    const K = m ? Math.ceil(RN / SG) : 0;
+    if (m && !(K >= 1 && K <= 64)) throw new Error(`ssd_step_sg: variant ${v} holds ${K} states a lane (1…64)`);
+    const loop = m
+      ? /* wgsl */ `
+    for (var j = 0u; j < ${K}u; j++) {
+      let n = lane + j * ${SG}u;
+      if (n < N) {
+        let hv = dA * hs[j] + dx * $B[o_B + bB + n];
+        hs[j] = hv;
+        partial += hv * $C[o_C + bC + n];
+      }
+    }`
+      : /* wgsl */ `
+    for (var n = lane; n < N; n += sgs) {
+      let hv = dA * $state[so + n] + dx * $B[o_B + bB + n];
+      if (live) { $state[so + n] = hv; }
+      partial += hv * $C[o_C + bC + n];
+    }`;
+    return /* wgsl */ `
 ${DTPROC}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
   init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${m ? `${RN}u` : 'pu(PK + 5u)'};
   let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
   let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
   let item = lin(wg, nw) * (64u / sgs) + li / sgs;
@@ -103,7 +127,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   var bias = 0.0;
   if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
-  let so = o_state + it * N;
+  let so = o_state + it * N;${m ? `
+  var hs = array<f32, ${K}>();
+  for (var j = 0u; j < ${K}u; j++) { let n = lane + j * ${SG}u; if (n < N) { hs[j] = $state[so + n]; } }` : ''}
   for (var t = 0u; t < L; t++) {
     let row = b * L + t;
     let dtv = dt_proc($dt[o_dt + row * sdt + h], bias, lo, hi);
@@ -111,20 +137,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let xv = $x[o_x + row * sx + h * hd + p];
     let dx = dtv * xv;
     let bB = row * sB + g * N; let bC = row * sC + g * N;
-    var partial = 0.0;
-    for (var n = lane; n < N; n += sgs) {
-      let hv = dA * $state[so + n] + dx * $B[o_B + bB + n];
-      if (live) { $state[so + n] = hv; }
-      partial += hv * $C[o_C + bC + n];
-    }
+    var partial = 0.0;${loop}
     let v = subgroupAdd(partial);
     if (live && lane == 0u) {
       var out = v;
       if ((flags & 1u) != 0u) { out += $D[o_D + h] * xv; }
       $y[o_y + (row * nh + h) * hd + p] = out;
     }
-  }
-}`,
+  }${m ? `
+  if (live) { for (var j = 0u; j < ${K}u; j++) { let n = lane + j * ${SG}u; if (n < N) { $state[so + n] = hs[j]; } } }` : ''}
+}`;
+  },
 };
 
 /** params: Bn, L, nh, flags (2 bias), lo, hi, Q, nC */
