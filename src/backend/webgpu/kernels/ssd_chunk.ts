@@ -177,12 +177,59 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
+/** chunks whose states `SSDF_PASS` loads before it writes the carries over them */
+const PASS_BATCH = 8;
+
 /**
  * State passing H_c = exp(a_end,c) H_{c−1} + S_c, in place (S becomes the state entering each chunk); the state
- * in (flags 1) and out (flags 2). params: Bn, nh, hd, N, nC, flags
+ * in (flags 1) and out (flags 2). One thread per state element (b, h, p, n), chunks in order; the states of
+ * PASS_BATCH chunks are loaded (independent loads, all in flight) before the carries over them are stored, so a
+ * thread waits for memory nC / PASS_BATCH times instead of nC times (the per-chunk loop, `SSDF_PASS_V1`, waits
+ * for each load: a store to S sits between one chunk's load and the next). Same arithmetic, same order.
+ * params: Bn, nh, hd, N, nC, flags
  */
 export const SSDF_PASS: KernelSpec = {
   name: 'ssdf_pass',
+  roles: ['aend', 'S', 'state'],
+  writes: ['S', 'state'],
+  wgsl: () => {
+    const j = [...Array(PASS_BATCH).keys()];
+    return /* wgsl */ `
+const PB: u32 = ${PASS_BATCH}u;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u); let flags = pu(PK + 5u);
+  let HN = hd * N;
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nh * HN) { return; }
+  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
+  var carry = 0.0;
+  if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
+  // chunk c's element at idx (+ stride per chunk), its Δ·A total at ka (+ nh per chunk)
+  let stride = nh * HN;
+  var idx = o_S + (b * nC * nh + h) * HN + e;
+  var ka = o_aend + b * nC * nh + h;
+  var c = 0u;
+  for (; c + PB <= nC; c += PB) {
+${j.map((k) => `    let sv${k} = $S[idx + ${k}u * stride]; let dv${k} = exp($aend[ka + ${k}u * nh]);`).join('\n')}
+${j.map((k) => `    $S[idx + ${k}u * stride] = carry; carry = dv${k} * carry + sv${k};`).join('\n')}
+    idx += PB * stride; ka += PB * nh;
+  }
+  for (; c < nC; c++) {
+    let sv = $S[idx];
+    $S[idx] = carry;
+    carry = exp($aend[ka]) * carry + sv;
+    idx += stride; ka += nh;
+  }
+  if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
+}`;
+  },
+};
+
+/** `SSDF_PASS` of session 24 (`ssd: 'fused-v1'`): one chunk at a time, each load waited for. Same params. */
+export const SSDF_PASS_V1: KernelSpec = {
+  name: 'ssdf_pass_v1',
   roles: ['aend', 'S', 'state'],
   writes: ['S', 'state'],
   wgsl: () => /* wgsl */ `
