@@ -11,36 +11,12 @@
  * (b·L + t)·sB / sC ([G, N]); y [b, L, nh, hd] and the chunk states S [b, nC, nh, hd, N] are packed.
  */
 import type { KernelSpec } from '../runtime.js';
+import { causal, chunkConsts, chunkSumArrays, chunkSums, decayed, serialPass, splatFma, tileFma } from './ssd_tiles.js';
 
-/**
- * WGSL statements: the chunk (b, c)'s Δ of head h in `dS` and its inclusive running sum of Δ·A in `cA` (workgroup
- * arrays of QQ; zero Δ past the chunk's q steps, so the sums stay flat there). Needs b, c, h, t0, q, li, L, nh,
- * flags (2: dt bias), lo, hi, sdt in scope; all 256 invocations must reach it (barriers).
- */
-const CHUNK_DT = /* wgsl */ `
-  {
-    var dv = 0.0;
-    if (li < q) {
-      var bias = 0.0;
-      if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
-      dv = clamp(softplus($dt[o_dt + (b * L + t0 + li) * sdt + h] + bias), lo, hi);
-    }
-    if (li < QQ) { dS[li] = dv; cA[li] = dv * $A[o_A + h]; }
-    workgroupBarrier();
-    for (var off = 1u; off < QQ; off <<= 1u) {
-      var prev = 0.0;
-      if (li < QQ && li >= off) { prev = cA[li - off]; }
-      workgroupBarrier();
-      if (li < QQ) { cA[li] += prev; }
-      workgroupBarrier();
-    }
-  }`;
-
+/** QQ, TT, QP and the chunk's a_t (cA) and Δ_t (dS) in workgroup memory (ssd_tiles.ts) */
 function head(q: string): string {
-  const Q = Number(q);
-  return `const QQ: u32 = ${Q}u; const TT: u32 = ${Q / 16}u; const QP: u32 = ${Q + 1}u;
-var<workgroup> cA: array<f32, ${Q}>;
-var<workgroup> dS: array<f32, ${Q}>;`;
+  return `${chunkConsts(Number(q))}
+${chunkSumArrays(Number(q))}`;
 }
 
 /**
@@ -87,13 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       }
     }
     workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      var cr: array<f32, TT>; var br: array<f32, TT>;
-      for (var i = 0u; i < TT; i++) { cr[i] = Cs[nn * QP + ty + 16u * i]; br[i] = Bs[nn * QP + tx + 16u * i]; }
-      for (var i = 0u; i < TT; i++) {
-        for (var j = 0u; j < TT; j++) { acc[i][j] = fma(cr[i], br[j], acc[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'nn', I: 'TT', J: 'TT', a: (i) => `Cs[nn * QP + ty + 16u * ${i}]`, b: (j) => `Bs[nn * QP + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   let base = o_cb + item * QQ * QQ;
@@ -130,7 +100,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   let p0 = pt * 64u; let n0 = nt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
-  ${CHUNK_DT}
+  ${chunkSums('compute')}
   let aEnd = cA[q - 1u];
   if (li < QQ) { ws[li] = exp(aEnd - cA[li]) * dS[li]; }
   if (li == 0u && pt == 0u && nt == 0u) { $aend[o_aend + bch] = aEnd; }
@@ -156,13 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       Xs[li] = xv; Bs[li] = bv;
     }
     workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      let xr = Xs[ss * 16u + ty]; let br = Bs[ss * 16u + tx];
-      acc[0] = fma(vec4<f32>(xr.x), br, acc[0]);
-      acc[1] = fma(vec4<f32>(xr.y), br, acc[1]);
-      acc[2] = fma(vec4<f32>(xr.z), br, acc[2]);
-      acc[3] = fma(vec4<f32>(xr.w), br, acc[3]);
-    }
+    ${splatFma({ k: 'ss', a: 'Xs[ss * 16u + ty]', b: 'Bs[ss * 16u + tx]', splat: 'a', T: 'vec4<f32>' })}
     workgroupBarrier();
   }
   let base = o_S + bch * hd * N;
@@ -243,13 +207,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
   var carry = 0.0;
   if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
-  for (var c = 0u; c < nC; c++) {
-    let k = (b * nC + c) * nh + h;
-    let idx = o_S + k * HN + e;
-    let s = $S[idx];
-    $S[idx] = carry;
-    carry = exp($aend[o_aend + k]) * carry + s;
-  }
+  ${serialPass((k) => `$aend[o_aend + ${k}]`)}
   if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
 }`,
 };
@@ -286,16 +244,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   let p0 = pt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
-  ${CHUNK_DT}
+  ${chunkSums('compute')}
   // the masked, decayed C·B block by columns: Ms[s·16 + ly] = M[R·ly + r, s] = (C_l·B_s) exp(a_l − a_s) Δ_s, s ≤ l < q
   let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
   for (var e = li; e < QQ * 16u; e += 256u) {
     let s = e / 16u; let ly = e % 16u;
-    let a_s = cA[s]; let d_s = dS[s];
     var v = ${V}(0.0);
     for (var r = 0u; r < RL; r++) {
       let l = ly * RL + r;
-      if (s <= l && l < q) { v[r] = $cb[cbBase + s * QQ + l] * exp(cA[l] - a_s) * d_s; }
+      if (${causal('l', 's')}) { v[r] = ${decayed('$cb[cbBase + s * QQ + l]', 'l', 's', true)}; }
     }
     Ms[e] = v;
   }
@@ -317,13 +274,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       T1[ty * 17u + tx] = xv;
     }
     workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      let m = Ms[(s0 + ss) * 16u + ty]; let xr = T1[ss * 17u + tx];
-      acc[0] = fma(m, ${V}(xr.x), acc[0]);
-      acc[1] = fma(m, ${V}(xr.y), acc[1]);
-      acc[2] = fma(m, ${V}(xr.z), acc[2]);
-      acc[3] = fma(m, ${V}(xr.w), acc[3]);
-    }
+    ${splatFma({ k: 'ss', a: 'Ms[(s0 + ss) * 16u + ty]', b: 'T1[ss * 17u + tx]', splat: 'b', T: V })}
     workgroupBarrier();
   }
   // (4) carried-in state: Σ_n C_l[n] H_in[p, n] (times exp(a_l) below), 16 n a tile
@@ -345,13 +296,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       Cs[nn * 17u + k] = cv; T1[nn * 17u + k] = hv;
     }
     workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      let cv = Cs[nn * 17u + ty]; let hr = T1[nn * 17u + tx];
-      acc2[0] = fma(cv, ${V}(hr.x), acc2[0]);
-      acc2[1] = fma(cv, ${V}(hr.y), acc2[1]);
-      acc2[2] = fma(cv, ${V}(hr.z), acc2[2]);
-      acc2[3] = fma(cv, ${V}(hr.w), acc2[3]);
-    }
+    ${splatFma({ k: 'nn', a: 'Cs[nn * 17u + ty]', b: 'T1[nn * 17u + tx]', splat: 'b', T: V, acc: 'acc2' })}
     workgroupBarrier();
   }
   var dv = 0.0;
