@@ -11,7 +11,7 @@
  * (b·L + t)·sB / sC ([G, N]); y [b, L, nh, hd] and the chunk states S [b, nC, nh, hd, N] are packed.
  */
 import type { KernelSpec } from '../runtime.js';
-import { causal, chunkConsts, chunkSumArrays, chunkSums, decayed, serialPass, splatFma, tileFma } from './ssd_tiles.js';
+import { STATE_TILE, causal, chunkConsts, chunkSumArrays, chunkSums, decayed, serialPass, splatFma, tileFma } from './ssd_tiles.js';
 
 /** QQ, TT, QP and the chunk's a_t (cA) and Δ_t (dS) in workgroup memory (ssd_tiles.ts) */
 function head(q: string): string {
@@ -92,14 +92,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
   let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u); let sx = pu(PK + 10u); let sB = pu(PK + 11u); let sdt = pu(PK + 12u);
-  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * nh * nPT * nNT) { return; }
-  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
-  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
-  let g = h / (nh / G);
-  let p0 = pt * 64u; let n0 = nt * 64u;
-  let t0 = c * QQ; let q = min(QQ, L - t0);
+  ${STATE_TILE}
   ${chunkSums('compute')}
   let aEnd = cA[q - 1u];
   if (li < QQ) { ws[li] = exp(aEnd - cA[li]) * dS[li]; }
@@ -144,6 +137,31 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 /** chunks whose states `SSDF_PASS` loads before it writes the carries over them */
 const PASS_BATCH = 8;
 
+/** a state passing kernel: one thread per state element (b, h, e < hd·N), `loop` carrying `carry` over the chunks */
+function passKernel(name: string, loop: string): KernelSpec {
+  return {
+    name,
+    roles: ['aend', 'S', 'state'],
+    writes: ['S', 'state'],
+    wgsl: () => /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u); let flags = pu(PK + 5u);
+  let HN = hd * N;
+  let i = lin(wg, nw) * 256u + li;
+  if (i >= Bn * nh * HN) { return; }
+  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
+  var carry = 0.0;
+  if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
+  ${loop}
+  if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
+}`,
+  };
+}
+
+const batch = [...Array(PASS_BATCH).keys()];
+
 /**
  * State passing H_c = exp(a_end,c) H_{c−1} + S_c, in place (S becomes the state entering each chunk); the state
  * in (flags 1) and out (flags 2). One thread per state element (b, h, p, n), chunks in order; the states of
@@ -152,65 +170,26 @@ const PASS_BATCH = 8;
  * for each load: a store to S sits between one chunk's load and the next). Same arithmetic, same order.
  * params: Bn, nh, hd, N, nC, flags
  */
-export const SSDF_PASS: KernelSpec = {
-  name: 'ssdf_pass',
-  roles: ['aend', 'S', 'state'],
-  writes: ['S', 'state'],
-  wgsl: () => {
-    const j = [...Array(PASS_BATCH).keys()];
-    return /* wgsl */ `
-const PB: u32 = ${PASS_BATCH}u;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u); let flags = pu(PK + 5u);
-  let HN = hd * N;
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= Bn * nh * HN) { return; }
-  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
-  var carry = 0.0;
-  if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
+export const SSDF_PASS: KernelSpec = passKernel('ssdf_pass', /* wgsl */ `
   // chunk c's element at idx (+ stride per chunk), its Δ·A total at ka (+ nh per chunk)
   let stride = nh * HN;
   var idx = o_S + (b * nC * nh + h) * HN + e;
   var ka = o_aend + b * nC * nh + h;
   var c = 0u;
-  for (; c + PB <= nC; c += PB) {
-${j.map((k) => `    let sv${k} = $S[idx + ${k}u * stride]; let dv${k} = exp($aend[ka + ${k}u * nh]);`).join('\n')}
-${j.map((k) => `    $S[idx + ${k}u * stride] = carry; carry = dv${k} * carry + sv${k};`).join('\n')}
-    idx += PB * stride; ka += PB * nh;
+  for (; c + ${PASS_BATCH}u <= nC; c += ${PASS_BATCH}u) {
+${batch.map((k) => `    let sv${k} = $S[idx + ${k}u * stride]; let dv${k} = exp($aend[ka + ${k}u * nh]);`).join('\n')}
+${batch.map((k) => `    $S[idx + ${k}u * stride] = carry; carry = dv${k} * carry + sv${k};`).join('\n')}
+    idx += ${PASS_BATCH}u * stride; ka += ${PASS_BATCH}u * nh;
   }
   for (; c < nC; c++) {
     let sv = $S[idx];
     $S[idx] = carry;
     carry = exp($aend[ka]) * carry + sv;
     idx += stride; ka += nh;
-  }
-  if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
-}`;
-  },
-};
+  }`);
 
 /** `SSDF_PASS` of session 24 (`ssd: 'fused-v1'`): one chunk at a time, each load waited for. Same params. */
-export const SSDF_PASS_V1: KernelSpec = {
-  name: 'ssdf_pass_v1',
-  roles: ['aend', 'S', 'state'],
-  writes: ['S', 'state'],
-  wgsl: () => /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let nh = pu(PK + 1u); let hd = pu(PK + 2u); let N = pu(PK + 3u); let nC = pu(PK + 4u); let flags = pu(PK + 5u);
-  let HN = hd * N;
-  let i = lin(wg, nw) * 256u + li;
-  if (i >= Bn * nh * HN) { return; }
-  let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
-  var carry = 0.0;
-  if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
-  ${serialPass((k) => `$aend[o_aend + ${k}]`)}
-  if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
-}`,
-};
+export const SSDF_PASS_V1: KernelSpec = passKernel('ssdf_pass_v1', serialPass((k) => `$aend[o_aend + ${k}]`));
 
 /**
  * Output per (b, chunk, head, 64 p): y_l = Σ_{s≤l} exp(a_l − a_s) (C_l·B_s) Δ_s x_s + exp(a_l) C_l · H_in + D x_l.

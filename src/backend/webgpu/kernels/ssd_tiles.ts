@@ -105,6 +105,21 @@ ${['x', 'y', 'z', 'w'].map((c, i) => `      ${acc}[${i}] = fma(${term(c)}, ${acc
 }
 
 /**
+ * WGSL statements: the workgroup's item of a chunk-state kernel, one per (b, c, h, 64 rows p, 64 columns n) — b, c, h,
+ * its group g, p0, n0, the chunk's first step t0 and length q (QQ its most); returns past the last. Needs Bn, L, nh,
+ * hd, G, N, nC.
+ */
+export const STATE_TILE = /* wgsl */ `
+  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
+  let item = lin(wg, nw);
+  if (item >= Bn * nC * nh * nPT * nNT) { return; }
+  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
+  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
+  let g = h / (nh / G);
+  let p0 = pt * 64u; let n0 = nt * 64u;
+  let t0 = c * QQ; let q = min(QQ, L - t0);`;
+
+/**
  * A kernel body for S[p, n] = Σ_{s<q} w_s u_s[p] v_s[n] over one chunk: one workgroup per (b, c, h, 64 rows p,
  * 64 columns n), 16 steps a tile, u [b, L, nh, hd], v [b, L, G, N] packed, out [b, nC, nh, hd, N].
  * `weight(k)` is the WGSL of w_s for the step at row k of the [b, L, nh] arrays; `pre` runs before the tiles (after
@@ -120,14 +135,7 @@ var<workgroup> ws: array<f32, 16>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
-  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * nh * nPT * nNT) { return; }
-  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
-  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
-  let g = h / (nh / G);
-  let p0 = pt * 64u; let n0 = nt * 64u;
-  let t0 = c * QQ; let q = min(QQ, L - t0);${o.pre ?? ''}
+  ${STATE_TILE}${o.pre ?? ''}
   let tx = li % 16u; let ty = li / 16u;
   var acc: array<array<f32, 4>, 4>;
   for (var s0 = 0u; s0 < q; s0 += 16u) {
