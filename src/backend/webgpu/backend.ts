@@ -28,7 +28,7 @@ import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SAMPLE } from './kernels/sample.js';
 import { TOP_P_EPS } from '../../generate/sampling.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
-import { SSDF_CB, SSDF_OUT, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
+import { SSDF_CB, SSDF_OUT, SSDF_OUT_V1, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
@@ -953,13 +953,14 @@ export class WebGpuBackend implements Backend {
     const statesGrid = this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64));
     if (fused) {
       const aend = this.scratch(B * nC * nh, 'ssd chunk Δ·A totals');
+      const v1 = this.ssdKernels === 'fused-v1'; // session 24's state passing and output kernels
       const p = [B, L, nh, hd, G, N, nC, flags, f2u(lo), f2u(hi)];
       this.run(SSDF_CB, [Bm, Cm, cb], [B, L, G, N, nC, Br.stride, Cr.stride], this.rt.grid(B * nC * G * 3), q);
       this.run(SSDF_STATES, [x, Bm, dt, A, dtb, S, aend], [...p, xr.stride, Br.stride, dr.stride], statesGrid, q);
       const stateFlags = a.state ? 3 : 0;
-      this.run(this.ssdKernels === 'fused-v1' ? SSDF_PASS_V1 : SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));
+      this.run(v1 ? SSDF_PASS_V1 : SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));
       this.done(aend);
-      this.run(SSDF_OUT, [x, Cm, dt, A, dtb, cb, S, D, this.st(y)], [...p, xr.stride, Cr.stride, dr.stride], outGrid, q);
+      this.run(v1 ? SSDF_OUT_V1 : SSDF_OUT, [x, Cm, dt, A, dtb, cb, S, D, this.st(y)], [...p, xr.stride, Cr.stride, dr.stride], outGrid, q);
       this.done(cb, S);
       return y;
     }

@@ -62,7 +62,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * the batched decode step; the default: on an H100 prefill logits within 4.1e-6 of 'old', GPU time per mamba2-130m
    * prefill 31.3 vs 32.3 ms, per batch-64 decode step 5.2 vs 6.8 ms; BENCHMARKS.md, session 24) or 'old' (the five
    * kernels of before, inputs copied apart first). 'fused-v1': 'fused' with session 24's state passing (a chunk at a
-   * time: 133.8 µs per mamba2-130m layer on the H100 against 24.6 for the old kernels' pass), for comparisons.
+   * time: 133.8 µs per mamba2-130m layer on the H100 against 24.6 for the old kernels' pass) and output kernel (no
+   * prefetch of the next tile), for comparisons.
    * Also settable on the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
    */
   ssd?: WebGpuSsd;

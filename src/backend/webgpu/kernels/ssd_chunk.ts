@@ -197,13 +197,46 @@ export const SSDF_PASS_V1: KernelSpec = passKernel('ssdf_pass_v1', serialPass((k
  * those (vecR over l, vec4 over p), so each multiply-add step reads two vectors from workgroup memory for 4R FMAs.
  * params: Bn, L, nh, hd, G, N, nC, flags (1 D, 2 dt bias), lo, hi, sx, sC, sdt
  */
-export const SSDF_OUT: KernelSpec = {
-  name: 'ssdf_out',
-  roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
-  writes: ['y'],
-  wgsl: (q) => {
-    const R = Number(q) / 16, V = `vec${R}<f32>`;
-    return /* wgsl */ `
+export const SSDF_OUT: KernelSpec = outKernel('ssdf_out', true);
+
+/** `SSDF_OUT` of session 24 (`ssd: 'fused-v1'`): each tile's global loads waited for before its products. Same params. */
+export const SSDF_OUT_V1: KernelSpec = outKernel('ssdf_out_v1', false);
+
+/**
+ * The output kernel; `prefetch`: the global loads of the next tile (x, then C and H_in) are issued before the products
+ * over the current one and stored to workgroup memory after them, and the first x tile's before the chunk's Δ·A scan
+ * and the masked C·B block, so memory latency overlaps arithmetic (same products in the same order either way).
+ */
+function outKernel(name: string, prefetch: boolean): KernelSpec {
+  return {
+    name,
+    roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
+    writes: ['y'],
+    wgsl: (q) => {
+      const R = Number(q) / 16, V = `vec${R}<f32>`;
+      // x rows s0 + ty, columns p0 + 4tx + j → xn; C rows k·R + r and H_in rows p0 + 4k + j at column n0 + nn → cn, hn
+      const loadX = (s0: string) => /* wgsl */ `
+    xn = vec4<f32>(0.0);
+    if (${s0} + ty < q) {
+      let row = b * L + t0 + ${s0} + ty;
+      for (var j = 0u; j < 4u; j++) {
+        let p = p0 + 4u * tx + j;
+        if (p < hd) { xn[j] = $x[o_x + row * sx + h * hd + p]; }
+      }
+    }`;
+      const loadCH = (n0: string) => /* wgsl */ `
+    cn = ${V}(0.0); hn = vec4<f32>(0.0);
+    if (${n0} + tx < N) {
+      for (var r = 0u; r < RL; r++) {
+        let l = ty * RL + r;
+        if (l < q) { cn[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + ${n0} + tx]; }
+      }
+      for (var j = 0u; j < 4u; j++) {
+        let p = p0 + 4u * ty + j;
+        if (p < hd) { hn[j] = $hin[hBase + p * N + ${n0} + tx]; }
+      }
+    }`;
+      return /* wgsl */ `
 ${head(q)}
 const RL: u32 = ${R}u;
 var<workgroup> Ms: array<${V}, ${Number(q) * 16}>;
@@ -223,6 +256,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   let p0 = pt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
+  let tx = li % 16u; let ty = li / 16u;
+  let hBase = o_hin + bch * hd * N;
+  var xn: vec4<f32>; var cn: ${V}; var hn: vec4<f32>;${prefetch ? loadX('0u') : ''}
   ${chunkSums('compute')}
   // the masked, decayed C·B block by columns: Ms[s·16 + ly] = M[R·ly + r, s] = (C_l·B_s) exp(a_l − a_s) Δ_s, s ≤ l < q
   let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
@@ -235,46 +271,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     }
     Ms[e] = v;
   }
-  let tx = li % 16u; let ty = li / 16u;
   var acc: array<${V}, 4>;
   var acc2: array<${V}, 4>;
   for (var j = 0u; j < 4u; j++) { acc[j] = ${V}(0.0); acc2[j] = ${V}(0.0); }
   // (1) diagonal block: Σ_s M[l, s] x_s[p], 16 steps s a tile
-  for (var s0 = 0u; s0 < q; s0 += 16u) {
-    {
-      var xv = vec4<f32>(0.0);
-      if (s0 + ty < q) {
-        let row = b * L + t0 + s0 + ty;
-        for (var j = 0u; j < 4u; j++) {
-          let p = p0 + 4u * tx + j;
-          if (p < hd) { xv[j] = $x[o_x + row * sx + h * hd + p]; }
-        }
-      }
-      T1[ty * 17u + tx] = xv;
-    }
-    workgroupBarrier();
+  for (var s0 = 0u; s0 < q; s0 += 16u) {${prefetch ? '' : loadX('s0')}
+    T1[ty * 17u + tx] = xn;
+    workgroupBarrier();${prefetch ? `
+    if (s0 + 16u < q) {${loadX('s0 + 16u')}
+    } else {${loadCH('0u')}
+    }` : ''}
     ${splatFma({ k: 'ss', a: 'Ms[(s0 + ss) * 16u + ty]', b: 'T1[ss * 17u + tx]', splat: 'b', T: V })}
     workgroupBarrier();
   }
   // (4) carried-in state: Σ_n C_l[n] H_in[p, n] (times exp(a_l) below), 16 n a tile
-  let hBase = o_hin + bch * hd * N;
-  for (var n0 = 0u; n0 < N; n0 += 16u) {
-    {
-      let nn = li % 16u; let k = li / 16u;
-      var cv = ${V}(0.0); var hv = vec4<f32>(0.0);
-      if (n0 + nn < N) {
-        for (var r = 0u; r < RL; r++) {
-          let l = k * RL + r;
-          if (l < q) { cv[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + n0 + nn]; }
-        }
-        for (var j = 0u; j < 4u; j++) {
-          let p = p0 + 4u * k + j;
-          if (p < hd) { hv[j] = $hin[hBase + p * N + n0 + nn]; }
-        }
-      }
-      Cs[nn * 17u + k] = cv; T1[nn * 17u + k] = hv;
-    }
-    workgroupBarrier();
+  for (var n0 = 0u; n0 < N; n0 += 16u) {${prefetch ? '' : loadCH('n0')}
+    Cs[tx * 17u + ty] = cn; T1[tx * 17u + ty] = hn;
+    workgroupBarrier();${prefetch ? `
+    if (n0 + 16u < N) {${loadCH('n0 + 16u')}
+    }` : ''}
     ${splatFma({ k: 'nn', a: 'Cs[nn * 17u + ty]', b: 'T1[nn * 17u + tx]', splat: 'b', T: V, acc: 'acc2' })}
     workgroupBarrier();
   }
@@ -293,5 +308,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     }
   }
 }`;
-  },
-};
+    },
+  };
+}
