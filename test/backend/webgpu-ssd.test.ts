@@ -149,6 +149,45 @@ describe('webgpu SSD kernels vs the CPU reference', () => {
   }
 });
 
+// the fused set (batched state passing, 'fused'; a chunk at a time, 'fused-v1') against the old kernels and the CPU at
+// lengths around the chunk (1: the recurrence; Q − 1, Q, Q + 1; more than 8 chunks, what the pass loads at once, plus
+// a tail), one and several groups, without and with a state carried in and returned, chunks of 64 and of 32
+// (SwiftShader runs the tiled kernels slowly: batch 1 past 100 steps)
+const AROUND: Record<'tiled' | 'small', [L: number, nh: number, G: number, state: boolean][]> = {
+  tiled: [[1, 2, 1, true], [63, 4, 2, false], [64, 2, 1, true], [65, 4, 2, true], [200, 4, 2, false], [520, 2, 1, true]],
+  small: [[31, 4, 2, true], [33, 2, 1, false], [290, 4, 2, true]],
+};
+describe('webgpu fused SSD vs the old kernels and the CPU: lengths around the chunk, groups, states', () => {
+  for (const which of ['tiled', 'small'] as const) {
+    withGpu(`chunks of ${which === 'small' ? 32 : 64}: L ${AROUND[which].map(([L]) => L).join(', ')}; G 1 and 2; with and without a state in/out`, which, async (g) => {
+      for (const [L, nh, G, withState] of AROUND[which]) {
+        const c: Case = { b: L > 100 ? 1 : 2, L, nh, hd: 6, G, N: 5, D: true, bias: true, limit: [0, Infinity] };
+        const d = data(c);
+        const what = `L${L} nh${nh} G${G}${withState ? ', state' : ''} (chunk ${g.ssdChunk})`;
+        const sc = withState ? cpu.fromHost(d.state.slice(), [c.b, c.nh, c.hd, c.N]) : null;
+        const want = cpu.ssd(args(cpu, c, d, sc));
+        const got: Record<string, { y: Float32Array; state: Float32Array | null }> = {};
+        for (const kernels of ['fused', 'fused-v1', 'old'] as WebGpuSsd[]) {
+          g.ssdKernels = kernels;
+          const sg = withState ? g.fromHost(d.state.slice(), [c.b, c.nh, c.hd, c.N]) : null;
+          const before = g.rt.counters.dispatches;
+          const y = g.ssd(args(g, c, d, sg));
+          await close(y, want, 5e-4, `${kernels} ${what}`);
+          // fused: C·B, states, state passing, output (the recurrence at L = 1); old: 4 copies + 5 (+ 1)
+          assert.equal(g.rt.counters.dispatches - before, (kernels === 'old' ? 4 : 0) + (L === 1 ? 1 : kernels === 'old' ? 5 : 4), `${kernels} ${what}: dispatches`);
+          if (sg) await close(sg, sc!, 5e-4, `${kernels} ${what}: state out`);
+          got[kernels] = { y: await y.data(), state: sg ? await sg.data() : null };
+        }
+        // the two state passings do the same arithmetic in the same order; the old kernels differ in rounding only
+        assert.ok(maxAbsDiff(got.fused.y, got['fused-v1'].y) <= 1e-6, `${what}: fused vs fused-v1 y: ${maxAbsDiff(got.fused.y, got['fused-v1'].y)}`);
+        assert.ok(maxAbsDiff(got.fused.y, got.old.y) <= 5e-5, `${what}: fused vs old y: ${maxAbsDiff(got.fused.y, got.old.y)}`);
+        if (withState) assert.ok(maxAbsDiff(got.fused.state!, got.old.state!) <= 5e-5, `${what}: fused vs old state: ${maxAbsDiff(got.fused.state!, got.old.state!)}`);
+      }
+      g.ssdKernels = 'fused';
+    });
+  }
+});
+
 // model level, with the tiled (GPU) kernels and each SSD kernel set: a prefill of the HF fixtures' inputs against
 // the reference logits, and the batched decode step (9 rows: past the few-row paths, so the op sequence with the SSD
 // recurrence reading its inputs in place) against each row decoded alone

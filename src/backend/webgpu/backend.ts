@@ -28,7 +28,7 @@ import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SAMPLE } from './kernels/sample.js';
 import { TOP_P_EPS } from '../../generate/sampling.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
-import { SSDF_CB, SSDF_OUT, SSDF_PASS, SSDF_STATES } from './kernels/ssd_chunk.js';
+import { SSDF_CB, SSDF_OUT, SSDF_OUT_V1, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { DecodeFusion } from './fusion.js';
@@ -748,7 +748,7 @@ export class WebGpuBackend implements Backend {
     const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
     // prefill's wide rows (with the 'fused' SSD): a workgroup per row, values kept in registers (x, z read once)
-    if (this.ssdKernels === 'fused' && this.kernels === 'tiled' && items >= 64 && groupSize >= 256 && groupSize <= 4096) {
+    if (this.ssdKernels !== 'old' && this.kernels === 'tiled' && items >= 64 && groupSize >= 256 && groupSize <= 4096) {
       this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
     } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
@@ -991,7 +991,7 @@ export class WebGpuBackend implements Backend {
     const [, , G, N] = a.B.shape;
     const y = this.out([B, L, nh, hd], 'ssd');
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
-    const fused = this.ssdKernels === 'fused';
+    const fused = this.ssdKernels !== 'old';
     // 'fused': x, dt, B, C read in place where they are pieces of a wider tensor (split); 'old': copied apart
     const rows = (t: Tensor, width: number) => (fused ? this.rows(t, width) : { s: this.st(t), stride: width });
     const [xr, dr, Br, Cr] = [rows(a.x, nh * hd), rows(a.dt, nh), rows(a.B, G * N), rows(a.C, G * N)];
@@ -1023,13 +1023,14 @@ export class WebGpuBackend implements Backend {
     const statesGrid = this.rt.grid(B * nC * nh * Math.ceil(hd / 64) * Math.ceil(N / 64));
     if (fused) {
       const aend = this.scratch(B * nC * nh, 'ssd chunk Δ·A totals');
+      const v1 = this.ssdKernels === 'fused-v1'; // session 24's state passing and output kernels
       const p = [B, L, nh, hd, G, N, nC, flags, f2u(lo), f2u(hi)];
       this.run(SSDF_CB, [Bm, Cm, cb], [B, L, G, N, nC, Br.stride, Cr.stride], this.rt.grid(B * nC * G * 3), q);
       this.run(SSDF_STATES, [x, Bm, dt, A, dtb, S, aend], [...p, xr.stride, Br.stride, dr.stride], statesGrid, q);
       const stateFlags = a.state ? 3 : 0;
-      this.run(SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));
+      this.run(v1 ? SSDF_PASS_V1 : SSDF_PASS, [aend, S, this.opt(a.state)], [B, nh, hd, N, nC, stateFlags], this.threads(B * nh * hd * N));
       this.done(aend);
-      this.run(SSDF_OUT, [x, Cm, dt, A, dtb, cb, S, D, this.st(y)], [...p, xr.stride, Cr.stride, dr.stride], outGrid, q);
+      this.run(v1 ? SSDF_OUT_V1 : SSDF_OUT, [x, Cm, dt, A, dtb, cb, S, D, this.st(y)], [...p, xr.stride, Cr.stride, dr.stride], outGrid, q);
       this.done(cb, S);
       return y;
     }

@@ -71,7 +71,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * Δ·A sums in workgroup memory; x, dt, B, C read in place in the conv's and in_proj's outputs, in prefill and in
    * the batched decode step; the default: on an H100 prefill logits within 4.1e-6 of 'old', GPU time per mamba2-130m
    * prefill 31.3 vs 32.3 ms, per batch-64 decode step 5.2 vs 6.8 ms; BENCHMARKS.md, session 24) or 'old' (the five
-   * kernels of before, inputs copied apart first). Also settable on the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
+   * kernels of before, inputs copied apart first). 'fused-v1': 'fused' with session 24's state passing (a chunk at a
+   * time: 133.8 µs per mamba2-130m layer on the H100 against 24.6 for the old kernels' pass) and output kernel (no
+   * prefetch of the next tile), for comparisons.
+   * Also settable on the backend (`ssd`) or by MAMBA_TS_WEBGPU_SSD.
    */
   ssd?: WebGpuSsd;
   /**
@@ -100,7 +103,7 @@ export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
 export type WebGpuScan = (typeof WEBGPU_SCANS)[number];
 
 /** the Mamba-2 SSD kernels (`ssd`) */
-export const WEBGPU_SSDS = ['fused', 'old'] as const;
+export const WEBGPU_SSDS = ['fused', 'fused-v1', 'old'] as const;
 export type WebGpuSsd = (typeof WEBGPU_SSDS)[number];
 
 /** the prefill GEMM kernels (`gemm`) */

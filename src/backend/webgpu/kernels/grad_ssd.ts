@@ -27,10 +27,7 @@
  * Workgroup memory ≤ ~9 KiB for Q = 64. Q (16, 32 or 64) is the variant (DBC: Q then 'B' or 'C').
  */
 import type { KernelSpec } from '../runtime.js';
-
-function tiles(q: number): string {
-  return `const QQ: u32 = ${q}u; const TT: u32 = ${q / 16}u; const QP: u32 = ${q + 1}u;`;
-}
+import { causal, chunkConsts, chunkOuterKernel, chunkSumArrays, chunkSums, decayed, tileFma } from './ssd_tiles.js';
 
 const HEAD = /* wgsl */ `
 @compute @workgroup_size(256)
@@ -42,62 +39,7 @@ export const SSD_DSTATES: KernelSpec = {
   name: 'ssd_dstates',
   roles: ['gy', 'C', 'cum', 'dS'],
   writes: ['dS'],
-  wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
-var<workgroup> Gs: array<f32, 1040>;
-var<workgroup> Cs: array<f32, 1040>;
-var<workgroup> ws: array<f32, 16>;
-${HEAD}
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
-  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * nh * nPT * nNT) { return; }
-  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
-  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
-  let g = h / (nh / G);
-  let p0 = pt * 64u; let n0 = nt * 64u;
-  let t0 = c * QQ; let q = min(QQ, L - t0);
-  let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, 4>, 4>;
-  for (var l0 = 0u; l0 < q; l0 += 16u) {
-    if (li < 16u) {
-      var w = 0.0;
-      if (l0 + li < q) { w = exp($cum[o_cum + (b * L + t0 + l0 + li) * nh + h]); }
-      ws[li] = w;
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < 4u; k++) {
-      let e = li + 256u * k;
-      let ll = e / 64u; let pp = e % 64u;
-      let l = l0 + ll;
-      var gv = 0.0; var cv = 0.0;
-      if (l < q) {
-        let row = b * L + t0 + l;
-        if (p0 + pp < hd) { gv = ws[ll] * $gy[o_gy + (row * nh + h) * hd + p0 + pp]; }
-        if (n0 + pp < N) { cv = $C[o_C + (row * G + g) * N + n0 + pp]; }
-      }
-      Gs[ll * 65u + pp] = gv; Cs[ll * 65u + pp] = cv;
-    }
-    workgroupBarrier();
-    for (var ll = 0u; ll < 16u; ll++) {
-      var gr: array<f32, 4>; var cr: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { gr[i] = Gs[ll * 65u + ty + 16u * i]; cr[i] = Cs[ll * 65u + tx + 16u * i]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(gr[i], cr[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  let base = o_dS + bch * hd * N;
-  for (var i = 0u; i < 4u; i++) {
-    let p = p0 + ty + 16u * i;
-    if (p >= hd) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + 16u * j;
-      if (n < N) { $dS[base + p * N + n] = acc[i][j]; }
-    }
-  }
-}`,
+  wgsl: (q) => chunkOuterKernel(q, { u: 'gy', v: 'C', out: 'dS', weight: (k) => `exp($cum[o_cum + ${k}])` }),
 };
 
 /**
@@ -152,11 +94,10 @@ export const SSD_DCB: KernelSpec = {
   roles: ['x', 'gy', 'dtp', 'cum', 'dcb'],
   writes: ['dcb'],
   wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
+${chunkConsts(Number(q))}
 var<workgroup> Gs: array<f32, ${16 * (Number(q) + 1)}>;
 var<workgroup> Xs: array<f32, ${16 * (Number(q) + 1)}>;
-var<workgroup> cA: array<f32, ${q}>;
-var<workgroup> dS: array<f32, ${q}>;
+${chunkSumArrays(Number(q))}
 ${HEAD}
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u);
   let nC = pu(PK + 5u); let nSplit = pu(PK + 6u); let hps = pu(PK + 7u);
@@ -170,14 +111,7 @@ ${HEAD}
   var tot: array<array<f32, TT>, TT>;
   for (var h = h0; h < h1; h++) {
     workgroupBarrier();
-    if (li < QQ) {
-      var a = 0.0; var d = 0.0;
-      if (li < q) {
-        let k = (b * L + t0 + li) * nh + h;
-        a = $cum[o_cum + k]; d = $dtp[o_dtp + k];
-      }
-      cA[li] = a; dS[li] = d;
-    }
+    ${chunkSums('load')}
     var acc: array<array<f32, TT>, TT>; // zeroed explicitly: some compilers hoist a loop-body var and keep its value
     for (var i = 0u; i < TT; i++) { acc[i] = array<f32, TT>(); }
     for (var p0 = 0u; p0 < hd; p0 += 16u) {
@@ -192,20 +126,14 @@ ${HEAD}
         Gs[pp * QP + l] = gv; Xs[pp * QP + l] = xv;
       }
       workgroupBarrier();
-      for (var pp = 0u; pp < 16u; pp++) {
-        var gr: array<f32, TT>; var xr: array<f32, TT>;
-        for (var i = 0u; i < TT; i++) { gr[i] = Gs[pp * QP + ty + 16u * i]; xr[i] = Xs[pp * QP + tx + 16u * i]; }
-        for (var i = 0u; i < TT; i++) {
-          for (var j = 0u; j < TT; j++) { acc[i][j] = fma(gr[i], xr[j], acc[i][j]); }
-        }
-      }
+      ${tileFma({ k: 'pp', I: 'TT', J: 'TT', a: (i) => `Gs[pp * QP + ty + 16u * ${i}]`, b: (j) => `Xs[pp * QP + tx + 16u * ${j}]` })}
       workgroupBarrier();
     }
     for (var i = 0u; i < TT; i++) {
       let l = ty + 16u * i;
       for (var j = 0u; j < TT; j++) {
         let s = tx + 16u * j;
-        if (s <= l && l < q) { tot[i][j] += acc[i][j] * exp(cA[l] - cA[s]) * dS[s]; }
+        if (${causal('l', 's')}) { tot[i][j] += ${decayed('acc[i][j]', 'l', 's', true)}; }
       }
     }
   }
@@ -225,11 +153,10 @@ export const SSD_DX: KernelSpec = {
   roles: ['x', 'gy', 'y', 'B', 'cb', 'dtp', 'cum', 'dH', 'D', 'dx', 'ts'],
   writes: ['dx', 'ts'],
   wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
+${chunkConsts(Number(q))}
 var<workgroup> As: array<f32, 1040>;
 var<workgroup> Bs: array<f32, 1040>;
-var<workgroup> cA: array<f32, ${q}>;
-var<workgroup> dS: array<f32, ${q}>;
+${chunkSumArrays(Number(q))}
 ${HEAD}
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u);
   let nC = pu(PK + 6u); let hasD = pu(PK + 7u) != 0u;
@@ -239,14 +166,7 @@ ${HEAD}
   let g = h / (nh / G);
   let t0 = c * QQ; let q = min(QQ, L - t0);
   let BLH = Bn * L * nh;
-  if (li < QQ) {
-    var a = 0.0; var d = 0.0;
-    if (li < q) {
-      let k = (b * L + t0 + li) * nh + h;
-      a = $cum[o_cum + k]; d = $dtp[o_dtp + k];
-    }
-    cA[li] = a; dS[li] = d;
-  }
+  ${chunkSums('load')}
   workgroupBarrier();
   let aEnd = cA[q - 1u];
   var dv = 0.0;
@@ -264,7 +184,7 @@ ${HEAD}
         let e = li + 256u * k;
         let s = e % QQ; let ll = e / QQ; let l = l0 + ll;
         var v = 0.0;
-        if (s <= l && l < q) { v = $cb[cbBase + l * QQ + s] * exp(cA[l] - cA[s]); }
+        if (${causal('l', 's')}) { v = ${decayed('$cb[cbBase + l * QQ + s]', 'l', 's', false)}; }
         As[ll * 65u + s] = v;
       }
       for (var k = 0u; k < 4u; k++) {
@@ -275,14 +195,7 @@ ${HEAD}
         Bs[ll * 65u + pp] = v;
       }
       workgroupBarrier();
-      for (var ll = 0u; ll < 16u; ll++) {
-        var br: array<f32, 4>;
-        for (var j = 0u; j < 4u; j++) { br[j] = Bs[ll * 65u + tx + 16u * j]; }
-        for (var i = 0u; i < TT; i++) {
-          let av = As[ll * 65u + ty + 16u * i];
-          for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av, br[j], acc[i][j]); }
-        }
-      }
+      ${tileFma({ k: 'll', I: 'TT', J: '4u', a: (i) => `As[ll * 65u + ty + 16u * ${i}]`, b: (j) => `Bs[ll * 65u + tx + 16u * ${j}]` })}
       workgroupBarrier();
     }
     // the chunk state: exp(a_end − a_s) Σ_n B_s[n] dH_out[p, n]
@@ -302,14 +215,7 @@ ${HEAD}
         Bs[nn * 65u + pp] = v;
       }
       workgroupBarrier();
-      for (var nn = 0u; nn < 16u; nn++) {
-        var br: array<f32, 4>;
-        for (var j = 0u; j < 4u; j++) { br[j] = Bs[nn * 65u + tx + 16u * j]; }
-        for (var i = 0u; i < TT; i++) {
-          let av = As[nn * 65u + ty + 16u * i];
-          for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av, br[j], acc[i][j]); }
-        }
-      }
+      ${tileFma({ k: 'nn', I: 'TT', J: '4u', a: (i) => `As[nn * 65u + ty + 16u * ${i}]`, b: (j) => `Bs[nn * 65u + tx + 16u * ${j}]` })}
       workgroupBarrier();
     }
     for (var i = 0u; i < TT; i++) {
@@ -355,7 +261,7 @@ export const SSD_DBC: KernelSpec = {
     const q = Number(variant.slice(0, -1));
     const isC = variant.endsWith('C');
     return /* wgsl */ `
-${tiles(q)}
+${chunkConsts(q)}
 var<workgroup> As: array<f32, 1040>;
 var<workgroup> Bs: array<f32, 1040>;
 var<workgroup> wv: array<f32, ${q}>;
@@ -401,14 +307,7 @@ ${HEAD}
         Bs[pp * 65u + nn] = v;
       }
       workgroupBarrier();
-      for (var pp = 0u; pp < 16u; pp++) {
-        var br: array<f32, 4>;
-        for (var j = 0u; j < 4u; j++) { br[j] = Bs[pp * 65u + tx + 16u * j]; }
-        for (var i = 0u; i < TT; i++) {
-          let av = As[pp * 65u + ty + 16u * i];
-          for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av, br[j], acc[i][j]); }
-        }
-      }
+      ${tileFma({ k: 'pp', I: 'TT', J: '4u', a: (i) => `As[pp * 65u + ty + 16u * ${i}]`, b: (j) => `Bs[pp * 65u + tx + 16u * ${j}]` })}
       workgroupBarrier();
     }
   }
@@ -430,14 +329,7 @@ ${HEAD}
       Bs[kk * 65u + nn] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      var br: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { br[j] = Bs[kk * 65u + tx + 16u * j]; }
-      for (var i = 0u; i < TT; i++) {
-        let av = As[kk * 65u + ty + 16u * i];
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av, br[j], acc[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'kk', I: 'TT', J: '4u', a: (i) => `As[kk * 65u + ty + 16u * ${i}]`, b: (j) => `Bs[kk * 65u + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   for (var i = 0u; i < TT; i++) {

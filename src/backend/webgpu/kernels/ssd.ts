@@ -14,6 +14,7 @@
  * The exponent differences are of sums over at most Q steps (the official kernels' form).
  */
 import type { KernelSpec } from '../runtime.js';
+import { causal, chunkConsts, chunkOuterKernel, chunkSumArrays, chunkSums, decayed, serialPass, tileFma } from './ssd_tiles.js';
 
 const DTPROC = /* wgsl */ `
 fn dt_proc(raw: f32, bias: f32, lo: f32, hi: f32) -> f32 {
@@ -179,17 +180,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-function tiles(q: number): string {
-  return `const QQ: u32 = ${q}u; const TT: u32 = ${q / 16}u; const QP: u32 = ${q + 1}u;`;
-}
-
 /** params: Bn, L, G, N, nC */
 export const SSD_CB: KernelSpec = {
   name: 'ssd_cb',
   roles: ['B', 'C', 'cb'],
   writes: ['cb'],
   wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
+${chunkConsts(Number(q))}
 var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
 var<workgroup> Bs: array<f32, ${16 * (Number(q) + 1)}>;
 @compute @workgroup_size(256)
@@ -215,13 +212,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       Cs[nn * QP + l] = cv; Bs[nn * QP + l] = bv;
     }
     workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      var cr: array<f32, TT>; var br: array<f32, TT>;
-      for (var i = 0u; i < TT; i++) { cr[i] = Cs[nn * QP + ty + 16u * i]; br[i] = Bs[nn * QP + tx + 16u * i]; }
-      for (var i = 0u; i < TT; i++) {
-        for (var j = 0u; j < TT; j++) { acc[i][j] = fma(cr[i], br[j], acc[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'nn', I: 'TT', J: 'TT', a: (i) => `Cs[nn * QP + ty + 16u * ${i}]`, b: (j) => `Bs[nn * QP + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   let base = o_cb + item * QQ * QQ;
@@ -231,73 +222,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** params: Bn, L, nh, hd, G, N, nC (Q is the variant) */
+/** S_c[p, n] = Σ_s exp(a_end − a_s) Δ_s x_s[p] B_s[n]. params: Bn, L, nh, hd, G, N, nC (Q is the variant) */
 export const SSD_STATES: KernelSpec = {
   name: 'ssd_states',
   roles: ['x', 'B', 'dtp', 'cum', 'S'],
   writes: ['S'],
-  wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
-var<workgroup> Xs: array<f32, 1040>;
-var<workgroup> Bs: array<f32, 1040>;
-var<workgroup> ws: array<f32, 16>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
-  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * nh * nPT * nNT) { return; }
-  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
-  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
-  let g = h / (nh / G);
-  let p0 = pt * 64u; let n0 = nt * 64u;
-  let t0 = c * QQ; let q = min(QQ, L - t0);
-  let aEnd = $cum[o_cum + (b * L + t0 + q - 1u) * nh + h];
-  let tx = li % 16u; let ty = li / 16u;
-  var acc: array<array<f32, 4>, 4>;
-  for (var s0 = 0u; s0 < q; s0 += 16u) {
-    if (li < 16u) {
-      var w = 0.0;
-      if (s0 + li < q) {
-        let k = (b * L + t0 + s0 + li) * nh + h;
-        w = exp(aEnd - $cum[o_cum + k]) * $dtp[o_dtp + k];
-      }
-      ws[li] = w;
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < 4u; k++) {
-      let e = li + 256u * k;
-      let ss = e / 64u; let pp = e % 64u;
-      let s = s0 + ss;
-      var xv = 0.0; var bv = 0.0;
-      if (s < q) {
-        let row = b * L + t0 + s;
-        if (p0 + pp < hd) { xv = ws[ss] * $x[o_x + (row * nh + h) * hd + p0 + pp]; }
-        if (n0 + pp < N) { bv = $B[o_B + (row * G + g) * N + n0 + pp]; }
-      }
-      Xs[ss * 65u + pp] = xv; Bs[ss * 65u + pp] = bv;
-    }
-    workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      var xr: array<f32, 4>; var br: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { xr[i] = Xs[ss * 65u + ty + 16u * i]; br[i] = Bs[ss * 65u + tx + 16u * i]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(xr[i], br[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  let base = o_S + bch * hd * N;
-  for (var i = 0u; i < 4u; i++) {
-    let p = p0 + ty + 16u * i;
-    if (p >= hd) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + 16u * j;
-      if (n < N) { $S[base + p * N + n] = acc[i][j]; }
-    }
-  }
-}`,
+  wgsl: (q) => chunkOuterKernel(q, {
+    u: 'x', v: 'B', out: 'S',
+    pre: `
+  let aEnd = $cum[o_cum + (b * L + t0 + q - 1u) * nh + h];`,
+    weight: (k) => `exp(aEnd - $cum[o_cum + ${k}]) * $dtp[o_dtp + ${k}]`,
+  }),
 };
 
 /** params: Bn, L, nh, hd, N, Q, nC, hasState */
@@ -317,13 +252,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
   var carry = 0.0;
   if (hasState) { carry = $state[o_state + i]; }
-  for (var c = 0u; c < nC; c++) {
-    let idx = o_S + ((b * nC + c) * nh + h) * HN + e;
-    let s = $S[idx];
-    $S[idx] = carry;
-    let tEnd = min(L, c * Q + Q) - 1u;
-    carry = exp($cum[o_cum + (b * L + tEnd) * nh + h]) * carry + s;
-  }
+  ${serialPass(() => '$cum[o_cum + (b * L + min(L, c * Q + Q) - 1u) * nh + h]')}
   if (hasState) { $state[o_state + i] = carry; }
 }`,
 };
@@ -334,12 +263,11 @@ export const SSD_OUT: KernelSpec = {
   roles: ['x', 'C', 'dtp', 'cum', 'cb', 'hin', 'D', 'y'],
   writes: ['y'],
   wgsl: (q) => /* wgsl */ `
-${tiles(Number(q))}
+${chunkConsts(Number(q))}
 var<workgroup> Ms: array<f32, ${Number(q) * (Number(q) + 1)}>;
 var<workgroup> T1: array<f32, 1040>;
 var<workgroup> Cs: array<f32, ${16 * (Number(q) + 1)}>;
-var<workgroup> cA: array<f32, ${q}>;
-var<workgroup> dS: array<f32, ${q}>;
+${chunkSumArrays(Number(q))}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -353,21 +281,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   let p0 = pt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
-  if (li < QQ) {
-    var a = 0.0; var d = 0.0;
-    if (li < q) {
-      let k = (b * L + t0 + li) * nh + h;
-      a = $cum[o_cum + k]; d = $dtp[o_dtp + k];
-    }
-    cA[li] = a; dS[li] = d;
-  }
+  ${chunkSums('load')}
   workgroupBarrier();
   // the masked, decayed C·B block: M[l, s] = (C_l·B_s) exp(a_l − a_s) Δ_s for s ≤ l < q
   let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
   for (var e = li; e < QQ * QQ; e += 256u) {
     let l = e / QQ; let s = e % QQ;
     var v = 0.0;
-    if (s <= l && l < q) { v = $cb[cbBase + e] * exp(cA[l] - cA[s]) * dS[s]; }
+    if (${causal('l', 's')}) { v = ${decayed('$cb[cbBase + e]', 'l', 's', true)}; }
     Ms[l * QP + s] = v;
   }
   let tx = li % 16u; let ty = li / 16u;
@@ -382,14 +303,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       T1[ss * 65u + pp] = xv;
     }
     workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      var xr: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { xr[j] = T1[ss * 65u + tx + 16u * j]; }
-      for (var i = 0u; i < TT; i++) {
-        let m = Ms[(ty + 16u * i) * QP + s0 + ss];
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(m, xr[j], acc[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'ss', I: 'TT', J: '4u', a: (i) => `Ms[(ty + 16u * ${i}) * QP + s0 + ss]`, b: (j) => `T1[ss * 65u + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   // (4) carried-in state: exp(a_l) Σ_n C_l[n] H_in[p, n]
@@ -411,14 +325,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       T1[nn * 65u + pp] = hv;
     }
     workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      var hr: array<f32, 4>;
-      for (var j = 0u; j < 4u; j++) { hr[j] = T1[nn * 65u + tx + 16u * j]; }
-      for (var i = 0u; i < TT; i++) {
-        let cv = Cs[nn * QP + ty + 16u * i];
-        for (var j = 0u; j < 4u; j++) { acc2[i][j] = fma(cv, hr[j], acc2[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'nn', I: 'TT', J: '4u', acc: 'acc2', a: (i) => `Cs[nn * QP + ty + 16u * ${i}]`, b: (j) => `T1[nn * 65u + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   var dv = 0.0;

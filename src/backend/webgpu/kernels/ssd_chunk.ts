@@ -11,36 +11,12 @@
  * (b·L + t)·sB / sC ([G, N]); y [b, L, nh, hd] and the chunk states S [b, nC, nh, hd, N] are packed.
  */
 import type { KernelSpec } from '../runtime.js';
+import { STATE_TILE, causal, chunkConsts, chunkSumArrays, chunkSums, decayed, serialPass, splatFma, tileFma } from './ssd_tiles.js';
 
-/**
- * WGSL statements: the chunk (b, c)'s Δ of head h in `dS` and its inclusive running sum of Δ·A in `cA` (workgroup
- * arrays of QQ; zero Δ past the chunk's q steps, so the sums stay flat there). Needs b, c, h, t0, q, li, L, nh,
- * flags (2: dt bias), lo, hi, sdt in scope; all 256 invocations must reach it (barriers).
- */
-const CHUNK_DT = /* wgsl */ `
-  {
-    var dv = 0.0;
-    if (li < q) {
-      var bias = 0.0;
-      if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
-      dv = clamp(softplus($dt[o_dt + (b * L + t0 + li) * sdt + h] + bias), lo, hi);
-    }
-    if (li < QQ) { dS[li] = dv; cA[li] = dv * $A[o_A + h]; }
-    workgroupBarrier();
-    for (var off = 1u; off < QQ; off <<= 1u) {
-      var prev = 0.0;
-      if (li < QQ && li >= off) { prev = cA[li - off]; }
-      workgroupBarrier();
-      if (li < QQ) { cA[li] += prev; }
-      workgroupBarrier();
-    }
-  }`;
-
+/** QQ, TT, QP and the chunk's a_t (cA) and Δ_t (dS) in workgroup memory (ssd_tiles.ts) */
 function head(q: string): string {
-  const Q = Number(q);
-  return `const QQ: u32 = ${Q}u; const TT: u32 = ${Q / 16}u; const QP: u32 = ${Q + 1}u;
-var<workgroup> cA: array<f32, ${Q}>;
-var<workgroup> dS: array<f32, ${Q}>;`;
+  return `${chunkConsts(Number(q))}
+${chunkSumArrays(Number(q))}`;
 }
 
 /**
@@ -87,13 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       }
     }
     workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      var cr: array<f32, TT>; var br: array<f32, TT>;
-      for (var i = 0u; i < TT; i++) { cr[i] = Cs[nn * QP + ty + 16u * i]; br[i] = Bs[nn * QP + tx + 16u * i]; }
-      for (var i = 0u; i < TT; i++) {
-        for (var j = 0u; j < TT; j++) { acc[i][j] = fma(cr[i], br[j], acc[i][j]); }
-      }
-    }
+    ${tileFma({ k: 'nn', I: 'TT', J: 'TT', a: (i) => `Cs[nn * QP + ty + 16u * ${i}]`, b: (j) => `Bs[nn * QP + tx + 16u * ${j}]` })}
     workgroupBarrier();
   }
   let base = o_cb + item * QQ * QQ;
@@ -122,15 +92,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   init_offsets();
   let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = pu(PK + 5u); let nC = pu(PK + 6u);
   let flags = pu(PK + 7u); let lo = pf(PK + 8u); let hi = pf(PK + 9u); let sx = pu(PK + 10u); let sB = pu(PK + 11u); let sdt = pu(PK + 12u);
-  let nNT = (N + 63u) / 64u; let nPT = (hd + 63u) / 64u;
-  let item = lin(wg, nw);
-  if (item >= Bn * nC * nh * nPT * nNT) { return; }
-  let nt = item % nNT; let pt = (item / nNT) % nPT; let bch = item / (nNT * nPT);
-  let h = bch % nh; let bc = bch / nh; let c = bc % nC; let b = bc / nC;
-  let g = h / (nh / G);
-  let p0 = pt * 64u; let n0 = nt * 64u;
-  let t0 = c * QQ; let q = min(QQ, L - t0);
-  ${CHUNK_DT}
+  ${STATE_TILE}
+  ${chunkSums('compute')}
   let aEnd = cA[q - 1u];
   if (li < QQ) { ws[li] = exp(aEnd - cA[li]) * dS[li]; }
   if (li == 0u && pt == 0u && nt == 0u) { $aend[o_aend + bch] = aEnd; }
@@ -156,13 +119,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       Xs[li] = xv; Bs[li] = bv;
     }
     workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      let xr = Xs[ss * 16u + ty]; let br = Bs[ss * 16u + tx];
-      acc[0] = fma(vec4<f32>(xr.x), br, acc[0]);
-      acc[1] = fma(vec4<f32>(xr.y), br, acc[1]);
-      acc[2] = fma(vec4<f32>(xr.z), br, acc[2]);
-      acc[3] = fma(vec4<f32>(xr.w), br, acc[3]);
-    }
+    ${splatFma({ k: 'ss', a: 'Xs[ss * 16u + ty]', b: 'Bs[ss * 16u + tx]', splat: 'a', T: 'vec4<f32>' })}
     workgroupBarrier();
   }
   let base = o_S + bch * hd * N;
@@ -177,15 +134,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/**
- * State passing H_c = exp(a_end,c) H_{c−1} + S_c, in place (S becomes the state entering each chunk); the state
- * in (flags 1) and out (flags 2). params: Bn, nh, hd, N, nC, flags
- */
-export const SSDF_PASS: KernelSpec = {
-  name: 'ssdf_pass',
-  roles: ['aend', 'S', 'state'],
-  writes: ['S', 'state'],
-  wgsl: () => /* wgsl */ `
+/** chunks whose states `SSDF_PASS` loads before it writes the carries over them */
+const PASS_BATCH = 8;
+
+/** a state passing kernel: one thread per state element (b, h, e < hd·N), `loop` carrying `carry` over the chunks */
+function passKernel(name: string, loop: string): KernelSpec {
+  return {
+    name,
+    roles: ['aend', 'S', 'state'],
+    writes: ['S', 'state'],
+    wgsl: () => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -196,16 +154,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let e = i % HN; let bh = i / HN; let h = bh % nh; let b = bh / nh;
   var carry = 0.0;
   if ((flags & 1u) != 0u) { carry = $state[o_state + i]; }
-  for (var c = 0u; c < nC; c++) {
-    let k = (b * nC + c) * nh + h;
-    let idx = o_S + k * HN + e;
-    let s = $S[idx];
-    $S[idx] = carry;
-    carry = exp($aend[o_aend + k]) * carry + s;
-  }
+  ${loop}
   if ((flags & 2u) != 0u) { $state[o_state + i] = carry; }
 }`,
-};
+  };
+}
+
+const batch = [...Array(PASS_BATCH).keys()];
+
+/**
+ * State passing H_c = exp(a_end,c) H_{c−1} + S_c, in place (S becomes the state entering each chunk); the state
+ * in (flags 1) and out (flags 2). One thread per state element (b, h, p, n), chunks in order; the states of
+ * PASS_BATCH chunks are loaded (independent loads, all in flight) before the carries over them are stored, so a
+ * thread waits for memory nC / PASS_BATCH times instead of nC times (the per-chunk loop, `SSDF_PASS_V1`, waits
+ * for each load: a store to S sits between one chunk's load and the next). Same arithmetic, same order.
+ * params: Bn, nh, hd, N, nC, flags
+ */
+export const SSDF_PASS: KernelSpec = passKernel('ssdf_pass', /* wgsl */ `
+  // chunk c's element at idx (+ stride per chunk), its Δ·A total at ka (+ nh per chunk)
+  let stride = nh * HN;
+  var idx = o_S + (b * nC * nh + h) * HN + e;
+  var ka = o_aend + b * nC * nh + h;
+  var c = 0u;
+  for (; c + ${PASS_BATCH}u <= nC; c += ${PASS_BATCH}u) {
+${batch.map((k) => `    let sv${k} = $S[idx + ${k}u * stride]; let dv${k} = exp($aend[ka + ${k}u * nh]);`).join('\n')}
+${batch.map((k) => `    $S[idx + ${k}u * stride] = carry; carry = dv${k} * carry + sv${k};`).join('\n')}
+    idx += ${PASS_BATCH}u * stride; ka += ${PASS_BATCH}u * nh;
+  }
+  for (; c < nC; c++) {
+    let sv = $S[idx];
+    $S[idx] = carry;
+    carry = exp($aend[ka]) * carry + sv;
+    idx += stride; ka += nh;
+  }`);
+
+/** `SSDF_PASS` of session 24 (`ssd: 'fused-v1'`): one chunk at a time, each load waited for. Same params. */
+export const SSDF_PASS_V1: KernelSpec = passKernel('ssdf_pass_v1', serialPass((k) => `$aend[o_aend + ${k}]`));
 
 /**
  * Output per (b, chunk, head, 64 p): y_l = Σ_{s≤l} exp(a_l − a_s) (C_l·B_s) Δ_s x_s + exp(a_l) C_l · H_in + D x_l.
@@ -213,13 +197,46 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
  * those (vecR over l, vec4 over p), so each multiply-add step reads two vectors from workgroup memory for 4R FMAs.
  * params: Bn, L, nh, hd, G, N, nC, flags (1 D, 2 dt bias), lo, hi, sx, sC, sdt
  */
-export const SSDF_OUT: KernelSpec = {
-  name: 'ssdf_out',
-  roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
-  writes: ['y'],
-  wgsl: (q) => {
-    const R = Number(q) / 16, V = `vec${R}<f32>`;
-    return /* wgsl */ `
+export const SSDF_OUT: KernelSpec = outKernel('ssdf_out', true);
+
+/** `SSDF_OUT` of session 24 (`ssd: 'fused-v1'`): each tile's global loads waited for before its products. Same params. */
+export const SSDF_OUT_V1: KernelSpec = outKernel('ssdf_out_v1', false);
+
+/**
+ * The output kernel; `prefetch`: the global loads of the next tile (x, then C and H_in) are issued before the products
+ * over the current one and stored to workgroup memory after them, and the first x tile's before the chunk's Δ·A scan
+ * and the masked C·B block, so memory latency overlaps arithmetic (same products in the same order either way).
+ */
+function outKernel(name: string, prefetch: boolean): KernelSpec {
+  return {
+    name,
+    roles: ['x', 'C', 'dt', 'A', 'dtb', 'cb', 'hin', 'D', 'y'],
+    writes: ['y'],
+    wgsl: (q) => {
+      const R = Number(q) / 16, V = `vec${R}<f32>`;
+      // x rows s0 + ty, columns p0 + 4tx + j → xn; C rows k·R + r and H_in rows p0 + 4k + j at column n0 + nn → cn, hn
+      const loadX = (s0: string) => /* wgsl */ `
+    xn = vec4<f32>(0.0);
+    if (${s0} + ty < q) {
+      let row = b * L + t0 + ${s0} + ty;
+      for (var j = 0u; j < 4u; j++) {
+        let p = p0 + 4u * tx + j;
+        if (p < hd) { xn[j] = $x[o_x + row * sx + h * hd + p]; }
+      }
+    }`;
+      const loadCH = (n0: string) => /* wgsl */ `
+    cn = ${V}(0.0); hn = vec4<f32>(0.0);
+    if (${n0} + tx < N) {
+      for (var r = 0u; r < RL; r++) {
+        let l = ty * RL + r;
+        if (l < q) { cn[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + ${n0} + tx]; }
+      }
+      for (var j = 0u; j < 4u; j++) {
+        let p = p0 + 4u * ty + j;
+        if (p < hd) { hn[j] = $hin[hBase + p * N + ${n0} + tx]; }
+      }
+    }`;
+      return /* wgsl */ `
 ${head(q)}
 const RL: u32 = ${R}u;
 var<workgroup> Ms: array<${V}, ${Number(q) * 16}>;
@@ -239,72 +256,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let g = h / (nh / G);
   let p0 = pt * 64u;
   let t0 = c * QQ; let q = min(QQ, L - t0);
-  ${CHUNK_DT}
+  let tx = li % 16u; let ty = li / 16u;
+  let hBase = o_hin + bch * hd * N;
+  var xn: vec4<f32>; var cn: ${V}; var hn: vec4<f32>;${prefetch ? loadX('0u') : ''}
+  ${chunkSums('compute')}
   // the masked, decayed C·B block by columns: Ms[s·16 + ly] = M[R·ly + r, s] = (C_l·B_s) exp(a_l − a_s) Δ_s, s ≤ l < q
   let cbBase = o_cb + ((b * nC + c) * G + g) * QQ * QQ;
   for (var e = li; e < QQ * 16u; e += 256u) {
     let s = e / 16u; let ly = e % 16u;
-    let a_s = cA[s]; let d_s = dS[s];
     var v = ${V}(0.0);
     for (var r = 0u; r < RL; r++) {
       let l = ly * RL + r;
-      if (s <= l && l < q) { v[r] = $cb[cbBase + s * QQ + l] * exp(cA[l] - a_s) * d_s; }
+      if (${causal('l', 's')}) { v[r] = ${decayed('$cb[cbBase + s * QQ + l]', 'l', 's', true)}; }
     }
     Ms[e] = v;
   }
-  let tx = li % 16u; let ty = li / 16u;
   var acc: array<${V}, 4>;
   var acc2: array<${V}, 4>;
   for (var j = 0u; j < 4u; j++) { acc[j] = ${V}(0.0); acc2[j] = ${V}(0.0); }
   // (1) diagonal block: Σ_s M[l, s] x_s[p], 16 steps s a tile
-  for (var s0 = 0u; s0 < q; s0 += 16u) {
-    {
-      var xv = vec4<f32>(0.0);
-      if (s0 + ty < q) {
-        let row = b * L + t0 + s0 + ty;
-        for (var j = 0u; j < 4u; j++) {
-          let p = p0 + 4u * tx + j;
-          if (p < hd) { xv[j] = $x[o_x + row * sx + h * hd + p]; }
-        }
-      }
-      T1[ty * 17u + tx] = xv;
-    }
-    workgroupBarrier();
-    for (var ss = 0u; ss < 16u; ss++) {
-      let m = Ms[(s0 + ss) * 16u + ty]; let xr = T1[ss * 17u + tx];
-      acc[0] = fma(m, ${V}(xr.x), acc[0]);
-      acc[1] = fma(m, ${V}(xr.y), acc[1]);
-      acc[2] = fma(m, ${V}(xr.z), acc[2]);
-      acc[3] = fma(m, ${V}(xr.w), acc[3]);
-    }
+  for (var s0 = 0u; s0 < q; s0 += 16u) {${prefetch ? '' : loadX('s0')}
+    T1[ty * 17u + tx] = xn;
+    workgroupBarrier();${prefetch ? `
+    if (s0 + 16u < q) {${loadX('s0 + 16u')}
+    } else {${loadCH('0u')}
+    }` : ''}
+    ${splatFma({ k: 'ss', a: 'Ms[(s0 + ss) * 16u + ty]', b: 'T1[ss * 17u + tx]', splat: 'b', T: V })}
     workgroupBarrier();
   }
   // (4) carried-in state: Σ_n C_l[n] H_in[p, n] (times exp(a_l) below), 16 n a tile
-  let hBase = o_hin + bch * hd * N;
-  for (var n0 = 0u; n0 < N; n0 += 16u) {
-    {
-      let nn = li % 16u; let k = li / 16u;
-      var cv = ${V}(0.0); var hv = vec4<f32>(0.0);
-      if (n0 + nn < N) {
-        for (var r = 0u; r < RL; r++) {
-          let l = k * RL + r;
-          if (l < q) { cv[r] = $C[o_C + (b * L + t0 + l) * sC + g * N + n0 + nn]; }
-        }
-        for (var j = 0u; j < 4u; j++) {
-          let p = p0 + 4u * k + j;
-          if (p < hd) { hv[j] = $hin[hBase + p * N + n0 + nn]; }
-        }
-      }
-      Cs[nn * 17u + k] = cv; T1[nn * 17u + k] = hv;
-    }
-    workgroupBarrier();
-    for (var nn = 0u; nn < 16u; nn++) {
-      let cv = Cs[nn * 17u + ty]; let hr = T1[nn * 17u + tx];
-      acc2[0] = fma(cv, ${V}(hr.x), acc2[0]);
-      acc2[1] = fma(cv, ${V}(hr.y), acc2[1]);
-      acc2[2] = fma(cv, ${V}(hr.z), acc2[2]);
-      acc2[3] = fma(cv, ${V}(hr.w), acc2[3]);
-    }
+  for (var n0 = 0u; n0 < N; n0 += 16u) {${prefetch ? '' : loadCH('n0')}
+    Cs[tx * 17u + ty] = cn; T1[tx * 17u + ty] = hn;
+    workgroupBarrier();${prefetch ? `
+    if (n0 + 16u < N) {${loadCH('n0 + 16u')}
+    }` : ''}
+    ${splatFma({ k: 'nn', a: 'Cs[nn * 17u + ty]', b: 'T1[nn * 17u + tx]', splat: 'b', T: V, acc: 'acc2' })}
     workgroupBarrier();
   }
   var dv = 0.0;
@@ -322,5 +308,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     }
   }
 }`;
-  },
-};
+    },
+  };
+}
