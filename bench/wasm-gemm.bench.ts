@@ -14,9 +14,20 @@
  * q8-old within its activation quantization, ≤ 1e-3) and new f32 against old (≤ 1e-5); a failure exits with status 1.
  * Also prints the clock estimated from a dependent chain of f32x4 adds (× --add-latency cycles, 3 on Zen 2).
  *
+ * With --models, whole models (random weights, `mamba-ts bench`'s presets) on the backend: prefill of --prompt tokens
+ * with gemm 'tiles' and 'blocked' alternating on one model (one WasmBackend, the same weights), min and median wall ms
+ * and CPU ms (all threads) of each, and the last position's logits compared (max |Δ| / max |logit|: ≤ 1e-4 for f32;
+ * q8 'tiles' quantizes the activations, 'blocked' does not: ≤ 0.05 there, and printed).
+ *
  *   node dist/bench/wasm-gemm.bench.js [--m 512] [--threads 1,2] [--reps 5] [--formats f32,q8] [--shapes in_proj,out_proj,lm_head]
+ *   node dist/bench/wasm-gemm.bench.js --models mamba2-130m[,mamba-130m] [--prompt 512] [--threads 2] [--reps 5] [--formats f32,q8]
  */
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { WasmBackend, type WasmGemm } from '../src/backend/wasm/index.js';
+import { PRESETS, RandomTensorSource } from '../src/models/random.js';
+import { buildModel } from '../src/models/registry.js';
+import type { WeightDType } from '../src/tensor/dtype.js';
+import { median } from './report.js';
 import * as os from 'node:os';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
@@ -105,6 +116,11 @@ function errVs(y: Float32Array, want: Float64Array, N: number, rows: number[]): 
 }
 
 const info = machineInfo();
+const models = arg('models', '');
+if (models) {
+  await modelsBench(models.split(','));
+  process.exit(failed ? 1 : 0);
+}
 log(`# wasm GEMM, M = ${M}, min of ${reps} reps, ${machineLine(info)}`);
 log(`# load average at start: ${loadLine(os.loadavg())}`);
 
@@ -208,3 +224,53 @@ for (const r of results) {
 }
 for (const T of threadList) await WasmRuntime.get(T).close();
 process.exit(failed ? 1 : 0);
+
+async function modelsBench(names: string[]): Promise<void> {
+  const prompt = Number(arg('prompt', '512'));
+  const T = Number(threadList[threadList.length - 1]);
+  log(`# wasm prefill ${prompt} tokens, gemm 'tiles' vs 'blocked' alternating, ${reps} reps after a warm-up, ${machineLine(info)}`);
+  log(`# load average at start: ${loadLine(os.loadavg())}`);
+  const rows: string[] = [];
+  for (const fmt of formats) {
+    const wasm = new WasmBackend({ threads: T, weights: fmt as WeightDType });
+    log(`# ${wasm.name}; kernels: ${wasm.runtime.fused ? 'relaxed SIMD (FMA)' : 'plain SIMD (blocked falls back to tiles)'}`);
+    for (const name of names) {
+      const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: wasm });
+      const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+      const kinds: WasmGemm[] = ['tiles', 'blocked'];
+      const wall: Record<string, number[]> = { tiles: [], blocked: [] }, cpu: Record<string, number[]> = { tiles: [], blocked: [] };
+      const logits: Record<string, Float32Array> = {};
+      for (let r = 0; r <= reps; r++) {
+        for (const g of kinds) {
+          wasm.gemm = g;
+          const s = lm.createState(1);
+          const c0 = cpuMs(), t0 = performance.now();
+          const l = await lm.advance([ids], s);
+          if (r > 0) {
+            wall[g].push(performance.now() - t0);
+            cpu[g].push(cpuMs() - c0);
+          }
+          logits[g] = l.data.slice();
+        }
+      }
+      let d = 0, mx = 0;
+      for (let i = 0; i < logits.tiles.length; i++) {
+        d = Math.max(d, Math.abs(logits.tiles[i] - logits.blocked[i]));
+        mx = Math.max(mx, Math.abs(logits.tiles[i]));
+      }
+      const rel = d / mx, tol = fmt === 'q8' ? 0.05 : 1e-4;
+      if (!(rel <= tol)) failed = true;
+      const tok = (ms: number) => (prompt / (ms / 1000)).toFixed(0);
+      const row = `| ${name} | ${fmt} | ${T} | ${tok(median(wall.tiles))} / ${tok(Math.min(...wall.tiles))} | ${tok(median(wall.blocked))} / ${tok(Math.min(...wall.blocked))} | ` +
+        `${(median(wall.tiles) / median(wall.blocked)).toFixed(2)}× | ${median(cpu.tiles).toFixed(0)} / ${median(cpu.blocked).toFixed(0)} | ` +
+        `${(median(cpu.tiles) / median(cpu.blocked)).toFixed(2)}× | ${rel.toExponential(1)}${rel <= tol ? '' : ' MISMATCH'} |`;
+      rows.push(row);
+      log(row);
+    }
+  }
+  log('');
+  log('| model | weights | threads | prefill tok/s tiles (median / best) | blocked (median / best) | speed-up, wall medians | CPU ms per prefill tiles / blocked (medians) | speed-up, CPU | last logits max |Δ| / max |logit| |');
+  log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) log(r);
+  log(`# load average at end: ${loadLine(os.loadavg())}`);
+}
