@@ -23,6 +23,7 @@
 
 import { sliceHi, sliceLo } from './team';
 import { w4, wScalar } from './weights';
+import { madd } from './simd';
 
 const MR = 5;
 const NR = 8;
@@ -168,16 +169,6 @@ function packA(x: usize, K: i32, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize)
 
 // ---------------------------------------------------------------------------------------------------------------
 // the micro-kernel
-
-/**
- * acc + a · b: one fused multiply-add (relaxed SIMD's f32x4.relaxed_madd: V8 emits vfmadd where the CPU has FMA)
- * in the module built with relaxed SIMD (kernels-relaxed.wasm), a multiply then an add in the plain one
- */
-// @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
-  return f32x4.add(acc, f32x4.mul(a, b));
-}
 
 /** 1 when this module was built with relaxed SIMD (the fused multiply-adds of gemm_blocked), else 0 */
 export function gemm_fused(): i32 {
