@@ -7,6 +7,7 @@
  * the relaxed-SIMD build the runtime loads where it can) for the new one.
  *
  *   f32: old = linear_f32 (2×4 dot-product tiles, split over N by the runtime); new = gemm_blocked fmt 0.
+ *   bf16: old = linear_panels (32-row panels unpacked to f32, then linear_f32); new = gemm_blocked fmt 1.
  *   q8:  old = quantize_rows_q8 + linear_q8 (13-bit activations, integer block dot products);
  *        new = gemm_blocked fmt 3 (the q8 weights unpacked exactly while packing, f32 products).
  *
@@ -19,14 +20,14 @@
  * and CPU ms (all threads) of each, and the last position's logits compared (max |Δ| / max |logit|: ≤ 1e-4 for f32;
  * q8 'tiles' quantizes the activations, 'blocked' does not: ≤ 0.05 there, and printed).
  *
- *   node dist/bench/wasm-gemm.bench.js [--m 512] [--threads 1,2] [--reps 5] [--formats f32,q8] [--shapes in_proj,out_proj,lm_head]
- *   node dist/bench/wasm-gemm.bench.js --models mamba2-130m[,mamba-130m] [--prompt 512] [--threads 2] [--reps 5] [--formats f32,q8]
+ *   node dist/bench/wasm-gemm.bench.js [--m 512] [--threads 1,2] [--reps 5] [--formats f32,bf16,q8] [--shapes in_proj,out_proj,lm_head]
+ *   node dist/bench/wasm-gemm.bench.js --models mamba2-130m[,mamba-130m] [--prompt 512] [--threads 2] [--reps 5] [--formats f32,bf16,q8]
  */
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { WasmBackend, type WasmGemm } from '../src/backend/wasm/index.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import type { WeightDType } from '../src/tensor/dtype.js';
+import { bf16ToF32, f32ToBf16, type WeightDType } from '../src/tensor/dtype.js';
 import { median } from './report.js';
 import * as os from 'node:os';
 import { loadLine, machineInfo, machineLine } from './report.js';
@@ -39,6 +40,7 @@ const M = Number(arg('m', '512'));
 const threadList = arg('threads', '1,2').split(',').map(Number);
 const reps = Number(arg('reps', '5'));
 const formats = arg('formats', 'f32,q8').split(',');
+if (!formats.every((f) => ['f32', 'bf16', 'q8'].includes(f))) throw new Error(`--formats: f32, bf16, q8; got ${formats.join(',')}`);
 const addLatency = Number(arg('add-latency', '3'));
 const wantShapes = arg('shapes', 'in_proj,out_proj,lm_head').split(',');
 
@@ -153,6 +155,16 @@ for (const T of threadList) {
         rt.f32(wo, N * K).set(wf);
         wvals = wf;
         freeList.push(wo);
+      } else if (fmt === 'bf16') {
+        wo = heap.alloc(N * K * 2);
+        const u16 = new Uint16Array(rt.memory.buffer, wo, N * K);
+        wvals = new Float32Array(N * K);
+        for (let i = 0; i < N * K; i++) {
+          u16[i] = f32ToBf16(wf[i]);
+          wvals[i] = bf16ToF32(u16[i]);
+        }
+        xq = heap.alloc(rt.threads * 32 * K * 4); // linear_panels' unpacked panels
+        freeList.push(wo, xq);
       } else {
         // q8 as the backend packs it: per block of 32, scale = max|w| / 127, q = round(w / scale)
         wo = heap.alloc(N * K);
@@ -175,12 +187,13 @@ for (const T of threadList) {
       const xs = xq + M * K * 2;
       const runOld = () => {
         if (fmt === 'f32') rt.run('linear_f32', [xo, wo, 0, yo, M, K, N], N, 4, M * K * N);
+        else if (fmt === 'bf16') rt.runTeam('linear_panels', [xo, wo, 0, 1, 0, yo, M, K, N, xq]);
         else {
           rt.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
           rt.run('linear_q8', [xq, xs, wo, so, 0, yo, M, K, N], N, 4, M * K * N);
         }
       };
-      const runNew = () => rt.runTeam('gemm_blocked', [xo, wo, so, fmt === 'f32' ? 0 : 3, 0, yn, M, K, N, scratch]);
+      const runNew = () => rt.runTeam('gemm_blocked', [xo, wo, so, { f32: 0, bf16: 1, q8: 3 }[fmt] ?? 0, 0, yn, M, K, N, scratch]);
       const tOld: number[] = [], tNew: number[] = [], cOld: number[] = [], cNew: number[] = [];
       const r = name === 'lm_head' ? Math.max(1, Math.ceil(reps / 2)) : reps;
       runOld(); runNew(); // warm-up
@@ -192,12 +205,12 @@ for (const T of threadList) {
       const yOld = rt.f32(yo, M * N), yNew = rt.f32(yn, M * N);
       const eOld = errVs(yOld, want, N, sample), eNew = errVs(yNew, want, N, sample);
       let eCross = 0;
-      if (fmt === 'f32') {
+      if (fmt !== 'q8') {
         let mx = 0;
         for (let i = 0; i < M * N; i++) { eCross = Math.max(eCross, Math.abs(yOld[i] - yNew[i])); mx = Math.max(mx, Math.abs(yOld[i])); }
         eCross /= mx;
       }
-      const okOld = eOld <= (fmt === 'f32' ? 1e-5 : 1e-3), okNew = eNew <= 1e-5 && eCross <= 1e-5;
+      const okOld = eOld <= (fmt !== 'q8' ? 1e-5 : 1e-3), okNew = eNew <= 1e-5 && eCross <= 1e-5;
       if (!okOld || !okNew) failed = true;
       const gOld = flops / (Math.min(...tOld) * 1e6), gNew = flops / (Math.min(...tNew) * 1e6);
       // CPU time of the whole process (all threads, spinning included) per call: on a shared machine the wall time
@@ -208,7 +221,7 @@ for (const T of threadList) {
         `new ${gNew.toFixed(1)} GFLOP/s (${(Math.min(...tNew)).toFixed(2)} ms), ×${(gNew / gOld).toFixed(2)}; ` +
         `per CPU-second old ${cgOld.toFixed(1)} new ${cgNew.toFixed(1)} (×${(cgNew / cgOld).toFixed(2)}); ` +
         `of the thread's peak per CPU-second ${((100 * cgOld) / mulAdd).toFixed(0)}% (of multiply+add) → ${((100 * cgNew) / peak).toFixed(0)}%; ` +
-        `err vs f64 old ${eOld.toExponential(1)} new ${eNew.toExponential(1)}${fmt === 'f32' ? ` new-vs-old ${eCross.toExponential(1)}` : ''}` +
+        `err vs f64 old ${eOld.toExponential(1)} new ${eNew.toExponential(1)}${fmt !== 'q8' ? ` new-vs-old ${eCross.toExponential(1)}` : ''}` +
         `${okOld && okNew ? '' : '  ** CHECK FAILED **'}`);
       for (const o of freeList) heap.release(o);
     }
