@@ -2,9 +2,9 @@
  * The wasm backend's prefill GEMMs (y = x·Wᵀ, x [M, K], W [N, K]) at mamba2-130m's shapes, old kernels against the
  * blocked one (assembly/gemm.ts), interleaved in one process at 1 and 2 threads: GFLOP/s by wall time (min of --reps)
  * and by CPU time of the process (on a shared machine, the wall time also counts other processes' time slices), and
- * the fraction of the measured arithmetic peak per CPU-second of one thread: peak_mul_add (12 independent f32x4
- * multiply-then-add chains: plain wasm SIMD has no FMA) for the old kernels, peak_madd (fused multiply-adds, in
- * the relaxed-SIMD build the runtime loads where it can) for the new one.
+ * the fraction of the measured arithmetic peak per CPU-second of one thread: peak_madd (12 independent f32x4 chains)
+ * of the plain build (a multiply then an add: plain wasm SIMD has no FMA) for the old kernels, of the relaxed-SIMD
+ * build the runtime loads where it can (fused multiply-adds) for the new one.
  *
  *   f32: old = linear_f32 (2×4 dot-product tiles, split over N by the runtime); new = gemm_blocked fmt 0.
  *   bf16: old = linear_panels (32-row panels unpacked to f32, then linear_f32); new = gemm_blocked fmt 1.
@@ -29,6 +29,9 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { bf16ToF32, f32ToBf16, type WeightDType } from '../src/tensor/dtype.js';
 import { median } from './report.js';
+import { packQ8, unpackQ8 } from '../src/backend/wasm/q8.js';
+import { randomArray } from '../test/helpers.js';
+import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
@@ -51,16 +54,6 @@ const SHAPES: Array<[string, number, number]> = [
   ['lm_head', 768, 50288],
 ];
 
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = ((s / 4294967296) * 2 - 1) * scale;
-  }
-  return a;
-}
-
 let failed = false;
 const log = (s: string) => process.stdout.write(s + '\n');
 
@@ -70,27 +63,36 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+type Probe = (iters: number, out: number) => void;
+
+/** CPU ms of the fastest of 7 calls of probe(iters, out) */
+function bestCpuMs(probe: Probe, iters: number, out: number): number {
+  let best = Infinity;
+  for (let r = 0; r < 7; r++) {
+    const c0 = cpuMs();
+    probe(iters, out);
+    best = Math.min(best, cpuMs() - c0);
+  }
+  return best;
+}
+
 /**
- * The arithmetic probes on the calling thread, timed by CPU time (min of 7): GFLOP/s of peak_mul_add and the clock
- * the add chain implies
+ * The arithmetic probes on the calling thread, timed by CPU time: GFLOP/s of peak_madd in the runtime's kernels
+ * (fused multiply-adds where they are the relaxed build) and in the plain build (kernels.wasm, instantiated here on a
+ * memory of its own: a multiply then an add), and the clock the add chain implies
  */
 function probes(rt: WasmRuntime): { peak: number; fma: number; ghz: number } {
-  const out = rt.heap.alloc(64);
   const iters = 2_000_000;
-  let best = Infinity, bestFma = Infinity, bestClock = Infinity;
-  for (let r = 0; r < 7; r++) {
-    let c0 = cpuMs();
-    rt.kernels.peak_mul_add(iters, out);
-    best = Math.min(best, cpuMs() - c0);
-    c0 = cpuMs();
-    rt.kernels.peak_madd(iters, out);
-    bestFma = Math.min(bestFma, cpuMs() - c0);
-    c0 = cpuMs();
-    rt.kernels.add_chain(iters, out);
-    bestClock = Math.min(bestClock, cpuMs() - c0);
-  }
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(new URL('../wasm/kernels.wasm', import.meta.url))),
+    { env: { memory, abort() {} } }).exports as Record<string, Probe>;
+  const out = rt.heap.alloc(64);
+  const gflops = (ms: number) => (96 * iters) / (ms * 1e6);
+  const peak = gflops(bestCpuMs(plain.peak_madd, iters, 0));
+  const fma = gflops(bestCpuMs(rt.kernels.peak_madd as Probe, iters, out));
+  const ghz = (8 * iters * addLatency) / (bestCpuMs(rt.kernels.add_chain as Probe, iters, out) * 1e6);
   rt.heap.release(out);
-  return { peak: (96 * iters) / (best * 1e6), fma: (96 * iters) / (bestFma * 1e6), ghz: (8 * iters * addLatency) / (bestClock * 1e6) };
+  return { peak, fma, ghz };
 }
 
 /** float64 y rows `rows` of x · Wᵀ (W given as f32 values) */
@@ -139,7 +141,7 @@ for (const T of threadList) {
   const scratchPer = rt.kernels.gemm_scratch_bytes as unknown as () => number;
   for (const [name, K, N] of SHAPES) {
     if (!wantShapes.includes(name)) continue;
-    const x = rand(M * K, 1), wf = rand(N * K, 2, 0.05);
+    const x = randomArray(M * K, 1), wf = randomArray(N * K, 2, 0.05);
     const sample = [0, 1, 3, Math.floor(M / 2), M - 1].filter((i, k, a) => i < M && a.indexOf(i) === k);
     const heap = rt.heap;
     const xo = heap.alloc(M * K * 4), yo = heap.alloc(M * N * 4), yn = heap.alloc(M * N * 4);
@@ -166,21 +168,12 @@ for (const T of threadList) {
         xq = heap.alloc(rt.threads * 32 * K * 4); // linear_panels' unpacked panels
         freeList.push(wo, xq);
       } else {
-        // q8 as the backend packs it: per block of 32, scale = max|w| / 127, q = round(w / scale)
+        // q8 as the backend packs it
         wo = heap.alloc(N * K);
         so = heap.alloc((N * K) / 8);
         const qs = new Int8Array(rt.memory.buffer, wo, N * K), sc = rt.f32(so, (N * K) / 32);
-        wvals = new Float32Array(N * K);
-        for (let b = 0; b < (N * K) / 32; b++) {
-          let amax = 0;
-          for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(wf[b * 32 + i]));
-          const s = Math.fround(amax / 127);
-          sc[b] = s;
-          for (let i = 0; i < 32; i++) {
-            qs[b * 32 + i] = s === 0 ? 0 : Math.round(wf[b * 32 + i] / s);
-            wvals[b * 32 + i] = Math.fround(qs[b * 32 + i] * s);
-          }
-        }
+        packQ8(wf, qs, sc);
+        wvals = unpackQ8(qs, sc);
         xq = heap.alloc((M * K) * 2 + (M * K) / 8);
         freeList.push(wo, so, xq);
       }

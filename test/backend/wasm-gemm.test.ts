@@ -12,6 +12,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype
 import { randomArray } from '../helpers.js';
 import { alloc, allocBytes, assertBitEqual, f32At, instantiateKernels, instantiateRelaxedKernels, put, resetArena } from './wasm-arena.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { packQ8, unpackQ8 } from '../../src/backend/wasm/q8.js';
 
 interface Kernels {
   gemm_blocked(x: number, w: number, scales: number, fmt: number, bias: number, y: number, M: number, K: number, N: number, scratch: number, t: number, T: number): void;
@@ -28,18 +29,11 @@ function packW(fmt: Fmt, w: Float32Array): { data: Uint8Array; scales: Float32Ar
   const n = w.length;
   if (fmt === 'f32') return { data: new Uint8Array(w.buffer.slice(0)), scales: null, exact: w };
   if (fmt === 'q8') {
-    const qs = new Int8Array(n), sc = new Float32Array(n / 32), exact = new Float32Array(n);
-    for (let b = 0; b < n / 32; b++) {
-      let amax = 0;
-      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(w[b * 32 + i]));
-      const s = b % 7 === 3 ? 0 : Math.fround(amax / 127); // some all-zero blocks
-      sc[b] = s;
-      for (let i = 0; i < 32; i++) {
-        qs[b * 32 + i] = s === 0 ? 0 : Math.round(w[b * 32 + i] / s);
-        exact[b * 32 + i] = Math.fround(qs[b * 32 + i] * s);
-      }
-    }
-    return { data: new Uint8Array(qs.buffer), scales: sc, exact };
+    const qs = new Int8Array(n), sc = new Float32Array(n / 32);
+    const z = w.slice();
+    for (let b = 3; b < n / 32; b += 7) z.fill(0, b * 32, (b + 1) * 32); // some all-zero blocks (scale 0)
+    packQ8(z, qs, sc);
+    return { data: new Uint8Array(qs.buffer), scales: sc, exact: unpackQ8(qs, sc) };
   }
   const u16 = new Uint16Array(n), exact = new Float32Array(n);
   for (let i = 0; i < n; i++) {

@@ -18,6 +18,7 @@ import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
 import { Q4_SUPER, packQ4, q4Sizes, repackQ4K, unpackQ4Row } from './q4.js';
+import { Q8_BLOCK, packQ8 } from './q8.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores); more than the platform can run is refused */
@@ -64,7 +65,6 @@ interface Matrix {
   supers: number;
 }
 
-const Q8_BLOCK = 32;
 /** keys per block of assembly/attention.ts's decode kernel (its DBK) */
 const ATTN_DECODE_BLOCK = 32;
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
@@ -191,15 +191,7 @@ export class WasmBackend extends CpuBackend {
       off = heap.alloc(n);
       scales = heap.alloc((n / Q8_BLOCK) * 4);
       const qs = new Int8Array(this.runtime.memory.buffer, off, n);
-      const sc = this.runtime.f32(scales, n / Q8_BLOCK);
-      for (let b = 0; b < n / Q8_BLOCK; b++) {
-        let amax = 0;
-        for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[b * Q8_BLOCK + i]));
-        const s = Math.fround(amax / 127);
-        sc[b] = s;
-        const inv = s === 0 ? 0 : 1 / s;
-        for (let i = 0; i < Q8_BLOCK; i++) qs[b * Q8_BLOCK + i] = Math.round(data[b * Q8_BLOCK + i] * inv);
-      }
+      packQ8(data, qs, this.runtime.f32(scales, n / Q8_BLOCK));
     } else {
       off = heap.alloc(n * 2);
       const u16 = new Uint16Array(this.runtime.memory.buffer, off, n);
