@@ -7,6 +7,10 @@
  * columns outside a thread's slice are never written. The backend with gemm 'blocked' and 'tiles' agrees on a model.
  */
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
 import { randomArray } from '../helpers.js';
@@ -178,5 +182,34 @@ describe('wasm backend: gemm blocked vs tiles', () => {
       assert.ok(et / mx <= (weights === 'q8' ? 1e-3 : 1e-6), `${weights} tiles: ${et / mx}`);
       if (weights === 'q8') assert.ok(et > eb, 'q8: the tiles (quantized activations) differ from the blocked GEMM');
     }
+  });
+});
+
+describe('wasm backend without relaxed SIMD (MAMBA_TS_WASM_RELAXED=0)', () => {
+  it('loads the plain kernels, and a 40-row product with gemm blocked runs the tiles (same bits as gemm tiles)', () => {
+    const script = `
+      import { WasmBackend } from ${JSON.stringify(new URL('../../src/backend/wasm/index.js', import.meta.url).href)};
+      import { randomArray } from ${JSON.stringify(new URL('../helpers.js', import.meta.url).href)};
+      const be = new WasmBackend({ threads: 2 });
+      const M = 40, K = 96, N = 70;
+      const w = be.fromHost(randomArray(N * K, 8, 0.3), [N, K], { matrix: true }), x = be.fromHost(randomArray(M * K, 7), [M, K]);
+      be.gemm = 'blocked';
+      const yb = be.linear(x, w, null).dataSync();
+      be.gemm = 'tiles';
+      const yt = be.linear(x, w, null).dataSync();
+      const same = yb.every((v, i) => Object.is(v, yt[i]));
+      console.log(JSON.stringify({ fused: be.runtime.fused, same }));
+      await be.runtime.close();`;
+    // (a script file, not `node -e`: worker threads inherit the parent's exec arguments and refuse -e)
+    const dir = mkdtempSync(join(tmpdir(), 'mamba-ts-gemm-'));
+    const file = join(dir, 'plain.mjs');
+    writeFileSync(file, script);
+    let out: string;
+    try {
+      out = execFileSync(process.execPath, [file], { env: { ...process.env, MAMBA_TS_WASM_RELAXED: '0' }, encoding: 'utf8', timeout: 120_000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { fused: false, same: true });
   });
 });
