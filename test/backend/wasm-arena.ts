@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import * as v8 from 'node:v8';
 
 export const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
 const wasmPath = fileURLToPath(new URL('../../wasm/kernels.wasm', import.meta.url));
@@ -12,6 +13,16 @@ const wasmModule = new WebAssembly.Module(readFileSync(wasmPath));
 /** the module's exports, typed by each test */
 export function instantiateKernels<K>(): K {
   return new WebAssembly.Instance(wasmModule, { env: { memory, abort() {} } }).exports as unknown as K;
+}
+
+/**
+ * The relaxed-SIMD build (dist/wasm/kernels-relaxed.wasm: the same kernels, gemm.ts with fused multiply-adds) on the
+ * same memory, enabling relaxed SIMD in V8 as the runtime does on Node 20 (platform.ts)
+ */
+export function instantiateRelaxedKernels<K>(): K {
+  const bytes = readFileSync(fileURLToPath(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url)));
+  if (!WebAssembly.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory, abort() {} } }).exports as unknown as K;
 }
 
 const BASE = 65536; // arrays live above the first 64 KiB

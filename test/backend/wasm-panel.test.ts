@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/tensor/dtype.js';
 import { randomArray } from '../helpers.js';
+import { packQ8, unpackQ8 } from '../../src/backend/wasm/q8.js';
 import { alloc, assertBitEqual, instantiateKernels, put, resetArena } from './wasm-arena.js';
 
 interface Kernels {
@@ -18,18 +19,9 @@ const kernels = instantiateKernels<Kernels>();
 function pack(fmt: 'bf16' | 'f16' | 'q8', w: Float32Array): { data: Uint8Array; scales: Float32Array | null; exact: Float32Array } {
   const n = w.length;
   if (fmt === 'q8') {
-    const qs = new Int8Array(n), sc = new Float32Array(n / 32), exact = new Float32Array(n);
-    for (let b = 0; b < n / 32; b++) {
-      let amax = 0;
-      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(w[b * 32 + i]));
-      const s = Math.fround(amax / 127);
-      sc[b] = s;
-      for (let i = 0; i < 32; i++) {
-        qs[b * 32 + i] = s === 0 ? 0 : Math.round(w[b * 32 + i] / s);
-        exact[b * 32 + i] = Math.fround(qs[b * 32 + i] * s);
-      }
-    }
-    return { data: new Uint8Array(qs.buffer), scales: sc, exact };
+    const qs = new Int8Array(n), sc = new Float32Array(n / 32);
+    packQ8(w, qs, sc);
+    return { data: new Uint8Array(qs.buffer), scales: sc, exact: unpackQ8(qs, sc) };
   }
   const u16 = new Uint16Array(n), exact = new Float32Array(n);
   for (let i = 0; i < n; i++) {

@@ -18,6 +18,7 @@ import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
 import { Q4_SUPER, packQ4, q4Sizes, repackQ4K, unpackQ4Row } from './q4.js';
+import { Q8_BLOCK, packQ8 } from './q8.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores); more than the platform can run is refused */
@@ -39,7 +40,17 @@ export interface WasmBackendOptions {
    * MAMBA_TS_WASM_STEP_PREFETCH; not on by default: no gain measured yet, see bench/wasm-decode.bench.ts)
    */
   stepPrefetch?: number;
+  /**
+   * the GEMM of prefill (products of at least 32 rows): 'blocked' (assembly/gemm.ts: packed operands, 5×8 register
+   * tiles with fused multiply-adds; f32, bf16, f16 and q8 weights — q8 unpacked exactly, activations kept f32) or
+   * 'tiles' (the kernels of before: linear_f32's dot-product tiles, bf16/f16 panels, q8 integer products).
+   * Default 'blocked', or the environment's MAMBA_TS_WASM_GEMM. 'blocked' runs only where the relaxed-SIMD kernels
+   * loaded (platform.ts: `runtime.fused`); without fused multiply-adds it was no faster than the tiles, which run then.
+   */
+  gemm?: WasmGemm;
 }
+
+export type WasmGemm = 'blocked' | 'tiles';
 
 /** A weight matrix stored in wasm memory in some format. */
 interface Matrix {
@@ -54,7 +65,6 @@ interface Matrix {
   supers: number;
 }
 
-const Q8_BLOCK = 32;
 /** keys per block of assembly/attention.ts's decode kernel (its DBK) */
 const ATTN_DECODE_BLOCK = 32;
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
@@ -63,6 +73,9 @@ const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
 const PANEL_MIN_ROWS = 8;
+/** from this many rows of x, the 'blocked' GEMM (assembly/gemm.ts) runs the product; its weight format codes */
+const BLOCKED_MIN_ROWS = 32;
+const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -86,6 +99,8 @@ export class WasmBackend extends CpuBackend {
   weightBytes = 0;
   /** see WasmBackendOptions.stepPrefetch (may be changed between calls: benchmarks compare on and off) */
   stepPrefetch: number;
+  /** see WasmBackendOptions.gemm (may be changed between calls: benchmarks compare the two) */
+  gemm: WasmGemm;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -103,6 +118,8 @@ export class WasmBackend extends CpuBackend {
       throw new LoadOptionError(`wasm backend: option "ssdChunkedMinLength" must be an integer >= 1, got ${opts.ssdChunkedMinLength}`);
     }
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
+    this.gemm = opts.gemm ?? envGemm();
+    if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
   }
@@ -174,15 +191,7 @@ export class WasmBackend extends CpuBackend {
       off = heap.alloc(n);
       scales = heap.alloc((n / Q8_BLOCK) * 4);
       const qs = new Int8Array(this.runtime.memory.buffer, off, n);
-      const sc = this.runtime.f32(scales, n / Q8_BLOCK);
-      for (let b = 0; b < n / Q8_BLOCK; b++) {
-        let amax = 0;
-        for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(data[b * Q8_BLOCK + i]));
-        const s = Math.fround(amax / 127);
-        sc[b] = s;
-        const inv = s === 0 ? 0 : 1 / s;
-        for (let i = 0; i < Q8_BLOCK; i++) qs[b * Q8_BLOCK + i] = Math.round(data[b * Q8_BLOCK + i] * inv);
-      }
+      packQ8(data, qs, this.runtime.f32(scales, n / Q8_BLOCK));
     } else {
       off = heap.alloc(n * 2);
       const u16 = new Uint16Array(this.runtime.memory.buffer, off, n);
@@ -321,7 +330,12 @@ export class WasmBackend extends CpuBackend {
     const work = M * K * N;
     return this.op((c) => {
       const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
-      if (m.format === 'q4') {
+      const blocked = BLOCKED_FORMAT[m.format];
+      if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
+        // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
+        const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
+        this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      } else if (m.format === 'q4') {
         // x quantized as for q8, plus each block's sum of quantized values (for the mins)
         const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
         this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
@@ -537,6 +551,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
+/** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
+function envGemm(): WasmGemm {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMM : undefined;
+  if (raw === undefined || raw === '') return 'blocked';
+  if (raw !== 'blocked' && raw !== 'tiles') throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_GEMM must be 'blocked' or 'tiles', got "${raw}"`);
+  return raw;
+}
+
 function envStepPrefetch(): number {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
   if (raw === undefined || raw === '') return 0;

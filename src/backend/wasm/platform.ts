@@ -1,14 +1,35 @@
 /**
  * The wasm runtime's host on Node: kernels.wasm read from disk, worker_threads, all cores. Browser bundles
  * get `platform.browser.ts` instead (package.json "browser" field; web/vite.config.ts).
+ *
+ * Where it can, Node runs kernels-relaxed.wasm instead: the same kernels built with relaxed SIMD, whose prefill GEMM
+ * (assembly/gemm.ts) uses fused multiply-adds. Node 22+ has relaxed SIMD on; Node 20's V8 has it behind
+ * --experimental-wasm-relaxed-simd, which is set here (v8.setFlagsFromString) when the module does not validate
+ * without it. MAMBA_TS_WASM_RELAXED=0 keeps the plain module.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { WasmPlatform } from './runtime.js';
 
+/** kernels-relaxed.wasm next to `url`, compiled, if it exists and this engine runs relaxed SIMD (else null) */
+function relaxedKernels(url: URL): WebAssembly.Module | null {
+  if (process.env.MAMBA_TS_WASM_RELAXED === '0') return null;
+  const relaxed = new URL(url.href.replace(/kernels\.wasm$/, 'kernels-relaxed.wasm'));
+  if (relaxed.href === url.href || !fs.existsSync(relaxed)) return null;
+  const bytes = new Uint8Array(fs.readFileSync(relaxed));
+  if (!WebAssembly.validate(bytes)) {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    if (!WebAssembly.validate(bytes)) return null;
+  }
+  return new WebAssembly.Module(bytes);
+}
+
 export const platform: WasmPlatform = {
   loadKernels(url) {
+    const relaxed = relaxedKernels(url);
+    if (relaxed) return relaxed;
     let bytes: Uint8Array<ArrayBuffer>;
     try {
       bytes = new Uint8Array(fs.readFileSync(url));

@@ -190,6 +190,8 @@ export class WasmRuntime {
   readonly kernels: KernelExports;
   readonly heap: Heap;
   readonly threads: number;
+  /** whether the kernels are the relaxed-SIMD build (fused multiply-adds in the prefill GEMM; platform.ts) */
+  readonly fused: boolean;
   private readonly names: string[];
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
@@ -207,6 +209,7 @@ export class WasmRuntime {
     // (a wasm kernel that traps throws a WebAssembly.RuntimeError on the calling thread)
     this.kernels = instance.exports as unknown as KernelExports;
     this.names = Object.keys(this.kernels).filter((k) => typeof this.kernels[k] === 'function');
+    this.fused = (this.kernels.gemm_fused as unknown as (() => number) | undefined)?.() === 1;
     // the module keeps no data of its own; leave its first page alone anyway
     this.heap = new Heap(this.memory, PAGE);
     this.threads = threads;

@@ -17,3 +17,18 @@ export function stream_sum(src: usize, out: usize, chunk: i32, lo: i32, hi: i32)
   store<f32>(out + (<usize>(lo / chunk)) * 4, s);
 }
 
+
+// Arithmetic probes (bench/wasm-gemm.bench.ts): what this engine's wasm SIMD reaches on this core.
+
+/**
+ * `iters` iterations of 8 dependent f32x4 adds (one chain): its rate × the add latency (cycles) estimates the clock.
+ */
+export function add_chain(iters: i32, out: usize): void {
+  const d = f32x4.splat(1e-7);
+  let a = f32x4.splat(1.0);
+  for (let i = 0; i < iters; i++) {
+    a = f32x4.add(a, d); a = f32x4.add(a, d); a = f32x4.add(a, d); a = f32x4.add(a, d);
+    a = f32x4.add(a, d); a = f32x4.add(a, d); a = f32x4.add(a, d); a = f32x4.add(a, d);
+  }
+  v128.store(out, a);
+}

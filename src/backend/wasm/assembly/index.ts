@@ -13,6 +13,7 @@ export * from './norm';
 export * from './mamba1_step';
 export * from './mamba2_step';
 export * from './panel';
+export * from './gemm';
 export * from './scan_train';
 export * from './conv_train';
 export * from './transpose';

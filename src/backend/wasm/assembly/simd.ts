@@ -69,6 +69,16 @@ const SQRT2: f32 = 1.4142135;
   return f32x4.div(z, f32x4.add(f32x4.splat(1.0), vexp(f32x4.neg(z))));
 }
 
+/**
+ * acc + a · b: one fused multiply-add (relaxed SIMD's f32x4.relaxed_madd: V8 emits vfmadd where the CPU has FMA)
+ * in the module built with relaxed SIMD (kernels-relaxed.wasm), a multiply then an add in the plain one
+ */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // partial-vector helpers: lanes [0, c) from/to p, p + 4, …; c = 4 is a plain v128 load/store.
 // Unused lanes repeat lane 0 (never stored; lanes never mix).

@@ -1,0 +1,282 @@
+/**
+ * The wasm backend's prefill GEMMs (y = x·Wᵀ, x [M, K], W [N, K]) at mamba2-130m's shapes, old kernels against the
+ * blocked one (assembly/gemm.ts), interleaved in one process at 1 and 2 threads: GFLOP/s by wall time (min of --reps)
+ * and by CPU time of the process (on a shared machine, the wall time also counts other processes' time slices), and
+ * the fraction of the measured arithmetic peak per CPU-second of one thread: peak_madd (12 independent f32x4 chains)
+ * of the plain build (a multiply then an add: plain wasm SIMD has no FMA) for the old kernels, of the relaxed-SIMD
+ * build the runtime loads where it can (fused multiply-adds) for the new one.
+ *
+ *   f32: old = linear_f32 (2×4 dot-product tiles, split over N by the runtime); new = gemm_blocked fmt 0.
+ *   bf16: old = linear_panels (32-row panels unpacked to f32, then linear_f32); new = gemm_blocked fmt 1.
+ *   q8:  old = quantize_rows_q8 + linear_q8 (13-bit activations, integer block dot products);
+ *        new = gemm_blocked fmt 3 (the q8 weights unpacked exactly while packing, f32 products).
+ *
+ * Every result is checked against a float64 product on a sample of rows (f32 and q8-new: max |Δ| / max |y| ≤ 1e-5;
+ * q8-old within its activation quantization, ≤ 1e-3) and new f32 against old (≤ 1e-5); a failure exits with status 1.
+ * Also prints the clock estimated from a dependent chain of f32x4 adds (× --add-latency cycles, 3 on Zen 2).
+ *
+ * With --models, whole models (random weights, `mamba-ts bench`'s presets) on the backend: prefill of --prompt tokens
+ * with gemm 'tiles' and 'blocked' alternating on one model (one WasmBackend, the same weights), min and median wall ms
+ * and CPU ms (all threads) of each, and the last position's logits compared (max |Δ| / max |logit|: ≤ 1e-4 for f32;
+ * q8 'tiles' quantizes the activations, 'blocked' does not: ≤ 0.05 there, and printed).
+ *
+ *   node dist/bench/wasm-gemm.bench.js [--m 512] [--threads 1,2] [--reps 5] [--formats f32,bf16,q8] [--shapes in_proj,out_proj,lm_head]
+ *   node dist/bench/wasm-gemm.bench.js --models mamba2-130m[,mamba-130m] [--prompt 512] [--threads 2] [--reps 5] [--formats f32,bf16,q8]
+ */
+import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { WasmBackend, type WasmGemm } from '../src/backend/wasm/index.js';
+import { PRESETS, RandomTensorSource } from '../src/models/random.js';
+import { buildModel } from '../src/models/registry.js';
+import { bf16ToF32, f32ToBf16, type WeightDType } from '../src/tensor/dtype.js';
+import { median } from './report.js';
+import { packQ8, unpackQ8 } from '../src/backend/wasm/q8.js';
+import { randomArray } from '../test/helpers.js';
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { loadLine, machineInfo, machineLine } from './report.js';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
+};
+const M = Number(arg('m', '512'));
+const threadList = arg('threads', '1,2').split(',').map(Number);
+const reps = Number(arg('reps', '5'));
+const formats = arg('formats', 'f32,q8').split(',');
+if (!formats.every((f) => ['f32', 'bf16', 'q8'].includes(f))) throw new Error(`--formats: f32, bf16, q8; got ${formats.join(',')}`);
+const addLatency = Number(arg('add-latency', '3'));
+const wantShapes = arg('shapes', 'in_proj,out_proj,lm_head').split(',');
+
+/** mamba2-130m: d_model 768, d_inner 1536, in_proj 2·1536 + 2·128 + 24 = 3352, vocab 50288 */
+const SHAPES: Array<[string, number, number]> = [
+  ['in_proj', 768, 3352],
+  ['out_proj', 1536, 768],
+  ['lm_head', 768, 50288],
+];
+
+let failed = false;
+const log = (s: string) => process.stdout.write(s + '\n');
+
+/** CPU milliseconds of this process so far (all threads) */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+type Probe = (iters: number, out: number) => void;
+
+/** CPU ms of the fastest of 7 calls of probe(iters, out) */
+function bestCpuMs(probe: Probe, iters: number, out: number): number {
+  let best = Infinity;
+  for (let r = 0; r < 7; r++) {
+    const c0 = cpuMs();
+    probe(iters, out);
+    best = Math.min(best, cpuMs() - c0);
+  }
+  return best;
+}
+
+/**
+ * The arithmetic probes on the calling thread, timed by CPU time: GFLOP/s of peak_madd in the runtime's kernels
+ * (fused multiply-adds where they are the relaxed build) and in the plain build (kernels.wasm, instantiated here on a
+ * memory of its own: a multiply then an add), and the clock the add chain implies
+ */
+function probes(rt: WasmRuntime): { peak: number; fma: number; ghz: number } {
+  const iters = 2_000_000;
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
+  const plain = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(new URL('../wasm/kernels.wasm', import.meta.url))),
+    { env: { memory, abort() {} } }).exports as Record<string, Probe>;
+  const out = rt.heap.alloc(64);
+  const gflops = (ms: number) => (96 * iters) / (ms * 1e6);
+  const peak = gflops(bestCpuMs(plain.peak_madd, iters, 0));
+  const fma = gflops(bestCpuMs(rt.kernels.peak_madd as Probe, iters, out));
+  const ghz = (8 * iters * addLatency) / (bestCpuMs(rt.kernels.add_chain as Probe, iters, out) * 1e6);
+  rt.heap.release(out);
+  return { peak, fma, ghz };
+}
+
+/** float64 y rows `rows` of x · Wᵀ (W given as f32 values) */
+function refRows(x: Float32Array, w: Float32Array, K: number, N: number, rows: number[]): Float64Array {
+  const out = new Float64Array(rows.length * N);
+  rows.forEach((i, r) => {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[i * K + k] * w[j * K + k];
+      out[r * N + j] = s;
+    }
+  });
+  return out;
+}
+
+function errVs(y: Float32Array, want: Float64Array, N: number, rows: number[]): number {
+  let m = 0, mx = 0;
+  rows.forEach((i, r) => {
+    for (let j = 0; j < N; j++) {
+      m = Math.max(m, Math.abs(y[i * N + j] - want[r * N + j]));
+      mx = Math.max(mx, Math.abs(want[r * N + j]));
+    }
+  });
+  return m / mx;
+}
+
+const info = machineInfo();
+const models = arg('models', '');
+if (models) {
+  await modelsBench(models.split(','));
+  process.exit(failed ? 1 : 0);
+}
+log(`# wasm GEMM, M = ${M}, min of ${reps} reps, ${machineLine(info)}`);
+log(`# load average at start: ${loadLine(os.loadavg())}`);
+
+interface Row { shape: string; fmt: string; T: number; old: number; neu: number; peakOld: number; peak: number; cOld: number; cNew: number }
+const results: Row[] = [];
+for (const T of threadList) {
+  const rt = WasmRuntime.get(T);
+  await rt.ready();
+  const { peak: mulAdd, fma, ghz } = probes(rt);
+  // the ceiling the new kernel can reach: fused multiply-adds where the kernels have them
+  const peak = rt.fused ? fma : mulAdd;
+  log(`threads ${rt.threads}, ${rt.fused ? 'relaxed-SIMD kernels (fused multiply-add in the new GEMM)' : 'plain SIMD kernels (no FMA)'}: wasm SIMD per CPU-second: multiply+add ${mulAdd.toFixed(1)} GFLOP/s (${(mulAdd / ghz).toFixed(1)} flops/cycle), ` +
+    `${rt.fused ? `fused multiply-add ${fma.toFixed(1)} GFLOP/s (${(fma / ghz).toFixed(1)} flops/cycle)` : 'no FMA'}, at the ~${ghz.toFixed(2)} GHz the add chain shows`);
+  const scratchPer = rt.kernels.gemm_scratch_bytes as unknown as () => number;
+  for (const [name, K, N] of SHAPES) {
+    if (!wantShapes.includes(name)) continue;
+    const x = randomArray(M * K, 1), wf = randomArray(N * K, 2, 0.05);
+    const sample = [0, 1, 3, Math.floor(M / 2), M - 1].filter((i, k, a) => i < M && a.indexOf(i) === k);
+    const heap = rt.heap;
+    const xo = heap.alloc(M * K * 4), yo = heap.alloc(M * N * 4), yn = heap.alloc(M * N * 4);
+    rt.f32(xo, M * K).set(x);
+    const scratch = heap.alloc(rt.threads * scratchPer());
+    const flops = 2 * M * K * N;
+    for (const fmt of formats) {
+      let wo = 0, so = 0, xq = 0;
+      let wvals: Float32Array;
+      const freeList: number[] = [];
+      if (fmt === 'f32') {
+        wo = heap.alloc(N * K * 4);
+        rt.f32(wo, N * K).set(wf);
+        wvals = wf;
+        freeList.push(wo);
+      } else if (fmt === 'bf16') {
+        wo = heap.alloc(N * K * 2);
+        const u16 = new Uint16Array(rt.memory.buffer, wo, N * K);
+        wvals = new Float32Array(N * K);
+        for (let i = 0; i < N * K; i++) {
+          u16[i] = f32ToBf16(wf[i]);
+          wvals[i] = bf16ToF32(u16[i]);
+        }
+        xq = heap.alloc(rt.threads * 32 * K * 4); // linear_panels' unpacked panels
+        freeList.push(wo, xq);
+      } else {
+        // q8 as the backend packs it
+        wo = heap.alloc(N * K);
+        so = heap.alloc((N * K) / 8);
+        const qs = new Int8Array(rt.memory.buffer, wo, N * K), sc = rt.f32(so, (N * K) / 32);
+        packQ8(wf, qs, sc);
+        wvals = unpackQ8(qs, sc);
+        xq = heap.alloc((M * K) * 2 + (M * K) / 8);
+        freeList.push(wo, so, xq);
+      }
+      const xs = xq + M * K * 2;
+      const runOld = () => {
+        if (fmt === 'f32') rt.run('linear_f32', [xo, wo, 0, yo, M, K, N], N, 4, M * K * N);
+        else if (fmt === 'bf16') rt.runTeam('linear_panels', [xo, wo, 0, 1, 0, yo, M, K, N, xq]);
+        else {
+          rt.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+          rt.run('linear_q8', [xq, xs, wo, so, 0, yo, M, K, N], N, 4, M * K * N);
+        }
+      };
+      const runNew = () => rt.runTeam('gemm_blocked', [xo, wo, so, { f32: 0, bf16: 1, q8: 3 }[fmt] ?? 0, 0, yn, M, K, N, scratch]);
+      const tOld: number[] = [], tNew: number[] = [], cOld: number[] = [], cNew: number[] = [];
+      const r = name === 'lm_head' ? Math.max(1, Math.ceil(reps / 2)) : reps;
+      runOld(); runNew(); // warm-up
+      for (let i = 0; i < r; i++) {
+        let c0 = cpuMs(), t0 = performance.now(); runOld(); tOld.push(performance.now() - t0); cOld.push(cpuMs() - c0);
+        c0 = cpuMs(); t0 = performance.now(); runNew(); tNew.push(performance.now() - t0); cNew.push(cpuMs() - c0);
+      }
+      const want = refRows(x, wvals, K, N, sample);
+      const yOld = rt.f32(yo, M * N), yNew = rt.f32(yn, M * N);
+      const eOld = errVs(yOld, want, N, sample), eNew = errVs(yNew, want, N, sample);
+      let eCross = 0;
+      if (fmt !== 'q8') {
+        let mx = 0;
+        for (let i = 0; i < M * N; i++) { eCross = Math.max(eCross, Math.abs(yOld[i] - yNew[i])); mx = Math.max(mx, Math.abs(yOld[i])); }
+        eCross /= mx;
+      }
+      const okOld = eOld <= (fmt !== 'q8' ? 1e-5 : 1e-3), okNew = eNew <= 1e-5 && eCross <= 1e-5;
+      if (!okOld || !okNew) failed = true;
+      const gOld = flops / (Math.min(...tOld) * 1e6), gNew = flops / (Math.min(...tNew) * 1e6);
+      // CPU time of the whole process (all threads, spinning included) per call: on a shared machine the wall time
+      // counts the time slices other processes took; the CPU time does not (it still counts their cache pollution)
+      const cgOld = flops / (Math.min(...cOld) * 1e6), cgNew = flops / (Math.min(...cNew) * 1e6);
+      results.push({ shape: `${name} ${K}→${N}`, fmt, T: rt.threads, old: gOld, neu: gNew, peakOld: mulAdd, peak, cOld: cgOld, cNew: cgNew });
+      log(`  ${fmt} ${name} ${K}→${N} T=${rt.threads}: old ${gOld.toFixed(1)} GFLOP/s (${(Math.min(...tOld)).toFixed(2)} ms), ` +
+        `new ${gNew.toFixed(1)} GFLOP/s (${(Math.min(...tNew)).toFixed(2)} ms), ×${(gNew / gOld).toFixed(2)}; ` +
+        `per CPU-second old ${cgOld.toFixed(1)} new ${cgNew.toFixed(1)} (×${(cgNew / cgOld).toFixed(2)}); ` +
+        `of the thread's peak per CPU-second ${((100 * cgOld) / mulAdd).toFixed(0)}% (of multiply+add) → ${((100 * cgNew) / peak).toFixed(0)}%; ` +
+        `err vs f64 old ${eOld.toExponential(1)} new ${eNew.toExponential(1)}${fmt !== 'q8' ? ` new-vs-old ${eCross.toExponential(1)}` : ''}` +
+        `${okOld && okNew ? '' : '  ** CHECK FAILED **'}`);
+      for (const o of freeList) heap.release(o);
+    }
+    for (const o of [xo, yo, yn, scratch]) heap.release(o);
+  }
+}
+
+log('');
+log('| shape (M = ' + M + ') | weights | threads | old GFLOP/s | new GFLOP/s | new/old | GFLOP per CPU-s old / new | old % of mul+add peak | new % of its peak |');
+log('|---|---|---|---|---|---|---|---|---|');
+for (const r of results) {
+  log(`| ${r.shape} | ${r.fmt} | ${r.T} | ${r.old.toFixed(1)} | ${r.neu.toFixed(1)} | ${(r.neu / r.old).toFixed(2)} | ${r.cOld.toFixed(1)} / ${r.cNew.toFixed(1)} | ${((100 * r.cOld) / r.peakOld).toFixed(0)}% | ${((100 * r.cNew) / r.peak).toFixed(0)}% |`);
+}
+for (const T of threadList) await WasmRuntime.get(T).close();
+process.exit(failed ? 1 : 0);
+
+async function modelsBench(names: string[]): Promise<void> {
+  const prompt = Number(arg('prompt', '512'));
+  const T = Number(threadList[threadList.length - 1]);
+  log(`# wasm prefill ${prompt} tokens, gemm 'tiles' vs 'blocked' alternating, ${reps} reps after a warm-up, ${machineLine(info)}`);
+  log(`# load average at start: ${loadLine(os.loadavg())}`);
+  const rows: string[] = [];
+  for (const fmt of formats) {
+    const wasm = new WasmBackend({ threads: T, weights: fmt as WeightDType });
+    log(`# ${wasm.name}; kernels: ${wasm.runtime.fused ? 'relaxed SIMD (FMA)' : 'plain SIMD (blocked falls back to tiles)'}`);
+    for (const name of names) {
+      const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: wasm });
+      const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
+      const kinds: WasmGemm[] = ['tiles', 'blocked'];
+      const wall: Record<string, number[]> = { tiles: [], blocked: [] }, cpu: Record<string, number[]> = { tiles: [], blocked: [] };
+      const logits: Record<string, Float32Array> = {};
+      for (let r = 0; r <= reps; r++) {
+        for (const g of kinds) {
+          wasm.gemm = g;
+          const s = lm.createState(1);
+          const c0 = cpuMs(), t0 = performance.now();
+          const l = await lm.advance([ids], s);
+          if (r > 0) {
+            wall[g].push(performance.now() - t0);
+            cpu[g].push(cpuMs() - c0);
+          }
+          logits[g] = l.data.slice();
+        }
+      }
+      let d = 0, mx = 0;
+      for (let i = 0; i < logits.tiles.length; i++) {
+        d = Math.max(d, Math.abs(logits.tiles[i] - logits.blocked[i]));
+        mx = Math.max(mx, Math.abs(logits.tiles[i]));
+      }
+      const rel = d / mx, tol = fmt === 'q8' ? 0.05 : 1e-4;
+      if (!(rel <= tol)) failed = true;
+      const tok = (ms: number) => (prompt / (ms / 1000)).toFixed(0);
+      const row = `| ${name} | ${fmt} | ${T} | ${tok(median(wall.tiles))} / ${tok(Math.min(...wall.tiles))} | ${tok(median(wall.blocked))} / ${tok(Math.min(...wall.blocked))} | ` +
+        `${(median(wall.tiles) / median(wall.blocked)).toFixed(2)}× | ${median(cpu.tiles).toFixed(0)} / ${median(cpu.blocked).toFixed(0)} | ` +
+        `${(median(cpu.tiles) / median(cpu.blocked)).toFixed(2)}× | ${rel.toExponential(1)}${rel <= tol ? '' : ' MISMATCH'} |`;
+      rows.push(row);
+      log(row);
+    }
+  }
+  log('');
+  log('| model | weights | threads | prefill tok/s tiles (median / best) | blocked (median / best) | speed-up, wall medians | CPU ms per prefill tiles / blocked (medians) | speed-up, CPU | last logits max |Δ| / max |logit| |');
+  log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) log(r);
+  log(`# load average at end: ${loadLine(os.loadavg())}`);
+}
