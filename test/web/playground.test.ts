@@ -12,68 +12,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { loadModel } from '../../src/index.js';
 import { encodeModelGguf, readExportInput, writeGgufAtomic } from '../../src/io/gguf.js';
 import { writeSafetensorsAtomic } from '../../src/io/safetensors.js';
 import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
 import type { MambaConfig } from '../../src/models/mamba.js';
-import { FIXTURES, hfFixture, ROOT } from '../helpers.js';
+import { FIXTURES, hfFixture } from '../helpers.js';
 import { startFakeHub } from '../io/hub-server.js';
+import { buildPlayground, launchChromium, missingBrowser, servePlayground, type StaticServer } from '../../bench/playground.js';
 
-const CHROMIUM = process.env.MAMBA_TS_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
 const REQUIRE_WEBGPU = process.env.MAMBA_TS_REQUIRE_WEBGPU === '1';
-const WEB_DIST = path.join(ROOT, 'web', 'dist');
 const NEW_TOKENS = 12;
 const GGUF_FILE = 'model.gguf';
-
-/** why the test cannot run here, or null */
-function missingBrowser(): string | null {
-  if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MAMBA_TS_CHROMIUM)`;
-  return null;
-}
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-};
-
-/**
- * Static files: /models/NAME/… from `models`, everything else from web/dist. Under /nocoi/ the same files
- * without the cross-origin isolation headers.
- */
-function serve(models: Record<string, string>): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    let url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const isolated = !url.startsWith('/nocoi/');
-    if (!isolated) url = url.slice('/nocoi'.length);
-    let file: string | null = null;
-    const m = /^\/models\/([^/]+)\/(.+)$/.exec(url);
-    if (m && models[m[1]]) file = path.join(models[m[1]], m[2]);
-    else if (!url.startsWith('/models/')) file = path.join(WEB_DIST, url.endsWith('/') ? `${url}index.html` : url);
-    const root = m ? models[m[1]] : WEB_DIST;
-    const headers: Record<string, string> = isolated
-      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
-      : {};
-    if (!file || path.relative(root ?? WEB_DIST, file).startsWith('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404, headers).end('not found');
-      return;
-    }
-    const body = fs.readFileSync(file);
-    res.writeHead(200, { ...headers, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': body.byteLength });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 /** A random-init Mamba-1 whose vocabulary fits the BPE fixture tokenizer (as scripts/make-demo-model.ts). */
 function writeTextModel(dir: string): void {
@@ -127,7 +81,7 @@ interface Case {
 describe('browser playground (headless Chromium)', () => {
   const skip = missingBrowser();
   let browser: Browser | undefined;
-  let server: http.Server | undefined;
+  let server: StaticServer | undefined;
   let base = '';
   let tmp = '';
   const models: Record<string, string> = {};
@@ -136,8 +90,7 @@ describe('browser playground (headless Chromium)', () => {
   before(async () => {
     if (skip) return;
     const t0 = Date.now();
-    const vite = await import('vite');
-    await vite.build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
+    await buildPlayground();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-web-'));
     writeTextModel(path.join(tmp, 'text-model'));
     Object.assign(models, {
@@ -153,19 +106,15 @@ describe('browser playground (headless Chromium)', () => {
       writeGgufAtomic(path.join(dir, GGUF_FILE), encodeModelGguf(readExportInput(models[name]), 'f32'));
       models[`${name}-gguf`] = dir;
     }
-    server = await serve(models);
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu'],
-    });
+    server = await servePlayground(models);
+    base = server.base;
+    browser = await launchChromium();
     console.log(`# playground built and served, browser up in ${Date.now() - t0} ms`);
   });
 
   after(async () => {
     await browser?.close();
-    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await server?.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -52,6 +52,13 @@ export type FromWorker =
       finishReason: string;
       prefillMs: number;
       decodeMs: number;
+      /** the part of decodeMs in the model's decode steps (the rest: sampling, streaming, between tokens) */
+      decodeStepMs: number;
       tokensPerSecond: number;
     }
-  | { type: 'error'; during: 'load' | 'generate' | 'init'; message: string };
+  | { type: 'error'; during: 'load' | 'generate' | 'init'; message: string }
+  /**
+   * streamed messages (tokens, Δ) sent together: the worker sends at most one batch per ~50 ms (worker.ts
+   * STREAM_MS), so that the page handles and repaints a few times per second, not once per token and layer
+   */
+  | { type: 'batch'; messages: FromWorker[] };
