@@ -57,7 +57,11 @@ interface DropGlobals {
 }
 interface PageGlobals {
   document: { getElementById(id: string): PageElement | null };
-  mambaPlayground: { deltaValues(): Record<number, number[]> };
+  mambaPlayground: {
+    deltaValues(): Record<number, number[]>;
+    lastRun(): { generated: number[]; decodeMs: number; decodeStepMs: number } | null;
+    streamMessages(): number;
+  };
 }
 
 interface Case {
@@ -76,6 +80,10 @@ interface Case {
   backendLike?: RegExp;
   /** relative tolerance on mean Δ against the Node CPU backend (default 1e-4) */
   deltaTolerance?: number;
+  /** the page's query string (e.g. threads=1&stream=0) */
+  query?: string;
+  /** how many messages must bring the tokens and Δ, given the Mamba layers */
+  streamMessages?: (layers: number) => number;
 }
 
 describe('browser playground (headless Chromium)', () => {
@@ -142,7 +150,7 @@ describe('browser playground (headless Chromium)', () => {
   async function runCase(page: Page, c: Case): Promise<string | null> {
     const prefix = c.isolated === false ? '/nocoi' : '';
     page.on('pageerror', (e) => pageErrors.push(`${c.name}: ${e.message}`));
-    await page.goto(`${base}${prefix}/${c.hub ? `?hub=${encodeURIComponent(c.hub)}` : ''}`);
+    await page.goto(`${base}${prefix}/${c.hub ? `?hub=${encodeURIComponent(c.hub)}` : c.query ? `?${c.query}` : ''}`);
     // the worker reports what it can run; then pick the backend
     await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).document.getElementById('backend-note')?.textContent ?? '') !== '', null, { timeout: 30_000 });
     if (c.backend === 'webgpu' && (await page.$eval('#backend option[value="webgpu"]', (o) => (o as unknown as { disabled: boolean }).disabled))) {
@@ -213,6 +221,13 @@ describe('browser playground (headless Chromium)', () => {
       row.forEach((v, i) => assert.ok(Math.abs(g[i] - v) <= tol * Math.max(1, Math.abs(v)), `layer ${layer} token ${i}: mean Δ ${g[i]} vs Node ${v}`));
     }
     assert.match((await page.textContent('#stats')) ?? '', /tok\/s/);
+    const run = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.lastRun());
+    assert.deepEqual(run?.generated, want.generated, 'lastRun() has the generated tokens');
+    assert.ok(run.decodeStepMs >= 0 && run.decodeStepMs <= run.decodeMs, `decode step time ${run.decodeStepMs} ms within the decode's ${run.decodeMs} ms`);
+    if (c.streamMessages) {
+      const n = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.streamMessages());
+      assert.equal(n, c.streamMessages(layers), 'messages that brought the tokens and Δ');
+    }
     return null;
   }
 
@@ -227,6 +242,18 @@ describe('browser playground (headless Chromium)', () => {
     {
       name: 'WASM backend on one thread (not isolated), text prompt through the tokenizer',
       backend: 'wasm', model: 'text-model', via: 'url', isolated: false, prompt: { text: 'The state space model' }, backendLike: /^wasm\(1 thread,/,
+    },
+    {
+      // a stream interval longer than the run: the first token comes at once (with the prompt's Δ), the rest in one batch
+      name: 'WASM backend, 1 thread by ?threads=1 in an isolated page, tokens and Δ batched (?stream=100000: two messages)',
+      backend: 'wasm', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^wasm\(1 thread,/,
+      query: 'threads=1&stream=100000', streamMessages: () => 2,
+    },
+    {
+      // every token and every layer's Δ (the prompt's, then one per token fed) as its own message
+      name: 'WASM backend on 2 threads, Mamba-2, tokens and Δ each as it comes (?stream=0)',
+      backend: 'wasm', model: 'mamba2-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^wasm\(2 threads,/,
+      query: 'threads=2&stream=0', streamMessages: (layers) => NEW_TOKENS + layers * (1 + NEW_TOKENS),
     },
     {
       // SwiftShader's Vulkan where there is no GPU (slow: shader compilation dominates, so Mamba-1 only)

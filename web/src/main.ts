@@ -46,6 +46,8 @@ let firstTokenAt = 0;
 let promptIds: number[] = [];
 /** the last generation's 'done' message (for tests, benchmarks and the console) */
 let lastRun: Extract<FromWorker, { type: 'done' }> | null = null;
+/** messages with tokens or Δ received since the generation started (a batch counts once) */
+let streamMessages = 0;
 
 function setStatus(text: string, error = false): void {
   ui.status.textContent = text;
@@ -118,15 +120,19 @@ function startGeneration(): void {
     generated = [];
     firstTokenAt = 0;
     lastRun = null;
+    streamMessages = 0;
     setState('generating');
     setStatus(`Generating on ${info.backend}…`);
-    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked });
+    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked, streamMs });
   } catch (e) {
     setStatus((e as Error).message, true);
   }
 }
 
-worker.onmessage = (e: MessageEvent<FromWorker>) => handle(e.data);
+worker.onmessage = (e: MessageEvent<FromWorker>) => {
+  if (['batch', 'token', 'delta'].includes(e.data.type)) streamMessages++;
+  handle(e.data);
+};
 
 function handle(m: FromWorker): void {
   switch (m.type) {
@@ -247,14 +253,21 @@ ui.prompt.addEventListener('keydown', (e) => {
 ui.perLayer.addEventListener('change', () => heatmap.setPerLayer(ui.perLayer.checked));
 heatmap.setPerLayer(ui.perLayer.checked);
 
-// for tests and the console: the heatmap's numbers, the last generation's result and timings
-(window as unknown as { mambaPlayground: unknown }).mambaPlayground = { deltaValues: () => heatmap.values(), lastRun: () => lastRun };
+// for tests and the console: the heatmap's numbers, the last generation's result and timings, how many messages
+// brought its tokens and Δ
+(window as unknown as { mambaPlayground: unknown }).mambaPlayground = {
+  deltaValues: () => heatmap.values(),
+  lastRun: () => lastRun,
+  streamMessages: () => streamMessages,
+};
 
 // ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links); ?hub=URL sets the hub (a mirror);
-// ?threads=N: the wasm backend's threads (default: every core the browser reports)
+// ?threads=N: the wasm backend's threads (default: every core the browser reports); ?stream=MS: tokens and Δ come
+// from the worker in batches at most this often (default 50; 0 = every token and layer as it comes)
 const q = new URLSearchParams(location.search);
 const hubEndpoint = q.get('hub') ?? 'https://huggingface.co';
 const wasmThreads = q.get('threads') !== null && Number.isInteger(Number(q.get('threads'))) && Number(q.get('threads')) >= 1 ? Number(q.get('threads')) : undefined;
+const streamMs = q.get('stream') !== null && Number(q.get('stream')) >= 0 ? Number(q.get('stream')) : undefined;
 if (q.get('threads') !== null && wasmThreads === undefined) setStatus(`?threads=${q.get('threads')}: expected a positive integer; using every core`, true);
 if (q.get('model')) ui.url.value = q.get('model')!;
 if (q.get('backend')) ui.backend.value = q.get('backend')!;

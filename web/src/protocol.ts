@@ -17,7 +17,8 @@ export interface SamplingSettings {
 
 export type ToWorker =
   | { type: 'load'; source: ModelSource; backend: BackendName; threads?: number }
-  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean }
+  /** streamMs: tokens and Δ are sent in batches at most this often (default worker.ts STREAM_MS; 0 = each as it comes) */
+  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean; streamMs?: number }
   | { type: 'stop' };
 
 export interface ModelInfo {

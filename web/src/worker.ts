@@ -29,6 +29,7 @@ const post = (m: FromWorker, transfer?: Transferable[]) => scope.postMessage(m, 
  * 2 cores (issue 18).
  */
 const STREAM_MS = 50;
+let streamMs = STREAM_MS;
 let outbox: FromWorker[] = [];
 let outboxTransfer: Transferable[] = [];
 let lastSent = -Infinity;
@@ -36,7 +37,7 @@ let lastSent = -Infinity;
 function stream(m: FromWorker, transfer: Transferable[] = [], now = false): void {
   outbox.push(m);
   outboxTransfer.push(...transfer);
-  if (now || performance.now() - lastSent >= STREAM_MS) flush();
+  if (now || performance.now() - lastSent >= streamMs) flush();
 }
 
 function flush(): void {
@@ -112,6 +113,7 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
   if (ids.length === 0) throw new Error('the prompt is empty');
   post({ type: 'prompt', ids, labels: ids.map(label) });
   lastSent = performance.now();
+  streamMs = msg.streamMs ?? STREAM_MS;
   const s = msg.sampling;
   abort = new AbortController();
   const onDelta = msg.delta
