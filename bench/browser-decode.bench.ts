@@ -25,13 +25,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, type CommandSpec } from '../src/cli/args.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { loadModel, type Model } from '../src/index.js';
 import { writeSafetensorsAtomic } from '../src/io/safetensors.js';
 import { stringifyConfigJson } from '../src/models/config-json.js';
 import { initMambaWeights, mambaConfigJson } from '../src/models/init.js';
 import { parseMambaConfig } from '../src/models/mamba.js';
 import { PRESETS } from '../src/models/random.js';
-import { buildPlayground, launchChromium, missingBrowser, servePlayground } from './playground.js';
+import { buildPlayground, launchChromium, missingBrowser, servePlayground, waitForModel } from './playground.js';
 import { loadLine, machineInfo, machineLine, median, textTable } from './report.js';
 
 const VARIANTS = ['plain', 'delta', 'old'] as const;
@@ -126,6 +128,68 @@ const ownCpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 
+/**
+ * Node's side runs in a child process of its own session (detached: setsid), as Chromium's processes do (Playwright
+ * starts the browser detached): Linux's autogroup scheduling shares a busy machine's CPU between sessions, so the two
+ * sides get the same share of it whatever else runs in the terminal that started the bench.
+ */
+type ToNode = { type: 'load'; dir: string; threads: number } | { type: 'run'; ids: number[]; gen: number };
+type FromNode = { type: 'loaded' } | { type: 'run'; run: Run } | { type: 'error'; message: string };
+
+class NodeSide {
+  private readonly child: ChildProcess;
+  private pending: ((m: FromNode) => void) | null = null;
+
+  constructor() {
+    this.child = fork(fileURLToPath(import.meta.url), ['--node-side'], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: FromNode) => this.pending?.(m));
+    this.child.on('exit', (code) => this.pending?.({ type: 'error', message: `Node's side exited (code ${code})` }));
+  }
+
+  private ask(m: ToNode): Promise<FromNode> {
+    return new Promise((resolve, reject) => {
+      this.pending = (r) => {
+        this.pending = null;
+        if (r.type === 'error') reject(new Error(`Node's side: ${r.message}`));
+        else resolve(r);
+      };
+      this.child.send(m);
+    });
+  }
+
+  async load(dir: string, threads: number): Promise<void> {
+    await this.ask({ type: 'load', dir, threads });
+  }
+
+  async run(ids: number[], gen: number): Promise<Run> {
+    const r = await this.ask({ type: 'run', ids, gen });
+    if (r.type !== 'run') throw new Error(`Node's side answered ${r.type}`);
+    return r.run;
+  }
+
+  close(): void {
+    this.child.kill();
+  }
+}
+
+/** the child: loads the model, runs greedy generations when asked */
+function nodeSideMain(): void {
+  let model: Model | null = null;
+  const reply = (m: FromNode) => process.send!(m);
+  process.on('message', (m: ToNode) => {
+    const job = async (): Promise<FromNode> => {
+      if (m.type === 'load') {
+        model = await loadModel(m.dir, { backend: 'wasm', threads: m.threads, tokenizer: false });
+        return { type: 'loaded' };
+      }
+      if (!model) throw new Error('no model loaded');
+      return { type: 'run', run: await nodeRun(model, m.ids, m.gen) };
+    };
+    job().then(reply, (e: unknown) => reply({ type: 'error', message: e instanceof Error ? e.message : String(e) }));
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
 /** the mamba-130m shape with `layers` layers, random init (seed 1), written once into `root` */
 function modelFolder(root: string, layers: number): string {
   const dir = path.join(root, `mamba-130m-${layers}l-seed1`);
@@ -149,16 +213,8 @@ async function openPage(page: Page, base: string, threads: number, stream?: numb
   await page.selectOption('#backend', 'wasm');
   await page.fill('#url', '/models/m/');
   await page.click('#load-url');
-  await page.waitForFunction(
-    () => {
-      const s = (globalThis as unknown as PageGlobals).document.getElementById('status');
-      return s?.dataset.loaded !== undefined || s?.classList.contains('error');
-    },
-    null,
-    { timeout: 600_000 },
-  );
-  if (await page.$('#status.error')) throw new Error(`the page could not load the model: ${await page.textContent('#status')}`);
-  const name = (await page.getAttribute('#status', 'data-loaded')) ?? '';
+  const { backend: name, status } = await waitForModel(page, 600_000);
+  if (name === null) throw new Error(`the page could not load the model: ${status}`);
   if (!name.startsWith(threads === 1 ? 'wasm(1 thread' : `wasm(${threads} threads`)) throw new Error(`asked for ${threads} wasm threads, the page runs ${name}`);
   await page.selectOption('#prompt-mode', 'ids');
   await page.fill('#temperature', '0');
@@ -231,6 +287,7 @@ async function main(argv: string[]): Promise<number> {
   const rows: string[][] = [];
   const threadRows: string[] = [];
   const log = (s: string) => process.stderr.write(`[browser-decode] ${s}\n`);
+  const sides: NodeSide[] = [];
   try {
     for (const T of threadList) {
       const context = await browser.newContext();
@@ -246,7 +303,9 @@ async function main(argv: string[]): Promise<number> {
         log(`${T} thread(s): the page${key === 'old' ? ' (?stream=0)' : ''} loaded the model in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${name}`);
       }
       const t0 = performance.now();
-      const model = await loadModel(dir, { backend: 'wasm', threads: T, tokenizer: false });
+      const node = new NodeSide();
+      sides.push(node);
+      await node.load(dir, T);
       log(`${T} thread(s): Node loaded it in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       const runs: Record<string, Run[]> = { node: [] };
       for (const v of variants) runs[v] = [];
@@ -254,7 +313,7 @@ async function main(argv: string[]): Promise<number> {
         // warm-up round 0; then alternate who goes first
         const order: Array<'node' | Variant> = r % 2 === 0 ? ['node', ...variants] : [...variants].reverse().concat('node' as never);
         for (const who of order) {
-          const run = who === 'node' ? await nodeRun(model, ids, gen) : await browserRun(pages[who === 'old' ? 'old' : 'now']!, ids, gen, who);
+          const run = who === 'node' ? await node.run(ids, gen) : await browserRun(pages[who === 'old' ? 'old' : 'now']!, ids, gen, who);
           if (r > 0) runs[who].push(run);
           const ref = runs.node[runs.node.length - 1] ?? (who === 'node' ? run : null);
           if (ref && run.tokens.join(',') !== ref.tokens.join(',')) {
@@ -287,8 +346,10 @@ async function main(argv: string[]): Promise<number> {
         threadRows.push(`${T} thread(s), browser (${v}): ${top.map(([k, ms]) => `${k} ${(ms / n).toFixed(1)}`).join(', ')}`);
       }
       await context.close();
+      node.close();
     }
   } finally {
+    for (const side of sides) side.close();
     await browser.close();
     await server.close();
   }
@@ -312,7 +373,8 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then((rc) => process.exit(rc), (e: unknown) => {
+if (process.argv[2] === '--node-side') nodeSideMain();
+else main(process.argv.slice(2)).then((rc) => process.exit(rc), (e: unknown) => {
   process.stderr.write(`browser-decode: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
 });

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEB_DIST = path.join(ROOT, 'web', 'dist');
@@ -84,4 +84,27 @@ export function servePlayground(models: Record<string, string>): Promise<StaticS
       }),
     ),
   );
+}
+
+/** what the callbacks run in the page use (this file is compiled without the DOM library) */
+interface StatusGlobals {
+  document: { getElementById(id: string): { dataset: Record<string, string | undefined>; classList: { contains(c: string): boolean } } | null };
+}
+
+/**
+ * Wait until the playground has loaded the model it was given (#status has data-loaded) or failed to (#status.error);
+ * `backend` = the backend's name as the page reports it, or null when loading failed (`status` says why).
+ */
+export async function waitForModel(page: Page, timeout: number): Promise<{ backend: string | null; status: string }> {
+  await page.waitForFunction(
+    () => {
+      const s = (globalThis as unknown as StatusGlobals).document.getElementById('status');
+      return s?.dataset.loaded !== undefined || s?.classList.contains('error');
+    },
+    null,
+    { timeout },
+  );
+  const status = (await page.textContent('#status')) ?? '';
+  if (await page.$('#status.error')) return { backend: null, status };
+  return { backend: (await page.getAttribute('#status', 'data-loaded')) ?? '', status };
 }

@@ -22,7 +22,7 @@ import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
 import type { MambaConfig } from '../../src/models/mamba.js';
 import { FIXTURES, hfFixture } from '../helpers.js';
 import { startFakeHub } from '../io/hub-server.js';
-import { buildPlayground, launchChromium, missingBrowser, servePlayground, type StaticServer } from '../../bench/playground.js';
+import { buildPlayground, launchChromium, missingBrowser, servePlayground, waitForModel, type StaticServer } from '../../bench/playground.js';
 
 const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
 const REQUIRE_WEBGPU = process.env.MAMBA_TS_REQUIRE_WEBGPU === '1';
@@ -175,17 +175,9 @@ describe('browser playground (headless Chromium)', () => {
     } else {
       await page.setInputFiles('#pick-folder', models[c.model]);
     }
-    await page.waitForFunction(
-      () => {
-        const status = (globalThis as unknown as PageGlobals).document.getElementById('status');
-        return status?.dataset.loaded !== undefined || status?.classList.contains('error');
-      },
-      null,
-      { timeout: 60_000 },
-    );
-    const status = await page.textContent('#status');
-    assert.ok(!(await page.$('#status.error')), `loading failed: ${status}`);
-    const backendName = (await page.getAttribute('#status', 'data-loaded')) ?? '';
+    const { backend: loaded, status } = await waitForModel(page, 60_000);
+    assert.ok(loaded !== null, `loading failed: ${status}`);
+    const backendName = loaded;
     if (c.backendLike) assert.match(backendName, c.backendLike, `backend: ${status}`);
 
     if ('ids' in c.prompt) {
