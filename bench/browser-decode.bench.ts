@@ -3,8 +3,9 @@
  * shape, 517 MB f32; written once to --dir) served with COOP/COEP beside the built playground, opened by URL in
  * headless Chromium (playwright-core) on the wasm backend at each --threads, and decoded through the page's controls
  * (token-id prompt, temperature 0, --gen tokens); Node loads the same folder on the wasm backend with the same threads
- * and decodes the same prompt through `Model.generate`. Rounds interleave browser and Node (the order alternates), so
- * a busy machine slows both alike; the first round of each is a warm-up (wasm tier-up), not counted.
+ * and decodes the same prompt through `Model.generate`, in a child process of its own session as Chromium runs in its
+ * own (see NodeSide). Rounds interleave browser and Node (the order alternates), so a busy machine slows both alike;
+ * the first round of each is a warm-up (wasm tier-up), not counted.
  *
  * Per row: decode tok/s (median of the rounds, and their range), ms per token in the model's steps and between them
  * (sampling, streaming to the page, the event-loop turn), CPU ms per token (every thread of the side's processes over
@@ -102,7 +103,9 @@ function browserCpu(): Map<string, number> {
     if (!mine) continue;
     let type = 'browser';
     try {
-      type = /--type=([\w-]+)/.exec(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))?.[1] ?? 'browser';
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes('--node-side')) continue; // Node's side (NodeSide), not the browser
+      type = /--type=([\w-]+)/.exec(cmdline)?.[1] ?? 'browser';
       for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
         const f = statFields(`/proc/${pid}/task/${tid}/stat`);
         if (!f) continue;
