@@ -82,8 +82,9 @@ export interface GenerateResult {
   /** state after every token in `tokens` */
   state: ModelState;
   /**
-   * decodeStepMs: the part of decodeMs spent in the model's decode steps (its `advance` calls); the rest is sampling,
-   * streaming callbacks and the event-loop turns between tokens
+   * decodeStepMs: the part of decodeMs spent in the model's decode steps (its `advance` / `advanceArgmax` calls); the
+   * rest is sampling, streaming callbacks and the event-loop turns between tokens (and WebGPU's chained greedy chunks;
+   * NaN where decode runs queued ahead on the device)
    */
   stats: { promptTokens: number; generatedTokens: number; prefillMs: number; decodeMs: number; decodeStepMs: number; decodeTokensPerSecond: number };
 }

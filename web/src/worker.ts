@@ -25,8 +25,8 @@ const post = (m: FromWorker, transfer?: Transferable[]) => scope.postMessage(m, 
 /**
  * Tokens and Δ go to the page in batches, one per STREAM_MS at most (and the first token at once): every message
  * costs the page's thread a task and a repaint (layout, paint, the compositor), CPU time that a decode running on
- * every core has to give up; per token (and per layer for Δ) that made the browser decode at half Node's speed on
- * 2 cores (issue 18).
+ * every core has to give up: per token (and per layer for Δ) that was ~28 ms of CPU per mamba-130m token at 2 threads,
+ * ~6 ms batched (issue 18; BENCHMARKS.md, `bench/browser-decode.bench.ts`).
  */
 const STREAM_MS = 50;
 let streamMs = STREAM_MS;
