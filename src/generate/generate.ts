@@ -81,7 +81,12 @@ export interface GenerateResult {
   seeds: number[];
   /** state after every token in `tokens` */
   state: ModelState;
-  stats: { promptTokens: number; generatedTokens: number; prefillMs: number; decodeMs: number; decodeTokensPerSecond: number };
+  /**
+   * decodeStepMs: the part of decodeMs spent in the model's decode steps (its `advance` / `advanceArgmax` calls); the
+   * rest is sampling, streaming callbacks and the event-loop turns between tokens (and WebGPU's chained greedy chunks;
+   * NaN where decode runs queued ahead on the device)
+   */
+  stats: { promptTokens: number; generatedTokens: number; prefillMs: number; decodeMs: number; decodeStepMs: number; decodeTokensPerSecond: number };
 }
 
 function row(logits: HostTensor, i: number): Float32Array {
@@ -162,6 +167,8 @@ export async function* generateStream(
     opts.onToken?.(ev);
     return ev;
   };
+  /** ms in the model's decode steps; NaN where they run queued ahead on the device (not separable) */
+  let stepMs = NaN;
   // WebGPU: chunks of steps queued ahead on the device, greedy or sampled there (device-decode.ts)
   const sampled = samplers.every((s) => !s.greedy);
   const uniform = samplers.every((s) => s.greedy === samplers[0].greedy);
@@ -196,6 +203,7 @@ export async function* generateStream(
     let chunkFirst: number[][] | null = null;
     let chunkFeeds = 0;
     let active = [...Array(n).keys()]; // sequence index of each state row
+    stepMs = 0;
     while (active.length > 0) {
       const next: number[] = [];
       for (let j = 0; j < active.length; j++) {
@@ -234,8 +242,10 @@ export async function* generateStream(
           }
         }
       }
+      const tStep = performance.now();
       if (!picked && onDevice) picked = await model.advanceArgmax!(next.map((t) => [t]), state, observe);
       if (!picked) logits = await model.advance(next.map((t) => [t]), state, observe);
+      stepMs += performance.now() - tStep;
       const keep: number[] = [];
       active.forEach((i, j) => {
         if (finish[i]) finalStates[i] = state.select([j]);
@@ -277,6 +287,7 @@ export async function* generateStream(
       generatedTokens: total,
       prefillMs: t1 - t0,
       decodeMs: t2 - t1,
+      decodeStepMs: stepMs,
       decodeTokensPerSecond: decodeSeconds > 0 ? total / decodeSeconds : 0,
     },
   };

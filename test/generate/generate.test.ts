@@ -25,6 +25,9 @@ describe('generate', async () => {
     assert.deepEqual(res.tokens[0], seq);
     assert.deepEqual(res.generated[0], seq.slice(P1.length));
     assert.equal(res.finishReason[0], 'length');
+    // the decode's time in the model's steps: some, and within the decode's
+    const { decodeMs, decodeStepMs } = res.stats;
+    assert.ok(decodeStepMs > 0 && decodeStepMs <= decodeMs, `decodeStepMs ${decodeStepMs} in (0, ${decodeMs}]`);
   });
 
   it('a batch of prompts of different lengths equals each prompt alone', async () => {

@@ -12,68 +12,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { loadModel } from '../../src/index.js';
 import { encodeModelGguf, readExportInput, writeGgufAtomic } from '../../src/io/gguf.js';
 import { writeSafetensorsAtomic } from '../../src/io/safetensors.js';
 import { initMambaWeights, mambaConfigJson } from '../../src/models/init.js';
 import type { MambaConfig } from '../../src/models/mamba.js';
-import { FIXTURES, hfFixture, ROOT } from '../helpers.js';
+import { FIXTURES, hfFixture } from '../helpers.js';
 import { startFakeHub } from '../io/hub-server.js';
+import { buildPlayground, launchChromium, missingBrowser, servePlayground, waitForModel, type StaticServer } from '../../bench/playground.js';
 
-const CHROMIUM = process.env.MAMBA_TS_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRE = process.env.MAMBA_TS_REQUIRE_BROWSER === '1';
 const REQUIRE_WEBGPU = process.env.MAMBA_TS_REQUIRE_WEBGPU === '1';
-const WEB_DIST = path.join(ROOT, 'web', 'dist');
 const NEW_TOKENS = 12;
 const GGUF_FILE = 'model.gguf';
-
-/** why the test cannot run here, or null */
-function missingBrowser(): string | null {
-  if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium, or set MAMBA_TS_CHROMIUM)`;
-  return null;
-}
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.svg': 'image/svg+xml',
-};
-
-/**
- * Static files: /models/NAME/… from `models`, everything else from web/dist. Under /nocoi/ the same files
- * without the cross-origin isolation headers.
- */
-function serve(models: Record<string, string>): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    let url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const isolated = !url.startsWith('/nocoi/');
-    if (!isolated) url = url.slice('/nocoi'.length);
-    let file: string | null = null;
-    const m = /^\/models\/([^/]+)\/(.+)$/.exec(url);
-    if (m && models[m[1]]) file = path.join(models[m[1]], m[2]);
-    else if (!url.startsWith('/models/')) file = path.join(WEB_DIST, url.endsWith('/') ? `${url}index.html` : url);
-    const root = m ? models[m[1]] : WEB_DIST;
-    const headers: Record<string, string> = isolated
-      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
-      : {};
-    if (!file || path.relative(root ?? WEB_DIST, file).startsWith('..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404, headers).end('not found');
-      return;
-    }
-    const body = fs.readFileSync(file);
-    res.writeHead(200, { ...headers, 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Length': body.byteLength });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 /** A random-init Mamba-1 whose vocabulary fits the BPE fixture tokenizer (as scripts/make-demo-model.ts). */
 function writeTextModel(dir: string): void {
@@ -103,7 +57,11 @@ interface DropGlobals {
 }
 interface PageGlobals {
   document: { getElementById(id: string): PageElement | null };
-  mambaPlayground: { deltaValues(): Record<number, number[]> };
+  mambaPlayground: {
+    deltaValues(): Record<number, number[]>;
+    lastRun(): { generated: number[]; decodeMs: number; decodeStepMs: number } | null;
+    streamMessages(): number;
+  };
 }
 
 interface Case {
@@ -122,12 +80,16 @@ interface Case {
   backendLike?: RegExp;
   /** relative tolerance on mean Δ against the Node CPU backend (default 1e-4) */
   deltaTolerance?: number;
+  /** the page's query string (e.g. threads=1&stream=0) */
+  query?: string;
+  /** how many messages must bring the tokens and Δ, given the Mamba layers */
+  streamMessages?: (layers: number) => number;
 }
 
 describe('browser playground (headless Chromium)', () => {
   const skip = missingBrowser();
   let browser: Browser | undefined;
-  let server: http.Server | undefined;
+  let server: StaticServer | undefined;
   let base = '';
   let tmp = '';
   const models: Record<string, string> = {};
@@ -136,8 +98,7 @@ describe('browser playground (headless Chromium)', () => {
   before(async () => {
     if (skip) return;
     const t0 = Date.now();
-    const vite = await import('vite');
-    await vite.build({ configFile: path.join(ROOT, 'web', 'vite.config.ts'), logLevel: 'error' });
+    await buildPlayground();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-web-'));
     writeTextModel(path.join(tmp, 'text-model'));
     Object.assign(models, {
@@ -153,19 +114,15 @@ describe('browser playground (headless Chromium)', () => {
       writeGgufAtomic(path.join(dir, GGUF_FILE), encodeModelGguf(readExportInput(models[name]), 'f32'));
       models[`${name}-gguf`] = dir;
     }
-    server = await serve(models);
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--enable-unsafe-webgpu'],
-    });
+    server = await servePlayground(models);
+    base = server.base;
+    browser = await launchChromium();
     console.log(`# playground built and served, browser up in ${Date.now() - t0} ms`);
   });
 
   after(async () => {
     await browser?.close();
-    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await server?.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -193,7 +150,7 @@ describe('browser playground (headless Chromium)', () => {
   async function runCase(page: Page, c: Case): Promise<string | null> {
     const prefix = c.isolated === false ? '/nocoi' : '';
     page.on('pageerror', (e) => pageErrors.push(`${c.name}: ${e.message}`));
-    await page.goto(`${base}${prefix}/${c.hub ? `?hub=${encodeURIComponent(c.hub)}` : ''}`);
+    await page.goto(`${base}${prefix}/${c.hub ? `?hub=${encodeURIComponent(c.hub)}` : c.query ? `?${c.query}` : ''}`);
     // the worker reports what it can run; then pick the backend
     await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).document.getElementById('backend-note')?.textContent ?? '') !== '', null, { timeout: 30_000 });
     if (c.backend === 'webgpu' && (await page.$eval('#backend option[value="webgpu"]', (o) => (o as unknown as { disabled: boolean }).disabled))) {
@@ -218,17 +175,9 @@ describe('browser playground (headless Chromium)', () => {
     } else {
       await page.setInputFiles('#pick-folder', models[c.model]);
     }
-    await page.waitForFunction(
-      () => {
-        const status = (globalThis as unknown as PageGlobals).document.getElementById('status');
-        return status?.dataset.loaded !== undefined || status?.classList.contains('error');
-      },
-      null,
-      { timeout: 60_000 },
-    );
-    const status = await page.textContent('#status');
-    assert.ok(!(await page.$('#status.error')), `loading failed: ${status}`);
-    const backendName = (await page.getAttribute('#status', 'data-loaded')) ?? '';
+    const { backend: loaded, status } = await waitForModel(page, 60_000);
+    assert.ok(loaded !== null, `loading failed: ${status}`);
+    const backendName = loaded;
     if (c.backendLike) assert.match(backendName, c.backendLike, `backend: ${status}`);
 
     if ('ids' in c.prompt) {
@@ -264,6 +213,13 @@ describe('browser playground (headless Chromium)', () => {
       row.forEach((v, i) => assert.ok(Math.abs(g[i] - v) <= tol * Math.max(1, Math.abs(v)), `layer ${layer} token ${i}: mean Δ ${g[i]} vs Node ${v}`));
     }
     assert.match((await page.textContent('#stats')) ?? '', /tok\/s/);
+    const run = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.lastRun());
+    assert.deepEqual(run?.generated, want.generated, 'lastRun() has the generated tokens');
+    assert.ok(run.decodeStepMs >= 0 && run.decodeStepMs <= run.decodeMs, `decode step time ${run.decodeStepMs} ms within the decode's ${run.decodeMs} ms`);
+    if (c.streamMessages) {
+      const n = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.streamMessages());
+      assert.equal(n, c.streamMessages(layers), 'messages that brought the tokens and Δ');
+    }
     return null;
   }
 
@@ -278,6 +234,18 @@ describe('browser playground (headless Chromium)', () => {
     {
       name: 'WASM backend on one thread (not isolated), text prompt through the tokenizer',
       backend: 'wasm', model: 'text-model', via: 'url', isolated: false, prompt: { text: 'The state space model' }, backendLike: /^wasm\(1 thread,/,
+    },
+    {
+      // a stream interval longer than the run: the first token comes at once (with the prompt's Δ), the rest in one batch
+      name: 'WASM backend, 1 thread by ?threads=1 in an isolated page, tokens and Δ batched (?stream=100000: two messages)',
+      backend: 'wasm', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^wasm\(1 thread,/,
+      query: 'threads=1&stream=100000', streamMessages: () => 2,
+    },
+    {
+      // every token and every layer's Δ (the prompt's, then one per token fed) as its own message
+      name: 'WASM backend on 2 threads, Mamba-2, tokens and Δ each as it comes (?stream=0)',
+      backend: 'wasm', model: 'mamba2-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^wasm\(2 threads,/,
+      query: 'threads=2&stream=0', streamMessages: (layers) => NEW_TOKENS + layers * (1 + NEW_TOKENS),
     },
     {
       // SwiftShader's Vulkan where there is no GPU (slow: shader compilation dominates, so Mamba-1 only)

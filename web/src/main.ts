@@ -44,6 +44,10 @@ let genSpan: HTMLSpanElement | null = null;
 let generated: number[] = [];
 let firstTokenAt = 0;
 let promptIds: number[] = [];
+/** the last generation's 'done' message (for tests, benchmarks and the console) */
+let lastRun: Extract<FromWorker, { type: 'done' }> | null = null;
+/** messages with tokens or Δ received since the generation started (a batch counts once) */
+let streamMessages = 0;
 
 function setStatus(text: string, error = false): void {
   ui.status.textContent = text;
@@ -77,7 +81,8 @@ function load(source: Extract<ToWorker, { type: 'load' }>['source']): void {
   ui.progress.removeAttribute('value');
   const what = source.kind === 'url' ? source.url : source.kind === 'hub' ? `${source.name} from ${source.endpoint}` : source.files.length === 1 ? source.files[0].name : `${source.files.length} files`;
   setStatus(`Loading ${what} on ${ui.backend.selectedOptions[0].textContent}…`);
-  send({ type: 'load', source, backend: ui.backend.value as 'cpu' | 'wasm' | 'webgpu' });
+  const backend = ui.backend.value as 'cpu' | 'wasm' | 'webgpu';
+  send({ type: 'load', source, backend, threads: backend === 'wasm' ? wasmThreads : undefined });
 }
 
 function parseIds(text: string): number[] {
@@ -114,17 +119,26 @@ function startGeneration(): void {
     ui.stats.textContent = 'prefill…';
     generated = [];
     firstTokenAt = 0;
+    lastRun = null;
+    streamMessages = 0;
     setState('generating');
     setStatus(`Generating on ${info.backend}…`);
-    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked });
+    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked, streamMs });
   } catch (e) {
     setStatus((e as Error).message, true);
   }
 }
 
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
-  const m = e.data;
+  if (['batch', 'token', 'delta'].includes(e.data.type)) streamMessages++;
+  handle(e.data);
+};
+
+function handle(m: FromWorker): void {
   switch (m.type) {
+    case 'batch':
+      for (const one of m.messages) handle(one);
+      break;
     case 'capabilities':
       caps = m.caps;
       describeBackends();
@@ -175,6 +189,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       heatmap.addDelta(m.layer, m.values);
       break;
     case 'done': {
+      lastRun = m;
       ui.output.dataset.state = 'done';
       ui.output.dataset.generated = m.generated.join(',');
       ui.output.dataset.prompt = promptIds.join(',');
@@ -198,7 +213,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       setState('idle');
       break;
   }
-};
+}
 worker.onerror = (e) => {
   setStatus(`The model worker failed: ${e.message}`, true);
   setState('idle');
@@ -238,12 +253,22 @@ ui.prompt.addEventListener('keydown', (e) => {
 ui.perLayer.addEventListener('change', () => heatmap.setPerLayer(ui.perLayer.checked));
 heatmap.setPerLayer(ui.perLayer.checked);
 
-// for tests and the console: the heatmap's numbers
-(window as unknown as { mambaPlayground: unknown }).mambaPlayground = { deltaValues: () => heatmap.values() };
+// for tests and the console: the heatmap's numbers, the last generation's result and timings, how many messages
+// brought its tokens and Δ
+(window as unknown as { mambaPlayground: unknown }).mambaPlayground = {
+  deltaValues: () => heatmap.values(),
+  lastRun: () => lastRun,
+  streamMessages: () => streamMessages,
+};
 
-// ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links); ?hub=URL sets the hub (a mirror)
+// ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links); ?hub=URL sets the hub (a mirror);
+// ?threads=N: the wasm backend's threads (default: every core the browser reports); ?stream=MS: tokens and Δ come
+// from the worker in batches at most this often (default 50; 0 = every token and layer as it comes)
 const q = new URLSearchParams(location.search);
 const hubEndpoint = q.get('hub') ?? 'https://huggingface.co';
+const wasmThreads = q.get('threads') !== null && Number.isInteger(Number(q.get('threads'))) && Number(q.get('threads')) >= 1 ? Number(q.get('threads')) : undefined;
+const streamMs = q.get('stream') !== null && Number(q.get('stream')) >= 0 ? Number(q.get('stream')) : undefined;
+if (q.get('threads') !== null && wasmThreads === undefined) setStatus(`?threads=${q.get('threads')}: expected a positive integer; using every core`, true);
 if (q.get('model')) ui.url.value = q.get('model')!;
 if (q.get('backend')) ui.backend.value = q.get('backend')!;
 if (q.get('prompt')) ui.prompt.value = q.get('prompt')!;

@@ -17,7 +17,8 @@ export interface SamplingSettings {
 
 export type ToWorker =
   | { type: 'load'; source: ModelSource; backend: BackendName; threads?: number }
-  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean }
+  /** streamMs: tokens and Δ are sent in batches at most this often (default worker.ts STREAM_MS; 0 = each as it comes) */
+  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean; streamMs?: number }
   | { type: 'stop' };
 
 export interface ModelInfo {
@@ -52,6 +53,13 @@ export type FromWorker =
       finishReason: string;
       prefillMs: number;
       decodeMs: number;
+      /** the part of decodeMs in the model's decode steps (the rest: sampling, streaming, between tokens) */
+      decodeStepMs: number;
       tokensPerSecond: number;
     }
-  | { type: 'error'; during: 'load' | 'generate' | 'init'; message: string };
+  | { type: 'error'; during: 'load' | 'generate' | 'init'; message: string }
+  /**
+   * streamed messages (tokens, Δ) sent together: the worker sends at most one batch per ~50 ms (worker.ts
+   * STREAM_MS), so that the page handles and repaints a few times per second, not once per token and layer
+   */
+  | { type: 'batch'; messages: FromWorker[] };

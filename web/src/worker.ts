@@ -22,6 +22,32 @@ const scope = self as unknown as {
 };
 const post = (m: FromWorker, transfer?: Transferable[]) => scope.postMessage(m, transfer);
 
+/**
+ * Tokens and Δ go to the page in batches, one per STREAM_MS at most (and the first token at once): every message
+ * costs the page's thread a task and a repaint (layout, paint, the compositor), CPU time that a decode running on
+ * every core has to give up: per token (and per layer for Δ) that was ~28 ms of CPU per mamba-130m token at 2 threads,
+ * ~6 ms batched (issue 18; BENCHMARKS.md, `bench/browser-decode.bench.ts`).
+ */
+const STREAM_MS = 50;
+let streamMs = STREAM_MS;
+let outbox: FromWorker[] = [];
+let outboxTransfer: Transferable[] = [];
+let lastSent = -Infinity;
+
+function stream(m: FromWorker, transfer: Transferable[] = [], now = false): void {
+  outbox.push(m);
+  outboxTransfer.push(...transfer);
+  if (now || performance.now() - lastSent >= streamMs) flush();
+}
+
+function flush(): void {
+  if (outbox.length === 0) return;
+  post(outbox.length === 1 ? outbox[0] : { type: 'batch', messages: outbox }, outboxTransfer);
+  outbox = [];
+  outboxTransfer = [];
+  lastSent = performance.now();
+}
+
 let model: Model | null = null;
 let abort: AbortController | null = null;
 let busy = false;
@@ -86,6 +112,8 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
   const ids = typeof msg.prompt === 'string' ? m.encode(msg.prompt) : msg.prompt;
   if (ids.length === 0) throw new Error('the prompt is empty');
   post({ type: 'prompt', ids, labels: ids.map(label) });
+  lastSent = performance.now();
+  streamMs = msg.streamMs ?? STREAM_MS;
   const s = msg.sampling;
   abort = new AbortController();
   const onDelta = msg.delta
@@ -98,7 +126,7 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
           for (let c = 0; c < C; c++) sum += e.delta.data[t * C + c];
           values[t] = sum / C;
         }
-        post({ type: 'delta', layer: e.layer, kind: e.kind, values }, [values.buffer]);
+        stream({ type: 'delta', layer: e.layer, kind: e.kind, values }, [values.buffer]);
       }
     : undefined;
   const res = await m.generate([ids], {
@@ -109,14 +137,16 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
     seed: s.seed,
     signal: abort.signal,
     onDelta,
-    onToken: (e) => post({ type: 'token', id: e.token, label: label(e.token), text: e.text, index: e.index }),
+    onToken: (e) => stream({ type: 'token', id: e.token, label: label(e.token), text: e.text, index: e.index }, [], e.index === 0),
   });
+  flush();
   post({
     type: 'done',
     generated: res.generated[0],
     finishReason: res.finishReason[0],
     prefillMs: res.stats.prefillMs,
     decodeMs: res.stats.decodeMs,
+    decodeStepMs: res.stats.decodeStepMs,
     tokensPerSecond: res.stats.decodeTokensPerSecond,
   });
 }
@@ -134,7 +164,10 @@ scope.onmessage = (e) => {
   busy = true;
   const job = msg.type === 'load' ? load(msg) : generate(msg);
   job
-    .catch((err: unknown) => post({ type: 'error', during: msg.type, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }))
+    .catch((err: unknown) => {
+      flush(); // what was generated before the error
+      post({ type: 'error', during: msg.type, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    })
     .finally(() => {
       busy = false;
       abort = null;
