@@ -50,6 +50,8 @@ const SPEC: CommandSpec = {
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-f32.gguf files of the same shapes (yours; none is shipped)' },
     'llama-build': { type: 'string', value: 'TEXT', help: "llama.cpp's commit to name in the report when its build does not say (it reports \"unknown\")" },
     'llama-args': { type: 'string', value: '"ARGS"', help: 'more llama-bench arguments, e.g. "-fa 0" (default none: its defaults)' },
+    'llama-ssm-contexts': { type: 'string', value: 'N,…', help: "contexts at which llama.cpp's Mamba models run (default: all; their step does not\ndepend on the context, but -d makes llama-bench prefill C tokens first, minutes at 32k)" },
+    'llama-timeout': { type: 'string', value: 'S', help: 'a llama-bench run taking longer is stopped, its point "failed" (default 1800)' },
     out: { type: 'string', value: 'DIR', help: 'where wasm-context.json/.md/.svg go (default bench-results)' },
     'write-benchmarks': { type: 'boolean', help: 'also replace the bench:wasm-context section of BENCHMARKS.md' },
     point: { type: 'string', value: 'ARCH:C', help: '(internal) measure one point in this process, print it as JSON' },
@@ -182,6 +184,8 @@ if (!!llamaBench !== !!llamaModels) throw new Error('--llama-bench and --llama-m
 if (llamaBench && !existsSync(llamaBench)) throw new Error(`--llama-bench: ${llamaBench} does not exist`);
 if (llamaModels && !existsSync(llamaModels)) throw new Error(`--llama-models: ${llamaModels} does not exist`);
 const llamaExtra = (str(v, 'llama-args') ?? '').split(/\s+/).filter((x) => x);
+const llamaSsmContexts = str(v, 'llama-ssm-contexts')?.split(',').filter((x) => x).map((x) => parseNumber('llama-ssm-contexts', x, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
+const llamaTimeout = parseNumber('llama-timeout', str(v, 'llama-timeout') ?? '1800', { min: 1, expect: 'a number of seconds' }, SPEC.name);
 const out = str(v, 'out') ?? 'bench-results';
 const self = fileURLToPath(import.meta.url);
 const root = repoRoot(import.meta.url);
@@ -199,11 +203,12 @@ function runLlama(arch: string, C: number, n: number, stateOf: (typeK: string, t
   if (!llamaBench || !llamaModels) return undefined;
   const file = path.join(llamaModels, `${arch}-130m-f32.gguf`);
   if (!existsSync(file)) return undefined;
+  if ((arch === 'mamba' || arch === 'mamba2') && llamaSsmContexts && !llamaSsmContexts.includes(C)) return undefined;
   const model = `${arch}-130m`;
   const t = performance.now();
   const base: CpuPoint = { model, engine: LLAMA_CPP, context: C, batch: 1, status: 'ok', fill: `llama-bench -d ${C} (its own prefill)`, state_bytes_per_seq: stateOf('f16', 'f16'), needed_bytes: 0 };
   try {
-    const text = execFileSync(llamaBench, llamaBenchArgs(file, C, n, threads, llamaExtra), { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] });
+    const text = execFileSync(llamaBench, llamaBenchArgs(file, C, n, threads, llamaExtra), { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'], timeout: llamaTimeout * 1000, killSignal: 'SIGKILL' });
     const r = parseLlamaBench(text, C, n, `llama-bench on ${file}`);
     llamaCommit ||= r.build_commit === 'unknown' && llamaBuild ? `${llamaBuild} (as given; the binary reports "unknown")` : r.build_commit;
     return {
@@ -211,7 +216,8 @@ function runLlama(arch: string, C: number, n: number, stateOf: (typeK: string, t
       type_k: r.type_k, type_v: r.type_v, flash_attn: r.flash_attn, wall_s: (performance.now() - t) / 1000, check: 'ok',
     };
   } catch (e) {
-    return { ...base, status: 'failed', reason: (e as Error).message.split('\n')[0], wall_s: (performance.now() - t) / 1000 };
+    const timedOut = (e as { signal?: string }).signal === 'SIGKILL';
+    return { ...base, status: 'failed', reason: timedOut ? `stopped after --llama-timeout ${llamaTimeout} s` : (e as Error).message.split('\n')[0], wall_s: (performance.now() - t) / 1000 };
   }
 }
 
@@ -247,7 +253,7 @@ const load1 = os.loadavg();
 
 const date = new Date().toISOString();
 const llamaLine = llamaBench
-  ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = our timed steps; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed). hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
+  ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = our timed steps; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
   : `- ${LLAMA_CPP}: not run (no --llama-bench)`;
 const md = [
   `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32) — ${date}`,
