@@ -49,7 +49,8 @@ const SPEC: CommandSpec = {
     'llama-bench': { type: 'string', value: 'PATH', help: 'llama.cpp\'s llama-bench binary: run right after ours at each point' },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-f32.gguf files of the same shapes (yours; none is shipped)' },
     'llama-build': { type: 'string', value: 'TEXT', help: "llama.cpp's commit to name in the report when its build does not say (it reports \"unknown\")" },
-    'llama-args': { type: 'string', value: '"ARGS"', help: 'more llama-bench arguments, e.g. "-fa 0" (default none: its defaults)' },
+    'llama-args': { type: 'string', value: '"ARGS"', help: 'more llama-bench arguments, e.g. --llama-args="-fa 0" (with "=", as the value starts\nwith a dash; default none: its defaults)' },
+    'llama-gen': { type: 'string', value: 'N', help: "llama.cpp's decode tokens per point (default: as many as our timed steps there)" },
     'llama-ssm-contexts': { type: 'string', value: 'N,…', help: "contexts at which llama.cpp's Mamba models run (default: all; their step does not\ndepend on the context, but -d makes llama-bench prefill C tokens first, minutes at 32k)" },
     'llama-timeout': { type: 'string', value: 'S', help: 'a llama-bench run taking longer is stopped, its point "failed" (default 1800)' },
     out: { type: 'string', value: 'DIR', help: 'where wasm-context.json/.md/.svg go (default bench-results)' },
@@ -58,7 +59,7 @@ const SPEC: CommandSpec = {
     probe: { type: 'boolean', help: '(internal) the streaming-bandwidth probe in this process, print GB/s' },
   },
   examples: [
-    `node ${SCRIPT} --contexts 512,2048,8192,32768 --llama-bench ~/llama.cpp/build/bin/llama-bench --llama-models /tmp/gguf --out docs/bench`,
+    `node ${SCRIPT} --contexts 512,2048,8192,32768 --llama-bench ~/llama.cpp/build/bin/llama-bench --llama-models /tmp/gguf --llama-args="-fa 0" --out docs/bench`,
     `node ${SCRIPT} --archs mamba2,llama --contexts 1024,4096 --gen 8`,
   ],
 };
@@ -185,6 +186,7 @@ if (llamaBench && !existsSync(llamaBench)) throw new Error(`--llama-bench: ${lla
 if (llamaModels && !existsSync(llamaModels)) throw new Error(`--llama-models: ${llamaModels} does not exist`);
 const llamaExtra = (str(v, 'llama-args') ?? '').split(/\s+/).filter((x) => x);
 const llamaSsmContexts = str(v, 'llama-ssm-contexts')?.split(',').filter((x) => x).map((x) => parseNumber('llama-ssm-contexts', x, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
+const llamaGen = str(v, 'llama-gen') === undefined ? undefined : int('llama-gen', 1);
 const llamaTimeout = parseNumber('llama-timeout', str(v, 'llama-timeout') ?? '1800', { min: 1, expect: 'a number of seconds' }, SPEC.name);
 const out = str(v, 'out') ?? 'bench-results';
 const self = fileURLToPath(import.meta.url);
@@ -226,6 +228,9 @@ const t0 = performance.now();
 const bw0 = probe();
 log(`[wasm-context] load ${loadLine(load0)}, streaming bandwidth ${bw0.toFixed(1)} GB/s (${threads} threads)`);
 const points: CpuPoint[] = [];
+mkdirSync(out, { recursive: true });
+/** the points so far, after each one (a run stopped half way keeps what it measured) */
+const savePartial = () => writeFileAtomic(path.join(out, 'wasm-context.partial.json'), new TextEncoder().encode(JSON.stringify({ load0, bandwidth0: bw0, points }, null, 1) + '\n'), 'context bench results so far');
 for (const arch of archs) {
   const model = `${arch}-130m`;
   for (const C of contexts) {
@@ -241,9 +246,11 @@ for (const arch of archs) {
     log(`${model} @ ${contextLabel(C)}: ` + (p.status === 'ok'
       ? `${p.tok_s!.toFixed(1)} tok/s (${p.steps} steps${p.attention_ms_per_step !== undefined ? `, attention ${p.attention_ms_per_step.toFixed(1)} ms/step, KV ${p.kv_gb_s!.toFixed(1)} GB/s` : ''}), state ${(p.state_bytes_per_seq / 2 ** 20).toFixed(2)} MiB, RSS ${p.peak_rss_mib!.toFixed(0)} MiB, check ${p.check}`
       : `FAILED: ${p.reason}`) + ` ${elapsed()}`);
-    const l = lay && runLlama(arch, C, p.steps ?? gen, (k, vv) => llamaStateBytes(lay, C, k, vv));
+    savePartial();
+    const l = lay && runLlama(arch, C, llamaGen ?? p.steps ?? gen, (k, vv) => llamaStateBytes(lay, C, k, vv));
     if (l) {
       points.push(l);
+      savePartial();
       log(`  ${LLAMA_CPP} ${model} @ ${contextLabel(C)}: ` + (l.status === 'ok' ? `${l.tok_s!.toFixed(1)} tok/s (K ${l.type_k}, V ${l.type_v}, flash attention ${l.flash_attn}; run ${l.wall_s!.toFixed(0)} s)` : `FAILED: ${l.reason}`) + ` ${elapsed()}`);
     }
   }
@@ -253,7 +260,7 @@ const load1 = os.loadavg();
 
 const date = new Date().toISOString();
 const llamaLine = llamaBench
-  ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = our timed steps; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
+  ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = ${llamaGen ?? 'our timed steps'}; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
   : `- ${LLAMA_CPP}: not run (no --llama-bench)`;
 const md = [
   `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32) — ${date}`,
@@ -270,7 +277,6 @@ const md = [
     ? ['Mamba-2 against the Transformer of the same size, both ours:', '', ratioTable(points.filter((p) => p.engine === undefined && (p.model === 'mamba2-130m' || p.model === 'llama-130m'))), '']
     : []),
 ].join('\n');
-mkdirSync(out, { recursive: true });
 const files = { json: path.join(out, 'wasm-context.json'), md: path.join(out, 'wasm-context.md'), svg: path.join(out, 'wasm-context.svg') };
 const enc = new TextEncoder();
 writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, threads, machine: machineLine(machineInfo()), load: [load0, load1], bandwidth_gb_s: [bw0, bw1], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
