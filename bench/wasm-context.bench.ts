@@ -12,7 +12,7 @@
  * the streaming-bandwidth probe, at the start and the end.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,7 @@ const SPEC: CommandSpec = {
     'llama-timeout': { type: 'string', value: 'S', help: 'a llama-bench run taking longer is stopped, its point "failed" (default 1800)' },
     out: { type: 'string', value: 'DIR', help: 'where wasm-context.json/.md/.svg go (default bench-results)' },
     'write-benchmarks': { type: 'boolean', help: 'also replace the bench:wasm-context section of BENCHMARKS.md' },
+    render: { type: 'string', value: 'FILE', help: "measure nothing: the table and plot of an earlier run's JSON (its wasm-context.json, or the\nwasm-context.partial.json of a run stopped half way)" },
     point: { type: 'string', value: 'ARCH:C', help: '(internal) measure one point in this process, print it as JSON' },
     probe: { type: 'boolean', help: '(internal) the streaming-bandwidth probe in this process, print GB/s' },
   },
@@ -223,42 +224,60 @@ function runLlama(arch: string, C: number, n: number, stateOf: (typeK: string, t
   }
 }
 
-const load0 = os.loadavg();
-const t0 = performance.now();
-const bw0 = probe();
-log(`[wasm-context] load ${loadLine(load0)}, streaming bandwidth ${bw0.toFixed(1)} GB/s (${threads} threads)`);
-const points: CpuPoint[] = [];
-mkdirSync(out, { recursive: true });
-/** the points so far, after each one (a run stopped half way keeps what it measured) */
-const savePartial = () => writeFileAtomic(path.join(out, 'wasm-context.partial.json'), new TextEncoder().encode(JSON.stringify({ load0, bandwidth0: bw0, points }, null, 1) + '\n'), 'context bench results so far');
-for (const arch of archs) {
-  const model = `${arch}-130m`;
-  for (const C of contexts) {
-    const elapsed = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s, load ${loadLine(os.loadavg())}]`;
-    let p: CpuPoint;
-    let lay: StateLayout | undefined;
-    try {
-      ({ point: p, layout: lay } = JSON.parse(child(['--point', `${arch}:${C}`, '--gen', String(gen), '--max-seconds', String(maxSeconds)])) as { point: CpuPoint; layout: StateLayout });
-    } catch (e) {
-      p = { model, context: C, batch: 1, status: 'failed', fill: '—', state_bytes_per_seq: NaN, needed_bytes: 0, reason: (e as Error).message.split('\n')[0] };
-    }
-    points.push(p);
-    log(`${model} @ ${contextLabel(C)}: ` + (p.status === 'ok'
-      ? `${p.tok_s!.toFixed(1)} tok/s (${p.steps} steps${p.attention_ms_per_step !== undefined ? `, attention ${p.attention_ms_per_step.toFixed(1)} ms/step, KV ${p.kv_gb_s!.toFixed(1)} GB/s` : ''}), state ${(p.state_bytes_per_seq / 2 ** 20).toFixed(2)} MiB, RSS ${p.peak_rss_mib!.toFixed(0)} MiB, check ${p.check}`
-      : `FAILED: ${p.reason}`) + ` ${elapsed()}`);
-    savePartial();
-    const l = lay && runLlama(arch, C, llamaGen ?? p.steps ?? gen, (k, vv) => llamaStateBytes(lay, C, k, vv));
-    if (l) {
-      points.push(l);
+const renderFrom = str(v, 'render');
+let points: CpuPoint[] = [];
+let load0: number[], load1: number[] | undefined, bw0: number, bw1: number | undefined;
+let command = commandLine(import.meta.url, 'bench:wasm-context', '');
+let date = new Date().toISOString();
+if (renderFrom) {
+  // the tables and plot of an earlier run's JSON (e.g. the partial file of a run stopped half way)
+  const j = JSON.parse(readFileSync(renderFrom, 'utf8')) as { date?: string; points?: CpuPoint[]; load0?: number[]; load?: number[][]; bandwidth0?: number; bandwidth_gb_s?: number[]; command?: string; llama_cpp?: string | null };
+  if (!Array.isArray(j.points)) throw new Error(`--render: ${renderFrom} has no "points" array`);
+  points = j.points;
+  load0 = j.load0 ?? j.load?.[0] ?? [NaN, NaN, NaN];
+  load1 = j.load?.[1];
+  bw0 = j.bandwidth0 ?? j.bandwidth_gb_s?.[0] ?? NaN;
+  bw1 = j.bandwidth_gb_s?.[1];
+  command = j.command ?? `(the run that wrote ${renderFrom})`;
+  date = j.date ?? date;
+  llamaCommit = j.llama_cpp ?? '';
+} else {
+  load0 = os.loadavg();
+  bw0 = probe();
+  const t0 = performance.now();
+  log(`[wasm-context] load ${loadLine(load0)}, streaming bandwidth ${bw0.toFixed(1)} GB/s (${threads} threads)`);
+  mkdirSync(out, { recursive: true });
+  /** the points so far, after each one (a run stopped half way keeps what it measured) */
+  const savePartial = () => writeFileAtomic(path.join(out, 'wasm-context.partial.json'), new TextEncoder().encode(JSON.stringify({ date: new Date().toISOString(), command: commandLine(import.meta.url, 'bench:wasm-context', ''), threads, llama_cpp: llamaCommit || null, load0, bandwidth0: bw0, points }, null, 1) + '\n'), 'context bench results so far');
+  for (const arch of archs) {
+    const model = `${arch}-130m`;
+    for (const C of contexts) {
+      const elapsed = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s, load ${loadLine(os.loadavg())}]`;
+      let p: CpuPoint;
+      let lay: StateLayout | undefined;
+      try {
+        ({ point: p, layout: lay } = JSON.parse(child(['--point', `${arch}:${C}`, '--gen', String(gen), '--max-seconds', String(maxSeconds)])) as { point: CpuPoint; layout: StateLayout });
+      } catch (e) {
+        p = { model, context: C, batch: 1, status: 'failed', fill: '—', state_bytes_per_seq: NaN, needed_bytes: 0, reason: (e as Error).message.split('\n')[0] };
+      }
+      points.push(p);
+      log(`${model} @ ${contextLabel(C)}: ` + (p.status === 'ok'
+        ? `${p.tok_s!.toFixed(1)} tok/s (${p.steps} steps${p.attention_ms_per_step !== undefined ? `, attention ${p.attention_ms_per_step.toFixed(1)} ms/step, KV ${p.kv_gb_s!.toFixed(1)} GB/s` : ''}), state ${(p.state_bytes_per_seq / 2 ** 20).toFixed(2)} MiB, RSS ${p.peak_rss_mib!.toFixed(0)} MiB, check ${p.check}`
+        : `FAILED: ${p.reason}`) + ` ${elapsed()}`);
       savePartial();
-      log(`  ${LLAMA_CPP} ${model} @ ${contextLabel(C)}: ` + (l.status === 'ok' ? `${l.tok_s!.toFixed(1)} tok/s (K ${l.type_k}, V ${l.type_v}, flash attention ${l.flash_attn}; run ${l.wall_s!.toFixed(0)} s)` : `FAILED: ${l.reason}`) + ` ${elapsed()}`);
+      const l = lay && runLlama(arch, C, llamaGen ?? p.steps ?? gen, (k, vv) => llamaStateBytes(lay, C, k, vv));
+      if (l) {
+        points.push(l);
+        savePartial();
+        log(`  ${LLAMA_CPP} ${model} @ ${contextLabel(C)}: ` + (l.status === 'ok' ? `${l.tok_s!.toFixed(1)} tok/s (K ${l.type_k}, V ${l.type_v}, flash attention ${l.flash_attn}; run ${l.wall_s!.toFixed(0)} s)` : `FAILED: ${l.reason}`) + ` ${elapsed()}`);
+      }
     }
   }
+  bw1 = probe();
+  load1 = os.loadavg();
 }
-const bw1 = probe();
-const load1 = os.loadavg();
 
-const date = new Date().toISOString();
+mkdirSync(out, { recursive: true });
 const llamaLine = llamaBench
   ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = ${llamaGen ?? 'our timed steps'}; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
   : `- ${LLAMA_CPP}: not run (no --llama-bench)`;
@@ -266,8 +285,8 @@ const md = [
   `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32) — ${date}`,
   '',
   `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
-  `- command: \`${commandLine(import.meta.url, 'bench:wasm-context', '')}\``,
-  `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}; streaming bandwidth (stream_sum over ${PROBE_BYTES / 2 ** 20} MiB, ${threads} threads) ${bw0.toFixed(1)} → ${bw1.toFixed(1)} GB/s`,
+  `- command: \`${command}\``,
+  `- load average at start / end: ${loadLine(load0)} → ${load1 ? loadLine(load1) : '(not measured: the run was stopped before its end)'}; streaming bandwidth (stream_sum over ${PROBE_BYTES / 2 ** 20} MiB, ${threads} threads) ${bw0.toFixed(1)} → ${bw1 !== undefined ? `${bw1.toFixed(1)} GB/s` : '(not measured)'}`,
   `- ours: KV caches written directly with random K/V at C positions (the time of a step does not depend on the values), after an ${PREFILL}-token prefill; greedy steps timed one at a time (\`advance\` + argmax, as \`mamba-ts generate\`), up to ${gen} per point (fewer when a step is slow: about ${maxSeconds} s of steps). "KV stream" = the KV cache bytes the attention layers read per step ÷ attention's time`,
   llamaLine,
   '',
@@ -279,7 +298,7 @@ const md = [
 ].join('\n');
 const files = { json: path.join(out, 'wasm-context.json'), md: path.join(out, 'wasm-context.md'), svg: path.join(out, 'wasm-context.svg') };
 const enc = new TextEncoder();
-writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, threads, machine: machineLine(machineInfo()), load: [load0, load1], bandwidth_gb_s: [bw0, bw1], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
+writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, command, threads, machine: machineLine(machineInfo()), load: [load0, load1 ?? null], bandwidth_gb_s: [bw0, bw1 ?? null], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
 writeFileAtomic(files.md, enc.encode(md + '\n'), 'context bench table');
 writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode vs context, CPU (wasm, ${threads} threads, f32, batch 1) — dashed: ${LLAMA_CPP}`)), 'context bench plot');
 console.log(md);
