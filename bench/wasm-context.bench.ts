@@ -300,7 +300,7 @@ const files = { json: path.join(out, 'wasm-context.json'), md: path.join(out, 'w
 const enc = new TextEncoder();
 writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, command, threads, machine: machineLine(machineInfo()), load: [load0, load1 ?? null], bandwidth_gb_s: [bw0, bw1 ?? null], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
 writeFileAtomic(files.md, enc.encode(md + '\n'), 'context bench table');
-writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode vs context, CPU (wasm, ${threads} threads, f32, batch 1) — dashed: ${LLAMA_CPP}`)), 'context bench plot');
+writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode vs context, CPU (wasm, ${threads} threads, f32, batch 1; load average ${load0[0].toFixed(1)} → ${load1 ? load1[0].toFixed(1) : '?'}) — dashed: ${LLAMA_CPP}`)), 'context bench plot');
 console.log(md);
 console.log(`wrote ${files.json}, ${files.md}, ${files.svg}`);
 if (flag(v, 'write-benchmarks')) {
