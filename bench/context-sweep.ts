@@ -37,6 +37,8 @@ export type DecodePath = 'greedyChain' | 'advanceArgmax';
 
 export interface SweepPoint {
   model: string;
+  /** who measured it when not this library (e.g. 'llama.cpp'): its series is dashed, in the model's colour */
+  engine?: string;
   context: number;
   batch: number;
   status: 'ok' | 'oom' | 'failed';
@@ -347,35 +349,49 @@ export function ratioTable(points: readonly SweepPoint[]): string {
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 
-/** decode tok/s vs context (log–log) per model and batch, state per sequence, GPU memory; OOM points marked */
+/**
+ * decode tok/s vs context (log–log) per model (and engine) and batch, state per sequence, and — when the points
+ * carry it — GPU memory; OOM points marked. Another engine's series (`engine`) is dashed, in its model's colour.
+ */
 export function sweepChart(points: readonly SweepPoint[], title = 'Decode speed and memory vs context (WebGPU)'): ChartOptions {
   const models = [...new Set(points.map((p) => p.model))];
+  // ours (no engine) first: Array.prototype.sort puts undefined last without asking the comparator
+  const others = [...new Set(points.flatMap((p) => (p.engine === undefined ? [] : [p.engine])))].sort();
+  const engines: Array<string | undefined> = points.some((p) => p.engine === undefined) ? [undefined, ...others] : others;
   const batches = [...new Set(points.map((p) => p.batch))].sort((a, b) => a - b);
   const contexts = [...new Set(points.map((p) => p.context))].sort((a, b) => a - b);
   const color = (m: string) => COLORS[models.indexOf(m) % COLORS.length];
+  const named = (m: string, e: string | undefined) => (e ? `${m} (${e})` : m);
+  const withGpu = points.some((p) => p.peak_live_bytes !== undefined);
   const speed: Series[] = [];
   const gpu: Series[] = [];
   const marks: Mark[] = [];
   const gpuMarks: Mark[] = [];
   for (const m of models) {
-    batches.forEach((B, bi) => {
-      const ps = points.filter((p) => p.model === m && p.batch === B).sort((a, b) => a.context - b.context);
-      if (ps.length === 0) return;
-      const x = ps.map((p) => p.context);
-      speed.push({ name: `${m}, batch ${B}`, x, y: ps.map((p) => (p.status === 'ok' ? p.tok_s! : NaN)), color: color(m), dashed: bi > 0, markers: true });
-      gpu.push({ name: `${m}, batch ${B}`, x, y: ps.map((p) => (p.status === 'ok' ? p.peak_live_bytes! / MiB : NaN)), color: color(m), dashed: bi > 0, markers: true });
-      for (const p of ps) {
-        if (p.status === 'ok') continue;
-        const what = p.status === 'oom' ? 'out of memory' : 'failed';
-        marks.push({ x: p.context, label: `${m}, batch ${B}: ${what}`, color: color(m) });
-        gpuMarks.push({ x: p.context, y: p.needed_bytes / MiB, label: `${m}, batch ${B}: ${what} (needs ${f0(p.needed_bytes / 2 ** 30)} GiB)`, color: color(m) });
-      }
-    });
+    for (const e of engines) {
+      batches.forEach((B, bi) => {
+        const ps = points.filter((p) => p.model === m && p.engine === e && p.batch === B).sort((a, b) => a.context - b.context);
+        if (ps.length === 0) return;
+        const x = ps.map((p) => p.context);
+        const name = `${named(m, e)}, batch ${B}`;
+        const dashed = bi > 0 || e !== undefined;
+        speed.push({ name, x, y: ps.map((p) => (p.status === 'ok' ? p.tok_s! : NaN)), color: color(m), dashed, markers: true });
+        if (withGpu) gpu.push({ name, x, y: ps.map((p) => (p.status === 'ok' && p.peak_live_bytes !== undefined ? p.peak_live_bytes / MiB : NaN)), color: color(m), dashed, markers: true });
+        for (const p of ps) {
+          if (p.status === 'ok') continue;
+          const what = p.status === 'oom' ? 'out of memory' : 'failed';
+          marks.push({ x: p.context, label: `${name}: ${what}`, color: color(m) });
+          gpuMarks.push({ x: p.context, y: p.needed_bytes / MiB, label: `${name}: ${what} (needs ${f0(p.needed_bytes / 2 ** 30)} GiB)`, color: color(m) });
+        }
+      });
+    }
   }
-  const state: Series[] = models.map((m) => {
-    const ps = [...new Map(points.filter((p) => p.model === m).map((p) => [p.context, p])).values()].sort((a, b) => a.context - b.context);
-    return { name: m, x: ps.map((p) => p.context), y: ps.map((p) => p.state_bytes_per_seq / MiB), color: color(m), markers: true };
-  });
+  const state: Series[] = models.flatMap((m) =>
+    engines.flatMap((e) => {
+      const ps = [...new Map(points.filter((p) => p.model === m && p.engine === e).map((p) => [p.context, p])).values()].sort((a, b) => a.context - b.context);
+      return ps.length ? [{ name: named(m, e), x: ps.map((p) => p.context), y: ps.map((p) => p.state_bytes_per_seq / MiB), color: color(m), dashed: e !== undefined, markers: true }] : [];
+    }),
+  );
   return {
     title,
     xLabel: 'context (tokens, log scale)',
@@ -383,9 +399,9 @@ export function sweepChart(points: readonly SweepPoint[], title = 'Decode speed 
     xTicks: contexts.map((c) => ({ at: c, label: contextLabel(c) })),
     panelHeight: 300,
     panels: [
-      { title: 'decode tokens/s, total over the batch', yLabel: 'tok/s (log)', yScale: 'log', series: speed, marks },
+      { title: batches.length > 1 || batches[0] !== 1 ? 'decode tokens/s, total over the batch' : 'decode tokens/s (batch 1)', yLabel: 'tok/s (log)', yScale: 'log', series: speed, marks },
       { title: 'state per sequence (KV cache or SSM state)', yLabel: 'MiB (log)', yScale: 'log', series: state },
-      { title: 'GPU memory in use at most (weights + states + scratch)', yLabel: 'MiB (log)', yScale: 'log', series: gpu, marks: gpuMarks },
+      ...(withGpu ? [{ title: 'GPU memory in use at most (weights + states + scratch)', yLabel: 'MiB (log)', yScale: 'log' as const, series: gpu, marks: gpuMarks }] : []),
     ],
   };
 }

@@ -107,7 +107,8 @@ export function commandLine(moduleUrl: string, npmScript: string, npmPrefix: str
   const root = repoRoot(moduleUrl);
   const file = fileURLToPath(moduleUrl);
   const script = path.relative(root, file) || file;
-  const args = process.argv.slice(2);
+  // (an argument with a space, e.g. --llama-args=-fa 0, quoted so that the line can be pasted into a shell)
+  const args = process.argv.slice(2).map((a) => (/\s/.test(a) ? `'${a}'` : a));
   const direct = ['node', ...process.execArgv, script, ...args].join(' ');
   if (process.env.npm_lifecycle_event === npmScript) {
     return `npm run ${npmScript}${args.length ? ` -- ${args.join(' ')}` : ''}  (= ${npmPrefix}${direct})`;

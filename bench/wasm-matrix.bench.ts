@@ -8,7 +8,7 @@
  * `<arch>-130m-<f32|f16|bf16|q8_0>.gguf` (made by you; this repository ships neither), each cell also runs
  * `llama-bench -m FILE -p P -n G -t T -r R -o json` right after ours, so both are measured in the same sitting.
  *
- *   node dist/bench/wasm-matrix.bench.js [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
+ *   node dist/bench/wasm-matrix.bench.js [--help] [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
  *        [--llama-bench PATH --llama-models DIR]
  */
 import { existsSync } from 'node:fs';
@@ -16,18 +16,37 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { commandUsage, flag, parseCommand, parseNumber, str, type CommandSpec } from '../src/cli/args.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot, textTable, writeMarkedSection, type Table } from './report.js';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] ? argv[i + 1] : dflt;
+const SPEC: CommandSpec = {
+  name: 'wasm-matrix',
+  prog: 'node dist/bench/wasm-matrix.bench.js',
+  synopsis: '[options]',
+  summary: 'mamba-ts bench on the wasm backend for each arch × weight format × threads (one process per cell), next to llama.cpp.',
+  description: 'Rewrites the bench:wasm-matrix section of BENCHMARKS.md unless --no-write or --quick is given.',
+  options: {
+    quick: { type: 'boolean', help: 'prompt 64, 8 decode steps, 1 repetition; BENCHMARKS.md is not written' },
+    'no-write': { type: 'boolean', help: 'print the table only' },
+    archs: { type: 'string', value: 'A,…', help: 'default mamba,mamba2' },
+    dtypes: { type: 'string', value: 'D,…', help: 'weight formats (default f32,f16,bf16,q8)' },
+    threads: { type: 'string', value: 'N,…', help: 'thread counts (default 1,2)' },
+    'llama-bench': { type: 'string', value: 'PATH', help: "llama.cpp's llama-bench binary: run right after each of our cells" },
+    'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-<f32|f16|bf16|q8_0>.gguf files' },
+  },
+  examples: ['node dist/bench/wasm-matrix.bench.js --archs mamba2 --dtypes f32,q8 --threads 2 --no-write'],
 };
-const quick = argv.includes('--quick');
-const write = !argv.includes('--no-write');
+const values = parseCommand(SPEC, process.argv.slice(2));
+if (!values) {
+  process.stdout.write(commandUsage(SPEC));
+  process.exit(0);
+}
+const opt = (name: string, dflt: string): string => str(values, name) ?? dflt;
+const quick = flag(values, 'quick');
+const write = !flag(values, 'no-write');
 const archs = opt('archs', 'mamba,mamba2').split(',');
 const dtypes = opt('dtypes', 'f32,f16,bf16,q8').split(',');
-const threadList = opt('threads', '1,2').split(',').map(Number);
+const threadList = opt('threads', '1,2').split(',').map((t) => parseNumber('threads', t, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
 const prompt = quick ? 64 : 512;
 const gen = quick ? 8 : 128;
 const reps = quick ? 1 : 3;

@@ -40,6 +40,8 @@ export interface CommandSpec {
   description?: string;
   options: Record<string, OptionSpec>;
   examples: string[];
+  /** what the usage line names instead of `mamba-ts <name>` (a script run by node, e.g. a benchmark) */
+  prog?: string;
   /** how many arguments without an option the command takes (default none); parseCommand returns them as `_` */
   positionals?: { min: number; max: number; name: string };
 }
@@ -52,7 +54,7 @@ export function commandUsage(spec: CommandSpec): string {
   const left = (name: string, o: OptionSpec): string =>
     `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
   const width = Math.max(...Object.entries(opts).map(([n, o]) => left(n, o).length));
-  const lines = [`Usage: ${PROG} ${spec.name} ${spec.synopsis}`, '', spec.summary];
+  const lines = [`Usage: ${spec.prog ?? `${PROG} ${spec.name}`} ${spec.synopsis}`, '', spec.summary];
   if (spec.description) lines.push('', spec.description);
   lines.push('', 'Options:');
   for (const [n, o] of Object.entries(opts)) {
