@@ -69,9 +69,9 @@ describe('int8 GEMM split (host)', () => {
     const K = 77, rows = 9;
     const x = ragged(rows, K);
     for (let S = 1; S <= 4; S++) {
-      const sp = int8Split(x, rows, K, S, 32);
-      assert.equal(sp.Kp, 96);
-      assert.equal(sp.nblk, 3);
+      const sp = int8Split(x, rows, K, S, 64);
+      assert.equal(sp.Kp, 128);
+      assert.equal(sp.nblk, 2);
       for (let r = 0; r < rows; r++) {
         for (let k = 0; k < sp.Kp; k++) {
           for (let s = 0; s < S; s++) assert.ok(Math.abs(sp.q[(s * rows + r) * sp.Kp + k]) <= 127);
@@ -79,7 +79,7 @@ describe('int8 GEMM split (host)', () => {
             assert.equal(int8Value(sp, r, k), 0);
             continue;
           }
-          const e = sp.e[r * sp.nblk + Math.floor(k / 32)];
+          const e = sp.e[r * sp.nblk + Math.floor(k / 64)];
           const err = Math.abs(int8Value(sp, r, k) - x[r * K + k]);
           assert.ok(err <= 2 ** (e - 7 * S), `S=${S} row ${r} k ${k}: |Δ| ${err} > 2^${e - 7 * S}`);
         }
@@ -90,12 +90,13 @@ describe('int8 GEMM split (host)', () => {
   it('the K block keeps S pairs of 127·127 products per level inside int32; bad blocks are refused', () => {
     for (let S = 1; S <= 4; S++) {
       const L = int8BlockLimit(S);
-      assert.ok(L % 32 === 0 && S * 127 * 127 * L <= 2 ** 31 - 1 && S * 127 * 127 * (L + 32) > 2 ** 31 - 1, `S=${S}: ${L}`);
+      assert.ok(L % 64 === 0 && S * 127 * 127 * L <= 2 ** 31 - 1 && S * 127 * 127 * (L + 64) > 2 ** 31 - 1, `S=${S}: ${L}`);
     }
     assert.deepEqual(int8Blocking(3072, 3), { Kp: 3072, KB: 3072, nblk: 1 });
     assert.deepEqual(int8Blocking(70000, 4), { Kp: 70016, KB: int8BlockLimit(4), nblk: Math.ceil(70016 / int8BlockLimit(4)) });
-    assert.throws(() => int8Blocking(100, 3, 48), /multiple of 32/);
-    assert.throws(() => int8Blocking(100, 4, 40000), /multiple of 32 from 32 to 33280/);
+    assert.deepEqual(int8Blocking(48, 1), { Kp: 64, KB: 64, nblk: 1 });
+    assert.throws(() => int8Blocking(100, 3, 96), /multiple of 64/);
+    assert.throws(() => int8Blocking(100, 4, 40000), /multiple of 64 from 64 to 33280/);
     assert.throws(() => int8Blocking(100, 5), /S must be 1, 2, 3 or 4/);
     // the worst case at the bound: every slice ±127 (values just under the row max), all products of one sign
     const K = int8BlockLimit(4);
@@ -134,12 +135,13 @@ function withGpu(name: string, fn: (g: WebGpuBackend, gb: WebGpuBackend) => Prom
   });
 }
 
-/** y = x·wᵀ (+ bias) through `linear` with gemm 'int8x<S>' (K block and tile rows forced if given) */
-async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float32Array, M: number, K: number, N: number, o: { bias?: Float32Array; KB?: number; tm?: 64 | 128 } = {}): Promise<Float32Array> {
-  const saved = [g.gemm, g.int8BlockK, g.int8TileM] as const;
+/** y = x·wᵀ (+ bias) through `linear` with gemm 'int8x<S>' (K block, tile rows and K step forced if given) */
+async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float32Array, M: number, K: number, N: number, o: { bias?: Float32Array; KB?: number; tm?: 64 | 128; ks?: 32 | 64 } = {}): Promise<Float32Array> {
+  const saved = [g.gemm, g.int8BlockK, g.int8TileM, g.int8KStep] as const;
   g.gemm = `int8x${S}` as typeof g.gemm;
   g.int8BlockK = o.KB;
   g.int8TileM = o.tm;
+  g.int8KStep = o.ks;
   const xt = g.fromHost(x, [M, K]), wt = g.fromHost(w, [N, K], { matrix: true }), bt = o.bias ? g.fromHost(o.bias, [N]) : null;
   try {
     assert.match(g.gemmKernel(M, N, false, K).name, new RegExp(`^int8x${S} (emulated|subgroup-matrix)`));
@@ -148,7 +150,7 @@ async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float
     y.dispose();
     return out;
   } finally {
-    [g.gemm, g.int8BlockK, g.int8TileM] = saved;
+    [g.gemm, g.int8BlockK, g.int8TileM, g.int8KStep] = saved;
     for (const t of [xt, wt, bt]) t?.dispose();
   }
 }
@@ -156,17 +158,17 @@ async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float
 describe('webgpu int8 GEMM (Ozaki split)', () => {
   withGpu('the split kernel gives the host split bit for bit (f32 and bf16 rows, several K blocks)', async (g, gb) => {
     for (const [be, bf] of [[g, false], [gb, true]] as const) {
-      const R = 5, K = 72, S = 3;
+      const R = 5, K = 136, S = 3;
       let x = ragged(R, K);
       if (bf) x = roundBf16(x);
-      const { Kp, KB, nblk } = int8Blocking(K, S, 32);
+      const { Kp, KB, nblk } = int8Blocking(K, S, 64);
       const xt = be.fromHost(x, [R, K], bf ? { matrix: true } : undefined);
       const xs = xt.storage as Store;
       assert.equal(xs.fmt, bf ? 'bf16' : 'f32');
       const q = be.rt.alloc(be.rt.packPool, S * R * (Kp / 4)), e = be.rt.alloc(be.rt.actPool, R * nblk);
       be.rt.record({ spec: OZAKI_SPLIT, variant: `${S}${bf ? 'b' : ''}`, roles: [xs, q, e], params: [R, K, Kp / 4, KB, nblk], grid: be.rt.grid(R * nblk) });
       const [qd, ed] = await Promise.all([be.rt.read(q), be.rt.read(e)]);
-      const want = int8Split(x, R, K, S, 32);
+      const want = int8Split(x, R, K, S, 64);
       assert.deepEqual(new Int8Array(qd.buffer, 0, want.q.length), want.q);
       assert.deepEqual(Array.from(ed), Array.from(want.e));
       xt.dispose();
@@ -197,7 +199,7 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
       const M = 150, K = 200, N = 70, S = 2;
       const x = ragged(M, K), w = ragged(N, K);
       const want = exact(x, w, M, K, N);
-      for (const o of [{ KB: 64 }, { tm: 128 as const }, { KB: 96, tm: 128 as const }]) {
+      for (const o of [{ KB: 64, ks: 32 as const }, { KB: 64, ks: 64 as const }, { tm: 128 as const, ks: 32 as const }, { KB: 128, tm: 128 as const, ks: 32 as const }]) {
         const e = rowRelErr(await int8Linear(g, S, x, w, M, K, N, o), want, x, w, M, K, N);
         assert.ok(e <= boundF32(S), `${JSON.stringify(o)}: ${e}`);
       }
@@ -276,12 +278,12 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     const cfg = int8MatrixConfig([{ componentType: 'u8', resultComponentType: 'u32', M: 16, N: 16, K: 32 }, { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 }]);
     assert.deepEqual(cfg, { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 });
     for (const unit of ['eb', 'et', 'wb', 'wt']) {
-      const key = int8VariantKey({ S: 3, tm: 64, cm: 16, cn: 16, ck: 32, G: 32, mma: unit[0] as 'e', syntax: unit[1] as 'b' });
-      assert.equal(key, `s3t64f16x16x32g32m${unit}`);
+      const key = int8VariantKey({ S: 3, tm: 64, ks: 32, cm: 16, cn: 16, ck: 32, G: 32, mma: unit[0] as 'e', syntax: unit[1] as 'b' });
+      assert.equal(key, `s3t64k32f16x16x32g32m${unit}`);
       assert.deepEqual(parseInt8Variant(key).mma, unit[0]);
       const code = generateWgsl(MATMUL_I8, key, [0, 1, 0, 2, 2, 3], 'rrrw');
       assert.match(code, /enable chromium_experimental_subgroup_matrix;\ndiagnostic\(off, chromium\.subgroup_matrix_uniformity\);/);
-      assert.match(code, /var<storage, read> b0: array<u32>;/);
+      assert.match(code, /var<storage, read> b0: array<vec4<u32>>;/);
       const load = unit[1] === 'b' ? 'subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&T, ' : 'subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>, row_major>(&T, ';
       assert.ok(code.includes(load), `${key}: ${load}`);
       assert.ok(code.includes(unit[0] === 'e' ? `, ${unit[1] === 'b' ? 'true, ' : ''}48u)` : `, ${unit[1] === 'b' ? 'true, ' : ''}12u)`), `${key}: stride`);
@@ -289,10 +291,13 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
       assert.equal(code.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length, 12);
       assert.equal(code.match(/var c\d_\d = subgroup_matrix_result<i32, 16, 16>\(\);/g)?.length, 6);
     }
-    assert.throws(() => parseInt8Variant('s5t64f16x16x32g32e'), /bad variant/);
-    assert.throws(() => parseInt8Variant('s2t64f16x16x32g48e'), /do not divide 256/);
+    // K step 64: two products per fragment pair and staged step
+    assert.equal(generateWgsl(MATMUL_I8, 's1t64k64f16x16x32g32meb', [0, 1, 0, 2, 2, 3], 'rrrw').match(/subgroupMatrixMultiplyAccumulate\(/g)?.length, 2);
+    assert.match(generateWgsl(MATMUL_I8, 's1t64k64f16x16x32g32meb', [0, 1, 0, 2, 2, 3], 'rrrw'), /kk < 64u; kk \+= 32u/);
+    assert.throws(() => parseInt8Variant('s5t64k32f16x16x32g32e'), /bad variant/);
+    assert.throws(() => parseInt8Variant('s2t64k32f16x16x32g48e'), /do not divide 256/);
     // the emulation has no subgroup code
-    assert.doesNotMatch(generateWgsl(MATMUL_I8, 's2t64f16x16x32g32e', [0, 1, 0, 2, 2, 3], 'rrrw'), /subgroup/);
+    assert.doesNotMatch(generateWgsl(MATMUL_I8, 's2t64k32f16x16x32g32e', [0, 1, 0, 2, 2, 3], 'rrrw'), /subgroup/);
     if (!g.int8Mma) {
       assert.match(g.int8Note, /^emulated \(/);
       return;

@@ -131,6 +131,8 @@ export class WebGpuBackend implements Backend {
   int8BlockK: number | undefined;
   /** the int8 GEMM's tile rows forced (64 or 128; the bench, tests); undefined: by the grid */
   int8TileM: 64 | 128 | undefined;
+  /** the int8 GEMM's K step forced (32 or 64; the bench, tests); undefined: 64 where the workgroup memory allows */
+  int8KStep: 32 | 64 | undefined;
   /** weight slices of the int8 GEMM, by weight store and `${S}/${K block}` (see `forgetInt8Weights`) */
   private int8Weights = new WeakMap<Store, Map<string, { q: Store; e: Store }>>();
   /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
@@ -637,7 +639,7 @@ export class WebGpuBackend implements Backend {
     const S8 = int8Slices(this.gemm);
     if (S8) {
       const v = this.int8Variant(M, nb, S8);
-      return { spec: MATMUL_I8, variant: int8VariantKey(v), tm: v.tm, tn: 64, name: `int8x${S8} ${v.mma ? `subgroup-matrix i8 ${v.cm}×${v.cn}×${v.ck}` : 'emulated'} ${v.tm}×64`, kc: K, splits: 1 };
+      return { spec: MATMUL_I8, variant: int8VariantKey(v), tm: v.tm, tn: 64, name: `int8x${S8} ${v.mma ? `subgroup-matrix i8 ${v.cm}×${v.cn}×${v.ck}` : 'emulated'} ${v.tm}×64 k${v.ks}`, kc: K, splits: 1 };
     }
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
@@ -662,11 +664,13 @@ export class WebGpuBackend implements Backend {
   private int8Variant(M: number, nb: number, S: number): Int8Variant {
     const m = this.int8Mma ? /^f(\d+)x(\d+)x(\d+)g(\d+)m([ew])([bt])$/.exec(this.int8Mma) : null;
     const base = m ? { cm: Number(m[1]), cn: Number(m[2]), ck: Number(m[3]), G: Number(m[4]), mma: m[5] as 'e' | 'w', syntax: m[6] as 'b' | 't' } : { cm: 16, cn: 16, ck: 32, G: 32, mma: null };
-    const fits = (tm: number) => int8WorkgroupBytes({ S, tm, ...base }) <= this.rt.maxWorkgroupStorage && !int8VariantError({ S, tm, ...base });
+    const fits = (tm: number, ks: number) => int8WorkgroupBytes({ S, tm, ks, ...base }) <= this.rt.maxWorkgroupStorage && !int8VariantError({ S, tm, ks, ...base });
     let tm: 64 | 128 = this.int8TileM ?? (Math.ceil(M / 128) * Math.ceil(nb / 64) >= this.gpuCores ? 128 : 64);
-    if (!fits(tm)) tm = 64;
-    if (!fits(tm)) throw new Error(`webgpu: the int8 GEMM with ${S} slices needs ${int8WorkgroupBytes({ S, tm, ...base })} bytes of workgroup memory, the adapter allows ${this.rt.maxWorkgroupStorage}`);
-    return { S, tm, ...base };
+    let ks: 32 | 64 = this.int8KStep ?? 64;
+    if (!fits(tm, ks) && this.int8KStep === undefined) ks = 32;
+    if (!fits(tm, ks)) tm = 64;
+    if (!fits(tm, ks)) throw new Error(`webgpu: the int8 GEMM with ${S} slices, K step ${ks}, needs ${int8WorkgroupBytes({ S, tm, ks, ...base })} bytes of workgroup memory, the adapter allows ${this.rt.maxWorkgroupStorage}`);
+    return { S, tm, ks, ...base };
   }
 
   /**
@@ -690,6 +694,7 @@ export class WebGpuBackend implements Backend {
     const xq = this.rt.alloc(this.rt.packPool, v.S * M * Kw, 'int8 slices of x');
     const xe = this.scratch(M * nblk, 'int8 exponents of x');
     this.run(OZAKI_SPLIT, [x, xq, xe], [M, K, Kw, KB, nblk], this.rt.grid(M * nblk), `${v.S}`);
+    if (xq.off % 16 !== 0 || w.off % 4 !== 0) throw new Error('webgpu: int8 slices not on 16-byte boundaries'); // pool blocks are 64-byte aligned
     if (Math.ceil(nb / 64) > this.rt.maxWorkgroupsPerDim || Math.ceil(M / v.tm) > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
     this.run(MATMUL_I8, [xq, xe, ws.q, ws.e, bias, y], [M, Kw, N, n0, nb, hasB, KB / 4, nblk], [Math.ceil(nb / 64), Math.ceil(M / v.tm), 1], variant);
     this.done(xe, xq);
@@ -718,11 +723,12 @@ export class WebGpuBackend implements Backend {
     const xs = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
     const wv = Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.11));
     const x = this.fromHost(xs, [M, K]), w = this.fromHost(wv, [N, K], { matrix: true, float32: true });
-    const saved = [this.gemm, this.int8BlockK, this.int8TileM] as const;
+    const saved = [this.gemm, this.int8BlockK, this.int8TileM, this.int8KStep] as const;
     const notes: string[] = [];
-    const run = async (mma: string | null, tm: 64 | 128): Promise<Float32Array> => {
+    const run = async (mma: string | null, tm: 64 | 128, ks: 32 | 64 = 32): Promise<Float32Array> => {
       this.int8Mma = mma;
       this.int8TileM = tm;
+      this.int8KStep = ks;
       const y = this.linear(x, w, null);
       try {
         return await this.read(y);
@@ -733,13 +739,14 @@ export class WebGpuBackend implements Backend {
     try {
       this.gemm = 'int8x2';
       this.int8BlockK = 64;
+      this.int8KStep = 32;
       const want = await run(null, 64);
       for (const unit of ['eb', 'et', 'wb', 'wt']) {
         const key = `f${cfg.M}x${cfg.N}x${cfg.K}g${sg}m${unit}`;
-        const err = int8VariantError({ S: 2, tm: 64, cm: cfg.M, cn: cfg.N, ck: cfg.K, G: sg, mma: unit[0] as 'e' });
+        const err = int8VariantError({ S: 2, tm: 64, ks: 32, cm: cfg.M, cn: cfg.N, ck: cfg.K, G: sg, mma: unit[0] as 'e' });
         if (err) return (this.int8Note = `emulated (${key}: ${err})`);
         try {
-          const e = Math.max(maxRelErr(await run(key, 64), want), maxRelErr(await run(key, 128), want));
+          const e = Math.max(maxRelErr(await run(key, 64), want), maxRelErr(await run(key, 128), want), maxRelErr(await run(key, 64, 64), want));
           if (e <= 1e-6) {
             this.int8Mma = key;
             this.int8Note = `subgroup-matrix i8 ${cfg.M}×${cfg.N}×${cfg.K}, offsets in ${unit[0] === 'e' ? 'components' : 'words'}, layout as a ${unit[1] === 'b' ? 'bool argument' : 'template argument'} (max relative difference ${e.toExponential(1)} from the emulation on the check)`;
@@ -756,7 +763,7 @@ export class WebGpuBackend implements Backend {
       this.int8Mma = null;
       return (this.int8Note = `emulated (the check failed: ${(e as Error).message})`);
     } finally {
-      [this.gemm, this.int8BlockK, this.int8TileM] = saved;
+      [this.gemm, this.int8BlockK, this.int8TileM, this.int8KStep] = saved;
       x.dispose();
       w.dispose();
     }

@@ -2,7 +2,7 @@
  * The Ozaki split of the int8 GEMM (kernels/gemm_int8.ts), on the host: the reference its GPU kernels are
  * tested against, and the arithmetic they implement, in one place.
  *
- * A row of K values is cut into blocks of KB (a multiple of 32); each block gets the power-of-two exponent e of
+ * A row of K values (zero-padded to a multiple of 64, the GEMM's largest K step) is cut into blocks of KB (a multiple of 64); each block gets the power-of-two exponent e of
  * its largest |value| (max < 2^e, from frexp), and each value v becomes S signed int8 slices q_0…q_{S−1}:
  *   t_0 = v·2^(7−e)  (|t_0| < 128),  q_s = trunc(t_s) and t_{s+1} = (t_s − q_s)·128 for s < S − 1,
  *   q_{S−1} = round-half-even(t_{S−1}) clamped to ±127,
@@ -14,18 +14,18 @@
  * bounds KB (`int8BlockLimit`). Values not finite are not supported (their block's exponent is meaningless).
  */
 
-/** the largest K block (a multiple of 32) whose level sums of S pairs cannot overflow an int32 */
+/** the largest K block (a multiple of 64) whose level sums of S pairs cannot overflow an int32 */
 export function int8BlockLimit(S: number): number {
-  return Math.floor((2 ** 31 - 1) / (S * 127 * 127) / 32) * 32;
+  return Math.floor((2 ** 31 - 1) / (S * 127 * 127) / 64) * 64;
 }
 
-/** the padded row length (a multiple of 32), the K block and the number of blocks of a split of S slices */
+/** the padded row length (a multiple of 64), the K block and the number of blocks of a split of S slices */
 export function int8Blocking(K: number, S: number, forced?: number): { Kp: number; KB: number; nblk: number } {
   if (!Number.isInteger(S) || S < 1 || S > 4) throw new Error(`int8 GEMM: slices S must be 1, 2, 3 or 4, got ${S}`);
-  const Kp = Math.max(32, Math.ceil(K / 32) * 32);
+  const Kp = Math.max(64, Math.ceil(K / 64) * 64);
   const limit = int8BlockLimit(S);
-  if (forced !== undefined && (!Number.isInteger(forced) || forced < 32 || forced % 32 !== 0 || forced > limit)) {
-    throw new Error(`int8 GEMM: a K block must be a multiple of 32 from 32 to ${limit} for ${S} slices (int32 sums), got ${forced}`);
+  if (forced !== undefined && (!Number.isInteger(forced) || forced < 64 || forced % 64 !== 0 || forced > limit)) {
+    throw new Error(`int8 GEMM: a K block must be a multiple of 64 from 64 to ${limit} for ${S} slices (int32 sums), got ${forced}`);
   }
   const KB = Math.min(Kp, forced ?? limit);
   return { Kp, KB, nblk: Math.ceil(Kp / KB) };

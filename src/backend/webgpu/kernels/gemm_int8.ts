@@ -27,9 +27,9 @@
  * the offsets in words; so the variant carries the unit ('e': components, as the sources say; 'w': words) and the
  * syntax ('b' bool, 't' template), and the backend's check at creation keeps the first combination that is exact.
  *
- * The GEMM: a workgroup of 256 threads computes a TM×64 tile (TM 64 or 128); K goes in steps of 32, the S slices of
- * the x rows and of the w rows staged in workgroup memory as i32 words, rows `RW` words apart (32 bytes + 16 of
- * padding). The 256 threads are 256/G teams of G (a subgroup of G lanes with real matrices), each owning FR×FC
+ * The GEMM: a workgroup of 256 threads computes a TM×64 tile (TM 64 or 128); K goes in steps of KS (32 or 64), the S
+ * slices of the x rows and of the w rows read as 16-byte vectors and staged in workgroup memory as i32 words, rows
+ * `RW` words apart (KS bytes + 16 of padding). The 256 threads are 256/G teams of G (a subgroup of G lanes with real matrices), each owning FR×FC
  * fragments of cm×cn outputs; the product step is one generated snippet with two implementations over the same
  * workgroup tiles: `subgroupMatrixMultiplyAccumulate` ('m' variants), or lanes that each own the elements
  * e = lane + G·q of a fragment and form their int32 sums with `dot4I8Packed` ('e': the emulation, for devices without
@@ -40,10 +40,10 @@
 import type { KernelSpec, SubgroupMatrixConfig } from '../runtime.js';
 import { sgLayout } from './gemm.js';
 
-/** row stride of the staged slices in workgroup memory, in i32 words: 32 bytes of K and 16 of padding */
-const RW = 12;
 /** output columns per workgroup */
 const TN = 64;
+/** row stride of the staged slices in workgroup memory, in i32 words: KS bytes of K and 16 of padding */
+const rowWords = (ks: number) => ks / 4 + 4;
 
 /** the i8→i32 subgroup-matrix configuration the int8 GEMM runs with, or null */
 export function int8MatrixConfig(configs: readonly SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
@@ -57,6 +57,8 @@ export interface Int8Variant {
   S: number;
   /** tile rows (64 or 128) */
   tm: number;
+  /** K per staged step (32 or 64) */
+  ks: number;
   /** fragment shape (rows × columns × K of one product) */
   cm: number;
   cn: number;
@@ -69,16 +71,16 @@ export interface Int8Variant {
   syntax?: 'b' | 't';
 }
 
-/** `s${S}t${tm}f${cm}x${cn}x${ck}g${G}` + 'e' (emulated) or 'm' + offset unit + layout syntax ('meb', 'met', 'mwb', 'mwt') */
+/** `s${S}t${tm}k${ks}f${cm}x${cn}x${ck}g${G}` + 'e' (emulated) or 'm' + offset unit + layout syntax ('meb', 'met', 'mwb', 'mwt') */
 export function int8VariantKey(v: Int8Variant): string {
-  return `s${v.S}t${v.tm}f${v.cm}x${v.cn}x${v.ck}g${v.G}${v.mma ? `m${v.mma}${v.syntax ?? 'b'}` : 'e'}`;
+  return `s${v.S}t${v.tm}k${v.ks}f${v.cm}x${v.cn}x${v.ck}g${v.G}${v.mma ? `m${v.mma}${v.syntax ?? 'b'}` : 'e'}`;
 }
 
 export function parseInt8Variant(key: string): Int8Variant {
-  const m = /^s([1-4])t(64|128)f(\d+)x(\d+)x(\d+)g(\d+)(m[ew][bt]|e)$/.exec(key);
-  if (!m) throw new Error(`matmul_int8: bad variant ${JSON.stringify(key)} (want e.g. s3t64f16x16x32g32meb)`);
-  const [S, tm, cm, cn, ck, G] = m.slice(1, 7).map(Number);
-  const v: Int8Variant = m[7] === 'e' ? { S, tm, cm, cn, ck, G, mma: null } : { S, tm, cm, cn, ck, G, mma: m[7][1] as 'e' | 'w', syntax: m[7][2] as 'b' | 't' };
+  const m = /^s([1-4])t(64|128)k(32|64)f(\d+)x(\d+)x(\d+)g(\d+)(m[ew][bt]|e)$/.exec(key);
+  if (!m) throw new Error(`matmul_int8: bad variant ${JSON.stringify(key)} (want e.g. s3t64k32f16x16x32g32meb)`);
+  const [S, tm, ks, cm, cn, ck, G] = m.slice(1, 8).map(Number);
+  const v: Int8Variant = m[8] === 'e' ? { S, tm, ks, cm, cn, ck, G, mma: null } : { S, tm, ks, cm, cn, ck, G, mma: m[8][1] as 'e' | 'w', syntax: m[8][2] as 'b' | 't' };
   const err = int8VariantError(v);
   if (err) throw new Error(`matmul_int8: variant ${key}: ${err}`);
   return v;
@@ -87,7 +89,8 @@ export function parseInt8Variant(key: string): Int8Variant {
 /** why a variant cannot be generated (null if it can) */
 export function int8VariantError(v: Int8Variant): string | null {
   if (v.G <= 0 || 256 % v.G !== 0) return `teams of ${v.G} lanes do not divide 256 threads`;
-  if (v.tm % v.cm !== 0 || TN % v.cn !== 0 || 32 % v.ck !== 0 || v.ck % 4 !== 0) return `fragment ${v.cm}×${v.cn}×${v.ck} does not tile ${v.tm}×${TN}×32`;
+  if (v.ks !== 32 && v.ks !== 64) return `K step ${v.ks} (32 or 64)`;
+  if (v.tm % v.cm !== 0 || TN % v.cn !== 0 || v.ks % v.ck !== 0 || v.ck % 4 !== 0) return `fragment ${v.cm}×${v.cn}×${v.ck} does not tile ${v.tm}×${TN}×${v.ks}`;
   if ((v.cm * v.cn) % v.G !== 0) return `a ${v.cm}×${v.cn} fragment does not split over ${v.G} lanes`;
   if (!sgLayout({ M: v.cm, N: v.cn }, 256 / v.G, v.tm)) return `${v.tm}×${TN} tile does not split over ${256 / v.G} teams of ${v.cm}×${v.cn} fragments`;
   return null;
@@ -95,7 +98,7 @@ export function int8VariantError(v: Int8Variant): string | null {
 
 /** bytes of workgroup memory of a variant (the staged tiles; the real matrices' conversion area aliases them) */
 export function int8WorkgroupBytes(v: Int8Variant): number {
-  return 4 * Math.max(v.S * (v.tm + TN) * RW, v.mma ? (256 / v.G) * v.cm * v.cn : 0);
+  return 4 * Math.max(v.S * (v.tm + TN) * rowWords(v.ks), v.mma ? (256 / v.G) * v.cm * v.cn : 0);
 }
 
 /**
@@ -169,31 +172,36 @@ export const MATMUL_I8: KernelSpec = {
   name: 'matmul_int8',
   roles: ['xq', 'xe', 'wq', 'we', 'bias', 'y'],
   writes: ['y'],
-  types: () => ({ xq: 'u32', wq: 'u32' }),
+  types: () => ({ xq: 'vec4<u32>', wq: 'vec4<u32>' }),
   wgsl: (key) => int8Wgsl(parseInt8Variant(key)),
 };
 
 function int8Wgsl(v: Int8Variant): string {
-  const { S, tm: TM, cm, cn, ck, G, mma } = v;
+  const { S, tm: TM, ks: KS, cm, cn, ck, G, mma } = v;
+  const RW = rowWords(KS), KV = KS / 16; // words per staged row, 16-byte loads per row per step
   const nsg = 256 / G;
   const { FR, FC, GC } = sgLayout({ M: cm, N: cn }, nsg, TM)!;
   const frag = cm * cn, PER = frag / G, NF = FR * FC;
   const BOFF = S * TM * RW; // where the w slices start in the tile memory
   const lines: string[] = [];
   const level = (t: number) => `${2 ** (-7 * (t + 2))}`;
-  // staging of one K step: S slices of TM x rows and of 64 w rows, 8 words each
-  const stage = `for (var q = 0u; q < ${(S * TM * 8) / 256}u; q++) {
-        let e = li + 256u * q; let s = e / ${TM * 8}u; let r = (e / 8u) % ${TM}u; let kw = e % 8u;
-        var a = 0i;
-        if (tm + r < M) { a = bitcast<i32>($xq[o_xq + (s * M + tm + r) * Kw + k0 + kw]); }
-        T[(s * ${TM}u + r) * ${RW}u + kw] = a;
-      }
-      for (var q = 0u; q < ${(S * TN * 8) / 256}u; q++) {
-        let e = li + 256u * q; let s = e / ${TN * 8}u; let r = (e / 8u) % ${TN}u; let kw = e % 8u;
-        var b = 0i;
-        if (tn + r < NC) { b = bitcast<i32>($wq[o_wq + (s * NC + tn + r) * Kw + k0 + kw]); }
-        T[${BOFF}u + (s * ${TN}u + r) * ${RW}u + kw] = b;
+  // staging of one K step: S slices of TM x rows and of 64 w rows, KS/4 words each, read as 16-byte vectors
+  // (rows are whole vectors: Kw and k0 are multiples of 8 words, the stores' offsets of 16 words)
+  const stageOne = (role: string, rows: number, limit: string, r0: string, base: string) => {
+    const units = S * rows * KV;
+    return `for (var q = 0u; q < ${Math.ceil(units / 256)}u; q++) {
+        let e = li + 256u * q;
+        if (${units % 256 === 0 ? 'true' : `e < ${units}u`}) {
+          let s = e / ${rows * KV}u; let r = (e / ${KV}u) % ${rows}u; let kv = e % ${KV}u;
+          var a = vec4<i32>(0i);
+          if (${r0} + r < ${limit}) { a = bitcast<vec4<i32>>($${role}[(o_${role} + (s * ${limit} + ${r0} + r) * Kw + k0) / 4u + kv]); }
+          let d = ${base}(s * ${rows}u + r) * ${RW}u + kv * 4u;
+          T[d] = a.x; T[d + 1u] = a.y; T[d + 2u] = a.z; T[d + 3u] = a.w;
+        }
       }`;
+  };
+  const stage = `${stageOne('xq', TM, 'M', 'tm', '')}
+      ${stageOne('wq', TN, 'NC', 'tn', `${BOFF}u + `)}`;
   // where fragment row/column `base` of slice s starts in T (in words)
   const aRow = (s: number, ii: number) => `(${s * TM}u + fr0 + ${ii * cm}u) * ${RW}u`;
   const bRow = (s: number, jj: number) => `${BOFF}u + (${s * TN}u + fc0 + ${jj * cn}u) * ${RW}u`;
@@ -215,7 +223,7 @@ function int8Wgsl(v: Int8Variant): string {
         for (let ii = 0; ii < FR; ii++) for (let jj = 0; jj < FC; jj++) st.push(`c${t}_${ii * FC + jj} = subgroupMatrixMultiplyAccumulate(a${i}_${ii}, b${t - i}_${jj}, c${t}_${ii * FC + jj});`);
       }
     }
-    step = `for (var kk = 0u; kk < 32u; kk += ${ck}u) {
+    step = `for (var kk = 0u; kk < ${KS}u; kk += ${ck}u) {
         ${st.join('\n        ')}
       }`;
     // the level sums through workgroup memory (the tiles are free: the K step ended with a barrier)
@@ -243,7 +251,7 @@ function int8Wgsl(v: Int8Variant): string {
         let ii = f / ${FC}u; let jj = f % ${FC}u;
         for (var q = 0u; q < ${PER}u; q++) {
           let el = lane + ${G}u * q; let rr = el / ${cn}u; let cc = el % ${cn}u;
-          for (var w = 0u; w < 8u; w++) {
+          for (var w = 0u; w < ${KS / 4}u; w++) {
             ${pairs.join('\n            ')}
           }
         }
@@ -274,7 +282,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var kb0 = 0u; kb0 < Kw; kb0 += KBw) {
     let blk = kb0 / KBw;
     let ke = min(Kw, kb0 + KBw);
-    for (var k0 = kb0; k0 < ke; k0 += 8u) {
+    for (var k0 = kb0; k0 < ke; k0 += ${KS / 4}u) {
       ${stage}
       workgroupBarrier();
       ${step}
