@@ -199,7 +199,7 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
       const M = 150, K = 200, N = 70, S = 2;
       const x = ragged(M, K), w = ragged(N, K);
       const want = exact(x, w, M, K, N);
-      for (const o of [{ KB: 64, ks: 32 as const }, { KB: 64, ks: 64 as const }, { tm: 128 as const, ks: 32 as const }, { KB: 128, tm: 128 as const, ks: 32 as const }]) {
+      for (const o of [{ KB: 64, ks: 32 as const }, { KB: 128, tm: 128 as const, ks: 64 as const }]) {
         const e = rowRelErr(await int8Linear(g, S, x, w, M, K, N, o), want, x, w, M, K, N);
         assert.ok(e <= boundF32(S), `${JSON.stringify(o)}: ${e}`);
       }
@@ -230,7 +230,7 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     const g = await webgpuOrReason({ kernels: 'tiled', maxBindingBytes: 64 * 40 * 4 });
     if (typeof g === 'string') return;
     try {
-      const M = 20, K = 64, N = 100, S = 2;
+      const M = 20, K = 64, N = 100, S = 1;
       const x = rnd(M * K), w = rnd(N * K), bias = rnd(N);
       const y = await int8Linear(g, S, x, w, M, K, N, { bias });
       const e = rowRelErr(y, exact(x, w, M, K, N, bias), x, w, M, K, N, bias);

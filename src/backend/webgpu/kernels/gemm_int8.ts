@@ -241,18 +241,19 @@ function int8Wgsl(v: Int8Variant): string {
   } else {
     decl = `var ci: array<i32, ${S * NF * PER}>;
   for (var i = 0u; i < ${S * NF * PER}u; i++) { ci[i] = 0i; }`;
-    const pairs: string[] = [];
-    for (let t = 0; t < S; t++) {
-      for (let i = 0; i <= t; i++) {
-        pairs.push(`ci[${t * NF * PER}u + f * ${PER}u + q] += dot4I8Packed(bitcast<u32>(T[${aRow(i, 0)} + ii * ${cm * RW}u + rr * ${RW}u + w]), bitcast<u32>(T[${bRow(t - i, 0)} + jj * ${cn * RW}u + cc * ${RW}u + w]));`);
-      }
-    }
+    // (the pairs as loops, not unrolled: SwiftShader compiles the unrolled form 5–10× slower)
     step = `for (var f = 0u; f < ${NF}u; f++) {
         let ii = f / ${FC}u; let jj = f % ${FC}u;
         for (var q = 0u; q < ${PER}u; q++) {
-          let el = lane + ${G}u * q; let rr = el / ${cn}u; let cc = el % ${cn}u;
-          for (var w = 0u; w < ${KS / 4}u; w++) {
-            ${pairs.join('\n            ')}
+          let el = lane + ${G}u * q;
+          let ar = (fr0 + ii * ${cm}u + el / ${cn}u) * ${RW}u; let br = ${BOFF}u + (fc0 + jj * ${cn}u + el % ${cn}u) * ${RW}u;
+          for (var t = 0u; t < ${S}u; t++) {
+            var c = 0i;
+            for (var i = 0u; i <= t; i++) {
+              let a0 = ar + i * ${TM * RW}u; let b0 = br + (t - i) * ${TN * RW}u;
+              for (var w = 0u; w < ${KS / 4}u; w++) { c += dot4I8Packed(bitcast<u32>(T[a0 + w]), bitcast<u32>(T[b0 + w])); }
+            }
+            ci[t * ${NF * PER}u + f * ${PER}u + q] += c;
           }
         }
       }`;
