@@ -108,7 +108,7 @@ const be: WebGpuBackend = await createWebGpuBackend({ weights, kernels: 'tiled' 
 log(`backend ${be.name}, kernels ${be.kernels}, weights ${weights}, subgroups ≤ ${be.rt.subgroupMax} (fixed ${be.rt.subgroupFixed || 'no'})`);
 log(`subgroup-matrix configs: ${be.rt.matrixConfigs.length ? be.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') : 'none'}`);
 log(`subgroup-matrix GEMM: ${be.matrixGemm ? 'on' : 'off'} — ${be.matrixNote}`);
-log(`int8 GEMM: ${be.int8Note}`);
+log(`int8 GEMM: ${be.int8.note}`);
 const kernels: string[] = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
 if (!kernels.includes('old')) kernels.unshift('old');
 kernels.push(...configs.map((c) => `blocked:${c}`));
@@ -117,7 +117,7 @@ kernels.push(...configs.map((c) => `blocked:${c}`));
 function choose(k: string): void {
   const [gemm, cfg] = k.split(':');
   be.gemm = gemm as WebGpuGemm;
-  be.int8TileM = gemm.startsWith('int8') && cfg ? (Number(cfg.slice(1)) as 64 | 128) : undefined;
+  be.int8.tileM = gemm.startsWith('int8') && cfg ? (Number(cfg.slice(1)) as 64 | 128) : undefined;
   if (gemm.startsWith('int8')) {
     be.gemmSmall = 'old';
     be.blockedConfig = undefined;
@@ -186,7 +186,7 @@ for (const M of Ms) {
     w.dispose();
   }
 }
-if (json) console.log(JSON.stringify({ backend: be.name, weights, matrix: { on: !!be.matrixGemm, note: be.matrixNote, configs: be.rt.matrixConfigs }, int8: { mma: be.int8Mma, note: be.int8Note }, results }, null, 1));
+if (json) console.log(JSON.stringify({ backend: be.name, weights, matrix: { on: !!be.matrixGemm, note: be.matrixNote, configs: be.rt.matrixConfigs }, int8: { mma: be.int8.mma, note: be.int8.note }, results }, null, 1));
 be.destroy();
 if (failed) {
   log('gemm.bench: a kernel disagreed with its reference (see FAIL above)');

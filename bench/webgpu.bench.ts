@@ -352,7 +352,7 @@ for (const weights of memoryOnly ? [] : formats) {
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
-  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8Note}` : ''}`);
+  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8.note}` : ''}`);
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;

@@ -137,11 +137,11 @@ function withGpu(name: string, fn: (g: WebGpuBackend, gb: WebGpuBackend) => Prom
 
 /** y = x·wᵀ (+ bias) through `linear` with gemm 'int8x<S>' (K block, tile rows and K step forced if given) */
 async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float32Array, M: number, K: number, N: number, o: { bias?: Float32Array; KB?: number; tm?: 64 | 128; ks?: 32 | 64 } = {}): Promise<Float32Array> {
-  const saved = [g.gemm, g.int8BlockK, g.int8TileM, g.int8KStep] as const;
+  const saved = [g.gemm, g.int8.blockK, g.int8.tileM, g.int8.kStep] as const;
   g.gemm = `int8x${S}` as typeof g.gemm;
-  g.int8BlockK = o.KB;
-  g.int8TileM = o.tm;
-  g.int8KStep = o.ks;
+  g.int8.blockK = o.KB;
+  g.int8.tileM = o.tm;
+  g.int8.kStep = o.ks;
   const xt = g.fromHost(x, [M, K]), wt = g.fromHost(w, [N, K], { matrix: true }), bt = o.bias ? g.fromHost(o.bias, [N]) : null;
   try {
     assert.match(g.gemmKernel(M, N, false, K).name, new RegExp(`^int8x${S} (emulated|subgroup-matrix)`));
@@ -150,7 +150,7 @@ async function int8Linear(g: WebGpuBackend, S: number, x: Float32Array, w: Float
     y.dispose();
     return out;
   } finally {
-    [g.gemm, g.int8BlockK, g.int8TileM, g.int8KStep] = saved;
+    [g.gemm, g.int8.blockK, g.int8.tileM, g.int8.kStep] = saved;
     for (const t of [xt, wt, bt]) t?.dispose();
   }
 }
@@ -240,7 +240,7 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     }
   });
 
-  withGpu('weights are split once and cached per store; forgetInt8Weights splits them again', async (g) => {
+  withGpu('weights are split once and cached per store; int8.forgetWeights() splits them again', async (g) => {
     const M = 20, K = 32, N = 16;
     const x = rnd(M * K), w = rnd(N * K);
     const saved = g.gemm;
@@ -260,7 +260,7 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     try {
       const a = splits(), b = splits();
       assert.deepEqual([a.n, b.n], [2, 1]);
-      g.forgetInt8Weights();
+      g.int8.forgetWeights();
       const c = splits();
       assert.equal(c.n, 2);
       const [ya, yc] = await Promise.all([a.y.data(), c.y.data()]);
@@ -298,18 +298,18 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     assert.throws(() => parseInt8Variant('s2t64k32f16x16x32g48e'), /do not divide 256/);
     // the emulation has no subgroup code
     assert.doesNotMatch(generateWgsl(MATMUL_I8, 's2t64k32f16x16x32g32e', [0, 1, 0, 2, 2, 3], 'rrrw'), /subgroup/);
-    if (!g.int8Mma) {
-      assert.match(g.int8Note, /^emulated \(/);
+    if (!g.int8.mma) {
+      assert.match(g.int8.note, /^emulated \(/);
       return;
     }
     // a device with i8 matrices: the checked variant against the emulation on a ragged product
     const M = 100, K = 96, N = 80;
     const x = ragged(M, K), w = ragged(N, K);
-    const saved = g.int8Mma;
+    const saved = g.int8.mma;
     const yM = await int8Linear(g, 3, x, w, M, K, N);
-    g.int8Mma = null;
+    g.int8.mma = null;
     const yE = await int8Linear(g, 3, x, w, M, K, N);
-    g.int8Mma = saved;
+    g.int8.mma = saved;
     assert.deepEqual(yM, yE);
   });
 });

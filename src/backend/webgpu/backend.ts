@@ -21,8 +21,8 @@ import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/co
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
-import { MATMUL_I8, OZAKI_SPLIT, int8MatrixConfig, int8VariantError, int8VariantKey, int8WorkgroupBytes, parseInt8Variant, type Int8Variant } from './kernels/gemm_int8.js';
-import { int8Blocking } from './ozaki.js';
+import { MATMUL_I8 } from './kernels/gemm_int8.js';
+import { Int8Gemm, int8Slices } from './int8.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_ROWS, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -46,12 +46,6 @@ const F32_MAX = 3.4028234663852886e38;
  * per matrix to launch ≥ 2 workgroups per GPU core (no H100 sweep yet: issue 11's probe timed out)
  */
 const MATVEC_SG_DEFAULT: MatvecSgConfig = { rps: 4, wg: 128, unroll: true };
-
-/** the slices of an int8 GEMM choice ('int8x3' → 3), 0 for the others */
-export function int8Slices(g: string): number {
-  const m = /^int8x([1-4])$/.exec(g);
-  return m ? Number(m[1]) : 0;
-}
 
 /** max |a − b| / max(|b|) over two arrays (a scale-free error of a product) */
 export function maxRelErr(a: Float32Array, b: Float32Array): number {
@@ -121,20 +115,8 @@ export class WebGpuBackend implements Backend {
    */
   matrixGemm: string | null = null;
   matrixNote = 'no subgroup-matrix feature';
-  /**
-   * the int8 GEMM's (gemm 'int8x…') subgroup-matrix fragment, offset unit and layout syntax (`f${M}x${N}x${K}g${subgroup size}m${e|w}${b|t}`),
-   * set by `enableInt8Gemm` once it matched the emulation on this device; null: the emulation runs (`int8Note` says why)
-   */
-  int8Mma: string | null = null;
-  int8Note = 'emulated (no subgroup-matrix feature)';
-  /** the int8 GEMM's K block forced (a multiple of 32; tests of the per-block exponents); undefined: the int32 bound's */
-  int8BlockK: number | undefined;
-  /** the int8 GEMM's tile rows forced (64 or 128; the bench, tests); undefined: by the grid */
-  int8TileM: 64 | 128 | undefined;
-  /** the int8 GEMM's K step forced (32 or 64; the bench, tests); undefined: 64 where the workgroup memory allows */
-  int8KStep: 32 | 64 | undefined;
-  /** weight slices of the int8 GEMM, by weight store and `${S}/${K block}` (see `forgetInt8Weights`) */
-  private int8Weights = new WeakMap<Store, Map<string, { q: Store; e: Store }>>();
+  /** the int8 GEMM (gemm 'int8x1'…'int8x4'): which product step runs (`int8.note`), its forced tiles, its weight slices */
+  readonly int8: Int8Gemm;
   /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
   readonly prefill: PrefillSupport;
 
@@ -199,6 +181,7 @@ export class WebGpuBackend implements Backend {
     this.attn = 'flash';
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
+    this.int8 = new Int8Gemm(this.rt, (spec, roles, params, grid, variant) => this.run(spec, roles, params, grid, variant), this.gpuCores);
     this.attnSplits = opts.attentionSplits;
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
@@ -605,7 +588,7 @@ export class WebGpuBackend implements Backend {
       const k = this.gemmKernel(M, nb, bf, K, b.store);
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_I8) {
-        this.linearInt8(roles, M, K, N, b.r0, nb, bias ? 1 : 0, k.variant);
+        this.int8.record(roles, M, K, N, b.r0, nb, bias ? 1 : 0, k.variant);
         continue;
       }
       if (k.spec === MATMUL_SIMPLE) {
@@ -637,10 +620,7 @@ export class WebGpuBackend implements Backend {
     const b = bf16 ? 'b' : '';
     if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
     const S8 = int8Slices(this.gemm);
-    if (S8) {
-      const v = this.int8Variant(M, nb, S8);
-      return { spec: MATMUL_I8, variant: int8VariantKey(v), tm: v.tm, tn: 64, name: `int8x${S8} ${v.mma ? `subgroup-matrix i8 ${v.cm}×${v.cn}×${v.ck}` : 'emulated'} ${v.tm}×64 k${v.ks}`, kc: K, splits: 1 };
-    }
+    if (S8) return this.int8.kernel(M, nb, S8, K);
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
     const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (bf16 ? 8 : 4) === 0);
@@ -660,113 +640,12 @@ export class WebGpuBackend implements Backend {
     return { spec: MATMUL_TILED, variant: `${T}${b}`, tm: T, tn: T, name: `tiled ${T}×${T}` };
   }
 
-  /** the int8 GEMM's variant for an [M, ·] × [nb, ·]ᵀ product of S slices: real matrices where checked, 128-row tiles where the grid fills the GPU */
-  private int8Variant(M: number, nb: number, S: number): Int8Variant {
-    const m = this.int8Mma ? /^f(\d+)x(\d+)x(\d+)g(\d+)m([ew])([bt])$/.exec(this.int8Mma) : null;
-    const base = m ? { cm: Number(m[1]), cn: Number(m[2]), ck: Number(m[3]), G: Number(m[4]), mma: m[5] as 'e' | 'w', syntax: m[6] as 'b' | 't' } : { cm: 16, cn: 16, ck: 32, G: 32, mma: null };
-    const fits = (tm: number, ks: number) => int8WorkgroupBytes({ S, tm, ks, ...base }) <= this.rt.maxWorkgroupStorage && !int8VariantError({ S, tm, ks, ...base });
-    let tm: 64 | 128 = this.int8TileM ?? (Math.ceil(M / 128) * Math.ceil(nb / 64) >= this.gpuCores ? 128 : 64);
-    let ks: 32 | 64 = this.int8KStep ?? 64;
-    if (!fits(tm, ks) && this.int8KStep === undefined) ks = 32;
-    if (!fits(tm, ks)) tm = 64;
-    if (!fits(tm, ks)) throw new Error(`webgpu: the int8 GEMM with ${S} slices, K step ${ks}, needs ${int8WorkgroupBytes({ S, tm, ks, ...base })} bytes of workgroup memory, the adapter allows ${this.rt.maxWorkgroupStorage}`);
-    return { S, tm, ks, ...base };
-  }
-
   /**
-   * y (roles: x, w, bias, y) = x·wᵀ (+ bias) through the int8 GEMM: x split per product (slices in the packed pool,
-   * released when recorded), w's slices cached per weight store
+   * Turn the int8 GEMM's subgroup matrices on when the device has an i8→i32 configuration that matches the emulation
+   * on a check (see Int8Gemm.check); returns the reason when the emulation stays (also in `int8.note`).
    */
-  private linearInt8(roles: Store[], M: number, K: number, N: number, n0: number, nb: number, hasB: number, variant: string): void {
-    const [x, w, bias, y] = roles;
-    const v = parseInt8Variant(variant);
-    const { Kp, KB, nblk } = int8Blocking(K, v.S, this.int8BlockK);
-    const Kw = Kp / 4;
-    const key = `${v.S}/${KB}`;
-    let cache = this.int8Weights.get(w);
-    if (!cache) this.int8Weights.set(w, (cache = new Map()));
-    let ws = cache.get(key);
-    if (!ws) {
-      ws = { q: this.rt.alloc(this.rt.packPool, v.S * nb * Kw, 'int8 weight slices'), e: this.rt.alloc(this.rt.constPool, nb * nblk, 'int8 weight exponents') };
-      this.run(OZAKI_SPLIT, [w, ws.q, ws.e], [nb, K, Kw, KB, nblk], this.rt.grid(nb * nblk), `${v.S}${w.fmt === 'bf16' ? 'b' : ''}`);
-      cache.set(key, ws);
-    }
-    const xq = this.rt.alloc(this.rt.packPool, v.S * M * Kw, 'int8 slices of x');
-    const xe = this.scratch(M * nblk, 'int8 exponents of x');
-    this.run(OZAKI_SPLIT, [x, xq, xe], [M, K, Kw, KB, nblk], this.rt.grid(M * nblk), `${v.S}`);
-    if (xq.off % 16 !== 0 || w.off % 4 !== 0) throw new Error('webgpu: int8 slices not on 16-byte boundaries'); // pool blocks are 64-byte aligned
-    if (Math.ceil(nb / 64) > this.rt.maxWorkgroupsPerDim || Math.ceil(M / v.tm) > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
-    this.run(MATMUL_I8, [xq, xe, ws.q, ws.e, bias, y], [M, Kw, N, n0, nb, hasB, KB / 4, nblk], [Math.ceil(nb / 64), Math.ceil(M / v.tm), 1], variant);
-    this.done(xe, xq);
-  }
-
-  /** drop the cached int8 slices of the weights (after weights were written in place: the next product splits them again) */
-  forgetInt8Weights(): void {
-    this.int8Weights = new WeakMap();
-  }
-
-  /**
-   * Turn the int8 GEMM's subgroup matrices on when the device has an i8→i32 configuration: a ragged product
-   * (2 slices, 2 K blocks) with real matrices must equal the emulation's (int32 sums are exact: max relative
-   * difference ≤ 1e-6), offsets counted in i8 components first (as Dawn's sources say), then in words, each with the
-   * layout as a bool argument, then as a template argument (later Dawn). Returns the
-   * reason when the emulation stays (also in `int8Note`).
-   */
-  async enableInt8Gemm(): Promise<string | null> {
-    this.int8Mma = null;
-    const cfg = int8MatrixConfig(this.rt.matrixConfigs);
-    const sg = this.rt.subgroupFixed;
-    if (this.rt.matrixConfigs.length === 0) return (this.int8Note = 'emulated (no subgroup-matrix feature)');
-    if (!cfg) return (this.int8Note = `emulated (no i8→i32 subgroup-matrix configuration among ${this.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')})`);
-    if (!sg) return (this.int8Note = 'emulated (the subgroup size is not fixed)');
-    const M = 150, K = 100, N = 70;
-    const xs = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
-    const wv = Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 0.11));
-    const x = this.fromHost(xs, [M, K]), w = this.fromHost(wv, [N, K], { matrix: true, float32: true });
-    const saved = [this.gemm, this.int8BlockK, this.int8TileM, this.int8KStep] as const;
-    const notes: string[] = [];
-    const run = async (mma: string | null, tm: 64 | 128, ks: 32 | 64 = 32): Promise<Float32Array> => {
-      this.int8Mma = mma;
-      this.int8TileM = tm;
-      this.int8KStep = ks;
-      const y = this.linear(x, w, null);
-      try {
-        return await this.read(y);
-      } finally {
-        y.dispose();
-      }
-    };
-    try {
-      this.gemm = 'int8x2';
-      this.int8BlockK = 64;
-      this.int8KStep = 32;
-      const want = await run(null, 64);
-      for (const unit of ['eb', 'et', 'wb', 'wt']) {
-        const key = `f${cfg.M}x${cfg.N}x${cfg.K}g${sg}m${unit}`;
-        const err = int8VariantError({ S: 2, tm: 64, ks: 32, cm: cfg.M, cn: cfg.N, ck: cfg.K, G: sg, mma: unit[0] as 'e' });
-        if (err) return (this.int8Note = `emulated (${key}: ${err})`);
-        try {
-          const e = Math.max(maxRelErr(await run(key, 64), want), maxRelErr(await run(key, 128), want), maxRelErr(await run(key, 64, 64), want));
-          if (e <= 1e-6) {
-            this.int8Mma = key;
-            this.int8Note = `subgroup-matrix i8 ${cfg.M}×${cfg.N}×${cfg.K}, offsets in ${unit[0] === 'e' ? 'components' : 'words'}, layout as a ${unit[1] === 'b' ? 'bool argument' : 'template argument'} (max relative difference ${e.toExponential(1)} from the emulation on the check)`;
-            return null;
-          }
-          notes.push(`${key} differs from the emulation by ${e}`);
-        } catch (e) {
-          notes.push(`${key} failed: ${(e as Error).message}`);
-        }
-      }
-      this.int8Mma = null;
-      return (this.int8Note = `emulated (${notes.join('; ')})`);
-    } catch (e) {
-      this.int8Mma = null;
-      return (this.int8Note = `emulated (the check failed: ${(e as Error).message})`);
-    } finally {
-      [this.gemm, this.int8BlockK, this.int8TileM, this.int8KStep] = saved;
-      x.dispose();
-      w.dispose();
-    }
+  enableInt8Gemm(): Promise<string | null> {
+    return this.int8.check(this);
   }
 
   /**
