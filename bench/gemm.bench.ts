@@ -5,22 +5,27 @@
  * 'sgmat' (subgroup-matrix / tensor cores, when the device offers an f32 configuration and it passed the check at
  * creation), 'blocked' (kernels/gemm_blocked.ts, configuration and split-K chosen per shape) and, with `--configs`,
  * the blocked kernel forced to each named configuration (BLOCKED_CONFIGS: p128, p128x64, p64, p64x128, s16, s32,
- * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits).
+ * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits), and 'int8x1'…'int8x4'
+ * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check at
+ * creation passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
+ * TFLOP/s count the float32-equivalent 2·M·N·K; its time includes splitting x (the weights' slices are made once,
+ * in the warm-up product, and cached).
  * Prints µs, TFLOP/s and GB/s (weights + x + y bytes, once each) per shape, M and kernel, and checks every
  * result: 'old' against a float64 host product on a sample of rows, the others against 'old' (max |Δ| / max |y|).
  * Tensor cores may round operands to tf32 (10-bit mantissa): their error is printed as measured.
  *
  *   node dist/bench/gemm.bench.js [--m 2048 | --m 1,8,32,64] [--reps 20] [--weights f32|bf16]
- *        [--kernels old,tiled,sgmat,blocked] [--configs p128,p128x64,p64] [--sizes 130m,2.8b] [--shapes <substring>,…] [--json]
+ *        [--kernels old,tiled,sgmat,blocked,int8x1,int8x2,int8x3,int8x4] [--configs p128,p128x64,p64] [--sizes 130m,2.8b] [--shapes <substring>,…] [--json]
  *
  * `--sizes` picks the shape sets (default 130m: d_model 768; 2.8b: d_model 2560). The backend always runs its
  * 'tiled' (GPU) kernels here, on software adapters too (slowly: use a small --m and --shapes there).
  *
- * A kernel whose error exceeds `--tol` (default 1e-4 for f32 kernels, 1e-2 for sgmat) makes the exit status 1.
+ * A kernel whose error exceeds `--tol` (default 1e-4 for f32 kernels and int8x3/int8x4, 1e-2 for sgmat, 3e-2 for
+ * int8x1, 1e-3 for int8x2) makes the exit status 1.
  */
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
-import type { WebGpuGemm } from '../src/backend/webgpu/options.js';
+import { WEBGPU_GEMMS, type WebGpuGemm } from '../src/backend/webgpu/options.js';
 import { BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 
 function arg(name: string, dflt: string): string {
@@ -31,7 +36,11 @@ const Ms = arg('m', '2048').split(',').map(Number);
 if (Ms.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--m: positive integers, got ${arg('m', '')}`);
 const reps = Number(arg('reps', '20'));
 const weights = arg('weights', 'f32') as 'f32' | 'bf16';
-const wanted = arg('kernels', 'old,tiled,sgmat,blocked').split(',') as WebGpuGemm[];
+const wanted = arg('kernels', 'old,tiled,sgmat,blocked').split(',');
+for (const k of wanted) {
+  const [g, o] = k.split(':');
+  if (!(WEBGPU_GEMMS as readonly string[]).includes(g) || (o !== undefined && !(/^int8/.test(g) && /^t(64|128)$/.test(o)))) throw new Error(`--kernels: ${k} is not one of ${WEBGPU_GEMMS.join(', ')} (int8 kernels may add :t64 or :t128)`);
+}
 const configs = arg('configs', '').split(',').filter((c) => c);
 for (const c of configs) {
   const name = c.split('@')[0];
@@ -99,14 +108,22 @@ const be: WebGpuBackend = await createWebGpuBackend({ weights, kernels: 'tiled' 
 log(`backend ${be.name}, kernels ${be.kernels}, weights ${weights}, subgroups ≤ ${be.rt.subgroupMax} (fixed ${be.rt.subgroupFixed || 'no'})`);
 log(`subgroup-matrix configs: ${be.rt.matrixConfigs.length ? be.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') : 'none'}`);
 log(`subgroup-matrix GEMM: ${be.matrixGemm ? 'on' : 'off'} — ${be.matrixNote}`);
+log(`int8 GEMM: ${be.int8.note}`);
 const kernels: string[] = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
 if (!kernels.includes('old')) kernels.unshift('old');
 kernels.push(...configs.map((c) => `blocked:${c}`));
 
-/** set the backend up for one kernel entry: 'old' | 'tiled' | 'sgmat' | 'blocked' | 'blocked:<config>[@S]' */
+/** set the backend up for one kernel entry: 'old' | 'tiled' | 'sgmat' | 'blocked' | 'blocked:<config>[@S]' | 'int8x<S>[:t64|:t128]' */
 function choose(k: string): void {
   const [gemm, cfg] = k.split(':');
   be.gemm = gemm as WebGpuGemm;
+  be.int8.tileM = gemm.startsWith('int8') && cfg ? (Number(cfg.slice(1)) as 64 | 128) : undefined;
+  if (gemm.startsWith('int8')) {
+    be.gemmSmall = 'old';
+    be.blockedConfig = undefined;
+    be.blockedSplits = undefined;
+    return;
+  }
   // the blocked kernel also for ≤ 8 rows (the backend gives those to the decode matvec otherwise)
   be.gemmSmall = gemm === 'blocked' ? 'blocked' : 'old';
   be.gemmSmallMin = 1;
@@ -146,7 +163,7 @@ for (const M of Ms) {
         err = maxRelErr(got, ref!);
         against = 'old';
       }
-      const tol = tolArg ? Number(tolArg) : kernel === 'sgmat' ? 1e-2 : 1e-4;
+      const tol = tolArg ? Number(tolArg) : kernel === 'sgmat' ? 1e-2 : kernel.startsWith('int8x1') ? 3e-2 : kernel.startsWith('int8x2') ? 1e-3 : 1e-4;
       const ok = err <= tol;
       if (!ok) failed = true;
       // timing: reps products recorded into one submit (each output released at once: they reuse one block, as
@@ -169,7 +186,7 @@ for (const M of Ms) {
     w.dispose();
   }
 }
-if (json) console.log(JSON.stringify({ backend: be.name, weights, matrix: { on: !!be.matrixGemm, note: be.matrixNote, configs: be.rt.matrixConfigs }, results }, null, 1));
+if (json) console.log(JSON.stringify({ backend: be.name, weights, matrix: { on: !!be.matrixGemm, note: be.matrixNote, configs: be.rt.matrixConfigs }, int8: { mma: be.int8.mma, note: be.int8.note }, results }, null, 1));
 be.destroy();
 if (failed) {
   log('gemm.bench: a kernel disagreed with its reference (see FAIL above)');

@@ -6,7 +6,7 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows off,on] [--no-profile] [--json]
- *        [--gemm old|tiled|sgmat|blocked] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
+ *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
@@ -358,7 +358,7 @@ for (const weights of memoryOnly ? [] : formats) {
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
-  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}`);
+  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8.note}` : ''}`);
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;

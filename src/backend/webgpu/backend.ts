@@ -21,6 +21,8 @@ import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/co
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
 import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
+import { MATMUL_I8 } from './kernels/gemm_int8.js';
+import { Int8Gemm, int8Slices } from './int8.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_ROWS, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { CONV_OUT, CONV_STATE, CONV_STEP } from './kernels/causal_conv1d.js';
 import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATES, SCAN_STEP, SCAN_STEP_DT } from './kernels/selective_scan.js';
@@ -123,6 +125,8 @@ export class WebGpuBackend implements Backend {
    */
   matrixGemm: string | null = null;
   matrixNote = 'no subgroup-matrix feature';
+  /** the int8 GEMM (gemm 'int8x1'…'int8x4'): which product step runs (`int8.note`), its forced tiles, its weight slices */
+  readonly int8: Int8Gemm;
   /** chunked scan, chunked SSD (default; 'simple' kernels: the recurrence) and the recurrence; no quadratic SSD; own chunk lengths */
   readonly prefill: PrefillSupport;
 
@@ -187,6 +191,7 @@ export class WebGpuBackend implements Backend {
     this.attn = 'flash';
     this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
+    this.int8 = new Int8Gemm(this.rt, (spec, roles, params, grid, variant) => this.run(spec, roles, params, grid, variant), this.gpuCores);
     this.attnSplits = opts.attentionSplits;
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
@@ -597,6 +602,10 @@ export class WebGpuBackend implements Backend {
       const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
       const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
+      if (k.spec === MATMUL_I8) {
+        this.int8.record(roles, M, K, N, b.r0, nb, bias ? 1 : 0, k.variant);
+        continue;
+      }
       if (k.spec === MATMUL_SIMPLE) {
         this.run(MATMUL_SIMPLE, roles, params, this.threads(M * nb), k.variant);
         continue;
@@ -655,6 +664,8 @@ export class WebGpuBackend implements Backend {
   gemmKernel(M: number, nb: number, bf16: boolean, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
     const b = bf16 ? 'b' : '';
     if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
+    const S8 = int8Slices(this.gemm);
+    if (S8) return this.int8.kernel(M, nb, S8, K);
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
     const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (bf16 ? 8 : 4) === 0);
@@ -672,6 +683,14 @@ export class WebGpuBackend implements Backend {
     }
     const T = Math.ceil(M / 128) * Math.ceil(nb / 128) >= 132 ? 128 : 64;
     return { spec: MATMUL_TILED, variant: `${T}${b}`, tm: T, tn: T, name: `tiled ${T}×${T}` };
+  }
+
+  /**
+   * Turn the int8 GEMM's subgroup matrices on when the device has an i8→i32 configuration that matches the emulation
+   * on a check (see Int8Gemm.check); returns the reason when the emulation stays (also in `int8.note`).
+   */
+  enableInt8Gemm(): Promise<string | null> {
+    return this.int8.check(this);
   }
 
   /**

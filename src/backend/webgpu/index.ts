@@ -113,6 +113,9 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, subgroupMinSize, subgroupMatrixConfigs: matrixConfigs, kernels: software ? 'simple' : 'tiled', ...opts });
   // Dawn's instance must outlive the device: a collected GPU object takes the device down with it
   keepAlive.set(backend, gpu);
-  if (matrixConfigs.length > 0 && backend.kernels === 'tiled') await backend.enableMatrixGemm();
+  if (matrixConfigs.length > 0 && backend.kernels === 'tiled') {
+    await backend.enableMatrixGemm();
+    await backend.enableInt8Gemm();
+  }
   return backend;
 }

@@ -22,7 +22,7 @@ export class BufRef {
   /** a buffer of the matrix pool: holds weight matrices only */
   matrices = false;
   /** the pool whose blocks this buffer holds ('' for the runtime's own buffers) */
-  pool: 'constants' | 'activations' | 'matrices' | '' = '';
+  pool: 'constants' | 'activations' | 'matrices' | 'packed' | '' = '';
   constructor(public gpu: GPUBuffer, public size: number) {
     this.id = BufRef.next++;
   }
@@ -195,6 +195,11 @@ export class DeviceMemory {
   /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
   readonly matPool: Pool;
   /**
+   * int8 slices of the int8 GEMM (kernels/gemm_int8.ts: weights cached, activations per product), bound as
+   * array<u32>: a pool of its own, so that no f32 tensor shares their buffers
+   */
+  readonly packPool: Pool;
+  /**
    * Set by a capture (GpuRuntime.capture) while it runs: blocks released meanwhile wait here, since the graph
    * it builds may bind them; `endHold` then reserves or frees them.
    */
@@ -232,6 +237,7 @@ export class DeviceMemory {
     this.constPool = new Pool(this, 'constants');
     this.actPool = new Pool(this, 'activations');
     this.matPool = new Pool(this, 'matrices', true);
+    this.packPool = new Pool(this, 'packed');
   }
 
   newBuffer(bytes: number, label: string, usage: number = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST): BufRef {
@@ -262,7 +268,7 @@ export class DeviceMemory {
 
   /** see GpuRuntime.stats */
   stats(): MemoryStats {
-    const pools = [this.constPool, this.actPool, this.matPool];
+    const pools = [this.constPool, this.actPool, this.matPool, this.packPool];
     return {
       deviceBytes: this.acct.device,
       peakDeviceBytes: this.acct.peakDevice,

@@ -37,7 +37,11 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * before), 'tiled' (the shared tiled template: 128×128 tiles where the grid still fills the GPU, else 64×64),
    * 'sgmat' (cooperative matrices, where the device has an f32 subgroup-matrix configuration that passed the
    * check at creation; else 'tiled'), 'blocked' (kernels/gemm_blocked.ts: register-blocked 8×8 / 8×4 / 4×4 outputs
-   * per thread, double-buffered slices, 16-byte weight loads, split-K where the grid is small). Default 'sgmat'
+   * per thread, double-buffered slices, 16-byte weight loads, split-K where the grid is small), 'int8x1'…'int8x4'
+   * (kernels/gemm_int8.ts: the Ozaki split, S = 1…4 int8 slices per value on integer tensor cores where the device has an
+   * i8 subgroup-matrix configuration that passed its check at creation, else emulated with dot4I8Packed; S = 3 is
+   * float32-level, ~2⁻²¹ of the row maxima; the weights' slices are cached at first use: `backend.int8.forgetWeights()` after
+   * writing weights in place). Default 'sgmat'
    * (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
    */
   gemm?: WebGpuGemm;
@@ -107,7 +111,7 @@ export const WEBGPU_SSDS = ['fused', 'fused-v1', 'old'] as const;
 export type WebGpuSsd = (typeof WEBGPU_SSDS)[number];
 
 /** the prefill GEMM kernels (`gemm`) */
-export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat', 'blocked'] as const;
+export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat', 'blocked', 'int8x1', 'int8x2', 'int8x3', 'int8x4'] as const;
 export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
 /** the GEMM of 9–128 rows (`gemmSmall`) */
 export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;

@@ -115,6 +115,8 @@ export class GpuRuntime {
   readonly actPool: Pool;
   /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
   readonly matPool: Pool;
+  /** the int8 slices of the int8 GEMM only (bound as array<u32>) */
+  readonly packPool: Pool;
   /** a small zero buffer bound for absent optional roles */
   readonly dummy: Store;
 
@@ -162,6 +164,7 @@ export class GpuRuntime {
     this.constPool = this.mem.constPool;
     this.actPool = this.mem.actPool;
     this.matPool = this.mem.matPool;
+    this.packPool = this.mem.packPool;
     this.kernels = new PipelineCache(device);
     this.paramBuf = this.newBuffer(PARAM_SLOT * 1024, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     this.paramBG = this.makeParamBG();

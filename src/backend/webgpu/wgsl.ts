@@ -30,8 +30,8 @@ export interface KernelSpec {
   wgsl: (variant: string) => string;
   /**
    * WGSL element types of roles that are not `f32` (e.g. `vec4<f32>` for vectorized weight loads, `vec4<u32>`
-   * for packed bf16 weights), by variant. A typed role must be the only role bound to its buffer (weight
-   * matrices live in the matrix pool for that reason); its offset is still in 4-byte words.
+   * for packed bf16 weights), by variant. A typed role shares its buffer only with roles of the same type (weight
+   * matrices live in the matrix pool for that reason, int8 slices in the packed pool); its offset is still in 4-byte words.
    */
   types?: (variant: string) => Readonly<Record<string, string>>;
 }
@@ -57,12 +57,20 @@ export function generateWgsl(spec: KernelSpec, variant: string, map: number[], m
   const body = spec.wgsl(variant);
   const types = spec.types?.(variant) ?? {};
   if (/subgroup/.test(body)) lines.push('enable subgroups;');
-  if (/subgroup_matrix/.test(body)) lines.push('enable chromium_experimental_subgroup_matrix;');
+  if (/subgroup_matrix/.test(body)) {
+    lines.push('enable chromium_experimental_subgroup_matrix;');
+    // the matrix builtins want subgroup-uniform offsets, which Tint's (workgroup) uniformity analysis cannot prove
+    // of offsets from the subgroup index (li / subgroup size): the diagnostic that ORT's and llama.cpp's WebGPU
+    // kernels also turn off (an unknown rule name would only warn)
+    lines.push('diagnostic(off, chromium.subgroup_matrix_uniformity);');
+  }
   for (let j = 0; j < modes.length; j++) {
     const roles = spec.roles.filter((_r, i) => map[i] === j);
     const typed = roles.filter((r) => types[r]);
-    if (typed.length > 0 && (roles.length > 1 || modes[j] === 'w')) {
-      throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with ${roles.filter((r) => r !== typed[0]).join(', ') || 'a write'}; typed roles need a buffer of their own`);
+    // a typed role shares its buffer only with roles of its type (the int8 GEMM's two u32 slice roles)
+    const other = roles.find((r) => (types[r] ?? 'f32') !== (types[typed[0]] ?? 'f32'));
+    if (typed.length > 0 && other) {
+      throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with ${other} (${types[other] ?? 'f32'}); typed roles need a buffer of their own or of roles of their type`);
     }
     const elem = typed.length > 0 ? types[typed[0]] : 'f32';
     lines.push(`@group(0) @binding(${j}) var<storage, ${modes[j] === 'w' ? 'read_write' : 'read'}> b${j}: array<${elem}>;`);

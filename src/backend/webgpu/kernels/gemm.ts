@@ -130,7 +130,7 @@ export function sgMatmulVariant(cfg: SubgroupMatrixConfig, sg: number, tileM: 64
 }
 
 /** how the subgroups of a workgroup cover its tile: FR×FC fragments each, on a grid of (tile/M/FR) × (64/N/FC) */
-function sgLayout(cfg: { M: number; N: number }, nsg: number, tileM: number): { FR: number; FC: number; GR: number; GC: number } | null {
+export function sgLayout(cfg: { M: number; N: number }, nsg: number, tileM: number): { FR: number; FC: number; GR: number; GC: number } | null {
   const WM = tileM / cfg.M, WN = 64 / cfg.N;
   const F = (WM * WN) / nsg;
   if (!Number.isInteger(F) || F < 1) return null;
