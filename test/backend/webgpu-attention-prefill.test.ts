@@ -100,6 +100,18 @@ describe('webgpu flash prefill attention (tiled) vs the CPU reference (≤ 1e-4)
     }
     assert.equal(g.prefillAttentionKernel(64), prefillAttentionVariant(64, g.rt.maxWorkgroupStorage));
   });
+
+  withGpu("attention: 'flash-q32' runs the prefill kernel with 32-query tiles", async (g) => {
+    g.attentionKernels = 'flash-q32';
+    try {
+      assert.equal(g.prefillAttentionKernel(64), 'q32');
+      const { d, names } = await run(g, { b: 1, L: 33, Hq: 4, Hkv: 2, hd: 64, T: 0, past: [0] });
+      assert.ok(d <= 1e-4, `max |Δ| = ${d}`);
+      assert.ok(names.includes('attention_prefill'), names.join(', '));
+    } finally {
+      g.attentionKernels = 'flash';
+    }
+  });
 });
 
 describe('webgpu rope: the cos/sin table of the last positions is reused, and only for the same positions', () => {

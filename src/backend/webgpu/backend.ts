@@ -31,7 +31,7 @@ import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } 
 import { SSDF_CB, SSDF_OUT, SSDF_PASS, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
-import { ATTN_PREFILL, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
+import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
@@ -138,7 +138,8 @@ export class WebGpuBackend implements Backend {
   private attn: WebGpuAttention;
   /** the variant of the flash prefill kernel (kernels/attention_prefill.ts) for a head dim, or null: the training forward runs */
   prefillAttentionKernel(hd: number): string | null {
-    return this.kernels === 'tiled' && this.attn === 'flash' ? prefillAttentionVariant(hd, this.rt.maxWorkgroupStorage) : null;
+    if (this.kernels !== 'tiled' || (this.attn !== 'flash' && this.attn !== 'flash-q32')) return null;
+    return prefillAttentionVariant(hd, this.attn === 'flash-q32' ? Math.min(this.rt.maxWorkgroupStorage, prefillAttentionBytes('q32')) : this.rt.maxWorkgroupStorage);
   }
   private readonly gpuCores: number;
   private readonly attnSplits: number | undefined;
