@@ -7,14 +7,9 @@
 import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
 import type { WebGpuAttention } from '../src/backend/webgpu/options.js';
 import { cpu } from '../src/backend/cpu/index.js';
+import { attentionArgs, maxAbsDiff, randomArray, type AttentionDims } from '../test/helpers.js';
 
-export interface AttentionShape {
-  b: number;
-  L: number;
-  Hq: number;
-  Hkv: number;
-  hd: number;
-}
+export type AttentionShape = AttentionDims;
 
 export interface AttentionOpResult {
   shape: AttentionShape;
@@ -28,18 +23,6 @@ export interface AttentionOpResult {
   kernels: string[];
 }
 
-function uniform(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    out[i] = (s / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
 /** each mode on `g` for each shape (the CPU reference computed once a shape); restores g's attention kernels */
 export async function attentionOpCheck(g: WebGpuBackend, modes: readonly WebGpuAttention[], shapes: readonly AttentionShape[], reps: number, profile: boolean): Promise<AttentionOpResult[]> {
   const saved = g.attentionKernels;
@@ -47,24 +30,14 @@ export async function attentionOpCheck(g: WebGpuBackend, modes: readonly WebGpuA
   try {
     for (const sh of shapes) {
       const { b, L, Hq, Hkv, hd } = sh;
-      const q = uniform(b * L * Hq * hd, 1), k = uniform(b * L * Hkv * hd, 2), v = uniform(b * L * Hkv * hd, 3);
-      const args = (be: typeof cpu | WebGpuBackend) => ({
-        q: be.fromHost(q.slice(), [b, L, Hq, hd]),
-        k: be.fromHost(k.slice(), [b, L, Hkv, hd]),
-        v: be.fromHost(v.slice(), [b, L, Hkv, hd]),
-        cacheK: null,
-        cacheV: null,
-        pastLen: new Array<number>(b).fill(0),
-        scale: 1 / Math.sqrt(hd),
-      });
+      const q = randomArray(b * L * Hq * hd, 1), k = randomArray(b * L * Hkv * hd, 2), v = randomArray(b * L * Hkv * hd, 3);
+      const args = (be: typeof cpu | WebGpuBackend) => attentionArgs(be, sh, q, k, v, new Array<number>(b).fill(0));
       const want = cpu.attention(args(cpu)).dataSync();
       const ga = args(g);
       for (const mode of modes) {
         g.attentionKernels = mode;
         const got = await g.attention(ga).data();
-        let d = 0;
-        for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i] - want[i]));
-        if (Number.isNaN(got.reduce((a, x) => a + x, 0))) d = NaN;
+        const d = maxAbsDiff(got, want); // Infinity where got has a NaN
         await g.sync();
         let ms: number;
         let kernels: string[] = [];

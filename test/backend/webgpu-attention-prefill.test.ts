@@ -11,7 +11,7 @@ import type { AttentionArgs } from '../../src/backend/backend.js';
 import { cpu } from '../../src/backend/cpu/index.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionVariant } from '../../src/backend/webgpu/kernels/attention_prefill.js';
-import { maxAbsDiff, randomArray } from '../helpers.js';
+import { attentionArgs, maxAbsDiff, randomArray, type AttentionDims } from '../helpers.js';
 import { kernelsOf, webgpuOrReason } from './webgpu-context.js';
 
 const tiled = await webgpuOrReason({ kernels: 'tiled' });
@@ -22,12 +22,7 @@ after(() => {
 let seed = 5;
 const rnd = (n: number, amp = 1) => randomArray(n, seed++ * 7919, amp);
 
-interface Case {
-  b: number;
-  L: number;
-  Hq: number;
-  Hkv: number;
-  hd: number;
+interface Case extends AttentionDims {
   /** cache capacity (0: no cache) */
   T: number;
   past: number[];
@@ -40,15 +35,7 @@ async function run(g: WebGpuBackend, c: Case): Promise<{ d: number; names: strin
   const { b, L, Hq, Hkv, hd, T, past } = c;
   const q = rnd(b * L * Hq * hd, c.amp), k = rnd(b * L * Hkv * hd, c.amp), v = rnd(b * L * Hkv * hd);
   const ck = T ? rnd(b * T * Hkv * hd, c.amp) : null, cv = T ? rnd(b * T * Hkv * hd) : null;
-  const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => ({
-    q: be.fromHost(q.slice(), [b, L, Hq, hd]),
-    k: be.fromHost(k.slice(), [b, L, Hkv, hd]),
-    v: be.fromHost(v.slice(), [b, L, Hkv, hd]),
-    cacheK: ck && be.fromHost(ck.slice(), [b, T, Hkv, hd]),
-    cacheV: cv && be.fromHost(cv.slice(), [b, T, Hkv, hd]),
-    pastLen: past,
-    scale: 1 / Math.sqrt(hd),
-  });
+  const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => attentionArgs(be, c, q, k, v, past, ck, cv);
   const { result: got, names } = await kernelsOf(g, async () => g.attention(args(g)).data());
   const want = cpu.attention(args(cpu)).dataSync();
   return { d: maxAbsDiff(got, want), names };
