@@ -15,9 +15,9 @@
  * Tensor cores may round operands to tf32 (10-bit mantissa): their error is printed as measured.
  *
  *   node dist/bench/gemm.bench.js [--m 2048 | --m 1,8,32,64] [--reps 20] [--weights f32|bf16]
- *        [--kernels old,tiled,sgmat,blocked,int8x1,int8x2,int8x3,int8x4] [--configs p128,p128x64,p64] [--sizes 130m,2.8b] [--shapes <substring>,…] [--json]
+ *        [--kernels old,tiled,sgmat,blocked,int8x1,int8x2,int8x3,int8x4] [--configs p128,p128x64,p64] [--sizes 130m,llama,2.8b] [--shapes <substring>,…] [--json]
  *
- * `--sizes` picks the shape sets (default 130m: d_model 768; 2.8b: d_model 2560). The backend always runs its
+ * `--sizes` picks the shape sets (default 130m: d_model 768; llama: llama-130m's; 2.8b: d_model 2560). The backend always runs its
  * 'tiled' (GPU) kernels here, on software adapters too (slowly: use a small --m and --shapes there).
  *
  * A kernel whose error exceeds `--tol` (default 1e-4 for f32 kernels and int8x3/int8x4, 1e-2 for sgmat, 3e-2 for
@@ -61,6 +61,13 @@ const SHAPE_SETS: Record<string, [string, number, number][]> = {
     ['out_proj 1536→768', 1536, 768],
     ['mamba2 in_proj 768→3352', 768, 3352],
     ['lm_head 768→50280', 768, 50280],
+  ],
+  // llama-130m (d_model 768, 12 heads, SwiGLU 2048): the q/k/v/o projections, the MLP, and q/k/v fused
+  llama: [
+    ['llama q/k/v/o 768→768', 768, 768],
+    ['llama qkv fused 768→2304', 768, 2304],
+    ['llama gate/up 768→2048', 768, 2048],
+    ['llama down 2048→768', 2048, 768],
   ],
   '2.8b': [
     ['2.8b in_proj 2560→10240', 2560, 10240],

@@ -5,7 +5,7 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash,legacy] [--fewrows off,on] [--no-profile] [--json]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,legacy] [--fewrows off,on] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old]
  *
@@ -46,16 +46,20 @@
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
- * `--attention flash,legacy` runs each preset with each inference attention kernel set (WebGpuBackendOptions.attention:
- * flash prefill + flash-decoding, or the one-workgroup-per-row kernel before them) on the same device. Every run
+ * `--attention flash1,flash,legacy` runs each preset with each inference attention kernel set (WebGpuBackendOptions.attention:
+ * 'flash' the flash prefill kernel (kernels/attention_prefill.ts; 'flash-q32' with 32-query tiles) + flash-decoding, 'flash1' the training forward as the
+ * prefill kernel + flash-decoding, 'legacy' the one-workgroup-per-row kernel before them) on the same device. With
+ * several sets, the attention op alone at the prompt's shape of each attention preset (1 × prompt × heads × head dim)
+ * runs first with each set: output against the CPU reference (max |Δ| ≤ 1e-4, else CHECK FAILED) and GPU ms per call. Every run
  * checks its tokens on the device: the greedy decode (recorded steps replayed), the chained decode (tokens kept on
  * the GPU) from a copy of the same state, and the first 8 steps running the model code (no replay) must pick the same ids;
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
+import { attentionOpCheck, type AttentionShape } from './webgpu-attention-check.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
@@ -90,7 +94,8 @@ const memoryOnly = process.argv.includes('--memory');
 const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !memoryOnly) throw new Error('--null-device runs nothing: only with --memory');
 const layers = arg('layers', '');
-const attnModes = arg('attention', 'flash').split(',') as ('flash' | 'legacy')[];
+const attnModes = arg('attention', 'flash').split(',') as WebGpuAttention[];
+for (const m of attnModes) if (!(WEBGPU_ATTENTIONS as readonly string[]).includes(m)) throw new Error(`--attention: ${WEBGPU_ATTENTIONS.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
 const decodeModes = arg('decode', '').split(',').filter((m) => m);
 let failed = false;
 /** a check of the results on the device: reported, and the process ends with status 1 */
@@ -359,6 +364,17 @@ for (const weights of memoryOnly ? [] : formats) {
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
   log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8.note}` : ''}`);
+  const attnShapes: AttentionShape[] = presets.map((p) => PRESETS[p] as { hidden_size: number; num_attention_heads?: number; num_key_value_heads?: number }).filter((c) => c.num_attention_heads).map((c) => ({ b: 1, L: promptLen, Hq: c.num_attention_heads!, Hkv: c.num_key_value_heads ?? c.num_attention_heads!, hd: c.hidden_size / c.num_attention_heads! }));
+  if (attnModes.length > 1 && attnShapes.length > 0) {
+    const uniq = attnShapes.filter((s, i) => attnShapes.findIndex((t) => JSON.stringify(t) === JSON.stringify(s)) === i);
+    const ops = await attentionOpCheck(backend, attnModes, uniq, 10, doProfile);
+    for (const o of ops) {
+      const { b, L, Hq, Hkv, hd } = o.shape;
+      log(`attention op [${b}, ${L}, ${Hq}/${Hkv} heads, ${hd}] ${o.mode}${o.variant ? ` (${o.variant})` : ''}: ${o.gpu_ms.toFixed(3)} ms per call (${o.timestamps ? `GPU, ${o.kernels.join(' + ')}` : 'wall, queued'}); vs CPU max |Δ| ${o.max_abs_diff_vs_cpu.toExponential(2)}`);
+      check(o.max_abs_diff_vs_cpu <= 1e-4, `attention op ${o.mode} [${b}, ${L}, ${Hq}/${Hkv}, ${hd}] differs from the CPU reference by ${o.max_abs_diff_vs_cpu}`);
+    }
+    results.push({ attention_op: ops });
+  }
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
+import type { AttentionArgs, Backend } from '../src/backend/backend.js';
 
 /** repository root (tests run from dist/test/…) */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -50,4 +51,31 @@ export function randomArray(n: number, seed: number, scale = 1): Float32Array {
     out[i] = ((s / 4294967296) * 2 - 1) * scale;
   }
   return out;
+}
+
+/** an attention op's sizes: batch, query length, query heads, key/value heads, head dim */
+export interface AttentionDims {
+  b: number;
+  L: number;
+  Hq: number;
+  Hkv: number;
+  hd: number;
+}
+
+/**
+ * An attention op's arguments on `be` from host arrays (copied): q [b, L, Hq, hd], k/v [b, L, Hkv, hd], and a KV cache
+ * [b, T, Hkv, hd] when `ck`/`cv` are given (T = their length / (b·Hkv·hd)); scale 1/√hd.
+ */
+export function attentionArgs(be: Backend, dims: AttentionDims, q: Float32Array, k: Float32Array, v: Float32Array, pastLen: number[], ck: Float32Array | null = null, cv: Float32Array | null = null): AttentionArgs {
+  const { b, L, Hq, Hkv, hd } = dims;
+  const T = ck ? ck.length / (b * Hkv * hd) : 0;
+  return {
+    q: be.fromHost(q.slice(), [b, L, Hq, hd]),
+    k: be.fromHost(k.slice(), [b, L, Hkv, hd]),
+    v: be.fromHost(v.slice(), [b, L, Hkv, hd]),
+    cacheK: ck && be.fromHost(ck.slice(), [b, T, Hkv, hd]),
+    cacheV: cv && be.fromHost(cv.slice(), [b, T, Hkv, hd]),
+    pastLen,
+    scale: 1 / Math.sqrt(hd),
+  };
 }

@@ -12,7 +12,7 @@ import { cpu } from '../../src/backend/cpu/index.js';
 import { decodeSplits, type WebGpuBackend } from '../../src/backend/webgpu/backend.js';
 import { loadModel } from '../../src/index.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
-import { hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
+import { attentionArgs, hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
 
 const tiled = await webgpuOrReason({ kernels: 'tiled' });
@@ -39,15 +39,7 @@ async function checkAttention(g: WebGpuBackend, what: string, maxL = Infinity): 
   for (const [b, L, Hq, Hkv, hd, T, past] of CASES.filter((c) => c[1] <= maxL)) {
     const q = rnd(b * L * Hq * hd), k = rnd(b * L * Hkv * hd), v = rnd(b * L * Hkv * hd);
     const ck = T ? rnd(b * T * Hkv * hd) : null, cv = T ? rnd(b * T * Hkv * hd) : null;
-    const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => ({
-      q: be.fromHost(q.slice(), [b, L, Hq, hd]),
-      k: be.fromHost(k.slice(), [b, L, Hkv, hd]),
-      v: be.fromHost(v.slice(), [b, L, Hkv, hd]),
-      cacheK: ck && be.fromHost(ck.slice(), [b, T, Hkv, hd]),
-      cacheV: cv && be.fromHost(cv.slice(), [b, T, Hkv, hd]),
-      pastLen: past,
-      scale: 1 / Math.sqrt(hd),
-    });
+    const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => attentionArgs(be, { b, L, Hq, Hkv, hd }, q, k, v, past, ck, cv);
     const ag = args(g), ac = args(cpu);
     const got = await g.attention(ag).data(), want = cpu.attention(ac).dataSync();
     const d = maxAbsDiff(got, want);
@@ -75,7 +67,7 @@ describe('webgpu inference attention vs the CPU reference (≤ 1e-4)', () => {
     } finally {
       g.attentionKernels = 'flash';
     }
-    assert.throws(() => (g.attentionKernels = 'fast' as 'flash'), /'flash' or 'legacy'/);
+    assert.throws(() => (g.attentionKernels = 'fast' as 'flash'), /'flash', 'flash-q32', 'flash1', 'legacy'/);
   });
 
   it('decode splits: enough workgroups for the GPU, ≥ 128 keys a slice, at most 64', () => {

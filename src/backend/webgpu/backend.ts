@@ -33,12 +33,13 @@ import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } 
 import { SSDF_CB, SSDF_OUT, SSDF_OUT_V1, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
+import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
-export { WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
+export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -140,15 +141,20 @@ export class WebGpuBackend implements Backend {
   }
   private fusion: boolean;
   /** inference attention kernels (see WebGpuBackendOptions.attention); setting it makes recorded steps stale */
-  get attentionKernels(): 'flash' | 'legacy' {
+  get attentionKernels(): WebGpuAttention {
     return this.attn;
   }
-  set attentionKernels(k: 'flash' | 'legacy') {
-    if (k !== 'flash' && k !== 'legacy') throw new Error(`webgpu: attention kernels must be 'flash' or 'legacy', got ${JSON.stringify(k)}`);
+  set attentionKernels(k: WebGpuAttention) {
+    if (!(WEBGPU_ATTENTIONS as readonly string[]).includes(k)) throw new Error(`webgpu: attention kernels must be one of ${WEBGPU_ATTENTIONS.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(k)}`);
     if (k !== this.attn) this.epoch++;
     this.attn = k;
   }
-  private attn: 'flash' | 'legacy';
+  private attn: WebGpuAttention;
+  /** the variant of the flash prefill kernel (kernels/attention_prefill.ts) for a head dim, or null: the training forward runs */
+  prefillAttentionKernel(hd: number): string | null {
+    if (this.kernels !== 'tiled' || (this.attn !== 'flash' && this.attn !== 'flash-q32')) return null;
+    return prefillAttentionVariant(hd, this.attn === 'flash-q32' ? Math.min(this.rt.maxWorkgroupStorage, prefillAttentionBytes('q32')) : this.rt.maxWorkgroupStorage);
+  }
   private readonly gpuCores: number;
   private readonly attnSplits: number | undefined;
   /**
@@ -189,7 +195,7 @@ export class WebGpuBackend implements Backend {
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
-    this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as 'flash' | 'legacy' | undefined) ?? 'flash';
+    this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as WebGpuAttention | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
     this.int8 = new Int8Gemm(this.rt, (spec, roles, params, grid, variant) => this.run(spec, roles, params, grid, variant), this.gpuCores);
     this.attnSplits = opts.attentionSplits;
@@ -1064,10 +1070,23 @@ export class WebGpuBackend implements Backend {
     return y;
   }
 
+  /**
+   * The cos/sin table of the last positions asked for: a prefill rotates q and k of every layer at the same
+   * positions, and the table of 2,048 positions takes milliseconds of host time (24 of them per llama-130m prefill).
+   */
+  private ropeCached(positions: Int32Array, rotaryDim: number, theta: number): Float32Array {
+    const c = this.ropeMemo;
+    if (c && c.rotaryDim === rotaryDim && c.theta === theta && c.positions.length === positions.length && c.positions.every((p, i) => p === positions[i])) return c.table;
+    const table = ropeTable(positions, rotaryDim, theta, 1);
+    this.ropeMemo = { positions: positions.slice(), rotaryDim, theta, table };
+    return table;
+  }
+  private ropeMemo: { positions: Int32Array; rotaryDim: number; theta: number; table: Float32Array } | null = null;
+
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
     const y = this.out(x.shape, 'rope');
-    const table = this.rt.uploadData(ropeTable(positions, rotaryDim, theta, 1), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
+    const table = this.rt.uploadData(this.ropeCached(positions, rotaryDim, theta), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
     this.run(ROPE, [this.st(x), table, this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }
@@ -1090,7 +1109,12 @@ export class WebGpuBackend implements Backend {
       cap = T;
     }
     const q = this.st(a.q), out = this.st(y), scale = f2u(a.scale);
-    const flash = this.attn === 'flash';
+    const flash = this.attn !== 'legacy';
+    const pv = L > 1 ? this.prefillAttentionKernel(hd) : null;
+    if (pv) {
+      this.run(ATTN_PREFILL, [q, k, v, past, out], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / prefillAttentionRows(pv))), pv);
+      return y;
+    }
     if (flash && this.kernels === 'tiled' && L > 1) {
       // flash forward: 64 queries per workgroup, k/v tiles in workgroup memory (the training forward, no lse)
       this.run(ATTN_FWD, [q, k, v, out, out, past], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / 64)), attnVariant(hd));

@@ -22,12 +22,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   weights?: 'f32' | 'bf16';
   /**
-   * Inference attention: 'flash' (default: prefill with 'tiled' kernels runs the tiled flash forward, a tile of
-   * 64 queries per workgroup; decode splits the keys over several workgroups and combines their partials) or
-   * 'legacy' (one workgroup per query row over all its keys, the kernel before; for comparisons). Also settable
-   * later (`backend.attentionKernels`) or by the environment variable MAMBA_TS_WEBGPU_ATTENTION.
+   * Inference attention: 'flash' (default: prefill with 'tiled' kernels and head dims ≤ 64 runs the flash prefill of
+   * kernels/attention_prefill.ts — 64 queries (32 where the device has < 48 KiB of workgroup memory) × 64 keys a
+   * tile, 4 × 4 register blocks, tiles above the diagonal skipped — and larger head dims the training forward; decode
+   * splits the keys over several workgroups and combines their partials), 'flash-q32' (the same with 32-query tiles
+   * on any device; for comparisons), 'flash1' (the same, but every prefill through the training forward `ATTN_FWD`, the prefill
+   * kernel before; for comparisons) or 'legacy' (one workgroup per query row over all its keys, the kernel before
+   * those). Also settable later (`backend.attentionKernels`) or by the environment variable MAMBA_TS_WEBGPU_ATTENTION.
    */
-  attention?: 'flash' | 'legacy';
+  attention?: WebGpuAttention;
   /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */
   gpuCores?: number;
   /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests */
@@ -101,6 +104,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   decodeKernels?: string;
 }
+
+/** the inference attention kernel sets (`attention`) */
+export const WEBGPU_ATTENTIONS = ['flash', 'flash-q32', 'flash1', 'legacy'] as const;
+export type WebGpuAttention = (typeof WEBGPU_ATTENTIONS)[number];
 
 /** the Mamba-1 prefill scans (`scan`) */
 export const WEBGPU_SCANS = ['rescan', 'partials'] as const;
