@@ -31,7 +31,8 @@ export interface KernelSpec {
   /**
    * WGSL element types of roles that are not `f32` (e.g. `vec4<f32>` for vectorized weight loads, `vec4<u32>`
    * for packed bf16 weights), by variant. A typed role must be the only role bound to its buffer (weight
-   * matrices live in the matrix pool for that reason); its offset is still in 4-byte words.
+   * matrices live in the matrix pool for that reason), or share it with roles of the same type only (read-only); its
+   * offset is still in 4-byte words.
    */
   types?: (variant: string) => Readonly<Record<string, string>>;
 }
@@ -61,7 +62,8 @@ export function generateWgsl(spec: KernelSpec, variant: string, map: number[], m
   for (let j = 0; j < modes.length; j++) {
     const roles = spec.roles.filter((_r, i) => map[i] === j);
     const typed = roles.filter((r) => types[r]);
-    if (typed.length > 0 && (roles.length > 1 || modes[j] === 'w')) {
+    // roles of one type may share a read-only buffer (a matrix chunk holding two weights a kernel reads as vectors)
+    if (typed.length > 0 && (typed.length < roles.length || typed.some((r) => types[r] !== types[typed[0]]) || modes[j] === 'w')) {
       throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with ${roles.filter((r) => r !== typed[0]).join(', ') || 'a write'}; typed roles need a buffer of their own`);
     }
     const elem = typed.length > 0 ? types[typed[0]] : 'f32';
