@@ -144,6 +144,37 @@ describe('webgpu decodeKernels fused: fewer dispatches per decode step, same res
   });
 });
 
+describe('webgpu decodeKernels fused: argmax partials in the lm_head matvec', () => {
+  it('ties take the first index, NaN never wins, rows past a workgroup boundary; = argmax_part (v1)', async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    const [K, N] = [16, 45];
+    const x = Float32Array.from({ length: K }, (_, k) => 0.1 + 0.05 * k);
+    const w = Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.37) * 0.5);
+    // rows 13 and 30 equal and largest (the first must win); row 7 NaN; row 44 (the last, alone in its workgroup) −∞
+    for (let k = 0; k < K; k++) (w[13 * K + k] = 2), (w[30 * K + k] = 2), (w[44 * K + k] = -Infinity);
+    w[7 * K + 3] = NaN;
+    const W = g.fromHost(w, [N, K], { matrix: true });
+    const pick = async (k: string) => {
+      g.decodeKernels = k;
+      return kernelsOf(g, () => g.argmaxRows(g.linear(g.fromHost(x.slice(), [1, K]), W, null)));
+    };
+    try {
+      const v1 = await pick('v1'), fused = await pick('fused');
+      assert.deepEqual(Array.from(fused.result), [13]);
+      assert.deepEqual(Array.from(v1.result), [13]);
+      assert.deepEqual(fused.names.filter((n) => n !== 'copy'), ['matvec_x', 'argmax_final'], `fused ran ${fused.names.join(', ')}`);
+      // all rows −∞ or NaN: no index (−1), as argmax_part
+      const bad = Float32Array.from({ length: N * K }, (_, i) => (i % 3 ? -Infinity : NaN));
+      g.decodeKernels = 'fused';
+      const none = await g.argmaxRows(g.linear(g.fromHost(x.slice(), [1, K]), g.fromHost(bad, [N, K], { matrix: true }), null));
+      assert.deepEqual(Array.from(none), [-1]);
+    } finally {
+      g.decodeKernels = 'v1';
+    }
+  });
+});
+
 describe('webgpu decodeKernels fused: decode logits of the HF fixtures = v1', () => {
   for (const [name, which, B] of [['mamba-tiny', 'bf16', 1], ['mamba2-tiny', 'f32', 1]] as const) {
     it(`${name} (${which}, batch ${B}): fused decode logits within 1e-5 of v1, greedy ids equal`, async (t: TestContext) => {
