@@ -269,7 +269,7 @@ const EPILOGUES = {
     ai[r] = select(0xffffffffu, n0 + j, j < nb);
   }
   workgroupBarrier();
-  if (li == 0u) {
+  if (li == 0u && lin(wg, nwg) * RPW < nb) {
     var best = -3.4028234663852886e38;
     var idx = 0xffffffffu;
     for (var q = 0u; q < RPW; q++) {
