@@ -16,7 +16,7 @@
  * each on the same device, and the prefill logits of each are checked against those of the old kernels.
  *   node dist/bench/webgpu.bench.js --memory [--presets …] [--weights …] [--prompt 2048] [--layers n] [--json]
  * `--decode v1,v2` runs each preset with each set of batch-1 decode kernels (WebGpuBackendOptions.decodeKernels: 'v1'
- * the matvec and step kernels before, 'v2' the subgroup ones, 'v2-r{rows per subgroup}w{workgroup}{u|l}' its tunables)
+ * the matvec and step kernels before, 'fused' v1 in fewer dispatches, 'v2' the subgroup ones, 'v2-r{rows per subgroup}w{workgroup}{u|l}' its tunables)
  * on the same device; the first decode step's logits of every set are checked against the first set's (max |Δ| printed).
  * `--layers n` / `--vocab n` shrink the presets in either mode (smoke runs on SwiftShader); `--draws n` (default
  * 10,000): how many sampleRows draws the distribution check of the generate() rows makes.

@@ -173,7 +173,7 @@ export class WebGpuBackend implements Backend {
     return this.decodeK;
   }
   set decodeKernels(k: string) {
-    const cfg = k === 'v1' ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    const cfg = k === 'v1' || k === 'fused' ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeK) this.epoch++;
     this.decodeK = k;
     this.fx.sgv = cfg;
@@ -417,11 +417,22 @@ export class WebGpuBackend implements Backend {
   async argmaxRows(logits: Tensor): Promise<Int32Array> {
     const V = logits.shape[logits.shape.length - 1];
     const rows = logits.size / V;
-    const x = this.st(logits);
     const idx = this.out([rows], 'argmax');
-    const seg = 2048, nSeg = Math.ceil(V / seg);
-    const part = this.scratch(rows * nSeg * 2, 'argmax partials');
-    this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
+    // decodeKernels 'fused': the pending lm_head matvec writes per-workgroup argmax partials (no ARGMAX_PART)
+    const lm = this.fuse && this.decodeK === 'fused' ? this.fx.takeTail(logits.storage as Store, (p) => this.fx.extOk(p) && p.N === V) : null;
+    let part: Store;
+    let nSeg: number;
+    if (lm) {
+      this.fx.flush();
+      part = this.scratch(Math.ceil(V / 2) * 2, 'argmax partials');
+      nSeg = Math.ceil(V / this.fx.recLinear(lm, null, null, null, { kind: 'a', aux: part }));
+    } else {
+      const x = this.st(logits);
+      const seg = 2048;
+      nSeg = Math.ceil(V / seg);
+      part = this.scratch(rows * nSeg * 2, 'argmax partials');
+      this.run(ARGMAX_PART, [x, part], [rows, V, seg, nSeg], this.rt.grid(rows * nSeg));
+    }
     this.run(ARGMAX_FINAL, [part, this.st(idx)], [rows, nSeg], this.rt.grid(rows));
     this.done(part);
     const f = await this.read(idx);
@@ -961,18 +972,27 @@ export class WebGpuBackend implements Backend {
     if (!l) return null;
     this.fx.flush();
     const win = this.st(a.convState);
-    this.fx.recLinear(l, null, null, { state: win, c0: 0, width: D, K: Kc });
     const [cw, cb, xp] = [this.st(a.conv), this.opt(a.convBias), this.st(a.xProj)];
-    const xdbl = this.scratch(B * J, 'x_proj output');
     const convFlag = a.convBias ? 1 : 0;
+    const conv = { state: win, c0: 0, width: D, K: Kc };
+    // decodeKernels 'fused': x_proj's partial sums in in_proj's epilogue, added up by the scan (2 dispatches, not 3)
+    const fused = this.decodeK === 'fused' && this.fx.extOk(l) && xp.ref.matrices && xp.fmt === 'f32' && !xp.blocks;
+    const xdbl = this.scratch(fused ? Math.ceil(D / 2) * J : B * J, fused ? 'x_proj partials' : 'x_proj output');
+    let nP = 0;
     const sg = this.stepSubgroup();
-    this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
+    if (fused) {
+      nP = Math.ceil(D / this.fx.recLinear(l, null, null, conv, { kind: 'p', aux: xdbl, cw, cb: a.convBias ? cb : null, xp, J }));
+    } else {
+      this.fx.recLinear(l, null, null, conv);
+      this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
+    }
     const n = a.innerNorms;
     const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
     const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
-    if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
+    if (fused) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
+    else if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
     else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);
     return y;
@@ -981,7 +1001,7 @@ export class WebGpuBackend implements Backend {
   /** the subgroup size the step kernels of decodeKernels 'v2' are compiled for; 0: the 'v1' step kernels */
   private stepSubgroup(): number {
     const sg = this.rt.subgroupFixed;
-    return this.decodeK !== 'v1' && sg > 0 && sg <= 64 ? sg : 0;
+    return this.decodeK !== 'v1' && this.decodeK !== 'fused' && sg > 0 && sg <= 64 ? sg : 0;
   }
 
   /**

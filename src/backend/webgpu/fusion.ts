@@ -4,7 +4,7 @@
  */
 import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
 import { f2u } from './wgsl.js';
-import { MATVEC_V, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
+import { MATVEC_V, MATVEC_X, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
 import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
@@ -68,6 +68,19 @@ export interface ConvWindow {
   c0: number;
   width: number;
   K: number;
+}
+
+/**
+ * a further epilogue of a one-row matvec (decodeKernels 'fused', `MATVEC_X`): Mamba-1's x_proj partials ('p':
+ * needs the conv window at columns [0, width), conv weights and bias, x_proj [J, width]) or argmax partials ('a')
+ */
+export interface MatvecExt {
+  kind: 'p' | 'a';
+  aux: Store;
+  cw?: Store;
+  cb?: Store | null;
+  xp?: Store;
+  J?: number;
 }
 
 export class DecodeFusion {
@@ -209,11 +222,12 @@ export class DecodeFusion {
    * a decode matrix product (M ≤ maxRows), with its pending norm folded in and optionally the residual
    * (y2 = y + res) and a conv window: MATVEC_V for one row (or ≤ 8 without few-rows), FEWROWS for 2–64
    */
-  recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null): void {
+  recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null, ext: MatvecExt | null = null): number {
     const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
     const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
     const few = this.fewRows && l.M >= 2;
     if (l.M > this.maxRows) throw new Error(`webgpu: a decode matrix product of ${l.M} rows (at most ${this.maxRows})`);
+    if (ext) return this.recExt(l, res, y2, conv, ext);
     for (const b of blocks) {
       const nb = b.r1 - b.r0;
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
@@ -246,6 +260,28 @@ export class DecodeFusion {
         this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
       }
     }
+    return 0;
+  }
+
+  /** whether `recLinear` can take an epilogue (`MatvecExt`) for this product: one row, one block of weight rows */
+  extOk(l: PendingLinear): boolean {
+    return l.M === 1 && !l.w.blocks && !this.fewRows;
+  }
+
+  /** MATVEC_X: a one-row matvec with a further epilogue; returns its rows per workgroup (partials: ⌈N / RPW⌉) */
+  private recExt(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null, ext: MatvecExt): number {
+    if (!this.extOk(l)) throw new Error(`webgpu: matvec epilogue '${ext.kind}' needs one row and one weight block (got ${l.M} rows)`);
+    if (ext.kind === 'p' && (!conv || conv.c0 !== 0 || !ext.cw || !ext.xp || !ext.J)) throw new Error(`webgpu: the x_proj epilogue needs the conv window at column 0, conv weights, x_proj and J`);
+    const n = l.norm, w = l.w;
+    const fmt: MatvecFormat = w.fmt === 'bf16' ? 'b' : this.vecOk(w, l.K) && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
+    const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0) | (ext.cb ? 32 : 0);
+    const d = this.rt.dummy;
+    const roles = [n ? n.x : l.x, w, l.bias ?? d, n ? n.w : d, n?.z ?? d, res ?? d, conv?.state ?? d, l.y, y2 ?? d, ext.cw ?? d, ext.cb ?? d, ext.xp ?? d, ext.aux];
+    const params = [l.M, l.K, l.N, 0, l.N, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0, ext.J ?? 0];
+    const v = matvecVariant(l.M, l.K, fmt, l.N, this.kernels === 'tiled' ? 256 : 0, this.rt.maxWorkgroupStorage);
+    const rpw = matvecParse(v).rpw;
+    this.rec(MATVEC_X, roles, params, this.rt.grid(Math.ceil(l.N / rpw)), `${v}:${ext.kind}`);
+    return rpw;
   }
 
   /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */

@@ -68,14 +68,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 };
 
 /**
+ * Variant 'p' (decodeKernels 'fused', one row): xdbl holds nP partial x_proj rows [nP, J] (`MATVEC_X` ':p'), added
+ * up here in a fixed order (the same in every workgroup: deterministic).
+ */
+const XDBL_PARTIALS = /* wgsl */ `
+  let nP = pu(PK + 7u);
+  var L = 256u;
+  while (L > 1u && L * J > 256u) { L >>= 1u; }
+  for (var j0 = 0u; j0 < J; j0 += 256u / L) {
+    let jj = j0 + li / L; let sl = li % L;
+    var a0 = 0.0; var a1 = 0.0;
+    if (jj < J) {
+      var p = sl;
+      for (; p + L < nP; p += 2u * L) {
+        a0 += $xdbl[o_xdbl + p * J + jj];
+        a1 += $xdbl[o_xdbl + (p + L) * J + jj];
+      }
+      if (p < nP) { a0 += $xdbl[o_xdbl + p * J + jj]; }
+    }
+    red[li] = a0 + a1;
+    workgroupBarrier();
+    for (var st = L / 2u; st > 0u; st >>= 1u) {
+      if (sl < st) { red[li] += red[li + st]; }
+      workgroupBarrier();
+    }
+    if (sl == 0u && jj < J) { xv[jj] = red[li]; }
+    workgroupBarrier();
+  }`;
+
+/**
  * flags: 1 conv bias, 2 Δ'/B/C norms, 4 Δ' norm weight, 8 B norm weight, 16 C norm weight.
- * params: Bn, Dm, N, R, Kc, flags, eps
+ * params: Bn, Dm, N, R, Kc, flags, eps (, nP: variant 'p')
  */
 export const MAMBA1_SCAN: KernelSpec = {
   name: 'mamba1_scan',
   roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y'],
   writes: ['state', 'y'],
-  wgsl: () => /* wgsl */ `
+  wgsl: (v) => /* wgsl */ `
 ${CONV}
 const CW: u32 = 16u;
 const TPC: u32 = 16u;
@@ -94,8 +123,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
   if (b >= Bn) { return; }
   let J = R + 2u * N;
-  for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
-  workgroupBarrier();
+  ${v === 'p' ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
+  workgroupBarrier();`}
   if ((flags & 2u) != 0u) {
     if (li < 3u) {
       var o = 0u; var n = R;

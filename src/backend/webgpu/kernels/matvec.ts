@@ -118,10 +118,14 @@ export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: num
   return `${mm}${fmt}${rpw}${staged}`;
 }
 
-/** the parts of a variant string */
-export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number } {
-  const [head, xs] = v.split('s');
-  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0 };
+/**
+ * the parts of a variant string; `ext` (after ':', MATVEC_X only): 'p' the x_proj partials epilogue, 'a' the
+ * argmax partials epilogue
+ */
+export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a' } {
+  const [core, ext] = v.split(':');
+  const [head, xs] = core.split('s');
+  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a' };
 }
 
 export const MATVEC_V: KernelSpec = {
@@ -129,8 +133,34 @@ export const MATVEC_V: KernelSpec = {
   roles: DECODE_ROLES,
   writes: ['y', 'y2', 'cst'],
   types: (v) => weightTypes(matvecParse(v).fmt),
-  wgsl: (v) => {
-    const { mm, fmt, rpw, xs4 } = matvecParse(v);
+  wgsl: (v) => matvecWgsl(v),
+};
+
+/**
+ * MATVEC_V with one more epilogue (decodeKernels 'fused', one row, one block of weight rows, workgroup g writing
+ * partials at g), so that the next dispatch finds reduced work:
+ * - ':p' (Mamba-1 in_proj with the conv window, cs0 = 0): each workgroup computes u = silu(conv + bias) of its
+ *   x channels from the updated window and its share of x_proj, aux[g · J + i] = Σ_{c of g} xp[i, c] · u[c], i < J
+ *   (`MAMBA1_SCAN` variant 'p' adds the partials up: x_proj costs no dispatch of its own);
+ * - ':a' (lm_head): each workgroup's largest output and its index (the first on ties, NaN never), as
+ *   `ARGMAX_PART`'s pairs aux[2g], aux[2g + 1], for `ARGMAX_FINAL` over ⌈N / RPW⌉ segments.
+ * flags: MATVEC_V's and 32 conv bias. params: MATVEC_V's, then J. xp is read as words of w's vector type (it may
+ * share w's matrix buffer).
+ */
+export const MATVEC_X: KernelSpec = {
+  name: 'matvec_x',
+  roles: [...DECODE_ROLES, 'cw', 'cb', 'xp', 'aux'],
+  writes: ['y', 'y2', 'cst', 'aux'],
+  types: (v) => {
+    const { fmt, ext } = matvecParse(v);
+    const t = weightTypes(fmt);
+    return ext === 'p' && t.w ? { ...t, xp: t.w } : t;
+  },
+  wgsl: (v) => matvecWgsl(v),
+};
+
+function matvecWgsl(v: string): string {
+    const { mm, fmt, rpw, xs4, ext } = matvecParse(v);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
     const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
     const scalar = /* wgsl */ `
@@ -173,6 +203,10 @@ const TPR: u32 = ${256 / rpw}u;
 var<workgroup> red: array<f32, ${256 * mm}>;
 var<workgroup> rsv: array<f32, 64>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
+${ext === 'p' ? `var<workgroup> su: array<f32, ${rpw}>;
+fn xpw(i: u32) -> f32 { return ${fmt === 'x' ? '$xp[i]' : fmt === 'f' ? '$xp[i / 4u][i % 4u]' : 'bitcast<f32>($xp[i / 4u][i % 4u])'}; }` : ''}
+${ext === 'a' ? `var<workgroup> av: array<f32, ${rpw}>;
+var<workgroup> ai: array<u32, ${rpw}>;` : ''}
 ${DECODE_FNS}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -198,7 +232,51 @@ ${DECODE_PARAMS}
     var b = 0.0;
     if (hasB) { b = $bias[o_bias + j]; }
     for (var m = 0u; m < M; m++) { put(m, n0 + j, red[m * 256u + li] + b, N, hasR, conv, cs0, cw, Kc); }
-  }
+  }${ext ? EPILOGUES[ext] : ''}
 }`;
-  },
-};
+}
+
+/** the epilogues of MATVEC_X (one row: M = 1, n0 = 0), after the outputs are written */
+const EPILOGUES = {
+  p: /* wgsl */ `
+  let J = pu(PK + 11u); let g = lin(wg, nwg);
+  if (lane == 0u) {
+    var u = 0.0;
+    if (j < nb && j < cw) {
+      var v = 0.0;
+      if ((flags & 32u) != 0u) { v = $cb[o_cb + j]; }
+      for (var t = 0u; t < Kc; t++) { v = fma($cw[o_cw + j * Kc + t], $cst[o_cst + j * Kc + t], v); }
+      u = silu(v);
+    }
+    su[r] = u;
+  }
+  workgroupBarrier();
+  if (g * RPW < cw) {
+    for (var i = li; i < J; i += 256u) {
+      var s = 0.0;
+      for (var q = 0u; q < RPW; q++) {
+        let c = g * RPW + q;
+        if (c < cw && c < nb) { s = fma(xpw(o_xp + i * cw + c), su[q], s); }
+      }
+      $aux[o_aux + g * J + i] = s;
+    }
+  }`,
+  a: /* wgsl */ `
+  if (lane == 0u) {
+    var v = 0.0;
+    if (j < nb) { v = red[li]; if (hasB) { v += $bias[o_bias + j]; } }
+    av[r] = v;
+    ai[r] = select(0xffffffffu, n0 + j, j < nb);
+  }
+  workgroupBarrier();
+  if (li == 0u && lin(wg, nwg) * RPW < nb) {
+    var best = -3.4028234663852886e38;
+    var idx = 0xffffffffu;
+    for (var q = 0u; q < RPW; q++) {
+      if (ai[q] != 0xffffffffu && (av[q] > best || (idx == 0xffffffffu && av[q] == best))) { best = av[q]; idx = ai[q]; }
+    }
+    let g = lin(wg, nwg);
+    $aux[o_aux + g * 2u] = best;
+    $aux[o_aux + g * 2u + 1u] = select(-1.0, f32(idx), idx != 0xffffffffu);
+  }`,
+} as const;
