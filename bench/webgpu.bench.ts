@@ -5,7 +5,7 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,legacy] [--fewrows off,on] [--no-profile] [--json]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old]
  *
@@ -47,7 +47,7 @@
  * returning); the rest of the wall time is the GPU and the read-back.
  *
  * `--attention flash1,flash,legacy` runs each preset with each inference attention kernel set (WebGpuBackendOptions.attention:
- * 'flash' the flash prefill kernel (kernels/attention_prefill.ts; 'flash-q32' with 32-query tiles) + flash-decoding, 'flash1' the training forward as the
+ * 'flash' the flash prefill kernel (kernels/attention_prefill.ts, 32-query tiles; 'flash-q64' with 64-query tiles) + flash-decoding, 'flash1' the training forward as the
  * prefill kernel + flash-decoding, 'legacy' the one-workgroup-per-row kernel before them) on the same device. With
  * several sets, the attention op alone at the prompt's shape of each attention preset (1 × prompt × heads × head dim)
  * runs first with each set: output against the CPU reference (max |Δ| ≤ 1e-4, else CHECK FAILED) and GPU ms per call. Every run

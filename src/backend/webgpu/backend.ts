@@ -152,8 +152,9 @@ export class WebGpuBackend implements Backend {
   private attn: WebGpuAttention;
   /** the variant of the flash prefill kernel (kernels/attention_prefill.ts) for a head dim, or null: the training forward runs */
   prefillAttentionKernel(hd: number): string | null {
-    if (this.kernels !== 'tiled' || (this.attn !== 'flash' && this.attn !== 'flash-q32')) return null;
-    return prefillAttentionVariant(hd, this.attn === 'flash-q32' ? Math.min(this.rt.maxWorkgroupStorage, prefillAttentionBytes('q32')) : this.rt.maxWorkgroupStorage);
+    if (this.kernels !== 'tiled' || (this.attn !== 'flash' && this.attn !== 'flash-q32' && this.attn !== 'flash-q64')) return null;
+    // 64-query tiles only when asked for: that variant has not run on any device yet (SwiftShader has 32 KiB)
+    return prefillAttentionVariant(hd, this.attn === 'flash-q64' ? this.rt.maxWorkgroupStorage : Math.min(this.rt.maxWorkgroupStorage, prefillAttentionBytes('q32')));
   }
   private readonly gpuCores: number;
   private readonly attnSplits: number | undefined;

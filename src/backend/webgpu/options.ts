@@ -23,10 +23,10 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   weights?: 'f32' | 'bf16';
   /**
    * Inference attention: 'flash' (default: prefill with 'tiled' kernels and head dims ≤ 64 runs the flash prefill of
-   * kernels/attention_prefill.ts — 64 queries (32 where the device has < 48 KiB of workgroup memory) × 64 keys a
-   * tile, 4 × 4 register blocks, tiles above the diagonal skipped — and larger head dims the training forward; decode
-   * splits the keys over several workgroups and combines their partials), 'flash-q32' (the same with 32-query tiles
-   * on any device; for comparisons), 'flash1' (the same, but every prefill through the training forward `ATTN_FWD`, the prefill
+   * kernels/attention_prefill.ts — 32 queries × 64 keys a tile, 4 × 4 register blocks, tiles above the diagonal
+   * skipped — and larger head dims the training forward; decode splits the keys over several workgroups and combines
+   * their partials), 'flash-q32' (the same), 'flash-q64' (64-query tiles where the device has 48 KiB of workgroup
+   * memory; opt-in until it has been checked on a GPU), 'flash1' (the same, but every prefill through the training forward `ATTN_FWD`, the prefill
    * kernel before; for comparisons) or 'legacy' (one workgroup per query row over all its keys, the kernel before
    * those). Also settable later (`backend.attentionKernels`) or by the environment variable MAMBA_TS_WEBGPU_ATTENTION.
    */
@@ -108,7 +108,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
 }
 
 /** the inference attention kernel sets (`attention`) */
-export const WEBGPU_ATTENTIONS = ['flash', 'flash-q32', 'flash1', 'legacy'] as const;
+export const WEBGPU_ATTENTIONS = ['flash', 'flash-q32', 'flash-q64', 'flash1', 'legacy'] as const;
 export type WebGpuAttention = (typeof WEBGPU_ATTENTIONS)[number];
 
 /** the Mamba-1 prefill scans (`scan`) */
