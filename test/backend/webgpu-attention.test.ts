@@ -67,7 +67,7 @@ describe('webgpu inference attention vs the CPU reference (≤ 1e-4)', () => {
     } finally {
       g.attentionKernels = 'flash';
     }
-    assert.throws(() => (g.attentionKernels = 'fast' as 'flash'), /'flash', 'flash-q32', 'flash1', 'legacy'/);
+    assert.throws(() => (g.attentionKernels = 'fast' as 'flash'), /'flash', 'flash-q32', 'flash-q64', 'flash1', 'legacy'/);
   });
 
   it('decode splits: enough workgroups for the GPU, ≥ 128 keys a slice, at most 64', () => {
