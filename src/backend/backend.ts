@@ -288,6 +288,11 @@ export interface Backend {
    */
   argmaxRows?(logits: Tensor): Promise<Int32Array>;
   /**
+   * Optional (wasm): `argmaxRows` of x·Wᵀ in one op, the logits never leaving the backend (greedy decode's LM
+   * head). null when it does not handle W (the caller then runs linear + argmaxRows).
+   */
+  linearArgmax?(x: Tensor, w: Tensor): Int32Array | null;
+  /**
    * Optional (wasm): a Mamba-1 mixer's decode step between in_proj and out_proj in one call — conv step, x_proj,
    * (Δ/B/C norms), dt_proj, scan step, gate — with the same result as that op sequence; y [b, 1, D]. Returns null
    * when it does not handle these arguments (the mixer then runs the op sequence).
