@@ -1,0 +1,124 @@
+/**
+ * Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
+ * src/generate/sampling.ts (first index on ties, NaN and −∞ never picked, −1 for a row without a finite or +∞
+ * value, ±0 equal) on rows of every length around the SIMD widths; `linearArgmax` (the LM head and the argmax in one
+ * op) equal to the argmax of `linear`'s rows for every weight format; and `advanceArgmax` on wasm models picking the
+ * tokens that `advance` + argmax picks.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { argmax } from '../../src/generate/sampling.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, loadReference } from '../helpers.js';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** the JS oracle, −1 where it throws (no finite or +∞ value) */
+function oracle(row: Float32Array): number {
+  try {
+    return argmax(row);
+  } catch {
+    return -1;
+  }
+}
+
+describe('wasm argmaxRows', () => {
+  const be = new WasmBackend({ threads: 2 });
+  it('equals argmax of sampling.ts on rows with ties, NaN, ±∞ and ±0, every length around the SIMD widths', async () => {
+    const r = rng(7);
+    let checked = 0, special = 0;
+    for (const V of [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000, 50280]) {
+      for (let kind = 0; kind < 9; kind++) {
+        const M = 3;
+        const x = new Float32Array(M * V);
+        for (let i = 0; i < x.length; i++) x[i] = Math.round((r() * 2 - 1) * 8) / 4; // few values: ties
+        for (let m = 0; m < M; m++) {
+          const row = x.subarray(m * V, (m + 1) * V);
+          const at = () => Math.floor(r() * V);
+          if (kind === 1) for (let k = 0; k < 3; k++) row[at()] = NaN;
+          if (kind === 2) row.fill(NaN);
+          if (kind === 3) row.fill(-Infinity);
+          if (kind === 4) { row.fill(-Infinity); row[at()] = NaN; }
+          if (kind === 5) { row[at()] = Infinity; row[at()] = Infinity; row[at()] = NaN; }
+          if (kind === 6) { row.fill(-1); row[at()] = -0; row[at()] = 0; row[at()] = -0; }
+          if (kind === 7) { row.fill(NaN); row[V - 1] = -5; }
+          if (kind === 8) { row.fill(3); row[0] = NaN; }
+        }
+        const got = await be.argmaxRows(new Tensor(be, x, [M, V]));
+        for (let m = 0; m < M; m++) {
+          const want = oracle(x.subarray(m * V, (m + 1) * V));
+          assert.equal(got[m], want, `V ${V}, case ${kind}, row ${m}`);
+          checked++;
+          if (want < 0 || kind > 0) special++;
+        }
+      }
+    }
+    assert.ok(checked === 17 * 9 * 3 && special > 100);
+  });
+
+  it('reads a wasm-resident tensor in place (a zeros() tensor filled by hand) and copies in one on the JS heap', async () => {
+    const t = be.zeros([2, 40]);
+    const d = t.storage as Float32Array;
+    d[17] = 5;
+    d[40 + 39] = 1;
+    assert.deepEqual(Array.from(await be.argmaxRows(t)), [17, 79 - 40]);
+    t.dispose();
+  });
+});
+
+describe('wasm linearArgmax (LM head + argmax in one op)', () => {
+  for (const weights of ['f32', 'bf16', 'f16', 'q8', 'q4'] as const) {
+    it(`${weights} weights: the argmax of linear's rows, for 1 and 3 rows, without a logits copy`, async () => {
+      const be = new WasmBackend({ threads: 2, weights });
+      const r = rng(11);
+      const N = 1003, K = 256;
+      const w = be.fromHost(Float32Array.from({ length: N * K }, () => r() * 2 - 1), [N, K], { matrix: true });
+      for (const M of [1, 3]) {
+        const x = new Tensor(be, Float32Array.from({ length: M * K }, () => r() * 2 - 1), [M, K]);
+        const logits = be.linear(x, w, null);
+        const want = Array.from({ length: M }, (_, m) => argmax((logits.storage as Float32Array).subarray(m * N, (m + 1) * N)));
+        const got = be.linearArgmax(x, w);
+        assert.ok(got);
+        assert.deepEqual(Array.from(got), want, `${M} row(s)`);
+      }
+      assert.throws(() => be.linearArgmax(new Tensor(be, new Float32Array(100), [1, 100]), w), /linearArgmax: x of shape \[1, 100\] for a 1003×256 matrix/);
+      // not a wasm matrix (a plain activation): not handled, the caller runs linear + argmaxRows
+      assert.equal(be.linearArgmax(new Tensor(be, new Float32Array(K), [1, K]), new Tensor(be, new Float32Array(4 * K), [4, K])), null);
+    });
+  }
+});
+
+describe('wasm advanceArgmax: the same greedy tokens as advance + argmax', () => {
+  for (const [name, weights] of [['mamba-tiny', 'q8'], ['mamba2-tiny', 'f32'], ['llama-tiny', 'q8'], ['bamba-variant', 'bf16']] as const) {
+    it(`${name}, ${weights}, 2 threads`, async () => {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+      const lm = model.lm;
+      const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+      const a = lm.createState(1), b = lm.createState(1);
+      let l = await lm.advance([ids.slice(0, 5)], a);
+      await lm.advance([ids.slice(0, 5)], b);
+      let tb = argmax(l.data);
+      let ta = tb;
+      for (let s = 0; s < 8; s++) {
+        l = await lm.advance([[ta]], a);
+        ta = argmax(l.data);
+        const p = await lm.advanceArgmax!([[tb]], b);
+        assert.ok(p, 'advanceArgmax ran');
+        tb = p[0];
+        assert.equal(tb, ta, `step ${s}`);
+      }
+      assert.deepEqual(a.seqLen, b.seqLen);
+    });
+  }
+});
