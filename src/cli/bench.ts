@@ -152,6 +152,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   }
   const prefillMs: number[] = [];
   const decodeMs: number[] = [];
+  const decodeCpuMs: number[] = []; // CPU time of the process (all threads) per decode run
   for (let r = 0; r < reps; r++) {
     const p = startProgress(io.stderr, `rep ${r + 1}/${reps}: prefill ${promptLen}`);
     const s = lm.createState(1);
@@ -161,8 +162,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     p.done();
     const d = startProgress(io.stderr, `rep ${r + 1}/${reps}: decode ${gen}`);
     t = performance.now();
+    const c0 = process.cpuUsage();
     await decode(l, s, gen);
     decodeMs.push(performance.now() - t);
+    const cu = process.cpuUsage(c0);
+    decodeCpuMs.push((cu.user + cu.system) / 1000);
     d.done();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
@@ -191,6 +195,8 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     build_ms: buildMs,
     prompt: promptLen, gen, reps,
     decode_step: fusedPick ? 'advanceArgmax' : 'advance',
+    /** CPU time of all threads per decode token (median of the runs): spinning workers count, a descheduled thread does not */
+    decode_cpu_ms_per_token: median(decodeCpuMs) / gen,
     prefill_tok_s: promptLen / (median(prefillMs) / 1000),
     decode_tok_s: gen / (median(decodeMs) / 1000),
     prefill_ms: prefillMs, decode_ms: decodeMs,
@@ -207,6 +213,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : 'logits read, argmax in JS'})`],
+    ['decode CPU time', `${result.decode_cpu_ms_per_token.toFixed(2)} ms per token (all threads, median of the runs)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
     ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],
     ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],
