@@ -23,7 +23,9 @@
  * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1); argmax = each step through
  * `advanceArgmax` (the LM head and the argmax in one wasm op: no logits copied out, no argmax in JavaScript; what
  * `generate`'s greedy path and `mamba-ts bench` use) instead of `advance` + argmax in JS; prompt:N = this variant's
- * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc).
+ * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
+ * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
+ * `linearMany`, WasmBackendOptions.fuseProducts = false).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -43,7 +45,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
     'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
-    'prefill; needs node --expose-gc). Archs: mamba, mamba2, hybrid, llama.\n',
+    'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany).\n' +
+    'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
 }
@@ -75,6 +78,7 @@ interface Variant { argmax: boolean; prompt: number; gc: boolean }
 function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
   be.runtime.governor.enabled = false;
+  be.fuseProducts = true;
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -87,11 +91,12 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part.startsWith('prefetch:')) be.stepPrefetch = num(part, 9, 0);
     else if (part === 'adaptive') be.runtime.governor.enabled = true;
     else if (part === 'argmax') out.argmax = true;
+    else if (part === 'separate') be.fuseProducts = false;
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, prompt:N, gc)`);
   }
   return out;
 }

@@ -48,6 +48,11 @@ export interface WasmBackendOptions {
    * loaded (platform.ts: `runtime.fused`); without fused multiply-adds it was no faster than the tiles, which run then.
    */
   gemm?: WasmGemm;
+  /**
+   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
+   * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
+   */
+  fuseProducts?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -101,6 +106,8 @@ export class WasmBackend extends CpuBackend {
   stepPrefetch: number;
   /** see WasmBackendOptions.gemm (may be changed between calls: benchmarks compare the two) */
   gemm: WasmGemm;
+  /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
+  fuseProducts: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -119,6 +126,7 @@ export class WasmBackend extends CpuBackend {
     }
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
+    this.fuseProducts = opts.fuseProducts ?? true;
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -327,6 +335,40 @@ export class WasmBackend extends CpuBackend {
     if (!m) return super.linear(x, w, bias);
     const M = x.shape[0];
     return this.op((c) => c.result(this.product(c, x, m, bias), [M, m.rows]));
+  }
+
+  /**
+   * Several products of one x in one call (decode: a layer's q/k/v, an MLP's gate/up): their rows are one range that
+   * the threads split, one hand-off instead of one per product (and x quantized once for q8). The same bits as
+   * separate `linear` calls. null (not handled) for prefill-sized x (the GEMM kernels run those), mixed formats,
+   * q4 weights, or row counts that are not multiples of 4.
+   */
+  linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null {
+    const ms = ws.map(([w]) => this.matrices.get(w.storage as object));
+    const [M, K] = x.shape;
+    const f = ms[0]?.format;
+    if (!this.fuseProducts || ws.length < 2 || ws.length > 3 || !f || f === 'q4' || ms.some((m) => !m || m.format !== f || m.rows % 4 !== 0 || m.cols !== K)) return null;
+    if (M >= (f === 'f32' || f === 'q8' ? BLOCKED_MIN_ROWS : PANEL_MIN_ROWS)) return null;
+    const mats = ms as Matrix[];
+    const total = mats.reduce((n, m) => n + m.rows, 0);
+    return this.op((c) => {
+      const xo = c.in(x);
+      const ys = mats.map((m) => c.out(M * m.rows));
+      const slot = (i: number): number[] => {
+        const m = mats[i];
+        if (!m) return f === 'q8' ? [0, 0, 0, 0, 0] : [0, 0, 0, 0];
+        return f === 'q8' ? [m.off, m.scales, c.in(ws[i][1]), ys[i], m.rows] : [m.off, c.in(ws[i][1]), ys[i], m.rows];
+      };
+      const slots = [0, 1, 2].flatMap(slot);
+      if (f === 'q8') {
+        const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
+        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+        this.runtime.run('linear_q8_multi', [xq, xs, M, K, ...slots], total, 4, M * K * total);
+      } else {
+        this.runtime.run('linear_multi', [f === 'f32' ? 0 : f === 'bf16' ? 1 : 2, xo, M, K, ...slots], total, 4, M * K * total);
+      }
+      return mats.map((m, i) => c.result(ys[i], [M, m.rows]));
+    });
   }
 
   /**

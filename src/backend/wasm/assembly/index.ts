@@ -19,3 +19,4 @@ export * from './conv_train';
 export * from './transpose';
 export * from './attention';
 export * from './argmax';
+export * from './linear_multi';

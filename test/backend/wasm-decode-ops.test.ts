@@ -1,5 +1,7 @@
 /**
- * Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
+ * Decode-time ops of the wasm backend. `linearMany` (assembly/linear_multi.ts: q/k/v, gate/up in one call) gives the
+ * bits of separate `linear` calls for every weight format, thread count and row count it takes, declines what it does
+ * not take, and a Transformer decodes the same logits with it on and off. Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
  * src/generate/sampling.ts (first index on ties, NaN and −∞ never picked, −1 for a row without a finite or +∞
  * value, ±0 equal) on rows of every length around the SIMD widths; `linearArgmax` (the LM head and the argmax in one
  * op) equal to the argmax of `linear`'s rows for every weight format; and `advanceArgmax` on wasm models picking the
@@ -119,6 +121,83 @@ describe('wasm advanceArgmax: the same greedy tokens as advance + argmax', () =>
         assert.equal(tb, ta, `step ${s}`);
       }
       assert.deepEqual(a.seqLen, b.seqLen);
+    });
+  }
+});
+
+describe('wasm linearMany (several products of one input in one call)', () => {
+  for (const weights of ['f32', 'bf16', 'f16', 'q8'] as const) {
+    for (const threads of [1, 2, 3]) {
+      it(`${weights} weights, ${threads} thread(s): the bits of separate linear calls, with and without biases`, () => {
+        const be = new WasmBackend({ threads, weights });
+        const r = rng(threads * 10 + weights.length);
+        const K = 96;
+        const mat = (N: number) => be.fromHost(Float32Array.from({ length: N * K }, () => r() * 2 - 1), [N, K], { matrix: true });
+        const vec = (N: number) => be.fromHost(Float32Array.from({ length: N }, () => r() - 0.5), [N]);
+        const ws: Array<[Tensor, Tensor | null]> = [[mat(68), vec(68)], [mat(20), null], [mat(132), vec(132)]];
+        for (const M of [1, 2, 5]) {
+          const x = new Tensor(be, Float32Array.from({ length: M * K }, () => r() * 2 - 1), [M, K]);
+          for (const n of [2, 3]) {
+            const got = be.linearMany(x, ws.slice(0, n));
+            assert.ok(got, `${M} row(s), ${n} products: handled`);
+            ws.slice(0, n).forEach(([w, b], i) => {
+              const want = be.linear(x, w, b);
+              assert.deepEqual(got[i].shape, want.shape);
+              assert.deepEqual(got[i].storage, want.storage, `${M} row(s), product ${i} of ${n}`);
+            });
+          }
+        }
+      });
+    }
+  }
+
+  it('declines what it does not take: one product, q4 weights, mixed formats, rows not a multiple of 4, prefill-sized x, fuseProducts off', () => {
+    const be = new WasmBackend({ threads: 2, weights: 'q8' });
+    const K = 256;
+    const x = new Tensor(be, new Float32Array(K).fill(0.5), [1, K]);
+    const q8 = (N: number) => be.fromHost(new Float32Array(N * K).fill(0.25), [N, K], { matrix: true });
+    const f32 = be.fromHost(new Float32Array(8 * K), [8, K], { matrix: true, float32: true });
+    assert.equal(be.linearMany(x, [[q8(8), null]]), null);
+    assert.equal(be.linearMany(x, [[q8(8), null], [f32, null]]), null);
+    assert.equal(be.linearMany(x, [[q8(8), null], [q8(6), null]]), null);
+    assert.equal(be.linearMany(new Tensor(be, new Float32Array(32 * K), [32, K]), [[q8(8), null], [q8(8), null]]), null);
+    assert.ok(be.linearMany(x, [[q8(8), null], [q8(8), null]]));
+    be.fuseProducts = false;
+    assert.equal(be.linearMany(x, [[q8(8), null], [q8(8), null]]), null);
+    const q4 = new WasmBackend({ threads: 2, weights: 'q4' });
+    const w4 = () => q4.fromHost(new Float32Array(8 * K).fill(0.25), [8, K], { matrix: true });
+    assert.equal(q4.linearMany(new Tensor(q4, new Float32Array(K), [1, K]), [[w4(), null], [w4(), null]]), null);
+  });
+
+  for (const [name, weights] of [['llama-tiny', 'q8'], ['llama-tiny', 'f32'], ['bamba-variant', 'bf16']] as const) {
+    it(`${name}, ${weights}: decode logits the same bits with products fused and separate, and fused really ran`, async () => {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+      const be = model.lm.backend as unknown as WasmBackend;
+      let fused = 0;
+      const many = be.linearMany.bind(be);
+      be.linearMany = (x, ws) => {
+        const y = many(x, ws);
+        if (y) fused++;
+        return y;
+      };
+      const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+      const run = async (on: boolean): Promise<Float32Array[]> => {
+        be.fuseProducts = on;
+        const s = model.lm.createState(1);
+        let l = await model.lm.advance([ids.slice(0, 6)], s);
+        const out = [l.data.slice()];
+        for (let t = 0; t < 5; t++) {
+          l = await model.lm.advance([[ids[t]]], s);
+          out.push(l.data.slice());
+        }
+        return out;
+      };
+      const on = await run(true);
+      assert.ok(fused > 0, 'linearMany ran');
+      const count = fused;
+      const off = await run(false);
+      assert.equal(fused, count, 'off: not run');
+      for (let i = 0; i < on.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
     });
   }
 });
