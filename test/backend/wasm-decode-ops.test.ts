@@ -13,17 +13,13 @@ import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { argmax } from '../../src/generate/sampling.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadModel } from '../../src/index.js';
-import { hfFixture, loadReference } from '../helpers.js';
+import { hfFixture, loadReference, randomArray } from '../helpers.js';
 
+/** uniform floats in [0, 1) from the tests' seeded generator */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const a = randomArray(1 << 18, seed);
+  let i = 0;
+  return () => (a[i++ % a.length] + 1) / 2;
 }
 
 /** the JS oracle, −1 where it throws (no finite or +∞ value) */
