@@ -5,8 +5,9 @@
  * between rounds). Reports tok/s (min and median of the rounds), CPU time per token (all threads) and the ratio of
  * each variant's median to the first's.
  *
- * Checks its result: every variant must pick the same tokens as the first, with logits equal to the bit (the options
- * only change when weights are fetched, not what is computed); a mismatch ends the run with an error.
+ * Checks its result: every variant must pick the same tokens as the first variant with the same prompt, with logits
+ * equal to the bit where both read logits (the options only change when weights are fetched or where the argmax is
+ * taken, not what is computed); a mismatch ends the run with an error.
  *
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
  *        [--prompt 16] [--variants base,prefetch]
@@ -19,7 +20,12 @@
  * Variants: base = the backend's defaults (no prefetch during the fused step, no split governor); or joined by '+':
  * prefetch = out_proj's rows (all of each thread's) touched while the fused step's scan runs
  * (WasmBackendOptions.stepPrefetch), prefetch:BYTES = at most BYTES per thread; adaptive = calls run on one thread
- * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1).
+ * while the workers run late (the runtime's SplitGovernor, MAMBA_TS_WASM_ADAPTIVE=1); argmax = each step through
+ * `advanceArgmax` (the LM head and the argmax in one wasm op: no logits copied out, no argmax in JavaScript; what
+ * `generate`'s greedy path and `mamba-ts bench` use) instead of `advance` + argmax in JS; prompt:N = this variant's
+ * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
+ * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
+ * `linearMany`, WasmBackendOptions.fuseProducts = false).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -37,7 +43,10 @@ if (argv.includes('--help') || argv.includes('-h')) {
     '       [--reps 5] [--prompt 16] [--variants base,prefetch]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
-    'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late).\n',
+    'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
+    'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
+    'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany).\n' +
+    'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
 }
@@ -64,17 +73,32 @@ const variants = arg('variants', 'base,prefetch').split(',');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
-/** sets the backend's options for variant `v`: base, or '+'-joined prefetch, prefetch:BYTES, adaptive */
-function apply(be: WasmBackend, v: string): void {
+interface Variant { argmax: boolean; prompt: number; gc: boolean }
+/** sets the backend's options for variant `v` (base, or '+'-joined parts: see --help) and returns the loop's */
+function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
   be.runtime.governor.enabled = false;
-  if (v === 'base') return;
+  be.fuseProducts = true;
+  const out: Variant = { argmax: false, prompt, gc: false };
+  if (v === 'base') return out;
+  const num = (part: string, at: number, min: number): number => {
+    const x = Number(part.slice(at));
+    if (!Number.isInteger(x) || x < min) throw new Error(`--variants: ${part}: expected an integer >= ${min} after the colon`);
+    return x;
+  };
   for (const part of v.split('+')) {
     if (part === 'prefetch') be.stepPrefetch = 2 ** 31;
-    else if (part.startsWith('prefetch:') && Number.isFinite(Number(part.slice(9))) && Number(part.slice(9)) >= 0) be.stepPrefetch = Number(part.slice(9));
+    else if (part.startsWith('prefetch:')) be.stepPrefetch = num(part, 9, 0);
     else if (part === 'adaptive') be.runtime.governor.enabled = true;
-    else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive)`);
+    else if (part === 'argmax') out.argmax = true;
+    else if (part === 'separate') be.fuseProducts = false;
+    else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
+    else if (part === 'gc') {
+      if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
+      out.gc = true;
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, prompt:N, gc)`);
   }
+  return out;
 }
 
 const load0 = os.loadavg();
@@ -84,30 +108,47 @@ for (const arch of archs) {
     const be = new WasmBackend({ threads, weights: dtype });
     const name = `${arch}-130m`;
     const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: be });
-    const ids = Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
     const wall: Record<string, number[]> = {}, cpuMs: Record<string, number[]> = {};
-    let ref: { tokens: number[]; logits: Float32Array } | null = null;
+    // per prompt length: the first run's tokens, and the first logits-reading run's last logits
+    const refs = new Map<number, { tokens: number[]; logits: Float32Array | null }>();
     for (let r = -1; r < reps; r++) { // r = -1: warm-up, not timed
       const order = r % 2 === 0 ? variants : [...variants].reverse();
       for (const v of order) {
-        apply(be, v);
+        const o = apply(be, v);
+        const ids = Array.from({ length: o.prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
         const s = lm.createState(1);
         let l = await lm.advance([ids], s);
+        if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
         const c0 = process.cpuUsage(), t0 = performance.now();
-        for (let i = 0; i < gen; i++) {
-          const t = argmax(l.data);
-          tokens.push(t);
-          l = await lm.advance([[t]], s);
+        if (o.argmax) {
+          let t = argmax(l.data);
+          for (let i = 0; i < gen; i++) {
+            tokens.push(t);
+            const p = await lm.advanceArgmax!([[t]], s);
+            if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
+            t = p[0];
+          }
+        } else {
+          for (let i = 0; i < gen; i++) {
+            const t = argmax(l.data);
+            tokens.push(t);
+            l = await lm.advance([[t]], s);
+          }
         }
         const ms = performance.now() - t0, cu = process.cpuUsage(c0);
-        // the check: same tokens, same logits (bits) as the first run of the first variant
-        if (!ref) ref = { tokens, logits: l.data.slice() };
+        // the check: same tokens as the first run with this prompt, same last logits (bits) where both read them
+        const logits = o.argmax ? null : l.data.slice();
+        const ref = refs.get(o.prompt);
+        if (!ref) refs.set(o.prompt, { tokens, logits });
         else {
-          const bad = tokens.findIndex((t, i) => t !== ref!.tokens[i]);
+          const bad = tokens.findIndex((t, i) => t !== ref.tokens[i]);
           if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);
-          for (let i = 0; i < l.data.length; i++) {
-            if (!Object.is(l.data[i], ref.logits[i])) throw new Error(`${name} ${dtype} variant ${v}: last logits[${i}] = ${l.data[i]}, the first variant's ${ref.logits[i]}`);
+          if (logits && !ref.logits) ref.logits = logits;
+          else if (logits && ref.logits) {
+            for (let i = 0; i < logits.length; i++) {
+              if (!Object.is(logits[i], ref.logits[i])) throw new Error(`${name} ${dtype} variant ${v}: last logits[${i}] = ${logits[i]}, the first variant's ${ref.logits[i]}`);
+            }
           }
         }
         if (r < 0) continue;
@@ -126,7 +167,7 @@ for (const arch of archs) {
   }
 }
 console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
-console.log(`prompt ${prompt}, ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits\n`);
+console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits as the first with its prompt\n`);
 console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | speed ÷ first variant (medians) |');
 console.log('|---|---|---:|---|---:|---:|---:|');
 for (const l of lines) console.log(l);

@@ -6,10 +6,12 @@
  *
  * Side by side with llama.cpp: given a llama-bench binary and a folder of GGUF files named
  * `<arch>-130m-<f32|f16|bf16|q8_0>.gguf` (made by you; this repository ships neither), each cell also runs
- * `llama-bench -m FILE -p P -n G -t T -r R -o json` right after ours, so both are measured in the same sitting.
+ * `llama-bench -m FILE -p P -n 0` and `llama-bench -m FILE -p 0 -n G -d P` right after ours, so both are measured in the
+ * same sitting, and llama.cpp decodes at the context ours does (after the P-token prompt; `--llama-depth 0`: its tg from
+ * an empty context, as before 2026-12-07, which flatters a Transformer: no KV cache to read).
  *
  *   node dist/bench/wasm-matrix.bench.js [--help] [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
- *        [--llama-bench PATH --llama-models DIR]
+ *        [--llama-bench PATH --llama-models DIR [--llama-depth N]]
  */
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -33,6 +35,7 @@ const SPEC: CommandSpec = {
     threads: { type: 'string', value: 'N,…', help: 'thread counts (default 1,2)' },
     'llama-bench': { type: 'string', value: 'PATH', help: "llama.cpp's llama-bench binary: run right after each of our cells" },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-<f32|f16|bf16|q8_0>.gguf files' },
+    'llama-depth': { type: 'string', value: 'N', help: 'context llama.cpp decodes at (llama-bench -d): default the prompt length, where ours decodes; 0 = tg from an empty context' },
   },
   examples: ['node dist/bench/wasm-matrix.bench.js --archs mamba2 --dtypes f32,q8 --threads 2 --no-write'],
 };
@@ -66,6 +69,8 @@ interface Cell {
 
 const llamaBench = opt('llama-bench', '');
 const llamaModels = opt('llama-models', '');
+// our decode steps follow the prompt: llama.cpp's tg runs at the same depth (a Transformer's decode reads its KV cache)
+const llamaDepth = parseNumber('llama-depth', opt('llama-depth', String(prompt)), { integer: true, min: 0, expect: 'an integer >= 0' }, SPEC.name);
 let llamaCommit = '';
 
 /** llama-bench on the GGUF file of this cell, if there is one: [pp tok/s, tg tok/s] */
@@ -73,9 +78,12 @@ function runLlama(arch: string, dtype: string, threads: number): [number, number
   if (!llamaBench || !llamaModels) return undefined;
   const file = path.join(llamaModels, `${arch}-130m-${dtype === 'q8' ? 'q8_0' : dtype}.gguf`);
   if (!existsSync(file)) return undefined;
-  const out = execFileSync(llamaBench, ['-m', file, '-p', String(prompt), '-n', String(gen), '-t', String(threads), '-r', String(reps), '-o', 'json'],
-    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] });
-  const rows = JSON.parse(out) as Array<{ n_prompt: number; n_gen: number; avg_ts: number; build_commit?: string }>;
+  const bench = (args: string[]) => JSON.parse(execFileSync(llamaBench, ['-m', file, ...args, '-t', String(threads), '-r', String(reps), '-o', 'json'],
+    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] })) as Array<{ n_prompt: number; n_gen: number; avg_ts: number; build_commit?: string }>;
+  // prefill from an empty context; decode at depth llamaDepth (a second run: -d would apply to the prefill too)
+  const rows = llamaDepth > 0
+    ? [...bench(['-p', String(prompt), '-n', '0']), ...bench(['-p', '0', '-n', String(gen), '-d', String(llamaDepth)])]
+    : bench(['-p', String(prompt), '-n', String(gen)]);
   const pp = rows.find((r) => r.n_prompt > 0 && r.n_gen === 0);
   const tg = rows.find((r) => r.n_gen > 0 && r.n_prompt === 0);
   if (!pp || !tg) throw new Error(`llama-bench on ${file}: no pp/tg rows in its JSON output`);
@@ -110,7 +118,7 @@ const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
 const table: Table = {
   head: [
     'model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling',
-    ...(sideBySide ? [`llama.cpp pp${prompt} / tg${gen} (same threads, this run)`, 'ours ÷ llama.cpp (prefill / decode)'] : []),
+    ...(sideBySide ? [`llama.cpp pp${prompt} / tg${gen}${llamaDepth > 0 ? `@d${llamaDepth}` : ''} (same threads, this run)`, 'ours ÷ llama.cpp (prefill / decode)'] : []),
     'llama.cpp pp512 / tg128 (issue, -t 2)', 'peak RSS',
   ],
   rows: cells.map((c) => {
@@ -135,7 +143,7 @@ if (write && !quick) {
     `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
     `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
     sideBySide
-      ? `- llama.cpp side by side: \`llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\` run right after each of our cells (build ${llamaCommit || 'unknown'}, CPU build with native flags, random-weight GGUF files of the same shapes; its tok/s is the mean of its repetitions); the issue's quoted numbers are kept for reference`
+      ? `- llama.cpp side by side: \`${llamaDepth > 0 ? `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n 0 -t T -r ${reps}\` and \`llama-bench -m … -p 0 -n ${gen} -d ${llamaDepth} -t T -r ${reps}\` (decode at the context ours decodes at)` : `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\``} run right after each of our cells (build ${llamaCommit || 'unknown'}, CPU build with native flags, random-weight GGUF files of the same shapes; its tok/s is the mean of its repetitions); the issue's quoted numbers are kept for reference`
       : `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,
     '',
     markdownTable(table),

@@ -239,6 +239,11 @@ export interface Backend {
   embedding(table: Tensor, ids: Int32Array): Tensor;
   /** x [M, K] · wᵀ, w [N, K] (+ bias [N]) → [M, N] */
   linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor;
+  /**
+   * Optional (wasm): `linear` of one x with each of several weights (a layer's q/k/v, an MLP's gate/up) in one call,
+   * the same numbers as separate calls; null when it does not handle these (the caller then calls `linear` per weight).
+   */
+  linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
   /** RMSNorm over the last dim of x [M, H]: w · x / sqrt(mean(x²) + eps) (w null: no weight) */
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor;
   /** gated RMSNorm (norm before gate = false): w · n(x · silu(z)), normalised per group of `groupSize` channels */
@@ -287,6 +292,11 @@ export interface Backend {
    * a row has no finite or +∞ value), so greedy decoding reads back one number per sequence.
    */
   argmaxRows?(logits: Tensor): Promise<Int32Array>;
+  /**
+   * Optional (wasm): `argmaxRows` of x·Wᵀ in one op, the logits never leaving the backend (greedy decode's LM
+   * head). null when it does not handle W (the caller then runs linear + argmaxRows).
+   */
+  linearArgmax?(x: Tensor, w: Tensor): Int32Array | null;
   /**
    * Optional (wasm): a Mamba-1 mixer's decode step between in_proj and out_proj in one call — conv step, x_proj,
    * (Δ/B/C norms), dt_proj, scan step, gate — with the same result as that op sequence; y [b, 1, D]. Returns null

@@ -27,7 +27,8 @@ export const BENCH_SPEC: CommandSpec = {
   synopsis: '[--arch mamba|mamba2|hybrid|llama] [--size 130m] [--backend cpu|wasm|webgpu] [--dtype f32|f16|bf16|q8|q4] [options]',
   description: [
     'Weights are random (made in process; no download). Prefill: one call over a prompt of N tokens on a',
-    'fresh state. Decode: N single-token steps after that prompt (greedy). Both are the median of --reps',
+    'fresh state. Decode: N single-token steps after that prompt (greedy; on wasm the LM head and the argmax run',
+    'as one op, as in generation: no logits copied out). Both are the median of --reps',
     'runs after one warm-up. The bandwidth probe streams a buffer of the weights\' size through the same',
     'threads (webgpu: a buffer copy on the GPU, read + write); batch-1 decode cannot beat bandwidth ÷ weight bytes.',
   ].join('\n'),
@@ -41,6 +42,7 @@ export const BENCH_SPEC: CommandSpec = {
     gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
     reps: { type: 'string', value: 'N', help: 'timed repetitions (default 3)' },
     json: { type: 'boolean', help: 'print a JSON object as the last line (prefill_tok_s, decode_tok_s, peak_rss_mb, …)' },
+    logits: { type: 'boolean', help: 'decode reads each step\'s logits and takes the argmax in JavaScript (wasm\'s path before the fused LM-head argmax)' },
     profile: { type: 'boolean', help: 'after the timed runs, one more prefill + decode with every backend op timed: where the time goes' },
     ssd: { type: 'string', value: 'ALGO', help: `Mamba-2 prefill SSD: ${SSD_CHOICES.join(', ')} (default: the backend's)` },
     chunk: { type: 'string', value: 'N', help: 'chunk length of --ssd chunked (default: the model config\'s chunk_size)' },
@@ -100,6 +102,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const reps = int('reps', 3, 1);
   const json = flag(v, 'json');
   const profile = flag(v, 'profile');
+  const readLogits = flag(v, 'logits');
   const ssdRaw = str(v, 'ssd');
   const ssd = {
     ...(ssdRaw !== undefined ? { algorithm: parseChoice('ssd', ssdRaw, SSD_CHOICES, C) } : {}),
@@ -126,26 +129,44 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const weightBytes = stored || params * DTYPE_BYTES[dtype];
   const V = lm.vocabSize;
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
+  // `gen` greedy steps after the logits `l` of the prompt: the fused LM head + argmax where the backend has it
+  const fusedPick = !readLogits && !!backend.linearArgmax && !!lm.advanceArgmax;
+  const decode = async (l: { data: Float32Array }, s: ReturnType<typeof lm.createState>, n: number): Promise<void> => {
+    if (!fusedPick) {
+      for (let i = 0; i < n; i++) l = await lm.advance([[argmax(l.data)]], s);
+      return;
+    }
+    let t = argmax(l.data);
+    for (let i = 0; i < n; i++) {
+      const p = await lm.advanceArgmax!([[t]], s);
+      if (!p || p[0] < 0) throw new Error(`bench: the greedy step found no finite logit (${lm.backend.name})`);
+      t = p[0];
+    }
+  };
 
   // warm-up
   {
     const s = lm.createState(1);
     const l = await lm.advance([ids.slice(0, Math.min(8, promptLen))], s);
-    await lm.advance([[argmax(l.data)]], s);
+    await decode(l, s, 2);
   }
   const prefillMs: number[] = [];
   const decodeMs: number[] = [];
+  const decodeCpuMs: number[] = []; // CPU time of the process (all threads) per decode run
   for (let r = 0; r < reps; r++) {
     const p = startProgress(io.stderr, `rep ${r + 1}/${reps}: prefill ${promptLen}`);
     const s = lm.createState(1);
     let t = performance.now();
-    let l = await lm.advance([ids], s);
+    const l = await lm.advance([ids], s);
     prefillMs.push(performance.now() - t);
     p.done();
     const d = startProgress(io.stderr, `rep ${r + 1}/${reps}: decode ${gen}`);
     t = performance.now();
-    for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
+    const c0 = process.cpuUsage();
+    await decode(l, s, gen);
     decodeMs.push(performance.now() - t);
+    const cu = process.cpuUsage(c0);
+    decodeCpuMs.push((cu.user + cu.system) / 1000);
     d.done();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
@@ -156,11 +177,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const s = lm.createState(1);
     prof.reset(); // (the state's allocation is not part of the prefill)
     let t = performance.now();
-    let l = await lm.advance([ids], s);
+    const l = await lm.advance([ids], s);
     const pre = prof.rows(performance.now() - t);
     prof.reset();
     t = performance.now();
-    for (let i = 0; i < gen; i++) l = await lm.advance([[argmax(l.data)]], s);
+    await decode(l, s, gen);
     profileRows = { prefill: pre, decode: prof.rows(performance.now() - t) };
   }
   const bandwidth = backendName === 'webgpu'
@@ -173,6 +194,9 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     parameters: params, weight_mb: weightBytes / 2 ** 20,
     build_ms: buildMs,
     prompt: promptLen, gen, reps,
+    decode_step: fusedPick ? 'advanceArgmax' : 'advance',
+    /** CPU time of all threads per decode token (median of the runs): spinning workers count, a descheduled thread does not */
+    decode_cpu_ms_per_token: median(decodeCpuMs) / gen,
     prefill_tok_s: promptLen / (median(prefillMs) / 1000),
     decode_tok_s: gen / (median(decodeMs) / 1000),
     prefill_ms: prefillMs, decode_ms: decodeMs,
@@ -188,7 +212,8 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ['backend', result.backend],
     ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
-    [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
+    [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : 'logits read, argmax in JS'})`],
+    ['decode CPU time', `${result.decode_cpu_ms_per_token.toFixed(2)} ms per token (all threads, median of the runs)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
     ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],
     ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],

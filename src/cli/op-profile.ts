@@ -26,7 +26,7 @@ export class OpProfile {
           return f.apply(backend, a);
         } finally {
           this.depth--;
-          const key = k === 'linear' ? `linear ${(a[1] as Tensor).shape.join('×')}` : k;
+          const key = k === 'linear' || k === 'linearArgmax' ? `${k} ${(a[1] as Tensor).shape.join('×')}` : k;
           const e = this.totals.get(key) ?? { ms: 0, calls: 0 };
           e.ms += performance.now() - t0;
           e.calls++;

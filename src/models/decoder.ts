@@ -414,12 +414,15 @@ export class DecoderLM implements CausalLM {
       const sc = new Scope();
       try {
         const { last } = await this.run(ids, state, false, opts.onDelta ?? this.onDelta, sc);
+        const H = last.shape[2];
+        const tail = sc.run(() => (L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1))));
+        const d = this.spec.logitsDivisor ?? 1;
+        // greedy: the LM head and the argmax in one op where the backend has it (wasm: no logits copied out)
+        const fused = !pick && d > 0 && be.linearArgmax ? sc.run(() => be.linearArgmax!(tail, this.spec.lmHead)) : null;
+        if (fused) return Float32Array.from(fused);
         const logits = sc.run(() => {
-          const H = last.shape[2];
-          const tail = L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1));
           // a positive divisor does not move the argmax: no scaling dispatch (sampling needs the true logits)
           const l = ops.linear(tail, this.spec.lmHead);
-          const d = this.spec.logitsDivisor ?? 1;
           return d === 1 || (!pick && d > 0) ? l : ops.scale(l, 1 / d);
         });
         const picked = pick ? be.sampleRows!(logits, { ...pick, rng: dev!.rng, presence: dev!.pres }) : be.argmaxRows!(logits);

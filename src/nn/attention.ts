@@ -67,9 +67,10 @@ export class Attention implements Mixer {
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, opts: o } = this;
     const [b, L] = h.shape;
-    let q = ops.reshape(ops.linear(h, w.q, w.qBias), [b, L, o.nHeads, o.headDim]);
-    let k = ops.reshape(ops.linear(h, w.k, w.kBias), [b, L, o.nKvHeads, o.headDim]);
-    const v = ops.reshape(ops.linear(h, w.v, w.vBias), [b, L, o.nKvHeads, o.headDim]);
+    const [qh, kh, vh] = ops.linearMany(h, [[w.q, w.qBias], [w.k, w.kBias], [w.v, w.vBias]]);
+    let q = ops.reshape(qh, [b, L, o.nHeads, o.headDim]);
+    let k = ops.reshape(kh, [b, L, o.nKvHeads, o.headDim]);
+    const v = ops.reshape(vh, [b, L, o.nKvHeads, o.headDim]);
     const past = ctx.state ? ctx.pastLen : new Array(b).fill(0);
     if (o.rope) {
       const pos = new Int32Array(b * L);

@@ -29,7 +29,8 @@ export class GatedMLP implements Mixer {
   /** synchronous core, shared with the mixture of experts */
   apply(x: Tensor): Tensor {
     const w = this.w;
-    return ops.linear(ops.siluMul(ops.linear(x, w.gate, w.gateBias ?? null), ops.linear(x, w.up, w.upBias ?? null)), w.down, w.downBias ?? null);
+    const [gate, up] = ops.linearMany(x, [[w.gate, w.gateBias ?? null], [w.up, w.upBias ?? null]]);
+    return ops.linear(ops.siluMul(gate, up), w.down, w.downBias ?? null);
   }
   async forward(h: Tensor): Promise<Tensor> {
     return this.apply(h);

@@ -90,6 +90,24 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor
   return reshape(y, [...x.shape.slice(0, -1), w.shape[0]]);
 }
 
+/**
+ * `linear(x, w, bias)` for each [w, bias] of `ws`: one backend call where the backend has `linearMany` (wasm decode:
+ * one hand-off to its threads instead of one per product; the same numbers as separate calls).
+ */
+export function linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] {
+  const K = x.shape[x.shape.length - 1];
+  const one = () => ws.map(([w, bias]) => linear(x, w, bias));
+  if (!x.backend.linearMany || ws.length < 2 || ws.some(([w, bias]) => needsGrad(x, w, bias))) return one();
+  for (const [w, bias] of ws) {
+    check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
+    expectShape('linear', 'bias', bias, [w.shape[0]]);
+    sameBackend('linear', 'x', { x, w, bias });
+  }
+  const ys = x.backend.linearMany(reshape(x, [x.size / K, K]), ws);
+  if (!ys) return one();
+  return ys.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i][0].shape[0]]));
+}
+
 /** RMSNorm over the last dim; `w` null = no learnable weight (FalconMamba's B/C/Δ norms). */
 export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const H = x.shape[x.shape.length - 1];

@@ -23,18 +23,23 @@ describe('wasm backend, float32 weights: HF parity', () => {
       const steps = ref.shape('generate.scores')[1];
       const V = ref.shape('generate.scores')[2];
       const scores = ref.f32('generate.scores');
-      const got: Float32Array[] = [];
-      const advance = model.lm.advance.bind(model.lm);
-      model.lm.advance = async (ids, s) => {
-        const l = await advance(ids, s);
-        got.push(l.data.slice(0, V));
-        return l;
-      };
+      // greedy generation steps through advanceArgmax (the LM head and the argmax in one wasm op)
+      const lm = model.lm;
+      let fused = 0;
+      const pick = lm.advanceArgmax!.bind(lm);
+      lm.advanceArgmax = async (ids, s, o) => (fused++, pick(ids, s, o));
+      const want = ref.ids('generate.tokens')[0];
       const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: steps, stopTokens: [] });
-      assert.deepEqual(res.tokens[0], ref.ids('generate.tokens')[0]);
+      assert.deepEqual(res.tokens[0], want);
+      assert.ok(fused >= steps - 1, `${fused} advanceArgmax steps for ${steps} tokens`);
+      // the scores of the same steps, read as logits
+      const prompt = ref.ids('generate.prompt');
+      const st = lm.createState(1);
+      let l = await lm.advance(prompt, st);
       for (let s = 0; s < steps; s++) {
-        const ds = maxAbsDiff(got[s], scores.subarray(s * V, (s + 1) * V));
+        const ds = maxAbsDiff(l.data.subarray(0, V), scores.subarray(s * V, (s + 1) * V));
         assert.ok(ds <= 1e-4, `step ${s}: max |Δscore| = ${ds}`);
+        l = await lm.advance([[want[prompt[0].length + s]]], st); // (the tokens start with the prompt)
       }
     });
   }

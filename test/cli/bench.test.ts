@@ -21,10 +21,23 @@ it('bench --json --profile: mamba-130m with q8 weights on 2 wasm threads reports
   // the profile: decode runs the fused Mamba-1 step; per-op shares add up to the wall time
   const ops = j.profile.decode.map((row: { op: string }) => row.op);
   assert.ok(ops.includes('mamba1Step') && ops.includes('linear 3072×768'), ops.join(', '));
+  // greedy decode picks through the fused LM head + argmax (no logits copied out); --logits keeps the old path
+  assert.equal(j.decode_step, 'advanceArgmax');
+  assert.ok(ops.includes('linearArgmax 50280×768') && !ops.includes('linear 50280×768'), ops.join(', '));
+  assert.ok(j.decode_cpu_ms_per_token > 0, `decode CPU ms per token ${j.decode_cpu_ms_per_token}`);
   for (const phase of ['prefill', 'decode']) {
     const sum = j.profile[phase].reduce((a: number, row: { share: number }) => a + row.share, 0);
     assert.ok(Math.abs(sum - 1) < 0.02, `${phase} shares sum to ${sum}`);
   }
+});
+
+it('bench --logits: decode reads each step\'s logits (the LM head as a plain linear)', async () => {
+  const r = await run(['bench', '--arch', 'mamba', '--backend', 'wasm', '--dtype', 'q8', '--threads', '2', '--prompt', '4', '--gen', '2', '--reps', '1', '--json', '--profile', '--logits']);
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(j.decode_step, 'advance');
+  const ops = j.profile.decode.map((row: { op: string }) => row.op);
+  assert.ok(ops.includes('linear 50280×768') && !ops.some((o: string) => o.startsWith('linearArgmax')), ops.join(', '));
 });
 
 it('bench rejects bad options with a usage error', async () => {

@@ -48,6 +48,11 @@ export interface WasmBackendOptions {
    * loaded (platform.ts: `runtime.fused`); without fused multiply-adds it was no faster than the tiles, which run then.
    */
   gemm?: WasmGemm;
+  /**
+   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
+   * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
+   */
+  fuseProducts?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -101,6 +106,8 @@ export class WasmBackend extends CpuBackend {
   stepPrefetch: number;
   /** see WasmBackendOptions.gemm (may be changed between calls: benchmarks compare the two) */
   gemm: WasmGemm;
+  /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
+  fuseProducts: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -119,6 +126,7 @@ export class WasmBackend extends CpuBackend {
     }
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
+    this.fuseProducts = opts.fuseProducts ?? true;
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -325,34 +333,101 @@ export class WasmBackend extends CpuBackend {
   override linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
     const m = this.matrices.get(w.storage as object);
     if (!m) return super.linear(x, w, bias);
+    const M = x.shape[0];
+    return this.op((c) => c.result(this.product(c, x, m, bias), [M, m.rows]));
+  }
+
+  /**
+   * Several products of one x in one call (decode: a layer's q/k/v, an MLP's gate/up): their rows are one range that
+   * the threads split, one hand-off instead of one per product (and x quantized once for q8). The same bits as
+   * separate `linear` calls. null (not handled) for prefill-sized x (the GEMM kernels run those), mixed formats,
+   * q4 weights, or row counts that are not multiples of 4.
+   */
+  linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null {
+    const ms = ws.map(([w]) => this.matrices.get(w.storage as object));
+    const [M, K] = x.shape;
+    const f = ms[0]?.format;
+    if (!this.fuseProducts || ws.length < 2 || ws.length > 3 || !f || f === 'q4' || ms.some((m) => !m || m.format !== f || m.rows % 4 !== 0 || m.cols !== K)) return null;
+    if (M >= (f === 'f32' || f === 'q8' ? BLOCKED_MIN_ROWS : PANEL_MIN_ROWS)) return null;
+    const mats = ms as Matrix[];
+    const total = mats.reduce((n, m) => n + m.rows, 0);
+    return this.op((c) => {
+      const xo = c.in(x);
+      const ys = mats.map((m) => c.out(M * m.rows));
+      const slot = (i: number): number[] => {
+        const m = mats[i];
+        if (!m) return f === 'q8' ? [0, 0, 0, 0, 0] : [0, 0, 0, 0];
+        return f === 'q8' ? [m.off, m.scales, c.in(ws[i][1]), ys[i], m.rows] : [m.off, c.in(ws[i][1]), ys[i], m.rows];
+      };
+      const slots = [0, 1, 2].flatMap(slot);
+      if (f === 'q8') {
+        const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
+        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+        this.runtime.run('linear_q8_multi', [xq, xs, M, K, ...slots], total, 4, M * K * total);
+      } else {
+        this.runtime.run('linear_multi', [f === 'f32' ? 0 : f === 'bf16' ? 1 : 2, xo, M, K, ...slots], total, 4, M * K * total);
+      }
+      return mats.map((m, i) => c.result(ys[i], [M, m.rows]));
+    });
+  }
+
+  /**
+   * Greedy decode's last op: the index of each row's largest value of x·Wᵀ (the first on ties, −1 when a row has no
+   * finite or +∞ value), the product left in wasm memory and reduced there (no [rows, V] logits copied out). null
+   * when W is not a wasm matrix.
+   */
+  linearArgmax(x: Tensor, w: Tensor): Int32Array | null {
+    const m = this.matrices.get(w.storage as object);
+    if (!m) return null;
+    if (x.shape.length !== 2 || x.shape[1] !== m.cols) throw new Error(`wasm.linearArgmax: x of shape [${x.shape.join(', ')}] for a ${m.rows}×${m.cols} matrix (expected [rows, ${m.cols}])`);
+    const M = x.shape[0];
+    return this.op((c) => {
+      const yo = this.product(c, x, m, null);
+      const io = c.out(M);
+      this.runtime.run('argmax_rows', [yo, m.rows, io], M, 1, M * m.rows);
+      return new Int32Array(this.runtime.memory.buffer, io, M).slice();
+    });
+  }
+
+  /** the index of each row's largest value of logits [rows, V] (as `linearArgmax`; reads the rows in wasm memory) */
+  argmaxRows(logits: Tensor): Promise<Int32Array> {
+    const V = logits.shape[logits.shape.length - 1];
+    const M = logits.size / V;
+    return Promise.resolve(this.op((c) => {
+      const xo = c.in(logits), io = c.out(M);
+      this.runtime.run('argmax_rows', [xo, V, io], M, 1, M * V);
+      return new Int32Array(this.runtime.memory.buffer, io, M).slice();
+    }));
+  }
+
+  /** y = x·Wᵀ (+ bias) into scratch of `c`: x [M, K], W a wasm matrix [N, K]; the offset of y [M, N] */
+  private product(c: OpScratch, x: Tensor, m: Matrix, bias: Tensor | null): number {
     const [M, K] = x.shape;
     const N = m.rows;
     const work = M * K * N;
-    return this.op((c) => {
-      const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
-      const blocked = BLOCKED_FORMAT[m.format];
-      if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
-        // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
-        const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
-        this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
-      } else if (m.format === 'q4') {
-        // x quantized as for q8, plus each block's sum of quantized values (for the mins)
-        const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
-        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
-        this.runtime.run('q8_block_sums', [xq, xb, M, K], M, 1, M * K);
-        this.runtime.run('linear_q4', [xq, xs, xb, m.off, m.scales, m.supers, bo, yo, M, K, N], N, 4, work);
-      } else if (m.format === 'q8') {
-        // x quantized per block of 32 too (13-bit integers as i16, in the kernels' layout), then integer dot products
-        const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
-        this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
-        this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, work);
-      } else if (m.format !== 'f32' && M >= PANEL_MIN_ROWS) {
-        // prefill with bf16/f16 weights: each thread unpacks 32-row panels of W to f32 and runs the f32 GEMM on them
-        const panels = c.out(this.runtime.threads * 32 * K);
-        this.runtime.runTeam('linear_panels', [xo, m.off, 0, m.format === 'bf16' ? 1 : 2, bo, yo, M, K, N, panels], work >= MIN_PARALLEL_WORK);
-      } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, work);
-      return c.result(yo, [M, N]);
-    });
+    const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
+    const blocked = BLOCKED_FORMAT[m.format];
+    if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
+      // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
+      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
+      this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+    } else if (m.format === 'q4') {
+      // x quantized as for q8, plus each block's sum of quantized values (for the mins)
+      const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
+      this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+      this.runtime.run('q8_block_sums', [xq, xb, M, K], M, 1, M * K);
+      this.runtime.run('linear_q4', [xq, xs, xb, m.off, m.scales, m.supers, bo, yo, M, K, N], N, 4, work);
+    } else if (m.format === 'q8') {
+      // x quantized per block of 32 too (13-bit integers as i16, in the kernels' layout), then integer dot products
+      const xq = c.out((M * K) / 2 + (M * K) / Q8_BLOCK), xs = xq + M * K * 2;
+      this.runtime.run('quantize_rows_q8', [xo, xq, xs, M, K], M, 1, M * K);
+      this.runtime.run('linear_q8', [xq, xs, m.off, m.scales, bo, yo, M, K, N], N, 4, work);
+    } else if (m.format !== 'f32' && M >= PANEL_MIN_ROWS) {
+      // prefill with bf16/f16 weights: each thread unpacks 32-row panels of W to f32 and runs the f32 GEMM on them
+      const panels = c.out(this.runtime.threads * 32 * K);
+      this.runtime.runTeam('linear_panels', [xo, m.off, 0, m.format === 'bf16' ? 1 : 2, bo, yo, M, K, N, panels], work >= MIN_PARALLEL_WORK);
+    } else this.runtime.run(`linear_${m.format}`, [xo, m.off, bo, yo, M, K, N], N, 4, work);
+    return yo;
   }
 
   override rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {

@@ -18,3 +18,5 @@ export * from './scan_train';
 export * from './conv_train';
 export * from './transpose';
 export * from './attention';
+export * from './argmax';
+export * from './linear_multi';

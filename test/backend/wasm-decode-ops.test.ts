@@ -1,0 +1,199 @@
+/**
+ * Decode-time ops of the wasm backend. `linearMany` (assembly/linear_multi.ts: q/k/v, gate/up in one call) gives the
+ * bits of separate `linear` calls for every weight format, thread count and row count it takes, declines what it does
+ * not take, and a Transformer decodes the same logits with it on and off. Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
+ * src/generate/sampling.ts (first index on ties, NaN and −∞ never picked, −1 for a row without a finite or +∞
+ * value, ±0 equal) on rows of every length around the SIMD widths; `linearArgmax` (the LM head and the argmax in one
+ * op) equal to the argmax of `linear`'s rows for every weight format; and `advanceArgmax` on wasm models picking the
+ * tokens that `advance` + argmax picks.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { argmax } from '../../src/generate/sampling.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, loadReference, randomArray } from '../helpers.js';
+
+/** uniform floats in [0, 1) from the tests' seeded generator */
+function rng(seed: number): () => number {
+  const a = randomArray(1 << 18, seed);
+  let i = 0;
+  return () => (a[i++ % a.length] + 1) / 2;
+}
+
+/** the JS oracle, −1 where it throws (no finite or +∞ value) */
+function oracle(row: Float32Array): number {
+  try {
+    return argmax(row);
+  } catch {
+    return -1;
+  }
+}
+
+describe('wasm argmaxRows', () => {
+  const be = new WasmBackend({ threads: 2 });
+  it('equals argmax of sampling.ts on rows with ties, NaN, ±∞ and ±0, every length around the SIMD widths', async () => {
+    const r = rng(7);
+    let checked = 0, special = 0;
+    for (const V of [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000, 50280]) {
+      for (let kind = 0; kind < 9; kind++) {
+        const M = 3;
+        const x = new Float32Array(M * V);
+        for (let i = 0; i < x.length; i++) x[i] = Math.round((r() * 2 - 1) * 8) / 4; // few values: ties
+        for (let m = 0; m < M; m++) {
+          const row = x.subarray(m * V, (m + 1) * V);
+          const at = () => Math.floor(r() * V);
+          if (kind === 1) for (let k = 0; k < 3; k++) row[at()] = NaN;
+          if (kind === 2) row.fill(NaN);
+          if (kind === 3) row.fill(-Infinity);
+          if (kind === 4) { row.fill(-Infinity); row[at()] = NaN; }
+          if (kind === 5) { row[at()] = Infinity; row[at()] = Infinity; row[at()] = NaN; }
+          if (kind === 6) { row.fill(-1); row[at()] = -0; row[at()] = 0; row[at()] = -0; }
+          if (kind === 7) { row.fill(NaN); row[V - 1] = -5; }
+          if (kind === 8) { row.fill(3); row[0] = NaN; }
+        }
+        const got = await be.argmaxRows(new Tensor(be, x, [M, V]));
+        for (let m = 0; m < M; m++) {
+          const want = oracle(x.subarray(m * V, (m + 1) * V));
+          assert.equal(got[m], want, `V ${V}, case ${kind}, row ${m}`);
+          checked++;
+          if (want < 0 || kind > 0) special++;
+        }
+      }
+    }
+    assert.ok(checked === 17 * 9 * 3 && special > 100);
+  });
+
+  it('reads a wasm-resident tensor in place (a zeros() tensor filled by hand) and copies in one on the JS heap', async () => {
+    const t = be.zeros([2, 40]);
+    const d = t.storage as Float32Array;
+    d[17] = 5;
+    d[40 + 39] = 1;
+    assert.deepEqual(Array.from(await be.argmaxRows(t)), [17, 79 - 40]);
+    t.dispose();
+  });
+});
+
+describe('wasm linearArgmax (LM head + argmax in one op)', () => {
+  for (const weights of ['f32', 'bf16', 'f16', 'q8', 'q4'] as const) {
+    it(`${weights} weights: the argmax of linear's rows, for 1 and 3 rows, without a logits copy`, async () => {
+      const be = new WasmBackend({ threads: 2, weights });
+      const r = rng(11);
+      const N = 1003, K = 256;
+      const w = be.fromHost(Float32Array.from({ length: N * K }, () => r() * 2 - 1), [N, K], { matrix: true });
+      for (const M of [1, 3]) {
+        const x = new Tensor(be, Float32Array.from({ length: M * K }, () => r() * 2 - 1), [M, K]);
+        const logits = be.linear(x, w, null);
+        const want = Array.from({ length: M }, (_, m) => argmax((logits.storage as Float32Array).subarray(m * N, (m + 1) * N)));
+        const got = be.linearArgmax(x, w);
+        assert.ok(got);
+        assert.deepEqual(Array.from(got), want, `${M} row(s)`);
+      }
+      assert.throws(() => be.linearArgmax(new Tensor(be, new Float32Array(100), [1, 100]), w), /linearArgmax: x of shape \[1, 100\] for a 1003×256 matrix/);
+      // not a wasm matrix (a plain activation): not handled, the caller runs linear + argmaxRows
+      assert.equal(be.linearArgmax(new Tensor(be, new Float32Array(K), [1, K]), new Tensor(be, new Float32Array(4 * K), [4, K])), null);
+    });
+  }
+});
+
+describe('wasm advanceArgmax: the same greedy tokens as advance + argmax', () => {
+  for (const [name, weights] of [['mamba-tiny', 'q8'], ['mamba2-tiny', 'f32'], ['llama-tiny', 'q8'], ['bamba-variant', 'bf16']] as const) {
+    it(`${name}, ${weights}, 2 threads`, async () => {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+      const lm = model.lm;
+      const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+      const a = lm.createState(1), b = lm.createState(1);
+      let l = await lm.advance([ids.slice(0, 5)], a);
+      await lm.advance([ids.slice(0, 5)], b);
+      let tb = argmax(l.data);
+      let ta = tb;
+      for (let s = 0; s < 8; s++) {
+        l = await lm.advance([[ta]], a);
+        ta = argmax(l.data);
+        const p = await lm.advanceArgmax!([[tb]], b);
+        assert.ok(p, 'advanceArgmax ran');
+        tb = p[0];
+        assert.equal(tb, ta, `step ${s}`);
+      }
+      assert.deepEqual(a.seqLen, b.seqLen);
+    });
+  }
+});
+
+describe('wasm linearMany (several products of one input in one call)', () => {
+  for (const weights of ['f32', 'bf16', 'f16', 'q8'] as const) {
+    for (const threads of [1, 2, 3]) {
+      it(`${weights} weights, ${threads} thread(s): the bits of separate linear calls, with and without biases`, () => {
+        const be = new WasmBackend({ threads, weights });
+        const r = rng(threads * 10 + weights.length);
+        const K = 96;
+        const mat = (N: number) => be.fromHost(Float32Array.from({ length: N * K }, () => r() * 2 - 1), [N, K], { matrix: true });
+        const vec = (N: number) => be.fromHost(Float32Array.from({ length: N }, () => r() - 0.5), [N]);
+        const ws: Array<[Tensor, Tensor | null]> = [[mat(68), vec(68)], [mat(20), null], [mat(132), vec(132)]];
+        for (const M of [1, 2, 5]) {
+          const x = new Tensor(be, Float32Array.from({ length: M * K }, () => r() * 2 - 1), [M, K]);
+          for (const n of [2, 3]) {
+            const got = be.linearMany(x, ws.slice(0, n));
+            assert.ok(got, `${M} row(s), ${n} products: handled`);
+            ws.slice(0, n).forEach(([w, b], i) => {
+              const want = be.linear(x, w, b);
+              assert.deepEqual(got[i].shape, want.shape);
+              assert.deepEqual(got[i].storage, want.storage, `${M} row(s), product ${i} of ${n}`);
+            });
+          }
+        }
+      });
+    }
+  }
+
+  it('declines what it does not take: one product, q4 weights, mixed formats, rows not a multiple of 4, prefill-sized x, fuseProducts off', () => {
+    const be = new WasmBackend({ threads: 2, weights: 'q8' });
+    const K = 256;
+    const x = new Tensor(be, new Float32Array(K).fill(0.5), [1, K]);
+    const q8 = (N: number) => be.fromHost(new Float32Array(N * K).fill(0.25), [N, K], { matrix: true });
+    const f32 = be.fromHost(new Float32Array(8 * K), [8, K], { matrix: true, float32: true });
+    assert.equal(be.linearMany(x, [[q8(8), null]]), null);
+    assert.equal(be.linearMany(x, [[q8(8), null], [f32, null]]), null);
+    assert.equal(be.linearMany(x, [[q8(8), null], [q8(6), null]]), null);
+    assert.equal(be.linearMany(new Tensor(be, new Float32Array(32 * K), [32, K]), [[q8(8), null], [q8(8), null]]), null);
+    assert.ok(be.linearMany(x, [[q8(8), null], [q8(8), null]]));
+    be.fuseProducts = false;
+    assert.equal(be.linearMany(x, [[q8(8), null], [q8(8), null]]), null);
+    const q4 = new WasmBackend({ threads: 2, weights: 'q4' });
+    const w4 = () => q4.fromHost(new Float32Array(8 * K).fill(0.25), [8, K], { matrix: true });
+    assert.equal(q4.linearMany(new Tensor(q4, new Float32Array(K), [1, K]), [[w4(), null], [w4(), null]]), null);
+  });
+
+  for (const [name, weights] of [['llama-tiny', 'q8'], ['llama-tiny', 'f32'], ['bamba-variant', 'bf16']] as const) {
+    it(`${name}, ${weights}: decode logits the same bits with products fused and separate, and fused really ran`, async () => {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
+      const be = model.lm.backend as unknown as WasmBackend;
+      let fused = 0;
+      const many = be.linearMany.bind(be);
+      be.linearMany = (x, ws) => {
+        const y = many(x, ws);
+        if (y) fused++;
+        return y;
+      };
+      const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+      const run = async (on: boolean): Promise<Float32Array[]> => {
+        be.fuseProducts = on;
+        const s = model.lm.createState(1);
+        let l = await model.lm.advance([ids.slice(0, 6)], s);
+        const out = [l.data.slice()];
+        for (let t = 0; t < 5; t++) {
+          l = await model.lm.advance([[ids[t]]], s);
+          out.push(l.data.slice());
+        }
+        return out;
+      };
+      const on = await run(true);
+      assert.ok(fused > 0, 'linearMany ran');
+      const count = fused;
+      const off = await run(false);
+      assert.equal(fused, count, 'off: not run');
+      for (let i = 0; i < on.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+    });
+  }
+});
