@@ -383,8 +383,8 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
-  /** mamba1Step / mamba2Step hand Δ out (Mamba1StepArgs.onDelta) */
-  readonly stepDelta = true;
+  /** mamba1Step / mamba2Step hand Δ out (Mamba1StepArgs.onDelta); may be set false between calls (benchmarks compare with the op sequence) */
+  stepDelta = true;
 
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
   mamba1Step(a: Mamba1StepArgs): Tensor | null {
