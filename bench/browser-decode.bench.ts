@@ -230,6 +230,9 @@ async function openPage(page: Page, base: string, threads: number, query: string
 
 /** one greedy generation through the page's controls */
 async function browserRun(page: Page, ids: number[], gen: number, variant: Variant): Promise<Run> {
+  // the page that runs is the one in front: a page behind another (variants on pages of their own) is not painted,
+  // which would take its UI's CPU out of the comparison
+  await page.bringToFront();
   await page.fill('#prompt', ids.join(', '));
   await page.fill('#max-tokens', String(gen));
   await page.setChecked('#capture-delta', variant !== 'plain');
