@@ -10,15 +10,17 @@
  * Per row: decode tok/s (median of the rounds, and their range), ms per token in the model's steps and between them
  * (sampling, streaming to the page, the event-loop turn), CPU ms per token (every thread of the side's processes over
  * the whole generation, prefill included: Node's process; the browser's processes, from /proc), and the ratio of the median to Node's at the same threads.
- * Variants of the browser run: `plain` (the Δ heatmap off), `delta` (on, the playground's default), and `old`: as the
- * playground ran before issue 18's fix and as it was measured then: Δ on, every token and every layer's Δ posted to
- * the page as its own message (`?stream=0`), and the end awaited by Playwright's waitForFunction polling on every
- * animation frame (which keeps the page painting). The bench itself waits on a MutationObserver otherwise.
+ * Variants of the browser run: `plain` (the Δ heatmap off), `delta` (on, the playground's default: Δ handed out by the
+ * fused decode step), `unfused` (on, Δ through the op sequence as before the fused steps could hand it out:
+ * `?stepdelta=0`), and `old`: as the playground ran before issue 18's fixes and as it was measured then: Δ on through
+ * the op sequence, every token and every layer's Δ posted to the page as its own message (`?stream=0&stepdelta=0`),
+ * and the end awaited by Playwright's waitForFunction polling on every animation frame (which keeps the page
+ * painting). The bench itself waits on a MutationObserver otherwise.
  *
  * Checks its result: the browser's greedy tokens must equal Node's, token for token, in every round; a mismatch ends
  * the run with an error.
  *
- *   node dist/bench/browser-decode.bench.js [--threads 1,2] [--gen 64] [--reps 3] [--variants plain,delta,old]
+ *   node dist/bench/browser-decode.bench.js [--threads 1,2] [--gen 64] [--reps 3] [--variants plain,delta,unfused,old]
  *        [--layers N] [--dir DIR] [--no-build]
  */
 import * as fs from 'node:fs';
@@ -37,19 +39,21 @@ import { PRESETS } from '../src/models/random.js';
 import { buildPlayground, launchChromium, missingBrowser, servePlayground, waitForModel } from './playground.js';
 import { loadLine, machineInfo, machineLine, median, textTable } from './report.js';
 
-const VARIANTS = ['plain', 'delta', 'old'] as const;
+const VARIANTS = ['plain', 'delta', 'unfused', 'old'] as const;
 type Variant = (typeof VARIANTS)[number];
+/** the page's URL query of each variant (variants with the same query share a page and its loaded model) */
+const PAGE_QUERY: Record<Variant, string> = { plain: '', delta: '', unfused: 'stepdelta=0', old: 'stream=0&stepdelta=0' };
 
 const SPEC: CommandSpec = {
   name: 'browser-decode',
   summary: 'Greedy decode tok/s of the playground in headless Chromium (wasm backend) beside Node on the same random model.',
-  synopsis: '[--threads 1,2] [--gen 64] [--reps 3] [--variants plain,delta,old] [--layers N] [--dir DIR] [--no-build]',
+  synopsis: '[--threads 1,2] [--gen 64] [--reps 3] [--variants plain,delta,unfused,old] [--layers N] [--dir DIR] [--no-build]',
   options: {
     threads: { type: 'string', value: 'LIST', help: 'wasm threads, comma-separated (default 1,2)' },
     gen: { type: 'string', value: 'N', help: 'tokens to generate per round (default 64)' },
     prompt: { type: 'string', value: 'N', help: 'prompt length in tokens (default 16)' },
     reps: { type: 'string', value: 'N', help: 'timed rounds after one warm-up round (default 3)' },
-    variants: { type: 'string', value: 'LIST', help: 'browser runs: plain (Δ heatmap off), delta (on: the playground default), old (Δ on, every token and layer its own message, rAF polling: as before the fix); default plain,delta,old' },
+    variants: { type: 'string', value: 'LIST', help: 'browser runs: plain (Δ heatmap off), delta (on: the playground default), unfused (on, Δ through the op sequence, not the fused step), old (Δ on, unfused, every token and layer its own message, rAF polling: as before the fixes); default plain,delta,unfused,old' },
     layers: { type: 'string', value: 'N', help: 'layers of the mamba-130m shape (default 24; fewer for a quick run)' },
     dir: { type: 'string', value: 'DIR', help: 'where the random model folders are kept (default $TMPDIR/mamba-ts-browser-bench)' },
     'no-build': { type: 'boolean', help: 'use web/dist as built (default: build the playground first)' },
@@ -209,8 +213,8 @@ function modelFolder(root: string, layers: number): string {
 }
 
 /** open the playground with `threads` wasm threads and load the model folder by URL; returns the backend's name */
-async function openPage(page: Page, base: string, threads: number, stream?: number): Promise<string> {
-  await page.goto(`${base}/?threads=${threads}${stream === undefined ? '' : `&stream=${stream}`}`);
+async function openPage(page: Page, base: string, threads: number, query: string): Promise<string> {
+  await page.goto(`${base}/?threads=${threads}${query ? `&${query}` : ''}`);
   await page.waitForFunction(() => ((globalThis as unknown as PageGlobals).document.getElementById('backend-note')?.textContent ?? '') !== '', null, { timeout: 60_000 });
   if (!(await page.evaluate(() => (globalThis as unknown as PageGlobals).crossOriginIsolated))) throw new Error('the page is not cross-origin isolated');
   await page.selectOption('#backend', 'wasm');
@@ -226,6 +230,9 @@ async function openPage(page: Page, base: string, threads: number, stream?: numb
 
 /** one greedy generation through the page's controls */
 async function browserRun(page: Page, ids: number[], gen: number, variant: Variant): Promise<Run> {
+  // the page that runs is the one in front: a page behind another (variants on pages of their own) is not painted,
+  // which would take its UI's CPU out of the comparison
+  await page.bringToFront();
   await page.fill('#prompt', ids.join(', '));
   await page.fill('#max-tokens', String(gen));
   await page.setChecked('#capture-delta', variant !== 'plain');
@@ -295,15 +302,15 @@ async function main(argv: string[]): Promise<number> {
     for (const T of threadList) {
       const context = await browser.newContext();
       const errors: string[] = [];
-      // one page with the playground's defaults, one with ?stream=0 for the old variant (the model loaded in each)
-      const pages: Partial<Record<'now' | 'old', Page>> = {};
-      for (const key of ['now', 'old'] as const) {
-        if (!variants.some((v) => (v === 'old') === (key === 'old'))) continue;
-        const page = (pages[key] = await context.newPage());
+      // one page per URL query the variants need (the model loaded in each)
+      const pages = new Map<string, Page>();
+      for (const query of new Set(variants.map((v) => PAGE_QUERY[v]))) {
+        const page = await context.newPage();
+        pages.set(query, page);
         page.on('pageerror', (e) => errors.push(e.message));
         const t0 = performance.now();
-        const name = await openPage(page, server.base, T, key === 'old' ? 0 : undefined);
-        log(`${T} thread(s): the page${key === 'old' ? ' (?stream=0)' : ''} loaded the model in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${name}`);
+        const name = await openPage(page, server.base, T, query);
+        log(`${T} thread(s): the page${query ? ` (?${query})` : ''} loaded the model in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${name}`);
       }
       const t0 = performance.now();
       const node = new NodeSide();
@@ -316,7 +323,7 @@ async function main(argv: string[]): Promise<number> {
         // warm-up round 0; then alternate who goes first
         const order: Array<'node' | Variant> = r % 2 === 0 ? ['node', ...variants] : [...variants].reverse().concat('node' as never);
         for (const who of order) {
-          const run = who === 'node' ? await node.run(ids, gen) : await browserRun(pages[who === 'old' ? 'old' : 'now']!, ids, gen, who);
+          const run = who === 'node' ? await node.run(ids, gen) : await browserRun(pages.get(PAGE_QUERY[who])!, ids, gen, who);
           if (r > 0) runs[who].push(run);
           const ref = runs.node[runs.node.length - 1] ?? (who === 'node' ? run : null);
           if (ref && run.tokens.join(',') !== ref.tokens.join(',')) {

@@ -203,7 +203,7 @@ function kernelsBench(): void {
     const u = alloc(Dm), dbc = alloc(P), delta = alloc(Dm, () => 0.5), z = alloc(Dm);
     time('mamba-130m: mamba1_step (conv, x_proj, dt_proj, scan, gate)', () => {
       ctr[0] = 0;
-      k.mamba1_step(xz, convW, convB, convState, xProj, dtProj, dtBias, A, D, ssm, y, scratch, counter, 0, 0, 0, 0, 0, 1, Dm, K, R, N, 0, 0, 0, 0, 0, 0, 0, 1);
+      k.mamba1_step(xz, convW, convB, convState, xProj, dtProj, dtBias, A, D, ssm, y, scratch, counter, 0, 0, 0, 0, 0, 0, 1, Dm, K, R, N, 0, 0, 0, 0, 0, 0, 0, 1);
     });
     time('  causal_conv1d step, 1536 channels, K = 4', () => k.causal_conv1d(xz, convW, convB, convState, u, 1, 1, Dm, K, 1, 0, Dm));
     time('  x_proj 80 × 1536 (f32)', () => k.linear_f32(u, xProj, 0, dbc, 1, Dm, P, 0, P));

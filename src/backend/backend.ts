@@ -310,6 +310,11 @@ export interface Backend {
    */
   mamba2Step?(a: Mamba2StepArgs): Tensor | null;
   /**
+   * Optional: true when `mamba1Step` / `mamba2Step` honour their `onDelta` argument (hand Δ out of the fused step);
+   * a mixer observing Δ (ForwardOptions.onDelta) runs the op sequence on a backend without it.
+   */
+  readonly stepDelta?: boolean;
+  /**
    * Optional (WebGPU): run `step` — ops ending in one read — and keep what it submitted as a graph that
    * `replayStep` submits again with new uploaded numbers (the token ids) and no JavaScript in between, as a
    * CUDA graph does. `own`: the tensors the step may update besides what it allocates (its state). graph null:
@@ -385,6 +390,11 @@ export interface Mamba2StepArgs {
   normGroupSize: number;
   /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
   next?: Tensor | null;
+  /**
+   * Someone observes Δ (backends with `stepDelta` only): called before a non-null result is returned with Δ
+   * [b, 1, nh] = clamp(softplus(dt + dtBias), dtLimit), as `observeDelta` computes it from the op sequence
+   */
+  onDelta?: (delta: Tensor) => void;
 }
 
 export interface Mamba1StepArgs {
@@ -402,6 +412,11 @@ export interface Mamba1StepArgs {
   innerNorms?: { dt: Tensor | null; B: Tensor | null; C: Tensor | null; eps: number };
   /** the weight the caller multiplies the result by next (out_proj): a backend may start reading it meanwhile */
   next?: Tensor | null;
+  /**
+   * Someone observes Δ (backends with `stepDelta` only): called before a non-null result is returned with Δ
+   * [b, 1, D] = softplus(dt_proj · Δ' + dtBias), as `observeDelta` computes it from the op sequence
+   */
+  onDelta?: (delta: Tensor) => void;
 }
 
 /** A weight matrix as a file stores it: its ggml type id (src/io/gguf-quants.ts `GGML`) and its bytes, rows in order. */

@@ -15,7 +15,7 @@ import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
-import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
+import { observeDelta, sizeOf, stepDelta, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba1Weights {
   inProj: Tensor; // [2D, H]
@@ -66,13 +66,17 @@ export class Mamba1Mixer implements Mixer {
     const L = h.shape[1];
     const st = ctx.state;
     const xz = ops.linear(h, w.inProj, w.inProjBias); // (b, L, 2D)
-    if (L === 1 && st && this.backend.mamba1Step && !ctx.onDelta) {
-      // decode: the steps below in one backend call where it has one (same result)
+    if (L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta)) {
+      // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
+      const observed = stepDelta(ctx, 'mamba1', this.backend.name);
       const y = this.backend.mamba1Step({
         xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj,
+        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta: observed.onDelta,
       });
-      if (y) return ops.linear(y, w.outProj, w.outProjBias);
+      if (y) {
+        observed.check();
+        return ops.linear(y, w.outProj, w.outProjBias);
+      }
     }
     const [xs, z] = ops.split(xz, [D, D]); // (b, L, D) each
     const u = ops.causalConv1d({ x: xs, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' }); // (b, L, D)

@@ -15,7 +15,7 @@ import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
-import { observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
+import { observeDelta, sizeOf, stepDelta, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba2Dims {
   /** I = nh · hd */
@@ -90,14 +90,18 @@ export class Mamba2Mixer implements Mixer {
     const st = ctx.state;
     const zxbcdt = ops.linear(h, w.inProj, w.inProjBias);
     const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
-    if (L === 1 && st && this.backend.mamba2Step && !ctx.onDelta) {
-      // decode: the steps below in one backend call where it has one (same result)
+    if (L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta)) {
+      // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
+      const observed = stepDelta(ctx, 'mamba2', this.backend.name);
       const g = this.backend.mamba2Step({
         zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
         convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
-        normGroupSize: opts.normGroupSize, next: w.outProj,
+        normGroupSize: opts.normGroupSize, next: w.outProj, onDelta: observed.onDelta,
       });
-      if (g) return ops.linear(g, w.outProj, w.outProjBias);
+      if (g) {
+        observed.check();
+        return ops.linear(g, w.outProj, w.outProjBias);
+      }
     }
     const [z, xBCraw, dt] = ops.split(zxbcdt, [d.inner, this.convDim, d.nHeads]);
     const xBC = ops.causalConv1d({ x: xBCraw, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' });

@@ -44,6 +44,27 @@ export function observeDelta(raw: Tensor, bias: Tensor | null, limit: [number, n
   return reads.then(([d, b]) => ({ shape, data: processDt(d, b, shape[shape.length - 1], limit) }));
 }
 
+/**
+ * Δ handed out by a backend's fused decode step (`Mamba1StepArgs.onDelta`) while someone observes it: `onDelta` is
+ * the step's argument (undefined when nobody observes), reporting to `ctx.onDelta` what `observeDelta` would;
+ * `check()` after a step that ran throws if the backend handed none out.
+ */
+export function stepDelta(ctx: MixerContext, kind: 'mamba1' | 'mamba2', backend: string): { onDelta?: (delta: Tensor) => void; check(): void } {
+  const report = ctx.onDelta;
+  if (!report) return { check: () => {} };
+  let handed = false;
+  return {
+    onDelta: (delta) => {
+      handed = true;
+      const shape = [...delta.shape];
+      report(kind, delta.data().then((data) => ({ shape, data })));
+    },
+    check: () => {
+      if (!handed) throw new Error(`${backend}: its fused ${kind} decode step returned no Δ although the backend sets stepDelta (Δ is observed)`);
+    },
+  };
+}
+
 export function sizeOf(...ts: Array<{ size: number } | null | undefined>): number {
   return ts.reduce((a, t) => a + (t ? t.size : 0), 0);
 }

@@ -248,6 +248,12 @@ describe('browser playground (headless Chromium)', () => {
       query: 'threads=2&stream=0', streamMessages: (layers) => NEW_TOKENS + layers * (1 + NEW_TOKENS),
     },
     {
+      // Δ through the op sequence instead of the fused decode step (the browser-decode bench's `unfused`): the same heatmap
+      name: 'WASM backend on 2 threads, Δ through the op sequence (?stepdelta=0)',
+      backend: 'wasm', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^wasm\(2 threads,/,
+      query: 'threads=2&stepdelta=0',
+    },
+    {
       // SwiftShader's Vulkan where there is no GPU (slow: shader compilation dominates, so Mamba-1 only)
       name: 'WebGPU backend, Mamba-1, folder by URL',
       backend: 'webgpu', model: 'mamba-tiny', via: 'url', prompt: { ids: PROMPT }, backendLike: /^webgpu/, deltaTolerance: 1e-3,

@@ -123,7 +123,7 @@ function startGeneration(): void {
     streamMessages = 0;
     setState('generating');
     setStatus(`Generating on ${info.backend}…`);
-    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked, streamMs });
+    send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked, streamMs, stepDelta });
   } catch (e) {
     setStatus((e as Error).message, true);
   }
@@ -263,11 +263,13 @@ heatmap.setPerLayer(ui.perLayer.checked);
 
 // ?model=URL&backend=wasm&prompt=… prefill the controls (shareable links); ?hub=URL sets the hub (a mirror);
 // ?threads=N: the wasm backend's threads (default: every core the browser reports); ?stream=MS: tokens and Δ come
-// from the worker in batches at most this often (default 50; 0 = every token and layer as it comes)
+// from the worker in batches at most this often (default 50; 0 = every token and layer as it comes); ?stepdelta=0: Δ
+// through the op sequence, not the fused decode step (as before issue 18's fix; the browser-decode bench compares)
 const q = new URLSearchParams(location.search);
 const hubEndpoint = q.get('hub') ?? 'https://huggingface.co';
 const wasmThreads = q.get('threads') !== null && Number.isInteger(Number(q.get('threads'))) && Number(q.get('threads')) >= 1 ? Number(q.get('threads')) : undefined;
 const streamMs = q.get('stream') !== null && Number(q.get('stream')) >= 0 ? Number(q.get('stream')) : undefined;
+const stepDelta = q.get('stepdelta') === '0' ? false : undefined;
 if (q.get('threads') !== null && wasmThreads === undefined) setStatus(`?threads=${q.get('threads')}: expected a positive integer; using every core`, true);
 if (q.get('model')) ui.url.value = q.get('model')!;
 if (q.get('backend')) ui.backend.value = q.get('backend')!;

@@ -17,8 +17,12 @@ export interface SamplingSettings {
 
 export type ToWorker =
   | { type: 'load'; source: ModelSource; backend: BackendName; threads?: number }
-  /** streamMs: tokens and Δ are sent in batches at most this often (default worker.ts STREAM_MS; 0 = each as it comes) */
-  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean; streamMs?: number }
+  /**
+   * streamMs: tokens and Δ are sent in batches at most this often (default worker.ts STREAM_MS; 0 = each as it comes);
+   * stepDelta false: Δ observed through the op sequence, not handed out by the backend's fused decode step (as before
+   * issue 18's fix; benchmarks compare)
+   */
+  | { type: 'generate'; prompt: string | number[]; sampling: SamplingSettings; delta: boolean; streamMs?: number; stepDelta?: boolean }
   | { type: 'stop' };
 
 export interface ModelInfo {

@@ -116,6 +116,9 @@ async function generate(msg: Extract<ToWorker, { type: 'generate' }>): Promise<v
   streamMs = msg.streamMs ?? STREAM_MS;
   const s = msg.sampling;
   abort = new AbortController();
+  // the wasm backend hands Δ out of its fused decode steps unless told not to (a mutable flag there)
+  const be = m.lm.backend as { stepDelta?: boolean };
+  if (typeof be.stepDelta === 'boolean') be.stepDelta = msg.stepDelta !== false;
   const onDelta = msg.delta
     ? (e: DeltaEvent) => {
         // [1, L, C] → mean over C per position

@@ -458,6 +458,9 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
+  /** mamba1Step / mamba2Step hand Δ out (Mamba1StepArgs.onDelta); may be set false between calls (benchmarks compare with the op sequence) */
+  stepDelta = true;
+
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
   mamba1Step(a: Mamba1StepArgs): Tensor | null {
     const [batch, L, twoD] = a.xz.shape;
@@ -473,12 +476,15 @@ export class WasmBackend extends CpuBackend {
       const yo = c.out(batch * Dm);
       const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
       const counter = c.zeros(1); // (an i32 zero)
+      const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
       this.runtime.runTeam('mamba1_step', [
         c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
-        yo, work, counter, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
+        yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
         batch, Dm, K, R, N, ...this.prefetchArgs(a.next),
       ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
-      return c.result(yo, [batch, 1, Dm]);
+      const y = c.result(yo, [batch, 1, Dm]);
+      a.onDelta?.(c.result(deltaOut, [batch, 1, Dm]));
+      return y;
     });
   }
 
@@ -496,7 +502,8 @@ export class WasmBackend extends CpuBackend {
       const all = a.zxbcdt.storage as Float32Array;
       const dtRaw = new Float32Array(batch * nh);
       for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
-      const dt = c.data(processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit));
+      const dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+      const dt = c.data(dtHost);
       const yo = c.out(batch * W);
       const work = c.out(batch * (convDim + W));
       const counter = c.zeros(1); // (an i32 zero)
@@ -504,6 +511,7 @@ export class WasmBackend extends CpuBackend {
         c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
         yo, work, counter, batch, nh, hd, G, N, K, ...this.prefetchArgs(a.next),
       ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
+      a.onDelta?.(new Tensor(this, dtHost, [batch, 1, nh])); // Δ observed: what observeDelta computes (same function, same inputs)
       return c.result(yo, [batch, 1, W]);
     });
   }

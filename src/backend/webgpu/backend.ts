@@ -60,6 +60,8 @@ export function maxRelErr(a: Float32Array, b: Float32Array): number {
 
 export class WebGpuBackend implements Backend {
   readonly name: string;
+  /** mamba1Step / mamba2Step hand Δ out (Mamba1StepArgs.onDelta: the step kernels write it); may be set false (benchmarks compare with the op sequence) */
+  stepDelta = true;
   readonly rt: GpuRuntime;
   /** SSD chunk length on this device (64 needs ~26 KiB of workgroup memory) */
   readonly ssdChunk: number;
@@ -988,14 +990,16 @@ export class WebGpuBackend implements Backend {
       this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
     }
     const n = a.innerNorms;
-    const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0);
+    const dto = a.onDelta ? this.out([B, 1, D], 'mamba1 Δ') : null; // Δ observed: written by the scan kernel
+    const flags = convFlag | (n ? 2 : 0) | (n?.dt ? 4 : 0) | (n?.B ? 8 : 0) | (n?.C ? 16 : 0) | (dto ? 32 : 0);
     const y = this.out([B, 1, D], 'mamba1 step');
-    const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y)];
+    const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y), this.st(dto ?? y)];
     const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
     if (fused) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
     else if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
     else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);
+    if (dto) a.onDelta!(dto);
     return y;
   }
 
@@ -1021,13 +1025,15 @@ export class WebGpuBackend implements Backend {
     const win = this.st(a.convState);
     this.fx.recLinear(l, null, null, { state: win, c0: I, width: C, K: Kc });
     const y = this.out([B, I], 'mamba2 step'), z = this.out([B, I], 'mamba2 gate');
+    const dto = a.onDelta ? this.out([B, 1, nh], 'mamba2 Δ') : null; // Δ observed: written by the step kernel
     const lo = Math.max(a.dtLimit[0], -F32_MAX), hi = Math.min(a.dtLimit[1], F32_MAX);
-    const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0);
-    const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z)];
+    const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0) | (dto ? 8 : 0);
+    const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z), this.st(dto ?? y)];
     const p = [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], sg = this.stepSubgroup();
     if (sg) this.rec(MAMBA2_STEP_SG, roles, p, this.rt.grid(B * nh * Math.ceil(hd / (256 / sg))), String(sg));
     else this.rec(MAMBA2_STEP, roles, p, this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
+    if (dto) a.onDelta!(dto);
     return this.tensor(g.storage as Store, [B, 1, I], g);
   }
 

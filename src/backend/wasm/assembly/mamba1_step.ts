@@ -16,7 +16,8 @@
 //   xProj [R + 2N, Dm];  dtProj [Dm, R];  dtBias [Dm];  A [Dm, N];  Dskip [Dm] or 0;  ssmState [batch, Dm, N]
 //   normDt/normB/normC: RMSNorm weights (0 = no weight) when hasNorms ≠ 0;  y [batch, Dm]
 //   scratch: u [batch, Dm], dbc [batch, R + 2N], delta [batch, Dm], then per thread Δ' [batch, R] (f32, contiguous)
-//   counter: i32, zeroed
+//   counter: i32, zeroed;  deltaOut [batch, Dm] or 0: receives Δ = softplus(dt_proj · Δ' + dtBias) (Δ observed),
+//   computed as the scan step computes it (the same f32 lanes)
 //   pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget: the next linear's weights (out_proj; pfQ = 0: none), touched while
 //   the scan runs, ≤ pfBudget bytes per thread from the start of the rows it will compute (see touchNextRows)
 
@@ -25,11 +26,12 @@ import { linear_f32 } from './linear';
 import { touchNextRows } from './linear_common';
 import { rms_norm } from './norm';
 import { selective_scan } from './scan';
+import { ldc, stc, vsoftplus } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 
 export function mamba1_step(
   xz: usize, convW: usize, convB: usize, convState: usize, xProj: usize, dtProj: usize, dtBias: usize, A: usize,
-  Dskip: usize, ssmState: usize, y: usize, scratch: usize, counter: usize,
+  Dskip: usize, ssmState: usize, y: usize, scratch: usize, counter: usize, deltaOut: usize,
   hasNorms: i32, normDt: usize, normB: usize, normC: usize, eps: f32,
   batch: i32, Dm: i32, K: i32, R: i32, N: i32,
   pfQ: usize, pfQRowB: usize, pfS: usize, pfSRowB: usize, pfRows: i32, pfBudget: usize, t: i32, T: i32,
@@ -72,6 +74,15 @@ export function mamba1_step(
     const dtLow = delta + ((<usize>(batch * Dm + t * batch * R)) << 2);
     for (let b = 0; b < batch; b++) memory.copy(dtLow + ((<usize>b * R) << 2), dbc + ((<usize>b * P) << 2), <usize>R << 2);
     linear_f32(dtLow, dtProj, 0, delta, batch, R, Dm, d0, d1);
+    if (deltaOut) {
+      for (let b = 0; b < batch; b++) {
+        const rowOff = (<usize>b * Dm) << 2;
+        for (let d = d0; d < d1; d += 4) {
+          const nc = min(4, d1 - d), o = <usize>d << 2;
+          stc(deltaOut + rowOff + o, vsoftplus(f32x4.add(ldc(delta + rowOff + o, nc), dtBias ? ldc(dtBias + o, nc) : f32x4.splat(0.0))), nc);
+        }
+      }
+    }
     // the scan in pieces of STEP_CHANNELS channels (any split gives the same bits), the next weights touched in
     // between; in one piece when there is nothing to touch
     const pieces = pfQ ? (d1 - d0 + STEP_CHANNELS - 1) / STEP_CHANNELS : 1;

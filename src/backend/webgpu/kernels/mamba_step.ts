@@ -97,13 +97,14 @@ const XDBL_PARTIALS = /* wgsl */ `
   }`;
 
 /**
- * flags: 1 conv bias, 2 Δ'/B/C norms, 4 Δ' norm weight, 8 B norm weight, 16 C norm weight.
+ * flags: 1 conv bias, 2 Δ'/B/C norms, 4 Δ' norm weight, 8 B norm weight, 16 C norm weight, 32 write Δ to dto [b, Dm]
+ * (Δ observed; without it dto may be any written role's buffer: it is not touched).
  * params: Bn, Dm, N, R, Kc, flags, eps (, nP: variant 'p')
  */
 export const MAMBA1_SCAN: KernelSpec = {
   name: 'mamba1_scan',
-  roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y'],
-  writes: ['state', 'y'],
+  roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y', 'dto'],
+  writes: ['state', 'y', 'dto'],
   wgsl: (v) => /* wgsl */ `
 ${CONV}
 const CW: u32 = 16u;
@@ -167,6 +168,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (lane == 0u && d < Dm) {
     su[c] = conv_u(b, d, Dm, Kc, (flags & 1u) != 0u);
     sdt[c] = softplus(red[li] + $dtb[o_dtb + d]);
+    if ((flags & 32u) != 0u) { $dto[o_dto + b * Dm + d] = sdt[c]; }
     sg[c] = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
   }
   workgroupBarrier();
@@ -207,11 +209,14 @@ export const MAMBA2_HEAD = /* wgsl */ `
   let grp = h / (nh / G);
   let hasCB = (flags & 1u) != 0u;`;
 
-/** flags: 1 conv bias, 2 D, 4 Δ bias. params: Bn, nh, hd, G, N, I, Kc, flags, lo, hi. Also copies z to zo [b, I]. */
+/**
+ * flags: 1 conv bias, 2 D, 4 Δ bias, 8 write Δ to dto [b, nh] (Δ observed; without it dto may be any written role's
+ * buffer: it is not touched). params: Bn, nh, hd, G, N, I, Kc, flags, lo, hi. Also copies z to zo [b, I].
+ */
 export const MAMBA2_STEP: KernelSpec = {
   name: 'mamba2_step',
-  roles: ['zx', 'win', 'cw', 'cb', 'dtb', 'A', 'D', 'state', 'y', 'zo'],
-  writes: ['state', 'y', 'zo'],
+  roles: ['zx', 'win', 'cw', 'cb', 'dtb', 'A', 'D', 'state', 'y', 'zo', 'dto'],
+  writes: ['state', 'y', 'zo', 'dto'],
   wgsl: () => /* wgsl */ `
 ${CONV}
 const PB: u32 = 8u;
@@ -238,6 +243,7 @@ ${MAMBA2_HEAD}
   var bias = 0.0;
   if ((flags & 4u) != 0u) { bias = $dtb[o_dtb + h]; }
   let dt = clamp(softplus($zx[o_zx + b * (I + C + nh) + I + C + h] + bias), lo, hi);
+  if ((flags & 8u) != 0u && pb == 0u && li == 0u) { $dto[o_dto + b * nh + h] = dt; }
   let dA = exp(dt * $A[o_A + h]);
   let r = li / TPR; let lane = li % TPR;
   let p = pb * PB + r;

@@ -13,7 +13,7 @@
 import type { KernelSpec } from '../runtime.js';
 import { CONV, MAMBA1_SCAN, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE } from './mamba_step.js';
 
-/** flags and params as MAMBA1_SCAN: flags 1 conv bias, 2 Δ'/B/C norms, 4/8/16 their weights; Bn, Dm, N, R, Kc, flags, eps */
+/** flags and params as MAMBA1_SCAN: flags 1 conv bias, 2 Δ'/B/C norms, 4/8/16 their weights, 32 Δ to dto; Bn, Dm, N, R, Kc, flags, eps */
 export const MAMBA1_SCAN_SG: KernelSpec = {
   name: 'mamba1_scan_sg',
   roles: MAMBA1_SCAN.roles,
@@ -66,11 +66,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let yv = subgroupAdd(part);
   if (ok && lane == 0u) {
     $y[o_y + b * Dm + d] = (yv + $D[o_D + d] * u) * silu($xz[o_xz + b * 2u * Dm + Dm + d]);
+    if ((flags & 32u) != 0u) { $dto[o_dto + b * Dm + d] = dt; }
   }
 }`,
 };
 
-/** flags and params as MAMBA2_STEP: flags 1 conv bias, 2 D, 4 Δ bias; Bn, nh, hd, G, N, I, Kc, flags, lo, hi */
+/** flags and params as MAMBA2_STEP: flags 1 conv bias, 2 D, 4 Δ bias, 8 Δ to dto; Bn, nh, hd, G, N, I, Kc, flags, lo, hi */
 export const MAMBA2_STEP_SG: KernelSpec = {
   name: 'mamba2_step_sg',
   roles: MAMBA2_STEP.roles,
@@ -95,6 +96,7 @@ ${MAMBA2_HEAD}
   if ((flags & 4u) != 0u) { bias = $dtb[o_dtb + h]; }
   let row = b * (I + C + nh);
   let dt = clamp(softplus($zx[o_zx + row + I + C + h] + bias), lo, hi);
+  if ((flags & 8u) != 0u && pb == 0u && li == 0u) { $dto[o_dto + b * nh + h] = dt; }
   let dA = exp(dt * $A[o_A + h]);
   // one subgroup per row p of the head; a row past the end reads the last one and writes nothing
   let p0 = pb * PB + li / SG;
