@@ -15,11 +15,17 @@
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
 //                      (linear.ts) on packed K and transposed V tiles.
+//
+// KV cache formats (fmt): 0 f32; 1 bf16, 2 f16 (u16 per value, the layouts above with 2-byte elements). A 16-bit
+// cache is converted to f32 exactly (weights.ts's conversions) one block at a time into per-thread scratch (decode:
+// one KV head's keys and values of a block; prefill: the K/V tile it packs anyway), and the f32 code runs on that:
+// the cache streams half the bytes.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
+import { w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
@@ -113,6 +119,23 @@ function scaleRow(a: usize, n: i32, c: f32): void {
   }
 }
 
+/** rows × hd values of a 16-bit cache (fmt 1 bf16, 2 f16; rows strideB bytes apart from src) as f32 rows [rows, hd] at dst */
+function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
+  if (fmt == 1) unpackKVRows<u16>(src, strideB, rows, hd, dst);
+  else unpackKVRows<i16>(src, strideB, rows, hd, dst);
+}
+
+// @ts-ignore: decorator
+@inline function unpackKVRows<W>(src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
+  for (let j = 0; j < rows; j++) {
+    const s = src + <usize>j * strideB;
+    const d = dst + ((<usize>j * hd) << 2);
+    let i = 0;
+    for (; i + 4 <= hd; i += 4) v128.store(f4(d, i), w4<W>(s + (<usize>i << 1)));
+    for (; i < hd; i++) store<f32>(f4(d, i), wScalar<W>(s + (<usize>i << 1)));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // decode
 
@@ -173,17 +196,20 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
 
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys. scratch: per thread G · DBK floats, then the partials [b, Hq, S, hd + 2].
- * counter: i32, zeroed (the barrier).
+ * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread perThread floats (G · DBK
+ * scores; 16-bit caches: then 2 · DBK · hd for a block's keys and values of one head as f32), then the partials
+ * [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  S: i32, scratch: usize, counter: usize, t: i32, T: i32,
+  S: i32, scratch: usize, counter: usize, fmt: i32, perThread: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const rowB = <usize>(Hkv * hd) << 2;
-  const sc = scratch + ((<usize>t * G * DBK) << 2);
-  const parts = scratch + ((<usize>T * G * DBK) << 2);
+  const rowB = <usize>(Hkv * hd) << (fmt ? 1 : 2); // bytes of one cache position (all KV heads)
+  const sc = scratch + ((<usize>t * perThread) << 2);
+  const kb = sc + ((<usize>G * DBK) << 2), vb = kb + ((<usize>DBK * hd) << 2); // (16-bit caches) a block as f32
+  const hdB = <usize>hd << 2;
+  const parts = scratch + ((<usize>T * perThread) << 2);
   const ps = <usize>(hd + 2) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
@@ -213,9 +239,17 @@ export function attention_decode(
           touchPart(pfV, pfTotal, pfChunkB, g);
         }
         const h0 = g * G;
-        const ho = (<usize>g * hd) << 2;
-        decodeBlock(q + ((<usize>(r * Hq + h0) * hd) << 2), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc,
-          parts + (<usize>(r * Hq + h0) * S + s) * ps, headB);
+        const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
+        const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
+        if (fmt == 0) {
+          const ho = (<usize>g * hd) << 2;
+          decodeBlock(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        } else {
+          const ho = (<usize>(j0 * Hkv + g) * hd) << 1;
+          unpackKV(fmt, rowK + ho, rowB, bk, hd, kb);
+          unpackKV(fmt, rowV + ho, rowB, bk, hd, vb);
+          decodeBlock(qp, kb, vb, hdB, 0, bk, G, hd, scale, sc, part, headB);
+        }
       }
     }
   }
@@ -278,16 +312,18 @@ function packVt(v0: usize, rowB: usize, bk: i32, hd: i32, dst: usize): void {
 
 /**
  * Flash-style causal attention over query tiles: q, out [b, L, Hq, hd]; past: i32 [b]; tiles of BQ positions × G
- * heads against BK keys. scratch: per thread tileFloats (see the JS side: M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ);
- * counter: two i32, zeroed (the next item).
+ * heads against BK keys; fmt: the cache's format (see the top). scratch: per thread tileFloats (see the JS side:
+ * M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ; 16-bit caches: + BK·hd for a V tile as f32); counter: two i32, zeroed (the
+ * next item).
  */
 export function attention_prefill(
   q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, t: i32, T: i32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
   const Mmax = G * BQ;
-  const rowB = <usize>(Hkv * hd) << 2;
+  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
+  const rowB = <usize>(Hkv * hd) << sh;
   const qRowB = <usize>(Hq * hd) << 2;
   const hdB = <usize>hd << 2;
   const base = scratch + ((<usize>t * tileFloats) << 2);
@@ -299,6 +335,7 @@ export function attention_prefill(
   const O2 = O + ((<usize>Mmax * hd) << 2);
   const mA = O2 + ((<usize>Mmax * hd) << 2);
   const lA = mA + (<usize>Mmax << 2);
+  const Vf = lA + (<usize>Mmax << 2); // (16-bit caches) the V tile as f32 rows
   const nQt = (L + BQ - 1) / BQ;
   const perTile = b * Hkv;
   const items = nQt * perTile;
@@ -329,9 +366,16 @@ export function attention_prefill(
     const kvBase = (<usize>r * cap * Hkv + g) * hd;
     for (let j0 = 0; j0 < kEnd; j0 += BK) {
       const bk = min(BK, kEnd - j0);
-      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 2);
-      for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
-      packVt(V + ((kvBase + <usize>j0 * Hkv * hd) << 2), rowB, bk, hd, Vt);
+      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << sh);
+      const v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << sh);
+      if (fmt == 0) {
+        for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
+        packVt(v0, rowB, bk, hd, Vt);
+      } else {
+        unpackKV(fmt, k0, rowB, bk, hd, Kt);
+        unpackKV(fmt, v0, rowB, bk, hd, Vf);
+        packVt(Vf, hdB, bk, hd, Vt);
+      }
       linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
       const rowS = <usize>bk << 2;
       for (let i = 0; i < G; i++) {
