@@ -33,7 +33,11 @@ interface Case {
   /** positions already in the cache per row */
   past: number[];
   cap: number;
+  /** every 5th key/value one of ±0 and values that are subnormal in f16 (and tiny in bf16) */
+  tiny?: boolean;
 }
+
+const TINY = [0, -0, 1e-6, -3e-7, 5e-8, -6e-5, 2 ** -24, -(2 ** -20)];
 
 const CASES: Case[] = [
   { b: 1, L: 1, Hq: 4, Hkv: 4, hd: 64, past: [0], cap: 64 },
@@ -41,10 +45,12 @@ const CASES: Case[] = [
   { b: 1, L: 1, Hq: 2, Hkv: 1, hd: 64, past: [1500], cap: 1536 }, // one KV head: keys split among threads
   { b: 2, L: 37, Hq: 4, Hkv: 2, hd: 16, past: [100, 3], cap: 160 }, // prefill on a cached prefix, ragged
   { b: 1, L: 130, Hq: 6, Hkv: 2, hd: 7, past: [0], cap: 192 }, // prefill from empty, G = 3
+  { b: 1, L: 1, Hq: 4, Hkv: 2, hd: 16, past: [300], cap: 320, tiny: true }, // zeros and f16 subnormals, decode
+  { b: 1, L: 20, Hq: 4, Hkv: 2, hd: 16, past: [90], cap: 128, tiny: true }, // … and prefill
 ];
 
 function name(c: Case): string {
-  return `b=${c.b} L=${c.L} Hq=${c.Hq} Hkv=${c.Hkv} hd=${c.hd} past=[${c.past}]`;
+  return `b=${c.b} L=${c.L} Hq=${c.Hq} Hkv=${c.Hkv} hd=${c.hd} past=[${c.past}]${c.tiny ? ' with zeros and f16 subnormals' : ''}`;
 }
 
 interface Data {
@@ -63,12 +69,19 @@ function makeData(c: Case, seed: number): Data {
     ck.fill(0, (r * c.cap + c.past[r]) * rowKV, (r + 1) * c.cap * rowKV);
     cv.fill(0, (r * c.cap + c.past[r]) * rowKV, (r + 1) * c.cap * rowKV);
   }
-  return {
+  const d = {
     q: randomArray(c.b * c.L * c.Hq * c.hd, seed, 2),
     k: randomArray(c.b * c.L * rowKV, seed + 1, 2),
     v: randomArray(c.b * c.L * rowKV, seed + 2),
     ck, cv,
   };
+  if (c.tiny) {
+    for (const a of [d.k, d.v]) for (let i = 0; i < a.length; i += 5) a[i] = TINY[Math.floor(i / 5) % TINY.length];
+    for (const a of [ck, cv]) {
+      for (let r = 0; r < c.b; r++) for (let i = r * c.cap * rowKV; i < (r * c.cap + c.past[r]) * rowKV; i += 5) a[i] = TINY[Math.floor(i / 5) % TINY.length];
+    }
+  }
+  return d;
 }
 
 /** attention with a cache of format `kv` made by the backend (fromHost), the output and the cache read back */
@@ -178,6 +191,31 @@ describe('attention on a bf16 / f16 KV cache: wasm kernels = CPU reference; vs f
       });
     }
   }
+
+  it('f16/bf16 zeros and subnormals are read as stored: tiny keys under large queries, tiny values under uniform weights', () => {
+    // keys of f16-subnormal size under queries of ~1e4 give scores of order 1, so a key read wrongly moves the softmax;
+    // then all-zero keys (uniform weights) and tiny values: the output is their mean, compared relatively
+    const c: Case = { b: 1, L: 1, Hq: 2, Hkv: 1, hd: 8, past: [95], cap: 96 };
+    const n = c.cap * c.hd;
+    const signs = randomArray(n, 9);
+    const tinyOf = (i: number) => TINY[i % TINY.length] * (signs[i] < 0 ? -1 : 1) * (1 + (i % 3));
+    const keysCase = { q: randomArray(c.Hq * c.hd, 8, 2e4), k: Float32Array.from({ length: c.hd }, (_, i) => tinyOf(i + n)), v: randomArray(c.hd, 10),
+      ck: Float32Array.from({ length: n }, (_, i) => tinyOf(i)), cv: randomArray(n, 11) };
+    const valuesCase = { q: randomArray(c.Hq * c.hd, 8), k: new Float32Array(c.hd), v: Float32Array.from({ length: c.hd }, (_, i) => tinyOf(i + n)),
+      ck: new Float32Array(n), cv: Float32Array.from({ length: n }, (_, i) => tinyOf(i)) };
+    for (const kv of ['bf16', 'f16'] as const) {
+      for (const [label, d] of [['keys', keysCase], ['values', valuesCase]] as const) {
+        const want = run(cpu, c, d, kv);
+        const scale = Math.max(...want.y.map(Math.abs));
+        assert.ok(scale > 0, `${kv} ${label}: a non-zero output`);
+        for (const be of wasm) {
+          const got = run(be, c, d, kv);
+          const e = maxAbsDiff(got.y, want.y) / scale;
+          assert.ok(e <= 1e-5, `${kv} ${label}, ${be.name}: max |Δ| / max |y| = ${e}`);
+        }
+      }
+    }
+  });
 
   it('prefill then decode on a bf16 cache grown by padTime (the mixer path), wasm 2 threads = CPU', () => {
     const [Hq, Hkv, hd, L] = [4, 2, 32, 300];

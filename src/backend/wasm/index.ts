@@ -505,11 +505,9 @@ export class WasmBackend extends CpuBackend {
         // splits of the keys: enough items (rows × splits) for every thread to get an equal share
         let S = T / gcd(b, T);
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
-        // per thread: scores G · DBK, and (16-bit caches) one KV head's keys and values of a block as f32, 2 · DBK · hd
-        const perThread = G * ATTN_DECODE_BLOCK + (fmt ? 2 * ATTN_DECODE_BLOCK * hd : 0);
-        const scratch = c.out(T * perThread + b * Hq * S * (hd + 2));
+        const scratch = c.out(T * G * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, fmt, perThread], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, fmt], work >= MIN_PARALLEL_WORK);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;

@@ -16,10 +16,10 @@
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
 //                      (linear.ts) on packed K and transposed V tiles.
 //
-// KV cache formats (fmt): 0 f32; 1 bf16, 2 f16 (u16 per value, the layouts above with 2-byte elements). A 16-bit
-// cache is converted to f32 exactly (weights.ts's conversions) one block at a time into per-thread scratch (decode:
-// one KV head's keys and values of a block; prefill: the K/V tile it packs anyway), and the f32 code runs on that:
-// the cache streams half the bytes.
+// KV cache formats (fmt): 0 f32; 1 bf16, 2 f16 (u16 per value, the layouts above with 2-byte elements), converted to
+// f32 exactly (weights.ts's conversions) as they are read: decode reads keys and values straight from the cache (the
+// block code is generic over the element type W: f32, u16 = bf16, i16 = f16); prefill converts the K/V tile it packs
+// anyway. The cache streams half the bytes.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
@@ -33,6 +33,82 @@ const DBK: i32 = 32;
 // @ts-ignore: decorator
 @inline function f4(p: usize, i: i32): usize {
   return p + (<usize>i << 2);
+}
+
+/**
+ * 4 f16 values at p as f32x4: exponent and mantissa moved into place (<< 13) and scaled by 2^112 in one multiply
+ * (exact: normal halves become normal floats, subnormal ones — f32 denormals before the multiply, rare in a KV cache —
+ * too), the sign put back. Half the operations of weights.ts's f16LoX, which avoids denormals at any cost. Finite
+ * halves only: ±inf (an f16 cache's overflow, |x| > 65504) reads as ±65536.
+ */
+// @ts-ignore: decorator
+@inline function f16x4(p: usize): v128 {
+  const h = v128.load16x4_u(p);
+  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** 4 cache values at element i of p (W: f32, u16 = bf16, i16 = f16) as f32x4 */
+// @ts-ignore: decorator
+@inline function ldW<W>(p: usize, i: i32): v128 {
+  if (isFloat<W>()) return v128.load(p + (<usize>i << 2));
+  if (isInteger<W>() && isSigned<W>()) return f16x4(p + (<usize>i << 1));
+  return w4<W>(p + (<usize>i << 1));
+}
+
+/** lanes [0, c) of ldW, zeros in the others */
+// @ts-ignore: decorator
+@inline function ldzW<W>(p: usize, i: i32, c: i32): v128 {
+  if (isFloat<W>()) return ldz(p + (<usize>i << 2), c);
+  if (c >= 4) return w4<W>(p + (<usize>i << 1));
+  const e = p + (<usize>i << 1);
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, wScalar<W>(e));
+  if (c > 1) v = f32x4.replace_lane(v, 1, wScalar<W>(e + 2));
+  if (c > 2) v = f32x4.replace_lane(v, 2, wScalar<W>(e + 4));
+  return v;
+}
+
+/** dot(a, b) over n values, a f32, b of the cache's type W (any n; tails with zero lanes) */
+// @ts-ignore: decorator
+@inline function dotW<W>(a: usize, b: usize, n: i32): f32 {
+  if (isFloat<W>()) return dot(a, b, n);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= n; k += 8) {
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(f4(a, k)), ldW<W>(b, k)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(f4(a, k + 4)), ldW<W>(b, k + 4)));
+  }
+  for (; k < n; k += 4) {
+    const c = min(4, n - k);
+    a0 = f32x4.add(a0, f32x4.mul(ldz(f4(a, k), c), ldzW<W>(b, k, c)));
+  }
+  return hsum(f32x4.add(a0, a1));
+}
+
+/** [dot(a, b0), …, dot(a, b3)] over n values for the 4 rows b0 = b, b + rowB, … of the cache's type W (any n) */
+// @ts-ignore: decorator
+@inline function dot4W<W>(a: usize, b: usize, rowB: usize, n: i32): v128 {
+  if (isFloat<W>()) return dot4(a, b, rowB, n);
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= n; k += 4) {
+    const x = v128.load(f4(a, k));
+    a0 = f32x4.add(a0, f32x4.mul(x, ldW<W>(b, k)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldW<W>(b1, k)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldW<W>(b2, k)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldW<W>(b3, k)));
+  }
+  if (k < n) {
+    const c = n - k;
+    const x = ldz(f4(a, k), c);
+    a0 = f32x4.add(a0, f32x4.mul(x, ldzW<W>(b, k, c)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldzW<W>(b1, k, c)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldzW<W>(b2, k, c)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldzW<W>(b3, k, c)));
+  }
+  return hsum4(a0, a1, a2, a3);
 }
 
 /** dot(a, b) over n floats (any n; tails loaded with zero lanes) */
@@ -140,21 +216,22 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
 // decode
 
 /**
- * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB) for the G query heads
- * at qp (hd apart), folded into their running partials at part (per head: acc [hd], m, l; headB bytes apart).
- * sc: scratch of G · DBK floats.
+ * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB bytes; values of type W,
+ * see the top) for the G query heads at qp (hd apart), folded into their running partials at part (per head: acc
+ * [hd], m, l; headB bytes apart). sc: scratch of G · DBK floats.
  */
-function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+// @ts-ignore: decorator
+@inline function decodeBlock<W>(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const ps = headB;
   // scores of the block, scaled: sc[i · DBK + jj]
   let jj = 0;
   for (; jj + 4 <= bk; jj += 4) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4W<W>(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
   }
   for (; jj < bk; jj++) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dot(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotW<W>(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
   }
   for (let i = 0; i < G; i++) {
     const si = f4(sc, i * DBK);
@@ -177,8 +254,8 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
         const c = min(4, hd - d);
         const o = <usize>d << 2;
         let a = ldz(pi + o, c);
-        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldz(va + o, c)), f32x4.mul(p1, ldz(vb + o, c))),
-                                   f32x4.add(f32x4.mul(p2, ldz(vc + o, c)), f32x4.mul(p3, ldz(vd + o, c)))));
+        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldzW<W>(va, d, c)), f32x4.mul(p1, ldzW<W>(vb, d, c))),
+                                   f32x4.add(f32x4.mul(p2, ldzW<W>(vc, d, c)), f32x4.mul(p3, ldzW<W>(vd, d, c)))));
         stc(pi + o, a, c);
       }
     }
@@ -188,7 +265,7 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
       for (let d = 0; d < hd; d += 4) {
         const c = min(4, hd - d);
         const o = <usize>d << 2;
-        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldz(va + o, c))), c);
+        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldzW<W>(va, d, c))), c);
       }
     }
   }
@@ -196,20 +273,18 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
 
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread perThread floats (G · DBK
- * scores; 16-bit caches: then 2 · DBK · hd for a block's keys and values of one head as f32), then the partials
- * [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
+ * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats, then the
+ * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  S: i32, scratch: usize, counter: usize, fmt: i32, perThread: i32, t: i32, T: i32,
+  S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const rowB = <usize>(Hkv * hd) << (fmt ? 1 : 2); // bytes of one cache position (all KV heads)
-  const sc = scratch + ((<usize>t * perThread) << 2);
-  const kb = sc + ((<usize>G * DBK) << 2), vb = kb + ((<usize>DBK * hd) << 2); // (16-bit caches) a block as f32
-  const hdB = <usize>hd << 2;
-  const parts = scratch + ((<usize>T * perThread) << 2);
+  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
+  const rowB = <usize>(Hkv * hd) << sh; // bytes of one cache position (all KV heads)
+  const sc = scratch + ((<usize>t * G * DBK) << 2);
+  const parts = scratch + ((<usize>T * G * DBK) << 2);
   const ps = <usize>(hd + 2) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
@@ -241,15 +316,10 @@ export function attention_decode(
         const h0 = g * G;
         const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
         const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
-        if (fmt == 0) {
-          const ho = (<usize>g * hd) << 2;
-          decodeBlock(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        } else {
-          const ho = (<usize>(j0 * Hkv + g) * hd) << 1;
-          unpackKV(fmt, rowK + ho, rowB, bk, hd, kb);
-          unpackKV(fmt, rowV + ho, rowB, bk, hd, vb);
-          decodeBlock(qp, kb, vb, hdB, 0, bk, G, hd, scale, sc, part, headB);
-        }
+        const ho = (<usize>g * hd) << sh;
+        if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       }
     }
   }
