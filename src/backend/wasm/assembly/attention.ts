@@ -25,7 +25,7 @@ import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
-import { w4, wScalar } from './weights';
+import { bfHi, bfLo, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
@@ -43,9 +43,26 @@ const DBK: i32 = 32;
  */
 // @ts-ignore: decorator
 @inline function f16x4(p: usize): v128 {
-  const h = v128.load16x4_u(p);
+  return f16i32(v128.load16x4_u(p));
+}
+
+/** f16 lanes of an i32x4 (each < 2^16) as f32x4 (see f16x4) */
+// @ts-ignore: decorator
+@inline function f16i32(h: v128): v128 {
   const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
   return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+// 16-bit cache values 0-3 / 4-7 of raw = 8 values loaded at once (W: u16 = bf16, i16 = f16) as f32x4
+// @ts-ignore: decorator
+@inline function lo8<W>(raw: v128): v128 {
+  if (isSigned<W>()) return f16i32(i32x4.extend_low_i16x8_u(raw));
+  return bfLo(raw);
+}
+// @ts-ignore: decorator
+@inline function hi8<W>(raw: v128): v128 {
+  if (isSigned<W>()) return f16i32(i32x4.extend_high_i16x8_u(raw));
+  return bfHi(raw);
 }
 
 /** 4 cache values at element i of p (W: f32, u16 = bf16, i16 = f16) as f32x4 */
@@ -93,6 +110,16 @@ const DBK: i32 = 32;
   const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let k = 0;
+  // eight values of each row per load, widened in registers
+  for (; k + 8 <= n; k += 8) {
+    const x0 = v128.load(f4(a, k)), x1 = v128.load(f4(a, k + 4));
+    const o = <usize>k << 1;
+    const r0 = v128.load(b + o), r1 = v128.load(b1 + o), r2 = v128.load(b2 + o), r3 = v128.load(b3 + o);
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(x0, lo8<W>(r0)), f32x4.mul(x1, hi8<W>(r0))));
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(x0, lo8<W>(r1)), f32x4.mul(x1, hi8<W>(r1))));
+    a2 = f32x4.add(a2, f32x4.add(f32x4.mul(x0, lo8<W>(r2)), f32x4.mul(x1, hi8<W>(r2))));
+    a3 = f32x4.add(a3, f32x4.add(f32x4.mul(x0, lo8<W>(r3)), f32x4.mul(x1, hi8<W>(r3))));
+  }
   for (; k + 4 <= n; k += 4) {
     const x = v128.load(f4(a, k));
     a0 = f32x4.add(a0, f32x4.mul(x, ldW<W>(b, k)));
@@ -250,7 +277,19 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
       const p2 = f32x4.splat(load<f32>(f4(si, jj + 2))), p3 = f32x4.splat(load<f32>(f4(si, jj + 3)));
       const va = v0 + <usize>(j0 + jj) * rowB;
       const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
-      for (let d = 0; d < hd; d += 4) {
+      let d0 = 0;
+      if (!isFloat<W>()) {
+        // eight values of each row per load, widened in registers
+        for (; d0 + 8 <= hd; d0 += 8) {
+          const o = <usize>d0 << 2, ov = <usize>d0 << 1;
+          const ra = v128.load(va + ov), rb = v128.load(vb + ov), rc = v128.load(vc + ov), rd = v128.load(vd + ov);
+          const lo = f32x4.add(f32x4.add(f32x4.mul(p0, lo8<W>(ra)), f32x4.mul(p1, lo8<W>(rb))), f32x4.add(f32x4.mul(p2, lo8<W>(rc)), f32x4.mul(p3, lo8<W>(rd))));
+          const hi = f32x4.add(f32x4.add(f32x4.mul(p0, hi8<W>(ra)), f32x4.mul(p1, hi8<W>(rb))), f32x4.add(f32x4.mul(p2, hi8<W>(rc)), f32x4.mul(p3, hi8<W>(rd))));
+          v128.store(pi + o, f32x4.add(v128.load(pi + o), lo));
+          v128.store(pi + o, f32x4.add(v128.load(pi + o, 16), hi), 16);
+        }
+      }
+      for (let d = d0; d < hd; d += 4) {
         const c = min(4, hd - d);
         const o = <usize>d << 2;
         let a = ldz(pi + o, c);
