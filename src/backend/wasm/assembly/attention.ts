@@ -234,8 +234,12 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
     const s = src + <usize>j * strideB;
     const d = dst + ((<usize>j * hd) << 2);
     let i = 0;
-    for (; i + 4 <= hd; i += 4) v128.store(f4(d, i), w4<W>(s + (<usize>i << 1)));
-    for (; i < hd; i++) store<f32>(f4(d, i), wScalar<W>(s + (<usize>i << 1)));
+    for (; i + 8 <= hd; i += 8) {
+      const raw = v128.load(s + (<usize>i << 1));
+      v128.store(f4(d, i), lo8<W>(raw));
+      v128.store(f4(d, i + 4), hi8<W>(raw));
+    }
+    for (; i < hd; i += 4) stc(f4(d, i), ldzW<W>(s, i, min(4, hd - i)), min(4, hd - i));
   }
 }
 
