@@ -31,6 +31,7 @@ import { keep } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { lineChartSvg, type ChartOptions, type Mark, type Series } from '../src/train/plot.js';
 import { fmt1, markdownTable, MiB } from './report.js';
+import { DTYPE_BYTES } from '../src/tensor/dtype.js';
 
 export type Fill = 'auto' | 'prefill' | 'direct';
 export type DecodePath = 'greedyChain' | 'advanceArgmax';
@@ -83,10 +84,10 @@ export function stateLayout(lm: CausalLM): StateLayout {
     for (const l of s.layers) {
       for (const [k, t] of Object.entries(l)) {
         if (s.timeTensors.has(k)) {
-          const b = (t.size / t.shape[1]) * 4;
+          const b = (t.size / t.shape[1]) * DTYPE_BYTES[t.dtype]; // (a bf16/f16 KV cache: 2 bytes a value)
           perPositionBytes += b;
           maxTensorPerPosition = Math.max(maxTensorPerPosition, b);
-        } else constBytes += t.size * 4;
+        } else constBytes += t.size * DTYPE_BYTES[t.dtype];
       }
     }
     return { constBytes, perPositionBytes, maxTensorPerPosition, grows: s.timeTensors.size > 0 };
@@ -98,7 +99,7 @@ export function stateLayout(lm: CausalLM): StateLayout {
 /** bytes of state per sequence at `context` positions (time tensors counted at the positions in use) */
 export function stateBytesInUse(s: ModelState, context: number): number {
   let b = 0;
-  for (const l of s.layers) for (const [k, t] of Object.entries(l)) b += s.timeTensors.has(k) ? (t.size / t.shape[1]) * context * 4 : t.size * 4;
+  for (const l of s.layers) for (const [k, t] of Object.entries(l)) b += (s.timeTensors.has(k) ? (t.size / t.shape[1]) * context : t.size) * DTYPE_BYTES[t.dtype];
   return b / s.batch;
 }
 

@@ -12,6 +12,13 @@
  *
  *   node dist/bench/wasm-attention.bench.js [--threads 2] [--reps 5] [--decode 512,2048,8192] [--prefill 512,1024] [--ref-max-prefill 1024]
  *   node dist/bench/wasm-attention.bench.js --models llama-130m,hybrid-130m,mamba-130m [--prompt 512] [--gen 16] [--reps 1]
+ *
+ * With --kv-cache, decode over KV caches of each format given (the `kvCache` option: f32, bf16, f16), wasm only,
+ * the formats interleaved in each rep; each cache made once per context and evicted from the CPU caches (a 64 MiB
+ * write) before every timed call, as a model's other layers would; the output of each format against f32's
+ * (max |Δ|) as a check:
+ *
+ *   node dist/bench/wasm-attention.bench.js --kv-cache f32,bf16,f16 [--decode 2048,8192] [--shapes llama-130m,hybrid-130m] [--reps 7]
  */
 import { cpu } from '../src/backend/cpu/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
@@ -22,7 +29,9 @@ import { CpuBackend } from '../src/backend/cpu/index.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { machineInfo, machineLine, median } from './report.js';
+import { loadLine, machineInfo, machineLine, median } from './report.js';
+import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
+import * as os from 'node:os';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -69,6 +78,79 @@ function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, pa
   const ms = performance.now() - t0, cu = process.cpuUsage(c0);
   for (const t of [q, k, v, y, ck, cv]) t?.dispose();
   return [ms, (cu.user + cu.system) / 1000];
+}
+
+const kvArg = arg('kv-cache', '');
+if (kvArg) {
+  const kinds = kvArg.split(',') as KvCacheDType[];
+  for (const k of kinds) if (!KV_CACHE_FORMATS.includes(k)) throw new Error(`--kv-cache: expected formats among ${KV_CACHE_FORMATS.join(', ')}, got '${k}'`);
+  const shapes = arg('shapes', 'llama-130m').split(',').map((n) => {
+    const sh = SHAPES.find((x) => x.name === n);
+    if (!sh) throw new Error(`--shapes: expected names among ${SHAPES.map((x) => x.name).join(', ')}, got '${n}'`);
+    return sh;
+  });
+  kvCacheBench(kinds, shapes, arg('decode', '2048,8192').split(',').map(Number));
+  await wasm.runtime.close();
+  process.exit(0);
+}
+
+/** decode over KV caches of each format, interleaved: wall and CPU ms per call, and each format's output against f32's */
+function kvCacheBench(kinds: KvCacheDType[], shapes: typeof SHAPES, contexts: number[]): void {
+  const load0 = os.loadavg();
+  const flush = new Float32Array(16 << 20); // 64 MiB, written before every timed call (evicts the caches)
+  const rows: string[] = [];
+  const f = (xs: number[]) => `${Math.min(...xs).toFixed(2)} / ${median(xs).toFixed(2)}`;
+  for (const s of shapes) {
+    for (const past of contexts) {
+      const cap = past + 1, n = cap * s.Hkv * s.hd;
+      const kd = rand(n, 11), vd = rand(n, 12);
+      const q = wasm.fromHost(rand(s.Hq * s.hd, 1), [1, 1, s.Hq, s.hd]);
+      const k = wasm.fromHost(rand(s.Hkv * s.hd, 2), [1, 1, s.Hkv, s.hd]), v = wasm.fromHost(rand(s.Hkv * s.hd, 3), [1, 1, s.Hkv, s.hd]);
+      const caches = kinds.map((kv) => ({
+        kv,
+        ck: wasm.fromHost(kd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv }),
+        cv: wasm.fromHost(vd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv }),
+        wall: [] as number[], cpu: [] as number[], out: null as Float32Array | null,
+      }));
+      const call = (c: (typeof caches)[number]): Float32Array => {
+        const y = ops.attention({ q, k, v, cacheK: c.ck, cacheV: c.cv, pastLen: [past], scale: 1 / Math.sqrt(s.hd) });
+        const o = wasm.readSync(y).slice();
+        y.dispose();
+        return o;
+      };
+      for (const c of caches) c.out = call(c); // warm-up, and the output checked
+      for (let r = 0; r < reps; r++) {
+        for (const c of caches) {
+          flush.fill(r + 1);
+          const c0 = process.cpuUsage(), t0 = performance.now();
+          call(c);
+          const ms = performance.now() - t0, cu = process.cpuUsage(c0);
+          c.wall.push(ms);
+          c.cpu.push((cu.user + cu.system) / 1000);
+        }
+      }
+      const base = caches.find((c) => c.kv === 'f32') ?? caches[0];
+      const bytes = (kv: KvCacheDType) => 2 * n * (kv === 'f32' ? 4 : 2);
+      for (const c of caches) {
+        let d = 0;
+        for (let i = 0; i < c.out!.length; i++) d = Math.max(d, Math.abs(c.out![i] - base.out![i]));
+        const gbs = bytes(c.kv) / (median(c.wall) / 1000) / 1e9;
+        rows.push(`| ${s.name} (${s.Hq}/${s.Hkv} heads × ${s.hd}) | ${past} | ${c.kv} | ${(bytes(c.kv) / 2 ** 20).toFixed(1)} | ${f(c.wall)} | ` +
+          `${(median(base.wall) / median(c.wall)).toFixed(2)}× | ${f(c.cpu)} | ${(median(base.cpu) / median(c.cpu)).toFixed(2)}× | ${gbs.toFixed(1)} | ${d.toExponential(1)} |`);
+        process.stderr.write(`${rows[rows.length - 1]}\n`);
+      }
+      for (const c of caches) {
+        c.ck.dispose();
+        c.cv.dispose();
+      }
+      for (const t of [q, k, v]) t.dispose();
+    }
+  }
+  console.log(`\n${machineLine(machineInfo())}; ${wasm.name}; ${reps} reps, min / median ms of one layer's decode attention op; ` +
+    `load average ${loadLine(load0)} → ${loadLine(os.loadavg())}\n`);
+  console.log(`| shape | context | KV cache | K+V MiB | wall ms | wall speed-up vs ${kinds.includes('f32') ? 'f32' : kinds[0]} | CPU ms (all threads) | CPU speed-up | KV stream GB/s (wall) | max abs diff vs f32 |`);
+  console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(r);
 }
 
 const models = arg('models', '');

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import type { AttentionArgs } from '../src/backend/backend.js';
-import { commandUsage, parseCommand, parseNumber, str, flag, type CommandSpec } from '../src/cli/args.js';
+import { commandUsage, parseChoice, parseCommand, parseNumber, str, flag, type CommandSpec } from '../src/cli/args.js';
 import { measureBandwidth } from '../src/cli/bench.js';
 import { writeFileAtomic } from '../src/cli/io.js';
 import { argmax } from '../src/generate/sampling.js';
@@ -26,6 +26,7 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import * as ops from '../src/tensor/ops.js';
 import { keep } from '../src/tensor/scope.js';
+import { encodeHalfInto, KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, repoRoot, writeMarkedSection } from './report.js';
@@ -44,6 +45,7 @@ const SPEC: CommandSpec = {
     contexts: { type: 'string', value: 'N,…', help: 'context lengths (default 512,2048,8192,32768)' },
     archs: { type: 'string', value: 'A,…', help: 'mamba, mamba2, llama, hybrid (the 130m presets; default all four)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads, and llama-bench -t (default 2)' },
+    'kv-cache': { type: 'string', value: 'TYPE', help: 'our KV caches: f32 (default), bf16 or f16 (llama.cpp\'s default is f16)' },
     gen: { type: 'string', value: 'N', help: 'timed decode steps per point (default 32; fewer when a step is slow, see --max-seconds)' },
     'max-seconds': { type: 'string', value: 'S', help: 'about how long the timed steps of one point may take (default 30)' },
     'llama-bench': { type: 'string', value: 'PATH', help: 'llama.cpp\'s llama-bench binary: run right after ours at each point' },
@@ -76,6 +78,7 @@ const int = (name: string, dflt: number): number => {
 };
 const ARCHS = ['mamba', 'mamba2', 'llama', 'hybrid'];
 const threads = int('threads', 2);
+const kvCache = parseChoice('kv-cache', str(v, 'kv-cache') ?? 'f32', KV_CACHE_FORMATS, SPEC.name);
 const gen = int('gen', 32);
 const maxSeconds = parseNumber('max-seconds', str(v, 'max-seconds') ?? '30', { min: 0.001, expect: 'a positive number of seconds' }, SPEC.name);
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -101,7 +104,7 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   if (!PRESETS[model]) throw new Error(`--point: no preset ${model}`);
   if (!Number.isInteger(C) || C < PREFILL) throw new Error(`--point: context ${C} is not an integer >= ${PREFILL}`);
   const be = new WasmBackend({ threads });
-  const lm = buildModel(PRESETS[model], model, new RandomTensorSource(1), { backend: be });
+  const lm = buildModel(PRESETS[model], model, new RandomTensorSource(1), { backend: be, kvCache });
   const lay = stateLayout(lm);
   const V = lm.vocabSize;
   const s = lm.createState(1);
@@ -124,7 +127,8 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
           blocks.set(per, block);
         }
         const grown = keep(ops.padTime(l[k], cap)); // (the wasm backend's grown caches live in wasm memory)
-        (grown.storage as Float32Array).set(block);
+        if (kvCache === 'f32') (grown.storage as Float32Array).set(block);
+        else encodeHalfInto(block, kvCache, grown.storage as Uint16Array); // (the cache's bits)
         l[k].dispose();
         l[k] = grown;
       }
@@ -194,7 +198,7 @@ const self = fileURLToPath(import.meta.url);
 const root = repoRoot(import.meta.url);
 
 const child = (args: string[]): string => {
-  const text = execFileSync(process.execPath, [self, '--threads', String(threads), ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
+  const text = execFileSync(process.execPath, [self, '--threads', String(threads), '--kv-cache', kvCache, ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
   return text.trim().split('\n').pop()!;
 };
 const probe = (): number => (JSON.parse(child(['--probe'])) as { gb_s: number }).gb_s;
@@ -282,7 +286,7 @@ const llamaLine = llamaBench
   ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = ${llamaGen ?? 'our timed steps'}; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
   : `- ${LLAMA_CPP}: not run (no --llama-bench)`;
 const md = [
-  `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32) — ${date}`,
+  `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32${kvCache === 'f32' ? '' : `, KV cache ${kvCache}`}) — ${date}`,
   '',
   `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
   `- command: \`${command}\``,
@@ -298,7 +302,7 @@ const md = [
 ].join('\n');
 const files = { json: path.join(out, 'wasm-context.json'), md: path.join(out, 'wasm-context.md'), svg: path.join(out, 'wasm-context.svg') };
 const enc = new TextEncoder();
-writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, command, threads, machine: machineLine(machineInfo()), load: [load0, load1 ?? null], bandwidth_gb_s: [bw0, bw1 ?? null], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
+writeFileAtomic(files.json, enc.encode(JSON.stringify({ date, command, threads, kv_cache: kvCache, machine: machineLine(machineInfo()), load: [load0, load1 ?? null], bandwidth_gb_s: [bw0, bw1 ?? null], llama_cpp: llamaCommit || null, points }, null, 1) + '\n'), 'context bench results');
 writeFileAtomic(files.md, enc.encode(md + '\n'), 'context bench table');
 writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode vs context, CPU (wasm, ${threads} threads, f32, batch 1; load average ${load0[0].toFixed(1)} → ${load1 ? load1[0].toFixed(1) : '?'}) — dashed: ${LLAMA_CPP}`)), 'context bench plot');
 console.log(md);

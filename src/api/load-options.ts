@@ -7,7 +7,7 @@
 import { PREFILL_SUPPORT, prefillSupport, type Backend, type PrefillSupport, type ScanAlgorithm, type SsdAlgorithm } from '../backend/backend.js';
 import { ModelError } from '../models/errors.js';
 import type { ModelOptions } from '../models/registry.js';
-import type { WeightDType } from '../tensor/dtype.js';
+import { KV_CACHE_FORMATS, type KvCacheDType, type WeightDType } from '../tensor/dtype.js';
 
 /** A load option with an invalid value, or an unknown one. */
 export class LoadOptionError extends ModelError {}
@@ -98,6 +98,7 @@ function commonChecks(where: string): { [K in keyof CommonLoadOptions]-?: Option
     ssd: ssdOptions('ssd', where),
     normGroups: oneOf(NORM_GROUPS),
     clampDecodeDt: isBoolean,
+    kvCache: oneOf(KV_CACHE_FORMATS),
   };
 }
 
@@ -145,8 +146,28 @@ export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]>
   webgpu: ['f32', 'bf16'],
 };
 
-/** Cross-option rules: `threads` only for wasm, the weight format one the backend stores, prefill options it runs. */
-function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights' | 'threads' | 'scan' | 'ssd'>, where: string): void {
+/** The KV cache formats each named backend stores (`kvCache`). */
+export const BACKEND_KV_CACHE_FORMATS: Record<BackendName, readonly KvCacheDType[]> = {
+  cpu: KV_CACHE_FORMATS,
+  wasm: KV_CACHE_FORMATS,
+  webgpu: ['f32'],
+};
+
+/**
+ * A backend's check of the KV cache format it is asked to create (`zeros`, `fromHost`): undefined is f32; a format
+ * it does not store is a LoadOptionError naming the option and what it takes.
+ */
+export function checkKvCache(kvCache: unknown, backend: string, supported: readonly KvCacheDType[] = KV_CACHE_FORMATS): KvCacheDType {
+  if (kvCache === undefined) return 'f32';
+  if (supported.includes(kvCache as KvCacheDType)) return kvCache as KvCacheDType;
+  if (KV_CACHE_FORMATS.includes(kvCache as KvCacheDType)) {
+    throw new LoadOptionError(`kvCache '${String(kvCache)}' is not supported by the ${backend} backend yet: use ${supported.map((f) => `'${f}'`).join(' or ')}`);
+  }
+  throw new LoadOptionError(`option "kvCache" must be one of ${list(KV_CACHE_FORMATS)}, got ${shown(kvCache)}`);
+}
+
+/** Cross-option rules: `threads` only for wasm, the weight format one the backend stores, prefill options it runs, the KV cache format it stores. */
+function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights' | 'threads' | 'scan' | 'ssd' | 'kvCache'>, where: string): void {
   const { backend, threads } = opts;
   if (threads !== undefined && backend !== 'wasm') {
     throw new LoadOptionError(
@@ -156,6 +177,9 @@ function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights' | 
     );
   }
   checkWeights(opts, where);
+  if (typeof backend === 'string' && opts.kvCache !== undefined && !BACKEND_KV_CACHE_FORMATS[backend].includes(opts.kvCache)) {
+    throw new LoadOptionError(`${where}: kvCache '${opts.kvCache}' is not supported by the ${backend} backend yet: use ${BACKEND_KV_CACHE_FORMATS[backend].map((f) => `'${f}'`).join(' or ')}`);
+  }
   const support = typeof backend === 'object' ? prefillSupport(backend) : PREFILL_SUPPORT[backend ?? 'cpu'];
   const label = typeof backend === 'object' ? backend.name : (backend ?? 'cpu');
   for (const kind of ['scan', 'ssd'] as const) {

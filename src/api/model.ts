@@ -12,6 +12,7 @@ import type { CausalLM, DeltaObserver, ForwardOptions, ForwardOutput } from '../
 import { buildModel, type ModelOptions } from '../models/registry.js';
 import { ModelState } from '../models/state.js';
 import type { Tokenizer } from '../tokenizer/core.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 import { generate, generateStream, type GenerateOptions, type GenerateResult, type TokenEvent } from '../generate/generate.js';
 
 /** `Model.generate` / `Model.stream` options: generation's (Δ observation included: `onDelta`, per call). */
@@ -74,9 +75,9 @@ export class Model {
     return yield* generateStream(this.lm, this.toIds(prompt), this.withDefaults(opts), this.tokenizer);
   }
 
-  /** An empty state for `batch` sequences (pass it to `forward` or `generate`). */
-  createState(batch = 1): ModelState {
-    return this.lm.createState(batch);
+  /** An empty state for `batch` sequences (pass it to `forward` or `generate`); `kvCache` overrides the model's KV cache format. */
+  createState(batch = 1, opts?: { kvCache?: KvCacheDType }): ModelState {
+    return this.lm.createState(batch, opts);
   }
 
   /** Restore a state saved with `state.export()` (checks it belongs to this model). */

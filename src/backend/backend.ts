@@ -10,6 +10,7 @@
  *   record (op name, inputs, attrs) and a backward rule per op (see `OpName`).
  */
 import type { GradNode, Shape, Tensor } from '../tensor/tensor.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 import { OpError } from '../errors.js';
 
 export type OpName =
@@ -226,9 +227,15 @@ export interface Backend {
    * may store it in a reduced-precision format (bf16, f16, q8) chosen at load time, unless `float32` is set
    * (small matrices the model keeps exact, e.g. Mamba-1's x_proj and dt_proj). `stored`: the matrix as its file
    * stores it (a GGUF tensor's ggml type and bytes), for a backend that can keep that format (wasm: Q4_K).
+   * `kvCache`: a KV cache stored in that format (see `zeros`).
    */
-  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined }): Tensor;
-  zeros(shape: Shape): Tensor;
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined; kvCache?: KvCacheDType }): Tensor;
+  /**
+   * `kvCache`: a KV cache stored in that format (bf16/f16: 16-bit values, written round-to-nearest-even; default
+   * f32). The row ops (takeRows, concatRows, padTime, scatterAddRows) and attention keep it; reads give f32. A
+   * backend without 16-bit caches throws a LoadOptionError naming the option.
+   */
+  zeros(shape: Shape, kvCache?: KvCacheDType): Tensor;
   read(t: Tensor): Promise<Float32Array>;
   /** throws on backends without host-resident storage */
   readSync(t: Tensor): Float32Array;

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { MambaTsError } from '../errors.js';
+import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
 
 export const PROG = 'mamba-ts';
 
@@ -198,4 +199,20 @@ export function strs(values: ParsedValues, name: string): string[] {
 
 export function flag(values: ParsedValues, name: string): boolean {
   return values[name] === true;
+}
+
+/** `--kv-cache f32|bf16|f16` (generate, serve, bench): the storage of attention KV caches (the `kvCache` load option) */
+export const KV_CACHE_OPTION: OptionSpec = {
+  type: 'string',
+  value: 'TYPE',
+  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes; cpu and wasm)',
+};
+
+/** The `--kv-cache` value (undefined when not given); a format the backend cannot store is a UsageError. */
+export function parseKvCache(values: ParsedValues, backend: string, command: string): KvCacheDType | undefined {
+  const raw = str(values, 'kv-cache');
+  if (raw === undefined) return undefined;
+  const kv = parseChoice('kv-cache', raw, KV_CACHE_FORMATS, command);
+  if (kv !== 'f32' && backend === 'webgpu') throw new UsageError(`--kv-cache ${kv} is not supported by the webgpu backend yet: use f32`, command);
+  return kv;
 }

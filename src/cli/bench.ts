@@ -11,7 +11,7 @@ import { buildModel } from '../models/registry.js';
 import { DTYPE_BYTES, type WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
 import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
-import { commandUsage, flag, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
+import { commandUsage, flag, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
 import { OpProfile } from './op-profile.js';
 
@@ -37,6 +37,7 @@ export const BENCH_SPEC: CommandSpec = {
     size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m; mamba2: the 370m/780m/1.3b/2.7b shapes; hybrid and llama: 130m)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference), wasm (SIMD + threads; default) or webgpu' },
     dtype: { type: 'string', value: 'TYPE', help: `weight storage: ${DTYPES.join(', ')} on wasm, f32 or bf16 on webgpu (default f32)` },
+    'kv-cache': KV_CACHE_OPTION,
     threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     prompt: { type: 'string', short: 'p', value: 'N', help: 'prefill length (default 512)' },
     gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
@@ -109,6 +110,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ...(str(v, 'chunk') !== undefined ? { chunkSize: int('chunk', 1, 1) } : {}),
   };
   if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  const kvCache = parseKvCache(v, backendName, C) ?? 'f32';
   if (Object.keys(ssd).length && arch !== 'mamba2' && arch !== 'hybrid') throw new UsageError('--ssd and --chunk need --arch mamba2 or hybrid (the models with an SSD)', C);
   if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
     throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
@@ -119,7 +121,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const progress = startProgress(io.stderr, `building ${preset} (${dtype})`);
   const backend = await resolveBackendAsync({ backend: backendName, threads, weights: dtype });
   const t0 = performance.now();
-  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend, ...(Object.keys(ssd).length ? { ssd } : {}) });
+  const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { backend, kvCache, ...(Object.keys(ssd).length ? { ssd } : {}) });
   const buildMs = performance.now() - t0;
   progress.done();
   const info = lm.describe();
@@ -189,7 +191,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     : measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
   const rt = backendName === 'wasm' ? WasmRuntime.get(threads) : null;
   const result = {
-    arch, size, preset, backend: lm.backend.name, dtype, threads: rt ? rt.threads : 1,
+    arch, size, preset, backend: lm.backend.name, dtype, kv_cache: kvCache, threads: rt ? rt.threads : 1,
     ...(info.prefill_ssd !== undefined ? { prefill_ssd: String(info.prefill_ssd) } : {}),
     parameters: params, weight_mb: weightBytes / 2 ** 20,
     build_ms: buildMs,
@@ -210,6 +212,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const rows: Array<[string, string]> = [
     ['model', `${preset} (${(params / 1e6).toFixed(1)} M parameters, ${dtype}, ${f1(result.weight_mb)} MiB of weights)`],
     ['backend', result.backend],
+    ['KV cache', kvCache],
     ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : 'logits read, argmax in JS'})`],

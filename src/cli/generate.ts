@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GenerationError, type GenerateOptions, type GenerateResult, type TokenEvent } from '../generate/generate.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 import type { ModelState } from '../models/state.js';
 import {
   CliError,
@@ -14,6 +15,8 @@ import {
   str,
   strs,
   UsageError,
+  KV_CACHE_OPTION,
+  parseKvCache,
   type CommandSpec,
 } from './args.js';
 import { loadWithProgress, requireModel } from './info.js';
@@ -67,6 +70,7 @@ export const GENERATE_SPEC: CommandSpec = {
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
+    'kv-cache': KV_CACHE_OPTION,
   },
   examples: [
     'mamba-ts generate --model ./mamba-130m-hf --prompt "The state space model" --max-tokens 32',
@@ -93,6 +97,7 @@ export interface GenerateArgs {
   backend?: 'cpu' | 'wasm' | 'webgpu';
   threads?: number;
   dtype?: 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
+  kvCache?: KvCacheDType;
 }
 
 /** Parse and validate `generate`'s options (no file or model access). `null` = help was asked for. */
@@ -148,6 +153,8 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   const dtypeRaw = str(v, 'dtype');
   if (dtypeRaw !== undefined) a.dtype = parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  const kvCache = parseKvCache(v, a.backend ?? 'cpu', C);
+  if (kvCache !== undefined) a.kvCache = kvCache;
   if (a.dtype !== undefined && a.dtype !== 'f32' && a.backend !== 'wasm' && !(a.backend === 'webgpu' && a.dtype === 'bf16')) {
     throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
   }
@@ -253,6 +260,7 @@ export async function generateCommand(argv: string[], io: CliIO): Promise<number
     ...(args.backend !== undefined ? { backend: args.backend } : {}),
     ...(args.threads !== undefined ? { threads: args.threads } : {}),
     ...(args.dtype !== undefined ? { weights: args.dtype } : {}),
+    ...(args.kvCache !== undefined ? { kvCache: args.kvCache } : {}),
   }, args.download);
 
   let ids: number[];

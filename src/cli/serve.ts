@@ -1,5 +1,5 @@
 /** `mamba-ts serve`: an OpenAI-compatible HTTP server (src/server) over one model folder. */
-import { commandUsage, parseChoice, parseCommand, parseNumber, str, UsageError, type CommandSpec } from './args.js';
+import { commandUsage, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { loadWithProgress, requireModel } from './info.js';
 import type { CliIO } from './io.js';
 import { serve, type ServeOptions } from '../server/http.js';
@@ -21,6 +21,7 @@ export const SERVE_SPEC: CommandSpec = {
     backend: { type: 'string', value: 'NAME', help: 'cpu (default), wasm (WebAssembly SIMD + threads) or webgpu' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
+    'kv-cache': KV_CACHE_OPTION,
     host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1: this machine only)' },
     port: { type: 'string', value: 'N', help: 'port (default 8080; 0 = any free port)' },
     'api-key': { type: 'string', value: 'KEY', help: 'require the header "Authorization: Bearer KEY" (default: none)' },
@@ -57,6 +58,7 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
   const dtype = dtypeRaw === undefined ? undefined : parseChoice('dtype', dtypeRaw, ['f32', 'f16', 'bf16', 'q8', 'q4'] as const, C);
   const threads = int('threads', 1);
   if (threads !== undefined && backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
+  const kvCache = parseKvCache(v, backend ?? 'cpu', C);
   if (dtype !== undefined && dtype !== 'f32' && backend !== 'wasm' && !(backend === 'webgpu' && dtype === 'bf16')) {
     throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
   }
@@ -79,6 +81,7 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
     ...(backend !== undefined ? { backend } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(dtype !== undefined ? { weights: dtype } : {}),
+    ...(kvCache !== undefined ? { kvCache } : {}),
   });
   const server = await serve({ ...opts, model, log: (line) => io.stderr.write(`${new Date().toISOString()} ${line}\n`) });
   io.stderr.write(`serving ${dir} (${model.lm.modelType}, ${backend ?? 'cpu'}) at ${server.url}/v1${apiKey ? ' (API key required)' : ''}; Ctrl-C stops\n`);

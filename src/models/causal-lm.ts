@@ -5,6 +5,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { HostTensor } from '../tensor/tensor.js';
 import type { ModelState } from './state.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 
 export interface ForwardOptions {
   /** also return hidden states, in the convention of the Hugging Face class the model mirrors */
@@ -75,8 +76,13 @@ export interface CausalLM {
   readonly eosTokenIds: number[];
   /** Full forward over a rectangular batch of token ids. */
   forward(ids: number[][], opts?: ForwardOptions): Promise<ForwardOutput>;
-  /** An empty state for `batch` sequences. */
-  createState(batch: number): ModelState;
+  /**
+   * The storage of attention KV caches in the states `createState` makes (default 'f32'; the load option `kvCache`).
+   * Setting it changes states created afterwards; a backend that cannot store the format refuses at createState.
+   */
+  kvCache?: KvCacheDType;
+  /** An empty state for `batch` sequences; `kvCache` overrides the model's format of KV caches for this state. */
+  createState(batch: number, opts?: { kvCache?: KvCacheDType }): ModelState;
   /**
    * Model-level Δ observer: when set, every forward and advance (so generation too) reports Δ to it, as
    * `ForwardOptions.onDelta` does for one call; it is shared by all calls on the model (a call's own `onDelta`

@@ -14,6 +14,7 @@ import type { ParamEntry } from './loader.js';
 import type { CausalLM, DeltaEvent, DeltaObserver, DeviceSampling, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
 import { ModelState } from './state.js';
 import { philoxRows } from '../generate/rng.js';
+import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
 
 export interface Sublayer {
   /** pre-norm weight (RMSNorm); null = no norm */
@@ -75,13 +76,18 @@ export class DecoderLM implements CausalLM {
     return this.spec.fingerprint;
   }
 
-  createState(batch: number): ModelState {
+  /** see `CausalLM.kvCache` */
+  kvCache: KvCacheDType = 'f32';
+
+  createState(batch: number, opts?: { kvCache?: KvCacheDType }): ModelState {
     if (!Number.isInteger(batch) || batch < 1) throw new ModelError(`createState: batch must be a positive integer, got ${batch}`);
+    const kvCache = opts?.kvCache ?? this.kvCache;
+    if (!KV_CACHE_FORMATS.includes(kvCache)) throw new ModelError(`createState: kvCache must be one of ${KV_CACHE_FORMATS.map((f) => `"${f}"`).join(', ')}, got ${JSON.stringify(kvCache)}`);
     const time = new Set<string>();
     const layers = this.spec.blocks.map((subs) => {
       const rec: Record<string, Tensor> = {};
       for (const s of subs) {
-        Object.assign(rec, s.mixer.initState(batch));
+        Object.assign(rec, s.mixer.initState(batch, kvCache === 'f32' ? undefined : { kvCache }));
         for (const t of s.mixer.timeTensors) time.add(t);
       }
       return rec;

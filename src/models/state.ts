@@ -9,6 +9,9 @@
  * A state can be exported to bytes (a safetensors file, so other tools can read it) and restored later:
  * a user resumes a conversation without re-reading the prompt. Restoring checks that the state was made
  * by a model of the same architecture and shape (its `fingerprint`).
+ *
+ * KV caches are stored in f32 or, with the model's `kvCache` option, bf16/f16 (half the bytes): every copy, growth,
+ * row write, compaction and export keeps that format; an import takes the format of the model's fresh states.
  */
 import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -17,6 +20,7 @@ import type { Backend } from '../backend/backend.js';
 import { encodeSafetensors, SafetensorsFile, type WritableTensor } from '../io/safetensors-format.js';
 import { BackendMismatchError } from '../errors.js';
 import { ModelError } from './errors.js';
+import { DTYPE_BYTES, type KvCacheDType } from '../tensor/dtype.js';
 
 export const STATE_FORMAT = 'mamba-ts-state/1';
 
@@ -146,9 +150,15 @@ export class ModelState {
     return this.select([...Array(this.batch).keys()]);
   }
 
-  /** Total bytes of state (float32): constant in sequence length for Mamba; KV caches grow. */
+  /** Total bytes of state (f32 tensors; KV caches in their format): constant in sequence length for Mamba; KV caches grow. */
   get byteSize(): number {
-    return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * 4, 0), 0);
+    return this.layers.reduce((a, l) => a + Object.values(l).reduce((b, t) => b + t.size * DTYPE_BYTES[t.dtype], 0), 0);
+  }
+
+  /** The format of the state's KV caches ('f32' when it has none). */
+  get kvCache(): KvCacheDType {
+    for (const l of this.layers) for (const [k, t] of Object.entries(l)) if (this.timeTensors.has(k)) return t.dtype as KvCacheDType;
+    return 'f32';
   }
 
   /**
@@ -164,7 +174,7 @@ export class ModelState {
       for (const [k, t] of Object.entries(l)) {
         if (this.timeTensors.has(k) && t.shape[1] > used) {
           const { data, shape } = trimTime(await t.data(), t.shape, used);
-          out[k] = t.backend.fromHost(data, shape);
+          out[k] = t.backend.fromHost(data, shape, t.dtype === 'f32' ? undefined : { kvCache: t.dtype as KvCacheDType });
         } else out[k] = takeRows(t, all);
       }
       layers.push(out);
@@ -180,7 +190,8 @@ export class ModelState {
       for (const [k, t] of Object.entries(this.layers[i])) {
         // keep only the used positions of the KV cache
         const { data, shape } = this.timeTensors.has(k) ? trimTime(await t.data(), t.shape, used) : { data: await t.data(), shape: [...t.shape] };
-        tensors[`layers.${i}.${k}`] = { dtype: 'F32', shape, data };
+        // a bf16/f16 KV cache as BF16/F16 (its values re-encode exactly)
+        tensors[`layers.${i}.${k}`] = { dtype: t.dtype === 'bf16' ? 'BF16' : t.dtype === 'f16' ? 'F16' : 'F32', shape, data };
       }
     }
     return encodeSafetensors(tensors, {
@@ -224,7 +235,8 @@ export class ModelState {
         if (e.shape.length !== want.length || e.shape.some((d, j) => d !== want[j]) || (isTime && e.shape[1] < Math.max(...(seqLen as number[])))) {
           throw new ModelError(`${label}: tensor "${name}" has shape [${e.shape}], expected [${want}]`);
         }
-        return backend.fromHost(f.float32(name).slice(), want);
+        // KV caches in the format of the model's fresh states (the template's), whatever the file stores
+        return backend.fromHost(f.float32(name).slice(), want, isTime && t.dtype !== 'f32' ? { kvCache: t.dtype as KvCacheDType } : undefined);
       }),
     );
     return new ModelState(template.fingerprint, layers, batch, seqLen as number[], template.timeTensors);

@@ -7,11 +7,13 @@
  *   q, k ← rope(q, k, positions)                 positions continue from what each sequence has read
  *   o = softmax(q kᵀ · scale + causal mask) v     KV heads shared by Hq/Hkv query heads
  *   out = W_o o
- * With a state, keys/values go to a KV cache that grows (doubling) as sequences lengthen.
+ * With a state, keys/values go to a KV cache that grows (doubling) as sequences lengthen, stored in f32 or (the
+ * `kvCache` option) bf16/f16, written round-to-nearest-even.
  */
 import type { Backend } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface AttentionWeights {
@@ -47,9 +49,12 @@ export class Attention implements Mixer {
     return sizeOf(w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias);
   }
 
-  initState(batch: number): Record<string, Tensor> {
+  /** the KV cache in the `kvCache` format (default f32); its growth (padTime) and the attention op keep it */
+  initState(batch: number, opts?: { kvCache?: KvCacheDType }): Record<string, Tensor> {
     const o = this.opts;
-    return { k: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]), v: this.backend.zeros([batch, INITIAL_CACHE, o.nKvHeads, o.headDim]) };
+    const shape = [batch, INITIAL_CACHE, o.nKvHeads, o.headDim];
+    const kv = opts?.kvCache ?? 'f32';
+    return kv === 'f32' ? { k: this.backend.zeros(shape), v: this.backend.zeros(shape) } : { k: this.backend.zeros(shape, kv), v: this.backend.zeros(shape, kv) };
   }
 
   reserve(state: Record<string, Tensor>, need: number): void {

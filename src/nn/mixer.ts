@@ -4,6 +4,7 @@
  */
 import { processDt } from '../ssm/ssd.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
 
 export interface MixerContext {
   /** tokens each sequence has consumed before this call (positions start there) */
@@ -18,8 +19,8 @@ export interface MixerContext {
 }
 
 export interface Mixer {
-  /** fresh state tensors for `batch` sequences ({} when the mixer keeps none) */
-  initState(batch: number): Record<string, Tensor>;
+  /** fresh state tensors for `batch` sequences ({} when the mixer keeps none); `kvCache`: the format of KV caches */
+  initState(batch: number, opts?: { kvCache?: KvCacheDType }): Record<string, Tensor>;
   /** names of state tensors whose dim 1 is time */
   readonly timeTensors: readonly string[];
   /** h: (b, L, H) → (b, L, H) */

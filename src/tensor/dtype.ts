@@ -10,6 +10,10 @@ export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32
 /** Storage formats a backend may keep weight matrices in. */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 
+/** Storage formats of attention KV caches (the `kvCache` option): f32 is exact, bf16/f16 half the bytes. */
+export type KvCacheDType = 'f32' | 'bf16' | 'f16';
+export const KV_CACHE_FORMATS: readonly KvCacheDType[] = ['f32', 'bf16', 'f16'];
+
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
@@ -74,4 +78,30 @@ export function decodeHalf(bytes: Uint8Array, dtype: 'f16' | 'bf16', count: numb
     for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
   }
   return out;
+}
+
+/** f32 values → bf16 / f16 bits at dst[offset …], round-to-nearest-even (what a KV cache in that format stores) */
+export function encodeHalfInto(src: ArrayLike<number>, dtype: 'f16' | 'bf16', dst: Uint16Array, offset = 0): void {
+  const conv = dtype === 'bf16' ? f32ToBf16 : f32ToF16;
+  for (let i = 0; i < src.length; i++) dst[offset + i] = conv(src[i]);
+}
+
+/** bf16 / f16 bits → a new Float32Array (exact) */
+export function decodeHalfBits(bits: Uint16Array, dtype: 'f16' | 'bf16'): Float32Array {
+  const out = new Float32Array(bits.length);
+  if (dtype === 'bf16') {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  } else {
+    for (let i = 0; i < bits.length; i++) out[i] = f16ToF32(bits[i]);
+  }
+  return out;
+}
+
+/** f32 values rounded to bf16 / f16 and back (the values a KV cache in that format holds) */
+export function roundToHalf(src: Float32Array, dtype: KvCacheDType): Float32Array {
+  if (dtype === 'f32') return src;
+  const bits = new Uint16Array(src.length);
+  encodeHalfInto(src, dtype, bits);
+  return decodeHalfBits(bits, dtype);
 }

@@ -250,6 +250,8 @@ export function attention(args: AttentionArgs): Tensor {
     const T = args.cacheK!.shape[1];
     expectShape(op, 'cacheK', args.cacheK, [b, T, k.shape[2], hd]);
     expectShape(op, 'cacheV', args.cacheV, [b, T, k.shape[2], hd]);
+    check(args.cacheK!.dtype === args.cacheV!.dtype && ['f32', 'bf16', 'f16'].includes(args.cacheK!.dtype), op,
+      () => `cacheK (${args.cacheK!.dtype}) and cacheV (${args.cacheV!.dtype}) must be KV caches of one format: f32, bf16 or f16`);
     for (const p of args.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
   }
   sameBackend(op, 'q', args);
@@ -280,6 +282,7 @@ export function concatRows(ts: readonly Tensor[]): Tensor {
   check(ts.length > 0, 'concat_rows', () => 'no tensors');
   const tail = ts[0].shape.slice(1);
   for (const t of ts) check(sameShape(t.shape.slice(1), tail), 'concat_rows', () => `shapes differ: ${shapeStr(ts[0].shape)} vs ${shapeStr(t.shape)}`);
+  for (const t of ts) check(t.dtype === ts[0].dtype, 'concat_rows', () => `dtypes differ: ${ts[0].dtype} vs ${t.dtype} (KV caches of different kvCache formats)`);
   sameBackend('concat_rows', 'ts[0]', { 'ts[0]': ts[0], ts });
   return ts[0].backend.concatRows(ts);
 }

@@ -119,20 +119,23 @@ describe('wasm attention = CPU reference', () => {
     });
   }
 
-  it('prefill then decode on a cache grown by padTime (the mixer path): the grown cache stays in wasm memory', () => {
-    const [Hq, Hkv, hd, L] = [4, 2, 32, 300];
-    const q = randomArray(L * Hq * hd, 5, 2), k = randomArray(L * Hkv * hd, 6, 2), v = randomArray(L * Hkv * hd, 7);
-    const results = ([wasm[2], cpu] as Backend[]).map((b) => {
-      const ck = ops.padTime(b.zeros([1, 64, Hkv, hd]), 512), cv = ops.padTime(b.zeros([1, 64, Hkv, hd]), 512);
-      const mk = (a: Float32Array, H: number, t0: number, t1: number) => b.fromHost(a.slice(t0 * H * hd, t1 * H * hd), [1, t1 - t0, H, hd]);
-      const at = (t0: number, t1: number) => ops.attention({
-        q: mk(q, Hq, t0, t1), k: mk(k, Hkv, t0, t1), v: mk(v, Hkv, t0, t1), cacheK: ck, cacheV: cv, pastLen: [t0], scale: 0.2,
+  for (const kv of ['f32', 'bf16', 'f16'] as const) {
+    it(`prefill then decode on a ${kv} cache grown by padTime (the mixer path): the grown cache stays in wasm memory`, () => {
+      const [Hq, Hkv, hd, L] = [4, 2, 32, 300];
+      const q = randomArray(L * Hq * hd, 5, 2), k = randomArray(L * Hkv * hd, 6, 2), v = randomArray(L * Hkv * hd, 7);
+      const results = ([wasm[2], cpu] as Backend[]).map((b) => {
+        const ck = ops.padTime(b.zeros([1, 64, Hkv, hd], kv), 512), cv = ops.padTime(b.zeros([1, 64, Hkv, hd], kv), 512);
+        assert.equal(ck.dtype, kv);
+        const mk = (a: Float32Array, H: number, t0: number, t1: number) => b.fromHost(a.slice(t0 * H * hd, t1 * H * hd), [1, t1 - t0, H, hd]);
+        const at = (t0: number, t1: number) => ops.attention({
+          q: mk(q, Hq, t0, t1), k: mk(k, Hkv, t0, t1), v: mk(v, Hkv, t0, t1), cacheK: ck, cacheV: cv, pastLen: [t0], scale: 0.2,
+        });
+        const pre = b.readSync(at(0, L - 1)), step = b.readSync(at(L - 1, L));
+        return { pre, step, shared: (ck.storage as Float32Array | Uint16Array).buffer instanceof SharedArrayBuffer };
       });
-      const pre = b.readSync(at(0, L - 1)), step = b.readSync(at(L - 1, L));
-      return { pre, step, shared: (ck.storage as Float32Array).buffer instanceof SharedArrayBuffer };
+      assert.ok(results[0].shared, 'the wasm cache lives in the shared wasm memory');
+      assert.ok(maxAbsDiff(results[0].pre, results[1].pre) <= 2e-5, 'prefill');
+      assert.ok(maxAbsDiff(results[0].step, results[1].step) <= 2e-5, 'decode step');
     });
-    assert.ok(results[0].shared, 'the wasm cache lives in the shared wasm memory');
-    assert.ok(maxAbsDiff(results[0].pre, results[1].pre) <= 2e-5, 'prefill');
-    assert.ok(maxAbsDiff(results[0].step, results[1].step) <= 2e-5, 'decode step');
-  });
+  }
 });

@@ -10,10 +10,24 @@ import { scanChunked, scanSequential } from './selective_scan.js';
 import { cpuDifferentiable } from './autograd.js';
 import { WasmRuntime } from '../wasm/runtime.js';
 import { processDt, ssdChunked, ssdQuadratic, ssdRecurrent } from '../../ssm/ssd.js';
+import { decodeHalfBits, encodeHalfInto, roundToHalf, type KvCacheDType } from '../../tensor/dtype.js';
+import { checkKvCache } from '../../api/load-options.js';
 
 function buf(t: Tensor): Float32Array {
   return t.storage as Float32Array;
 }
+
+/** the 16-bit format of a KV cache stored in bf16/f16 (its storage a Uint16Array of bits); null for f32 storage */
+export function halfOf(t: Tensor): 'bf16' | 'f16' | null {
+  return t.storage instanceof Uint16Array ? (t.dtype as 'bf16' | 'f16') : null;
+}
+
+/** the values of `t` as f32: its own array (f32 storage) or a decoded copy (a bf16/f16 KV cache) */
+function f32Of(t: Tensor): Float32Array {
+  const h = halfOf(t);
+  return h ? decodeHalfBits(t.storage as Uint16Array, h) : buf(t);
+}
+
 function opt(t: Tensor | null): Float32Array | null {
   return t ? buf(t) : null;
 }
@@ -60,18 +74,25 @@ export class CpuBackend implements Backend {
   /** every prefill algorithm, chunked by default */
   readonly prefill: PrefillSupport = PREFILL_SUPPORT.cpu;
 
-  fromHost(data: Float32Array, shape: Shape): Tensor {
+  fromHost(data: Float32Array, shape: Shape, opts?: { kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    return new Tensor(this, data, [...shape]);
+    const kv = checkKvCache(opts?.kvCache, this.name);
+    if (kv === 'f32') return new Tensor(this, data, [...shape]);
+    const bits = this.cacheArray(data.length, kv) as Uint16Array;
+    encodeHalfInto(data, kv, bits);
+    return new Tensor(this, bits, [...shape], kv);
   }
-  zeros(shape: Shape): Tensor {
+  zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
+    const kv = checkKvCache(kvCache, this.name);
+    if (kv !== 'f32') return new Tensor(this, this.cacheArray(shapeSize(shape), kv), [...shape], kv);
     return new Tensor(this, new Float32Array(shapeSize(shape)), [...shape]);
   }
   read(t: Tensor): Promise<Float32Array> {
-    return Promise.resolve(buf(t).slice());
+    return Promise.resolve(halfOf(t) ? f32Of(t) : buf(t).slice());
   }
+  /** f32 storage: the array itself; a bf16/f16 KV cache: a decoded copy */
   readSync(t: Tensor): Float32Array {
-    return buf(t);
+    return f32Of(t);
   }
   dispose(_t: Tensor): void {
     // garbage-collected
@@ -174,51 +195,86 @@ export class CpuBackend implements Backend {
     const [b, L, H, hd] = x.shape;
     return new Tensor(this, rope(buf(x), positions, b * L, H, hd, rotaryDim, theta), x.shape);
   }
+  /**
+   * A bf16/f16 cache: the new k/v are written in its format (round-to-nearest-even), then the reference kernel runs
+   * on the decoded cache, so that every key and value it reads (the new ones too) is the stored one.
+   */
   attention(a: AttentionArgs): Tensor {
     const [b, L, Hq, hd] = a.q.shape;
     const Hkv = a.k.shape[2];
     const T = a.cacheK ? a.cacheK.shape[1] : L;
+    const half = a.cacheK ? halfOf(a.cacheK) : null;
+    if (half) {
+      const k = roundToHalf(buf(a.k), half), v = roundToHalf(buf(a.v), half);
+      writeRowsHalf(a.cacheK!.storage as Uint16Array, k, a.pastLen, b, L, T, Hkv * hd, half);
+      writeRowsHalf(a.cacheV!.storage as Uint16Array, v, a.pastLen, b, L, T, Hkv * hd, half);
+      const y = attention(buf(a.q), k, v, f32Of(a.cacheK!), f32Of(a.cacheV!), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
+      return new Tensor(this, y, [b, L, Hq, hd]);
+    }
     const y = attention(buf(a.q), buf(a.k), buf(a.v), opt(a.cacheK), opt(a.cacheV), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
     return new Tensor(this, y, [b, L, Hq, hd]);
   }
+  /** (a bf16/f16 dst: each changed value is rounded to its format again) */
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
     const H = dst.shape[dst.shape.length - 1];
-    const d = buf(dst), s = buf(src);
+    const s = f32Of(src);
+    const half = halfOf(dst);
+    if (half) {
+      const bits = dst.storage as Uint16Array;
+      const row = new Float32Array(H);
+      for (let i = 0; i < rows.length; i++) {
+        const w = weights[i];
+        const so = i * H, dOff = rows[i] * H;
+        const cur = decodeHalfBits(bits.subarray(dOff, dOff + H), half);
+        for (let k = 0; k < H; k++) row[k] = cur[k] + w * s[so + k];
+        encodeHalfInto(row, half, bits, dOff);
+      }
+      return;
+    }
+    const d = buf(dst);
     for (let i = 0; i < rows.length; i++) {
       const w = weights[i];
       const so = i * H, dOff = rows[i] * H;
       for (let k = 0; k < H; k++) d[dOff + k] += w * s[so + k];
     }
   }
-  /** the zeroed array of a grown KV cache (padTime); the wasm backend puts it in wasm memory */
-  protected cacheArray(count: number): Float32Array {
-    return new Float32Array(count);
+  /** the zeroed array of a KV cache (zeros, padTime) in its format (bf16/f16: the bits); the wasm backend puts it in wasm memory */
+  protected cacheArray(count: number, kvCache: KvCacheDType = 'f32'): Float32Array | Uint16Array {
+    return kvCache === 'f32' ? new Float32Array(count) : new Uint16Array(count);
   }
+  /** (keeps the format of a bf16/f16 KV cache) */
   padTime(t: Tensor, newT: number): Tensor {
     const [b, T] = t.shape;
     const inner = t.size / (b * T);
-    const src = buf(t);
-    const out = this.cacheArray(b * newT * inner);
+    const src = t.storage as Float32Array | Uint16Array;
+    const out = this.cacheArray(b * newT * inner, halfOf(t) ?? 'f32');
     for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner), r * newT * inner);
-    return new Tensor(this, out, [b, newT, ...t.shape.slice(2)]);
+    return new Tensor(this, out, [b, newT, ...t.shape.slice(2)], t.dtype);
   }
+  /** (bf16/f16 KV caches stay in their format; the tensors share one dtype, see ops.concatRows) */
   concatRows(ts: readonly Tensor[]): Tensor {
     const rows = ts.reduce((s, t) => s + t.shape[0], 0);
-    const out = new Float32Array(ts.reduce((s, t) => s + t.size, 0));
+    const n = ts.reduce((s, t) => s + t.size, 0);
+    const out = halfOf(ts[0]) ? new Uint16Array(n) : new Float32Array(n);
     let off = 0;
     for (const t of ts) {
-      out.set(buf(t), off);
+      out.set(t.storage as Float32Array & Uint16Array, off);
       off += t.size;
     }
-    return new Tensor(this, out, [rows, ...ts[0].shape.slice(1)]);
+    return new Tensor(this, out, [rows, ...ts[0].shape.slice(1)], ts[0].dtype);
   }
   takeRows(t: Tensor, rows: readonly number[]): Tensor {
     const rowSize = t.size / t.shape[0];
-    const src = buf(t);
-    const out = new Float32Array(rows.length * rowSize);
+    const src = t.storage as Float32Array | Uint16Array;
+    const out = halfOf(t) ? new Uint16Array(rows.length * rowSize) : new Float32Array(rows.length * rowSize);
     rows.forEach((r, i) => out.set(src.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
-    return new Tensor(this, out, [rows.length, ...t.shape.slice(1)]);
+    return new Tensor(this, out, [rows.length, ...t.shape.slice(1)], t.dtype);
   }
+}
+
+/** k/v [b, L, rowKV] (values already rounded to `half`) → bits of the cache [b, T, rowKV] at positions pastLen[r] … */
+function writeRowsHalf(cache: Uint16Array, kv: Float32Array, pastLen: readonly number[], b: number, L: number, T: number, rowKV: number, half: 'bf16' | 'f16'): void {
+  for (let r = 0; r < b; r++) encodeHalfInto(kv.subarray(r * L * rowKV, (r + 1) * L * rowKV), half, cache, (r * T + pastLen[r]) * rowKV);
 }
 
 export const cpu = new CpuBackend();

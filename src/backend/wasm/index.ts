@@ -8,10 +8,10 @@
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
 import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
-import { CpuBackend } from '../cpu/index.js';
+import { CpuBackend, halfOf } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import type { WeightDType } from '../../tensor/dtype.js';
-import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
+import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
+import { encodeHalfInto, f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
 import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
 import { platform } from './platform.js';
@@ -95,8 +95,8 @@ export class WasmBackend extends CpuBackend {
   readonly weightFormat: WeightDType;
   /** WasmBackendOptions.ssdChunkedMinLength */
   readonly ssdChunkedMinLength: number;
-  /** wasm-resident f32 arrays → their byte offset */
-  private readonly resident = new WeakMap<Float32Array, number>();
+  /** wasm-resident arrays (f32; the u16 bits of bf16/f16 KV caches) → their byte offset */
+  private readonly resident = new WeakMap<Float32Array | Uint16Array, number>();
   /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
   private readonly matrices = new WeakMap<object, Matrix>();
   private readonly finalizer: FinalizationRegistry<number[]>;
@@ -143,6 +143,15 @@ export class WasmBackend extends CpuBackend {
     return view;
   }
 
+  /** a new wasm-resident u16 array (a bf16/f16 KV cache's bits; freed when the array is garbage-collected) */
+  private allocU16(count: number): Uint16Array {
+    const off = this.runtime.heap.alloc(count * 2);
+    const view = new Uint16Array(this.runtime.memory.buffer, off, count);
+    this.resident.set(view, off);
+    this.finalizer.register(view, [off], view);
+    return view;
+  }
+
   /**
    * Free wasm-resident f32 storage now (states, zero-initialised accumulators, f32 weights); the tensor layer
    * calls this when the last tensor on the storage is disposed. Activations on the JS heap and packed matrices
@@ -158,8 +167,9 @@ export class WasmBackend extends CpuBackend {
     this.runtime.heap.release(off);
   }
 
-  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined }): Tensor {
+  override fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; stored?: () => StoredMatrix | undefined; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`wasm.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
+    if (opts?.kvCache !== undefined && opts.kvCache !== 'f32') return super.fromHost(data, shape, { kvCache: opts.kvCache });
     if (opts?.matrix && shape.length === 2 && !opts.float32) {
       const [rows, cols] = shape;
       let format = this.weightFormat;
@@ -183,7 +193,8 @@ export class WasmBackend extends CpuBackend {
     return t;
   }
 
-  override zeros(shape: Shape): Tensor {
+  override zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
+    if (kvCache !== undefined && kvCache !== 'f32') return super.zeros(shape, kvCache); // (cacheArray: resident, zeroed)
     const view = this.allocF32(shapeSize(shape));
     view.fill(0); // reused memory holds old values
     return new Tensor(this, view, [...shape]);
@@ -293,6 +304,13 @@ export class WasmBackend extends CpuBackend {
         const a = t.storage as Float32Array;
         const off = this.resident.get(a);
         if (off !== undefined) return off;
+        if (halfOf(t)) {
+          // the bits of a bf16/f16 KV cache outside wasm memory (a copied state's)
+          const bits = t.storage as Uint16Array;
+          const s = out(Math.ceil(bits.length / 2));
+          new Uint16Array(rt.memory.buffer, s, bits.length).set(bits);
+          return s;
+        }
         const s = out(a.length);
         rt.f32(s, a.length).set(a);
         if (copyBack) back.push([s, a]);
@@ -538,15 +556,23 @@ export class WasmBackend extends CpuBackend {
     const cached = a.cacheK !== null && a.cacheV !== null;
     const cap = cached ? a.cacheK!.shape[1] : L;
     const past = cached ? a.pastLen : new Array<number>(b).fill(0);
+    const half = cached ? halfOf(a.cacheK!) : null;
     if (cached) {
       const k = a.k.storage as Float32Array, v = a.v.storage as Float32Array;
-      const ck = a.cacheK!.storage as Float32Array, cv = a.cacheV!.storage as Float32Array;
+      const ck = a.cacheK!.storage as Float32Array | Uint16Array, cv = a.cacheV!.storage as Float32Array | Uint16Array;
       for (let r = 0; r < b; r++) {
         const src = r * L * rowKV, dst = (r * cap + past[r]) * rowKV;
-        ck.set(k.subarray(src, src + L * rowKV), dst);
-        cv.set(v.subarray(src, src + L * rowKV), dst);
+        if (half) {
+          // written in the cache's format (round-to-nearest-even); the kernels read what is stored
+          encodeHalfInto(k.subarray(src, src + L * rowKV), half, ck as Uint16Array, dst);
+          encodeHalfInto(v.subarray(src, src + L * rowKV), half, cv as Uint16Array, dst);
+        } else {
+          ck.set(k.subarray(src, src + L * rowKV), dst);
+          cv.set(v.subarray(src, src + L * rowKV), dst);
+        }
       }
     }
+    const fmt = half === 'bf16' ? 1 : half === 'f16' ? 2 : 0;
     const rt = this.runtime;
     const T = rt.threads;
     const G = Hq / Hkv;
@@ -564,23 +590,23 @@ export class WasmBackend extends CpuBackend {
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
         const scratch = c.out(T * G * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, fmt], work >= MIN_PARALLEL_WORK);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
         const M = G * BQ;
-        const tileFloats = Math.ceil((M * (3 * hd + BK + 2) + 2 * BK * hd) / 16) * 16;
+        const tileFloats = Math.ceil((M * (3 * hd + BK + 2) + (fmt ? 3 : 2) * BK * hd) / 16) * 16;
         const scratch = c.out(T * tileFloats);
         const work = 2 * b * Hq * L * (maxPast + L / 2) * hd;
-        rt.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, a.scale, BQ, BK, scratch, tileFloats, counter], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, a.scale, BQ, BK, scratch, tileFloats, counter, fmt], work >= MIN_PARALLEL_WORK);
       }
       return c.result(yo, [b, L, Hq, hd]);
     });
   }
 
-  /** a grown KV cache stays in wasm memory (resident), so that attention reads it in place */
-  protected override cacheArray(count: number): Float32Array {
-    const a = this.allocF32(count);
+  /** a KV cache (zeros in bf16/f16, a grown one) stays in wasm memory (resident), so that attention reads it in place */
+  protected override cacheArray(count: number, kvCache: KvCacheDType = 'f32'): Float32Array | Uint16Array {
+    const a = kvCache === 'f32' ? this.allocF32(count) : this.allocU16(count);
     a.fill(0); // reused memory holds old values
     return a;
   }

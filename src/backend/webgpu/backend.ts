@@ -12,6 +12,8 @@
  */
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
+import type { KvCacheDType } from '../../tensor/dtype.js';
+import { checkKvCache } from '../../api/load-options.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
@@ -367,8 +369,9 @@ export class WebGpuBackend implements Backend {
   /** bytes of host data uploaded so far (weights as stored: bf16 matrices count 2 bytes a weight) */
   weightBytes = 0;
 
-  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean }): Tensor {
+  fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
+    checkKvCache(opts?.kvCache, 'webgpu', ['f32']);
     if (!opts?.matrix || shape.length !== 2) {
       this.weightBytes += data.byteLength;
       return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
@@ -397,7 +400,9 @@ export class WebGpuBackend implements Backend {
     return this.tensor(upload(data), shape);
   }
 
-  zeros(shape: Shape): Tensor {
+  /** KV caches in f32 only: a bf16/f16 `kvCache` is refused (LoadOptionError naming the option) */
+  zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
+    checkKvCache(kvCache, 'webgpu', ['f32']);
     const t = this.out(shape, 'zeros');
     this.fill(this.st(t), 0);
     return t;

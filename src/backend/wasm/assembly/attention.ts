@@ -15,11 +15,17 @@
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
 //                      (linear.ts) on packed K and transposed V tiles.
+//
+// KV cache formats (fmt): 0 f32; 1 bf16, 2 f16 (u16 per value, the layouts above with 2-byte elements), converted to
+// f32 exactly (weights.ts's conversions) as they are read: decode reads keys and values straight from the cache (the
+// block code is generic over the element type W: f32, u16 = bf16, i16 = f16); prefill converts the K/V tile it packs
+// anyway. The cache streams half the bytes.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
+import { bfHi, bfLo, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
@@ -27,6 +33,109 @@ const DBK: i32 = 32;
 // @ts-ignore: decorator
 @inline function f4(p: usize, i: i32): usize {
   return p + (<usize>i << 2);
+}
+
+/**
+ * 4 f16 values at p as f32x4: exponent and mantissa moved into place (<< 13) and scaled by 2^112 in one multiply
+ * (exact: normal halves become normal floats, subnormal ones — f32 denormals before the multiply, rare in a KV cache —
+ * too), the sign put back. Half the operations of weights.ts's f16LoX, which avoids denormals at any cost. Finite
+ * halves only: ±inf (an f16 cache's overflow, |x| > 65504) reads as ±65536.
+ */
+// @ts-ignore: decorator
+@inline function f16x4(p: usize): v128 {
+  return f16i32(v128.load16x4_u(p));
+}
+
+/** f16 lanes of an i32x4 (each < 2^16) as f32x4 (see f16x4) */
+// @ts-ignore: decorator
+@inline function f16i32(h: v128): v128 {
+  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+// 16-bit cache values 0-3 / 4-7 of raw = 8 values loaded at once (W: u16 = bf16, i16 = f16) as f32x4
+// @ts-ignore: decorator
+@inline function lo8<W>(raw: v128): v128 {
+  if (isSigned<W>()) return f16i32(i32x4.extend_low_i16x8_u(raw));
+  return bfLo(raw);
+}
+// @ts-ignore: decorator
+@inline function hi8<W>(raw: v128): v128 {
+  if (isSigned<W>()) return f16i32(i32x4.extend_high_i16x8_u(raw));
+  return bfHi(raw);
+}
+
+/** 4 cache values at element i of p (W: f32, u16 = bf16, i16 = f16) as f32x4 */
+// @ts-ignore: decorator
+@inline function ldW<W>(p: usize, i: i32): v128 {
+  if (isFloat<W>()) return v128.load(p + (<usize>i << 2));
+  if (isInteger<W>() && isSigned<W>()) return f16x4(p + (<usize>i << 1));
+  return w4<W>(p + (<usize>i << 1));
+}
+
+/** lanes [0, c) of ldW, zeros in the others */
+// @ts-ignore: decorator
+@inline function ldzW<W>(p: usize, i: i32, c: i32): v128 {
+  if (isFloat<W>()) return ldz(p + (<usize>i << 2), c);
+  if (c >= 4) return w4<W>(p + (<usize>i << 1));
+  const e = p + (<usize>i << 1);
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, wScalar<W>(e));
+  if (c > 1) v = f32x4.replace_lane(v, 1, wScalar<W>(e + 2));
+  if (c > 2) v = f32x4.replace_lane(v, 2, wScalar<W>(e + 4));
+  return v;
+}
+
+/** dot(a, b) over n values, a f32, b of the cache's type W (any n; tails with zero lanes) */
+// @ts-ignore: decorator
+@inline function dotW<W>(a: usize, b: usize, n: i32): f32 {
+  if (isFloat<W>()) return dot(a, b, n);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= n; k += 8) {
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(f4(a, k)), ldW<W>(b, k)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(f4(a, k + 4)), ldW<W>(b, k + 4)));
+  }
+  for (; k < n; k += 4) {
+    const c = min(4, n - k);
+    a0 = f32x4.add(a0, f32x4.mul(ldz(f4(a, k), c), ldzW<W>(b, k, c)));
+  }
+  return hsum(f32x4.add(a0, a1));
+}
+
+/** [dot(a, b0), …, dot(a, b3)] over n values for the 4 rows b0 = b, b + rowB, … of the cache's type W (any n) */
+// @ts-ignore: decorator
+@inline function dot4W<W>(a: usize, b: usize, rowB: usize, n: i32): v128 {
+  if (isFloat<W>()) return dot4(a, b, rowB, n);
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  // eight values of each row per load, widened in registers
+  for (; k + 8 <= n; k += 8) {
+    const x0 = v128.load(f4(a, k)), x1 = v128.load(f4(a, k + 4));
+    const o = <usize>k << 1;
+    const r0 = v128.load(b + o), r1 = v128.load(b1 + o), r2 = v128.load(b2 + o), r3 = v128.load(b3 + o);
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(x0, lo8<W>(r0)), f32x4.mul(x1, hi8<W>(r0))));
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(x0, lo8<W>(r1)), f32x4.mul(x1, hi8<W>(r1))));
+    a2 = f32x4.add(a2, f32x4.add(f32x4.mul(x0, lo8<W>(r2)), f32x4.mul(x1, hi8<W>(r2))));
+    a3 = f32x4.add(a3, f32x4.add(f32x4.mul(x0, lo8<W>(r3)), f32x4.mul(x1, hi8<W>(r3))));
+  }
+  for (; k + 4 <= n; k += 4) {
+    const x = v128.load(f4(a, k));
+    a0 = f32x4.add(a0, f32x4.mul(x, ldW<W>(b, k)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldW<W>(b1, k)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldW<W>(b2, k)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldW<W>(b3, k)));
+  }
+  if (k < n) {
+    const c = n - k;
+    const x = ldz(f4(a, k), c);
+    a0 = f32x4.add(a0, f32x4.mul(x, ldzW<W>(b, k, c)));
+    a1 = f32x4.add(a1, f32x4.mul(x, ldzW<W>(b1, k, c)));
+    a2 = f32x4.add(a2, f32x4.mul(x, ldzW<W>(b2, k, c)));
+    a3 = f32x4.add(a3, f32x4.mul(x, ldzW<W>(b3, k, c)));
+  }
+  return hsum4(a0, a1, a2, a3);
 }
 
 /** dot(a, b) over n floats (any n; tails loaded with zero lanes) */
@@ -113,25 +222,47 @@ function scaleRow(a: usize, n: i32, c: f32): void {
   }
 }
 
+/** rows × hd values of a 16-bit cache (fmt 1 bf16, 2 f16; rows strideB bytes apart from src) as f32 rows [rows, hd] at dst */
+function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
+  if (fmt == 1) unpackKVRows<u16>(src, strideB, rows, hd, dst);
+  else unpackKVRows<i16>(src, strideB, rows, hd, dst);
+}
+
+// @ts-ignore: decorator
+@inline function unpackKVRows<W>(src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
+  for (let j = 0; j < rows; j++) {
+    const s = src + <usize>j * strideB;
+    const d = dst + ((<usize>j * hd) << 2);
+    let i = 0;
+    for (; i + 8 <= hd; i += 8) {
+      const raw = v128.load(s + (<usize>i << 1));
+      v128.store(f4(d, i), lo8<W>(raw));
+      v128.store(f4(d, i + 4), hi8<W>(raw));
+    }
+    for (; i < hd; i += 4) stc(f4(d, i), ldzW<W>(s, i, min(4, hd - i)), min(4, hd - i));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // decode
 
 /**
- * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB) for the G query heads
- * at qp (hd apart), folded into their running partials at part (per head: acc [hd], m, l; headB bytes apart).
- * sc: scratch of G · DBK floats.
+ * One block of a decode item: keys [j0, j0 + bk) of one KV head (rows at k0/v0, stride rowB bytes; values of type W,
+ * see the top) for the G query heads at qp (hd apart), folded into their running partials at part (per head: acc
+ * [hd], m, l; headB bytes apart). sc: scratch of G · DBK floats.
  */
-function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+// @ts-ignore: decorator
+@inline function decodeBlock<W>(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const ps = headB;
   // scores of the block, scaled: sc[i · DBK + jj]
   let jj = 0;
   for (; jj + 4 <= bk; jj += 4) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4W<W>(qp + ((<usize>i * hd) << 2), kp, rowB, hd), f32x4.splat(scale)));
   }
   for (; jj < bk; jj++) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dot(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotW<W>(qp + ((<usize>i * hd) << 2), kp, hd) * scale);
   }
   for (let i = 0; i < G; i++) {
     const si = f4(sc, i * DBK);
@@ -150,12 +281,24 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
       const p2 = f32x4.splat(load<f32>(f4(si, jj + 2))), p3 = f32x4.splat(load<f32>(f4(si, jj + 3)));
       const va = v0 + <usize>(j0 + jj) * rowB;
       const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
-      for (let d = 0; d < hd; d += 4) {
+      let d0 = 0;
+      if (!isFloat<W>()) {
+        // eight values of each row per load, widened in registers
+        for (; d0 + 8 <= hd; d0 += 8) {
+          const o = <usize>d0 << 2, ov = <usize>d0 << 1;
+          const ra = v128.load(va + ov), rb = v128.load(vb + ov), rc = v128.load(vc + ov), rd = v128.load(vd + ov);
+          const lo = f32x4.add(f32x4.add(f32x4.mul(p0, lo8<W>(ra)), f32x4.mul(p1, lo8<W>(rb))), f32x4.add(f32x4.mul(p2, lo8<W>(rc)), f32x4.mul(p3, lo8<W>(rd))));
+          const hi = f32x4.add(f32x4.add(f32x4.mul(p0, hi8<W>(ra)), f32x4.mul(p1, hi8<W>(rb))), f32x4.add(f32x4.mul(p2, hi8<W>(rc)), f32x4.mul(p3, hi8<W>(rd))));
+          v128.store(pi + o, f32x4.add(v128.load(pi + o), lo));
+          v128.store(pi + o, f32x4.add(v128.load(pi + o, 16), hi), 16);
+        }
+      }
+      for (let d = d0; d < hd; d += 4) {
         const c = min(4, hd - d);
         const o = <usize>d << 2;
         let a = ldz(pi + o, c);
-        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldz(va + o, c)), f32x4.mul(p1, ldz(vb + o, c))),
-                                   f32x4.add(f32x4.mul(p2, ldz(vc + o, c)), f32x4.mul(p3, ldz(vd + o, c)))));
+        a = f32x4.add(a, f32x4.add(f32x4.add(f32x4.mul(p0, ldzW<W>(va, d, c)), f32x4.mul(p1, ldzW<W>(vb, d, c))),
+                                   f32x4.add(f32x4.mul(p2, ldzW<W>(vc, d, c)), f32x4.mul(p3, ldzW<W>(vd, d, c)))));
         stc(pi + o, a, c);
       }
     }
@@ -165,7 +308,7 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
       for (let d = 0; d < hd; d += 4) {
         const c = min(4, hd - d);
         const o = <usize>d << 2;
-        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldz(va + o, c))), c);
+        stc(pi + o, f32x4.add(ldz(pi + o, c), f32x4.mul(p, ldzW<W>(va, d, c))), c);
       }
     }
   }
@@ -173,15 +316,16 @@ function decodeBlock(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: 
 
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys. scratch: per thread G · DBK floats, then the partials [b, Hq, S, hd + 2].
- * counter: i32, zeroed (the barrier).
+ * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats, then the
+ * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  S: i32, scratch: usize, counter: usize, t: i32, T: i32,
+  S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const rowB = <usize>(Hkv * hd) << 2;
+  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
+  const rowB = <usize>(Hkv * hd) << sh; // bytes of one cache position (all KV heads)
   const sc = scratch + ((<usize>t * G * DBK) << 2);
   const parts = scratch + ((<usize>T * G * DBK) << 2);
   const ps = <usize>(hd + 2) << 2;
@@ -213,9 +357,12 @@ export function attention_decode(
           touchPart(pfV, pfTotal, pfChunkB, g);
         }
         const h0 = g * G;
-        const ho = (<usize>g * hd) << 2;
-        decodeBlock(q + ((<usize>(r * Hq + h0) * hd) << 2), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc,
-          parts + (<usize>(r * Hq + h0) * S + s) * ps, headB);
+        const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
+        const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
+        const ho = (<usize>g * hd) << sh;
+        if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       }
     }
   }
@@ -278,16 +425,18 @@ function packVt(v0: usize, rowB: usize, bk: i32, hd: i32, dst: usize): void {
 
 /**
  * Flash-style causal attention over query tiles: q, out [b, L, Hq, hd]; past: i32 [b]; tiles of BQ positions × G
- * heads against BK keys. scratch: per thread tileFloats (see the JS side: M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ);
- * counter: two i32, zeroed (the next item).
+ * heads against BK keys; fmt: the cache's format (see the top). scratch: per thread tileFloats (see the JS side:
+ * M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ; 16-bit caches: + BK·hd for a V tile as f32); counter: two i32, zeroed (the
+ * next item).
  */
 export function attention_prefill(
   q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, t: i32, T: i32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
   const Mmax = G * BQ;
-  const rowB = <usize>(Hkv * hd) << 2;
+  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
+  const rowB = <usize>(Hkv * hd) << sh;
   const qRowB = <usize>(Hq * hd) << 2;
   const hdB = <usize>hd << 2;
   const base = scratch + ((<usize>t * tileFloats) << 2);
@@ -299,6 +448,7 @@ export function attention_prefill(
   const O2 = O + ((<usize>Mmax * hd) << 2);
   const mA = O2 + ((<usize>Mmax * hd) << 2);
   const lA = mA + (<usize>Mmax << 2);
+  const Vf = lA + (<usize>Mmax << 2); // (16-bit caches) the V tile as f32 rows
   const nQt = (L + BQ - 1) / BQ;
   const perTile = b * Hkv;
   const items = nQt * perTile;
@@ -329,9 +479,16 @@ export function attention_prefill(
     const kvBase = (<usize>r * cap * Hkv + g) * hd;
     for (let j0 = 0; j0 < kEnd; j0 += BK) {
       const bk = min(BK, kEnd - j0);
-      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 2);
-      for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
-      packVt(V + ((kvBase + <usize>j0 * Hkv * hd) << 2), rowB, bk, hd, Vt);
+      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << sh);
+      const v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << sh);
+      if (fmt == 0) {
+        for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
+        packVt(v0, rowB, bk, hd, Vt);
+      } else {
+        unpackKV(fmt, k0, rowB, bk, hd, Kt);
+        unpackKV(fmt, v0, rowB, bk, hd, Vf);
+        packVt(Vf, hdB, bk, hd, Vt);
+      }
       linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
       const rowS = <usize>bk << 2;
       for (let i = 0; i < G; i++) {

@@ -1,0 +1,129 @@
+/**
+ * The `kvCache` load option end to end on the tiny HF Llama and Bamba fixtures (attention layers with GQA; Bamba's
+ * partial rotary), CPU and wasm: greedy decode over 20 steps with a bf16 / f16 KV cache against the f32 cache, the
+ * states' byteSize (the KV part halves), and that clone, select, concat, writeRow, compact and export/import keep the
+ * format. A format the backend cannot store (webgpu) or an unknown one is refused at load with the options listed.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel, type LoadOptions } from '../../src/index.js';
+import { LoadOptionError } from '../../src/api/load-options.js';
+import { ModelState } from '../../src/models/state.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import { hfFixture, maxAbsDiff } from '../helpers.js';
+
+const PROMPT = [[3, 17, 250, 9, 44, 101, 7, 300, 12, 5, 88, 61]];
+const STEPS = 20;
+
+/** greedy decode: the prompt, then STEPS tokens, each the argmax of the last logits; `forced`: feed these tokens instead */
+async function greedy(lm: CausalLM, state: ModelState, forced?: number[]): Promise<{ tokens: number[]; logits: Float32Array[] }> {
+  let last = await lm.advance(PROMPT, state);
+  const tokens: number[] = [];
+  const logits: Float32Array[] = [];
+  for (let s = 0; s < STEPS; s++) {
+    logits.push(last.data.slice());
+    let best = 0;
+    for (let i = 1; i < last.data.length; i++) if (last.data[i] > last.data[best]) best = i;
+    tokens.push(best);
+    last = await lm.advance([[forced ? forced[s] : best]], state);
+  }
+  return { tokens, logits };
+}
+
+/** bytes of the state's KV caches (the tensors whose dim 1 is time), as f32 */
+function kvElements(state: ModelState): number {
+  return state.layers.reduce((a, l) => a + Object.entries(l).filter(([k]) => state.timeTensors.has(k)).reduce((b, [, t]) => b + t.size, 0), 0);
+}
+
+const BACKENDS: Array<{ label: string; opts: LoadOptions }> = [
+  { label: 'cpu', opts: { backend: 'cpu' } },
+  { label: 'wasm 2 threads', opts: { backend: 'wasm', threads: 2 } },
+];
+
+for (const fixture of ['llama-tiny', 'bamba-tiny']) {
+  describe(`kvCache bf16 / f16: ${fixture}`, () => {
+    for (const be of BACKENDS) {
+      for (const kv of ['bf16', 'f16'] as const) {
+        it(`${be.label}, ${kv}: 20 greedy steps against the f32 cache; byteSize; state copies keep the format`, async () => {
+          const ref = await loadModel(hfFixture(fixture), be.opts);
+          const model = await loadModel(hfFixture(fixture), { ...be.opts, kvCache: kv });
+          assert.equal(model.lm.kvCache, kv);
+          const s32 = ref.createState(1), s16 = model.createState(1);
+          assert.equal(s32.kvCache, 'f32');
+          assert.equal(s16.kvCache, kv);
+          const want = await greedy(ref.lm, s32);
+          const got = await greedy(model.lm, s16);
+          // (measured on these fixtures: the same 20 tokens in every case; a difference would show here first)
+          assert.deepEqual(got.tokens, want.tokens, 'greedy tokens');
+          const dl = Math.max(...got.logits.map((l, i) => maxAbsDiff(l, want.logits[i])));
+          const spread = Math.max(...want.logits.map((l) => Math.max(...l) - Math.min(...l)));
+          // each cached key/value moves by ≤ u relative (bf16 u = 2⁻⁸, f16 2⁻¹¹): the logits here by less than u of their
+          // spread (measured: llama-tiny 0.22 u bf16, 0.17 u f16; bamba-tiny 0.02 u); not at all would mean no rounding
+          const u = kv === 'bf16' ? 2 ** -8 : 2 ** -11;
+          assert.ok(dl > 0 && dl < u * spread, `max |Δlogit| = ${dl}, logit spread ${spread}, u = ${u}`);
+
+          // the KV part of the state takes half the bytes; the rest is unchanged
+          const n = kvElements(s16);
+          assert.ok(n > 0);
+          assert.equal(kvElements(s32), n);
+          assert.equal(s32.byteSize - s16.byteSize, n * 2);
+
+          // copies keep the format and the values
+          const clone = s16.clone();
+          assert.equal(clone.kvCache, kv);
+          assert.equal(clone.byteSize, s16.byteSize);
+          const compact = await s16.compact();
+          assert.equal(compact.kvCache, kv);
+          const both = ModelState.concat([s16, clone]);
+          assert.equal(both.kvCache, kv);
+          assert.equal(both.select([1]).kvCache, kv);
+          // continuing from a copy gives what continuing from the original gives
+          const next = [[want.tokens[STEPS - 1]]];
+          const a = await model.lm.advance(next, s16.clone());
+          const b = await model.lm.advance(next, compact);
+          assert.deepEqual(b.data, a.data, 'the compacted copy continues as the original');
+          // (a batch of 2 splits the wasm decode's keys otherwise among the threads: equal to f32 rounding)
+          const c = await model.lm.advance([next[0], next[0]], both);
+          assert.ok(maxAbsDiff(c.data.subarray(0, a.data.length), a.data) <= 1e-5, 'a row of a concatenated state continues as the original');
+
+          // writeRow: a fresh 16-bit batch state takes the sequence in row 1
+          const batch = model.createState(2);
+          assert.equal(await batch.writeRow(1, s16), true);
+          assert.equal(batch.kvCache, kv);
+          const w = await model.lm.advance([next[0], next[0]], batch);
+          assert.ok(maxAbsDiff(w.data.subarray(a.data.length), a.data) <= 1e-5, 'the written row continues as the original');
+
+          // export / import keep the format (BF16/F16 in the file) and the values
+          const bytes = await s16.export();
+          const back = model.importState(bytes);
+          assert.equal(back.kvCache, kv);
+          // an f32 model imports it into f32 caches holding the same values
+          const back32 = ref.importState(bytes);
+          assert.equal(back32.kvCache, 'f32');
+          for (let i = 0; i < back.layers.length; i++) {
+            for (const k of Object.keys(back.layers[i])) assert.deepEqual(await back32.layers[i][k].data(), await back.layers[i][k].data(), `layers.${i}.${k}`);
+          }
+          assert.deepEqual((await model.lm.advance(next, back)).data, a.data, 'the imported state continues as the original');
+          // a state of another format for one call
+          assert.equal(ref.createState(1, { kvCache: kv }).kvCache, kv);
+          for (const s of [s32, s16, clone, compact, both, batch, back, back32]) s.dispose();
+        });
+      }
+    }
+  });
+}
+
+describe('kvCache option errors', () => {
+  it('an unknown format is refused at load, listing the options', async () => {
+    await assert.rejects(loadModel(hfFixture('llama-tiny'), { kvCache: 'q8' as 'f32' }),
+      (e: Error) => e instanceof LoadOptionError && /option "kvCache" must be one of "f32", "bf16", "f16", got "q8"/.test(e.message));
+  });
+  it('webgpu refuses a bf16 cache at load, naming the option (before any GPU is touched)', async () => {
+    await assert.rejects(loadModel(hfFixture('llama-tiny'), { backend: 'webgpu', kvCache: 'bf16' }),
+      (e: Error) => e instanceof LoadOptionError && /kvCache 'bf16' is not supported by the webgpu backend yet: use 'f32'/.test(e.message));
+  });
+  it('createState refuses an unknown format', async () => {
+    const model = await loadModel(hfFixture('llama-tiny'));
+    assert.throws(() => model.createState(1, { kvCache: 'f8' as 'f32' }), /kvCache must be one of "f32", "bf16", "f16", got "f8"/);
+  });
+});
