@@ -6,8 +6,8 @@
  * creation), 'blocked' (kernels/gemm_blocked.ts, configuration and split-K chosen per shape) and, with `--configs`,
  * the blocked kernel forced to each named configuration (BLOCKED_CONFIGS: p128, p128x64, p64, p64x128, s16, s32,
  * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits), and 'int8x1'…'int8x4'
- * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check at
- * creation passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
+ * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check
+ * (`enableInt8Gemm`, run here when an int8 kernel is listed) passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
  * TFLOP/s count the float32-equivalent 2·M·N·K; its time includes splitting x (the weights' slices are made once,
  * in the warm-up product, and cached).
  * Prints µs, TFLOP/s and GB/s (weights + x + y bytes, once each) per shape, M and kernel, and checks every
@@ -115,6 +115,8 @@ const be: WebGpuBackend = await createWebGpuBackend({ weights, kernels: 'tiled' 
 log(`backend ${be.name}, kernels ${be.kernels}, weights ${weights}, subgroups ≤ ${be.rt.subgroupMax} (fixed ${be.rt.subgroupFixed || 'no'})`);
 log(`subgroup-matrix configs: ${be.rt.matrixConfigs.length ? be.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') : 'none'}`);
 log(`subgroup-matrix GEMM: ${be.matrixGemm ? 'on' : 'off'} — ${be.matrixNote}`);
+// the int8 check runs at creation only when `gemm` asks for int8: here the kernels are chosen per entry
+if (wanted.some((k) => k.startsWith('int8'))) await be.enableInt8Gemm();
 log(`int8 GEMM: ${be.int8.note}`);
 const kernels: string[] = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
 if (!kernels.includes('old')) kernels.unshift('old');
