@@ -30,11 +30,12 @@ after(() => {
 
 const V = 523;
 const MODELS: Record<string, Record<string, unknown>> = {
-  // in_proj 2 × 1030 rows → 8 rows per workgroup, the last x block holds 6 channels; J = 7 + 2 · 5 = 17
-  'mamba wide': { model_type: 'mamba', hidden_size: 16, intermediate_size: 1030, num_hidden_layers: 2, state_size: 5, conv_kernel: 4, time_step_rank: 7, vocab_size: V, use_bias: false, use_conv_bias: true, tie_word_embeddings: true },
+  // in_proj 2 × 1030 rows → 8 rows per workgroup, the last x block holds 6 channels; J = 7 + 2 · 5 = 17 (one layer:
+  // the other models have several)
+  'mamba wide': { model_type: 'mamba', hidden_size: 16, intermediate_size: 1030, num_hidden_layers: 1, state_size: 5, conv_kernel: 4, time_step_rank: 7, vocab_size: V, use_bias: false, use_conv_bias: true, tie_word_embeddings: true },
   // in_proj 2 × 53 rows → 2 rows per workgroup, one of them straddling x and z; no conv bias
   'mamba odd': { model_type: 'mamba', hidden_size: 24, intermediate_size: 53, num_hidden_layers: 2, state_size: 3, conv_kernel: 3, time_step_rank: 5, vocab_size: V, use_bias: false, use_conv_bias: false, tie_word_embeddings: false },
-  mamba2: { model_type: 'mamba2', hidden_size: 40, num_hidden_layers: 3, state_size: 8, num_heads: 4, head_dim: 20, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 16, vocab_size: V, tie_word_embeddings: true },
+  mamba2: { model_type: 'mamba2', hidden_size: 40, num_hidden_layers: 2, state_size: 8, num_heads: 4, head_dim: 20, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 16, vocab_size: V, tie_word_embeddings: true },
 };
 /** the prompt, a token at a time: the first step runs the model code, the second replays it */
 const PROMPT = [5, 17];
