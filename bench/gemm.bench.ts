@@ -6,8 +6,8 @@
  * creation), 'blocked' (kernels/gemm_blocked.ts, configuration and split-K chosen per shape) and, with `--configs`,
  * the blocked kernel forced to each named configuration (BLOCKED_CONFIGS: p128, p128x64, p64, p64x128, s16, s32,
  * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits), and 'int8x1'…'int8x4'
- * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check at
- * creation passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
+ * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check
+ * (`enableInt8Gemm`, run here when an int8 kernel is listed) passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
  * TFLOP/s count the float32-equivalent 2·M·N·K; its time includes splitting x (the weights' slices are made once,
  * in the warm-up product, and cached).
  * Prints µs, TFLOP/s and GB/s (weights + x + y bytes, once each) per shape, M and kernel, and checks every
@@ -27,29 +27,24 @@ import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/i
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { WEBGPU_GEMMS, type WebGpuGemm } from '../src/backend/webgpu/options.js';
 import { BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
+import { arg, intListArg, listArg } from './options.js';
 
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : dflt;
-}
-const Ms = arg('m', '2048').split(',').map(Number);
-if (Ms.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--m: positive integers, got ${arg('m', '')}`);
+const Ms = intListArg('m', '2048');
 const reps = Number(arg('reps', '20'));
 const weights = arg('weights', 'f32') as 'f32' | 'bf16';
-const wanted = arg('kernels', 'old,tiled,sgmat,blocked').split(',');
+const wanted = listArg('kernels', 'old,tiled,sgmat,blocked');
 for (const k of wanted) {
   const [g, o] = k.split(':');
   if (!(WEBGPU_GEMMS as readonly string[]).includes(g) || (o !== undefined && !(/^int8/.test(g) && /^t(64|128)$/.test(o)))) throw new Error(`--kernels: ${k} is not one of ${WEBGPU_GEMMS.join(', ')} (int8 kernels may add :t64 or :t128)`);
 }
-const configs = arg('configs', '').split(',').filter((c) => c);
+const configs = listArg('configs', '');
 for (const c of configs) {
   const name = c.split('@')[0];
   if (!BLOCKED_CONFIGS[name] && !/^\d+x\d+k\d+t\d+x\d+$/.test(name)) throw new Error(`--configs: ${c} is neither one of ${Object.keys(BLOCKED_CONFIGS).join(', ')} nor a variant base like 128x64k16t8x4 (optionally @splits)`);
 }
-const sizes = arg('sizes', '130m').split(',');
 const json = process.argv.includes('--json');
 const tolArg = arg('tol', '');
-const only = arg('shapes', '').split(',').filter((s) => s);
+const only = listArg('shapes', '');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 /** [what, K, N]: the linears of the presets (130m: d_model 768, d_inner 1536; 2.8b: d_model 2560, d_inner 5120; vocab 50280) */
@@ -76,7 +71,7 @@ const SHAPE_SETS: Record<string, [string, number, number][]> = {
     ['2.8b lm_head 2560→50280', 2560, 50280],
   ],
 };
-for (const z of sizes) if (!SHAPE_SETS[z]) throw new Error(`--sizes: ${z} is not one of ${Object.keys(SHAPE_SETS).join(', ')}`);
+const sizes = listArg('sizes', '130m', Object.keys(SHAPE_SETS));
 const SHAPES = sizes.flatMap((z) => SHAPE_SETS[z]);
 
 function rand(n: number, seed: number): Float32Array {
@@ -115,6 +110,8 @@ const be: WebGpuBackend = await createWebGpuBackend({ weights, kernels: 'tiled' 
 log(`backend ${be.name}, kernels ${be.kernels}, weights ${weights}, subgroups ≤ ${be.rt.subgroupMax} (fixed ${be.rt.subgroupFixed || 'no'})`);
 log(`subgroup-matrix configs: ${be.rt.matrixConfigs.length ? be.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ') : 'none'}`);
 log(`subgroup-matrix GEMM: ${be.matrixGemm ? 'on' : 'off'} — ${be.matrixNote}`);
+// the int8 check runs at creation only when `gemm` asks for int8: here the kernels are chosen per entry
+if (wanted.some((k) => k.startsWith('int8'))) await be.enableInt8Gemm();
 log(`int8 GEMM: ${be.int8.note}`);
 const kernels: string[] = wanted.filter((k) => k !== 'sgmat' || be.matrixGemm);
 if (!kernels.includes('old')) kernels.unshift('old');

@@ -19,6 +19,7 @@ import { cpu } from '../src/backend/cpu/index.js';
 import type { SsdArgs } from '../src/backend/backend.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import * as ops from '../src/tensor/ops.js';
+import { kernelTimes } from './kernel-times.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -115,12 +116,10 @@ for (const mode of ['old' as WebGpuSsd, ...modes.filter((m) => m !== 'old')]) {
   // per-kernel GPU time (one pass per dispatch), averaged over reps calls
   const kernels: { kernel: string; us: number }[] = [];
   if (profiling) {
-    be.rt.setProfiling(true);
-    be.rt.kernelTimes.clear();
-    for (let r = 0; r < reps; r++) be.ssd(a).dispose();
-    await be.sync();
-    be.rt.setProfiling(false);
-    for (const [k, v] of be.rt.kernelTimes) kernels.push({ kernel: k, us: (v.ms * 1000) / reps });
+    const p = await kernelTimes(be, () => {
+      for (let r = 0; r < reps; r++) be.ssd(a).dispose();
+    }, reps);
+    for (const k of p.kernels) kernels.push({ kernel: k.kernel, us: k.ms * 1000 });
   }
   if (st) st.dispose();
   const gpuUs = kernels.reduce((s, k) => s + k.us, 0);

@@ -34,18 +34,13 @@ import { randomArray } from '../test/helpers.js';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { loadLine, machineInfo, machineLine } from './report.js';
+import { arg, intListArg, listArg } from './options.js';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : dflt;
-};
 const M = Number(arg('m', '512'));
-const threadList = arg('threads', '1,2').split(',').map(Number);
+const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '5'));
-const formats = arg('formats', 'f32,q8').split(',');
-if (!formats.every((f) => ['f32', 'bf16', 'q8'].includes(f))) throw new Error(`--formats: f32, bf16, q8; got ${formats.join(',')}`);
+const formats = listArg('formats', 'f32,q8', ['f32', 'bf16', 'q8'] as const);
 const addLatency = Number(arg('add-latency', '3'));
-const wantShapes = arg('shapes', 'in_proj,out_proj,lm_head').split(',');
 
 /** mamba2-130m: d_model 768, d_inner 1536, in_proj 2·1536 + 2·128 + 24 = 3352, vocab 50288 */
 const SHAPES: Array<[string, number, number]> = [
@@ -53,6 +48,7 @@ const SHAPES: Array<[string, number, number]> = [
   ['out_proj', 1536, 768],
   ['lm_head', 768, 50288],
 ];
+const wantShapes = listArg('shapes', 'in_proj,out_proj,lm_head', SHAPES.map((s) => s[0]));
 
 let failed = false;
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -120,9 +116,9 @@ function errVs(y: Float32Array, want: Float64Array, N: number, rows: number[]): 
 }
 
 const info = machineInfo();
-const models = arg('models', '');
-if (models) {
-  await modelsBench(models.split(','));
+const models = listArg('models', '');
+if (models.length) {
+  await modelsBench(models);
   process.exit(failed ? 1 : 0);
 }
 log(`# wasm GEMM, M = ${M}, min of ${reps} reps, ${machineLine(info)}`);

@@ -8,6 +8,7 @@ import type { WebGpuBackend } from '../src/backend/webgpu/backend.js';
 import type { WebGpuAttention } from '../src/backend/webgpu/options.js';
 import { cpu } from '../src/backend/cpu/index.js';
 import { attentionArgs, maxAbsDiff, randomArray, type AttentionDims } from '../test/helpers.js';
+import { kernelTimes } from './kernel-times.js';
 
 export type AttentionShape = AttentionDims;
 
@@ -42,13 +43,11 @@ export async function attentionOpCheck(g: WebGpuBackend, modes: readonly WebGpuA
         let ms: number;
         let kernels: string[] = [];
         if (profile) {
-          g.rt.setProfiling(true);
-          g.rt.kernelTimes.clear();
-          for (let r = 0; r < reps; r++) g.attention(ga).dispose();
-          await g.sync();
-          g.rt.setProfiling(false);
-          kernels = [...g.rt.kernelTimes.keys()];
-          ms = [...g.rt.kernelTimes.values()].reduce((a, e) => a + e.ms, 0) / reps;
+          const p = await kernelTimes(g, () => {
+            for (let r = 0; r < reps; r++) g.attention(ga).dispose();
+          }, reps);
+          kernels = p.kernels.map((k) => k.kernel);
+          ms = p.gpuMs;
         } else {
           const t = performance.now();
           for (let r = 0; r < reps; r++) g.attention(ga).dispose();

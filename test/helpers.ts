@@ -1,4 +1,5 @@
 /** Shared test helpers: fixture paths and comparisons. */
+import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
@@ -17,6 +18,22 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;
+}
+
+/** a decode's logits per step and its greedy token ids */
+export interface DecodeRun {
+  logits: ArrayLike<number>[];
+  ids: number[];
+}
+
+/** two decodes of the same tokens agree: each step's logits within `tol` (max |Δ|), the greedy ids equal; `what` names the case */
+export function assertSameDecode(got: DecodeRun, want: DecodeRun, tol: number, what: string): void {
+  assert.equal(got.logits.length, want.logits.length, `${what}: decode steps`);
+  for (let i = 0; i < want.logits.length; i++) {
+    const d = maxAbsDiff(got.logits[i], want.logits[i]);
+    assert.ok(d <= tol, `${what} step ${i}: logits differ by ${d} (> ${tol})`);
+  }
+  assert.deepEqual(got.ids, want.ids, `${what}: greedy ids`);
 }
 
 export interface Reference {

@@ -179,6 +179,13 @@ export function parseIds(option: string, raw: string, command = ''): number[] {
   });
 }
 
+/** `--x a,b,c` (commas and/or whitespace) → its items, each one of `choices` when given. */
+export function parseList<T extends string = string>(option: string, raw: string, choices?: readonly T[], command = ''): T[] {
+  const items = raw.trim().split(/[\s,]+/).filter((p) => p.length > 0);
+  if (items.length === 0) throw new UsageError(`--${option}: expected a comma-separated list${choices ? ` of ${choices.join(', ')}` : ''}, got '${raw}'`, command);
+  return items.map((p) => (choices ? parseChoice(option, p, choices, command) : (p as T)));
+}
+
 /** A string option restricted to a few values. */
 export function parseChoice<T extends string>(option: string, raw: string, choices: readonly T[], command = ''): T {
   if (!(choices as readonly string[]).includes(raw)) {

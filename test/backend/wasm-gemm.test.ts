@@ -186,10 +186,20 @@ describe('wasm backend: gemm blocked vs tiles', () => {
 });
 
 describe('wasm backend without relaxed SIMD (MAMBA_TS_WASM_RELAXED=0)', () => {
-  it('loads the plain kernels, and a 40-row product with gemm blocked runs the tiles (same bits as gemm tiles)', () => {
+  /** a child process (its own V8 flags) with `env`: which build loaded, the V8 flags the library set, a blocked vs tiles product */
+  const child = (env: NodeJS.ProcessEnv): { fused: boolean; same: boolean; flags: string[]; validates: boolean } => {
     const script = `
-      import { WasmBackend } from ${JSON.stringify(new URL('../../src/backend/wasm/index.js', import.meta.url).href)};
-      import { randomArray } from ${JSON.stringify(new URL('../helpers.js', import.meta.url).href)};
+      import v8 from 'node:v8';
+      import { syncBuiltinESMExports } from 'node:module';
+      import { readFileSync } from 'node:fs';
+      // every V8 flag set from here on is recorded (the library calls it through its node:v8 import)
+      const flags = [], setFlags = v8.setFlagsFromString;
+      v8.setFlagsFromString = (f) => (flags.push(f), setFlags(f));
+      syncBuiltinESMExports();
+      // whether this Node runs the relaxed build without a flag (22+) or needs one (20)
+      const validates = WebAssembly.validate(readFileSync(new URL(${JSON.stringify(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url).href)})));
+      const { WasmBackend } = await import(${JSON.stringify(new URL('../../src/backend/wasm/index.js', import.meta.url).href)});
+      const { randomArray } = await import(${JSON.stringify(new URL('../helpers.js', import.meta.url).href)});
       const be = new WasmBackend({ threads: 2 });
       const M = 40, K = 96, N = 70;
       const w = be.fromHost(randomArray(N * K, 8, 0.3), [N, K], { matrix: true }), x = be.fromHost(randomArray(M * K, 7), [M, K]);
@@ -198,18 +208,28 @@ describe('wasm backend without relaxed SIMD (MAMBA_TS_WASM_RELAXED=0)', () => {
       be.gemm = 'tiles';
       const yt = be.linear(x, w, null).dataSync();
       const same = yb.every((v, i) => Object.is(v, yt[i]));
-      console.log(JSON.stringify({ fused: be.runtime.fused, same }));
+      console.log(JSON.stringify({ fused: be.runtime.fused, same, flags, validates }));
       await be.runtime.close();`;
     // (a script file, not `node -e`: worker threads inherit the parent's exec arguments and refuse -e)
     const dir = mkdtempSync(join(tmpdir(), 'mamba-ts-gemm-'));
     const file = join(dir, 'plain.mjs');
     writeFileSync(file, script);
-    let out: string;
     try {
-      out = execFileSync(process.execPath, [file], { env: { ...process.env, MAMBA_TS_WASM_RELAXED: '0' }, encoding: 'utf8', timeout: 120_000 });
+      const out = execFileSync(process.execPath, [file], { env, encoding: 'utf8', timeout: 120_000 });
+      return JSON.parse(out.trim().split('\n').pop()!);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { fused: false, same: true });
+  };
+
+  it('loads the plain kernels and never sets the V8 flag; a 40-row product with gemm blocked runs the tiles (same bits as gemm tiles)', () => {
+    const plain = child({ ...process.env, MAMBA_TS_WASM_RELAXED: '0' });
+    assert.deepEqual({ fused: plain.fused, same: plain.same, flags: plain.flags }, { fused: false, same: true, flags: [] });
+    // without the variable: the relaxed build, the flag set exactly where this Node needs it (the spy sees it)
+    const env = { ...process.env };
+    delete env.MAMBA_TS_WASM_RELAXED;
+    const relaxed = child(env);
+    assert.equal(relaxed.fused, true);
+    assert.deepEqual(relaxed.flags, relaxed.validates ? [] : ['--experimental-wasm-relaxed-simd']);
   });
 });

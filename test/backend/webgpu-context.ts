@@ -44,3 +44,48 @@ export async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Prom
     g.rt.record = record;
   }
 }
+
+const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
+
+/** an object whose methods run on `target` (Dawn's objects check their receiver), with some properties replaced */
+function facade<T extends object>(target: T, replaced: Record<string, unknown>): T {
+  return new Proxy(target, {
+    get(t, k) {
+      if (typeof k === 'string' && k in replaced) return replaced[k];
+      const v = Reflect.get(t, k, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
+}
+
+/**
+ * Dawn's entry point, with adapters and devices that claim the subgroup-matrix feature and the given configurations
+ * (the device is created without it: a kernel using cooperative matrices fails to compile) — to test, on an adapter
+ * without the feature (SwiftShader), what a backend does at creation on one with it. The reason when there is no
+ * `webgpu` package (throws when WebGPU is required).
+ */
+export async function matrixFeatureGpu(configs: Record<string, string | number>[]): Promise<GPU | string> {
+  useSoftwareVulkanIfNoDriverChosen();
+  let create: (flags: string[]) => GPU;
+  try {
+    ({ create } = (await import('webgpu')) as { create(flags: string[]): GPU });
+  } catch (e) {
+    if (process.env.MAMBA_TS_REQUIRE_WEBGPU === '1') throw e;
+    return `no WebGPU: ${(e as Error).message}`;
+  }
+  const gpu = create([]);
+  const features = (f: ReadonlySet<string>) => new Set([...f, SUBGROUP_MATRIX]);
+  return {
+    requestAdapter: async (o?: GPURequestAdapterOptions) => {
+      const a = await gpu.requestAdapter(o);
+      if (!a) return null;
+      const i = a.info as GPUAdapterInfo & Record<string, unknown>;
+      const info = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, isFallbackAdapter: i.isFallbackAdapter, subgroupMinSize: i.subgroupMinSize, subgroupMaxSize: i.subgroupMaxSize, subgroupMatrixConfigs: configs };
+      const requestDevice = async (d: GPUDeviceDescriptor = {}) => {
+        const dev = await a.requestDevice({ ...d, requiredFeatures: [...(d.requiredFeatures ?? [])].filter((f) => (f as string) !== SUBGROUP_MATRIX) });
+        return facade(dev, { features: features(dev.features as ReadonlySet<string>) });
+      };
+      return facade(a, { features: features(a.features as ReadonlySet<string>), info, requestDevice });
+    },
+  } as unknown as GPU;
+}

@@ -3,7 +3,8 @@
  * (error bounds, the int32 bound of the K block), the GPU split against the host's bit for bit, the GEMM ('int8x1'…
  * 'int8x4' through `linear`, the emulated product step on SwiftShader) against float64 on odd shapes, rows of very
  * different magnitude, several K blocks, K = 3072, bias, bf16 weights and a weight split into row blocks; the
- * subgroup-matrix WGSL as generated, run where the device has the feature.
+ * subgroup-matrix WGSL as generated, run where the device has the feature; the check of the subgroup-matrix step
+ * runs at creation only when the int8 GEMM is asked for.
  */
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import { frexpExp, int8BlockLimit, int8Blocking, int8Product, int8Split, int8Val
 import type { Store } from '../../src/backend/webgpu/runtime.js';
 import { generateWgsl } from '../../src/backend/webgpu/wgsl.js';
 import { randomArray } from '../helpers.js';
-import { roundBf16, webgpuOrReason } from './webgpu-context.js';
+import { matrixFeatureGpu, roundBf16, webgpuOrReason } from './webgpu-context.js';
 
 let seed = 5;
 const rnd = (n: number, scale = 1) => randomArray(n, seed++ * 7919, scale);
@@ -311,5 +312,45 @@ describe('webgpu int8 GEMM (Ozaki split)', () => {
     const yE = await int8Linear(g, 3, x, w, M, K, N);
     g.int8.mma = saved;
     assert.deepEqual(yM, yE);
+  });
+});
+
+describe('webgpu int8 GEMM: the subgroup-matrix check runs when int8 is asked for, not at every creation', () => {
+  it('a device with an i8 configuration: default options compile nothing for int8; gemm int8x2 at creation (or enableInt8Gemm later) checks, and the product is right', async (t: TestContext) => {
+    const fake = await matrixFeatureGpu([{ componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 }]);
+    if (typeof fake === 'string') return t.skip(fake);
+    const made: WebGpuBackend[] = [];
+    const create = async (o: { gemm?: 'int8x2' }) => {
+      const g = await webgpuOrReason({ gpu: fake, kernels: 'tiled', ...o });
+      if (typeof g !== 'string') made.push(g);
+      return g;
+    };
+    try {
+      const plain = await create({});
+      if (typeof plain === 'string') return t.skip(plain);
+      if (!plain.rt.subgroupFixed) return t.skip('no fixed subgroup size: the backend sees no subgroup matrices');
+      // the facade took: the backend sees the configuration (and would have checked it at creation before)
+      assert.deepEqual(plain.rt.matrixConfigs.map((c) => `${c.componentType}→${c.resultComponentType}`), ['i8→i32']);
+      assert.equal(plain.rt.compiles, 0, 'default options: no pipeline compiled at creation');
+      assert.match(plain.int8.note, /check has not run/);
+      // asked later: the check (its emulated product compiles the split and the GEMM) and a note on its outcome
+      assert.match((await plain.enableInt8Gemm()) ?? '', /^emulated \(/);
+      assert.ok(plain.rt.compiles >= 2, `enableInt8Gemm compiled ${plain.rt.compiles} pipelines`);
+      assert.doesNotMatch(plain.int8.note, /has not run/);
+      t.diagnostic(`int8 note after the check: ${plain.int8.note}`);
+      // asked at creation: checked before the backend is returned
+      const asked = await create({ gemm: 'int8x2' });
+      if (typeof asked === 'string') return t.skip(asked);
+      assert.ok(asked.rt.compiles >= 2, `gemm int8x2: ${asked.rt.compiles} pipelines compiled at creation`);
+      assert.doesNotMatch(asked.int8.note, /has not run/);
+      assert.match(asked.int8.note, /^(emulated|subgroup-matrix i8)/);
+      const M = 37, K = 100, N = 29;
+      const x = ragged(M, K), w = ragged(N, K);
+      const y = await int8Linear(asked, 2, x, w, M, K, N);
+      const e = rowRelErr(y, exact(x, w, M, K, N), x, w, M, K, N);
+      assert.ok(e <= boundF32(2), `int8x2 after the check: ${e} > ${boundF32(2)}`);
+    } finally {
+      for (const g of made) g.destroy();
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCommand, UsageError, type CommandSpec } from '../../src/cli/args.js';
+import { parseCommand, parseList, UsageError, type CommandSpec } from '../../src/cli/args.js';
 import { TRAIN_SPEC } from '../../src/cli/train.js';
 
 test('a single-valued option given twice: the later value wins (npm start -- --out X --preset P)', () => {
@@ -31,4 +31,11 @@ test('repeatable options still collect every value; mistakes are still usage err
   assert.equal(v?.json, true);
   assert.throws(() => parseCommand(spec, ['--bogus']), (e: unknown) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message));
   assert.throws(() => parseCommand(spec, ['--n']), UsageError);
+});
+
+test('option lists (the benchmarks\' --kernels a,b): items split on commas/whitespace, checked against the choices', () => {
+  assert.deepEqual(parseList('formats', 'f32, q8,bf16'), ['f32', 'q8', 'bf16']);
+  assert.deepEqual(parseList('formats', 'q8', ['f32', 'q8']), ['q8']);
+  assert.throws(() => parseList('formats', 'f32,q4', ['f32', 'q8']), (e: unknown) => e instanceof UsageError && /--formats: expected one of f32, q8, got 'q4'/.test(e.message));
+  assert.throws(() => parseList('m', ' , '), (e: unknown) => e instanceof UsageError && /--m: expected a comma-separated list, got/.test(e.message));
 });

@@ -5,7 +5,9 @@
  * Where it can, Node runs kernels-relaxed.wasm instead: the same kernels built with relaxed SIMD, whose prefill GEMM
  * (assembly/gemm.ts) uses fused multiply-adds. Node 22+ has relaxed SIMD on; Node 20's V8 has it behind
  * --experimental-wasm-relaxed-simd, which is set here (v8.setFlagsFromString) when the module does not validate
- * without it. MAMBA_TS_WASM_RELAXED=0 keeps the plain module.
+ * without it — process-wide, for every later WebAssembly module too, at the first wasm backend (not at import).
+ * Opt-out: the environment variable MAMBA_TS_WASM_RELAXED=0 keeps the plain module and never sets the flag
+ * (`backend.runtime.fused` says which build loaded: true for the relaxed one).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

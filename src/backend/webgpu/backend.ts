@@ -712,7 +712,9 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Turn the int8 GEMM's subgroup matrices on when the device has an i8→i32 configuration that matches the emulation
-   * on a check (see Int8Gemm.check); returns the reason when the emulation stays (also in `int8.note`).
+   * on a check (see Int8Gemm.check); returns the reason when the emulation stays (also in `int8.note`). Run by
+   * `createWebGpuBackend` only when its `gemm` is an int8 kind (the check compiles ~6 pipelines); after setting `gemm`
+   * to one later, await this first (until then the emulation runs: same results, slower).
    */
   enableInt8Gemm(): Promise<string | null> {
     return this.int8.check(this);

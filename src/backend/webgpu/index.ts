@@ -9,6 +9,7 @@
 import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { MambaTsError } from '../../errors.js';
 import type { SubgroupMatrixConfig } from './runtime.js';
+import { int8Slices } from './int8.js';
 
 export { WebGpuBackend, type WebGpuBackendOptions, type WebGpuSsd } from './backend.js';
 
@@ -115,7 +116,8 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   keepAlive.set(backend, gpu);
   if (matrixConfigs.length > 0 && backend.kernels === 'tiled') {
     await backend.enableMatrixGemm();
-    await backend.enableInt8Gemm();
+    // the int8 check compiles ~6 pipelines: only when an int8 GEMM is asked for (set `gemm` to one later: see enableInt8Gemm)
+    if (int8Slices(backend.gemm)) await backend.enableInt8Gemm();
   }
   return backend;
 }

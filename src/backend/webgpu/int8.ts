@@ -1,7 +1,8 @@
 /**
  * The int8 GEMM of the WebGPU backend (gemm 'int8x1'…'int8x4'; kernels/gemm_int8.ts, the split's arithmetic in
  * ozaki.ts): which variant runs a product, the recording of one (x split per product, w's slices cached per weight
- * store), and the check at creation that turns the subgroup-matrix product step on.
+ * store), and the check that turns the subgroup-matrix product step on (at creation when `gemm` is an int8 kind, else
+ * by `backend.enableInt8Gemm()`: until then the emulation runs).
  */
 import type { KernelSpec } from './wgsl.js';
 import type { GpuRuntime, Store } from './runtime.js';
@@ -23,7 +24,8 @@ export class Int8Gemm {
    * by `check` once it matched the emulation on this device; null: the emulation runs (`note` says why)
    */
   mma: string | null = null;
-  note = 'emulated (no subgroup-matrix feature)';
+  /** which product step runs, and why */
+  note: string;
   /** K block forced (a multiple of 64; tests of the per-block exponents); undefined: the int32 bound's */
   blockK: number | undefined;
   /** tile rows forced (64 or 128; the bench, tests); undefined: 128 where the grid fills the GPU */
@@ -38,7 +40,9 @@ export class Int8Gemm {
     /** records a dispatch (the backend's, after its pending decode work) */
     private readonly run: Run,
     private readonly gpuCores: number,
-  ) {}
+  ) {
+    this.note = rt.matrixConfigs.length === 0 ? 'emulated (no subgroup-matrix feature)' : 'emulated (the subgroup-matrix check has not run: it runs at creation when `gemm` is an int8 kind, else `await backend.enableInt8Gemm()`)';
+  }
 
   /** the variant of an [M, ·] × [nb, ·]ᵀ product of S slices: real matrices where checked, tiles by the grid and the workgroup memory */
   variant(M: number, nb: number, S: number): Int8Variant {

@@ -42,7 +42,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * check at creation; else 'tiled'), 'blocked' (kernels/gemm_blocked.ts: register-blocked 8×8 / 8×4 / 4×4 outputs
    * per thread, double-buffered slices, 16-byte weight loads, split-K where the grid is small), 'int8x1'…'int8x4'
    * (kernels/gemm_int8.ts: the Ozaki split, S = 1…4 int8 slices per value on integer tensor cores where the device has an
-   * i8 subgroup-matrix configuration that passed its check at creation, else emulated with dot4I8Packed; S = 3 is
+   * i8 subgroup-matrix configuration that passed its check — run at creation when this option asks for int8, else by
+   * `await backend.enableInt8Gemm()` — else emulated with dot4I8Packed; S = 3 is
    * float32-level, ~2⁻²¹ of the row maxima; the weights' slices are cached at first use: `backend.int8.forgetWeights()` after
    * writing weights in place). Default 'sgmat'
    * (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
