@@ -35,6 +35,7 @@ const SPEC: CommandSpec = {
     threads: { type: 'string', value: 'N,…', help: 'thread counts (default 1,2)' },
     'llama-bench': { type: 'string', value: 'PATH', help: "llama.cpp's llama-bench binary: run right after each of our cells" },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-<f32|f16|bf16|q8_0>.gguf files' },
+    'kv-cache': { type: 'string', value: 'F', help: "our KV cache format for the attention layers (mamba-ts bench --kv-cache): f32 (default), bf16 or f16 — llama.cpp's cache is f16" },
     'llama-depth': { type: 'string', value: 'N', help: 'context llama.cpp decodes at (llama-bench -d): default the prompt length, where ours decodes; 0 = tg from an empty context' },
   },
   examples: ['node dist/bench/wasm-matrix.bench.js --archs mamba2 --dtypes f32,q8 --threads 2 --no-write'],
@@ -50,6 +51,11 @@ const write = !flag(values, 'no-write');
 const archs = opt('archs', 'mamba,mamba2').split(',');
 const dtypes = opt('dtypes', 'f32,f16,bf16,q8').split(',');
 const threadList = opt('threads', '1,2').split(',').map((t) => parseNumber('threads', t, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
+const kvCache = opt('kv-cache', 'f32');
+if (!['f32', 'bf16', 'f16'].includes(kvCache)) {
+  process.stderr.write(`${SPEC.name}: --kv-cache must be f32, bf16 or f16 (got '${kvCache}')\n`);
+  process.exit(2);
+}
 const prompt = quick ? 64 : 512;
 const gen = quick ? 8 : 128;
 const reps = quick ? 1 : 3;
@@ -100,7 +106,7 @@ for (const arch of archs) {
     for (const threads of threadList) {
       process.stderr.write(`[wasm-matrix] ${arch} ${dtype} threads ${threads} …\n`);
       const out = execFileSync(process.execPath, [cli, 'bench', '--arch', arch, '--backend', 'wasm', '--dtype', dtype, '--threads', String(threads),
-        '--prompt', String(prompt), '--gen', String(gen), '--reps', String(reps), '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+        '--prompt', String(prompt), '--gen', String(gen), '--reps', String(reps), '--kv-cache', kvCache, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
       const last = out.trim().split('\n').pop()!;
       cells.push({ arch, dtype, threads, ...(JSON.parse(last) as Omit<Cell, 'arch' | 'dtype' | 'threads'>) });
       const c = cells[cells.length - 1];
@@ -139,7 +145,7 @@ if (write && !quick) {
     `### WebAssembly backend, batch 1 — ${new Date().toISOString()}`,
     '',
     `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
-    `- command: \`${commandLine(import.meta.url, 'bench:wasm', 'npm run build && ')}\` (each cell is \`mamba-ts bench --arch A --backend wasm --dtype D --threads T --prompt ${prompt} --gen ${gen} --reps ${reps} --json\` in its own process)`,
+    `- command: \`${commandLine(import.meta.url, 'bench:wasm', 'npm run build && ')}\` (each cell is \`mamba-ts bench --arch A --backend wasm --dtype D --threads T --prompt ${prompt} --gen ${gen} --reps ${reps} --kv-cache ${kvCache} --json\` in its own process)`,
     `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
     `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
     sideBySide
