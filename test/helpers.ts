@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import type { AttentionArgs, Backend } from '../src/backend/backend.js';
+import type { CausalLM } from '../src/models/causal-lm.js';
 
 /** repository root (tests run from dist/test/…) */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,6 +35,14 @@ export function assertSameDecode(got: DecodeRun, want: DecodeRun, tol: number, w
     assert.ok(d <= tol, `${what} step ${i}: logits differ by ${d} (> ${tol})`);
   }
   assert.deepEqual(got.ids, want.ids, `${what}: greedy ids`);
+}
+
+/** the logits of a fresh one-sequence state after the first `prompt` ids, then after each of ids[0 … steps−1] fed one at a time */
+export async function stepLogits(lm: CausalLM, ids: readonly number[], prompt: number, steps: number): Promise<Float32Array[]> {
+  const s = lm.createState(1);
+  const out = [(await lm.advance([ids.slice(0, prompt)], s)).data.slice()];
+  for (let t = 0; t < steps; t++) out.push((await lm.advance([[ids[t]]], s)).data.slice());
+  return out;
 }
 
 export interface Reference {

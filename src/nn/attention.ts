@@ -53,8 +53,7 @@ export class Attention implements Mixer {
   initState(batch: number, opts?: { kvCache?: KvCacheDType }): Record<string, Tensor> {
     const o = this.opts;
     const shape = [batch, INITIAL_CACHE, o.nKvHeads, o.headDim];
-    const kv = opts?.kvCache ?? 'f32';
-    return kv === 'f32' ? { k: this.backend.zeros(shape), v: this.backend.zeros(shape) } : { k: this.backend.zeros(shape, kv), v: this.backend.zeros(shape, kv) };
+    return { k: this.backend.zeros(shape, opts?.kvCache), v: this.backend.zeros(shape, opts?.kvCache) };
   }
 
   reserve(state: Record<string, Tensor>, need: number): void {

@@ -6,6 +6,7 @@ import type { AttentionArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Diffe
 import { needsGrad } from '../autograd/tape.js';
 import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
+import { KV_CACHE_FORMATS } from './dtype.js';
 
 export { ShapeError } from '../errors.js';
 
@@ -250,7 +251,7 @@ export function attention(args: AttentionArgs): Tensor {
     const T = args.cacheK!.shape[1];
     expectShape(op, 'cacheK', args.cacheK, [b, T, k.shape[2], hd]);
     expectShape(op, 'cacheV', args.cacheV, [b, T, k.shape[2], hd]);
-    check(args.cacheK!.dtype === args.cacheV!.dtype && ['f32', 'bf16', 'f16'].includes(args.cacheK!.dtype), op,
+    check(args.cacheK!.dtype === args.cacheV!.dtype && (KV_CACHE_FORMATS as readonly string[]).includes(args.cacheK!.dtype), op,
       () => `cacheK (${args.cacheK!.dtype}) and cacheV (${args.cacheV!.dtype}) must be KV caches of one format: f32, bf16 or f16`);
     for (const p of args.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
   }

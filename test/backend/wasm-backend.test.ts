@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
-import { hfFixture, loadReference, maxAbsDiff } from '../helpers.js';
+import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
 
 const FIXTURES = ['mamba-tiny', 'mamba-variant', 'falcon-mamba-tiny', 'mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'jamba-tiny', 'granite-hybrid-tiny', 'nemotron-h-tiny', 'llama-tiny'];
@@ -131,14 +131,7 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           const run = async (prefetch: number): Promise<Float32Array[]> => {
             be.stepPrefetch = prefetch;
-            const s = model.lm.createState(1);
-            let l = await model.lm.advance([ids.slice(0, 6)], s);
-            const out = [l.data.slice()];
-            for (let t = 0; t < 4; t++) {
-              l = await model.lm.advance([[ids[t]]], s);
-              out.push(l.data.slice());
-            }
-            return out;
+            return stepLogits(model.lm, ids, 6, 4);
           };
           const off = await run(0);
           assert.ok(seen.length > 0 && seen.every((a) => a[0] === 0), 'off: no rows passed');

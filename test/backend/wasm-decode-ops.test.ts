@@ -13,7 +13,7 @@ import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { argmax } from '../../src/generate/sampling.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadModel } from '../../src/index.js';
-import { hfFixture, loadReference, randomArray } from '../helpers.js';
+import { hfFixture, loadReference, randomArray, stepLogits } from '../helpers.js';
 
 /** uniform floats in [0, 1) from the tests' seeded generator */
 function rng(seed: number): () => number {
@@ -179,14 +179,7 @@ describe('wasm linearMany (several products of one input in one call)', () => {
       const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
       const run = async (on: boolean): Promise<Float32Array[]> => {
         be.fuseProducts = on;
-        const s = model.lm.createState(1);
-        let l = await model.lm.advance([ids.slice(0, 6)], s);
-        const out = [l.data.slice()];
-        for (let t = 0; t < 5; t++) {
-          l = await model.lm.advance([[ids[t]]], s);
-          out.push(l.data.slice());
-        }
-        return out;
+        return stepLogits(model.lm, ids, 6, 5);
       };
       const on = await run(true);
       assert.ok(fused > 0, 'linearMany ran');

@@ -272,8 +272,8 @@ export class CpuBackend implements Backend {
   }
 }
 
-/** k/v [b, L, rowKV] (values already rounded to `half`) → bits of the cache [b, T, rowKV] at positions pastLen[r] … */
-function writeRowsHalf(cache: Uint16Array, kv: Float32Array, pastLen: readonly number[], b: number, L: number, T: number, rowKV: number, half: 'bf16' | 'f16'): void {
+/** k/v [b, L, rowKV] → bits of the cache [b, T, rowKV] at positions pastLen[r] …, round-to-nearest-even (exact for values already rounded) */
+export function writeRowsHalf(cache: Uint16Array, kv: Float32Array, pastLen: readonly number[], b: number, L: number, T: number, rowKV: number, half: 'bf16' | 'f16'): void {
   for (let r = 0; r < b; r++) encodeHalfInto(kv.subarray(r * L * rowKV, (r + 1) * L * rowKV), half, cache, (r * T + pastLen[r]) * rowKV);
 }
 

@@ -8,10 +8,10 @@
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
 import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
-import { CpuBackend, halfOf } from '../cpu/index.js';
+import { CpuBackend, halfOf, writeRowsHalf } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
-import { encodeHalfInto, f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
+import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
 import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
 import { platform } from './platform.js';
@@ -399,23 +399,21 @@ export class WasmBackend extends CpuBackend {
     if (!m) return null;
     if (x.shape.length !== 2 || x.shape[1] !== m.cols) throw new Error(`wasm.linearArgmax: x of shape [${x.shape.join(', ')}] for a ${m.rows}×${m.cols} matrix (expected [rows, ${m.cols}])`);
     const M = x.shape[0];
-    return this.op((c) => {
-      const yo = this.product(c, x, m, null);
-      const io = c.out(M);
-      this.runtime.run('argmax_rows', [yo, m.rows, io], M, 1, M * m.rows);
-      return new Int32Array(this.runtime.memory.buffer, io, M).slice();
-    });
+    return this.op((c) => this.argmaxIn(c, this.product(c, x, m, null), M, m.rows));
   }
 
   /** the index of each row's largest value of logits [rows, V] (as `linearArgmax`; reads the rows in wasm memory) */
   argmaxRows(logits: Tensor): Promise<Int32Array> {
     const V = logits.shape[logits.shape.length - 1];
     const M = logits.size / V;
-    return Promise.resolve(this.op((c) => {
-      const xo = c.in(logits), io = c.out(M);
-      this.runtime.run('argmax_rows', [xo, V, io], M, 1, M * V);
-      return new Int32Array(this.runtime.memory.buffer, io, M).slice();
-    }));
+    return Promise.resolve(this.op((c) => this.argmaxIn(c, c.in(logits), M, V)));
+  }
+
+  /** argmax_rows over rows [M, V] at offset `xo` of wasm memory: each row's index, copied out */
+  private argmaxIn(c: OpScratch, xo: number, M: number, V: number): Int32Array {
+    const io = c.out(M);
+    this.runtime.run('argmax_rows', [xo, V, io], M, 1, M * V);
+    return new Int32Array(this.runtime.memory.buffer, io, M).slice();
   }
 
   /** y = x·Wᵀ (+ bias) into scratch of `c`: x [M, K], W a wasm matrix [N, K]; the offset of y [M, N] */
@@ -559,14 +557,14 @@ export class WasmBackend extends CpuBackend {
     const half = cached ? halfOf(a.cacheK!) : null;
     if (cached) {
       const k = a.k.storage as Float32Array, v = a.v.storage as Float32Array;
-      const ck = a.cacheK!.storage as Float32Array | Uint16Array, cv = a.cacheV!.storage as Float32Array | Uint16Array;
-      for (let r = 0; r < b; r++) {
-        const src = r * L * rowKV, dst = (r * cap + past[r]) * rowKV;
-        if (half) {
-          // written in the cache's format (round-to-nearest-even); the kernels read what is stored
-          encodeHalfInto(k.subarray(src, src + L * rowKV), half, ck as Uint16Array, dst);
-          encodeHalfInto(v.subarray(src, src + L * rowKV), half, cv as Uint16Array, dst);
-        } else {
+      if (half) {
+        // written in the cache's format (round-to-nearest-even); the kernels read what is stored
+        writeRowsHalf(a.cacheK!.storage as Uint16Array, k, past, b, L, cap, rowKV, half);
+        writeRowsHalf(a.cacheV!.storage as Uint16Array, v, past, b, L, cap, rowKV, half);
+      } else {
+        const ck = a.cacheK!.storage as Float32Array, cv = a.cacheV!.storage as Float32Array;
+        for (let r = 0; r < b; r++) {
+          const src = r * L * rowKV, dst = (r * cap + past[r]) * rowKV;
           ck.set(k.subarray(src, src + L * rowKV), dst);
           cv.set(v.subarray(src, src + L * rowKV), dst);
         }
