@@ -98,7 +98,7 @@ function commonChecks(where: string): { [K in keyof CommonLoadOptions]-?: Option
     ssd: ssdOptions('ssd', where),
     normGroups: oneOf(NORM_GROUPS),
     clampDecodeDt: isBoolean,
-    kvCache: oneOf(KV_CACHE_FORMATS),
+    kvCache: (v) => void checkKvCache(v, where),
   };
 }
 
@@ -154,16 +154,18 @@ export const BACKEND_KV_CACHE_FORMATS: Record<BackendName, readonly KvCacheDType
 };
 
 /**
- * A backend's check of the KV cache format it is asked to create (`zeros`, `fromHost`): undefined is f32; a format
- * it does not store is a LoadOptionError naming the option and what it takes.
+ * The one check of a KV cache format (the `kvCache` option), for the loaders (`where`: the loader), `buildModel`,
+ * `createState` and the backends' `zeros` / `fromHost` (`backend`: its name, `supported`: what it stores):
+ * undefined is f32; anything else that is not one of the formats allowed (KV_CACHE_FORMATS, or those the backend
+ * stores) is a LoadOptionError naming the option, the values allowed and the value given.
  */
-export function checkKvCache(kvCache: unknown, backend: string, supported: readonly KvCacheDType[] = KV_CACHE_FORMATS): KvCacheDType {
+export function checkKvCache(kvCache: unknown, where?: string, backend?: string, supported: readonly KvCacheDType[] = KV_CACHE_FORMATS): KvCacheDType {
   if (kvCache === undefined) return 'f32';
   if (supported.includes(kvCache as KvCacheDType)) return kvCache as KvCacheDType;
-  if (KV_CACHE_FORMATS.includes(kvCache as KvCacheDType)) {
-    throw new LoadOptionError(`kvCache '${String(kvCache)}' is not supported by the ${backend} backend yet: use ${supported.map((f) => `'${f}'`).join(' or ')}`);
-  }
-  throw new LoadOptionError(`option "kvCache" must be one of ${list(KV_CACHE_FORMATS)}, got ${shown(kvCache)}`);
+  const head = `${where ? `${where}: ` : ''}option "kvCache" must be`;
+  if (!KV_CACHE_FORMATS.includes(kvCache as KvCacheDType)) throw new LoadOptionError(`${head} one of ${list(KV_CACHE_FORMATS)}, got ${shown(kvCache)}`);
+  const allowed = supported.length === 1 ? list(supported) : `one of ${list(supported)}`;
+  throw new LoadOptionError(`${head} ${allowed} on the ${backend ?? 'this'} backend, got ${shown(kvCache)} (not stored there yet)`);
 }
 
 /** Cross-option rules: `threads` only for wasm, the weight format one the backend stores, prefill options it runs, the KV cache format it stores. */
@@ -177,9 +179,7 @@ function checkCombination(opts: Pick<CommonLoadOptions, 'backend' | 'weights' | 
     );
   }
   checkWeights(opts, where);
-  if (typeof backend === 'string' && opts.kvCache !== undefined && !BACKEND_KV_CACHE_FORMATS[backend].includes(opts.kvCache)) {
-    throw new LoadOptionError(`${where}: kvCache '${opts.kvCache}' is not supported by the ${backend} backend yet: use ${BACKEND_KV_CACHE_FORMATS[backend].map((f) => `'${f}'`).join(' or ')}`);
-  }
+  if (typeof backend === 'string') checkKvCache(opts.kvCache, where, backend, BACKEND_KV_CACHE_FORMATS[backend]);
   const support = typeof backend === 'object' ? prefillSupport(backend) : PREFILL_SUPPORT[backend ?? 'cpu'];
   const label = typeof backend === 'object' ? backend.name : (backend ?? 'cpu');
   for (const kind of ['scan', 'ssd'] as const) {

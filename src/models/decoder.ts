@@ -14,7 +14,8 @@ import type { ParamEntry } from './loader.js';
 import type { CausalLM, DeltaEvent, DeltaObserver, DeviceSampling, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
 import { ModelState } from './state.js';
 import { philoxRows } from '../generate/rng.js';
-import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
+import { checkKvCache } from '../api/load-options.js';
 
 export interface Sublayer {
   /** pre-norm weight (RMSNorm); null = no norm */
@@ -82,7 +83,7 @@ export class DecoderLM implements CausalLM {
   createState(batch: number, opts?: { kvCache?: KvCacheDType }): ModelState {
     if (!Number.isInteger(batch) || batch < 1) throw new ModelError(`createState: batch must be a positive integer, got ${batch}`);
     const kvCache = opts?.kvCache ?? this.kvCache;
-    if (!KV_CACHE_FORMATS.includes(kvCache)) throw new ModelError(`createState: kvCache must be one of ${KV_CACHE_FORMATS.map((f) => `"${f}"`).join(', ')}, got ${JSON.stringify(kvCache)}`);
+    checkKvCache(kvCache, 'createState');
     const time = new Set<string>();
     const layers = this.spec.blocks.map((subs) => {
       const rec: Record<string, Tensor> = {};

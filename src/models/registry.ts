@@ -14,7 +14,8 @@ import { LlamaLM, parseLlamaConfig } from './llama.js';
 import { NemotronHLM, parseNemotronHConfig } from './nemotron_h.js';
 import type { CausalLM } from './causal-lm.js';
 import { unscoped } from '../tensor/scope.js';
-import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
+import type { KvCacheDType } from '../tensor/dtype.js';
+import { checkKvCache } from '../api/load-options.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options & {
   /** storage of attention KV caches in the states the model creates (default 'f32', exact; bf16/f16 half the bytes) */
@@ -61,8 +62,7 @@ export function buildModel(raw: RawConfig, file: string, weights: WeightSource, 
     const why = PLANNED[type] ?? `model_type "${type}" is not supported`;
     throw new ModelError(`${file}: ${why} (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
   }
-  const kv = opts.kvCache ?? 'f32';
-  if (!KV_CACHE_FORMATS.includes(kv)) throw new ModelError(`option "kvCache" must be one of ${KV_CACHE_FORMATS.map((f) => `"${f}"`).join(', ')}, got ${JSON.stringify(opts.kvCache)}`);
+  const kv = checkKvCache(opts.kvCache, 'buildModel');
   // the weights live as long as the model: no scope (scope.ts) owns them, even when the model is built inside one
   const model = unscoped(() => arch.build(raw, file, weights, opts));
   if (kv !== 'f32') model.kvCache = kv;

@@ -149,7 +149,7 @@ describe('KV cache tensors in bf16 / f16', () => {
   }
 
   it('a format the backend does not take is a LoadOptionError listing the options', () => {
-    assert.throws(() => cpu.zeros([1, 2], 'q8' as KvCacheDType), (e: Error) => e instanceof LoadOptionError && /option "kvCache" must be one of "f32", "bf16", "f16", got "q8"/.test(e.message));
+    assert.throws(() => cpu.zeros([1, 2], 'q8' as KvCacheDType), (e: Error) => e instanceof LoadOptionError && /^cpu\.zeros: option "kvCache" must be one of "f32", "bf16", "f16", got "q8"$/.test(e.message));
   });
 });
 

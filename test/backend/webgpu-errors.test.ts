@@ -42,9 +42,9 @@ describe('webgpu: tensors of another backend', () => {
   it('a bf16/f16 KV cache is refused with a LoadOptionError naming the option (a model given a Backend instance, createState)', async (t) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     const model = await loadModel(hfFixture('llama-tiny'), { backend: gpu, kvCache: 'bf16' });
-    const refused = (e: Error) => e instanceof LoadOptionError && /^kvCache 'bf16' is not supported by the webgpu backend yet: use 'f32'/.test(e.message);
+    const refused = (e: Error) => e instanceof LoadOptionError && /^webgpu\.zeros: option "kvCache" must be "f32" on the webgpu backend, got "bf16" \(not stored there yet\)$/.test(e.message);
     assert.throws(() => model.createState(1), refused);
-    assert.throws(() => gpu.zeros([1, 4, 2, 8], 'f16'), (e: Error) => e instanceof LoadOptionError && /kvCache 'f16' is not supported by the webgpu backend/.test(e.message));
+    assert.throws(() => gpu.zeros([1, 4, 2, 8], 'f16'), (e: Error) => e instanceof LoadOptionError && /^webgpu\.zeros: option "kvCache" must be "f32" on the webgpu backend, got "f16"/.test(e.message));
     const s = model.createState(1, { kvCache: 'f32' });
     assert.equal(s.kvCache, 'f32');
     s.dispose();

@@ -6,9 +6,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { loadModel, type LoadOptions } from '../../src/index.js';
 import { LoadOptionError } from '../../src/api/load-options.js';
 import { ModelState } from '../../src/models/state.js';
+import { buildModel } from '../../src/models/registry.js';
+import type { WeightSource } from '../../src/io/weights.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
 import { hfFixture, maxAbsDiff } from '../helpers.js';
 
@@ -120,10 +124,15 @@ describe('kvCache option errors', () => {
   });
   it('webgpu refuses a bf16 cache at load, naming the option (before any GPU is touched)', async () => {
     await assert.rejects(loadModel(hfFixture('llama-tiny'), { backend: 'webgpu', kvCache: 'bf16' }),
-      (e: Error) => e instanceof LoadOptionError && /kvCache 'bf16' is not supported by the webgpu backend yet: use 'f32'/.test(e.message));
+      (e: Error) => e instanceof LoadOptionError && /^loadModel: option "kvCache" must be "f32" on the webgpu backend, got "bf16" \(not stored there yet\)$/.test(e.message));
   });
-  it('createState refuses an unknown format', async () => {
+  it('createState and buildModel refuse an unknown format with the same message (one checker)', async () => {
     const model = await loadModel(hfFixture('llama-tiny'));
-    assert.throws(() => model.createState(1, { kvCache: 'f8' as 'f32' }), /kvCache must be one of "f32", "bf16", "f16", got "f8"/);
+    assert.throws(() => model.createState(1, { kvCache: 'f8' as 'f32' }),
+      (e: Error) => e instanceof LoadOptionError && /^createState: option "kvCache" must be one of "f32", "bf16", "f16", got "f8"$/.test(e.message));
+    const dir = hfFixture('llama-tiny');
+    const raw = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    assert.throws(() => buildModel(raw, 'config.json', {} as WeightSource, { kvCache: 'fp16' as 'f16' }),
+      (e: Error) => e instanceof LoadOptionError && /^buildModel: option "kvCache" must be one of "f32", "bf16", "f16", got "fp16"$/.test(e.message));
   });
 });

@@ -76,14 +76,14 @@ export class CpuBackend implements Backend {
 
   fromHost(data: Float32Array, shape: Shape, opts?: { kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    const kv = checkKvCache(opts?.kvCache, this.name);
+    const kv = checkKvCache(opts?.kvCache, `${this.name}.fromHost`, this.name);
     if (kv === 'f32') return new Tensor(this, data, [...shape]);
     const bits = this.cacheArray(data.length, kv) as Uint16Array;
     encodeHalfInto(data, kv, bits);
     return new Tensor(this, bits, [...shape], kv);
   }
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
-    const kv = checkKvCache(kvCache, this.name);
+    const kv = checkKvCache(kvCache, `${this.name}.zeros`, this.name);
     if (kv !== 'f32') return new Tensor(this, this.cacheArray(shapeSize(shape), kv), [...shape], kv);
     return new Tensor(this, new Float32Array(shapeSize(shape)), [...shape]);
   }

@@ -13,7 +13,7 @@
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType } from '../../tensor/dtype.js';
-import { checkKvCache } from '../../api/load-options.js';
+import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
@@ -371,7 +371,7 @@ export class WebGpuBackend implements Backend {
 
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    checkKvCache(opts?.kvCache, 'webgpu', ['f32']);
+    checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
     if (!opts?.matrix || shape.length !== 2) {
       this.weightBytes += data.byteLength;
       return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
@@ -402,7 +402,7 @@ export class WebGpuBackend implements Backend {
 
   /** KV caches in f32 only: a bf16/f16 `kvCache` is refused (LoadOptionError naming the option) */
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
-    checkKvCache(kvCache, 'webgpu', ['f32']);
+    checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
     const t = this.out(shape, 'zeros');
     this.fill(this.st(t), 0);
     return t;
