@@ -67,17 +67,16 @@ export function f32ToBf16(v: number): number {
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** Decode a little-endian f16/bf16 byte range into a new Float32Array. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Decode a little-endian f16/bf16 byte range into a new Float32Array (decodeHalfBits over the bytes as u16s). */
 export function decodeHalf(bytes: Uint8Array, dtype: 'f16' | 'bf16', count: number): Float32Array {
-  const out = new Float32Array(count);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, count * 2);
-  if (dtype === 'bf16') {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = dv.getUint16(i * 2, true) << 16;
-  } else {
-    for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
-  }
-  return out;
+  if (bytes.length < count * 2) throw new RangeError(`decodeHalf: ${count} ${dtype} values need ${count * 2} bytes, got ${bytes.length}`);
+  // a Uint16Array view needs an even offset (a copy otherwise) and reads the host's byte order: swap on big-endian hosts
+  const even = bytes.byteOffset % 2 === 0 && LITTLE_ENDIAN ? bytes : bytes.slice(0, count * 2);
+  const bits = new Uint16Array(even.buffer, even.byteOffset, count);
+  if (!LITTLE_ENDIAN) for (let i = 0; i < count; i++) bits[i] = ((bits[i] & 0xff) << 8) | (bits[i] >> 8);
+  return decodeHalfBits(bits, dtype);
 }
 
 /** f32 values → bf16 / f16 bits at dst[offset …], round-to-nearest-even (what a KV cache in that format stores) */
