@@ -55,6 +55,18 @@ interface DropGlobals {
   DragEvent: new (type: string, init: { dataTransfer: unknown; bubbles: boolean; cancelable: boolean }) => unknown;
   document: { dispatchEvent(e: unknown): boolean };
 }
+/** the heatmap's pixels after its incremental draws against a full redraw (run in the page after the generation) */
+interface HeatmapGlobals {
+  requestAnimationFrame(f: () => void): void;
+  document: { getElementById(id: string): { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } } | null };
+  mambaPlayground: { heatmapStats(): HeatmapDraws; redrawHeatmap(): void };
+}
+interface HeatmapDraws {
+  fullDraws: number;
+  incrementalDraws: number;
+  rowRepaints: number;
+  pixelsPut: number;
+}
 interface PageGlobals {
   document: { getElementById(id: string): PageElement | null };
   mambaPlayground: {
@@ -94,6 +106,8 @@ describe('browser playground (headless Chromium)', () => {
   let tmp = '';
   const models: Record<string, string> = {};
   const pageErrors: string[] = [];
+  /** each case's heatmap draws (full layouts, incremental draws), printed at the end */
+  const heatmapDraws: HeatmapDraws[] = [];
 
   before(async () => {
     if (skip) return;
@@ -121,6 +135,7 @@ describe('browser playground (headless Chromium)', () => {
   });
 
   after(async () => {
+    if (heatmapDraws.length) console.log(`# heatmap draws per case: ${heatmapDraws.map((d) => `${d.fullDraws} full + ${d.incrementalDraws} incremental`).join(', ')}`);
     await browser?.close();
     await server?.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -212,6 +227,23 @@ describe('browser playground (headless Chromium)', () => {
       const tol = c.deltaTolerance ?? 1e-4;
       row.forEach((v, i) => assert.ok(Math.abs(g[i] - v) <= tol * Math.max(1, Math.abs(v)), `layer ${layer} token ${i}: mean Δ ${g[i]} vs Node ${v}`));
     }
+    // the heatmap drew incrementally as the tokens came; its pixels are those of a full redraw of the same data
+    const pixels = await page.evaluate(async () => {
+      const g = globalThis as unknown as HeatmapGlobals;
+      for (let i = 0; i < 2; i++) await new Promise<void>((done) => g.requestAnimationFrame(() => done())); // the last batch's draw
+      const canvas = g.document.getElementById('heatmap')!;
+      const read = () => canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const draws = g.mambaPlayground.heatmapStats();
+      const before = read();
+      g.mambaPlayground.redrawHeatmap();
+      const after = read();
+      let differ = before.length === after.length ? 0 : Math.max(before.length, after.length);
+      for (let i = 0; i < Math.min(before.length, after.length); i++) if (before[i] !== after[i]) differ++;
+      return { differ, bytes: before.length, draws };
+    });
+    assert.ok(pixels.bytes > 0 && pixels.draws.fullDraws >= 1, JSON.stringify(pixels));
+    assert.equal(pixels.differ, 0, `heatmap: ${pixels.differ} of ${pixels.bytes} pixel bytes differ from a full redraw (${JSON.stringify(pixels.draws)})`);
+    heatmapDraws.push(pixels.draws);
     assert.match((await page.textContent('#stats')) ?? '', /tok\/s/);
     const run = await page.evaluate(() => (globalThis as unknown as PageGlobals).mambaPlayground.lastRun());
     assert.deepEqual(run?.generated, want.generated, 'lastRun() has the generated tokens');

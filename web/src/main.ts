@@ -44,6 +44,8 @@ let genSpan: HTMLSpanElement | null = null;
 let generated: number[] = [];
 let firstTokenAt = 0;
 let promptIds: number[] = [];
+/** max new tokens of the generation running (the heatmap lays out prompt + these columns) */
+let maxNewTokens = 0;
 /** the last generation's 'done' message (for tests, benchmarks and the console) */
 let lastRun: Extract<FromWorker, { type: 'done' }> | null = null;
 /** messages with tokens or Δ received since the generation started (a batch counts once) */
@@ -121,6 +123,7 @@ function startGeneration(): void {
     firstTokenAt = 0;
     lastRun = null;
     streamMessages = 0;
+    maxNewTokens = sampling.maxNewTokens;
     setState('generating');
     setStatus(`Generating on ${info.backend}…`);
     send({ type: 'generate', prompt, sampling, delta: ui.captureDelta.checked, streamMs, stepDelta });
@@ -166,7 +169,7 @@ function handle(m: FromWorker): void {
       break;
     case 'prompt': {
       promptIds = m.ids;
-      heatmap.reset(m.labels);
+      heatmap.reset(m.labels, m.labels.length + maxNewTokens);
       const p = document.createElement('span');
       p.className = 'prompt';
       p.textContent = info?.tokenizer && ui.promptMode.value === 'text' ? ui.prompt.value : `[${m.ids.join(', ')}]`;
@@ -253,10 +256,12 @@ ui.prompt.addEventListener('keydown', (e) => {
 ui.perLayer.addEventListener('change', () => heatmap.setPerLayer(ui.perLayer.checked));
 heatmap.setPerLayer(ui.perLayer.checked);
 
-// for tests and the console: the heatmap's numbers, the last generation's result and timings, how many messages
-// brought its tokens and Δ
+// for tests and the console: the heatmap's numbers, its draw counts and a full redraw (to compare pixels with the
+// incremental draws'), the last generation's result and timings, how many messages brought its tokens and Δ
 (window as unknown as { mambaPlayground: unknown }).mambaPlayground = {
   deltaValues: () => heatmap.values(),
+  heatmapStats: () => heatmap.stats,
+  redrawHeatmap: () => heatmap.redrawFull(),
   lastRun: () => lastRun,
   streamMessages: () => streamMessages,
 };
