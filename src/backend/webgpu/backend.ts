@@ -161,7 +161,16 @@ export class WebGpuBackend implements Backend {
     return prefillAttentionVariant(hd, this.attn === 'flash-q64' ? this.rt.maxWorkgroupStorage : Math.min(this.rt.maxWorkgroupStorage, prefillAttentionBytes('q32')));
   }
   private readonly gpuCores: number;
-  private readonly attnSplits: number | undefined;
+  private attnSplits: number | undefined;
+  /** flash-decoding: the keys of a row split in this many slices (undefined: `decodeSplits` picks per call); settable, as the `attentionSplits` option */
+  get attentionSplits(): number | undefined {
+    return this.attnSplits;
+  }
+  set attentionSplits(s: number | undefined) {
+    if (s !== undefined && (!Number.isInteger(s) || s < 1)) throw new Error(`webgpu: attentionSplits must be a positive integer, got ${s}`);
+    if (s !== this.attnSplits) this.epoch++; // recorded decode steps dispatch the old split: record them again
+    this.attnSplits = s;
+  }
   /**
    * batched decode through the few-rows kernel (kernels/fewrows.ts): 2–8 rows, and up to 64 where the blocked GEMM
    * does not take them (`productKernel`); false (default): the matvec up to 8 rows

@@ -33,7 +33,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
   attention?: WebGpuAttention;
   /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */
   gpuCores?: number;
-  /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests */
+  /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests. Also settable later (`backend.attentionSplits`) */
   attentionSplits?: number;
   /**
    * The prefill GEMM (linear layers with more than 8 rows) with 'tiled' kernels: 'old' (the 64×64 kernel of
