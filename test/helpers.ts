@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import type { AttentionArgs, Backend } from '../src/backend/backend.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 
 /** repository root (tests run from dist/test/…) */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -92,6 +93,19 @@ export interface AttentionDims {
  * An attention op's arguments on `be` from host arrays (copied): q [b, L, Hq, hd], k/v [b, L, Hkv, hd], and a KV cache
  * [b, T, Hkv, hd] when `ck`/`cv` are given (T = their length / (b·Hkv·hd)); scale 1/√hd.
  */
+/**
+ * The tensors of attention args as results of an op on their backend (x + 0: the same values), as a model's are,
+ * not uploads. WebGPU generates and compiles a kernel per arrangement of its bindings in buffers, and uploads sit in
+ * other buffers than op results: with these, small attention cases bind like a model's layers, so on SwiftShader
+ * (2-4 s of CPU per flash-kernel compile) they share one pipeline with each other and with the model tests
+ * (webgpu-attention.test.ts). Larger results may land in buffers of their own (webgpu-attention-prefill's 200-position
+ * cases compiled more pipelines this way, not fewer: it keeps uploads).
+ */
+export function computedArgs(be: Backend, a: AttentionArgs): AttentionArgs {
+  const op = (t: Tensor): Tensor => be.add(t, be.zeros(t.shape));
+  return { ...a, q: op(a.q), k: op(a.k), v: op(a.v), cacheK: a.cacheK && op(a.cacheK), cacheV: a.cacheV && op(a.cacheV) };
+}
+
 export function attentionArgs(be: Backend, dims: AttentionDims, q: Float32Array, k: Float32Array, v: Float32Array, pastLen: number[], ck: Float32Array | null = null, cv: Float32Array | null = null): AttentionArgs {
   const { b, L, Hq, Hkv, hd } = dims;
   const T = ck ? ck.length / (b * Hkv * hd) : 0;

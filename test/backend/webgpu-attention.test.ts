@@ -12,7 +12,7 @@ import { cpu } from '../../src/backend/cpu/index.js';
 import { decodeSplits, type WebGpuBackend } from '../../src/backend/webgpu/backend.js';
 import { loadModel } from '../../src/index.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
-import { attentionArgs, hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
+import { attentionArgs, computedArgs, hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
 
 // two devices (SwiftShader compiles each pipeline per device, ~2-4 s of CPU for the flash kernels: most of this file's
@@ -41,7 +41,7 @@ async function checkAttention(g: WebGpuBackend, what: string, maxL = Infinity): 
     const q = rnd(b * L * Hq * hd), k = rnd(b * L * Hkv * hd), v = rnd(b * L * Hkv * hd);
     const ck = T ? rnd(b * T * Hkv * hd) : null, cv = T ? rnd(b * T * Hkv * hd) : null;
     const args = (be: typeof cpu | WebGpuBackend): AttentionArgs => attentionArgs(be, { b, L, Hq, Hkv, hd }, q, k, v, past, ck, cv);
-    const ag = args(g), ac = args(cpu);
+    const ag = computedArgs(g, args(g)), ac = args(cpu); // bound as a model's (one pipeline per kernel on SwiftShader)
     const got = await g.attention(ag).data(), want = cpu.attention(ac).dataSync();
     const d = maxAbsDiff(got, want);
     const name = `${what}: b${b} L${L} Hq${Hq} Hkv${Hkv} hd${hd} T${T} past ${past}`;
