@@ -12,7 +12,7 @@
  *   prefill the flash prefill kernel does not take (head dims > 64) runs here too, as `ATTN_FWD` reads f32 only.
  */
 import type { KernelSpec } from '../runtime.js';
-import { halfPacker, halfReader, halfTypes, type HalfFormat } from './half.js';
+import { halfPacker, halfPairReader, halfReader, halfTypes, type HalfFormat } from './half.js';
 
 /**
  * The KV cache format of an attention kernel's variant: '' (f32, or no cache), 'b' (bf16) or 'h' (f16), two values
@@ -106,8 +106,19 @@ export const ATTENTION: KernelSpec = {
   roles: ['q', 'k', 'v', 'past', 'y'],
   writes: ['y'],
   types: (v) => halfTypes(kvFormat(v), 'k', 'v'),
-  wgsl: (variant) => /* wgsl */ `
-${kvReaders(kvFormat(variant))}
+  wgsl: (variant) => {
+    const fmt = kvFormat(variant);
+    // a 16-bit cache with an even head dim: the scores' keys read a pair of values per load (same sums, in order)
+    const dot = fmt
+      ? /* wgsl */ `if ((hd & 1u) == 0u) {
+        for (var i = 0u; i < hd; i += 2u) { let k2 = kk2(ko + i); d = fma(qs[i], k2.x, d); d = fma(qs[i + 1u], k2.y, d); }
+      } else {
+        for (var i = 0u; i < hd; i++) { d = fma(qs[i], kk(ko + i), d); }
+      }`
+      : 'for (var i = 0u; i < hd; i++) { d = fma(qs[i], kk(ko + i), d); }';
+    return /* wgsl */ `
+${kvReaders(fmt)}
+${fmt ? halfPairReader(fmt, 'k', 'kk2') : ''}
 var<workgroup> qs: array<f32, 512>;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> wpast: u32;
@@ -143,7 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     if (s < end) {
       let ko = (b * cap + s) * rowKV + kvh * hd;
       var d = 0.0;
-      for (var i = 0u; i < hd; i++) { d = fma(qs[i], kk(ko + i), d); }
+      ${dot}
       sv = d * scale;
     }
     sc[li] = sv;
@@ -184,7 +195,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let p = li + 64u * jj;
     if (p < hd) { $y[po + 2u + p] = acc[jj]; }
   }
-}`,
+}`;
+  },
 };
 
 /**

@@ -46,6 +46,15 @@ fn ${fn}(i: u32) -> f32 { let u = $${role}[o_${role} + (i >> 1u)]; return f16_to
 }
 
 /**
+ * WGSL: `fn ${fn}(i: u32) -> vec2<f32>`, elements i and i + 1 of `role` in a 16-bit format, for an even i: one load
+ * (the f16 decoder must come with a `halfReader` of the kernel)
+ */
+export function halfPairReader(fmt: 'b' | 'h', role: string, fn: string): string {
+  const pair = fmt === 'b' ? 'vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u))' : 'vec2<f32>(f16_to_f32(u), f16_to_f32(u >> 16u))';
+  return /* wgsl */ `fn ${fn}(i: u32) -> vec2<f32> { let u = $${role}[o_${role} + (i >> 1u)]; return ${pair}; }`;
+}
+
+/**
  * WGSL: `fn half_pack(a: f32, b: f32) -> u32`, two values rounded to nearest even in format `fmt` ('b' | 'h'),
  * a in the low half
  */
