@@ -573,7 +573,7 @@ for (const weights of memoryOnly ? [] : formats) {
     };
     results.push(res);
     if (!json) {
-      console.log(`${preset} ${weights}${lay.grows ? ` KV ${kvCache}` : ''} attention ${attention} decode ${backend.decodeKernels} (${checked}): state ${f1(stateMiB)} MiB/sequence at ${promptLen + gen} positions; prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
+      console.log(`${preset} ${weights}${lay.grows ? ` KV ${kvCache}` : ''} attention ${attention} decode ${backend.decodeKernels} (${checked}): state ${stateMiB < 10 ? stateMiB.toFixed(2) : f1(stateMiB)} MiB/sequence at ${promptLen + gen} positions; prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) {

@@ -1,4 +1,4 @@
-/** `--kv-cache f32|bf16|f16` on generate, bench and serve (in process): what it changes, what it reports, what it refuses. */
+/** `--kv-cache f32|bf16|f16` on generate (cpu, wasm, webgpu), bench and serve (in process): what it changes, what it reports, what it refuses. */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors-format.js';
 import { hfFixture } from '../helpers.js';
 import { runCli as run } from './cli-helpers.js';
+import { webgpuOrReason } from '../backend/webgpu-context.js';
 
 const LLAMA = hfFixture('llama-tiny');
 
@@ -35,6 +36,19 @@ it('generate --kv-cache bf16/f16: the same greedy tokens as f32 on llama-tiny (c
     assert.equal(JSON.parse(c.stdout).generated.length, 3);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('generate --backend webgpu --kv-cache bf16/f16: the CPU backend\'s greedy tokens with the same cache format', async (t) => {
+  const g = await webgpuOrReason();
+  if (typeof g === 'string') return t.skip(g);
+  g.destroy(); // (the command makes its own)
+  const base = ['generate', '-m', LLAMA, '--ids', '3,17,250,9,44', '-n', '12', '--no-eos', '--json'];
+  for (const kv of ['bf16', 'f16']) {
+    const want = JSON.parse((await run([...base, '--kv-cache', kv])).stdout).generated as number[];
+    const r = await run([...base, '--backend', 'webgpu', '--kv-cache', kv]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).generated, want, `webgpu --kv-cache ${kv}`);
   }
 });
 
