@@ -205,20 +205,23 @@ describe('webgpu models with 16-bit KV caches = the CPU backend with the same ca
       }
     });
 
-    withGpu(`${name}: batched decode (2 sequences, ragged), bf16, = the CPU`, simpleSplit, async (g) => {
+    withGpu(`${name}: batched decode (2 sequences, ragged; recorded steps across a cache growth), bf16, = the CPU`, simpleSplit, async (g) => {
       const gm = await loadModel(hfFixture(name), { backend: g, kvCache: 'bf16' });
       const cm = await loadModel(hfFixture(name), { kvCache: 'bf16' });
+      const long = (n: number, m: number) => Array.from({ length: n }, (_, i) => (i * m + 3) % 500);
       const run = async (lm: CausalLM) => {
         const s = lm.createState(2);
         assert.equal(s.kvCache, 'bf16');
-        await lm.advance([IDS.slice(0, 7), IDS.slice(3, 10)], s);
-        // row 1 one token ahead: a step of row 1 alone (select → advance → writeRow back) … then both together
+        await lm.advance([long(60, 7), long(60, 11)], s);
+        // row 1 one token ahead: a step of row 1 alone (select → advance → writeRow back) … then both together, past
+        // the first cache's 64 positions (it grows, in bf16, between recorded steps)
         const one = s.select([1]);
         await lm.advance([[IDS[11]]], one);
         assert.equal(await s.writeRow(1, one), true);
         const out: Float32Array[] = [];
-        for (let t = 0; t < 3; t++) out.push((await lm.advance([[IDS[t]], [IDS[t + 4]]], s)).data.slice());
-        assert.deepEqual(s.seqLen, [10, 11]);
+        for (let t = 0; t < 5; t++) out.push((await lm.advance([[IDS[t]], [IDS[t + 4]]], s)).data.slice());
+        assert.deepEqual(s.seqLen, [65, 66]);
+        assert.ok(s.layers.some((l) => l.k && l.k.shape[1] === 128 && l.k.dtype === 'bf16'), 'the caches grew and kept their format');
         s.dispose();
         return out;
       };
