@@ -16,6 +16,9 @@
  * tokens: all B rows start from the same state and token, so every row must pick the same tokens, and row 0's
  * first tokens must equal those of one-step-at-a-time decoding (`advanceArgmax`) from a copy of its state.
  *
+ * KV caches are stored in the model's `kvCache` format (f32, bf16 or f16; `SweepOptions.kvCaches` runs a model with
+ * KV caches once per format, named e.g. "llama-130m (bf16 KV)"); the bytes per sequence count the stored bytes.
+ *
  * A point that cannot fit is a row saying "out of memory", not a gap: before allocating, the bytes it needs
  * (what the runtime holds now + B × the state at its capacity) are compared with `budgetBytes` and each state
  * tensor with the adapter's largest binding; an allocation that fails anyway is caught the same way.
@@ -31,7 +34,7 @@ import { keep } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { lineChartSvg, type ChartOptions, type Mark, type Series } from '../src/train/plot.js';
 import { fmt1, markdownTable, MiB } from './report.js';
-import { DTYPE_BYTES } from '../src/tensor/dtype.js';
+import { DTYPE_BYTES, type KvCacheDType } from '../src/tensor/dtype.js';
 
 export type Fill = 'auto' | 'prefill' | 'direct';
 export type DecodePath = 'greedyChain' | 'advanceArgmax';
@@ -53,6 +56,8 @@ export interface SweepPoint {
   ms_per_step?: number;
   /** tokens per second over the whole batch */
   tok_s?: number;
+  /** the format of the model's KV caches (models with KV caches only) */
+  kv_cache?: KvCacheDType;
   /** bytes of state one sequence holds at this context (KV cache positions in use, or the SSM state) */
   state_bytes_per_seq: number;
   /** bytes the state's tensors hold per sequence (a KV cache's capacity included) */
@@ -143,7 +148,7 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   const stats0 = be.rt.stats();
   // the batch's state, the copy of row 0 the check decodes from, and (prefill) the batch-1 state it is copied from
   const needed = stats0.deviceBytes + (B + (B > 1 ? 2 : 1)) * allocPerSeq;
-  const point: SweepPoint = { model, context: C, batch: B, status: 'ok', fill: fillText, state_bytes_per_seq: lay.constBytes + lay.perPositionBytes * C, needed_bytes: needed };
+  const point: SweepPoint = { model, context: C, batch: B, status: 'ok', fill: fillText, ...(lay.grows ? { kv_cache: lm.kvCache ?? 'f32' } : {}), state_bytes_per_seq: lay.constBytes + lay.perPositionBytes * C, needed_bytes: needed };
   const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
   if (o.budgetBytes !== undefined && needed > o.budgetBytes) {
     return { ...point, status: 'oom', reason: `out of memory (predicted): needs ${gib(needed)} (weights and buffers held ${gib(stats0.deviceBytes)} + ${B} × ${gib(allocPerSeq)} of state), the budget is ${gib(o.budgetBytes)}` };
@@ -235,7 +240,7 @@ async function prefillState(lm: CausalLM, batch: number, C: number, chunk: numbe
 /** a state whose KV caches hold random keys/values at positions 0 … C−1 (capacity `cap`), positions set to C */
 function directState(lm: CausalLM, be: WebGpuBackend, batch: number, C: number, cap: number): ModelState {
   const s = lm.createState(batch);
-  const blocks = new Map<string, Tensor>();
+  const blocks = new Map<string, Tensor>(); // (one format per state: the model's)
   const rows = new Array<number>(batch).fill(0);
   let seed = 12345;
   for (const l of s.layers) {
@@ -252,7 +257,9 @@ function directState(lm: CausalLM, be: WebGpuBackend, batch: number, C: number, 
           seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
           data[i] = seed / 2 ** 32 - 0.5;
         }
-        block = be.fromHost(data, [1, cap, ...tail]);
+        // (in the cache's format: a bf16/f16 cache holds these values rounded)
+        const kv = l[k].dtype as KvCacheDType;
+        block = be.fromHost(data, [1, cap, ...tail], kv === 'f32' ? undefined : { kvCache: kv });
         blocks.set(key, block);
       }
       const filled = keep(ops.takeRows(block, rows));
@@ -274,6 +281,11 @@ export interface SweepOptions {
   budgetBytes?: number;
   chunk?: number;
   maxSeconds?: number;
+  /**
+   * KV cache formats (default ['f32']): a model with KV caches runs once per format (named "<model> (<format> KV)"
+   * but for f32), a model without them once
+   */
+  kvCaches?: readonly KvCacheDType[];
   /** a fresh backend: one per model and batch, so that one point's pools do not count in another's memory */
   makeBackend: () => Promise<WebGpuBackend>;
   log?: (s: string) => void;
@@ -281,23 +293,29 @@ export interface SweepOptions {
   onPoint?: (p: SweepPoint) => void;
 }
 
-/** every model × batch × context (contexts ascending), random weights */
+/** every model (× KV cache format) × batch × context (contexts ascending), random weights */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out: SweepPoint[] = [];
   const contexts = [...o.contexts].sort((a, b) => a - b);
   for (const m of o.models) {
-    for (const B of o.batches) {
-      const be = await o.makeBackend();
-      try {
-        const lm = buildModel(m.config, m.name, new RandomTensorSource(1), { backend: be });
-        await be.sync();
-        for (const C of contexts) {
-          const p = await runPoint(lm, be, m.name, { context: C, batch: B, steps: o.steps, fill: o.fill, budgetBytes: o.budgetBytes, chunk: o.chunk, maxSeconds: o.maxSeconds, log: o.log });
-          out.push(p);
-          o.onPoint?.(p);
+    let grows: boolean | undefined;
+    for (const kvCache of o.kvCaches ?? ['f32']) {
+      if (grows === false) break; // no KV cache: one run
+      for (const B of o.batches) {
+        const be = await o.makeBackend();
+        try {
+          const lm = buildModel(m.config, m.name, new RandomTensorSource(1), { backend: be, kvCache });
+          grows ??= stateLayout(lm).grows;
+          const name = grows && kvCache !== 'f32' ? `${m.name} (${kvCache} KV)` : m.name;
+          await be.sync();
+          for (const C of contexts) {
+            const p = await runPoint(lm, be, name, { context: C, batch: B, steps: o.steps, fill: o.fill, budgetBytes: o.budgetBytes, chunk: o.chunk, maxSeconds: o.maxSeconds, log: o.log });
+            out.push(p);
+            o.onPoint?.(p);
+          }
+        } finally {
+          be.destroy();
         }
-      } finally {
-        be.destroy();
       }
     }
   }
@@ -325,11 +343,16 @@ export function sweepTable(points: readonly SweepPoint[]): string {
   });
 }
 
-/** per context and batch: the first model against the second (speed a/b, state per sequence b/a) */
+/**
+ * per context and batch: the first model against the second (speed a/b, state per sequence b/a); with more models,
+ * one table per model after the first (e.g. a Transformer with f32 and with bf16 KV caches)
+ */
 export function ratioTable(points: readonly SweepPoint[]): string {
   const models = [...new Set(points.map((p) => p.model))];
-  if (models.length < 2) return '';
-  const [a, b] = models;
+  return models.slice(1).map((b) => ratioTableOf(points, models[0], b)).join('\n\n');
+}
+
+function ratioTableOf(points: readonly SweepPoint[], a: string, b: string): string {
   const keys = [...new Set(points.map((p) => `${p.batch}|${p.context}`))];
   const rows: string[][] = [];
   for (const k of keys) {

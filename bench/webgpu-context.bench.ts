@@ -10,6 +10,7 @@ import { PRESETS } from '../src/models/random.js';
 import { writeFileAtomic } from '../src/cli/io.js';
 import { ratioTable, runSweep, sweepSvg, sweepTable, contextLabel, type Fill, type SweepPoint } from './context-sweep.js';
 import { commandLine, gitCommit, repoRoot } from './report.js';
+import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 
 const HELP = `node dist/bench/webgpu-context.bench.js [options]
 
@@ -26,6 +27,8 @@ Decode tok/s and memory per sequence at several contexts and batches (random wei
   --gpu-memory-gib G  points predicted to need more device memory are "out of memory" rows (default 76)
   --layers N          build the presets with N layers (same widths; for slow adapters)
   --weights f32|bf16  weight storage on the GPU (default f32)
+  --kv-cache F,…      KV cache formats: f32, bf16, f16 (default f32); a model with KV caches runs once per format
+                      ("llama-130m (bf16 KV)"), the state per sequence counted in the format's bytes
   --kernels tiled|simple  (default: the adapter's)
   --out DIR           where context.json/.md/.svg go (default bench-results)
   --json              print the points as one JSON line at the end
@@ -55,6 +58,8 @@ const fill = arg('fill', 'auto') as Fill;
 if (!['auto', 'prefill', 'direct'].includes(fill)) throw new Error(`--fill: expected auto, prefill or direct, got "${fill}"`);
 const weights = arg('weights', 'f32');
 if (weights !== 'f32' && weights !== 'bf16') throw new Error(`--weights: expected f32 or bf16, got "${weights}"`);
+const kvCaches = arg('kv-cache', 'f32').split(',').filter((s) => s) as KvCacheDType[];
+for (const k of kvCaches) if (!KV_CACHE_FORMATS.includes(k)) throw new Error(`--kv-cache: expected formats among ${KV_CACHE_FORMATS.join(', ')}, got "${k}"`);
 const kernels = arg('kernels', '');
 if (kernels && kernels !== 'tiled' && kernels !== 'simple') throw new Error(`--kernels: expected tiled or simple, got "${kernels}"`);
 const layers = arg('layers', '');
@@ -74,6 +79,7 @@ const points: SweepPoint[] = await runSweep({
   fill,
   chunk: list('chunk', '2048')[0],
   budgetBytes: gpuGiB * 2 ** 30,
+  kvCaches,
   makeBackend: async () => {
     const be = await createWebGpuBackend({ weights, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
     adapter = `${be.name} (${be.kernels} kernels)`;
@@ -89,7 +95,7 @@ const points: SweepPoint[] = await runSweep({
 
 const root = repoRoot(import.meta.url);
 const header = [
-  `Adapter: ${adapter}; weights ${weights}; commit ${gitCommit(root)}; ${new Date().toISOString()}`,
+  `Adapter: ${adapter}; weights ${weights}; KV caches ${kvCaches.join(', ')}; commit ${gitCommit(root)}; ${new Date().toISOString()}`,
   `Command: ${commandLine(import.meta.url, 'bench:webgpu', '')}`,
 ].join('  \n');
 const md = [
@@ -104,9 +110,9 @@ const files = {
   svg: path.join(out, 'context.svg'),
 };
 const enc = new TextEncoder();
-writeFileAtomic(files.json, enc.encode(JSON.stringify({ adapter, weights, date: new Date().toISOString(), points }, null, 1) + '\n'), 'sweep results');
+writeFileAtomic(files.json, enc.encode(JSON.stringify({ adapter, weights, kv_caches: kvCaches, date: new Date().toISOString(), points }, null, 1) + '\n'), 'sweep results');
 writeFileAtomic(files.md, enc.encode(md), 'sweep table');
-writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode speed and memory vs context — ${adapter}, ${weights}`)), 'sweep plot');
+writeFileAtomic(files.svg, enc.encode(sweepSvg(points, `Decode speed and memory vs context — ${adapter}, ${weights}${kvCaches.some((k) => k !== 'f32') ? `, KV ${kvCaches.join('/')}` : ''}`)), 'sweep plot');
 console.log(md);
 console.log(`wrote ${files.json}, ${files.md}, ${files.svg}`);
 const bad = points.filter((p) => p.status === 'failed' || (p.check && p.check !== 'ok'));

@@ -7,7 +7,7 @@
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
- *        [--ssd fused|old|fused,old]
+ *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
@@ -46,6 +46,9 @@
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
+ * `--kv-cache bf16` (or f16) stores the attention presets' KV caches in 16 bits (the `kvCache` option; default f32): every
+ * state the run makes; each preset's line says the state per sequence at the prompt + gen positions in that format.
+ *
  * `--attention flash1,flash,legacy` runs each preset with each inference attention kernel set (WebGpuBackendOptions.attention:
  * 'flash' the flash prefill kernel (kernels/attention_prefill.ts, 32-query tiles; 'flash-q64' with 64-query tiles) + flash-decoding, 'flash1' the training forward as the
  * prefill kernel + flash-decoding, 'legacy' the one-workgroup-per-row kernel before them) on the same device. With
@@ -64,6 +67,8 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { generate } from '../src/generate/generate.js';
+import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
+import { stateLayout } from './context-sweep.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -110,6 +115,8 @@ const scanArg = arg('scan', '') as WebGpuScan | '';
 const ssdModes = arg('ssd', '').split(',').filter((m) => m) as WebGpuSsd[];
 for (const m of ssdModes) if (!(WEBGPU_SSDS as readonly string[]).includes(m)) throw new Error(`--ssd: ${WEBGPU_SSDS.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
 const vocab = arg('vocab', '');
+const kvCache = arg('kv-cache', 'f32') as KvCacheDType;
+if (!KV_CACHE_FORMATS.includes(kvCache)) throw new Error(`--kv-cache: ${KV_CACHE_FORMATS.join(', ')} (got ${JSON.stringify(kvCache)})`);
 const draws = Number(arg('draws', '10000'));
 /** the preset, with `--layers` / `--vocab` when given (smoke runs on slow adapters such as SwiftShader) */
 const shrunk = (preset: string) => ({ ...PRESETS[preset], ...(layers ? { num_hidden_layers: Number(layers) } : {}), ...(vocab ? { vocab_size: Number(vocab) } : {}) });
@@ -212,7 +219,7 @@ async function memoryReport(backend: WebGpuBackend, lm: CausalLM, preset: string
   const ms = performance.now() - t;
   const after = backend.rt.stats();
   const res = {
-    preset, weights, backend: backend.name, kernels: backend.kernels, prompt: ids.length, layers: lm.numLayers, prefill_ms: ms,
+    preset, weights, kv_cache: lm.kvCache ?? 'f32', backend: backend.name, kernels: backend.kernels, prompt: ids.length, layers: lm.numLayers, prefill_ms: ms,
     model_device_mib: MiB(before.deviceBytes),
     peak_device_mib: MiB(after.peakDeviceBytes),
     prefill_device_mib: MiB(after.peakDeviceBytes - before.deviceBytes),
@@ -350,7 +357,7 @@ if (memoryOnly) {
     for (const preset of presets) {
       const backend = await newBackend(weights);
       const config = shrunk(preset);
-      const lm = buildModel(config, preset, new RandomTensorSource(1), { backend });
+      const lm = buildModel(config, preset, new RandomTensorSource(1), { backend, kvCache });
       log(`${preset} (${weights}) on ${backend.name}: ${f1(backend.weightBytes / 2 ** 20)} MiB of weights`);
       const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
       results.push(await memoryReport(backend, lm, preset, weights, ids));
@@ -378,7 +385,10 @@ for (const weights of memoryOnly ? [] : formats) {
   for (const preset of presets) {
   const t0 = performance.now();
   const w0 = backend.weightBytes;
-  const lm = buildModel(shrunk(preset), preset, new RandomTensorSource(1), { backend });
+  const lm = buildModel(shrunk(preset), preset, new RandomTensorSource(1), { backend, kvCache });
+  // the state one sequence holds at the prompt + gen positions (KV caches in their format, at the positions in use)
+  const lay = stateLayout(lm);
+  const stateMiB = MiB(lay.constBytes + lay.perPositionBytes * (promptLen + gen));
   await backend.sync();
   const weightMB = (backend.weightBytes - w0) / 2 ** 20;
   log(`${preset} (${weights}): built in ${(performance.now() - t0).toFixed(0)} ms, ${f1(weightMB)} MiB of weights`);
@@ -552,7 +562,7 @@ for (const weights of memoryOnly ? [] : formats) {
       profiles.push(...batchProfiles);
     }
     const res = {
-      preset, weights, attention, decode_kernels: backend.decodeKernels, decode_logits_vs_first: decodeParity, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, kv_cache: lay.grows ? kvCache : null, state_mib_per_seq: stateMiB, attention, decode_kernels: backend.decodeKernels, decode_logits_vs_first: decodeParity, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
@@ -563,7 +573,7 @@ for (const weights of memoryOnly ? [] : formats) {
     };
     results.push(res);
     if (!json) {
-      console.log(`${preset} ${weights} attention ${attention} decode ${backend.decodeKernels} (${checked}): prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
+      console.log(`${preset} ${weights}${lay.grows ? ` KV ${kvCache}` : ''} attention ${attention} decode ${backend.decodeKernels} (${checked}): state ${stateMiB < 10 ? stateMiB.toFixed(2) : f1(stateMiB)} MiB/sequence at ${promptLen + gen} positions; prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const b of batched) {

@@ -150,7 +150,7 @@ export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]>
 export const BACKEND_KV_CACHE_FORMATS: Record<BackendName, readonly KvCacheDType[]> = {
   cpu: KV_CACHE_FORMATS,
   wasm: KV_CACHE_FORMATS,
-  webgpu: ['f32'],
+  webgpu: KV_CACHE_FORMATS,
 };
 
 /**

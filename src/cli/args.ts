@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { MambaTsError } from '../errors.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
+import { BACKEND_KV_CACHE_FORMATS, type BackendName } from '../api/load-options.js';
 
 export const PROG = 'mamba-ts';
 
@@ -212,7 +213,7 @@ export function flag(values: ParsedValues, name: string): boolean {
 export const KV_CACHE_OPTION: OptionSpec = {
   type: 'string',
   value: 'TYPE',
-  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes; cpu and wasm)',
+  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes; cpu, wasm and webgpu)',
 };
 
 /** The `--kv-cache` value (undefined when not given); a format the backend cannot store is a UsageError. */
@@ -220,6 +221,7 @@ export function parseKvCache(values: ParsedValues, backend: string, command: str
   const raw = str(values, 'kv-cache');
   if (raw === undefined) return undefined;
   const kv = parseChoice('kv-cache', raw, KV_CACHE_FORMATS, command);
-  if (kv !== 'f32' && backend === 'webgpu') throw new UsageError(`--kv-cache ${kv} is not supported by the webgpu backend yet: use f32`, command);
+  const ok = BACKEND_KV_CACHE_FORMATS[backend as BackendName];
+  if (ok && !ok.includes(kv)) throw new UsageError(`--kv-cache ${kv} is not supported by the ${backend} backend yet: use ${ok.join(' or ')}`, command);
   return kv;
 }

@@ -7,7 +7,6 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BackendMismatchError, cpu, loadModel } from '../../src/index.js';
 import * as ops from '../../src/tensor/ops.js';
-import { LoadOptionError } from '../../src/api/load-options.js';
 import { hfFixture } from '../helpers.js';
 import { webgpuOrReason } from './webgpu-context.js';
 
@@ -37,16 +36,5 @@ describe('webgpu: tensors of another backend', () => {
     const a = gpu.zeros([2, 3]);
     assert.throws(() => ops.add(a, cpu.zeros([2, 3])), (e: Error) => e instanceof BackendMismatchError && /^add: b is on backend cpu, a on webgpu/.test(e.message));
     a.dispose();
-  });
-
-  it('a bf16/f16 KV cache is refused with a LoadOptionError naming the option (a model given a Backend instance, createState)', async (t) => {
-    if (typeof gpu === 'string') return t.skip(gpu);
-    const model = await loadModel(hfFixture('llama-tiny'), { backend: gpu, kvCache: 'bf16' });
-    const refused = (e: Error) => e instanceof LoadOptionError && /^webgpu\.zeros: option "kvCache" must be "f32" on the webgpu backend, got "bf16" \(not stored there yet\)$/.test(e.message);
-    assert.throws(() => model.createState(1), refused);
-    assert.throws(() => gpu.zeros([1, 4, 2, 8], 'f16'), (e: Error) => e instanceof LoadOptionError && /^webgpu\.zeros: option "kvCache" must be "f32" on the webgpu backend, got "f16"/.test(e.message));
-    const s = model.createState(1, { kvCache: 'f32' });
-    assert.equal(s.kvCache, 'f32');
-    s.dispose();
   });
 });

@@ -2,7 +2,8 @@
  * The context sweep's bookkeeping (bench/context-sweep.ts) on whatever WebGPU adapter there is (SwiftShader
  * here), with 2-layer tiny models at contexts 8 and 16: state bytes per sequence (a Mamba-2 state is constant,
  * a KV cache grows linearly; exact bytes from the config), the decode path each model offers and the tokens'
- * check, the "out of memory" rows of impossible points, and the SVG plot.
+ * check, the "out of memory" rows of impossible points, KV caches in bf16 (half the bytes; one run per format), and
+ * the SVG plot.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,6 +75,37 @@ describe('context sweep', () => {
     assert.equal(p.state_bytes_per_seq, LLAMA_PER_POSITION * 16);
     assert.equal(p.state_alloc_bytes_per_seq, LLAMA_PER_POSITION * 64);
     assert.equal(p.check, 'ok');
+  });
+
+  it('KV caches in bf16: half the bytes a position, the check passes (direct fill and prefill); a sweep runs the Transformer once per format, the Mamba once', async (t) => {
+    const gpu = await backend();
+    if (typeof gpu === 'string') return t.skip(gpu);
+    const ll = buildModel(LLAMA, 'llama-tiny', new RandomTensorSource(3), { backend: gpu, kvCache: 'bf16' });
+    assert.deepEqual(stateLayout(ll), { constBytes: 0, perPositionBytes: LLAMA_PER_POSITION / 2, maxTensorPerPosition: LLAMA_PER_POSITION / 8, grows: true });
+    for (const fill of ['direct', 'prefill'] as const) {
+      const p = await runPoint(ll, gpu, 'llama-tiny (bf16 KV)', { context: 10, batch: 2, steps: 2, fill, chunk: 4 });
+      assert.equal(p.status, 'ok', p.reason);
+      assert.equal(p.kv_cache, 'bf16');
+      assert.equal(p.state_bytes_per_seq, (LLAMA_PER_POSITION / 2) * 10);
+      assert.equal(p.check, 'ok', `${fill}: ${p.check}`);
+    }
+    const pts = await runSweep({
+      models: [{ name: 'mamba2-tiny', config: MAMBA2 }, { name: 'llama-tiny', config: LLAMA }],
+      contexts: [8], batches: [1], steps: 2, fill: 'auto', kvCaches: ['f32', 'bf16'],
+      makeBackend: async () => {
+        const g = await webgpuOrReason(); // runSweep destroys it
+        if (typeof g === 'string') throw new Error(g);
+        return g;
+      },
+    });
+    assert.deepEqual(pts.map((p) => [p.model, p.kv_cache, p.state_bytes_per_seq, p.check]), [
+      ['mamba2-tiny', undefined, MAMBA2_BYTES, 'ok'],
+      ['llama-tiny', 'f32', LLAMA_PER_POSITION * 8, 'ok'],
+      ['llama-tiny (bf16 KV)', 'bf16', (LLAMA_PER_POSITION / 2) * 8, 'ok'],
+    ]);
+    const r = ratioTable(pts);
+    assert.match(r, /\| context \| batch \| mamba2-tiny tok\/s \| llama-tiny tok\/s \|/);
+    assert.match(r, /\| context \| batch \| mamba2-tiny tok\/s \| llama-tiny \(bf16 KV\) tok\/s \|/);
   });
 
   it("the tiled (GPU) kernels: the check passes too", async (t) => {

@@ -12,7 +12,7 @@
  */
 import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
-import type { KvCacheDType } from '../../tensor/dtype.js';
+import { encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
 import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
@@ -34,6 +34,7 @@ import { TOP_P_EPS } from '../../generate/sampling.js';
 import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
 import { SSDF_CB, SSDF_OUT, SSDF_OUT_V1, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
+import { halfFormat, type HalfFormat } from './kernels/half.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { DecodeFusion } from './fusion.js';
@@ -380,7 +381,16 @@ export class WebGpuBackend implements Backend {
 
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
+    const kv = checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
+    if (kv !== 'f32') {
+      // a bf16/f16 KV cache: rounded to nearest even here (dtype.ts, as the cpu/wasm backends store it), two per u32
+      this.kvCheck(shape, kv);
+      const bits = new Uint16Array(data.length);
+      encodeHalfInto(data, kv, bits);
+      const st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
+      st.fmt = kv;
+      return new Tensor(this, st, [...shape], kv);
+    }
     if (!opts?.matrix || shape.length !== 2) {
       this.weightBytes += data.byteLength;
       return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
@@ -409,12 +419,36 @@ export class WebGpuBackend implements Backend {
     return this.tensor(upload(data), shape);
   }
 
-  /** KV caches in f32 only: a bf16/f16 `kvCache` is refused (LoadOptionError naming the option) */
+  /** `kvCache` bf16/f16: a KV cache [b, T, Hkv, hd] of 16-bit values, two per u32 (`kvCheck`), in the KV pool */
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
-    checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
-    const t = this.out(shape, 'zeros');
+    const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
+    const t = kv === 'f32' ? this.out(shape, 'zeros') : this.kvOut(shape, kv, 'KV cache');
     this.fill(this.st(t), 0);
     return t;
+  }
+
+  /**
+   * A 16-bit KV cache holds two values per 32-bit word, and a kernel writes whole words: each position (the values
+   * after the first two dimensions, Hkv·hd) must have an even count, so that no word straddles two positions.
+   */
+  private kvCheck(shape: Shape, kv: 'bf16' | 'f16'): void {
+    const per = shape.length < 3 ? NaN : shape.slice(2).reduce((a, d) => a * d, 1);
+    if (!(per % 2 === 0)) {
+      throw new Error(`webgpu: a ${kv} KV cache (kvCache '${kv}') is [batch, time, heads, head dim] with an even number of values per position (two per 32-bit word); got shape [${shape.join(', ')}]`);
+    }
+  }
+
+  /** a fresh 16-bit KV cache tensor (contents undefined) */
+  private kvOut(shape: Shape, kv: 'bf16' | 'f16', what: string): Tensor {
+    this.kvCheck(shape, kv);
+    const st = this.rt.alloc(this.rt.kvPool, shapeSize(shape) / 2, what);
+    st.fmt = kv;
+    return new Tensor(this, st, [...shape], kv);
+  }
+
+  /** the format letter of a 16-bit KV cache tensor ('b' bf16, 'h' f16; kernels/half.ts), '' for any other */
+  private kvOf(t: Tensor): HalfFormat {
+    return t.dtype === 'bf16' || t.dtype === 'f16' ? halfFormat(t.dtype) : '';
   }
 
   private fill(s: Store, v: number): void {
@@ -1140,13 +1174,18 @@ export class WebGpuBackend implements Backend {
     if (hd > 512) throw new Error(`webgpu.attention: head dim ${hd} > 512 is not supported`);
     const y = this.out([B, L, Hq, hd], 'attention');
     const cached = !!(a.cacheK && a.cacheV);
+    // a bf16/f16 cache: every kernel below reads it in its format (variant 'b' / 'h'), the new rows written rounded
+    const kvf = cached ? this.kvOf(a.cacheK!) : '';
+    if (kvf && this.attn === 'flash1' && L > 1) {
+      throw new Error(`webgpu.attention: attention 'flash1' prefills through the training forward, which reads f32 KV caches only; a ${a.cacheK!.dtype} cache (kvCache) prefills with 'flash' or 'legacy'`);
+    }
     let k = this.st(a.k), v = this.st(a.v), cap = L;
     // the lengths live in a buffer (uploaded with a rule for the next steps: a recorded step replays at later positions)
     const past = cached ? this.rt.uploadData(Float32Array.from(a.pastLen), (shift) => Float32Array.from(a.pastLen, (p, r) => p + shift[r])) : this.rt.dummy;
     if (cached) {
       const T = a.cacheK!.shape[1];
       const ck = this.st(a.cacheK!), cv = this.st(a.cacheV!);
-      this.run(KV_WRITE, [k, v, past, ck, cv], [B, L, Hkv * hd, T], this.threads(B * L * Hkv * hd));
+      this.run(KV_WRITE, [k, v, past, ck, cv], [B, L, Hkv * hd, T], this.threads((B * L * Hkv * hd) / (kvf ? 2 : 1)), kvf);
       k = ck;
       v = cv;
       cap = T;
@@ -1155,10 +1194,11 @@ export class WebGpuBackend implements Backend {
     const flash = this.attn !== 'legacy';
     const pv = L > 1 ? this.prefillAttentionKernel(hd) : null;
     if (pv) {
-      this.run(ATTN_PREFILL, [q, k, v, past, out], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / prefillAttentionRows(pv))), pv);
+      this.run(ATTN_PREFILL, [q, k, v, past, out], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / prefillAttentionRows(pv))), pv + kvf);
       return y;
     }
-    if (flash && this.kernels === 'tiled' && L > 1) {
+    // (a 16-bit cache with head dims past the prefill kernel's: the query-row kernel below)
+    if (flash && this.kernels === 'tiled' && L > 1 && !kvf) {
       // flash forward: 64 queries per workgroup, k/v tiles in workgroup memory (the training forward, no lse)
       this.run(ATTN_FWD, [q, k, v, out, out, past], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / 64)), attnVariant(hd));
       return y;
@@ -1167,50 +1207,68 @@ export class WebGpuBackend implements Backend {
     const S = flash ? this.attnSplits ?? decodeSplits(B * L * Hq, cap, this.gpuCores) : 1;
     const params = [B, L, Hq, Hkv, hd, cap, scale, cached ? 1 : 0, S];
     if (S === 1) {
-      this.run(ATTENTION, [q, k, v, past, out], params, this.rt.grid(B * L * Hq));
+      this.run(ATTENTION, [q, k, v, past, out], params, this.rt.grid(B * L * Hq), kvf);
       return y;
     }
     const part = this.scratch(B * L * Hq * S * (hd + 2), 'attention partials');
-    this.run(ATTENTION, [q, k, v, past, part], params, this.rt.grid(B * L * Hq * S));
+    this.run(ATTENTION, [q, k, v, past, part], params, this.rt.grid(B * L * Hq * S), kvf);
     this.run(ATTN_COMBINE, [part, out], [B * L * Hq, S, hd], this.threads(B * L * Hq * hd));
     this.done(part);
     return y;
   }
 
+  /** a result of a row op on `t`: a KV cache of t's 16-bit format, or f32 */
+  private rowsOut(t: Tensor, shape: Shape, what: string): Tensor {
+    return this.kvOf(t) ? this.kvOut(shape, t.dtype as 'bf16' | 'f16', what) : this.out(shape, what);
+  }
+
+  /** (16-bit KV caches stay in their format: words copied as they are, variant 'u'; ops.concatRows checks one dtype) */
   concatRows(ts: readonly Tensor[]): Tensor {
     const rows = ts.reduce((s, t) => s + t.shape[0], 0);
-    const y = this.out([rows, ...ts[0].shape.slice(1)], 'concat_rows');
+    const y = this.rowsOut(ts[0], [rows, ...ts[0].shape.slice(1)], 'concat_rows');
+    const w = this.kvOf(ts[0]) ? 2 : 1; // values per word
     let off = 0;
     for (const t of ts) {
-      this.run(COPY_ROWS, [this.st(t), this.st(y)], [1, t.size, 0, 0, 0, off], this.threads(t.size));
+      this.run(COPY_ROWS, [this.st(t), this.st(y)], [1, t.size / w, 0, 0, 0, off / w], this.threads(t.size / w), w === 2 ? 'u' : '');
       off += t.size;
     }
     return y;
   }
 
+  /** (keeps a 16-bit KV cache's format) */
   takeRows(t: Tensor, rows: readonly number[]): Tensor {
-    const rowSize = t.size / t.shape[0];
-    const y = this.out([rows.length, ...t.shape.slice(1)], 'take_rows');
+    const w = this.kvOf(t) ? 2 : 1;
+    const rowSize = t.size / t.shape[0] / w;
+    const y = this.rowsOut(t, [rows.length, ...t.shape.slice(1)], 'take_rows');
     const idx = this.rt.uploadData(Float32Array.from(rows));
-    this.run(GATHER_ROWS, [idx, this.st(t), this.st(y)], [rows.length, rowSize, 0, t.shape[0]], this.threads(rows.length * rowSize));
+    this.run(GATHER_ROWS, [idx, this.st(t), this.st(y)], [rows.length, rowSize, 0, t.shape[0]], this.threads(rows.length * rowSize), w === 2 ? 'u' : '');
     return y;
   }
 
+  /**
+   * (a 16-bit KV cache dst, ModelState.writeRow: each changed value rounded to its format again, two columns per
+   * thread, so its rows need an even length; src of either format)
+   */
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
     const H = dst.shape[dst.shape.length - 1];
+    const [df, sf] = [this.kvOf(dst), this.kvOf(src)];
+    if (df && H % 2 !== 0) throw new Error(`webgpu.scatterAddRows: dst is a ${dst.dtype} KV cache [${dst.shape.join(', ')}] with rows of odd length ${H}; the webgpu backend adds whole 32-bit words (two values) of 16-bit caches`);
     const rw = new Float32Array(rows.length * 2);
     for (let i = 0; i < rows.length; i++) {
       rw[2 * i] = rows[i];
       rw[2 * i + 1] = weights[i];
     }
-    this.run(SCATTER_ADD_ROWS, [this.rt.uploadData(rw), this.st(src), this.st(dst)], [rows.length, H], this.threads(H));
+    const v = df || sf ? `${df || 'f'}${sf || 'f'}` : '';
+    this.run(SCATTER_ADD_ROWS, [this.rt.uploadData(rw), this.st(src), this.st(dst)], [rows.length, H], this.threads(df ? H / 2 : H), v);
   }
 
+  /** (keeps a 16-bit KV cache's format: kvCheck makes each position whole words) */
   padTime(t: Tensor, newT: number): Tensor {
     const [b, T] = t.shape;
-    const inner = t.size / (b * T);
-    const y = this.out([b, newT, ...t.shape.slice(2)], 'pad_time');
-    this.run(PAD_TIME, [this.st(t), this.st(y)], [b * newT * inner, T * inner, newT * inner], this.threads(b * newT * inner));
+    const w = this.kvOf(t) ? 2 : 1;
+    const inner = t.size / (b * T) / w;
+    const y = this.rowsOut(t, [b, newT, ...t.shape.slice(2)], 'pad_time');
+    this.run(PAD_TIME, [this.st(t), this.st(y)], [b * newT * inner, T * inner, newT * inner], this.threads(b * newT * inner), w === 2 ? 'u' : '');
     return y;
   }
 }

@@ -22,7 +22,7 @@ export class BufRef {
   /** a buffer of the matrix pool: holds weight matrices only */
   matrices = false;
   /** the pool whose blocks this buffer holds ('' for the runtime's own buffers) */
-  pool: 'constants' | 'activations' | 'matrices' | 'packed' | '' = '';
+  pool: 'constants' | 'activations' | 'matrices' | 'packed' | 'kv caches' | '' = '';
   constructor(public gpu: GPUBuffer, public size: number) {
     this.id = BufRef.next++;
   }
@@ -68,9 +68,10 @@ export class Store {
 
   /**
    * How the words hold a matrix: 'f32', or 'bf16' (two weights per u32, weight 2i in the low half; `len` and
-   * `off` count u32 words). Only weight matrices in the matrix pool are bf16.
+   * `off` count u32 words). Only weight matrices in the matrix pool and 16-bit KV caches in the KV pool are bf16;
+   * 'f16' (binary16, packed the same way) only KV caches.
    */
-  fmt: 'f32' | 'bf16' = 'f32';
+  fmt: 'f32' | 'bf16' | 'f16' = 'f32';
   /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */
   seq = 0;
   /**
@@ -200,6 +201,11 @@ export class DeviceMemory {
    */
   readonly packPool: Pool;
   /**
+   * KV caches in bf16/f16 (two values per u32, bound as array<u32> by the attention kernels): a pool of its own, so
+   * that no f32 tensor shares their buffers
+   */
+  readonly kvPool: Pool;
+  /**
    * Set by a capture (GpuRuntime.capture) while it runs: blocks released meanwhile wait here, since the graph
    * it builds may bind them; `endHold` then reserves or frees them.
    */
@@ -238,6 +244,7 @@ export class DeviceMemory {
     this.actPool = new Pool(this, 'activations');
     this.matPool = new Pool(this, 'matrices', true);
     this.packPool = new Pool(this, 'packed');
+    this.kvPool = new Pool(this, 'kv caches');
   }
 
   newBuffer(bytes: number, label: string, usage: number = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST): BufRef {
@@ -268,7 +275,7 @@ export class DeviceMemory {
 
   /** see GpuRuntime.stats */
   stats(): MemoryStats {
-    const pools = [this.constPool, this.actPool, this.matPool, this.packPool];
+    const pools = [this.constPool, this.actPool, this.matPool, this.packPool, this.kvPool];
     return {
       deviceBytes: this.acct.device,
       peakDeviceBytes: this.acct.peakDevice,

@@ -29,6 +29,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * memory; opt-in until it has been checked on a GPU), 'flash1' (the same, but every prefill through the training forward `ATTN_FWD`, the prefill
    * kernel before; for comparisons) or 'legacy' (one workgroup per query row over all its keys, the kernel before
    * those). Also settable later (`backend.attentionKernels`) or by the environment variable MAMBA_TS_WEBGPU_ATTENTION.
+   * A bf16/f16 KV cache (`kvCache`): every set reads it, but 'flash1' refuses a prefill on one (the training forward
+   * reads f32), and a head dim past the flash prefill's prefills with the one-row-per-workgroup kernel.
    */
   attention?: WebGpuAttention;
   /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */

@@ -117,6 +117,8 @@ export class GpuRuntime {
   readonly matPool: Pool;
   /** the int8 slices of the int8 GEMM only (bound as array<u32>) */
   readonly packPool: Pool;
+  /** 16-bit KV caches only (bound as array<u32>) */
+  readonly kvPool: Pool;
   /** a small zero buffer bound for absent optional roles */
   readonly dummy: Store;
 
@@ -165,6 +167,7 @@ export class GpuRuntime {
     this.actPool = this.mem.actPool;
     this.matPool = this.mem.matPool;
     this.packPool = this.mem.packPool;
+    this.kvPool = this.mem.kvPool;
     this.kernels = new PipelineCache(device);
     this.paramBuf = this.newBuffer(PARAM_SLOT * 1024, 'parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     this.paramBG = this.makeParamBG();
@@ -644,7 +647,7 @@ export class GpuRuntime {
     }
     let out: Float32Array = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
-    if (s.fmt === 'bf16') out = decodeHalf(new Uint8Array(out.buffer), 'bf16', out.length * 2);
+    if (s.fmt !== 'f32') out = decodeHalf(new Uint8Array(out.buffer), s.fmt, out.length * 2);
     this.putStaging(staging);
     if (this.lastError) throw this.errorAfter(null);
     return out;

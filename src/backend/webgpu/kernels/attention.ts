@@ -2,13 +2,30 @@
  * Rotary embedding and causal (grouped-query) attention with a KV cache.
  * - `ROPE`: rotate-half on the first rd channels of each head; cos/sin come from the host (computed as the
  *   CPU reference does: float32 angle, then cos/sin), so large positions are exact.
- * - `KV_WRITE`: the new k/v rows into the cache [b, T, Hkv, hd] at pastLen[b] + t.
+ * - `KV_WRITE`: the new k/v rows into the cache [b, T, Hkv, hd] at pastLen[b] + t (variants 'b' / 'h': a bf16 / f16
+ *   cache, two values per u32 rounded to nearest even; one thread per word, so Hkv·hd must be even).
  * - `ATTENTION`: one workgroup of 64 per (b, t, query head) and slice of the keys; keys in blocks of 64 with an
  *   online softmax (running max and sum rescale the accumulator), so any length fits; each thread owns up to 8
  *   output channels (hd ≤ 512). Decode splits the keys over S workgroups (flash-decoding) and `ATTN_COMBINE`
- *   merges their partials; prefill with the tiled kernels runs the flash forward `ATTN_FWD` (grad_attention.ts).
+ *   merges their partials; prefill with the tiled kernels runs the flash prefill (attention_prefill.ts) or the flash
+ *   forward `ATTN_FWD` (grad_attention.ts). Variants 'b' / 'h' read a bf16 / f16 cache (`kvFormat`); with one, a
+ *   prefill the flash prefill kernel does not take (head dims > 64) runs here too, as `ATTN_FWD` reads f32 only.
  */
 import type { KernelSpec } from '../runtime.js';
+import { halfPacker, halfPairReader, halfReader, halfTypes, type HalfFormat } from './half.js';
+
+/**
+ * The KV cache format of an attention kernel's variant: '' (f32, or no cache), 'b' (bf16) or 'h' (f16), two values
+ * per u32 (kernels/half.ts); the cache roles are then bound as array<u32>.
+ */
+export function kvFormat(variant: string): HalfFormat {
+  return variant.endsWith('b') ? 'b' : variant.endsWith('h') ? 'h' : '';
+}
+
+/** WGSL: `kk(i)` / `vv(i)`, element i of the k / v roles (a cache in the variant's format, or f32 rows) */
+export function kvReaders(fmt: HalfFormat): string {
+  return `${halfReader(fmt, 'k', 'kk')}\n${halfReader(fmt, 'v', 'vv', false)}`;
+}
 
 /** params: rows, H, hd, rd. cs: [rows, rd/2, 2] */
 export const ROPE: KernelSpec = {
@@ -37,12 +54,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`,
 };
 
-/** params: Bn, L, rowKV, T */
+/** params: Bn, L, rowKV, T. Grid: one thread per value (f32) or per pair of values (bf16/f16 caches) */
 export const KV_WRITE: KernelSpec = {
   name: 'kv_write',
   roles: ['k', 'v', 'past', 'ck', 'cv'],
   writes: ['ck', 'cv'],
-  wgsl: () => /* wgsl */ `
+  types: (v) => halfTypes(kvFormat(v), 'ck', 'cv'),
+  wgsl: (variant) => {
+    const fmt = kvFormat(variant);
+    if (!fmt) {
+      return /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -53,7 +74,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let dst = (b * T + u32($past[o_past + b]) + t) * rowKV + q;
   $ck[o_ck + dst] = $k[o_k + i];
   $cv[o_cv + dst] = $v[o_v + i];
-}`,
+}`;
+    }
+    return /* wgsl */ `${halfPacker(fmt)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let rowKV = pu(PK + 2u); let T = pu(PK + 3u);
+  let rw = rowKV / 2u;
+  let w = lin(wg, nw) * 256u + li;
+  if (w >= Bn * L * rw) { return; }
+  let q = (w % rw) * 2u; let bt = w / rw; let t = bt % L; let b = bt / L;
+  let src = bt * rowKV + q;
+  let dst = ((b * T + u32($past[o_past + b]) + t) * rowKV + q) / 2u;
+  $ck[o_ck + dst] = half_pack($k[o_k + src], $k[o_k + src + 1u]);
+  $cv[o_cv + dst] = half_pack($v[o_v + src], $v[o_v + src + 1u]);
+}`;
+  },
 };
 
 /**
@@ -62,12 +99,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
  * slices of ⌈n/S⌉ rounded up to 64 (so a step recorded once fits every length up to the cache's capacity; slices
  * past n are empty) and slice s writes its partial (max, sum, unnormalised accumulator) to
  * y [Bn·L·Hq, S, hd + 2], which `ATTN_COMBINE` reduces.
+ * Variants 'b' / 'h': k and v are a bf16 / f16 KV cache (kvFormat).
  */
 export const ATTENTION: KernelSpec = {
   name: 'attention',
   roles: ['q', 'k', 'v', 'past', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `
+  types: (v) => halfTypes(kvFormat(v), 'k', 'v'),
+  wgsl: (variant) => {
+    const fmt = kvFormat(variant);
+    // a 16-bit cache with an even head dim: the scores' keys read a pair of values per load (same sums, in order)
+    const dot = fmt
+      ? /* wgsl */ `if ((hd & 1u) == 0u) {
+        for (var i = 0u; i < hd; i += 2u) { let k2 = kk2(ko + i); d = fma(qs[i], k2.x, d); d = fma(qs[i + 1u], k2.y, d); }
+      } else {
+        for (var i = 0u; i < hd; i++) { d = fma(qs[i], kk(ko + i), d); }
+      }`
+      : 'for (var i = 0u; i < hd; i++) { d = fma(qs[i], kk(ko + i), d); }';
+    return /* wgsl */ `
+${kvReaders(fmt)}
+${fmt ? halfPairReader(fmt, 'k', 'kk2') : ''}
 var<workgroup> qs: array<f32, 512>;
 var<workgroup> sc: array<f32, 64>;
 var<workgroup> wpast: u32;
@@ -101,9 +152,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let s = s0 + li;
     var sv = -3.0e38;
     if (s < end) {
-      let ko = o_k + (b * cap + s) * rowKV + kvh * hd;
+      let ko = (b * cap + s) * rowKV + kvh * hd;
       var d = 0.0;
-      for (var i = 0u; i < hd; i++) { d = fma(qs[i], $k[ko + i], d); }
+      ${dot}
       sv = d * scale;
     }
     sc[li] = sv;
@@ -124,7 +175,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
       let p = li + 64u * jj;
       if (p < hd) {
         var a = acc[jj] * corr;
-        for (var j = 0u; j < cnt; j++) { a = fma(sc[j], $v[o_v + (b * cap + s0 + j) * rowKV + kvh * hd + p], a); }
+        for (var j = 0u; j < cnt; j++) { a = fma(sc[j], vv((b * cap + s0 + j) * rowKV + kvh * hd + p), a); }
         acc[jj] = a;
       }
     }
@@ -144,7 +195,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
     let p = li + 64u * jj;
     if (p < hd) { $y[po + 2u + p] = acc[jj]; }
   }
-}`,
+}`;
+  },
 };
 
 /**

@@ -13,8 +13,11 @@
  * Five barriers per tile of 64 keys. Workgroup memory: (2·BQ + 64) × 64 floats — 32 KiB at BQ = 32 (128 threads),
  * 48 KiB at BQ = 64 (256 threads); the variant ('q32' | 'q64') is the largest that fits (`prefillAttentionVariant`).
  * roles: q [b, L, Hq, hd], k, v, past, y [b, L, Hq, hd]. params: Bn, L, Hq, Hkv, hd, scale (f32 bits), cap, flags.
+ * A variant ending in 'b' / 'h' ('q32b', 'q64h', …) reads k/v from a bf16 / f16 KV cache (attention.ts's kvFormat).
  */
 import type { KernelSpec } from '../runtime.js';
+import { halfReader, halfTypes } from './half.js';
+import { kvFormat, kvReaders } from './attention.js';
 
 /** the largest head dim of `ATTN_PREFILL` */
 export const ATTN_PREFILL_MAX_HD = 64;
@@ -35,18 +38,21 @@ export function prefillAttentionVariant(hd: number, maxWorkgroupStorage: number)
 
 /** query rows per workgroup of a variant */
 export function prefillAttentionRows(variant: string): number {
-  return variant === 'q64' ? 64 : 32;
+  return variant.startsWith('q64') ? 64 : 32;
 }
 
-/** WGSL: a vec4 of `$role[base + d … d+3]`, components at or past hd (and all when `ok` fails) read as 0 */
-function load4(role: string, base: string, d: string, ok: string): string {
+/**
+ * WGSL: a vec4 of elements base + d … d+3 read by `fn` (lq, kk, vv: from the role's offset), components at or past
+ * hd (and all when `ok` fails) read as 0
+ */
+function load4(fn: string, base: string, d: string, ok: string): string {
   return /* wgsl */ `
       var x4 = vec4<f32>(0.0);
       if (${ok}) {
-        if (${d} < hd) { x4.x = $${role}[${base} + ${d}]; }
-        if (${d} + 1u < hd) { x4.y = $${role}[${base} + ${d} + 1u]; }
-        if (${d} + 2u < hd) { x4.z = $${role}[${base} + ${d} + 2u]; }
-        if (${d} + 3u < hd) { x4.w = $${role}[${base} + ${d} + 3u]; }
+        if (${d} < hd) { x4.x = ${fn}(${base} + ${d}); }
+        if (${d} + 1u < hd) { x4.y = ${fn}(${base} + ${d} + 1u); }
+        if (${d} + 2u < hd) { x4.z = ${fn}(${base} + ${d} + 2u); }
+        if (${d} + 3u < hd) { x4.w = ${fn}(${base} + ${d} + 3u); }
       }`;
 }
 
@@ -57,10 +63,13 @@ export const ATTN_PREFILL: KernelSpec = {
   name: 'attention_prefill',
   roles: ['q', 'k', 'v', 'past', 'y'],
   writes: ['y'],
+  types: (v) => halfTypes(kvFormat(v), 'k', 'v'),
   wgsl: (variant) => {
-    if (variant !== 'q32' && variant !== 'q64') throw new Error(`webgpu attention_prefill: bad variant ${JSON.stringify(variant)} (q32 or q64)`);
+    if (!/^q(32|64)[bh]?$/.test(variant)) throw new Error(`webgpu attention_prefill: bad variant ${JSON.stringify(variant)} (q32 or q64, then b or h for a bf16 / f16 KV cache)`);
     const rg = prefillAttentionRows(variant) / 4;
     return /* wgsl */ `
+${halfReader('', 'q', 'lq')}
+${kvReaders(kvFormat(variant))}
 const RG: u32 = ${rg}u;
 const BQ: u32 = ${4 * rg}u;
 const NT: u32 = ${16 * rg}u;
@@ -92,7 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   let qscale = scale * 1.4426950408889634;
   for (var e = li; e < BQ * 16u; e += NT) {
     let r = e / 16u; let d = (e % 16u) * 4u;
-    let base = o_q + (b * L + r0 + r) * rowQ + h * hd;${load4('q', 'base', 'd', 'r0 + r < L')}
+    let base = (b * L + r0 + r) * rowQ + h * hd;${load4('lq', 'base', 'd', 'r0 + r < L')}
     Qs[e] = x4 * qscale;
   }
   let past = bitcast<u32>(workgroupUniformLoad(&Ps[0]).x);
@@ -107,7 +116,7 @@ ${rows4((i) => `  acc[${i}] = vec4<f32>(0.0); m[${i}] = -3.0e38; l[${i}] = 0.0;`
     // Kᵀ: KV[d·16 + key/4][key % 4] (consecutive threads: consecutive keys)
     for (var e = li; e < 1024u; e += NT) {
       let key = e % 64u; let d = (e / 64u) * 4u;
-      let base = o_k + (b * cap + c0 + key) * rowKV + kvh * hd;${load4('k', 'base', 'd', 'c0 + key < kEnd')}
+      let base = (b * cap + c0 + key) * rowKV + kvh * hd;${load4('kk', 'base', 'd', 'c0 + key < kEnd')}
       let kq = key / 4u; let kr = key % 4u;
       KV[d * 16u + kq][kr] = x4.x;
       KV[(d + 1u) * 16u + kq][kr] = x4.y;
@@ -140,7 +149,7 @@ ${rows4((i) => `    {
     // V: KV[key·16 + d/4] (the keys' rows are done with)
     for (var e = li; e < 1024u; e += NT) {
       let key = e / 16u; let d = (e % 16u) * 4u;
-      let base = o_v + (b * cap + c0 + key) * rowKV + kvh * hd;${load4('v', 'base', 'd', 'c0 + key < kEnd')}
+      let base = (b * cap + c0 + key) * rowKV + kvh * hd;${load4('vv', 'base', 'd', 'c0 + key < kEnd')}
       KV[e] = x4;
     }
     workgroupBarrier();

@@ -5,6 +5,13 @@
  */
 import type { KernelSpec } from '../runtime.js';
 import { bf16Types, weightReader } from './linear.js';
+import { halfPacker, halfReader, halfTypes, type HalfFormat } from './half.js';
+
+/**
+ * variant 'u' of the row copies (copy_rows, gather_rows, pad_time): u32 words copied bit for bit — a 16-bit KV cache
+ * (two values per word) keeps its format through growth, selection and concatenation
+ */
+const wordTypes = (variant: string): Record<string, string> => (variant === 'u' ? { x: 'u32', y: 'u32' } : {});
 
 /**
  * y[r·ys + yc + c] = x[r·xs + xc + c] for r < rows, c < width.
@@ -14,6 +21,7 @@ export const COPY_ROWS: KernelSpec = {
   name: 'copy_rows',
   roles: ['x', 'y'],
   writes: ['y'],
+  types: wordTypes,
   wgsl: () => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -34,10 +42,10 @@ export const GATHER_ROWS: KernelSpec = {
   name: 'gather_rows',
   roles: ['idx', 'x', 'y'],
   writes: ['y'],
-  // variant 'b': a bf16 table (an embedding stored as bf16)
-  types: bf16Types('x'),
+  // variant 'b': a bf16 table (an embedding stored as bf16); 'u': words copied as they are
+  types: (v) => (v === 'u' ? wordTypes(v) : bf16Types('x')(v)),
   wgsl: (v) => /* wgsl */ `
-${weightReader(v, 'x')}
+${v === 'u' ? 'fn wv(i: u32) -> u32 { return $x[o_x + i]; }' : weightReader(v, 'x')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -56,7 +64,8 @@ export const PAD_TIME: KernelSpec = {
   name: 'pad_time',
   roles: ['x', 'y'],
   writes: ['y'],
-  wgsl: () => /* wgsl */ `
+  types: wordTypes,
+  wgsl: (v) => /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -64,7 +73,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (i >= pu(PK)) { return; }
   let tin = pu(PK + 1u); let tout = pu(PK + 2u);
   let r = i / tout; let q = i % tout;
-  var v = 0.0;
+  var v = ${v === 'u' ? '0u' : '0.0'};
   if (q < tin) { v = $x[o_x + r * tin + q]; }
   $y[o_y + i] = v;
 }`,
@@ -73,22 +82,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 /**
  * dst[rows[i]] += w[i] · src[i] for i < n, in order (rows may repeat): one thread per column.
  * rw holds (row, weight) pairs. params: n, H
+ * Variants for 16-bit KV caches (ModelState.writeRow): two letters, dst's format then src's ('f' f32, 'b' bf16,
+ * 'h' f16; '' is 'ff'). A 16-bit dst: one thread per pair of columns (H even), each sum rounded to nearest even again.
  */
 export const SCATTER_ADD_ROWS: KernelSpec = {
   name: 'scatter_add_rows',
   roles: ['rw', 'src', 'dst'],
   writes: ['dst'],
-  wgsl: () => /* wgsl */ `
+  types: (v) => ({ ...halfTypes(scatterFormats(v).src, 'src'), ...halfTypes(scatterFormats(v).dst, 'dst') }),
+  wgsl: (v) => {
+    const f = scatterFormats(v);
+    const head = /* wgsl */ `
+${halfReader(f.src, 'src', 'sv')}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
   let n = pu(PK); let H = pu(PK + 1u);
-  let c = lin(wg, nw) * 256u + li;
+  let c = lin(wg, nw) * 256u + li;`;
+    if (!f.dst) {
+      return /* wgsl */ `${head}
   if (c >= H) { return; }
   for (var i = 0u; i < n; i++) {
     let r = u32($rw[o_rw + 2u * i]);
     let w = $rw[o_rw + 2u * i + 1u];
-    $dst[o_dst + r * H + c] += w * $src[o_src + i * H + c];
+    $dst[o_dst + r * H + c] += w * sv(i * H + c);
   }
-}`,
+}`;
+    }
+    return /* wgsl */ `${halfReader(f.dst, 'dst', 'dv', f.src !== 'h')}
+${halfPacker(f.dst)}${head}
+  if (2u * c >= H) { return; }
+  for (var i = 0u; i < n; i++) {
+    let r = u32($rw[o_rw + 2u * i]);
+    let w = $rw[o_rw + 2u * i + 1u];
+    let e = r * H + 2u * c; let se = i * H + 2u * c;
+    $dst[o_dst + e / 2u] = half_pack(dv(e) + w * sv(se), dv(e + 1u) + w * sv(se + 1u));
+  }
+}`;
+  },
 };
+
+/** the formats of SCATTER_ADD_ROWS's dst and src in a variant */
+export function scatterFormats(variant: string): { dst: HalfFormat; src: HalfFormat } {
+  const f = (c: string | undefined): HalfFormat => (c === 'b' || c === 'h' ? c : '');
+  return { dst: f(variant[0]), src: f(variant[1]) };
+}

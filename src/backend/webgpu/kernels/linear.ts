@@ -10,17 +10,16 @@
  * params: M, K, N, n0, nb, hasBias
  */
 import type { KernelSpec } from '../runtime.js';
+import { halfReader, halfTypes } from './half.js';
 
 /**
  * `wv(i)`: element i of the weight matrix, for variant '' (float32) or 'b' (bf16, two to a u32: the role is
  * bound as array<u32>). Shared with the row gather of embedding tables.
  */
 export function weightReader(variant: string, role = 'w'): string {
-  return variant === 'b'
-    ? /* wgsl */ `fn wv(i: u32) -> f32 { let u = $${role}[o_${role} + (i >> 1u)]; return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (i & 1u) == 1u)); }`
-    : /* wgsl */ `fn wv(i: u32) -> f32 { return $${role}[o_${role} + i]; }`;
+  return halfReader(variant === 'b' ? 'b' : '', role, 'wv');
 }
-export const bf16Types = (role: string) => (variant: string): Record<string, string> => (variant === 'b' ? { [role]: 'u32' } : {});
+export const bf16Types = (role: string) => (variant: string): Record<string, string> => halfTypes(variant === 'b' ? 'b' : '', role);
 
 /**
  * The matvec on devices with subgroups: one output column per subgroup (lanes stride over K, then
