@@ -317,6 +317,14 @@ export interface Backend {
    */
   mamba2Step?(a: Mamba2StepArgs): Tensor | null;
   /**
+   * Optional (wasm): `mamba1Step` and then out_proj (`w`, `bias`: what the mixer multiplies the step's y by) in one
+   * call, with the same result as the two; [b, 1, w rows]. null when it does not handle these arguments (the mixer
+   * then calls `mamba1Step` and `linear`).
+   */
+  mamba1StepOut?(a: Mamba1StepArgs, w: Tensor, bias: Tensor | null): Tensor | null;
+  /** Optional (wasm): `mamba2Step` and then out_proj in one call, as `mamba1StepOut` */
+  mamba2StepOut?(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null;
+  /**
    * Optional: true when `mamba1Step` / `mamba2Step` honour their `onDelta` argument (hand Δ out of the fused step);
    * a mixer observing Δ (ForwardOptions.onDelta) runs the op sequence on a backend without it.
    */

@@ -69,10 +69,17 @@ export class Mamba1Mixer implements Mixer {
     if (L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta)) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
       const observed = stepDelta(ctx, 'mamba1', this.backend.name);
-      const y = this.backend.mamba1Step({
+      const args = {
         xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
         A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta: observed.onDelta,
-      });
+      };
+      // the step and out_proj in one call where the backend has it (the same numbers)
+      const out = this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias);
+      if (out) {
+        observed.check();
+        return out;
+      }
+      const y = this.backend.mamba1Step(args);
       if (y) {
         observed.check();
         return ops.linear(y, w.outProj, w.outProjBias);

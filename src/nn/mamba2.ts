@@ -93,11 +93,18 @@ export class Mamba2Mixer implements Mixer {
     if (L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta)) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
       const observed = stepDelta(ctx, 'mamba2', this.backend.name);
-      const g = this.backend.mamba2Step({
+      const args = {
         zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
         convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
         normGroupSize: opts.normGroupSize, next: w.outProj, onDelta: observed.onDelta,
-      });
+      };
+      // the step and out_proj in one call where the backend has it (the same numbers)
+      const out = this.backend.mamba2StepOut?.(args, w.outProj, w.outProjBias);
+      if (out) {
+        observed.check();
+        return out;
+      }
+      const g = this.backend.mamba2Step(args);
       if (g) {
         observed.check();
         return ops.linear(g, w.outProj, w.outProjBias);

@@ -53,6 +53,12 @@ export interface WasmBackendOptions {
    * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
    */
   fuseProducts?: boolean;
+  /**
+   * decode: a Mamba layer's step and its out_proj as one call on the threads (`mamba1StepOut` / `mamba2StepOut`:
+   * assembly/step_out.ts; default true, or the environment's MAMBA_TS_WASM_STEP_OUT=0 for false). false: the step, then
+   * out_proj as its own call, as before (benchmarks compare the two; the numbers are the same bits)
+   */
+  stepOut?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -86,6 +92,14 @@ const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, 
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
  */
 export const SSD_MAX_CHUNK = 64;
+/** out_proj formats the *_step_out kernels multiply by (assembly/step_out.ts: its `fmt` codes) */
+const STEP_OUT_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
+
+/** the product a decode step's kernel applies to its output in the same call (mamba1StepOut, mamba2StepOut) */
+interface StepOutArgs {
+  w: Tensor;
+  bias: Tensor | null;
+}
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
@@ -108,6 +122,8 @@ export class WasmBackend extends CpuBackend {
   gemm: WasmGemm;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
+  /** see WasmBackendOptions.stepOut (may be changed between calls) */
+  stepOut: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -127,6 +143,7 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
     this.fuseProducts = opts.fuseProducts ?? true;
+    this.stepOut = opts.stepOut ?? envStepOut();
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -479,6 +496,19 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
   mamba1Step(a: Mamba1StepArgs): Tensor | null {
+    return this.mamba1StepWith(a, null);
+  }
+
+  /**
+   * The Mamba-1 decode step and then out_proj (`w`, `bias`) in one team call (assembly/step_out.ts): the same bits as
+   * `mamba1Step` followed by `linear`; [b, 1, w rows]. null when `stepOut` is off or the step or W is not handled here;
+   * also while `stepPrefetch` is on (that option touches out_proj during the step of the two-call path).
+   */
+  mamba1StepOut(a: Mamba1StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
+    return this.stepOut && this.stepPrefetch === 0 ? this.mamba1StepWith(a, { w, bias }) : null;
+  }
+
+  private mamba1StepWith(a: Mamba1StepArgs, out: StepOutArgs | null): Tensor | null {
     const [batch, L, twoD] = a.xz.shape;
     const [Dm, K] = a.conv.shape;
     const R = a.dtProj.shape[1];
@@ -492,13 +522,18 @@ export class WasmBackend extends CpuBackend {
       const yo = c.out(batch * Dm);
       const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
       const counter = c.zeros(1); // (an i32 zero)
+      const o = out ? this.stepOutDesc(c, out, batch, Dm) : null;
+      if (out && !o) return null;
       const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
-      this.runtime.runTeam('mamba1_step', [
+      const args = [
         c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
         yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
-        batch, Dm, K, R, N, ...this.prefetchArgs(a.next),
-      ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
-      const y = c.result(yo, [batch, 1, Dm]);
+        batch, Dm, K, R, N,
+      ];
+      const stepWork = batch * Dm * (P + R + 4 * N);
+      if (o) this.runtime.runTeam('mamba1_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      else this.runtime.runTeam('mamba1_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
+      const y = o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, Dm]);
       a.onDelta?.(c.result(deltaOut, [batch, 1, Dm]));
       return y;
     });
@@ -506,6 +541,18 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
   mamba2Step(a: Mamba2StepArgs): Tensor | null {
+    return this.mamba2StepWith(a, null);
+  }
+
+  /**
+   * The Mamba-2 decode step and then out_proj (`w`, `bias`) in one team call (assembly/step_out.ts): the same bits as
+   * `mamba2Step` followed by `linear`; [b, 1, w rows]. null as for `mamba1StepOut`.
+   */
+  mamba2StepOut(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
+    return this.stepOut && this.stepPrefetch === 0 ? this.mamba2StepWith(a, { w, bias }) : null;
+  }
+
+  private mamba2StepWith(a: Mamba2StepArgs, out: StepOutArgs | null): Tensor | null {
     const [batch, L, width] = a.zxbcdt.shape;
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const W = nh * hd;
@@ -514,6 +561,8 @@ export class WasmBackend extends CpuBackend {
     return this.op((c) => {
       const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
       if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+      const o = out ? this.stepOutDesc(c, out, batch, W) : null;
+      if (out && !o) return null;
       // Δ: bias, softplus and limits on the JS side, as the unfused path does
       const all = a.zxbcdt.storage as Float32Array;
       const dtRaw = new Float32Array(batch * nh);
@@ -523,13 +572,37 @@ export class WasmBackend extends CpuBackend {
       const yo = c.out(batch * W);
       const work = c.out(batch * (convDim + W));
       const counter = c.zeros(1); // (an i32 zero)
-      this.runtime.runTeam('mamba2_step', [
+      const args = [
         c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
-        yo, work, counter, batch, nh, hd, G, N, K, ...this.prefetchArgs(a.next),
-      ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
+        yo, work, counter, batch, nh, hd, G, N, K,
+      ];
+      const stepWork = 3 * batch * W * N;
+      if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      else this.runtime.runTeam('mamba2_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
       a.onDelta?.(new Tensor(this, dtHost, [batch, 1, nh])); // Δ observed: what observeDelta computes (same function, same inputs)
-      return c.result(yo, [batch, 1, W]);
+      return o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, W]);
     });
+  }
+
+  /**
+   * The descriptor of out_proj for the *_step_out kernels (assembly/step_out.ts: format, W, scales, bias, y, N, the
+   * q8 scratch and its stride per thread) written into scratch of `c`, for x [M, K]; null where they do not run this
+   * product: W not a wasm matrix of f32/bf16/f16/q8 with K columns, or M rows that `linear` would give to the GEMM
+   * kernels (the decode kernels then would not be the same bits).
+   */
+  private stepOutDesc(c: OpScratch, out: StepOutArgs, M: number, K: number): { desc: number; y: number; N: number; work: number } | null {
+    const m = this.matrices.get(out.w.storage as object);
+    const fmt = m ? STEP_OUT_FORMAT[m.format] : undefined;
+    if (!m || fmt === undefined || m.cols !== K) return null;
+    if (M >= (m.format === 'f32' || m.format === 'q8' ? BLOCKED_MIN_ROWS : PANEL_MIN_ROWS)) return null;
+    if (out.bias && out.bias.size !== m.rows) throw new Error(`wasm.stepOut: bias of ${out.bias.size} values for ${m.rows} rows of out_proj`);
+    const y = c.out(M * m.rows);
+    // q8: x quantized by each thread into scratch of its own (i16 values, then f32 block scales), 64-byte aligned
+    const stride = m.format === 'q8' ? Math.ceil((2 * M * K + (4 * M * K) / Q8_BLOCK) / 64) * 64 : 0;
+    const xq = stride ? c.out((this.runtime.threads * stride) / 4) : 0;
+    const desc = c.out(8);
+    new Int32Array(this.runtime.memory.buffer, desc, 8).set([fmt, m.off, m.scales, c.in(out.bias), y, m.rows, xq, stride]);
+    return { desc, y, N: m.rows, work: M * K * m.rows };
   }
 
   /** the step kernels' pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget for the weight `w` (zeros: no prefetch) */
@@ -657,7 +730,14 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
-/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
+/** MAMBA_TS_WASM_STEP_OUT: '0' = false, '1' or unset = true (WasmBackendOptions.stepOut) */
+function envStepOut(): boolean {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_OUT : undefined;
+  if (raw === undefined || raw === '' || raw === '1') return true;
+  if (raw === '0') return false;
+  throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_STEP_OUT must be 0 or 1, got "${raw}"`);
+}
+
 /** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
 function envGemm(): WasmGemm {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMM : undefined;
@@ -666,6 +746,7 @@ function envGemm(): WasmGemm {
   return raw;
 }
 
+/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
 function envStepPrefetch(): number {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
   if (raw === undefined || raw === '') return 0;

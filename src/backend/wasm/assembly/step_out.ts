@@ -1,0 +1,58 @@
+// A decode step's output projection in the same team call as the step (mamba1_step_out, mamba2_step_out): after the
+// step's last phase, a barrier, then y = x · Wᵀ (+ bias) with W's rows split among the threads, as `linear` splits
+// them (aligned to 4) — one hand-off per layer for the step and out_proj instead of two, and x (the step's output)
+// never leaves wasm memory. Each thread runs the one-matrix decode kernel (linear.ts, linear_q8.ts) on its rows, so
+// the result is the same bits as the step's output passed to `linear` (those kernels give the same bits for any split
+// of N). q8: each thread quantizes x itself (quantize_rows_q8, into scratch of its own) instead of one thread and a
+// second barrier; the quantization is deterministic, so every thread holds the same integers.
+//
+// The product is described by 8 i32 at `desc` (the JS side writes them; see WasmBackend.stepOut):
+//   [fmt (0 f32, 1 bf16, 2 f16, 3 q8), W (q8: its int8 rows), q8 scales or 0, bias or 0, y [M, N], N,
+//    q8: scratch for the quantized x, xqStride bytes per thread (≥ 2·M·K + 4·M·K/32)]
+
+import { linear_bf16, linear_f16, linear_f32 } from './linear';
+import { linear_q8, quantize_rows_q8 } from './linear_q8';
+import { mamba1_step } from './mamba1_step';
+import { mamba2_step } from './mamba2_step';
+import { sliceHi, sliceLo, teamBarrier } from './team';
+
+/** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
+export function teamProduct(desc: usize, x: usize, M: i32, K: i32, t: i32, T: i32): void {
+  const fmt = load<i32>(desc), w = <usize>load<u32>(desc, 4), scales = <usize>load<u32>(desc, 8);
+  const bias = <usize>load<u32>(desc, 12), y = <usize>load<u32>(desc, 16), N = load<i32>(desc, 20);
+  const n0 = sliceLo(t, T, N, 4), n1 = sliceHi(t, T, N, 4);
+  if (n0 >= n1) return;
+  if (fmt == 3) {
+    const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
+    const xs = xq + ((<usize>M * <usize>K) << 1);
+    quantize_rows_q8(x, xq, xs, M, K, 0, M);
+    linear_q8(xq, xs, w, scales, bias, y, M, K, N, n0, n1);
+  } else if (fmt == 0) linear_f32(x, w, bias, y, M, K, N, n0, n1);
+  else if (fmt == 1) linear_bf16(x, w, bias, y, M, K, N, n0, n1);
+  else linear_f16(x, w, bias, y, M, K, N, n0, n1);
+}
+
+/** mamba1_step (its arguments, without the out_proj prefetch), then out_proj of its y (`desc`, see above) */
+export function mamba1_step_out(
+  xz: usize, convW: usize, convB: usize, convState: usize, xProj: usize, dtProj: usize, dtBias: usize, A: usize,
+  Dskip: usize, ssmState: usize, y: usize, scratch: usize, counter: usize, deltaOut: usize,
+  hasNorms: i32, normDt: usize, normB: usize, normC: usize, eps: f32,
+  batch: i32, Dm: i32, K: i32, R: i32, N: i32, desc: usize, t: i32, T: i32,
+): void {
+  mamba1_step(xz, convW, convB, convState, xProj, dtProj, dtBias, A, Dskip, ssmState, y, scratch, counter, deltaOut,
+    hasNorms, normDt, normB, normC, eps, batch, Dm, K, R, N, 0, 0, 0, 0, 0, 0, t, T);
+  teamBarrier(counter, hasNorms ? 4 : 3, T); // (mamba1_step passes 2 barriers, 3 with the norms)
+  teamProduct(desc, y, batch, Dm, t, T);
+}
+
+/** mamba2_step (its arguments, without the out_proj prefetch), then out_proj of its g (`desc`, see above) */
+export function mamba2_step_out(
+  zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
+  normW: usize, eps: f32, groupSize: i32, y: usize, scratch: usize, counter: usize,
+  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, desc: usize, t: i32, T: i32,
+): void {
+  mamba2_step(zxbcdt, dt, convW, convB, convState, A, Dskip, ssmState, normW, eps, groupSize, y, scratch, counter,
+    batch, nh, hd, G, N, K, 0, 0, 0, 0, 0, 0, t, T);
+  teamBarrier(counter, 3, T); // (mamba2_step passes 2 barriers)
+  teamProduct(desc, y, batch, nh * hd, t, T);
+}
