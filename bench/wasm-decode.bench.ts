@@ -26,7 +26,8 @@
  * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
  * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
  * `linearMany`, WasmBackendOptions.fuseProducts = false); split-out = a Mamba layer's decode step and its out_proj as
- * two calls on the threads (the path before `mamba1StepOut` / `mamba2StepOut`, WasmBackendOptions.stepOut = false).
+ * two calls on the threads (the path before `mamba1StepOut` / `mamba2StepOut`, WasmBackendOptions.stepOut = false);
+ * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -47,7 +48,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
     'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
     'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany),\n' +
-    'split-out (a Mamba layer\'s decode step and its out_proj as two calls, as before mamba1StepOut / mamba2StepOut).\n' +
+    'split-out (a Mamba layer\'s decode step and its out_proj as two calls, as before mamba1StepOut / mamba2StepOut),\n' +
+    'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -82,6 +84,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.runtime.governor.enabled = false;
   be.fuseProducts = true;
   be.stepOut = true;
+  be.touchState = false;
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -96,11 +99,12 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'argmax') out.argmax = true;
     else if (part === 'separate') be.fuseProducts = false;
     else if (part === 'split-out') be.stepOut = false;
+    else if (part === 'touch-state') be.touchState = true;
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-out, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-out, touch-state, prompt:N, gc)`);
   }
   return out;
 }

@@ -251,6 +251,12 @@ export interface Backend {
    * the same numbers as separate calls; null when it does not handle these (the caller then calls `linear` per weight).
    */
   linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
+  /**
+   * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
+   * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when
+   * it does not do this for these arguments (the caller then calls `linear`).
+   */
+  linearTouching?(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor | null;
   /** RMSNorm over the last dim of x [M, H]: w · x / sqrt(mean(x²) + eps) (w null: no weight) */
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor;
   /** gated RMSNorm (norm before gate = false): w · n(x · silu(z)), normalised per group of `groupSize` channels */

@@ -88,7 +88,8 @@ export class Mamba2Mixer implements Mixer {
     const [b, L] = h.shape;
     const GN = d.nGroups * d.dState;
     const st = ctx.state;
-    const zxbcdt = ops.linear(h, w.inProj, w.inProjBias);
+    // decode: the state is read next (the step), so it may be fetched while in_proj's weights stream (an option)
+    const zxbcdt = L === 1 && st ? ops.linearTouching(h, w.inProj, w.inProjBias, st.ssm) : ops.linear(h, w.inProj, w.inProjBias);
     const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
     if (L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta)) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)

@@ -158,6 +158,40 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
   }
 });
 
+describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_proj (touchState)', () => {
+  for (const name of ['mamba2-tiny', 'nemotron-h-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, q8, ${threads} thread(s): the same logits with and without, and the touching kernel ran`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const run0 = rt.run;
+        let touched = 0;
+        rt.run = function (k, args, n, align, work) {
+          if (k === 'linear_q8_touch') {
+            touched++;
+            assert.ok(args[9] > 0 && args[10] > 0, 'a region to touch');
+          }
+          return run0.call(this, k, args, n, align, work);
+        };
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.touchState = false;
+          const off = await stepLogits(model.lm, ids, 6, 4);
+          assert.equal(touched, 0, 'off: no touching');
+          be.touchState = true;
+          const on = await stepLogits(model.lm, ids, 6, 4);
+          assert.ok(touched > 0, 'on: linear_q8_touch ran');
+          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+        } finally {
+          rt.run = run0;
+          be.touchState = false;
+        }
+      });
+    }
+  }
+});
+
 describe('wasm backend: out_proj touched during the fused decode step (stepPrefetch)', () => {
   for (const name of ['mamba-tiny', 'falcon-mamba-tiny', 'mamba2-tiny', 'bamba-variant']) {
     for (const weights of ['f32', 'q8'] as const) {

@@ -59,6 +59,13 @@ export interface WasmBackendOptions {
    * out_proj as its own call, as before (benchmarks compare the two; the numbers are the same bits)
    */
   stepOut?: boolean;
+  /**
+   * decode: a Mamba-2 layer's q8 in_proj (one row of x) touches the layer's SSM state while it runs (one line of it per
+   * block of weights, each thread the share it steps next), so that the step finds the state cached (`linearTouching`).
+   * Default false, or the environment's MAMBA_TS_WASM_TOUCH_STATE=1: on a shared machine the step got 3× faster but
+   * in_proj as much slower (the memory was the limit); to be measured on a quiet machine. The same numbers on or off.
+   */
+  touchState?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -124,6 +131,8 @@ export class WasmBackend extends CpuBackend {
   fuseProducts: boolean;
   /** see WasmBackendOptions.stepOut (may be changed between calls) */
   stepOut: boolean;
+  /** see WasmBackendOptions.touchState (may be changed between calls) */
+  touchState: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -144,6 +153,7 @@ export class WasmBackend extends CpuBackend {
     this.gemm = opts.gemm ?? envGemm();
     this.fuseProducts = opts.fuseProducts ?? true;
     this.stepOut = opts.stepOut ?? envStepOut();
+    this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -403,6 +413,26 @@ export class WasmBackend extends CpuBackend {
         this.runtime.run('linear_multi', [f === 'f32' ? 0 : f === 'bf16' ? 1 : 2, xo, M, K, ...slots], total, 4, M * K * total);
       }
       return mats.map((m, i) => c.result(ys[i], [M, m.rows]));
+    });
+  }
+
+  /**
+   * `linear` touching `next` meanwhile (WasmBackendOptions.touchState): q8 W, one row of x, `next` wasm-resident;
+   * else null. The product is linear_q8's (the same bits); the touches only load.
+   */
+  linearTouching(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor | null {
+    const m = this.matrices.get(w.storage as object);
+    const [M, K] = x.shape;
+    if (!this.touchState || !m || m.format !== 'q8' || M !== 1 || m.cols !== K) return null;
+    const touch = this.resident.get(next.storage as Float32Array);
+    if (touch === undefined) return null;
+    const N = m.rows;
+    return this.op((c) => {
+      const xo = c.in(x), bo = c.in(bias), yo = c.out(N);
+      const xq = c.out(K / 2 + K / Q8_BLOCK), xs = xq + K * 2;
+      this.runtime.run('quantize_rows_q8', [xo, xq, xs, 1, K], 1, 1, K);
+      this.runtime.run('linear_q8_touch', [xq, xs, m.off, m.scales, bo, yo, 1, K, N, touch, next.size * 4], N, 4, K * N);
+      return c.result(yo, [1, N]);
     });
   }
 
@@ -730,12 +760,17 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
+/** a boolean environment variable: '1' true, '0' false, unset or empty `dflt` */
+function envFlag(name: string, dflt: boolean): boolean {
+  const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === '1' || raw === '0') return raw === '1';
+  throw new LoadOptionError(`wasm backend: ${name} must be 0 or 1, got "${raw}"`);
+}
+
 /** MAMBA_TS_WASM_STEP_OUT: '0' = false, '1' or unset = true (WasmBackendOptions.stepOut) */
 function envStepOut(): boolean {
-  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_OUT : undefined;
-  if (raw === undefined || raw === '' || raw === '1') return true;
-  if (raw === '0') return false;
-  throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_STEP_OUT must be 0 or 1, got "${raw}"`);
+  return envFlag('MAMBA_TS_WASM_STEP_OUT', true);
 }
 
 /** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
