@@ -331,6 +331,14 @@ export interface Backend {
   /** Optional (wasm): `mamba2Step` and then out_proj in one call, as `mamba1StepOut` */
   mamba2StepOut?(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null;
   /**
+   * Optional (wasm): a Mamba-1 layer's whole decode step in one call — in_proj of `h`, `mamba1Step`, out_proj — with
+   * the same result as those; [b, 1, out rows]. null when it does not handle these arguments (the mixer then runs
+   * in_proj and `mamba1StepOut`).
+   */
+  mamba1Layer?(a: Mamba1LayerArgs): Tensor | null;
+  /** Optional (wasm): a Mamba-2 layer's whole decode step in one call, as `mamba1Layer` */
+  mamba2Layer?(a: Mamba2LayerArgs): Tensor | null;
+  /**
    * Optional: true when `mamba1Step` / `mamba2Step` honour their `onDelta` argument (hand Δ out of the fused step);
    * a mixer observing Δ (ForwardOptions.onDelta) runs the op sequence on a backend without it.
    */
@@ -417,6 +425,17 @@ export interface Mamba2StepArgs {
    */
   onDelta?: (delta: Tensor) => void;
 }
+
+/** A Mamba layer's decode step from its input (mamba1Layer, mamba2Layer): h [b, 1, H], in_proj, the step's arguments, out_proj */
+interface LayerProjections {
+  h: Tensor;
+  inProj: Tensor;
+  inProjBias: Tensor | null;
+  outProj: Tensor;
+  outProjBias: Tensor | null;
+}
+export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
+export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
 
 export interface Mamba1StepArgs {
   /** in_proj output [b, 1, 2D]: x then z */

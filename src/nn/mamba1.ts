@@ -65,21 +65,32 @@ export class Mamba1Mixer implements Mixer {
     const { w, D, N, R } = this;
     const L = h.shape[1];
     const st = ctx.state;
+    const fused = L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta);
+    const stepArgs = (onDelta: ((delta: Tensor) => void) | undefined) => ({
+      conv: w.conv, convBias: w.convBias, convState: st!.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
+      A: w.A.get(), D: w.D, ssmState: st!.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta,
+    });
+    if (fused && this.backend.mamba1Layer) {
+      // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
+      const observed = stepDelta(ctx, 'mamba1', this.backend.name);
+      const out = this.backend.mamba1Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
+      if (out) {
+        observed.check();
+        return out;
+      }
+    }
     const xz = ops.linear(h, w.inProj, w.inProjBias); // (b, L, 2D)
-    if (L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta)) {
+    if (fused) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
       const observed = stepDelta(ctx, 'mamba1', this.backend.name);
-      const args = {
-        xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta: observed.onDelta,
-      };
+      const args = { ...stepArgs(observed.onDelta), xz };
       // the step and out_proj in one call where the backend has it (the same numbers)
       const out = this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias);
       if (out) {
         observed.check();
         return out;
       }
-      const y = this.backend.mamba1Step(args);
+      const y = this.backend.mamba1Step!(args);
       if (y) {
         observed.check();
         return ops.linear(y, w.outProj, w.outProjBias);

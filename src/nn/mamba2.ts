@@ -88,24 +88,35 @@ export class Mamba2Mixer implements Mixer {
     const [b, L] = h.shape;
     const GN = d.nGroups * d.dState;
     const st = ctx.state;
+    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
+    const stepArgs = (onDelta: ((delta: Tensor) => void) | undefined) => ({
+      nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+      convState: st!.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st!.ssm, norm: w.norm, normEps: opts.normEps,
+      normGroupSize: opts.normGroupSize, next: w.outProj, onDelta,
+    });
+    if (fused && this.backend.mamba2Layer) {
+      // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
+      const observed = stepDelta(ctx, 'mamba2', this.backend.name);
+      const out = this.backend.mamba2Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
+      if (out) {
+        observed.check();
+        return out;
+      }
+    }
     // decode: the state is read next (the step), so it may be fetched while in_proj's weights stream (an option)
     const zxbcdt = L === 1 && st ? ops.linearTouching(h, w.inProj, w.inProjBias, st.ssm) : ops.linear(h, w.inProj, w.inProjBias);
-    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
-    if (L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta)) {
+    if (fused) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
       const observed = stepDelta(ctx, 'mamba2', this.backend.name);
-      const args = {
-        zxbcdt, nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
-        normGroupSize: opts.normGroupSize, next: w.outProj, onDelta: observed.onDelta,
-      };
+      const args = { ...stepArgs(observed.onDelta), zxbcdt };
       // the step and out_proj in one call where the backend has it (the same numbers)
       const out = this.backend.mamba2StepOut?.(args, w.outProj, w.outProjBias);
       if (out) {
         observed.check();
         return out;
       }
-      const g = this.backend.mamba2Step(args);
+      const g = this.backend.mamba2Step!(args);
       if (g) {
         observed.check();
         return ops.linear(g, w.outProj, w.outProjBias);

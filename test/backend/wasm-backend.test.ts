@@ -135,6 +135,7 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
         };
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.stepIn = false; // (the step and out_proj; with in_proj as well: the next describe)
           const run = async (on: boolean): Promise<Float32Array[]> => {
             be.stepOut = on;
             seen.clear();
@@ -152,6 +153,58 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
         } finally {
           rt.runTeam = runTeam;
           be.stepOut = true;
+          be.stepIn = true;
+        }
+      });
+    }
+  }
+});
+
+describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: in_proj, step, out_proj)', () => {
+  const cases: Array<[string, string]> = [
+    ['mamba-tiny', 'mamba1_layer'], ['mamba-variant', 'mamba1_layer'], ['falcon-mamba-tiny', 'mamba1_layer'], ['jamba-tiny', 'mamba1_layer'],
+    ['mamba2-tiny', 'mamba2_layer'], ['mamba2-groups', 'mamba2_layer'], ['bamba-variant', 'mamba2_layer'], ['nemotron-h-tiny', 'mamba2_layer'],
+  ];
+  const runs: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
+  for (const [name, kernel] of cases) {
+    for (const [threads, weights] of runs) {
+      it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        const seen = new Map<string, number>();
+        rt.runTeam = function (k, args, parallel) {
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+          return runTeam.call(this, k, args, parallel);
+        };
+        try {
+          const ref = loadReference(hfFixture(name));
+          const ids = ref.ids('input_ids')[0];
+          const run = async (on: boolean): Promise<Float32Array[]> => {
+            be.stepIn = on;
+            seen.clear();
+            const s = model.lm.createState(2);
+            const out = [(await model.lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
+            return out;
+          };
+          const off = await run(false);
+          assert.equal(seen.get(kernel) ?? 0, 0, 'off: in_proj is its own call');
+          assert.ok((seen.get(kernel.replace('_layer', '_step_out')) ?? 0) > 0, 'off: the step and out_proj in one call');
+          const on = await run(true);
+          assert.ok((seen.get(kernel) ?? 0) > 0, `on: ${kernel} ran`);
+          assert.equal(seen.get(kernel.replace('_layer', '_step_out')) ?? 0, 0, 'on: every layer in one call');
+          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+          if (weights === 'f32') {
+            // and greedy decode (batch 1, the LM head's argmax fused) gives the reference's tokens
+            const want = ref.ids('generate.tokens')[0];
+            const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: ref.shape('generate.scores')[1], stopTokens: [] });
+            assert.deepEqual(res.tokens[0], want);
+          }
+        } finally {
+          rt.runTeam = runTeam;
+          be.stepIn = true;
         }
       });
     }

@@ -7,7 +7,7 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, halfOf, writeRowsHalf } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
@@ -66,6 +66,12 @@ export interface WasmBackendOptions {
    * in_proj as much slower (the memory was the limit); to be measured on a quiet machine. The same numbers on or off.
    */
   touchState?: boolean;
+  /**
+   * decode: a Mamba layer's in_proj in the same call as its step and out_proj (`mamba1Layer` / `mamba2Layer`: one
+   * hand-off per layer; needs `stepOut`). Default true, or the environment's MAMBA_TS_WASM_STEP_IN=0 for false (in_proj
+   * its own call). The same numbers either way.
+   */
+  stepIn?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -133,6 +139,8 @@ export class WasmBackend extends CpuBackend {
   stepOut: boolean;
   /** see WasmBackendOptions.touchState (may be changed between calls) */
   touchState: boolean;
+  /** see WasmBackendOptions.stepIn (may be changed between calls) */
+  stepIn: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -154,6 +162,7 @@ export class WasmBackend extends CpuBackend {
     this.fuseProducts = opts.fuseProducts ?? true;
     this.stepOut = opts.stepOut ?? envStepOut();
     this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
+    this.stepIn = opts.stepIn ?? envFlag('MAMBA_TS_WASM_STEP_IN', true);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -539,29 +548,48 @@ export class WasmBackend extends CpuBackend {
   }
 
   private mamba1StepWith(a: Mamba1StepArgs, out: StepOutArgs | null): Tensor | null {
-    const [batch, L, twoD] = a.xz.shape;
+    return this.mamba1Run(a, a.xz, null, out);
+  }
+
+  /**
+   * A Mamba-1 layer's whole decode step in one team call (assembly/step_out.ts: mamba1_layer): in_proj, the step,
+   * out_proj; the same bits as `linear` then `mamba1StepOut`. [b, 1, out rows]; null as for `mamba2Layer`.
+   */
+  mamba1Layer(a: Mamba1LayerArgs): Tensor | null {
+    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
+    return this.mamba1Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+  }
+
+  /** the Mamba-1 decode step of `a` on xz (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
+  private mamba1Run(a: Omit<Mamba1StepArgs, 'xz'>, xz: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
+    const [batch, L] = (xz ?? inp!.h).shape;
     const [Dm, K] = a.conv.shape;
     const R = a.dtProj.shape[1];
     const N = a.A.shape[1];
     const f32 = (t: Tensor) => this.matrices.get(t.storage as object)?.format === 'f32';
     return this.op((c) => {
       const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || twoD !== 2 * Dm || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+      if (L !== 1 || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+      if (xz && xz.shape[2] !== 2 * Dm) return null;
+      const H = inp ? inp.h.shape[2] : 0;
+      const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
+      if (inp && (!i || i.N !== 2 * Dm || !out)) return null;
       const P = R + 2 * N;
       const n = a.innerNorms;
       const yo = c.out(batch * Dm);
       const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
-      const counter = c.zeros(1); // (an i32 zero)
+      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
       const o = out ? this.stepOutDesc(c, out, batch, Dm) : null;
       if (out && !o) return null;
       const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
       const args = [
-        c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
+        i ? i.y : c.in(xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
         yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
         batch, Dm, K, R, N,
       ];
       const stepWork = batch * Dm * (P + R + 4 * N);
-      if (o) this.runtime.runTeam('mamba1_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      if (i && o) this.runtime.runTeam('mamba1_layer', [c.in(inp!.h), i.desc, H, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
+      else if (o) this.runtime.runTeam('mamba1_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
       else this.runtime.runTeam('mamba1_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
       const y = o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, Dm]);
       a.onDelta?.(c.result(deltaOut, [batch, 1, Dm]));
@@ -583,39 +611,68 @@ export class WasmBackend extends CpuBackend {
   }
 
   private mamba2StepWith(a: Mamba2StepArgs, out: StepOutArgs | null): Tensor | null {
-    const [batch, L, width] = a.zxbcdt.shape;
+    return this.mamba2Run(a, a.zxbcdt, null, out);
+  }
+
+  /**
+   * A Mamba-2 layer's whole decode step in one team call (assembly/step_out.ts: mamba2_layer): in_proj, Δ, the step,
+   * out_proj; the same bits as `linear`, `mamba2StepOut` (Δ computed in wasm in f64 as processDt does; see the kernel).
+   * [b, 1, out rows]; null when `stepIn` or `stepOut` is off (or `stepPrefetch` / `touchState` on) or these arguments
+   * are not handled here.
+   */
+  mamba2Layer(a: Mamba2LayerArgs): Tensor | null {
+    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0 || this.touchState) return null;
+    return this.mamba2Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+  }
+
+  /** the Mamba-2 decode step of `a` on zxbcdt (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
+  private mamba2Run(a: Omit<Mamba2StepArgs, 'zxbcdt'>, zxbcdt: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const W = nh * hd;
     const convDim = W + 2 * G * N;
+    const width = W + convDim + nh;
+    const [batch, L] = (zxbcdt ?? inp!.h).shape;
     const K = a.conv.shape[1];
     return this.op((c) => {
       const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+      if (L !== 1 || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+      if (zxbcdt && zxbcdt.shape[2] !== width) return null;
+      const H = inp ? inp.h.shape[2] : 0;
+      const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
+      if (inp && (!i || i.N !== width || !out)) return null;
       const o = out ? this.stepOutDesc(c, out, batch, W) : null;
       if (out && !o) return null;
-      // Δ: bias, softplus and limits on the JS side, as the unfused path does
-      const all = a.zxbcdt.storage as Float32Array;
-      const dtRaw = new Float32Array(batch * nh);
-      for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
-      const dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
-      const dt = c.data(dtHost);
       const yo = c.out(batch * W);
       const work = c.out(batch * (convDim + W));
-      const counter = c.zeros(1); // (an i32 zero)
+      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
+      let dt: number, dtHost: Float32Array | null = null;
+      if (i) dt = c.out(batch * nh); // (the layer kernel computes Δ)
+      else {
+        // Δ: bias, softplus and limits on the JS side, as the unfused path does
+        const all = zxbcdt!.storage as Float32Array;
+        const dtRaw = new Float32Array(batch * nh);
+        for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
+        dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+        dt = c.data(dtHost);
+      }
       const args = [
-        c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
+        i ? i.y : c.in(zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
         yo, work, counter, batch, nh, hd, G, N, K,
       ];
       const stepWork = 3 * batch * W * N;
-      if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      if (i && o) {
+        const [lo, hi] = a.dtLimit;
+        this.runtime.runTeam('mamba2_layer', [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
+      } else if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
       else this.runtime.runTeam('mamba2_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
-      a.onDelta?.(new Tensor(this, dtHost, [batch, 1, nh])); // Δ observed: what observeDelta computes (same function, same inputs)
+      // Δ observed: what observeDelta computes (same function, same inputs; the layer kernel's own f64 copy of it)
+      a.onDelta?.(dtHost ? new Tensor(this, dtHost, [batch, 1, nh]) : c.result(dt, [batch, 1, nh]));
       return o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, W]);
     });
   }
 
   /**
-   * The descriptor of out_proj for the *_step_out kernels (assembly/step_out.ts: format, W, scales, bias, y, N, the
+   * The descriptor of out_proj (or in_proj) for the *_step_out / *_layer kernels (assembly/step_out.ts: format, W, scales, bias, y, N, the
    * q8 scratch and its stride per thread) written into scratch of `c`, for x [M, K]; null where they do not run this
    * product: W not a wasm matrix of f32/bf16/f16/q8 with K columns, or M rows that `linear` would give to the GEMM
    * kernels (the decode kernels then would not be the same bits).

@@ -56,3 +56,53 @@ export function mamba2_step_out(
   teamBarrier(counter, 3, T); // (mamba2_step passes 2 barriers)
   teamProduct(desc, y, batch, nh * hd, t, T);
 }
+
+// The whole decode step of a Mamba layer in one team call (mamba1_layer, mamba2_layer): in_proj (`descIn`, the same
+// descriptor as out_proj's; its y is the step's input), a barrier (on the i32 after `counter`, also zeroed), then the
+// *_step_out kernel above. One hand-off per layer.
+
+/** Mamba-1: in_proj of h [batch, H], then mamba1_step_out on its xz (`xz` = descIn's y) */
+export function mamba1_layer(
+  h: usize, descIn: usize, H: i32,
+  xz: usize, convW: usize, convB: usize, convState: usize, xProj: usize, dtProj: usize, dtBias: usize, A: usize,
+  Dskip: usize, ssmState: usize, y: usize, scratch: usize, counter: usize, deltaOut: usize,
+  hasNorms: i32, normDt: usize, normB: usize, normC: usize, eps: f32,
+  batch: i32, Dm: i32, K: i32, R: i32, N: i32, desc: usize, t: i32, T: i32,
+): void {
+  teamProduct(descIn, h, batch, H, t, T);
+  teamBarrier(counter + 4, 1, T);
+  mamba1_step_out(xz, convW, convB, convState, xProj, dtProj, dtBias, A, Dskip, ssmState, y, scratch, counter, deltaOut,
+    hasNorms, normDt, normB, normC, eps, batch, Dm, K, R, N, desc, t, T);
+}
+
+/**
+ * Mamba-2: in_proj of h [batch, H], Δ = clamp(softplus(dt' + dtBias), lo, hi) from its last nh columns into `dt`
+ * [batch, nh] (thread 0, while the others start the conv step; the step's first barrier orders it before the SSD),
+ * then mamba2_step_out on its zxbcdt (= descIn's y). Δ as the JS side's processDt computes it: in f64 (the sum, then
+ * log1p(exp(·)) below 20, the limits), rounded to f32 once. (AssemblyScript's exp and log1p are musl's, V8's
+ * fdlibm's: they gave the same f32 Δ on 5·10⁷ inputs tried; the tests compare the two paths to the bit.)
+ */
+export function mamba2_layer(
+  h: usize, descIn: usize, H: i32, dtBias: usize, lo: f64, hi: f64,
+  zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
+  normW: usize, eps: f32, groupSize: i32, y: usize, scratch: usize, counter: usize,
+  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, desc: usize, t: i32, T: i32,
+): void {
+  teamProduct(descIn, h, batch, H, t, T);
+  teamBarrier(counter + 4, 1, T);
+  if (t == 0) {
+    const W = nh * hd;
+    const width = 2 * W + 2 * G * N + nh;
+    for (let b = 0; b < batch; b++) {
+      const raw = zxbcdt + ((<usize>(b * width + width - nh)) << 2);
+      for (let i = 0; i < nh; i++) {
+        let v = <f64>load<f32>(raw + (<usize>i << 2));
+        if (dtBias) v += <f64>load<f32>(dtBias + (<usize>i << 2));
+        v = v > 20 ? v : Math.log1p(Math.exp(v));
+        store<f32>(dt + ((<usize>(b * nh + i)) << 2), <f32>(v < lo ? lo : v > hi ? hi : v));
+      }
+    }
+  }
+  mamba2_step_out(zxbcdt, dt, convW, convB, convState, A, Dskip, ssmState, normW, eps, groupSize, y, scratch, counter,
+    batch, nh, hd, G, N, K, desc, t, T);
+}
