@@ -25,8 +25,9 @@
  * `generate`'s greedy path and `mamba-ts bench` use) instead of `advance` + argmax in JS; prompt:N = this variant's
  * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
  * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
- * `linearMany`, WasmBackendOptions.fuseProducts = false); split-out = a Mamba layer's decode step and its out_proj as
- * two calls on the threads (the path before `mamba1StepOut` / `mamba2StepOut`, WasmBackendOptions.stepOut = false);
+ * `linearMany`, WasmBackendOptions.fuseProducts = false); split-in = a Mamba layer's in_proj as its own call, then its
+ * step and out_proj as one (the path before `mamba1Layer` / `mamba2Layer`, WasmBackendOptions.stepIn = false);
+ * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
@@ -48,7 +49,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
     'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
     'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany),\n' +
-    'split-out (a Mamba layer\'s decode step and its out_proj as two calls, as before mamba1StepOut / mamba2StepOut),\n' +
+    'split-in (a Mamba layer\'s in_proj its own call, then the step with out_proj: as before mamba1Layer / mamba2Layer),\n' +
+    'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
@@ -85,6 +87,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.fuseProducts = true;
   be.stepOut = true;
   be.touchState = false;
+  be.stepIn = true;
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -100,11 +103,12 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'separate') be.fuseProducts = false;
     else if (part === 'split-out') be.stepOut = false;
     else if (part === 'touch-state') be.touchState = true;
+    else if (part === 'split-in') be.stepIn = false;
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-out, touch-state, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, touch-state, prompt:N, gc)`);
   }
   return out;
 }
