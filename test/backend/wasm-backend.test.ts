@@ -218,8 +218,8 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
         const be = model.lm.backend as unknown as WasmBackend;
         const rt = be.runtime;
-        const run0 = rt.run;
-        let touched = 0;
+        const run0 = rt.run, team0 = rt.runTeam;
+        let touched = 0, layerTouched = 0;
         rt.run = function (k, args, n, align, work) {
           if (k === 'linear_q8_touch') {
             touched++;
@@ -227,18 +227,31 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
           }
           return run0.call(this, k, args, n, align, work);
         };
+        rt.runTeam = function (k, args, parallel) {
+          // mamba2_layer's in_proj descriptor (its 2nd argument): words 8, 9 = the region to touch
+          if (k === 'mamba2_layer' && new Int32Array(rt.memory.buffer, args[1], 10)[8] > 0) layerTouched++;
+          return team0.call(this, k, args, parallel);
+        };
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           be.touchState = false;
           const off = await stepLogits(model.lm, ids, 6, 4);
-          assert.equal(touched, 0, 'off: no touching');
+          assert.equal(touched + layerTouched, 0, 'off: no touching');
           be.touchState = true;
           const on = await stepLogits(model.lm, ids, 6, 4);
-          assert.ok(touched > 0, 'on: linear_q8_touch ran');
-          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+          assert.ok(layerTouched > 0, 'on: the layer kernel touched the state');
+          be.stepIn = false;
+          const onSplit = await stepLogits(model.lm, ids, 6, 4);
+          assert.ok(touched > 0, 'on, in_proj its own call: linear_q8_touch ran');
+          for (let i = 0; i < off.length; i++) {
+            assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+            assert.deepEqual(onSplit[i], off[i], `step ${i}: logits differ (in_proj its own call)`);
+          }
         } finally {
           rt.run = run0;
+          rt.runTeam = team0;
           be.touchState = false;
+          be.stepIn = true;
         }
       });
     }

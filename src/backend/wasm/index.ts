@@ -61,7 +61,8 @@ export interface WasmBackendOptions {
   stepOut?: boolean;
   /**
    * decode: a Mamba-2 layer's q8 in_proj (one row of x) touches the layer's SSM state while it runs (one line of it per
-   * block of weights, each thread the share it steps next), so that the step finds the state cached (`linearTouching`).
+   * block of weights, each thread the share it steps next), so that the step finds the state cached (in `mamba2Layer`,
+   * or `linearTouching` when in_proj is its own call).
    * Default false, or the environment's MAMBA_TS_WASM_TOUCH_STATE=1: on a shared machine the step got 3× faster but
    * in_proj as much slower (the memory was the limit); to be measured on a quiet machine. The same numbers on or off.
    */
@@ -617,11 +618,11 @@ export class WasmBackend extends CpuBackend {
   /**
    * A Mamba-2 layer's whole decode step in one team call (assembly/step_out.ts: mamba2_layer): in_proj, Δ, the step,
    * out_proj; the same bits as `linear`, `mamba2StepOut` (Δ computed in wasm in f64 as processDt does; see the kernel).
-   * [b, 1, out rows]; null when `stepIn` or `stepOut` is off (or `stepPrefetch` / `touchState` on) or these arguments
-   * are not handled here.
+   * [b, 1, out rows]; null when `stepIn` or `stepOut` is off (or `stepPrefetch` on) or these arguments are not handled
+   * here. With `touchState`, q8 in_proj touches the state meanwhile (as `linearTouching`).
    */
   mamba2Layer(a: Mamba2LayerArgs): Tensor | null {
-    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0 || this.touchState) return null;
+    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
     return this.mamba2Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
   }
 
@@ -638,7 +639,7 @@ export class WasmBackend extends CpuBackend {
       if (L !== 1 || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
       if (zxbcdt && zxbcdt.shape[2] !== width) return null;
       const H = inp ? inp.h.shape[2] : 0;
-      const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
+      const i = inp ? this.stepOutDesc(c, inp, batch, H, this.touchState ? a.ssmState : null) : null;
       if (inp && (!i || i.N !== width || !out)) return null;
       const o = out ? this.stepOutDesc(c, out, batch, W) : null;
       if (out && !o) return null;
@@ -677,7 +678,7 @@ export class WasmBackend extends CpuBackend {
    * product: W not a wasm matrix of f32/bf16/f16/q8 with K columns, or M rows that `linear` would give to the GEMM
    * kernels (the decode kernels then would not be the same bits).
    */
-  private stepOutDesc(c: OpScratch, out: StepOutArgs, M: number, K: number): { desc: number; y: number; N: number; work: number } | null {
+  private stepOutDesc(c: OpScratch, out: StepOutArgs, M: number, K: number, touch: Tensor | null = null): { desc: number; y: number; N: number; work: number } | null {
     const m = this.matrices.get(out.w.storage as object);
     const fmt = m ? STEP_OUT_FORMAT[m.format] : undefined;
     if (!m || fmt === undefined || m.cols !== K) return null;
@@ -687,8 +688,9 @@ export class WasmBackend extends CpuBackend {
     // q8: x quantized by each thread into scratch of its own (i16 values, then f32 block scales), 64-byte aligned
     const stride = m.format === 'q8' ? Math.ceil((2 * M * K + (4 * M * K) / Q8_BLOCK) / 64) * 64 : 0;
     const xq = stride ? c.out((this.runtime.threads * stride) / 4) : 0;
-    const desc = c.out(8);
-    new Int32Array(this.runtime.memory.buffer, desc, 8).set([fmt, m.off, m.scales, c.in(out.bias), y, m.rows, xq, stride]);
+    const desc = c.out(10);
+    const t = touch && m.format === 'q8' && M === 1 ? this.resident.get(touch.storage as Float32Array) ?? 0 : 0;
+    new Int32Array(this.runtime.memory.buffer, desc, 10).set([fmt, m.off, m.scales, c.in(out.bias), y, m.rows, xq, stride, t, t ? touch!.size * 4 : 0]);
     return { desc, y, N: m.rows, work: M * K * m.rows };
   }
 

@@ -6,12 +6,14 @@
 // of N). q8: each thread quantizes x itself (quantize_rows_q8, into scratch of its own) instead of one thread and a
 // second barrier; the quantization is deterministic, so every thread holds the same integers.
 //
-// The product is described by 8 i32 at `desc` (the JS side writes them; see WasmBackend.stepOut):
+// The product is described by 10 i32 at `desc` (the JS side writes them; see WasmBackend.stepOutDesc):
 //   [fmt (0 f32, 1 bf16, 2 f16, 3 q8), W (q8: its int8 rows), q8 scales or 0, bias or 0, y [M, N], N,
-//    q8: scratch for the quantized x, xqStride bytes per thread (≥ 2·M·K + 4·M·K/32)]
+//    q8: scratch for the quantized x, xqStride bytes per thread (≥ 2·M·K + 4·M·K/32),
+//    q8 with M = 1: memory to touch meanwhile (linear_q8_touch: a Mamba-2 layer's SSM state, before its step) or 0,
+//    its bytes]
 
 import { linear_bf16, linear_f16, linear_f32 } from './linear';
-import { linear_q8, quantize_rows_q8 } from './linear_q8';
+import { linear_q8, linear_q8_touch, quantize_rows_q8 } from './linear_q8';
 import { mamba1_step } from './mamba1_step';
 import { mamba2_step } from './mamba2_step';
 import { sliceHi, sliceLo, teamBarrier } from './team';
@@ -26,7 +28,9 @@ export function teamProduct(desc: usize, x: usize, M: i32, K: i32, t: i32, T: i3
     const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
     const xs = xq + ((<usize>M * <usize>K) << 1);
     quantize_rows_q8(x, xq, xs, M, K, 0, M);
-    linear_q8(xq, xs, w, scales, bias, y, M, K, N, n0, n1);
+    const touch = <usize>load<u32>(desc, 32);
+    if (touch && M == 1) linear_q8_touch(xq, xs, w, scales, bias, y, M, K, N, touch, <usize>load<u32>(desc, 36), n0, n1);
+    else linear_q8(xq, xs, w, scales, bias, y, M, K, N, n0, n1);
   } else if (fmt == 0) linear_f32(x, w, bias, y, M, K, N, n0, n1);
   else if (fmt == 1) linear_bf16(x, w, bias, y, M, K, N, n0, n1);
   else linear_f16(x, w, bias, y, M, K, N, n0, n1);
