@@ -12,6 +12,7 @@
  *   out           = out_proj(y)                        (b, L, H)
  */
 import type { Backend } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
@@ -70,7 +71,9 @@ export class Mamba1Mixer implements Mixer {
       conv: w.conv, convBias: w.convBias, convState: st!.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
       A: w.A.get(), D: w.D, ssmState: st!.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta,
     });
-    if (fused && this.backend.mamba1Layer) {
+    // (the one-call paths leave in_proj / out_proj out of a gradient tape: only when nothing records)
+    const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
+    if (oneCall && this.backend.mamba1Layer) {
       // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
       const observed = stepDelta(ctx, 'mamba1', this.backend.name);
       const out = this.backend.mamba1Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
@@ -85,7 +88,7 @@ export class Mamba1Mixer implements Mixer {
       const observed = stepDelta(ctx, 'mamba1', this.backend.name);
       const args = { ...stepArgs(observed.onDelta), xz };
       // the step and out_proj in one call where the backend has it (the same numbers)
-      const out = this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias);
+      const out = oneCall ? this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias) : null;
       if (out) {
         observed.check();
         return out;

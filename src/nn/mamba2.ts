@@ -12,6 +12,7 @@
  *   out            = out_proj(y)
  */
 import type { Backend } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
@@ -95,7 +96,9 @@ export class Mamba2Mixer implements Mixer {
       convState: st!.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st!.ssm, norm: w.norm, normEps: opts.normEps,
       normGroupSize: opts.normGroupSize, next: w.outProj, onDelta,
     });
-    if (fused && this.backend.mamba2Layer) {
+    // (the one-call paths leave in_proj / out_proj out of a gradient tape: only when nothing records)
+    const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
+    if (oneCall && this.backend.mamba2Layer) {
       // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
       const observed = stepDelta(ctx, 'mamba2', this.backend.name);
       const out = this.backend.mamba2Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
@@ -111,7 +114,7 @@ export class Mamba2Mixer implements Mixer {
       const observed = stepDelta(ctx, 'mamba2', this.backend.name);
       const args = { ...stepArgs(observed.onDelta), zxbcdt };
       // the step and out_proj in one call where the backend has it (the same numbers)
-      const out = this.backend.mamba2StepOut?.(args, w.outProj, w.outProjBias);
+      const out = oneCall ? this.backend.mamba2StepOut?.(args, w.outProj, w.outProjBias) : null;
       if (out) {
         observed.check();
         return out;
