@@ -161,7 +161,7 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
     this.fuseProducts = opts.fuseProducts ?? true;
-    this.stepOut = opts.stepOut ?? envStepOut();
+    this.stepOut = opts.stepOut ?? envFlag('MAMBA_TS_WASM_STEP_OUT', true);
     this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
     this.stepIn = opts.stepIn ?? envFlag('MAMBA_TS_WASM_STEP_IN', true);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
@@ -683,7 +683,7 @@ export class WasmBackend extends CpuBackend {
     const fmt = m ? STEP_OUT_FORMAT[m.format] : undefined;
     if (!m || fmt === undefined || m.cols !== K) return null;
     if (M >= (m.format === 'f32' || m.format === 'q8' ? BLOCKED_MIN_ROWS : PANEL_MIN_ROWS)) return null;
-    if (out.bias && out.bias.size !== m.rows) throw new Error(`wasm.stepOut: bias of ${out.bias.size} values for ${m.rows} rows of out_proj`);
+    if (out.bias && out.bias.size !== m.rows) throw new Error(`wasm: a Mamba layer's projection bias has ${out.bias.size} values for a ${m.rows}×${m.cols} matrix (expected ${m.rows})`);
     const y = c.out(M * m.rows);
     // q8: x quantized by each thread into scratch of its own (i16 values, then f32 block scales), 64-byte aligned
     const stride = m.format === 'q8' ? Math.ceil((2 * M * K + (4 * M * K) / Q8_BLOCK) / 64) * 64 : 0;
@@ -819,17 +819,12 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
-/** a boolean environment variable: '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
   if (raw === '1' || raw === '0') return raw === '1';
   throw new LoadOptionError(`wasm backend: ${name} must be 0 or 1, got "${raw}"`);
-}
-
-/** MAMBA_TS_WASM_STEP_OUT: '0' = false, '1' or unset = true (WasmBackendOptions.stepOut) */
-function envStepOut(): boolean {
-  return envFlag('MAMBA_TS_WASM_STEP_OUT', true);
 }
 
 /** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
