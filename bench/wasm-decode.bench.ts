@@ -10,8 +10,11 @@
  * taken, not what is computed); a mismatch ends the run with an error.
  *
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
- *        [--prompt 16] [--variants base,prefetch]
+ *        [--prompt 16] [--variants base,prefetch] [--ops]
  *   node dist/bench/wasm-decode.bench.js --kernels
+ *
+ * --ops: also a table per variant of every backend op's calls, wall time and CPU time (all threads) per decode token,
+ * summed over the timed runs (`OpProfile`: each outermost backend call timed; the runs are then a little slower).
  *
  * --kernels: the fused decode step kernels of one 130m layer and their parts on one thread, hot in cache, timed
  * alone (min and quartile of 1500 calls; a shared machine inflates the quartile, rarely the min): where the
@@ -25,7 +28,10 @@
  * `generate`'s greedy path and `mamba-ts bench` use) instead of `advance` + argmax in JS; prompt:N = this variant's
  * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
  * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
- * `linearMany`, WasmBackendOptions.fuseProducts = false).
+ * `linearMany`, WasmBackendOptions.fuseProducts = false); split-in = a Mamba layer's in_proj as its own call, then its
+ * step and out_proj as one (the path before `mamba1Layer` / `mamba2Layer`, WasmBackendOptions.stepIn = false);
+ * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
+ * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -35,17 +41,21 @@ import { buildModel } from '../src/models/registry.js';
 import type { WeightDType } from '../src/tensor/dtype.js';
 import os from 'node:os';
 import { loadLine, machineInfo, machineLine, median } from './report.js';
+import { OpProfile } from '../src/cli/op-profile.js';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(
     'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
-    '       [--reps 5] [--prompt 16] [--variants base,prefetch]\n\n' +
+    '       [--reps 5] [--prompt 16] [--variants base,prefetch] [--ops]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
     'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
-    'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany).\n' +
+    'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany),\n' +
+    'split-in (a Mamba layer\'s in_proj its own call, then the step with out_proj: as before mamba1Layer / mamba2Layer),\n' +
+    'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
+    'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -70,6 +80,7 @@ const gen = int('gen', 64, 1);
 const reps = int('reps', 5, 1);
 const prompt = int('prompt', 16, 1);
 const variants = arg('variants', 'base,prefetch').split(',');
+const opsTable = argv.includes('--ops');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
@@ -79,6 +90,9 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
   be.runtime.governor.enabled = false;
   be.fuseProducts = true;
+  be.stepOut = true;
+  be.touchState = false;
+  be.stepIn = true;
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -92,23 +106,29 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'adaptive') be.runtime.governor.enabled = true;
     else if (part === 'argmax') out.argmax = true;
     else if (part === 'separate') be.fuseProducts = false;
+    else if (part === 'split-out') be.stepOut = false;
+    else if (part === 'touch-state') be.touchState = true;
+    else if (part === 'split-in') be.stepIn = false;
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, touch-state, prompt:N, gc)`);
   }
   return out;
 }
 
 const load0 = os.loadavg();
-const lines: string[] = [];
+const lines: string[] = [], opLines: string[] = [];
 for (const arch of archs) {
   for (const dtype of dtypes) {
     const be = new WasmBackend({ threads, weights: dtype });
     const name = `${arch}-130m`;
     const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: be });
     const wall: Record<string, number[]> = {}, cpuMs: Record<string, number[]> = {};
+    // --ops: every backend op's wall and CPU time over the timed decode runs, per variant
+    const prof = opsTable ? new OpProfile(be) : null;
+    const opTotals: Record<string, Map<string, { ms: number; cpuMs: number; calls: number }>> = {};
     // per prompt length: the first run's tokens, and the first logits-reading run's last logits
     const refs = new Map<number, { tokens: number[]; logits: Float32Array | null }>();
     for (let r = -1; r < reps; r++) { // r = -1: warm-up, not timed
@@ -120,6 +140,7 @@ for (const arch of archs) {
         let l = await lm.advance([ids], s);
         if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
+        prof?.reset();
         const c0 = process.cpuUsage(), t0 = performance.now();
         if (o.argmax) {
           let t = argmax(l.data);
@@ -154,6 +175,16 @@ for (const arch of archs) {
         if (r < 0) continue;
         (wall[v] ??= []).push(ms);
         (cpuMs[v] ??= []).push((cu.user + cu.system) / 1000);
+        if (prof) {
+          const m = (opTotals[v] ??= new Map());
+          for (const row of prof.rows(ms, (cu.user + cu.system) / 1000)) {
+            const e = m.get(row.op) ?? { ms: 0, cpuMs: 0, calls: 0 };
+            e.ms += row.ms;
+            e.cpuMs += row.cpuMs;
+            e.calls += row.calls;
+            m.set(row.op, e);
+          }
+        }
       }
     }
     const base = median(wall[variants[0]]);
@@ -164,6 +195,18 @@ for (const arch of archs) {
       lines.push(line);
       process.stderr.write(line + '\n');
     }
+    for (const v of opsTable ? variants : []) {
+      // (the profiled runs: each op call also reads the clocks, ~2 µs)
+      const n = gen * reps, m = opTotals[v];
+      const cpuAll = [...m.values()].reduce((a, e) => a + e.cpuMs, 0);
+      opLines.push(`\n${name} ${dtype}, ${threads} thread(s), variant ${v}: per decode token (${reps} × ${gen} steps)\n`);
+      opLines.push('| op | calls | wall µs | CPU µs (all threads) | share of CPU |');
+      opLines.push('|---|---:|---:|---:|---:|');
+      for (const [op, e] of [...m].sort((a, b) => b[1].cpuMs - a[1].cpuMs)) {
+        if (e.cpuMs / n < 0.001 && op !== '(outside backend calls)') continue; // (< 1 µs: ops that declined, dispose)
+        opLines.push(`| ${op} | ${(e.calls / n).toFixed(0)} | ${((1000 * e.ms) / n).toFixed(0)} | ${((1000 * e.cpuMs) / n).toFixed(0)} | ${((100 * e.cpuMs) / cpuAll).toFixed(1)} % |`);
+      }
+    }
   }
 }
 console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
@@ -171,6 +214,7 @@ console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode st
 console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | speed ÷ first variant (medians) |');
 console.log('|---|---|---:|---|---:|---:|---:|');
 for (const l of lines) console.log(l);
+for (const l of opLines) console.log(l);
 
 /** --kernels: one layer's fused decode step kernels (130m shapes) and their parts, one thread, hot */
 function kernelsBench(): void {

@@ -251,6 +251,12 @@ export interface Backend {
    * the same numbers as separate calls; null when it does not handle these (the caller then calls `linear` per weight).
    */
   linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
+  /**
+   * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
+   * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when
+   * it does not do this for these arguments (the caller then calls `linear`).
+   */
+  linearTouching?(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor | null;
   /** RMSNorm over the last dim of x [M, H]: w · x / sqrt(mean(x²) + eps) (w null: no weight) */
   rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor;
   /** gated RMSNorm (norm before gate = false): w · n(x · silu(z)), normalised per group of `groupSize` channels */
@@ -316,6 +322,22 @@ export interface Backend {
    * it does not handle these arguments.
    */
   mamba2Step?(a: Mamba2StepArgs): Tensor | null;
+  /**
+   * Optional (wasm): `mamba1Step` and then out_proj (`w`, `bias`: what the mixer multiplies the step's y by) in one
+   * call, with the same result as the two; [b, 1, w rows]. null when it does not handle these arguments (the mixer
+   * then calls `mamba1Step` and `linear`).
+   */
+  mamba1StepOut?(a: Mamba1StepArgs, w: Tensor, bias: Tensor | null): Tensor | null;
+  /** Optional (wasm): `mamba2Step` and then out_proj in one call, as `mamba1StepOut` */
+  mamba2StepOut?(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null;
+  /**
+   * Optional (wasm): a Mamba-1 layer's whole decode step in one call — in_proj of `h`, `mamba1Step`, out_proj — with
+   * the same result as those; [b, 1, out rows]. null when it does not handle these arguments (the mixer then runs
+   * in_proj and `mamba1StepOut`).
+   */
+  mamba1Layer?(a: Mamba1LayerArgs): Tensor | null;
+  /** Optional (wasm): a Mamba-2 layer's whole decode step in one call, as `mamba1Layer` */
+  mamba2Layer?(a: Mamba2LayerArgs): Tensor | null;
   /**
    * Optional: true when `mamba1Step` / `mamba2Step` honour their `onDelta` argument (hand Δ out of the fused step);
    * a mixer observing Δ (ForwardOptions.onDelta) runs the op sequence on a backend without it.
@@ -403,6 +425,17 @@ export interface Mamba2StepArgs {
    */
   onDelta?: (delta: Tensor) => void;
 }
+
+/** A Mamba layer's decode step from its input (mamba1Layer, mamba2Layer): h [b, 1, H], in_proj, the step's arguments, out_proj */
+interface LayerProjections {
+  h: Tensor;
+  inProj: Tensor;
+  inProjBias: Tensor | null;
+  outProj: Tensor;
+  outProjBias: Tensor | null;
+}
+export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
+export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
 
 export interface Mamba1StepArgs {
   /** in_proj output [b, 1, 2D]: x then z */

@@ -13,7 +13,7 @@ import { WasmRuntime } from '../backend/wasm/runtime.js';
 import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
 import { commandUsage, flag, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
-import { OpProfile } from './op-profile.js';
+import { OpProfile, cpuMsNow } from './op-profile.js';
 
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
@@ -178,13 +178,14 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const prof = new OpProfile(lm.backend);
     const s = lm.createState(1);
     prof.reset(); // (the state's allocation is not part of the prefill)
-    let t = performance.now();
+    let t = performance.now(), c = cpuMsNow() ?? NaN;
     const l = await lm.advance([ids], s);
-    const pre = prof.rows(performance.now() - t);
+    const pre = prof.rows(performance.now() - t, (cpuMsNow() ?? NaN) - c);
     prof.reset();
     t = performance.now();
+    c = cpuMsNow() ?? NaN;
     await decode(l, s, gen);
-    profileRows = { prefill: pre, decode: prof.rows(performance.now() - t) };
+    profileRows = { prefill: pre, decode: prof.rows(performance.now() - t, (cpuMsNow() ?? NaN) - c) };
   }
   const bandwidth = backendName === 'webgpu'
     ? await (backend as WebGpuBackend).measureBandwidth(Math.min(weightBytes, 1 << 30))
@@ -226,9 +227,12 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(rows.map(([k, x]) => `${k.padEnd(w)}  ${x}`).join('\n') + '\n');
     if (profileRows) {
       for (const [phase, n, list] of [[`prefill ${promptLen}`, promptLen, profileRows.prefill], [`decode ${gen}`, gen, profileRows.decode]] as const) {
-        io.stdout.write(`\nprofile, ${phase} (ms per token, share of the wall time)\n`);
+        io.stdout.write(`\nprofile, ${phase} (ms per token, share of the wall time; CPU ms per token, all threads)\n`);
         const ow = Math.max(...list.map((r) => r.op.length));
-        for (const r of list) io.stdout.write(`  ${r.op.padEnd(ow)}  ${(r.ms / n).toFixed(3).padStart(8)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%${r.calls ? `  (${r.calls} calls)` : ''}\n`);
+        for (const r of list) {
+          const cpu = Number.isFinite(r.cpuMs) ? `  CPU ${(r.cpuMs / n).toFixed(3).padStart(8)} ms` : '';
+          io.stdout.write(`  ${r.op.padEnd(ow)}  ${(r.ms / n).toFixed(3).padStart(8)} ms  ${(100 * r.share).toFixed(1).padStart(5)}%${cpu}${r.calls ? `  (${r.calls} calls)` : ''}\n`);
+        }
       }
     }
   } else io.stdout.write(JSON.stringify(profileRows ? { ...result, profile: profileRows } : result) + '\n');

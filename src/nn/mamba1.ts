@@ -12,6 +12,7 @@
  *   out           = out_proj(y)                        (b, L, H)
  */
 import type { Backend } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
@@ -65,14 +66,34 @@ export class Mamba1Mixer implements Mixer {
     const { w, D, N, R } = this;
     const L = h.shape[1];
     const st = ctx.state;
+    const fused = L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta);
+    const stepArgs = (onDelta: ((delta: Tensor) => void) | undefined) => ({
+      conv: w.conv, convBias: w.convBias, convState: st!.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
+      A: w.A.get(), D: w.D, ssmState: st!.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta,
+    });
+    // (the one-call paths leave in_proj / out_proj out of a gradient tape: only when nothing records)
+    const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
+    if (oneCall && this.backend.mamba1Layer) {
+      // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
+      const observed = stepDelta(ctx, 'mamba1', this.backend.name);
+      const out = this.backend.mamba1Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
+      if (out) {
+        observed.check();
+        return out;
+      }
+    }
     const xz = ops.linear(h, w.inProj, w.inProjBias); // (b, L, 2D)
-    if (L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta)) {
+    if (fused) {
       // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
       const observed = stepDelta(ctx, 'mamba1', this.backend.name);
-      const y = this.backend.mamba1Step({
-        xz, conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta: observed.onDelta,
-      });
+      const args = { ...stepArgs(observed.onDelta), xz };
+      // the step and out_proj in one call where the backend has it (the same numbers)
+      const out = oneCall ? this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias) : null;
+      if (out) {
+        observed.check();
+        return out;
+      }
+      const y = this.backend.mamba1Step!(args);
       if (y) {
         observed.check();
         return ops.linear(y, w.outProj, w.outProjBias);

@@ -109,6 +109,20 @@ export function linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor
   return ys.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i][0].shape[0]]));
 }
 
+/**
+ * `linear(x, w, bias)`; where the backend has `linearTouching` (wasm, an option) it also starts reading `next` into the
+ * caches meanwhile (a hint: the caller reads it next). The same numbers either way.
+ */
+export function linearTouching(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor {
+  const K = x.shape[x.shape.length - 1];
+  if (!x.backend.linearTouching || needsGrad(x, w, bias)) return linear(x, w, bias);
+  check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
+  expectShape('linear', 'bias', bias, [w.shape[0]]);
+  sameBackend('linear', 'x', { x, w, bias });
+  const y = x.backend.linearTouching(reshape(x, [x.size / K, K]), w, bias, next);
+  return y ? reshape(y, [...x.shape.slice(0, -1), w.shape[0]]) : linear(x, w, bias);
+}
+
 /** RMSNorm over the last dim; `w` null = no learnable weight (FalconMamba's B/C/Δ norms). */
 export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const H = x.shape[x.shape.length - 1];

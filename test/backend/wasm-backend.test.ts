@@ -85,6 +85,7 @@ describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
       it(`${name}, ${threads} thread(s): batched decode bit-identical to the op sequence, and really fused`, async () => {
         const fused = await loadModel(hfFixture(name), { backend: 'wasm', threads });
         const plain = await loadModel(hfFixture(name), { backend: 'wasm', threads });
+        (fused.lm.backend as unknown as WasmBackend).stepOut = false; // (the step alone; with out_proj: the next describe)
         const be = fused.lm.backend as unknown as Record<string, (a: unknown) => unknown>;
         let calls = 0;
         const step = be[method].bind(be);
@@ -114,6 +115,149 @@ describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
   }
 });
 
+describe('wasm backend: the decode step and out_proj in one call (stepOut)', () => {
+  const cases: Array<[string, string]> = [
+    ['mamba-tiny', 'mamba1_step_out'], ['mamba-variant', 'mamba1_step_out'], ['falcon-mamba-tiny', 'mamba1_step_out'], ['jamba-tiny', 'mamba1_step_out'],
+    ['mamba2-tiny', 'mamba2_step_out'], ['mamba2-groups', 'mamba2_step_out'], ['bamba-variant', 'mamba2_step_out'], ['nemotron-h-tiny', 'mamba2_step_out'],
+  ];
+  const runs: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
+  for (const [name, kernel] of cases) {
+    for (const [threads, weights] of runs) {
+      it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to the step and out_proj as two calls, and really one`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        const seen = new Map<string, number>();
+        rt.runTeam = function (k, args, parallel) {
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+          return runTeam.call(this, k, args, parallel);
+        };
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.stepIn = false; // (the step and out_proj; with in_proj as well: the next describe)
+          const run = async (on: boolean): Promise<Float32Array[]> => {
+            be.stepOut = on;
+            seen.clear();
+            const s = model.lm.createState(2);
+            const out = [(await model.lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
+            return out;
+          };
+          const off = await run(false);
+          assert.equal(seen.get(kernel) ?? 0, 0, 'off: the step and out_proj are two calls');
+          const on = await run(true);
+          assert.ok((seen.get(kernel) ?? 0) > 0, `on: ${kernel} ran`);
+          assert.equal(seen.get(kernel.replace('_out', '')) ?? 0, 0, 'on: no step without out_proj');
+          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+        } finally {
+          rt.runTeam = runTeam;
+          be.stepOut = true;
+          be.stepIn = true;
+        }
+      });
+    }
+  }
+});
+
+describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: in_proj, step, out_proj)', () => {
+  const cases: Array<[string, string]> = [
+    ['mamba-tiny', 'mamba1_layer'], ['mamba-variant', 'mamba1_layer'], ['falcon-mamba-tiny', 'mamba1_layer'], ['jamba-tiny', 'mamba1_layer'],
+    ['mamba2-tiny', 'mamba2_layer'], ['mamba2-groups', 'mamba2_layer'], ['bamba-variant', 'mamba2_layer'], ['nemotron-h-tiny', 'mamba2_layer'],
+  ];
+  const runs: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
+  for (const [name, kernel] of cases) {
+    for (const [threads, weights] of runs) {
+      it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        const seen = new Map<string, number>();
+        rt.runTeam = function (k, args, parallel) {
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+          return runTeam.call(this, k, args, parallel);
+        };
+        try {
+          const ref = loadReference(hfFixture(name));
+          const ids = ref.ids('input_ids')[0];
+          const run = async (on: boolean): Promise<Float32Array[]> => {
+            be.stepIn = on;
+            seen.clear();
+            const s = model.lm.createState(2);
+            const out = [(await model.lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
+            return out;
+          };
+          const off = await run(false);
+          assert.equal(seen.get(kernel) ?? 0, 0, 'off: in_proj is its own call');
+          assert.ok((seen.get(kernel.replace('_layer', '_step_out')) ?? 0) > 0, 'off: the step and out_proj in one call');
+          const on = await run(true);
+          assert.ok((seen.get(kernel) ?? 0) > 0, `on: ${kernel} ran`);
+          assert.equal(seen.get(kernel.replace('_layer', '_step_out')) ?? 0, 0, 'on: every layer in one call');
+          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+          if (weights === 'f32') {
+            // and greedy decode (batch 1, the LM head's argmax fused) gives the reference's tokens
+            const want = ref.ids('generate.tokens')[0];
+            const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: ref.shape('generate.scores')[1], stopTokens: [] });
+            assert.deepEqual(res.tokens[0], want);
+          }
+        } finally {
+          rt.runTeam = runTeam;
+          be.stepIn = true;
+        }
+      });
+    }
+  }
+});
+
+describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_proj (touchState)', () => {
+  for (const name of ['mamba2-tiny', 'nemotron-h-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, q8, ${threads} thread(s): the same logits with and without, and the touching kernel ran`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const run0 = rt.run, team0 = rt.runTeam;
+        let touched = 0, layerTouched = 0;
+        rt.run = function (k, args, n, align, work) {
+          if (k === 'linear_q8_touch') {
+            touched++;
+            assert.ok(args[9] > 0 && args[10] > 0, 'a region to touch');
+          }
+          return run0.call(this, k, args, n, align, work);
+        };
+        rt.runTeam = function (k, args, parallel) {
+          // mamba2_layer's in_proj descriptor (its 2nd argument): words 8, 9 = the region to touch
+          if (k === 'mamba2_layer' && new Int32Array(rt.memory.buffer, args[1], 10)[8] > 0) layerTouched++;
+          return team0.call(this, k, args, parallel);
+        };
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.touchState = false;
+          const off = await stepLogits(model.lm, ids, 6, 4);
+          assert.equal(touched + layerTouched, 0, 'off: no touching');
+          be.touchState = true;
+          const on = await stepLogits(model.lm, ids, 6, 4);
+          assert.ok(layerTouched > 0, 'on: the layer kernel touched the state');
+          be.stepIn = false;
+          const onSplit = await stepLogits(model.lm, ids, 6, 4);
+          assert.ok(touched > 0, 'on, in_proj its own call: linear_q8_touch ran');
+          for (let i = 0; i < off.length; i++) {
+            assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+            assert.deepEqual(onSplit[i], off[i], `step ${i}: logits differ (in_proj its own call)`);
+          }
+        } finally {
+          rt.run = run0;
+          rt.runTeam = team0;
+          be.touchState = false;
+          be.stepIn = true;
+        }
+      });
+    }
+  }
+});
+
 describe('wasm backend: out_proj touched during the fused decode step (stepPrefetch)', () => {
   for (const name of ['mamba-tiny', 'falcon-mamba-tiny', 'mamba2-tiny', 'bamba-variant']) {
     for (const weights of ['f32', 'q8'] as const) {
@@ -129,6 +273,7 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
         };
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.stepOut = false; // (the two-call path: the one-call path does not prefetch, as with stepPrefetch on)
           const run = async (prefetch: number): Promise<Float32Array[]> => {
             be.stepPrefetch = prefetch;
             return stepLogits(model.lm, ids, 6, 4);
@@ -143,6 +288,7 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
         } finally {
           rt.runTeam = runTeam;
           be.stepPrefetch = 0;
+          be.stepOut = true;
         }
       });
     }

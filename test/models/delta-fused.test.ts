@@ -18,19 +18,27 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 type Step = 'mamba1Step' | 'mamba2Step';
 type Hooks = Record<string, unknown>;
 
-/** counts the fused step's calls that produced a result, and those of them that were asked for Δ */
+/** the backend methods that run a fused step: the step, the step with out_proj, the whole layer (first argument: the step's) */
+function stepMethods(method: Step): string[] {
+  return [method, `${method}Out`, method.replace('Step', 'Layer')];
+}
+
+/** counts the fused step's calls (any of stepMethods) that produced a result, and those of them that were asked for Δ */
 function countSteps(model: Model, method: Step): { ran: number; withDelta: number } {
   const be = model.lm.backend as unknown as Hooks;
-  const step = (be[method] as (a: { onDelta?: unknown }) => unknown).bind(be);
   const n = { ran: 0, withDelta: 0 };
-  be[method] = (a: { onDelta?: unknown }) => {
-    const y = step(a);
-    if (y) {
-      n.ran++;
-      if (a.onDelta) n.withDelta++;
-    }
-    return y;
-  };
+  for (const m of stepMethods(method)) {
+    if (typeof be[m] !== 'function') continue;
+    const step = (be[m] as (a: { onDelta?: unknown }, ...rest: unknown[]) => unknown).bind(be);
+    be[m] = (a: { onDelta?: unknown }, ...rest: unknown[]) => {
+      const y = step(a, ...rest);
+      if (y) {
+        n.ran++;
+        if (a.onDelta) n.withDelta++;
+      }
+      return y;
+    };
+  }
   return n;
 }
 
@@ -165,8 +173,10 @@ describe('Δ from the fused decode steps (wasm)', () => {
   it('a backend that claims stepDelta but hands no Δ out: an error naming it, not a missing event', async () => {
     const model = await loadModel(hfFixture('mamba-tiny'), { backend: 'wasm', threads: 1 });
     const be = model.lm.backend as unknown as Hooks;
-    const step = (be.mamba1Step as (a: object) => unknown).bind(be);
-    be.mamba1Step = (a: object) => step({ ...a, onDelta: undefined });
+    for (const m of stepMethods('mamba1Step')) {
+      const step = (be[m] as (a: object, ...rest: unknown[]) => unknown).bind(be);
+      be[m] = (a: object, ...rest: unknown[]) => step({ ...a, onDelta: undefined }, ...rest);
+    }
     const s = model.lm.createState(1);
     await model.lm.advance([[3, 17, 250]], s);
     await assert.rejects(model.lm.advance([[9]], s, { onDelta: () => {} }), /wasm.*fused mamba1 decode step returned no Δ.*stepDelta/);

@@ -7,7 +7,7 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, halfOf, writeRowsHalf } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
@@ -53,6 +53,26 @@ export interface WasmBackendOptions {
    * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
    */
   fuseProducts?: boolean;
+  /**
+   * decode: a Mamba layer's step and its out_proj as one call on the threads (`mamba1StepOut` / `mamba2StepOut`:
+   * assembly/step_out.ts; default true, or the environment's MAMBA_TS_WASM_STEP_OUT=0 for false). false: the step, then
+   * out_proj as its own call, as before (benchmarks compare the two; the numbers are the same bits)
+   */
+  stepOut?: boolean;
+  /**
+   * decode: a Mamba-2 layer's q8 in_proj (one row of x) touches the layer's SSM state while it runs (one line of it per
+   * block of weights, each thread the share it steps next), so that the step finds the state cached (in `mamba2Layer`,
+   * or `linearTouching` when in_proj is its own call).
+   * Default false, or the environment's MAMBA_TS_WASM_TOUCH_STATE=1: on a shared machine the step got 3× faster but
+   * in_proj as much slower (the memory was the limit); to be measured on a quiet machine. The same numbers on or off.
+   */
+  touchState?: boolean;
+  /**
+   * decode: a Mamba layer's in_proj in the same call as its step and out_proj (`mamba1Layer` / `mamba2Layer`: one
+   * hand-off per layer; needs `stepOut`). Default true, or the environment's MAMBA_TS_WASM_STEP_IN=0 for false (in_proj
+   * its own call). The same numbers either way.
+   */
+  stepIn?: boolean;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -86,6 +106,14 @@ const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, 
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
  */
 export const SSD_MAX_CHUNK = 64;
+/** out_proj formats the *_step_out kernels multiply by (assembly/step_out.ts: its `fmt` codes) */
+const STEP_OUT_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
+
+/** the product a decode step's kernel applies to its output in the same call (mamba1StepOut, mamba2StepOut) */
+interface StepOutArgs {
+  w: Tensor;
+  bias: Tensor | null;
+}
 
 export class WasmBackend extends CpuBackend {
   override readonly name: string;
@@ -108,6 +136,12 @@ export class WasmBackend extends CpuBackend {
   gemm: WasmGemm;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
+  /** see WasmBackendOptions.stepOut (may be changed between calls) */
+  stepOut: boolean;
+  /** see WasmBackendOptions.touchState (may be changed between calls) */
+  touchState: boolean;
+  /** see WasmBackendOptions.stepIn (may be changed between calls) */
+  stepIn: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -127,6 +161,9 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
     this.fuseProducts = opts.fuseProducts ?? true;
+    this.stepOut = opts.stepOut ?? envFlag('MAMBA_TS_WASM_STEP_OUT', true);
+    this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
+    this.stepIn = opts.stepIn ?? envFlag('MAMBA_TS_WASM_STEP_IN', true);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -390,6 +427,26 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
+   * `linear` touching `next` meanwhile (WasmBackendOptions.touchState): q8 W, one row of x, `next` wasm-resident;
+   * else null. The product is linear_q8's (the same bits); the touches only load.
+   */
+  linearTouching(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor | null {
+    const m = this.matrices.get(w.storage as object);
+    const [M, K] = x.shape;
+    if (!this.touchState || !m || m.format !== 'q8' || M !== 1 || m.cols !== K) return null;
+    const touch = this.resident.get(next.storage as Float32Array);
+    if (touch === undefined) return null;
+    const N = m.rows;
+    return this.op((c) => {
+      const xo = c.in(x), bo = c.in(bias), yo = c.out(N);
+      const xq = c.out(K / 2 + K / Q8_BLOCK), xs = xq + K * 2;
+      this.runtime.run('quantize_rows_q8', [xo, xq, xs, 1, K], 1, 1, K);
+      this.runtime.run('linear_q8_touch', [xq, xs, m.off, m.scales, bo, yo, 1, K, N, touch, next.size * 4], N, 4, K * N);
+      return c.result(yo, [1, N]);
+    });
+  }
+
+  /**
    * Greedy decode's last op: the index of each row's largest value of x·Wᵀ (the first on ties, −1 when a row has no
    * finite or +∞ value), the product left in wasm memory and reduced there (no [rows, V] logits copied out). null
    * when W is not a wasm matrix.
@@ -479,26 +536,63 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
   mamba1Step(a: Mamba1StepArgs): Tensor | null {
-    const [batch, L, twoD] = a.xz.shape;
+    return this.mamba1StepWith(a, null);
+  }
+
+  /**
+   * The Mamba-1 decode step and then out_proj (`w`, `bias`) in one team call (assembly/step_out.ts): the same bits as
+   * `mamba1Step` followed by `linear`; [b, 1, w rows]. null when `stepOut` is off or the step or W is not handled here;
+   * also while `stepPrefetch` is on (that option touches out_proj during the step of the two-call path).
+   */
+  mamba1StepOut(a: Mamba1StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
+    return this.stepOut && this.stepPrefetch === 0 ? this.mamba1StepWith(a, { w, bias }) : null;
+  }
+
+  private mamba1StepWith(a: Mamba1StepArgs, out: StepOutArgs | null): Tensor | null {
+    return this.mamba1Run(a, a.xz, null, out);
+  }
+
+  /**
+   * A Mamba-1 layer's whole decode step in one team call (assembly/step_out.ts: mamba1_layer): in_proj, the step,
+   * out_proj; the same bits as `linear` then `mamba1StepOut`. [b, 1, out rows]; null as for `mamba2Layer`.
+   */
+  mamba1Layer(a: Mamba1LayerArgs): Tensor | null {
+    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
+    return this.mamba1Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+  }
+
+  /** the Mamba-1 decode step of `a` on xz (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
+  private mamba1Run(a: Omit<Mamba1StepArgs, 'xz'>, xz: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
+    const [batch, L] = (xz ?? inp!.h).shape;
     const [Dm, K] = a.conv.shape;
     const R = a.dtProj.shape[1];
     const N = a.A.shape[1];
     const f32 = (t: Tensor) => this.matrices.get(t.storage as object)?.format === 'f32';
     return this.op((c) => {
       const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || twoD !== 2 * Dm || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+      if (L !== 1 || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+      if (xz && xz.shape[2] !== 2 * Dm) return null;
+      const H = inp ? inp.h.shape[2] : 0;
+      const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
+      if (inp && (!i || i.N !== 2 * Dm || !out)) return null;
       const P = R + 2 * N;
       const n = a.innerNorms;
       const yo = c.out(batch * Dm);
       const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
-      const counter = c.zeros(1); // (an i32 zero)
+      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
+      const o = out ? this.stepOutDesc(c, out, batch, Dm) : null;
+      if (out && !o) return null;
       const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
-      this.runtime.runTeam('mamba1_step', [
-        c.in(a.xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
+      const args = [
+        i ? i.y : c.in(xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
         yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
-        batch, Dm, K, R, N, ...this.prefetchArgs(a.next),
-      ], batch * Dm * (P + R + 4 * N) >= MIN_PARALLEL_WORK);
-      const y = c.result(yo, [batch, 1, Dm]);
+        batch, Dm, K, R, N,
+      ];
+      const stepWork = batch * Dm * (P + R + 4 * N);
+      if (i && o) this.runtime.runTeam('mamba1_layer', [c.in(inp!.h), i.desc, H, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
+      else if (o) this.runtime.runTeam('mamba1_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      else this.runtime.runTeam('mamba1_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
+      const y = o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, Dm]);
       a.onDelta?.(c.result(deltaOut, [batch, 1, Dm]));
       return y;
     });
@@ -506,30 +600,98 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
   mamba2Step(a: Mamba2StepArgs): Tensor | null {
-    const [batch, L, width] = a.zxbcdt.shape;
+    return this.mamba2StepWith(a, null);
+  }
+
+  /**
+   * The Mamba-2 decode step and then out_proj (`w`, `bias`) in one team call (assembly/step_out.ts): the same bits as
+   * `mamba2Step` followed by `linear`; [b, 1, w rows]. null as for `mamba1StepOut`.
+   */
+  mamba2StepOut(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
+    return this.stepOut && this.stepPrefetch === 0 ? this.mamba2StepWith(a, { w, bias }) : null;
+  }
+
+  private mamba2StepWith(a: Mamba2StepArgs, out: StepOutArgs | null): Tensor | null {
+    return this.mamba2Run(a, a.zxbcdt, null, out);
+  }
+
+  /**
+   * A Mamba-2 layer's whole decode step in one team call (assembly/step_out.ts: mamba2_layer): in_proj, Δ, the step,
+   * out_proj; the same bits as `linear`, `mamba2StepOut` (Δ computed in wasm in f64 as processDt does; see the kernel).
+   * [b, 1, out rows]; null when `stepIn` or `stepOut` is off (or `stepPrefetch` on) or these arguments are not handled
+   * here. With `touchState`, q8 in_proj touches the state meanwhile (as `linearTouching`).
+   */
+  mamba2Layer(a: Mamba2LayerArgs): Tensor | null {
+    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
+    return this.mamba2Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+  }
+
+  /** the Mamba-2 decode step of `a` on zxbcdt (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
+  private mamba2Run(a: Omit<Mamba2StepArgs, 'zxbcdt'>, zxbcdt: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const W = nh * hd;
     const convDim = W + 2 * G * N;
+    const width = W + convDim + nh;
+    const [batch, L] = (zxbcdt ?? inp!.h).shape;
     const K = a.conv.shape[1];
     return this.op((c) => {
       const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || width !== W + convDim + nh || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
-      // Δ: bias, softplus and limits on the JS side, as the unfused path does
-      const all = a.zxbcdt.storage as Float32Array;
-      const dtRaw = new Float32Array(batch * nh);
-      for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
-      const dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
-      const dt = c.data(dtHost);
+      if (L !== 1 || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+      if (zxbcdt && zxbcdt.shape[2] !== width) return null;
+      const H = inp ? inp.h.shape[2] : 0;
+      const i = inp ? this.stepOutDesc(c, inp, batch, H, this.touchState ? a.ssmState : null) : null;
+      if (inp && (!i || i.N !== width || !out)) return null;
+      const o = out ? this.stepOutDesc(c, out, batch, W) : null;
+      if (out && !o) return null;
       const yo = c.out(batch * W);
       const work = c.out(batch * (convDim + W));
-      const counter = c.zeros(1); // (an i32 zero)
-      this.runtime.runTeam('mamba2_step', [
-        c.in(a.zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
-        yo, work, counter, batch, nh, hd, G, N, K, ...this.prefetchArgs(a.next),
-      ], 3 * batch * W * N >= MIN_PARALLEL_WORK);
-      a.onDelta?.(new Tensor(this, dtHost, [batch, 1, nh])); // Δ observed: what observeDelta computes (same function, same inputs)
-      return c.result(yo, [batch, 1, W]);
+      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
+      let dt: number, dtHost: Float32Array | null = null;
+      if (i) dt = c.out(batch * nh); // (the layer kernel computes Δ)
+      else {
+        // Δ: bias, softplus and limits on the JS side, as the unfused path does
+        const all = zxbcdt!.storage as Float32Array;
+        const dtRaw = new Float32Array(batch * nh);
+        for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
+        dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+        dt = c.data(dtHost);
+      }
+      const args = [
+        i ? i.y : c.in(zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
+        yo, work, counter, batch, nh, hd, G, N, K,
+      ];
+      const stepWork = 3 * batch * W * N;
+      if (i && o) {
+        const [lo, hi] = a.dtLimit;
+        this.runtime.runTeam('mamba2_layer', [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
+      } else if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
+      else this.runtime.runTeam('mamba2_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
+      // Δ observed: what observeDelta computes (same function, same inputs; the layer kernel's own f64 copy of it)
+      a.onDelta?.(dtHost ? new Tensor(this, dtHost, [batch, 1, nh]) : c.result(dt, [batch, 1, nh]));
+      return o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, W]);
     });
+  }
+
+  /**
+   * The descriptor of out_proj (or in_proj) for the *_step_out / *_layer kernels (assembly/step_out.ts: format, W, scales, bias, y, N, the
+   * q8 scratch and its stride per thread) written into scratch of `c`, for x [M, K]; null where they do not run this
+   * product: W not a wasm matrix of f32/bf16/f16/q8 with K columns, or M rows that `linear` would give to the GEMM
+   * kernels (the decode kernels then would not be the same bits).
+   */
+  private stepOutDesc(c: OpScratch, out: StepOutArgs, M: number, K: number, touch: Tensor | null = null): { desc: number; y: number; N: number; work: number } | null {
+    const m = this.matrices.get(out.w.storage as object);
+    const fmt = m ? STEP_OUT_FORMAT[m.format] : undefined;
+    if (!m || fmt === undefined || m.cols !== K) return null;
+    if (M >= (m.format === 'f32' || m.format === 'q8' ? BLOCKED_MIN_ROWS : PANEL_MIN_ROWS)) return null;
+    if (out.bias && out.bias.size !== m.rows) throw new Error(`wasm: a Mamba layer's projection bias has ${out.bias.size} values for a ${m.rows}×${m.cols} matrix (expected ${m.rows})`);
+    const y = c.out(M * m.rows);
+    // q8: x quantized by each thread into scratch of its own (i16 values, then f32 block scales), 64-byte aligned
+    const stride = m.format === 'q8' ? Math.ceil((2 * M * K + (4 * M * K) / Q8_BLOCK) / 64) * 64 : 0;
+    const xq = stride ? c.out((this.runtime.threads * stride) / 4) : 0;
+    const desc = c.out(10);
+    const t = touch && m.format === 'q8' && M === 1 ? this.resident.get(touch.storage as Float32Array) ?? 0 : 0;
+    new Int32Array(this.runtime.memory.buffer, desc, 10).set([fmt, m.off, m.scales, c.in(out.bias), y, m.rows, xq, stride, t, t ? touch!.size * 4 : 0]);
+    return { desc, y, N: m.rows, work: M * K * m.rows };
   }
 
   /** the step kernels' pfQ, pfQRowB, pfS, pfSRowB, pfRows, pfBudget for the weight `w` (zeros: no prefetch) */
@@ -657,7 +819,14 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
-/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
+function envFlag(name: string, dflt: boolean): boolean {
+  const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === '1' || raw === '0') return raw === '1';
+  throw new LoadOptionError(`wasm backend: ${name} must be 0 or 1, got "${raw}"`);
+}
+
 /** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
 function envGemm(): WasmGemm {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMM : undefined;
@@ -666,6 +835,7 @@ function envGemm(): WasmGemm {
   return raw;
 }
 
+/** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */
 function envStepPrefetch(): number {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_STEP_PREFETCH : undefined;
   if (raw === undefined || raw === '') return 0;

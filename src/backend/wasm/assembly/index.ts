@@ -20,3 +20,4 @@ export * from './transpose';
 export * from './attention';
 export * from './argmax';
 export * from './linear_multi';
+export * from './step_out';

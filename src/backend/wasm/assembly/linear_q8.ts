@@ -99,7 +99,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
  * dot products. pfq ≠ 0: touches the next 4 rows (qs at pfq, scales at pfs) meanwhile.
  */
 // @ts-ignore: decorator
-@inline function q8dot1x4(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, pfq: usize, pfs: usize): v128 {
+@inline function q8dot1x4(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, pfq: usize, pfs: usize, px: usize = 0, pxLines: usize = 0): v128 {
   const qrowB = <usize>K, srowB = <usize>K >> 3;
   const q1 = q0 + qrowB, q2 = q1 + qrowB, q3 = q2 + qrowB;
   let acc = f32x4.splat(0);
@@ -111,6 +111,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
       // this block consumes 4 · 32 bytes of qs and 4 · 4 of scales: touch as many of the next group
       junk ^= load<u32>(pfq + (k << 2)) ^ load<u32>(pfq + (k << 2), 64) ^ load<u32>(pfs + (so << 2));
     }
+    if (px && b < pxLines) junk ^= load<u32>(px + (b << 6));
     const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
     t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
     t1 = q8bdotW(q1 + k, x0, x1, x2, x3);
@@ -120,7 +121,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
     const sc = f32x4.mul(gather(s0 + so, srowB, 4), v128.load32_splat(xs + so));
     acc = f32x4.add(acc, f32x4.mul(S, sc));
   }
-  if (pfq) sinkTouches(junk);
+  if (pfq || px) sinkTouches(junk);
   return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
 }
 
@@ -350,4 +351,30 @@ export function quantize_q8(w: usize, qs: usize, scales: usize, N: i32, K: i32, 
 @inline function q8round(v: v128, s: v128, qmax: f32): v128 {
   const c = f32x4.splat(qmax);
   return i32x4.trunc_sat_f32x4_s(f32x4.max(f32x4.min(f32x4.nearest(f32x4.div(v, s)), c), f32x4.neg(c)));
+}
+
+/**
+ * linear_q8 for one row of x (M = 1), touching meanwhile what this thread reads next: its share of [touch, touch +
+ * touchBytes) (the share of rows [n0, n1) of N: with the threads' row split, about the heads each steps next in a
+ * Mamba-2 layer's state), one 64-byte line per block of 32 weights of a group of 4 rows, spread evenly over the
+ * groups, so that each miss overlaps compute (a burst of touches stalls the core on them). Same bits as linear_q8.
+ */
+export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize,
+                                M: i32, K: i32, N: i32, touch: usize, touchBytes: usize, n0: i32, n1: i32): void {
+  const t0 = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
+  const t1 = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
+  const qrowB = <usize>K, srowB = <usize>K >> 3;
+  const qpB = qrowB << 2, spB = srowB << 2;
+  const groups = <usize>max((n1 - n0) >> 2, 1);
+  const lines = ((t1 - t0) / 64 + groups - 1) / groups;
+  let px = t0;
+  let j = n0;
+  for (; j + 4 <= n1; j += 4) {
+    const qj = qs + <usize>j * qrowB, sj = scales + <usize>j * srowB;
+    const more = j + 8 <= n1;
+    const nl = px < t1 ? min(lines, (t1 - px) / 64) : 0;
+    store4(y, bias, j, q8dot1x4(xq, xs, qj, sj, K, more ? qj + qpB : 0, sj + spB, nl ? px : 0, nl));
+    px += nl * 64;
+  }
+  for (; j < n1; j++) store1(y, bias, j, q8dot1x1(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
 }
