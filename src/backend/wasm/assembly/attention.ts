@@ -20,15 +20,29 @@
 // f32 exactly (weights.ts's conversions) as they are read: decode reads keys and values straight from the cache (the
 // block code is generic over the element type W: f32, u16 = bf16, i16 = f16); prefill converts the K/V tile it packs
 // anyway. The cache streams half the bytes.
+// fmt 3: q8 (src/backend/wasm/q8.ts): a position's row of Hkv · hd values (a multiple of 32) in blocks of 32, each
+// [f32 scale, 32 × int8] = 36 bytes; with hd a multiple of 32 every block lies in one head (along the head dim), with
+// hd = 8 or 16 a block holds 32 / hd heads. Decode dequantizes each block of ≤ DBK keys of a head (keys and values,
+// q · scale in f32) into per-thread scratch and runs the f32 block code on it (in L1); prefill converts the tiles
+// it packs. The cache streams 1.125 bytes per value.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
-import { bfHi, bfLo, w4, wScalar } from './weights';
+import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
+/** bytes of a q8 cache block (f32 scale, 32 int8) */
+const Q8B: usize = 36;
+
+/** byte offset of value index e (q8: of its block; e a multiple of 32 there) in a cache of format fmt */
+// @ts-ignore: decorator
+@inline function kvByte(fmt: i32, e: usize): usize {
+  if (fmt == 3) return (e >> 5) * Q8B;
+  return fmt ? e << 1 : e << 2;
+}
 
 // @ts-ignore: decorator
 @inline function f4(p: usize, i: i32): usize {
@@ -228,6 +242,31 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
   else unpackKVRows<i16>(src, strideB, rows, hd, dst);
 }
 
+/**
+ * values [e0, e0 + n) of `rows` q8 cache rows (src: the first row's blocks, rows strideB bytes apart) as f32 rows
+ * [rows, n] at dst: whole blocks (e0, n multiples of 32) with SIMD, other ranges (a head inside a block) value by
+ * value; both q · scale as one f32 multiply.
+ */
+function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, dst: usize): void {
+  const whole = ((e0 | n) & 31) == 0;
+  for (let j = 0; j < rows; j++) {
+    const s = src + <usize>j * strideB;
+    const d = dst + ((<usize>j * n) << 2);
+    if (whole) {
+      for (let c = 0; c < n >> 5; c++) {
+        const blk = s + <usize>((e0 >> 5) + c) * Q8B;
+        q8x32(blk + 4, v128.load32_splat(blk), d + (<usize>c << 7));
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const e = e0 + i;
+        const blk = s + <usize>(e >> 5) * Q8B;
+        store<f32>(f4(d, i), <f32>load<i8>(blk + 4 + <usize>(e & 31)) * load<f32>(blk));
+      }
+    }
+  }
+}
+
 // @ts-ignore: decorator
 @inline function unpackKVRows<W>(src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
   for (let j = 0; j < rows; j++) {
@@ -316,7 +355,7 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
 
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats, then the
+ * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats (q8: + 2 · DBK · hd), then the
  * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
@@ -324,10 +363,13 @@ export function attention_decode(
   S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
-  const rowB = <usize>(Hkv * hd) << sh; // bytes of one cache position (all KV heads)
-  const sc = scratch + ((<usize>t * G * DBK) << 2);
-  const parts = scratch + ((<usize>T * G * DBK) << 2);
+  const rowB = kvByte(fmt, <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
+  const hdB = <usize>hd << 2;
+  // per thread: G · DBK scores, then (q8) a block's keys and values as f32 [DBK, hd] each
+  const perThread = <usize>(G + (fmt == 3 ? 2 * hd : 0)) * DBK;
+  const sc = scratch + ((<usize>t * perThread) << 2);
+  const Kf = sc + ((<usize>G * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const parts = scratch + ((<usize>T * perThread) << 2);
   const ps = <usize>(hd + 2) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
@@ -359,10 +401,17 @@ export function attention_decode(
         const h0 = g * G;
         const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
         const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
-        const ho = (<usize>g * hd) << sh;
+        const ho: usize = fmt == 3 ? 0 : kvByte(fmt, <usize>g * hd); // (q8: the head is found inside the rows)
         if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else {
+          // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
+          const o = <usize>j0 * rowB;
+          unpackQ8Rows(rowK + o, g * hd, rowB, bk, hd, Kf);
+          unpackQ8Rows(rowV + o, g * hd, rowB, bk, hd, Vf);
+          decodeBlock<f32>(qp, Kf, Vf, hdB, 0, bk, G, hd, scale, sc, part, headB);
+        }
       }
     }
   }
@@ -435,8 +484,7 @@ export function attention_prefill(
 ): void {
   const G = Hq / Hkv;
   const Mmax = G * BQ;
-  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
-  const rowB = <usize>(Hkv * hd) << sh;
+  const rowB = kvByte(fmt, <usize>(Hkv * hd));
   const qRowB = <usize>(Hq * hd) << 2;
   const hdB = <usize>hd << 2;
   const base = scratch + ((<usize>t * tileFloats) << 2);
@@ -479,12 +527,18 @@ export function attention_prefill(
     const kvBase = (<usize>r * cap * Hkv + g) * hd;
     for (let j0 = 0; j0 < kEnd; j0 += BK) {
       const bk = min(BK, kEnd - j0);
-      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << sh);
-      const v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << sh);
-      if (fmt == 0) {
+      if (fmt == 3) {
+        // q8: head g's values of the tile's positions (rows of whole blocks)
+        const o = (<usize>r * cap + j0) * rowB;
+        unpackQ8Rows(K + o, g * hd, rowB, bk, hd, Kt);
+        unpackQ8Rows(V + o, g * hd, rowB, bk, hd, Vf);
+        packVt(Vf, hdB, bk, hd, Vt);
+      } else if (fmt == 0) {
+        const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 2), v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << 2);
         for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
         packVt(v0, rowB, bk, hd, Vt);
       } else {
+        const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 1), v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << 1);
         unpackKV(fmt, k0, rowB, bk, hd, Kt);
         unpackKV(fmt, v0, rowB, bk, hd, Vf);
         packVt(Vf, hdB, bk, hd, Vt);
