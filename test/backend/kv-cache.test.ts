@@ -203,7 +203,14 @@ describe('KV cache tensors in q8', () => {
       assert.equal(cat.dtype, 'q8');
       assert.deepEqual(be.readSync(cat), Float32Array.from([...want, ...want.subarray(128), ...want.subarray(0, 128)]));
       assert.throws(() => ops.concatRows([t, be.zeros(shape, 'bf16')]), /dtypes differ: q8 vs bf16/);
-      // rows of 16 values are half a block: scatterAddRows on q8 takes whole blocks only
+      // rows of 16 values (one head) are half a block: the block is quantized again with the other half
+      const half = be.fromHost(vals.slice(0, 64), [2, 1, 2, 16], { kvCache: 'q8' }); // rows of the last dim: one head
+      ops.scatterAddRows(half, Int32Array.from([0]), be.fromHost(be.readSync(half).slice(0, 16), [1, 16]), Float32Array.from([-1]));
+      const h = be.readSync(half), w2 = roundToKv(Float32Array.from([...new Array(16).fill(0), ...want.subarray(16, 64)]), 'q8');
+      assert.deepEqual(h, w2, 'row 0 cleared, its block requantized with row 1 alone');
+      assert.deepEqual([...h.subarray(0, 16)], new Array(16).fill(0));
+      assert.ok(maxAbsDiff(h.subarray(16, 32), want.subarray(16, 32)) <= Math.max(...vals.subarray(16, 32).map(Math.abs)) / 127, 'row 1 kept to its rounding');
+      assert.deepEqual(h.subarray(32), want.subarray(32, 64), 'the other block untouched');
       const flat = be.fromHost(vals.slice(), [8, 32], { kvCache: 'q8' });
       ops.scatterAddRows(flat, Int32Array.from([0]), ops.takeRows(flat, [0]), Float32Array.from([-1]));
       assert.deepEqual([...be.readSync(flat).subarray(0, 32)], new Array(32).fill(0), 'a row minus itself');

@@ -253,21 +253,36 @@ export class CpuBackend implements Backend {
     const y = attention(buf(a.q), buf(a.k), buf(a.v), opt(a.cacheK), opt(a.cacheV), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
     return new Tensor(this, y, [b, L, Hq, hd]);
   }
-  /** (a bf16/f16/q8 dst: each changed row is rounded to its format again) */
+  /**
+   * (a bf16/f16 dst: each changed value is rounded to its format again; q8: the blocks holding changed values are
+   * quantized again, after all the rows are added — a row may be part of a block, e.g. one head of 16 values)
+   */
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
     const H = dst.shape[dst.shape.length - 1];
     const s = f32Of(src);
     const kv = kvOf(dst);
+    if (kv === 'q8') {
+      const blocks = dst.storage as Uint8Array;
+      const vals = decodeQ8Kv(blocks);
+      const touched = new Set<number>();
+      for (let i = 0; i < rows.length; i++) {
+        const w = weights[i];
+        const so = i * H, dOff = rows[i] * H;
+        for (let k = 0; k < H; k++) vals[dOff + k] += w * s[so + k];
+        for (let blk = Math.floor(dOff / 32); blk * 32 < dOff + H; blk++) touched.add(blk);
+      }
+      for (const blk of touched) encodeKvInto(vals.subarray(blk * 32, blk * 32 + 32), kv, blocks, blk * 32);
+      return;
+    }
     if (kv !== 'f32') {
-      const a = dst.storage as KvArray;
-      const per = a.length / dst.size; // storage elements per value (q8: 36 bytes per 32 values)
+      const bits = dst.storage as Uint16Array;
       const row = new Float32Array(H);
       for (let i = 0; i < rows.length; i++) {
         const w = weights[i];
         const so = i * H, dOff = rows[i] * H;
-        const cur = decodeKv(a.subarray(dOff * per, (dOff + H) * per), kv);
+        const cur = decodeHalfBits(bits.subarray(dOff, dOff + H), kv);
         for (let k = 0; k < H; k++) row[k] = cur[k] + w * s[so + k];
-        encodeKvInto(row, kv, a, dOff);
+        encodeHalfInto(row, kv, bits, dOff);
       }
       return;
     }
