@@ -23,6 +23,8 @@ import { maxAbsDiff, randomArray, type AttentionDims } from '../helpers.js';
 
 const cpu = new CpuBackend();
 const wasm = [1, 2, 3].map((threads) => new WasmBackend({ threads }));
+/** q8 decode through scratch (the older way; what head dims not a multiple of 32 always run) */
+const wasmQ8Scratch = new WasmBackend({ threads: 2, q8KvDecode: 'scratch' });
 
 /** unit roundoff of round-to-nearest-even: half the spacing of the significand (bf16: 8 bits, f16: 11 bits) */
 const UNIT: Record<'bf16' | 'f16', number> = { bf16: 2 ** -8, f16: 2 ** -11 };
@@ -249,11 +251,11 @@ describe('attention on a q8 KV cache: wasm kernels = CPU reference (<= 1e-5); vs
       const e8 = maxAbsDiff(want.y, exact.y);
       const lim = bound(c, d, 1 / 254);
       assert.ok(e8 > 0 && e8 <= lim, `q8 cache vs f32 cache: max |Δ| = ${e8}, bound ${lim}`);
-      for (const be of wasm) {
+      for (const be of [...wasm, wasmQ8Scratch]) {
         const got = run(be, c, d, 'q8');
         assert.equal(got.dtype, 'q8');
         const e = maxAbsDiff(got.y, want.y);
-        assert.ok(e <= 1e-5, `${be.name}: max |Δ| against the reference on the same q8 cache = ${e}`);
+        assert.ok(e <= 1e-5, `${be.name}${be === wasmQ8Scratch ? ' (q8 through scratch)' : ''}: max |Δ| against the reference on the same q8 cache = ${e}`);
         assert.deepEqual(got.ck, want.ck, `${be.name}: keys written into the cache`);
         assert.deepEqual(got.cv, want.cv, `${be.name}: values written into the cache`);
       }

@@ -53,6 +53,12 @@ export interface WasmBackendOptions {
    * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
    */
   fuseProducts?: boolean;
+  /**
+   * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
+   * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
+   * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
+   */
+  q8KvDecode?: 'in-place' | 'scratch';
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -110,6 +116,8 @@ export class WasmBackend extends CpuBackend {
   gemm: WasmGemm;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
+  /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
+  q8KvDecode: 'in-place' | 'scratch';
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -129,6 +137,8 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     this.gemm = opts.gemm ?? envGemm();
     this.fuseProducts = opts.fuseProducts ?? true;
+    this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
+    if (this.q8KvDecode !== 'in-place' && this.q8KvDecode !== 'scratch') throw new LoadOptionError(`wasm backend: option "q8KvDecode" must be 'in-place' or 'scratch', got ${String(opts.q8KvDecode)}`);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -592,10 +602,11 @@ export class WasmBackend extends CpuBackend {
         // splits of the keys: enough items (rows × splits) for every thread to get an equal share
         let S = T / gcd(b, T);
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
-        // per thread: G · DBK scores (q8: + the block's keys and values as f32, 2 · DBK · hd)
-        const scratch = c.out(T * (G + (fmt === 3 ? 2 * hd : 0)) * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
+        // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
+        const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
+        const scratch = c.out(T * (G + (dfmt === 4 ? 2 * hd : 0)) * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, fmt], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt], work >= MIN_PARALLEL_WORK);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;

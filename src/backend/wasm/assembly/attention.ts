@@ -22,9 +22,11 @@
 // anyway. The cache streams half the bytes.
 // fmt 3: q8 (src/backend/wasm/q8.ts): a position's row of Hkv · hd values (a multiple of 32) in blocks of 32, each
 // [f32 scale, 32 × int8] = 36 bytes; with hd a multiple of 32 every block lies in one head (along the head dim), with
-// hd = 8 or 16 a block holds 32 / hd heads. Decode dequantizes each block of ≤ DBK keys of a head (keys and values,
-// q · scale in f32) into per-thread scratch and runs the f32 block code on it (in L1); prefill converts the tiles
-// it packs. The cache streams 1.125 bytes per value.
+// hd = 8 or 16 a block holds 32 / hd heads. Decode (hd a multiple of 32) reads the blocks in place (decodeBlockQ8:
+// int8 widened in registers, scores q · (q8 · scale), values (p · scale) · q8); fmt 4, the same cache read another
+// way (any such hd; the JS side picks it for hd not a multiple of 32, or when asked): each block of ≤ DBK keys of a
+// head dequantized into per-thread scratch and the f32 block code run on it (in L1). Prefill converts the tiles it
+// packs. The cache streams 1.125 bytes per value.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
@@ -353,6 +355,149 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
   }
 }
 
+/** 8 int8 values loaded sign-extended to i16 (v128.load8x8_s): lanes 0-3 / 4-7 as f32x4 (exact) */
+// @ts-ignore: decorator
+@inline function q8lo(r: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(r));
+}
+// @ts-ignore: decorator
+@inline function q8hi(r: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(r));
+}
+
+/** dot(a, b) over nb q8 blocks (a f32; b: the first block of a head's keys, hd = 32 · nb), each value q · scale in f32 */
+// @ts-ignore: decorator
+@inline function dotQ8(a: usize, b: usize, nb: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+  for (let c = 0; c < nb; c++) {
+    const blk = b + <usize>c * Q8B;
+    const s = v128.load32_splat(blk);
+    const ac = a + (<usize>c << 7);
+    for (let h: usize = 0; h < 32; h += 8) {
+      const r = v128.load8x8_s(blk + 4 + h);
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(ac + (h << 2)), f32x4.mul(q8lo(r), s)));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(ac + (h << 2), 16), f32x4.mul(q8hi(r), s)));
+    }
+  }
+  return hsum(f32x4.add(a0, a1));
+}
+
+/** [dot(a, b0), …, dot(a, b3)] over nb q8 blocks for the 4 key rows b0 = b, b + rowB, … (see dotQ8; each block's sum of q · x scaled once) */
+// @ts-ignore: decorator
+@inline function dot4Q8(a: usize, b: usize, rowB: usize, nb: i32): v128 {
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let c = 0; c < nb; c++) {
+    const o = <usize>c * Q8B;
+    const ac = a + (<usize>c << 7);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    // the block's 32 values, 8 at a time (unrolled)
+    let x0 = v128.load(ac), x1 = v128.load(ac, 16);
+    let qo = o + 4;
+    let r0 = v128.load8x8_s(b + qo), r1 = v128.load8x8_s(b1 + qo), r2 = v128.load8x8_s(b2 + qo), r3 = v128.load8x8_s(b3 + qo);
+    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
+    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
+    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
+    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
+    x0 = v128.load(ac, 32); x1 = v128.load(ac, 48);
+    qo += 8;
+    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
+    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
+    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
+    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
+    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
+    x0 = v128.load(ac, 64); x1 = v128.load(ac, 80);
+    qo += 8;
+    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
+    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
+    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
+    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
+    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
+    x0 = v128.load(ac, 96); x1 = v128.load(ac, 112);
+    qo += 8;
+    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
+    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
+    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
+    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
+    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
+    a0 = f32x4.add(a0, f32x4.mul(c0, v128.load32_splat(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(c1, v128.load32_splat(b1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(c2, v128.load32_splat(b2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(c3, v128.load32_splat(b3 + o)));
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/** acc[0, 8) += sa · qa + sb · qb + sc · qc + sd · qd for 8 int8 values at each of qa … qd */
+// @ts-ignore: decorator
+@inline function accQ8x8(acc: usize, qa: usize, qb: usize, qc: usize, qd: usize, sa: v128, sb: v128, sc: v128, sd: v128): void {
+  const ra = v128.load8x8_s(qa), rb = v128.load8x8_s(qb), rc = v128.load8x8_s(qc), rd = v128.load8x8_s(qd);
+  const lo = f32x4.add(f32x4.add(f32x4.mul(sa, q8lo(ra)), f32x4.mul(sb, q8lo(rb))), f32x4.add(f32x4.mul(sc, q8lo(rc)), f32x4.mul(sd, q8lo(rd))));
+  const hi = f32x4.add(f32x4.add(f32x4.mul(sa, q8hi(ra)), f32x4.mul(sb, q8hi(rb))), f32x4.add(f32x4.mul(sc, q8hi(rc)), f32x4.mul(sd, q8hi(rd))));
+  v128.store(acc, f32x4.add(v128.load(acc), lo));
+  v128.store(acc, f32x4.add(v128.load(acc, 16), hi), 16);
+}
+
+/**
+ * decodeBlock on a q8 cache read in place (hd a multiple of 32; k0/v0: the head's first block at the block's first
+ * position): scores Σ_blocks scale · (q · q8); values accumulated as (p · scale) · q8 per block, four keys at a time.
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockQ8(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const nb = hd >> 5;
+  let jj = 0;
+  for (; jj + 4 <= bk; jj += 4) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4Q8(qp + ((<usize>i * hd) << 2), kp, rowB, nb), f32x4.splat(scale)));
+  }
+  for (; jj < bk; jj++) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotQ8(qp + ((<usize>i * hd) << 2), kp, nb) * scale);
+  }
+  for (let i = 0; i < G; i++) {
+    const si = f4(sc, i * DBK);
+    const pi = part + <usize>i * headB;
+    const m = load<f32>(f4(pi, hd));
+    const mNew = max(m, rowMax(si, bk));
+    const corr = Mathf.exp(m - mNew);
+    const sum = expRow(si, bk, bk, mNew);
+    store<f32>(f4(pi, hd), mNew);
+    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
+    if (corr != 1) scaleRow(pi, hd, corr);
+    let jj = 0;
+    for (; jj + 4 <= bk; jj += 4) {
+      const p0 = load<f32>(f4(si, jj)), p1 = load<f32>(f4(si, jj + 1)), p2 = load<f32>(f4(si, jj + 2)), p3 = load<f32>(f4(si, jj + 3));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
+      for (let c = 0; c < nb; c++) {
+        const o = <usize>c * Q8B;
+        const sa = f32x4.splat(p0 * load<f32>(va + o)), sb = f32x4.splat(p1 * load<f32>(vb + o));
+        const sc_ = f32x4.splat(p2 * load<f32>(vc + o)), sd = f32x4.splat(p3 * load<f32>(vd + o));
+        const ac = pi + (<usize>c << 7);
+        accQ8x8(ac, va + o + 4, vb + o + 4, vc + o + 4, vd + o + 4, sa, sb, sc_, sd);
+        accQ8x8(ac + 32, va + o + 12, vb + o + 12, vc + o + 12, vd + o + 12, sa, sb, sc_, sd);
+        accQ8x8(ac + 64, va + o + 20, vb + o + 20, vc + o + 20, vd + o + 20, sa, sb, sc_, sd);
+        accQ8x8(ac + 96, va + o + 28, vb + o + 28, vc + o + 28, vd + o + 28, sa, sb, sc_, sd);
+      }
+    }
+    for (; jj < bk; jj++) {
+      const p = load<f32>(f4(si, jj));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      for (let c = 0; c < nb; c++) {
+        const o = <usize>c * Q8B;
+        const sa = f32x4.splat(p * load<f32>(va + o));
+        const ac = pi + (<usize>c << 7);
+        for (let h: usize = 0; h < 32; h += 8) {
+          const ra = v128.load8x8_s(va + o + 4 + h);
+          const ap = ac + (h << 2);
+          v128.store(ap, f32x4.add(v128.load(ap), f32x4.mul(sa, q8lo(ra))));
+          v128.store(ap, f32x4.add(v128.load(ap, 16), f32x4.mul(sa, q8hi(ra))), 16);
+        }
+      }
+    }
+  }
+}
+
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
  * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats (q8: + 2 · DBK · hd), then the
@@ -363,10 +508,10 @@ export function attention_decode(
   S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const rowB = kvByte(fmt, <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
+  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
   const hdB = <usize>hd << 2;
   // per thread: G · DBK scores, then (q8) a block's keys and values as f32 [DBK, hd] each
-  const perThread = <usize>(G + (fmt == 3 ? 2 * hd : 0)) * DBK;
+  const perThread = <usize>(G + (fmt == 4 ? 2 * hd : 0)) * DBK;
   const sc = scratch + ((<usize>t * perThread) << 2);
   const Kf = sc + ((<usize>G * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
   const parts = scratch + ((<usize>T * perThread) << 2);
@@ -401,10 +546,11 @@ export function attention_decode(
         const h0 = g * G;
         const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
         const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
-        const ho: usize = fmt == 3 ? 0 : kvByte(fmt, <usize>g * hd); // (q8: the head is found inside the rows)
+        const ho: usize = fmt == 4 ? 0 : kvByte(fmt, <usize>g * hd); // (q8 through scratch: the head is found inside the rows)
         if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 3) decodeBlockQ8(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else {
           // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
           const o = <usize>j0 * rowB;
