@@ -212,7 +212,7 @@ export function flag(values: ParsedValues, name: string): boolean {
 export const KV_CACHE_OPTION: OptionSpec = {
   type: 'string',
   value: 'TYPE',
-  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes), q8 (int8 blocks of 32 with an f32 scale, 1.125 bytes per value; head dims a multiple of 32); cpu and wasm',
+  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes), q8 (int8 blocks of 32 with an f32 scale, 1.125 bytes per value; kv_heads × head_dim a multiple of 32); cpu and wasm',
 };
 
 /** The `--kv-cache` value (undefined when not given); a format the backend cannot store is a UsageError. */

@@ -188,6 +188,13 @@ describe('kvCache option errors', () => {
     await assert.rejects(loadModel(hfFixture('llama-tiny'), { kvCache: 'q4' as 'f32' }),
       (e: Error) => e instanceof LoadOptionError && /option "kvCache" must be one of "f32", "bf16", "f16", "q8", got "q4"/.test(e.message));
   });
+  it('q8 on a model whose kv_heads × head_dim is not a multiple of 32 is refused at load, naming the option and the head dim', async () => {
+    // bamba-variant: 1 KV head of 16
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await assert.rejects(loadModel(hfFixture('bamba-variant'), { backend, kvCache: 'q8' }),
+        (e: Error) => e instanceof LoadOptionError && /^buildModel: option "kvCache" 'q8' stores blocks of 32 values .* this cache has head dim 16 \(× 1 kv heads = 16\): use 'bf16' or 'f16'$/.test(e.message));
+    }
+  });
   it('webgpu refuses a q8 cache at load, naming the option', async () => {
     await assert.rejects(loadModel(hfFixture('llama-tiny'), { backend: 'webgpu', kvCache: 'q8' }),
       (e: Error) => e instanceof LoadOptionError && /^loadModel: option "kvCache" must be .* on the webgpu backend, got "q8" \(not stored there yet\)$/.test(e.message));
