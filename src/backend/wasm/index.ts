@@ -604,7 +604,9 @@ export class WasmBackend extends CpuBackend {
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
         // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
         const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
-        const scratch = c.out(T * (G + (dfmt === 4 ? 2 * hd : 0)) * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
+        // (per thread: G · DBK scores; fmt 4 + 2 · DBK · hd floats, fmt 3 + Hq · (hd + 2): the queries split into int16)
+        const perThread = G * ATTN_DECODE_BLOCK + (dfmt === 4 ? 2 * hd * ATTN_DECODE_BLOCK : dfmt === 3 ? Hq * (hd + 2) : 0);
+        const scratch = c.out(T * perThread + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
         rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt], work >= MIN_PARALLEL_WORK);
       } else {

@@ -365,65 +365,79 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
   return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(r));
 }
 
-/** dot(a, b) over nb q8 blocks (a f32; b: the first block of a head's keys, hd = 32 · nb), each value q · scale in f32 */
-// @ts-ignore: decorator
-@inline function dotQ8(a: usize, b: usize, nb: i32): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
-  for (let c = 0; c < nb; c++) {
-    const blk = b + <usize>c * Q8B;
-    const s = v128.load32_splat(blk);
-    const ac = a + (<usize>c << 7);
-    for (let h: usize = 0; h < 32; h += 8) {
-      const r = v128.load8x8_s(blk + 4 + h);
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(ac + (h << 2)), f32x4.mul(q8lo(r), s)));
-      a1 = f32x4.add(a1, f32x4.mul(v128.load(ac + (h << 2), 16), f32x4.mul(q8hi(r), s)));
+/**
+ * A query head's hd values q as two int16 rows, q ≈ s1 · (hi + lo / 65536) with s1 = max|q| / 32767 (hi = round(q / s1),
+ * lo = round((q − s1 · hi) / s2), s2 = s1 / 65536): q to within s1 / 131072 = max|q| · 2⁻³² (below f32's own rounding
+ * of q), so that scores against int8 keys are integer dot products (i32x4.dot_i16x8_s) and still equal the f32
+ * products q · (q8 · scale) to f32 rounding. hi, lo at hi/lo (hd i16 each), s1, s2 at sp (f32).
+ */
+function splitQ(q: usize, hd: i32, hi: usize, lo: usize, sp: usize): void {
+  let m: f32 = 0;
+  for (let i = 0; i < hd; i++) m = max(m, abs(load<f32>(f4(q, i))));
+  const s1: f32 = m / 32767;
+  const s2: f32 = s1 / 65536; // (exact: a power of 2)
+  store<f32>(sp, s1);
+  store<f32>(sp, s2, 4);
+  for (let i = 0; i < hd; i++) {
+    const x = <f64>load<f32>(f4(q, i));
+    let h: f64 = 0, l: f64 = 0;
+    if (s1 > 0) {
+      h = Math.round(x / <f64>s1);
+      l = min(32767.0, max(-32767.0, Math.round((x - h * <f64>s1) / <f64>s2)));
     }
+    store<i16>(hi + (<usize>i << 1), <i16>(<i32>h));
+    store<i16>(lo + (<usize>i << 1), <i16>(<i32>l));
   }
-  return hsum(f32x4.add(a0, a1));
 }
 
-/** [dot(a, b0), …, dot(a, b3)] over nb q8 blocks for the 4 key rows b0 = b, b + rowB, … (see dotQ8; each block's sum of q · x scaled once) */
+/** dot(q, b) over nb q8 blocks of one key row, q split by splitQ (hi, lo, sp): per block s1 · Σ hi · q8 + s2 · Σ lo · q8 (i32 sums), times the block's scale */
 // @ts-ignore: decorator
-@inline function dot4Q8(a: usize, b: usize, rowB: usize, nb: i32): v128 {
+@inline function dotQ8(hi: usize, lo: usize, sp: usize, b: usize, nb: i32): f32 {
+  const S1 = v128.load32_splat(sp), S2 = v128.load32_splat(sp, 4);
+  let a = f32x4.splat(0);
+  for (let c = 0; c < nb; c++) {
+    const blk = b + <usize>c * Q8B;
+    const qo = <usize>c << 6; // (32 i16)
+    let h = i32x4.splat(0), l = i32x4.splat(0);
+    for (let u: usize = 0; u < 32; u += 8) {
+      const r = v128.load8x8_s(blk + 4 + u);
+      h = i32x4.add(h, i32x4.dot_i16x8_s(v128.load(hi + qo + (u << 1)), r));
+      l = i32x4.add(l, i32x4.dot_i16x8_s(v128.load(lo + qo + (u << 1)), r));
+    }
+    const f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h), S1), f32x4.mul(f32x4.convert_i32x4_s(l), S2));
+    a = f32x4.add(a, f32x4.mul(f, v128.load32_splat(blk)));
+  }
+  return hsum(a);
+}
+
+/** [dot(q, b0), …, dot(q, b3)] for the 4 key rows b0 = b, b + rowB, … over nb q8 blocks (see splitQ, dotQ8) */
+// @ts-ignore: decorator
+@inline function dot4Q8(hi: usize, lo: usize, sp: usize, b: usize, rowB: usize, nb: i32): v128 {
   const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  const S1 = v128.load32_splat(sp), S2 = v128.load32_splat(sp, 4);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let c = 0; c < nb; c++) {
     const o = <usize>c * Q8B;
-    const ac = a + (<usize>c << 7);
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-    // the block's 32 values, 8 at a time (unrolled)
-    let x0 = v128.load(ac), x1 = v128.load(ac, 16);
-    let qo = o + 4;
-    let r0 = v128.load8x8_s(b + qo), r1 = v128.load8x8_s(b1 + qo), r2 = v128.load8x8_s(b2 + qo), r3 = v128.load8x8_s(b3 + qo);
-    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
-    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
-    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
-    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
-    x0 = v128.load(ac, 32); x1 = v128.load(ac, 48);
-    qo += 8;
-    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
-    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
-    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
-    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
-    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
-    x0 = v128.load(ac, 64); x1 = v128.load(ac, 80);
-    qo += 8;
-    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
-    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
-    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
-    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
-    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
-    x0 = v128.load(ac, 96); x1 = v128.load(ac, 112);
-    qo += 8;
-    r0 = v128.load8x8_s(b + qo); r1 = v128.load8x8_s(b1 + qo); r2 = v128.load8x8_s(b2 + qo); r3 = v128.load8x8_s(b3 + qo);
-    c0 = f32x4.add(c0, f32x4.add(f32x4.mul(x0, q8lo(r0)), f32x4.mul(x1, q8hi(r0))));
-    c1 = f32x4.add(c1, f32x4.add(f32x4.mul(x0, q8lo(r1)), f32x4.mul(x1, q8hi(r1))));
-    c2 = f32x4.add(c2, f32x4.add(f32x4.mul(x0, q8lo(r2)), f32x4.mul(x1, q8hi(r2))));
-    c3 = f32x4.add(c3, f32x4.add(f32x4.mul(x0, q8lo(r3)), f32x4.mul(x1, q8hi(r3))));
-    a0 = f32x4.add(a0, f32x4.mul(c0, v128.load32_splat(b + o)));
-    a1 = f32x4.add(a1, f32x4.mul(c1, v128.load32_splat(b1 + o)));
-    a2 = f32x4.add(a2, f32x4.mul(c2, v128.load32_splat(b2 + o)));
-    a3 = f32x4.add(a3, f32x4.mul(c3, v128.load32_splat(b3 + o)));
+    const qo = <usize>c << 6;
+    let h0 = i32x4.splat(0), h1 = i32x4.splat(0), h2 = i32x4.splat(0), h3 = i32x4.splat(0);
+    let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0);
+    for (let u: usize = 0; u < 32; u += 8) {
+      const xh = v128.load(hi + qo + (u << 1)), xl = v128.load(lo + qo + (u << 1));
+      const ko = o + 4 + u;
+      const r0 = v128.load8x8_s(b + ko), r1 = v128.load8x8_s(b1 + ko), r2 = v128.load8x8_s(b2 + ko), r3 = v128.load8x8_s(b3 + ko);
+      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(xh, r0));
+      l0 = i32x4.add(l0, i32x4.dot_i16x8_s(xl, r0));
+      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(xh, r1));
+      l1 = i32x4.add(l1, i32x4.dot_i16x8_s(xl, r1));
+      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(xh, r2));
+      l2 = i32x4.add(l2, i32x4.dot_i16x8_s(xl, r2));
+      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(xh, r3));
+      l3 = i32x4.add(l3, i32x4.dot_i16x8_s(xl, r3));
+    }
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h0), S1), f32x4.mul(f32x4.convert_i32x4_s(l0), S2)), v128.load32_splat(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h1), S1), f32x4.mul(f32x4.convert_i32x4_s(l1), S2)), v128.load32_splat(b1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h2), S1), f32x4.mul(f32x4.convert_i32x4_s(l2), S2)), v128.load32_splat(b2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h3), S1), f32x4.mul(f32x4.convert_i32x4_s(l3), S2)), v128.load32_splat(b3 + o)));
   }
   return hsum4(a0, a1, a2, a3);
 }
@@ -440,19 +454,21 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 
 /**
  * decodeBlock on a q8 cache read in place (hd a multiple of 32; k0/v0: the head's first block at the block's first
- * position): scores Σ_blocks scale · (q · q8); values accumulated as (p · scale) · q8 per block, four keys at a time.
+ * position; qh, ql, qs: the G query heads split by splitQ): scores Σ_blocks scale · (q · q8) as integer dot products;
+ * values accumulated as (p · scale) · q8 per block, four keys at a time.
  */
 // @ts-ignore: decorator
-@inline function decodeBlockQ8(qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+@inline function decodeBlockQ8(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const nb = hd >> 5;
+  const qhB = <usize>hd << 1;
   let jj = 0;
   for (; jj + 4 <= bk; jj += 4) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4Q8(qp + ((<usize>i * hd) << 2), kp, rowB, nb), f32x4.splat(scale)));
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4Q8(qh + <usize>i * qhB, ql + <usize>i * qhB, qs + (<usize>i << 3), kp, rowB, nb), f32x4.splat(scale)));
   }
   for (; jj < bk; jj++) {
     const kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotQ8(qp + ((<usize>i * hd) << 2), kp, nb) * scale);
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotQ8(qh + <usize>i * qhB, ql + <usize>i * qhB, qs + (<usize>i << 3), kp, nb) * scale);
   }
   for (let i = 0; i < G; i++) {
     const si = f4(sc, i * DBK);
@@ -510,10 +526,12 @@ export function attention_decode(
   const G = Hq / Hkv;
   const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
   const hdB = <usize>hd << 2;
-  // per thread: G · DBK scores, then (q8) a block's keys and values as f32 [DBK, hd] each
-  const perThread = <usize>(G + (fmt == 4 ? 2 * hd : 0)) * DBK;
+  // per thread: G · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
+  // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
+  const perThread = <usize>G * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0);
   const sc = scratch + ((<usize>t * perThread) << 2);
   const Kf = sc + ((<usize>G * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
   const parts = scratch + ((<usize>T * perThread) << 2);
   const ps = <usize>(hd + 2) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
@@ -530,6 +548,7 @@ export function attention_decode(
       memory.fill(pi, 0, <usize>hd << 2);
       store<f32>(f4(pi, hd), -Infinity);
       store<f32>(f4(pi, hd + 1), 0);
+      if (fmt == 3) splitQ(q + ((<usize>(r * Hq + h) * hd) << 2), hd, Qh + ((<usize>h * hd) << 1), Ql + ((<usize>h * hd) << 1), Qs + (<usize>h << 3));
     }
     const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
     for (let j0 = s0; j0 < s1; j0 += DBK) {
@@ -550,7 +569,7 @@ export function attention_decode(
         if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else if (fmt == 3) decodeBlockQ8(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 3) decodeBlockQ8(Qh + ((<usize>h0 * hd) << 1), Ql + ((<usize>h0 * hd) << 1), Qs + (<usize>h0 << 3), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else {
           // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
           const o = <usize>j0 * rowB;
