@@ -13,12 +13,12 @@
  *   node dist/bench/wasm-attention.bench.js [--threads 2] [--reps 5] [--decode 512,2048,8192] [--prefill 512,1024] [--ref-max-prefill 1024]
  *   node dist/bench/wasm-attention.bench.js --models llama-130m,hybrid-130m,mamba-130m [--prompt 512] [--gen 16] [--reps 1]
  *
- * With --kv-cache, decode over KV caches of each format given (the `kvCache` option: f32, bf16, f16), wasm only,
+ * With --kv-cache, decode over KV caches of each format given (the `kvCache` option: f32, bf16, f16, q8), wasm only,
  * the formats interleaved in each rep; each cache made once per context and evicted from the CPU caches (a 64 MiB
  * write) before every timed call, as a model's other layers would; the output of each format against f32's
  * (max |Δ|) as a check:
  *
- *   node dist/bench/wasm-attention.bench.js --kv-cache f32,bf16,f16 [--decode 2048,8192] [--shapes llama-130m,hybrid-130m] [--reps 7]
+ *   node dist/bench/wasm-attention.bench.js --kv-cache f32,bf16,f16,q8 [--decode 2048,8192] [--shapes llama-130m,hybrid-130m] [--reps 7]
  */
 import { cpu } from '../src/backend/cpu/index.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
@@ -30,7 +30,7 @@ import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { loadLine, machineInfo, machineLine, median } from './report.js';
-import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
+import { DTYPE_BYTES, KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 import * as os from 'node:os';
 
 const arg = (name: string, dflt: string): string => {
@@ -82,8 +82,9 @@ function timeOne(be: Backend, Hq: number, Hkv: number, hd: number, L: number, pa
 
 const kvArg = arg('kv-cache', '');
 if (kvArg) {
-  const kinds = kvArg.split(',') as KvCacheDType[];
-  for (const k of kinds) if (!KV_CACHE_FORMATS.includes(k)) throw new Error(`--kv-cache: expected formats among ${KV_CACHE_FORMATS.join(', ')}, got '${k}'`);
+  // (q8-scratch: a q8 cache decoded the older way, WasmBackendOptions.q8KvDecode 'scratch')
+  const kinds = kvArg.split(',') as Array<KvCacheDType | 'q8-scratch'>;
+  for (const k of kinds) if (k !== 'q8-scratch' && !KV_CACHE_FORMATS.includes(k)) throw new Error(`--kv-cache: expected formats among ${KV_CACHE_FORMATS.join(', ')}, q8-scratch, got '${k}'`);
   const shapes = arg('shapes', 'llama-130m').split(',').map((n) => {
     const sh = SHAPES.find((x) => x.name === n);
     if (!sh) throw new Error(`--shapes: expected names among ${SHAPES.map((x) => x.name).join(', ')}, got '${n}'`);
@@ -95,7 +96,7 @@ if (kvArg) {
 }
 
 /** decode over KV caches of each format, interleaved: wall and CPU ms per call, and each format's output against f32's */
-function kvCacheBench(kinds: KvCacheDType[], shapes: typeof SHAPES, contexts: number[]): void {
+function kvCacheBench(kinds: Array<KvCacheDType | 'q8-scratch'>, shapes: typeof SHAPES, contexts: number[]): void {
   const load0 = os.loadavg();
   const flush = new Float32Array(16 << 20); // 64 MiB, written before every timed call (evicts the caches)
   const rows: string[] = [];
@@ -108,11 +109,12 @@ function kvCacheBench(kinds: KvCacheDType[], shapes: typeof SHAPES, contexts: nu
       const k = wasm.fromHost(rand(s.Hkv * s.hd, 2), [1, 1, s.Hkv, s.hd]), v = wasm.fromHost(rand(s.Hkv * s.hd, 3), [1, 1, s.Hkv, s.hd]);
       const caches = kinds.map((kv) => ({
         kv,
-        ck: wasm.fromHost(kd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv }),
-        cv: wasm.fromHost(vd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv }),
+        ck: wasm.fromHost(kd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv === 'q8-scratch' ? 'q8' : kv }),
+        cv: wasm.fromHost(vd.slice(), [1, cap, s.Hkv, s.hd], { kvCache: kv === 'q8-scratch' ? 'q8' : kv }),
         wall: [] as number[], cpu: [] as number[], out: null as Float32Array | null,
       }));
       const call = (c: (typeof caches)[number]): Float32Array => {
+        wasm.q8KvDecode = c.kv === 'q8-scratch' ? 'scratch' : 'in-place';
         const y = ops.attention({ q, k, v, cacheK: c.ck, cacheV: c.cv, pastLen: [past], scale: 1 / Math.sqrt(s.hd) });
         const o = wasm.readSync(y).slice();
         y.dispose();
@@ -130,7 +132,7 @@ function kvCacheBench(kinds: KvCacheDType[], shapes: typeof SHAPES, contexts: nu
         }
       }
       const base = caches.find((c) => c.kv === 'f32') ?? caches[0];
-      const bytes = (kv: KvCacheDType) => 2 * n * (kv === 'f32' ? 4 : 2);
+      const bytes = (kv: KvCacheDType | 'q8-scratch') => 2 * n * DTYPE_BYTES[kv === 'q8-scratch' ? 'q8' : kv];
       for (const c of caches) {
         let d = 0;
         for (let i = 0; i < c.out!.length; i++) d = Math.max(d, Math.abs(c.out![i] - base.out![i]));

@@ -26,7 +26,8 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import * as ops from '../src/tensor/ops.js';
 import { keep } from '../src/tensor/scope.js';
-import { encodeHalfInto, KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
+import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
+import { encodeKvInto, type KvArray } from '../src/backend/cpu/index.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, repoRoot, writeMarkedSection } from './report.js';
@@ -45,7 +46,7 @@ const SPEC: CommandSpec = {
     contexts: { type: 'string', value: 'N,…', help: 'context lengths (default 512,2048,8192,32768)' },
     archs: { type: 'string', value: 'A,…', help: 'mamba, mamba2, llama, hybrid (the 130m presets; default all four)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads, and llama-bench -t (default 2)' },
-    'kv-cache': { type: 'string', value: 'TYPE', help: 'our KV caches: f32 (default), bf16 or f16 (llama.cpp\'s default is f16)' },
+    'kv-cache': { type: 'string', value: 'TYPE', help: 'our KV caches: f32 (default), bf16, f16 or q8 (llama.cpp\'s default is f16)' },
     gen: { type: 'string', value: 'N', help: 'timed decode steps per point (default 32; fewer when a step is slow, see --max-seconds)' },
     'max-seconds': { type: 'string', value: 'S', help: 'about how long the timed steps of one point may take (default 30)' },
     'llama-bench': { type: 'string', value: 'PATH', help: 'llama.cpp\'s llama-bench binary: run right after ours at each point' },
@@ -127,8 +128,7 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
           blocks.set(per, block);
         }
         const grown = keep(ops.padTime(l[k], cap)); // (the wasm backend's grown caches live in wasm memory)
-        if (kvCache === 'f32') (grown.storage as Float32Array).set(block);
-        else encodeHalfInto(block, kvCache, grown.storage as Uint16Array); // (the cache's bits)
+        encodeKvInto(block, kvCache, grown.storage as KvArray, 0); // (in the cache's format)
         l[k].dispose();
         l[k] = grown;
       }

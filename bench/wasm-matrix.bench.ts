@@ -20,6 +20,7 @@ import * as path from 'node:path';
 
 import { commandUsage, flag, parseCommand, parseNumber, str, type CommandSpec } from '../src/cli/args.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot, textTable, writeMarkedSection, type Table } from './report.js';
+import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
 
 const SPEC: CommandSpec = {
   name: 'wasm-matrix',
@@ -35,7 +36,7 @@ const SPEC: CommandSpec = {
     threads: { type: 'string', value: 'N,…', help: 'thread counts (default 1,2)' },
     'llama-bench': { type: 'string', value: 'PATH', help: "llama.cpp's llama-bench binary: run right after each of our cells" },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-<f32|f16|bf16|q8_0>.gguf files' },
-    'kv-cache': { type: 'string', value: 'F', help: "our KV cache format for the attention layers (mamba-ts bench --kv-cache): f32 (default), bf16 or f16 — llama.cpp's cache is f16" },
+    'kv-cache': { type: 'string', value: 'F', help: "our KV cache format for the attention layers (mamba-ts bench --kv-cache): f32 (default), bf16, f16 or q8 — llama.cpp's cache is f16" },
     'llama-depth': { type: 'string', value: 'N', help: 'context llama.cpp decodes at (llama-bench -d): default the prompt length, where ours decodes; 0 = tg from an empty context' },
   },
   examples: ['node dist/bench/wasm-matrix.bench.js --archs mamba2 --dtypes f32,q8 --threads 2 --no-write'],
@@ -52,8 +53,8 @@ const archs = opt('archs', 'mamba,mamba2').split(',');
 const dtypes = opt('dtypes', 'f32,f16,bf16,q8').split(',');
 const threadList = opt('threads', '1,2').split(',').map((t) => parseNumber('threads', t, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
 const kvCache = opt('kv-cache', 'f32');
-if (!['f32', 'bf16', 'f16'].includes(kvCache)) {
-  process.stderr.write(`${SPEC.name}: --kv-cache must be f32, bf16 or f16 (got '${kvCache}')\n`);
+if (!(KV_CACHE_FORMATS as readonly string[]).includes(kvCache)) {
+  process.stderr.write(`${SPEC.name}: --kv-cache must be one of ${KV_CACHE_FORMATS.join(', ')} (got '${kvCache}')\n`);
   process.exit(2);
 }
 const prompt = quick ? 64 : 512;

@@ -150,7 +150,7 @@ export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]>
 export const BACKEND_KV_CACHE_FORMATS: Record<BackendName, readonly KvCacheDType[]> = {
   cpu: KV_CACHE_FORMATS,
   wasm: KV_CACHE_FORMATS,
-  webgpu: KV_CACHE_FORMATS,
+  webgpu: KV_CACHE_FORMATS.filter((f) => f !== 'q8'),
 };
 
 /**
@@ -166,6 +166,25 @@ export function checkKvCache(kvCache: unknown, where?: string, backend?: string,
   if (!KV_CACHE_FORMATS.includes(kvCache as KvCacheDType)) throw new LoadOptionError(`${head} one of ${list(KV_CACHE_FORMATS)}, got ${shown(kvCache)}`);
   const allowed = supported.length === 1 ? list(supported) : `one of ${list(supported)}`;
   throw new LoadOptionError(`${head} ${allowed} on the ${backend ?? 'this'} backend, got ${shown(kvCache)} (not stored there yet)`);
+}
+
+/**
+ * The shape rule of a q8 KV cache (`kvCache: 'q8'`): blocks of 32 values along each position's keys (the inner dims
+ * of a cache [b, T, kv_heads, head_dim]: along the head dim, a block inside one head when head_dim is a multiple of 32;
+ * with head_dim 8 or 16 a block spans 32 / head_dim heads of the position), so kv_heads × head_dim must be a multiple
+ * of 32; another shape is refused (no fallback: the caller picks 'bf16' or 'f16') with a LoadOptionError naming the
+ * option and the head dim. Other formats take any shape.
+ */
+export function checkKvCacheShape(kvCache: KvCacheDType, shape: readonly number[], where: string): void {
+  if (kvCache !== 'q8') return;
+  const hd = shape[shape.length - 1];
+  const heads = shape.length > 3 ? shape.slice(2, -1).reduce((a, d) => a * d, 1) : 1;
+  if ((heads * hd) % 32 !== 0) {
+    throw new LoadOptionError(
+      `${where}: option "kvCache" 'q8' stores blocks of 32 values along each position's keys, so kv_heads × head_dim must be a multiple of 32; ` +
+        `this cache has head dim ${hd} (× ${heads} kv heads = ${heads * hd}): use 'bf16' or 'f16'`,
+    );
+  }
 }
 
 /** Cross-option rules: `threads` only for wasm, the weight format one the backend stores, prefill options it runs, the KV cache format it stores. */

@@ -209,11 +209,11 @@ export function flag(values: ParsedValues, name: string): boolean {
   return values[name] === true;
 }
 
-/** `--kv-cache f32|bf16|f16` (generate, serve, bench): the storage of attention KV caches (the `kvCache` load option) */
+/** `--kv-cache f32|bf16|f16|q8` (generate, serve, bench): the storage of attention KV caches (the `kvCache` load option) */
 export const KV_CACHE_OPTION: OptionSpec = {
   type: 'string',
   value: 'TYPE',
-  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes; cpu, wasm and webgpu)',
+  help: 'attention KV cache storage: f32 (default, exact), bf16 or f16 (half the bytes; cpu, wasm and webgpu), q8 (int8 blocks of 32 with an f32 scale, 1.125 bytes per value; kv_heads × head_dim a multiple of 32; cpu and wasm)',
 };
 
 /** The `--kv-cache` value (undefined when not given); a format the backend cannot store is a UsageError. */

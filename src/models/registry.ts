@@ -15,7 +15,7 @@ import { NemotronHLM, parseNemotronHConfig } from './nemotron_h.js';
 import type { CausalLM } from './causal-lm.js';
 import { unscoped } from '../tensor/scope.js';
 import type { KvCacheDType } from '../tensor/dtype.js';
-import { checkKvCache } from '../api/load-options.js';
+import { checkKvCache, LoadOptionError } from '../api/load-options.js';
 
 export type ModelOptions = MambaOptions & Mamba2Options & {
   /** storage of attention KV caches in the states the model creates (default 'f32', exact; bf16/f16 half the bytes) */
@@ -66,6 +66,15 @@ export function buildModel(raw: RawConfig, file: string, weights: WeightSource, 
   // the weights live as long as the model: no scope (scope.ts) owns them, even when the model is built inside one
   const model = unscoped(() => arch.build(raw, file, weights, opts));
   if (kv !== 'f32') model.kvCache = kv;
+  if (kv === 'q8') {
+    // q8 takes only attention shapes of whole blocks (checkKvCacheShape): refused here, at load, not at the first state
+    try {
+      model.createState(1).dispose();
+    } catch (e) {
+      if (e instanceof LoadOptionError) throw new LoadOptionError(`buildModel: ${e.message.slice(e.message.indexOf('option "kvCache"'))}`);
+      throw e;
+    }
+  }
   return model;
 }
 

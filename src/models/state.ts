@@ -10,8 +10,10 @@
  * a user resumes a conversation without re-reading the prompt. Restoring checks that the state was made
  * by a model of the same architecture and shape (its `fingerprint`).
  *
- * KV caches are stored in f32 or, with the model's `kvCache` option, bf16/f16 (half the bytes): every copy, growth,
- * row write, compaction and export keeps that format; an import takes the format of the model's fresh states.
+ * KV caches are stored in f32 or, with the model's `kvCache` option, bf16/f16 (half the bytes) or q8 (int8 blocks of
+ * 32 with an f32 scale): every copy, growth, row write, compaction and export keeps that format; an import takes the
+ * format of the model's fresh states. (q8 is exported as its f32 values, and a compaction or import quantizes those
+ * values again: the same q and scale to within a rounding of the scale.)
  */
 import { concatRows, padTime, takeRows } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -190,7 +192,7 @@ export class ModelState {
       for (const [k, t] of Object.entries(this.layers[i])) {
         // keep only the used positions of the KV cache
         const { data, shape } = this.timeTensors.has(k) ? trimTime(await t.data(), t.shape, used) : { data: await t.data(), shape: [...t.shape] };
-        // a bf16/f16 KV cache as BF16/F16 (its values re-encode exactly)
+        // a bf16/f16 KV cache as BF16/F16 (its values re-encode exactly); a q8 one as its f32 values
         tensors[`layers.${i}.${k}`] = { dtype: t.dtype === 'bf16' ? 'BF16' : t.dtype === 'f16' ? 'F16' : 'F32', shape, data };
       }
     }

@@ -10,9 +10,13 @@ export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2, i32
 /** Storage formats a backend may keep weight matrices in. */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8' | 'q4';
 
-/** Storage formats of attention KV caches (the `kvCache` option): f32 is exact, bf16/f16 half the bytes. */
-export type KvCacheDType = 'f32' | 'bf16' | 'f16';
-export const KV_CACHE_FORMATS: readonly KvCacheDType[] = ['f32', 'bf16', 'f16'];
+/**
+ * Storage formats of attention KV caches (the `kvCache` option): f32 is exact, bf16/f16 half the bytes, q8 int8
+ * values in blocks of 32 along the head dim with an f32 scale each (1.125 bytes per value; kv_heads × head_dim a
+ * multiple of 32; src/backend/wasm/q8.ts).
+ */
+export type KvCacheDType = 'f32' | 'bf16' | 'f16' | 'q8';
+export const KV_CACHE_FORMATS: readonly KvCacheDType[] = ['f32', 'bf16', 'f16', 'q8'];
 
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
@@ -98,7 +102,7 @@ export function decodeHalfBits(bits: Uint16Array, dtype: 'f16' | 'bf16'): Float3
 }
 
 /** f32 values rounded to bf16 / f16 and back (the values a KV cache in that format holds) */
-export function roundToHalf(src: Float32Array, dtype: KvCacheDType): Float32Array {
+export function roundToHalf(src: Float32Array, dtype: 'f32' | 'bf16' | 'f16'): Float32Array {
   if (dtype === 'f32') return src;
   const bits = new Uint16Array(src.length);
   encodeHalfInto(src, dtype, bits);

@@ -1,5 +1,5 @@
 /**
- * KV caches in bf16 / f16 (the `kvCache` option), op level: the cache tensors (zeros, padTime, takeRows, concatRows,
+ * KV caches in bf16 / f16 / q8 (the `kvCache` option), op level: the cache tensors (zeros, padTime, takeRows, concatRows,
  * scatterAddRows keep the format; reads decode it), and the attention op on a 16-bit cache — the CPU reference
  * (converts on read) and the wasm kernels (read the 16-bit cache natively) on 1–3 threads, GQA, ragged pastLen,
  * prefill on a cached prefix and decode:
@@ -7,10 +7,13 @@
  *    and write the same bits into the cache;
  *  - against an f32 cache, the difference stays under a bound derived from the format's rounding (see `bound`), and
  *    is not zero (the cache really holds 16-bit values).
+ * q8 (blocks of 32 values along a position's kv_heads × head_dim, an f32 scale each) the same way, on shapes with
+ * head dims 16 (a block spans two heads: the kernels' value-by-value path), 32 and 64 (whole blocks, SIMD): its
+ * rounding is absolute, ≤ max|block| / 254 per value, which `bound` takes with u = 1/254.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuBackend } from '../../src/backend/cpu/index.js';
+import { CpuBackend, roundToKv } from '../../src/backend/cpu/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import * as ops from '../../src/tensor/ops.js';
@@ -20,6 +23,8 @@ import { maxAbsDiff, randomArray, type AttentionDims } from '../helpers.js';
 
 const cpu = new CpuBackend();
 const wasm = [1, 2, 3].map((threads) => new WasmBackend({ threads }));
+/** q8 decode through scratch (the older way; what head dims not a multiple of 32 always run) */
+const wasmQ8Scratch = new WasmBackend({ threads: 2, q8KvDecode: 'scratch' });
 
 /** unit roundoff of round-to-nearest-even: half the spacing of the significand (bf16: 8 bits, f16: 11 bits) */
 const UNIT: Record<'bf16' | 'f16', number> = { bf16: 2 ** -8, f16: 2 ** -11 };
@@ -33,6 +38,17 @@ interface Case extends AttentionDims {
 }
 
 const TINY = [0, -0, 1e-6, -3e-7, 5e-8, -6e-5, 2 ** -24, -(2 ** -20)];
+
+/** q8 cases: kv_heads × head_dim a multiple of 32 */
+const Q8_CASES: Case[] = [
+  { b: 1, L: 1, Hq: 4, Hkv: 4, hd: 64, past: [0], cap: 64 },
+  { b: 2, L: 1, Hq: 8, Hkv: 2, hd: 32, past: [700, 31], cap: 768 }, // decode, GQA 4, ragged
+  { b: 1, L: 1, Hq: 2, Hkv: 1, hd: 64, past: [1500], cap: 1536 }, // one KV head: keys split among threads
+  { b: 1, L: 1, Hq: 4, Hkv: 2, hd: 16, past: [300], cap: 320, tiny: true }, // decode, hd 16 (a block holds both heads), zeros
+  { b: 2, L: 37, Hq: 4, Hkv: 2, hd: 16, past: [100, 3], cap: 160 }, // prefill on a cached prefix, ragged, hd 16
+  { b: 1, L: 130, Hq: 6, Hkv: 2, hd: 32, past: [0], cap: 192 }, // prefill from empty, G = 3
+  { b: 1, L: 20, Hq: 6, Hkv: 3, hd: 32, past: [90], cap: 128, tiny: true }, // prefill on a prefix, zeros
+];
 
 const CASES: Case[] = [
   { b: 1, L: 1, Hq: 4, Hkv: 4, hd: 64, past: [0], cap: 64 },
@@ -149,8 +165,102 @@ describe('KV cache tensors in bf16 / f16', () => {
   }
 
   it('a format the backend does not take is a LoadOptionError listing the options', () => {
-    assert.throws(() => cpu.zeros([1, 2], 'q8' as KvCacheDType), (e: Error) => e instanceof LoadOptionError && /^cpu\.zeros: option "kvCache" must be one of "f32", "bf16", "f16", got "q8"$/.test(e.message));
+    assert.throws(() => cpu.zeros([1, 2], 'q4' as KvCacheDType), (e: Error) => e instanceof LoadOptionError && /^cpu\.zeros: option "kvCache" must be one of "f32", "bf16", "f16", "q8", got "q4"$/.test(e.message));
   });
+});
+
+describe('KV cache tensors in q8', () => {
+  for (const be of [cpu, wasm[1]]) {
+    it(`${be.name}: stored as q · scale per block of 32; zeros, padTime, takeRows, concatRows and scatterAddRows keep the format`, () => {
+      const shape = [2, 4, 2, 16]; // 32 values per position: one block, spanning both heads
+      const z = be.zeros(shape, 'q8');
+      assert.equal(z.dtype, 'q8');
+      assert.equal((z.storage as Uint8Array).byteLength, (256 / 32) * 36, '36 bytes per block of 32');
+      assert.deepEqual([...be.readSync(z)], new Array(256).fill(0));
+      const vals = randomArray(256, 77, 3);
+      for (let i = 64; i < 96; i++) vals[i] = 0; // a block of zeros: scale 0
+      const t = be.fromHost(vals.slice(), shape, { kvCache: 'q8' });
+      const want = roundToKv(vals, 'q8');
+      assert.deepEqual(be.readSync(t), want, 'the values stored');
+      for (let blk = 0; blk < 8; blk++) {
+        let amax = 0, err = 0;
+        for (let i = blk * 32; i < blk * 32 + 32; i++) amax = Math.max(amax, Math.abs(vals[i]));
+        for (let i = blk * 32; i < blk * 32 + 32; i++) err = Math.max(err, Math.abs(want[i] - vals[i]));
+        assert.ok(err <= amax / 254 * (1 + 1e-6), `block ${blk}: |Δ| ${err} <= max|v| / 254 = ${amax / 254}`);
+        // the largest value of the block is stored as ±127 · scale: itself to f32 rounding
+        if (amax > 0) assert.ok(Math.max(...want.subarray(blk * 32, blk * 32 + 32).map(Math.abs)) >= amax * (1 - 1e-6));
+      }
+      assert.ok(maxAbsDiff(want, vals) > 0, 'the values are rounded');
+      const grown = ops.padTime(t, 6);
+      assert.equal(grown.dtype, 'q8');
+      const g = be.readSync(grown);
+      for (let r = 0; r < 2; r++) {
+        assert.deepEqual(g.subarray(r * 192, r * 192 + 128), want.subarray(r * 128, r * 128 + 128), `row ${r} kept`);
+        assert.deepEqual([...g.subarray(r * 192 + 128, r * 192 + 192)], new Array(64).fill(0), `row ${r} padded with zeros`);
+      }
+      const taken = ops.takeRows(t, [1, 0]);
+      assert.equal(taken.dtype, 'q8');
+      assert.deepEqual(be.readSync(taken), Float32Array.from([...want.subarray(128), ...want.subarray(0, 128)]));
+      const cat = ops.concatRows([t, taken]);
+      assert.equal(cat.dtype, 'q8');
+      assert.deepEqual(be.readSync(cat), Float32Array.from([...want, ...want.subarray(128), ...want.subarray(0, 128)]));
+      assert.throws(() => ops.concatRows([t, be.zeros(shape, 'bf16')]), /dtypes differ: q8 vs bf16/);
+      // rows of 16 values (one head) are half a block: the block is quantized again with the other half
+      const half = be.fromHost(vals.slice(0, 64), [2, 1, 2, 16], { kvCache: 'q8' }); // rows of the last dim: one head
+      ops.scatterAddRows(half, Int32Array.from([0]), be.fromHost(be.readSync(half).slice(0, 16), [1, 16]), Float32Array.from([-1]));
+      const h = be.readSync(half), w2 = roundToKv(Float32Array.from([...new Array(16).fill(0), ...want.subarray(16, 64)]), 'q8');
+      assert.deepEqual(h, w2, 'row 0 cleared, its block requantized with row 1 alone');
+      assert.deepEqual([...h.subarray(0, 16)], new Array(16).fill(0));
+      assert.ok(maxAbsDiff(h.subarray(16, 32), want.subarray(16, 32)) <= Math.max(...vals.subarray(16, 32).map(Math.abs)) / 127, 'row 1 kept to its rounding');
+      assert.deepEqual(h.subarray(32), want.subarray(32, 64), 'the other block untouched');
+      const flat = be.fromHost(vals.slice(), [8, 32], { kvCache: 'q8' });
+      ops.scatterAddRows(flat, Int32Array.from([0]), ops.takeRows(flat, [0]), Float32Array.from([-1]));
+      assert.deepEqual([...be.readSync(flat).subarray(0, 32)], new Array(32).fill(0), 'a row minus itself');
+      ops.scatterAddRows(flat, Int32Array.from([0]), ops.takeRows(flat, [1]), Float32Array.from([1]));
+      assert.deepEqual(be.readSync(flat).subarray(0, 32), want.subarray(32, 64), 'a row set to another (requantized: the same q and scale)');
+    });
+  }
+
+  it('a head dim that does not fill blocks of 32 is refused, naming the option and the head dim', () => {
+    for (const be of [cpu, wasm[1]]) {
+      assert.throws(() => be.zeros([1, 4, 3, 12], 'q8'), (e: Error) => e instanceof LoadOptionError &&
+        new RegExp(`^${be.name.replace(/[()]/g, '\\$&')}\\.zeros: option "kvCache" 'q8' stores blocks of 32 values along each position's keys, so kv_heads × head_dim must be a multiple of 32; this cache has head dim 12 \\(× 3 kv heads = 36\\): use 'bf16' or 'f16'$`).test(e.message), be.name);
+      assert.throws(() => be.fromHost(new Float32Array(48), [1, 1, 1, 48], { kvCache: 'q8' }), /option "kvCache" 'q8' .* head dim 48/);
+      assert.equal(be.zeros([1, 4, 2, 16], 'q8').dtype, 'q8', 'head dim 16 with 2 kv heads: whole blocks');
+    }
+  });
+});
+
+describe('attention on a q8 KV cache: wasm kernels = CPU reference (<= 1e-5); vs f32 within the rounding bound', () => {
+  let seed = 7100;
+  for (const c of Q8_CASES) {
+    it(`q8: ${name(c)}`, () => {
+      seed += 10;
+      const d = makeData(c, seed);
+      const exact = run(cpu, c, d, 'f32');
+      const want = run(cpu, c, d, 'q8');
+      assert.equal(want.dtype, 'q8');
+      const rowKV = c.Hkv * c.hd;
+      const full = { k: d.ck.slice(), v: d.cv.slice() };
+      for (let r = 0; r < c.b; r++) {
+        full.k.set(d.k.subarray(r * c.L * rowKV, (r + 1) * c.L * rowKV), (r * c.cap + c.past[r]) * rowKV);
+        full.v.set(d.v.subarray(r * c.L * rowKV, (r + 1) * c.L * rowKV), (r * c.cap + c.past[r]) * rowKV);
+      }
+      assert.deepEqual(want.ck, roundToKv(full.k, 'q8'), 'reference: keys in the cache');
+      assert.deepEqual(want.cv, roundToKv(full.v, 'q8'), 'reference: values in the cache');
+      const e8 = maxAbsDiff(want.y, exact.y);
+      const lim = bound(c, d, 1 / 254);
+      assert.ok(e8 > 0 && e8 <= lim, `q8 cache vs f32 cache: max |Δ| = ${e8}, bound ${lim}`);
+      for (const be of [...wasm, wasmQ8Scratch]) {
+        const got = run(be, c, d, 'q8');
+        assert.equal(got.dtype, 'q8');
+        const e = maxAbsDiff(got.y, want.y);
+        assert.ok(e <= 1e-5, `${be.name}${be === wasmQ8Scratch ? ' (q8 through scratch)' : ''}: max |Δ| against the reference on the same q8 cache = ${e}`);
+        assert.deepEqual(got.ck, want.ck, `${be.name}: keys written into the cache`);
+        assert.deepEqual(got.cv, want.cv, `${be.name}: values written into the cache`);
+      }
+    });
+  }
 });
 
 describe('attention on a bf16 / f16 KV cache: wasm kernels = CPU reference; vs f32 within the rounding bound', () => {

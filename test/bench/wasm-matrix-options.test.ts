@@ -20,7 +20,7 @@ describe('wasm-matrix bench options', () => {
   it('an unknown --kv-cache format is a usage error naming the option and the formats', () => {
     const r = spawnSync(process.execPath, [script, '--kv-cache', 'q4', '--no-write'], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--kv-cache must be f32, bf16 or f16 \(got 'q4'\)/);
+    assert.match(r.stderr, /--kv-cache must be one of f32, bf16, f16, q8 \(got 'q4'\)/);
     assert.doesNotMatch(r.stderr, /\[wasm-matrix\]/);
   });
 });

@@ -1,4 +1,4 @@
-/** `--kv-cache f32|bf16|f16` on generate (cpu, wasm, webgpu), bench and serve (in process): what it changes, what it reports, what it refuses. */
+/** `--kv-cache f32|bf16|f16|q8` on generate (cpu, wasm, webgpu), bench and serve (in process): what it changes, what it reports, what it refuses. */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -11,12 +11,12 @@ import { webgpuOrReason } from '../backend/webgpu-context.js';
 
 const LLAMA = hfFixture('llama-tiny');
 
-it('generate --kv-cache bf16/f16: the same greedy tokens as f32 on llama-tiny (cpu, wasm); --save-state writes the caches as BF16', async () => {
+it('generate --kv-cache bf16/f16/q8: the same greedy tokens as f32 on llama-tiny (cpu, wasm); --save-state writes the caches as BF16', async () => {
   const base = ['generate', '-m', LLAMA, '--ids', '3,17,250,9,44', '-n', '12', '--no-eos', '--json'];
   const want = JSON.parse((await run(base)).stdout).generated as number[];
   assert.equal(want.length, 12);
   for (const backend of [['--backend', 'cpu'], ['--backend', 'wasm', '--threads', '2']]) {
-    for (const kv of ['bf16', 'f16']) {
+    for (const kv of ['bf16', 'f16', 'q8']) {
       const r = await run([...base, ...backend, '--kv-cache', kv]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(JSON.parse(r.stdout).generated, want, `${backend.join(' ')} --kv-cache ${kv}`);
@@ -52,19 +52,24 @@ it('generate --backend webgpu --kv-cache bf16/f16: the CPU backend\'s greedy tok
   }
 });
 
-it('bench --kv-cache bf16 runs with it and reports it (JSON kv_cache)', async () => {
-  const r = await run(['bench', '--arch', 'hybrid', '--backend', 'wasm', '--threads', '2', '--kv-cache', 'bf16', '--prompt', '8', '--gen', '2', '--reps', '1', '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  assert.equal(j.kv_cache, 'bf16');
-  assert.ok(j.decode_tok_s > 0);
+it('bench --kv-cache bf16 / q8 runs with it and reports it (JSON kv_cache)', async () => {
+  for (const kv of ['bf16', 'q8']) {
+    const r = await run(['bench', '--arch', 'hybrid', '--backend', 'wasm', '--threads', '2', '--kv-cache', kv, '--prompt', '8', '--gen', '2', '--reps', '1', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(j.kv_cache, kv);
+    assert.ok(j.decode_tok_s > 0);
+  }
 });
 
 it('--kv-cache: a bad value is a usage error naming the options', async () => {
   for (const cmd of [['generate', '-m', LLAMA, '--ids', '1'], ['bench'], ['serve', '-m', LLAMA]]) {
-    const a = await run([...cmd, '--kv-cache', 'q8']);
+    const a = await run([...cmd, '--kv-cache', 'q4']);
     assert.equal(a.code, 2, a.stderr);
-    assert.match(a.stderr, /--kv-cache: expected one of f32, bf16, f16, got 'q8'/);
+    assert.match(a.stderr, /--kv-cache: expected one of f32, bf16, f16, q8, got 'q4'/);
+    const b = await run([...cmd, '--backend', 'webgpu', '--kv-cache', 'q8']);
+    assert.equal(b.code, 2, b.stderr);
+    assert.match(b.stderr, /--kv-cache q8 is not supported by the webgpu backend yet: use f32 or bf16 or f16/);
   }
   const h = await run(['generate', '--help']);
   assert.match(h.stdout, /--kv-cache TYPE +attention KV cache storage: f32 \(default, exact\), bf16 or f16/);

@@ -10,22 +10,57 @@ import { scanChunked, scanSequential } from './selective_scan.js';
 import { cpuDifferentiable } from './autograd.js';
 import { WasmRuntime } from '../wasm/runtime.js';
 import { processDt, ssdChunked, ssdQuadratic, ssdRecurrent } from '../../ssm/ssd.js';
-import { decodeHalfBits, encodeHalfInto, roundToHalf, type KvCacheDType } from '../../tensor/dtype.js';
-import { checkKvCache } from '../../api/load-options.js';
+import { decodeHalfBits, encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
+import { checkKvCache, checkKvCacheShape } from '../../api/load-options.js';
+import { decodeQ8Kv, encodeQ8KvInto, q8KvBytes } from '../wasm/q8.js';
 
 function buf(t: Tensor): Float32Array {
   return t.storage as Float32Array;
 }
 
-/** the 16-bit format of a KV cache stored in bf16/f16 (its storage a Uint16Array of bits); null for f32 storage */
-export function halfOf(t: Tensor): 'bf16' | 'f16' | null {
-  return t.storage instanceof Uint16Array ? (t.dtype as 'bf16' | 'f16') : null;
+/** the storage of a KV cache: f32 values, the bits of bf16/f16 values, or q8 blocks (bytes, see wasm/q8.ts) */
+export type KvArray = Float32Array | Uint16Array | Uint8Array;
+
+/**
+ * The storage format of a tensor: 'bf16'/'f16' for a KV cache of 16-bit values (a Uint16Array of bits), 'q8' for a
+ * q8 KV cache (a Uint8Array of blocks [f32 scale, 32 × int8] along the head dim, wasm/q8.ts), else 'f32'.
+ */
+export function kvOf(t: Tensor): KvCacheDType {
+  if (t.storage instanceof Uint16Array) return t.dtype as 'bf16' | 'f16';
+  if (t.storage instanceof Uint8Array && t.dtype === 'q8') return 'q8';
+  return 'f32';
 }
 
-/** the values of `t` as f32: its own array (f32 storage) or a decoded copy (a bf16/f16 KV cache) */
+/** the values of a KV cache's storage as a new f32 array (f32 storage: the array itself) */
+function decodeKv(a: KvArray, kv: KvCacheDType): Float32Array {
+  if (kv === 'q8') return decodeQ8Kv(a as Uint8Array);
+  if (kv === 'bf16' || kv === 'f16') return decodeHalfBits(a as Uint16Array, kv);
+  return a as Float32Array;
+}
+
+/** f32 values → a KV cache's storage from value index `offset` in its format (bf16/f16 round-to-nearest-even, q8 per block of 32) */
+export function encodeKvInto(src: Float32Array, kv: KvCacheDType, dst: KvArray, offset: number): void {
+  if (kv === 'q8') encodeQ8KvInto(src, dst as Uint8Array, offset);
+  else if (kv === 'bf16' || kv === 'f16') encodeHalfInto(src, kv, dst as Uint16Array, offset);
+  else (dst as Float32Array).set(src, offset);
+}
+
+/** f32 values rounded to a KV cache format and back: the values a cache in that format holds (f32: `src` itself) */
+export function roundToKv(src: Float32Array, kv: KvCacheDType): Float32Array {
+  if (kv === 'f32') return src;
+  const a = kvArray(src.length, kv);
+  encodeKvInto(src, kv, a, 0);
+  return decodeKv(a, kv);
+}
+
+/** a zeroed JS array holding `count` values of a KV cache in format kv */
+function kvArray(count: number, kv: KvCacheDType): KvArray {
+  return kv === 'f32' ? new Float32Array(count) : kv === 'q8' ? new Uint8Array(q8KvBytes(count)) : new Uint16Array(count);
+}
+
+/** the values of `t` as f32: its own array (f32 storage) or a decoded copy (a bf16/f16/q8 KV cache) */
 function f32Of(t: Tensor): Float32Array {
-  const h = halfOf(t);
-  return h ? decodeHalfBits(t.storage as Uint16Array, h) : buf(t);
+  return decodeKv(t.storage as KvArray, kvOf(t));
 }
 
 function opt(t: Tensor | null): Float32Array | null {
@@ -78,19 +113,21 @@ export class CpuBackend implements Backend {
     if (data.length !== shapeSize(shape)) throw new Error(`cpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
     const kv = checkKvCache(opts?.kvCache, `${this.name}.fromHost`, this.name);
     if (kv === 'f32') return new Tensor(this, data, [...shape]);
-    const bits = this.cacheArray(data.length, kv) as Uint16Array;
-    encodeHalfInto(data, kv, bits);
-    return new Tensor(this, bits, [...shape], kv);
+    checkKvCacheShape(kv, shape, `${this.name}.fromHost`);
+    const a = this.cacheArray(data.length, kv);
+    encodeKvInto(data, kv, a, 0);
+    return new Tensor(this, a, [...shape], kv);
   }
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
     const kv = checkKvCache(kvCache, `${this.name}.zeros`, this.name);
+    checkKvCacheShape(kv, shape, `${this.name}.zeros`);
     if (kv !== 'f32') return new Tensor(this, this.cacheArray(shapeSize(shape), kv), [...shape], kv);
     return new Tensor(this, new Float32Array(shapeSize(shape)), [...shape]);
   }
   read(t: Tensor): Promise<Float32Array> {
-    return Promise.resolve(halfOf(t) ? f32Of(t) : buf(t).slice());
+    return Promise.resolve(kvOf(t) !== 'f32' ? f32Of(t) : buf(t).slice());
   }
-  /** f32 storage: the array itself; a bf16/f16 KV cache: a decoded copy */
+  /** f32 storage: the array itself; a bf16/f16/q8 KV cache: a decoded copy */
   readSync(t: Tensor): Float32Array {
     return f32Of(t);
   }
@@ -196,38 +233,56 @@ export class CpuBackend implements Backend {
     return new Tensor(this, rope(buf(x), positions, b * L, H, hd, rotaryDim, theta), x.shape);
   }
   /**
-   * A bf16/f16 cache: the new k/v are written in its format (round-to-nearest-even), then the reference kernel runs
-   * on the decoded cache, so that every key and value it reads (the new ones too) is the stored one.
+   * A bf16/f16/q8 cache: the new k/v are written in its format (round-to-nearest-even; q8: quantized per block of
+   * 32), then the reference kernel runs on the decoded cache, so that every key and value it reads (the new ones
+   * too) is the stored one.
    */
   attention(a: AttentionArgs): Tensor {
     const [b, L, Hq, hd] = a.q.shape;
     const Hkv = a.k.shape[2];
     const T = a.cacheK ? a.cacheK.shape[1] : L;
-    const half = a.cacheK ? halfOf(a.cacheK) : null;
-    if (half) {
-      const k = roundToHalf(buf(a.k), half), v = roundToHalf(buf(a.v), half);
-      writeRowsHalf(a.cacheK!.storage as Uint16Array, k, a.pastLen, b, L, T, Hkv * hd, half);
-      writeRowsHalf(a.cacheV!.storage as Uint16Array, v, a.pastLen, b, L, T, Hkv * hd, half);
+    const fmt = a.cacheK ? kvOf(a.cacheK) : 'f32';
+    if (fmt !== 'f32') {
+      // (the values as written: k/v rounded as the cache rounds them; rows of whole q8 blocks, so the same blocks)
+      writeRowsKv(a.cacheK!.storage as KvArray, buf(a.k), a.pastLen, b, L, T, Hkv * hd, fmt);
+      writeRowsKv(a.cacheV!.storage as KvArray, buf(a.v), a.pastLen, b, L, T, Hkv * hd, fmt);
+      const k = roundToKv(buf(a.k), fmt), v = roundToKv(buf(a.v), fmt);
       const y = attention(buf(a.q), k, v, f32Of(a.cacheK!), f32Of(a.cacheV!), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
       return new Tensor(this, y, [b, L, Hq, hd]);
     }
     const y = attention(buf(a.q), buf(a.k), buf(a.v), opt(a.cacheK), opt(a.cacheV), a.pastLen, b, L, Hq, Hkv, hd, T, a.scale);
     return new Tensor(this, y, [b, L, Hq, hd]);
   }
-  /** (a bf16/f16 dst: each changed value is rounded to its format again) */
+  /**
+   * (a bf16/f16 dst: each changed value is rounded to its format again; q8: the blocks holding changed values are
+   * quantized again, after all the rows are added — a row may be part of a block, e.g. one head of 16 values)
+   */
   scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
     const H = dst.shape[dst.shape.length - 1];
     const s = f32Of(src);
-    const half = halfOf(dst);
-    if (half) {
+    const kv = kvOf(dst);
+    if (kv === 'q8') {
+      const blocks = dst.storage as Uint8Array;
+      const vals = decodeQ8Kv(blocks);
+      const touched = new Set<number>();
+      for (let i = 0; i < rows.length; i++) {
+        const w = weights[i];
+        const so = i * H, dOff = rows[i] * H;
+        for (let k = 0; k < H; k++) vals[dOff + k] += w * s[so + k];
+        for (let blk = Math.floor(dOff / 32); blk * 32 < dOff + H; blk++) touched.add(blk);
+      }
+      for (const blk of touched) encodeKvInto(vals.subarray(blk * 32, blk * 32 + 32), kv, blocks, blk * 32);
+      return;
+    }
+    if (kv !== 'f32') {
       const bits = dst.storage as Uint16Array;
       const row = new Float32Array(H);
       for (let i = 0; i < rows.length; i++) {
         const w = weights[i];
         const so = i * H, dOff = rows[i] * H;
-        const cur = decodeHalfBits(bits.subarray(dOff, dOff + H), half);
+        const cur = decodeHalfBits(bits.subarray(dOff, dOff + H), kv);
         for (let k = 0; k < H; k++) row[k] = cur[k] + w * s[so + k];
-        encodeHalfInto(row, half, bits, dOff);
+        encodeHalfInto(row, kv, bits, dOff);
       }
       return;
     }
@@ -238,43 +293,50 @@ export class CpuBackend implements Backend {
       for (let k = 0; k < H; k++) d[dOff + k] += w * s[so + k];
     }
   }
-  /** the zeroed array of a KV cache (zeros, padTime) in its format (bf16/f16: the bits); the wasm backend puts it in wasm memory */
-  protected cacheArray(count: number, kvCache: KvCacheDType = 'f32'): Float32Array | Uint16Array {
-    return kvCache === 'f32' ? new Float32Array(count) : new Uint16Array(count);
+  /**
+   * the zeroed array of a KV cache (zeros, padTime) of `count` values in its format (bf16/f16: the bits; q8: the
+   * blocks' bytes); the wasm backend puts it in wasm memory
+   */
+  protected cacheArray(count: number, kvCache: KvCacheDType = 'f32'): KvArray {
+    return kvArray(count, kvCache);
   }
-  /** (keeps the format of a bf16/f16 KV cache) */
+  /** (keeps the format of a bf16/f16/q8 KV cache: rows of whole blocks are copied as they are) */
   padTime(t: Tensor, newT: number): Tensor {
     const [b, T] = t.shape;
-    const inner = t.size / (b * T);
-    const src = t.storage as Float32Array | Uint16Array;
-    const out = this.cacheArray(b * newT * inner, halfOf(t) ?? 'f32');
-    for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner), r * newT * inner);
+    const src = t.storage as KvArray;
+    const out = this.cacheArray((t.size / T) * newT, kvOf(t));
+    const inner = src.length / (b * T); // storage elements per position
+    for (let r = 0; r < b; r++) out.set(src.subarray(r * T * inner, (r + 1) * T * inner) as Float32Array & Uint16Array & Uint8Array, r * newT * inner);
     return new Tensor(this, out, [b, newT, ...t.shape.slice(2)], t.dtype);
   }
-  /** (bf16/f16 KV caches stay in their format; the tensors share one dtype, see ops.concatRows) */
+  /** (bf16/f16/q8 KV caches stay in their format; the tensors share one dtype, see ops.concatRows) */
   concatRows(ts: readonly Tensor[]): Tensor {
     const rows = ts.reduce((s, t) => s + t.shape[0], 0);
     const n = ts.reduce((s, t) => s + t.size, 0);
-    const out = halfOf(ts[0]) ? new Uint16Array(n) : new Float32Array(n);
+    const out = kvArray(n, kvOf(ts[0]));
     let off = 0;
     for (const t of ts) {
-      out.set(t.storage as Float32Array & Uint16Array, off);
-      off += t.size;
+      const a = t.storage as KvArray;
+      out.set(a as Float32Array & Uint16Array & Uint8Array, off);
+      off += a.length;
     }
     return new Tensor(this, out, [rows, ...ts[0].shape.slice(1)], ts[0].dtype);
   }
   takeRows(t: Tensor, rows: readonly number[]): Tensor {
-    const rowSize = t.size / t.shape[0];
-    const src = t.storage as Float32Array | Uint16Array;
-    const out = halfOf(t) ? new Uint16Array(rows.length * rowSize) : new Float32Array(rows.length * rowSize);
-    rows.forEach((r, i) => out.set(src.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+    const src = t.storage as KvArray;
+    const rowSize = src.length / t.shape[0]; // storage elements per row
+    const out = kvArray((t.size / t.shape[0]) * rows.length, kvOf(t));
+    rows.forEach((r, i) => out.set(src.subarray(r * rowSize, (r + 1) * rowSize) as Float32Array & Uint16Array & Uint8Array, i * rowSize));
     return new Tensor(this, out, [rows.length, ...t.shape.slice(1)], t.dtype);
   }
 }
 
-/** k/v [b, L, rowKV] → bits of the cache [b, T, rowKV] at positions pastLen[r] …, round-to-nearest-even (exact for values already rounded) */
-export function writeRowsHalf(cache: Uint16Array, kv: Float32Array, pastLen: readonly number[], b: number, L: number, T: number, rowKV: number, half: 'bf16' | 'f16'): void {
-  for (let r = 0; r < b; r++) encodeHalfInto(kv.subarray(r * L * rowKV, (r + 1) * L * rowKV), half, cache, (r * T + pastLen[r]) * rowKV);
+/**
+ * k/v [b, L, rowKV] → the cache [b, T, rowKV] in its format at positions pastLen[r] … (bf16/f16 round-to-nearest-even,
+ * exact for values already rounded; q8 quantized per block of 32 along the row, rowKV a multiple of 32)
+ */
+export function writeRowsKv(cache: KvArray, kv: Float32Array, pastLen: readonly number[], b: number, L: number, T: number, rowKV: number, fmt: KvCacheDType): void {
+  for (let r = 0; r < b; r++) encodeKvInto(kv.subarray(r * L * rowKV, (r + 1) * L * rowKV), fmt, cache, (r * T + pastLen[r]) * rowKV);
 }
 
 export const cpu = new CpuBackend();

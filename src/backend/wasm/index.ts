@@ -8,7 +8,7 @@
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
 import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
-import { CpuBackend, halfOf, writeRowsHalf } from '../cpu/index.js';
+import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
@@ -18,7 +18,7 @@ import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
 import { Q4_SUPER, packQ4, q4Sizes, repackQ4K, unpackQ4Row } from './q4.js';
-import { Q8_BLOCK, packQ8 } from './q8.js';
+import { Q8_BLOCK, packQ8, q8KvBytes } from './q8.js';
 
 export interface WasmBackendOptions {
   /** worker threads including the calling one (default: available cores); more than the platform can run is refused */
@@ -73,6 +73,12 @@ export interface WasmBackendOptions {
    * its own call). The same numbers either way.
    */
   stepIn?: boolean;
+  /**
+   * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
+   * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
+   * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
+   */
+  q8KvDecode?: 'in-place' | 'scratch';
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -90,6 +96,8 @@ interface Matrix {
   supers: number;
 }
 
+/** the KV cache format codes of assembly/attention.ts (its fmt) */
+const KV_FORMAT: Record<KvCacheDType, number> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** keys per block of assembly/attention.ts's decode kernel (its DBK) */
 const ATTN_DECODE_BLOCK = 32;
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
@@ -123,8 +131,8 @@ export class WasmBackend extends CpuBackend {
   readonly weightFormat: WeightDType;
   /** WasmBackendOptions.ssdChunkedMinLength */
   readonly ssdChunkedMinLength: number;
-  /** wasm-resident arrays (f32; the u16 bits of bf16/f16 KV caches) → their byte offset */
-  private readonly resident = new WeakMap<Float32Array | Uint16Array, number>();
+  /** wasm-resident arrays (f32; the u16 bits of bf16/f16 KV caches; the bytes of q8 KV caches) → their byte offset */
+  private readonly resident = new WeakMap<KvArray, number>();
   /** weight matrices by their storage (a Float32Array view, or the Matrix record of a packed one), so views of a tensor share it */
   private readonly matrices = new WeakMap<object, Matrix>();
   private readonly finalizer: FinalizationRegistry<number[]>;
@@ -142,6 +150,8 @@ export class WasmBackend extends CpuBackend {
   touchState: boolean;
   /** see WasmBackendOptions.stepIn (may be changed between calls) */
   stepIn: boolean;
+  /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
+  q8KvDecode: 'in-place' | 'scratch';
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -164,6 +174,8 @@ export class WasmBackend extends CpuBackend {
     this.stepOut = opts.stepOut ?? envFlag('MAMBA_TS_WASM_STEP_OUT', true);
     this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
     this.stepIn = opts.stepIn ?? envFlag('MAMBA_TS_WASM_STEP_IN', true);
+    this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
+    if (this.q8KvDecode !== 'in-place' && this.q8KvDecode !== 'scratch') throw new LoadOptionError(`wasm backend: option "q8KvDecode" must be 'in-place' or 'scratch', got ${String(opts.q8KvDecode)}`);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;
     this.finalizer = new FinalizationRegistry((offs) => offs.forEach((o) => this.runtime.heap.release(o)));
@@ -180,10 +192,14 @@ export class WasmBackend extends CpuBackend {
     return view;
   }
 
-  /** a new wasm-resident u16 array (a bf16/f16 KV cache's bits; freed when the array is garbage-collected) */
-  private allocU16(count: number): Uint16Array {
-    const off = this.runtime.heap.alloc(count * 2);
-    const view = new Uint16Array(this.runtime.memory.buffer, off, count);
+  /**
+   * a new wasm-resident array of a KV cache of `count` values in a 16-bit or q8 format (bf16/f16: u16 bits; q8: the
+   * bytes of its blocks, wasm/q8.ts); freed when the array is garbage-collected
+   */
+  private allocKv(count: number, kv: 'bf16' | 'f16' | 'q8'): Uint16Array | Uint8Array {
+    const bytes = kv === 'q8' ? q8KvBytes(count) : count * 2;
+    const off = this.runtime.heap.alloc(bytes);
+    const view = kv === 'q8' ? new Uint8Array(this.runtime.memory.buffer, off, bytes) : new Uint16Array(this.runtime.memory.buffer, off, count);
     this.resident.set(view, off);
     this.finalizer.register(view, [off], view);
     return view;
@@ -341,11 +357,11 @@ export class WasmBackend extends CpuBackend {
         const a = t.storage as Float32Array;
         const off = this.resident.get(a);
         if (off !== undefined) return off;
-        if (halfOf(t)) {
-          // the bits of a bf16/f16 KV cache outside wasm memory (a copied state's)
-          const bits = t.storage as Uint16Array;
-          const s = out(Math.ceil(bits.length / 2));
-          new Uint16Array(rt.memory.buffer, s, bits.length).set(bits);
+        if (kvOf(t) !== 'f32') {
+          // the bits / blocks of a bf16/f16/q8 KV cache outside wasm memory (a copied state's)
+          const raw = t.storage as Uint16Array | Uint8Array;
+          const s = out(Math.ceil(raw.byteLength / 4));
+          new Uint8Array(rt.memory.buffer, s, raw.byteLength).set(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
           return s;
         }
         const s = out(a.length);
@@ -716,13 +732,13 @@ export class WasmBackend extends CpuBackend {
     const cached = a.cacheK !== null && a.cacheV !== null;
     const cap = cached ? a.cacheK!.shape[1] : L;
     const past = cached ? a.pastLen : new Array<number>(b).fill(0);
-    const half = cached ? halfOf(a.cacheK!) : null;
+    const kv = cached ? kvOf(a.cacheK!) : 'f32';
     if (cached) {
       const k = a.k.storage as Float32Array, v = a.v.storage as Float32Array;
-      if (half) {
-        // written in the cache's format (round-to-nearest-even); the kernels read what is stored
-        writeRowsHalf(a.cacheK!.storage as Uint16Array, k, past, b, L, cap, rowKV, half);
-        writeRowsHalf(a.cacheV!.storage as Uint16Array, v, past, b, L, cap, rowKV, half);
+      if (kv !== 'f32') {
+        // written in the cache's format (round-to-nearest-even; q8 per block of 32); the kernels read what is stored
+        writeRowsKv(a.cacheK!.storage as KvArray, k, past, b, L, cap, rowKV, kv);
+        writeRowsKv(a.cacheV!.storage as KvArray, v, past, b, L, cap, rowKV, kv);
       } else {
         const ck = a.cacheK!.storage as Float32Array, cv = a.cacheV!.storage as Float32Array;
         for (let r = 0; r < b; r++) {
@@ -732,7 +748,7 @@ export class WasmBackend extends CpuBackend {
         }
       }
     }
-    const fmt = half === 'bf16' ? 1 : half === 'f16' ? 2 : 0;
+    const fmt = KV_FORMAT[kv];
     const rt = this.runtime;
     const T = rt.threads;
     const G = Hq / Hkv;
@@ -748,9 +764,13 @@ export class WasmBackend extends CpuBackend {
         // splits of the keys: enough items (rows × splits) for every thread to get an equal share
         let S = T / gcd(b, T);
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
-        const scratch = c.out(T * G * ATTN_DECODE_BLOCK + b * Hq * S * (hd + 2));
+        // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
+        const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
+        // (per thread: G · DBK scores; fmt 4 + 2 · DBK · hd floats, fmt 3 + Hq · (hd + 2): the queries split into int16)
+        const perThread = G * ATTN_DECODE_BLOCK + (dfmt === 4 ? 2 * hd * ATTN_DECODE_BLOCK : dfmt === 3 ? Hq * (hd + 2) : 0);
+        const scratch = c.out(T * perThread + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, fmt], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt], work >= MIN_PARALLEL_WORK);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
@@ -764,9 +784,9 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
-  /** a KV cache (zeros in bf16/f16, a grown one) stays in wasm memory (resident), so that attention reads it in place */
-  protected override cacheArray(count: number, kvCache: KvCacheDType = 'f32'): Float32Array | Uint16Array {
-    const a = kvCache === 'f32' ? this.allocF32(count) : this.allocU16(count);
+  /** a KV cache (zeros in bf16/f16/q8, a grown one) stays in wasm memory (resident), so that attention reads it in place */
+  protected override cacheArray(count: number, kvCache: KvCacheDType = 'f32'): KvArray {
+    const a = kvCache === 'f32' ? this.allocF32(count) : this.allocKv(count, kvCache);
     a.fill(0); // reused memory holds old values
     return a;
   }

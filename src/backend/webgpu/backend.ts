@@ -381,7 +381,7 @@ export class WebGpuBackend implements Backend {
 
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    const kv = checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
+    const kv = checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
     if (kv !== 'f32') {
       // a bf16/f16 KV cache: rounded to nearest even here (dtype.ts, as the cpu/wasm backends store it), two per u32
       this.kvCheck(shape, kv);
@@ -421,7 +421,7 @@ export class WebGpuBackend implements Backend {
 
   /** `kvCache` bf16/f16: a KV cache [b, T, Hkv, hd] of 16-bit values, two per u32 (`kvCheck`), in the KV pool */
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
-    const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu);
+    const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
     const t = kv === 'f32' ? this.out(shape, 'zeros') : this.kvOut(shape, kv, 'KV cache');
     this.fill(this.st(t), 0);
     return t;

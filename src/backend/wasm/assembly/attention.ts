@@ -20,15 +20,31 @@
 // f32 exactly (weights.ts's conversions) as they are read: decode reads keys and values straight from the cache (the
 // block code is generic over the element type W: f32, u16 = bf16, i16 = f16); prefill converts the K/V tile it packs
 // anyway. The cache streams half the bytes.
+// fmt 3: q8 (src/backend/wasm/q8.ts): a position's row of Hkv · hd values (a multiple of 32) in blocks of 32, each
+// [f32 scale, 32 × int8] = 36 bytes; with hd a multiple of 32 every block lies in one head (along the head dim), with
+// hd = 8 or 16 a block holds 32 / hd heads. Decode (hd a multiple of 32) reads the blocks in place (decodeBlockQ8:
+// int8 widened in registers, scores q · (q8 · scale), values (p · scale) · q8); fmt 4, the same cache read another
+// way (any such hd; the JS side picks it for hd not a multiple of 32, or when asked): each block of ≤ DBK keys of a
+// head dequantized into per-thread scratch and the f32 block code run on it (in L1). Prefill converts the tiles it
+// packs. The cache streams 1.125 bytes per value.
 
 import { linear_f32 } from './linear';
 import { ldz, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
-import { bfHi, bfLo, w4, wScalar } from './weights';
+import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
+/** bytes of a q8 cache block (f32 scale, 32 int8) */
+const Q8B: usize = 36;
+
+/** byte offset of value index e (q8: of its block; e a multiple of 32 there) in a cache of format fmt */
+// @ts-ignore: decorator
+@inline function kvByte(fmt: i32, e: usize): usize {
+  if (fmt == 3) return (e >> 5) * Q8B;
+  return fmt ? e << 1 : e << 2;
+}
 
 // @ts-ignore: decorator
 @inline function f4(p: usize, i: i32): usize {
@@ -228,6 +244,31 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
   else unpackKVRows<i16>(src, strideB, rows, hd, dst);
 }
 
+/**
+ * values [e0, e0 + n) of `rows` q8 cache rows (src: the first row's blocks, rows strideB bytes apart) as f32 rows
+ * [rows, n] at dst: whole blocks (e0, n multiples of 32) with SIMD, other ranges (a head inside a block) value by
+ * value; both q · scale as one f32 multiply.
+ */
+function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, dst: usize): void {
+  const whole = ((e0 | n) & 31) == 0;
+  for (let j = 0; j < rows; j++) {
+    const s = src + <usize>j * strideB;
+    const d = dst + ((<usize>j * n) << 2);
+    if (whole) {
+      for (let c = 0; c < n >> 5; c++) {
+        const blk = s + <usize>((e0 >> 5) + c) * Q8B;
+        q8x32(blk + 4, v128.load32_splat(blk), d + (<usize>c << 7));
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const e = e0 + i;
+        const blk = s + <usize>(e >> 5) * Q8B;
+        store<f32>(f4(d, i), <f32>load<i8>(blk + 4 + <usize>(e & 31)) * load<f32>(blk));
+      }
+    }
+  }
+}
+
 // @ts-ignore: decorator
 @inline function unpackKVRows<W>(src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
   for (let j = 0; j < rows; j++) {
@@ -314,9 +355,168 @@ function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst:
   }
 }
 
+/** 8 int8 values loaded sign-extended to i16 (v128.load8x8_s): lanes 0-3 / 4-7 as f32x4 (exact) */
+// @ts-ignore: decorator
+@inline function q8lo(r: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(r));
+}
+// @ts-ignore: decorator
+@inline function q8hi(r: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(r));
+}
+
+/**
+ * A query head's hd values q as two int16 rows, q ≈ s1 · (hi + lo / 65536) with s1 = max|q| / 32767 (hi = round(q / s1),
+ * lo = round((q − s1 · hi) / s2), s2 = s1 / 65536): q to within s1 / 131072 = max|q| · 2⁻³² (below f32's own rounding
+ * of q), so that scores against int8 keys are integer dot products (i32x4.dot_i16x8_s) and still equal the f32
+ * products q · (q8 · scale) to f32 rounding. hi, lo at hi/lo (hd i16 each), s1, s2 at sp (f32).
+ */
+function splitQ(q: usize, hd: i32, hi: usize, lo: usize, sp: usize): void {
+  let m: f32 = 0;
+  for (let i = 0; i < hd; i++) m = max(m, abs(load<f32>(f4(q, i))));
+  const s1: f32 = m / 32767;
+  const s2: f32 = s1 / 65536; // (exact: a power of 2)
+  store<f32>(sp, s1);
+  store<f32>(sp, s2, 4);
+  for (let i = 0; i < hd; i++) {
+    const x = <f64>load<f32>(f4(q, i));
+    let h: f64 = 0, l: f64 = 0;
+    if (s1 > 0) {
+      h = Math.round(x / <f64>s1);
+      l = min(32767.0, max(-32767.0, Math.round((x - h * <f64>s1) / <f64>s2)));
+    }
+    store<i16>(hi + (<usize>i << 1), <i16>(<i32>h));
+    store<i16>(lo + (<usize>i << 1), <i16>(<i32>l));
+  }
+}
+
+/** dot(q, b) over nb q8 blocks of one key row, q split by splitQ (hi, lo, sp): per block s1 · Σ hi · q8 + s2 · Σ lo · q8 (i32 sums), times the block's scale */
+// @ts-ignore: decorator
+@inline function dotQ8(hi: usize, lo: usize, sp: usize, b: usize, nb: i32): f32 {
+  const S1 = v128.load32_splat(sp), S2 = v128.load32_splat(sp, 4);
+  let a = f32x4.splat(0);
+  for (let c = 0; c < nb; c++) {
+    const blk = b + <usize>c * Q8B;
+    const qo = <usize>c << 6; // (32 i16)
+    let h = i32x4.splat(0), l = i32x4.splat(0);
+    for (let u: usize = 0; u < 32; u += 8) {
+      const r = v128.load8x8_s(blk + 4 + u);
+      h = i32x4.add(h, i32x4.dot_i16x8_s(v128.load(hi + qo + (u << 1)), r));
+      l = i32x4.add(l, i32x4.dot_i16x8_s(v128.load(lo + qo + (u << 1)), r));
+    }
+    const f = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h), S1), f32x4.mul(f32x4.convert_i32x4_s(l), S2));
+    a = f32x4.add(a, f32x4.mul(f, v128.load32_splat(blk)));
+  }
+  return hsum(a);
+}
+
+/** [dot(q, b0), …, dot(q, b3)] for the 4 key rows b0 = b, b + rowB, … over nb q8 blocks (see splitQ, dotQ8) */
+// @ts-ignore: decorator
+@inline function dot4Q8(hi: usize, lo: usize, sp: usize, b: usize, rowB: usize, nb: i32): v128 {
+  const b1 = b + rowB, b2 = b1 + rowB, b3 = b2 + rowB;
+  const S1 = v128.load32_splat(sp), S2 = v128.load32_splat(sp, 4);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let c = 0; c < nb; c++) {
+    const o = <usize>c * Q8B;
+    const qo = <usize>c << 6;
+    let h0 = i32x4.splat(0), h1 = i32x4.splat(0), h2 = i32x4.splat(0), h3 = i32x4.splat(0);
+    let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0);
+    for (let u: usize = 0; u < 32; u += 8) {
+      const xh = v128.load(hi + qo + (u << 1)), xl = v128.load(lo + qo + (u << 1));
+      const ko = o + 4 + u;
+      const r0 = v128.load8x8_s(b + ko), r1 = v128.load8x8_s(b1 + ko), r2 = v128.load8x8_s(b2 + ko), r3 = v128.load8x8_s(b3 + ko);
+      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(xh, r0));
+      l0 = i32x4.add(l0, i32x4.dot_i16x8_s(xl, r0));
+      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(xh, r1));
+      l1 = i32x4.add(l1, i32x4.dot_i16x8_s(xl, r1));
+      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(xh, r2));
+      l2 = i32x4.add(l2, i32x4.dot_i16x8_s(xl, r2));
+      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(xh, r3));
+      l3 = i32x4.add(l3, i32x4.dot_i16x8_s(xl, r3));
+    }
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h0), S1), f32x4.mul(f32x4.convert_i32x4_s(l0), S2)), v128.load32_splat(b + o)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h1), S1), f32x4.mul(f32x4.convert_i32x4_s(l1), S2)), v128.load32_splat(b1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h2), S1), f32x4.mul(f32x4.convert_i32x4_s(l2), S2)), v128.load32_splat(b2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(h3), S1), f32x4.mul(f32x4.convert_i32x4_s(l3), S2)), v128.load32_splat(b3 + o)));
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/** acc[0, 8) += sa · qa + sb · qb + sc · qc + sd · qd for 8 int8 values at each of qa … qd */
+// @ts-ignore: decorator
+@inline function accQ8x8(acc: usize, qa: usize, qb: usize, qc: usize, qd: usize, sa: v128, sb: v128, sc: v128, sd: v128): void {
+  const ra = v128.load8x8_s(qa), rb = v128.load8x8_s(qb), rc = v128.load8x8_s(qc), rd = v128.load8x8_s(qd);
+  const lo = f32x4.add(f32x4.add(f32x4.mul(sa, q8lo(ra)), f32x4.mul(sb, q8lo(rb))), f32x4.add(f32x4.mul(sc, q8lo(rc)), f32x4.mul(sd, q8lo(rd))));
+  const hi = f32x4.add(f32x4.add(f32x4.mul(sa, q8hi(ra)), f32x4.mul(sb, q8hi(rb))), f32x4.add(f32x4.mul(sc, q8hi(rc)), f32x4.mul(sd, q8hi(rd))));
+  v128.store(acc, f32x4.add(v128.load(acc), lo));
+  v128.store(acc, f32x4.add(v128.load(acc, 16), hi), 16);
+}
+
+/**
+ * decodeBlock on a q8 cache read in place (hd a multiple of 32; k0/v0: the head's first block at the block's first
+ * position; qh, ql, qs: the G query heads split by splitQ): scores Σ_blocks scale · (q · q8) as integer dot products;
+ * values accumulated as (p · scale) · q8 per block, four keys at a time.
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockQ8(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const nb = hd >> 5;
+  const qhB = <usize>hd << 1;
+  let jj = 0;
+  for (; jj + 4 <= bk; jj += 4) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) v128.store(f4(sc, i * DBK + jj), f32x4.mul(dot4Q8(qh + <usize>i * qhB, ql + <usize>i * qhB, qs + (<usize>i << 3), kp, rowB, nb), f32x4.splat(scale)));
+  }
+  for (; jj < bk; jj++) {
+    const kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let i = 0; i < G; i++) store<f32>(f4(sc, i * DBK + jj), dotQ8(qh + <usize>i * qhB, ql + <usize>i * qhB, qs + (<usize>i << 3), kp, nb) * scale);
+  }
+  for (let i = 0; i < G; i++) {
+    const si = f4(sc, i * DBK);
+    const pi = part + <usize>i * headB;
+    const m = load<f32>(f4(pi, hd));
+    const mNew = max(m, rowMax(si, bk));
+    const corr = Mathf.exp(m - mNew);
+    const sum = expRow(si, bk, bk, mNew);
+    store<f32>(f4(pi, hd), mNew);
+    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
+    if (corr != 1) scaleRow(pi, hd, corr);
+    let jj = 0;
+    for (; jj + 4 <= bk; jj += 4) {
+      const p0 = load<f32>(f4(si, jj)), p1 = load<f32>(f4(si, jj + 1)), p2 = load<f32>(f4(si, jj + 2)), p3 = load<f32>(f4(si, jj + 3));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      const vb = va + rowB, vc = vb + rowB, vd = vc + rowB;
+      for (let c = 0; c < nb; c++) {
+        const o = <usize>c * Q8B;
+        const sa = f32x4.splat(p0 * load<f32>(va + o)), sb = f32x4.splat(p1 * load<f32>(vb + o));
+        const sc_ = f32x4.splat(p2 * load<f32>(vc + o)), sd = f32x4.splat(p3 * load<f32>(vd + o));
+        const ac = pi + (<usize>c << 7);
+        accQ8x8(ac, va + o + 4, vb + o + 4, vc + o + 4, vd + o + 4, sa, sb, sc_, sd);
+        accQ8x8(ac + 32, va + o + 12, vb + o + 12, vc + o + 12, vd + o + 12, sa, sb, sc_, sd);
+        accQ8x8(ac + 64, va + o + 20, vb + o + 20, vc + o + 20, vd + o + 20, sa, sb, sc_, sd);
+        accQ8x8(ac + 96, va + o + 28, vb + o + 28, vc + o + 28, vd + o + 28, sa, sb, sc_, sd);
+      }
+    }
+    for (; jj < bk; jj++) {
+      const p = load<f32>(f4(si, jj));
+      const va = v0 + <usize>(j0 + jj) * rowB;
+      for (let c = 0; c < nb; c++) {
+        const o = <usize>c * Q8B;
+        const sa = f32x4.splat(p * load<f32>(va + o));
+        const ac = pi + (<usize>c << 7);
+        for (let h: usize = 0; h < 32; h += 8) {
+          const ra = v128.load8x8_s(va + o + 4 + h);
+          const ap = ac + (h << 2);
+          v128.store(ap, f32x4.add(v128.load(ap), f32x4.mul(sa, q8lo(ra))));
+          v128.store(ap, f32x4.add(v128.load(ap, 16), f32x4.mul(sa, q8hi(ra))), 16);
+        }
+      }
+    }
+  }
+}
+
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats, then the
+ * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats (q8: + 2 · DBK · hd), then the
  * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
@@ -324,10 +524,15 @@ export function attention_decode(
   S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
-  const rowB = <usize>(Hkv * hd) << sh; // bytes of one cache position (all KV heads)
-  const sc = scratch + ((<usize>t * G * DBK) << 2);
-  const parts = scratch + ((<usize>T * G * DBK) << 2);
+  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
+  const hdB = <usize>hd << 2;
+  // per thread: G · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
+  // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
+  const perThread = <usize>G * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0);
+  const sc = scratch + ((<usize>t * perThread) << 2);
+  const Kf = sc + ((<usize>G * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
+  const parts = scratch + ((<usize>T * perThread) << 2);
   const ps = <usize>(hd + 2) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
@@ -343,6 +548,7 @@ export function attention_decode(
       memory.fill(pi, 0, <usize>hd << 2);
       store<f32>(f4(pi, hd), -Infinity);
       store<f32>(f4(pi, hd + 1), 0);
+      if (fmt == 3) splitQ(q + ((<usize>(r * Hq + h) * hd) << 2), hd, Qh + ((<usize>h * hd) << 1), Ql + ((<usize>h * hd) << 1), Qs + (<usize>h << 3));
     }
     const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
     for (let j0 = s0; j0 < s1; j0 += DBK) {
@@ -359,10 +565,18 @@ export function attention_decode(
         const h0 = g * G;
         const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
         const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
-        const ho = (<usize>g * hd) << sh;
+        const ho: usize = fmt == 4 ? 0 : kvByte(fmt, <usize>g * hd); // (q8 through scratch: the head is found inside the rows)
         if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
         else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else if (fmt == 3) decodeBlockQ8(Qh + ((<usize>h0 * hd) << 1), Ql + ((<usize>h0 * hd) << 1), Qs + (<usize>h0 << 3), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+        else {
+          // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
+          const o = <usize>j0 * rowB;
+          unpackQ8Rows(rowK + o, g * hd, rowB, bk, hd, Kf);
+          unpackQ8Rows(rowV + o, g * hd, rowB, bk, hd, Vf);
+          decodeBlock<f32>(qp, Kf, Vf, hdB, 0, bk, G, hd, scale, sc, part, headB);
+        }
       }
     }
   }
@@ -435,8 +649,7 @@ export function attention_prefill(
 ): void {
   const G = Hq / Hkv;
   const Mmax = G * BQ;
-  const sh: usize = fmt ? 1 : 2; // log2 of the cache's bytes per value
-  const rowB = <usize>(Hkv * hd) << sh;
+  const rowB = kvByte(fmt, <usize>(Hkv * hd));
   const qRowB = <usize>(Hq * hd) << 2;
   const hdB = <usize>hd << 2;
   const base = scratch + ((<usize>t * tileFloats) << 2);
@@ -479,12 +692,18 @@ export function attention_prefill(
     const kvBase = (<usize>r * cap * Hkv + g) * hd;
     for (let j0 = 0; j0 < kEnd; j0 += BK) {
       const bk = min(BK, kEnd - j0);
-      const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << sh);
-      const v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << sh);
-      if (fmt == 0) {
+      if (fmt == 3) {
+        // q8: head g's values of the tile's positions (rows of whole blocks)
+        const o = (<usize>r * cap + j0) * rowB;
+        unpackQ8Rows(K + o, g * hd, rowB, bk, hd, Kt);
+        unpackQ8Rows(V + o, g * hd, rowB, bk, hd, Vf);
+        packVt(Vf, hdB, bk, hd, Vt);
+      } else if (fmt == 0) {
+        const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 2), v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << 2);
         for (let jj = 0; jj < bk; jj++) memory.copy(Kt + <usize>jj * hdB, k0 + <usize>jj * rowB, hdB);
         packVt(v0, rowB, bk, hd, Vt);
       } else {
+        const k0 = K + ((kvBase + <usize>j0 * Hkv * hd) << 1), v0 = V + ((kvBase + <usize>j0 * Hkv * hd) << 1);
         unpackKV(fmt, k0, rowB, bk, hd, Kt);
         unpackKV(fmt, v0, rowB, bk, hd, Vf);
         packVt(Vf, hdB, bk, hd, Vt);

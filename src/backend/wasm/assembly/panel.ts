@@ -8,7 +8,7 @@
 // at scratch + t · PANEL · K · 4. fmt: 1 bf16, 2 f16, 3 q8 (w: int8 [N, K], scales f32 [N, K/32]).
 
 import { linear_f32 } from './linear';
-import { w4, wScalar } from './weights';
+import { q8x32, w4, wScalar } from './weights';
 import { sliceHi, sliceLo } from './team';
 
 const PANEL = 32;
@@ -23,18 +23,7 @@ function unpackRows(fmt: i32, w: usize, scales: usize, K: i32, j0: i32, j1: i32,
     // q8: blocks of 32 along K (K % 32 == 0), one scale each
     const src = w + first;
     const sc = scales + ((first >> 5) << 2);
-    for (let i: usize = 0; i < n; i += 32) {
-      const s = f32x4.splat(load<f32>(sc + ((i >> 5) << 2)));
-      for (let h: usize = 0; h < 32; h += 16) {
-        const q = v128.load(src + i + h);
-        const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
-        const d = dst + ((i + h) << 2);
-        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
-        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
-        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
-        v128.store(d, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
-      }
-    }
+    for (let i: usize = 0; i < n; i += 32) q8x32(src + i, f32x4.splat(load<f32>(sc + ((i >> 5) << 2))), dst + (i << 2));
   }
 }
 

@@ -122,3 +122,20 @@
   if (isF16<W>()) return f16HiX(raw);
   else return wHi<W>(raw, p);
 }
+
+/**
+ * 32 q8 values (int8 at q) times their block's scale s (splat) as f32 at d: q · scale, one f32 multiply each (the
+ * values a q8 matrix or KV cache stands for; src/backend/wasm/q8.ts unpackQ8 / decodeQ8Kv compute the same)
+ */
+// @ts-ignore: decorator
+@inline export function q8x32(q: usize, s: v128, d: usize): void {
+  for (let h: usize = 0; h < 32; h += 16) {
+    const r = v128.load(q + h);
+    const lo = i16x8.extend_low_i8x16_s(r), hi = i16x8.extend_high_i8x16_s(r);
+    const o = d + (h << 2);
+    v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), s));
+    v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), s), 16);
+    v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), s), 32);
+    v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), s), 48);
+  }
+}
