@@ -4,7 +4,7 @@
  * from the upload buffer as float values (exact below 2^24).
  */
 import type { KernelSpec } from '../runtime.js';
-import { bf16Types, weightReader } from './linear.js';
+import { packedTypes, weightReader } from './linear.js';
 
 /**
  * y[r·ys + yc + c] = x[r·xs + xc + c] for r < rows, c < width.
@@ -34,8 +34,8 @@ export const GATHER_ROWS: KernelSpec = {
   name: 'gather_rows',
   roles: ['idx', 'x', 'y'],
   writes: ['y'],
-  // variant 'b': a bf16 table (an embedding stored as bf16)
-  types: bf16Types('x'),
+  // variant 'b' / 'q': a bf16 or q8 table (an embedding stored as bf16 or q8)
+  types: packedTypes('x'),
   wgsl: (v) => /* wgsl */ `
 ${weightReader(v, 'x')}
 @compute @workgroup_size(256)

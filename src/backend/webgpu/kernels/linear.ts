@@ -10,17 +10,22 @@
  * params: M, K, N, n0, nb, hasBias
  */
 import type { KernelSpec } from '../runtime.js';
+import { q8Scalar } from './q8.js';
 
 /**
- * `wv(i)`: element i of the weight matrix, for variant '' (float32) or 'b' (bf16, two to a u32: the role is
- * bound as array<u32>). Shared with the row gather of embedding tables.
+ * `wv(i)`: element i of the weight matrix, for variant '' (float32), 'b' (bf16, two to a u32) or 'q' (q8
+ * superblocks, q8.ts); the packed formats bind the role as array<u32>. Shared with the row gather of embedding tables.
  */
 export function weightReader(variant: string, role = 'w'): string {
+  if (variant === 'q') return q8Scalar(role);
   return variant === 'b'
     ? /* wgsl */ `fn wv(i: u32) -> f32 { let u = $${role}[o_${role} + (i >> 1u)]; return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (i & 1u) == 1u)); }`
     : /* wgsl */ `fn wv(i: u32) -> f32 { return $${role}[o_${role} + i]; }`;
 }
-export const bf16Types = (role: string) => (variant: string): Record<string, string> => (variant === 'b' ? { [role]: 'u32' } : {});
+/** the role's element type for `weightReader`'s variant ('b', 'q': u32 words) */
+export const packedTypes = (role: string) => (variant: string): Record<string, string> => (variant === 'b' || variant === 'q' ? { [role]: 'u32' } : {});
+/** the weight format suffix of a variant key ending in 'b' (bf16) or 'q' (q8); '' for float32 */
+export const packedSuffix = (v: string): '' | 'b' | 'q' => (v.endsWith('b') ? 'b' : v.endsWith('q') ? 'q' : '');
 
 /**
  * The matvec on devices with subgroups: one output column per subgroup (lanes stride over K, then
@@ -66,7 +71,7 @@ export const MATMUL_SIMPLE: KernelSpec = {
   name: 'matmul_simple',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: bf16Types('w'),
+  types: packedTypes('w'),
   wgsl: (v) => /* wgsl */ `
 ${weightReader(v)}
 @compute @workgroup_size(256)
@@ -88,7 +93,7 @@ export const MATMUL: KernelSpec = {
   name: 'matmul',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: bf16Types('w'),
+  types: packedTypes('w'),
   wgsl: (v) => /* wgsl */ `
 ${weightReader(v)}
 var<workgroup> As: array<f32, 1040>;
