@@ -694,14 +694,13 @@ export class WebGpuBackend implements Backend {
    */
   gemmKernel(M: number, nb: number, weights: boolean | WebGpuWeights, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
     const b = weights === true || weights === 'bf16' ? 'b' : weights === 'q8' ? 'q' : '';
-    const bf16 = b !== '';
     if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
     const S8 = int8Slices(this.gemm);
     if (S8) return this.int8.kernel(M, nb, S8, K);
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 and q8 always are), else as scalars ('x'); a packed matrix in a buffer it cannot read that way keeps the tiled kernel
     const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (b === 'q' ? Q8_BLOCK : b === 'b' ? 8 : 4) === 0);
-    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !bf16)) {
+    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !b)) {
       const p = blockedPlan(M, nb, K, b || (vec ? 'f' : 'x'), this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
       return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxqs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
     }
