@@ -8,10 +8,11 @@
  * checked on the device against the first one: the first decode step's logits (max |Δ| printed, fail above 1e-3
  * relative) and the chained greedy tokens (must be equal); a failed check prints CHECK FAILED and exits 1.
  *
- *   node dist/bench/decode-kernels.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16]
+ *   node dist/bench/decode-kernels.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8]
  *        [--decode v1,fused,v2,v2-r1w64u,v2-r4w128u,v2-r2w256l,v2-r2w128un] [--prompt 64] [--gen 256] [--reps 3] [--layers n] [--vocab n]
  */
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
+import type { WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 
@@ -20,7 +21,7 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 const presets = arg('presets', 'mamba-130m,mamba2-130m').split(',');
-const formats = arg('weights', 'f32,bf16').split(',') as ('f32' | 'bf16')[];
+const formats = arg('weights', 'f32,bf16').split(',') as WebGpuWeights[];
 const modes = arg('decode', 'v1,fused,v2').split(',');
 const promptLen = Number(arg('prompt', '64'));
 const gen = Number(arg('gen', '256'));

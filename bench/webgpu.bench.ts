@@ -4,7 +4,7 @@
  * sequence, as the official CUDA-graph decode keeps the token on the device), batched decode, and one
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
- *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16] [--prompt 2048]
+ *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16]
@@ -59,7 +59,7 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd } from '../src/backend/webgpu/options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { attentionOpCheck, type AttentionShape } from './webgpu-attention-check.js';
@@ -75,7 +75,7 @@ function arg(name: string, dflt: string): string {
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 const presets = arg('presets', 'mamba-130m,mamba2-130m').split(',');
-const formats = arg('weights', 'f32').split(',') as ('f32' | 'bf16')[];
+const formats = arg('weights', 'f32').split(',') as WebGpuWeights[];
 const promptLen = Number(arg('prompt', '2048'));
 const gen = Number(arg('gen', '128'));
 const reps = Number(arg('reps', '3'));
@@ -347,7 +347,7 @@ async function generateBench(lm: CausalLM, prompt: number[]) {
 }
 
 const results: Record<string, unknown>[] = [];
-const newBackend = async (weights: 'f32' | 'bf16'): Promise<WebGpuBackend> =>
+const newBackend = async (weights: WebGpuWeights): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...(ssdModes.length ? { ssd: ssdModes[0] } : {}) })
     : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(ssdModes.length ? { ssd: ssdModes[0] } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
@@ -370,7 +370,7 @@ for (const weights of memoryOnly ? [] : formats) {
   if (doProfile) backend.rt.setProfiling(false);
   const timer = hostTimer(backend);
   log(`backend ${backend.name}, kernels ${backend.kernels}, weights ${weights}, subgroups ≤ ${backend.rt.subgroupMax}`);
-  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights === 'bf16').name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8.note}` : ''}`);
+  log(`Mamba-1 scan: ${backend.scanKernel}; prefill GEMM: ${backend.gemm} → in_proj [${promptLen}, 768]×[3072, 768]ᵀ runs ${backend.gemmKernel(promptLen, 3072, weights).name}; subgroup matrices: ${backend.matrixNote}${backend.gemm.startsWith('int8') ? `; int8 GEMM: ${backend.int8.note}` : ''}`);
   const attnShapes: AttentionShape[] = presets.map((p) => PRESETS[p] as { hidden_size: number; num_attention_heads?: number; num_key_value_heads?: number }).filter((c) => c.num_attention_heads).map((c) => ({ b: 1, L: promptLen, Hq: c.num_attention_heads!, Hkv: c.num_key_value_heads ?? c.num_attention_heads!, hd: c.hidden_size / c.num_attention_heads! }));
   if (attnModes.length > 1 && attnShapes.length > 0) {
     const uniq = attnShapes.filter((s, i) => attnShapes.findIndex((t) => JSON.stringify(t) === JSON.stringify(s)) === i);
@@ -562,7 +562,7 @@ for (const weights of memoryOnly ? [] : formats) {
       profiles.push(...batchProfiles);
     }
     const res = {
-      preset, weights, kv_cache: lay.grows ? kvCache : null, state_mib_per_seq: stateMiB, attention, decode_kernels: backend.decodeKernels, decode_logits_vs_first: decodeParity, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights === 'bf16').name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
+      preset, weights, kv_cache: lay.grows ? kvCache : null, state_mib_per_seq: stateMiB, attention, decode_kernels: backend.decodeKernels, decode_logits_vs_first: decodeParity, checked, backend: backend.name, gemm: backend.gemmKernel(promptLen, 3072, weights).name, scan: backend.scanKernel, prompt: promptLen, gen, reps, weight_mib: weightMB,
       prefill_tok_s: promptLen / (median(prefill) / 1000), prefill_ms: prefill,
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,

@@ -34,7 +34,7 @@ import { parseHubRef } from './io/hub-names.js';
 import type { ByteSource } from './io/safetensors-format.js';
 import { ModelError } from './models/errors.js';
 import type { WeightDType } from './tensor/dtype.js';
-import { isFunction, validateBackendOptions, validateLoadOptions, type BackendName, type CommonLoadOptions, type OptionCheck } from './api/load-options.js';
+import { isFunction, validateBackendOptions, validateLoadOptions, webgpuWeights, type BackendName, type CommonLoadOptions, type OptionCheck } from './api/load-options.js';
 
 export { Model, assembleModel, checkTokenizerFits, type ModelGenerateOptions, type ModelParts, type PromptInput } from './api/model.js';
 export type { CausalLM, DeltaEvent, DeltaObserver, ForwardOptions, ForwardOutput } from './models/causal-lm.js';
@@ -87,7 +87,7 @@ export async function createBackend(name: BackendName, opts: BrowserBackendOptio
   if (name === 'webgpu') {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (!gpu) throw new WebGpuUnavailableError('webgpu: this browser has no WebGPU (navigator.gpu)');
-    return createWebGpuBackend({ gpu, weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
+    return createWebGpuBackend({ gpu, weights: webgpuWeights(opts.weights) });
   }
   throw new ModelError(`backend must be "cpu", "wasm" or "webgpu", got ${JSON.stringify(name)}`);
 }

@@ -139,11 +139,17 @@ function checkKeys(obj: Record<string, unknown>, checks: Record<string, OptionCh
   }
 }
 
+/** the WebGPU backend's `weights` for a load option checked by `validateBackendOptions` (undefined: 'f32') */
+export function webgpuWeights(w: WeightDType | undefined): 'f32' | 'bf16' | 'q8' {
+  if (w === undefined || w === 'f32' || w === 'bf16' || w === 'q8') return w ?? 'f32';
+  throw new LoadOptionError(`option "weights" ${JSON.stringify(w)} is not available on backend "webgpu" (it takes ${list(BACKEND_WEIGHT_FORMATS.webgpu)})`);
+}
+
 /** The weight formats each named backend stores matrices in (`weights`); the loaders create them so. */
 export const BACKEND_WEIGHT_FORMATS: Record<BackendName, readonly WeightDType[]> = {
   cpu: ['f32'],
   wasm: WEIGHT_FORMATS,
-  webgpu: ['f32', 'bf16'],
+  webgpu: ['f32', 'bf16', 'q8'],
 };
 
 /** The KV cache formats each named backend stores (`kvCache`). */

@@ -15,7 +15,7 @@ import { cpu } from '../backend/cpu/index.js';
 import { WasmBackend } from '../backend/wasm/index.js';
 import type { WeightDType } from '../tensor/dtype.js';
 import { assembleModel, checkTokenizerFits, type Model } from './model.js';
-import { isBoolean, validateBackendOptions, validateLoadOptions, type CommonLoadOptions, type OptionCheck } from './load-options.js';
+import { isBoolean, validateBackendOptions, validateLoadOptions, webgpuWeights, type CommonLoadOptions, type OptionCheck } from './load-options.js';
 import { resolveModelPath } from '../io/hub.js';
 
 // the Model class and the assembly shared with the browser loaders live in model-core.ts (no I/O)
@@ -35,7 +35,7 @@ export interface LoadOptions extends CommonLoadOptions {
   backend?: 'cpu' | 'wasm' | 'webgpu' | Backend;
   /** wasm: threads including the calling one, an integer >= 1 (default: available cores) */
   threads?: number;
-  /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16', 'q8' or 'q4' (GGUF Q4_K kept as is) on wasm; 'f32' or 'bf16' on webgpu */
+  /** storage of weight matrices, chosen at load time: 'f32' (default), 'f16', 'bf16', 'q8' or 'q4' (GGUF Q4_K kept as is) on wasm; 'f32', 'bf16' or 'q8' on webgpu */
   weights?: WeightDType;
   /**
    * a hub name (`org/name[@rev]`) not in the Hugging Face cache, or behind its branch: fetch it into the cache
@@ -68,7 +68,7 @@ export async function resolveBackendAsync(opts: Pick<LoadOptions, 'backend' | 't
   validateBackendOptions(opts, 'resolveBackendAsync');
   const { createWebGpuBackend, WebGpuUnavailableError } = await import('../backend/webgpu/index.js');
   try {
-    return await createWebGpuBackend({ weights: opts.weights === 'bf16' ? 'bf16' : 'f32' });
+    return await createWebGpuBackend({ weights: webgpuWeights(opts.weights) });
   } catch (e) {
     throw e instanceof WebGpuUnavailableError ? new ModelError(e.message) : e;
   }

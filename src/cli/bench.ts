@@ -5,6 +5,7 @@
  */
 import { argmax } from '../generate/sampling.js';
 import { resolveBackendAsync } from '../api/load.js';
+import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 import type { WebGpuBackend } from '../backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
@@ -36,7 +37,7 @@ export const BENCH_SPEC: CommandSpec = {
     arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
     size: { type: 'string', value: 'SIZE', help: `model size: ${SIZES.join(', ')} (default 130m; mamba2: the 370m/780m/1.3b/2.7b shapes; hybrid and llama: 130m)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference), wasm (SIMD + threads; default) or webgpu' },
-    dtype: { type: 'string', value: 'TYPE', help: `weight storage: ${DTYPES.join(', ')} on wasm, f32 or bf16 on webgpu (default f32)` },
+    dtype: { type: 'string', value: 'TYPE', help: `weight storage: ${DTYPES.join(', ')} on wasm, f32, bf16 or q8 on webgpu (default f32)` },
     'kv-cache': KV_CACHE_OPTION,
     threads: { type: 'string', short: 't', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
     prompt: { type: 'string', short: 'p', value: 'N', help: 'prefill length (default 512)' },
@@ -112,8 +113,8 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, backendName, C) ?? 'f32';
   if (Object.keys(ssd).length && arch !== 'mamba2' && arch !== 'hybrid') throw new UsageError('--ssd and --chunk need --arch mamba2 or hybrid (the models with an SSD)', C);
-  if (backendName !== 'wasm' && dtype !== 'f32' && !(backendName === 'webgpu' && dtype === 'bf16')) {
-    throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${backendName === 'webgpu' ? 'f32 or bf16' : 'float32'})`, C);
+  if (!BACKEND_WEIGHT_FORMATS[backendName].includes(dtype)) {
+    throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${BACKEND_WEIGHT_FORMATS[backendName].join(', ')})`, C);
   }
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;

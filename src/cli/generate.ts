@@ -22,6 +22,7 @@ import {
 import { loadWithProgress, requireModel } from './info.js';
 import { DOWNLOAD_OPTION, MODEL_OPTION } from './download.js';
 import { formatBytes, formatSeconds, readFileFor, startProgress, writeFileAtomic, type CliIO } from './io.js';
+import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 
 export const DEFAULT_MAX_TOKENS = 64;
 export const SCAN_CHOICES = ['sequential', 'chunked'] as const;
@@ -69,7 +70,7 @@ export const GENERATE_SPEC: CommandSpec = {
     scan: { type: 'string', value: 'ALGO', help: `prefill scan algorithm: ${SCAN_CHOICES.join(' or ')}\n(default: the backend's, chunked on cpu and webgpu, sequential on wasm)` },
     backend: { type: 'string', value: 'NAME', help: 'cpu (TypeScript reference, default), wasm (WebAssembly SIMD + threads)\nor webgpu (the GPU, via the webgpu package)' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
-    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
+    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32, bf16 or q8 on webgpu' },
     'kv-cache': KV_CACHE_OPTION,
   },
   examples: [
@@ -155,8 +156,8 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, a.backend ?? 'cpu', C);
   if (kvCache !== undefined) a.kvCache = kvCache;
-  if (a.dtype !== undefined && a.dtype !== 'f32' && a.backend !== 'wasm' && !(a.backend === 'webgpu' && a.dtype === 'bf16')) {
-    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
+  if (a.dtype !== undefined && !BACKEND_WEIGHT_FORMATS[a.backend ?? 'cpu'].includes(a.dtype)) {
+    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32, bf16 or q8)', C);
   }
   return a;
 }

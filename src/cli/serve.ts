@@ -3,6 +3,7 @@ import { commandUsage, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache,
 import { loadWithProgress, requireModel } from './info.js';
 import type { CliIO } from './io.js';
 import { serve, type ServeOptions } from '../server/http.js';
+import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 
 export const SERVE_SPEC: CommandSpec = {
   name: 'serve',
@@ -20,7 +21,7 @@ export const SERVE_SPEC: CommandSpec = {
     'model-name': { type: 'string', value: 'NAME', help: "the model id clients use (default: the folder's name)" },
     backend: { type: 'string', value: 'NAME', help: 'cpu (default), wasm (WebAssembly SIMD + threads) or webgpu' },
     threads: { type: 'string', value: 'N', help: 'wasm threads including the main one (default: all cores)' },
-    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32 or bf16 on webgpu' },
+    dtype: { type: 'string', value: 'TYPE', help: 'weight storage: f32 (default), f16, bf16, q8 or q4 (GGUF Q4_K) on wasm; f32, bf16 or q8 on webgpu' },
     'kv-cache': KV_CACHE_OPTION,
     host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1: this machine only)' },
     port: { type: 'string', value: 'N', help: 'port (default 8080; 0 = any free port)' },
@@ -59,8 +60,8 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
   const threads = int('threads', 1);
   if (threads !== undefined && backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, backend ?? 'cpu', C);
-  if (dtype !== undefined && dtype !== 'f32' && backend !== 'wasm' && !(backend === 'webgpu' && dtype === 'bf16')) {
-    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32 or bf16)', C);
+  if (dtype !== undefined && !BACKEND_WEIGHT_FORMATS[backend ?? 'cpu'].includes(dtype)) {
+    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32, bf16 or q8)', C);
   }
   const apiKey = str(v, 'api-key');
   if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key: expected a non-empty key', C);

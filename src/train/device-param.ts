@@ -41,7 +41,7 @@ export class DeviceParam {
         );
       }
       if (tensor.dtype !== 'f32' || s.fmt !== 'f32') {
-        throw new TrainError(`parameter "${entry.name}" is stored as ${s.fmt === 'bf16' ? 'bf16' : tensor.dtype} on ${be.name}; training needs float32 weights (create the backend with weights: 'f32')`);
+        throw new TrainError(`parameter "${entry.name}" is stored as ${s.fmt !== 'f32' ? s.fmt : tensor.dtype} on ${be.name}; training needs float32 weights (create the backend with weights: 'f32')`);
       }
       if (offset < 0 || offset + tensor.size > this.size) throw new TrainError(`parameter "${entry.name}": a slice at ${offset} of ${tensor.size} values lies outside its ${this.size}`);
       covered += tensor.size;

@@ -15,7 +15,10 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
 import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
 import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
+import { Q8_BLOCK } from '../wasm/q8.js';
+import { Q8_SUPER_WORDS, packQ8Gpu, q8Words } from './kernels/q8.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
+import { packedFormat } from './kernels/matvec.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
@@ -40,9 +43,9 @@ import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAtten
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
-export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd } from './options.js';
+export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -69,7 +72,7 @@ export class WebGpuBackend implements Backend {
   /** SSD chunk length on this device (64 needs ~26 KiB of workgroup memory) */
   readonly ssdChunk: number;
   readonly kernels: 'tiled' | 'simple';
-  readonly weights: 'f32' | 'bf16';
+  readonly weights: WebGpuWeights;
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
   /** the GEMM of 9–128 rows (see WebGpuBackendOptions.gemmSmall); setting it makes recorded steps stale */
@@ -376,7 +379,7 @@ export class WebGpuBackend implements Backend {
     return this.fx.sgGrid(items);
   }
 
-  /** bytes of host data uploaded so far (weights as stored: bf16 matrices count 2 bytes a weight) */
+  /** bytes of host data uploaded so far (weights as stored: bf16 matrices count 2 bytes a weight, q8 ones 1.125 and their last superblock's padding) */
   weightBytes = 0;
 
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
@@ -396,16 +399,20 @@ export class WebGpuBackend implements Backend {
       return this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
     }
     const [rows, cols] = shape;
-    const bf16 = this.weights === 'bf16' && !opts.float32 && cols % 8 === 0;
+    // q8 needs rows of whole 32-blocks (as on wasm), bf16 rows of whole 16-byte vectors; other matrices stay float32
+    const fmt = opts.float32 ? 'f32' : this.weights === 'bf16' && cols % 8 === 0 ? 'bf16' : this.weights === 'q8' && cols % Q8_BLOCK === 0 ? 'q8' : 'f32';
     const upload = (part: Float32Array): Store => {
-      const s = this.rt.fromHost(this.rt.matPool, bf16 ? packBf16(part) : part);
+      const s = this.rt.fromHost(this.rt.matPool, fmt === 'bf16' ? packBf16(part) : fmt === 'q8' ? packQ8Gpu(part) : part);
       this.weightBytes += s.len * 4;
-      if (bf16) s.fmt = 'bf16';
+      s.fmt = fmt;
+      if (fmt === 'q8') s.q8Elems = part.length;
       return s;
     };
-    const rowBytes = cols * (bf16 ? 2 : 4);
-    if (rows * rowBytes > this.rt.maxBinding) {
-      const per = Math.floor(this.rt.maxBinding / rowBytes);
+    // bytes a row takes (q8: 1.125 a weight with the scales; room left for the padding of a block's last superblock)
+    const rowBytes = fmt === 'q8' ? (cols * 9) / 8 : cols * (fmt === 'bf16' ? 2 : 4);
+    const room = this.rt.maxBinding - (fmt === 'q8' ? Q8_SUPER_WORDS * 4 : 0);
+    if ((fmt === 'q8' ? q8Words(rows * cols) * 4 : rows * rowBytes) > this.rt.maxBinding) {
+      const per = Math.floor(room / rowBytes);
       if (per < 1) throw new Error(`webgpu.fromHost: one row of a [${rows}, ${cols}] matrix exceeds the adapter's largest binding (${this.rt.maxBinding} bytes)`);
       const blocks: RowBlock[] = [];
       for (let r0 = 0; r0 < rows; r0 += per) {
@@ -637,7 +644,7 @@ export class WebGpuBackend implements Backend {
     const idx = this.rt.uploadData(Float32Array.from(ids));
     const s = this.st(table);
     const blocks = s.blocks ?? [{ r0: 0, r1: V, store: s }];
-    for (const b of blocks) this.run(GATHER_ROWS, [idx, b.store, this.st(y)], [n, H, b.r0, b.r1], this.threads(n * H), b.store.fmt === 'bf16' ? 'b' : '');
+    for (const b of blocks) this.run(GATHER_ROWS, [idx, b.store, this.st(y)], [n, H, b.r0, b.r1], this.threads(n * H), packedFormat(b.store) ?? '');
     return y;
   }
 
@@ -664,8 +671,7 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
-      const bf = b.store.fmt === 'bf16';
-      const k = this.gemmKernel(M, nb, bf, K, b.store);
+      const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store) // (a weight store: never f16);
       // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused')
       const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
       const roles = [xr.s, b.store, bs, this.st(y)];
@@ -719,27 +725,27 @@ export class WebGpuBackend implements Backend {
   }
 
   /** the kernel that runs an [M, K] × [N, K]ᵀ product of a weight of this backend's format (`productKernel`), by name */
-  productKernelName(M: number, N: number, K: number, bf16 = this.weights === 'bf16'): string {
-    if (this.productKernel(M) !== 'decode') return this.gemmKernel(M, N, bf16, K).name;
+  productKernelName(M: number, N: number, K: number, weights: boolean | WebGpuWeights = this.weights): string {
+    if (this.productKernel(M) !== 'decode') return this.gemmKernel(M, N, weights, K).name;
     return this.fewRows && M >= 2 ? 'few-rows' : 'matvec';
   }
 
   /**
    * The kernel of an [M, K] × [nb, K]ᵀ product with more than 8 rows, by `kernels` and `gemm`: its spec, variant
    * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
-   * (≥ 132 workgroups, an H100's multiprocessors), else 64.
+   * (≥ 132 workgroups, an H100's multiprocessors), else 64. `weights`: the weight's storage format (true: bf16, false: f32).
    */
-  gemmKernel(M: number, nb: number, bf16: boolean, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
-    const b = bf16 ? 'b' : '';
+  gemmKernel(M: number, nb: number, weights: boolean | WebGpuWeights, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
+    const b = weights === true || weights === 'bf16' ? 'b' : weights === 'q8' ? 'q' : '';
     if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
     const S8 = int8Slices(this.gemm);
     if (S8) return this.int8.kernel(M, nb, S8, K);
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
-    // (bf16 always is), else as scalars ('x'); bf16 in a buffer it cannot read that way keeps the tiled kernel
-    const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (bf16 ? 8 : 4) === 0);
-    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !bf16)) {
-      const p = blockedPlan(M, nb, K, bf16 ? 'b' : vec ? 'f' : 'x', this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
-      return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
+    // (bf16 and q8 always are), else as scalars ('x'); a packed matrix in a buffer it cannot read that way keeps the tiled kernel
+    const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (b === 'q' ? Q8_BLOCK : b === 'b' ? 8 : 4) === 0);
+    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !b)) {
+      const p = blockedPlan(M, nb, K, b || (vec ? 'f' : 'x'), this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
+      return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxqs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
     }
     return { ...this.tiledKernel(M, nb, b), kc: K, splits: 1 };
   }

@@ -4,7 +4,7 @@
  */
 import type { GpuRuntime, KernelSpec, Store } from './runtime.js';
 import { f2u } from './wgsl.js';
-import { MATVEC_V, MATVEC_X, matvecParse, matvecVariant, type MatvecFormat } from './kernels/matvec.js';
+import { MATVEC_V, MATVEC_X, matvecParse, matvecVariant, packedFormat, type MatvecFormat } from './kernels/matvec.js';
 import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
@@ -233,7 +233,7 @@ export class DecodeFusion {
       const bs = l.bias ? l.bias.view(b.r0, nb) : this.rt.dummy;
       const n = l.norm;
       const vec = this.vecOk(b.store, l.K);
-      if (!n && !res && !conv && b.store.fmt !== 'bf16' && this.sgOk() && (!vec || this.kernels === 'simple') && l.M <= 8) {
+      if (!n && !res && !conv && b.store.fmt === 'f32' && this.sgOk() && (!vec || this.kernels === 'simple') && l.M <= 8) {
         // a plain f32 matvec: the barrier-free subgroup kernel where the vector one cannot read the weights, and
         // on CPU-emulated adapters (barriers cost them a thread switch each)
         this.rec(MATVEC_SG, [l.x, b.store, bs, l.y], [l.M, l.K, l.N, b.r0, nb, l.bias ? 1 : 0], this.sgGrid(nb), String(mm));
@@ -242,7 +242,7 @@ export class DecodeFusion {
       // vector loads on GPUs and wherever they are needed (bf16; the conv window of the mixer steps), else scalar
       // (the subgroup matvec of decodeKernels 'v2' has no barrier in its weight loop: vector loads everywhere)
       const sgv = !few && this.sgv !== null && this.rt.subgroupFixed > 0 && this.rt.subgroupFixed <= 128;
-      const fmt: MatvecFormat = b.store.fmt === 'bf16' ? 'b' : vec && (this.kernels === 'tiled' || conv || sgv) ? 'f' : 'x';
+      const fmt: MatvecFormat = packedFormat(b.store) ?? (vec && (this.kernels === 'tiled' || conv || sgv) ? 'f' : 'x');
       const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0);
       const roles = [n ? n.x : l.x, b.store, bs, n ? n.w : this.rt.dummy, n?.z ?? this.rt.dummy, res ?? this.rt.dummy, conv?.state ?? this.rt.dummy, l.y, y2 ?? this.rt.dummy];
       const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
@@ -273,7 +273,7 @@ export class DecodeFusion {
     if (!this.extOk(l)) throw new Error(`webgpu: matvec epilogue '${ext.kind}' needs one row and one weight block (got ${l.M} rows)`);
     if (ext.kind === 'p' && (!conv || conv.c0 !== 0 || !ext.cw || !ext.xp || !ext.J)) throw new Error(`webgpu: the x_proj epilogue needs the conv window at column 0, conv weights, x_proj and J`);
     const n = l.norm, w = l.w;
-    const fmt: MatvecFormat = w.fmt === 'bf16' ? 'b' : this.vecOk(w, l.K) && (this.kernels === 'tiled' || conv) ? 'f' : 'x';
+    const fmt: MatvecFormat = packedFormat(w) ?? (this.vecOk(w, l.K) && (this.kernels === 'tiled' || conv) ? 'f' : 'x');
     const flags = (l.bias ? 1 : 0) | (n ? 2 : 0) | (n?.gated ? 4 : 0) | (res ? 8 : 0) | (conv ? 16 : 0) | (ext.cb ? 32 : 0);
     const d = this.rt.dummy;
     const roles = [n ? n.x : l.x, w, l.bias ?? d, n ? n.w : d, n?.z ?? d, res ?? d, conv?.state ?? d, l.y, y2 ?? d, ext.cw ?? d, ext.cb ?? d, ext.xp ?? d, ext.aux];
@@ -286,7 +286,7 @@ export class DecodeFusion {
 
   /** the vectorized matvec can read this weight store: a matrix of its own buffer, rows of whole 16-byte vectors */
   private vecOk(w: Store, K: number): boolean {
-    return w.ref.matrices && w.off % 4 === 0 && K % (w.fmt === 'bf16' ? 8 : 4) === 0;
+    return w.ref.matrices && w.off % 4 === 0 && K % (w.fmt === 'bf16' ? 8 : w.fmt === 'q8' ? 32 : 4) === 0;
   }
 
   /** hold a norm back until a matvec folds it in or its output is read */

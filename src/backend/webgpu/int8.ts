@@ -8,6 +8,7 @@ import type { KernelSpec } from './wgsl.js';
 import type { GpuRuntime, Store } from './runtime.js';
 import { MATMUL_I8, OZAKI_SPLIT, int8MatrixConfig, int8VariantError, int8VariantKey, int8WorkgroupBytes, parseInt8Variant, type Int8Variant } from './kernels/gemm_int8.js';
 import { int8Blocking } from './ozaki.js';
+import { packedFormat } from './kernels/matvec.js';
 import { maxRelErr, type WebGpuBackend } from './backend.js';
 
 /** the slices of an int8 GEMM choice ('int8x3' → 3), 0 for the others */
@@ -79,7 +80,7 @@ export class Int8Gemm {
     let ws = cache.get(key);
     if (!ws) {
       ws = { q: this.rt.alloc(this.rt.packPool, v.S * nb * Kw, 'int8 weight slices'), e: this.rt.alloc(this.rt.constPool, nb * nblk, 'int8 weight exponents') };
-      this.run(OZAKI_SPLIT, [w, ws.q, ws.e], [nb, K, Kw, KB, nblk], this.rt.grid(nb * nblk), `${v.S}${w.fmt === 'bf16' ? 'b' : ''}`);
+      this.run(OZAKI_SPLIT, [w, ws.q, ws.e], [nb, K, Kw, KB, nblk], this.rt.grid(nb * nblk), `${v.S}${packedFormat(w) ?? ''}`);
       cache.set(key, ws);
     }
     const xq = this.rt.alloc(this.rt.packPool, v.S * M * Kw, 'int8 slices of x');

@@ -67,11 +67,14 @@ export class Store {
   ) {}
 
   /**
-   * How the words hold a matrix: 'f32', or 'bf16' (two weights per u32, weight 2i in the low half; `len` and
-   * `off` count u32 words). Only weight matrices in the matrix pool and 16-bit KV caches in the KV pool are bf16;
-   * 'f16' (binary16, packed the same way) only KV caches.
+   * How the words hold a matrix: 'f32', 'bf16' (two weights per u32, weight 2i in the low half; `len` and
+   * `off` count u32 words), 'f16' (binary16, packed the same way) or 'q8' (int8 blocks and their scales in
+   * superblocks, kernels/q8.ts; `q8Elems` weights in `len` words). Weight matrices in the matrix pool are bf16 or q8,
+   * 16-bit KV caches in the KV pool bf16 or f16.
    */
-  fmt: 'f32' | 'bf16' | 'f16' = 'f32';
+  fmt: 'f32' | 'bf16' | 'f16' | 'q8' = 'f32';
+  /** the weights a 'q8' store holds (its words include the scales and the padding of the last superblock) */
+  q8Elems = 0;
   /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */
   seq = 0;
   /**

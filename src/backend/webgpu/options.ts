@@ -16,11 +16,14 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   fuse?: boolean;
   /**
-   * Storage of weight matrices, chosen at load time: 'f32' (default) or 'bf16' (two to a u32, converted with
-   * a shift in the kernels: half the bytes a decode step streams). Matrices the model keeps exact (Mamba-1's
-   * x_proj and dt_proj) and those whose row length is not a multiple of 8 stay float32.
+   * Storage of weight matrices, chosen at load time: 'f32' (default), 'bf16' (two to a u32, converted with
+   * a shift in the kernels: half the bytes a decode step streams) or 'q8' (the wasm backend's q8: blocks of 32 int8
+   * along a row and an f32 scale each, the same quantized numbers as wasm's `packQ8`; 1.125 bytes a weight; unpacked
+   * exactly in every product's weight loads, activations kept f32; kernels/q8.ts has the layout). Matrices the model
+   * keeps exact (Mamba-1's x_proj and dt_proj) and those whose row length is not a multiple of 8 (bf16) or 32 (q8)
+   * stay float32. Embedding tables are matrices too: they are stored (and gathered) in the same format.
    */
-  weights?: 'f32' | 'bf16';
+  weights?: WebGpuWeights;
   /**
    * Inference attention: 'flash' (default: prefill with 'tiled' kernels and head dims ≤ 64 runs the flash prefill of
    * kernels/attention_prefill.ts — 32 queries × 64 keys a tile, 4 × 4 register blocks, tiles above the diagonal
@@ -134,4 +137,5 @@ export const WEBGPU_BATCH_DECODES = ['fused', 'old'] as const;
 export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */
-export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16'] as const;
+export const WEBGPU_WEIGHT_FORMATS = ['f32', 'bf16', 'q8'] as const;
+export type WebGpuWeights = (typeof WEBGPU_WEIGHT_FORMATS)[number];

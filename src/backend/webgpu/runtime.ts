@@ -17,6 +17,7 @@
  */
 
 import { decodeHalf } from '../../tensor/dtype.js';
+import { unpackQ8Gpu } from './kernels/q8.js';
 import { BUFFER_USAGE, BufRef, DeviceMemory, Store, sizeClass, type MemoryStats, type Pool } from './memory.js';
 import { COPY_SPEC, PARAM_SLOT, PARAM_WORDS, type KernelSpec } from './wgsl.js';
 import { GpuGraph, encodeGraph, type GraphStep, type RuledUploads } from './graph.js';
@@ -647,7 +648,8 @@ export class GpuRuntime {
     }
     let out: Float32Array = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
-    if (s.fmt !== 'f32') out = decodeHalf(new Uint8Array(out.buffer), s.fmt, out.length * 2);
+    if (s.fmt === 'q8') out = unpackQ8Gpu(new Uint32Array(out.buffer), s.q8Elems);
+    else if (s.fmt !== 'f32') out = decodeHalf(new Uint8Array(out.buffer), s.fmt, out.length * 2);
     this.putStaging(staging);
     if (this.lastError) throw this.errorAfter(null);
     return out;

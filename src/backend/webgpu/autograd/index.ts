@@ -33,8 +33,9 @@ export function gpuDifferentiable(c: GpuCtx, op: DiffOp, inputs: readonly (Tenso
     if (t && t.requiresGrad && (t.storage as { blocks?: unknown }).blocks) {
       throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is split into row blocks (larger than the adapter's largest binding); training needs it in one buffer`);
     }
-    if (t && t.requiresGrad && (t.storage as { fmt?: string }).fmt === 'bf16') {
-      throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is stored as bf16; load the model with weights: 'f32' to train it`);
+    const fmt = t ? (t.storage as { fmt?: string }).fmt : undefined;
+    if (t && t.requiresGrad && fmt !== undefined && fmt !== 'f32') {
+      throw new OpError(`${op}: a trainable tensor [${t.shape.join(', ')}] on ${c.be.name} is stored as ${fmt}; load the model with weights: 'f32' to train it`);
     }
   }
   // What the forward creates besides its outputs (saved activations, chunk checkpoints) belongs to the op, not to

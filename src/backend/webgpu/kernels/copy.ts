@@ -4,7 +4,7 @@
  * from the upload buffer as float values (exact below 2^24).
  */
 import type { KernelSpec } from '../runtime.js';
-import { bf16Types, weightReader } from './linear.js';
+import { packedTypes, weightReader } from './linear.js';
 import { halfPacker, halfReader, halfTypes, type HalfFormat } from './half.js';
 
 /**
@@ -42,8 +42,8 @@ export const GATHER_ROWS: KernelSpec = {
   name: 'gather_rows',
   roles: ['idx', 'x', 'y'],
   writes: ['y'],
-  // variant 'b': a bf16 table (an embedding stored as bf16); 'u': words copied as they are
-  types: (v) => (v === 'u' ? wordTypes(v) : bf16Types('x')(v)),
+  // variant 'b' / 'q': a bf16 or q8 table (an embedding stored as bf16 or q8); 'u': words copied as they are
+  types: (v) => (v === 'u' ? wordTypes(v) : packedTypes('x')(v)),
   wgsl: (v) => /* wgsl */ `
 ${v === 'u' ? 'fn wv(i: u32) -> u32 { return $x[o_x + i]; }' : weightReader(v, 'x')}
 @compute @workgroup_size(256)

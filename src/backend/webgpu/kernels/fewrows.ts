@@ -9,17 +9,18 @@
  * streamed once per block of MB input rows instead.
  *
  * Same roles, parameters and fusions as MATVEC_V (matvec.ts): the RMSNorm / gated-norm prologue, the residual
- * and conv-window epilogues, bias; weight formats 'f' (f32 vectors), 'b' (packed bf16 vectors), 'x' (scalar f32).
+ * and conv-window epilogues, bias; weight formats 'f' (f32 vectors), 'b' (packed bf16 vectors), 'q' (q8 superblocks, q8.ts), 'x' (scalar f32).
  * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
  */
 import type { KernelSpec } from '../runtime.js';
 import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, NORM_SCALES, weightTypes, type MatvecFormat } from './matvec.js';
+import { q8Fns } from './q8.js';
 
 /** norm scales a workgroup keeps (M · groups of the folded norm ≤ this) */
 export const FEWROWS_SCALES = 512;
 
-/** register budget per lane, in weight units (vec4 f32, vec4 u32 = 8 bf16 unpacked to two vec4, scalar f32) */
-const KV_MAX: Record<MatvecFormat, number> = { f: 16, b: 8, x: 32 };
+/** register budget per lane, in weight units (vec4 f32, vec4 u32 = 8 bf16 unpacked to two vec4, scalar f32, 16 q8 unpacked to four vec4) */
+const KV_MAX: Record<MatvecFormat, number> = { f: 16, b: 8, x: 32, q: 4 };
 
 export interface FewRowsVariant {
   fmt: MatvecFormat;
@@ -41,7 +42,7 @@ export interface FewRowsVariant {
  * rows, or 4 / 2 when that lets the block's x̂ be staged in `wgBytes` of workgroup memory.
  */
 export function fewRowsVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number): string {
-  const units = fmt === 'f' ? K / 4 : fmt === 'b' ? K / 8 : K;
+  const units = fmt === 'f' ? K / 4 : fmt === 'b' ? K / 8 : fmt === 'q' ? K / 16 : K;
   let rpw = 16;
   while (rpw > 2 && Math.ceil(rows / rpw) < groups) rpw >>= 1;
   while (rpw > 1 && Math.ceil(units / (256 / rpw)) > KV_MAX[fmt]) rpw >>= 1;
@@ -63,7 +64,7 @@ export function fewRowsVariant(M: number, K: number, fmt: MatvecFormat, rows: nu
 }
 
 export function fewRowsParse(v: string): FewRowsVariant {
-  const m = /^([fbx])(\d+)k(\d+)m(\d+)s(\d+)$/.exec(v);
+  const m = /^([fbxq])(\d+)k(\d+)m(\d+)s(\d+)$/.exec(v);
   if (!m) throw new Error(`fewrows: bad variant ${JSON.stringify(v)}`);
   return { fmt: m[1] as MatvecFormat, rpw: Number(m[2]), kv: Number(m[3]), mb: Number(m[4]), xs4: Number(m[5]) };
 }
@@ -89,6 +90,17 @@ function unitCode(fmt: MatvecFormat, staged: boolean): { decl: string; load: (q:
       load: (q, dst) => `{ let p = $w[wr + ${q}]; ${dst} = array<vec4<f32>, 2>(bitcast<vec4<f32>>(p << vec4<u32>(16u)), bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u))); }`,
       fma: (src, mm, q) => `{ let a = ${X4(mm, `${q} * 8u`)}; let b = ${X4(mm, `${q} * 8u + 4u`)};
             acc[${mm}] += dot(${src}[0], vec4<f32>(a.x, a.z, b.x, b.z)) + dot(${src}[1], vec4<f32>(a.y, a.w, b.y, b.w)); }`,
+    };
+  }
+  if (fmt === 'q') {
+    // 16 weights a unit (half a q8 block), unpacked and scaled once; `wr` is the row's first block
+    return {
+      decl: 'array<vec4<f32>, 4>',
+      units: 'K / 16u',
+      row: 'j * (K / 32u)',
+      load: (q, dst) => `{ let g = wr + (${q}) / 2u; let p = q8at(g, (${q}) & 1u); let sc = q8sc(g);
+      ${dst} = array<vec4<f32>, 4>(q8x4(p.x) * sc, q8x4(p.y) * sc, q8x4(p.z) * sc, q8x4(p.w) * sc); }`,
+      fma: (src, mm, q) => `acc[${mm}] += dot(${src}[0], ${X4(mm, `${q} * 16u`)}) + dot(${src}[1], ${X4(mm, `${q} * 16u + 4u`)}) + dot(${src}[2], ${X4(mm, `${q} * 16u + 8u`)}) + dot(${src}[3], ${X4(mm, `${q} * 16u + 12u`)});`,
     };
   }
   return {
@@ -136,6 +148,7 @@ var<workgroup> red: array<f32, ${256 * mb}>;
 var<workgroup> rsv: array<f32, ${FEWROWS_SCALES}>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
 ${DECODE_FNS}
+${fmt === 'q' ? q8Fns() : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();

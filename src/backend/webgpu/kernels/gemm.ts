@@ -13,7 +13,7 @@
  */
 import type { SubgroupMatrixConfig } from '../runtime.js';
 import type { KernelSpec } from '../runtime.js';
-import { bf16Types, weightReader } from './linear.js';
+import { packedSuffix, packedTypes, weightReader } from './linear.js';
 
 export interface GemmParts {
   /** output tile side (a multiple of 16: 64 or 128) */
@@ -76,18 +76,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /**
- * Tiled linear y[M, N] = x[M, K]·wᵀ (+ bias) from the shared template; variant `<T>` or `<T>b` (bf16 weights).
+ * Tiled linear y[M, N] = x[M, K]·wᵀ (+ bias) from the shared template; variant `<T>`, `<T>b` (bf16 weights) or `<T>q` (q8).
  * params (as MATMUL's): M, K, N, n0, nb, hasBias
  */
 export const MATMUL_TILED: KernelSpec = {
   name: 'matmul_tiled',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: (v) => bf16Types('w')(v.endsWith('b') ? 'b' : ''),
+  types: (v) => packedTypes('w')(packedSuffix(v)),
   wgsl: (v) => {
     const T = parseInt(v, 10);
     const KS = T === 128 ? 8 : 16;
-    return `${weightReader(v.endsWith('b') ? 'b' : '')}\n` + tiledGemm({
+    return `${weightReader(packedSuffix(v))}\n` + tiledGemm({
       T,
       KS,
       head: `let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u);
@@ -142,7 +142,7 @@ export function sgLayout(cfg: { M: number; N: number }, nsg: number, tileM: numb
 }
 
 /**
- * Subgroup-matrix linear: y[M, N] = x[M, K]·wᵀ (+ bias), w [N, K] row-major, f32 or bf16-packed weights.
+ * Subgroup-matrix linear: y[M, N] = x[M, K]·wᵀ (+ bias), w [N, K] row-major, f32, bf16-packed or q8 weights (variant suffix b, q).
  * A workgroup (256 threads) computes a tileM×64 output tile; K goes in slices of 32 staged in workgroup memory
  * (x rows and w rows both K-contiguous, zero-filled past the edges, 4 floats of padding per row to keep 16-byte
  * alignment); each subgroup owns FR×FC result fragments of cfg.M×cfg.N, accumulated over the slice with
@@ -156,12 +156,12 @@ export const SG_MATMUL: KernelSpec = {
   name: 'matmul_sgmat',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: (v) => bf16Types('w')(v.endsWith('b') ? 'b' : ''),
+  types: (v) => packedTypes('w')(packedSuffix(v)),
   wgsl: (v) => {
-    const m = /^(\d+)x(\d+)x(\d+)s(\d+)t(\d+)(b?)$/.exec(v);
+    const m = /^(\d+)x(\d+)x(\d+)s(\d+)t(\d+)([bq]?)$/.exec(v);
     if (!m) throw new Error(`matmul_sgmat: bad variant ${v}`);
     const [cm, cn, ck, sg, TM] = m.slice(1, 6).map(Number);
-    const bf16 = m[6] === 'b';
+    const packed = m[6] as '' | 'b' | 'q';
     const TN = 64, KS = 32, S = KS + 4;
     const nsg = 256 / sg;
     const lay = sgLayout({ M: cm, N: cn }, nsg, TM);
@@ -193,7 +193,7 @@ export const SG_MATMUL: KernelSpec = {
       }
     }
     return /* wgsl */ `
-${weightReader(bf16 ? 'b' : '')}
+${weightReader(packed)}
 var<workgroup> As: array<f32, ${TM * S}>;
 var<workgroup> Bs: array<f32, ${TN * S}>;
 var<workgroup> Cs: array<f32, ${nsg * frag}>;

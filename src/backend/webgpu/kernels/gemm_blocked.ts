@@ -10,7 +10,8 @@
  * loaded from memory into registers while the current one is multiplied, then stored into the other buffer
  * (one barrier per slice). Global loads take 4 consecutive k of a row (8 for bf16 weights): weights as 16-byte
  * vectors (format 'f': vec4<f32>, 'b': vec4<u32> = 8 packed bf16; 'x': scalar f32 for rows that are not whole
- * vectors), the activations as 4 scalars (they share their buffer with other activations, so cannot be typed).
+ * vectors; 'q': q8 superblocks (q8.ts), 4 k as one word of int8 and the block's scale, dequantized in the load),
+ * the activations as 4 scalars (they share their buffer with other activations, so cannot be typed).
  * Two adjacent threads take adjacent 4-k runs of one row, so a warp reads whole 32-byte sectors.
  *
  * Split-K (variant suffix 's'): workgroup z multiplies k ∈ [z·KC, min(K, (z+1)·KC)) and writes its partial sums,
@@ -24,6 +25,7 @@
  */
 import type { KernelSpec } from '../runtime.js';
 import { weightTypes, type MatvecFormat } from './matvec.js';
+import { q8Fns } from './q8.js';
 
 export interface BlockedConfig {
   bm: number;
@@ -52,7 +54,7 @@ export const BLOCKED_CONFIGS: Readonly<Record<string, string>> = {
 const PAD = 4;
 
 export function parseBlocked(v: string): BlockedConfig & { fmt: MatvecFormat; split: boolean } {
-  const m = /^(\d+)x(\d+)k(\d+)t(\d+)x(\d+)([fbx])(s?)$/.exec(v);
+  const m = /^(\d+)x(\d+)k(\d+)t(\d+)x(\d+)([fbxq])(s?)$/.exec(v);
   if (!m) throw new Error(`matmul_blocked: bad variant ${JSON.stringify(v)} (want e.g. 128x128k8t8x8f)`);
   const [bm, bn, bk, tm, tn] = m.slice(1, 6).map(Number);
   const c = { bm, bn, bk, tm, tn, fmt: m[6] as MatvecFormat, split: m[7] === 's' };
@@ -161,6 +163,7 @@ function blockedWgsl(c: BlockedConfig & { fmt: MatvecFormat; split: boolean }): 
     let load: string;
     if (fmt === 'f') load = `rb${q} = $w[o_w / 4u + n * (K / 4u) + gk / 4u];`;
     else if (fmt === 'b') load = `rb${q} = $w[o_w / 4u + n * (K / 8u) + gk / 8u];`;
+    else if (fmt === 'q') load = `let e = n * K + gk; let g = e >> 5u; rb${q} = q8x4(q8at(g, (e >> 4u) & 1u)[(e >> 2u) & 3u]) * q8sc(g);`;
     else {
       load = `let p = o_w + n * K + gk;
           if (gk + 3u < ke) { rb${q} = vec4<f32>($w[p], $w[p + 1u], $w[p + 2u], $w[p + 3u]); }
@@ -208,7 +211,7 @@ function blockedWgsl(c: BlockedConfig & { fmt: MatvecFormat; split: boolean }): 
     }
     out.push('}');
   }
-  lines.push(/* wgsl */ `
+  lines.push(/* wgsl */ `${fmt === 'q' ? q8Fns() : ''}
 var<workgroup> As: array<vec4<f32>, ${2 * ASZ}>;
 var<workgroup> Bs: array<vec4<f32>, ${2 * BSZ}>;
 @compute @workgroup_size(${NT})

@@ -39,6 +39,7 @@
  */
 import type { KernelSpec, SubgroupMatrixConfig } from '../runtime.js';
 import { sgLayout } from './gemm.js';
+import { packedSuffix, packedTypes, weightReader } from './linear.js';
 
 /** output columns per workgroup */
 const TN = 64;
@@ -102,22 +103,20 @@ export function int8WorkgroupBytes(v: Int8Variant): number {
 }
 
 /**
- * x [R, K] f32 (or bf16 weights, variant suffix 'b') → q [S, R, Kw] u32 (4 int8 slices of consecutive k per word,
+ * x [R, K] f32 (or bf16 / q8 weights, variant suffix 'b' / 'q', read by linear.ts's `weightReader`) → q [S, R, Kw] u32 (4 int8 slices of consecutive k per word,
  * k = 4w + b in byte b; zero past K) and e [R, nblk] (each row block's exponent, as a float). One workgroup of 64
  * per (row, block): the block's max |x|, frexp's exponent, the slices (see ../ozaki.ts).
- * Variant `${S}` or `${S}b`. params: R, K, Kw, KB, nblk
+ * Variant `${S}`, `${S}b` or `${S}q`. params: R, K, Kw, KB, nblk
  */
 export const OZAKI_SPLIT: KernelSpec = {
   name: 'ozaki_split',
   roles: ['x', 'q', 'e'],
   writes: ['q', 'e'],
-  types: (v): Record<string, string> => (v.endsWith('b') ? { x: 'u32', q: 'u32' } : { q: 'u32' }),
+  types: (v): Record<string, string> => ({ ...packedTypes('x')(packedSuffix(v)), q: 'u32' }),
   wgsl: (v) => {
     const S = parseInt(v, 10);
     if (!(S >= 1 && S <= 4)) throw new Error(`ozaki_split: bad variant ${v}`);
-    const read = v.endsWith('b')
-      ? `fn xv(i: u32) -> f32 { let u = $x[o_x + (i >> 1u)]; return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (i & 1u) == 1u)); }`
-      : `fn xv(i: u32) -> f32 { return $x[o_x + i]; }`;
+    const read = `${weightReader(packedSuffix(v), 'x')}\nfn xv(i: u32) -> f32 { return wv(i); }`;
     const slices: string[] = [];
     for (let s = 0; s < S; s++) {
       slices.push(s + 1 < S

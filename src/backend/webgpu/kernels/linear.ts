@@ -10,16 +10,21 @@
  * params: M, K, N, n0, nb, hasBias
  */
 import type { KernelSpec } from '../runtime.js';
-import { halfReader, halfTypes } from './half.js';
+import { halfReader } from './half.js';
+import { q8Scalar } from './q8.js';
 
 /**
- * `wv(i)`: element i of the weight matrix, for variant '' (float32) or 'b' (bf16, two to a u32: the role is
- * bound as array<u32>). Shared with the row gather of embedding tables.
+ * `wv(i)`: element i of the weight matrix, for variant '' (float32), 'b' (bf16, two to a u32) or 'q' (q8
+ * superblocks, q8.ts); the packed formats bind the role as array<u32>. Shared with the row gather of embedding tables.
  */
 export function weightReader(variant: string, role = 'w'): string {
+  if (variant === 'q') return q8Scalar(role);
   return halfReader(variant === 'b' ? 'b' : '', role, 'wv');
 }
-export const bf16Types = (role: string) => (variant: string): Record<string, string> => halfTypes(variant === 'b' ? 'b' : '', role);
+/** the role's element type for `weightReader`'s variant ('b', 'q': u32 words) */
+export const packedTypes = (role: string) => (variant: string): Record<string, string> => (variant === 'b' || variant === 'q' ? { [role]: 'u32' } : {});
+/** the weight format suffix of a variant key ending in 'b' (bf16) or 'q' (q8); '' for float32 */
+export const packedSuffix = (v: string): '' | 'b' | 'q' => (v.endsWith('b') ? 'b' : v.endsWith('q') ? 'q' : '');
 
 /**
  * The matvec on devices with subgroups: one output column per subgroup (lanes stride over K, then
@@ -65,7 +70,7 @@ export const MATMUL_SIMPLE: KernelSpec = {
   name: 'matmul_simple',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: bf16Types('w'),
+  types: packedTypes('w'),
   wgsl: (v) => /* wgsl */ `
 ${weightReader(v)}
 @compute @workgroup_size(256)
@@ -87,7 +92,7 @@ export const MATMUL: KernelSpec = {
   name: 'matmul',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: bf16Types('w'),
+  types: packedTypes('w'),
   wgsl: (v) => /* wgsl */ `
 ${weightReader(v)}
 var<workgroup> As: array<f32, 1040>;

@@ -15,12 +15,15 @@
  *   mixer's step kernels then read the updated window only, so no kernel reads what another one writes.
  *
  * bf16 weights: a u32 holds weights 2i (low half) and 2i+1 (high half); bf16 → f32 is a shift or a mask.
- * The vector formats need K % 4 == 0 (f32) or K % 8 == 0 (bf16) and the matrix in a buffer of its own (the
- * matrix pool); any other float32 weight takes the scalar format 'x' (one float per lane and step).
+ * q8 weights (format 'q', q8.ts): a lane takes 16 weights at a time (one vec4<u32> of int8 and the block's scale),
+ * the products summed before the scale multiplies them.
+ * The vector formats need K % 4 == 0 (f32), K % 8 == 0 (bf16) or K % 32 == 0 (q8) and the matrix in a buffer of its
+ * own (the matrix pool); any other float32 weight takes the scalar format 'x' (one float per lane and step).
  * flags: 1 bias, 2 norm, 4 gate, 8 residual, 16 conv window.
  * params: M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc
  */
 import type { KernelSpec } from '../runtime.js';
+import { q8Fns } from './q8.js';
 
 /**
  * The RMS scales of the norm prologue: rsv[m · nG + g] = 1/√(mean over group g of row m of (x · silu(z) when
@@ -93,12 +96,17 @@ export const DECODE_PARAMS = /* wgsl */ `
   let hasR = (flags & 8u) != 0u; let conv = (flags & 16u) != 0u;
   let nG = K / gs;`;
 
-/** how the weights are read: f32 vectors, packed bf16 vectors, or scalar f32 */
-export type MatvecFormat = 'f' | 'b' | 'x';
+/** how the weights are read: f32 vectors, packed bf16 vectors, scalar f32, or q8 superblocks (q8.ts) */
+export type MatvecFormat = 'f' | 'b' | 'x' | 'q';
+
+/** the format a packed weight store is read in ('b' bf16, 'q' q8); null for float32 (vector or scalar, by shape) */
+export function packedFormat(s: { fmt: string }): 'b' | 'q' | null {
+  return s.fmt === 'bf16' ? 'b' : s.fmt === 'q8' ? 'q' : null;
+}
 
 /** the WGSL element type of the weight role, by format */
 export function weightTypes(fmt: MatvecFormat): Record<string, string> {
-  return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' ? { w: 'vec4<u32>' } : {};
+  return fmt === 'f' ? { w: 'vec4<f32>' } : fmt === 'b' || fmt === 'q' ? { w: 'vec4<u32>' } : {};
 }
 
 /**
@@ -171,7 +179,21 @@ function matvecWgsl(v: string): string {
         if (m < M) { acc[m] += wv * xin(m, k, K, norm, gated, nG, gs); }
       }
     }`;
-    const body = fmt === 'x' ? scalar : fmt === 'b'
+    const q8 = /* wgsl */ `
+    let K16 = K / 16u;
+    let g0 = j * (K / 32u);
+    for (var q = lane; q < K16; q += TPR) {
+      let g = g0 + q / 2u;
+      let p = q8at(g, q & 1u);
+      let sc = q8sc(g);
+      let w0 = q8x4(p.x); let w1 = q8x4(p.y); let w2 = q8x4(p.z); let w3 = q8x4(p.w);
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) {
+          acc[m] += sc * (dot(w0, ${X4('q * 16u')}) + dot(w1, ${X4('q * 16u + 4u')}) + dot(w2, ${X4('q * 16u + 8u')}) + dot(w3, ${X4('q * 16u + 12u')}));
+        }
+      }
+    }`;
+    const body = fmt === 'x' ? scalar : fmt === 'q' ? q8 : fmt === 'b'
       ? /* wgsl */ `
     let K8 = K / 8u;
     let wr = o_w / 4u + j * K8;
@@ -205,6 +227,7 @@ var<workgroup> rsv: array<f32, 64>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
 ${ext === 'p' ? `var<workgroup> su: array<f32, ${rpw}>;
 fn xpw(i: u32) -> f32 { return ${fmt === 'x' ? '$xp[i]' : fmt === 'f' ? '$xp[i / 4u][i % 4u]' : 'bitcast<f32>($xp[i / 4u][i % 4u])'}; }` : ''}
+${fmt === 'q' ? q8Fns() : ''}
 ${ext === 'a' ? `var<workgroup> av: array<f32, ${rpw}>;
 var<workgroup> ai: array<u32, ${rpw}>;` : ''}
 ${DECODE_FNS}

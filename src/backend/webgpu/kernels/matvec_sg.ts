@@ -6,10 +6,12 @@
  * its rows are issued before the first sum. Same roles, parameters and fusions as MATVEC_V (matvec.ts): the
  * folded RMSNorm / gated norm (scales by subgroup reductions, then x̂ staged once per workgroup in workgroup
  * memory: two barriers in all, before the weight stream), bias, the residual and conv-window epilogues (`put`).
- * Formats 'f' and 'b' only (rows of whole vectors in the matrix pool); the scalar format stays on MATVEC_V.
+ * Formats 'f', 'b' and 'q' (q8 superblocks, q8.ts: a lane's unit is 16 weights and their block's scale) only (rows of
+ * whole vectors in the matrix pool); the scalar format stays on MATVEC_V.
  */
 import type { KernelSpec } from '../runtime.js';
 import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, weightTypes, type MatvecFormat } from './matvec.js';
+import { q8Fns } from './q8.js';
 
 /** the tunables of the subgroup matvec (the backend's `decodeKernels: 'v2-r{rps}w{wg}{u|l}'`) */
 export interface MatvecSgConfig {
@@ -50,10 +52,13 @@ export interface MatvecSgVariant extends MatvecSgConfig {
   xs4: number;
 }
 
-/** the variant key `${mm}${f|b}${sg}r${rps}w${wg}${u|l}k${K}s${xs4}` of one call */
-export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b', sg: number, cfg: MatvecSgConfig, wgBytes: number): string {
+/** weights per 16-byte unit a lane loads, by format */
+const SG_PER = { f: 4, b: 8, q: 16 } as const;
+
+/** the variant key `${mm}${f|b|q}${sg}r${rps}w${wg}${u|l}k${K}s${xs4}` of one call */
+export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b' | 'q', sg: number, cfg: MatvecSgConfig, wgBytes: number): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-  const per = fmt === 'f' ? 4 : 8;
+  const per = SG_PER[fmt];
   const unroll = cfg.unroll && Math.ceil(K / per / sg) * cfg.rps <= MAX_UNROLLED;
   const need = (M * K) / 4;
   const xs4 = cfg.stage !== false && need * 16 + 64 * 4 <= wgBytes ? need : 0;
@@ -61,9 +66,9 @@ export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b', sg: number
 }
 
 export function matvecSgParse(v: string): MatvecSgVariant {
-  const m = /^([1248])([fb])(\d+)r(\d+)w(\d+)([ul])k(\d+)s(\d+)$/.exec(v);
+  const m = /^([1248])([fbq])(\d+)r(\d+)w(\d+)([ul])k(\d+)s(\d+)$/.exec(v);
   if (!m) throw new Error(`matvec_sgv: bad variant ${JSON.stringify(v)}`);
-  return { mm: +m[1], fmt: m[2] as 'f' | 'b', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', K: +m[7], xs4: +m[8] };
+  return { mm: +m[1], fmt: m[2] as 'f' | 'b' | 'q', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', K: +m[7], xs4: +m[8] };
 }
 
 /**
@@ -91,26 +96,36 @@ export const MATVEC_SGV: KernelSpec = {
   wgsl: (v) => {
     const { mm, fmt, sg, rps, wg, unroll, K, xs4 } = matvecSgParse(v);
     const nsg = Math.max(1, wg / sg);
-    const per = fmt === 'f' ? 4 : 8;
+    const per = SG_PER[fmt];
     // x̂[m] as a vec4 at vec4 index q (staged, or normalised on the fly)
     const X4 = (m: string, q: string) => (xs4 ? `xs[(${m}) * K4 + (${q})]` : `x4(${m}, (${q}) * 4u, K, norm, gated, nG, gs)`);
     // acc += w (one weight vector at vector index q) · x̂[m]
+    // (q8: the unit's scale is the local named `${w}s`)
     const fma = (acc: string, w: string, m: string, q: string) =>
       fmt === 'f'
         ? `${acc} += dot(${w}, ${X4(m, q)});`
+        : fmt === 'q'
+        ? `${acc} += ${w}s * (dot(q8x4(${w}.x), ${X4(m, `4u * (${q})`)}) + dot(q8x4(${w}.y), ${X4(m, `4u * (${q}) + 1u`)}) + dot(q8x4(${w}.z), ${X4(m, `4u * (${q}) + 2u`)}) + dot(q8x4(${w}.w), ${X4(m, `4u * (${q}) + 3u`)}));`
         : `{ let a = ${X4(m, `2u * (${q})`)}; let c = ${X4(m, `2u * (${q}) + 1u`)};
         ${acc} += dot(bitcast<vec4<f32>>(${w} << vec4<u32>(16u)), vec4<f32>(a.x, a.z, c.x, c.z)) + dot(bitcast<vec4<f32>>(${w} & vec4<u32>(0xffff0000u)), vec4<f32>(a.y, a.w, c.y, c.w)); }`;
     const wty = fmt === 'f' ? 'vec4<f32>' : 'vec4<u32>';
+    // unit u of the row at `wr` (a vector index; q8: the row's first block) into `w` (and its scale `${w}s`)
+    const load = (w: string, wr: string, u: string, decl: 'let' | 'set') => {
+      if (fmt !== 'q') return `${decl === 'let' ? 'let ' : ''}${w} = $w[${wr} + ${u}];`;
+      const g = `${wr} + (${u}) / 2u`;
+      return `${decl === 'let' ? 'let ' : ''}${w} = q8at(${g}, (${u}) & 1u); ${decl === 'let' ? 'let ' : ''}${w}s = q8sc(${g});`;
+    };
+    const rowAt = (j: string) => (fmt === 'q' ? `(${j}) * (K / 32u)` : `wb + (${j}) * ${fmt === 'f' ? 'K4' : 'KV'}`);
     let body: string;
     if (unroll) {
       const KV = K / per, NL = Math.ceil(KV / sg);
       const L: string[] = [];
       // every load of the subgroup's rows first (rows past the end read the last row: in bounds, not written)
       for (let r = 0; r < rps; r++) {
-        L.push(`let j${r} = row0 + ${r}u; let wr${r} = wb + min(j${r}, nb - 1u) * ${KV}u;`);
+        L.push(`let j${r} = row0 + ${r}u; let wr${r} = ${rowAt(`min(j${r}, nb - 1u)`)};`);
         for (let i = 0; i < NL; i++) {
-          if ((i + 1) * sg <= KV) L.push(`let w${r}_${i} = $w[wr${r} + ${i * sg}u + lane];`);
-          else L.push(`var w${r}_${i} = ${wty}(); if (${i * sg}u + lane < ${KV}u) { w${r}_${i} = $w[wr${r} + ${i * sg}u + lane]; }`);
+          if ((i + 1) * sg <= KV) L.push(load(`w${r}_${i}`, `wr${r}`, `${i * sg}u + lane`, 'let'));
+          else L.push(`var w${r}_${i} = ${wty}();${fmt === 'q' ? ` var w${r}_${i}s = 0.0;` : ''} if (${i * sg}u + lane < ${KV}u) { ${load(`w${r}_${i}`, `wr${r}`, `${i * sg}u + lane`, 'set')} }`);
         }
       }
       for (let r = 0; r < rps; r++) {
@@ -132,9 +147,9 @@ export const MATVEC_SGV: KernelSpec = {
       var acc: array<f32, ${mm}>;
       for (var m = 0u; m < ${mm}u; m++) { acc[m] = 0.0; }
       if (j < nb) {
-        let wr = wb + j * KV;
+        let wr = ${rowAt('j')};
         for (var q = lane; q < KV; q += ${sg}u) {
-          let w = $w[wr + q];
+          ${load('w', 'wr', 'q', 'let')}
           for (var m = 0u; m < ${mm}u; m++) {
             if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
           }
@@ -151,6 +166,7 @@ const NSG: u32 = ${nsg}u;
 var<workgroup> rsv: array<f32, ${Math.max(64, nsg)}>;
 ${xs4 ? `var<workgroup> xs: array<vec4<f32>, ${xs4}>;` : ''}
 ${DECODE_FNS}
+${fmt === 'q' ? q8Fns() : ''}
 fn bias(j: u32, hasB: bool, nb: u32) -> f32 {
   if (hasB && j < nb) { return $bias[o_bias + j]; }
   return 0.0;
