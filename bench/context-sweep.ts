@@ -34,6 +34,7 @@ import { keep } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { lineChartSvg, type ChartOptions, type Mark, type Series } from '../src/train/plot.js';
 import { fmt1, markdownTable, MiB } from './report.js';
+import { lcgNoise } from './kv-fill.js';
 import { DTYPE_BYTES, type KvCacheDType } from '../src/tensor/dtype.js';
 
 export type Fill = 'auto' | 'prefill' | 'direct';
@@ -242,7 +243,7 @@ function directState(lm: CausalLM, be: WebGpuBackend, batch: number, C: number, 
   const s = lm.createState(batch);
   const blocks = new Map<string, Tensor>(); // (one format per state: the model's)
   const rows = new Array<number>(batch).fill(0);
-  let seed = 12345;
+  const noise = lcgNoise(12345); // (one sequence across the row sizes)
   for (const l of s.layers) {
     for (const k of Object.keys(l)) {
       if (!s.timeTensors.has(k)) continue;
@@ -253,10 +254,7 @@ function directState(lm: CausalLM, be: WebGpuBackend, batch: number, C: number, 
         const per = tail.reduce((a, b) => a * b, 1);
         const data = new Float32Array(cap * per);
         // random values where positions are in use, zeros in the spare capacity
-        for (let i = 0; i < C * per; i++) {
-          seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-          data[i] = seed / 2 ** 32 - 0.5;
-        }
+        data.set(noise(C * per));
         // (in the cache's format: a bf16/f16 cache holds these values rounded)
         const kv = l[k].dtype as KvCacheDType;
         block = be.fromHost(data, [1, cap, ...tail], kv === 'f32' ? undefined : { kvCache: kv });

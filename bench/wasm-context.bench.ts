@@ -17,17 +17,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WasmBackend } from '../src/backend/wasm/index.js';
-import type { AttentionArgs } from '../src/backend/backend.js';
 import { commandUsage, parseChoice, parseCommand, parseNumber, str, flag, type CommandSpec } from '../src/cli/args.js';
 import { measureBandwidth } from '../src/cli/bench.js';
 import { writeFileAtomic } from '../src/cli/io.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import * as ops from '../src/tensor/ops.js';
-import { keep } from '../src/tensor/scope.js';
 import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
-import { encodeKvInto, type KvArray } from '../src/backend/cpu/index.js';
+import { fillKvCaches, lcgNoise, timeAttention } from './kv-fill.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, repoRoot, writeMarkedSection } from './report.js';
@@ -111,41 +108,11 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   const s = lm.createState(1);
   let logits = await lm.advance([Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % V)], s);
   const cap = C + WARM + gen + 1;
-  if (lay.grows) {
-    const blocks = new Map<number, Float32Array>();
-    let seed = 12345;
-    for (const l of s.layers) {
-      for (const k of Object.keys(l)) {
-        if (!s.timeTensors.has(k)) continue;
-        const per = l[k].size / l[k].shape[1];
-        let block = blocks.get(per);
-        if (!block) {
-          block = new Float32Array(C * per);
-          for (let i = 0; i < block.length; i++) {
-            seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-            block[i] = seed / 2 ** 32 - 0.5;
-          }
-          blocks.set(per, block);
-        }
-        const grown = keep(ops.padTime(l[k], cap)); // (the wasm backend's grown caches live in wasm memory)
-        encodeKvInto(block, kvCache, grown.storage as KvArray, 0); // (in the cache's format)
-        l[k].dispose();
-        l[k] = grown;
-      }
-    }
-  }
+  // (one LCG from 12345 carried on across the row sizes)
+  if (lay.grows) fillKvCaches(s, C, cap, kvCache, lcgNoise(12345));
   s.seqLen[0] = C;
   // attention's time per step: the op wrapped (a few µs per call)
-  let attnMs = 0;
-  const attention = be.attention.bind(be);
-  be.attention = (a: AttentionArgs) => {
-    const t = performance.now();
-    try {
-      return attention(a);
-    } finally {
-      attnMs += performance.now() - t;
-    }
-  };
+  const attn = timeAttention(be);
   let tok = argmax(logits.data);
   const problems: string[] = [];
   const step = async (): Promise<void> => {
@@ -160,7 +127,7 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   for (let i = 0; i < WARM; i++) await step();
   const warmMs = (performance.now() - t) / WARM;
   const n = Math.max(Math.min(4, gen), Math.min(gen, Math.floor((maxSeconds * 1000) / Math.max(warmMs, 1e-3))));
-  attnMs = 0;
+  attn.ms = 0;
   t = performance.now();
   for (let i = 0; i < n; i++) await step();
   const ms = (performance.now() - t) / n;
@@ -172,7 +139,7 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
     path: 'advanceArgmax', steps: n, ms_per_step: ms, tok_s: 1000 / ms,
     state_bytes_per_seq: lay.constBytes + lay.perPositionBytes * C, state_alloc_bytes_per_seq: s.byteSize,
     needed_bytes: 0,
-    ...(lay.grows ? { attention_ms_per_step: attnMs / n, kv_gb_s: kvBytes / (attnMs / n) / 1e6 } : {}),
+    ...(lay.grows ? { attention_ms_per_step: attn.ms / n, kv_gb_s: kvBytes / (attn.ms / n) / 1e6 } : {}),
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
     check: problems.length ? `MISMATCH: ${problems.join('; ')}` : 'ok',
   };

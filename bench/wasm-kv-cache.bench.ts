@@ -14,15 +14,12 @@
  */
 import * as os from 'node:os';
 import { WasmBackend } from '../src/backend/wasm/index.js';
-import type { AttentionArgs } from '../src/backend/backend.js';
-import { encodeKvInto, type KvArray } from '../src/backend/cpu/index.js';
 import { buildModel } from '../src/models/registry.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { argmax } from '../src/generate/sampling.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
-import * as ops from '../src/tensor/ops.js';
-import { keep } from '../src/tensor/scope.js';
 import type { ModelState } from '../src/models/state.js';
+import { fillKvCaches, lcgNoise, timeAttention } from './kv-fill.js';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
 const argv = process.argv.slice(2);
@@ -53,44 +50,17 @@ if (C > 0) {
   for (const kv of formats) {
     const s = lm.createState(1, { kvCache: kv });
     await lm.advance([Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V)], s);
-    for (const l of s.layers) {
-      for (const k of Object.keys(l)) {
-        if (!s.timeTensors.has(k)) continue;
-        const per = l[k].size / l[k].shape[1];
-        let block = blocks.get(per);
-        if (!block) {
-          let seed = 12345;
-          block = new Float32Array(C * per);
-          for (let i = 0; i < block.length; i++) {
-            seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-            block[i] = seed / 2 ** 32 - 0.5;
-          }
-          blocks.set(per, block);
-        }
-        const grown = keep(ops.padTime(l[k], C + steps + 2));
-        encodeKvInto(block, kv, grown.storage as KvArray, 0);
-        l[k].dispose();
-        l[k] = grown;
-      }
-    }
+    // (a fresh LCG from 12345 for each row size: every format's caches hold the same values)
+    fillKvCaches(s, C, C + steps + 2, kv, (n) => lcgNoise(12345)(n), blocks);
     s.seqLen[0] = C;
     states.push(s);
   }
-  let attnMs = 0;
-  const attention = be.attention.bind(be);
-  be.attention = (a: AttentionArgs) => {
-    const t = performance.now();
-    try {
-      return attention(a);
-    } finally {
-      attnMs += performance.now() - t;
-    }
-  };
+  const attn = timeAttention(be);
   const res = formats.map(() => ({ wall: [] as number[], cpu: [] as number[], attn: [] as number[] }));
   const toks = formats.map(() => 1);
   for (let r = 0; r < steps + 1; r++) {
     for (let f = 0; f < formats.length; f++) {
-      attnMs = 0;
+      attn.ms = 0;
       const c0 = process.cpuUsage(), t0 = performance.now();
       const logits = await lm.advance([[toks[f]]], states[f]);
       toks[f] = argmax(logits.data);
@@ -98,10 +68,10 @@ if (C > 0) {
       if (r === 0) continue; // warm-up
       res[f].wall.push(wall);
       res[f].cpu.push((cu.user + cu.system) / 1000);
-      res[f].attn.push(attnMs);
+      res[f].attn.push(attn.ms);
     }
   }
-  be.attention = attention;
+  attn.restore();
   console.log(`\nDecode step at context ${C} (${steps} steps per format, interleaved; median [min]); load average now ${loadLine(os.loadavg())}\n`);
   console.log('| KV cache | state MiB | wall ms/step | CPU ms/step (all threads) | CPU speed-up vs first | attention ms/step (wall) |');
   console.log('|---|---:|---:|---:|---:|---:|');

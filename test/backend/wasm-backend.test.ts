@@ -8,8 +8,37 @@ import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
 
 const FIXTURES = ['mamba-tiny', 'mamba-variant', 'falcon-mamba-tiny', 'mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'jamba-tiny', 'granite-hybrid-tiny', 'nemotron-h-tiny', 'llama-tiny'];
+
+/** batched decode of two sequences from `ids`: prefills of 5 tokens, then 4 steps; a copy of each call's logits */
+async function batchedLogits(lm: CausalLM, ids: number[]): Promise<Float32Array[]> {
+  const s = lm.createState(2);
+  const out = [(await lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
+  for (let t = 0; t < 4; t++) out.push((await lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
+  return out;
+}
+
+/** the team kernels `be`'s runtime runs, counted by name (`count`; `seen.clear()` to start again) until `restore()` */
+function countTeamKernels(be: WasmBackend): { seen: Map<string, number>; count(kernel: string): number; restore(): void } {
+  const rt = be.runtime;
+  const runTeam = rt.runTeam;
+  const seen = new Map<string, number>();
+  rt.runTeam = function (k, args, parallel) {
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+    return runTeam.call(this, k, args, parallel);
+  };
+  return { seen, count: (k) => seen.get(k) ?? 0, restore: () => void (rt.runTeam = runTeam) };
+}
+
+/** the Mamba fixtures of the one-call decode tests, with their kernels' prefix */
+const STEP_FIXTURES: Array<[string, 'mamba1' | 'mamba2']> = [
+  ['mamba-tiny', 'mamba1'], ['mamba-variant', 'mamba1'], ['falcon-mamba-tiny', 'mamba1'], ['jamba-tiny', 'mamba1'],
+  ['mamba2-tiny', 'mamba2'], ['mamba2-groups', 'mamba2'], ['bamba-variant', 'mamba2'], ['nemotron-h-tiny', 'mamba2'],
+];
+/** threads and weights of the one-call decode tests */
+const STEP_RUNS: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
 
 describe('wasm backend, float32 weights: HF parity', () => {
   for (const name of FIXTURES) {
@@ -96,18 +125,7 @@ describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
         };
         (plain.lm.backend as unknown as Record<string, undefined>)[method] = undefined;
         const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
-        const prompts = [ids.slice(0, 5), ids.slice(3, 8)];
-        const run = async (m: typeof fused): Promise<Float32Array[]> => {
-          const s = m.lm.createState(2);
-          let l = await m.lm.advance(prompts, s);
-          const out = [l.data.slice()];
-          for (let t = 0; t < 4; t++) {
-            l = await m.lm.advance([[ids[t]], [ids[t + 1]]], s);
-            out.push(l.data.slice());
-          }
-          return out;
-        };
-        const a = await run(fused), b = await run(plain);
+        const a = await batchedLogits(fused.lm, ids), b = await batchedLogits(plain.lm, ids);
         assert.ok(calls > 0, 'the fused step ran');
         for (let i = 0; i < a.length; i++) assert.deepEqual(a[i], b[i], `step ${i}: logits differ`);
       });
@@ -116,42 +134,29 @@ describe('wasm backend: the fused Mamba-1 and Mamba-2 decode steps', () => {
 });
 
 describe('wasm backend: the decode step and out_proj in one call (stepOut)', () => {
-  const cases: Array<[string, string]> = [
-    ['mamba-tiny', 'mamba1_step_out'], ['mamba-variant', 'mamba1_step_out'], ['falcon-mamba-tiny', 'mamba1_step_out'], ['jamba-tiny', 'mamba1_step_out'],
-    ['mamba2-tiny', 'mamba2_step_out'], ['mamba2-groups', 'mamba2_step_out'], ['bamba-variant', 'mamba2_step_out'], ['nemotron-h-tiny', 'mamba2_step_out'],
-  ];
-  const runs: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
-  for (const [name, kernel] of cases) {
-    for (const [threads, weights] of runs) {
+  for (const [name, family] of STEP_FIXTURES) {
+    const kernel = `${family}_step_out`;
+    for (const [threads, weights] of STEP_RUNS) {
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to the step and out_proj as two calls, and really one`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
-        const rt = be.runtime;
-        const runTeam = rt.runTeam;
-        const seen = new Map<string, number>();
-        rt.runTeam = function (k, args, parallel) {
-          seen.set(k, (seen.get(k) ?? 0) + 1);
-          return runTeam.call(this, k, args, parallel);
-        };
+        const kernels = countTeamKernels(be);
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           be.stepIn = false; // (the step and out_proj; with in_proj as well: the next describe)
           const run = async (on: boolean): Promise<Float32Array[]> => {
             be.stepOut = on;
-            seen.clear();
-            const s = model.lm.createState(2);
-            const out = [(await model.lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
-            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
-            return out;
+            kernels.seen.clear();
+            return batchedLogits(model.lm, ids);
           };
           const off = await run(false);
-          assert.equal(seen.get(kernel) ?? 0, 0, 'off: the step and out_proj are two calls');
+          assert.equal(kernels.count(kernel), 0, 'off: the step and out_proj are two calls');
           const on = await run(true);
-          assert.ok((seen.get(kernel) ?? 0) > 0, `on: ${kernel} ran`);
-          assert.equal(seen.get(kernel.replace('_out', '')) ?? 0, 0, 'on: no step without out_proj');
+          assert.ok(kernels.count(kernel) > 0, `on: ${kernel} ran`);
+          assert.equal(kernels.count(`${family}_step`), 0, 'on: no step without out_proj');
           for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
         } finally {
-          rt.runTeam = runTeam;
+          kernels.restore();
           be.stepOut = true;
           be.stepIn = true;
         }
@@ -161,40 +166,27 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
 });
 
 describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: in_proj, step, out_proj)', () => {
-  const cases: Array<[string, string]> = [
-    ['mamba-tiny', 'mamba1_layer'], ['mamba-variant', 'mamba1_layer'], ['falcon-mamba-tiny', 'mamba1_layer'], ['jamba-tiny', 'mamba1_layer'],
-    ['mamba2-tiny', 'mamba2_layer'], ['mamba2-groups', 'mamba2_layer'], ['bamba-variant', 'mamba2_layer'], ['nemotron-h-tiny', 'mamba2_layer'],
-  ];
-  const runs: Array<[number, 'f32' | 'bf16' | 'q8']> = [[1, 'f32'], [2, 'f32'], [3, 'f32'], [2, 'q8'], [3, 'q8'], [2, 'bf16']];
-  for (const [name, kernel] of cases) {
-    for (const [threads, weights] of runs) {
+  for (const [name, family] of STEP_FIXTURES) {
+    const kernel = `${family}_layer`;
+    for (const [threads, weights] of STEP_RUNS) {
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
-        const rt = be.runtime;
-        const runTeam = rt.runTeam;
-        const seen = new Map<string, number>();
-        rt.runTeam = function (k, args, parallel) {
-          seen.set(k, (seen.get(k) ?? 0) + 1);
-          return runTeam.call(this, k, args, parallel);
-        };
+        const kernels = countTeamKernels(be);
         try {
           const ref = loadReference(hfFixture(name));
           const ids = ref.ids('input_ids')[0];
           const run = async (on: boolean): Promise<Float32Array[]> => {
             be.stepIn = on;
-            seen.clear();
-            const s = model.lm.createState(2);
-            const out = [(await model.lm.advance([ids.slice(0, 5), ids.slice(3, 8)], s)).data.slice()];
-            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]], [ids[t + 1]]], s)).data.slice());
-            return out;
+            kernels.seen.clear();
+            return batchedLogits(model.lm, ids);
           };
           const off = await run(false);
-          assert.equal(seen.get(kernel) ?? 0, 0, 'off: in_proj is its own call');
-          assert.ok((seen.get(kernel.replace('_layer', '_step_out')) ?? 0) > 0, 'off: the step and out_proj in one call');
+          assert.equal(kernels.count(kernel), 0, 'off: in_proj is its own call');
+          assert.ok(kernels.count(`${family}_step_out`) > 0, 'off: the step and out_proj in one call');
           const on = await run(true);
-          assert.ok((seen.get(kernel) ?? 0) > 0, `on: ${kernel} ran`);
-          assert.equal(seen.get(kernel.replace('_layer', '_step_out')) ?? 0, 0, 'on: every layer in one call');
+          assert.ok(kernels.count(kernel) > 0, `on: ${kernel} ran`);
+          assert.equal(kernels.count(`${family}_step_out`), 0, 'on: every layer in one call');
           for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
           if (weights === 'f32') {
             // and greedy decode (batch 1, the LM head's argmax fused) gives the reference's tokens
@@ -203,7 +195,7 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
             assert.deepEqual(res.tokens[0], want);
           }
         } finally {
-          rt.runTeam = runTeam;
+          kernels.restore();
           be.stepIn = true;
         }
       });
