@@ -238,6 +238,22 @@ function scaleRow(a: usize, n: i32, c: f32): void {
   }
 }
 
+/**
+ * The online softmax's step for one block of scores p[0, n) (total ≥ n slots): m' = max(m, max p); p[j] ← exp(p[j] − m'),
+ * 0 for n ≤ j < total; at mp m ← m', at lp l ← l · e^(m − m') + Σ p; acc[0, hd) ← acc · e^(m − m') (the factor is 0 on
+ * the first block, m = −∞; 1 leaves acc as it is)
+ */
+// @ts-ignore: decorator
+@inline function foldScores(p: usize, n: i32, total: i32, mp: usize, lp: usize, acc: usize, hd: i32): void {
+  const m = load<f32>(mp);
+  const mNew = max(m, rowMax(p, n));
+  const corr = Mathf.exp(m - mNew);
+  const sum = expRow(p, n, total, mNew);
+  store<f32>(mp, mNew);
+  store<f32>(lp, load<f32>(lp) * corr + sum);
+  if (corr != 1) scaleRow(acc, hd, corr);
+}
+
 /** rows × hd values of a 16-bit cache (fmt 1 bf16, 2 f16; rows strideB bytes apart from src) as f32 rows [rows, hd] at dst */
 function unpackKV(fmt: i32, src: usize, strideB: usize, rows: i32, hd: i32, dst: usize): void {
   if (fmt == 1) unpackKVRows<u16>(src, strideB, rows, hd, dst);
@@ -308,13 +324,7 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
   for (let i = 0; i < G; i++) {
     const si = f4(sc, i * DBK);
     const pi = part + <usize>i * ps;
-    const m = load<f32>(f4(pi, hd));
-    const mNew = max(m, rowMax(si, bk));
-    const corr = Mathf.exp(m - mNew); // 0 on the first block (m = −∞)
-    const sum = expRow(si, bk, bk, mNew);
-    store<f32>(f4(pi, hd), mNew);
-    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
-    if (corr != 1) scaleRow(pi, hd, corr);
+    foldScores(si, bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
     // acc += Σ_j p_j v_j, four keys at a time
     let jj = 0;
     for (; jj + 4 <= bk; jj += 4) {
@@ -473,13 +483,7 @@ function splitQ(q: usize, hd: i32, hi: usize, lo: usize, sp: usize): void {
   for (let i = 0; i < G; i++) {
     const si = f4(sc, i * DBK);
     const pi = part + <usize>i * headB;
-    const m = load<f32>(f4(pi, hd));
-    const mNew = max(m, rowMax(si, bk));
-    const corr = Mathf.exp(m - mNew);
-    const sum = expRow(si, bk, bk, mNew);
-    store<f32>(f4(pi, hd), mNew);
-    store<f32>(f4(pi, hd + 1), load<f32>(f4(pi, hd + 1)) * corr + sum);
-    if (corr != 1) scaleRow(pi, hd, corr);
+    foldScores(si, bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
     let jj = 0;
     for (; jj + 4 <= bk; jj += 4) {
       const p0 = load<f32>(f4(si, jj)), p1 = load<f32>(f4(si, jj + 1)), p2 = load<f32>(f4(si, jj + 2)), p3 = load<f32>(f4(si, jj + 3));
@@ -715,17 +719,11 @@ export function attention_prefill(
           const row = i * bq + tt;
           const sp = Sb + <usize>row * rowS;
           const nv = min(bk, p0 + tt - j0 + 1); // valid keys of this row in the tile
-          const m = load<f32>(f4(mA, row));
           if (nv <= 0) {
             memory.fill(sp, 0, rowS); // no key of this tile is visible to the row yet: m, l, O unchanged
             continue;
           }
-          const mNew = max(m, rowMax(sp, nv));
-          const corr = Mathf.exp(m - mNew);
-          const sum = expRow(sp, nv, bk, mNew);
-          store<f32>(f4(mA, row), mNew);
-          store<f32>(f4(lA, row), load<f32>(f4(lA, row)) * corr + sum);
-          if (corr != 1) scaleRow(O + <usize>row * hdB, hd, corr);
+          foldScores(sp, nv, bk, f4(mA, row), f4(lA, row), O + <usize>row * hdB, hd);
         }
       }
       linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
