@@ -427,7 +427,7 @@ export interface Mamba2StepArgs {
 }
 
 /** A Mamba layer's decode step from its input (mamba1Layer, mamba2Layer): h [b, 1, H], in_proj, the step's arguments, out_proj */
-interface LayerProjections {
+export interface LayerProjections {
   h: Tensor;
   inProj: Tensor;
   inProjBias: Tensor | null;

@@ -12,11 +12,10 @@
  *   out           = out_proj(y)                        (b, L, H)
  */
 import type { Backend } from '../backend/backend.js';
-import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
-import { observeDelta, sizeOf, stepDelta, type Mixer, type MixerContext } from './mixer.js';
+import { fusedDecode, observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba1Weights {
   inProj: Tensor; // [2D, H]
@@ -67,38 +66,18 @@ export class Mamba1Mixer implements Mixer {
     const L = h.shape[1];
     const st = ctx.state;
     const fused = L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta);
-    const stepArgs = (onDelta: ((delta: Tensor) => void) | undefined) => ({
+    const be = this.backend;
+    // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
+    const r = fusedDecode(ctx, 'mamba1', be.name, !!fused, h, w, (onDelta) => ({
       conv: w.conv, convBias: w.convBias, convState: st!.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
       A: w.A.get(), D: w.D, ssmState: st!.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta,
-    });
-    // (the one-call paths leave in_proj / out_proj out of a gradient tape: only when nothing records)
-    const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
-    if (oneCall && this.backend.mamba1Layer) {
-      // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
-      const observed = stepDelta(ctx, 'mamba1', this.backend.name);
-      const out = this.backend.mamba1Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
-      if (out) {
-        observed.check();
-        return out;
-      }
-    }
-    const xz = ops.linear(h, w.inProj, w.inProjBias); // (b, L, 2D)
-    if (fused) {
-      // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
-      const observed = stepDelta(ctx, 'mamba1', this.backend.name);
-      const args = { ...stepArgs(observed.onDelta), xz };
-      // the step and out_proj in one call where the backend has it (the same numbers)
-      const out = oneCall ? this.backend.mamba1StepOut?.(args, w.outProj, w.outProjBias) : null;
-      if (out) {
-        observed.check();
-        return out;
-      }
-      const y = this.backend.mamba1Step!(args);
-      if (y) {
-        observed.check();
-        return ops.linear(y, w.outProj, w.outProjBias);
-      }
-    }
+    }), {
+      layer: be.mamba1Layer && ((a) => be.mamba1Layer!(a)),
+      stepOut: be.mamba1StepOut && ((a, xz) => be.mamba1StepOut!({ ...a, xz }, w.outProj, w.outProjBias)),
+      step: (a, xz) => be.mamba1Step!({ ...a, xz }),
+    }, () => ops.linear(h, w.inProj, w.inProjBias)); // (b, L, 2D)
+    if ('out' in r) return r.out;
+    const xz = r.proj;
     const [xs, z] = ops.split(xz, [D, D]); // (b, L, D) each
     const u = ops.causalConv1d({ x: xs, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' }); // (b, L, D)
     let [dtLow, B, C] = ops.split(ops.linear(u, w.xProj), [R, N, N]); // (b, L, R), (b, L, N), (b, L, N)

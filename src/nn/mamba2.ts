@@ -12,11 +12,10 @@
  *   out            = out_proj(y)
  */
 import type { Backend } from '../backend/backend.js';
-import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
-import { observeDelta, sizeOf, stepDelta, type Mixer, type MixerContext } from './mixer.js';
+import { fusedDecode, observeDelta, sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface Mamba2Dims {
   /** I = nh · hd */
@@ -91,40 +90,21 @@ export class Mamba2Mixer implements Mixer {
     const st = ctx.state;
     const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
     const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
-    const stepArgs = (onDelta: ((delta: Tensor) => void) | undefined) => ({
+    const be = this.backend;
+    // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
+    const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
       convState: st!.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st!.ssm, norm: w.norm, normEps: opts.normEps,
       normGroupSize: opts.normGroupSize, next: w.outProj, onDelta,
-    });
-    // (the one-call paths leave in_proj / out_proj out of a gradient tape: only when nothing records)
-    const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
-    if (oneCall && this.backend.mamba2Layer) {
-      // decode: in_proj, the step and out_proj in one backend call where it has one (the same numbers)
-      const observed = stepDelta(ctx, 'mamba2', this.backend.name);
-      const out = this.backend.mamba2Layer({ ...stepArgs(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
-      if (out) {
-        observed.check();
-        return out;
-      }
-    }
-    // decode: the state is read next (the step), so it may be fetched while in_proj's weights stream (an option)
-    const zxbcdt = L === 1 && st ? ops.linearTouching(h, w.inProj, w.inProjBias, st.ssm) : ops.linear(h, w.inProj, w.inProjBias);
-    if (fused) {
-      // decode: the steps below in one backend call where it has one (same result; Δ handed out when observed)
-      const observed = stepDelta(ctx, 'mamba2', this.backend.name);
-      const args = { ...stepArgs(observed.onDelta), zxbcdt };
-      // the step and out_proj in one call where the backend has it (the same numbers)
-      const out = oneCall ? this.backend.mamba2StepOut?.(args, w.outProj, w.outProjBias) : null;
-      if (out) {
-        observed.check();
-        return out;
-      }
-      const g = this.backend.mamba2Step!(args);
-      if (g) {
-        observed.check();
-        return ops.linear(g, w.outProj, w.outProjBias);
-      }
-    }
+    }), {
+      layer: be.mamba2Layer && ((a) => be.mamba2Layer!(a)),
+      stepOut: be.mamba2StepOut && ((a, zxbcdt) => be.mamba2StepOut!({ ...a, zxbcdt }, w.outProj, w.outProjBias)),
+      step: (a, zxbcdt) => be.mamba2Step!({ ...a, zxbcdt }),
+    }, () =>
+      // decode: the state is read next (the step), so it may be fetched while in_proj's weights stream (an option)
+      L === 1 && st ? ops.linearTouching(h, w.inProj, w.inProjBias, st.ssm) : ops.linear(h, w.inProj, w.inProjBias));
+    if ('out' in r) return r.out;
+    const zxbcdt = r.proj;
     const [z, xBCraw, dt] = ops.split(zxbcdt, [d.inner, this.convDim, d.nHeads]);
     const xBC = ops.causalConv1d({ x: xBCraw, weight: w.conv, bias: w.convBias, state: st?.conv ?? null, activation: 'silu' });
     const [x, B, C] = ops.split(xBC, [d.inner, GN, GN]);

@@ -2,7 +2,10 @@
  * What a sublayer of a decoder block is: a function of the normed hidden states that may carry
  * per-sequence state between calls (Mamba: conv window + SSM state; attention: KV cache; MLP: none).
  */
+import type { LayerProjections } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import { processDt } from '../ssm/ssd.js';
+import * as ops from '../tensor/ops.js';
 import type { HostTensor, Tensor } from '../tensor/tensor.js';
 import type { KvCacheDType } from '../tensor/dtype.js';
 
@@ -64,6 +67,52 @@ export function stepDelta(ctx: MixerContext, kind: 'mamba1' | 'mamba2', backend:
       if (!handed) throw new Error(`${backend}: its fused ${kind} decode step returned no Δ although the backend sets stepDelta (Δ is observed)`);
     },
   };
+}
+
+/** a Mamba mixer's in_proj and out_proj */
+export type MixerProjections = Omit<LayerProjections, 'h'>;
+
+type OnDelta = ((delta: Tensor) => void) | undefined;
+
+/**
+ * A Mamba mixer's decode step through the backend's one-call kernels (each the same numbers as the op sequence; Δ
+ * handed to ctx.onDelta while observed, see `stepDelta`), tried in order: `layer` (in_proj, the step, out_proj); in_proj
+ * by `inProj()`, then `stepOut` (the step and out_proj); `step`, then out_proj. `fused`: a decode step (L = 1 with a
+ * state) on a backend with the one-call step. `layer` and `stepOut` run only when nothing records a gradient of h or
+ * the projections (they leave in_proj / out_proj out of a gradient tape). `base(onDelta)`: the step's arguments but
+ * its input, which `layer` gets with h and the projections, `stepOut` and `step` with in_proj's result. Returns
+ * { out } (the layer's output) or, where no kernel handled the step, { proj }: in_proj's result for the op sequence.
+ */
+export function fusedDecode<B>(
+  ctx: MixerContext, kind: 'mamba1' | 'mamba2', backend: string, fused: boolean, h: Tensor, w: MixerProjections, base: (onDelta: OnDelta) => B,
+  kernels: { layer?: (a: B & LayerProjections) => Tensor | null; stepOut?: (a: B, proj: Tensor) => Tensor | null; step: (a: B, proj: Tensor) => Tensor | null },
+  inProj: () => Tensor,
+): { out: Tensor } | { proj: Tensor } {
+  const oneCall = fused && !needsGrad(h, w.inProj, w.inProjBias, w.outProj, w.outProjBias);
+  if (oneCall && kernels.layer) {
+    const observed = stepDelta(ctx, kind, backend);
+    const out = kernels.layer({ ...base(observed.onDelta), h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias });
+    if (out) {
+      observed.check();
+      return { out };
+    }
+  }
+  const proj = inProj();
+  if (fused) {
+    const observed = stepDelta(ctx, kind, backend);
+    const args = base(observed.onDelta);
+    const out = oneCall && kernels.stepOut ? kernels.stepOut(args, proj) : null;
+    if (out) {
+      observed.check();
+      return { out };
+    }
+    const y = kernels.step(args, proj);
+    if (y) {
+      observed.check();
+      return { out: ops.linear(y, w.outProj, w.outProjBias) };
+    }
+  }
+  return { proj };
 }
 
 export function sizeOf(...ts: Array<{ size: number } | null | undefined>): number {
