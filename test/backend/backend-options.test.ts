@@ -253,6 +253,17 @@ describe('other backend options', () => {
     }
   });
 
+  it('wasm: a stepPrefetch that is not a number of bytes >= 0, or a decode flag that is not a boolean, is refused by name', () => {
+    for (const bad of [-1, Number.NaN, Infinity]) {
+      assert.throws(() => new WasmBackend({ threads: 1, stepPrefetch: bad }), (e: unknown) => e instanceof LoadOptionError && /option "stepPrefetch" must be a number of bytes >= 0, got/.test(e.message));
+    }
+    for (const name of ['fuseProducts', 'stepOut', 'touchState', 'stepIn'] as const) {
+      assert.throws(() => new WasmBackend({ threads: 1, [name]: 'yes' as unknown as boolean }), (e: unknown) => e instanceof LoadOptionError && e.message.includes(`option "${name}" must be true or false, got "yes"`));
+    }
+    const be = new WasmBackend({ threads: 1, stepPrefetch: 4096, stepIn: false, fuseProducts: false });
+    assert.deepEqual([be.stepPrefetch, be.stepIn, be.fuseProducts], [4096, false, false]);
+  });
+
   it('browser createBackend("webgpu", { weights: "bf16" }) stores bf16 weights (the option reached the backend)', async (t: TestContext) => {
     if (typeof tiled === 'string') return t.skip(tiled);
     useSoftwareVulkanIfNoDriverChosen();

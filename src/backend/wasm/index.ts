@@ -169,11 +169,12 @@ export class WasmBackend extends CpuBackend {
       throw new LoadOptionError(`wasm backend: option "ssdChunkedMinLength" must be an integer >= 1, got ${opts.ssdChunkedMinLength}`);
     }
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
+    if (!(Number.isFinite(this.stepPrefetch) && this.stepPrefetch >= 0)) throw new LoadOptionError(`wasm backend: option "stepPrefetch" must be a number of bytes >= 0, got ${opts.stepPrefetch}`);
     this.gemm = opts.gemm ?? envGemm();
-    this.fuseProducts = opts.fuseProducts ?? true;
-    this.stepOut = opts.stepOut ?? envFlag('MAMBA_TS_WASM_STEP_OUT', true);
-    this.touchState = opts.touchState ?? envFlag('MAMBA_TS_WASM_TOUCH_STATE', false);
-    this.stepIn = opts.stepIn ?? envFlag('MAMBA_TS_WASM_STEP_IN', true);
+    this.fuseProducts = flagOption(opts, 'fuseProducts', true);
+    this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
+    this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
+    this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     if (this.q8KvDecode !== 'in-place' && this.q8KvDecode !== 'scratch') throw new LoadOptionError(`wasm backend: option "q8KvDecode" must be 'in-place' or 'scratch', got ${String(opts.q8KvDecode)}`);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
@@ -552,7 +553,7 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-1 decode step as one team kernel (assembly/mamba1_step.ts); f32 x_proj/dt_proj, resident states */
   mamba1Step(a: Mamba1StepArgs): Tensor | null {
-    return this.mamba1StepWith(a, null);
+    return this.mamba1Run(a, a.xz, null, null);
   }
 
   /**
@@ -561,11 +562,7 @@ export class WasmBackend extends CpuBackend {
    * also while `stepPrefetch` is on (that option touches out_proj during the step of the two-call path).
    */
   mamba1StepOut(a: Mamba1StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
-    return this.stepOut && this.stepPrefetch === 0 ? this.mamba1StepWith(a, { w, bias }) : null;
-  }
-
-  private mamba1StepWith(a: Mamba1StepArgs, out: StepOutArgs | null): Tensor | null {
-    return this.mamba1Run(a, a.xz, null, out);
+    return this.fuseOut ? this.mamba1Run(a, a.xz, null, { w, bias }) : null;
   }
 
   /**
@@ -573,8 +570,19 @@ export class WasmBackend extends CpuBackend {
    * out_proj; the same bits as `linear` then `mamba1StepOut`. [b, 1, out rows]; null as for `mamba2Layer`.
    */
   mamba1Layer(a: Mamba1LayerArgs): Tensor | null {
-    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
-    return this.mamba1Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+    const p = this.layerProjections(a);
+    return p && this.mamba1Run(a, null, p.inp, p.out);
+  }
+
+  /** whether the *_step_out and *_layer kernels may run: `stepOut` on, `stepPrefetch` off */
+  private get fuseOut(): boolean {
+    return this.stepOut && !(this.stepPrefetch > 0);
+  }
+
+  /** in_proj (with its input h) and out_proj of a layer's decode step for the *_layer kernels; null when `stepIn` is off or !fuseOut */
+  private layerProjections(a: Mamba1LayerArgs | Mamba2LayerArgs): { inp: StepOutArgs & { h: Tensor }; out: StepOutArgs } | null {
+    if (!this.stepIn || !this.fuseOut) return null;
+    return { inp: { h: a.h, w: a.inProj, bias: a.inProjBias }, out: { w: a.outProj, bias: a.outProjBias } };
   }
 
   /** the Mamba-1 decode step of `a` on xz (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
@@ -616,7 +624,7 @@ export class WasmBackend extends CpuBackend {
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
   mamba2Step(a: Mamba2StepArgs): Tensor | null {
-    return this.mamba2StepWith(a, null);
+    return this.mamba2Run(a, a.zxbcdt, null, null);
   }
 
   /**
@@ -624,11 +632,7 @@ export class WasmBackend extends CpuBackend {
    * `mamba2Step` followed by `linear`; [b, 1, w rows]. null as for `mamba1StepOut`.
    */
   mamba2StepOut(a: Mamba2StepArgs, w: Tensor, bias: Tensor | null): Tensor | null {
-    return this.stepOut && this.stepPrefetch === 0 ? this.mamba2StepWith(a, { w, bias }) : null;
-  }
-
-  private mamba2StepWith(a: Mamba2StepArgs, out: StepOutArgs | null): Tensor | null {
-    return this.mamba2Run(a, a.zxbcdt, null, out);
+    return this.fuseOut ? this.mamba2Run(a, a.zxbcdt, null, { w, bias }) : null;
   }
 
   /**
@@ -638,8 +642,8 @@ export class WasmBackend extends CpuBackend {
    * here. With `touchState`, q8 in_proj touches the state meanwhile (as `linearTouching`).
    */
   mamba2Layer(a: Mamba2LayerArgs): Tensor | null {
-    if (!this.stepIn || !this.stepOut || this.stepPrefetch > 0) return null;
-    return this.mamba2Run(a, null, { h: a.h, w: a.inProj, bias: a.inProjBias }, { w: a.outProj, bias: a.outProjBias });
+    const p = this.layerProjections(a);
+    return p && this.mamba2Run(a, null, p.inp, p.out);
   }
 
   /** the Mamba-2 decode step of `a` on zxbcdt (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
@@ -840,6 +844,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn', dflt: boolean): boolean {
+  const v: unknown = opts[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
