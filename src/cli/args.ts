@@ -5,8 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { MambaTsError } from '../errors.js';
-import { KV_CACHE_FORMATS, type KvCacheDType } from '../tensor/dtype.js';
-import { BACKEND_KV_CACHE_FORMATS, type BackendName } from '../api/load-options.js';
+import { KV_CACHE_FORMATS, type KvCacheDType, type WeightDType } from '../tensor/dtype.js';
+import { BACKEND_KV_CACHE_FORMATS, BACKEND_NAMES, BACKEND_WEIGHT_FORMATS, type BackendName } from '../api/load-options.js';
 
 export const PROG = 'mamba-ts';
 
@@ -224,4 +224,15 @@ export function parseKvCache(values: ParsedValues, backend: string, command: str
   const ok = BACKEND_KV_CACHE_FORMATS[backend as BackendName];
   if (ok && !ok.includes(kv)) throw new UsageError(`--kv-cache ${kv} is not supported by the ${backend} backend yet: use ${ok.join(' or ')}`, command);
   return kv;
+}
+
+/**
+ * The one check of `--dtype` against `--backend` (generate, serve, bench): a weight format the backend does not store
+ * is a UsageError naming the backends that store it and what this one stores.
+ */
+export function checkDtype(dtype: WeightDType | undefined, backend: BackendName, command: string): void {
+  const ok = BACKEND_WEIGHT_FORMATS[backend];
+  if (dtype === undefined || ok.includes(dtype)) return;
+  const takers = BACKEND_NAMES.filter((b) => BACKEND_WEIGHT_FORMATS[b].includes(dtype));
+  throw new UsageError(`--dtype ${dtype} needs --backend ${takers.join(' or ')} (the ${backend} backend stores ${ok.join(', ')})`, command);
 }

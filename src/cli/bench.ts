@@ -5,14 +5,13 @@
  */
 import { argmax } from '../generate/sampling.js';
 import { resolveBackendAsync } from '../api/load.js';
-import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 import type { WebGpuBackend } from '../backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../models/random.js';
 import { buildModel } from '../models/registry.js';
 import { DTYPE_BYTES, type WeightDType } from '../tensor/dtype.js';
 import { WasmRuntime } from '../backend/wasm/runtime.js';
 import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
-import { commandUsage, flag, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
+import { checkDtype, commandUsage, flag, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
 import { OpProfile, cpuMsNow } from './op-profile.js';
 
@@ -113,9 +112,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   if (threads !== undefined && backendName !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, backendName, C) ?? 'f32';
   if (Object.keys(ssd).length && arch !== 'mamba2' && arch !== 'hybrid') throw new UsageError('--ssd and --chunk need --arch mamba2 or hybrid (the models with an SSD)', C);
-  if (!BACKEND_WEIGHT_FORMATS[backendName].includes(dtype)) {
-    throw new UsageError(`--dtype ${dtype} needs --backend wasm (the ${backendName} backend stores ${BACKEND_WEIGHT_FORMATS[backendName].join(', ')})`, C);
-  }
+  checkDtype(dtype, backendName, C);
 
   const preset = `${arch === 'hybrid' ? 'hybrid' : arch}-${size}`;
   if (!PRESETS[preset]) throw new UsageError(`--size ${size} is not available for --arch ${arch} (hybrid and llama: 130m)`, C);

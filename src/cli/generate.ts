@@ -17,12 +17,12 @@ import {
   UsageError,
   KV_CACHE_OPTION,
   parseKvCache,
+  checkDtype,
   type CommandSpec,
 } from './args.js';
 import { loadWithProgress, requireModel } from './info.js';
 import { DOWNLOAD_OPTION, MODEL_OPTION } from './download.js';
 import { formatBytes, formatSeconds, readFileFor, startProgress, writeFileAtomic, type CliIO } from './io.js';
-import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 
 export const DEFAULT_MAX_TOKENS = 64;
 export const SCAN_CHOICES = ['sequential', 'chunked'] as const;
@@ -156,9 +156,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | null {
   if (a.threads !== undefined && a.backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, a.backend ?? 'cpu', C);
   if (kvCache !== undefined) a.kvCache = kvCache;
-  if (a.dtype !== undefined && !BACKEND_WEIGHT_FORMATS[a.backend ?? 'cpu'].includes(a.dtype)) {
-    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32, bf16 or q8)', C);
-  }
+  checkDtype(a.dtype, a.backend ?? 'cpu', C);
   return a;
 }
 

@@ -1,9 +1,8 @@
 /** `mamba-ts serve`: an OpenAI-compatible HTTP server (src/server) over one model folder. */
-import { commandUsage, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
+import { checkDtype, commandUsage, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { loadWithProgress, requireModel } from './info.js';
 import type { CliIO } from './io.js';
 import { serve, type ServeOptions } from '../server/http.js';
-import { BACKEND_WEIGHT_FORMATS } from '../api/load-options.js';
 
 export const SERVE_SPEC: CommandSpec = {
   name: 'serve',
@@ -60,9 +59,7 @@ export async function serveCommand(argv: string[], io: CliIO): Promise<number> {
   const threads = int('threads', 1);
   if (threads !== undefined && backend !== 'wasm') throw new UsageError('--threads needs --backend wasm', C);
   const kvCache = parseKvCache(v, backend ?? 'cpu', C);
-  if (dtype !== undefined && !BACKEND_WEIGHT_FORMATS[backend ?? 'cpu'].includes(dtype)) {
-    throw new UsageError('--dtype f16/bf16/q8/q4 need --backend wasm (webgpu takes f32, bf16 or q8)', C);
-  }
+  checkDtype(dtype, backend ?? 'cpu', C);
   const apiKey = str(v, 'api-key');
   if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key: expected a non-empty key', C);
   const opts: Omit<ServeOptions, 'model'> = {

@@ -71,7 +71,7 @@ export function buildModel(raw: RawConfig, file: string, weights: WeightSource, 
     try {
       model.createState(1).dispose();
     } catch (e) {
-      if (e instanceof LoadOptionError) throw new LoadOptionError(`buildModel: ${e.message.slice(e.message.indexOf('option "kvCache"'))}`);
+      if (e instanceof LoadOptionError) throw new LoadOptionError(`buildModel: ${e.message.slice(Math.max(0, e.message.indexOf('option "kvCache"')))}`);
       throw e;
     }
   }

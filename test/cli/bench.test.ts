@@ -48,7 +48,7 @@ it('bench rejects bad options with a usage error', async () => {
   assert.match(a.stderr, /--arch: expected one of mamba, mamba2, hybrid, llama/);
   const b = await run(['bench', '--backend', 'cpu', '--dtype', 'q8']);
   assert.equal(b.code, 2);
-  assert.match(b.stderr, /--dtype q8 needs --backend wasm/);
+  assert.match(b.stderr, /--dtype q8 needs --backend wasm or webgpu \(the cpu backend stores f32\)/);
   const d = await run(['bench', '--arch', 'mamba2', '--ssd', 'scan']);
   assert.equal(d.code, 2);
   assert.match(d.stderr, /--ssd: expected one of chunked, recurrent, quadratic/);

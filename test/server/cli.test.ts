@@ -30,7 +30,8 @@ describe('mamba-ts serve (command line)', () => {
       [['serve', '--model', 'x', '--port', '70000'], /--port: expected an integer in \[0, 65535\]/],
       [['serve', '--model', 'x', '--max-batch', '0'], /--max-batch/],
       [['serve', '--model', 'x', '--backend', 'tpu'], /--backend: expected one of cpu, wasm, webgpu/],
-      [['serve', '--model', 'x', '--dtype', 'q8'], /--dtype f16\/bf16\/q8\/q4 need --backend wasm/],
+      [['serve', '--model', 'x', '--dtype', 'q8'], /--dtype q8 needs --backend wasm or webgpu \(the cpu backend stores f32\)/],
+      [['serve', '--model', 'x', '--backend', 'webgpu', '--dtype', 'q4'], /--dtype q4 needs --backend wasm \(the webgpu backend stores f32, bf16, q8\)/],
       [['serve', '--model', 'x', '--api-key', ''], /--api-key/],
     ] as Array<[string[], RegExp]>) {
       const r = await runCli(args);

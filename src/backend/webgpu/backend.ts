@@ -671,7 +671,7 @@ export class WebGpuBackend implements Backend {
       const nb = b.r1 - b.r0;
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
-      const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store) // (a weight store: never f16);
+      const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store); // (a weight store: never f16)
       // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused')
       const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
       const roles = [xr.s, b.store, bs, this.st(y)];
