@@ -20,16 +20,30 @@ async function batchedLogits(lm: CausalLM, ids: number[]): Promise<Float32Array[
   return out;
 }
 
-/** the team kernels `be`'s runtime runs, counted by name (`count`; `seen.clear()` to start again) until `restore()` */
-function countTeamKernels(be: WasmBackend): { seen: Map<string, number>; count(kernel: string): number; restore(): void } {
+/**
+ * batchedLogits with a decode option off, then on (`set`), and how often each team kernel ran in each run (`ranOff(k)`,
+ * `ranOn(k)`); the runtime's runTeam restored after
+ */
+async function offThenOn(be: WasmBackend, lm: CausalLM, ids: number[], set: (on: boolean) => void): Promise<{ off: Float32Array[]; on: Float32Array[]; ranOff(kernel: string): number; ranOn(kernel: string): number }> {
   const rt = be.runtime;
   const runTeam = rt.runTeam;
-  const seen = new Map<string, number>();
+  let seen = new Map<string, number>();
   rt.runTeam = function (k, args, parallel) {
     seen.set(k, (seen.get(k) ?? 0) + 1);
     return runTeam.call(this, k, args, parallel);
   };
-  return { seen, count: (k) => seen.get(k) ?? 0, restore: () => void (rt.runTeam = runTeam) };
+  try {
+    set(false);
+    const off = await batchedLogits(lm, ids);
+    const seenOff = seen;
+    seen = new Map();
+    set(true);
+    const on = await batchedLogits(lm, ids);
+    const seenOn = seen;
+    return { off, on, ranOff: (k) => seenOff.get(k) ?? 0, ranOn: (k) => seenOn.get(k) ?? 0 };
+  } finally {
+    rt.runTeam = runTeam;
+  }
 }
 
 /** the Mamba fixtures of the one-call decode tests, with their kernels' prefix */
@@ -140,23 +154,15 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to the step and out_proj as two calls, and really one`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
-        const kernels = countTeamKernels(be);
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           be.stepIn = false; // (the step and out_proj; with in_proj as well: the next describe)
-          const run = async (on: boolean): Promise<Float32Array[]> => {
-            be.stepOut = on;
-            kernels.seen.clear();
-            return batchedLogits(model.lm, ids);
-          };
-          const off = await run(false);
-          assert.equal(kernels.count(kernel), 0, 'off: the step and out_proj are two calls');
-          const on = await run(true);
-          assert.ok(kernels.count(kernel) > 0, `on: ${kernel} ran`);
-          assert.equal(kernels.count(`${family}_step`), 0, 'on: no step without out_proj');
-          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+          const r = await offThenOn(be, model.lm, ids, (on) => void (be.stepOut = on));
+          assert.equal(r.ranOff(kernel), 0, 'off: the step and out_proj are two calls');
+          assert.ok(r.ranOn(kernel) > 0, `on: ${kernel} ran`);
+          assert.equal(r.ranOn(`${family}_step`), 0, 'on: no step without out_proj');
+          for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `step ${i}: logits differ`);
         } finally {
-          kernels.restore();
           be.stepOut = true;
           be.stepIn = true;
         }
@@ -172,22 +178,14 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
-        const kernels = countTeamKernels(be);
         try {
           const ref = loadReference(hfFixture(name));
-          const ids = ref.ids('input_ids')[0];
-          const run = async (on: boolean): Promise<Float32Array[]> => {
-            be.stepIn = on;
-            kernels.seen.clear();
-            return batchedLogits(model.lm, ids);
-          };
-          const off = await run(false);
-          assert.equal(kernels.count(kernel), 0, 'off: in_proj is its own call');
-          assert.ok(kernels.count(`${family}_step_out`) > 0, 'off: the step and out_proj in one call');
-          const on = await run(true);
-          assert.ok(kernels.count(kernel) > 0, `on: ${kernel} ran`);
-          assert.equal(kernels.count(`${family}_step_out`), 0, 'on: every layer in one call');
-          for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
+          const r = await offThenOn(be, model.lm, ref.ids('input_ids')[0], (on) => void (be.stepIn = on));
+          assert.equal(r.ranOff(kernel), 0, 'off: in_proj is its own call');
+          assert.ok(r.ranOff(`${family}_step_out`) > 0, 'off: the step and out_proj in one call');
+          assert.ok(r.ranOn(kernel) > 0, `on: ${kernel} ran`);
+          assert.equal(r.ranOn(`${family}_step_out`), 0, 'on: every layer in one call');
+          for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `step ${i}: logits differ`);
           if (weights === 'f32') {
             // and greedy decode (batch 1, the LM head's argmax fused) gives the reference's tokens
             const want = ref.ids('generate.tokens')[0];
@@ -195,7 +193,6 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
             assert.deepEqual(res.tokens[0], want);
           }
         } finally {
-          kernels.restore();
           be.stepIn = true;
         }
       });
