@@ -30,11 +30,18 @@ const arg = (name: string, def: string): string => {
 const model = arg('model', 'llama-130m');
 const formats = arg('formats', 'f32,bf16,q8').split(',') as KvCacheDType[];
 for (const f of formats) if (!KV_CACHE_FORMATS.includes(f)) throw new Error(`--formats: expected formats among ${KV_CACHE_FORMATS.join(', ')}, got '${f}'`);
-const C = Number(arg('context', '8192'));
-const steps = Number(arg('steps', '6'));
-const P = Number(arg('accuracy-prompt', '1024'));
-const N = Number(arg('accuracy-steps', '8'));
-const threads = Number(arg('threads', '2'));
+/** an integer option >= min (a clear error naming it otherwise) */
+const int = (name: string, def: string, min: number): number => {
+  const raw = arg(name, def);
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got '${raw}'`);
+  return n;
+};
+const C = int('context', '8192', 0);
+const steps = int('steps', '6', 1);
+const P = int('accuracy-prompt', '1024', 0);
+const N = int('accuracy-steps', '8', 0);
+const threads = int('threads', '2', 1);
 if (!PRESETS[model]) throw new Error(`--model: no preset ${model}`);
 
 const be = new WasmBackend({ threads });
