@@ -626,7 +626,7 @@ export class GpuRuntime {
   async read(s: Store): Promise<Float32Array> {
     if (s.blocks) {
       const parts = await Promise.all(s.blocks.map((b) => this.read(b.store)));
-      const out = new Float32Array(s.len);
+      const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0)); // (16-bit blocks: two values a word)
       let o = 0;
       for (const p of parts) {
         out.set(p, o);
