@@ -395,11 +395,15 @@ export class WebGpuBackend implements Backend {
       encodeHalfInto(data, kv, bits);
       const st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
       st.fmt = kv;
+      st.kv = true;
       return new Tensor(this, st, [...shape], kv);
     }
     if (opts?.kvCache === 'f32') {
       const split = this.kvSplit(shape, 'f32', 'KV cache', data);
       if (split) return split;
+      const t = this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+      (t.storage as Store).kv = true;
+      return t;
     }
     if (!opts?.matrix || shape.length !== 2) {
       this.weightBytes += data.byteLength;
@@ -437,12 +441,14 @@ export class WebGpuBackend implements Backend {
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
     const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
     if (kv !== 'f32') this.kvCheck(shape, kv);
-    const split = this.kvSplit(shape, kv, 'KV cache');
+    // (kvCache given, f32 too: a KV cache, split by sequences when larger than a binding)
+    const split = kvCache !== undefined ? this.kvSplit(shape, kv, 'KV cache') : null;
     if (split) {
       for (const b of this.seqBlocks(split)) this.fill(b.store, 0);
       return split;
     }
     const t = kv === 'f32' ? this.out(shape, 'zeros') : this.kvOut(shape, kv, 'KV cache');
+    if (kvCache !== undefined) (t.storage as Store).kv = true;
     this.fill(this.st(t), 0);
     return t;
   }
@@ -462,10 +468,11 @@ export class WebGpuBackend implements Backend {
     if (shape.length < 3 || shape[0] < 1) return null;
     const w = kv === 'f32' ? 1 : 2; // values per word
     const rowWords = shapeSize(shape) / shape[0] / w;
-    if (rowWords * shape[0] * 4 <= this.rt.maxBinding) return null;
-    const per = Math.floor(this.rt.maxBinding / (rowWords * 4));
+    const most = this.rt.maxKvBlock;
+    if (rowWords * shape[0] * 4 <= most) return null;
+    const per = Math.floor(most / (rowWords * 4));
     if (per < 1) {
-      throw new Error(`webgpu: a ${what} [${shape.join(', ')}] (${kv}) needs ${rowWords * 4} bytes per sequence, more than the adapter's largest buffer binding (${this.rt.maxBinding} bytes); use a shorter context`);
+      throw new Error(`webgpu: a ${what} [${shape.join(', ')}] (${kv}) needs ${rowWords * 4} bytes per sequence, more than ${most === this.rt.maxBinding ? "the adapter's largest buffer binding" : 'a KV cache block may hold (maxKvBlockBytes)'} (${most} bytes); use a shorter context`);
     }
     const blocks: RowBlock[] = [];
     for (let r0 = 0; r0 < shape[0]; r0 += per) {
@@ -481,10 +488,12 @@ export class WebGpuBackend implements Backend {
         }
       } else st = this.rt.alloc(this.rt.kvPool, (r1 - r0) * rowWords, what);
       st.fmt = kv;
+      st.kv = true;
       blocks.push({ r0, r1, store: st });
     }
     const s = new Store(blocks[0].store.ref, 0, rowWords * shape[0], null, blocks);
     s.fmt = kv;
+    s.kv = true;
     return new Tensor(this, s, [...shape], kv);
   }
 
@@ -533,6 +542,7 @@ export class WebGpuBackend implements Backend {
     this.kvCheck(shape, kv);
     const st = this.rt.alloc(this.rt.kvPool, shapeSize(shape) / 2, what);
     st.fmt = kv;
+    st.kv = true;
     return new Tensor(this, st, [...shape], kv);
   }
 
@@ -1329,9 +1339,15 @@ export class WebGpuBackend implements Backend {
 
   /** a result of a row op on `t`: a KV cache of t's 16-bit format, or f32 */
   private rowsOut(t: Tensor, shape: Shape, what: string): Tensor {
-    const split = this.kvSplit(shape, this.kvOf(t) ? (t.dtype as 'bf16' | 'f16') : 'f32', what);
+    const half = this.kvOf(t) ? (t.dtype as 'bf16' | 'f16') : null;
+    if (!(t.storage as Store).kv && !half) return this.out(shape, what);
+    // a KV cache: split by sequences when larger than a binding, else one store marked as a cache
+    const split = this.kvSplit(shape, half ?? 'f32', what);
     if (split) return split;
-    return this.kvOf(t) ? this.kvOut(shape, t.dtype as 'bf16' | 'f16', what) : this.out(shape, what);
+    if (half) return this.kvOut(shape, half, what);
+    const y = this.out(shape, what);
+    (y.storage as Store).kv = true;
+    return y;
   }
 
   /** (16-bit KV caches stay in their format: words copied as they are, variant 'u'; ops.concatRows checks one dtype) */
