@@ -5,9 +5,9 @@
  *   (decode with flash-decoding splits, prefill on a cached prefix) = the CPU reference across block boundaries, the
  *   cache written the same; padTime, takeRows, concatRows, scatterAddRows = the CPU; a cache that fits takes the
  *   same dispatches as before (one per op), a split one the same per block;
- * - models (llama-tiny, bamba-tiny), with a tiny `maxKvBlockBytes` (the other tensors keep their bindings): 4
+ * - models (llama-tiny f32 and f16, bamba-tiny bf16), with a tiny `maxKvBlockBytes` (the other tensors keep their bindings): 4
  *   sequences decode the same greedy tokens and logits (≤ 1e-5) as with unsplit caches, through growth (recorded
- *   steps replayed across it), select, concat, writeRow, export/import; f32, bf16, f16.
+ *   steps replayed across it), select, concat, writeRow, export/import.
  */
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,11 +126,11 @@ async function scenario(lm: CausalLM, kv: (typeof FORMATS)[number], blocks: numb
   const s = lm.createState(4, { kvCache: kv });
   const logits: Float32Array[] = [];
   const tokens: number[][] = [];
-  let last = (await lm.advance([long(58, 7), long(58, 11), long(58, 13), long(58, 3)], s)).data;
+  let last = (await lm.advance([long(60, 7), long(60, 11), long(60, 13), long(60, 3)], s)).data;
   const V = last.length / 4;
   const note = (d: Float32Array) => (logits.push(d.slice()), tokens.push(argmaxRows(d, V)), tokens[tokens.length - 1]);
   let next = note(last);
-  for (let i = 0; i < 8; i++) next = note((await lm.advance(next.map((t) => [t]), s)).data); // past 64: the caches grow
+  for (let i = 0; i < 5; i++) next = note((await lm.advance(next.map((t) => [t]), s)).data); // past 64: the caches grow
   const cache = () => s.layers.find((l) => l.k)!.k;
   assert.equal(cache().shape[1], 128);
   blocks.push(blocksOf(cache()));
@@ -145,34 +145,35 @@ async function scenario(lm: CausalLM, kv: (typeof FORMATS)[number], blocks: numb
   next = [next[3], next[1], next[0], 9];
   for (const st of [joined, back]) {
     let nx = next;
-    for (let i = 0; i < 3; i++) nx = note((await lm.advance(nx.map((t) => [t]), st)).data);
+    for (let i = 0; i < 2; i++) nx = note((await lm.advance(nx.map((t) => [t]), st)).data);
   }
   for (const st of [s, one, joined, back]) st.dispose();
   return { logits, tokens };
 }
 
 describe('webgpu models with KV caches split by sequences = unsplit caches', () => {
-  for (const name of ['llama-tiny', 'bamba-tiny']) {
-    withGpu(`${name}: 4 sequences, f32/bf16/f16, through growth, select, concat, writeRow, export/import`, [kvSmall, plain], async (g, p) => {
+  // (the formats split between the models to keep the test short; the ops above take all three)
+  for (const [name, formats] of [['llama-tiny', ['f32', 'f16']], ['bamba-tiny', ['bf16']]] as const) {
+    withGpu(`${name}: 4 sequences, ${formats.join('/')}, through growth, select, concat, writeRow, export/import`, [kvSmall, plain], async (g, p) => {
       const gm = await loadModel(hfFixture(name), { backend: g });
       const pm = await loadModel(hfFixture(name), { backend: p });
       let replays = 0;
       const replay = g.rt.replay.bind(g.rt);
       g.rt.replay = (...x: Parameters<typeof replay>) => (replays++, replay(...x));
       try {
-        for (const kv of FORMATS) {
+        for (const kv of formats) {
           const [bs, bp]: number[][] = [[], []];
           const got = await scenario(gm.lm, kv, bs);
           const want = await scenario(pm.lm, kv, bp);
-          // blocks of 24 KiB: at 128 positions 16 KiB a sequence in f32 (4 blocks), 8 KiB in 16 bits (2); imported at 67
-          // positions 8.4 KiB (2 blocks) and 4.2 KiB (one store, split again when it grows to 134)
+          // blocks of 24 KiB: at 128 positions 16 KiB a sequence in f32 (4 blocks), 8 KiB in 16 bits (2); imported at 66
+          // positions 8.3 KiB (2 blocks) and 4.1 KiB (one store, split again when it grows to 132)
           assert.deepEqual(bs, kv === 'f32' ? [4, 2] : [2, 1], `${kv}: blocks of the split caches`);
           assert.deepEqual(bp, [1, 1], 'unsplit');
           assert.deepEqual(got.tokens, want.tokens, `${kv}: greedy tokens`);
           const d = Math.max(...got.logits.map((l, i) => maxAbsDiff(l, want.logits[i])));
           assert.ok(d <= 1e-5, `${kv}: max |Δlogit| split vs unsplit = ${d}`);
         }
-        assert.ok(replays >= 6, `${replays} replayed steps on split caches`);
+        assert.ok(replays >= 3 * formats.length, `${replays} replayed steps on split caches`);
       } finally {
         g.rt.replay = replay;
       }
