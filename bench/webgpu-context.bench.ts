@@ -34,6 +34,8 @@ Decode tok/s and memory per sequence at several contexts and batches (random wei
   --kernels tiled|simple  (default: the adapter's)
   --plan              run nothing: check each point against --gpu-memory-gib and the bindings and allocate one
                       of its KV cache tensors (split into blocks of sequences when over one binding)
+  --max-kv-block-bytes N  cap a KV cache block's bytes below the binding (splits small caches: a smoke test of
+                      the split path on a software adapter)
   --null-device       with --plan: a device that executes nothing, with an NVIDIA GPU's limits (bench/null-gpu.ts)
   --out DIR           where context.json/.md/.svg go (default bench-results)
   --json              print the points as one JSON line at the end
@@ -72,6 +74,9 @@ const gpuGiB = Number(arg('gpu-memory-gib', '76'));
 if (!(gpuGiB > 0)) throw new Error('--gpu-memory-gib: expected a positive number');
 const out = arg('out', 'bench-results');
 const planOnly = process.argv.includes('--plan');
+const kvBlock = arg('max-kv-block-bytes', '');
+if (kvBlock && !(Number(kvBlock) >= 256)) throw new Error(`--max-kv-block-bytes: expected a number of bytes >= 256, got "${kvBlock}"`);
+const kvOpt = kvBlock ? { maxKvBlockBytes: Number(kvBlock) } : {};
 const nullDevice = process.argv.includes('--null-device');
 if (nullDevice && !planOnly) throw new Error('--null-device runs nothing: only with --plan');
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -91,8 +96,8 @@ const points: SweepPoint[] = await runSweep({
   planOnly,
   makeBackend: async () => {
     const be = nullDevice
-      ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: (kernels || 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32 })
-      : await createWebGpuBackend({ weights, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
+      ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: (kernels || 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...kvOpt })
+      : await createWebGpuBackend({ weights, ...kvOpt, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
     adapter = `${be.name} (${be.kernels} kernels)`;
     return be;
   },
