@@ -3,7 +3,7 @@
  * split by sequences into blocks that each fit (WebGpuBackend.kvSplit), every cache op run block by block.
  * - ops, with a tiny `maxBindingBytes` (the real mechanism): zeros/fromHost split, read back whole; the attention op
  *   (decode with flash-decoding splits, prefill on a cached prefix) = the CPU reference across block boundaries, the
- *   cache written the same; padTime, takeRows, concatRows, scatterAddRows = the CPU; a cache that fits takes the
+ *   cache written the same (the tiled prefill kernels too); padTime, takeRows, concatRows, scatterAddRows = the CPU; a cache that fits takes the
  *   same dispatches as before (one per op), a split one the same per block;
  * - models (llama-tiny f32 and f16, bamba-tiny bf16), with a tiny `maxKvBlockBytes` (the other tensors keep their bindings): 4
  *   sequences decode the same greedy tokens and logits (≤ 1e-5) as with unsplit caches, through growth (recorded
@@ -25,9 +25,10 @@ import { kernelsOf, webgpuOrReason } from './webgpu-context.js';
 
 const small = await webgpuOrReason({ kernels: 'simple', maxBindingBytes: 16384, attentionSplits: 3 });
 const plain = typeof small === 'string' ? small : await webgpuOrReason({ kernels: 'simple', attentionSplits: 3 });
+const smallTiled = typeof small === 'string' ? small : await webgpuOrReason({ kernels: 'tiled', maxBindingBytes: 16384 });
 const kvSmall = typeof small === 'string' ? small : await webgpuOrReason({ kernels: 'simple', attentionSplits: 3, maxKvBlockBytes: 24576 });
 after(() => {
-  for (const g of [small, plain, kvSmall]) if (typeof g !== 'string') g.destroy();
+  for (const g of [small, smallTiled, plain, kvSmall]) if (typeof g !== 'string') g.destroy();
 });
 
 function withGpu(name: string, gs: (WebGpuBackend | string)[], fn: (...g: WebGpuBackend[]) => Promise<void>): void {
@@ -108,6 +109,30 @@ describe('webgpu KV caches split by sequences: ops', () => {
       }
     });
   }
+
+  withGpu('the tiled prefill kernels on a split cache (attention_prefill; flash1: the training forward) = the CPU', [smallTiled], async (g) => {
+    const [B, L, T, Hq, Hkv, hd] = [5, 4, 64, 4, 2, 16];
+    const q = randomArray(B * L * Hq * hd, 3, 1), k = randomArray(B * L * Hkv * hd, 4, 1), v = randomArray(B * L * Hkv * hd, 5, 1);
+    const cache = [randomArray(B * T * Hkv * hd, 6, 1), randomArray(B * T * Hkv * hd, 7, 1)];
+    const run = async (be: Backend, kv: 'f32' | 'bf16') => {
+      const [ck, cv] = cache.map((x) => be.fromHost(x.slice(), [B, T, Hkv, hd], { kvCache: kv }));
+      const y = be.attention({ q: be.fromHost(q.slice(), [B, L, Hq, hd]), k: be.fromHost(k.slice(), [B, L, Hkv, hd]), v: be.fromHost(v.slice(), [B, L, Hkv, hd]), cacheK: ck, cacheV: cv, pastLen: [3, 50, 0, 9, 59], scale: 0.25 });
+      return { y: await y.data(), k: await ck.data(), blocks: blocksOf(ck) };
+    };
+    try {
+      for (const [attn, kv, kernel] of [['flash', 'f32', 'attention_prefill'], ['flash', 'bf16', 'attention_prefill'], ['flash1', 'f32', 'attention_train_fwd']] as const) {
+        g.attentionKernels = attn;
+        const want = await run(cpu, kv);
+        const got = await kernelsOf(g, () => run(g, kv));
+        assert.ok(got.names.includes(kernel), `${attn} ${kv}: ${got.names}`);
+        assert.ok(got.result.blocks > 1);
+        assert.ok(maxAbsDiff(got.result.y, want.y) <= 1e-5, `${attn} ${kv}: max |Δ| = ${maxAbsDiff(got.result.y, want.y)}`);
+        assert.deepEqual(got.result.k, want.k);
+      }
+    } finally {
+      g.attentionKernels = 'flash';
+    }
+  });
 
   withGpu('one sequence larger than a binding is refused naming the limit', [small], async (g) => {
     assert.throws(() => g.zeros([2, 256, 2, 16], 'f32'), /KV cache \[2, 256, 2, 16\] \(f32\) needs 32768 bytes per sequence, more than the adapter's largest buffer binding \(16384 bytes\)/);
