@@ -46,7 +46,8 @@ export interface SweepPoint {
   engine?: string;
   context: number;
   batch: number;
-  status: 'ok' | 'oom' | 'failed';
+  /** 'planned': checked against the budget and the bindings, its KV cache allocated, not run (`planOnly`) */
+  status: 'ok' | 'oom' | 'failed' | 'planned';
   /** why a point did not run */
   reason?: string;
   /** how the state reached the context */
@@ -71,6 +72,11 @@ export interface SweepPoint {
   needed_bytes: number;
   /** the tokens' check ('ok' or what differed) */
   check?: string;
+  /**
+   * blocks of sequences each KV cache tensor of the batch is stored in (WebGPU: a tensor over one buffer binding is
+   * split by sequences, WebGpuBackend.kvSplit; 1: one buffer)
+   */
+  kv_blocks?: number;
 }
 
 /** What one sequence's state holds: constant-size bytes, and bytes per position of its KV caches. */
@@ -120,6 +126,8 @@ export interface PointOptions {
   chunk?: number;
   /** fewer steps when a step is slow: the timed steps take about this long at most (default 20 s) */
   maxSeconds?: number;
+  /** check the point against the budget and the bindings and allocate one of its KV cache tensors, run nothing */
+  planOnly?: boolean;
   log?: (s: string) => void;
 }
 
@@ -154,10 +162,14 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   if (o.budgetBytes !== undefined && needed > o.budgetBytes) {
     return { ...point, status: 'oom', reason: `out of memory (predicted): needs ${gib(needed)} (weights and buffers held ${gib(stats0.deviceBytes)} + ${B} × ${gib(allocPerSeq)} of state), the budget is ${gib(o.budgetBytes)}` };
   }
-  const biggest = lay.maxTensorPerPosition * cap * B;
-  if (biggest > be.rt.maxBinding) {
-    return { ...point, status: 'oom', reason: `out of memory: one KV cache tensor would hold ${gib(biggest)}, more than the adapter's largest buffer binding (${gib(be.rt.maxBinding)})` };
+  // a KV cache tensor larger than a binding is split into blocks of sequences (WebGpuBackend.kvSplit): only one
+  // sequence's cache must fit one binding
+  const perSeq = lay.maxTensorPerPosition * cap;
+  if (perSeq > be.rt.maxKvBlock) {
+    return { ...point, status: 'oom', reason: `out of memory: one sequence's KV cache tensor would hold ${gib(perSeq)}, more than the adapter's largest buffer binding (${gib(be.rt.maxKvBlock)})` };
   }
+  if (lay.grows) point.kv_blocks = perSeq * B > be.rt.maxKvBlock ? Math.ceil(B / Math.floor(be.rt.maxKvBlock / perSeq)) : 1;
+  if (o.planOnly) return planPoint(lm, be, point, cap, gib);
   if (!lm.advanceArgmax || !be.argmaxRows) throw new Error(`context sweep: ${model} on ${be.name} has no greedy step on the device (advanceArgmax)`);
   const log = o.log ?? (() => {});
   const V = lm.vocabSize;
@@ -225,6 +237,30 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   }
 }
 
+/** `planOnly`: one KV cache tensor of the point allocated (zeroed) as a state would hold it, its blocks counted */
+async function planPoint(lm: CausalLM, be: WebGpuBackend, point: SweepPoint, cap: number, gib: (b: number) => string): Promise<SweepPoint> {
+  const one = lm.createState(1);
+  const [k, t] = Object.entries(one.layers.find((l) => Object.keys(l).some((x) => one.timeTensors.has(x))) ?? {}).find(([x]) => one.timeTensors.has(x)) ?? [];
+  if (!k || !t) {
+    one.dispose();
+    return { ...point, status: 'planned', reason: 'no KV cache' };
+  }
+  const shape = [point.batch, cap, ...t.shape.slice(2)];
+  const kv = t.dtype as KvCacheDType;
+  one.dispose();
+  try {
+    const c = be.zeros(shape, kv);
+    const blocks = (c.storage as { blocks?: unknown[] | null }).blocks?.length ?? 1;
+    c.dispose();
+    await be.sync();
+    if (blocks !== point.kv_blocks) throw new Error(`the cache [${shape.join(', ')}] took ${blocks} blocks, ${point.kv_blocks} predicted`);
+    return { ...point, status: 'planned', reason: `each KV cache [${shape.join(', ')}] (${kv}, ${gib(c.size * DTYPE_BYTES[kv])}) allocated in ${blocks} block(s) of ≤ ${gib(be.rt.maxKvBlock)}; not run` };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return { ...point, status: isMemoryError(msg) ? 'oom' : 'failed', reason: msg };
+  }
+}
+
 /** one sequence prefilled with C tokens (in chunks), copied into `batch` rows */
 async function prefillState(lm: CausalLM, batch: number, C: number, chunk: number, V: number): Promise<ModelState> {
   const one = lm.createState(1);
@@ -257,7 +293,7 @@ function directState(lm: CausalLM, be: WebGpuBackend, batch: number, C: number, 
         data.set(noise(C * per));
         // (in the cache's format: a bf16/f16 cache holds these values rounded)
         const kv = l[k].dtype as KvCacheDType;
-        block = be.fromHost(data, [1, cap, ...tail], kv === 'f32' ? undefined : { kvCache: kv });
+        block = be.fromHost(data, [1, cap, ...tail], { kvCache: kv }); // (f32 too: the batch's copy may be split by sequences)
         blocks.set(key, block);
       }
       const filled = keep(ops.takeRows(block, rows));
@@ -279,6 +315,8 @@ export interface SweepOptions {
   budgetBytes?: number;
   chunk?: number;
   maxSeconds?: number;
+  /** see PointOptions.planOnly */
+  planOnly?: boolean;
   /**
    * KV cache formats (default ['f32']): a model with KV caches runs once per format (named "<model> (<format> KV)"
    * but for f32), a model without them once
@@ -307,7 +345,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
           const name = grows && kvCache !== 'f32' ? `${m.name} (${kvCache} KV)` : m.name;
           await be.sync();
           for (const C of contexts) {
-            const p = await runPoint(lm, be, name, { context: C, batch: B, steps: o.steps, fill: o.fill, budgetBytes: o.budgetBytes, chunk: o.chunk, maxSeconds: o.maxSeconds, log: o.log });
+            const p = await runPoint(lm, be, name, { context: C, batch: B, steps: o.steps, fill: o.fill, budgetBytes: o.budgetBytes, chunk: o.chunk, maxSeconds: o.maxSeconds, planOnly: o.planOnly, log: o.log });
             out.push(p);
             o.onPoint?.(p);
           }
@@ -336,7 +374,7 @@ export function sweepTable(points: readonly SweepPoint[]): string {
     rows: points.map((p) =>
       p.status === 'ok'
         ? [p.model, contextLabel(p.context), String(p.batch), f1(p.tok_s!), p.ms_per_step!.toFixed(2), mib(p.state_bytes_per_seq), mib(p.peak_live_bytes), mib(p.device_bytes), `${p.path} (${p.steps} steps)`, p.fill, p.check ?? '']
-        : [p.model, contextLabel(p.context), String(p.batch), p.status === 'oom' ? '**out of memory**' : '**failed**', '—', mib(p.state_bytes_per_seq), `needs ${mib(p.needed_bytes)}`, '—', '—', p.fill, p.reason ?? ''],
+        : [p.model, contextLabel(p.context), String(p.batch), p.status === 'oom' ? '**out of memory**' : p.status === 'planned' ? 'planned (not run)' : '**failed**', '—', mib(p.state_bytes_per_seq), `needs ${mib(p.needed_bytes)}`, '—', '—', p.fill, p.reason ?? ''],
     ),
   });
 }
@@ -358,7 +396,7 @@ function ratioTableOf(points: readonly SweepPoint[], a: string, b: string): stri
     const pa = points.find((p) => p.model === a && p.batch === B && p.context === C);
     const pb = points.find((p) => p.model === b && p.batch === B && p.context === C);
     if (!pa || !pb) continue;
-    const speed = (p: SweepPoint) => (p.status === 'ok' ? f1(p.tok_s!) : p.status === 'oom' ? 'out of memory' : 'failed');
+    const speed = (p: SweepPoint) => (p.status === 'ok' ? f1(p.tok_s!) : p.status === 'oom' ? 'out of memory' : p.status === 'planned' ? 'planned' : 'failed');
     const ratio = pa.status === 'ok' && pb.status === 'ok' ? `${(pa.tok_s! / pb.tok_s!).toFixed(2)}×` : pa.status === 'ok' && pb.status === 'oom' ? `∞ (${b} out of memory)` : '—';
     rows.push([contextLabel(C), String(B), speed(pa), speed(pb), ratio, mib(pa.state_bytes_per_seq), mib(pb.state_bytes_per_seq), `${(pb.state_bytes_per_seq / pa.state_bytes_per_seq).toFixed(2)}×`]);
   }

@@ -6,6 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { WebGpuBackend } from '../src/backend/webgpu/backend.js';
+import { nullGpuDevice } from './null-gpu.js';
 import { PRESETS } from '../src/models/random.js';
 import { writeFileAtomic } from '../src/cli/io.js';
 import { ratioTable, runSweep, sweepSvg, sweepTable, contextLabel, type Fill, type SweepPoint } from './context-sweep.js';
@@ -30,6 +32,11 @@ Decode tok/s and memory per sequence at several contexts and batches (random wei
   --kv-cache F,…      KV cache formats: f32, bf16, f16 (default f32); a model with KV caches runs once per format
                       ("llama-130m (bf16 KV)"), the state per sequence counted in the format's bytes
   --kernels tiled|simple  (default: the adapter's)
+  --plan              run nothing: check each point against --gpu-memory-gib and the bindings and allocate one
+                      of its KV cache tensors (split into blocks of sequences when over one binding)
+  --max-kv-block-bytes N  cap a KV cache block's bytes below the binding (splits small caches: a smoke test of
+                      the split path on a software adapter)
+  --null-device       with --plan: a device that executes nothing, with an NVIDIA GPU's limits (bench/null-gpu.ts)
   --out DIR           where context.json/.md/.svg go (default bench-results)
   --json              print the points as one JSON line at the end
 `;
@@ -66,6 +73,12 @@ const layers = arg('layers', '');
 const gpuGiB = Number(arg('gpu-memory-gib', '76'));
 if (!(gpuGiB > 0)) throw new Error('--gpu-memory-gib: expected a positive number');
 const out = arg('out', 'bench-results');
+const planOnly = process.argv.includes('--plan');
+const kvBlock = arg('max-kv-block-bytes', '');
+if (kvBlock && !(Number(kvBlock) >= 256)) throw new Error(`--max-kv-block-bytes: expected a number of bytes >= 256, got "${kvBlock}"`);
+const kvOpt = kvBlock ? { maxKvBlockBytes: Number(kvBlock) } : {};
+const nullDevice = process.argv.includes('--null-device');
+if (nullDevice && !planOnly) throw new Error('--null-device runs nothing: only with --plan');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 let adapter = '';
@@ -80,8 +93,11 @@ const points: SweepPoint[] = await runSweep({
   chunk: list('chunk', '2048')[0],
   budgetBytes: gpuGiB * 2 ** 30,
   kvCaches,
+  planOnly,
   makeBackend: async () => {
-    const be = await createWebGpuBackend({ weights, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
+    const be = nullDevice
+      ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: (kernels || 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...kvOpt })
+      : await createWebGpuBackend({ weights, ...kvOpt, ...(kernels ? { kernels: kernels as 'tiled' | 'simple' } : {}) });
     adapter = `${be.name} (${be.kernels} kernels)`;
     return be;
   },
@@ -90,7 +106,7 @@ const points: SweepPoint[] = await runSweep({
     log(`${p.model} context ${contextLabel(p.context)} batch ${p.batch}: ` +
       (p.status === 'ok'
         ? `${p.tok_s!.toFixed(1)} tok/s (${p.ms_per_step!.toFixed(2)} ms/step, ${p.path}), state ${(p.state_bytes_per_seq / 2 ** 20).toFixed(2)} MiB/seq, check ${p.check}`
-        : `${p.status === 'oom' ? 'OUT OF MEMORY' : 'FAILED'}: ${p.reason}`) + ` [${((performance.now() - t0) / 1000).toFixed(0)} s]`),
+        : `${p.status === 'oom' ? 'OUT OF MEMORY' : p.status === 'planned' ? 'planned' : 'FAILED'}: ${p.reason}`) + ` [${((performance.now() - t0) / 1000).toFixed(0)} s]`),
 });
 
 const root = repoRoot(import.meta.url);

@@ -176,7 +176,7 @@ export class ModelState {
       for (const [k, t] of Object.entries(l)) {
         if (this.timeTensors.has(k) && t.shape[1] > used) {
           const { data, shape } = trimTime(await t.data(), t.shape, used);
-          out[k] = t.backend.fromHost(data, shape, t.dtype === 'f32' ? undefined : { kvCache: t.dtype as KvCacheDType });
+          out[k] = t.backend.fromHost(data, shape, { kvCache: t.dtype as KvCacheDType }); // (f32 too: a backend may store caches apart)
         } else out[k] = takeRows(t, all);
       }
       layers.push(out);
@@ -238,7 +238,7 @@ export class ModelState {
           throw new ModelError(`${label}: tensor "${name}" has shape [${e.shape}], expected [${want}]`);
         }
         // KV caches in the format of the model's fresh states (the template's), whatever the file stores
-        return backend.fromHost(f.float32(name).slice(), want, isTime && t.dtype !== 'f32' ? { kvCache: t.dtype as KvCacheDType } : undefined);
+        return backend.fromHost(f.float32(name).slice(), want, isTime ? { kvCache: t.dtype as KvCacheDType } : undefined);
       }),
     );
     return new ModelState(template.fingerprint, layers, batch, seqLen as number[], template.timeTensors);

@@ -53,7 +53,7 @@ export class Attention implements Mixer {
   initState(batch: number, opts?: { kvCache?: KvCacheDType }): Record<string, Tensor> {
     const o = this.opts;
     const shape = [batch, INITIAL_CACHE, o.nKvHeads, o.headDim];
-    return { k: this.backend.zeros(shape, opts?.kvCache), v: this.backend.zeros(shape, opts?.kvCache) };
+    return { k: this.backend.zeros(shape, opts?.kvCache ?? 'f32'), v: this.backend.zeros(shape, opts?.kvCache ?? 'f32') };
   }
 
   reserve(state: Record<string, Tensor>, need: number): void {

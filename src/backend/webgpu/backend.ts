@@ -310,7 +310,8 @@ export class WebGpuBackend implements Backend {
   async captureStep<T>(step: () => Promise<T>, own: readonly Tensor[]): Promise<{ result: T; graph: StepGraph | null }> {
     this.fx.flush();
     const epoch = this.epoch;
-    const { result, graph } = await this.rt.capture(step, own.map((t) => t.storage as Store));
+    // (a KV cache split by sequences: the step owns each of its blocks)
+    const { result, graph } = await this.rt.capture(step, own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]));
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
   }
 
@@ -388,11 +389,21 @@ export class WebGpuBackend implements Backend {
     if (kv !== 'f32') {
       // a bf16/f16 KV cache: rounded to nearest even here (dtype.ts, as the cpu/wasm backends store it), two per u32
       this.kvCheck(shape, kv);
+      const split = this.kvSplit(shape, kv, 'KV cache', data);
+      if (split) return split;
       const bits = new Uint16Array(data.length);
       encodeHalfInto(data, kv, bits);
       const st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
       st.fmt = kv;
+      st.kv = true;
       return new Tensor(this, st, [...shape], kv);
+    }
+    if (opts?.kvCache === 'f32') {
+      const split = this.kvSplit(shape, 'f32', 'KV cache', data);
+      if (split) return split;
+      const t = this.tensor(this.rt.fromHost(this.rt.constPool, data), shape);
+      (t.storage as Store).kv = true;
+      return t;
     }
     if (!opts?.matrix || shape.length !== 2) {
       this.weightBytes += data.byteLength;
@@ -429,9 +440,90 @@ export class WebGpuBackend implements Backend {
   /** `kvCache` bf16/f16: a KV cache [b, T, Hkv, hd] of 16-bit values, two per u32 (`kvCheck`), in the KV pool */
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
     const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
+    if (kv !== 'f32') this.kvCheck(shape, kv);
+    // (kvCache given, f32 too: a KV cache, split by sequences when larger than a binding)
+    const split = kvCache !== undefined ? this.kvSplit(shape, kv, 'KV cache') : null;
+    if (split) {
+      for (const b of this.seqBlocks(split)) this.fill(b.store, 0);
+      return split;
+    }
     const t = kv === 'f32' ? this.out(shape, 'zeros') : this.kvOut(shape, kv, 'KV cache');
+    if (kvCache !== undefined) (t.storage as Store).kv = true;
     this.fill(this.st(t), 0);
     return t;
+  }
+
+  // ---- KV caches split by sequences ----------------------------------------------------------
+  // A KV cache [b, T, Hkv, hd] larger than one buffer binding (maxStorageBufferBindingSize: 2 GiB − 4 on NVIDIA,
+  // e.g. llama-130m at 64k × batch 32 in bf16) is stored as blocks of whole sequences (Store.blocks, r0/r1 in
+  // batch rows), each a store of its own in the KV pool; the ops that touch caches (attention and its cache write,
+  // padTime, takeRows, concatRows, scatterAddRows, read, dispose) run block by block with the block's rows. A
+  // cache that fits stays one store and takes the same dispatches as before.
+
+  /**
+   * A KV cache tensor split into blocks of sequences when [b, …] of `kv` values exceeds the largest binding (null
+   * when it fits: the caller makes one store); `data`: its values from the host (else contents undefined).
+   */
+  private kvSplit(shape: Shape, kv: 'f32' | 'bf16' | 'f16', what: string, data?: Float32Array): Tensor | null {
+    if (shape.length < 3 || shape[0] < 1) return null;
+    const w = kv === 'f32' ? 1 : 2; // values per word
+    const rowWords = shapeSize(shape) / shape[0] / w;
+    const most = this.rt.maxKvBlock;
+    if (rowWords * shape[0] * 4 <= most) return null;
+    const per = Math.floor(most / (rowWords * 4));
+    if (per < 1) {
+      throw new Error(`webgpu: a ${what} [${shape.join(', ')}] (${kv}) needs ${rowWords * 4} bytes per sequence, more than ${most === this.rt.maxBinding ? "the adapter's largest buffer binding" : 'a KV cache block may hold (maxKvBlockBytes)'} (${most} bytes); use a shorter context`);
+    }
+    const blocks: RowBlock[] = [];
+    for (let r0 = 0; r0 < shape[0]; r0 += per) {
+      const r1 = Math.min(shape[0], r0 + per);
+      let st: Store;
+      if (data) {
+        const part = data.subarray(r0 * rowWords * w, r1 * rowWords * w);
+        if (kv === 'f32') st = this.rt.fromHost(this.rt.kvPool, part);
+        else {
+          const bits = new Uint16Array(part.length);
+          encodeHalfInto(part, kv, bits);
+          st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
+        }
+      } else st = this.rt.alloc(this.rt.kvPool, (r1 - r0) * rowWords, what);
+      st.fmt = kv;
+      st.kv = true;
+      blocks.push({ r0, r1, store: st });
+    }
+    const s = new Store(blocks[0].store.ref, 0, rowWords * shape[0], null, blocks);
+    s.fmt = kv;
+    s.kv = true;
+    return new Tensor(this, s, [...shape], kv);
+  }
+
+  /** a tensor's blocks of sequences (a KV cache split by `kvSplit`), or its one store as a block of all rows */
+  private seqBlocks(t: Tensor): RowBlock[] {
+    const s = t.storage as Store;
+    return s.blocks ?? [{ r0: 0, r1: t.shape[0], store: this.st(t) }];
+  }
+
+  /** `len` words from word `off` of a block store, in its format */
+  private sub(s: Store, off: number, len: number): Store {
+    const v = s.view(off, len);
+    v.fmt = s.fmt;
+    return v;
+  }
+
+  /**
+   * The pieces of rows [a0, a0 + n) of blocks A that land on rows [b0, b0 + n) of blocks B: each piece lies in
+   * one block of each (rows local to the blocks).
+   */
+  private spans(A: RowBlock[], a0: number, B: RowBlock[], b0: number, n: number): { x: Store; xr: number; y: Store; yr: number; n: number }[] {
+    const out: { x: Store; xr: number; y: Store; yr: number; n: number }[] = [];
+    const at = (bs: RowBlock[], r: number) => bs.find((b) => r >= b.r0 && r < b.r1)!;
+    for (let i = 0; i < n; ) {
+      const x = at(A, a0 + i), y = at(B, b0 + i);
+      const cnt = Math.min(n - i, x.r1 - (a0 + i), y.r1 - (b0 + i));
+      out.push({ x: x.store, xr: a0 + i - x.r0, y: y.store, yr: b0 + i - y.r0, n: cnt });
+      i += cnt;
+    }
+    return out;
   }
 
   /**
@@ -450,6 +542,7 @@ export class WebGpuBackend implements Backend {
     this.kvCheck(shape, kv);
     const st = this.rt.alloc(this.rt.kvPool, shapeSize(shape) / 2, what);
     st.fmt = kv;
+    st.kv = true;
     return new Tensor(this, st, [...shape], kv);
   }
 
@@ -539,6 +632,8 @@ export class WebGpuBackend implements Backend {
       this.lateRelease.add(s.base ?? s);
       return;
     }
+    // a KV cache split by sequences: its blocks go back now (split weight matrices are left to the collector)
+    if (s.blocks && s.blocks[0].store.ref.pool === 'kv caches') for (const b of s.blocks) this.release(b.store);
     this.release(s);
   }
 
@@ -1176,7 +1271,6 @@ export class WebGpuBackend implements Backend {
 
   attention(a: AttentionArgs): Tensor {
     const [B, L, Hq, hd] = a.q.shape;
-    const Hkv = a.k.shape[2];
     if (hd > 512) throw new Error(`webgpu.attention: head dim ${hd} > 512 is not supported`);
     const y = this.out([B, L, Hq, hd], 'attention');
     const cached = !!(a.cacheK && a.cacheV);
@@ -1185,47 +1279,75 @@ export class WebGpuBackend implements Backend {
     if (kvf && this.attn === 'flash1' && L > 1) {
       throw new Error(`webgpu.attention: attention 'flash1' prefills through the training forward, which reads f32 KV caches only; a ${a.cacheK!.dtype} cache (kvCache) prefills with 'flash' or 'legacy'`);
     }
-    let k = this.st(a.k), v = this.st(a.v), cap = L;
+    if (!cached || !(a.cacheK!.storage as Store).blocks) {
+      this.attnRows(a, 0, B, y, cached ? { k: this.st(a.cacheK!), v: this.st(a.cacheV!) } : null, kvf);
+      return y;
+    }
+    // a KV cache split by sequences (kvSplit): the same dispatches per block, on its rows of q, k, v and y
+    const K = this.seqBlocks(a.cacheK!), V = this.seqBlocks(a.cacheV!);
+    if (K.length !== V.length || K.some((b, i) => b.r0 !== V[i].r0 || b.r1 !== V[i].r1)) {
+      throw new Error(`webgpu.attention: the K and V caches [${a.cacheK!.shape.join(', ')}] / [${a.cacheV!.shape.join(', ')}] are split into different blocks of sequences`);
+    }
+    for (let i = 0; i < K.length; i++) this.attnRows(a, K[i].r0, K[i].r1, y, { k: K[i].store, v: V[i].store }, kvf);
+    return y;
+  }
+
+  /** attention of sequences r0 … r1 − 1 (all of them, or one block of a split cache `cache` holds) into y */
+  private attnRows(a: AttentionArgs, r0: number, r1: number, y: Tensor, cache: { k: Store; v: Store } | null, kvf: HalfFormat): void {
+    const [Bt, L, Hq, hd] = a.q.shape;
+    const Hkv = a.k.shape[2];
+    const B = r1 - r0, whole = B === Bt;
+    const rowsOf = (s: Store, per: number): Store => (whole ? s : s.view(r0 * per, B * per));
+    let k = rowsOf(this.st(a.k), L * Hkv * hd), v = rowsOf(this.st(a.v), L * Hkv * hd), cap = L;
+    const cached = !!cache;
     // the lengths live in a buffer (uploaded with a rule for the next steps: a recorded step replays at later positions)
-    const past = cached ? this.rt.uploadData(Float32Array.from(a.pastLen), (shift) => Float32Array.from(a.pastLen, (p, r) => p + shift[r])) : this.rt.dummy;
-    if (cached) {
+    const pl = whole ? a.pastLen : a.pastLen.slice(r0, r1);
+    const past = cached ? this.rt.uploadData(Float32Array.from(pl), (shift) => Float32Array.from(pl, (p, r) => p + shift[r0 + r])) : this.rt.dummy;
+    if (cache) {
       const T = a.cacheK!.shape[1];
-      const ck = this.st(a.cacheK!), cv = this.st(a.cacheV!);
+      const { k: ck, v: cv } = cache;
       this.run(KV_WRITE, [k, v, past, ck, cv], [B, L, Hkv * hd, T], this.threads((B * L * Hkv * hd) / (kvf ? 2 : 1)), kvf);
       k = ck;
       v = cv;
       cap = T;
     }
-    const q = this.st(a.q), out = this.st(y), scale = f2u(a.scale);
+    const q = rowsOf(this.st(a.q), L * Hq * hd), out = rowsOf(this.st(y), L * Hq * hd), scale = f2u(a.scale);
     const flash = this.attn !== 'legacy';
     const pv = L > 1 ? this.prefillAttentionKernel(hd) : null;
     if (pv) {
       this.run(ATTN_PREFILL, [q, k, v, past, out], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / prefillAttentionRows(pv))), pv + kvf);
-      return y;
+      return;
     }
     // (a 16-bit cache with head dims past the prefill kernel's: the query-row kernel below)
     if (flash && this.kernels === 'tiled' && L > 1 && !kvf) {
       // flash forward: 64 queries per workgroup, k/v tiles in workgroup memory (the training forward, no lse)
       this.run(ATTN_FWD, [q, k, v, out, out, past], [B, L, Hq, Hkv, hd, scale, cap, cached ? 1 : 0], this.rt.grid(B * Hq * Math.ceil(L / 64)), attnVariant(hd));
-      return y;
+      return;
     }
     // split over the capacity, not the current length: a recorded step keeps its grid while the cache fills
     const S = flash ? this.attnSplits ?? decodeSplits(B * L * Hq, cap, this.gpuCores) : 1;
     const params = [B, L, Hq, Hkv, hd, cap, scale, cached ? 1 : 0, S];
     if (S === 1) {
       this.run(ATTENTION, [q, k, v, past, out], params, this.rt.grid(B * L * Hq), kvf);
-      return y;
+      return;
     }
     const part = this.scratch(B * L * Hq * S * (hd + 2), 'attention partials');
     this.run(ATTENTION, [q, k, v, past, part], params, this.rt.grid(B * L * Hq * S), kvf);
     this.run(ATTN_COMBINE, [part, out], [B * L * Hq, S, hd], this.threads(B * L * Hq * hd));
     this.done(part);
-    return y;
   }
 
   /** a result of a row op on `t`: a KV cache of t's 16-bit format, or f32 */
   private rowsOut(t: Tensor, shape: Shape, what: string): Tensor {
-    return this.kvOf(t) ? this.kvOut(shape, t.dtype as 'bf16' | 'f16', what) : this.out(shape, what);
+    const half = this.kvOf(t) ? (t.dtype as 'bf16' | 'f16') : null;
+    if (!(t.storage as Store).kv && !half) return this.out(shape, what);
+    // a KV cache: split by sequences when larger than a binding, else one store marked as a cache
+    const split = this.kvSplit(shape, half ?? 'f32', what);
+    if (split) return split;
+    if (half) return this.kvOut(shape, half, what);
+    const y = this.out(shape, what);
+    (y.storage as Store).kv = true;
+    return y;
   }
 
   /** (16-bit KV caches stay in their format: words copied as they are, variant 'u'; ops.concatRows checks one dtype) */
@@ -1234,6 +1356,17 @@ export class WebGpuBackend implements Backend {
     const y = this.rowsOut(ts[0], [rows, ...ts[0].shape.slice(1)], 'concat_rows');
     const w = this.kvOf(ts[0]) ? 2 : 1; // values per word
     let off = 0;
+    if ((y.storage as Store).blocks || ts.some((t) => (t.storage as Store).blocks)) {
+      // KV caches split by sequences: copied piece by piece (each within one block of the part and of the result)
+      const rw = ts[0].size / ts[0].shape[0] / w, Y = this.seqBlocks(y);
+      for (const t of ts) {
+        for (const p of this.spans(this.seqBlocks(t), 0, Y, off, t.shape[0])) {
+          this.run(COPY_ROWS, [this.sub(p.x, p.xr * rw, p.n * rw), this.sub(p.y, p.yr * rw, p.n * rw)], [1, p.n * rw, 0, 0, 0, 0], this.threads(p.n * rw), w === 2 ? 'u' : '');
+        }
+        off += t.shape[0];
+      }
+      return y;
+    }
     for (const t of ts) {
       this.run(COPY_ROWS, [this.st(t), this.st(y)], [1, t.size / w, 0, 0, 0, off / w], this.threads(t.size / w), w === 2 ? 'u' : '');
       off += t.size;
@@ -1246,6 +1379,16 @@ export class WebGpuBackend implements Backend {
     const w = this.kvOf(t) ? 2 : 1;
     const rowSize = t.size / t.shape[0] / w;
     const y = this.rowsOut(t, [rows.length, ...t.shape.slice(1)], 'take_rows');
+    if ((y.storage as Store).blocks || (t.storage as Store).blocks) {
+      // split by sequences: each block of the result gathers its rows from each block of t (GATHER_ROWS skips ids outside it)
+      const X = this.seqBlocks(t);
+      for (const yb of this.seqBlocks(y)) {
+        const n = yb.r1 - yb.r0;
+        const idx = this.rt.uploadData(Float32Array.from(rows.slice(yb.r0, yb.r1)));
+        for (const xb of X) this.run(GATHER_ROWS, [idx, xb.store, yb.store], [n, rowSize, xb.r0, xb.r1], this.threads(n * rowSize), w === 2 ? 'u' : '');
+      }
+      return y;
+    }
     const idx = this.rt.uploadData(Float32Array.from(rows));
     this.run(GATHER_ROWS, [idx, this.st(t), this.st(y)], [rows.length, rowSize, 0, t.shape[0]], this.threads(rows.length * rowSize), w === 2 ? 'u' : '');
     return y;
@@ -1265,7 +1408,40 @@ export class WebGpuBackend implements Backend {
       rw[2 * i + 1] = weights[i];
     }
     const v = df || sf ? `${df || 'f'}${sf || 'f'}` : '';
+    if ((dst.storage as Store).blocks || (src.storage as Store).blocks) {
+      this.scatterAddBlocks(dst, rows, src, weights, v);
+      return;
+    }
     this.run(SCATTER_ADD_ROWS, [this.rt.uploadData(rw), this.st(src), this.st(dst)], [rows.length, H], this.threads(df ? H / 2 : H), v);
+  }
+
+  /**
+   * scatterAddRows on KV caches split by sequences: row i of src (rows of the last dim, H values) goes to row
+   * rows[i] of dst; consecutive entries whose dst row and src row lie in the same blocks are one dispatch.
+   */
+  private scatterAddBlocks(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array, v: string): void {
+    const H = dst.shape[dst.shape.length - 1];
+    const [dw, sw] = [this.kvOf(dst) ? 2 : 1, this.kvOf(src) ? 2 : 1]; // values per word
+    const Rd = dst.size / (dst.shape[0] * H), Rs = src.size / (src.shape[0] * H); // rows of H per sequence
+    const D = this.seqBlocks(dst), S = this.seqBlocks(src);
+    const blockOf = (bs: RowBlock[], row: number, R: number) => bs.findIndex((b) => row >= b.r0 * R && row < b.r1 * R);
+    for (let i0 = 0; i0 < rows.length; ) {
+      const db = blockOf(D, rows[i0], Rd), sb = blockOf(S, i0, Rs);
+      if (db < 0) throw new Error(`webgpu.scatterAddRows: row ${rows[i0]} outside dst [${dst.shape.join(', ')}]`);
+      let i1 = i0 + 1;
+      while (i1 < rows.length && blockOf(D, rows[i1], Rd) === db && blockOf(S, i1, Rs) === sb) i1++;
+      const d = D[db], s = S[sb];
+      const srcRow = i0 - s.r0 * Rs;
+      if ((srcRow * H) % sw !== 0) throw new Error(`webgpu.scatterAddRows: src is a ${src.dtype} KV cache split into blocks with rows of odd length ${H}; a piece would start inside a 32-bit word`);
+      const rw = new Float32Array((i1 - i0) * 2);
+      for (let i = i0; i < i1; i++) {
+        rw[2 * (i - i0)] = rows[i] - d.r0 * Rd;
+        rw[2 * (i - i0) + 1] = weights[i];
+      }
+      const ss = this.sub(s.store, (srcRow * H) / sw, ((i1 - i0) * H) / sw);
+      this.run(SCATTER_ADD_ROWS, [this.rt.uploadData(rw), ss, d.store], [i1 - i0, H], this.threads(dw === 2 ? H / 2 : H), v);
+      i0 = i1;
+    }
   }
 
   /** (keeps a 16-bit KV cache's format: kvCheck makes each position whole words) */
@@ -1274,6 +1450,13 @@ export class WebGpuBackend implements Backend {
     const w = this.kvOf(t) ? 2 : 1;
     const inner = t.size / (b * T) / w;
     const y = this.rowsOut(t, [b, newT, ...t.shape.slice(2)], 'pad_time');
+    if ((y.storage as Store).blocks || (t.storage as Store).blocks) {
+      for (const p of this.spans(this.seqBlocks(t), 0, this.seqBlocks(y), 0, b)) {
+        const [x, o] = [this.sub(p.x, p.xr * T * inner, p.n * T * inner), this.sub(p.y, p.yr * newT * inner, p.n * newT * inner)];
+        this.run(PAD_TIME, [x, o], [p.n * newT * inner, T * inner, newT * inner], this.threads(p.n * newT * inner), w === 2 ? 'u' : '');
+      }
+      return y;
+    }
     this.run(PAD_TIME, [this.st(t), this.st(y)], [b * newT * inner, T * inner, newT * inner], this.threads(b * newT * inner), w === 2 ? 'u' : '');
     return y;
   }

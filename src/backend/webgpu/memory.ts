@@ -73,6 +73,8 @@ export class Store {
    * 16-bit KV caches in the KV pool bf16 or f16.
    */
   fmt: 'f32' | 'bf16' | 'f16' | 'q8' = 'f32';
+  /** a KV cache (any format; WebGpuBackend.kvSplit splits those larger than a binding by sequences) */
+  kv = false;
   /** the weights a 'q8' store holds (its words include the scales and the padding of the last superblock) */
   q8Elems = 0;
   /** allocation order (GpuRuntime.alloc), so that a capture can tell blocks allocated during it */

@@ -78,6 +78,11 @@ export interface SubgroupMatrixConfig {
 export interface RuntimeOptions {
   /** cap on the bytes one binding may cover (default: the adapter's limit); tests force splitting with it */
   maxBindingBytes?: number;
+  /**
+   * cap on the bytes of one block of a KV cache split by sequences (default: the largest binding); tests split
+   * caches into several blocks with it while the other tensors still fit their bindings
+   */
+  maxKvBlockBytes?: number;
   /** cap on the storage buffers one dispatch binds (default: the adapter's limit); tests force gathering with it */
   maxStorageBuffers?: number;
   /** cap on a workgroup's shared memory in bytes (default: the adapter's limit); tests pick the smaller SSD chunk with it */
@@ -100,6 +105,8 @@ export interface RuntimeOptions {
 export class GpuRuntime {
   readonly device: GPUDevice;
   readonly maxBinding: number;
+  /** the most bytes one block of a KV cache split by sequences holds (WebGpuBackend.kvSplit) */
+  readonly maxKvBlock: number;
   readonly chunkBytes: number;
   readonly maxStorageBuffers: number;
   readonly maxWorkgroupStorage: number;
@@ -152,6 +159,7 @@ export class GpuRuntime {
     this.maxBinding = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, opts.maxBindingBytes ?? Infinity);
     this.maxBinding -= this.maxBinding % 256;
     this.chunkBytes = Math.min(this.maxBinding, 256 << 20);
+    this.maxKvBlock = Math.min(this.maxBinding, opts.maxKvBlockBytes ?? Infinity);
     this.maxStorageBuffers = Math.max(2, Math.min(lim.maxStorageBuffersPerShaderStage, opts.maxStorageBuffers ?? Infinity));
     this.maxWorkgroupStorage = Math.min(lim.maxComputeWorkgroupStorageSize, opts.maxWorkgroupStorageBytes ?? Infinity);
     this.maxWorkgroupsPerDim = lim.maxComputeWorkgroupsPerDimension;
@@ -626,7 +634,7 @@ export class GpuRuntime {
   async read(s: Store): Promise<Float32Array> {
     if (s.blocks) {
       const parts = await Promise.all(s.blocks.map((b) => this.read(b.store)));
-      const out = new Float32Array(s.len);
+      const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0)); // (16-bit blocks: two values a word)
       let o = 0;
       for (const p of parts) {
         out.set(p, o);
