@@ -106,7 +106,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * (logits within 1.7e-6 of v1, same tokens) but was not faster (bf16: mamba-130m 408 vs 658 tok/s, mamba2-130m
    * 280 vs 292; BENCHMARKS.md, session 24), so it is opt-in.
    * 'v2-r{rows per subgroup}w{workgroup size}{u|l}[n]' (e.g. 'v2-r2w128u') sets the matvec's tunables (n: the input not staged in workgroup memory; u: loads
-   * unrolled with the row length compiled in; l: a loop). 'fused' (one row; not yet timed on a GPU, so opt-in): v1
+   * unrolled with the row length compiled in; l: a loop). 'fused' (one row; opt-in: on an H100 it lost to v1 for Mamba-1, 397 vs 921 tok/s f32, its scan adding 192 partials
+   * per output costs more than the dispatch saved, and was level for Mamba-2; BENCHMARKS.md, session 27): v1
    * with fewer dispatches — Mamba-1's x_proj as partial sums in in_proj's epilogue, added up by the scan step (3
    * dispatches per layer instead of 4), and the lm_head matvec writing argmax partials for greedy steps (no
    * argmax_part); batches > 1 take v1. Also settable on the backend (`decodeKernels`) or by MAMBA_TS_WEBGPU_DECODE.
