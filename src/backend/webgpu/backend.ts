@@ -386,18 +386,11 @@ export class WebGpuBackend implements Backend {
 
   fromHost(data: Float32Array, shape: Shape, opts?: { matrix?: boolean; float32?: boolean; kvCache?: KvCacheDType }): Tensor {
     if (data.length !== shapeSize(shape)) throw new Error(`webgpu.fromHost: ${data.length} values for shape [${shape.join(', ')}]`);
-    const kv = checkKvCache(opts?.kvCache, 'webgpu.fromHost', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
+    const kv = this.kvFormat(opts?.kvCache, 'webgpu.fromHost');
     if (kv !== 'f32') {
       // a bf16/f16 KV cache: rounded to nearest even here (dtype.ts, as the cpu/wasm backends store it), two per u32
       this.kvCheck(shape, kv);
-      const split = this.kvSplit(shape, kv, 'KV cache', data);
-      if (split) return split;
-      const bits = new Uint16Array(data.length);
-      encodeHalfInto(data, kv, bits);
-      const st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
-      st.fmt = kv;
-      st.kv = true;
-      return new Tensor(this, st, [...shape], kv);
+      return this.kvSplit(shape, kv, 'KV cache', data) ?? new Tensor(this, this.kvStore(kv, data.length, 'KV cache', data), [...shape], kv);
     }
     if (opts?.kvCache === 'f32') {
       const split = this.kvSplit(shape, 'f32', 'KV cache', data);
@@ -440,7 +433,7 @@ export class WebGpuBackend implements Backend {
 
   /** `kvCache` bf16/f16: a KV cache [b, T, Hkv, hd] of 16-bit values, two per u32 (`kvCheck`), in the KV pool */
   zeros(shape: Shape, kvCache?: KvCacheDType): Tensor {
-    const kv = checkKvCache(kvCache, 'webgpu.zeros', 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>; // (the formats listed for webgpu)
+    const kv = this.kvFormat(kvCache, 'webgpu.zeros');
     if (kv !== 'f32') this.kvCheck(shape, kv);
     // (kvCache given, f32 too: a KV cache, split by sequences when larger than a binding)
     const split = kvCache !== undefined ? this.kvSplit(shape, kv, 'KV cache') : null;
@@ -478,19 +471,7 @@ export class WebGpuBackend implements Backend {
     const blocks: RowBlock[] = [];
     for (let r0 = 0; r0 < shape[0]; r0 += per) {
       const r1 = Math.min(shape[0], r0 + per);
-      let st: Store;
-      if (data) {
-        const part = data.subarray(r0 * rowWords * w, r1 * rowWords * w);
-        if (kv === 'f32') st = this.rt.fromHost(this.rt.kvPool, part);
-        else {
-          const bits = new Uint16Array(part.length);
-          encodeHalfInto(part, kv, bits);
-          st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
-        }
-      } else st = this.rt.alloc(this.rt.kvPool, (r1 - r0) * rowWords, what);
-      st.fmt = kv;
-      st.kv = true;
-      blocks.push({ r0, r1, store: st });
+      blocks.push({ r0, r1, store: this.kvStore(kv, (r1 - r0) * rowWords * w, what, data?.subarray(r0 * rowWords * w, r1 * rowWords * w)) });
     }
     const s = new Store(blocks[0].store.ref, 0, rowWords * shape[0], null, blocks);
     s.fmt = kv;
@@ -541,10 +522,30 @@ export class WebGpuBackend implements Backend {
   /** a fresh 16-bit KV cache tensor (contents undefined) */
   private kvOut(shape: Shape, kv: 'bf16' | 'f16', what: string): Tensor {
     this.kvCheck(shape, kv);
-    const st = this.rt.alloc(this.rt.kvPool, shapeSize(shape) / 2, what);
+    return new Tensor(this, this.kvStore(kv, shapeSize(shape), what), [...shape], kv);
+  }
+
+  /**
+   * One store of KV cache values in the KV pool, marked as a cache in format `kv`: `data` uploaded (16-bit: rounded to
+   * nearest even, two values per u32), else room for `values` (contents undefined)
+   */
+  private kvStore(kv: 'f32' | 'bf16' | 'f16', values: number, what: string, data?: Float32Array): Store {
+    let st: Store;
+    if (!data) st = this.rt.alloc(this.rt.kvPool, kv === 'f32' ? values : values / 2, what);
+    else if (kv === 'f32') st = this.rt.fromHost(this.rt.kvPool, data);
+    else {
+      const bits = new Uint16Array(data.length);
+      encodeHalfInto(data, kv, bits);
+      st = this.rt.fromHost(this.rt.kvPool, new Uint32Array(bits.buffer));
+    }
     st.fmt = kv;
     st.kv = true;
-    return new Tensor(this, st, [...shape], kv);
+    return st;
+  }
+
+  /** the kvCache option as this backend stores it (checkKvCache with its formats: f32, bf16, f16) */
+  private kvFormat(kvCache: unknown, where: string): 'f32' | 'bf16' | 'f16' {
+    return checkKvCache(kvCache, where, 'webgpu', BACKEND_KV_CACHE_FORMATS.webgpu) as Exclude<KvCacheDType, 'q8'>;
   }
 
   /** the format letter of a 16-bit KV cache tensor ('b' bf16, 'h' f16; kernels/half.ts), '' for any other */

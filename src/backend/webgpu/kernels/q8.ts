@@ -58,14 +58,14 @@ export function unpackQ8Gpu(words: Uint32Array, n: number): Float32Array {
 export function q8Fns(role = 'w'): string {
   return /* wgsl */ `
 fn q8x4(p: u32) -> vec4<f32> { return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(p) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u)); }
-fn q8at(g: u32, h: u32) -> vec4<u32> { return $${role}[o_${role} / 4u + (g >> 2u) * 9u + 1u + (g & 3u) * 2u + h]; }
-fn q8sc(g: u32) -> f32 { return bitcast<f32>($${role}[o_${role} / 4u + (g >> 2u) * 9u][g & 3u]); }`;
+fn q8at(g: u32, h: u32) -> vec4<u32> { return $${role}[o_${role} / 4u + (g >> 2u) * ${Q8_SUPER_WORDS / 4}u + 1u + (g & 3u) * 2u + h]; }
+fn q8sc(g: u32) -> f32 { return bitcast<f32>($${role}[o_${role} / 4u + (g >> 2u) * ${Q8_SUPER_WORDS / 4}u][g & 3u]); }`;
 }
 
 /** WGSL `wv(i)`: weight i of a q8 matrix bound as array<u32> (the scalar kernels' reader; see linear.ts `weightReader`) */
 export function q8Scalar(role = 'w'): string {
   return /* wgsl */ `fn wv(i: u32) -> f32 {
-  let g = i >> 5u; let sb = o_${role} + (g >> 2u) * 36u;
+  let g = i >> 5u; let sb = o_${role} + (g >> 2u) * ${Q8_SUPER_WORDS}u;
   let u = $${role}[sb + 4u + (g & 3u) * 8u + ((i & 31u) >> 2u)];
   return f32(bitcast<i32>(u << (24u - 8u * (i & 3u))) >> 24u) * bitcast<f32>($${role}[sb + (g & 3u)]);
 }`;
