@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 GIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1 | awk '{printf "%d", $1/1024 - 3}')
 step 330 node dist/bench/webgpu-context.bench.js --models mamba2-130m,llama-130m --contexts 1024,4096,16384,65536 --batch 1,32 --kv-cache f32,bf16 --max-seconds 4 --gpu-memory-gib $GIB --out $OUT/ctx
 for a in mamba mamba2; do for d in q8 bf16 f32; do
-  step 45 node dist/src/cli/main.js bench --backend webgpu --arch $a --size 2.8b --dtype $d --prompt 512 --gen 32 --reps 2
+  step 120 node dist/src/cli/main.js bench --backend webgpu --arch $a --size 2.8b --dtype $d --prompt 512 --gen 32 --reps 2
 done; done
 echo "=== done at $(( $(date +%s) - T0 ))s" | tee -a $LOG
 grep -E "tok/s|GiB|MiB|ratio|rc=|SKIP|===|\|" $LOG | cut -c1-220 | tail -120
