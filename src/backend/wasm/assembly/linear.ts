@@ -313,26 +313,66 @@ export function linear_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
 }
 
 // f32 matrix-vector product (M = 1) reading W strictly sequentially: one row at a time with 4 accumulators over k
-// (x stays in L1). On weights that come from DRAM this streams at the memory's full rate (measured 25.7 GB/s on
-// one thread vs 15.9 for four rows at once, which splits the read into four interleaved streams).
-// With K a multiple of 16 the rows go by fours: each row's 4 partial vectors are summed as below, then the 4 rows'
-// lanes are summed together after a 4×4 transpose, in the same order (lane 0 + 1, + 2, + 3), so each y is the same
-// bits as the one-row loop's, at a quarter of its horizontal adds (which dominate for short rows: dt_proj, K = 48).
+// (x stays in L1). With K a multiple of 16 the rows go by fours: each row's 4 partial vectors are summed as below, then
+// the 4 rows' lanes are summed together after a 4×4 transpose, in the same order (lane 0 + 1, + 2, + 3), so each y is
+// the same bits as the one-row loop's, at a quarter of its horizontal adds (which dominate for short rows: dt_proj,
+// K = 48).
+//
+// Every row goes through the same copy of the row loop (gemvRowF32 inlined once, in a loop over the group's 4 rows):
+// the same load instructions then walk W from its first byte to its last without a jump, and the CPU's prefetchers,
+// which learn a stream per load instruction, keep ahead of them. The kernel before (mode 1, gemvF32Rows4: the row loop
+// inlined four times, one copy per row of a group) gave each copy every 4th row, a jump of 3 rows after each: measured
+// 13.6-14 GB/s from DRAM on one thread against this loop's 29-31 and the bandwidth probe's 32-34 (issue 18;
+// bench/matvec-stream.bench.ts). Same bits either way.
+
+/** which f32 matrix-vector kernel linear_f32 runs for M = 1: 0 gemvF32Seq (default), 1 gemvF32Rows4 (the one before) */
+let gemvF32Mode: i32 = 0;
+
+/** team kernel: every thread's instance selects its f32 matrix-vector kernel (see gemvF32Mode) */
+export function set_gemv_f32_mode(mode: i32, t: i32, T: i32): void {
+  gemvF32Mode = mode;
+}
+
+/** this instance's gemvF32Mode */
+export function gemv_f32_mode(): i32 {
+  return gemvF32Mode;
+}
+
 function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  if (gemvF32Mode == 1) {
+    gemvF32Rows4(x, w, bias, y, M, K, N, n0, n1);
+    return;
+  }
   const rowB = <usize>K * 4;
   if ((K & 15) == 0) {
     for (; n0 + 4 <= n1; n0 += 4) {
-      const p = w + <usize>n0 * rowB;
-      const t0 = gemvRowF32(x, p, K), t1 = gemvRowF32(x, p + rowB, K), t2 = gemvRowF32(x, p + 2 * rowB, K), t3 = gemvRowF32(x, p + 3 * rowB, K);
-      const lo01 = v128.shuffle<f32>(t0, t1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(t0, t1, 2, 6, 3, 7);
-      const lo23 = v128.shuffle<f32>(t2, t3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(t2, t3, 2, 6, 3, 7);
-      let s = f32x4.add(v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
-      s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
-      s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
-      if (bias) s = f32x4.add(s, v128.load(bias + <usize>n0 * 4));
-      v128.store(y + <usize>n0 * 4, s);
+      let p = w + <usize>n0 * rowB;
+      let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+      for (let r = 0; r < 4; r++) {
+        // (a loop, not four inlined copies: see above)
+        const t = gemvRowF32(x, p, K);
+        t0 = t1; t1 = t2; t2 = t3; t3 = t;
+        p += rowB;
+      }
+      store4(y, bias, n0, sum4x4(t0, t1, t2, t3));
     }
   }
+  gemvF32Tail(x, w, bias, y, K, n0, n1);
+}
+
+/** [lane sum of t0, of t1, of t2, of t3], each summed lane 0 + 1, + 2, + 3 (as gemvF32Tail's scalar sum) */
+// @ts-ignore: decorator
+@inline function sum4x4(t0: v128, t1: v128, t2: v128, t3: v128): v128 {
+  const lo01 = v128.shuffle<f32>(t0, t1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(t0, t1, 2, 6, 3, 7);
+  const lo23 = v128.shuffle<f32>(t2, t3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(t2, t3, 2, 6, 3, 7);
+  let s = f32x4.add(v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
+  s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
+  return f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
+}
+
+/** rows [n0, n1) one at a time (any K) */
+function gemvF32Tail(x: usize, w: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4;
   for (let j = n0; j < n1; j++) {
     const p = w + <usize>j * rowB;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -350,6 +390,19 @@ function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N
     if (bias) s += load<f32>(bias + <usize>j * 4);
     store<f32>(y + <usize>j * 4, s);
   }
+}
+
+/** the f32 matrix-vector kernel before issue 18's fix (mode 1): the row loop inlined once per row of a group of 4 */
+function gemvF32Rows4(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4;
+  if ((K & 15) == 0) {
+    for (; n0 + 4 <= n1; n0 += 4) {
+      const p = w + <usize>n0 * rowB;
+      const t0 = gemvRowF32(x, p, K), t1 = gemvRowF32(x, p + rowB, K), t2 = gemvRowF32(x, p + 2 * rowB, K), t3 = gemvRowF32(x, p + 3 * rowB, K);
+      store4(y, bias, n0, sum4x4(t0, t1, t2, t3));
+    }
+  }
+  gemvF32Tail(x, w, bias, y, K, n0, n1);
 }
 
 
