@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadModel } from '../../src/index.js';
+import { loadModel, WasmBackend as WasmBackendClass } from '../../src/index.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
@@ -282,4 +282,27 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
       });
     }
   }
+});
+
+describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (gemvF32 \'rows4\')', () => {
+  for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, f32, ${threads} thread(s): batched decode bit-identical with 'seq' (default) and 'rows4'`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'f32' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        assert.equal(be.runtime.gemvF32, 'seq');
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvF32 = on ? 'rows4' : 'seq'));
+          assert.equal(be.runtime.gemvF32, 'rows4');
+          for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `step ${i}: logits differ`);
+        } finally {
+          be.runtime.gemvF32 = 'seq';
+        }
+      });
+    }
+  }
+  it('a bad value is an error naming the option', () => {
+    assert.throws(() => new WasmBackendClass({ threads: 1, gemvF32: 'fast' as never }), /option "gemvF32" must be 'seq' or 'rows4'/);
+  });
 });
