@@ -17,7 +17,7 @@
  *   r1a1 r1a2 r1a4 r1a8   one row at a time, 1 / 2 / 4 / 8 accumulators (r1a8: two lines per iteration)
  *   r2 r4 r8   2 / 4 / 8 rows at a time (x loaded once for them: r2, r4 with 2 accumulators per row, r8 with 1)
  *   touch:B    r1a4 plus one load per 64-byte line B bytes ahead (software prefetch)
- *   packed4    W stored as groups of 4 rows interleaved by 16 columns ("column-blocked"): one stream, x shared
+ *   packed4    W stored as groups of 4 rows interleaved by 8 columns ("column-blocked"): one stream, x shared
  *   NAME@B     the same with the matrices B bytes off 64-byte alignment (e.g. decode@4)
  *   NAME/cols  the threads split the columns (each its k-range of every row, partial y of its own) instead of the rows
  *
@@ -100,12 +100,12 @@ for (const T of threadList) {
     const packed = rt.heap.alloc(matB);
     {
       const src = rt.f32(pool, N * K), dst = rt.f32(packed, N * K);
-      for (let g = 0; g < N / 4; g++) for (let kb = 0; kb < K; kb += 16) for (let r = 0; r < 4; r++) for (let c = 0; c < 16; c++) {
-        dst[g * 4 * K + kb * 4 + r * 16 + c] = src[(4 * g + r) * K + kb + c];
+      for (let g = 0; g < N / 4; g++) for (let kb = 0; kb < K; kb += 8) for (let r = 0; r < 4; r++) for (let c = 0; c < 8; c++) {
+        dst[g * 4 * K + kb * 4 + r * 8 + c] = src[(4 * g + r) * K + kb + c];
       }
     }
     for (const v of variants) {
-      if (v.probe || v.cols || v.offset) continue;
+      if (v.probe || v.cols || v.offset || v.code === 9) continue; // (sum: no x, not a product)
       rt.f32(y, N).fill(NaN);
       k.mv_f32(v.code, x, v.code === 10 ? packed : pool, y, K, rowB, v.pf, N, 0, 0, N);
       const got = rt.f32(y, N);

@@ -4,9 +4,9 @@
 //
 // mv_f32(variant, x, w, y, K, rowB, pf, N, split, lo, hi):
 //   split 0: rows [lo, hi) (the runtime splits N between the threads, aligned to 4)
-//   split 1: lo = this thread's index t of T = hi - lo + … (see below): the columns (k) are split instead, each
-//            thread computes all N rows over its k-range into its own partial y (y + t·4N); the partials are not summed
-//            (a bench of the read only)
+//   split T > 0: lo = this thread's index t of T (the runtime calls it over [0, T) with align 1): the columns (k) are
+//            split instead, each thread computes all N rows over its k-range into its own partial y (y + t·4N); the
+//            partials are not summed (a bench of the read only)
 // K a multiple of 32 for every variant (768, 1536 at 130m).
 
 import { gemv_f32_mode, linear_f32, set_gemv_f32_mode } from './linear';
@@ -156,8 +156,8 @@ let sink: u32 = 0;
 }
 
 /**
- * variant 10: W stored 4 rows interleaved ("column-blocked": for each group of 4 rows, 16 floats of row 0, 16 of row
- * 1, 16 of row 2, 16 of row 3, then the next 16 columns): one sequential stream, x loaded once per 4 rows.
+ * variant 10: W stored 4 rows interleaved ("column-blocked": for each group of 4 rows, 8 floats of row 0, 8 of row
+ * 1, 8 of row 2, 8 of row 3, then the next 8 columns): one sequential stream, x loaded once per 4 rows.
  * `w` points at that layout (N/4 groups of 4·K floats); rowB is ignored.
  */
 // @ts-ignore: decorator
