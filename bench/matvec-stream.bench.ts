@@ -18,13 +18,15 @@
  *   r2 r4 r8   2 / 4 / 8 rows at a time (x loaded once for them: r2, r4 with 2 accumulators per row, r8 with 1)
  *   touch:B    r1a4 plus one load per 64-byte line B bytes ahead (software prefetch)
  *   packed4    W stored as groups of 4 rows interleaved by 8 columns ("column-blocked"): one stream, x shared
+ *   bf16, q8   linear_bf16 / linear_q8 (M = 1; q8: x quantized once beforehand) on weights of those formats laid
+ *              through the same pool (q8: each matrix's int8 rows then its f32 scales); GB/s of their bytes
  *   NAME@B     the same with the matrices B bytes off 64-byte alignment (e.g. decode@4)
  *   NAME/cols  the threads split the columns (each its k-range of every row, partial y of its own) instead of the rows
  *
  * Every variant's y on the first matrix is checked against linear_f32's (relative ≤ 1e-5; packed4 on a packed copy).
  *
  *   node dist/bench/matvec-stream.bench.js [--threads 1,2] [--reps 7] [--pool-mb 320] [--shapes in_proj,out_proj,lm_head]
- *        [--variants probe,decode,old,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
+ *        [--variants probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
  */
 import * as os from 'node:os';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -41,9 +43,11 @@ const SHAPES: Array<[string, number, number]> = [
   ['lm_head', 768, 50280],
 ];
 const wantShapes = listArg('shapes', 'in_proj,out_proj,lm_head', SHAPES.map((s) => s[0]));
-const variantSpecs = listArg('variants', 'probe,decode,old,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols');
+const variantSpecs = listArg('variants', 'probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols');
 
-const CODES: Record<string, number> = { decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11 };
+/** bf16 and q8: linear_bf16 / linear_q8 (M = 1) as decode runs them, not mv_f32 variants */
+const BF16 = 100, Q8 = 101;
+const CODES: Record<string, number> = { bf16: BF16, q8: Q8, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11 };
 
 interface Variant { spec: string; probe: boolean; code: number; pf: number; offset: number; cols: boolean }
 
@@ -92,8 +96,16 @@ for (const T of threadList) {
     const count = Math.max(2, Math.floor(poolB / matB));
     if (count * matB > poolB + 4096 - 64) throw new Error(`--pool-mb ${poolMb}: too small for two ${shape} matrices (${(2 * matB / 2 ** 20).toFixed(0)} MiB)`);
     const passB = count * matB;
+    /** bytes of one matrix of variant v's format, how many fit the pool, the bytes of one pass over them */
+    const layout = (v: Variant) => {
+      const b = v.code === Q8 ? Math.ceil((N * K * 9) / 8 / 64) * 64 : v.code === BF16 ? N * K * 2 : matB;
+      const n = Math.max(2, Math.floor(poolB / b));
+      return { matB: b, count: n, passB: n * b };
+    };
     const x = rt.heap.alloc(K * 4), y = rt.heap.alloc(N * 4 * T), yRef = rt.heap.alloc(N * 4);
     rt.f32(x, K).set(Array.from({ length: K }, (_, i) => Math.sin(i)));
+    const xq = rt.heap.alloc(K * 2), xs = rt.heap.alloc(K / 8);
+    k.quantize_rows_q8(x, xq, xs, 1, K, 0, 1);
     // check every variant against linear_f32 on the first matrix
     k.linear_f32(x, pool, 0, yRef, 1, K, N, 0, N);
     const ref = rt.f32(yRef, N).slice();
@@ -105,7 +117,7 @@ for (const T of threadList) {
       }
     }
     for (const v of variants) {
-      if (v.probe || v.cols || v.offset || v.code === 9) continue; // (sum: no x, not a product)
+      if (v.probe || v.cols || v.offset || v.code === 9 || v.code >= 100) continue; // (sum: no x, not a product)
       rt.f32(y, N).fill(NaN);
       k.mv_f32(v.code, x, v.code === 10 ? packed : pool, y, K, rowB, v.pf, N, 0, 0, N);
       const got = rt.f32(y, N);
@@ -125,8 +137,21 @@ for (const T of threadList) {
         else rt.run('stream_sum', [pool, out, chunk], n, chunk);
         return;
       }
-      for (let c = 0; c < count; c++) {
-        const w = pool + v.offset + ((m++ % count) * matB);
+      const L = layout(v);
+      for (let c = 0; c < L.count; c++) {
+        const w = pool + v.offset + ((m++ % L.count) * L.matB);
+        if (v.code === Q8) {
+          const q8 = [xq, xs, w, w + N * K, 0, y, 1, K, N];
+          if (T === 1) k.linear_q8(...q8, 0, N);
+          else rt.run('linear_q8', q8, N, 4);
+          continue;
+        }
+        if (v.code === BF16) {
+          const b16 = [x, w, 0, y, 1, K, N];
+          if (T === 1) k.linear_bf16(...b16, 0, N);
+          else rt.run('linear_bf16', b16, N, 4);
+          continue;
+        }
         const args = [v.code, x, w, y, K, rowB, v.pf, N];
         if (T === 1) k.mv_f32(...args, 0, 0, N);
         else if (v.cols) rt.run('mv_f32', [...args, T], T, 1);
@@ -147,12 +172,13 @@ for (const T of threadList) {
     const probeMed = wallMs.has('probe') ? median(wallMs.get('probe')!) : NaN;
     for (const v of variants) {
       const w = wallMs.get(v.spec)!, c = cpu.get(v.spec)!;
-      const gb = (ms: number) => passB / (ms / 1000) / 1e9;
+      const bytes = v.probe ? passB : layout(v).passB;
+      const gb = (ms: number) => bytes / (ms / 1000) / 1e9;
       const line = `| ${T} | ${shape} (${N}×${K}) | ${v.spec} | ${gb(median(w)).toFixed(1)} | ${gb(Math.min(...w)).toFixed(1)} | ${gb(median(c)).toFixed(1)} | ${(probeMed / median(w)).toFixed(2)} |`;
       rows.push(line);
       log(line);
     }
-    rt.heap.release(x); rt.heap.release(y); rt.heap.release(yRef);
+    rt.heap.release(x); rt.heap.release(y); rt.heap.release(yRef); rt.heap.release(xq); rt.heap.release(xs);
   }
   rt.heap.release(pool); rt.heap.release(out);
 }
