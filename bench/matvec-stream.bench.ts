@@ -15,6 +15,7 @@
  *   old        linear_f32 as it was before issue 18's fix (gemvF32Mode 1: the row loop inlined once per row of 4)
  *   sum        each row summed alone (probe's loop, row by row, no x: what the row structure costs)
  *   r1a1 r1a2 r1a4 r1a8   one row at a time, 1 / 2 / 4 / 8 accumulators (r1a8: two lines per iteration)
+ *   r1x2       r1a4's row loop inlined twice, rows alternating between the two copies (the old kernel's shape, 2 not 4)
  *   r2 r4 r8   2 / 4 / 8 rows at a time (x loaded once for them: r2, r4 with 2 accumulators per row, r8 with 1)
  *   touch:B    r1a4 plus one load per 64-byte line B bytes ahead (software prefetch)
  *   packed4    W stored as groups of 4 rows interleaved by 8 columns ("column-blocked"): one stream, x shared
@@ -47,7 +48,7 @@ const variantSpecs = listArg('variants', 'probe,decode,old,bf16,q8,sum,r1a1,r1a2
 
 /** bf16 and q8: linear_bf16 / linear_q8 (M = 1) as decode runs them, not mv_f32 variants */
 const BF16 = 100, Q8 = 101;
-const CODES: Record<string, number> = { bf16: BF16, q8: Q8, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11 };
+const CODES: Record<string, number> = { bf16: BF16, q8: Q8, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11, r1x2: 12 };
 
 interface Variant { spec: string; probe: boolean; code: number; pf: number; offset: number; cols: boolean }
 

@@ -197,6 +197,16 @@ function rowsOf(variant: i32, x: usize, w: usize, y: usize, K: i32, rowB: usize,
   if (variant == 5) { for (; j + 2 <= n1; j += 2) rows2(x, w + <usize>j * rowB, rowB, K, y + (<usize>j << 2)); }
   else if (variant == 6) { for (; j + 4 <= n1; j += 4) rows4(x, w + <usize>j * rowB, rowB, K, y + (<usize>j << 2)); }
   else if (variant == 7) { for (; j + 8 <= n1; j += 8) rows8(x, w + <usize>j * rowB, rowB, K, y + (<usize>j << 2)); }
+  else if (variant == 12) {
+    // two inlined copies of r1a4's row loop, rows alternating between them (each copy's loads jump a row after each)
+    for (; j + 2 <= n1; j += 2) {
+      const p = w + <usize>j * rowB;
+      const s0 = row1(x, p, K, 4);
+      const s1 = row1(x, p + rowB, K, 4);
+      store<f32>(y + (<usize>j << 2), s0);
+      store<f32>(y + (<usize>j << 2), s1, 4);
+    }
+  }
   else if (variant == 10) { for (; j + 4 <= n1; j += 4) packed4(x, w + <usize>j * (<usize>K << 2), K, y + (<usize>j << 2)); }
   for (; j < n1; j++) {
     const p = w + <usize>j * rowB;
