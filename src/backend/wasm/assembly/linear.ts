@@ -319,11 +319,12 @@ export function linear_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
 // K = 48).
 //
 // Every row goes through the same copy of the row loop (gemvRowF32 inlined once, in a loop over the group's 4 rows):
-// the same load instructions then walk W from its first byte to its last without a jump, and the CPU's prefetchers,
-// which learn a stream per load instruction, keep ahead of them. The kernel before (mode 1, gemvF32Rows4: the row loop
-// inlined four times, one copy per row of a group) gave each copy every 4th row, a jump of 3 rows after each: measured
-// 13.6-14 GB/s from DRAM on one thread against this loop's 29-31 and the bandwidth probe's 32-34 (issue 18;
-// bench/matvec-stream.bench.ts). Same bits either way.
+// the same load instructions then walk W from its first byte to its last without a jump. The kernel before (mode 1,
+// gemvF32Rows4: the row loop inlined four times, one copy per row of a group) read the same addresses in the same
+// order, but each copy got every 4th row and jumped 3 rows after each: from DRAM it streamed 14-15 GB per CPU-second on
+// one thread against this loop's 29-31 and the bandwidth probe's 31-34 (issue 18; bench/matvec-stream.bench.ts, where
+// two copies with rows alternating are as slow: what prefetchers that learn one stream per load instruction would do).
+// Same bits either way.
 
 /** which f32 matrix-vector kernel linear_f32 runs for M = 1: 0 gemvF32Seq (default), 1 gemvF32Rows4 (the one before) */
 let gemvF32Mode: i32 = 0;
