@@ -21,6 +21,8 @@
  *   packed4    W stored as groups of 4 rows interleaved by 8 columns ("column-blocked"): one stream, x shared
  *   bf16, q8   linear_bf16 / linear_q8 (M = 1; q8: x quantized once beforehand) on weights of those formats laid
  *              through the same pool (q8: each matrix's int8 rows then its f32 scales); GB/s of their bytes
+ *   rows:M     linear_f32 with M rows of x (batched decode: M = 2…8) — GB/s of W read once; rows-old:M the same with
+ *              runtime.gemvF32 = 'rows4' (the kernels before the fix: M = 2 on the 2×4 tiles)
  *   NAME@B     the same with the matrices B bytes off 64-byte alignment (e.g. decode@4)
  *   NAME/cols  the threads split the columns (each its k-range of every row, partial y of its own) instead of the rows
  *
@@ -47,7 +49,7 @@ const wantShapes = listArg('shapes', 'in_proj,out_proj,lm_head', SHAPES.map((s) 
 const variantSpecs = listArg('variants', 'probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols');
 
 /** bf16 and q8: linear_bf16 / linear_q8 (M = 1) as decode runs them, not mv_f32 variants */
-const BF16 = 100, Q8 = 101;
+const BF16 = 100, Q8 = 101, GEMM = 102, GEMM_OLD = 103;
 const CODES: Record<string, number> = { bf16: BF16, q8: Q8, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11, r1x2: 12 };
 
 interface Variant { spec: string; probe: boolean; code: number; pf: number; offset: number; cols: boolean }
@@ -60,6 +62,10 @@ function parseVariant(spec: string): Variant {
   const colon = s.indexOf(':');
   if (colon >= 0) { pf = Number(s.slice(colon + 1)); s = s.slice(0, colon); }
   if (s === 'probe') return { spec, probe: true, code: -1, pf, offset, cols };
+  if (s === 'rows' || s === 'rows-old') {
+    if (!Number.isInteger(pf) || pf < 1 || pf > 64) throw new Error(`--variants: ${spec}: rows:M needs M in 1…64`);
+    return { spec, probe: false, code: s === 'rows' ? GEMM : GEMM_OLD, pf, offset, cols };
+  }
   const code = CODES[s];
   if (code === undefined || !Number.isFinite(offset) || !Number.isFinite(pf)) {
     throw new Error(`--variants: ${spec} is not one of probe, ${Object.keys(CODES).join(', ')} (with optional :BYTES, @OFFSET, /cols)`);
@@ -106,6 +112,9 @@ for (const T of threadList) {
     const x = rt.heap.alloc(K * 4), y = rt.heap.alloc(N * 4 * T), yRef = rt.heap.alloc(N * 4);
     rt.f32(x, K).set(Array.from({ length: K }, (_, i) => Math.sin(i)));
     const xq = rt.heap.alloc(K * 2), xs = rt.heap.alloc(K / 8);
+    const maxM = Math.max(1, ...variants.filter((v) => v.code === GEMM || v.code === GEMM_OLD).map((v) => v.pf));
+    const xM = rt.heap.alloc(maxM * K * 4), yM = rt.heap.alloc(maxM * N * 4);
+    rt.f32(xM, maxM * K).set(Array.from({ length: maxM * K }, (_, i) => Math.cos(i)));
     k.quantize_rows_q8(x, xq, xs, 1, K, 0, 1);
     // check every variant against linear_f32 on the first matrix
     k.linear_f32(x, pool, 0, yRef, 1, K, N, 0, N);
@@ -139,12 +148,19 @@ for (const T of threadList) {
         return;
       }
       const L = layout(v);
+      if (v.code === GEMM_OLD) rt.gemvF32 = 'rows4';
       for (let c = 0; c < L.count; c++) {
         const w = pool + v.offset + ((m++ % L.count) * L.matB);
         if (v.code === Q8) {
           const q8 = [xq, xs, w, w + N * K, 0, y, 1, K, N];
           if (T === 1) k.linear_q8(...q8, 0, N);
           else rt.run('linear_q8', q8, N, 4);
+          continue;
+        }
+        if (v.code === GEMM || v.code === GEMM_OLD) {
+          const g = [xM, w, 0, yM, v.pf, K, N];
+          if (T === 1) k.linear_f32(...g, 0, N);
+          else rt.run('linear_f32', g, N, 4);
           continue;
         }
         if (v.code === BF16) {
@@ -158,6 +174,7 @@ for (const T of threadList) {
         else if (v.cols) rt.run('mv_f32', [...args, T], T, 1);
         else rt.run('mv_f32', [...args, 0], N, 4);
       }
+      rt.gemvF32 = 'seq';
     };
     for (const v of variants) onePass(v); // warm-up
     for (let r = 0; r < reps; r++) {
@@ -179,7 +196,7 @@ for (const T of threadList) {
       rows.push(line);
       log(line);
     }
-    rt.heap.release(x); rt.heap.release(y); rt.heap.release(yRef); rt.heap.release(xq); rt.heap.release(xs);
+    rt.heap.release(x); rt.heap.release(y); rt.heap.release(yRef); rt.heap.release(xq); rt.heap.release(xs); rt.heap.release(xM); rt.heap.release(yM);
   }
   rt.heap.release(pool); rt.heap.release(out);
 }

@@ -607,4 +607,29 @@ describe('wasm linear_f32, M = 1: the decode kernel (gemvF32Seq) and the one bef
       kernels.set_gemv_f32_mode(0, 0, 1);
     }
   });
+
+  it('M = 2 (batched decode, gemvF32Few): each row the same bits as that row alone (M = 1), any slice of N', () => {
+    const r = rng(29);
+    for (const K of [16, 48, 768]) {
+      for (const N of [1, 5, 64, 131]) {
+        for (const M of [2]) {
+          resetArena();
+          const w = uniform(N * K, r), x = uniform(M * K, r), bias = uniform(N, r);
+          const wo = put(w), xo = put(x), bo = put(bias);
+          for (const b of [0, bo]) {
+            const yo = allocBytes(M * N * 4);
+            const cut = Math.floor(r() * (N + 1));
+            kernels.linear_f32(xo, wo, b, yo, M, K, N, 0, cut);
+            kernels.linear_f32(xo, wo, b, yo, M, K, N, cut, N);
+            const got = f32At(yo, M * N).slice();
+            for (let i = 0; i < M; i++) {
+              const y1 = allocBytes(N * 4);
+              kernels.linear_f32(xo + i * K * 4, wo, b, y1, 1, K, N, 0, N);
+              assertBitEqual(got.subarray(i * N, (i + 1) * N), f32At(y1, N), `K=${K} N=${N} M=${M} bias=${b !== 0}: row ${i} vs alone`);
+            }
+          }
+        }
+      }
+    }
+  });
 });

@@ -309,6 +309,7 @@ function f16Step1x4X(xp: usize, p0: usize, rowB: usize): v128 {
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W f32 [N, K]. */
 export function linear_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   if (M == 1) gemvF32Seq(x, w, bias, y, M, K, N, n0, n1);
+  else if (M <= GEMV_FEW_MAX && (K & 15) == 0 && gemvF32Mode == 0) gemvF32Few(x, w, bias, y, M, K, N, n0, n1);
   else linearT<f32>(x, w, bias, y, M, K, N, n0, n1);
 }
 
@@ -391,6 +392,54 @@ function gemvF32Tail(x: usize, w: usize, bias: usize, y: usize, K: i32, n0: i32,
     if (bias) s += load<f32>(bias + <usize>j * 4);
     store<f32>(y + <usize>j * 4, s);
   }
+}
+
+/**
+ * the most rows of x that gemvF32Few takes; more go to the 2×4 tiles, which need half the loads per multiply-add
+ * (measured from DRAM, GB of W per CPU-second, gemvF32Few vs tiles: M = 2 23-24 vs 17.5-19; M = 3 and 4 mixed,
+ * 8-18 vs 11-16: load-bound, as each further pair of x rows re-reads the W row)
+ */
+const GEMV_FEW_MAX: i32 = 2;
+
+/**
+ * M = 2…GEMV_FEW_MAX rows of x (batched decode), K a multiple of 16: each W row is streamed once, by one loop, against
+ * the x rows two at a time (8 accumulators); a further pair or odd row would re-read the W row from L1.
+ * Like gemvF32Seq, one copy of the streaming loop reads all of W in order: the 2×4 tiles (linearT, and mode 1) read
+ * 4 rows interleaved and ran at 17.5-19 GB per CPU-second from DRAM for M = 2 (bench/matvec-stream.bench.ts rows:M).
+ * Every y is the same bits as gemvF32Seq's for that row of x alone (the same partial sums in the same order).
+ */
+function gemvF32Few(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4, yrowB = <usize>N << 2;
+  for (let j = n0; j < n1; j++) {
+    const p = w + <usize>j * rowB;
+    let i = 0;
+    for (; i + 2 <= M; i += 2) {
+      const xa = x + <usize>i * rowB, xb = xa + rowB;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let k = 0; k < K; k += 16) {
+        const o = <usize>k * 4;
+        const w0 = v128.load(p + o), w1 = v128.load(p + o, 16), w2 = v128.load(p + o, 32), w3 = v128.load(p + o, 48);
+        a0 = f32x4.add(a0, f32x4.mul(w0, v128.load(xa + o)));
+        b0 = f32x4.add(b0, f32x4.mul(w0, v128.load(xb + o)));
+        a1 = f32x4.add(a1, f32x4.mul(w1, v128.load(xa + o, 16)));
+        b1 = f32x4.add(b1, f32x4.mul(w1, v128.load(xb + o, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(w2, v128.load(xa + o, 32)));
+        b2 = f32x4.add(b2, f32x4.mul(w2, v128.load(xb + o, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(w3, v128.load(xa + o, 48)));
+        b3 = f32x4.add(b3, f32x4.mul(w3, v128.load(xb + o, 48)));
+      }
+      store1(y + <usize>i * yrowB, bias, j, laneSum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))));
+      store1(y + <usize>(i + 1) * yrowB, bias, j, laneSum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3))));
+    }
+    if (i < M) store1(y + <usize>i * yrowB, bias, j, laneSum(gemvRowF32(x + <usize>i * rowB, p, K)));
+  }
+}
+
+/** lane 0 + 1, + 2, + 3 (gemvF32Seq's order) */
+// @ts-ignore: decorator
+@inline function laneSum(t: v128): f32 {
+  return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
 }
 
 /** the f32 matrix-vector kernel before issue 18's fix (mode 1): the row loop inlined once per row of a group of 4 */
