@@ -80,9 +80,10 @@ export interface WasmBackendOptions {
    */
   q8KvDecode?: 'in-place' | 'scratch';
   /**
-   * the f32 matrix-vector kernel (decode's products): 'seq' (default, or the environment's MAMBA_TS_WASM_GEMV_F32) or
-   * 'rows4' (the kernel before issue 18's fix, 2× slower from DRAM; benchmarks compare the two; the same bits). A
-   * setting of the thread pool (`runtime.gemvF32`), shared by every backend on the same number of threads.
+   * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
+   * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
+   * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
+   * shared by every backend on the same number of threads.
    */
   gemvF32?: GemvF32;
 }

@@ -79,9 +79,10 @@ export class SplitGovernor {
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
 /**
- * the f32 matrix-vector kernel (M = 1: decode) of every thread: 'seq' (default) walks W with one copy of the row loop,
- * 'rows4' is the kernel before issue 18's fix (the row loop once per row of a group of 4; 2× slower from DRAM). The same
- * bits. See assembly/linear.ts (gemvF32Seq) and bench/matvec-stream.bench.ts.
+ * the f32 decode products of every thread: 'seq' (default) walks W with one copy of the row loop (M = 1: gemvF32Seq;
+ * M = 2, batched decode: gemvF32Few); 'rows4' runs the kernels before session 28's fix (M = 1: the row loop once per row
+ * of a group of 4, 2× slower from DRAM, the same bits; M = 2: the 2×4 tiles, another summation order). See
+ * assembly/linear.ts and bench/matvec-stream.bench.ts.
  */
 export type GemvF32 = 'seq' | 'rows4';
 const GEMV_F32_MODE: Record<GemvF32, number> = { seq: 0, rows4: 1 };
