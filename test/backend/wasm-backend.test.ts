@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadModel } from '../../src/index.js';
+import { loadModel, WasmBackend as WasmBackendClass } from '../../src/index.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
@@ -282,4 +282,44 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
       });
     }
   }
+});
+
+describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (gemvF32 \'rows4\')', () => {
+  for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, f32, ${threads} thread(s): decode bit-identical with 'seq' (default) and 'rows4'; batch 2 within 1e-6`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'f32' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        assert.equal(be.runtime.gemvF32, 'seq');
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          // batch 1: every decode product has one row of x (M = 1): the same bits
+          const single = async (): Promise<Float32Array[]> => {
+            const s = model.lm.createState(1);
+            const out = [(await model.lm.advance([ids.slice(0, 5)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]]], s)).data.slice());
+            return out;
+          };
+          be.runtime.gemvF32 = 'seq';
+          const seq1 = await single();
+          be.runtime.gemvF32 = 'rows4';
+          const old1 = await single();
+          for (let i = 0; i < seq1.length; i++) assert.deepEqual(seq1[i], old1[i], `batch 1, step ${i}: logits differ`);
+          // batch 2: M = 2 runs gemvF32Few ('seq') or the 2×4 tiles ('rows4'), another summation order
+          const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvF32 = on ? 'rows4' : 'seq'));
+          assert.equal(be.runtime.gemvF32, 'rows4');
+          for (let i = 0; i < r.off.length; i++) {
+            let d = 0, m = 0;
+            for (let e = 0; e < r.off[i].length; e++) { d = Math.max(d, Math.abs(r.on[i][e] - r.off[i][e])); m = Math.max(m, Math.abs(r.off[i][e])); }
+            assert.ok(d <= 1e-6 * m, `batch 2, step ${i}: max |Δ| ${d} > 1e-6 · max |logit| ${m}`);
+          }
+        } finally {
+          be.runtime.gemvF32 = 'seq';
+        }
+      });
+    }
+  }
+  it('a bad value is an error naming the option', () => {
+    assert.throws(() => new WasmBackendClass({ threads: 1, gemvF32: 'fast' as never }), /option "gemvF32" must be 'seq' or 'rows4'/);
+  });
 });

@@ -23,6 +23,8 @@ interface Kernels {
   ): void;
   quantize_q8(w: number, qs: number, scales: number, N: number, K: number, n0: number, n1: number): void;
   quantize_rows_q8(x: number, xq: number, xs: number, M: number, K: number, m0: number, m1: number): void;
+  set_gemv_f32_mode(mode: number, t: number, T: number): void;
+  gemv_f32_mode(): number;
 }
 
 const kernels = instantiateKernels<Kernels>();
@@ -567,5 +569,67 @@ describe('wasm linear_q8: integer block sums', () => {
     const want = reference(qx!.deq, w, null, M, K, N), bound = q8RoundingBound(qx!.deq, w, null, M, K, N);
     const y = f32At(yo, M * N);
     for (let e = 0; e < M * N; e++) assert.ok(Math.abs(y[e] - want[e]) <= bound[e], `${e}: got ${y[e]}, want ${want[e]}`);
+  });
+});
+
+describe('wasm linear_f32, M = 1: the decode kernel (gemvF32Seq) and the one before it (rows4)', () => {
+  it('give the same bits for any slice of N, K a multiple of 16 or not, with and without bias; both match float64', () => {
+    const r = rng(23);
+    assert.equal(kernels.gemv_f32_mode(), 0, 'the default is gemvF32Seq (mode 0)');
+    try {
+      for (const K of [16, 48, 768, 1536, 40, 771]) {
+        for (const N of [1, 4, 7, 64, 259]) {
+          resetArena();
+          const w = uniform(N * K, r), x = uniform(K, r), bias = uniform(N, r);
+          const wo = put(w), xo = put(x), bo = put(bias);
+          for (const b of [0, bo]) {
+            const ys: Float32Array[] = [];
+            for (const mode of [0, 1]) {
+              kernels.set_gemv_f32_mode(mode, 0, 1);
+              const yo = allocBytes(N * 4);
+              // a split at an odd point too (threads split N aligned to 4; a kernel must give the same bits for any)
+              const cut = Math.min(N, 1 + Math.floor(r() * N));
+              kernels.linear_f32(xo, wo, b, yo, 1, K, N, 0, cut);
+              kernels.linear_f32(xo, wo, b, yo, 1, K, N, cut, N);
+              ys.push(f32At(yo, N).slice());
+            }
+            assertBitEqual(ys[0], ys[1], `K=${K} N=${N} bias=${b !== 0}: seq vs rows4`);
+            const want = reference(x, Float64Array.from(w), b ? bias : null, 1, K, N);
+            for (let j = 0; j < N; j++) {
+              let mag = Math.abs(b ? bias[j] : 0);
+              for (let k = 0; k < K; k++) mag += Math.abs(w[j * K + k] * x[k]);
+              assert.ok(Math.abs(ys[0][j] - want[j]) <= 1e-6 * mag + 1e-30, `K=${K} N=${N} row ${j}: ${ys[0][j]} vs ${want[j]}`);
+            }
+          }
+        }
+      }
+    } finally {
+      kernels.set_gemv_f32_mode(0, 0, 1);
+    }
+  });
+
+  it('M = 2 (batched decode, gemvF32Few): each row the same bits as that row alone (M = 1), any slice of N', () => {
+    const r = rng(29);
+    for (const K of [16, 48, 768]) {
+      for (const N of [1, 5, 64, 131]) {
+        for (const M of [2]) {
+          resetArena();
+          const w = uniform(N * K, r), x = uniform(M * K, r), bias = uniform(N, r);
+          const wo = put(w), xo = put(x), bo = put(bias);
+          for (const b of [0, bo]) {
+            const yo = allocBytes(M * N * 4);
+            const cut = Math.floor(r() * (N + 1));
+            kernels.linear_f32(xo, wo, b, yo, M, K, N, 0, cut);
+            kernels.linear_f32(xo, wo, b, yo, M, K, N, cut, N);
+            const got = f32At(yo, M * N).slice();
+            for (let i = 0; i < M; i++) {
+              const y1 = allocBytes(N * 4);
+              kernels.linear_f32(xo + i * K * 4, wo, b, y1, 1, K, N, 0, N);
+              assertBitEqual(got.subarray(i * N, (i + 1) * N), f32At(y1, N), `K=${K} N=${N} M=${M} bias=${b !== 0}: row ${i} vs alone`);
+            }
+          }
+        }
+      }
+    }
   });
 });

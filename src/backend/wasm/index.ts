@@ -13,7 +13,7 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { MIN_PARALLEL_WORK, WasmRuntime } from './runtime.js';
+import { MIN_PARALLEL_WORK, WasmRuntime, type GemvF32 } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
@@ -79,6 +79,13 @@ export interface WasmBackendOptions {
    * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
    */
   q8KvDecode?: 'in-place' | 'scratch';
+  /**
+   * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
+   * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
+   * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
+   * shared by every backend on the same number of threads.
+   */
+  gemvF32?: GemvF32;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -176,6 +183,10 @@ export class WasmBackend extends CpuBackend {
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
+    if (opts.gemvF32 !== undefined) {
+      if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
+      this.runtime.gemvF32 = opts.gemvF32;
+    }
     if (this.q8KvDecode !== 'in-place' && this.q8KvDecode !== 'scratch') throw new LoadOptionError(`wasm backend: option "q8KvDecode" must be 'in-place' or 'scratch', got ${String(opts.q8KvDecode)}`);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);
     this.name = `wasm(${this.runtime.threads} thread${this.runtime.threads > 1 ? 's' : ''}, ${this.weightFormat} weights)`;

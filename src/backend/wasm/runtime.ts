@@ -78,6 +78,15 @@ export class SplitGovernor {
 
 export type KernelExports = Record<string, (...args: number[]) => void>;
 
+/**
+ * the f32 decode products of every thread: 'seq' (default) walks W with one copy of the row loop (M = 1: gemvF32Seq;
+ * M = 2, batched decode: gemvF32Few); 'rows4' runs the kernels before session 28's fix (M = 1: the row loop once per row
+ * of a group of 4, 2× slower from DRAM, the same bits; M = 2: the 2×4 tiles, another summation order). See
+ * assembly/linear.ts and bench/matvec-stream.bench.ts.
+ */
+export type GemvF32 = 'seq' | 'rows4';
+const GEMV_F32_MODE: Record<GemvF32, number> = { seq: 0, rows4: 1 };
+
 /** What a kernel worker is started with (Node: workerData; browsers: its first message). */
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -202,6 +211,7 @@ export class WasmRuntime {
   readonly governor = new SplitGovernor(envAdaptive());
   private readonly workers: Array<{ terminate(): unknown }> = [];
   private generation = 0;
+  private gemv: GemvF32 = 'seq';
 
   private constructor(module: WebAssembly.Module, threads: number) {
     this.memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
@@ -231,8 +241,33 @@ export class WasmRuntime {
     if (!r) {
       r = new WasmRuntime(platform.loadKernels(kernelsPath()), n);
       WasmRuntime.instances.set(n, r);
+      const g = envGemvF32();
+      if (g !== undefined) r.gemvF32 = g;
     }
     return r;
+  }
+
+  /**
+   * The f32 matrix-vector kernel of every thread (see GemvF32): a setting of this runtime, so of every backend on its
+   * thread count (the last one set wins). Default 'seq', or the environment's MAMBA_TS_WASM_GEMV_F32.
+   */
+  get gemvF32(): GemvF32 {
+    return this.gemv;
+  }
+
+  set gemvF32(v: GemvF32) {
+    const mode = GEMV_F32_MODE[v];
+    if (mode === undefined) throw new MambaTsError(`wasm backend: gemvF32 must be 'seq' or 'rows4', got ${JSON.stringify(v)}`);
+    if (v === this.gemv) return;
+    this.broadcast('set_gemv_f32_mode', [mode]);
+    this.gemv = v;
+  }
+
+  /** run team kernel `kernel(...args, t, T)` on every thread (settings each instance keeps), whatever the governor says */
+  private broadcast(kernel: string, args: number[]): void {
+    const k = this.kernelIndex(kernel);
+    if (this.threads === 1) this.kernels[kernel](...args, 0, 1);
+    else this.dispatch(k, args, true, () => this.kernels[kernel](...args, 0, this.threads));
   }
 
   /**
@@ -357,6 +392,14 @@ export function slice(t: number, used: number, n: number, align: number, _total:
 function envAdaptive(): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_ADAPTIVE : undefined;
   return raw === '1';
+}
+
+/** MAMBA_TS_WASM_GEMV_F32: 'seq' or 'rows4' (WasmRuntime.gemvF32), else undefined */
+function envGemvF32(): GemvF32 | undefined {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMV_F32 : undefined;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw !== 'seq' && raw !== 'rows4') throw new MambaTsError(`wasm backend: MAMBA_TS_WASM_GEMV_F32 must be 'seq' or 'rows4', got "${raw}"`);
+  return raw;
 }
 
 export function defaultThreads(): number {

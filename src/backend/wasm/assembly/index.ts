@@ -21,3 +21,4 @@ export * from './attention';
 export * from './argmax';
 export * from './linear_multi';
 export * from './step_out';
+export * from './gemv_variants';

@@ -309,30 +309,72 @@ function f16Step1x4X(xp: usize, p0: usize, rowB: usize): v128 {
 /** y[:, n0:n1] = x · Wᵀ (+ bias); W f32 [N, K]. */
 export function linear_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
   if (M == 1) gemvF32Seq(x, w, bias, y, M, K, N, n0, n1);
+  else if (M <= GEMV_FEW_MAX && (K & 15) == 0 && gemvF32Mode == 0) gemvF32Few(x, w, bias, y, M, K, N, n0, n1);
   else linearT<f32>(x, w, bias, y, M, K, N, n0, n1);
 }
 
 // f32 matrix-vector product (M = 1) reading W strictly sequentially: one row at a time with 4 accumulators over k
-// (x stays in L1). On weights that come from DRAM this streams at the memory's full rate (measured 25.7 GB/s on
-// one thread vs 15.9 for four rows at once, which splits the read into four interleaved streams).
-// With K a multiple of 16 the rows go by fours: each row's 4 partial vectors are summed as below, then the 4 rows'
-// lanes are summed together after a 4×4 transpose, in the same order (lane 0 + 1, + 2, + 3), so each y is the same
-// bits as the one-row loop's, at a quarter of its horizontal adds (which dominate for short rows: dt_proj, K = 48).
+// (x stays in L1). With K a multiple of 16 the rows go by fours: each row's 4 partial vectors are summed as below, then
+// the 4 rows' lanes are summed together after a 4×4 transpose, in the same order (lane 0 + 1, + 2, + 3), so each y is
+// the same bits as the one-row loop's, at a quarter of its horizontal adds (which dominate for short rows: dt_proj,
+// K = 48).
+//
+// Every row goes through the same copy of the row loop (gemvRowF32 inlined once, in a loop over the group's 4 rows):
+// the same load instructions then walk W from its first byte to its last without a jump. The kernel before (mode 1,
+// gemvF32Rows4: the row loop inlined four times, one copy per row of a group) read the same addresses in the same
+// order, but each copy got every 4th row and jumped 3 rows after each: from DRAM it streamed 14-15 GB per CPU-second on
+// one thread against this loop's 29-31 and the bandwidth probe's 31-34 (issue 18; bench/matvec-stream.bench.ts, where
+// two copies with rows alternating are as slow: what prefetchers that learn one stream per load instruction would do).
+// Same bits either way.
+
+/** which f32 matrix-vector kernel linear_f32 runs for M = 1: 0 gemvF32Seq (default), 1 gemvF32Rows4 (the one before) */
+let gemvF32Mode: i32 = 0;
+
+/** team kernel: every thread's instance selects its f32 matrix-vector kernel (see gemvF32Mode) */
+export function set_gemv_f32_mode(mode: i32, t: i32, T: i32): void {
+  gemvF32Mode = mode;
+}
+
+/** this instance's gemvF32Mode */
+export function gemv_f32_mode(): i32 {
+  return gemvF32Mode;
+}
+
 function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  if (gemvF32Mode == 1) {
+    gemvF32Rows4(x, w, bias, y, M, K, N, n0, n1);
+    return;
+  }
   const rowB = <usize>K * 4;
   if ((K & 15) == 0) {
     for (; n0 + 4 <= n1; n0 += 4) {
-      const p = w + <usize>n0 * rowB;
-      const t0 = gemvRowF32(x, p, K), t1 = gemvRowF32(x, p + rowB, K), t2 = gemvRowF32(x, p + 2 * rowB, K), t3 = gemvRowF32(x, p + 3 * rowB, K);
-      const lo01 = v128.shuffle<f32>(t0, t1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(t0, t1, 2, 6, 3, 7);
-      const lo23 = v128.shuffle<f32>(t2, t3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(t2, t3, 2, 6, 3, 7);
-      let s = f32x4.add(v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
-      s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
-      s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
-      if (bias) s = f32x4.add(s, v128.load(bias + <usize>n0 * 4));
-      v128.store(y + <usize>n0 * 4, s);
+      let p = w + <usize>n0 * rowB;
+      let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+      for (let r = 0; r < 4; r++) {
+        // (a loop, not four inlined copies: see above)
+        const t = gemvRowF32(x, p, K);
+        t0 = t1; t1 = t2; t2 = t3; t3 = t;
+        p += rowB;
+      }
+      store4(y, bias, n0, sum4x4(t0, t1, t2, t3));
     }
   }
+  gemvF32Tail(x, w, bias, y, K, n0, n1);
+}
+
+/** [lane sum of t0, of t1, of t2, of t3], each summed lane 0 + 1, + 2, + 3 (as gemvF32Tail's scalar sum) */
+// @ts-ignore: decorator
+@inline function sum4x4(t0: v128, t1: v128, t2: v128, t3: v128): v128 {
+  const lo01 = v128.shuffle<f32>(t0, t1, 0, 4, 1, 5), hi01 = v128.shuffle<f32>(t0, t1, 2, 6, 3, 7);
+  const lo23 = v128.shuffle<f32>(t2, t3, 0, 4, 1, 5), hi23 = v128.shuffle<f32>(t2, t3, 2, 6, 3, 7);
+  let s = f32x4.add(v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5), v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
+  s = f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
+  return f32x4.add(s, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
+}
+
+/** rows [n0, n1) one at a time (any K) */
+function gemvF32Tail(x: usize, w: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4;
   for (let j = n0; j < n1; j++) {
     const p = w + <usize>j * rowB;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -350,6 +392,67 @@ function gemvF32Seq(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N
     if (bias) s += load<f32>(bias + <usize>j * 4);
     store<f32>(y + <usize>j * 4, s);
   }
+}
+
+/**
+ * the most rows of x that gemvF32Few takes; more go to the 2×4 tiles, which need half the loads per multiply-add
+ * (measured from DRAM, GB of W per CPU-second, gemvF32Few vs tiles: M = 2 23-24 vs 17.5-19; M = 3 and 4 mixed,
+ * 8-18 vs 11-16: load-bound, as each further pair of x rows re-reads the W row)
+ */
+const GEMV_FEW_MAX: i32 = 2;
+
+/**
+ * M = 2…GEMV_FEW_MAX rows of x (batched decode), K a multiple of 16: each W row is streamed once, by one loop, against
+ * the x rows two at a time (8 accumulators); a further pair or odd row would re-read the W row from L1.
+ * Like gemvF32Seq, one copy of the streaming loop reads all of W in order: the 2×4 tiles (linearT, and mode 1) read
+ * 4 rows interleaved and ran at 17.5-19 GB per CPU-second from DRAM for M = 2 (bench/matvec-stream.bench.ts rows:M).
+ * Every y is the same bits as gemvF32Seq's for that row of x alone (the same partial sums in the same order).
+ */
+function gemvF32Few(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4, yrowB = <usize>N << 2;
+  for (let j = n0; j < n1; j++) {
+    const p = w + <usize>j * rowB;
+    let i = 0;
+    for (; i + 2 <= M; i += 2) {
+      const xa = x + <usize>i * rowB, xb = xa + rowB;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let k = 0; k < K; k += 16) {
+        const o = <usize>k * 4;
+        const w0 = v128.load(p + o), w1 = v128.load(p + o, 16), w2 = v128.load(p + o, 32), w3 = v128.load(p + o, 48);
+        a0 = f32x4.add(a0, f32x4.mul(w0, v128.load(xa + o)));
+        b0 = f32x4.add(b0, f32x4.mul(w0, v128.load(xb + o)));
+        a1 = f32x4.add(a1, f32x4.mul(w1, v128.load(xa + o, 16)));
+        b1 = f32x4.add(b1, f32x4.mul(w1, v128.load(xb + o, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(w2, v128.load(xa + o, 32)));
+        b2 = f32x4.add(b2, f32x4.mul(w2, v128.load(xb + o, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(w3, v128.load(xa + o, 48)));
+        b3 = f32x4.add(b3, f32x4.mul(w3, v128.load(xb + o, 48)));
+      }
+      store1(y + <usize>i * yrowB, bias, j, laneSum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))));
+      store1(y + <usize>(i + 1) * yrowB, bias, j, laneSum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3))));
+    }
+    if (i < M) store1(y + <usize>i * yrowB, bias, j, laneSum(gemvRowF32(x + <usize>i * rowB, p, K)));
+  }
+}
+
+/** lane 0 + 1, + 2, + 3 (gemvF32Seq's order) */
+// @ts-ignore: decorator
+@inline function laneSum(t: v128): f32 {
+  return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1) + f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3);
+}
+
+/** the f32 matrix-vector kernel before issue 18's fix (mode 1): the row loop inlined once per row of a group of 4 */
+function gemvF32Rows4(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32): void {
+  const rowB = <usize>K * 4;
+  if ((K & 15) == 0) {
+    for (; n0 + 4 <= n1; n0 += 4) {
+      const p = w + <usize>n0 * rowB;
+      const t0 = gemvRowF32(x, p, K), t1 = gemvRowF32(x, p + rowB, K), t2 = gemvRowF32(x, p + 2 * rowB, K), t3 = gemvRowF32(x, p + 3 * rowB, K);
+      store4(y, bias, n0, sum4x4(t0, t1, t2, t3));
+    }
+  }
+  gemvF32Tail(x, w, bias, y, K, n0, n1);
 }
 
 

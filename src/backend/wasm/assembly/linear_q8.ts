@@ -33,7 +33,8 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
 // (hsum4s) into one f32x4 of block sums, scaled as one vector:
 //   M = 1 (decode): 1 x row × 4 W rows (the x block is loaded once for the 4), lanes = W rows; the next group of
 //     rows is touched meanwhile (as for f16). ~22 GB/s of weights on one thread, as fast from L3 as from DRAM:
-//     compute-bound, though not far from the memory's rate (gemvF32Seq's 25.7).
+//     compute-bound (bench/matvec-stream.bench.ts: ~18-21 GB per CPU-second from DRAM,
+//     21-25 hot; gemvF32Seq streams ~30 from DRAM).
 //   M > 1: 4 x rows × 2 W rows (the widened weights serve 4 x rows, the x rows 2 W rows), lanes = x rows, over a
 //     panel of 4 W rows that stays in L1 while a chunk of ~256 KiB of quantized x rows (L2) passes over it.
 
