@@ -154,6 +154,7 @@ export async function runPoint(lm: CausalLM, be: WebGpuBackend, model: string, o
   const need = C + WARM + o.steps + 1;
   const cap = lay.grows && fill === 'prefill' ? 2 ** Math.ceil(Math.log2(Math.max(64, need))) : need;
   const allocPerSeq = lay.constBytes + lay.perPositionBytes * cap;
+  be.rt.trim(); // the previous point's large buffers (KV caches, prefill activations) would count against this one
   const stats0 = be.rt.stats();
   // the batch's state, the copy of row 0 the check decodes from, and (prefill) the batch-1 state it is copied from
   const needed = stats0.deviceBytes + (B + (B > 1 ? 2 : 1)) * allocPerSeq;

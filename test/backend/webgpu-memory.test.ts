@@ -168,3 +168,28 @@ describe('webgpu memory, on a device that runs nothing', () => {
     });
   }
 });
+
+describe('webgpu memory: trim', () => {
+  it('trim() gives free dedicated buffers back to the device and keeps live ones and chunks', () => {
+    const be = new WebGpuBackend(nullGpuDevice(), 'null', { subgroupMaxSize: 32 });
+    const big = (be.rt.chunkBytes / 4) * 0.75; // floats: over half a chunk → a dedicated buffer
+    const small = be.zeros([1024]);
+    const a = be.zeros([big]), b = be.zeros([big]);
+    const s1 = be.rt.stats();
+    a.dispose();
+    const s2 = be.rt.stats();
+    assert.equal(s2.deviceBytes, s1.deviceBytes, 'a released block stays in its pool');
+    assert.ok(s2.freeBytes >= big * 4);
+    const freed = be.rt.trim();
+    const s3 = be.rt.stats();
+    assert.ok(freed >= big * 4, `gave back ${freed} bytes`);
+    assert.equal(s3.deviceBytes, s2.deviceBytes - freed);
+    assert.equal(s3.freeBytes, s2.freeBytes - freed, 'only the free dedicated block went');
+    assert.equal(be.rt.trim(), 0, 'nothing left to give back');
+    assert.ok(!b.isDisposed && !small.isDisposed);
+    b.dispose();
+    small.dispose();
+    assert.ok(be.rt.trim() >= big * 4, 'the second one goes once it is free');
+    be.destroy();
+  });
+});

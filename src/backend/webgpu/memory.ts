@@ -166,6 +166,26 @@ export class Pool {
     list.splice(lo, 0, a);
   }
 
+  /**
+   * Give the free dedicated buffers (blocks over half a chunk, each a GPUBuffer of its own) back to the device;
+   * chunks stay (their blocks are carved from shared buffers). Returns the bytes given back. The caller makes sure
+   * no recorded, unsubmitted dispatch binds them (GpuRuntime.trim flushes first).
+   */
+  trim(): number {
+    let freed = 0;
+    for (const [cls, list] of this.free) {
+      if (cls <= this.rt.chunkBytes / 2) continue;
+      for (const a of list) {
+        this.rt.destroyBuffer(a.ref.gpu);
+        this.total -= cls;
+        this.freeBytes -= cls;
+        freed += a.ref.size;
+      }
+      this.free.delete(cls);
+    }
+    return freed;
+  }
+
   /** bytes of this pool's buffers (chunks and dedicated buffers) */
   get bytes(): number {
     return this.total;
@@ -290,6 +310,12 @@ export class DeviceMemory {
       peakLiveBytes: this.acct.peakLive,
       freeBytes: pools.reduce((a, p) => a + p.freeBytes, 0),
     };
+  }
+
+  /** see GpuRuntime.trim */
+  trim(): number {
+    if (this.hold) return 0; // a capture may still bind blocks released meanwhile
+    return [this.constPool, this.actPool, this.matPool, this.packPool, this.kvPool].reduce((a, p) => a + p.trim(), 0);
   }
 
   /** start a new high-water mark at the current usage */

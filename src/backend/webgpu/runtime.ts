@@ -212,6 +212,17 @@ export class GpuRuntime {
     this.mem.resetPeak();
   }
 
+  /**
+   * Give the pools' free dedicated buffers (the large blocks: KV caches, long activations) back to the device, after
+   * submitting what is recorded; returns the bytes given back (`stats().deviceBytes` drops by as much). Pool chunks
+   * stay. For a long-lived process between workloads of different shapes (a server after a long context, a bench
+   * between points); nothing happens during a capture.
+   */
+  trim(): number {
+    this.flush();
+    return this.mem.trim();
+  }
+
   private makeParamBG(): GPUBindGroup {
     return this.kernels.paramBindGroup(this.paramBuf);
   }
