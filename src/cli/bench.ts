@@ -43,7 +43,7 @@ export const BENCH_SPEC: CommandSpec = {
     gen: { type: 'string', short: 'n', value: 'N', help: 'decode steps (default 128)' },
     reps: { type: 'string', value: 'N', help: 'timed repetitions (default 3)' },
     json: { type: 'boolean', help: 'print a JSON object as the last line (prefill_tok_s, decode_tok_s, peak_rss_mb, …)' },
-    logits: { type: 'boolean', help: 'decode reads each step\'s logits and takes the argmax in JavaScript (wasm\'s path before the fused LM-head argmax)' },
+    logits: { type: 'boolean', help: 'decode reads each step\'s logits and takes the argmax in JavaScript (wasm\'s path before the fused LM-head argmax; on webgpu instead of the greedy chain on the device)' },
     profile: { type: 'boolean', help: 'after the timed runs, one more prefill + decode with every backend op timed: where the time goes' },
     ssd: { type: 'string', value: 'ALGO', help: `Mamba-2 prefill SSD: ${SSD_CHOICES.join(', ')} (default: the backend's)` },
     chunk: { type: 'string', value: 'N', help: 'chunk length of --ssd chunked (default: the model config\'s chunk_size)' },
@@ -131,7 +131,15 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
   // `gen` greedy steps after the logits `l` of the prompt: the fused LM head + argmax where the backend has it
   const fusedPick = !readLogits && !!backend.linearArgmax && !!lm.advanceArgmax;
+  // backends that replay recorded steps (webgpu): all `n` steps queued at once, each step's argmax feeding the next on
+  // the device (what generate() does for greedy decoding there)
+  const onDevice = !readLogits && !fusedPick && !!lm.chainsOnDevice && !!lm.greedyChain;
   const decode = async (l: { data: Float32Array }, s: ReturnType<typeof lm.createState>, n: number): Promise<void> => {
+    if (onDevice) {
+      const picks = await lm.greedyChain!([[argmax(l.data)]], s, n);
+      if (!picks || picks.length !== n) throw new Error(`bench: the greedy chain on the device returned ${picks ? picks.length : 'no'} steps of ${n} (${lm.backend.name})`);
+      return;
+    }
     if (!fusedPick) {
       for (let i = 0; i < n; i++) l = await lm.advance([[argmax(l.data)]], s);
       return;
@@ -214,7 +222,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ['KV cache', kvCache],
     ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
-    [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : 'logits read, argmax in JS'})`],
+    [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : onDevice ? 'greedy on the device: recorded step replayed, tokens never read back until the end' : 'logits read, argmax in JS'})`],
     ['decode CPU time', `${result.decode_cpu_ms_per_token.toFixed(2)} ms per token (all threads, median of the runs)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
     ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],
