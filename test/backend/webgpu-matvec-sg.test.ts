@@ -111,9 +111,10 @@ describe('webgpu decode kernels v2: subgroup matvec', () => {
       if (!g.rt.subgroupFixed) return t.skip('no fixed subgroup size');
       let seed = 301;
       try {
-        // one M per config (each (config, M) compiles its own pipelines), rotated between the tiled and the simple
-        // backends: every config meets every M over the file, each norm (plain, gated, one group) with each
-        const shift = which.startsWith('tiled') ? 0 : 1;
+        // one M per config (each (config, M) compiles its own pipelines), rotated from backend to backend (tiled f32,
+        // tiled bf16, simple f32: shifts 0, 1, 2): every config meets every M over the file, each norm (plain, gated,
+        // one group) with each
+        const shift = Object.keys(gpus).indexOf(which) % 3;
         for (const [ci, cfg] of ['v2-r1w32u', 'v2-r2w64l', 'v2-r2w64un'].entries()) {
           g.decodeKernels = cfg;
           for (const M of [[1, 2, 5][(ci + shift) % 3]]) {
