@@ -14,6 +14,34 @@ export function useSoftwareVulkanIfNoDriverChosen(): void {
   const e = process.env;
   if (!e.VK_ICD_FILENAMES && !e.VK_DRIVER_FILES && fs.existsSync(SWIFTSHADER)) e.VK_ICD_FILENAMES = SWIFTSHADER;
   e.XDG_RUNTIME_DIR ??= '/tmp';
+  if (/swiftshader/i.test(`${e.VK_ICD_FILENAMES ?? ''} ${e.VK_DRIVER_FILES ?? ''}`)) sleepBetweenDawnPolls();
+}
+
+let polite = false;
+
+/**
+ * Dawn for Node waits for a map (every read-back) or onSubmittedWorkDone by polling its events through setImmediate,
+ * again and again: a loop that keeps a core busy for as long as the GPU works. On SwiftShader the GPU is this machine's
+ * CPU, so the loop took ~40% of the CPU time of a decode step (mamba-tiny, 8 steps in one process, interleaved: 9.6 s
+ * vs 5.6 s) and, with the test files running two at a time on CI's 2 cores, a core from the other file's kernels.
+ * Dawn's poll callbacks go through setTimeout(0) instead, which lets the loop sleep ~1 ms between polls; every other
+ * setImmediate is left alone (`setImmediate(resolve)` included). Only with SwiftShader (a GPU keeps the tight loop),
+ * and only in the tests: the library does not touch the global.
+ */
+function sleepBetweenDawnPolls(): void {
+  if (polite) return;
+  polite = true;
+  const immediate = globalThis.setImmediate;
+  // Dawn's callback: a native function made by N-API, nameless, no parameters, constructible (a prototype) — unlike a
+  // promise's resolve function (nameless and native too, but one parameter and no prototype: setImmediate(resolve))
+  const native = (f: unknown): boolean =>
+    typeof f === 'function' && f.name === '' && f.length === 0 && 'prototype' in f && Function.prototype.toString.call(f).endsWith('{ [native code] }');
+  globalThis.setImmediate = Object.assign(
+    function (this: unknown, f: (...a: unknown[]) => void, ...a: unknown[]) {
+      return native(f) ? (setTimeout(f, 0, ...a) as unknown as NodeJS.Immediate) : immediate(f, ...a);
+    },
+    { __promisify__: immediate.__promisify__ },
+  ) as typeof setImmediate;
 }
 
 /** a backend, or the reason there is none (a string) — throws instead when WebGPU is required */

@@ -41,8 +41,12 @@ const MODELS: Record<string, Record<string, unknown>> = {
 const PROMPT = [5, 17];
 /** greedy tokens chained on the device (each fed back without a read-back) */
 const CHAIN = 4;
-/** SwiftShader runs the tiled kernels slowly: the wide model (2,060 in_proj rows) only with f32 weights */
-const CASES: [string, 'f32' | 'bf16'][] = [['mamba odd', 'f32'], ['mamba odd', 'bf16'], ['mamba2', 'f32'], ['mamba2', 'bf16'], ['mamba wide', 'f32']];
+/**
+ * SwiftShader runs the tiled kernels slowly: the wide model (2,060 in_proj rows) only with f32 weights, and bf16 weights
+ * through Mamba-1 only ('fused' is opt-in; for Mamba-2 it changes only the lm_head's argmax partials, whose bf16 form
+ * the 'mamba odd' bf16 case runs too)
+ */
+const CASES: [string, 'f32' | 'bf16'][] = [['mamba odd', 'f32'], ['mamba odd', 'bf16'], ['mamba2', 'f32'], ['mamba wide', 'f32']];
 
 const build = (name: string, backend: WebGpuBackend | CpuBackend): CausalLM => buildModel(MODELS[name], name, new RandomTensorSource(11), { backend });
 
@@ -172,7 +176,9 @@ describe('webgpu decodeKernels fused: argmax partials in the lm_head matvec', ()
 });
 
 describe('webgpu decodeKernels fused: decode logits of the HF fixtures = v1', () => {
-  for (const [name, which, B] of [['mamba-tiny', 'bf16', 1], ['mamba2-tiny', 'f32', 1]] as const) {
+  // Mamba-1, where 'fused' changes the layer (x_proj partials in in_proj's epilogue, summed by the scan); for Mamba-2
+  // it changes only the lm_head (argmax partials: the mamba2 model above, against v1 and the CPU, and the argmax case)
+  for (const [name, which, B] of [['mamba-tiny', 'bf16', 1]] as const) {
     it(`${name} (${which}, batch ${B}): fused decode logits within 1e-5 of v1, greedy ids equal`, async (t: TestContext) => {
       const g = gpus[which];
       if (typeof g === 'string') return t.skip(g);

@@ -172,8 +172,9 @@ describe('webgpu batched greedy decode with gemmSmall blocked (the default: matv
       };
       try {
         const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
-        // the first, a middle and the last row against themselves alone (each costs SwiftShader a minute); the
-        // prompts (1–7 tokens) and the rows alone stay on the matvec, so the blocked kernel ran for the batch
+        // the first, a middle and the last row against themselves alone (each ~5 s of SwiftShader CPU); the
+        // prompts (1, 2 and 4 tokens: rows 0, 4, 8 one of each) and the rows alone stay on the matvec, so the blocked
+        // kernel ran for the batch
         await batchedEqualsAlone(lm, name, 9, [0, 4, 8]);
         assert.ok(names.has('matmul_blocked') && names.has('splitk_rows'), `the batch ran ${[...names].join(', ')}`);
       } finally {
