@@ -21,4 +21,4 @@ step 120 node dist/bench/webgpu.bench.js --presets mamba-130m,mamba2-130m --weig
 step 90 env MAMBA_TS_WEBGPU_Q8_TILES=scalar node dist/bench/webgpu.bench.js --presets mamba-130m,mamba2-130m --weights q8 --prompt 2048 --gen 32 --reps 3 --batch 1
 step 60 node --test dist/test/backend/webgpu-q8.test.js
 echo "=== done at $(( $(date +%s) - T0 ))s" | tee -a $LOG
-grep -E "tok/s|TFLOP|CHECK|FAIL|matmul|prefill|rc=|SKIP|===|^# (pass|fail)" $LOG | cut -c1-230 | tail -120
+grep -E "tok/s|TFLOP|CHECK|FAIL|GPU time|ms  \(|rc=|SKIP|===|^# (pass|fail)" $LOG | cut -c1-230 | tail -120
