@@ -37,7 +37,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * reads f32), and a head dim past the flash prefill's prefills with the one-row-per-workgroup kernel.
    */
   attention?: WebGpuAttention;
-  /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */
+  /** compute units the decode split aims to fill, and the grid above which the prefill GEMMs take 128-row tiles (WebGPU does not tell: default 132, an H100's SMs) */
   gpuCores?: number;
   /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests. Also settable later (`backend.attentionSplits`) */
   attentionSplits?: number;
