@@ -6,7 +6,8 @@
  * (conflict-free workgroup reads, coalesced writes), K taken in slices of KS staged in workgroup memory
  * (KS·(T+1) floats per operand, column-padded). The caller supplies the parameter words, the K range, how a
  * slice is loaded (`As[kk·TP + r]` = A(row r, k0 + kk), `Bs[kk·TP + c]` = B(k0 + kk, column c)) and how one output
- * is stored; the template supplies the tile loop, the register blocking and the bounds of the store.
+ * is stored; the template supplies the tile loop, the register blocking and the bounds of the store. A caller may
+ * load Bs in larger units instead (`loadB`): the q8 weights of the linear, 16 values per 16-byte load (`q8TileLoad`).
  *
  * `SG_MATMUL`: the same linear with `subgroup_matrix` products (the 'chromium-experimental-subgroup-matrix'
  * feature; f32 operands, which NVIDIA runs as tf32 on its tensor cores).
