@@ -7,7 +7,7 @@
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
- *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16]
+ *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16] [--q8-tiles vector,scalar]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
  * partials` are the kernels of before); the kernels used are printed, and the prefill logits are checked against
@@ -46,6 +46,10 @@
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
+ * `--q8-tiles vector,scalar` (q8 weights): the prefill again with each of the tiled GEMM's q8 tile loads
+ * (WebGpuBackendOptions.q8Tiles; the first listed runs everything else), the modes' repetitions interleaved on the same
+ * model, their logits compared (the same products: the max relative Δ printed, > 1e-5 fails), and profiled with each.
+ *
  * `--kv-cache bf16` (or f16) stores the attention presets' KV caches in 16 bits (the `kvCache` option; default f32): every
  * state the run makes; each preset's line says the state per sequence at the prompt + gen positions in that format.
  *
@@ -59,7 +63,7 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { attentionOpCheck, type AttentionShape } from './webgpu-attention-check.js';
@@ -69,6 +73,7 @@ import type { CausalLM } from '../src/models/causal-lm.js';
 import { generate } from '../src/generate/generate.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 import { stateLayout } from './context-sweep.js';
+import { prefillByQ8Tiles } from './q8-tiles.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -92,6 +97,10 @@ const smallModes = arg('gemm-small', 'blocked').split(',').map((m) => {
 const epiModes = arg('batch-decode', 'fused').split(',').map((m) => {
   if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(m)) throw new Error(`--batch-decode: ${WEBGPU_BATCH_DECODES.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
   return m as WebGpuBatchDecode;
+});
+const q8TileModes = arg('q8-tiles', '').split(',').filter((m) => m).map((m) => {
+  if (!(WEBGPU_Q8_TILES as readonly string[]).includes(m)) throw new Error(`--q8-tiles: ${WEBGPU_Q8_TILES.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
+  return m as WebGpuQ8Tiles;
 });
 const json = process.argv.includes('--json');
 const doProfile = !process.argv.includes('--no-profile') && !process.argv.includes('--memory');
@@ -350,7 +359,7 @@ const results: Record<string, unknown>[] = [];
 const newBackend = async (weights: WebGpuWeights): Promise<WebGpuBackend> =>
   nullDevice
     ? new WebGpuBackend(nullGpuDevice(), 'null device (allocations only)', { weights, kernels: arg('kernels', 'tiled') as 'tiled' | 'simple', subgroupMaxSize: 32, ...(ssdModes.length ? { ssd: ssdModes[0] } : {}) })
-    : createWebGpuBackend({ profile: doProfile, weights, ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(ssdModes.length ? { ssd: ssdModes[0] } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
+    : createWebGpuBackend({ profile: doProfile, weights, ...(q8TileModes.length ? { q8Tiles: q8TileModes[0] } : {}), ...(gemmArg ? { gemm: gemmArg } : {}), ...(scanArg ? { scan: scanArg } : {}), ...(ssdModes.length ? { ssd: ssdModes[0] } : {}), ...(arg('kernels', '') ? { kernels: arg('kernels', '') as 'tiled' | 'simple' } : {}) });
 if (memoryOnly) {
   // a fresh device per model: what one model needs, not what the models before it left in the pools
   for (const weights of formats) {
@@ -536,6 +545,10 @@ for (const weights of memoryOnly ? [] : formats) {
       }
     }
     [backend.fewRows, backend.gemmSmall, backend.batchDecode] = savedModes;
+    // the prefill with each q8 tile load, repetitions interleaved (A B, B A, …) on the same model
+    const tileModes = weights === 'q8' && q8TileModes.length > 1 ? q8TileModes : [];
+    const q8Tiles = tileModes.length ? await prefillByQ8Tiles(backend, lm, ids, tileModes, reps) : [];
+    for (const q of q8Tiles) check(q.logits_max_rel_diff <= 1e-5, `${preset}: prefill logits with q8Tiles ${q.mode} differ from ${tileModes[0]}'s by ${q.logits_max_rel_diff} (relative)`);
     const profiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     if (doProfile) {
       backend.rt.setProfiling(true);
@@ -556,6 +569,14 @@ for (const weights of memoryOnly ? [] : formats) {
         sp.dispose();
         backend.ssdKernels = savedSsd;
       }
+      for (const m of tileModes) {
+        const savedTiles = backend.q8Tiles;
+        backend.q8Tiles = m;
+        const sp = lm.createState(1);
+        await profile(`prefill, q8 tiles ${m}`, async () => void (await lm.advance([ids], sp)), 1);
+        sp.dispose();
+        backend.q8Tiles = savedTiles;
+      }
       await lm.advance([ids], s);
       await profile('decode step', async () => void (await decodeSteps(lm, s, [1], 16)), 16);
       backend.rt.setProfiling(false);
@@ -567,7 +588,7 @@ for (const weights of memoryOnly ? [] : formats) {
       decode_tok_s: gen / (median(decode) / 1000), decode_ms: decode,
       chained_tok_s: chained.length ? gen / (median(chained) / 1000) : null, chained_ms: chained,
       generate_tok_s: generateTokS, generate: gens,
-      prefill_vs_old_kernels: parity, ssd: backend.ssdKernels, prefill_vs_old_kernels_by_ssd: ssdParity,
+      prefill_vs_old_kernels: parity, ssd: backend.ssdKernels, prefill_vs_old_kernels_by_ssd: ssdParity, q8_tiles: q8Tiles,
       host_us_per_token: hostUs, dispatches_per_token: dispatches, submits_per_token: submits,
       batched, profile: profiles,
     };
@@ -576,6 +597,7 @@ for (const weights of memoryOnly ? [] : formats) {
       console.log(`${preset} ${weights}${lay.grows ? ` KV ${kvCache}` : ''} attention ${attention} decode ${backend.decodeKernels} (${checked}): state ${stateMiB < 10 ? stateMiB.toFixed(2) : f1(stateMiB)} MiB/sequence at ${promptLen + gen} positions; prefill ${promptLen}: ${f1(res.prefill_tok_s)} tok/s (${prefill.map((m) => m.toFixed(1)).join(', ')} ms); decode: ${f1(res.decode_tok_s)} tok/s (${f1(1e6 / res.decode_tok_s)} µs/token, host ${f1(hostUs)} µs; ${dispatches} dispatches, ${submits} submits per token)`);
       if (res.chained_tok_s) console.log(`  decode with the tokens kept on the GPU (queued): ${f1(res.chained_tok_s)} tok/s; generate() greedy: ${f1(generateTokS)} tok/s`);
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
+      for (const q of q8Tiles) console.log(`  prefill ${promptLen}, q8 tiles ${q.mode}: ${f1(q.prefill_tok_s)} tok/s (${q.prefill_ms.map((m) => m.toFixed(1)).join(', ')} ms, interleaved); logits vs ${q8Tiles[0].mode}: max relative Δ ${q.logits_max_rel_diff.toExponential(1)}`);
       for (const b of batched) {
         const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.epilogue === b.epilogue);
         const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';

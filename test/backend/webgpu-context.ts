@@ -59,15 +59,16 @@ export async function webgpuOrReason(opts: CreateWebGpuOptions = {}): Promise<We
 export const roundBf16 = (a: Float32Array): Float32Array => a.map((v) => bf16ToF32(f32ToBf16(v)));
 
 /** the kernels `fn` records on `g` */
-export async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; names: string[] }> {
-  const names: string[] = [];
+export async function kernelsOf<T>(g: WebGpuBackend, fn: () => Promise<T>): Promise<{ result: T; names: string[]; variants: string[] }> {
+  const names: string[] = [], variants: string[] = [];
   const record = g.rt.record.bind(g.rt);
   g.rt.record = (d) => {
     names.push(d.spec.name);
+    variants.push(`${d.spec.name}:${d.variant}`);
     record(d);
   };
   try {
-    return { result: await fn(), names };
+    return { result: await fn(), names, variants };
   } finally {
     g.rt.record = record;
   }

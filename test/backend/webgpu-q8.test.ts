@@ -140,6 +140,48 @@ describe('webgpu q8 weights: products and gathers = float64 on the dequantized w
     }
   });
 
+  // the prefill GEMM's q8 tile loads (q8Tiles): 'vector' (16 values + the block's scale per load, 16-deep slices) and
+  // 'scalar' (wv(i)) multiply by the same numbers in the same order, so they must agree bit for bit; both tile sides
+  // (64 here, 128 on a backend that takes 128-row tiles for every grid), ragged M and N, K of 1, 3 and 5 blocks
+  // (slices of half blocks, a superblock's tail)
+  withGpu("tiled: q8Tiles 'vector' = 'scalar' bit for bit, = float64 of the dequantized weights; 64- and 128-tiles, ragged edges", tiled, async (g) => {
+    const big = await webgpuOrReason({ kernels: 'tiled', weights: 'q8', gpuCores: 1 });
+    if (typeof big === 'string') throw new Error(big);
+    try {
+      let seed = 300;
+      for (const [be, T] of [[g, 64], [big, 128]] as const) {
+        const [gemm, small0, tiles] = [be.gemm, be.gemmSmall, be.q8Tiles];
+        be.gemm = 'tiled';
+        be.gemmSmall = 'old';
+        try {
+          for (const [M, K, N] of [[9, 32, 1], [70, 96, 131], [T + 3, 160, T - 5]]) {
+            const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++, 0.5), b = randomArray(N, seed++);
+            const wg = be.fromHost(w.slice(), [N, K], { matrix: true });
+            const want = product64(x, dequant(w), b, M, K, N);
+            const got: Record<string, Float32Array> = {};
+            for (const mode of ['vector', 'scalar'] as const) {
+              be.q8Tiles = mode;
+              const name = be.productKernelName(M, N, K);
+              assert.equal(name, `tiled ${T}×${T} q8 ${mode}`, `${M}×${K}×${N}, ${mode}: the kernel`);
+              const { result: y, variants } = await kernelsOf(be, async () => be.linear(be.fromHost(x.slice(), [M, K]), wg, be.fromHost(b.slice(), [N])).data());
+              assert.deepEqual([...new Set(variants)], [`matmul_tiled:${T}${mode === 'vector' ? 'qv' : 'q'}`], `${M}×${K}×${N}, ${mode}: ran ${variants.join(', ')}`);
+              const e = relErr(y, want);
+              assert.ok(e <= 1e-5, `${name}, ${M}×${K}×${N}: relative error ${e}`);
+              got[mode] = y;
+            }
+            assert.deepEqual(got.vector, got.scalar, `${M}×${K}×${N}, ${T}-tiles: vector = scalar`);
+            wg.dispose();
+          }
+        } finally {
+          [be.gemm, be.gemmSmall, be.q8Tiles] = [gemm, small0, tiles];
+        }
+      }
+    } finally {
+      big.destroy();
+    }
+    assert.throws(() => (g.q8Tiles = 'vec4' as never), /q8Tiles must be one of vector, scalar, got "vec4"/);
+  });
+
   withGpu('tiled: the decode matvec with a folded RMSNorm (fusion), the few-rows kernel and the subgroup matvec (v2) read q8', tiled, async (g) => {
     const [K, N] = [96, 45];
     const w = randomArray(N * K, 8, 0.5), nw = randomArray(K, 9);
@@ -226,6 +268,33 @@ describe('webgpu q8 weights: whole models', () => {
       const got = await greedy(g.lm, PROMPT, 2);
       assertClose(got.logits, want.logits, 1e-4, name);
       assert.deepEqual(got.ids, want.ids, `${name}: greedy tokens`);
+    }
+  });
+
+  it("prefill through the tiled GEMM (gemm 'tiled'): q8Tiles 'vector' logits = 'scalar' bit for bit, = the CPU on the dequantized weights (1e-4): mamba, mamba2", async (t) => {
+    if (typeof tiled === 'string') return t.skip(tiled);
+    const [gemm, small0] = [tiled.gemm, tiled.gemmSmall];
+    // 20 rows: past the decode kernels (≤ 8), and with gemmSmall 'old' not on the blocked GEMM (9–128) but on `gemm`'s
+    tiled.gemm = 'tiled';
+    tiled.gemmSmall = 'old';
+    const prompt = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % 512);
+    try {
+      for (const name of ['mamba-tiny', 'mamba2-tiny']) {
+        const [g, c] = [await loadModel(hfFixture(name), { backend: tiled }), await loadModel(hfFixture(name), { backend: cpuQ8 })];
+        const logits: Record<string, Float32Array> = {};
+        for (const mode of ['vector', 'scalar'] as const) {
+          tiled.q8Tiles = mode;
+          const { result, variants } = await kernelsOf(tiled, () => greedy(g.lm, prompt, 0));
+          const tiles = [...new Set(variants.filter((v) => v.startsWith('matmul_tiled')))];
+          assert.ok(tiles.includes(`matmul_tiled:64${mode === 'vector' ? 'qv' : 'q'}`), `${name} ${mode}: ${tiles.join(', ')}`);
+          assert.ok(!tiles.includes(`matmul_tiled:64${mode === 'vector' ? 'q' : 'qv'}`), `${name} ${mode}: only ${mode} tiles: ${tiles.join(', ')}`);
+          logits[mode] = result.logits[0];
+        }
+        assert.deepEqual(logits.vector, logits.scalar, `${name}: vector = scalar`);
+        assertClose([logits.vector], (await greedy(c.lm, prompt, 0)).logits, 1e-4, `${name} q8 vector tiles`);
+      }
+    } finally {
+      [tiled.gemm, tiled.gemmSmall, tiled.q8Tiles] = [gemm, small0, 'vector'];
     }
   });
 

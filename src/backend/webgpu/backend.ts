@@ -24,7 +24,7 @@ import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL }
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
-import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant } from './kernels/gemm.js';
+import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant, tiledWorkgroupBytes } from './kernels/gemm.js';
 import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
 import { MATMUL_I8 } from './kernels/gemm_int8.js';
 import { Int8Gemm, int8Slices } from './int8.js';
@@ -43,9 +43,9 @@ import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAtten
 import { DecodeFusion } from './fusion.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
-export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
+export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -85,6 +85,16 @@ export class WebGpuBackend implements Backend {
     this.small = g;
   }
   private small: WebGpuGemmSmall = 'blocked';
+  /** how the tiled GEMM loads q8 weight tiles (see WebGpuBackendOptions.q8Tiles); setting it makes recorded steps stale */
+  get q8Tiles(): WebGpuQ8Tiles {
+    return this.q8T;
+  }
+  set q8Tiles(t: WebGpuQ8Tiles) {
+    if (!(WEBGPU_Q8_TILES as readonly string[]).includes(t)) throw new Error(`webgpu: q8Tiles must be one of ${WEBGPU_Q8_TILES.join(', ')}, got ${JSON.stringify(t)}`);
+    if (t !== this.q8T) this.epoch++;
+    this.q8T = t;
+  }
+  private q8T: WebGpuQ8Tiles = 'vector';
   /** the kernels of batched decode steps (see WebGpuBackendOptions.batchDecode); setting it makes recorded steps stale */
   get batchDecode(): WebGpuBatchDecode {
     return this.batchDec;
@@ -231,6 +241,11 @@ export class WebGpuBackend implements Backend {
       this.gemmSmall = opts.gemmSmall ?? ((env?.MAMBA_TS_WEBGPU_GEMM_SMALL || 'blocked') as WebGpuGemmSmall);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmall ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL)'}`);
+    }
+    try {
+      this.q8Tiles = opts.q8Tiles ?? ((env?.MAMBA_TS_WEBGPU_Q8_TILES || 'vector') as WebGpuQ8Tiles);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.q8Tiles ? '' : ' (from MAMBA_TS_WEBGPU_Q8_TILES)'}`);
     }
     try {
       this.batchDecode = opts.batchDecode ?? ((env?.MAMBA_TS_WEBGPU_BATCH_DECODE || 'fused') as WebGpuBatchDecode);
@@ -830,7 +845,7 @@ export class WebGpuBackend implements Backend {
   /**
    * The kernel of an [M, K] × [nb, K]ᵀ product with more than 8 rows, by `kernels` and `gemm`: its spec, variant
    * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
-   * (≥ 132 workgroups, an H100's multiprocessors), else 64. `weights`: the weight's storage format (true: bf16, false: f32).
+   * (≥ `gpuCores` workgroups: 132 by default, an H100's multiprocessors), else 64. `weights`: the weight's storage format (true: bf16, false: f32).
    */
   gemmKernel(M: number, nb: number, weights: boolean | WebGpuWeights, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
     const b = weights === true || weights === 'bf16' ? 'b' : weights === 'q8' ? 'q' : '';
@@ -844,16 +859,18 @@ export class WebGpuBackend implements Backend {
       const p = blockedPlan(M, nb, K, b || (vec ? 'f' : 'x'), this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
       return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxqs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
     }
-    return { ...this.tiledKernel(M, nb, b), kc: K, splits: 1 };
+    return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 };
   }
-  private tiledKernel(M: number, nb: number, b: string): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
+  /** `vec`: the weight can be bound as 16-byte vectors (q8 tiles then load as vectors: `q8Tiles`) */
+  private tiledKernel(M: number, nb: number, b: string, vec = true): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
     if (this.gemm === 'old') return { spec: MATMUL, variant: b, tm: 64, tn: 64, name: 'old 64×64' };
     if (this.gemm === 'sgmat' && this.matrixGemm && M >= 32) {
-      const tm = Math.ceil(M / 128) * Math.ceil(nb / 64) >= 132 ? 128 : 64;
+      const tm = Math.ceil(M / 128) * Math.ceil(nb / 64) >= this.gpuCores ? 128 : 64;
       return { spec: SG_MATMUL, variant: `${this.matrixGemm}t${tm}${b}`, tm, tn: 64, name: `subgroup-matrix ${this.matrixGemm.split('s')[0]} ${tm}×64` };
     }
-    const T = Math.ceil(M / 128) * Math.ceil(nb / 128) >= 132 ? 128 : 64;
-    return { spec: MATMUL_TILED, variant: `${T}${b}`, tm: T, tn: T, name: `tiled ${T}×${T}` };
+    const T = Math.ceil(M / 128) * Math.ceil(nb / 128) >= this.gpuCores ? 128 : 64;
+    const qv = b === 'q' && vec && this.q8T === 'vector' && tiledWorkgroupBytes(`${T}qv`) <= this.rt.maxWorkgroupStorage;
+    return { spec: MATMUL_TILED, variant: `${T}${qv ? 'qv' : b}`, tm: T, tn: T, name: `tiled ${T}×${T}${b === 'q' ? (qv ? ' q8 vector' : ' q8 scalar') : ''}` };
   }
 
   /**

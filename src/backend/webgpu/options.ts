@@ -37,7 +37,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * reads f32), and a head dim past the flash prefill's prefills with the one-row-per-workgroup kernel.
    */
   attention?: WebGpuAttention;
-  /** compute units the decode split aims to fill (WebGPU does not tell: default 132, an H100's SMs) */
+  /** compute units the decode split aims to fill, and the grid above which the prefill GEMMs take 128-row tiles (WebGPU does not tell: default 132, an H100's SMs) */
   gpuCores?: number;
   /** fixed number of key slices of flash decoding (default: chosen from the cache length and `gpuCores`); tests. Also settable later (`backend.attentionSplits`) */
   attentionSplits?: number;
@@ -55,6 +55,14 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * (i.e. the best available), or MAMBA_TS_WEBGPU_GEMM.
    */
   gemm?: WebGpuGemm;
+  /**
+   * How the tiled prefill GEMM (`gemm` 'tiled', and 'sgmat' where it falls back to it) loads q8 weight tiles:
+   * 'vector' (default: 16 values of a row as one 16-byte load and their block's scale, dequantized into workgroup
+   * memory, 16-deep K slices; kernels/gemm.ts `q8TileLoad`) or 'scalar' (session 27's reader: a u32 and a scale per
+   * weight through `wv(i)`), for comparisons. Both multiply by the same numbers (f32(q)·scale), so the products are
+   * equal. Also settable on the backend (`q8Tiles`) or by MAMBA_TS_WEBGPU_Q8_TILES.
+   */
+  q8Tiles?: WebGpuQ8Tiles;
   /**
    * The products of 9–128 rows with 'tiled' kernels (batched decode): 'blocked' (default: the skinny-M configurations
    * of kernels/gemm_blocked.ts: BM = the rows rounded up to 16/32/64, split-K until the GPU is busy: on an H100 a
@@ -130,6 +138,9 @@ export type WebGpuSsd = (typeof WEBGPU_SSDS)[number];
 /** the prefill GEMM kernels (`gemm`) */
 export const WEBGPU_GEMMS = ['old', 'tiled', 'sgmat', 'blocked', 'int8x1', 'int8x2', 'int8x3', 'int8x4'] as const;
 export type WebGpuGemm = (typeof WEBGPU_GEMMS)[number];
+/** how the tiled GEMM loads q8 weight tiles (`q8Tiles`) */
+export const WEBGPU_Q8_TILES = ['vector', 'scalar'] as const;
+export type WebGpuQ8Tiles = (typeof WEBGPU_Q8_TILES)[number];
 /** the GEMM of 9–128 rows (`gemmSmall`) */
 export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
 export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];

@@ -6,7 +6,8 @@
  * (conflict-free workgroup reads, coalesced writes), K taken in slices of KS staged in workgroup memory
  * (KS·(T+1) floats per operand, column-padded). The caller supplies the parameter words, the K range, how a
  * slice is loaded (`As[kk·TP + r]` = A(row r, k0 + kk), `Bs[kk·TP + c]` = B(k0 + kk, column c)) and how one output
- * is stored; the template supplies the tile loop, the register blocking and the bounds of the store.
+ * is stored; the template supplies the tile loop, the register blocking and the bounds of the store. A caller may
+ * load Bs in larger units instead (`loadB`): the q8 weights of the linear, 16 values per 16-byte load (`q8TileLoad`).
  *
  * `SG_MATMUL`: the same linear with `subgroup_matrix` products (the 'chromium-experimental-subgroup-matrix'
  * feature; f32 operands, which NVIDIA runs as tf32 on its tensor cores).
@@ -14,6 +15,7 @@
 import type { SubgroupMatrixConfig } from '../runtime.js';
 import type { KernelSpec } from '../runtime.js';
 import { packedSuffix, packedTypes, weightReader } from './linear.js';
+import { q8Fns } from './q8.js';
 
 export interface GemmParts {
   /** output tile side (a multiple of 16: 64 or 128) */
@@ -24,6 +26,11 @@ export interface GemmParts {
   head: string;
   /** WGSL run (T·KS/256 times per slice) with `e` (0 … T·KS−1), `k0`, `tm`, `tn`: writes one element of As and of Bs */
   load: string;
+  /**
+   * Optional: Bs loaded in `units` pieces instead (then `load` writes As only): WGSL run for `u` = li, li + 256, …
+   * below `units`, with `k0`, `tn` (the q8 weights: 16 values of a row from one 16-byte vector and its block's scale)
+   */
+  loadB?: { units: number; code: string };
   /** WGSL run for each output inside the bounds, with `r` (row), `c` (column) and `v` (the sum) */
   store: string;
 }
@@ -48,7 +55,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var q = 0u; q < ${(T * KS) / 256}u; q++) {
       let e = li + 256u * q;
       ${p.load}
-    }
+    }${p.loadB ? `
+    for (var u = li; u < ${p.loadB.units}u; u += 256u) {
+      ${p.loadB.code}
+    }` : ''}
     workgroupBarrier();
     for (var kk = 0u; kk < ${KS}u; kk++) {
       var av: array<f32, ${R}>;
@@ -76,36 +86,87 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /**
- * Tiled linear y[M, N] = x[M, K]·wᵀ (+ bias) from the shared template; variant `<T>`, `<T>b` (bf16 weights) or `<T>q` (q8).
+ * Tiled linear y[M, N] = x[M, K]·wᵀ (+ bias) from the shared template; variant `<T>`, `<T>b` (bf16 weights), `<T>q`
+ * (q8, each weight through the scalar reader `wv(i)`: a u32 and a scale per weight) or `<T>qv` (q8 read as vectors:
+ * `q8TileLoad`; the weight role bound as array<vec4<u32>>, 16-deep K slices).
  * params (as MATMUL's): M, K, N, n0, nb, hasBias
  */
 export const MATMUL_TILED: KernelSpec = {
   name: 'matmul_tiled',
   roles: ['x', 'w', 'bias', 'y'],
   writes: ['y'],
-  types: (v) => packedTypes('w')(packedSuffix(v)),
+  types: (v) => (tiledParse(v).fmt === 'qv' ? { w: 'vec4<u32>' } : packedTypes('w')(packedSuffix(v))),
   wgsl: (v) => {
-    const T = parseInt(v, 10);
-    const KS = T === 128 ? 8 : 16;
-    return `${weightReader(packedSuffix(v))}\n` + tiledGemm({
+    const { T, fmt } = tiledParse(v);
+    const KS = tiledDepth(T, fmt);
+    const vecQ8 = fmt === 'qv';
+    // both operands are K-contiguous: consecutive threads read consecutive k of one row
+    const loadA = `let r = e / ${KS}u; let kk = e % ${KS}u; let gk = k0 + kk;
+      var a = 0.0;
+      if (tm + r < M && gk < K) { a = $x[o_x + (tm + r) * K + gk]; }
+      As[kk * TP + r] = a;`;
+    const loadW = `
+      var b = 0.0;
+      if (tn + r < NC && gk < K) { b = wv((tn + r) * K + gk); }
+      Bs[kk * TP + r] = b;`;
+    return `${vecQ8 ? q8Fns() : weightReader(fmt)}\n` + tiledGemm({
       T,
       KS,
       head: `let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u);
   let kb = 0u; let ke = K;`,
-      // both operands are K-contiguous: consecutive threads read consecutive k of one row
-      load: `let r = e / ${KS}u; let kk = e % ${KS}u; let gk = k0 + kk;
-      var a = 0.0;
-      if (tm + r < M && gk < K) { a = $x[o_x + (tm + r) * K + gk]; }
-      As[kk * TP + r] = a;
-      var b = 0.0;
-      if (tn + r < NC && gk < K) { b = wv((tn + r) * K + gk); }
-      Bs[kk * TP + r] = b;`,
+      load: vecQ8 ? loadA : loadA + loadW,
+      loadB: vecQ8 ? q8TileLoad(T, KS, (kk) => `Bs[(${kk}) * TP + r]`) : undefined,
       store: `var bb = 0.0;
         if (hasB != 0u) { bb = $bias[o_bias + c]; }
         $y[o_y + r * N + n0 + c] = v + bb;`,
     });
   },
 };
+
+/** tile side and weight format of a MATMUL_TILED variant */
+export function tiledParse(v: string): { T: 64 | 128; fmt: '' | 'b' | 'q' | 'qv' } {
+  const m = /^(64|128)(b|q|qv)?$/.exec(v);
+  if (!m) throw new Error(`matmul_tiled: bad variant ${JSON.stringify(v)} (want 64 or 128, then nothing, b, q or qv)`);
+  return { T: Number(m[1]) as 64 | 128, fmt: (m[2] ?? '') as '' | 'b' | 'q' | 'qv' };
+}
+
+/** the K slice depth of MATMUL_TILED: 16 (64-tiles, and q8 vectors: a slice is one half-block), 8 for 128-tiles */
+export function tiledDepth(T: number, fmt: string): number {
+  return fmt === 'qv' || T !== 128 ? 16 : 8;
+}
+
+/** bytes of workgroup memory MATMUL_TILED's variant needs (As and Bs: KS·(T+1) floats each) */
+export function tiledWorkgroupBytes(v: string): number {
+  const { T, fmt } = tiledParse(v);
+  return 2 * tiledDepth(T, fmt) * (T + 1) * 4;
+}
+
+/**
+ * The q8 weight tile load of a tiled GEMM (`GemmParts.loadB`): the slice k0 … k0 + KS−1 (KS a multiple of 16, k0 of
+ * KS, K of 32) of the tile's rows tn … tn + T−1 in units of 16 values — one half of a block: one vec4<u32> (`q8at`)
+ * and the block's scale (`q8sc`), dequantized exactly as `wv` does (f32(q)·scale) and stored as f32 through `dst`
+ * (the WGSL place of slice k `kk` of tile row `r`). Consecutive units take consecutive rows, so a
+ * warp's stores of one kk are consecutive. Rows past NC get zeros (the slice never straddles K: K is whole blocks).
+ * Needs q8Fns(), and `K`, `NC`, `k0`, `tn` and the loop's `u` in scope.
+ */
+export function q8TileLoad(T: number, KS: number, dst: (kk: string) => string): { units: number; code: string } {
+  if (KS % 16 !== 0) throw new Error(`q8TileLoad: K slice ${KS} is not whole 16-value units`);
+  const put = (kk: string, val: string) => `${dst(kk)} = ${val};`;
+  return {
+    units: (T * KS) / 16,
+    code: `let r = u % ${T}u; let h = u / ${T}u; let n = tn + r; let gk = k0 + 16u * h;
+      if (n < NC && gk < K) {
+        let e = n * K + gk; let g = e >> 5u;
+        let q = q8at(g, (e >> 4u) & 1u); let s = q8sc(g);
+        for (var j = 0u; j < 4u; j++) {
+          let f = q8x4(q[j]) * s;
+          for (var i = 0u; i < 4u; i++) { ${put('16u * h + 4u * j + i', 'f[i]')} }
+        }
+      } else {
+        for (var i = 0u; i < 16u; i++) { ${put('16u * h + i', '0.0')} }
+      }`,
+  };
+}
 
 /** the f32 configuration the subgroup-matrix GEMM runs with, or null (see `sgMatmulVariant`) */
 export function f32MatrixConfig(configs: readonly SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
