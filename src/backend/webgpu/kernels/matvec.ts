@@ -110,12 +110,13 @@ export function weightTypes(fmt: MatvecFormat): Record<string, string> {
 }
 
 /**
- * variant `${MM}${f|b|x}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
+ * variant `${MM}${f|b|x}${RPW}[s${XS4}][l]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
  * workgroup, and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit; vector formats only), its
  * size in vec4s: the workgroup then normalises x once into workgroup memory and the weight loop reads one vec4
- * of x̂ per vec4 of w.
+ * of x̂ per vec4 of w. 'l' (`rowLanes`, 2–8 rows): lane m of a weight row writes output row m (with its residual and
+ * conv-window epilogues) instead of lane 0 looping over the rows; the same values.
  */
-export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number): string {
+export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number, rowLanes = false): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   // enough workgroups to cover the GPU (≥ 256), else more lanes per row
   const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
@@ -123,17 +124,18 @@ export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: num
   const xs4 = Math.min(2048, Math.floor(free / 16));
   const need = Math.ceil((M * K) / 4 / 64) * 64;
   const staged = fmt !== 'x' && need <= xs4 ? `s${need}` : '';
-  return `${mm}${fmt}${rpw}${staged}`;
+  return `${mm}${fmt}${rpw}${staged}${rowLanes && M > 1 ? 'l' : ''}`;
 }
 
 /**
  * the parts of a variant string; `ext` (after ':', MATVEC_X only): 'p' the x_proj partials epilogue, 'a' the
  * argmax partials epilogue
  */
-export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a' } {
-  const [core, ext] = v.split(':');
-  const [head, xs] = core.split('s');
-  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a' };
+export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a'; rowLanes: boolean } {
+  const [full, ext] = v.split(':');
+  const rowLanes = full.endsWith('l');
+  const [head, xs] = (rowLanes ? full.slice(0, -1) : full).split('s');
+  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a', rowLanes };
 }
 
 export const MATVEC_V: KernelSpec = {
@@ -168,7 +170,8 @@ export const MATVEC_X: KernelSpec = {
 };
 
 function matvecWgsl(v: string): string {
-    const { mm, fmt, rpw, xs4, ext } = matvecParse(v);
+    const { mm, fmt, rpw, xs4, ext, rowLanes } = matvecParse(v);
+    if (rowLanes && (ext || 256 / rpw < mm)) throw new Error(`matvec variant ${v}: 'l' needs no epilogue and a lane per row`);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
     const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
     const scalar = /* wgsl */ `
@@ -251,11 +254,15 @@ ${DECODE_PARAMS}
     }
     workgroupBarrier();
   }
-  if (lane == 0u && j < nb) {
+  ${rowLanes ? `if (lane < M && j < nb) {
+    var b = 0.0;
+    if (hasB) { b = $bias[o_bias + j]; }
+    put(lane, n0 + j, red[lane * 256u + li - lane] + b, N, hasR, conv, cs0, cw, Kc);
+  }` : `if (lane == 0u && j < nb) {
     var b = 0.0;
     if (hasB) { b = $bias[o_bias + j]; }
     for (var m = 0u; m < M; m++) { put(m, n0 + j, red[m * 256u + li] + b, N, hasR, conv, cs0, cw, Kc); }
-  }${ext ? EPILOGUES[ext] : ''}
+  }`}${ext ? EPILOGUES[ext] : ''}
 }`;
 }
 
