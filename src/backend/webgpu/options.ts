@@ -73,7 +73,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * time (same arithmetic, same results). 'old': as before (a reduce, an add and a norm dispatch; the step kernels
    * of before), for comparisons. 'fused' (session 28) adds, for 2–8 rows on the decode matvec: (3) the gated RMSNorm of a
    * Mamba-2 step is its own dispatch (RMS_NORM_GATED_ROWS: a workgroup per row, x and z read once) instead of being
-   * folded into out_proj's matvec, whose every workgroup recomputed Σ(x·silu(z))² over all rows (M·K/256 loads and
+   * folded into out_proj's matvec (the few-rows kernel of `fewRows` still folds it), whose every workgroup recomputed Σ(x·silu(z))² over all rows (M·K/256 loads and
    * silu per lane: the work grows with the rows) and, past what workgroup memory stages (6–8 rows at K 1,536),
    * x·silu(z)·w·rms again for every weight row; (4) the matvec writes its M rows from M lanes (the conv-window
    * shift of in_proj's epilogue was a loop over the rows in one lane); (5) a materialised gated norm of decode rows
