@@ -957,7 +957,8 @@ export class WebGpuBackend implements Backend {
     const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
     // a workgroup per (row, group), values kept in registers (x, z read once): prefill's wide rows (with the 'fused'
-    // SSD), and decode batches (batchDecode 'fused'; the subgroup kernel's serial loop over a row took 37.5 µs at 16 rows)
+    // SSD), and fewer than 64 rows with batchDecode 'fused' (decode batches, short prompts; the subgroup kernel's
+    // serial loop over a row took 37.5 µs at 16 rows on an H100)
     const tiled = this.kernels === 'tiled' && groupSize <= 4096;
     if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || (this.batchDec === 'fused' && items < 64))) {
       this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
