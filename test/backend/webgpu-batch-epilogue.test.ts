@@ -13,6 +13,7 @@ import { maxAbsDiff, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
 import { MATVEC_V, matvecParse, matvecVariant } from '../../src/backend/webgpu/kernels/matvec.js';
 import type { Store } from '../../src/backend/webgpu/runtime.js';
+import { f2u } from '../../src/backend/webgpu/wgsl.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
 for (const weights of ['f32', 'bf16'] as const) gpus[weights] = await webgpuOrReason({ kernels: 'tiled', weights });
@@ -295,38 +296,49 @@ describe("webgpu decode rows on the matvec (batchDecode 'fused', session 28): th
     }
   });
 
-  it("MATVEC_V of 2, 5 and 8 rows with bias, residual and conv-window epilogues: variant 'l' (a lane per row) writes the same bits as lane 0's loop, and = the CPU", async (t: TestContext) => {
+  it("MATVEC_V of 2, 5 and 8 rows with bias, residual and conv-window epilogues: variant 'l' (a lane per row, the norm prologue's loads four at a time) = lane 0's loop (bit-equal without a norm) = the CPU", async (t: TestContext) => {
     const g = gpus.f32;
     if (typeof g === 'string') return t.skip(g);
     let seed = 1200;
-    const [K, N, cs0, cw, Kc] = [64, 40, 6, 20, 4];
+    const [K, N, cs0, cw, Kc] = [136, 40, 6, 20, 4];
+    const st = (t: { storage: unknown }) => t.storage as Store;
     for (const M of [2, 5, 8]) {
-      const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++, 0.2), b = randomArray(N, seed++), res = randomArray(M * N, seed++), win = randomArray(M * cw * Kc, seed++);
-      const yC = cpu.linear(cpu.fromHost(x.slice(), [M, K]), cpu.fromHost(w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
-      const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Bt = g.fromHost(b.slice(), [N]), R = g.fromHost(res.slice(), [M, N]);
-      const st = (t: { storage: unknown }) => t.storage as Store;
-      const out: Record<string, Float32Array[]> = {};
-      for (const lanes of [false, true]) {
-        const v = matvecVariant(M, K, 'f', N, 256, g.rt.maxWorkgroupStorage, lanes);
-        assert.equal(v.endsWith('l'), lanes, v);
-        assert.equal(matvecParse(v).rowLanes, lanes);
-        const y = g.zeros([M, N]), y2 = g.zeros([M, N]), cst = g.fromHost(win.slice(), [M, cw, Kc]);
-        g.rt.record({ spec: MATVEC_V, variant: v, roles: [st(X), st(W), st(Bt), g.rt.dummy, g.rt.dummy, st(R), st(cst), st(y), st(y2)], params: [M, K, N, 0, N, 1 | 8 | 16, K, 0, cs0, cw, Kc], grid: g.rt.grid(Math.ceil(N / matvecParse(v).rpw)) });
-        out[v] = [await y.data(), await y2.data(), await cst.data()];
-        for (const tn of [y, y2, cst]) tn.dispose();
-      }
-      const [a, l] = Object.values(out);
-      for (let i = 0; i < 3; i++) assert.equal(maxAbsDiff(a[i], l[i]), 0, `M=${M}: output ${i} of ${Object.keys(out).join(' vs ')}`);
-      assert.ok(maxAbsDiff(l[0], yC) <= 1e-4, `M=${M}: y vs the CPU ${maxAbsDiff(l[0], yC)}`);
-      // the conv window: each row's columns cs0…cs0+cw shifted by one slot, the new value last
-      for (let m = 0; m < M; m++) {
-        for (let c = 0; c < cw; c++) {
-          const o = (m * cw + c) * Kc;
-          assert.deepEqual([...l[2].subarray(o, o + Kc)], [...win.subarray(o + 1, o + Kc), l[0][m * N + cs0 + c]], `M=${M} row ${m} window ${c}`);
+      const x = randomArray(M * K, seed++), z = randomArray(M * K, seed++), nw = randomArray(K, seed++), w = randomArray(N * K, seed++, 0.2), b = randomArray(N, seed++), res = randomArray(M * N, seed++), win = randomArray(M * cw * Kc, seed++);
+      const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Z = g.fromHost(z.slice(), [M, K]), NW = g.fromHost(nw.slice(), [K]), Bt = g.fromHost(b.slice(), [N]), R = g.fromHost(res.slice(), [M, N]);
+      // no norm; the RMSNorm (in_proj, lm_head); the gated norm in groups of 68 (out_proj of a grouped norm)
+      for (const [what, flags, gs] of [['plain', 0, K], ['norm', 2, K], ['gated norm', 2 | 4, 68]] as const) {
+        const xc = cpu.fromHost(x.slice(), [M, K]);
+        const xin = what === 'plain' ? xc : what === 'norm' ? cpu.rmsNorm(xc, cpu.fromHost(nw.slice(), [K]), 1e-5) : cpu.rmsNormGated(xc, cpu.fromHost(z.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, gs);
+        const yC = cpu.linear(xin, cpu.fromHost(w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
+        const out: Record<string, Float32Array[]> = {};
+        for (const lanes of [false, true]) {
+          const v = matvecVariant(M, K, 'f', N, 256, g.rt.maxWorkgroupStorage, lanes);
+          assert.equal(v.endsWith('l'), lanes, v);
+          assert.equal(matvecParse(v).rowLanes, lanes);
+          const y = g.zeros([M, N]), y2 = g.zeros([M, N]), cst = g.fromHost(win.slice(), [M, cw, Kc]);
+          const roles = [st(X), st(W), st(Bt), flags ? st(NW) : g.rt.dummy, flags & 4 ? st(Z) : g.rt.dummy, st(R), st(cst), st(y), st(y2)];
+          g.rt.record({ spec: MATVEC_V, variant: v, roles, params: [M, K, N, 0, N, 1 | flags | 8 | 16, gs, f2u(1e-5), cs0, cw, Kc], grid: g.rt.grid(Math.ceil(N / matvecParse(v).rpw)) });
+          out[v] = [await y.data(), await y2.data(), await cst.data()];
+          for (const tn of [y, y2, cst]) tn.dispose();
         }
+        const [a, l] = Object.values(out);
+        const tag = `M=${M} ${what} (${Object.keys(out).join(' vs ')})`;
+        for (let i = 0; i < 3; i++) {
+          const d = maxAbsDiff(a[i], l[i]);
+          if (what === 'plain') assert.equal(d, 0, `${tag}: output ${i}`);
+          else assert.ok(d <= 1e-5, `${tag}: output ${i} differs by ${d}`);
+        }
+        assert.ok(maxAbsDiff(l[0], yC) <= 1e-4, `${tag}: y vs the CPU ${maxAbsDiff(l[0], yC)}`);
+        // the conv window: each row's columns cs0…cs0+cw shifted by one slot, the new value last
+        for (let m = 0; m < M; m++) {
+          for (let c = 0; c < cw; c++) {
+            const o = (m * cw + c) * Kc;
+            assert.deepEqual([...l[2].subarray(o, o + Kc)], [...win.subarray(o + 1, o + Kc), l[0][m * N + cs0 + c]], `${tag}: row ${m} window ${c}`);
+          }
+        }
+        assert.ok(maxAbsDiff(l[1], l[0].map((v, i) => v + res[i])) <= 1e-6, `${tag}: residual`);
       }
-      assert.ok(maxAbsDiff(l[1], l[0].map((v, i) => v + res[i])) <= 1e-6, `M=${M}: residual`);
-      for (const tn of [W, X, Bt, R]) tn.dispose();
+      for (const tn of [W, X, Z, NW, Bt, R]) tn.dispose();
     }
   });
 });
