@@ -77,7 +77,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * workgroup recomputed Σ(x·silu(z))² over all rows (M·K/256 loads and silu per lane: the work grows with the rows)
    * and, past what workgroup memory stages (6–8 rows at K 1,536), x·silu(z)·w·rms again for every weight row;
    * (4) the matvec writes its M rows from M lanes (the conv-window shift of in_proj's epilogue was a loop over the
-   * rows in one lane); (5) a gated norm of fewer than 64 rows that runs on its own (decode batches of 9+ rows on the
+   * rows in one lane) and its norm prologue (in_proj, lm_head) issues its loads four at a time; (5) a gated norm of fewer than 64 rows that runs on its own (decode batches of 9+ rows on the
    * blocked GEMM, the above, short prompts) runs RMS_NORM_GATED_ROWS too (was one subgroup per row: 37.5 µs per call
    * at 16 rows on an H100, 0.9 of the 3.4 ms step). 'fused-v1': (1) and (2) only (sessions 25–27's default).
    * 'old': none. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
