@@ -948,8 +948,9 @@ export class WebGpuBackend implements Backend {
     const y = this.out([M, W], 'rms_norm_gated');
     // batchDecode 'fused': folded into the next matvec for one row only; 2–8 rows get their own dispatch (below), as the
     // fold has every workgroup of out_proj reduce all rows again (and, past what it stages, normalise per weight row);
-    // the few-rows kernel (fewRows) still folds it
-    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || this.batchDec !== 'fused' || this.fewRows)) {
+    // the few-rows kernel (fewRows) still folds it. Not held back for rows the blocked GEMM takes (gemmSmallMin ≤ M):
+    // nothing would fold it, and a pending norm takes z as a store of its own (a piece of in_proj's output: copied)
+    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || this.batchDec !== 'fused' || this.fewRows) && this.productKernel(M) === 'decode') {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
