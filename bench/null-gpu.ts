@@ -36,11 +36,11 @@ class NullBuffer {
 
 const obj = () => ({});
 
-/** a device with `NULL_GPU_LIMITS` and the 'subgroups' feature (as NVIDIA adapters have) */
-export function nullGpuDevice(): GPUDevice {
+/** a device with `NULL_GPU_LIMITS` (or these limits replaced) and the 'subgroups' feature (as NVIDIA adapters have) */
+export function nullGpuDevice(limits: Partial<typeof NULL_GPU_LIMITS> = {}): GPUDevice {
   const pass = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() {}, end() {} };
   const device = {
-    limits: NULL_GPU_LIMITS,
+    limits: { ...NULL_GPU_LIMITS, ...limits },
     features: new Set<string>(['subgroups']),
     queue: { writeBuffer() {}, submit() {}, onSubmittedWorkDone: () => Promise.resolve() },
     addEventListener() {},

@@ -6,7 +6,8 @@
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8] [--prompt 2048]
  *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
- *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--batch-decode fused,old] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
+ *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--gemm-small-min 9,2] [--batch-decode fused,fused-v1,old]
+ *        [--profile-batches all|max|8,16] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16] [--q8-tiles vector,scalar]
  *
  * `--gemm` / `--scan` pick the prefill GEMM and the Mamba-1 scan (default: the best the device has; `--gemm old --scan
@@ -37,12 +38,17 @@
  * Batched decode (`--batch`): total tok/s over the batch, sync and on device, then a check on the device that
  * batched greedy tokens equal batch-1 tokens for the same prompt (first and last row; logits of the first step
  * compared too: a kernel wrong on that GPU fails the run). `--fewrows off,on` measures the batch table with the
- * matvec up to 8 rows (default) and with the few-rows kernel (kernels/fewrows.ts) in the same run; the largest batch
- * is profiled with each. `--gemm-small blocked,old` does the same for the products of 9–128 rows: the skinny-M blocked
- * GEMM (kernels/gemm_blocked.ts, split-K; the default) and as before (`--gemm`'s kernel, or few-rows with `--fewrows
- * on`); `--batch-decode fused,old` for the blocked GEMM's split-K reduce with the residual add and the next RMSNorm
- * fused in (SPLITK_ROWS, the default) or as three dispatches (before); each mode checked against batch 1, and the
- * kernel that runs in_proj at each batch size printed (`productKernelName`).
+ * matvec up to 8 rows (default) and with the few-rows kernel (kernels/fewrows.ts) in the same run; every batch size
+ * is profiled with each (`--profile-batches max`: the largest only, as before; or a list). `--gemm-small blocked,old`
+ * does the same for the products of 9–128 rows: the skinny-M blocked GEMM (kernels/gemm_blocked.ts, split-K; the
+ * default) and as before (`--gemm`'s kernel, or few-rows with `--fewrows on`); `--gemm-small-min 9,2` for the fewest
+ * rows the blocked GEMM takes (WebGpuBackendOptions.gemmSmallMin: 9 the default, 2 = every batch on it);
+ * `--batch-decode fused,fused-v1,old` for the kernels of batched steps (WebGpuBackendOptions.batchDecode: 'fused'
+ * session 28's — Mamba-2's gated norm of 2–8 rows not folded into out_proj, the matvec's rows written from as many
+ * lanes, the gated norm of decode rows a workgroup per row —, 'fused-v1' without them, 'old' also without the split-K
+ * reduce + residual + RMSNorm in one dispatch); each mode checked against batch 1, the kernel that runs in_proj at each
+ * batch size printed (`productKernelName`), and with profiling the GPU ms of each profiled step on its line, then
+ * the kernels that took most of it.
  * "host µs/token" is the JavaScript side of a decode step (model code, recording, encoding, up to the submit
  * returning); the rest of the wall time is the GPU and the read-back.
  *
@@ -94,6 +100,12 @@ const smallModes = arg('gemm-small', 'blocked').split(',').map((m) => {
   if (!(WEBGPU_GEMMS_SMALL as readonly string[]).includes(m)) throw new Error(`--gemm-small: ${WEBGPU_GEMMS_SMALL.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
   return m as WebGpuGemmSmall;
 });
+const smallMins = arg('gemm-small-min', '').split(',').filter((m) => m).map((m) => {
+  const n = Number(m);
+  if (!Number.isInteger(n) || n < 1 || n > 129) throw new Error(`--gemm-small-min: integers from 1 to 129, e.g. 9,2 (got ${JSON.stringify(m)})`);
+  return n;
+});
+const profileBatches = arg('profile-batches', 'all');
 const epiModes = arg('batch-decode', 'fused').split(',').map((m) => {
   if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(m)) throw new Error(`--batch-decode: ${WEBGPU_BATCH_DECODES.join(', ')} or a list of them (got ${JSON.stringify(m)})`);
   return m as WebGpuBatchDecode;
@@ -494,16 +506,19 @@ for (const weights of memoryOnly ? [] : formats) {
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
-    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; gemm_small_min: number; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; gpu_ms_per_step: number | null; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
     const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
-    // (the epilogue only matters with the blocked GEMM's split-K)
-    const modes = fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? epiModes : epiModes.slice(0, 1)).map((epi) => ({ few, small, epi }))));
-    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode] as const;
-    for (const { few, small, epi } of batches.length ? modes : []) {
+    // (the fewest blocked rows only matter with the blocked GEMM)
+    const mins = smallMins.length ? smallMins : [backend.gemmSmallMin];
+    const modes = fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).flatMap((min) => epiModes.map((epi) => ({ few, small, min, epi })))));
+    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin] as const;
+    const profiled = (b: number) => doProfile && (profileBatches === 'all' || (profileBatches === 'max' ? b === Math.max(...batches) : profileBatches.split(',').map(Number).includes(b)));
+    for (const { few, small, min, epi } of batches.length ? modes : []) {
       backend.fewRows = few;
       backend.gemmSmall = small;
+      backend.gemmSmallMin = min;
       backend.batchDecode = epi;
-      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM > 8 rows, epilogue ${epi}` : ''}`;
+      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM ≥ ${min} rows` : ''}, batch kernels ${epi}`;
       for (const b of batches) {
         const inProj = backend.productKernelName(b, preset.startsWith('mamba2') ? 3352 : 3072, 768);
         const s = lm.createState(b);
@@ -518,7 +533,8 @@ for (const weights of memoryOnly ? [] : formats) {
         const tc = performance.now();
         await lm.greedyChain!(first.map((x) => [x]), s, n);
         const msc = (performance.now() - tc) / n;
-        for (const sm of doProfile && b === Math.max(...batches) ? (ssdModes.length > 1 ? ssdModes : [backend.ssdKernels]) : []) {
+        let gpuMs: number | null = null;
+        for (const sm of profiled(b) ? (ssdModes.length > 1 ? ssdModes : [backend.ssdKernels]) : []) {
           const savedSsd = backend.ssdKernels;
           backend.ssdKernels = sm;
           // a fresh state while profiling (recorded steps replay without timestamps, so none is recorded)
@@ -534,6 +550,7 @@ for (const weights of memoryOnly ? [] : formats) {
           const rows = [...backend.rt.kernelTimes].sort((a, c) => c[1].ms - a[1].ms);
           backend.ssdKernels = savedSsd;
           batchProfiles.push({ what: `decode step, batch ${b}, ${path}${ssdModes.length > 1 ? `, ssd ${sm}` : ''}`, gpu_ms: rows.reduce((a, [, v]) => a + v.ms, 0) / 4, kernels: rows.map(([k, v]) => ({ kernel: k, ms: v.ms / 4, calls: v.count / 4 })) });
+          gpuMs ??= batchProfiles[batchProfiles.length - 1].gpu_ms;
         }
         s.dispose();
         const check = await batchCheck(lm, prompts, first, 8);
@@ -541,10 +558,10 @@ for (const weights of memoryOnly ? [] : formats) {
           process.exitCode = 1;
           log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${path}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
         }
-        batched.push({ batch: b, few_rows: few, gemm_small: small, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, check });
+        batched.push({ batch: b, few_rows: few, gemm_small: small, gemm_small_min: min, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, gpu_ms_per_step: gpuMs, check });
       }
     }
-    [backend.fewRows, backend.gemmSmall, backend.batchDecode] = savedModes;
+    [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin] = savedModes;
     // the prefill with each q8 tile load, repetitions interleaved (A B, B A, …) on the same model
     const tileModes = weights === 'q8' && q8TileModes.length > 1 ? q8TileModes : [];
     const q8Tiles = tileModes.length ? await prefillByQ8Tiles(backend, lm, ids, tileModes, reps) : [];
@@ -599,10 +616,11 @@ for (const weights of memoryOnly ? [] : formats) {
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const q of q8Tiles) console.log(`  prefill ${promptLen}, q8 tiles ${q.mode}: ${f1(q.prefill_tok_s)} tok/s (${q.prefill_ms.map((m) => m.toFixed(1)).join(', ')} ms, interleaved); logits vs ${q8Tiles[0].mode}: max relative Δ ${q.logits_max_rel_diff.toExponential(1)}`);
       for (const b of batched) {
-        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.epilogue === b.epilogue);
+        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.gemm_small_min === b.gemm_small_min && c.epilogue === b.epilogue);
         const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';
         const ck = b.check.tokens_equal ? `tokens = batch 1 (rows ${b.check.rows.join(', ')}, 9 steps)` : `TOKENS DIFFER (${b.check.mismatch})`;
-        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? `, blocked GEMM, epilogue ${b.epilogue}` : ''}; in_proj: ${b.in_proj}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
+        const gpu = b.gpu_ms_per_step === null ? '' : `; GPU ${b.gpu_ms_per_step.toFixed(3)} ms per step (profiled)`;
+        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? `, blocked GEMM ≥ ${b.gemm_small_min} rows` : ''}, batch kernels ${b.epilogue}; in_proj: ${b.in_proj}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}${gpu}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
       }
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);

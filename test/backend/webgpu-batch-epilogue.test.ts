@@ -11,6 +11,9 @@ import { cpu } from '../../src/backend/cpu/index.js';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { maxAbsDiff, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
+import { MATVEC_V, matvecParse, matvecVariant } from '../../src/backend/webgpu/kernels/matvec.js';
+import type { Store } from '../../src/backend/webgpu/runtime.js';
+import { f2u } from '../../src/backend/webgpu/wgsl.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
 for (const weights of ['f32', 'bf16'] as const) gpus[weights] = await webgpuOrReason({ kernels: 'tiled', weights });
@@ -61,8 +64,18 @@ describe('webgpu decode-batch products: which kernel runs M rows', () => {
       assert.deepEqual([8, 9, 128].map((M) => g.productKernel(M)), ['decode', 'gemm', 'gemm']);
       assert.doesNotMatch(g.productKernelName(64, 768, 1536), /blocked/);
     });
-    // the bench's knob: the blocked GEMM from 1 row
+    // the knob (option gemmSmallMin): the blocked GEMM from 1 row, or every batch of 2+ rows
     await withSettings(g, { gemmSmallMin: 1 }, async () => assert.equal(g.productKernel(1), 'blocked'));
+    await withSettings(g, { gemmSmallMin: 2 }, async () => {
+      assert.deepEqual([1, 2, 8, 9].map((M) => g.productKernel(M)), ['decode', 'blocked', 'blocked', 'blocked']);
+      assert.match(g.productKernelName(8, 3352, 768), /^blocked 16x64k32t4x4/);
+    });
+    for (const bad of [0, 2.5, 130, NaN]) {
+      assert.throws(() => {
+        g.gemmSmallMin = bad;
+      }, new RegExp(`gemmSmallMin must be an integer from 1 to 129 \\(the fewest rows the blocked GEMM takes\\), got ${bad}`));
+    }
+    assert.equal(g.gemmSmallMin, 9);
   });
 });
 
@@ -255,6 +268,77 @@ describe("webgpu batched decode steps with the state in registers (batchDecode '
       assert.ok(maxAbsDiff(out.fused.h, sc.dataSync()) <= 1e-4, `${what}: state vs the CPU`);
       assert.equal(maxAbsDiff(out.fused.y, out.old.y), 0, `${what}: y vs before`);
       assert.equal(maxAbsDiff(out.fused.h, out.old.h), 0, `${what}: state vs before`);
+    }
+  });
+});
+
+describe("webgpu decode rows on the matvec (batchDecode 'fused', session 28): the gated norm not folded at 2–8 rows, rows written from their own lanes", () => {
+  it("rmsNormGated of M ∈ {1, 2, 8} rows: 'fused' runs rms_norm_gated_rows at once for 2–8 rows (1 row stays pending for the matvec), 'fused-v1' leaves them pending; = the CPU", async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    let seed = 1100;
+    // the whole width and two groups; z a piece of a wider tensor (read in place)
+    for (const [M, W, gs] of [[1, 96, 96], [2, 96, 96], [8, 96, 48], [8, 272, 272]]) {
+      const xd = randomArray(M * W, seed++), zw = randomArray(M * (W + 5), seed++), wd = randomArray(W, seed++);
+      const pieces = (be: typeof cpu | WebGpuBackend) => [be.fromHost(xd.slice(), [M, W]), be.split(be.fromHost(zw.slice(), [M, W + 5]), [W, 5])[0], be.fromHost(wd.slice(), [W])] as const;
+      const want = cpu.rmsNormGated(...pieces(cpu), 1e-5, gs).dataSync();
+      for (const mode of ['fused', 'fused-v1'] as const) {
+        await withSettings(g, { batchDecode: mode }, async () => {
+          const [x, z, w] = pieces(g);
+          const { result: y, names } = await kernelsOf(g, async () => g.rmsNormGated(x, z, w, 1e-5, gs));
+          const own = mode === 'fused' && M > 1;
+          // (a pending norm takes z as a store of its own: the piece copied out, copy_rows)
+          assert.deepEqual(names.filter((n) => !n.startsWith('copy')), own ? ['rms_norm_gated_rows'] : [], `${mode} M=${M} W=${W}: recorded ${names.join(', ')} before anything read it`);
+          const d = maxAbsDiff(await y.data(), want);
+          assert.ok(d <= 1e-5, `${mode} M=${M} W=${W} gs=${gs}: max |Δ| = ${d}`);
+        });
+      }
+    }
+  });
+
+  it("MATVEC_V of 2, 5 and 8 rows with bias, residual and conv-window epilogues: variant 'l' (a lane per row, the norm prologue's loads four at a time) = lane 0's loop (bit-equal without a norm) = the CPU", async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    let seed = 1200;
+    const [K, N, cs0, cw, Kc] = [136, 40, 6, 20, 4];
+    const st = (t: { storage: unknown }) => t.storage as Store;
+    for (const M of [2, 5, 8]) {
+      const x = randomArray(M * K, seed++), z = randomArray(M * K, seed++), nw = randomArray(K, seed++), w = randomArray(N * K, seed++, 0.2), b = randomArray(N, seed++), res = randomArray(M * N, seed++), win = randomArray(M * cw * Kc, seed++);
+      const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Z = g.fromHost(z.slice(), [M, K]), NW = g.fromHost(nw.slice(), [K]), Bt = g.fromHost(b.slice(), [N]), R = g.fromHost(res.slice(), [M, N]);
+      // no norm; the RMSNorm (in_proj, lm_head); the gated norm in groups of 68 (out_proj of a grouped norm)
+      for (const [what, flags, gs] of [['plain', 0, K], ['norm', 2, K], ['gated norm', 2 | 4, 68]] as const) {
+        const xc = cpu.fromHost(x.slice(), [M, K]);
+        const xin = what === 'plain' ? xc : what === 'norm' ? cpu.rmsNorm(xc, cpu.fromHost(nw.slice(), [K]), 1e-5) : cpu.rmsNormGated(xc, cpu.fromHost(z.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, gs);
+        const yC = cpu.linear(xin, cpu.fromHost(w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
+        const out: Record<string, Float32Array[]> = {};
+        for (const lanes of [false, true]) {
+          const v = matvecVariant(M, K, 'f', N, 256, g.rt.maxWorkgroupStorage, lanes);
+          assert.equal(v.endsWith('l'), lanes, v);
+          assert.equal(matvecParse(v).rowLanes, lanes);
+          const y = g.zeros([M, N]), y2 = g.zeros([M, N]), cst = g.fromHost(win.slice(), [M, cw, Kc]);
+          const roles = [st(X), st(W), st(Bt), flags ? st(NW) : g.rt.dummy, flags & 4 ? st(Z) : g.rt.dummy, st(R), st(cst), st(y), st(y2)];
+          g.rt.record({ spec: MATVEC_V, variant: v, roles, params: [M, K, N, 0, N, 1 | flags | 8 | 16, gs, f2u(1e-5), cs0, cw, Kc], grid: g.rt.grid(Math.ceil(N / matvecParse(v).rpw)) });
+          out[v] = [await y.data(), await y2.data(), await cst.data()];
+          for (const tn of [y, y2, cst]) tn.dispose();
+        }
+        const [a, l] = Object.values(out);
+        const tag = `M=${M} ${what} (${Object.keys(out).join(' vs ')})`;
+        for (let i = 0; i < 3; i++) {
+          const d = maxAbsDiff(a[i], l[i]);
+          if (what === 'plain') assert.equal(d, 0, `${tag}: output ${i}`);
+          else assert.ok(d <= 1e-5, `${tag}: output ${i} differs by ${d}`);
+        }
+        assert.ok(maxAbsDiff(l[0], yC) <= 1e-4, `${tag}: y vs the CPU ${maxAbsDiff(l[0], yC)}`);
+        // the conv window: each row's columns cs0…cs0+cw shifted by one slot, the new value last
+        for (let m = 0; m < M; m++) {
+          for (let c = 0; c < cw; c++) {
+            const o = (m * cw + c) * Kc;
+            assert.deepEqual([...l[2].subarray(o, o + Kc)], [...win.subarray(o + 1, o + Kc), l[0][m * N + cs0 + c]], `${tag}: row ${m} window ${c}`);
+          }
+        }
+        assert.ok(maxAbsDiff(l[1], l[0].map((v, i) => v + res[i])) <= 1e-6, `${tag}: residual`);
+      }
+      for (const tn of [W, X, Z, NW, Bt, R]) tn.dispose();
     }
   });
 });

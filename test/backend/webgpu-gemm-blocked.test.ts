@@ -184,3 +184,29 @@ describe('webgpu batched greedy decode with gemmSmall blocked (the default: matv
     });
   }
 });
+
+describe("webgpu batched greedy decode of 2–8 rows on the matvec (batchDecode 'fused', session 28)", () => {
+  it("mamba2-tiny (f32): 2 rows decoded together = row 1 alone (tokens, logits ≤ 1e-4); the gated norm ran as its own dispatch and the matvec wrote rows from their lanes", async (t: TestContext) => {
+    const g = gpu;
+    if (typeof g === 'string') return t.skip(g);
+    const saved = [g.gemmSmall, g.fewRows, g.gemmSmallMin, g.batchDecode] as const;
+    [g.gemmSmall, g.fewRows, g.gemmSmallMin, g.batchDecode] = ['blocked', false, 9, 'fused'];
+    const runs = new Set<string>();
+    const record = g.rt.record.bind(g.rt);
+    g.rt.record = (d) => {
+      if (d.params[0] === 2) runs.add(`${d.spec.name}:${d.variant}`); // the batch's dispatches (M = 2 rows first)
+      record(d);
+    };
+    try {
+      const lm = (await loadModel(hfFixture('mamba2-tiny'), { backend: g })).lm;
+      // one step recorded, two replayed on the device (SwiftShader: ~2 s a step); gemmSmallMin 2 (the blocked GEMM
+      // at 2–8 rows) runs the kernels of the 9-row test above, and the products at 2 and 8 rows are in webgpu-batch-epilogue
+      await batchedEqualsAlone(lm, 'mamba2-tiny', 2, [1], 1);
+      const names = [...runs];
+      assert.ok(names.includes('rms_norm_gated_rows:1') && names.some((n) => /^matvec_v:2f\d+(s\d+)?l$/.test(n)) && !names.some((n) => n.startsWith('matmul_blocked')), names.join(', '));
+    } finally {
+      g.rt.record = record;
+      [g.gemmSmall, g.fewRows, g.gemmSmallMin, g.batchDecode] = saved;
+    }
+  });
+});

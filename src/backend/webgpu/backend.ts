@@ -103,6 +103,7 @@ export class WebGpuBackend implements Backend {
     if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(e)) throw new Error(`webgpu: batchDecode must be one of ${WEBGPU_BATCH_DECODES.join(', ')}, got ${JSON.stringify(e)}`);
     if (e !== this.batchDec) this.epoch++;
     this.batchDec = e;
+    this.fx.rowLanes = e === 'fused';
   }
   private batchDec: WebGpuBatchDecode = 'fused';
   /**
@@ -111,8 +112,16 @@ export class WebGpuBackend implements Backend {
    * shape (`blockedPlan`)
    */
   blockedConfig: string | undefined;
-  /** the fewest rows gemmSmall 'blocked' takes (fewer go to the decode matvec); the bench lowers it to time 1–8 rows */
-  gemmSmallMin = 9;
+  /** the fewest rows gemmSmall 'blocked' takes (fewer go to the decode matvec; see WebGpuBackendOptions.gemmSmallMin); setting it makes recorded steps stale */
+  get gemmSmallMin(): number {
+    return this.smallMin;
+  }
+  set gemmSmallMin(m: number) {
+    if (!Number.isInteger(m) || m < 1 || m > 129) throw new Error(`webgpu: gemmSmallMin must be an integer from 1 to 129 (the fewest rows the blocked GEMM takes), got ${m}`);
+    if (m !== this.smallMin) this.epoch++;
+    this.smallMin = m;
+  }
+  private smallMin = 9;
   blockedSplits: number | undefined;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
   get scan(): WebGpuScan {
@@ -251,6 +260,11 @@ export class WebGpuBackend implements Backend {
       this.batchDecode = opts.batchDecode ?? ((env?.MAMBA_TS_WEBGPU_BATCH_DECODE || 'fused') as WebGpuBatchDecode);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.batchDecode ? '' : ' (from MAMBA_TS_WEBGPU_BATCH_DECODE)'}`);
+    }
+    try {
+      this.gemmSmallMin = opts.gemmSmallMin ?? (env?.MAMBA_TS_WEBGPU_GEMM_SMALL_MIN ? Number(env.MAMBA_TS_WEBGPU_GEMM_SMALL_MIN) : 9);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.gemmSmallMin !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL_MIN)'}`);
     }
     // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
     const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
@@ -784,8 +798,8 @@ export class WebGpuBackend implements Backend {
       const bs = bias ? this.st(bias).view(b.r0, nb) : this.rt.dummy;
       const params = [M, K, N, b.r0, nb, bias ? 1 : 0];
       const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store); // (a weight store: never f16)
-      // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused')
-      const xr = k.spec === MATMUL_BLOCKED && this.batchDec === 'fused' ? this.rows(x) : { s: this.st(x), stride: K };
+      // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused', 'fused-v1')
+      const xr = k.spec === MATMUL_BLOCKED && this.batchDec !== 'old' ? this.rows(x) : { s: this.st(x), stride: K };
       const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_I8) {
@@ -805,7 +819,7 @@ export class WebGpuBackend implements Backend {
         // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
         const part = this.scratch(k.splits * M * nb, 'split-K partials');
         this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc, xr.stride], [gx, gy, k.splits], k.variant);
-        if (this.fuse && this.batchDecode === 'fused' && blocks.length === 1) {
+        if (this.fuse && this.batchDec !== 'old' && blocks.length === 1) {
           // the sum held back: the residual add and the next RMSNorm may join it (add, rmsNorm)
           this.fx.pendReduce({ part, bias: bias ? bs : null, y: this.st(y), M, N, S: k.splits, res: null, y2: null, norm: null });
           continue;
@@ -949,15 +963,22 @@ export class WebGpuBackend implements Backend {
   rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
     const [M, W] = x.shape;
     const y = this.out([M, W], 'rms_norm_gated');
-    if (this.fuse && this.fx.foldsNorm(M, W, groupSize)) {
+    // batchDecode 'fused': folded into the next matvec for one row only; 2–8 rows get their own dispatch (below), as the
+    // fold has every workgroup of out_proj reduce all rows again (and, past what it stages, normalise per weight row);
+    // the few-rows kernel (fewRows) still folds it. Not held back for rows the blocked GEMM takes (gemmSmallMin ≤ M):
+    // nothing would fold it, and a pending norm takes z as a store of its own (a piece of in_proj's output: copied)
+    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || this.batchDec !== 'fused' || this.fewRows) && this.productKernel(M) === 'decode') {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
     const zr = this.rows(z); // in place in in_proj's output
     const roles = [this.st(x), zr.s, this.st(w), this.st(y)], params = [M, W, groupSize, f2u(eps), zr.stride];
     const items = M * (W / groupSize);
-    // prefill's wide rows (with the 'fused' SSD): a workgroup per row, values kept in registers (x, z read once)
-    if (this.ssdKernels !== 'old' && this.kernels === 'tiled' && items >= 64 && groupSize >= 256 && groupSize <= 4096) {
+    // a workgroup per (row, group), values kept in registers (x, z read once): prefill's wide rows (with the 'fused'
+    // SSD), and fewer than 64 rows with batchDecode 'fused' (decode batches, short prompts; the subgroup kernel's
+    // serial loop over a row took 37.5 µs at 16 rows on an H100)
+    const tiled = this.kernels === 'tiled' && groupSize <= 4096;
+    if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || (this.batchDec === 'fused' && items < 64))) {
       this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
     } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
@@ -1110,8 +1131,8 @@ export class WebGpuBackend implements Backend {
       const [Br, Cr] = inPlace ? [this.rows(a.B), this.rows(a.C)] : [{ s: this.st(a.B), stride: N }, { s: this.st(a.C), stride: N }];
       const zr = !a.z ? { s: this.rt.dummy, stride: Dm } : inPlace ? this.rows(a.z) : { s: this.st(a.z), stride: Dm };
       const roles = [u, delta, A, Br.s, Cr.s, D, zr.s, bias, state, this.st(y)];
-      // batchDecode 'fused': the state row in registers (its loads issued together)
-      const v = this.batchDec === 'fused' && N <= 64 ? `r${N}` : '';
+      // batchDecode 'fused', 'fused-v1': the state row in registers (its loads issued together)
+      const v = this.batchDec !== 'old' && N <= 64 ? `r${N}` : '';
       this.run(SCAN_STEP, roles, [B, L, Dm, N, flags, Br.stride, Cr.stride, zr.stride], this.threads(B * Dm), v);
       if (!a.state) this.done(state);
       return y;
@@ -1228,9 +1249,9 @@ export class WebGpuBackend implements Backend {
       }
       const roles = [x, dt, A, Bm, Cm, D, dtb, state, this.st(y)];
       const params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi), xr.stride, dr.stride, Br.stride, Cr.stride];
-      // batchDecode 'fused' on a fixed subgroup size: each lane's states in registers (their loads issued together)
+      // batchDecode 'fused', 'fused-v1' on a fixed subgroup size: each lane's states in registers (their loads issued together)
       const sg = this.rt.subgroupFixed;
-      const v = this.batchDec === 'fused' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}` : '';
+      const v = this.batchDec !== 'old' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}` : '';
       if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd), v);
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
       if (!a.state) this.done(state);

@@ -102,6 +102,11 @@ export class DecodeFusion {
    * the weights are 16-byte vectors; null: MATVEC_V ('v1', the kernel before)
    */
   sgv: MatvecSgConfig | null = null;
+  /**
+   * MATVEC_V of 2–8 rows writes its rows from as many lanes (variant 'l'; batchDecode 'fused'), not in a loop in one
+   * lane: in_proj's conv-window epilogue shifts a window per row (dependent loads and stores)
+   */
+  rowLanes = true;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
@@ -256,7 +261,7 @@ export class DecodeFusion {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
         this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
       } else {
-        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
+        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage, this.rowLanes);
         this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
       }
     }

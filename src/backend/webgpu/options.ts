@@ -79,9 +79,25 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * the normed rows written at once); (2) the per-sequence recurrence steps (Mamba-1 `scan_step`, Mamba-2
    * `ssd_step_sg`) hold a state row in registers, its loads issued together instead of one load-update-store at a
    * time (same arithmetic, same results). 'old': as before (a reduce, an add and a norm dispatch; the step kernels
-   * of before), for comparisons. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
+   * of before), for comparisons. 'fused' (session 28) adds, for 2–8 rows on the decode matvec: (3) the gated
+   * RMSNorm of a Mamba-2 step is its own dispatch (RMS_NORM_GATED_ROWS: a workgroup per row, x and z read once)
+   * instead of being folded into out_proj's matvec (the few-rows kernel of `fewRows` still folds it), whose every
+   * workgroup recomputed Σ(x·silu(z))² over all rows (M·K/256 loads and silu per lane: the work grows with the rows)
+   * and, past what workgroup memory stages (6–8 rows at K 1,536), x·silu(z)·w·rms again for every weight row;
+   * (4) the matvec writes its M rows from M lanes (the conv-window shift of in_proj's epilogue was a loop over the
+   * rows in one lane) and its norm prologue (in_proj, lm_head) issues its loads four at a time; (5) a gated norm of fewer than 64 rows that runs on its own (decode batches of 9+ rows on the
+   * blocked GEMM, the above, short prompts) runs RMS_NORM_GATED_ROWS too (was one subgroup per row: 37.5 µs per call
+   * at 16 rows on an H100, 0.9 of the 3.4 ms step). 'fused-v1': (1) and (2) only (sessions 25–27's default).
+   * 'old': none. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
    */
   batchDecode?: WebGpuBatchDecode;
+  /**
+   * The fewest rows gemmSmall 'blocked' takes (default 9: 1–8 rows run the decode matvec with its fusions, as batch 1);
+   * 2 sends every batched product to the blocked GEMM (its 16-row tiles: a batch-8 step does at most a batch-16
+   * step's work there), for comparisons on a GPU. An integer 1–129. Also settable on the backend (`gemmSmallMin`) or
+   * by MAMBA_TS_WEBGPU_GEMM_SMALL_MIN.
+   */
+  gemmSmallMin?: number;
   /**
    * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
    * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
@@ -146,7 +162,7 @@ export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
 export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
 
 /** the kernels of batched decode steps (`batchDecode`) */
-export const WEBGPU_BATCH_DECODES = ['fused', 'old'] as const;
+export const WEBGPU_BATCH_DECODES = ['fused', 'fused-v1', 'old'] as const;
 export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */

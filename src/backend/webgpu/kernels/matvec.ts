@@ -29,9 +29,36 @@ import { q8Fns } from './q8.js';
  * The RMS scales of the norm prologue: rsv[m · nG + g] = 1/√(mean over group g of row m of (x · silu(z) when
  * gated)² + eps). The M · nG reductions run side by side, G lanes each (G the largest power of two with
  * G · M · nG ≤ 256, at least 1; passes of 256 / G of them when there are more), reduced in `red` (≥ 256 floats).
- * Every workgroup recomputes them: x is a few KB to a few hundred, read from cache.
+ * Every workgroup recomputes them: x is a few KB to a few hundred, read from cache. `unrolled` (MATVEC_V's 'l'
+ * variants, 2–8 rows, where a lane's share grows with the rows: 24 values at 8 rows of 768): four loads issued
+ * before their sums, in four partial sums (another order of the additions).
  */
-export const NORM_SCALES = /* wgsl */ `
+export function normScales(unrolled: boolean): string {
+  const at = (k: string, o = 'o_x') => `${o} + m * K + g0 + ${k}`;
+  const loop = unrolled
+    ? /* wgsl */ `
+        var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+        var k = gl;
+        for (; k + 3u * G < gs; k += 4u * G) {
+          var v = vec4<f32>($x[${at('k')}], $x[${at('k + G')}], $x[${at('k + 2u * G')}], $x[${at('k + 3u * G')}]);
+          if (gated) {
+            v *= vec4<f32>(silu($z[${at('k', 'o_z')}]), silu($z[${at('k + G', 'o_z')}]), silu($z[${at('k + 2u * G', 'o_z')}]), silu($z[${at('k + 3u * G', 'o_z')}]));
+          }
+          s += v.x * v.x; s1 += v.y * v.y; s2 += v.z * v.z; s3 += v.w * v.w;
+        }
+        for (; k < gs; k += G) {
+          var v = $x[${at('k')}];
+          if (gated) { v *= silu($z[${at('k', 'o_z')}]); }
+          s += v * v;
+        }
+        s = (s + s1) + (s2 + s3);`
+    : /* wgsl */ `
+        for (var k = gl; k < gs; k += G) {
+          var v = $x[o_x + m * K + g0 + k];
+          if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
+          s += v * v;
+        }`;
+  return /* wgsl */ `
     let nq = M * nG;
     var G = 256u;
     while (G > 1u && G * nq > 256u) { G >>= 1u; }
@@ -39,12 +66,7 @@ export const NORM_SCALES = /* wgsl */ `
       let q = q0 + li / G; let gl = li % G;
       var s = 0.0;
       if (q < nq) {
-        let m = q / nG; let g0 = (q % nG) * gs;
-        for (var k = gl; k < gs; k += G) {
-          var v = $x[o_x + m * K + g0 + k];
-          if (gated) { v *= silu($z[o_z + m * K + g0 + k]); }
-          s += v * v;
-        }
+        let m = q / nG; let g0 = (q % nG) * gs;${loop}
       }
       red[li] = s;
       workgroupBarrier();
@@ -55,6 +77,9 @@ export const NORM_SCALES = /* wgsl */ `
       if (gl == 0u && q < nq) { rsv[q] = inverseSqrt(red[li] / f32(gs) + eps); }
       workgroupBarrier();
     }`;
+}
+/** the prologue of before (one load at a time per lane) */
+export const NORM_SCALES = normScales(false);
 
 /** the roles of the decode matrix kernels (MATVEC_V, FEWROWS): input, weights, folded norm, residual, conv window, outputs */
 export const DECODE_ROLES = ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2'] as const;
@@ -110,12 +135,14 @@ export function weightTypes(fmt: MatvecFormat): Record<string, string> {
 }
 
 /**
- * variant `${MM}${f|b|x}${RPW}[s${XS4}]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
+ * variant `${MM}${f|b|x}${RPW}[s${XS4}][l]`: rows of x rounded up (1, 2, 4, 8), weight format, rows per
  * workgroup, and, when x̂ fits in workgroup memory (`wgBytes` of the adapter's limit; vector formats only), its
  * size in vec4s: the workgroup then normalises x once into workgroup memory and the weight loop reads one vec4
- * of x̂ per vec4 of w.
+ * of x̂ per vec4 of w. 'l' (`rowLanes`, 2–8 rows): lane m of a weight row writes output row m (with its residual and
+ * conv-window epilogues) instead of lane 0 looping over the rows (the same values), and the norm prologue issues its
+ * loads four at a time (`normScales`; sums in another order).
  */
-export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number): string {
+export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number, rowLanes = false): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   // enough workgroups to cover the GPU (≥ 256), else more lanes per row
   const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
@@ -123,17 +150,18 @@ export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: num
   const xs4 = Math.min(2048, Math.floor(free / 16));
   const need = Math.ceil((M * K) / 4 / 64) * 64;
   const staged = fmt !== 'x' && need <= xs4 ? `s${need}` : '';
-  return `${mm}${fmt}${rpw}${staged}`;
+  return `${mm}${fmt}${rpw}${staged}${rowLanes && M > 1 ? 'l' : ''}`;
 }
 
 /**
  * the parts of a variant string; `ext` (after ':', MATVEC_X only): 'p' the x_proj partials epilogue, 'a' the
  * argmax partials epilogue
  */
-export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a' } {
-  const [core, ext] = v.split(':');
-  const [head, xs] = core.split('s');
-  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a' };
+export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a'; rowLanes: boolean } {
+  const [full, ext] = v.split(':');
+  const rowLanes = full.endsWith('l');
+  const [head, xs] = (rowLanes ? full.slice(0, -1) : full).split('s');
+  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a', rowLanes };
 }
 
 export const MATVEC_V: KernelSpec = {
@@ -168,7 +196,8 @@ export const MATVEC_X: KernelSpec = {
 };
 
 function matvecWgsl(v: string): string {
-    const { mm, fmt, rpw, xs4, ext } = matvecParse(v);
+    const { mm, fmt, rpw, xs4, ext, rowLanes } = matvecParse(v);
+    if (rowLanes && (ext || 256 / rpw < mm)) throw new Error(`matvec variant ${v}: 'l' needs no epilogue and a lane per row`);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
     const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
     const scalar = /* wgsl */ `
@@ -235,7 +264,7 @@ ${DECODE_FNS}
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
 ${DECODE_PARAMS}
-  if (norm) { ${NORM_SCALES} }
+  if (norm) { ${normScales(rowLanes)} }
   ${xs4 ? `for (var i = li; i < M * (K / 4u); i += 256u) { xs[i] = x4(i / (K / 4u), (i % (K / 4u)) * 4u, K, norm, gated, nG, gs); }
   workgroupBarrier();` : ''}
   let r = li / TPR; let lane = li % TPR;
@@ -251,11 +280,15 @@ ${DECODE_PARAMS}
     }
     workgroupBarrier();
   }
-  if (lane == 0u && j < nb) {
+  ${rowLanes ? `if (lane < M && j < nb) {
+    var b = 0.0;
+    if (hasB) { b = $bias[o_bias + j]; }
+    put(lane, n0 + j, red[lane * 256u + li - lane] + b, N, hasR, conv, cs0, cw, Kc);
+  }` : `if (lane == 0u && j < nb) {
     var b = 0.0;
     if (hasB) { b = $bias[o_bias + j]; }
     for (var m = 0u; m < M; m++) { put(m, n0 + j, red[m * 256u + li] + b, N, hasR, conv, cs0, cw, Kc); }
-  }${ext ? EPILOGUES[ext] : ''}
+  }`}${ext ? EPILOGUES[ext] : ''}
 }`;
 }
 
