@@ -2,19 +2,8 @@
 # Issue 11 on a lent GPU, in one device call: official anchors, then session 28's A/Bs (Mamba-2 2-8-row batches, q8 prefill tile loads), batch-1 decode f32/bf16/q8, parity tests on the card, attention, the torch anchor.
 # Needs the carried folders of docs/gpu-machine.md and the build as .exp/dist.tar.xz; run: BUDGET=420 bash scripts/gpu-machine.sh bash scripts/gpu-bench-issue11.sh
 set -u
-T0=$(date +%s); BUDGET=${BUDGET:-430}
-LOG=$OUT/all.log
-tar xJf .exp/dist.tar.xz
-export MAMBA_TS_REQUIRE_WEBGPU=1
-step() { # step SECONDS CMD...
-  local t=$1; shift; local el=$(( $(date +%s) - T0 )); local l=$(( BUDGET - el ))
-  if [ $l -lt 15 ]; then echo "=== SKIP (budget) $*" | tee -a $LOG; return; fi
-  [ $t -gt $l ] && t=$l
-  echo "=== [t=${el}s] $* (limit ${t}s)" | tee -a $LOG
-  timeout $t "$@" >> $LOG 2>&1; local rc=$?
-  echo "=== rc=$rc after $(( $(date +%s) - T0 - el ))s" | tee -a $LOG
-}
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader >> $LOG
+BUDGET=${BUDGET:-430}
+source scripts/gpu-steps.sh
 step 60 python3 .anchors/official_kernels_bench.py .anchors
 # session 28's A/Bs first (never timed on a GPU): Mamba-2 2-8-row batches (gemmSmallMin 9 vs 2, batch kernels fused vs fused-v1)
 step 120 node dist/bench/webgpu.bench.js --presets mamba2-130m --weights f32 --prompt 512 --gen 64 --reps 2 --batch 1,2,4,8,16 --gemm-small-min 9,2 --batch-decode fused,fused-v1
