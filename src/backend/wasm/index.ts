@@ -83,8 +83,9 @@ export interface WasmBackendOptions {
    * the loop shape of decode attention (one query per row; f32, bf16, f16 and in-place q8 caches): 'rows' (default, or
    * the environment's MAMBA_TS_WASM_ATTN_DECODE) walks the cache position by position with one copy of each loop, so
    * that K and V stream start to end; 'heads4' is the kernel before session 28 (per KV head, 4 key rows per step, the
-   * next block touched ahead), 1.7–2.3× slower from DRAM. The same results to f32 rounding (scores and values summed in
-   * another order; within 1e-6 relative).
+   * next block touched ahead), about 2× slower from DRAM on an f32 cache. Under GQA, 16-bit and q8 caches run the
+   * heads4 code in both (it measured faster there). The same results to f32 rounding (scores and values summed in
+   * another order, fused multiply-adds in the relaxed build; within 1e-6 of the largest |value|).
    */
   attnDecode?: AttnDecode;
   /**

@@ -754,9 +754,11 @@ export function attention_decode(
 ): void {
   const G = Hq / Hkv;
   const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
-  // 'rows': one loop copy walks the cache position by position (fmt 4, and q8 with G > 1 — whose heads4 code loads the
-  // split query once for 4 keys — run heads4)
-  const rows = shape == 0 && fmt != 4 && !(fmt == 3 && G > 1);
+  // 'rows': one loop copy walks the cache position by position. Under GQA (G > 1) a 16-bit or q8 cache is compute-bound
+  // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
+  // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
+  // heads4; so does fmt 4 (q8 through scratch).
+  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
   const hdB = <usize>hd << 2;
   // per thread: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
   // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
