@@ -138,4 +138,61 @@ describe('wasm attention = CPU reference', () => {
       assert.ok(maxAbsDiff(results[0].step, results[1].step) <= 2e-5, 'decode step');
     });
   }
+
+  // session 28: the decode loop shapes ('rows', the default: the cache walked position by position; 'heads4': the
+  // kernel before) — the same results to f32 rounding on every cache format, GQA 1/3/4/5 (5: a query group of 4 and
+  // one of 1), head dims with a tail, rows with different pasts, 1 and 2 threads, and both near the reference
+  for (const kv of ['f32', 'bf16', 'f16', 'q8'] as const) {
+    it(`decode loop shapes 'rows' and 'heads4' agree on a ${kv} cache`, () => {
+      const shapes = kv === 'q8' ? [[4, 4, 32], [12, 4, 64], [10, 2, 64]] : [[4, 4, 64], [12, 4, 64], [10, 2, 13], [3, 1, 40]];
+      let seed = 4100;
+      for (const [Hq, Hkv, hd] of shapes) {
+        const c = { b: 2, L: 1, Hq, Hkv, hd, cap: 300, past: [299, 170] };
+        const rowKV = Hkv * hd;
+        const q = randomArray(c.b * Hq * hd, seed++, 2), k = randomArray(c.b * rowKV, seed++, 2), v = randomArray(c.b * rowKV, seed++);
+        const ck = randomArray(c.b * c.cap * rowKV, seed++, 2), cv = randomArray(c.b * c.cap * rowKV, seed++);
+        const go = (be: Backend) => {
+          const t = (a: Float32Array, shape: number[]) => be.fromHost(a.slice(), shape);
+          const cshape = [c.b, c.cap, Hkv, hd];
+          const y = ops.attention({
+            q: t(q, [c.b, 1, Hq, hd]), k: t(k, [c.b, 1, Hkv, hd]), v: t(v, [c.b, 1, Hkv, hd]),
+            cacheK: be.fromHost(ck.slice(), cshape, { kvCache: kv }), cacheV: be.fromHost(cv.slice(), cshape, { kvCache: kv }),
+            pastLen: c.past, scale: 1 / Math.sqrt(hd),
+          });
+          return be.readSync(y).slice();
+        };
+        const want = go(cpu);
+        for (const threads of [1, 2] as const) {
+          const be = wasm[threads];
+          try {
+            be.attnDecode = 'heads4';
+            const old = go(be);
+            be.attnDecode = 'rows';
+            const now = go(be);
+            const tag = `Hq=${Hq} Hkv=${Hkv} hd=${hd}, ${threads} thread(s)`;
+            // out = Σ p v (Σ p = 1, |v| ≤ 1): rounding differences scale with the values
+            assert.ok(maxAbsDiff(now, old) <= 1e-6, `${tag}: rows vs heads4 max |Δ| = ${maxAbsDiff(now, old)}`);
+            // (the reference reads the same rounded cache: within the f32 kernels' tolerance)
+            assert.ok(maxAbsDiff(now, want) <= 2e-5, `${tag}: rows vs reference max |Δ| = ${maxAbsDiff(now, want)}`);
+          } finally {
+            be.attnDecode = 'rows';
+          }
+        }
+      }
+    });
+  }
+
+  it('attnDecode: a bad option or environment value is refused with its name', () => {
+    assert.throws(() => new WasmBackend({ threads: 1, attnDecode: 'cols' as never }), /option "attnDecode" must be 'rows' or 'heads4', got cols/);
+    const saved = process.env.MAMBA_TS_WASM_ATTN_DECODE;
+    try {
+      process.env.MAMBA_TS_WASM_ATTN_DECODE = 'heads4';
+      assert.equal(new WasmBackend({ threads: 1 }).attnDecode, 'heads4');
+      process.env.MAMBA_TS_WASM_ATTN_DECODE = 'x';
+      assert.throws(() => new WasmBackend({ threads: 1 }), /MAMBA_TS_WASM_ATTN_DECODE must be 'rows' or 'heads4', got "x"/);
+    } finally {
+      if (saved === undefined) delete process.env.MAMBA_TS_WASM_ATTN_DECODE;
+      else process.env.MAMBA_TS_WASM_ATTN_DECODE = saved;
+    }
+  });
 });

@@ -80,6 +80,15 @@ export interface WasmBackendOptions {
    */
   q8KvDecode?: 'in-place' | 'scratch';
   /**
+   * the loop shape of decode attention (one query per row; f32, bf16, f16 and in-place q8 caches): 'rows' (default, or
+   * the environment's MAMBA_TS_WASM_ATTN_DECODE) walks the cache position by position with one copy of each loop, so
+   * that K and V stream start to end; 'heads4' is the kernel before session 28 (per KV head, 4 key rows per step, the
+   * next block touched ahead), about 2× slower from DRAM on an f32 cache. Under GQA, 16-bit and q8 caches run the
+   * heads4 code in both (it measured faster there). The same results to f32 rounding (scores and values summed in
+   * another order, fused multiply-adds in the relaxed build; within 1e-6 of the largest |value|).
+   */
+  attnDecode?: AttnDecode;
+  /**
    * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
    * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
@@ -89,6 +98,17 @@ export interface WasmBackendOptions {
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
+export type AttnDecode = 'rows' | 'heads4';
+/** assembly/attention.ts attention_decode's `shape` codes */
+const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
+
+/** MAMBA_TS_WASM_ATTN_DECODE: 'rows' or 'heads4' (WasmBackendOptions.attnDecode), else 'rows' */
+function envAttnDecode(): AttnDecode {
+  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_ATTN_DECODE : undefined;
+  if (raw === undefined || raw === '') return 'rows';
+  if (raw !== 'rows' && raw !== 'heads4') throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_ATTN_DECODE must be 'rows' or 'heads4', got "${raw}"`);
+  return raw;
+}
 
 /** A weight matrix stored in wasm memory in some format. */
 interface Matrix {
@@ -159,6 +179,8 @@ export class WasmBackend extends CpuBackend {
   stepIn: boolean;
   /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
   q8KvDecode: 'in-place' | 'scratch';
+  /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
+  attnDecode: AttnDecode;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -183,6 +205,8 @@ export class WasmBackend extends CpuBackend {
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
+    this.attnDecode = opts.attnDecode ?? envAttnDecode();
+    if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
       this.runtime.gemvF32 = opts.gemvF32;
@@ -781,11 +805,11 @@ export class WasmBackend extends CpuBackend {
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
         // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
         const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
-        // (per thread: G · DBK scores; fmt 4 + 2 · DBK · hd floats, fmt 3 + Hq · (hd + 2): the queries split into int16)
-        const perThread = G * ATTN_DECODE_BLOCK + (dfmt === 4 ? 2 * hd * ATTN_DECODE_BLOCK : dfmt === 3 ? Hq * (hd + 2) : 0);
+        // (per thread: Hq · DBK scores; fmt 4 + 2 · DBK · hd floats, fmt 3 + Hq · (hd + 2): the queries split into int16)
+        const perThread = Hq * ATTN_DECODE_BLOCK + (dfmt === 4 ? 2 * hd * ATTN_DECODE_BLOCK : dfmt === 3 ? Hq * (hd + 2) : 0);
         const scratch = c.out(T * perThread + b * Hq * S * (hd + 2));
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt], work >= MIN_PARALLEL_WORK);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode]], work >= MIN_PARALLEL_WORK);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;

@@ -10,7 +10,11 @@
 //   attention_decode   one query per row (L = 1). Work items: (row, split of the keys); each item streams its keys'
 //                      rows (all KV heads) block by block, reads each head's keys and values once for all G query
 //                      heads of the group, and leaves a partial (acc, m, l) per query head; after a barrier the
-//                      splits of each (row, query head) are merged by their log-sum-exp.
+//                      splits of each (row, query head) are merged by their log-sum-exp. Loop shape 'rows' (default,
+//                      session 28): within a block, K then V are walked position by position, head after head, by one
+//                      copy of the dot / axpy loop, so every load instruction streams the cache start to end (the
+//                      old 'heads4' shape — per head, 4 key rows per step, each load instruction jumping 4 rows and
+//                      between heads — ran at half the memory rate; BENCHMARKS.md, issue 18 attention decode).
 //   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
@@ -29,7 +33,7 @@
 // packs. The cache streams 1.125 bytes per value.
 
 import { linear_f32 } from './linear';
-import { ldz, stc, vexp } from './simd';
+import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
 import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
@@ -365,6 +369,226 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
   }
 }
 
+/**
+ * decodeBlock over all KV heads at once, walking the cache position by position ('rows', the default shape): for each
+ * key row j of the block, head after head, the G scores of the head (dotW: one copy of the dot loop, so that its
+ * loads stream the rows of K start to end); then per query head the online-softmax fold; then for each row j, head
+ * after head, acc_h += p_h[j] · v_j,h (one copy of the axpy loop streaming V). k0/v0: the row's first position (head
+ * 0); qp: the row's Hq query heads; part: query head 0's partial (heads headB bytes apart); sc: Hq · DBK floats.
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockRows<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const Hq = Hkv * G;
+  const headKV = kvByte(fmt, <usize>hd); // bytes of one head's slice of a cache row
+  const qhB = <usize>hd << 2;
+  for (let jj = 0; jj < bk; jj++) {
+    let kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      if (G == 1) store<f32>(f4(sc, g * DBK + jj), dotRowW<W>(qp + <usize>g * qhB, kp, hd) * scale);
+      else {
+        // GQA: the head's keys loaded (and widened) once for up to 4 of its query heads at a time
+        for (let i = 0; i < G; i += 4) {
+          const h = g * G + i, n = min(4, G - i);
+          const d = f32x4.mul(dotG4<W>(qp + <usize>h * qhB, qhB, n, kp, hd), f32x4.splat(scale));
+          store<f32>(f4(sc, h * DBK + jj), f32x4.extract_lane(d, 0));
+          if (n > 1) store<f32>(f4(sc, (h + 1) * DBK + jj), f32x4.extract_lane(d, 1));
+          if (n > 2) store<f32>(f4(sc, (h + 2) * DBK + jj), f32x4.extract_lane(d, 2));
+          if (n > 3) store<f32>(f4(sc, (h + 3) * DBK + jj), f32x4.extract_lane(d, 3));
+        }
+      }
+      kp += headKV;
+    }
+  }
+  for (let h = 0; h < Hq; h++) {
+    const pi = part + <usize>h * headB;
+    foldScores(f4(sc, h * DBK), bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
+  }
+  for (let jj = 0; jj < bk; jj++) {
+    let vp = v0 + <usize>(j0 + jj) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      if (G == 1) axpyW<W>(part + <usize>g * headB, load<f32>(f4(sc, g * DBK + jj)), vp, hd);
+      else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK + jj), DBK << 2, G, vp, hd);
+      vp += headKV;
+    }
+  }
+}
+
+/**
+ * dot(a, b) over n values, a f32, b of the cache's type W (any n), for the 'rows' shape: multiply-adds (fused in the
+ * relaxed build), 4 accumulators over 16 values (f32) or 2 over 8 loaded at once (16-bit)
+ */
+// @ts-ignore: decorator
+@inline function dotRowW<W>(a: usize, b: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  if (isFloat<W>()) {
+    for (; k + 16 <= n; k += 16) {
+      const o = <usize>k << 2;
+      a0 = madd(v128.load(a + o), v128.load(b + o), a0);
+      a1 = madd(v128.load(a + o, 16), v128.load(b + o, 16), a1);
+      a2 = madd(v128.load(a + o, 32), v128.load(b + o, 32), a2);
+      a3 = madd(v128.load(a + o, 48), v128.load(b + o, 48), a3);
+    }
+  } else {
+    for (; k + 16 <= n; k += 16) {
+      const o = <usize>k << 2, ob = <usize>k << 1;
+      const r0 = v128.load(b + ob), r1 = v128.load(b + ob, 16);
+      a0 = madd(v128.load(a + o), lo8<W>(r0), a0);
+      a1 = madd(v128.load(a + o, 16), hi8<W>(r0), a1);
+      a2 = madd(v128.load(a + o, 32), lo8<W>(r1), a2);
+      a3 = madd(v128.load(a + o, 48), hi8<W>(r1), a3);
+    }
+  }
+  for (; k < n; k += 4) {
+    const c = min(4, n - k);
+    a0 = madd(ldz(f4(a, k), c), ldzW<W>(b, k, c), a0);
+  }
+  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+}
+
+/**
+ * [dot(q0, b), …, dot(q3, b)] over n values (b of the cache's type W, loaded and widened once), query heads q0 = q,
+ * q + qStride, … (only the first nq < 4 are real: the other lanes repeat q0 and are ignored); one accumulator per head
+ */
+// @ts-ignore: decorator
+@inline function dotG4<W>(q: usize, qStride: usize, nq: i32, b: usize, n: i32): v128 {
+  const q1 = nq > 1 ? q + qStride : q, q2 = nq > 2 ? q + 2 * qStride : q, q3 = nq > 3 ? q + 3 * qStride : q;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let k = 0;
+  if (!isFloat<W>()) {
+    for (; k + 8 <= n; k += 8) {
+      const o = <usize>k << 2;
+      const raw = v128.load(b + (<usize>k << 1));
+      const lo = lo8<W>(raw), hi = hi8<W>(raw);
+      a0 = madd(v128.load(q + o, 16), hi, madd(v128.load(q + o), lo, a0));
+      a1 = madd(v128.load(q1 + o, 16), hi, madd(v128.load(q1 + o), lo, a1));
+      a2 = madd(v128.load(q2 + o, 16), hi, madd(v128.load(q2 + o), lo, a2));
+      a3 = madd(v128.load(q3 + o, 16), hi, madd(v128.load(q3 + o), lo, a3));
+    }
+  }
+  for (; k < n; k += 4) {
+    const c = min(4, n - k);
+    const o = <usize>k << 2;
+    const x = ldzW<W>(b, k, c);
+    a0 = madd(ldz(q + o, c), x, a0);
+    a1 = madd(ldz(q1 + o, c), x, a1);
+    a2 = madd(ldz(q2 + o, c), x, a2);
+    a3 = madd(ldz(q3 + o, c), x, a3);
+  }
+  return hsum4(a0, a1, a2, a3);
+}
+
+/**
+ * acc_i[0, hd) += p_i · v[0, hd) for the G query heads of one KV head (acc_i = acc + i · accStride; p_i at
+ * p + i · pStride), v of the cache's type W loaded and widened once per 8 values
+ */
+// @ts-ignore: decorator
+@inline function axpyG<W>(acc: usize, accStride: usize, p: usize, pStride: i32, G: i32, v: usize, hd: i32): void {
+  let d = 0;
+  for (; d + 8 <= hd; d += 8) {
+    const o = <usize>d << 2;
+    let lo: v128, hi: v128;
+    if (isFloat<W>()) {
+      lo = v128.load(v + o);
+      hi = v128.load(v + o, 16);
+    } else {
+      const raw = v128.load(v + (<usize>d << 1));
+      lo = lo8<W>(raw);
+      hi = hi8<W>(raw);
+    }
+    for (let i = 0; i < G; i++) {
+      const pv = v128.load32_splat(p + <usize>(i * pStride));
+      const a = acc + <usize>i * accStride + o;
+      v128.store(a, madd(pv, lo, v128.load(a)));
+      v128.store(a, madd(pv, hi, v128.load(a, 16)), 16);
+    }
+  }
+  for (; d < hd; d += 4) {
+    const c = min(4, hd - d);
+    const o = <usize>d << 2;
+    const x = ldzW<W>(v, d, c);
+    for (let i = 0; i < G; i++) {
+      const pv = v128.load32_splat(p + <usize>(i * pStride));
+      const a = acc + <usize>i * accStride + o;
+      stc(a, madd(pv, x, ldz(a, c)), c);
+    }
+  }
+}
+
+/** acc[0, hd) += p · v[0, hd) (v of the cache's type W; any hd; multiply-adds, fused in the relaxed build) */
+// @ts-ignore: decorator
+@inline function axpyW<W>(acc: usize, p: f32, v: usize, hd: i32): void {
+  const pv = f32x4.splat(p);
+  let d = 0;
+  if (isFloat<W>()) {
+    for (; d + 8 <= hd; d += 8) {
+      const o = <usize>d << 2;
+      v128.store(acc + o, madd(pv, v128.load(v + o), v128.load(acc + o)));
+      v128.store(acc + o, madd(pv, v128.load(v + o, 16), v128.load(acc + o, 16)), 16);
+    }
+  } else {
+    for (; d + 8 <= hd; d += 8) {
+      const o = <usize>d << 2;
+      const raw = v128.load(v + (<usize>d << 1));
+      v128.store(acc + o, madd(pv, lo8<W>(raw), v128.load(acc + o)));
+      v128.store(acc + o, madd(pv, hi8<W>(raw), v128.load(acc + o, 16)), 16);
+    }
+  }
+  for (; d < hd; d += 4) {
+    const c = min(4, hd - d);
+    const o = <usize>d << 2;
+    stc(acc + o, madd(pv, ldzW<W>(v, d, c), ldz(acc + o, c)), c);
+  }
+}
+
+/**
+ * decodeBlockRows on a q8 cache read in place (hd a multiple of 32): scores dotQ8 per (row, head), values
+ * (p · scale) · q8 per block, row after row, head after head (qh, ql, qs: the row's Hq query heads split by splitQ).
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockQ8Rows(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const Hq = Hkv * G;
+  const nb = hd >> 5;
+  const qhB = <usize>hd << 1;
+  const headKV = <usize>nb * Q8B;
+  for (let jj = 0; jj < bk; jj++) {
+    let kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      for (let i = 0; i < G; i++) {
+        const h = g * G + i;
+        store<f32>(f4(sc, h * DBK + jj), dotQ8(qh + <usize>h * qhB, ql + <usize>h * qhB, qs + (<usize>h << 3), kp, nb) * scale);
+      }
+      kp += headKV;
+    }
+  }
+  for (let h = 0; h < Hq; h++) {
+    const pi = part + <usize>h * headB;
+    foldScores(f4(sc, h * DBK), bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
+  }
+  for (let jj = 0; jj < bk; jj++) {
+    let vp = v0 + <usize>(j0 + jj) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      for (let i = 0; i < G; i++) {
+        const h = g * G + i;
+        const p = load<f32>(f4(sc, h * DBK + jj));
+        const ac0 = part + <usize>h * headB;
+        for (let c = 0; c < nb; c++) {
+          const blk = vp + <usize>c * Q8B;
+          const sa = f32x4.splat(p * load<f32>(blk));
+          const ac = ac0 + (<usize>c << 7);
+          for (let u: usize = 0; u < 32; u += 8) {
+            const ra = v128.load8x8_s(blk + 4 + u);
+            const ap = ac + (u << 2);
+            v128.store(ap, madd(sa, q8lo(ra), v128.load(ap)));
+            v128.store(ap, madd(sa, q8hi(ra), v128.load(ap, 16)), 16);
+          }
+        }
+      }
+      vp += headKV;
+    }
+  }
+}
+
 /** 8 int8 values loaded sign-extended to i16 (v128.load8x8_s): lanes 0-3 / 4-7 as f32x4 (exact) */
 // @ts-ignore: decorator
 @inline function q8lo(r: v128): v128 {
@@ -520,21 +744,27 @@ function splitQ(q: usize, hd: i32, hi: usize, lo: usize, sp: usize): void {
 
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
- * S splits of each row's keys; fmt: the cache's format (see the top). scratch: per thread G · DBK floats (q8: + 2 · DBK · hd), then the
+ * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
+ * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head). scratch: per thread Hq · DBK floats (q8: + 2 · DBK · hd), then the
  * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  S: i32, scratch: usize, counter: usize, fmt: i32, t: i32, T: i32,
+  S: i32, scratch: usize, counter: usize, fmt: i32, shape: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
   const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
+  // 'rows': one loop copy walks the cache position by position. Under GQA (G > 1) a 16-bit or q8 cache is compute-bound
+  // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
+  // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
+  // heads4; so does fmt 4 (q8 through scratch).
+  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
   const hdB = <usize>hd << 2;
-  // per thread: G · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
+  // per thread: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
   // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
-  const perThread = <usize>G * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0);
+  const perThread = <usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0);
   const sc = scratch + ((<usize>t * perThread) << 2);
-  const Kf = sc + ((<usize>G * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
   const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
   const parts = scratch + ((<usize>T * perThread) << 2);
   const ps = <usize>(hd + 2) << 2;
@@ -555,6 +785,18 @@ export function attention_decode(
       if (fmt == 3) splitQ(q + ((<usize>(r * Hq + h) * hd) << 2), hd, Qh + ((<usize>h * hd) << 1), Ql + ((<usize>h * hd) << 1), Qs + (<usize>h << 3));
     }
     const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
+    if (rows) {
+      const qp = q + ((<usize>(r * Hq) * hd) << 2);
+      const part = parts + (<usize>(r * Hq) * S + s) * ps;
+      for (let j0 = s0; j0 < s1; j0 += DBK) {
+        const bk = min(DBK, s1 - j0);
+        if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
+        else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
+        else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
+        else decodeBlockQ8Rows(Qh, Ql, Qs, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
+      }
+      continue;
+    }
     for (let j0 = s0; j0 < s1; j0 += DBK) {
       const bk = min(DBK, s1 - j0);
       const nbk = min(DBK, s1 - j0 - bk); // the next block

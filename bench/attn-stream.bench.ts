@@ -1,0 +1,171 @@
+/**
+ * How fast the wasm decode attention kernel (assembly/attention.ts attention_decode: one query per row) streams the KV
+ * cache from DRAM, against the bandwidth probe (stream_sum) over the same memory, on 1 and 2 threads (issue 18,
+ * session 28; the attention counterpart of matvec-stream.bench).
+ *
+ * KV caches of one attention layer (K then V, [C, Hkv, hd] each, in the cache's format) are laid end to end through a
+ * pool much bigger than the L3 (--pool-mb, default 320 MiB), each timed call on the next one, so every call reads its
+ * cache from DRAM as decode does (a model's other layers evict it). One "pass" = calls over the whole pool; variants
+ * run interleaved (--reps rounds, alternating order). Reported: GB of cache read per second of wall time and per
+ * CPU-second (process.cpuUsage, all threads), and the ratio to the probe's CPU rate.
+ *
+ * Variants: probe; SHAPE:FMT with SHAPE rows (the default loop shape: position by position, one loop copy) or heads4
+ * (the kernel before: per KV head, 4 key rows per step, next block touched ahead) and FMT f32, bf16, f16, q8 (in place),
+ * q8s (q8 through scratch: always the heads4 code). Every variant's output on the first cache is checked against
+ * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache).
+ *
+ *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
+ *        [--shapes llama,hybrid] [--variants probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8]
+ */
+import * as os from 'node:os';
+import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { arg, intListArg, listArg } from './options.js';
+import { loadLine, machineInfo, machineLine, median } from './report.js';
+
+const threadList = intListArg('threads', '1,2');
+const reps = Number(arg('reps', '5'));
+const poolMb = Number(arg('pool-mb', '320'));
+const ctxList = intListArg('ctx', '2048,4096,8192,16384');
+/** llama-130m: 12 heads × 64; hybrid-130m (Bamba-style): 12 query / 4 KV heads × 64 */
+const SHAPES: Array<[string, number, number, number]> = [['llama', 12, 12, 64], ['hybrid', 12, 4, 64]];
+const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
+const variantSpecs = listArg('variants', 'probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8');
+const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
+const SHAPE: Record<string, number> = { rows: 0, heads4: 1 };
+interface Variant { spec: string; probe: boolean; shape: number; fmt: number }
+const variants: Variant[] = variantSpecs.map((spec) => {
+  if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0 };
+  const [sh, f] = spec.split(':');
+  if (SHAPE[sh] === undefined || FMT[f] === undefined) throw new Error(`--variants: ${spec} is not probe or (rows|heads4):(f32|bf16|f16|q8|q8s)`);
+  return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f] };
+});
+
+const log = (s: string) => process.stdout.write(s + '\n');
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+/** bytes of n cache values in format fmt */
+const kvBytes = (fmt: number, n: number) => (fmt >= 3 ? (n / 32) * 36 : fmt ? n * 2 : n * 4);
+
+log(`# wasm decode attention streaming the KV cache from DRAM (issue 18)`);
+log(`- ${machineLine(machineInfo())}, Node ${process.version}`);
+log(`- load average at start: ${loadLine(os.loadavg())}`);
+log(`- pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}, contexts ${ctxList.join(',')}`);
+
+let failed = false;
+const rows: string[] = [];
+rows.push('| threads | shape | context | variant | GB/s wall (median) | GB per CPU-s (median) | ÷ probe (CPU) | µs per call (CPU) |');
+rows.push('|---:|---|---:|---|---:|---:|---:|---:|');
+
+for (const T of threadList) {
+  const rt = WasmRuntime.get(T);
+  await rt.ready();
+  const k = rt.kernels;
+  const poolB = poolMb * 2 ** 20;
+  const pool = rt.heap.alloc(poolB + 4096);
+  const fillPool = (fmt: number) => {
+    // f32 / 16-bit: values in [-0.5, 0.5) (bf16: the high halves of such floats; f16 codes of magnitude < 1); q8:
+    // blocks of [scale 0.01, 32 int8]
+    if (fmt === 0) {
+      const v = rt.f32(pool, (poolB + 4096) / 4);
+      for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+    } else if (fmt <= 2) {
+      const v = new Uint16Array(rt.memory.buffer, pool, (poolB + 4096) / 2);
+      const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+      for (let i = 0; i < v.length; i++) {
+        const x = ((i * 2654435761) % 1000) / 1000 - 0.5;
+        if (fmt === 1) { f[0] = x; v[i] = u[0] >>> 16; } else v[i] = (x < 0 ? 0x8000 : 0) | (0x3000 + ((i * 7919) % 0x0800));
+      }
+    } else {
+      const b = new Uint8Array(rt.memory.buffer, pool, poolB + 4096);
+      for (let i = 0; i < b.length; i++) b[i] = (i * 2654435761) >>> 24;
+      const dv = new DataView(rt.memory.buffer, pool, poolB + 4096);
+      for (let o = 0; o + 36 <= poolB; o += 36) dv.setFloat32(o, 0.01, true);
+    }
+  };
+  const out = rt.heap.alloc(64 * (T + 1));
+  for (const [shape, Hq, Hkv, hd] of SHAPES.filter((s) => wantShapes.includes(s[0]))) {
+    for (const C of ctxList) {
+      const cacheB = (v: Variant) => kvBytes(v.fmt, C * Hkv * hd); // K or V of one layer
+      const count = (v: Variant) => Math.max(2, Math.floor(poolB / (2 * cacheB(v))));
+      if (2 * 2 * cacheB({ spec: '', probe: false, shape: 0, fmt: 0 }) > poolB) throw new Error(`--pool-mb ${poolMb}: too small for two f32 caches of ${C} positions`);
+      const S = T; // (one row: every thread a split of the keys, as the backend picks for b = 1)
+      const perThread = Hq * 32 + Math.max(2 * hd * 32, Hq * (hd + 2));
+      const q = rt.heap.alloc(Hq * hd * 4), y = rt.heap.alloc(Hq * hd * 4), yRef = rt.heap.alloc(Hq * hd * 4);
+      const nKeys = rt.heap.alloc(4), counter = rt.heap.alloc(8);
+      const scratch = rt.heap.alloc((T * perThread + Hq * S * (hd + 2)) * 4);
+      rt.f32(q, Hq * hd).set(Array.from({ length: Hq * hd }, (_, i) => Math.sin(i)));
+      new Int32Array(rt.memory.buffer, nKeys, 1)[0] = C;
+      const scale = 1 / Math.sqrt(hd);
+      const call = (v: Variant, base: number, dst: number) => {
+        new Int32Array(rt.memory.buffer, counter, 2).fill(0);
+        const args = [q, base, base + cacheB(v), dst, nKeys, 1, Hq, Hkv, hd, C, scale, S, scratch, counter, v.fmt, v.shape];
+        if (T === 1) k.attention_decode(...args, 0, 1);
+        else rt.runTeam('attention_decode', args, true);
+      };
+      const wallMs = new Map<string, number[]>(), cpu = new Map<string, number[]>();
+      for (const v of variants) { wallMs.set(v.spec, []); cpu.set(v.spec, []); }
+      // per format: the pool filled once, then every variant of that format (and the probe) interleaved
+      const fmts = [...new Set(variants.filter((v) => !v.probe).map((v) => v.fmt))];
+      const probe = variants.find((v) => v.probe);
+      let m = 0;
+      const onePass = (v: Variant) => {
+        if (v.probe) {
+          const n = poolB / 4, chunk = Math.ceil(n / T);
+          if (T === 1) k.stream_sum(pool, out, n, 0, n);
+          else rt.run('stream_sum', [pool, out, chunk], n, chunk);
+          return;
+        }
+        const n = count(v);
+        for (let c = 0; c < n; c++) call(v, pool + (m++ % n) * 2 * cacheB(v), y);
+      };
+      for (const f of fmts) {
+        fillPool(f);
+        const vs = variants.filter((v) => !v.probe && v.fmt === f);
+        if (probe) vs.unshift(probe);
+        // check: against heads4 of the same format (q8s: the q8 scratch path, also heads4 code)
+        const ref: Variant = { spec: 'ref', probe: false, shape: 1, fmt: f };
+        call(ref, pool, yRef);
+        const want = rt.f32(yRef, Hq * hd).slice();
+        const vmax = f === 0 || f === 1 ? 0.5 : f === 2 ? 0.5 : 1.28; // the pool's largest |value| (q8: 128 · 0.01)
+        for (const v of vs) {
+          if (v.probe) continue;
+          rt.f32(y, Hq * hd).fill(NaN);
+          call(v, pool, y);
+          const got = rt.f32(y, Hq * hd);
+          let err = 0, mx = 0;
+          for (let j = 0; j < Hq * hd; j++) { err = Math.max(err, Math.abs(got[j] - want[j])); mx = Math.max(mx, Math.abs(want[j])); }
+          // (out = Σ p v with Σ p = 1: rounding scales with the values, not with |out|, which averaging makes small)
+          if (!(err <= 1e-6 * vmax)) { failed = true; log(`CHECK FAILED: ${shape} C=${C} ${v.spec}: max |Δ| ${err} vs max |value| ${vmax} (max |out| ${mx})`); }
+        }
+        for (const v of vs) onePass(v); // warm-up
+        for (let r = 0; r < reps; r++) {
+          for (const v of r % 2 ? [...vs].reverse() : vs) {
+            const c0 = cpuMs(), t0 = performance.now();
+            onePass(v);
+            const t1 = performance.now(), c1 = cpuMs();
+            wallMs.get(v.spec)!.push(t1 - t0);
+            cpu.get(v.spec)!.push(c1 - c0);
+          }
+        }
+      }
+      const probeCpu = probe ? median(cpu.get('probe')!) : NaN;
+      for (const v of variants) {
+        const w = wallMs.get(v.spec)!, c = cpu.get(v.spec)!;
+        const calls = v.probe ? 1 : count(v);
+        const bytes = v.probe ? poolB : calls * 2 * cacheB(v);
+        const gb = (ms: number) => bytes / (ms / 1000) / 1e9;
+        const ratio = v.probe ? 1 : gb(median(c)) / (poolB / (probeCpu / 1000) / 1e9);
+        const line = `| ${T} | ${shape} (${Hq}/${Hkv}×${hd}) | ${C} | ${v.spec} | ${gb(median(w)).toFixed(1)} | ${gb(median(c)).toFixed(1)} | ${ratio.toFixed(2)} | ${v.probe ? '—' : ((median(c) * 1000) / calls).toFixed(0)} |`;
+        rows.push(line);
+        log(line);
+      }
+      for (const p of [q, y, yRef, nKeys, counter, scratch]) rt.heap.release(p);
+    }
+  }
+  rt.heap.release(pool); rt.heap.release(out);
+}
+log('');
+log(`- load average at end: ${loadLine(os.loadavg())}`);
+log('');
+for (const r of rows) log(r);
+if (failed) process.exit(1);
+process.exit(0);
