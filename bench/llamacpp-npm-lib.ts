@@ -183,7 +183,7 @@ export interface LlamaRunner {
 export function llamaRunner(bench: string | undefined, npmDir: string | undefined, npmScript: string, node: string): LlamaRunner | undefined {
   if (bench && npmDir) throw new Error('--llama-bench and --llama-npm: give one or the other (a llama-bench binary, or the folder node-llama-cpp is installed in)');
   if (bench) return { file: bench, prefix: [], label: `\`${path.basename(bench)}\``, npm: false };
-  if (npmDir) return { file: node, prefix: [npmScript, '--npm', npmDir], label: `\`node dist/bench/llamacpp-npm.js --npm ${npmDir}\` (node-llama-cpp's prebuilt llama.cpp, standing in for llama-bench)`, npm: true };
+  if (npmDir) return { file: node, prefix: [npmScript, '--npm', npmDir], label: `\`node dist/bench/llamacpp-npm.js --npm ${npmDir}\`, node-llama-cpp's prebuilt llama.cpp standing in for llama-bench`, npm: true };
   return undefined;
 }
 

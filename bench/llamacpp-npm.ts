@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       samples.push(ns);
       cpu.push(cpuNs);
     }
-    const row = benchRow(t, samples, { model: o.model, build, cpu: sysInfo.replace(/\s+/g, ' ').trim(), flashAttn: ctx.flashAttention ? 1 : 0 }, cpu);
+    const row = benchRow(t, samples, { model: o.model, build, cpu: sysInfo.replace(/\s+/g, ' ').trim(), flashAttn: ctx.flashAttention === true ? 1 : ctx.flashAttention === false ? 0 : -1 }, cpu);
     rows.push(row);
     process.stderr.write(`[llamacpp-npm] ${path.basename(o.model)} ${testName(t)} t=${t.n_threads}: ${(row.avg_ts as number).toFixed(2)} tok/s mean, ${(row.median_ts as number).toFixed(2)} median (${(row.samples_ts as number[]).map((x) => x.toFixed(1)).join(', ')}); CPU ${(row.cpu_ms_per_token as number).toFixed(2)} ms/token (median)\n`);
     await ctx.dispose();
