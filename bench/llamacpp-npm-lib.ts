@@ -23,6 +23,8 @@ export interface LlamaBenchOptions {
   output: 'json' | 'md';
   /** -fa: flash attention on, off or llama.cpp's auto (default) */
   flashAttn: 'on' | 'off' | 'auto';
+  /** --api: raw = the addon's llama_decode as llama-bench (default); sequence = node-llama-cpp's public controlledEvaluate */
+  api: 'raw' | 'sequence';
   /** --npm: the folder node-llama-cpp is installed in (its node_modules/node-llama-cpp) */
   npmDir?: string;
 }
@@ -43,7 +45,7 @@ const listOf = (flagName: string, raw: string | undefined, min: number): number[
  */
 export function parseLlamaBenchArgs(argv: readonly string[], defaultThreads = 2): LlamaBenchOptions {
   const o: Partial<LlamaBenchOptions> & { prompts: number[]; gens: number[]; depths: number[]; threads: number[] } = {
-    prompts: [512], gens: [128], depths: [0], threads: [defaultThreads], reps: 5, output: 'md', flashAttn: 'auto',
+    prompts: [512], gens: [128], depths: [0], threads: [defaultThreads], reps: 5, output: 'md', flashAttn: 'auto', api: 'raw',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -72,9 +74,15 @@ export function parseLlamaBenchArgs(argv: readonly string[], defaultThreads = 2)
         o.flashAttn = m[f];
         break;
       }
+      case '--api': {
+        const f = val();
+        if (f !== 'raw' && f !== 'sequence') throw new Error(`llamacpp-npm: --api "${f}": expected raw or sequence`);
+        o.api = f;
+        break;
+      }
       case '--npm': o.npmDir = val(); break;
       default:
-        throw new Error(`llamacpp-npm: unsupported argument "${a}" (this stand-in for llama-bench takes -m, -p, -n, -d, -t, -r, -o, -fa and --npm DIR)`);
+        throw new Error(`llamacpp-npm: unsupported argument "${a}" (this stand-in for llama-bench takes -m, -p, -n, -d, -t, -r, -o, -fa, --api and --npm DIR)`);
     }
   }
   if (!o.model) throw new Error('llamacpp-npm: -m FILE (a GGUF model) is required');

@@ -10,14 +10,16 @@
  * (or `--llama-npm /tmp/llnpm` to bench/wasm-matrix.bench.ts and bench/wasm-context.bench.ts, which then run this in
  * place of a llama-bench binary).
  *
- * It times what llama-bench times, through node-llama-cpp's public API (`LlamaContextSequence.controlledEvaluate`):
+ * It times what llama-bench times:
  * - pp P: one batch of P random tokens (logits of the last one) into a cleared sequence, after D untimed depth tokens;
- * - tg N: N single-token decodes (each one's logits, greedy token), after D untimed depth tokens;
+ * - tg N: N single-token decodes (logits of each), after D untimed depth tokens;
  * one untimed warm-up run of each test, then -r repetitions, the sequence cleared before each (as llama-bench clears
  * its memory). Batch 512 (llama-bench's n_ubatch; node-llama-cpp sets n_batch = n_ubatch), -t threads for decode and
- * batch. Differences from llama-bench, each small at these sizes: node-llama-cpp queues each decode on libuv's thread
- * pool and samples the greedy token (llama-bench only decodes), and uses llama.cpp's default thread pool (no
- * --poll/--cpu-mask options). Rows are llama-bench's JSON (`avg_ts`: mean of the repetitions, as llama-bench) plus
+ * batch. `--api raw` (default): the addon's own llama_batch + llama_decode (node-llama-cpp's internal `context._ctx`;
+ * each decode runs on libuv's thread pool, a few µs), nothing else — what llama-bench times. `--api sequence`: the
+ * public `LlamaContextSequence.controlledEvaluate`, a greedy token sampled each step — measured 2026-12-07 to cost
+ * far more per token than the decode on a Mamba model (its JavaScript bookkeeping), so not llama.cpp's speed.
+ * llama.cpp's default thread pool either way (no --poll/--cpu-mask options). Rows are llama-bench's JSON (`avg_ts`: mean of the repetitions, as llama-bench) plus
  * `median_ts`; `build_commit` names the package, its llama.cpp release and the CPU variant ggml loaded.
  */
 import * as path from 'node:path';
@@ -56,6 +58,7 @@ async function main(): Promise<void> {
   const next = tokenStream(vocab);
   const rows: Array<Record<string, unknown>> = [];
   const BATCH = 512;
+  process.stderr.write(`[llamacpp-npm] timing through ${o.api === 'raw' ? "the addon's llama_decode (as llama-bench)" : 'LlamaContextSequence.controlledEvaluate (public API, greedy token each step)'}\n`);
   for (const t of benchTests(o)) {
     const ctx: any = await model.createContext({
       contextSize: t.n_depth + t.n_prompt + t.n_gen + 16, batchSize: Math.min(BATCH, Math.max(t.n_prompt, 1)),
@@ -64,25 +67,55 @@ async function main(): Promise<void> {
     });
     const seq: any = ctx.getSequence();
     const logitsOf = (tok: number) => [tok, { generateNext: { token: true } }];
+    // the addon's context: llama_batch + llama_decode, as llama-bench (node-llama-cpp's internal object; --api sequence avoids it)
+    const addon: any = ctx._ctx;
+    const sid: number = seq._sequenceId ?? 0;
+    if (o.api === 'raw' && (typeof addon?.initBatch !== 'function' || typeof addon?.addToBatch !== 'function' || typeof addon?.decodeBatch !== 'function' || typeof addon?.disposeSequence !== 'function')) {
+      throw new Error(`llamacpp-npm: node-llama-cpp ${version} has no context._ctx.initBatch/addToBatch/decodeBatch/disposeSequence (its internals moved): use --api sequence`);
+    }
+    /** raw: one llama_decode of these tokens at positions from `pos`, logits of the last one only (llama-bench's llama_batch_get_one) */
+    const decodeRaw = async (toks: number[], pos: number): Promise<void> => {
+      for (let i = 0; i < toks.length; i += BATCH) {
+        const part = toks.slice(i, i + BATCH);
+        addon.initBatch(part.length);
+        addon.addToBatch(sid, pos + i, Uint32Array.from(part), Uint32Array.from(i + part.length === toks.length ? [part.length - 1] : []));
+        await addon.decodeBatch();
+      }
+    };
     /** clear the sequence, untimed depth tokens, then the test; returns its wall ns and the process's CPU ns (all threads) */
     const runOnce = async (test: BenchTest): Promise<[number, number]> => {
-      await seq.clearHistory();
-      if (test.n_depth > 0) await seq.evaluateWithoutGeneratingNewTokens(Array.from({ length: test.n_depth }, next));
       let t0: bigint;
       let c0: NodeJS.CpuUsage;
-      if (test.n_prompt > 0) {
-        const toks: unknown[] = Array.from({ length: test.n_prompt }, next);
-        toks[toks.length - 1] = logitsOf(toks[toks.length - 1] as number);
-        c0 = process.cpuUsage();
-        t0 = process.hrtime.bigint();
-        await seq.controlledEvaluate(toks);
+      if (o.api === 'raw') {
+        addon.disposeSequence(sid);
+        if (test.n_depth > 0) await decodeRaw(Array.from({ length: test.n_depth }, next), 0);
+        if (test.n_prompt > 0) {
+          const toks = Array.from({ length: test.n_prompt }, next);
+          c0 = process.cpuUsage();
+          t0 = process.hrtime.bigint();
+          await decodeRaw(toks, test.n_depth);
+        } else {
+          c0 = process.cpuUsage();
+          t0 = process.hrtime.bigint();
+          for (let i = 0; i < test.n_gen; i++) await decodeRaw([next()], test.n_depth + i);
+        }
       } else {
-        let tok = next();
-        c0 = process.cpuUsage();
-        t0 = process.hrtime.bigint();
-        for (let i = 0; i < test.n_gen; i++) {
-          const r = await seq.controlledEvaluate([logitsOf(tok)]);
-          tok = r[0]?.next?.token ?? next();
+        await seq.clearHistory();
+        if (test.n_depth > 0) await seq.evaluateWithoutGeneratingNewTokens(Array.from({ length: test.n_depth }, next));
+        if (test.n_prompt > 0) {
+          const toks: unknown[] = Array.from({ length: test.n_prompt }, next);
+          toks[toks.length - 1] = logitsOf(toks[toks.length - 1] as number);
+          c0 = process.cpuUsage();
+          t0 = process.hrtime.bigint();
+          await seq.controlledEvaluate(toks);
+        } else {
+          let tok = next();
+          c0 = process.cpuUsage();
+          t0 = process.hrtime.bigint();
+          for (let i = 0; i < test.n_gen; i++) {
+            const r = await seq.controlledEvaluate([logitsOf(tok)]);
+            tok = r[0]?.next?.token ?? next();
+          }
         }
       }
       const ns = Number(process.hrtime.bigint() - t0);

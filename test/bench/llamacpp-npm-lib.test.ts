@@ -14,7 +14,8 @@ import { llamaBenchArgs, parseLlamaBench } from '../../bench/cpu-context.js';
 describe('llamacpp-npm: llama-bench stand-in helpers', () => {
   it('parses the arguments the benches pass; llama-bench defaults otherwise', () => {
     const o = parseLlamaBenchArgs(['-m', 'a.gguf', '-p', '512', '-n', '128', '-t', '2', '-r', '3', '-o', 'json', '--npm', '/tmp/llnpm']);
-    assert.deepEqual(o, { model: 'a.gguf', prompts: [512], gens: [128], depths: [0], threads: [2], reps: 3, output: 'json', flashAttn: 'auto', npmDir: '/tmp/llnpm' });
+    assert.deepEqual(o, { model: 'a.gguf', prompts: [512], gens: [128], depths: [0], threads: [2], reps: 3, output: 'json', flashAttn: 'auto', api: 'raw', npmDir: '/tmp/llnpm' });
+    assert.equal(parseLlamaBenchArgs(['-m', 'x', '--api', 'sequence']).api, 'sequence');
     const d = parseLlamaBenchArgs(['-m', 'b.gguf'], 4);
     assert.deepEqual([d.prompts, d.gens, d.depths, d.threads, d.reps, d.output], [[512], [128], [0], [4], 5, 'md']);
     assert.deepEqual(parseLlamaBenchArgs(['-m', 'x', '-t', '1,2', '-d', '0,512', '-fa', '0']).threads, [1, 2]);
@@ -32,6 +33,7 @@ describe('llamacpp-npm: llama-bench stand-in helpers', () => {
     assert.throws(() => parseLlamaBenchArgs(['-m', 'x', '-o', 'csv']), /-o "csv": expected json or md/);
     assert.throws(() => parseLlamaBenchArgs(['-m', 'x', '-fa', 'maybe']), /-fa "maybe"/);
     assert.throws(() => parseLlamaBenchArgs(['-m', 'x', '-r']), /-r needs a value/);
+    assert.throws(() => parseLlamaBenchArgs(['-m', 'x', '--api', 'fast']), /--api "fast": expected raw or sequence/);
   });
 
   it("the tests: llama-bench's pp for each -p > 0, tg for each -n > 0, at each depth and thread count", () => {
