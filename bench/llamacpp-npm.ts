@@ -17,8 +17,10 @@
  * its memory). Batch 512 (llama-bench's n_ubatch; node-llama-cpp sets n_batch = n_ubatch), -t threads for decode and
  * batch. `--api raw` (default): the addon's own llama_batch + llama_decode (node-llama-cpp's internal `context._ctx`;
  * each decode runs on libuv's thread pool, a few µs), nothing else — what llama-bench times. `--api sequence`: the
- * public `LlamaContextSequence.controlledEvaluate`, a greedy token sampled each step — measured 2026-12-07 to cost
- * far more per token than the decode on a Mamba model (its JavaScript bookkeeping), so not llama.cpp's speed.
+ * public `LlamaContextSequence.controlledEvaluate`, a greedy token sampled each step (2026-12-07, mamba-130m Q8_0,
+ * 1 thread: the same CPU per token as raw, 9.8 vs 8.9 ms). At 2 threads this stand-in's decode ran 0.47–0.77× of
+ * llama-bench's on the same libraries (BENCHMARKS.md, "llama.cpp through npm"): for the issue's 2-thread ratios use
+ * scripts/llamacpp-npm-bench.sh (llama.cpp's own llama-bench on node-llama-cpp's libraries) instead.
  * llama.cpp's default thread pool either way (no --poll/--cpu-mask options). Rows are llama-bench's JSON (`avg_ts`: mean of the repetitions, as llama-bench) plus
  * `median_ts`; `build_commit` names the package, its llama.cpp release and the CPU variant ggml loaded.
  */
