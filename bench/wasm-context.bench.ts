@@ -8,6 +8,9 @@
  * has the same size at any context. llama.cpp runs `llama-bench -p 0 -n N -d C` right after ours at each point
  * (its own prefill of C tokens is not timed), so each ratio is of the same minutes.
  *
+ * `--llama-npm DIR` in place of `--llama-bench PATH`: the prebuilt llama.cpp of the npm package node-llama-cpp
+ * installed in DIR (not a dependency; bench/llamacpp-npm.ts says how to install it), run with the same arguments.
+ *
  * Each point runs in its own process (peak RSS is the point's, the weights and caches of one model only); so does
  * the streaming-bandwidth probe, at the start and the end.
  */
@@ -26,6 +29,7 @@ import { buildModel } from '../src/models/registry.js';
 import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
 import { fillKvCaches, lcgNoise, timeAttention } from './kv-fill.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
+import { llamaRunner, nodeLlamaCppEntry, NODE_LLAMA_CPP_INSTALL } from './llamacpp-npm-lib.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, repoRoot, writeMarkedSection } from './report.js';
 
@@ -47,6 +51,7 @@ const SPEC: CommandSpec = {
     gen: { type: 'string', value: 'N', help: 'timed decode steps per point (default 32; fewer when a step is slow, see --max-seconds)' },
     'max-seconds': { type: 'string', value: 'S', help: 'about how long the timed steps of one point may take (default 30)' },
     'llama-bench': { type: 'string', value: 'PATH', help: 'llama.cpp\'s llama-bench binary: run right after ours at each point' },
+    'llama-npm': { type: 'string', value: 'DIR', help: "instead of --llama-bench: the folder the npm package node-llama-cpp is installed in\n(its prebuilt llama.cpp, through bench/llamacpp-npm.ts; not a dependency)" },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-f32.gguf files of the same shapes (yours; none is shipped)' },
     'llama-build': { type: 'string', value: 'TEXT', help: "llama.cpp's commit to name in the report when its build does not say (it reports \"unknown\")" },
     'llama-args': { type: 'string', value: '"ARGS"', help: 'more llama-bench arguments, e.g. --llama-args="-fa 0" (with "=", as the value starts\nwith a dash; default none: its defaults)' },
@@ -153,8 +158,10 @@ const archs = (str(v, 'archs') ?? ARCHS.join(',')).split(',').filter((x) => x);
 for (const a of archs) if (!ARCHS.includes(a)) throw new Error(`--archs: unknown arch "${a}" (expected ${ARCHS.join(', ')})`);
 const llamaBench = str(v, 'llama-bench');
 const llamaModels = str(v, 'llama-models');
-if (!!llamaBench !== !!llamaModels) throw new Error('--llama-bench and --llama-models go together');
+const llama = llamaRunner(llamaBench, str(v, 'llama-npm'), path.join(path.dirname(fileURLToPath(import.meta.url)), 'llamacpp-npm.js'), process.execPath);
+if (!!llama !== !!llamaModels) throw new Error('--llama-models goes with --llama-bench or --llama-npm');
 if (llamaBench && !existsSync(llamaBench)) throw new Error(`--llama-bench: ${llamaBench} does not exist`);
+if (llama?.npm) nodeLlamaCppEntry(str(v, 'llama-npm')!, NODE_LLAMA_CPP_INSTALL);
 if (llamaModels && !existsSync(llamaModels)) throw new Error(`--llama-models: ${llamaModels} does not exist`);
 const llamaExtra = (str(v, 'llama-args') ?? '').split(/\s+/).filter((x) => x);
 const llamaSsmContexts = str(v, 'llama-ssm-contexts')?.split(',').filter((x) => x).map((x) => parseNumber('llama-ssm-contexts', x, { integer: true, min: 1, expect: 'a positive integer' }, SPEC.name));
@@ -174,7 +181,7 @@ let llamaCommit = '';
 const llamaBuild = str(v, 'llama-build');
 /** llama.cpp's decode of `n` tokens after its own prefill of C, when there is a GGUF file for the model */
 function runLlama(arch: string, C: number, n: number, stateOf: (typeK: string, typeV: string) => number): CpuPoint | undefined {
-  if (!llamaBench || !llamaModels) return undefined;
+  if (!llama || !llamaModels) return undefined;
   const file = path.join(llamaModels, `${arch}-130m-f32.gguf`);
   if (!existsSync(file)) return undefined;
   if ((arch === 'mamba' || arch === 'mamba2') && llamaSsmContexts && !llamaSsmContexts.includes(C)) return undefined;
@@ -182,7 +189,7 @@ function runLlama(arch: string, C: number, n: number, stateOf: (typeK: string, t
   const t = performance.now();
   const base: CpuPoint = { model, engine: LLAMA_CPP, context: C, batch: 1, status: 'ok', fill: `llama-bench -d ${C} (its own prefill)`, state_bytes_per_seq: stateOf('f16', 'f16'), needed_bytes: 0 };
   try {
-    const text = execFileSync(llamaBench, llamaBenchArgs(file, C, n, threads, llamaExtra), { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'], timeout: llamaTimeout * 1000, killSignal: 'SIGKILL' });
+    const text = execFileSync(llama.file, [...llama.prefix, ...llamaBenchArgs(file, C, n, threads, llamaExtra)], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'], timeout: llamaTimeout * 1000, killSignal: 'SIGKILL' });
     const r = parseLlamaBench(text, C, n, `llama-bench on ${file}`);
     llamaCommit ||= r.build_commit === 'unknown' && llamaBuild ? `${llamaBuild} (as given; the binary reports "unknown")` : r.build_commit;
     return {
@@ -249,8 +256,8 @@ if (renderFrom) {
 }
 
 mkdirSync(out, { recursive: true });
-const llamaLine = llamaBench
-  ? `- ${LLAMA_CPP}: \`${path.basename(llamaBench)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = ${llamaGen ?? 'our timed steps'}; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
+const llamaLine = llama
+  ? `- ${LLAMA_CPP}${llama.npm ? ` (run by ${llama.label})` : ''}: \`${llama.npm ? 'llama-bench' : path.basename(llamaBench!)} ${llamaBenchArgs('<arch>-130m-f32.gguf', 0, 0, threads, llamaExtra).join(' ').replace('-d 0', '-d C').replace('-n 0', '-n N')}\` right after ours at each point (N = ${llamaGen ?? 'our timed steps'}; build ${llamaCommit || 'unknown'}; random-weight GGUF files of the same shapes; its prefill of C tokens is not timed)${llamaSsmContexts ? `; its Mamba models at contexts ${llamaSsmContexts.map(contextLabel).join(', ')} only (their step does not depend on the context; -d makes llama-bench prefill C tokens first)` : ''}. hybrid-130m has no llama.cpp file: it is compared with llama.cpp's llama-130m`
   : `- ${LLAMA_CPP}: not run (no --llama-bench)`;
 const md = [
   `### Decode vs context on the CPU (wasm, ${threads} threads, batch 1, f32${kvCache === 'f32' ? '' : `, KV cache ${kvCache}`}) — ${date}`,

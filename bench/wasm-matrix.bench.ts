@@ -12,15 +12,21 @@
  *
  *   node dist/bench/wasm-matrix.bench.js [--help] [--quick] [--no-write] [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 1,2]
  *        [--llama-bench PATH --llama-models DIR [--llama-depth N]]
+ *
+ * `--llama-npm DIR` in place of `--llama-bench PATH`: llama.cpp's prebuilt CPU binaries from the npm package
+ * node-llama-cpp installed in DIR (not a dependency; bench/llamacpp-npm.ts says how to install it), run through
+ * bench/llamacpp-npm.ts with the same arguments; its tok/s is the median of the repetitions.
  */
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { commandUsage, flag, parseCommand, parseNumber, str, type CommandSpec } from '../src/cli/args.js';
 import { commandLine, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot, textTable, writeMarkedSection, type Table } from './report.js';
 import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
+import { llamaRunner, nodeLlamaCppEntry, NODE_LLAMA_CPP_INSTALL, rowTokS } from './llamacpp-npm-lib.js';
 
 const SPEC: CommandSpec = {
   name: 'wasm-matrix',
@@ -35,6 +41,7 @@ const SPEC: CommandSpec = {
     dtypes: { type: 'string', value: 'D,…', help: 'weight formats (default f32,f16,bf16,q8)' },
     threads: { type: 'string', value: 'N,…', help: 'thread counts (default 1,2)' },
     'llama-bench': { type: 'string', value: 'PATH', help: "llama.cpp's llama-bench binary: run right after each of our cells" },
+    'llama-npm': { type: 'string', value: 'DIR', help: "instead of --llama-bench: the folder the npm package node-llama-cpp is installed in\n(its prebuilt llama.cpp, through bench/llamacpp-npm.ts; not a dependency)" },
     'llama-models': { type: 'string', value: 'DIR', help: 'folder of <arch>-130m-<f32|f16|bf16|q8_0>.gguf files' },
     'kv-cache': { type: 'string', value: 'F', help: "our KV cache format for the attention layers (mamba-ts bench --kv-cache): f32 (default), bf16, f16 or q8 — llama.cpp's cache is f16" },
     'llama-depth': { type: 'string', value: 'N', help: 'context llama.cpp decodes at (llama-bench -d): default the prompt length, where ours decodes; 0 = tg from an empty context' },
@@ -70,23 +77,25 @@ const LLAMA_CPP: Record<string, Record<string, [number, number]>> = {
 interface Cell {
   arch: string; dtype: string; threads: number;
   prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; bandwidth_gb_s: number; decode_ceiling_tok_s: number; weight_mb: number;
-  /** llama.cpp measured in the same sitting: [prefill, decode] tok/s (mean of its repetitions) */
+  /** llama.cpp measured in the same sitting: [prefill, decode] tok/s (llama-bench: mean of its repetitions; --llama-npm: median) */
   llama?: [number, number];
 }
 
-const llamaBench = opt('llama-bench', '');
 const llamaModels = opt('llama-models', '');
+const llama = llamaRunner(str(values, 'llama-bench'), str(values, 'llama-npm'), path.join(path.dirname(fileURLToPath(import.meta.url)), 'llamacpp-npm.js'), process.execPath);
+if (llama?.npm) nodeLlamaCppEntry(str(values, 'llama-npm')!, NODE_LLAMA_CPP_INSTALL);
+if (!!llama !== !!llamaModels) throw new Error('--llama-models goes with --llama-bench or --llama-npm');
 // our decode steps follow the prompt: llama.cpp's tg runs at the same depth (a Transformer's decode reads its KV cache)
 const llamaDepth = parseNumber('llama-depth', opt('llama-depth', String(prompt)), { integer: true, min: 0, expect: 'an integer >= 0' }, SPEC.name);
 let llamaCommit = '';
 
 /** llama-bench on the GGUF file of this cell, if there is one: [pp tok/s, tg tok/s] */
 function runLlama(arch: string, dtype: string, threads: number): [number, number] | undefined {
-  if (!llamaBench || !llamaModels) return undefined;
+  if (!llama || !llamaModels) return undefined;
   const file = path.join(llamaModels, `${arch}-130m-${dtype === 'q8' ? 'q8_0' : dtype}.gguf`);
   if (!existsSync(file)) return undefined;
-  const bench = (args: string[]) => JSON.parse(execFileSync(llamaBench, ['-m', file, ...args, '-t', String(threads), '-r', String(reps), '-o', 'json'],
-    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] })) as Array<{ n_prompt: number; n_gen: number; avg_ts: number; build_commit?: string }>;
+  const bench = (args: string[]) => JSON.parse(execFileSync(llama.file, [...llama.prefix, '-m', file, ...args, '-t', String(threads), '-r', String(reps), '-o', 'json'],
+    { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'ignore'] })) as Array<{ n_prompt: number; n_gen: number; avg_ts: number; median_ts?: number; build_commit?: string }>;
   // prefill from an empty context; decode at depth llamaDepth (a second run: -d would apply to the prefill too)
   const rows = llamaDepth > 0
     ? [...bench(['-p', String(prompt), '-n', '0']), ...bench(['-p', '0', '-n', String(gen), '-d', String(llamaDepth)])]
@@ -95,7 +104,7 @@ function runLlama(arch: string, dtype: string, threads: number): [number, number
   const tg = rows.find((r) => r.n_gen > 0 && r.n_prompt === 0);
   if (!pp || !tg) throw new Error(`llama-bench on ${file}: no pp/tg rows in its JSON output`);
   llamaCommit ||= rows[0].build_commit ?? '';
-  return [pp.avg_ts, tg.avg_ts];
+  return [rowTokS(pp), rowTokS(tg)];
 }
 
 const root = repoRoot(import.meta.url);
@@ -150,7 +159,7 @@ if (write && !quick) {
     `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
     `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
     sideBySide
-      ? `- llama.cpp side by side: \`${llamaDepth > 0 ? `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n 0 -t T -r ${reps}\` and \`llama-bench -m … -p 0 -n ${gen} -d ${llamaDepth} -t T -r ${reps}\` (decode at the context ours decodes at)` : `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\``} run right after each of our cells (build ${llamaCommit || 'unknown'}, CPU build with native flags, random-weight GGUF files of the same shapes; its tok/s is the mean of its repetitions); the issue's quoted numbers are kept for reference`
+      ? `- llama.cpp side by side${llama?.npm ? ` (run by ${llama.label})` : ''}: \`${llamaDepth > 0 ? `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n 0 -t T -r ${reps}\` and \`llama-bench -m … -p 0 -n ${gen} -d ${llamaDepth} -t T -r ${reps}\` (decode at the context ours decodes at)` : `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\``} run right after each of our cells (build ${llamaCommit || 'unknown'}, ${llama?.npm ? "node-llama-cpp's prebuilt CPU binaries (ggml loads the variant for this CPU)" : 'CPU build with native flags'}, random-weight GGUF files of the same shapes; its tok/s is the ${llama?.npm ? 'median' : 'mean'} of its repetitions); the issue's quoted numbers are kept for reference`
       : `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,
     '',
     markdownTable(table),
