@@ -17,10 +17,10 @@
  *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
  *        [--shapes llama,hybrid] [--variants probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8]
  */
-import * as os from 'node:os';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { arg, intListArg, listArg } from './options.js';
-import { loadLine, machineInfo, machineLine, median } from './report.js';
+import { median } from './report.js';
+import { cpuMs, fillF32, log, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '5'));
@@ -40,15 +40,10 @@ const variants: Variant[] = variantSpecs.map((spec) => {
   return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f] };
 });
 
-const log = (s: string) => process.stdout.write(s + '\n');
-const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 /** bytes of n cache values in format fmt */
 const kvBytes = (fmt: number, n: number) => (fmt >= 3 ? (n / 32) * 36 : fmt ? n * 2 : n * 4);
 
-log(`# wasm decode attention streaming the KV cache from DRAM (issue 18)`);
-log(`- ${machineLine(machineInfo())}, Node ${process.version}`);
-log(`- load average at start: ${loadLine(os.loadavg())}`);
-log(`- pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}, contexts ${ctxList.join(',')}`);
+streamHeader('wasm decode attention streaming the KV cache from DRAM (issue 18)', `pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}, contexts ${ctxList.join(',')}`);
 
 let failed = false;
 const rows: string[] = [];
@@ -64,10 +59,8 @@ for (const T of threadList) {
   const fillPool = (fmt: number) => {
     // f32 / 16-bit: values in [-0.5, 0.5) (bf16: the high halves of such floats; f16 codes of magnitude < 1); q8:
     // blocks of [scale 0.01, 32 int8]
-    if (fmt === 0) {
-      const v = rt.f32(pool, (poolB + 4096) / 4);
-      for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
-    } else if (fmt <= 2) {
+    if (fmt === 0) fillF32(rt, pool, poolB + 4096);
+    else if (fmt <= 2) {
       const v = new Uint16Array(rt.memory.buffer, pool, (poolB + 4096) / 2);
       const f = new Float32Array(1), u = new Uint32Array(f.buffer);
       for (let i = 0; i < v.length; i++) {
@@ -164,7 +157,7 @@ for (const T of threadList) {
   rt.heap.release(pool); rt.heap.release(out);
 }
 log('');
-log(`- load average at end: ${loadLine(os.loadavg())}`);
+streamFooter();
 log('');
 for (const r of rows) log(r);
 if (failed) process.exit(1);

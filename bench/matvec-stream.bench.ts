@@ -31,10 +31,10 @@
  *   node dist/bench/matvec-stream.bench.js [--threads 1,2] [--reps 7] [--pool-mb 320] [--shapes in_proj,out_proj,lm_head]
  *        [--variants probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
  */
-import * as os from 'node:os';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { arg, intListArg, listArg } from './options.js';
-import { loadLine, machineInfo, machineLine, median } from './report.js';
+import { median } from './report.js';
+import { cpuMs, fillF32, log, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '7'));
@@ -74,13 +74,8 @@ function parseVariant(spec: string): Variant {
 }
 const variants = variantSpecs.map(parseVariant);
 
-const log = (s: string) => process.stdout.write(s + '\n');
-const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
-log(`# f32 matrix-vector streaming from DRAM (issue 18)`);
-log(`- ${machineLine(machineInfo())}, Node ${process.version}`);
-log(`- load average at start: ${loadLine(os.loadavg())}`);
-log(`- pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}`);
+streamHeader('f32 matrix-vector streaming from DRAM (issue 18)', `pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}`);
 
 let failed = false;
 const rows: string[] = [];
@@ -93,10 +88,7 @@ for (const T of threadList) {
   const k = rt.kernels;
   const poolB = poolMb * 2 ** 20;
   const pool = rt.heap.alloc(poolB + 4096);
-  {
-    const v = rt.f32(pool, (poolB + 4096) / 4);
-    for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
-  }
+  fillF32(rt, pool, poolB + 4096);
   const out = rt.heap.alloc(64 * (T + 1));
   for (const [shape, K, N] of SHAPES.filter((s) => wantShapes.includes(s[0]))) {
     const rowB = K * 4, matB = N * rowB;
@@ -201,7 +193,7 @@ for (const T of threadList) {
   rt.heap.release(pool); rt.heap.release(out);
 }
 log('');
-log(`- load average at end: ${loadLine(os.loadavg())}`);
+streamFooter();
 log('');
 for (const r of rows) log(r);
 if (failed) process.exit(1);

@@ -1,0 +1,31 @@
+/**
+ * What the wasm streaming benches share (bench/matvec-stream.bench.ts, bench/attn-stream.bench.ts, issue 18): the
+ * report header and a pool of test values laid out in wasm memory, larger than the last-level cache, which the
+ * kernels stream from DRAM.
+ */
+import * as os from 'node:os';
+import type { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { loadLine, machineInfo, machineLine } from './report.js';
+
+export const log = (s: string): void => void process.stdout.write(s + '\n');
+/** CPU time of the process, all threads (ms) */
+export const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
+/** the report's first lines: title, machine, load at start, the run's settings */
+export function streamHeader(title: string, settings: string): void {
+  log(`# ${title}`);
+  log(`- ${machineLine(machineInfo())}, Node ${process.version}`);
+  log(`- load average at start: ${loadLine(os.loadavg())}`);
+  log(`- ${settings}`);
+}
+
+/** the report's closing load line */
+export function streamFooter(): void {
+  log(`- load average at end: ${loadLine(os.loadavg())}`);
+}
+
+/** f32 values in [-0.5, 0.5) written over `bytes` bytes at `ptr` (a fixed pattern: every run streams the same numbers) */
+export function fillF32(rt: WasmRuntime, ptr: number, bytes: number): void {
+  const v = rt.f32(ptr, bytes / 4);
+  for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+}
