@@ -13,7 +13,7 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { MIN_PARALLEL_WORK, WasmRuntime, type GemvF32 } from './runtime.js';
+import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32 } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
@@ -101,14 +101,6 @@ export type WasmGemm = 'blocked' | 'tiles';
 export type AttnDecode = 'rows' | 'heads4';
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
-
-/** MAMBA_TS_WASM_ATTN_DECODE: 'rows' or 'heads4' (WasmBackendOptions.attnDecode), else 'rows' */
-function envAttnDecode(): AttnDecode {
-  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_ATTN_DECODE : undefined;
-  if (raw === undefined || raw === '') return 'rows';
-  if (raw !== 'rows' && raw !== 'heads4') throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_ATTN_DECODE must be 'rows' or 'heads4', got "${raw}"`);
-  return raw;
-}
 
 /** A weight matrix stored in wasm memory in some format. */
 interface Matrix {
@@ -199,13 +191,13 @@ export class WasmBackend extends CpuBackend {
     }
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     if (!(Number.isFinite(this.stepPrefetch) && this.stepPrefetch >= 0)) throw new LoadOptionError(`wasm backend: option "stepPrefetch" must be a number of bytes >= 0, got ${opts.stepPrefetch}`);
-    this.gemm = opts.gemm ?? envGemm();
+    this.gemm = opts.gemm ?? envChoice<WasmGemm>('MAMBA_TS_WASM_GEMM', ['blocked', 'tiles'], LoadOptionError) ?? 'blocked';
     this.fuseProducts = flagOption(opts, 'fuseProducts', true);
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
-    this.attnDecode = opts.attnDecode ?? envAttnDecode();
+    this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
@@ -878,7 +870,6 @@ export class WasmBackend extends CpuBackend {
   }
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
 function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn', dflt: boolean): boolean {
   const v: unknown = opts[name];
@@ -887,19 +878,12 @@ function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' |
   return v;
 }
 
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
   if (raw === '1' || raw === '0') return raw === '1';
   throw new LoadOptionError(`wasm backend: ${name} must be 0 or 1, got "${raw}"`);
-}
-
-/** MAMBA_TS_WASM_GEMM: 'blocked' (default) or 'tiles' (WasmBackendOptions.gemm) */
-function envGemm(): WasmGemm {
-  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMM : undefined;
-  if (raw === undefined || raw === '') return 'blocked';
-  if (raw !== 'blocked' && raw !== 'tiles') throw new LoadOptionError(`wasm backend: MAMBA_TS_WASM_GEMM must be 'blocked' or 'tiles', got "${raw}"`);
-  return raw;
 }
 
 /** MAMBA_TS_WASM_STEP_PREFETCH (bytes per thread; 0 = off), else 0 */

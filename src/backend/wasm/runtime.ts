@@ -241,7 +241,7 @@ export class WasmRuntime {
     if (!r) {
       r = new WasmRuntime(platform.loadKernels(kernelsPath()), n);
       WasmRuntime.instances.set(n, r);
-      const g = envGemvF32();
+      const g = envChoice<GemvF32>('MAMBA_TS_WASM_GEMV_F32', ['seq', 'rows4']);
       if (g !== undefined) r.gemvF32 = g;
     }
     return r;
@@ -394,12 +394,15 @@ function envAdaptive(): boolean {
   return raw === '1';
 }
 
-/** MAMBA_TS_WASM_GEMV_F32: 'seq' or 'rows4' (WasmRuntime.gemvF32), else undefined */
-function envGemvF32(): GemvF32 | undefined {
-  const raw = typeof process !== 'undefined' ? process.env?.MAMBA_TS_WASM_GEMV_F32 : undefined;
+/**
+ * An environment variable that names one of `choices` (MAMBA_TS_WASM_GEMV_F32, _GEMM, _ATTN_DECODE): undefined when
+ * unset or empty; any other value is an error of class `Err` naming the variable and the choices.
+ */
+export function envChoice<T extends string>(name: string, choices: readonly T[], Err: new (message: string) => Error = MambaTsError): T | undefined {
+  const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return undefined;
-  if (raw !== 'seq' && raw !== 'rows4') throw new MambaTsError(`wasm backend: MAMBA_TS_WASM_GEMV_F32 must be 'seq' or 'rows4', got "${raw}"`);
-  return raw;
+  if (!(choices as readonly string[]).includes(raw)) throw new Err(`wasm backend: ${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, got "${raw}"`);
+  return raw as T;
 }
 
 export function defaultThreads(): number {
