@@ -399,10 +399,7 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       kp += headKV;
     }
   }
-  for (let h = 0; h < Hq; h++) {
-    const pi = part + <usize>h * headB;
-    foldScores(f4(sc, h * DBK), bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
-  }
+  foldHeads(sc, bk, Hq, part, headB, hd);
   for (let jj = 0; jj < bk; jj++) {
     let vp = v0 + <usize>(j0 + jj) * rowB;
     for (let g = 0; g < Hkv; g++) {
@@ -410,6 +407,18 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK + jj), DBK << 2, G, vp, hd);
       vp += headKV;
     }
+  }
+}
+
+/**
+ * The 'rows' block kernels' softmax step: each of the Hq query heads folds its bk scores (sc + h · DBK floats) into its
+ * online-softmax partial (part + h · headB: acc[hd], max, sum), which rescales the values accumulated so far.
+ */
+// @ts-ignore: decorator
+@inline function foldHeads(sc: usize, bk: i32, Hq: i32, part: usize, headB: usize, hd: i32): void {
+  for (let h = 0; h < Hq; h++) {
+    const pi = part + <usize>h * headB;
+    foldScores(f4(sc, h * DBK), bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
   }
 }
 
@@ -561,10 +570,7 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       kp += headKV;
     }
   }
-  for (let h = 0; h < Hq; h++) {
-    const pi = part + <usize>h * headB;
-    foldScores(f4(sc, h * DBK), bk, bk, f4(pi, hd), f4(pi, hd + 1), pi, hd);
-  }
+  foldHeads(sc, bk, Hq, part, headB, hd);
   for (let jj = 0; jj < bk; jj++) {
     let vp = v0 + <usize>(j0 + jj) * rowB;
     for (let g = 0; g < Hkv; g++) {
