@@ -75,14 +75,21 @@ export class WebGpuBackend implements Backend {
   readonly weights: WebGpuWeights;
   /** the prefill GEMM asked for (see WebGpuBackendOptions.gemm); `gemmKernel` says which one runs a shape */
   gemm: WebGpuGemm;
+  /**
+   * A kernel-choice setter's step: `v` checked against `allowed` (an error naming the option otherwise); a change from
+   * `cur` makes recorded steps stale (the epoch moves on). Returns `v`.
+   */
+  private switchTo<T extends string>(name: string, allowed: readonly T[], cur: T, v: T): T {
+    if (!allowed.includes(v)) throw new Error(`webgpu: ${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+    if (v !== cur) this.epoch++;
+    return v;
+  }
   /** the GEMM of 9–128 rows (see WebGpuBackendOptions.gemmSmall); setting it makes recorded steps stale */
   get gemmSmall(): WebGpuGemmSmall {
     return this.small;
   }
   set gemmSmall(g: WebGpuGemmSmall) {
-    if (!(WEBGPU_GEMMS_SMALL as readonly string[]).includes(g)) throw new Error(`webgpu: gemmSmall must be one of ${WEBGPU_GEMMS_SMALL.join(', ')}, got ${JSON.stringify(g)}`);
-    if (g !== this.small) this.epoch++;
-    this.small = g;
+    this.small = this.switchTo('gemmSmall', WEBGPU_GEMMS_SMALL, this.small, g);
   }
   private small: WebGpuGemmSmall = 'blocked';
   /** how the tiled GEMM loads q8 weight tiles (see WebGpuBackendOptions.q8Tiles); setting it makes recorded steps stale */
@@ -90,9 +97,7 @@ export class WebGpuBackend implements Backend {
     return this.q8T;
   }
   set q8Tiles(t: WebGpuQ8Tiles) {
-    if (!(WEBGPU_Q8_TILES as readonly string[]).includes(t)) throw new Error(`webgpu: q8Tiles must be one of ${WEBGPU_Q8_TILES.join(', ')}, got ${JSON.stringify(t)}`);
-    if (t !== this.q8T) this.epoch++;
-    this.q8T = t;
+    this.q8T = this.switchTo('q8Tiles', WEBGPU_Q8_TILES, this.q8T, t);
   }
   private q8T: WebGpuQ8Tiles = 'vector';
   /** the kernels of batched decode steps (see WebGpuBackendOptions.batchDecode); setting it makes recorded steps stale */
@@ -100,9 +105,7 @@ export class WebGpuBackend implements Backend {
     return this.batchDec;
   }
   set batchDecode(e: WebGpuBatchDecode) {
-    if (!(WEBGPU_BATCH_DECODES as readonly string[]).includes(e)) throw new Error(`webgpu: batchDecode must be one of ${WEBGPU_BATCH_DECODES.join(', ')}, got ${JSON.stringify(e)}`);
-    if (e !== this.batchDec) this.epoch++;
-    this.batchDec = e;
+    this.batchDec = this.switchTo('batchDecode', WEBGPU_BATCH_DECODES, this.batchDec, e);
     this.fx.rowLanes = e === 'fused';
   }
   private batchDec: WebGpuBatchDecode = 'fused';
