@@ -17,10 +17,9 @@
  *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
  *        [--shapes llama,hybrid] [--variants probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8]
  */
-import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
-import { cpuMs, fillF32, log, streamFooter, streamHeader } from './stream-pool.js';
+import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '5'));
@@ -51,11 +50,8 @@ rows.push('| threads | shape | context | variant | GB/s wall (median) | GB per C
 rows.push('|---:|---|---:|---|---:|---:|---:|---:|');
 
 for (const T of threadList) {
-  const rt = WasmRuntime.get(T);
-  await rt.ready();
+  const { rt, poolB, pool } = await openPool(T, poolMb);
   const k = rt.kernels;
-  const poolB = poolMb * 2 ** 20;
-  const pool = rt.heap.alloc(poolB + 4096);
   const fillPool = (fmt: number) => {
     // f32 / 16-bit: values in [-0.5, 0.5) (bf16: the high halves of such floats; f16 codes of magnitude < 1); q8:
     // blocks of [scale 0.01, 32 int8]

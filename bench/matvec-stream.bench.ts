@@ -31,10 +31,9 @@
  *   node dist/bench/matvec-stream.bench.js [--threads 1,2] [--reps 7] [--pool-mb 320] [--shapes in_proj,out_proj,lm_head]
  *        [--variants probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
  */
-import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
-import { cpuMs, fillF32, log, streamFooter, streamHeader } from './stream-pool.js';
+import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '7'));
@@ -83,11 +82,8 @@ rows.push('| threads | shape | variant | GB/s wall (median) | GB/s wall (best) |
 rows.push('|---:|---|---|---:|---:|---:|---:|');
 
 for (const T of threadList) {
-  const rt = WasmRuntime.get(T);
-  await rt.ready();
+  const { rt, poolB, pool } = await openPool(T, poolMb);
   const k = rt.kernels;
-  const poolB = poolMb * 2 ** 20;
-  const pool = rt.heap.alloc(poolB + 4096);
   fillF32(rt, pool, poolB + 4096);
   const out = rt.heap.alloc(64 * (T + 1));
   for (const [shape, K, N] of SHAPES.filter((s) => wantShapes.includes(s[0]))) {

@@ -4,7 +4,7 @@
  * kernels stream from DRAM.
  */
 import * as os from 'node:os';
-import type { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
 export const log = (s: string): void => void process.stdout.write(s + '\n');
@@ -28,4 +28,12 @@ export function streamFooter(): void {
 export function fillF32(rt: WasmRuntime, ptr: number, bytes: number): void {
   const v = rt.f32(ptr, bytes / 4);
   for (let i = 0; i < v.length; i++) v[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+}
+
+/** the runtime of T threads, started, and a pool of `poolMb` MiB (+ 4 KiB of slack for tails) allocated in its memory */
+export async function openPool(T: number, poolMb: number): Promise<{ rt: WasmRuntime; poolB: number; pool: number }> {
+  const rt = WasmRuntime.get(T);
+  await rt.ready();
+  const poolB = poolMb * 2 ** 20;
+  return { rt, poolB, pool: rt.heap.alloc(poolB + 4096) };
 }
