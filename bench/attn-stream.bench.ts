@@ -19,7 +19,7 @@
  */
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
-import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
+import { cpuMs, fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '5'));
@@ -97,12 +97,7 @@ for (const T of threadList) {
       const probe = variants.find((v) => v.probe);
       let m = 0;
       const onePass = (v: Variant) => {
-        if (v.probe) {
-          const n = poolB / 4, chunk = Math.ceil(n / T);
-          if (T === 1) k.stream_sum(pool, out, n, 0, n);
-          else rt.run('stream_sum', [pool, out, chunk], n, chunk);
-          return;
-        }
+        if (v.probe) return probePass(rt, pool, out, poolB);
         const n = count(v);
         for (let c = 0; c < n; c++) call(v, pool + (m++ % n) * 2 * cacheB(v), y);
       };

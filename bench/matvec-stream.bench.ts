@@ -33,7 +33,7 @@
  */
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
-import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
+import { cpuMs, fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '7'));
@@ -129,12 +129,7 @@ for (const T of threadList) {
     for (const v of variants) { wallMs.set(v.spec, []); cpu.set(v.spec, []); }
     let m = 0;
     const onePass = (v: Variant) => {
-      if (v.probe) {
-        const n = passB / 4, chunk = Math.ceil(n / T);
-        if (T === 1) k.stream_sum(pool, out, n, 0, n);
-        else rt.run('stream_sum', [pool, out, chunk], n, chunk);
-        return;
-      }
+      if (v.probe) return probePass(rt, pool, out, passB);
       const L = layout(v);
       if (v.code === GEMM_OLD) rt.gemvF32 = 'rows4';
       for (let c = 0; c < L.count; c++) {

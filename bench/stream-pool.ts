@@ -37,3 +37,10 @@ export async function openPool(T: number, poolMb: number): Promise<{ rt: WasmRun
   const poolB = poolMb * 2 ** 20;
   return { rt, poolB, pool: rt.heap.alloc(poolB + 4096) };
 }
+
+/** the probe: one pass of a plain SIMD sum over `bytes` of the pool on the runtime's threads (what DRAM delivers) */
+export function probePass(rt: WasmRuntime, pool: number, out: number, bytes: number): void {
+  const n = bytes / 4, T = rt.threads, chunk = Math.ceil(n / T);
+  if (T === 1) rt.kernels.stream_sum(pool, out, n, 0, n);
+  else rt.run('stream_sum', [pool, out, chunk], n, chunk);
+}
