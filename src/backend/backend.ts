@@ -367,6 +367,11 @@ export interface Backend {
    * chunk before awaiting this one. upload null continues from the ids the graph's last chained step picked.
    */
   startChain?(graph: StepGraph, upload: ArrayLike<number> | null, n: number, shift?: readonly number[]): Promise<Float32Array> | null;
+  /**
+   * Optional: a captured step will not be replayed again (its state was disposed, or a new capture replaced it):
+   * what it reserved goes back now rather than when the collector finds the graph.
+   */
+  releaseStep?(graph: StepGraph): void;
   /** Optional: replay a captured step once per given row of token ids, reading nothing back; false when stale */
   replayFeed?(graph: StepGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): boolean;
   /**

@@ -275,8 +275,17 @@ export class DecoderLM implements CausalLM {
     }
     const seqLen = state.seqLen.slice();
     const { result, graph } = await be.captureStep(step, [...state.layers.flatMap((l) => Object.values(l)), ...own]);
+    if (rec?.graph) be.releaseStep?.(rec.graph); // replaced: its blocks need not wait for the collector
+    else if (!rec) state.onDispose(() => this.dropGraph(state));
     this.graphs.set(state, { key, graph, seqLen });
     return result;
+  }
+
+  /** the state's recorded step given up (the state is being disposed) */
+  private dropGraph(state: ModelState): void {
+    const rec = this.graphs.get(state);
+    this.graphs.delete(state);
+    if (rec?.graph) this.backend.releaseStep?.(rec.graph);
   }
   /**
    * per state: its recorded one-token step (null: recorded once and found not replayable), what it was, and the

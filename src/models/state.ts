@@ -144,8 +144,19 @@ export class ModelState {
 
   /** Release the state's tensors now (GPU memory back to the pool); the state must not be used afterwards. */
   dispose(): void {
+    const fns = this.disposers.splice(0);
+    for (const f of fns) f();
     for (const l of this.layers) for (const t of Object.values(l)) t.dispose();
   }
+
+  /**
+   * Run `fn` when this state is disposed, before its tensors go (a model drops what it keeps for the state: a
+   * recorded decode step reserves the state's blocks until it is given up).
+   */
+  onDispose(fn: () => void): void {
+    this.disposers.push(fn);
+  }
+  private readonly disposers: Array<() => void> = [];
 
   /** Deep copy (a conversation can branch). */
   clone(): ModelState {

@@ -177,6 +177,21 @@ async function scenario(lm: CausalLM, kv: (typeof FORMATS)[number], blocks: numb
 }
 
 describe('webgpu models with KV caches split by sequences = unsplit caches', () => {
+  withGpu('llama-tiny: disposing a state gives back every block of its split caches and of its recorded step, at once', [kvSmall], async (g) => {
+    const { lm } = await loadModel(hfFixture('llama-tiny'), { backend: g });
+    await g.sync();
+    const live0: number = g.rt.stats().liveBytes;
+    const s = lm.createState(2);
+    await lm.advance([Array.from({ length: 100 }, (_, i) => (i * 7) % 50), Array.from({ length: 100 }, (_, i) => (i * 3) % 50)], s);
+    assert.ok(Object.values(s.layers.find((l) => Object.keys(l).length > 0)!).some((t) => blocksOf(t) > 1), 'the caches are split');
+    await lm.greedyChain!([[1], [2]], s, 3); // recorded: the step pins the blocks
+    await g.sync();
+    assert.ok(g.rt.stats().liveBytes > live0);
+    s.dispose();
+    await g.sync();
+    assert.equal(g.rt.stats().liveBytes, live0, 'every block is back in its pool');
+  });
+
   // (the formats split between the models to keep the test short; the ops above take all three)
   for (const [name, formats] of [['llama-tiny', ['f32', 'f16']], ['bamba-tiny', ['bf16']]] as const) {
     withGpu(`${name}: 4 sequences, ${formats.join('/')}, through growth, select, concat, writeRow, export/import`, [kvSmall, plain], async (g, p) => {

@@ -118,6 +118,30 @@ describe('webgpu memory', () => {
     for (const p of probes) assert.ok((await p.data()).every((v) => v === 0), `a tensor of ${p.size} floats was written by a replay`);
   });
 
+  it('disposing a state gives back what its recorded decode step reserved, at once (not when the collector runs)', async (t) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    for (const name of ['bamba-tiny', 'mamba-tiny']) {
+      const lm: CausalLM = (await loadModel(hfFixture(name), { backend: gpu })).lm;
+      const ref = lm.createState(1);
+      await lm.advance([[1, 2, 3, 4]], ref);
+      const want = await lm.greedyChain!([[5]], ref, 4);
+      await gpu.sync();
+      const live0: number = gpu.rt.stats().liveBytes;
+      const s = lm.createState(1);
+      await lm.advance([[1, 2, 3, 4]], s);
+      const got = await lm.greedyChain!([[5]], s, 4); // records the step (it pins the state's blocks), then replays it
+      assert.deepEqual(got, want, `${name}: same tokens`);
+      await gpu.sync();
+      assert.ok(gpu.rt.stats().liveBytes > live0, `${name}: the state and its recorded step hold blocks`);
+      s.dispose();
+      await gpu.sync();
+      assert.equal(gpu.rt.stats().liveBytes, live0, `${name}: every block of the state and of its recorded step is back`);
+      // the other state's recorded step still replays, and a disposed state's step never does
+      assert.deepEqual(await lm.greedyChain!([[5]], lm.createState(1), 1).then((r) => r?.length), 1);
+      ref.dispose();
+    }
+  });
+
   for (const kind of ['synchronous', 'async-local-storage'] as const) {
     it(`two concurrent forwards on one model (${kind}) equal sequential ones`, async (t) => {
       if (typeof gpu === 'string') return t.skip(gpu);

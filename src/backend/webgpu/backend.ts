@@ -373,9 +373,14 @@ export class WebGpuBackend implements Backend {
   private liveGraph(graph: StepGraph): GpuGraph | null {
     const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
     if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
-    if (g.epoch !== this.epoch) return null;
+    if (g.epoch !== this.epoch || g.released) return null;
     this.fx.flush();
     return g;
+  }
+
+  releaseStep(graph: StepGraph): void {
+    const g = graph as unknown as GpuGraph & { owner?: WebGpuBackend };
+    if (g.owner === this) this.rt.releaseGraph(g);
   }
 
   private opt(t: Tensor | null): Store {

@@ -59,5 +59,7 @@ export class GpuGraph {
   ) {}
   /** the upload buffer holds the ids the last chained step picked (a chain may continue from the device) */
   chained = false;
+  /** given up (GpuRuntime.releaseGraph): its blocks are back in their pools, it is never submitted again */
+  released = false;
 }
 

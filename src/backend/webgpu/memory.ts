@@ -391,8 +391,27 @@ export class DeviceMemory {
       if (a) blocks.add(a);
     }
     for (const a of blocks) a.pins = (a.pins ?? 0) + 1;
-    this.graphRegistry.register(graph, { blocks: [...blocks], bytes }, graph);
+    const h = { blocks: [...blocks], bytes };
+    this.pinned.set(graph, h);
+    this.graphRegistry.register(graph, h, graph);
   }
+
+  /**
+   * `graph` will not be replayed again (its state was disposed, or a new step replaced it): its blocks are unpinned
+   * now instead of when the collector finds the graph — a disposed state's KV caches go back to their pools (and
+   * `trim` can give them to the device) at once. The caller destroys the graph's own buffers. Returns false when the
+   * graph holds no pins (released already, or never pinned).
+   */
+  unpinNow(graph: object): boolean {
+    const h = this.pinned.get(graph);
+    if (!h) return false;
+    this.pinned.delete(graph);
+    this.graphRegistry.unregister(graph);
+    this.unpin(h);
+    return true;
+  }
+  /** the pins of each live recorded graph (for `unpinNow`) */
+  private readonly pinned = new WeakMap<object, { blocks: Alloc[]; bytes: number }>();
 
   private unpin(h: { blocks: Alloc[]; bytes: number }): void {
     this.acct.device -= h.bytes; // the graph's own buffers went with it

@@ -445,6 +445,21 @@ export class GpuRuntime {
     return { result, graph };
   }
 
+  /**
+   * Give up a recorded graph now (its state was disposed, or a new recording replaced it) instead of when the
+   * collector finds it: the blocks it reserved go back to their pools (a disposed state's KV caches too, which
+   * `trim` can then give to the device) and its own buffers are destroyed (work already submitted still completes;
+   * a staging buffer still being mapped is left to the collector). The graph is never submitted again.
+   */
+  releaseGraph(g: GpuGraph): void {
+    if (g.released) return;
+    g.released = true;
+    if (!this.mem.unpinNow(g)) return;
+    g.upload.gpu.destroy();
+    g.params.gpu.destroy();
+    if (g.staging.mapState === 'unmapped') g.staging.destroy();
+  }
+
   /** the graph of a capture, or null when it cannot be replayed (see `capture`) */
   private graphOf(cap: Capturing, start: number, own: readonly Store[]): GpuGraph | null {
     const cmds = cap.submits[0];
