@@ -26,6 +26,43 @@ export interface CreateWebGpuOptions extends WebGpuBackendOptions {
    */
   subgroupMatrix?: boolean;
   powerPreference?: GPUPowerPreference;
+  /**
+   * Dawn device toggles (Node only: the `webgpu` package's `enable-dawn-features` / `disable-dawn-features`), e.g.
+   * `{ enable: ['disable_robustness', 'disable_workgroup_init'] }`: the shaders then skip their bounds clamps and the
+   * zeroing of workgroup memory (our kernels index within bounds and write workgroup memory before reading it; the
+   * GPU parity tests check that with the toggles on). For measurements on a GPU; default none. Also settable by
+   * MAMBA_TS_WEBGPU_DAWN_TOGGLES, a comma list where a name with a leading '-' is disabled (e.g.
+   * `disable_robustness,disable_workgroup_init,-timestamp_quantization`). With `profile`, `timestamp_quantization` is
+   * disabled (profiled times otherwise come in steps of ~4–16 µs).
+   */
+  dawnToggles?: DawnToggles;
+}
+
+/** Dawn toggles to force on or off at device creation (see CreateWebGpuOptions.dawnToggles) */
+export interface DawnToggles {
+  enable?: readonly string[];
+  disable?: readonly string[];
+}
+
+/** MAMBA_TS_WEBGPU_DAWN_TOGGLES as toggles: `a,b,-c` enables a and b and disables c */
+export function parseDawnToggles(v: string): DawnToggles {
+  const names = v.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  for (const n of names) {
+    if (!/^-?[a-z0-9_]+$/.test(n)) throw new Error(`MAMBA_TS_WEBGPU_DAWN_TOGGLES: "${n}" is not a Dawn toggle name (lower case, digits and _; a leading - disables it)`);
+  }
+  return { enable: names.filter((n) => !n.startsWith('-')), disable: names.filter((n) => n.startsWith('-')).map((n) => n.slice(1)) };
+}
+
+/** the `webgpu` package's flags for the subgroup-matrix wish, the toggles asked for, and profiling */
+export function dawnFlags(wantMatrix: boolean, toggles: DawnToggles | undefined, profile: boolean): string[] {
+  const enable = [...(toggles?.enable ?? [])];
+  const disable = [...(toggles?.disable ?? [])];
+  if (profile && !disable.includes('timestamp_quantization')) disable.push('timestamp_quantization');
+  if ((wantMatrix || enable.length > 0 || disable.length > 0) && !enable.includes('allow_unsafe_apis')) enable.unshift('allow_unsafe_apis');
+  const flags: string[] = [];
+  if (enable.length > 0) flags.push(`enable-dawn-features=${enable.join(',')}`);
+  if (disable.length > 0) flags.push(`disable-dawn-features=${disable.join(',')}`);
+  return flags;
 }
 
 /**
@@ -83,7 +120,10 @@ function readMatrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConf
 export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promise<WebGpuBackend> {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   const wantMatrix = opts.subgroupMatrix ?? env?.MAMBA_TS_WEBGPU_SUBGROUP_MATRIX !== '0';
-  const gpu = opts.gpu ?? (await nodeGpu(wantMatrix ? ['enable-dawn-features=allow_unsafe_apis'] : []));
+  const envToggles = env?.MAMBA_TS_WEBGPU_DAWN_TOGGLES;
+  const toggles = opts.dawnToggles ?? (envToggles ? parseDawnToggles(envToggles) : undefined);
+  const flags = dawnFlags(wantMatrix, toggles, !!opts.profile);
+  const gpu = opts.gpu ?? (await nodeGpu(flags));
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
   if (!adapter) {
     throw new WebGpuUnavailableError(
@@ -106,7 +146,8 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   } catch (e) {
     throw new WebGpuUnavailableError(`webgpu: the adapter refused a device (${(e as Error).message})`);
   }
-  const adapterName = [info?.vendor, info?.device || info?.description || info?.architecture].filter((s) => s).join(' ') || 'adapter';
+  const forced = opts.gpu ? [] : [...(toggles?.enable ?? []), ...(toggles?.disable ?? []).map((t) => `-${t}`)];
+  const adapterName = ([info?.vendor, info?.device || info?.description || info?.architecture].filter((s) => s).join(' ') || 'adapter') + (forced.length > 0 ? ` [dawn: ${forced.join(',')}]` : '');
   const subgroupMaxSize = (info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize || 128;
   // CPU-emulated adapters run barrier-free kernels (see WebGpuBackendOptions.kernels)
   const software = !!(info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(adapterName);
