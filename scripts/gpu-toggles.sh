@@ -7,10 +7,10 @@ set -u
 BUDGET=${BUDGET:-300}
 source scripts/gpu-steps.sh
 T=disable_robustness,disable_workgroup_init
-dk() { node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16,q8 --decode v1 --gen 128 --reps 3; }
+DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16,q8 --decode v1 --gen 128 --reps 3"
 for round in 1 2; do
-  step 40 dk
-  step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T bash -c "$(declare -f dk); dk"
+  step 40 $DK
+  step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T $DK
 done
 step 40 node --test dist/test/backend/webgpu-toggles.test.js
 step 60 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node --test dist/test/backend/webgpu-models.test.js dist/test/backend/webgpu-kv-cache.test.js dist/test/backend/webgpu-q8.test.js
