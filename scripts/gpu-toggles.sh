@@ -19,5 +19,8 @@ step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node dist/bench/webgpu.bench.js --pr
 step 90 bash scripts/gpu-anchor-2.8b.sh
 step 45 node dist/src/cli/main.js bench --backend webgpu --arch mamba2 --size 2.8b --dtype f32 --prompt 2048 --gen 32 --reps 2
 step 45 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node dist/src/cli/main.js bench --backend webgpu --arch mamba2 --size 2.8b --dtype f32 --prompt 2048 --gen 32 --reps 2
+# on a card with room for it (an H200): llama-130m's 64k x 32 point with a bf16 KV cache (32 x 2.25 GiB)
+GIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1 | awk '{printf "%d", $1/1024 - 3}')
+[ "$GIB" -gt 100 ] && step 90 node dist/bench/webgpu-context.bench.js --models mamba2-130m,llama-130m --contexts 65536 --batch 32 --kv-cache bf16 --max-seconds 4 --gpu-memory-gib $GIB --out $OUT/ctx64k
 echo "=== done at $(( $(date +%s) - T0 ))s" | tee -a $LOG
 grep -E "tok/s|FAIL|max \||rc=|SKIP|===|^# (pass|fail)|not ok|dawn:" $LOG | grep -v "profiled step" | cut -c1-200 | tail -80
