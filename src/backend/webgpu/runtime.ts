@@ -100,6 +100,13 @@ export interface RuntimeOptions {
   subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
   /** accumulate per-kernel GPU time with timestamp queries (one pass per dispatch: slower) */
   profile?: boolean;
+  /**
+   * Submit what is recorded every this many dispatches (outside a step capture), so that the GPU starts on a long
+   * recording — a prefill of 250–320 dispatches — while JavaScript records the rest, instead of idling until the
+   * read at the end. 0: submit only when something is read or flushed (the behaviour before). Default 0, or
+   * MAMBA_TS_WEBGPU_SUBMIT_EVERY.
+   */
+  submitEvery?: number;
 }
 
 export class GpuRuntime {
@@ -148,6 +155,8 @@ export class GpuRuntime {
   private profileReads: Promise<void>[] = [];
   /** dispatches and submits so far (for benchmarks) */
   readonly counters = { dispatches: 0, submits: 0, gathers: 0, released: 0 };
+  /** see RuntimeOptions.submitEvery */
+  submitEvery: number;
   /** pipelines compiled so far */
   get compiles(): number {
     return this.kernels.compiles;
@@ -167,6 +176,11 @@ export class GpuRuntime {
     this.subgroupFixed = this.subgroupMax > 0 && opts.subgroupMinSize === opts.subgroupMaxSize ? this.subgroupMax : 0;
     this.matrixConfigs = this.subgroupMax > 0 && device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? [...(opts.subgroupMatrixConfigs ?? [])] : [];
     this.profile = !!opts.profile && device.features.has('timestamp-query');
+    const envEvery = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_SUBMIT_EVERY;
+    this.submitEvery = opts.submitEvery ?? (envEvery ? Number(envEvery) : 0);
+    if (!Number.isInteger(this.submitEvery) || this.submitEvery < 0) {
+      throw new Error(`webgpu: submitEvery must be a whole number of dispatches ≥ 0 (0: only at reads), got ${opts.submitEvery ?? JSON.stringify(envEvery)}${opts.submitEvery === undefined ? ' (from MAMBA_TS_WEBGPU_SUBMIT_EVERY)' : ''}`);
+    }
     device.addEventListener('uncapturederror', (e) => {
       const msg = (e as GPUUncapturedErrorEvent).error.message;
       this.lastError ??= msg;
@@ -267,6 +281,7 @@ export class GpuRuntime {
     // profiling: two timestamps per dispatch, and a query set holds at most 4,096 — submit what is recorded when
     // full (after the dispatch that may read the latest upload, so the uploads it reads go with it)
     if (this.profile && !this.capturing && this.pending.length >= 2000) this.flush();
+    else if (this.submitEvery > 0 && !this.capturing && this.pending.length >= this.submitEvery) this.flush(true);
   }
 
   /** a 2-D grid of `groups` workgroups that respects maxComputeWorkgroupsPerDimension */
@@ -280,8 +295,13 @@ export class GpuRuntime {
 
   // ---- submit and read -------------------------------------------------------------------------
 
-  /** encode and submit everything recorded */
-  flush(): void {
+  /**
+   * encode and submit everything recorded. `early` (submitEvery): the host uploads stay where they are after the
+   * submit — a store handed out by `uploadData` may be read by a dispatch not recorded yet, so the next submit
+   * writes them again at the same offsets (queue order keeps each submit's reads of its own uploads); a flush that
+   * is not early starts the uploads afresh.
+   */
+  flush(early = false): void {
     if (this.pending.length === 0) return;
     // more distinct buffers than the stage allows: gather read-only inputs into one scratch buffer first
     const cmds: Cmd[] = [];
@@ -360,7 +380,7 @@ export class GpuRuntime {
     const q = this.device.queue;
     if (nDispatch > 0) q.writeBuffer(this.paramBuf.gpu, 0, words.buffer, 0, nDispatch * PARAM_SLOT);
     if (this.uploadLen > 0) q.writeBuffer(this.upload.gpu, 0, this.uploadHost.buffer, 0, this.uploadLen * 4);
-    this.uploadLen = 0;
+    if (!early) this.uploadLen = 0;
     let readback: GPUBuffer | null = null;
     if (this.profile && profiled.length > 0) {
       readback = this.getStaging(profiled.length * 16);
