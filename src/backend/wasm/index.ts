@@ -49,6 +49,17 @@ export interface WasmBackendOptions {
    */
   gemm?: WasmGemm;
   /**
+   * q8 weights in the prefill GEMM (gemm 'blocked', products of at least 32 rows; assembly/gemm_q8.ts): 'int8' (x
+   * quantized per row and block of 32 as llama.cpp's Q8_0, scale max|x| / 127, round to nearest even; integer dot
+   * products with i32x4.dot_i16x8_s, exact, then scaled per block in f32; plain and relaxed builds alike), 'int7'
+   * (the relaxed build's i32x4.relaxed_dot_i8x16_i7x16_add_s: x to ±63, biased into its unsigned operand's range and
+   * corrected exactly; the plain build runs 'int8''s kernel with 7-bit activations) or 'f32' (gemm_blocked: W unpacked
+   * exactly to f32 while packing, x kept f32 — as before; not without the relaxed build, where the tiles run).
+   * Default 'int8', or the environment's MAMBA_TS_WASM_Q8_GEMM. BENCHMARKS.md ("wasm q8 prefill on integer dot
+   * products") has speed and accuracy of the three.
+   */
+  q8Gemm?: WasmQ8Gemm;
+  /**
    * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
    * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
    */
@@ -98,6 +109,7 @@ export interface WasmBackendOptions {
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
+export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 export type AttnDecode = 'rows' | 'heads4';
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
@@ -128,6 +140,8 @@ const PANEL_MIN_ROWS = 8;
 /** from this many rows of x, the 'blocked' GEMM (assembly/gemm.ts) runs the product; its weight format codes */
 const BLOCKED_MIN_ROWS = 32;
 const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
+/** gemm_q8's mode (0: i16 dot products, 1: relaxed i8 dot products) and the activations' largest |x_q| per q8Gemm */
+const Q8_GEMM: Record<Exclude<WasmQ8Gemm, 'f32'>, [number, number]> = { int13: [0, 4095], int8: [0, 127], int7: [1, 63] };
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -161,6 +175,8 @@ export class WasmBackend extends CpuBackend {
   stepPrefetch: number;
   /** see WasmBackendOptions.gemm (may be changed between calls: benchmarks compare the two) */
   gemm: WasmGemm;
+  /** see WasmBackendOptions.q8Gemm (may be changed between calls: benchmarks compare them) */
+  q8Gemm: WasmQ8Gemm;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
   /** see WasmBackendOptions.stepOut (may be changed between calls) */
@@ -192,6 +208,8 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     if (!(Number.isFinite(this.stepPrefetch) && this.stepPrefetch >= 0)) throw new LoadOptionError(`wasm backend: option "stepPrefetch" must be a number of bytes >= 0, got ${opts.stepPrefetch}`);
     this.gemm = opts.gemm ?? envChoice<WasmGemm>('MAMBA_TS_WASM_GEMM', ['blocked', 'tiles'], LoadOptionError) ?? 'blocked';
+    this.q8Gemm = opts.q8Gemm ?? envChoice<WasmQ8Gemm>('MAMBA_TS_WASM_Q8_GEMM', ['int13', 'int8', 'int7', 'f32'], LoadOptionError) ?? 'int13';
+    if (this.q8Gemm !== 'f32' && Q8_GEMM[this.q8Gemm] === undefined) throw new LoadOptionError(`wasm backend: option "q8Gemm" must be 'int13', 'int8', 'int7' or 'f32', got ${String(opts.q8Gemm)}`);
     this.fuseProducts = flagOption(opts, 'fuseProducts', true);
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
@@ -524,7 +542,12 @@ export class WasmBackend extends CpuBackend {
     const work = M * K * N;
     const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
     const blocked = BLOCKED_FORMAT[m.format];
-    if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
+    if (m.format === 'q8' && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.q8Gemm !== 'f32') {
+      // prefill with q8 weights: x quantized per block too, integer dot products (plain and relaxed builds)
+      const [mode, qmax] = Q8_GEMM[this.q8Gemm];
+      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
+      this.runtime.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+    } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
       // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
       const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
       this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
