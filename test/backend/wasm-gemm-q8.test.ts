@@ -10,7 +10,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomArray, hfFixture, loadReference, maxAbsDiff } from '../helpers.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { alloc, allocBytes, assertBitEqual, f32At, instantiateKernels, instantiateRelaxedKernels, put, resetArena } from './wasm-arena.js';
+import { relaxedBehindFlag } from '../../src/backend/wasm/platform.js';
+
+/** Node 20: relaxed SIMD behind V8's flag, and V8 11.3's Liftoff miscompiles the relaxed dot */
+const relaxedExperimental = relaxedBehindFlag();
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { packQ8 } from '../../src/backend/wasm/q8.js';
 import { loadModel } from '../../src/index.js';
@@ -88,8 +96,11 @@ describe('wasm gemm_q8', () => {
   for (const [build, k] of builds) {
     for (const [mode, qmax] of modes) {
       for (const [M, K, N] of shapes) {
-        it(`${build} build, mode ${mode}, qmax ${qmax}: M=${M} K=${K} N=${N}: the emulation bit for bit, same bits for 1-3 threads and row subsets`, () => {
+        it(`${build} build, mode ${mode}, qmax ${qmax}: M=${M} K=${K} N=${N}: the emulation bit for bit, same bits for 1-3 threads and row subsets`, (t) => {
           seed += 13;
+          // Node 20 (relaxed SIMD behind a flag): V8 11.3's Liftoff miscompiles the relaxed dot (see the test below); the
+          // backend never runs mode 1 there, and whether this process runs Liftoff's code or TurboFan's is a matter of timing
+          if (build === 'relaxed' && mode === 1 && relaxedExperimental) return t.skip('relaxed SIMD behind a flag (Node 20): mode 1 is checked per compiler tier below');
           resetArena();
           const xv = randomArray(M * K, seed, 2), bv = randomArray(N, seed + 2);
           // rows of zeros (scale 0) and a row at the extremes of the biased i7 operand
@@ -134,6 +145,46 @@ describe('wasm gemm_q8', () => {
   }
 });
 
+describe('wasm gemm_q8 mode 1 per V8 compiler tier (child processes)', () => {
+  /** mode 1 (relaxed i8 dot) and mode 0 at qmax 63 (the same numbers by construction) on one product, under `flags` */
+  const child = (flags: string[]): { same: boolean; differ: number } => {
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const bytes = readFileSync(new URL(${JSON.stringify(new URL('../../wasm/kernels-relaxed.wasm', import.meta.url).href)}));
+      const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
+      const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory, abort() {} } }).exports;
+      const M = 13, K = 96, N = 20;
+      const xo = 65536, wo = xo + M * K * 4, so = wo + N * K, y0 = so + N * K, y1 = y0 + M * N * 4, sc = y1 + M * N * 4;
+      const x = new Float32Array(memory.buffer, xo, M * K);
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37);
+      const q = new Int8Array(memory.buffer, wo, N * K);
+      for (let i = 0; i < q.length; i++) q[i] = ((i * 2654435761) >>> 0) % 255 - 127;
+      new Float32Array(memory.buffer, so, (N * K) / 32).fill(0.01);
+      k.gemm_q8(0, 63, xo, wo, so, 0, y0, M, K, N, sc, 0, 1);
+      k.gemm_q8(1, 63, xo, wo, so, 0, y1, M, K, N, sc, 0, 1);
+      const a = new Uint32Array(memory.buffer, y0, M * N), b = new Uint32Array(memory.buffer, y1, M * N);
+      let differ = 0;
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differ++;
+      console.log(JSON.stringify({ same: differ === 0, differ }));`;
+    const dir = mkdtempSync(join(tmpdir(), 'mamba-ts-gemm-q8-'));
+    const file = join(dir, 'tier.mjs');
+    writeFileSync(file, script);
+    try {
+      const out = execFileSync(process.execPath, [...(relaxedExperimental ? ['--experimental-wasm-relaxed-simd'] : []), ...flags, file], { encoding: 'utf8', timeout: 60_000 });
+      return JSON.parse(out.trim().split('\n').pop()!);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('TurboFan (--no-liftoff): mode 1 gives mode 0\'s bits; Liftoff (--liftoff-only): the same where relaxed SIMD is native (Node 20: reported)', (t) => {
+    assert.deepEqual(child(['--no-liftoff']), { same: true, differ: 0 });
+    const lift = child(['--liftoff-only']);
+    if (relaxedExperimental) t.diagnostic(`V8 ${process.versions.v8}, Liftoff: ${lift.differ} of 260 elements differ (rows 3, 7, 11: the 4th row of each 4×8 tile)`);
+    else assert.deepEqual(lift, { same: true, differ: 0 });
+  });
+});
+
 describe('wasm backend: q8Gemm', () => {
   it('a 40-row q8 product: int13 / int8 / int7 run gemm_q8 within their activation rounding of f32 (gemm_blocked); fewer rows run the tiles', () => {
     const M = 40, K = 96, N = 70;
@@ -145,12 +196,21 @@ describe('wasm backend: q8Gemm', () => {
     be.runtime.runTeam = ((name: string, ...rest: unknown[]) => (seen.push(name), (runTeam as (...a: unknown[]) => unknown)(name, ...rest))) as typeof be.runtime.runTeam;
     assert.equal(be.q8Gemm, 'int13', 'the default');
     const ys: Record<string, Float32Array> = {};
+    const modes: number[] = [];
+    const runTeam2 = be.runtime.runTeam.bind(be.runtime);
+    be.runtime.runTeam = ((name: string, args: number[], ...rest: unknown[]) => {
+      if (name === 'gemm_q8') modes.push(args[0]);
+      return (runTeam2 as (...a: unknown[]) => unknown)(name, args, ...rest);
+    }) as typeof be.runtime.runTeam;
     for (const g of ['f32', 'int13', 'int8', 'int7'] as const) {
       be.q8Gemm = g;
       seen.length = 0;
       ys[g] = be.linear(x, w, b).dataSync().slice();
       assert.deepEqual(seen, [g === 'f32' ? 'gemm_blocked' : 'gemm_q8'], g);
     }
+    // int7: the relaxed i8 dot only where the engine runs relaxed SIMD without a flag (not Node 20)
+    assert.deepEqual(modes, [0, 0, be.runtime.relaxedDot ? 1 : 0]);
+    assert.equal(be.runtime.relaxedDot, be.runtime.fused && !relaxedExperimental);
     const mx = Math.max(...Array.from(ys.f32, Math.abs));
     // relative to the largest |y|: activation steps of max|x| / 4095, / 127, / 63 per block
     for (const [g, lo, hi] of [['int13', 1e-6, 1e-3], ['int8', 1e-4, 2e-2], ['int7', 1e-4, 4e-2]] as const) {

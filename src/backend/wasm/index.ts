@@ -49,14 +49,17 @@ export interface WasmBackendOptions {
    */
   gemm?: WasmGemm;
   /**
-   * q8 weights in the prefill GEMM (gemm 'blocked', products of at least 32 rows; assembly/gemm_q8.ts): 'int8' (x
-   * quantized per row and block of 32 as llama.cpp's Q8_0, scale max|x| / 127, round to nearest even; integer dot
-   * products with i32x4.dot_i16x8_s, exact, then scaled per block in f32; plain and relaxed builds alike), 'int7'
-   * (the relaxed build's i32x4.relaxed_dot_i8x16_i7x16_add_s: x to ±63, biased into its unsigned operand's range and
-   * corrected exactly; the plain build runs 'int8''s kernel with 7-bit activations) or 'f32' (gemm_blocked: W unpacked
-   * exactly to f32 while packing, x kept f32 — as before; not without the relaxed build, where the tiles run).
-   * Default 'int8', or the environment's MAMBA_TS_WASM_Q8_GEMM. BENCHMARKS.md ("wasm q8 prefill on integer dot
-   * products") has speed and accuracy of the three.
+   * q8 weights in the prefill GEMM (gemm 'blocked', products of at least 32 rows; assembly/gemm_q8.ts): x quantized
+   * per row and block of 32 (scale max|x| / qmax, round to nearest even), exact integer block sums, scaled per block
+   * in f32. 'int13' (default: 13-bit activations, i32x4.dot_i16x8_s on operands widened to i16; as accurate as the
+   * f32 products on the q8 tests), 'int8' (the same kernel with llama.cpp's Q8_0 activations, qmax 127: the same
+   * speed, less accurate), 'int7' (qmax 63: the relaxed build's i32x4.relaxed_dot_i8x16_i7x16_add_s, x biased into
+   * its unsigned operand's range and corrected exactly — where the engine runs relaxed SIMD natively; elsewhere, in
+   * the plain build and on Node 20, whose V8 11.3 miscompiles that instruction in its baseline tier, the i16 kernel
+   * with the same bits) or 'f32' (gemm_blocked: W unpacked exactly to f32 while packing, x kept f32, as before; only
+   * in the relaxed build, else the tiles run). Plain and relaxed builds alike for the integer ones. Default 'int13',
+   * or the environment's MAMBA_TS_WASM_Q8_GEMM. BENCHMARKS.md ("wasm q8 prefill on integer dot products") has
+   * their speed and accuracy.
    */
   q8Gemm?: WasmQ8Gemm;
   /**
@@ -544,7 +547,9 @@ export class WasmBackend extends CpuBackend {
     const blocked = BLOCKED_FORMAT[m.format];
     if (m.format === 'q8' && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.q8Gemm !== 'f32') {
       // prefill with q8 weights: x quantized per block too, integer dot products (plain and relaxed builds)
-      const [mode, qmax] = Q8_GEMM[this.q8Gemm];
+      // (int7: the relaxed i8 dot where the engine runs it natively, else the i16 one: the same bits, see gemm_q8.ts)
+      const [m8, qmax] = Q8_GEMM[this.q8Gemm];
+      const mode = this.runtime.relaxedDot ? m8 : 0;
       const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
       this.runtime.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
