@@ -154,6 +154,7 @@ for (const T of threadList) {
     `i32x4.dot_i16x8_s + add ${dot16.toFixed(1)} Gop/s (${(dot16 / ghz).toFixed(1)} ops/cycle)` +
     `${rt.fused ? `, relaxed_dot_i8x16_i7x16_add_s ${dot8.toFixed(1)} Gop/s (${(dot8 / ghz).toFixed(1)} ops/cycle)` : ''}, at the ~${ghz.toFixed(2)} GHz the add chain shows`);
   dotPeak = dot16;
+  if (rt.fused && !rt.relaxedDot) log(`  (int7 runs the i16 kernel: relaxed SIMD is behind a flag in V8 ${process.versions.v8}, whose Liftoff miscompiles the relaxed dot)`);
   const scratchPer = rt.kernels.gemm_scratch_bytes as unknown as () => number;
   const q8ScratchPer = rt.kernels.gemm_q8_scratch_bytes as unknown as () => number;
   for (const [name, K, N] of SHAPES) {
@@ -210,7 +211,8 @@ for (const T of threadList) {
       const ints = fmt === 'q8' ? q8Variants : [];
       const tInt: number[][] = ints.map(() => []), cInt: number[][] = ints.map(() => []), eInt: number[] = ints.map(() => 0);
       const want = refRows(x, wvals, K, N, sample);
-      const runInt = (v: number) => rt.runTeam('gemm_q8', [Q8_INT[ints[v]][0], Q8_INT[ints[v]][1], xo, wo, so, 0, yi, M, K, N, scratch]);
+      // (int7's relaxed i8 dot only where the backend would run it: runtime.relaxedDot; else the i16 kernel, same bits)
+      const runInt = (v: number) => rt.runTeam('gemm_q8', [rt.relaxedDot ? Q8_INT[ints[v]][0] : 0, Q8_INT[ints[v]][1], xo, wo, so, 0, yi, M, K, N, scratch]);
       const r = name === 'lm_head' ? Math.max(1, Math.ceil(reps / 2)) : reps;
       runOld(); runNew(); // warm-up
       ints.forEach((_, v) => runInt(v));
