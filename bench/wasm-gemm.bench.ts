@@ -12,7 +12,8 @@
  *        new = gemm_blocked fmt 3 (the q8 weights unpacked exactly while packing, f32 products).
  *
  * q8 also runs the integer GEMM (assembly/gemm_q8.ts) in the same interleaved loop, one column per --q8-gemm variant
- * (default int13,int8,int7: x quantized to 13 / 8 bits with i16 dot products, to 7 bits with the relaxed i8 dot), with
+ * (default int13,int8,int7: x quantized to 13 / 8 bits with i16 dot products, to 7 bits with the relaxed i8 dot where
+ * the backend would use it — runtime.relaxedDot, not Node 20 — else with the i16 kernel, the same bits), with
  * their error against float64 (activation rounding: ≤ 1e-3 / 2e-2 / 4e-2 of max |y|) and the i32 dot-product probes
  * (peak_dot16: 12 chains of dot_i16x8_s + add; peak_dot8: relaxed_dot_i8x16_i7x16_add_s; ops = 2 per multiply-add).
  *
