@@ -42,7 +42,8 @@ export interface WasmBackendOptions {
   stepPrefetch?: number;
   /**
    * the GEMM of prefill (products of at least 32 rows): 'blocked' (assembly/gemm.ts: packed operands, 5×8 register
-   * tiles with fused multiply-adds; f32, bf16, f16 and q8 weights — q8 unpacked exactly, activations kept f32) or
+   * tiles with fused multiply-adds; f32, bf16, f16 weights, and q8 with q8Gemm 'f32' — unpacked exactly, activations
+   * kept f32; q8 otherwise runs q8Gemm's integer GEMM, assembly/gemm_q8.ts) or
    * 'tiles' (the kernels of before: linear_f32's dot-product tiles, bf16/f16 panels, q8 integer products).
    * Default 'blocked', or the environment's MAMBA_TS_WASM_GEMM. 'blocked' runs only where the relaxed-SIMD kernels
    * loaded (platform.ts: `runtime.fused`); without fused multiply-adds it was no faster than the tiles, which run then.
