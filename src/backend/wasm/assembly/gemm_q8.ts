@@ -19,9 +19,10 @@
 //      W packed per quad of k: [k-quad][NR columns][4 × i8] (32 bytes); x per quad: [MR rows][4 × u8].
 //   In the plain build mode 1 runs mode 0 (gemm_q8_modes() says which exist). Mode 1 and mode 0 at the same qmax give
 //   the same bits. Node 20's V8 (11.3, relaxed SIMD behind a flag) miscompiles the relaxed dot in its baseline tier
-//   (Liftoff: the 4th row of every tile wrong; TurboFan exact), so the backend runs mode 0 there (platform.ts).
+//   (Liftoff gives vpmaddubsw the accumulator's register as destination where its allocator picks it: 2 · dot instead
+//   of acc + dot, the 4th row of every tile here; TurboFan exact), so the backend runs mode 0 there (platform.ts).
 //   What V8 emits decides the speed: V8 11.3 on x64 lowers it to pmaddubsw + pmaddwd + paddd (as fast per product
-//   as mode 0 here), Chromium 156 to AVX-VNNI's vpdpbusd (2.4x mode 0's rate in the probes).
+//   as mode 0 here); Chromium 156 ran it at 2.4x mode 0's rate in the probes (AVX-VNNI's vpdpbusd, presumably).
 //
 // Blocking as gemm_blocked (KC along K, NC columns, MC rows; packed per call), the tile MR × NR = 4 × 8: 8 i32x4
 // accumulators for one block of 32, then converted, scaled and added to the f32 tile in memory (y, or a scratch
