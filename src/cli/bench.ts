@@ -161,12 +161,16 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const prefillMs: number[] = [];
   const decodeMs: number[] = [];
   const decodeCpuMs: number[] = []; // CPU time of the process (all threads) per decode run
+  const prefillCpuMs: number[] = []; // and per prefill
   for (let r = 0; r < reps; r++) {
     const p = startProgress(io.stderr, `rep ${r + 1}/${reps}: prefill ${promptLen}`);
     const s = lm.createState(1);
     let t = performance.now();
+    const pc0 = process.cpuUsage();
     const l = await lm.advance([ids], s);
     prefillMs.push(performance.now() - t);
+    const pcu = process.cpuUsage(pc0);
+    prefillCpuMs.push((pcu.user + pcu.system) / 1000);
     p.done();
     const d = startProgress(io.stderr, `rep ${r + 1}/${reps}: decode ${gen}`);
     t = performance.now();
@@ -206,6 +210,8 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     decode_step: fusedPick ? 'advanceArgmax' : 'advance',
     /** CPU time of all threads per decode token (median of the runs): spinning workers count, a descheduled thread does not */
     decode_cpu_ms_per_token: median(decodeCpuMs) / gen,
+    /** the same for the prefill, per prompt token */
+    prefill_cpu_ms_per_token: median(prefillCpuMs) / promptLen,
     prefill_tok_s: promptLen / (median(prefillMs) / 1000),
     decode_tok_s: gen / (median(decodeMs) / 1000),
     prefill_ms: prefillMs, decode_ms: decodeMs,
@@ -223,6 +229,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ...(result.prefill_ssd ? [['prefill SSD', `${result.prefill_ssd}${result.prefill_ssd === 'chunked' && Number.isFinite(ssdChunk) ? `, chunks of ${ssdChunk}` : ''}`] as [string, string]] : []),
     [`prefill ${promptLen}`, `${f1(result.prefill_tok_s)} tok/s (median of ${reps}: ${prefillMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     [`decode ${gen}`, `${f1(result.decode_tok_s)} tok/s (median of ${reps}: ${decodeMs.map((m) => m.toFixed(0)).join(', ')} ms; ${fusedPick ? 'LM head + argmax in one op' : onDevice ? 'greedy on the device: recorded step replayed, tokens never read back until the end' : 'logits read, argmax in JS'})`],
+    ['prefill CPU time', `${result.prefill_cpu_ms_per_token.toFixed(2)} ms per token (all threads, median of the runs)`],
     ['decode CPU time', `${result.decode_cpu_ms_per_token.toFixed(2)} ms per token (all threads, median of the runs)`],
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
     ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],

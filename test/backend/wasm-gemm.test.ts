@@ -158,7 +158,8 @@ describe('wasm backend: gemm blocked vs tiles', () => {
   it('a 40-row product with bias, f32 and q8 weights, 2 threads: close to each other and to float64', () => {
     for (const weights of ['f32', 'q8'] as const) {
       const M = 40, K = 96, N = 70;
-      const be = new WasmBackend({ threads: 2, weights });
+      // q8: gemm_blocked's f32 products (q8Gemm 'f32'; the integer GEMM is wasm-gemm-q8.test.ts's)
+      const be = new WasmBackend({ threads: 2, weights, q8Gemm: 'f32' });
       const xv = randomArray(M * K, 7), wv = randomArray(N * K, 8, 0.3), bv = randomArray(N, 9);
       const w = be.fromHost(wv, [N, K], { matrix: true }), b = be.fromHost(bv, [N]), x = be.fromHost(xv, [M, K]);
       be.gemm = 'blocked';

@@ -27,6 +27,7 @@ it('bench --json --profile: mamba-130m with q8 weights on 2 wasm threads reports
   assert.equal(j.decode_step, 'advanceArgmax');
   assert.ok(ops.includes('linearArgmax 50280×768') && !ops.includes('linear 50280×768'), ops.join(', '));
   assert.ok(j.decode_cpu_ms_per_token > 0, `decode CPU ms per token ${j.decode_cpu_ms_per_token}`);
+  assert.ok(j.prefill_cpu_ms_per_token > 0, `prefill CPU ms per token ${j.prefill_cpu_ms_per_token}`);
   for (const phase of ['prefill', 'decode']) {
     const sum = j.profile[phase].reduce((a: number, row: { share: number }) => a + row.share, 0);
     assert.ok(Math.abs(sum - 1) < 0.02, `${phase} shares sum to ${sum}`);

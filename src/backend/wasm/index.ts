@@ -42,12 +42,27 @@ export interface WasmBackendOptions {
   stepPrefetch?: number;
   /**
    * the GEMM of prefill (products of at least 32 rows): 'blocked' (assembly/gemm.ts: packed operands, 5×8 register
-   * tiles with fused multiply-adds; f32, bf16, f16 and q8 weights — q8 unpacked exactly, activations kept f32) or
+   * tiles with fused multiply-adds; f32, bf16, f16 weights, and q8 with q8Gemm 'f32' — unpacked exactly, activations
+   * kept f32; q8 otherwise runs q8Gemm's integer GEMM, assembly/gemm_q8.ts) or
    * 'tiles' (the kernels of before: linear_f32's dot-product tiles, bf16/f16 panels, q8 integer products).
    * Default 'blocked', or the environment's MAMBA_TS_WASM_GEMM. 'blocked' runs only where the relaxed-SIMD kernels
    * loaded (platform.ts: `runtime.fused`); without fused multiply-adds it was no faster than the tiles, which run then.
    */
   gemm?: WasmGemm;
+  /**
+   * q8 weights in the prefill GEMM (gemm 'blocked', products of at least 32 rows; assembly/gemm_q8.ts): x quantized
+   * per row and block of 32 (scale max|x| / qmax, round to nearest even), exact integer block sums, scaled per block
+   * in f32. 'int13' (default: 13-bit activations, i32x4.dot_i16x8_s on operands widened to i16; as accurate as the
+   * f32 products on the q8 tests), 'int8' (the same kernel with llama.cpp's Q8_0 activations, qmax 127: the same
+   * speed, less accurate), 'int7' (qmax 63: the relaxed build's i32x4.relaxed_dot_i8x16_i7x16_add_s, x biased into
+   * its unsigned operand's range and corrected exactly — where the engine runs relaxed SIMD natively; elsewhere, in
+   * the plain build and on Node 20, whose V8 11.3 miscompiles that instruction in its baseline tier, the i16 kernel
+   * with the same bits) or 'f32' (gemm_blocked: W unpacked exactly to f32 while packing, x kept f32, as before; only
+   * in the relaxed build, else the tiles run). Plain and relaxed builds alike for the integer ones. Default 'int13',
+   * or the environment's MAMBA_TS_WASM_Q8_GEMM. BENCHMARKS.md ("wasm q8 prefill on integer dot products") has
+   * their speed and accuracy.
+   */
+  q8Gemm?: WasmQ8Gemm;
   /**
    * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
    * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
@@ -98,6 +113,7 @@ export interface WasmBackendOptions {
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
+export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 export type AttnDecode = 'rows' | 'heads4';
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
@@ -128,6 +144,8 @@ const PANEL_MIN_ROWS = 8;
 /** from this many rows of x, the 'blocked' GEMM (assembly/gemm.ts) runs the product; its weight format codes */
 const BLOCKED_MIN_ROWS = 32;
 const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
+/** gemm_q8's mode (0: i16 dot products, 1: relaxed i8 dot products) and the activations' largest |x_q| per q8Gemm */
+const Q8_GEMM: Record<Exclude<WasmQ8Gemm, 'f32'>, [number, number]> = { int13: [0, 4095], int8: [0, 127], int7: [1, 63] };
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -161,6 +179,8 @@ export class WasmBackend extends CpuBackend {
   stepPrefetch: number;
   /** see WasmBackendOptions.gemm (may be changed between calls: benchmarks compare the two) */
   gemm: WasmGemm;
+  /** see WasmBackendOptions.q8Gemm (may be changed between calls: benchmarks compare them) */
+  q8Gemm: WasmQ8Gemm;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
   /** see WasmBackendOptions.stepOut (may be changed between calls) */
@@ -192,6 +212,8 @@ export class WasmBackend extends CpuBackend {
     this.stepPrefetch = opts.stepPrefetch ?? envStepPrefetch();
     if (!(Number.isFinite(this.stepPrefetch) && this.stepPrefetch >= 0)) throw new LoadOptionError(`wasm backend: option "stepPrefetch" must be a number of bytes >= 0, got ${opts.stepPrefetch}`);
     this.gemm = opts.gemm ?? envChoice<WasmGemm>('MAMBA_TS_WASM_GEMM', ['blocked', 'tiles'], LoadOptionError) ?? 'blocked';
+    this.q8Gemm = opts.q8Gemm ?? envChoice<WasmQ8Gemm>('MAMBA_TS_WASM_Q8_GEMM', ['int13', 'int8', 'int7', 'f32'], LoadOptionError) ?? 'int13';
+    if (this.q8Gemm !== 'f32' && Q8_GEMM[this.q8Gemm] === undefined) throw new LoadOptionError(`wasm backend: option "q8Gemm" must be 'int13', 'int8', 'int7' or 'f32', got ${String(opts.q8Gemm)}`);
     this.fuseProducts = flagOption(opts, 'fuseProducts', true);
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
@@ -524,7 +546,14 @@ export class WasmBackend extends CpuBackend {
     const work = M * K * N;
     const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
     const blocked = BLOCKED_FORMAT[m.format];
-    if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
+    if (m.format === 'q8' && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.q8Gemm !== 'f32') {
+      // prefill with q8 weights: x quantized per block too, integer dot products (plain and relaxed builds)
+      // (int7: the relaxed i8 dot where the engine runs it natively, else the i16 one: the same bits, see gemm_q8.ts)
+      const [m8, qmax] = Q8_GEMM[this.q8Gemm];
+      const mode = this.runtime.relaxedDot ? m8 : 0;
+      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
+      this.runtime.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+    } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
       // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
       const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
       this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);

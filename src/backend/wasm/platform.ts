@@ -15,6 +15,17 @@ import * as v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { WasmPlatform } from './runtime.js';
 
+/**
+ * Whether this V8 has relaxed SIMD only behind --experimental-wasm-relaxed-simd: before 11.4 (Node 20's 11.3), where
+ * its baseline compiler (Liftoff) also miscompiles i32x4.relaxed_dot_i8x16_i7x16_add_s (the 4th row of gemm_q8's
+ * tiles came out wrong under --liftoff-only; TurboFan's code was exact). By version, not by whether the flag was
+ * needed here: another module of the process may have set it first.
+ */
+export function relaxedBehindFlag(): boolean {
+  const [major, minor] = (process.versions.v8 ?? '').split('.').map(Number);
+  return major < 11 || (major === 11 && minor < 4);
+}
+
 /** kernels-relaxed.wasm next to `url`, compiled, if it exists and this engine runs relaxed SIMD (else null) */
 function relaxedKernels(url: URL): WebAssembly.Module | null {
   if (process.env.MAMBA_TS_WASM_RELAXED === '0') return null;
@@ -51,4 +62,5 @@ export const platform: WasmPlatform = {
   maxThreads() {
     return Infinity;
   },
+  relaxedExperimental: relaxedBehindFlag,
 };

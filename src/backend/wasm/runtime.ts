@@ -108,6 +108,11 @@ export interface WasmPlatform {
   defaultThreads(): number;
   /** the most threads this host can run: 1 where the calling thread may not block (a browser's main thread) or memory cannot be shared */
   maxThreads(): number;
+  /**
+   * true where relaxed SIMD runs only behind an experimental engine flag (Node 20's V8 11.3: its baseline compiler,
+   * Liftoff, miscompiles i32x4.relaxed_dot_i8x16_i7x16_add_s, so gemm_q8's mode 1 is not used there); absent: false
+   */
+  relaxedExperimental?(): boolean;
 }
 
 export function kernelsPath(): URL {
@@ -201,6 +206,11 @@ export class WasmRuntime {
   readonly threads: number;
   /** whether the kernels are the relaxed-SIMD build (fused multiply-adds in the prefill GEMM; platform.ts) */
   readonly fused: boolean;
+  /**
+   * whether gemm_q8 may run its relaxed i8 dot products (mode 1): the relaxed build, on an engine that runs relaxed
+   * SIMD without an experimental flag (WasmPlatform.relaxedExperimental)
+   */
+  readonly relaxedDot: boolean;
   private readonly names: string[];
   private readonly ctrl: Int32Array;
   private readonly args: Float64Array;
@@ -220,6 +230,7 @@ export class WasmRuntime {
     this.kernels = instance.exports as unknown as KernelExports;
     this.names = Object.keys(this.kernels).filter((k) => typeof this.kernels[k] === 'function');
     this.fused = (this.kernels.gemm_fused as unknown as (() => number) | undefined)?.() === 1;
+    this.relaxedDot = this.fused && !(platform.relaxedExperimental?.() ?? false);
     // the module keeps no data of its own; leave its first page alone anyway
     this.heap = new Heap(this.memory, PAGE);
     this.threads = threads;

@@ -23,7 +23,7 @@
 
 import { sliceHi, sliceLo } from './team';
 import { w4, wScalar } from './weights';
-import { madd } from './simd';
+import { madd, tr0, tr1, tr2, tr3 } from './simd';
 
 const MR = 5;
 const NR = 8;
@@ -47,24 +47,6 @@ export function gemm_scratch_bytes(): i32 {
 
 // ---------------------------------------------------------------------------------------------------------------
 // packing
-
-/** [a, b, c, d] as columns: lane i of result r = lane r of (a, b, c, d)[i] */
-// @ts-ignore: decorator
-@inline function tr0(a: v128, b: v128, c: v128, d: v128): v128 {
-  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 0, 4, 1, 5), 0, 1, 4, 5);
-}
-// @ts-ignore: decorator
-@inline function tr1(a: v128, b: v128, c: v128, d: v128): v128 {
-  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 0, 4, 1, 5), 2, 3, 6, 7);
-}
-// @ts-ignore: decorator
-@inline function tr2(a: v128, b: v128, c: v128, d: v128): v128 {
-  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 2, 6, 3, 7), v128.shuffle<f32>(c, d, 2, 6, 3, 7), 0, 1, 4, 5);
-}
-// @ts-ignore: decorator
-@inline function tr3(a: v128, b: v128, c: v128, d: v128): v128 {
-  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 2, 6, 3, 7), v128.shuffle<f32>(c, d, 2, 6, 3, 7), 2, 3, 6, 7);
-}
 
 /** W[j, k..k+3] as f32 (exact); W = f32, u16 (bf16), i16 (f16) or i8 (q8: scales f32 [N, K/32], k % 4 == 0) */
 // @ts-ignore: decorator

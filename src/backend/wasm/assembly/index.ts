@@ -14,6 +14,7 @@ export * from './mamba1_step';
 export * from './mamba2_step';
 export * from './panel';
 export * from './gemm';
+export * from './gemm_q8';
 export * from './scan_train';
 export * from './conv_train';
 export * from './transpose';

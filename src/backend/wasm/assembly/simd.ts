@@ -124,3 +124,22 @@ const SQRT2: f32 = 1.4142135;
   return v;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// 4 × 4 transposes of 32-bit lanes: trN(a, b, c, d) = [lane N of a, of b, of c, of d] (f32, i32, or i16 / i8 pairs
+// and quads read as 32-bit lanes)
+// @ts-ignore: decorator
+@inline export function tr0(a: v128, b: v128, c: v128, d: v128): v128 {
+  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 0, 4, 1, 5), 0, 1, 4, 5);
+}
+// @ts-ignore: decorator
+@inline export function tr1(a: v128, b: v128, c: v128, d: v128): v128 {
+  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 0, 4, 1, 5), 2, 3, 6, 7);
+}
+// @ts-ignore: decorator
+@inline export function tr2(a: v128, b: v128, c: v128, d: v128): v128 {
+  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 2, 6, 3, 7), v128.shuffle<f32>(c, d, 2, 6, 3, 7), 0, 1, 4, 5);
+}
+// @ts-ignore: decorator
+@inline export function tr3(a: v128, b: v128, c: v128, d: v128): v128 {
+  return v128.shuffle<f32>(v128.shuffle<f32>(a, b, 2, 6, 3, 7), v128.shuffle<f32>(c, d, 2, 6, 3, 7), 2, 3, 6, 7);
+}
