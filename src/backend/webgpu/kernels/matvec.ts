@@ -86,10 +86,10 @@ export const DECODE_ROLES = ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2
 
 /**
  * WGSL shared by the decode matrix kernels: `xin` / `x4`, one / four elements of x̂ (the input with its folded
- * norm; `rsv` holds the scales), and `put`, the write of output (m, col) with the residual and conv-window
- * epilogues.
+ * norm; `rsv` holds the scales) — DECODE_X_FNS — and `put`, the write of output (m, col) with the residual and
+ * conv-window epilogues — DECODE_PUT_FN; DECODE_FNS is both.
  */
-export const DECODE_FNS = /* wgsl */ `
+export const DECODE_X_FNS = /* wgsl */ `
 fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
   var v = $x[o_x + m * K + k];
   if (norm) {
@@ -101,7 +101,8 @@ fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32
 fn x4(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> vec4<f32> {
   return vec4<f32>(xin(m, k, K, norm, gated, nG, gs), xin(m, k + 1u, K, norm, gated, nG, gs),
                    xin(m, k + 2u, K, norm, gated, nG, gs), xin(m, k + 3u, K, norm, gated, nG, gs));
-}
+}`;
+export const DECODE_PUT_FN = /* wgsl */ `
 fn put(m: u32, col: u32, v: f32, N: u32, hasR: bool, conv: bool, cs0: u32, cw: u32, Kc: u32) {
   let o = m * N + col;
   $y[o_y + o] = v;
@@ -112,6 +113,7 @@ fn put(m: u32, col: u32, v: f32, N: u32, hasR: bool, conv: bool, cs0: u32, cw: u
     $cst[base + Kc - 1u] = v;
   }
 }`;
+export const DECODE_FNS = DECODE_X_FNS + DECODE_PUT_FN;
 
 /** the parameter words of the decode matrix kernels, as WGSL locals */
 export const DECODE_PARAMS = /* wgsl */ `

@@ -12,7 +12,7 @@
  * params: MATVEC_V's (M, K, N, n0, nb, flags, gs, eps, cs0, cw, Kc), then S.
  */
 import type { KernelSpec } from '../runtime.js';
-import { DECODE_FNS, DECODE_PARAMS, DECODE_ROLES, normScales, weightTypes } from './matvec.js';
+import { DECODE_PARAMS, DECODE_PUT_FN, DECODE_X_FNS, DECODE_ROLES, normScales, weightTypes } from './matvec.js';
 
 export interface MatvecSkVariant {
   mm: number;
@@ -106,7 +106,7 @@ export const MATVEC_SK: KernelSpec = {
     return /* wgsl */ `
 var<workgroup> red: array<f32, 256>;
 var<workgroup> rsv: array<f32, 64>;
-${DECODE_FNS}
+${DECODE_X_FNS}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32,
         @builtin(subgroup_invocation_id) lane: u32) {
@@ -131,7 +131,7 @@ export const MATVEC_SK_REDUCE: KernelSpec = {
   roles: [...DECODE_ROLES, 'part'],
   writes: ['y', 'y2', 'cst'],
   wgsl: () => /* wgsl */ `
-${DECODE_FNS}
+${DECODE_PUT_FN}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
