@@ -1,0 +1,123 @@
+/**
+ * Issue 11's decode matvec candidates, selectable by `decodeKernels` (the default stays 'v1'): 'v1-u{2,4,8}' (MATVEC_V
+ * with U weight loads in flight per lane), 'v1-k{1,2,4}' (the split-K matvec with x̂ in registers and a reduce pass,
+ * kernels/matvec_splitk.ts, on devices with one fixed subgroup size, f32/bf16), 'v2-r…l{U}' (the subgroup matvec's loop
+ * form with U loads in flight). Checked: option parsing; a plain product per candidate against float64; and whole decode
+ * steps of HF fixtures (the folded RMSNorm, the gated norm, the conv-window and residual epilogues, batch 1 and 2)
+ * against the default kernels, logits within 1e-5 relative.
+ */
+import { after, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
+import { matvecParse, matvecVariant } from '../../src/backend/webgpu/kernels/matvec.js';
+import { matvecSgParse, parseMatvecSgConfig } from '../../src/backend/webgpu/kernels/matvec_sg.js';
+import { matvecSkParse, matvecSkSlices, matvecSkVariant } from '../../src/backend/webgpu/kernels/matvec_splitk.js';
+import { loadModel } from '../../src/index.js';
+import { hfFixture, randomArray } from '../helpers.js';
+import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
+
+const gpus: Record<string, WebGpuBackend | string> = {};
+for (const weights of ['f32', 'bf16'] as const) {
+  const prev = Object.values(gpus)[0];
+  gpus[weights] = typeof prev === 'string' ? prev : await webgpuOrReason({ kernels: 'tiled', weights, fuse: true });
+}
+after(() => {
+  for (const g of Object.values(gpus)) if (typeof g !== 'string') g.destroy();
+});
+
+const relErr = (a: Float32Array, b: ArrayLike<number>): number => {
+  let e = 0, m = 0;
+  for (let i = 0; i < b.length; i++) (e = Math.max(e, Math.abs(a[i] - b[i]))), (m = Math.max(m, Math.abs(b[i])));
+  return a.length === b.length ? e / (m || 1) : Infinity;
+};
+
+describe('webgpu decode matvec candidates (issue 11)', () => {
+  it('variant strings: u / l{U} / split-K parsed and bounded; bad option values named', () => {
+    assert.equal(matvecVariant(1, 768, 'f', 3072, 256, 49152, false, 4), '1f8s192u4');
+    assert.equal(matvecVariant(1, 768, 'x', 3072, 256, 49152, false, 4), '1x8', 'the scalar format has no loads-in-flight form');
+    assert.deepEqual(matvecParse('4b2s128lu8'), { mm: 4, fmt: 'b', rpw: 2, xs4: 128, ext: '', rowLanes: true, loads: 8 });
+    assert.deepEqual(matvecParse('1f8:a'), { mm: 1, fmt: 'f', rpw: 8, xs4: 0, ext: 'a', rowLanes: false, loads: 1 });
+    assert.throws(() => matvecParse('1f8u3'), /bad variant/);
+    assert.deepEqual(parseMatvecSgConfig('v2-r1w128l4n', { rps: 4, wg: 128, unroll: true }), { rps: 1, wg: 128, unroll: false, loads: 4, stage: false });
+    assert.equal(matvecSgParse('2f32r1w128l4k768s0').loads, 4);
+    for (const bad of ['v1-u3', 'v1-k8', 'v2-r1w128u4', 'v2-r1w128l3']) assert.throws(() => parseMatvecSgConfig(bad, { rps: 1, wg: 64, unroll: true }), /decodeKernels must be/);
+    // split-K: U capped at 32 vec4 of x̂ a lane (8 rows of bf16: 2 units), R = 2 only where the grid still fills 256 workgroups
+    assert.deepEqual(matvecSkParse(matvecSkVariant(8, 2560, 'b', 10576, 32, 4, 256)), { mm: 8, fmt: 'b', sg: 32, U: 2, R: 2 });
+    assert.deepEqual(matvecSkParse(matvecSkVariant(1, 1536, 'f', 768, 32, 4, 256)), { mm: 1, fmt: 'f', sg: 32, U: 4, R: 1 });
+    assert.equal(matvecSkSlices(5120, 'f', 32, 4), 10);
+  });
+
+  for (const [which, g] of Object.entries(gpus)) {
+    const bf16 = which === 'bf16';
+    it(`linear (${which}): each candidate = float64 reference, odd shapes, the kernels it names`, async (t: TestContext) => {
+      if (typeof g === 'string') return t.skip(g);
+      let seed = 91;
+      try {
+        // [option, M, K, N]: a partial last round of loads (K 72 / 136), rows not a multiple of a workgroup's
+        for (const [opt, M, K, N, kernel] of [
+          ['v1-u4', 1, 136, 37, 'matvec_v'], ['v1-u2', 3, 72, 45, 'matvec_v'],
+          ['v1-k4', 1, 136, 37, 'matvec_sk'], ['v1-k2', 5, 72, 45, 'matvec_sk'],
+          ['v2-r2w64l4', 3, 136, 37, 'matvec_sgv'],
+        ] as const) {
+          g.decodeKernels = opt;
+          const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++), b = randomArray(N, seed++);
+          const W = g.fromHost(w.slice(), [N, K], { matrix: true });
+          const wr = bf16 ? roundBf16(w) : w;
+          const want = new Float64Array(M * N);
+          for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+            let s = b[n];
+            for (let k = 0; k < K; k++) s += x[m * K + k] * wr[n * K + k];
+            want[m * N + n] = s;
+          }
+          const r: { result: Float32Array; names: string[]; variants: string[] } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), W, g.fromHost(b.slice(), [N])).data());
+          const e = relErr(r.result, want);
+          assert.ok(e <= 1e-5, `${which} ${opt} ${M}×${K}×${N}: relative error ${e}`);
+          const sg: boolean = g.rt.subgroupFixed > 0;
+          const expect: string[] = kernel === 'matvec_v' ? ['matvec_v'] : !sg ? ['matvec_v'] : kernel === 'matvec_sk' ? ['matvec_sk', 'matvec_sk_reduce'] : ['matvec_sgv'];
+          assert.deepEqual(r.names.filter((n) => n !== 'copy'), expect, `${which} ${opt}: ran ${r.variants.join(', ')}`);
+          if (opt.startsWith('v1-u')) assert.match(r.variants[0], new RegExp(`u${opt.slice(4)}$`), `${which} ${opt}: ${r.variants[0]}`);
+          W.dispose();
+        }
+      } finally {
+        g.decodeKernels = 'v1';
+      }
+    });
+  }
+
+  // [fixture, backend, batch]: Mamba-2 at batch 1 — the RMSNorm folded into in_proj with the conv-window epilogue, the
+  // gated norm folded into out_proj with the residual epilogue, the lm_head (2–8 rows: the linear case above; each
+  // case compiles the fixture's pipelines for three kernel sets, ~12 s of CPU on SwiftShader; the subgroup matvec's
+  // loop form is checked by the linear case)
+  const CASES: [string, string, number][] = [['mamba2-tiny', 'f32', 1]];
+  for (const [name, which, B] of CASES) {
+    it(`${name} (${which}, batch ${B}): decode logits of v1-u4 and v1-k4 = v1 within 1e-5 relative`, async (t: TestContext) => {
+      const g = gpus[which];
+      if (typeof g === 'string') return t.skip(g);
+      const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
+      const run = async (k: string) => {
+        g.decodeKernels = k;
+        const state = lm.createState(B);
+        await lm.advance(Array.from({ length: B }, (_, r) => [1 + r, 2, 3, 4, 5]), state);
+        const first = await kernelsOf(g, () => lm.advance(Array.from({ length: B }, (_, r) => [7 + r]), state).then((l) => l.data));
+        const logits = [first.result];
+        logits.push((await lm.advance(Array.from({ length: B }, (_, r) => [9 + r]), state)).data);
+        state.dispose();
+        return { logits, names: first.names };
+      };
+      try {
+        const base = await run('v1');
+        for (const k of ['v1-u4', 'v1-k4']) {
+          const got = await run(k);
+          for (let i = 0; i < base.logits.length; i++) {
+            const e = relErr(got.logits[i], base.logits[i]);
+            assert.ok(e <= 1e-5, `${name} ${k} step ${i}: logits differ from v1 by ${e} relative`);
+          }
+          const mark = k === 'v1-k4' ? 'matvec_sk' : 'matvec_v';
+          if (g.rt.subgroupFixed) assert.ok(got.names.includes(mark), `${name} ${k} ran ${got.names.join(', ')}`);
+        }
+      } finally {
+        g.decodeKernels = 'v1';
+      }
+    });
+  }
+});
