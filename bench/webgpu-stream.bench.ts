@@ -17,6 +17,7 @@
  *    rotate over copies of the matrix filling --pool-mb (default 256 MiB, > an H100's 50 MB L2), so every call reads
  *    them from DRAM. Every kernel set's output is checked against a float64 CPU product of the weights as stored
  *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call.
+ *    Row 'probe' (--matvec-probe, default L4w256gn; '' for none): part 1's sum over the same copies, the same way.
  * 3. dispatch — chains of 1/16/64/256 tiny dispatches (a 256-float copy, one workgroup): 'dep-1pass' each reads what
  *    the previous wrote, one compute pass; 'dep-passes' the same, a pass per dispatch; 'indep-1pass' each its own pair
  *    of buffers, one pass. µs per dispatch by wall time and by timestamps.
@@ -27,10 +28,10 @@
  *
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
  *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
- *        [--probes L4w256gt,...] [--groups 4224] [--chains 1,16,64,256] [--json FILE]
+ *        [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
  *
  * `--small` (SwiftShader: checks that it runs, < 60 s): tiny shapes, a 4 MiB probe over 16 workgroups, a 1 MiB pool,
- * 4 calls per submit, 2 rounds, chains of 1 and 16.
+ * 3 calls per submit, 2 rounds, chains of 1 and 16.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -50,7 +51,7 @@ const probeBytes = Number(arg('bytes', small ? String(4 << 20) : String(1 << 30)
 /** workgroups of the probes: default 4 × 8 per SM of an H100 (132 SMs), so that every lane has loads to issue */
 const probeGroups = Number(arg('groups', small ? '16' : String(4 * 8 * 132)));
 const reps = Number(arg('reps', small ? '2' : '3'));
-const calls = Number(arg('calls', small ? '4' : '200'));
+const calls = Number(arg('calls', small ? '3' : '200'));
 const poolMb = Number(arg('pool-mb', small ? '1' : '256'));
 const formats = listArg<WebGpuWeights>('weights', 'f32,bf16,q8', ['f32', 'bf16', 'q8']);
 const rowsList = intListArg('rows', small ? '1,4' : '1,2,4,8');
@@ -61,11 +62,18 @@ const ALL_SHAPES: Array<[string, number, number]> = small
 const shapeNames = listArg('shapes', ALL_SHAPES.map((s) => s[0]).join(','), ALL_SHAPES.map((s) => s[0]));
 const kernelSets = listArg('kernels', 'v1,v1-u4,v1-k4,v2,v2-r1w128l4n');
 const probeList = listArg('probes', small ? 'L1w256gt,L4w256gt,L4w64bn,L8w128gt' : 'L1w256gt,L2w256gt,L4w256gt,L8w256gt,L4w64gt,L4w128gt,L4w256bt,L4w256gn,L4w256bn,L8w128bn,L1w64bn');
+/** the probe timed beside the matvecs of part 2, over the same weight copies ('' for none) */
+const matvecProbe = arg('matvec-probe', 'L4w256gn');
+if (matvecProbe) probeParse(matvecProbe);
 const chains = intListArg('chains', small ? '1,16' : '1,16,64,256');
 const jsonOut = arg('json', '');
 if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls, --pool-mb must be ≥ 1 and --bytes ≥ 1 MiB');
 
 const log = (s: string): void => void process.stdout.write(s + '\n');
+/** the JSON of what is measured so far (--json): written after every part, so a run cut short keeps its parts */
+const saveJson = (): void => {
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ small, reps, calls, poolMb, probeBytes, kernels: kernelSets, loadavg: os.loadavg(), elapsedS: (performance.now() - t00) / 1000, ...results }, null, 1));
+};
 const t00 = performance.now();
 const results: Record<string, unknown[]> = { probe: [], matvec: [], dispatch: [] };
 let failed = false;
@@ -202,10 +210,10 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   ${acc.map((a) => `var ${a} = vec4<f32>();`).join(' ')}
   var i = start;
   for (; i + ${L - 1}u * stride < end; i += ${L}u * stride) {
-    ${acc.map((_, l) => `let v${l} = $x[o_x + i + ${l}u * stride];`).join('\n    ')}
+    ${acc.map((_, l) => `let v${l} = $x[o_x / 4u + i + ${l}u * stride];`).join('\n    ')}
     ${acc.map((a, l) => `${a} += v${l};`).join(' ')}
   }
-  for (; i < end; i += stride) { a0 += $x[o_x + i]; }
+  for (; i < end; i += stride) { a0 += $x[o_x / 4u + i]; }
   let s4 = ${acc.join(' + ')};
   let s = (s4.x + s4.y) + (s4.z + s4.w);
   ${tree ? `red[li] = s;
@@ -359,14 +367,22 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
         if (!(err <= 1e-4)) (failed = true), log(`CHECK FAILED: ${name} ${fmt} M=${M} ${k}: max relative error ${err}`);
         sets.push({ k, call, variant: call.map((d) => `${d.spec.name}(${d.variant})`).join(' + '), err });
       }
+      // the probe over the same copies (once per shape): what a plain stream of these bytes reaches with this call pattern
+      let probeOut: Store | null = null;
+      if (matvecProbe && M === rowsList[0]) {
+        const n4 = Math.floor(ws.len / 4), groups = Math.max(1, Math.min(probeGroups, Math.ceil(n4 / 256)));
+        probeOut = rt.alloc(rt.actPool, groups * 256, 'probe sums');
+        sets.push({ k: 'probe', call: [{ spec: STREAM_SUM, variant: matvecProbe, roles: [ws, probeOut], params: [n4, Math.ceil(n4 / groups)], grid: rt.grid(groups) }], variant: `stream_sum(${matvecProbe})`, err: NaN });
+      }
       // (blocks a split-K's partials were released to may be reused by later sets' outputs: timing only, results checked above)
       const timed = await interleaved(timer, sets, (s) => Array.from({ length: calls }, (_, i) => s.call.map((d) => ({ ...d, roles: d.roles.map((r) => (r === ws ? copies[i % copies.length] : r)) }))));
       sets.forEach((s, i) => {
         const t = timed[i];
-        log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${s.err.toExponential(1)} |`);
+        log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${Number.isNaN(s.err) ? '—' : s.err.toExponential(1)} |`);
         results.matvec.push({ shape: name, K, N, M, weights: fmt, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, maxRelErr: s.err });
       });
       for (const t of keep) t.dispose();
+      if (probeOut) rt.release(probeOut);
     }
     for (const s of copies.slice(1)) rt.release(s);
     W.dispose();
@@ -410,6 +426,7 @@ if (parts.includes('probe') || parts.includes('dispatch')) {
   const timer = new Timer(be);
   if (parts.includes('probe')) await probePart(be, timer);
   log(`- (${((performance.now() - t00) / 1000).toFixed(1)} s so far)`);
+  saveJson();
   if (parts.includes('dispatch')) await dispatchPart(be, timer);
   log(`- (${((performance.now() - t00) / 1000).toFixed(1)} s so far)`);
   be.destroy();
@@ -417,11 +434,12 @@ if (parts.includes('probe') || parts.includes('dispatch')) {
 if (parts.includes('matvec')) {
   for (const fmt of formats) {
     await matvecPart(fmt);
+    saveJson();
     log(`- (${((performance.now() - t00) / 1000).toFixed(1)} s so far)`);
   }
 }
 log(`\n- load average at end: ${loadLine(os.loadavg())}; ${((performance.now() - t00) / 1000).toFixed(1)} s in all`);
-if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ small, reps, calls, poolMb, probeBytes, loadavg: os.loadavg(), ...results }, null, 1));
+saveJson();
 if (failed) {
   log('some results did not match their reference (CHECK FAILED above)');
   process.exitCode = 1;
