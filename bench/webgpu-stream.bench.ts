@@ -29,6 +29,7 @@
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
  *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
  *        [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
+ *        [--dawn-features disable_robustness]
  *
  * `--small` (SwiftShader: checks that it runs, < 60 s): tiny shapes, a 4 MiB probe over 16 workgroups, a 1 MiB pool,
  * 3 calls per submit, 2 rounds, chains of 1 and 16.
@@ -67,6 +68,17 @@ const matvecProbe = arg('matvec-probe', 'L4w256gn');
 if (matvecProbe) probeParse(matvecProbe);
 const chains = intListArg('chains', small ? '1,16' : '1,16,64,256');
 const jsonOut = arg('json', '');
+/**
+ * --dawn-features a,b: Dawn toggles to enable (with allow_unsafe_apis), e.g. disable_robustness (no bounds clamps on
+ * buffer indices) or disable_timestamp_query_conversion; each backend of the run is created on such an instance
+ */
+const dawnFeatures = arg('dawn-features', '');
+async function backend(opts: Parameters<typeof createWebGpuBackend>[0] = {}): Promise<WebGpuBackend> {
+  if (!dawnFeatures) return createWebGpuBackend(opts);
+  const specifier = 'webgpu';
+  const mod = (await import(specifier)) as { create(flags: string[]): GPU };
+  return createWebGpuBackend({ ...opts, gpu: mod.create([`enable-dawn-features=allow_unsafe_apis,${dawnFeatures}`]) });
+}
 if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls, --pool-mb must be ≥ 1 and --bytes ≥ 1 MiB');
 
 const log = (s: string): void => void process.stdout.write(s + '\n');
@@ -295,7 +307,7 @@ function random(n: number, seed: number): Float32Array {
 }
 
 async function matvecPart(fmt: WebGpuWeights): Promise<void> {
-  const be = await createWebGpuBackend({ weights: fmt, kernels: 'tiled', fuse: true, profile: true });
+  const be = await backend({ weights: fmt, kernels: 'tiled', fuse: true, profile: true });
   const rt = be.rt, timer = new Timer(be);
   be.rt.setProfiling(false);
   log(`\n## 2. Matvec, ${fmt} weights (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit over ${poolMb} MiB of weight copies, median of ${reps})`);
@@ -413,14 +425,25 @@ async function dispatchPart(be: WebGpuBackend, timer: Timer): Promise<void> {
     log(`| ${it.c} | ${it.mode} | ${f2(timed[i].gpuUs)} | ${f2(timed[i].wallUs)} |`);
     results.dispatch.push({ dispatches: it.c, mode: it.mode, gpuUs: timed[i].gpuUs, wallUs: timed[i].wallUs });
   });
+  // the submit's fixed costs (timestamp resolve and copy, the wake-up) are in every row, spread over its dispatches:
+  // the slope between the two longest chains is the cost of one more dispatch
+  const [c1, c2] = [...chains].sort((x, y) => x - y).slice(-2);
+  if (c1 !== undefined && c2 !== undefined && c1 < c2) {
+    for (const mode of modes) {
+      const at = (c: number) => timed[items.findIndex((it) => it.c === c && it.mode === mode)];
+      const slope = (k: 'gpuUs' | 'wallUs') => (at(c2)[k] * c2 - at(c1)[k] * c1) / (c2 - c1);
+      log(`- ${mode}: one more dispatch (slope ${c1} → ${c2}) ${f2(slope('gpuUs'))} µs gpu, ${f2(slope('wallUs'))} µs wall`);
+      results.dispatch.push({ mode, slopeFrom: c1, slopeTo: c2, gpuUsPerDispatch: slope('gpuUs'), wallUsPerDispatch: slope('wallUs') });
+    }
+  }
 }
 
 // ---- main ----------------------------------------------------------------------------------------------------------
 
 log(`# WebGPU streaming bench (issue 11)`);
-log(`- ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}; load average at start: ${loadLine(os.loadavg())}`);
+log(`- ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}; load average at start: ${loadLine(os.loadavg())}${dawnFeatures ? `; Dawn features ${dawnFeatures}` : ''}`);
 if (parts.includes('probe') || parts.includes('dispatch')) {
-  const be = await createWebGpuBackend({ profile: true });
+  const be = await backend({ profile: true });
   be.rt.setProfiling(false);
   log(`- ${be.name}, subgroup size ${be.rt.subgroupFixed || 'not fixed'}, timestamps ${be.rt.device.features.has('timestamp-query') ? 'on' : 'OFF (gpu columns empty)'}, largest binding ${(be.rt.maxBinding / 2 ** 20).toFixed(0)} MiB`);
   const timer = new Timer(be);
