@@ -29,7 +29,7 @@
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
  *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
  *        [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
- *        [--dawn-features disable_robustness]
+ *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization]
  *
  * `--small` (SwiftShader: checks that it runs, < 60 s): tiny shapes, a 4 MiB probe over 16 workgroups, a 1 MiB pool,
  * 3 calls per submit, 2 rounds, chains of 1 and 16.
@@ -38,8 +38,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { COPY_ROWS } from '../src/backend/webgpu/kernels/copy.js';
-import { BUFFER_USAGE, COPY_SPEC, PARAM_SLOT, Store, type KernelSpec } from '../src/backend/webgpu/runtime.js';
-import { paramWords, type Dispatch } from '../src/backend/webgpu/runtime.js';
+import { BUFFER_USAGE, COPY_SPEC, PARAM_SLOT, Store, paramWords, type Dispatch, type KernelSpec } from '../src/backend/webgpu/runtime.js';
 import { PARAM_WORDS } from '../src/backend/webgpu/wgsl.js';
 import type { WebGpuWeights } from '../src/backend/webgpu/options.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -69,15 +68,17 @@ if (matvecProbe) probeParse(matvecProbe);
 const chains = intListArg('chains', small ? '1,16' : '1,16,64,256');
 const jsonOut = arg('json', '');
 /**
- * --dawn-features a,b: Dawn toggles to enable (with allow_unsafe_apis), e.g. disable_robustness (no bounds clamps on
- * buffer indices) or disable_timestamp_query_conversion; each backend of the run is created on such an instance
+ * --dawn-features a,b / --dawn-disable c: Dawn toggles to enable (with allow_unsafe_apis, as the backend asks for anyway)
+ * or disable, e.g. enable disable_robustness (no bounds clamps on buffer indices), disable timestamp_quantization;
+ * every backend of the run is created on such an instance (the `webgpu` package's create flags)
  */
-const dawnFeatures = arg('dawn-features', '');
+const dawnFeatures = arg('dawn-features', ''), dawnDisable = arg('dawn-disable', '');
 async function backend(opts: Parameters<typeof createWebGpuBackend>[0] = {}): Promise<WebGpuBackend> {
-  if (!dawnFeatures) return createWebGpuBackend(opts);
+  if (!dawnFeatures && !dawnDisable) return createWebGpuBackend(opts);
   const specifier = 'webgpu';
   const mod = (await import(specifier)) as { create(flags: string[]): GPU };
-  return createWebGpuBackend({ ...opts, gpu: mod.create([`enable-dawn-features=allow_unsafe_apis,${dawnFeatures}`]) });
+  const flags = [`enable-dawn-features=allow_unsafe_apis${dawnFeatures ? `,${dawnFeatures}` : ''}`, ...(dawnDisable ? [`disable-dawn-features=${dawnDisable}`] : [])];
+  return createWebGpuBackend({ ...opts, gpu: mod.create(flags) });
 }
 if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls, --pool-mb must be ≥ 1 and --bytes ≥ 1 MiB');
 
@@ -441,7 +442,7 @@ async function dispatchPart(be: WebGpuBackend, timer: Timer): Promise<void> {
 // ---- main ----------------------------------------------------------------------------------------------------------
 
 log(`# WebGPU streaming bench (issue 11)`);
-log(`- ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}; load average at start: ${loadLine(os.loadavg())}${dawnFeatures ? `; Dawn features ${dawnFeatures}` : ''}`);
+log(`- ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, Node ${process.version}; load average at start: ${loadLine(os.loadavg())}${dawnFeatures ? `; Dawn toggles on: ${dawnFeatures}` : ''}${dawnDisable ? `; off: ${dawnDisable}` : ''}`);
 if (parts.includes('probe') || parts.includes('dispatch')) {
   const be = await backend({ profile: true });
   be.rt.setProfiling(false);
