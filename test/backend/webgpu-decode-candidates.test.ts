@@ -9,9 +9,10 @@
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
-import { matvecParse, matvecVariant } from '../../src/backend/webgpu/kernels/matvec.js';
+import { MATVEC_V, matvecParse, matvecVariant } from '../../src/backend/webgpu/kernels/matvec.js';
 import { matvecSgParse, parseMatvecSgConfig } from '../../src/backend/webgpu/kernels/matvec_sg.js';
-import { matvecSkParse, matvecSkSlices, matvecSkVariant } from '../../src/backend/webgpu/kernels/matvec_splitk.js';
+import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from '../../src/backend/webgpu/kernels/matvec_splitk.js';
+import { f2u, type Store } from '../../src/backend/webgpu/runtime.js';
 import { loadModel } from '../../src/index.js';
 import { hfFixture, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
@@ -41,8 +42,10 @@ describe('webgpu decode matvec candidates (issue 11)', () => {
     assert.deepEqual(parseMatvecSgConfig('v2-r1w128l4n', { rps: 4, wg: 128, unroll: true }), { rps: 1, wg: 128, unroll: false, loads: 4, stage: false });
     assert.equal(matvecSgParse('2f32r1w128l4k768s0').loads, 4);
     for (const bad of ['v1-u3', 'v1-k8', 'v2-r1w128u4', 'v2-r1w128l3']) assert.throws(() => parseMatvecSgConfig(bad, { rps: 1, wg: 64, unroll: true }), /decodeKernels must be/);
-    // split-K: U capped at 32 vec4 of x̂ a lane (8 rows of bf16: 2 units), R = 2 only where the grid still fills 256 workgroups
-    assert.deepEqual(matvecSkParse(matvecSkVariant(8, 2560, 'b', 10576, 32, 4, 256)), { mm: 8, fmt: 'b', sg: 32, U: 2, R: 2 });
+    // split-K: U capped at 32 vec4 of x̂ a lane (8 rows of bf16: 2 units); R the most rows per subgroup (4, 2, 1) that
+    // still fill 256 workgroups (mamba2-130m in_proj: 2 slices × 105 row blocks at R = 4 is too few, so R = 2; out_proj 3 × 96 at R = 1)
+    assert.deepEqual(matvecSkParse(matvecSkVariant(8, 2560, 'b', 10576, 32, 4, 256)), { mm: 8, fmt: 'b', sg: 32, U: 2, R: 4 });
+    assert.deepEqual(matvecSkParse(matvecSkVariant(1, 768, 'f', 3352, 32, 4, 256)), { mm: 1, fmt: 'f', sg: 32, U: 4, R: 2 });
     assert.deepEqual(matvecSkParse(matvecSkVariant(1, 1536, 'f', 768, 32, 4, 256)), { mm: 1, fmt: 'f', sg: 32, U: 4, R: 1 });
     assert.equal(matvecSkSlices(5120, 'f', 32, 4), 10);
   });
@@ -83,6 +86,41 @@ describe('webgpu decode matvec candidates (issue 11)', () => {
       }
     });
   }
+
+  it('split-K with R = 4 rows a subgroup, U = 2, 3 rows of x: gated norm (groups of 68), bias, residual and conv window = MATVEC_V', async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    const sg = g.rt.subgroupFixed;
+    if (!sg) return t.skip('no fixed subgroup size');
+    // rows not a multiple of a workgroup's (256 / sg · 4), K not a multiple of a slice (sg · 2 units): idle lanes and rows
+    const [M, K, N, cs0, cw, Kc, gs] = [3, 136, 2 * (256 / sg) * 4 + 5, 6, 20, 4, 68];
+    let seed = 4100;
+    const st = (x: { storage: unknown }) => x.storage as Store;
+    const x = randomArray(M * K, seed++), z = randomArray(M * K, seed++), nw = randomArray(K, seed++), w = randomArray(N * K, seed++), b = randomArray(N, seed++), res = randomArray(M * N, seed++), win = randomArray(M * cw * Kc, seed++);
+    const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Z = g.fromHost(z.slice(), [M, K]), NW = g.fromHost(nw.slice(), [K]), Bt = g.fromHost(b.slice(), [N]), Rs = g.fromHost(res.slice(), [M, N]);
+    const v = `4f${sg}u2r4`, p = matvecSkParse(v), S = matvecSkSlices(K, 'f', sg, 2);
+    const params = [M, K, N, 0, N, 1 | 2 | 4 | 8 | 16, gs, f2u(1e-5), cs0, cw, Kc];
+    const out: Float32Array[][] = [];
+    for (const which of ['v1', 'split-K'] as const) {
+      const y = g.zeros([M, N]), y2 = g.zeros([M, N]), cst = g.fromHost(win.slice(), [M, cw, Kc]);
+      const roles = [st(X), st(W), st(Bt), st(NW), st(Z), st(Rs), st(cst), st(y), st(y2)];
+      if (which === 'v1') {
+        const mv = matvecVariant(M, K, 'f', N, 256, g.rt.maxWorkgroupStorage, true);
+        g.rt.record({ spec: MATVEC_V, variant: mv, roles, params, grid: g.rt.grid(Math.ceil(N / matvecParse(mv).rpw)) });
+      } else {
+        const part = g.zeros([S, M, N]);
+        g.rt.record({ spec: MATVEC_SK, variant: v, roles: [...roles, st(part)], params: [...params, S], grid: g.rt.grid(matvecSkGroups(p, K, N)) });
+        const rr = [...roles, st(part)];
+        rr[1] = g.rt.dummy;
+        g.rt.record({ spec: MATVEC_SK_REDUCE, variant: '', roles: rr, params: [...params, S], grid: g.rt.grid(Math.ceil((M * N) / 256)) });
+      }
+      out.push([await y.data(), await y2.data(), await cst.data()]);
+    }
+    for (let i = 0; i < 3; i++) {
+      const e = relErr(out[1][i], out[0][i]);
+      assert.ok(e <= 1e-5, `split-K ${v} vs MATVEC_V: output ${['y', 'y2', 'conv window'][i]} differs by ${e} relative`);
+    }
+  });
 
   // [fixture, backend, batch]: Mamba-2 at batch 1 — the RMSNorm folded into in_proj with the conv-window epilogue, the
   // gated norm folded into out_proj with the residual epilogue, the lm_head (2–8 rows: the linear case above; each

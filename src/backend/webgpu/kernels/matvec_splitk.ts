@@ -29,14 +29,16 @@ const PER = { f: 4, b: 8 } as const;
 
 /**
  * the variant `${mm}${f|b}${sg}u${U}r${R}` of a product of M rows, K, nb weight rows; U (loads per lane) is capped so
- * that a lane holds at most 32 vec4 of x̂; R = 2 where that still launches `groups` workgroups, else 1
+ * that a lane holds at most 32 vec4 of x̂; R (rows per subgroup: R·U loads in flight a lane, and x̂'s slice read
+ * once per 8·R rows) the largest of 4, 2, 1 that still launches `groups` workgroups
  */
 export function matvecSkVariant(M: number, K: number, fmt: 'f' | 'b', nb: number, sg: number, loads: number, groups: number): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   let U = loads;
   while (U > 1 && mm * U * (PER[fmt] / 4) > 32) U >>= 1;
   const S = matvecSkSlices(K, fmt, sg, U);
-  const R = Math.ceil(nb / (2 * (256 / sg))) * S >= groups ? 2 : 1;
+  const fills = (r: number) => Math.ceil(nb / (r * (256 / sg))) * S >= groups;
+  const R = fills(4) ? 4 : fills(2) ? 2 : 1;
   return `${mm}${fmt}${sg}u${U}r${R}`;
 }
 
