@@ -17,6 +17,8 @@
  *    rotate over copies of the matrix filling --pool-mb (default 256 MiB, > an H100's 50 MB L2), so every call reads
  *    them from DRAM. Every kernel set's output is checked against a float64 CPU product of the weights as stored
  *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call.
+ *    `--context norm`: RMSNorm(x)·Wᵀ, the norm folded into the matvec as decode's in_proj and lm_head run it (default
+ *    'plain': x·Wᵀ).
  *    Row 'probe' (--matvec-probe, default L4w256gn; '' for none): part 1's sum over the same copies, the same way.
  * 3. dispatch — chains of 1/16/64/256 tiny dispatches (a 256-float copy, one workgroup): 'dep-1pass' each reads what
  *    the previous wrote, one compute pass; 'dep-passes' the same, a pass per dispatch; 'indep-1pass' each its own pair
@@ -28,7 +30,7 @@
  *
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
  *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
- *        [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
+ *        [--context plain|norm] [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
  *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization]
  *
  * `--small` (SwiftShader: checks that it runs, < 60 s): tiny shapes, a 4 MiB probe over 16 workgroups, a 1 MiB pool,
@@ -61,6 +63,11 @@ const ALL_SHAPES: Array<[string, number, number]> = small
   : [['2.8b.in_proj', 2560, 10576], ['2.8b.out_proj', 5120, 2560], ['130m.in_proj', 768, 3352], ['130m.out_proj', 1536, 768], ['130m.lm_head', 768, 50280]];
 const shapeNames = listArg('shapes', ALL_SHAPES.map((s) => s[0]).join(','), ALL_SHAPES.map((s) => s[0]));
 const kernelSets = listArg('kernels', 'v1,v1-u4,v1-k4,v2,v2-r1w128l4n');
+/**
+ * what the matvec of part 2 computes: 'plain' x·Wᵀ, or 'norm' RMSNorm(x)·Wᵀ with the norm folded into the matvec as in
+ * decode's in_proj and lm_head (every workgroup recomputes the row's RMS scale and stages x̂)
+ */
+const [context] = listArg('context', 'plain', ['plain', 'norm']);
 const probeList = listArg('probes', small ? 'L1w256gt,L4w256gt,L4w64bn,L8w128gt' : 'L1w256gt,L2w256gt,L4w256gt,L8w256gt,L4w64gt,L4w128gt,L4w256bt,L4w256gn,L4w256bn,L8w128bn,L1w64bn');
 /** the probe timed beside the matvecs of part 2, over the same weight copies ('' for none) */
 const matvecProbe = arg('matvec-probe', 'L4w256gn');
@@ -311,7 +318,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
   const be = await backend({ weights: fmt, kernels: 'tiled', fuse: true, profile: true });
   const rt = be.rt, timer = new Timer(be);
   be.rt.setProfiling(false);
-  log(`\n## 2. Matvec, ${fmt} weights (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit over ${poolMb} MiB of weight copies, median of ${reps})`);
+  log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit over ${poolMb} MiB of weight copies, median of ${reps})`);
   log('| shape | K → N | M | kernels | variant | GB/s (gpu) | GB/s (wall) | µs per call (gpu) | µs per call (wall) | max rel err |');
   log('|---|---|---:|---|---|---:|---:|---:|---:|---:|');
   const maxM = Math.max(...rowsList);
@@ -338,7 +345,18 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     rt.destroyBuffer(tmp);
     // the reference: float64 products of the weights as stored (bf16 / q8 read back: the numbers the kernels use)
     const wq = fmt === 'f32' ? w : await rt.read(ws);
-    const xs = random(maxM * K, 5 + K);
+    const x0 = random(maxM * K, 5 + K), nwv = random(K, 3 + K);
+    // the product's input as the kernels see it: x, or RMSNorm(x) · w_n (eps 1e-5) in float64 for the reference
+    const xs = Float64Array.from(x0);
+    if (context === 'norm') {
+      for (let m = 0; m < maxM; m++) {
+        let ss = 0;
+        for (let k = 0; k < K; k++) ss += x0[m * K + k] ** 2;
+        const r = 1 / Math.sqrt(ss / K + 1e-5);
+        for (let k = 0; k < K; k++) xs[m * K + k] *= r * nwv[k];
+      }
+    }
+    const NW = be.fromHost(nwv, [K]);
     const ref = new Float64Array(maxM * N);
     let refMax = 0;
     for (let n = 0; n < N; n++) {
@@ -349,7 +367,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
       }
     }
     for (const M of rowsList) {
-      const X = be.fromHost(xs.slice(0, M * K), [M, K]);
+      const X = be.fromHost(x0.slice(0, M * K), [M, K]);
       const keep: Tensor[] = [X];
       const sets: Array<{ k: string; call: Call; variant: string; err: number }> = [];
       for (const k of kernelSets) {
@@ -362,7 +380,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
         };
         let y: Float32Array;
         try {
-          const Y = be.linear(X, W, null);
+          const Y = be.linear(context === 'norm' ? be.rmsNorm(X, NW, 1e-5) : X, W, null);
           keep.push(Y);
           y = await Y.data();
         } finally {
@@ -392,13 +410,14 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
       sets.forEach((s, i) => {
         const t = timed[i];
         log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${Number.isNaN(s.err) ? '—' : s.err.toExponential(1)} |`);
-        results.matvec.push({ shape: name, K, N, M, weights: fmt, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, maxRelErr: s.err });
+        results.matvec.push({ shape: name, K, N, M, weights: fmt, context, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, maxRelErr: s.err });
       });
       for (const t of keep) t.dispose();
       if (probeOut) rt.release(probeOut);
     }
     for (const s of copies.slice(1)) rt.release(s);
     W.dispose();
+    NW.dispose();
   }
   be.destroy();
 }
