@@ -31,7 +31,7 @@
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
  *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
  *        [--context plain|norm] [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
- *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization]
+ *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization] [--budget-s 75]
  *
  * `--small` (SwiftShader: checks that it runs, < 60 s): tiny shapes, a 4 MiB probe over 16 workgroups, a 1 MiB pool,
  * 3 calls per submit, 2 rounds, chains of 1 and 16.
@@ -75,6 +75,17 @@ if (matvecProbe) probeParse(matvecProbe);
 const chains = intListArg('chains', small ? '1,16' : '1,16,64,256');
 const jsonOut = arg('json', '');
 /**
+ * --budget-s: past this many seconds no further matvec shape or format is started (the device time is lent by the
+ * minute); what was skipped is listed at the end and in the JSON. 0: no budget.
+ */
+const budgetS = Number(arg('budget-s', small ? '0' : '75'));
+const skipped: string[] = [];
+const overBudget = (what: string): boolean => {
+  if (!(budgetS > 0) || (performance.now() - t00) / 1000 < budgetS) return false;
+  skipped.push(what);
+  return true;
+};
+/**
  * --dawn-features a,b / --dawn-disable c: Dawn toggles to enable (with allow_unsafe_apis, as the backend asks for anyway)
  * or disable, e.g. enable disable_robustness (no bounds clamps on buffer indices), disable timestamp_quantization;
  * every backend of the run is created on such an instance (the `webgpu` package's create flags)
@@ -92,7 +103,7 @@ if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw ne
 const log = (s: string): void => void process.stdout.write(s + '\n');
 /** the JSON of what is measured so far (--json): written after every part, so a run cut short keeps its parts */
 const saveJson = (): void => {
-  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ small, reps, calls, poolMb, probeBytes, kernels: kernelSets, loadavg: os.loadavg(), elapsedS: (performance.now() - t00) / 1000, ...results }, null, 1));
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ small, reps, calls, poolMb, probeBytes, kernels: kernelSets, context, skipped, loadavg: os.loadavg(), elapsedS: (performance.now() - t00) / 1000, ...results }, null, 1));
 };
 const t00 = performance.now();
 const results: Record<string, unknown[]> = { probe: [], matvec: [], dispatch: [] };
@@ -323,6 +334,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
   log('|---|---|---:|---|---|---:|---:|---:|---:|---:|');
   const maxM = Math.max(...rowsList);
   for (const [name, K, N] of ALL_SHAPES.filter((s) => shapeNames.includes(s[0]))) {
+    if (overBudget(`${fmt} ${name}`)) continue;
     const w = random(N * K, 11 + K + N);
     const W = be.fromHost(w, [N, K], { matrix: true });
     const ws = W.storage as Store;
@@ -476,11 +488,13 @@ if (parts.includes('probe') || parts.includes('dispatch')) {
 }
 if (parts.includes('matvec')) {
   for (const fmt of formats) {
+    if (overBudget(`${fmt} (all shapes)`)) continue;
     await matvecPart(fmt);
     saveJson();
     log(`- (${((performance.now() - t00) / 1000).toFixed(1)} s so far)`);
   }
 }
+if (skipped.length > 0) log(`\n- NOT RUN (past --budget-s ${budgetS}): ${skipped.join(', ')}`);
 log(`\n- load average at end: ${loadLine(os.loadavg())}; ${((performance.now() - t00) / 1000).toFixed(1)} s in all`);
 saveJson();
 if (failed) {
