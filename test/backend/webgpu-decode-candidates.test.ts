@@ -2,9 +2,10 @@
  * Issue 11's decode matvec candidates, selectable by `decodeKernels` (the default stays 'v1'): 'v1-u{2,4,8}' (MATVEC_V
  * with U weight loads in flight per lane), 'v1-k{1,2,4}' (the split-K matvec with x̂ in registers and a reduce pass,
  * kernels/matvec_splitk.ts, on devices with one fixed subgroup size, f32/bf16), 'v2-r…l{U}' (the subgroup matvec's loop
- * form with U loads in flight). Checked: option parsing; a plain product per candidate against float64; and whole decode
- * steps of HF fixtures (the folded RMSNorm, the gated norm, the conv-window and residual epilogues, batch 1 and 2)
- * against the default kernels, logits within 1e-5 relative.
+ * form with U loads in flight). Checked: option and variant parsing; a plain product per candidate against float64
+ * (f32, bf16, q8 weights); split-K at 4 rows a subgroup with every fusion (gated norm, bias, residual, conv window)
+ * against MATVEC_V; and mamba2-tiny's decode steps at batch 1 (the folded RMSNorm and conv window in in_proj, the
+ * folded gated norm and residual in out_proj) against the default kernels, logits within 1e-5 relative.
  */
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import { hfFixture, randomArray } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
-for (const weights of ['f32', 'bf16'] as const) {
+for (const weights of ['f32', 'bf16', 'q8'] as const) {
   const prev = Object.values(gpus)[0];
   gpus[weights] = typeof prev === 'string' ? prev : await webgpuOrReason({ kernels: 'tiled', weights, fuse: true });
 }
@@ -51,21 +52,23 @@ describe('webgpu decode matvec candidates (issue 11)', () => {
   });
 
   for (const [which, g] of Object.entries(gpus)) {
-    const bf16 = which === 'bf16';
+    const bf16 = which === 'bf16', q8 = which === 'q8';
     it(`linear (${which}): each candidate = float64 reference, odd shapes, the kernels it names`, async (t: TestContext) => {
       if (typeof g === 'string') return t.skip(g);
       let seed = 91;
       try {
-        // [option, M, K, N]: a partial last round of loads (K 72 / 136), rows not a multiple of a workgroup's
+        // [option, M, K, N]: a partial last round of loads (K 72 / 136; q8, whole blocks of 32: 96 / 160), rows not a
+        // multiple of a workgroup's; q8 has no split-K form (MATVEC_V runs)
+        const [KA, KB] = q8 ? [160, 96] : [136, 72];
         for (const [opt, M, K, N, kernel] of [
-          ['v1-u4', 1, 136, 37, 'matvec_v'], ['v1-u2', 3, 72, 45, 'matvec_v'],
-          ['v1-k4', 1, 136, 37, 'matvec_sk'], ['v1-k2', 5, 72, 45, 'matvec_sk'],
-          ['v2-r2w64l4', 3, 136, 37, 'matvec_sgv'],
+          ['v1-u4', 1, KA, 37, 'matvec_v'], ['v1-u2', 3, KB, 45, 'matvec_v'],
+          ['v1-k4', 1, KA, 37, q8 ? 'matvec_v' : 'matvec_sk'], ['v1-k2', 5, KB, 45, q8 ? 'matvec_v' : 'matvec_sk'],
+          ['v2-r2w64l4', 3, KA, 37, 'matvec_sgv'],
         ] as const) {
           g.decodeKernels = opt;
           const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++), b = randomArray(N, seed++);
           const W = g.fromHost(w.slice(), [N, K], { matrix: true });
-          const wr = bf16 ? roundBf16(w) : w;
+          const wr = bf16 ? roundBf16(w) : q8 ? await g.rt.read(W.storage as Store) : w;
           const want = new Float64Array(M * N);
           for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
             let s = b[n];
