@@ -214,10 +214,14 @@ export class WebGpuBackend implements Backend {
     return this.decodeK;
   }
   set decodeKernels(k: string) {
-    const cfg = k === 'v1' || k === 'fused' ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
+    const v1 = /^v1-(?:u([248])|k([124]))$/.exec(k);
+    const cfg = k === 'v1' || k === 'fused' || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeK) this.epoch++;
     this.decodeK = k;
     this.fx.sgv = cfg;
+    this.fx.loads = v1?.[1] ? Number(v1[1]) : 1;
+    this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
   }
   private decodeK = 'v1';
   /** bumped when recorded steps go stale */
@@ -1205,7 +1209,7 @@ export class WebGpuBackend implements Backend {
   /** the subgroup size the step kernels of decodeKernels 'v2' are compiled for; 0: the 'v1' step kernels */
   private stepSubgroup(): number {
     const sg = this.rt.subgroupFixed;
-    return this.decodeK !== 'v1' && this.decodeK !== 'fused' && sg > 0 && sg <= 64 ? sg : 0;
+    return this.fx.sgv !== null && sg > 0 && sg <= 64 ? sg : 0;
   }
 
   /**

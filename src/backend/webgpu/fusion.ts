@@ -8,6 +8,7 @@ import { MATVEC_V, MATVEC_X, matvecParse, matvecVariant, packedFormat, type Matv
 import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
+import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from './kernels/matvec_splitk.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
 
@@ -107,6 +108,13 @@ export class DecodeFusion {
    * lane: in_proj's conv-window epilogue shifts a window per row (dependent loads and stores)
    */
   rowLanes = true;
+  /** MATVEC_V's weight loads in flight per lane (decodeKernels 'v1-u{U}': 2, 4, 8; 1 is the kernel of before) */
+  loads = 1;
+  /**
+   * decodeKernels 'v1-k{U}': the split-K matvec (kernels/matvec_splitk.ts: x̂ in registers, U units a lane, a reduce
+   * pass) for f32/bf16 vector weights where the device has one fixed subgroup size; 0: MATVEC_V
+   */
+  splitK = 0;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
@@ -257,11 +265,21 @@ export class DecodeFusion {
         const sg = this.rt.subgroupFixed, cfg = this.sgv!;
         const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);
         this.rec(MATVEC_SGV, roles, params, this.rt.grid(Math.ceil(nb / matvecSgRows(matvecSgParse(v)))), v);
+      } else if (!few && this.splitK > 0 && (fmt === 'f' || fmt === 'b') && this.rt.subgroupFixed > 0 && this.rt.subgroupFixed <= 128) {
+        const sg = this.rt.subgroupFixed;
+        const v = matvecSkVariant(l.M, l.K, fmt, nb, sg, this.splitK, groups);
+        const p = matvecSkParse(v), S = matvecSkSlices(l.K, fmt, sg, p.U);
+        const part = this.rt.alloc(this.rt.actPool, S * l.M * nb, 'split-K partials');
+        this.rec(MATVEC_SK, [...roles, part], [...params, S], this.rt.grid(matvecSkGroups(p, l.K, nb)), v);
+        const reduceRoles = [...roles, part];
+        reduceRoles[1] = this.rt.dummy; // (the weights: pass 2 reads only the partials)
+        this.rec(MATVEC_SK_REDUCE, reduceRoles, [...params, S], this.rt.grid(Math.ceil((l.M * nb) / 256)));
+        this.rt.release(part);
       } else if (few) {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
         this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
       } else {
-        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage, this.rowLanes);
+        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage, this.rowLanes, this.loads);
         this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
       }
     }

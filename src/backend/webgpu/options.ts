@@ -135,6 +135,13 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * with fewer dispatches — Mamba-1's x_proj as partial sums in in_proj's epilogue, added up by the scan step (3
    * dispatches per layer instead of 4), and the lm_head matvec writing argmax partials for greedy steps (no
    * argmax_part); batches > 1 take v1. Also settable on the backend (`decodeKernels`) or by MAMBA_TS_WEBGPU_DECODE.
+   * Issue 11's streaming candidates (session 29; opt-in until timed on a GPU: bench/webgpu-stream.bench.ts times them,
+   * BENCHMARKS.md "WebGPU streaming bench"): 'v1-u2' / 'v1-u4' / 'v1-u8' — v1 with MATVEC_V issuing U weight loads per
+   * lane before their products (U independent partial sums); 'v1-k1' / 'v1-k2' / 'v1-k4' — v1 with the split-K matvec
+   * (kernels/matvec_splitk.ts: a K slice of sg·U 16-byte units per workgroup, x̂ held in registers so its reads do not
+   * grow with the rows, partial sums added by a second dispatch that applies the bias, residual and conv-window
+   * epilogues) for f32/bf16 weights where the device has one fixed subgroup size (q8 and other devices: MATVEC_V);
+   * 'v2-r{rows}w{workgroup}l{U}[n]' — the subgroup matvec's loop form with U (2, 4, 8) loads in flight.
    */
   decodeKernels?: string;
 }

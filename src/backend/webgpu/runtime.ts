@@ -345,10 +345,7 @@ export class GpuRuntime {
         continue;
       }
       const { pipe, bg } = this.kernels.encodeInfo(c.spec, c.variant, c.roles);
-      const base = slot * PARAM_WORDS;
-      c.roles.forEach((s, i) => (words[base + i] = s.off));
-      if (c.roles.length + c.params.length > PARAM_WORDS) throw new Error(`webgpu: ${c.spec.name} has too many parameters`);
-      for (let i = 0; i < c.params.length; i++) words[base + c.roles.length + i] = c.params[i];
+      paramWords(c, words, slot);
       if (this.profile) {
         if (pass) pass.end();
         const q = profiled.length * 2;
@@ -428,6 +425,18 @@ export class GpuRuntime {
     });
     out.push({ ...c, roles });
     return out;
+  }
+
+  /**
+   * The pipeline and bind group of a dispatch (compiled and made on first use, then cached), for code that encodes
+   * its own passes (bench/webgpu-stream.bench.ts); with `paramWords` and `paramBindGroup` it encodes what `flush` would.
+   */
+  encodeInfo(d: Omit<Dispatch, 'kind'>): { pipe: GPUComputePipeline; bg: GPUBindGroup } {
+    return this.kernels.encodeInfo(d.spec, d.variant, d.roles);
+  }
+  /** the bind group (group 1 of every pipeline) over parameter slots in `buf`, one slot per dispatch (dynamic offset) */
+  paramBindGroup(buf: BufRef): GPUBindGroup {
+    return this.kernels.paramBindGroup(buf);
   }
 
   /** Return a store's block to its pool now rather than when the collector finds it: see DeviceMemory.release. */
@@ -530,8 +539,7 @@ export class GpuRuntime {
     const steps: GraphStep[] = dispatches.map((d, slot) => {
       const roles = d.roles.map((s) => (s.ref === this.upload ? moved(s) : s));
       const { pipe, bg } = this.kernels.encodeInfo(d.spec, d.variant, roles);
-      roles.forEach((s, i) => (words[slot * PARAM_WORDS + i] = s.off));
-      d.params.forEach((v, i) => (words[slot * PARAM_WORDS + roles.length + i] = v));
+      paramWords({ ...d, roles }, words, slot);
       return { pipe, bg, grid: d.grid, roles };
     });
     this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
@@ -762,6 +770,14 @@ export class GpuRuntime {
   }
 }
 
+
+/** a dispatch's parameter slot: its roles' offsets, then its parameters, at slot `slot` of `words` */
+export function paramWords(d: Pick<Dispatch, 'spec' | 'roles' | 'params'>, words: Uint32Array, slot: number): void {
+  const base = slot * PARAM_WORDS;
+  if (d.roles.length + d.params.length > PARAM_WORDS) throw new Error(`webgpu: ${d.spec.name} has too many parameters`);
+  d.roles.forEach((s, i) => (words[base + i] = s.off));
+  for (let i = 0; i < d.params.length; i++) words[base + d.roles.length + i] = d.params[i];
+}
 
 function needShift(shift: readonly number[] | undefined): readonly number[] {
   if (!shift) throw new Error('webgpu: this recorded step follows the positions (KV cache): replay it with how far each sequence has advanced');

@@ -86,10 +86,10 @@ export const DECODE_ROLES = ['x', 'w', 'bias', 'nw', 'z', 'res', 'cst', 'y', 'y2
 
 /**
  * WGSL shared by the decode matrix kernels: `xin` / `x4`, one / four elements of x̂ (the input with its folded
- * norm; `rsv` holds the scales), and `put`, the write of output (m, col) with the residual and conv-window
- * epilogues.
+ * norm; `rsv` holds the scales) — DECODE_X_FNS — and `put`, the write of output (m, col) with the residual and
+ * conv-window epilogues — DECODE_PUT_FN; DECODE_FNS is both.
  */
-export const DECODE_FNS = /* wgsl */ `
+export const DECODE_X_FNS = /* wgsl */ `
 fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32 {
   var v = $x[o_x + m * K + k];
   if (norm) {
@@ -101,7 +101,8 @@ fn xin(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> f32
 fn x4(m: u32, k: u32, K: u32, norm: bool, gated: bool, nG: u32, gs: u32) -> vec4<f32> {
   return vec4<f32>(xin(m, k, K, norm, gated, nG, gs), xin(m, k + 1u, K, norm, gated, nG, gs),
                    xin(m, k + 2u, K, norm, gated, nG, gs), xin(m, k + 3u, K, norm, gated, nG, gs));
-}
+}`;
+export const DECODE_PUT_FN = /* wgsl */ `
 fn put(m: u32, col: u32, v: f32, N: u32, hasR: bool, conv: bool, cs0: u32, cw: u32, Kc: u32) {
   let o = m * N + col;
   $y[o_y + o] = v;
@@ -112,6 +113,7 @@ fn put(m: u32, col: u32, v: f32, N: u32, hasR: bool, conv: bool, cs0: u32, cw: u
     $cst[base + Kc - 1u] = v;
   }
 }`;
+export const DECODE_FNS = DECODE_X_FNS + DECODE_PUT_FN;
 
 /** the parameter words of the decode matrix kernels, as WGSL locals */
 export const DECODE_PARAMS = /* wgsl */ `
@@ -140,9 +142,11 @@ export function weightTypes(fmt: MatvecFormat): Record<string, string> {
  * size in vec4s: the workgroup then normalises x once into workgroup memory and the weight loop reads one vec4
  * of x̂ per vec4 of w. 'l' (`rowLanes`, 2–8 rows): lane m of a weight row writes output row m (with its residual and
  * conv-window epilogues) instead of lane 0 looping over the rows (the same values), and the norm prologue issues its
- * loads four at a time (`normScales`; sums in another order).
+ * loads four at a time (`normScales`; sums in another order). 'u${U}' (`loads` 2, 4 or 8: decodeKernels 'v1-u…',
+ * vector formats): each lane issues U weight loads (U·TPR vectors apart) before any product, into U independent
+ * partial sums (added at the end: another order of the additions), then the rest of the row one load at a time.
  */
-export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number, rowLanes = false): string {
+export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: number, groups: number, wgBytes: number, rowLanes = false, loads = 1): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   // enough workgroups to cover the GPU (≥ 256), else more lanes per row
   const rpw = Math.ceil(rows / 8) >= groups ? 8 : Math.ceil(rows / 4) >= groups ? 4 : 2;
@@ -150,18 +154,18 @@ export function matvecVariant(M: number, K: number, fmt: MatvecFormat, rows: num
   const xs4 = Math.min(2048, Math.floor(free / 16));
   const need = Math.ceil((M * K) / 4 / 64) * 64;
   const staged = fmt !== 'x' && need <= xs4 ? `s${need}` : '';
-  return `${mm}${fmt}${rpw}${staged}${rowLanes && M > 1 ? 'l' : ''}`;
+  return `${mm}${fmt}${rpw}${staged}${rowLanes && M > 1 ? 'l' : ''}${loads > 1 && fmt !== 'x' ? `u${loads}` : ''}`;
 }
 
 /**
  * the parts of a variant string; `ext` (after ':', MATVEC_X only): 'p' the x_proj partials epilogue, 'a' the
  * argmax partials epilogue
  */
-export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a'; rowLanes: boolean } {
+export function matvecParse(v: string): { mm: number; fmt: MatvecFormat; rpw: number; xs4: number; ext: '' | 'p' | 'a'; rowLanes: boolean; loads: number } {
   const [full, ext] = v.split(':');
-  const rowLanes = full.endsWith('l');
-  const [head, xs] = (rowLanes ? full.slice(0, -1) : full).split('s');
-  return { mm: Number(head[0]), fmt: head[1] as MatvecFormat, rpw: Number(head.slice(2)), xs4: xs ? Number(xs) : 0, ext: (ext ?? '') as '' | 'p' | 'a', rowLanes };
+  const m = /^([1248])([fbxq])(\d+)(?:s(\d+))?(l?)(?:u([248]))?$/.exec(full);
+  if (!m) throw new Error(`matvec: bad variant ${JSON.stringify(v)}`);
+  return { mm: Number(m[1]), fmt: m[2] as MatvecFormat, rpw: Number(m[3]), xs4: m[4] ? Number(m[4]) : 0, ext: (ext ?? '') as '' | 'p' | 'a', rowLanes: m[5] === 'l', loads: m[6] ? Number(m[6]) : 1 };
 }
 
 export const MATVEC_V: KernelSpec = {
@@ -196,8 +200,9 @@ export const MATVEC_X: KernelSpec = {
 };
 
 function matvecWgsl(v: string): string {
-    const { mm, fmt, rpw, xs4, ext, rowLanes } = matvecParse(v);
+    const { mm, fmt, rpw, xs4, ext, rowLanes, loads } = matvecParse(v);
     if (rowLanes && (ext || 256 / rpw < mm)) throw new Error(`matvec variant ${v}: 'l' needs no epilogue and a lane per row`);
+    if (loads > 1 && (fmt === 'x' || ext)) throw new Error(`matvec variant ${v}: 'u' needs a vector format and no epilogue`);
     // x̂ as 4 (f32) or 8 (bf16) inputs at k: from workgroup memory when staged, else normalised on the fly
     const X4 = (k: string) => (xs4 ? `xs[m * (K / 4u) + (${k}) / 4u]` : `x4(m, ${k}, K, norm, gated, nG, gs)`);
     const scalar = /* wgsl */ `
@@ -222,7 +227,7 @@ function matvecWgsl(v: string): string {
         }
       }
     }`;
-    const body = fmt === 'x' ? scalar : fmt === 'q' ? q8 : fmt === 'b'
+    const body = loads > 1 ? inFlight(fmt as 'f' | 'b' | 'q', loads, X4) : fmt === 'x' ? scalar : fmt === 'q' ? q8 : fmt === 'b'
       ? /* wgsl */ `
     let K8 = K / 8u;
     let wr = o_w / 4u + j * K8;
@@ -269,7 +274,7 @@ ${DECODE_PARAMS}
   workgroupBarrier();` : ''}
   let r = li / TPR; let lane = li % TPR;
   let j = lin(wg, nwg) * RPW + r;
-  var acc: array<f32, MM>;
+  var acc: array<f32, MM>;${Array.from({ length: loads - 1 }, (_, u) => `\n  var acc${u + 1}: array<f32, MM>;`).join('')}
   if (j < nb) {${body}
   }
   for (var m = 0u; m < MM; m++) { red[m * 256u + li] = acc[m]; }
@@ -290,6 +295,48 @@ ${DECODE_PARAMS}
     for (var m = 0u; m < M; m++) { put(m, n0 + j, red[m * 256u + li] + b, N, hasR, conv, cs0, cw, Kc); }
   }`}${ext ? EPILOGUES[ext] : ''}
 }`;
+}
+
+/**
+ * MATVEC_V's weight loop with U loads in flight ('u' variants): per iteration a lane loads U weight units (U·TPR units
+ * apart), then adds their products into U partial sums (acc, acc1 … acc{U−1}, declared by the caller), which are
+ * added into acc at the end; the last < U·TPR units one at a time. A unit is 4 f32 (a vec4), 8 bf16 (a vec4<u32>)
+ * or 16 q8 (a vec4<u32> of int8 and its block's scale). Expects `j`, `lane`, TPR, MM, M and x̂ through X4.
+ */
+function inFlight(fmt: 'f' | 'b' | 'q', U: number, X4: (k: string) => string): string {
+  const per = { f: 4, b: 8, q: 16 }[fmt];
+  const setup = fmt === 'q' ? 'let g0 = j * (K / 32u);' : `let wr = o_w / 4u + j * KV;`;
+  const load = (u: number, q: string) =>
+    fmt === 'q' ? `let p${u} = q8at(g0 + (${q}) / 2u, (${q}) & 1u); let s${u} = q8sc(g0 + (${q}) / 2u);` : `let w${u} = $w[wr + ${q}];`;
+  const fma = (acc: string, u: number, q: string) => {
+    if (fmt === 'f') return `${acc} += dot(w${u}, ${X4(`(${q}) * 4u`)});`;
+    if (fmt === 'b') {
+      return `{ let a = ${X4(`(${q}) * 8u`)}; let b = ${X4(`(${q}) * 8u + 4u`)};
+          ${acc} += dot(bitcast<vec4<f32>>(w${u} << vec4<u32>(16u)), vec4<f32>(a.x, a.z, b.x, b.z)) + dot(bitcast<vec4<f32>>(w${u} & vec4<u32>(0xffff0000u)), vec4<f32>(a.y, a.w, b.y, b.w)); }`;
+    }
+    return `${acc} += s${u} * (dot(q8x4(p${u}.x), ${X4(`(${q}) * 16u`)}) + dot(q8x4(p${u}.y), ${X4(`(${q}) * 16u + 4u`)}) + dot(q8x4(p${u}.z), ${X4(`(${q}) * 16u + 8u`)}) + dot(q8x4(p${u}.w), ${X4(`(${q}) * 16u + 12u`)}));`;
+  };
+  const qs = Array.from({ length: U }, (_, u) => (u === 0 ? 'q' : `q + ${u}u * TPR`));
+  const accs = Array.from({ length: U }, (_, u) => (u === 0 ? 'acc[m]' : `acc${u}[m]`));
+  return /* wgsl */ `
+    let KV = K / ${per}u;
+    ${setup}
+    var q = lane;
+    for (; q + ${U - 1}u * TPR < KV; q += ${U}u * TPR) {
+      ${qs.map((q, u) => load(u, q)).join('\n      ')}
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) {
+          ${qs.map((q, u) => fma(accs[u], u, q)).join('\n          ')}
+        }
+      }
+    }
+    for (; q < KV; q += TPR) {
+      ${load(0, 'q')}
+      for (var m = 0u; m < MM; m++) {
+        if (m < M) { ${fma('acc[m]', 0, 'q')} }
+      }
+    }
+    for (var m = 0u; m < MM; m++) { acc[m] += ${accs.slice(1).join(' + ')}; }`;
 }
 
 /** the epilogues of MATVEC_X (one row: M = 1, n0 = 0), after the outputs are written */

@@ -21,6 +21,8 @@ export interface MatvecSgConfig {
   wg: number;
   /** compile-time row length, loads issued before the sums ('u'); else a runtime loop ('l') */
   unroll: boolean;
+  /** the loop form ('l'): weight loads a lane issues per iteration before their sums (1, 2, 4 or 8; default 1) */
+  loads?: number;
   /** x̂ staged in workgroup memory where it fits (default); false: read (and normalised) from x at every use */
   stage?: boolean;
   /**
@@ -55,34 +57,36 @@ export interface MatvecSgVariant extends MatvecSgConfig {
 /** weights per 16-byte unit a lane loads, by format */
 const SG_PER = { f: 4, b: 8, q: 16 } as const;
 
-/** the variant key `${mm}${f|b|q}${sg}r${rps}w${wg}${u|l}k${K}s${xs4}` of one call */
+/** the variant key `${mm}${f|b|q}${sg}r${rps}w${wg}${u|l[U]}k${K}s${xs4}` of one call (U: loads in flight of the loop form) */
 export function matvecSgVariant(M: number, K: number, fmt: 'f' | 'b' | 'q', sg: number, cfg: MatvecSgConfig, wgBytes: number): string {
   const mm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
   const per = SG_PER[fmt];
   const unroll = cfg.unroll && Math.ceil(K / per / sg) * cfg.rps <= MAX_UNROLLED;
   const need = (M * K) / 4;
   const xs4 = cfg.stage !== false && need * 16 + 64 * 4 <= wgBytes ? need : 0;
-  return `${mm}${fmt}${sg}r${cfg.rps}w${cfg.wg}${unroll ? 'u' : 'l'}k${K}s${xs4}`;
+  const loads = !unroll && (cfg.loads ?? 1) > 1 ? String(cfg.loads) : '';
+  return `${mm}${fmt}${sg}r${cfg.rps}w${cfg.wg}${unroll ? 'u' : 'l'}${loads}k${K}s${xs4}`;
 }
 
 export function matvecSgParse(v: string): MatvecSgVariant {
-  const m = /^([1248])([fbq])(\d+)r(\d+)w(\d+)([ul])k(\d+)s(\d+)$/.exec(v);
+  const m = /^([1248])([fbq])(\d+)r(\d+)w(\d+)(u|l[248]?)k(\d+)s(\d+)$/.exec(v);
   if (!m) throw new Error(`matvec_sgv: bad variant ${JSON.stringify(v)}`);
-  return { mm: +m[1], fmt: m[2] as 'f' | 'b' | 'q', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', K: +m[7], xs4: +m[8] };
+  const loads = m[6].length > 1 ? { loads: +m[6].slice(1) } : {};
+  return { mm: +m[1], fmt: m[2] as 'f' | 'b' | 'q', sg: +m[3], rps: +m[4], wg: +m[5], unroll: m[6] === 'u', ...loads, K: +m[7], xs4: +m[8] };
 }
 
 /**
- * `v2`, or `v2-r{rps}w{wg}{u|l}[n]` (rps 1–8, wg a power of two 32–1024, n: x̂ not staged) → the config; throws
- * naming the option otherwise
+ * `v2`, or `v2-r{rps}w{wg}{u|l[U]}[n]` (rps 1–8, wg a power of two 32–1024, U loads in flight of the loop form 2, 4
+ * or 8, n: x̂ not staged) → the config; throws naming the option otherwise
  */
 export function parseMatvecSgConfig(s: string, dflt: MatvecSgConfig): MatvecSgConfig {
   if (s === 'v2') return dflt;
-  const m = /^v2-r(\d+)w(\d+)([ul])(n?)$/.exec(s);
+  const m = /^v2-r(\d+)w(\d+)(u|l[248]?)(n?)$/.exec(s);
   const rps = m ? Number(m[1]) : 0, wg = m ? Number(m[2]) : 0;
   if (!m || rps < 1 || rps > 8 || wg < 32 || wg > 1024 || (wg & (wg - 1)) !== 0) {
-    throw new Error(`webgpu: decodeKernels must be 'v1', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l>' (e.g. v2-r2w128u; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
+    throw new Error(`webgpu: decodeKernels must be 'v1', 'v1-u<2|4|8>', 'v1-k<1|2|4>', 'fused', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l|l2|l4|l8>' (e.g. v2-r2w128u, v2-r1w128l4n; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
   }
-  return { rps, wg, unroll: m[3] === 'u', stage: m[4] !== 'n' };
+  return { rps, wg, unroll: m[3] === 'u', ...(m[3].length > 1 ? { loads: Number(m[3].slice(1)) } : {}), stage: m[4] !== 'n' };
 }
 
 /** rows one workgroup covers */
@@ -94,7 +98,7 @@ export const MATVEC_SGV: KernelSpec = {
   writes: ['y', 'y2', 'cst'],
   types: (v) => weightTypes(matvecSgParse(v).fmt),
   wgsl: (v) => {
-    const { mm, fmt, sg, rps, wg, unroll, K, xs4 } = matvecSgParse(v);
+    const { mm, fmt, sg, rps, wg, unroll, K, xs4, loads = 1 } = matvecSgParse(v);
     const nsg = Math.max(1, wg / sg);
     const per = SG_PER[fmt];
     // x̂[m] as a vec4 at vec4 index q (staged, or normalised on the fly)
@@ -140,6 +144,41 @@ export const MATVEC_SGV: KernelSpec = {
         }
       }
       body = L.join('\n    ');
+    } else if (loads > 1) {
+      // the loop form with U loads in flight: U units (U·sg apart) loaded, then their products into U partial sums
+      const U = loads;
+      const qs = Array.from({ length: U }, (_, u) => (u === 0 ? 'q' : `q + ${u * sg}u`));
+      body = /* wgsl */ `
+    for (var r = 0u; r < ${rps}u; r++) {
+      let j = row0 + r;
+      var acc: array<f32, ${mm}>;
+      for (var m = 0u; m < ${mm}u; m++) { acc[m] = 0.0; }
+      if (j < nb) {
+        let wr = ${rowAt('j')};
+        var q = lane;
+        ${Array.from({ length: U - 1 }, (_, u) => `var acc${u + 1}: array<f32, ${mm}>;
+        for (var m = 0u; m < ${mm}u; m++) { acc${u + 1}[m] = 0.0; }`).join('\n        ')}
+        for (; q + ${(U - 1) * sg}u < KV; q += ${U * sg}u) {
+          ${qs.map((q, u) => load(`w${u}`, 'wr', q, 'let')).join('\n          ')}
+          for (var m = 0u; m < ${mm}u; m++) {
+            if (m < M) {
+              ${qs.map((q, u) => fma(u === 0 ? 'acc[m]' : `acc${u}[m]`, `w${u}`, 'm', q)).join('\n              ')}
+            }
+          }
+        }
+        for (; q < KV; q += ${sg}u) {
+          ${load('w', 'wr', 'q', 'let')}
+          for (var m = 0u; m < ${mm}u; m++) {
+            if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
+          }
+        }
+        for (var m = 0u; m < ${mm}u; m++) { acc[m] += ${qs.slice(1).map((_, u) => `acc${u + 1}[m]`).join(' + ')}; }
+      }
+      for (var m = 0u; m < ${mm}u; m++) {
+        let s = subgroupAdd(acc[m]);
+        if (lane == 0u && j < nb && m < M) { put(m, n0 + j, s + bias(j, hasB, nb), N, hasR, conv, cs0, cw, Kc); }
+      }
+    }`;
     } else {
       body = /* wgsl */ `
     for (var r = 0u; r < ${rps}u; r++) {
