@@ -1,25 +1,25 @@
 #!/bin/bash
 # Issue 11, session 29's last device call: (1) Dawn toggles (no bounds clamps, no workgroup-memory zeroing) on batch-1
 # decode, alternating with the default device; (2) prefill 2048 submitted in pieces (submitEvery) vs one submit;
-# (3) the WebGPU streaming bench (matvec rate, per-dispatch cost); (4) parity with the toggles on; (5) the official
+# (3) the WebGPU streaming bench (matvec rate, per-dispatch cost) and its decode candidates end to end; (4) parity with the toggles on; (5) the official
 # anchor and ours at the 2.8b shapes; (6) on a card with room (H200): llama-130m at 64k x 32 with a bf16 KV cache.
 # run: BUDGET=420 bash scripts/gpu-machine.sh bash scripts/gpu-s29.sh  (carry as docs/gpu-machine.md, with .anchors)
 set -u
 BUDGET=${BUDGET:-420}
 source scripts/gpu-steps.sh
 T=disable_robustness,disable_workgroup_init
-DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --decode v1 --gen 128 --reps 3"
-for round in 1 2; do
-  step 30 $DK
-  step 30 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T $DK
-done
+DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3"
+step 30 $DK --decode v1
+step 30 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T $DK --decode v1
+# the streaming bench's decode candidates end to end (unrolled loads, split-K, the subgroup loop with loads in flight)
+step 70 $DK --decode v1,v1-u4,v1-k2,v1-k4,v2-r1w128l4n
+step 80 node dist/bench/webgpu-stream.bench.js --budget-s 70 --json $OUT/stream.json
 for a in mamba2 llama; do
-  for every in 0 48 0 48; do
+  for every in 0 48; do
     step 25 env MAMBA_TS_WEBGPU_SUBMIT_EVERY=$every node dist/src/cli/main.js bench --backend webgpu --arch $a --prompt 2048 --gen 16 --reps 5
   done
 done
-[ -f dist/bench/webgpu-stream.bench.js ] && step 100 node dist/bench/webgpu-stream.bench.js --json $OUT/stream.json
-step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node --test dist/test/backend/webgpu-toggles.test.js dist/test/backend/webgpu-submit.test.js dist/test/backend/webgpu-models.test.js
+step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node --test dist/test/backend/webgpu-toggles.test.js dist/test/backend/webgpu-submit.test.js dist/test/backend/webgpu-decode-candidates.test.js dist/test/backend/webgpu-models.test.js
 step 80 bash scripts/gpu-anchor-2.8b.sh
 step 40 node dist/src/cli/main.js bench --backend webgpu --arch mamba2 --size 2.8b --dtype f32 --prompt 2048 --gen 32 --reps 2
 GIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1 | awk '{printf "%d", $1/1024 - 3}')
