@@ -11,13 +11,14 @@ T=disable_robustness,disable_workgroup_init
 DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3"
 step 30 $DK --decode v1
 step 30 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T $DK --decode v1
+for every in 0 48; do
+  step 20 env MAMBA_TS_WEBGPU_SUBMIT_EVERY=$every node dist/src/cli/main.js bench --backend webgpu --arch mamba2 --prompt 2048 --gen 16 --reps 5
+done
 # the streaming bench's decode candidates end to end (unrolled loads, split-K, the subgroup loop with loads in flight)
-step 70 $DK --decode v1,v1-u4,v1-k2,v1-k4,v2-r1w128l4n
-step 80 node dist/bench/webgpu-stream.bench.js --budget-s 70 --json $OUT/stream.json
-for a in mamba2 llama; do
-  for every in 0 48; do
-    step 25 env MAMBA_TS_WEBGPU_SUBMIT_EVERY=$every node dist/src/cli/main.js bench --backend webgpu --arch $a --prompt 2048 --gen 16 --reps 5
-  done
+step 60 $DK --decode v1,v1-u4,v1-k2,v1-k4,v2-r1w128l4n
+step 70 node dist/bench/webgpu-stream.bench.js --budget-s 45 --json $OUT/stream.json
+for every in 0 48; do
+  step 20 env MAMBA_TS_WEBGPU_SUBMIT_EVERY=$every node dist/src/cli/main.js bench --backend webgpu --arch llama --prompt 2048 --gen 16 --reps 5
 done
 step 40 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=$T node --test dist/test/backend/webgpu-toggles.test.js dist/test/backend/webgpu-submit.test.js dist/test/backend/webgpu-decode-candidates.test.js dist/test/backend/webgpu-models.test.js
 step 80 bash scripts/gpu-anchor-2.8b.sh
