@@ -38,7 +38,7 @@ import { lcgNoise } from './kv-fill.js';
 import { DTYPE_BYTES, type KvCacheDType } from '../src/tensor/dtype.js';
 
 export type Fill = 'auto' | 'prefill' | 'direct';
-export type DecodePath = 'greedyChain' | 'advanceArgmax';
+export type DecodePath = 'greedyChain' | 'advanceArgmax' | 'advance';
 
 export interface SweepPoint {
   model: string;

@@ -120,7 +120,19 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   const attn = timeAttention(be);
   let tok = argmax(logits.data);
   const problems: string[] = [];
+  // greedy steps as `mamba-ts generate` takes them: the LM head and the argmax as one op where the model has it
+  // (`advanceArgmax`: no logits copied out), else `advance` and the argmax here
+  const fused = !!lm.advanceArgmax && !!be.linearArgmax;
   const step = async (): Promise<void> => {
+    if (fused) {
+      const picked = await lm.advanceArgmax!([[tok]], s);
+      tok = picked ? picked[0] : -1;
+      if (tok < 0) {
+        if (problems.length === 0) problems.push(`step at position ${s.seqLen[0]}: no finite logit`);
+        tok = 0;
+      }
+      return;
+    }
     logits = await lm.advance([[tok]], s);
     tok = argmax(logits.data);
     if (tok < 0 || !Number.isFinite(logits.data[tok])) {
@@ -141,7 +153,7 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   await be.runtime.close();
   const point: CpuPoint = {
     model, context: C, batch: 1, status: 'ok', fill: lay.grows ? `prefill ${PREFILL} tokens, KV caches then written directly (random K/V at ${C} positions, position set)` : `prefill ${PREFILL} tokens (the state's size does not depend on the context)`,
-    path: 'advanceArgmax', steps: n, ms_per_step: ms, tok_s: 1000 / ms,
+    path: fused ? 'advanceArgmax' : 'advance', steps: n, ms_per_step: ms, tok_s: 1000 / ms,
     state_bytes_per_seq: lay.constBytes + lay.perPositionBytes * C, state_alloc_bytes_per_seq: s.byteSize,
     needed_bytes: 0,
     ...(lay.grows ? { attention_ms_per_step: attn.ms / n, kv_gb_s: kvBytes / (attn.ms / n) / 1e6 } : {}),
@@ -265,7 +277,7 @@ const md = [
   `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
   `- command: \`${command}\``,
   `- load average at start / end: ${loadLine(load0)} → ${load1 ? loadLine(load1) : '(not measured: the run was stopped before its end)'}; streaming bandwidth (stream_sum over ${PROBE_BYTES / 2 ** 20} MiB, ${threads} threads) ${bw0.toFixed(1)} → ${bw1 !== undefined ? `${bw1.toFixed(1)} GB/s` : '(not measured)'}`,
-  `- ours: KV caches written directly with random K/V at C positions (the time of a step does not depend on the values), after an ${PREFILL}-token prefill; greedy steps timed one at a time (\`advance\` + argmax, as \`mamba-ts generate\`), up to ${gen} per point (fewer when a step is slow: about ${maxSeconds} s of steps). "KV stream" = the KV cache bytes the attention layers read per step ÷ attention's time`,
+  `- ours: KV caches written directly with random K/V at C positions (the time of a step does not depend on the values), after an ${PREFILL}-token prefill; greedy steps timed one at a time (\`advanceArgmax\`: the LM head and the argmax as one op, as \`mamba-ts generate\`; before session 29 \`advance\` + an argmax in JavaScript), up to ${gen} per point (fewer when a step is slow: about ${maxSeconds} s of steps). "KV stream" = the KV cache bytes the attention layers read per step ÷ attention's time`,
   llamaLine,
   '',
   contextTable(points, { 'hybrid-130m': 'llama-130m' }),
