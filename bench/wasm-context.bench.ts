@@ -57,6 +57,7 @@ const SPEC: CommandSpec = {
     'llama-args': { type: 'string', value: '"ARGS"', help: 'more llama-bench arguments, e.g. --llama-args="-fa 0" (with "=", as the value starts\nwith a dash; default none: its defaults)' },
     'llama-gen': { type: 'string', value: 'N', help: "llama.cpp's decode tokens per point (default: as many as our timed steps there)" },
     'llama-ssm-contexts': { type: 'string', value: 'N,…', help: "contexts at which llama.cpp's Mamba models run (default: all; their step does not\ndepend on the context, but -d makes llama-bench prefill C tokens first, minutes at 32k)" },
+    warm: { type: 'string', value: 'N', help: 'untimed greedy steps before the timed ones, in each point\'s process (default 16: V8 compiles the\nhot wasm kernels with its optimizing tier in the background while they run; 2 before session 29)' },
     'llama-timeout': { type: 'string', value: 'S', help: 'a llama-bench run taking longer is stopped, its point "failed" (default 1800)' },
     out: { type: 'string', value: 'DIR', help: 'where wasm-context.json/.md/.svg go (default bench-results)' },
     'write-benchmarks': { type: 'boolean', help: 'also replace the bench:wasm-context section of BENCHMARKS.md' },
@@ -85,7 +86,7 @@ const kvCache = parseChoice('kv-cache', str(v, 'kv-cache') ?? 'f32', KV_CACHE_FO
 const gen = int('gen', 32);
 const maxSeconds = parseNumber('max-seconds', str(v, 'max-seconds') ?? '30', { min: 0.001, expect: 'a positive number of seconds' }, SPEC.name);
 const log = (s: string) => process.stderr.write(s + '\n');
-const WARM = 2;
+const WARM = int('warm', 16);
 const PREFILL = 8;
 /** weights-sized buffer of the bandwidth probe (as `mamba-ts bench`'s, capped) */
 const PROBE_BYTES = 512 * 2 ** 20;
@@ -246,7 +247,7 @@ if (renderFrom) {
       let p: CpuPoint;
       let lay: StateLayout | undefined;
       try {
-        ({ point: p, layout: lay } = JSON.parse(child(['--point', `${arch}:${C}`, '--gen', String(gen), '--max-seconds', String(maxSeconds)])) as { point: CpuPoint; layout: StateLayout });
+        ({ point: p, layout: lay } = JSON.parse(child(['--point', `${arch}:${C}`, '--gen', String(gen), '--warm', String(WARM), '--max-seconds', String(maxSeconds)])) as { point: CpuPoint; layout: StateLayout });
       } catch (e) {
         p = { model, context: C, batch: 1, status: 'failed', fill: '—', state_bytes_per_seq: NaN, needed_bytes: 0, reason: (e as Error).message.split('\n')[0] };
       }
