@@ -91,12 +91,10 @@ const overBudget = (what: string): boolean => {
  * every backend of the run is created on such an instance (the `webgpu` package's create flags)
  */
 const dawnFeatures = arg('dawn-features', ''), dawnDisable = arg('dawn-disable', '');
+const names = (list: string): string[] => list.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
 async function backend(opts: Parameters<typeof createWebGpuBackend>[0] = {}): Promise<WebGpuBackend> {
   if (!dawnFeatures && !dawnDisable) return createWebGpuBackend(opts);
-  const specifier = 'webgpu';
-  const mod = (await import(specifier)) as { create(flags: string[]): GPU };
-  const flags = [`enable-dawn-features=allow_unsafe_apis${dawnFeatures ? `,${dawnFeatures}` : ''}`, ...(dawnDisable ? [`disable-dawn-features=${dawnDisable}`] : [])];
-  return createWebGpuBackend({ ...opts, gpu: mod.create(flags) });
+  return createWebGpuBackend({ ...opts, dawnToggles: { enable: names(dawnFeatures), disable: names(dawnDisable) } });
 }
 if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls, --pool-mb must be ≥ 1 and --bytes ≥ 1 MiB');
 

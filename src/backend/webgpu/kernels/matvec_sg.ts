@@ -144,18 +144,12 @@ export const MATVEC_SGV: KernelSpec = {
         }
       }
       body = L.join('\n    ');
-    } else if (loads > 1) {
-      // the loop form with U loads in flight: U units (U·sg apart) loaded, then their products into U partial sums
-      const U = loads;
+    } else {
+      // the loop form; with U > 1, U loads in flight: U units (U·sg apart) loaded, then their products into U partial sums
+      const U = loads > 1 ? loads : 1;
       const qs = Array.from({ length: U }, (_, u) => (u === 0 ? 'q' : `q + ${u * sg}u`));
-      body = /* wgsl */ `
-    for (var r = 0u; r < ${rps}u; r++) {
-      let j = row0 + r;
-      var acc: array<f32, ${mm}>;
-      for (var m = 0u; m < ${mm}u; m++) { acc[m] = 0.0; }
-      if (j < nb) {
-        let wr = ${rowAt('j')};
-        var q = lane;
+      const stream = U > 1
+        ? /* wgsl */ `var q = lane;
         ${Array.from({ length: U - 1 }, (_, u) => `var acc${u + 1}: array<f32, ${mm}>;
         for (var m = 0u; m < ${mm}u; m++) { acc${u + 1}[m] = 0.0; }`).join('\n        ')}
         for (; q + ${(U - 1) * sg}u < KV; q += ${U * sg}u) {
@@ -172,14 +166,13 @@ export const MATVEC_SGV: KernelSpec = {
             if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
           }
         }
-        for (var m = 0u; m < ${mm}u; m++) { acc[m] += ${qs.slice(1).map((_, u) => `acc${u + 1}[m]`).join(' + ')}; }
-      }
-      for (var m = 0u; m < ${mm}u; m++) {
-        let s = subgroupAdd(acc[m]);
-        if (lane == 0u && j < nb && m < M) { put(m, n0 + j, s + bias(j, hasB, nb), N, hasR, conv, cs0, cw, Kc); }
-      }
-    }`;
-    } else {
+        for (var m = 0u; m < ${mm}u; m++) { acc[m] += ${qs.slice(1).map((_, u) => `acc${u + 1}[m]`).join(' + ')}; }`
+        : /* wgsl */ `for (var q = lane; q < KV; q += ${sg}u) {
+          ${load('w', 'wr', 'q', 'let')}
+          for (var m = 0u; m < ${mm}u; m++) {
+            if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
+          }
+        }`;
       body = /* wgsl */ `
     for (var r = 0u; r < ${rps}u; r++) {
       let j = row0 + r;
@@ -187,12 +180,7 @@ export const MATVEC_SGV: KernelSpec = {
       for (var m = 0u; m < ${mm}u; m++) { acc[m] = 0.0; }
       if (j < nb) {
         let wr = ${rowAt('j')};
-        for (var q = lane; q < KV; q += ${sg}u) {
-          ${load('w', 'wr', 'q', 'let')}
-          for (var m = 0u; m < ${mm}u; m++) {
-            if (m < M) { ${fma('acc[m]', 'w', 'm', 'q')} }
-          }
-        }
+        ${stream}
       }
       for (var m = 0u; m < ${mm}u; m++) {
         let s = subgroupAdd(acc[m]);
