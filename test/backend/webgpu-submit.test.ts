@@ -12,7 +12,7 @@ import { webgpuOrReason } from './webgpu-context.js';
 import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from '../../bench/null-gpu.js';
 
-const one = await webgpuOrReason();
+const one = await webgpuOrReason({ submitEvery: 0 });
 const pieces = typeof one === 'string' ? one : await webgpuOrReason({ submitEvery: 3 });
 after(() => {
   for (const g of [one, pieces]) if (typeof g !== 'string') g.destroy();

@@ -215,12 +215,12 @@ export class WebGpuBackend implements Backend {
   }
   set decodeKernels(k: string) {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
-    const v1 = /^v1-(?:u([248])|k([124]))$/.exec(k);
+    const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
     const cfg = k === 'v1' || k === 'fused' || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeK) this.epoch++;
     this.decodeK = k;
     this.fx.sgv = cfg;
-    this.fx.loads = v1?.[1] ? Number(v1[1]) : 1;
+    this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
   }
   private decodeK = 'v1';

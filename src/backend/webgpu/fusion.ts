@@ -108,8 +108,18 @@ export class DecodeFusion {
    * lane: in_proj's conv-window epilogue shifts a window per row (dependent loads and stores)
    */
   rowLanes = true;
-  /** MATVEC_V's weight loads in flight per lane (decodeKernels 'v1-u{U}': 2, 4, 8; 1 is the kernel of before) */
-  loads = 1;
+  /**
+   * MATVEC_V's weight loads in flight per lane (decodeKernels 'v1-u{U}': 1, 2, 4, 8; 1 is the kernel of before).
+   * 0 (decodeKernels 'v1', the default): 4 for f32 weights with rows of K ≥ 2048 at 1–2 rows, else 1 — measured on
+   * an H100 (session 30, bench/webgpu-stream.bench.ts): the 2.8b shapes' in_proj 50.2 → 41.8 µs (1 row), 83.5 → 52.7
+   * (2 rows), out_proj (K = 5120) 46.9 → 28.8 µs; at the 130m shapes (K = 768, 1536) level, at 4–8 rows slower.
+   */
+  loads = 0;
+  /** the loads in flight for one product (see `loads`) */
+  loadsFor(M: number, K: number, fmt: MatvecFormat): number {
+    if (this.loads > 0) return this.loads;
+    return fmt === 'f' && K >= 2048 && M <= 2 ? 4 : 1;
+  }
   /**
    * decodeKernels 'v1-k{U}': the split-K matvec (kernels/matvec_splitk.ts: x̂ in registers, U units a lane, a reduce
    * pass) for f32/bf16 vector weights where the device has one fixed subgroup size; 0: MATVEC_V
@@ -279,7 +289,7 @@ export class DecodeFusion {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
         this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
       } else {
-        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage, this.rowLanes, this.loads);
+        const v = matvecVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage, this.rowLanes, this.loadsFor(l.M, l.K, fmt));
         this.rec(MATVEC_V, roles, params, this.rt.grid(Math.ceil(nb / matvecParse(v).rpw)), v);
       }
     }

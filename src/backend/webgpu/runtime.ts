@@ -103,8 +103,9 @@ export interface RuntimeOptions {
   /**
    * Submit what is recorded every this many dispatches (outside a step capture), so that the GPU starts on a long
    * recording — a prefill of 250–320 dispatches — while JavaScript records the rest, instead of idling until the
-   * read at the end. 0: submit only when something is read or flushed (the behaviour before). Default 0, or
-   * MAMBA_TS_WEBGPU_SUBMIT_EVERY.
+   * read at the end. 0: submit only when something is read or flushed (the behaviour before). Default 48, or
+   * MAMBA_TS_WEBGPU_SUBMIT_EVERY — measured on an H100 (session 30, prefill 2048, median of 5): mamba2-130m 30 → 26 ms
+   * (63.9k → 76.2k tok/s), llama-130m 85 → 52 ms against 0. Recorded decode steps are one submit either way.
    */
   submitEvery?: number;
 }
@@ -177,7 +178,7 @@ export class GpuRuntime {
     this.matrixConfigs = this.subgroupMax > 0 && device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName) ? [...(opts.subgroupMatrixConfigs ?? [])] : [];
     this.profile = !!opts.profile && device.features.has('timestamp-query');
     const envEvery = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_SUBMIT_EVERY;
-    this.submitEvery = opts.submitEvery ?? (envEvery ? Number(envEvery) : 0);
+    this.submitEvery = opts.submitEvery ?? (envEvery ? Number(envEvery) : 48);
     if (!Number.isInteger(this.submitEvery) || this.submitEvery < 0) {
       throw new Error(`webgpu: submitEvery must be a whole number of dispatches ≥ 0 (0: only at reads), got ${opts.submitEvery ?? JSON.stringify(envEvery)}${opts.submitEvery === undefined ? ' (from MAMBA_TS_WEBGPU_SUBMIT_EVERY)' : ''}`);
     }
