@@ -22,15 +22,19 @@
  *
  *   node dist/bench/gemm-sweep.bench.js [--budget-s 100] [--m 2048] [--sizes 130m,llama | tiny] [--shapes <substring>,…]
  *        [--configs <base[@S]>,…] [--phases 1,2,3] [--max-configs N] [--trial-ms 15] [--trials 2] [--tol 1e-4]
- *        [--margin 0.02] [--top 12] [--cores 132] [--json out.json]
+ *        [--margin 0.02] [--top 12] [--cores 132] [--x-pool activations|constants] [--json out.json]
  *
  * `--sizes tiny` (two small shapes; with e.g. --m 37) is for software adapters: it checks that the sweep runs.
  * `--configs` adds candidates run first on every shape (variant bases with flags, e.g. 128x128k16t8x8_v_w8@2).
+ * `--x-pool`: where x lives — 'activations' (default: as in a model, where x and the product's output are carved from
+ * the activation pool's chunks, so `_v` takes its scalar fallback when they share a buffer) or 'constants' (x
+ * uploaded: `_v` reads vec4s). Each result's `xv` says which ran ('vec4', 'scalar', or '' without the flag); after
+ * a fallback on a shape, its further '_v' candidates are skipped (they would time the kernel without the flag).
  */
 import { writeFileSync } from 'node:fs';
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
-import { BLOCKED_BASE, BLOCKED_CONFIGS, blockedDeviceError, parseBlocked, tunedKeys } from '../src/backend/webgpu/kernels/gemm_blocked.js';
+import { BLOCKED_BASE, BLOCKED_CONFIGS, MATMUL_BLOCKED, blockedDeviceError, parseBlocked, tunedKeys } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 import type { Store } from '../src/backend/webgpu/runtime.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { arg, intListArg, listArg } from './options.js';
@@ -51,6 +55,7 @@ const margin = num('margin', '0.02', 0);
 const top = num('top', '12', 1);
 const maxConfigs = num('max-configs', '100000', 1);
 const cores = num('cores', '132', 1);
+const xPool = listArg('x-pool', 'activations', ['activations', 'constants'])[0];
 const phases = listArg('phases', '1,2,3', ['1', '2', '3']);
 const only = listArg('shapes', '');
 const jsonPath = arg('json', '');
@@ -118,6 +123,8 @@ interface Shape {
   rows: number[];
   ref: Float32Array | null;
   results: Result[];
+  /** a '_v' configuration took the scalar fallback here (x shares the output's buffer): later '_v' ones are skipped */
+  xvScalar: boolean;
 }
 interface Result {
   config: string;
@@ -125,6 +132,8 @@ interface Result {
   /** the blocked variant that ran (base, without format) and its splits: what a tuned table names */
   choice: string;
   status: 'ok' | 'wrong' | 'refused' | 'failed';
+  /** flag '_v': whether x was read as vec4s ('vec4') or took the scalar fallback ('scalar'); '' without the flag */
+  xv: '' | 'vec4' | 'scalar';
   us?: number;
   tflops?: number;
   max_rel_err?: number;
@@ -136,16 +145,19 @@ const be: WebGpuBackend = await createWebGpuBackend({ kernels: 'tiled', gpuCores
 be.fuse = false;
 const dev = be.rt.device;
 const sgFixed = be.rt.subgroupFixed;
-log(`backend ${be.name}, kernels ${be.kernels}; subgroups ≤ ${be.rt.subgroupMax} (fixed ${sgFixed || 'no'}), workgroup memory ${be.rt.maxWorkgroupStorage} B; f32 subgroup matrices ${be.matrixGemm ? 'on' : 'off'}; budget ${budget} s`);
+log(`x in the ${xPool} pool; backend ${be.name}, kernels ${be.kernels}; subgroups ≤ ${be.rt.subgroupMax} (fixed ${sgFixed || 'no'}), workgroup memory ${be.rt.maxWorkgroupStorage} B; f32 subgroup matrices ${be.matrixGemm ? 'on' : 'off'}; budget ${budget} s`);
 
 const shapes: Shape[] = [];
 for (const M of Ms) {
   for (const [what, K, N] of sizes.flatMap((z) => SHAPE_SETS[z]).filter(([w]) => only.length === 0 || only.some((o) => w.includes(o)))) {
     const xs = rand(M * K, K * 31 + N);
-    const x = be.fromHost(xs, [M, K]);
+    const xc = be.fromHost(xs, [M, K]);
+    // in the activation pool, as a model's x (×1 is exact)
+    const x = xPool === 'activations' ? be.scale(xc, 1) : xc;
+    if (x !== xc) xc.dispose();
     const w = be.fromHost(rand(N * K, N * 17 + K), [N, K], { matrix: true });
     const rows = [...new Set([...Array.from({ length: Math.min(M, 40) }, (_, i) => (i * 61) % M), M - 1])].sort((a, b) => a - b);
-    shapes.push({ what, M, K, N, key: tunedKeys(M, K, N, 'f32').at(-1)!, xs, x, w, rows, ref: null, results: [] });
+    shapes.push({ what, M, K, N, key: tunedKeys(M, K, N, 'f32').at(-1)!, xs, x, w, rows, ref: null, results: [], xvScalar: false });
   }
 }
 if (shapes.length === 0) throw new Error(`--shapes ${only.join(',')}: no shape of --sizes ${sizes.join(',')} matches`);
@@ -223,7 +235,8 @@ async function runCand(cand: string, on: Shape[], phase: number): Promise<void> 
       return;
     }
   }
-  const todo = on.filter((s) => !s.results.some((r) => r.config === cand));
+  const vx = /_v(_|@|$)/.test(cand);
+  const todo = on.filter((s) => !s.results.some((r) => r.config === cand) && !(vx && s.xvScalar));
   if (todo.length === 0) return;
   if (configsRun >= maxConfigs) {
     stopped = `--max-configs ${maxConfigs}`;
@@ -236,19 +249,32 @@ async function runCand(cand: string, on: Shape[], phase: number): Promise<void> 
       return;
     }
     choose(cand);
-    const res: Result = { config: cand, kernel: '', choice: cand, status: 'ok', phase };
+    const res: Result = { config: cand, kernel: '', choice: cand, status: 'ok', xv: '', phase };
     s.results.push(res);
     try {
       const k = be.gemmKernel(s.M, s.N, false, s.K, s.w.storage as Store);
       res.kernel = k.name;
       if (k.variant && /^\d+x/.test(k.variant)) res.choice = k.variant.replace(/[fbxq]s?$/, '') + (k.splits > 1 ? `@${k.splits}` : '');
       else if (cand === 'sgmat' && !k.name.startsWith('subgroup')) res.choice = 'tiled';
+      const XV = new Set<number>();
       const got = await guarded(async () => {
-        const y = be.linear(s.x, s.w, null);
+        const record = be.rt.record.bind(be.rt);
+        be.rt.record = (d) => {
+          if (d.spec === MATMUL_BLOCKED && parseBlocked(d.variant).opts?.vx) XV.add(d.params[8]);
+          record(d);
+        };
+        let y: Tensor;
+        try {
+          y = be.linear(s.x, s.w, null);
+        } finally {
+          be.rt.record = record;
+        }
         const r = await readRows(s, y);
         y.dispose();
         return r;
       });
+      res.xv = XV.size === 0 ? '' : XV.has(1) ? 'vec4' : 'scalar';
+      if (res.xv === 'scalar') s.xvScalar = true;
       if (!s.ref) {
         // the first candidate (tiled) is the reference: its first, middle and last checked rows against float64
         const w = rand(s.N * s.K, s.N * 17 + s.K);
@@ -333,7 +359,7 @@ const summary = shapes.map((s) => {
   const gflop = (2 * s.M * s.N * s.K) / 1e9;
   console.log(`\n${s.what}  M=${s.M} K=${s.K} N=${s.N} (${gflop.toFixed(2)} GFLOP; key ${s.key}): ${ok.length} ranked, ${s.results.filter((r) => r.status === 'wrong').length} wrong, ${s.results.filter((r) => r.status === 'failed').length} failed → ${tuned[s.key]}${gain ? ` (${gain.toFixed(3)}× tiled)` : ''}`);
   ok.forEach((r, i) => {
-    if (i < top || baselines.includes(r.config)) console.log(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase})`);
+    if (i < top || baselines.includes(r.config)) console.log(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase}${r.xv ? `, x ${r.xv}` : ''})`);
   });
   for (const r of s.results.filter((r) => r.status !== 'ok')) console.log(`   ${r.status.toUpperCase()} ${r.config}: ${r.reason ?? `max rel err ${r.max_rel_err?.toExponential(2)} > ${tol}`}`);
   return { shape: s.what, M: s.M, K: s.K, N: s.N, key: s.key, gflop, best: best?.config, tuned: tuned[s.key], gain_vs_tiled: gain, results: [...ok, ...s.results.filter((r) => r.status !== 'ok' || r.us === undefined)] };
@@ -341,7 +367,7 @@ const summary = shapes.map((s) => {
 console.log(`\nconfigurations run: ${configsRun} in ${elapsed().toFixed(1)} s${stopped ? ` (stopped: ${stopped})` : ''}; refused ${refused.length}`);
 console.log(`tuned table (gemmTuned / MAMBA_TS_WEBGPU_GEMM_TUNED): ${JSON.stringify(tuned)}`);
 if (jsonPath) {
-  writeFileSync(jsonPath, JSON.stringify({ bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused }, null, 1));
+  writeFileSync(jsonPath, JSON.stringify({ bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), x_pool: xPool, budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused }, null, 1));
   log(`wrote ${jsonPath}`);
 }
 for (const s of shapes) {

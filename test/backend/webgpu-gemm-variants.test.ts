@@ -8,7 +8,10 @@
 import { after, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpu } from '../../src/backend/cpu/index.js';
-import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createWebGpuBackend, type WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { MATMUL_BLOCKED, SPLITK_REDUCE, blockedDeviceError, blockedWorkgroupBytes, checkTuned, parseBlocked, tunedChoice } from '../../src/backend/webgpu/kernels/gemm_blocked.js';
 import type { Store } from '../../src/backend/webgpu/runtime.js';
 import { generateWgsl } from '../../src/backend/webgpu/wgsl.js';
@@ -133,6 +136,29 @@ describe('webgpu tuned GEMM table (gemmTuned)', () => {
     assert.throws(() => checkTuned({ '768x768:bf16': '64x64k4t4x4' }, 'gemmTuned'), /BK 4 \(a multiple of 8\)/);
     assert.throws(() => checkTuned({ '768x768': 'p64@0' }, 'gemmTuned'), /positive integer/);
     assert.throws(() => checkTuned([], 'gemmTuned'), /must be an object/);
+  });
+
+  withGpu('MAMBA_TS_WEBGPU_GEMM_TUNED: a table or a sweep JSON read at creation; a bad entry names the file and key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gemm-tuned-'));
+    const saved = process.env.MAMBA_TS_WEBGPU_GEMM_TUNED;
+    try {
+      const sweep = join(dir, 'sweep.json'), bad = join(dir, 'bad.json');
+      writeFileSync(sweep, JSON.stringify({ bench: 'gemm-sweep', tuned: { '768x3352': '128x64k16t8x4_v_w8@2', '1536x768': 'tiled' } }));
+      writeFileSync(bad, JSON.stringify({ '768x3352': '128x64k16t8x4_q' }));
+      process.env.MAMBA_TS_WEBGPU_GEMM_TUNED = sweep;
+      const b = await createWebGpuBackend({ kernels: 'tiled' });
+      assert.deepEqual(b.gemmTuned, { '768x3352': '128x64k16t8x4_v_w8@2', '1536x768': 'tiled' });
+      assert.match(b.gemmKernel(2048, 3352, false, 768).name, /^blocked 128x64k16t8x4_v_w8 split 2 \(tuned\)$/);
+      b.destroy();
+      process.env.MAMBA_TS_WEBGPU_GEMM_TUNED = bad;
+      await assert.rejects(createWebGpuBackend({ kernels: 'tiled' }), /MAMBA_TS_WEBGPU_GEMM_TUNED=.*bad\.json\[768x3352\] = "128x64k16t8x4_q": .*unknown flag _q/);
+      process.env.MAMBA_TS_WEBGPU_GEMM_TUNED = join(dir, 'missing.json');
+      await assert.rejects(createWebGpuBackend({ kernels: 'tiled' }), /MAMBA_TS_WEBGPU_GEMM_TUNED=.*missing\.json: ENOENT/);
+    } finally {
+      if (saved === undefined) delete process.env.MAMBA_TS_WEBGPU_GEMM_TUNED;
+      else process.env.MAMBA_TS_WEBGPU_GEMM_TUNED = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   withGpu('backend.linear takes the table: a blocked variant (vec4 x, split) for one shape, tiled for another, equal to the CPU', async (g) => {
