@@ -14,7 +14,9 @@
  * size its rows divide) is listed as refused; one whose pipeline or run fails (GPU error scopes, exceptions) as
  * failed; neither stops the sweep. Timing: `--trials` batches of products recorded into one submit each (as many as
  * fill --trial-ms, at least 3), wall time from submit to completion, the best batch; decode fusion off, so a split's
- * reduce is a dispatch of its own and counted.
+ * reduce is a dispatch of its own and counted. With --timestamps on (the default, where the adapter has
+ * 'timestamp-query'; Dawn's quantization off) one more batch is profiled: `gpu_us`, the GPU time of the product's
+ * dispatches (timestamps around each, as `mamba-ts bench --profile` measures a model's kernels). Ranked by wall time.
  *
  * Prints a ranked table per shape (µs, TFLOP/s, × the tiled kernel) and with --json a file whose `tuned` field is a
  * table for `gemmTuned` / MAMBA_TS_WEBGPU_GEMM_TUNED (the sweep's best per shape where it beats 'tiled' by more than
@@ -22,7 +24,7 @@
  *
  *   node dist/bench/gemm-sweep.bench.js [--budget-s 100] [--m 2048] [--sizes 130m,llama | tiny] [--shapes <substring>,…]
  *        [--configs <base[@S]>,…] [--phases 1,2,3] [--max-configs N] [--trial-ms 15] [--trials 2] [--tol 1e-4]
- *        [--margin 0.02] [--top 12] [--cores 132] [--x-pool activations|constants] [--json out.json]
+ *        [--margin 0.02] [--top 12] [--cores 132] [--x-pool activations|constants] [--timestamps on|off] [--json out.json]
  *
  * `--sizes tiny` (two small shapes; with e.g. --m 37) is for software adapters: it checks that the sweep runs.
  * `--configs` adds candidates run first on every shape (variant bases with flags, e.g. 128x128k16t8x8_v_w8@2).
@@ -56,6 +58,7 @@ const top = num('top', '12', 1);
 const maxConfigs = num('max-configs', '100000', 1);
 const cores = num('cores', '132', 1);
 const xPool = listArg('x-pool', 'activations', ['activations', 'constants'])[0];
+const stamps = listArg('timestamps', 'on', ['on', 'off'])[0] === 'on';
 const phases = listArg('phases', '1,2,3', ['1', '2', '3']);
 const only = listArg('shapes', '');
 const jsonPath = arg('json', '');
@@ -136,12 +139,15 @@ interface Result {
   xv: '' | 'vec4' | 'scalar';
   us?: number;
   tflops?: number;
+  /** GPU time of the product's dispatches by timestamps (µs per product) */
+  gpu_us?: number;
   max_rel_err?: number;
   reason?: string;
   phase: number;
 }
 
-const be: WebGpuBackend = await createWebGpuBackend({ kernels: 'tiled', gpuCores: cores });
+const be: WebGpuBackend = await createWebGpuBackend({ kernels: 'tiled', gpuCores: cores, profile: stamps });
+const canStamp = stamps && be.rt.device.features.has('timestamp-query');
 be.fuse = false;
 const dev = be.rt.device;
 const sgFixed = be.rt.subgroupFixed;
@@ -303,6 +309,20 @@ async function runCand(cand: string, on: Shape[], phase: number): Promise<void> 
           await be.sync();
           best = Math.min(best, (performance.now() - t) / reps);
         }
+        if (canStamp) {
+          // one more batch, each dispatch timed on the GPU
+          const n = Math.min(reps, 50);
+          await be.sync();
+          be.rt.kernelTimes.clear();
+          be.rt.setProfiling(true);
+          try {
+            for (let r = 0; r < n; r++) be.linear(s.x, s.w, null).dispose();
+            await be.sync();
+          } finally {
+            be.rt.setProfiling(false);
+          }
+          res.gpu_us = ([...be.rt.kernelTimes.values()].reduce((a, v) => a + v.ms, 0) / n) * 1000;
+        }
         return best * 1000;
       });
       res.us = us;
@@ -359,7 +379,7 @@ const summary = shapes.map((s) => {
   const gflop = (2 * s.M * s.N * s.K) / 1e9;
   console.log(`\n${s.what}  M=${s.M} K=${s.K} N=${s.N} (${gflop.toFixed(2)} GFLOP; key ${s.key}): ${ok.length} ranked, ${s.results.filter((r) => r.status === 'wrong').length} wrong, ${s.results.filter((r) => r.status === 'failed').length} failed → ${tuned[s.key]}${gain ? ` (${gain.toFixed(3)}× tiled)` : ''}`);
   ok.forEach((r, i) => {
-    if (i < top || baselines.includes(r.config)) console.log(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase}${r.xv ? `, x ${r.xv}` : ''})`);
+    if (i < top || baselines.includes(r.config)) console.log(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs${r.gpu_us !== undefined ? ` (GPU ${r.gpu_us.toFixed(1)})` : ''} ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase}${r.xv ? `, x ${r.xv}` : ''})`);
   });
   for (const r of s.results.filter((r) => r.status !== 'ok')) console.log(`   ${r.status.toUpperCase()} ${r.config}: ${r.reason ?? `max rel err ${r.max_rel_err?.toExponential(2)} > ${tol}`}`);
   return { shape: s.what, M: s.M, K: s.K, N: s.N, key: s.key, gflop, best: best?.config, tuned: tuned[s.key], gain_vs_tiled: gain, results: [...ok, ...s.results.filter((r) => r.status !== 'ok' || r.us === undefined)] };
@@ -367,7 +387,7 @@ const summary = shapes.map((s) => {
 console.log(`\nconfigurations run: ${configsRun} in ${elapsed().toFixed(1)} s${stopped ? ` (stopped: ${stopped})` : ''}; refused ${refused.length}`);
 console.log(`tuned table (gemmTuned / MAMBA_TS_WEBGPU_GEMM_TUNED): ${JSON.stringify(tuned)}`);
 if (jsonPath) {
-  writeFileSync(jsonPath, JSON.stringify({ bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), x_pool: xPool, budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused }, null, 1));
+  writeFileSync(jsonPath, JSON.stringify({ bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), x_pool: xPool, timestamps: canStamp, budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused }, null, 1));
   log(`wrote ${jsonPath}`);
 }
 for (const s of shapes) {
