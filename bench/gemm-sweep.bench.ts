@@ -202,11 +202,14 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   return out as T;
 }
 
+/** the checked rows of a product, gathered on the device (the embedding gather) and read at once */
 async function readRows(s: Shape, y: Tensor): Promise<Float32Array> {
-  const out = new Float32Array(s.rows.length * s.N);
-  const st = y.storage as Store;
-  for (let i = 0; i < s.rows.length; i++) out.set(await be.rt.read(st.view(s.rows[i] * s.N, s.N)), i * s.N);
-  return out;
+  const g = be.embedding(y, Int32Array.from(s.rows));
+  try {
+    return await be.read(g);
+  } finally {
+    g.dispose();
+  }
 }
 
 /** float64 host rows of x·wᵀ (the reference's own check) */

@@ -74,7 +74,7 @@ const CASES: [string, 'f' | 'b' | 'x', number, boolean][] = [
   ['64x64k16t4x4_m_v', 'f', 3, true],
   ['64x64k16t4x4_m', 'b', 1, false],
   ['64x64k32t4x4_b1', 'f', 1, false],
-  ['64x64k16t4x4_m_b1_w3', 'f', 2, false],
+  ['64x64k16t4x4_m_b1_w4', 'f', 2, false], // 6 row tiles: groups of 4 and of 2
   ['64x128k8t8x16', 'f', 1, false], // 8×16 outputs per thread
   ['128x64k8t16x8_v_w2', 'f', 1, true], // 16×8, rasterised
   ['128x16k8t4x4_g', 'f', 1, false], // A broadcast by subgroupShuffle (4 threads per row of threads)
@@ -92,7 +92,7 @@ describe('webgpu blocked GEMM code variants against the CPU', () => {
         assert.match(dev, /flag _g needs a fixed subgroup size/);
         continue;
       }
-      const M = c.bm + 3, N = c.bn + 5, K = (fmt === 'x' ? 3 : 4) * c.bk + (fmt === 'x' ? 7 : 8);
+      const M = (c.opts?.swz === 4 ? 5 : 1) * c.bm + 3, N = c.bn + 5, K = (fmt === 'x' ? 3 : 4) * c.bk + (fmt === 'x' ? 7 : 8);
       const d = await run(fmt === 'b' ? gb : g, base, fmt, splits, vec, M, K, N);
       assert.ok(d <= 1e-4, `${base}${fmt} split ${splits}${vec ? ' vec4 x' : ''} ${M}×${K}×${N}: max |Δ| = ${d}`);
     }
