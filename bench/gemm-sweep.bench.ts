@@ -29,8 +29,7 @@
  * `--sizes tiny` (two small shapes; with e.g. --m 37) is for software adapters: it checks that the sweep runs.
  * `--configs` adds candidates run first on every shape (variant bases with flags, e.g. 128x128k16t8x8_v_w8@2).
  * `--x-pool`: where x lives — 'activations' (default: as in a model, where x and the product's output are carved from
- * the activation pool's chunks, so `_v` takes its scalar fallback when they share a buffer) or 'constants' (x
- * uploaded: `_v` reads vec4s). Each result's `xv` says which ran ('vec4', 'scalar', or '' without the flag); after
+ * the activation pool's chunks; for `_v` the backend then puts the output in its side pool) or 'constants' (x uploaded). Each result's `xv` says which ran ('vec4', 'scalar', or '' without the flag); after
  * a fallback on a shape, its further '_v' candidates are skipped (they would time the kernel without the flag).
  */
 import { writeFileSync } from 'node:fs';

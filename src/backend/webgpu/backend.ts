@@ -803,7 +803,7 @@ export class WebGpuBackend implements Backend {
   linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
     const [M, K] = x.shape;
     const N = w.shape[0];
-    const y = this.out([M, N], 'linear output');
+    let y = this.out([M, N], 'linear output');
     const route = this.productKernel(M);
     if (route === 'decode' && this.fuse) {
       const xs = x.storage as Store;
@@ -826,6 +826,11 @@ export class WebGpuBackend implements Backend {
       const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store); // (a weight store: never f16)
       // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused', 'fused-v1')
       const xr = k.spec === MATMUL_BLOCKED && this.batchDec !== 'old' ? this.rows(x) : { s: this.st(x), stride: K };
+      if (k.vx && b === blocks[0] && this.st(y).ref === xr.s.ref) {
+        // flag '_v' binds x twice (f32 and vec4): the output apart from x's buffer (nothing written to y yet)
+        y.dispose();
+        y = this.tensor(this.rt.alloc(this.rt.sidePool, M * N, 'linear output'), [M, N]);
+      }
       const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_I8) {
@@ -838,7 +843,11 @@ export class WebGpuBackend implements Backend {
       }
       if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim || k.splits > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
       // flag '_v': x bound again as vec4s where its offset and row stride are whole vectors and no output shares its buffer
-      const part = k.spec === MATMUL_BLOCKED && k.splits > 1 ? this.scratch(k.splits * M * nb, 'split-K partials') : null;
+      let part = k.spec === MATMUL_BLOCKED && k.splits > 1 ? this.scratch(k.splits * M * nb, 'split-K partials') : null;
+      if (part && k.vx && part.ref === xr.s.ref) {
+        this.rt.release(part);
+        part = this.rt.alloc(this.rt.sidePool, k.splits * M * nb, 'split-K partials');
+      }
       const xv = k.vx && xr.s.off % 4 === 0 && xr.stride % 4 === 0 && xr.s.ref !== (part ?? this.st(y)).ref;
       if (k.spec !== MATMUL_BLOCKED) {
         this.run(k.spec, roles, params, [gx, gy, 1], k.variant);

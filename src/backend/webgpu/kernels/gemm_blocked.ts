@@ -22,7 +22,8 @@
  * picks from are in `BLOCKED_CONFIGS`; `blockedPlan` chooses one (and the split) for a shape, or a tuned table
  * (`GemmTuned`) names one per shape. Flags (code variants for the sweep, `BlockedOpts`; none: the kernel above):
  * '_v' activations as 16-byte loads through a second, vec4-typed binding of x (role `xv`; param XV = 0 falls back to
- * scalar loads where x's offset or row stride is not a multiple of 4 or x shares its buffer with the output), '_m' A
+ * scalar loads where x's offset or row stride is not a multiple of 4 or x shares its buffer with the output — the
+ * backend allocates such an output from its side pool instead, DeviceMemory.sidePool), '_m' A
  * staged m-major (vec4 stores, 4 k per read), '_g' A not staged but broadcast from registers by subgroupShuffle,
  * '_b1' one slice buffer instead of two, '_w<G>' workgroups rasterised in groups of G tile rows (L2 reuse of weights).
  * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split), SX (x's row stride: K, or wider
