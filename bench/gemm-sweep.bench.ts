@@ -20,7 +20,8 @@
  *
  * Prints a ranked table per shape (µs, TFLOP/s, × the tiled kernel) and with --json a file whose `tuned` field is a
  * table for `gemmTuned` / MAMBA_TS_WEBGPU_GEMM_TUNED (the sweep's best per shape where it beats 'tiled' by more than
- * --margin, else 'tiled'; keys KxN for M > 128 — measured at this M only).
+ * --margin, else 'tiled'; keys KxN for M > 128 — measured at this M only), rewritten every ~5 s while the sweep
+ * runs (`done: false` until the end), so a sweep killed from outside still leaves one.
  *
  *   node dist/bench/gemm-sweep.bench.js [--budget-s 100] [--m 2048] [--sizes 130m,llama | tiny] [--shapes <substring>,…]
  *        [--configs <base[@S]>,…] [--phases 1,2,3] [--max-configs N] [--trial-ms 15] [--trials 2] [--tol 1e-4]
@@ -224,6 +225,7 @@ function hostRow(s: Shape, w: Float32Array, r: number): Float64Array {
 
 const refused: { config: string; reason: string }[] = [];
 let configsRun = 0;
+let lastWrite = performance.now();
 let stopped = '';
 
 /** run one candidate on some shapes (each once): checked, then timed; never throws */
@@ -251,6 +253,11 @@ async function runCand(cand: string, on: Shape[], phase: number): Promise<void> 
     return;
   }
   configsRun++;
+  // the JSON so far every few seconds: a sweep cut off from outside still leaves its results
+  if (jsonPath && performance.now() - lastWrite > 5000) {
+    writeFileSync(jsonPath, JSON.stringify(report(false), null, 1));
+    lastWrite = performance.now();
+  }
   for (const s of todo) {
     if (elapsed() > budget) {
       stopped = `budget (${budget} s)`;
@@ -370,28 +377,33 @@ if (phases.includes('3') && !stopped) {
 }
 
 // ---- report ----------------------------------------------------------------------------------------------------
-const tuned: Record<string, string> = {};
-const summary = shapes.map((s) => {
-  const ok = okOf(s);
-  const tiled = s.results.find((r) => r.config === 'tiled' && r.status === 'ok');
-  const best = ok[0];
-  const bestBlocked = ok.find((r) => /^\d+x/.test(r.choice));
-  const gain = tiled?.us && bestBlocked?.us ? tiled.us / bestBlocked.us : undefined;
-  tuned[s.key] = bestBlocked && (!tiled || (gain !== undefined && gain > 1 + margin)) ? bestBlocked.choice : 'tiled';
-  const gflop = (2 * s.M * s.N * s.K) / 1e9;
-  console.log(`\n${s.what}  M=${s.M} K=${s.K} N=${s.N} (${gflop.toFixed(2)} GFLOP; key ${s.key}): ${ok.length} ranked, ${s.results.filter((r) => r.status === 'wrong').length} wrong, ${s.results.filter((r) => r.status === 'failed').length} failed → ${tuned[s.key]}${gain ? ` (${gain.toFixed(3)}× tiled)` : ''}`);
-  ok.forEach((r, i) => {
-    if (i < top || baselines.includes(r.config)) console.log(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs${r.gpu_us !== undefined ? ` (GPU ${r.gpu_us.toFixed(1)})` : ''} ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase}${r.xv ? `, x ${r.xv}` : ''})`);
+/** the ranked tables (printed with `print`) and the JSON (with the tuned table) of what has run so far */
+function report(print: boolean): Record<string, unknown> {
+  const say = print ? (t: string) => console.log(t) : () => {};
+  const tuned: Record<string, string> = {};
+  const summary = shapes.map((s) => {
+    const ok = okOf(s);
+    const tiled = s.results.find((r) => r.config === 'tiled' && r.status === 'ok');
+    const best = ok[0];
+    const bestBlocked = ok.find((r) => /^\d+x/.test(r.choice));
+    const gain = tiled?.us && bestBlocked?.us ? tiled.us / bestBlocked.us : undefined;
+    tuned[s.key] = bestBlocked && (!tiled || (gain !== undefined && gain > 1 + margin)) ? bestBlocked.choice : 'tiled';
+    const gflop = (2 * s.M * s.N * s.K) / 1e9;
+    say(`\n${s.what}  M=${s.M} K=${s.K} N=${s.N} (${gflop.toFixed(2)} GFLOP; key ${s.key}): ${ok.length} ranked, ${s.results.filter((r) => r.status === 'wrong').length} wrong, ${s.results.filter((r) => r.status === 'failed').length} failed → ${tuned[s.key]}${gain ? ` (${gain.toFixed(3)}× tiled)` : ''}`);
+    ok.forEach((r, i) => {
+      if (i < top || baselines.includes(r.config)) say(`  ${String(i + 1).padStart(3)}. ${r.config.padEnd(26)} ${r.kernel.padEnd(40)} ${r.us!.toFixed(1).padStart(9)} µs${r.gpu_us !== undefined ? ` (GPU ${r.gpu_us.toFixed(1)})` : ''} ${r.tflops!.toFixed(2).padStart(6)} TFLOP/s ${tiled?.us ? (tiled.us / r.us!).toFixed(3) : '  —  '}× tiled  err ${r.max_rel_err!.toExponential(1)}  (phase ${r.phase}${r.xv ? `, x ${r.xv}` : ''})`);
+    });
+    for (const r of s.results.filter((r) => r.status !== 'ok')) say(`   ${r.status.toUpperCase()} ${r.config}: ${r.reason ?? `max rel err ${r.max_rel_err?.toExponential(2)} > ${tol}`}`);
+    return { shape: s.what, M: s.M, K: s.K, N: s.N, key: s.key, gflop, best: best?.config, tuned: tuned[s.key], gain_vs_tiled: gain, results: [...ok, ...s.results.filter((r) => r.status !== 'ok' || r.us === undefined)] };
   });
-  for (const r of s.results.filter((r) => r.status !== 'ok')) console.log(`   ${r.status.toUpperCase()} ${r.config}: ${r.reason ?? `max rel err ${r.max_rel_err?.toExponential(2)} > ${tol}`}`);
-  return { shape: s.what, M: s.M, K: s.K, N: s.N, key: s.key, gflop, best: best?.config, tuned: tuned[s.key], gain_vs_tiled: gain, results: [...ok, ...s.results.filter((r) => r.status !== 'ok' || r.us === undefined)] };
-});
-console.log(`\nconfigurations run: ${configsRun} in ${elapsed().toFixed(1)} s${stopped ? ` (stopped: ${stopped})` : ''}; refused ${refused.length}`);
-console.log(`tuned table (gemmTuned / MAMBA_TS_WEBGPU_GEMM_TUNED): ${JSON.stringify(tuned)}`);
-if (jsonPath) {
-  writeFileSync(jsonPath, JSON.stringify({ bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), x_pool: xPool, timestamps: canStamp, budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused }, null, 1));
-  log(`wrote ${jsonPath}`);
+  say(`\nconfigurations run: ${configsRun} in ${elapsed().toFixed(1)} s${stopped ? ` (stopped: ${stopped})` : ''}; refused ${refused.length}`);
+  say(`tuned table (gemmTuned / MAMBA_TS_WEBGPU_GEMM_TUNED): ${JSON.stringify(tuned)}`);
+  return { bench: 'gemm-sweep', backend: be.name, date: new Date().toISOString(), done: print, x_pool: xPool, timestamps: canStamp, budget_s: budget, elapsed_s: elapsed(), stopped: stopped || null, configs_run: configsRun, subgroup_fixed: sgFixed, workgroup_bytes: be.rt.maxWorkgroupStorage, trial_ms: trialMs, trials, tol, margin, tuned, shapes: summary, refused };
 }
+if (jsonPath) {
+  writeFileSync(jsonPath, JSON.stringify(report(true), null, 1));
+  log(`wrote ${jsonPath}`);
+} else report(true);
 for (const s of shapes) {
   s.x.dispose();
   s.w.dispose();
