@@ -6,13 +6,18 @@
 # (MAMBA_TS_WEBGPU_GEMM_TUNED=$OUT/gemm-sweep.json), interleaved, mamba2 / llama / mamba, each line's JSON in
 # $OUT/e2e-<arch>-<default|tuned>-<round>.json; (4) with time left, one profiled prefill of mamba2 each way
 # (the GEMMs' in-model times beside the sweep's).
-# run: BUDGET=420 bash scripts/gpu-machine.sh bash scripts/gpu-gemm-sweep.sh  (carry as docs/gpu-machine.md)
+# run: BUDGET=480 bash scripts/gpu-machine.sh bash scripts/gpu-gemm-sweep.sh  (carry as docs/gpu-machine.md)
+# knobs: SWEEP_S (the sweep's seconds), SWEEP_ARGS (more sweep options, e.g. "--configs 128x128k16t8x16_w8
+# --phases 1,2"), E2E_ARCHS (default "mamba2 llama mamba"). The sweep's JSON is rewritten while it runs, so a cut
+# leaves a usable table.
 set -u
 BUDGET=${BUDGET:-420}
 SWEEP_S=${SWEEP_S:-110}
+SWEEP_ARGS=${SWEEP_ARGS:-}
+E2E_ARCHS=${E2E_ARCHS:-mamba2 llama mamba}
 source scripts/gpu-steps.sh
 OUT=${OUT:-/tmp}
-step $((SWEEP_S + 25)) node dist/bench/gemm-sweep.bench.js --budget-s $SWEEP_S --m 2048 --sizes 130m,llama --json $OUT/gemm-sweep.json
+step $((SWEEP_S + 25)) node dist/bench/gemm-sweep.bench.js --budget-s $SWEEP_S --m 2048 --sizes 130m,llama --json $OUT/gemm-sweep.json $SWEEP_ARGS
 TUNED=$OUT/gemm-sweep.json
 [ -s $TUNED ] || { echo "=== no sweep JSON: end-to-end runs use the default only" | tee -a $LOG; TUNED=; }
 step 40 node --test dist/test/backend/webgpu-gemm-variants.test.js
@@ -23,7 +28,7 @@ e2e() {
   [ "$m" = tuned ] && [ -z "$TUNED" ] && return
   step 30 bash -c "${env[*]} node dist/src/cli/main.js bench --backend webgpu --arch $a --prompt 2048 --gen 16 --reps 5 --json | tee $OUT/e2e-$a-$m-$r.log | tail -1 > $OUT/e2e-$a-$m-$r.json; cat $OUT/e2e-$a-$m-$r.log"
 }
-for a in mamba2 llama mamba; do
+for a in $E2E_ARCHS; do
   for r in 1 2; do
     e2e $a default $r
     e2e $a tuned $r
