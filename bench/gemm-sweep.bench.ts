@@ -1,7 +1,7 @@
 /**
  * A wide sweep of the blocked prefill GEMM (kernels/gemm_blocked.ts) within a time budget, for one device call:
  * tiles (BM×BN, TM×TN per thread, BK), the code flags (`_v` vec4 activations, `_m` A staged m-major, `_g` A by
- * subgroupShuffle, `_b1` one slice buffer, `_w8` rasterised workgroups) and split-K, on the GEMMs of the 130m
+ * subgroupShuffle, `_b1` one slice buffer, `_w8` rasterised workgroups, `_q8` / `_q4` warp tiling) and split-K, on the GEMMs of the 130m
  * models' prefill (mamba2 in_proj 768→3352, out_proj 1536→768, lm_head 768→50288 / 50280, mamba in_proj, x_proj,
  * dt_proj) and llama-130m's (q/k/v/o, gate/up, down) at M = 2048, against the 'tiled' kernel (the default on a
  * device without an f32 subgroup-matrix configuration) and the blocked kernel's own plan ('blocked').
@@ -100,7 +100,7 @@ const TILES: [number, number, number, number][] = [
   [128, 256, 8, 16], [256, 128, 16, 8], [256, 64, 16, 4], [64, 256, 4, 16],
   [64, 64, 8, 8], [128, 32, 8, 4], [32, 128, 4, 8], [64, 32, 4, 4], [128, 16, 4, 4],
 ];
-const FLAGS = ['_v', '_m_v', '_w8', '_v_w8', '_m', '_g_v', '_g', '_b1', '_v_b1', '_m_v_w8', '_g_v_w8', '_m_v_b1'];
+const FLAGS = ['_v', '_m_v', '_w8', '_v_w8', '_q8', '_v_q8', '_q4', '_m', '_g_v', '_g', '_b1', '_v_b1', '_m_v_w8', '_g_v_w8', '_m_v_b1', '_m_v_q8'];
 const tileBase = ([bm, bn, tm, tn]: number[], bk: number) => `${bm}x${bn}k${bk}t${tm}x${tn}`;
 
 function rand(n: number, seed: number): Float32Array {

@@ -71,11 +71,11 @@ function withGpu(name: string, fn: (g: WebGpuBackend, b: WebGpuBackend) => Promi
 /** [variant base, format, splits, x as vec4s]: every flag at least once, split and not, a ragged last K slice */
 const CASES: [string, 'f' | 'b' | 'x', number, boolean][] = [
   ['64x64k16t4x4_v', 'x', 3, false], // the fallback of '_v': scalar x loads (XV = 0), scalar weights, split
-  ['64x64k16t4x4_m_v', 'f', 3, true],
+  ['64x64k16t4x4_m_v_q8', 'f', 3, true],
   ['64x64k16t4x4_m', 'b', 1, false],
   ['64x64k32t4x4_b1', 'f', 1, false],
   ['64x64k16t4x4_m_b1_w4', 'f', 2, false], // 6 row tiles: groups of 4 and of 2
-  ['64x128k8t8x16', 'f', 1, false], // 8×16 outputs per thread
+  ['64x128k8t8x16_q4', 'f', 1, false], // 8×16 outputs per thread, warp tiling 4 × 8
   ['128x64k8t16x8_v_w2', 'f', 1, true], // 16×8, rasterised
   ['128x16k8t4x4_g', 'f', 1, false], // A broadcast by subgroupShuffle (4 threads per row of threads)
   ['64x16k16t8x4_g_v_b1', 'b', 2, true],
@@ -104,6 +104,8 @@ describe('webgpu blocked GEMM code variants against the CPU', () => {
     assert.throws(() => parseBlocked('64x64k16t4x4_zf'), /unknown flag _z/);
     assert.throws(() => parseBlocked('64x64k16t4x4_m_gf'), /_m and _g exclude each other/);
     assert.throws(() => parseBlocked('64x64k16t4x4_w0f'), /unknown flag _w0/);
+    assert.throws(() => parseBlocked('64x64k16t4x4_q32f'), /flag _q32: W must divide 32 and the 16 threads of a row/);
+    assert.throws(() => parseBlocked('128x16k8t4x4_g_q4f'), /_q and _g exclude each other/);
     const plain = parseBlocked('64x64k16t4x4f');
     assert.equal(blockedWorkgroupBytes(parseBlocked('64x64k16t4x4_b1f')) * 2, blockedWorkgroupBytes(plain));
     assert.equal(blockedWorkgroupBytes(parseBlocked('64x64k16t4x4_gf')), 2 * 16 * 68 * 4);

@@ -25,7 +25,8 @@
  * scalar loads where x's offset or row stride is not a multiple of 4 or x shares its buffer with the output — the
  * backend allocates such an output from its side pool instead, DeviceMemory.sidePool), '_m' A
  * staged m-major (vec4 stores, 4 k per read), '_g' A not staged but broadcast from registers by subgroupShuffle,
- * '_b1' one slice buffer instead of two, '_w<G>' workgroups rasterised in groups of G tile rows (L2 reuse of weights).
+ * '_b1' one slice buffer instead of two, '_w<G>' workgroups rasterised in groups of G tile rows (L2 reuse of weights),
+ * '_q<W>' warp tiling (a warp's 32 lanes hold W × 32/W threads of the thread grid).
  * params: M, K, N, n0, nb, hasBias, KC (the K range of one split; K without split), SX (x's row stride: K, or wider
  * for a piece of a wider tensor read in place), XV (flag '_v' only: 1 where `xv` is x, typed)
  */
@@ -55,10 +56,15 @@ export interface BlockedOpts {
   single?: boolean;
   /** '_w<G>': workgroups rasterised in groups of G tile rows (column tiles of a group share weights in L2: the wide lm_head) */
   swz?: number;
+  /**
+   * '_q<W>': threads placed warp by warp (warp tiling): the 32 lanes of a warp hold W × 32/W threads of the BN/TN × BM/TM
+   * grid instead of whole rows of it (fewer distinct workgroup-memory addresses per warp read: W of B, 32/W of A)
+   */
+  wq?: number;
 }
 
 /** the flags of `BlockedOpts`, for help texts and the sweep */
-export const BLOCKED_FLAGS = ['_v', '_m', '_g', '_b1', '_w<G>'] as const;
+export const BLOCKED_FLAGS = ['_v', '_m', '_g', '_b1', '_w<G>', '_q<W>'] as const;
 
 /**
  * The named tile configurations (the bench sweeps them; the planner uses the P and S ones):
@@ -95,6 +101,7 @@ export function parseBlocked(v: string): BlockedConfig & { fmt: MatvecFormat; sp
       else if (f === 'g') o.sg = true;
       else if (f === 'b1') o.single = true;
       else if (/^w\d+$/.test(f) && Number(f.slice(1)) >= 1) o.swz = Number(f.slice(1));
+      else if (/^q\d+$/.test(f)) o.wq = Number(f.slice(1));
       else throw new Error(`matmul_blocked: variant ${v}: unknown flag _${f} (flags: ${BLOCKED_FLAGS.join(' ')})`);
     }
     c.opts = o;
@@ -112,6 +119,12 @@ export function blockedConfigError(c: BlockedConfig, fmt: MatvecFormat): string 
   if (nt < 32 || nt > 256 || nt % 32 !== 0) return `${nt} threads (32…256, a multiple of 32)`;
   if (bk % (fmt === 'b' ? 8 : 4) !== 0) return `BK ${bk} (a multiple of ${fmt === 'b' ? 8 : 4})`;
   if (c.opts?.am && c.opts.sg) return `flags _m and _g exclude each other (A is staged m-major or not staged)`;
+  const W = c.opts?.wq;
+  if (W !== undefined) {
+    if (c.opts?.sg) return `flags _q and _g exclude each other (_g needs whole rows of threads in a subgroup)`;
+    const ct = bn / tn, rt = bm / tm;
+    if (![1, 2, 4, 8, 16, 32].includes(W) || ct % W !== 0 || rt % (32 / W) !== 0) return `flag _q${W}: W must divide 32 and the ${ct} threads of a row, 32/W the ${rt} rows of threads`;
+  }
   return null;
 }
 
@@ -392,7 +405,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let M = pu(PK); let K = pu(PK + 1u); let N = pu(PK + 2u); let n0 = pu(PK + 3u); let NC = pu(PK + 4u); let hasB = pu(PK + 5u); let KC = pu(PK + 6u); let SX = pu(PK + 7u);${o.vx ? ' let XV = pu(PK + 8u);' : ''}
   ${tile}
   let kb = wg.z * KC; let ke = min(K, kb + KC);
-  let tx = li % ${CT}u; let ty = li / ${CT}u;${sg ? `\n  let sb = sl - tx; // the lane of this row of threads' tx = 0` : ''}
+  ${o.wq ? `let lw = li % 32u; let wi = li / 32u; // warp tiling: a warp holds ${o.wq} × ${32 / o.wq} threads
+  let tx = lw % ${o.wq}u + ${o.wq}u * (wi % ${CT / o.wq}u); let ty = lw / ${o.wq}u + ${32 / o.wq}u * (wi / ${CT / o.wq}u);` : `let tx = li % ${CT}u; let ty = li / ${CT}u;`}${sg ? `\n  let sb = sl - tx; // the lane of this row of threads' tx = 0` : ''}
   ${regs.join('\n  ')}
   ${acc.join('\n  ')}
   let nt = (ke - kb + ${bk - 1}u) / ${bk}u;
