@@ -5,7 +5,8 @@
  * 'sgmat' (subgroup-matrix / tensor cores, when the device offers an f32 configuration and it passed the check at
  * creation), 'blocked' (kernels/gemm_blocked.ts, configuration and split-K chosen per shape) and, with `--configs`,
  * the blocked kernel forced to each named configuration (BLOCKED_CONFIGS: p128, p128x64, p64, p64x128, s16, s32,
- * s64, s64x128, or a variant base such as 128x64k16t8x4; `name@S` also forces S K-splits), and 'int8x1'…'int8x4'
+ * s64, s64x128, or a variant base such as 128x64k16t8x4, code flags allowed (128x128k16t8x8_v_w8; bench/gemm-sweep.bench.ts
+ * sweeps them); `name@S` also forces S K-splits), and 'int8x1'…'int8x4'
  * (kernels/gemm_int8.ts: the Ozaki split into S int8 slices, on i8 subgroup matrices where the backend's check
  * (`enableInt8Gemm`, run here when an int8 kernel is listed) passed, else emulated — the kernel name says which; `int8x3:t128` forces 128-row tiles). An int8 kernel's
  * TFLOP/s count the float32-equivalent 2·M·N·K; its time includes splitting x (the weights' slices are made once,
@@ -30,7 +31,7 @@
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { WEBGPU_GEMMS, WEBGPU_Q8_TILES, WEBGPU_WEIGHT_FORMATS, type WebGpuGemm, type WebGpuWeights } from '../src/backend/webgpu/options.js';
-import { BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
+import { BLOCKED_BASE, BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 import { packQ8Gpu, unpackQ8Gpu } from '../src/backend/webgpu/kernels/q8.js';
 import { arg, intListArg, listArg } from './options.js';
 
@@ -46,7 +47,7 @@ for (const k of wanted) {
 const configs = listArg('configs', '');
 for (const c of configs) {
   const name = c.split('@')[0];
-  if (!BLOCKED_CONFIGS[name] && !/^\d+x\d+k\d+t\d+x\d+$/.test(name)) throw new Error(`--configs: ${c} is neither one of ${Object.keys(BLOCKED_CONFIGS).join(', ')} nor a variant base like 128x64k16t8x4 (optionally @splits)`);
+  if (!BLOCKED_CONFIGS[name] && !BLOCKED_BASE.test(name)) throw new Error(`--configs: ${c} is neither one of ${Object.keys(BLOCKED_CONFIGS).join(', ')} nor a variant base like 128x64k16t8x4 or 128x128k16t8x8_v_w8 (flags: kernels/gemm_blocked.ts; optionally @splits)`);
 }
 const json = process.argv.includes('--json');
 const tolArg = arg('tol', '');

@@ -41,10 +41,10 @@ async function runBlocked(g: WebGpuBackend, base: string, fmt: 'f' | 'b' | 'x', 
   const kc = Math.ceil(Math.ceil(K / splits) / c.bk) * c.bk, S = Math.ceil(K / kc);
   const grid: [number, number, number] = [Math.ceil(N / c.bn), Math.ceil(M / c.bm), S];
   if (S === 1) {
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y)], params: [M, K, N, 0, N, 1, K, K], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt, roles: [st(xt), st(wt), st(bt), st(y), g.rt.dummy], params: [M, K, N, 0, N, 1, K, K, 0], grid });
   } else {
     const part = g.zeros([S * M * N]);
-    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part)], params: [M, K, N, 0, N, 0, kc, K], grid });
+    g.rt.record({ spec: MATMUL_BLOCKED, variant: base + fmt + 's', roles: [st(xt), st(wt), g.rt.dummy, st(part), g.rt.dummy], params: [M, K, N, 0, N, 0, kc, K, 0], grid });
     g.rt.record({ spec: SPLITK_REDUCE, variant: '', roles: [st(part), st(bt), st(y)], params: [M, N, 0, N, 1, S], grid: g.rt.grid(Math.ceil((M * N) / 256)) });
     part.dispose();
   }
@@ -92,7 +92,7 @@ describe('webgpu blocked GEMM: every configuration on odd shapes', () => {
     assert.throws(() => parseBlocked('64x64k4t4x4b'), /BK 4 \(a multiple of 8\)/);
     assert.throws(() => parseBlocked('64x64k16t6x4f'), /multiples of 4/);
     for (const v of ['128x128k8t8x8f', '16x64k32t4x4b', '64x64k16t4x4xs']) {
-      const code = generateWgsl(MATMUL_BLOCKED, v, [0, 1, 2, 3], 'rrrw');
+      const code = generateWgsl(MATMUL_BLOCKED, v, [0, 1, 2, 3, 2], 'rrrw');
       assert.match(code, v.includes('b') && !v.endsWith('xs') ? /array<vec4<u32>>/ : v.endsWith('f') ? /array<vec4<f32>>/ : /b1: array<f32>/);
       assert.doesNotMatch(code, /\b(let|var) b[0-9]+\b/, 'no local shadows a buffer');
       assert.match(code, /workgroupBarrier\(\);\s*for \(var t = 0u/);
@@ -102,7 +102,7 @@ describe('webgpu blocked GEMM: every configuration on odd shapes', () => {
 
   it('the plan: 128×128 tiles where they fill the GPU, smaller ones below, skinny M by the rows, split-K for small grids', () => {
     const p = (M: number, N: number, K: number, cfg?: string, s?: number) => blockedPlan(M, N, K, 'f', 132, 32768, cfg, s);
-    assert.deepEqual(p(2048, 3072, 768), { variant: '128x128k8t8x8f', bm: 128, bn: 128, kc: 768, splits: 1 });
+    assert.deepEqual(p(2048, 3072, 768), { variant: '128x128k8t8x8f', bm: 128, bn: 128, kc: 768, splits: 1, opts: {} });
     assert.equal(p(2048, 768, 1536).variant, '128x64k16t8x4f');
     assert.equal(p(2048, 50280, 768).variant, '128x128k8t8x8f');
     const xproj = p(2048, 80, 1536);
@@ -115,7 +115,7 @@ describe('webgpu blocked GEMM: every configuration on odd shapes', () => {
     assert.equal(out.kc, 192);
     // no split of a short K; a forced configuration and split
     assert.equal(p(64, 768, 48).splits, 1);
-    assert.deepEqual(p(64, 768, 1536, 'p128', 4), { variant: '128x128k8t8x8fs', bm: 128, bn: 128, kc: 384, splits: 4 });
+    assert.deepEqual(p(64, 768, 1536, 'p128', 4), { variant: '128x128k8t8x8fs', bm: 128, bn: 128, kc: 384, splits: 4, opts: {} });
     assert.throws(() => blockedPlan(64, 768, 768, 'f', 132, 16384, 'p128x64'), /needs 25600 bytes of workgroup memory, the adapter allows 16384/);
     assert.throws(() => p(64, 768, 768, 'p64', 0), /splits must be a positive integer/);
   });

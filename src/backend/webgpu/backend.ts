@@ -25,7 +25,7 @@ import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
 import { MATMUL_TILED, SG_MATMUL, f32MatrixConfig, sgMatmulVariant, tiledWorkgroupBytes } from './kernels/gemm.js';
-import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, parseBlocked } from './kernels/gemm_blocked.js';
+import { BLOCKED_CONFIGS, MATMUL_BLOCKED, SPLITK_REDUCE, blockedPlan, checkTuned, parseBlocked, tunedChoice, type GemmTuned } from './kernels/gemm_blocked.js';
 import { MATMUL_I8 } from './kernels/gemm_int8.js';
 import { Int8Gemm, int8Slices } from './int8.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_ROWS, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
@@ -126,6 +126,18 @@ export class WebGpuBackend implements Backend {
   }
   private smallMin = 9;
   blockedSplits: number | undefined;
+  /**
+   * per-shape GEMM choices (see WebGpuBackendOptions.gemmTuned; kernels/gemm_blocked.ts `GemmTuned`), below a forced
+   * `blockedConfig`; setting it makes recorded steps stale
+   */
+  get gemmTuned(): GemmTuned | undefined {
+    return this.tuned;
+  }
+  set gemmTuned(t: GemmTuned | undefined) {
+    this.tuned = t === undefined ? undefined : checkTuned(t, 'gemmTuned');
+    this.epoch++;
+  }
+  private tuned: GemmTuned | undefined;
   /** the Mamba-1 prefill scan asked for (see WebGpuBackendOptions.scan) */
   get scan(): WebGpuScan {
     return this.scanK;
@@ -281,6 +293,8 @@ export class WebGpuBackend implements Backend {
       this.blockedConfig = cfg;
       this.blockedSplits = sp === undefined ? undefined : Number(sp);
     }
+    // (MAMBA_TS_WEBGPU_GEMM_TUNED=path.json is read by createWebGpuBackend, which passes the table here)
+    if (opts.gemmTuned) this.gemmTuned = opts.gemmTuned;
     this.scan = opts.scan ?? ((env?.MAMBA_TS_WEBGPU_SCAN || 'rescan') as WebGpuScan);
     if (!(WEBGPU_SCANS as readonly string[]).includes(this.scan)) {
       throw new Error(`webgpu: scan must be one of ${WEBGPU_SCANS.join(', ')}, got ${JSON.stringify(this.scan)}${opts.scan ? '' : ' (from MAMBA_TS_WEBGPU_SCAN)'}`);
@@ -789,7 +803,7 @@ export class WebGpuBackend implements Backend {
   linear(x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
     const [M, K] = x.shape;
     const N = w.shape[0];
-    const y = this.out([M, N], 'linear output');
+    let y = this.out([M, N], 'linear output');
     const route = this.productKernel(M);
     if (route === 'decode' && this.fuse) {
       const xs = x.storage as Store;
@@ -812,6 +826,11 @@ export class WebGpuBackend implements Backend {
       const k = this.gemmKernel(M, nb, b.store.fmt as WebGpuWeights, K, b.store); // (a weight store: never f16)
       // the blocked kernel takes x's row stride: a lazily split piece (Mamba-1's Δ into dt_proj) read in place (batchDecode 'fused', 'fused-v1')
       const xr = k.spec === MATMUL_BLOCKED && this.batchDec !== 'old' ? this.rows(x) : { s: this.st(x), stride: K };
+      if (k.vx && b === blocks[0] && this.st(y).ref === xr.s.ref) {
+        // flag '_v' binds x twice (f32 and vec4): the output apart from x's buffer (nothing written to y yet)
+        y.dispose();
+        y = this.tensor(this.rt.alloc(this.rt.sidePool, M * N, 'linear output'), [M, N]);
+      }
       const roles = [xr.s, b.store, bs, this.st(y)];
       const gx = Math.ceil(nb / k.tn), gy = Math.ceil(M / k.tm);
       if (k.spec === MATMUL_I8) {
@@ -823,14 +842,20 @@ export class WebGpuBackend implements Backend {
         continue;
       }
       if (gx > this.rt.maxWorkgroupsPerDim || gy > this.rt.maxWorkgroupsPerDim || k.splits > this.rt.maxWorkgroupsPerDim) throw new Error(`webgpu.linear: [${M}, ${K}] × [${nb}, ${K}]ᵀ needs more workgroups than the adapter allows`);
+      // flag '_v': x bound again as vec4s where its offset and row stride are whole vectors and no output shares its buffer
+      let part = k.spec === MATMUL_BLOCKED && k.splits > 1 ? this.scratch(k.splits * M * nb, 'split-K partials') : null;
+      if (part && k.vx && part.ref === xr.s.ref) {
+        this.rt.release(part);
+        part = this.rt.alloc(this.rt.sidePool, k.splits * M * nb, 'split-K partials');
+      }
+      const xv = k.vx && xr.s.off % 4 === 0 && xr.stride % 4 === 0 && xr.s.ref !== (part ?? this.st(y)).ref;
       if (k.spec !== MATMUL_BLOCKED) {
         this.run(k.spec, roles, params, [gx, gy, 1], k.variant);
       } else if (k.splits === 1) {
-        this.run(MATMUL_BLOCKED, roles, [...params, K, xr.stride], [gx, gy, 1], k.variant);
-      } else {
+        this.run(MATMUL_BLOCKED, [...roles, xv ? xr.s : this.rt.dummy], [...params, K, xr.stride, xv ? 1 : 0], [gx, gy, 1], k.variant);
+      } else if (part) {
         // split-K: partial sums [S, M, nb], then their sum (+ bias) into y
-        const part = this.scratch(k.splits * M * nb, 'split-K partials');
-        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part], [M, K, nb, 0, nb, 0, k.kc, xr.stride], [gx, gy, k.splits], k.variant);
+        this.run(MATMUL_BLOCKED, [roles[0], roles[1], this.rt.dummy, part, xv ? xr.s : this.rt.dummy], [M, K, nb, 0, nb, 0, k.kc, xr.stride, xv ? 1 : 0], [gx, gy, k.splits], k.variant);
         if (this.fuse && this.batchDec !== 'old' && blocks.length === 1) {
           // the sum held back: the residual add and the next RMSNorm may join it (add, rmsNorm)
           this.fx.pendReduce({ part, bias: bias ? bs : null, y: this.st(y), M, N, S: k.splits, res: null, y2: null, norm: null });
@@ -873,7 +898,7 @@ export class WebGpuBackend implements Backend {
    * and output tile (rows tm × columns tn per workgroup). 128-row tiles where their grid still covers the GPU
    * (≥ `gpuCores` workgroups: 132 by default, an H100's multiprocessors), else 64. `weights`: the weight's storage format (true: bf16, false: f32).
    */
-  gemmKernel(M: number, nb: number, weights: boolean | WebGpuWeights, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number } {
+  gemmKernel(M: number, nb: number, weights: boolean | WebGpuWeights, K = 768, w?: Store): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string; kc: number; splits: number; vx?: boolean } {
     const b = weights === true || weights === 'bf16' ? 'b' : weights === 'q8' ? 'q' : '';
     if (this.kernels === 'simple') return { spec: MATMUL_SIMPLE, variant: b, tm: 1, tn: 1, name: 'simple', kc: K, splits: 1 };
     const S8 = int8Slices(this.gemm);
@@ -881,10 +906,15 @@ export class WebGpuBackend implements Backend {
     // the blocked kernel reads weights as 16-byte vectors where the rows are whole vectors of a matrix buffer
     // (bf16 and q8 always are), else as scalars ('x'); a packed matrix in a buffer it cannot read that way keeps the tiled kernel
     const vec = !w || (w.ref.matrices && w.off % 4 === 0 && K % (b === 'q' ? Q8_BLOCK : b === 'b' ? 8 : 4) === 0);
-    if ((this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !b)) {
-      const p = blockedPlan(M, nb, K, b || (vec ? 'f' : 'x'), this.gpuCores, this.rt.maxWorkgroupStorage, this.blockedConfig, this.blockedSplits);
-      return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${p.variant.replace(/[fbxqs]+$/, '')}${p.splits > 1 ? ` split ${p.splits}` : ''}`, kc: p.kc, splits: p.splits };
+    // a tuned table's choice for the shape (not over a forced configuration, 'old', or 'simple' kernels)
+    const tuned = this.blockedConfig === undefined && this.gemm !== 'old' ? tunedChoice(this.tuned, M, K, nb, b === 'b' ? 'bf16' : b === 'q' ? 'q8' : 'f32') : undefined;
+    if (tuned !== 'tiled' && (tuned !== undefined || this.gemm === 'blocked' || this.productKernel(M) === 'blocked') && (vec || !b)) {
+      const [cfg, sp] = tuned !== undefined ? tuned.split('@') : [this.blockedConfig, undefined];
+      const p = blockedPlan(M, nb, K, b || (vec ? 'f' : 'x'), this.gpuCores, this.rt.maxWorkgroupStorage, cfg, tuned !== undefined ? (sp === undefined ? undefined : Number(sp)) : this.blockedSplits, this.rt.subgroupFixed);
+      const base = p.variant.replace(/[fbxq]s?$/, '');
+      return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${base}${p.splits > 1 ? ` split ${p.splits}` : ''}${tuned !== undefined ? ' (tuned)' : ''}`, kc: p.kc, splits: p.splits, vx: !!p.opts.vx };
     }
+    if (tuned === 'tiled' && this.productKernel(M) === 'blocked') return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 };
     return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 };
   }
   /** `vec`: the weight can be bound as 16-byte vectors (q8 tiles then load as vectors: `q8Tiles`) */

@@ -10,6 +10,7 @@ import { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 import { MambaTsError } from '../../errors.js';
 import type { SubgroupMatrixConfig } from './runtime.js';
 import { int8Slices } from './int8.js';
+import { checkTuned } from './kernels/gemm_blocked.js';
 
 export { WebGpuBackend, type WebGpuBackendOptions, type WebGpuSsd } from './backend.js';
 
@@ -123,6 +124,20 @@ function readMatrixConfigs(info: GPUAdapterInfo | undefined): SubgroupMatrixConf
   return [...list].map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: Number(c.M), N: Number(c.N), K: Number(c.K) }));
 }
 
+/** MAMBA_TS_WEBGPU_GEMM_TUNED's file (Node): a tuned GEMM table, or a sweep's JSON holding one as `tuned` */
+async function readTuned(path: string): Promise<Record<string, string>> {
+  const fsModule = 'node:fs/promises'; // (a variable: bundlers for the browser leave it alone)
+  const { readFile } = (await import(/* @vite-ignore */ fsModule)) as { readFile(p: string, enc: 'utf8'): Promise<string> };
+  let j: unknown;
+  try {
+    j = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`webgpu: MAMBA_TS_WEBGPU_GEMM_TUNED=${path}: ${(e as Error).message}`);
+  }
+  const t = (j as { tuned?: unknown }).tuned ?? j;
+  return checkTuned(t, `MAMBA_TS_WEBGPU_GEMM_TUNED=${path}`) as Record<string, string>;
+}
+
 /** An adapter and device (the adapter's largest limits), wrapped as a backend. */
 export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promise<WebGpuBackend> {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -159,7 +174,8 @@ export async function createWebGpuBackend(opts: CreateWebGpuOptions = {}): Promi
   // CPU-emulated adapters run barrier-free kernels (see WebGpuBackendOptions.kernels)
   const software = !!(info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(adapterName);
   const subgroupMinSize = (info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize || 0;
-  const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, subgroupMinSize, subgroupMatrixConfigs: matrixConfigs, kernels: software ? 'simple' : 'tiled', ...opts });
+  const gemmTuned = opts.gemmTuned ?? (env?.MAMBA_TS_WEBGPU_GEMM_TUNED ? await readTuned(env.MAMBA_TS_WEBGPU_GEMM_TUNED) : undefined);
+  const backend = new WebGpuBackend(device, adapterName, { subgroupMaxSize, subgroupMinSize, subgroupMatrixConfigs: matrixConfigs, kernels: software ? 'simple' : 'tiled', ...opts, gemmTuned });
   // Dawn's instance must outlive the device: a collected GPU object takes the device down with it
   keepAlive.set(backend, gpu);
   if (matrixConfigs.length > 0 && backend.kernels === 'tiled') {

@@ -218,6 +218,11 @@ export interface MemoryStats {
 export class DeviceMemory {
   readonly constPool: Pool;
   readonly actPool: Pool;
+  /**
+   * activations kept apart from actPool's buffers: the output of a GEMM that reads x through a second, typed binding
+   * (the blocked kernel's flag '_v') where it would share x's buffer (WebGPU forbids binding a written buffer twice)
+   */
+  readonly sidePool: Pool;
   /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
   readonly matPool: Pool;
   /**
@@ -267,6 +272,7 @@ export class DeviceMemory {
     this.graphRegistry = new FinalizationRegistry((h: { blocks: Alloc[]; bytes: number }) => this.unpin(h));
     this.constPool = new Pool(this, 'constants');
     this.actPool = new Pool(this, 'activations');
+    this.sidePool = new Pool(this, 'activations');
     this.matPool = new Pool(this, 'matrices', true);
     this.packPool = new Pool(this, 'packed');
     this.kvPool = new Pool(this, 'kv caches');
@@ -300,7 +306,7 @@ export class DeviceMemory {
 
   /** see GpuRuntime.stats */
   stats(): MemoryStats {
-    const pools = [this.constPool, this.actPool, this.matPool, this.packPool, this.kvPool];
+    const pools = [this.constPool, this.actPool, this.sidePool, this.matPool, this.packPool, this.kvPool];
     return {
       deviceBytes: this.acct.device,
       peakDeviceBytes: this.acct.peakDevice,
@@ -315,7 +321,7 @@ export class DeviceMemory {
   /** see GpuRuntime.trim */
   trim(): number {
     if (this.hold) return 0; // a capture may still bind blocks released meanwhile
-    return [this.constPool, this.actPool, this.matPool, this.packPool, this.kvPool].reduce((a, p) => a + p.trim(), 0);
+    return [this.constPool, this.actPool, this.sidePool, this.matPool, this.packPool, this.kvPool].reduce((a, p) => a + p.trim(), 0);
   }
 
   /** start a new high-water mark at the current usage */
@@ -363,7 +369,7 @@ export class DeviceMemory {
   private free(a: Alloc): void {
     if (a.pins) a.freed = true;
     else if (this.hold) this.hold.push(a);
-    else if (a.pool === this.actPool || !this.recorded()) a.pool.release(a);
+    else if (a.pool === this.actPool || a.pool === this.sidePool || !this.recorded()) a.pool.release(a);
     else this.deferred.push(a);
   }
 

@@ -99,6 +99,17 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   gemmSmallMin?: number;
   /**
+   * Per-shape GEMM choices from a sweep (`bench/gemm-sweep.bench.ts` writes them as its JSON's `tuned`): shape key →
+   * 'tiled' (the `gemm` option's tiled kernel) or a blocked variant base / BLOCKED_CONFIGS name, flags allowed, with
+   * `@S` for S K-splits (e.g. `{"768x50288": "128x128k16t8x8_w8", "2048x768x3352": "128x64k16t8x4_v"}`). Keys
+   * `${M}x${K}x${N}` (exactly M rows) or `${K}x${N}` (any M above 128), N the columns of the weight (or of its row
+   * block), `:bf16` / `:q8` appended for those weights. A shape without an entry keeps the choice of `gemm` /
+   * `gemmSmall`; a forced blocked configuration (MAMBA_TS_WEBGPU_BLOCKED_CONFIG) and `gemm` 'old' or int8 ignore the
+   * table. Default: none, or MAMBA_TS_WEBGPU_GEMM_TUNED=path.json (Node: the table itself, or the sweep's JSON with
+   * its `tuned` field). Also settable on the backend (`gemmTuned`).
+   */
+  gemmTuned?: Readonly<Record<string, string>>;
+  /**
    * The Mamba-1 prefill scan with 'tiled' kernels: 'rescan' (default for N ≤ 64 states: chunk states, carries, then
    * each chunk scanned again from its entering state; B, C and z read in place) or 'partials' (the scan of before:
    * per-chunk partial outputs corrected by exp(A·cumΔ)). MAMBA_TS_WEBGPU_SCAN overrides the default.

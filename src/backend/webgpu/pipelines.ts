@@ -56,15 +56,31 @@ export class PipelineCache {
     return p;
   }
 
-  /** the pipeline and bind group of a dispatch: its roles mapped onto the distinct buffers they live in */
+  /**
+   * the pipeline and bind group of a dispatch: its roles mapped onto the distinct buffers they live in, a buffer
+   * bound once per element type of its roles (`KernelSpec.types`: e.g. the blocked GEMM's x as f32 and as
+   * vec4<f32>) — which WebGPU allows only for buffers that no role of the dispatch writes
+   */
   encodeInfo(spec: KernelSpec, variant: string, roles: readonly Store[]): { pipe: GPUComputePipeline; bg: GPUBindGroup } {
+    const types = spec.types?.(variant) ?? {};
     const bufs: BufRef[] = [];
-    const map = roles.map((s) => {
-      let j = bufs.indexOf(s.ref);
-      if (j < 0) j = bufs.push(s.ref) - 1;
+    const keys: string[] = [];
+    const map = roles.map((s, i) => {
+      const key = `${s.ref.id}|${types[spec.roles[i]] ?? 'f32'}`;
+      let j = keys.indexOf(key);
+      if (j < 0) {
+        j = keys.push(key) - 1;
+        bufs.push(s.ref);
+      }
       return j;
     });
     const modes = bufs.map((_, j) => (roles.some((_s, i) => map[i] === j && spec.writes.includes(spec.roles[i])) ? 'w' : 'r')).join('');
+    bufs.forEach((b, j) => {
+      if (modes[j] === 'w' && bufs.indexOf(b) !== bufs.lastIndexOf(b)) {
+        const typed = spec.roles.filter((_r, i) => roles[i].ref === b && types[spec.roles[i]]);
+        throw new Error(`webgpu kernel ${spec.name}(${variant}): role ${typed[0]} (${types[typed[0]]}) shares its buffer with a role written by the dispatch; typed roles need a buffer of their own or of roles of their type`);
+      }
+    });
     return { pipe: this.pipeline(spec, variant, map, modes), bg: this.bindGroup(modes, bufs) };
   }
 

@@ -129,6 +129,8 @@ export class GpuRuntime {
   readonly mem: DeviceMemory;
   readonly constPool: Pool;
   readonly actPool: Pool;
+  /** see DeviceMemory.sidePool */
+  readonly sidePool: Pool;
   /** weight matrices only (kernels may bind them with vector element types: see KernelSpec.types) */
   readonly matPool: Pool;
   /** the int8 slices of the int8 GEMM only (bound as array<u32>) */
@@ -189,6 +191,7 @@ export class GpuRuntime {
     this.mem = new DeviceMemory(device, this.maxBinding, this.chunkBytes, () => this.pending.length > 0, this.counters);
     this.constPool = this.mem.constPool;
     this.actPool = this.mem.actPool;
+    this.sidePool = this.mem.sidePool;
     this.matPool = this.mem.matPool;
     this.packPool = this.mem.packPool;
     this.kvPool = this.mem.kvPool;
