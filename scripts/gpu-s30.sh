@@ -10,13 +10,14 @@ BUDGET=${BUDGET:-400}
 SWEEP_S=${SWEEP_S:-85}
 source scripts/gpu-steps.sh
 OUT=${OUT:-/tmp}
-step 55 python3 .anchors/official_kernels_bench.py .anchors
+step ${ANCHOR_S:-55} python3 .anchors/official_kernels_bench.py .anchors
 DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3 --decode v1"
 step 25 $DK
 step 25 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=none $DK
 [ "${WITH_28B:-1}" = 1 ] && step 45 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights f32 --gen 32 --reps 2 --decode v1
-step $((SWEEP_S + 20)) node dist/bench/gemm-sweep.bench.js --budget-s $SWEEP_S --m 2048 --sizes 130m,llama --json $OUT/gemm-sweep.json
+[ "$SWEEP_S" -gt 0 ] && step $((SWEEP_S + 20)) node dist/bench/gemm-sweep.bench.js --budget-s $SWEEP_S --m 2048 --sizes 130m,llama --json $OUT/gemm-sweep.json
 TUNED=$OUT/gemm-sweep.json
+[ "$SWEEP_S" -gt 0 ] || E2E_ARCHS=" "
 for a in ${E2E_ARCHS:-mamba2 llama}; do
   step 20 node dist/src/cli/main.js bench --backend webgpu --arch $a --prompt 2048 --gen 16 --reps 7
   [ -s $TUNED ] && step 20 env MAMBA_TS_WEBGPU_GEMM_TUNED=$TUNED node dist/src/cli/main.js bench --backend webgpu --arch $a --prompt 2048 --gen 16 --reps 7
