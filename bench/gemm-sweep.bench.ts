@@ -40,6 +40,7 @@ import { BLOCKED_BASE, BLOCKED_CONFIGS, MATMUL_BLOCKED, blockedDeviceError, pars
 import type { Store } from '../src/backend/webgpu/runtime.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { arg, intListArg, listArg } from './options.js';
+import { GEMM_SHAPE_SETS } from './gemm-shapes.js';
 
 const t0 = performance.now();
 const elapsed = () => (performance.now() - t0) / 1000;
@@ -70,27 +71,7 @@ for (const c of extra) {
 }
 const log = (s: string) => process.stderr.write(s + '\n');
 
-/** [what, K, N]: the prefill linears (130m: d_model 768, d_inner 1536; mamba vocab 50280, mamba2 50288; llama-130m: SwiGLU 2048) */
-const SHAPE_SETS: Record<string, [string, number, number][]> = {
-  '130m': [
-    ['mamba2 in_proj 768→3352', 768, 3352],
-    ['out_proj 1536→768', 1536, 768],
-    ['mamba2 lm_head 768→50288', 768, 50288],
-    ['mamba in_proj 768→3072', 768, 3072],
-    ['mamba x_proj 1536→80', 1536, 80],
-    ['mamba dt_proj 48→1536', 48, 1536],
-    ['lm_head 768→50280 (mamba, llama)', 768, 50280],
-  ],
-  llama: [
-    ['llama q/k/v/o 768→768', 768, 768],
-    ['llama gate/up 768→2048', 768, 2048],
-    ['llama down 2048→768', 2048, 768],
-  ],
-  tiny: [
-    ['tiny 72→40', 72, 40],
-    ['tiny 40→132', 40, 132],
-  ],
-};
+const SHAPE_SETS = GEMM_SHAPE_SETS;
 const sizes = listArg('sizes', '130m,llama', Object.keys(SHAPE_SETS));
 
 /** tiles [BM, BN, TM, TN]: the named ones first, then larger per-thread tiles, then wide/narrow */

@@ -34,6 +34,7 @@ import { WEBGPU_GEMMS, WEBGPU_Q8_TILES, WEBGPU_WEIGHT_FORMATS, type WebGpuGemm, 
 import { BLOCKED_BASE, BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 import { packQ8Gpu, unpackQ8Gpu } from '../src/backend/webgpu/kernels/q8.js';
 import { arg, intListArg, listArg } from './options.js';
+import { GEMM_SHAPE_SETS } from './gemm-shapes.js';
 
 const Ms = intListArg('m', '2048');
 const reps = Number(arg('reps', '20'));
@@ -54,30 +55,7 @@ const tolArg = arg('tol', '');
 const only = listArg('shapes', '');
 const log = (s: string) => process.stderr.write(s + '\n');
 
-/** [what, K, N]: the linears of the presets (130m: d_model 768, d_inner 1536; 2.8b: d_model 2560, d_inner 5120; vocab 50280) */
-const SHAPE_SETS: Record<string, [string, number, number][]> = {
-  '130m': [
-    ['mamba in_proj 768→3072', 768, 3072],
-    ['mamba x_proj 1536→80', 1536, 80],
-    ['mamba dt_proj 48→1536', 48, 1536],
-    ['out_proj 1536→768', 1536, 768],
-    ['mamba2 in_proj 768→3352', 768, 3352],
-    ['lm_head 768→50280', 768, 50280],
-  ],
-  // llama-130m (d_model 768, 12 heads, SwiGLU 2048): the q/k/v/o projections, the MLP, and q/k/v fused
-  llama: [
-    ['llama q/k/v/o 768→768', 768, 768],
-    ['llama qkv fused 768→2304', 768, 2304],
-    ['llama gate/up 768→2048', 768, 2048],
-    ['llama down 2048→768', 2048, 768],
-  ],
-  '2.8b': [
-    ['2.8b in_proj 2560→10240', 2560, 10240],
-    ['2.8b out_proj 5120→2560', 5120, 2560],
-    ['mamba2-2.7b in_proj 2560→10576', 2560, 10576],
-    ['2.8b lm_head 2560→50280', 2560, 50280],
-  ],
-};
+const SHAPE_SETS = GEMM_SHAPE_SETS;
 const sizes = listArg('sizes', '130m', Object.keys(SHAPE_SETS));
 const SHAPES = sizes.flatMap((z) => SHAPE_SETS[z]);
 

@@ -7,15 +7,7 @@
 # run: BUDGET=480 bash scripts/gpu-machine.sh bash scripts/gpu-train-s30.sh
 #      (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz, .exp/jargon.dict.dz — from `apt-get download dict-jargon`)
 set -u
-T0=$(date +%s); BUDGET=${BUDGET:-480}
-[ "${SKIP_DIST:-0}" = 1 ] || tar xJf .exp/dist.tar.xz
-mkdir -p logs runs
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > logs/card.txt
-TL=$(( BUDGET - 100 ))
-train() { # name args...
-  local n=$1; shift
-  node dist/src/cli/main.js train "$@" --backend webgpu --log-every 50 --out runs/$n --time-limit $TL > logs/$n.log 2>&1
-}
+PACK=train30 source scripts/gpu-train-lib.sh
 LM="lm-mamba lm-mamba2 lm-llama lm-hybrid"
 MQ="mqar-mamba2-d128-lr3e3 mqar-mamba2-d256-lr3e3 mqar-mamba-d128-lr3e3 mqar-llama-d256"
 for a in mamba mamba2 llama hybrid; do
@@ -27,15 +19,9 @@ train mqar-mamba-d128-lr3e3 --preset mqar-mamba --lr 3e-3 --steps 2000 &
 train mqar-llama-d256 --preset mqar-llama --hidden 256 --intermediate 800 --steps 2000 &
 wait
 echo "train done at $(( $(date +%s) - T0 ))s"
-for n in $MQ; do
-  timeout 40 node dist/src/cli/main.js eval --model runs/$n --backend webgpu --json > logs/eval-$n.json 2> logs/eval-$n.err &
-done
-wait
-mkdir -p states; for n in $LM $MQ; do cp runs/$n/trainer_state.json states/$n.json 2>/dev/null; cp runs/$n/curves.svg states/$n.svg 2>/dev/null; done
-tar czf $OUT/train30.tgz logs states
-rm -f runs/*/optimizer.safetensors
-for n in $MQ; do tar czf $OUT/$n.tgz runs/$n; done
+evals $MQ
+keep $LM
+pack $MQ
+# the LM weights two to an archive (8 files come back: the pack, 4 MQAR runs, these two)
 tar czf $OUT/lm-ssm.tgz runs/lm-mamba runs/lm-mamba2; tar czf $OUT/lm-attn.tgz runs/lm-llama runs/lm-hybrid
-ls -la $OUT
-for n in $LM $MQ; do echo "== $n"; grep -v "^\s*$" logs/$n.log | tail -3 | cut -c1-300; [ -f logs/eval-$n.json ] && head -c 1000 logs/eval-$n.json; echo; done
-echo "all done at $(( $(date +%s) - T0 ))s"
+summary $LM $MQ
