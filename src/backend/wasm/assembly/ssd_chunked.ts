@@ -66,9 +66,20 @@ export function ssd_chunked(
   x: usize, dt: usize, A: usize, B: usize, C: usize, D: usize, state: usize, y: usize, work: usize, counter: usize,
   batch: i32, L: i32, nh: i32, hd: i32, G: i32, N: i32, Q: i32, t: i32, T: i32,
 ): void {
+  ssd_chunked_rows(x, nh * hd, dt, A, B, C, G * N, D, state, y, work, counter, batch, L, nh, hd, G, N, Q, t, T);
+}
+
+/**
+ * `ssd_chunked` with x's rows (floats per time step, xRow ≥ nh · hd) and B's and C's (bcRow ≥ G · N) strided, e.g.
+ * read in place from Mamba-2's convolved in_proj output [batch · L, width]. The same arithmetic.
+ */
+export function ssd_chunked_rows(
+  x: usize, xRow: i32, dt: usize, A: usize, B: usize, C: usize, bcRow: i32, D: usize, state: usize, y: usize, work: usize,
+  counter: usize, batch: i32, L: i32, nh: i32, hd: i32, G: i32, N: i32, Q: i32, t: i32, T: i32,
+): void {
   const nc = (L + Q - 1) / Q;
   const Qp = pad4(Q);
-  const GN = <usize>G * <usize>N;
+  const GN = <usize>bcRow; // (floats from one time step's B or C to the next)
   const itemB = (<usize>Qp * <usize>Qp + <usize>N * <usize>Qp) << 2; // CB then Bt, per (b, c, g)
 
   // phase 1: CB and Bt of this thread's (b, c, g)
@@ -162,9 +173,9 @@ export function ssd_chunked(
       }
       // the right operand's Xᵀ part, and Xw for the state: 4×4 blocks transposed in registers, the edges one by one
       const q4 = q & ~3, hd4 = hd & ~3;
-      const xRowB = (<usize>nh * <usize>hd) << 2;
+      const xRowB = <usize>xRow << 2;
       for (let s = 0; s < q4; s += 4) {
-        const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
+        const xs = x + (((r0 + <usize>s) * <usize>xRow + <usize>hh * <usize>hd) << 2);
         const wv = v128.load(wts + (<usize>s << 2));
         for (let p = 0; p < hd4; p += 4) {
           const xp = xs + (<usize>p << 2);
@@ -188,7 +199,7 @@ export function ssd_chunked(
         }
       }
       for (let s = q4; s < q; s++) {
-        const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
+        const xs = x + (((r0 + <usize>s) * <usize>xRow + <usize>hh * <usize>hd) << 2);
         const w = load<f32>(wts + (<usize>s << 2));
         for (let p = 0; p < hd; p++) {
           const v = load<f32>(xs + (<usize>p << 2));
