@@ -16,14 +16,14 @@ import { buildModel } from '../../src/models/registry.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 
-/** what `run` returned with prefillLayer off, then on, and how often ssd_chunked_rows ran in each */
+/** what `run` returned with prefillLayer off, then on, and how often mamba2_dt_rows (the one-op path's Δ) ran in each */
 async function offThenOn<T>(be: WasmBackend, run: () => Promise<T>): Promise<{ off: T; on: T; ranOff: number; ranOn: number }> {
   const rt = be.runtime;
-  const runTeam = rt.runTeam;
+  const runK = rt.run;
   let ran = 0;
-  rt.runTeam = function (k, args, parallel) {
-    if (k === 'ssd_chunked_rows') ran++;
-    return runTeam.call(this, k, args, parallel);
+  rt.run = function (k, args, n, align, work) {
+    if (k === 'mamba2_dt_rows') ran++;
+    return runK.call(this, k, args, n, align, work);
   };
   try {
     be.prefillLayer = false;
@@ -34,7 +34,7 @@ async function offThenOn<T>(be: WasmBackend, run: () => Promise<T>): Promise<{ o
     const on = await run();
     return { off, on, ranOff, ranOn: ran };
   } finally {
-    rt.runTeam = runTeam;
+    rt.run = runK;
     be.prefillLayer = true;
   }
 }
@@ -59,7 +59,7 @@ describe('wasm backend: a Mamba-2 layer\'s prefill in one op (prefillLayer)', ()
       assert.ok(ids[0].length - 3 >= be.ssdChunkedMinLength, 'the stateful prefill is long enough for the chunked SSD');
       const r = await offThenOn(be, () => logitsOf(model.lm, ids));
       assert.equal(r.ranOff, 0, 'off: the op sequence');
-      assert.ok(r.ranOn > 0, 'on: ssd_chunked_rows ran');
+      assert.ok(r.ranOn > 0, 'on: mamba2_dt_rows ran');
       for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `${i === 0 ? 'forward' : `prefill + step ${i - 1}`}: logits differ`);
       if (weights === 'f32') {
         // and the fused path stays at HF's float32 logits

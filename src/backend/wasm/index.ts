@@ -97,6 +97,12 @@ export interface WasmBackendOptions {
    */
   prefillLayer?: boolean;
   /**
+   * the chunked SSD's small matrix products (assembly/ssd_chunked.ts) with fused multiply-adds (`gemm_nt_f32_fma`;
+   * where the relaxed-SIMD kernels loaded, else a multiply and an add — the same bits as false). Default true, or the
+   * environment's MAMBA_TS_WASM_SSD_FMA=0 for false: the linear.ts tiles of before. Other roundings (within f32 parity).
+   */
+  ssdFma?: boolean;
+  /**
    * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
    * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
    * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
@@ -199,6 +205,8 @@ export class WasmBackend extends CpuBackend {
   stepIn: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
+  /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
+  ssdFma: boolean;
   /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
   q8KvDecode: 'in-place' | 'scratch';
   /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
@@ -229,6 +237,7 @@ export class WasmBackend extends CpuBackend {
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
+    this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
@@ -925,7 +934,7 @@ export class WasmBackend extends CpuBackend {
       const state = a.ssmState ? c.in(a.ssmState, true) : c.zeros(batch * nh * hd * N);
       rt.runTeam('ssd_chunked_rows', [
         xbc, xbcRow, dt, c.in(a.A), xbc + W * 4, xbc + (W + GN) * 4, xbcRow, c.in(a.D), state, y, work, counter,
-        batch, L, nh, hd, G, N, Q,
+        batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0,
       ], 4 * M * W * N >= MIN_PARALLEL_WORK);
       // g = norm(y · silu(z)) over y
       rt.run('rms_norm_gated_rows', [y, W, zx, width, c.in(a.norm), y, W, W, a.normGroupSize, a.normEps], M, 1, 16 * M * W);
@@ -955,7 +964,8 @@ export class WasmBackend extends CpuBackend {
         const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
         const work = c.out(Math.ceil(bytes / 4));
         const counter = c.zeros(1); // (an i32 zero)
-        rt.runTeam('ssd_chunked', [...args, work, counter, batch, L, nh, hd, G, N, Q], flops >= MIN_PARALLEL_WORK);
+        const [xo, dto, Ao, Bo, Co, Do, so, yo2] = args;
+        rt.runTeam('ssd_chunked_rows', [xo, nh * hd, dto, Ao, Bo, Co, G * N, Do, so, yo2, work, counter, batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0], flops >= MIN_PARALLEL_WORK);
       } else {
         this.runtime.run('ssd_scan', [...args, batch, L, nh, hd, G, N], nh, 1, flops);
       }
@@ -965,14 +975,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
