@@ -39,10 +39,20 @@ async function offThenOn<T>(be: WasmBackend, run: () => Promise<T>): Promise<{ o
   }
 }
 
-/** all-position logits of a forward of `ids` (no state), then the logits of a stateful prefill and 3 decode steps */
+/**
+ * all-position logits of a forward of `ids` (no state), then the logits of a stateful prefill and 3 decode steps; for
+ * rows of 64 tokens or more also a prefill in two halves (the second starting from the first's conv and SSD states)
+ */
 async function logitsOf(lm: CausalLM, ids: number[][]): Promise<Float32Array[]> {
   const full = (await lm.forward(ids)).logits.data.slice();
-  return [full, ...(await stepLogits(lm, ids[0], ids[0].length - 3, 3))];
+  const out = [full, ...(await stepLogits(lm, ids[0], ids[0].length - 3, 3))];
+  const row = ids[0], half = row.length >> 1;
+  if (half >= 32) {
+    const s = lm.createState(1);
+    await lm.advance([row.slice(0, half)], s);
+    out.push((await lm.advance([row.slice(half)], s)).data.slice());
+  }
+  return out;
 }
 
 describe('wasm backend: a Mamba-2 layer\'s prefill in one op (prefillLayer)', () => {

@@ -895,8 +895,8 @@ export class WasmBackend extends CpuBackend {
 
   /**
    * A Mamba-2 layer's prefill in one op (WasmBackendOptions.prefillLayer): in_proj's output zxbcdt [b·L, width] stays
-   * in wasm memory; conv1d + SiLU runs on its xBC columns in place (channels split among threads; K > 4: into a buffer
-   * of its own), Δ from its dt columns (rows split), the chunked SSD reads x, B, C there (strided), the gated RMSNorm
+   * in wasm memory; conv1d + SiLU runs on its xBC columns in place, a row at a time (channels split among threads; K > 4:
+   * into a buffer of its own), Δ from its dt columns (rows split), the chunked SSD reads x, B, C there (strided), the gated RMSNorm
    * reads z there (rows split) and writes over the SSD's y, out_proj multiplies that; one copy out. The same kernels'
    * arithmetic as the op sequence (`linear`, `causalConv1d`, `ssd`, `rmsNormGated`). null (the mixer runs the ops)
    * when the option is off, the SSD would not run chunked (another algorithm asked, or L < ssdChunkedMinLength), or
@@ -917,10 +917,13 @@ export class WasmBackend extends CpuBackend {
     const rt = this.runtime;
     return this.op((c) => {
       const zx = this.productAt(c, c.in(a.h), M, H, mi, a.inProjBias);
-      // conv1d + SiLU of the xBC columns (in place for K ≤ 4: see causal_conv1d_rows)
+      // conv1d + SiLU of the xBC columns: K ≤ 4 in place, time outermost (causal_conv1d_timewise); else into a buffer
+      // of its own (causal_conv1d_rows reads x_{t−j} back)
       const inPlace = K <= 4;
       const xbc = inPlace ? zx + W * 4 : c.out(M * convDim), xbcRow = inPlace ? width : convDim;
-      rt.run('causal_conv1d_rows', [zx + W * 4, width, c.in(a.conv), c.in(a.convBias), c.in(a.convState, true), xbc, xbcRow, batch, L, convDim, K, 1], convDim, 4, 4 * M * convDim * K);
+      const convArgs = [zx + W * 4, width, c.in(a.conv), c.in(a.convBias), c.in(a.convState, true), xbc, xbcRow];
+      if (inPlace) rt.run('causal_conv1d_timewise', [...convArgs, c.out(4 * convDim), c.out(4 * convDim), batch, L, convDim, K, 1], convDim, 4, 4 * M * convDim * K);
+      else rt.run('causal_conv1d_rows', [...convArgs, batch, L, convDim, K, 1], convDim, 4, 4 * M * convDim * K);
       // Δ [b·L, nh] (exp and log1p per value: counted as 32 units of work each)
       const dt = c.out(M * nh);
       rt.run('mamba2_dt_rows', [zx + (W + convDim) * 4, width, c.in(a.dtBias), lo, hi, dt, nh], M, 1, 32 * M * nh);

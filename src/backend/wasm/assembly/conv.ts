@@ -175,3 +175,70 @@ function convScalar(
     }
   }
 }
+
+/**
+ * Prefill, K ≤ 4, in place or not: `causal_conv1d_rows` (with SiLU when siluFlag ≠ 0) walking time outermost, so that
+ * each step reads and writes the channel slice [c0, c1) of one row contiguously (the channel-group loop above walks
+ * each group of 4 channels down all L rows: one 16-byte piece per cache line per step). The inputs of the last 4 steps
+ * stay in `ring` ([4][C] floats: x_t in ring row t mod 4, written after x_{t−4} is read from it), the weights are
+ * read transposed from `wT` ([4][C], tap j = the weight of x_{t−j}, zeros for j ≥ K); this call writes both for its
+ * channels, so threads given disjoint channel slices share them. The same products and sums in the same order as
+ * convGroup (the same bits), the same state.
+ */
+export function causal_conv1d_timewise(
+  x: usize, xRow: i32, w: usize, bias: usize, state: usize, y: usize, yRow: i32, wT: usize, ring: usize,
+  batch: i32, L: i32, C: i32, K: i32, siluFlag: i32, c0: i32, c1: i32,
+): void {
+  const CB = <usize>C << 2;
+  for (let c = c0; c < c1; c++) {
+    for (let j = 0; j < 4; j++) store<f32>(wT + <usize>j * CB + (<usize>c << 2), j < K ? load<f32>(w + ((<usize>c * K + (K - 1 - j)) << 2)) : 0);
+  }
+  const w0p = wT, w1p = wT + CB, w2p = wT + 2 * CB, w3p = wT + 3 * CB;
+  const ss = <usize>K << 2;
+  for (let b = 0; b < batch; b++) {
+    // x_{−1}, x_{−2}, x_{−3} (rows 3, 2, 1 of the ring) from the state's slots K−1, K−2, K−3, zeros beyond; x_{−4} = 0
+    for (let c = c0; c < c1; c += 4) {
+      const n = min(4, c1 - c);
+      const sp = state + ((<usize>b * C + c) * K << 2), o = <usize>c << 2;
+      const zero = f32x4.splat(0);
+      stc(ring + 3 * CB + o, state && K >= 2 ? gather(sp + ((<usize>K - 1) << 2), ss, n) : zero, n);
+      stc(ring + 2 * CB + o, state && K >= 3 ? gather(sp + ((<usize>K - 2) << 2), ss, n) : zero, n);
+      stc(ring + CB + o, state && K >= 4 ? gather(sp + ((<usize>K - 3) << 2), ss, n) : zero, n);
+      stc(ring + o, zero, n);
+    }
+    for (let t = 0; t < L; t++) {
+      const xp = x + ((<usize>(b * L + t) * <usize>xRow) << 2), yp = y + ((<usize>(b * L + t) * <usize>yRow) << 2);
+      const r0 = ring + <usize>(t & 3) * CB; // x_{t−4}, then x_t
+      const r1 = ring + <usize>((t + 3) & 3) * CB, r2 = ring + <usize>((t + 2) & 3) * CB, r3 = ring + <usize>((t + 1) & 3) * CB;
+      let c = c0;
+      for (; c + 4 <= c1; c += 4) {
+        const o = <usize>c << 2;
+        const xt = v128.load(xp + o);
+        let s = f32x4.add(bias ? v128.load(bias + o) : f32x4.splat(0), f32x4.mul(v128.load(w0p + o), xt));
+        s = f32x4.add(s, f32x4.mul(v128.load(w1p + o), v128.load(r1 + o)));
+        s = f32x4.add(s, f32x4.mul(v128.load(w2p + o), v128.load(r2 + o)));
+        s = f32x4.add(s, f32x4.mul(v128.load(w3p + o), v128.load(r3 + o)));
+        v128.store(r0 + o, xt);
+        v128.store(yp + o, siluFlag ? vsilu(s) : s);
+      }
+      if (c < c1) {
+        const n = c1 - c, o = <usize>c << 2;
+        const xt = ldc(xp + o, n);
+        let s = f32x4.add(bias ? ldc(bias + o, n) : f32x4.splat(0), f32x4.mul(ldc(w0p + o, n), xt));
+        s = f32x4.add(s, f32x4.mul(ldc(w1p + o, n), ldc(r1 + o, n)));
+        s = f32x4.add(s, f32x4.mul(ldc(w2p + o, n), ldc(r2 + o, n)));
+        s = f32x4.add(s, f32x4.mul(ldc(w3p + o, n), ldc(r3 + o, n)));
+        stc(r0 + o, xt, n);
+        stc(yp + o, siluFlag ? vsilu(s) : s, n);
+      }
+    }
+    if (state) {
+      // slot K−1−j ← x_{L−1−j} (ring row (L − 1 − j) mod 4; for L − 1 − j < 0 the old slot it was loaded from)
+      for (let c = c0; c < c1; c += 4) {
+        const n = min(4, c1 - c);
+        const sp = state + ((<usize>b * C + c) * K << 2), o = <usize>c << 2;
+        for (let j = 0; j < K; j++) scatter(sp + ((<usize>(K - 1 - j)) << 2), ss, ldc(ring + <usize>((L - 1 - j) & 3) * CB + o, n), n);
+      }
+    }
+  }
+}
