@@ -258,3 +258,43 @@ describe('wasm backend: q8Gemm', () => {
     }
   });
 });
+
+describe('wasm q8 prefill GEMM with x packed once (q8PackOnce)', () => {
+  // [M, K, N]: M past MC (80) and not a multiple of MR, K past KC (256) and not a multiple of it, N past NC (512)
+  const shapes: Array<[number, number, number]> = [[32, 32, 9], [81, 544, 520], [163, 96, 31], [200, 288, 1030]];
+  for (const threads of [1, 2, 3]) {
+    it(`${threads} thread(s), int13 / int8 / int7, with and without a bias: the bits of gemm_q8 packing per block, and really packed once`, () => {
+      const be = new WasmBackend({ threads, weights: 'q8' });
+      const rt = be.runtime;
+      const { run, runTeam } = rt;
+      const seen: string[] = [];
+      rt.run = (k, ...rest) => (seen.push(k), run.call(rt, k, ...rest));
+      rt.runTeam = (k, ...rest) => (seen.push(k), runTeam.call(rt, k, ...rest));
+      try {
+        let seed = 700 + threads;
+        for (const [M, K, N] of shapes) {
+          const w = be.fromHost(randomArray(N * K, seed++, 0.5), [N, K], { matrix: true });
+          const bias = be.fromHost(randomArray(N, seed++), [N]);
+          const x = be.fromHost(randomArray(M * K, seed++, 2), [M, K]);
+          for (const g of ['int13', 'int8', 'int7'] as const) {
+            be.q8Gemm = g;
+            for (const b of [null, bias]) {
+              be.q8PackOnce = false;
+              seen.length = 0;
+              const want = be.linear(x, w, b).dataSync().slice();
+              assert.deepEqual(seen, ['gemm_q8'], 'off: gemm_q8 alone');
+              be.q8PackOnce = true;
+              seen.length = 0;
+              const got = be.linear(x, w, b).dataSync().slice();
+              assert.deepEqual(seen, ['gemm_q8_pack_x', 'gemm_q8_prepacked'], 'on: packed once, then the product');
+              assertBitEqual(got, want, `M=${M} K=${K} N=${N} ${g} bias=${!!b}`);
+            }
+          }
+        }
+      } finally {
+        rt.run = run;
+        rt.runTeam = runTeam;
+      }
+    });
+  }
+});

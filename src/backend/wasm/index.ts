@@ -103,6 +103,13 @@ export interface WasmBackendOptions {
    */
   ssdFma?: boolean;
   /**
+   * the integer q8 GEMM (q8Gemm 'int13' / 'int8' / 'int7') with x quantized and packed once per product, its blocks
+   * split among the threads (`gemm_q8_pack_x`, then `gemm_q8_prepacked`), instead of again for every block of 512
+   * columns in every thread (7 times per in_proj of mamba2-130m on one thread). Default true, or the environment's
+   * MAMBA_TS_WASM_Q8_PACK_ONCE=0 for false (the kernel of before). The same bits.
+   */
+  q8PackOnce?: boolean;
+  /**
    * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
    * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
    * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
@@ -160,6 +167,8 @@ const BLOCKED_MIN_ROWS = 32;
 const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** gemm_q8's mode (0: i16 dot products, 1: relaxed i8 dot products) and the activations' largest |x_q| per q8Gemm */
 const Q8_GEMM: Record<Exclude<WasmQ8Gemm, 'f32'>, [number, number]> = { int13: [0, 4095], int8: [0, 127], int7: [1, 63] };
+/** gemm_q8's blocks of x: MC rows × KC (assembly/gemm_q8.ts), the items gemm_q8_pack_x splits */
+const Q8_GEMM_MC = 80, Q8_GEMM_KC = 256;
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -207,6 +216,8 @@ export class WasmBackend extends CpuBackend {
   prefillLayer: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
   ssdFma: boolean;
+  /** see WasmBackendOptions.q8PackOnce (may be changed between calls: benchmarks compare the two) */
+  q8PackOnce: boolean;
   /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
   q8KvDecode: 'in-place' | 'scratch';
   /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
@@ -238,6 +249,7 @@ export class WasmBackend extends CpuBackend {
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
+    this.q8PackOnce = flagOption(opts, 'q8PackOnce', envFlag('MAMBA_TS_WASM_Q8_PACK_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
@@ -576,8 +588,14 @@ export class WasmBackend extends CpuBackend {
       // (int7: the relaxed i8 dot where the engine runs it natively, else the i16 one: the same bits, see gemm_q8.ts)
       const [m8, qmax] = Q8_GEMM[this.q8Gemm];
       const mode = this.runtime.relaxedDot ? m8 : 0;
-      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
-      this.runtime.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      const rt = this.runtime;
+      const scratch = c.out((rt.threads * (rt.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
+      if (this.q8PackOnce) {
+        // x quantized and packed once, its (80 rows × 256) blocks split among the threads
+        const xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / Q8_GEMM_MC) * Math.ceil(K / Q8_GEMM_KC), 1, 8 * M * K);
+        rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
       // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
       const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
@@ -978,14 +996,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'q8PackOnce', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _Q8_PACK_ONCE): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
