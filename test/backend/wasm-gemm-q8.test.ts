@@ -199,14 +199,14 @@ describe('wasm backend: q8Gemm', () => {
     const modes: number[] = [];
     const runTeam2 = be.runtime.runTeam.bind(be.runtime);
     be.runtime.runTeam = ((name: string, args: number[], ...rest: unknown[]) => {
-      if (name === 'gemm_q8') modes.push(args[0]);
+      if (name === 'gemm_q8' || name === 'gemm_q8_prepacked') modes.push(args[0]);
       return (runTeam2 as (...a: unknown[]) => unknown)(name, args, ...rest);
     }) as typeof be.runtime.runTeam;
     for (const g of ['f32', 'int13', 'int8', 'int7'] as const) {
       be.q8Gemm = g;
       seen.length = 0;
       ys[g] = be.linear(x, w, b).dataSync().slice();
-      assert.deepEqual(seen, [g === 'f32' ? 'gemm_blocked' : 'gemm_q8'], g);
+      assert.deepEqual(seen, [g === 'f32' ? 'gemm_blocked' : 'gemm_q8_prepacked'], g); // (x packed once: q8PackOnce)
     }
     // int7: the relaxed i8 dot only where the engine runs relaxed SIMD without a flag (not Node 20)
     assert.deepEqual(modes, [0, 0, be.runtime.relaxedDot ? 1 : 0]);
@@ -221,7 +221,7 @@ describe('wasm backend: q8Gemm', () => {
     be.q8Gemm = 'int8';
     seen.length = 0;
     be.linear(be.fromHost(xv.subarray(0, 31 * K), [31, K]), w, b);
-    assert.ok(!seen.includes('gemm_q8'));
+    assert.ok(!seen.includes('gemm_q8') && !seen.includes('gemm_q8_prepacked'));
   });
 
   it('a bad q8Gemm or MAMBA_TS_WASM_Q8_GEMM is a LoadOptionError naming the option and the choices', () => {
