@@ -1,8 +1,8 @@
 /**
  * Mamba-2 prefill on the wasm backend: a layer in one op (`prefillLayer`, assembly kernels on in_proj's output in
  * place) against the op sequence (split, conv, ssd, gated norm as separate ops, each copying in and out), and the
- * SSD's products with fused multiply-adds (`ssdFma`) — 'ops' (both off: the code before session 30), 'layer',
- * 'layer+fma' (the defaults) — interleaved in one process on one model (random weights, `mamba-ts bench`'s presets),
+ * SSD's products with fused multiply-adds (`ssdFma`), and (q8) x packed once per product (`q8PackOnce`) — 'ops' (all
+ * off: the code before session 30), 'layer', 'layer+fma', 'layer+fma+pack1' (the defaults) — interleaved in one process on one model (random weights, `mamba-ts bench`'s presets),
  * and where the time goes per kernel.
  *
  * Per variant: wall and CPU ms (process CPU time: all threads) per prompt token, median of --reps prefills (fresh
@@ -28,9 +28,10 @@ const modelName = arg('model', 'mamba2-130m');
 const dtype = arg('dtype', 'f32') as WeightDType;
 const prompt = Number(arg('prompt', '512'));
 const reps = Number(arg('reps', '5'));
-/** [name, prefillLayer, ssdFma]: 'ops' is the code before session 30 */
-const VARIANTS = [['ops', false, false], ['layer', true, false], ['layer+fma', true, true]] as const;
-type Variant = (typeof VARIANTS)[number];
+/** [name, prefillLayer, ssdFma, q8PackOnce]: 'ops' is the code before session 30, the last one the defaults */
+type Variant = readonly [string, boolean, boolean, boolean];
+const VARIANTS: Variant[] = [['ops', false, false, false], ['layer', true, false, false], ['layer+fma', true, true, false]];
+if (dtype === 'q8') VARIANTS.push(['layer+fma+pack1', true, true, true]);
 
 const cpuMs = (): number => {
   const u = process.cpuUsage();
@@ -43,9 +44,10 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   await be.runtime.ready();
   const lm = buildModel(PRESETS[modelName], modelName, new RandomTensorSource(1), { backend: be });
   const ids = Array.from({ length: prompt }, (_, i) => (i * 31 + 7) % 1000);
-  const prefill = async ([, on, fma]: Variant): Promise<{ wall: number; cpu: number; logits: Float32Array }> => {
+  const prefill = async ([, on, fma, pack1]: Variant): Promise<{ wall: number; cpu: number; logits: Float32Array }> => {
     be.prefillLayer = on;
     be.ssdFma = fma;
+    be.q8PackOnce = pack1;
     const s = lm.createState(1);
     const c0 = cpuMs(), t0 = performance.now();
     const l = await lm.advance([ids], s);
@@ -68,7 +70,7 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
     }
   }
   const diff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-  console.log(`\n${threads} thread(s): ms per token, median of ${reps} (load ${loadavg()[0].toFixed(2)}); last logits max |Δ|: ops vs layer ${diff(last.ops, last.layer)}, layer vs layer+fma ${diff(last.layer, last['layer+fma'])}`);
+  console.log(`\n${threads} thread(s): ms per token, median of ${reps} (load ${loadavg()[0].toFixed(2)}); last logits max |Δ|: ops vs layer ${diff(last.ops, last.layer)}, layer vs layer+fma ${diff(last.layer, last['layer+fma'])}${last['layer+fma+pack1'] ? `, layer+fma vs layer+fma+pack1 ${diff(last['layer+fma'], last['layer+fma+pack1'])}` : ''}`);
   console.log('| variant | wall | CPU | CPU ÷ wall |');
   console.log('|---|---:|---:|---:|');
   for (const [name] of VARIANTS) {
