@@ -1,7 +1,7 @@
 /**
  * Mamba-2 prefill on the wasm backend: a layer in one op (`prefillLayer`, assembly kernels on in_proj's output in
  * place) against the op sequence (split, conv, ssd, gated norm as separate ops, each copying in and out), and the
- * SSD's products with fused multiply-adds (`ssdFma`), and (q8) x packed once per product (`q8PackOnce`) — 'ops' (all
+ * SSD's products with fused multiply-adds (`ssdFma`), and x packed (q8: quantized) once per GEMM (`packXOnce`) — 'ops' (all
  * off: the code before session 30), 'layer', 'layer+fma', 'layer+fma+pack1' (the defaults) — interleaved in one process on one model (random weights, `mamba-ts bench`'s presets),
  * and where the time goes per kernel.
  *
@@ -28,10 +28,10 @@ const modelName = arg('model', 'mamba2-130m');
 const dtype = arg('dtype', 'f32') as WeightDType;
 const prompt = Number(arg('prompt', '512'));
 const reps = Number(arg('reps', '5'));
-/** [name, prefillLayer, ssdFma, q8PackOnce]: 'ops' is the code before session 30, the last one the defaults */
+/** [name, prefillLayer, ssdFma, packXOnce]: 'ops' is the code before session 30, the last one the defaults */
 type Variant = readonly [string, boolean, boolean, boolean];
 const VARIANTS: Variant[] = [['ops', false, false, false], ['layer', true, false, false], ['layer+fma', true, true, false]];
-if (dtype === 'q8') VARIANTS.push(['layer+fma+pack1', true, true, true]);
+VARIANTS.push(['layer+fma+pack1', true, true, true]);
 
 const cpuMs = (): number => {
   const u = process.cpuUsage();
@@ -47,7 +47,7 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   const prefill = async ([, on, fma, pack1]: Variant): Promise<{ wall: number; cpu: number; logits: Float32Array }> => {
     be.prefillLayer = on;
     be.ssdFma = fma;
-    be.q8PackOnce = pack1;
+    be.packXOnce = pack1;
     const s = lm.createState(1);
     const c0 = cpuMs(), t0 = performance.now();
     const l = await lm.advance([ids], s);

@@ -103,12 +103,13 @@ export interface WasmBackendOptions {
    */
   ssdFma?: boolean;
   /**
-   * the integer q8 GEMM (q8Gemm 'int13' / 'int8' / 'int7') with x quantized and packed once per product, its blocks
-   * split among the threads (`gemm_q8_pack_x`, then `gemm_q8_prepacked`), instead of again for every block of 512
-   * columns in every thread (7 times per in_proj of mamba2-130m on one thread). Default true, or the environment's
-   * MAMBA_TS_WASM_Q8_PACK_ONCE=0 for false (the kernel of before). The same bits.
+   * the prefill GEMMs (gemm 'blocked', and q8Gemm 'int13' / 'int8' / 'int7') with x packed (q8: quantized) once per
+   * product, its blocks split among the threads (`gemm_pack_x` / `gemm_q8_pack_x`, then `gemm_blocked_prepacked` /
+   * `gemm_q8_prepacked`), instead of again for every block of 512 columns in every thread (7 times per in_proj of
+   * mamba2-130m on one thread: 13 % of its time with q8 weights, 2.7 % with f32). Default true, or the environment's
+   * MAMBA_TS_WASM_PACK_X_ONCE=0 for false (the kernels of before). The same bits.
    */
-  q8PackOnce?: boolean;
+  packXOnce?: boolean;
   /**
    * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
    * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
@@ -167,8 +168,8 @@ const BLOCKED_MIN_ROWS = 32;
 const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** gemm_q8's mode (0: i16 dot products, 1: relaxed i8 dot products) and the activations' largest |x_q| per q8Gemm */
 const Q8_GEMM: Record<Exclude<WasmQ8Gemm, 'f32'>, [number, number]> = { int13: [0, 4095], int8: [0, 127], int7: [1, 63] };
-/** gemm_q8's blocks of x: MC rows × KC (assembly/gemm_q8.ts), the items gemm_q8_pack_x splits */
-const Q8_GEMM_MC = 80, Q8_GEMM_KC = 256;
+/** the blocks of x of gemm_blocked and gemm_q8: MC rows × KC (assembly/gemm.ts, gemm_q8.ts), the items gemm_pack_x / gemm_q8_pack_x split */
+const GEMM_MC = 80, GEMM_KC = 256;
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -216,8 +217,8 @@ export class WasmBackend extends CpuBackend {
   prefillLayer: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
   ssdFma: boolean;
-  /** see WasmBackendOptions.q8PackOnce (may be changed between calls: benchmarks compare the two) */
-  q8PackOnce: boolean;
+  /** see WasmBackendOptions.packXOnce (may be changed between calls: benchmarks compare the two) */
+  packXOnce: boolean;
   /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
   q8KvDecode: 'in-place' | 'scratch';
   /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
@@ -249,7 +250,7 @@ export class WasmBackend extends CpuBackend {
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
-    this.q8PackOnce = flagOption(opts, 'q8PackOnce', envFlag('MAMBA_TS_WASM_Q8_PACK_ONCE', true));
+    this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
@@ -590,16 +591,22 @@ export class WasmBackend extends CpuBackend {
       const mode = this.runtime.relaxedDot ? m8 : 0;
       const rt = this.runtime;
       const scratch = c.out((rt.threads * (rt.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
-      if (this.q8PackOnce) {
+      if (this.packXOnce) {
         // x quantized and packed once, its (80 rows × 256) blocks split among the threads
         const xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
-        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / Q8_GEMM_MC) * Math.ceil(K / Q8_GEMM_KC), 1, 8 * M * K);
+        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
         rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
       } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
       // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
-      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
-      this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      const rt = this.runtime;
+      const scratch = c.out((rt.threads * (rt.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
+      if (this.packXOnce) {
+        // x packed once, its (80 rows × 256) blocks split among the threads
+        const xp = c.out(Math.ceil((rt.kernels.gemm_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+        rt.run('gemm_pack_x', [xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 2 * M * K);
+        rt.runTeam('gemm_blocked_prepacked', [xp, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      } else rt.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (m.format === 'q4') {
       // x quantized as for q8, plus each block's sum of quantized values (for the mins)
       const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
@@ -996,14 +1003,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'q8PackOnce', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'packXOnce', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _Q8_PACK_ONCE): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
