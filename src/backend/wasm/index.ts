@@ -598,7 +598,8 @@ export class WasmBackend extends CpuBackend {
         rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
       } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
-      // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
+      // prefill: the blocked GEMM, each thread packing its own columns of W (scratch per thread); x packed once first
+      // (packXOnce) or by each thread per block of columns
       const rt = this.runtime;
       const scratch = c.out((rt.threads * (rt.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
       if (this.packXOnce) {
@@ -992,8 +993,9 @@ export class WasmBackend extends CpuBackend {
         const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
         const work = c.out(Math.ceil(bytes / 4));
         const counter = c.zeros(1); // (an i32 zero)
-        const [xo, dto, Ao, Bo, Co, Do, so, yo2] = args;
-        rt.runTeam('ssd_chunked_rows', [xo, nh * hd, dto, Ao, Bo, Co, G * N, Do, so, yo2, work, counter, batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0], flops >= MIN_PARALLEL_WORK);
+        // (ssd_chunked_rows with dense rows: x [b, L, nh, hd], B and C [b, L, G, N])
+        const [xo, dto, Ao, Bo, Co, Do, so, ys] = args;
+        rt.runTeam('ssd_chunked_rows', [xo, nh * hd, dto, Ao, Bo, Co, G * N, Do, so, ys, work, counter, batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0], flops >= MIN_PARALLEL_WORK);
       } else {
         this.runtime.run('ssd_scan', [...args, batch, L, nh, hd, G, N], nh, 1, flops);
       }
