@@ -339,6 +339,12 @@ export interface Backend {
   /** Optional (wasm): a Mamba-2 layer's whole decode step in one call, as `mamba1Layer` */
   mamba2Layer?(a: Mamba2LayerArgs): Tensor | null;
   /**
+   * Optional (wasm): a Mamba-2 layer's prefill (h [b, L, H], L > 1) in one call — in_proj, conv1d + SiLU, Δ, the
+   * SSD, the gated RMSNorm, out_proj — the activations kept in the backend between them; the same result as the
+   * mixer's op sequence; [b, L, out rows]. null when it does not handle these arguments (the mixer then runs the ops).
+   */
+  mamba2Prefill?(a: Mamba2PrefillArgs): Tensor | null;
+  /**
    * Optional: true when `mamba1Step` / `mamba2Step` honour their `onDelta` argument (hand Δ out of the fused step);
    * a mixer observing Δ (ForwardOptions.onDelta) runs the op sequence on a backend without it.
    */
@@ -441,6 +447,14 @@ export interface LayerProjections {
 }
 export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
 export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
+/** A Mamba-2 layer's prefill from its input (mamba2Prefill): h [b, L, H]; the states may be absent (no cache) */
+export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 'ssmState' | 'next' | 'onDelta'> & LayerProjections & {
+  convState: Tensor | null;
+  ssmState: Tensor | null;
+  /** the SSD algorithm asked for and its chunk length (as SsdArgs) */
+  algorithm: SsdAlgorithm;
+  chunkSize: number;
+};
 
 export interface Mamba1StepArgs {
   /** in_proj output [b, 1, 2D]: x then z */

@@ -12,6 +12,7 @@
  *   out            = out_proj(y)
  */
 import type { Backend } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
@@ -91,6 +92,19 @@ export class Mamba2Mixer implements Mixer {
     const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
     const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
     const be = this.backend;
+    // prefill: the whole layer in one backend call where it has one (activations kept there between the ops)
+    if (L > 1 && be.mamba2Prefill && !ctx.onDelta) {
+      const A = w.A.get();
+      if (!needsGrad(h, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) {
+        const out = be.mamba2Prefill({
+          h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+          nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+          convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
+          normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
+        });
+        if (out) return out;
+      }
+    }
     // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
     const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,

@@ -103,7 +103,7 @@ describe('wasm: every prefill algorithm runs as asked', () => {
     // (a prompt of 23: under the backend's default ssdChunkedMinLength, the recurrence; from 2 here)
     assert.deepEqual(wasmKernels(() => wasm.ssd(ssdArgs(wasm, 'chunked'))), ['ssd_scan']);
     const chunkedFrom2 = new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 });
-    assert.deepEqual(wasmKernels(() => (got = chunkedFrom2.ssd(ssdArgs(chunkedFrom2, 'chunked', wasmState)).dataSync())), ['ssd_chunked']);
+    assert.deepEqual(wasmKernels(() => (got = chunkedFrom2.ssd(ssdArgs(chunkedFrom2, 'chunked', wasmState)).dataSync())), ['ssd_chunked_rows']);
     assert.ok(maxAbsDiff(got, want) <= 1e-5, `max |Δ| = ${maxAbsDiff(got, want)}`);
     assert.ok(maxAbsDiff(wasmState.dataSync(), cpuState.dataSync()) <= 1e-5, 'final state');
     const one = (be: Backend): SsdArgs => {

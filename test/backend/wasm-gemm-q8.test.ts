@@ -19,7 +19,8 @@ import { relaxedBehindFlag } from '../../src/backend/wasm/platform.js';
 
 /** Node 20: relaxed SIMD behind V8's flag, and V8 11.3's Liftoff miscompiles the relaxed dot */
 const relaxedExperimental = relaxedBehindFlag();
-import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { WasmBackend, type WasmQ8Gemm } from '../../src/backend/wasm/index.js';
+import type { WeightDType } from '../../src/tensor/dtype.js';
 import { packQ8 } from '../../src/backend/wasm/q8.js';
 import { loadModel } from '../../src/index.js';
 import { LoadOptionError } from '../../src/api/load-options.js';
@@ -199,14 +200,14 @@ describe('wasm backend: q8Gemm', () => {
     const modes: number[] = [];
     const runTeam2 = be.runtime.runTeam.bind(be.runtime);
     be.runtime.runTeam = ((name: string, args: number[], ...rest: unknown[]) => {
-      if (name === 'gemm_q8') modes.push(args[0]);
+      if (name === 'gemm_q8' || name === 'gemm_q8_prepacked') modes.push(args[0]);
       return (runTeam2 as (...a: unknown[]) => unknown)(name, args, ...rest);
     }) as typeof be.runtime.runTeam;
     for (const g of ['f32', 'int13', 'int8', 'int7'] as const) {
       be.q8Gemm = g;
       seen.length = 0;
       ys[g] = be.linear(x, w, b).dataSync().slice();
-      assert.deepEqual(seen, [g === 'f32' ? 'gemm_blocked' : 'gemm_q8'], g);
+      assert.deepEqual(seen, [g === 'f32' ? 'gemm_blocked_prepacked' : 'gemm_q8_prepacked'], g); // (x packed once: packXOnce)
     }
     // int7: the relaxed i8 dot only where the engine runs relaxed SIMD without a flag (not Node 20)
     assert.deepEqual(modes, [0, 0, be.runtime.relaxedDot ? 1 : 0]);
@@ -221,7 +222,7 @@ describe('wasm backend: q8Gemm', () => {
     be.q8Gemm = 'int8';
     seen.length = 0;
     be.linear(be.fromHost(xv.subarray(0, 31 * K), [31, K]), w, b);
-    assert.ok(!seen.includes('gemm_q8'));
+    assert.ok(!seen.includes('gemm_q8') && !seen.includes('gemm_q8_prepacked'));
   });
 
   it('a bad q8Gemm or MAMBA_TS_WASM_Q8_GEMM is a LoadOptionError naming the option and the choices', () => {
@@ -257,4 +258,48 @@ describe('wasm backend: q8Gemm', () => {
       assert.ok(vsF32 > 0 && vsF32 <= 3e-3, `${name}: int13 vs the f32-activation GEMM ${vsF32}`);
     }
   });
+});
+
+describe('wasm prefill GEMMs with x packed once (packXOnce)', () => {
+  // [M, K, N]: M past MC (80) and not a multiple of MR, K past KC (256) and not a multiple of it, N past NC (512)
+  const shapes: Array<[number, number, number]> = [[32, 32, 9], [81, 544, 520], [163, 96, 31], [200, 288, 1030]];
+  // [weights, q8Gemm]: gemm_blocked on f32 / bf16 / q8 unpacked to f32; gemm_q8 at each activation width
+  const runs: Array<[WeightDType, WasmQ8Gemm]> = [['f32', 'int13'], ['bf16', 'int13'], ['q8', 'f32'], ['q8', 'int13'], ['q8', 'int8'], ['q8', 'int7']];
+  for (const threads of [1, 2, 3]) {
+    it(`${threads} thread(s), f32 / bf16 / q8 weights, every q8Gemm, with and without a bias: the bits of packing per block, and really packed once`, () => {
+      let seed = 700 + threads;
+      for (const [weights, q8Gemm] of runs) {
+        const be = new WasmBackend({ threads, weights, q8Gemm });
+        if (!be.runtime.fused && !(weights === 'q8' && q8Gemm !== 'f32')) continue; // (the plain build: the tiles)
+        const rt = be.runtime;
+        const { run, runTeam } = rt;
+        const seen: string[] = [];
+        rt.run = (k, ...rest) => (seen.push(k), run.call(rt, k, ...rest));
+        rt.runTeam = (k, ...rest) => (seen.push(k), runTeam.call(rt, k, ...rest));
+        const kernel = weights === 'q8' && q8Gemm !== 'f32' ? 'gemm_q8' : 'gemm_blocked';
+        try {
+          for (const [M, K, N] of shapes) {
+            const w = be.fromHost(randomArray(N * K, seed++, 0.5), [N, K], { matrix: true });
+            const bias = be.fromHost(randomArray(N, seed++), [N]);
+            const x = be.fromHost(randomArray(M * K, seed++, 2), [M, K]);
+            for (const b of [null, bias]) {
+              be.packXOnce = false;
+              seen.length = 0;
+              const want = be.linear(x, w, b).dataSync().slice();
+              assert.deepEqual(seen, [kernel], `off: ${kernel} alone`);
+              be.packXOnce = true;
+              seen.length = 0;
+              const got = be.linear(x, w, b).dataSync().slice();
+              const packer = kernel === 'gemm_q8' ? 'gemm_q8_pack_x' : 'gemm_pack_x';
+              assert.deepEqual(seen, [packer, `${kernel}_prepacked`], 'on: packed once, then the product');
+              assertBitEqual(got, want, `${weights} ${q8Gemm}: M=${M} K=${K} N=${N} bias=${!!b}`);
+            }
+          }
+        } finally {
+          rt.run = run;
+          rt.runTeam = runTeam;
+        }
+      }
+    });
+  }
 });

@@ -19,7 +19,11 @@ import { hfFixture, loadReference, maxAbsDiff, randomArray } from '../helpers.js
 import { maxScaledErr } from './wasm-arena.js';
 
 // (short prompts too: the backend's default sends prompts under 32 tokens to the recurrence)
-const wasm = { 1: new WasmBackend({ threads: 1, ssdChunkedMinLength: 2 }), 2: new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 }) };
+// ('2 mul-add': the products on the linear.ts tiles of before, ssdFma false)
+const wasm = {
+  1: new WasmBackend({ threads: 1, ssdChunkedMinLength: 2 }), 2: new WasmBackend({ threads: 2, ssdChunkedMinLength: 2 }),
+  '2 mul-add': new WasmBackend({ threads: 2, ssdChunkedMinLength: 2, ssdFma: false }),
+};
 const TOL = 1e-5;
 
 interface Case {
@@ -118,7 +122,7 @@ async function kernelsRun(be: WasmBackend, fn: () => Promise<void>): Promise<str
 }
 
 describe('wasm chunked SSD = the float64 recurrence', () => {
-  for (const threads of [1, 2] as const) {
+  for (const threads of [1, 2, '2 mul-add'] as const) {
     for (const [i, c] of CASES.entries()) {
       it(`${threads} thread(s), ${label(c)}: y and final state within ${TOL}`, () => {
         const d = makeData(c, 100 * i);
@@ -171,7 +175,7 @@ describe('wasm chunked SSD = the float64 recurrence', () => {
       return kernelsRun(be, async () => void runWasm(be, c, makeData(c, 1), 0, L, null));
     };
     assert.deepEqual(await kernels(31), ['ssd_scan']);
-    assert.deepEqual(await kernels(32), ['ssd_chunked']);
+    assert.deepEqual(await kernels(32), ['ssd_chunked_rows']);
   });
 
   it('1 and 2 threads give the same numbers (each head is computed the same way whichever thread takes it)', () => {
@@ -192,7 +196,7 @@ const MAMBA2_FIXTURES = ['mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'grani
 describe('wasm chunked SSD in whole models (HF fixtures)', () => {
   for (const threads of [1, 2] as const) {
     for (const name of MAMBA2_FIXTURES) {
-      it(`${name}, ${threads} thread(s): logits within 1e-4 of the reference with ssd_chunked running; two pieces = one`, async () => {
+      it(`${name}, ${threads} thread(s): logits within 1e-4 of the reference with ssd_chunked_rows running; two pieces = one`, async () => {
         const ref = loadReference(hfFixture(name));
         const be = new WasmBackend({ threads, ssdChunkedMinLength: 2 });
         const model = await loadModel(hfFixture(name), { backend: be, tokenizer: false });
@@ -201,7 +205,7 @@ describe('wasm chunked SSD in whole models (HF fixtures)', () => {
         const names = await kernelsRun(be, async () => {
           out = await model.forward(ids);
         });
-        assert.ok(names.includes('ssd_chunked'), `ssd_chunked ran (kernels: ${[...new Set(names)].join(', ')})`);
+        assert.ok(names.includes('ssd_chunked_rows'), `ssd_chunked_rows ran (kernels: ${[...new Set(names)].join(', ')})`);
         const d = maxAbsDiff(out.logits.data, ref.f32('logits'));
         assert.ok(d <= 1e-4, `max |Δlogit| = ${d}`);
         // the first row of the batch in two pieces: the state carried between them

@@ -7,7 +7,7 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
@@ -89,6 +89,28 @@ export interface WasmBackendOptions {
    */
   stepIn?: boolean;
   /**
+   * prefill: a Mamba-2 layer in one op (`mamba2Prefill`): in_proj, conv1d + SiLU, Δ, the chunked SSD, the gated
+   * RMSNorm and out_proj on activations kept in wasm memory, the conv and the SSD reading their columns of in_proj's
+   * output in place (no split copies, no copy in and out of each op; conv, Δ and the norm on all threads). Default
+   * true, or the environment's MAMBA_TS_WASM_PREFILL_LAYER=0 for false: the op sequence, as before (benchmarks compare
+   * the two). The same kernels' arithmetic either way.
+   */
+  prefillLayer?: boolean;
+  /**
+   * the chunked SSD's small matrix products (assembly/ssd_chunked.ts) with fused multiply-adds (`gemm_nt_f32_fma`;
+   * where the relaxed-SIMD kernels loaded, else a multiply and an add — the same bits as false). Default true, or the
+   * environment's MAMBA_TS_WASM_SSD_FMA=0 for false: the linear.ts tiles of before. Other roundings (within f32 parity).
+   */
+  ssdFma?: boolean;
+  /**
+   * the prefill GEMMs (gemm 'blocked', and q8Gemm 'int13' / 'int8' / 'int7') with x packed (q8: quantized) once per
+   * product, its blocks split among the threads (`gemm_pack_x` / `gemm_q8_pack_x`, then `gemm_blocked_prepacked` /
+   * `gemm_q8_prepacked`), instead of again for every block of 512 columns in every thread (7 times per in_proj of
+   * mamba2-130m on one thread: 13 % of its time with q8 weights, 2.7 % with f32). Default true, or the environment's
+   * MAMBA_TS_WASM_PACK_X_ONCE=0 for false (the kernels of before). The same bits.
+   */
+  packXOnce?: boolean;
+  /**
    * decode attention over a q8 KV cache: 'in-place' (default; head dims a multiple of 32: the kernel widens the int8
    * values in registers) or 'scratch' (the older way, also what other head dims run: each block of 32 keys of a head
    * dequantized into per-thread scratch, then the f32 kernel); both compute q · (q8 · scale), to f32 rounding
@@ -146,6 +168,8 @@ const BLOCKED_MIN_ROWS = 32;
 const BLOCKED_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** gemm_q8's mode (0: i16 dot products, 1: relaxed i8 dot products) and the activations' largest |x_q| per q8Gemm */
 const Q8_GEMM: Record<Exclude<WasmQ8Gemm, 'f32'>, [number, number]> = { int13: [0, 4095], int8: [0, 127], int7: [1, 63] };
+/** the blocks of x of gemm_blocked and gemm_q8: MC rows × KC (assembly/gemm.ts, gemm_q8.ts), the items gemm_pack_x / gemm_q8_pack_x split */
+const GEMM_MC = 80, GEMM_KC = 256;
 /**
  * the chunked SSD's longest chunk: a longer chunk length (configs say 256) is cut to this (the same algorithm and
  * numbers to rounding; at mamba2-130m's shape chunks of 64 ran 1.1× faster than 128 and 2× faster than 256)
@@ -189,6 +213,12 @@ export class WasmBackend extends CpuBackend {
   touchState: boolean;
   /** see WasmBackendOptions.stepIn (may be changed between calls) */
   stepIn: boolean;
+  /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
+  prefillLayer: boolean;
+  /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
+  ssdFma: boolean;
+  /** see WasmBackendOptions.packXOnce (may be changed between calls: benchmarks compare the two) */
+  packXOnce: boolean;
   /** see WasmBackendOptions.q8KvDecode (may be changed between calls: benchmarks compare the two) */
   q8KvDecode: 'in-place' | 'scratch';
   /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
@@ -218,6 +248,9 @@ export class WasmBackend extends CpuBackend {
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
+    this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
+    this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
+    this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
@@ -542,21 +575,39 @@ export class WasmBackend extends CpuBackend {
   /** y = x·Wᵀ (+ bias) into scratch of `c`: x [M, K], W a wasm matrix [N, K]; the offset of y [M, N] */
   private product(c: OpScratch, x: Tensor, m: Matrix, bias: Tensor | null): number {
     const [M, K] = x.shape;
+    return this.productAt(c, c.in(x), M, K, m, bias);
+  }
+
+  /** `product` of x [M, K] at offset `xo` of wasm memory */
+  private productAt(c: OpScratch, xo: number, M: number, K: number, m: Matrix, bias: Tensor | null): number {
     const N = m.rows;
     const work = M * K * N;
-    const xo = c.in(x), bo = c.in(bias), yo = c.out(M * N);
+    const bo = c.in(bias), yo = c.out(M * N);
     const blocked = BLOCKED_FORMAT[m.format];
     if (m.format === 'q8' && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.q8Gemm !== 'f32') {
       // prefill with q8 weights: x quantized per block too, integer dot products (plain and relaxed builds)
       // (int7: the relaxed i8 dot where the engine runs it natively, else the i16 one: the same bits, see gemm_q8.ts)
       const [m8, qmax] = Q8_GEMM[this.q8Gemm];
       const mode = this.runtime.relaxedDot ? m8 : 0;
-      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
-      this.runtime.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      const rt = this.runtime;
+      const scratch = c.out((rt.threads * (rt.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
+      if (this.packXOnce) {
+        // x quantized and packed once, its (80 rows × 256) blocks split among the threads
+        const xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
+        rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
-      // prefill: the blocked GEMM, each thread packing its own operands (scratch per thread)
-      const scratch = c.out((this.runtime.threads * (this.runtime.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
-      this.runtime.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      // prefill: the blocked GEMM, each thread packing its own columns of W (scratch per thread); x packed once first
+      // (packXOnce) or by each thread per block of columns
+      const rt = this.runtime;
+      const scratch = c.out((rt.threads * (rt.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
+      if (this.packXOnce) {
+        // x packed once, its (80 rows × 256) blocks split among the threads
+        const xp = c.out(Math.ceil((rt.kernels.gemm_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+        rt.run('gemm_pack_x', [xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 2 * M * K);
+        rt.runTeam('gemm_blocked_prepacked', [xp, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
+      } else rt.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (m.format === 'q4') {
       // x quantized as for q8, plus each block's sum of quantized values (for the mins)
       const xq = c.out((M * K) / 2 + (2 * M * K) / Q8_BLOCK), xs = xq + M * K * 2, xb = xs + (M * K * 4) / Q8_BLOCK;
@@ -869,6 +920,58 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
+   * A Mamba-2 layer's prefill in one op (WasmBackendOptions.prefillLayer): in_proj's output zxbcdt [b·L, width] stays
+   * in wasm memory; conv1d + SiLU runs on its xBC columns in place, a row at a time (channels split among threads; K > 4:
+   * into a buffer of its own), Δ from its dt columns (rows split), the chunked SSD reads x, B, C there (strided), the gated RMSNorm
+   * reads z there (rows split) and writes over the SSD's y, out_proj multiplies that; one copy out. The same kernels'
+   * arithmetic as the op sequence (`linear`, `causalConv1d`, `ssd`, `rmsNormGated`). null (the mixer runs the ops)
+   * when the option is off, the SSD would not run chunked (another algorithm asked, or L < ssdChunkedMinLength), or
+   * the weights are not wasm matrices of the layer's shapes.
+   */
+  mamba2Prefill(a: Mamba2PrefillArgs): Tensor | null {
+    if (!this.prefillLayer || a.algorithm !== 'chunked') return null;
+    const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
+    const [batch, L, H] = a.h.shape;
+    const W = nh * hd, GN = G * N, convDim = W + 2 * GN, width = W + convDim + nh;
+    const [convRows, K] = a.conv.shape;
+    const mi = this.matrices.get(a.inProj.storage as object), mo = this.matrices.get(a.outProj.storage as object);
+    if (a.h.shape.length !== 3 || L < 2 || L < this.ssdChunkedMinLength || !mi || !mo) return null;
+    if (mi.rows !== width || mi.cols !== H || mo.cols !== W || convRows !== convDim || W % a.normGroupSize !== 0 || nh % G !== 0) return null;
+    const [lo, hi] = a.dtLimit;
+    if (!(lo <= hi)) return null; // (the op sequence's processDt names the error)
+    const M = batch * L;
+    const rt = this.runtime;
+    return this.op((c) => {
+      const zx = this.productAt(c, c.in(a.h), M, H, mi, a.inProjBias);
+      // conv1d + SiLU of the xBC columns: K ≤ 4 in place, time outermost (causal_conv1d_timewise); else into a buffer
+      // of its own (causal_conv1d_rows reads x_{t−j} back)
+      const inPlace = K <= 4;
+      const xbc = inPlace ? zx + W * 4 : c.out(M * convDim), xbcRow = inPlace ? width : convDim;
+      const convArgs = [zx + W * 4, width, c.in(a.conv), c.in(a.convBias), c.in(a.convState, true), xbc, xbcRow];
+      if (inPlace) rt.run('causal_conv1d_timewise', [...convArgs, c.out(4 * convDim), c.out(4 * convDim), batch, L, convDim, K, 1], convDim, 4, 4 * M * convDim * K);
+      else rt.run('causal_conv1d_rows', [...convArgs, batch, L, convDim, K, 1], convDim, 4, 4 * M * convDim * K);
+      // Δ [b·L, nh] (exp and log1p per value: counted as 32 units of work each)
+      const dt = c.out(M * nh);
+      rt.run('mamba2_dt_rows', [zx + (W + convDim) * 4, width, c.in(a.dtBias), lo, hi, dt, nh], M, 1, 32 * M * nh);
+      // the chunked SSD on x, B, C in place
+      const Q = Math.min(a.chunkSize, SSD_MAX_CHUNK, L);
+      const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
+      const work = c.out(Math.ceil(bytes / 4));
+      const counter = c.zeros(1); // (an i32 zero)
+      const y = c.out(M * W);
+      // (no state: a zero one, as `ssd` passes — the same sums, so the same bits)
+      const state = a.ssmState ? c.in(a.ssmState, true) : c.zeros(batch * nh * hd * N);
+      rt.runTeam('ssd_chunked_rows', [
+        xbc, xbcRow, dt, c.in(a.A), xbc + W * 4, xbc + (W + GN) * 4, xbcRow, c.in(a.D), state, y, work, counter,
+        batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0,
+      ], 4 * M * W * N >= MIN_PARALLEL_WORK);
+      // g = norm(y · silu(z)) over y
+      rt.run('rms_norm_gated_rows', [y, W, zx, width, c.in(a.norm), y, W, W, a.normGroupSize, a.normEps], M, 1, 16 * M * W);
+      return c.result(this.productAt(c, y, M, W, mo, a.outProjBias), [batch, L, mo.rows]);
+    });
+  }
+
+  /**
    * Mamba-2: 'chunked' (the default) and 'recurrent' in wasm, 'quadratic' by the CPU kernel. Chunked: the SSD as small
    * matrix products on the GEMM tiles (assembly/ssd_chunked.ts), threads over (batch row, head); the recurrence (exact;
    * threads split heads) for decode steps and prompts shorter than `ssdChunkedMinLength`, where it is faster.
@@ -890,7 +993,9 @@ export class WasmBackend extends CpuBackend {
         const bytes = (rt.kernels.ssd_chunked_work_bytes as (...v: number[]) => number)(batch, L, hd, G, N, Q, rt.threads);
         const work = c.out(Math.ceil(bytes / 4));
         const counter = c.zeros(1); // (an i32 zero)
-        rt.runTeam('ssd_chunked', [...args, work, counter, batch, L, nh, hd, G, N, Q], flops >= MIN_PARALLEL_WORK);
+        // (ssd_chunked_rows with dense rows: x [b, L, nh, hd], B and C [b, L, G, N])
+        const [xo, dto, Ao, Bo, Co, Do, so, ys] = args;
+        rt.runTeam('ssd_chunked_rows', [xo, nh * hd, dto, Ao, Bo, Co, G * N, Do, so, ys, work, counter, batch, L, nh, hd, G, N, Q, this.ssdFma ? 1 : 0], flops >= MIN_PARALLEL_WORK);
       } else {
         this.runtime.run('ssd_scan', [...args, batch, L, nh, hd, G, N], nh, 1, flops);
       }
@@ -900,14 +1005,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'packXOnce', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

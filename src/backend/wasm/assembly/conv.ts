@@ -31,11 +31,30 @@ export function causal_conv1d(
       // decode: whole rows of state and weights are one v128 each
       let c = c0;
       for (; c + 4 <= c1; c += 4) convStep4(x, w, bias, state, y, b, C, siluFlag, c);
-      if (c < c1) convGroup(x, w, bias, state, y, b, L, C, K, siluFlag, c, c1 - c);
+      if (c < c1) convGroup(x, C, w, bias, state, y, C, b, L, C, K, siluFlag, c, c1 - c);
     } else if (K <= 4) {
-      for (let c = c0; c < c1; c += 4) convGroup(x, w, bias, state, y, b, L, C, K, siluFlag, c, min(4, c1 - c));
+      for (let c = c0; c < c1; c += 4) convGroup(x, C, w, bias, state, y, C, b, L, C, K, siluFlag, c, min(4, c1 - c));
     } else {
-      for (let c = c0; c < c1; c++) convScalar(x, w, bias, state, y, b, L, C, K, siluFlag, c);
+      for (let c = c0; c < c1; c++) convScalar(x, C, w, bias, state, y, C, b, L, C, K, siluFlag, c);
+    }
+  }
+}
+
+/**
+ * `causal_conv1d` on rows of x and y with strides of their own (floats per time step: xRow, yRow ≥ C), e.g. the
+ * xBC columns of Mamba-2's in_proj output [batch · L, width]. In place (y = x, yRow = xRow) only for K ≤ 4: that
+ * path reads each x_t before it writes y_t and keeps the history (and the new state) in registers; the K > 4 loop
+ * reads x_{t−j} back from x. The same arithmetic as `causal_conv1d`.
+ */
+export function causal_conv1d_rows(
+  x: usize, xRow: i32, w: usize, bias: usize, state: usize, y: usize, yRow: i32,
+  batch: i32, L: i32, C: i32, K: i32, siluFlag: i32, c0: i32, c1: i32,
+): void {
+  for (let b = 0; b < batch; b++) {
+    if (K <= 4) {
+      for (let c = c0; c < c1; c += 4) convGroup(x, xRow, w, bias, state, y, yRow, b, L, C, K, siluFlag, c, min(4, c1 - c));
+    } else {
+      for (let c = c0; c < c1; c++) convScalar(x, xRow, w, bias, state, y, yRow, b, L, C, K, siluFlag, c);
     }
   }
 }
@@ -47,7 +66,7 @@ export function causal_conv1d(
 
 /** channels [c, c + n), n ≤ 4, K ≤ 4 */
 function convGroup(
-  x: usize, w: usize, bias: usize, state: usize, y: usize,
+  x: usize, xRow: i32, w: usize, bias: usize, state: usize, y: usize, yRow: i32,
   b: i32, L: i32, C: i32, K: i32, siluFlag: i32, c: i32, n: i32,
 ): void {
   // weight of x_{t−j} is w[K−1−j]
@@ -63,9 +82,9 @@ function convGroup(
     if (K >= 3) m2 = gather(sp + ((<usize>K - 2) << 2), ss, n);
     if (K >= 4) m3 = gather(sp + ((<usize>K - 3) << 2), ss, n);
   }
-  const rowStride = <usize>C << 2;
-  let xp = x + ((<usize>b * L * C + c) << 2);
-  let yp = y + ((<usize>b * L * C + c) << 2);
+  const xStride = <usize>xRow << 2, yStride = <usize>yRow << 2;
+  let xp = x + ((<usize>b * L * xRow + c) << 2);
+  let yp = y + ((<usize>b * L * yRow + c) << 2);
   for (let t = 0; t < L; t++) {
     const xt = ldc(xp, n);
     let s = f32x4.add(bv, f32x4.mul(w0, xt));
@@ -77,8 +96,8 @@ function convGroup(
     m3 = m2;
     m2 = m1;
     m1 = xt;
-    xp += rowStride;
-    yp += rowStride;
+    xp += xStride;
+    yp += yStride;
   }
   if (state) {
     // slot k ← xpad time L − K + k: slot K−1 = m1 (x_{L−1}), K−2 = m2, …
@@ -126,14 +145,14 @@ function convGroup(
 
 /** one channel, any K (K > 4) */
 function convScalar(
-  x: usize, w: usize, bias: usize, state: usize, y: usize,
+  x: usize, xRow: i32, w: usize, bias: usize, state: usize, y: usize, yRow: i32,
   b: i32, L: i32, C: i32, K: i32, siluFlag: i32, c: i32,
 ): void {
   const sp = state + ((<usize>b * C + c) * K << 2);
   const wp = w + ((<usize>c * K) << 2);
   const bv: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
-  const xb = x + ((<usize>b * L * C + c) << 2);
-  const rowStride = <usize>C << 2;
+  const xb = x + ((<usize>b * L * xRow + c) << 2);
+  const rowStride = <usize>xRow << 2;
   for (let t = 0; t < L; t++) {
     let s = bv;
     // same order as the SIMD path: newest input first
@@ -144,7 +163,7 @@ function convScalar(
       else if (state && K + i >= 1) v = load<f32>(sp + (<usize>(K + i) << 2));
       s += load<f32>(wp + (<usize>(K - 1 - j) << 2)) * v;
     }
-    store<f32>(y + ((<usize>(b * L + t) * C + c) << 2), siluFlag ? f32x4.extract_lane(vsilu(f32x4.splat(s)), 0) : s);
+    store<f32>(y + ((<usize>(b * L + t) * yRow + c) << 2), siluFlag ? f32x4.extract_lane(vsilu(f32x4.splat(s)), 0) : s);
   }
   if (state) {
     // slot k ← time L − K + k, ascending k: a slot read from the old state (time < 0 → slot K + time > k) is
@@ -153,6 +172,73 @@ function convScalar(
       const i = L - K + k;
       const v = i >= 0 ? load<f32>(xb + <usize>i * rowStride) : load<f32>(sp + (<usize>(K + i) << 2));
       store<f32>(sp + (<usize>k << 2), v);
+    }
+  }
+}
+
+/**
+ * Prefill, K ≤ 4, in place or not: `causal_conv1d_rows` (with SiLU when siluFlag ≠ 0) walking time outermost, so that
+ * each step reads and writes the channel slice [c0, c1) of one row contiguously (the channel-group loop above walks
+ * each group of 4 channels down all L rows: one 16-byte piece per cache line per step). The inputs of the last 4 steps
+ * stay in `ring` ([4][C] floats: x_t in ring row t mod 4, written after x_{t−4} is read from it), the weights are
+ * read transposed from `wT` ([4][C], tap j = the weight of x_{t−j}, zeros for j ≥ K); this call writes both for its
+ * channels, so threads given disjoint channel slices share them. The same products and sums in the same order as
+ * convGroup (the same bits), the same state.
+ */
+export function causal_conv1d_timewise(
+  x: usize, xRow: i32, w: usize, bias: usize, state: usize, y: usize, yRow: i32, wT: usize, ring: usize,
+  batch: i32, L: i32, C: i32, K: i32, siluFlag: i32, c0: i32, c1: i32,
+): void {
+  const CB = <usize>C << 2;
+  for (let c = c0; c < c1; c++) {
+    for (let j = 0; j < 4; j++) store<f32>(wT + <usize>j * CB + (<usize>c << 2), j < K ? load<f32>(w + ((<usize>c * K + (K - 1 - j)) << 2)) : 0);
+  }
+  const w0p = wT, w1p = wT + CB, w2p = wT + 2 * CB, w3p = wT + 3 * CB;
+  const ss = <usize>K << 2;
+  for (let b = 0; b < batch; b++) {
+    // x_{−1}, x_{−2}, x_{−3} (rows 3, 2, 1 of the ring) from the state's slots K−1, K−2, K−3, zeros beyond; x_{−4} = 0
+    for (let c = c0; c < c1; c += 4) {
+      const n = min(4, c1 - c);
+      const sp = state + ((<usize>b * C + c) * K << 2), o = <usize>c << 2;
+      const zero = f32x4.splat(0);
+      stc(ring + 3 * CB + o, state && K >= 2 ? gather(sp + ((<usize>K - 1) << 2), ss, n) : zero, n);
+      stc(ring + 2 * CB + o, state && K >= 3 ? gather(sp + ((<usize>K - 2) << 2), ss, n) : zero, n);
+      stc(ring + CB + o, state && K >= 4 ? gather(sp + ((<usize>K - 3) << 2), ss, n) : zero, n);
+      stc(ring + o, zero, n);
+    }
+    for (let t = 0; t < L; t++) {
+      const xp = x + ((<usize>(b * L + t) * <usize>xRow) << 2), yp = y + ((<usize>(b * L + t) * <usize>yRow) << 2);
+      const r0 = ring + <usize>(t & 3) * CB; // x_{t−4}, then x_t
+      const r1 = ring + <usize>((t + 3) & 3) * CB, r2 = ring + <usize>((t + 2) & 3) * CB, r3 = ring + <usize>((t + 1) & 3) * CB;
+      let c = c0;
+      for (; c + 4 <= c1; c += 4) {
+        const o = <usize>c << 2;
+        const xt = v128.load(xp + o);
+        let s = f32x4.add(bias ? v128.load(bias + o) : f32x4.splat(0), f32x4.mul(v128.load(w0p + o), xt));
+        s = f32x4.add(s, f32x4.mul(v128.load(w1p + o), v128.load(r1 + o)));
+        s = f32x4.add(s, f32x4.mul(v128.load(w2p + o), v128.load(r2 + o)));
+        s = f32x4.add(s, f32x4.mul(v128.load(w3p + o), v128.load(r3 + o)));
+        v128.store(r0 + o, xt);
+        v128.store(yp + o, siluFlag ? vsilu(s) : s);
+      }
+      if (c < c1) {
+        const n = c1 - c, o = <usize>c << 2;
+        const xt = ldc(xp + o, n);
+        let s = f32x4.add(bias ? ldc(bias + o, n) : f32x4.splat(0), f32x4.mul(ldc(w0p + o, n), xt));
+        s = f32x4.add(s, f32x4.mul(ldc(w1p + o, n), ldc(r1 + o, n)));
+        s = f32x4.add(s, f32x4.mul(ldc(w2p + o, n), ldc(r2 + o, n)));
+        s = f32x4.add(s, f32x4.mul(ldc(w3p + o, n), ldc(r3 + o, n)));
+        stc(r0 + o, xt, n);
+        stc(yp + o, siluFlag ? vsilu(s) : s, n);
+      }
+    }
+    if (state) {
+      // slot K−1−j ← x_{L−1−j} (ring row (L − 1 − j) mod 4; for L − 1 − j < 0 the old slot it was loaded from)
+      for (let c = c0; c < c1; c += 4) {
+        const n = min(4, c1 - c);
+        const sp = state + ((<usize>b * C + c) * K << 2), o = <usize>c << 2;
+        for (let j = 0; j < K; j++) scatter(sp + ((<usize>(K - 1 - j)) << 2), ss, ldc(ring + <usize>((L - 1 - j) & 3) * CB + o, n), n);
+      }
     }
   }
 }

@@ -26,7 +26,7 @@
 // The f32/bf16/f16 kernels share one generic implementation; its type parameter W only selects the weight format at
 // compile time: f32 → f32, u16 → bf16, i16 → IEEE binary16.
 
-import { gather } from './simd';
+import { gather, madd } from './simd';
 import { bfHi, bfLo, f16AllNormal2, f16AllNormal4, f16Hi, f16HiX, f16Lo, f16LoX, isF16, w4, wHi, wHiX, wLo, wLoX, wScalar } from './weights';
 import { hsum, hsum4, pfChunk, sinkTouches, store1, store2, store4, touchPart } from './linear_common';
 
@@ -463,6 +463,57 @@ function gemvF32Rows4(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32,
 export function gemm_nt_f32(x: usize, xrowB: usize, w: usize, wrowB: usize, y: usize, yrowB: usize, M: i32, K: i32, N: i32): void {
   if (M <= 0 || N <= 0) return;
   gemmT<f32>(x, xrowB, w, wrowB, 0, y, yrowB, M, K, 0, N);
+}
+
+/**
+ * gemm_nt_f32 with fused multiply-adds where the module has them (the relaxed build: `madd`; the plain build: a
+ * multiply and an add, gemm_nt_f32's bits): the chunked SSD's products (ssd_chunked_rows, mode 1). 2 × 4 tiles of 8
+ * accumulators over k in steps of 4 (then the tiles' horizontal sums, as tile2x4); rows and columns left over by
+ * gemm_nt_f32's loops.
+ */
+export function gemm_nt_f32_fma(x: usize, xrowB: usize, w: usize, wrowB: usize, y: usize, yrowB: usize, M: i32, K: i32, N: i32): void {
+  if (M <= 0 || N <= 0) return;
+  const MC = max(((64 * 1024) / max(K, 1)) & ~3, 4);
+  const K4 = <usize>(K & ~3);
+  for (let i0 = 0; i0 < M; i0 += MC) {
+    const i1 = min(M, i0 + MC);
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const w0 = w + <usize>j * wrowB, w1 = w0 + wrowB, w2 = w1 + wrowB, w3 = w2 + wrowB;
+      let i = i0;
+      for (; i + 2 <= i1; i += 2) {
+        const x0 = x + <usize>i * xrowB, x1 = x0 + xrowB;
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+        let k: usize = 0;
+        for (; k < K4; k += 4) {
+          const o = k << 2;
+          const v0 = v128.load(w0 + o), v1 = v128.load(w1 + o), v2 = v128.load(w2 + o), v3 = v128.load(w3 + o);
+          const xa = v128.load(x0 + o);
+          a0 = madd(xa, v0, a0); a1 = madd(xa, v1, a1); a2 = madd(xa, v2, a2); a3 = madd(xa, v3, a3);
+          const xb = v128.load(x1 + o);
+          b0 = madd(xb, v0, b0); b1 = madd(xb, v1, b1); b2 = madd(xb, v2, b2); b3 = madd(xb, v3, b3);
+        }
+        let ra = hsum4(a0, a1, a2, a3), rb = hsum4(b0, b1, b2, b3);
+        for (; k < <usize>K; k++) {
+          const o = k << 2;
+          let t = f32x4.splat(load<f32>(w0 + o));
+          t = f32x4.replace_lane(t, 1, load<f32>(w1 + o));
+          t = f32x4.replace_lane(t, 2, load<f32>(w2 + o));
+          t = f32x4.replace_lane(t, 3, load<f32>(w3 + o));
+          ra = f32x4.add(ra, f32x4.mul(f32x4.splat(load<f32>(x0 + o)), t));
+          rb = f32x4.add(rb, f32x4.mul(f32x4.splat(load<f32>(x1 + o)), t));
+        }
+        store4(y + <usize>i * yrowB, 0, j, ra);
+        store4(y + <usize>(i + 1) * yrowB, 0, j, rb);
+      }
+      for (; i < i1; i++) store4(y + <usize>i * yrowB, 0, j, dot1x4<f32>(x + <usize>i * xrowB, w0, wrowB, K, 0));
+    }
+    for (; j < N; j++) {
+      const wj = w + <usize>j * wrowB;
+      for (let i = i0; i < i1; i++) store1(y + <usize>i * yrowB, 0, j, dot1x1<f32>(x + <usize>i * xrowB, wj, K));
+    }
+  }
 }
 
 /** one row's 4 partial sums of gemvF32Seq ((a0 + a1) + (a2 + a3)), K a multiple of 16 */

@@ -43,10 +43,17 @@ export function rms_norm(x: usize, w: usize, y: usize, H: i32, eps: f32, m0: i32
  * its own, times w [W]. y may be x.
  */
 export function rms_norm_gated(x: usize, z: usize, w: usize, y: usize, W: i32, G: i32, eps: f32, m0: i32, m1: i32): void {
+  rms_norm_gated_rows(x, W, z, W, w, y, W, W, G, eps, m0, m1);
+}
+
+/**
+ * `rms_norm_gated` on rows with strides of their own (floats per row: xRow, zRow, yRow ≥ W), e.g. z read in place
+ * from Mamba-2's in_proj output [M, width]. The same arithmetic. y may be x (the same stride).
+ */
+export function rms_norm_gated_rows(x: usize, xRow: i32, z: usize, zRow: i32, w: usize, y: usize, yRow: i32, W: i32, G: i32, eps: f32, m0: i32, m1: i32): void {
   for (let m = m0; m < m1; m++) {
     for (let g0 = 0; g0 < W; g0 += G) {
-      const base = (<usize>m * W + g0) << 2;
-      const xp = x + base, zp = z + base, yp = y + base;
+      const xp = x + ((<usize>m * xRow + g0) << 2), zp = z + ((<usize>m * zRow + g0) << 2), yp = y + ((<usize>m * yRow + g0) << 2);
       let acc = f32x4.splat(0);
       let tail: f32 = 0;
       for (let k = 0; k < G; k += 4) {

@@ -22,7 +22,7 @@
 //   state: [batch, nh, hd, N] read as h_0 and overwritten with the final state, or 0 (h_0 = 0, final state dropped)
 //   Q: chunk length;  work: ssd_chunked_work_bytes(...) bytes, 16-byte aligned;  counter: an i32, zeroed
 
-import { gemm_nt_f32 } from './linear';
+import { gemm_nt_f32, gemm_nt_f32_fma } from './linear';
 import { ldc, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 
@@ -66,9 +66,21 @@ export function ssd_chunked(
   x: usize, dt: usize, A: usize, B: usize, C: usize, D: usize, state: usize, y: usize, work: usize, counter: usize,
   batch: i32, L: i32, nh: i32, hd: i32, G: i32, N: i32, Q: i32, t: i32, T: i32,
 ): void {
+  ssd_chunked_rows(x, nh * hd, dt, A, B, C, G * N, D, state, y, work, counter, batch, L, nh, hd, G, N, Q, 0, t, T);
+}
+
+/**
+ * `ssd_chunked` with x's rows (floats per time step, xRow ≥ nh · hd) and B's and C's (bcRow ≥ G · N) strided, e.g.
+ * read in place from Mamba-2's convolved in_proj output [batch · L, width]. fma 0: the products on gemm_nt_f32 (the
+ * same arithmetic as `ssd_chunked`); 1: on gemm_nt_f32_fma (fused multiply-adds in the relaxed build).
+ */
+export function ssd_chunked_rows(
+  x: usize, xRow: i32, dt: usize, A: usize, B: usize, C: usize, bcRow: i32, D: usize, state: usize, y: usize, work: usize,
+  counter: usize, batch: i32, L: i32, nh: i32, hd: i32, G: i32, N: i32, Q: i32, fma: i32, t: i32, T: i32,
+): void {
   const nc = (L + Q - 1) / Q;
   const Qp = pad4(Q);
-  const GN = <usize>G * <usize>N;
+  const GN = <usize>bcRow; // (floats from one time step's B or C to the next)
   const itemB = (<usize>Qp * <usize>Qp + <usize>N * <usize>Qp) << 2; // CB then Bt, per (b, c, g)
 
   // phase 1: CB and Bt of this thread's (b, c, g)
@@ -79,7 +91,8 @@ export function ssd_chunked(
     const cb = work + <usize>i * itemB;
     const bt = cb + ((<usize>Qp * <usize>Qp) << 2);
     const rowOff = (((<usize>b * <usize>L + <usize>t0) * GN + <usize>g * <usize>N) << 2);
-    gemm_nt_f32(C + rowOff, GN << 2, B + rowOff, GN << 2, cb, <usize>Qp << 2, q, N, q);
+    if (fma) gemm_nt_f32_fma(C + rowOff, GN << 2, B + rowOff, GN << 2, cb, <usize>Qp << 2, q, N, q);
+    else gemm_nt_f32(C + rowOff, GN << 2, B + rowOff, GN << 2, cb, <usize>Qp << 2, q, N, q);
     for (let s = 0; s < q; s++) {
       const bs = B + rowOff + ((<usize>s * GN) << 2);
       for (let n = 0; n < N; n++) store<f32>(bt + ((<usize>n * <usize>Qp + <usize>s) << 2), load<f32>(bs + (<usize>n << 2)));
@@ -162,9 +175,9 @@ export function ssd_chunked(
       }
       // the right operand's Xᵀ part, and Xw for the state: 4×4 blocks transposed in registers, the edges one by one
       const q4 = q & ~3, hd4 = hd & ~3;
-      const xRowB = (<usize>nh * <usize>hd) << 2;
+      const xRowB = <usize>xRow << 2;
       for (let s = 0; s < q4; s += 4) {
-        const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
+        const xs = x + (((r0 + <usize>s) * <usize>xRow + <usize>hh * <usize>hd) << 2);
         const wv = v128.load(wts + (<usize>s << 2));
         for (let p = 0; p < hd4; p += 4) {
           const xp = xs + (<usize>p << 2);
@@ -188,7 +201,7 @@ export function ssd_chunked(
         }
       }
       for (let s = q4; s < q; s++) {
-        const xs = x + (((r0 + <usize>s) * <usize>nh + <usize>hh) * <usize>hd << 2);
+        const xs = x + (((r0 + <usize>s) * <usize>xRow + <usize>hh * <usize>hd) << 2);
         const w = load<f32>(wts + (<usize>s << 2));
         for (let p = 0; p < hd; p++) {
           const v = load<f32>(xs + (<usize>p << 2));
@@ -202,11 +215,14 @@ export function ssd_chunked(
       const h0 = c == 0 && !sh ? HB : 0;
       for (let i0 = 0; i0 < q; i0 += RB) {
         const i1 = min(q, i0 + RB);
-        gemm_nt_f32(Ap + <usize>i0 * SB + h0, SB, Wp + h0, SB, yc + <usize>i0 * yRowB, yRowB, i1 - i0, (h0 ? 0 : N) + i1, hd);
+        const ya = yc + <usize>i0 * yRowB, kk = (h0 ? 0 : N) + i1;
+        if (fma) gemm_nt_f32_fma(Ap + <usize>i0 * SB + h0, SB, Wp + h0, SB, ya, yRowB, i1 - i0, kk, hd);
+        else gemm_nt_f32(Ap + <usize>i0 * SB + h0, SB, Wp + h0, SB, ya, yRowB, i1 - i0, kk, hd);
       }
       if (c == nc - 1 && !sh) break; // the final state is not wanted
       // the chunk's state, then H ← exp(cum_end) H + S
-      gemm_nt_f32(Xw, <usize>Qp << 2, bt, <usize>Qp << 2, St, HB, hd, q, N);
+      if (fma) gemm_nt_f32_fma(Xw, <usize>Qp << 2, bt, <usize>Qp << 2, St, HB, hd, q, N);
+      else gemm_nt_f32(Xw, <usize>Qp << 2, bt, <usize>Qp << 2, St, HB, hd, q, N);
       const ed = f32x4.splat(load<f32>(ecum + (<usize>(q - 1) << 2)));
       for (let p = 0; p < hd; p++) {
         const hr = Wp + <usize>p * SB, sr = St + <usize>p * HB;

@@ -86,6 +86,26 @@ export function mamba1_layer(
  * log1p(exp(·)) below 20, the limits), rounded to f32 once. (AssemblyScript's exp and log1p are musl's, V8's
  * fdlibm's: they gave the same f32 Δ on 5·10⁷ inputs tried; the tests compare the two paths to the bit.)
  */
+/** Δ of head i from the raw dt at `raw`: clamp(softplus(dt' + dtBias), lo, hi) in f64 as processDt, rounded to f32 once */
+// @ts-ignore: decorator
+@inline function delta(raw: usize, dtBias: usize, lo: f64, hi: f64, i: i32): f32 {
+  let v = <f64>load<f32>(raw + (<usize>i << 2));
+  if (dtBias) v += <f64>load<f32>(dtBias + (<usize>i << 2));
+  v = v > 20 ? v : Math.log1p(Math.exp(v));
+  return <f32>(v < lo ? lo : v > hi ? hi : v);
+}
+
+/**
+ * Prefill: Δ [M, nh] (dense) of rows [r0, r1) from the raw dt of each row of in_proj's output, `rawRow` floats apart
+ * (raw = the row's first dt column), as mamba2_layer and processDt compute it.
+ */
+export function mamba2_dt_rows(raw: usize, rawRow: i32, dtBias: usize, lo: f64, hi: f64, dt: usize, nh: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const p = raw + ((<usize>r * <usize>rawRow) << 2);
+    for (let i = 0; i < nh; i++) store<f32>(dt + ((<usize>r * <usize>nh + <usize>i) << 2), delta(p, dtBias, lo, hi, i));
+  }
+}
+
 export function mamba2_layer(
   h: usize, descIn: usize, H: i32, dtBias: usize, lo: f64, hi: f64,
   zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
@@ -99,12 +119,7 @@ export function mamba2_layer(
     const width = 2 * W + 2 * G * N + nh;
     for (let b = 0; b < batch; b++) {
       const raw = zxbcdt + ((<usize>(b * width + width - nh)) << 2);
-      for (let i = 0; i < nh; i++) {
-        let v = <f64>load<f32>(raw + (<usize>i << 2));
-        if (dtBias) v += <f64>load<f32>(dtBias + (<usize>i << 2));
-        v = v > 20 ? v : Math.log1p(Math.exp(v));
-        store<f32>(dt + ((<usize>(b * nh + i)) << 2), <f32>(v < lo ? lo : v > hi ? hi : v));
-      }
+      for (let i = 0; i < nh; i++) store<f32>(dt + ((<usize>(b * nh + i)) << 2), delta(raw, dtBias, lo, hi, i));
     }
   }
   mamba2_step_out(zxbcdt, dt, convW, convB, convState, A, Dskip, ssmState, normW, eps, groupSize, y, scratch, counter,
