@@ -77,16 +77,17 @@ for (const T of threadList) {
       const count = (v: Variant) => Math.max(2, Math.floor(poolB / (2 * cacheB(v))));
       if (2 * 2 * cacheB({ spec: '', probe: false, shape: 0, fmt: 0 }) > poolB) throw new Error(`--pool-mb ${poolMb}: too small for two f32 caches of ${C} positions`);
       const S = T; // (one row: every thread a split of the keys, as the backend picks for b = 1)
-      const perThread = Hq * 32 + Math.max(2 * hd * 32, Hq * (hd + 2));
       const q = rt.heap.alloc(Hq * hd * 4), y = rt.heap.alloc(Hq * hd * 4), yRef = rt.heap.alloc(Hq * hd * 4);
       const nKeys = rt.heap.alloc(4), counter = rt.heap.alloc(8);
-      const scratch = rt.heap.alloc((T * perThread + Hq * S * (hd + 2)) * 4);
+      // (the largest of the formats' scratch, as the kernel lays it out)
+      const scratchFloats = Math.max(...[0, 1, 2, 3, 4].map((fmt) => k.attention_decode_scratch(1, Hq, hd, S, T, fmt, 1) as unknown as number));
+      const scratch = rt.heap.alloc(scratchFloats * 4);
       rt.f32(q, Hq * hd).set(Array.from({ length: Hq * hd }, (_, i) => Math.sin(i)));
       new Int32Array(rt.memory.buffer, nKeys, 1)[0] = C;
       const scale = 1 / Math.sqrt(hd);
       const call = (v: Variant, base: number, dst: number) => {
         new Int32Array(rt.memory.buffer, counter, 2).fill(0);
-        const args = [q, base, base + cacheB(v), dst, nKeys, 1, Hq, Hkv, hd, C, scale, S, scratch, counter, v.fmt, v.shape];
+        const args = [q, base, base + cacheB(v), dst, nKeys, 1, Hq, Hkv, hd, C, scale, S, scratch, counter, v.fmt, v.shape, 1];
         if (T === 1) k.attention_decode(...args, 0, 1);
         else rt.runTeam('attention_decode', args, true);
       };
