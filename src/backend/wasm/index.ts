@@ -593,6 +593,17 @@ export class WasmBackend extends CpuBackend {
     });
   }
 
+  /** silu(a) · b in wasm (assembly/norm.ts silu_mul; the SwiGLU of a gated MLP): split among threads from prefill sizes */
+  override siluMul(a: Tensor, b: Tensor): Tensor {
+    const n = a.size;
+    if (b.size !== n) return super.siluMul(a, b);
+    return this.op((c) => {
+      const yo = c.out(n);
+      this.runtime.run('silu_mul', [c.in(a), c.in(b), yo], n, 4, 8 * n);
+      return c.result(yo, [...a.shape]);
+    });
+  }
+
   override rmsNormGated(x: Tensor, z: Tensor, w: Tensor, eps: number, groupSize: number): Tensor {
     const [M, W] = x.shape;
     return this.op((c) => {
