@@ -849,7 +849,9 @@ export class WasmBackend extends CpuBackend {
         const pad = this.attnPad ? 1 : 0;
         const scratch = c.out(rt.kernels.attention_decode_scratch(b, Hq, hd, S, T, dfmt, pad) as unknown as number);
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode], pad], work >= MIN_PARALLEL_WORK);
+        // (one item, b · S = 1 — a short context on one row — runs on this thread: a team call would wake a worker
+        // only for it to wait at the barrier)
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode], pad], work >= MIN_PARALLEL_WORK && b * S > 1);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
