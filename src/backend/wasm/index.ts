@@ -64,8 +64,9 @@ export interface WasmBackendOptions {
    */
   q8Gemm?: WasmQ8Gemm;
   /**
-   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
-   * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
+   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true), and a
+   * gated MLP's gate/up, SwiGLU and down as one (`gatedMlp`). false: one call per product and op, as before (benchmarks
+   * compare the two; the numbers are the same bits)
    */
   fuseProducts?: boolean;
   /**
