@@ -11,7 +11,8 @@
  *
  * Variants: probe; SHAPE:FMT with SHAPE rows (the default loop shape: position by position, one loop copy) or heads4
  * (the kernel before: per KV head, 4 key rows per step, next block touched ahead) and FMT f32, bf16, f16, q8 (in place),
- * q8s (q8 through scratch: always the heads4 code). Every variant's output on the first cache is checked against
+ * q8s (q8 through scratch: always the heads4 code); a suffix :packed runs the decode scratch packed (attnPad false: the
+ * threads' partials sharing cache lines, the layout before session 30). Every variant's output on the first cache is checked against
  * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache).
  *
  *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
@@ -31,12 +32,12 @@ const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
 const variantSpecs = listArg('variants', 'probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8');
 const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
 const SHAPE: Record<string, number> = { rows: 0, heads4: 1 };
-interface Variant { spec: string; probe: boolean; shape: number; fmt: number }
+interface Variant { spec: string; probe: boolean; shape: number; fmt: number; pad: number }
 const variants: Variant[] = variantSpecs.map((spec) => {
-  if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0 };
-  const [sh, f] = spec.split(':');
-  if (SHAPE[sh] === undefined || FMT[f] === undefined) throw new Error(`--variants: ${spec} is not probe or (rows|heads4):(f32|bf16|f16|q8|q8s)`);
-  return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f] };
+  if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0, pad: 1 };
+  const [sh, f, layout] = spec.split(':');
+  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (rows|heads4):(f32|bf16|f16|q8|q8s)[:packed]`);
+  return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f], pad: layout === 'packed' ? 0 : 1 };
 });
 
 /** bytes of n cache values in format fmt */
@@ -75,18 +76,19 @@ for (const T of threadList) {
     for (const C of ctxList) {
       const cacheB = (v: Variant) => kvBytes(v.fmt, C * Hkv * hd); // K or V of one layer
       const count = (v: Variant) => Math.max(2, Math.floor(poolB / (2 * cacheB(v))));
-      if (2 * 2 * cacheB({ spec: '', probe: false, shape: 0, fmt: 0 }) > poolB) throw new Error(`--pool-mb ${poolMb}: too small for two f32 caches of ${C} positions`);
+      if (2 * 2 * cacheB({ spec: '', probe: false, shape: 0, fmt: 0, pad: 1 }) > poolB) throw new Error(`--pool-mb ${poolMb}: too small for two f32 caches of ${C} positions`);
       const S = T; // (one row: every thread a split of the keys, as the backend picks for b = 1)
-      const perThread = Hq * 32 + Math.max(2 * hd * 32, Hq * (hd + 2));
       const q = rt.heap.alloc(Hq * hd * 4), y = rt.heap.alloc(Hq * hd * 4), yRef = rt.heap.alloc(Hq * hd * 4);
       const nKeys = rt.heap.alloc(4), counter = rt.heap.alloc(8);
-      const scratch = rt.heap.alloc((T * perThread + Hq * S * (hd + 2)) * 4);
+      // (the largest of the formats' scratch, as the kernel lays it out)
+      const scratchFloats = Math.max(...[0, 1, 2, 3, 4].map((fmt) => k.attention_decode_scratch(1, Hq, hd, S, T, fmt, 1) as unknown as number));
+      const scratch = rt.heap.alloc(scratchFloats * 4);
       rt.f32(q, Hq * hd).set(Array.from({ length: Hq * hd }, (_, i) => Math.sin(i)));
       new Int32Array(rt.memory.buffer, nKeys, 1)[0] = C;
       const scale = 1 / Math.sqrt(hd);
       const call = (v: Variant, base: number, dst: number) => {
         new Int32Array(rt.memory.buffer, counter, 2).fill(0);
-        const args = [q, base, base + cacheB(v), dst, nKeys, 1, Hq, Hkv, hd, C, scale, S, scratch, counter, v.fmt, v.shape];
+        const args = [q, base, base + cacheB(v), dst, nKeys, 1, Hq, Hkv, hd, C, scale, S, scratch, counter, v.fmt, v.shape, v.pad];
         if (T === 1) k.attention_decode(...args, 0, 1);
         else rt.runTeam('attention_decode', args, true);
       };
@@ -106,7 +108,7 @@ for (const T of threadList) {
         const vs = variants.filter((v) => !v.probe && v.fmt === f);
         if (probe) vs.unshift(probe);
         // check: against heads4 of the same format (q8s: the q8 scratch path, also heads4 code)
-        const ref: Variant = { spec: 'ref', probe: false, shape: 1, fmt: f };
+        const ref: Variant = { spec: 'ref', probe: false, shape: 1, fmt: f, pad: 1 };
         call(ref, pool, yRef);
         const want = rt.f32(yRef, Hq * hd).slice();
         const vmax = f === 0 || f === 1 ? 0.5 : f === 2 ? 0.5 : 1.28; // the pool's largest |value| (q8: 128 · 0.01)

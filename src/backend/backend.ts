@@ -252,6 +252,11 @@ export interface Backend {
    */
   linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
   /**
+   * Optional (wasm decode): a gated MLP, down(silu(gate(x)) · up(x)) for x [M, H], each [weight, bias], in one call;
+   * the same numbers as `linearMany`, `siluMul` and `linear`. null when it does not handle these.
+   */
+  gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null;
+  /**
    * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
    * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when
    * it does not do this for these arguments (the caller then calls `linear`).

@@ -29,8 +29,7 @@ export class GatedMLP implements Mixer {
   /** synchronous core, shared with the mixture of experts */
   apply(x: Tensor): Tensor {
     const w = this.w;
-    const [gate, up] = ops.linearMany(x, [[w.gate, w.gateBias ?? null], [w.up, w.upBias ?? null]]);
-    return ops.linear(ops.siluMul(gate, up), w.down, w.downBias ?? null);
+    return ops.gatedMlp(x, [w.gate, w.gateBias ?? null], [w.up, w.upBias ?? null], [w.down, w.downBias ?? null]);
   }
   async forward(h: Tensor): Promise<Tensor> {
     return this.apply(h);

@@ -110,6 +110,25 @@ export function linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor
 }
 
 /**
+ * A gated MLP, down(silu(gate(x)) · up(x)) (SwiGLU), each of gate/up/down a [weight, bias]: one backend call where the
+ * backend has `gatedMlp` (wasm decode), else `linearMany`, `siluMul` and `linear` (the same numbers).
+ */
+export function gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor {
+  const H = x.shape[x.shape.length - 1];
+  const ws = [gate, up, down];
+  if (x.backend.gatedMlp && !ws.some(([w, bias]) => needsGrad(x, w, bias)) && gate[0].shape[1] === H && up[0].shape[1] === H) {
+    for (const [w, bias] of ws) {
+      expectShape('linear', 'bias', bias, [w.shape[0]]);
+      sameBackend('linear', 'x', { x, w, bias });
+    }
+    const y = x.backend.gatedMlp(reshape(x, [x.size / H, H]), gate, up, down);
+    if (y) return reshape(y, [...x.shape.slice(0, -1), down[0].shape[0]]);
+  }
+  const [g, u] = linearMany(x, [gate, up]);
+  return linear(siluMul(g, u), down[0], down[1]);
+}
+
+/**
  * `linear(x, w, bias)`; where the backend has `linearTouching` (wasm, an option) it also starts reading `next` into the
  * caches meanwhile (a hint: the caller reads it next). The same numbers either way.
  */

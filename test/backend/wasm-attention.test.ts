@@ -140,7 +140,7 @@ describe('wasm attention = CPU reference', () => {
   }
 
   // session 28: the decode loop shapes ('rows', the default: the cache walked position by position; 'heads4': the
-  // kernel before) — the same results to f32 rounding on every cache format, GQA 1/3/4/5 (5: a query group of 4 and
+  // kernel before; each also with session 30's packed partials, bit for bit the padded ones) — the same results to f32 rounding on every cache format, GQA 1/3/4/5 (5: a query group of 4 and
   // one of 1), head dims with a tail, rows with different pasts, 1 and 2 threads, and both near the reference
   for (const kv of ['f32', 'bf16', 'f16', 'q8'] as const) {
     it(`decode loop shapes 'rows' and 'heads4' agree on a ${kv} cache`, () => {
@@ -167,20 +167,44 @@ describe('wasm attention = CPU reference', () => {
           try {
             be.attnDecode = 'heads4';
             const old = go(be);
+            be.attnPad = false;
+            const oldPacked = go(be);
             be.attnDecode = 'rows';
+            const nowPacked = go(be);
+            be.attnPad = true;
             const now = go(be);
             const tag = `Hq=${Hq} Hkv=${Hkv} hd=${hd}, ${threads} thread(s)`;
+            // session 30: the scratch layout (partials on lines of their own, or packed) moves memory, not arithmetic
+            assert.deepEqual(nowPacked, now, `${tag}: rows, packed vs padded partials`);
+            assert.deepEqual(oldPacked, old, `${tag}: heads4, packed vs padded partials`);
             // out = Σ p v (Σ p = 1, |v| ≤ 1): rounding differences scale with the values
             assert.ok(maxAbsDiff(now, old) <= 1e-6, `${tag}: rows vs heads4 max |Δ| = ${maxAbsDiff(now, old)}`);
             // (the reference reads the same rounded cache: within the f32 kernels' tolerance)
             assert.ok(maxAbsDiff(now, want) <= 2e-5, `${tag}: rows vs reference max |Δ| = ${maxAbsDiff(now, want)}`);
           } finally {
             be.attnDecode = 'rows';
+            be.attnPad = true;
           }
         }
       }
     });
   }
+
+  it('attnPad: the option and MAMBA_TS_WASM_ATTN_PAD set it; a bad value is refused with its name', () => {
+    assert.equal(new WasmBackend({ threads: 1 }).attnPad, true);
+    assert.equal(new WasmBackend({ threads: 1, attnPad: false }).attnPad, false);
+    assert.throws(() => new WasmBackend({ threads: 1, attnPad: 'no' as never }), /option "attnPad" must be true or false, got "no"/);
+    const saved = process.env.MAMBA_TS_WASM_ATTN_PAD;
+    try {
+      process.env.MAMBA_TS_WASM_ATTN_PAD = '0';
+      assert.equal(new WasmBackend({ threads: 1 }).attnPad, false);
+      process.env.MAMBA_TS_WASM_ATTN_PAD = 'off';
+      assert.throws(() => new WasmBackend({ threads: 1 }), /MAMBA_TS_WASM_ATTN_PAD must be 0 or 1, got "off"/);
+    } finally {
+      if (saved === undefined) delete process.env.MAMBA_TS_WASM_ATTN_PAD;
+      else process.env.MAMBA_TS_WASM_ATTN_PAD = saved;
+    }
+  });
 
   it('attnDecode: a bad option or environment value is refused with its name', () => {
     assert.throws(() => new WasmBackend({ threads: 1, attnDecode: 'cols' as never }), /option "attnDecode" must be 'rows' or 'heads4', got cols/);

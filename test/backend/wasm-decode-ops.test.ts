@@ -1,7 +1,8 @@
 /**
  * Decode-time ops of the wasm backend. `linearMany` (assembly/linear_multi.ts: q/k/v, gate/up in one call) gives the
  * bits of separate `linear` calls for every weight format, thread count and row count it takes, declines what it does
- * not take, and a Transformer decodes the same logits with it on and off. Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
+ * not take, and a Transformer decodes the same logits with it on and off; so does `gatedMlp` (assembly/step_out.ts
+ * gated_mlp: gate/up, the SwiGLU and down in one team call) against linearMany, siluMul and linear. Greedy decode's pick on the wasm backend (assembly/argmax.ts): `argmaxRows` against `argmax` of
  * src/generate/sampling.ts (first index on ties, NaN and −∞ never picked, −1 for a row without a finite or +∞
  * value, ±0 equal) on rows of every length around the SIMD widths; `linearArgmax` (the LM head and the argmax in one
  * op) equal to the argmax of `linear`'s rows for every weight format; and `advanceArgmax` on wasm models picking the
@@ -166,14 +167,20 @@ describe('wasm linearMany (several products of one input in one call)', () => {
   });
 
   for (const [name, weights] of [['llama-tiny', 'q8'], ['llama-tiny', 'f32'], ['bamba-variant', 'bf16']] as const) {
-    it(`${name}, ${weights}: decode logits the same bits with products fused and separate, and fused really ran`, async () => {
+    it(`${name}, ${weights}: decode logits the same bits with products fused (linearMany, gatedMlp) and separate, and fused really ran`, async () => {
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
       const be = model.lm.backend as unknown as WasmBackend;
       let fused = 0;
-      const many = be.linearMany.bind(be);
+      const many = be.linearMany.bind(be), mlp = be.gatedMlp.bind(be);
       be.linearMany = (x, ws) => {
         const y = many(x, ws);
         if (y) fused++;
+        return y;
+      };
+      let mlps = 0;
+      be.gatedMlp = (x, g, u, d) => {
+        const y = mlp(x, g, u, d);
+        if (y) mlps++;
         return y;
       };
       const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
@@ -183,10 +190,54 @@ describe('wasm linearMany (several products of one input in one call)', () => {
       };
       const on = await run(true);
       assert.ok(fused > 0, 'linearMany ran');
-      const count = fused;
+      assert.ok(mlps > 0, 'gatedMlp ran');
+      const count = fused, mlpCount = mlps;
       const off = await run(false);
       assert.equal(fused, count, 'off: not run');
+      assert.equal(mlps, mlpCount, 'off: gatedMlp not run');
       for (let i = 0; i < on.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
     });
   }
+});
+
+describe('wasm gatedMlp (a SwiGLU MLP in one team call, session 30)', () => {
+  for (const weights of ['f32', 'bf16', 'f16', 'q8'] as const) {
+    for (const threads of [1, 2, 3]) {
+      it(`${weights} weights, ${threads} thread(s): the bits of linearMany, siluMul and linear, with and without biases`, () => {
+        const be = new WasmBackend({ threads, weights });
+        const r = rng(threads * 7 + weights.length);
+        const [H, I] = [96, 132];
+        const mat = (N: number, K: number) => be.fromHost(Float32Array.from({ length: N * K }, () => r() * 2 - 1), [N, K], { matrix: true });
+        const vec = (N: number) => be.fromHost(Float32Array.from({ length: N }, () => r() - 0.5), [N]);
+        const [wg, wu, wd] = [mat(I, H), mat(I, H), mat(H, I)];
+        for (const bias of [false, true]) {
+          const g: [Tensor, Tensor | null] = [wg, bias ? vec(I) : null], u: [Tensor, Tensor | null] = [wu, bias ? vec(I) : null];
+          const d: [Tensor, Tensor | null] = [wd, bias ? vec(H) : null];
+          for (const M of [1, 2, 5]) {
+            const x = new Tensor(be, Float32Array.from({ length: M * H }, () => r() * 4 - 2), [M, H]);
+            const got = be.gatedMlp(x, g, u, d);
+            assert.ok(got, `${M} row(s): handled`);
+            const [yg, yu] = be.linearMany(x, [g, u])!;
+            const want = be.linear(be.siluMul(yg, yu), d[0], d[1]);
+            assert.deepEqual(got.shape, [M, H]);
+            assert.deepEqual(got.storage, want.storage, `${M} row(s), biases ${bias}`);
+          }
+        }
+      });
+    }
+  }
+
+  it('declines prefill-sized x, q4 weights and fuseProducts off (the ops then run separately)', () => {
+    const be = new WasmBackend({ threads: 2, weights: 'q8' });
+    const [H, I] = [64, 96];
+    const m = (N: number, K: number) => be.fromHost(new Float32Array(N * K).fill(0.25), [N, K], { matrix: true });
+    const [g, u, d]: Array<[Tensor, Tensor | null]> = [[m(I, H), null], [m(I, H), null], [m(H, I), null]];
+    assert.ok(be.gatedMlp(new Tensor(be, new Float32Array(H).fill(0.5), [1, H]), g, u, d));
+    assert.equal(be.gatedMlp(new Tensor(be, new Float32Array(32 * H), [32, H]), g, u, d), null);
+    be.fuseProducts = false;
+    assert.equal(be.gatedMlp(new Tensor(be, new Float32Array(H).fill(0.5), [1, H]), g, u, d), null);
+    const q4 = new WasmBackend({ threads: 2, weights: 'q4' });
+    const w4 = (N: number, K: number): [Tensor, Tensor | null] => [q4.fromHost(new Float32Array(N * K).fill(0.25), [N, K], { matrix: true }), null];
+    assert.equal(q4.gatedMlp(new Tensor(q4, new Float32Array(256), [1, 256]), w4(256, 256), w4(256, 256), w4(256, 256)), null);
+  });
 });

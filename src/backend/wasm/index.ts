@@ -64,8 +64,9 @@ export interface WasmBackendOptions {
    */
   q8Gemm?: WasmQ8Gemm;
   /**
-   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true). false:
-   * one call per product, as before (benchmarks compare the two; the numbers are the same bits)
+   * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true), and a
+   * gated MLP's gate/up, SwiGLU and down as one (`gatedMlp`). false: one call per product and op, as before (benchmarks
+   * compare the two; the numbers are the same bits)
    */
   fuseProducts?: boolean;
   /**
@@ -126,6 +127,13 @@ export interface WasmBackendOptions {
    */
   attnDecode?: AttnDecode;
   /**
+   * decode attention's scratch: every thread's scores and every (query head, split of the keys)'s partial sum on cache
+   * lines of its own (true, default, or the environment's MAMBA_TS_WASM_ATTN_PAD=1), or packed end to end (false:
+   * the layout before session 30, where two threads' partials shared a 64-byte line that both wrote at every key, so
+   * the line bounced between the cores; kept for A/B measurements). The same numbers either way.
+   */
+  attnPad?: boolean;
+  /**
    * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
    * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
@@ -155,8 +163,6 @@ interface Matrix {
 
 /** the KV cache format codes of assembly/attention.ts (its fmt) */
 const KV_FORMAT: Record<KvCacheDType, number> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
-/** keys per block of assembly/attention.ts's decode kernel (its DBK) */
-const ATTN_DECODE_BLOCK = 32;
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
 const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
 /** a decode row's keys are split among threads only in pieces of at least this many */
@@ -223,6 +229,8 @@ export class WasmBackend extends CpuBackend {
   q8KvDecode: 'in-place' | 'scratch';
   /** see WasmBackendOptions.attnDecode (may be changed between calls: benchmarks compare the two) */
   attnDecode: AttnDecode;
+  /** see WasmBackendOptions.attnPad (may be changed between calls: benchmarks compare the two) */
+  attnPad: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -253,6 +261,7 @@ export class WasmBackend extends CpuBackend {
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
+    this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
@@ -526,6 +535,26 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
+   * A gated MLP's down(silu(gate(x)) · up(x)) as one team call (assembly/step_out.ts gated_mlp: both products, the
+   * SwiGLU on each thread's rows, a barrier, the down product): one hand-off instead of three ops, the same bits.
+   * null (the ops run separately) where `fuseProducts` is off or a product is not one the decode kernels run (see
+   * stepOutDesc: q4 weights, prefill-sized x).
+   */
+  gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null {
+    if (!this.fuseProducts) return null;
+    const [M, H] = x.shape;
+    return this.op((c) => {
+      const dg = this.stepOutDesc(c, { w: gate[0], bias: gate[1] }, M, H), du = this.stepOutDesc(c, { w: up[0], bias: up[1] }, M, H);
+      if (!dg || !du || dg.N !== du.N) return null;
+      const dd = this.stepOutDesc(c, { w: down[0], bias: down[1] }, M, dg.N);
+      if (!dd) return null;
+      const counter = c.zeros(2);
+      this.runtime.runTeam('gated_mlp', [c.in(x), M, H, dg.N, dg.desc, du.desc, dd.desc, counter], dg.work + du.work + dd.work >= MIN_PARALLEL_WORK);
+      return c.result(dd.y, [M, dd.N]);
+    });
+  }
+
+  /**
    * `linear` touching `next` meanwhile (WasmBackendOptions.touchState): q8 W, one row of x, `next` wasm-resident;
    * else null. The product is linear_q8's (the same bits); the touches only load.
    */
@@ -633,6 +662,17 @@ export class WasmBackend extends CpuBackend {
       const yo = c.out(M * H);
       this.runtime.run('rms_norm', [c.in(x), c.in(w), yo, H, eps], M, 1, 4 * M * H);
       return c.result(yo, [M, H]);
+    });
+  }
+
+  /** silu(a) · b in wasm (assembly/norm.ts silu_mul; the SwiGLU of a gated MLP): split among threads from prefill sizes */
+  override siluMul(a: Tensor, b: Tensor): Tensor {
+    const n = a.size;
+    if (b.size !== n) return super.siluMul(a, b);
+    return this.op((c) => {
+      const yo = c.out(n);
+      this.runtime.run('silu_mul', [c.in(a), c.in(b), yo], n, 4, 8 * n);
+      return c.result(yo, [...a.shape]);
     });
   }
 
@@ -877,11 +917,13 @@ export class WasmBackend extends CpuBackend {
         while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
         // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
         const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
-        // (per thread: Hq · DBK scores; fmt 4 + 2 · DBK · hd floats, fmt 3 + Hq · (hd + 2): the queries split into int16)
-        const perThread = Hq * ATTN_DECODE_BLOCK + (dfmt === 4 ? 2 * hd * ATTN_DECODE_BLOCK : dfmt === 3 ? Hq * (hd + 2) : 0);
-        const scratch = c.out(T * perThread + b * Hq * S * (hd + 2));
+        // (per thread: Hq · DBK scores and the format's scratch; then the partials, each on its own cache lines)
+        const pad = this.attnPad ? 1 : 0;
+        const scratch = c.out(rt.kernels.attention_decode_scratch(b, Hq, hd, S, T, dfmt, pad) as unknown as number);
         const work = 2 * b * Hq * (maxPast + 1) * hd;
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode]], work >= MIN_PARALLEL_WORK);
+        // (one item, b · S = 1 — a short context on one row — runs on this thread: a team call would wake a worker
+        // only for it to wait at the barrier)
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode], pad], work >= MIN_PARALLEL_WORK && b * S > 1);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
@@ -1005,14 +1047,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'packXOnce', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

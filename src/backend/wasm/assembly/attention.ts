@@ -749,14 +749,44 @@ function splitQ(q: usize, hd: i32, hi: usize, lo: usize, sp: usize): void {
 }
 
 /**
+ * floats of one decode partial (acc[hd], m, l): padded to a multiple of 16 (a 64-byte cache line; pad = 1, the
+ * default), or packed (pad = 0: the layout before session 30, kept for A/B measurements)
+ */
+// @ts-ignore: decorator
+@inline function partFloats(hd: i32, pad: i32): i32 {
+  return pad ? (hd + 2 + 15) & ~15 : hd + 2;
+}
+
+/** n floats rounded up to whole 64-byte cache lines (pad = 1), or n (pad = 0) */
+// @ts-ignore: decorator
+@inline function padLine(n: usize, pad: i32): usize {
+  return pad ? (n + 15) & ~15 : n;
+}
+
+/**
+ * The floats of attention_decode's scratch for these arguments (the JS side allocates it; one place for its layout):
+ * per thread the scores and format scratch, then the partials [b, Hq, S, partFloats(hd)], each on its own cache lines.
+ */
+export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i32, fmt: i32, pad: i32): i32 {
+  return <i32>(<usize>T * perThreadFloats(Hq, hd, fmt, pad) + <usize>b * Hq * S * partFloats(hd, pad));
+}
+
+/** attention_decode's scratch floats per thread: Hq · DBK scores, then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
+// @ts-ignore: decorator
+@inline function perThreadFloats(Hq: i32, hd: i32, fmt: i32, pad: i32): usize {
+  return padLine(<usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
+}
+
+/**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
- * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head). scratch: per thread Hq · DBK floats (q8: + 2 · DBK · hd), then the
- * partials [b, Hq, S, hd + 2]. counter: i32, zeroed (the barrier).
+ * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head); pad: 1 (default) every thread's scratch and
+ * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
+ * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  S: i32, scratch: usize, counter: usize, fmt: i32, shape: i32, t: i32, T: i32,
+  S: i32, scratch: usize, counter: usize, fmt: i32, shape: i32, pad: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
   const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
@@ -768,12 +798,14 @@ export function attention_decode(
   const hdB = <usize>hd << 2;
   // per thread: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
   // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
-  const perThread = <usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0);
+  const perThread = perThreadFloats(Hq, hd, fmt, pad);
   const sc = scratch + ((<usize>t * perThread) << 2);
   const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
   const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
   const parts = scratch + ((<usize>T * perThread) << 2);
-  const ps = <usize>(hd + 2) << 2;
+  // one (row, query head, split)'s partial, acc[hd], m, l, padded to whole cache lines: the threads write theirs
+  // concurrently (every key), and partials sharing a line made the line bounce between the cores (issue 18, session 30)
+  const ps = <usize>partFloats(hd, pad) << 2;
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
   const items = b * S;

@@ -77,3 +77,15 @@ export function rms_norm_gated_rows(x: usize, xRow: i32, z: usize, zRow: i32, w:
     }
   }
 }
+
+/**
+ * y = silu(a) · b elementwise over [i0, i1) (the gated MLP's SwiGLU; oracle: `siluMul` of src/backend/cpu/index.ts,
+ * silu(z) = z / (1 + exp(−z)) with simd.ts's exp: within a few ulp of the reference)
+ */
+export function silu_mul(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i += 4) {
+    const c = min(4, i1 - i);
+    const o = <usize>i << 2;
+    stc(y + o, f32x4.mul(vsilu(ldc(a + o, c)), ldc(b + o, c)), c);
+  }
+}

@@ -16,6 +16,7 @@ import { linear_bf16, linear_f16, linear_f32 } from './linear';
 import { linear_q8, linear_q8_touch, quantize_rows_q8 } from './linear_q8';
 import { mamba1_step } from './mamba1_step';
 import { mamba2_step } from './mamba2_step';
+import { silu_mul } from './norm';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 
 /** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
@@ -124,4 +125,25 @@ export function mamba2_layer(
   }
   mamba2_step_out(zxbcdt, dt, convW, convB, convState, A, Dskip, ssmState, normW, eps, groupSize, y, scratch, counter,
     batch, nh, hd, G, N, K, desc, t, T);
+}
+
+/**
+ * A gated MLP's decode (SwiGLU: Llama's, Bamba's): g = x · Wgᵀ and u = x · Wuᵀ (descG, descU; x [M, H]), then
+ * a = silu(g) · u into g (each thread the same rows of both products, aligned to 4, so it reads only what it wrote: no
+ * barrier), a barrier, then y = a · Wdᵀ (descD, K = I). One hand-off instead of three ops (linearMany, siluMul, linear)
+ * and g, u, a never leave wasm memory; the same bits as those ops (the decode kernels give the same bits for any split).
+ */
+export function gated_mlp(x: usize, M: i32, H: i32, I: i32, descG: usize, descU: usize, descD: usize, counter: usize, t: i32, T: i32): void {
+  teamProduct(descG, x, M, H, t, T);
+  teamProduct(descU, x, M, H, t, T);
+  const g = <usize>load<u32>(descG, 16), u = <usize>load<u32>(descU, 16);
+  const n0 = sliceLo(t, T, I, 4), n1 = sliceHi(t, T, I, 4);
+  if (n0 < n1) {
+    for (let m = 0; m < M; m++) {
+      const o = (<usize>m * I) << 2;
+      silu_mul(g + o, u + o, g + o, n0, n1);
+    }
+  }
+  teamBarrier(counter, 1, T);
+  teamProduct(descD, g, M, I, t, T);
 }
