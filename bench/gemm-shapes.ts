@@ -2,7 +2,8 @@
  * The prefill GEMM shapes the GEMM benches time ([what, K, N], x [M, K] · wᵀ with w [N, K]), one list for
  * bench/gemm.bench.ts and bench/gemm-sweep.bench.ts: the 130m models (d_model 768, d_inner 1536; vocab 50280, Mamba-2's
  * padded 50288), llama-130m (12 heads, SwiGLU 2048; linearMany runs q/k/v as one product of 768 → 2304 where it
- * fuses them), the 2.8b shapes (d_model 2560, d_inner 5120), and two tiny ones for software adapters.
+ * fuses them), the 2.8b shapes (d_model 2560, d_inner 5120), and two tiny ones for software adapters; and the inputs
+ * both fill them with.
  */
 export type GemmShape = [what: string, K: number, N: number];
 
@@ -33,3 +34,14 @@ export const GEMM_SHAPE_SETS: Readonly<Record<string, readonly GemmShape[]>> = {
     ['tiny 40→132', 40, 132],
   ],
 };
+
+/** n values uniform in [−1, 1) from a linear congruential generator seeded with `seed` (the GEMM benches' x and w) */
+export function gemmInput(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = (s / 2 ** 32 - 0.5) * 2;
+  }
+  return a;
+}

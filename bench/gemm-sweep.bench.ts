@@ -40,7 +40,7 @@ import { BLOCKED_BASE, BLOCKED_CONFIGS, MATMUL_BLOCKED, blockedDeviceError, pars
 import type { Store } from '../src/backend/webgpu/runtime.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { arg, intListArg, listArg } from './options.js';
-import { GEMM_SHAPE_SETS } from './gemm-shapes.js';
+import { GEMM_SHAPE_SETS, gemmInput as rand } from './gemm-shapes.js';
 
 const t0 = performance.now();
 const elapsed = () => (performance.now() - t0) / 1000;
@@ -83,16 +83,6 @@ const TILES: [number, number, number, number][] = [
 ];
 const FLAGS = ['_v', '_m_v', '_w8', '_v_w8', '_q8', '_v_q8', '_q4', '_m', '_g_v', '_g', '_b1', '_v_b1', '_m_v_w8', '_g_v_w8', '_m_v_b1', '_m_v_q8'];
 const tileBase = ([bm, bn, tm, tn]: number[], bk: number) => `${bm}x${bn}k${bk}t${tm}x${tn}`;
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * 2;
-  }
-  return a;
-}
 
 interface Shape {
   what: string;

@@ -34,7 +34,7 @@ import { WEBGPU_GEMMS, WEBGPU_Q8_TILES, WEBGPU_WEIGHT_FORMATS, type WebGpuGemm, 
 import { BLOCKED_BASE, BLOCKED_CONFIGS } from '../src/backend/webgpu/kernels/gemm_blocked.js';
 import { packQ8Gpu, unpackQ8Gpu } from '../src/backend/webgpu/kernels/q8.js';
 import { arg, intListArg, listArg } from './options.js';
-import { GEMM_SHAPE_SETS } from './gemm-shapes.js';
+import { GEMM_SHAPE_SETS, gemmInput as rand } from './gemm-shapes.js';
 
 const Ms = intListArg('m', '2048');
 const reps = Number(arg('reps', '20'));
@@ -58,16 +58,6 @@ const log = (s: string) => process.stderr.write(s + '\n');
 const SHAPE_SETS = GEMM_SHAPE_SETS;
 const sizes = listArg('sizes', '130m', Object.keys(SHAPE_SETS));
 const SHAPES = sizes.flatMap((z) => SHAPE_SETS[z]);
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * 2;
-  }
-  return a;
-}
 
 /** float64 rows of x·wᵀ for a sample of rows (w as the device stores it: bf16 rounds it) */
 function hostRows(x: Float32Array, w: Float32Array, K: number, N: number, rows: number[]): Float64Array {
