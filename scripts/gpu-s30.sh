@@ -14,6 +14,8 @@ step ${ANCHOR_S:-55} python3 .anchors/official_kernels_bench.py .anchors
 DK="node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3 --decode v1"
 step 25 $DK
 step 25 env MAMBA_TS_WEBGPU_DAWN_TOGGLES=none $DK
+# the CLI bench's decode after a 2048-token prefill (fresh state per rep: its first step unrecorded): 16 vs 128 steps
+step 25 node dist/src/cli/main.js bench --backend webgpu --arch mamba2 --prompt 2048 --gen 128 --reps 3
 [ "${WITH_28B:-1}" = 1 ] && step 45 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights f32 --gen 32 --reps 2 --decode v1
 [ "$SWEEP_S" -gt 0 ] && step $((SWEEP_S + 20)) node dist/bench/gemm-sweep.bench.js --budget-s $SWEEP_S --m 2048 --sizes 130m,llama --json $OUT/gemm-sweep.json
 TUNED=$OUT/gemm-sweep.json
