@@ -99,6 +99,13 @@ export interface WasmBackendOptions {
    */
   m2TwoBarriers?: boolean;
   /**
+   * decode, with `m2TwoBarriers`: each thread computes its share of in_proj's B/C rows first, signals the barrier after
+   * in_proj without waiting, computes the x and dt rows of its own heads and its share of z, and only then waits for
+   * the others (a split-phase barrier: a thread that starts late is absorbed by that work). Default true, or the
+   * environment's MAMBA_TS_WASM_M2_EARLY_BC=0 for false; batch 1 only, not with `touchState`. The same numbers either way.
+   */
+  m2EarlyBC?: boolean;
+  /**
    * prefill: a Mamba-2 layer in one op (`mamba2Prefill`): in_proj, conv1d + SiLU, Δ, the chunked SSD, the gated
    * RMSNorm and out_proj on activations kept in wasm memory, the conv and the SSD reading their columns of in_proj's
    * output in place (no split copies, no copy in and out of each op; conv, Δ and the norm on all threads). Default
@@ -230,6 +237,8 @@ export class WasmBackend extends CpuBackend {
   stepIn: boolean;
   /** see WasmBackendOptions.m2TwoBarriers (may be changed between calls: benchmarks compare the two) */
   m2TwoBarriers: boolean;
+  /** see WasmBackendOptions.m2EarlyBC (may be changed between calls: benchmarks compare the two) */
+  m2EarlyBC: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
@@ -268,6 +277,7 @@ export class WasmBackend extends CpuBackend {
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
+    this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
@@ -848,7 +858,7 @@ export class WasmBackend extends CpuBackend {
         this.runtime.runTeam(
           'mamba2_layer_2b',
           [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, i.y, dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState,
-            c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc],
+            c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2EarlyBC ? 1 : 0],
           stepWork + i.work + o.work >= MIN_PARALLEL_WORK,
         );
       } else if (i && o) {
@@ -1070,14 +1080,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

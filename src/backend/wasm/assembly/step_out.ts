@@ -19,7 +19,27 @@ import { mamba2_step } from './mamba2_step';
 import { causal_conv1d } from './conv';
 import { ssd_scan } from './scan';
 import { rms_norm_gated, silu_mul } from './norm';
-import { sliceHi, sliceLo, teamBarrier } from './team';
+import { sliceHi, sliceLo, teamArrive, teamBarrier, teamWait } from './team';
+
+/** q8 (`desc`'s format 3): x [M, K] quantized into this thread's scratch, for `teamRows`; other formats: nothing */
+function teamQuantize(desc: usize, x: usize, M: i32, K: i32, t: i32): void {
+  if (load<i32>(desc) != 3) return;
+  const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
+  quantize_rows_q8(x, xq, xq + ((<usize>M * <usize>K) << 1), M, K, 0, M);
+}
+
+/** rows [n0, n1) of y = x [M, K] · Wᵀ (+ bias) (`desc` as teamProduct's, no touching; q8: after teamQuantize) */
+function teamRows(desc: usize, x: usize, M: i32, K: i32, t: i32, n0: i32, n1: i32): void {
+  if (n0 >= n1) return;
+  const fmt = load<i32>(desc), w = <usize>load<u32>(desc, 4), scales = <usize>load<u32>(desc, 8);
+  const bias = <usize>load<u32>(desc, 12), y = <usize>load<u32>(desc, 16), N = load<i32>(desc, 20);
+  if (fmt == 3) {
+    const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
+    linear_q8(xq, xq + ((<usize>M * <usize>K) << 1), w, scales, bias, y, M, K, N, n0, n1);
+  } else if (fmt == 0) linear_f32(x, w, bias, y, M, K, N, n0, n1);
+  else if (fmt == 1) linear_bf16(x, w, bias, y, M, K, N, n0, n1);
+  else linear_f16(x, w, bias, y, M, K, N, n0, n1);
+}
 
 /** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
 export function teamProduct(desc: usize, x: usize, M: i32, K: i32, t: i32, T: i32): void {
@@ -161,18 +181,34 @@ export function gated_mlp(x: usize, M: i32, H: i32, I: i32, descG: usize, descU:
  * the SSD and the norm are the same bits for any split), so the output and the states are the same bits.
  *
  * `priv`: scratch of `privStride` bytes per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN],
- * the normed g [batch, W].
+ * the normed g [batch, W]. `early` (WasmBackendOptions.m2EarlyBC; batch 1, not with touchState): in_proj's B/C rows first and
+ * the barrier after in_proj split in two (see the code), so that a thread late into the call delays the others less.
  */
 export function mamba2_layer_2b(
   h: usize, descIn: usize, H: i32, dtBias: usize, lo: f64, hi: f64,
   zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
   normW: usize, eps: f32, groupSize: i32, priv: usize, privStride: usize, scratch: usize, counter: usize,
-  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, desc: usize, t: i32, T: i32,
+  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, desc: usize, early: i32, t: i32, T: i32,
 ): void {
-  teamProduct(descIn, h, batch, H, t, T);
-  teamBarrier(counter, 1, T);
   const W = nh * hd;
   const GN = G * N;
+  const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
+  if (early && batch == 1 && !load<u32>(descIn, 32)) {
+    // in_proj with a split-phase barrier: this thread's share of the B/C rows (the only rows another thread reads
+    // before the second barrier), arrive; then the x and dt rows of its own heads and its share of z; then wait.
+    // (One row of x only: the matrix-vector kernels give the same bits for any split of the rows; the kernels for
+    // more rows of x group W's rows from the split's start, so other splits than teamProduct's could change bits.)
+    teamQuantize(descIn, h, batch, H, t);
+    teamRows(descIn, h, batch, H, t, 2 * W + sliceLo(t, T, 2 * GN, 4), 2 * W + sliceHi(t, T, 2 * GN, 4));
+    teamArrive(counter, 1, T);
+    teamRows(descIn, h, batch, H, t, W + h0 * hd, W + h1 * hd);
+    teamRows(descIn, h, batch, H, t, 2 * W + 2 * GN + h0, 2 * W + 2 * GN + h1);
+    teamRows(descIn, h, batch, H, t, sliceLo(t, T, W, 4), sliceHi(t, T, W, 4));
+    teamWait(counter, 1, T);
+  } else {
+    teamProduct(descIn, h, batch, H, t, T);
+    teamBarrier(counter, 1, T);
+  }
   const convDim = W + 2 * GN;
   const width = 2 * W + 2 * GN + nh;
   const rowIn = <usize>width << 2;
@@ -180,7 +216,6 @@ export function mamba2_layer_2b(
   const ys = xbc + ((<usize>batch * convDim) << 2);
   const my = priv + <usize>t * privStride;
   const bcState = my, bc = bcState + ((<usize>batch * 2 * GN * K) << 2), g = bc + ((<usize>batch * 2 * GN) << 2);
-  const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
   for (let b = 0; b < batch; b++) {
     const row = zxbcdt + <usize>b * rowIn;
     const raw = row + ((<usize>(width - nh)) << 2);
