@@ -32,7 +32,7 @@
  * step and out_proj as one (the path before `mamba1Layer` / `mamba2Layer`, WasmBackendOptions.stepIn = false);
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
- * late-bc = the two-barrier call with a plain barrier after in_proj (WasmBackendOptions.m2EarlyBC = false);
+ * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
  */
@@ -59,7 +59,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'split-in (a Mamba layer\'s in_proj its own call, then the step with out_proj: as before mamba1Layer / mamba2Layer),\n' +
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
-    'late-bc (the two-barrier call with a plain barrier after in_proj: m2EarlyBC false),\n' +
+    'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
@@ -100,7 +100,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.touchState = false;
   be.stepIn = true;
   be.m2TwoBarriers = true;
-  be.m2EarlyBC = true;
+  be.m2EarlyBC = false;
   be.runtime.gemvF32 = 'seq';
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
@@ -119,13 +119,13 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'touch-state') be.touchState = true;
     else if (part === 'split-in') be.stepIn = false;
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
-    else if (part === 'late-bc') be.m2EarlyBC = false;
+    else if (part === 'early-bc') be.m2EarlyBC = true;
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, four-barriers, late-bc, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }

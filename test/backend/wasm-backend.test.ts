@@ -252,7 +252,7 @@ describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2
         } finally {
           rt.runTeam = runTeam;
           be.m2TwoBarriers = true;
-          be.m2EarlyBC = true;
+          be.m2EarlyBC = false;
         }
       });
     }

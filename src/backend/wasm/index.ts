@@ -101,8 +101,9 @@ export interface WasmBackendOptions {
   /**
    * decode, with `m2TwoBarriers`: each thread computes its share of in_proj's B/C rows first, signals the barrier after
    * in_proj without waiting, computes the x and dt rows of its own heads and its share of z, and only then waits for
-   * the others (a split-phase barrier: a thread that starts late is absorbed by that work). Default true, or the
-   * environment's MAMBA_TS_WASM_M2_EARLY_BC=0 for false; batch 1 only, not with `touchState`. The same numbers either way.
+   * the others (a split-phase barrier: a thread that starts late is absorbed by that work). Default false (measured
+   * level with the plain barrier so far; BENCHMARKS.md, session 30), or the environment's MAMBA_TS_WASM_M2_EARLY_BC=1
+   * for true; batch 1 only, not with `touchState`. The same numbers either way.
    */
   m2EarlyBC?: boolean;
   /**
@@ -277,7 +278,7 @@ export class WasmBackend extends CpuBackend {
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
-    this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', true));
+    this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
