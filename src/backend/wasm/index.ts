@@ -852,7 +852,7 @@ export class WasmBackend extends CpuBackend {
       ];
       const stepWork = 3 * batch * W * N;
       if (i && o && this.m2TwoBarriers) {
-        // per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN], g [batch, W] (64-byte aligned)
+        // per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN], g [batch, W] (a multiple of 64 bytes)
         const [lo, hi] = a.dtLimit;
         const privStride = Math.ceil((4 * batch * (2 * G * N * (K + 1) + W)) / 64) * 64;
         const priv = c.out((this.runtime.threads * privStride) / 4);
