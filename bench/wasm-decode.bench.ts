@@ -31,6 +31,8 @@
  * `linearMany`, WasmBackendOptions.fuseProducts = false); split-in = a Mamba layer's in_proj as its own call, then its
  * step and out_proj as one (the path before `mamba1Layer` / `mamba2Layer`, WasmBackendOptions.stepIn = false);
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
+ * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
+ * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
  */
@@ -56,6 +58,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany),\n' +
     'split-in (a Mamba layer\'s in_proj its own call, then the step with out_proj: as before mamba1Layer / mamba2Layer),\n' +
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
+    'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
+    'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
@@ -95,6 +99,8 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepOut = true;
   be.touchState = false;
   be.stepIn = true;
+  be.m2TwoBarriers = true;
+  be.m2EarlyBC = false;
   be.runtime.gemvF32 = 'seq';
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
@@ -112,12 +118,14 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'split-out') be.stepOut = false;
     else if (part === 'touch-state') be.touchState = true;
     else if (part === 'split-in') be.stepIn = false;
+    else if (part === 'four-barriers') be.m2TwoBarriers = false;
+    else if (part === 'early-bc') be.m2EarlyBC = true;
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }

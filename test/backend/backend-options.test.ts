@@ -257,11 +257,11 @@ describe('other backend options', () => {
     for (const bad of [-1, Number.NaN, Infinity]) {
       assert.throws(() => new WasmBackend({ threads: 1, stepPrefetch: bad }), (e: unknown) => e instanceof LoadOptionError && /option "stepPrefetch" must be a number of bytes >= 0, got/.test(e.message));
     }
-    for (const name of ['fuseProducts', 'stepOut', 'touchState', 'stepIn'] as const) {
+    for (const name of ['fuseProducts', 'stepOut', 'touchState', 'stepIn', 'm2TwoBarriers', 'm2EarlyBC'] as const) {
       assert.throws(() => new WasmBackend({ threads: 1, [name]: 'yes' as unknown as boolean }), (e: unknown) => e instanceof LoadOptionError && e.message.includes(`option "${name}" must be true or false, got "yes"`));
     }
-    const be = new WasmBackend({ threads: 1, stepPrefetch: 4096, stepIn: false, fuseProducts: false });
-    assert.deepEqual([be.stepPrefetch, be.stepIn, be.fuseProducts], [4096, false, false]);
+    const be = new WasmBackend({ threads: 1, stepPrefetch: 4096, stepIn: false, fuseProducts: false, m2TwoBarriers: false });
+    assert.deepEqual([be.stepPrefetch, be.stepIn, be.fuseProducts, be.m2TwoBarriers], [4096, false, false, false]);
   });
 
   it('browser createBackend("webgpu", { weights: "bf16" }) stores bf16 weights (the option reached the backend)', async (t: TestContext) => {

@@ -173,7 +173,7 @@ describe('wasm backend: the decode step and out_proj in one call (stepOut)', () 
 
 describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: in_proj, step, out_proj)', () => {
   for (const [name, family] of STEP_FIXTURES) {
-    const kernel = `${family}_layer`;
+    const kernel = family === 'mamba2' ? 'mamba2_layer_2b' : `${family}_layer`; // (m2TwoBarriers on: the next describe)
     for (const [threads, weights] of STEP_RUNS) {
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
@@ -200,6 +200,65 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
   }
 });
 
+describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2TwoBarriers, m2EarlyBC)', () => {
+  for (const [name, family] of STEP_FIXTURES) {
+    if (family !== 'mamba2') continue;
+    for (const [threads, weights] of STEP_RUNS) {
+      it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical with four barriers, two, and two with in_proj's B/C rows first`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        // the fixtures' layers are below MIN_PARALLEL_WORK: both kernels made to split among all the threads anyway
+        let split = 0, early = 0, late = 0;
+        rt.runTeam = function (k, args, parallel) {
+          const force = k === 'mamba2_layer' || k === 'mamba2_layer_2b';
+          if (force && rt.threads > 1) split++;
+          if (k === 'mamba2_layer_2b') {
+            if (args[args.length - 1] === 1) early++;
+            else late++;
+          }
+          return runTeam.call(this, k, args, force || parallel);
+        };
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.m2EarlyBC = true;
+          const r = await offThenOn(be, model.lm, ids, (on) => void (be.m2TwoBarriers = on));
+          assert.equal(split > 0, threads > 1, 'the layer kernels ran on all the threads');
+          assert.ok(r.ranOff('mamba2_layer') > 0, 'off: the four-barrier kernel ran');
+          assert.equal(r.ranOff('mamba2_layer_2b'), 0, 'off: not the two-barrier one');
+          assert.ok(r.ranOn('mamba2_layer_2b') > 0, 'on: the two-barrier kernel ran');
+          assert.equal(r.ranOn('mamba2_layer'), 0, 'on: not the four-barrier one');
+          for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `step ${i}: logits differ`);
+          assert.ok(early > 0 && late === 0, 'm2EarlyBC on: B/C rows first');
+          early = 0;
+          const e = await offThenOn(be, model.lm, ids, (on) => void (be.m2EarlyBC = on));
+          assert.ok(early > 0 && late > 0, 'm2EarlyBC off, then on');
+          for (let i = 0; i < e.off.length; i++) {
+            assert.deepEqual(e.off[i], r.off[i], `step ${i}: logits differ (m2EarlyBC off)`);
+            assert.deepEqual(e.on[i], r.off[i], `step ${i}: logits differ (m2EarlyBC on)`);
+          }
+          // batch 1 (where m2EarlyBC's path runs: the batch-2 runs above take the plain barrier)
+          const one: Float32Array[][] = [];
+          for (const [two, earlyBC] of [[false, false], [true, false], [true, true]]) {
+            be.m2TwoBarriers = two;
+            be.m2EarlyBC = earlyBC;
+            one.push(await stepLogits(model.lm, ids, 6, 4));
+          }
+          for (let i = 0; i < one[0].length; i++) {
+            assert.deepEqual(one[1][i], one[0][i], `batch 1, step ${i}: logits differ (two barriers)`);
+            assert.deepEqual(one[2][i], one[0][i], `batch 1, step ${i}: logits differ (two barriers, B/C rows first)`);
+          }
+        } finally {
+          rt.runTeam = runTeam;
+          be.m2TwoBarriers = true;
+          be.m2EarlyBC = false;
+        }
+      });
+    }
+  }
+});
+
 describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_proj (touchState)', () => {
   for (const name of ['mamba2-tiny', 'nemotron-h-tiny']) {
     for (const threads of [1, 2, 3]) {
@@ -217,8 +276,8 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
           return run0.call(this, k, args, n, align, work);
         };
         rt.runTeam = function (k, args, parallel) {
-          // mamba2_layer's in_proj descriptor (its 2nd argument): words 8, 9 = the region to touch
-          if (k === 'mamba2_layer' && new Int32Array(rt.memory.buffer, args[1], 10)[8] > 0) layerTouched++;
+          // mamba2_layer's (and mamba2_layer_2b's) in_proj descriptor (its 2nd argument): words 8, 9 = the region to touch
+          if ((k === 'mamba2_layer' || k === 'mamba2_layer_2b') && new Int32Array(rt.memory.buffer, args[1], 10)[8] > 0) layerTouched++;
           return team0.call(this, k, args, parallel);
         };
         try {

@@ -90,6 +90,23 @@ export interface WasmBackendOptions {
    */
   stepIn?: boolean;
   /**
+   * decode: a Mamba-2 layer's one team call (`mamba2Layer`) with two barriers instead of four: after in_proj each
+   * thread runs Δ, the conv and the SSD step of its own heads without a barrier between them (every thread convolves
+   * all B/C channels itself, on its own copy of their conv state), and after the SSD every thread computes the whole
+   * gated RMSNorm itself (before: one thread while the others waited) and goes straight on to its rows of out_proj.
+   * Default true, or the environment's MAMBA_TS_WASM_M2_TWO_BARRIERS=0 for false (the four-barrier kernel, as before;
+   * benchmarks compare the two). The same numbers either way.
+   */
+  m2TwoBarriers?: boolean;
+  /**
+   * decode, with `m2TwoBarriers`: each thread computes its share of in_proj's B/C rows first, signals the barrier after
+   * in_proj without waiting, computes the x and dt rows of its own heads and its share of z, and only then waits for
+   * the others (a split-phase barrier: a thread that starts late is absorbed by that work). Default false (measured
+   * level with the plain barrier so far; BENCHMARKS.md, session 30), or the environment's MAMBA_TS_WASM_M2_EARLY_BC=1
+   * for true; batch 1 only, not with `touchState`. The same numbers either way.
+   */
+  m2EarlyBC?: boolean;
+  /**
    * prefill: a Mamba-2 layer in one op (`mamba2Prefill`): in_proj, conv1d + SiLU, Δ, the chunked SSD, the gated
    * RMSNorm and out_proj on activations kept in wasm memory, the conv and the SSD reading their columns of in_proj's
    * output in place (no split copies, no copy in and out of each op; conv, Δ and the norm on all threads). Default
@@ -219,6 +236,10 @@ export class WasmBackend extends CpuBackend {
   touchState: boolean;
   /** see WasmBackendOptions.stepIn (may be changed between calls) */
   stepIn: boolean;
+  /** see WasmBackendOptions.m2TwoBarriers (may be changed between calls: benchmarks compare the two) */
+  m2TwoBarriers: boolean;
+  /** see WasmBackendOptions.m2EarlyBC (may be changed between calls: benchmarks compare the two) */
+  m2EarlyBC: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
@@ -256,6 +277,8 @@ export class WasmBackend extends CpuBackend {
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
+    this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
+    this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
@@ -828,7 +851,18 @@ export class WasmBackend extends CpuBackend {
         yo, work, counter, batch, nh, hd, G, N, K,
       ];
       const stepWork = 3 * batch * W * N;
-      if (i && o) {
+      if (i && o && this.m2TwoBarriers) {
+        // per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN], g [batch, W] (a multiple of 64 bytes)
+        const [lo, hi] = a.dtLimit;
+        const privStride = Math.ceil((4 * batch * (2 * G * N * (K + 1) + W)) / 64) * 64;
+        const priv = c.out((this.runtime.threads * privStride) / 4);
+        this.runtime.runTeam(
+          'mamba2_layer_2b',
+          [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, i.y, dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState,
+            c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2EarlyBC ? 1 : 0],
+          stepWork + i.work + o.work >= MIN_PARALLEL_WORK,
+        );
+      } else if (i && o) {
         const [lo, hi] = a.dtLimit;
         this.runtime.runTeam('mamba2_layer', [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
       } else if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
@@ -1047,14 +1081,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

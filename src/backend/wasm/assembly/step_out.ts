@@ -16,8 +16,30 @@ import { linear_bf16, linear_f16, linear_f32 } from './linear';
 import { linear_q8, linear_q8_touch, quantize_rows_q8 } from './linear_q8';
 import { mamba1_step } from './mamba1_step';
 import { mamba2_step } from './mamba2_step';
-import { silu_mul } from './norm';
-import { sliceHi, sliceLo, teamBarrier } from './team';
+import { causal_conv1d } from './conv';
+import { ssd_scan } from './scan';
+import { rms_norm_gated, silu_mul } from './norm';
+import { sliceHi, sliceLo, teamArrive, teamBarrier, teamWait } from './team';
+
+/** q8 (`desc`'s format 3): x [M, K] quantized into this thread's scratch, for `teamRows`; other formats: nothing */
+function teamQuantize(desc: usize, x: usize, M: i32, K: i32, t: i32): void {
+  if (load<i32>(desc) != 3) return;
+  const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
+  quantize_rows_q8(x, xq, xq + ((<usize>M * <usize>K) << 1), M, K, 0, M);
+}
+
+/** rows [n0, n1) of y = x [M, K] · Wᵀ (+ bias) (`desc` as teamProduct's, no touching; q8: after teamQuantize) */
+function teamRows(desc: usize, x: usize, M: i32, K: i32, t: i32, n0: i32, n1: i32): void {
+  if (n0 >= n1) return;
+  const fmt = load<i32>(desc), w = <usize>load<u32>(desc, 4), scales = <usize>load<u32>(desc, 8);
+  const bias = <usize>load<u32>(desc, 12), y = <usize>load<u32>(desc, 16), N = load<i32>(desc, 20);
+  if (fmt == 3) {
+    const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
+    linear_q8(xq, xq + ((<usize>M * <usize>K) << 1), w, scales, bias, y, M, K, N, n0, n1);
+  } else if (fmt == 0) linear_f32(x, w, bias, y, M, K, N, n0, n1);
+  else if (fmt == 1) linear_bf16(x, w, bias, y, M, K, N, n0, n1);
+  else linear_f16(x, w, bias, y, M, K, N, n0, n1);
+}
 
 /** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
 export function teamProduct(desc: usize, x: usize, M: i32, K: i32, t: i32, T: i32): void {
@@ -146,4 +168,83 @@ export function gated_mlp(x: usize, M: i32, H: i32, I: i32, descG: usize, descU:
   }
   teamBarrier(counter, 1, T);
   teamProduct(descD, g, M, I, t, T);
+}
+
+/**
+ * `mamba2_layer` with two barriers instead of four (WasmBackendOptions.m2TwoBarriers): in_proj, a barrier, then each
+ * thread on its own heads [h0, h1) at once — their Δ, the conv of their x channels (state updated in place: the
+ * threads' channels are disjoint) and of all B/C channels (each thread the whole of B and C, into scratch of its own,
+ * on its own copy of their conv state: the other threads read the shared one meanwhile), the SSD step of its heads —
+ * a barrier, then each thread the whole gated RMSNorm into scratch of its own (a few µs; in `mamba2_layer` one thread
+ * normed while the others waited at a barrier) and its rows of out_proj from that; thread 0 stores its updated B/C
+ * conv state back. Every value is computed by the same kernels with the same inputs as in `mamba2_layer` (the conv,
+ * the SSD and the norm are the same bits for any split), so the output and the states are the same bits.
+ *
+ * `priv`: scratch of `privStride` bytes per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN],
+ * the normed g [batch, W]. `early` (WasmBackendOptions.m2EarlyBC; batch 1, not with touchState): in_proj's B/C rows first and
+ * the barrier after in_proj split in two (see the code), so that a thread late into the call delays the others less.
+ */
+export function mamba2_layer_2b(
+  h: usize, descIn: usize, H: i32, dtBias: usize, lo: f64, hi: f64,
+  zxbcdt: usize, dt: usize, convW: usize, convB: usize, convState: usize, A: usize, Dskip: usize, ssmState: usize,
+  normW: usize, eps: f32, groupSize: i32, priv: usize, privStride: usize, scratch: usize, counter: usize,
+  batch: i32, nh: i32, hd: i32, G: i32, N: i32, K: i32, desc: usize, early: i32, t: i32, T: i32,
+): void {
+  const W = nh * hd;
+  const GN = G * N;
+  const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
+  if (early && batch == 1 && !load<u32>(descIn, 32)) {
+    // in_proj with a split-phase barrier: this thread's share of the B/C rows (the only rows another thread reads
+    // before the second barrier), arrive; then the x and dt rows of its own heads and its share of z; then wait.
+    // (One row of x only: the matrix-vector kernels give the same bits for any split of the rows; the kernels for
+    // more rows of x group W's rows from the split's start, so other splits than teamProduct's could change bits.)
+    teamQuantize(descIn, h, batch, H, t);
+    teamRows(descIn, h, batch, H, t, 2 * W + sliceLo(t, T, 2 * GN, 4), 2 * W + sliceHi(t, T, 2 * GN, 4));
+    teamArrive(counter, 1, T);
+    teamRows(descIn, h, batch, H, t, W + h0 * hd, W + h1 * hd);
+    teamRows(descIn, h, batch, H, t, 2 * W + 2 * GN + h0, 2 * W + 2 * GN + h1);
+    teamRows(descIn, h, batch, H, t, sliceLo(t, T, W, 4), sliceHi(t, T, W, 4));
+    teamWait(counter, 1, T);
+  } else {
+    teamProduct(descIn, h, batch, H, t, T);
+    teamBarrier(counter, 1, T);
+  }
+  const convDim = W + 2 * GN;
+  const width = 2 * W + 2 * GN + nh;
+  const rowIn = <usize>width << 2;
+  const xbc = scratch; // x channels after the conv [batch, convDim] (B/C columns unused here)
+  const ys = xbc + ((<usize>batch * convDim) << 2);
+  const my = priv + <usize>t * privStride;
+  const bcState = my, bc = bcState + ((<usize>batch * 2 * GN * K) << 2), g = bc + ((<usize>batch * 2 * GN) << 2);
+  for (let b = 0; b < batch; b++) {
+    const row = zxbcdt + <usize>b * rowIn;
+    const raw = row + ((<usize>(width - nh)) << 2);
+    for (let i = h0; i < h1; i++) store<f32>(dt + ((<usize>(b * nh + i)) << 2), delta(raw, dtBias, lo, hi, i));
+    const cs = convState + ((<usize>b * convDim * K) << 2);
+    if (h0 < h1) {
+      causal_conv1d(row + (<usize>W << 2), convW, convB, cs, xbc + ((<usize>b * convDim) << 2), 1, 1, convDim, K, 1, h0 * hd, h1 * hd);
+    }
+    const sb = bcState + ((<usize>b * 2 * GN * K) << 2);
+    memory.copy(sb, cs + ((<usize>W * K) << 2), (<usize>2 * GN * K) << 2);
+    causal_conv1d(row + ((<usize>2 * W) << 2), convW + ((<usize>W * K) << 2), convB ? convB + (<usize>W << 2) : 0, sb,
+      bc + ((<usize>b * 2 * GN) << 2), 1, 1, 2 * GN, K, 1, 0, 2 * GN);
+  }
+  if (h0 < h1) {
+    for (let b = 0; b < batch; b++) {
+      const xb = xbc + ((<usize>b * convDim) << 2), bb = bc + ((<usize>b * 2 * GN) << 2);
+      ssd_scan(xb, dt + ((<usize>b * nh) << 2), A, bb, bb + (<usize>GN << 2), Dskip,
+        ssmState + ((<usize>b * nh * hd * N) << 2), ys + ((<usize>b * W) << 2), 1, 1, nh, hd, G, N, h0, h1);
+    }
+  }
+  teamBarrier(counter, 2, T);
+  for (let b = 0; b < batch; b++) {
+    rms_norm_gated(ys + ((<usize>b * W) << 2), zxbcdt + <usize>b * rowIn, normW, g + ((<usize>b * W) << 2), W, groupSize, eps, 0, 1);
+  }
+  if (t == 0) {
+    // (every thread's B/C conv state is the same bits; the others are past their last read of the shared one)
+    for (let b = 0; b < batch; b++) {
+      memory.copy(convState + ((<usize>(b * convDim + W) * K) << 2), bcState + ((<usize>b * 2 * GN * K) << 2), (<usize>2 * GN * K) << 2);
+    }
+  }
+  teamProduct(desc, g, batch, W, t, T);
 }

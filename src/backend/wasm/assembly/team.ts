@@ -34,3 +34,22 @@ export function teamBarrier(counter: usize, phase: i32, T: i32): void {
     if (++spins > 20000) memory.atomic.wait32(counter, v, 50000); // 50 µs
   }
 }
+
+/**
+ * `teamBarrier` in two halves (a split-phase barrier): `teamArrive` counts this thread in without waiting, so it can do
+ * work that needs nothing from the others before `teamWait` waits for phase `phase` to be passed.
+ */
+export function teamArrive(counter: usize, phase: i32, T: i32): void {
+  if (T <= 1) return;
+  if (atomic.add<i32>(counter, 1) + 1 >= phase * T) atomic.notify(counter, T);
+}
+export function teamWait(counter: usize, phase: i32, T: i32): void {
+  if (T <= 1) return;
+  const target = phase * T;
+  let spins = 0;
+  for (;;) {
+    const v = atomic.load<i32>(counter);
+    if (v >= target) return;
+    if (++spins > 20000) memory.atomic.wait32(counter, v, 50000); // 50 µs
+  }
+}
