@@ -782,7 +782,7 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
  * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head); pad: 1 (default) every thread's scratch and
  * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
- * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier).
+ * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier before the merge; with S = 1 none: each thread merges the rows it computed).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
@@ -864,10 +864,18 @@ export function attention_decode(
       }
     }
   }
-  teamBarrier(counter, 1, T);
-  // merge the splits of each (row, query head)
-  const rh1 = sliceHi(t, T, b * Hq, 1);
-  for (let rh = sliceLo(t, T, b * Hq, 1); rh < rh1; rh++) {
+  if (S == 1) {
+    // one split per row: each thread finishes the rows it computed (it wrote their partials), no barrier
+    mergeSplits(parts, ps, 1, hd, out, sliceLo(t, T, items, 1) * Hq, i1 * Hq);
+  } else {
+    teamBarrier(counter, 1, T);
+    mergeSplits(parts, ps, S, hd, out, sliceLo(t, T, b * Hq, 1), sliceHi(t, T, b * Hq, 1));
+  }
+}
+
+/** attention_decode's outputs of (row, query head) rh0 … rh1 − 1 from the partials of their S splits (log-sum-exp) */
+function mergeSplits(parts: usize, ps: usize, S: i32, hd: i32, out: usize, rh0: i32, rh1: i32): void {
+  for (let rh = rh0; rh < rh1; rh++) {
     const p0 = parts + <usize>rh * S * ps;
     let m: f32 = -Infinity;
     for (let s = 0; s < S; s++) m = max(m, load<f32>(f4(p0 + <usize>s * ps, hd)));

@@ -7,6 +7,8 @@
 //      append of k and v to the cache at row r's position nKeys[r] − 1, in the cache's format; items: (row, query
 //      head) and (row, group of KV heads), the group a whole position's heads where q8 blocks span heads (hd % 32 ≠ 0)
 //   3. attention_decode (attention.ts: the keys split among the threads, its own barrier on `counter + 4`)
+//   With one split of the keys per row (S = 1: short contexts) phases 2 and 3 go by rows, each thread its own from
+//   the rope to the merge, with no barrier between them: 2 barriers per call instead of 4.
 //   4. y = attention output [M, Hq·hd] · Woᵀ (+ bias) (descO)
 // The same bits as the op sequence: the products are the decode kernels (the same bits for any split of N); RoPE
 // takes cos/sin as f32 from the JS side (`rope`: the same Math.cos/sin as the CPU backend's rope, [M, rd]: cos of
@@ -92,6 +94,26 @@ function ropeHeads(p: usize, nh: i32, hd: i32, rd: i32, cs: usize): void {
 }
 
 /**
+ * Item `it` of phase 2: it < M·Hq: RoPE on query head it (row it / Hq); else (row, group of gh KV heads) number
+ * it − M·Hq: RoPE on those k heads, then their k and v appended to the caches at the row's new position
+ */
+function ropeAppend(
+  it: i32, M: i32, Hq: i32, q: usize, k: usize, v: usize, hd: i32, rd: i32, rope: usize, groups: i32, gh: i32,
+  rowKV: i32, Kc: usize, Vc: usize, cap: i32, fmt: i32, nKeys: usize,
+): void {
+  if (it < M * Hq) {
+    if (rope) ropeHeads(q + ((<usize>it * hd) << 2), 1, hd, rd, rope + ((<usize>(it / Hq) * rd) << 2));
+    return;
+  }
+  const j = it - M * Hq, r = j / groups, g = j % groups;
+  const off = <usize>(r * rowKV + g * gh * hd) << 2;
+  if (rope) ropeHeads(k + off, gh, hd, rd, rope + ((<usize>r * rd) << 2));
+  const idx = (<usize>r * cap + <usize>(load<i32>(nKeys + (<usize>r << 2)) - 1)) * rowKV + <usize>(g * gh * hd);
+  appendKv(k + off, Kc, idx, gh * hd, fmt);
+  appendKv(v + off, Vc, idx, gh * hd, fmt);
+}
+
+/**
  * A decode step's attention half (see above). x [M, H]; descQ/K/V/O: step_out.ts product descriptors (their y: q
  * [M, Hq·hd], k and v [M, Hkv·hd], the output [M, N]); rope: cos/sin [M, rd] or 0 (no positional encoding, rd 0);
  * Kc, Vc: the caches [M, cap, Hkv, hd] in format fmt (0 f32, 1 bf16, 2 f16, 3 q8 blocks); nKeys: i32 [M] (row r's
@@ -112,25 +134,23 @@ export function attn_decode_layer(
   // KV heads per item: one, or a whole position where a q8 block spans heads
   const gh = fmt == 3 && hd % 32 != 0 ? Hkv : 1;
   const groups = Hkv / gh;
-  const items = M * (Hq + groups);
-  const i1 = sliceHi(t, T, items, 1);
-  for (let it = sliceLo(t, T, items, 1); it < i1; it++) {
-    if (it < M * Hq) {
-      if (rope) {
-        const r = it / Hq;
-        ropeHeads(q + ((<usize>it * hd) << 2), 1, hd, rd, rope + ((<usize>r * rd) << 2));
-      }
-      continue;
+  let phase = 2;
+  if (S == 1) {
+    // one split of the keys per row (short contexts): the thread that runs row r's attention (attention_decode's
+    // items are its rows then) ropes and appends row r itself, and attention_decode merges its own rows: no barrier
+    // until o_proj
+    const r1 = sliceHi(t, T, M, 1);
+    for (let r = sliceLo(t, T, M, 1); r < r1; r++) {
+      for (let h = 0; h < Hq; h++) ropeAppend(r * Hq + h, M, Hq, q, k, v, hd, rd, rope, groups, gh, rowKV, Kc, Vc, cap, fmt, nKeys);
+      for (let g = 0; g < groups; g++) ropeAppend(M * Hq + r * groups + g, M, Hq, q, k, v, hd, rd, rope, groups, gh, rowKV, Kc, Vc, cap, fmt, nKeys);
     }
-    const j = it - M * Hq, r = j / groups, g = j % groups;
-    const off = <usize>(r * rowKV + g * gh * hd) << 2;
-    if (rope) ropeHeads(k + off, gh, hd, rd, rope + ((<usize>r * rd) << 2));
-    const idx = (<usize>r * cap + <usize>(load<i32>(nKeys + (<usize>r << 2)) - 1)) * rowKV + <usize>(g * gh * hd);
-    appendKv(k + off, Kc, idx, gh * hd, fmt);
-    appendKv(v + off, Vc, idx, gh * hd, fmt);
+  } else {
+    const items = M * (Hq + groups);
+    const i1 = sliceHi(t, T, items, 1);
+    for (let it = sliceLo(t, T, items, 1); it < i1; it++) ropeAppend(it, M, Hq, q, k, v, hd, rd, rope, groups, gh, rowKV, Kc, Vc, cap, fmt, nKeys);
+    teamBarrier(counter, phase++, T);
   }
-  teamBarrier(counter, 2, T);
   attention_decode(q, Kc, Vc, att, nKeys, M, Hq, Hkv, hd, cap, scale, S, scratch, counter + 4, dfmt, shape, pad, t, T);
-  teamBarrier(counter, 3, T);
+  teamBarrier(counter, phase, T);
   teamProduct(descO, att, M, Hq * hd, t, T);
 }
