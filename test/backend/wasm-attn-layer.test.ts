@@ -116,6 +116,22 @@ describe('wasm attentionDecode (an attention layer\'s decode step in one team ca
     }), null);
   });
 
+  it('attnLayer: the option and MAMBA_TS_WASM_ATTN_LAYER set it; a bad value is refused with its name', () => {
+    assert.equal(new WasmBackend({ threads: 1 }).attnLayer, true);
+    assert.equal(new WasmBackend({ threads: 1, attnLayer: false }).attnLayer, false);
+    assert.throws(() => new WasmBackend({ threads: 1, attnLayer: 1 as never }), /option "attnLayer" must be true or false, got 1/);
+    const saved = process.env.MAMBA_TS_WASM_ATTN_LAYER;
+    try {
+      process.env.MAMBA_TS_WASM_ATTN_LAYER = '0';
+      assert.equal(new WasmBackend({ threads: 1 }).attnLayer, false);
+      process.env.MAMBA_TS_WASM_ATTN_LAYER = 'no';
+      assert.throws(() => new WasmBackend({ threads: 1 }), /MAMBA_TS_WASM_ATTN_LAYER must be 0 or 1, got "no"/);
+    } finally {
+      if (saved === undefined) delete process.env.MAMBA_TS_WASM_ATTN_LAYER;
+      else process.env.MAMBA_TS_WASM_ATTN_LAYER = saved;
+    }
+  });
+
   const models = [
     ['llama-tiny', 'f32', 'f32'], ['llama-tiny', 'q8', 'q8'], ['bamba-tiny', 'bf16', 'f16'], ['bamba-variant', 'f32', 'bf16'],
     ['jamba-tiny', 'f16', 'f32'], ['granite-hybrid-tiny', 'q8', 'f32'],

@@ -1126,7 +1126,7 @@ function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' |
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
