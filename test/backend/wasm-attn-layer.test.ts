@@ -66,10 +66,11 @@ describe('wasm attentionDecode (an attention layer\'s decode step in one team ca
             v: [mat(Hkv * hd, H), bias ? vec(Hkv * hd) : null], o: [mat(H, Hq * hd), bias ? vec(H) : null],
           } as const;
           for (const kv of ['f32', 'bf16', 'f16', 'q8'] as const satisfies readonly KvCacheDType[]) {
-            for (const b of [1, 2, 5]) {
-              // past lengths that differ per row; one past 128, so that 2–3 threads split a row's keys
+            for (const [b, pasts] of [1, 2, 5].flatMap((b) => [[b, [140, 3, 70, 0, 31]], [b, [5, 3, 9, 0, 31]]] as const)) {
+              // past lengths that differ per row; one past 128 (2–3 threads split a row's keys), or all short (one
+              // split per row: by rows, or with a KV head or more per thread by heads from the products on)
               const cap = 160;
-              const past = Array.from({ length: b }, (_, i) => [140, 3, 70, 0, 31][i]);
+              const past = Array.from({ length: b }, (_, i) => pasts[i]);
               const init = Float32Array.from({ length: b * cap * Hkv * hd }, () => r() * 2 - 1);
               const caches = () => [be.fromHost(init, [b, cap, Hkv, hd], { kvCache: kv }), be.fromHost(init, [b, cap, Hkv, hd], { kvCache: kv })];
               const [k1, v1] = caches(), [k2, v2] = caches();
@@ -78,7 +79,7 @@ describe('wasm attentionDecode (an attention layer\'s decode step in one team ca
                 const pastLen = past.map((p) => p + step);
                 const args = { h, ...w, nHeads: Hq, nKvHeads: Hkv, headDim: hd, rope: rd ? { rotaryDim: rd, theta: 10000 } : null, pastLen, scale: 1 / Math.sqrt(hd) };
                 const got = be.attentionDecode({ ...args, cacheK: k1, cacheV: v1 });
-                const what = `Hq ${Hq}, Hkv ${Hkv}, hd ${hd}, rotary ${rd}, ${kv} cache, ${b} row(s), step ${step}`;
+                const what = `Hq ${Hq}, Hkv ${Hkv}, hd ${hd}, rotary ${rd}, ${kv} cache, ${b} row(s), pasts ${pastLen}, step ${step}`;
                 assert.ok(got, `${what}: handled`);
                 const want = reference({ ...args, cacheK: k2, cacheV: v2 });
                 assert.deepEqual(got.shape, [b, H]);

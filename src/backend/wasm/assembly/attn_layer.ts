@@ -16,8 +16,8 @@
 // cache conversions are dtype.ts's (f32ToBf16, f32ToF16: round-to-nearest-even) and q8.ts's quantizer
 // (quantizeQ8Block: scale = f32(max|v| / 127), q = round-half-up(v · (1 / scale))), ported bit for bit.
 
-import { attention_decode } from './attention';
-import { teamProduct } from './step_out';
+import { attention_decode, attention_decode_heads } from './attention';
+import { productRows, teamProduct } from './step_out';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 
 /** float32 → bfloat16 bits, round-to-nearest-even, NaN kept NaN (dtype.ts f32ToBf16) */
@@ -125,15 +125,33 @@ export function attn_decode_layer(
   Hq: i32, Hkv: i32, hd: i32, Kc: usize, Vc: usize, cap: i32, fmt: i32, nKeys: usize,
   scale: f32, S: i32, scratch: usize, dfmt: i32, shape: i32, pad: i32, att: usize, counter: usize, t: i32, T: i32,
 ): void {
-  teamProduct(descQ, x, M, H, t, T);
-  teamProduct(descK, x, M, H, t, T);
-  teamProduct(descV, x, M, H, t, T);
-  teamBarrier(counter, 1, T);
   const q = <usize>load<u32>(descQ, 16), k = <usize>load<u32>(descK, 16), v = <usize>load<u32>(descV, 16);
   const rowKV = Hkv * hd;
   // KV heads per item: one, or a whole position where a q8 block spans heads
   const gh = fmt == 3 && hd % 32 != 0 ? Hkv : 1;
   const groups = Hkv / gh;
+  const G = Hq / Hkv;
+  if (S == 1 && T > 1 && Hkv >= T && gh == 1 && (hd & 3) == 0) {
+    // one split per row and a KV head or more per thread: each thread its KV heads (and their query heads) from the
+    // products to the merge — their rows of Wq/Wk/Wv (whole heads: multiples of 4 rows), RoPE, the append, the
+    // attention — then the one barrier before o_proj
+    const g0 = sliceLo(t, T, Hkv, 1), g1 = sliceHi(t, T, Hkv, 1);
+    productRows(descQ, x, M, H, g0 * G * hd, g1 * G * hd, t);
+    productRows(descK, x, M, H, g0 * hd, g1 * hd, t);
+    productRows(descV, x, M, H, g0 * hd, g1 * hd, t);
+    for (let r = 0; r < M; r++) {
+      for (let h = g0 * G; h < g1 * G; h++) ropeAppend(r * Hq + h, M, Hq, q, k, v, hd, rd, rope, groups, gh, rowKV, Kc, Vc, cap, fmt, nKeys);
+      for (let g = g0; g < g1; g++) ropeAppend(M * Hq + r * groups + g, M, Hq, q, k, v, hd, rd, rope, groups, gh, rowKV, Kc, Vc, cap, fmt, nKeys);
+    }
+    attention_decode_heads(q, Kc, Vc, att, nKeys, M, Hq, Hkv, hd, cap, scale, scratch, dfmt, shape, pad, g0, g1, t, T);
+    teamBarrier(counter, 1, T);
+    teamProduct(descO, att, M, Hq * hd, t, T);
+    return;
+  }
+  teamProduct(descQ, x, M, H, t, T);
+  teamProduct(descK, x, M, H, t, T);
+  teamProduct(descV, x, M, H, t, T);
+  teamBarrier(counter, 1, T);
   let phase = 2;
   if (S == 1) {
     // one split of the keys per row (short contexts): the thread that runs row r's attention (attention_decode's
