@@ -7,8 +7,11 @@
 //      append of k and v to the cache at row r's position nKeys[r] − 1, in the cache's format; items: (row, query
 //      head) and (row, group of KV heads), the group a whole position's heads where q8 blocks span heads (hd % 32 ≠ 0)
 //   3. attention_decode (attention.ts: the keys split among the threads, its own barrier on `counter + 4`)
-//   With one split of the keys per row (S = 1: short contexts) phases 2 and 3 go by rows, each thread its own from
-//   the rope to the merge, with no barrier between them: 2 barriers per call instead of 4.
+//   With one split of the keys per row (S = 1: short contexts) and a KV head or more per thread (Hkv ≥ T; not a q8
+//   cache whose blocks span heads), phases 1–3 go by KV heads instead: each thread its heads' rows of Wq/Wk/Wv, their
+//   RoPE and append, their attention and merge (attention_decode_heads), then the one barrier before o_proj. With
+//   S = 1 otherwise, phases 2 and 3 go by rows, each thread its own from the rope to the merge: 2 barriers per call.
+//   Else 4 (the phases above). Every head's arithmetic is the same in each: the same bits.
 //   4. y = attention output [M, Hq·hd] · Woᵀ (+ bias) (descO)
 // The same bits as the op sequence: the products are the decode kernels (the same bits for any split of N); RoPE
 // takes cos/sin as f32 from the JS side (`rope`: the same Math.cos/sin as the CPU backend's rope, [M, rd]: cos of
