@@ -28,7 +28,8 @@
  * `generate`'s greedy path and `mamba-ts bench` use) instead of `advance` + argmax in JS; prompt:N = this variant's
  * prefill is N tokens (default --prompt); gc = a full garbage collection after the prefill (node --expose-gc);
  * separate = a Transformer layer's q/k/v and an MLP's gate/up products as one wasm call each (the path before
- * `linearMany`, WasmBackendOptions.fuseProducts = false); split-in = a Mamba layer's in_proj as its own call, then its
+ * `linearMany`, WasmBackendOptions.fuseProducts = false); attn-ops = an attention layer's decode as its ops (q/k/v, rope,
+ * attention, o_proj: the path before `attentionDecode`, WasmBackendOptions.attnLayer = false); split-in = a Mamba layer's in_proj as its own call, then its
  * step and out_proj as one (the path before `mamba1Layer` / `mamba2Layer`, WasmBackendOptions.stepIn = false);
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
@@ -56,6 +57,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
     'argmax (advanceArgmax: LM head + argmax in one wasm op), prompt:N (prefill N tokens), gc (collect garbage after the\n' +
     'prefill; needs node --expose-gc), separate (q/k/v and gate/up as one call each, as before linearMany),\n' +
+    'attn-ops (an attention layer\'s decode as its ops, as before attentionDecode: WasmBackendOptions.attnLayer = false),\n' +
     'split-in (a Mamba layer\'s in_proj its own call, then the step with out_proj: as before mamba1Layer / mamba2Layer),\n' +
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
@@ -96,6 +98,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
   be.runtime.governor.enabled = false;
   be.fuseProducts = true;
+  be.attnLayer = true;
   be.stepOut = true;
   be.touchState = false;
   be.stepIn = true;
@@ -115,6 +118,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'adaptive') be.runtime.governor.enabled = true;
     else if (part === 'argmax') out.argmax = true;
     else if (part === 'separate') be.fuseProducts = false;
+    else if (part === 'attn-ops') be.attnLayer = false;
     else if (part === 'split-out') be.stepOut = false;
     else if (part === 'touch-state') be.touchState = true;
     else if (part === 'split-in') be.stepIn = false;
@@ -125,7 +129,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }
@@ -137,7 +141,7 @@ for (const arch of archs) {
     const be = new WasmBackend({ threads, weights: dtype });
     const name = `${arch}-130m`;
     const lm = buildModel(PRESETS[name], name, new RandomTensorSource(1), { backend: be });
-    const wall: Record<string, number[]> = {}, cpuMs: Record<string, number[]> = {};
+    const wall: Record<string, number[]> = {}, cpuMs: Record<string, number[]> = {}, hand: Record<string, number[]> = {};
     // --ops: every backend op's wall and CPU time over the timed decode runs, per variant
     const prof = opsTable ? new OpProfile(be) : null;
     const opTotals: Record<string, Map<string, { ms: number; cpuMs: number; calls: number }>> = {};
@@ -153,6 +157,7 @@ for (const arch of archs) {
         if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
         prof?.reset();
+        const h0 = be.runtime.handoffs;
         const c0 = process.cpuUsage(), t0 = performance.now();
         if (o.argmax) {
           let t = argmax(l.data);
@@ -170,6 +175,7 @@ for (const arch of archs) {
           }
         }
         const ms = performance.now() - t0, cu = process.cpuUsage(c0);
+        const handoffs = (be.runtime.handoffs - h0) / gen;
         // the check: same tokens as the first run with this prompt, same last logits (bits) where both read them
         const logits = o.argmax ? null : l.data.slice();
         const ref = refs.get(o.prompt);
@@ -187,6 +193,7 @@ for (const arch of archs) {
         if (r < 0) continue;
         (wall[v] ??= []).push(ms);
         (cpuMs[v] ??= []).push((cu.user + cu.system) / 1000);
+        (hand[v] ??= []).push(handoffs);
         if (prof) {
           const m = (opTotals[v] ??= new Map());
           for (const row of prof.rows(ms, (cu.user + cu.system) / 1000)) {
@@ -203,7 +210,7 @@ for (const arch of archs) {
     for (const v of variants) {
       const w = wall[v];
       const line = `| ${name} | ${dtype} | ${threads} | ${v} | ${(gen / (Math.max(...w) / 1000)).toFixed(1)} / ${(gen / (median(w) / 1000)).toFixed(1)} / ` +
-        `${(gen / (Math.min(...w) / 1000)).toFixed(1)} | ${(median(cpuMs[v]) / gen).toFixed(2)} | ${(base / median(w)).toFixed(3)}× |`;
+        `${(gen / (Math.min(...w) / 1000)).toFixed(1)} | ${(median(cpuMs[v]) / gen).toFixed(2)} | ${median(hand[v]).toFixed(1)} | ${(base / median(w)).toFixed(3)}× |`;
       lines.push(line);
       process.stderr.write(line + '\n');
     }
@@ -223,8 +230,8 @@ for (const arch of archs) {
 }
 console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
 console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits as the first with its prompt\n`);
-console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | speed ÷ first variant (medians) |');
-console.log('|---|---|---:|---|---:|---:|---:|');
+console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | hand-offs per token (median) | speed ÷ first variant (medians) |');
+console.log('|---|---|---:|---|---:|---:|---:|---:|');
 for (const l of lines) console.log(l);
 for (const l of opLines) console.log(l);
 

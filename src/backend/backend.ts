@@ -113,6 +113,30 @@ export interface SsdArgs {
   chunkSize: number;
 }
 
+/**
+ * A decode step's attention half (one new position per row) for `attentionDecode`: q/k/v of h, RoPE, the KV cache
+ * append, attention over the cache and o_proj.
+ */
+export interface AttentionDecodeArgs {
+  /** [b, H], one new position per row */
+  h: Tensor;
+  /** [weight, bias] each: q [Hq·hd, H], k and v [Hkv·hd, H], o [H', Hq·hd] */
+  q: readonly [Tensor, Tensor | null];
+  k: readonly [Tensor, Tensor | null];
+  v: readonly [Tensor, Tensor | null];
+  o: readonly [Tensor, Tensor | null];
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** rotate-half RoPE on the first rotaryDim channels of each head; null: none */
+  rope: { rotaryDim: number; theta: number } | null;
+  /** [b, T, Hkv, hd] each, T > pastLen[r]: the new k/v go to position pastLen[r] */
+  cacheK: Tensor;
+  cacheV: Tensor;
+  pastLen: readonly number[];
+  scale: number;
+}
+
 /** Causal (grouped-query) attention with an optional KV cache. */
 export interface AttentionArgs {
   /** [b, L, Hq, hd] */
@@ -256,6 +280,12 @@ export interface Backend {
    * the same numbers as `linearMany`, `siluMul` and `linear`. null when it does not handle these.
    */
   gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null;
+  /**
+   * Optional (wasm decode): a decode step's attention half in one call (AttentionDecodeArgs): the same numbers as
+   * `linearMany`, `rope`, `attention` (its cache append) and `linear`, the result [b, H']. null when it does not
+   * handle these (the caller then runs those ops).
+   */
+  attentionDecode?(a: AttentionDecodeArgs): Tensor | null;
   /**
    * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
    * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when

@@ -71,6 +71,16 @@ export class Attention implements Mixer {
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, opts: o } = this;
     const [b, L] = h.shape;
+    if (ctx.state && L === 1) {
+      // decode: the whole half in one backend call where it has one (wasm: ops.attentionDecode), else the ops below
+      this.reserve(ctx.state, Math.max(...ctx.pastLen) + 1);
+      const y = ops.attentionDecode({
+        h: ops.reshape(h, [b, h.shape[2]]), q: [w.q, w.qBias], k: [w.k, w.kBias], v: [w.v, w.vBias], o: [w.o, w.oBias],
+        nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, rope: o.rope, cacheK: ctx.state.k, cacheV: ctx.state.v,
+        pastLen: ctx.pastLen, scale: o.scale ?? 1 / Math.sqrt(o.headDim),
+      });
+      if (y) return ops.reshape(y, [b, 1, y.shape[1]]);
+    }
     const [qh, kh, vh] = ops.linearMany(h, [[w.q, w.qBias], [w.k, w.kBias], [w.v, w.vBias]]);
     let q = ops.reshape(qh, [b, L, o.nHeads, o.headDim]);
     let k = ops.reshape(kh, [b, L, o.nKvHeads, o.headDim]);

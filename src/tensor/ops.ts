@@ -2,7 +2,7 @@
  * Front-end ops: validate shapes (errors name the op and the shapes) and that all tensor inputs share one
  * backend, then dispatch to the backend of the first input. Model files call these, never a backend directly.
  */
-import type { AttentionArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import type { AttentionArgs, AttentionDecodeArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
@@ -191,6 +191,30 @@ export function add(a: Tensor, b: Tensor): Tensor {
   sameBackend('add', 'a', { a, b });
   if (needsGrad(a, b)) return diff1('add', [a, b]);
   return a.backend.add(a, b);
+}
+
+/**
+ * A decode step's attention half (h [b, H], one new position per row) in one backend call where the backend has
+ * `attentionDecode` (wasm); null otherwise (also with gradients): the caller then runs linearMany, rope, attention and
+ * linear (the same numbers). The caches must already hold pastLen[r] + 1 positions.
+ */
+export function attentionDecode(a: AttentionDecodeArgs): Tensor | null {
+  const { h } = a;
+  if (!h.backend.attentionDecode || h.shape.length !== 2) return null;
+  const ws = [a.q, a.k, a.v, a.o];
+  if (needsGrad(h, ...ws.flat())) return null;
+  const op = 'attention';
+  const [b] = h.shape;
+  check(a.pastLen.length === b, op, () => `pastLen has ${a.pastLen.length} entries for batch ${b}`);
+  const T = a.cacheK.shape[1];
+  expectShape(op, 'cacheK', a.cacheK, [b, T, a.nKvHeads, a.headDim]);
+  expectShape(op, 'cacheV', a.cacheV, [b, T, a.nKvHeads, a.headDim]);
+  for (const p of a.pastLen) check(p + 1 <= T, op, () => `cache holds ${T} positions; ${p} + 1 needed`);
+  for (const [w, bias] of ws) {
+    expectShape('linear', 'bias', bias, [w.shape[0]]);
+    sameBackend('linear', 'x', { x: h, w, bias });
+  }
+  return h.backend.attentionDecode(a);
 }
 
 /** Split the last dim into pieces of the given sizes. */

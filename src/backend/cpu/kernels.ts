@@ -105,27 +105,40 @@ export function rmsNormGated(x: Float32Array, z: Float32Array, w: Float32Array, 
   return y;
 }
 
+/**
+ * RoPE's cos and sin per row: [rows, rd], each row cos of the rd/2 frequencies, then their sin (f32; HF: float32
+ * inverse frequencies and outer product, then cos/sin). One place for them: `rope` below and the wasm backend's
+ * decode attention layer (which rotates in wasm with these values).
+ */
+export function ropeTable(positions: Int32Array, rd: number, theta: number): Float32Array {
+  const half = rd / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / rd);
+  const cs = new Float32Array(positions.length * rd);
+  for (let r = 0; r < positions.length; r++) {
+    for (let i = 0; i < half; i++) {
+      const f = Math.fround(positions[r] * invFreq[i]);
+      cs[r * rd + i] = Math.cos(f);
+      cs[r * rd + half + i] = Math.sin(f);
+    }
+  }
+  return cs;
+}
+
 /** Rotary embedding, rotate-half convention, on the first `rd` channels of every head: x [rows, H, hd]. */
 export function rope(x: Float32Array, positions: Int32Array, rows: number, H: number, hd: number, rd: number, theta: number): Float32Array {
   const y = x.slice();
   const half = rd / 2;
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / rd);
-  const cos = new Float32Array(half);
-  const sin = new Float32Array(half);
+  const cs = ropeTable(positions, rd, theta); // (one position per row)
   for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < half; i++) {
-      const f = Math.fround(positions[r] * invFreq[i]); // HF: float32 outer product, then cos/sin
-      cos[i] = Math.cos(f);
-      sin[i] = Math.sin(f);
-    }
+    const c0 = r * rd, s0 = c0 + half;
     for (let h = 0; h < H; h++) {
       const o = (r * H + h) * hd;
       for (let i = 0; i < half; i++) {
         const a = x[o + i];
         const b = x[o + i + half];
-        y[o + i] = a * cos[i] - b * sin[i];
-        y[o + i + half] = b * cos[i] + a * sin[i];
+        y[o + i] = a * cs[c0 + i] - b * cs[s0 + i];
+        y[o + i + half] = b * cs[c0 + i] + a * cs[s0 + i];
       }
     }
   }

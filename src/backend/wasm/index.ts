@@ -7,8 +7,9 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
+import { ropeTable } from '../cpu/kernels.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
@@ -151,6 +152,13 @@ export interface WasmBackendOptions {
    */
   attnPad?: boolean;
   /**
+   * decode: an attention layer's q/k/v products, RoPE, KV cache append, attention over the cache and o_proj as one
+   * call on the threads (`attentionDecode`: assembly/attn_layer.ts; one hand-off per layer instead of four or five,
+   * RoPE and the append in wasm). Default true, or the environment's MAMBA_TS_WASM_ATTN_LAYER=0 for false: the op
+   * sequence, as before (benchmarks compare the two). The same bits either way.
+   */
+  attnLayer?: boolean;
+  /**
    * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
    * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
@@ -252,6 +260,8 @@ export class WasmBackend extends CpuBackend {
   attnDecode: AttnDecode;
   /** see WasmBackendOptions.attnPad (may be changed between calls: benchmarks compare the two) */
   attnPad: boolean;
+  /** see WasmBackendOptions.attnLayer (may be changed between calls) */
+  attnLayer: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -285,6 +295,7 @@ export class WasmBackend extends CpuBackend {
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
+    this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
@@ -946,18 +957,11 @@ export class WasmBackend extends CpuBackend {
       const maxPast = Math.max(...past);
       if (L === 1) {
         for (let r = 0; r < b; r++) iv[r] = past[r] + 1;
-        // splits of the keys: enough items (rows × splits) for every thread to get an equal share
-        let S = T / gcd(b, T);
-        while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
-        // q8: read in place (fmt 3) or through scratch (4: the block's keys and values as f32, 2 · DBK · hd per thread)
-        const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
-        // (per thread: Hq · DBK scores and the format's scratch; then the partials, each on its own cache lines)
-        const pad = this.attnPad ? 1 : 0;
-        const scratch = c.out(rt.kernels.attention_decode_scratch(b, Hq, hd, S, T, dfmt, pad) as unknown as number);
+        const d = this.decodePlan(c, b, Hq, hd, maxPast, fmt);
         const work = 2 * b * Hq * (maxPast + 1) * hd;
         // (one item, b · S = 1 — a short context on one row — runs on this thread: a team call would wake a worker
         // only for it to wait at the barrier)
-        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, S, scratch, counter, dfmt, ATTN_DECODE_SHAPE[this.attnDecode], pad], work >= MIN_PARALLEL_WORK && b * S > 1);
+        rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, d.S, d.scratch, counter, d.dfmt, d.shape, d.pad], work >= MIN_PARALLEL_WORK && b * d.S > 1);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
         const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
@@ -970,6 +974,74 @@ export class WasmBackend extends CpuBackend {
       return c.result(yo, [b, L, Hq, hd]);
     });
   }
+
+  /**
+   * decode attention's plan for b rows of one query (attention_decode's S, scratch, fmt, shape, pad): the keys split
+   * so that rows × splits give every thread an equal share, in pieces of at least ATTN_MIN_SPLIT; a q8 cache read in
+   * place (fmt 3) or through scratch (4: head dims not a multiple of 32, or q8KvDecode 'scratch'); the scratch (per
+   * thread Hq · DBK scores and the format's, then the partials, each on cache lines of its own with attnPad)
+   */
+  private decodePlan(c: OpScratch, b: number, Hq: number, hd: number, maxPast: number, fmt: number): { S: number; scratch: number; dfmt: number; shape: number; pad: number } {
+    const rt = this.runtime;
+    const T = rt.threads;
+    let S = T / gcd(b, T);
+    while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
+    const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
+    const pad = this.attnPad ? 1 : 0;
+    const scratch = c.out(rt.kernels.attention_decode_scratch(b, Hq, hd, S, T, dfmt, pad) as unknown as number);
+    return { S, scratch, dfmt, shape: ATTN_DECODE_SHAPE[this.attnDecode], pad };
+  }
+
+  /**
+   * A decode step's attention half as one team call (WasmBackendOptions.attnLayer; assembly/attn_layer.ts): the q/k/v
+   * products, RoPE (cos/sin from ropeTable, the rotation in wasm), the new k/v written into the resident caches in
+   * their format, attention_decode over them and o_proj, with q, k, v and the attention output kept in wasm memory.
+   * The same bits as linearMany, rope, attention and linear. null (the ops run) where the option is off, more than
+   * 8 rows, a cache is not wasm-resident, or a product is not one the decode kernels run (stepOutDesc).
+   */
+  attentionDecode(a: AttentionDecodeArgs): Tensor | null {
+    const [b, H] = a.h.shape;
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
+    if (!this.attnLayer || b > 8 || Hq % Hkv !== 0) return null;
+    const rd = a.rope ? a.rope.rotaryDim : 0;
+    if (rd % 2 !== 0 || rd > hd) return null; // (the ops name the error)
+    const kv = kvOf(a.cacheK);
+    if (kvOf(a.cacheV) !== kv || (kv === 'q8' && (Hkv * hd) % 32 !== 0)) return null;
+    const cap = a.cacheK.shape[1];
+    return this.op((c) => {
+      const ko = c.resident(a.cacheK), vo = c.resident(a.cacheV);
+      if (ko === undefined || vo === undefined) return null;
+      const dq = this.stepOutDesc(c, { w: a.q[0], bias: a.q[1] }, b, H);
+      const dk = this.stepOutDesc(c, { w: a.k[0], bias: a.k[1] }, b, H);
+      const dv = this.stepOutDesc(c, { w: a.v[0], bias: a.v[1] }, b, H);
+      if (!dq || !dk || !dv || dq.N !== Hq * hd || dk.N !== Hkv * hd || dv.N !== Hkv * hd) return null;
+      const dout = this.stepOutDesc(c, { w: a.o[0], bias: a.o[1] }, b, Hq * hd);
+      if (!dout) return null;
+      const rt = this.runtime;
+      const ints = c.out(b);
+      const iv = new Int32Array(rt.memory.buffer, ints, b);
+      for (let r = 0; r < b; r++) iv[r] = a.pastLen[r] + 1;
+      const rope = a.rope ? c.data(this.ropeCosSin(a.pastLen, a.rope.rotaryDim, a.rope.theta)) : 0;
+      const maxPast = Math.max(...a.pastLen);
+      const d = this.decodePlan(c, b, Hq, hd, maxPast, KV_FORMAT[kv]);
+      const att = c.out(b * Hq * hd);
+      const counter = c.zeros(2);
+      const work = dq.work + dk.work + dv.work + dout.work + 2 * b * Hq * (maxPast + 1) * hd;
+      rt.runTeam('attn_decode_layer', [
+        c.in(a.h), b, H, dq.desc, dk.desc, dv.desc, dout.desc, rope, rd, Hq, Hkv, hd, ko, vo, cap, KV_FORMAT[kv], ints,
+        a.scale, d.S, d.scratch, d.dfmt, d.shape, d.pad, att, counter,
+      ], work >= MIN_PARALLEL_WORK);
+      return c.result(dout.y, [b, dout.N]);
+    });
+  }
+
+  /** ropeTable for these positions, kept for the next call with the same ones (every attention layer of a step) */
+  private ropeCosSin(pastLen: readonly number[], rd: number, theta: number): Float32Array {
+    const key = `${rd},${theta},${pastLen.join(',')}`;
+    if (this.ropeCache?.key !== key) this.ropeCache = { key, table: ropeTable(Int32Array.from(pastLen), rd, theta) };
+    return this.ropeCache.table;
+  }
+  private ropeCache: { key: string; table: Float32Array } | null = null;
 
   /** a KV cache (zeros in bf16/f16/q8, a grown one) stays in wasm memory (resident), so that attention reads it in place */
   protected override cacheArray(count: number, kvCache: KvCacheDType = 'f32'): KvArray {
@@ -1081,14 +1153,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

@@ -203,6 +203,8 @@ export class WasmRuntime {
   readonly memory: WebAssembly.Memory;
   readonly kernels: KernelExports;
   readonly heap: Heap;
+  /** calls handed to the workers so far (each wakes them; calls run on this thread alone are not counted) */
+  handoffs = 0;
   readonly threads: number;
   /** whether the kernels are the relaxed-SIMD build (fused multiply-adds in the prefill GEMM; platform.ts) */
   readonly fused: boolean;
@@ -342,6 +344,7 @@ export class WasmRuntime {
 
   /** publish call `k` with `args` to the workers, run `own` (this thread's share), wait for the workers */
   private dispatch(k: number, args: number[], team: boolean, own: () => void): void {
+    this.handoffs++;
     // the first call waits until every worker has instantiated the module and is listening
     for (;;) {
       const r = Atomics.load(this.ctrl, READY);

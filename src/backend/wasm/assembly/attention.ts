@@ -778,11 +778,78 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
 }
 
 /**
+ * Item (row r, split s of S) of attention_decode for KV heads g0 … g1 − 1 (and their query heads): its partials
+ * initialised, then its keys block by block ('rows': every head's slice of a cache row in turn; else per KV head)
+ */
+function decodeItem(
+  q: usize, K: usize, V: usize, nKeys: usize, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32, S: i32, fmt: i32,
+  rows: bool, rowB: usize, sc: usize, Kf: usize, Vf: usize, Qh: usize, Ql: usize, Qs: usize, parts: usize, ps: usize,
+  r: i32, s: i32, g0: i32, g1: i32,
+): void {
+  const G = Hq / Hkv;
+  const hdB = <usize>hd << 2;
+  const headB = <usize>S * ps;
+  const n = load<i32>(nKeys + (<usize>r << 2));
+  const s0 = <i32>((<i64>n * s) / S), s1 = <i32>((<i64>n * (s + 1)) / S);
+  for (let h = g0 * G; h < g1 * G; h++) {
+    const pi = parts + (<usize>(r * Hq + h) * S + s) * ps;
+    memory.fill(pi, 0, <usize>hd << 2);
+    store<f32>(f4(pi, hd), -Infinity);
+    store<f32>(f4(pi, hd + 1), 0);
+    if (fmt == 3) splitQ(q + ((<usize>(r * Hq + h) * hd) << 2), hd, Qh + ((<usize>h * hd) << 1), Ql + ((<usize>h * hd) << 1), Qs + (<usize>h << 3));
+  }
+  const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
+  if (rows) {
+    // (KV heads g0 … g1 − 1: their query heads, their slice of each cache row, their partials)
+    const qp = q + ((<usize>(r * Hq + g0 * G) * hd) << 2);
+    const part = parts + (<usize>(r * Hq + g0 * G) * S + s) * ps;
+    const ho = kvByte(fmt, <usize>(g0 * hd)), nh = g1 - g0;
+    const Qo = <usize>(g0 * G * hd) << 1;
+    for (let j0 = s0; j0 < s1; j0 += DBK) {
+      const bk = min(DBK, s1 - j0);
+      if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      else decodeBlockQ8Rows(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+    }
+    return;
+  }
+  for (let j0 = s0; j0 < s1; j0 += DBK) {
+    const bk = min(DBK, s1 - j0);
+    const nbk = min(DBK, s1 - j0 - bk); // the next block
+    const pfTotal = <usize>max(nbk, 0) * rowB;
+    const pfChunkB = pfChunk(pfTotal, Hkv);
+    const pfK = rowK + <usize>(j0 + bk) * rowB, pfV = rowV + <usize>(j0 + bk) * rowB;
+    for (let g = g0; g < g1; g++) {
+      if (nbk > 0) {
+        touchPart(pfK, pfTotal, pfChunkB, g);
+        touchPart(pfV, pfTotal, pfChunkB, g);
+      }
+      const h0 = g * G;
+      const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
+      const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
+      const ho: usize = fmt == 4 ? 0 : kvByte(fmt, <usize>g * hd); // (q8 through scratch: the head is found inside the rows)
+      if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+      else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+      else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+      else if (fmt == 3) decodeBlockQ8(Qh + ((<usize>h0 * hd) << 1), Ql + ((<usize>h0 * hd) << 1), Qs + (<usize>h0 << 3), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+      else {
+        // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
+        const o = <usize>j0 * rowB;
+        unpackQ8Rows(rowK + o, g * hd, rowB, bk, hd, Kf);
+        unpackQ8Rows(rowV + o, g * hd, rowB, bk, hd, Vf);
+        decodeBlock<f32>(qp, Kf, Vf, hdB, 0, bk, G, hd, scale, sc, part, headB);
+      }
+    }
+  }
+}
+
+/**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
  * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head); pad: 1 (default) every thread's scratch and
  * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
- * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier).
+ * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier before the merge; with S = 1 none: each thread merges the rows it computed).
  */
 export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
@@ -812,62 +879,44 @@ export function attention_decode(
   const headB = <usize>S * ps;
   const i1 = sliceHi(t, T, items, 1);
   for (let it = sliceLo(t, T, items, 1); it < i1; it++) {
-    const s = it % S, r = it / S;
-    const n = load<i32>(nKeys + (<usize>r << 2));
-    const s0 = <i32>((<i64>n * s) / S), s1 = <i32>((<i64>n * (s + 1)) / S);
-    for (let h = 0; h < Hq; h++) {
-      const pi = parts + (<usize>(r * Hq + h) * S + s) * ps;
-      memory.fill(pi, 0, <usize>hd << 2);
-      store<f32>(f4(pi, hd), -Infinity);
-      store<f32>(f4(pi, hd + 1), 0);
-      if (fmt == 3) splitQ(q + ((<usize>(r * Hq + h) * hd) << 2), hd, Qh + ((<usize>h * hd) << 1), Ql + ((<usize>h * hd) << 1), Qs + (<usize>h << 3));
-    }
-    const rowK = K + <usize>r * cap * rowB, rowV = V + <usize>r * cap * rowB;
-    if (rows) {
-      const qp = q + ((<usize>(r * Hq) * hd) << 2);
-      const part = parts + (<usize>(r * Hq) * S + s) * ps;
-      for (let j0 = s0; j0 < s1; j0 += DBK) {
-        const bk = min(DBK, s1 - j0);
-        if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
-        else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
-        else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
-        else decodeBlockQ8Rows(Qh, Ql, Qs, rowK, rowV, rowB, j0, bk, Hkv, G, hd, scale, sc, part, headB);
-      }
-      continue;
-    }
-    for (let j0 = s0; j0 < s1; j0 += DBK) {
-      const bk = min(DBK, s1 - j0);
-      const nbk = min(DBK, s1 - j0 - bk); // the next block
-      const pfTotal = <usize>max(nbk, 0) * rowB;
-      const pfChunkB = pfChunk(pfTotal, Hkv);
-      const pfK = rowK + <usize>(j0 + bk) * rowB, pfV = rowV + <usize>(j0 + bk) * rowB;
-      for (let g = 0; g < Hkv; g++) {
-        if (nbk > 0) {
-          touchPart(pfK, pfTotal, pfChunkB, g);
-          touchPart(pfV, pfTotal, pfChunkB, g);
-        }
-        const h0 = g * G;
-        const qp = q + ((<usize>(r * Hq + h0) * hd) << 2);
-        const part = parts + (<usize>(r * Hq + h0) * S + s) * ps;
-        const ho: usize = fmt == 4 ? 0 : kvByte(fmt, <usize>g * hd); // (q8 through scratch: the head is found inside the rows)
-        if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else if (fmt == 3) decodeBlockQ8(Qh + ((<usize>h0 * hd) << 1), Ql + ((<usize>h0 * hd) << 1), Qs + (<usize>h0 << 3), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
-        else {
-          // q8: the block's keys and values of head g as f32 (in L1), then the f32 block code on them
-          const o = <usize>j0 * rowB;
-          unpackQ8Rows(rowK + o, g * hd, rowB, bk, hd, Kf);
-          unpackQ8Rows(rowV + o, g * hd, rowB, bk, hd, Vf);
-          decodeBlock<f32>(qp, Kf, Vf, hdB, 0, bk, G, hd, scale, sc, part, headB);
-        }
-      }
-    }
+    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, S, fmt, rows, rowB, sc, Kf, Vf, Qh, Ql, Qs, parts, ps, it / S, it % S, 0, Hkv);
   }
-  teamBarrier(counter, 1, T);
-  // merge the splits of each (row, query head)
-  const rh1 = sliceHi(t, T, b * Hq, 1);
-  for (let rh = sliceLo(t, T, b * Hq, 1); rh < rh1; rh++) {
+  if (S == 1) {
+    // one split per row: each thread finishes the rows it computed (it wrote their partials), no barrier
+    mergeSplits(parts, ps, 1, hd, out, sliceLo(t, T, items, 1) * Hq, i1 * Hq);
+  } else {
+    teamBarrier(counter, 1, T);
+    mergeSplits(parts, ps, S, hd, out, sliceLo(t, T, b * Hq, 1), sliceHi(t, T, b * Hq, 1));
+  }
+}
+
+/**
+ * attention_decode with one split per row (S = 1) for KV heads g0 … g1 − 1 (and their query heads) of every row,
+ * merged into out: thread t's share where a team divides the heads among its threads (attn_layer.ts); no barrier.
+ * The same scratch layout as attention_decode (attention_decode_scratch with S = 1) and, per head, the same bits.
+ */
+export function attention_decode_heads(
+  q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
+  scratch: usize, fmt: i32, shape: i32, pad: i32, g0: i32, g1: i32, t: i32, T: i32,
+): void {
+  const G = Hq / Hkv;
+  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd));
+  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
+  const perThread = perThreadFloats(Hq, hd, fmt, pad);
+  const sc = scratch + ((<usize>t * perThread) << 2);
+  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
+  const parts = scratch + ((<usize>T * perThread) << 2);
+  const ps = <usize>partFloats(hd, pad) << 2;
+  for (let r = 0; r < b; r++) {
+    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, 1, fmt, rows, rowB, sc, Kf, Vf, Qh, Ql, Qs, parts, ps, r, 0, g0, g1);
+    mergeSplits(parts, ps, 1, hd, out, r * Hq + g0 * G, r * Hq + g1 * G);
+  }
+}
+
+/** attention_decode's outputs of (row, query head) rh0 … rh1 − 1 from the partials of their S splits (log-sum-exp) */
+function mergeSplits(parts: usize, ps: usize, S: i32, hd: i32, out: usize, rh0: i32, rh1: i32): void {
+  for (let rh = rh0; rh < rh1; rh++) {
     const p0 = parts + <usize>rh * S * ps;
     let m: f32 = -Infinity;
     for (let s = 0; s < S; s++) m = max(m, load<f32>(f4(p0 + <usize>s * ps, hd)));

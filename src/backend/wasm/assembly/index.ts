@@ -23,3 +23,4 @@ export * from './argmax';
 export * from './linear_multi';
 export * from './step_out';
 export * from './gemv_variants';
+export * from './attn_layer';

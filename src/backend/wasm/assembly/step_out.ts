@@ -43,9 +43,14 @@ function teamRows(desc: usize, x: usize, M: i32, K: i32, t: i32, n0: i32, n1: i3
 
 /** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
 export function teamProduct(desc: usize, x: usize, M: i32, K: i32, t: i32, T: i32): void {
+  const N = load<i32>(desc, 20);
+  productRows(desc, x, M, K, sliceLo(t, T, N, 4), sliceHi(t, T, N, 4), t);
+}
+
+/** teamProduct's rows n0 … n1 − 1 of W (n0 a multiple of 4) as thread t (its q8 scratch) */
+export function productRows(desc: usize, x: usize, M: i32, K: i32, n0: i32, n1: i32, t: i32): void {
   const fmt = load<i32>(desc), w = <usize>load<u32>(desc, 4), scales = <usize>load<u32>(desc, 8);
   const bias = <usize>load<u32>(desc, 12), y = <usize>load<u32>(desc, 16), N = load<i32>(desc, 20);
-  const n0 = sliceLo(t, T, N, 4), n1 = sliceHi(t, T, N, 4);
   if (n0 >= n1) return;
   if (fmt == 3) {
     const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
