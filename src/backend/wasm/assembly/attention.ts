@@ -777,16 +777,42 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
   return padLine(<usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
 }
 
+/** where the partials start in attention_decode's scratch (after the T threads' own scratch) */
+// @ts-ignore: decorator
+@inline function partsAt(scratch: usize, T: i32, Hq: i32, hd: i32, fmt: i32, pad: i32): usize {
+  return scratch + ((<usize>T * perThreadFloats(Hq, hd, fmt, pad)) << 2);
+}
+
+/**
+ * bytes of one (row, query head, split)'s partial, acc[hd], m, l, padded to whole cache lines: the threads write theirs
+ * concurrently (every key), and partials sharing a line made the line bounce between the cores (issue 18, session 30)
+ */
+// @ts-ignore: decorator
+@inline function partBytes(hd: i32, pad: i32): usize {
+  return <usize>partFloats(hd, pad) << 2;
+}
+
 /**
  * Item (row r, split s of S) of attention_decode for KV heads g0 … g1 − 1 (and their query heads): its partials
  * initialised, then its keys block by block ('rows': every head's slice of a cache row in turn; else per KV head)
  */
 function decodeItem(
   q: usize, K: usize, V: usize, nKeys: usize, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32, S: i32, fmt: i32,
-  rows: bool, rowB: usize, sc: usize, Kf: usize, Vf: usize, Qh: usize, Ql: usize, Qs: usize, parts: usize, ps: usize,
-  r: i32, s: i32, g0: i32, g1: i32,
+  shape: i32, pad: i32, scratch: usize, t: i32, T: i32, r: i32, s: i32, g0: i32, g1: i32,
 ): void {
   const G = Hq / Hkv;
+  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
+  // 'rows': one loop copy walks the cache position by position. Under GQA (G > 1) a 16-bit or q8 cache is compute-bound
+  // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
+  // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
+  // heads4; so does fmt 4 (q8 through scratch).
+  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
+  // thread t's scratch: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
+  // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
+  const sc = scratch + ((<usize>t * perThreadFloats(Hq, hd, fmt, pad)) << 2);
+  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
+  const parts = partsAt(scratch, T, Hq, hd, fmt, pad), ps = partBytes(hd, pad);
   const hdB = <usize>hd << 2;
   const headB = <usize>S * ps;
   const n = load<i32>(nKeys + (<usize>r << 2));
@@ -855,31 +881,13 @@ export function attention_decode(
   q: usize, K: usize, V: usize, out: usize, nKeys: usize, b: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
   S: i32, scratch: usize, counter: usize, fmt: i32, shape: i32, pad: i32, t: i32, T: i32,
 ): void {
-  const G = Hq / Hkv;
-  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
-  // 'rows': one loop copy walks the cache position by position. Under GQA (G > 1) a 16-bit or q8 cache is compute-bound
-  // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
-  // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
-  // heads4; so does fmt 4 (q8 through scratch).
-  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
-  const hdB = <usize>hd << 2;
-  // per thread: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the row's
-  // query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes; Hq · (hd + 2) floats)
-  const perThread = perThreadFloats(Hq, hd, fmt, pad);
-  const sc = scratch + ((<usize>t * perThread) << 2);
-  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
-  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
-  const parts = scratch + ((<usize>T * perThread) << 2);
-  // one (row, query head, split)'s partial, acc[hd], m, l, padded to whole cache lines: the threads write theirs
-  // concurrently (every key), and partials sharing a line made the line bounce between the cores (issue 18, session 30)
-  const ps = <usize>partFloats(hd, pad) << 2;
+  const parts = partsAt(scratch, T, Hq, hd, fmt, pad), ps = partBytes(hd, pad);
   // items: (row, split); each reads its keys' whole rows (every KV head) block by block, in order, and touches the
   // next block meanwhile, so that the cache streams sequentially (a head's slice of a row is only hd floats)
   const items = b * S;
-  const headB = <usize>S * ps;
   const i1 = sliceHi(t, T, items, 1);
   for (let it = sliceLo(t, T, items, 1); it < i1; it++) {
-    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, S, fmt, rows, rowB, sc, Kf, Vf, Qh, Ql, Qs, parts, ps, it / S, it % S, 0, Hkv);
+    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, S, fmt, shape, pad, scratch, t, T, it / S, it % S, 0, Hkv);
   }
   if (S == 1) {
     // one split per row: each thread finishes the rows it computed (it wrote their partials), no barrier
@@ -900,16 +908,9 @@ export function attention_decode_heads(
   scratch: usize, fmt: i32, shape: i32, pad: i32, g0: i32, g1: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
-  const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd));
-  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
-  const perThread = perThreadFloats(Hq, hd, fmt, pad);
-  const sc = scratch + ((<usize>t * perThread) << 2);
-  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
-  const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
-  const parts = scratch + ((<usize>T * perThread) << 2);
-  const ps = <usize>partFloats(hd, pad) << 2;
+  const parts = partsAt(scratch, T, Hq, hd, fmt, pad), ps = partBytes(hd, pad);
   for (let r = 0; r < b; r++) {
-    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, 1, fmt, rows, rowB, sc, Kf, Vf, Qh, Ql, Qs, parts, ps, r, 0, g0, g1);
+    decodeItem(q, K, V, nKeys, Hq, Hkv, hd, cap, scale, 1, fmt, shape, pad, scratch, t, T, r, 0, g0, g1);
     mergeSplits(parts, ps, 1, hd, out, r * Hq + g0 * G, r * Hq + g1 * G);
   }
 }
