@@ -914,8 +914,7 @@ export class WebGpuBackend implements Backend {
       const base = p.variant.replace(/[fbxq]s?$/, '');
       return { spec: MATMUL_BLOCKED, variant: p.variant, tm: p.bm, tn: p.bn, name: `blocked ${base}${p.splits > 1 ? ` split ${p.splits}` : ''}${tuned !== undefined ? ' (tuned)' : ''}`, kc: p.kc, splits: p.splits, vx: !!p.opts.vx };
     }
-    if (tuned === 'tiled' && this.productKernel(M) === 'blocked') return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 };
-    return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 };
+    return { ...this.tiledKernel(M, nb, b, vec), kc: K, splits: 1 }; // (also a tuned 'tiled' where the plan would take the blocked kernel)
   }
   /** `vec`: the weight can be bound as 16-byte vectors (q8 tiles then load as vectors: `q8Tiles`) */
   private tiledKernel(M: number, nb: number, b: string, vec = true): { spec: KernelSpec; variant: string; tm: number; tn: number; name: string } {
