@@ -4,9 +4,9 @@
 #   evals NAMES...       `mamba-ts eval --json` of each run on the card, in parallel (logs/eval-NAME.json)
 #   keep NAMES...        copy runs' trainer states and curves into states/ (for runs that pack does not take)
 #   pack NAMES...        trainer states and curves with the logs into $OUT/$PACK.tgz; the weights without the
-#                        optimizer moments (--resume restarts them) one archive per run ($OUT/NAME.tgz)
+#                        optimizer moments one archive per run ($OUT/NAME.tgz; --resume from it restarts the moments)
 # TL (each run's --time-limit) is BUDGET − TRAIN_MARGIN (default 100 s: the evals and the packing after it).
-T0=$(date +%s); BUDGET=${BUDGET:-480}
+T0=$(date +%s); BUDGET=${BUDGET:-480}; PACK=${PACK:-train}  # (PACK=x source … sets it only while sourcing: keep it)
 [ "${SKIP_DIST:-0}" = 1 ] || tar xJf .exp/dist.tar.xz
 mkdir -p logs runs states
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > logs/card.txt
@@ -20,9 +20,9 @@ keep() { local n # trainer states and curves of runs whose weights are packed ot
   for n in "$@"; do cp runs/$n/trainer_state.json states/$n.json 2>/dev/null; cp runs/$n/curves.svg states/$n.svg 2>/dev/null; done; }
 pack() { local n
   keep "$@"
-  tar czf $OUT/${PACK:-train}.tgz logs states
-  rm -f runs/*/optimizer.safetensors
-  for n in "$@"; do tar czf $OUT/$n.tgz runs/$n; done; }
+  tar czf $OUT/$PACK.tgz logs states
+  # the moments stay on the machine (a later call on the same warm machine resumes exactly); only the archive omits them
+  for n in "$@"; do tar czf $OUT/$n.tgz --exclude=optimizer.safetensors runs/$n; done; }
 # the end of each run's log and its eval, for the reply
 summary() { local n
   for n in "$@"; do echo "== $n"; grep -v "^\s*$" logs/$n.log | tail -3 | cut -c1-300; [ -f logs/eval-$n.json ] && head -c 1000 logs/eval-$n.json; echo; done

@@ -262,6 +262,7 @@ export async function trainCommand(argv: string[], io: CliIO): Promise<number> {
         else bar.update(s.step, { loss: s.loss, tokens: s.tokens, extra: { lr: s.lr.toExponential(1), ...(s.accuracy !== undefined ? { acc: s.accuracy.toFixed(3) } : {}) } });
       },
       onEval: (step, m) => progress(step).log(`step ${step}: ${Object.entries(m).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toFixed(4)}`).join(', ')}`),
+      onNotice: (message) => progress(lastStep).log(`note: ${message}`),
       onSave: (step, why) => {
         lastSaved = step;
         if (why === 'periodic') progress(step).log(`saved step ${step} to ${out}`);

@@ -89,6 +89,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** called after each checkpoint is written: `why` it was saved then */
   onSave?(step: number, why: SaveReason): void;
+  /** something the user should know that is not an error (e.g. a resume without optimizer moments) */
+  onNotice?(message: string): void;
   /**
    * read the logged numbers (loss, gradient norm, accuracy) every this many steps (default: 1 on the host, 10 for
    * a model on a GPU, where a read waits for the device); `onStep` is called for those steps then. Evaluations and
@@ -183,8 +185,11 @@ export async function train(model: TrainableModel, hooks: TrainHooks, opts: Trai
         p.data.set(checked(name, p.data.length));
         p.markUpdated?.();
       }
-    if (!ck.optimizer) throw new TrainError(`resume: ${opts.outDir} has no optimizer.safetensors (was it saved by a training run?)`);
-    opt.importState(ck.optimizer);
+    // weights shipped without their AdamW moments (e.g. to save space) still resume: the moments and the bias
+    // correction restart from zero, the step and the learning-rate schedule continue — said, because the run is no
+    // longer the one an uninterrupted run would have been
+    if (ck.optimizer) opt.importState(ck.optimizer);
+    else opts.onNotice?.(`resume: ${opts.outDir} has no optimizer.safetensors: the AdamW moments restart from zero (the weights, step and schedule continue)`);
     const ts = ck.trainerState as { step?: number; history?: History; args?: Record<string, unknown> };
     if (typeof ts.step !== 'number') throw new TrainError(`resume: ${opts.outDir}/trainer_state.json has no "step"`);
     if (opts.args && ts.args) {

@@ -75,3 +75,29 @@ test('a parallel run saved and resumed (moments in shared memory, exported and i
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a run whose optimizer.safetensors is gone resumes with fresh AdamW moments, and says so', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mamba-ts-nomoments-'));
+  try {
+    await run(1, { steps: 2, outDir: dir });
+    fs.rmSync(path.join(dir, 'optimizer.safetensors'));
+    const notices: string[] = [];
+    const job = buildJob(ARGS);
+    const r = await train(job.model, { microStep: job.hooks.microStep }, {
+      steps: ARGS.steps, lr: ARGS.lr, warmup: 0, schedule: 'constant', accum: ARGS.accum, threads: 1, args: { ...ARGS },
+      outDir: dir, saveEvery: 1000, resume: true, onNotice: (m) => notices.push(m),
+    });
+    assert.equal(notices.length, 1);
+    assert.match(notices[0], /no optimizer\.safetensors: the AdamW moments restart/);
+    // it continued from step 2 (one step trained) and differs from the uninterrupted run only from step 3 on
+    assert.equal(r.history.loss.length, ARGS.steps);
+    const whole = await run(1);
+    for (let i = 0; i < 2; i++) assert.equal(r.history.loss[i], whole.loss[i]);
+    assert.ok(Number.isFinite(r.history.loss[2]));
+    const moved = [...job.model.params].some(([n, p]) => p.data.some((x, j) => x !== whole.params.get(n)![j]));
+    assert.ok(moved, 'fresh moments give another third step than the uninterrupted run');
+    assert.ok(fs.existsSync(path.join(dir, 'optimizer.safetensors')), 'the resumed run saved its moments again');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
