@@ -4,6 +4,8 @@
  *   tiny256 / tiny4096  the synthetic tasks' model: Mamba, 2 layers, d_model 64, d_state 16, vocab 32; batch 8, L 256 / 4096
  *   mamba2              the mamba2-130m shape, batch 8, L 2048
  *   mamba               the mamba-130m shape, batch 2, L 1024
+ *   llama / hybrid      the llama-130m / hybrid-130m shapes (our Transformer baseline and Bamba-style hybrid), batch 8, L 2048
+ *   mqar-mamba, mqar-mamba2, mqar-llama, mqar-hybrid   the MQAR presets' models (d_model 128, vocab 8192), batch 64, L 256
  * `scripts/anchors/train_anchor.py` measures the same steps in PyTorch (HF's torch path; the official Triton SSD for
  * mamba2) — run it in the same device call and report ratios.
  *
@@ -27,6 +29,8 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import type { RawConfig } from '../src/models/config.js';
 import { DeviceParam } from '../src/train/device-param.js';
 import { DeviceAdamW } from '../src/train/device-optim.js';
+import { buildJob, DEFAULT_ARGS } from '../src/train/jobs.js';
+import { PRESETS as TRAIN_PRESETS } from '../src/train/presets.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,7 +49,14 @@ const SHAPES: Record<string, { config: RawConfig; b: number; L: number }> = {
   tiny4096: { config: TINY, b: 8, L: 4096 },
   mamba2: { config: PRESETS['mamba2-130m'], b: 8, L: 2048 },
   mamba: { config: PRESETS['mamba-130m'], b: 2, L: 1024 },
+  llama: { config: PRESETS['llama-130m'], b: 8, L: 2048 },
+  hybrid: { config: PRESETS['hybrid-130m'], b: 8, L: 2048 },
 };
+// the MQAR presets' models (EXPERIMENTS.md §4: d_model 128, vocab 8192, batch 64 × 256), as `mamba-ts train` builds them
+for (const arch of ['mamba', 'mamba2', 'llama', 'hybrid']) {
+  const a = { ...DEFAULT_ARGS, ...TRAIN_PRESETS[`mqar-${arch}`].args };
+  SHAPES[`mqar-${arch}`] = { config: buildJob(a).model.configJson() as RawConfig, b: a.batch, L: a.seqLen };
+}
 
 async function measure(backend: WebGpuBackend, name: string): Promise<Record<string, unknown>> {
   const s = SHAPES[name];
