@@ -34,6 +34,8 @@
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
+ * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
+ * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
  */
@@ -62,6 +64,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
+    'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
@@ -104,6 +107,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepIn = true;
   be.m2TwoBarriers = true;
   be.m2EarlyBC = false;
+  be.decodeOneCall = true;
   be.runtime.gemvF32 = 'seq';
   const out: Variant = { argmax: false, prompt, gc: false };
   if (v === 'base') return out;
@@ -124,12 +128,13 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'split-in') be.stepIn = false;
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
     else if (part === 'early-bc') be.m2EarlyBC = true;
+    else if (part === 'layer-calls') be.decodeOneCall = false;
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }

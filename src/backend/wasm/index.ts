@@ -531,7 +531,8 @@ export class WasmBackend extends CpuBackend {
     try {
       return f(c);
     } finally {
-      for (const o of scratch) rt.heap.release(o);
+      // (last allocated first: each block is then the heap's top, released without a search of the free list)
+      for (let i = scratch.length - 1; i >= 0; i--) rt.heap.release(scratch[i]);
     }
   }
 
