@@ -345,7 +345,17 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
             const empty = await stepLogits(model.lm, ids, 1, 4); // (the first token with pastLen 0: Δ limits as prefill's)
             const calls = { stack: ran('decode_stack'), layers: layerKernels() };
             const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: ref.shape('generate.scores')[1], stopTokens: [] });
-            return { logits: [...two, ...one, ...empty], calls, tokens: res.tokens[0], heads };
+            // greedy steps of two sequences (the LM head's argmax of each row in the same call)
+            const s2 = model.lm.createState(2);
+            await model.lm.advance([ids.slice(0, 4), ids.slice(2, 6)], s2);
+            const picks: number[] = [];
+            let next = [[ids[0]], [ids[1]]];
+            for (let t = 0; t < 3; t++) {
+              const p = (await model.lm.advanceArgmax!(next, s2))!;
+              picks.push(...p);
+              next = [[p[0]], [p[1]]];
+            }
+            return { logits: [...two, ...one, ...empty], calls, tokens: res.tokens[0], heads, picks };
           };
           const off = await decode(false);
           const on = await decode(true);
@@ -358,6 +368,7 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
           } else assert.equal(on.calls.stack, 0, 'a hybrid runs layer by layer');
           for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `call ${i}: logits differ`);
           assert.deepEqual(on.tokens, off.tokens, 'greedy tokens');
+          assert.deepEqual(on.picks, off.picks, 'greedy tokens of two sequences');
           if (weights === 'f32') assert.deepEqual(on.tokens, ref.ids('generate.tokens')[0], 'greedy tokens = the reference\'s');
         } finally {
           rt.runTeam = runTeam;

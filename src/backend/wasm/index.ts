@@ -864,7 +864,7 @@ export class WasmBackend extends CpuBackend {
       }
       const hd = a.head ? this.stepOutDesc(c, { w: a.head, bias: null }, b, H) : null;
       const T = rt.threads;
-      const hStride = Math.ceil((4 * b * H) / 64) * 64;
+      const hStride = Math.ceil(Math.max(4 * b * H, 8 * b) / 64) * 64; // (also the argmax slots: (index, value) per row)
       const hbuf = c.out((T * hStride) / 4);
       const last = hd ? 0 : c.out(b * H);
       const ids = hd ? c.out(b) : 0;

@@ -3,7 +3,8 @@
 // layer's one-call kernel (mamba1_layer or mamba2_layer_2b, step_out.ts) on it, the residual add (each thread adds the
 // rows of out_proj it computed itself: no barrier), then one barrier so that x is whole before the next layer's norm;
 // after the last layer the final norm, and either the normed rows for the caller (thread 0) or the LM head (rows
-// split as `linear` splits them) and the argmax of each row (thread 0, after a barrier). One hand-off per token
+// split as `linear` splits them) and the argmax of each row (each thread over its rows, thread 0 the best of them
+// after a barrier). One hand-off per token
 // instead of one per layer plus the LM head's, and no JavaScript between the layers (the norm and add ops, the op
 // scratch, the copies in and out of each layer call).
 //
@@ -93,6 +94,32 @@ export function decode_stack(
   }
   rms_norm(x, finalNorm, h, H, eps, 0, batch);
   teamProduct(head, h, batch, H, t, T);
+  // each thread the argmax of the logits it computed (its rows of the head: teamProduct's split), then thread 0 the
+  // best of the threads' after a barrier: the largest value, the first thread's on ties (its rows come first), none
+  // where no thread has one — the first index of the row's largest value, as argmax_rows over the whole row gives
+  const logits = <usize>load<u32>(head, 16), V = load<i32>(head, 20);
+  const v0 = sliceLo(t, T, V, 4), v1 = sliceHi(t, T, V, 4);
+  const mine = hbuf + <usize>t * hStride; // (h is not read again: the thread's (index, value) per row there)
+  for (let b = 0; b < batch; b++) {
+    const slot = mine + (<usize>b << 3);
+    if (v0 < v1) argmax_rows(logits + ((<usize>b * V + v0) << 2), v1 - v0, slot, 0, 1);
+    else store<i32>(slot, -1);
+    const i = load<i32>(slot);
+    store<f32>(slot, i >= 0 ? load<f32>(logits + ((<usize>b * V + v0 + i) << 2)) : <f32>0, 4);
+    if (i >= 0) store<i32>(slot, v0 + i);
+  }
   teamBarrier(counter, nLayers + 1, T);
-  if (t == 0) argmax_rows(<usize>load<u32>(head, 16), load<i32>(head, 20), ids, 0, batch);
+  if (t != 0) return;
+  for (let b = 0; b < batch; b++) {
+    let best = -1, bestV: f32 = 0;
+    for (let s = 0; s < T; s++) {
+      const slot = hbuf + <usize>s * hStride + (<usize>b << 3);
+      const i = load<i32>(slot), v = load<f32>(slot, 4);
+      if (i >= 0 && (best < 0 || v > bestV)) {
+        best = i;
+        bestV = v;
+      }
+    }
+    store<i32>(ids + (<usize>b << 2), best);
+  }
 }
