@@ -350,12 +350,19 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
             await model.lm.advance([ids.slice(0, 4), ids.slice(2, 6)], s2);
             const picks: number[] = [];
             let next = [[ids[0]], [ids[1]]];
+            const alloc = rt.heap.alloc;
+            let allocs = 0;
             for (let t = 0; t < 3; t++) {
-              const p = (await model.lm.advanceArgmax!(next, s2))!;
-              picks.push(...p);
-              next = [[p[0]], [p[1]]];
+              if (t === 1) rt.heap.alloc = function (n) { allocs++; return alloc.call(this, n); };
+              try {
+                const p = (await model.lm.advanceArgmax!(next, s2))!;
+                picks.push(...p);
+                next = [[p[0]], [p[1]]];
+              } finally {
+                rt.heap.alloc = alloc;
+              }
             }
-            return { logits: [...two, ...one, ...empty], calls, tokens: res.tokens[0], heads, picks };
+            return { logits: [...two, ...one, ...empty], calls, tokens: res.tokens[0], heads, picks, allocs };
           };
           const off = await decode(false);
           const on = await decode(true);
@@ -365,6 +372,7 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
             assert.equal(on.calls.stack, 13, 'on: every one-token step (4 + 4 + 1 + 4) in one call');
             assert.equal(on.calls.layers, 0, 'on: no call per layer');
             assert.ok(on.heads > 0, 'on: greedy decode took the LM head\'s argmax in the same call');
+            assert.equal(on.allocs, 0, 'on: the steps after the first reuse the first one\'s plan (no wasm memory allocated)');
           } else assert.equal(on.calls.stack, 0, 'a hybrid runs layer by layer');
           for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `call ${i}: logits differ`);
           assert.deepEqual(on.tokens, off.tokens, 'greedy tokens');

@@ -14,7 +14,7 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32 } from './runtime.js';
+import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32, type Heap } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
@@ -847,39 +847,124 @@ export class WasmBackend extends CpuBackend {
     const b = a.x.shape[0], H = a.x.shape[a.x.shape.length - 1];
     if (a.x.size !== b * H || a.finalNorm.size !== H) return null;
     const rt = this.runtime;
-    return this.op((c) => {
+    const key = this.stackKey(a);
+    let p = this.stackPlan;
+    if (!p || p.key.length !== key.length || p.key.some((v, i) => !Object.is(v, key[i]))) {
+      if (p) this.releasePlan(p);
+      this.stackPlan = p = this.stackBuild(a, key);
+      if (!p) return null;
+    } else {
+      // the same arguments: the plan's table, descriptors and scratch as they are; its counters zeroed, what it copied in copied again
+      for (const [off, n] of p.zeros) rt.f32(off, n).fill(0);
+      for (const [off, v] of p.copies) rt.f32(off, v.length).set(v);
+    }
+    rt.f32(p.x, b * H).set(a.x.storage as Float32Array); // (a copy: the kernel adds to x in place)
+    rt.runTeam('decode_stack', p.args, p.parallel);
+    return p.ids ? new Int32Array(rt.memory.buffer, p.ids, b).slice() : new Tensor(this, rt.f32(p.last, b * H).slice(), [b, 1, H]);
+  }
+
+  /**
+   * decodeStack's last plan: its layer table, descriptors and scratch (kept in wasm memory between calls), the
+   * arguments of the decode_stack call, and what it was made for (`key`); rebuilt when the arguments change
+   */
+  private stackPlan: StackPlan | null = null;
+
+  /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
+  private stackKey(a: DecodeStackArgs): unknown[] {
+    const key: unknown[] = [a.x.shape[0], a.x.shape[a.x.shape.length - 1], a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers];
+    for (const l of a.layers) {
+      key.push(l.kind, l.norm);
+      for (const v of Object.values(l.args)) {
+        if (Array.isArray(v)) key.push(...v);
+        else if (v && typeof v === 'object' && !(v instanceof Tensor)) key.push(...Object.values(v));
+        else key.push(v);
+      }
+    }
+    return key;
+  }
+
+  private releasePlan(p: StackPlan): void {
+    PLANS.unregister(p);
+    for (let i = p.scratch.length - 1; i >= 0; i--) this.runtime.heap.release(p.scratch[i]);
+    if (this.stackPlan === p) this.stackPlan = null;
+  }
+
+  /** a new plan for decodeStack (see there); null (nothing kept) where its arguments are not handled */
+  private stackBuild(a: DecodeStackArgs, key: unknown[]): StackPlan | null {
+    const rt = this.runtime;
+    const b = a.x.shape[0], H = a.x.shape[a.x.shape.length - 1];
+    const p: StackPlan = { key, scratch: [], zeros: [], copies: [], args: [], parallel: false, x: 0, last: 0, ids: 0 };
+    const alloc = (count: number): number => {
+      const off = rt.heap.alloc(count * 4);
+      p.scratch.push(off);
+      return off;
+    };
+    const c: OpScratch = {
+      in: (t) => {
+        if (!t) return 0;
+        const off = this.resident.get(t.storage as Float32Array);
+        if (off !== undefined) return off;
+        const v = t.storage as Float32Array;
+        if (!(v instanceof Float32Array)) throw new Error('wasm.decodeStack: an argument that is neither wasm-resident nor f32');
+        const s = alloc(v.length);
+        rt.f32(s, v.length).set(v);
+        p.copies.push([s, v]);
+        return s;
+      },
+      out: alloc,
+      data: (values) => {
+        const off = alloc(values.length);
+        rt.f32(off, values.length).set(values);
+        p.copies.push([off, values]);
+        return off;
+      },
+      zeros: (count) => {
+        const off = alloc(count);
+        rt.f32(off, count).fill(0);
+        p.zeros.push([off, count]);
+        return off;
+      },
+      result: (off, shape) => new Tensor(this, rt.f32(off, shapeSize(shape)).slice(), shape),
+      resident: (t) => this.resident.get(t.storage as Float32Array),
+    };
+    const built = ((): boolean => {
       const stride = rt.kernels.decode_stack_stride() as unknown as number;
       const rows: number[][] = [];
       let work = 0;
       for (const l of a.layers) {
-        if (l.norm.size !== H) return null;
+        if (l.norm.size !== H) return false;
         const inp = { H, w: l.args.inProj, bias: l.args.inProjBias }, out = { w: l.args.outProj, bias: l.args.outProjBias };
-        const p = l.kind === 'mamba1' ? this.mamba1Call(c, l.args, b, null, inp, out) : this.mamba2Call(c, l.args, b, null, inp, out);
-        const layer = p?.layer;
-        if (!p || !layer || !p.o || p.o.N !== H) return null;
+        const q = l.kind === 'mamba1' ? this.mamba1Call(c, l.args, b, null, inp, out) : this.mamba2Call(c, l.args, b, null, inp, out);
+        const layer = q?.layer;
+        if (!q || !layer || !q.o || q.o.N !== H) return false;
         const kernel = STACK_KERNEL[layer.kernel];
-        if (kernel === undefined) return null; // (the four-barrier kernel runs layer by layer)
-        rows.push([kernel, c.in(l.norm), p.o.y, ...layer.args]);
-        work += p.work;
+        if (kernel === undefined) return false; // (the four-barrier kernel runs layer by layer)
+        rows.push([kernel, c.in(l.norm), q.o.y, ...layer.args]);
+        work += q.work;
       }
       const hd = a.head ? this.stepOutDesc(c, { w: a.head, bias: null }, b, H) : null;
-      const T = rt.threads;
       const hStride = Math.ceil(Math.max(4 * b * H, 8 * b) / 64) * 64; // (also the argmax slots: (index, value) per row)
-      const hbuf = c.out((T * hStride) / 4);
-      const last = hd ? 0 : c.out(b * H);
-      const ids = hd ? c.out(b) : 0;
+      const hbuf = c.out((rt.threads * hStride) / 4);
+      p.last = hd ? 0 : c.out(b * H);
+      p.ids = hd ? c.out(b) : 0;
       const counter = c.zeros(1); // (an i32 zero)
-      const x = c.in(a.x);
+      p.x = c.out(b * H);
       const tab = c.out(2 * stride * rows.length);
       const tv = new Float64Array(rt.memory.buffer, tab, stride * rows.length);
       rows.forEach((r, l) => {
         if (r.length > stride) throw new Error(`wasm.decodeStack: ${r.length} values for a layer entry of ${stride}`);
         tv.set(r, l * stride);
       });
-      rt.runTeam('decode_stack', [tab, rows.length, x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), last, hd ? hd.desc : 0, ids, counter],
-        work + (hd ? hd.work : 0) >= MIN_PARALLEL_WORK);
-      return hd ? new Int32Array(rt.memory.buffer, ids, b).slice() : c.result(last, [b, 1, H]);
-    });
+      p.args = [tab, rows.length, p.x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), p.last, hd ? hd.desc : 0, p.ids, counter];
+      p.parallel = work + (hd ? hd.work : 0) >= MIN_PARALLEL_WORK;
+      return true;
+    })();
+    if (!built) {
+      this.releasePlan(p);
+      return null;
+    }
+    PLANS.register(this, { heap: rt.heap, offs: p.scratch }, p); // (the scratch goes back with this backend)
+    return p;
   }
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
@@ -1278,6 +1363,29 @@ function envStepPrefetch(): number {
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
+}
+
+/** a dropped backend's decodeStack plan: its scratch back to the thread pool's heap (the pool outlives backends) */
+const PLANS = new FinalizationRegistry<{ heap: Heap; offs: number[] }>(({ heap, offs }) => {
+  for (let i = offs.length - 1; i >= 0; i--) heap.release(offs[i]);
+});
+
+/** decodeStack's plan (WasmBackend.stackPlan): offsets are bytes into wasm memory */
+interface StackPlan {
+  key: unknown[];
+  /** everything it allocated (released when the plan is replaced) */
+  scratch: number[];
+  /** counters to zero before each call: (offset, floats) */
+  zeros: Array<[number, number]>;
+  /** arrays it copied into wasm memory (not resident there), copied again before each call */
+  copies: Array<[number, Float32Array]>;
+  /** decode_stack's arguments but t and T */
+  args: number[];
+  parallel: boolean;
+  /** x [b, H] (copied in), the normed rows (no head) or the ids (head) */
+  x: number;
+  last: number;
+  ids: number;
 }
 
 /** The scratch of one wasm op call (WasmBackend.op); offsets are bytes into wasm memory. */
