@@ -494,8 +494,10 @@ export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
 export type StackMixerArgs = { kind: 'mamba1'; args: Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'> } | { kind: 'mamba2'; args: Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'> };
 /** A one-token step of a stack of pre-normed Mamba layers (`Backend.decodeStack`) */
 export interface DecodeStackArgs {
-  /** the residual stream's input (the embedded tokens) [b, 1, H] */
-  x: Tensor;
+  /** sequences (one token each) */
+  rows: number;
+  /** the residual stream's input (the embedded tokens) [rows, 1, H], made when the backend takes the step */
+  x: () => Tensor;
   /** per layer x ← x + mixer(rmsNorm(x, norm, normEps)) */
   layers: ReadonlyArray<StackMixerArgs & { norm: Tensor }>;
   normEps: number;

@@ -104,10 +104,11 @@ export class DecoderLM implements CausalLM {
    * layer before is freed once the next one has been recorded (unless collected). The scopes are entered
    * explicitly around the synchronous parts (see scope.ts), so two forwards that interleave at their awaits
    * never free each other's tensors, with or without AsyncLocalStorage. State tensors a layer creates (a grown
-   * KV cache) are taken out of the scopes (`keep`): the state owns them.
+   * KV cache) are taken out of the scopes (`keep`): the state owns them. A one-token step goes through `stackStep`
+   * first (unless `stackTried`: the caller tried it already).
    */
-  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta: DeltaObserver | null | undefined, sc: Scope): Promise<{ last: Tensor; hidden: Tensor[] }> {
-    if (!collect && !onDelta && state) {
+  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta: DeltaObserver | null | undefined, sc: Scope, stackTried = false): Promise<{ last: Tensor; hidden: Tensor[] }> {
+    if (!collect && !onDelta && state && !stackTried) {
       // a one-token step of a Mamba stack: the whole step in one backend call where it has one
       const last = this.stackStep(ids, state, null, sc);
       if (last instanceof Tensor) return { last, hidden: [] };
@@ -175,10 +176,9 @@ export class DecoderLM implements CausalLM {
       layers.push({ ...m, norm: sub.norm });
     }
     const b = ids.length, H = s.embed.shape[1];
-    const r = sc.run(() => {
-      const x = ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
-      return needsGrad(x, s.finalNorm, head) ? null : be.decodeStack!({ x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head });
-    });
+    if (needsGrad(s.embed, s.finalNorm, head)) return null;
+    const x = () => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
+    const r = sc.run(() => be.decodeStack!({ rows: b, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
     if (r) for (let i = 0; i < b; i++) state.seqLen[i] += 1;
     return r;
   }
@@ -469,7 +469,7 @@ export class DecoderLM implements CausalLM {
         // a one-token step of a Mamba stack in one backend call, the LM head's argmax too where it can (see run)
         const stacked = onDelta ? null : this.stackStep(ids, state, argmaxHead ? this.spec.lmHead : null, sc);
         if (stacked instanceof Int32Array) return Float32Array.from(stacked);
-        const last = stacked ?? (await this.run(ids, state, false, onDelta, sc)).last;
+        const last = stacked ?? (await this.run(ids, state, false, onDelta, sc, !onDelta)).last;
         const H = last.shape[2];
         const tail = sc.run(() => (L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1))));
         // greedy: the LM head and the argmax in one op where the backend has it (wasm: no logits copied out)

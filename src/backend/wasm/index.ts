@@ -844,8 +844,7 @@ export class WasmBackend extends CpuBackend {
    */
   decodeStack(a: DecodeStackArgs): Tensor | Int32Array | null {
     if (!this.decodeOneCall || !this.stepIn || !this.fuseOut || a.layers.length === 0) return null;
-    const b = a.x.shape[0], H = a.x.shape[a.x.shape.length - 1];
-    if (a.x.size !== b * H || a.finalNorm.size !== H) return null;
+    const b = a.rows, H = a.finalNorm.size;
     const rt = this.runtime;
     const key = this.stackKey(a);
     let p = this.stackPlan;
@@ -858,7 +857,9 @@ export class WasmBackend extends CpuBackend {
       for (const [off, n] of p.zeros) rt.f32(off, n).fill(0);
       for (const [off, v] of p.copies) rt.f32(off, v.length).set(v);
     }
-    rt.f32(p.x, b * H).set(a.x.storage as Float32Array); // (a copy: the kernel adds to x in place)
+    const x = a.x();
+    if (x.size !== b * H) throw new Error(`wasm.decodeStack: x of shape [${x.shape.join(', ')}] for ${b} rows of ${H}`);
+    rt.f32(p.x, b * H).set(x.storage as Float32Array); // (a copy: the kernel adds to x in place)
     rt.runTeam('decode_stack', p.args, p.parallel);
     return p.ids ? new Int32Array(rt.memory.buffer, p.ids, b).slice() : new Tensor(this, rt.f32(p.last, b * H).slice(), [b, 1, H]);
   }
@@ -871,7 +872,7 @@ export class WasmBackend extends CpuBackend {
 
   /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
   private stackKey(a: DecodeStackArgs): unknown[] {
-    const key: unknown[] = [a.x.shape[0], a.x.shape[a.x.shape.length - 1], a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers];
+    const key: unknown[] = [a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers];
     for (const l of a.layers) {
       key.push(l.kind, l.norm);
       for (const v of Object.values(l.args)) {
@@ -892,7 +893,7 @@ export class WasmBackend extends CpuBackend {
   /** a new plan for decodeStack (see there); null (nothing kept) where its arguments are not handled */
   private stackBuild(a: DecodeStackArgs, key: unknown[]): StackPlan | null {
     const rt = this.runtime;
-    const b = a.x.shape[0], H = a.x.shape[a.x.shape.length - 1];
+    const b = a.rows, H = a.finalNorm.size;
     const p: StackPlan = { key, scratch: [], zeros: [], copies: [], args: [], parallel: false, x: 0, last: 0, ids: 0 };
     const alloc = (count: number): number => {
       const off = rt.heap.alloc(count * 4);
