@@ -10,8 +10,11 @@
  * taken, not what is computed); a mismatch ends the run with an error.
  *
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
- *        [--prompt 16] [--variants base,prefetch] [--ops]
+ *        [--prompt 16] [--variants base,prefetch] [--ops] [--js]
  *   node dist/bench/wasm-decode.bench.js --kernels
+ *
+ * --js: every wasm kernel a no-op during the timed decode steps (the same token fed at every step): what is left is the
+ * JavaScript of a decode step (model code, op set-up, copies), CPU time per token per variant; nothing is checked.
  *
  * --ops: also a table per variant of every backend op's calls, wall time and CPU time (all threads) per decode token,
  * summed over the timed runs (`OpProfile`: each outermost backend call timed; the runs are then a little slower).
@@ -53,7 +56,7 @@ const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(
     'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
-    '       [--reps 5] [--prompt 16] [--variants base,prefetch] [--ops]\n\n' +
+    '       [--reps 5] [--prompt 16] [--variants base,prefetch] [--ops] [--js]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
@@ -92,6 +95,7 @@ const reps = int('reps', 5, 1);
 const prompt = int('prompt', 16, 1);
 const variants = arg('variants', 'base,prefetch').split(',');
 const opsTable = argv.includes('--ops');
+const jsOnly = argv.includes('--js');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
@@ -162,29 +166,40 @@ for (const arch of archs) {
         if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
         prof?.reset();
+        // --js: every kernel a no-op from here (the token fed is fixed: the picks are not computed)
+        const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
+        if (jsOnly) {
+          rt.run = () => {};
+          rt.runTeam = () => {};
+        }
         const h0 = be.runtime.handoffs;
         const c0 = process.cpuUsage(), t0 = performance.now();
-        if (o.argmax) {
-          let t = argmax(l.data);
-          for (let i = 0; i < gen; i++) {
-            tokens.push(t);
-            const p = await lm.advanceArgmax!([[t]], s);
-            if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
-            t = p[0];
+        try {
+          if (o.argmax) {
+            let t = argmax(l.data);
+            for (let i = 0; i < gen; i++) {
+              tokens.push(t);
+              const p = await lm.advanceArgmax!([[t]], s);
+              if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
+              t = jsOnly ? 13 : p[0];
+            }
+          } else {
+            for (let i = 0; i < gen; i++) {
+              const t = jsOnly ? 13 : argmax(l.data);
+              tokens.push(t);
+              l = await lm.advance([[t]], s);
+            }
           }
-        } else {
-          for (let i = 0; i < gen; i++) {
-            const t = argmax(l.data);
-            tokens.push(t);
-            l = await lm.advance([[t]], s);
-          }
+        } finally {
+          rt.run = run0;
+          rt.runTeam = team0;
         }
         const ms = performance.now() - t0, cu = process.cpuUsage(c0);
         const handoffs = (be.runtime.handoffs - h0) / gen;
         // the check: same tokens as the first run with this prompt, same last logits (bits) where both read them
         const logits = o.argmax ? null : l.data.slice();
         const ref = refs.get(o.prompt);
-        if (!ref) refs.set(o.prompt, { tokens, logits });
+        if (jsOnly) { /* (nothing computed: nothing to check) */ } else if (!ref) refs.set(o.prompt, { tokens, logits });
         else {
           const bad = tokens.findIndex((t, i) => t !== ref.tokens[i]);
           if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);
@@ -234,7 +249,7 @@ for (const arch of archs) {
   }
 }
 console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
-console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits as the first with its prompt\n`);
+console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; ${jsOnly ? 'every kernel a no-op (--js): JavaScript only, nothing checked' : 'every variant decoded the same tokens and logits as the first with its prompt'}\n`);
 console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | hand-offs per token (median) | speed ÷ first variant (medians) |');
 console.log('|---|---|---:|---|---:|---:|---:|---:|');
 for (const l of lines) console.log(l);
