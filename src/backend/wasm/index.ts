@@ -847,10 +847,13 @@ export class WasmBackend extends CpuBackend {
     const b = a.rows, H = a.finalNorm.size;
     const rt = this.runtime;
     const key = this.stackKey(a);
+    const same = (k: unknown[] | undefined) => !!k && k.length === key.length && k.every((v, i) => Object.is(v, key[i]));
+    if (same(this.stackDeclined ?? undefined)) return null; // (declined with these arguments already: not built again)
     let p = this.stackPlan;
-    if (!p || p.key.length !== key.length || p.key.some((v, i) => !Object.is(v, key[i]))) {
+    if (!p || !same(p.key)) {
       if (p) this.releasePlan(p);
       this.stackPlan = p = this.stackBuild(a, key);
+      this.stackDeclined = p ? null : key;
       if (!p) return null;
     } else {
       // the same arguments: the plan's table, descriptors and scratch as they are; its counters zeroed, what it copied in copied again
@@ -869,6 +872,8 @@ export class WasmBackend extends CpuBackend {
    * arguments of the decode_stack call, and what it was made for (`key`); rebuilt when the arguments change
    */
   private stackPlan: StackPlan | null = null;
+  /** the arguments decodeStack last declined (their key), so that a model it does not run costs one check per step */
+  private stackDeclined: unknown[] | null = null;
 
   /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
   private stackKey(a: DecodeStackArgs): unknown[] {
