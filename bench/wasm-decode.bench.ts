@@ -38,7 +38,9 @@
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
  * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
- * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false);
+ * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false); products-only = the one call with each
+ * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
+ * every step, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
  */
@@ -68,6 +70,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
+    'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
@@ -99,7 +102,7 @@ const jsOnly = argv.includes('--js');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
-interface Variant { argmax: boolean; prompt: number; gc: boolean }
+interface Variant { argmax: boolean; prompt: number; gc: boolean; fixed: boolean }
 /** sets the backend's options for variant `v` (base, or '+'-joined parts: see --help) and returns the loop's */
 function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
@@ -112,8 +115,9 @@ function apply(be: WasmBackend, v: string): Variant {
   be.m2TwoBarriers = true;
   be.m2EarlyBC = false;
   be.decodeOneCall = true;
+  be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  const out: Variant = { argmax: false, prompt, gc: false };
+  const out: Variant = { argmax: false, prompt, gc: false, fixed: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
     const x = Number(part.slice(at));
@@ -133,12 +137,16 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
     else if (part === 'early-bc') be.m2EarlyBC = true;
     else if (part === 'layer-calls') be.decodeOneCall = false;
+    else if (part === 'products-only') {
+      be.stackParts = 1;
+      out.fixed = true;
+    }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }
@@ -181,11 +189,11 @@ for (const arch of archs) {
               tokens.push(t);
               const p = await lm.advanceArgmax!([[t]], s);
               if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
-              t = jsOnly ? 13 : p[0];
+              t = jsOnly || o.fixed ? 13 : p[0];
             }
           } else {
             for (let i = 0; i < gen; i++) {
-              const t = jsOnly ? 13 : argmax(l.data);
+              const t = jsOnly || o.fixed ? 13 : argmax(l.data);
               tokens.push(t);
               l = await lm.advance([[t]], s);
             }
@@ -199,7 +207,7 @@ for (const arch of archs) {
         // the check: same tokens as the first run with this prompt, same last logits (bits) where both read them
         const logits = o.argmax ? null : l.data.slice();
         const ref = refs.get(o.prompt);
-        if (jsOnly) { /* (nothing computed: nothing to check) */ } else if (!ref) refs.set(o.prompt, { tokens, logits });
+        if (jsOnly || o.fixed) { /* (not the model's numbers: nothing to check) */ } else if (!ref) refs.set(o.prompt, { tokens, logits });
         else {
           const bad = tokens.findIndex((t, i) => t !== ref.tokens[i]);
           if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);

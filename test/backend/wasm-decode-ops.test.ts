@@ -269,7 +269,7 @@ describe('decode_stack: the LM head\'s argmax split between the threads (assembl
           for (let n = 0; n < V; n++) wv[n * H] = value(n);
           new Int32Array(rt.memory.buffer, counter, 1)[0] = 0;
           new Int32Array(rt.memory.buffer, ids, 1)[0] = -7;
-          rt.runTeam('decode_stack', [0, 0, x, 1, H, 1e-5, hbuf, hStride, 0, 0, desc, ids, counter], true);
+          rt.runTeam('decode_stack', [0, 0, x, 1, H, 1e-5, hbuf, hStride, 0, 0, desc, ids, counter, 0], true);
           const logits = rt.f32(y, V).slice();
           assert.equal(new Int32Array(rt.memory.buffer, ids, 1)[0], oracle(logits), what);
         }

@@ -863,6 +863,7 @@ export class WasmBackend extends CpuBackend {
     const x = a.x();
     if (x.size !== b * H) throw new Error(`wasm.decodeStack: x of shape [${x.shape.join(', ')}] for ${b} rows of ${H}`);
     rt.f32(p.x, b * H).set(x.storage as Float32Array); // (a copy: the kernel adds to x in place)
+    p.args[p.args.length - 1] = this.stackParts;
     rt.runTeam('decode_stack', p.args, p.parallel);
     return p.ids ? new Int32Array(rt.memory.buffer, p.ids, b).slice() : new Tensor(this, rt.f32(p.last, b * H).slice(), [b, 1, H]);
   }
@@ -872,6 +873,11 @@ export class WasmBackend extends CpuBackend {
    * arguments of the decode_stack call, and what it was made for (`key`); rebuilt when the arguments change
    */
   private stackPlan: StackPlan | null = null;
+  /**
+   * benchmarks only: 1 has decodeStack run each layer's in_proj and out_proj and no step (the weight streaming and
+   * barriers alone: the tokens and states are then not the model's); 0 (default) the layers
+   */
+  stackParts: 0 | 1 = 0;
   /** the arguments decodeStack last declined (their key), so that a model it does not run costs one check per step */
   private stackDeclined: unknown[] | null = null;
 
@@ -961,7 +967,7 @@ export class WasmBackend extends CpuBackend {
         if (r.length > stride) throw new Error(`wasm.decodeStack: ${r.length} values for a layer entry of ${stride}`);
         tv.set(r, l * stride);
       });
-      p.args = [tab, rows.length, p.x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), p.last, hd ? hd.desc : 0, p.ids, counter];
+      p.args = [tab, rows.length, p.x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), p.last, hd ? hd.desc : 0, p.ids, counter, 0];
       p.parallel = work + (hd ? hd.work : 0) >= MIN_PARALLEL_WORK;
       return true;
     })();

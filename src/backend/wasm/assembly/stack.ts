@@ -18,7 +18,8 @@
 //    then the layer kernel's arguments after h, without t and T, in its order]
 // x [batch, H]: the residual stream, updated in place. hbuf: per thread hStride bytes (≥ 4·batch·H) for the normed x.
 // counter: an i32, zero. head: 0 (then thread 0 writes the final-normed rows to `last`) or the LM head's product
-// descriptor (step_out.ts's, y = the logits [batch, V]); then `ids` receives each row's argmax (i32).
+// descriptor (step_out.ts's, y = the logits [batch, V]); then `ids` receives each row's argmax (i32). parts: 0, or
+// 1 for benchmarks (productsOnly, below).
 
 import { mamba1_layer, mamba2_layer_2b, teamProduct } from './step_out';
 import { rms_norm } from './norm';
@@ -62,9 +63,22 @@ function stackLayer(e: usize, h: usize, t: i32, T: i32): void {
   }
 }
 
+/**
+ * `parts` 1 (benchmarks only: the numbers are not the model's): a layer's in_proj, a barrier, its out_proj (of in_proj's
+ * first columns), no step — the weight streaming and the barriers of a layer without its scan/SSD step
+ */
+function productsOnly(e: usize, h: usize, batch: i32, H: i32, t: i32, T: i32): void {
+  const kind = n(e, 0);
+  const descIn = u(e, 3), desc = u(e, 29);
+  teamProduct(descIn, h, batch, H, t, T);
+  teamBarrier(kind == 1 ? u(e, 17) : u(e, 22), 1, T);
+  const K = kind == 1 ? n(e, 25) : n(e, 24) * n(e, 25); // (out_proj's columns: Dm, or nh · hd)
+  teamProduct(desc, <usize>load<u32>(descIn, 16), batch, K, t, T);
+}
+
 export function decode_stack(
   tab: usize, nLayers: i32, x: usize, batch: i32, H: i32, eps: f32, hbuf: usize, hStride: usize,
-  finalNorm: usize, last: usize, head: usize, ids: usize, counter: usize, t: i32, T: i32,
+  finalNorm: usize, last: usize, head: usize, ids: usize, counter: usize, parts: i32, t: i32, T: i32,
 ): void {
   const h = hbuf + <usize>t * hStride;
   // this thread's rows of out_proj (teamProduct's split of its N = H rows)
@@ -72,7 +86,8 @@ export function decode_stack(
   for (let l = 0; l < nLayers; l++) {
     const e = tab + ((<usize>l * <usize>STACK_STRIDE) << 3);
     rms_norm(x, u(e, 1), h, H, eps, 0, batch);
-    stackLayer(e, h, t, T);
+    if (parts == 1) productsOnly(e, h, batch, H, t, T);
+    else stackLayer(e, h, t, T);
     const y = u(e, 2);
     for (let b = 0; b < batch; b++) {
       const xr = x + ((<usize>b * H) << 2), yr = y + ((<usize>b * H) << 2);
