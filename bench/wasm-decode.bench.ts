@@ -10,8 +10,11 @@
  * taken, not what is computed); a mismatch ends the run with an error.
  *
  *   node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64] [--reps 5]
- *        [--prompt 16] [--variants base,prefetch] [--ops]
+ *        [--prompt 16] [--variants base,prefetch] [--ops] [--js]
  *   node dist/bench/wasm-decode.bench.js --kernels
+ *
+ * --js: every wasm kernel a no-op during the timed decode steps (the same token fed at every step): what is left is the
+ * JavaScript of a decode step (model code, op set-up, copies), CPU time per token per variant; nothing is checked.
  *
  * --ops: also a table per variant of every backend op's calls, wall time and CPU time (all threads) per decode token,
  * summed over the timed runs (`OpProfile`: each outermost backend call timed; the runs are then a little slower).
@@ -34,6 +37,10 @@
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
+ * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
+ * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false); products-only = the one call with each
+ * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
+ * every step, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
  */
@@ -51,7 +58,7 @@ const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(
     'Usage: node dist/bench/wasm-decode.bench.js [--archs mamba,mamba2] [--dtypes f32,q8] [--threads 2] [--gen 64]\n' +
-    '       [--reps 5] [--prompt 16] [--variants base,prefetch] [--ops]\n\n' +
+    '       [--reps 5] [--prompt 16] [--variants base,prefetch] [--ops] [--js]\n\n' +
     'Decode tok/s on the wasm backend, variants interleaved in one process; checks that every variant decodes the same\n' +
     'tokens and logits as the first. Variants: base (defaults), or joined by +: prefetch (out_proj touched during the\n' +
     'fused decode step), prefetch:BYTES (at most BYTES of it per thread), adaptive (one thread while the workers run late),\n' +
@@ -62,6 +69,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
+    'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
+    'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
@@ -89,10 +98,11 @@ const reps = int('reps', 5, 1);
 const prompt = int('prompt', 16, 1);
 const variants = arg('variants', 'base,prefetch').split(',');
 const opsTable = argv.includes('--ops');
+const jsOnly = argv.includes('--js');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
-interface Variant { argmax: boolean; prompt: number; gc: boolean }
+interface Variant { argmax: boolean; prompt: number; gc: boolean; fixed: boolean }
 /** sets the backend's options for variant `v` (base, or '+'-joined parts: see --help) and returns the loop's */
 function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
@@ -104,8 +114,10 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepIn = true;
   be.m2TwoBarriers = true;
   be.m2EarlyBC = false;
+  be.decodeOneCall = true;
+  be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  const out: Variant = { argmax: false, prompt, gc: false };
+  const out: Variant = { argmax: false, prompt, gc: false, fixed: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
     const x = Number(part.slice(at));
@@ -124,12 +136,17 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'split-in') be.stepIn = false;
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
     else if (part === 'early-bc') be.m2EarlyBC = true;
+    else if (part === 'layer-calls') be.decodeOneCall = false;
+    else if (part === 'products-only') {
+      be.stackParts = 1;
+      out.fixed = true;
+    }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, prompt:N, gc)`);
   }
   return out;
 }
@@ -157,29 +174,40 @@ for (const arch of archs) {
         if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
         prof?.reset();
+        // --js: every kernel a no-op from here (the token fed is fixed: the picks are not computed)
+        const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
+        if (jsOnly) {
+          rt.run = () => {};
+          rt.runTeam = () => {};
+        }
         const h0 = be.runtime.handoffs;
         const c0 = process.cpuUsage(), t0 = performance.now();
-        if (o.argmax) {
-          let t = argmax(l.data);
-          for (let i = 0; i < gen; i++) {
-            tokens.push(t);
-            const p = await lm.advanceArgmax!([[t]], s);
-            if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
-            t = p[0];
+        try {
+          if (o.argmax) {
+            let t = argmax(l.data);
+            for (let i = 0; i < gen; i++) {
+              tokens.push(t);
+              const p = await lm.advanceArgmax!([[t]], s);
+              if (!p) throw new Error(`${name} ${dtype}: advanceArgmax is not available on ${be.name}`);
+              t = jsOnly || o.fixed ? 13 : p[0];
+            }
+          } else {
+            for (let i = 0; i < gen; i++) {
+              const t = jsOnly || o.fixed ? 13 : argmax(l.data);
+              tokens.push(t);
+              l = await lm.advance([[t]], s);
+            }
           }
-        } else {
-          for (let i = 0; i < gen; i++) {
-            const t = argmax(l.data);
-            tokens.push(t);
-            l = await lm.advance([[t]], s);
-          }
+        } finally {
+          rt.run = run0;
+          rt.runTeam = team0;
         }
         const ms = performance.now() - t0, cu = process.cpuUsage(c0);
         const handoffs = (be.runtime.handoffs - h0) / gen;
         // the check: same tokens as the first run with this prompt, same last logits (bits) where both read them
         const logits = o.argmax ? null : l.data.slice();
         const ref = refs.get(o.prompt);
-        if (!ref) refs.set(o.prompt, { tokens, logits });
+        if (jsOnly || o.fixed) { /* (not the model's numbers: nothing to check) */ } else if (!ref) refs.set(o.prompt, { tokens, logits });
         else {
           const bad = tokens.findIndex((t, i) => t !== ref.tokens[i]);
           if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);
@@ -229,7 +257,7 @@ for (const arch of archs) {
   }
 }
 console.log(`\n${machineLine(machineInfo())}; Node ${process.version}; load average ${loadLine(load0)} → ${loadLine(os.loadavg())}`);
-console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; every variant decoded the same tokens and logits as the first with its prompt\n`);
+console.log(`prompt ${prompt} (unless the variant says), ${gen} greedy decode steps, ${reps} round(s), variants interleaved; ${jsOnly ? 'every kernel a no-op (--js): JavaScript only, nothing checked' : 'every variant decoded the same tokens and logits as the first with its prompt'}\n`);
 console.log('| model | weights | threads | variant | decode tok/s (slowest / median / fastest) | CPU ms per token (all threads, median) | hand-offs per token (median) | speed ÷ first variant (medians) |');
 console.log('|---|---|---:|---|---:|---:|---:|---:|');
 for (const l of lines) console.log(l);

@@ -374,6 +374,14 @@ export interface Backend {
   /** Optional (wasm): a Mamba-2 layer's whole decode step in one call, as `mamba1Layer` */
   mamba2Layer?(a: Mamba2LayerArgs): Tensor | null;
   /**
+   * Optional (wasm): a one-token step of a stack of pre-normed Mamba layers in one call — for each layer x += f(norm(x))
+   * with f its mixer's whole decode step (`mamba1Layer` / `mamba2Layer`), then the final norm — with the same result as
+   * those ops. Returns the final-normed rows [b, 1, H]; with `head`, each row's argmax of their product with it (as
+   * `linearArgmax`) where the backend can fuse that too, else the rows. null when it does not handle these arguments
+   * (the caller then runs the layers one by one).
+   */
+  decodeStack?(a: DecodeStackArgs): Tensor | Int32Array | null;
+  /**
    * Optional (wasm): a Mamba-2 layer's prefill (h [b, L, H], L > 1) in one call — in_proj, conv1d + SiLU, Δ, the
    * SSD, the gated RMSNorm, out_proj — the activations kept in the backend between them; the same result as the
    * mixer's op sequence; [b, L, out rows]. null when it does not handle these arguments (the mixer then runs the ops).
@@ -482,6 +490,22 @@ export interface LayerProjections {
 }
 export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
 export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
+/** A Mamba mixer's decode step without its input (`Backend.decodeStack`): which kind, and its layer arguments but h */
+export type StackMixerArgs = { kind: 'mamba1'; args: Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'> } | { kind: 'mamba2'; args: Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'> };
+/** A one-token step of a stack of pre-normed Mamba layers (`Backend.decodeStack`) */
+export interface DecodeStackArgs {
+  /** sequences (one token each) */
+  rows: number;
+  /** the residual stream's input (the embedded tokens) [rows, 1, H], made when the backend takes the step */
+  x: () => Tensor;
+  /** per layer x ← x + mixer(rmsNorm(x, norm, normEps)) */
+  layers: ReadonlyArray<StackMixerArgs & { norm: Tensor }>;
+  normEps: number;
+  /** the last x is normed with this (and normEps) */
+  finalNorm: Tensor;
+  /** the LM head [V, H] whose argmax per row is wanted (greedy decode), or null for the normed rows */
+  head: Tensor | null;
+}
 /** A Mamba-2 layer's prefill from its input (mamba2Prefill): h [b, L, H]; the states may be absent (no cache) */
 export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 'ssmState' | 'next' | 'onDelta'> & LayerProjections & {
   convState: Tensor | null;

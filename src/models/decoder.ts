@@ -4,11 +4,12 @@
  * attention, an MLP or a mixture of experts (`src/nn`). Architectures (`mamba.ts`, `mamba2.ts`, hybrids)
  * only parse their config, fetch their weights and list their blocks.
  */
-import type { Backend, StepGraph } from '../backend/backend.js';
+import type { Backend, DecodeStackArgs, StepGraph } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import type { Mixer } from '../nn/mixer.js';
 import * as ops from '../tensor/ops.js';
 import { keep, Scope } from '../tensor/scope.js';
-import type { HostTensor, Tensor } from '../tensor/tensor.js';
+import { Tensor, type HostTensor } from '../tensor/tensor.js';
 import { ModelError } from './errors.js';
 import type { ParamEntry } from './loader.js';
 import type { CausalLM, DeltaEvent, DeltaObserver, DeviceSampling, ForwardOptions, ForwardOutput, StepOptions } from './causal-lm.js';
@@ -103,9 +104,15 @@ export class DecoderLM implements CausalLM {
    * layer before is freed once the next one has been recorded (unless collected). The scopes are entered
    * explicitly around the synchronous parts (see scope.ts), so two forwards that interleave at their awaits
    * never free each other's tensors, with or without AsyncLocalStorage. State tensors a layer creates (a grown
-   * KV cache) are taken out of the scopes (`keep`): the state owns them.
+   * KV cache) are taken out of the scopes (`keep`): the state owns them. A one-token step goes through `stackStep`
+   * first (unless `stackTried`: the caller tried it already).
    */
-  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta: DeltaObserver | null | undefined, sc: Scope): Promise<{ last: Tensor; hidden: Tensor[] }> {
+  private async run(ids: number[][], state: ModelState | null, collect: boolean, onDelta: DeltaObserver | null | undefined, sc: Scope, stackTried = false): Promise<{ last: Tensor; hidden: Tensor[] }> {
+    if (!collect && !onDelta && state && !stackTried) {
+      // a one-token step of a Mamba stack: the whole step in one backend call where it has one
+      const last = this.stackStep(ids, state, null, sc);
+      if (last instanceof Tensor) return { last, hidden: [] };
+    }
     const s = this.spec;
     const b = ids.length;
     const L = ids[0].length;
@@ -147,6 +154,33 @@ export class DecoderLM implements CausalLM {
     if (onDelta) for (const e of await Promise.all(deltas)) onDelta(e);
     if (state) for (let r = 0; r < b; r++) state.seqLen[r] += L;
     return { last, hidden };
+  }
+
+  /**
+   * `run`'s one-token step (no hidden states collected, Δ not observed) through the backend's `decodeStack`, where every
+   * block is one pre-normed sublayer (no residual scale) whose mixer offers it (`Mixer.stackLayer`: Mamba-1, Mamba-2):
+   * the final-normed rows [b, 1, H], or with `head` each row's argmax of the LM head where the backend fused that too;
+   * the state advanced. null (nothing run, the state as it was) where that is not so or the backend declines.
+   */
+  private stackStep(ids: number[][], state: ModelState, head: Tensor | null, sc: Scope): Tensor | Int32Array | null {
+    const s = this.spec, be = this.backend;
+    if (!be.decodeStack || ids[0].length !== 1) return null;
+    const pastLen = state.seqLen.slice();
+    const layers: Array<DecodeStackArgs['layers'][number]> = [];
+    for (let i = 0; i < s.blocks.length; i++) {
+      const subs = s.blocks[i];
+      const sub = subs[0];
+      if (subs.length !== 1 || !sub.norm || (sub.residualScale ?? 1) !== 1) return null;
+      const m = sub.mixer.stackLayer?.({ pastLen, state: state.layers[i] });
+      if (!m) return null;
+      layers.push({ ...m, norm: sub.norm });
+    }
+    const b = ids.length, H = s.embed.shape[1];
+    if (needsGrad(s.embed, s.finalNorm, head)) return null;
+    const x = () => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
+    const r = sc.run(() => be.decodeStack!({ rows: b, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
+    if (r) for (let i = 0; i < b; i++) state.seqLen[i] += 1;
+    return r;
   }
 
   /** the checkpoint tensors this model holds, by checkpoint name */
@@ -429,12 +463,17 @@ export class DecoderLM implements CausalLM {
     const step = async () => {
       const sc = new Scope();
       try {
-        const { last } = await this.run(ids, state, false, opts.onDelta ?? this.onDelta, sc);
+        const d = this.spec.logitsDivisor ?? 1;
+        const argmaxHead = !pick && d > 0 && !!be.linearArgmax;
+        const onDelta = opts.onDelta ?? this.onDelta;
+        // a one-token step of a Mamba stack in one backend call, the LM head's argmax too where it can (see run)
+        const stacked = onDelta ? null : this.stackStep(ids, state, argmaxHead ? this.spec.lmHead : null, sc);
+        if (stacked instanceof Int32Array) return Float32Array.from(stacked);
+        const last = stacked ?? (await this.run(ids, state, false, onDelta, sc, !onDelta)).last;
         const H = last.shape[2];
         const tail = sc.run(() => (L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1))));
-        const d = this.spec.logitsDivisor ?? 1;
         // greedy: the LM head and the argmax in one op where the backend has it (wasm: no logits copied out)
-        const fused = !pick && d > 0 && be.linearArgmax ? sc.run(() => be.linearArgmax!(tail, this.spec.lmHead)) : null;
+        const fused = argmaxHead ? sc.run(() => be.linearArgmax!(tail, this.spec.lmHead)) : null;
         if (fused) return Float32Array.from(fused);
         const logits = sc.run(() => {
           // a positive divisor does not move the argmax: no scaling dispatch (sampling needs the true logits)

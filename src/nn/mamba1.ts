@@ -11,7 +11,8 @@
  *   y_t           = C_t h_t + D u_t;  y ← y · silu(z)
  *   out           = out_proj(y)                        (b, L, H)
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, StackMixerArgs } from '../backend/backend.js';
+import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Derived } from './derived.js';
@@ -59,6 +60,21 @@ export class Mamba1Mixer implements Mixer {
 
   initState(batch: number): Record<string, Tensor> {
     return { conv: this.backend.zeros([batch, this.D, this.K]), ssm: this.backend.zeros([batch, this.D, this.N]) };
+  }
+
+  stackLayer(ctx: MixerContext): StackMixerArgs | null {
+    const { w } = this;
+    const st = ctx.state;
+    if (!st || ctx.onDelta || !this.backend.decodeStack) return null;
+    if (needsGrad(w.inProj, w.inProjBias, w.outProj, w.outProjBias)) return null;
+    return {
+      kind: 'mamba1',
+      args: {
+        conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
+        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
+        inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+      },
+    };
   }
 
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {

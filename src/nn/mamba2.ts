@@ -11,7 +11,7 @@
  *   y              = norm(y · silu(z))              gated RMSNorm (full width in HF; per group in the official kernels)
  *   out            = out_proj(y)
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, StackMixerArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -82,6 +82,23 @@ export class Mamba2Mixer implements Mixer {
   /** HF's decode path: a cached single token after a prefill */
   private isDecodeStep(L: number, ctx: MixerContext): boolean {
     return L === 1 && ctx.state !== null && ctx.pastLen.every((p) => p > 0);
+  }
+
+  stackLayer(ctx: MixerContext): StackMixerArgs | null {
+    const { w, dims: d, opts } = this;
+    const st = ctx.state;
+    if (!st || ctx.onDelta || !this.backend.decodeStack) return null;
+    if (needsGrad(w.inProj, w.inProjBias, w.outProj, w.outProjBias)) return null;
+    // (one token: forward's Δ limits for it)
+    const dtLimit: [number, number] = this.isDecodeStep(1, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    return {
+      kind: 'mamba2',
+      args: {
+        nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
+        normGroupSize: opts.normGroupSize, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+      },
+    };
   }
 
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {

@@ -2,7 +2,7 @@
  * What a sublayer of a decoder block is: a function of the normed hidden states that may carry
  * per-sequence state between calls (Mamba: conv window + SSM state; attention: KV cache; MLP: none).
  */
-import type { LayerProjections } from '../backend/backend.js';
+import type { LayerProjections, StackMixerArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import { processDt } from '../ssm/ssd.js';
 import * as ops from '../tensor/ops.js';
@@ -35,6 +35,12 @@ export interface Mixer {
    * positions (doubling, so that growth is rare); no-op when they do. Replaced tensors are disposed.
    */
   reserve?(state: Record<string, Tensor>, need: number): void;
+  /**
+   * Optional (Mamba mixers): this layer's one-token decode step for the backend's `decodeStack` (its arguments but the
+   * input), as `forward` would run it on an input of one token per sequence with `ctx`; null where it cannot (no state,
+   * Δ observed, a gradient recorded, the backend without decodeStack).
+   */
+  stackLayer?(ctx: MixerContext): StackMixerArgs | null;
 }
 
 /**

@@ -178,6 +178,7 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
       it(`${name}, ${weights}, ${threads} thread(s): batched decode bit-identical to in_proj as its own call, and really one call`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
+        be.decodeOneCall = false; // (a call per layer: the whole step in one call is the decodeOneCall describe's)
         try {
           const ref = loadReference(hfFixture(name));
           const r = await offThenOn(be, model.lm, ref.ids('input_ids')[0], (on) => void (be.stepIn = on));
@@ -194,6 +195,7 @@ describe('wasm backend: a Mamba layer\'s whole decode step in one call (stepIn: 
           }
         } finally {
           be.stepIn = true;
+          be.decodeOneCall = true;
         }
       });
     }
@@ -211,6 +213,7 @@ describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2
         const runTeam = rt.runTeam;
         // the fixtures' layers are below MIN_PARALLEL_WORK: both kernels made to split among all the threads anyway
         let split = 0, early = 0, late = 0;
+        be.decodeOneCall = false; // (a call per layer)
         rt.runTeam = function (k, args, parallel) {
           const force = k === 'mamba2_layer' || k === 'mamba2_layer_2b';
           if (force && rt.threads > 1) split++;
@@ -253,6 +256,7 @@ describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2
           rt.runTeam = runTeam;
           be.m2TwoBarriers = true;
           be.m2EarlyBC = false;
+          be.decodeOneCall = true;
         }
       });
     }
@@ -268,6 +272,7 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
         const rt = be.runtime;
         const run0 = rt.run, team0 = rt.runTeam;
         let touched = 0, layerTouched = 0;
+        be.decodeOneCall = false; // (a call per layer)
         rt.run = function (k, args, n, align, work) {
           if (k === 'linear_q8_touch') {
             touched++;
@@ -300,10 +305,106 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
           rt.runTeam = team0;
           be.touchState = false;
           be.stepIn = true;
+          be.decodeOneCall = true;
         }
       });
     }
   }
+});
+
+describe('wasm backend: the whole decode step of a Mamba stack in one call (decodeOneCall)', () => {
+  // mamba-variant: conv/in_proj biases; falcon-mamba-tiny: the Δ/B/C RMSNorms; mamba2-groups: 2 groups and Δ limits;
+  // bamba-variant: a hybrid (attention and MLP sublayers), which runs layer by layer
+  const cases: Array<[string, boolean]> = [['mamba-tiny', true], ['mamba-variant', true], ['falcon-mamba-tiny', true], ['mamba2-tiny', true], ['mamba2-groups', true], ['bamba-variant', false]];
+  for (const [name, stacked] of cases) {
+    for (const [threads, weights] of STEP_RUNS) {
+      it(`${name}, ${weights}, ${threads} thread(s): decode bit-identical to a call per layer (batch 2, batch 1, from an empty state), greedy tokens equal`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        const rt = be.runtime;
+        const runTeam = rt.runTeam;
+        // the fixtures are below MIN_PARALLEL_WORK: the one call made to split among all the threads anyway
+        const seen = new Map<string, number>();
+        let heads = 0;
+        rt.runTeam = function (k, args, parallel) {
+          seen.set(k, (seen.get(k) ?? 0) + 1);
+          if (k === 'decode_stack' && args[10] > 0) heads++;
+          return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
+        };
+        const ran = (k: string): number => seen.get(k) ?? 0;
+        const layerKernels = (): number => ran('mamba1_layer') + ran('mamba2_layer_2b') + ran('mamba2_layer');
+        try {
+          const ref = loadReference(hfFixture(name));
+          const ids = ref.ids('input_ids')[0];
+          const decode = async (on: boolean) => {
+            be.decodeOneCall = on;
+            seen.clear();
+            heads = 0;
+            const two = await batchedLogits(model.lm, ids);
+            const one = await stepLogits(model.lm, ids, 6, 4);
+            const empty = await stepLogits(model.lm, ids, 1, 4); // (the first token with pastLen 0: Δ limits as prefill's)
+            const calls = { stack: ran('decode_stack'), layers: layerKernels() };
+            const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: ref.shape('generate.scores')[1], stopTokens: [] });
+            // greedy steps of two sequences (the LM head's argmax of each row in the same call)
+            const s2 = model.lm.createState(2);
+            await model.lm.advance([ids.slice(0, 4), ids.slice(2, 6)], s2);
+            const picks: number[] = [];
+            let next = [[ids[0]], [ids[1]]];
+            const alloc = rt.heap.alloc;
+            let allocs = 0;
+            for (let t = 0; t < 3; t++) {
+              if (t === 1) rt.heap.alloc = function (n) { allocs++; return alloc.call(this, n); };
+              try {
+                const p = (await model.lm.advanceArgmax!(next, s2))!;
+                picks.push(...p);
+                next = [[p[0]], [p[1]]];
+              } finally {
+                rt.heap.alloc = alloc;
+              }
+            }
+            return { logits: [...two, ...one, ...empty], calls, tokens: res.tokens[0], heads, picks, allocs };
+          };
+          const off = await decode(false);
+          const on = await decode(true);
+          assert.equal(off.calls.stack, 0, 'off: no one-call step');
+          assert.ok(off.calls.layers > 0, 'off: a call per layer');
+          if (stacked) {
+            assert.equal(on.calls.stack, 13, 'on: every one-token step (4 + 4 + 1 + 4) in one call');
+            assert.equal(on.calls.layers, 0, 'on: no call per layer');
+            assert.ok(on.heads > 0, 'on: greedy decode took the LM head\'s argmax in the same call');
+            assert.equal(on.allocs, 0, 'on: the steps after the first reuse the first one\'s plan (no wasm memory allocated)');
+          } else assert.equal(on.calls.stack, 0, 'a hybrid runs layer by layer');
+          for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `call ${i}: logits differ`);
+          assert.deepEqual(on.tokens, off.tokens, 'greedy tokens');
+          assert.deepEqual(on.picks, off.picks, 'greedy tokens of two sequences');
+          if (weights === 'f32') assert.deepEqual(on.tokens, ref.ids('generate.tokens')[0], 'greedy tokens = the reference\'s');
+        } finally {
+          rt.runTeam = runTeam;
+          be.decodeOneCall = true;
+        }
+      });
+    }
+  }
+  it('off with stepIn or stepOut off, or the four-barrier Mamba-2 layer; a bad option value is an error naming it', async () => {
+    for (const [name, set] of [['mamba-tiny', (b: WasmBackend) => void (b.stepIn = false)], ['mamba-tiny', (b: WasmBackend) => void (b.stepOut = false)], ['mamba2-tiny', (b: WasmBackend) => void (b.m2TwoBarriers = false)]] as const) {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2 });
+      const be = model.lm.backend as unknown as WasmBackend;
+      set(be);
+      const rt = be.runtime, runTeam = rt.runTeam;
+      let stack = 0;
+      rt.runTeam = function (k, args, parallel) {
+        if (k === 'decode_stack') stack++;
+        return runTeam.call(this, k, args, parallel);
+      };
+      try {
+        await stepLogits(model.lm, loadReference(hfFixture(name)).ids('input_ids')[0], 3, 2);
+      } finally {
+        rt.runTeam = runTeam;
+      }
+      assert.equal(stack, 0, `${name}: no one-call step`);
+    }
+    assert.throws(() => new WasmBackendClass({ threads: 1, decodeOneCall: 'yes' as never }), /option "decodeOneCall" must be true or false/);
+  });
 });
 
 describe('wasm backend: out_proj touched during the fused decode step (stepPrefetch)', () => {

@@ -241,3 +241,41 @@ describe('wasm gatedMlp (a SwiGLU MLP in one team call, session 30)', () => {
     assert.equal(q4.gatedMlp(new Tensor(q4, new Float32Array(256), [1, 256]), w4(256, 256), w4(256, 256), w4(256, 256)), null);
   });
 });
+
+describe('decode_stack: the LM head\'s argmax split between the threads (assembly/stack.ts)', () => {
+  // no layers: the final norm (no weight) of x = a unit vector, so logit n = W[n, 0] · r exactly; each thread takes
+  // the argmax of its rows of the head, thread 0 the best of them
+  const H = 16, V = 41;
+  const cases: Array<[string, (n: number) => number]> = [
+    ['the largest value twice, in the first and the last rows', (n) => (n === 3 || n === 38 ? 5 : (n % 7) - 3)],
+    ['the largest value twice in the middle', (n) => (n === 19 || n === 21 ? 2 : n === 40 ? 1.5 : -1)],
+    ['NaN first, +∞ twice', (n) => (n < 4 ? NaN : n === 30 || n === 39 ? Infinity : 1)],
+    ['only NaN and −∞', (n) => (n % 2 ? NaN : -Infinity)],
+    ['−∞ but one row', (n) => (n === 27 ? -1e30 : -Infinity)],
+    ['±0 only', (n) => (n % 3 ? -0 : 0)],
+  ];
+  for (const threads of [1, 2, 3]) {
+    it(`${threads} thread(s): each case's argmax as argmax over the whole row (first index on ties, NaN and −∞ never, −1 for none)`, () => {
+      const be = new WasmBackend({ threads });
+      const rt = be.runtime;
+      const heap = rt.heap;
+      const w = heap.alloc(4 * V * H), x = heap.alloc(4 * H), y = heap.alloc(4 * V), desc = heap.alloc(40), ids = heap.alloc(4), counter = heap.alloc(4);
+      const hStride = 64 * Math.ceil((4 * H) / 64), hbuf = heap.alloc(threads * hStride);
+      try {
+        rt.f32(x, H).fill(0)[0] = 1;
+        new Int32Array(rt.memory.buffer, desc, 10).set([0, w, 0, 0, y, V, 0, 0, 0, 0]);
+        for (const [what, value] of cases) {
+          const wv = rt.f32(w, V * H).fill(0);
+          for (let n = 0; n < V; n++) wv[n * H] = value(n);
+          new Int32Array(rt.memory.buffer, counter, 1)[0] = 0;
+          new Int32Array(rt.memory.buffer, ids, 1)[0] = -7;
+          rt.runTeam('decode_stack', [0, 0, x, 1, H, 1e-5, hbuf, hStride, 0, 0, desc, ids, counter, 0], true);
+          const logits = rt.f32(y, V).slice();
+          assert.equal(new Int32Array(rt.memory.buffer, ids, 1)[0], oracle(logits), what);
+        }
+      } finally {
+        for (const o of [hbuf, counter, ids, desc, y, x, w]) heap.release(o);
+      }
+    });
+  }
+});

@@ -7,14 +7,14 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type CausalConv1dArgs, type DecodeStackArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
 import { ropeTable } from '../cpu/kernels.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32 } from './runtime.js';
+import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32, type Heap } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
@@ -107,6 +107,16 @@ export interface WasmBackendOptions {
    * for true; batch 1 only, not with `touchState`. The same numbers either way.
    */
   m2EarlyBC?: boolean;
+  /**
+   * decode: a one-token step of a model whose blocks are all pre-normed Mamba layers (mamba-130m, mamba2-130m, …) as
+   * one call on the threads (`decodeStack`, assembly/stack.ts): every layer's norm, its one-call kernel (`mamba1Layer` /
+   * `mamba2Layer` with m2TwoBarriers), the residual add, a barrier, the next layer; then the final norm and, for greedy
+   * decode, the LM head and the argmax (as `linearArgmax`). One hand-off per token instead of 25 at 24 layers, and no
+   * JavaScript between the layers. Needs stepIn and stepOut (and m2TwoBarriers for Mamba-2). Default true, or the
+   * environment's MAMBA_TS_WASM_DECODE_ONE_CALL=0 for false: a call per layer and ops between them, as before
+   * (benchmarks compare the two). The same bits either way.
+   */
+  decodeOneCall?: boolean;
   /**
    * prefill: a Mamba-2 layer in one op (`mamba2Prefill`): in_proj, conv1d + SiLU, Δ, the chunked SSD, the gated
    * RMSNorm and out_proj on activations kept in wasm memory, the conv and the SSD reading their columns of in_proj's
@@ -209,6 +219,9 @@ export const SSD_MAX_CHUNK = 64;
 /** out_proj formats the *_step_out kernels multiply by (assembly/step_out.ts: its `fmt` codes) */
 const STEP_OUT_FORMAT: Partial<Record<WeightDType, number>> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 
+/** decode_stack's layer kinds (assembly/stack.ts) */
+const STACK_KERNEL: Partial<Record<string, number>> = { mamba1_layer: 1, mamba2_layer_2b: 2 };
+
 /** the product a decode step's kernel applies to its output in the same call (mamba1StepOut, mamba2StepOut) */
 interface StepOutArgs {
   w: Tensor;
@@ -248,6 +261,8 @@ export class WasmBackend extends CpuBackend {
   m2TwoBarriers: boolean;
   /** see WasmBackendOptions.m2EarlyBC (may be changed between calls: benchmarks compare the two) */
   m2EarlyBC: boolean;
+  /** see WasmBackendOptions.decodeOneCall (may be changed between calls: benchmarks compare the two) */
+  decodeOneCall: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
@@ -289,6 +304,7 @@ export class WasmBackend extends CpuBackend {
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
     this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
+    this.decodeOneCall = flagOption(opts, 'decodeOneCall', envFlag('MAMBA_TS_WASM_DECODE_ONE_CALL', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
@@ -515,7 +531,8 @@ export class WasmBackend extends CpuBackend {
     try {
       return f(c);
     } finally {
-      for (const o of scratch) rt.heap.release(o);
+      // (last allocated first: each block is then the heap's top, released without a search of the free list)
+      for (let i = scratch.length - 1; i >= 0; i--) rt.heap.release(scratch[i]);
     }
   }
 
@@ -769,38 +786,197 @@ export class WasmBackend extends CpuBackend {
   /** the Mamba-1 decode step of `a` on xz (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
   private mamba1Run(a: Omit<Mamba1StepArgs, 'xz'>, xz: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
     const [batch, L] = (xz ?? inp!.h).shape;
+    if (L !== 1) return null;
+    return this.op((c) => {
+      const p = this.mamba1Call(c, a, batch, xz, inp && { H: inp.h.shape[2], w: inp.w, bias: inp.bias }, out);
+      if (!p) return null;
+      if (p.layer) this.runtime.runTeam(p.layer.kernel, [c.in(inp!.h), ...p.layer.args], p.work >= MIN_PARALLEL_WORK);
+      else if (p.o) this.runtime.runTeam('mamba1_step_out', [...p.args, p.o.desc], p.work >= MIN_PARALLEL_WORK);
+      else this.runtime.runTeam('mamba1_step', [...p.args, ...this.prefetchArgs(a.next)], p.work >= MIN_PARALLEL_WORK);
+      const y = p.o ? c.result(p.o.y, [batch, 1, p.o.N]) : c.result(p.y, [batch, 1, p.Dm]);
+      a.onDelta?.(c.result(p.deltaOut, [batch, 1, p.Dm]));
+      return y;
+    });
+  }
+
+  /**
+   * The arguments of a Mamba-1 decode kernel (in scratch of `c`): the step's (`args`: mamba1_step's without the
+   * prefetch, on xz given or, with `inp`, on in_proj's output), out_proj's descriptor `o` when `out`, and with `inp`
+   * and `out` mamba1_layer's after h (`layer`); `work` for the parallel threshold. null where the kernels do not run
+   * these arguments (states not wasm-resident, x_proj / dt_proj not f32 matrices, shapes).
+   */
+  private mamba1Call(c: OpScratch, a: Omit<Mamba1StepArgs, 'xz'>, batch: number, xz: Tensor | null, inp: (StepOutArgs & { H: number }) | null, out: StepOutArgs | null):
+    { args: number[]; layer: { kernel: 'mamba1_layer'; args: number[] } | null; o: { desc: number; y: number; N: number } | null; y: number; Dm: number; deltaOut: number; work: number } | null {
     const [Dm, K] = a.conv.shape;
     const R = a.dtProj.shape[1];
     const N = a.A.shape[1];
     const f32 = (t: Tensor) => this.matrices.get(t.storage as object)?.format === 'f32';
-    return this.op((c) => {
-      const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || !f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
-      if (xz && xz.shape[2] !== 2 * Dm) return null;
-      const H = inp ? inp.h.shape[2] : 0;
-      const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
-      if (inp && (!i || i.N !== 2 * Dm || !out)) return null;
-      const P = R + 2 * N;
-      const n = a.innerNorms;
-      const yo = c.out(batch * Dm);
-      const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
-      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
-      const o = out ? this.stepOutDesc(c, out, batch, Dm) : null;
-      if (out && !o) return null;
-      const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
-      const args = [
-        i ? i.y : c.in(xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
-        yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
-        batch, Dm, K, R, N,
-      ];
-      const stepWork = batch * Dm * (P + R + 4 * N);
-      if (i && o) this.runtime.runTeam('mamba1_layer', [c.in(inp!.h), i.desc, H, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
-      else if (o) this.runtime.runTeam('mamba1_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
-      else this.runtime.runTeam('mamba1_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
-      const y = o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, Dm]);
-      a.onDelta?.(c.result(deltaOut, [batch, 1, Dm]));
-      return y;
-    });
+    const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
+    if (!f32(a.xProj) || !f32(a.dtProj) || convState === undefined || ssmState === undefined) return null;
+    if (xz && xz.shape[2] !== 2 * Dm) return null;
+    const H = inp ? inp.H : 0;
+    const i = inp ? this.stepOutDesc(c, inp, batch, H) : null;
+    if (inp && (!i || i.N !== 2 * Dm || !out)) return null;
+    const P = R + 2 * N;
+    const n = a.innerNorms;
+    const yo = c.out(batch * Dm);
+    const work = c.out(batch * (2 * Dm + P + this.runtime.threads * R));
+    const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
+    const o = out ? this.stepOutDesc(c, out, batch, Dm) : null;
+    if (out && !o) return null;
+    const deltaOut = a.onDelta ? c.out(batch * Dm) : 0; // Δ observed: the kernel writes it as its scan uses it
+    const args = [
+      i ? i.y : c.in(xz), c.in(a.conv), c.in(a.convBias), convState, c.in(a.xProj), c.in(a.dtProj), c.in(a.dtBias), c.in(a.A), c.in(a.D), ssmState,
+      yo, work, counter, deltaOut, n ? 1 : 0, c.in(n?.dt ?? null), c.in(n?.B ?? null), c.in(n?.C ?? null), n ? n.eps : 0,
+      batch, Dm, K, R, N,
+    ];
+    const stepWork = batch * Dm * (P + R + 4 * N);
+    return { args, layer: i && o ? { kernel: 'mamba1_layer', args: [i.desc, H, ...args, o.desc] } : null, o, y: yo, Dm, deltaOut, work: stepWork + (i ? i.work : 0) + (o ? o.work : 0) };
+  }
+
+  /**
+   * A one-token step of a stack of pre-normed Mamba layers in one team call (WasmBackendOptions.decodeOneCall;
+   * assembly/stack.ts decode_stack): each layer's arguments as `mamba1Layer` / `mamba2Layer` build them, written into
+   * a table the kernel walks. The final-normed rows [b, 1, H], or with `head` each row's argmax (i32) of the LM head
+   * (`linearArgmax`'s product and argmax; the rows where the head is not a matrix the decode kernels run). null (the
+   * layers run one by one) where the option, stepIn or stepOut is off, a Mamba-2 layer would not run the two-barrier
+   * kernel, or a layer's arguments are not handled by its one-call kernel.
+   */
+  decodeStack(a: DecodeStackArgs): Tensor | Int32Array | null {
+    if (!this.decodeOneCall || !this.stepIn || !this.fuseOut || a.layers.length === 0) return null;
+    const b = a.rows, H = a.finalNorm.size;
+    const rt = this.runtime;
+    const key = this.stackKey(a);
+    const same = (k: unknown[] | undefined) => !!k && k.length === key.length && k.every((v, i) => Object.is(v, key[i]));
+    if (same(this.stackDeclined ?? undefined)) return null; // (declined with these arguments already: not built again)
+    let p = this.stackPlan;
+    if (!p || !same(p.key)) {
+      if (p) this.releasePlan(p);
+      this.stackPlan = p = this.stackBuild(a, key);
+      this.stackDeclined = p ? null : key;
+      if (!p) return null;
+    } else {
+      // the same arguments: the plan's table, descriptors and scratch as they are; its counters zeroed, what it copied in copied again
+      for (const [off, n] of p.zeros) rt.f32(off, n).fill(0);
+      for (const [off, v] of p.copies) rt.f32(off, v.length).set(v);
+    }
+    const x = a.x();
+    if (x.size !== b * H) throw new Error(`wasm.decodeStack: x of shape [${x.shape.join(', ')}] for ${b} rows of ${H}`);
+    rt.f32(p.x, b * H).set(x.storage as Float32Array); // (a copy: the kernel adds to x in place)
+    p.args[p.args.length - 1] = this.stackParts;
+    rt.runTeam('decode_stack', p.args, p.parallel);
+    return p.ids ? new Int32Array(rt.memory.buffer, p.ids, b).slice() : new Tensor(this, rt.f32(p.last, b * H).slice(), [b, 1, H]);
+  }
+
+  /**
+   * decodeStack's last plan: its layer table, descriptors and scratch (kept in wasm memory between calls), the
+   * arguments of the decode_stack call, and what it was made for (`key`); rebuilt when the arguments change
+   */
+  private stackPlan: StackPlan | null = null;
+  /**
+   * benchmarks only: 1 has decodeStack run each layer's in_proj and out_proj and no step (the weight streaming and
+   * barriers alone: the tokens and states are then not the model's); 0 (default) the layers
+   */
+  stackParts: 0 | 1 = 0;
+  /** the arguments decodeStack last declined (their key), so that a model it does not run costs one check per step */
+  private stackDeclined: unknown[] | null = null;
+
+  /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
+  private stackKey(a: DecodeStackArgs): unknown[] {
+    const key: unknown[] = [a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers];
+    for (const l of a.layers) {
+      key.push(l.kind, l.norm);
+      for (const v of Object.values(l.args)) {
+        if (Array.isArray(v)) key.push(...v);
+        else if (v && typeof v === 'object' && !(v instanceof Tensor)) key.push(...Object.values(v));
+        else key.push(v);
+      }
+    }
+    return key;
+  }
+
+  private releasePlan(p: StackPlan): void {
+    PLANS.unregister(p);
+    for (let i = p.scratch.length - 1; i >= 0; i--) this.runtime.heap.release(p.scratch[i]);
+    if (this.stackPlan === p) this.stackPlan = null;
+  }
+
+  /** a new plan for decodeStack (see there); null (nothing kept) where its arguments are not handled */
+  private stackBuild(a: DecodeStackArgs, key: unknown[]): StackPlan | null {
+    const rt = this.runtime;
+    const b = a.rows, H = a.finalNorm.size;
+    const p: StackPlan = { key, scratch: [], zeros: [], copies: [], args: [], parallel: false, x: 0, last: 0, ids: 0 };
+    const alloc = (count: number): number => {
+      const off = rt.heap.alloc(count * 4);
+      p.scratch.push(off);
+      return off;
+    };
+    const c: OpScratch = {
+      in: (t) => {
+        if (!t) return 0;
+        const off = this.resident.get(t.storage as Float32Array);
+        if (off !== undefined) return off;
+        const v = t.storage as Float32Array;
+        if (!(v instanceof Float32Array)) throw new Error('wasm.decodeStack: an argument that is neither wasm-resident nor f32');
+        const s = alloc(v.length);
+        rt.f32(s, v.length).set(v);
+        p.copies.push([s, v]);
+        return s;
+      },
+      out: alloc,
+      data: (values) => {
+        const off = alloc(values.length);
+        rt.f32(off, values.length).set(values);
+        p.copies.push([off, values]);
+        return off;
+      },
+      zeros: (count) => {
+        const off = alloc(count);
+        rt.f32(off, count).fill(0);
+        p.zeros.push([off, count]);
+        return off;
+      },
+      result: (off, shape) => new Tensor(this, rt.f32(off, shapeSize(shape)).slice(), shape),
+      resident: (t) => this.resident.get(t.storage as Float32Array),
+    };
+    const built = ((): boolean => {
+      const stride = rt.kernels.decode_stack_stride() as unknown as number;
+      const rows: number[][] = [];
+      let work = 0;
+      for (const l of a.layers) {
+        if (l.norm.size !== H) return false;
+        const inp = { H, w: l.args.inProj, bias: l.args.inProjBias }, out = { w: l.args.outProj, bias: l.args.outProjBias };
+        const q = l.kind === 'mamba1' ? this.mamba1Call(c, l.args, b, null, inp, out) : this.mamba2Call(c, l.args, b, null, inp, out);
+        const layer = q?.layer;
+        if (!q || !layer || !q.o || q.o.N !== H) return false;
+        const kernel = STACK_KERNEL[layer.kernel];
+        if (kernel === undefined) return false; // (the four-barrier kernel runs layer by layer)
+        rows.push([kernel, c.in(l.norm), q.o.y, ...layer.args]);
+        work += q.work;
+      }
+      const hd = a.head ? this.stepOutDesc(c, { w: a.head, bias: null }, b, H) : null;
+      const hStride = Math.ceil(Math.max(4 * b * H, 8 * b) / 64) * 64; // (also the argmax slots: (index, value) per row)
+      const hbuf = c.out((rt.threads * hStride) / 4);
+      p.last = hd ? 0 : c.out(b * H);
+      p.ids = hd ? c.out(b) : 0;
+      const counter = c.zeros(1); // (an i32 zero)
+      p.x = c.out(b * H);
+      const tab = c.out(2 * stride * rows.length);
+      const tv = new Float64Array(rt.memory.buffer, tab, stride * rows.length);
+      rows.forEach((r, l) => {
+        if (r.length > stride) throw new Error(`wasm.decodeStack: ${r.length} values for a layer entry of ${stride}`);
+        tv.set(r, l * stride);
+      });
+      p.args = [tab, rows.length, p.x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), p.last, hd ? hd.desc : 0, p.ids, counter, 0];
+      p.parallel = work + (hd ? hd.work : 0) >= MIN_PARALLEL_WORK;
+      return true;
+    })();
+    if (!built) {
+      this.releasePlan(p);
+      return null;
+    }
+    PLANS.register(this, { heap: rt.heap, offs: p.scratch }, p); // (the scratch goes back with this backend)
+    return p;
   }
 
   /** Mamba-2 decode step as one team kernel (assembly/mamba2_step.ts); resident states */
@@ -829,59 +1005,79 @@ export class WasmBackend extends CpuBackend {
 
   /** the Mamba-2 decode step of `a` on zxbcdt (given), or on in_proj of `inp.h` (the layer kernel); then out_proj when `out` */
   private mamba2Run(a: Omit<Mamba2StepArgs, 'zxbcdt'>, zxbcdt: Tensor | null, inp: (StepOutArgs & { h: Tensor }) | null, out: StepOutArgs | null): Tensor | null {
+    const [batch, L] = (zxbcdt ?? inp!.h).shape;
+    if (L !== 1) return null;
+    return this.op((c) => {
+      const p = this.mamba2Call(c, a, batch, zxbcdt, inp && { H: inp.h.shape[2], w: inp.w, bias: inp.bias }, out);
+      if (!p) return null;
+      const par = p.work >= MIN_PARALLEL_WORK;
+      if (p.layer) this.runtime.runTeam(p.layer.kernel, [c.in(inp!.h), ...p.layer.args], par);
+      else if (p.o) this.runtime.runTeam('mamba2_step_out', [...p.args, p.o.desc], par);
+      else this.runtime.runTeam('mamba2_step', [...p.args, ...this.prefetchArgs(a.next)], par);
+      // Δ observed: what observeDelta computes (same function, same inputs; the layer kernel's own f64 copy of it)
+      a.onDelta?.(p.dtHost ? new Tensor(this, p.dtHost, [batch, 1, a.nHeads]) : c.result(p.dt, [batch, 1, a.nHeads]));
+      return p.o ? c.result(p.o.y, [batch, 1, p.o.N]) : c.result(p.y, [batch, 1, a.nHeads * a.headDim]);
+    });
+  }
+
+  /**
+   * The arguments of a Mamba-2 decode kernel (in scratch of `c`), as `mamba1Call`: the step's (`args`), out_proj's
+   * descriptor `o`, and with `inp` and `out` the layer kernel (mamba2_layer_2b with m2TwoBarriers, else mamba2_layer)
+   * and its arguments after h (`layer`). Δ: with `inp` the layer kernel computes it into `dt`; else computed here
+   * (`dtHost`, as processDt) from the given zxbcdt.
+   */
+  private mamba2Call(c: OpScratch, a: Omit<Mamba2StepArgs, 'zxbcdt'>, batch: number, zxbcdt: Tensor | null, inp: (StepOutArgs & { H: number }) | null, out: StepOutArgs | null): {
+    args: number[]; layer: { kernel: 'mamba2_layer_2b' | 'mamba2_layer'; args: number[] } | null; o: { desc: number; y: number; N: number } | null;
+    y: number; dt: number; dtHost: Float32Array | null; work: number;
+  } | null {
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const W = nh * hd;
     const convDim = W + 2 * G * N;
     const width = W + convDim + nh;
-    const [batch, L] = (zxbcdt ?? inp!.h).shape;
     const K = a.conv.shape[1];
-    return this.op((c) => {
-      const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
-      if (L !== 1 || W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
-      if (zxbcdt && zxbcdt.shape[2] !== width) return null;
-      const H = inp ? inp.h.shape[2] : 0;
-      const i = inp ? this.stepOutDesc(c, inp, batch, H, this.touchState ? a.ssmState : null) : null;
-      if (inp && (!i || i.N !== width || !out)) return null;
-      const o = out ? this.stepOutDesc(c, out, batch, W) : null;
-      if (out && !o) return null;
-      const yo = c.out(batch * W);
-      const work = c.out(batch * (convDim + W));
-      const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
-      let dt: number, dtHost: Float32Array | null = null;
-      if (i) dt = c.out(batch * nh); // (the layer kernel computes Δ)
-      else {
-        // Δ: bias, softplus and limits on the JS side, as the unfused path does
-        const all = zxbcdt!.storage as Float32Array;
-        const dtRaw = new Float32Array(batch * nh);
-        for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
-        dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
-        dt = c.data(dtHost);
-      }
-      const args = [
-        i ? i.y : c.in(zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
-        yo, work, counter, batch, nh, hd, G, N, K,
-      ];
-      const stepWork = 3 * batch * W * N;
-      if (i && o && this.m2TwoBarriers) {
-        // per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN], g [batch, W] (a multiple of 64 bytes)
-        const [lo, hi] = a.dtLimit;
-        const privStride = Math.ceil((4 * batch * (2 * G * N * (K + 1) + W)) / 64) * 64;
-        const priv = c.out((this.runtime.threads * privStride) / 4);
-        this.runtime.runTeam(
-          'mamba2_layer_2b',
-          [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, i.y, dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState,
-            c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2EarlyBC ? 1 : 0],
-          stepWork + i.work + o.work >= MIN_PARALLEL_WORK,
-        );
-      } else if (i && o) {
-        const [lo, hi] = a.dtLimit;
-        this.runtime.runTeam('mamba2_layer', [c.in(inp!.h), i.desc, H, c.in(a.dtBias), lo, hi, ...args, o.desc], stepWork + i.work + o.work >= MIN_PARALLEL_WORK);
-      } else if (o) this.runtime.runTeam('mamba2_step_out', [...args, o.desc], stepWork + o.work >= MIN_PARALLEL_WORK);
-      else this.runtime.runTeam('mamba2_step', [...args, ...this.prefetchArgs(a.next)], stepWork >= MIN_PARALLEL_WORK);
-      // Δ observed: what observeDelta computes (same function, same inputs; the layer kernel's own f64 copy of it)
-      a.onDelta?.(dtHost ? new Tensor(this, dtHost, [batch, 1, nh]) : c.result(dt, [batch, 1, nh]));
-      return o ? c.result(o.y, [batch, 1, o.N]) : c.result(yo, [batch, 1, W]);
-    });
+    const convState = c.resident(a.convState), ssmState = c.resident(a.ssmState);
+    if (W % a.normGroupSize !== 0 || convState === undefined || ssmState === undefined) return null;
+    if (zxbcdt && zxbcdt.shape[2] !== width) return null;
+    const H = inp ? inp.H : 0;
+    const i = inp ? this.stepOutDesc(c, inp, batch, H, this.touchState ? a.ssmState : null) : null;
+    if (inp && (!i || i.N !== width || !out)) return null;
+    const o = out ? this.stepOutDesc(c, out, batch, W) : null;
+    if (out && !o) return null;
+    const yo = c.out(batch * W);
+    const work = c.out(batch * (convDim + W));
+    const counter = c.zeros(2); // (i32 zeros: the step's barriers, the layer kernel's after in_proj)
+    let dt: number, dtHost: Float32Array | null = null;
+    if (i) dt = c.out(batch * nh); // (the layer kernel computes Δ)
+    else {
+      // Δ: bias, softplus and limits on the JS side, as the unfused path does
+      const all = zxbcdt!.storage as Float32Array;
+      const dtRaw = new Float32Array(batch * nh);
+      for (let b = 0; b < batch; b++) dtRaw.set(all.subarray(b * width + W + convDim, (b + 1) * width), b * nh);
+      dtHost = processDt(dtRaw, a.dtBias ? (a.dtBias.storage as Float32Array) : null, nh, a.dtLimit);
+      dt = c.data(dtHost);
+    }
+    const args = [
+      i ? i.y : c.in(zxbcdt), dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState, c.in(a.norm), a.normEps, a.normGroupSize,
+      yo, work, counter, batch, nh, hd, G, N, K,
+    ];
+    const stepWork = 3 * batch * W * N;
+    const total = stepWork + (i ? i.work : 0) + (o ? o.work : 0);
+    let layer: { kernel: 'mamba2_layer_2b' | 'mamba2_layer'; args: number[] } | null = null;
+    if (i && o && this.m2TwoBarriers) {
+      // per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN], g [batch, W] (a multiple of 64 bytes)
+      const [lo, hi] = a.dtLimit;
+      const privStride = Math.ceil((4 * batch * (2 * G * N * (K + 1) + W)) / 64) * 64;
+      const priv = c.out((this.runtime.threads * privStride) / 4);
+      layer = {
+        kernel: 'mamba2_layer_2b',
+        args: [i.desc, H, c.in(a.dtBias), lo, hi, i.y, dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState,
+          c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2EarlyBC ? 1 : 0],
+      };
+    } else if (i && o) {
+      const [lo, hi] = a.dtLimit;
+      layer = { kernel: 'mamba2_layer', args: [i.desc, H, c.in(a.dtBias), lo, hi, ...args, o.desc] };
+    }
+    return { args, layer, o, y: yo, dt, dtHost, work: total };
   }
 
   /**
@@ -1153,14 +1349,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'decodeOneCall' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _DECODE_ONE_CALL, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
@@ -1179,6 +1375,29 @@ function envStepPrefetch(): number {
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
+}
+
+/** a dropped backend's decodeStack plan: its scratch back to the thread pool's heap (the pool outlives backends) */
+const PLANS = new FinalizationRegistry<{ heap: Heap; offs: number[] }>(({ heap, offs }) => {
+  for (let i = offs.length - 1; i >= 0; i--) heap.release(offs[i]);
+});
+
+/** decodeStack's plan (WasmBackend.stackPlan): offsets are bytes into wasm memory */
+interface StackPlan {
+  key: unknown[];
+  /** everything it allocated (released when the plan is replaced) */
+  scratch: number[];
+  /** counters to zero before each call: (offset, floats) */
+  zeros: Array<[number, number]>;
+  /** arrays it copied into wasm memory (not resident there), copied again before each call */
+  copies: Array<[number, Float32Array]>;
+  /** decode_stack's arguments but t and T */
+  args: number[];
+  parallel: boolean;
+  /** x [b, H] (copied in), the normed rows (no head) or the ids (head) */
+  x: number;
+  last: number;
+  ids: number;
 }
 
 /** The scratch of one wasm op call (WasmBackend.op); offsets are bytes into wasm memory. */

@@ -24,3 +24,4 @@ export * from './linear_multi';
 export * from './step_out';
 export * from './gemv_variants';
 export * from './attn_layer';
+export * from './stack';
