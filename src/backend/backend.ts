@@ -137,6 +137,18 @@ export interface AttentionDecodeArgs {
   scale: number;
 }
 
+/**
+ * A prefill's attention half (L ≥ 2 new positions per row) for `attentionPrefill`: q/k/v of h, RoPE, the KV cache
+ * write (where there is a cache), causal attention and o_proj.
+ */
+export interface AttentionPrefillArgs extends Omit<AttentionDecodeArgs, 'h' | 'cacheK' | 'cacheV'> {
+  /** [b, L, H] */
+  h: Tensor;
+  /** [b, T, Hkv, hd] each, T ≥ pastLen[r] + L: the new k/v go to positions pastLen[r] … (null: no cache, pastLen zeros) */
+  cacheK: Tensor | null;
+  cacheV: Tensor | null;
+}
+
 /** Causal (grouped-query) attention with an optional KV cache. */
 export interface AttentionArgs {
   /** [b, L, Hq, hd] */
@@ -286,6 +298,12 @@ export interface Backend {
    * handle these (the caller then runs those ops).
    */
   attentionDecode?(a: AttentionDecodeArgs): Tensor | null;
+  /**
+   * Optional (wasm prefill): a prefill's attention half in one call (AttentionPrefillArgs): the same numbers as
+   * `linearMany`, `rope`, `attention` (its cache write) and `linear`, the result [b, L, H']. null when it does not
+   * handle these (the caller then runs those ops).
+   */
+  attentionPrefill?(a: AttentionPrefillArgs): Tensor | null;
   /**
    * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
    * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when

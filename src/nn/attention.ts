@@ -81,6 +81,17 @@ export class Attention implements Mixer {
       });
       if (y) return ops.reshape(y, [b, 1, y.shape[1]]);
     }
+    if (L > 1) {
+      // prefill: the whole half in one backend call where it has one (wasm: ops.attentionPrefill), else the ops below
+      const pastP = ctx.state ? ctx.pastLen : new Array<number>(b).fill(0);
+      if (ctx.state) this.reserve(ctx.state, Math.max(...pastP) + L);
+      const y = ops.attentionPrefill({
+        h, q: [w.q, w.qBias], k: [w.k, w.kBias], v: [w.v, w.vBias], o: [w.o, w.oBias],
+        nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, rope: o.rope, cacheK: ctx.state ? ctx.state.k : null,
+        cacheV: ctx.state ? ctx.state.v : null, pastLen: pastP, scale: o.scale ?? 1 / Math.sqrt(o.headDim),
+      });
+      if (y) return y;
+    }
     const [qh, kh, vh] = ops.linearMany(h, [[w.q, w.qBias], [w.k, w.kBias], [w.v, w.vBias]]);
     let q = ops.reshape(qh, [b, L, o.nHeads, o.headDim]);
     let k = ops.reshape(kh, [b, L, o.nKvHeads, o.headDim]);

@@ -32,7 +32,7 @@
 // head dequantized into per-thread scratch and the f32 block code run on it (in L1). Prefill converts the tiles it
 // packs. The cache streams 1.125 bytes per value.
 
-import { linear_f32 } from './linear';
+import { gemm_nt_f32_fma, linear_f32 } from './linear';
 import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
@@ -975,11 +975,12 @@ function packVt(v0: usize, rowB: usize, bk: i32, hd: i32, dst: usize): void {
  * Flash-style causal attention over query tiles: q, out [b, L, Hq, hd]; past: i32 [b]; tiles of BQ positions × G
  * heads against BK keys; fmt: the cache's format (see the top). scratch: per thread tileFloats (see the JS side:
  * M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ; 16-bit caches: + BK·hd for a V tile as f32); counter: two i32, zeroed (the
- * next item).
+ * next item). fma: S = QKᵀ and PV on gemm_nt_f32_fma's 2×4 tiles (fused multiply-adds in the relaxed build; the plain
+ * build: linear_f32's bits), else on linear_f32's (the kernel before session 31).
  */
 export function attention_prefill(
   q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, t: i32, T: i32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, fma: i32, t: i32, T: i32,
 ): void {
   const G = Hq / Hkv;
   const Mmax = G * BQ;
@@ -1042,7 +1043,8 @@ export function attention_prefill(
         unpackKV(fmt, v0, rowB, bk, hd, Vf);
         packVt(Vf, hdB, bk, hd, Vt);
       }
-      linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
+      if (fma) gemm_nt_f32_fma(Qt, hdB, Kt, hdB, Sb, <usize>bk << 2, M, hd, bk);
+      else linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
       const rowS = <usize>bk << 2;
       for (let i = 0; i < G; i++) {
         for (let tt = 0; tt < bq; tt++) {
@@ -1056,7 +1058,8 @@ export function attention_prefill(
           foldScores(sp, nv, bk, f4(mA, row), f4(lA, row), O + <usize>row * hdB, hd);
         }
       }
-      linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
+      if (fma) gemm_nt_f32_fma(Sb, rowS, Vt, rowS, O2, hdB, M, bk, hd);
+      else linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
       addInto(O, O2, M * hd);
     }
     // out = O / l
