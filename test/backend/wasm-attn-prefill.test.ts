@@ -1,16 +1,17 @@
 /**
  * A prefill's attention half and gated MLP as one op each on the wasm backend (session 31, issue 18):
  * `attentionPrefill` (q/k/v on x packed once, RoPE and the KV cache write in wasm, attention_prefill, o_proj) and
- * `gatedMlp` for prefill-sized x (gate/up on x packed once, SwiGLU in place, down). With `attnFma` off they must give
+ * `gatedMlp` for prefill-sized x (gate/up on x packed once, SwiGLU in place, down). With the same attention tiles they must give
  * the op sequence's bits (the same kernels' arithmetic) — forwards without state, stateful prefills followed by decode
  * steps (which read what the prefill wrote into the caches), a prefill continuing another — for every weight and KV
- * cache format, 1–3 threads, GQA, partial rotary (Bamba) and none (Jamba); really run; and `attnFma` (the attention
- * tiles on fused multiply-adds) stays within 1e-5 of the largest logit of that (1e-3 with q8 weights) and at HF's float32 logits.
+ * cache format, 1–3 threads, GQA, partial rotary (Bamba) and none (Jamba); really run; and the attention tiles
+ * `attnTiles` 'fma' and 'scoresT' (the default: scores transposed, PV accumulated on FMA tiles) stay within 1e-5 of the
+ * largest logit of 'dot' (the tiles before; 1e-3 with q8 weights) and at HF's float32 logits.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
-import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { WasmBackend, type AttnTiles } from '../../src/backend/wasm/index.js';
 import { CpuBackend } from '../../src/backend/cpu/index.js';
 import { RandomTensorSource } from '../../src/models/random.js';
 import { buildModel } from '../../src/models/registry.js';
@@ -18,10 +19,12 @@ import type { CausalLM } from '../../src/models/causal-lm.js';
 import type { KvCacheDType, WeightDType } from '../../src/tensor/dtype.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 
-type Flags = { attnPrefill: boolean; mlpPrefill: boolean; attnFma: boolean };
-const OFF: Flags = { attnPrefill: false, mlpPrefill: false, attnFma: false };
-const FUSED: Flags = { attnPrefill: true, mlpPrefill: true, attnFma: false };
-const DEFAULTS: Flags = { attnPrefill: true, mlpPrefill: true, attnFma: true };
+type Flags = { attnPrefill: boolean; mlpPrefill: boolean; attnTiles: AttnTiles };
+const OFF: Flags = { attnPrefill: false, mlpPrefill: false, attnTiles: 'dot' };
+const FUSED: Flags = { attnPrefill: true, mlpPrefill: true, attnTiles: 'dot' };
+const FUSED_FMA: Flags = { attnPrefill: true, mlpPrefill: true, attnTiles: 'fma' };
+const OPS_T: Flags = { attnPrefill: false, mlpPrefill: false, attnTiles: 'scoresT' };
+const DEFAULTS: Flags = { attnPrefill: true, mlpPrefill: true, attnTiles: 'scoresT' };
 
 /** `run` with the flags set, and how many attentionPrefill / prefill gatedMlp calls ran in one op */
 async function withFlags<T>(be: WasmBackend, f: Flags, run: () => Promise<T>): Promise<{ out: T; attn: number; mlp: number }> {
@@ -66,7 +69,7 @@ function close(got: Float32Array[], want: Float32Array[], rel: number, what: str
   }
 }
 
-describe('wasm backend: a prefill\'s attention half and gated MLP in one op each (attnPrefill, mlpPrefill, attnFma)', () => {
+describe('wasm backend: a prefill\'s attention half and gated MLP in one op each (attnPrefill, mlpPrefill), attention tiles (attnTiles)', () => {
   // llama-tiny: GQA 4/2 × 16; bamba-tiny / bamba-variant: partial rotary, hybrids (3/1 heads); jamba-tiny: no rotary, MoE;
   // granite-hybrid-tiny: residual / logits multipliers
   const runs: Array<[string, number, WeightDType, KvCacheDType]> = [
@@ -74,20 +77,27 @@ describe('wasm backend: a prefill\'s attention half and gated MLP in one op each
     ['bamba-tiny', 2, 'f32', 'f32'], ['bamba-variant', 3, 'q8', 'f16'], ['jamba-tiny', 2, 'f32', 'f32'], ['granite-hybrid-tiny', 1, 'f32', 'f32'],
   ];
   for (const [name, threads, weights, kvCache] of runs) {
-    it(`${name}, ${weights} weights, ${kvCache} KV cache, ${threads} thread(s): the op sequence's bits, ran, and attnFma within 1e-5`, async () => {
+    it(`${name}, ${weights} weights, ${kvCache} KV cache, ${threads} thread(s): the op sequence's bits, ran, and the tiles within 1e-5`, async () => {
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights, kvCache });
       const be = model.lm.backend as unknown as WasmBackend;
       const ref = loadReference(hfFixture(name));
       const ids = ref.ids('input_ids');
       const off = await withFlags(be, OFF, () => logitsOf(model.lm, ids));
       const fused = await withFlags(be, FUSED, () => logitsOf(model.lm, ids));
+      const fma = await withFlags(be, FUSED_FMA, () => logitsOf(model.lm, ids));
+      const opsT = await withFlags(be, OPS_T, () => logitsOf(model.lm, ids));
       const dflt = await withFlags(be, DEFAULTS, () => logitsOf(model.lm, ids));
-      assert.equal(off.attn + off.mlp, 0, 'off: the op sequence');
-      assert.ok(fused.attn > 0, 'on: attentionPrefill ran');
-      for (let i = 0; i < off.out.length; i++) assert.deepEqual(fused.out[i], off.out[i], `${i === 0 ? 'forward' : `prefill / step ${i - 1}`}: logits differ`);
+      assert.equal(off.attn + off.mlp + opsT.attn + opsT.mlp, 0, 'off: the op sequence');
+      assert.ok(fused.attn > 0 && dflt.attn > 0, 'on: attentionPrefill ran');
+      for (let i = 0; i < off.out.length; i++) {
+        const what = i === 0 ? 'forward' : `prefill / step ${i - 1}`;
+        assert.deepEqual(fused.out[i], off.out[i], `${what}: logits differ (dot tiles)`);
+        assert.deepEqual(dflt.out[i], opsT.out[i], `${what}: logits differ (scoresT tiles)`);
+      }
       // (q8 weights: the next layer's integer GEMM rounds its activations to 13 bits, which turns the tiles' other
       // roundings into steps of up to a quantum of x: within 1e-3 there, as ssdFma)
-      close(dflt.out, off.out, weights === 'q8' ? 1e-3 : 1e-5, 'attnFma');
+      close(fma.out, off.out, weights === 'q8' ? 1e-3 : 1e-5, 'fma tiles');
+      close(dflt.out, off.out, weights === 'q8' ? 1e-3 : 1e-5, 'scoresT tiles');
       if (weights === 'f32' && kvCache === 'f32') close([dflt.out[0]], [ref.f32('logits')], 1e-4, "HF's logits");
     });
   }
@@ -107,10 +117,14 @@ describe('wasm backend: a prefill\'s attention half and gated MLP in one op each
       const run = async (): Promise<Float32Array[]> => [(await lm.forward(ids)).logits.data.slice(), ...(await logitsOf(lm, [ids[1]]))];
       const off = await withFlags(be, OFF, run);
       const fused = await withFlags(be, FUSED, run);
+      const opsT = await withFlags(be, OPS_T, run);
       const dflt = await withFlags(be, DEFAULTS, run);
       assert.ok(fused.attn > 0 && fused.mlp > 0 && off.attn + off.mlp === 0, 'on: both ops ran; off: neither');
-      for (let i = 0; i < off.out.length; i++) assert.deepEqual(fused.out[i], off.out[i], `${i}: logits differ`);
-      close(dflt.out, off.out, 1e-5, 'attnFma');
+      for (let i = 0; i < off.out.length; i++) {
+        assert.deepEqual(fused.out[i], off.out[i], `${i}: logits differ (dot tiles)`);
+        assert.deepEqual(dflt.out[i], opsT.out[i], `${i}: logits differ (scoresT tiles)`);
+      }
+      close(dflt.out, off.out, 1e-5, 'scoresT tiles');
       const want = [(await cpu.forward(ids)).logits.data.slice(), ...(await logitsOf(cpu, [ids[1]]))];
       close(dflt.out, want, 1e-4, 'TypeScript reference');
     });
@@ -134,6 +148,6 @@ describe('wasm backend: a prefill\'s attention half and gated MLP in one op each
     assert.deepEqual(calls, [false, false], 'option off: declined');
     assert.throws(() => new WasmBackend({ threads: 1, attnPrefill: 1 as unknown as boolean }), /"attnPrefill" must be true or false/);
     assert.throws(() => new WasmBackend({ threads: 1, mlpPrefill: 'no' as unknown as boolean }), /"mlpPrefill" must be true or false/);
-    assert.throws(() => new WasmBackend({ threads: 1, attnFma: null as unknown as boolean }), /"attnFma" must be true or false/);
+    assert.throws(() => new WasmBackend({ threads: 1, attnTiles: 'fast' as unknown as AttnTiles }), /"attnTiles" must be 'scoresT', 'fma' or 'dot'/);
   });
 });

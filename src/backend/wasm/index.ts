@@ -172,11 +172,15 @@ export interface WasmBackendOptions {
    */
   mlpPrefill?: boolean;
   /**
-   * prefill attention's tile products (S = QKᵀ, PV: attention_prefill) with fused multiply-adds (`gemm_nt_f32_fma`,
-   * where the relaxed-SIMD kernels loaded; else a multiply and an add: linear_f32's bits). Default true, or the
-   * environment's MAMBA_TS_WASM_ATTN_FMA=0 for false: linear_f32's tiles, as before. Other roundings (within f32 parity).
+   * prefill attention's tiles (assembly/attention.ts attention_prefill): 'scoresT' (default, or the environment's
+   * MAMBA_TS_WASM_ATTN_TILES) computes each tile's scores transposed (Sᵀ = K·Qᵀ on gemm_nt_f32_fma's tiles, K read in
+   * place from an f32 cache), the online softmax down its columns 4 queries per vector, and accumulates PV into the
+   * output on 4×8 FMA tiles reading V in place (no K copy, no transposed V, no separate PV product and add); 'fma'
+   * the layout before with S = QKᵀ and PV on gemm_nt_f32_fma's tiles; 'dot' the kernel before session 31 (linear_f32's
+   * tiles). FMA: fused multiply-adds where the relaxed-SIMD kernels loaded, else a multiply and an add ('fma' then
+   * gives 'dot''s bits). Other roundings (within f32 parity).
    */
-  attnFma?: boolean;
+  attnTiles?: AttnTiles;
   /**
    * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
@@ -189,6 +193,9 @@ export interface WasmBackendOptions {
 export type WasmGemm = 'blocked' | 'tiles';
 export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 export type AttnDecode = 'rows' | 'heads4';
+export type AttnTiles = 'scoresT' | 'fma' | 'dot';
+/** attention_prefill's `mode` codes */
+const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
 
@@ -209,6 +216,11 @@ interface Matrix {
 const KV_FORMAT: Record<KvCacheDType, number> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
 const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
+/**
+ * attnTiles 'scoresT': ≈ 32 query rows per tile (llama-130m's layer, one thread: 10.3–10.6 ms against 10.8–11.5 with
+ * 64, the scores and the output tile staying in L1 with K and V read in place; and twice the items to share)
+ */
+const ATTN_TILE_ROWS_T = 32;
 /** a decode row's keys are split among threads only in pieces of at least this many */
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
@@ -285,8 +297,8 @@ export class WasmBackend extends CpuBackend {
   attnPrefill: boolean;
   /** see WasmBackendOptions.mlpPrefill (may be changed between calls: benchmarks compare the two) */
   mlpPrefill: boolean;
-  /** see WasmBackendOptions.attnFma (may be changed between calls: benchmarks compare the two) */
-  attnFma: boolean;
+  /** see WasmBackendOptions.attnTiles (may be changed between calls: benchmarks compare them) */
+  attnTiles: AttnTiles;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -323,7 +335,8 @@ export class WasmBackend extends CpuBackend {
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
     this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
-    this.attnFma = flagOption(opts, 'attnFma', envFlag('MAMBA_TS_WASM_ATTN_FMA', true));
+    this.attnTiles = opts.attnTiles ?? envChoice<AttnTiles>('MAMBA_TS_WASM_ATTN_TILES', ['scoresT', 'fma', 'dot'], LoadOptionError) ?? 'scoresT';
+    if (ATTN_TILES[this.attnTiles] === undefined) throw new LoadOptionError(`wasm backend: option "attnTiles" must be 'scoresT', 'fma' or 'dot', got ${String(opts.attnTiles)}`);
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
@@ -1037,13 +1050,13 @@ export class WasmBackend extends CpuBackend {
    */
   private prefillTiles(c: OpScratch, qo: number, ko: number, vo: number, yo: number, ints: number, b: number, L: number, Hq: number, Hkv: number, hd: number, cap: number, scale: number, fmt: number, maxPast: number): void {
     const G = Hq / Hkv;
-    const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
-    const M = G * BQ;
-    const tileFloats = Math.ceil((M * (3 * hd + BK + 2) + (fmt ? 3 : 2) * BK * hd) / 16) * 16;
+    const BQ = Math.max(1, Math.floor((this.attnTiles === 'scoresT' ? ATTN_TILE_ROWS_T : ATTN_TILE_ROWS) / G)), BK = ATTN_TILE_KEYS;
+    const Mp = Math.ceil((G * BQ) / 4) * 4; // (the tile's rows, rounded up to 4 for 'scoresT')
+    const tileFloats = Math.ceil((Mp * (3 * hd + BK + 2) + 3 * BK * hd) / 16) * 16;
     const scratch = c.out(this.runtime.threads * tileFloats);
     const counter = c.zeros(2); // (i32 zeros)
     const work = 2 * b * Hq * L * (maxPast + L / 2) * hd;
-    this.runtime.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, scale, BQ, BK, scratch, tileFloats, counter, fmt, this.attnFma ? 1 : 0], work >= MIN_PARALLEL_WORK);
+    this.runtime.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, scale, BQ, BK, scratch, tileFloats, counter, fmt, ATTN_TILES[this.attnTiles]], work >= MIN_PARALLEL_WORK);
   }
 
   /**
@@ -1282,14 +1295,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer' | 'attnPrefill' | 'mlpPrefill' | 'attnFma', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer' | 'attnPrefill' | 'mlpPrefill', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER, _ATTN_PREFILL, _MLP_PREFILL, _ATTN_FMA): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER, _ATTN_PREFILL, _MLP_PREFILL): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;
