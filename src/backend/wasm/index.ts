@@ -1065,14 +1065,15 @@ export class WasmBackend extends CpuBackend {
    * caches in their format (assembly/attn_layer.ts attn_prefill_rope: rows split among threads), attention_prefill
    * over them (or over k and v themselves without a cache), and o_proj, with q, k, v and the attention output kept in
    * wasm memory. The same bits as linearMany, rope, attention and linear. null (the ops run) where the option is off,
-   * a cache is not wasm-resident (or a q8 cache's position is not whole blocks), or a weight is not a wasm matrix of
+   * for fewer than 32 rows (b · L: the GEMM kernels' threshold), where a cache is not wasm-resident (or a q8 cache's position is not whole blocks), or a weight is not a wasm matrix of
    * the layer's shapes.
    */
   attentionPrefill(a: AttentionPrefillArgs): Tensor | null {
     if (!this.attnPrefill || a.h.shape.length !== 3) return null;
     const [b, L, H] = a.h.shape;
     const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
-    if (L < 2 || Hq % Hkv !== 0) return null;
+    // (fewer rows: the decode kernels' linearMany runs q/k/v in one hand-off, as before)
+    if (L < 2 || b * L < BLOCKED_MIN_ROWS || Hq % Hkv !== 0) return null;
     const rd = a.rope ? a.rope.rotaryDim : 0;
     if (rd % 2 !== 0 || rd > hd) return null; // (the ops name the error)
     const ms = [a.q, a.k, a.v, a.o].map(([w]) => this.matrices.get(w.storage as object));
