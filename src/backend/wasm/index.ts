@@ -613,7 +613,7 @@ export class WasmBackend extends CpuBackend {
    * A gated MLP's down(silu(gate(x)) · up(x)) as one team call (assembly/step_out.ts gated_mlp: both products, the
    * SwiGLU on each thread's rows, a barrier, the down product): one hand-off instead of three ops, the same bits.
    * null (the ops run separately) where `fuseProducts` is off or a product is not one the decode kernels run (see
-   * stepOutDesc: q4 weights, prefill-sized x).
+   * stepOutDesc: q4 weights, prefill-sized x). Prefill-sized x (from 32 rows) with `mlpPrefill` on: gatedMlpPrefill.
    */
   gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null {
     const [M, H] = x.shape;
