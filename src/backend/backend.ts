@@ -138,12 +138,24 @@ export interface AttentionDecodeArgs {
 }
 
 /**
+ * The pre-norm and the residual around a sublayer f of a decoder block: x + scale · f(rmsNorm(x, norm, eps)) (norm
+ * null: f(x)), as DecoderLM computes it with `rmsNorm`, `scale` and `add` (the same numbers).
+ */
+export interface SublayerResidual {
+  norm: Tensor | null;
+  eps: number;
+  scale: number;
+}
+
+/**
  * A prefill's attention half (L ≥ 2 new positions per row) for `attentionPrefill`: q/k/v of h, RoPE, the KV cache
  * write (where there is a cache), causal attention and o_proj.
  */
 export interface AttentionPrefillArgs extends Omit<AttentionDecodeArgs, 'h' | 'cacheK' | 'cacheV'> {
-  /** [b, L, H] */
+  /** [b, L, H] (with `residual`: the residual stream x, the layer's input before its norm) */
   h: Tensor;
+  /** given: the result is x + scale · o_proj(…) of h = x, with q/k/v of rmsNorm(x) (SublayerResidual) */
+  residual?: SublayerResidual;
   /** [b, T, Hkv, hd] each, T ≥ pastLen[r] + L: the new k/v go to positions pastLen[r] … (null: no cache, pastLen zeros) */
   cacheK: Tensor | null;
   cacheV: Tensor | null;
@@ -288,10 +300,12 @@ export interface Backend {
    */
   linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
   /**
-   * Optional (wasm decode): a gated MLP, down(silu(gate(x)) · up(x)) for x [M, H], each [weight, bias], in one call;
-   * the same numbers as `linearMany`, `siluMul` and `linear`. null when it does not handle these.
+   * Optional (wasm decode and prefill): a gated MLP, down(silu(gate(x)) · up(x)) for x [M, H], each [weight, bias], in
+   * one call; the same numbers as `linearMany`, `siluMul` and `linear`. With `residual`: x is the residual stream and
+   * the result x + scale · down(…) of rmsNorm(x) (SublayerResidual). null when it does not handle these (a given
+   * `residual` included).
    */
-  gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null;
+  gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null;
   /**
    * Optional (wasm decode): a decode step's attention half in one call (AttentionDecodeArgs): the same numbers as
    * `linearMany`, `rope`, `attention` (its cache append) and `linear`, the result [b, H']. null when it does not

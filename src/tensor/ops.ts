@@ -2,7 +2,7 @@
  * Front-end ops: validate shapes (errors name the op and the shapes) and that all tensor inputs share one
  * backend, then dispatch to the backend of the first input. Model files call these, never a backend directly.
  */
-import type { AttentionArgs, AttentionDecodeArgs, AttentionPrefillArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import type { AttentionArgs, AttentionDecodeArgs, AttentionPrefillArgs, SublayerResidual, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
@@ -241,7 +241,32 @@ export function attentionPrefill(a: AttentionPrefillArgs): Tensor | null {
     expectShape('linear', 'bias', bias, [w.shape[0]]);
     sameBackend('linear', 'x', { x: h, w, bias });
   }
+  if (a.residual && !residualOk(h, a.residual)) return null;
   return h.backend.attentionPrefill(a);
+}
+
+/** a SublayerResidual's norm fits x (and needs no gradient); an unfit one is left to the op sequence, which names the error */
+function residualOk(x: Tensor, r: SublayerResidual): boolean {
+  const H = x.shape[x.shape.length - 1];
+  return !r.norm || (r.norm.shape.length === 1 && r.norm.shape[0] === H && r.norm.backend === x.backend && !needsGrad(r.norm));
+}
+
+/**
+ * x + scale · gatedMlp(rmsNorm(x, norm, eps)) (SublayerResidual: a decoder block's MLP sublayer with its pre-norm and
+ * residual) in one backend call where the backend takes it (wasm prefill); null otherwise (also with gradients): the
+ * caller then runs rmsNorm, gatedMlp, scale and add (the same numbers).
+ */
+export function gatedMlpResidual(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual: SublayerResidual): Tensor | null {
+  const H = x.shape[x.shape.length - 1];
+  const ws = [gate, up, down];
+  if (!x.backend.gatedMlp || ws.some(([w, bias]) => needsGrad(x, w, bias)) || !residualOk(x, residual)) return null;
+  if (gate[0].shape[1] !== H || up[0].shape[1] !== H || down[0].shape[0] !== H) return null;
+  for (const [w, bias] of ws) {
+    expectShape('linear', 'bias', bias, [w.shape[0]]);
+    sameBackend('linear', 'x', { x, w, bias });
+  }
+  const y = x.backend.gatedMlp(reshape(x, [x.size / H, H]), gate, up, down, residual);
+  return y ? reshape(y, x.shape) : null;
 }
 
 /** Split the last dim into pieces of the given sizes. */

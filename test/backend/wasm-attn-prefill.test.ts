@@ -18,6 +18,7 @@ import { buildModel } from '../../src/models/registry.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
 import type { KvCacheDType, WeightDType } from '../../src/tensor/dtype.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import * as ops from '../../src/tensor/ops.js';
 import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
 
 type Flags = { attnPrefill: boolean; mlpPrefill: boolean; attnTiles: AttnTiles };
@@ -36,8 +37,8 @@ async function withFlags<T>(be: WasmBackend, f: Flags, run: () => Promise<T>): P
     if (y) attn++;
     return y;
   };
-  be.gatedMlp = (x, g, u, d) => {
-    const y = mlp(x, g, u, d);
+  be.gatedMlp = (x, g, u, d, residual) => {
+    const y = mlp(x, g, u, d, residual);
     if (y && x.shape[0] >= 32) mlps++;
     return y;
   };
@@ -131,6 +132,24 @@ describe('wasm backend: a prefill\'s attention half and gated MLP in one op each
     });
   }
 
+  it('gatedMlp with a residual: the bits of rmsNorm, the MLP, scale and add (scale 0.3, not an f32; no norm)', () => {
+    const be = new WasmBackend({ threads: 2 });
+    let seed = 5;
+    const r = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+    const [M, H, I] = [40, 36, 44];
+    const mat = (N: number, K: number) => be.fromHost(Float32Array.from({ length: N * K }, r), [N, K], { matrix: true });
+    const [g, u, d] = [[mat(I, H), null], [mat(I, H), null], [mat(H, I), null]] as Array<[Tensor, null]>;
+    const x = new Tensor(be, Float32Array.from({ length: M * H }, r), [M, H]);
+    const norm = be.fromHost(Float32Array.from({ length: H }, r), [H]);
+    for (const [w, s] of [[norm, 0.3], [null, 1], [norm, 1]] as const) {
+      const got = be.gatedMlp(x, g, u, d, { norm: w, eps: 1e-5, scale: s });
+      assert.ok(got, 'handled');
+      const want = ops.add(x, ops.scale(be.gatedMlp(w ? ops.rmsNorm(x, w, 1e-5) : x, g, u, d)!, s));
+      assert.deepEqual(got.storage, want.storage, `norm ${w ? 'on' : 'off'}, scale ${s}`);
+    }
+    assert.equal(be.gatedMlp(new Tensor(be, new Float32Array(H), [1, H]), g, u, d, { norm, eps: 1e-5, scale: 1 }), null, 'decode-sized x with a residual: declined');
+  });
+
   it('declines what it does not run, and checks its options', async () => {
     const be = new WasmBackend({ threads: 1 });
     const lm = buildModel(config, 'random llama', new RandomTensorSource(7), { backend: be });
@@ -141,15 +160,16 @@ describe('wasm backend: a prefill\'s attention half and gated MLP in one op each
       calls.push(y !== null);
       return y;
     };
+    const declined = (what: string) => assert.ok(calls.length >= 2 && calls.every((y) => !y), `${what}: declined (${calls})`);
     await lm.forward([ids[0].slice(0, 31)]);
-    assert.deepEqual(calls, [false, false], 'fewer than 32 rows: declined (linearMany runs q/k/v)');
+    declined('fewer than 32 rows (linearMany runs q/k/v)');
     calls.length = 0;
     await lm.forward([ids[0].slice(0, 16), ids[1].slice(0, 16)]);
-    assert.deepEqual(calls, [true, true], '2 × 16 rows: run');
+    assert.deepEqual(calls, [true, true], '2 × 16 rows: run (one call per layer: the sublayer with its norm and residual)');
     calls.length = 0;
     be.attnPrefill = false;
     await lm.forward([ids[0].slice(0, 40)]);
-    assert.deepEqual(calls, [false, false], 'option off: declined');
+    declined('option off');
     const x = (M: number) => new Tensor(be, new Float32Array(M * 36).fill(0.5), [M, 36]);
     const mlp = (lm as unknown as { spec: { blocks: Array<Array<{ mixer: { w?: { gate: Tensor; up: Tensor; down: Tensor } } }>> } }).spec.blocks[0][1].mixer.w!;
     const [g, u, d] = [[mlp.gate, null], [mlp.up, null], [mlp.down, null]] as Array<[Tensor, null]>;

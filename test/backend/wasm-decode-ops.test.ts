@@ -178,8 +178,8 @@ describe('wasm linearMany (several products of one input in one call)', () => {
         return y;
       };
       let mlps = 0;
-      be.gatedMlp = (x, g, u, d) => {
-        const y = mlp(x, g, u, d);
+      be.gatedMlp = (x, g, u, d, residual) => {
+        const y = mlp(x, g, u, d, residual);
         if (y) mlps++;
         return y;
       };

@@ -7,7 +7,7 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type AttentionPrefillArgs, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type AttentionPrefillArgs, type SublayerResidual, type CausalConv1dArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
 import { ropeTable } from '../cpu/kernels.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
@@ -615,10 +615,10 @@ export class WasmBackend extends CpuBackend {
    * null (the ops run separately) where `fuseProducts` is off or a product is not one the decode kernels run (see
    * stepOutDesc: q4 weights, prefill-sized x). Prefill-sized x (from 32 rows) with `mlpPrefill` on: gatedMlpPrefill.
    */
-  gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null {
+  gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null {
     const [M, H] = x.shape;
-    if (this.mlpPrefill && M >= BLOCKED_MIN_ROWS) return this.gatedMlpPrefill(x, gate, up, down);
-    if (!this.fuseProducts) return null;
+    if (this.mlpPrefill && M >= BLOCKED_MIN_ROWS) return this.gatedMlpPrefill(x, gate, up, down, residual);
+    if (!this.fuseProducts || residual) return null;
     return this.op((c) => {
       const dg = this.stepOutDesc(c, { w: gate[0], bias: gate[1] }, M, H), du = this.stepOutDesc(c, { w: up[0], bias: up[1] }, M, H);
       if (!dg || !du || dg.N !== du.N) return null;
@@ -633,22 +633,39 @@ export class WasmBackend extends CpuBackend {
   /**
    * A gated MLP for prefill-sized x [M, H] (WasmBackendOptions.mlpPrefill): gate and up on x packed (q8: quantized)
    * once, silu(gate) · up in place over gate's output, then down; the intermediates stay in wasm memory. The same bits
-   * as `linear` (gate), `linear` (up), `siluMul` and `linear` (down). null where a weight is not a wasm matrix of
-   * these shapes (the ops run).
+   * as `linear` (gate), `linear` (up), `siluMul` and `linear` (down). With `residual`: x is the residual stream, the
+   * MLP reads its RMSNorm and the result is the residual add (preNorm, residualAdd: `rmsNorm`, `scale` and `add`'s
+   * bits). null where a weight is not a wasm matrix of these shapes (the ops run).
    */
-  private gatedMlpPrefill(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null {
+  private gatedMlpPrefill(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null {
     const [M, H] = x.shape;
     const mg = this.matrices.get(gate[0].storage as object), mu = this.matrices.get(up[0].storage as object), md = this.matrices.get(down[0].storage as object);
-    if (!mg || !mu || !md || mg.cols !== H || mu.cols !== H || mu.rows !== mg.rows || md.cols !== mg.rows) return null;
+    if (!mg || !mu || !md || mg.cols !== H || mu.cols !== H || mu.rows !== mg.rows || md.cols !== mg.rows || (residual && md.rows !== H)) return null;
     const I = mg.rows;
     return this.op((c) => {
       const xo = c.in(x);
+      const ho = this.preNorm(c, xo, M, H, residual);
       const packs = new Map<string, number>();
-      const g = this.productAt(c, xo, M, H, mg, gate[1], packs);
-      const u = this.productAt(c, xo, M, H, mu, up[1], packs);
+      const g = this.productAt(c, ho, M, H, mg, gate[1], packs);
+      const u = this.productAt(c, ho, M, H, mu, up[1], packs);
       this.runtime.run('silu_mul', [g, u, g], M * I, 4, 8 * M * I);
-      return c.result(this.productAt(c, g, M, I, md, down[1]), [M, md.rows]);
+      const y = this.productAt(c, g, M, I, md, down[1]);
+      this.residualAdd(xo, y, M * md.rows, residual);
+      return c.result(y, [M, md.rows]);
     });
+  }
+
+  /** a sublayer's input: x at xo itself, or (residual with a norm) rmsNorm(x) into scratch of `c` ([M, H]) */
+  private preNorm(c: OpScratch, xo: number, M: number, H: number, residual: SublayerResidual | undefined): number {
+    if (!residual?.norm) return xo;
+    const ho = c.out(M * H);
+    this.runtime.run('rms_norm', [xo, c.in(residual.norm), ho, H, residual.eps], M, 1, 4 * M * H);
+    return ho;
+  }
+
+  /** (residual) y ← x + scale · y over n floats at yo, x at xo (assembly/norm.ts residual_add) */
+  private residualAdd(xo: number, yo: number, n: number, residual: SublayerResidual | undefined): void {
+    if (residual) this.runtime.run('residual_add', [xo, yo, residual.scale, yo], n, 4, 2 * n);
   }
 
   /**
@@ -1079,6 +1096,7 @@ export class WasmBackend extends CpuBackend {
     const ms = [a.q, a.k, a.v, a.o].map(([w]) => this.matrices.get(w.storage as object));
     const [mq, mk, mv, mo] = ms;
     if (!mq || !mk || !mv || !mo || mq.rows !== Hq * hd || mk.rows !== Hkv * hd || mv.rows !== Hkv * hd || mq.cols !== H || mk.cols !== H || mv.cols !== H || mo.cols !== Hq * hd) return null;
+    if (a.residual && mo.rows !== H) return null;
     const rowKV = Hkv * hd;
     const cached = a.cacheK !== null && a.cacheV !== null;
     const kv = cached ? kvOf(a.cacheK!) : 'f32';
@@ -1091,10 +1109,11 @@ export class WasmBackend extends CpuBackend {
       const kc = cached ? c.resident(a.cacheK!) : 0, vc = cached ? c.resident(a.cacheV!) : 0;
       if (kc === undefined || vc === undefined) return null;
       const xo = c.in(a.h);
+      const ho = this.preNorm(c, xo, M, H, a.residual);
       const packs = new Map<string, number>();
-      const q = this.productAt(c, xo, M, H, mq, a.q[1], packs);
-      const k = this.productAt(c, xo, M, H, mk, a.k[1], packs);
-      const v = this.productAt(c, xo, M, H, mv, a.v[1], packs);
+      const q = this.productAt(c, ho, M, H, mq, a.q[1], packs);
+      const k = this.productAt(c, ho, M, H, mk, a.k[1], packs);
+      const v = this.productAt(c, ho, M, H, mv, a.v[1], packs);
       const ints = c.out(b);
       new Int32Array(rt.memory.buffer, ints, b).set(past);
       const cs = rd ? c.data(this.ropePrefill(past, L, rd, a.rope!.theta)) : 0;
@@ -1102,7 +1121,9 @@ export class WasmBackend extends CpuBackend {
       if (rd || cached) rt.run('attn_prefill_rope', [q, k, v, L, Hq, Hkv, hd, rd, cs, kc, vc, cap, fmt, ints], M, 1, M * (Hq + 2 * Hkv) * hd * 4);
       const att = c.out(M * Hq * hd);
       this.prefillTiles(c, q, cached ? kc : k, cached ? vc : v, att, ints, b, L, Hq, Hkv, hd, cap, a.scale, fmt, Math.max(...past));
-      return c.result(this.productAt(c, att, M, Hq * hd, mo, a.o[1]), [b, L, mo.rows]);
+      const y = this.productAt(c, att, M, Hq * hd, mo, a.o[1]);
+      this.residualAdd(xo, y, M * mo.rows, a.residual);
+      return c.result(y, [b, L, mo.rows]);
     });
   }
 
