@@ -521,6 +521,8 @@ export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 's
   /** the SSD algorithm asked for and its chunk length (as SsdArgs) */
   algorithm: SsdAlgorithm;
   chunkSize: number;
+  /** given: h is the residual stream x; in_proj reads rmsNorm(x) and the result is x + scale · out_proj(…) (SublayerResidual) */
+  residual?: SublayerResidual;
 };
 
 export interface Mamba1StepArgs {

@@ -1249,12 +1249,14 @@ export class WasmBackend extends CpuBackend {
     const mi = this.matrices.get(a.inProj.storage as object), mo = this.matrices.get(a.outProj.storage as object);
     if (a.h.shape.length !== 3 || L < 2 || L < this.ssdChunkedMinLength || !mi || !mo) return null;
     if (mi.rows !== width || mi.cols !== H || mo.cols !== W || convRows !== convDim || W % a.normGroupSize !== 0 || nh % G !== 0) return null;
+    if (a.residual && mo.rows !== H) return null;
     const [lo, hi] = a.dtLimit;
     if (!(lo <= hi)) return null; // (the op sequence's processDt names the error)
     const M = batch * L;
     const rt = this.runtime;
     return this.op((c) => {
-      const zx = this.productAt(c, c.in(a.h), M, H, mi, a.inProjBias);
+      const xo = c.in(a.h);
+      const zx = this.productAt(c, this.preNorm(c, xo, M, H, a.residual), M, H, mi, a.inProjBias);
       // conv1d + SiLU of the xBC columns: K ≤ 4 in place, time outermost (causal_conv1d_timewise); else into a buffer
       // of its own (causal_conv1d_rows reads x_{t−j} back)
       const inPlace = K <= 4;
@@ -1279,7 +1281,9 @@ export class WasmBackend extends CpuBackend {
       ], 4 * M * W * N >= MIN_PARALLEL_WORK);
       // g = norm(y · silu(z)) over y
       rt.run('rms_norm_gated_rows', [y, W, zx, width, c.in(a.norm), y, W, W, a.normGroupSize, a.normEps], M, 1, 16 * M * W);
-      return c.result(this.productAt(c, y, M, W, mo, a.outProjBias), [batch, L, mo.rows]);
+      const out = this.productAt(c, y, M, W, mo, a.outProjBias);
+      this.residualAdd(xo, out, M * mo.rows, a.residual);
+      return c.result(out, [batch, L, mo.rows]);
     });
   }
 
