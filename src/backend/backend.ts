@@ -137,6 +137,30 @@ export interface AttentionDecodeArgs {
   scale: number;
 }
 
+/**
+ * The pre-norm and the residual around a sublayer f of a decoder block: x + scale · f(rmsNorm(x, norm, eps)) (norm
+ * null: f(x)), as DecoderLM computes it with `rmsNorm`, `scale` and `add` (the same numbers).
+ */
+export interface SublayerResidual {
+  norm: Tensor | null;
+  eps: number;
+  scale: number;
+}
+
+/**
+ * A prefill's attention half (L ≥ 2 new positions per row) for `attentionPrefill`: q/k/v of h, RoPE, the KV cache
+ * write (where there is a cache), causal attention and o_proj.
+ */
+export interface AttentionPrefillArgs extends Omit<AttentionDecodeArgs, 'h' | 'cacheK' | 'cacheV'> {
+  /** [b, L, H] (with `residual`: the residual stream x, the layer's input before its norm) */
+  h: Tensor;
+  /** given: the result is x + scale · o_proj(…) of h = x, with q/k/v of rmsNorm(x) (SublayerResidual) */
+  residual?: SublayerResidual;
+  /** [b, T, Hkv, hd] each, T ≥ pastLen[r] + L: the new k/v go to positions pastLen[r] … (null: no cache, pastLen zeros) */
+  cacheK: Tensor | null;
+  cacheV: Tensor | null;
+}
+
 /** Causal (grouped-query) attention with an optional KV cache. */
 export interface AttentionArgs {
   /** [b, L, Hq, hd] */
@@ -276,16 +300,24 @@ export interface Backend {
    */
   linearMany?(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor | null]>): Tensor[] | null;
   /**
-   * Optional (wasm decode): a gated MLP, down(silu(gate(x)) · up(x)) for x [M, H], each [weight, bias], in one call;
-   * the same numbers as `linearMany`, `siluMul` and `linear`. null when it does not handle these.
+   * Optional (wasm decode and prefill): a gated MLP, down(silu(gate(x)) · up(x)) for x [M, H], each [weight, bias], in
+   * one call; the same numbers as `linearMany`, `siluMul` and `linear`. With `residual`: x is the residual stream and
+   * the result x + scale · down(…) of rmsNorm(x) (SublayerResidual). null when it does not handle these (a given
+   * `residual` included).
    */
-  gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null;
+  gatedMlp?(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null;
   /**
    * Optional (wasm decode): a decode step's attention half in one call (AttentionDecodeArgs): the same numbers as
    * `linearMany`, `rope`, `attention` (its cache append) and `linear`, the result [b, H']. null when it does not
    * handle these (the caller then runs those ops).
    */
   attentionDecode?(a: AttentionDecodeArgs): Tensor | null;
+  /**
+   * Optional (wasm prefill): a prefill's attention half in one call (AttentionPrefillArgs): the same numbers as
+   * `linearMany`, `rope`, `attention` (its cache write) and `linear`, the result [b, L, H']. null when it does not
+   * handle these (the caller then runs those ops).
+   */
+  attentionPrefill?(a: AttentionPrefillArgs): Tensor | null;
   /**
    * Optional (wasm): `linear`, touching the memory of `next` (the tensor the caller reads next: a Mamba-2 layer's SSM
    * state before its decode step) meanwhile, so that it is cached when read; the same numbers as `linear`. null when
@@ -513,6 +545,8 @@ export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 's
   /** the SSD algorithm asked for and its chunk length (as SsdArgs) */
   algorithm: SsdAlgorithm;
   chunkSize: number;
+  /** given: h is the residual stream x; in_proj reads rmsNorm(x) and the result is x + scale · out_proj(…) (SublayerResidual) */
+  residual?: SublayerResidual;
 };
 
 export interface Mamba1StepArgs {

@@ -135,9 +135,20 @@ export class DecoderLM implements CausalLM {
       let y = x;
       try {
         for (const sub of s.blocks[i]) {
+          const ctx = { pastLen, state: state ? state.layers[i] : null, onDelta: report };
+          const mixer = sub.mixer;
+          if (mixer.forwardResidual) {
+            // the sublayer with its norm and residual in one backend call where it has one (wasm prefill)
+            const r = { norm: sub.norm, eps: s.normEps, scale: sub.residualScale ?? 1 };
+            const whole = await ls.run(() => mixer.forwardResidual!(y, r, ctx));
+            if (whole) {
+              y = whole;
+              continue;
+            }
+          }
           const out = await ls.run(() => {
             const h = sub.norm ? ops.rmsNorm(y, sub.norm, s.normEps) : y;
-            return sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null, onDelta: report });
+            return mixer.forward(h, ctx);
           });
           y = ls.run(() => ops.add(y, ops.scale(out, sub.residualScale ?? 1)));
         }

@@ -10,7 +10,7 @@
  * With a state, keys/values go to a KV cache that grows (doubling) as sequences lengthen, stored in f32 or (the
  * `kvCache` option) bf16/f16, written round-to-nearest-even.
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, SublayerResidual } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KvCacheDType } from '../tensor/dtype.js';
@@ -68,6 +68,24 @@ export class Attention implements Mixer {
     oldV.dispose();
   }
 
+  /** prefill (L ≥ 2): the sublayer with its norm and residual in one backend call where it has one (ops.attentionPrefill) */
+  async forwardResidual(x: Tensor, r: SublayerResidual, ctx: MixerContext): Promise<Tensor | null> {
+    return x.shape[1] > 1 ? this.prefill(x, ctx, r) : null;
+  }
+
+  /** ops.attentionPrefill of h (with r: h is the residual stream, see SublayerResidual), the caches grown first */
+  private prefill(h: Tensor, ctx: MixerContext, r: SublayerResidual | undefined): Tensor | null {
+    const { w, opts: o } = this;
+    const [b, L] = h.shape;
+    const past = ctx.state ? ctx.pastLen : new Array<number>(b).fill(0);
+    if (ctx.state) this.reserve(ctx.state, Math.max(...past) + L);
+    return ops.attentionPrefill({
+      h, q: [w.q, w.qBias], k: [w.k, w.kBias], v: [w.v, w.vBias], o: [w.o, w.oBias],
+      nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, rope: o.rope, cacheK: ctx.state ? ctx.state.k : null,
+      cacheV: ctx.state ? ctx.state.v : null, pastLen: past, scale: o.scale ?? 1 / Math.sqrt(o.headDim), ...(r ? { residual: r } : {}),
+    });
+  }
+
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, opts: o } = this;
     const [b, L] = h.shape;
@@ -80,6 +98,11 @@ export class Attention implements Mixer {
         pastLen: ctx.pastLen, scale: o.scale ?? 1 / Math.sqrt(o.headDim),
       });
       if (y) return ops.reshape(y, [b, 1, y.shape[1]]);
+    }
+    if (L > 1) {
+      // prefill: the whole half in one backend call where it has one (wasm: ops.attentionPrefill), else the ops below
+      const y = this.prefill(h, ctx, undefined);
+      if (y) return y;
     }
     const [qh, kh, vh] = ops.linearMany(h, [[w.q, w.qBias], [w.k, w.kBias], [w.v, w.vBias]]);
     let q = ops.reshape(qh, [b, L, o.nHeads, o.headDim]);

@@ -11,7 +11,7 @@
  *   y              = norm(y · silu(z))              gated RMSNorm (full width in HF; per group in the official kernels)
  *   out            = out_proj(y)
  */
-import type { Backend, StackMixerArgs } from '../backend/backend.js';
+import type { Backend, StackMixerArgs, SublayerResidual } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -101,6 +101,35 @@ export class Mamba2Mixer implements Mixer {
     };
   }
 
+  /**
+   * prefill: the whole layer in one backend call where it has one (activations kept there between the ops); with r,
+   * h is the residual stream and the call also runs the layer's pre-norm and residual add (SublayerResidual). null
+   * where there is none (or it declines)
+   */
+  private prefill(h: Tensor, ctx: MixerContext, r: SublayerResidual | undefined): Tensor | null {
+    const { w, dims: d, opts } = this;
+    const be = this.backend;
+    const L = h.shape[1];
+    if (!(L > 1 && be.mamba2Prefill && !ctx.onDelta)) return null;
+    const A = w.A.get();
+    if (needsGrad(h, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) return null;
+    if (r?.norm && (needsGrad(r.norm) || r.norm.shape.length !== 1 || r.norm.shape[0] !== h.shape[2])) return null;
+    const st = ctx.state;
+    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    return be.mamba2Prefill({
+      h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+      nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+      convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
+      normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
+      ...(r ? { residual: r } : {}),
+    });
+  }
+
+  /** prefill: the layer with its pre-norm and residual add in one backend call where it has one (see `prefill`) */
+  async forwardResidual(x: Tensor, r: SublayerResidual, ctx: MixerContext): Promise<Tensor | null> {
+    return this.prefill(x, ctx, r);
+  }
+
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, dims: d, opts } = this;
     const [b, L] = h.shape;
@@ -109,19 +138,8 @@ export class Mamba2Mixer implements Mixer {
     const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
     const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
     const be = this.backend;
-    // prefill: the whole layer in one backend call where it has one (activations kept there between the ops)
-    if (L > 1 && be.mamba2Prefill && !ctx.onDelta) {
-      const A = w.A.get();
-      if (!needsGrad(h, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) {
-        const out = be.mamba2Prefill({
-          h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
-          nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-          convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
-          normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
-        });
-        if (out) return out;
-      }
-    }
+    const pre = this.prefill(h, ctx, undefined);
+    if (pre) return pre;
     // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
     const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,

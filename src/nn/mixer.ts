@@ -2,7 +2,7 @@
  * What a sublayer of a decoder block is: a function of the normed hidden states that may carry
  * per-sequence state between calls (Mamba: conv window + SSM state; attention: KV cache; MLP: none).
  */
-import type { LayerProjections, StackMixerArgs } from '../backend/backend.js';
+import type { LayerProjections, StackMixerArgs, SublayerResidual } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import { processDt } from '../ssm/ssd.js';
 import * as ops from '../tensor/ops.js';
@@ -28,6 +28,12 @@ export interface Mixer {
   readonly timeTensors: readonly string[];
   /** h: (b, L, H) → (b, L, H) */
   forward(h: Tensor, ctx: MixerContext): Promise<Tensor>;
+  /**
+   * Optional: the whole sublayer x + r.scale · forward(rmsNorm(x, r.norm, r.eps)) in one backend call where the backend
+   * takes it (wasm prefill: the residual stream copied in once, no copy per op); null otherwise (the caller then runs
+   * the norm, `forward` and the residual add: the same numbers).
+   */
+  forwardResidual?(x: Tensor, r: SublayerResidual, ctx: MixerContext): Promise<Tensor | null>;
   /** parameters, for `describe()` */
   readonly parameterCount: number;
   /**

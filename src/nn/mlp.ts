@@ -3,7 +3,7 @@
  * - GatedMLP (SwiGLU; Llama, Bamba, Jamba, Granite's shared MLP): down(silu(gate(x)) · up(x)).
  * - PlainMLP (NemotronH): down(act(up(x))), act = relu² etc.
  */
-import type { Activation } from '../backend/backend.js';
+import type { Activation, SublayerResidual } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { sizeOf, type Mixer } from './mixer.js';
@@ -33,6 +33,11 @@ export class GatedMLP implements Mixer {
   }
   async forward(h: Tensor): Promise<Tensor> {
     return this.apply(h);
+  }
+  /** the sublayer with its norm and residual in one backend call where it has one (ops.gatedMlpResidual: wasm prefill) */
+  async forwardResidual(x: Tensor, r: SublayerResidual): Promise<Tensor | null> {
+    const w = this.w;
+    return ops.gatedMlpResidual(x, [w.gate, w.gateBias ?? null], [w.up, w.upBias ?? null], [w.down, w.downBias ?? null], r);
   }
 }
 

@@ -2,7 +2,7 @@
  * Front-end ops: validate shapes (errors name the op and the shapes) and that all tensor inputs share one
  * backend, then dispatch to the backend of the first input. Model files call these, never a backend directly.
  */
-import type { AttentionArgs, AttentionDecodeArgs, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
+import type { AttentionArgs, AttentionDecodeArgs, AttentionPrefillArgs, SublayerResidual, Backend, CausalConv1dArgs, DiffAttrs, DiffOp, Differentiated, Elementwise, SelectiveScanArgs, SsdArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import { BackendMismatchError, OpError, ShapeError } from '../errors.js';
 import { Tensor, shapeStr, type GradNode, type Shape } from './tensor.js';
@@ -215,6 +215,58 @@ export function attentionDecode(a: AttentionDecodeArgs): Tensor | null {
     sameBackend('linear', 'x', { x: h, w, bias });
   }
   return h.backend.attentionDecode(a);
+}
+
+/**
+ * A prefill's attention half (h [b, L, H]) in one backend call where the backend has `attentionPrefill` (wasm); null
+ * otherwise (also with gradients): the caller then runs linearMany, rope, attention and linear (the same numbers).
+ * Caches, where given, must already hold pastLen[r] + L positions.
+ */
+export function attentionPrefill(a: AttentionPrefillArgs): Tensor | null {
+  const { h } = a;
+  if (!h.backend.attentionPrefill || h.shape.length !== 3) return null;
+  const ws = [a.q, a.k, a.v, a.o];
+  if (needsGrad(h, ...ws.flat())) return null;
+  const op = 'attention';
+  const [b, L] = h.shape;
+  check(a.pastLen.length === b, op, () => `pastLen has ${a.pastLen.length} entries for batch ${b}`);
+  check((a.cacheK === null) === (a.cacheV === null), op, () => 'cacheK and cacheV must both be given or both be null');
+  if (a.cacheK && a.cacheV) {
+    const T = a.cacheK.shape[1];
+    expectShape(op, 'cacheK', a.cacheK, [b, T, a.nKvHeads, a.headDim]);
+    expectShape(op, 'cacheV', a.cacheV, [b, T, a.nKvHeads, a.headDim]);
+    for (const p of a.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
+  } else for (const p of a.pastLen) check(p === 0, op, () => `pastLen ${p} without a cache (expected 0)`);
+  for (const [w, bias] of ws) {
+    expectShape('linear', 'bias', bias, [w.shape[0]]);
+    sameBackend('linear', 'x', { x: h, w, bias });
+  }
+  if (a.residual && !residualOk(h, a.residual)) return null;
+  return h.backend.attentionPrefill(a);
+}
+
+/** a SublayerResidual's norm fits x (and needs no gradient); an unfit one is left to the op sequence, which names the error */
+function residualOk(x: Tensor, r: SublayerResidual): boolean {
+  const H = x.shape[x.shape.length - 1];
+  return !r.norm || (r.norm.shape.length === 1 && r.norm.shape[0] === H && r.norm.backend === x.backend && !needsGrad(r.norm));
+}
+
+/**
+ * x + scale · gatedMlp(rmsNorm(x, norm, eps)) (SublayerResidual: a decoder block's MLP sublayer with its pre-norm and
+ * residual) in one backend call where the backend takes it (wasm prefill); null otherwise (also with gradients): the
+ * caller then runs rmsNorm, gatedMlp, scale and add (the same numbers).
+ */
+export function gatedMlpResidual(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual: SublayerResidual): Tensor | null {
+  const H = x.shape[x.shape.length - 1];
+  const ws = [gate, up, down];
+  if (!x.backend.gatedMlp || ws.some(([w, bias]) => needsGrad(x, w, bias)) || !residualOk(x, residual)) return null;
+  if (gate[0].shape[1] !== H || up[0].shape[1] !== H || down[0].shape[0] !== H) return null;
+  for (const [w, bias] of ws) {
+    expectShape('linear', 'bias', bias, [w.shape[0]]);
+    sameBackend('linear', 'x', { x, w, bias });
+  }
+  const y = x.backend.gatedMlp(reshape(x, [x.size / H, H]), gate, up, down, residual);
+  return y ? reshape(y, x.shape) : null;
 }
 
 /** Split the last dim into pieces of the given sizes. */

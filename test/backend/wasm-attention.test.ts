@@ -101,21 +101,25 @@ describe('wasm attention = CPU reference', () => {
       seed += 10;
       const d = makeData(c, seed);
       const want = run(cpu, c, d, false);
-      const results: Float32Array[] = [];
-      for (const threads of [1, 2] as const) {
-        for (const resident of c.past ? [true, false] : [true]) {
-          const got = run(wasm[threads], c, d, resident);
-          const e = maxAbsDiff(got.y, want.y);
-          assert.ok(e <= 2e-5, `${threads} thread(s), resident cache ${resident}: max |Δ| = ${e}`);
-          if (want.cacheK) {
-            assert.deepEqual(got.cacheK, want.cacheK, 'keys written into the cache');
-            assert.deepEqual(got.cacheV, want.cacheV, 'values written into the cache');
+      // prefill: every tile kernel (attnTiles; the default last, so that the backends are left with it)
+      for (const tiles of c.L > 1 ? (['dot', 'fma', 'scoresT'] as const) : (['scoresT'] as const)) {
+        const results: Float32Array[] = [];
+        for (const threads of [1, 2] as const) {
+          wasm[threads].attnTiles = tiles;
+          for (const resident of c.past ? [true, false] : [true]) {
+            const got = run(wasm[threads], c, d, resident);
+            const e = maxAbsDiff(got.y, want.y);
+            assert.ok(e <= 2e-5, `${tiles} tiles, ${threads} thread(s), resident cache ${resident}: max |Δ| = ${e}`);
+            if (want.cacheK) {
+              assert.deepEqual(got.cacheK, want.cacheK, 'keys written into the cache');
+              assert.deepEqual(got.cacheV, want.cacheV, 'values written into the cache');
+            }
+            results.push(got.y);
           }
-          results.push(got.y);
         }
+        // prefill tiles are taken in any order but each is computed the same way: the thread count changes nothing
+        if (c.L > 1) assert.deepEqual(results[results.length - 1], results[0], `${tiles} tiles: 1 and 2 threads give identical results`);
       }
-      // prefill tiles are taken in any order but each is computed the same way: the thread count changes nothing
-      if (c.L > 1) assert.deepEqual(results[results.length - 1], results[0], '1 and 2 threads give identical results');
     });
   }
 

@@ -178,8 +178,8 @@ describe('wasm linearMany (several products of one input in one call)', () => {
         return y;
       };
       let mlps = 0;
-      be.gatedMlp = (x, g, u, d) => {
-        const y = mlp(x, g, u, d);
+      be.gatedMlp = (x, g, u, d, residual) => {
+        const y = mlp(x, g, u, d, residual);
         if (y) mlps++;
         return y;
       };
@@ -228,7 +228,8 @@ describe('wasm gatedMlp (a SwiGLU MLP in one team call, session 30)', () => {
   }
 
   it('declines prefill-sized x, q4 weights and fuseProducts off (the ops then run separately)', () => {
-    const be = new WasmBackend({ threads: 2, weights: 'q8' });
+    // (prefill-sized x with mlpPrefill on, the default: the prefill op of session 31, wasm-attn-prefill.test.ts)
+    const be = new WasmBackend({ threads: 2, weights: 'q8', mlpPrefill: false });
     const [H, I] = [64, 96];
     const m = (N: number, K: number) => be.fromHost(new Float32Array(N * K).fill(0.25), [N, K], { matrix: true });
     const [g, u, d]: Array<[Tensor, Tensor | null]> = [[m(I, H), null], [m(I, H), null], [m(H, I), null]];

@@ -7,7 +7,7 @@
  * do the chunked scan and the quadratic SSD form, when a model asks for them: `prefill`). Activations produced by TypeScript
  * kernels stay on the JS heap; a wasm kernel copies what it needs into scratch memory and back.
  */
-import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type CausalConv1dArgs, type DecodeStackArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
+import { PREFILL_SUPPORT, type StoredMatrix, type AttentionArgs, type AttentionDecodeArgs, type AttentionPrefillArgs, type SublayerResidual, type CausalConv1dArgs, type DecodeStackArgs, type Mamba1LayerArgs, type Mamba1StepArgs, type Mamba2LayerArgs, type Mamba2PrefillArgs, type Mamba2StepArgs, type PrefillSupport, type SelectiveScanArgs, type SsdArgs } from '../backend.js';
 import { CpuBackend, kvOf, writeRowsKv, type KvArray } from '../cpu/index.js';
 import { ropeTable } from '../cpu/kernels.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
@@ -169,6 +169,29 @@ export interface WasmBackendOptions {
    */
   attnLayer?: boolean;
   /**
+   * prefill: an attention layer's q/k/v products on x packed (q8: quantized) once, RoPE and the KV cache write in wasm,
+   * attention over the tiles and o_proj as one op (`attentionPrefill`: q, k, v and the attention output kept in wasm
+   * memory, one copy in and one out). Default true, or the environment's MAMBA_TS_WASM_ATTN_PREFILL=0 for false: the op
+   * sequence, as before (benchmarks compare the two). The same bits either way.
+   */
+  attnPrefill?: boolean;
+  /**
+   * prefill: a gated MLP's gate and up products on x packed (q8: quantized) once, SwiGLU in place in wasm memory and the
+   * down product as one op (`gatedMlp` for prefill-sized x; one copy in and one out). Default true, or the environment's
+   * MAMBA_TS_WASM_MLP_PREFILL=0 for false: linear, linear, siluMul, linear, as before. The same bits either way.
+   */
+  mlpPrefill?: boolean;
+  /**
+   * prefill attention's tiles (assembly/attention.ts attention_prefill): 'scoresT' (default, or the environment's
+   * MAMBA_TS_WASM_ATTN_TILES) computes each tile's scores transposed (Sᵀ = K·Qᵀ on gemm_nt_f32_fma's tiles, K read in
+   * place from an f32 cache), the online softmax down its columns 4 queries per vector, and accumulates PV into the
+   * output on 4×8 FMA tiles reading V in place (no K copy, no transposed V, no separate PV product and add); 'fma'
+   * the layout before with S = QKᵀ and PV on gemm_nt_f32_fma's tiles; 'dot' the kernel before session 31 (linear_f32's
+   * tiles). FMA: fused multiply-adds where the relaxed-SIMD kernels loaded, else a multiply and an add ('fma' then
+   * gives 'dot''s bits). Other roundings (within f32 parity).
+   */
+  attnTiles?: AttnTiles;
+  /**
    * the f32 kernels of decode's products (one or two rows of x): 'seq' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_F32) or 'rows4' (the kernels before session 28's fix, 2× slower from DRAM at batch 1 — the same
    * bits there; batch 2 within 1e-6; benchmarks compare the two). A setting of the thread pool (`runtime.gemvF32`),
@@ -180,6 +203,9 @@ export interface WasmBackendOptions {
 export type WasmGemm = 'blocked' | 'tiles';
 export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 export type AttnDecode = 'rows' | 'heads4';
+export type AttnTiles = 'scoresT' | 'fma' | 'dot';
+/** attention_prefill's `mode` codes */
+const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
 
@@ -200,6 +226,11 @@ interface Matrix {
 const KV_FORMAT: Record<KvCacheDType, number> = { f32: 0, bf16: 1, f16: 2, q8: 3 };
 /** prefill attention tiles: ≈ 64 query rows (G heads × BQ positions) × 64 keys */
 const ATTN_TILE_ROWS = 64, ATTN_TILE_KEYS = 64;
+/**
+ * attnTiles 'scoresT': ≈ 32 query rows per tile (llama-130m's layer, one thread: 10.3–10.6 ms against 10.8–11.5 with
+ * 64, the scores and the output tile staying in L1 with K and V read in place; and twice the items to share)
+ */
+const ATTN_TILE_ROWS_T = 32;
 /** a decode row's keys are split among threads only in pieces of at least this many */
 const ATTN_MIN_SPLIT = 64;
 /** from this many rows of x, bf16/f16 products unpack W to f32 panels (assembly/panel.ts) instead of converting per row group */
@@ -277,6 +308,12 @@ export class WasmBackend extends CpuBackend {
   attnPad: boolean;
   /** see WasmBackendOptions.attnLayer (may be changed between calls) */
   attnLayer: boolean;
+  /** see WasmBackendOptions.attnPrefill (may be changed between calls: benchmarks compare the two) */
+  attnPrefill: boolean;
+  /** see WasmBackendOptions.mlpPrefill (may be changed between calls: benchmarks compare the two) */
+  mlpPrefill: boolean;
+  /** see WasmBackendOptions.attnTiles (may be changed between calls: benchmarks compare them) */
+  attnTiles: AttnTiles;
 
   constructor(opts: WasmBackendOptions = {}) {
     super();
@@ -312,6 +349,10 @@ export class WasmBackend extends CpuBackend {
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
+    this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
+    this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
+    this.attnTiles = opts.attnTiles ?? envChoice<AttnTiles>('MAMBA_TS_WASM_ATTN_TILES', ['scoresT', 'fma', 'dot'], LoadOptionError) ?? 'scoresT';
+    if (ATTN_TILES[this.attnTiles] === undefined) throw new LoadOptionError(`wasm backend: option "attnTiles" must be 'scoresT', 'fma' or 'dot', got ${String(opts.attnTiles)}`);
     if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
@@ -589,11 +630,12 @@ export class WasmBackend extends CpuBackend {
    * A gated MLP's down(silu(gate(x)) · up(x)) as one team call (assembly/step_out.ts gated_mlp: both products, the
    * SwiGLU on each thread's rows, a barrier, the down product): one hand-off instead of three ops, the same bits.
    * null (the ops run separately) where `fuseProducts` is off or a product is not one the decode kernels run (see
-   * stepOutDesc: q4 weights, prefill-sized x).
+   * stepOutDesc: q4 weights, prefill-sized x). Prefill-sized x (from 32 rows) with `mlpPrefill` on: gatedMlpPrefill.
    */
-  gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null]): Tensor | null {
-    if (!this.fuseProducts) return null;
+  gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null {
     const [M, H] = x.shape;
+    if (this.mlpPrefill && M >= BLOCKED_MIN_ROWS) return this.gatedMlpPrefill(x, gate, up, down, residual);
+    if (!this.fuseProducts || residual) return null;
     return this.op((c) => {
       const dg = this.stepOutDesc(c, { w: gate[0], bias: gate[1] }, M, H), du = this.stepOutDesc(c, { w: up[0], bias: up[1] }, M, H);
       if (!dg || !du || dg.N !== du.N) return null;
@@ -603,6 +645,44 @@ export class WasmBackend extends CpuBackend {
       this.runtime.runTeam('gated_mlp', [c.in(x), M, H, dg.N, dg.desc, du.desc, dd.desc, counter], dg.work + du.work + dd.work >= MIN_PARALLEL_WORK);
       return c.result(dd.y, [M, dd.N]);
     });
+  }
+
+  /**
+   * A gated MLP for prefill-sized x [M, H] (WasmBackendOptions.mlpPrefill): gate and up on x packed (q8: quantized)
+   * once, silu(gate) · up in place over gate's output, then down; the intermediates stay in wasm memory. The same bits
+   * as `linear` (gate), `linear` (up), `siluMul` and `linear` (down). With `residual`: x is the residual stream, the
+   * MLP reads its RMSNorm and the result is the residual add (preNorm, residualAdd: `rmsNorm`, `scale` and `add`'s
+   * bits). null where a weight is not a wasm matrix of these shapes (the ops run).
+   */
+  private gatedMlpPrefill(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null {
+    const [M, H] = x.shape;
+    const mg = this.matrices.get(gate[0].storage as object), mu = this.matrices.get(up[0].storage as object), md = this.matrices.get(down[0].storage as object);
+    if (!mg || !mu || !md || mg.cols !== H || mu.cols !== H || mu.rows !== mg.rows || md.cols !== mg.rows || (residual && md.rows !== H)) return null;
+    const I = mg.rows;
+    return this.op((c) => {
+      const xo = c.in(x);
+      const ho = this.preNorm(c, xo, M, H, residual);
+      const packs = new Map<string, number>();
+      const g = this.productAt(c, ho, M, H, mg, gate[1], packs);
+      const u = this.productAt(c, ho, M, H, mu, up[1], packs);
+      this.runtime.run('silu_mul', [g, u, g], M * I, 4, 8 * M * I);
+      const y = this.productAt(c, g, M, I, md, down[1]);
+      this.residualAdd(xo, y, M * md.rows, residual);
+      return c.result(y, [M, md.rows]);
+    });
+  }
+
+  /** a sublayer's input: x at xo itself, or (residual with a norm) rmsNorm(x) into scratch of `c` ([M, H]) */
+  private preNorm(c: OpScratch, xo: number, M: number, H: number, residual: SublayerResidual | undefined): number {
+    if (!residual?.norm) return xo;
+    const ho = c.out(M * H);
+    this.runtime.run('rms_norm', [xo, c.in(residual.norm), ho, H, residual.eps], M, 1, 4 * M * H);
+    return ho;
+  }
+
+  /** (residual) y ← x + scale · y over n floats at yo, x at xo (assembly/norm.ts residual_add) */
+  private residualAdd(xo: number, yo: number, n: number, residual: SublayerResidual | undefined): void {
+    if (residual) this.runtime.run('residual_add', [xo, yo, residual.scale, yo], n, 4, 2 * n);
   }
 
   /**
@@ -658,8 +738,12 @@ export class WasmBackend extends CpuBackend {
     return this.productAt(c, c.in(x), M, K, m, bias);
   }
 
-  /** `product` of x [M, K] at offset `xo` of wasm memory */
-  private productAt(c: OpScratch, xo: number, M: number, K: number, m: Matrix, bias: Tensor | null): number {
+  /**
+   * `product` of x [M, K] at offset `xo` of wasm memory. packs: x as packed (q8: quantized) for the prefill GEMMs
+   * (packXOnce), by packing kind, kept for further products of the same x in the same op (attentionPrefill's q/k/v,
+   * a gated MLP's gate/up: x packed once for all of them; the same bits as packing it for each)
+   */
+  private productAt(c: OpScratch, xo: number, M: number, K: number, m: Matrix, bias: Tensor | null, packs?: Map<string, number>): number {
     const N = m.rows;
     const work = M * K * N;
     const bo = c.in(bias), yo = c.out(M * N);
@@ -673,8 +757,13 @@ export class WasmBackend extends CpuBackend {
       const scratch = c.out((rt.threads * (rt.kernels.gemm_q8_scratch_bytes as unknown as () => number)()) / 4);
       if (this.packXOnce) {
         // x quantized and packed once, its (80 rows × 256) blocks split among the threads
-        const xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
-        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
+        const key = `q8:${mode}:${qmax}`;
+        let xp = packs?.get(key);
+        if (xp === undefined) {
+          xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+          rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
+          packs?.set(key, xp);
+        }
         rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
       } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
@@ -684,8 +773,12 @@ export class WasmBackend extends CpuBackend {
       const scratch = c.out((rt.threads * (rt.kernels.gemm_scratch_bytes as unknown as () => number)()) / 4);
       if (this.packXOnce) {
         // x packed once, its (80 rows × 256) blocks split among the threads
-        const xp = c.out(Math.ceil((rt.kernels.gemm_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
-        rt.run('gemm_pack_x', [xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 2 * M * K);
+        let xp = packs?.get('f32');
+        if (xp === undefined) {
+          xp = c.out(Math.ceil((rt.kernels.gemm_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
+          rt.run('gemm_pack_x', [xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 2 * M * K);
+          packs?.set('f32', xp);
+        }
         rt.runTeam('gemm_blocked_prepacked', [xp, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
       } else rt.runTeam('gemm_blocked', [xo, m.off, m.scales, blocked, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (m.format === 'q4') {
@@ -1142,8 +1235,6 @@ export class WasmBackend extends CpuBackend {
     }
     const fmt = KV_FORMAT[kv];
     const rt = this.runtime;
-    const T = rt.threads;
-    const G = Hq / Hkv;
     return this.op((c) => {
       const qo = c.in(a.q), ko = c.in(cached ? a.cacheK : a.k), vo = c.in(cached ? a.cacheV : a.v);
       const yo = c.out(b * L * Hq * hd);
@@ -1160,16 +1251,89 @@ export class WasmBackend extends CpuBackend {
         rt.runTeam('attention_decode', [qo, ko, vo, yo, ints, b, Hq, Hkv, hd, cap, a.scale, d.S, d.scratch, counter, d.dfmt, d.shape, d.pad], work >= MIN_PARALLEL_WORK && b * d.S > 1);
       } else {
         for (let r = 0; r < b; r++) iv[r] = past[r];
-        const BQ = Math.max(1, Math.floor(ATTN_TILE_ROWS / G)), BK = ATTN_TILE_KEYS;
-        const M = G * BQ;
-        const tileFloats = Math.ceil((M * (3 * hd + BK + 2) + (fmt ? 3 : 2) * BK * hd) / 16) * 16;
-        const scratch = c.out(T * tileFloats);
-        const work = 2 * b * Hq * L * (maxPast + L / 2) * hd;
-        rt.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, a.scale, BQ, BK, scratch, tileFloats, counter, fmt], work >= MIN_PARALLEL_WORK);
+        this.prefillTiles(c, qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, a.scale, fmt, maxPast);
       }
       return c.result(yo, [b, L, Hq, hd]);
     });
   }
+
+  /**
+   * attention_prefill (flash-style tiles) of q [b, L, Hq, hd] at qo over keys/values at ko, vo ([b, cap, Hkv, hd] in
+   * the KV format fmt), row r's queries at positions past[r] … (ints: i32 [b]); the output [b, L, Hq, hd] at yo
+   */
+  private prefillTiles(c: OpScratch, qo: number, ko: number, vo: number, yo: number, ints: number, b: number, L: number, Hq: number, Hkv: number, hd: number, cap: number, scale: number, fmt: number, maxPast: number): void {
+    const G = Hq / Hkv;
+    const BQ = Math.max(1, Math.floor((this.attnTiles === 'scoresT' ? ATTN_TILE_ROWS_T : ATTN_TILE_ROWS) / G)), BK = ATTN_TILE_KEYS;
+    const Mp = Math.ceil((G * BQ) / 4) * 4; // (the tile's rows, rounded up to 4 for 'scoresT')
+    const tileFloats = Math.ceil((Mp * (3 * hd + BK + 2) + 3 * BK * hd) / 16) * 16;
+    const scratch = c.out(this.runtime.threads * tileFloats);
+    const counter = c.zeros(2); // (i32 zeros)
+    const work = 2 * b * Hq * L * (maxPast + L / 2) * hd;
+    this.runtime.runTeam('attention_prefill', [qo, ko, vo, yo, ints, b, L, Hq, Hkv, hd, cap, scale, BQ, BK, scratch, tileFloats, counter, fmt, ATTN_TILES[this.attnTiles]], work >= MIN_PARALLEL_WORK);
+  }
+
+  /**
+   * A prefill's attention half as one op (WasmBackendOptions.attnPrefill): the q/k/v products on h packed (q8:
+   * quantized) once, RoPE (cos/sin from ropeTable, the rotation in wasm) and the new k/v written into the resident
+   * caches in their format (assembly/attn_layer.ts attn_prefill_rope: rows split among threads), attention_prefill
+   * over them (or over k and v themselves without a cache), and o_proj, with q, k, v and the attention output kept in
+   * wasm memory. The same bits as linearMany, rope, attention and linear. null (the ops run) where the option is off,
+   * for fewer than 32 rows (b · L: the GEMM kernels' threshold), where a cache is not wasm-resident (or a q8 cache's position is not whole blocks), or a weight is not a wasm matrix of
+   * the layer's shapes.
+   */
+  attentionPrefill(a: AttentionPrefillArgs): Tensor | null {
+    if (!this.attnPrefill || a.h.shape.length !== 3) return null;
+    const [b, L, H] = a.h.shape;
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
+    // (fewer rows: the decode kernels' linearMany runs q/k/v in one hand-off, as before)
+    if (L < 2 || b * L < BLOCKED_MIN_ROWS || Hq % Hkv !== 0) return null;
+    const rd = a.rope ? a.rope.rotaryDim : 0;
+    if (rd % 2 !== 0 || rd > hd) return null; // (the ops name the error)
+    const ms = [a.q, a.k, a.v, a.o].map(([w]) => this.matrices.get(w.storage as object));
+    const [mq, mk, mv, mo] = ms;
+    if (!mq || !mk || !mv || !mo || mq.rows !== Hq * hd || mk.rows !== Hkv * hd || mv.rows !== Hkv * hd || mq.cols !== H || mk.cols !== H || mv.cols !== H || mo.cols !== Hq * hd) return null;
+    if (a.residual && mo.rows !== H) return null;
+    const rowKV = Hkv * hd;
+    const cached = a.cacheK !== null && a.cacheV !== null;
+    const kv = cached ? kvOf(a.cacheK!) : 'f32';
+    if (cached && (kvOf(a.cacheV!) !== kv || (kv === 'q8' && rowKV % 32 !== 0))) return null;
+    const cap = cached ? a.cacheK!.shape[1] : L;
+    const past = cached ? a.pastLen : new Array<number>(b).fill(0);
+    const rt = this.runtime;
+    const M = b * L;
+    return this.op((c) => {
+      const kc = cached ? c.resident(a.cacheK!) : 0, vc = cached ? c.resident(a.cacheV!) : 0;
+      if (kc === undefined || vc === undefined) return null;
+      const xo = c.in(a.h);
+      const ho = this.preNorm(c, xo, M, H, a.residual);
+      const packs = new Map<string, number>();
+      const q = this.productAt(c, ho, M, H, mq, a.q[1], packs);
+      const k = this.productAt(c, ho, M, H, mk, a.k[1], packs);
+      const v = this.productAt(c, ho, M, H, mv, a.v[1], packs);
+      const ints = c.out(b);
+      new Int32Array(rt.memory.buffer, ints, b).set(past);
+      const cs = rd ? c.data(this.ropePrefill(past, L, rd, a.rope!.theta)) : 0;
+      const fmt = KV_FORMAT[kv];
+      if (rd || cached) rt.run('attn_prefill_rope', [q, k, v, L, Hq, Hkv, hd, rd, cs, kc, vc, cap, fmt, ints], M, 1, M * (Hq + 2 * Hkv) * hd * 4);
+      const att = c.out(M * Hq * hd);
+      this.prefillTiles(c, q, cached ? kc : k, cached ? vc : v, att, ints, b, L, Hq, Hkv, hd, cap, a.scale, fmt, Math.max(...past));
+      const y = this.productAt(c, att, M, Hq * hd, mo, a.o[1]);
+      this.residualAdd(xo, y, M * mo.rows, a.residual);
+      return c.result(y, [b, L, mo.rows]);
+    });
+  }
+
+  /** ropeTable for positions pastLen[r] + t (t < L) of every row, kept for the next call with the same ones (every attention layer of a prefill) */
+  private ropePrefill(pastLen: readonly number[], L: number, rd: number, theta: number): Float32Array {
+    const key = `${rd},${theta},${L},${pastLen.join(',')}`;
+    if (this.ropePrefillCache?.key !== key) {
+      const pos = new Int32Array(pastLen.length * L);
+      for (let r = 0; r < pastLen.length; r++) for (let t = 0; t < L; t++) pos[r * L + t] = pastLen[r] + t;
+      this.ropePrefillCache = { key, table: ropeTable(pos, rd, theta) };
+    }
+    return this.ropePrefillCache.table;
+  }
+  private ropePrefillCache: { key: string; table: Float32Array } | null = null;
 
   /**
    * decode attention's plan for b rows of one query (attention_decode's S, scratch, fmt, shape, pad): the keys split
@@ -1281,12 +1445,14 @@ export class WasmBackend extends CpuBackend {
     const mi = this.matrices.get(a.inProj.storage as object), mo = this.matrices.get(a.outProj.storage as object);
     if (a.h.shape.length !== 3 || L < 2 || L < this.ssdChunkedMinLength || !mi || !mo) return null;
     if (mi.rows !== width || mi.cols !== H || mo.cols !== W || convRows !== convDim || W % a.normGroupSize !== 0 || nh % G !== 0) return null;
+    if (a.residual && mo.rows !== H) return null;
     const [lo, hi] = a.dtLimit;
     if (!(lo <= hi)) return null; // (the op sequence's processDt names the error)
     const M = batch * L;
     const rt = this.runtime;
     return this.op((c) => {
-      const zx = this.productAt(c, c.in(a.h), M, H, mi, a.inProjBias);
+      const xo = c.in(a.h);
+      const zx = this.productAt(c, this.preNorm(c, xo, M, H, a.residual), M, H, mi, a.inProjBias);
       // conv1d + SiLU of the xBC columns: K ≤ 4 in place, time outermost (causal_conv1d_timewise); else into a buffer
       // of its own (causal_conv1d_rows reads x_{t−j} back)
       const inPlace = K <= 4;
@@ -1311,7 +1477,9 @@ export class WasmBackend extends CpuBackend {
       ], 4 * M * W * N >= MIN_PARALLEL_WORK);
       // g = norm(y · silu(z)) over y
       rt.run('rms_norm_gated_rows', [y, W, zx, width, c.in(a.norm), y, W, W, a.normGroupSize, a.normEps], M, 1, 16 * M * W);
-      return c.result(this.productAt(c, y, M, W, mo, a.outProjBias), [batch, L, mo.rows]);
+      const out = this.productAt(c, y, M, W, mo, a.outProjBias);
+      this.residualAdd(xo, out, M * mo.rows, a.residual);
+      return c.result(out, [batch, L, mo.rows]);
     });
   }
 
@@ -1349,14 +1517,14 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'decodeOneCall' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'decodeOneCall' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer' | 'attnPrefill' | 'mlpPrefill', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _DECODE_ONE_CALL, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER): '1' true, '0' false, unset or empty `dflt` */
+/** a boolean environment variable (MAMBA_TS_WASM_STEP_OUT, _STEP_IN, _M2_TWO_BARRIERS, _M2_EARLY_BC, _DECODE_ONE_CALL, _TOUCH_STATE, _PREFILL_LAYER, _SSD_FMA, _PACK_X_ONCE, _ATTN_PAD, _ATTN_LAYER, _ATTN_PREFILL, _MLP_PREFILL): '1' true, '0' false, unset or empty `dflt` */
 function envFlag(name: string, dflt: boolean): boolean {
   const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (raw === undefined || raw === '') return dflt;

@@ -32,7 +32,7 @@
 // head dequantized into per-thread scratch and the f32 block code run on it (in L1). Prefill converts the tiles it
 // packs. The cache streams 1.125 bytes per value.
 
-import { linear_f32 } from './linear';
+import { gemm_nt_f32_fma, linear_f32 } from './linear';
 import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
@@ -974,13 +974,21 @@ function packVt(v0: usize, rowB: usize, bk: i32, hd: i32, dst: usize): void {
 /**
  * Flash-style causal attention over query tiles: q, out [b, L, Hq, hd]; past: i32 [b]; tiles of BQ positions × G
  * heads against BK keys; fmt: the cache's format (see the top). scratch: per thread tileFloats (see the JS side:
- * M·(3hd + BK + 2) + 2·BK·hd, M = G·BQ; 16-bit caches: + BK·hd for a V tile as f32); counter: two i32, zeroed (the
- * next item).
+ * Mp·(3hd + BK + 2) + 3·BK·hd, M = G·BQ, Mp = M rounded up to a multiple of 4); counter: two i32, zeroed (the next
+ * item). mode: 0 S = QKᵀ and PV on linear_f32's tiles, on a copied K tile and a transposed V tile (the kernel before
+ * session 31); 1 the same on gemm_nt_f32_fma's 2×4 tiles (fused multiply-adds in the relaxed build; the plain build:
+ * linear_f32's bits); 2 scores transposed (prefillItemT: K and V read in place, the softmax across 4 queries per
+ * vector, PV accumulated into O on 4×8 FMA tiles).
  */
 export function attention_prefill(
   q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
-  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, t: i32, T: i32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, mode: i32, t: i32, T: i32,
 ): void {
+  if (mode == 2) {
+    prefillT(q, K, V, out, past, b, L, Hq, Hkv, hd, cap, scale, BQ, BK, scratch, tileFloats, counter, fmt, t);
+    return;
+  }
+  const fma = mode;
   const G = Hq / Hkv;
   const Mmax = G * BQ;
   const rowB = kvByte(fmt, <usize>(Hkv * hd));
@@ -1042,7 +1050,8 @@ export function attention_prefill(
         unpackKV(fmt, v0, rowB, bk, hd, Vf);
         packVt(Vf, hdB, bk, hd, Vt);
       }
-      linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
+      if (fma) gemm_nt_f32_fma(Qt, hdB, Kt, hdB, Sb, <usize>bk << 2, M, hd, bk);
+      else linear_f32(Qt, Kt, 0, Sb, M, hd, bk, 0, bk);
       const rowS = <usize>bk << 2;
       for (let i = 0; i < G; i++) {
         for (let tt = 0; tt < bq; tt++) {
@@ -1056,7 +1065,8 @@ export function attention_prefill(
           foldScores(sp, nv, bk, f4(mA, row), f4(lA, row), O + <usize>row * hdB, hd);
         }
       }
-      linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
+      if (fma) gemm_nt_f32_fma(Sb, rowS, Vt, rowS, O2, hdB, M, bk, hd);
+      else linear_f32(Sb, Vt, 0, O2, M, bk, hd, 0, hd);
       addInto(O, O2, M * hd);
     }
     // out = O / l
@@ -1066,6 +1076,220 @@ export function attention_prefill(
         const dst = out + <usize>(r * L + t0 + tt) * qRowB + <usize>(g * G + i) * hdB;
         scaleInto(O + <usize>row * hdB, dst, hd, <f32>1 / load<f32>(f4(lA, row)));
       }
+    }
+  }
+}
+
+/**
+ * attention_prefill's mode 2. Per item (row r, KV head g, query tile of bq positions; rows m = i·bq + tt of the tile:
+ * query head g·G + i at position p0 + tt, Mp = M rounded up to 4, rows past M zero and never valid): for each tile of
+ * bk keys, Sᵀ [bk, Mp] = K_tile · Q_tileᵀ (gemm_nt_f32_fma, K read in place from the cache for fmt 0, else from its f32
+ * copy), then the online softmax down Sᵀ's columns four queries per vector (keys past a query's position masked to
+ * p = 0), the four rows of O rescaled, and O [Mp, hd] += Pᵀᵀ · V_tile on 4×8 tiles of fused multiply-adds (accTN),
+ * V read in place (fmt 0) or from its f32 copy. out = O / l.
+ */
+function prefillT(
+  q: usize, K: usize, V: usize, out: usize, past: usize, b: i32, L: i32, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32,
+  BQ: i32, BK: i32, scratch: usize, tileFloats: i32, counter: usize, fmt: i32, t: i32,
+): void {
+  const G = Hq / Hkv;
+  const Mmax = (G * BQ + 3) & ~3;
+  const rowB = kvByte(fmt, <usize>(Hkv * hd));
+  const qRowB = <usize>(Hq * hd) << 2;
+  const hdB = <usize>hd << 2;
+  const base = scratch + ((<usize>t * tileFloats) << 2);
+  const Qt = base;
+  const Kt = Qt + ((<usize>Mmax * hd) << 2);
+  const Vf = Kt + ((<usize>BK * hd) << 2);
+  const St = Vf + ((<usize>BK * hd) << 2);
+  const O = St + ((<usize>Mmax * BK) << 2);
+  const mA = O + ((<usize>Mmax * hd) << 2);
+  const lA = mA + (<usize>Mmax << 2);
+  const pA = lA + (<usize>Mmax << 2); // i32 [Mp]: each row's query position (−1: a padding row)
+  const nQt = (L + BQ - 1) / BQ;
+  const perTile = b * Hkv;
+  const items = nQt * perTile;
+  for (;;) {
+    const it = atomic.add<i32>(counter, 1);
+    if (it >= items) break;
+    const qt = nQt - 1 - it / perTile; // the longest tiles first
+    const rg = it % perTile;
+    const r = rg / Hkv, g = rg % Hkv;
+    const t0 = qt * BQ;
+    const bq = min(BQ, L - t0);
+    const M = G * bq, Mp = (M + 3) & ~3;
+    const p0 = load<i32>(past + (<usize>r << 2)) + t0;
+    for (let i = 0; i < G; i++) {
+      for (let tt = 0; tt < bq; tt++) {
+        const src = q + <usize>(r * L + t0 + tt) * qRowB + <usize>(g * G + i) * hdB;
+        const m = i * bq + tt;
+        scaleInto(src, Qt + <usize>m * hdB, hd, scale);
+        store<i32>(pA + (<usize>m << 2), p0 + tt);
+      }
+    }
+    for (let m = 0; m < Mp; m++) {
+      store<f32>(f4(mA, m), -Infinity);
+      store<f32>(f4(lA, m), 0);
+    }
+    for (let m = M; m < Mp; m++) store<i32>(pA + (<usize>m << 2), -1);
+    if (Mp > M) memory.fill(Qt + <usize>M * hdB, 0, <usize>(Mp - M) * hdB);
+    memory.fill(O, 0, (<usize>Mp * hd) << 2);
+    const kEnd = p0 + bq;
+    const kvBase = (<usize>r * cap * Hkv + g) * hd;
+    const sRowB = <usize>Mp << 2;
+    for (let j0 = 0; j0 < kEnd; j0 += BK) {
+      const bk = min(BK, kEnd - j0);
+      let kp: usize, vp: usize, kvRowB: usize;
+      if (fmt == 0) {
+        kp = K + ((kvBase + <usize>j0 * Hkv * hd) << 2);
+        vp = V + ((kvBase + <usize>j0 * Hkv * hd) << 2);
+        kvRowB = rowB;
+      } else {
+        if (fmt == 3) {
+          const o = (<usize>r * cap + j0) * rowB;
+          unpackQ8Rows(K + o, g * hd, rowB, bk, hd, Kt);
+          unpackQ8Rows(V + o, g * hd, rowB, bk, hd, Vf);
+        } else {
+          unpackKV(fmt, K + ((kvBase + <usize>j0 * Hkv * hd) << 1), rowB, bk, hd, Kt);
+          unpackKV(fmt, V + ((kvBase + <usize>j0 * Hkv * hd) << 1), rowB, bk, hd, Vf);
+        }
+        kp = Kt;
+        vp = Vf;
+        kvRowB = hdB;
+      }
+      gemm_nt_f32_fma(kp, kvRowB, Qt, hdB, St, sRowB, bk, hd, Mp);
+      // the online softmax, 4 queries per vector: key j0 + j is visible to the query at position p iff j0 + j ≤ p; in
+      // a tile below the diagonal (every key before the tile's first position) to all, so nothing is masked there
+      // (padding rows then take scores of zeros: their m, l, O are never read)
+      const below = j0 + bk <= p0;
+      for (let m = 0; m < Mp; m += 4) {
+        const pos = v128.load(pA + (<usize>m << 2));
+        const rel = i32x4.sub(pos, i32x4.splat(j0)); // key j visible iff j ≤ rel
+        let mx = f32x4.splat(-Infinity);
+        const col = St + (<usize>m << 2);
+        let sum = f32x4.splat(0);
+        const mOld = v128.load(f4(mA, m));
+        let mNew: v128;
+        if (below) {
+          // two running maxima (half the dependent chain)
+          let mx2 = f32x4.splat(-Infinity);
+          let j = 0;
+          for (; j + 2 <= bk; j += 2) {
+            const pj = col + <usize>j * sRowB;
+            mx = f32x4.max(mx, v128.load(pj));
+            mx2 = f32x4.max(mx2, v128.load(pj + sRowB));
+          }
+          if (j < bk) mx = f32x4.max(mx, v128.load(col + <usize>j * sRowB));
+          mNew = f32x4.max(mOld, f32x4.max(mx, mx2));
+          let sum2 = f32x4.splat(0);
+          j = 0;
+          for (; j + 2 <= bk; j += 2) {
+            const pj = col + <usize>j * sRowB;
+            const e = vexp(f32x4.sub(v128.load(pj), mNew)), e2 = vexp(f32x4.sub(v128.load(pj + sRowB), mNew));
+            v128.store(pj, e);
+            v128.store(pj + sRowB, e2);
+            sum = f32x4.add(sum, e);
+            sum2 = f32x4.add(sum2, e2);
+          }
+          if (j < bk) {
+            const pj = col + <usize>j * sRowB;
+            const e = vexp(f32x4.sub(v128.load(pj), mNew));
+            v128.store(pj, e);
+            sum = f32x4.add(sum, e);
+          }
+          sum = f32x4.add(sum, sum2);
+        } else {
+          for (let j = 0; j < bk; j++) {
+            const vis = i32x4.ge_s(rel, i32x4.splat(j));
+            mx = f32x4.max(mx, v128.bitselect(v128.load(col + <usize>j * sRowB), f32x4.splat(-Infinity), vis));
+          }
+          mNew = f32x4.max(mOld, mx);
+          for (let j = 0; j < bk; j++) {
+            const vis = i32x4.ge_s(rel, i32x4.splat(j));
+            const pj = col + <usize>j * sRowB;
+            const e = v128.and(vexp(f32x4.sub(v128.load(pj), mNew)), vis);
+            v128.store(pj, e);
+            sum = f32x4.add(sum, e);
+          }
+        }
+        // rows with no visible key yet keep m = −∞, l = 0 and O = 0 (their p are 0); else the rescale e^(m − m')
+        const seen = f32x4.ne(mNew, f32x4.splat(-Infinity));
+        const corr = v128.and(vexp(f32x4.sub(mOld, mNew)), seen);
+        v128.store(f4(mA, m), mNew);
+        v128.store(f4(lA, m), f32x4.add(f32x4.mul(v128.load(f4(lA, m)), corr), sum));
+        if (j0 == 0) continue; // (O is still zeros)
+        const o = O + <usize>m * hdB;
+        const c0 = f32x4.extract_lane(corr, 0), c1 = f32x4.extract_lane(corr, 1), c2 = f32x4.extract_lane(corr, 2), c3 = f32x4.extract_lane(corr, 3);
+        if (c0 != 1) scaleRow(o, hd, c0);
+        if (c1 != 1 && m + 1 < M) scaleRow(o + hdB, hd, c1);
+        if (c2 != 1 && m + 2 < M) scaleRow(o + 2 * hdB, hd, c2);
+        if (c3 != 1 && m + 3 < M) scaleRow(o + 3 * hdB, hd, c3);
+      }
+      accTN(St, sRowB, vp, kvRowB, O, hdB, Mp, bk, hd);
+    }
+    for (let i = 0; i < G; i++) {
+      for (let tt = 0; tt < bq; tt++) {
+        const m = i * bq + tt;
+        const dst = out + <usize>(r * L + t0 + tt) * qRowB + <usize>(g * G + i) * hdB;
+        scaleInto(O + <usize>m * hdB, dst, hd, <f32>1 / load<f32>(f4(lA, m)));
+      }
+    }
+  }
+}
+
+/**
+ * c[i, n] += Σ_k a[k, i] · b[k, n] for i < M (a multiple of 4), n < N, k < K; rows of a, b, c aBytes, bRowB, cRowB
+ * apart. 4 × 8 tiles (8 accumulators; a's 4 values of a k broadcast by shuffles of one load, b's 8 by two loads),
+ * then 4 × 4, then one column at a time; every c[i, n] summed in k order onto its value (fused multiply-adds in the
+ * relaxed build).
+ */
+function accTN(a: usize, aRowB: usize, b: usize, bRowB: usize, c: usize, cRowB: usize, M: i32, K: i32, N: i32): void {
+  for (let i = 0; i < M; i += 4) {
+    const c0 = c + <usize>i * cRowB, c1 = c0 + cRowB, c2 = c1 + cRowB, c3 = c2 + cRowB;
+    const ai = a + (<usize>i << 2);
+    let n = 0;
+    for (; n + 8 <= N; n += 8) {
+      const o = <usize>n << 2;
+      let y00 = v128.load(c0 + o), y01 = v128.load(c0 + o, 16), y10 = v128.load(c1 + o), y11 = v128.load(c1 + o, 16);
+      let y20 = v128.load(c2 + o), y21 = v128.load(c2 + o, 16), y30 = v128.load(c3 + o), y31 = v128.load(c3 + o, 16);
+      let ap = ai, bp = b + o;
+      for (let k = 0; k < K; k++, ap += aRowB, bp += bRowB) {
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+        const x = v128.load(ap);
+        let s = v128.shuffle<f32>(x, x, 0, 0, 0, 0);
+        y00 = madd(s, b0, y00); y01 = madd(s, b1, y01);
+        s = v128.shuffle<f32>(x, x, 1, 1, 1, 1);
+        y10 = madd(s, b0, y10); y11 = madd(s, b1, y11);
+        s = v128.shuffle<f32>(x, x, 2, 2, 2, 2);
+        y20 = madd(s, b0, y20); y21 = madd(s, b1, y21);
+        s = v128.shuffle<f32>(x, x, 3, 3, 3, 3);
+        y30 = madd(s, b0, y30); y31 = madd(s, b1, y31);
+      }
+      v128.store(c0 + o, y00); v128.store(c0 + o, y01, 16); v128.store(c1 + o, y10); v128.store(c1 + o, y11, 16);
+      v128.store(c2 + o, y20); v128.store(c2 + o, y21, 16); v128.store(c3 + o, y30); v128.store(c3 + o, y31, 16);
+    }
+    for (; n + 4 <= N; n += 4) {
+      const o = <usize>n << 2;
+      let y0 = v128.load(c0 + o), y1 = v128.load(c1 + o), y2 = v128.load(c2 + o), y3 = v128.load(c3 + o);
+      let ap = ai, bp = b + o;
+      for (let k = 0; k < K; k++, ap += aRowB, bp += bRowB) {
+        const b0 = v128.load(bp);
+        const x = v128.load(ap);
+        y0 = madd(v128.shuffle<f32>(x, x, 0, 0, 0, 0), b0, y0);
+        y1 = madd(v128.shuffle<f32>(x, x, 1, 1, 1, 1), b0, y1);
+        y2 = madd(v128.shuffle<f32>(x, x, 2, 2, 2, 2), b0, y2);
+        y3 = madd(v128.shuffle<f32>(x, x, 3, 3, 3, 3), b0, y3);
+      }
+      v128.store(c0 + o, y0); v128.store(c1 + o, y1); v128.store(c2 + o, y2); v128.store(c3 + o, y3);
+    }
+    for (; n < N; n++) {
+      // one column: the 4 rows as the lanes of one vector
+      const o = <usize>n << 2;
+      let y = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(c0 + o)), 1, load<f32>(c1 + o)), 2, load<f32>(c2 + o)), 3, load<f32>(c3 + o));
+      let ap = ai, bp = b + o;
+      for (let k = 0; k < K; k++, ap += aRowB, bp += bRowB) y = madd(v128.load(ap), f32x4.splat(load<f32>(bp)), y);
+      store<f32>(c0 + o, f32x4.extract_lane(y, 0)); store<f32>(c1 + o, f32x4.extract_lane(y, 1));
+      store<f32>(c2 + o, f32x4.extract_lane(y, 2)); store<f32>(c3 + o, f32x4.extract_lane(y, 3));
     }
   }
 }

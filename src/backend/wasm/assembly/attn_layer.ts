@@ -175,3 +175,31 @@ export function attn_decode_layer(
   teamBarrier(counter, phase, T);
   teamProduct(descO, att, M, Hq * hd, t, T);
 }
+
+/**
+ * Prefill's RoPE and KV cache write (WasmBackend.attentionPrefill), rows m of [m0, m1) of q [M, Hq·hd] and k, v
+ * [M, Hkv·hd] (M = b·L; row m is position past[m / L] + m % L of batch row m / L): RoPE on row m's query and key
+ * heads with cs + m · rd (cos [rd/2], then sin; rd 0 or cs 0: none), then, where there are caches (Kc ≠ 0), row m's k
+ * and v written into Kc, Vc [b, cap, Hkv, hd] at that position in format fmt (q8: Hkv·hd a multiple of 32). The same
+ * bits as the op sequence (`rope` twice in JS, then `attention`'s cache write): see ropeHeads and appendKv.
+ */
+export function attn_prefill_rope(
+  q: usize, k: usize, v: usize, L: i32, Hq: i32, Hkv: i32, hd: i32, rd: i32, cs: usize,
+  Kc: usize, Vc: usize, cap: i32, fmt: i32, past: usize, m0: i32, m1: i32,
+): void {
+  const rowKV = Hkv * hd;
+  for (let m = m0; m < m1; m++) {
+    const km = k + ((<usize>m * rowKV) << 2);
+    if (rd && cs) {
+      const c = cs + ((<usize>m * rd) << 2);
+      ropeHeads(q + ((<usize>m * Hq * hd) << 2), Hq, hd, rd, c);
+      ropeHeads(km, Hkv, hd, rd, c);
+    }
+    if (Kc) {
+      const r = m / L;
+      const idx = (<usize>r * cap + <usize>(load<i32>(past + (<usize>r << 2)) + m % L)) * <usize>rowKV;
+      appendKv(km, Kc, idx, rowKV, fmt);
+      appendKv(v + ((<usize>m * rowKV) << 2), Vc, idx, rowKV, fmt);
+    }
+  }
+}

@@ -82,6 +82,30 @@ export function rms_norm_gated_rows(x: usize, xRow: i32, z: usize, zRow: i32, w:
  * y = silu(a) · b elementwise over [i0, i1) (the gated MLP's SwiGLU; oracle: `siluMul` of src/backend/cpu/index.ts,
  * silu(z) = z / (1 + exp(−z)) with simd.ts's exp: within a few ulp of the reference)
  */
+/**
+ * A decoder block's residual add, y[i] = x[i] + o[i] · s for i in [i0, i1), as DecoderLM's `add(x, scale(o, s))` on
+ * the CPU backend computes it: s = 1: the f32 sum; else o[i] · s in f64 (s is a JS number) rounded to f32, then the
+ * f32 sum. y may be x or o.
+ */
+export function residual_add(x: usize, o: usize, s: f64, y: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  if (s == 1) {
+    for (; i + 4 <= i1; i += 4) {
+      const p = <usize>i << 2;
+      v128.store(y + p, f32x4.add(v128.load(x + p), v128.load(o + p)));
+    }
+    for (; i < i1; i++) {
+      const p = <usize>i << 2;
+      store<f32>(y + p, load<f32>(x + p) + load<f32>(o + p));
+    }
+    return;
+  }
+  for (; i < i1; i++) {
+    const p = <usize>i << 2;
+    store<f32>(y + p, load<f32>(x + p) + <f32>(<f64>load<f32>(o + p) * s));
+  }
+}
+
 export function silu_mul(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
   for (let i = i0; i < i1; i += 4) {
     const c = min(4, i1 - i);
