@@ -65,6 +65,11 @@ export interface WasmBackendOptions {
    */
   q8Gemm?: WasmQ8Gemm;
   /**
+   * the integer q8 GEMM's kernel (q8Gemm 'int13' / 'int8' / 'int7'; assembly/gemm_q8.ts): 'v2' (default) or 'v1'
+   * (session 29's, kept for comparison), or the environment's MAMBA_TS_WASM_Q8_GEMM_KERNEL. The same bits.
+   */
+  q8GemmKernel?: WasmQ8GemmKernel;
+  /**
    * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true), and a
    * gated MLP's gate/up, SwiGLU and down as one (`gatedMlp`). false: one call per product and op, as before (benchmarks
    * compare the two; the numbers are the same bits)
@@ -169,6 +174,8 @@ export interface WasmBackendOptions {
 
 export type WasmGemm = 'blocked' | 'tiles';
 export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
+/** see WasmBackendOptions.q8GemmKernel */
+export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'rows' | 'heads4';
 /** assembly/attention.ts attention_decode's `shape` codes */
 const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
@@ -236,6 +243,8 @@ export class WasmBackend extends CpuBackend {
   gemm: WasmGemm;
   /** see WasmBackendOptions.q8Gemm (may be changed between calls: benchmarks compare them) */
   q8Gemm: WasmQ8Gemm;
+  /** see WasmBackendOptions.q8GemmKernel (may be changed between calls: benchmarks compare them) */
+  q8GemmKernel: WasmQ8GemmKernel;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
   /** see WasmBackendOptions.stepOut (may be changed between calls) */
@@ -283,6 +292,8 @@ export class WasmBackend extends CpuBackend {
     this.gemm = opts.gemm ?? envChoice<WasmGemm>('MAMBA_TS_WASM_GEMM', ['blocked', 'tiles'], LoadOptionError) ?? 'blocked';
     this.q8Gemm = opts.q8Gemm ?? envChoice<WasmQ8Gemm>('MAMBA_TS_WASM_Q8_GEMM', ['int13', 'int8', 'int7', 'f32'], LoadOptionError) ?? 'int13';
     if (this.q8Gemm !== 'f32' && Q8_GEMM[this.q8Gemm] === undefined) throw new LoadOptionError(`wasm backend: option "q8Gemm" must be 'int13', 'int8', 'int7' or 'f32', got ${String(opts.q8Gemm)}`);
+    this.q8GemmKernel = opts.q8GemmKernel ?? envChoice<WasmQ8GemmKernel>('MAMBA_TS_WASM_Q8_GEMM_KERNEL', ['v1', 'v2'], LoadOptionError) ?? 'v2';
+    if (this.q8GemmKernel !== 'v1' && this.q8GemmKernel !== 'v2') throw new LoadOptionError(`wasm backend: option "q8GemmKernel" must be 'v1' or 'v2', got ${String(opts.q8GemmKernel)}`);
     this.fuseProducts = flagOption(opts, 'fuseProducts', true);
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
@@ -657,7 +668,7 @@ export class WasmBackend extends CpuBackend {
       if (this.packXOnce) {
         // x quantized and packed once, its (80 rows × 256) blocks split among the threads
         const xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
-        rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
+        rt.run(this.q8GemmKernel === 'v1' ? 'gemm_q8_pack_x' : 'gemm_q8_pack_x2', [mode, qmax, xo, M, K, xp], (rt.kernels.gemm_q8_x_blocks as (M: number, K: number) => number)(M, K), 1, 8 * M * K);
         rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
       } else rt.runTeam('gemm_q8', [mode, qmax, xo, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
     } else if (blocked !== undefined && M >= BLOCKED_MIN_ROWS && this.gemm === 'blocked' && this.runtime.fused) {
