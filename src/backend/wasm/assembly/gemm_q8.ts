@@ -548,6 +548,24 @@ export function peak_dot16(iters: i32, out: usize): void {
                             i32x4.add(i32x4.add(a8, a9), i32x4.add(a10, a11))));
 }
 
+/**
+ * 12 × (acc = dot_i16x8_s(acc, c)) per iteration: 96 multiply-adds (192 ops) with no add — the multiply pipes alone
+ * (12 chains of pmaddwd's latency 3 cover 2 per cycle); peak_dot16 ÷ this is what the add beside each dot costs
+ */
+export function peak_dot16_only(iters: i32, out: usize): void {
+  const c = i16x8.splat(1);
+  let a0 = i32x4.splat(1), a1 = i32x4.splat(2), a2 = i32x4.splat(3), a3 = i32x4.splat(4);
+  let a4 = i32x4.splat(5), a5 = i32x4.splat(6), a6 = i32x4.splat(7), a7 = i32x4.splat(8);
+  let a8 = i32x4.splat(9), a9 = i32x4.splat(10), a10 = i32x4.splat(11), a11 = i32x4.splat(12);
+  for (let i = 0; i < iters; i++) {
+    a0 = i32x4.dot_i16x8_s(a0, c); a1 = i32x4.dot_i16x8_s(a1, c); a2 = i32x4.dot_i16x8_s(a2, c); a3 = i32x4.dot_i16x8_s(a3, c);
+    a4 = i32x4.dot_i16x8_s(a4, c); a5 = i32x4.dot_i16x8_s(a5, c); a6 = i32x4.dot_i16x8_s(a6, c); a7 = i32x4.dot_i16x8_s(a7, c);
+    a8 = i32x4.dot_i16x8_s(a8, c); a9 = i32x4.dot_i16x8_s(a9, c); a10 = i32x4.dot_i16x8_s(a10, c); a11 = i32x4.dot_i16x8_s(a11, c);
+  }
+  v128.store(out, i32x4.add(i32x4.add(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)), i32x4.add(i32x4.add(a4, a5), i32x4.add(a6, a7))),
+                            i32x4.add(i32x4.add(a8, a9), i32x4.add(a10, a11))));
+}
+
 /** 12 × relaxed_dot_i8x16_i7x16_add_s per iteration: 192 multiply-adds (384 ops); the plain build: nothing (0) */
 export function peak_dot8(iters: i32, out: usize): void {
   if (!ASC_FEATURE_RELAXED_SIMD) {
