@@ -4,11 +4,12 @@
  * all threads) and wall ms per part — each GEMM by its shape (in_proj, out_proj, lm_head), the quantization of x
  * (`gemm_q8_pack_x`), conv, Δ, SSD, gated norm, pre-norm, and the rest outside the kernels (copies, JS) — and, at
  * 2 threads, how long the calling thread waited for the worker after finishing its own share of each call
- * (imbalance plus the worker's wake-up). Then interleaved A/B of the q8 GEMM kernels (`--kernels`, q8GemmKernel),
+ * (imbalance plus the worker's wake-up). Then interleaved A/B of the q8 GEMM kernels (`--kernels`, q8GemmKernel), or
+ * of prefillResidual (`--residual 0,1`: the pre-norm and residual add in the Mamba-2 layer op) on --dtype weights,
  * median of --reps prefills (fresh state each), the last logits compared (the kernels give the same bits).
  *
  *   node dist/bench/wasm-q8-prefill.bench.js [--model mamba2-130m] [--threads 1,2] [--prompt 512] [--reps 5]
- *     [--kernels v1,v2] [--profile 1|0] [--f32 1|0]
+ *     [--kernels v1,v2 | --residual 0,1] [--dtype q8|f32 (of the A/B)] [--profile 1|0] [--f32 1|0]
  */
 import { WasmBackend, type WasmQ8GemmKernel } from '../src/backend/wasm/index.js';
 import type { WeightDType } from '../src/tensor/dtype.js';
@@ -24,7 +25,10 @@ const arg = (name: string, dflt: string): string => {
 const modelName = arg('model', 'mamba2-130m');
 const prompt = Number(arg('prompt', '512'));
 const reps = Number(arg('reps', '5'));
-const kernels = arg('kernels', 'v1,v2').split(',') as WasmQ8GemmKernel[];
+/** the A/B: q8GemmKernel values (default), or with --residual 0,1 prefillResidual off / on (--dtype: the weights of that A/B) */
+const residualAB = process.argv.includes('--residual');
+const kernels = (residualAB ? arg('residual', '0,1').split(',').map((v) => `residual=${v}`) : arg('kernels', 'v1,v2').split(',')) as string[];
+const abDtype = arg('dtype', 'q8') as WeightDType;
 const doProfile = arg('profile', '1') === '1';
 const doF32 = arg('f32', '1') === '1';
 
@@ -114,8 +118,13 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
     }
   }
 
-  // interleaved A/B of the q8 GEMM kernels
-  await prefill(q8);
+  // interleaved A/B of the q8 GEMM kernels (or prefillResidual)
+  const ab = abDtype === 'q8' ? q8 : f32 ?? make(abDtype);
+  const apply = (v: string): void => {
+    if (residualAB) ab.be.prefillResidual = v === 'residual=1';
+    else ab.be.q8GemmKernel = v as WasmQ8GemmKernel;
+  };
+  await prefill(ab);
   const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {}, last: Record<string, Float32Array> = {};
   for (const v of kernels) {
     wall[v] = [];
@@ -123,16 +132,16 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   }
   for (let r = 0; r < reps; r++) {
     for (const v of r % 2 ? [...kernels].reverse() : kernels) {
-      q8.be.q8GemmKernel = v;
-      const p = await prefill(q8);
+      apply(v);
+      const p = await prefill(ab);
       wall[v].push(p.wall / prompt);
       cpu[v].push(p.cpu / prompt);
       last[v] = p.logits;
     }
   }
-  q8.be.q8GemmKernel = kernels[kernels.length - 1];
+  apply(kernels[kernels.length - 1]);
   const diff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-  console.log(`\nq8 GEMM kernels, ${threads} thread(s), ms per token, median of ${reps} (load ${load()}); last logits max |Δ| vs ${kernels[0]}: ${kernels.slice(1).map((v) => `${v} ${diff(last[kernels[0]], last[v])}`).join(', ')}`);
+  console.log(`\n${abDtype} weights, ${residualAB ? 'prefillResidual' : 'q8 GEMM kernels'}, ${threads} thread(s), ms per token, median of ${reps} (load ${load()}); last logits max |Δ| vs ${kernels[0]}: ${kernels.slice(1).map((v) => `${v} ${diff(last[kernels[0]], last[v])}`).join(', ')}`);
   console.log('| kernel | wall | CPU | tok/s (wall) | CPU ÷ wall |');
   console.log('|---|---:|---:|---:|---:|');
   for (const v of kernels) {

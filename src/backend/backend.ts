@@ -489,6 +489,12 @@ export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 's
   /** the SSD algorithm asked for and its chunk length (as SsdArgs) */
   algorithm: SsdAlgorithm;
   chunkSize: number;
+  /**
+   * Optional: h is the block's residual stream; the layer runs on rmsNorm(h, norm, eps) (norm null: on h) and the
+   * result is h + the layer's output (the decoder block's pre-norm and residual add in the same call, the same numbers
+   * as `ops.rmsNorm` and `ops.add` around it). A backend that cannot must return null for such a call.
+   */
+  residual?: { norm: Tensor | null; eps: number };
 };
 
 export interface Mamba1StepArgs {

@@ -128,9 +128,20 @@ export class DecoderLM implements CausalLM {
       let y = x;
       try {
         for (const sub of s.blocks[i]) {
+          const ctx = { pastLen, state: state ? state.layers[i] : null, onDelta: report };
+          // the pre-norm, the mixer and the residual add in one backend call where the mixer has one (a residual scale
+          // other than 1 is left to the ops: the same numbers either way)
+          if (sub.mixer.forwardResidual && (sub.residualScale ?? 1) === 1) {
+            const x = y;
+            const r = await ls.run(() => sub.mixer.forwardResidual!(x, sub.norm ?? null, s.normEps, ctx));
+            if (r) {
+              y = r;
+              continue;
+            }
+          }
           const out = await ls.run(() => {
             const h = sub.norm ? ops.rmsNorm(y, sub.norm, s.normEps) : y;
-            return sub.mixer.forward(h, { pastLen, state: state ? state.layers[i] : null, onDelta: report });
+            return sub.mixer.forward(h, ctx);
           });
           y = ls.run(() => ops.add(y, ops.scale(out, sub.residualScale ?? 1)));
         }

@@ -84,6 +84,24 @@ export class Mamba2Mixer implements Mixer {
     return L === 1 && ctx.state !== null && ctx.pastLen.every((p) => p > 0);
   }
 
+  /** prefill: x + the layer(rmsNorm(x)) as one backend call (`mamba2Prefill` with `residual`) where it has one, else null */
+  async forwardResidual(x: Tensor, norm: Tensor | null, eps: number, ctx: MixerContext): Promise<Tensor | null> {
+    const { w, dims: d, opts } = this;
+    const be = this.backend;
+    const L = x.shape[1];
+    if (!(L > 1 && be.mamba2Prefill && !ctx.onDelta)) return null;
+    const A = w.A.get();
+    if (needsGrad(x, norm, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) return null;
+    const st = ctx.state;
+    return be.mamba2Prefill({
+      h: x, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+      nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+      convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit: opts.dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
+      normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
+      residual: { norm, eps },
+    });
+  }
+
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {
     const { w, dims: d, opts } = this;
     const [b, L] = h.shape;

@@ -28,6 +28,11 @@ export interface Mixer {
   readonly timeTensors: readonly string[];
   /** h: (b, L, H) → (b, L, H) */
   forward(h: Tensor, ctx: MixerContext): Promise<Tensor>;
+  /**
+   * Optional: x + forward(rmsNorm(x, norm, eps)) (norm null: x + forward(x)) in one backend call where the backend
+   * has one for this call — the same numbers as the three ops — else null (the caller runs the three)
+   */
+  forwardResidual?(x: Tensor, norm: Tensor | null, eps: number, ctx: MixerContext): Promise<Tensor | null>;
   /** parameters, for `describe()` */
   readonly parameterCount: number;
   /**

@@ -121,6 +121,13 @@ export interface WasmBackendOptions {
    */
   prefillLayer?: boolean;
   /**
+   * prefill, with `prefillLayer`: a Mamba-2 layer's op also runs the decoder block's pre-norm before it and the residual
+   * add after it (`mamba2Prefill` with `residual`: the residual stream copied in once, normed in wasm memory, the sum
+   * the one copy out; no rmsNorm op with its copies, no add in JavaScript). Default true, or the environment's
+   * MAMBA_TS_WASM_PREFILL_RESIDUAL=0 for false (the norm and the add as their own ops, as before). The same bits.
+   */
+  prefillResidual?: boolean;
+  /**
    * the chunked SSD's small matrix products (assembly/ssd_chunked.ts) with fused multiply-adds (`gemm_nt_f32_fma`;
    * where the relaxed-SIMD kernels loaded, else a multiply and an add — the same bits as false). Default true, or the
    * environment's MAMBA_TS_WASM_SSD_FMA=0 for false: the linear.ts tiles of before. Other roundings (within f32 parity).
@@ -259,6 +266,8 @@ export class WasmBackend extends CpuBackend {
   m2EarlyBC: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
+  /** see WasmBackendOptions.prefillResidual (may be changed between calls: benchmarks compare the two) */
+  prefillResidual: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
   ssdFma: boolean;
   /** see WasmBackendOptions.packXOnce (may be changed between calls: benchmarks compare the two) */
@@ -301,6 +310,7 @@ export class WasmBackend extends CpuBackend {
     this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
     this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
+    this.prefillResidual = flagOption(opts, 'prefillResidual', envFlag('MAMBA_TS_WASM_PREFILL_RESIDUAL', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
@@ -1089,6 +1099,7 @@ export class WasmBackend extends CpuBackend {
    */
   mamba2Prefill(a: Mamba2PrefillArgs): Tensor | null {
     if (!this.prefillLayer || a.algorithm !== 'chunked') return null;
+    if (a.residual && !this.prefillResidual) return null;
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const [batch, L, H] = a.h.shape;
     const W = nh * hd, GN = G * N, convDim = W + 2 * GN, width = W + convDim + nh;
@@ -1100,8 +1111,17 @@ export class WasmBackend extends CpuBackend {
     if (!(lo <= hi)) return null; // (the op sequence's processDt names the error)
     const M = batch * L;
     const rt = this.runtime;
+    const res = a.residual;
+    if (res && (mo.rows !== H || (res.norm && (res.norm.shape.length !== 1 || res.norm.shape[0] !== H)))) return null; // (the ops name the error)
     return this.op((c) => {
-      const zx = this.productAt(c, c.in(a.h), M, H, mi, a.inProjBias);
+      const hin = c.in(a.h);
+      // with `residual`: the block's pre-norm first (rms_norm as the rmsNorm op runs it: the same bits)
+      let xin = hin;
+      if (res?.norm) {
+        xin = c.out(M * H);
+        rt.run('rms_norm', [hin, c.in(res.norm), xin, H, res.eps], M, 1, 4 * M * H);
+      }
+      const zx = this.productAt(c, xin, M, H, mi, a.inProjBias);
       // conv1d + SiLU of the xBC columns: K ≤ 4 in place, time outermost (causal_conv1d_timewise); else into a buffer
       // of its own (causal_conv1d_rows reads x_{t−j} back)
       const inPlace = K <= 4;
@@ -1126,7 +1146,10 @@ export class WasmBackend extends CpuBackend {
       ], 4 * M * W * N >= MIN_PARALLEL_WORK);
       // g = norm(y · silu(z)) over y
       rt.run('rms_norm_gated_rows', [y, W, zx, width, c.in(a.norm), y, W, W, a.normGroupSize, a.normEps], M, 1, 16 * M * W);
-      return c.result(this.productAt(c, y, M, W, mo, a.outProjBias), [batch, L, mo.rows]);
+      const out = this.productAt(c, y, M, W, mo, a.outProjBias);
+      // with `residual`: h + the layer's output (an f32 sum, as `add`)
+      if (res) rt.run('add_f32', [hin, out, out], M * H, 4, M * H);
+      return c.result(out, [batch, L, mo.rows]);
     });
   }
 
@@ -1164,7 +1187,7 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'prefillLayer' | 'prefillResidual' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);

@@ -89,3 +89,19 @@ export function silu_mul(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
     stc(y + o, f32x4.mul(vsilu(ldc(a + o, c)), ldc(b + o, c)), c);
   }
 }
+
+/**
+ * y = a + b, elements [i0, i1) (f32; y may be a or b): a Mamba-2 prefill layer's residual add (`mamba2Prefill` with
+ * `residual`), the same bits as the backends' `add` (an f32 sum, rounded once)
+ */
+export function add_f32(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(y + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i << 2;
+    store<f32>(y + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
