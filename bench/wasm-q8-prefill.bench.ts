@@ -9,7 +9,7 @@
  * median of --reps prefills (fresh state each), the last logits compared (the kernels give the same bits).
  *
  *   node dist/bench/wasm-q8-prefill.bench.js [--model mamba2-130m] [--threads 1,2] [--prompt 512] [--reps 5]
- *     [--kernels v1,v2 | --residual 0,1] [--dtype q8|f32 (of the A/B)] [--profile 1|0] [--f32 1|0]
+ *     [--kernels v1,v2 | --residual 0,1 | --variants v1:0,v2:1] [--dtype q8|f32 (of the A/B)] [--profile 1|0] [--f32 1|0]
  */
 import { WasmBackend, type WasmQ8GemmKernel } from '../src/backend/wasm/index.js';
 import type { WeightDType } from '../src/tensor/dtype.js';
@@ -27,7 +27,9 @@ const prompt = Number(arg('prompt', '512'));
 const reps = Number(arg('reps', '5'));
 /** the A/B: q8GemmKernel values (default), or with --residual 0,1 prefillResidual off / on (--dtype: the weights of that A/B) */
 const residualAB = process.argv.includes('--residual');
-const kernels = (residualAB ? arg('residual', '0,1').split(',').map((v) => `residual=${v}`) : arg('kernels', 'v1,v2').split(',')) as string[];
+// --variants v1:0,v2:1: q8GemmKernel and prefillResidual together (session 31's before and after)
+const combined = process.argv.includes('--variants');
+const kernels = (combined ? arg('variants', 'v1:0,v2:1').split(',') : residualAB ? arg('residual', '0,1').split(',').map((v) => `residual=${v}`) : arg('kernels', 'v1,v2').split(',')) as string[];
 const abDtype = arg('dtype', 'q8') as WeightDType;
 const doProfile = arg('profile', '1') === '1';
 const doF32 = arg('f32', '1') === '1';
@@ -121,7 +123,11 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   // interleaved A/B of the q8 GEMM kernels (or prefillResidual)
   const ab = abDtype === 'q8' ? q8 : f32 ?? make(abDtype);
   const apply = (v: string): void => {
-    if (residualAB) ab.be.prefillResidual = v === 'residual=1';
+    if (combined) {
+      const [k, r] = v.split(':');
+      ab.be.q8GemmKernel = k as WasmQ8GemmKernel;
+      ab.be.prefillResidual = r === '1';
+    } else if (residualAB) ab.be.prefillResidual = v === 'residual=1';
     else ab.be.q8GemmKernel = v as WasmQ8GemmKernel;
   };
   await prefill(ab);
@@ -141,7 +147,7 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   }
   apply(kernels[kernels.length - 1]);
   const diff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-  console.log(`\n${abDtype} weights, ${residualAB ? 'prefillResidual' : 'q8 GEMM kernels'}, ${threads} thread(s), ms per token, median of ${reps} (load ${load()}); last logits max |Δ| vs ${kernels[0]}: ${kernels.slice(1).map((v) => `${v} ${diff(last[kernels[0]], last[v])}`).join(', ')}`);
+  console.log(`\n${abDtype} weights, ${combined ? 'q8GemmKernel:prefillResidual' : residualAB ? 'prefillResidual' : 'q8 GEMM kernels'}, ${threads} thread(s), ms per token, median of ${reps} (load ${load()}); last logits max |Δ| vs ${kernels[0]}: ${kernels.slice(1).map((v) => `${v} ${diff(last[kernels[0]], last[v])}`).join(', ')}`);
   console.log('| kernel | wall | CPU | tok/s (wall) | CPU ÷ wall |');
   console.log('|---|---:|---:|---:|---:|');
   for (const v of kernels) {
