@@ -11,7 +11,7 @@
  *   y              = norm(y · silu(z))              gated RMSNorm (full width in HF; per group in the official kernels)
  *   out            = out_proj(y)
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Mamba2PrefillArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -86,19 +86,26 @@ export class Mamba2Mixer implements Mixer {
 
   /** prefill: x + the layer(rmsNorm(x)) as one backend call (`mamba2Prefill` with `residual`) where it has one, else null */
   async forwardResidual(x: Tensor, norm: Tensor | null, eps: number, ctx: MixerContext): Promise<Tensor | null> {
+    return this.prefillInOne(x, ctx, this.opts.dtLimit, norm, { norm, eps });
+  }
+
+  /**
+   * the layer's prefill as one backend call (`mamba2Prefill`; with `residual`: the block's pre-norm and residual add
+   * too) where the backend has one and nothing needs gradients, else null
+   */
+  private prefillInOne(h: Tensor, ctx: MixerContext, dtLimit: [number, number], norm: Tensor | null, residual?: Mamba2PrefillArgs['residual']): Tensor | null {
     const { w, dims: d, opts } = this;
     const be = this.backend;
-    const L = x.shape[1];
-    if (!(L > 1 && be.mamba2Prefill && !ctx.onDelta)) return null;
+    if (!(h.shape[1] > 1 && be.mamba2Prefill && !ctx.onDelta)) return null;
     const A = w.A.get();
-    if (needsGrad(x, norm, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) return null;
+    if (needsGrad(h, norm, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) return null;
     const st = ctx.state;
     return be.mamba2Prefill({
-      h: x, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
+      h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-      convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit: opts.dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
+      convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
       normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
-      residual: { norm, eps },
+      ...(residual ? { residual } : {}),
     });
   }
 
@@ -111,18 +118,8 @@ export class Mamba2Mixer implements Mixer {
     const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
     const be = this.backend;
     // prefill: the whole layer in one backend call where it has one (activations kept there between the ops)
-    if (L > 1 && be.mamba2Prefill && !ctx.onDelta) {
-      const A = w.A.get();
-      if (!needsGrad(h, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) {
-        const out = be.mamba2Prefill({
-          h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
-          nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-          convState: st?.conv ?? null, dtBias: w.dtBias, dtLimit, A, D: w.D, ssmState: st?.ssm ?? null, norm: w.norm,
-          normEps: opts.normEps, normGroupSize: opts.normGroupSize, algorithm: opts.algorithm, chunkSize: opts.chunkSize,
-        });
-        if (out) return out;
-      }
-    }
+    const one = this.prefillInOne(h, ctx, dtLimit, null);
+    if (one) return one;
     // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
     const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
