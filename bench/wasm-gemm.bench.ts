@@ -19,7 +19,8 @@
  *
  * Every result is checked against a float64 product on a sample of rows (f32 and q8-new: max |Δ| / max |y| ≤ 1e-5;
  * q8-old within its activation quantization, ≤ 1e-3) and new f32 against old (≤ 1e-5); a failure exits with status 1.
- * Also prints the clock estimated from a dependent chain of f32x4 adds (× --add-latency cycles, 3 on Zen 2).
+ * Also prints the clock estimated from a dependent chain of f32x4 adds (× --add-latency cycles: 3 on Zen 2 and Zen 4,
+ * 2 on Zen 5 — pass --add-latency 2 there, else the clock and the per-cycle figures come out 1.5× off).
  *
  * With --models, whole models (random weights, `mamba-ts bench`'s presets) on the backend: prefill of --prompt tokens
  * with gemm 'tiles' and 'blocked' alternating on one model (one WasmBackend, the same weights), min and median wall ms
@@ -88,7 +89,7 @@ function bestCpuMs(probe: Probe, iters: number, out: number): number {
  * (fused multiply-adds where they are the relaxed build) and in the plain build (kernels.wasm, instantiated here on a
  * memory of its own: a multiply then an add), and the clock the add chain implies
  */
-function probes(rt: WasmRuntime): { peak: number; fma: number; ghz: number; dot16: number; dot8: number } {
+function probes(rt: WasmRuntime): { peak: number; fma: number; ghz: number; dot16: number; dot16only: number; dot8: number } {
   const iters = 2_000_000;
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
   const plain = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(new URL('../wasm/kernels.wasm', import.meta.url))),
@@ -100,9 +101,10 @@ function probes(rt: WasmRuntime): { peak: number; fma: number; ghz: number; dot1
   const ghz = (8 * iters * addLatency) / (bestCpuMs(rt.kernels.add_chain as Probe, iters, out) * 1e6);
   // integer dot products, 2 ops per multiply-add: 12 chains of 8 (dot_i16x8_s) or 16 (relaxed i8) per iteration
   const dot16 = (192 * iters) / (bestCpuMs(rt.kernels.peak_dot16 as Probe, iters, out) * 1e6);
+  const dot16only = (192 * iters) / (bestCpuMs(rt.kernels.peak_dot16_only as Probe, iters, out) * 1e6);
   const dot8 = rt.fused ? (384 * iters) / (bestCpuMs(rt.kernels.peak_dot8 as Probe, iters, out) * 1e6) : 0;
   rt.heap.release(out);
-  return { peak, fma, ghz, dot16, dot8 };
+  return { peak, fma, ghz, dot16, dot16only, dot8 };
 }
 
 /** float64 y rows `rows` of x · Wᵀ (W given as f32 values) */
@@ -147,12 +149,12 @@ let dotPeak = 0;
 for (const T of threadList) {
   const rt = WasmRuntime.get(T);
   await rt.ready();
-  const { peak: mulAdd, fma, ghz, dot16, dot8 } = probes(rt);
+  const { peak: mulAdd, fma, ghz, dot16, dot16only, dot8 } = probes(rt);
   // the ceiling the new kernel can reach: fused multiply-adds where the kernels have them
   const peak = rt.fused ? fma : mulAdd;
   log(`threads ${rt.threads}, ${rt.fused ? 'relaxed-SIMD kernels (fused multiply-add in the new GEMM)' : 'plain SIMD kernels (no FMA)'}: wasm SIMD per CPU-second: multiply+add ${mulAdd.toFixed(1)} GFLOP/s (${(mulAdd / ghz).toFixed(1)} flops/cycle), ` +
     `${rt.fused ? `fused multiply-add ${fma.toFixed(1)} GFLOP/s (${(fma / ghz).toFixed(1)} flops/cycle)` : 'no FMA'}, ` +
-    `i32x4.dot_i16x8_s + add ${dot16.toFixed(1)} Gop/s (${(dot16 / ghz).toFixed(1)} ops/cycle)` +
+    `i32x4.dot_i16x8_s + add ${dot16.toFixed(1)} Gop/s (${(dot16 / ghz).toFixed(1)} ops/cycle), the dot alone ${dot16only.toFixed(1)} Gop/s (${(dot16only / ghz).toFixed(1)} ops/cycle)` +
     `${rt.fused ? `, relaxed_dot_i8x16_i7x16_add_s ${dot8.toFixed(1)} Gop/s (${(dot8 / ghz).toFixed(1)} ops/cycle)` : ''}, at the ~${ghz.toFixed(2)} GHz the add chain shows`);
   dotPeak = dot16;
   if (rt.fused && !rt.relaxedDot) log(`  (int7 runs the i16 kernel: relaxed SIMD is behind a flag in V8 ${process.versions.v8}, whose Liftoff miscompiles the relaxed dot)`);

@@ -290,7 +290,7 @@ describe('wasm prefill GEMMs with x packed once (packXOnce)', () => {
               be.packXOnce = true;
               seen.length = 0;
               const got = be.linear(x, w, b).dataSync().slice();
-              const packer = kernel === 'gemm_q8' ? 'gemm_q8_pack_x' : 'gemm_pack_x';
+              const packer = kernel === 'gemm_q8' ? (be.q8GemmKernel === 'v1' ? 'gemm_q8_pack_x' : 'gemm_q8_pack_x2') : 'gemm_pack_x';
               assert.deepEqual(seen, [packer, `${kernel}_prepacked`], 'on: packed once, then the product');
               assertBitEqual(got, want, `${weights} ${q8Gemm}: M=${M} K=${K} N=${N} bias=${!!b}`);
             }

@@ -104,13 +104,14 @@ describe('wasm backend: a Mamba-2 layer\'s prefill in one op (prefillLayer)', ()
   }
 
   it('declines what it does not run (the mixer then runs the ops): option off, short prompts, other SSD algorithms', async () => {
+    // (a declined layer is asked twice, with the block's residual and then without: the calls without are counted)
     const be = new WasmBackend({ threads: 1 });
     const lm = buildModel(config, 'random mamba2', new RandomTensorSource(5), { backend: be });
     const calls: boolean[] = [];
     const f = be.mamba2Prefill.bind(be);
     be.mamba2Prefill = (a) => {
       const y = f(a);
-      calls.push(y !== null);
+      if (!a.residual || y) calls.push(y !== null);
       return y;
     };
     // (declined: asked twice per layer — the sublayer with its norm and residual, then the layer alone — and run once)
@@ -125,5 +126,61 @@ describe('wasm backend: a Mamba-2 layer\'s prefill in one op (prefillLayer)', ()
     await rec.forward([ids[0]]);
     declined("ssd 'recurrent'");
     assert.throws(() => new WasmBackend({ threads: 1, prefillLayer: 'yes' as unknown as boolean }), /"prefillLayer" must be true or false/);
+  });
+});
+
+describe('wasm backend: a Mamba-2 prefill layer with the block\'s pre-norm and residual add (prefillResidual)', () => {
+  /** what `run` returned with prefillResidual off, then on, and how often residual_add (the fused residual add) ran in each */
+  async function offThenOnResidual<T>(be: WasmBackend, run: () => Promise<T>): Promise<{ off: T; on: T; ranOff: number; ranOn: number }> {
+    const rt = be.runtime;
+    const runK = rt.run;
+    let ran = 0;
+    rt.run = function (k, args, n, align, work) {
+      if (k === 'residual_add') ran++;
+      return runK.call(this, k, args, n, align, work);
+    };
+    try {
+      be.prefillResidual = false;
+      const off = await run();
+      const ranOff = ran;
+      ran = 0;
+      be.prefillResidual = true;
+      const on = await run();
+      return { off, on, ranOff, ranOn: ran };
+    } finally {
+      rt.run = runK;
+      be.prefillResidual = true;
+    }
+  }
+  // granite-hybrid-tiny: a residual multiplier ≠ 1 (residual_add scales the layer's output: the same bits as scale + add)
+  const runs: Array<[string, number, 'f32' | 'q8' | 'bf16', boolean]> = [
+    ['mamba2-tiny', 1, 'f32', true], ['mamba2-tiny', 3, 'q8', true], ['mamba2-groups', 2, 'bf16', true],
+    ['bamba-variant', 2, 'q8', true], ['nemotron-h-tiny', 2, 'f32', true], ['granite-hybrid-tiny', 2, 'f32', true],
+  ];
+  for (const [name, threads, weights, fused] of runs) {
+    it(`${name}, ${weights}, ${threads} thread(s): the bits of the norm and add as ops, ${fused ? 'and the fused add really ran' : 'left to the ops (residual scale)'}`, async () => {
+      const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+      const be = model.lm.backend as unknown as WasmBackend;
+      assert.equal(be.prefillResidual, true, 'the default');
+      const ids = loadReference(hfFixture(name)).ids('input_ids');
+      const r = await offThenOnResidual(be, () => logitsOf(model.lm, ids));
+      assert.equal(r.ranOff, 0, 'off: no fused add');
+      if (fused) assert.ok(r.ranOn > 0, 'on: residual_add ran');
+      else assert.equal(r.ranOn, 0, 'a residual scale ≠ 1: the ops');
+      for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `${i === 0 ? 'forward' : `prefill + step ${i - 1}`}: logits differ`);
+    });
+  }
+
+  it('MAMBA_TS_WASM_PREFILL_RESIDUAL=0 turns it off; a bad value of the option is an error naming it', () => {
+    const old = process.env.MAMBA_TS_WASM_PREFILL_RESIDUAL;
+    try {
+      process.env.MAMBA_TS_WASM_PREFILL_RESIDUAL = '0';
+      assert.equal(new WasmBackend({ threads: 1 }).prefillResidual, false);
+      assert.equal(new WasmBackend({ threads: 1, prefillResidual: true }).prefillResidual, true, 'the option over the environment');
+    } finally {
+      if (old === undefined) delete process.env.MAMBA_TS_WASM_PREFILL_RESIDUAL;
+      else process.env.MAMBA_TS_WASM_PREFILL_RESIDUAL = old;
+    }
+    assert.throws(() => new WasmBackend({ threads: 1, prefillResidual: 'yes' as unknown as boolean }), /"prefillResidual" must be true or false/);
   });
 });

@@ -65,6 +65,11 @@ export interface WasmBackendOptions {
    */
   q8Gemm?: WasmQ8Gemm;
   /**
+   * the integer q8 GEMM's kernel (q8Gemm 'int13' / 'int8' / 'int7'; assembly/gemm_q8.ts): 'v2' (default) or 'v1'
+   * (session 29's, kept for comparison), or the environment's MAMBA_TS_WASM_Q8_GEMM_KERNEL. The same bits.
+   */
+  q8GemmKernel?: WasmQ8GemmKernel;
+  /**
    * decode: products of one input (q/k/v, gate/up) as one call on the threads (`linearMany`; default true), and a
    * gated MLP's gate/up, SwiGLU and down as one (`gatedMlp`). false: one call per product and op, as before (benchmarks
    * compare the two; the numbers are the same bits)
@@ -125,6 +130,13 @@ export interface WasmBackendOptions {
    * the two). The same kernels' arithmetic either way.
    */
   prefillLayer?: boolean;
+  /**
+   * prefill: a sublayer's one op (`mamba2Prefill`, `attentionPrefill`, `gatedMlp`) also runs the decoder block's
+   * pre-norm before it and the residual add after it (`residual`: the residual stream copied in once, normed in wasm
+   * memory, the sum the one copy out; no rmsNorm op with its copies, no add in JavaScript). Default true, or the environment's
+   * MAMBA_TS_WASM_PREFILL_RESIDUAL=0 for false (the norm and the add as their own ops, as before). The same bits.
+   */
+  prefillResidual?: boolean;
   /**
    * the chunked SSD's small matrix products (assembly/ssd_chunked.ts) with fused multiply-adds (`gemm_nt_f32_fma`;
    * where the relaxed-SIMD kernels loaded, else a multiply and an add — the same bits as false). Default true, or the
@@ -202,6 +214,8 @@ export interface WasmBackendOptions {
 
 export type WasmGemm = 'blocked' | 'tiles';
 export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
+/** see WasmBackendOptions.q8GemmKernel */
+export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'rows' | 'heads4';
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
@@ -280,6 +294,8 @@ export class WasmBackend extends CpuBackend {
   gemm: WasmGemm;
   /** see WasmBackendOptions.q8Gemm (may be changed between calls: benchmarks compare them) */
   q8Gemm: WasmQ8Gemm;
+  /** see WasmBackendOptions.q8GemmKernel (may be changed between calls: benchmarks compare them) */
+  q8GemmKernel: WasmQ8GemmKernel;
   /** see WasmBackendOptions.fuseProducts (may be changed between calls) */
   fuseProducts: boolean;
   /** see WasmBackendOptions.stepOut (may be changed between calls) */
@@ -296,6 +312,8 @@ export class WasmBackend extends CpuBackend {
   decodeOneCall: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
   prefillLayer: boolean;
+  /** see WasmBackendOptions.prefillResidual (may be changed between calls: benchmarks compare the two) */
+  prefillResidual: boolean;
   /** see WasmBackendOptions.ssdFma (may be changed between calls: benchmarks compare the two) */
   ssdFma: boolean;
   /** see WasmBackendOptions.packXOnce (may be changed between calls: benchmarks compare the two) */
@@ -335,6 +353,8 @@ export class WasmBackend extends CpuBackend {
     this.gemm = opts.gemm ?? envChoice<WasmGemm>('MAMBA_TS_WASM_GEMM', ['blocked', 'tiles'], LoadOptionError) ?? 'blocked';
     this.q8Gemm = opts.q8Gemm ?? envChoice<WasmQ8Gemm>('MAMBA_TS_WASM_Q8_GEMM', ['int13', 'int8', 'int7', 'f32'], LoadOptionError) ?? 'int13';
     if (this.q8Gemm !== 'f32' && Q8_GEMM[this.q8Gemm] === undefined) throw new LoadOptionError(`wasm backend: option "q8Gemm" must be 'int13', 'int8', 'int7' or 'f32', got ${String(opts.q8Gemm)}`);
+    this.q8GemmKernel = opts.q8GemmKernel ?? envChoice<WasmQ8GemmKernel>('MAMBA_TS_WASM_Q8_GEMM_KERNEL', ['v1', 'v2'], LoadOptionError) ?? 'v2';
+    if (this.q8GemmKernel !== 'v1' && this.q8GemmKernel !== 'v2') throw new LoadOptionError(`wasm backend: option "q8GemmKernel" must be 'v1' or 'v2', got ${String(opts.q8GemmKernel)}`);
     this.fuseProducts = flagOption(opts, 'fuseProducts', true);
     this.stepOut = flagOption(opts, 'stepOut', envFlag('MAMBA_TS_WASM_STEP_OUT', true));
     this.touchState = flagOption(opts, 'touchState', envFlag('MAMBA_TS_WASM_TOUCH_STATE', false));
@@ -343,6 +363,7 @@ export class WasmBackend extends CpuBackend {
     this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
     this.decodeOneCall = flagOption(opts, 'decodeOneCall', envFlag('MAMBA_TS_WASM_DECODE_ONE_CALL', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
+    this.prefillResidual = flagOption(opts, 'prefillResidual', envFlag('MAMBA_TS_WASM_PREFILL_RESIDUAL', true));
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
@@ -634,6 +655,7 @@ export class WasmBackend extends CpuBackend {
    */
   gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], residual?: SublayerResidual): Tensor | null {
     const [M, H] = x.shape;
+    if (residual && !this.prefillResidual) return null;
     if (this.mlpPrefill && M >= BLOCKED_MIN_ROWS) return this.gatedMlpPrefill(x, gate, up, down, residual);
     if (!this.fuseProducts || residual) return null;
     return this.op((c) => {
@@ -761,7 +783,7 @@ export class WasmBackend extends CpuBackend {
         let xp = packs?.get(key);
         if (xp === undefined) {
           xp = c.out(Math.ceil((rt.kernels.gemm_q8_packed_x_bytes as (M: number, K: number) => number)(M, K) / 4));
-          rt.run('gemm_q8_pack_x', [mode, qmax, xo, M, K, xp], Math.ceil(M / GEMM_MC) * Math.ceil(K / GEMM_KC), 1, 8 * M * K);
+          rt.run(this.q8GemmKernel === 'v1' ? 'gemm_q8_pack_x' : 'gemm_q8_pack_x2', [mode, qmax, xo, M, K, xp], (rt.kernels.gemm_q8_x_blocks as (M: number, K: number) => number)(M, K), 1, 8 * M * K);
           packs?.set(key, xp);
         }
         rt.runTeam('gemm_q8_prepacked', [mode, qmax, xp, m.off, m.scales, bo, yo, M, K, N, scratch], work >= MIN_PARALLEL_WORK);
@@ -1292,6 +1314,7 @@ export class WasmBackend extends CpuBackend {
     const ms = [a.q, a.k, a.v, a.o].map(([w]) => this.matrices.get(w.storage as object));
     const [mq, mk, mv, mo] = ms;
     if (!mq || !mk || !mv || !mo || mq.rows !== Hq * hd || mk.rows !== Hkv * hd || mv.rows !== Hkv * hd || mq.cols !== H || mk.cols !== H || mv.cols !== H || mo.cols !== Hq * hd) return null;
+    if (a.residual && !this.prefillResidual) return null;
     if (a.residual && mo.rows !== H) return null;
     const rowKV = Hkv * hd;
     const cached = a.cacheK !== null && a.cacheV !== null;
@@ -1438,6 +1461,7 @@ export class WasmBackend extends CpuBackend {
    */
   mamba2Prefill(a: Mamba2PrefillArgs): Tensor | null {
     if (!this.prefillLayer || a.algorithm !== 'chunked') return null;
+    if (a.residual && !this.prefillResidual) return null;
     const { nHeads: nh, headDim: hd, nGroups: G, dState: N } = a;
     const [batch, L, H] = a.h.shape;
     const W = nh * hd, GN = G * N, convDim = W + 2 * GN, width = W + convDim + nh;
@@ -1450,6 +1474,8 @@ export class WasmBackend extends CpuBackend {
     if (!(lo <= hi)) return null; // (the op sequence's processDt names the error)
     const M = batch * L;
     const rt = this.runtime;
+    const res = a.residual;
+    if (res?.norm && (res.norm.shape.length !== 1 || res.norm.shape[0] !== H)) return null; // (the ops name the error)
     return this.op((c) => {
       const xo = c.in(a.h);
       const zx = this.productAt(c, this.preNorm(c, xo, M, H, a.residual), M, H, mi, a.inProjBias);
@@ -1517,7 +1543,7 @@ export class WasmBackend extends CpuBackend {
 }
 
 /** a boolean option of WasmBackendOptions: `dflt` when left out; another type is a LoadOptionError naming it */
-function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'decodeOneCall' | 'prefillLayer' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer' | 'attnPrefill' | 'mlpPrefill', dflt: boolean): boolean {
+function flagOption(opts: WasmBackendOptions, name: 'fuseProducts' | 'stepOut' | 'touchState' | 'stepIn' | 'm2TwoBarriers' | 'm2EarlyBC' | 'decodeOneCall' | 'prefillLayer' | 'prefillResidual' | 'ssdFma' | 'packXOnce' | 'attnPad' | 'attnLayer' | 'attnPrefill' | 'mlpPrefill', dflt: boolean): boolean {
   const v: unknown = opts[name];
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw new LoadOptionError(`wasm backend: option "${name}" must be true or false, got ${JSON.stringify(v)}`);

@@ -220,6 +220,111 @@ function packA(mode: i32, qmax: f32, x: usize, K: i32, i0: i32, mc: i32, k0: i32
   }
 }
 
+// packA2: packA's output, the same bits, with cheaper quantization (what q8GemmKernel 'v2' packs x with: session 29's
+// packA spent ~6.7 cycles per value of x, ~10 % of out_proj's time). Per row and block of 32: max |x| on the integer
+// bits (|x|'s bits order as its values), and v = x · (1 / xs) rounded to the nearest integer, ties to even, by adding
+// 1.5 · 2^23 and taking the integer bits back out — nearest + trunc_sat's result wherever v is finite and |v| < 2^22
+// (V8 11.3 emits trunc_sat as 5 instructions, f32x4.max as 8). That holds when max |x| is 0 or a finite value
+// ≥ 2^-100 (xs normal, so |v| ≤ qmax · (1 + 2^-21)); a block with a NaN, an infinity or only subnormal values (1 / xs
+// may overflow: x · ∞) goes to packA's code, which defines what such a block gives, and so does a group of fewer than
+// MR rows. Groups of MR rows are unrolled (no loop over rows, no globals).
+
+const RND_MAGIC: f32 = 12582912.0; // 1.5 · 2^23
+const RND_MAGIC_BITS: i32 = 0x4b400000;
+const F32_INF_BITS: i32 = 0x7f800000;
+/** the bits of 2^-100: from here to +∞ (and at 0) packA2's rounding is packA's */
+const FAST_MIN_BITS: i32 = 27 << 23;
+
+/** whether a block whose max |x| has bits `m` may take packA2's rounding: 0, or finite and ≥ 2^-100 */
+// @ts-ignore: decorator
+@inline function fastBits(m: i32): bool {
+  return m == 0 || <u32>(m - FAST_MIN_BITS) < <u32>(F32_INF_BITS - FAST_MIN_BITS);
+}
+
+/** max |x| of the 32 values at p as f32 bits (≥ F32_INF_BITS: a NaN or an infinity among them) */
+// @ts-ignore: decorator
+@inline function absMaxBits(p: usize): i32 {
+  const mask = i32x4.splat(0x7fffffff);
+  const m0 = i32x4.max_s(v128.and(v128.load(p), mask), v128.and(v128.load(p, 16), mask));
+  const m1 = i32x4.max_s(v128.and(v128.load(p, 32), mask), v128.and(v128.load(p, 48), mask));
+  const m2 = i32x4.max_s(v128.and(v128.load(p, 64), mask), v128.and(v128.load(p, 80), mask));
+  const m3 = i32x4.max_s(v128.and(v128.load(p, 96), mask), v128.and(v128.load(p, 112), mask));
+  let m = i32x4.max_s(i32x4.max_s(m0, m1), i32x4.max_s(m2, m3));
+  m = i32x4.max_s(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
+  m = i32x4.max_s(m, i32x4.shuffle(m, m, 1, 0, 3, 2));
+  return i32x4.extract_lane(m, 0);
+}
+
+/** the 4 values at p + off times inv, rounded to the nearest integer (ties to even) as i32 (finite, |·| < 2^22) */
+// @ts-ignore: decorator
+@inline function roundMul(p: usize, off: usize, inv: v128): v128 {
+  return i32x4.sub(f32x4.add(f32x4.mul(v128.load(p + off), inv), f32x4.splat(RND_MAGIC)), i32x4.splat(RND_MAGIC_BITS));
+}
+
+/** 8 values at p + off quantized (× inv, rounded) to i16 */
+// @ts-ignore: decorator
+@inline function q16(p: usize, off: usize, inv: v128): v128 {
+  return i16x8.narrow_i32x4_s(roundMul(p, off, inv), roundMul(p, off + 16, inv));
+}
+
+/** the f32 scale xs = max|x| / qmax of a block whose max |x| has bits `bits` (finite) */
+// @ts-ignore: decorator
+@inline function blockScale(bits: i32, qmax: f32): f32 {
+  return reinterpret<f32>(bits) / qmax;
+}
+
+// @ts-ignore: decorator
+@inline function invOf(xs: f32): v128 {
+  return f32x4.splat(xs != 0 ? <f32>1 / xs : 0);
+}
+
+/** packA with packA2's quantization (see above); the same output */
+function packA2(mode: i32, qmax: f32, x: usize, K: i32, i0: i32, mc: i32, k0: i32, kc: i32, dst: usize, ds: usize): void {
+  const nb = kc / QB;
+  const xrowB = <usize>K << 2;
+  const panelB = <usize>kc * MR * 2, panelS = <usize>nb * MR * 4;
+  const bias8 = i8x16.splat(64);
+  for (let g = 0; g < mc; g += MR) {
+    const d = dst + <usize>(g / MR) * panelB, dsg = ds + <usize>(g / MR) * panelS;
+    if (mc - g < MR) {
+      packA(mode, qmax, x, K, i0 + g, mc - g, k0, kc, d, dsg);
+      continue;
+    }
+    const p0 = x + <usize>(i0 + g) * xrowB + (<usize>k0 << 2);
+    for (let b = 0; b < nb; b++) {
+      const pa = p0 + (<usize>b << 7), pb = pa + xrowB, pc = pb + xrowB, pe = pc + xrowB;
+      const ma = absMaxBits(pa), mb = absMaxBits(pb), mcx = absMaxBits(pc), me = absMaxBits(pe);
+      if (!(fastBits(ma) && fastBits(mb) && fastBits(mcx) && fastBits(me))) {
+        // a NaN, an infinity or a block of subnormals: this block of the 4 rows as packA packs it (into its place)
+        packA(mode, qmax, x, K, i0 + g, MR, k0 + b * QB, QB, d + <usize>b * (mode == 0 ? 16 * 16 : 8 * 16), dsg + <usize>b * MR * 4);
+        continue;
+      }
+      const xa = blockScale(ma, qmax), xb = blockScale(mb, qmax), xc = blockScale(mcx, qmax), xe = blockScale(me, qmax);
+      let sc = f32x4.splat(xa);
+      sc = f32x4.replace_lane(sc, 1, xb);
+      sc = f32x4.replace_lane(sc, 2, xc);
+      sc = f32x4.replace_lane(sc, 3, xe);
+      v128.store(dsg + <usize>b * MR * 4, sc);
+      const ia = invOf(xa), ib = invOf(xb), ic = invOf(xc), ie = invOf(xe);
+      if (mode == 0) {
+        const o = d + <usize>b * 16 * 16;
+        packUnits16(o, q16(pa, 0, ia), q16(pb, 0, ib), q16(pc, 0, ic), q16(pe, 0, ie));
+        packUnits16(o + 4 * 16, q16(pa, 32, ia), q16(pb, 32, ib), q16(pc, 32, ic), q16(pe, 32, ie));
+        packUnits16(o + 8 * 16, q16(pa, 64, ia), q16(pb, 64, ib), q16(pc, 64, ic), q16(pe, 64, ie));
+        packUnits16(o + 12 * 16, q16(pa, 96, ia), q16(pb, 96, ib), q16(pc, 96, ic), q16(pe, 96, ie));
+      } else {
+        const o = d + <usize>b * 8 * 16;
+        packUnits16(o,
+          i8x16.add(i8x16.narrow_i16x8_s(q16(pa, 0, ia), q16(pa, 32, ia)), bias8), i8x16.add(i8x16.narrow_i16x8_s(q16(pb, 0, ib), q16(pb, 32, ib)), bias8),
+          i8x16.add(i8x16.narrow_i16x8_s(q16(pc, 0, ic), q16(pc, 32, ic)), bias8), i8x16.add(i8x16.narrow_i16x8_s(q16(pe, 0, ie), q16(pe, 32, ie)), bias8));
+        packUnits16(o + 4 * 16,
+          i8x16.add(i8x16.narrow_i16x8_s(q16(pa, 64, ia), q16(pa, 96, ia)), bias8), i8x16.add(i8x16.narrow_i16x8_s(q16(pb, 64, ib), q16(pb, 96, ib)), bias8),
+          i8x16.add(i8x16.narrow_i16x8_s(q16(pc, 64, ic), q16(pc, 96, ic)), bias8), i8x16.add(i8x16.narrow_i16x8_s(q16(pe, 64, ie), q16(pe, 96, ie)), bias8));
+      }
+    }
+  }
+}
+
 /** 4 rows' vectors of 4 32-bit units → unit t of the 4 rows at o + t · 16 */
 // @ts-ignore: decorator
 @inline function packUnits16(o: usize, a: v128, b: v128, c: v128, d: v128): void {
@@ -326,6 +431,11 @@ export function gemm_q8_packed_x_bytes(M: i32, K: i32): f64 {
   return <f64>(<i64>((M + MC - 1) / MC) * <i64>((K + KC - 1) / KC) * <i64>(A_BYTES + AS_BYTES));
 }
 
+/** how many (MC rows × KC) blocks gemm_q8_pack_x splits x [M, K] into (the items its callers share among threads) */
+export function gemm_q8_x_blocks(M: i32, K: i32): i32 {
+  return ((M + MC - 1) / MC) * ((K + KC - 1) / KC);
+}
+
 /** blocks [b0, b1) of x [M, K] (block i = rows (i / nKC) · MC…, k (i % nKC) · KC…; nKC = ⌈K / KC⌉) packed into xp */
 export function gemm_q8_pack_x(mode: i32, qmax: i32, x: usize, M: i32, K: i32, xp: usize, b0: i32, b1: i32): void {
   if (!ASC_FEATURE_RELAXED_SIMD) mode = 0;
@@ -334,6 +444,17 @@ export function gemm_q8_pack_x(mode: i32, qmax: i32, x: usize, M: i32, K: i32, x
     const ic = (i / nKC) * MC, pc = (i % nKC) * KC;
     const dst = xp + <usize>i * (A_BYTES + AS_BYTES);
     packA(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
+  }
+}
+
+/** gemm_q8_pack_x with packA2's quantization (q8GemmKernel 'v2'): the same output */
+export function gemm_q8_pack_x2(mode: i32, qmax: i32, x: usize, M: i32, K: i32, xp: usize, b0: i32, b1: i32): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) mode = 0;
+  const nKC = (K + KC - 1) / KC;
+  for (let i = b0; i < b1; i++) {
+    const ic = (i / nKC) * MC, pc = (i % nKC) * KC;
+    const dst = xp + <usize>i * (A_BYTES + AS_BYTES);
+    packA2(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
   }
 }
 
@@ -422,6 +543,24 @@ export function peak_dot16(iters: i32, out: usize): void {
     a6 = i32x4.add(a6, i32x4.dot_i16x8_s(c, a6)); a7 = i32x4.add(a7, i32x4.dot_i16x8_s(c, a7));
     a8 = i32x4.add(a8, i32x4.dot_i16x8_s(c, a8)); a9 = i32x4.add(a9, i32x4.dot_i16x8_s(c, a9));
     a10 = i32x4.add(a10, i32x4.dot_i16x8_s(c, a10)); a11 = i32x4.add(a11, i32x4.dot_i16x8_s(c, a11));
+  }
+  v128.store(out, i32x4.add(i32x4.add(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)), i32x4.add(i32x4.add(a4, a5), i32x4.add(a6, a7))),
+                            i32x4.add(i32x4.add(a8, a9), i32x4.add(a10, a11))));
+}
+
+/**
+ * 12 × (acc = dot_i16x8_s(acc, c)) per iteration: 96 multiply-adds (192 ops) with no add — the multiply pipes alone
+ * (12 chains of pmaddwd's latency 3 cover 2 per cycle); peak_dot16 ÷ this is what the add beside each dot costs
+ */
+export function peak_dot16_only(iters: i32, out: usize): void {
+  const c = i16x8.splat(1);
+  let a0 = i32x4.splat(1), a1 = i32x4.splat(2), a2 = i32x4.splat(3), a3 = i32x4.splat(4);
+  let a4 = i32x4.splat(5), a5 = i32x4.splat(6), a6 = i32x4.splat(7), a7 = i32x4.splat(8);
+  let a8 = i32x4.splat(9), a9 = i32x4.splat(10), a10 = i32x4.splat(11), a11 = i32x4.splat(12);
+  for (let i = 0; i < iters; i++) {
+    a0 = i32x4.dot_i16x8_s(a0, c); a1 = i32x4.dot_i16x8_s(a1, c); a2 = i32x4.dot_i16x8_s(a2, c); a3 = i32x4.dot_i16x8_s(a3, c);
+    a4 = i32x4.dot_i16x8_s(a4, c); a5 = i32x4.dot_i16x8_s(a5, c); a6 = i32x4.dot_i16x8_s(a6, c); a7 = i32x4.dot_i16x8_s(a7, c);
+    a8 = i32x4.dot_i16x8_s(a8, c); a9 = i32x4.dot_i16x8_s(a9, c); a10 = i32x4.dot_i16x8_s(a10, c); a11 = i32x4.dot_i16x8_s(a11, c);
   }
   v128.store(out, i32x4.add(i32x4.add(i32x4.add(i32x4.add(a0, a1), i32x4.add(a2, a3)), i32x4.add(i32x4.add(a4, a5), i32x4.add(a6, a7))),
                             i32x4.add(i32x4.add(a8, a9), i32x4.add(a10, a11))));
