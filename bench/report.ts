@@ -18,6 +18,12 @@ export interface Timed {
   medianMs: number;
 }
 
+/** CPU time of the process, all threads (ms) */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -8,8 +8,7 @@ import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
 export const log = (s: string): void => void process.stdout.write(s + '\n');
-/** CPU time of the process, all threads (ms) */
-export const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+export { cpuMs } from './report.js';
 
 /** the report's first lines: title, machine, load at start, the run's settings */
 export function streamHeader(title: string, settings: string): void {

@@ -18,7 +18,8 @@ import { WasmBackend, type AttnTiles } from '../src/backend/wasm/index.js';
 import type { WeightDType } from '../src/tensor/dtype.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { median } from './report.js';
+import { cpuMs, median } from './report.js';
+import { wasmKernelTimes } from './kernel-times.js';
 import { loadavg } from 'node:os';
 
 const arg = (name: string, dflt: string): string => {
@@ -34,10 +35,6 @@ const kernels = process.argv.includes('--kernels');
 type Variant = readonly [string, boolean, boolean, AttnTiles];
 const VARIANTS: Variant[] = [['ops', false, false, 'dot'], ['fused', true, true, 'dot'], ['fused+fma', true, true, 'fma'], ['fused+scoresT', true, true, 'scoresT']];
 
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
 
 console.log(`prompt ${prompt}, ${reps} reps, load average ${load()}, ${new Date().toISOString()}`);
@@ -88,31 +85,8 @@ for (const modelName of models) {
       if (kernels) {
         // per kernel: one prefill of each variant with every kernel call timed
         const rt = be.runtime;
-        const run = rt.run, runTeam = rt.runTeam;
         for (const v of VARIANTS) {
-          const k = new Map<string, { wall: number; cpu: number; calls: number }>();
-          const timed = (kernel: string, f: () => void): void => {
-            const c0 = cpuMs(), t0 = performance.now();
-            f();
-            const e = k.get(kernel) ?? { wall: 0, cpu: 0, calls: 0 };
-            e.wall += performance.now() - t0;
-            e.cpu += cpuMs() - c0;
-            e.calls++;
-            k.set(kernel, e);
-          };
-          rt.run = function (kernel, args, n, align, work) {
-            timed(kernel, () => run.call(this, kernel, args, n, align, work));
-          };
-          rt.runTeam = function (kernel, args, parallel) {
-            timed(kernel, () => runTeam.call(this, kernel, args, parallel));
-          };
-          let p;
-          try {
-            p = await prefill(v);
-          } finally {
-            rt.run = run;
-            rt.runTeam = runTeam;
-          }
+          const { result: p, kernels: k } = await wasmKernelTimes(rt, () => prefill(v));
           const rows = [...k].sort((a, b) => b[1].cpu - a[1].cpu);
           const kw = rows.reduce((s, [, e]) => s + e.wall, 0), kc = rows.reduce((s, [, e]) => s + e.cpu, 0);
           console.log(`\n${v[0]}, ${threads} thread(s), per kernel (ms per token; wall ${(p.wall / prompt).toFixed(3)}, CPU ${(p.cpu / prompt).toFixed(3)})`);

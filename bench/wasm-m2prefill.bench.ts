@@ -17,7 +17,8 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import type { WeightDType } from '../src/tensor/dtype.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { median } from './report.js';
+import { cpuMs, median } from './report.js';
+import { wasmKernelTimes } from './kernel-times.js';
 import { loadavg } from 'node:os';
 
 const arg = (name: string, dflt: string): string => {
@@ -33,10 +34,6 @@ type Variant = readonly [string, boolean, boolean, boolean];
 const VARIANTS: Variant[] = [['ops', false, false, false], ['layer', true, false, false], ['layer+fma', true, true, false]];
 VARIANTS.push(['layer+fma+pack1', true, true, true]);
 
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 console.log(`${modelName}, ${dtype} weights, prompt ${prompt}, load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
 for (const threads of arg('threads', '1,2').split(',').map(Number)) {
@@ -83,32 +80,9 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
 
   // per kernel: one prefill of each variant with every kernel call timed
   const rt = be.runtime;
-  const run = rt.run, runTeam = rt.runTeam;
   for (const v of VARIANTS) {
     const name = v[0];
-    const k = new Map<string, { wall: number; cpu: number; calls: number }>();
-    const timed = (kernel: string, f: () => void): void => {
-      const c0 = cpuMs(), t0 = performance.now();
-      f();
-      const e = k.get(kernel) ?? { wall: 0, cpu: 0, calls: 0 };
-      e.wall += performance.now() - t0;
-      e.cpu += cpuMs() - c0;
-      e.calls++;
-      k.set(kernel, e);
-    };
-    rt.run = function (kernel, args, n, align, work) {
-      timed(kernel, () => run.call(this, kernel, args, n, align, work));
-    };
-    rt.runTeam = function (kernel, args, parallel) {
-      timed(kernel, () => runTeam.call(this, kernel, args, parallel));
-    };
-    let p;
-    try {
-      p = await prefill(v);
-    } finally {
-      rt.run = run;
-      rt.runTeam = runTeam;
-    }
+    const { result: p, kernels: k } = await wasmKernelTimes(rt, () => prefill(v));
     const rows = [...k].sort((a, b) => b[1].wall - a[1].wall);
     const kw = rows.reduce((s, [, v]) => s + v.wall, 0), kc = rows.reduce((s, [, v]) => s + v.cpu, 0);
     console.log(`\n${name}, ${threads} thread(s), per kernel (ms per token; wall ${(p.wall / prompt).toFixed(3)}, CPU ${(p.cpu / prompt).toFixed(3)})`);

@@ -15,7 +15,8 @@ import { WasmBackend, type WasmQ8GemmKernel } from '../src/backend/wasm/index.js
 import type { WeightDType } from '../src/tensor/dtype.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { median } from './report.js';
+import { cpuMs, median } from './report.js';
+import { wasmKernelTimes } from './kernel-times.js';
 import { loadavg } from 'node:os';
 
 const arg = (name: string, dflt: string): string => {
@@ -34,10 +35,6 @@ const abDtype = arg('dtype', 'q8') as WeightDType;
 const doProfile = arg('profile', '1') === '1';
 const doF32 = arg('f32', '1') === '1';
 
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 const load = (): string => loadavg().map((v) => v.toFixed(2)).join(' ');
 
 console.log(`${modelName}, prompt ${prompt}, load average ${load()}`);
@@ -59,8 +56,6 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
   };
 
   if (doProfile) {
-    const rt = q8.be.runtime;
-    const run = rt.run, runTeam = rt.runTeam, record = rt.governor.record;
     const label = (kernel: string, args: number[]): string => {
       // the GEMMs by shape: K (args) and N
       const shape = (K: number, N: number): string => `${kernel} ${K}→${N}`;
@@ -72,40 +67,11 @@ for (const threads of arg('threads', '1,2').split(',').map(Number)) {
     };
     for (const [name, m] of [['q8', q8], ...(f32 ? [['f32', f32]] : [])] as [string, ReturnType<typeof make>][]) {
       await prefill(m); // warm-up
-      const k = new Map<string, { wall: number; cpu: number; calls: number; wait: number }>();
-      let current = '';
-      const timed = (kernel: string, args: number[], f: () => void): void => {
-        const key = label(kernel, args);
-        current = key;
-        const c0 = cpuMs(), t0 = performance.now();
-        f();
-        const e = k.get(key) ?? { wall: 0, cpu: 0, calls: 0, wait: 0 };
-        e.wall += performance.now() - t0;
-        e.cpu += cpuMs() - c0;
-        e.calls++;
-        k.set(key, e);
-      };
-      const r2 = m.be.runtime;
-      r2.run = function (kernel, args, n, align, work) {
-        timed(kernel, args, () => run.call(this, kernel, args, n, align, work));
-      };
-      r2.runTeam = function (kernel, args, parallel) {
-        timed(kernel, args, () => runTeam.call(this, kernel, args, parallel));
-      };
-      r2.governor.record = function (now, started, own, lag) {
-        const e = k.get(current) ?? { wall: 0, cpu: 0, calls: 0, wait: 0 };
-        e.wait += lag;
-        k.set(current, e);
-        record.call(this, now, started, own, lag);
-      };
-      const ps: { wall: number; cpu: number }[] = [];
-      try {
+      const { result: ps, kernels: k } = await wasmKernelTimes(m.be.runtime, async () => {
+        const ps: { wall: number; cpu: number }[] = [];
         for (let r = 0; r < 3; r++) ps.push(await prefill(m));
-      } finally {
-        r2.run = run;
-        r2.runTeam = runTeam;
-        r2.governor.record = record;
-      }
+        return ps;
+      }, label);
       const p = { wall: ps.reduce((s, v) => s + v.wall, 0), cpu: ps.reduce((s, v) => s + v.cpu, 0) };
       const n = 3 * prompt;
       const rows = [...k].sort((a, b) => b[1].cpu - a[1].cpu);
