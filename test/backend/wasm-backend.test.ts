@@ -395,6 +395,51 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
       });
     }
   }
+  it('llama-tiny past 128 positions: the keys split among threads (S > 1 from the 3rd step), the KV cache grown between two steps, a residual scale — the same bits as a call per sublayer', async () => {
+    // prompt 125: the cache holds 128 after the prompt and grows at the 4th step (past 128: a new plan); (past + 1) / 2
+    // reaches ATTN_MIN_SPLIT (64) at past 127, so 2 threads split a row's keys from the 3rd step (3 threads: from past 191, not
+    // reached; batch 2 at 2 threads: one split per row, by heads). Granite's residual multiplier set on every
+    // sublayer (0.3: not an f32) in the second half of the runs.
+    const ids = Array.from({ length: 140 }, (_, i) => (i * 37 + 11) % 512);
+    for (const [threads, weights, kvCache, scale] of [[2, 'f32', 'f32', 1], [2, 'q8', 'q8', 1], [3, 'f32', 'bf16', 1], [2, 'f32', 'q8', 0.3], [3, 'q8', 'f32', 0.3]] as const) {
+      const model = await loadModel(hfFixture('llama-tiny'), { backend: 'wasm', threads, weights, kvCache });
+      const lm = model.lm;
+      const be = lm.backend as unknown as WasmBackend;
+      for (const block of (lm as unknown as { spec: { blocks: Array<Array<{ residualScale?: number }>> } }).spec.blocks) for (const sub of block) sub.residualScale = scale;
+      const rt = be.runtime, runTeam = rt.runTeam;
+      let stack = 0, splits = 0;
+      rt.runTeam = function (k, args, parallel) {
+        if (k === 'decode_stack') {
+          stack++;
+          // (the first attention entry's S: decode_stack's table, entry index 20)
+          if (new Float64Array(rt.memory.buffer, args[0], 32)[20] > 1) splits++;
+        }
+        return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
+      };
+      try {
+        const run = async (on: boolean) => {
+          be.decodeOneCall = on;
+          stack = splits = 0;
+          const one = await stepLogits(lm, ids, 125, 6);
+          const s2 = lm.createState(2);
+          const two = [(await lm.advance([ids.slice(0, 125), ids.slice(7, 132)], s2)).data.slice()];
+          for (let t = 0; t < 6; t++) two.push((await lm.advance([[ids[t]], [ids[t + 3]]], s2)).data.slice());
+          return { logits: [...one, ...two], stack, splits };
+        };
+        const off = await run(false);
+        const on = await run(true);
+        const what = `${threads} threads, ${weights}, ${kvCache} cache, scale ${scale}`;
+        assert.equal(off.stack, 0, what);
+        assert.equal(on.stack, 12, `${what}: every one-token step in one call`);
+        if (threads === 2) assert.equal(on.splits, 4, `${what}: the keys split (S = 2) in batch 1's last 4 steps`);
+        for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `${what}, call ${i}: logits differ`);
+      } finally {
+        rt.runTeam = runTeam;
+        be.decodeOneCall = true;
+      }
+    }
+  });
+
   it('off with stepIn or stepOut off, or the four-barrier Mamba-2 layer; a bad option value is an error naming it', async () => {
     for (const [name, set] of [['mamba-tiny', (b: WasmBackend) => void (b.stepIn = false)], ['mamba-tiny', (b: WasmBackend) => void (b.stepOut = false)], ['mamba2-tiny', (b: WasmBackend) => void (b.m2TwoBarriers = false)]] as const) {
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2 });
