@@ -525,14 +525,15 @@ export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
 /** A Mamba mixer's decode step without its input (`Backend.decodeStack`): which kind, and its layer arguments but h */
 /**
  * A decoder sublayer's one-token step without its input (`Backend.decodeStack`): a Mamba mixer (its layer arguments
- * but h), an attention half (`attentionDecode`'s arguments but h and pastLen: the step's, DecodeStackArgs.pastLen) or
- * a gated MLP (`gatedMlp`'s weights)
+ * but h), an attention half (`attentionDecode`'s arguments but h and pastLen: the step's, DecodeStackArgs.pastLen), a
+ * gated MLP (`gatedMlp`'s weights) or a plain one (down(act(up(x))): Nemotron-H's)
  */
 export type StackMixerArgs =
   | { kind: 'mamba1'; args: Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'> }
   | { kind: 'mamba2'; args: Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'> }
   | { kind: 'attention'; args: Omit<AttentionDecodeArgs, 'h' | 'pastLen'> }
-  | { kind: 'gatedMlp'; args: { gate: readonly [Tensor, Tensor | null]; up: readonly [Tensor, Tensor | null]; down: readonly [Tensor, Tensor | null] } };
+  | { kind: 'gatedMlp'; args: { gate: readonly [Tensor, Tensor | null]; up: readonly [Tensor, Tensor | null]; down: readonly [Tensor, Tensor | null] } }
+  | { kind: 'plainMlp'; args: { up: readonly [Tensor, Tensor | null]; down: readonly [Tensor, Tensor | null]; act: Activation } };
 /** A one-token step of a stack of pre-normed sublayers (`Backend.decodeStack`) */
 export interface DecodeStackArgs {
   /** sequences (one token each) */

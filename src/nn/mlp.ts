@@ -61,4 +61,10 @@ export class PlainMLP implements Mixer {
     const w = this.w;
     return ops.linear(ops.activation(ops.linear(h, w.up, w.upBias ?? null), this.act), w.down, w.downBias ?? null);
   }
+  /** the one-token decode step for the backend's `decodeStack` (the weights and the activation); null where a weight records gradients */
+  stackLayer(): StackMixerArgs | null {
+    const w = this.w;
+    if (needsGrad(w.up, w.down, w.upBias ?? null, w.downBias ?? null)) return null;
+    return { kind: 'plainMlp', args: { up: [w.up, w.upBias ?? null], down: [w.down, w.downBias ?? null], act: this.act } };
+  }
 }

@@ -314,12 +314,12 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
 
 describe('wasm backend: the whole decode step of a Mamba stack in one call (decodeOneCall)', () => {
   // mamba-variant: conv/in_proj biases; falcon-mamba-tiny: the Δ/B/C RMSNorms; mamba2-groups: 2 groups and Δ limits;
-  // llama-tiny, bamba-tiny, bamba-variant (partial RoPE, one KV head): attention and gated-MLP sublayers, in the one
-  // call too (session 31); granite-hybrid-tiny and jamba-tiny (mixtures of experts) and nemotron-h-tiny (a relu² MLP)
-  // run sublayer by sublayer. The KV cache's format varies with the run (f32, bf16, q8 in turn; f16 for q8 where blocks do not fit).
+  // llama-tiny, bamba-tiny, bamba-variant (partial RoPE, one KV head), nemotron-h-tiny (Mamba-2, attention and relu²
+  // MLP blocks): attention and MLP sublayers, in the one call too (session 31); granite-hybrid-tiny and jamba-tiny
+  // (mixtures of experts) run sublayer by sublayer. The KV cache's format varies with the run (f32, bf16, q8 in turn; f16 for q8 where blocks do not fit).
   const cases: Array<[string, boolean]> = [
     ['mamba-tiny', true], ['mamba-variant', true], ['falcon-mamba-tiny', true], ['mamba2-tiny', true], ['mamba2-groups', true],
-    ['llama-tiny', true], ['bamba-tiny', true], ['bamba-variant', true], ['granite-hybrid-tiny', false], ['jamba-tiny', false], ['nemotron-h-tiny', false],
+    ['llama-tiny', true], ['bamba-tiny', true], ['bamba-variant', true], ['granite-hybrid-tiny', false], ['jamba-tiny', false], ['nemotron-h-tiny', true],
   ];
   for (const [name, stacked] of cases) {
     for (const [run, [threads, weights]] of STEP_RUNS.entries()) {

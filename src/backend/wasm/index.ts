@@ -113,13 +113,15 @@ export interface WasmBackendOptions {
    */
   m2EarlyBC?: boolean;
   /**
-   * decode: a one-token step of a model whose blocks are all pre-normed Mamba layers (mamba-130m, mamba2-130m, …) as
-   * one call on the threads (`decodeStack`, assembly/stack.ts): every layer's norm, its one-call kernel (`mamba1Layer` /
-   * `mamba2Layer` with m2TwoBarriers), the residual add, a barrier, the next layer; then the final norm and, for greedy
-   * decode, the LM head and the argmax (as `linearArgmax`). One hand-off per token instead of 25 at 24 layers, and no
-   * JavaScript between the layers. Needs stepIn and stepOut (and m2TwoBarriers for Mamba-2). Default true, or the
-   * environment's MAMBA_TS_WASM_DECODE_ONE_CALL=0 for false: a call per layer and ops between them, as before
-   * (benchmarks compare the two). The same bits either way.
+   * decode: a one-token step of a model whose sublayers are all pre-normed Mamba layers, attention halves, gated MLPs
+   * or relu²/relu MLPs (mamba-130m, mamba2-130m, llama, Bamba, Nemotron-H; not the mixtures of experts of Jamba and
+   * Granite 4.0-H) as one call on the threads (`decodeStack`, assembly/stack.ts): every sublayer's norm, its one-call
+   * kernel (`mamba1Layer` / `mamba2Layer` with m2TwoBarriers, `attentionDecode` with attnLayer, `gatedMlp` with
+   * fuseProducts), the residual add (with Granite's scale), a barrier, the next one; then the final norm and, for
+   * greedy decode, the LM head and the argmax (as `linearArgmax`). One hand-off per token instead of 25 at 24 Mamba
+   * layers or 12 llama blocks, and no JavaScript between the sublayers. Needs stepIn and stepOut (and m2TwoBarriers for
+   * Mamba-2). Default true, or the environment's MAMBA_TS_WASM_DECODE_ONE_CALL=0 for false: a call per sublayer and
+   * ops between them, as before (benchmarks compare the two). The same bits either way.
    */
   decodeOneCall?: boolean;
   /**
@@ -961,12 +963,15 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
-   * A one-token step of a stack of pre-normed Mamba layers in one team call (WasmBackendOptions.decodeOneCall;
-   * assembly/stack.ts decode_stack): each layer's arguments as `mamba1Layer` / `mamba2Layer` build them, written into
-   * a table the kernel walks. The final-normed rows [b, 1, H], or with `head` each row's argmax (i32) of the LM head
+   * A one-token step of a stack of pre-normed sublayers in one team call (WasmBackendOptions.decodeOneCall;
+   * assembly/stack.ts decode_stack): each sublayer's arguments as `mamba1Layer` / `mamba2Layer` / `attentionDecode`
+   * (attnDecodeCall) / `gatedMlp` (gatedMlpCall) build them, or plain_mlp's, written into a table the kernel walks;
+   * the attention entries' position-dependent arguments (key counts, RoPE's cos/sin, the key splits S) rewritten
+   * before each call. The final-normed rows [b, 1, H], or with `head` each row's argmax (i32) of the LM head
    * (`linearArgmax`'s product and argmax; the rows where the head is not a matrix the decode kernels run). null (the
-   * layers run one by one) where the option, stepIn or stepOut is off, a Mamba-2 layer would not run the two-barrier
-   * kernel, or a layer's arguments are not handled by its one-call kernel.
+   * sublayers run one by one) where the option, stepIn or stepOut is off, a Mamba-2 layer would not run the
+   * two-barrier kernel, attnLayer or fuseProducts is off for an attention or gated-MLP sublayer, or a sublayer's
+   * arguments are not handled by its one-call kernel.
    */
   decodeStack(a: DecodeStackArgs): Tensor | Int32Array | null {
     if (!this.decodeOneCall || !this.stepIn || !this.fuseOut || a.layers.length === 0) return null;
@@ -1089,6 +1094,14 @@ export class WasmBackend extends CpuBackend {
           });
           row = [3, norm, q.y, ...q.args.slice(1)];
           work += q.work;
+        } else if (l.kind === 'plainMlp') {
+          const act = PLAIN_MLP_ACT[l.args.act];
+          if (act === undefined) return false; // (relu² and relu only)
+          const du = this.stepOutDesc(c, { w: l.args.up[0], bias: l.args.up[1] }, b, H);
+          const dd = du && this.stepOutDesc(c, { w: l.args.down[0], bias: l.args.down[1] }, b, du.N);
+          if (!du || !dd || dd.N !== H) return false;
+          row = [5, norm, dd.y, b, H, du.N, du.desc, dd.desc, act, c.zeros(2)];
+          work += du.work + dd.work;
         } else if (l.kind === 'gatedMlp') {
           if (!this.fuseProducts) return false;
           const q = this.gatedMlpCall(c, l.args.gate, l.args.up, l.args.down, b, H);
@@ -1652,6 +1665,9 @@ const PLANS = new FinalizationRegistry<{ heap: Heap; offs: number[] }>(({ heap, 
 });
 
 /** decodeStack's plan (WasmBackend.stackPlan): offsets are bytes into wasm memory */
+/** assembly/step_out.ts plain_mlp's activations (decodeStack) */
+const PLAIN_MLP_ACT: Partial<Record<string, number>> = { relu2: 1, relu: 2 };
+
 /** attn_decode_layer's arguments for one layer (WasmBackend.attnDecodeCall) */
 interface AttnDecodeCall {
   /** the kernel's arguments but t and T; [0] (x) for the caller */

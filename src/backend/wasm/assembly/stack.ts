@@ -14,13 +14,13 @@
 // argmax_rows the `linearArgmax` op's. So the logits, the tokens and the states are the same bits.
 //
 // Llama's and the hybrids' sublayers too (an attention half: attn_layer.ts attn_decode_layer; a gated MLP: step_out.ts
-// gated_mlp), each called here with the arguments `attentionDecode` / `gatedMlp` build: a llama block is two entries
+// gated_mlp; Nemotron-H's relu² MLP: step_out.ts plain_mlp), each called here with the arguments `attentionDecode` / `gatedMlp` build: a llama block is two entries
 // (attention, MLP), each with its pre-norm, residual add and barrier. The residual add is norm.ts residual_add (the
 // decoder's `add(x, scale(y, s))`: s is Granite's residual multiplier, else 1), each thread over the rows of the
 // sublayer's last product it computed itself (teamProduct's split of its N = H rows).
 //
 // The sublayers: `tab`, nLayers entries of STACK_STRIDE f64 each (the JS side writes them; see WasmBackend.decodeStack):
-//   [kind (1: mamba1_layer, 2: mamba2_layer_2b, 3: attn_decode_layer, 4: gated_mlp), the pre-norm's weight (0: none),
+//   [kind (1: mamba1_layer, 2: mamba2_layer_2b, 3: attn_decode_layer, 4: gated_mlp, 5: plain_mlp), the pre-norm's weight (0: none),
 //    the last product's y [batch, H], then the kernel's arguments after its input, without t and T, in its order;
 //    the last slot (STACK_STRIDE − 1): the residual scale]
 // x [batch, H]: the residual stream, updated in place. hbuf: per thread hStride bytes (≥ 4·batch·H) for the normed x.
@@ -28,7 +28,7 @@
 // descriptor (step_out.ts's, y = the logits [batch, V]); then `ids` receives each row's argmax (i32). parts: 0, or
 // 1 for benchmarks (productsOnly, below).
 
-import { gated_mlp, mamba1_layer, mamba2_layer_2b, teamProduct } from './step_out';
+import { gated_mlp, mamba1_layer, mamba2_layer_2b, plain_mlp, teamProduct } from './step_out';
 import { attn_decode_layer } from './attn_layer';
 import { residual_add, rms_norm } from './norm';
 import { argmax_rows } from './argmax';
@@ -69,6 +69,8 @@ function stackLayer(e: usize, h: usize, t: i32, T: i32): void {
       <f32>f(e, 19), n(e, 20), u(e, 21), n(e, 22), n(e, 23), n(e, 24), u(e, 25), u(e, 26), t, T);
   } else if (kind == 4) {
     gated_mlp(h, n(e, 3), n(e, 4), n(e, 5), u(e, 6), u(e, 7), u(e, 8), u(e, 9), t, T);
+  } else if (kind == 5) {
+    plain_mlp(h, n(e, 3), n(e, 4), n(e, 5), u(e, 6), u(e, 7), n(e, 8), u(e, 9), t, T);
   } else {
     mamba2_layer_2b(h, u(e, 3), n(e, 4), u(e, 5), f(e, 6), f(e, 7),
       u(e, 8), u(e, 9), u(e, 10), u(e, 11), u(e, 12), u(e, 13), u(e, 14), u(e, 15),
