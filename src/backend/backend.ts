@@ -523,15 +523,27 @@ export interface LayerProjections {
 export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
 export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
 /** A Mamba mixer's decode step without its input (`Backend.decodeStack`): which kind, and its layer arguments but h */
-export type StackMixerArgs = { kind: 'mamba1'; args: Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'> } | { kind: 'mamba2'; args: Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'> };
-/** A one-token step of a stack of pre-normed Mamba layers (`Backend.decodeStack`) */
+/**
+ * A decoder sublayer's one-token step without its input (`Backend.decodeStack`): a Mamba mixer (its layer arguments
+ * but h), an attention half (`attentionDecode`'s arguments but h and pastLen: the step's, DecodeStackArgs.pastLen), a
+ * gated MLP (`gatedMlp`'s weights) or a plain one (down(act(up(x))): Nemotron-H's)
+ */
+export type StackMixerArgs =
+  | { kind: 'mamba1'; args: Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'> }
+  | { kind: 'mamba2'; args: Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'> }
+  | { kind: 'attention'; args: Omit<AttentionDecodeArgs, 'h' | 'pastLen'> }
+  | { kind: 'gatedMlp'; args: { gate: readonly [Tensor, Tensor | null]; up: readonly [Tensor, Tensor | null]; down: readonly [Tensor, Tensor | null] } }
+  | { kind: 'plainMlp'; args: { up: readonly [Tensor, Tensor | null]; down: readonly [Tensor, Tensor | null]; act: Activation } };
+/** A one-token step of a stack of pre-normed sublayers (`Backend.decodeStack`) */
 export interface DecodeStackArgs {
   /** sequences (one token each) */
   rows: number;
+  /** each row's position before the step (the attention sublayers' pastLen) */
+  pastLen: readonly number[];
   /** the residual stream's input (the embedded tokens) [rows, 1, H], made when the backend takes the step */
   x: () => Tensor;
-  /** per layer x ← x + mixer(rmsNorm(x, norm, normEps)) */
-  layers: ReadonlyArray<StackMixerArgs & { norm: Tensor }>;
+  /** per sublayer, in order, x ← x + scale · mixer(rmsNorm(x, norm, normEps)) (scale: 1 when left out; Granite's residual multiplier) */
+  layers: ReadonlyArray<StackMixerArgs & { norm: Tensor; scale?: number }>;
   normEps: number;
   /** the last x is normed with this (and normEps) */
   finalNorm: Tensor;

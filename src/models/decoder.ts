@@ -169,7 +169,8 @@ export class DecoderLM implements CausalLM {
 
   /**
    * `run`'s one-token step (no hidden states collected, Δ not observed) through the backend's `decodeStack`, where every
-   * block is one pre-normed sublayer (no residual scale) whose mixer offers it (`Mixer.stackLayer`: Mamba-1, Mamba-2):
+   * sublayer of every block is pre-normed and its mixer offers it (`Mixer.stackLayer`: Mamba-1, Mamba-2, attention,
+   * the gated MLP; not the plain MLP or the mixtures of experts):
    * the final-normed rows [b, 1, H], or with `head` each row's argmax of the LM head where the backend fused that too;
    * the state advanced. null (nothing run, the state as it was) where that is not so or the backend declines.
    */
@@ -179,17 +180,18 @@ export class DecoderLM implements CausalLM {
     const pastLen = state.seqLen.slice();
     const layers: Array<DecodeStackArgs['layers'][number]> = [];
     for (let i = 0; i < s.blocks.length; i++) {
-      const subs = s.blocks[i];
-      const sub = subs[0];
-      if (subs.length !== 1 || !sub.norm || (sub.residualScale ?? 1) !== 1) return null;
-      const m = sub.mixer.stackLayer?.({ pastLen, state: state.layers[i] });
-      if (!m) return null;
-      layers.push({ ...m, norm: sub.norm });
+      for (const sub of s.blocks[i]) {
+        if (!sub.norm) return null;
+        const m = sub.mixer.stackLayer?.({ pastLen, state: state.layers[i] });
+        for (const t of Object.values(state.layers[i])) keep(t); // (a KV cache grown for the step: the state owns it)
+        if (!m) return null;
+        layers.push({ ...m, norm: sub.norm, scale: sub.residualScale ?? 1 });
+      }
     }
     const b = ids.length, H = s.embed.shape[1];
     if (needsGrad(s.embed, s.finalNorm, head)) return null;
     const x = () => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
-    const r = sc.run(() => be.decodeStack!({ rows: b, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
+    const r = sc.run(() => be.decodeStack!({ rows: b, pastLen, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
     if (r) for (let i = 0; i < b; i++) state.seqLen[i] += 1;
     return r;
   }

@@ -10,10 +10,11 @@
  * With a state, keys/values go to a KV cache that grows (doubling) as sequences lengthen, stored in f32 or (the
  * `kvCache` option) bf16/f16, written round-to-nearest-even.
  */
-import type { Backend, SublayerResidual } from '../backend/backend.js';
+import type { Backend, StackMixerArgs, SublayerResidual } from '../backend/backend.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KvCacheDType } from '../tensor/dtype.js';
+import { needsGrad } from '../autograd/tape.js';
 import { sizeOf, type Mixer, type MixerContext } from './mixer.js';
 
 export interface AttentionWeights {
@@ -84,6 +85,25 @@ export class Attention implements Mixer {
       nHeads: o.nHeads, nKvHeads: o.nKvHeads, headDim: o.headDim, rope: o.rope, cacheK: ctx.state ? ctx.state.k : null,
       cacheV: ctx.state ? ctx.state.v : null, pastLen: past, scale: o.scale ?? 1 / Math.sqrt(o.headDim), ...(r ? { residual: r } : {}),
     });
+  }
+
+  /**
+   * this layer's one-token decode step for the backend's `decodeStack` (attentionDecode's arguments but h and the
+   * positions), the caches grown first as `forward` grows them; null without a state, a backend without decodeStack or
+   * where a weight records gradients
+   */
+  stackLayer(ctx: MixerContext): StackMixerArgs | null {
+    const { w, opts: o } = this;
+    const st = ctx.state;
+    if (!st || ctx.onDelta || !this.backend.decodeStack || needsGrad(w.q, w.k, w.v, w.o, w.qBias, w.kBias, w.vBias, w.oBias)) return null;
+    this.reserve(st, Math.max(...ctx.pastLen) + 1);
+    return {
+      kind: 'attention',
+      args: {
+        q: [w.q, w.qBias], k: [w.k, w.kBias], v: [w.v, w.vBias], o: [w.o, w.oBias], nHeads: o.nHeads, nKvHeads: o.nKvHeads,
+        headDim: o.headDim, rope: o.rope, cacheK: st.k, cacheV: st.v, scale: o.scale ?? 1 / Math.sqrt(o.headDim),
+      },
+    };
   }
 
   async forward(h: Tensor, ctx: MixerContext): Promise<Tensor> {

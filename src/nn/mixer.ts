@@ -42,7 +42,7 @@ export interface Mixer {
    */
   reserve?(state: Record<string, Tensor>, need: number): void;
   /**
-   * Optional (Mamba mixers): this layer's one-token decode step for the backend's `decodeStack` (its arguments but the
+   * Optional (Mamba mixers, attention, the gated MLP): this layer's one-token decode step for the backend's `decodeStack` (its arguments but the
    * input), as `forward` would run it on an input of one token per sequence with `ctx`; null where it cannot (no state,
    * Δ observed, a gradient recorded, the backend without decodeStack).
    */

@@ -141,6 +141,7 @@ describe('wasm attentionDecode (an attention layer\'s decode step in one team ca
     it(`${name}, ${weights} weights, ${kvCache} KV cache: decode logits the same bits with attnLayer on and off, and it ran`, async () => {
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights, kvCache });
       const be = model.lm.backend as unknown as WasmBackend;
+      be.decodeOneCall = false; // (a call per sublayer: the whole step in one call is wasm-backend.test's decodeOneCall describe's)
       let calls = 0;
       const fused = be.attentionDecode.bind(be);
       be.attentionDecode = (a) => {

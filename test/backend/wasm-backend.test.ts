@@ -314,12 +314,19 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
 
 describe('wasm backend: the whole decode step of a Mamba stack in one call (decodeOneCall)', () => {
   // mamba-variant: conv/in_proj biases; falcon-mamba-tiny: the Δ/B/C RMSNorms; mamba2-groups: 2 groups and Δ limits;
-  // bamba-variant: a hybrid (attention and MLP sublayers), which runs layer by layer
-  const cases: Array<[string, boolean]> = [['mamba-tiny', true], ['mamba-variant', true], ['falcon-mamba-tiny', true], ['mamba2-tiny', true], ['mamba2-groups', true], ['bamba-variant', false]];
+  // llama-tiny, bamba-tiny, bamba-variant (partial RoPE, one KV head), nemotron-h-tiny (Mamba-2, attention and relu²
+  // MLP blocks): attention and MLP sublayers, in the one call too (session 31); granite-hybrid-tiny and jamba-tiny
+  // (mixtures of experts) run sublayer by sublayer. The KV cache's format varies with the run (f32, bf16, q8 in turn; f16 for q8 where blocks do not fit).
+  const cases: Array<[string, boolean]> = [
+    ['mamba-tiny', true], ['mamba-variant', true], ['falcon-mamba-tiny', true], ['mamba2-tiny', true], ['mamba2-groups', true],
+    ['llama-tiny', true], ['bamba-tiny', true], ['bamba-variant', true], ['granite-hybrid-tiny', false], ['jamba-tiny', false], ['nemotron-h-tiny', true],
+  ];
   for (const [name, stacked] of cases) {
-    for (const [threads, weights] of STEP_RUNS) {
-      it(`${name}, ${weights}, ${threads} thread(s): decode bit-identical to a call per layer (batch 2, batch 1, from an empty state), greedy tokens equal`, async () => {
-        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+    for (const [run, [threads, weights]] of STEP_RUNS.entries()) {
+      // (bamba-variant's one KV head of 16 values has no q8 blocks: f16 there)
+      const kvCache = (['f32', 'bf16', name === 'bamba-variant' ? 'f16' : 'q8'] as const)[run % 3];
+      it(`${name}, ${weights}, ${threads} thread(s), ${kvCache} KV cache: decode bit-identical to a call per sublayer (batch 2, batch 1, from an empty state), greedy tokens equal`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights, kvCache });
         const be = model.lm.backend as unknown as WasmBackend;
         const rt = be.runtime;
         const runTeam = rt.runTeam;
@@ -332,7 +339,8 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
           return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
         };
         const ran = (k: string): number => seen.get(k) ?? 0;
-        const layerKernels = (): number => ran('mamba1_layer') + ran('mamba2_layer_2b') + ran('mamba2_layer');
+        // (gated_mlp also runs in the fixtures' short prefills: counted apart)
+        const layerKernels = (): number => ran('mamba1_layer') + ran('mamba2_layer_2b') + ran('mamba2_layer') + ran('attn_decode_layer');
         try {
           const ref = loadReference(hfFixture(name));
           const ids = ref.ids('input_ids')[0];
@@ -343,7 +351,7 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
             const two = await batchedLogits(model.lm, ids);
             const one = await stepLogits(model.lm, ids, 6, 4);
             const empty = await stepLogits(model.lm, ids, 1, 4); // (the first token with pastLen 0: Δ limits as prefill's)
-            const calls = { stack: ran('decode_stack'), layers: layerKernels() };
+            const calls = { stack: ran('decode_stack'), layers: layerKernels(), mlps: ran('gated_mlp') };
             const res = await model.generate(ref.ids('generate.prompt'), { maxNewTokens: ref.shape('generate.scores')[1], stopTokens: [] });
             // greedy steps of two sequences (the LM head's argmax of each row in the same call)
             const s2 = model.lm.createState(2);
@@ -371,9 +379,11 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
           if (stacked) {
             assert.equal(on.calls.stack, 13, 'on: every one-token step (4 + 4 + 1 + 4) in one call');
             assert.equal(on.calls.layers, 0, 'on: no call per layer');
+            const mlpSteps = off.calls.mlps - on.calls.mlps; // (the one-token steps' gated MLPs, 13 per MLP sublayer)
+            assert.ok(mlpSteps % 13 === 0 && (mlpSteps > 0) === /llama|bamba/.test(name), `on: the steps' gated MLPs in the one call (${off.calls.mlps} off, ${on.calls.mlps} on)`);
             assert.ok(on.heads > 0, 'on: greedy decode took the LM head\'s argmax in the same call');
             assert.equal(on.allocs, 0, 'on: the steps after the first reuse the first one\'s plan (no wasm memory allocated)');
-          } else assert.equal(on.calls.stack, 0, 'a hybrid runs layer by layer');
+          } else assert.equal(on.calls.stack, 0, 'a model with a sublayer the call does not take runs sublayer by sublayer');
           for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `call ${i}: logits differ`);
           assert.deepEqual(on.tokens, off.tokens, 'greedy tokens');
           assert.deepEqual(on.picks, off.picks, 'greedy tokens of two sequences');
@@ -385,6 +395,51 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
       });
     }
   }
+  it('llama-tiny past 128 positions: the keys split among threads (S > 1 from the 3rd step), the KV cache grown between two steps, a residual scale — the same bits as a call per sublayer', async () => {
+    // prompt 125: the cache holds 128 after the prompt and grows at the 4th step (past 128: a new plan); (past + 1) / 2
+    // reaches ATTN_MIN_SPLIT (64) at past 127, so 2 threads split a row's keys from the 3rd step (3 threads: from past 191, not
+    // reached; batch 2 at 2 threads: one split per row, by heads). Granite's residual multiplier set on every
+    // sublayer (0.3: not an f32) in the second half of the runs.
+    const ids = Array.from({ length: 140 }, (_, i) => (i * 37 + 11) % 512);
+    for (const [threads, weights, kvCache, scale] of [[2, 'f32', 'f32', 1], [2, 'q8', 'q8', 1], [3, 'f32', 'bf16', 1], [2, 'f32', 'q8', 0.3], [3, 'q8', 'f32', 0.3]] as const) {
+      const model = await loadModel(hfFixture('llama-tiny'), { backend: 'wasm', threads, weights, kvCache });
+      const lm = model.lm;
+      const be = lm.backend as unknown as WasmBackend;
+      for (const block of (lm as unknown as { spec: { blocks: Array<Array<{ residualScale?: number }>> } }).spec.blocks) for (const sub of block) sub.residualScale = scale;
+      const rt = be.runtime, runTeam = rt.runTeam;
+      let stack = 0, splits = 0;
+      rt.runTeam = function (k, args, parallel) {
+        if (k === 'decode_stack') {
+          stack++;
+          // (the first attention entry's S: decode_stack's table, entry index 20)
+          if (new Float64Array(rt.memory.buffer, args[0], 32)[20] > 1) splits++;
+        }
+        return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
+      };
+      try {
+        const run = async (on: boolean) => {
+          be.decodeOneCall = on;
+          stack = splits = 0;
+          const one = await stepLogits(lm, ids, 125, 6);
+          const s2 = lm.createState(2);
+          const two = [(await lm.advance([ids.slice(0, 125), ids.slice(7, 132)], s2)).data.slice()];
+          for (let t = 0; t < 6; t++) two.push((await lm.advance([[ids[t]], [ids[t + 3]]], s2)).data.slice());
+          return { logits: [...one, ...two], stack, splits };
+        };
+        const off = await run(false);
+        const on = await run(true);
+        const what = `${threads} threads, ${weights}, ${kvCache} cache, scale ${scale}`;
+        assert.equal(off.stack, 0, what);
+        assert.equal(on.stack, 12, `${what}: every one-token step in one call`);
+        if (threads === 2) assert.equal(on.splits, 4, `${what}: the keys split (S = 2) in batch 1's last 4 steps`);
+        for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `${what}, call ${i}: logits differ`);
+      } finally {
+        rt.runTeam = runTeam;
+        be.decodeOneCall = true;
+      }
+    }
+  });
+
   it('off with stepIn or stepOut off, or the four-barrier Mamba-2 layer; a bad option value is an error naming it', async () => {
     for (const [name, set] of [['mamba-tiny', (b: WasmBackend) => void (b.stepIn = false)], ['mamba-tiny', (b: WasmBackend) => void (b.stepOut = false)], ['mamba2-tiny', (b: WasmBackend) => void (b.m2TwoBarriers = false)]] as const) {
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2 });

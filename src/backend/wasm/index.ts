@@ -113,13 +113,15 @@ export interface WasmBackendOptions {
    */
   m2EarlyBC?: boolean;
   /**
-   * decode: a one-token step of a model whose blocks are all pre-normed Mamba layers (mamba-130m, mamba2-130m, …) as
-   * one call on the threads (`decodeStack`, assembly/stack.ts): every layer's norm, its one-call kernel (`mamba1Layer` /
-   * `mamba2Layer` with m2TwoBarriers), the residual add, a barrier, the next layer; then the final norm and, for greedy
-   * decode, the LM head and the argmax (as `linearArgmax`). One hand-off per token instead of 25 at 24 layers, and no
-   * JavaScript between the layers. Needs stepIn and stepOut (and m2TwoBarriers for Mamba-2). Default true, or the
-   * environment's MAMBA_TS_WASM_DECODE_ONE_CALL=0 for false: a call per layer and ops between them, as before
-   * (benchmarks compare the two). The same bits either way.
+   * decode: a one-token step of a model whose sublayers are all pre-normed Mamba layers, attention halves, gated MLPs
+   * or relu²/relu MLPs (mamba-130m, mamba2-130m, llama, Bamba, Nemotron-H; not the mixtures of experts of Jamba and
+   * Granite 4.0-H) as one call on the threads (`decodeStack`, assembly/stack.ts): every sublayer's norm, its one-call
+   * kernel (`mamba1Layer` / `mamba2Layer` with m2TwoBarriers, `attentionDecode` with attnLayer, `gatedMlp` with
+   * fuseProducts), the residual add (with Granite's scale), a barrier, the next one; then the final norm and, for
+   * greedy decode, the LM head and the argmax (as `linearArgmax`). One hand-off per token instead of 25 at 24 Mamba
+   * layers or 12 llama blocks, and no JavaScript between the sublayers. Needs stepIn and stepOut (and m2TwoBarriers for
+   * Mamba-2). Default true, or the environment's MAMBA_TS_WASM_DECODE_ONE_CALL=0 for false: a call per sublayer and
+   * ops between them, as before (benchmarks compare the two). The same bits either way.
    */
   decodeOneCall?: boolean;
   /**
@@ -659,14 +661,25 @@ export class WasmBackend extends CpuBackend {
     if (this.mlpPrefill && M >= BLOCKED_MIN_ROWS) return this.gatedMlpPrefill(x, gate, up, down, residual);
     if (!this.fuseProducts || residual) return null;
     return this.op((c) => {
-      const dg = this.stepOutDesc(c, { w: gate[0], bias: gate[1] }, M, H), du = this.stepOutDesc(c, { w: up[0], bias: up[1] }, M, H);
-      if (!dg || !du || dg.N !== du.N) return null;
-      const dd = this.stepOutDesc(c, { w: down[0], bias: down[1] }, M, dg.N);
-      if (!dd) return null;
-      const counter = c.zeros(2);
-      this.runtime.runTeam('gated_mlp', [c.in(x), M, H, dg.N, dg.desc, du.desc, dd.desc, counter], dg.work + du.work + dd.work >= MIN_PARALLEL_WORK);
-      return c.result(dd.y, [M, dd.N]);
+      const q = this.gatedMlpCall(c, gate, up, down, M, H);
+      if (!q) return null;
+      q.args[0] = c.in(x);
+      this.runtime.runTeam('gated_mlp', q.args, q.work >= MIN_PARALLEL_WORK);
+      return c.result(q.y, [M, q.N]);
     });
+  }
+
+  /**
+   * gated_mlp's arguments for M rows of H with scratch from `c` (args[0], x, left 0 for the caller); null where a
+   * product is not one the decode kernels run. Used by `gatedMlp` and `decodeStack`.
+   */
+  private gatedMlpCall(c: OpScratch, gate: readonly [Tensor, Tensor | null], up: readonly [Tensor, Tensor | null], down: readonly [Tensor, Tensor | null], M: number, H: number): { args: number[]; y: number; N: number; work: number } | null {
+    const dg = this.stepOutDesc(c, { w: gate[0], bias: gate[1] }, M, H), du = this.stepOutDesc(c, { w: up[0], bias: up[1] }, M, H);
+    if (!dg || !du || dg.N !== du.N) return null;
+    const dd = this.stepOutDesc(c, { w: down[0], bias: down[1] }, M, dg.N);
+    if (!dd) return null;
+    const counter = c.zeros(2);
+    return { args: [0, M, H, dg.N, dg.desc, du.desc, dd.desc, counter], y: dd.y, N: dd.N, work: dg.work + du.work + dd.work };
   }
 
   /**
@@ -950,12 +963,15 @@ export class WasmBackend extends CpuBackend {
   }
 
   /**
-   * A one-token step of a stack of pre-normed Mamba layers in one team call (WasmBackendOptions.decodeOneCall;
-   * assembly/stack.ts decode_stack): each layer's arguments as `mamba1Layer` / `mamba2Layer` build them, written into
-   * a table the kernel walks. The final-normed rows [b, 1, H], or with `head` each row's argmax (i32) of the LM head
+   * A one-token step of a stack of pre-normed sublayers in one team call (WasmBackendOptions.decodeOneCall;
+   * assembly/stack.ts decode_stack): each sublayer's arguments as `mamba1Layer` / `mamba2Layer` / `attentionDecode`
+   * (attnDecodeCall) / `gatedMlp` (gatedMlpCall) build them, or plain_mlp's, written into a table the kernel walks;
+   * the attention entries' position-dependent arguments (key counts, RoPE's cos/sin, the key splits S) rewritten
+   * before each call. The final-normed rows [b, 1, H], or with `head` each row's argmax (i32) of the LM head
    * (`linearArgmax`'s product and argmax; the rows where the head is not a matrix the decode kernels run). null (the
-   * layers run one by one) where the option, stepIn or stepOut is off, a Mamba-2 layer would not run the two-barrier
-   * kernel, or a layer's arguments are not handled by its one-call kernel.
+   * sublayers run one by one) where the option, stepIn or stepOut is off, a Mamba-2 layer would not run the
+   * two-barrier kernel, attnLayer or fuseProducts is off for an attention or gated-MLP sublayer, or a sublayer's
+   * arguments are not handled by its one-call kernel.
    */
   decodeStack(a: DecodeStackArgs): Tensor | Int32Array | null {
     if (!this.decodeOneCall || !this.stepIn || !this.fuseOut || a.layers.length === 0) return null;
@@ -975,6 +991,7 @@ export class WasmBackend extends CpuBackend {
       for (const [off, n] of p.zeros) rt.f32(off, n).fill(0);
       for (const [off, v] of p.copies) rt.f32(off, v.length).set(v);
     }
+    for (const r of p.refresh) r(a.pastLen);
     const x = a.x();
     if (x.size !== b * H) throw new Error(`wasm.decodeStack: x of shape [${x.shape.join(', ')}] for ${b} rows of ${H}`);
     rt.f32(p.x, b * H).set(x.storage as Float32Array); // (a copy: the kernel adds to x in place)
@@ -998,9 +1015,12 @@ export class WasmBackend extends CpuBackend {
 
   /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
   private stackKey(a: DecodeStackArgs): unknown[] {
-    const key: unknown[] = [a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers];
+    const key: unknown[] = [
+      a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers,
+      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode,
+    ];
     for (const l of a.layers) {
-      key.push(l.kind, l.norm);
+      key.push(l.kind, l.norm, l.scale ?? 1);
       for (const v of Object.values(l.args)) {
         if (Array.isArray(v)) key.push(...v);
         else if (v && typeof v === 'object' && !(v instanceof Tensor)) key.push(...Object.values(v));
@@ -1020,7 +1040,7 @@ export class WasmBackend extends CpuBackend {
   private stackBuild(a: DecodeStackArgs, key: unknown[]): StackPlan | null {
     const rt = this.runtime;
     const b = a.rows, H = a.finalNorm.size;
-    const p: StackPlan = { key, scratch: [], zeros: [], copies: [], args: [], parallel: false, x: 0, last: 0, ids: 0 };
+    const p: StackPlan = { key, scratch: [], zeros: [], copies: [], refresh: [], args: [], parallel: false, x: 0, last: 0, ids: 0 };
     const alloc = (count: number): number => {
       const off = rt.heap.alloc(count * 4);
       p.scratch.push(off);
@@ -1060,14 +1080,49 @@ export class WasmBackend extends CpuBackend {
       let work = 0;
       for (const l of a.layers) {
         if (l.norm.size !== H) return false;
-        const inp = { H, w: l.args.inProj, bias: l.args.inProjBias }, out = { w: l.args.outProj, bias: l.args.outProjBias };
-        const q = l.kind === 'mamba1' ? this.mamba1Call(c, l.args, b, null, inp, out) : this.mamba2Call(c, l.args, b, null, inp, out);
-        const layer = q?.layer;
-        if (!q || !layer || !q.o || q.o.N !== H) return false;
-        const kernel = STACK_KERNEL[layer.kernel];
-        if (kernel === undefined) return false; // (the four-barrier kernel runs layer by layer)
-        rows.push([kernel, c.in(l.norm), q.o.y, ...layer.args]);
-        work += q.work;
+        const norm = c.in(l.norm), scale = l.scale ?? 1;
+        let row: number[];
+        if (l.kind === 'attention') {
+          // (its position-dependent arguments written before each call: p.refresh)
+          if (!this.attnDecodeFits(l.args, b, H)) return false;
+          const q = this.attnDecodeCall(c, l.args, b, H, Infinity);
+          if (!q || q.N !== H) return false;
+          const at = rows.length * stride;
+          p.refresh.push((pastLen) => {
+            q.refresh(pastLen);
+            new Float64Array(rt.memory.buffer, p.args[0], stride * rows.length)[at + 20] = q.args[18]; // (S: entry index 2 + its argument index)
+          });
+          row = [3, norm, q.y, ...q.args.slice(1)];
+          work += q.work;
+        } else if (l.kind === 'plainMlp') {
+          const act = PLAIN_MLP_ACT[l.args.act];
+          if (act === undefined) return false; // (relu² and relu only)
+          const du = this.stepOutDesc(c, { w: l.args.up[0], bias: l.args.up[1] }, b, H);
+          const dd = du && this.stepOutDesc(c, { w: l.args.down[0], bias: l.args.down[1] }, b, du.N);
+          if (!du || !dd || dd.N !== H) return false;
+          row = [5, norm, dd.y, b, H, du.N, du.desc, dd.desc, act, c.zeros(2)];
+          work += du.work + dd.work;
+        } else if (l.kind === 'gatedMlp') {
+          if (!this.fuseProducts) return false;
+          const q = this.gatedMlpCall(c, l.args.gate, l.args.up, l.args.down, b, H);
+          if (!q || q.N !== H) return false;
+          row = [4, norm, q.y, ...q.args.slice(1)];
+          work += q.work;
+        } else {
+          const inp = { H, w: l.args.inProj, bias: l.args.inProjBias }, out = { w: l.args.outProj, bias: l.args.outProjBias };
+          const q = l.kind === 'mamba1' ? this.mamba1Call(c, l.args, b, null, inp, out) : this.mamba2Call(c, l.args, b, null, inp, out);
+          const layer = q?.layer;
+          if (!q || !layer || !q.o || q.o.N !== H) return false;
+          const kernel = STACK_KERNEL[layer.kernel];
+          if (kernel === undefined) return false; // (the four-barrier kernel runs layer by layer)
+          row = [kernel, norm, q.o.y, ...layer.args];
+          work += q.work;
+        }
+        if (row.length > stride - 1) throw new Error(`wasm.decodeStack: ${row.length} values for a layer entry of ${stride} (its last: the residual scale)`);
+        const entry = new Array<number>(stride).fill(0);
+        row.forEach((v, i) => (entry[i] = v));
+        entry[stride - 1] = scale;
+        rows.push(entry);
       }
       const hd = a.head ? this.stepOutDesc(c, { w: a.head, bias: null }, b, H) : null;
       const hStride = Math.ceil(Math.max(4 * b * H, 8 * b) / 64) * 64; // (also the argmax slots: (index, value) per row)
@@ -1078,10 +1133,7 @@ export class WasmBackend extends CpuBackend {
       p.x = c.out(b * H);
       const tab = c.out(2 * stride * rows.length);
       const tv = new Float64Array(rt.memory.buffer, tab, stride * rows.length);
-      rows.forEach((r, l) => {
-        if (r.length > stride) throw new Error(`wasm.decodeStack: ${r.length} values for a layer entry of ${stride}`);
-        tv.set(r, l * stride);
-      });
+      rows.forEach((r, l) => tv.set(r, l * stride));
       p.args = [tab, rows.length, p.x, b, H, a.normEps, hbuf, hStride, c.in(a.finalNorm), p.last, hd ? hd.desc : 0, p.ids, counter, 0];
       p.parallel = work + (hd ? hd.work : 0) >= MIN_PARALLEL_WORK;
       return true;
@@ -1367,12 +1419,22 @@ export class WasmBackend extends CpuBackend {
   private decodePlan(c: OpScratch, b: number, Hq: number, hd: number, maxPast: number, fmt: number): { S: number; scratch: number; dfmt: number; shape: number; pad: number } {
     const rt = this.runtime;
     const T = rt.threads;
-    let S = T / gcd(b, T);
-    while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
+    const S = this.decodeSplits(b, maxPast);
     const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
     const pad = this.attnPad ? 1 : 0;
-    const scratch = c.out(rt.kernels.attention_decode_scratch(b, Hq, hd, S, T, dfmt, pad) as unknown as number);
+    // (maxPast Infinity: the most scratch any split takes)
+    let bytes = 0;
+    for (let s = Number.isFinite(maxPast) ? S : 1; s <= S; s++) bytes = Math.max(bytes, rt.kernels.attention_decode_scratch(b, Hq, hd, s, T, dfmt, pad) as unknown as number);
+    const scratch = c.out(bytes);
     return { S, scratch, dfmt, shape: ATTN_DECODE_SHAPE[this.attnDecode], pad };
+  }
+
+  /** decodePlan's S: the keys split so that rows × splits give every thread an equal share, in pieces of at least ATTN_MIN_SPLIT */
+  private decodeSplits(b: number, maxPast: number): number {
+    const T = this.runtime.threads;
+    let S = T / gcd(b, T);
+    while (S > 1 && (maxPast + 1) / S < ATTN_MIN_SPLIT) S--;
+    return S;
   }
 
   /**
@@ -1383,39 +1445,65 @@ export class WasmBackend extends CpuBackend {
    * 8 rows, a cache is not wasm-resident, or a product is not one the decode kernels run (stepOutDesc).
    */
   attentionDecode(a: AttentionDecodeArgs): Tensor | null {
-    const [b, H] = a.h.shape;
-    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
-    if (!this.attnLayer || b > 8 || Hq % Hkv !== 0) return null;
-    const rd = a.rope ? a.rope.rotaryDim : 0;
-    if (rd % 2 !== 0 || rd > hd) return null; // (the ops name the error)
-    const kv = kvOf(a.cacheK);
-    if (kvOf(a.cacheV) !== kv || (kv === 'q8' && (Hkv * hd) % 32 !== 0)) return null;
-    const cap = a.cacheK.shape[1];
+    if (!this.attnDecodeFits(a, a.h.shape[0], a.h.shape[1])) return null;
     return this.op((c) => {
-      const ko = c.resident(a.cacheK), vo = c.resident(a.cacheV);
-      if (ko === undefined || vo === undefined) return null;
-      const dq = this.stepOutDesc(c, { w: a.q[0], bias: a.q[1] }, b, H);
-      const dk = this.stepOutDesc(c, { w: a.k[0], bias: a.k[1] }, b, H);
-      const dv = this.stepOutDesc(c, { w: a.v[0], bias: a.v[1] }, b, H);
-      if (!dq || !dk || !dv || dq.N !== Hq * hd || dk.N !== Hkv * hd || dv.N !== Hkv * hd) return null;
-      const dout = this.stepOutDesc(c, { w: a.o[0], bias: a.o[1] }, b, Hq * hd);
-      if (!dout) return null;
-      const rt = this.runtime;
-      const ints = c.out(b);
-      const iv = new Int32Array(rt.memory.buffer, ints, b);
-      for (let r = 0; r < b; r++) iv[r] = a.pastLen[r] + 1;
-      const rope = a.rope ? c.data(this.ropeCosSin(a.pastLen, a.rope.rotaryDim, a.rope.theta)) : 0;
-      const maxPast = Math.max(...a.pastLen);
-      const d = this.decodePlan(c, b, Hq, hd, maxPast, KV_FORMAT[kv]);
-      const att = c.out(b * Hq * hd);
-      const counter = c.zeros(2);
-      const work = dq.work + dk.work + dv.work + dout.work + 2 * b * Hq * (maxPast + 1) * hd;
-      rt.runTeam('attn_decode_layer', [
-        c.in(a.h), b, H, dq.desc, dk.desc, dv.desc, dout.desc, rope, rd, Hq, Hkv, hd, ko, vo, cap, KV_FORMAT[kv], ints,
-        a.scale, d.S, d.scratch, d.dfmt, d.shape, d.pad, att, counter,
-      ], work >= MIN_PARALLEL_WORK);
-      return c.result(dout.y, [b, dout.N]);
+      const q = this.attnDecodeCall(c, a, a.h.shape[0], a.h.shape[1], Math.max(...a.pastLen));
+      if (!q) return null;
+      q.args[0] = c.in(a.h);
+      q.refresh(a.pastLen);
+      this.runtime.runTeam('attn_decode_layer', q.args, q.work >= MIN_PARALLEL_WORK);
+      return c.result(q.y, [q.b, q.N]);
     });
+  }
+
+  /** whether attn_decode_layer takes these arguments (b rows of H) at all: the option, ≤ 8 rows, the heads, the caches' format */
+  private attnDecodeFits(a: Omit<AttentionDecodeArgs, 'h' | 'pastLen'>, b: number, H: number): boolean {
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
+    if (!this.attnLayer || b > 8 || Hq % Hkv !== 0 || H <= 0) return false;
+    const rd = a.rope ? a.rope.rotaryDim : 0;
+    if (rd % 2 !== 0 || rd > hd) return false; // (the ops name the error)
+    const kv = kvOf(a.cacheK);
+    return kvOf(a.cacheV) === kv && !(kv === 'q8' && (Hkv * hd) % 32 !== 0);
+  }
+
+  /**
+   * attn_decode_layer's arguments (after attnDecodeFits) for b rows of H, with scratch from `c`: args[0] (x) left 0
+   * for the caller; `refresh(pastLen)` writes what depends on the positions (each row's key count, RoPE's cos/sin, the
+   * key splits S into args) before a call — the split's scratch is sized for every S up to `maxPast`'s (the stack:
+   * Infinity, any context). null where a cache is not wasm-resident or a product is not one the decode kernels run.
+   * Used by `attentionDecode` and `decodeStack` (one concept, one place).
+   */
+  private attnDecodeCall(c: OpScratch, a: Omit<AttentionDecodeArgs, 'h' | 'pastLen'>, b: number, H: number, maxPast: number): AttnDecodeCall | null {
+    const { nHeads: Hq, nKvHeads: Hkv, headDim: hd } = a;
+    const rd = a.rope ? a.rope.rotaryDim : 0;
+    const kv = kvOf(a.cacheK);
+    const cap = a.cacheK.shape[1];
+    const ko = c.resident(a.cacheK), vo = c.resident(a.cacheV);
+    if (ko === undefined || vo === undefined) return null;
+    const dq = this.stepOutDesc(c, { w: a.q[0], bias: a.q[1] }, b, H);
+    const dk = this.stepOutDesc(c, { w: a.k[0], bias: a.k[1] }, b, H);
+    const dv = this.stepOutDesc(c, { w: a.v[0], bias: a.v[1] }, b, H);
+    if (!dq || !dk || !dv || dq.N !== Hq * hd || dk.N !== Hkv * hd || dv.N !== Hkv * hd) return null;
+    const dout = this.stepOutDesc(c, { w: a.o[0], bias: a.o[1] }, b, Hq * hd);
+    if (!dout) return null;
+    const rt = this.runtime;
+    const ints = c.out(b);
+    const rope = a.rope ? c.out(b * rd) : 0;
+    const d = this.decodePlan(c, b, Hq, hd, maxPast, KV_FORMAT[kv]);
+    const att = c.out(b * Hq * hd);
+    const counter = c.zeros(2);
+    const args = [
+      0, b, H, dq.desc, dk.desc, dv.desc, dout.desc, rope, rd, Hq, Hkv, hd, ko, vo, cap, KV_FORMAT[kv], ints,
+      a.scale, d.S, d.scratch, d.dfmt, d.shape, d.pad, att, counter,
+    ];
+    const refresh = (pastLen: readonly number[]): void => {
+      const iv = new Int32Array(rt.memory.buffer, ints, b);
+      for (let r = 0; r < b; r++) iv[r] = pastLen[r] + 1;
+      if (a.rope) rt.f32(rope, b * rd).set(this.ropeCosSin(pastLen, a.rope.rotaryDim, a.rope.theta));
+      args[18] = this.decodeSplits(b, Math.max(...pastLen));
+    };
+    const work = dq.work + dk.work + dv.work + dout.work + 2 * b * Hq * (Number.isFinite(maxPast) ? maxPast + 1 : 0) * hd;
+    return { args, y: dout.y, N: dout.N, b, work, refresh };
   }
 
   /** ropeTable for these positions, kept for the next call with the same ones (every attention layer of a step) */
@@ -1577,6 +1665,22 @@ const PLANS = new FinalizationRegistry<{ heap: Heap; offs: number[] }>(({ heap, 
 });
 
 /** decodeStack's plan (WasmBackend.stackPlan): offsets are bytes into wasm memory */
+/** assembly/step_out.ts plain_mlp's activations (decodeStack) */
+const PLAIN_MLP_ACT: Partial<Record<string, number>> = { relu2: 1, relu: 2 };
+
+/** attn_decode_layer's arguments for one layer (WasmBackend.attnDecodeCall) */
+interface AttnDecodeCall {
+  /** the kernel's arguments but t and T; [0] (x) for the caller */
+  args: number[];
+  /** o_proj's output [b, N] */
+  y: number;
+  N: number;
+  b: number;
+  work: number;
+  /** writes the position-dependent arguments for a step from these positions (see attnDecodeCall) */
+  refresh(pastLen: readonly number[]): void;
+}
+
 interface StackPlan {
   key: unknown[];
   /** everything it allocated (released when the plan is replaced) */
@@ -1585,6 +1689,8 @@ interface StackPlan {
   zeros: Array<[number, number]>;
   /** arrays it copied into wasm memory (not resident there), copied again before each call */
   copies: Array<[number, Float32Array]>;
+  /** the attention sublayers' position-dependent arguments, written before each call (AttnDecodeCall.refresh) */
+  refresh: Array<(pastLen: readonly number[]) => void>;
   /** decode_stack's arguments but t and T */
   args: number[];
   parallel: boolean;

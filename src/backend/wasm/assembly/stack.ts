@@ -13,16 +13,24 @@
 // `add` op's: f32 + f32 rounded once), the LM head is teamProduct (the same bits as `linear` for any split) and
 // argmax_rows the `linearArgmax` op's. So the logits, the tokens and the states are the same bits.
 //
-// The layers: `tab`, nLayers entries of STACK_STRIDE f64 each (the JS side writes them; see WasmBackend.decodeStack):
-//   [kind (1: mamba1_layer, 2: mamba2_layer_2b), the pre-norm's weight (0: none), out_proj's y [batch, H],
-//    then the layer kernel's arguments after h, without t and T, in its order]
+// Llama's and the hybrids' sublayers too (an attention half: attn_layer.ts attn_decode_layer; a gated MLP: step_out.ts
+// gated_mlp; Nemotron-H's relu² MLP: step_out.ts plain_mlp), each called here with the arguments `attentionDecode` / `gatedMlp` build: a llama block is two entries
+// (attention, MLP), each with its pre-norm, residual add and barrier. The residual add is norm.ts residual_add (the
+// decoder's `add(x, scale(y, s))`: s is Granite's residual multiplier, else 1), each thread over the rows of the
+// sublayer's last product it computed itself (teamProduct's split of its N = H rows).
+//
+// The sublayers: `tab`, nLayers entries of STACK_STRIDE f64 each (the JS side writes them; see WasmBackend.decodeStack):
+//   [kind (1: mamba1_layer, 2: mamba2_layer_2b, 3: attn_decode_layer, 4: gated_mlp, 5: plain_mlp), the pre-norm's weight (0: none),
+//    the last product's y [batch, H], then the kernel's arguments after its input, without t and T, in its order;
+//    the last slot (STACK_STRIDE − 1): the residual scale]
 // x [batch, H]: the residual stream, updated in place. hbuf: per thread hStride bytes (≥ 4·batch·H) for the normed x.
 // counter: an i32, zero. head: 0 (then thread 0 writes the final-normed rows to `last`) or the LM head's product
 // descriptor (step_out.ts's, y = the logits [batch, V]); then `ids` receives each row's argmax (i32). parts: 0, or
 // 1 for benchmarks (productsOnly, below).
 
-import { mamba1_layer, mamba2_layer_2b, teamProduct } from './step_out';
-import { rms_norm } from './norm';
+import { gated_mlp, mamba1_layer, mamba2_layer_2b, plain_mlp, teamProduct } from './step_out';
+import { attn_decode_layer } from './attn_layer';
+import { residual_add, rms_norm } from './norm';
 import { argmax_rows } from './argmax';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 
@@ -47,7 +55,7 @@ export function decode_stack_stride(): i32 {
   return <i32>f(e, i);
 }
 
-/** the layer kernel of entry `e` on the normed input h (arguments from index 3: see above) */
+/** the kernel of entry `e` on the normed input h (arguments from index 3: see above) */
 function stackLayer(e: usize, h: usize, t: i32, T: i32): void {
   const kind = n(e, 0);
   if (kind == 1) {
@@ -55,6 +63,14 @@ function stackLayer(e: usize, h: usize, t: i32, T: i32): void {
       u(e, 5), u(e, 6), u(e, 7), u(e, 8), u(e, 9), u(e, 10), u(e, 11), u(e, 12), u(e, 13), u(e, 14), u(e, 15), u(e, 16),
       u(e, 17), u(e, 18), n(e, 19), u(e, 20), u(e, 21), u(e, 22), <f32>f(e, 23),
       n(e, 24), n(e, 25), n(e, 26), n(e, 27), n(e, 28), u(e, 29), t, T);
+  } else if (kind == 3) {
+    attn_decode_layer(h, n(e, 3), n(e, 4), u(e, 5), u(e, 6), u(e, 7), u(e, 8), u(e, 9), n(e, 10),
+      n(e, 11), n(e, 12), n(e, 13), u(e, 14), u(e, 15), n(e, 16), n(e, 17), u(e, 18),
+      <f32>f(e, 19), n(e, 20), u(e, 21), n(e, 22), n(e, 23), n(e, 24), u(e, 25), u(e, 26), t, T);
+  } else if (kind == 4) {
+    gated_mlp(h, n(e, 3), n(e, 4), n(e, 5), u(e, 6), u(e, 7), u(e, 8), u(e, 9), t, T);
+  } else if (kind == 5) {
+    plain_mlp(h, n(e, 3), n(e, 4), n(e, 5), u(e, 6), u(e, 7), n(e, 8), u(e, 9), t, T);
   } else {
     mamba2_layer_2b(h, u(e, 3), n(e, 4), u(e, 5), f(e, 6), f(e, 7),
       u(e, 8), u(e, 9), u(e, 10), u(e, 11), u(e, 12), u(e, 13), u(e, 14), u(e, 15),
@@ -64,8 +80,9 @@ function stackLayer(e: usize, h: usize, t: i32, T: i32): void {
 }
 
 /**
- * `parts` 1 (benchmarks only: the numbers are not the model's): a layer's in_proj, a barrier, its out_proj (of in_proj's
- * first columns), no step — the weight streaming and the barriers of a layer without its scan/SSD step
+ * `parts` 1 (benchmarks only: the numbers are not the model's): a Mamba layer's in_proj, a barrier, its out_proj (of in_proj's
+ * first columns), no step — the weight streaming and the barriers of a layer without its scan/SSD step (attention and
+ * MLP sublayers run whole)
  */
 function productsOnly(e: usize, h: usize, batch: i32, H: i32, t: i32, T: i32): void {
   const kind = n(e, 0);
@@ -86,20 +103,12 @@ export function decode_stack(
   for (let l = 0; l < nLayers; l++) {
     const e = tab + ((<usize>l * <usize>STACK_STRIDE) << 3);
     rms_norm(x, u(e, 1), h, H, eps, 0, batch);
-    if (parts == 1) productsOnly(e, h, batch, H, t, T);
+    if (parts == 1 && n(e, 0) <= 2) productsOnly(e, h, batch, H, t, T);
     else stackLayer(e, h, t, T);
-    const y = u(e, 2);
+    const y = u(e, 2), s = f(e, STACK_STRIDE - 1);
     for (let b = 0; b < batch; b++) {
-      const xr = x + ((<usize>b * H) << 2), yr = y + ((<usize>b * H) << 2);
-      let k = r0;
-      for (; k + 4 <= r1; k += 4) {
-        const o = <usize>k << 2;
-        v128.store(xr + o, f32x4.add(v128.load(xr + o), v128.load(yr + o)));
-      }
-      for (; k < r1; k++) {
-        const o = <usize>k << 2;
-        store<f32>(xr + o, load<f32>(xr + o) + load<f32>(yr + o));
-      }
+      const xr = x + ((<usize>b * H) << 2);
+      residual_add(xr, y + ((<usize>b * H) << 2), s, xr, r0, r1);
     }
     teamBarrier(counter, l + 1, T);
   }

@@ -176,6 +176,27 @@ export function gated_mlp(x: usize, M: i32, H: i32, I: i32, descG: usize, descU:
 }
 
 /**
+ * A plain MLP's decode (Nemotron-H: down(act(up(x)))), act 1: relu² (v > 0 ? v · v : 0), 2: relu: u = x · Wuᵀ (descU),
+ * the activation on each thread's own rows of u (teamProduct's split: no barrier), a barrier, y = act(u) · Wdᵀ (descD,
+ * K = I). The same bits as `linear`, the CPU backend's `activation` (f32 · f32 rounded once: relu² exactly as the JS
+ * kernel's f64 product rounded to f32) and `linear`.
+ */
+export function plain_mlp(x: usize, M: i32, H: i32, I: i32, descU: usize, descD: usize, act: i32, counter: usize, t: i32, T: i32): void {
+  teamProduct(descU, x, M, H, t, T);
+  const u = <usize>load<u32>(descU, 16);
+  const n0 = sliceLo(t, T, I, 4), n1 = sliceHi(t, T, I, 4);
+  for (let m = 0; m < M; m++) {
+    for (let i = n0; i < n1; i++) {
+      const p = u + ((<usize>m * I + <usize>i) << 2);
+      const v = load<f32>(p);
+      store<f32>(p, v > 0 ? (act == 1 ? v * v : v) : 0);
+    }
+  }
+  teamBarrier(counter, 1, T);
+  teamProduct(descD, u, M, I, t, T);
+}
+
+/**
  * `mamba2_layer` with two barriers instead of four (WasmBackendOptions.m2TwoBarriers): in_proj, a barrier, then each
  * thread on its own heads [h0, h1) at once — their Δ, the conv of their x channels (state updated in place: the
  * threads' channels are disjoint) and of all B/C channels (each thread the whole of B and C, into scratch of its own,
