@@ -157,6 +157,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const s = lm.createState(1);
     const l = await lm.advance([ids.slice(0, Math.min(8, promptLen))], s);
     await decode(l, s, 2);
+    s.dispose(); // (each run's state given back at once — its caches, a recorded GPU step — not left to the collector)
   }
   const prefillMs: number[] = [];
   const decodeMs: number[] = [];
@@ -180,6 +181,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const cu = process.cpuUsage(c0);
     decodeCpuMs.push((cu.user + cu.system) / 1000);
     d.done();
+    s.dispose();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
   // --profile: one more run with every backend call timed (not part of the numbers above)
@@ -196,6 +198,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     c = cpuMsNow() ?? NaN;
     await decode(l, s, gen);
     profileRows = { prefill: pre, decode: prof.rows(performance.now() - t, (cpuMsNow() ?? NaN) - c) };
+    s.dispose();
   }
   const bandwidth = backendName === 'webgpu'
     ? await (backend as WebGpuBackend).measureBandwidth(Math.min(weightBytes, 1 << 30))
