@@ -79,12 +79,30 @@ export function embedding(table: Tensor, ids: Int32Array, outShape: Shape): Tens
   return reshape(table.backend.embedding(table, ids), outShape);
 }
 
+/**
+ * `linear`'s argument checks: w is [out, K] for x's last dim K (not with `anyWidth`: a fused sublayer's inner products
+ * read other inputs than x, e.g. o_proj the attention's output), the bias is [out], and x, w and bias share a backend
+ */
+function checkLinear(x: Tensor, w: Tensor, bias: Tensor | null, anyWidth = false): void {
+  const K = x.shape[x.shape.length - 1];
+  if (!anyWidth) check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
+  expectShape('linear', 'bias', bias, [w.shape[0]]);
+  sameBackend('linear', 'x', { x, w, bias });
+}
+
+/** attention's KV caches: [b, T, nKv, hd] each, with room for `need` new positions after every row's pastLen */
+function checkKvCaches(cacheK: Tensor, cacheV: Tensor, b: number, nKv: number, hd: number, pastLen: readonly number[], need: number): void {
+  const op = 'attention';
+  const T = cacheK.shape[1];
+  expectShape(op, 'cacheK', cacheK, [b, T, nKv, hd]);
+  expectShape(op, 'cacheV', cacheV, [b, T, nKv, hd]);
+  for (const p of pastLen) check(p + need <= T, op, () => `cache holds ${T} positions; ${p} + ${need} needed`);
+}
+
 /** y = x Wᵀ + b over the last dim; leading dims are kept. */
 export function linear(x: Tensor, w: Tensor, bias: Tensor | null = null): Tensor {
   const K = x.shape[x.shape.length - 1];
-  check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
-  expectShape('linear', 'bias', bias, [w.shape[0]]);
-  sameBackend('linear', 'x', { x, w, bias });
+  checkLinear(x, w, bias);
   if (needsGrad(x, w, bias)) return diff1('linear', [x, w, bias]);
   const M = x.size / K;
   const y = x.backend.linear(reshape(x, [M, K]), w, bias);
@@ -99,11 +117,7 @@ export function linearMany(x: Tensor, ws: ReadonlyArray<readonly [Tensor, Tensor
   const K = x.shape[x.shape.length - 1];
   const one = () => ws.map(([w, bias]) => linear(x, w, bias));
   if (!x.backend.linearMany || ws.length < 2 || ws.some(([w, bias]) => needsGrad(x, w, bias))) return one();
-  for (const [w, bias] of ws) {
-    check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
-    expectShape('linear', 'bias', bias, [w.shape[0]]);
-    sameBackend('linear', 'x', { x, w, bias });
-  }
+  for (const [w, bias] of ws) checkLinear(x, w, bias);
   const ys = x.backend.linearMany(reshape(x, [x.size / K, K]), ws);
   if (!ys) return one();
   return ys.map((y, i) => reshape(y, [...x.shape.slice(0, -1), ws[i][0].shape[0]]));
@@ -117,10 +131,7 @@ export function gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: 
   const H = x.shape[x.shape.length - 1];
   const ws = [gate, up, down];
   if (x.backend.gatedMlp && !ws.some(([w, bias]) => needsGrad(x, w, bias)) && gate[0].shape[1] === H && up[0].shape[1] === H) {
-    for (const [w, bias] of ws) {
-      expectShape('linear', 'bias', bias, [w.shape[0]]);
-      sameBackend('linear', 'x', { x, w, bias });
-    }
+    for (const [w, bias] of ws) checkLinear(x, w, bias, true);
     const y = x.backend.gatedMlp(reshape(x, [x.size / H, H]), gate, up, down);
     if (y) return reshape(y, [...x.shape.slice(0, -1), down[0].shape[0]]);
   }
@@ -135,9 +146,7 @@ export function gatedMlp(x: Tensor, gate: readonly [Tensor, Tensor | null], up: 
 export function linearTouching(x: Tensor, w: Tensor, bias: Tensor | null, next: Tensor): Tensor {
   const K = x.shape[x.shape.length - 1];
   if (!x.backend.linearTouching || needsGrad(x, w, bias)) return linear(x, w, bias);
-  check(w.shape.length === 2 && w.shape[1] === K, 'linear', () => `input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.shape)} (expected [out, ${K}])`);
-  expectShape('linear', 'bias', bias, [w.shape[0]]);
-  sameBackend('linear', 'x', { x, w, bias });
+  checkLinear(x, w, bias);
   const y = x.backend.linearTouching(reshape(x, [x.size / K, K]), w, bias, next);
   return y ? reshape(y, [...x.shape.slice(0, -1), w.shape[0]]) : linear(x, w, bias);
 }
@@ -206,14 +215,8 @@ export function attentionDecode(a: AttentionDecodeArgs): Tensor | null {
   const op = 'attention';
   const [b] = h.shape;
   check(a.pastLen.length === b, op, () => `pastLen has ${a.pastLen.length} entries for batch ${b}`);
-  const T = a.cacheK.shape[1];
-  expectShape(op, 'cacheK', a.cacheK, [b, T, a.nKvHeads, a.headDim]);
-  expectShape(op, 'cacheV', a.cacheV, [b, T, a.nKvHeads, a.headDim]);
-  for (const p of a.pastLen) check(p + 1 <= T, op, () => `cache holds ${T} positions; ${p} + 1 needed`);
-  for (const [w, bias] of ws) {
-    expectShape('linear', 'bias', bias, [w.shape[0]]);
-    sameBackend('linear', 'x', { x: h, w, bias });
-  }
+  checkKvCaches(a.cacheK, a.cacheV, b, a.nKvHeads, a.headDim, a.pastLen, 1);
+  for (const [w, bias] of ws) checkLinear(h, w, bias, true);
   return h.backend.attentionDecode(a);
 }
 
@@ -231,16 +234,9 @@ export function attentionPrefill(a: AttentionPrefillArgs): Tensor | null {
   const [b, L] = h.shape;
   check(a.pastLen.length === b, op, () => `pastLen has ${a.pastLen.length} entries for batch ${b}`);
   check((a.cacheK === null) === (a.cacheV === null), op, () => 'cacheK and cacheV must both be given or both be null');
-  if (a.cacheK && a.cacheV) {
-    const T = a.cacheK.shape[1];
-    expectShape(op, 'cacheK', a.cacheK, [b, T, a.nKvHeads, a.headDim]);
-    expectShape(op, 'cacheV', a.cacheV, [b, T, a.nKvHeads, a.headDim]);
-    for (const p of a.pastLen) check(p + L <= T, op, () => `cache holds ${T} positions; ${p} + ${L} needed`);
-  } else for (const p of a.pastLen) check(p === 0, op, () => `pastLen ${p} without a cache (expected 0)`);
-  for (const [w, bias] of ws) {
-    expectShape('linear', 'bias', bias, [w.shape[0]]);
-    sameBackend('linear', 'x', { x: h, w, bias });
-  }
+  if (a.cacheK && a.cacheV) checkKvCaches(a.cacheK, a.cacheV, b, a.nKvHeads, a.headDim, a.pastLen, L);
+  else for (const p of a.pastLen) check(p === 0, op, () => `pastLen ${p} without a cache (expected 0)`);
+  for (const [w, bias] of ws) checkLinear(h, w, bias, true);
   if (a.residual && !residualOk(h, a.residual)) return null;
   return h.backend.attentionPrefill(a);
 }
@@ -261,10 +257,7 @@ export function gatedMlpResidual(x: Tensor, gate: readonly [Tensor, Tensor | nul
   const ws = [gate, up, down];
   if (!x.backend.gatedMlp || ws.some(([w, bias]) => needsGrad(x, w, bias)) || !residualOk(x, residual)) return null;
   if (gate[0].shape[1] !== H || up[0].shape[1] !== H || down[0].shape[0] !== H) return null;
-  for (const [w, bias] of ws) {
-    expectShape('linear', 'bias', bias, [w.shape[0]]);
-    sameBackend('linear', 'x', { x, w, bias });
-  }
+  for (const [w, bias] of ws) checkLinear(x, w, bias, true);
   const y = x.backend.gatedMlp(reshape(x, [x.size / H, H]), gate, up, down, residual);
   return y ? reshape(y, x.shape) : null;
 }
