@@ -428,7 +428,7 @@ export function gemm_q8(mode: i32, qmax: i32, x: usize, w: usize, scales: usize,
 
 /** bytes of gemm_q8_pack_x's output for x [M, K] */
 export function gemm_q8_packed_x_bytes(M: i32, K: i32): f64 {
-  return <f64>(<i64>((M + MC - 1) / MC) * <i64>((K + KC - 1) / KC) * <i64>(A_BYTES + AS_BYTES));
+  return <f64>(<i64>gemm_q8_x_blocks(M, K) * <i64>(A_BYTES + AS_BYTES));
 }
 
 /** how many (MC rows × KC) blocks gemm_q8_pack_x splits x [M, K] into (the items its callers share among threads) */
@@ -438,23 +438,23 @@ export function gemm_q8_x_blocks(M: i32, K: i32): i32 {
 
 /** blocks [b0, b1) of x [M, K] (block i = rows (i / nKC) · MC…, k (i % nKC) · KC…; nKC = ⌈K / KC⌉) packed into xp */
 export function gemm_q8_pack_x(mode: i32, qmax: i32, x: usize, M: i32, K: i32, xp: usize, b0: i32, b1: i32): void {
-  if (!ASC_FEATURE_RELAXED_SIMD) mode = 0;
-  const nKC = (K + KC - 1) / KC;
-  for (let i = b0; i < b1; i++) {
-    const ic = (i / nKC) * MC, pc = (i % nKC) * KC;
-    const dst = xp + <usize>i * (A_BYTES + AS_BYTES);
-    packA(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
-  }
+  packXBlocks(false, mode, qmax, x, M, K, xp, b0, b1);
 }
 
 /** gemm_q8_pack_x with packA2's quantization (q8GemmKernel 'v2'): the same output */
 export function gemm_q8_pack_x2(mode: i32, qmax: i32, x: usize, M: i32, K: i32, xp: usize, b0: i32, b1: i32): void {
+  packXBlocks(true, mode, qmax, x, M, K, xp, b0, b1);
+}
+
+/** the block loop of gemm_q8_pack_x (packA) and gemm_q8_pack_x2 (`v2`: packA2) */
+function packXBlocks(v2: bool, mode: i32, qmax: i32, x: usize, M: i32, K: i32, xp: usize, b0: i32, b1: i32): void {
   if (!ASC_FEATURE_RELAXED_SIMD) mode = 0;
   const nKC = (K + KC - 1) / KC;
   for (let i = b0; i < b1; i++) {
     const ic = (i / nKC) * MC, pc = (i % nKC) * KC;
     const dst = xp + <usize>i * (A_BYTES + AS_BYTES);
-    packA2(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
+    if (v2) packA2(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
+    else packA(mode, <f32>qmax, x, K, ic, min(MC, M - ic), pc, min(KC, K - pc), dst, dst + A_BYTES);
   }
 }
 
