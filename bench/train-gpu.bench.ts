@@ -53,9 +53,10 @@ const SHAPES: Record<string, { config: RawConfig; b: number; L: number }> = {
   hybrid: { config: PRESETS['hybrid-130m'], b: 8, L: 2048 },
 };
 // the MQAR presets' models (EXPERIMENTS.md §4: d_model 128, vocab 8192, batch 64 × 256), as `mamba-ts train` builds them
+// (the model built only when its shape is measured)
 for (const arch of ['mamba', 'mamba2', 'llama', 'hybrid']) {
   const a = { ...DEFAULT_ARGS, ...TRAIN_PRESETS[`mqar-${arch}`].args };
-  SHAPES[`mqar-${arch}`] = { config: buildJob(a).model.configJson() as RawConfig, b: a.batch, L: a.seqLen };
+  SHAPES[`mqar-${arch}`] = { get config() { return buildJob(a).model.configJson() as RawConfig; }, b: a.batch, L: a.seqLen };
 }
 
 async function measure(backend: WebGpuBackend, name: string): Promise<Record<string, unknown>> {

@@ -12,6 +12,7 @@ import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { DecoderLM } from '../src/models/decoder.js';
+import { argmax } from '../src/generate/sampling.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,7 +31,6 @@ const lm = buildModel(PRESETS[preset], preset, new RandomTensorSource(1), { back
 if (!(lm instanceof DecoderLM) || !lm.greedyChain) throw new Error(`${preset}: no greedy chain on this backend`);
 const V = lm.vocabSize;
 const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
-const argmax = (a: Float32Array): number => a.reduce((b, x, i) => (x > a[b] ? i : b), 0);
 const c = backend.rt.counters;
 const part = async <T>(f: () => Promise<T>): Promise<[T, string]> => {
   const s0 = c.submits, d0 = c.dispatches, t0 = performance.now();
