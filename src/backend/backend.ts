@@ -522,7 +522,6 @@ export interface LayerProjections {
 }
 export type Mamba1LayerArgs = Omit<Mamba1StepArgs, 'xz'> & LayerProjections;
 export type Mamba2LayerArgs = Omit<Mamba2StepArgs, 'zxbcdt'> & LayerProjections;
-/** A Mamba mixer's decode step without its input (`Backend.decodeStack`): which kind, and its layer arguments but h */
 /**
  * A decoder sublayer's one-token step without its input (`Backend.decodeStack`): a Mamba mixer (its layer arguments
  * but h), an attention half (`attentionDecode`'s arguments but h and pastLen: the step's, DecodeStackArgs.pastLen), a

@@ -11,7 +11,7 @@
  *   y_t           = C_t h_t + D u_t;  y ← y · silu(z)
  *   out           = out_proj(y)                        (b, L, H)
  */
-import type { Backend, StackMixerArgs } from '../backend/backend.js';
+import type { Backend, Mamba1StepArgs, StackMixerArgs } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -67,13 +67,15 @@ export class Mamba1Mixer implements Mixer {
     const st = ctx.state;
     if (!st || ctx.onDelta || !this.backend.decodeStack) return null;
     if (needsGrad(w.inProj, w.inProjBias, w.outProj, w.outProjBias)) return null;
+    return { kind: 'mamba1', args: { ...this.stepArgs(st), inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias } };
+  }
+
+  /** a one-token step's own arguments (Mamba1StepArgs but its input, next and onDelta): the fused decode's and the stack's */
+  private stepArgs(st: Record<string, Tensor>): Omit<Mamba1StepArgs, 'xz' | 'next' | 'onDelta'> {
+    const { w } = this;
     return {
-      kind: 'mamba1',
-      args: {
-        conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-        A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
-        inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
-      },
+      conv: w.conv, convBias: w.convBias, convState: st.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
+      A: w.A.get(), D: w.D, ssmState: st.ssm, innerNorms: w.innerNorms,
     };
   }
 
@@ -84,10 +86,7 @@ export class Mamba1Mixer implements Mixer {
     const fused = L === 1 && st && this.backend.mamba1Step && (!ctx.onDelta || this.backend.stepDelta);
     const be = this.backend;
     // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
-    const r = fusedDecode(ctx, 'mamba1', be.name, !!fused, h, w, (onDelta) => ({
-      conv: w.conv, convBias: w.convBias, convState: st!.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtBias,
-      A: w.A.get(), D: w.D, ssmState: st!.ssm, innerNorms: w.innerNorms, next: w.outProj, onDelta,
-    }), {
+    const r = fusedDecode(ctx, 'mamba1', be.name, !!fused, h, w, (onDelta) => ({ ...this.stepArgs(st!), next: w.outProj, onDelta }), {
       layer: be.mamba1Layer && ((a) => be.mamba1Layer!(a)),
       stepOut: be.mamba1StepOut && ((a, xz) => be.mamba1StepOut!({ ...a, xz }, w.outProj, w.outProjBias)),
       step: (a, xz) => be.mamba1Step!({ ...a, xz }),

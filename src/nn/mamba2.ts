@@ -11,7 +11,7 @@
  *   y              = norm(y · silu(z))              gated RMSNorm (full width in HF; per group in the official kernels)
  *   out            = out_proj(y)
  */
-import type { Backend, StackMixerArgs, SublayerResidual } from '../backend/backend.js';
+import type { Backend, Mamba2StepArgs, StackMixerArgs, SublayerResidual } from '../backend/backend.js';
 import { needsGrad } from '../autograd/tape.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -85,19 +85,25 @@ export class Mamba2Mixer implements Mixer {
   }
 
   stackLayer(ctx: MixerContext): StackMixerArgs | null {
-    const { w, dims: d, opts } = this;
+    const { w } = this;
     const st = ctx.state;
     if (!st || ctx.onDelta || !this.backend.decodeStack) return null;
     if (needsGrad(w.inProj, w.inProjBias, w.outProj, w.outProjBias)) return null;
-    // (one token: forward's Δ limits for it)
-    const dtLimit: [number, number] = this.isDecodeStep(1, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    return { kind: 'mamba2', args: { ...this.stepArgs(st, this.dtLimitFor(1, ctx)), inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias } };
+  }
+
+  /** Δ's clamp for L new positions: none for a decode step unless `clampDecodeDt` (as HF's step), else `dtLimit` */
+  private dtLimitFor(L: number, ctx: MixerContext): [number, number] {
+    return this.isDecodeStep(L, ctx) && !this.opts.clampDecodeDt ? [0, Infinity] : this.opts.dtLimit;
+  }
+
+  /** a one-token step's own arguments (Mamba2StepArgs but its input, next and onDelta): the fused decode's and the stack's */
+  private stepArgs(st: Record<string, Tensor>, dtLimit: [number, number]): Omit<Mamba2StepArgs, 'zxbcdt' | 'next' | 'onDelta'> {
+    const { w, dims: d, opts } = this;
     return {
-      kind: 'mamba2',
-      args: {
-        nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-        convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
-        normGroupSize: opts.normGroupSize, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
-      },
+      nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
+      convState: st.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st.ssm, norm: w.norm, normEps: opts.normEps,
+      normGroupSize: opts.normGroupSize,
     };
   }
 
@@ -115,7 +121,7 @@ export class Mamba2Mixer implements Mixer {
     if (needsGrad(h, w.inProj, w.inProjBias, w.conv, w.convBias, w.dtBias, A, w.D, w.norm, w.outProj, w.outProjBias)) return null;
     if (r?.norm && (needsGrad(r.norm) || r.norm.shape.length !== 1 || r.norm.shape[0] !== h.shape[2])) return null;
     const st = ctx.state;
-    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    const dtLimit = this.dtLimitFor(L, ctx);
     return be.mamba2Prefill({
       h, inProj: w.inProj, inProjBias: w.inProjBias, outProj: w.outProj, outProjBias: w.outProjBias,
       nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
@@ -135,17 +141,13 @@ export class Mamba2Mixer implements Mixer {
     const [b, L] = h.shape;
     const GN = d.nGroups * d.dState;
     const st = ctx.state;
-    const dtLimit: [number, number] = this.isDecodeStep(L, ctx) && !opts.clampDecodeDt ? [0, Infinity] : opts.dtLimit;
+    const dtLimit = this.dtLimitFor(L, ctx);
     const fused = L === 1 && st && this.backend.mamba2Step && (!ctx.onDelta || this.backend.stepDelta);
     const be = this.backend;
     const pre = this.prefill(h, ctx, undefined);
     if (pre) return pre;
     // decode: in_proj, the step and out_proj in one backend call where it has one, else the step (and out_proj) in one
-    const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({
-      nHeads: d.nHeads, headDim: d.headDim, nGroups: d.nGroups, dState: d.dState, conv: w.conv, convBias: w.convBias,
-      convState: st!.conv, dtBias: w.dtBias, dtLimit, A: w.A.get(), D: w.D, ssmState: st!.ssm, norm: w.norm, normEps: opts.normEps,
-      normGroupSize: opts.normGroupSize, next: w.outProj, onDelta,
-    }), {
+    const r = fusedDecode(ctx, 'mamba2', be.name, !!fused, h, w, (onDelta) => ({ ...this.stepArgs(st!, dtLimit), next: w.outProj, onDelta }), {
       layer: be.mamba2Layer && ((a) => be.mamba2Layer!(a)),
       stepOut: be.mamba2StepOut && ((a, zxbcdt) => be.mamba2StepOut!({ ...a, zxbcdt }, w.outProj, w.outProjBias)),
       step: (a, zxbcdt) => be.mamba2Step!({ ...a, zxbcdt }),
