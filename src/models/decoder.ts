@@ -176,7 +176,7 @@ export class DecoderLM implements CausalLM {
    */
   private stackStep(ids: number[][], state: ModelState, head: Tensor | null, sc: Scope): Tensor | Int32Array | null {
     const s = this.spec, be = this.backend;
-    if (!be.decodeStack || ids[0].length !== 1) return null;
+    if (!be.decodeStack || ids[0].length !== 1 || needsGrad(s.embed, s.finalNorm, head)) return null;
     const pastLen = state.seqLen.slice();
     const layers: Array<DecodeStackArgs['layers'][number]> = [];
     for (let i = 0; i < s.blocks.length; i++) {
@@ -189,7 +189,6 @@ export class DecoderLM implements CausalLM {
       }
     }
     const b = ids.length, H = s.embed.shape[1];
-    if (needsGrad(s.embed, s.finalNorm, head)) return null;
     const x = () => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
     const r = sc.run(() => be.decodeStack!({ rows: b, pastLen, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
     if (r) for (let i = 0; i < b; i++) state.seqLen[i] += 1;
