@@ -11,7 +11,7 @@ set -u
 BUDGET=${BUDGET:-480}
 source scripts/gpu-steps.sh
 step ${ANCHOR_S:-150} python3 .anchors/official_kernels_bench.py .anchors
-step 40 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1
+step 75 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1,v1-u2,v1-u4
 if [ "${WITH_28B:-1}" = 1 ]; then
   step 90 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-u2,v1-u4
   step 40 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights f32 --gen 32 --reps 3 --decode v1
