@@ -14,13 +14,12 @@ step ${ANCHOR_S:-150} python3 .anchors/official_kernels_bench.py .anchors
 step 75 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1,v1-u2,v1-u4
 if [ "${WITH_28B:-1}" = 1 ]; then
   step 90 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-u2,v1-u4
-  step 40 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights f32 --gen 32 --reps 3 --decode v1
   step 80 bash scripts/gpu-anchor-2.8b.sh
 fi
 # the CLI's fresh-state decode (26–216 ms per 16 tokens in session 31) in parts: first step, replayed steps, more steps
 step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5
-step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5 --dispose
-[ "${WITH_TRAIN:-1}" = 1 ] && step 90 node dist/bench/train-gpu.bench.js --shapes mqar-mamba2,mqar-llama,mqar-hybrid --reps 3 --optimizer --profile
+[ "${WITH_DISPOSE:-0}" = 1 ] && step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5 --dispose
+[ "${WITH_TRAIN:-1}" = 1 ] && step 60 node dist/bench/train-gpu.bench.js --shapes mqar-mamba2,mqar-llama,mqar-hybrid --reps 3 --optimizer --profile
 step 45 node --test dist/test/backend/webgpu-models.test.js dist/test/backend/webgpu-decode-candidates.test.js
 echo "=== done at $(( $(date +%s) - T0 ))s" | tee -a $LOG
 grep -E "^rep |^warm-up|tok/s|FAIL|WRONG|max \||rc=|SKIP|===|^# (pass|fail)|not ok|profiled step|ms/step|ms per step" $LOG | cut -c1-400 | tail -120
