@@ -19,6 +19,7 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import { commandUsage, parseCommand, parseNumber, str, type CommandSpec } from '../src/cli/args.js';
 import { writeFileAtomic } from '../src/cli/io.js';
 import { argmax } from '../src/generate/sampling.js';
+import { SafetensorsFile } from '../src/io/safetensors.js';
 import { evaluateCheckpoint } from '../src/train/jobs.js';
 import { lineChartSvg, type ChartOptions, type Series } from '../src/train/plot.js';
 import { contextLabel, stateLayout } from './context-sweep.js';
@@ -140,12 +141,10 @@ async function measure(name: string, dir: string, threads: number): Promise<RunR
   }
 }
 
-/** parameters of a checkpoint: the element counts of its safetensors header */
+/** parameters of a checkpoint: the element counts in its safetensors header */
 function countParams(dir: string): number {
-  const buf = readFileSync(path.join(dir, 'model.safetensors'));
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape?: number[] }>;
-  return Object.entries(header).reduce((a, [k, t]) => a + (k === '__metadata__' ? 0 : (t.shape ?? []).reduce((x, y) => x * y, 1)), 0);
+  const f = SafetensorsFile.open(path.join(dir, 'model.safetensors'));
+  return f.names().reduce((a, n) => a + f.entry(n).shape.reduce((x, y) => x * y, 1), 0);
 }
 
 function table(r: Report): string {
