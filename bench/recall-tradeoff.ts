@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../src/cli/io.js';
 import { argmax } from '../src/generate/sampling.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { evaluateCheckpoint } from '../src/train/jobs.js';
-import { lineChartSvg, type ChartOptions, type Series } from '../src/train/plot.js';
+import { lineChartSvg, PALETTE, type ChartOptions, type Series } from '../src/train/plot.js';
 import { contextLabel, stateLayout } from './context-sweep.js';
 import { fillKvCaches, lcgNoise } from './kv-fill.js';
 import { commandLine, fmt1, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot } from './report.js';
@@ -172,9 +172,10 @@ function table(r: Report): string {
 }
 
 function chart(r: Report): ChartOptions {
-  const series = (f: (x: RunResult) => Array<[number, number]>): Series[] => r.runs.map((x) => {
+  // (one color per model in every panel)
+  const series = (f: (x: RunResult) => Array<[number, number]>): Series[] => r.runs.map((x, i) => {
     const pts = f(x);
-    return { name: x.name, x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), markers: true };
+    return { name: x.name, x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), markers: true, color: PALETTE[i % PALETTE.length] };
   });
   const xs = [...new Set(r.runs.flatMap((x) => [...x.recall.map((y) => y.length), ...x.decode.map((y) => y.context)]))].sort((a, b) => a - b);
   return {
