@@ -5,7 +5,7 @@
 # 0.76 TB/s, f32 at 1.35) and f32 beside; (4) the official anchor at the 2.8b shapes; (5) a training step of each MQAR
 # model profiled per kernel (session 31: the Llama trained 7–15× slower than Mamba-2); (6) the CLI's fresh-state decode
 # in parts (bench/webgpu-first-step.ts); (7) parity on the card.
-# knobs: ANCHOR_S, WITH_28B=0, WITH_TRAIN=0
+# knobs: ANCHOR_S, WITH_28B=0, WITH_TRAIN=0, WITH_FIRST=0, WITH_DISPOSE=1
 # run: BUDGET=560 bash scripts/gpu-machine.sh bash scripts/gpu-s31.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz, .anchors)
 set -u
 BUDGET=${BUDGET:-480}
@@ -17,7 +17,7 @@ if [ "${WITH_28B:-1}" = 1 ]; then
   step 80 bash scripts/gpu-anchor-2.8b.sh
 fi
 # the CLI's fresh-state decode (26–216 ms per 16 tokens in session 31) in parts: first step, replayed steps, more steps
-step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5
+[ "${WITH_FIRST:-1}" = 1 ] && step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5
 [ "${WITH_DISPOSE:-0}" = 1 ] && step 30 node dist/bench/webgpu-first-step.js --preset mamba2-130m --prompt 2048 --gen 16 --reps 5 --dispose
 [ "${WITH_TRAIN:-1}" = 1 ] && step 60 node dist/bench/train-gpu.bench.js --shapes mqar-mamba2,mqar-llama,mqar-hybrid --reps 3 --optimizer --profile
 step 45 node --test dist/test/backend/webgpu-models.test.js dist/test/backend/webgpu-decode-candidates.test.js
