@@ -4,13 +4,13 @@
 # pass; (3) v1 with 2/4 loads in flight at 130m; (4) the 2.8b bf16 matvec with 1/2/4 loads in flight (session 31: bf16
 # streamed at 0.76 TB/s, f32 at 1.35) and mega there; (5) the official anchor at the 2.8b shape; (6) the mega tests and
 # parity on the card.
-# run: BUDGET=505 bash scripts/gpu-machine.sh bash scripts/gpu-s32.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz, .anchors)
+# run: BUDGET=525 bash scripts/gpu-machine.sh bash scripts/gpu-s32.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz, .anchors)
 set -u
 BUDGET=${BUDGET:-505}
 source scripts/gpu-steps.sh
 step ${ANCHOR_S:-150} python3 .anchors/official_kernels_bench.py .anchors
-step 75 node dist/bench/decode-kernels.bench.js --presets mamba2-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1,mega-g132-r8,mega-g132-r16,mega-g132-r32,mega-g66-r16
-step 50 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3 --decode v1,v1-u2,v1-u4
+step 100 node dist/bench/decode-kernels.bench.js --presets mamba2-130m,mamba-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1,mega-g132-r8,mega-g132-r16,mega-g132-r32,mega-g66-r16
+step 45 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3 --decode v1,v1-u2,v1-u4
 step 90 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-u2,v1-u4,mega-g132-r16
 step 80 bash scripts/gpu-anchor-2.8b.sh
 step 60 node --test dist/test/backend/webgpu-decode-mega.test.js dist/test/backend/webgpu-models.test.js
