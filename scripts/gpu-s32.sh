@@ -10,9 +10,9 @@ BUDGET=${BUDGET:-505}
 source scripts/gpu-steps.sh
 step ${ANCHOR_S:-150} python3 .anchors/official_kernels_bench.py .anchors
 step 100 node dist/bench/decode-kernels.bench.js --presets mamba2-130m,mamba-130m --weights f32,bf16 --gen 128 --reps 5 --decode v1,mega-g132-r8,mega-g132-r16,mega-g132-r32,mega-g66-r16
+step 60 node --test dist/test/backend/webgpu-decode-mega.test.js dist/test/backend/webgpu-models.test.js
 step 45 node dist/bench/decode-kernels.bench.js --presets mamba-130m,mamba2-130m --weights f32,bf16 --gen 128 --reps 3 --decode v1,v1-u2,v1-u4
 step 90 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-u2,v1-u4,mega-g132-r16
 step 80 bash scripts/gpu-anchor-2.8b.sh
-step 60 node --test dist/test/backend/webgpu-decode-mega.test.js dist/test/backend/webgpu-models.test.js
 echo "=== done at $(( $(date +%s) - T0 ))s" | tee -a $LOG
 grep -E "^rep |tok/s|FAIL|WRONG|max \||rc=|SKIP|===|^# (pass|fail)|not ok|profiled step|probe|MEGA|mega" $LOG | cut -c1-400 | tail -120
