@@ -110,15 +110,17 @@ export class DecodeFusion {
   rowLanes = true;
   /**
    * MATVEC_V's weight loads in flight per lane (decodeKernels 'v1-u{U}': 1, 2, 4, 8; 1 is the kernel of before).
-   * 0 (decodeKernels 'v1', the default): 4 for f32 weights with rows of K ≥ 2048 at 1–2 rows, else 1 — measured on
-   * an H100 (session 30, bench/webgpu-stream.bench.ts): the 2.8b shapes' in_proj 50.2 → 41.8 µs (1 row), 83.5 → 52.7
-   * (2 rows), out_proj (K = 5120) 46.9 → 28.8 µs; at the 130m shapes (K = 768, 1536) level, at 4–8 rows slower.
+   * 0 (decodeKernels 'v1', the default): at 1–2 rows 4 for f32 weights with rows of K ≥ 2048 and for bf16 weights
+   * of any K, else 1 — measured on an H100: f32 in session 30 (bench/webgpu-stream.bench.ts: the 2.8b shapes' in_proj
+   * 50.2 → 41.8 µs (1 row), 83.5 → 52.7 (2 rows), out_proj (K = 5120) 46.9 → 28.8 µs; at the 130m shapes (K = 768,
+   * 1536) level, at 4–8 rows slower); bf16 in session 32 (decode-kernels.bench, one call: mamba2-2.8b decode 121.9 →
+   * 141.3 tok/s, mamba2-130m 951.6 → 1,158.7, mamba-130m 854.3 → 891.2).
    */
   loads = 0;
   /** the loads in flight for one product (see `loads`) */
   loadsFor(M: number, K: number, fmt: MatvecFormat): number {
     if (this.loads > 0) return this.loads;
-    return fmt === 'f' && K >= 2048 && M <= 2 ? 4 : 1;
+    return M <= 2 && ((fmt === 'f' && K >= 2048) || fmt === 'b') ? 4 : 1;
   }
   /**
    * decodeKernels 'v1-k{U}': the split-K matvec (kernels/matvec_splitk.ts: x̂ in registers, U units a lane, a reduce

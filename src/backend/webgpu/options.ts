@@ -148,7 +148,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * argmax_part); batches > 1 take v1. Also settable on the backend (`decodeKernels`) or by MAMBA_TS_WEBGPU_DECODE.
    * Issue 11's streaming candidates (session 29; opt-in until timed on a GPU: bench/webgpu-stream.bench.ts times them,
    * BENCHMARKS.md "WebGPU streaming bench"): 'v1-u1' / 'v1-u2' / 'v1-u4' / 'v1-u8' — v1 with MATVEC_V issuing U weight loads per
-   * lane before their products (U independent partial sums; 'v1' itself takes 4 for f32 rows of K ≥ 2048 at 1–2 rows,
+   * lane before their products (U independent partial sums; 'v1' itself takes 4 at 1–2 rows for f32 rows of K ≥ 2048 and for bf16 (session 32),
    * measured faster at the 2.8b shapes on an H100 in session 30, and 1 elsewhere; 'v1-u1' never); 'v1-k1' / 'v1-k2' / 'v1-k4' — v1 with the split-K matvec
    * (kernels/matvec_splitk.ts: a K slice of sg·U 16-byte units per workgroup, x̂ held in registers so its reads do not
    * grow with the rows, partial sums added by a second dispatch that applies the bias, residual and conv-window
