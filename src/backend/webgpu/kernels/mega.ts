@@ -1,0 +1,380 @@
+/**
+ * decodeKernels 'mega' (issue 11): a whole batch-1 decode step of a Mamba-2 stack as ONE dispatch — a persistent
+ * kernel of NWG workgroups (all co-resident: `WebGpuBackendOptions.megaGroups`) whose phases are separated by a grid
+ * barrier (`GRID_SYNC`), since WebGPU has no grid-wide sync of its own. Per layer l (the math of the v1 kernels:
+ * MATVEC_V with its folded RMSNorm and conv-window epilogue, MAMBA2_STEP, the gated norm folded into out_proj and the
+ * residual add):
+ * 1. every workgroup recomputes RMSNorm(x) (H wide) into workgroup memory, then its blocks of 8 in_proj rows
+ *    (round-robin over the workgroups) → zx (z, xBC, dt);
+ * 2. the SSD step: (head, 8 rows of the head) units round-robin over the workgroups: conv + SiLU of its x rows and
+ *    its group's B and C from the old conv window and the new xBC column, Δ = clamp(softplus(dt + bias)),
+ *    h = exp(Δ A) h + Δ x B, y = C · h + D x;
+ * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
+ *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows, and
+ *    x ← x + scale · (out_proj + bias);
+ * then workgroup 0 writes the final-normed rows (the LM head and the argmax stay their own dispatches).
+ *
+ * Memory model. Activations that one workgroup writes and another reads later in the same dispatch (x, zx, y) live
+ * in the atomic scratch `sc` and are written with atomicStore and read with atomicLoad (device-scope atomics: never
+ * through a stale per-SM cache); WGSL's storageBarrier is workgroup-scope only. Weights, the layer table and the
+ * input x (written by an earlier dispatch) are ordinary loads; each SSM state row and conv window is read and written
+ * by one workgroup (windows only after a barrier), across dispatches as any kernel.
+ *
+ * The grid barrier k (3 per layer): thread 0 of each workgroup adds 1 to counter slot k and spins on an atomicLoad
+ * until it holds NWG; the workgroup that arrives last at barrier k resets slot k − 1 (everyone has left it), and
+ * workgroup 0 resets the last slot at the start of the next dispatch, so no reset dispatch is needed. The spin is
+ * bounded: after `spin` polls (or on seeing the flag) it sets the error flag sc[NB] and the workgroup returns; a
+ * dispatch that finds the flag set returns at once (the host reads the flag and falls back to the multi-dispatch
+ * kernels: mega.ts).
+ */
+import type { KernelSpec } from '../runtime.js';
+
+/** words of a layer's entry in the layer table */
+export const MEGA_TS = 20;
+/** the layer table's entries */
+export const MT = {
+  inW: 0, outW: 1, norm: 2, convW: 3, convB: 4, dtB: 5, A: 6, D: 7, gnorm: 8, inB: 9, outB: 10, scale: 11,
+  convBuf: 12, convOff: 13, ssmBuf: 14, ssmOff: 15, lo: 16, hi: 17, geps: 18,
+} as const;
+/** state buffers the kernel can bind (roles s0 … s3) */
+export const MEGA_STATE_ROLES = ['s0', 's1', 's2', 's3'] as const;
+/** largest dState and gated-norm groups the kernel stages */
+export const MEGA_MAX_STATE = 256;
+export const MEGA_MAX_GROUPS = 64;
+
+/**
+ * The grid barrier (see the file's comment) as `gsync(k, li)` → false when it timed out or the flag is set (the
+ * caller returns: the result is uniform over the workgroup). Needs `$sc` (atomic<u32>), `wbad`, and the
+ * module-scope NWG_, SPIN_ and FLAG_ set by the kernel; `wgi` the workgroup's index.
+ */
+export const GRID_SYNC = /* wgsl */ `
+var<workgroup> wbad: u32;
+var<private> NWG_: u32;
+var<private> SPIN_: u32;
+var<private> FLAG_: u32;
+var<private> WGI_: u32;
+fn gsync(k: u32, li: u32) -> bool {
+  storageBarrier();
+  workgroupBarrier();
+  if (li == 0u) {
+    var bad = 0u;
+    let old = atomicAdd(&$sc[o_sc + k], 1u);
+    if (old + 1u == NWG_ && k > 0u) { atomicStore(&$sc[o_sc + k - 1u], 0u); }
+    var n = 0u;
+    loop {
+      if (atomicLoad(&$sc[o_sc + k]) >= NWG_) { break; }
+      n += 1u;
+      if ((n & 63u) == 0u && atomicLoad(&$sc[o_sc + FLAG_]) != 0u) { bad = 1u; break; }
+      if (n >= SPIN_) { atomicStore(&$sc[o_sc + FLAG_], 1u); bad = 1u; break; }
+    }
+    wbad = bad;
+  }
+  return workgroupUniformLoad(&wbad) == 0u;
+}
+fn gstart(li: u32, last: u32) -> bool {
+  if (li == 0u) {
+    wbad = atomicLoad(&$sc[o_sc + FLAG_]);
+    if (WGI_ == 0u && last > 0u) { atomicStore(&$sc[o_sc + last - 1u], 0u); }
+  }
+  return workgroupUniformLoad(&wbad) == 0u;
+}`;
+
+/**
+ * The barrier alone (the co-residency probe, mega.ts): `rounds` barriers of all workgroups. params: rounds, spin.
+ * sc: rounds counter slots, then the flag.
+ */
+export const GRID_PROBE: KernelSpec = {
+  name: 'grid_probe',
+  roles: ['sc'],
+  writes: ['sc'],
+  types: () => ({ sc: 'atomic<u32>' }),
+  wgsl: () => /* wgsl */ `
+${GRID_SYNC}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let rounds = pu(PK); SPIN_ = pu(PK + 1u); NWG_ = nwg.x * nwg.y; FLAG_ = rounds; WGI_ = lin(wg, nwg);
+  if (!gstart(li, 0u)) { return; }
+  for (var k = 0u; k < rounds; k++) {
+    if (!gsync(k, li)) { return; }
+  }
+}`,
+};
+
+/**
+ * Reads and writes of the state buffers s0 … s3 by index (a uniform switch: the layer's states may lie in different
+ * buffers of the activation pool), `body(role)` generated once per buffer.
+ */
+function stateSwitch(idx: string, body: (role: string) => string): string {
+  return `switch (${idx}) {
+${MEGA_STATE_ROLES.map((r, i) => `      ${i < MEGA_STATE_ROLES.length - 1 ? `case ${i}u` : 'default'}: { ${body(r)} }`).join('\n')}
+    }`;
+}
+
+/**
+ * variant `${f|b}${XS}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>) and
+ * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8).
+ * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
+ * (constant arena: norms, conv, biases, A, D), tab (the layer table, MEGA_TS words a layer: offsets into wm (vec4s),
+ * wc and the state buffers, as u32 bits), sc (atomic scratch: counter slots, flag, then x [H], zx [NZ], y [I]),
+ * s0 … s3 (state buffers).
+ * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
+ * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc).
+ */
+export const MEGA2: KernelSpec = {
+  name: 'mega2',
+  roles: ['x', 'y', 'wm', 'wc', 'tab', 'sc', ...MEGA_STATE_ROLES],
+  writes: ['y', 'sc', ...MEGA_STATE_ROLES],
+  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  wgsl: (v) => mega2Wgsl(v),
+};
+
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number } {
+  const m = /^([fb])(\d+)$/.exec(v);
+  if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega2: bad variant ${JSON.stringify(v)}`);
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]) };
+}
+
+function mega2Wgsl(v: string): string {
+  const { fmt, xs } = megaParse(v);
+  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
+  const dot = fmt === 'f'
+    ? /* wgsl */ `
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let K4 = K / 4u;
+  let wr = wo + j * K4;
+  var acc = 0.0; var acc1 = 0.0;
+  var q = lane;
+  for (; q + TPR < K4; q += 2u * TPR) {
+    let w0 = $wm[wr + q]; let w1 = $wm[wr + q + TPR];
+    acc += dot(w0, xs4[q]);
+    acc1 += dot(w1, xs4[q + TPR]);
+  }
+  if (q < K4) { acc += dot($wm[wr + q], xs4[q]); }
+  return acc + acc1;
+}`
+    : /* wgsl */ `
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let K8 = K / 8u;
+  let wr = wo + j * K8;
+  var acc = 0.0;
+  for (var q = lane; q < K8; q += TPR) {
+    let p = $wm[wr + q];
+    let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
+    let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
+    let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
+    acc += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
+  }
+  return acc;
+}`;
+  return /* wgsl */ `
+const TPR: u32 = 32u;
+const RPW: u32 = 8u;
+const PB: u32 = 8u;
+const TS: u32 = ${MEGA_TS}u;
+var<workgroup> xs4: array<vec4<f32>, ${xs / 4}>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> rsv: array<f32, ${MEGA_MAX_GROUPS}>;
+var<workgroup> sx: array<f32, 8>;
+var<workgroup> sB: array<f32, ${MEGA_MAX_STATE}>;
+var<workgroup> sC: array<f32, ${MEGA_MAX_STATE}>;
+${GRID_SYNC}
+fn tu(l: u32, i: u32) -> u32 { return bitcast<u32>($tab[o_tab + l * TS + i]); }
+fn tf(l: u32, i: u32) -> f32 { return $tab[o_tab + l * TS + i]; }
+fn cw(i: u32) -> f32 { return $wc[o_wc + i]; }
+fn aget(i: u32) -> f32 { return bitcast<f32>(atomicLoad(&$sc[o_sc + i])); }
+fn aput(i: u32, v: f32) { atomicStore(&$sc[o_sc + i], bitcast<u32>(v)); }
+fn sget(b: u32, i: u32) -> f32 {
+  ${stateSwitch('b', (r) => `return $${r}[o_${r} + i];`)}
+}
+fn sset(b: u32, i: u32, v: f32) {
+  ${stateSwitch('b', (r) => `$${r}[o_${r} + i] = v;`)}
+}
+/** the sum over the workgroup of each thread's v (every thread gets it) */
+fn wsum(v: f32, li: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+${dot}
+/** x̂ (staged in xs4) times rows j of the matrix at wo, rows in blocks of RPW round-robin over the workgroups; the row's sum in red[r * TPR] of lane 0 */
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let L = pu(PK); let H = pu(PK + 1u); let I = pu(PK + 2u); let nh = pu(PK + 3u); let hd = pu(PK + 4u);
+  let N = pu(PK + 5u); let Gn = pu(PK + 6u); let Kc = pu(PK + 7u); let NZ = pu(PK + 8u); let gs = pu(PK + 9u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = 3u * L;
+  FLAG_ = NB;
+  let XB = NB + 1u; let ZB = XB + H; let YB = ZB + NZ;
+  let C = I + 2u * Gn * N;
+  let r = li / TPR; let lane = li % TPR;
+  if (!gstart(li, NB)) { return; }
+  for (var l = 0u; l < L; l++) {
+    // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
+    var ss = 0.0;
+    for (var q = li; q < H / 4u; q += 256u) {
+      var v: vec4<f32>;
+      if (l == 0u) {
+        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
+      } else {
+        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
+      }
+      xs4[q] = v;
+      ss += dot(v, v);
+    }
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
+    let nwo = tu(l, ${MT.norm}u);
+    for (var q = li; q < H / 4u; q += 256u) {
+      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+    }
+    workgroupBarrier();
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
+    for (var j0 = wgi * RPW; j0 < NZ; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < NZ) { acc = rowdot(inW, j, H, lane); }
+      red[li] = acc;
+      workgroupBarrier();
+      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) { red[li] += red[li + s]; }
+        workgroupBarrier();
+      }
+      if (lane == 0u && j < NZ) {
+        var o = red[li];
+        if (hasInB) { o += cw(inB + j); }
+        aput(ZB + j, o);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(3u * l, li)) { return; }
+    // ---- phase 2: conv + SiLU, Δ, the state update, y = C · h + D x, per (head, 8 rows) unit
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let cbuf = tu(l, ${MT.convBuf}u); let coff = tu(l, ${MT.convOff}u);
+    let sbuf = tu(l, ${MT.ssmBuf}u); let soff = tu(l, ${MT.ssmOff}u);
+    let lo = tf(l, ${MT.lo}u); let hi = tf(l, ${MT.hi}u);
+    let nP = (hd + PB - 1u) / PB;
+    for (var u = wgi; u < nh * nP; u += nwgs) {
+      let h = u / nP; let pb = u % nP;
+      let grp = h / (nh / Gn);
+      for (var i = li; i < PB + 2u * N; i += 256u) {
+        var c = 0u; var ok = true;
+        if (i < PB) {
+          let p = pb * PB + i;
+          ok = p < hd;
+          c = h * hd + p;
+        } else if (i < PB + N) {
+          c = I + grp * N + i - PB;
+        } else {
+          c = I + Gn * N + grp * N + i - PB - N;
+        }
+        var val = 0.0;
+        if (ok) {
+          // the window after the shift: old slots 1 … Kc−1, then the new column (v1: MATVEC_V's conv epilogue, conv_u)
+          if (hasCB) { val = cw(cbo + c); }
+          let wb = coff + c * Kc; let kb = cwo + c * Kc;
+          for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), sget(cbuf, wb + t + 1u), val); }
+          val = silu(fma(cw(kb + Kc - 1u), aget(ZB + I + c), val));
+        }
+        if (i < PB) { sx[i] = val; } else if (i < PB + N) { sB[i - PB] = val; } else { sC[i - PB - N] = val; }
+      }
+      workgroupBarrier();
+      var bias = 0.0;
+      if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + h); }
+      let dt = clamp(softplus(aget(ZB + I + C + h) + bias), lo, hi);
+      let dA = exp(dt * cw(tu(l, ${MT.A}u) + h));
+      let p = pb * PB + r;
+      var part = 0.0;
+      var xv = 0.0;
+      if (p < hd) {
+        xv = sx[r];
+        let dx = dt * xv;
+        let so = soff + (h * hd + p) * N;
+        ${stateSwitch('sbuf', (s) => `for (var n = lane; n < N; n += TPR) {
+          let hv = dA * $${s}[o_${s} + so + n] + dx * sB[n];
+          $${s}[o_${s} + so + n] = hv;
+          part += hv * sC[n];
+        }`)}
+      }
+      red[li] = part;
+      workgroupBarrier();
+      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) { red[li] += red[li + s]; }
+        workgroupBarrier();
+      }
+      if (lane == 0u && p < hd) {
+        var o = red[li];
+        if (hasD) { o += cw(tu(l, ${MT.D}u) + h) * xv; }
+        aput(YB + h * hd + p, o);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(3u * l + 1u, li)) { return; }
+    // ---- phase 3: the conv windows shifted; gated RMSNorm(y · silu(z)) into xs4; out_proj rows + the residual
+    for (var c = wgi * 256u + li; c < C; c += nwgs * 256u) {
+      let wb = coff + c * Kc;
+      for (var t = 0u; t + 1u < Kc; t++) { sset(cbuf, wb + t, sget(cbuf, wb + t + 1u)); }
+      sset(cbuf, wb + Kc - 1u, aget(ZB + I + c));
+    }
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      xs4[q] = vec4<f32>(aget(YB + k), aget(YB + k + 1u), aget(YB + k + 2u), aget(YB + k + 3u))
+        * vec4<f32>(silu(aget(ZB + k)), silu(aget(ZB + k + 1u)), silu(aget(ZB + k + 2u)), silu(aget(ZB + k + 3u)));
+    }
+    workgroupBarrier();
+    let nG = I / gs;
+    let geps = tf(l, ${MT.geps}u);
+    for (var g = 0u; g < nG; g++) {
+      var s2 = 0.0;
+      for (var k = li; k < gs; k += 256u) { let vv = xs4[(g * gs + k) / 4u][(g * gs + k) % 4u]; s2 += vv * vv; }
+      let tot = wsum(s2, li);
+      if (li == 0u) { rsv[g] = inverseSqrt(tot / f32(gs) + geps); }
+    }
+    workgroupBarrier();
+    let gno = tu(l, ${MT.gnorm}u);
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      let sc4 = vec4<f32>(cw(gno + k) * rsv[k / gs], cw(gno + k + 1u) * rsv[(k + 1u) / gs], cw(gno + k + 2u) * rsv[(k + 2u) / gs], cw(gno + k + 3u) * rsv[(k + 3u) / gs]);
+      xs4[q] = xs4[q] * sc4;
+    }
+    workgroupBarrier();
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+    for (var j0 = wgi * RPW; j0 < H; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < H) { acc = rowdot(outW, j, I, lane); }
+      red[li] = acc;
+      workgroupBarrier();
+      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) { red[li] += red[li + s]; }
+        workgroupBarrier();
+      }
+      if (lane == 0u && j < H) {
+        var o = red[li];
+        if (hasOutB) { o += cw(outB + j); }
+        var xo = 0.0;
+        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
+        aput(XB + j, xo + scale * o);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(3u * l + 2u, li)) { return; }
+  }
+  // ---- the final norm (workgroup 0)
+  if (wgi == 0u) {
+    var s3 = 0.0;
+    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
+    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
+    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
+  }
+}`;
+}

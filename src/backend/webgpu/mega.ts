@@ -1,0 +1,308 @@
+/// <reference types="@webgpu/types" />
+/**
+ * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 stack
+ * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2), between the embedding gather before it
+ * and the LM head after it (the decoder's own ops).
+ *
+ * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
+ * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
+ * one dispatch binds a whole stack (the pools scatter a model over many buffers, more than a stage may bind; the arena
+ * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Per state (its conv/SSM tensors by identity)
+ * a layer table of offsets. The copies and a co-residency probe (GRID_PROBE: the same barrier with the same number of
+ * workgroups) are submitted outside the recorded stream; until the probe has come back (`ready()`) the step declines
+ * (null: the multi-dispatch kernels run). A probe that timed out, or a step whose barrier timed out (its flag read back
+ * after a later replay), turns 'mega' off for this backend with a warning (`status`); recorded steps are made stale
+ * (`onChange`) so that they are recorded again with the kernels now in use. Steps run between a timeout and its
+ * detection are wrong: a timeout is not expected once the probe passed (same grid, nothing else resident), and is the
+ * price of a kernel that can never hang.
+ *
+ * Declines (null) for: batch > 1, gradients (the decoder does not ask), sublayers other than Mamba-2, q8 or mixed
+ * weight formats, widths the kernel does not stage (dState > 256, more than 64 gated-norm groups, x̂ over the workgroup
+ * memory), states spread over more than 4 buffers or bindings over the adapter's limit, layer weights over one binding.
+ */
+import type { DecodeStackArgs, Mamba2LayerArgs } from '../backend.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { BUFFER_USAGE, Store, f2u, type BufRef, type GpuRuntime } from './runtime.js';
+import { GRID_PROBE, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_STATE_ROLES, MEGA_TS, MT } from './kernels/mega.js';
+
+const F32_MAX = 3.4028234663852886e38;
+
+type M2 = Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'>;
+
+/** one model's arenas and dimensions */
+interface Plan {
+  key: unknown[];
+  state: 'probing' | 'ready' | 'failed';
+  wm: Store;
+  wc: Store;
+  sc: Store;
+  fmt: 'f' | 'b';
+  variant: string;
+  dims: { L: number; H: number; I: number; nh: number; hd: number; N: number; Gn: number; Kc: number; NZ: number; gs: number; C: number };
+  flags: number;
+  fnorm: number;
+  /** each layer's residual scale */
+  scales: number[];
+  /** per layer: offsets in the arenas (wm in vec4s, wc in words) */
+  layers: { inW: number; outW: number; norm: number; convW: number; convB: number; dtB: number; A: number; D: number; gnorm: number; inB: number; outB: number }[];
+  /** layer tables by the states' first conv tensor */
+  tables: WeakMap<Tensor, { key: unknown[]; tab: Store; roles: Store[] }>;
+  probe: Promise<void> | null;
+  /** a flag read in flight */
+  checking: boolean;
+}
+
+export interface MegaOptions {
+  /** workgroups of the persistent kernel (all must be resident at once) */
+  groups: number;
+  /** polls of a grid barrier before it gives up (sets the error flag) */
+  spin: number;
+}
+
+export class MegaDecode {
+  /** why 'mega' is off ('' while it runs or has not been tried) */
+  status = '';
+  private readonly plans: Plan[] = [];
+  private readonly warned = new Set<string>();
+
+  constructor(
+    private readonly rt: GpuRuntime,
+    public opts: MegaOptions,
+    /** recorded steps go stale (the kernels of a step change) */
+    private readonly onChange: () => void,
+    /** a new activation block of n floats */
+    private readonly out: (n: number) => Store,
+  ) {}
+
+  /** resolves when every probe submitted so far has come back; the status ('' = ready) */
+  async ready(): Promise<string> {
+    await Promise.all(this.plans.map((p) => p.probe));
+    return this.status;
+  }
+
+  /**
+   * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
+   * `x` makes the embedded token (recorded first). `why` receives the reason of a decline that will not change.
+   */
+  step(a: DecodeStackArgs, x: () => Store): Store | null {
+    if (this.status) return null;
+    if (a.rows !== 1) return null;
+    const ls = a.layers;
+    if (ls.length === 0 || ls.some((l) => l.kind !== 'mamba2')) return this.decline('only stacks of Mamba-2 layers');
+    const args = ls.map((l) => l.args as M2);
+    const key = [a.finalNorm, a.normEps, this.opts.groups, ...ls.flatMap((l, i) => {
+      const m = args[i];
+      return [l.norm, l.scale ?? 1, m.inProj, m.inProjBias, m.outProj, m.outProjBias, m.conv, m.convBias, m.dtBias, m.A, m.D, m.norm, m.normEps, m.normGroupSize, m.dtLimit[0], m.dtLimit[1]];
+    })];
+    let plan = this.plans.find((p) => p.key.length === key.length && p.key.every((k, i) => k === key[i]));
+    if (!plan) {
+      const made = this.build(a, args, key);
+      if (typeof made === 'string') return this.decline(made);
+      if (!made) return null; // not yet (the weights are being written by recorded work)
+      this.plans.push(made);
+      if (this.plans.length > 4) this.plans.shift(); // (old models' arenas to the collector)
+      return null;
+    }
+    if (plan.state !== 'ready') return null;
+    const t = this.table(plan, args);
+    if (typeof t === 'string') return this.decline(t);
+    const xs = x();
+    const y = this.out(plan.dims.H);
+    const d = plan.dims;
+    const roles = [xs, y, plan.wm, plan.wc, t.tab, plan.sc, ...t.roles];
+    if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
+      return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
+    }
+    this.rt.record({ spec: MEGA2, variant: plan.variant, roles, params: [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, f2u(a.normEps), plan.flags, this.opts.spin, plan.fnorm], grid: [this.opts.groups, 1, 1] });
+    return y;
+  }
+
+  /** after a replay of a recorded step (or any time): read the error flags back, one read at a time per plan */
+  check(): void {
+    for (const p of this.plans) {
+      if (p.state !== 'ready' || p.checking) continue;
+      p.checking = true;
+      const flagAt = 3 * p.dims.L;
+      const staging = this.rt.createBuffer({ size: 4, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega flag' });
+      this.rt.submitNow(null, (enc) => enc.copyBufferToBuffer(p.sc.ref.gpu, (p.sc.off + flagAt) * 4, staging, 0, 4));
+      staging.mapAsync(1 /* READ */).then(() => {
+        const bad = new Uint32Array(staging.getMappedRange())[0];
+        staging.unmap();
+        this.rt.destroyBuffer(staging);
+        p.checking = false;
+        if (bad) this.fail(p, `a grid barrier of the one-dispatch step timed out (${this.opts.groups} workgroups were not all resident); the steps since the last check are unreliable`);
+      }, () => {
+        p.checking = false;
+      });
+    }
+  }
+
+  private decline(why: string): null {
+    if (!this.warned.has(why)) {
+      this.warned.add(why);
+      this.lastDecline = why;
+    }
+    return null;
+  }
+  /** the reason of the last decline for these arguments (for tests and benchmarks) */
+  lastDecline = '';
+
+  private fail(p: Plan, why: string): void {
+    p.state = 'failed';
+    this.status = `webgpu decodeKernels 'mega' is off: ${why}; running the multi-dispatch kernels (set megaGroups lower)`;
+    console.warn(this.status);
+    this.onChange();
+  }
+
+  /** a plan: validation, the arenas (copies submitted now), the probe; a string: why not; null: not now */
+  private build(a: DecodeStackArgs, args: M2[], key: unknown[]): Plan | string | null {
+    const m0 = args[0];
+    const H = a.finalNorm.shape[0];
+    const nh = m0.nHeads, hd = m0.headDim, N = m0.dState, Gn = m0.nGroups, Kc = m0.conv.shape[1];
+    const I = nh * hd, C = I + 2 * Gn * N, NZ = I + C + nh, gs = m0.normGroupSize, L = args.length;
+    for (const m of args) {
+      if (m.nHeads !== nh || m.headDim !== hd || m.dState !== N || m.nGroups !== Gn || m.conv.shape[1] !== Kc || m.normGroupSize !== gs) return 'layers of different shapes';
+      if (m.inProj.shape[0] !== NZ || m.inProj.shape[1] !== H || m.outProj.shape[0] !== H || m.outProj.shape[1] !== I) return 'in_proj/out_proj shapes other than a Mamba-2 layer\'s';
+      if (!(m.dtLimit[0] <= m.dtLimit[1])) return 'a Δ limit with lo > hi';
+    }
+    if (N > MEGA_MAX_STATE) return `dState ${N} > ${MEGA_MAX_STATE}`;
+    if (I % gs !== 0 || I / gs > MEGA_MAX_GROUPS) return `gated-norm groups of ${gs} over ${I} channels (at most ${MEGA_MAX_GROUPS})`;
+    if (nh % Gn !== 0) return 'heads not a multiple of the groups';
+    const mats = args.flatMap((m) => [m.inProj, m.outProj]).map((t) => t.storage as Store);
+    if (mats.some((s) => s.blocks || s.lazy)) return 'a matrix split into row blocks';
+    const fmts = new Set(mats.map((s) => s.fmt));
+    if (fmts.size !== 1 || !(fmts.has('f32') || fmts.has('bf16'))) return `weights ${[...fmts].join('+')} (f32 or bf16 only, one format)`;
+    const fmt = fmts.has('bf16') ? 'b' : 'f';
+    if (H % (fmt === 'b' ? 8 : 4) !== 0 || I % 8 !== 0) return `widths H ${H}, inner ${I} not whole vectors`;
+    const xs = Math.ceil(Math.max(H, I) / 8) * 8;
+    const wgBytes = xs * 4 + 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 16;
+    if (wgBytes > this.rt.maxWorkgroupStorage) return `x̂ of ${xs} floats exceeds the workgroup memory`;
+    const G = this.opts.groups;
+    if (!Number.isInteger(G) || G < 1 || G > this.rt.maxWorkgroupsPerDim) return `megaGroups ${G} is not a workgroup count`;
+    // the arenas: matrices (vec4s), constants (words)
+    const consts = (m: M2): (Tensor | null)[] => [m.conv, m.convBias, m.dtBias, m.A, m.D, m.norm, m.inProjBias, m.outProjBias];
+    const srcs = [...mats, ...args.flatMap((m, i) => [a.layers[i].norm, ...consts(m)]).filter((t): t is Tensor => !!t).map((t) => t.storage as Store), a.finalNorm.storage as Store];
+    if (srcs.some((s) => s.lazy || s.blocks)) return 'a weight that is a view';
+    if (this.rt.pendingWrites(srcs)) return null; // written by recorded work: try at the next step
+    let mw = 0;
+    const matOff = mats.map((s) => {
+      const o = mw;
+      mw += Math.ceil(s.len / 4);
+      return o;
+    });
+    if (mw * 16 > this.rt.maxBinding) return `the layer weights (${mw * 16} bytes) exceed one binding (${this.rt.maxBinding})`;
+    let cw = 0;
+    const place = (t: Tensor | null): number => {
+      if (!t) return 0;
+      const o = cw;
+      cw += Math.ceil((t.storage as Store).len / 4) * 4;
+      return o;
+    };
+    const layers = args.map((m, i) => ({
+      inW: matOff[2 * i], outW: matOff[2 * i + 1], norm: place(a.layers[i].norm), convW: place(m.conv), convB: place(m.convBias), dtB: place(m.dtBias),
+      A: place(m.A), D: place(m.D), gnorm: place(m.norm), inB: place(m.inProjBias), outB: place(m.outProjBias),
+    }));
+    const fnorm = place(a.finalNorm);
+    const has = (f: (m: M2) => Tensor | null) => args.every((m) => !!f(m)) ? true : args.every((m) => !f(m)) ? false : null;
+    const hc = [has((m) => m.convBias), has((m) => m.D), has((m) => m.dtBias), has((m) => m.inProjBias), has((m) => m.outProjBias)];
+    if (hc.includes(null)) return 'layers that differ in which biases they have';
+    const flags = hc.reduce((f, h, i) => f | (h ? 1 << i : 0), 0);
+    const wmRef = this.rt.newBuffer(Math.max(16, mw * 16), 'mega matrix arena');
+    const wcRef = this.rt.newBuffer(Math.max(16, cw * 4), 'mega constant arena');
+    const scWords = 3 * L + 1 + H + NZ + I;
+    const scRef = this.rt.newBuffer(Math.ceil(scWords / 64) * 64 * 4, 'mega scratch');
+    const wm = new Store(wmRef, 0, mw * 4), wc = new Store(wcRef, 0, cw), sc = new Store(scRef, 0, scWords);
+    this.rt.persistent.add(sc);
+    // the copies (queue order: after every submitted write of the weights; none is pending, checked above)
+    this.rt.submitNow(null, (enc) => {
+      mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRef.gpu, matOff[i] * 16, s.len * 4));
+      const copy = (t: Tensor | null, at: number) => {
+        if (!t) return;
+        const s = t.storage as Store;
+        enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
+      };
+      args.forEach((m, i) => {
+        const o = layers[i];
+        copy(a.layers[i].norm, o.norm), copy(m.conv, o.convW), copy(m.convBias, o.convB), copy(m.dtBias, o.dtB), copy(m.A, o.A);
+        copy(m.D, o.D), copy(m.norm, o.gnorm), copy(m.inProjBias, o.inB), copy(m.outProjBias, o.outB);
+      });
+      copy(a.finalNorm, fnorm);
+      enc.clearBuffer(scRef.gpu);
+    });
+    const plan: Plan = {
+      key, state: 'probing', wm, wc, sc, fmt, variant: `${fmt}${xs}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
+      tables: new WeakMap(), probe: null, checking: false,
+    };
+    plan.probe = this.probe(G).then((why) => {
+      if (plan.state !== 'probing') return;
+      if (why) this.fail(plan, why);
+      else {
+        plan.state = 'ready';
+        this.onChange();
+      }
+    });
+    return plan;
+  }
+
+  /** the barrier alone with `G` workgroups: '' when it passed, else why not */
+  private async probe(G: number): Promise<string> {
+    const rounds = 8;
+    const ref = this.rt.newBuffer(256, 'mega probe');
+    const staging = this.rt.createBuffer({ size: 4, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega probe flag' });
+    const sc = new Store(ref, 0, rounds + 1);
+    this.rt.submitNow(
+      { spec: GRID_PROBE, variant: '', roles: [sc], params: [rounds, this.opts.spin], grid: [G, 1, 1] },
+      (enc) => enc.clearBuffer(ref.gpu),
+      (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
+    );
+    await staging.mapAsync(1 /* READ */);
+    const bad = new Uint32Array(staging.getMappedRange())[0];
+    staging.unmap();
+    this.rt.destroyBuffer(staging);
+    this.rt.destroyBuffer(ref.gpu);
+    return bad ? `the co-residency probe of ${G} workgroups timed out (a grid barrier needs them all resident at once)` : '';
+  }
+
+  /** the layer table of these states (made once per state), and the state roles s0 … s3 */
+  private table(plan: Plan, args: M2[]): { tab: Store; roles: Store[] } | string {
+    const first = args[0].convState;
+    const key = args.flatMap((m) => [m.convState, m.ssmState]);
+    const have = plan.tables.get(first);
+    if (have && have.key.every((k, i) => k === key[i])) return have;
+    const stores = key.map((t) => t.storage as Store);
+    if (stores.some((s) => s.blocks || s.lazy)) return 'a state split into blocks';
+    const d = plan.dims;
+    for (const m of args) {
+      if (m.convState.size !== d.C * d.Kc || m.ssmState.size !== d.nh * d.hd * d.N) return 'states of another shape (batch 1 only)';
+    }
+    // per buffer the state store lowest in it: the role's store (offsets in the table are relative to it)
+    const byRef = new Map<BufRef, Store>();
+    for (const s of stores) {
+      const b = byRef.get(s.ref);
+      if (!b || s.off < b.off) byRef.set(s.ref, s);
+    }
+    if (byRef.size > MEGA_STATE_ROLES.length) return `the states lie in ${byRef.size} buffers (at most ${MEGA_STATE_ROLES.length})`;
+    const roles = [...byRef.values()];
+    const idx = (s: Store) => roles.findIndex((r) => r.ref === s.ref);
+    const tab = new Uint32Array(d.L * MEGA_TS);
+    args.forEach((m, l) => {
+      const o = plan.layers[l], t = l * MEGA_TS;
+      const cs = m.convState.storage as Store, ss = m.ssmState.storage as Store;
+      tab[t + MT.inW] = o.inW, tab[t + MT.outW] = o.outW, tab[t + MT.norm] = o.norm, tab[t + MT.convW] = o.convW, tab[t + MT.convB] = o.convB;
+      tab[t + MT.dtB] = o.dtB, tab[t + MT.A] = o.A, tab[t + MT.D] = o.D, tab[t + MT.gnorm] = o.gnorm, tab[t + MT.inB] = o.inB, tab[t + MT.outB] = o.outB;
+      tab[t + MT.convBuf] = idx(cs), tab[t + MT.convOff] = cs.off - roles[idx(cs)].off;
+      tab[t + MT.ssmBuf] = idx(ss), tab[t + MT.ssmOff] = ss.off - roles[idx(ss)].off;
+    });
+    const f = new Float32Array(tab.buffer);
+    args.forEach((m, l) => {
+      const t = l * MEGA_TS;
+      f[t + MT.scale] = plan.scales[l];
+      f[t + MT.lo] = Math.max(m.dtLimit[0], -F32_MAX);
+      f[t + MT.hi] = Math.min(m.dtLimit[1], F32_MAX);
+      f[t + MT.geps] = m.normEps;
+    });
+    const made = { key, tab: this.rt.fromHost(this.rt.constPool, f), roles: [...roles, ...Array.from({ length: MEGA_STATE_ROLES.length - roles.length }, () => this.rt.dummy)] };
+    plan.tables.set(first, made);
+    return made;
+  }
+}
