@@ -35,7 +35,6 @@ interface Plan {
   state: 'probing' | 'ready' | 'failed';
   wm: Store;
   wc: Store;
-  sc: Store;
   fmt: 'f' | 'b';
   variant: string;
   dims: { L: number; H: number; I: number; nh: number; hd: number; N: number; Gn: number; Kc: number; NZ: number; gs: number; C: number };
@@ -45,8 +44,10 @@ interface Plan {
   scales: number[];
   /** per layer: offsets in the arenas (wm in vec4s, wc in words) */
   layers: { inW: number; outW: number; norm: number; convW: number; convB: number; dtB: number; A: number; D: number; gnorm: number; inB: number; outB: number }[];
-  /** layer tables by the states' first conv tensor */
-  tables: WeakMap<Tensor, { key: unknown[]; tab: Store; roles: Store[] }>;
+  /** per state (by its first conv tensor): its scratch (with the layer table) and its state roles */
+  tables: WeakMap<Tensor, { key: unknown[]; sc: Store; roles: Store[] }>;
+  /** the scratch buffers of its states (their error flags are read by `check`; weakly: a state's goes with it) */
+  scratch: GPUBuffer[];
   probe: Promise<void> | null;
   /** a flag read in flight */
   checking: boolean;
@@ -64,6 +65,10 @@ export class MegaDecode {
   status = '';
   private readonly plans: Plan[] = [];
   private readonly warned = new Set<string>();
+  private readonly dropped = new FinalizationRegistry<GPUBuffer>((b) => {
+    for (const p of this.plans) p.scratch = p.scratch.filter((s) => s !== b);
+    this.rt.destroyBuffer(b);
+  });
 
   constructor(
     private readonly rt: GpuRuntime,
@@ -109,7 +114,7 @@ export class MegaDecode {
     const xs = x();
     const y = this.out(plan.dims.H);
     const d = plan.dims;
-    const roles = [xs, y, plan.wm, plan.wc, t.tab, plan.sc, ...t.roles];
+    const roles = [xs, y, plan.wm, plan.wc, t.sc, ...t.roles];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
@@ -120,13 +125,14 @@ export class MegaDecode {
   /** after a replay of a recorded step (or any time): read the error flags back, one read at a time per plan */
   check(): void {
     for (const p of this.plans) {
-      if (p.state !== 'ready' || p.checking) continue;
+      if (p.state !== 'ready' || p.checking || p.scratch.length === 0) continue;
       p.checking = true;
       const flagAt = 3 * p.dims.L;
-      const staging = this.rt.createBuffer({ size: 4, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega flag' });
-      this.rt.submitNow(null, (enc) => enc.copyBufferToBuffer(p.sc.ref.gpu, (p.sc.off + flagAt) * 4, staging, 0, 4));
+      const n = p.scratch.length;
+      const staging = this.rt.createBuffer({ size: 4 * n, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega flag' });
+      this.rt.submitNow(null, (enc) => p.scratch.forEach((sc, i) => enc.copyBufferToBuffer(sc, flagAt * 4, staging, 4 * i, 4)));
       staging.mapAsync(1 /* READ */).then(() => {
-        const bad = new Uint32Array(staging.getMappedRange())[0];
+        const bad = new Uint32Array(staging.getMappedRange()).some((f) => f !== 0);
         staging.unmap();
         this.rt.destroyBuffer(staging);
         p.checking = false;
@@ -209,10 +215,7 @@ export class MegaDecode {
     const flags = hc.reduce((f, h, i) => f | (h ? 1 << i : 0), 0);
     const wmRef = this.rt.newBuffer(Math.max(16, mw * 16), 'mega matrix arena');
     const wcRef = this.rt.newBuffer(Math.max(16, cw * 4), 'mega constant arena');
-    const scWords = 3 * L + 1 + H + NZ + I;
-    const scRef = this.rt.newBuffer(Math.ceil(scWords / 64) * 64 * 4, 'mega scratch');
-    const wm = new Store(wmRef, 0, mw * 4), wc = new Store(wcRef, 0, cw), sc = new Store(scRef, 0, scWords);
-    this.rt.persistent.add(sc);
+    const wm = new Store(wmRef, 0, mw * 4), wc = new Store(wcRef, 0, cw);
     // the copies (queue order: after every submitted write of the weights; none is pending, checked above)
     this.rt.submitNow(null, (enc) => {
       mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRef.gpu, matOff[i] * 16, s.len * 4));
@@ -227,11 +230,10 @@ export class MegaDecode {
         copy(m.D, o.D), copy(m.norm, o.gnorm), copy(m.inProjBias, o.inB), copy(m.outProjBias, o.outB);
       });
       copy(a.finalNorm, fnorm);
-      enc.clearBuffer(scRef.gpu);
     });
     const plan: Plan = {
-      key, state: 'probing', wm, wc, sc, fmt, variant: `${fmt}${xs}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
-      tables: new WeakMap(), probe: null, checking: false,
+      key, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
+      tables: new WeakMap(), scratch: [], probe: null, checking: false,
     };
     plan.probe = this.probe(G).then((why) => {
       if (plan.state !== 'probing') return;
@@ -263,8 +265,8 @@ export class MegaDecode {
     return bad ? `the co-residency probe of ${G} workgroups timed out (a grid barrier needs them all resident at once)` : '';
   }
 
-  /** the layer table of these states (made once per state), and the state roles s0 … s3 */
-  private table(plan: Plan, args: M2[]): { tab: Store; roles: Store[] } | string {
+  /** the scratch of these states with their layer table (made once per state), and the state roles s0 … s3 */
+  private table(plan: Plan, args: M2[]): { sc: Store; roles: Store[] } | string {
     const first = args[0].convState;
     const key = args.flatMap((m) => [m.convState, m.ssmState]);
     const have = plan.tables.get(first);
@@ -301,7 +303,17 @@ export class MegaDecode {
       f[t + MT.hi] = Math.min(m.dtLimit[1], F32_MAX);
       f[t + MT.geps] = m.normEps;
     });
-    const made = { key, tab: this.rt.fromHost(this.rt.constPool, f), roles: [...roles, ...Array.from({ length: MEGA_STATE_ROLES.length - roles.length }, () => this.rt.dummy)] };
+    // the state's scratch: counter slots and flag (zero: a new buffer), x, zx, y, then the table
+    const tb = 3 * d.L + 1 + d.H + d.NZ + d.I;
+    const words = tb + tab.length;
+    const ref = this.rt.newBuffer(Math.ceil(words / 64) * 64 * 4, 'mega scratch');
+    this.rt.device.queue.writeBuffer(ref.gpu, tb * 4, tab.buffer, 0, tab.byteLength);
+    const sc = new Store(ref, 0, words);
+    this.rt.persistent.add(sc);
+    plan.scratch.push(ref.gpu);
+    if (plan.scratch.length > 64) plan.scratch.shift(); // (checked: the latest states')
+    this.dropped.register(first, ref.gpu); // destroyed when the state goes (its recorded steps with it)
+    const made = { key, sc, roles: [...roles, ...Array.from({ length: MEGA_STATE_ROLES.length - roles.length }, () => this.rt.dummy)] };
     plan.tables.set(first, made);
     return made;
   }

@@ -115,15 +115,15 @@ ${MEGA_STATE_ROLES.map((r, i) => `      ${i < MEGA_STATE_ROLES.length - 1 ? `cas
  * variant `${f|b}${XS}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>) and
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8).
  * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
- * (constant arena: norms, conv, biases, A, D), tab (the layer table, MEGA_TS words a layer: offsets into wm (vec4s),
- * wc and the state buffers, as u32 bits), sc (atomic scratch: counter slots, flag, then x [H], zx [NZ], y [I]),
- * s0 … s3 (state buffers).
+ * (constant arena: norms, conv, biases, A, D), sc (the state's atomic scratch: counter slots, flag, x [H], zx [NZ],
+ * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and the state buffers, as u32 bits;
+ * staged into workgroup memory at each layer's start), s0 … s3 (state buffers).
  * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
  * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc).
  */
 export const MEGA2: KernelSpec = {
   name: 'mega2',
-  roles: ['x', 'y', 'wm', 'wc', 'tab', 'sc', ...MEGA_STATE_ROLES],
+  roles: ['x', 'y', 'wm', 'wc', 'sc', ...MEGA_STATE_ROLES],
   writes: ['y', 'sc', ...MEGA_STATE_ROLES],
   types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
   wgsl: (v) => mega2Wgsl(v),
@@ -179,8 +179,9 @@ var<workgroup> sx: array<f32, 8>;
 var<workgroup> sB: array<f32, ${MEGA_MAX_STATE}>;
 var<workgroup> sC: array<f32, ${MEGA_MAX_STATE}>;
 ${GRID_SYNC}
-fn tu(l: u32, i: u32) -> u32 { return bitcast<u32>($tab[o_tab + l * TS + i]); }
-fn tf(l: u32, i: u32) -> f32 { return $tab[o_tab + l * TS + i]; }
+var<workgroup> lt: array<u32, TS>;
+fn tu(l: u32, i: u32) -> u32 { return lt[i]; }
+fn tf(l: u32, i: u32) -> f32 { return bitcast<f32>(lt[i]); }
 fn cw(i: u32) -> f32 { return $wc[o_wc + i]; }
 fn aget(i: u32) -> f32 { return bitcast<f32>(atomicLoad(&$sc[o_sc + i])); }
 fn aput(i: u32, v: f32) { atomicStore(&$sc[o_sc + i], bitcast<u32>(v)); }
@@ -220,7 +221,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
   if (!gstart(li, NB)) { return; }
+  let TB = YB + I;
   for (var l = 0u; l < L; l++) {
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();
     // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
     var ss = 0.0;
     for (var q = li; q < H / 4u; q += 256u) {
