@@ -22,8 +22,8 @@
  */
 import type { DecodeStackArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { BUFFER_USAGE, Store, f2u, type BufRef, type GpuRuntime } from './runtime.js';
-import { GRID_PROBE, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_STATE_ROLES, MEGA_TS, MT } from './kernels/mega.js';
+import { BUFFER_USAGE, Store, f2u, type GpuRuntime } from './runtime.js';
+import { GRID_PROBE, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -44,8 +44,8 @@ interface Plan {
   scales: number[];
   /** per layer: offsets in the arenas (wm in vec4s, wc in words) */
   layers: { inW: number; outW: number; norm: number; convW: number; convB: number; dtB: number; A: number; D: number; gnorm: number; inB: number; outB: number }[];
-  /** per state (by its first conv tensor): its scratch (with the layer table) and its state roles */
-  tables: WeakMap<Tensor, { key: unknown[]; sc: Store; roles: Store[] }>;
+  /** per state (by its first conv tensor): its scratch (with the layer table) and the buffer its tensors were moved to */
+  tables: WeakMap<Tensor, { key: unknown[]; sc: Store; st: Store }>;
   /** the scratch buffers of its states (their error flags are read by `check`; weakly: a state's goes with it) */
   scratch: GPUBuffer[];
   probe: Promise<void> | null;
@@ -111,10 +111,11 @@ export class MegaDecode {
     if (plan.state !== 'ready') return null;
     const t = this.table(plan, args);
     if (typeof t === 'string') return this.decline(t);
+    if (!t) return null; // (the states are being written by recorded work: at the next step)
     const xs = x();
     const y = this.out(plan.dims.H);
     const d = plan.dims;
-    const roles = [xs, y, plan.wm, plan.wc, t.sc, ...t.roles];
+    const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
@@ -265,39 +266,54 @@ export class MegaDecode {
     return bad ? `the co-residency probe of ${G} workgroups timed out (a grid barrier needs them all resident at once)` : '';
   }
 
-  /** the scratch of these states with their layer table (made once per state), and the state roles s0 … s3 */
-  private table(plan: Plan, args: M2[]): { sc: Store; roles: Store[] } | string {
+  /**
+   * The scratch of these states with their layer table, and the one buffer the states' tensors live in (made once per
+   * state): the conv windows and SSM states of all layers are moved into a buffer of their own (copied now, the
+   * tensors' storage swapped, their pool blocks released), so that the kernel binds one state buffer whatever the pool
+   * did. null while recorded work writes them (the next step tries again).
+   */
+  private table(plan: Plan, args: M2[]): { sc: Store; st: Store } | string | null {
     const first = args[0].convState;
-    const key = args.flatMap((m) => [m.convState, m.ssmState]);
+    const tensors = args.flatMap((m) => [m.convState, m.ssmState]);
     const have = plan.tables.get(first);
-    if (have && have.key.every((k, i) => k === key[i])) return have;
-    const stores = key.map((t) => t.storage as Store);
-    if (stores.some((s) => s.blocks || s.lazy)) return 'a state split into blocks';
+    if (have && have.key.every((k, i) => k === tensors[i] && (k as Tensor).storage instanceof Store && ((k as Tensor).storage as Store).ref === have.st.ref)) return have;
     const d = plan.dims;
     for (const m of args) {
       if (m.convState.size !== d.C * d.Kc || m.ssmState.size !== d.nh * d.hd * d.N) return 'states of another shape (batch 1 only)';
     }
-    // per buffer the state store lowest in it: the role's store (offsets in the table are relative to it)
-    const byRef = new Map<BufRef, Store>();
-    for (const s of stores) {
-      const b = byRef.get(s.ref);
-      if (!b || s.off < b.off) byRef.set(s.ref, s);
+    const stores = tensors.map((t) => t.storage as Store);
+    if (stores.some((s) => s.blocks || s.lazy || s.fmt !== 'f32')) return 'a state split into blocks';
+    const home = stores[0].base ?? stores[0];
+    let st: Store;
+    if (this.moved.has(home) && stores.every((s) => s.ref === home.ref)) {
+      st = home;
+    } else {
+      if (this.rt.pendingWrites(stores)) return null;
+      let words = 0;
+      const at = stores.map((s) => {
+        const o = words;
+        words += Math.ceil(s.len / 64) * 64;
+        return o;
+      });
+      const ref = this.rt.newBuffer(words * 4, 'mega states');
+      st = new Store(ref, 0, words);
+      this.moved.add(st);
+      this.rt.submitNow(null, (enc) => stores.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, ref.gpu, at[i] * 4, s.len * 4)));
+      tensors.forEach((t, i) => {
+        const old = t.storage as Store;
+        t.storage = st.view(at[i], old.len);
+        this.rt.release(old);
+      });
+      this.dropped.register(first, ref.gpu);
     }
-    if (byRef.size > MEGA_STATE_ROLES.length) return `the states lie in ${byRef.size} buffers (at most ${MEGA_STATE_ROLES.length})`;
-    const roles = [...byRef.values()];
-    const idx = (s: Store) => roles.findIndex((r) => r.ref === s.ref);
     const tab = new Uint32Array(d.L * MEGA_TS);
-    args.forEach((m, l) => {
-      const o = plan.layers[l], t = l * MEGA_TS;
-      const cs = m.convState.storage as Store, ss = m.ssmState.storage as Store;
-      tab[t + MT.inW] = o.inW, tab[t + MT.outW] = o.outW, tab[t + MT.norm] = o.norm, tab[t + MT.convW] = o.convW, tab[t + MT.convB] = o.convB;
-      tab[t + MT.dtB] = o.dtB, tab[t + MT.A] = o.A, tab[t + MT.D] = o.D, tab[t + MT.gnorm] = o.gnorm, tab[t + MT.inB] = o.inB, tab[t + MT.outB] = o.outB;
-      tab[t + MT.convBuf] = idx(cs), tab[t + MT.convOff] = cs.off - roles[idx(cs)].off;
-      tab[t + MT.ssmBuf] = idx(ss), tab[t + MT.ssmOff] = ss.off - roles[idx(ss)].off;
-    });
     const f = new Float32Array(tab.buffer);
     args.forEach((m, l) => {
-      const t = l * MEGA_TS;
+      const o = plan.layers[l], t = l * MEGA_TS;
+      tab[t + MT.inW] = o.inW, tab[t + MT.outW] = o.outW, tab[t + MT.norm] = o.norm, tab[t + MT.convW] = o.convW, tab[t + MT.convB] = o.convB;
+      tab[t + MT.dtB] = o.dtB, tab[t + MT.A] = o.A, tab[t + MT.D] = o.D, tab[t + MT.gnorm] = o.gnorm, tab[t + MT.inB] = o.inB, tab[t + MT.outB] = o.outB;
+      tab[t + MT.convOff] = (m.convState.storage as Store).off - st.off;
+      tab[t + MT.ssmOff] = (m.ssmState.storage as Store).off - st.off;
       f[t + MT.scale] = plan.scales[l];
       f[t + MT.lo] = Math.max(m.dtLimit[0], -F32_MAX);
       f[t + MT.hi] = Math.min(m.dtLimit[1], F32_MAX);
@@ -310,11 +326,14 @@ export class MegaDecode {
     this.rt.device.queue.writeBuffer(ref.gpu, tb * 4, tab.buffer, 0, tab.byteLength);
     const sc = new Store(ref, 0, words);
     this.rt.persistent.add(sc);
+    this.rt.persistent.add(st);
     plan.scratch.push(ref.gpu);
     if (plan.scratch.length > 64) plan.scratch.shift(); // (checked: the latest states')
     this.dropped.register(first, ref.gpu); // destroyed when the state goes (its recorded steps with it)
-    const made = { key, sc, roles: [...roles, ...Array.from({ length: MEGA_STATE_ROLES.length - roles.length }, () => this.rt.dummy)] };
+    const made = { key: tensors, sc, st };
     plan.tables.set(first, made);
     return made;
   }
+  /** the state buffers made by `table` */
+  private readonly moved = new WeakSet<Store>();
 }

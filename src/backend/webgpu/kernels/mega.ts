@@ -34,10 +34,8 @@ export const MEGA_TS = 20;
 /** the layer table's entries */
 export const MT = {
   inW: 0, outW: 1, norm: 2, convW: 3, convB: 4, dtB: 5, A: 6, D: 7, gnorm: 8, inB: 9, outB: 10, scale: 11,
-  convBuf: 12, convOff: 13, ssmBuf: 14, ssmOff: 15, lo: 16, hi: 17, geps: 18,
+  convOff: 12, ssmOff: 13, lo: 14, hi: 15, geps: 16,
 } as const;
-/** state buffers the kernel can bind (roles s0 … s3) */
-export const MEGA_STATE_ROLES = ['s0', 's1', 's2', 's3'] as const;
 /** largest dState and gated-norm groups the kernel stages */
 export const MEGA_MAX_STATE = 256;
 export const MEGA_MAX_GROUPS = 64;
@@ -102,29 +100,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 };
 
 /**
- * Reads and writes of the state buffers s0 … s3 by index (a uniform switch: the layer's states may lie in different
- * buffers of the activation pool), `body(role)` generated once per buffer.
- */
-function stateSwitch(idx: string, body: (role: string) => string): string {
-  return `switch (${idx}) {
-${MEGA_STATE_ROLES.map((r, i) => `      ${i < MEGA_STATE_ROLES.length - 1 ? `case ${i}u` : 'default'}: { ${body(r)} }`).join('\n')}
-    }`;
-}
-
-/**
  * variant `${f|b}${XS}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>) and
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8).
  * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
  * (constant arena: norms, conv, biases, A, D), sc (the state's atomic scratch: counter slots, flag, x [H], zx [NZ],
- * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and the state buffers, as u32 bits;
- * staged into workgroup memory at each layer's start), s0 … s3 (state buffers).
+ * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and st, as u32 bits; staged into
+ * workgroup memory at each layer's start), st (the state's conv windows and SSM states, one buffer: mega.ts moves them
+ * there).
  * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
  * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc).
  */
 export const MEGA2: KernelSpec = {
   name: 'mega2',
-  roles: ['x', 'y', 'wm', 'wc', 'sc', ...MEGA_STATE_ROLES],
-  writes: ['y', 'sc', ...MEGA_STATE_ROLES],
+  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  writes: ['y', 'sc', 'st'],
   types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
   wgsl: (v) => mega2Wgsl(v),
 };
@@ -185,12 +174,6 @@ fn tf(l: u32, i: u32) -> f32 { return bitcast<f32>(lt[i]); }
 fn cw(i: u32) -> f32 { return $wc[o_wc + i]; }
 fn aget(i: u32) -> f32 { return bitcast<f32>(atomicLoad(&$sc[o_sc + i])); }
 fn aput(i: u32, v: f32) { atomicStore(&$sc[o_sc + i], bitcast<u32>(v)); }
-fn sget(b: u32, i: u32) -> f32 {
-  ${stateSwitch('b', (r) => `return $${r}[o_${r} + i];`)}
-}
-fn sset(b: u32, i: u32, v: f32) {
-  ${stateSwitch('b', (r) => `$${r}[o_${r} + i] = v;`)}
-}
 /** the sum over the workgroup of each thread's v (every thread gets it) */
 fn wsum(v: f32, li: u32) -> f32 {
   red[li] = v;
@@ -263,8 +246,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     if (!gsync(3u * l, li)) { return; }
     // ---- phase 2: conv + SiLU, Δ, the state update, y = C · h + D x, per (head, 8 rows) unit
-    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let cbuf = tu(l, ${MT.convBuf}u); let coff = tu(l, ${MT.convOff}u);
-    let sbuf = tu(l, ${MT.ssmBuf}u); let soff = tu(l, ${MT.ssmOff}u);
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    let soff = tu(l, ${MT.ssmOff}u);
     let lo = tf(l, ${MT.lo}u); let hi = tf(l, ${MT.hi}u);
     let nP = (hd + PB - 1u) / PB;
     for (var u = wgi; u < nh * nP; u += nwgs) {
@@ -286,7 +269,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
           // the window after the shift: old slots 1 … Kc−1, then the new column (v1: MATVEC_V's conv epilogue, conv_u)
           if (hasCB) { val = cw(cbo + c); }
           let wb = coff + c * Kc; let kb = cwo + c * Kc;
-          for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), sget(cbuf, wb + t + 1u), val); }
+          for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
           val = silu(fma(cw(kb + Kc - 1u), aget(ZB + I + c), val));
         }
         if (i < PB) { sx[i] = val; } else if (i < PB + N) { sB[i - PB] = val; } else { sC[i - PB - N] = val; }
@@ -303,11 +286,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         xv = sx[r];
         let dx = dt * xv;
         let so = soff + (h * hd + p) * N;
-        ${stateSwitch('sbuf', (s) => `for (var n = lane; n < N; n += TPR) {
-          let hv = dA * $${s}[o_${s} + so + n] + dx * sB[n];
-          $${s}[o_${s} + so + n] = hv;
+        for (var n = lane; n < N; n += TPR) {
+          let hv = dA * $st[o_st + so + n] + dx * sB[n];
+          $st[o_st + so + n] = hv;
           part += hv * sC[n];
-        }`)}
+        }
       }
       red[li] = part;
       workgroupBarrier();
@@ -326,8 +309,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     // ---- phase 3: the conv windows shifted; gated RMSNorm(y · silu(z)) into xs4; out_proj rows + the residual
     for (var c = wgi * 256u + li; c < C; c += nwgs * 256u) {
       let wb = coff + c * Kc;
-      for (var t = 0u; t + 1u < Kc; t++) { sset(cbuf, wb + t, sget(cbuf, wb + t + 1u)); }
-      sset(cbuf, wb + Kc - 1u, aget(ZB + I + c));
+      for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
+      $st[o_st + wb + Kc - 1u] = aget(ZB + I + c);
     }
     for (var q = li; q < I / 4u; q += 256u) {
       let k = 4u * q;
