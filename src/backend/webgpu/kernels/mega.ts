@@ -15,8 +15,12 @@
  * then workgroup 0 writes the final-normed rows (the LM head and the argmax stay their own dispatches).
  *
  * Memory model. Activations that one workgroup writes and another reads later in the same dispatch (x, zx, y) live
- * in the atomic scratch `sc` and are written with atomicStore and read with atomicLoad (device-scope atomics: never
- * through a stale per-SM cache); WGSL's storageBarrier is workgroup-scope only. Weights, the layer table and the
+ * in the atomic scratch `sc` and are read with atomicLoad (device-scope atomics: never through a stale per-SM cache).
+ * WGSL has no device-scope fence (storageBarrier is workgroup-scope) and its atomics are relaxed, so a plain atomic
+ * store could still be in flight when the barrier's counter (another address) is seen: they are written with
+ * atomicExchange instead, and every thread folds the old values into `wdep` before the workgroup's arrival, i.e. waits
+ * until each of its writes has been performed where atomics are (the exchange returned) — only then does thread 0
+ * add to the counter. Weights, the layer table and the
  * input x (written by an earlier dispatch) are ordinary loads; each SSM state row and conv window is read and written
  * by one workgroup (windows only after a barrier), across dispatches as any kernel.
  *
@@ -47,15 +51,20 @@ export const MEGA_MAX_GROUPS = 64;
  */
 export const GRID_SYNC = /* wgsl */ `
 var<workgroup> wbad: u32;
+var<workgroup> wdep: array<u32, 256>;
+var<private> DEP_: u32;
 var<private> NWG_: u32;
 var<private> SPIN_: u32;
 var<private> FLAG_: u32;
 var<private> WGI_: u32;
 fn gsync(k: u32, li: u32) -> bool {
+  // every thread waits for its exchanges' results (aput: performed at the device's coherence point) before the barrier
+  wdep[li] = DEP_;
   storageBarrier();
   workgroupBarrier();
   if (li == 0u) {
     var bad = 0u;
+    if (NWG_ == 0u) { atomicStore(&$sc[o_sc + FLAG_], wdep[k % 256u]); } // (never: keeps the waits)
     let old = atomicAdd(&$sc[o_sc + k], 1u);
     if (old + 1u == NWG_ && k > 0u) { atomicStore(&$sc[o_sc + k - 1u], 0u); }
     var n = 0u;
@@ -173,7 +182,7 @@ fn tu(l: u32, i: u32) -> u32 { return lt[i]; }
 fn tf(l: u32, i: u32) -> f32 { return bitcast<f32>(lt[i]); }
 fn cw(i: u32) -> f32 { return $wc[o_wc + i]; }
 fn aget(i: u32) -> f32 { return bitcast<f32>(atomicLoad(&$sc[o_sc + i])); }
-fn aput(i: u32, v: f32) { atomicStore(&$sc[o_sc + i], bitcast<u32>(v)); }
+fn aput(i: u32, v: f32) { DEP_ ^= atomicExchange(&$sc[o_sc + i], bitcast<u32>(v)); }
 /** the sum over the workgroup of each thread's v (every thread gets it) */
 fn wsum(v: f32, li: u32) -> f32 {
   red[li] = v;
