@@ -224,14 +224,24 @@ export class WebGpuBackend implements Backend {
   }
   /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
   get decodeKernels(): string {
-    return this.decodeK;
+    return this.decodeName;
   }
+  /** decodeKernels as set ('mega-g66-r16'); decodeK: its family ('mega') */
+  private decodeName = 'v1';
+  private megaGroups = 132;
   set decodeKernels(k: string) {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
-    const cfg = k === 'v1' || k === 'fused' || k === 'mega' || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
-    if (k !== this.decodeK) this.epoch++;
-    this.decodeK = k;
+    // 'mega-g{G}-r{R}': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32; else 8)
+    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?$/.exec(k);
+    const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    if (k !== this.decodeName) this.epoch++;
+    if (mega && this.mega) {
+      this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
+      this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
+    }
+    this.decodeK = mega ? 'mega' : k;
+    this.decodeName = k;
     this.fx.sgv = cfg;
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
@@ -269,7 +279,9 @@ export class WebGpuBackend implements Backend {
     for (const [k, v] of [['megaGroups', megaGroups], ['megaSpin', megaSpin]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}${k === 'megaGroups' && opts.megaGroups === undefined && env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? ' (from MAMBA_TS_WEBGPU_MEGA_GROUPS)' : ''}`);
     }
-    this.mega = new MegaDecode(this.rt, { groups: megaGroups, spin: megaSpin }, () => this.epoch++, (n) => this.scratch(n, 'mega output'));
+    this.megaGroups = megaGroups;
+    this.mega = new MegaDecode(this.rt, { groups: megaGroups, rows: 8, spin: megaSpin }, () => this.epoch++, (n) => this.scratch(n, 'mega output'));
+    this.decodeKernels = this.decodeName; // (a 'mega-…' from the options or the environment: its settings now)
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);

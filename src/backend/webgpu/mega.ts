@@ -32,6 +32,8 @@ type M2 = Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'>;
 /** one model's arenas and dimensions */
 interface Plan {
   key: unknown[];
+  /** the options it was made with ('groups/rows') */
+  opts: string;
   state: 'probing' | 'ready' | 'failed';
   wm: Store;
   wc: Store;
@@ -56,12 +58,14 @@ interface Plan {
 export interface MegaOptions {
   /** workgroups of the persistent kernel (all must be resident at once) */
   groups: number;
+  /** in_proj/out_proj rows per pass of a workgroup (8, 16, 32) */
+  rows: number;
   /** polls of a grid barrier before it gives up (sets the error flag) */
   spin: number;
 }
 
 export class MegaDecode {
-  /** why 'mega' is off ('' while it runs or has not been tried) */
+  /** why 'mega' went off last ('' if it never did; `ready()` says whether it is off with the current options) */
   status = '';
   private readonly plans: Plan[] = [];
   private readonly warned = new Set<string>();
@@ -82,20 +86,26 @@ export class MegaDecode {
   /** resolves when every probe submitted so far has come back; the status ('' = ready) */
   async ready(): Promise<string> {
     await Promise.all(this.plans.map((p) => p.probe));
-    return this.status;
+    return this.offNow();
   }
+  /** why 'mega' is off with the current options ('' when it is not) */
+  private offNow(): string {
+    return this.failed.get(`${this.opts.groups}/${this.opts.rows}`) ?? '';
+  }
+  /** the failures (status) by the options they happened with */
+  private readonly failed = new Map<string, string>();
 
   /**
    * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
    * `x` makes the embedded token (recorded first). `why` receives the reason of a decline that will not change.
    */
   step(a: DecodeStackArgs, x: () => Store): Store | null {
-    if (this.status) return null;
+    if (this.offNow()) return null;
     if (a.rows !== 1) return null;
     const ls = a.layers;
     if (ls.length === 0 || ls.some((l) => l.kind !== 'mamba2')) return this.decline('only stacks of Mamba-2 layers');
     const args = ls.map((l) => l.args as M2);
-    const key = [a.finalNorm, a.normEps, this.opts.groups, ...ls.flatMap((l, i) => {
+    const key = [a.finalNorm, a.normEps, this.opts.groups, this.opts.rows, ...ls.flatMap((l, i) => {
       const m = args[i];
       return [l.norm, l.scale ?? 1, m.inProj, m.inProjBias, m.outProj, m.outProjBias, m.conv, m.convBias, m.dtBias, m.A, m.D, m.norm, m.normEps, m.normGroupSize, m.dtLimit[0], m.dtLimit[1]];
     })];
@@ -157,6 +167,7 @@ export class MegaDecode {
   private fail(p: Plan, why: string): void {
     p.state = 'failed';
     this.status = `webgpu decodeKernels 'mega' is off: ${why}; running the multi-dispatch kernels (set megaGroups lower)`;
+    this.failed.set(p.opts, this.status);
     console.warn(this.status);
     this.onChange();
   }
@@ -233,7 +244,7 @@ export class MegaDecode {
       copy(a.finalNorm, fnorm);
     });
     const plan: Plan = {
-      key, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
+      key, opts: `${G}/${this.opts.rows}`, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,
     };
     plan.probe = this.probe(G).then((why) => {

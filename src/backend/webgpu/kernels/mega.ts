@@ -109,8 +109,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 };
 
 /**
- * variant `${f|b}${XS}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>) and
- * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8).
+ * variant `${f|b}${XS}r${RPW}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
+ * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), and the projections' rows per pass of a
+ * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes).
  * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
  * (constant arena: norms, conv, biases, A, D), sc (the state's atomic scratch: counter slots, flag, x [H], zx [NZ],
  * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and st, as u32 bits; staged into
@@ -127,14 +128,14 @@ export const MEGA2: KernelSpec = {
   wgsl: (v) => mega2Wgsl(v),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number } {
-  const m = /^([fb])(\d+)$/.exec(v);
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number } {
+  const m = /^([fb])(\d+)r(8|16|32)$/.exec(v);
   if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega2: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]) };
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]) };
 }
 
 function mega2Wgsl(v: string): string {
-  const { fmt, xs } = megaParse(v);
+  const { fmt, xs, rpw } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
   const dot = fmt === 'f'
     ? /* wgsl */ `
@@ -166,9 +167,10 @@ fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
   return acc;
 }`;
   return /* wgsl */ `
-const TPR: u32 = 32u;
-const RPW: u32 = 8u;
+const RPW: u32 = ${rpw}u;
+const TPR: u32 = ${256 / rpw}u;
 const PB: u32 = 8u;
+const T2: u32 = 32u;
 const TS: u32 = ${MEGA_TS}u;
 var<workgroup> xs4: array<vec4<f32>, ${xs / 4}>;
 var<workgroup> red: array<f32, 256>;
@@ -212,6 +214,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let XB = NB + 1u; let ZB = XB + H; let YB = ZB + NZ;
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
+  let r2 = li / T2; let lane2 = li % T2;
   if (!gstart(li, NB)) { return; }
   let TB = YB + I;
   for (var l = 0u; l < L; l++) {
@@ -288,14 +291,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + h); }
       let dt = clamp(softplus(aget(ZB + I + C + h) + bias), lo, hi);
       let dA = exp(dt * cw(tu(l, ${MT.A}u) + h));
-      let p = pb * PB + r;
+      let p = pb * PB + r2;
       var part = 0.0;
       var xv = 0.0;
       if (p < hd) {
-        xv = sx[r];
+        xv = sx[r2];
         let dx = dt * xv;
         let so = soff + (h * hd + p) * N;
-        for (var n = lane; n < N; n += TPR) {
+        for (var n = lane2; n < N; n += T2) {
           let hv = dA * $st[o_st + so + n] + dx * sB[n];
           $st[o_st + so + n] = hv;
           part += hv * sC[n];
@@ -303,11 +306,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       }
       red[li] = part;
       workgroupBarrier();
-      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) { red[li] += red[li + s]; }
+      for (var s = T2 / 2u; s > 0u; s >>= 1u) {
+        if (lane2 < s) { red[li] += red[li + s]; }
         workgroupBarrier();
       }
-      if (lane == 0u && p < hd) {
+      if (lane2 == 0u && p < hd) {
         var o = red[li];
         if (hasD) { o += cw(tu(l, ${MT.D}u) + h) * xv; }
         aput(YB + h * hd + p, o);
