@@ -8,7 +8,7 @@
  * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
  * one dispatch binds a whole stack (the pools scatter a model over many buffers, more than a stage may bind; the arena
  * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Per state (its conv/SSM tensors by identity)
- * a layer table of offsets. The copies and a co-residency probe (GRID_PROBE: the same barrier with the same number of
+ * a layer table of offsets. The copies and a co-residency probe (the same pipeline running only grid barriers, with as many
  * workgroups) are submitted outside the recorded stream; until the probe has come back (`ready()`) the step declines
  * (null: the multi-dispatch kernels run). A probe that timed out, or a step whose barrier timed out (its flag read back
  * after a later replay), turns 'mega' off for this backend with a warning (`status`); recorded steps are made stale
@@ -23,7 +23,7 @@
 import type { DecodeStackArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { BUFFER_USAGE, Store, f2u, type GpuRuntime } from './runtime.js';
-import { GRID_PROBE, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
+import { MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -129,7 +129,7 @@ export class MegaDecode {
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
-    this.rt.record({ spec: MEGA2, variant: plan.variant, roles, params: [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, f2u(a.normEps), plan.flags, this.opts.spin, plan.fnorm], grid: [this.opts.groups, 1, 1] });
+    this.rt.record({ spec: MEGA2, variant: plan.variant, roles, params: [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, f2u(a.normEps), plan.flags, this.opts.spin, plan.fnorm, 0], grid: [this.opts.groups, 1, 1] });
     return y;
   }
 
@@ -247,7 +247,7 @@ export class MegaDecode {
       key, opts: `${G}/${this.opts.rows}`, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,
     };
-    plan.probe = this.probe(G).then((why) => {
+    plan.probe = this.probe(plan).then((why) => {
       if (plan.state !== 'probing') return;
       if (why) this.fail(plan, why);
       else {
@@ -258,14 +258,19 @@ export class MegaDecode {
     return plan;
   }
 
-  /** the barrier alone with `G` workgroups: '' when it passed, else why not */
-  private async probe(G: number): Promise<string> {
-    const rounds = 8;
+  /**
+   * The co-residency probe: the plan's own pipeline (its registers and workgroup memory decide how many workgroups fit)
+   * running 8 grid barriers and nothing else, with the plan's workgroups: '' when it passed, else why not
+   */
+  private async probe(plan: Plan): Promise<string> {
+    const rounds = 8, G = this.opts.groups, d = plan.dims;
     const ref = this.rt.newBuffer(256, 'mega probe');
     const staging = this.rt.createBuffer({ size: 4, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega probe flag' });
     const sc = new Store(ref, 0, rounds + 1);
+    const dummy = this.rt.dummy;
+    const params = [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, 0, plan.flags, this.opts.spin, plan.fnorm, rounds];
     this.rt.submitNow(
-      { spec: GRID_PROBE, variant: '', roles: [sc], params: [rounds, this.opts.spin], grid: [G, 1, 1] },
+      { spec: MEGA2, variant: plan.variant, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy], params, grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );

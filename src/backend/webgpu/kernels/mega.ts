@@ -87,28 +87,6 @@ fn gstart(li: u32, last: u32) -> bool {
 }`;
 
 /**
- * The barrier alone (the co-residency probe, mega.ts): `rounds` barriers of all workgroups. params: rounds, spin.
- * sc: rounds counter slots, then the flag.
- */
-export const GRID_PROBE: KernelSpec = {
-  name: 'grid_probe',
-  roles: ['sc'],
-  writes: ['sc'],
-  types: () => ({ sc: 'atomic<u32>' }),
-  wgsl: () => /* wgsl */ `
-${GRID_SYNC}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let rounds = pu(PK); SPIN_ = pu(PK + 1u); NWG_ = nwg.x * nwg.y; FLAG_ = rounds; WGI_ = lin(wg, nwg);
-  if (!gstart(li, 0u)) { return; }
-  for (var k = 0u; k < rounds; k++) {
-    if (!gsync(k, li)) { return; }
-  }
-}`,
-};
-
-/**
  * variant `${f|b}${XS}r${RPW}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), and the projections' rows per pass of a
  * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes).
@@ -118,7 +96,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * workgroup memory at each layer's start), st (the state's conv windows and SSM states, one buffer: mega.ts moves them
  * there).
  * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
- * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc).
+ * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc), probe (> 0: the co-residency probe,
+ * that many barriers over sc and nothing else).
  */
 export const MEGA2: KernelSpec = {
   name: 'mega2',
@@ -215,6 +194,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
   let r2 = li / T2; let lane2 = li % T2;
+  // the co-residency probe (mega.ts): this pipeline (so the same registers and workgroup memory, the same workgroups
+  // resident) running only that many barriers; its flag after them
+  let probe = pu(PK + 14u);
+  if (probe > 0u) {
+    FLAG_ = probe;
+    if (!gstart(li, 0u)) { return; }
+    for (var k = 0u; k < probe; k++) {
+      if (!gsync(k, li)) { return; }
+    }
+    return;
+  }
   if (!gstart(li, NB)) { return; }
   let TB = YB + I;
   for (var l = 0u; l < L; l++) {
