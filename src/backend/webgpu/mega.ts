@@ -20,14 +20,15 @@
  * weight formats, widths the kernel does not stage (dState > 256, more than 64 gated-norm groups, x̂ over the workgroup
  * memory), states spread over more than 4 buffers or bindings over the adapter's limit, layer weights over one binding.
  */
-import type { DecodeStackArgs, Mamba2LayerArgs } from '../backend.js';
+import type { DecodeStackArgs, Mamba1LayerArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { BUFFER_USAGE, Store, f2u, type GpuRuntime } from './runtime.js';
-import { MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
+import { BUFFER_USAGE, Store, f2u, type GpuRuntime, type KernelSpec } from './runtime.js';
+import { MEGA1, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
 type M2 = Omit<Mamba2LayerArgs, 'h' | 'next' | 'onDelta'>;
+type M1 = Omit<Mamba1LayerArgs, 'h' | 'next' | 'onDelta'>;
 
 /** one model's arenas and dimensions */
 interface Plan {
@@ -39,13 +40,23 @@ interface Plan {
   wc: Store;
   fmt: 'f' | 'b';
   variant: string;
-  dims: { L: number; H: number; I: number; nh: number; hd: number; N: number; Gn: number; Kc: number; NZ: number; gs: number; C: number };
+  /** MEGA2 (Mamba-2) or MEGA1 (Mamba-1) and its parameters but the last (the probe's rounds) */
+  spec: KernelSpec;
+  params: number[];
+  /** L, H; grid-barrier slots a step (the flag's index); scratch words before the table; a layer's conv and SSM state sizes */
+  L: number;
+  H: number;
+  nb: number;
+  scWords: number;
+  stateSizes: [number, number];
+  /** Mamba-2's Δ limits and gated-norm eps per layer (0 for Mamba-1) */
+  lims: [number, number, number][];
   flags: number;
   fnorm: number;
   /** each layer's residual scale */
   scales: number[];
   /** per layer: offsets in the arenas (wm in vec4s, wc in words) */
-  layers: { inW: number; outW: number; norm: number; convW: number; convB: number; dtB: number; A: number; D: number; gnorm: number; inB: number; outB: number }[];
+  layers: Partial<Record<keyof typeof MT, number>>[];
   /** per state (by its first conv tensor): its scratch (with the layer table) and the buffer its tensors were moved to */
   tables: WeakMap<Tensor, { key: unknown[]; sc: Store; st: Store }>;
   /** the scratch buffers of its states (their error flags are read by `check`; weakly: a state's goes with it) */
@@ -53,6 +64,22 @@ interface Plan {
   probe: Promise<void> | null;
   /** a flag read in flight */
   checking: boolean;
+}
+
+/** what `build` needs of a stack's kind (MegaDecode.shape2 / shape1) */
+interface Shape<M> {
+  kind: 'mamba2' | 'mamba1';
+  /** floats of x̂ the kernel stages (the widest input of a projection) */
+  width: number;
+  nb: number;
+  scWords: number;
+  stateSizes: [number, number];
+  /** a layer's in_proj and out_proj (the matrix arena: one format) */
+  mats: (m: M) => Tensor[];
+  /** a layer's constants by table entry */
+  consts: (m: M) => Partial<Record<keyof typeof MT, Tensor | null>>;
+  params: (eps: number, flags: number, spin: number, fnorm: number) => number[];
+  lims: [number, number, number][];
 }
 
 export interface MegaOptions {
@@ -103,11 +130,15 @@ export class MegaDecode {
     if (this.offNow()) return null;
     if (a.rows !== 1) return null;
     const ls = a.layers;
-    if (ls.length === 0 || ls.some((l) => l.kind !== 'mamba2')) return this.decline('only stacks of Mamba-2 layers');
-    const args = ls.map((l) => l.args as M2);
+    const kind = ls[0]?.kind;
+    if (ls.length === 0 || !(kind === 'mamba2' || kind === 'mamba1') || ls.some((l) => l.kind !== kind)) return this.decline('only stacks of Mamba-2 layers or of Mamba-1 layers');
+    const args = ls.map((l) => l.args as M2 | M1);
     const key = [a.finalNorm, a.normEps, this.opts.groups, this.opts.rows, ...ls.flatMap((l, i) => {
       const m = args[i];
-      return [l.norm, l.scale ?? 1, m.inProj, m.inProjBias, m.outProj, m.outProjBias, m.conv, m.convBias, m.dtBias, m.A, m.D, m.norm, m.normEps, m.normGroupSize, m.dtLimit[0], m.dtLimit[1]];
+      const own = 'nHeads' in m
+        ? [m.norm, m.normEps, m.normGroupSize, m.dtLimit[0], m.dtLimit[1]]
+        : [m.xProj, m.dtProj, m.innerNorms];
+      return [l.norm, l.scale ?? 1, m.inProj, m.inProjBias, m.outProj, m.outProjBias, m.conv, m.convBias, m.dtBias, m.A, m.D, ...own];
     })];
     let plan = this.plans.find((p) => p.key.length === key.length && p.key.every((k, i) => k === key[i]));
     if (!plan) {
@@ -123,13 +154,12 @@ export class MegaDecode {
     if (typeof t === 'string') return this.decline(t);
     if (!t) return null; // (the states are being written by recorded work: at the next step)
     const xs = x();
-    const y = this.out(plan.dims.H);
-    const d = plan.dims;
+    const y = this.out(plan.H);
     const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
-    this.rt.record({ spec: MEGA2, variant: plan.variant, roles, params: [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, f2u(a.normEps), plan.flags, this.opts.spin, plan.fnorm, 0], grid: [this.opts.groups, 1, 1] });
+    this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0], grid: [this.opts.groups, 1, 1] });
     return y;
   }
 
@@ -138,7 +168,7 @@ export class MegaDecode {
     for (const p of this.plans) {
       if (p.state !== 'ready' || p.checking || p.scratch.length === 0) continue;
       p.checking = true;
-      const flagAt = 3 * p.dims.L;
+      const flagAt = p.nb;
       const n = p.scratch.length;
       const staging = this.rt.createBuffer({ size: 4 * n, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega flag' });
       this.rt.submitNow(null, (enc) => p.scratch.forEach((sc, i) => enc.copyBufferToBuffer(sc, flagAt * 4, staging, 4 * i, 4)));
@@ -173,33 +203,25 @@ export class MegaDecode {
   }
 
   /** a plan: validation, the arenas (copies submitted now), the probe; a string: why not; null: not now */
-  private build(a: DecodeStackArgs, args: M2[], key: unknown[]): Plan | string | null {
-    const m0 = args[0];
-    const H = a.finalNorm.shape[0];
-    const nh = m0.nHeads, hd = m0.headDim, N = m0.dState, Gn = m0.nGroups, Kc = m0.conv.shape[1];
-    const I = nh * hd, C = I + 2 * Gn * N, NZ = I + C + nh, gs = m0.normGroupSize, L = args.length;
-    for (const m of args) {
-      if (m.nHeads !== nh || m.headDim !== hd || m.dState !== N || m.nGroups !== Gn || m.conv.shape[1] !== Kc || m.normGroupSize !== gs) return 'layers of different shapes';
-      if (m.inProj.shape[0] !== NZ || m.inProj.shape[1] !== H || m.outProj.shape[0] !== H || m.outProj.shape[1] !== I) return 'in_proj/out_proj shapes other than a Mamba-2 layer\'s';
-      if (!(m.dtLimit[0] <= m.dtLimit[1])) return 'a Δ limit with lo > hi';
-    }
-    if (N > MEGA_MAX_STATE) return `dState ${N} > ${MEGA_MAX_STATE}`;
-    if (I % gs !== 0 || I / gs > MEGA_MAX_GROUPS) return `gated-norm groups of ${gs} over ${I} channels (at most ${MEGA_MAX_GROUPS})`;
-    if (nh % Gn !== 0) return 'heads not a multiple of the groups';
-    const mats = args.flatMap((m) => [m.inProj, m.outProj]).map((t) => t.storage as Store);
+  private build(a: DecodeStackArgs, args: (M2 | M1)[], key: unknown[]): Plan | string | null {
+    const H = a.finalNorm.shape[0], L = args.length;
+    const shape = 'nHeads' in args[0] ? this.shape2(args as M2[], H) : this.shape1(args as M1[], H);
+    if (typeof shape === 'string') return shape;
+    const { mats: matsOf, consts, width, kind } = shape;
+    const mats = args.flatMap((m) => matsOf(m as never)).map((t) => t.storage as Store);
     if (mats.some((s) => s.blocks || s.lazy)) return 'a matrix split into row blocks';
     const fmts = new Set(mats.map((s) => s.fmt));
     if (fmts.size !== 1 || !(fmts.has('f32') || fmts.has('bf16'))) return `weights ${[...fmts].join('+')} (f32 or bf16 only, one format)`;
     const fmt = fmts.has('bf16') ? 'b' : 'f';
-    if (H % (fmt === 'b' ? 8 : 4) !== 0 || I % 8 !== 0) return `widths H ${H}, inner ${I} not whole vectors`;
-    const xs = Math.ceil(Math.max(H, I) / 8) * 8;
-    const wgBytes = xs * 4 + 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 16;
+    const K = args.flatMap((m) => matsOf(m as never)).map((t) => t.shape[1]);
+    if (K.some((k) => k % (fmt === 'b' ? 8 : 4) !== 0)) return `matrix rows of ${[...new Set(K)].join(', ')} not whole vectors`;
+    const xs = Math.ceil(width / 8) * 8;
+    const wgBytes = xs * 4 + 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 3 * 32 * 4 + 128;
     if (wgBytes > this.rt.maxWorkgroupStorage) return `x̂ of ${xs} floats exceeds the workgroup memory`;
     const G = this.opts.groups;
     if (!Number.isInteger(G) || G < 1 || G > this.rt.maxWorkgroupsPerDim) return `megaGroups ${G} is not a workgroup count`;
     // the arenas: matrices (vec4s), constants (words)
-    const consts = (m: M2): (Tensor | null)[] => [m.conv, m.convBias, m.dtBias, m.A, m.D, m.norm, m.inProjBias, m.outProjBias];
-    const srcs = [...mats, ...args.flatMap((m, i) => [a.layers[i].norm, ...consts(m)]).filter((t): t is Tensor => !!t).map((t) => t.storage as Store), a.finalNorm.storage as Store];
+    const srcs = [...mats, ...args.flatMap((m, i) => [a.layers[i].norm, ...Object.values(consts(m as never))]).filter((t): t is Tensor => !!t).map((t) => t.storage as Store), a.finalNorm.storage as Store];
     if (srcs.some((s) => s.lazy || s.blocks)) return 'a weight that is a view';
     if (this.rt.pendingWrites(srcs)) return null; // written by recorded work: try at the next step
     let mw = 0;
@@ -210,18 +232,24 @@ export class MegaDecode {
     });
     if (mw * 16 > this.rt.maxBinding) return `the layer weights (${mw * 16} bytes) exceed one binding (${this.rt.maxBinding})`;
     let cw = 0;
+    const copies: [Store, number][] = [];
     const place = (t: Tensor | null): number => {
       if (!t) return 0;
       const o = cw;
+      copies.push([t.storage as Store, o]);
       cw += Math.ceil((t.storage as Store).len / 4) * 4;
       return o;
     };
-    const layers = args.map((m, i) => ({
-      inW: matOff[2 * i], outW: matOff[2 * i + 1], norm: place(a.layers[i].norm), convW: place(m.conv), convB: place(m.convBias), dtB: place(m.dtBias),
-      A: place(m.A), D: place(m.D), gnorm: place(m.norm), inB: place(m.inProjBias), outB: place(m.outProjBias),
-    }));
+    const perLayer = mats.length / L;
+    const matKeys = ['inW', 'outW'] as const;
+    const layers = args.map((m, i) => {
+      const e: Partial<Record<keyof typeof MT, number>> = { norm: place(a.layers[i].norm) };
+      matKeys.forEach((k, j) => (e[k] = matOff[i * perLayer + j]));
+      for (const [k, t] of Object.entries(consts(m as never))) e[k as keyof typeof MT] = place(t as Tensor | null);
+      return e;
+    });
     const fnorm = place(a.finalNorm);
-    const has = (f: (m: M2) => Tensor | null) => args.every((m) => !!f(m)) ? true : args.every((m) => !f(m)) ? false : null;
+    const has = (f: (m: M2 | M1) => Tensor | null) => args.every((m) => !!f(m)) ? true : args.every((m) => !f(m)) ? false : null;
     const hc = [has((m) => m.convBias), has((m) => m.D), has((m) => m.dtBias), has((m) => m.inProjBias), has((m) => m.outProjBias)];
     if (hc.includes(null)) return 'layers that differ in which biases they have';
     const flags = hc.reduce((f, h, i) => f | (h ? 1 << i : 0), 0);
@@ -231,20 +259,12 @@ export class MegaDecode {
     // the copies (queue order: after every submitted write of the weights; none is pending, checked above)
     this.rt.submitNow(null, (enc) => {
       mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRef.gpu, matOff[i] * 16, s.len * 4));
-      const copy = (t: Tensor | null, at: number) => {
-        if (!t) return;
-        const s = t.storage as Store;
-        enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
-      };
-      args.forEach((m, i) => {
-        const o = layers[i];
-        copy(a.layers[i].norm, o.norm), copy(m.conv, o.convW), copy(m.convBias, o.convB), copy(m.dtBias, o.dtB), copy(m.A, o.A);
-        copy(m.D, o.D), copy(m.norm, o.gnorm), copy(m.inProjBias, o.inB), copy(m.outProjBias, o.outB);
-      });
-      copy(a.finalNorm, fnorm);
+      for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
-      key, opts: `${G}/${this.opts.rows}`, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}`, dims: { L, H, I, nh, hd, N, Gn, Kc, NZ, gs, C }, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
+      key, opts: `${G}/${this.opts.rows}`, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}`,
+      spec: kind === 'mamba2' ? MEGA2 : MEGA1, params: shape.params(f2u(a.normEps), flags, this.opts.spin, fnorm), L, H, nb: shape.nb,
+      scWords: shape.scWords, stateSizes: shape.stateSizes, lims: shape.lims, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,
     };
     plan.probe = this.probe(plan).then((why) => {
@@ -258,19 +278,61 @@ export class MegaDecode {
     return plan;
   }
 
+  /** a Mamba-2 stack's shape (MEGA2), or why the kernel does not take it */
+  private shape2(args: M2[], H: number): Shape<M2> | string {
+    const m0 = args[0], L = args.length;
+    const nh = m0.nHeads, hd = m0.headDim, N = m0.dState, Gn = m0.nGroups, Kc = m0.conv.shape[1];
+    const I = nh * hd, C = I + 2 * Gn * N, NZ = I + C + nh, gs = m0.normGroupSize;
+    for (const m of args) {
+      if (m.nHeads !== nh || m.headDim !== hd || m.dState !== N || m.nGroups !== Gn || m.conv.shape[1] !== Kc || m.normGroupSize !== gs) return 'layers of different shapes';
+      if (m.inProj.shape[0] !== NZ || m.inProj.shape[1] !== H || m.outProj.shape[0] !== H || m.outProj.shape[1] !== I) return 'in_proj/out_proj shapes other than a Mamba-2 layer\'s';
+      if (!(m.dtLimit[0] <= m.dtLimit[1])) return 'a Δ limit with lo > hi';
+    }
+    if (N > MEGA_MAX_STATE) return `dState ${N} > ${MEGA_MAX_STATE}`;
+    if (I % gs !== 0 || I / gs > MEGA_MAX_GROUPS) return `gated-norm groups of ${gs} over ${I} channels (at most ${MEGA_MAX_GROUPS})`;
+    if (nh % Gn !== 0) return 'heads not a multiple of the groups';
+    if (I % 8 !== 0) return `d_inner ${I} not a multiple of 8`;
+    return {
+      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L, scWords: 3 * L + 1 + H + NZ + I, stateSizes: [C * Kc, nh * hd * N],
+      mats: (m) => [m.inProj, m.outProj],
+      consts: (m) => ({ convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, gnorm: m.norm, inB: m.inProjBias, outB: m.outProjBias }),
+      params: (eps, flags, spin, fnorm) => [L, H, I, nh, hd, N, Gn, Kc, NZ, gs, eps, flags, spin, fnorm],
+      lims: args.map((m) => [Math.max(m.dtLimit[0], -F32_MAX), Math.min(m.dtLimit[1], F32_MAX), m.normEps]),
+    };
+  }
+
+  /** a Mamba-1 stack's shape (MEGA1), or why the kernel does not take it */
+  private shape1(args: M1[], H: number): Shape<M1> | string {
+    const m0 = args[0], L = args.length;
+    const [D, N] = m0.A.shape, R = m0.dtProj.shape[1], Kc = m0.conv.shape[1], J = R + 2 * N;
+    for (const m of args) {
+      if (m.innerNorms) return 'Δ/B/C norms inside the layer (FalconMamba, Jamba)';
+      if (m.A.shape[0] !== D || m.A.shape[1] !== N || m.dtProj.shape[1] !== R || m.conv.shape[1] !== Kc) return 'layers of different shapes';
+      if (m.inProj.shape[0] !== 2 * D || m.inProj.shape[1] !== H || m.xProj.shape[0] !== J || m.xProj.shape[1] !== D || m.dtProj.shape[0] !== D || m.outProj.shape[0] !== H || m.outProj.shape[1] !== D) return 'projection shapes other than a Mamba-1 layer\'s';
+    }
+    if (D % 8 !== 0) return `d_inner ${D} not a multiple of 8`;
+    return {
+      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L, scWords: 4 * L + 1 + H + 2 * D + J + D, stateSizes: [D * Kc, D * N],
+      mats: (m) => [m.inProj, m.outProj],
+      consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
+      params: (eps, flags, spin, fnorm) => [L, H, D, R, 0, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],
+      lims: args.map(() => [0, 0, 0]),
+    };
+  }
+
   /**
    * The co-residency probe: the plan's own pipeline (its registers and workgroup memory decide how many workgroups fit)
    * running 8 grid barriers and nothing else, with the plan's workgroups: '' when it passed, else why not
    */
   private async probe(plan: Plan): Promise<string> {
-    const rounds = 8, G = this.opts.groups, d = plan.dims;
+    const rounds = 8, G = this.opts.groups;
     const ref = this.rt.newBuffer(256, 'mega probe');
     const staging = this.rt.createBuffer({ size: 4, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'mega probe flag' });
     const sc = new Store(ref, 0, rounds + 1);
     const dummy = this.rt.dummy;
-    const params = [d.L, d.H, d.I, d.nh, d.hd, d.N, d.Gn, d.Kc, d.NZ, d.gs, 0, plan.flags, this.opts.spin, plan.fnorm, rounds];
+    const params = [...plan.params, rounds];
     this.rt.submitNow(
-      { spec: MEGA2, variant: plan.variant, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy], params, grid: [G, 1, 1] },
+      { spec: plan.spec, variant: plan.variant, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy], params, grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );
@@ -288,14 +350,13 @@ export class MegaDecode {
    * tensors' storage swapped, their pool blocks released), so that the kernel binds one state buffer whatever the pool
    * did. null while recorded work writes them (the next step tries again).
    */
-  private table(plan: Plan, args: M2[]): { sc: Store; st: Store } | string | null {
+  private table(plan: Plan, args: (M2 | M1)[]): { sc: Store; st: Store } | string | null {
     const first = args[0].convState;
     const tensors = args.flatMap((m) => [m.convState, m.ssmState]);
     const have = plan.tables.get(first);
     if (have && have.key.every((k, i) => k === tensors[i] && (k as Tensor).storage instanceof Store && ((k as Tensor).storage as Store).ref === have.st.ref)) return have;
-    const d = plan.dims;
     for (const m of args) {
-      if (m.convState.size !== d.C * d.Kc || m.ssmState.size !== d.nh * d.hd * d.N) return 'states of another shape (batch 1 only)';
+      if (m.convState.size !== plan.stateSizes[0] || m.ssmState.size !== plan.stateSizes[1]) return 'states of another shape (batch 1 only)';
     }
     const stores = tensors.map((t) => t.storage as Store);
     if (stores.some((s) => s.blocks || s.lazy || s.fmt !== 'f32')) return 'a state split into blocks';
@@ -322,21 +383,18 @@ export class MegaDecode {
       });
       this.dropped.register(first, ref.gpu);
     }
-    const tab = new Uint32Array(d.L * MEGA_TS);
+    const tab = new Uint32Array(plan.L * MEGA_TS);
     const f = new Float32Array(tab.buffer);
     args.forEach((m, l) => {
-      const o = plan.layers[l], t = l * MEGA_TS;
-      tab[t + MT.inW] = o.inW, tab[t + MT.outW] = o.outW, tab[t + MT.norm] = o.norm, tab[t + MT.convW] = o.convW, tab[t + MT.convB] = o.convB;
-      tab[t + MT.dtB] = o.dtB, tab[t + MT.A] = o.A, tab[t + MT.D] = o.D, tab[t + MT.gnorm] = o.gnorm, tab[t + MT.inB] = o.inB, tab[t + MT.outB] = o.outB;
+      const t = l * MEGA_TS;
+      for (const [k, v] of Object.entries(plan.layers[l])) tab[t + MT[k as keyof typeof MT]] = v ?? 0;
       tab[t + MT.convOff] = (m.convState.storage as Store).off - st.off;
       tab[t + MT.ssmOff] = (m.ssmState.storage as Store).off - st.off;
       f[t + MT.scale] = plan.scales[l];
-      f[t + MT.lo] = Math.max(m.dtLimit[0], -F32_MAX);
-      f[t + MT.hi] = Math.min(m.dtLimit[1], F32_MAX);
-      f[t + MT.geps] = m.normEps;
+      [f[t + MT.lo], f[t + MT.hi], f[t + MT.geps]] = plan.lims[l];
     });
-    // the state's scratch: counter slots and flag (zero: a new buffer), x, zx, y, then the table
-    const tb = 3 * d.L + 1 + d.H + d.NZ + d.I;
+    // the state's scratch: counter slots and flag (zero: a new buffer), the activations, then the table
+    const tb = plan.scWords;
     const words = tb + tab.length;
     const ref = this.rt.newBuffer(Math.ceil(words / 64) * 64 * 4, 'mega scratch');
     this.rt.device.queue.writeBuffer(ref.gpu, tb * 4, tab.buffer, 0, tab.byteLength);

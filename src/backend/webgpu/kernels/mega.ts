@@ -38,7 +38,7 @@ export const MEGA_TS = 20;
 /** the layer table's entries */
 export const MT = {
   inW: 0, outW: 1, norm: 2, convW: 3, convB: 4, dtB: 5, A: 6, D: 7, gnorm: 8, inB: 9, outB: 10, scale: 11,
-  convOff: 12, ssmOff: 13, lo: 14, hi: 15, geps: 16,
+  convOff: 12, ssmOff: 13, lo: 14, hi: 15, geps: 16, xpW: 17, dtW: 18,
 } as const;
 /** largest dState and gated-norm groups the kernel stages */
 export const MEGA_MAX_STATE = 256;
@@ -113,7 +113,8 @@ export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number 
   return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]) };
 }
 
-function mega2Wgsl(v: string): string {
+/** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
+function megaCommon(v: string): string {
   const { fmt, xs, rpw } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
   const dot = fmt === 'f'
@@ -177,7 +178,35 @@ fn wsum(v: f32, li: u32) -> f32 {
   return r;
 }
 ${dot}
-/** x̂ (staged in xs4) times rows j of the matrix at wo, rows in blocks of RPW round-robin over the workgroups; the row's sum in red[r * TPR] of lane 0 */
+/** v summed over the TPR lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
+fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  return red[li];
+}`;
+}
+
+/**
+ * The co-residency probe (mega.ts): the kernel's own pipeline (so the same registers and workgroup memory, the same
+ * workgroups resident) running only that many barriers (param 14), its flag after them
+ */
+const PROBE = /* wgsl */ `
+  let probe = pu(PK + 14u);
+  if (probe > 0u) {
+    SPIN_ = pu(PK + 12u); NWG_ = nwg.x * nwg.y; WGI_ = lin(wg, nwg); FLAG_ = probe;
+    if (!gstart(li, 0u)) { return; }
+    for (var k = 0u; k < probe; k++) {
+      if (!gsync(k, li)) { return; }
+    }
+    return;
+  }`;
+
+function mega2Wgsl(v: string): string {
+  return /* wgsl */ `${megaCommon(v)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -194,17 +223,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
   let r2 = li / T2; let lane2 = li % T2;
-  // the co-residency probe (mega.ts): this pipeline (so the same registers and workgroup memory, the same workgroups
-  // resident) running only that many barriers; its flag after them
-  let probe = pu(PK + 14u);
-  if (probe > 0u) {
-    FLAG_ = probe;
-    if (!gstart(li, 0u)) { return; }
-    for (var k = 0u; k < probe; k++) {
-      if (!gsync(k, li)) { return; }
-    }
-    return;
-  }
+${PROBE}
   if (!gstart(li, NB)) { return; }
   let TB = YB + I;
   for (var l = 0u; l < L; l++) {
@@ -367,3 +386,177 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 }`;
 }
+
+/**
+ * A whole batch-1 decode step of a Mamba-1 stack (MEGA2's machinery and roles; the math of v1's MATVEC_V with the folded
+ * norm, MAMBA1_XPROJ, MAMBA1_SCAN and the out_proj matvec with the residual; x_proj and dt_proj, float32 in every
+ * weight format, are read from the constant arena): per layer, 4 phases —
+ * (1) RMSNorm(x) per workgroup, in_proj rows → xz (x then z, 2D);
+ * (2) u = silu(conv) of all D channels recomputed per workgroup (old window slots 1 … Kc−1, the new x), x_proj rows
+ *     (J = R + 2N) → xdbl;
+ * (3) channels in blocks of RPW round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
+ *     (every workgroup read the old ones in phase 2), h = exp(Δ A) h + Δ u B, y = (C · h + D u) · silu(z);
+ * (4) y staged, out_proj rows, x ← x + scale · (out + bias).
+ * sc: 4L counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the table. params (MEGA2's slots): L, H, D, R, 0,
+ * N, 0, Kc, 2D, 0, eps, flags (1 conv bias, 2 D, 4 dt bias, 8 in_proj bias, 16 out_proj bias), spin, fnorm, probe.
+ */
+export const MEGA1: KernelSpec = {
+  name: 'mega1',
+  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  writes: ['y', 'sc', 'st'],
+  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  wgsl: (v) => /* wgsl */ `${megaCommon(v)}
+var<workgroup> su: array<f32, 32>;
+var<workgroup> sdt: array<f32, 32>;
+var<workgroup> sg: array<f32, 32>;
+/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4 */
+fn cdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  var acc = 0.0;
+  for (var k = lane; k < K; k += TPR) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
+  return acc;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+${PROBE}
+  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let N = pu(PK + 5u); let Kc = pu(PK + 7u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = 4u * L;
+  FLAG_ = NB;
+  let J = R + 2u * N;
+  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let TB = YB + D;
+  let r = li / TPR; let lane = li % TPR;
+  if (!gstart(li, NB)) { return; }
+  for (var l = 0u; l < L; l++) {
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();
+    // ---- phase 1: RMSNorm(x) into xs4, in_proj rows → xz
+    var ss = 0.0;
+    for (var q = li; q < H / 4u; q += 256u) {
+      var v: vec4<f32>;
+      if (l == 0u) {
+        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
+      } else {
+        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
+      }
+      xs4[q] = v;
+      ss += dot(v, v);
+    }
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
+    let nwo = tu(l, ${MT.norm}u);
+    for (var q = li; q < H / 4u; q += 256u) {
+      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+    }
+    workgroupBarrier();
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
+    for (var j0 = wgi * RPW; j0 < 2u * D; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < 2u * D) { acc = rowdot(inW, j, H, lane); }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && j < 2u * D) {
+        var b = 0.0;
+        if (hasInB) { b = cw(inB + j); }
+        aput(ZB + j, o + b);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(4u * l, li)) { return; }
+    // ---- phase 2: u of every channel into xs4 (the new x with the old window), x_proj rows → xdbl
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    for (var c = li; c < D; c += 256u) {
+      var val = 0.0;
+      if (hasCB) { val = cw(cbo + c); }
+      let wb = coff + c * Kc; let kb = cwo + c * Kc;
+      for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
+      xs4[c / 4u][c % 4u] = silu(fma(cw(kb + Kc - 1u), aget(ZB + c), val));
+    }
+    workgroupBarrier();
+    let xpW = tu(l, ${MT.xpW}u);
+    for (var j0 = wgi * RPW; j0 < J; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < J) { acc = cdot(xpW, j, D, lane); }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && j < J) { aput(DB + j, o); }
+      workgroupBarrier();
+    }
+    if (!gsync(4u * l + 1u, li)) { return; }
+    // ---- phase 3: per channel Δ, u, the window shifted, the state update, y
+    for (var q = li; q < J; q += 256u) { xs4[q / 4u][q % 4u] = aget(DB + q); }
+    workgroupBarrier();
+    let dtW = tu(l, ${MT.dtW}u); let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u);
+    for (var d0 = wgi * RPW; d0 < D; d0 += nwgs * RPW) {
+      let d = d0 + r;
+      var acc = 0.0;
+      if (d < D) { acc = cdot(dtW, d, R, lane); }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && d < D) {
+        var bias = 0.0;
+        if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
+        sdt[r] = softplus(o + bias);
+        var val = 0.0;
+        if (hasCB) { val = cw(cbo + d); }
+        let wb = coff + d * Kc; let kb = cwo + d * Kc;
+        let xn = aget(ZB + d);
+        for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
+        su[r] = silu(fma(cw(kb + Kc - 1u), xn, val));
+        for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
+        $st[o_st + wb + Kc - 1u] = xn;
+        sg[r] = silu(aget(ZB + D + d));
+      }
+      workgroupBarrier();
+      var part = 0.0;
+      if (d < D) {
+        let dt = sdt[r];
+        let du = dt * su[r];
+        let so = soff + d * N;
+        for (var n = lane; n < N; n += TPR) {
+          let hv = exp(dt * cw(Ao + d * N + n)) * $st[o_st + so + n] + du * xs4[(R + n) / 4u][(R + n) % 4u];
+          $st[o_st + so + n] = hv;
+          part += hv * xs4[(R + N + n) / 4u][(R + N + n) % 4u];
+        }
+      }
+      let y = lanesum(part, li, lane);
+      if (lane == 0u && d < D) {
+        var dd = 0.0;
+        if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
+        aput(YB + d, (y + dd * su[r]) * sg[r]);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(4u * l + 2u, li)) { return; }
+    // ---- phase 4: y staged, out_proj rows + the residual
+    for (var q = li; q < D / 4u; q += 256u) {
+      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
+    }
+    workgroupBarrier();
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+    for (var j0 = wgi * RPW; j0 < H; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < H) { acc = rowdot(outW, j, D, lane); }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && j < H) {
+        var b = 0.0;
+        if (hasOutB) { b = cw(outB + j); }
+        var xo = 0.0;
+        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
+        aput(XB + j, xo + scale * (o + b));
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(4u * l + 3u, li)) { return; }
+  }
+  if (wgi == 0u) {
+    var s3 = 0.0;
+    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
+    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
+    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
+  }
+}`,
+};
