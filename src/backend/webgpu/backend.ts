@@ -1293,7 +1293,7 @@ export class WebGpuBackend implements Backend {
 
   /**
    * A one-token step of a stack of pre-normed layers (Backend.decodeStack) with decodeKernels 'mega': the whole stack as
-   * one dispatch (mega.ts, kernels/mega.ts) — Mamba-2 layers, batch 1, f32 or bf16 weights; the final-normed rows
+   * one dispatch (mega.ts, kernels/mega.ts) — Mamba-2 or Mamba-1 layers (one kind), batch 1, f32 or bf16 weights; the final-normed rows
    * [1, 1, H] (the LM head and its argmax follow as the decoder's ops). null otherwise, and while the kernel's
    * co-residency probe is out (`mega.ready()`): the layers then run one by one.
    */

@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 /**
- * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 stack
- * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2), between the embedding gather before it
+ * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 (or Mamba-1) stack
+ * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2 / MEGA1), between the embedding gather before it
  * and the LM head after it (the decoder's own ops).
  *
  * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
@@ -16,9 +16,10 @@
  * detection are wrong: a timeout is not expected once the probe passed (same grid, nothing else resident), and is the
  * price of a kernel that can never hang.
  *
- * Declines (null) for: batch > 1, gradients (the decoder does not ask), sublayers other than Mamba-2, q8 or mixed
- * weight formats, widths the kernel does not stage (dState > 256, more than 64 gated-norm groups, x̂ over the workgroup
- * memory), states spread over more than 4 buffers or bindings over the adapter's limit, layer weights over one binding.
+ * Declines (null) for: batch > 1, gradients (the decoder does not ask), stacks that are not all Mamba-2 or all Mamba-1
+ * layers, Mamba-1 with Δ/B/C norms, q8 or mixed in_proj/out_proj formats, widths the kernel does not stage (dState > 256,
+ * more than 64 gated-norm groups, x̂ over the workgroup memory), bindings over the adapter's limit, layer weights over
+ * one binding.
  */
 import type { DecodeStackArgs, Mamba1LayerArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';

@@ -157,7 +157,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   decodeKernels?: string;
   /**
-   * decodeKernels 'mega' (issue 11, opt-in; MAMBA_TS_WEBGPU_DECODE=mega): a batch-1 decode step of a Mamba-2 stack as ONE
+   * decodeKernels 'mega' (issue 11, opt-in; MAMBA_TS_WEBGPU_DECODE=mega): a batch-1 decode step of a Mamba-2 or Mamba-1 stack as ONE
    * dispatch, a persistent kernel whose phases are separated by grid barriers (kernels/mega.ts). Its workgroups must all be
    * resident at once: `megaGroups` of them (default `gpuCores`, 132; MAMBA_TS_WEBGPU_MEGA_GROUPS). A probe with as many
    * workgroups runs first; if it (or a later step's barrier) times out after `megaSpin` polls (default 2^20), the backend

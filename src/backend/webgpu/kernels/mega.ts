@@ -1,5 +1,5 @@
 /**
- * decodeKernels 'mega' (issue 11): a whole batch-1 decode step of a Mamba-2 stack as ONE dispatch — a persistent
+ * decodeKernels 'mega' (issue 11): a whole batch-1 decode step of a Mamba-2 stack (MEGA2; Mamba-1: MEGA1, below) as ONE dispatch — a persistent
  * kernel of NWG workgroups (all co-resident: `WebGpuBackendOptions.megaGroups`) whose phases are separated by a grid
  * barrier (`GRID_SYNC`), since WebGPU has no grid-wide sync of its own. Per layer l (the math of the v1 kernels:
  * MATVEC_V with its folded RMSNorm and conv-window epilogue, MAMBA2_STEP, the gated norm folded into out_proj and the
