@@ -1304,6 +1304,7 @@ export class WebGpuBackend implements Backend {
       this.fx.flush();
       return s;
     });
+    if (y) this.mega.check(); // (a flag read after a step recorded but not replayed: profiling, unrecorded steps)
     return y ? this.tensor(y, [1, 1, a.finalNorm.shape[0]]) : null;
   }
 

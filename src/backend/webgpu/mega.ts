@@ -141,6 +141,8 @@ export class MegaDecode {
         : [m.xProj, m.dtProj, m.innerNorms];
       return [l.norm, l.scale ?? 1, m.inProj, m.inProjBias, m.outProj, m.outProjBias, m.conv, m.convBias, m.dtBias, m.A, m.D, ...own];
     })];
+    // the arenas are copies: weights changed in place (an optimizer step bumps `version`) make a new plan
+    key.push(key.reduce<number>((v, k) => v + ((k as Tensor | null)?.version ?? 0), 0));
     let plan = this.plans.find((p) => p.key.length === key.length && p.key.every((k, i) => k === key[i]));
     if (!plan) {
       const made = this.build(a, args, key);
