@@ -1,6 +1,6 @@
 /**
  * Batch-1 decode kernel sets of the WebGPU backend side by side (issue 11): for each `--decode` set (v1: the kernels
- * before; fused: v1 with x_proj in in_proj's epilogue (Mamba-1) and argmax partials in lm_head's; mega: a Mamba-2
+ * before; fused: v1 with x_proj in in_proj's epilogue (Mamba-1) and argmax partials in lm_head's; mega: a Mamba-2 or -1
  * step as one persistent-kernel dispatch, MAMBA_TS_WEBGPU_MEGA_GROUPS workgroups (default 132); v2: the subgroup
  * matvec and step kernels; v2-r{rows per subgroup}w{workgroup}{u|l}[n]: its tunables), after one untimed chain of
  * `--gen` tokens (warm-up: so the figures compare with webgpu.bench's), greedy
@@ -91,7 +91,7 @@ for (const weights of formats) {
       const ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
       const best = Math.min(...times);
       // 'mega' that did not run (declined or off) measured the multi-dispatch kernels: said so on the line
-      const megaNote = mode.startsWith('mega') && !rows.some(([k]) => k === 'mega2') ? ` [MEGA DID NOT RUN: ${backend.mega.status || backend.mega.lastDecline || 'declined'}]` : '';
+      const megaNote = mode.startsWith('mega') && !rows.some(([k]) => k === 'mega2' || k === 'mega1') ? ` [MEGA DID NOT RUN: ${backend.mega.status || backend.mega.lastDecline || 'declined'}]` : '';
       const line = `${preset} ${weights} decode ${mode}${megaNote}: ${((gen * 1000) / ms).toFixed(1)} tok/s on device (median of ${reps}; ${((ms * 1000) / gen).toFixed(1)} µs/token; best ${((gen * 1000) / best).toFixed(1)} tok/s), ${dispatches.toFixed(1)} dispatches per token; ${first.mode === mode ? 'reference set' : `logits vs ${first.mode} max |Δ| ${dl.toExponential(2)}, tokens ${tokens === first.tokens ? 'equal' : 'DIFFER'}`}`;
       console.log(line);
       console.log(`  profiled step (GPU µs): ${rows.slice(0, 8).map(([k, v]) => `${k} ${((v.ms / 4) * 1000).toFixed(1)} (${v.count / 4}× ${((v.ms / v.count) * 1000).toFixed(1)})`).join(', ')}`);
