@@ -182,6 +182,31 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
   });
 });
 
+describe('webgpu decodeKernels mega: memory', () => {
+  it("a state's moved buffer and scratch are destroyed when the state is disposed (not left to the collector)", async (t: TestContext) => {
+    const g = await gpu('f32');
+    if (typeof g === 'string') return t.skip(g);
+    const lm = buildModel(TINY, 'tiny', new RandomTensorSource(3), { backend: g });
+    g.decodeKernels = 'mega';
+    const warm = lm.createState(1);
+    await lm.advance([[1]], warm);
+    warm.dispose();
+    assert.equal(await g.mega.ready(), '');
+    const s = lm.createState(1);
+    const before = g.rt.stats().deviceBytes;
+    await lm.advance([[2]], s); // the first mega step of this state: its tensors moved, its scratch made
+    await lm.advance([[3]], s);
+    const grown = g.rt.stats().deviceBytes - before;
+    // 2 layers: conv windows 2 × (80 + 16) × 4 and SSM states 2 × 4 × 20 × 8 floats, rounded to 64, plus the scratch
+    const stateBytes = 2 * 4 * (Math.ceil((96 * 4) / 64) * 64 + Math.ceil((4 * 20 * 8) / 64) * 64);
+    assert.ok(grown >= stateBytes, `grew ${grown} bytes, the state alone is ${stateBytes}`);
+    const held = g.rt.stats().deviceBytes;
+    s.dispose();
+    const freed = held - g.rt.stats().deviceBytes;
+    assert.ok(freed >= stateBytes, `disposing the state gave back ${freed} bytes (its buffer: ${stateBytes})`);
+  });
+});
+
 describe('webgpu decodeKernels mega: the fallbacks', () => {
   it('more workgroups than run at once: the probe times out (no hang), a clear status, the v1 kernels run', async (t: TestContext) => {
     // SwiftShader runs at most one workgroup per core: 64 never fit on the machines the tests run on

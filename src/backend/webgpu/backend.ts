@@ -713,6 +713,7 @@ export class WebGpuBackend implements Backend {
     }
     // a KV cache split by sequences: its blocks go back now (split weight matrices are left to the collector)
     if (s.blocks && s.blocks[0].store.ref.pool === 'kv caches') for (const b of s.blocks) this.release(b.store);
+    if (s.base && !s.ref.pool) this.mega.disposed(s); // a state moved by decodeKernels 'mega' (its own buffer)
     this.release(s);
   }
 

@@ -97,10 +97,11 @@ export class MegaDecode {
   status = '';
   private readonly plans: Plan[] = [];
   private readonly warned = new Set<string>();
-  private readonly dropped = new FinalizationRegistry<GPUBuffer>((b) => {
+  private readonly dropped = new FinalizationRegistry<GPUBuffer>((b) => this.destroy(b));
+  private destroy(b: GPUBuffer): void {
     for (const p of this.plans) p.scratch = p.scratch.filter((s) => s !== b);
     this.rt.destroyBuffer(b);
-  });
+  }
 
   constructor(
     private readonly rt: GpuRuntime,
@@ -377,14 +378,14 @@ export class MegaDecode {
       });
       const ref = this.rt.newBuffer(words * 4, 'mega states');
       st = new Store(ref, 0, words);
-      this.moved.add(st);
+      this.moved.set(st, { left: tensors.length, bufs: [ref.gpu], token: {} });
       this.rt.submitNow(null, (enc) => stores.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, ref.gpu, at[i] * 4, s.len * 4)));
       tensors.forEach((t, i) => {
         const old = t.storage as Store;
         t.storage = st.view(at[i], old.len);
         this.rt.release(old);
       });
-      this.dropped.register(first, ref.gpu);
+      this.dropped.register(first, ref.gpu, this.moved.get(st)!.token);
     }
     const tab = new Uint32Array(plan.L * MEGA_TS);
     const f = new Float32Array(tab.buffer);
@@ -406,11 +407,27 @@ export class MegaDecode {
     this.rt.persistent.add(st);
     plan.scratch.push(ref.gpu);
     if (plan.scratch.length > 64) plan.scratch.shift(); // (checked: the latest states')
-    this.dropped.register(first, ref.gpu); // destroyed when the state goes (its recorded steps with it)
+    // destroyed when the state's tensors are disposed (`disposed`) or collected (its recorded steps go with them)
+    this.dropped.register(first, ref.gpu, this.moved.get(st)!.token);
+    this.moved.get(st)!.bufs.push(ref.gpu);
     const made = { key: tensors, sc, st };
     plan.tables.set(first, made);
     return made;
   }
-  /** the state buffers made by `table` */
-  private readonly moved = new WeakSet<Store>();
+  /** the state buffers made by `table`: how many of the state's tensors are not disposed yet, the buffers that go with them */
+  private readonly moved = new WeakMap<Store, { left: number; bufs: GPUBuffer[]; token: object }>();
+
+  /**
+   * A tensor on `s` was disposed (WebGpuBackend.dispose): when it was the last of a state moved by `table`, the state's
+   * buffer and its scratch buffers are destroyed now rather than when the collector finds them (a server's states come
+   * and go faster than GC runs; the decoder gives up the state's recorded steps at the same time)
+   */
+  disposed(s: Store): void {
+    const base = s.base ?? s;
+    const m = this.moved.get(base);
+    if (!m || --m.left > 0) return;
+    this.moved.delete(base);
+    this.dropped.unregister(m.token);
+    for (const b of m.bufs) this.destroy(b);
+  }
 }
