@@ -205,6 +205,60 @@ const PROBE = /* wgsl */ `
     return;
   }`;
 
+/** phase 1's start (both kernels): x (the input at layer 0, else the scratch) RMS-normalised with the layer's weight into xs4 */
+const NORM_X = /* wgsl */ `
+    var ss = 0.0;
+    for (var q = li; q < H / 4u; q += 256u) {
+      var v: vec4<f32>;
+      if (l == 0u) {
+        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
+      } else {
+        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
+      }
+      xs4[q] = v;
+      ss += dot(v, v);
+    }
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
+    let nwo = tu(l, ${MT.norm}u);
+    for (var q = li; q < H / 4u; q += 256u) {
+      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+    }
+    workgroupBarrier();`;
+
+/**
+ * `n` rows in blocks of RPW round-robin over the workgroups: each row's `dot` (a WGSL expression of j and lane) summed
+ * over its TPR lanes, then `put` at lane 0 (o: the sum, j: the row)
+ */
+function rows(n: string, dot: string, put: string): string {
+  return /* wgsl */ `
+    for (var j0 = wgi * RPW; j0 < ${n}; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < ${n}) { acc = ${dot}; }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && j < ${n}) { ${put} }
+      workgroupBarrier();
+    }`;
+}
+
+/** the last phase's out_proj rows (K inputs staged in xs4) and the residual: x ← x + scale · (out + bias) */
+const OUT_PROJ = (K: string): string => /* wgsl */ `
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+${rows('H', `rowdot(outW, j, ${K}, lane)`, `var b = 0.0;
+        if (hasOutB) { b = cw(outB + j); }
+        var xo = 0.0;
+        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
+        aput(XB + j, xo + scale * (o + b));`)}`;
+
+/** after the last layer, workgroup 0: the final-normed rows into y */
+const FINAL_NORM = /* wgsl */ `
+  if (wgi == 0u) {
+    var s3 = 0.0;
+    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
+    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
+    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
+  }`;
+
 function mega2Wgsl(v: string): string {
   return /* wgsl */ `${megaCommon(v)}
 @compute @workgroup_size(256)
@@ -230,41 +284,9 @@ ${PROBE}
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
     workgroupBarrier();
     // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
-    var ss = 0.0;
-    for (var q = li; q < H / 4u; q += 256u) {
-      var v: vec4<f32>;
-      if (l == 0u) {
-        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
-      } else {
-        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
-      }
-      xs4[q] = v;
-      ss += dot(v, v);
-    }
-    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
-    let nwo = tu(l, ${MT.norm}u);
-    for (var q = li; q < H / 4u; q += 256u) {
-      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
-    }
-    workgroupBarrier();
+${NORM_X}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
-    for (var j0 = wgi * RPW; j0 < NZ; j0 += nwgs * RPW) {
-      let j = j0 + r;
-      var acc = 0.0;
-      if (j < NZ) { acc = rowdot(inW, j, H, lane); }
-      red[li] = acc;
-      workgroupBarrier();
-      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-      }
-      if (lane == 0u && j < NZ) {
-        var o = red[li];
-        if (hasInB) { o += cw(inB + j); }
-        aput(ZB + j, o);
-      }
-      workgroupBarrier();
-    }
+${rows('NZ', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + j); } aput(ZB + j, v);')}
     if (!gsync(3u * l, li)) { return; }
     // ---- phase 2: conv + SiLU, Δ, the state update, y = C · h + D x, per (head, 8 rows) unit
     let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
@@ -355,35 +377,10 @@ ${PROBE}
       xs4[q] = xs4[q] * sc4;
     }
     workgroupBarrier();
-    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
-    for (var j0 = wgi * RPW; j0 < H; j0 += nwgs * RPW) {
-      let j = j0 + r;
-      var acc = 0.0;
-      if (j < H) { acc = rowdot(outW, j, I, lane); }
-      red[li] = acc;
-      workgroupBarrier();
-      for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-      }
-      if (lane == 0u && j < H) {
-        var o = red[li];
-        if (hasOutB) { o += cw(outB + j); }
-        var xo = 0.0;
-        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
-        aput(XB + j, xo + scale * o);
-      }
-      workgroupBarrier();
-    }
+${OUT_PROJ('I')}
     if (!gsync(3u * l + 2u, li)) { return; }
   }
-  // ---- the final norm (workgroup 0)
-  if (wgi == 0u) {
-    var s3 = 0.0;
-    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
-    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
-    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
-  }
+${FINAL_NORM}
 }`;
 }
 
@@ -435,36 +432,9 @@ ${PROBE}
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
     workgroupBarrier();
     // ---- phase 1: RMSNorm(x) into xs4, in_proj rows → xz
-    var ss = 0.0;
-    for (var q = li; q < H / 4u; q += 256u) {
-      var v: vec4<f32>;
-      if (l == 0u) {
-        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
-      } else {
-        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
-      }
-      xs4[q] = v;
-      ss += dot(v, v);
-    }
-    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
-    let nwo = tu(l, ${MT.norm}u);
-    for (var q = li; q < H / 4u; q += 256u) {
-      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
-    }
-    workgroupBarrier();
+${NORM_X}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
-    for (var j0 = wgi * RPW; j0 < 2u * D; j0 += nwgs * RPW) {
-      let j = j0 + r;
-      var acc = 0.0;
-      if (j < 2u * D) { acc = rowdot(inW, j, H, lane); }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && j < 2u * D) {
-        var b = 0.0;
-        if (hasInB) { b = cw(inB + j); }
-        aput(ZB + j, o + b);
-      }
-      workgroupBarrier();
-    }
+${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + j); } aput(ZB + j, v);')}
     if (!gsync(4u * l, li)) { return; }
     // ---- phase 2: u of every channel into xs4 (the new x with the old window), x_proj rows → xdbl
     let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
@@ -477,14 +447,7 @@ ${PROBE}
     }
     workgroupBarrier();
     let xpW = tu(l, ${MT.xpW}u);
-    for (var j0 = wgi * RPW; j0 < J; j0 += nwgs * RPW) {
-      let j = j0 + r;
-      var acc = 0.0;
-      if (j < J) { acc = cdot(xpW, j, D, lane); }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && j < J) { aput(DB + j, o); }
-      workgroupBarrier();
-    }
+${rows('J', 'cdot(xpW, j, D, lane)', 'aput(DB + j, o);')}
     if (!gsync(4u * l + 1u, li)) { return; }
     // ---- phase 3: per channel Δ, u, the window shifted, the state update, y
     for (var q = li; q < J; q += 256u) { xs4[q / 4u][q % 4u] = aget(DB + q); }
@@ -535,28 +498,9 @@ ${PROBE}
       xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
     }
     workgroupBarrier();
-    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
-    for (var j0 = wgi * RPW; j0 < H; j0 += nwgs * RPW) {
-      let j = j0 + r;
-      var acc = 0.0;
-      if (j < H) { acc = rowdot(outW, j, D, lane); }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && j < H) {
-        var b = 0.0;
-        if (hasOutB) { b = cw(outB + j); }
-        var xo = 0.0;
-        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
-        aput(XB + j, xo + scale * (o + b));
-      }
-      workgroupBarrier();
-    }
+${OUT_PROJ('D')}
     if (!gsync(4u * l + 3u, li)) { return; }
   }
-  if (wgi == 0u) {
-    var s3 = 0.0;
-    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
-    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
-    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
-  }
+${FINAL_NORM}
 }`,
 };
