@@ -154,6 +154,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * grow with the rows, partial sums added by a second dispatch that applies the bias, residual and conv-window
    * epilogues) for f32/bf16 weights where the device has one fixed subgroup size (q8 and other devices: MATVEC_V);
    * 'v2-r{rows}w{workgroup}l{U}[n]' — the subgroup matvec's loop form with U (2, 4, 8) loads in flight.
+   * 'mega' (session 32, opt-in, not yet timed on a GPU): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
+   * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass.
    */
   decodeKernels?: string;
   /**
