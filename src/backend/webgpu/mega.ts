@@ -126,7 +126,7 @@ export class MegaDecode {
 
   /**
    * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
-   * `x` makes the embedded token (recorded first). `why` receives the reason of a decline that will not change.
+   * `x` makes the embedded token (recorded first). A decline that will not change leaves its reason in `lastDecline`.
    */
   step(a: DecodeStackArgs, x: () => Store): Store | null {
     if (this.offNow()) return null;
@@ -144,7 +144,7 @@ export class MegaDecode {
     })];
     // the arenas are copies: weights changed in place (an optimizer step bumps `version`) make a new plan
     key.push(key.reduce<number>((v, k) => v + ((k as Tensor | null)?.version ?? 0), 0));
-    let plan = this.plans.find((p) => p.key.length === key.length && p.key.every((k, i) => k === key[i]));
+    const plan = this.plans.find((p) => p.key.length === key.length && p.key.every((k, i) => k === key[i]));
     if (!plan) {
       const made = this.build(a, args, key);
       if (typeof made === 'string') return this.decline(made);
