@@ -1,6 +1,7 @@
 /**
  * Batch-1 decode kernel sets of the WebGPU backend side by side (issue 11): for each `--decode` set (v1: the kernels
- * before; fused: v1 with x_proj in in_proj's epilogue (Mamba-1) and argmax partials in lm_head's; v2: the subgroup
+ * before; fused: v1 with x_proj in in_proj's epilogue (Mamba-1) and argmax partials in lm_head's; mega: a Mamba-2 or -1
+ * step as one persistent-kernel dispatch, MAMBA_TS_WEBGPU_MEGA_GROUPS workgroups (default 132); v2: the subgroup
  * matvec and step kernels; v2-r{rows per subgroup}w{workgroup}{u|l}[n]: its tunables), after one untimed chain of
  * `--gen` tokens (warm-up: so the figures compare with webgpu.bench's), greedy
  * decode on the device (`greedyChain`: tokens kept on the GPU, one read-back at the end, as the CUDA-graph anchor
@@ -9,7 +10,7 @@
  * relative) and the chained greedy tokens (must be equal); a failed check prints CHECK FAILED and exits 1.
  *
  *   node dist/bench/decode-kernels.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8]
- *        [--decode v1,fused,v2,v2-r1w64u,v2-r4w128u,v2-r2w256l,v2-r2w128un] [--prompt 64] [--gen 256] [--reps 3] [--layers n] [--vocab n]
+ *        [--decode v1,fused,mega,v2,v2-r1w64u,v2-r4w128u,v2-r2w256l,v2-r2w128un] [--prompt 64] [--gen 256] [--reps 3] [--layers n] [--vocab n]
  */
 import { createWebGpuBackend, type WebGpuBackend } from '../src/backend/webgpu/index.js';
 import type { WebGpuWeights } from '../src/backend/webgpu/options.js';
@@ -48,6 +49,11 @@ for (const weights of formats) {
       // warm-up: records the step, then one untimed chain as long as the timed ones (pipelines of the replayed
       // chain compiled, GPU clocks up), then timed chains from copies of the same state
       await lm.greedyChain!([[1]], s.clone(), 8);
+      // 'mega': its co-residency probe (submitted by that first step) must have come back before the timed chains
+      if (mode.startsWith('mega')) {
+        const why = await backend.mega.ready();
+        log(why ? `${preset} ${weights} ${mode}: ${why}` : `${preset} ${weights} ${mode}: probe of ${backend.mega.opts.groups} workgroups passed`);
+      }
       const warm = s.clone();
       await lm.greedyChain!([[1]], warm, gen);
       warm.dispose();
@@ -84,7 +90,9 @@ for (const weights of formats) {
       for (const x of [s, check, sp]) x.dispose();
       const ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
       const best = Math.min(...times);
-      const line = `${preset} ${weights} decode ${mode}: ${((gen * 1000) / ms).toFixed(1)} tok/s on device (median of ${reps}; ${((ms * 1000) / gen).toFixed(1)} µs/token; best ${((gen * 1000) / best).toFixed(1)} tok/s), ${dispatches.toFixed(1)} dispatches per token; ${first.mode === mode ? 'reference set' : `logits vs ${first.mode} max |Δ| ${dl.toExponential(2)}, tokens ${tokens === first.tokens ? 'equal' : 'DIFFER'}`}`;
+      // 'mega' that did not run (declined or off) measured the multi-dispatch kernels: said so on the line
+      const megaNote = mode.startsWith('mega') && !rows.some(([k]) => k === 'mega2' || k === 'mega1') ? ` [MEGA DID NOT RUN: ${backend.mega.status || backend.mega.lastDecline || 'declined'}]` : '';
+      const line = `${preset} ${weights} decode ${mode}${megaNote}: ${((gen * 1000) / ms).toFixed(1)} tok/s on device (median of ${reps}; ${((ms * 1000) / gen).toFixed(1)} µs/token; best ${((gen * 1000) / best).toFixed(1)} tok/s), ${dispatches.toFixed(1)} dispatches per token; ${first.mode === mode ? 'reference set' : `logits vs ${first.mode} max |Δ| ${dl.toExponential(2)}, tokens ${tokens === first.tokens ? 'equal' : 'DIFFER'}`}`;
       console.log(line);
       console.log(`  profiled step (GPU µs): ${rows.slice(0, 8).map(([k, v]) => `${k} ${((v.ms / 4) * 1000).toFixed(1)} (${v.count / 4}× ${((v.ms / v.count) * 1000).toFixed(1)})`).join(', ')}`);
     }

@@ -10,7 +10,7 @@
  * whose inputs live in more buffers than a shader stage may bind first gather inputs into one buffer;
  * grids wrap into two dimensions past `maxComputeWorkgroupsPerDimension`.
  */
-import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
+import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Backend, type CausalConv1dArgs, type DecodeStackArgs, type DiffAttrs, type DiffOp, type Differentiated, type Elementwise, type Mamba1StepArgs, type Mamba2StepArgs, type PrefillSupport, type SampleRowsArgs, type SelectiveScanArgs, type SsdArgs, type StepGraph } from '../backend.js';
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
 import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
@@ -41,6 +41,7 @@ import { halfFormat, type HalfFormat } from './kernels/half.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { DecodeFusion } from './fusion.js';
+import { MegaDecode } from './mega.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
 import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
@@ -223,19 +224,31 @@ export class WebGpuBackend implements Backend {
   }
   /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
   get decodeKernels(): string {
-    return this.decodeK;
+    return this.decodeName;
   }
+  /** decodeKernels as set ('mega-g66-r16'); decodeK: its family ('mega') */
+  private decodeName = 'v1';
+  private megaGroups = 132;
   set decodeKernels(k: string) {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
-    const cfg = k === 'v1' || k === 'fused' || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
-    if (k !== this.decodeK) this.epoch++;
-    this.decodeK = k;
+    // 'mega-g{G}-r{R}': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32; else 8)
+    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?$/.exec(k);
+    const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    if (k !== this.decodeName) this.epoch++;
+    if (mega && this.mega) {
+      this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
+      this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
+    }
+    this.decodeK = mega ? 'mega' : k;
+    this.decodeName = k;
     this.fx.sgv = cfg;
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
   }
   private decodeK = 'v1';
+  /** decodeKernels 'mega': the one-dispatch decode step (mega.ts) */
+  readonly mega: MegaDecode;
   /** bumped when recorded steps go stale */
   private epoch = 0;
   /** work held back for decode fusion (see fusion.ts) */
@@ -261,6 +274,14 @@ export class WebGpuBackend implements Backend {
     }
     this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v1');
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    const megaGroups = opts.megaGroups ?? (env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? Number(env.MAMBA_TS_WEBGPU_MEGA_GROUPS) : this.gpuCores);
+    const megaSpin = opts.megaSpin ?? 1 << 20;
+    for (const [k, v] of [['megaGroups', megaGroups], ['megaSpin', megaSpin]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}${k === 'megaGroups' && opts.megaGroups === undefined && env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? ' (from MAMBA_TS_WEBGPU_MEGA_GROUPS)' : ''}`);
+    }
+    this.megaGroups = megaGroups;
+    this.mega = new MegaDecode(this.rt, { groups: megaGroups, rows: 8, spin: megaSpin }, () => this.epoch++, (n) => this.scratch(n, 'mega output'));
+    this.decodeKernels = this.decodeName; // (a 'mega-…' from the options or the environment: its settings now)
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {
       throw new Error(`webgpu: gemm must be one of ${WEBGPU_GEMMS.join(', ')}, got ${JSON.stringify(this.gemm)}${opts.gemm ? '' : ' (from MAMBA_TS_WEBGPU_GEMM)'}`);
@@ -391,6 +412,7 @@ export class WebGpuBackend implements Backend {
   private liveGraph(graph: StepGraph): GpuGraph | null {
     const g = graph as unknown as GpuGraph & { epoch?: number; owner?: WebGpuBackend };
     if (g.owner !== this) throw new Error(`webgpu: a step recorded on ${graph.backendName} replayed on another backend`);
+    if (this.decodeK === 'mega') this.mega.check(); // a grid barrier that timed out in an earlier step: off, recorded again
     if (g.epoch !== this.epoch || g.released) return null;
     this.fx.flush();
     return g;
@@ -627,7 +649,7 @@ export class WebGpuBackend implements Backend {
     const rows = logits.size / V;
     const idx = this.out([rows], 'argmax');
     // decodeKernels 'fused': the pending lm_head matvec writes per-workgroup argmax partials (no ARGMAX_PART)
-    const lm = this.fuse && this.decodeK === 'fused' ? this.fx.takeTail(logits.storage as Store, (p) => this.fx.extOk(p) && p.N === V) : null;
+    const lm = this.fuse && (this.decodeK === 'fused' || this.decodeK === 'mega') ? this.fx.takeTail(logits.storage as Store, (p) => this.fx.extOk(p) && p.N === V) : null;
     let part: Store;
     let nSeg: number;
     if (lm) {
@@ -691,6 +713,7 @@ export class WebGpuBackend implements Backend {
     }
     // a KV cache split by sequences: its blocks go back now (split weight matrices are left to the collector)
     if (s.blocks && s.blocks[0].store.ref.pool === 'kv caches') for (const b of s.blocks) this.release(b.store);
+    if (s.base && !s.ref.pool) this.mega.disposed(s); // a state moved by decodeKernels 'mega' (its own buffer)
     this.release(s);
   }
 
@@ -1267,6 +1290,23 @@ export class WebGpuBackend implements Backend {
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
     if (dto) a.onDelta!(dto);
     return this.tensor(g.storage as Store, [B, 1, I], g);
+  }
+
+  /**
+   * A one-token step of a stack of pre-normed layers (Backend.decodeStack) with decodeKernels 'mega': the whole stack as
+   * one dispatch (mega.ts, kernels/mega.ts) — Mamba-2 or Mamba-1 layers (one kind), batch 1, f32 or bf16 weights; the final-normed rows
+   * [1, 1, H] (the LM head and its argmax follow as the decoder's ops). null otherwise, and while the kernel's
+   * co-residency probe is out (`mega.ready()`): the layers then run one by one.
+   */
+  decodeStack(a: DecodeStackArgs): Tensor | null {
+    if (this.decodeK !== 'mega' || a.rows !== 1) return null;
+    const y = this.mega.step(a, () => {
+      const s = this.st(a.x());
+      this.fx.flush();
+      return s;
+    });
+    if (y) this.mega.check(); // (a flag read after a step recorded but not replayed: profiling, unrecorded steps)
+    return y ? this.tensor(y, [1, 1, a.finalNorm.shape[0]]) : null;
   }
 
   ssd(a: SsdArgs): Tensor {

@@ -154,8 +154,19 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * grow with the rows, partial sums added by a second dispatch that applies the bias, residual and conv-window
    * epilogues) for f32/bf16 weights where the device has one fixed subgroup size (q8 and other devices: MATVEC_V);
    * 'v2-r{rows}w{workgroup}l{U}[n]' — the subgroup matvec's loop form with U (2, 4, 8) loads in flight.
+   * 'mega' (session 32, opt-in, not yet timed on a GPU): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
+   * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass.
    */
   decodeKernels?: string;
+  /**
+   * decodeKernels 'mega' (issue 11, opt-in; MAMBA_TS_WEBGPU_DECODE=mega): a batch-1 decode step of a Mamba-2 or Mamba-1 stack as ONE
+   * dispatch, a persistent kernel whose phases are separated by grid barriers (kernels/mega.ts). Its workgroups must all be
+   * resident at once: `megaGroups` of them (default `gpuCores`, 132; MAMBA_TS_WEBGPU_MEGA_GROUPS). A probe with as many
+   * workgroups runs first; if it (or a later step's barrier) times out after `megaSpin` polls (default 2^20), the backend
+   * warns and runs the multi-dispatch kernels.
+   */
+  megaGroups?: number;
+  megaSpin?: number;
 }
 
 /** the inference attention kernel sets (`attention`) */

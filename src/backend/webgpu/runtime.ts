@@ -443,6 +443,53 @@ export class GpuRuntime {
     return this.kernels.paramBindGroup(buf);
   }
 
+  /**
+   * Stores outside the pools that a kernel keeps across steps and a recorded step may write (decodeKernels 'mega':
+   * its grid-barrier counters and cross-workgroup scratch, rewritten by every step before they are read)
+   */
+  readonly persistent = new WeakSet<Store>();
+
+  /** whether a recorded, unsubmitted dispatch writes a block that overlaps any of these stores (by their blocks) */
+  pendingWrites(stores: readonly Store[]): boolean {
+    const blocks = stores.map((s) => this.blockRange(s));
+    return this.pending.some((c) => c.kind === 'dispatch' && c.roles.some((st, i) => {
+      if (!c.spec.writes.includes(c.spec.roles[i])) return false;
+      const w = this.blockRange(st);
+      return blocks.some((b) => b.ref === w.ref && b.off < w.off + w.len && w.off < b.off + b.len);
+    }));
+  }
+  /** the whole block a store lies in (a kernel may write anywhere in its role's block) */
+  private blockRange(s: Store): { ref: BufRef; off: number; len: number } {
+    const b = s.base ?? s;
+    return { ref: b.ref, off: b.off, len: Math.max(b.len, s.off + s.len - b.off) };
+  }
+
+  /**
+   * Encode and submit one dispatch now, outside the recorded command stream (and outside any capture), with its own
+   * parameter buffer; `before` may add copies ahead of it. For one-off work such as decodeKernels 'mega''s probe.
+   */
+  submitNow(d: Omit<Dispatch, 'kind'> | null, before?: (enc: GPUCommandEncoder) => void, after?: (enc: GPUCommandEncoder) => void): void {
+    const enc = this.device.createCommandEncoder();
+    before?.(enc);
+    let params: BufRef | null = null;
+    if (d) {
+      params = this.newBuffer(PARAM_SLOT, 'one-off parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+      const words = new Uint32Array(PARAM_WORDS);
+      paramWords(d, words, 0);
+      this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, PARAM_SLOT);
+      const { pipe, bg } = this.kernels.encodeInfo(d.spec, d.variant, d.roles);
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, bg);
+      pass.setBindGroup(1, this.kernels.paramBindGroup(params), [0]);
+      pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+      pass.end();
+    }
+    after?.(enc);
+    this.device.queue.submit([enc.finish()]);
+    if (params) this.destroyBuffer(params.gpu); // (destroyed once the submitted work is done)
+  }
+
   /** Return a store's block to its pool now rather than when the collector finds it: see DeviceMemory.release. */
   release(s: Store): void {
     this.mem.release(s);
@@ -505,7 +552,7 @@ export class GpuRuntime {
     // owns (its state), and reads those, constants and matrices — any other activation means another caller's
     // dispatches were recorded in between (concurrent use of the backend): then nothing is recorded
     const mine = new Set(own.map((s) => s.base ?? s));
-    const fresh = (st: Store) => (st.base ?? st).seq > start || mine.has(st.base ?? st) || st.ref === this.upload || (st.base ?? st) === this.dummy;
+    const fresh = (st: Store) => (st.base ?? st).seq > start || mine.has(st.base ?? st) || st.ref === this.upload || (st.base ?? st) === this.dummy || this.persistent.has(st.base ?? st);
     for (const c of cmds) {
       if (c.kind !== 'dispatch') continue;
       for (let i = 0; i < c.roles.length; i++) {

@@ -1,0 +1,506 @@
+/**
+ * decodeKernels 'mega' (issue 11): a whole batch-1 decode step of a Mamba-2 stack (MEGA2; Mamba-1: MEGA1, below) as ONE dispatch — a persistent
+ * kernel of NWG workgroups (all co-resident: `WebGpuBackendOptions.megaGroups`) whose phases are separated by a grid
+ * barrier (`GRID_SYNC`), since WebGPU has no grid-wide sync of its own. Per layer l (the math of the v1 kernels:
+ * MATVEC_V with its folded RMSNorm and conv-window epilogue, MAMBA2_STEP, the gated norm folded into out_proj and the
+ * residual add):
+ * 1. every workgroup recomputes RMSNorm(x) (H wide) into workgroup memory, then its blocks of 8 in_proj rows
+ *    (round-robin over the workgroups) → zx (z, xBC, dt);
+ * 2. the SSD step: (head, 8 rows of the head) units round-robin over the workgroups: conv + SiLU of its x rows and
+ *    its group's B and C from the old conv window and the new xBC column, Δ = clamp(softplus(dt + bias)),
+ *    h = exp(Δ A) h + Δ x B, y = C · h + D x;
+ * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
+ *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows, and
+ *    x ← x + scale · (out_proj + bias);
+ * then workgroup 0 writes the final-normed rows (the LM head and the argmax stay their own dispatches).
+ *
+ * Memory model. Activations that one workgroup writes and another reads later in the same dispatch (x, zx, y) live
+ * in the atomic scratch `sc` and are read with atomicLoad (device-scope atomics: never through a stale per-SM cache).
+ * WGSL has no device-scope fence (storageBarrier is workgroup-scope) and its atomics are relaxed, so a plain atomic
+ * store could still be in flight when the barrier's counter (another address) is seen: they are written with
+ * atomicExchange instead, and every thread folds the old values into `wdep` before the workgroup's arrival, i.e. waits
+ * until each of its writes has been performed where atomics are (the exchange returned) — only then does thread 0
+ * add to the counter. Weights, the layer table and the
+ * input x (written by an earlier dispatch) are ordinary loads; each SSM state row and conv window is read and written
+ * by one workgroup (windows only after a barrier), across dispatches as any kernel.
+ *
+ * The grid barrier k (3 per layer): thread 0 of each workgroup adds 1 to counter slot k and spins on an atomicLoad
+ * until it holds NWG; the workgroup that arrives last at barrier k resets slot k − 1 (everyone has left it), and
+ * workgroup 0 resets the last slot at the start of the next dispatch, so no reset dispatch is needed. The spin is
+ * bounded: after `spin` polls (or on seeing the flag) it sets the error flag sc[NB] and the workgroup returns; a
+ * dispatch that finds the flag set returns at once (the host reads the flag and falls back to the multi-dispatch
+ * kernels: mega.ts).
+ */
+import type { KernelSpec } from '../runtime.js';
+
+/** words of a layer's entry in the layer table */
+export const MEGA_TS = 20;
+/** the layer table's entries */
+export const MT = {
+  inW: 0, outW: 1, norm: 2, convW: 3, convB: 4, dtB: 5, A: 6, D: 7, gnorm: 8, inB: 9, outB: 10, scale: 11,
+  convOff: 12, ssmOff: 13, lo: 14, hi: 15, geps: 16, xpW: 17, dtW: 18,
+} as const;
+/** largest dState and gated-norm groups the kernel stages */
+export const MEGA_MAX_STATE = 256;
+export const MEGA_MAX_GROUPS = 64;
+
+/**
+ * The grid barrier (see the file's comment) as `gsync(k, li)` → false when it timed out or the flag is set (the
+ * caller returns: the result is uniform over the workgroup). Needs `$sc` (atomic<u32>), `wbad`, and the
+ * module-scope NWG_, SPIN_ and FLAG_ set by the kernel; `wgi` the workgroup's index.
+ */
+export const GRID_SYNC = /* wgsl */ `
+var<workgroup> wbad: u32;
+var<workgroup> wdep: array<u32, 256>;
+var<private> DEP_: u32;
+var<private> NWG_: u32;
+var<private> SPIN_: u32;
+var<private> FLAG_: u32;
+var<private> WGI_: u32;
+fn gsync(k: u32, li: u32) -> bool {
+  // every thread waits for its exchanges' results (aput: performed at the device's coherence point) before the barrier
+  wdep[li] = DEP_;
+  storageBarrier();
+  workgroupBarrier();
+  if (li == 0u) {
+    var bad = 0u;
+    if (NWG_ == 0u) { atomicStore(&$sc[o_sc + FLAG_], wdep[k % 256u]); } // (never: keeps the waits)
+    let old = atomicAdd(&$sc[o_sc + k], 1u);
+    if (old + 1u == NWG_ && k > 0u) { atomicStore(&$sc[o_sc + k - 1u], 0u); }
+    var n = 0u;
+    loop {
+      if (atomicLoad(&$sc[o_sc + k]) >= NWG_) { break; }
+      n += 1u;
+      if ((n & 63u) == 0u && atomicLoad(&$sc[o_sc + FLAG_]) != 0u) { bad = 1u; break; }
+      if (n >= SPIN_) { atomicStore(&$sc[o_sc + FLAG_], 1u); bad = 1u; break; }
+    }
+    wbad = bad;
+  }
+  return workgroupUniformLoad(&wbad) == 0u;
+}
+fn gstart(li: u32, last: u32) -> bool {
+  if (li == 0u) {
+    wbad = atomicLoad(&$sc[o_sc + FLAG_]);
+    if (WGI_ == 0u && last > 0u) { atomicStore(&$sc[o_sc + last - 1u], 0u); }
+  }
+  return workgroupUniformLoad(&wbad) == 0u;
+}`;
+
+/**
+ * variant `${f|b}${XS}r${RPW}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
+ * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), and the projections' rows per pass of a
+ * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes).
+ * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
+ * (constant arena: norms, conv, biases, A, D), sc (the state's atomic scratch: counter slots, flag, x [H], zx [NZ],
+ * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and st, as u32 bits; staged into
+ * workgroup memory at each layer's start), st (the state's conv windows and SSM states, one buffer: mega.ts moves them
+ * there).
+ * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
+ * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc), probe (> 0: the co-residency probe,
+ * that many barriers over sc and nothing else).
+ */
+export const MEGA2: KernelSpec = {
+  name: 'mega2',
+  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  writes: ['y', 'sc', 'st'],
+  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  wgsl: (v) => mega2Wgsl(v),
+};
+
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number } {
+  const m = /^([fb])(\d+)r(8|16|32)$/.exec(v);
+  if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega2: bad variant ${JSON.stringify(v)}`);
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]) };
+}
+
+/** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
+function megaCommon(v: string): string {
+  const { fmt, xs, rpw } = megaParse(v);
+  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
+  const dot = fmt === 'f'
+    ? /* wgsl */ `
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let K4 = K / 4u;
+  let wr = wo + j * K4;
+  var acc = 0.0; var acc1 = 0.0;
+  var q = lane;
+  for (; q + TPR < K4; q += 2u * TPR) {
+    let w0 = $wm[wr + q]; let w1 = $wm[wr + q + TPR];
+    acc += dot(w0, xs4[q]);
+    acc1 += dot(w1, xs4[q + TPR]);
+  }
+  if (q < K4) { acc += dot($wm[wr + q], xs4[q]); }
+  return acc + acc1;
+}`
+    : /* wgsl */ `
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let K8 = K / 8u;
+  let wr = wo + j * K8;
+  var acc = 0.0;
+  for (var q = lane; q < K8; q += TPR) {
+    let p = $wm[wr + q];
+    let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
+    let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
+    let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
+    acc += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
+  }
+  return acc;
+}`;
+  return /* wgsl */ `
+const RPW: u32 = ${rpw}u;
+const TPR: u32 = ${256 / rpw}u;
+const PB: u32 = 8u;
+const T2: u32 = 32u;
+const TS: u32 = ${MEGA_TS}u;
+var<workgroup> xs4: array<vec4<f32>, ${xs / 4}>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> rsv: array<f32, ${MEGA_MAX_GROUPS}>;
+var<workgroup> sx: array<f32, 8>;
+var<workgroup> sB: array<f32, ${MEGA_MAX_STATE}>;
+var<workgroup> sC: array<f32, ${MEGA_MAX_STATE}>;
+${GRID_SYNC}
+var<workgroup> lt: array<u32, TS>;
+fn tu(l: u32, i: u32) -> u32 { return lt[i]; }
+fn tf(l: u32, i: u32) -> f32 { return bitcast<f32>(lt[i]); }
+fn cw(i: u32) -> f32 { return $wc[o_wc + i]; }
+fn aget(i: u32) -> f32 { return bitcast<f32>(atomicLoad(&$sc[o_sc + i])); }
+fn aput(i: u32, v: f32) { DEP_ ^= atomicExchange(&$sc[o_sc + i], bitcast<u32>(v)); }
+/** the sum over the workgroup of each thread's v (every thread gets it) */
+fn wsum(v: f32, li: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+${dot}
+/** v summed over the TPR lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
+fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  return red[li];
+}`;
+}
+
+/**
+ * The co-residency probe (mega.ts): the kernel's own pipeline (so the same registers and workgroup memory, the same
+ * workgroups resident) running only that many barriers (param 14), its flag after them
+ */
+const PROBE = /* wgsl */ `
+  let probe = pu(PK + 14u);
+  if (probe > 0u) {
+    SPIN_ = pu(PK + 12u); NWG_ = nwg.x * nwg.y; WGI_ = lin(wg, nwg); FLAG_ = probe;
+    if (!gstart(li, 0u)) { return; }
+    for (var k = 0u; k < probe; k++) {
+      if (!gsync(k, li)) { return; }
+    }
+    return;
+  }`;
+
+/** phase 1's start (both kernels): x (the input at layer 0, else the scratch) RMS-normalised with the layer's weight into xs4 */
+const NORM_X = /* wgsl */ `
+    var ss = 0.0;
+    for (var q = li; q < H / 4u; q += 256u) {
+      var v: vec4<f32>;
+      if (l == 0u) {
+        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
+      } else {
+        v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
+      }
+      xs4[q] = v;
+      ss += dot(v, v);
+    }
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
+    let nwo = tu(l, ${MT.norm}u);
+    for (var q = li; q < H / 4u; q += 256u) {
+      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+    }
+    workgroupBarrier();`;
+
+/**
+ * `n` rows in blocks of RPW round-robin over the workgroups: each row's `dot` (a WGSL expression of j and lane) summed
+ * over its TPR lanes, then `put` at lane 0 (o: the sum, j: the row)
+ */
+function rows(n: string, dot: string, put: string): string {
+  return /* wgsl */ `
+    for (var j0 = wgi * RPW; j0 < ${n}; j0 += nwgs * RPW) {
+      let j = j0 + r;
+      var acc = 0.0;
+      if (j < ${n}) { acc = ${dot}; }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && j < ${n}) { ${put} }
+      workgroupBarrier();
+    }`;
+}
+
+/** the last phase's out_proj rows (K inputs staged in xs4) and the residual: x ← x + scale · (out + bias) */
+const OUT_PROJ = (K: string): string => /* wgsl */ `
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+${rows('H', `rowdot(outW, j, ${K}, lane)`, `var b = 0.0;
+        if (hasOutB) { b = cw(outB + j); }
+        var xo = 0.0;
+        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
+        aput(XB + j, xo + scale * (o + b));`)}`;
+
+/** after the last layer, workgroup 0: the final-normed rows into y */
+const FINAL_NORM = /* wgsl */ `
+  if (wgi == 0u) {
+    var s3 = 0.0;
+    for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
+    let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
+    for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
+  }`;
+
+function mega2Wgsl(v: string): string {
+  return /* wgsl */ `${megaCommon(v)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let L = pu(PK); let H = pu(PK + 1u); let I = pu(PK + 2u); let nh = pu(PK + 3u); let hd = pu(PK + 4u);
+  let N = pu(PK + 5u); let Gn = pu(PK + 6u); let Kc = pu(PK + 7u); let NZ = pu(PK + 8u); let gs = pu(PK + 9u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = 3u * L;
+  FLAG_ = NB;
+  let XB = NB + 1u; let ZB = XB + H; let YB = ZB + NZ;
+  let C = I + 2u * Gn * N;
+  let r = li / TPR; let lane = li % TPR;
+  let r2 = li / T2; let lane2 = li % T2;
+${PROBE}
+  if (!gstart(li, NB)) { return; }
+  let TB = YB + I;
+  for (var l = 0u; l < L; l++) {
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();
+    // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
+${NORM_X}
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
+${rows('NZ', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + j); } aput(ZB + j, v);')}
+    if (!gsync(3u * l, li)) { return; }
+    // ---- phase 2: conv + SiLU, Δ, the state update, y = C · h + D x, per (head, 8 rows) unit
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    let soff = tu(l, ${MT.ssmOff}u);
+    let lo = tf(l, ${MT.lo}u); let hi = tf(l, ${MT.hi}u);
+    let nP = (hd + PB - 1u) / PB;
+    for (var u = wgi; u < nh * nP; u += nwgs) {
+      let h = u / nP; let pb = u % nP;
+      let grp = h / (nh / Gn);
+      for (var i = li; i < PB + 2u * N; i += 256u) {
+        var c = 0u; var ok = true;
+        if (i < PB) {
+          let p = pb * PB + i;
+          ok = p < hd;
+          c = h * hd + p;
+        } else if (i < PB + N) {
+          c = I + grp * N + i - PB;
+        } else {
+          c = I + Gn * N + grp * N + i - PB - N;
+        }
+        var val = 0.0;
+        if (ok) {
+          // the window after the shift: old slots 1 … Kc−1, then the new column (v1: MATVEC_V's conv epilogue, conv_u)
+          if (hasCB) { val = cw(cbo + c); }
+          let wb = coff + c * Kc; let kb = cwo + c * Kc;
+          for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
+          val = silu(fma(cw(kb + Kc - 1u), aget(ZB + I + c), val));
+        }
+        if (i < PB) { sx[i] = val; } else if (i < PB + N) { sB[i - PB] = val; } else { sC[i - PB - N] = val; }
+      }
+      workgroupBarrier();
+      var bias = 0.0;
+      if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + h); }
+      let dt = clamp(softplus(aget(ZB + I + C + h) + bias), lo, hi);
+      let dA = exp(dt * cw(tu(l, ${MT.A}u) + h));
+      let p = pb * PB + r2;
+      var part = 0.0;
+      var xv = 0.0;
+      if (p < hd) {
+        xv = sx[r2];
+        let dx = dt * xv;
+        let so = soff + (h * hd + p) * N;
+        for (var n = lane2; n < N; n += T2) {
+          let hv = dA * $st[o_st + so + n] + dx * sB[n];
+          $st[o_st + so + n] = hv;
+          part += hv * sC[n];
+        }
+      }
+      red[li] = part;
+      workgroupBarrier();
+      for (var s = T2 / 2u; s > 0u; s >>= 1u) {
+        if (lane2 < s) { red[li] += red[li + s]; }
+        workgroupBarrier();
+      }
+      if (lane2 == 0u && p < hd) {
+        var o = red[li];
+        if (hasD) { o += cw(tu(l, ${MT.D}u) + h) * xv; }
+        aput(YB + h * hd + p, o);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(3u * l + 1u, li)) { return; }
+    // ---- phase 3: the conv windows shifted; gated RMSNorm(y · silu(z)) into xs4; out_proj rows + the residual
+    for (var c = wgi * 256u + li; c < C; c += nwgs * 256u) {
+      let wb = coff + c * Kc;
+      for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
+      $st[o_st + wb + Kc - 1u] = aget(ZB + I + c);
+    }
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      xs4[q] = vec4<f32>(aget(YB + k), aget(YB + k + 1u), aget(YB + k + 2u), aget(YB + k + 3u))
+        * vec4<f32>(silu(aget(ZB + k)), silu(aget(ZB + k + 1u)), silu(aget(ZB + k + 2u)), silu(aget(ZB + k + 3u)));
+    }
+    workgroupBarrier();
+    let nG = I / gs;
+    let geps = tf(l, ${MT.geps}u);
+    for (var g = 0u; g < nG; g++) {
+      var s2 = 0.0;
+      for (var k = li; k < gs; k += 256u) { let vv = xs4[(g * gs + k) / 4u][(g * gs + k) % 4u]; s2 += vv * vv; }
+      let tot = wsum(s2, li);
+      if (li == 0u) { rsv[g] = inverseSqrt(tot / f32(gs) + geps); }
+    }
+    workgroupBarrier();
+    let gno = tu(l, ${MT.gnorm}u);
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      let sc4 = vec4<f32>(cw(gno + k) * rsv[k / gs], cw(gno + k + 1u) * rsv[(k + 1u) / gs], cw(gno + k + 2u) * rsv[(k + 2u) / gs], cw(gno + k + 3u) * rsv[(k + 3u) / gs]);
+      xs4[q] = xs4[q] * sc4;
+    }
+    workgroupBarrier();
+${OUT_PROJ('I')}
+    if (!gsync(3u * l + 2u, li)) { return; }
+  }
+${FINAL_NORM}
+}`;
+}
+
+/**
+ * A whole batch-1 decode step of a Mamba-1 stack (MEGA2's machinery and roles; the math of v1's MATVEC_V with the folded
+ * norm, MAMBA1_XPROJ, MAMBA1_SCAN and the out_proj matvec with the residual; x_proj and dt_proj, float32 in every
+ * weight format, are read from the constant arena): per layer, 4 phases —
+ * (1) RMSNorm(x) per workgroup, in_proj rows → xz (x then z, 2D);
+ * (2) u = silu(conv) of all D channels recomputed per workgroup (old window slots 1 … Kc−1, the new x), x_proj rows
+ *     (J = R + 2N) → xdbl;
+ * (3) channels in blocks of RPW round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
+ *     (every workgroup read the old ones in phase 2), h = exp(Δ A) h + Δ u B, y = (C · h + D u) · silu(z);
+ * (4) y staged, out_proj rows, x ← x + scale · (out + bias).
+ * sc: 4L counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the table. params (MEGA2's slots): L, H, D, R, 0,
+ * N, 0, Kc, 2D, 0, eps, flags (1 conv bias, 2 D, 4 dt bias, 8 in_proj bias, 16 out_proj bias), spin, fnorm, probe.
+ */
+export const MEGA1: KernelSpec = {
+  name: 'mega1',
+  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  writes: ['y', 'sc', 'st'],
+  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  wgsl: (v) => /* wgsl */ `${megaCommon(v)}
+var<workgroup> su: array<f32, 32>;
+var<workgroup> sdt: array<f32, 32>;
+var<workgroup> sg: array<f32, 32>;
+/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4 */
+fn cdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  var acc = 0.0;
+  for (var k = lane; k < K; k += TPR) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
+  return acc;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+${PROBE}
+  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let N = pu(PK + 5u); let Kc = pu(PK + 7u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = 4u * L;
+  FLAG_ = NB;
+  let J = R + 2u * N;
+  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let TB = YB + D;
+  let r = li / TPR; let lane = li % TPR;
+  if (!gstart(li, NB)) { return; }
+  for (var l = 0u; l < L; l++) {
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();
+    // ---- phase 1: RMSNorm(x) into xs4, in_proj rows → xz
+${NORM_X}
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
+${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + j); } aput(ZB + j, v);')}
+    if (!gsync(4u * l, li)) { return; }
+    // ---- phase 2: u of every channel into xs4 (the new x with the old window), x_proj rows → xdbl
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    for (var c = li; c < D; c += 256u) {
+      var val = 0.0;
+      if (hasCB) { val = cw(cbo + c); }
+      let wb = coff + c * Kc; let kb = cwo + c * Kc;
+      for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
+      xs4[c / 4u][c % 4u] = silu(fma(cw(kb + Kc - 1u), aget(ZB + c), val));
+    }
+    workgroupBarrier();
+    let xpW = tu(l, ${MT.xpW}u);
+${rows('J', 'cdot(xpW, j, D, lane)', 'aput(DB + j, o);')}
+    if (!gsync(4u * l + 1u, li)) { return; }
+    // ---- phase 3: per channel Δ, u, the window shifted, the state update, y
+    for (var q = li; q < J; q += 256u) { xs4[q / 4u][q % 4u] = aget(DB + q); }
+    workgroupBarrier();
+    let dtW = tu(l, ${MT.dtW}u); let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u);
+    for (var d0 = wgi * RPW; d0 < D; d0 += nwgs * RPW) {
+      let d = d0 + r;
+      var acc = 0.0;
+      if (d < D) { acc = cdot(dtW, d, R, lane); }
+      let o = lanesum(acc, li, lane);
+      if (lane == 0u && d < D) {
+        var bias = 0.0;
+        if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
+        sdt[r] = softplus(o + bias);
+        var val = 0.0;
+        if (hasCB) { val = cw(cbo + d); }
+        let wb = coff + d * Kc; let kb = cwo + d * Kc;
+        let xn = aget(ZB + d);
+        for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
+        su[r] = silu(fma(cw(kb + Kc - 1u), xn, val));
+        for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
+        $st[o_st + wb + Kc - 1u] = xn;
+        sg[r] = silu(aget(ZB + D + d));
+      }
+      workgroupBarrier();
+      var part = 0.0;
+      if (d < D) {
+        let dt = sdt[r];
+        let du = dt * su[r];
+        let so = soff + d * N;
+        for (var n = lane; n < N; n += TPR) {
+          let hv = exp(dt * cw(Ao + d * N + n)) * $st[o_st + so + n] + du * xs4[(R + n) / 4u][(R + n) % 4u];
+          $st[o_st + so + n] = hv;
+          part += hv * xs4[(R + N + n) / 4u][(R + N + n) % 4u];
+        }
+      }
+      let y = lanesum(part, li, lane);
+      if (lane == 0u && d < D) {
+        var dd = 0.0;
+        if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
+        aput(YB + d, (y + dd * su[r]) * sg[r]);
+      }
+      workgroupBarrier();
+    }
+    if (!gsync(4u * l + 2u, li)) { return; }
+    // ---- phase 4: y staged, out_proj rows + the residual
+    for (var q = li; q < D / 4u; q += 256u) {
+      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
+    }
+    workgroupBarrier();
+${OUT_PROJ('D')}
+    if (!gsync(4u * l + 3u, li)) { return; }
+  }
+${FINAL_NORM}
+}`,
+};
