@@ -6,7 +6,7 @@
 #   pack NAMES...        trainer states and curves with the logs into $OUT/$PACK.tgz; the weights without the
 #                        optimizer moments one archive per run ($OUT/NAME.tgz; --resume from it restarts the moments)
 # TL (each run's --time-limit) is BUDGET − TRAIN_MARGIN (default 100 s: the evals and the packing after it).
-T0=$(date +%s); BUDGET=${BUDGET:-480}; PACK=${PACK:-train}  # (PACK=x source … sets it only while sourcing: keep it)
+T0=$(date +%s); BUDGET=${BUDGET:-480}; PACK=${PACK:-train}  # (set PACK before sourcing, not as a prefix: a prefix is undone when source returns)
 [ "${SKIP_DIST:-0}" = 1 ] || tar xJf .exp/dist.tar.xz
 mkdir -p logs runs states
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > logs/card.txt

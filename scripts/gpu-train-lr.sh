@@ -5,7 +5,7 @@
 # schedule), --time-limit BUDGET-90; logs/states/evals in $OUT/lr30.tgz, weights (no optimizer moments) one archive per run.
 # run: BUDGET=400 bash scripts/gpu-machine.sh bash scripts/gpu-train-lr.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz)
 set -u
-TRAIN_MARGIN=90 PACK=lr30 source scripts/gpu-train-lib.sh
+TRAIN_MARGIN=90; PACK=lr30; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 RUNS="mqar-llama-d128-lr3e3 mqar-llama-d128-lr3e4 mqar-llama-d256-lr3e4 mqar-hybrid-d128-lr3e3 mqar-mamba-d128-lr1e2"
 train mqar-llama-d128-lr3e3 --preset mqar-llama --lr 3e-3 --steps 2000 &
 train mqar-llama-d128-lr3e4 --preset mqar-llama --lr 3e-4 --steps 2000 &

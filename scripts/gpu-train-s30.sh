@@ -7,7 +7,7 @@
 # run: BUDGET=480 bash scripts/gpu-machine.sh bash scripts/gpu-train-s30.sh
 #      (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz, .exp/jargon.dict.dz — from `apt-get download dict-jargon`)
 set -u
-PACK=train30 source scripts/gpu-train-lib.sh
+PACK=train30; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 LM="lm-mamba lm-mamba2 lm-llama lm-hybrid"
 MQ="mqar-mamba2-d128-lr3e3 mqar-mamba2-d256-lr3e3 mqar-mamba-d128-lr3e3 mqar-llama-d256"
 for a in mamba mamba2 llama hybrid; do

@@ -7,7 +7,7 @@
 # - a second seed of Mamba-2 d128 at lr 3e-3 (session 30: 97.0%, one seed).
 # run: BUDGET=460 bash scripts/gpu-machine.sh bash scripts/gpu-train-s31.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz)
 set -u
-TRAIN_MARGIN=90 PACK=train31 source scripts/gpu-train-lib.sh
+TRAIN_MARGIN=90; PACK=train31; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 RUNS="mqar-mamba2-d128-n16-lr3e3 mqar-hybrid-d128-lr2e3 mqar-mamba2-d128-lr3e3-seed2"
 train mqar-llama-d128-lr1e3-4k --preset mqar-llama --lr 1e-3 --steps 4000 &
 train mqar-mamba2-d128-n16-lr3e3 --preset mqar-mamba2 --state 16 --lr 3e-3 --steps 2000 &

@@ -3,7 +3,7 @@
 # 4,000-step schedule; any 2,000-step run stopped by the time limit), then evaluate and pack all of them.
 # run: SKIP_DIST=1 BUDGET=460 bash scripts/gpu-machine.sh bash scripts/gpu-train-s31b.sh
 set -u
-TRAIN_MARGIN=90 PACK=train31b source scripts/gpu-train-lib.sh
+TRAIN_MARGIN=90; PACK=train31b; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 RUNS="mqar-llama-d128-lr1e3-4k mqar-mamba2-d128-n16-lr3e3 mqar-hybrid-d128-lr2e3 mqar-mamba2-d128-lr3e3-seed2"
 # --resume needs the run's own flags again (the checkpoint is checked against the model they build)
 declare -A ARGS=([mqar-llama-d128-lr1e3-4k]="--preset mqar-llama --lr 1e-3 --steps 4000"

@@ -5,7 +5,7 @@
 # a 3,000-step cosine each (resumable), then each evaluated from 2^6 to 2^14.
 # run: SKIP_DIST=1 BUDGET=400 bash scripts/gpu-machine.sh bash scripts/gpu-train-s32.sh
 set -u
-TRAIN_MARGIN=110 PACK=train32 source scripts/gpu-train-lib.sh
+TRAIN_MARGIN=110; PACK=train32; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 IH="--preset induction-heads --arch llama --batch 32 --accum 1 --steps 3000 --warmup 100 --eval-every 250 --save-every 250 --eval-batches 4 --eval-lengths 256"
 RUNS="ih-llama-d64-lr1e3 ih-llama-d64-lr2e3 ih-llama-d128-lr1e3"
 train ih-llama-d64-lr1e3 $IH --head-dim 32 --lr 1e-3 &

@@ -5,7 +5,7 @@
 # small archive ($OUT/sweep.tgz), the weights (no optimizer moments) one archive per MQAR run and one for the copy runs.
 # run: BUDGET=480 bash scripts/gpu-machine.sh bash scripts/gpu-train-sweep.sh  (carry .gl, .carry/node.xz, .carry/nm, .exp/dist.tar.xz)
 set -u
-PACK=sweep source scripts/gpu-train-lib.sh
+PACK=sweep; source scripts/gpu-train-lib.sh  # (not as a prefix to source: bash restores such variables after it)
 RUNS="mqar-mamba-d128-s64 mqar-mamba-d256-s16 mqar-mamba2-d128-s256 mqar-mamba2-d256-s64 mqar-hybrid-d256 copy-mamba copy-mamba2 copy-llama copy-hybrid"
 MQ="mqar-mamba-d128-s64 mqar-mamba-d256-s16 mqar-mamba2-d128-s256 mqar-mamba2-d256-s64 mqar-hybrid-d256"
 train mqar-mamba-d128-s64 --preset mqar-mamba --state 64 --steps 2000 &
