@@ -390,8 +390,8 @@ ${FINAL_NORM}
  * weight format, are read from the constant arena): per layer, 4 phases —
  * (1) RMSNorm(x) per workgroup, in_proj rows → xz (x then z, 2D);
  * (2) u = silu(conv) of all D channels recomputed per workgroup (old window slots 1 … Kc−1, the new x), x_proj rows
- *     (J = R + 2N) → xdbl;
- * (3) channels in blocks of RPW round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
+ *     (J = R + 2N) → xdbl, one row a workgroup (all 256 lanes: J is small);
+ * (3) channels in blocks of 8 (32 lanes each, whatever RPW) round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
  *     (every workgroup read the old ones in phase 2), h = exp(Δ A) h + Δ u B, y = (C · h + D u) · silu(z);
  * (4) y staged, out_proj rows, x ← x + scale · (out + bias).
  * sc: 4L counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the table. params (MEGA2's slots): L, H, D, R, 0,
@@ -403,14 +403,24 @@ export const MEGA1: KernelSpec = {
   writes: ['y', 'sc', 'st'],
   types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
   wgsl: (v) => /* wgsl */ `${megaCommon(v)}
-var<workgroup> su: array<f32, 32>;
-var<workgroup> sdt: array<f32, 32>;
-var<workgroup> sg: array<f32, 32>;
-/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4 */
-fn cdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+var<workgroup> su: array<f32, 8>;
+var<workgroup> sdt: array<f32, 8>;
+var<workgroup> sg: array<f32, 8>;
+/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4, lanes lane of n */
+fn cdot(wo: u32, j: u32, K: u32, lane: u32, n: u32) -> f32 {
   var acc = 0.0;
-  for (var k = lane; k < K; k += TPR) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
+  for (var k = lane; k < K; k += n) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
   return acc;
+}
+/** v summed over the T2 lanes of each of the PB channel groups (valid at lane2 0: red[li]); barriers inside */
+fn lanesum2(v: f32, li: u32, lane2: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = T2 / 2u; s > 0u; s >>= 1u) {
+    if (lane2 < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  return red[li];
 }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -427,6 +437,7 @@ ${PROBE}
   let J = R + 2u * N;
   let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let TB = YB + D;
   let r = li / TPR; let lane = li % TPR;
+  let r2 = li / T2; let lane2 = li % T2;
   if (!gstart(li, NB)) { return; }
   for (var l = 0u; l < L; l++) {
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
@@ -446,49 +457,56 @@ ${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(in
       xs4[c / 4u][c % 4u] = silu(fma(cw(kb + Kc - 1u), aget(ZB + c), val));
     }
     workgroupBarrier();
+    // x_proj: one row a workgroup, all 256 lanes (its J = R + 2N rows are few: blocks of RPW rows left most of the
+    // workgroups idle — 10 of 132 busy for mamba-130m's 80 rows at r8, 3 at r32 — and each row to 256 / RPW lanes)
     let xpW = tu(l, ${MT.xpW}u);
-${rows('J', 'cdot(xpW, j, D, lane)', 'aput(DB + j, o);')}
+    for (var j = wgi; j < J; j += nwgs) {
+      let o = wsum(cdot(xpW, j, D, li, 256u), li);
+      if (li == 0u) { aput(DB + j, o); }
+    }
     if (!gsync(4u * l + 1u, li)) { return; }
     // ---- phase 3: per channel Δ, u, the window shifted, the state update, y
     for (var q = li; q < J; q += 256u) { xs4[q / 4u][q % 4u] = aget(DB + q); }
     workgroupBarrier();
     let dtW = tu(l, ${MT.dtW}u); let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u);
-    for (var d0 = wgi * RPW; d0 < D; d0 += nwgs * RPW) {
-      let d = d0 + r;
+    // channels in blocks of PB (8) of T2 (32) lanes whatever RPW (at r32: 48 blocks of 32 for mamba-130m's 1536 channels, under
+    // the 132 workgroups; 192 blocks of 8)
+    for (var d0 = wgi * PB; d0 < D; d0 += nwgs * PB) {
+      let d = d0 + r2;
       var acc = 0.0;
-      if (d < D) { acc = cdot(dtW, d, R, lane); }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && d < D) {
+      if (d < D) { acc = cdot(dtW, d, R, lane2, T2); }
+      let o = lanesum2(acc, li, lane2);
+      if (lane2 == 0u && d < D) {
         var bias = 0.0;
         if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
-        sdt[r] = softplus(o + bias);
+        sdt[r2] = softplus(o + bias);
         var val = 0.0;
         if (hasCB) { val = cw(cbo + d); }
         let wb = coff + d * Kc; let kb = cwo + d * Kc;
         let xn = aget(ZB + d);
         for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
-        su[r] = silu(fma(cw(kb + Kc - 1u), xn, val));
+        su[r2] = silu(fma(cw(kb + Kc - 1u), xn, val));
         for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
         $st[o_st + wb + Kc - 1u] = xn;
-        sg[r] = silu(aget(ZB + D + d));
+        sg[r2] = silu(aget(ZB + D + d));
       }
       workgroupBarrier();
       var part = 0.0;
       if (d < D) {
-        let dt = sdt[r];
-        let du = dt * su[r];
+        let dt = sdt[r2];
+        let du = dt * su[r2];
         let so = soff + d * N;
-        for (var n = lane; n < N; n += TPR) {
+        for (var n = lane2; n < N; n += T2) {
           let hv = exp(dt * cw(Ao + d * N + n)) * $st[o_st + so + n] + du * xs4[(R + n) / 4u][(R + n) % 4u];
           $st[o_st + so + n] = hv;
           part += hv * xs4[(R + N + n) / 4u][(R + N + n) % 4u];
         }
       }
-      let y = lanesum(part, li, lane);
-      if (lane == 0u && d < D) {
+      let y = lanesum2(part, li, lane2);
+      if (lane2 == 0u && d < D) {
         var dd = 0.0;
         if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
-        aput(YB + d, (y + dd * su[r]) * sg[r]);
+        aput(YB + d, (y + dd * su[r2]) * sg[r2]);
       }
       workgroupBarrier();
     }
