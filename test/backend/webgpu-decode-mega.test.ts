@@ -76,15 +76,16 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
   // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj; u + x_proj; Δ, scan, gate; out_proj)
   const HF = [['mamba2-tiny', 'f32', 'mega', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16', 'mega1']] as const;
   for (const [name, weights, k, kernel] of HF) {
-    it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, 4 dispatches a greedy step`, async (t: TestContext) => {
+    it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, 1 dispatch a greedy step`, async (t: TestContext) => {
       const g = await gpu(weights);
       if (typeof g === 'string') return t.skip(g);
       const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
       const v1 = await decode(lm, g, 'v1', [7, 9]);
       const mega = await decode(lm, g, k, [7, 9]);
       assertSameDecode(mega, v1, 1e-5, `${name} ${weights}: mega vs v1`);
-      // the embedding gather, the stack, the lm_head matvec with its argmax partials, the argmax reduce
-      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['gather_rows', kernel, 'matvec_x', 'argmax_final'], `mega ran ${mega.names.join(', ')}`);
+      // the embedding gather, the stack, the LM head and its argmax: one dispatch
+      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), [kernel], `mega ran ${mega.names.join(', ')}`);
+      assert.equal(g.mega.lastHeadDecline, '');
       assert.equal(count(v1.names, kernel), 0);
       t.diagnostic(`${name} ${weights}: a greedy step records ${v1.names.length} dispatches with v1, ${mega.names.length} with mega`);
     });
@@ -103,6 +104,19 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       assertSameDecode(mega, v1, 1e-5, `${name}-shaped: mega vs v1`);
       // 2 logits steps (gather, stack, lm_head) + the chain's 3 greedy steps (+ the argmax reduce), v1's first step
       assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
+    });
+  }
+
+  // an LM head of its own (not the embedding): f32 and bf16, Mamba-2 and Mamba-1
+  for (const [name, config, weights] of [['mamba2', { ...TINY, tie_word_embeddings: false }, 'f32'], ['mamba2', { ...TINY, tie_word_embeddings: false }, 'bf16'], ['mamba', { ...M1_130, hidden_size: 32, intermediate_size: 64, time_step_rank: 4, tie_word_embeddings: false }, 'bf16']] as const) {
+    it(`a random ${name} with an untied LM head (${weights}): logits within 1e-5 of v1, greedy ids equal, the step one dispatch`, async (t: TestContext) => {
+      const g = await gpu(weights);
+      if (typeof g === 'string') return t.skip(g);
+      const lm = buildModel(config, name, new RandomTensorSource(7), { backend: g });
+      const v1 = await decode(lm, g, 'v1', [7, 9]);
+      const mega = await decode(lm, g, 'mega', [7, 9]);
+      assertSameDecode(mega, v1, 1e-5, `untied ${name} ${weights}: mega vs v1`);
+      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), [name === 'mamba' ? 'mega1' : 'mega2'], `mega ran ${mega.names.join(', ')}`);
     });
   }
 

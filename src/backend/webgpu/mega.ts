@@ -2,7 +2,9 @@
 /**
  * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 (or Mamba-1) stack
  * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2 / MEGA1), between the embedding gather before it
- * and the LM head after it (the decoder's own ops).
+ * and the LM head after it (the decoder's own ops) — or, for a greedy step (`MegaHead`: the LM head and the embedding in
+ * the layers' format, vec4-aligned, the bindings within the adapter's limit), with the gather and the LM head's argmax
+ * inside: the whole step one dispatch, its output the token id (`lastHeadDecline` says why a greedy step ran the rows).
  *
  * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
  * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
@@ -92,6 +94,19 @@ export interface MegaOptions {
   spin: number;
 }
 
+/** a greedy step's LM head and embedding (`MegaDecode.step`: the step's last phases, the token id its output) */
+export interface MegaHead {
+  /** the LM head [V, H] (in the layers' weight format) */
+  head: Tensor;
+  /** the embedding table [V', H] (the same tensor when tied) and its scale */
+  embed: Tensor;
+  scale: number;
+  /** the token id uploaded (the step's first upload: a chained step writes the next one there) */
+  ids: () => Store;
+  /** the output: one float, the token id */
+  out: Store;
+}
+
 export class MegaDecode {
   /** why 'mega' went off last ('' if it never did; `ready()` says whether it is off with the current options) */
   status = '';
@@ -128,7 +143,7 @@ export class MegaDecode {
    * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
    * `x` makes the embedded token (recorded first). A decline that will not change leaves its reason in `lastDecline`.
    */
-  step(a: DecodeStackArgs, x: () => Store): Store | null {
+  step(a: DecodeStackArgs, x: () => Store, greedy: MegaHead | null = null): { y: Store; greedy: boolean } | null {
     if (this.offNow()) return null;
     if (a.rows !== 1) return null;
     const ls = a.layers;
@@ -157,14 +172,43 @@ export class MegaDecode {
     const t = this.table(plan, args);
     if (typeof t === 'string') return this.decline(t);
     if (!t) return null; // (the states are being written by recorded work: at the next step)
+    const head = greedy ? this.headOk(plan, greedy) : null;
+    this.lastHeadDecline = greedy && !head ? this.lastHeadDecline : '';
+    if (greedy && head) {
+      const roles = [greedy.ids(), greedy.out, plan.wm, plan.wc, t.sc, t.st, head.hw, head.em];
+      if (new Set(roles.map((s) => s.ref)).size <= this.rt.maxStorageBuffers) {
+        this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0]], grid: [this.opts.groups, 1, 1] });
+        return { y: greedy.out, greedy: true };
+      }
+      this.lastHeadDecline = `the greedy step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`;
+    }
     const xs = x();
     const y = this.out(plan.H);
-    const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st];
+    const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st, plan.wm, plan.wm];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
     this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0], grid: [this.opts.groups, 1, 1] });
-    return y;
+    return { y, greedy: false };
+  }
+
+  /** why the last greedy step did not take the LM head into the kernel ('' when it did; the rows were returned) */
+  lastHeadDecline = '';
+  /** the LM head and the embedding as the greedy variant binds them, or null (the reason in lastHeadDecline) */
+  private headOk(plan: Plan, g: MegaHead): { hw: Store; em: Store } | null {
+    const fmt = plan.fmt === 'b' ? 'bf16' : 'f32';
+    for (const [name, t] of [['the LM head', g.head], ['the embedding', g.embed]] as const) {
+      const s = t.storage as Store;
+      const why = !(s instanceof Store) || s.blocks || s.lazy ? 'split into row blocks or a view'
+        : s.fmt !== fmt ? `${s.fmt}, not the layers' ${fmt}`
+        : t.shape.length !== 2 || t.shape[1] !== plan.H ? `of shape [${t.shape.join(', ')}], not [rows, ${plan.H}]`
+        : s.off % 4 !== 0 ? 'not at a whole vec4' : '';
+      if (why) {
+        this.lastHeadDecline = `${name} is ${why}`;
+        return null;
+      }
+    }
+    return { hw: g.head.storage as Store, em: g.embed.storage as Store };
   }
 
   /** after a replay of a recorded step (or any time): read the error flags back, one read at a time per plan */
@@ -220,7 +264,8 @@ export class MegaDecode {
     const K = args.flatMap((m) => matsOf(m as never)).map((t) => t.shape[1]);
     if (K.some((k) => k % (fmt === 'b' ? 8 : 4) !== 0)) return `matrix rows of ${[...new Set(K)].join(', ')} not whole vectors`;
     const xs = Math.ceil(width / 8) * 8;
-    const wgBytes = xs * 4 + 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 3 * 32 * 4 + 128;
+    // (+ 256 words: the greedy variant's argmax rows)
+    const wgBytes = xs * 4 + 2 * 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 3 * 32 * 4 + 128;
     if (wgBytes > this.rt.maxWorkgroupStorage) return `x̂ of ${xs} floats exceeds the workgroup memory`;
     const G = this.opts.groups;
     if (!Number.isInteger(G) || G < 1 || G > this.rt.maxWorkgroupsPerDim) return `megaGroups ${G} is not a workgroup count`;
@@ -297,7 +342,7 @@ export class MegaDecode {
     if (nh % Gn !== 0) return 'heads not a multiple of the groups';
     if (I % 8 !== 0) return `d_inner ${I} not a multiple of 8`;
     return {
-      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L, scWords: 3 * L + 1 + H + NZ + I, stateSizes: [C * Kc, nh * hd * N],
+      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, gnorm: m.norm, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, I, nh, hd, N, Gn, Kc, NZ, gs, eps, flags, spin, fnorm],
@@ -316,7 +361,7 @@ export class MegaDecode {
     }
     if (D % 8 !== 0) return `d_inner ${D} not a multiple of 8`;
     return {
-      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L, scWords: 4 * L + 1 + H + 2 * D + J + D, stateSizes: [D * Kc, D * N],
+      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L + 1, scWords: 4 * L + 2 + H + 2 * D + J + D + 2 * this.opts.groups, stateSizes: [D * Kc, D * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, D, R, 0, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],
@@ -336,7 +381,8 @@ export class MegaDecode {
     const dummy = this.rt.dummy;
     const params = [...plan.params, rounds];
     this.rt.submitNow(
-      { spec: plan.spec, variant: plan.variant, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy], params, grid: [G, 1, 1] },
+      // (the greedy variant: its LM head phases' workgroup memory and registers are the larger)
+      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy, plan.wm, plan.wm], params: [...params, 1, 0, 1], grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );
