@@ -120,6 +120,45 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     });
   }
 
+  // a stack over several matrix arenas (mamba2-2.8b bf16: 5.1 GB of layer matrices, 2 GB a binding): forced here with
+  // arenaBytes (TINY's in_proj 28,800 bytes, out_proj 12,800: 48,000 makes 2 arenas, 30,000 makes 4)
+  for (const [bytes, arenas] of [[48_000, 2], [30_000, 4]] as const) {
+    it(`layer matrices over ${arenas} arenas (arenaBytes ${bytes}): logits within 1e-5 of v1, greedy ids equal`, async (t: TestContext) => {
+      const g = await gpu('f32');
+      if (typeof g === 'string') return t.skip(g);
+      const lm = buildModel(TINY, 'mamba2', new RandomTensorSource(11), { backend: g });
+      g.mega.opts.arenaBytes = bytes;
+      try {
+        const v1 = await decode(lm, g, 'v1', [7, 9]);
+        const mega = await decode(lm, g, 'mega', [7, 9]);
+        assertSameDecode(mega, v1, 1e-5, `${arenas} arenas: mega vs v1`);
+        const buffers = 7 + arenas; // the greedy step: ids, id out, the arenas, constants, scratch, states, the head
+        if (buffers <= g.rt.maxStorageBuffers) assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['mega2'], `mega ran ${mega.names.join(', ')}`);
+        else {
+          assert.ok(mega.names.includes('mega2') || /binds \d+ buffers/.test(g.mega.lastDecline), `mega ran ${mega.names.join(', ')}; ${g.mega.lastDecline}`);
+          t.diagnostic(`${buffers} buffers > the adapter's ${g.rt.maxStorageBuffers}: ${g.mega.lastHeadDecline || g.mega.lastDecline}`);
+        }
+      } finally {
+        g.mega.opts.arenaBytes = undefined;
+      }
+    });
+  }
+
+  it('a layer matrix over one arena declines: = v1 exactly, the reason said', async (t: TestContext) => {
+    const g = await gpu('f32');
+    if (typeof g === 'string') return t.skip(g);
+    const lm = buildModel(TINY, 'mamba2', new RandomTensorSource(12), { backend: g });
+    g.mega.opts.arenaBytes = 20_000;
+    try {
+      const v1 = await decode(lm, g, 'v1', [7], 1, false);
+      const mega = await decode(lm, g, 'mega', [7], 1, false);
+      assertSameDecode(mega, v1, 0, 'declined: exactly v1');
+      assert.match(g.mega.lastDecline, /a layer matrix exceeds one binding \(20000 bytes\)/);
+    } finally {
+      g.mega.opts.arenaBytes = undefined;
+    }
+  });
+
   it('FalconMamba (Δ/B/C norms inside the layer) declines: = v1 exactly, the reason said', async (t: TestContext) => {
     const g = await gpu('f32');
     if (typeof g === 'string') return t.skip(g);

@@ -9,7 +9,9 @@
  * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
  * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
  * one dispatch binds a whole stack (the pools scatter a model over many buffers, more than a stage may bind; the arena
- * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Per state (its conv/SSM tensors by identity)
+ * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Matrices past one binding
+ * (maxStorageBufferBindingSize: mamba2-2.8b bf16's 5.1 GB) go on into further arenas, up to MEGA_MAX_ARENAS, each its own
+ * binding (so the step binds up to 3 more buffers: declined where that passes maxStorageBuffersPerShaderStage). Per state (its conv/SSM tensors by identity)
  * a layer table of offsets. The copies and a co-residency probe (the same pipeline running only grid barriers, with as many
  * workgroups) are submitted outside the recorded stream; until the probe has come back (`ready()`) the step declines
  * (null: the multi-dispatch kernels run). A probe that timed out, or a step whose barrier timed out (its flag read back
@@ -21,12 +23,12 @@
  * Declines (null) for: batch > 1, gradients (the decoder does not ask), stacks that are not all Mamba-2 or all Mamba-1
  * layers, Mamba-1 with Δ/B/C norms, q8 or mixed in_proj/out_proj formats, widths the kernel does not stage (dState > 256,
  * more than 64 gated-norm groups, x̂ over the workgroup memory), bindings over the adapter's limit, layer weights over
- * one binding.
+ * MEGA_MAX_ARENAS bindings or a matrix over one.
  */
 import type { DecodeStackArgs, Mamba1LayerArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { BUFFER_USAGE, Store, f2u, type GpuRuntime, type KernelSpec } from './runtime.js';
-import { MEGA1, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
+import { MEGA1, MEGA2, MEGA_MAX_ARENAS, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -39,7 +41,8 @@ interface Plan {
   /** the options it was made with ('groups/rows') */
   opts: string;
   state: 'probing' | 'ready' | 'failed';
-  wm: Store;
+  /** the matrix arenas (one binding each, at most MEGA_MAX_ARENAS) */
+  wm: Store[];
   wc: Store;
   fmt: 'f' | 'b';
   variant: string;
@@ -92,6 +95,8 @@ export interface MegaOptions {
   rows: number;
   /** polls of a grid barrier before it gives up (sets the error flag) */
   spin: number;
+  /** bytes of a matrix arena at most (below the adapter's binding limit: tests split small models over arenas) */
+  arenaBytes?: number;
 }
 
 /** a greedy step's LM head and embedding (`MegaDecode.step`: the step's last phases, the token id its output) */
@@ -175,7 +180,7 @@ export class MegaDecode {
     const head = greedy ? this.headOk(plan, greedy) : null;
     this.lastHeadDecline = greedy && !head ? this.lastHeadDecline : '';
     if (greedy && head) {
-      const roles = [greedy.ids(), greedy.out, plan.wm, plan.wc, t.sc, t.st, head.hw, head.em];
+      const roles = [greedy.ids(), greedy.out, plan.wm[0], plan.wc, t.sc, t.st, head.hw, head.em, ...this.more(plan)];
       if (new Set(roles.map((s) => s.ref)).size <= this.rt.maxStorageBuffers) {
         this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0]], grid: [this.opts.groups, 1, 1] });
         return { y: greedy.out, greedy: true };
@@ -184,12 +189,17 @@ export class MegaDecode {
     }
     const xs = x();
     const y = this.out(plan.H);
-    const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st, plan.wm, plan.wm];
+    const roles = [xs, y, plan.wm[0], plan.wc, t.sc, t.st, plan.wm[0], plan.wm[0], ...this.more(plan)];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
     this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0], grid: [this.opts.groups, 1, 1] });
     return { y, greedy: false };
+  }
+
+  /** the roles wm1 … wm3: the plan's further arenas (the first where it has fewer: no binding of their own) */
+  private more(plan: Plan): Store[] {
+    return Array.from({ length: MEGA_MAX_ARENAS - 1 }, (_, i) => plan.wm[i + 1] ?? plan.wm[0]);
   }
 
   /** why the last greedy step did not take the LM head into the kernel ('' when it did; the rows were returned) */
@@ -273,13 +283,20 @@ export class MegaDecode {
     const srcs = [...mats, ...args.flatMap((m, i) => [a.layers[i].norm, ...Object.values(consts(m as never))]).filter((t): t is Tensor => !!t).map((t) => t.storage as Store), a.finalNorm.storage as Store];
     if (srcs.some((s) => s.lazy || s.blocks)) return 'a weight that is a view';
     if (this.rt.pendingWrites(srcs)) return null; // written by recorded work: try at the next step
-    let mw = 0;
+    // the matrices in order into arenas of at most one binding each (a layer's offsets carry their arena in bits 28–31)
+    const cap = Math.floor(Math.min(this.rt.maxBinding, this.opts.arenaBytes ?? Infinity) / 16);
+    const sizes = [0];
     const matOff = mats.map((s) => {
-      const o = mw;
-      mw += Math.ceil(s.len / 4);
-      return o;
+      const n = Math.ceil(s.len / 4);
+      if (n > cap) return -1;
+      if (sizes[sizes.length - 1] + n > cap) sizes.push(0);
+      const o = sizes[sizes.length - 1];
+      sizes[sizes.length - 1] += n;
+      return ((sizes.length - 1) << 28 | o) >>> 0;
     });
-    if (mw * 16 > this.rt.maxBinding) return `the layer weights (${mw * 16} bytes) exceed one binding (${this.rt.maxBinding})`;
+    const total = mats.reduce((n, s) => n + Math.ceil(s.len / 4) * 16, 0);
+    if (matOff.includes(-1)) return `a layer matrix exceeds one binding (${cap * 16} bytes)`;
+    if (sizes.length > MEGA_MAX_ARENAS) return `the layer weights (${total} bytes) need ${sizes.length} bindings of ${cap * 16} bytes; the kernel binds ${MEGA_MAX_ARENAS}`;
     let cw = 0;
     const copies: [Store, number][] = [];
     const place = (t: Tensor | null): number => {
@@ -302,12 +319,12 @@ export class MegaDecode {
     const hc = [has((m) => m.convBias), has((m) => m.D), has((m) => m.dtBias), has((m) => m.inProjBias), has((m) => m.outProjBias)];
     if (hc.includes(null)) return 'layers that differ in which biases they have';
     const flags = hc.reduce((f, h, i) => f | (h ? 1 << i : 0), 0);
-    const wmRef = this.rt.newBuffer(Math.max(16, mw * 16), 'mega matrix arena');
+    const wmRefs = sizes.map((n, i) => this.rt.newBuffer(Math.max(16, n * 16), `mega matrix arena ${i}`));
     const wcRef = this.rt.newBuffer(Math.max(16, cw * 4), 'mega constant arena');
-    const wm = new Store(wmRef, 0, mw * 4), wc = new Store(wcRef, 0, cw);
+    const wm = wmRefs.map((r, i) => new Store(r, 0, sizes[i] * 4)), wc = new Store(wcRef, 0, cw);
     // the copies (queue order: after every submitted write of the weights; none is pending, checked above)
     this.rt.submitNow(null, (enc) => {
-      mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRef.gpu, matOff[i] * 16, s.len * 4));
+      mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRefs[matOff[i] >>> 28].gpu, (matOff[i] & 0x0fffffff) * 16, s.len * 4));
       for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
@@ -382,7 +399,7 @@ export class MegaDecode {
     const params = [...plan.params, rounds];
     this.rt.submitNow(
       // (the greedy variant: its LM head phases' workgroup memory and registers are the larger)
-      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy, plan.wm, plan.wm], params: [...params, 1, 0, 1], grid: [G, 1, 1] },
+      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm[0], plan.wc, sc, dummy, plan.wm[0], plan.wm[0], ...this.more(plan)], params: [...params, 1, 0, 1], grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );

@@ -91,8 +91,13 @@ fn gstart(li: u32, last: u32) -> bool {
   return workgroupUniformLoad(&wbad) == 0u;
 }`;
 
-/** MEGA2's and MEGA1's roles (hw, em: the LM head and the embedding table of a greedy step; else any buffer, unread) */
-const MEGA_ROLES = ['x', 'y', 'wm', 'wc', 'sc', 'st', 'hw', 'em'];
+/**
+ * MEGA2's and MEGA1's roles (hw, em: the LM head and the embedding table of a greedy step, else any buffer, unread;
+ * wm1 … wm3: the further matrix arenas of a stack past one binding, else wm again)
+ */
+const MEGA_ROLES = ['x', 'y', 'wm', 'wc', 'sc', 'st', 'hw', 'em', 'wm1', 'wm2', 'wm3'];
+/** matrix arenas a step binds at most (table offsets: the arena in bits 28–31, vec4s below) */
+export const MEGA_MAX_ARENAS = 4;
 
 /**
  * variant `${f|b}${XS}r${RPW}[a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
@@ -125,7 +130,7 @@ export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number;
 /** the matrix arena, the LM head and the embedding: vec4s of the weight format */
 function megaTypes(v: string): Record<string, string> {
   const w = v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>';
-  return { wm: w, hw: w, em: w, sc: 'atomic<u32>' };
+  return { wm: w, wm1: w, wm2: w, wm3: w, hw: w, em: w, sc: 'atomic<u32>' };
 }
 
 /** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
@@ -180,6 +185,16 @@ ${AMAX}
 ${dot.replace('fn rowdot(', 'fn hdot(').replaceAll('$wm[', '$hw[')}`
     : /* wgsl */ `
 fn xin(k: u32) -> f32 { return $x[o_x + k]; }`;
+  // a layer matrix's row: its arena from the offset's top bits (uniform over the row: one branch, then that arena's loop)
+  const arenas = ['wm', 'wm1', 'wm2', 'wm3'].map((r, i) => dot.replace('fn rowdot(', `fn rowdot${i}(`).replaceAll('$wm[', `$${r}[`)).join('');
+  const rowdot = /* wgsl */ `${arenas}
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let a = wo >> 28u; let o = wo & 0x0fffffffu;
+  if (a == 0u) { return rowdot0(o, j, K, lane); }
+  if (a == 1u) { return rowdot1(o, j, K, lane); }
+  if (a == 2u) { return rowdot2(o, j, K, lane); }
+  return rowdot3(o, j, K, lane);
+}`;
   return /* wgsl */ `
 const RPW: u32 = ${rpw}u;
 const TPR: u32 = ${256 / rpw}u;
@@ -211,7 +226,7 @@ fn wsum(v: f32, li: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
-${dot}
+${rowdot}
 /** v summed over the TPR lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
 fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
   red[li] = v;
