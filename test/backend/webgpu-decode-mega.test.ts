@@ -144,6 +144,27 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     });
   }
 
+  it('a greedy step over the adapter\'s bindings runs the rows (then the LM head\'s dispatches), the chain still right', async (t: TestContext) => {
+    const g = await gpu('f32');
+    if (typeof g === 'string') return t.skip(g);
+    const lm = buildModel(TINY, 'mamba2', new RandomTensorSource(13), { backend: g });
+    const rt = g.rt as { maxStorageBuffers: number };
+    const limit = rt.maxStorageBuffers;
+    if (limit < 10) return t.skip(`the adapter binds ${limit} storage buffers`);
+    g.mega.opts.arenaBytes = 30_000; // 4 arenas: the greedy step binds 10 buffers, the rows 9 at most
+    try {
+      const v1 = await decode(lm, g, 'v1', [7, 9]);
+      rt.maxStorageBuffers = 9;
+      const mega = await decode(lm, g, 'mega', [7, 9]);
+      assertSameDecode(mega, v1, 1e-5, 'rows path: mega vs v1');
+      assert.match(g.mega.lastHeadDecline, /the greedy step binds 10 buffers; the adapter allows 9/);
+      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['gather_rows', 'mega2', 'matvec_x', 'argmax_final'], `mega ran ${mega.names.join(', ')}`);
+    } finally {
+      rt.maxStorageBuffers = limit;
+      g.mega.opts.arenaBytes = undefined;
+    }
+  });
+
   it('a layer matrix over one arena declines: = v1 exactly, the reason said', async (t: TestContext) => {
     const g = await gpu('f32');
     if (typeof g === 'string') return t.skip(g);

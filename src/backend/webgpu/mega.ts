@@ -180,12 +180,16 @@ export class MegaDecode {
     const head = greedy ? this.headOk(plan, greedy) : null;
     this.lastHeadDecline = greedy && !head ? this.lastHeadDecline : '';
     if (greedy && head) {
-      const roles = [greedy.ids(), greedy.out, plan.wm[0], plan.wc, t.sc, t.st, head.hw, head.em, ...this.more(plan)];
-      if (new Set(roles.map((s) => s.ref)).size <= this.rt.maxStorageBuffers) {
+      // (counted before the ids are uploaded — the upload buffer is one more — so that a step that falls back to the
+      // rows makes no upload of its own: a recorded step's first upload is where a chain writes the next token)
+      const rest = [greedy.out, plan.wm[0], plan.wc, t.sc, t.st, head.hw, head.em, ...this.more(plan)];
+      const n = new Set(rest.map((s) => s.ref)).size + 1;
+      if (n <= this.rt.maxStorageBuffers) {
+        const roles = [greedy.ids(), ...rest];
         this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0]], grid: [this.opts.groups, 1, 1] });
         return { y: greedy.out, greedy: true };
       }
-      this.lastHeadDecline = `the greedy step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`;
+      this.lastHeadDecline = `the greedy step binds ${n} buffers; the adapter allows ${this.rt.maxStorageBuffers}`;
     }
     const xs = x();
     const y = this.out(plan.H);
