@@ -145,7 +145,8 @@ export class MegaDecode {
   private readonly failed = new Map<string, string>();
 
   /**
-   * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
+   * The step (see the file's comment): the final-normed rows as a store [H] (greedy false), or with `greedy` where the
+   * LM head and the embedding can be bound its output, the token id (greedy true); null (the caller runs the layers).
    * `x` makes the embedded token (recorded first). A decline that will not change leaves its reason in `lastDecline`.
    */
   step(a: DecodeStackArgs, x: () => Store, greedy: MegaHead | null = null): { y: Store; greedy: boolean } | null {
@@ -177,8 +178,8 @@ export class MegaDecode {
     const t = this.table(plan, args);
     if (typeof t === 'string') return this.decline(t);
     if (!t) return null; // (the states are being written by recorded work: at the next step)
+    if (greedy) this.lastHeadDecline = '';
     const head = greedy ? this.headOk(plan, greedy) : null;
-    this.lastHeadDecline = greedy && !head ? this.lastHeadDecline : '';
     if (greedy && head) {
       // (counted before the ids are uploaded — the upload buffer is one more — so that a step that falls back to the
       // rows makes no upload of its own: a recorded step's first upload is where a chain writes the next token)
