@@ -52,7 +52,7 @@ for (const weights of formats) {
       // 'mega': its co-residency probe (submitted by that first step) must have come back before the timed chains
       if (mode.startsWith('mega')) {
         const why = await backend.mega.ready();
-        log(why ? `${preset} ${weights} ${mode}: ${why}` : `${preset} ${weights} ${mode}: probe of ${backend.mega.opts.groups} workgroups passed`);
+        log(why ? `${preset} ${weights} ${mode}: ${why}` : `${preset} ${weights} ${mode}: probe of ${backend.mega.opts.groups} workgroups passed (the adapter binds ${backend.rt.maxStorageBuffers} storage buffers a stage, ${backend.rt.maxBinding} bytes a binding)`);
       }
       const warm = s.clone();
       await lm.greedyChain!([[1]], warm, gen);
@@ -91,7 +91,9 @@ for (const weights of formats) {
       const ms = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
       const best = Math.min(...times);
       // 'mega' that did not run (declined or off) measured the multi-dispatch kernels: said so on the line
-      const megaNote = mode.startsWith('mega') && !rows.some(([k]) => k === 'mega2' || k === 'mega1') ? ` [MEGA DID NOT RUN: ${backend.mega.status || backend.mega.lastDecline || 'declined'}]` : '';
+      const megaRan = rows.some(([k]) => k === 'mega2' || k === 'mega1');
+      // (and a greedy step whose LM head stayed outside the kernel: the rows, then the head's dispatches)
+      const megaNote = !mode.startsWith('mega') ? '' : !megaRan ? ` [MEGA DID NOT RUN: ${backend.mega.status || backend.mega.lastDecline || 'declined'}]` : backend.mega.lastHeadDecline ? ` [LM HEAD OUTSIDE MEGA: ${backend.mega.lastHeadDecline}]` : '';
       const line = `${preset} ${weights} decode ${mode}${megaNote}: ${((gen * 1000) / ms).toFixed(1)} tok/s on device (median of ${reps}; ${((ms * 1000) / gen).toFixed(1)} µs/token; best ${((gen * 1000) / best).toFixed(1)} tok/s), ${dispatches.toFixed(1)} dispatches per token; ${first.mode === mode ? 'reference set' : `logits vs ${first.mode} max |Δ| ${dl.toExponential(2)}, tokens ${tokens === first.tokens ? 'equal' : 'DIFFER'}`}`;
       console.log(line);
       console.log(`  profiled step (GPU µs): ${rows.slice(0, 8).map(([k, v]) => `${k} ${((v.ms / 4) * 1000).toFixed(1)} (${v.count / 4}× ${((v.ms / v.count) * 1000).toFixed(1)})`).join(', ')}`);

@@ -409,10 +409,10 @@ export interface Backend {
    * Optional (wasm): a one-token step of a stack of pre-normed Mamba layers in one call — for each layer x += f(norm(x))
    * with f its mixer's whole decode step (`mamba1Layer` / `mamba2Layer`), then the final norm — with the same result as
    * those ops. Returns the final-normed rows [b, 1, H]; with `head`, each row's argmax of their product with it (as
-   * `linearArgmax`) where the backend can fuse that too, else the rows. null when it does not handle these arguments
-   * (the caller then runs the layers one by one).
+   * `linearArgmax`) where the backend can fuse that too, else the rows (WebGPU 'mega': the ids as a promise of their
+   * read-back, the step one dispatch). null when it does not handle these arguments (the caller then runs the layers one by one).
    */
-  decodeStack?(a: DecodeStackArgs): Tensor | Int32Array | null;
+  decodeStack?(a: DecodeStackArgs): Tensor | Int32Array | Promise<Int32Array> | null;
   /**
    * Optional (wasm): a Mamba-2 layer's prefill (h [b, L, H], L > 1) in one call — in_proj, conv1d + SiLU, Δ, the
    * SSD, the gated RMSNorm, out_proj — the activations kept in the backend between them; the same result as the
@@ -548,6 +548,8 @@ export interface DecodeStackArgs {
   finalNorm: Tensor;
   /** the LM head [V, H] whose argmax per row is wanted (greedy decode), or null for the normed rows */
   head: Tensor | null;
+  /** what `x` embeds (the table [V, H], the ids, the scale it multiplies by): for a backend that gathers inside its step */
+  embed?: { table: Tensor; ids: Int32Array; scale: number };
 }
 /** A Mamba-2 layer's prefill from its input (mamba2Prefill): h [b, L, H]; the states may be absent (no cache) */
 export type Mamba2PrefillArgs = Omit<Mamba2StepArgs, 'zxbcdt' | 'convState' | 'ssmState' | 'next' | 'onDelta'> & LayerProjections & {

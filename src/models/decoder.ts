@@ -174,7 +174,7 @@ export class DecoderLM implements CausalLM {
    * the final-normed rows [b, 1, H], or with `head` each row's argmax of the LM head where the backend fused that too;
    * the state advanced. null (nothing run, the state as it was) where that is not so or the backend declines.
    */
-  private stackStep(ids: number[][], state: ModelState, head: Tensor | null, sc: Scope): Tensor | Int32Array | null {
+  private stackStep(ids: number[][], state: ModelState, head: Tensor | null, sc: Scope): Tensor | Int32Array | Promise<Int32Array> | null {
     const s = this.spec, be = this.backend;
     if (!be.decodeStack || ids[0].length !== 1 || needsGrad(s.embed, s.finalNorm, head)) return null;
     const pastLen = state.seqLen.slice();
@@ -190,7 +190,8 @@ export class DecoderLM implements CausalLM {
     }
     const b = ids.length, H = s.embed.shape[1];
     const x = () => ops.scale(ops.embedding(s.embed, Int32Array.from(ids.flat()), [b, 1, H]), s.embedScale ?? 1);
-    const r = sc.run(() => be.decodeStack!({ rows: b, pastLen, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head }));
+    const embed = { table: s.embed, ids: Int32Array.from(ids.flat()), scale: s.embedScale ?? 1 };
+    const r = sc.run(() => be.decodeStack!({ rows: b, pastLen, x, layers, normEps: s.normEps, finalNorm: s.finalNorm, head, embed }));
     if (r) for (let i = 0; i < b; i++) state.seqLen[i] += 1;
     return r;
   }
@@ -479,8 +480,10 @@ export class DecoderLM implements CausalLM {
         const argmaxHead = !pick && d > 0 && !!be.linearArgmax;
         const onDelta = opts.onDelta ?? this.onDelta;
         // a one-token step of a Mamba stack in one backend call, the LM head's argmax too where it can (see run)
-        const stacked = onDelta ? null : this.stackStep(ids, state, argmaxHead ? this.spec.lmHead : null, sc);
+        // (the head whenever the argmax is wanted: a backend may fuse it into the stack without linearArgmax — WebGPU 'mega')
+        const stacked = onDelta ? null : this.stackStep(ids, state, !pick && d > 0 ? this.spec.lmHead : null, sc);
         if (stacked instanceof Int32Array) return Float32Array.from(stacked);
+        if (stacked instanceof Promise) return Float32Array.from(await stacked);
         const last = stacked ?? (await this.run(ids, state, false, onDelta, sc, !onDelta)).last;
         const H = last.shape[2];
         const tail = sc.run(() => (L === 1 ? ops.reshape(last, [b, H]) : ops.takeRows(ops.reshape(last, [b * L, H]), lastPositions(b, L, 1))));

@@ -1295,18 +1295,35 @@ export class WebGpuBackend implements Backend {
   /**
    * A one-token step of a stack of pre-normed layers (Backend.decodeStack) with decodeKernels 'mega': the whole stack as
    * one dispatch (mega.ts, kernels/mega.ts) — Mamba-2 or Mamba-1 layers (one kind), batch 1, f32 or bf16 weights; the final-normed rows
-   * [1, 1, H] (the LM head and its argmax follow as the decoder's ops). null otherwise, and while the kernel's
+   * [1, 1, H] (the LM head follows as the decoder's ops), or with `head` and `embed` (a greedy step) the token id read
+   * back: the embedding gather, the layers, the LM head and its argmax all in the one dispatch (where the head and the
+   * embedding are in the layers' format, else the rows). null otherwise, and while the kernel's
    * co-residency probe is out (`mega.ready()`): the layers then run one by one.
    */
-  decodeStack(a: DecodeStackArgs): Tensor | null {
+  decodeStack(a: DecodeStackArgs): Tensor | Promise<Int32Array> | null {
     if (this.decodeK !== 'mega' || a.rows !== 1) return null;
-    const y = this.mega.step(a, () => {
+    const e = a.embed;
+    const idx = a.head && e && e.ids.length === 1 ? this.out([1], 'argmax') : null;
+    const r = this.mega.step(a, () => {
       const s = this.st(a.x());
       this.fx.flush();
       return s;
-    });
-    if (y) this.mega.check(); // (a flag read after a step recorded but not replayed: profiling, unrecorded steps)
-    return y ? this.tensor(y, [1, 1, a.finalNorm.shape[0]]) : null;
+    }, idx && a.head && e ? {
+      head: a.head, embed: e.table, scale: e.scale, out: idx.storage as Store,
+      ids: () => {
+        this.fx.flush();
+        return this.rt.uploadData(Float32Array.from(e.ids));
+      },
+    } : null);
+    if (r) this.mega.check(); // (a flag read after a step recorded but not replayed: profiling, unrecorded steps)
+    if (r?.greedy && idx) {
+      return this.read(idx).then((f) => {
+        idx.dispose();
+        return Int32Array.from(f, (v) => Math.round(v));
+      });
+    }
+    idx?.dispose();
+    return r ? this.tensor(r.y, [1, 1, a.finalNorm.shape[0]]) : null;
   }
 
   ssd(a: SsdArgs): Tensor {

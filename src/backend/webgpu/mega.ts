@@ -2,12 +2,16 @@
 /**
  * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 (or Mamba-1) stack
  * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2 / MEGA1), between the embedding gather before it
- * and the LM head after it (the decoder's own ops).
+ * and the LM head after it (the decoder's own ops) — or, for a greedy step (`MegaHead`: the LM head and the embedding in
+ * the layers' format, vec4-aligned, the bindings within the adapter's limit), with the gather and the LM head's argmax
+ * inside: the whole step one dispatch, its output the token id (`lastHeadDecline` says why a greedy step ran the rows).
  *
  * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
  * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
  * one dispatch binds a whole stack (the pools scatter a model over many buffers, more than a stage may bind; the arena
- * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Per state (its conv/SSM tensors by identity)
+ * is a second copy of the layer weights: +360 MB for mamba2-130m in f32). Matrices past one binding
+ * (maxStorageBufferBindingSize: mamba2-2.8b bf16's 5.1 GB) go on into further arenas, up to MEGA_MAX_ARENAS, each its own
+ * binding (so the step binds up to 3 more buffers: declined where that passes maxStorageBuffersPerShaderStage). Per state (its conv/SSM tensors by identity)
  * a layer table of offsets. The copies and a co-residency probe (the same pipeline running only grid barriers, with as many
  * workgroups) are submitted outside the recorded stream; until the probe has come back (`ready()`) the step declines
  * (null: the multi-dispatch kernels run). A probe that timed out, or a step whose barrier timed out (its flag read back
@@ -19,12 +23,12 @@
  * Declines (null) for: batch > 1, gradients (the decoder does not ask), stacks that are not all Mamba-2 or all Mamba-1
  * layers, Mamba-1 with Δ/B/C norms, q8 or mixed in_proj/out_proj formats, widths the kernel does not stage (dState > 256,
  * more than 64 gated-norm groups, x̂ over the workgroup memory), bindings over the adapter's limit, layer weights over
- * one binding.
+ * MEGA_MAX_ARENAS bindings or a matrix over one.
  */
 import type { DecodeStackArgs, Mamba1LayerArgs, Mamba2LayerArgs } from '../backend.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { BUFFER_USAGE, Store, f2u, type GpuRuntime, type KernelSpec } from './runtime.js';
-import { MEGA1, MEGA2, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
+import { MEGA1, MEGA2, MEGA_MAX_ARENAS, MEGA_MAX_GROUPS, MEGA_MAX_STATE, MEGA_TS, MT } from './kernels/mega.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -37,7 +41,8 @@ interface Plan {
   /** the options it was made with ('groups/rows') */
   opts: string;
   state: 'probing' | 'ready' | 'failed';
-  wm: Store;
+  /** the matrix arenas (one binding each, at most MEGA_MAX_ARENAS) */
+  wm: Store[];
   wc: Store;
   fmt: 'f' | 'b';
   variant: string;
@@ -90,6 +95,21 @@ export interface MegaOptions {
   rows: number;
   /** polls of a grid barrier before it gives up (sets the error flag) */
   spin: number;
+  /** bytes of a matrix arena at most (below the adapter's binding limit: tests split small models over arenas) */
+  arenaBytes?: number;
+}
+
+/** a greedy step's LM head and embedding (`MegaDecode.step`: the step's last phases, the token id its output) */
+export interface MegaHead {
+  /** the LM head [V, H] (in the layers' weight format) */
+  head: Tensor;
+  /** the embedding table [V', H] (the same tensor when tied) and its scale */
+  embed: Tensor;
+  scale: number;
+  /** the token id uploaded (the step's first upload: a chained step writes the next one there) */
+  ids: () => Store;
+  /** the output: one float, the token id */
+  out: Store;
 }
 
 export class MegaDecode {
@@ -125,10 +145,11 @@ export class MegaDecode {
   private readonly failed = new Map<string, string>();
 
   /**
-   * The step (see the file's comment): the final-normed rows as a store [H], or null (the caller runs the layers).
+   * The step (see the file's comment): the final-normed rows as a store [H] (greedy false), or with `greedy` where the
+   * LM head and the embedding can be bound its output, the token id (greedy true); null (the caller runs the layers).
    * `x` makes the embedded token (recorded first). A decline that will not change leaves its reason in `lastDecline`.
    */
-  step(a: DecodeStackArgs, x: () => Store): Store | null {
+  step(a: DecodeStackArgs, x: () => Store, greedy: MegaHead | null = null): { y: Store; greedy: boolean } | null {
     if (this.offNow()) return null;
     if (a.rows !== 1) return null;
     const ls = a.layers;
@@ -157,14 +178,52 @@ export class MegaDecode {
     const t = this.table(plan, args);
     if (typeof t === 'string') return this.decline(t);
     if (!t) return null; // (the states are being written by recorded work: at the next step)
+    if (greedy) this.lastHeadDecline = '';
+    const head = greedy ? this.headOk(plan, greedy) : null;
+    if (greedy && head) {
+      // (counted before the ids are uploaded — the upload buffer is one more — so that a step that falls back to the
+      // rows makes no upload of its own: a recorded step's first upload is where a chain writes the next token)
+      const rest = [greedy.out, plan.wm[0], plan.wc, t.sc, t.st, head.hw, head.em, ...this.more(plan)];
+      const n = new Set(rest.map((s) => s.ref)).size + 1;
+      if (n <= this.rt.maxStorageBuffers) {
+        const roles = [greedy.ids(), ...rest];
+        this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0]], grid: [this.opts.groups, 1, 1] });
+        return { y: greedy.out, greedy: true };
+      }
+      this.lastHeadDecline = `the greedy step binds ${n} buffers; the adapter allows ${this.rt.maxStorageBuffers}`;
+    }
     const xs = x();
     const y = this.out(plan.H);
-    const roles = [xs, y, plan.wm, plan.wc, t.sc, t.st];
+    const roles = [xs, y, plan.wm[0], plan.wc, t.sc, t.st, plan.wm[0], plan.wm[0], ...this.more(plan)];
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
     this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0], grid: [this.opts.groups, 1, 1] });
-    return y;
+    return { y, greedy: false };
+  }
+
+  /** the roles wm1 … wm3: the plan's further arenas (the first where it has fewer: no binding of their own) */
+  private more(plan: Plan): Store[] {
+    return Array.from({ length: MEGA_MAX_ARENAS - 1 }, (_, i) => plan.wm[i + 1] ?? plan.wm[0]);
+  }
+
+  /** why the last greedy step did not take the LM head into the kernel ('' when it did; the rows were returned) */
+  lastHeadDecline = '';
+  /** the LM head and the embedding as the greedy variant binds them, or null (the reason in lastHeadDecline) */
+  private headOk(plan: Plan, g: MegaHead): { hw: Store; em: Store } | null {
+    const fmt = plan.fmt === 'b' ? 'bf16' : 'f32';
+    for (const [name, t] of [['the LM head', g.head], ['the embedding', g.embed]] as const) {
+      const s = t.storage as Store;
+      const why = !(s instanceof Store) || s.blocks || s.lazy ? 'split into row blocks or a view'
+        : s.fmt !== fmt ? `${s.fmt}, not the layers' ${fmt}`
+        : t.shape.length !== 2 || t.shape[1] !== plan.H ? `of shape [${t.shape.join(', ')}], not [rows, ${plan.H}]`
+        : s.off % 4 !== 0 ? 'not at a whole vec4' : '';
+      if (why) {
+        this.lastHeadDecline = `${name} is ${why}`;
+        return null;
+      }
+    }
+    return { hw: g.head.storage as Store, em: g.embed.storage as Store };
   }
 
   /** after a replay of a recorded step (or any time): read the error flags back, one read at a time per plan */
@@ -220,7 +279,8 @@ export class MegaDecode {
     const K = args.flatMap((m) => matsOf(m as never)).map((t) => t.shape[1]);
     if (K.some((k) => k % (fmt === 'b' ? 8 : 4) !== 0)) return `matrix rows of ${[...new Set(K)].join(', ')} not whole vectors`;
     const xs = Math.ceil(width / 8) * 8;
-    const wgBytes = xs * 4 + 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 3 * 32 * 4 + 128;
+    // (+ 256 words: the greedy variant's argmax rows)
+    const wgBytes = xs * 4 + 2 * 256 * 4 + MEGA_MAX_GROUPS * 4 + 8 * 4 + 2 * MEGA_MAX_STATE * 4 + 3 * 32 * 4 + 128;
     if (wgBytes > this.rt.maxWorkgroupStorage) return `x̂ of ${xs} floats exceeds the workgroup memory`;
     const G = this.opts.groups;
     if (!Number.isInteger(G) || G < 1 || G > this.rt.maxWorkgroupsPerDim) return `megaGroups ${G} is not a workgroup count`;
@@ -228,13 +288,20 @@ export class MegaDecode {
     const srcs = [...mats, ...args.flatMap((m, i) => [a.layers[i].norm, ...Object.values(consts(m as never))]).filter((t): t is Tensor => !!t).map((t) => t.storage as Store), a.finalNorm.storage as Store];
     if (srcs.some((s) => s.lazy || s.blocks)) return 'a weight that is a view';
     if (this.rt.pendingWrites(srcs)) return null; // written by recorded work: try at the next step
-    let mw = 0;
+    // the matrices in order into arenas of at most one binding each (a layer's offsets carry their arena in bits 28–31)
+    const cap = Math.floor(Math.min(this.rt.maxBinding, this.opts.arenaBytes ?? Infinity) / 16);
+    const sizes = [0];
     const matOff = mats.map((s) => {
-      const o = mw;
-      mw += Math.ceil(s.len / 4);
-      return o;
+      const n = Math.ceil(s.len / 4);
+      if (n > cap) return -1;
+      if (sizes[sizes.length - 1] + n > cap) sizes.push(0);
+      const o = sizes[sizes.length - 1];
+      sizes[sizes.length - 1] += n;
+      return ((sizes.length - 1) << 28 | o) >>> 0;
     });
-    if (mw * 16 > this.rt.maxBinding) return `the layer weights (${mw * 16} bytes) exceed one binding (${this.rt.maxBinding})`;
+    const total = mats.reduce((n, s) => n + Math.ceil(s.len / 4) * 16, 0);
+    if (matOff.includes(-1)) return `a layer matrix exceeds one binding (${cap * 16} bytes)`;
+    if (sizes.length > MEGA_MAX_ARENAS) return `the layer weights (${total} bytes) need ${sizes.length} bindings of ${cap * 16} bytes; the kernel binds ${MEGA_MAX_ARENAS}`;
     let cw = 0;
     const copies: [Store, number][] = [];
     const place = (t: Tensor | null): number => {
@@ -257,12 +324,12 @@ export class MegaDecode {
     const hc = [has((m) => m.convBias), has((m) => m.D), has((m) => m.dtBias), has((m) => m.inProjBias), has((m) => m.outProjBias)];
     if (hc.includes(null)) return 'layers that differ in which biases they have';
     const flags = hc.reduce((f, h, i) => f | (h ? 1 << i : 0), 0);
-    const wmRef = this.rt.newBuffer(Math.max(16, mw * 16), 'mega matrix arena');
+    const wmRefs = sizes.map((n, i) => this.rt.newBuffer(Math.max(16, n * 16), `mega matrix arena ${i}`));
     const wcRef = this.rt.newBuffer(Math.max(16, cw * 4), 'mega constant arena');
-    const wm = new Store(wmRef, 0, mw * 4), wc = new Store(wcRef, 0, cw);
+    const wm = wmRefs.map((r, i) => new Store(r, 0, sizes[i] * 4)), wc = new Store(wcRef, 0, cw);
     // the copies (queue order: after every submitted write of the weights; none is pending, checked above)
     this.rt.submitNow(null, (enc) => {
-      mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRef.gpu, matOff[i] * 16, s.len * 4));
+      mats.forEach((s, i) => enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wmRefs[matOff[i] >>> 28].gpu, (matOff[i] & 0x0fffffff) * 16, s.len * 4));
       for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
@@ -297,7 +364,7 @@ export class MegaDecode {
     if (nh % Gn !== 0) return 'heads not a multiple of the groups';
     if (I % 8 !== 0) return `d_inner ${I} not a multiple of 8`;
     return {
-      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L, scWords: 3 * L + 1 + H + NZ + I, stateSizes: [C * Kc, nh * hd * N],
+      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, gnorm: m.norm, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, I, nh, hd, N, Gn, Kc, NZ, gs, eps, flags, spin, fnorm],
@@ -316,7 +383,7 @@ export class MegaDecode {
     }
     if (D % 8 !== 0) return `d_inner ${D} not a multiple of 8`;
     return {
-      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L, scWords: 4 * L + 1 + H + 2 * D + J + D, stateSizes: [D * Kc, D * N],
+      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L + 1, scWords: 4 * L + 2 + H + 2 * D + J + D + 2 * this.opts.groups, stateSizes: [D * Kc, D * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, D, R, 0, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],
@@ -336,7 +403,8 @@ export class MegaDecode {
     const dummy = this.rt.dummy;
     const params = [...plan.params, rounds];
     this.rt.submitNow(
-      { spec: plan.spec, variant: plan.variant, roles: [dummy, dummy, plan.wm, plan.wc, sc, dummy], params, grid: [G, 1, 1] },
+      // (the greedy variant: its LM head phases' workgroup memory and registers are the larger)
+      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm[0], plan.wc, sc, dummy, plan.wm[0], plan.wm[0], ...this.more(plan)], params: [...params, 1, 0, 1], grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );

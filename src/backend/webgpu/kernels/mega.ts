@@ -12,7 +12,10 @@
  * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
  *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows, and
  *    x ← x + scale · (out_proj + bias);
- * then workgroup 0 writes the final-normed rows (the LM head and the argmax stay their own dispatches).
+ * then workgroup 0 writes the final-normed rows; or, in a greedy step (variant 'a'), the layer-0 input is the token's
+ * embedding row (gathered by every workgroup from the token id in x) and the LM head runs as the last phases — every
+ * workgroup its blocks of head rows with the final norm folded, its best (logit, row) into the scratch, a grid
+ * barrier, workgroup 0 the argmax of those into y[0]: a greedy step is ONE dispatch (`tail`).
  *
  * Memory model. Activations that one workgroup writes and another reads later in the same dispatch (x, zx, y) live
  * in the atomic scratch `sc` and are read with atomicLoad (device-scope atomics: never through a stale per-SM cache).
@@ -24,9 +27,9 @@
  * input x (written by an earlier dispatch) are ordinary loads; each SSM state row and conv window is read and written
  * by one workgroup (windows only after a barrier), across dispatches as any kernel.
  *
- * The grid barrier k (3 per layer): thread 0 of each workgroup adds 1 to counter slot k and spins on an atomicLoad
+ * The grid barrier k (3 per layer, then the LM head's: slot 3L, used by greedy steps only): thread 0 of each workgroup adds 1 to counter slot k and spins on an atomicLoad
  * until it holds NWG; the workgroup that arrives last at barrier k resets slot k − 1 (everyone has left it), and
- * workgroup 0 resets the last slot at the start of the next dispatch, so no reset dispatch is needed. The spin is
+ * workgroup 0 resets the last two slots (the last of either kind of step) at the start of the next dispatch, so no reset dispatch is needed. The spin is
  * bounded: after `spin` polls (or on seeing the flag) it sets the error flag sc[NB] and the workgroup returns; a
  * dispatch that finds the flag set returns at once (the host reads the flag and falls back to the multi-dispatch
  * kernels: mega.ts).
@@ -81,41 +84,58 @@ fn gsync(k: u32, li: u32) -> bool {
 fn gstart(li: u32, last: u32) -> bool {
   if (li == 0u) {
     wbad = atomicLoad(&$sc[o_sc + FLAG_]);
+    // the last barrier slot of the dispatch before (the LM head's, last − 1, or the last layer's, last − 2)
     if (WGI_ == 0u && last > 0u) { atomicStore(&$sc[o_sc + last - 1u], 0u); }
+    if (WGI_ == 0u && last > 1u) { atomicStore(&$sc[o_sc + last - 2u], 0u); }
   }
   return workgroupUniformLoad(&wbad) == 0u;
 }`;
 
 /**
- * variant `${f|b}${XS}r${RPW}`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
- * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), and the projections' rows per pass of a
- * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes).
- * roles: x (input rows [H], the embedded token), y (output: the final-normed rows [H]), wm (matrix arena), wc
+ * MEGA2's and MEGA1's roles (hw, em: the LM head and the embedding table of a greedy step, else any buffer, unread;
+ * wm1 … wm3: the further matrix arenas of a stack past one binding, else wm again)
+ */
+const MEGA_ROLES = ['x', 'y', 'wm', 'wc', 'sc', 'st', 'hw', 'em', 'wm1', 'wm2', 'wm3'];
+/** matrix arenas a step binds at most (table offsets: the arena in bits 28–31, vec4s below) */
+export const MEGA_MAX_ARENAS = 4;
+
+/**
+ * variant `${f|b}${XS}r${RPW}[a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
+ * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), the projections' rows per pass of a
+ * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), and 'a':
+ * a greedy step (the embedding gather and the LM head's argmax inside).
+ * roles: x (input rows [H], the embedded token; 'a': the token id, one float), y (output: the final-normed rows [H];
+ * 'a': the chosen token id, one float), wm (matrix arena), wc
  * (constant arena: norms, conv, biases, A, D), sc (the state's atomic scratch: counter slots, flag, x [H], zx [NZ],
- * y [I], then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and st, as u32 bits; staged into
+ * y [I], the argmax pairs (2 words a workgroup), then the layer table, MEGA_TS words a layer: offsets into wm (vec4s), wc and st, as u32 bits; staged into
  * workgroup memory at each layer's start), st (the state's conv windows and SSM states, one buffer: mega.ts moves them
- * there).
+ * there), hw and em ('a': the LM head [V, H] and the embedding table, in wm's format, vec4-aligned; else unread).
  * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
  * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc), probe (> 0: the co-residency probe,
- * that many barriers over sc and nothing else).
+ * that many barriers over sc and nothing else); 'a': V (the head's rows), the embedding scale, the embedding's rows.
  */
 export const MEGA2: KernelSpec = {
   name: 'mega2',
-  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  roles: MEGA_ROLES,
   writes: ['y', 'sc', 'st'],
-  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  types: megaTypes,
   wgsl: (v) => mega2Wgsl(v),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number } {
-  const m = /^([fb])(\d+)r(8|16|32)$/.exec(v);
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; greedy: boolean } {
+  const m = /^([fb])(\d+)r(8|16|32)(a?)$/.exec(v);
   if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega2: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]) };
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), greedy: m[4] === 'a' };
+}
+/** the matrix arena, the LM head and the embedding: vec4s of the weight format */
+function megaTypes(v: string): Record<string, string> {
+  const w = v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>';
+  return { wm: w, wm1: w, wm2: w, wm3: w, hw: w, em: w, sc: 'atomic<u32>' };
 }
 
 /** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
 function megaCommon(v: string): string {
-  const { fmt, xs, rpw } = megaParse(v);
+  const { fmt, xs, rpw, greedy } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
   const dot = fmt === 'f'
     ? /* wgsl */ `
@@ -145,6 +165,35 @@ fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
     acc += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
   }
   return acc;
+}`;
+  // a greedy step ('a'): the layer-0 input is the embedded token (read from x, the token id), the LM head's rows (hw,
+  // the same format) in the last phases; else x is the embedded token
+  const el = fmt === 'f'
+    ? 'let v = $em[o_em / 4u + e / 4u]; return v[e % 4u];'
+    : 'let p = $em[o_em / 4u + e / 8u][(e % 8u) / 2u]; if (e % 2u == 0u) { return bitcast<f32>(p << 16u); } return bitcast<f32>(p & 0xffff0000u);';
+  const input = greedy
+    ? /* wgsl */ `
+var<private> TOK_: u32;
+var<private> EMS_: f32;
+var<private> H_: u32;
+var<workgroup> rbi: array<u32, 256>;
+/** element e of the embedding table */
+fn eel(e: u32) -> f32 { ${el} }
+/** the layer-0 input: the token's embedding row times the embedding scale */
+fn xin(k: u32) -> f32 { return EMS_ * eel(TOK_ * H_ + k); }
+${AMAX}
+${dot.replace('fn rowdot(', 'fn hdot(').replaceAll('$wm[', '$hw[')}`
+    : /* wgsl */ `
+fn xin(k: u32) -> f32 { return $x[o_x + k]; }`;
+  // a layer matrix's row: its arena from the offset's top bits (uniform over the row: one branch, then that arena's loop)
+  const arenas = ['wm', 'wm1', 'wm2', 'wm3'].map((r, i) => dot.replace('fn rowdot(', `fn rowdot${i}(`).replaceAll('$wm[', `$${r}[`)).join('');
+  const rowdot = /* wgsl */ `${arenas}
+fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  let a = wo >> 28u; let o = wo & 0x0fffffffu;
+  if (a == 0u) { return rowdot0(o, j, K, lane); }
+  if (a == 1u) { return rowdot1(o, j, K, lane); }
+  if (a == 2u) { return rowdot2(o, j, K, lane); }
+  return rowdot3(o, j, K, lane);
 }`;
   return /* wgsl */ `
 const RPW: u32 = ${rpw}u;
@@ -177,7 +226,7 @@ fn wsum(v: f32, li: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
-${dot}
+${rowdot}
 /** v summed over the TPR lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
 fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
   red[li] = v;
@@ -187,7 +236,8 @@ fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
     workgroupBarrier();
   }
   return red[li];
-}`;
+}
+${input}`;
 }
 
 /**
@@ -211,7 +261,7 @@ const NORM_X = /* wgsl */ `
     for (var q = li; q < H / 4u; q += 256u) {
       var v: vec4<f32>;
       if (l == 0u) {
-        v = vec4<f32>($x[o_x + 4u * q], $x[o_x + 4u * q + 1u], $x[o_x + 4u * q + 2u], $x[o_x + 4u * q + 3u]);
+        v = vec4<f32>(xin(4u * q), xin(4u * q + 1u), xin(4u * q + 2u), xin(4u * q + 3u));
       } else {
         v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
       }
@@ -247,17 +297,90 @@ const OUT_PROJ = (K: string): string => /* wgsl */ `
 ${rows('H', `rowdot(outW, j, ${K}, lane)`, `var b = 0.0;
         if (hasOutB) { b = cw(outB + j); }
         var xo = 0.0;
-        if (l == 0u) { xo = $x[o_x + j]; } else { xo = aget(XB + j); }
+        if (l == 0u) { xo = xin(j); } else { xo = aget(XB + j); }
         aput(XB + j, xo + scale * (o + b));`)}`;
 
-/** after the last layer, workgroup 0: the final-normed rows into y */
-const FINAL_NORM = /* wgsl */ `
+/**
+ * after the last layer: without 'a', workgroup 0 writes the final-normed rows into y. With 'a' (a greedy step), the
+ * LM head as the last phases: every workgroup the final-normed rows into xs4, its blocks of RPW head rows (V, param
+ * 15) keeping each thread's best (value, row; the lower row on ties, as ARGMAX_PART / ARGMAX_FINAL), the workgroup's
+ * best into the scratch (PART + 2 wgi: value bits, row); a grid barrier (slot NB − 1); workgroup 0 reduces the
+ * workgroups' pairs and writes the token id into y[0] as a float (−1 if no logit was a number), which a chained step
+ * copies into the next step's x.
+ */
+/** a greedy step's start: the token (x[0], clamped to the embedding's rows, param 17), the embedding scale (16) */
+function greedyStart(v: string): string {
+  return megaParse(v).greedy ? 'H_ = H; EMS_ = pf(PK + 16u); TOK_ = min(u32(max($x[o_x], 0.0)), pu(PK + 17u) - 1u);' : '';
+}
+function tail(v: string): string {
+  if (!megaParse(v).greedy) {
+    return /* wgsl */ `
   if (wgi == 0u) {
     var s3 = 0.0;
     for (var k = li; k < H; k += 256u) { let vv = aget(XB + k); s3 += vv * vv; }
     let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
     for (var k = li; k < H; k += 256u) { $y[o_y + k] = aget(XB + k) * rf * cw(fnorm + k); }
   }`;
+  }
+  return /* wgsl */ `
+  var s3 = 0.0;
+  for (var q = li; q < H / 4u; q += 256u) {
+    let v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
+    xs4[q] = v;
+    s3 += dot(v, v);
+  }
+  let rf = inverseSqrt(wsum(s3, li) / f32(H) + eps);
+  for (var q = li; q < H / 4u; q += 256u) {
+    xs4[q] = xs4[q] * (vec4<f32>(cw(fnorm + 4u * q), cw(fnorm + 4u * q + 1u), cw(fnorm + 4u * q + 2u), cw(fnorm + 4u * q + 3u)) * rf);
+  }
+  workgroupBarrier();
+  let V = pu(PK + 15u);
+  let hwo = o_hw / 4u;
+  var best = -3.4028234663852886e38;
+  var bix = 0xffffffffu;
+  for (var j0 = wgi * RPW; j0 < V; j0 += nwgs * RPW) {
+    let j = j0 + r;
+    var acc = 0.0;
+    if (j < V) { acc = hdot(hwo, j, H, lane); }
+    let o = lanesum(acc, li, lane);
+    if (lane == 0u && j < V && (o > best || (bix == 0xffffffffu && o == best))) { best = o; bix = j; }
+    workgroupBarrier();
+  }
+  amax(best, bix, li);
+  if (li == 0u) {
+    aput(PART + 2u * wgi, red[0]);
+    DEP_ ^= atomicExchange(&$sc[o_sc + PART + 2u * wgi + 1u], rbi[0]);
+  }
+  if (!gsync(NB - 1u, li)) { return; }
+  if (wgi == 0u) {
+    var b2 = -3.4028234663852886e38;
+    var i2 = 0xffffffffu;
+    for (var k = li; k < nwgs; k += 256u) {
+      let vv = aget(PART + 2u * k); let ii = atomicLoad(&$sc[o_sc + PART + 2u * k + 1u]);
+      if (abetter(vv, ii, b2, i2)) { b2 = vv; i2 = ii; }
+    }
+    amax(b2, i2, li);
+    if (li == 0u) {
+      var o = -1.0;
+      if (rbi[0] != 0xffffffffu) { o = f32(rbi[0]); }
+      $y[o_y] = o;
+    }
+  }`;
+}
+/** the argmax reduce over the workgroup (greedy: red, rbi; the result in red[0], rbi[0]) */
+const AMAX = /* wgsl */ `
+fn abetter(v: f32, i: u32, best: f32, idx: u32) -> bool {
+  return i != 0xffffffffu && (idx == 0xffffffffu || v > best || (v == best && i < idx));
+}
+fn amax(v: f32, i: u32, li: u32) {
+  workgroupBarrier();
+  red[li] = v; rbi[li] = i;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s && abetter(red[li + s], rbi[li + s], red[li], rbi[li])) { red[li] = red[li + s]; rbi[li] = rbi[li + s]; }
+    workgroupBarrier();
+  }
+}`;
 
 function mega2Wgsl(v: string): string {
   return /* wgsl */ `${megaCommon(v)}
@@ -271,15 +394,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
   let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
   NWG_ = nwgs; WGI_ = wgi;
-  let NB = 3u * L;
+  let NB = 3u * L + 1u;
   FLAG_ = NB;
-  let XB = NB + 1u; let ZB = XB + H; let YB = ZB + NZ;
+  let XB = NB + 1u; let ZB = XB + H; let YB = ZB + NZ; let PART = YB + I;
+${greedyStart(v)}
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
   let r2 = li / T2; let lane2 = li % T2;
 ${PROBE}
   if (!gstart(li, NB)) { return; }
-  let TB = YB + I;
+  let TB = PART + 2u * nwgs;
   for (var l = 0u; l < L; l++) {
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
     workgroupBarrier();
@@ -380,7 +504,7 @@ ${rows('NZ', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + 
 ${OUT_PROJ('I')}
     if (!gsync(3u * l + 2u, li)) { return; }
   }
-${FINAL_NORM}
+${tail(v)}
 }`;
 }
 
@@ -390,27 +514,37 @@ ${FINAL_NORM}
  * weight format, are read from the constant arena): per layer, 4 phases —
  * (1) RMSNorm(x) per workgroup, in_proj rows → xz (x then z, 2D);
  * (2) u = silu(conv) of all D channels recomputed per workgroup (old window slots 1 … Kc−1, the new x), x_proj rows
- *     (J = R + 2N) → xdbl;
- * (3) channels in blocks of RPW round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
+ *     (J = R + 2N) → xdbl, one row a workgroup (all 256 lanes: J is small);
+ * (3) channels in blocks of 8 (32 lanes each, whatever RPW) round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
  *     (every workgroup read the old ones in phase 2), h = exp(Δ A) h + Δ u B, y = (C · h + D u) · silu(z);
  * (4) y staged, out_proj rows, x ← x + scale · (out + bias).
- * sc: 4L counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the table. params (MEGA2's slots): L, H, D, R, 0,
+ * sc: 4L + 1 counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the argmax pairs, the table. Greedy ('a'): as MEGA2. params (MEGA2's slots): L, H, D, R, 0,
  * N, 0, Kc, 2D, 0, eps, flags (1 conv bias, 2 D, 4 dt bias, 8 in_proj bias, 16 out_proj bias), spin, fnorm, probe.
  */
 export const MEGA1: KernelSpec = {
   name: 'mega1',
-  roles: ['x', 'y', 'wm', 'wc', 'sc', 'st'],
+  roles: MEGA_ROLES,
   writes: ['y', 'sc', 'st'],
-  types: (v) => ({ wm: v[0] === 'b' ? 'vec4<u32>' : 'vec4<f32>', sc: 'atomic<u32>' }),
+  types: megaTypes,
   wgsl: (v) => /* wgsl */ `${megaCommon(v)}
-var<workgroup> su: array<f32, 32>;
-var<workgroup> sdt: array<f32, 32>;
-var<workgroup> sg: array<f32, 32>;
-/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4 */
-fn cdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+var<workgroup> su: array<f32, 8>;
+var<workgroup> sdt: array<f32, 8>;
+var<workgroup> sg: array<f32, 8>;
+/** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4, lanes lane of n */
+fn cdot(wo: u32, j: u32, K: u32, lane: u32, n: u32) -> f32 {
   var acc = 0.0;
-  for (var k = lane; k < K; k += TPR) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
+  for (var k = lane; k < K; k += n) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
   return acc;
+}
+/** v summed over the T2 lanes of each of the PB channel groups (valid at lane2 0: red[li]); barriers inside */
+fn lanesum2(v: f32, li: u32, lane2: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = T2 / 2u; s > 0u; s >>= 1u) {
+    if (lane2 < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  return red[li];
 }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -422,11 +556,13 @@ ${PROBE}
   let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
   let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
   NWG_ = nwgs; WGI_ = wgi;
-  let NB = 4u * L;
+  let NB = 4u * L + 1u;
   FLAG_ = NB;
   let J = R + 2u * N;
-  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let TB = YB + D;
+  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let PART = YB + D; let TB = PART + 2u * nwgs;
+${greedyStart(v)}
   let r = li / TPR; let lane = li % TPR;
+  let r2 = li / T2; let lane2 = li % T2;
   if (!gstart(li, NB)) { return; }
   for (var l = 0u; l < L; l++) {
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
@@ -446,49 +582,56 @@ ${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(in
       xs4[c / 4u][c % 4u] = silu(fma(cw(kb + Kc - 1u), aget(ZB + c), val));
     }
     workgroupBarrier();
+    // x_proj: one row a workgroup, all 256 lanes (its J = R + 2N rows are few: blocks of RPW rows left most of the
+    // workgroups idle — 10 of 132 busy for mamba-130m's 80 rows at r8, 3 at r32 — and each row to 256 / RPW lanes)
     let xpW = tu(l, ${MT.xpW}u);
-${rows('J', 'cdot(xpW, j, D, lane)', 'aput(DB + j, o);')}
+    for (var j = wgi; j < J; j += nwgs) {
+      let o = wsum(cdot(xpW, j, D, li, 256u), li);
+      if (li == 0u) { aput(DB + j, o); }
+    }
     if (!gsync(4u * l + 1u, li)) { return; }
     // ---- phase 3: per channel Δ, u, the window shifted, the state update, y
     for (var q = li; q < J; q += 256u) { xs4[q / 4u][q % 4u] = aget(DB + q); }
     workgroupBarrier();
     let dtW = tu(l, ${MT.dtW}u); let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u);
-    for (var d0 = wgi * RPW; d0 < D; d0 += nwgs * RPW) {
-      let d = d0 + r;
+    // channels in blocks of PB (8) of T2 (32) lanes whatever RPW (at r32: 48 blocks of 32 for mamba-130m's 1536 channels, under
+    // the 132 workgroups; 192 blocks of 8)
+    for (var d0 = wgi * PB; d0 < D; d0 += nwgs * PB) {
+      let d = d0 + r2;
       var acc = 0.0;
-      if (d < D) { acc = cdot(dtW, d, R, lane); }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && d < D) {
+      if (d < D) { acc = cdot(dtW, d, R, lane2, T2); }
+      let o = lanesum2(acc, li, lane2);
+      if (lane2 == 0u && d < D) {
         var bias = 0.0;
         if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
-        sdt[r] = softplus(o + bias);
+        sdt[r2] = softplus(o + bias);
         var val = 0.0;
         if (hasCB) { val = cw(cbo + d); }
         let wb = coff + d * Kc; let kb = cwo + d * Kc;
         let xn = aget(ZB + d);
         for (var t = 0u; t + 1u < Kc; t++) { val = fma(cw(kb + t), $st[o_st + wb + t + 1u], val); }
-        su[r] = silu(fma(cw(kb + Kc - 1u), xn, val));
+        su[r2] = silu(fma(cw(kb + Kc - 1u), xn, val));
         for (var t = 0u; t + 1u < Kc; t++) { $st[o_st + wb + t] = $st[o_st + wb + t + 1u]; }
         $st[o_st + wb + Kc - 1u] = xn;
-        sg[r] = silu(aget(ZB + D + d));
+        sg[r2] = silu(aget(ZB + D + d));
       }
       workgroupBarrier();
       var part = 0.0;
       if (d < D) {
-        let dt = sdt[r];
-        let du = dt * su[r];
+        let dt = sdt[r2];
+        let du = dt * su[r2];
         let so = soff + d * N;
-        for (var n = lane; n < N; n += TPR) {
+        for (var n = lane2; n < N; n += T2) {
           let hv = exp(dt * cw(Ao + d * N + n)) * $st[o_st + so + n] + du * xs4[(R + n) / 4u][(R + n) % 4u];
           $st[o_st + so + n] = hv;
           part += hv * xs4[(R + N + n) / 4u][(R + N + n) % 4u];
         }
       }
-      let y = lanesum(part, li, lane);
-      if (lane == 0u && d < D) {
+      let y = lanesum2(part, li, lane2);
+      if (lane2 == 0u && d < D) {
         var dd = 0.0;
         if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
-        aput(YB + d, (y + dd * su[r]) * sg[r]);
+        aput(YB + d, (y + dd * su[r2]) * sg[r2]);
       }
       workgroupBarrier();
     }
@@ -501,6 +644,6 @@ ${rows('J', 'cdot(xpW, j, D, lane)', 'aput(DB + j, o);')}
 ${OUT_PROJ('D')}
     if (!gsync(4u * l + 3u, li)) { return; }
   }
-${FINAL_NORM}
+${tail(v)}
 }`,
 };
