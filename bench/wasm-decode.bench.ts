@@ -42,7 +42,8 @@
  * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
  * every step, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
- * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
+ * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
+ * q8-rows4 = the q8 matrix-vector kernel before session 32 (runtime.gemvQ8 = 'rows4': 4 rows at once; q8 weights only).
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -72,7 +73,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
     'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
-    'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
+    'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
+    'q8-rows4 (the q8 matrix-vector kernel before session 32, 4 rows at once: runtime.gemvQ8 = \'rows4\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -117,6 +119,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
+  be.runtime.gemvQ8 = 'seq';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -142,11 +145,12 @@ function apply(be: WasmBackend, v: string): Variant {
       out.fixed = true;
     }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
+    else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-rows4, prompt:N, gc)`);
   }
   return out;
 }

@@ -140,6 +140,67 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 }
 
 /**
+ * 4 blocks of q8 W from qp · the quantized x blocks from xp (4 × 64 bytes) → their 4 block sums S as f32x4 (lanes =
+ * blocks; exact, see hsum4s), each times its scale product (scales of W at sp, of x at xsp: lanes = blocks), as f32x4.
+ * The block sums go through the globals t0..t3 (see there) or u0..u3.
+ */
+// @ts-ignore: decorator
+@inline function q8blocks4t(qp: usize, xp: usize, sp: usize, xsp: usize): v128 {
+  t0 = q8bdotW(qp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+  t1 = q8bdotW(qp + 32, v128.load(xp, 64), v128.load(xp, 80), v128.load(xp, 96), v128.load(xp, 112));
+  t2 = q8bdotW(qp + 64, v128.load(xp, 128), v128.load(xp, 144), v128.load(xp, 160), v128.load(xp, 176));
+  t3 = q8bdotW(qp + 96, v128.load(xp, 192), v128.load(xp, 208), v128.load(xp, 224), v128.load(xp, 240));
+  return f32x4.mul(hsum4s(t0, t1, t2, t3), f32x4.mul(v128.load(sp), v128.load(xsp)));
+}
+/** q8blocks4t through u0..u3 */
+// @ts-ignore: decorator
+@inline function q8blocks4u(qp: usize, xp: usize, sp: usize, xsp: usize): v128 {
+  u0 = q8bdotW(qp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+  u1 = q8bdotW(qp + 32, v128.load(xp, 64), v128.load(xp, 80), v128.load(xp, 96), v128.load(xp, 112));
+  u2 = q8bdotW(qp + 64, v128.load(xp, 128), v128.load(xp, 144), v128.load(xp, 160), v128.load(xp, 176));
+  u3 = q8bdotW(qp + 96, v128.load(xp, 192), v128.load(xp, 208), v128.load(xp, 224), v128.load(xp, 240));
+  return f32x4.mul(hsum4s(u0, u1, u2, u3), f32x4.mul(v128.load(sp), v128.load(xsp)));
+}
+
+/** acc + lane 0 + lane 1 + lane 2 + lane 3 of p, in that order (f32) */
+// @ts-ignore: decorator
+@inline function addLanes(acc: f32, p: v128): f32 {
+  acc += f32x4.extract_lane(p, 0);
+  acc += f32x4.extract_lane(p, 1);
+  acc += f32x4.extract_lane(p, 2);
+  return acc + f32x4.extract_lane(p, 3);
+}
+
+/**
+ * 1 quantized x row × 1 row of q8 W (the same arithmetic as q8dot1x1, so the same bits as one lane of q8dot1x4),
+ * 8 blocks per step: each 4 blocks' integer sums reduced together (hsum4s, lanes = blocks), scaled by one vector load
+ * of the row's 4 scales times one of x's, then added to the row's sum one lane after another, in block order. One
+ * copy of this loop walks the rows of W one after another (see gemvQ8Mode).
+ */
+// @ts-ignore: decorator
+@inline function q8dot1row(xq: usize, xs: usize, q0: usize, s0: usize, K: i32): f32 {
+  let acc: f32 = 0;
+  const nb = <usize>K >> 5;
+  let b: usize = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const xp = xq + (b << 6), qp = q0 + (b << 5), sp = s0 + (b << 2), xsp = xs + (b << 2);
+    const p = q8blocks4t(qp, xp, sp, xsp);
+    const r = q8blocks4u(qp + 128, xp + 256, sp + 16, xsp + 16);
+    acc = addLanes(addLanes(acc, p), r);
+  }
+  if (b + 4 <= nb) {
+    acc = addLanes(acc, q8blocks4t(q0 + (b << 5), xq + (b << 6), s0 + (b << 2), xs + (b << 2)));
+    b += 4;
+  }
+  for (; b < nb; b++) {
+    const xp = xq + (b << 6), so = b << 2;
+    const t = q8bdotW(q0 + (b << 5), v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+    acc += hsum1s(t) * (load<f32>(s0 + so) * load<f32>(xs + so));
+  }
+  return acc * Q8_UNSCALE;
+}
+
+/**
  * 4 quantized x rows (xq0, stride xqrowB; scales xs0, stride xsrowB) × 1 row of q8 W → y rows i..i+3 (y0, stride
  * yrowB), column j. The widened weights serve the 4 rows of x. (For the columns q8tile4x2 leaves.)
  */
@@ -215,6 +276,24 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
   store1(y0 + 3 * yrowB, bias, j + 1, f32x4.extract_lane(r1, 3));
 }
 
+// The M = 1 kernel (decode). Mode 0 ('seq', default): one row of W at a time through one copy of the row loop
+// (q8dot1row), so that its loads walk W from the first byte to the last, as gemvF32Seq does for f32 (linear.ts).
+// Mode 1 ('rows4', the kernel before issue 18's session 32): 4 rows at once (q8dot1x4: the x block loaded once for
+// the 4, each of 4 load instructions on every 4th row, the next group touched meanwhile). The same bits.
+
+/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 0 one row at a time (default), 1 four rows at once */
+let gemvQ8Mode: i32 = 0;
+
+/** team kernel: every thread's instance selects its q8 matrix-vector kernel (see gemvQ8Mode) */
+export function set_gemv_q8_mode(mode: i32, t: i32, T: i32): void {
+  gemvQ8Mode = mode;
+}
+
+/** this instance's gemvQ8Mode */
+export function gemv_q8_mode(): i32 {
+  return gemvQ8Mode;
+}
+
 /**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq: i16 [M, K] in its layout, xs f32 [M, K/32])
  * and W q8: qs int8 [N, K], scales f32 [N, K/32]. K must be a multiple of 32.
@@ -225,6 +304,10 @@ export function linear_q8(xq: usize, xs: usize, qs: usize, scales: usize, bias: 
   const qrowB = <usize>K, srowB = <usize>K >> 3; // also the bytes of xs per x row
   const qpB = qrowB << 2, spB = srowB << 2; // a panel of 4 rows
   const xqrowB = <usize>K << 1, yrowB = <usize>N << 2;
+  if (M == 1 && gemvQ8Mode == 0) {
+    for (let j = n0; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+    return;
+  }
   if (M == 1) {
     let j = n0;
     for (; j + 4 <= n1; j += 4) {
