@@ -296,13 +296,22 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
           be.stepIn = false;
           const onSplit = await stepLogits(model.lm, ids, 6, 4);
           assert.ok(touched > 0, 'on, in_proj its own call: linear_q8_touch ran');
+          // the q8 matrix-vector kernel before session 32 (4 rows at once), touching and not
+          rt.gemvQ8 = 'rows4';
+          const onRows4 = await stepLogits(model.lm, ids, 6, 4);
+          be.touchState = false;
+          be.stepIn = true;
+          const offRows4 = await stepLogits(model.lm, ids, 6, 4);
           for (let i = 0; i < off.length; i++) {
             assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
             assert.deepEqual(onSplit[i], off[i], `step ${i}: logits differ (in_proj its own call)`);
+            assert.deepEqual(onRows4[i], off[i], `step ${i}: logits differ (gemvQ8 'rows4', touching)`);
+            assert.deepEqual(offRows4[i], off[i], `step ${i}: logits differ (gemvQ8 'rows4')`);
           }
         } finally {
           rt.run = run0;
           rt.runTeam = team0;
+          rt.gemvQ8 = 'seq';
           be.touchState = false;
           be.stepIn = true;
           be.decodeOneCall = true;

@@ -445,18 +445,32 @@ export function quantize_q8(w: usize, qs: usize, scales: usize, N: i32, K: i32, 
  */
 export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize,
                                 M: i32, K: i32, N: i32, touch: usize, touchBytes: usize, n0: i32, n1: i32): void {
-  const t0 = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
-  const t1 = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
+  const ta = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
+  const tb = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
   const qrowB = <usize>K, srowB = <usize>K >> 3;
+  if (gemvQ8Mode == 0) {
+    // one row at a time (as linear_q8): each row's share of the lines touched just before it
+    const rows = <usize>max(n1 - n0, 1);
+    const perRow = ((tb - ta) / 64 + rows - 1) / rows;
+    let junk: u32 = 0;
+    let px = ta;
+    for (let j = n0; j < n1; j++) {
+      const pe = min(px + perRow * 64, tb);
+      for (; px < pe; px += 64) junk ^= load<u32>(px);
+      store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+    }
+    sinkTouches(junk);
+    return;
+  }
   const qpB = qrowB << 2, spB = srowB << 2;
   const groups = <usize>max((n1 - n0) >> 2, 1);
-  const lines = ((t1 - t0) / 64 + groups - 1) / groups;
-  let px = t0;
+  const lines = ((tb - ta) / 64 + groups - 1) / groups;
+  let px = ta;
   let j = n0;
   for (; j + 4 <= n1; j += 4) {
     const qj = qs + <usize>j * qrowB, sj = scales + <usize>j * srowB;
     const more = j + 8 <= n1;
-    const nl = px < t1 ? min(lines, (t1 - px) / 64) : 0;
+    const nl = px < tb ? min(lines, (tb - px) / 64) : 0;
     store4(y, bias, j, q8dot1x4(xq, xs, qj, sj, K, more ? qj + qpB : 0, sj + spB, nl ? px : 0, nl));
     px += nl * 64;
   }
