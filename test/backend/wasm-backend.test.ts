@@ -508,6 +508,45 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
   }
 });
 
+describe('wasm backend: the q8 matrix-vector kernel of before session 32 (gemvQ8 \'rows4\')', () => {
+  // mamba-tiny / mamba2-tiny: the one-call decode (decodeStack); bamba-tiny: Mamba-2 and attention sublayers;
+  // llama-tiny: attention and gated MLPs (q/k/v and gate/up through linearMany)
+  for (const name of ['mamba-tiny', 'mamba2-tiny', 'bamba-tiny', 'llama-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, q8, ${threads} thread(s): prefill and decode logits (batch 1 and 2) bit-identical with 'seq' (default) and 'rows4'`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        assert.equal(be.runtime.gemvQ8, 'seq');
+        const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          const single = async (): Promise<Float32Array[]> => {
+            const s = model.lm.createState(1);
+            const out = [(await model.lm.advance([ids.slice(0, 5)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]]], s)).data.slice());
+            return out;
+          };
+          be.runtime.gemvQ8 = 'seq';
+          const seq1 = await single();
+          be.runtime.gemvQ8 = 'rows4';
+          const old1 = await single();
+          for (let i = 0; i < seq1.length; i++) assert.deepEqual(seq1[i], old1[i], `batch 1, step ${i}: logits differ`);
+          // batch 2 (M = 2 runs the tiles, whose rows are the same bits as the M = 1 kernels')
+          const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvQ8 = on ? 'rows4' : 'seq'));
+          for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `batch 2, step ${i}: logits differ`);
+        } finally {
+          rt.run = run0;
+          rt.runTeam = team0;
+          be.runtime.gemvQ8 = 'seq';
+        }
+      });
+    }
+  }
+  it('a bad value is an error naming the option', () => {
+    assert.throws(() => new WasmBackendClass({ threads: 1, gemvQ8: 'fast' as never }), /option "gemvQ8" must be 'seq' or 'rows4'/);
+  });
+});
+
 describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (gemvF32 \'rows4\')', () => {
   for (const name of ['mamba-tiny', 'mamba2-tiny', 'llama-tiny']) {
     for (const threads of [1, 2, 3]) {
