@@ -201,6 +201,40 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 }
 
 /**
+ * q8dot1row touching `lines` 64-byte lines from px meanwhile (linear_q8_touch), one before each 4 blocks while any are
+ * left, so that each miss overlaps compute (the same bits as q8dot1row)
+ */
+// @ts-ignore: decorator
+@inline function q8dot1rowTouch(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, px: usize, lines: usize): f32 {
+  let acc: f32 = 0;
+  let junk: u32 = 0;
+  const pe = px + (lines << 6);
+  const nb = <usize>K >> 5;
+  let b: usize = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const xp = xq + (b << 6), qp = q0 + (b << 5), sp = s0 + (b << 2), xsp = xs + (b << 2);
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    const p = q8blocks4t(qp, xp, sp, xsp);
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    const r = q8blocks4u(qp + 128, xp + 256, sp + 16, xsp + 16);
+    acc = addLanes(addLanes(acc, p), r);
+  }
+  if (b + 4 <= nb) {
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    acc = addLanes(acc, q8blocks4t(q0 + (b << 5), xq + (b << 6), s0 + (b << 2), xs + (b << 2)));
+    b += 4;
+  }
+  for (; px < pe; px += 64) junk ^= load<u32>(px); // (K < 128: the rest at once)
+  for (; b < nb; b++) {
+    const xp = xq + (b << 6), so = b << 2;
+    const t = q8bdotW(q0 + (b << 5), v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+    acc += hsum1s(t) * (load<f32>(s0 + so) * load<f32>(xs + so));
+  }
+  sinkTouches(junk);
+  return acc * Q8_UNSCALE;
+}
+
+/**
  * 4 quantized x rows (xq0, stride xqrowB; scales xs0, stride xsrowB) × 1 row of q8 W → y rows i..i+3 (y0, stride
  * yrowB), column j. The widened weights serve the 4 rows of x. (For the columns q8tile4x2 leaves.)
  */
@@ -449,17 +483,15 @@ export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, 
   const tb = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
   const qrowB = <usize>K, srowB = <usize>K >> 3;
   if (gemvQ8Mode == 0) {
-    // one row at a time (as linear_q8): each row's share of the lines touched just before it
+    // one row at a time (as linear_q8): each row's share of the lines touched among its blocks (q8dot1rowTouch)
     const rows = <usize>max(n1 - n0, 1);
     const perRow = ((tb - ta) / 64 + rows - 1) / rows;
-    let junk: u32 = 0;
     let px = ta;
     for (let j = n0; j < n1; j++) {
-      const pe = min(px + perRow * 64, tb);
-      for (; px < pe; px += 64) junk ^= load<u32>(px);
-      store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+      const nl = px < tb ? min(perRow, (tb - px) / 64) : 0;
+      store1(y, bias, j, q8dot1rowTouch(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, px, nl));
+      px += nl << 6;
     }
-    sinkTouches(junk);
     return;
   }
   const qpB = qrowB << 2, spB = srowB << 2;
