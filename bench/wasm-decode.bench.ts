@@ -43,7 +43,8 @@
  * every step, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
- * q8-rows4 = the q8 matrix-vector kernel before session 32 (runtime.gemvQ8 = 'rows4': 4 rows at once; q8 weights only);
+ * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
+ * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'quarters');
  * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
  * variant with the same prompt and format.
  */
@@ -76,7 +77,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
-    'q8-rows4 (the q8 matrix-vector kernel before session 32, 4 rows at once: runtime.gemvQ8 = \'rows4\'),\n' +
+    'q8-seq, q8-rows4 (the q8 matrix-vector kernel one row at a time / the one before session 32, 4 adjacent rows at\n' +
+    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'quarters\'),\n' +
     'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
@@ -122,7 +124,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  be.runtime.gemvQ8 = 'seq';
+  be.runtime.gemvQ8 = 'quarters';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -149,6 +151,7 @@ function apply(be: WasmBackend, v: string): Variant {
     }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
+    else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part.startsWith('kv:')) {
       const f = part.slice(3);
@@ -158,7 +161,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-rows4, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

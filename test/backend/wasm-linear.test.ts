@@ -636,10 +636,10 @@ describe('wasm linear_f32, M = 1: the decode kernel (gemvF32Seq) and the one bef
   });
 });
 
-describe('wasm linear_q8, M = 1: the decode kernel (one row at a time) and the one before it (rows4)', () => {
-  it('give the same bits for any slice of N, K/32 = 1…49 blocks (the 8-, 4- and 1-block steps), with and without bias, as a row of a 5-row product', () => {
+describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one row at a time) and the one before them (rows4)', () => {
+  it('give the same bits for any slice of N (quarters with and without leftover rows), K/32 = 1…49 blocks (seq\'s 8-, 4- and 1-block steps), with and without bias, as a row of a 5-row product', () => {
     const r = rng(31);
-    assert.equal(kernels.gemv_q8_mode(), 0, 'the default is one row at a time (mode 0)');
+    assert.equal(kernels.gemv_q8_mode(), 2, 'the default is quarters (mode 2)');
     try {
       for (const K of [32, 96, 128, 224, 256, 384, 512, 768, 1536, 1568]) {
         for (const N of [1, 3, 4, 9, 64, 131]) {
@@ -655,7 +655,7 @@ describe('wasm linear_q8, M = 1: the decode kernel (one row at a time) and the o
           const qo = put(qs), so = put(scales), bo = put(bias);
           for (const b of [0, bo]) {
             const ys: Float32Array[] = [];
-            for (const mode of [0, 1]) {
+            for (const mode of [2, 0, 1]) {
               kernels.set_gemv_q8_mode(mode, 0, 1);
               const yo = allocBytes(N * 4);
               const cut = Math.min(N, 1 + Math.floor(r() * N));
@@ -663,11 +663,12 @@ describe('wasm linear_q8, M = 1: the decode kernel (one row at a time) and the o
               kernels.linear_q8(xq, xs, qo, so, b, yo, 1, K, N, cut, N);
               ys.push(f32At(yo, N).slice());
             }
-            assertBitEqual(ys[0], ys[1], `K=${K} N=${N} bias=${b !== 0}: seq vs rows4`);
+            assertBitEqual(ys[0], ys[1], `K=${K} N=${N} bias=${b !== 0}: quarters vs seq`);
+            assertBitEqual(ys[0], ys[2], `K=${K} N=${N} bias=${b !== 0}: quarters vs rows4`);
             // row 0 of a 5-row product (the tiles of prefill-sized M) is the same bits too
             const y5 = allocBytes(M * N * 4);
             kernels.linear_q8(xq, xs, qo, so, b, y5, M, K, N, 0, N);
-            assertBitEqual(ys[0], f32At(y5, N), `K=${K} N=${N} bias=${b !== 0}: seq vs row 0 of M = ${M}`);
+            assertBitEqual(ys[0], f32At(y5, N), `K=${K} N=${N} bias=${b !== 0}: quarters vs row 0 of M = ${M}`);
             // and it is the product of the quantized x within the rounding bound
             const qx = readQuantizedX(xq, xs, 1, K);
             const w = new Float64Array(N * K);
@@ -678,7 +679,7 @@ describe('wasm linear_q8, M = 1: the decode kernel (one row at a time) and the o
         }
       }
     } finally {
-      kernels.set_gemv_q8_mode(0, 0, 1);
+      kernels.set_gemv_q8_mode(2, 0, 1);
     }
   });
 });

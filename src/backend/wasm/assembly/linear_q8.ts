@@ -175,7 +175,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
  * 1 quantized x row × 1 row of q8 W (the same arithmetic as q8dot1x1, so the same bits as one lane of q8dot1x4),
  * 8 blocks per step: each 4 blocks' integer sums reduced together (hsum4s, lanes = blocks), scaled by one vector load
  * of the row's 4 scales times one of x's, then added to the row's sum one lane after another, in block order. One
- * copy of this loop walks the rows of W one after another (see gemvQ8Mode).
+ * copy of this loop walks the rows of W one after another (gemvQ8Mode 0, 'seq'; and the rows 'quarters' leaves).
  */
 // @ts-ignore: decorator
 @inline function q8dot1row(xq: usize, xs: usize, q0: usize, s0: usize, K: i32): f32 {
@@ -198,6 +198,30 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
     acc += hsum1s(t) * (load<f32>(s0 + so) * load<f32>(xs + so));
   }
   return acc * Q8_UNSCALE;
+}
+
+/**
+ * 1 quantized x row × 4 rows of q8 W that lie Q rows apart (q0, q0 + Q·K, …; scales likewise) → the 4 dot products
+ * (lanes = rows; the same arithmetic as q8dot1x4, so the same bits): x loaded once for the 4, and each of the 4 load
+ * instructions of W walks its own quarter of the rows start to end as the caller steps q0 by one row
+ */
+// @ts-ignore: decorator
+@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize): v128 {
+  const q1 = q0 + qQ, q2 = q1 + qQ, q3 = q2 + qQ;
+  let acc = f32x4.splat(0);
+  const nb = <usize>K >> 5;
+  for (let b: usize = 0; b < nb; b++) {
+    const xp = xq + (b << 6), k = b << 5, so = b << 2;
+    const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
+    t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
+    t1 = q8bdotW(q1 + k, x0, x1, x2, x3);
+    t2 = q8bdotW(q2 + k, x0, x1, x2, x3);
+    t3 = q8bdotW(q3 + k, x0, x1, x2, x3);
+    const S = hsum4s(t0, t1, t2, t3);
+    const sc = f32x4.mul(gather(s0 + so, sQ, 4), v128.load32_splat(xs + so));
+    acc = f32x4.add(acc, f32x4.mul(S, sc));
+  }
+  return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
 }
 
 /**
@@ -310,13 +334,17 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
   store1(y0 + 3 * yrowB, bias, j + 1, f32x4.extract_lane(r1, 3));
 }
 
-// The M = 1 kernel (decode). Mode 0 ('seq', default): one row of W at a time through one copy of the row loop
-// (q8dot1row), so that its loads walk W from the first byte to the last, as gemvF32Seq does for f32 (linear.ts).
-// Mode 1 ('rows4', the kernel before issue 18's session 32): 4 rows at once (q8dot1x4: the x block loaded once for
-// the 4, each of 4 load instructions on every 4th row, the next group touched meanwhile). The same bits.
+// The M = 1 kernel (decode). Mode 2 ('quarters', default): the rows [n0, n1) as 4 quarters, one row of each per step
+// (q8dot1x4apart): x is loaded once for 4 rows and widened weights are reduced 4 rows at a time as in the kernel before,
+// but each of the 4 load instructions of W walks its own quarter start to end (four sequential streams instead of
+// four that jump 3 rows after every row). Mode 0 ('seq'): one row of W at a time through one copy of the row loop
+// (q8dot1row; one stream, x reloaded per row, the 4 block sums of a row added in order lane by lane). Mode 1 ('rows4',
+// the kernel before issue 18's session 32): 4 adjacent rows at once (q8dot1x4, the next group touched meanwhile).
+// One thread, from DRAM (bench/matvec-stream.bench.ts, session 32): ~25 GB of q8 per CPU-second for 'quarters', ~22
+// for 'seq', 16-22 for 'rows4'; in L3 all three ~25 (compute-bound). The same bits in every mode (tested).
 
-/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 0 one row at a time (default), 1 four rows at once */
-let gemvQ8Mode: i32 = 0;
+/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 2 four quarters (default), 0 one row at a time, 1 four adjacent rows */
+let gemvQ8Mode: i32 = 2;
 
 /** team kernel: every thread's instance selects its q8 matrix-vector kernel (see gemvQ8Mode) */
 export function set_gemv_q8_mode(mode: i32, t: i32, T: i32): void {
@@ -338,6 +366,21 @@ export function linear_q8(xq: usize, xs: usize, qs: usize, scales: usize, bias: 
   const qrowB = <usize>K, srowB = <usize>K >> 3; // also the bytes of xs per x row
   const qpB = qrowB << 2, spB = srowB << 2; // a panel of 4 rows
   const xqrowB = <usize>K << 1, yrowB = <usize>N << 2;
+  if (M == 1 && gemvQ8Mode == 2) {
+    // the rows in 4 quarters of Q rows, one W row of each per step (q8dot1x4apart); the rest one at a time
+    const Q = (n1 - n0) >> 2;
+    const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
+    for (let i = 0; i < Q; i++) {
+      const j = n0 + i;
+      const r = q8dot1x4apart(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, qQ, sQ);
+      store1(y, bias, j, f32x4.extract_lane(r, 0));
+      store1(y, bias, j + Q, f32x4.extract_lane(r, 1));
+      store1(y, bias, j + 2 * Q, f32x4.extract_lane(r, 2));
+      store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
+    }
+    for (let j = n0 + 4 * Q; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+    return;
+  }
   if (M == 1 && gemvQ8Mode == 0) {
     for (let j = n0; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
     return;
