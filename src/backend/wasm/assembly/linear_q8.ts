@@ -203,15 +203,18 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 /**
  * 1 quantized x row × 4 rows of q8 W that lie Q rows apart (q0, q0 + Q·K, …; scales likewise) → the 4 dot products
  * (lanes = rows; the same arithmetic as q8dot1x4, so the same bits): x loaded once for the 4, and each of the 4 load
- * instructions of W walks its own quarter of the rows start to end as the caller steps q0 by one row
+ * instructions of W walks its own quarter of the rows start to end as the caller steps q0 by one row. px ≠ 0: touches
+ * pxLines 64-byte lines from px meanwhile, one per block (linear_q8_touch)
  */
 // @ts-ignore: decorator
-@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize): v128 {
+@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize, px: usize = 0, pxLines: usize = 0): v128 {
   const q1 = q0 + qQ, q2 = q1 + qQ, q3 = q2 + qQ;
   let acc = f32x4.splat(0);
+  let junk: u32 = 0;
   const nb = <usize>K >> 5;
   for (let b: usize = 0; b < nb; b++) {
     const xp = xq + (b << 6), k = b << 5, so = b << 2;
+    if (px && b < pxLines) junk ^= load<u32>(px + (b << 6));
     const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
     t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
     t1 = q8bdotW(q1 + k, x0, x1, x2, x3);
@@ -221,6 +224,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
     const sc = f32x4.mul(gather(s0 + so, sQ, 4), v128.load32_splat(xs + so));
     acc = f32x4.add(acc, f32x4.mul(S, sc));
   }
+  if (px) sinkTouches(junk);
   return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
 }
 
@@ -357,6 +361,35 @@ export function gemv_q8_mode(): i32 {
 }
 
 /**
+ * linear_q8's M = 1 kernel 'quarters': rows [n0, n1) in 4 quarters of Q rows, one W row of each per step
+ * (q8dot1x4apart), the rest (< 4) one at a time; touching [t0, t1) meanwhile when t1 > t0 (linear_q8_touch: an equal
+ * share of its lines per step, one per block)
+ */
+function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32,
+                        t0: usize, t1: usize): void {
+  const qrowB = <usize>K, srowB = <usize>K >> 3;
+  const Q = (n1 - n0) >> 2;
+  const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
+  const perStep = t1 > t0 ? ((t1 - t0) / 64 + <usize>max(Q, 1) - 1) / <usize>max(Q, 1) : 0;
+  let px = t0;
+  for (let i = 0; i < Q; i++) {
+    const j = n0 + i;
+    const nl = px < t1 ? min(perStep, (t1 - px) / 64) : 0;
+    const r = q8dot1x4apart(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, qQ, sQ, nl ? px : 0, nl);
+    px += nl << 6;
+    store1(y, bias, j, f32x4.extract_lane(r, 0));
+    store1(y, bias, j + Q, f32x4.extract_lane(r, 1));
+    store1(y, bias, j + 2 * Q, f32x4.extract_lane(r, 2));
+    store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
+  }
+  for (let j = n0 + 4 * Q; j < n1; j++) {
+    const nl = px < t1 ? (t1 - px) / 64 : 0; // (only when Q = 0: the few rows take the touches)
+    store1(y, bias, j, q8dot1rowTouch(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, px, nl));
+    px += nl << 6;
+  }
+}
+
+/**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq: i16 [M, K] in its layout, xs f32 [M, K/32])
  * and W q8: qs int8 [N, K], scales f32 [N, K/32]. K must be a multiple of 32.
  */
@@ -367,18 +400,7 @@ export function linear_q8(xq: usize, xs: usize, qs: usize, scales: usize, bias: 
   const qpB = qrowB << 2, spB = srowB << 2; // a panel of 4 rows
   const xqrowB = <usize>K << 1, yrowB = <usize>N << 2;
   if (M == 1 && gemvQ8Mode == 2) {
-    // the rows in 4 quarters of Q rows, one W row of each per step (q8dot1x4apart); the rest one at a time
-    const Q = (n1 - n0) >> 2;
-    const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
-    for (let i = 0; i < Q; i++) {
-      const j = n0 + i;
-      const r = q8dot1x4apart(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, qQ, sQ);
-      store1(y, bias, j, f32x4.extract_lane(r, 0));
-      store1(y, bias, j + Q, f32x4.extract_lane(r, 1));
-      store1(y, bias, j + 2 * Q, f32x4.extract_lane(r, 2));
-      store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
-    }
-    for (let j = n0 + 4 * Q; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+    gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, 0, 0);
     return;
   }
   if (M == 1 && gemvQ8Mode == 0) {
@@ -525,6 +547,10 @@ export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, 
   const ta = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
   const tb = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
   const qrowB = <usize>K, srowB = <usize>K >> 3;
+  if (gemvQ8Mode == 2) {
+    gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, ta, tb);
+    return;
+  }
   if (gemvQ8Mode == 0) {
     // one row at a time (as linear_q8): each row's share of the lines touched among its blocks (q8dot1rowTouch)
     const rows = <usize>max(n1 - n0, 1);
