@@ -31,10 +31,11 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
 // Per block of 32 weights and row of x: 2 instructions per 16 weights to widen them, 4 dot_i16x8_s, 3 i32 adds;
 // the reduction, conversion and scaling are shared by 4 dot products: their 4 partial sums are reduced together
 // (hsum4s) into one f32x4 of block sums, scaled as one vector:
-//   M = 1 (decode): 1 x row × 4 W rows (the x block is loaded once for the 4), lanes = W rows; the next group of
-//     rows is touched meanwhile (as for f16). ~22 GB/s of weights on one thread, as fast from L3 as from DRAM:
-//     compute-bound (bench/matvec-stream.bench.ts: ~18-21 GB per CPU-second from DRAM,
-//     21-25 hot; gemvF32Seq streams ~30 from DRAM).
+//   M = 1 (decode): 1 x row × 4 W rows (the x block is loaded once for the 4), lanes = W rows, the 4 rows one from
+//     each quarter of the thread's rows so that each load instruction of W streams its quarter (gemvQ8Mode below;
+//     'rows4', the kernel before, took 4 adjacent rows and touched the next group meanwhile). ~25 GB of weights per
+//     CPU-second on one thread from DRAM as from L3: compute-bound (bench/matvec-stream.bench.ts; gemvF32Seq streams
+//     ~30 from DRAM).
 //   M > 1: 4 x rows × 2 W rows (the widened weights serve 4 x rows, the x rows 2 W rows), lanes = x rows, over a
 //     panel of 4 W rows that stays in L1 while a chunk of ~256 KiB of quantized x rows (L2) passes over it.
 
@@ -362,19 +363,19 @@ export function gemv_q8_mode(): i32 {
 
 /**
  * linear_q8's M = 1 kernel 'quarters': rows [n0, n1) in 4 quarters of Q rows, one W row of each per step
- * (q8dot1x4apart), the rest (< 4) one at a time; touching [t0, t1) meanwhile when t1 > t0 (linear_q8_touch: an equal
+ * (q8dot1x4apart), the rest (< 4) one at a time; touching [ta, tb) meanwhile when tb > ta (linear_q8_touch: an equal
  * share of its lines per step, one per block)
  */
 function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32,
-                        t0: usize, t1: usize): void {
+                        ta: usize, tb: usize): void {
   const qrowB = <usize>K, srowB = <usize>K >> 3;
   const Q = (n1 - n0) >> 2;
   const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
-  const perStep = t1 > t0 ? ((t1 - t0) / 64 + <usize>max(Q, 1) - 1) / <usize>max(Q, 1) : 0;
-  let px = t0;
+  const perStep = tb > ta ? ((tb - ta) / 64 + <usize>max(Q, 1) - 1) / <usize>max(Q, 1) : 0;
+  let px = ta;
   for (let i = 0; i < Q; i++) {
     const j = n0 + i;
-    const nl = px < t1 ? min(perStep, (t1 - px) / 64) : 0;
+    const nl = px < tb ? min(perStep, (tb - px) / 64) : 0;
     const r = q8dot1x4apart(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, qQ, sQ, nl ? px : 0, nl);
     px += nl << 6;
     store1(y, bias, j, f32x4.extract_lane(r, 0));
@@ -383,7 +384,7 @@ function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: us
     store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
   }
   for (let j = n0 + 4 * Q; j < n1; j++) {
-    const nl = px < t1 ? (t1 - px) / 64 : 0; // (only when Q = 0: the few rows take the touches)
+    const nl = px < tb ? (tb - px) / 64 : 0; // (only when Q = 0: the few rows take the touches)
     store1(y, bias, j, q8dot1rowTouch(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, px, nl));
     px += nl << 6;
   }
