@@ -42,14 +42,18 @@
  * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
  * every step, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
- * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only).
+ * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
+ * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
+ * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'quarters');
+ * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
+ * variant with the same prompt and format.
  */
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import type { WeightDType } from '../src/tensor/dtype.js';
+import { KV_CACHE_FORMATS, type KvCacheDType, type WeightDType } from '../src/tensor/dtype.js';
 import os from 'node:os';
 import { loadLine, machineInfo, machineLine, median } from './report.js';
 import { OpProfile } from '../src/cli/op-profile.js';
@@ -72,7 +76,10 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
     'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
-    'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\').\n' +
+    'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
+    'q8-seq, q8-rows4 (the q8 matrix-vector kernel one row at a time / the one before session 32, 4 adjacent rows at\n' +
+    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'quarters\'),\n' +
+    'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -102,7 +109,7 @@ const jsOnly = argv.includes('--js');
 for (const a of archs) if (!PRESETS[`${a}-130m`]) throw new Error(`--archs: no preset ${a}-130m`);
 for (const d of dtypes) if (!['f32', 'f16', 'bf16', 'q8'].includes(d)) throw new Error(`--dtypes: unknown weight format ${d}`);
 
-interface Variant { argmax: boolean; prompt: number; gc: boolean; fixed: boolean }
+interface Variant { argmax: boolean; prompt: number; gc: boolean; fixed: boolean; kv: KvCacheDType }
 /** sets the backend's options for variant `v` (base, or '+'-joined parts: see --help) and returns the loop's */
 function apply(be: WasmBackend, v: string): Variant {
   be.stepPrefetch = 0;
@@ -117,7 +124,8 @@ function apply(be: WasmBackend, v: string): Variant {
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  const out: Variant = { argmax: false, prompt, gc: false, fixed: false };
+  be.runtime.gemvQ8 = 'quarters';
+  const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
     const x = Number(part.slice(at));
@@ -142,11 +150,18 @@ function apply(be: WasmBackend, v: string): Variant {
       out.fixed = true;
     }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
+    else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
+    else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
+    else if (part.startsWith('kv:')) {
+      const f = part.slice(3);
+      if (!(KV_CACHE_FORMATS as readonly string[]).includes(f)) throw new Error(`--variants: ${part}: the KV cache format must be one of ${KV_CACHE_FORMATS.join(', ')}`);
+      out.kv = f as KvCacheDType;
+    }
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, prompt:N, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }
@@ -162,14 +177,14 @@ for (const arch of archs) {
     // --ops: every backend op's wall and CPU time over the timed decode runs, per variant
     const prof = opsTable ? new OpProfile(be) : null;
     const opTotals: Record<string, Map<string, { ms: number; cpuMs: number; calls: number }>> = {};
-    // per prompt length: the first run's tokens, and the first logits-reading run's last logits
-    const refs = new Map<number, { tokens: number[]; logits: Float32Array | null }>();
+    // per prompt length and KV cache format: the first run's tokens, and the first logits-reading run's last logits
+    const refs = new Map<string, { tokens: number[]; logits: Float32Array | null }>();
     for (let r = -1; r < reps; r++) { // r = -1: warm-up, not timed
       const order = r % 2 === 0 ? variants : [...variants].reverse();
       for (const v of order) {
         const o = apply(be, v);
         const ids = Array.from({ length: o.prompt }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
-        const s = lm.createState(1);
+        const s = lm.createState(1, { kvCache: o.kv });
         let l = await lm.advance([ids], s);
         if (o.gc) (globalThis as { gc?: () => void }).gc!();
         const tokens: number[] = [];
@@ -210,8 +225,9 @@ for (const arch of archs) {
         // one-call decode's few JavaScript allocations make rare, 20 rounds of 130m states at prompt 512 ran the 4 GiB
         // memory out — session 31)
         s.dispose();
-        const ref = refs.get(o.prompt);
-        if (jsOnly || o.fixed) { /* (not the model's numbers: nothing to check) */ } else if (!ref) refs.set(o.prompt, { tokens, logits });
+        const refKey = `${o.prompt}/${o.kv}`;
+        const ref = refs.get(refKey);
+        if (jsOnly || o.fixed) { /* (not the model's numbers: nothing to check) */ } else if (!ref) refs.set(refKey, { tokens, logits });
         else {
           const bad = tokens.findIndex((t, i) => t !== ref.tokens[i]);
           if (bad >= 0) throw new Error(`${name} ${dtype} variant ${v}: token ${bad} is ${tokens[bad]}, the first variant decoded ${ref.tokens[bad]}`);

@@ -300,9 +300,27 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
             assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
             assert.deepEqual(onSplit[i], off[i], `step ${i}: logits differ (in_proj its own call)`);
           }
+          // the other q8 matrix-vector kernels (one row at a time: its own touching loop; 4 adjacent rows), touching and not
+          for (const k of ['seq', 'rows4'] as const) {
+            rt.gemvQ8 = k;
+            be.touchState = true;
+            be.stepIn = true;
+            const onK = await stepLogits(model.lm, ids, 6, 4);
+            be.stepIn = false;
+            const onSplitK = await stepLogits(model.lm, ids, 6, 4);
+            be.touchState = false;
+            be.stepIn = true;
+            const offK = await stepLogits(model.lm, ids, 6, 4);
+            for (let i = 0; i < off.length; i++) {
+              assert.deepEqual(onK[i], off[i], `step ${i}: logits differ (gemvQ8 '${k}', touching)`);
+              assert.deepEqual(onSplitK[i], off[i], `step ${i}: logits differ (gemvQ8 '${k}', touching, in_proj its own call)`);
+              assert.deepEqual(offK[i], off[i], `step ${i}: logits differ (gemvQ8 '${k}')`);
+            }
+          }
         } finally {
           rt.run = run0;
           rt.runTeam = team0;
+          rt.gemvQ8 = 'quarters';
           be.touchState = false;
           be.stepIn = true;
           be.decodeOneCall = true;
@@ -497,6 +515,46 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
       });
     }
   }
+});
+
+describe('wasm backend: the q8 matrix-vector kernels of decode (gemvQ8 \'quarters\', \'seq\', \'rows4\')', () => {
+  // mamba-tiny / mamba2-tiny: the one-call decode (decodeStack); bamba-tiny: Mamba-2 and attention sublayers;
+  // llama-tiny: attention and gated MLPs (q/k/v and gate/up through linearMany)
+  for (const name of ['mamba-tiny', 'mamba2-tiny', 'bamba-tiny', 'llama-tiny']) {
+    for (const threads of [1, 2, 3]) {
+      it(`${name}, q8, ${threads} thread(s): prefill and decode logits (batch 1 and 2) bit-identical with 'quarters' (default), 'seq' and 'rows4'`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
+        const be = model.lm.backend as unknown as WasmBackend;
+        assert.equal(be.runtime.gemvQ8, 'quarters');
+        const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          const single = async (): Promise<Float32Array[]> => {
+            const s = model.lm.createState(1);
+            const out = [(await model.lm.advance([ids.slice(0, 5)], s)).data.slice()];
+            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]]], s)).data.slice());
+            return out;
+          };
+          const quarters1 = await single();
+          for (const k of ['seq', 'rows4'] as const) {
+            be.runtime.gemvQ8 = k;
+            const other1 = await single();
+            for (let i = 0; i < quarters1.length; i++) assert.deepEqual(other1[i], quarters1[i], `batch 1, step ${i}: logits differ with '${k}'`);
+            // batch 2 (M = 2 runs the tiles, whose rows are the same bits as the M = 1 kernels')
+            const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvQ8 = on ? k : 'quarters'));
+            for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `batch 2, step ${i}: logits differ with '${k}'`);
+          }
+        } finally {
+          rt.run = run0;
+          rt.runTeam = team0;
+          be.runtime.gemvQ8 = 'quarters';
+        }
+      });
+    }
+  }
+  it('a bad value is an error naming the option', () => {
+    assert.throws(() => new WasmBackendClass({ threads: 1, gemvQ8: 'fast' as never }), /option "gemvQ8" must be one of 'seq', 'rows4', 'quarters'/);
+  });
 });
 
 describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (gemvF32 \'rows4\')', () => {

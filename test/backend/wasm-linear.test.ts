@@ -25,6 +25,8 @@ interface Kernels {
   quantize_rows_q8(x: number, xq: number, xs: number, M: number, K: number, m0: number, m1: number): void;
   set_gemv_f32_mode(mode: number, t: number, T: number): void;
   gemv_f32_mode(): number;
+  set_gemv_q8_mode(mode: number, t: number, T: number): void;
+  gemv_q8_mode(): number;
 }
 
 const kernels = instantiateKernels<Kernels>();
@@ -630,6 +632,54 @@ describe('wasm linear_f32, M = 1: the decode kernel (gemvF32Seq) and the one bef
           }
         }
       }
+    }
+  });
+});
+
+describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one row at a time) and the one before them (rows4)', () => {
+  it('give the same bits for any slice of N (quarters with and without leftover rows), K/32 = 1…49 blocks (seq\'s 8-, 4- and 1-block steps), with and without bias, as a row of a 5-row product', () => {
+    const r = rng(31);
+    assert.equal(kernels.gemv_q8_mode(), 2, 'the default is quarters (mode 2)');
+    try {
+      for (const K of [32, 96, 128, 224, 256, 384, 512, 768, 1536, 1568]) {
+        for (const N of [1, 3, 4, 9, 64, 131]) {
+          resetArena();
+          const nb = K / 32;
+          const qs = new Int8Array(N * K), scales = new Float32Array(N * nb);
+          for (let i = 0; i < N * K; i++) qs[i] = Math.floor(r() * 255) - 127;
+          for (let i = 0; i < N * nb; i++) scales[i] = r() * 0.02;
+          const M = 5;
+          const x = uniform(M * K, r, 3), bias = uniform(N, r);
+          const xo = put(x), xq = allocBytes(M * K * 2), xs = allocBytes(M * nb * 4);
+          kernels.quantize_rows_q8(xo, xq, xs, M, K, 0, M);
+          const qo = put(qs), so = put(scales), bo = put(bias);
+          for (const b of [0, bo]) {
+            const ys: Float32Array[] = [];
+            for (const mode of [2, 0, 1]) {
+              kernels.set_gemv_q8_mode(mode, 0, 1);
+              const yo = allocBytes(N * 4);
+              const cut = Math.min(N, 1 + Math.floor(r() * N));
+              kernels.linear_q8(xq, xs, qo, so, b, yo, 1, K, N, 0, cut);
+              kernels.linear_q8(xq, xs, qo, so, b, yo, 1, K, N, cut, N);
+              ys.push(f32At(yo, N).slice());
+            }
+            assertBitEqual(ys[0], ys[1], `K=${K} N=${N} bias=${b !== 0}: quarters vs seq`);
+            assertBitEqual(ys[0], ys[2], `K=${K} N=${N} bias=${b !== 0}: quarters vs rows4`);
+            // row 0 of a 5-row product (the tiles of prefill-sized M) is the same bits too
+            const y5 = allocBytes(M * N * 4);
+            kernels.linear_q8(xq, xs, qo, so, b, y5, M, K, N, 0, N);
+            assertBitEqual(ys[0], f32At(y5, N), `K=${K} N=${N} bias=${b !== 0}: quarters vs row 0 of M = ${M}`);
+            // and it is the product of the quantized x within the rounding bound
+            const qx = readQuantizedX(xq, xs, 1, K);
+            const w = new Float64Array(N * K);
+            for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) w[j * K + k] = qs[j * K + k] * scales[j * nb + (k >> 5)];
+            const want = reference(qx.deq, w, b ? bias : null, 1, K, N), bound = q8RoundingBound(qx.deq, w, b ? bias : null, 1, K, N);
+            for (let j = 0; j < N; j++) assert.ok(Math.abs(ys[0][j] - want[j]) <= bound[j], `K=${K} N=${N} row ${j}: ${ys[0][j]} vs ${want[j]}`);
+          }
+        }
+      }
+    } finally {
+      kernels.set_gemv_q8_mode(2, 0, 1);
     }
   });
 });

@@ -14,7 +14,7 @@ import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import type { KvCacheDType, WeightDType } from '../../tensor/dtype.js';
 import { f32ToBf16, f32ToF16, f16ToF32, bf16ToF32 } from '../../tensor/dtype.js';
 import { processDt } from '../../ssm/ssd.js';
-import { MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32, type Heap } from './runtime.js';
+import { GEMV_Q8_NAMES, MIN_PARALLEL_WORK, WasmRuntime, envChoice, type GemvF32, type GemvQ8, type Heap } from './runtime.js';
 import { platform } from './platform.js';
 import { LoadOptionError } from '../../api/load-options.js';
 import { GGML } from '../../io/gguf-quants.js';
@@ -212,6 +212,14 @@ export interface WasmBackendOptions {
    * shared by every backend on the same number of threads.
    */
   gemvF32?: GemvF32;
+  /**
+   * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'quarters' (default, or the environment's
+   * MAMBA_TS_WASM_GEMV_Q8: x loaded once for 4 rows of W, one from each quarter of the rows, each load instruction
+   * streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
+   * session 32). The same bits. A setting of the thread pool (`runtime.gemvQ8`), shared by every backend on the same
+   * number of threads.
+   */
+  gemvQ8?: GemvQ8;
 }
 
 export type WasmGemm = 'blocked' | 'tiles';
@@ -380,6 +388,10 @@ export class WasmBackend extends CpuBackend {
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
       this.runtime.gemvF32 = opts.gemvF32;
+    }
+    if (opts.gemvQ8 !== undefined) {
+      if (!GEMV_Q8_NAMES.includes(opts.gemvQ8)) throw new LoadOptionError(`wasm backend: option "gemvQ8" must be one of ${GEMV_Q8_NAMES.map((n) => `'${n}'`).join(', ')}, got ${String(opts.gemvQ8)}`);
+      this.runtime.gemvQ8 = opts.gemvQ8;
     }
     if (this.q8KvDecode !== 'in-place' && this.q8KvDecode !== 'scratch') throw new LoadOptionError(`wasm backend: option "q8KvDecode" must be 'in-place' or 'scratch', got ${String(opts.q8KvDecode)}`);
     if (this.gemm !== 'blocked' && this.gemm !== 'tiles') throw new LoadOptionError(`wasm backend: option "gemm" must be 'blocked' or 'tiles', got ${String(opts.gemm)}`);

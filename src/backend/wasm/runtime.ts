@@ -86,6 +86,16 @@ export type KernelExports = Record<string, (...args: number[]) => void>;
  */
 export type GemvF32 = 'seq' | 'rows4';
 const GEMV_F32_MODE: Record<GemvF32, number> = { seq: 0, rows4: 1 };
+/**
+ * the q8 matrix-vector kernel of decode (linear_q8 with one row of x; assembly/linear_q8.ts gemvQ8Mode): 'quarters'
+ * (default: x loaded once for 4 rows, one from each quarter of the rows, so that each load instruction of W streams
+ * its quarter start to end), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
+ * issue 18's session 32). The same bits.
+ */
+export type GemvQ8 = 'quarters' | 'seq' | 'rows4';
+const GEMV_Q8_MODE: Record<GemvQ8, number> = { seq: 0, rows4: 1, quarters: 2 };
+/** the GemvQ8 names (option checks, errors, the environment) */
+export const GEMV_Q8_NAMES = Object.keys(GEMV_Q8_MODE) as GemvQ8[];
 
 /** What a kernel worker is started with (Node: workerData; browsers: its first message). */
 export interface WorkerInit {
@@ -224,6 +234,7 @@ export class WasmRuntime {
   private readonly workers: Array<{ terminate(): unknown }> = [];
   private generation = 0;
   private gemv: GemvF32 = 'seq';
+  private gemvQ8Kernel: GemvQ8 = 'quarters';
 
   private constructor(module: WebAssembly.Module, threads: number) {
     this.memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
@@ -256,6 +267,8 @@ export class WasmRuntime {
       WasmRuntime.instances.set(n, r);
       const g = envChoice<GemvF32>('MAMBA_TS_WASM_GEMV_F32', ['seq', 'rows4']);
       if (g !== undefined) r.gemvF32 = g;
+      const q = envChoice<GemvQ8>('MAMBA_TS_WASM_GEMV_Q8', GEMV_Q8_NAMES);
+      if (q !== undefined) r.gemvQ8 = q;
     }
     return r;
   }
@@ -274,6 +287,22 @@ export class WasmRuntime {
     if (v === this.gemv) return;
     this.broadcast('set_gemv_f32_mode', [mode]);
     this.gemv = v;
+  }
+
+  /**
+   * The q8 matrix-vector kernel of every thread (see GemvQ8): a setting of this runtime, so of every backend on its
+   * thread count (the last one set wins). Default 'quarters', or the environment's MAMBA_TS_WASM_GEMV_Q8.
+   */
+  get gemvQ8(): GemvQ8 {
+    return this.gemvQ8Kernel;
+  }
+
+  set gemvQ8(v: GemvQ8) {
+    const mode = GEMV_Q8_MODE[v];
+    if (mode === undefined) throw new MambaTsError(`wasm backend: gemvQ8 must be one of ${GEMV_Q8_NAMES.map((n) => `'${n}'`).join(', ')}, got ${JSON.stringify(v)}`);
+    if (v === this.gemvQ8Kernel) return;
+    this.broadcast('set_gemv_q8_mode', [mode]);
+    this.gemvQ8Kernel = v;
   }
 
   /** run team kernel `kernel(...args, t, T)` on every thread (settings each instance keeps), whatever the governor says */

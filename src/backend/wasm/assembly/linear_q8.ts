@@ -31,10 +31,11 @@ import { pfChunk, sinkTouches, store1, store4, touchPart } from './linear_common
 // Per block of 32 weights and row of x: 2 instructions per 16 weights to widen them, 4 dot_i16x8_s, 3 i32 adds;
 // the reduction, conversion and scaling are shared by 4 dot products: their 4 partial sums are reduced together
 // (hsum4s) into one f32x4 of block sums, scaled as one vector:
-//   M = 1 (decode): 1 x row × 4 W rows (the x block is loaded once for the 4), lanes = W rows; the next group of
-//     rows is touched meanwhile (as for f16). ~22 GB/s of weights on one thread, as fast from L3 as from DRAM:
-//     compute-bound (bench/matvec-stream.bench.ts: ~18-21 GB per CPU-second from DRAM,
-//     21-25 hot; gemvF32Seq streams ~30 from DRAM).
+//   M = 1 (decode): 1 x row × 4 W rows (the x block is loaded once for the 4), lanes = W rows, the 4 rows one from
+//     each quarter of the thread's rows so that each load instruction of W streams its quarter (gemvQ8Mode below;
+//     'rows4', the kernel before, took 4 adjacent rows and touched the next group meanwhile). ~25 GB of weights per
+//     CPU-second on one thread from DRAM as from L3: compute-bound (bench/matvec-stream.bench.ts; gemvF32Seq streams
+//     ~30 from DRAM).
 //   M > 1: 4 x rows × 2 W rows (the widened weights serve 4 x rows, the x rows 2 W rows), lanes = x rows, over a
 //     panel of 4 W rows that stays in L1 while a chunk of ~256 KiB of quantized x rows (L2) passes over it.
 
@@ -140,6 +141,129 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 }
 
 /**
+ * 4 blocks of q8 W from qp · the quantized x blocks from xp (4 × 64 bytes) → their 4 block sums S as f32x4 (lanes =
+ * blocks; exact, see hsum4s), each times its scale product (scales of W at sp, of x at xsp: lanes = blocks), as f32x4.
+ * The block sums go through the globals t0..t3 (see there) or u0..u3.
+ */
+// @ts-ignore: decorator
+@inline function q8blocks4t(qp: usize, xp: usize, sp: usize, xsp: usize): v128 {
+  t0 = q8bdotW(qp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+  t1 = q8bdotW(qp + 32, v128.load(xp, 64), v128.load(xp, 80), v128.load(xp, 96), v128.load(xp, 112));
+  t2 = q8bdotW(qp + 64, v128.load(xp, 128), v128.load(xp, 144), v128.load(xp, 160), v128.load(xp, 176));
+  t3 = q8bdotW(qp + 96, v128.load(xp, 192), v128.load(xp, 208), v128.load(xp, 224), v128.load(xp, 240));
+  return f32x4.mul(hsum4s(t0, t1, t2, t3), f32x4.mul(v128.load(sp), v128.load(xsp)));
+}
+/** q8blocks4t through u0..u3 */
+// @ts-ignore: decorator
+@inline function q8blocks4u(qp: usize, xp: usize, sp: usize, xsp: usize): v128 {
+  u0 = q8bdotW(qp, v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+  u1 = q8bdotW(qp + 32, v128.load(xp, 64), v128.load(xp, 80), v128.load(xp, 96), v128.load(xp, 112));
+  u2 = q8bdotW(qp + 64, v128.load(xp, 128), v128.load(xp, 144), v128.load(xp, 160), v128.load(xp, 176));
+  u3 = q8bdotW(qp + 96, v128.load(xp, 192), v128.load(xp, 208), v128.load(xp, 224), v128.load(xp, 240));
+  return f32x4.mul(hsum4s(u0, u1, u2, u3), f32x4.mul(v128.load(sp), v128.load(xsp)));
+}
+
+/** acc + lane 0 + lane 1 + lane 2 + lane 3 of p, in that order (f32) */
+// @ts-ignore: decorator
+@inline function addLanes(acc: f32, p: v128): f32 {
+  acc += f32x4.extract_lane(p, 0);
+  acc += f32x4.extract_lane(p, 1);
+  acc += f32x4.extract_lane(p, 2);
+  return acc + f32x4.extract_lane(p, 3);
+}
+
+/**
+ * 1 quantized x row × 1 row of q8 W (the same arithmetic as q8dot1x1, so the same bits as one lane of q8dot1x4),
+ * 8 blocks per step: each 4 blocks' integer sums reduced together (hsum4s, lanes = blocks), scaled by one vector load
+ * of the row's 4 scales times one of x's, then added to the row's sum one lane after another, in block order. One
+ * copy of this loop walks the rows of W one after another (gemvQ8Mode 0, 'seq'; and the rows 'quarters' leaves).
+ */
+// @ts-ignore: decorator
+@inline function q8dot1row(xq: usize, xs: usize, q0: usize, s0: usize, K: i32): f32 {
+  let acc: f32 = 0;
+  const nb = <usize>K >> 5;
+  let b: usize = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const xp = xq + (b << 6), qp = q0 + (b << 5), sp = s0 + (b << 2), xsp = xs + (b << 2);
+    const p = q8blocks4t(qp, xp, sp, xsp);
+    const r = q8blocks4u(qp + 128, xp + 256, sp + 16, xsp + 16);
+    acc = addLanes(addLanes(acc, p), r);
+  }
+  if (b + 4 <= nb) {
+    acc = addLanes(acc, q8blocks4t(q0 + (b << 5), xq + (b << 6), s0 + (b << 2), xs + (b << 2)));
+    b += 4;
+  }
+  for (; b < nb; b++) {
+    const xp = xq + (b << 6), so = b << 2;
+    const t = q8bdotW(q0 + (b << 5), v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+    acc += hsum1s(t) * (load<f32>(s0 + so) * load<f32>(xs + so));
+  }
+  return acc * Q8_UNSCALE;
+}
+
+/**
+ * 1 quantized x row × 4 rows of q8 W that lie Q rows apart (q0, q0 + Q·K, …; scales likewise) → the 4 dot products
+ * (lanes = rows; the same arithmetic as q8dot1x4, so the same bits): x loaded once for the 4, and each of the 4 load
+ * instructions of W walks its own quarter of the rows start to end as the caller steps q0 by one row. px ≠ 0: touches
+ * pxLines 64-byte lines from px meanwhile, one per block (linear_q8_touch)
+ */
+// @ts-ignore: decorator
+@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize, px: usize = 0, pxLines: usize = 0): v128 {
+  const q1 = q0 + qQ, q2 = q1 + qQ, q3 = q2 + qQ;
+  let acc = f32x4.splat(0);
+  let junk: u32 = 0;
+  const nb = <usize>K >> 5;
+  for (let b: usize = 0; b < nb; b++) {
+    const xp = xq + (b << 6), k = b << 5, so = b << 2;
+    if (px && b < pxLines) junk ^= load<u32>(px + (b << 6));
+    const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
+    t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
+    t1 = q8bdotW(q1 + k, x0, x1, x2, x3);
+    t2 = q8bdotW(q2 + k, x0, x1, x2, x3);
+    t3 = q8bdotW(q3 + k, x0, x1, x2, x3);
+    const S = hsum4s(t0, t1, t2, t3);
+    const sc = f32x4.mul(gather(s0 + so, sQ, 4), v128.load32_splat(xs + so));
+    acc = f32x4.add(acc, f32x4.mul(S, sc));
+  }
+  if (px) sinkTouches(junk);
+  return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
+}
+
+/**
+ * q8dot1row touching `lines` 64-byte lines from px meanwhile (linear_q8_touch), one before each 4 blocks while any are
+ * left, so that each miss overlaps compute (the same bits as q8dot1row)
+ */
+// @ts-ignore: decorator
+@inline function q8dot1rowTouch(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, px: usize, lines: usize): f32 {
+  let acc: f32 = 0;
+  let junk: u32 = 0;
+  const pe = px + (lines << 6);
+  const nb = <usize>K >> 5;
+  let b: usize = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const xp = xq + (b << 6), qp = q0 + (b << 5), sp = s0 + (b << 2), xsp = xs + (b << 2);
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    const p = q8blocks4t(qp, xp, sp, xsp);
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    const r = q8blocks4u(qp + 128, xp + 256, sp + 16, xsp + 16);
+    acc = addLanes(addLanes(acc, p), r);
+  }
+  if (b + 4 <= nb) {
+    if (px < pe) { junk ^= load<u32>(px); px += 64; }
+    acc = addLanes(acc, q8blocks4t(q0 + (b << 5), xq + (b << 6), s0 + (b << 2), xs + (b << 2)));
+    b += 4;
+  }
+  for (; px < pe; px += 64) junk ^= load<u32>(px); // (K < 128: the rest at once)
+  for (; b < nb; b++) {
+    const xp = xq + (b << 6), so = b << 2;
+    const t = q8bdotW(q0 + (b << 5), v128.load(xp), v128.load(xp, 16), v128.load(xp, 32), v128.load(xp, 48));
+    acc += hsum1s(t) * (load<f32>(s0 + so) * load<f32>(xs + so));
+  }
+  sinkTouches(junk);
+  return acc * Q8_UNSCALE;
+}
+
+/**
  * 4 quantized x rows (xq0, stride xqrowB; scales xs0, stride xsrowB) × 1 row of q8 W → y rows i..i+3 (y0, stride
  * yrowB), column j. The widened weights serve the 4 rows of x. (For the columns q8tile4x2 leaves.)
  */
@@ -215,6 +339,57 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
   store1(y0 + 3 * yrowB, bias, j + 1, f32x4.extract_lane(r1, 3));
 }
 
+// The M = 1 kernel (decode). Mode 2 ('quarters', default): the rows [n0, n1) as 4 quarters, one row of each per step
+// (q8dot1x4apart): x is loaded once for 4 rows and widened weights are reduced 4 rows at a time as in the kernel before,
+// but each of the 4 load instructions of W walks its own quarter start to end (four sequential streams instead of
+// four that jump 3 rows after every row). Mode 0 ('seq'): one row of W at a time through one copy of the row loop
+// (q8dot1row; one stream, x reloaded per row, the 4 block sums of a row added in order lane by lane). Mode 1 ('rows4',
+// the kernel before issue 18's session 32): 4 adjacent rows at once (q8dot1x4, the next group touched meanwhile).
+// One thread, from DRAM (bench/matvec-stream.bench.ts, session 32): ~25 GB of q8 per CPU-second for 'quarters', ~22
+// for 'seq', 16-22 for 'rows4'; in L3 all three ~25 (compute-bound). The same bits in every mode (tested).
+
+/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 2 four quarters (default), 0 one row at a time, 1 four adjacent rows */
+let gemvQ8Mode: i32 = 2;
+
+/** team kernel: every thread's instance selects its q8 matrix-vector kernel (see gemvQ8Mode) */
+export function set_gemv_q8_mode(mode: i32, t: i32, T: i32): void {
+  gemvQ8Mode = mode;
+}
+
+/** this instance's gemvQ8Mode */
+export function gemv_q8_mode(): i32 {
+  return gemvQ8Mode;
+}
+
+/**
+ * linear_q8's M = 1 kernel 'quarters': rows [n0, n1) in 4 quarters of Q rows, one W row of each per step
+ * (q8dot1x4apart), the rest (< 4) one at a time; touching [ta, tb) meanwhile when tb > ta (linear_q8_touch: an equal
+ * share of its lines per step, one per block)
+ */
+function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32,
+                        ta: usize, tb: usize): void {
+  const qrowB = <usize>K, srowB = <usize>K >> 3;
+  const Q = (n1 - n0) >> 2;
+  const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
+  const perStep = tb > ta ? ((tb - ta) / 64 + <usize>max(Q, 1) - 1) / <usize>max(Q, 1) : 0;
+  let px = ta;
+  for (let i = 0; i < Q; i++) {
+    const j = n0 + i;
+    const nl = px < tb ? min(perStep, (tb - px) / 64) : 0;
+    const r = q8dot1x4apart(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, qQ, sQ, nl ? px : 0, nl);
+    px += nl << 6;
+    store1(y, bias, j, f32x4.extract_lane(r, 0));
+    store1(y, bias, j + Q, f32x4.extract_lane(r, 1));
+    store1(y, bias, j + 2 * Q, f32x4.extract_lane(r, 2));
+    store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
+  }
+  for (let j = n0 + 4 * Q; j < n1; j++) {
+    const nl = px < tb ? (tb - px) / 64 : 0; // (only when Q = 0: the few rows take the touches)
+    store1(y, bias, j, q8dot1rowTouch(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, px, nl));
+    px += nl << 6;
+  }
+}
+
 /**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq: i16 [M, K] in its layout, xs f32 [M, K/32])
  * and W q8: qs int8 [N, K], scales f32 [N, K/32]. K must be a multiple of 32.
@@ -225,6 +400,14 @@ export function linear_q8(xq: usize, xs: usize, qs: usize, scales: usize, bias: 
   const qrowB = <usize>K, srowB = <usize>K >> 3; // also the bytes of xs per x row
   const qpB = qrowB << 2, spB = srowB << 2; // a panel of 4 rows
   const xqrowB = <usize>K << 1, yrowB = <usize>N << 2;
+  if (M == 1 && gemvQ8Mode == 2) {
+    gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, 0, 0);
+    return;
+  }
+  if (M == 1 && gemvQ8Mode == 0) {
+    for (let j = n0; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+    return;
+  }
   if (M == 1) {
     let j = n0;
     for (; j + 4 <= n1; j += 4) {
@@ -362,18 +545,34 @@ export function quantize_q8(w: usize, qs: usize, scales: usize, N: i32, K: i32, 
  */
 export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize,
                                 M: i32, K: i32, N: i32, touch: usize, touchBytes: usize, n0: i32, n1: i32): void {
-  const t0 = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
-  const t1 = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
+  const ta = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
+  const tb = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
   const qrowB = <usize>K, srowB = <usize>K >> 3;
+  if (gemvQ8Mode == 2) {
+    gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, ta, tb);
+    return;
+  }
+  if (gemvQ8Mode == 0) {
+    // one row at a time (as linear_q8): each row's share of the lines touched among its blocks (q8dot1rowTouch)
+    const rows = <usize>max(n1 - n0, 1);
+    const perRow = ((tb - ta) / 64 + rows - 1) / rows;
+    let px = ta;
+    for (let j = n0; j < n1; j++) {
+      const nl = px < tb ? min(perRow, (tb - px) / 64) : 0;
+      store1(y, bias, j, q8dot1rowTouch(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K, px, nl));
+      px += nl << 6;
+    }
+    return;
+  }
   const qpB = qrowB << 2, spB = srowB << 2;
   const groups = <usize>max((n1 - n0) >> 2, 1);
-  const lines = ((t1 - t0) / 64 + groups - 1) / groups;
-  let px = t0;
+  const lines = ((tb - ta) / 64 + groups - 1) / groups;
+  let px = ta;
   let j = n0;
   for (; j + 4 <= n1; j += 4) {
     const qj = qs + <usize>j * qrowB, sj = scales + <usize>j * srowB;
     const more = j + 8 <= n1;
-    const nl = px < t1 ? min(lines, (t1 - px) / 64) : 0;
+    const nl = px < tb ? min(lines, (tb - px) / 64) : 0;
     store4(y, bias, j, q8dot1x4(xq, xs, qj, sj, K, more ? qj + qpB : 0, sj + spB, nl ? px : 0, nl));
     px += nl * 64;
   }
