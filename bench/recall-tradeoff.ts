@@ -38,7 +38,7 @@ const SPEC: CommandSpec = {
     'eval-batches': { type: 'string', value: 'N', help: 'recall: batches of the run\'s batch size per length (default 1)' },
     contexts: { type: 'string', value: 'C,…', help: 'decode: contexts (default 256,1024,4096,16384)' },
     gen: { type: 'string', value: 'N', help: 'decode: greedy steps per timed run (3 runs a point, the median; after 32 untimed steps; default 32)' },
-    threads: { type: 'string', value: 'N', help: 'wasm threads (default 2)' },
+    threads: { type: 'string', value: 'N', help: 'wasm threads (default 1: at d_model 128 a second thread adds barriers, not speed)' },
     out: { type: 'string', value: 'DIR', help: 'where recall-tradeoff.json/.md/.svg go (default bench-results)' },
     render: { type: 'string', value: 'FILE', help: 'measure nothing: the table and plot of an earlier run\'s JSON' },
   },
@@ -107,6 +107,14 @@ async function measure(name: string, dir: string, threads: number): Promise<RunR
     const lay = stateLayout(lm);
     const params = countParams(dir);
     const decode: RunResult['decode'] = [];
+    // once per model, untimed: V8 tiers the hot wasm up in the background, which the first context's 32 untimed
+    // steps did not cover at this size (~0.1–0.2 ms a step: the first point came out 3–4× slow)
+    const w = lm.createState(1);
+    try {
+      for (let i = 0; i < 512; i++) await lm.advance([[i % lm.vocabSize]], w);
+    } finally {
+      w.dispose();
+    }
     for (const C of contexts) {
       const s = lm.createState(1);
       try {
@@ -213,7 +221,7 @@ if (render !== undefined) {
     if (i <= 0) throw new Error(`--runs: "${x}" is not NAME=DIR`);
     return [x.slice(0, i), x.slice(i + 1)] as const;
   });
-  const threads = int1('threads', 2);
+  const threads = int1('threads', 1);
   const loadStart = loadLine(os.loadavg());
   const results: RunResult[] = [];
   for (const [name, dir] of runs) results.push(await measure(name, dir, threads));
