@@ -97,34 +97,13 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 }
 
 /**
- * 1 quantized x row (xq, its block scales xs) × 4 rows of q8 W (q0: first row of qs, s0: its first scale) → the 4
- * dot products. pfq ≠ 0: touches the next 4 rows (qs at pfq, scales at pfs) meanwhile.
+ * 1 quantized x row (xq, its block scales xs) × 4 adjacent rows of q8 W (q0: first row of qs, s0: its first scale) →
+ * the 4 dot products (q8dot1x4apart with the rows one row apart). pfq ≠ 0: touches the next 4 rows (qs at pfq, scales
+ * at pfs) meanwhile.
  */
 // @ts-ignore: decorator
 @inline function q8dot1x4(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, pfq: usize, pfs: usize, px: usize = 0, pxLines: usize = 0): v128 {
-  const qrowB = <usize>K, srowB = <usize>K >> 3;
-  const q1 = q0 + qrowB, q2 = q1 + qrowB, q3 = q2 + qrowB;
-  let acc = f32x4.splat(0);
-  let junk: u32 = 0;
-  const nb = <usize>K >> 5;
-  for (let b: usize = 0; b < nb; b++) {
-    const xp = xq + (b << 6), k = b << 5, so = b << 2;
-    if (pfq) {
-      // this block consumes 4 · 32 bytes of qs and 4 · 4 of scales: touch as many of the next group
-      junk ^= load<u32>(pfq + (k << 2)) ^ load<u32>(pfq + (k << 2), 64) ^ load<u32>(pfs + (so << 2));
-    }
-    if (px && b < pxLines) junk ^= load<u32>(px + (b << 6));
-    const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
-    t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
-    t1 = q8bdotW(q1 + k, x0, x1, x2, x3);
-    t2 = q8bdotW(q2 + k, x0, x1, x2, x3);
-    t3 = q8bdotW(q3 + k, x0, x1, x2, x3);
-    const S = hsum4s(t0, t1, t2, t3);
-    const sc = f32x4.mul(gather(s0 + so, srowB, 4), v128.load32_splat(xs + so));
-    acc = f32x4.add(acc, f32x4.mul(S, sc));
-  }
-  if (pfq || px) sinkTouches(junk);
-  return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
+  return q8dot1x4apart(xq, xs, q0, s0, K, <usize>K, <usize>K >> 3, px, pxLines, pfq, pfs);
 }
 
 /** 1 quantized x row × 1 row of q8 W (the same arithmetic as one lane of q8dot1x4) */
@@ -205,16 +184,20 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
  * 1 quantized x row × 4 rows of q8 W that lie Q rows apart (q0, q0 + Q·K, …; scales likewise) → the 4 dot products
  * (lanes = rows; the same arithmetic as q8dot1x4, so the same bits): x loaded once for the 4, and each of the 4 load
  * instructions of W walks its own quarter of the rows start to end as the caller steps q0 by one row. px ≠ 0: touches
- * pxLines 64-byte lines from px meanwhile, one per block (linear_q8_touch)
+ * pxLines 64-byte lines from px meanwhile, one per block (linear_q8_touch); pfq ≠ 0: see q8dot1x4
  */
 // @ts-ignore: decorator
-@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize, px: usize = 0, pxLines: usize = 0): v128 {
+@inline function q8dot1x4apart(xq: usize, xs: usize, q0: usize, s0: usize, K: i32, qQ: usize, sQ: usize, px: usize = 0, pxLines: usize = 0, pfq: usize = 0, pfs: usize = 0): v128 {
   const q1 = q0 + qQ, q2 = q1 + qQ, q3 = q2 + qQ;
   let acc = f32x4.splat(0);
   let junk: u32 = 0;
   const nb = <usize>K >> 5;
   for (let b: usize = 0; b < nb; b++) {
     const xp = xq + (b << 6), k = b << 5, so = b << 2;
+    if (pfq) {
+      // (q8dot1x4) this block consumes 4 · 32 bytes of qs and 4 · 4 of scales: touch as many of the next group
+      junk ^= load<u32>(pfq + (k << 2)) ^ load<u32>(pfq + (k << 2), 64) ^ load<u32>(pfs + (so << 2));
+    }
     if (px && b < pxLines) junk ^= load<u32>(px + (b << 6));
     const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
     t0 = q8bdotW(q0 + k, x0, x1, x2, x3);
@@ -225,7 +208,7 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
     const sc = f32x4.mul(gather(s0 + so, sQ, 4), v128.load32_splat(xs + so));
     acc = f32x4.add(acc, f32x4.mul(S, sc));
   }
-  if (px) sinkTouches(junk);
+  if (pfq || px) sinkTouches(junk);
   return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
 }
 
