@@ -20,6 +20,14 @@ async function batchedLogits(lm: CausalLM, ids: number[]): Promise<Float32Array[
   return out;
 }
 
+/** the same for one sequence: a prefill of 5 tokens, then 4 steps (every decode product has one row of x: M = 1) */
+async function singleLogits(lm: CausalLM, ids: number[]): Promise<Float32Array[]> {
+  const s = lm.createState(1);
+  const out = [(await lm.advance([ids.slice(0, 5)], s)).data.slice()];
+  for (let t = 0; t < 4; t++) out.push((await lm.advance([[ids[t]]], s)).data.slice());
+  return out;
+}
+
 /**
  * batchedLogits with a decode option off, then on (`set`), and how often each team kernel ran in each run (`ranOff(k)`,
  * `ranOn(k)`); the runtime's runTeam restored after
@@ -529,12 +537,7 @@ describe('wasm backend: the q8 matrix-vector kernels of decode (gemvQ8 \'quarter
         const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
-          const single = async (): Promise<Float32Array[]> => {
-            const s = model.lm.createState(1);
-            const out = [(await model.lm.advance([ids.slice(0, 5)], s)).data.slice()];
-            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]]], s)).data.slice());
-            return out;
-          };
+          const single = (): Promise<Float32Array[]> => singleLogits(model.lm, ids);
           const quarters1 = await single();
           for (const k of ['seq', 'rows4'] as const) {
             be.runtime.gemvQ8 = k;
@@ -567,12 +570,7 @@ describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           // batch 1: every decode product has one row of x (M = 1): the same bits
-          const single = async (): Promise<Float32Array[]> => {
-            const s = model.lm.createState(1);
-            const out = [(await model.lm.advance([ids.slice(0, 5)], s)).data.slice()];
-            for (let t = 0; t < 4; t++) out.push((await model.lm.advance([[ids[t]]], s)).data.slice());
-            return out;
-          };
+          const single = (): Promise<Float32Array[]> => singleLogits(model.lm, ids);
           be.runtime.gemvF32 = 'seq';
           const seq1 = await single();
           be.runtime.gemvF32 = 'rows4';
