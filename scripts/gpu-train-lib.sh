@@ -1,7 +1,8 @@
 # Sourced by the device training scripts (scripts/gpu-train-*.sh): unpacks the build unless SKIP_DIST=1, records the
 # card, and defines
 #   train NAME ARGS...   `mamba-ts train ARGS --backend webgpu --log-every 50 --out runs/NAME --time-limit $TL`, log in logs/NAME.log
-#   evals NAMES...       `mamba-ts eval --json` of each run on the card, in parallel (logs/eval-NAME.json)
+#   evals NAMES...       `mamba-ts eval --json $EVAL_ARGS` of each run on the card, in parallel, EVAL_S seconds at most
+#                        (default 40; logs/eval-NAME.json)
 #   keep NAMES...        copy runs' trainer states and curves into states/ (for runs that pack does not take)
 #   pack NAMES...        trainer states and curves with the logs into $OUT/$PACK.tgz; the weights without the
 #                        optimizer moments one archive per run ($OUT/NAME.tgz; --resume from it restarts the moments)
@@ -14,7 +15,7 @@ TL=$(( BUDGET - ${TRAIN_MARGIN:-100} ))
 train() { local n=$1; shift
   node dist/src/cli/main.js train "$@" --backend webgpu --log-every 50 --out runs/$n --time-limit $TL > logs/$n.log 2>&1; }
 evals() { local n
-  for n in "$@"; do timeout 40 node dist/src/cli/main.js eval --model runs/$n --backend webgpu --json > logs/eval-$n.json 2> logs/eval-$n.err & done
+  for n in "$@"; do timeout ${EVAL_S:-40} node dist/src/cli/main.js eval --model runs/$n --backend webgpu ${EVAL_ARGS:-} --json > logs/eval-$n.json 2> logs/eval-$n.err & done
   wait; }
 keep() { local n # trainer states and curves of runs whose weights are packed otherwise
   for n in "$@"; do cp runs/$n/trainer_state.json states/$n.json 2>/dev/null; cp runs/$n/curves.svg states/$n.svg 2>/dev/null; done; }

@@ -13,8 +13,6 @@ train ih-llama-d64-lr2e3 $IH --head-dim 32 --lr 2e-3 &
 train ih-llama-d128-lr1e3 $IH --hidden 128 --head-dim 64 --lr 1e-3 &
 wait
 echo "train done at $(( $(date +%s) - T0 ))s"
-for n in $RUNS; do timeout 80 node dist/src/cli/main.js eval --model runs/$n --backend webgpu --eval-batches 8 \
-  --eval-lengths 64,128,256,512,1024,2048,4096,8192,16384 --json > logs/eval-$n.json 2> logs/eval-$n.err & done
-wait
+EVAL_S=80 EVAL_ARGS="--eval-batches 8 --eval-lengths 64,128,256,512,1024,2048,4096,8192,16384" evals $RUNS
 pack $RUNS
 summary $RUNS

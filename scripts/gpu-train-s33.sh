@@ -13,8 +13,6 @@ train ih-llama-d64-lr1e3-20k $IH --lr 1e-3 $R &
 train ih-llama-d64-lr5e4-20k $IH --lr 5e-4 $R &
 wait
 echo "train done at $(( $(date +%s) - T0 ))s"
-for n in $RUNS; do timeout 80 node dist/src/cli/main.js eval --model runs/$n --backend webgpu --eval-batches 4 \
-  --eval-lengths 64,128,256,512,1024,2048,4096,8192,16384 --json > logs/eval-$n.json 2> logs/eval-$n.err & done
-wait
+EVAL_S=80 EVAL_ARGS="--eval-batches 4 --eval-lengths 64,128,256,512,1024,2048,4096,8192,16384" evals $RUNS
 pack $RUNS
 summary $RUNS
