@@ -21,7 +21,7 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import type { AttentionArgs } from '../src/backend/backend.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { fillKvCaches, lcgNoise } from './kv-fill.js';
+import { stateAtContext } from './kv-fill.js';
 import { arg, intListArg, listArg } from './options.js';
 
 const LAYOUTS = ['pad', 'packed'] as const;
@@ -44,11 +44,7 @@ async function child(arch: string, C: number, threads: number, gen: number, warm
   if (!PRESETS[model]) throw new Error(`--arch: no preset ${model}`);
   const be = new WasmBackend({ threads });
   const lm = buildModel(PRESETS[model], model, new RandomTensorSource(1), { backend: be, kvCache: 'f32' });
-  const s = lm.createState(1);
-  const V = lm.vocabSize;
-  await lm.advance([Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V)], s);
-  fillKvCaches(s, C, C + warm + gen + 1, 'f32', lcgNoise(12345));
-  s.seqLen[0] = C;
+  const { s } = await stateAtContext(lm, C, C + warm + gen + 1, 'f32');
   const calls = new Map<Layout, number[]>(), cpu = new Map<Layout, number>(), steps = new Map<Layout, number[]>();
   let layout: Layout = layouts[0];
   const attention = be.attention;

@@ -1,9 +1,10 @@
 /**
  * Shared by the wasm KV-cache and context benches: a state's KV caches filled directly (random K/V at C positions,
- * no prefill of C tokens) and attention's time per step (the backend op wrapped).
+ * no prefill of C tokens), a state at C positions that way, and attention's time per step (the backend op wrapped).
  */
 import type { AttentionArgs, Backend } from '../src/backend/backend.js';
 import { encodeKvInto, type KvArray } from '../src/backend/cpu/index.js';
+import type { CausalLM } from '../src/models/causal-lm.js';
 import type { ModelState } from '../src/models/state.js';
 import type { KvCacheDType } from '../src/tensor/dtype.js';
 import * as ops from '../src/tensor/ops.js';
@@ -43,6 +44,23 @@ export function fillKvCaches(s: ModelState, C: number, cap: number, kvCache: KvC
       l[k] = grown;
     }
   }
+}
+
+/** the tokens of the benches' short real prefill before the caches are filled: 8 ids spread over the vocabulary */
+export const prefillIds = (vocab: number): number[] => Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % vocab);
+
+/**
+ * A batch-1 state at C positions as the benches build one: an 8-token prefill (its logits returned), then the KV
+ * caches (in `kvCache`) grown to `cap` positions with noise at 0 … C−1 (fillKvCaches; a state without KV caches is
+ * left as the prefill made it: its size does not depend on C) and the position set to C. `noise` / `blocks` as
+ * fillKvCaches's (default an LCG from 12345, blocks drawn for this state only).
+ */
+export async function stateAtContext(lm: CausalLM, C: number, cap: number, kvCache: KvCacheDType, o: { noise?: (n: number) => Float32Array; blocks?: Map<number, Float32Array> } = {}): Promise<{ s: ModelState; logits: Awaited<ReturnType<CausalLM['advance']>> }> {
+  const s = lm.createState(1, { kvCache });
+  const logits = await lm.advance([prefillIds(lm.vocabSize)], s);
+  if (s.timeTensors.size > 0) fillKvCaches(s, C, cap, kvCache, o.noise ?? lcgNoise(12345), o.blocks);
+  s.seqLen[0] = C;
+  return { s, logits };
 }
 
 /** wraps `be.attention` to add up its wall time (a few µs per call); `ms` is read and reset by the caller, `restore()` unwraps */

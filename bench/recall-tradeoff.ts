@@ -23,7 +23,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { evaluateCheckpoint } from '../src/train/jobs.js';
 import { lineChartSvg, PALETTE, type ChartOptions, type Series } from '../src/train/plot.js';
 import { contextLabel, stateLayout } from './context-sweep.js';
-import { fillKvCaches, lcgNoise } from './kv-fill.js';
+import { stateAtContext } from './kv-fill.js';
 import { commandLine, fmt1, gitCommit, loadLine, machineInfo, machineLine, markdownTable, repoRoot } from './report.js';
 
 const SCRIPT = 'dist/bench/recall-tradeoff.js';
@@ -116,12 +116,8 @@ async function measure(name: string, dir: string, threads: number): Promise<RunR
       w.dispose();
     }
     for (const C of contexts) {
-      const s = lm.createState(1);
+      const { s, logits } = await stateAtContext(lm, C, C + WARM + 3 * gen + 1, 'f32');
       try {
-        const V = lm.vocabSize;
-        const logits = await lm.advance([Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V)], s);
-        if (lay.grows) fillKvCaches(s, C, C + WARM + 3 * gen + 1, 'f32', lcgNoise(12345));
-        s.seqLen[0] = C;
         let tok = argmax(logits.data);
         const step = async (): Promise<void> => {
           const picked = lm.advanceArgmax ? await lm.advanceArgmax([[tok]], s) : null;

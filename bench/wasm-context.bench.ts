@@ -27,7 +27,7 @@ import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
-import { fillKvCaches, lcgNoise, timeAttention } from './kv-fill.js';
+import { stateAtContext, timeAttention } from './kv-fill.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
 import { llamaRunner, nodeLlamaCppEntry, NODE_LLAMA_CPP_INSTALL } from './llamacpp-npm-lib.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
@@ -110,13 +110,10 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   const be = new WasmBackend({ threads });
   const lm = buildModel(PRESETS[model], model, new RandomTensorSource(1), { backend: be, kvCache });
   const lay = stateLayout(lm);
-  const V = lm.vocabSize;
-  const s = lm.createState(1);
-  let logits = await lm.advance([Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % V)], s);
-  const cap = C + WARM + gen + 1;
   // (one LCG from 12345 carried on across the row sizes)
-  if (lay.grows) fillKvCaches(s, C, cap, kvCache, lcgNoise(12345));
-  s.seqLen[0] = C;
+  const st = await stateAtContext(lm, C, C + WARM + gen + 1, kvCache);
+  const s = st.s;
+  let logits = st.logits;
   // attention's time per step: the op wrapped (a few µs per call)
   const attn = timeAttention(be);
   let tok = argmax(logits.data);

@@ -19,7 +19,7 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { argmax } from '../src/generate/sampling.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 import type { ModelState } from '../src/models/state.js';
-import { fillKvCaches, lcgNoise, timeAttention } from './kv-fill.js';
+import { stateAtContext, lcgNoise, timeAttention } from './kv-fill.js';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
 const argv = process.argv.slice(2);
@@ -55,11 +55,8 @@ if (C > 0) {
   const blocks = new Map<number, Float32Array>();
   const states: ModelState[] = [];
   for (const kv of formats) {
-    const s = lm.createState(1, { kvCache: kv });
-    await lm.advance([Array.from({ length: 8 }, (_, i) => (i * 7919 + 13) % V)], s);
     // (a fresh LCG from 12345 for each row size: every format's caches hold the same values)
-    fillKvCaches(s, C, C + steps + 2, kv, (n) => lcgNoise(12345)(n), blocks);
-    s.seqLen[0] = C;
+    const { s } = await stateAtContext(lm, C, C + steps + 2, kv, { noise: (n) => lcgNoise(12345)(n), blocks });
     states.push(s);
   }
   const attn = timeAttention(be);
