@@ -6,7 +6,8 @@
  * kernel with ONE workgroup (megaGroups 1: every barrier, its counter resets and the table staging still run) and a
  * two-workgroup case is checked when SwiftShader happens to run it (else reported). Checked against 'v1': the decode
  * logits of the HF Mamba-2 fixtures (one group; two groups with biases and a Δ clamp) and mamba-tiny (Mamba-1), f32 and
- * bf16 weights, and of random mamba2-130m- and mamba-130m-shaped layers (f32), within 1e-5, and greedy tokens chained
+ * bf16 weights, of random mamba2-130m- and mamba-130m-shaped layers (f32) and of random Mamba-1 models of other shapes
+ * (dt_rank, d_state, d_conv, biases; the 3-phase MEGA1 over several slices, and '-p4'), within 1e-5, and greedy tokens chained
  * on the device; the step's dispatches; FalconMamba and batch 2 declining; the fallbacks: a probe of more workgroups than run
  * at once (times out, clear status, no hang, results = v1) and a step's error flag read back (off, recorded again).
  */
@@ -17,7 +18,7 @@ import { RandomTensorSource } from '../../src/models/random.js';
 import { buildModel } from '../../src/models/registry.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
 import { loadModel } from '../../src/index.js';
-import { assertSameDecode, hfFixture } from '../helpers.js';
+import { assertSameDecode, hfFixture, maxAbsDiff } from '../helpers.js';
 import { kernelsOf, webgpuOrReason } from './webgpu-context.js';
 
 const made: WebGpuBackend[] = [];
@@ -73,7 +74,8 @@ async function decode(lm: CausalLM, g: WebGpuBackend, k: string, steps: number[]
 const count = (names: string[], k: string) => names.filter((n) => n === k).length;
 
 describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode step, the same results as v1', () => {
-  // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj; u + x_proj; Δ, scan, gate; out_proj)
+  // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj + conv + x_proj parts; the parts
+  // summed, Δ, scan, gate; out_proj — or with '-p4' session 32's in_proj; u + x_proj; Δ, scan, gate; out_proj)
   const HF = [['mamba2-tiny', 'f32', 'mega', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16', 'mega1']] as const;
   for (const [name, weights, k, kernel] of HF) {
     it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, 1 dispatch a greedy step`, async (t: TestContext) => {
@@ -106,6 +108,73 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
     });
   }
+
+  // Mamba-1 in 3 phases (session 33): shapes the fixtures lack — dt_rank, d_state, d_conv, the conv bias and the
+  // in/out_proj biases varied — each against v1 (the first also session 32's 4 phases, '-p4'); `slices` > 1 gives the one
+  // workgroup several slices, so the x_proj parts of several slices are summed across the barrier and the split
+  // boundaries (in_proj rows straddling x and z, 2–7 channels a slice) are crossed as with many workgroups
+  const M1 = [
+    // [name, config, weights, slices]
+    ['R 3, N 5, Kc 2, conv bias', { hidden_size: 24, intermediate_size: 48, time_step_rank: 3, state_size: 5, conv_kernel: 2, use_conv_bias: true, use_bias: false }, 'f32', 3],
+    ['R 7, N 20, Kc 3, no conv bias, proj biases', { hidden_size: 32, intermediate_size: 64, time_step_rank: 7, state_size: 20, conv_kernel: 3, use_conv_bias: false, use_bias: true }, 'f32', 5],
+    ['R 16, N 16, Kc 4, conv bias', { hidden_size: 40, intermediate_size: 80, time_step_rank: 16, state_size: 16, conv_kernel: 4, use_conv_bias: true, use_bias: false }, 'f32', 13],
+    ['R 5, N 3, Kc 4, no conv bias', { hidden_size: 32, intermediate_size: 96, time_step_rank: 5, state_size: 3, conv_kernel: 4, use_conv_bias: false, use_bias: false }, 'bf16', 4],
+  ] as const;
+  /**
+   * random weights that make the state matter in the logits (RandomTensorSource's Δ ≈ 0.01, zero biases and 0.02
+   * embeddings leave the scan's share of a logit ~1e-4: a third of x_proj left out moved them by 3e-5 only): Δ ≈ 0.3
+   * from the dt_proj bias, the other biases (conv, in/out_proj) U(±0.3), embeddings U(±1)
+   */
+  class Lively extends RandomTensorSource {
+    override float32(name: string): Float32Array {
+      const out = super.float32(name);
+      if (/dt_proj\.bias$/.test(name)) out.fill(Math.log(Math.expm1(0.3)));
+      else if (/\.bias$/.test(name)) for (let i = 0; i < out.length; i++) out[i] = 0.3 * Math.sin(1.7 * i + name.length);
+      else if (/embed/.test(name)) for (let i = 0; i < out.length; i++) out[i] *= 1 / (0.02 * Math.sqrt(3));
+      return out;
+    }
+  }
+  for (const [what, shape, weights, slices] of M1) {
+    const kernels = what === M1[0][0] ? ['mega', 'mega-p4'] : ['mega'];
+    it(`a random Mamba-1, ${what} (${weights}, ${slices} slices): ${kernels.join(', ')} within 1e-5 of v1, greedy ids equal, one dispatch`, async (t: TestContext) => {
+      const g = await gpu(weights);
+      if (typeof g === 'string') return t.skip(g);
+      const config = { model_type: 'mamba', num_hidden_layers: 2, vocab_size: 61, tie_word_embeddings: true, ...shape };
+      const lm = buildModel(config, 'mamba', new Lively(17), { backend: g });
+      g.mega.opts.slices = slices;
+      try {
+        const v1 = await decode(lm, g, 'v1', [7, 9]);
+        for (const k of kernels) {
+          const mega = await decode(lm, g, k, [7, 9]);
+          assertSameDecode(mega, v1, 1e-5, `${what} ${weights} ${k}: mega vs v1`);
+          t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
+          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['mega1'], `${k} ran ${mega.names.join(', ')}`);
+          assert.equal(g.mega.lastHeadDecline, '');
+        }
+      } finally {
+        g.mega.opts.slices = undefined;
+      }
+    });
+  }
+
+  it("'-p4' selects session 32's 4-phase Mamba-1 kernel (the variant), the default 3", async (t: TestContext) => {
+    const g = await gpu('f32');
+    if (typeof g === 'string') return t.skip(g);
+    const lm = (await loadModel(hfFixture('mamba-tiny'), { backend: g })).lm;
+    const variants: Record<string, string[]> = {};
+    for (const k of ['mega', 'mega-r16-p4']) {
+      g.decodeKernels = k;
+      const s = lm.createState(1);
+      await lm.advance([[2]], s);
+      assert.equal(await g.mega.ready(), '');
+      const step = await kernelsOf(g, () => lm.advance([[5]], s));
+      s.dispose();
+      variants[k] = step.variants.filter((v, i) => step.names[i] === 'mega1');
+    }
+    assert.equal(g.mega.opts.mamba1Phases, 4);
+    assert.match(variants.mega.join(), /^mega1:f\d+r8$/);
+    assert.match(variants['mega-r16-p4'].join(), /^mega1:f\d+r16p4$/);
+  });
 
   // an LM head of its own (not the embedding): f32 and bf16, Mamba-2 and Mamba-1
   for (const [name, config, weights] of [['mamba2', { ...TINY, tie_word_embeddings: false }, 'f32'], ['mamba2', { ...TINY, tie_word_embeddings: false }, 'bf16'], ['mamba', { ...M1_130, hidden_size: 32, intermediate_size: 64, time_step_rank: 4, tie_word_embeddings: false }, 'bf16']] as const) {

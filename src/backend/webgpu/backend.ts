@@ -232,13 +232,15 @@ export class WebGpuBackend implements Backend {
   set decodeKernels(k: string) {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
-    // 'mega-g{G}-r{R}': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32; else 8)
-    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?$/.exec(k);
+    // 'mega-g{G}-r{R}[-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32; else
+    // 8); '-p4': Mamba-1 stacks in session 32's 4 phases a layer (else 3; Mamba-2 is the same either way)
+    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(-p4)?$/.exec(k);
     const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeName) this.epoch++;
     if (mega && this.mega) {
       this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
       this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
+      this.mega.opts.mamba1Phases = mega[3] ? 4 : 3;
     }
     this.decodeK = mega ? 'mega' : k;
     this.decodeName = k;
@@ -280,7 +282,7 @@ export class WebGpuBackend implements Backend {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}${k === 'megaGroups' && opts.megaGroups === undefined && env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? ' (from MAMBA_TS_WEBGPU_MEGA_GROUPS)' : ''}`);
     }
     this.megaGroups = megaGroups;
-    this.mega = new MegaDecode(this.rt, { groups: megaGroups, rows: 8, spin: megaSpin }, () => this.epoch++, (n) => this.scratch(n, 'mega output'));
+    this.mega = new MegaDecode(this.rt, { groups: megaGroups, rows: 8, spin: megaSpin, mamba1Phases: 3 }, () => this.epoch++, (n) => this.scratch(n, 'mega output'));
     this.decodeKernels = this.decodeName; // (a 'mega-…' from the options or the environment: its settings now)
     this.gemm = opts.gemm ?? ((env?.MAMBA_TS_WEBGPU_GEMM || 'sgmat') as WebGpuGemm);
     if (!(WEBGPU_GEMMS as readonly string[]).includes(this.gemm)) {

@@ -86,6 +86,8 @@ interface Shape<M> {
   consts: (m: M) => Partial<Record<keyof typeof MT, Tensor | null>>;
   params: (eps: number, flags: number, spin: number, fnorm: number) => number[];
   lims: [number, number, number][];
+  /** the kernel's variant past format, width and rows ('p4': MEGA1's 4 phases) */
+  variant?: string;
 }
 
 export interface MegaOptions {
@@ -97,6 +99,10 @@ export interface MegaOptions {
   spin: number;
   /** bytes of a matrix arena at most (below the adapter's binding limit: tests split small models over arenas) */
   arenaBytes?: number;
+  /** Mamba-1 stacks: 3 grid phases a layer (MEGA1, session 33) or 4 (variant 'p4', session 32's) */
+  mamba1Phases: 3 | 4;
+  /** MEGA1 (3 phases): the slices its phases split the work into (default: the workgroups; tests give one workgroup several) */
+  slices?: number;
 }
 
 /** a greedy step's LM head and embedding (`MegaDecode.step`: the step's last phases, the token id its output) */
@@ -139,7 +145,11 @@ export class MegaDecode {
   }
   /** why 'mega' is off with the current options ('' when it is not) */
   private offNow(): string {
-    return this.failed.get(`${this.opts.groups}/${this.opts.rows}`) ?? '';
+    return this.failed.get(this.optsKey()) ?? '';
+  }
+  /** the options a plan is made with (the kernel and its grid) */
+  private optsKey(): string {
+    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}`;
   }
   /** the failures (status) by the options they happened with */
   private readonly failed = new Map<string, string>();
@@ -156,7 +166,7 @@ export class MegaDecode {
     const kind = ls[0]?.kind;
     if (ls.length === 0 || !(kind === 'mamba2' || kind === 'mamba1') || ls.some((l) => l.kind !== kind)) return this.decline('only stacks of Mamba-2 layers or of Mamba-1 layers');
     const args = ls.map((l) => l.args as M2 | M1);
-    const key = [a.finalNorm, a.normEps, this.opts.groups, this.opts.rows, ...ls.flatMap((l, i) => {
+    const key = [a.finalNorm, a.normEps, this.optsKey(), ...ls.flatMap((l, i) => {
       const m = args[i];
       const own = 'nHeads' in m
         ? [m.norm, m.normEps, m.normGroupSize, m.dtLimit[0], m.dtLimit[1]]
@@ -333,7 +343,7 @@ export class MegaDecode {
       for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
-      key, opts: `${G}/${this.opts.rows}`, state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}`,
+      key, opts: this.optsKey(), state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}${shape.variant ?? ''}`,
       spec: kind === 'mamba2' ? MEGA2 : MEGA1, params: shape.params(f2u(a.normEps), flags, this.opts.spin, fnorm), L, H, nb: shape.nb,
       scWords: shape.scWords, stateSizes: shape.stateSizes, lims: shape.lims, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,
@@ -382,11 +392,15 @@ export class MegaDecode {
       if (m.inProj.shape[0] !== 2 * D || m.inProj.shape[1] !== H || m.xProj.shape[0] !== J || m.xProj.shape[1] !== D || m.dtProj.shape[0] !== D || m.outProj.shape[0] !== H || m.outProj.shape[1] !== D) return 'projection shapes other than a Mamba-1 layer\'s';
     }
     if (D % 8 !== 0) return `d_inner ${D} not a multiple of 8`;
+    // 3 phases a layer (S slices, their x_proj parts in the scratch) or session 32's 4 ('p4')
+    const p4 = this.opts.mamba1Phases === 4, G = this.opts.groups, S = p4 ? 0 : this.opts.slices ?? G;
+    if (!p4 && !(Number.isInteger(S) && S >= 1)) return `mega slices ${S} is not a positive integer`;
     return {
-      kind: 'mamba1', width: Math.max(H, D, J), nb: 4 * L + 1, scWords: 4 * L + 2 + H + 2 * D + J + D + 2 * this.opts.groups, stateSizes: [D * Kc, D * N],
+      kind: 'mamba1', width: Math.max(H, D, J), nb: (p4 ? 4 : 3) * L + 1, scWords: (p4 ? 4 : 3) * L + 2 + H + 2 * D + J + D + 2 * G + S * J, stateSizes: [D * Kc, D * N],
+      variant: p4 ? 'p4' : '',
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
-      params: (eps, flags, spin, fnorm) => [L, H, D, R, 0, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],
+      params: (eps, flags, spin, fnorm) => [L, H, D, R, S, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],
       lims: args.map(() => [0, 0, 0]),
     };
   }

@@ -31,6 +31,31 @@ fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
 }`;
 
 /**
+ * The selective state update and its read-out, one WGSL for every decode-step kernel (MAMBA1_SCAN, MAMBA2_STEP, MEGA1,
+ * MEGA2: they differ only in where the operands come from): over the lanes `lane` of `T` of a row (a channel, or a
+ * head's row), where `ok`, h[n] = decay(n) · h[n] + dx · B(n) stored back (`h(n)`: the state element, an lvalue), and
+ * part += h[n] · C(n); then the sum over the T lanes into red[li] (valid at lane 0). Every thread of the workgroup runs
+ * it (barriers inside); it needs `red` (256 floats), `li` and N in scope.
+ */
+export function stateUpdate(o: { ok: string; T: string; lane: string; h: (n: string) => string; decay: (n: string) => string; dx: string; B: (n: string) => string; C: (n: string) => string }): string {
+  return /* wgsl */ `
+  var part = 0.0;
+  if (${o.ok}) {
+    for (var n = ${o.lane}; n < N; n += ${o.T}) {
+      let hv = ${o.decay('n')} * ${o.h('n')} + ${o.dx} * ${o.B('n')};
+      ${o.h('n')} = hv;
+      part += hv * ${o.C('n')};
+    }
+  }
+  red[li] = part;
+  workgroupBarrier();
+  for (var s = ${o.T} / 2u; s > 0u; s >>= 1u) {
+    if (${o.lane} < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }`;
+}
+
+/**
  * params: Bn, Dm, Kc, J, flags (1 conv bias). Variant '' (v1): a workgroup tree reduction; the subgroup size
  * (decodeKernels 'v2', a fixed size): subgroupAdd, then one barrier to add the subgroups' partials.
  */
@@ -172,23 +197,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     sg[c] = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
   }
   workgroupBarrier();
-  var part = 0.0;
-  if (d < Dm) {
-    let dt = sdt[c];
-    let du = dt * su[c];
-    let so = o_state + (b * Dm + d) * N;
-    for (var n = lane; n < N; n += TPC) {
-      let hv = exp(dt * $A[o_A + d * N + n]) * $state[so + n] + du * xv[R + n];
-      $state[so + n] = hv;
-      part += hv * xv[R + N + n];
-    }
-  }
-  red[li] = part;
-  workgroupBarrier();
-  for (var s = TPC / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
+  let dt = sdt[c];
+  let so = o_state + (b * Dm + d) * N;
+${stateUpdate({ ok: 'd < Dm', T: 'TPC', lane: 'lane', h: (n) => `$state[so + ${n}]`, decay: (n) => `exp(dt * $A[o_A + d * N + ${n}])`, dx: 'dt * su[c]', B: (n) => `xv[R + ${n}]`, C: (n) => `xv[R + N + ${n}]` })}
   if (lane == 0u && d < Dm) {
     $y[o_y + b * Dm + d] = (red[li] + $D[o_D + d] * su[c]) * sg[c];
   }
@@ -247,24 +258,10 @@ ${MAMBA2_HEAD}
   let dA = exp(dt * $A[o_A + h]);
   let r = li / TPR; let lane = li % TPR;
   let p = pb * PB + r;
-  var part = 0.0;
   var xv = 0.0;
-  if (p < hd) {
-    xv = sx[r];
-    let dx = dt * xv;
-    let so = o_state + ((b * nh + h) * hd + p) * N;
-    for (var n = lane; n < N; n += TPR) {
-      let hv = dA * $state[so + n] + dx * sB[n];
-      $state[so + n] = hv;
-      part += hv * sC[n];
-    }
-  }
-  red[li] = part;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
+  if (p < hd) { xv = sx[r]; }
+  let so = o_state + ((b * nh + h) * hd + p) * N;
+${stateUpdate({ ok: 'p < hd', T: 'TPR', lane: 'lane', h: (n) => `$state[so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]` })}
   if (lane == 0u && p < hd) {
     var out = red[li];
     if ((flags & 2u) != 0u) { out += $D[o_D + h] * xv; }

@@ -35,6 +35,7 @@
  * kernels: mega.ts).
  */
 import type { KernelSpec } from '../runtime.js';
+import { stateUpdate } from './mamba_step.js';
 
 /** words of a layer's entry in the layer table */
 export const MEGA_TS = 20;
@@ -122,10 +123,10 @@ export const MEGA2: KernelSpec = {
   wgsl: (v) => mega2Wgsl(v),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; greedy: boolean } {
-  const m = /^([fb])(\d+)r(8|16|32)(a?)$/.exec(v);
-  if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega2: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), greedy: m[4] === 'a' };
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; p4: boolean; greedy: boolean } {
+  const m = /^([fb])(\d+)r(8|16|32)(p4)?(a?)$/.exec(v);
+  if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega: bad variant ${JSON.stringify(v)}`);
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), p4: m[4] === 'p4', greedy: m[5] === 'a' };
 }
 /** the matrix arena, the LM head and the embedding: vec4s of the weight format */
 function megaTypes(v: string): Record<string, string> {
@@ -280,25 +281,34 @@ const NORM_X = /* wgsl */ `
  * over its TPR lanes, then `put` at lane 0 (o: the sum, j: the row)
  */
 function rows(n: string, dot: string, put: string): string {
+  return rowPasses(`wgi * RPW`, n, `nwgs * RPW`, dot, put);
+}
+/** rows [lo, hi) of one workgroup in passes of RPW (as `rows`; lo, hi uniform over the workgroup) */
+function rowsIn(lo: string, hi: string, dot: string, put: string): string {
+  return rowPasses(lo, hi, 'RPW', dot, put);
+}
+function rowPasses(first: string, end: string, step: string, dot: string, put: string): string {
   return /* wgsl */ `
-    for (var j0 = wgi * RPW; j0 < ${n}; j0 += nwgs * RPW) {
+    for (var j0 = ${first}; j0 < ${end}; j0 += ${step}) {
       let j = j0 + r;
       var acc = 0.0;
-      if (j < ${n}) { acc = ${dot}; }
+      if (j < ${end}) { acc = ${dot}; }
       let o = lanesum(acc, li, lane);
-      if (lane == 0u && j < ${n}) { ${put} }
+      if (lane == 0u && j < ${end}) { ${put} }
       workgroupBarrier();
     }`;
 }
 
-/** the last phase's out_proj rows (K inputs staged in xs4) and the residual: x ← x + scale · (out + bias) */
-const OUT_PROJ = (K: string): string => /* wgsl */ `
-    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
-${rows('H', `rowdot(outW, j, ${K}, lane)`, `var b = 0.0;
+/** the out_proj row j's sum o put: the residual x ← x + scale · (o + bias) (outB, scale in scope) */
+const RESIDUAL = /* wgsl */ `var b = 0.0;
         if (hasOutB) { b = cw(outB + j); }
         var xo = 0.0;
         if (l == 0u) { xo = xin(j); } else { xo = aget(XB + j); }
-        aput(XB + j, xo + scale * (o + b));`)}`;
+        aput(XB + j, xo + scale * (o + b));`;
+/** the last phase's out_proj rows (K inputs staged in xs4) round-robin, and the residual */
+const OUT_PROJ = (K: string): string => /* wgsl */ `
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+${rows('H', `rowdot(outW, j, ${K}, lane)`, RESIDUAL)}`;
 
 /**
  * after the last layer: without 'a', workgroup 0 writes the final-normed rows into y. With 'a' (a greedy step), the
@@ -338,14 +348,7 @@ function tail(v: string): string {
   let hwo = o_hw / 4u;
   var best = -3.4028234663852886e38;
   var bix = 0xffffffffu;
-  for (var j0 = wgi * RPW; j0 < V; j0 += nwgs * RPW) {
-    let j = j0 + r;
-    var acc = 0.0;
-    if (j < V) { acc = hdot(hwo, j, H, lane); }
-    let o = lanesum(acc, li, lane);
-    if (lane == 0u && j < V && (o > best || (bix == 0xffffffffu && o == best))) { best = o; bix = j; }
-    workgroupBarrier();
-  }
+${rows('V', 'hdot(hwo, j, H, lane)', 'if (o > best || (bix == 0xffffffffu && o == best)) { best = o; bix = j; }')}
   amax(best, bix, li);
   if (li == 0u) {
     aput(PART + 2u * wgi, red[0]);
@@ -447,24 +450,10 @@ ${rows('NZ', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(inB + 
       let dt = clamp(softplus(aget(ZB + I + C + h) + bias), lo, hi);
       let dA = exp(dt * cw(tu(l, ${MT.A}u) + h));
       let p = pb * PB + r2;
-      var part = 0.0;
       var xv = 0.0;
-      if (p < hd) {
-        xv = sx[r2];
-        let dx = dt * xv;
-        let so = soff + (h * hd + p) * N;
-        for (var n = lane2; n < N; n += T2) {
-          let hv = dA * $st[o_st + so + n] + dx * sB[n];
-          $st[o_st + so + n] = hv;
-          part += hv * sC[n];
-        }
-      }
-      red[li] = part;
-      workgroupBarrier();
-      for (var s = T2 / 2u; s > 0u; s >>= 1u) {
-        if (lane2 < s) { red[li] += red[li + s]; }
-        workgroupBarrier();
-      }
+      if (p < hd) { xv = sx[r2]; }
+      let so = soff + (h * hd + p) * N;
+${stateUpdate({ ok: 'p < hd', T: 'T2', lane: 'lane2', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]` })}
       if (lane2 == 0u && p < hd) {
         var o = red[li];
         if (hasD) { o += cw(tu(l, ${MT.D}u) + h) * xv; }
@@ -511,41 +500,212 @@ ${tail(v)}
 /**
  * A whole batch-1 decode step of a Mamba-1 stack (MEGA2's machinery and roles; the math of v1's MATVEC_V with the folded
  * norm, MAMBA1_XPROJ, MAMBA1_SCAN and the out_proj matvec with the residual; x_proj and dt_proj, float32 in every
- * weight format, are read from the constant arena): per layer, 4 phases —
+ * weight format, are read from the constant arena). Session 33: 3 phases a layer (variant without 'p4'), the work
+ * split into S slices (param 4; S = the workgroups by default, each workgroup its slices s ≡ wgi mod NWG), each phase
+ * taking a contiguous, even part of its rows or channels:
+ * (1) RMSNorm(x) per workgroup; in_proj rows [s·2D/S, (s+1)·2D/S) of each slice — every workgroup ~2D/NWG rows whatever
+ *     RPW; at an x row c (c < D) its lane 0 also forms u = silu(conv) from the old window and the new x and shifts
+ *     the window (its only reader this step), putting u at xz[c] (z raw at xz[D + c]); then the slice's part of x_proj
+ *     over its x channels, J sums put at XP + s·J (the slices s < P = ⌈S/2⌉ hold x rows);
+ * (2) xdbl = the P parts summed in a fixed order (the same in every workgroup: deterministic) into xs4; the slice's
+ *     channels [s·D/S, …) in passes of 16 (16 lanes a channel): Δ = softplus(dt_proj · xdbl[:R] + bias), the state
+ *     update, y = (C · h + D u) · silu(z);
+ * (3) y staged, the slice's out_proj rows [s·H/S, …), x ← x + scale · (out + bias).
+ * So 3 grid barriers a layer (was 4), no phase with idle workgroups at 132 (mamba-130m: 23–24 in_proj rows, 11–12
+ * channels, 5–6 out_proj rows a workgroup) and no u recomputed for all channels by every workgroup.
+ * sc: 3L + 1 counter slots, the flag, x [H], xz [2D] (u, z), xdbl [J] (unused), y [D], the argmax pairs, the x_proj
+ * parts [S, J], the table.
+ * Variant 'p4' (decodeKernels 'mega-p4'; session 32's, kept to compare): 4 phases a layer —
  * (1) RMSNorm(x) per workgroup, in_proj rows → xz (x then z, 2D);
  * (2) u = silu(conv) of all D channels recomputed per workgroup (old window slots 1 … Kc−1, the new x), x_proj rows
  *     (J = R + 2N) → xdbl, one row a workgroup (all 256 lanes: J is small);
  * (3) channels in blocks of 8 (32 lanes each, whatever RPW) round-robin: Δ = softplus(dt_proj · xdbl[:R] + bias), u again, the window shifted
  *     (every workgroup read the old ones in phase 2), h = exp(Δ A) h + Δ u B, y = (C · h + D u) · silu(z);
  * (4) y staged, out_proj rows, x ← x + scale · (out + bias).
- * sc: 4L + 1 counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the argmax pairs, the table. Greedy ('a'): as MEGA2. params (MEGA2's slots): L, H, D, R, 0,
- * N, 0, Kc, 2D, 0, eps, flags (1 conv bias, 2 D, 4 dt bias, 8 in_proj bias, 16 out_proj bias), spin, fnorm, probe.
+ * sc: 4L + 1 counter slots, the flag, x [H], xz [2D], xdbl [J], y [D], the argmax pairs, the table.
+ * Greedy ('a'): as MEGA2. params (MEGA2's slots): L, H, D, R, S, N, 0, Kc, 2D, 0, eps, flags (1 conv bias, 2 D, 4 dt
+ * bias, 8 in_proj bias, 16 out_proj bias), spin, fnorm, probe.
  */
 export const MEGA1: KernelSpec = {
   name: 'mega1',
   roles: MEGA_ROLES,
   writes: ['y', 'sc', 'st'],
   types: megaTypes,
-  wgsl: (v) => /* wgsl */ `${megaCommon(v)}
-var<workgroup> su: array<f32, 8>;
-var<workgroup> sdt: array<f32, 8>;
-var<workgroup> sg: array<f32, 8>;
+  wgsl: (v) => (megaParse(v).p4 ? mega1p4Wgsl(v) : mega1Wgsl(v)),
+};
+
+/** the WGSL of both MEGA1 variants: megaCommon, the per-channel scalars of a pass, cdot, lsum */
+function MEGA1_COMMON(v: string): string {
+  return /* wgsl */ `${megaCommon(v)}
+var<workgroup> su: array<f32, 16>;
+var<workgroup> sdt: array<f32, 16>;
+var<workgroup> sg: array<f32, 16>;
 /** row j of a float32 matrix in the constant arena at wo (x_proj, dt_proj: float32 whatever the weights) times xs4, lanes lane of n */
 fn cdot(wo: u32, j: u32, K: u32, lane: u32, n: u32) -> f32 {
   var acc = 0.0;
   for (var k = lane; k < K; k += n) { acc = fma(cw(wo + j * K + k), xs4[k / 4u][k % 4u], acc); }
   return acc;
 }
-/** v summed over the T2 lanes of each of the PB channel groups (valid at lane2 0: red[li]); barriers inside */
-fn lanesum2(v: f32, li: u32, lane2: u32) -> f32 {
+/** v summed over the T lanes (a power of 2) of each group (valid at lane 0: red[li]); barriers inside */
+fn lsum(v: f32, li: u32, lane: u32, T: u32) -> f32 {
   red[li] = v;
   workgroupBarrier();
-  for (var s = T2 / 2u; s > 0u; s >>= 1u) {
-    if (lane2 < s) { red[li] += red[li + s]; }
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
   return red[li];
+}`;
 }
+
+/**
+ * Mamba-1's state update of channel d and its read-out C · h (in red[li] at lane 0): Δ `dt`, the state at `so`, `Ao`,
+ * R, N and xdbl (in xs4) in scope; `u` the channel's input
+ */
+const SCAN1 = (ok: string, T: string, lane: string, u: string): string => stateUpdate({
+  ok, T, lane, h: (n) => `$st[o_st + so + ${n}]`, decay: (n) => `exp(dt * cw(Ao + d * N + ${n}))`, dx: `dt * ${u}`,
+  B: (n) => `xs4[(R + ${n}) / 4u][(R + ${n}) % 4u]`, C: (n) => `xs4[(R + N + ${n}) / 4u][(R + N + ${n}) % 4u]`,
+});
+
+/** MEGA1 in 3 phases a layer (see MEGA1) */
+function mega1Wgsl(v: string): string {
+  return /* wgsl */ `${MEGA1_COMMON(v)}
+const T1: u32 = 16u;
+/** the part [x, y) of n things that slice s of S takes (contiguous; sizes differ by one at most) */
+fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((s + 1u) * n) / S); }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+${PROBE}
+  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let S = pu(PK + 4u); let N = pu(PK + 5u);
+  let Kc = pu(PK + 7u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = 3u * L + 1u;
+  FLAG_ = NB;
+  let J = R + 2u * N;
+  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let PART = YB + D; let XP = PART + 2u * nwgs;
+  let TB = XP + S * J;
+${greedyStart(v)}
+  let r = li / TPR; let lane = li % TPR;
+  let c1 = li / T1; let lane1 = li % T1;
+  // x_proj's J sums over the lanes: LJ lanes a sum, NJ sums a round; P: the slices with x rows of in_proj
+  let LJ = max(1u, 256u / J); let NJ = 256u / LJ;
+  let P = (S + 1u) / 2u;
+  if (!gstart(li, NB)) { return; }
+  for (var l = 0u; l < L; l++) {
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();
+    // ---- phase 1: RMSNorm(x) into xs4; each slice's in_proj rows → u (x rows: the conv, the window shifted), z; its part of x_proj
+${NORM_X}
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u); let xpW = tu(l, ${MT.xpW}u);
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    for (var s = wgi; s < S; s += nwgs) {
+      let rg = split(2u * D, s, S);
+${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
+        if (hasInB) { v += cw(inB + j); }
+        if (j < D) {
+          // u from the window's slots 1 … Kc−1 and the new x; the window shifted as it is read
+          var val = 0.0;
+          if (hasCB) { val = cw(cbo + j); }
+          let wb = coff + j * Kc; let kb = cwo + j * Kc;
+          for (var t = 0u; t + 1u < Kc; t++) {
+            let wv = $st[o_st + wb + t + 1u];
+            val = fma(cw(kb + t), wv, val);
+            $st[o_st + wb + t] = wv;
+          }
+          $st[o_st + wb + Kc - 1u] = v;
+          v = silu(fma(cw(kb + Kc - 1u), v, val));
+        }
+        aput(ZB + j, v);`)}
+      // the slice's part of x_proj over its x channels (their u read back: put by this workgroup's lanes above)
+      storageBarrier();
+      if (s < P) {
+        let xe = min(rg.y, D);
+        for (var j0 = 0u; j0 < J; j0 += NJ) {
+          let j = j0 + li / LJ; let lj = li % LJ;
+          var acc = 0.0;
+          if (j < J && li < LJ * NJ) {
+            for (var k = rg.x + lj; k < xe; k += LJ) { acc = fma(cw(xpW + j * D + k), aget(ZB + k), acc); }
+          }
+          red[li] = acc;
+          workgroupBarrier();
+          if (li < NJ && j0 + li < J) {
+            var sum = 0.0;
+            for (var m = 0u; m < LJ; m++) { sum += red[li * LJ + m]; }
+            aput(XP + s * J + j0 + li, sum);
+          }
+          workgroupBarrier();
+        }
+      }
+    }
+    if (!gsync(3u * l, li)) { return; }
+    // ---- phase 2: xdbl (the P parts summed in slice order) into xs4; per channel of the slices Δ, the state update, y
+    for (var j0 = 0u; j0 < J; j0 += NJ) {
+      let j = j0 + li % NJ; let lj = li / NJ;
+      var acc = 0.0;
+      if (j < J && lj < LJ) {
+        for (var p = lj; p < P; p += LJ) { acc += aget(XP + p * J + j); }
+      }
+      red[li] = acc;
+      workgroupBarrier();
+      if (li < NJ && j0 + li < J) {
+        var sum = 0.0;
+        for (var m = 0u; m < LJ; m++) { sum += red[m * NJ + li]; }
+        xs4[(j0 + li) / 4u][(j0 + li) % 4u] = sum;
+      }
+      workgroupBarrier();
+    }
+    let dtW = tu(l, ${MT.dtW}u); let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u);
+    for (var s = wgi; s < S; s += nwgs) {
+      let cr = split(D, s, S);
+      for (var d0 = cr.x; d0 < cr.y; d0 += 256u / T1) {
+        let d = d0 + c1;
+        var acc = 0.0;
+        if (d < cr.y) { acc = cdot(dtW, d, R, lane1, T1); }
+        let o = lsum(acc, li, lane1, T1);
+        if (lane1 == 0u && d < cr.y) {
+          var bias = 0.0;
+          if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
+          sdt[c1] = softplus(o + bias);
+          su[c1] = aget(ZB + d);
+          sg[c1] = silu(aget(ZB + D + d));
+        }
+        workgroupBarrier();
+        let dt = sdt[c1];
+        let so = soff + d * N;
+${SCAN1('d < cr.y', 'T1', 'lane1', 'su[c1]')}
+        if (lane1 == 0u && d < cr.y) {
+          var dd = 0.0;
+          if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
+          aput(YB + d, (red[li] + dd * su[c1]) * sg[c1]);
+        }
+        workgroupBarrier();
+      }
+    }
+    if (!gsync(3u * l + 1u, li)) { return; }
+    // ---- phase 3: y staged, the slices' out_proj rows + the residual
+    for (var q = li; q < D / 4u; q += 256u) {
+      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
+    }
+    workgroupBarrier();
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
+    for (var s = wgi; s < S; s += nwgs) {
+      let hr = split(H, s, S);
+${rowsIn('hr.x', 'hr.y', 'rowdot(outW, j, D, lane)', RESIDUAL)}
+    }
+    if (!gsync(3u * l + 2u, li)) { return; }
+  }
+${tail(v)}
+}`;
+}
+
+/** MEGA1 variant 'p4': session 32's 4 phases a layer (see MEGA1) */
+function mega1p4Wgsl(v: string): string {
+  return /* wgsl */ `${MEGA1_COMMON(v)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -600,7 +760,7 @@ ${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(in
       let d = d0 + r2;
       var acc = 0.0;
       if (d < D) { acc = cdot(dtW, d, R, lane2, T2); }
-      let o = lanesum2(acc, li, lane2);
+      let o = lsum(acc, li, lane2, T2);
       if (lane2 == 0u && d < D) {
         var bias = 0.0;
         if (hasDtB) { bias = cw(tu(l, ${MT.dtB}u) + d); }
@@ -616,22 +776,13 @@ ${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(in
         sg[r2] = silu(aget(ZB + D + d));
       }
       workgroupBarrier();
-      var part = 0.0;
-      if (d < D) {
-        let dt = sdt[r2];
-        let du = dt * su[r2];
-        let so = soff + d * N;
-        for (var n = lane2; n < N; n += T2) {
-          let hv = exp(dt * cw(Ao + d * N + n)) * $st[o_st + so + n] + du * xs4[(R + n) / 4u][(R + n) % 4u];
-          $st[o_st + so + n] = hv;
-          part += hv * xs4[(R + N + n) / 4u][(R + N + n) % 4u];
-        }
-      }
-      let y = lanesum2(part, li, lane2);
+      let dt = sdt[r2];
+      let so = soff + d * N;
+${SCAN1('d < D', 'T2', 'lane2', 'su[r2]')}
       if (lane2 == 0u && d < D) {
         var dd = 0.0;
         if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
-        aput(YB + d, (y + dd * su[r2]) * sg[r2]);
+        aput(YB + d, (red[li] + dd * su[r2]) * sg[r2]);
       }
       workgroupBarrier();
     }
@@ -645,5 +796,5 @@ ${OUT_PROJ('D')}
     if (!gsync(4u * l + 3u, li)) { return; }
   }
 ${tail(v)}
-}`,
-};
+}`;
+}
