@@ -256,6 +256,10 @@ const PROBE = /* wgsl */ `
     return;
   }`;
 
+/** each layer's start (every kernel): its entry of the table staged into workgroup memory (lt) */
+const LAYER_TABLE = /* wgsl */ `
+    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
+    workgroupBarrier();`;
 /** phase 1's start (both kernels): x (the input at layer 0, else the scratch) RMS-normalised with the layer's weight into xs4 */
 const NORM_X = /* wgsl */ `
     var ss = 0.0;
@@ -408,8 +412,7 @@ ${PROBE}
   if (!gstart(li, NB)) { return; }
   let TB = PART + 2u * nwgs;
   for (var l = 0u; l < L; l++) {
-    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
-    workgroupBarrier();
+${LAYER_TABLE}
     // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
 ${NORM_X}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
@@ -559,13 +562,49 @@ fn lsum(v: f32, li: u32, lane: u32, T: u32) -> f32 {
 }
 
 /**
- * Mamba-1's state update of channel d and its read-out C · h (in red[li] at lane 0): Δ `dt`, the state at `so`, `Ao`,
- * R, N and xdbl (in xs4) in scope; `u` the channel's input
+ * Mamba-1's channel d of a pass (its group `c` of lanes `lane` of T; `ok`: d is the pass's): the state update from Δ
+ * (sdt[c]), u (su[c]), B and C (xdbl in xs4), then y = (C · h + D u) · silu(z) (sg[c]) put at YB + d
  */
-const SCAN1 = (ok: string, T: string, lane: string, u: string): string => stateUpdate({
-  ok, T, lane, h: (n) => `$st[o_st + so + ${n}]`, decay: (n) => `exp(dt * cw(Ao + d * N + ${n}))`, dx: `dt * ${u}`,
+const SCAN1 = (ok: string, T: string, lane: string, c: string): string => /* wgsl */ `
+      let dt = sdt[${c}];
+      let so = soff + d * N;
+${stateUpdate({
+  ok, T, lane, h: (n) => `$st[o_st + so + ${n}]`, decay: (n) => `exp(dt * cw(Ao + d * N + ${n}))`, dx: `dt * su[${c}]`,
   B: (n) => `xs4[(R + ${n}) / 4u][(R + ${n}) % 4u]`, C: (n) => `xs4[(R + N + ${n}) / 4u][(R + N + ${n}) % 4u]`,
-});
+})}
+      if (${lane} == 0u && ${ok}) {
+        var dd = 0.0;
+        if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
+        aput(YB + d, (red[li] + dd * su[${c}]) * sg[${c}]);
+      }`;
+
+/**
+ * Both MEGA1 variants' start: the probe, the parameters, the scratch layout (x, xz, xdbl, y, the argmax pairs, the
+ * x_proj parts [S, J] — S = 0 with 'p4' — the table), the greedy step's token, the projections' lanes
+ */
+function M1_HEAD(v: string, phases: number): string {
+  return /* wgsl */ `${PROBE}
+  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let S = pu(PK + 4u); let N = pu(PK + 5u);
+  let Kc = pu(PK + 7u);
+  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
+  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
+  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
+  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
+  NWG_ = nwgs; WGI_ = wgi;
+  let NB = ${phases}u * L + 1u;
+  FLAG_ = NB;
+  let J = R + 2u * N;
+  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let PART = YB + D; let XP = PART + 2u * nwgs;
+  let TB = XP + S * J;
+${greedyStart(v)}
+  let r = li / TPR; let lane = li % TPR;`;
+}
+/** y [D] from the scratch into xs4 (out_proj's input) */
+const STAGE_Y = /* wgsl */ `
+    for (var q = li; q < D / 4u; q += 256u) {
+      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
+    }
+    workgroupBarrier();`;
 
 /** MEGA1 in 3 phases a layer (see MEGA1) */
 function mega1Wgsl(v: string): string {
@@ -576,29 +615,14 @@ fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-${PROBE}
-  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let S = pu(PK + 4u); let N = pu(PK + 5u);
-  let Kc = pu(PK + 7u);
-  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
-  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
-  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
-  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
-  NWG_ = nwgs; WGI_ = wgi;
-  let NB = 3u * L + 1u;
-  FLAG_ = NB;
-  let J = R + 2u * N;
-  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let PART = YB + D; let XP = PART + 2u * nwgs;
-  let TB = XP + S * J;
-${greedyStart(v)}
-  let r = li / TPR; let lane = li % TPR;
+${M1_HEAD(v, 3)}
   let c1 = li / T1; let lane1 = li % T1;
   // x_proj's J sums over the lanes: LJ lanes a sum, NJ sums a round; P: the slices with x rows of in_proj
   let LJ = max(1u, 256u / J); let NJ = 256u / LJ;
   let P = (S + 1u) / 2u;
   if (!gstart(li, NB)) { return; }
   for (var l = 0u; l < L; l++) {
-    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
-    workgroupBarrier();
+${LAYER_TABLE}
     // ---- phase 1: RMSNorm(x) into xs4; each slice's in_proj rows → u (x rows: the conv, the window shifted), z; its part of x_proj
 ${NORM_X}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u); let xpW = tu(l, ${MT.xpW}u);
@@ -675,23 +699,13 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
           sg[c1] = silu(aget(ZB + D + d));
         }
         workgroupBarrier();
-        let dt = sdt[c1];
-        let so = soff + d * N;
-${SCAN1('d < cr.y', 'T1', 'lane1', 'su[c1]')}
-        if (lane1 == 0u && d < cr.y) {
-          var dd = 0.0;
-          if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
-          aput(YB + d, (red[li] + dd * su[c1]) * sg[c1]);
-        }
+${SCAN1('d < cr.y', 'T1', 'lane1', 'c1')}
         workgroupBarrier();
       }
     }
     if (!gsync(3u * l + 1u, li)) { return; }
     // ---- phase 3: y staged, the slices' out_proj rows + the residual
-    for (var q = li; q < D / 4u; q += 256u) {
-      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
-    }
-    workgroupBarrier();
+${STAGE_Y}
     let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
     for (var s = wgi; s < S; s += nwgs) {
       let hr = split(H, s, S);
@@ -709,24 +723,11 @@ function mega1p4Wgsl(v: string): string {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
-${PROBE}
-  let L = pu(PK); let H = pu(PK + 1u); let D = pu(PK + 2u); let R = pu(PK + 3u); let N = pu(PK + 5u); let Kc = pu(PK + 7u);
-  let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
-  let hasCB = (flags & 1u) != 0u; let hasD = (flags & 2u) != 0u; let hasDtB = (flags & 4u) != 0u;
-  let hasInB = (flags & 8u) != 0u; let hasOutB = (flags & 16u) != 0u;
-  let nwgs = nwg.x * nwg.y; let wgi = lin(wg, nwg);
-  NWG_ = nwgs; WGI_ = wgi;
-  let NB = 4u * L + 1u;
-  FLAG_ = NB;
-  let J = R + 2u * N;
-  let XB = NB + 1u; let ZB = XB + H; let DB = ZB + 2u * D; let YB = DB + J; let PART = YB + D; let TB = PART + 2u * nwgs;
-${greedyStart(v)}
-  let r = li / TPR; let lane = li % TPR;
+${M1_HEAD(v, 4)}
   let r2 = li / T2; let lane2 = li % T2;
   if (!gstart(li, NB)) { return; }
   for (var l = 0u; l < L; l++) {
-    if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
-    workgroupBarrier();
+${LAYER_TABLE}
     // ---- phase 1: RMSNorm(x) into xs4, in_proj rows → xz
 ${NORM_X}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
@@ -776,22 +777,12 @@ ${rows('2u * D', 'rowdot(inW, j, H, lane)', 'var v = o; if (hasInB) { v += cw(in
         sg[r2] = silu(aget(ZB + D + d));
       }
       workgroupBarrier();
-      let dt = sdt[r2];
-      let so = soff + d * N;
-${SCAN1('d < D', 'T2', 'lane2', 'su[r2]')}
-      if (lane2 == 0u && d < D) {
-        var dd = 0.0;
-        if (hasD) { dd = cw(tu(l, ${MT.D}u) + d); }
-        aput(YB + d, (red[li] + dd * su[r2]) * sg[r2]);
-      }
+${SCAN1('d < D', 'T2', 'lane2', 'r2')}
       workgroupBarrier();
     }
     if (!gsync(4u * l + 2u, li)) { return; }
     // ---- phase 4: y staged, out_proj rows + the residual
-    for (var q = li; q < D / 4u; q += 256u) {
-      xs4[q] = vec4<f32>(aget(YB + 4u * q), aget(YB + 4u * q + 1u), aget(YB + 4u * q + 2u), aget(YB + 4u * q + 3u));
-    }
-    workgroupBarrier();
+${STAGE_Y}
 ${OUT_PROJ('D')}
     if (!gsync(4u * l + 3u, li)) { return; }
   }
