@@ -135,7 +135,8 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     }
   }
   for (const [what, shape, weights, slices] of M1) {
-    const kernels = what === M1[0][0] ? ['mega', 'mega-p4'] : ['mega'];
+    // (rows per pass: in_proj/out_proj at 8, 16 with out_proj at 8, 32, 8)
+    const kernels = [['mega', 'mega-p4'], ['mega-r16-o8'], ['mega-r32'], ['mega']][M1.findIndex((m) => m[0] === what)];
     it(`a random Mamba-1, ${what} (${weights}, ${slices} slices): ${kernels.join(', ')} within 1e-5 of v1, greedy ids equal, one dispatch`, async (t: TestContext) => {
       const g = await gpu(weights);
       if (typeof g === 'string') return t.skip(g);
@@ -157,12 +158,12 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     });
   }
 
-  it("'-p4' selects session 32's 4-phase Mamba-1 kernel (the variant), the default 3", async (t: TestContext) => {
+  it("'-p4' selects session 32's 4-phase Mamba-1 kernel (the variant), the default 3; '-o8' out_proj's rows", async (t: TestContext) => {
     const g = await gpu('f32');
     if (typeof g === 'string') return t.skip(g);
     const lm = (await loadModel(hfFixture('mamba-tiny'), { backend: g })).lm;
     const variants: Record<string, string[]> = {};
-    for (const k of ['mega', 'mega-r16-p4']) {
+    for (const k of ['mega', 'mega-r16-p4', 'mega-r32-o8']) {
       g.decodeKernels = k;
       const s = lm.createState(1);
       await lm.advance([[2]], s);
@@ -171,7 +172,9 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       s.dispose();
       variants[k] = step.variants.filter((v, i) => step.names[i] === 'mega1');
     }
-    assert.equal(g.mega.opts.mamba1Phases, 4);
+    assert.equal(g.mega.opts.mamba1Phases, 3);
+    assert.equal(g.mega.opts.outRows, 8);
+    assert.match(variants['mega-r32-o8'].join(), /^mega1:f\d+r32o8$/);
     assert.match(variants.mega.join(), /^mega1:f\d+r8$/);
     assert.match(variants['mega-r16-p4'].join(), /^mega1:f\d+r16p4$/);
   });

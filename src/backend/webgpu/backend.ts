@@ -232,15 +232,17 @@ export class WebGpuBackend implements Backend {
   set decodeKernels(k: string) {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
-    // 'mega-g{G}-r{R}[-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32; else
-    // 8); '-p4': Mamba-1 stacks in session 32's 4 phases a layer (else 3; Mamba-2 is the same either way)
-    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(-p4)?$/.exec(k);
+    // 'mega-g{G}-r{R}[-o{O}][-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32;
+    // else 8); '-o{O}': Mamba-1's out_proj at O rows a pass (else R); '-p4': Mamba-1 stacks in session 32's 4 phases a
+    // layer (else 3; then -o is ignored; Mamba-2 ignores both)
+    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(?:-o(8|16|32))?(-p4)?$/.exec(k);
     const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeName) this.epoch++;
     if (mega && this.mega) {
       this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
       this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
-      this.mega.opts.mamba1Phases = mega[3] ? 4 : 3;
+      this.mega.opts.outRows = mega[3] ? Number(mega[3]) : undefined;
+      this.mega.opts.mamba1Phases = mega[4] ? 4 : 3;
     }
     this.decodeK = mega ? 'mega' : k;
     this.decodeName = k;

@@ -101,6 +101,8 @@ export interface MegaOptions {
   arenaBytes?: number;
   /** Mamba-1 stacks: 3 grid phases a layer (MEGA1, session 33) or 4 (variant 'p4', session 32's) */
   mamba1Phases: 3 | 4;
+  /** MEGA1 (3 phases): out_proj rows per pass (8, 16, 32) when not `rows` (its 5–6 rows a workgroup at mamba-130m fit 8) */
+  outRows?: number;
   /** MEGA1 (3 phases): the slices its phases split the work into (default: the workgroups; tests give one workgroup several) */
   slices?: number;
 }
@@ -149,7 +151,7 @@ export class MegaDecode {
   }
   /** the options a plan is made with (the kernel and its grid) */
   private optsKey(): string {
-    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}`;
+    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}`;
   }
   /** the failures (status) by the options they happened with */
   private readonly failed = new Map<string, string>();
@@ -397,7 +399,7 @@ export class MegaDecode {
     if (!p4 && !(Number.isInteger(S) && S >= 1)) return `mega slices ${S} is not a positive integer`;
     return {
       kind: 'mamba1', width: Math.max(H, D, J), nb: (p4 ? 4 : 3) * L + 1, scWords: (p4 ? 4 : 3) * L + 2 + H + 2 * D + J + D + 2 * G + S * J, stateSizes: [D * Kc, D * N],
-      variant: p4 ? 'p4' : '',
+      variant: p4 ? 'p4' : this.opts.outRows && this.opts.outRows !== this.opts.rows ? `o${this.opts.outRows}` : '',
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, D, R, S, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],

@@ -123,10 +123,10 @@ export const MEGA2: KernelSpec = {
   wgsl: (v) => mega2Wgsl(v),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; p4: boolean; greedy: boolean } {
-  const m = /^([fb])(\d+)r(8|16|32)(p4)?(a?)$/.exec(v);
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; rpo: number; p4: boolean; greedy: boolean } {
+  const m = /^([fb])(\d+)r(8|16|32)(?:o(8|16|32))?(p4)?(a?)$/.exec(v);
   if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), p4: m[4] === 'p4', greedy: m[5] === 'a' };
+  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), rpo: Number(m[4] ?? 0), p4: m[5] === 'p4', greedy: m[6] === 'a' };
 }
 /** the matrix arena, the LM head and the embedding: vec4s of the weight format */
 function megaTypes(v: string): Record<string, string> {
@@ -136,7 +136,7 @@ function megaTypes(v: string): Record<string, string> {
 
 /** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
 function megaCommon(v: string): string {
-  const { fmt, xs, rpw, greedy } = megaParse(v);
+  const { fmt, xs, rpw, rpo, greedy } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
   const dot = fmt === 'f'
     ? /* wgsl */ `
@@ -186,16 +186,30 @@ ${AMAX}
 ${dot.replace('fn rowdot(', 'fn hdot(').replaceAll('$wm[', '$hw[')}`
     : /* wgsl */ `
 fn xin(k: u32) -> f32 { return $x[o_x + k]; }`;
-  // a layer matrix's row: its arena from the offset's top bits (uniform over the row: one branch, then that arena's loop)
-  const arenas = ['wm', 'wm1', 'wm2', 'wm3'].map((r, i) => dot.replace('fn rowdot(', `fn rowdot${i}(`).replaceAll('$wm[', `$${r}[`)).join('');
-  const rowdot = /* wgsl */ `${arenas}
-fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
+  // a layer matrix's row: its arena from the offset's top bits (uniform over the row: one branch, then that arena's
+  // loop); with 'o' (MEGA1's out_proj at RPO rows a pass) also rowdotO, lanesumO over TPO lanes
+  const rowdotOf = (fn: string, T: string): string => /* wgsl */ `${['wm', 'wm1', 'wm2', 'wm3'].map((r, i) => dot.replace('fn rowdot(', `fn ${fn}${i}(`).replaceAll('$wm[', `$${r}[`).replaceAll('TPR', T)).join('')}
+fn ${fn}(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
   let a = wo >> 28u; let o = wo & 0x0fffffffu;
-  if (a == 0u) { return rowdot0(o, j, K, lane); }
-  if (a == 1u) { return rowdot1(o, j, K, lane); }
-  if (a == 2u) { return rowdot2(o, j, K, lane); }
-  return rowdot3(o, j, K, lane);
+  if (a == 0u) { return ${fn}0(o, j, K, lane); }
+  if (a == 1u) { return ${fn}1(o, j, K, lane); }
+  if (a == 2u) { return ${fn}2(o, j, K, lane); }
+  return ${fn}3(o, j, K, lane);
 }`;
+  const lanesumOf = (fn: string, T: string): string => /* wgsl */ `
+/** v summed over the ${T} lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
+fn ${fn}(v: f32, li: u32, lane: u32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = ${T} / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  return red[li];
+}`;
+  const rowdot = rowdotOf('rowdot', 'TPR') + lanesumOf('lanesum', 'TPR') + (rpo ? `
+const RPO: u32 = ${rpo}u;
+const TPO: u32 = ${256 / rpo}u;${rowdotOf('rowdotO', 'TPO')}${lanesumOf('lanesumO', 'TPO')}` : '');
   return /* wgsl */ `
 const RPW: u32 = ${rpw}u;
 const TPR: u32 = ${256 / rpw}u;
@@ -228,16 +242,6 @@ fn wsum(v: f32, li: u32) -> f32 {
   return r;
 }
 ${rowdot}
-/** v summed over the TPR lanes of each row group (the sum valid at lane 0: red[li]); barriers inside */
-fn lanesum(v: f32, li: u32, lane: u32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-    if (lane < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  return red[li];
-}
 ${input}`;
 }
 
@@ -287,18 +291,21 @@ const NORM_X = /* wgsl */ `
 function rows(n: string, dot: string, put: string): string {
   return rowPasses(`wgi * RPW`, n, `nwgs * RPW`, dot, put);
 }
-/** rows [lo, hi) of one workgroup in passes of RPW (as `rows`; lo, hi uniform over the workgroup) */
-function rowsIn(lo: string, hi: string, dot: string, put: string): string {
-  return rowPasses(lo, hi, 'RPW', dot, put);
+/**
+ * rows [lo, hi) of one workgroup in passes of RPW (as `rows`; lo, hi uniform over the workgroup); `o`: in passes of RPO
+ * rows of TPO lanes (ro, laneo: the thread's row and lane; the dot of rowdotO)
+ */
+function rowsIn(lo: string, hi: string, dot: string, put: string, o = false): string {
+  return rowPasses(lo, hi, o ? 'RPO' : 'RPW', dot, put, o);
 }
-function rowPasses(first: string, end: string, step: string, dot: string, put: string): string {
+function rowPasses(first: string, end: string, step: string, dot: string, put: string, o = false): string {
   return /* wgsl */ `
     for (var j0 = ${first}; j0 < ${end}; j0 += ${step}) {
-      let j = j0 + r;
+      let j = j0 + ${o ? 'ro' : 'r'};
       var acc = 0.0;
       if (j < ${end}) { acc = ${dot}; }
-      let o = lanesum(acc, li, lane);
-      if (lane == 0u && j < ${end}) { ${put} }
+      let o = ${o ? 'lanesumO(acc, li, laneo)' : 'lanesum(acc, li, lane)'};
+      if (${o ? 'laneo' : 'lane'} == 0u && j < ${end}) { ${put} }
       workgroupBarrier();
     }`;
 }
@@ -709,7 +716,7 @@ ${STAGE_Y}
     let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
     for (var s = wgi; s < S; s += nwgs) {
       let hr = split(H, s, S);
-${rowsIn('hr.x', 'hr.y', 'rowdot(outW, j, D, lane)', RESIDUAL)}
+${megaParse(v).rpo ? `      let ro = li / TPO; let laneo = li % TPO;${rowsIn('hr.x', 'hr.y', 'rowdotO(outW, j, D, laneo)', RESIDUAL, true)}` : rowsIn('hr.x', 'hr.y', 'rowdot(outW, j, D, lane)', RESIDUAL)}
     }
     if (!gsync(3u * l + 2u, li)) { return; }
   }
