@@ -674,7 +674,7 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
       }
     }
     if (!gsync(3u * l, li)) { return; }
-    // ---- phase 2: xdbl (the P parts summed in slice order) into xs4; per channel of the slices Δ, the state update, y
+    // ---- phase 2: xdbl (the P parts summed in a fixed order, every workgroup the same) into xs4; per channel of the slices Δ, the state update, y
     for (var j0 = 0u; j0 < J; j0 += NJ) {
       let j = j0 + li % NJ; let lj = li / NJ;
       var acc = 0.0;
