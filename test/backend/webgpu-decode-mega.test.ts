@@ -41,6 +41,8 @@ after(() => {
 const M130 = { model_type: 'mamba2', hidden_size: 768, num_hidden_layers: 1, state_size: 128, num_heads: 24, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256, vocab_size: 96, tie_word_embeddings: true };
 /** mamba-130m's layer shape, one layer, a small vocabulary */
 const M1_130 = { model_type: 'mamba', hidden_size: 768, intermediate_size: 1536, num_hidden_layers: 1, state_size: 16, conv_kernel: 4, time_step_rank: 48, vocab_size: 96, use_bias: false, use_conv_bias: true, tie_word_embeddings: true };
+/** a small Mamba-1 with every bias */
+const M1_SMALL = { model_type: 'mamba', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, state_size: 20, conv_kernel: 3, time_step_rank: 7, vocab_size: 61, use_bias: true, use_conv_bias: true, tie_word_embeddings: true };
 const TINY = { model_type: 'mamba2', hidden_size: 40, num_hidden_layers: 2, state_size: 8, num_heads: 4, head_dim: 20, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 16, vocab_size: 101, tie_word_embeddings: true };
 
 /**
@@ -289,7 +291,6 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
 
   // Mamba-2 (TINY) and Mamba-1 (3 phases: its work split over the workgroups, the x_proj parts and u crossing them);
   // a real GPU runs 16 workgroups (SwiftShader 2 at best)
-  const M1_SMALL = { model_type: 'mamba', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, state_size: 20, conv_kernel: 3, time_step_rank: 7, vocab_size: 61, use_bias: true, use_conv_bias: true, tie_word_embeddings: true };
   for (const [name, config] of [['mamba2', TINY], ['mamba', M1_SMALL]] as const) {
     it(`several workgroups (${name}; 2 when SwiftShader runs them at once, 16 on a GPU): logits within 1e-5 of v1`, async (t: TestContext) => {
       const g = await gpu('f32', 2, 1 << 18, true);
@@ -379,31 +380,36 @@ describe('webgpu decodeKernels mega: the fallbacks', () => {
     assert.deepEqual(logits[0], v1.logits[0]);
   });
 
-  it("a step's error flag read back: mega turns off with a warning and the step is recorded again with v1", async (t: TestContext) => {
-    const g = await gpu('f32', 1, 1 << 22, true);
-    if (typeof g === 'string') return t.skip(g);
-    const lm = buildModel(TINY, 'tiny', new RandomTensorSource(3), { backend: g });
-    const v1 = await decode(lm, g, 'v1', [7, 9]);
-    g.decodeKernels = 'mega';
-    const s = lm.createState(1);
-    const warned = await warnings(async () => {
-      await lm.advance([[2]], s);
-      assert.equal(await g.mega.ready(), '');
-      const first = (await lm.advance([[7]], s)).data.slice(); // recorded with mega
-      assert.ok(Math.abs(first[0] - v1.logits[0][0]) <= 1e-5);
-      // what a barrier that timed out leaves: the flag set in the state's scratch (then every step returns at once)
-      const plan = (g.mega as unknown as { plans: { scratch: GPUBuffer[]; nb: number }[] }).plans[0];
-      for (const b of plan.scratch) g.rt.device.queue.writeBuffer(b, plan.nb * 4, new Uint32Array([1]));
-      await lm.advance([[9]], s); // a replay: its result is not v1's (the kernel returned at once); the flag is read
-      await g.sync();
-      await new Promise((r) => setTimeout(r, 50));
+  // (Mamba-1 too: its 3-phase kernel's flag slot, 3L + 1, where the host writes and reads it)
+  for (const [name, config, kernel] of [['mamba2', TINY, 'mega2'], ['mamba', M1_SMALL, 'mega1']] as const) {
+    it(`a step's error flag read back (${name}): mega turns off with a warning and the step is recorded again with v1`, async (t: TestContext) => {
+      const g = await gpu('f32', 1, 1 << 22, true);
+      if (typeof g === 'string') return t.skip(g);
+      const lm = buildModel(config, name, new RandomTensorSource(3), { backend: g });
+      const v1 = await decode(lm, g, 'v1', [7, 9]);
+      g.decodeKernels = 'mega';
+      const s = lm.createState(1);
+      const warned = await warnings(async () => {
+        await lm.advance([[2]], s);
+        assert.equal(await g.mega.ready(), '');
+        const first = (await lm.advance([[7]], s)).data.slice(); // recorded with mega
+        assert.ok(Math.abs(first[0] - v1.logits[0][0]) <= 1e-5);
+        // what a barrier that timed out leaves: the flag set in the state's scratch (then every step returns at once)
+        const plan = (g.mega as unknown as { plans: { scratch: GPUBuffer[]; nb: number }[] }).plans[0];
+        for (const b of plan.scratch) g.rt.device.queue.writeBuffer(b, plan.nb * 4, new Uint32Array([1]));
+        // a replay: its result is not v1's (the kernel saw the flag and returned at once); the flag is read
+        const replay = (await lm.advance([[9]], s)).data.slice();
+        assert.ok(maxAbsDiff(replay, v1.logits[1]) > 1e-3, 'the kernel returned at once on the flag');
+        await g.sync();
+        await new Promise((r) => setTimeout(r, 50));
+      });
+      assert.match(g.mega.status, /a grid barrier of the one-dispatch step timed out/);
+      assert.deepEqual(warned, [g.mega.status]);
+      // from here the multi-dispatch kernels: recorded again (the epoch moved), no mega dispatch
+      const step = await kernelsOf(g, () => lm.advance([[3]], s));
+      s.dispose();
+      assert.equal(count(step.names, kernel), 0, `after the flag: ${step.names.join(', ')}`);
+      assert.ok(step.names.length > 4);
     });
-    assert.match(g.mega.status, /a grid barrier of the one-dispatch step timed out/);
-    assert.deepEqual(warned, [g.mega.status]);
-    // from here the multi-dispatch kernels: recorded again (the epoch moved), no mega2 dispatch
-    const step = await kernelsOf(g, () => lm.advance([[3]], s));
-    s.dispose();
-    assert.equal(count(step.names, 'mega2'), 0, `after the flag: ${step.names.join(', ')}`);
-    assert.ok(step.names.length > 4);
-  });
+  }
 });
