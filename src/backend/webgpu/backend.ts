@@ -233,8 +233,9 @@ export class WebGpuBackend implements Backend {
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
     // 'mega-g{G}-r{R}[-o{O}][-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32;
-    // else 8); '-o{O}': Mamba-1's out_proj at O rows a pass (else R); '-p4': Mamba-1 stacks in session 32's 4 phases a
-    // layer (else 3; then -o is ignored; Mamba-2 ignores both)
+    // else 8); '-o{O}': out_proj's rows split evenly over the workgroups, O a pass (Mamba-1 in 3 phases always splits
+    // them, at R a pass without -o); '-p4': Mamba-1 stacks in session 32's 4 phases a layer (else 3; then -o is
+    // ignored; Mamba-2 ignores -p4)
     const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(?:-o(8|16|32))?(-p4)?$/.exec(k);
     const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeName) this.epoch++;

@@ -101,7 +101,11 @@ export interface MegaOptions {
   arenaBytes?: number;
   /** Mamba-1 stacks: 3 grid phases a layer (MEGA1, session 33) or 4 (variant 'p4', session 32's) */
   mamba1Phases: 3 | 4;
-  /** MEGA1 (3 phases): out_proj rows per pass (8, 16, 32) when not `rows` (its 5–6 rows a workgroup at mamba-130m fit 8) */
+  /**
+   * out_proj's rows split evenly over the workgroups (contiguous, 5–6 a workgroup at H 768 and 132: round-robin blocks
+   * of `rows` leave 36 / 84 / 108 workgroups idle at 8 / 16 / 32), in passes of this many rows (8, 16, 32); MEGA1 in 3
+   * phases always splits them evenly (at `rows` a pass without this); unset, MEGA2 keeps its blocks
+   */
   outRows?: number;
   /** MEGA1 (3 phases): the slices its phases split the work into (default: the workgroups; tests give one workgroup several) */
   slices?: number;
@@ -376,7 +380,7 @@ export class MegaDecode {
     if (nh % Gn !== 0) return 'heads not a multiple of the groups';
     if (I % 8 !== 0) return `d_inner ${I} not a multiple of 8`;
     return {
-      kind: 'mamba2', width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
+      kind: 'mamba2', variant: this.opts.outRows ? `o${this.opts.outRows}` : '', width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, gnorm: m.norm, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, I, nh, hd, N, Gn, Kc, NZ, gs, eps, flags, spin, fnorm],
@@ -399,7 +403,7 @@ export class MegaDecode {
     if (!p4 && !(Number.isInteger(S) && S >= 1)) return `mega slices ${S} is not a positive integer`;
     return {
       kind: 'mamba1', width: Math.max(H, D, J), nb: (p4 ? 4 : 3) * L + 1, scWords: (p4 ? 4 : 3) * L + 2 + H + 2 * D + J + D + 2 * G + S * J, stateSizes: [D * Kc, D * N],
-      variant: p4 ? 'p4' : this.opts.outRows && this.opts.outRows !== this.opts.rows ? `o${this.opts.outRows}` : '',
+      variant: p4 ? 'p4' : this.opts.outRows ? `o${this.opts.outRows}` : '',
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, D, R, S, N, 0, Kc, 2 * D, 0, eps, flags, spin, fnorm],

@@ -156,7 +156,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * 'v2-r{rows}w{workgroup}l{U}[n]' — the subgroup matvec's loop form with U (2, 4, 8) loads in flight.
    * 'mega' (session 32, opt-in, not yet timed on a GPU): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
-   * then '-o{O}' ('mega-r32-o8'): Mamba-1's out_proj at O rows a pass; '-p4' at the end ('mega-p4', 'mega-r16-p4'):
+   * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase
+   * kernel always splits them); '-p4' at the end ('mega-p4', 'mega-r16-p4'):
    * Mamba-1 stacks in session 32's 4 phases a layer (session 33's 3 are the default).
    */
   decodeKernels?: string;

@@ -10,8 +10,8 @@
  *    its group's B and C from the old conv window and the new xBC column, Δ = clamp(softplus(dt + bias)),
  *    h = exp(Δ A) h + Δ x B, y = C · h + D x;
  * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
- *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows, and
- *    x ← x + scale · (out_proj + bias);
+ *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows (variant
+ *    'o': its even share of them, O rows a pass), and x ← x + scale · (out_proj + bias);
  * then workgroup 0 writes the final-normed rows; or, in a greedy step (variant 'a'), the layer-0 input is the token's
  * embedding row (gathered by every workgroup from the token id in x) and the LM head runs as the last phases — every
  * workgroup its blocks of head rows with the final norm folded, its best (logit, row) into the scratch, a grid
@@ -101,9 +101,10 @@ const MEGA_ROLES = ['x', 'y', 'wm', 'wc', 'sc', 'st', 'hw', 'em', 'wm1', 'wm2', 
 export const MEGA_MAX_ARENAS = 4;
 
 /**
- * variant `${f|b}${XS}r${RPW}[a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
+ * variant `${f|b}${XS}r${RPW}[o${RPO}][p4][a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), the projections' rows per pass of a
- * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), and 'a':
+ * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), 'o':
+ * out_proj's rows split evenly over the workgroups, RPO a pass (256 / RPO lanes a row), 'p4': MEGA1's 4 phases, and 'a':
  * a greedy step (the embedding gather and the LM head's argmax inside).
  * roles: x (input rows [H], the embedded token; 'a': the token id, one float), y (output: the final-normed rows [H];
  * 'a': the chosen token id, one float), wm (matrix arena), wc
@@ -242,6 +243,8 @@ fn wsum(v: f32, li: u32) -> f32 {
   return r;
 }
 ${rowdot}
+/** the part [x, y) of n things that slice s of S takes (contiguous; sizes differ by one at most) */
+fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((s + 1u) * n) / S); }
 ${input}`;
 }
 
@@ -316,10 +319,18 @@ const RESIDUAL = /* wgsl */ `var b = 0.0;
         var xo = 0.0;
         if (l == 0u) { xo = xin(j); } else { xo = aget(XB + j); }
         aput(XB + j, xo + scale * (o + b));`;
-/** the last phase's out_proj rows (K inputs staged in xs4) round-robin, and the residual */
-const OUT_PROJ = (K: string): string => /* wgsl */ `
-    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
-${rows('H', `rowdot(outW, j, ${K}, lane)`, RESIDUAL)}`;
+/**
+ * the last phase's out_proj rows (K inputs staged in xs4) and the residual: round-robin blocks of RPW rows, or `split`:
+ * the rows [s·H/S, (s+1)·H/S) of each slice s (`S` in scope), in passes of RPW rows — or with `o` (variant 'o') of RPO
+ * rows of TPO lanes
+ */
+const OUT_PROJ = (K: string, split: boolean, o: boolean): string => /* wgsl */ `
+    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);${split ? `${o ? `
+    let ro = li / TPO; let laneo = li % TPO;` : ''}
+    for (var s = wgi; s < S; s += nwgs) {
+      let hr = split(H, s, S);
+${rowsIn('hr.x', 'hr.y', o ? `rowdotO(outW, j, ${K}, laneo)` : `rowdot(outW, j, ${K}, lane)`, RESIDUAL, o)}
+    }` : rows('H', `rowdot(outW, j, ${K}, lane)`, RESIDUAL)}`;
 
 /**
  * after the last layer: without 'a', workgroup 0 writes the final-normed rows into y. With 'a' (a greedy step), the
@@ -500,7 +511,8 @@ ${stateUpdate({ ok: 'p < hd', T: 'T2', lane: 'lane2', h: (n) => `$st[o_st + so +
       xs4[q] = xs4[q] * sc4;
     }
     workgroupBarrier();
-${OUT_PROJ('I')}
+    let S = nwgs;
+${OUT_PROJ('I', megaParse(v).rpo > 0, megaParse(v).rpo > 0)}
     if (!gsync(3u * l + 2u, li)) { return; }
   }
 ${tail(v)}
@@ -617,8 +629,6 @@ const STAGE_Y = /* wgsl */ `
 function mega1Wgsl(v: string): string {
   return /* wgsl */ `${MEGA1_COMMON(v)}
 const T1: u32 = 16u;
-/** the part [x, y) of n things that slice s of S takes (contiguous; sizes differ by one at most) */
-fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((s + 1u) * n) / S); }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
@@ -713,11 +723,7 @@ ${SCAN1('d < cr.y', 'T1', 'lane1', 'c1')}
     if (!gsync(3u * l + 1u, li)) { return; }
     // ---- phase 3: y staged, the slices' out_proj rows + the residual
 ${STAGE_Y}
-    let outW = tu(l, ${MT.outW}u); let outB = tu(l, ${MT.outB}u); let scale = tf(l, ${MT.scale}u);
-    for (var s = wgi; s < S; s += nwgs) {
-      let hr = split(H, s, S);
-${megaParse(v).rpo ? `      let ro = li / TPO; let laneo = li % TPO;${rowsIn('hr.x', 'hr.y', 'rowdotO(outW, j, D, laneo)', RESIDUAL, true)}` : rowsIn('hr.x', 'hr.y', 'rowdot(outW, j, D, lane)', RESIDUAL)}
-    }
+${OUT_PROJ('D', true, megaParse(v).rpo > 0)}
     if (!gsync(3u * l + 2u, li)) { return; }
   }
 ${tail(v)}
@@ -790,7 +796,7 @@ ${SCAN1('d < D', 'T2', 'lane2', 'r2')}
     if (!gsync(4u * l + 2u, li)) { return; }
     // ---- phase 4: y staged, out_proj rows + the residual
 ${STAGE_Y}
-${OUT_PROJ('D')}
+${OUT_PROJ('D', false, false)}
     if (!gsync(4u * l + 3u, li)) { return; }
   }
 ${tail(v)}
