@@ -1402,7 +1402,7 @@ export class WebGpuBackend implements Backend {
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
     const y = this.out(x.shape, 'rope');
-    const table = this.rt.uploadData(this.ropeCached(positions, rotaryDim, theta), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
+    const table = this.rt.uploadShared(this.ropeCached(positions, rotaryDim, theta), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
     this.run(ROPE, [this.st(x), table, this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }

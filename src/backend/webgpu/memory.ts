@@ -298,6 +298,12 @@ export class DeviceMemory {
     b.destroy();
   }
 
+  /** `bytes` of a buffer taken out of the accounting (a released graph's) are held again (kept for reuse) */
+  noteDevice(bytes: number): void {
+    this.acct.device += bytes;
+    if (this.acct.device > this.acct.peakDevice) this.acct.peakDevice = this.acct.device;
+  }
+
   /** a pool block of `bytes` was handed out (negative: returned) */
   noteLive(bytes: number): void {
     this.acct.live += bytes;

@@ -1,0 +1,111 @@
+/**
+ * Issue 11, the wall time above the GPU time: `trace` (MAMBA_TS_WEBGPU_TRACE=1) counts the WebGPU calls a runtime makes,
+ * and `leanHost` (the default) writes each upload once per submit cycle and reuses the buffers of recorded steps and
+ * chains. Counts on SwiftShader are what carries over to a GPU (the calls are the same); the results must not change.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../../src/index.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import { hfFixture } from '../helpers.js';
+import { webgpuOrReason } from './webgpu-context.js';
+import { WebGpuBackend } from '../../src/backend/webgpu/backend.js';
+import { countsSince, formatCounts, type GpuCallCounts } from '../../src/backend/webgpu/trace.js';
+import { nullGpuDevice } from '../../bench/null-gpu.js';
+
+// submits every 3 dispatches: a prefill of the tiny models goes in many pieces, as a 2,048-token one does on a GPU
+const be = await webgpuOrReason({ trace: true, submitEvery: 3 });
+after(() => {
+  if (typeof be !== 'string') be.destroy();
+});
+
+const IDS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4];
+
+/** a CLI bench rep: a fresh state, the prefill (logits read), a greedy chain of `n` from its argmax, the state disposed */
+async function rep(b: WebGpuBackend, lm: CausalLM, n: number): Promise<{ logits: Float32Array; tokens: number[]; prefill: GpuCallCounts; decode: GpuCallCounts }> {
+  const tr = b.rt.trace!;
+  const s = lm.createState(1);
+  const c0 = { ...tr };
+  const l = (await lm.advance([IDS], s)).data;
+  const c1 = { ...tr };
+  let first = 0;
+  for (let i = 1; i < l.length; i++) if (l[i] > l[first]) first = i;
+  const picks = await lm.greedyChain!([[first]], s, n);
+  const c2 = { ...tr };
+  s.dispose();
+  return { logits: l, tokens: [first, ...picks!.map((p) => p[0])], prefill: countsSince(c0, c1), decode: countsSince(c1, c2) };
+}
+
+describe('webgpu: counting the calls (trace) and the lean host side (leanHost)', () => {
+  it('trace counts the submits and dispatches the runtime made, the read-backs and the encoding time', async (t) => {
+    if (typeof be === 'string') return t.skip(be);
+    const lm: CausalLM = (await loadModel(hfFixture('mamba2-tiny'), { backend: be })).lm;
+    const tr = be.rt.trace!;
+    const c0 = { ...tr }, k0 = { ...be.rt.counters };
+    const s = lm.createState(1);
+    await lm.advance([IDS], s);
+    await lm.greedyChain!([[1]], s, 4);
+    s.dispose();
+    const d = countsSince(c0, tr);
+    assert.equal(d.submits, be.rt.counters.submits - k0.submits, formatCounts(d));
+    assert.equal(d.dispatches, be.rt.counters.dispatches - k0.dispatches, formatCounts(d));
+    assert.ok(d.submits > 2, `a prefill in pieces: ${formatCounts(d)}`);
+    // the prefill's logits, the recorded first step's argmax, the chain's tokens
+    assert.equal(d.maps, 3, formatCounts(d));
+    assert.ok(d.encodeMs > 0 && d.writeBuffers > 0 && d.commandBuffers === d.submits, formatCounts(d));
+    assert.match(formatCounts(d), /^submits \d+, cmdbufs \d+, passes \d+, dispatches \d+, .*mapAsync 3 \(.* ms waited\).*, encode JS \d+\.\d ms$/);
+  });
+
+  it('leanHost: the same logits and tokens as before, each upload written once, no buffers or bind groups made per rep', async (t) => {
+    if (typeof be === 'string') return t.skip(be);
+    for (const name of ['llama-tiny', 'mamba2-tiny']) {
+      const lm: CausalLM = (await loadModel(hfFixture(name), { backend: be })).lm;
+      const runs: Record<string, Awaited<ReturnType<typeof rep>>> = {};
+      for (const lean of [false, true]) {
+        be.rt.leanHost = lean;
+        await rep(be, lm, 5); // (compiles; the lean side fills its shelf)
+        runs[String(lean)] = await rep(be, lm, 5);
+      }
+      const [old, lean] = [runs.false, runs.true];
+      t.diagnostic(`${name}: prefill before ${formatCounts(old.prefill)}; now ${formatCounts(lean.prefill)}; decode before ${formatCounts(old.decode)}; now ${formatCounts(lean.decode)}`);
+      assert.deepEqual(lean.logits, old.logits, `${name}: prefill logits`);
+      assert.deepEqual(lean.tokens, old.tokens, `${name}: greedy tokens`);
+      // before: the graph's upload, parameter and staging buffers and the chain's tokens (and, with a KV cache, the
+      // positions) made again for every state, and bind groups for the new upload buffer; now none
+      assert.ok(old.decode.buffers >= 4, `${name} before: ${formatCounts(old.decode)}`);
+      assert.equal(lean.decode.buffers, 0, `${name}: ${formatCounts(lean.decode)}`);
+      assert.equal(lean.decode.bindGroups, 0, `${name}: ${formatCounts(lean.decode)}`);
+      assert.equal(lean.prefill.buffers + lean.prefill.bindGroups + lean.prefill.pipelines, 0, `${name}: ${formatCounts(lean.prefill)}`);
+      assert.equal(lean.decode.submits, old.decode.submits, name);
+      // the prefill: the same submits; an early submit wrote every upload recorded so far again — now only the new ones,
+      // and the rotary table once instead of for q and k of every layer
+      assert.equal(lean.prefill.submits, old.prefill.submits, name);
+      assert.ok(lean.prefill.writeBytes < old.prefill.writeBytes, `${name}: ${lean.prefill.writeBytes} vs ${old.prefill.writeBytes} bytes written`);
+    }
+    be.rt.leanHost = true;
+  });
+
+  it('refuses a MAMBA_TS_WEBGPU_TRACE or MAMBA_TS_WEBGPU_LEAN_HOST it does not know', () => {
+    for (const [k, v, msg] of [
+      ['MAMBA_TS_WEBGPU_TRACE', 'yes', /MAMBA_TS_WEBGPU_TRACE: 1 \(count the WebGPU calls\) or 0, got "yes"/],
+      ['MAMBA_TS_WEBGPU_LEAN_HOST', 'on', /MAMBA_TS_WEBGPU_LEAN_HOST: 1 \(the default: .*\) or 0 \(as before session 33\), got "on"/],
+    ] as const) {
+      const was = process.env[k];
+      process.env[k] = v;
+      try {
+        assert.throws(() => new WebGpuBackend(nullGpuDevice(), 'null'), msg);
+      } finally {
+        if (was === undefined) delete process.env[k];
+        else process.env[k] = was;
+      }
+    }
+    // on from the environment: a traced runtime
+    process.env.MAMBA_TS_WEBGPU_TRACE = '1';
+    try {
+      const b = new WebGpuBackend(nullGpuDevice(), 'null');
+      assert.ok(b.rt.trace && b.rt.trace.buffers > 0, 'the runtime\'s own buffers counted');
+    } finally {
+      delete process.env.MAMBA_TS_WEBGPU_TRACE;
+    }
+  });
+});
