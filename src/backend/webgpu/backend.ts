@@ -1399,10 +1399,27 @@ export class WebGpuBackend implements Backend {
   }
   private ropeMemo: { positions: Int32Array; rotaryDim: number; theta: number; table: Float32Array } | null = null;
 
+  /**
+   * How a recorded step's rotary table follows the positions (an UploadRule): the same function for the same positions,
+   * so that a chain computes the table of a step once for q and k of every layer (GpuRuntime.ruledData calls each
+   * distinct rule once per step) — with leanHost; else a new function per call, as before.
+   */
+  private ropeRule(positions: Int32Array, rotaryDim: number, theta: number, L: number): (shift: readonly number[]) => Float32Array {
+    const make = (pos: Int32Array) => (shift: readonly number[]) => ropeTable(pos.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1);
+    if (!this.rt.leanHost) return make(positions);
+    const c = this.ropeRuleMemo;
+    if (c && c.rotaryDim === rotaryDim && c.theta === theta && c.L === L && c.positions.length === positions.length && c.positions.every((p, i) => p === positions[i])) return c.rule;
+    const pos = positions.slice();
+    const rule = make(pos);
+    this.ropeRuleMemo = { positions: pos, rotaryDim, theta, L, rule };
+    return rule;
+  }
+  private ropeRuleMemo: { positions: Int32Array; rotaryDim: number; theta: number; L: number; rule: (shift: readonly number[]) => Float32Array } | null = null;
+
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
     const y = this.out(x.shape, 'rope');
-    const table = this.rt.uploadShared(this.ropeCached(positions, rotaryDim, theta), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
+    const table = this.rt.uploadShared(this.ropeCached(positions, rotaryDim, theta), this.ropeRule(positions, rotaryDim, theta, L));
     this.run(ROPE, [this.st(x), table, this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }

@@ -38,7 +38,8 @@ interface CapturedUpload {
 }
 /**
  * What an upload holds `shift[r]` steps after the recorded one (sequence r has advanced that many positions):
- * a step's positions and lengths, so that a recorded step replays at later positions.
+ * a step's positions and lengths, so that a recorded step replays at later positions. A function of `shift` alone (the
+ * runtime calls a rule shared by several uploads once per step).
  */
 export type UploadRule = (shift: readonly number[]) => ArrayLike<number>;
 
@@ -691,7 +692,14 @@ export class GpuRuntime {
 
   /** the position-following uploads of a graph `shift[r]` steps after the recorded one */
   private ruledData(r: RuledUploads, shift: readonly number[], out: Float32Array, at: number): void {
-    for (const p of r.parts) out.set(p.next(shift), at + p.off);
+    // a rule is a function of the shift alone: one shared by several uploads (the rotary table of q and k of every
+    // layer) is computed once
+    const done = new Map<UploadRule, ArrayLike<number>>();
+    for (const p of r.parts) {
+      let v = done.get(p.next);
+      if (!v) done.set(p.next, (v = p.next(shift)));
+      out.set(v, at + p.off);
+    }
   }
 
   /**
