@@ -81,6 +81,16 @@ describe('webgpu: counting the calls (trace) and the lean host side (leanHost)',
       // and the rotary table once instead of for q and k of every layer
       assert.equal(lean.prefill.submits, old.prefill.submits, name);
       assert.ok(lean.prefill.writeBytes < old.prefill.writeBytes, `${name}: ${lean.prefill.writeBytes} vs ${old.prefill.writeBytes} bytes written`);
+      // the kept buffers stay in the accounting: a rep leaves the device bytes as it found them, and trim() gives the
+      // kept ones back with the pools' free dedicated buffers (the bytes it returns are the bytes the device holds less)
+      const d0: number = be.rt.stats().deviceBytes;
+      await rep(be, lm, 5);
+      assert.equal(be.rt.stats().deviceBytes, d0, `${name}: device bytes after a rep`);
+      const freed: number = be.rt.trim();
+      assert.ok(freed > 0, `${name}: trim() gave back the kept buffers`);
+      assert.equal(d0 - be.rt.stats().deviceBytes, freed, `${name}: trim's bytes`);
+      const again = await rep(be, lm, 5); // (after a trim: made again, and the same tokens)
+      assert.deepEqual(again.tokens, old.tokens, `${name}: tokens after trim()`);
     }
     be.rt.leanHost = true;
   });
