@@ -8,13 +8,14 @@
  *   - `cli`: `mamba-ts bench`'s rep — a fresh state, the prefill, a greedy chain of `gen` (its first step recorded,
  *     src/cli/bench.ts `benchDecoder`), the state disposed; after the CLI's warm-up (the whole prompt and `gen` steps).
  * `--lean 1,0` runs each rep with GpuRuntime.leanHost on and off, interleaved on the same model (the session-33 host
- * side against the one before). `--gpu-ms` adds one profiled prefill per preset (timestamp queries: the GPU time that
+ * side against the one before); `--rebind 0,1` with GpuRuntime.rebindSteps off and on (a fresh state's first step
+ * rebound from the last recorded one instead of run and recorded). `--gpu-ms` adds one profiled prefill per preset (timestamp queries: the GPU time that
  * the wall time is held against). `--null-device`: recorded on bench/null-gpu.ts's device with an H100's limits
  * (nothing runs: counts and our own JavaScript time at full shapes in seconds); else the adapter (`--layers`, `--vocab`
  * shrink the presets for SwiftShader).
  *
  *   node dist/bench/webgpu-wall.js [--presets llama-130m,mamba2-130m,mamba-130m] [--paths cli,bench] [--prompt 2048]
- *        [--gen 16] [--reps 3] [--lean 1,0] [--gpu-ms] [--null-device] [--layers n] [--vocab n]
+ *        [--gen 16] [--reps 3] [--lean 1,0] [--rebind 0,1] [--gpu-ms] [--null-device] [--layers n] [--vocab n]
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
@@ -38,6 +39,9 @@ const promptLen = intListArg('prompt', '2048')[0];
 const gen = intListArg('gen', '16')[0];
 const reps = intListArg('reps', '3')[0];
 const leans = listArg('lean', '1', ['1', '0']).map((x) => x === '1'); // GpuRuntime.leanHost on / off
+const rebinds = listArg('rebind', '0', ['0', '1']).map((x) => x === '1'); // GpuRuntime.rebindSteps off / on
+/** the host sides compared, each rep run with each */
+const modes = leans.flatMap((lean) => rebinds.map((rebind) => ({ lean, rebind, tag: [leans.length > 1 ? `leanHost ${lean ? 'on' : 'off'}` : '', rebinds.length > 1 ? `rebind ${rebind ? 'on' : 'off'}` : ''].filter((x) => x).join(', ') })));
 const nul = process.argv.includes('--null-device');
 const gpuMs = process.argv.includes('--gpu-ms');
 if (nul && gpuMs) throw new Error('--gpu-ms needs a GPU: the null device runs nothing');
@@ -62,15 +66,16 @@ async function part<T>(f: () => Promise<T>): Promise<[T, Part]> {
 }
 const line = (what: string, p: Part) => `    ${what}: wall ${p.wall.toFixed(1)} ms, CPU ${p.cpu.toFixed(1)} ms; ${formatCounts(p.calls)}`;
 
-console.log(`${backend.name}: prompt ${promptLen}, gen ${gen}, ${reps} reps, paths ${paths.join(',')}, leanHost ${leans.map((l) => (l ? 'on' : 'off')).join(',')}${nul ? ' (nothing runs: counts and JavaScript time only)' : ''}`);
+console.log(`${backend.name}: prompt ${promptLen}, gen ${gen}, ${reps} reps, paths ${paths.join(',')}, leanHost ${leans.map((l) => (l ? 'on' : 'off')).join(',')}, rebindSteps ${rebinds.map((l) => (l ? 'on' : 'off')).join(',')}${nul ? ' (nothing runs: counts and JavaScript time only)' : ''}`);
 for (const preset of presets) {
   const cfg = { ...PRESETS[preset], ...(layers ? { num_hidden_layers: Number(layers) } : {}), ...(vocab ? { vocab_size: Number(vocab) } : {}) };
   const lm: CausalLM = buildModel(cfg, preset, new RandomTensorSource(1), { backend });
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % lm.vocabSize);
   const { decode } = benchDecoder(lm, false);
-  // warm-up as the CLI's (every path's pipelines compiled, the lean side's shelf filled)
-  for (const lean of leans) {
-    backend.rt.leanHost = lean;
+  // warm-up as the CLI's (every path's pipelines compiled, the lean side's shelf filled, a step recorded to rebind)
+  for (const m of modes) {
+    backend.rt.leanHost = m.lean;
+    backend.rt.rebindSteps = m.rebind;
     const s = lm.createState(1);
     const l = await lm.advance([ids], s);
     await decode(l, s, gen);
@@ -88,9 +93,10 @@ for (const preset of presets) {
   const note = (key: string, ms: number) => walls.set(key, [...(walls.get(key) ?? []), ms]);
   for (let r = 0; r < reps; r++) {
     for (const path of paths) {
-      for (const lean of leans) {
-        backend.rt.leanHost = lean;
-        const tag = `${path}${leans.length > 1 ? `, leanHost ${lean ? 'on' : 'off'}` : ''}`;
+      for (const m of modes) {
+        backend.rt.leanHost = m.lean;
+        backend.rt.rebindSteps = m.rebind;
+        const tag = `${path}${m.tag ? `, ${m.tag}` : ''}`;
         console.log(`${preset} rep ${r + 1}, ${tag}`);
         const s = lm.createState(1);
         const [l, pre] = await part(() => lm.advance([ids], s));

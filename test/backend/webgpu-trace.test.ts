@@ -95,6 +95,66 @@ describe('webgpu: counting the calls (trace) and the lean host side (leanHost)',
     be.rt.leanHost = true;
   });
 
+  it('rebindSteps: a fresh state\'s first step rebound from a recorded one (no model code run) picks the same tokens', async (t) => {
+    if (typeof be === 'string') return t.skip(be);
+    const rb = await webgpuOrReason({ trace: true, submitEvery: 3, rebindSteps: true });
+    if (typeof rb === 'string') return t.skip(rb);
+    try {
+      for (const name of ['llama-tiny', 'mamba2-tiny', 'mamba-tiny', 'bamba-tiny']) {
+        const ref: CausalLM = (await loadModel(hfFixture(name), { backend: be })).lm;
+        const lm: CausalLM = (await loadModel(hfFixture(name), { backend: rb })).lm;
+        const want: number[] = (await rep(be, ref, 5)).tokens;
+        // dispatches recorded by model code during each rep's decode (a rebound first step records none)
+        let recorded = 0;
+        const record = rb.rt.record.bind(rb.rt);
+        rb.rt.record = (d) => {
+          recorded++;
+          record(d);
+        };
+        try {
+          const counts: number[] = [];
+          for (let r = 0; r < 3; r++) {
+            const s = lm.createState(1);
+            const l = (await lm.advance([IDS], s)).data;
+            let first = 0;
+            for (let i = 1; i < l.length; i++) if (l[i] > l[first]) first = i;
+            recorded = 0;
+            const picks = await lm.greedyChain!([[first]], s, 5);
+            counts.push(recorded);
+            s.dispose();
+            assert.deepEqual([first, ...picks!.map((p) => p[0])], want, `${name} rep ${r + 1}`);
+          }
+          t.diagnostic(`${name}: dispatches recorded per rep ${counts.join(", ")}`);
+          assert.ok(counts[0] > 0, `${name}: the first rep records its step (${counts})`);
+          assert.deepEqual(counts.slice(1), [0, 0], `${name}: later reps rebind it (dispatches recorded ${counts})`);
+          // KV-cache models at another prompt length: recorded (positions differ), still the same tokens as without
+          const ids = IDS.slice(0, 13);
+          const s1 = ref.createState(1), s2 = lm.createState(1);
+          const [a, b] = [(await ref.advance([ids], s1)).data, (await lm.advance([ids], s2)).data];
+          assert.deepEqual(b, a, `${name}: prefill of 13`);
+          assert.deepEqual(await lm.greedyChain!([[1]], s2, 4), await ref.greedyChain!([[1]], s1, 4), `${name}: chain after 13`);
+          s1.dispose();
+          s2.dispose();
+        } finally {
+          rb.rt.record = record;
+        }
+      }
+      // sampled decoding on the device (the state's RNG counters and presence mask are the step's own tensors too)
+      const ref: CausalLM = (await loadModel(hfFixture('mamba2-tiny'), { backend: be })).lm;
+      const lm: CausalLM = (await loadModel(hfFixture('mamba2-tiny'), { backend: rb })).lm;
+      const { generate } = await import('../../src/generate/generate.js');
+      const o = { maxNewTokens: 6, stopTokens: [], seed: 7, doSample: true, temperature: 0.9, topK: 20, deviceSampling: true, repetitionPenalty: 1.2 };
+      const want: number[][] = (await generate(ref, [IDS], o)).generated;
+      for (let r = 0; r < 3; r++) {
+        const g = await generate(lm, [IDS], o);
+        assert.deepEqual(g.generated, want, `sampled, call ${r + 1}`);
+        g.state.dispose();
+      }
+    } finally {
+      rb.destroy();
+    }
+  });
+
   it('refuses a MAMBA_TS_WEBGPU_TRACE or MAMBA_TS_WEBGPU_LEAN_HOST it does not know', () => {
     for (const [k, v, msg] of [
       ['MAMBA_TS_WEBGPU_TRACE', 'yes', /MAMBA_TS_WEBGPU_TRACE: 1 \(count the WebGPU calls\) or 0, got "yes"/],

@@ -14,7 +14,7 @@ import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Ba
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
 import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
-import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
+import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type StepPlan } from './runtime.js';
 import { Q8_BLOCK } from '../wasm/q8.js';
 import { Q8_SUPER_WORDS, packQ8Gpu, q8Words } from './kernels/q8.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
@@ -63,6 +63,11 @@ export function maxRelErr(a: Float32Array, b: Float32Array): number {
     s = Math.max(s, Math.abs(b[i]));
   }
   return a.length !== b.length ? Infinity : e / (s || 1);
+}
+
+/** the stores of a step's own tensors (a KV cache split by sequences: each of its blocks) */
+function ownStores(own: readonly Tensor[]): Store[] {
+  return own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]);
 }
 
 export class WebGpuBackend implements Backend {
@@ -383,8 +388,24 @@ export class WebGpuBackend implements Backend {
     this.fx.flush();
     const epoch = this.epoch;
     // (a KV cache split by sequences: the step owns each of its blocks)
-    const { result, graph } = await this.rt.capture(step, own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]));
+    const { result, graph } = await this.rt.capture(step, ownStores(own));
+    if (graph?.plan) Object.assign(graph.plan, { epoch, owner: this });
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
+  }
+
+  /** see Backend.stepPlan (GpuRuntime.rebindSteps; null when off, stale or not rebindable) */
+  stepPlan(graph: StepGraph): object | null {
+    const g = graph as unknown as GpuGraph & { owner?: WebGpuBackend };
+    return g.owner === this && this.rt.rebindSteps ? g.plan : null;
+  }
+
+  /** see Backend.rebindStep */
+  rebindStep(plan: object, own: readonly Tensor[]): StepGraph | null {
+    const p = plan as StepPlan & { epoch?: number; owner?: WebGpuBackend };
+    if (p.owner !== this || p.epoch !== this.epoch || !this.rt.rebindSteps) return null;
+    this.fx.flush();
+    const g = this.rt.rebind(p, ownStores(own));
+    return g ? Object.assign(g, { backendName: this.name, epoch: this.epoch, owner: this }) : null;
   }
 
   async replayStep(graph: StepGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array | null> {

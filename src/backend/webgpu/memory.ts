@@ -324,6 +324,15 @@ export class DeviceMemory {
     };
   }
 
+  /** the pool a store's block was allocated from (null: not allocated here) */
+  poolOf(s: Store): Pool | null {
+    return this.blockOf.get(s)?.pool ?? null;
+  }
+  /** whether a store allocated here has not been released (explicitly or by the collector) */
+  isLive(s: Store): boolean {
+    return this.allocs.has(s);
+  }
+
   /** see GpuRuntime.trim */
   trim(): number {
     if (this.hold) return 0; // a capture may still bind blocks released meanwhile

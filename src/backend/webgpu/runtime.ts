@@ -126,6 +126,35 @@ export interface RuntimeOptions {
    * (`GpuRuntime.leanHost`).
    */
   leanHost?: boolean;
+  /**
+   * Issue 11, a fresh state's first decode step (opt-in, not yet timed on a GPU): a recorded step's plan (`stepPlan`:
+   * its dispatches with each binding named as one of the state's stores by index, a block the step made, or a
+   * long-lived store) is kept, and a new state of the same shapes gets a graph rebound from it (`rebind`: the state's
+   * stores put in, the step's own blocks allocated afresh) instead of running the model code of its first step and
+   * reading its result back. Default false, or MAMBA_TS_WEBGPU_REBIND=1. Settable later (`GpuRuntime.rebindSteps`).
+   */
+  rebindSteps?: boolean;
+}
+
+/** where a binding of a recorded step lives, for rebinding the step to another state (GpuRuntime.stepPlan) */
+type PlanRole =
+  | { k: 'own'; i: number; off: number; len: number; like: StoreFormat }
+  | { k: 'fresh'; j: number; off: number; len: number; like: StoreFormat }
+  | { k: 'fixed'; store: Store };
+/** how a binding's words hold its values (copied, not the store: a plan keeps no state's or step's store alive) */
+type StoreFormat = Pick<Store, 'fmt' | 'kv' | 'q8Elems'>;
+const formatOf = (s: Store): StoreFormat => ({ fmt: s.fmt, kv: s.kv, q8Elems: s.q8Elems });
+
+/** A recorded step without its blocks: what `GpuRuntime.rebind` builds a graph for another state from. */
+export interface StepPlan {
+  readonly dispatches: readonly (Omit<Dispatch, 'kind' | 'roles'> & { roles: PlanRole[] })[];
+  readonly read: { role: PlanRole; bytes: number };
+  readonly up: CapturedUpload;
+  readonly rest: readonly CapturedUpload[];
+  /** the element counts and formats of the owned stores, in the order `rebind` takes them */
+  readonly own: readonly { len: number; fmt: Store['fmt'] }[];
+  /** the blocks the step made: pool and elements (allocated afresh by `rebind`) */
+  readonly fresh: readonly { pool: Pool; len: number }[];
 }
 
 export class GpuRuntime {
@@ -175,6 +204,8 @@ export class GpuRuntime {
   private readonly shared = new WeakMap<object, { cycle: number; store: Store }>();
   /** see RuntimeOptions.leanHost */
   leanHost: boolean;
+  /** see RuntimeOptions.rebindSteps */
+  rebindSteps: boolean;
   /**
    * Buffers of released graphs and finished chains kept for the next ones (leanHost), by use and size: a graph's upload
    * and parameter buffers (BufRefs: the same ids, so the next graph's bind groups are found in the cache), the chains'
@@ -219,6 +250,9 @@ export class GpuRuntime {
     const envLean = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_LEAN_HOST;
     if (envLean !== undefined && envLean !== '' && envLean !== '0' && envLean !== '1') throw new Error(`MAMBA_TS_WEBGPU_LEAN_HOST: 1 (the default: uploads written once, step and chain buffers reused) or 0 (as before session 33), got ${JSON.stringify(envLean)}`);
     this.leanHost = opts.leanHost ?? envLean !== '0';
+    const envRebind = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_REBIND;
+    if (envRebind !== undefined && envRebind !== '' && envRebind !== '0' && envRebind !== '1') throw new Error(`MAMBA_TS_WEBGPU_REBIND: 1 (a fresh state's first step rebound from a recorded one) or 0 (the default: recorded), got ${JSON.stringify(envRebind)}`);
+    this.rebindSteps = opts.rebindSteps ?? envRebind === '1';
     if (!Number.isInteger(this.submitEvery) || this.submitEvery < 0) {
       throw new Error(`webgpu: submitEvery must be a whole number of dispatches ≥ 0 (0: only at reads), got ${opts.submitEvery ?? JSON.stringify(envEvery)}${opts.submitEvery === undefined ? ' (from MAMBA_TS_WEBGPU_SUBMIT_EVERY)' : ''}`);
     }
@@ -605,6 +639,7 @@ export class GpuRuntime {
     }
     this.capturing = null;
     const graph = this.graphOf(cap, start, own);
+    if (graph && this.rebindSteps) graph.plan = this.planOf(cap, start, own);
     // the graph's blocks stay reserved while it lives; those released during the capture and not bound by it go back
     if (graph) this.mem.pin(graph, [...graph.steps.flatMap((st) => st.roles), graph.src], graph.upload.size + graph.params.size + graph.staging.size);
     this.mem.endHold();
@@ -654,6 +689,84 @@ export class GpuRuntime {
       }
     }
     return this.buildGraph(cmds as [...Dispatch[], ReadCopy], ids[0], cap.uploads.filter((u) => u.next));
+  }
+
+  /**
+   * The plan of a captured step (see RuntimeOptions.rebindSteps), or null when it cannot be rebound: an owned store
+   * that is a view or split, or a block made during the step that a dispatch reads before any dispatch writes it (its
+   * contents came from the host: a fresh block would not have them).
+   */
+  private planOf(cap: Capturing, start: number, own: readonly Store[]): StepPlan | null {
+    const cmds = cap.submits[0] as [...Dispatch[], ReadCopy];
+    if (own.some((s) => s.base || s.blocks)) return null;
+    const ownIdx = new Map(own.map((s, i) => [s, i] as const));
+    const freshIdx = new Map<Store, number>();
+    const fresh: { pool: Pool; len: number }[] = [];
+    const role = (st: Store, writes: boolean): PlanRole | null => {
+      const b = st.base ?? st;
+      const i = ownIdx.get(b);
+      if (i !== undefined) return { k: 'own', i, off: st.off - b.off, len: st.len, like: formatOf(st) };
+      if (b.seq > start && st.ref !== this.upload && b !== this.dummy && !this.persistent.has(b)) {
+        let j = freshIdx.get(b);
+        if (j === undefined) {
+          const pool = this.mem.poolOf(b);
+          if (!pool || !writes) return null; // (read before written: contents from the host)
+          freshIdx.set(b, (j = fresh.push({ pool, len: b.len }) - 1));
+        }
+        return { k: 'fresh', j, off: st.off - b.off, len: st.len, like: formatOf(st) };
+      }
+      return { k: 'fixed', store: st };
+    };
+    const read = cmds[cmds.length - 1] as ReadCopy;
+    const dispatches: (Omit<Dispatch, 'kind' | 'roles'> & { roles: PlanRole[] })[] = [];
+    for (const d of cmds.slice(0, -1) as Dispatch[]) {
+      const roles: PlanRole[] = [];
+      // (a dispatch that writes a block reads it too, possibly: its written roles count as the first use)
+      for (let i = 0; i < d.roles.length; i++) {
+        const r = role(d.roles[i], d.spec.writes.includes(d.spec.roles[i]));
+        if (!r) return null;
+        roles.push(r);
+      }
+      dispatches.push({ spec: d.spec, variant: d.variant, params: d.params, grid: d.grid, roles });
+    }
+    const src = role(read.src, false);
+    if (!src || src.k === 'fixed') return null;
+    const up = cap.uploads.find((u) => !u.next)!; // (graphOf checked: exactly one, the token ids)
+    return { dispatches, read: { role: src, bytes: read.bytes }, up, rest: cap.uploads.filter((u) => u.next), own: own.map((s) => ({ len: s.len, fmt: s.fmt })), fresh };
+  }
+
+  /**
+   * A graph of `plan`'s step for the owned stores `own` (in the plan's order, the same element counts and formats):
+   * the step's own blocks allocated afresh (reserved by the graph, back to their pools when it goes). null when the
+   * stores do not fit the plan or a long-lived store it binds was released meanwhile (then record the step).
+   */
+  rebind(plan: StepPlan, own: readonly Store[]): GpuGraph | null {
+    if (own.length !== plan.own.length || own.some((s, i) => s.base || s.blocks || s.len !== plan.own[i].len || s.fmt !== plan.own[i].fmt)) return null;
+    for (const d of plan.dispatches) for (const r of d.roles) if (r.k === 'fixed' && !this.isLive(r.store)) return null;
+    this.flush();
+    const made = plan.fresh.map((f) => this.alloc(f.pool, f.len, 'a rebound step\'s block'));
+    const put = (r: PlanRole): Store => {
+      if (r.k === 'fixed') return r.store;
+      const base = r.k === 'own' ? own[r.i] : made[r.j];
+      const v = r.off === 0 && r.len === base.len ? base : base.view(r.off, r.len);
+      v.fmt = r.like.fmt;
+      v.kv = r.like.kv;
+      v.q8Elems = r.like.q8Elems;
+      return v;
+    };
+    const cmds: Dispatch[] = plan.dispatches.map((d) => ({ kind: 'dispatch', spec: d.spec, variant: d.variant, params: d.params, grid: d.grid, roles: d.roles.map(put) }));
+    const read: ReadCopy = { kind: 'copy', src: put(plan.read.role), dst: null as unknown as GPUBuffer, bytes: plan.read.bytes };
+    const graph = this.buildGraph([...cmds, read], plan.up, [...plan.rest]);
+    graph.plan = plan;
+    this.mem.pin(graph, [...graph.steps.flatMap((st) => st.roles), graph.src], graph.upload.size + graph.params.size + graph.staging.size);
+    for (const m of made) this.mem.release(m); // (reserved by the graph: back to the pool when it goes)
+    return graph;
+  }
+
+  /** a store outside the step that is still allocated (weights, constants: not released), or the runtime's own */
+  private isLive(s: Store): boolean {
+    const b = s.base ?? s;
+    return s.ref === this.upload || b === this.dummy || this.persistent.has(b) || this.mem.isLive(b);
   }
 
   private buildGraph(cmds: [...Dispatch[], ReadCopy], up: CapturedUpload, rest: CapturedUpload[]): GpuGraph {
