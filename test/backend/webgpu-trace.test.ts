@@ -1,7 +1,8 @@
 /**
  * Issue 11, the wall time above the GPU time: `trace` (MAMBA_TS_WEBGPU_TRACE=1) counts the WebGPU calls a runtime makes,
- * and `leanHost` (the default) writes each upload once per submit cycle and reuses the buffers of recorded steps and
- * chains. Counts on SwiftShader are what carries over to a GPU (the calls are the same); the results must not change.
+ * `leanHost` (the default) writes each upload once per submit cycle and reuses the buffers of recorded steps and
+ * chains, and `rebindSteps` (opt-in) rebinds a fresh state's first step from a recorded one. Counts on SwiftShader are
+ * what carries over to a GPU (the calls are the same); the results must not change.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -155,10 +156,11 @@ describe('webgpu: counting the calls (trace) and the lean host side (leanHost)',
     }
   });
 
-  it('refuses a MAMBA_TS_WEBGPU_TRACE or MAMBA_TS_WEBGPU_LEAN_HOST it does not know', () => {
+  it('refuses a MAMBA_TS_WEBGPU_TRACE, MAMBA_TS_WEBGPU_LEAN_HOST or MAMBA_TS_WEBGPU_REBIND it does not know', () => {
     for (const [k, v, msg] of [
       ['MAMBA_TS_WEBGPU_TRACE', 'yes', /MAMBA_TS_WEBGPU_TRACE: 1 \(count the WebGPU calls\) or 0, got "yes"/],
       ['MAMBA_TS_WEBGPU_LEAN_HOST', 'on', /MAMBA_TS_WEBGPU_LEAN_HOST: 1 \(the default: .*\) or 0 \(as before session 33\), got "on"/],
+      ['MAMBA_TS_WEBGPU_REBIND', 'yes', /MAMBA_TS_WEBGPU_REBIND: 1 \(a fresh state's first step rebound from a recorded one\) or 0 \(the default: recorded\), got "yes"/],
     ] as const) {
       const was = process.env[k];
       process.env[k] = v;
