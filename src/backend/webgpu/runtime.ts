@@ -119,8 +119,8 @@ export interface RuntimeOptions {
   /**
    * The host side of session 33 (issue 11: the wall time above the GPU time): an early submit (`submitEvery`) writes
    * only the uploads recorded since the last one instead of all of them again (a llama-130m prefill of 2,048 tokens
-   * wrote 46 MB through writeBuffer for 12.6 MB of rotary tables, themselves one table uploaded 24 times: now once per
-   * submit cycle, `uploadShared`), and the buffers of recorded steps and chains (graph upload, parameters, staging, the
+   * wrote 47 MB through writeBuffer for 12.6 MB of rotary tables, themselves one table uploaded 24 times: now once per
+   * submit cycle, `uploadShared`; 0.6 MB in all), and the buffers of recorded steps and chains (graph upload, parameters, staging, the
    * chain's token and position buffers) are kept for reuse instead of created per state and per chain. Same results.
    * false: as before, for comparisons on a GPU. Default true, or MAMBA_TS_WEBGPU_LEAN_HOST=0 for false. Settable later
    * (`GpuRuntime.leanHost`).
@@ -305,11 +305,12 @@ export class GpuRuntime {
   /**
    * Give the pools' free dedicated buffers (the large blocks: KV caches, long activations) back to the device, after
    * submitting what is recorded; returns the bytes given back (`stats().deviceBytes` drops by as much). Pool chunks
-   * stay. For a long-lived process between workloads of different shapes (a server after a long context, a bench
-   * between points); nothing happens during a capture.
+   * stay; the buffers kept for recorded steps and chains (leanHost) go too. For a long-lived process between workloads
+   * of different shapes (a server after a long context, a bench between points); nothing happens during a capture.
    */
   trim(): number {
     this.flush();
+    if (this.capturing) return 0;
     let shelved = 0;
     for (const list of this.shelf.values()) for (const b of list) (shelved += b.size), this.destroyBuffer(b.gpu);
     this.shelf.clear();
@@ -317,13 +318,13 @@ export class GpuRuntime {
   }
 
   /** a buffer of `bytes` for `use` ('graph upload', 'graph parameters', 'chained positions'): from the shelf (leanHost) or new */
-  private shelved(use: string, bytes: number, usage: number): BufRef {
+  private fromShelf(use: string, bytes: number, usage: number): BufRef {
     const list = this.leanHost ? this.shelf.get(`${use}|${bytes}`) : undefined;
     if (list && list.length > 0) return list.pop()!;
     return this.newBuffer(bytes, use, usage);
   }
-  /** `b` (made by `shelved` for `use`) kept for the next user; `counted`: whether its bytes are still in the accounting */
-  private unshelve(use: string, b: BufRef, counted: boolean): void {
+  /** `b` (made by `fromShelf` for `use`) kept for the next user; `counted`: whether its bytes are still in the accounting */
+  private toShelf(use: string, b: BufRef, counted: boolean): void {
     if (!this.leanHost) {
       if (counted) this.destroyBuffer(b.gpu);
       else b.gpu.destroy();
@@ -657,8 +658,8 @@ export class GpuRuntime {
     g.released = true;
     if (!this.mem.unpinNow(g)) return;
     // (unpinNow took the graph's buffers out of the accounting)
-    this.unshelve('graph upload', g.upload, false);
-    this.unshelve('graph parameters', g.params, false);
+    this.toShelf('graph upload', g.upload, false);
+    this.toShelf('graph parameters', g.params, false);
     if (g.staging.mapState === 'unmapped') {
       if (this.leanHost) {
         this.mem.noteDevice(g.staging.size);
@@ -788,8 +789,8 @@ export class GpuRuntime {
     };
     const ruled: RuledUploads | null = rest.length > 0 ? { off: idsLen, len: total - idsLen, parts: rest.map((u) => ({ off: layout.get(u)! - idsLen, next: u.next! })) } : null;
     // the graph's own upload, parameter and staging buffers (the runtime's are rewritten by every submit)
-    const upload = this.shelved('graph upload', sizeClass(Math.max(256, total * 4)), BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
-    const params = this.shelved('graph parameters', Math.max(1, dispatches.length) * PARAM_SLOT, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+    const upload = this.fromShelf('graph upload', sizeClass(Math.max(256, total * 4)), BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
+    const params = this.fromShelf('graph parameters', Math.max(1, dispatches.length) * PARAM_SLOT, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     const paramBG = this.kernels.paramBindGroup(params);
     const words = new Uint32Array(dispatches.length * PARAM_WORDS);
     const steps: GraphStep[] = dispatches.map((d, slot) => {
@@ -880,7 +881,7 @@ export class GpuRuntime {
       const sh = needShift(shift);
       const all = new Float32Array(n * r.len);
       for (let s = 0; s < n; s++) this.ruledData(r, sh.map((x) => x + s), all, s * r.len);
-      tableRef = this.shelved('chained positions', sizeClass(all.byteLength), BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
+      tableRef = this.fromShelf('chained positions', sizeClass(all.byteLength), BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
       q.writeBuffer(tableRef.gpu, 0, all);
     }
     const table = tableRef?.gpu ?? null;
@@ -911,7 +912,7 @@ export class GpuRuntime {
         out.unmap();
         this.putStaging(out);
       } else this.destroyBuffer(out);
-      if (tableRef) this.unshelve('chained positions', tableRef, true);
+      if (tableRef) this.toShelf('chained positions', tableRef, true);
       if (this.lastError) throw this.errorAfter(null);
       return res;
     })();
