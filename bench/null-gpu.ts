@@ -20,8 +20,10 @@ export const NULL_GPU_LIMITS = {
 
 class NullBuffer {
   private data: ArrayBuffer | null = null;
+  mapState: GPUBufferMapState = 'unmapped';
   constructor(readonly size: number) {}
   mapAsync(): Promise<void> {
+    this.mapState = 'mapped';
     return Promise.resolve();
   }
   getMappedRange(offset = 0, size = this.size - offset): ArrayBuffer {
@@ -30,6 +32,7 @@ class NullBuffer {
   }
   unmap(): void {
     this.data = null;
+    this.mapState = 'unmapped';
   }
   destroy(): void {}
 }

@@ -56,6 +56,9 @@
  * (WebGpuBackendOptions.q8Tiles; the first listed runs everything else), the modes' repetitions interleaved on the same
  * model, their logits compared (the same products: the max relative Δ printed, > 1e-5 fails), and profiled with each.
  *
+ * MAMBA_TS_WEBGPU_TRACE=1 prints the WebGPU calls of each timed prefill (src/backend/webgpu/trace.ts; bench/webgpu-wall.ts
+ * breaks a rep down further).
+ *
  * `--kv-cache bf16` (or f16) stores the attention presets' KV caches in 16 bits (the `kvCache` option; default f32): every
  * state the run makes; each preset's line says the state per sequence at the prompt + gen positions in that format.
  *
@@ -80,6 +83,7 @@ import { generate } from '../src/generate/generate.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 import { stateLayout } from './context-sweep.js';
 import { prefillByQ8Tiles } from './q8-tiles.js';
+import { countsSince, formatCounts } from '../src/backend/webgpu/trace.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -433,9 +437,12 @@ for (const weights of memoryOnly ? [] : formats) {
     let checked = 'no chain';
     for (let r = 0; r < reps; r++) {
       const s = lm.createState(1);
+      const k0 = backend.rt.trace ? { ...backend.rt.trace } : null;
       let t = performance.now();
       const l = await lm.advance([ids], s);
       prefill.push(performance.now() - t);
+      // MAMBA_TS_WEBGPU_TRACE=1: the WebGPU calls of each timed prefill
+      if (k0) log(`  rep ${r + 1} prefill ${promptLen} (${prefill[r].toFixed(1)} ms) WebGPU calls: ${formatCounts(countsSince(k0, backend.rt.trace!))}`);
       if (r === 0 && prefillLogits) {
         let d = 0, m = 0;
         for (let i = 0; i < V; i++) (d = Math.max(d, Math.abs(l.data[i] - prefillLogits[i]))), (m = Math.max(m, Math.abs(prefillLogits[i])));

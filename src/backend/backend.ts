@@ -456,6 +456,14 @@ export interface Backend {
   /** Optional: replay a captured step once per given row of token ids, reading nothing back; false when stale */
   replayFeed?(graph: StepGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): boolean;
   /**
+   * Optional (WebGPU, opt-in): what rebinding a captured step to another state needs (an opaque plan holding none of
+   * the state's or the step's tensors), or null; `rebindStep` then makes the graph of that step for `own` — another
+   * state's tensors in the order `captureStep` got them — without running the step (null: record it instead). The
+   * plan's step reads the positions the captured one did: the caller replays it with the shift from those.
+   */
+  stepPlan?(graph: StepGraph): object | null;
+  rebindStep?(plan: object, own: readonly Tensor[]): StepGraph | null;
+  /**
    * Optional (WebGPU): each row's next token drawn from logits [rows, V] on the device (sampling filters in the
    * CPU sampler's order), so that sampled decoding chains like greedy decoding; −1 for a row with nothing selectable.
    */

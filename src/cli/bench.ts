@@ -14,6 +14,9 @@ import { SSD_MAX_CHUNK } from '../backend/wasm/index.js';
 import { checkDtype, commandUsage, flag, KV_CACHE_OPTION, parseChoice, parseCommand, parseKvCache, parseNumber, str, UsageError, type CommandSpec } from './args.js';
 import { startProgress, type CliIO } from './io.js';
 import { OpProfile, cpuMsNow } from './op-profile.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import type { ModelState } from '../models/state.js';
+import { countsSince, formatCounts, type GpuCallCounts } from '../backend/webgpu/trace.js';
 
 const ARCHS = ['mamba', 'mamba2', 'hybrid', 'llama'] as const;
 const SIZES = ['130m', '370m', '790m', '1.4b', '2.8b'] as const;
@@ -31,6 +34,9 @@ export const BENCH_SPEC: CommandSpec = {
     'as one op, as in generation: no logits copied out). Both are the median of --reps',
     'runs after one warm-up. The bandwidth probe streams a buffer of the weights\' size through the same',
     'threads (webgpu: a buffer copy on the GPU, read + write); batch-1 decode cannot beat bandwidth ÷ weight bytes.',
+    'webgpu: the warm-up is a whole run (the prompt\'s and the recorded step\'s pipelines compiled before the timed',
+    'runs), each run\'s decode starts on a fresh state (its first step recorded, as in generate()), and',
+    'MAMBA_TS_WEBGPU_TRACE=1 prints the WebGPU calls of each run (submits, read-backs, buffers, bind groups...).',
   ].join('\n'),
   options: {
     arch: { type: 'string', value: 'ARCH', help: `architecture: ${ARCHS.join(', ')} (default mamba)` },
@@ -82,6 +88,45 @@ export function measureBandwidth(threads: number | undefined, bytes: number): nu
   }
 }
 
+/** how `benchDecoder` picks greedy tokens: see BENCH_SPEC's --logits */
+export type BenchDecodeStep = 'advanceArgmax' | 'greedyChain' | 'advance';
+
+/**
+ * The bench's greedy decode: `n` steps after the logits `l` of a prompt, through the backend's fastest greedy path —
+ * the fused LM head + argmax (wasm), the greedy chain replayed on the device (webgpu: what generate() does for greedy
+ * decoding there), or with `readLogits` the logits read and the argmax taken in JavaScript. The tokens picked (the
+ * first from `l`, then one per step but the last: [n]) come back, so that tests can hold them against generate().
+ */
+export function benchDecoder(lm: CausalLM, readLogits: boolean): { step: BenchDecodeStep; decode(l: { data: Float32Array }, s: ModelState, n: number): Promise<number[]> } {
+  const backend = lm.backend;
+  const fusedPick = !readLogits && !!backend.linearArgmax && !!lm.advanceArgmax;
+  // backends that replay recorded steps (webgpu): all `n` steps queued at once, each step's argmax feeding the next on
+  // the device (what generate() does for greedy decoding there)
+  const onDevice = !readLogits && !fusedPick && !!lm.chainsOnDevice && !!lm.greedyChain;
+  const step: BenchDecodeStep = fusedPick ? 'advanceArgmax' : onDevice ? 'greedyChain' : 'advance';
+  const decode = async (l: { data: Float32Array }, s: ModelState, n: number): Promise<number[]> => {
+    const toks = [argmax(l.data)];
+    // (n steps read toks[0..n−1]; the pick of the last step is not needed)
+    if (onDevice) {
+      const picks = await lm.greedyChain!([[toks[0]]], s, n);
+      if (!picks || picks.length !== n) throw new Error(`bench: the greedy chain on the device returned ${picks ? picks.length : 'no'} steps of ${n} (${lm.backend.name})`);
+      for (let i = 0; i < n - 1; i++) toks.push(picks[i][0]);
+      return toks;
+    }
+    for (let i = 0; i < n; i++) {
+      let next: number;
+      if (fusedPick) {
+        const p = await lm.advanceArgmax!([[toks[i]]], s);
+        if (!p || p[0] < 0) throw new Error(`bench: the greedy step found no finite logit (${lm.backend.name})`);
+        next = p[0];
+      } else next = argmax((await lm.advance([[toks[i]]], s)).data);
+      if (i < n - 1) toks.push(next);
+    }
+    return toks;
+  };
+  return { step, decode };
+}
+
 export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const C = 'bench';
   const v = parseCommand(BENCH_SPEC, argv);
@@ -130,33 +175,21 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   const V = lm.vocabSize;
   const ids = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % V);
   // `gen` greedy steps after the logits `l` of the prompt: the fused LM head + argmax where the backend has it
-  const fusedPick = !readLogits && !!backend.linearArgmax && !!lm.advanceArgmax;
-  // backends that replay recorded steps (webgpu): all `n` steps queued at once, each step's argmax feeding the next on
-  // the device (what generate() does for greedy decoding there)
-  const onDevice = !readLogits && !fusedPick && !!lm.chainsOnDevice && !!lm.greedyChain;
-  const decode = async (l: { data: Float32Array }, s: ReturnType<typeof lm.createState>, n: number): Promise<void> => {
-    if (onDevice) {
-      const picks = await lm.greedyChain!([[argmax(l.data)]], s, n);
-      if (!picks || picks.length !== n) throw new Error(`bench: the greedy chain on the device returned ${picks ? picks.length : 'no'} steps of ${n} (${lm.backend.name})`);
-      return;
-    }
-    if (!fusedPick) {
-      for (let i = 0; i < n; i++) l = await lm.advance([[argmax(l.data)]], s);
-      return;
-    }
-    let t = argmax(l.data);
-    for (let i = 0; i < n; i++) {
-      const p = await lm.advanceArgmax!([[t]], s);
-      if (!p || p[0] < 0) throw new Error(`bench: the greedy step found no finite logit (${lm.backend.name})`);
-      t = p[0];
-    }
-  };
+  const { step: decodeStep, decode } = benchDecoder(lm, readLogits);
+  const fusedPick = decodeStep === 'advanceArgmax', onDevice = decodeStep === 'greedyChain';
+  // MAMBA_TS_WEBGPU_TRACE=1: the WebGPU calls of each timed prefill and decode (src/backend/webgpu/trace.ts)
+  const trace = backendName === 'webgpu' ? (backend as WebGpuBackend).rt.trace : null;
+  const traced: { prefill: GpuCallCounts; decode: GpuCallCounts }[] = [];
 
-  // warm-up
+  // warm-up. webgpu: the whole prompt and all `gen` steps — the pipelines of a prompt's shapes (the GEMMs' tiles at
+  // its rows, the flash attention) and of the recorded step are compiled here, not in the first timed rep (an
+  // H100, session 31: llama-130m's first 2048-token prefill 1,182 ms after the 8-token warm-up, the next 68–97); a
+  // user's second request does not compile them either. Other backends compile nothing: 8 tokens and 2 steps.
   {
     const s = lm.createState(1);
-    const l = await lm.advance([ids.slice(0, Math.min(8, promptLen))], s);
-    await decode(l, s, 2);
+    const full = backendName === 'webgpu';
+    const l = await lm.advance([full ? ids : ids.slice(0, Math.min(8, promptLen))], s);
+    await decode(l, s, full ? gen : 2);
     s.dispose(); // (each run's state given back at once — its caches, a recorded GPU step — not left to the collector)
   }
   const prefillMs: number[] = [];
@@ -166,6 +199,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
   for (let r = 0; r < reps; r++) {
     const p = startProgress(io.stderr, `rep ${r + 1}/${reps}: prefill ${promptLen}`);
     const s = lm.createState(1);
+    const k0 = trace ? { ...trace } : null;
     let t = performance.now();
     const pc0 = process.cpuUsage();
     const l = await lm.advance([ids], s);
@@ -173,6 +207,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const pcu = process.cpuUsage(pc0);
     prefillCpuMs.push((pcu.user + pcu.system) / 1000);
     p.done();
+    const k1 = trace ? { ...trace } : null;
     const d = startProgress(io.stderr, `rep ${r + 1}/${reps}: decode ${gen}`);
     t = performance.now();
     const c0 = process.cpuUsage();
@@ -181,6 +216,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     const cu = process.cpuUsage(c0);
     decodeCpuMs.push((cu.user + cu.system) / 1000);
     d.done();
+    if (trace && k0 && k1) {
+      traced.push({ prefill: countsSince(k0, k1), decode: countsSince(k1, trace) });
+      io.stderr.write(`rep ${r + 1} WebGPU calls: prefill ${promptLen} (${prefillMs[r].toFixed(1)} ms): ${formatCounts(traced[r].prefill)}\n` +
+        `rep ${r + 1} WebGPU calls: decode ${gen} (${decodeMs[r].toFixed(1)} ms): ${formatCounts(traced[r].decode)}\n`);
+    }
     s.dispose();
   }
   const peakRss = process.resourceUsage().maxRSS / 1024; // before the bandwidth probe's buffer
@@ -210,7 +250,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     parameters: params, weight_mb: weightBytes / 2 ** 20,
     build_ms: buildMs,
     prompt: promptLen, gen, reps,
-    decode_step: fusedPick ? 'advanceArgmax' : 'advance',
+    decode_step: decodeStep,
     /** CPU time of all threads per decode token (median of the runs): spinning workers count, a descheduled thread does not */
     decode_cpu_ms_per_token: median(decodeCpuMs) / gen,
     /** the same for the prefill, per prompt token */
@@ -218,6 +258,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     prefill_tok_s: promptLen / (median(prefillMs) / 1000),
     decode_tok_s: gen / (median(decodeMs) / 1000),
     prefill_ms: prefillMs, decode_ms: decodeMs,
+    ...(trace ? { webgpu_calls: traced } : {}),
     peak_rss_mb: peakRss,
     bandwidth_gb_s: bandwidth,
     decode_ceiling_tok_s: (bandwidth * 1e9) / weightBytes,

@@ -320,13 +320,33 @@ export class DecoderLM implements CausalLM {
     } else if (rec?.key === key) {
       return step(); // this step cannot be replayed (recorded once, found not to fit)
     }
+    const mine = [...state.layers.flatMap((l) => Object.values(l)), ...own];
+    // a state without a recorded step: the step another state of this model recorded, rebound to this one's tensors
+    // (backends that can: WebGPU with rebindSteps) — no model code, nothing read back. A step whose KV-cache lengths
+    // and rotary positions follow the positions is rebound at the positions it was recorded at only.
+    const plan = !rec && be.rebindStep ? this.plans.get(key) : undefined;
+    if (plan && (state.timeTensors.size === 0 || plan.seqLen.every((p, r) => p === state.seqLen[r]))) {
+      const graph = be.rebindStep!(plan.plan, mine);
+      const out = graph && (await be.replayStep(graph, ids.map((r) => r[0]), shiftOf(state, plan.seqLen)));
+      if (graph && out) {
+        state.onDispose(() => this.dropGraph(state));
+        this.graphs.set(state, { key, graph, seqLen: plan.seqLen });
+        for (let r = 0; r < ids.length; r++) state.seqLen[r] += 1;
+        return out;
+      }
+      if (graph) be.releaseStep?.(graph);
+    }
     const seqLen = state.seqLen.slice();
-    const { result, graph } = await be.captureStep(step, [...state.layers.flatMap((l) => Object.values(l)), ...own]);
+    const { result, graph } = await be.captureStep(step, mine);
     if (rec?.graph) be.releaseStep?.(rec.graph); // replaced: its blocks need not wait for the collector
     else if (!rec) state.onDispose(() => this.dropGraph(state));
     this.graphs.set(state, { key, graph, seqLen });
+    const p = graph && be.stepPlan?.(graph);
+    if (p) this.plans.set(key, { plan: p, seqLen });
     return result;
   }
+  /** per step key: the plan of the latest recorded step (Backend.stepPlan), for rebinding it to a fresh state */
+  private readonly plans = new Map<string, { plan: object; seqLen: readonly number[] }>();
 
   /** the state's recorded step given up (the state is being disposed) */
   private dropGraph(state: ModelState): void {

@@ -2,6 +2,12 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli as run } from './cli-helpers.js';
+import { webgpuOrReason } from '../backend/webgpu-context.js';
+import { loadModel } from '../../src/index.js';
+import type { CausalLM } from '../../src/models/causal-lm.js';
+import { generate } from '../../src/generate/generate.js';
+import { hfFixture } from '../helpers.js';
+import { benchDecoder } from '../../src/cli/bench.js';
 
 it('bench --json --profile: mamba-130m with q8 weights on 2 wasm threads reports speeds, memory, the bandwidth ceiling and where the time goes', async () => {
   const r = await run(['bench', '--arch', 'mamba', '--backend', 'wasm', '--dtype', 'q8', '--threads', '2', '--prompt', '8', '--gen', '2', '--reps', '1', '--json', '--profile']);
@@ -72,5 +78,29 @@ it('bench --ssd: the Mamba-2 prefill SSD asked for is the one that runs (reporte
     const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(j.prefill_ssd, ssd);
     assert.ok(j.prefill_tok_s > 0);
+  }
+});
+
+it('bench\'s decode on webgpu (a fresh state, the greedy chain on the device) picks the tokens generate() picks', async (t) => {
+  const be = await webgpuOrReason();
+  if (typeof be === 'string') return t.skip(be);
+  try {
+    for (const name of ['mamba2-tiny', 'llama-tiny']) {
+      const lm: CausalLM = (await loadModel(hfFixture(name), { backend: be })).lm;
+      const ids = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8];
+      const want: number[] = (await generate(lm, [ids], { maxNewTokens: 6, stopTokens: [] })).generated[0];
+      for (const readLogits of [false, true]) {
+        const d = benchDecoder(lm, readLogits);
+        assert.equal(d.step, readLogits ? 'advance' : 'greedyChain', name);
+        for (let r = 0; r < 2; r++) { // (the second: the buffers of the first state's recorded step reused)
+          const s = lm.createState(1);
+          const got = await d.decode(await lm.advance([ids], s), s, 6);
+          s.dispose();
+          assert.deepEqual(got, want, `${name} ${d.step} rep ${r + 1}`);
+        }
+      }
+    }
+  } finally {
+    be.destroy();
   }
 });

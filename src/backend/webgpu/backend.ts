@@ -14,7 +14,7 @@ import { PREFILL_SUPPORT, UnsupportedAlgorithmError, type AttentionArgs, type Ba
 import { Tensor, shapeSize, type Shape } from '../../tensor/tensor.js';
 import { encodeHalfInto, type KvCacheDType } from '../../tensor/dtype.js';
 import { BACKEND_KV_CACHE_FORMATS, checkKvCache } from '../../api/load-options.js';
-import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock } from './runtime.js';
+import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBlock, type StepPlan } from './runtime.js';
 import { Q8_BLOCK } from '../wasm/q8.js';
 import { Q8_SUPER_WORDS, packQ8Gpu, q8Words } from './kernels/q8.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
@@ -63,6 +63,11 @@ export function maxRelErr(a: Float32Array, b: Float32Array): number {
     s = Math.max(s, Math.abs(b[i]));
   }
   return a.length !== b.length ? Infinity : e / (s || 1);
+}
+
+/** the stores of a step's own tensors (a KV cache split by sequences: each of its blocks) */
+function ownStores(own: readonly Tensor[]): Store[] {
+  return own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]);
 }
 
 export class WebGpuBackend implements Backend {
@@ -388,8 +393,24 @@ export class WebGpuBackend implements Backend {
     this.fx.flush();
     const epoch = this.epoch;
     // (a KV cache split by sequences: the step owns each of its blocks)
-    const { result, graph } = await this.rt.capture(step, own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]));
+    const { result, graph } = await this.rt.capture(step, ownStores(own));
+    if (graph?.plan) Object.assign(graph.plan, { epoch, owner: this });
     return { result, graph: graph ? Object.assign(graph, { backendName: this.name, epoch, owner: this }) : null };
+  }
+
+  /** see Backend.stepPlan (GpuRuntime.rebindSteps; null when off, stale or not rebindable) */
+  stepPlan(graph: StepGraph): object | null {
+    const g = graph as unknown as GpuGraph & { owner?: WebGpuBackend };
+    return g.owner === this && this.rt.rebindSteps ? g.plan : null;
+  }
+
+  /** see Backend.rebindStep */
+  rebindStep(plan: object, own: readonly Tensor[]): StepGraph | null {
+    const p = plan as StepPlan & { epoch?: number; owner?: WebGpuBackend };
+    if (p.owner !== this || p.epoch !== this.epoch || !this.rt.rebindSteps) return null;
+    this.fx.flush();
+    const g = this.rt.rebind(p, ownStores(own));
+    return g ? Object.assign(g, { backendName: this.name, epoch: this.epoch, owner: this }) : null;
   }
 
   async replayStep(graph: StepGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array | null> {
@@ -1404,10 +1425,27 @@ export class WebGpuBackend implements Backend {
   }
   private ropeMemo: { positions: Int32Array; rotaryDim: number; theta: number; table: Float32Array } | null = null;
 
+  /**
+   * How a recorded step's rotary table follows the positions (an UploadRule): the same function for the same positions,
+   * so that a chain computes the table of a step once for q and k of every layer (GpuRuntime.ruledData calls each
+   * distinct rule once per step) — with leanHost; else a new function per call, as before.
+   */
+  private ropeRule(positions: Int32Array, rotaryDim: number, theta: number, L: number): (shift: readonly number[]) => Float32Array {
+    const make = (pos: Int32Array) => (shift: readonly number[]) => ropeTable(pos.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1);
+    if (!this.rt.leanHost) return make(positions);
+    const c = this.ropeRuleMemo;
+    if (c && c.rotaryDim === rotaryDim && c.theta === theta && c.L === L && c.positions.length === positions.length && c.positions.every((p, i) => p === positions[i])) return c.rule;
+    const pos = positions.slice();
+    const rule = make(pos);
+    this.ropeRuleMemo = { positions: pos, rotaryDim, theta, L, rule };
+    return rule;
+  }
+  private ropeRuleMemo: { positions: Int32Array; rotaryDim: number; theta: number; L: number; rule: (shift: readonly number[]) => Float32Array } | null = null;
+
   rope(x: Tensor, positions: Int32Array, rotaryDim: number, theta: number): Tensor {
     const [b, L, H, hd] = x.shape;
     const y = this.out(x.shape, 'rope');
-    const table = this.rt.uploadData(this.ropeCached(positions, rotaryDim, theta), (shift) => ropeTable(positions.map((p, i) => p + shift[Math.floor(i / L)]), rotaryDim, theta, 1));
+    const table = this.rt.uploadShared(this.ropeCached(positions, rotaryDim, theta), this.ropeRule(positions, rotaryDim, theta, L));
     this.run(ROPE, [this.st(x), table, this.st(y)], [b * L, H, hd, rotaryDim], this.threads(b * L * H * hd));
     return y;
   }

@@ -61,5 +61,7 @@ export class GpuGraph {
   chained = false;
   /** given up (GpuRuntime.releaseGraph): its blocks are back in their pools, it is never submitted again */
   released = false;
+  /** what rebinding the step to another state needs (GpuRuntime.rebindSteps: a StepPlan), else null */
+  plan: object | null = null;
 }
 

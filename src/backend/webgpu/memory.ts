@@ -298,6 +298,12 @@ export class DeviceMemory {
     b.destroy();
   }
 
+  /** `bytes` of a buffer taken out of the accounting (a released graph's) are held again (kept for reuse) */
+  noteDevice(bytes: number): void {
+    this.acct.device += bytes;
+    if (this.acct.device > this.acct.peakDevice) this.acct.peakDevice = this.acct.device;
+  }
+
   /** a pool block of `bytes` was handed out (negative: returned) */
   noteLive(bytes: number): void {
     this.acct.live += bytes;
@@ -316,6 +322,15 @@ export class DeviceMemory {
       peakLiveBytes: this.acct.peakLive,
       freeBytes: pools.reduce((a, p) => a + p.freeBytes, 0),
     };
+  }
+
+  /** the pool a store's block was allocated from (null: not allocated here) */
+  poolOf(s: Store): Pool | null {
+    return this.blockOf.get(s)?.pool ?? null;
+  }
+  /** whether a store allocated here has not been released (explicitly or by the collector) */
+  isLive(s: Store): boolean {
+    return this.allocs.has(s);
   }
 
   /** see GpuRuntime.trim */

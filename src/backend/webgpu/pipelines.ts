@@ -27,8 +27,13 @@ export class PipelineCache {
 
   /** the parameter bind group over one slot of `buf` (the dynamic offset picks the slot) */
   paramBindGroup(buf: BufRef): GPUBindGroup {
-    return this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: buf.gpu, offset: 0, size: PARAM_SLOT } }] });
+    const hit = this.paramGroups.get(buf);
+    if (hit && hit.gpu === buf.gpu) return hit.bg; // (a graph's parameter buffer kept for reuse: GpuRuntime.leanHost)
+    const bg = this.device.createBindGroup({ layout: this.paramLayout, entries: [{ binding: 0, resource: { buffer: buf.gpu, offset: 0, size: PARAM_SLOT } }] });
+    this.paramGroups.set(buf, { gpu: buf.gpu, bg });
+    return bg;
   }
+  private readonly paramGroups = new WeakMap<BufRef, { gpu: GPUBuffer; bg: GPUBindGroup }>();
 
   private layoutFor(modes: string): { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout } {
     let l = this.layouts.get(modes);

@@ -22,6 +22,7 @@ import { BUFFER_USAGE, BufRef, DeviceMemory, Store, sizeClass, type MemoryStats,
 import { COPY_SPEC, PARAM_SLOT, PARAM_WORDS, type KernelSpec } from './wgsl.js';
 import { GpuGraph, encodeGraph, type GraphStep, type RuledUploads } from './graph.js';
 import { PipelineCache } from './pipelines.js';
+import { traceDevice, traceFromEnv, type GpuCallCounts } from './trace.js';
 
 export { BUFFER_USAGE, BufRef, Store, type MemoryStats, type RowBlock } from './memory.js';
 export { COPY_SPEC, PARAM_SLOT, f2u, generateWgsl, packBf16, type KernelSpec } from './wgsl.js';
@@ -37,7 +38,8 @@ interface CapturedUpload {
 }
 /**
  * What an upload holds `shift[r]` steps after the recorded one (sequence r has advanced that many positions):
- * a step's positions and lengths, so that a recorded step replays at later positions.
+ * a step's positions and lengths, so that a recorded step replays at later positions. A function of `shift` alone (the
+ * runtime calls a rule shared by several uploads once per step).
  */
 export type UploadRule = (shift: readonly number[]) => ArrayLike<number>;
 
@@ -108,6 +110,51 @@ export interface RuntimeOptions {
    * (63.9k → 76.2k tok/s), llama-130m 85 → 52 ms against 0. Recorded decode steps are one submit either way.
    */
   submitEvery?: number;
+  /**
+   * Count every WebGPU call made through the device (`trace.ts`: submits, passes, dispatches, writeBuffer calls,
+   * read-backs, buffers / bind groups / pipelines created, the JavaScript time of encoding) into `GpuRuntime.trace`.
+   * Debug only. Default: MAMBA_TS_WEBGPU_TRACE=1.
+   */
+  trace?: boolean;
+  /**
+   * The host side of session 33 (issue 11: the wall time above the GPU time): an early submit (`submitEvery`) writes
+   * only the uploads recorded since the last one instead of all of them again (a llama-130m prefill of 2,048 tokens
+   * wrote 47 MB through writeBuffer for 12.6 MB of rotary tables, themselves one table uploaded 24 times: now once per
+   * submit cycle, `uploadShared`; 0.6 MB in all), and the buffers of recorded steps and chains (graph upload, parameters, staging, the
+   * chain's token and position buffers) are kept for reuse instead of created per state and per chain. Same results.
+   * false: as before, for comparisons on a GPU. Default true, or MAMBA_TS_WEBGPU_LEAN_HOST=0 for false. Settable later
+   * (`GpuRuntime.leanHost`).
+   */
+  leanHost?: boolean;
+  /**
+   * Issue 11, a fresh state's first decode step (opt-in, not yet timed on a GPU): a recorded step's plan (`stepPlan`:
+   * its dispatches with each binding named as one of the state's stores by index, a block the step made, or a
+   * long-lived store) is kept, and a new state of the same shapes gets a graph rebound from it (`rebind`: the state's
+   * stores put in, the step's own blocks allocated afresh) instead of running the model code of its first step and
+   * reading its result back. Default false, or MAMBA_TS_WEBGPU_REBIND=1. Settable later (`GpuRuntime.rebindSteps`).
+   */
+  rebindSteps?: boolean;
+}
+
+/** where a binding of a recorded step lives, for rebinding the step to another state (GpuRuntime.stepPlan) */
+type PlanRole =
+  | { k: 'own'; i: number; off: number; len: number; like: StoreFormat }
+  | { k: 'fresh'; j: number; off: number; len: number; like: StoreFormat }
+  | { k: 'fixed'; store: Store };
+/** how a binding's words hold its values (copied, not the store: a plan keeps no state's or step's store alive) */
+type StoreFormat = Pick<Store, 'fmt' | 'kv' | 'q8Elems'>;
+const formatOf = (s: Store): StoreFormat => ({ fmt: s.fmt, kv: s.kv, q8Elems: s.q8Elems });
+
+/** A recorded step without its blocks: what `GpuRuntime.rebind` builds a graph for another state from. */
+export interface StepPlan {
+  readonly dispatches: readonly (Omit<Dispatch, 'kind' | 'roles'> & { roles: PlanRole[] })[];
+  readonly read: { role: PlanRole; bytes: number };
+  readonly up: CapturedUpload;
+  readonly rest: readonly CapturedUpload[];
+  /** the element counts and formats of the owned stores, in the order `rebind` takes them */
+  readonly own: readonly { len: number; fmt: Store['fmt'] }[];
+  /** the blocks the step made: pool and elements (allocated afresh by `rebind`) */
+  readonly fresh: readonly { pool: Pool; len: number }[];
 }
 
 export class GpuRuntime {
@@ -149,6 +196,22 @@ export class GpuRuntime {
   private readonly upload: BufRef;
   private uploadHost = new Float32Array(1 << 14);
   private uploadLen = 0;
+  /** floats of `uploadHost` already written to the upload buffer in this upload cycle (leanHost) */
+  private uploadWritten = 0;
+  /** upload cycles so far (a flush that is not early starts the next: the upload buffer's contents are then rewritten) */
+  private uploadCycle = 0;
+  /** host arrays uploaded in this cycle by `uploadShared`, and where */
+  private readonly shared = new WeakMap<object, { cycle: number; store: Store }>();
+  /** see RuntimeOptions.leanHost */
+  leanHost: boolean;
+  /** see RuntimeOptions.rebindSteps */
+  rebindSteps: boolean;
+  /**
+   * Buffers of released graphs and finished chains kept for the next ones (leanHost), by use and size: a graph's upload
+   * and parameter buffers (BufRefs: the same ids, so the next graph's bind groups are found in the cache), the chains'
+   * position tables. Read-back buffers go to `staging`.
+   */
+  private readonly shelf = new Map<string, BufRef[]>();
   private readonly staging = new Map<number, GPUBuffer[]>();
   private lastError: string | null = null;
   private profile: boolean;
@@ -160,6 +223,8 @@ export class GpuRuntime {
   readonly counters = { dispatches: 0, submits: 0, gathers: 0, released: 0 };
   /** see RuntimeOptions.submitEvery */
   submitEvery: number;
+  /** the WebGPU calls made so far, when created with `trace` (else null) */
+  readonly trace: GpuCallCounts | null;
   /** pipelines compiled so far */
   get compiles(): number {
     return this.kernels.compiles;
@@ -167,6 +232,7 @@ export class GpuRuntime {
 
   constructor(device: GPUDevice, opts: RuntimeOptions = {}) {
     this.device = device;
+    this.trace = (opts.trace ?? traceFromEnv()) ? traceDevice(device) : null;
     const lim = device.limits;
     this.maxBinding = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, opts.maxBindingBytes ?? Infinity);
     this.maxBinding -= this.maxBinding % 256;
@@ -181,6 +247,12 @@ export class GpuRuntime {
     this.profile = !!opts.profile && device.features.has('timestamp-query');
     const envEvery = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_SUBMIT_EVERY;
     this.submitEvery = opts.submitEvery ?? (envEvery ? Number(envEvery) : 48);
+    const envLean = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_LEAN_HOST;
+    if (envLean !== undefined && envLean !== '' && envLean !== '0' && envLean !== '1') throw new Error(`MAMBA_TS_WEBGPU_LEAN_HOST: 1 (the default: uploads written once, step and chain buffers reused) or 0 (as before session 33), got ${JSON.stringify(envLean)}`);
+    this.leanHost = opts.leanHost ?? envLean !== '0';
+    const envRebind = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_REBIND;
+    if (envRebind !== undefined && envRebind !== '' && envRebind !== '0' && envRebind !== '1') throw new Error(`MAMBA_TS_WEBGPU_REBIND: 1 (a fresh state's first step rebound from a recorded one) or 0 (the default: recorded), got ${JSON.stringify(envRebind)}`);
+    this.rebindSteps = opts.rebindSteps ?? envRebind === '1';
     if (!Number.isInteger(this.submitEvery) || this.submitEvery < 0) {
       throw new Error(`webgpu: submitEvery must be a whole number of dispatches ≥ 0 (0: only at reads), got ${opts.submitEvery ?? JSON.stringify(envEvery)}${opts.submitEvery === undefined ? ' (from MAMBA_TS_WEBGPU_SUBMIT_EVERY)' : ''}`);
     }
@@ -233,12 +305,36 @@ export class GpuRuntime {
   /**
    * Give the pools' free dedicated buffers (the large blocks: KV caches, long activations) back to the device, after
    * submitting what is recorded; returns the bytes given back (`stats().deviceBytes` drops by as much). Pool chunks
-   * stay. For a long-lived process between workloads of different shapes (a server after a long context, a bench
-   * between points); nothing happens during a capture.
+   * stay; the buffers kept for recorded steps and chains (leanHost) go too. For a long-lived process between workloads
+   * of different shapes (a server after a long context, a bench between points); nothing happens during a capture.
    */
   trim(): number {
     this.flush();
-    return this.mem.trim();
+    if (this.capturing) return 0;
+    let shelved = 0;
+    for (const list of this.shelf.values()) for (const b of list) (shelved += b.size), this.destroyBuffer(b.gpu);
+    this.shelf.clear();
+    return this.mem.trim() + shelved;
+  }
+
+  /** a buffer of `bytes` for `use` ('graph upload', 'graph parameters', 'chained positions'): from the shelf (leanHost) or new */
+  private fromShelf(use: string, bytes: number, usage: number): BufRef {
+    const list = this.leanHost ? this.shelf.get(`${use}|${bytes}`) : undefined;
+    if (list && list.length > 0) return list.pop()!;
+    return this.newBuffer(bytes, use, usage);
+  }
+  /** `b` (made by `fromShelf` for `use`) kept for the next user; `counted`: whether its bytes are still in the accounting */
+  private toShelf(use: string, b: BufRef, counted: boolean): void {
+    if (!this.leanHost) {
+      if (counted) this.destroyBuffer(b.gpu);
+      else b.gpu.destroy();
+      return;
+    }
+    if (!counted) this.mem.noteDevice(b.size);
+    const key = `${use}|${b.size}`;
+    const list = this.shelf.get(key) ?? [];
+    list.push(b);
+    this.shelf.set(key, list);
   }
 
   private makeParamBG(): GPUBindGroup {
@@ -278,6 +374,21 @@ export class GpuRuntime {
     return new Store(this.upload, off, data.length);
   }
 
+  /**
+   * `uploadData` for a host array that several dispatches of one submit cycle read unchanged (a prefill's rotary
+   * table: q and k of every layer): uploaded once per cycle, the same store handed out again while the upload buffer
+   * holds it (until a flush that is not early). The caller must not change the array afterwards. During a capture (a
+   * recorded step follows its uploads by rules) and with leanHost off it is `uploadData`.
+   */
+  uploadShared(data: Float32Array, next: UploadRule | null = null): Store {
+    if (this.capturing || !this.leanHost) return this.uploadData(data, next);
+    const hit = this.shared.get(data);
+    if (hit && hit.cycle === this.uploadCycle && hit.store.len === data.length) return hit.store;
+    const store = this.uploadData(data, next);
+    this.shared.set(data, { cycle: this.uploadCycle, store });
+    return store;
+  }
+
   record(d: Omit<Dispatch, 'kind'>): void {
     if (d.grid[0] === 0 || d.grid[1] === 0 || d.grid[2] === 0) return;
     for (const s of d.roles) if (s.blocks) throw new Error(`webgpu: ${d.spec.name} cannot take a matrix split into row blocks`);
@@ -307,6 +418,7 @@ export class GpuRuntime {
    */
   flush(early = false): void {
     if (this.pending.length === 0) return;
+    const t0 = this.trace ? performance.now() : 0;
     // more distinct buffers than the stage allows: gather read-only inputs into one scratch buffer first
     const cmds: Cmd[] = [];
     const scratch: BufRef[] = [];
@@ -332,6 +444,7 @@ export class GpuRuntime {
       while (size < this.uploadLen * 4) size *= 2;
       this.destroyBuffer(this.upload.gpu);
       this.upload.renew(this.createBuffer({ size, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: 'uploads' }), size);
+      this.uploadWritten = 0; // (a new buffer: everything of this cycle written again)
     }
     const words = new Uint32Array(nDispatch * PARAM_WORDS);
     const enc = this.device.createCommandEncoder();
@@ -380,8 +493,15 @@ export class GpuRuntime {
     }
     const q = this.device.queue;
     if (nDispatch > 0) q.writeBuffer(this.paramBuf.gpu, 0, words.buffer, 0, nDispatch * PARAM_SLOT);
-    if (this.uploadLen > 0) q.writeBuffer(this.upload.gpu, 0, this.uploadHost.buffer, 0, this.uploadLen * 4);
-    if (!early) this.uploadLen = 0;
+    // uploads: those of earlier early submits of this cycle are in the buffer already, at the same offsets (leanHost)
+    const from = this.leanHost ? this.uploadWritten : 0;
+    if (this.uploadLen > from) q.writeBuffer(this.upload.gpu, from * 4, this.uploadHost.buffer, from * 4, (this.uploadLen - from) * 4);
+    this.uploadWritten = this.uploadLen;
+    if (!early) {
+      this.uploadLen = 0;
+      this.uploadWritten = 0;
+      this.uploadCycle++;
+    }
     let readback: GPUBuffer | null = null;
     if (this.profile && profiled.length > 0) {
       readback = this.getStaging(profiled.length * 16);
@@ -393,6 +513,7 @@ export class GpuRuntime {
     this.mem.afterSubmit();
     for (const s of scratch) this.destroyBuffer(s.gpu); // freed once the submitted work is done
     if (readback) this.profileReads.push(this.collectTimes(readback, profiled));
+    if (this.trace) this.trace.encodeMs += performance.now() - t0;
   }
 
   /** split a dispatch whose roles live in more buffers than a shader stage may bind */
@@ -519,6 +640,7 @@ export class GpuRuntime {
     }
     this.capturing = null;
     const graph = this.graphOf(cap, start, own);
+    if (graph && this.rebindSteps) graph.plan = this.planOf(cap, start, own);
     // the graph's blocks stay reserved while it lives; those released during the capture and not bound by it go back
     if (graph) this.mem.pin(graph, [...graph.steps.flatMap((st) => st.roles), graph.src], graph.upload.size + graph.params.size + graph.staging.size);
     this.mem.endHold();
@@ -535,9 +657,15 @@ export class GpuRuntime {
     if (g.released) return;
     g.released = true;
     if (!this.mem.unpinNow(g)) return;
-    g.upload.gpu.destroy();
-    g.params.gpu.destroy();
-    if (g.staging.mapState === 'unmapped') g.staging.destroy();
+    // (unpinNow took the graph's buffers out of the accounting)
+    this.toShelf('graph upload', g.upload, false);
+    this.toShelf('graph parameters', g.params, false);
+    if (g.staging.mapState === 'unmapped') {
+      if (this.leanHost) {
+        this.mem.noteDevice(g.staging.size);
+        this.putStaging(g.staging);
+      } else g.staging.destroy();
+    }
   }
 
   /** the graph of a capture, or null when it cannot be replayed (see `capture`) */
@@ -564,6 +692,84 @@ export class GpuRuntime {
     return this.buildGraph(cmds as [...Dispatch[], ReadCopy], ids[0], cap.uploads.filter((u) => u.next));
   }
 
+  /**
+   * The plan of a captured step (see RuntimeOptions.rebindSteps), or null when it cannot be rebound: an owned store
+   * that is a view or split, or a block made during the step that a dispatch reads before any dispatch writes it (its
+   * contents came from the host: a fresh block would not have them).
+   */
+  private planOf(cap: Capturing, start: number, own: readonly Store[]): StepPlan | null {
+    const cmds = cap.submits[0] as [...Dispatch[], ReadCopy];
+    if (own.some((s) => s.base || s.blocks)) return null;
+    const ownIdx = new Map(own.map((s, i) => [s, i] as const));
+    const freshIdx = new Map<Store, number>();
+    const fresh: { pool: Pool; len: number }[] = [];
+    const role = (st: Store, writes: boolean): PlanRole | null => {
+      const b = st.base ?? st;
+      const i = ownIdx.get(b);
+      if (i !== undefined) return { k: 'own', i, off: st.off - b.off, len: st.len, like: formatOf(st) };
+      if (b.seq > start && st.ref !== this.upload && b !== this.dummy && !this.persistent.has(b)) {
+        let j = freshIdx.get(b);
+        if (j === undefined) {
+          const pool = this.mem.poolOf(b);
+          if (!pool || !writes) return null; // (read before written: contents from the host)
+          freshIdx.set(b, (j = fresh.push({ pool, len: b.len }) - 1));
+        }
+        return { k: 'fresh', j, off: st.off - b.off, len: st.len, like: formatOf(st) };
+      }
+      return { k: 'fixed', store: st };
+    };
+    const read = cmds[cmds.length - 1] as ReadCopy;
+    const dispatches: (Omit<Dispatch, 'kind' | 'roles'> & { roles: PlanRole[] })[] = [];
+    for (const d of cmds.slice(0, -1) as Dispatch[]) {
+      const roles: PlanRole[] = [];
+      // (a dispatch that writes a block reads it too, possibly: its written roles count as the first use)
+      for (let i = 0; i < d.roles.length; i++) {
+        const r = role(d.roles[i], d.spec.writes.includes(d.spec.roles[i]));
+        if (!r) return null;
+        roles.push(r);
+      }
+      dispatches.push({ spec: d.spec, variant: d.variant, params: d.params, grid: d.grid, roles });
+    }
+    const src = role(read.src, false);
+    if (!src || src.k === 'fixed') return null;
+    const up = cap.uploads.find((u) => !u.next)!; // (graphOf checked: exactly one, the token ids)
+    return { dispatches, read: { role: src, bytes: read.bytes }, up, rest: cap.uploads.filter((u) => u.next), own: own.map((s) => ({ len: s.len, fmt: s.fmt })), fresh };
+  }
+
+  /**
+   * A graph of `plan`'s step for the owned stores `own` (in the plan's order, the same element counts and formats):
+   * the step's own blocks allocated afresh (reserved by the graph, back to their pools when it goes). null when the
+   * stores do not fit the plan or a long-lived store it binds was released meanwhile (then record the step).
+   */
+  rebind(plan: StepPlan, own: readonly Store[]): GpuGraph | null {
+    if (own.length !== plan.own.length || own.some((s, i) => s.base || s.blocks || s.len !== plan.own[i].len || s.fmt !== plan.own[i].fmt)) return null;
+    for (const d of plan.dispatches) for (const r of d.roles) if (r.k === 'fixed' && !this.isLive(r.store)) return null;
+    this.flush();
+    const made = plan.fresh.map((f) => this.alloc(f.pool, f.len, 'a rebound step\'s block'));
+    const put = (r: PlanRole): Store => {
+      if (r.k === 'fixed') return r.store;
+      const base = r.k === 'own' ? own[r.i] : made[r.j];
+      const v = r.off === 0 && r.len === base.len ? base : base.view(r.off, r.len);
+      v.fmt = r.like.fmt;
+      v.kv = r.like.kv;
+      v.q8Elems = r.like.q8Elems;
+      return v;
+    };
+    const cmds: Dispatch[] = plan.dispatches.map((d) => ({ kind: 'dispatch', spec: d.spec, variant: d.variant, params: d.params, grid: d.grid, roles: d.roles.map(put) }));
+    const read: ReadCopy = { kind: 'copy', src: put(plan.read.role), dst: null as unknown as GPUBuffer, bytes: plan.read.bytes };
+    const graph = this.buildGraph([...cmds, read], plan.up, [...plan.rest]);
+    graph.plan = plan;
+    this.mem.pin(graph, [...graph.steps.flatMap((st) => st.roles), graph.src], graph.upload.size + graph.params.size + graph.staging.size);
+    for (const m of made) this.mem.release(m); // (reserved by the graph: back to the pool when it goes)
+    return graph;
+  }
+
+  /** a store outside the step that is still allocated (weights, constants: not released), or the runtime's own */
+  private isLive(s: Store): boolean {
+    const b = s.base ?? s;
+    return s.ref === this.upload || b === this.dummy || this.persistent.has(b) || this.mem.isLive(b);
+  }
+
   private buildGraph(cmds: [...Dispatch[], ReadCopy], up: CapturedUpload, rest: CapturedUpload[]): GpuGraph {
     const read = cmds[cmds.length - 1] as ReadCopy;
     const dispatches = cmds.slice(0, -1) as Dispatch[];
@@ -583,8 +789,8 @@ export class GpuRuntime {
     };
     const ruled: RuledUploads | null = rest.length > 0 ? { off: idsLen, len: total - idsLen, parts: rest.map((u) => ({ off: layout.get(u)! - idsLen, next: u.next! })) } : null;
     // the graph's own upload, parameter and staging buffers (the runtime's are rewritten by every submit)
-    const upload = this.newBuffer(Math.max(256, total * 4), 'graph upload');
-    const params = this.newBuffer(Math.max(1, dispatches.length) * PARAM_SLOT, 'graph parameters', BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
+    const upload = this.fromShelf('graph upload', sizeClass(Math.max(256, total * 4)), BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
+    const params = this.fromShelf('graph parameters', Math.max(1, dispatches.length) * PARAM_SLOT, BUFFER_USAGE.UNIFORM | BUFFER_USAGE.COPY_DST);
     const paramBG = this.kernels.paramBindGroup(params);
     const words = new Uint32Array(dispatches.length * PARAM_WORDS);
     const steps: GraphStep[] = dispatches.map((d, slot) => {
@@ -594,13 +800,20 @@ export class GpuRuntime {
       return { pipe, bg, grid: d.grid, roles };
     });
     this.device.queue.writeBuffer(params.gpu, 0, words.buffer, 0, words.byteLength);
-    const staging = this.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
+    const staging = this.leanHost ? this.getStaging(read.bytes) : this.createBuffer({ size: sizeClass(read.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'graph staging' });
     return new GpuGraph(steps, paramBG, upload, params, up.len, read.src, read.bytes, staging, ruled);
   }
 
   /** the position-following uploads of a graph `shift[r]` steps after the recorded one */
   private ruledData(r: RuledUploads, shift: readonly number[], out: Float32Array, at: number): void {
-    for (const p of r.parts) out.set(p.next(shift), at + p.off);
+    // a rule is a function of the shift alone: one shared by several uploads (the rotary table of q and k of every
+    // layer) is computed once
+    const done = new Map<UploadRule, ArrayLike<number>>();
+    for (const p of r.parts) {
+      let v = done.get(p.next);
+      if (!v) done.set(p.next, (v = p.next(shift)));
+      out.set(v, at + p.off);
+    }
   }
 
   /**
@@ -611,6 +824,7 @@ export class GpuRuntime {
   async replay(g: GpuGraph, upload: ArrayLike<number>, shift?: readonly number[]): Promise<Float32Array> {
     if (upload.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${upload.length}`);
     this.flush();
+    const t0 = this.trace ? performance.now() : 0;
     const q = this.device.queue;
     const data = new Float32Array(g.ruled ? g.ruled.off + g.ruled.len : upload.length);
     data.set(upload);
@@ -623,6 +837,7 @@ export class GpuRuntime {
     q.submit([enc.finish()]);
     this.counters.dispatches += g.steps.length;
     this.counters.submits++;
+    if (this.trace) this.trace.encodeMs += performance.now() - t0;
     try {
       await g.staging.mapAsync(MAP_READ, 0, g.bytes);
     } catch (e) {
@@ -655,20 +870,22 @@ export class GpuRuntime {
     if (!upload && !g.chained) throw new Error('webgpu: a chain continued on the device, but the graph\'s last run was not a chain');
     if (!Number.isInteger(n) || n < 1) throw new Error(`webgpu: a chain needs n >= 1 steps, got ${n}`);
     this.flush();
+    const t0 = this.trace ? performance.now() : 0;
     const q = this.device.queue;
     if (upload) q.writeBuffer(g.upload.gpu, 0, Float32Array.from(upload));
     g.chained = true;
     // position-following uploads of all n steps, each copied into the graph's upload before its step
-    let table: GPUBuffer | null = null;
+    let tableRef: BufRef | null = null;
     const r = g.ruled;
     if (r) {
       const sh = needShift(shift);
       const all = new Float32Array(n * r.len);
       for (let s = 0; s < n; s++) this.ruledData(r, sh.map((x) => x + s), all, s * r.len);
-      table = this.createBuffer({ size: all.byteLength, usage: BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST, label: 'chained positions' });
-      q.writeBuffer(table, 0, all);
+      tableRef = this.fromShelf('chained positions', sizeClass(all.byteLength), BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST);
+      q.writeBuffer(tableRef.gpu, 0, all);
     }
-    const out = this.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
+    const table = tableRef?.gpu ?? null;
+    const out = this.leanHost ? this.getStaging(n * g.bytes) : this.createBuffer({ size: Math.max(4, n * g.bytes), usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: 'chained tokens' });
     for (let s0 = 0; s0 < n; s0 += 16) {
       const enc = this.device.createCommandEncoder();
       for (let s = s0; s < Math.min(n, s0 + 16); s++) {
@@ -681,6 +898,7 @@ export class GpuRuntime {
       this.counters.submits++;
     }
     this.counters.dispatches += n * g.steps.length;
+    if (this.trace) this.trace.encodeMs += performance.now() - t0;
     return (async () => {
       try {
         await out.mapAsync(MAP_READ, 0, n * g.bytes);
@@ -690,8 +908,11 @@ export class GpuRuntime {
         throw this.errorAfter(e);
       }
       const res = new Float32Array(out.getMappedRange(0, n * g.bytes).slice(0));
-      this.destroyBuffer(out);
-      if (table) this.destroyBuffer(table);
+      if (this.leanHost) {
+        out.unmap();
+        this.putStaging(out);
+      } else this.destroyBuffer(out);
+      if (tableRef) this.toShelf('chained positions', tableRef, true);
       if (this.lastError) throw this.errorAfter(null);
       return res;
     })();
@@ -705,6 +926,7 @@ export class GpuRuntime {
   replayFeed(g: GpuGraph, uploads: readonly ArrayLike<number>[], shift?: readonly number[]): void {
     for (const u of uploads) if (u.length !== g.uploadLen) throw new Error(`webgpu: a graph recorded with ${g.uploadLen} uploaded numbers replayed with ${u.length}`);
     this.flush();
+    const t0 = this.trace ? performance.now() : 0;
     const q = this.device.queue;
     g.chained = false;
     const r = g.ruled;
@@ -720,6 +942,7 @@ export class GpuRuntime {
       this.counters.submits++;
       this.counters.dispatches += g.steps.length;
     }
+    if (this.trace) this.trace.encodeMs += performance.now() - t0;
   }
 
   private getStaging(bytes: number): GPUBuffer {
