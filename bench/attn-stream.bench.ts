@@ -31,12 +31,12 @@ const SHAPES: Array<[string, number, number, number]> = [['llama', 12, 12, 64], 
 const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
 const variantSpecs = listArg('variants', 'probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8');
 const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
-const SHAPE: Record<string, number> = { rows: 0, heads4: 1 };
+const SHAPE: Record<string, number> = { rows: 0, heads4: 1, regs: 2, pipe: 3 };
 interface Variant { spec: string; probe: boolean; shape: number; fmt: number; pad: number }
 const variants: Variant[] = variantSpecs.map((spec) => {
   if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0, pad: 1 };
   const [sh, f, layout] = spec.split(':');
-  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (rows|heads4):(f32|bf16|f16|q8|q8s)[:packed]`);
+  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (rows|heads4|regs):(f32|bf16|f16|q8|q8s)[:packed]`);
   return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f], pad: layout === 'packed' ? 0 : 1 };
 });
 

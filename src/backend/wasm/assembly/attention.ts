@@ -35,7 +35,7 @@
 import { gemm_nt_f32_fma, linear_f32 } from './linear';
 import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
-import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
+import { hsum, hsum4, pfChunk, sinkTouches, touchPart } from './linear_common';
 import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
@@ -380,8 +380,90 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeBlockRows<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd); // bytes of one head's slice of a cache row
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV, 0);
+  foldHeads(sc, bk, Hq, part, headB, hd);
+  for (let jj = 0; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(sc, jj), Hkv, G, hd, part, headB, headKV);
+}
+
+/** the 'rows' values' pass for one key row at vp (every KV head's slice, headKV bytes apart): acc_h += p_h · v_h, p_h at sc + h · DBK floats */
+// @ts-ignore: decorator
+@inline function valueRow<W>(vp: usize, sc: usize, Hkv: i32, G: i32, hd: i32, part: usize, headB: usize, headKV: usize): void {
+  for (let g = 0; g < Hkv; g++) {
+    if (G == 1) axpyW<W>(part + <usize>g * headB, load<f32>(f4(sc, g * DBK)), vp, hd);
+    else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK), DBK << 2, G, vp, hd);
+    vp += headKV;
+  }
+}
+
+/**
+ * The keys [s0, s1) of one decode item in the 'pipe' shape (session 33): 'rows' software-pipelined across blocks, so
+ * that K and V stream side by side. Block b's scores are computed and folded first; then, key row by key row, the
+ * scores of block b + 1's row jj (K, every head) and the values of block b's row jj (V, every head; acc_h += p_h · v)
+ * in the same loop iteration, then block b + 1's fold. Per lane the same operations in the same order as 'rows' (each
+ * block's fold rescales the accumulator after the previous block's values and before its own): the same bits. sc:
+ * 2 · Hq · DBK floats (two blocks' scores).
+ */
+// @ts-ignore: decorator
+@inline function decodeKeysPipe<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const Hq = Hkv * G;
+  const headKV = kvByte(fmt, <usize>hd);
+  let cur = sc, nxt = sc + ((<usize>Hq * DBK) << 2);
+  let bk = min(DBK, s1 - s0);
+  scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV, 0);
+  foldHeads(cur, bk, Hq, part, headB, hd);
+  for (let j0 = s0; j0 < s1; j0 += DBK) {
+    const nbk = max(0, min(DBK, s1 - j0 - bk));
+    const nj0 = j0 + bk;
+    let jj = 0;
+    for (; jj < min(bk, nbk); jj++) {
+      scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV, 0);
+      valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+    }
+    for (; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+    if (nbk > 0) foldHeads(nxt, nbk, Hq, part, headB, hd);
+    const t = cur; cur = nxt; nxt = t;
+    bk = nbk;
+  }
+}
+
+/**
+ * decodeBlockRows with the values' pass in registers ('regs', session 33): the scores as 'rows' (K walked position by
+ * position, one copy of the dot loop), the online-softmax fold, then per query head its accumulator held in locals
+ * (32 values = 8 v128 at a time, so that V8 keeps them in xmm registers) while the block's bk keys of its KV head are
+ * walked in order: one load of V per 4 values and no load or store of the accumulator per key (the 'rows' axpy loads
+ * and stores it for every key). Per lane the same multiply-adds in the same key order as 'rows': the same bits.
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockRegs<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, nbk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize, touch: i32): void {
+  const Hq = Hkv * G;
+  const headKV = kvByte(fmt, <usize>hd);
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV, 0);
+  foldHeads(sc, bk, Hq, part, headB, hd);
+  const SB = touch == 0 ? DBK : touch == 1 ? 8 : touch == 2 ? 4 : 2;
+  for (let jb = 0; jb < bk; jb += SB) {
+    const n = min(SB, bk - jb);
+    let vp = v0 + <usize>(j0 + jb) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      for (let i = 0; i < G; i++) {
+        const h = g * G + i;
+        accHeadW<W>(part + <usize>h * headB, f4(sc, h * DBK + jb), vp, rowB, n, hd);
+      }
+      vp += headKV;
+    }
+  }
+}
+
+/** the 'rows' scores' pass: sc[h · DBK + jj] = scale · q_h · k_(j0 + jj), KV head after KV head of each key row in turn */
+// @ts-ignore: decorator
+@inline function scoreRows<W>(qp: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, headKV: usize, tv: usize): void {
   const qhB = <usize>hd << 2;
+  let junk: u32 = 0;
   for (let jj = 0; jj < bk; jj++) {
+    if (tv) {
+      // one word of each 64-byte line of V's row jj, so that the values' pass finds the block in the cache
+      const t = tv + <usize>(j0 + jj) * rowB;
+      for (let o: usize = 0; o < rowB; o += 64) junk ^= load<u32>(t + o);
+    }
     let kp = k0 + <usize>(j0 + jj) * rowB;
     for (let g = 0; g < Hkv; g++) {
       if (G == 1) store<f32>(f4(sc, g * DBK + jj), dotRowW<W>(qp + <usize>g * qhB, kp, hd) * scale);
@@ -399,14 +481,110 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       kp += headKV;
     }
   }
-  foldHeads(sc, bk, Hq, part, headB, hd);
+  if (tv) sinkTouches(junk);
+}
+
+/**
+ * acc[0, hd) += Σ_jj p[jj] · v_jj[0, hd) for jj < bk, key jj's values at v + jj · rowB (type W), keys in order: 32
+ * values at a time with the accumulator in 8 locals, then 8, then 4 (lanes [0, c) of the last)
+ */
+// @ts-ignore: decorator
+@inline function accHeadW<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32, hd: i32): void {
+  const eB: usize = isFloat<W>() ? 4 : 2;
+  let d = 0;
+  // (two call sites of acc32W: binaryen inlines a function with one caller, and inlined into decodeItem V8 spills
+  // its 8 accumulators to the stack on every key; as a function of its own they stay in registers)
+  if (hd >= 32) {
+    acc32W<W>(acc, p, v, rowB, bk);
+    for (d = 32; d + 32 <= hd; d += 32) acc32W<W>(f4(acc, d), p, v + <usize>d * eB, rowB, bk);
+  }
+  for (; d + 8 <= hd; d += 8) acc8W<W>(f4(acc, d), p, v + <usize>d * eB, rowB, bk);
+  for (; d < hd; d += 4) {
+    const c = min(4, hd - d);
+    const a = f4(acc, d), vd = v + <usize>d * eB;
+    let a0 = ldz(a, c);
+    for (let jj = 0; jj < bk; jj++) a0 = madd(v128.load32_splat(f4(p, jj)), ldzW<W>(vd + <usize>jj * rowB, 0, c), a0);
+    stc(a, a0, c);
+  }
+}
+
+/** acc[0, 32) += Σ_jj p[jj] · v_jj[0, 32) (see accHeadW): the accumulator in 8 locals across the keys */
+function acc32W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
+  let a0 = v128.load(acc), a1 = v128.load(acc, 16), a2 = v128.load(acc, 32), a3 = v128.load(acc, 48);
+  let a4 = v128.load(acc, 64), a5 = v128.load(acc, 80), a6 = v128.load(acc, 96), a7 = v128.load(acc, 112);
+  let vp = v;
   for (let jj = 0; jj < bk; jj++) {
-    let vp = v0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      if (G == 1) axpyW<W>(part + <usize>g * headB, load<f32>(f4(sc, g * DBK + jj)), vp, hd);
-      else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK + jj), DBK << 2, G, vp, hd);
-      vp += headKV;
+    const pv = v128.load32_splat(f4(p, jj));
+    if (isFloat<W>()) {
+      a0 = madd(pv, v128.load(vp), a0);
+      a1 = madd(pv, v128.load(vp, 16), a1);
+      a2 = madd(pv, v128.load(vp, 32), a2);
+      a3 = madd(pv, v128.load(vp, 48), a3);
+      a4 = madd(pv, v128.load(vp, 64), a4);
+      a5 = madd(pv, v128.load(vp, 80), a5);
+      a6 = madd(pv, v128.load(vp, 96), a6);
+      a7 = madd(pv, v128.load(vp, 112), a7);
+    } else {
+      const r0 = v128.load(vp), r1 = v128.load(vp, 16), r2 = v128.load(vp, 32), r3 = v128.load(vp, 48);
+      a0 = madd(pv, lo8<W>(r0), a0);
+      a1 = madd(pv, hi8<W>(r0), a1);
+      a2 = madd(pv, lo8<W>(r1), a2);
+      a3 = madd(pv, hi8<W>(r1), a3);
+      a4 = madd(pv, lo8<W>(r2), a4);
+      a5 = madd(pv, hi8<W>(r2), a5);
+      a6 = madd(pv, lo8<W>(r3), a6);
+      a7 = madd(pv, hi8<W>(r3), a7);
     }
+    vp += rowB;
+  }
+  v128.store(acc, a0); v128.store(acc, a1, 16); v128.store(acc, a2, 32); v128.store(acc, a3, 48);
+  v128.store(acc, a4, 64); v128.store(acc, a5, 80); v128.store(acc, a6, 96); v128.store(acc, a7, 112);
+}
+
+/** acc[0, 8) += Σ_jj p[jj] · v_jj[0, 8) (see accHeadW) */
+function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
+  let a0 = v128.load(acc), a1 = v128.load(acc, 16);
+  let vp = v;
+  for (let jj = 0; jj < bk; jj++) {
+    const pv = v128.load32_splat(f4(p, jj));
+    if (isFloat<W>()) {
+      a0 = madd(pv, v128.load(vp), a0);
+      a1 = madd(pv, v128.load(vp, 16), a1);
+    } else {
+      const r = v128.load(vp);
+      a0 = madd(pv, lo8<W>(r), a0);
+      a1 = madd(pv, hi8<W>(r), a1);
+    }
+    vp += rowB;
+  }
+  v128.store(acc, a0); v128.store(acc, a1, 16);
+}
+
+/**
+ * acc[0, hd) += Σ_jj p[jj] · scale_jj,c · q8_jj[0, hd) over a q8 cache (hd a multiple of 32: one block per 32 values,
+ * its accumulator in 8 locals across the keys; the same (p · scale) · q8 multiply-adds as decodeBlockQ8Rows)
+ */
+function accHeadQ8(acc: usize, p: usize, v: usize, rowB: usize, bk: i32, nb: i32): void {
+  for (let c = 0; c < nb; c++) {
+    const ac = acc + (<usize>c << 7);
+    let a0 = v128.load(ac), a1 = v128.load(ac, 16), a2 = v128.load(ac, 32), a3 = v128.load(ac, 48);
+    let a4 = v128.load(ac, 64), a5 = v128.load(ac, 80), a6 = v128.load(ac, 96), a7 = v128.load(ac, 112);
+    let blk = v + <usize>c * Q8B;
+    for (let jj = 0; jj < bk; jj++) {
+      const sa = f32x4.splat(load<f32>(f4(p, jj)) * load<f32>(blk));
+      const r0 = v128.load8x8_s(blk + 4), r1 = v128.load8x8_s(blk + 12), r2 = v128.load8x8_s(blk + 20), r3 = v128.load8x8_s(blk + 28);
+      a0 = madd(sa, q8lo(r0), a0);
+      a1 = madd(sa, q8hi(r0), a1);
+      a2 = madd(sa, q8lo(r1), a2);
+      a3 = madd(sa, q8hi(r1), a3);
+      a4 = madd(sa, q8lo(r2), a4);
+      a5 = madd(sa, q8hi(r2), a5);
+      a6 = madd(sa, q8lo(r3), a6);
+      a7 = madd(sa, q8hi(r3), a7);
+      blk += rowB;
+    }
+    v128.store(ac, a0); v128.store(ac, a1, 16); v128.store(ac, a2, 32); v128.store(ac, a3, 48);
+    v128.store(ac, a4, 64); v128.store(ac, a5, 80); v128.store(ac, a6, 96); v128.store(ac, a7, 112);
   }
 }
 
@@ -558,18 +736,8 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeBlockQ8Rows(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const nb = hd >> 5;
-  const qhB = <usize>hd << 1;
   const headKV = <usize>nb * Q8B;
-  for (let jj = 0; jj < bk; jj++) {
-    let kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      for (let i = 0; i < G; i++) {
-        const h = g * G + i;
-        store<f32>(f4(sc, h * DBK + jj), dotQ8(qh + <usize>h * qhB, ql + <usize>h * qhB, qs + (<usize>h << 3), kp, nb) * scale);
-      }
-      kp += headKV;
-    }
-  }
+  scoreRowsQ8(qh, ql, qs, k0, rowB, j0, bk, Hkv, G, hd, scale, sc);
   foldHeads(sc, bk, Hq, part, headB, hd);
   for (let jj = 0; jj < bk; jj++) {
     let vp = v0 + <usize>(j0 + jj) * rowB;
@@ -592,6 +760,41 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       }
       vp += headKV;
     }
+  }
+}
+
+/** the q8 'rows' scores' pass (decodeBlockQ8Rows): sc[h · DBK + jj] = scale · dotQ8(q_h, k_(j0 + jj)), key row by key row */
+// @ts-ignore: decorator
+@inline function scoreRowsQ8(qh: usize, ql: usize, qs: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize): void {
+  const nb = hd >> 5;
+  const qhB = <usize>hd << 1;
+  const headKV = <usize>nb * Q8B;
+  for (let jj = 0; jj < bk; jj++) {
+    let kp = k0 + <usize>(j0 + jj) * rowB;
+    for (let g = 0; g < Hkv; g++) {
+      for (let i = 0; i < G; i++) {
+        const h = g * G + i;
+        store<f32>(f4(sc, h * DBK + jj), dotQ8(qh + <usize>h * qhB, ql + <usize>h * qhB, qs + (<usize>h << 3), kp, nb) * scale);
+      }
+      kp += headKV;
+    }
+  }
+}
+
+/** decodeBlockQ8Rows with the values' pass in registers (see decodeBlockRegs): per query head, per q8 block of its values, 8 locals across the keys */
+// @ts-ignore: decorator
+@inline function decodeBlockQ8Regs(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const nb = hd >> 5;
+  const headKV = <usize>nb * Q8B;
+  scoreRowsQ8(qh, ql, qs, k0, rowB, j0, bk, Hkv, G, hd, scale, sc);
+  foldHeads(sc, bk, Hkv * G, part, headB, hd);
+  let vp = v0 + <usize>j0 * rowB;
+  for (let g = 0; g < Hkv; g++) {
+    for (let i = 0; i < G; i++) {
+      const h = g * G + i;
+      accHeadQ8(part + <usize>h * headB, f4(sc, h * DBK), vp, rowB, bk, nb);
+    }
+    vp += headKV;
   }
 }
 
@@ -774,7 +977,7 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
 /** attention_decode's scratch floats per thread: Hq · DBK scores, then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
 // @ts-ignore: decorator
 @inline function perThreadFloats(Hq: i32, hd: i32, fmt: i32, pad: i32): usize {
-  return padLine(<usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
+  return padLine(<usize>2 * Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
 }
 
 /** where the partials start in attention_decode's scratch (after the T threads' own scratch) */
@@ -806,11 +1009,12 @@ function decodeItem(
   // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
   // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
   // heads4; so does fmt 4 (q8 through scratch).
-  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
+  // 'regs' (shape 2) is 'rows' with the values' accumulators in registers: the same policy.
+  const rows = (shape == 0 || shape >= 2) && (fmt == 0 || (G == 1 && fmt != 4));
   // thread t's scratch: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
   // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
   const sc = scratch + ((<usize>t * perThreadFloats(Hq, hd, fmt, pad)) << 2);
-  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Kf = sc + ((<usize>2 * Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
   const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
   const parts = partsAt(scratch, T, Hq, hd, fmt, pad), ps = partBytes(hd, pad);
   const hdB = <usize>hd << 2;
@@ -831,9 +1035,21 @@ function decodeItem(
     const part = parts + (<usize>(r * Hq + g0 * G) * S + s) * ps;
     const ho = kvByte(fmt, <usize>(g0 * hd)), nh = g1 - g0;
     const Qo = <usize>(g0 * G * hd) << 1;
+    if (shape == 3 && fmt <= 2) {
+      if (fmt == 0) decodeKeysPipe<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else decodeKeysPipe<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      return;
+    }
     for (let j0 = s0; j0 < s1; j0 += DBK) {
       const bk = min(DBK, s1 - j0);
-      if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      if (shape == 2) {
+        const nbk = min(DBK, s1 - j0 - bk), touch = 0;
+        if (fmt == 0) decodeBlockRegs<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
+        else if (fmt == 1) decodeBlockRegs<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
+        else if (fmt == 2) decodeBlockRegs<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
+        else decodeBlockQ8Regs(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      } else if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else decodeBlockQ8Rows(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
