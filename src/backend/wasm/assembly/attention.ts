@@ -15,6 +15,10 @@
 //                      copy of the dot / axpy loop, so every load instruction streams the cache start to end (the
 //                      old 'heads4' shape — per head, 4 key rows per step, each load instruction jumping 4 rows and
 //                      between heads — ran at half the memory rate; BENCHMARKS.md, issue 18 attention decode).
+//                      Session 33: 'pipe' (default) runs 'rows' software-pipelined across blocks (block b + 1's
+//                      scores and block b's values in one loop per key row: K and V streamed side by side), and under
+//                      GQA 'regs' ('rows' with each query head's values' accumulator in registers across a block);
+//                      both the same bits as 'rows'.
 //   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
@@ -35,7 +39,7 @@
 import { gemm_nt_f32_fma, linear_f32 } from './linear';
 import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
-import { hsum, hsum4, pfChunk, sinkTouches, touchPart } from './linear_common';
+import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
 import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
@@ -380,7 +384,7 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeBlockRows<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd); // bytes of one head's slice of a cache row
-  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV, 0);
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV);
   foldHeads(sc, bk, Hq, part, headB, hd);
   for (let jj = 0; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(sc, jj), Hkv, G, hd, part, headB, headKV);
 }
@@ -407,16 +411,17 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeKeysPipe<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd);
+  if (s1 <= s0) return; // (an empty split: the partial stays m = −∞, l = 0, as 'rows' leaves it)
   let cur = sc, nxt = sc + ((<usize>Hq * DBK) << 2);
   let bk = min(DBK, s1 - s0);
-  scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV, 0);
+  scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV);
   foldHeads(cur, bk, Hq, part, headB, hd);
   for (let j0 = s0; j0 < s1; j0 += DBK) {
     const nbk = max(0, min(DBK, s1 - j0 - bk));
     const nj0 = j0 + bk;
     let jj = 0;
     for (; jj < min(bk, nbk); jj++) {
-      scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV, 0);
+      scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV);
       valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
     }
     for (; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
@@ -429,41 +434,34 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 /**
  * decodeBlockRows with the values' pass in registers ('regs', session 33): the scores as 'rows' (K walked position by
  * position, one copy of the dot loop), the online-softmax fold, then per query head its accumulator held in locals
- * (32 values = 8 v128 at a time, so that V8 keeps them in xmm registers) while the block's bk keys of its KV head are
- * walked in order: one load of V per 4 values and no load or store of the accumulator per key (the 'rows' axpy loads
- * and stores it for every key). Per lane the same multiply-adds in the same key order as 'rows': the same bits.
+ * (32 values = 8 v128 at a time: acc32W, a function of its own so that V8 keeps them in xmm registers) while the
+ * block's bk keys of its KV head are walked in order: one load of V per 4 values and no load or store of the
+ * accumulator per key ('rows' loads and stores it for every key). V is walked head by head, each head's slice of the
+ * block's rows rowB bytes apart: from DRAM that order costs more than the accumulator's traffic saves where G = 1
+ * (llama: BENCHMARKS.md, session 33), and less under GQA (each V slice serves G query heads). Per lane the same
+ * multiply-adds in the same key order as 'rows': the same bits.
  */
 // @ts-ignore: decorator
-@inline function decodeBlockRegs<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, nbk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize, touch: i32): void {
+@inline function decodeBlockRegs<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd);
-  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV, 0);
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV);
   foldHeads(sc, bk, Hq, part, headB, hd);
-  const SB = touch == 0 ? DBK : touch == 1 ? 8 : touch == 2 ? 4 : 2;
-  for (let jb = 0; jb < bk; jb += SB) {
-    const n = min(SB, bk - jb);
-    let vp = v0 + <usize>(j0 + jb) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      for (let i = 0; i < G; i++) {
-        const h = g * G + i;
-        accHeadW<W>(part + <usize>h * headB, f4(sc, h * DBK + jb), vp, rowB, n, hd);
-      }
-      vp += headKV;
+  let vp = v0 + <usize>j0 * rowB;
+  for (let g = 0; g < Hkv; g++) {
+    for (let i = 0; i < G; i++) {
+      const h = g * G + i;
+      accHeadW<W>(part + <usize>h * headB, f4(sc, h * DBK), vp, rowB, bk, hd);
     }
+    vp += headKV;
   }
 }
 
 /** the 'rows' scores' pass: sc[h · DBK + jj] = scale · q_h · k_(j0 + jj), KV head after KV head of each key row in turn */
 // @ts-ignore: decorator
-@inline function scoreRows<W>(qp: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, headKV: usize, tv: usize): void {
+@inline function scoreRows<W>(qp: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, headKV: usize): void {
   const qhB = <usize>hd << 2;
-  let junk: u32 = 0;
   for (let jj = 0; jj < bk; jj++) {
-    if (tv) {
-      // one word of each 64-byte line of V's row jj, so that the values' pass finds the block in the cache
-      const t = tv + <usize>(j0 + jj) * rowB;
-      for (let o: usize = 0; o < rowB; o += 64) junk ^= load<u32>(t + o);
-    }
     let kp = k0 + <usize>(j0 + jj) * rowB;
     for (let g = 0; g < Hkv; g++) {
       if (G == 1) store<f32>(f4(sc, g * DBK + jj), dotRowW<W>(qp + <usize>g * qhB, kp, hd) * scale);
@@ -481,7 +479,6 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       kp += headKV;
     }
   }
-  if (tv) sinkTouches(junk);
 }
 
 /**
@@ -558,34 +555,6 @@ function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
     vp += rowB;
   }
   v128.store(acc, a0); v128.store(acc, a1, 16);
-}
-
-/**
- * acc[0, hd) += Σ_jj p[jj] · scale_jj,c · q8_jj[0, hd) over a q8 cache (hd a multiple of 32: one block per 32 values,
- * its accumulator in 8 locals across the keys; the same (p · scale) · q8 multiply-adds as decodeBlockQ8Rows)
- */
-function accHeadQ8(acc: usize, p: usize, v: usize, rowB: usize, bk: i32, nb: i32): void {
-  for (let c = 0; c < nb; c++) {
-    const ac = acc + (<usize>c << 7);
-    let a0 = v128.load(ac), a1 = v128.load(ac, 16), a2 = v128.load(ac, 32), a3 = v128.load(ac, 48);
-    let a4 = v128.load(ac, 64), a5 = v128.load(ac, 80), a6 = v128.load(ac, 96), a7 = v128.load(ac, 112);
-    let blk = v + <usize>c * Q8B;
-    for (let jj = 0; jj < bk; jj++) {
-      const sa = f32x4.splat(load<f32>(f4(p, jj)) * load<f32>(blk));
-      const r0 = v128.load8x8_s(blk + 4), r1 = v128.load8x8_s(blk + 12), r2 = v128.load8x8_s(blk + 20), r3 = v128.load8x8_s(blk + 28);
-      a0 = madd(sa, q8lo(r0), a0);
-      a1 = madd(sa, q8hi(r0), a1);
-      a2 = madd(sa, q8lo(r1), a2);
-      a3 = madd(sa, q8hi(r1), a3);
-      a4 = madd(sa, q8lo(r2), a4);
-      a5 = madd(sa, q8hi(r2), a5);
-      a6 = madd(sa, q8lo(r3), a6);
-      a7 = madd(sa, q8hi(r3), a7);
-      blk += rowB;
-    }
-    v128.store(ac, a0); v128.store(ac, a1, 16); v128.store(ac, a2, 32); v128.store(ac, a3, 48);
-    v128.store(ac, a4, 64); v128.store(ac, a5, 80); v128.store(ac, a6, 96); v128.store(ac, a7, 112);
-  }
 }
 
 /**
@@ -781,23 +750,6 @@ function accHeadQ8(acc: usize, p: usize, v: usize, rowB: usize, bk: i32, nb: i32
   }
 }
 
-/** decodeBlockQ8Rows with the values' pass in registers (see decodeBlockRegs): per query head, per q8 block of its values, 8 locals across the keys */
-// @ts-ignore: decorator
-@inline function decodeBlockQ8Regs(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
-  const nb = hd >> 5;
-  const headKV = <usize>nb * Q8B;
-  scoreRowsQ8(qh, ql, qs, k0, rowB, j0, bk, Hkv, G, hd, scale, sc);
-  foldHeads(sc, bk, Hkv * G, part, headB, hd);
-  let vp = v0 + <usize>j0 * rowB;
-  for (let g = 0; g < Hkv; g++) {
-    for (let i = 0; i < G; i++) {
-      const h = g * G + i;
-      accHeadQ8(part + <usize>h * headB, f4(sc, h * DBK), vp, rowB, bk, nb);
-    }
-    vp += headKV;
-  }
-}
-
 /** 8 int8 values loaded sign-extended to i16 (v128.load8x8_s): lanes 0-3 / 4-7 as f32x4 (exact) */
 // @ts-ignore: decorator
 @inline function q8lo(r: v128): v128 {
@@ -974,7 +926,7 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
   return <i32>(<usize>T * perThreadFloats(Hq, hd, fmt, pad) + <usize>b * Hq * S * partFloats(hd, pad));
 }
 
-/** attention_decode's scratch floats per thread: Hq · DBK scores, then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
+/** attention_decode's scratch floats per thread: 2 · Hq · DBK scores (two blocks' for 'pipe'), then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
 // @ts-ignore: decorator
 @inline function perThreadFloats(Hq: i32, hd: i32, fmt: i32, pad: i32): usize {
   return padLine(<usize>2 * Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
@@ -1009,9 +961,10 @@ function decodeItem(
   // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
   // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
   // heads4; so does fmt 4 (q8 through scratch).
-  // 'regs' (shape 2) is 'rows' with the values' accumulators in registers: the same policy.
+  // 'regs' (shape 2: the values' accumulators in registers) and 'pipe' (3: the blocks pipelined; 'regs' under GQA) are
+  // 'rows' reorganised, under the same policy; on a q8 cache (fmt 3) both run the 'rows' code.
   const rows = (shape == 0 || shape >= 2) && (fmt == 0 || (G == 1 && fmt != 4));
-  // thread t's scratch: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
+  // thread t's scratch: 2 · Hq · DBK scores (two blocks: 'pipe'), then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
   // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
   const sc = scratch + ((<usize>t * perThreadFloats(Hq, hd, fmt, pad)) << 2);
   const Kf = sc + ((<usize>2 * Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
@@ -1035,20 +988,21 @@ function decodeItem(
     const part = parts + (<usize>(r * Hq + g0 * G) * S + s) * ps;
     const ho = kvByte(fmt, <usize>(g0 * hd)), nh = g1 - g0;
     const Qo = <usize>(g0 * G * hd) << 1;
-    if (shape == 3 && fmt <= 2) {
+    if (shape == 3 && G == 1 && fmt <= 2) {
+      // 'pipe': the blocks pipelined (K and V streamed side by side)
       if (fmt == 0) decodeKeysPipe<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       else decodeKeysPipe<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       return;
     }
+    // 'regs', and 'pipe' under GQA (f32: measured faster there than pipelined 'rows')
+    const regs = shape >= 2 && fmt <= 2;
     for (let j0 = s0; j0 < s1; j0 += DBK) {
       const bk = min(DBK, s1 - j0);
-      if (shape == 2) {
-        const nbk = min(DBK, s1 - j0 - bk), touch = 0;
-        if (fmt == 0) decodeBlockRegs<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
-        else if (fmt == 1) decodeBlockRegs<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
-        else if (fmt == 2) decodeBlockRegs<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nbk, nh, G, hd, scale, sc, part, headB, touch);
-        else decodeBlockQ8Regs(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      if (regs) {
+        if (fmt == 0) decodeBlockRegs<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+        else if (fmt == 1) decodeBlockRegs<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+        else decodeBlockRegs<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       } else if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
@@ -1089,7 +1043,8 @@ function decodeItem(
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
- * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head); pad: 1 (default) every thread's scratch and
+ * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head), 2 'regs' (decodeBlockRegs), 3 'pipe'
+ * (decodeKeysPipe; decodeBlockRegs under GQA); pad: 1 (default) every thread's scratch and
  * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
  * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier before the merge; with S = 1 none: each thread merges the rows it computed).
  */
