@@ -405,26 +405,38 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
  * scores of block b + 1's row jj (K, every head) and the values of block b's row jj (V, every head; acc_h += p_h · v)
  * in the same loop iteration, then block b + 1's fold. Per lane the same operations in the same order as 'rows' (each
  * block's fold rescales the accumulator after the previous block's values and before its own): the same bits. sc:
- * 2 · Hq · DBK floats (two blocks' scores).
+ * 2 · Hq · DBK floats (two blocks' scores). fmt 3 (q8 read in place): the q8 score and value loops of 'rows'
+ * (scoreRowsQ8 / valueRowQ8; qh, ql, qs the split queries), W unused.
  */
 // @ts-ignore: decorator
-@inline function decodeKeysPipe<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+@inline function decodeKeysPipe<W>(fmt: i32, qp: usize, qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd);
   if (s1 <= s0) return; // (an empty split: the partial stays m = −∞, l = 0, as 'rows' leaves it)
   let cur = sc, nxt = sc + ((<usize>Hq * DBK) << 2);
   let bk = min(DBK, s1 - s0);
-  scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV);
+  if (fmt == 3) scoreRowsQ8(qh, ql, qs, k0, rowB, s0, bk, Hkv, G, hd, scale, cur);
+  else scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV);
   foldHeads(cur, bk, Hq, part, headB, hd);
   for (let j0 = s0; j0 < s1; j0 += DBK) {
     const nbk = max(0, min(DBK, s1 - j0 - bk));
     const nj0 = j0 + bk;
     let jj = 0;
     for (; jj < min(bk, nbk); jj++) {
-      scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV);
-      valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+      const vp = v0 + <usize>(j0 + jj) * rowB;
+      if (fmt == 3) {
+        scoreRowsQ8(qh, ql, qs, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj));
+        valueRowQ8(vp, f4(cur, jj), Hkv, G, hd >> 5, part, headB);
+      } else {
+        scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV);
+        valueRow<W>(vp, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+      }
     }
-    for (; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+    for (; jj < bk; jj++) {
+      const vp = v0 + <usize>(j0 + jj) * rowB;
+      if (fmt == 3) valueRowQ8(vp, f4(cur, jj), Hkv, G, hd >> 5, part, headB);
+      else valueRow<W>(vp, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+    }
     if (nbk > 0) foldHeads(nxt, nbk, Hq, part, headB, hd);
     const t = cur; cur = nxt; nxt = t;
     bk = nbk;
@@ -705,30 +717,33 @@ function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
 @inline function decodeBlockQ8Rows(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const nb = hd >> 5;
-  const headKV = <usize>nb * Q8B;
   scoreRowsQ8(qh, ql, qs, k0, rowB, j0, bk, Hkv, G, hd, scale, sc);
   foldHeads(sc, bk, Hq, part, headB, hd);
-  for (let jj = 0; jj < bk; jj++) {
-    let vp = v0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      for (let i = 0; i < G; i++) {
-        const h = g * G + i;
-        const p = load<f32>(f4(sc, h * DBK + jj));
-        const ac0 = part + <usize>h * headB;
-        for (let c = 0; c < nb; c++) {
-          const blk = vp + <usize>c * Q8B;
-          const sa = f32x4.splat(p * load<f32>(blk));
-          const ac = ac0 + (<usize>c << 7);
-          for (let u: usize = 0; u < 32; u += 8) {
-            const ra = v128.load8x8_s(blk + 4 + u);
-            const ap = ac + (u << 2);
-            v128.store(ap, madd(sa, q8lo(ra), v128.load(ap)));
-            v128.store(ap, madd(sa, q8hi(ra), v128.load(ap, 16)), 16);
-          }
+  for (let jj = 0; jj < bk; jj++) valueRowQ8(v0 + <usize>(j0 + jj) * rowB, f4(sc, jj), Hkv, G, nb, part, headB);
+}
+
+/** the q8 'rows' values' pass for one key row at vp (every KV head's nb blocks): acc_h += (p_h · scale) · q8, p_h at sc + h · DBK floats */
+// @ts-ignore: decorator
+@inline function valueRowQ8(vp: usize, sc: usize, Hkv: i32, G: i32, nb: i32, part: usize, headB: usize): void {
+  const headKV = <usize>nb * Q8B;
+  for (let g = 0; g < Hkv; g++) {
+    for (let i = 0; i < G; i++) {
+      const h = g * G + i;
+      const p = load<f32>(f4(sc, h * DBK));
+      const ac0 = part + <usize>h * headB;
+      for (let c = 0; c < nb; c++) {
+        const blk = vp + <usize>c * Q8B;
+        const sa = f32x4.splat(p * load<f32>(blk));
+        const ac = ac0 + (<usize>c << 7);
+        for (let u: usize = 0; u < 32; u += 8) {
+          const ra = v128.load8x8_s(blk + 4 + u);
+          const ap = ac + (u << 2);
+          v128.store(ap, madd(sa, q8lo(ra), v128.load(ap)));
+          v128.store(ap, madd(sa, q8hi(ra), v128.load(ap, 16)), 16);
         }
       }
-      vp += headKV;
     }
+    vp += headKV;
   }
 }
 
@@ -962,7 +977,7 @@ function decodeItem(
   // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
   // heads4; so does fmt 4 (q8 through scratch).
   // 'regs' (shape 2: the values' accumulators in registers) and 'pipe' (3: the blocks pipelined; 'regs' under GQA) are
-  // 'rows' reorganised, under the same policy; on a q8 cache (fmt 3) both run the 'rows' code.
+  // 'rows' reorganised, under the same policy; on a q8 cache (fmt 3, G = 1 here) 'regs' runs the 'rows' code.
   const rows = (shape == 0 || shape >= 2) && (fmt == 0 || (G == 1 && fmt != 4));
   // thread t's scratch: 2 · Hq · DBK scores (two blocks: 'pipe'), then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
   // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
@@ -988,11 +1003,12 @@ function decodeItem(
     const part = parts + (<usize>(r * Hq + g0 * G) * S + s) * ps;
     const ho = kvByte(fmt, <usize>(g0 * hd)), nh = g1 - g0;
     const Qo = <usize>(g0 * G * hd) << 1;
-    if (shape == 3 && G == 1 && fmt <= 2) {
-      // 'pipe': the blocks pipelined (K and V streamed side by side)
-      if (fmt == 0) decodeKeysPipe<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
-      else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
-      else decodeKeysPipe<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+    if (shape == 3 && G == 1) {
+      // 'pipe': the blocks pipelined (K and V streamed side by side; q8 in place: fmt 3, the queries split as 'rows')
+      const qh = Qh + Qo, ql = Ql + Qo, qs = Qs + (<usize>(g0 * G) << 3);
+      if (fmt == 0 || fmt == 3) decodeKeysPipe<f32>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else decodeKeysPipe<i16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       return;
     }
     // 'regs', and 'pipe' under GQA (f32: measured faster there than pipelined 'rows')
