@@ -167,10 +167,11 @@ export interface WasmBackendOptions {
    * walked head by head: slower from DRAM where G = 1, faster under GQA); 'rows' (the default of sessions 28–32) walks
    * the cache position by position with one copy of each loop, so that K and V stream start to end; 'heads4' is the
    * kernel before session 28 (per KV head, 4 key rows per step, the next block touched ahead), about 2× slower from
-   * DRAM on an f32 cache. On a q8 cache 'regs' runs the 'rows' code; under GQA, 16-bit and q8 caches run the
-   * heads4 code in all four (it measured faster there). 'pipe', 'regs' and 'rows' give the same bits (the same
-   * multiply-adds per value in the same order); 'heads4' the same results to f32 rounding (scores and values summed
-   * in another order, fused multiply-adds in the relaxed build; within 1e-6 of the largest |value|).
+   * DRAM on an f32 cache. On a q8 cache 'regs' runs the 'rows' code; under GQA, 16-bit caches run the heads4 code
+   * in 'rows' and 'heads4' and the 'regs' code in 'pipe' and 'regs' (faster than heads4 there), q8 caches heads4's in
+   * all four. 'pipe', 'regs' and 'rows' give the same bits where 'rows' runs its own code (the same multiply-adds
+   * per value in the same order); heads4's code the same results to f32 rounding (scores and values summed in
+   * another order, fused multiply-adds in the relaxed build; within 1e-6 of the largest |value|).
    */
   attnDecode?: AttnDecode;
   /**

@@ -18,7 +18,7 @@
 //                      Session 33: 'pipe' (default) runs 'rows' software-pipelined across blocks (block b + 1's
 //                      scores and block b's values in one loop per key row: K and V streamed side by side), and under
 //                      GQA 'regs' ('rows' with each query head's values' accumulator in registers across a block);
-//                      both the same bits as 'rows'.
+//                      both the same bits as 'rows' where it runs its own code (16-bit GQA: 'rows' runs heads4).
 //   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
@@ -977,8 +977,10 @@ function decodeItem(
   // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
   // heads4; so does fmt 4 (q8 through scratch).
   // 'regs' (shape 2: the values' accumulators in registers) and 'pipe' (3: the blocks pipelined; 'regs' under GQA) are
-  // 'rows' reorganised, under the same policy; on a q8 cache (fmt 3, G = 1 here) 'regs' runs the 'rows' code.
-  const rows = (shape == 0 || shape >= 2) && (fmt == 0 || (G == 1 && fmt != 4));
+  // 'rows' reorganised: the same bits where 'rows' runs its own code; under GQA they run on 16-bit caches too, where
+  // 'regs' measured faster than heads4 (session 33: hybrid f16 −12 to −16 %, bf16 −2 to −4 %); on a q8 cache
+  // (G = 1) 'regs' runs the 'rows' code, 'pipe' its pipeline; q8 under GQA and fmt 4 run heads4 in every shape.
+  const rows = shape == 0 ? fmt == 0 || (G == 1 && fmt != 4) : shape >= 2 && (fmt <= 2 || (G == 1 && fmt == 3));
   // thread t's scratch: 2 · Hq · DBK scores (two blocks: 'pipe'), then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
   // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
   const sc = scratch + ((<usize>t * perThreadFloats(Hq, hd, fmt, pad)) << 2);
@@ -1011,7 +1013,7 @@ function decodeItem(
       else decodeKeysPipe<i16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       return;
     }
-    // 'regs', and 'pipe' under GQA (f32: measured faster there than pipelined 'rows')
+    // 'regs', and 'pipe' under GQA (measured faster there than pipelined 'rows' on f32, than heads4 on 16-bit)
     const regs = shape >= 2 && fmt <= 2;
     for (let j0 = s0; j0 < s1; j0 += DBK) {
       const bk = min(DBK, s1 - j0);
