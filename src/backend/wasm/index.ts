@@ -1432,7 +1432,7 @@ export class WasmBackend extends CpuBackend {
    * decode attention's plan for b rows of one query (attention_decode's S, scratch, fmt, shape, pad): the keys split
    * so that rows × splits give every thread an equal share, in pieces of at least ATTN_MIN_SPLIT; a q8 cache read in
    * place (fmt 3) or through scratch (4: head dims not a multiple of 32, or q8KvDecode 'scratch'); the scratch (per
-   * thread Hq · DBK scores and the format's, then the partials, each on cache lines of its own with attnPad)
+   * thread 2 · Hq · DBK scores and the format's, then the partials, each on cache lines of its own with attnPad)
    */
   private decodePlan(c: OpScratch, b: number, Hq: number, hd: number, maxPast: number, fmt: number): { S: number; scratch: number; dfmt: number; shape: number; pad: number } {
     const rt = this.runtime;

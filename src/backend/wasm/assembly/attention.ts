@@ -1063,7 +1063,7 @@ function decodeItem(
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
  * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head), 2 'regs' (decodeBlockRegs), 3 'pipe'
  * (decodeKeysPipe; decodeBlockRegs under GQA); pad: 1 (default) every thread's scratch and
- * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
+ * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread 2 · Hq · DBK
  * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier before the merge; with S = 1 none: each thread merges the rows it computed).
  */
 export function attention_decode(
