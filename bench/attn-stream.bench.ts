@@ -17,7 +17,7 @@
  * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache, × C / 8192 past 8192 keys).
  *
  *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
- *        [--shapes llama,hybrid] [--variants probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8]
+ *        [--shapes llama,hybrid] [--variants probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8]
  */
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
@@ -30,7 +30,7 @@ const ctxList = intListArg('ctx', '2048,4096,8192,16384');
 /** llama-130m: 12 heads × 64; hybrid-130m (Bamba-style): 12 query / 4 KV heads × 64 */
 const SHAPES: Array<[string, number, number, number]> = [['llama', 12, 12, 64], ['hybrid', 12, 4, 64]];
 const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
-const variantSpecs = listArg('variants', 'probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8');
+const variantSpecs = listArg('variants', 'probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8');
 const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
 /** attention_decode's shape codes (WasmBackendOptions.attnDecode) */
 const SHAPE: Record<string, number> = { rows: 0, heads4: 1, regs: 2, pipe: 3 };
