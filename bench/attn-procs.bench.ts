@@ -3,11 +3,13 @@
  * bench (the same build and command gave 7.4 ms of attention per step at 2k context in one process and 23–25 ms in
  * another). Starts --procs fresh Node processes one after another; each builds the model (random weights, wasm,
  * f32), fills its KV caches at --context positions (bench/kv-fill.ts), runs --warm greedy steps, then --gen timed
- * steps with the attention op timed per call. In each process the steps alternate, 4 at a time, between the decode
+ * steps; after each step the attention op runs on its own over every layer's caches at the step's context
+ * (kv-fill.ts attentionProbe: decode itself runs attention inside each layer's one call, `attentionDecode`, which
+ * the op's wrapper does not see — session 33), each call timed. In each process the steps alternate, 4 at a time, between the decode
  * scratch layouts (`attnPad` true: every thread's partials on cache lines of their own, the default since session
  * 30; false: packed, before), so both see the same thread placement and machine load.
  *
- * Per process and layout: attention ms per step (mean), the CPU ms of those calls (process.cpuUsage, all threads),
+ * Per process and layout: attention ms per step (mean of the probe's passes, one per step), the CPU ms of those calls (process.cpuUsage, all threads),
  * the per-call p2 / p10 / median, and how many calls ran "parallel-fast" (under --fast-ms); last, the fraction of
  * processes whose median call is over 1.5× the fastest process's median (the slow mode).
  *
@@ -21,7 +23,7 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import type { AttentionArgs } from '../src/backend/backend.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { stateAtContext } from './kv-fill.js';
+import { attentionProbe, stateAtContext } from './kv-fill.js';
 import { arg, intListArg, listArg } from './options.js';
 
 const LAYOUTS = ['pad', 'packed'] as const;
@@ -45,6 +47,8 @@ async function child(arch: string, C: number, threads: number, gen: number, warm
   const be = new WasmBackend({ threads });
   const lm = buildModel(PRESETS[model], model, new RandomTensorSource(1), { backend: be, kvCache: 'f32' });
   const { s } = await stateAtContext(lm, C, C + warm + gen + 1, 'f32');
+  const probeAttention = attentionProbe(lm, be);
+  if (!probeAttention) throw new Error(`--arch ${arch}: the model has no attention layers`);
   const calls = new Map<Layout, number[]>(), cpu = new Map<Layout, number>(), steps = new Map<Layout, number[]>();
   let layout: Layout = layouts[0];
   const attention = be.attention;
@@ -76,6 +80,7 @@ async function child(arch: string, C: number, threads: number, gen: number, warm
     tok = p[0];
     picked.push(tok);
     steps.get(layout)!.push(performance.now() - t);
+    probeAttention(s); // (its be.attention calls are the ones timed)
   };
   reset();
   for (let i = 0; i < warm; i++) await step(i);

@@ -9,14 +9,15 @@
  * run interleaved (--reps rounds, alternating order). Reported: GB of cache read per second of wall time and per
  * CPU-second (process.cpuUsage, all threads), and the ratio to the probe's CPU rate.
  *
- * Variants: probe; SHAPE:FMT with SHAPE rows (the default loop shape: position by position, one loop copy) or heads4
- * (the kernel before: per KV head, 4 key rows per step, next block touched ahead) and FMT f32, bf16, f16, q8 (in place),
+ * Variants: probe; SHAPE:FMT with SHAPE pipe (the default loop shape since session 33: rows pipelined across blocks,
+ * regs under GQA), regs (rows with the values' accumulators in registers), rows (position by position, one loop copy;
+ * the default of sessions 28–32) or heads4 (the kernel before: per KV head, 4 key rows per step, next block touched ahead) and FMT f32, bf16, f16, q8 (in place),
  * q8s (q8 through scratch: always the heads4 code); a suffix :packed runs the decode scratch packed (attnPad false: the
  * threads' partials sharing cache lines, the layout before session 30). Every variant's output on the first cache is checked against
- * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache).
+ * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache, × C / 8192 past 8192 keys).
  *
  *   node dist/bench/attn-stream.bench.js [--threads 1,2] [--reps 5] [--pool-mb 320] [--ctx 2048,4096,8192,16384]
- *        [--shapes llama,hybrid] [--variants probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8]
+ *        [--shapes llama,hybrid] [--variants probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8]
  */
 import { arg, intListArg, listArg } from './options.js';
 import { median } from './report.js';
@@ -29,14 +30,15 @@ const ctxList = intListArg('ctx', '2048,4096,8192,16384');
 /** llama-130m: 12 heads × 64; hybrid-130m (Bamba-style): 12 query / 4 KV heads × 64 */
 const SHAPES: Array<[string, number, number, number]> = [['llama', 12, 12, 64], ['hybrid', 12, 4, 64]];
 const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
-const variantSpecs = listArg('variants', 'probe,rows:f32,heads4:f32,rows:bf16,heads4:bf16,rows:q8,heads4:q8');
+const variantSpecs = listArg('variants', 'probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8');
 const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
-const SHAPE: Record<string, number> = { rows: 0, heads4: 1 };
+/** attention_decode's shape codes (WasmBackendOptions.attnDecode) */
+const SHAPE: Record<string, number> = { rows: 0, heads4: 1, regs: 2, pipe: 3 };
 interface Variant { spec: string; probe: boolean; shape: number; fmt: number; pad: number }
 const variants: Variant[] = variantSpecs.map((spec) => {
   if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0, pad: 1 };
   const [sh, f, layout] = spec.split(':');
-  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (rows|heads4):(f32|bf16|f16|q8|q8s)[:packed]`);
+  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (pipe|regs|rows|heads4):(f32|bf16|f16|q8|q8s)[:packed]`);
   return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f], pad: layout === 'packed' ? 0 : 1 };
 });
 
@@ -120,7 +122,9 @@ for (const T of threadList) {
           let err = 0, mx = 0;
           for (let j = 0; j < Hq * hd; j++) { err = Math.max(err, Math.abs(got[j] - want[j])); mx = Math.max(mx, Math.abs(want[j])); }
           // (out = Σ p v with Σ p = 1: rounding scales with the values, not with |out|, which averaging makes small)
-          if (!(err <= 1e-6 * vmax)) { failed = true; log(`CHECK FAILED: ${shape} C=${C} ${v.spec}: max |Δ| ${err} vs max |value| ${vmax} (max |out| ${mx})`); }
+          // (the two kernels sum the keys in different orders: the bound grows with the context past 8k keys — at 32k
+          // 'rows' and heads4 differed by 8.4e-7 with max |value| 0.5, session 33)
+          if (!(err <= 1e-6 * vmax * Math.max(1, C / 8192))) { failed = true; log(`CHECK FAILED: ${shape} C=${C} ${v.spec}: max |Δ| ${err} vs max |value| ${vmax} (max |out| ${mx})`); }
         }
         for (const v of vs) onePass(v); // warm-up
         for (let r = 0; r < reps; r++) {

@@ -12,7 +12,10 @@ export const LLAMA_CPP = 'llama.cpp';
 
 /** a point measured here, with what the CPU bench adds to the sweep's fields */
 export interface CpuPoint extends SweepPoint {
-  /** wall ms per step inside the attention op (all attention layers), when the model has any */
+  /**
+   * wall ms of decode attention over all attention layers at the context the timed steps reached, the op run on its own
+   * after them (bench/kv-fill.ts attentionProbe; decode runs it inside each layer's one call), when the model has any
+   */
   attention_ms_per_step?: number;
   /** bytes of KV cache the attention layers read per step ÷ attention time */
   kv_gb_s?: number;

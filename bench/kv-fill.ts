@@ -1,14 +1,18 @@
 /**
  * Shared by the wasm KV-cache and context benches: a state's KV caches filled directly (random K/V at C positions,
- * no prefill of C tokens), a state at C positions that way, and attention's time per step (the backend op wrapped).
+ * no prefill of C tokens), a state at C positions that way, and decode attention's time at a state's context (the op
+ * run on its own over the state's caches: attentionProbe).
  */
-import type { AttentionArgs, Backend } from '../src/backend/backend.js';
+import type { Backend } from '../src/backend/backend.js';
 import { encodeKvInto, type KvArray } from '../src/backend/cpu/index.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
+import type { DecoderLM } from '../src/models/decoder.js';
+import { Attention } from '../src/nn/attention.js';
 import type { ModelState } from '../src/models/state.js';
 import type { KvCacheDType } from '../src/tensor/dtype.js';
 import * as ops from '../src/tensor/ops.js';
 import { keep } from '../src/tensor/scope.js';
+import type { Tensor } from '../src/tensor/tensor.js';
 
 /** the benches' noise: an LCG from `seed`, uniform in [−0.5, 0.5); each call fills `n` values, carrying on the sequence */
 export function lcgNoise(seed = 12345): (n: number) => Float32Array {
@@ -63,22 +67,50 @@ export async function stateAtContext(lm: CausalLM, C: number, cap: number, kvCac
   return { s, logits };
 }
 
-/** wraps `be.attention` to add up its wall time (a few µs per call); `ms` is read and reset by the caller, `restore()` unwraps */
-export function timeAttention(be: Pick<Backend, 'attention'>): { ms: number; restore: () => void } {
-  const attention = be.attention;
-  const timer = {
-    ms: 0,
-    restore: () => {
-      be.attention = attention;
-    },
-  };
-  be.attention = (a: AttentionArgs) => {
-    const t = performance.now();
-    try {
-      return attention.call(be, a);
-    } finally {
-      timer.ms += performance.now() - t;
+/** one pass of decode attention over a state's caches: wall and CPU ms (process.cpuUsage, all threads), layers run */
+export interface AttentionTiming { ms: number; cpuMs: number; layers: number }
+
+/**
+ * Decode attention timed on its own at a state's context (issue 18, session 33). Decode does not call `be.attention`
+ * any more — on the wasm backend an attention layer's decode is one call (`attentionDecode`: q/k/v, RoPE, the cache
+ * append, attention, o_proj) inside the token's call — so wrapping the op (these benches' way before) saw nothing.
+ * This runs the op itself (`ops.attention`, one query per row: the decode kernel, with the backend's current
+ * attnDecode / attnPad) over every attention layer's KV caches of `s` at its current position, one layer after
+ * another as a step would, with a fixed random q/k/v per layer shape. The new k/v are written at position seqLen, the
+ * slot the next step writes its own into, so the state decodes on unchanged (the caches need one free position).
+ * Not the fused call's exact split of the work among threads (at S = 1 it divides KV heads, the op rows or keys: the
+ * same arithmetic per head), and the caches are as the previous step left them (mostly DRAM at the benches' sizes).
+ */
+export function attentionProbe(lm: CausalLM, be: Backend): ((s: ModelState) => AttentionTiming) | null {
+  const spec = (lm as Partial<DecoderLM>).spec;
+  if (!spec) return null;
+  const layers: Array<{ i: number; o: Attention['opts'] }> = [];
+  spec.blocks.forEach((subs, i) => {
+    for (const sub of subs) if (sub.mixer instanceof Attention) layers.push({ i, o: sub.mixer.opts });
+  });
+  if (layers.length === 0) return null;
+  const noise = lcgNoise(777);
+  const inputs = new Map<string, { q: Tensor; k: Tensor; v: Tensor }>();
+  const inputsFor = (o: Attention['opts']) => {
+    const key = `${o.nHeads}/${o.nKvHeads}/${o.headDim}`;
+    let x = inputs.get(key);
+    if (!x) {
+      const t = (n: number, shape: number[]) => keep(be.fromHost(noise(n), shape));
+      x = { q: t(o.nHeads * o.headDim, [1, 1, o.nHeads, o.headDim]), k: t(o.nKvHeads * o.headDim, [1, 1, o.nKvHeads, o.headDim]), v: t(o.nKvHeads * o.headDim, [1, 1, o.nKvHeads, o.headDim]) };
+      inputs.set(key, x);
     }
+    return x;
   };
-  return timer;
+  return (s) => {
+    if (s.batch !== 1) throw new Error('attentionProbe: a batch-1 state');
+    const c0 = process.cpuUsage(), t0 = performance.now();
+    for (const { i, o } of layers) {
+      const st = s.layers[i];
+      if (!(st.k.shape[1] > s.seqLen[0])) throw new Error(`attentionProbe: layer ${i}'s KV cache has no free position after ${s.seqLen[0]}`);
+      const x = inputsFor(o);
+      ops.attention({ q: x.q, k: x.k, v: x.v, cacheK: st.k, cacheV: st.v, pastLen: [s.seqLen[0]], scale: o.scale ?? 1 / Math.sqrt(o.headDim) }).dispose();
+    }
+    const ms = performance.now() - t0, c = process.cpuUsage(c0);
+    return { ms, cpuMs: (c.user + c.system) / 1000, layers: layers.length };
+  };
 }

@@ -27,7 +27,7 @@ import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { KV_CACHE_FORMATS } from '../src/tensor/dtype.js';
-import { stateAtContext, timeAttention } from './kv-fill.js';
+import { attentionProbe, stateAtContext } from './kv-fill.js';
 import { contextLabel, ratioTable, stateLayout, sweepSvg, type StateLayout } from './context-sweep.js';
 import { llamaRunner, nodeLlamaCppEntry, NODE_LLAMA_CPP_INSTALL } from './llamacpp-npm-lib.js';
 import { contextTable, LLAMA_CPP, llamaBenchArgs, llamaStateBytes, parseLlamaBench, type CpuPoint } from './cpu-context.js';
@@ -114,8 +114,9 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   const st = await stateAtContext(lm, C, C + WARM + gen + 1, kvCache);
   const s = st.s;
   let logits = st.logits;
-  // attention's time per step: the op wrapped (a few µs per call)
-  const attn = timeAttention(be);
+  // attention's time per step: the op run on its own over the state's caches after the timed steps (decode runs it
+  // inside an attention layer's one call, which no wrapper sees: kv-fill.ts attentionProbe)
+  const probeAttention = attentionProbe(lm, be);
   let tok = argmax(logits.data);
   const problems: string[] = [];
   // greedy steps as `mamba-ts generate` takes them: the LM head and the argmax as one op where the model has it
@@ -142,19 +143,25 @@ async function measurePoint(arch: string, C: number): Promise<{ point: CpuPoint;
   for (let i = 0; i < WARM; i++) await step();
   const warmMs = (performance.now() - t) / WARM;
   const n = Math.max(Math.min(4, gen), Math.min(gen, Math.floor((maxSeconds * 1000) / Math.max(warmMs, 1e-3))));
-  attn.ms = 0;
   t = performance.now();
   for (let i = 0; i < n; i++) await step();
   const ms = (performance.now() - t) / n;
-  // positions the timed steps read: C + WARM … C + WARM + n − 1 (one more than those before each step)
-  const kvBytes = lay.perPositionBytes * (C + WARM + (n + 1) / 2);
+  // then the attention alone at the context the steps reached (C + WARM + n positions before the probe's own), as many
+  // passes as steps (at most 16): mean wall ms per pass, and the KV bytes one pass reads
+  let attnMs = 0;
+  const passes = Math.min(n, 16);
+  if (probeAttention) {
+    for (let i = 0; i < passes; i++) attnMs += probeAttention(s).ms;
+    attnMs /= passes;
+  }
+  const kvBytes = lay.perPositionBytes * (C + WARM + n + 1);
   await be.runtime.close();
   const point: CpuPoint = {
     model, context: C, batch: 1, status: 'ok', fill: lay.grows ? `prefill ${PREFILL} tokens, KV caches then written directly (random K/V at ${C} positions, position set)` : `prefill ${PREFILL} tokens (the state's size does not depend on the context)`,
     path: fused ? 'advanceArgmax' : 'advance', steps: n, ms_per_step: ms, tok_s: 1000 / ms,
     state_bytes_per_seq: lay.constBytes + lay.perPositionBytes * C, state_alloc_bytes_per_seq: s.byteSize,
     needed_bytes: 0,
-    ...(lay.grows ? { attention_ms_per_step: attn.ms / n, kv_gb_s: kvBytes / (attn.ms / n) / 1e6 } : {}),
+    ...(lay.grows && probeAttention ? { attention_ms_per_step: attnMs, kv_gb_s: kvBytes / attnMs / 1e6 } : {}),
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
     check: problems.length ? `MISMATCH: ${problems.join('; ')}` : 'ok',
   };
@@ -275,7 +282,7 @@ const md = [
   `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
   `- command: \`${command}\``,
   `- load average at start / end: ${loadLine(load0)} → ${load1 ? loadLine(load1) : '(not measured: the run was stopped before its end)'}; streaming bandwidth (stream_sum over ${PROBE_BYTES / 2 ** 20} MiB, ${threads} threads) ${bw0.toFixed(1)} → ${bw1 !== undefined ? `${bw1.toFixed(1)} GB/s` : '(not measured)'}`,
-  `- ours: KV caches written directly with random K/V at C positions (the time of a step does not depend on the values), after an ${PREFILL}-token prefill; greedy steps timed one at a time (\`advanceArgmax\`: the LM head and the argmax as one op, as \`mamba-ts generate\`; before session 29 \`advance\` + an argmax in JavaScript), up to ${gen} per point (fewer when a step is slow: about ${maxSeconds} s of steps). "KV stream" = the KV cache bytes the attention layers read per step ÷ attention's time`,
+  `- ours: KV caches written directly with random K/V at C positions (the time of a step does not depend on the values), after an ${PREFILL}-token prefill; greedy steps timed one at a time (\`advanceArgmax\`: the LM head and the argmax as one op, as \`mamba-ts generate\`; before session 29 \`advance\` + an argmax in JavaScript), up to ${gen} per point (fewer when a step is slow: about ${maxSeconds} s of steps). "attention ms/step" = decode attention over every attention layer run on its own at the context the timed steps reached (the op, not the layer's fused call it runs in during decode: bench/kv-fill.ts attentionProbe), "KV stream" = the KV cache bytes it reads ÷ that time`,
   llamaLine,
   '',
   contextTable(points, { 'hybrid-130m': 'llama-130m' }),

@@ -46,9 +46,10 @@
  * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
  * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'quarters');
  * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
- * variant with the same prompt and format.
+ * variant with the same prompt and format; attn:SHAPE = the decode attention kernel's loop shape (attnDecode: pipe,
+ * the default since session 33; regs; rows, the default before; heads4).
  */
-import { WasmBackend } from '../src/backend/wasm/index.js';
+import { WasmBackend, type AttnDecode } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
@@ -57,6 +58,9 @@ import { KV_CACHE_FORMATS, type KvCacheDType, type WeightDType } from '../src/te
 import os from 'node:os';
 import { loadLine, machineInfo, machineLine, median } from './report.js';
 import { OpProfile } from '../src/cli/op-profile.js';
+
+/** WasmBackendOptions.attnDecode's values (the attn:SHAPE variants) */
+const ATTN_SHAPES: AttnDecode[] = ['pipe', 'regs', 'rows', 'heads4'];
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
@@ -79,7 +83,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
     'q8-seq, q8-rows4 (the q8 matrix-vector kernel one row at a time / the one before session 32, 4 adjacent rows at\n' +
     'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'quarters\'),\n' +
-    'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format).\n' +
+    'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format),\n' +
+    'attn:SHAPE (the decode attention kernel\'s loop shape, WasmBackendOptions.attnDecode: pipe (default), regs, rows, heads4).\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -125,6 +130,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
   be.runtime.gemvQ8 = 'quarters';
+  be.attnDecode = 'pipe';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -152,6 +158,11 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
     else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
+    else if (part.startsWith('attn:')) {
+      const shape = part.slice(5);
+      if (!ATTN_SHAPES.includes(shape as AttnDecode)) throw new Error(`--variants: ${part}: the decode attention shape must be one of ${ATTN_SHAPES.join(', ')}`);
+      be.attnDecode = shape as AttnDecode;
+    }
     else if (part.startsWith('prompt:')) out.prompt = num(part, 7, 1);
     else if (part.startsWith('kv:')) {
       const f = part.slice(3);
@@ -161,7 +172,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

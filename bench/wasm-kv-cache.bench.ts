@@ -5,7 +5,8 @@
  * 1. decode step time at context C: one model (random weights), one state per format at C positions (an 8-token
  *    prefill, then each KV cache replaced by C positions of the same random keys/values in the state's format, as
  *    wasm-context.bench.ts does), greedy steps of the formats interleaved; wall and process CPU time (all threads)
- *    per step, and the attention op's share (wall).
+ *    per step, and decode attention's time (wall) at each step's context, the op run on its own after the step over the
+ *    state's caches (bench/kv-fill.ts attentionProbe: decode runs it inside each attention layer's one call).
  * 2. accuracy at context P: a real prefill of P tokens under each format, then N decode steps fed the f32 run's
  *    greedy tokens; max |Δlogit| against the f32 cache over all N + 1 logits rows, and the logit spread.
  *
@@ -19,7 +20,7 @@ import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { argmax } from '../src/generate/sampling.js';
 import { KV_CACHE_FORMATS, type KvCacheDType } from '../src/tensor/dtype.js';
 import type { ModelState } from '../src/models/state.js';
-import { stateAtContext, lcgNoise, timeAttention } from './kv-fill.js';
+import { attentionProbe, stateAtContext, lcgNoise } from './kv-fill.js';
 import { loadLine, machineInfo, machineLine } from './report.js';
 
 const argv = process.argv.slice(2);
@@ -59,12 +60,11 @@ if (C > 0) {
     const { s } = await stateAtContext(lm, C, C + steps + 2, kv, { noise: (n) => lcgNoise(12345)(n), blocks });
     states.push(s);
   }
-  const attn = timeAttention(be);
+  const probeAttention = attentionProbe(lm, be);
   const res = formats.map(() => ({ wall: [] as number[], cpu: [] as number[], attn: [] as number[] }));
   const toks = formats.map(() => 1);
   for (let r = 0; r < steps + 1; r++) {
     for (let f = 0; f < formats.length; f++) {
-      attn.ms = 0;
       const c0 = process.cpuUsage(), t0 = performance.now();
       const logits = await lm.advance([[toks[f]]], states[f]);
       toks[f] = argmax(logits.data);
@@ -72,10 +72,9 @@ if (C > 0) {
       if (r === 0) continue; // warm-up
       res[f].wall.push(wall);
       res[f].cpu.push((cu.user + cu.system) / 1000);
-      res[f].attn.push(attn.ms);
+      res[f].attn.push(probeAttention ? probeAttention(states[f]).ms : NaN);
     }
   }
-  attn.restore();
   console.log(`\nDecode step at context ${C} (${steps} steps per format, interleaved; median [min]); load average now ${loadLine(os.loadavg())}\n`);
   console.log('| KV cache | state MiB | wall ms/step | CPU ms/step (all threads) | CPU speed-up vs first | attention ms/step (wall) |');
   console.log('|---|---:|---:|---:|---:|---:|');

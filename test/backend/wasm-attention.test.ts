@@ -186,7 +186,7 @@ describe('wasm attention = CPU reference', () => {
             // (the reference reads the same rounded cache: within the f32 kernels' tolerance)
             assert.ok(maxAbsDiff(now, want) <= 2e-5, `${tag}: rows vs reference max |Δ| = ${maxAbsDiff(now, want)}`);
           } finally {
-            be.attnDecode = 'rows';
+            be.attnDecode = 'pipe';
             be.attnPad = true;
           }
         }
@@ -211,13 +211,13 @@ describe('wasm attention = CPU reference', () => {
   });
 
   it('attnDecode: a bad option or environment value is refused with its name', () => {
-    assert.throws(() => new WasmBackend({ threads: 1, attnDecode: 'cols' as never }), /option "attnDecode" must be 'rows' or 'heads4', got cols/);
+    assert.throws(() => new WasmBackend({ threads: 1, attnDecode: 'cols' as never }), /option "attnDecode" must be 'pipe', 'regs', 'rows' or 'heads4', got cols/);
     const saved = process.env.MAMBA_TS_WASM_ATTN_DECODE;
     try {
       process.env.MAMBA_TS_WASM_ATTN_DECODE = 'heads4';
       assert.equal(new WasmBackend({ threads: 1 }).attnDecode, 'heads4');
       process.env.MAMBA_TS_WASM_ATTN_DECODE = 'x';
-      assert.throws(() => new WasmBackend({ threads: 1 }), /MAMBA_TS_WASM_ATTN_DECODE must be 'rows' or 'heads4', got "x"/);
+      assert.throws(() => new WasmBackend({ threads: 1 }), /MAMBA_TS_WASM_ATTN_DECODE must be 'pipe' or 'regs' or 'rows' or 'heads4', got "x"/);
     } finally {
       if (saved === undefined) delete process.env.MAMBA_TS_WASM_ATTN_DECODE;
       else process.env.MAMBA_TS_WASM_ATTN_DECODE = saved;

@@ -160,11 +160,17 @@ export interface WasmBackendOptions {
    */
   q8KvDecode?: 'in-place' | 'scratch';
   /**
-   * the loop shape of decode attention (one query per row; f32, bf16, f16 and in-place q8 caches): 'rows' (default, or
-   * the environment's MAMBA_TS_WASM_ATTN_DECODE) walks the cache position by position with one copy of each loop, so
-   * that K and V stream start to end; 'heads4' is the kernel before session 28 (per KV head, 4 key rows per step, the
-   * next block touched ahead), about 2× slower from DRAM on an f32 cache. Under GQA, 16-bit and q8 caches run the
-   * heads4 code in both (it measured faster there). The same results to f32 rounding (scores and values summed in
+   * the loop shape of decode attention (one query per row; f32, bf16, f16 and in-place q8 caches): 'pipe' (default, or
+   * the environment's MAMBA_TS_WASM_ATTN_DECODE; session 33) is 'rows' software-pipelined across blocks of 32 keys
+   * (block b + 1's scores and block b's values in one loop per key row, so that K and V stream side by side), and under
+   * GQA 'regs'; 'regs' is 'rows' with each query head's values' accumulator held in registers across a block (V then
+   * walked head by head: slower from DRAM where G = 1, faster under GQA); 'rows' (the default of sessions 28–32) walks
+   * the cache position by position with one copy of each loop, so that K and V stream start to end; 'heads4' is the
+   * kernel before session 28 (per KV head, 4 key rows per step, the next block touched ahead), about 2× slower from
+   * DRAM on an f32 cache. On a q8 cache 'regs' runs the 'rows' code; under GQA, 16-bit caches run the heads4 code
+   * in 'rows' and 'heads4' and the 'regs' code in 'pipe' and 'regs' (faster than heads4 there), q8 caches heads4's in
+   * all four. 'pipe', 'regs' and 'rows' give the same bits where 'rows' runs its own code (the same multiply-adds
+   * per value in the same order); heads4's code the same results to f32 rounding (scores and values summed in
    * another order, fused multiply-adds in the relaxed build; within 1e-6 of the largest |value|).
    */
   attnDecode?: AttnDecode;
@@ -226,12 +232,12 @@ export type WasmGemm = 'blocked' | 'tiles';
 export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 /** see WasmBackendOptions.q8GemmKernel */
 export type WasmQ8GemmKernel = 'v1' | 'v2';
-export type AttnDecode = 'rows' | 'heads4';
+export type AttnDecode = 'pipe' | 'regs' | 'rows' | 'heads4';
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
 const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
 /** assembly/attention.ts attention_decode's `shape` codes */
-const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1 };
+const ATTN_DECODE_SHAPE: Record<AttnDecode, number> = { rows: 0, heads4: 1, regs: 2, pipe: 3 };
 
 /** A weight matrix stored in wasm memory in some format. */
 interface Matrix {
@@ -377,14 +383,14 @@ export class WasmBackend extends CpuBackend {
     this.ssdFma = flagOption(opts, 'ssdFma', envFlag('MAMBA_TS_WASM_SSD_FMA', true));
     this.packXOnce = flagOption(opts, 'packXOnce', envFlag('MAMBA_TS_WASM_PACK_X_ONCE', true));
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
-    this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['rows', 'heads4'], LoadOptionError) ?? 'rows';
+    this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['pipe', 'regs', 'rows', 'heads4'], LoadOptionError) ?? 'pipe';
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
     this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
     this.attnTiles = opts.attnTiles ?? envChoice<AttnTiles>('MAMBA_TS_WASM_ATTN_TILES', ['scoresT', 'fma', 'dot'], LoadOptionError) ?? 'scoresT';
     if (ATTN_TILES[this.attnTiles] === undefined) throw new LoadOptionError(`wasm backend: option "attnTiles" must be 'scoresT', 'fma' or 'dot', got ${String(opts.attnTiles)}`);
-    if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
+    if (ATTN_DECODE_SHAPE[this.attnDecode] === undefined) throw new LoadOptionError(`wasm backend: option "attnDecode" must be 'pipe', 'regs', 'rows' or 'heads4', got ${String(opts.attnDecode)}`);
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
       this.runtime.gemvF32 = opts.gemvF32;
@@ -1426,7 +1432,7 @@ export class WasmBackend extends CpuBackend {
    * decode attention's plan for b rows of one query (attention_decode's S, scratch, fmt, shape, pad): the keys split
    * so that rows × splits give every thread an equal share, in pieces of at least ATTN_MIN_SPLIT; a q8 cache read in
    * place (fmt 3) or through scratch (4: head dims not a multiple of 32, or q8KvDecode 'scratch'); the scratch (per
-   * thread Hq · DBK scores and the format's, then the partials, each on cache lines of its own with attnPad)
+   * thread 2 · Hq · DBK scores and the format's, then the partials, each on cache lines of its own with attnPad)
    */
   private decodePlan(c: OpScratch, b: number, Hq: number, hd: number, maxPast: number, fmt: number): { S: number; scratch: number; dfmt: number; shape: number; pad: number } {
     const rt = this.runtime;

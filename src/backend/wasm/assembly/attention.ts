@@ -15,6 +15,10 @@
 //                      copy of the dot / axpy loop, so every load instruction streams the cache start to end (the
 //                      old 'heads4' shape — per head, 4 key rows per step, each load instruction jumping 4 rows and
 //                      between heads — ran at half the memory rate; BENCHMARKS.md, issue 18 attention decode).
+//                      Session 33: 'pipe' (default) runs 'rows' software-pipelined across blocks (block b + 1's
+//                      scores and block b's values in one loop per key row: K and V streamed side by side), and under
+//                      GQA 'regs' ('rows' with each query head's values' accumulator in registers across a block);
+//                      both the same bits as 'rows' where it runs its own code (16-bit GQA: 'rows' runs heads4).
 //   attention_prefill  flash-style tiles: items (row, KV head, query tile of BQ positions) taken from a shared
 //                      counter, longest first. The tile's rows are the G heads × BQ positions (so a K/V tile is
 //                      packed once for the whole group); S = Q Kᵀ and O += P V run on linear_f32's GEMM tiles
@@ -380,10 +384,117 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeBlockRows<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const headKV = kvByte(fmt, <usize>hd); // bytes of one head's slice of a cache row
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV);
+  foldHeads(sc, bk, Hq, part, headB, hd);
+  for (let jj = 0; jj < bk; jj++) valueRow<W>(v0 + <usize>(j0 + jj) * rowB, f4(sc, jj), Hkv, G, hd, part, headB, headKV);
+}
+
+/** the 'rows' values' pass for one key row at vp (every KV head's slice, headKV bytes apart): acc_h += p_h · v_h, p_h at sc + h · DBK floats */
+// @ts-ignore: decorator
+@inline function valueRow<W>(vp: usize, sc: usize, Hkv: i32, G: i32, hd: i32, part: usize, headB: usize, headKV: usize): void {
+  for (let g = 0; g < Hkv; g++) {
+    if (G == 1) axpyW<W>(part + <usize>g * headB, load<f32>(f4(sc, g * DBK)), vp, hd);
+    else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK), DBK << 2, G, vp, hd);
+    vp += headKV;
+  }
+}
+
+/**
+ * The keys [s0, s1) of one decode item in the 'pipe' shape (session 33): 'rows' software-pipelined across blocks, so
+ * that K and V stream side by side. Block b's scores are computed and folded first; then, key row by key row, the
+ * scores of block b + 1's row jj (K, every head) and the values of block b's row jj (V, every head; acc_h += p_h · v)
+ * in the same loop iteration, then block b + 1's fold. Per lane the same operations in the same order as 'rows' (each
+ * block's fold rescales the accumulator after the previous block's values and before its own; the scores' 4-head
+ * reduction is hsum's): the same bits. sc:
+ * 2 · Hq · DBK floats (two blocks' scores). fmt 3 (q8 read in place): the q8 score and value loops of 'rows'
+ * (scoreRowsQ8 / valueRowQ8; qh, ql, qs the split queries), W unused.
+ */
+// @ts-ignore: decorator
+@inline function decodeKeysPipe<W>(fmt: i32, qp: usize, qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, s0: i32, s1: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const Hq = Hkv * G;
+  const headKV = kvByte(fmt, <usize>hd);
+  if (s1 <= s0) return; // (an empty split: the partial stays m = −∞, l = 0, as 'rows' leaves it)
+  let cur = sc, nxt = sc + ((<usize>Hq * DBK) << 2);
+  let bk = min(DBK, s1 - s0);
+  if (fmt == 3) scoreRowsQ8(qh, ql, qs, k0, rowB, s0, bk, Hkv, G, hd, scale, cur);
+  else scoreRows<W>(qp, k0, rowB, s0, bk, Hkv, G, hd, scale, cur, headKV, true);
+  foldHeads(cur, bk, Hq, part, headB, hd);
+  for (let j0 = s0; j0 < s1; j0 += DBK) {
+    const nbk = max(0, min(DBK, s1 - j0 - bk));
+    const nj0 = j0 + bk;
+    let jj = 0;
+    for (; jj < min(bk, nbk); jj++) {
+      const vp = v0 + <usize>(j0 + jj) * rowB;
+      if (fmt == 3) {
+        scoreRowsQ8(qh, ql, qs, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj));
+        valueRowQ8(vp, f4(cur, jj), Hkv, G, hd >> 5, part, headB);
+      } else {
+        scoreRows<W>(qp, k0, rowB, nj0 + jj, 1, Hkv, G, hd, scale, f4(nxt, jj), headKV, true);
+        valueRow<W>(vp, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+      }
+    }
+    for (; jj < bk; jj++) {
+      const vp = v0 + <usize>(j0 + jj) * rowB;
+      if (fmt == 3) valueRowQ8(vp, f4(cur, jj), Hkv, G, hd >> 5, part, headB);
+      else valueRow<W>(vp, f4(cur, jj), Hkv, G, hd, part, headB, headKV);
+    }
+    if (nbk > 0) foldHeads(nxt, nbk, Hq, part, headB, hd);
+    const t = cur; cur = nxt; nxt = t;
+    bk = nbk;
+  }
+}
+
+/**
+ * decodeBlockRows with the values' pass in registers ('regs', session 33): the scores as 'rows' (K walked position by
+ * position, one copy of the dot loop), the online-softmax fold, then per query head its accumulator held in locals
+ * (32 values = 8 v128 at a time: acc32W, a function of its own so that V8 keeps them in xmm registers) while the
+ * block's bk keys of its KV head are walked in order: one load of V per 4 values and no load or store of the
+ * accumulator per key ('rows' loads and stores it for every key). V is walked head by head, each head's slice of the
+ * block's rows rowB bytes apart: from DRAM that order costs more than the accumulator's traffic saves where G = 1
+ * (llama: BENCHMARKS.md, session 33), and less under GQA (each V slice serves G query heads). Per lane the same
+ * multiply-adds in the same key order as 'rows': the same bits.
+ */
+// @ts-ignore: decorator
+@inline function decodeBlockRegs<W>(fmt: i32, qp: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
+  const Hq = Hkv * G;
+  const headKV = kvByte(fmt, <usize>hd);
+  scoreRows<W>(qp, k0, rowB, j0, bk, Hkv, G, hd, scale, sc, headKV);
+  foldHeads(sc, bk, Hq, part, headB, hd);
+  let vp = v0 + <usize>j0 * rowB;
+  for (let g = 0; g < Hkv; g++) {
+    for (let i = 0; i < G; i++) {
+      const h = g * G + i;
+      accHeadW<W>(part + <usize>h * headB, f4(sc, h * DBK), vp, rowB, bk, hd);
+    }
+    vp += headKV;
+  }
+}
+
+/**
+ * the 'rows' scores' pass: sc[h · DBK + jj] = scale · q_h · k_(j0 + jj), KV head after KV head of each key row in turn;
+ * h4 ('pipe'): with G = 1, 4 heads' dot products reduced by one hsum4 (the same lane sums as hsum: the same bits;
+ * session 33: 1–5 % less CPU per call on f16, 0–3 % on f32)
+ */
+// @ts-ignore: decorator
+@inline function scoreRows<W>(qp: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, headKV: usize, h4: bool = false): void {
   const qhB = <usize>hd << 2;
   for (let jj = 0; jj < bk; jj++) {
     let kp = k0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
+    let g = 0;
+    if (h4 && G == 1) {
+      // 4 heads' dots reduced together (hsum4 adds each head's lanes as hsum does: the same bits)
+      for (; g + 4 <= Hkv; g += 4) {
+        const d0 = dotRowVecW<W>(qp + <usize>g * qhB, kp, hd), d1 = dotRowVecW<W>(qp + <usize>(g + 1) * qhB, kp + headKV, hd);
+        const d2 = dotRowVecW<W>(qp + <usize>(g + 2) * qhB, kp + 2 * headKV, hd), d3 = dotRowVecW<W>(qp + <usize>(g + 3) * qhB, kp + 3 * headKV, hd);
+        const d = f32x4.mul(hsum4(d0, d1, d2, d3), f32x4.splat(scale));
+        store<f32>(f4(sc, g * DBK + jj), f32x4.extract_lane(d, 0));
+        store<f32>(f4(sc, (g + 1) * DBK + jj), f32x4.extract_lane(d, 1));
+        store<f32>(f4(sc, (g + 2) * DBK + jj), f32x4.extract_lane(d, 2));
+        store<f32>(f4(sc, (g + 3) * DBK + jj), f32x4.extract_lane(d, 3));
+        kp += 4 * headKV;
+      }
+    }
+    for (; g < Hkv; g++) {
       if (G == 1) store<f32>(f4(sc, g * DBK + jj), dotRowW<W>(qp + <usize>g * qhB, kp, hd) * scale);
       else {
         // GQA: the head's keys loaded (and widened) once for up to 4 of its query heads at a time
@@ -399,15 +510,82 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
       kp += headKV;
     }
   }
-  foldHeads(sc, bk, Hq, part, headB, hd);
-  for (let jj = 0; jj < bk; jj++) {
-    let vp = v0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      if (G == 1) axpyW<W>(part + <usize>g * headB, load<f32>(f4(sc, g * DBK + jj)), vp, hd);
-      else axpyG<W>(part + <usize>(g * G) * headB, headB, f4(sc, g * G * DBK + jj), DBK << 2, G, vp, hd);
-      vp += headKV;
-    }
+}
+
+/**
+ * acc[0, hd) += Σ_jj p[jj] · v_jj[0, hd) for jj < bk, key jj's values at v + jj · rowB (type W), keys in order: 32
+ * values at a time with the accumulator in 8 locals, then 8, then 4 (lanes [0, c) of the last)
+ */
+// @ts-ignore: decorator
+@inline function accHeadW<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32, hd: i32): void {
+  const eB: usize = isFloat<W>() ? 4 : 2;
+  let d = 0;
+  // (two call sites of acc32W: binaryen inlines a function with one caller, and inlined into decodeItem V8 spills
+  // its 8 accumulators to the stack on every key; as a function of its own they stay in registers)
+  if (hd >= 32) {
+    acc32W<W>(acc, p, v, rowB, bk);
+    for (d = 32; d + 32 <= hd; d += 32) acc32W<W>(f4(acc, d), p, v + <usize>d * eB, rowB, bk);
   }
+  for (; d + 8 <= hd; d += 8) acc8W<W>(f4(acc, d), p, v + <usize>d * eB, rowB, bk);
+  for (; d < hd; d += 4) {
+    const c = min(4, hd - d);
+    const a = f4(acc, d), vd = v + <usize>d * eB;
+    let a0 = ldz(a, c);
+    for (let jj = 0; jj < bk; jj++) a0 = madd(v128.load32_splat(f4(p, jj)), ldzW<W>(vd + <usize>jj * rowB, 0, c), a0);
+    stc(a, a0, c);
+  }
+}
+
+/** acc[0, 32) += Σ_jj p[jj] · v_jj[0, 32) (see accHeadW): the accumulator in 8 locals across the keys */
+function acc32W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
+  let a0 = v128.load(acc), a1 = v128.load(acc, 16), a2 = v128.load(acc, 32), a3 = v128.load(acc, 48);
+  let a4 = v128.load(acc, 64), a5 = v128.load(acc, 80), a6 = v128.load(acc, 96), a7 = v128.load(acc, 112);
+  let vp = v;
+  for (let jj = 0; jj < bk; jj++) {
+    const pv = v128.load32_splat(f4(p, jj));
+    if (isFloat<W>()) {
+      a0 = madd(pv, v128.load(vp), a0);
+      a1 = madd(pv, v128.load(vp, 16), a1);
+      a2 = madd(pv, v128.load(vp, 32), a2);
+      a3 = madd(pv, v128.load(vp, 48), a3);
+      a4 = madd(pv, v128.load(vp, 64), a4);
+      a5 = madd(pv, v128.load(vp, 80), a5);
+      a6 = madd(pv, v128.load(vp, 96), a6);
+      a7 = madd(pv, v128.load(vp, 112), a7);
+    } else {
+      const r0 = v128.load(vp), r1 = v128.load(vp, 16), r2 = v128.load(vp, 32), r3 = v128.load(vp, 48);
+      a0 = madd(pv, lo8<W>(r0), a0);
+      a1 = madd(pv, hi8<W>(r0), a1);
+      a2 = madd(pv, lo8<W>(r1), a2);
+      a3 = madd(pv, hi8<W>(r1), a3);
+      a4 = madd(pv, lo8<W>(r2), a4);
+      a5 = madd(pv, hi8<W>(r2), a5);
+      a6 = madd(pv, lo8<W>(r3), a6);
+      a7 = madd(pv, hi8<W>(r3), a7);
+    }
+    vp += rowB;
+  }
+  v128.store(acc, a0); v128.store(acc, a1, 16); v128.store(acc, a2, 32); v128.store(acc, a3, 48);
+  v128.store(acc, a4, 64); v128.store(acc, a5, 80); v128.store(acc, a6, 96); v128.store(acc, a7, 112);
+}
+
+/** acc[0, 8) += Σ_jj p[jj] · v_jj[0, 8) (see accHeadW) */
+function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
+  let a0 = v128.load(acc), a1 = v128.load(acc, 16);
+  let vp = v;
+  for (let jj = 0; jj < bk; jj++) {
+    const pv = v128.load32_splat(f4(p, jj));
+    if (isFloat<W>()) {
+      a0 = madd(pv, v128.load(vp), a0);
+      a1 = madd(pv, v128.load(vp, 16), a1);
+    } else {
+      const r = v128.load(vp);
+      a0 = madd(pv, lo8<W>(r), a0);
+      a1 = madd(pv, hi8<W>(r), a1);
+    }
+    vp += rowB;
+  }
+  v128.store(acc, a0); v128.store(acc, a1, 16);
 }
 
 /**
@@ -428,6 +606,12 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
  */
 // @ts-ignore: decorator
 @inline function dotRowW<W>(a: usize, b: usize, n: i32): f32 {
+  return hsum(dotRowVecW<W>(a, b, n));
+}
+
+/** dotRowW before its horizontal sum: (a0 + a1) + (a2 + a3) of its 4 accumulators */
+// @ts-ignore: decorator
+@inline function dotRowVecW<W>(a: usize, b: usize, n: i32): v128 {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let k = 0;
   if (isFloat<W>()) {
@@ -452,7 +636,7 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
     const c = min(4, n - k);
     a0 = madd(ldz(f4(a, k), c), ldzW<W>(b, k, c), a0);
   }
-  return hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  return f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
 }
 
 /**
@@ -558,6 +742,40 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
 @inline function decodeBlockQ8Rows(qh: usize, ql: usize, qs: usize, k0: usize, v0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize, part: usize, headB: usize): void {
   const Hq = Hkv * G;
   const nb = hd >> 5;
+  scoreRowsQ8(qh, ql, qs, k0, rowB, j0, bk, Hkv, G, hd, scale, sc);
+  foldHeads(sc, bk, Hq, part, headB, hd);
+  for (let jj = 0; jj < bk; jj++) valueRowQ8(v0 + <usize>(j0 + jj) * rowB, f4(sc, jj), Hkv, G, nb, part, headB);
+}
+
+/** the q8 'rows' values' pass for one key row at vp (every KV head's nb blocks): acc_h += (p_h · scale) · q8, p_h at sc + h · DBK floats */
+// @ts-ignore: decorator
+@inline function valueRowQ8(vp: usize, sc: usize, Hkv: i32, G: i32, nb: i32, part: usize, headB: usize): void {
+  const headKV = <usize>nb * Q8B;
+  for (let g = 0; g < Hkv; g++) {
+    for (let i = 0; i < G; i++) {
+      const h = g * G + i;
+      const p = load<f32>(f4(sc, h * DBK));
+      const ac0 = part + <usize>h * headB;
+      for (let c = 0; c < nb; c++) {
+        const blk = vp + <usize>c * Q8B;
+        const sa = f32x4.splat(p * load<f32>(blk));
+        const ac = ac0 + (<usize>c << 7);
+        for (let u: usize = 0; u < 32; u += 8) {
+          const ra = v128.load8x8_s(blk + 4 + u);
+          const ap = ac + (u << 2);
+          v128.store(ap, madd(sa, q8lo(ra), v128.load(ap)));
+          v128.store(ap, madd(sa, q8hi(ra), v128.load(ap, 16)), 16);
+        }
+      }
+    }
+    vp += headKV;
+  }
+}
+
+/** the q8 'rows' scores' pass (decodeBlockQ8Rows): sc[h · DBK + jj] = scale · dotQ8(q_h, k_(j0 + jj)), key row by key row */
+// @ts-ignore: decorator
+@inline function scoreRowsQ8(qh: usize, ql: usize, qs: usize, k0: usize, rowB: usize, j0: i32, bk: i32, Hkv: i32, G: i32, hd: i32, scale: f32, sc: usize): void {
+  const nb = hd >> 5;
   const qhB = <usize>hd << 1;
   const headKV = <usize>nb * Q8B;
   for (let jj = 0; jj < bk; jj++) {
@@ -568,29 +786,6 @@ function unpackQ8Rows(src: usize, e0: i32, strideB: usize, rows: i32, n: i32, ds
         store<f32>(f4(sc, h * DBK + jj), dotQ8(qh + <usize>h * qhB, ql + <usize>h * qhB, qs + (<usize>h << 3), kp, nb) * scale);
       }
       kp += headKV;
-    }
-  }
-  foldHeads(sc, bk, Hq, part, headB, hd);
-  for (let jj = 0; jj < bk; jj++) {
-    let vp = v0 + <usize>(j0 + jj) * rowB;
-    for (let g = 0; g < Hkv; g++) {
-      for (let i = 0; i < G; i++) {
-        const h = g * G + i;
-        const p = load<f32>(f4(sc, h * DBK + jj));
-        const ac0 = part + <usize>h * headB;
-        for (let c = 0; c < nb; c++) {
-          const blk = vp + <usize>c * Q8B;
-          const sa = f32x4.splat(p * load<f32>(blk));
-          const ac = ac0 + (<usize>c << 7);
-          for (let u: usize = 0; u < 32; u += 8) {
-            const ra = v128.load8x8_s(blk + 4 + u);
-            const ap = ac + (u << 2);
-            v128.store(ap, madd(sa, q8lo(ra), v128.load(ap)));
-            v128.store(ap, madd(sa, q8hi(ra), v128.load(ap, 16)), 16);
-          }
-        }
-      }
-      vp += headKV;
     }
   }
 }
@@ -771,10 +966,10 @@ export function attention_decode_scratch(b: i32, Hq: i32, hd: i32, S: i32, T: i3
   return <i32>(<usize>T * perThreadFloats(Hq, hd, fmt, pad) + <usize>b * Hq * S * partFloats(hd, pad));
 }
 
-/** attention_decode's scratch floats per thread: Hq · DBK scores, then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
+/** attention_decode's scratch floats per thread: 2 · Hq · DBK scores (two blocks' for 'pipe'), then fmt 4 a block's keys and values as f32, fmt 3 the queries split */
 // @ts-ignore: decorator
 @inline function perThreadFloats(Hq: i32, hd: i32, fmt: i32, pad: i32): usize {
-  return padLine(<usize>Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
+  return padLine(<usize>2 * Hq * DBK + (fmt == 4 ? <usize>2 * hd * DBK : fmt == 3 ? <usize>Hq * (hd + 2) : 0), pad);
 }
 
 /** where the partials start in attention_decode's scratch (after the T threads' own scratch) */
@@ -806,11 +1001,15 @@ function decodeItem(
   // (widening per value, G query heads per KV head) and the heads4 code, which loads the queries once for 4 keys and
   // updates the accumulators once per 4 keys, measured faster there (attn-stream.bench, hybrid shape): it runs
   // heads4; so does fmt 4 (q8 through scratch).
-  const rows = shape == 0 && (fmt == 0 || (G == 1 && fmt != 4));
-  // thread t's scratch: Hq · DBK scores, then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
+  // 'regs' (shape 2: the values' accumulators in registers) and 'pipe' (3: the blocks pipelined; 'regs' under GQA) are
+  // 'rows' reorganised: the same bits where 'rows' runs its own code; under GQA they run on 16-bit caches too, where
+  // 'regs' measured faster than heads4 (session 33: hybrid f16 −12 to −16 %, bf16 −2 to −4 %); on a q8 cache
+  // (G = 1) 'regs' runs the 'rows' code, 'pipe' its pipeline; q8 under GQA and fmt 4 run heads4 in every shape.
+  const rows = shape == 0 ? fmt == 0 || (G == 1 && fmt != 4) : shape >= 2 && (fmt <= 2 || (G == 1 && fmt == 3));
+  // thread t's scratch: 2 · Hq · DBK scores (two blocks: 'pipe'), then (fmt 4) a block's keys and values as f32 [DBK, hd] each, or (fmt 3) the
   // row's query heads split into int16 (splitQ: hi and lo [Hq, hd] each, then s1, s2 per head in 8 bytes)
   const sc = scratch + ((<usize>t * perThreadFloats(Hq, hd, fmt, pad)) << 2);
-  const Kf = sc + ((<usize>Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
+  const Kf = sc + ((<usize>2 * Hq * DBK) << 2), Vf = Kf + ((<usize>DBK * hd) << 2);
   const Qh = Kf, Ql = Qh + ((<usize>Hq * hd) << 1), Qs = Ql + ((<usize>Hq * hd) << 1);
   const parts = partsAt(scratch, T, Hq, hd, fmt, pad), ps = partBytes(hd, pad);
   const hdB = <usize>hd << 2;
@@ -831,9 +1030,23 @@ function decodeItem(
     const part = parts + (<usize>(r * Hq + g0 * G) * S + s) * ps;
     const ho = kvByte(fmt, <usize>(g0 * hd)), nh = g1 - g0;
     const Qo = <usize>(g0 * G * hd) << 1;
+    if (shape == 3 && G == 1) {
+      // 'pipe': the blocks pipelined (K and V streamed side by side; q8 in place: fmt 3, the queries split as 'rows')
+      const qh = Qh + Qo, ql = Ql + Qo, qs = Qs + (<usize>(g0 * G) << 3);
+      if (fmt == 0 || fmt == 3) decodeKeysPipe<f32>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else decodeKeysPipe<i16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      return;
+    }
+    // 'regs', and 'pipe' under GQA (measured faster there than pipelined 'rows' on f32, than heads4 on 16-bit)
+    const regs = shape >= 2 && fmt <= 2;
     for (let j0 = s0; j0 < s1; j0 += DBK) {
       const bk = min(DBK, s1 - j0);
-      if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      if (regs) {
+        if (fmt == 0) decodeBlockRegs<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+        else if (fmt == 1) decodeBlockRegs<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+        else decodeBlockRegs<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      } else if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else decodeBlockQ8Rows(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
@@ -873,8 +1086,9 @@ function decodeItem(
 /**
  * Attention of one query per row: q, out [b, 1, Hq, hd]; nKeys: i32 [b] (keys 0 … nKeys[r] − 1 of row r, ≥ 1);
  * S splits of each row's keys; fmt: the cache's format (see the top); shape: 0 'rows' (decodeBlockRows /
- * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head); pad: 1 (default) every thread's scratch and
- * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread Hq · DBK
+ * decodeBlockQ8Rows; not fmt 4), 1 'heads4' (decodeBlock per KV head), 2 'regs' (decodeBlockRegs), 3 'pipe'
+ * (decodeKeysPipe; decodeBlockRegs under GQA); pad: 1 (default) every thread's scratch and
+ * every partial on cache lines of its own, 0 packed (before session 30). scratch: attention_decode_scratch's floats, 64-byte aligned (per thread 2 · Hq · DBK
  * floats, q8: + 2 · DBK · hd, padded to a cache line; then the partials [b, Hq, S, partFloats(hd)]). counter: i32, zeroed (the barrier before the merge; with S = 1 none: each thread merges the rows it computed).
  */
 export function attention_decode(
