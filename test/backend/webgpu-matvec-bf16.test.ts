@@ -3,8 +3,9 @@
  * flight, unpacking on vectors, x̂ staged even/odd, subgroup (or workgroup-tree) reductions and split-K.
  * Checked: the tunables' rule at the 2.8b and 130m shapes and the option parsing; `linear` through the backend against
  * float64 at awkward shapes (K = 8·odd, units not a multiple of a lane's, N = 1 and rows not a multiple of a
- * workgroup's, 1–8 rows of x, bias and none, fixed tunables with and without split-K); and the kernel recorded
- * directly with every fusion (gated norm, bias, residual, conv window), both reductions and S = 1 / 3 slices, against
+ * workgroup's, 1–8 rows of x, bias and none, fixed tunables with and without split-K, first loads before the prologue
+ * or not); and the kernel recorded directly with every fusion (gated norm, bias, residual, conv window), both
+ * reductions, S = 1–3 slices, x̂ staged or not, the first loads before the prologue or not, against
  * MATVEC_V's bf16 path on the same inputs.
  * Bound: 1e-5 of the largest |output| — the same float32 products summed in another order (a lane's strided partial
  * sums, then a subgroup or tree reduction, per slice), so the two differ by float rounding only: at K ≤ 264 the
@@ -37,21 +38,25 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
       return { ...matvecBwParse(p.variant), S: p.S, SU: p.SU };
     };
     // 2.8b in_proj: 10,576 rows fill 331 workgroups at R = 4 (8 subgroups × 4 rows): 2 units a row in flight, x̂ staged
-    assert.deepEqual(plan(1, 2560, 10576), { mm: 1, T: 32, R: 4, U: 2, CH: 320, red: 's', S: 1, SU: 320 });
+    assert.deepEqual(plan(1, 2560, 10576), { mm: 1, T: 32, R: 4, U: 2, CH: 320, red: 's', pre: true, S: 1, SU: 320 });
     // 2.8b out_proj: 2,560 rows → R = 1 (320 workgroups), U = 8; two rows of x: 2 × 640 units × 32 B = 40 KB of x̂
-    assert.deepEqual(plan(1, 5120, 2560), { mm: 1, T: 32, R: 1, U: 8, CH: 640, red: 's', S: 1, SU: 640 });
-    assert.deepEqual(plan(2, 5120, 2560, 32768), { mm: 2, T: 32, R: 1, U: 8, CH: 320, red: 's', S: 2, SU: 320 }, '32 KiB: two slices so x̂ fits');
+    assert.deepEqual(plan(1, 5120, 2560), { mm: 1, T: 32, R: 1, U: 8, CH: 640, red: 's', pre: true, S: 1, SU: 640 });
+    assert.deepEqual(plan(2, 5120, 2560, 32768), { mm: 2, T: 32, R: 1, U: 8, CH: 320, red: 's', pre: true, S: 2, SU: 320 }, '32 KiB: two slices so x̂ fits');
     // 130m in_proj: 96 units a row over 32 lanes → U 2; out_proj 768 rows = 96 workgroups < 128 → 3 slices of 64 units
-    assert.deepEqual(plan(1, 768, 3352), { mm: 1, T: 32, R: 1, U: 2, CH: 96, red: 's', S: 1, SU: 96 });
-    assert.deepEqual(plan(1, 1536, 768), { mm: 1, T: 32, R: 1, U: 2, CH: 64, red: 's', S: 3, SU: 64 });
+    assert.deepEqual(plan(1, 768, 3352), { mm: 1, T: 32, R: 1, U: 2, CH: 96, red: 's', pre: true, S: 1, SU: 96 });
+    assert.deepEqual(plan(1, 1536, 768), { mm: 1, T: 32, R: 1, U: 2, CH: 64, red: 's', pre: true, S: 3, SU: 64 });
     // no fixed subgroup size: 32 lanes and a tree; a fixed name wins over the rule
     assert.equal(matvecBwParse(matvecBwPlan(1, 768, 3352, 0, 256, 49152).variant).red, 't');
-    assert.deepEqual(matvecBwPlan(1, 2560, 10576, 32, 256, 49152, { R: 2, U: 4, S: 5 }), { variant: '1b32r2u4c64s', S: 5, SU: 64 });
+    assert.deepEqual(matvecBwPlan(1, 2560, 10576, 32, 256, 49152, { R: 2, U: 4, S: 5 }), { variant: '1b32r2u4c64sp', S: 5, SU: 64 });
+    assert.equal(matvecBwPlan(1, 2560, 10576, 32, 256, 49152, { pre: false }).variant, '1b32r4u2c320s', "'-n': no loads before the prologue");
     assert.equal(matvecBwKey(matvecBwParse('8b4r4u8c0t')), '8b4r4u8c0t');
+    assert.equal(matvecBwKey(matvecBwParse('2b32r1u8c320sp')), '2b32r1u8c320sp');
     assert.throws(() => matvecBwParse('1b32r3u2c0s'), /bad variant/);
     assert.deepEqual(parseMatvecBwConfig('v1-b'), {});
     assert.deepEqual(parseMatvecBwConfig('v1-b-r4u2'), { R: 4, U: 2 });
     assert.deepEqual(parseMatvecBwConfig('v1-b-r1u8s3'), { R: 1, U: 8, S: 3 });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-n'), { pre: false });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-r2u4s2-n'), { pre: false, R: 2, U: 4, S: 2 });
     assert.equal(parseMatvecBwConfig('v1-b-r3u2'), null);
     assert.equal(parseMatvecBwConfig('v1-bx'), null);
   });
@@ -59,7 +64,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
   it('option names: v1-b… accepted, others refused naming the option', (t: TestContext) => {
     if (typeof g === 'string') return t.skip(g);
     try {
-      for (const k of ['v1-b', 'v1-b-r4u2', 'v1-b-r1u8s3']) g.decodeKernels = k;
+      for (const k of ['v1-b', 'v1-b-r4u2', 'v1-b-r1u8s3', 'v1-b-r1u8-n']) g.decodeKernels = k;
       assert.throws(() => (g.decodeKernels = 'v1-b-r5u2'), /decodeKernels must be .*v1-b/);
     } finally {
       g.decodeKernels = 'v1';
@@ -75,6 +80,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
         ['v1-b', 1, 136, 37, true], ['v1-b', 2, 264, 1, false], ['v1-b', 3, 24, 45, true], ['v1-b', 8, 136, 9, false],
         ['v1-b-r4u2', 1, 264, 70, true], ['v1-b-r2u4', 5, 136, 37, false], ['v1-b-r1u8', 1, 264, 3, true],
         ['v1-b-r4u2s3', 2, 264, 37, true], ['v1-b-r1u1s5', 7, 136, 11, false], ['v1-b-r8u1s2', 4, 72, 1, true],
+        ['v1-b-n', 1, 136, 37, true], ['v1-b-r2u4s2-n', 3, 264, 19, false],
       ] as const) {
         g.decodeKernels = opt;
         const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++), b = randomArray(N, seed++);
@@ -124,7 +130,8 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
     const st = (x: { storage: unknown }) => x.storage as Store;
     let seed = 5100;
     const K = 136, gs = 68, cs0 = 6, cw = 20, Kc = 4;
-    for (const [M, R, U, red, S] of [[1, 4, 2, 's', 1], [3, 2, 2, 't', 3], [8, 1, 4, 's', 3], [2, 4, 1, 't', 1], [5, 1, 8, 's', 2]] as const) {
+    // [M, R, U, reduction, S, first loads before the prologue]
+    for (const [M, R, U, red, S, pre] of [[1, 4, 2, 's', 1, true], [3, 2, 2, 't', 3, true], [8, 1, 4, 's', 3, false], [2, 4, 1, 't', 1, false], [5, 1, 8, 's', 2, true]] as const) {
       if (red === 's' && !sg) continue;
       const T = red === 's' ? sg : 32;
       const N = (256 / T) * R + 5; // a second workgroup, partly idle
@@ -142,7 +149,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
           const mv = matvecVariant(M, K, 'b', N, 256, g.rt.maxWorkgroupStorage, true);
           g.rt.record({ spec: MATVEC_V, variant: mv, roles, params, grid: g.rt.grid(Math.ceil(N / matvecParse(mv).rpw)) });
         } else {
-          const v = matvecBwKey({ mm, T, R, U, CH: which === 'bw' ? SU : 0, red });
+          const v = matvecBwKey({ mm, T, R, U, CH: which === 'bw' ? SU : 0, red, pre });
           const part = g.zeros([S, M, N]);
           const grid = g.rt.grid(matvecBwGroups(matvecBwParse(v), N, S));
           g.rt.record({ spec: MATVEC_BW, variant: v, roles: [...roles, S > 1 ? st(part) : g.rt.dummy], params: [...params, S, SU], grid });
@@ -157,7 +164,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
       for (const k of [1, 2]) {
         for (let i = 0; i < 3; i++) {
           const e = relErr(out[k][i], out[0][i]);
-          assert.ok(e <= 1e-5, `M ${M} R ${R} U ${U} ${red} S ${S} ${k === 1 ? 'staged' : 'unstaged'}: ${['y', 'y2', 'conv window'][i]} differs from MATVEC_V by ${e} relative`);
+          assert.ok(e <= 1e-5, `M ${M} R ${R} U ${U} ${red} S ${S}${pre ? ' p' : ''} ${k === 1 ? 'staged' : 'unstaged'}: ${['y', 'y2', 'conv window'][i]} differs from MATVEC_V by ${e} relative`);
         }
       }
     }

@@ -11,6 +11,8 @@
  *   weight rows of a lane (x̂ read once per R rows, not once per row);
  * - a group of T lanes owns R consecutive weight rows and reduces them with subgroupAdd where T is the device's one
  *   fixed subgroup size (variant 's'); elsewhere T = 32 lanes reduce through a workgroup tree ('t');
+ * - the first round's R·U loads issued before the norm prologue and the staging (variant 'p'): their latency overlaps
+ *   the prologue's barriers and x's loads instead of following them (a row of the 2.8b in_proj is 5 rounds a lane);
  * - split-K (S > 1 slices of SU units, a runtime parameter): workgroup (b, s) takes slice s and writes partials
  *   part[s, m, j], added by MATVEC_SK_REDUCE (matvec_splitk.ts, which also applies the bias, residual and conv-window
  *   epilogues) — for matrices of few rows (out_proj) that would not otherwise fill the GPU. S = 1: one dispatch, the
@@ -35,6 +37,11 @@ export interface MatvecBwVariant {
   CH: number;
   /** 's' subgroupAdd (T = the fixed subgroup size), 't' a workgroup tree */
   red: 's' | 't';
+  /**
+   * 'p': a lane's first R·U weight loads are issued before the norm prologue and the staging of x̂ (their barriers
+   * and x's loads then overlap the first weights' latency); else they wait for them
+   */
+  pre: boolean;
 }
 
 /** the tunables one may fix by name ('v1-b-r{R}u{U}[s{S}]'); unset ones follow `matvecBwPlan`'s rule */
@@ -42,26 +49,28 @@ export interface MatvecBwConfig {
   R?: number;
   U?: number;
   S?: number;
+  /** false ('…-n'): no weight loads before the prologue (variant without 'p') */
+  pre?: boolean;
 }
 
 export function matvecBwKey(v: MatvecBwVariant): string {
-  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}`;
+  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}${v.pre ? 'p' : ''}`;
 }
 
 export function matvecBwParse(v: string): MatvecBwVariant {
-  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])$/.exec(v);
+  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])(p?)$/.exec(v);
   if (!m) throw new Error(`matvec_bw: bad variant ${JSON.stringify(v)}`);
-  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't' };
+  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't', pre: m[7] === 'p' };
 }
 
 /**
  * 'v1-b' → {} (every tunable by the rule), 'v1-b-r{R}u{U}[s{S}]' → those fixed (R, U ∈ 1, 2, 4, 8; S ≥ 1 slices of K);
- * null for any other name
+ * a trailing '-n' ('v1-b-n', 'v1-b-r4u2-n'): the first weight loads wait for the prologue; null for any other name
  */
 export function parseMatvecBwConfig(k: string): MatvecBwConfig | null {
-  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?)?$/.exec(k);
+  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?)?(-n)?$/.exec(k);
   if (!m) return null;
-  const cfg: MatvecBwConfig = {};
+  const cfg: MatvecBwConfig = m[4] ? { pre: false } : {};
   if (m[1]) Object.assign(cfg, { R: +m[1], U: +m[2] });
   if (m[3]) {
     if (+m[3] < 1) throw new Error(`webgpu: decodeKernels ${JSON.stringify(k)}: the slices of K (s) must be ≥ 1`);
@@ -80,7 +89,8 @@ export function parseMatvecBwConfig(k: string): MatvecBwConfig | null {
  * - S (slices of K): 1, unless R = 1 still launches fewer than groups / 2 workgroups (the 130m out_proj, 768 rows:
  *   96 workgroups → 3 slices), then enough slices to reach `groups`, each of at least T·U units; and more slices while
  *   the slice of x̂ (M rows, even/odd) does not fit the workgroup memory left (`wgBytes`);
- * - x̂ staged when it fits (CH = the slice's units), else normalised at every use (CH = 0; only a fixed S can do that).
+ * - x̂ staged when it fits (CH = the slice's units), else normalised at every use (CH = 0; only a fixed S can do that);
+ * - the first weight loads issued before the prologue ('p'), unless the name ends in '-n'.
  * `cfg` fixes R, U or S by name; `sg` the fixed subgroup size (0: none).
  */
 export function matvecBwPlan(M: number, K: number, nb: number, sg: number, groups: number, wgBytes: number, cfg: MatvecBwConfig = {}): { variant: string; S: number; SU: number } {
@@ -103,7 +113,7 @@ export function matvecBwPlan(M: number, K: number, nb: number, sg: number, group
   S = Math.ceil(KV / SU); // no empty slice
   if (cfg.U === undefined) while (U > 1 && Math.ceil(SU / T) < U) U >>= 1;
   const CH = fits(S) ? SU : 0;
-  return { variant: matvecBwKey({ mm, T, R, U, CH, red }), S, SU };
+  return { variant: matvecBwKey({ mm, T, R, U, CH, red, pre: cfg.pre !== false }), S, SU };
 }
 
 /** workgroups of a call: row blocks × slices (the slice is the fastest index) */
@@ -117,16 +127,21 @@ export const MATVEC_BW: KernelSpec = {
   writes: ['y', 'y2', 'cst', 'part'],
   types: () => ({ w: 'vec4<u32>' }),
   wgsl: (v) => {
-    const { mm, T, R, U, CH, red } = matvecBwParse(v);
+    const { mm, T, R, U, CH, red, pre } = matvecBwParse(v);
     if (256 % T !== 0) throw new Error(`matvec_bw variant ${v}: T must divide 256`);
     const rows = Array.from({ length: R }, (_, r) => r);
     const ms = Array.from({ length: mm }, (_, m) => m);
     // x̂'s even / odd elements of unit q (absolute) for row m: staged, or normalised here
     const X = (m: number, q: string, odd: 0 | 1) =>
       CH ? `xs[2u * (${m}u * ${CH}u + (${q}) - q_lo) + ${odd}u]` : `xeo(${m}u, ${q}, ${odd}u, K, norm, gated, nG, gs)`;
-    const step = (uList: number[], q: (u: number) => string): string => {
+    const us = Array.from({ length: U }, (_, u) => u);
+    const qU = (u: number) => (u === 0 ? 'q' : `q + ${u * T}u`);
+    // the loads of one round into w{r}_{u} (declared as vars when `pre`)
+    const loads = (uList: number[], q: (u: number) => string, decl: boolean): string =>
+      uList.flatMap((u) => rows.map((r) => `${decl ? 'let ' : ''}w${r}_${u} = $w[wr${r} + ${q(u)}];`)).join(' ');
+    const step = (uList: number[], q: (u: number) => string, load: 'let' | 'none'): string => {
       const L: string[] = [];
-      for (const u of uList) for (const r of rows) L.push(`let w${r}_${u} = $w[wr${r} + ${q(u)}];`);
+      if (load === 'let') L.push(loads(uList, q, true));
       for (const m of ms) {
         const body: string[] = [];
         for (const u of uList) {
@@ -178,11 +193,19 @@ fn main(@builtin(workgroup_id) wgid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   init_offsets();
 ${DECODE_PARAMS}
   let S = pu(PK + 11u); let SU = pu(PK + 12u);
-  if (norm) { ${normScales(false)} }
   let KV = K / 8u;
   let g = lin(wgid, nwg);
   let s = g % S; let blk = g / S;
   let q_lo = min(KV, s * SU); let q_hi = min(KV, q_lo + SU);
+  let lane = ${red === 's' ? 'sgl' : `li % ${T}u`};
+  let row0 = (blk * ${256 / T}u + li / ${T}u) * ${R}u;
+  let wb = o_w / 4u;
+  ${rows.map((r) => `let j${r} = row0 + ${r}u; let wr${r} = wb + min(j${r}, nb - 1u) * KV;`).join('\n  ')}
+  var q = q_lo + lane;
+  ${pre ? `${us.flatMap((u) => rows.map((r) => `var w${r}_${u}: vec4<u32>;`)).join(' ')}
+  var held = q + ${(U - 1) * T}u < q_hi;
+  if (held) { ${loads(us, qU, false)} }` : ''}
+  if (norm) { ${normScales(false)} }
   ${CH ? `let n = q_hi - q_lo;
   for (var i = li; i < M * n; i += 256u) {
     let m = i / n; let q = q_lo + i % n;
@@ -192,17 +215,14 @@ ${DECODE_PARAMS}
     xs[o + 1u] = vec4<f32>(a.y, a.w, c.y, c.w);
   }
   workgroupBarrier();` : ''}
-  let lane = ${red === 's' ? 'sgl' : `li % ${T}u`};
-  let row0 = (blk * ${256 / T}u + li / ${T}u) * ${R}u;
-  let wb = o_w / 4u;
-  ${rows.map((r) => `let j${r} = row0 + ${r}u; let wr${r} = wb + min(j${r}, nb - 1u) * KV;`).join('\n  ')}
   ${rows.flatMap((r) => ms.map((m) => `var a${r}_${m} = 0.0;`)).join(' ')}
-  var q = q_lo + lane;
   for (; q + ${(U - 1) * T}u < q_hi; q += ${U * T}u) {
-      ${step(Array.from({ length: U }, (_, u) => u), (u) => (u === 0 ? 'q' : `q + ${u * T}u`))}
+      ${pre ? `if (!held) { ${loads(us, qU, false)} }
+      held = false;
+      ${step(us, qU, 'none')}` : step(us, qU, 'let')}
   }
   for (; q < q_hi; q += ${T}u) {
-      ${step([0], () => 'q')}
+      ${step([0], () => 'q', 'let')}
   }
   ${reduce.join('\n  ')}
 }`;
