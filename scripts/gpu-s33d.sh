@@ -13,7 +13,7 @@
 set -u
 BUDGET=${BUDGET:-300}
 source scripts/gpu-steps.sh
-BW=${BW_SETS:-v1-b,v1-b-n,v1-b-r4u4,v1-b-r2u4,v1-b-r1u8,v1-b-r1u4s2,v1-b-r1u8s1}
+BW=${BW_SETS:-v1-b,v1-b-n,v1-b-r4u4,v1-b-r2u4,v1-b-r1u8,v1-b-r4u2s4,v1-b-r1u4s2,v1-b-r1u8s1}
 # in order of need (a step past the budget is skipped): bf16 stream table, mamba2-2.8b, mamba2-130m, mamba-2.8b, q8 table
 step 85 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1,2 \
   --shapes 2.8b.in_proj,2.8b.out_proj,130m.in_proj,130m.out_proj,130m.lm_head --kernels v1,v1-u4,v1-k4,$BW \
