@@ -87,7 +87,7 @@ export function parseMatvecBwConfig(k: string): MatvecBwConfig | null {
  * - U = 8 / R (8 loads in flight a lane: 128 bytes), halved while a lane would have fewer than U units of its slice
  *   (130m in_proj: 96 units over 32 lanes → U 2);
  * - S (slices of K): 1, unless R = 1 still launches fewer than groups / 2 workgroups (the 130m out_proj, 768 rows:
- *   96 workgroups → 3 slices), then enough slices to reach `groups`, each of at least T·U units; and more slices while
+ *   96 workgroups → 3 slices), then enough slices to reach `groups`, each of at least 2·T units; and more slices while
  *   the slice of x̂ (M rows, even/odd) does not fit the workgroup memory left (`wgBytes`);
  * - x̂ staged when it fits (CH = the slice's units), else normalised at every use (CH = 0; only a fixed S can do that);
  * - the first weight loads issued before the prologue ('p'), unless the name ends in '-n'.
