@@ -10,13 +10,14 @@
  *    measureBandwidth, COPY_ROWS one float per lane, GB/s = (read + written bytes) / time, best of 5 syncs of 4 copies)
  *    as it reports itself, and its kernel timed here ('cli-copy' read+write and read-only GB/s). Every sum is checked.
  * 2. matvec — the decode matvec at real shapes (mamba2-2.8b in_proj / out_proj, mamba2-130m in_proj / out_proj, the
- *    130m lm_head), f32 / bf16 / q8, M = 1, 2, 4, 8 rows of x: for each --kernels value (the backend's decodeKernels
+ *    130m lm_head), f32 / bf16 / q8, M = 1, 2, 4, 8 rows of x (--rows; bf16 and q8: --rows-packed, 1 and 2): for each --kernels value (the backend's decodeKernels
  *    option: 'v1' = what decode runs today, MATVEC_V; 'v1-u4' its loads-in-flight form; 'v1-k4' the split-K matvec with
  *    x̂ in registers; 'v2…' the subgroup matvec, 'v2-r1w128l4n' its loop form with 4 loads in flight) the dispatches the
  *    backend records for `linear` are captured (so the variant is the one the backend picks) and replayed. The weights
  *    rotate over copies of the matrix filling --pool-mb (default 256 MiB, > an H100's 50 MB L2), so every call reads
  *    them from DRAM. Every kernel set's output is checked against a float64 CPU product of the weights as stored
- *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call.
+ *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call;
+ *    'probe ÷ this' = the probe's time over the same bytes (below) ÷ this set's: 1.0 is the probe's rate.
  *    `--context norm`: RMSNorm(x)·Wᵀ, the norm folded into the matvec as decode's in_proj and lm_head run it (default
  *    'plain': x·Wᵀ).
  *    Row 'probe' (--matvec-probe, default L4w256gn; '' for none): part 1's sum over the same copies, the same way.
@@ -29,7 +30,7 @@
  * submit (already encoded) until onSubmittedWorkDone, per call. Without 'timestamp-query' the gpu column is empty.
  *
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
- *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--shapes ...] [--kernels v1,...]
+ *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--rows-packed 1,2] [--shapes ...] [--kernels v1,...]
  *        [--context plain|norm] [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
  *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization] [--budget-s 75]
  *
@@ -56,7 +57,13 @@ const reps = Number(arg('reps', small ? '2' : '3'));
 const calls = Number(arg('calls', small ? '3' : '200'));
 const poolMb = Number(arg('pool-mb', small ? '1' : '256'));
 const formats = listArg<WebGpuWeights>('weights', 'f32,bf16,q8', ['f32', 'bf16', 'q8']);
-const rowsList = intListArg('rows', small ? '1,4' : '1,2,4,8');
+const rowsF32 = intListArg('rows', small ? '1,4' : '1,2,4,8');
+/**
+ * --rows-packed: the rows of x for the bf16 and q8 weights (default 1,2: batch-1 decode and two sequences, where
+ * the packed formats' unpacking shows; 4 and 8 add ~2× the time a format)
+ */
+const rowsPacked = intListArg('rows-packed', small ? '1,4' : '1,2');
+const rowsFor = (fmt: WebGpuWeights): number[] => (fmt === 'f32' ? rowsF32 : rowsPacked);
 /** [name, K, N]: mamba2-2.8b (d_model 2560, d_inner 5120, 80 heads, 1 group of 128 states), mamba2-130m, the lm_head */
 const ALL_SHAPES: Array<[string, number, number]> = small
   ? [['s.in_proj', 64, 40], ['s.out_proj', 128, 16], ['s.lm_head', 64, 200]]
@@ -328,8 +335,9 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
   const rt = be.rt, timer = new Timer(be);
   be.rt.setProfiling(false);
   log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit over ${poolMb} MiB of weight copies, median of ${reps})`);
-  log('| shape | K → N | M | kernels | variant | GB/s (gpu) | GB/s (wall) | µs per call (gpu) | µs per call (wall) | max rel err |');
-  log('|---|---|---:|---|---|---:|---:|---:|---:|---:|');
+  log('| shape | K → N | M | kernels | variant | GB/s (gpu) | GB/s (wall) | µs per call (gpu) | µs per call (wall) | probe ÷ this (gpu) | max rel err |');
+  log('|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|');
+  const rowsList = rowsFor(fmt);
   const maxM = Math.max(...rowsList);
   for (const [name, K, N] of ALL_SHAPES.filter((s) => shapeNames.includes(s[0]))) {
     if (overBudget(`${fmt} ${name}`)) continue;
@@ -376,6 +384,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
         ref[m * N + n] = s;
       }
     }
+    // the probe's µs per call over these copies (timed with the first M): each set's time as a fraction of it
+    let probeUs = NaN;
     for (const M of rowsList) {
       const X = be.fromHost(x0.slice(0, M * K), [M, K]);
       const keep: Tensor[] = [X];
@@ -417,10 +427,12 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
       }
       // (blocks a split-K's partials were released to may be reused by later sets' outputs: timing only, results checked above)
       const timed = await interleaved(timer, sets, (s) => Array.from({ length: calls }, (_, i) => s.call.map((d) => ({ ...d, roles: d.roles.map((r) => (r === ws ? copies[i % copies.length] : r)) }))));
+      const pi = sets.findIndex((s) => s.k === 'probe');
+      if (pi >= 0) probeUs = timed[pi].gpuUs;
       sets.forEach((s, i) => {
         const t = timed[i];
-        log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${Number.isNaN(s.err) ? '—' : s.err.toExponential(1)} |`);
-        results.matvec.push({ shape: name, K, N, M, weights: fmt, context, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, maxRelErr: s.err });
+        log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${f2(probeUs / t.gpuUs)} | ${Number.isNaN(s.err) ? '—' : s.err.toExponential(1)} |`);
+        results.matvec.push({ shape: name, K, N, M, weights: fmt, context, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, probeOverThis: probeUs / t.gpuUs, maxRelErr: s.err });
       });
       for (const t of keep) t.dispose();
       if (probeOut) rt.release(probeOut);

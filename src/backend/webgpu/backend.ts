@@ -18,6 +18,7 @@ import { GpuGraph, GpuRuntime, Store, f2u, packBf16, type KernelSpec, type RowBl
 import { Q8_BLOCK } from '../wasm/q8.js';
 import { Q8_SUPER_WORDS, packQ8Gpu, q8Words } from './kernels/q8.js';
 import { parseMatvecSgConfig, type MatvecSgConfig } from './kernels/matvec_sg.js';
+import { parseMatvecBwConfig } from './kernels/matvec_bf16.js';
 import { packedFormat } from './kernels/matvec.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
@@ -40,7 +41,7 @@ import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js'
 import { halfFormat, type HalfFormat } from './kernels/half.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
-import { DecodeFusion } from './fusion.js';
+import { BF16_WIDE_DEFAULT, DecodeFusion } from './fusion.js';
 import { MegaDecode } from './mega.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
@@ -242,7 +243,9 @@ export class WebGpuBackend implements Backend {
     // them, at R a pass without -o); '-p4': Mamba-1 stacks in session 32's 4 phases a layer (else 3; then -o is
     // ignored; Mamba-2 ignores -p4)
     const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(?:-o(8|16|32))?(-p4)?$/.exec(k);
-    const cfg = k === 'v1' || k === 'fused' || mega || v1 ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
+    // 'v1-b' / 'v1-b-r{R}u{U}[s{S}]': v1 with bf16 weights through MATVEC_BW (kernels/matvec_bf16.ts)
+    const bw = parseMatvecBwConfig(k);
+    const cfg = k === 'v1' || k === 'fused' || mega || v1 || bw ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
     if (k !== this.decodeName) this.epoch++;
     if (mega && this.mega) {
       this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
@@ -255,6 +258,7 @@ export class WebGpuBackend implements Backend {
     this.fx.sgv = cfg;
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
+    this.fx.bw = bw ?? (k === 'v1' && BF16_WIDE_DEFAULT ? {} : null);
   }
   private decodeK = 'v1';
   /** decodeKernels 'mega': the one-dispatch decode step (mega.ts) */

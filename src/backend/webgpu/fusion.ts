@@ -8,6 +8,7 @@ import { MATVEC_V, MATVEC_X, matvecParse, matvecVariant, packedFormat, type Matv
 import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
+import { MATVEC_BW, matvecBwGroups, matvecBwParse, matvecBwPlan, type MatvecBwConfig } from './kernels/matvec_bf16.js';
 import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from './kernels/matvec_splitk.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
@@ -84,6 +85,13 @@ export interface MatvecExt {
   J?: number;
 }
 
+/**
+ * Whether decodeKernels 'v1' (the default) sends bf16 weights through MATVEC_BW (`matvecBwPlan`'s tunables) instead of
+ * MATVEC_V with 4 loads in flight. false until the variants are timed against each other on a GPU (bench/webgpu-
+ * stream.bench.ts, scripts/gpu-s33d.sh): the one line to flip.
+ */
+export const BF16_WIDE_DEFAULT = false;
+
 export class DecodeFusion {
   private readonly norms = new WeakMap<Store, PendingNorm>();
   /** the pending norms that read a store (x or z), by the store's base: materialised before it is released */
@@ -127,6 +135,13 @@ export class DecodeFusion {
    * pass) for f32/bf16 vector weights where the device has one fixed subgroup size; 0: MATVEC_V
    */
   splitK = 0;
+  /**
+   * decodeKernels 'v1-b…' (session 33): bf16 weights through MATVEC_BW (kernels/matvec_bf16.ts: R·U 16-byte loads in
+   * flight a lane, unpacking on vectors, x̂ staged even/odd and reused across a lane's R rows, subgroupAdd, split-K
+   * where the rows are few), tunables fixed by name or by `matvecBwPlan`'s rule; null: MATVEC_V. What 'v1' sets it
+   * to is BF16_WIDE_DEFAULT.
+   */
+  bw: MatvecBwConfig | null = BF16_WIDE_DEFAULT ? {} : null;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
@@ -277,6 +292,20 @@ export class DecodeFusion {
         const sg = this.rt.subgroupFixed, cfg = this.sgv!;
         const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);
         this.rec(MATVEC_SGV, roles, params, this.rt.grid(Math.ceil(nb / matvecSgRows(matvecSgParse(v)))), v);
+      } else if (!few && this.bw && fmt === 'b') {
+        const plan = matvecBwPlan(l.M, l.K, nb, this.rt.subgroupFixed, groups, this.rt.maxWorkgroupStorage, this.bw);
+        const v = matvecBwParse(plan.variant);
+        const grid = this.rt.grid(matvecBwGroups(v, nb, plan.S));
+        if (plan.S === 1) {
+          this.rec(MATVEC_BW, [...roles, this.rt.dummy], [...params, 1, plan.SU], grid, plan.variant);
+        } else {
+          const part = this.rt.alloc(this.rt.actPool, plan.S * l.M * nb, 'split-K partials');
+          this.rec(MATVEC_BW, [...roles, part], [...params, plan.S, plan.SU], grid, plan.variant);
+          const reduceRoles = [...roles, part];
+          reduceRoles[1] = this.rt.dummy; // (the weights: pass 2 reads only the partials)
+          this.rec(MATVEC_SK_REDUCE, reduceRoles, [...params, plan.S], this.rt.grid(Math.ceil((l.M * nb) / 256)));
+          this.rt.release(part);
+        }
       } else if (!few && this.splitK > 0 && (fmt === 'f' || fmt === 'b') && this.rt.subgroupFixed > 0 && this.rt.subgroupFixed <= 128) {
         const sg = this.rt.subgroupFixed;
         const v = matvecSkVariant(l.M, l.K, fmt, nb, sg, this.splitK, groups);

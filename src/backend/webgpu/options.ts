@@ -154,6 +154,12 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * grow with the rows, partial sums added by a second dispatch that applies the bias, residual and conv-window
    * epilogues) for f32/bf16 weights where the device has one fixed subgroup size (q8 and other devices: MATVEC_V);
    * 'v2-r{rows}w{workgroup}l{U}[n]' — the subgroup matvec's loop form with U (2, 4, 8) loads in flight.
+   * 'v1-b' / 'v1-b-r{R}u{U}[s{S}]' (session 33, opt-in, not yet timed on a GPU): v1 with bf16 weights through MATVEC_BW
+   * (kernels/matvec_bf16.ts: R weight rows × U 16-byte units loaded a lane before any product, shift/mask unpacking on
+   * vectors, x̂ staged even/odd once per workgroup and reused across the R rows, subgroupAdd, K in S slices added by a
+   * second dispatch, the first loads issued before the norm prologue); 'v1-b' takes R, U and S by `matvecBwPlan`'s rule, the long
+   * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue.
+   * Other weight formats run v1's kernels. fusion.ts's BF16_WIDE_DEFAULT makes 'v1' take it.
    * 'mega' (session 32, opt-in, not yet timed on a GPU): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
    * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase

@@ -84,7 +84,7 @@ export function parseMatvecSgConfig(s: string, dflt: MatvecSgConfig): MatvecSgCo
   const m = /^v2-r(\d+)w(\d+)(u|l[248]?)(n?)$/.exec(s);
   const rps = m ? Number(m[1]) : 0, wg = m ? Number(m[2]) : 0;
   if (!m || rps < 1 || rps > 8 || wg < 32 || wg > 1024 || (wg & (wg - 1)) !== 0) {
-    throw new Error(`webgpu: decodeKernels must be 'v1', 'v1-u<1|2|4|8>', 'v1-k<1|2|4>', 'fused', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l|l2|l4|l8>' (e.g. v2-r2w128u, v2-r1w128l4n; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
+    throw new Error(`webgpu: decodeKernels must be 'v1', 'v1-u<1|2|4|8>', 'v1-k<1|2|4>', 'v1-b' or 'v1-b-r<1|2|4|8>u<1|2|4|8>[s<slices>]' (either with a trailing '-n'), 'fused', 'v2' or 'v2-r<rows per subgroup 1–8>w<workgroup 32–1024, a power of two><u|l|l2|l4|l8>' (e.g. v2-r2w128u, v2-r1w128l4n; a trailing n: x̂ not staged in workgroup memory), got ${JSON.stringify(s)}`);
   }
   return { rps, wg, unroll: m[3] === 'u', ...(m[3].length > 1 ? { loads: Number(m[3].slice(1)) } : {}), stage: m[4] !== 'n' };
 }
