@@ -52,6 +52,8 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
     }
     // the LM head at 8 rows on an H100's 48 KiB: 8 rows a team, x̂ of K = 768 staged whole
     assert.equal(rowsVariant(8, 768, 'b', 50280, 128, 49152), 'bp8m8c768');
+    // Mamba-2 130m's in_proj at 16 rows: 2 rows a team (210 workgroups), K = 768 in two even chunks (not 736 + 32)
+    assert.equal(rowsVariant(16, 768, 'f', 3352, 128, 49152), 'fp2m16c384');
     assert.throws(() => rowsVariant(17, 768, 'f', 64, 128, 49152), /M must be 1–16/);
     assert.throws(() => rowsParse('fp8m16c768'), /bad variant/); // 128 accumulators
     assert.throws(() => rowsParse('xp1m2c64'), /bad variant/);

@@ -281,6 +281,10 @@ export class WebGpuBackend implements Backend {
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.decodeRows !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_DECODE_ROWS)'}`);
     }
+    // MATVEC_R's P rule: at least this many workgroups (MAMBA_TS_WEBGPU_ROWS_GROUPS, for sweeps on a GPU; default 128)
+    const rowsGroups = env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS ? Number(env0.MAMBA_TS_WEBGPU_ROWS_GROUPS) : this.fx.rowsMinGroups;
+    if (!Number.isInteger(rowsGroups) || rowsGroups < 0) throw new Error(`webgpu: MAMBA_TS_WEBGPU_ROWS_GROUPS must be a whole number of workgroups, got ${env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS}`);
+    this.fx.rowsMinGroups = rowsGroups;
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';

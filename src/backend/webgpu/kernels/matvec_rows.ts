@@ -46,8 +46,8 @@ function sharedVec4(mm: number, kc: number): number {
 
 /**
  * The variant for M rows of width K (`fmt` 'f', 'b' or 'q') and `rows` weight rows: as many rows per team
- * (P ≤ 8, P · MM ≤ 64) as leave at least `groups` workgroups (0: as few as possible), and the largest chunk of K
- * (whole 32-element blocks) whose x̂ fits `wgBytes` of workgroup memory beside the norm's scratch.
+ * (P ≤ 8, P · MM ≤ 64) as leave at least `groups` workgroups (0: as few as possible), and K in as few chunks (of
+ * even size, whole 32-element blocks) as fit x̂ in `wgBytes` of workgroup memory beside the norm's scratch.
  */
 export function rowsVariant(M: number, K: number, fmt: 'f' | 'b' | 'q', rows: number, groups: number, wgBytes: number): string {
   if (!Number.isInteger(M) || M < 1 || M > ROWS_MAX) throw new Error(`matvec_rows: M must be 1–${ROWS_MAX}, got ${M}`);
@@ -56,8 +56,9 @@ export function rowsVariant(M: number, K: number, fmt: 'f' | 'b' | 'q', rows: nu
   while (p > 1 && Math.ceil(rows / (TEAMS * p)) < groups) p >>= 1;
   // workgroup memory: the shared vec4s, the norm's red (256 f32) and rsv (64 f32), a margin
   const free = Math.floor((wgBytes - 4 * 256 - 4 * 64 - 64) / 16);
-  let kc = Math.floor((free * 4) / mm / 32) * 32;
-  kc = Math.min(kc, Math.ceil(K / 32) * 32);
+  const most = Math.floor((free * 4) / mm / 32) * 32;
+  // K in as few chunks as fit, of even size (768 at 16 rows on 48 KiB: two of 384, not 736 + 32)
+  const kc = most < 32 ? 0 : Math.ceil(K / Math.ceil(K / most) / 32) * 32;
   if (kc < 32 || sharedVec4(mm, kc) > free) throw new Error(`matvec_rows: ${M} rows do not fit ${wgBytes} bytes of workgroup memory`);
   return `${fmt}p${p}m${mm}c${kc}`;
 }
