@@ -153,4 +153,13 @@ describe('webgpu batched greedy decode through MATVEC_R (recorded steps)', () =>
     const { names } = await kernelsOf(g, () => batchedEqualsAlone(lm, 'mamba2-tiny', 10, [0, 9]));
     assert.ok(names.includes('matvec_rows') && !names.includes('matmul_blocked'), [...new Set(names)].join(', '));
   });
+  // Mamba-1 at 10 rows: in_proj with the conv window from column 0, x_proj, dt_proj held back into the scan step (the
+  // decode fusion's, which 9–16 rows meet only on this path), out_proj with the residual
+  it('mamba-tiny (f32): 10 rows decoded together = rows 0 and 9 alone (tokens, logits ≤ 1e-4)', async (t: TestContext) => {
+    const g = gpus.f32;
+    if (typeof g === 'string') return t.skip(g);
+    const lm = (await loadModel(hfFixture('mamba-tiny'), { backend: g })).lm;
+    const { names } = await kernelsOf(g, () => batchedEqualsAlone(lm, 'mamba-tiny', 10, [0, 9]));
+    assert.ok(names.includes('matvec_rows') && !names.includes('matmul_blocked'), [...new Set(names)].join(', '));
+  });
 });
