@@ -57,7 +57,8 @@ function count(name: string, variant: string, grid: [number, number, number], p:
   if (name === 'matvec_rows') {
     const v = rowsParse(variant);
     const units = K / unit(v.fmt);
-    return { kernel: name, variant, wgs, wPer: 8 * v.p * K * bpw, xPer: M * K * 4 + normX, dots: v.p * Math.ceil(units / 32) * v.mm, red: `${v.p} × (2 barriers, ${v.mm} stores; 32 adds on ${8 * v.mm} lanes)` };
+    // (a norm of one group a row is applied late: x read once, in the staging)
+    return { kernel: name, variant, wgs, wPer: 8 * v.p * K * bpw, xPer: M * K * 4 + (p[6] < K ? normX : 0), dots: v.p * Math.ceil(units / 32) * v.mm, red: `${v.p} × (2 barriers, ${v.mm} stores; 32 adds on ${8 * v.mm} lanes)` };
   }
   if (name === 'matmul_blocked') {
     const nb = p[2], kc = p[6] ?? K;

@@ -94,13 +94,14 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
       const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Z = g.fromHost(z.slice(), [M, K]), NW = g.fromHost(nw.slice(), [K]), Bt = g.fromHost(b.slice(), [N]), R = g.fromHost(res.slice(), [M, N]);
       const v = rowsVariant(M, K, 'f', N, 0, g.rt.maxWorkgroupStorage);
       if (M === 16) assert.ok(rowsParse(v).kc < K, `${v}: K = ${K} in chunks`);
-      for (const [what, flags] of [['plain', 0], ['norm', 2], ['gated norm', 2 | 4]] as const) {
+      // the RMSNorm and the gated norm of one group (applied late: x read once), the grouped gated norm (the prologue)
+      for (const [what, flags, g0] of [['plain', 0, K], ['norm', 2, K], ['gated norm, one group', 2 | 4, K], ['gated norm', 2 | 4, gs]] as const) {
         const xc = cpu.fromHost(x.slice(), [M, K]);
-        const xin = what === 'plain' ? xc : what === 'norm' ? cpu.rmsNorm(xc, cpu.fromHost(nw.slice(), [K]), 1e-5) : cpu.rmsNormGated(xc, cpu.fromHost(z.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, gs);
+        const xin = what === 'plain' ? xc : what === 'norm' ? cpu.rmsNorm(xc, cpu.fromHost(nw.slice(), [K]), 1e-5) : cpu.rmsNormGated(xc, cpu.fromHost(z.slice(), [M, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, g0);
         const yC = cpu.linear(xin, cpu.fromHost(w.slice(), [N, K]), cpu.fromHost(b.slice(), [N])).dataSync();
         const y: Tensor = g.zeros([M, N]), y2: Tensor = g.zeros([M, N]), cst: Tensor = g.fromHost(win.slice(), [M, cw, Kc]);
         const roles = [st(X), st(W), st(Bt), flags ? st(NW) : g.rt.dummy, flags & 4 ? st(Z) : g.rt.dummy, st(R), st(cst), st(y), st(y2)];
-        g.rt.record({ spec: MATVEC_R, variant: v, roles, params: [M, K, N, 0, N, 1 | flags | 8 | 16, what === 'gated norm' ? gs : K, f2u(1e-5), cs0, cw, Kc], grid: g.rt.grid(rowsGroups(v, N)) });
+        g.rt.record({ spec: MATVEC_R, variant: v, roles, params: [M, K, N, 0, N, 1 | flags | 8 | 16, g0, f2u(1e-5), cs0, cw, Kc], grid: g.rt.grid(rowsGroups(v, N)) });
         const [yg, y2g, cg]: Float32Array[] = [await y.data(), await y2.data(), await cst.data()];
         const tag = `M=${M} K=${K} ${what} (${v})`;
         assert.ok(maxAbsDiff(yg, yC) <= 1e-4, `${tag}: y vs the CPU ${maxAbsDiff(yg, yC)}`);

@@ -8,7 +8,10 @@
  * - 8 teams of TPR = 32 lanes; a team owns P weight rows (the workgroup TEAMS · P), a lane the same K-slice of each,
  *   so a lane issues P weight loads (16-byte units) before its products: P loads in flight;
  * - x̂ of the MM ≥ M rows (zeros past M) is staged in workgroup memory in chunks of KC elements (all of K when it
- *   fits), with the decode prologue (the RMSNorm / gated norm folded in: `x4`), once per chunk for all TEAMS · P rows;
+ *   fits), once per chunk for all TEAMS · P rows, 256 / MM lanes a row; a folded norm of one group a row (the RMSNorm
+ *   before in_proj and the LM head) is applied late — staged as nw · x (· silu(z)), its sums of squares taken on the
+ *   way, the row's scale multiplying the sums at the end — so x is read once and no prologue precedes the staging;
+ *   grouped norms (gs < K) keep MATVEC_V's prologue (`normScales`, `x4`);
  * - P · MM accumulators per lane in registers (constant indices), one reduction per output at the end: the partials
  *   of a row pass written to workgroup memory (as vec4s, padded by one per lane), then the TEAMS · MM outputs of the
  *   pass summed by as many lanes (TPR values each, in order) and written with `put` (bias, residual, conv window);
@@ -111,6 +114,7 @@ export const MATVEC_R: KernelSpec = {
     if (m < M && j < nb) {
       var s = 0.0;
       for (var l = 0u; l < TPR; l++) { s += sh[(tt * TPR + l) * RV + m / 4u][m % 4u]; }
+      if (late) { s *= rsv[m]; }
       if (hasB) { s += $bias[o_bias + j]; }
       put(m, n0 + j, s, N, hasR, conv, cs0, cw, Kc);
     }
@@ -123,6 +127,8 @@ const KC: u32 = ${KC}u;
 const KC4: u32 = ${KC / 4}u;
 const RV: u32 = ${RV}u;
 const PER: u32 = ${PER[fmt]}u;
+const LPR: u32 = ${256 / MM}u;
+fn m4(m: u32, k: u32, K: u32) -> u32 { return o_x + m * K + k; }
 var<workgroup> sh: array<vec4<f32>, ${sharedVec4(MM, KC)}>;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> rsv: array<f32, 64>;
@@ -132,19 +138,39 @@ ${fmt === 'q' ? q8Fns() : ''}
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   init_offsets();
 ${DECODE_PARAMS}
-  if (norm) { ${normScales(true)} }
+  // a norm of one group a row (RMSNorm; the gated norm with gs = K) is applied late: x̂ · w = rsv[m] · Σ nw·x·w, so
+  // x is read once (staged as nw·x, its squares summed on the way) and the scale multiplies the sums at the end
+  let late = norm && nG == 1u;
+  if (norm && !late) { ${normScales(true)} }
   let t = li / TPR; let lane = li % TPR;
+  // staging: LPR lanes a row of x̂ (lane li stages row sm only: its sum of squares is one register)
+  let sm = li / LPR; let sl = li % LPR;
+  var ssq = 0.0;
   let jb = lin(wg, nwg) * (TEAMS * ${P}u);
   ${rowsSetup}
   var acc: array<f32, ${P * MM}>;
   for (var kc0 = 0u; kc0 < K; kc0 += KC) {
     let cl = min(KC, K - kc0);
     workgroupBarrier();
-    for (var i = li; i < MM * KC4; i += 256u) {
-      let m = i / KC4; let e = (i % KC4) * 4u;
+    for (var c = sl; c < KC4; c += LPR) {
+      let e = c * 4u;
       var v = vec4<f32>(0.0);
-      if (m < M && e < cl) { v = x4(m, kc0 + e, K, norm, gated, nG, gs); }
-      sh[i] = v;
+      if (sm < M && e < cl) {
+        if (late) {
+          let o = m4(sm, kc0 + e, K);
+          v = vec4<f32>($x[o], $x[o + 1u], $x[o + 2u], $x[o + 3u]);
+          if (gated) {
+            let oz = o - o_x + o_z;
+            v *= vec4<f32>(silu($z[oz]), silu($z[oz + 1u]), silu($z[oz + 2u]), silu($z[oz + 3u]));
+          }
+          ssq += dot(v, v);
+          let on = o_nw + kc0 + e;
+          v *= vec4<f32>($nw[on], $nw[on + 1u], $nw[on + 2u], $nw[on + 3u]);
+        } else {
+          v = x4(sm, kc0 + e, K, norm, gated, nG, gs);
+        }
+      }
+      sh[sm * KC4 + c] = v;
     }
     workgroupBarrier();
     let ku0 = kc0 / PER;
@@ -153,6 +179,16 @@ ${DECODE_PARAMS}
       ${loads}
       ${fmas}
     }
+  }
+  if (late) {
+    // the rows' scales: LPR partial sums of squares each, a tree in red
+    red[li] = ssq;
+    workgroupBarrier();
+    for (var st = LPR / 2u; st > 0u; st >>= 1u) {
+      if (sl < st) { red[li] += red[li + st]; }
+      workgroupBarrier();
+    }
+    if (sl == 0u && sm < M) { rsv[sm] = inverseSqrt(red[li] / f32(K) + eps); }
   }${reduce}
 }`;
   },
