@@ -29,6 +29,13 @@ const TPR = 32;
 const TEAMS = 256 / TPR;
 /** accumulators a lane may hold (P · MM) */
 const ACC_MAX = 64;
+/**
+ * registers (f32) a lane may give to its P rows' accumulators and unpacked weight units together, P · (MM + UNIT_REGS):
+ * an estimate (NVIDIA's 255 a lane, minus addresses and x̂, at 256 lanes still 2 workgroups an SM), not measured
+ */
+const REG_MAX = 96;
+/** f32 registers of one weight unit once loaded: 4 f32, 8 bf16 unpacked, 16 q8 unpacked and scaled */
+const UNIT_REGS: Record<'f' | 'b' | 'q', number> = { f: 4, b: 8, q: 16 };
 /** the most input rows MATVEC_R takes */
 export const ROWS_MAX = 16;
 
@@ -49,13 +56,14 @@ function sharedVec4(mm: number, kc: number): number {
 
 /**
  * The variant for M rows of width K (`fmt` 'f', 'b' or 'q') and `rows` weight rows: as many rows per team
- * (P ≤ 8, P · MM ≤ 64) as leave at least `groups` workgroups (0: as few as possible), and K in as few chunks (of
+ * (P ≤ 8, P · MM ≤ 64, P · (MM + a unit's registers) ≤ 96) as leave at least `groups` workgroups (0: as few as possible), and K in as few chunks (of
  * even size, whole 32-element blocks) as fit x̂ in `wgBytes` of workgroup memory beside the norm's scratch.
  */
 export function rowsVariant(M: number, K: number, fmt: 'f' | 'b' | 'q', rows: number, groups: number, wgBytes: number): string {
   if (!Number.isInteger(M) || M < 1 || M > ROWS_MAX) throw new Error(`matvec_rows: M must be 1–${ROWS_MAX}, got ${M}`);
   const mm = M <= 2 ? 2 : M <= 4 ? 4 : M <= 8 ? 8 : 16;
   let p = Math.min(8, ACC_MAX / mm);
+  while (p > 1 && p * (mm + UNIT_REGS[fmt]) > REG_MAX) p >>= 1;
   while (p > 1 && Math.ceil(rows / (TEAMS * p)) < groups) p >>= 1;
   // workgroup memory: the shared vec4s, the norm's red (256 f32) and rsv (64 f32), a margin
   const free = Math.floor((wgBytes - 4 * 256 - 4 * 64 - 64) / 16);
