@@ -96,11 +96,9 @@ export const MATVEC_R: KernelSpec = {
   wgsl: (v) => {
     const { fmt, p: P, mm: MM, kc: KC } = rowsParse(v);
     const RV = Math.ceil(MM / 4) + 1;
-    // x̂ of row m at element k (absolute; k − kc0 inside the staged chunk), accumulator m of the row pass in `acc`
-    const u = unitCode(fmt, true, {
-      X4: (m, k) => `sh[${m}u * KC4 + ((${k}) - kc0) / 4u]`,
-      acc: (a) => `acc[${a}]`,
-    });
+    // x̂ of row m at element k (absolute; k − kc0 inside the staged chunk); row pass p adds into acc[p · MM + m]
+    const unit = (p: number) => unitCode(fmt, true, { X4: (m, k) => `sh[${m}u * KC4 + ((${k}) - kc0) / 4u]`, acc: (m) => `acc[${p * MM + Number(m)}]` });
+    const u = unit(0);
     const ps = Array.from({ length: P }, (_, p) => p);
     const ms = Array.from({ length: MM }, (_, m) => m);
     const rowsSetup = ps.map((p) => `let j${p} = jb + ${p}u * TEAMS + t;
@@ -109,7 +107,7 @@ export const MATVEC_R: KernelSpec = {
     const loads = ps.map((p) => `var w${p}: ${u.decl};
       { let wr = wr${p}; ${u.load('qa', `w${p}`)} }`).join('\n      ');
     // the products: P rows × MM inputs, constant accumulator indices (registers)
-    const fmas = ps.flatMap((p) => ms.map((m) => u.fma(`w${p}`, String(m), 'qa').replace(`acc[${m}]`, `acc[${p * MM + m}]`))).join('\n      ');
+    const fmas = ps.flatMap((p) => ms.map((m) => unit(p).fma(`w${p}`, String(m), 'qa'))).join('\n      ');
     const reduce = ps.map((p) => `
   workgroupBarrier();
   ${Array.from({ length: Math.ceil(MM / 4) }, (_, i) => {
