@@ -64,8 +64,9 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
   });
 
   for (const [which, g] of Object.entries(gpus)) {
-    // [K, N]: x̂ in one chunk, and K past a 16-row chunk on SwiftShader's 32 KiB (480 elements; q8: 544 = 17 blocks)
-    const shapes = which === 'q8' ? [[96, 45], [544, 130]] : [[72, 45], [520, 130]];
+    // [K, N]: x̂ in one chunk, and K past the chunk of 9–16 rows (480 elements on SwiftShader's 32 KiB, 736 on an
+    // H100's 48) and of 8 rows on SwiftShader (960)
+    const shapes = which === 'q8' ? [[96, 45], [1024, 130]] : [[72, 45], [1000, 130]];
     const ROWS = [1, 2, 3, 5, 8, 9, 13, 16];
     it(`linear (${which}): M ∈ {${ROWS.join(', ')}} equal the CPU; 2–16 rows run matvec_rows, 1 row the matvec`, async (t: TestContext) => {
       if (typeof g === 'string') return t.skip(g);
@@ -93,7 +94,9 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
     let seed = 700;
     const st = (x: { storage: unknown }) => x.storage as Store;
     const [N, cs0, cw, Kc] = [40, 6, 20, 4];
-    for (const [M, K, gs] of [[3, 136, 68], [16, 544, 136]]) {
+    // (16 rows of 1088: in chunks on SwiftShader's 32 KiB and on an H100's 48; groups of 272: M · groups = 64, the most
+    // scales the prologue keeps, as the decode fusion's foldsNorm allows)
+    for (const [M, K, gs] of [[3, 136, 68], [16, 1088, 272]]) {
       const x = randomArray(M * K, seed++), z = randomArray(M * K, seed++), nw = randomArray(K, seed++), w = randomArray(N * K, seed++, 0.2), b = randomArray(N, seed++), res = randomArray(M * N, seed++), win = randomArray(M * cw * Kc, seed++);
       const W = g.fromHost(w.slice(), [N, K], { matrix: true }), X = g.fromHost(x.slice(), [M, K]), Z = g.fromHost(z.slice(), [M, K]), NW = g.fromHost(nw.slice(), [K]), Bt = g.fromHost(b.slice(), [N]), R = g.fromHost(res.slice(), [M, N]);
       const v = rowsVariant(M, K, 'f', N, 0, g.rt.maxWorkgroupStorage);

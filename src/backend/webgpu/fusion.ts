@@ -144,7 +144,8 @@ export class DecodeFusion {
   }
   /** whether a norm of M rows in groups of gs (width K) can be folded into the matrix kernel (scales in workgroup memory) */
   foldsNorm(M: number, K: number, gs: number): boolean {
-    return M <= this.maxRows && M * (K / gs) <= (this.fewRows && M >= 2 ? FEWROWS_SCALES : 64);
+    // (MATVEC_R, which takes 2–`rows` rows before the few-rows kernel, keeps 64 scales as MATVEC_V does)
+    return M <= this.maxRows && M * (K / gs) <= (this.fewRows && M >= 2 && M > this.rows ? FEWROWS_SCALES : 64);
   }
 
   /** the pending norm that produces `s`, if any (a decode matrix kernel may fold it in) */

@@ -11,7 +11,8 @@
  *   fits), once per chunk for all TEAMS · P rows, 256 / MM lanes a row; a folded norm of one group a row (the RMSNorm
  *   before in_proj and the LM head) is applied late — staged as nw · x (· silu(z)), its sums of squares taken on the
  *   way, the row's scale multiplying the sums at the end — so x is read once and no prologue precedes the staging;
- *   grouped norms (gs < K) keep MATVEC_V's prologue (`normScales`, `x4`);
+ *   grouped norms (gs < K) keep MATVEC_V's prologue (`normScales`, `x4`: M · K / gs ≤ 64 scales, as the decode
+ *   fusion's `foldsNorm` allows);
  * - P · MM accumulators per lane in registers (constant indices), one reduction per output at the end: the partials
  *   of a row pass written to workgroup memory (as vec4s, padded by one per lane), then the TEAMS · MM outputs of the
  *   pass summed by as many lanes (TPR values each, in order) and written with `put` (bias, residual, conv window);
