@@ -125,7 +125,7 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
     }
   });
 
-  it('through the decode fusion: RMSNorm folded in, residual added, one dispatch at 12 rows; decodeRows 0 gives the blocked GEMM back, 1 and 17 are refused', async (t: TestContext) => {
+  it('through the decode fusion: RMSNorm folded in, residual added, one dispatch at 12 rows; decodeRows 0 gives the blocked GEMM back, 1 and 17 are refused; with fewRows',  async (t: TestContext) => {
     const g = gpus.f32;
     if (typeof g === 'string') return t.skip(g);
     const [M, K, N] = [12, 72, 45];
@@ -145,6 +145,18 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
       assert.throws(() => (g.decodeRows = ROWS_MAX + 1), /decodeRows/);
     } finally {
       g.decodeRows = 16;
+    }
+    // with fewRows on too, MATVEC_R keeps the 2–16 rows, and a gated norm of more scales than its 64 (4 rows × 32
+    // groups) is not folded into it (the few-rows kernel would have kept 512)
+    g.fewRows = true;
+    try {
+      const z = randomArray(4 * K, 9);
+      const wantG = cpu.linear(cpu.rmsNormGated(cpu.fromHost(x.slice(0, 4 * K), [4, K]), cpu.fromHost(z.slice(), [4, K]), cpu.fromHost(nw.slice(), [K]), 1e-5, 2), cpu.fromHost(w.slice(), [N, K]), null).dataSync();
+      const r: { result: Float32Array; names: string[] } = await kernelsOf(g, () => g.linear(g.rmsNormGated(g.fromHost(x.slice(0, 4 * K), [4, K]), g.fromHost(z.slice(), [4, K]), NW, 1e-5, 2), W, null).data());
+      assert.ok(r.names.includes('matvec_rows') && !r.names.includes('fewrows'), r.names.join(', '));
+      assert.ok(maxAbsDiff(r.result, wantG) <= 1e-4, `gated norm of 32 groups: ${maxAbsDiff(r.result, wantG)}`);
+    } finally {
+      g.fewRows = false;
     }
     W.dispose();
     NW.dispose();
