@@ -5,7 +5,7 @@
  * profiled pass (timestamp queries, one compute pass per dispatch) that says where the GPU time goes.
  *
  *   node dist/bench/webgpu.bench.js [--presets mamba-130m,mamba2-130m] [--weights f32,bf16,q8] [--prompt 2048]
- *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--no-profile] [--json]
+ *        [--gen 128] [--reps 3] [--batch 1,8,32,64] [--batch-prompt 128] [--attention flash1,flash,flash-q32,flash-q64,legacy] [--fewrows off,on] [--decode-rows 0,16] [--no-profile] [--json]
  *        [--gemm old|tiled|sgmat|blocked|int8x1|int8x2|int8x3|int8x4] [--gemm-small blocked,old] [--gemm-small-min 9,2] [--batch-decode fused,fused-v1,old]
  *        [--profile-batches all|max|8,16] [--scan rescan|partials] [--decode v1,v2,v2-r2w128u,…]
  *        [--ssd fused|old|fused,old] [--kv-cache f32|bf16|f16] [--q8-tiles vector,scalar]
@@ -43,6 +43,7 @@
  * does the same for the products of 9–128 rows: the skinny-M blocked GEMM (kernels/gemm_blocked.ts, split-K; the
  * default) and as before (`--gemm`'s kernel, or few-rows with `--fewrows on`); `--gemm-small-min 9,2` for the fewest
  * rows the blocked GEMM takes (WebGpuBackendOptions.gemmSmallMin: 9 the default, 2 = every batch on it);
+ * `--decode-rows 0,16` for MATVEC_R at 2–16 rows off and on (WebGpuBackendOptions.decodeRows; session 33);
  * `--batch-decode fused,fused-v1,old` for the kernels of batched steps (WebGpuBackendOptions.batchDecode: 'fused'
  * session 28's — Mamba-2's gated norm of 2–8 rows not folded into out_proj, the matvec's rows written from as many
  * lanes, the gated norm of decode rows a workgroup per row —, 'fused-v1' without them, 'old' also without the split-K
@@ -107,6 +108,12 @@ const smallModes = arg('gemm-small', 'blocked').split(',').map((m) => {
 const smallMins = arg('gemm-small-min', '').split(',').filter((m) => m).map((m) => {
   const n = Number(m);
   if (!Number.isInteger(n) || n < 1 || n > 129) throw new Error(`--gemm-small-min: integers from 1 to 129, e.g. 9,2 (got ${JSON.stringify(m)})`);
+  return n;
+});
+// decodeRows (MATVEC_R at 2–n rows; 0 off), each value a mode of the batch table beside the others
+const rowsModes = arg('decode-rows', '').split(',').filter((m) => m).map((m) => {
+  const n = Number(m);
+  if (!Number.isInteger(n) || n < 0 || n > 16 || n === 1) throw new Error(`--decode-rows: 0 (off) or integers from 2 to 16, e.g. 0,16 (got ${JSON.stringify(m)})`);
   return n;
 });
 const profileBatches = arg('profile-batches', 'all');
@@ -513,19 +520,21 @@ for (const weights of memoryOnly ? [] : formats) {
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
-    const batched: { batch: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; gemm_small_min: number; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; gpu_ms_per_step: number | null; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batched: { batch: number; decode_rows: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; gemm_small_min: number; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; gpu_ms_per_step: number | null; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
     const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     // (the fewest blocked rows only matter with the blocked GEMM)
     const mins = smallMins.length ? smallMins : [backend.gemmSmallMin];
-    const modes = fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).flatMap((min) => epiModes.map((epi) => ({ few, small, min, epi })))));
-    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin] as const;
+    const rowsList = rowsModes.length ? rowsModes : [backend.decodeRows];
+    const modes = rowsList.flatMap((rows) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).flatMap((min) => epiModes.map((epi) => ({ rows, few, small, min, epi }))))));
+    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows] as const;
     const profiled = (b: number) => doProfile && (profileBatches === 'all' || (profileBatches === 'max' ? b === Math.max(...batches) : profileBatches.split(',').map(Number).includes(b)));
-    for (const { few, small, min, epi } of batches.length ? modes : []) {
+    for (const { rows, few, small, min, epi } of batches.length ? modes : []) {
+      backend.decodeRows = rows;
       backend.fewRows = few;
       backend.gemmSmall = small;
       backend.gemmSmallMin = min;
       backend.batchDecode = epi;
-      const path = `${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM ≥ ${min} rows` : ''}, batch kernels ${epi}`;
+      const path = `${rows ? `matvec-rows 2–${rows}, ` : ''}${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM ≥ ${min} rows` : ''}, batch kernels ${epi}`;
       for (const b of batches) {
         const inProj = backend.productKernelName(b, preset.startsWith('mamba2') ? 3352 : 3072, 768);
         const s = lm.createState(b);
@@ -565,10 +574,10 @@ for (const weights of memoryOnly ? [] : formats) {
           process.exitCode = 1;
           log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${path}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
         }
-        batched.push({ batch: b, few_rows: few, gemm_small: small, gemm_small_min: min, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, gpu_ms_per_step: gpuMs, check });
+        batched.push({ batch: b, decode_rows: rows, few_rows: few, gemm_small: small, gemm_small_min: min, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, gpu_ms_per_step: gpuMs, check });
       }
     }
-    [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin] = savedModes;
+    [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows] = savedModes;
     // the prefill with each q8 tile load, repetitions interleaved (A B, B A, …) on the same model
     const tileModes = weights === 'q8' && q8TileModes.length > 1 ? q8TileModes : [];
     const q8Tiles = tileModes.length ? await prefillByQ8Tiles(backend, lm, ids, tileModes, reps) : [];
@@ -623,11 +632,11 @@ for (const weights of memoryOnly ? [] : formats) {
       console.log(`  generate() ${gen} tokens (prompt 64): greedy ${f1(gens.greedy.tok_s)} tok/s pipelined vs ${f1(gens.greedy_old.tok_s)} earlier path; sampled (T ${SAMPLED.temperature}, top-p ${SAMPLED.topP}, top-k ${SAMPLED.topK}) ${f1(gens.sampled.tok_s)} tok/s on the GPU vs ${f1(gens.sampled_old.tok_s)} on the host; checks: ${gens.checks.join('; ')}`);
       for (const q of q8Tiles) console.log(`  prefill ${promptLen}, q8 tiles ${q.mode}: ${f1(q.prefill_tok_s)} tok/s (${q.prefill_ms.map((m) => m.toFixed(1)).join(', ')} ms, interleaved); logits vs ${q8Tiles[0].mode}: max relative Δ ${q.logits_max_rel_diff.toExponential(1)}`);
       for (const b of batched) {
-        const one = batched.find((c) => c.batch === 1 && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.gemm_small_min === b.gemm_small_min && c.epilogue === b.epilogue);
+        const one = batched.find((c) => c.batch === 1 && c.decode_rows === b.decode_rows && c.few_rows === b.few_rows && c.gemm_small === b.gemm_small && c.gemm_small_min === b.gemm_small_min && c.epilogue === b.epilogue);
         const ratio = one && b.batch !== 1 ? ` (${(b.chained_tok_s / one.chained_tok_s).toFixed(1)}× batch 1 on device, ${(b.tok_s / one.tok_s).toFixed(1)}× sync)` : '';
         const ck = b.check.tokens_equal ? `tokens = batch 1 (rows ${b.check.rows.join(', ')}, 9 steps)` : `TOKENS DIFFER (${b.check.mismatch})`;
         const gpu = b.gpu_ms_per_step === null ? '' : `; GPU ${b.gpu_ms_per_step.toFixed(3)} ms per step (profiled)`;
-        console.log(`  batch ${b.batch} [${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? `, blocked GEMM ≥ ${b.gemm_small_min} rows` : ''}, batch kernels ${b.epilogue}; in_proj: ${b.in_proj}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}${gpu}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
+        console.log(`  batch ${b.batch} [${b.decode_rows ? `matvec-rows 2–${b.decode_rows}, ` : ''}${b.few_rows ? 'few-rows' : 'former path'}${b.gemm_small === 'blocked' ? `, blocked GEMM ≥ ${b.gemm_small_min} rows` : ''}, batch kernels ${b.epilogue}; in_proj: ${b.in_proj}]: ${f1(b.tok_s)} tok/s total sync (${b.ms_per_step.toFixed(3)} ms per step); on device ${f1(b.chained_tok_s)} tok/s${ratio}${gpu}; ${ck}, first-step logits Δ ${b.check.logits_max_abs_diff.toExponential(1)}`);
       }
       for (const p of profiles) {
         console.log(`  GPU time per ${p.what}: ${p.gpu_ms.toFixed(3)} ms`);

@@ -42,6 +42,7 @@ import { halfFormat, type HalfFormat } from './kernels/half.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { BF16_WIDE_DEFAULT, DecodeFusion } from './fusion.js';
+import { ROWS_MAX } from './kernels/matvec_rows.js';
 import { MegaDecode } from './mega.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
@@ -228,6 +229,18 @@ export class WebGpuBackend implements Backend {
     if (on !== this.fx.fewRows) this.epoch++;
     this.fx.fewRows = on;
   }
+  /**
+   * batched decode at 2 to this many rows (≤ 16) through MATVEC_R (kernels/matvec_rows.ts; WebGpuBackendOptions.decodeRows),
+   * also where the blocked GEMM would take them; 0 (default): the kernels of before. Setting it makes recorded steps stale
+   */
+  get decodeRows(): number {
+    return this.fx.rows;
+  }
+  set decodeRows(n: number) {
+    if (!Number.isInteger(n) || n < 0 || n > ROWS_MAX || n === 1) throw new Error(`webgpu: decodeRows must be 0 (off) or an integer from 2 to ${ROWS_MAX} (the most rows MATVEC_R takes), got ${n}`);
+    if (n !== this.fx.rows) this.epoch++;
+    this.fx.rows = n;
+  }
   /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
   get decodeKernels(): string {
     return this.decodeName;
@@ -275,7 +288,17 @@ export class WebGpuBackend implements Backend {
     this.kernels = opts.kernels ?? 'tiled';
     this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
     this.fx = new DecodeFusion(this.rt, this.kernels);
+    const env0 = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
+    try {
+      this.decodeRows = opts.decodeRows ?? (env0?.MAMBA_TS_WEBGPU_DECODE_ROWS ? Number(env0.MAMBA_TS_WEBGPU_DECODE_ROWS) : 0);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.decodeRows !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_DECODE_ROWS)'}`);
+    }
+    // MATVEC_R's P rule: at least this many workgroups (MAMBA_TS_WEBGPU_ROWS_GROUPS, for sweeps on a GPU; default 128)
+    const rowsGroups = env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS ? Number(env0.MAMBA_TS_WEBGPU_ROWS_GROUPS) : this.fx.rowsMinGroups;
+    if (!Number.isInteger(rowsGroups) || rowsGroups < 0) throw new Error(`webgpu: MAMBA_TS_WEBGPU_ROWS_GROUPS must be a whole number of workgroups, got ${env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS}`);
+    this.fx.rowsMinGroups = rowsGroups;
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
@@ -934,7 +957,8 @@ export class WebGpuBackend implements Backend {
    * - 'gemm': the GEMM of `gemm` (`gemmKernel`).
    */
   productKernel(M: number): 'blocked' | 'decode' | 'gemm' {
-    if (this.kernels === 'tiled' && this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128) return 'blocked';
+    // decodeRows: 2 to that many rows on MATVEC_R (the decode path), before the blocked GEMM
+    if (this.kernels === 'tiled' && this.small === 'blocked' && M >= this.gemmSmallMin && M <= 128 && !(M >= 2 && M <= this.fx.rows)) return 'blocked';
     // unfused 'simple' kernels keep the simple matmul above 8 rows
     if (M <= 8 || (M <= this.fx.maxRows && (this.fuse || this.kernels === 'tiled'))) return 'decode';
     return 'gemm';
@@ -943,6 +967,7 @@ export class WebGpuBackend implements Backend {
   /** the kernel that runs an [M, K] × [N, K]ᵀ product of a weight of this backend's format (`productKernel`), by name */
   productKernelName(M: number, N: number, K: number, weights: boolean | WebGpuWeights = this.weights): string {
     if (this.productKernel(M) !== 'decode') return this.gemmKernel(M, N, weights, K).name;
+    if (M >= 2 && M <= this.fx.rows) return 'matvec-rows';
     return this.fewRows && M >= 2 ? 'few-rows' : 'matvec';
   }
 

@@ -9,6 +9,7 @@ import { MATVEC_SG } from './kernels/linear.js';
 import { MATVEC_SGV, matvecSgFit, matvecSgParse, matvecSgRows, matvecSgVariant, type MatvecSgConfig } from './kernels/matvec_sg.js';
 import { FEWROWS, FEWROWS_SCALES, fewRowsParse, fewRowsVariant } from './kernels/fewrows.js';
 import { MATVEC_BW, matvecBwGroups, matvecBwParse, matvecBwPlan, type MatvecBwConfig } from './kernels/matvec_bf16.js';
+import { MATVEC_R, ROWS_MAX, rowsGroups, rowsVariant } from './kernels/matvec_rows.js';
 import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from './kernels/matvec_splitk.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
@@ -142,16 +143,24 @@ export class DecodeFusion {
    * to is BF16_WIDE_DEFAULT.
    */
   bw: MatvecBwConfig | null = BF16_WIDE_DEFAULT ? {} : null;
+  /**
+   * the backend's `decodeRows`: 2 to this many rows run MATVEC_R (kernels/matvec_rows.ts: each weight read once, x̂
+   * staged once per TEAMS · P rows) where the weights are 16-byte vectors; 0: the kernels of before
+   */
+  rows = 0;
+  /** workgroups MATVEC_R aims for at least (P shrinks until it has them): about one per SM of an H100 (estimate) */
+  rowsMinGroups = 128;
 
   constructor(private readonly rt: GpuRuntime, private readonly kernels: 'tiled' | 'simple') {}
 
   /** the most rows a decode matrix kernel (and so the fusion) takes */
   get maxRows(): number {
-    return this.fewRows ? 64 : 8;
+    return this.fewRows ? 64 : Math.max(8, this.rows);
   }
   /** whether a norm of M rows in groups of gs (width K) can be folded into the matrix kernel (scales in workgroup memory) */
   foldsNorm(M: number, K: number, gs: number): boolean {
-    return M <= this.maxRows && M * (K / gs) <= (this.fewRows && M >= 2 ? FEWROWS_SCALES : 64);
+    // (MATVEC_R, which takes 2–`rows` rows before the few-rows kernel, keeps 64 scales as MATVEC_V does)
+    return M <= this.maxRows && M * (K / gs) <= (this.fewRows && M >= 2 && M > this.rows ? FEWROWS_SCALES : 64);
   }
 
   /** the pending norm that produces `s`, if any (a decode matrix kernel may fold it in) */
@@ -260,12 +269,14 @@ export class DecodeFusion {
 
   /**
    * a decode matrix product (M ≤ maxRows), with its pending norm folded in and optionally the residual
-   * (y2 = y + res) and a conv window: MATVEC_V for one row (or ≤ 8 without few-rows), FEWROWS for 2–64
+   * (y2 = y + res) and a conv window: MATVEC_V for one row (or ≤ 8 without few-rows), FEWROWS for 2–64; MATVEC_R for
+   * 2–`rows` (decodeRows) first
    */
   recLinear(l: PendingLinear, res: Store | null, y2: Store | null, conv: ConvWindow | null = null, ext: MatvecExt | null = null): number {
     const blocks = l.w.blocks ?? [{ r0: 0, r1: l.N, store: l.w }];
     const mm = l.M <= 1 ? 1 : l.M <= 2 ? 2 : l.M <= 4 ? 4 : 8;
-    const few = this.fewRows && l.M >= 2;
+    // (rows past 8 without the few-rows kernel: MATVEC_R's, or the few-rows kernel where its formats do not fit)
+    const few = (this.fewRows && l.M >= 2) || l.M > 8;
     if (l.M > this.maxRows) throw new Error(`webgpu: a decode matrix product of ${l.M} rows (at most ${this.maxRows})`);
     if (ext) return this.recExt(l, res, y2, conv, ext);
     for (const b of blocks) {
@@ -288,6 +299,11 @@ export class DecodeFusion {
       const params = [l.M, l.K, l.N, b.r0, nb, flags, n ? n.gs : l.K, f2u(n ? n.eps : 0), conv?.c0 ?? 0, conv?.width ?? 0, conv?.K ?? 0];
       // GPUs: at least 256 workgroups; CPU-emulated adapters: the fewest reduction barriers (8 rows each)
       const groups = this.kernels === 'tiled' ? 256 : 0;
+      if (l.M >= 2 && l.M <= Math.min(this.rows, ROWS_MAX) && fmt !== 'x') {
+        const v = rowsVariant(l.M, l.K, fmt, nb, this.kernels === 'tiled' ? this.rowsMinGroups : 0, this.rt.maxWorkgroupStorage);
+        this.rec(MATVEC_R, roles, params, this.rt.grid(rowsGroups(v, nb)), v);
+        continue;
+      }
       if (sgv && fmt !== 'x') {
         const sg = this.rt.subgroupFixed, cfg = this.sgv!;
         const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);

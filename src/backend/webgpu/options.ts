@@ -135,6 +135,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   fewRows?: boolean;
   /**
+   * Batched decode at 2 to `decodeRows` rows (at most 16) through MATVEC_R (kernels/matvec_rows.ts, session 33): each
+   * weight read once for all rows, x̂ staged once per workgroup of 8·P weight rows, P loads in flight and P·M sums per
+   * lane, one reduction per output; with the decode fusions of the matvec (norm prologue, bias, residual, conv window).
+   * It takes those rows from the matvec (≤ 8) and from the blocked GEMM (9–16, whatever `gemmSmallMin` says); scalar
+   * f32 rows (not whole 16-byte vectors) keep the kernels of before. Default 0 (off): not yet timed on a GPU.
+   * Also settable on the backend (`decodeRows`) or by MAMBA_TS_WEBGPU_DECODE_ROWS.
+   */
+  decodeRows?: number;
+  /**
    * Batch-1 decode kernels (up to 8 rows): 'v2' runs the subgroup matvec (kernels/matvec_sg.ts: rows per subgroup,
    * 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one fixed subgroup
    * size; 'v1' (default) the kernels before (MATVEC_V, the workgroup-tree step kernels). On an H100 'v2' is exact

@@ -69,17 +69,23 @@ export function fewRowsParse(v: string): FewRowsVariant {
   return { fmt: m[1] as MatvecFormat, rpw: Number(m[2]), kv: Number(m[3]), mb: Number(m[4]), xs4: Number(m[5]) };
 }
 
-/** the WGSL of one variant: per format, how a weight unit is loaded, kept and multiplied with x̂ */
-function unitCode(fmt: MatvecFormat, staged: boolean): { decl: string; load: (q: string, dst: string) => string; fma: (src: string, mm: string, q: string) => string; units: string; row: string } {
+/**
+ * The WGSL of one weight unit, per format: how it is loaded (into `dst`, from the row starting at `wr`), kept
+ * (`decl`) and multiplied with x̂ into an accumulator; `units` (units a row), `row` (`wr` of row j). Shared by
+ * FEWROWS and MATVEC_R (matvec_rows.ts), which pass where x̂ of (row mm, element k) is read (`X4`, 'x' excepted)
+ * and which accumulator a row adds into (`acc`).
+ */
+export function unitCode(fmt: MatvecFormat, staged: boolean, opts: { X4?: (mm: string, k: string) => string; acc?: (mm: string) => string } = {}): { decl: string; load: (q: string, dst: string) => string; fma: (src: string, mm: string, q: string) => string; units: string; row: string } {
   // x̂ of block row mm (input row m0 + mm) at element k: 4 elements
-  const X4 = (mm: string, k: string) => (staged ? `xs[${mm} * (K / 4u) + (${k}) / 4u]` : `x4(m0 + ${mm}, ${k}, K, norm, gated, nG, gs)`);
+  const X4 = opts.X4 ?? ((mm: string, k: string) => (staged ? `xs[${mm} * (K / 4u) + (${k}) / 4u]` : `x4(m0 + ${mm}, ${k}, K, norm, gated, nG, gs)`));
+  const A = opts.acc ?? ((mm: string) => `acc[${mm}]`);
   if (fmt === 'f') {
     return {
       decl: 'vec4<f32>',
       units: 'K / 4u',
       row: 'o_w / 4u + j * (K / 4u)',
       load: (q, dst) => `${dst} = $w[wr + ${q}];`,
-      fma: (src, mm, q) => `acc[${mm}] += dot(${src}, ${X4(mm, `${q} * 4u`)});`,
+      fma: (src, mm, q) => `${A(mm)} += dot(${src}, ${X4(mm, `${q} * 4u`)});`,
     };
   }
   if (fmt === 'b') {
@@ -89,7 +95,7 @@ function unitCode(fmt: MatvecFormat, staged: boolean): { decl: string; load: (q:
       row: 'o_w / 4u + j * (K / 8u)',
       load: (q, dst) => `{ let p = $w[wr + ${q}]; ${dst} = array<vec4<f32>, 2>(bitcast<vec4<f32>>(p << vec4<u32>(16u)), bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u))); }`,
       fma: (src, mm, q) => `{ let a = ${X4(mm, `${q} * 8u`)}; let b = ${X4(mm, `${q} * 8u + 4u`)};
-            acc[${mm}] += dot(${src}[0], vec4<f32>(a.x, a.z, b.x, b.z)) + dot(${src}[1], vec4<f32>(a.y, a.w, b.y, b.w)); }`,
+            ${A(mm)} += dot(${src}[0], vec4<f32>(a.x, a.z, b.x, b.z)) + dot(${src}[1], vec4<f32>(a.y, a.w, b.y, b.w)); }`,
     };
   }
   if (fmt === 'q') {
@@ -100,7 +106,7 @@ function unitCode(fmt: MatvecFormat, staged: boolean): { decl: string; load: (q:
       row: 'j * (K / 32u)',
       load: (q, dst) => `{ let g = wr + (${q}) / 2u; let p = q8at(g, (${q}) & 1u); let sc = q8sc(g);
       ${dst} = array<vec4<f32>, 4>(q8x4(p.x) * sc, q8x4(p.y) * sc, q8x4(p.z) * sc, q8x4(p.w) * sc); }`,
-      fma: (src, mm, q) => `acc[${mm}] += dot(${src}[0], ${X4(mm, `${q} * 16u`)}) + dot(${src}[1], ${X4(mm, `${q} * 16u + 4u`)}) + dot(${src}[2], ${X4(mm, `${q} * 16u + 8u`)}) + dot(${src}[3], ${X4(mm, `${q} * 16u + 12u`)});`,
+      fma: (src, mm, q) => `${A(mm)} += dot(${src}[0], ${X4(mm, `${q} * 16u`)}) + dot(${src}[1], ${X4(mm, `${q} * 16u + 4u`)}) + dot(${src}[2], ${X4(mm, `${q} * 16u + 8u`)}) + dot(${src}[3], ${X4(mm, `${q} * 16u + 12u`)});`,
     };
   }
   return {
@@ -108,7 +114,7 @@ function unitCode(fmt: MatvecFormat, staged: boolean): { decl: string; load: (q:
     units: 'K',
     row: 'o_w + j * K',
     load: (q, dst) => `${dst} = $w[wr + ${q}];`,
-    fma: (src, mm, q) => `acc[${mm}] += ${src} * xin(m0 + ${mm}, ${q}, K, norm, gated, nG, gs);`,
+    fma: (src, mm, q) => `${A(mm)} += ${src} * xin(m0 + ${mm}, ${q}, K, norm, gated, nG, gs);`,
   };
 }
 
