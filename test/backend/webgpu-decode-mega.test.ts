@@ -74,22 +74,27 @@ async function decode(lm: CausalLM, g: WebGpuBackend, k: string, steps: number[]
 }
 
 const count = (names: string[], k: string) => names.filter((n) => n === k).length;
+/**
+ * a greedy step's dispatches with kernels k: with '-h' the one kernel (gather, stack, LM head and argmax inside); else
+ * (the default since session 33) the gather, the stack, the LM head with its argmax partials and the argmax reduce
+ */
+const greedyNames = (k: string, kernel: string) => (k.endsWith('-h') ? [kernel] : ['gather_rows', kernel, 'matvec_x', 'argmax_final']);
 
 describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode step, the same results as v1', () => {
   // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj + conv + x_proj parts; the parts
   // summed, Δ, scan, gate; out_proj — or with '-p4' session 32's in_proj; u + x_proj; Δ, scan, gate; out_proj)
-  const HF = [['mamba2-tiny', 'f32', 'mega', 'mega2'], ['mamba2-tiny', 'f32', 'mega-r16-o8', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16', 'mega1']] as const;
+  const HF = [['mamba2-tiny', 'f32', 'mega-h', 'mega2'], ['mamba2-tiny', 'f32', 'mega-r16-o8', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32-h', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16-h', 'mega1']] as const;
   for (const [name, weights, k, kernel] of HF) {
-    it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, 1 dispatch a greedy step`, async (t: TestContext) => {
+    it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, a greedy step ${k.endsWith('-h') ? '1 dispatch' : 'the stack in 1 dispatch, the LM head after it'}`, async (t: TestContext) => {
       const g = await gpu(weights);
       if (typeof g === 'string') return t.skip(g);
       const lm = (await loadModel(hfFixture(name), { backend: g })).lm;
       const v1 = await decode(lm, g, 'v1', [7, 9]);
       const mega = await decode(lm, g, k, [7, 9]);
       assertSameDecode(mega, v1, 1e-5, `${name} ${weights}: mega vs v1`);
-      // the embedding gather, the stack, the LM head and its argmax: one dispatch
-      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), [kernel], `mega ran ${mega.names.join(', ')}`);
-      assert.equal(g.mega.lastHeadDecline, '');
+      // with '-h' the embedding gather, the stack, the LM head and its argmax: one dispatch; else the stack one
+      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, kernel), `${k} ran ${mega.names.join(', ')}`);
+      if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
       assert.equal(count(v1.names, kernel), 0);
       t.diagnostic(`${name} ${weights}: a greedy step records ${v1.names.length} dispatches with v1, ${mega.names.length} with mega`);
     });
@@ -138,8 +143,8 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
   }
   for (const [what, shape, weights, slices] of M1) {
     // (rows per pass: in_proj/out_proj at 8, 16 with out_proj at 8, 32, 8)
-    const kernels = [['mega', 'mega-p4'], ['mega-r16-o8'], ['mega-r32'], ['mega']][M1.findIndex((m) => m[0] === what)];
-    it(`a random Mamba-1, ${what} (${weights}, ${slices} slices): ${kernels.join(', ')} within 1e-5 of v1, greedy ids equal, one dispatch`, async (t: TestContext) => {
+    const kernels = [['mega-h', 'mega-p4-h'], ['mega-r16-o8-h'], ['mega-r32'], ['mega-h']][M1.findIndex((m) => m[0] === what)];
+    it(`a random Mamba-1, ${what} (${weights}, ${slices} slices): ${kernels.join(', ')} within 1e-5 of v1, greedy ids equal, the stack one dispatch`, async (t: TestContext) => {
       const g = await gpu(weights);
       if (typeof g === 'string') return t.skip(g);
       const config = { model_type: 'mamba', num_hidden_layers: 2, vocab_size: 61, tie_word_embeddings: true, ...shape };
@@ -151,8 +156,8 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
           const mega = await decode(lm, g, k, [7, 9]);
           assertSameDecode(mega, v1, 1e-5, `${what} ${weights} ${k}: mega vs v1`);
           t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
-          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['mega1'], `${k} ran ${mega.names.join(', ')}`);
-          assert.equal(g.mega.lastHeadDecline, '');
+          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, 'mega1'), `${k} ran ${mega.names.join(', ')}`);
+          if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
         }
       } finally {
         g.mega.opts.slices = undefined;
@@ -176,6 +181,10 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     }
     assert.equal(g.mega.opts.mamba1Phases, 3);
     assert.equal(g.mega.opts.outRows, 8);
+    assert.equal(g.mega.opts.head, false, "the LM head outside the kernel unless '-h'");
+    g.decodeKernels = 'mega-r32-o8-h';
+    assert.equal(g.mega.opts.head, true);
+    assert.equal(g.mega.opts.outRows, 8);
     assert.match(variants['mega-r32-o8'].join(), /^mega1:f\d+r32o8$/);
     assert.match(variants.mega.join(), /^mega1:f\d+r8$/);
     assert.match(variants['mega-r16-p4'].join(), /^mega1:f\d+r16p4$/);
@@ -188,7 +197,7 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       if (typeof g === 'string') return t.skip(g);
       const lm = buildModel(config, name, new RandomTensorSource(7), { backend: g });
       const v1 = await decode(lm, g, 'v1', [7, 9]);
-      const mega = await decode(lm, g, 'mega', [7, 9]);
+      const mega = await decode(lm, g, 'mega-h', [7, 9]);
       assertSameDecode(mega, v1, 1e-5, `untied ${name} ${weights}: mega vs v1`);
       assert.deepEqual(mega.names.filter((n) => n !== 'copy'), [name === 'mamba' ? 'mega1' : 'mega2'], `mega ran ${mega.names.join(', ')}`);
     });
@@ -204,7 +213,7 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       g.mega.opts.arenaBytes = bytes;
       try {
         const v1 = await decode(lm, g, 'v1', [7, 9]);
-        const mega = await decode(lm, g, 'mega', [7, 9]);
+        const mega = await decode(lm, g, 'mega-h', [7, 9]);
         assertSameDecode(mega, v1, 1e-5, `${arenas} arenas: mega vs v1`);
         const buffers = 7 + arenas; // the greedy step: ids, id out, the arenas, constants, scratch, states, the head
         if (buffers <= g.rt.maxStorageBuffers) assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['mega2'], `mega ran ${mega.names.join(', ')}`);
@@ -229,7 +238,7 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     try {
       const v1 = await decode(lm, g, 'v1', [7, 9]);
       rt.maxStorageBuffers = 9;
-      const mega = await decode(lm, g, 'mega', [7, 9]);
+      const mega = await decode(lm, g, 'mega-h', [7, 9]);
       assertSameDecode(mega, v1, 1e-5, 'rows path: mega vs v1');
       assert.match(g.mega.lastHeadDecline, /the greedy step binds 10 buffers; the adapter allows 9/);
       assert.deepEqual(mega.names.filter((n) => n !== 'copy'), ['gather_rows', 'mega2', 'matvec_x', 'argmax_final'], `mega ran ${mega.names.join(', ')}`);

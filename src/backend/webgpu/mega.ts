@@ -109,6 +109,14 @@ export interface MegaOptions {
   outRows?: number;
   /** MEGA1 (3 phases): the slices its phases split the work into (default: the workgroups; tests give one workgroup several) */
   slices?: number;
+  /**
+   * a greedy step's embedding gather, LM head and argmax inside the kernel (setting '-h': the step one dispatch), else
+   * after it as the decoder's ops (~4 dispatches). Off by default: on the H100 in session 33 the in-kernel LM head made
+   * a mamba2-130m bf16 step slower (mega2 r32-o8 753–756 µs with it, against 631 µs + 71 µs of head dispatches for
+   * session 32's kernel without it; f32 mega 903 tok/s = 0.87× v1 against session 32's 1.11× v1): 132 workgroups
+   * stream the 50280-row head at a fraction of what the head's own 6,286-workgroup matvec reaches.
+   */
+  head?: boolean;
 }
 
 /** a greedy step's LM head and embedding (`MegaDecode.step`: the step's last phases, the token id its output) */
@@ -155,7 +163,7 @@ export class MegaDecode {
   }
   /** the options a plan is made with (the kernel and its grid) */
   private optsKey(): string {
-    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}`;
+    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}/${this.opts.head ? 'h' : ''}`;
   }
   /** the failures (status) by the options they happened with */
   private readonly failed = new Map<string, string>();

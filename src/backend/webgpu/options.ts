@@ -169,11 +169,13 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * second dispatch, the first loads issued before the norm prologue); 'v1-b' takes R, U and S by `matvecBwPlan`'s rule, the long
    * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue.
    * Other weight formats run v1's kernels. fusion.ts's BF16_WIDE_DEFAULT makes 'v1' take it.
-   * 'mega' (session 32, opt-in, not yet timed on a GPU): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
+   * 'mega' (session 32, opt-in; H100 timings in BENCHMARKS.md, best there 'mega-r32-o8'): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
    * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase
    * kernel always splits them); '-p4' at the end ('mega-p4', 'mega-r16-p4'):
-   * Mamba-1 stacks in session 32's 4 phases a layer (session 33's 3 are the default).
+   * Mamba-1 stacks in session 32's 4 phases a layer (session 33's 3 are the default); '-h' last ('mega-r32-o8-h'): a
+   * greedy step's embedding gather, LM head and argmax inside the kernel too (one dispatch; slower on the H100 in
+   * session 33, so off by default: the LM head then runs as the decoder's ops after the kernel).
    */
   decodeKernels?: string;
   /**
