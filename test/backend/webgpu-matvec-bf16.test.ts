@@ -105,6 +105,34 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
     }
   });
 
+  it("'v1': one-row bf16 products of K and N ≥ 2048 run MATVEC_BW at R 2 U 4 (= float64); smaller ones, 2 rows and 'v1-u4' MATVEC_V", async (t: TestContext) => {
+    if (typeof g === 'string') return t.skip(g);
+    let seed = 901;
+    try {
+      // [option, M, K, N, MATVEC_BW expected]
+      for (const [opt, M, K, N, bw] of [['v1', 1, 2048, 2048, true], ['v1', 1, 2048, 2040, false], ['v1', 1, 1536, 4096, false], ['v1', 2, 2048, 2048, false], ['v1-u4', 1, 2048, 2048, false]] as const) {
+        g.decodeKernels = opt;
+        const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++);
+        const W = g.fromHost(w.slice(), [N, K], { matrix: true });
+        const wr = roundBf16(w);
+        const want = new Float64Array(M * N);
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += x[m * K + k] * wr[n * K + k];
+          want[m * N + n] = s;
+        }
+        const r: { result: Float32Array; names: string[]; variants: string[] } = await kernelsOf(g, () => g.linear(g.fromHost(x.slice(), [M, K]), W, null).data());
+        const e = relErr(r.result, want);
+        assert.ok(e <= 1e-5, `${opt} ${M}×${K}×${N}: relative error ${e} (${r.variants.join(', ')})`);
+        assert.equal(r.names.includes('matvec_bw'), bw, `${opt} ${M}×${K}×${N} ran ${r.variants.join(', ')}`);
+        if (bw) assert.deepEqual(r.variants.filter((v, i) => r.names[i] === 'matvec_bw').map((v) => matvecBwParse(v.replace(/^matvec_bw:/, '')).R), [2]);
+        W.dispose();
+      }
+    } finally {
+      g.decodeKernels = 'v1';
+    }
+  });
+
   it('K not a multiple of 8: bf16 weights stay on their old path, still = float64', async (t: TestContext) => {
     if (typeof g === 'string') return t.skip(g);
     try {

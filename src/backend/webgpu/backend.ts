@@ -273,6 +273,7 @@ export class WebGpuBackend implements Backend {
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
     this.fx.bw = bw ?? (k === 'v1' && BF16_WIDE_DEFAULT ? {} : null);
+    this.fx.bwLarge = k === 'v1';
   }
   private decodeK = 'v1';
   /** decodeKernels 'mega': the one-dispatch decode step (mega.ts) */

@@ -92,6 +92,14 @@ export interface MatvecExt {
  * stream.bench.ts, scripts/gpu-s33d.sh): the one line to flip.
  */
 export const BF16_WIDE_DEFAULT = false;
+/**
+ * What 'v1' runs for a one-row bf16 product of K ≥ BF16_WIDE_MIN and N ≥ BF16_WIDE_MIN rows: MATVEC_BW at R 2, U 4
+ * (the 2.8b shapes: in_proj, out_proj, lm_head). H100, session 33, mamba2-2.8b bf16 decode in two calls: 160.1 / 159.1
+ * tok/s against MATVEC_V's 136.2 / 136.3 (+17%; `matvecBwPlan`'s own picks 150.0, R 1 U 8 135.2, R 4 U 4 144.8). The
+ * 130m shapes (K 768, 1536) keep MATVEC_V: not timed there.
+ */
+export const BF16_WIDE_LARGE = { R: 2, U: 4 } as const;
+export const BF16_WIDE_MIN = 2048;
 
 export class DecodeFusion {
   private readonly norms = new WeakMap<Store, PendingNorm>();
@@ -143,6 +151,8 @@ export class DecodeFusion {
    * to is BF16_WIDE_DEFAULT.
    */
   bw: MatvecBwConfig | null = BF16_WIDE_DEFAULT ? {} : null;
+  /** decodeKernels 'v1': one-row bf16 products of K and N ≥ BF16_WIDE_MIN through MATVEC_BW at BF16_WIDE_LARGE */
+  bwLarge = true;
   /**
    * the backend's `decodeRows`: 2 to this many rows run MATVEC_R (kernels/matvec_rows.ts: each weight read once, x̂
    * staged once per TEAMS · P rows) where the weights are 16-byte vectors; 0: the kernels of before
@@ -308,8 +318,8 @@ export class DecodeFusion {
         const sg = this.rt.subgroupFixed, cfg = this.sgv!;
         const v = matvecSgVariant(l.M, l.K, fmt, sg, matvecSgFit(cfg, nb, sg), this.rt.maxWorkgroupStorage);
         this.rec(MATVEC_SGV, roles, params, this.rt.grid(Math.ceil(nb / matvecSgRows(matvecSgParse(v)))), v);
-      } else if (!few && this.bw && fmt === 'b') {
-        const plan = matvecBwPlan(l.M, l.K, nb, this.rt.subgroupFixed, groups, this.rt.maxWorkgroupStorage, this.bw);
+      } else if (!few && fmt === 'b' && (this.bw || (this.bwLarge && l.M === 1 && l.K >= BF16_WIDE_MIN && nb >= BF16_WIDE_MIN && l.K % 8 === 0))) {
+        const plan = matvecBwPlan(l.M, l.K, nb, this.rt.subgroupFixed, groups, this.rt.maxWorkgroupStorage, this.bw ?? BF16_WIDE_LARGE);
         const v = matvecBwParse(plan.variant);
         const grid = this.rt.grid(matvecBwGroups(v, nb, plan.S));
         if (plan.S === 1) {

@@ -168,7 +168,9 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * vectors, x̂ staged even/odd once per workgroup and reused across the R rows, subgroupAdd, K in S slices added by a
    * second dispatch, the first loads issued before the norm prologue); 'v1-b' takes R, U and S by `matvecBwPlan`'s rule, the long
    * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue.
-   * Other weight formats run v1's kernels. fusion.ts's BF16_WIDE_DEFAULT makes 'v1' take it.
+   * Other weight formats run v1's kernels. 'v1' itself takes it at R 2, U 4 for one-row bf16 products of K and N ≥ 2048
+   * (fusion.ts BF16_WIDE_LARGE: the 2.8b shapes, +17% decode on an H100 in session 33); BF16_WIDE_DEFAULT makes it take
+   * it everywhere.
    * 'mega' (session 32, opt-in; H100 timings in BENCHMARKS.md, best there 'mega-r32-o8'): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
    * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase
