@@ -1,4 +1,6 @@
 /// <reference types="@webgpu/types" />
+import type { WebGpuBackend } from '../src/backend/webgpu/index.js';
+import type { buildModel } from '../src/models/registry.js';
 /**
  * A GPUDevice that runs nothing: buffers are sizes, submits are dropped, reads map zeros. For memory
  * accounting only (`webgpu.bench.ts --memory --null-device`): what the WebGPU runtime allocates depends on the
@@ -58,4 +60,37 @@ export function nullGpuDevice(limits: Partial<typeof NULL_GPU_LIMITS> = {}): GPU
     destroy() {},
   };
   return device as unknown as GPUDevice;
+}
+
+/** a recorded dispatch as `stepDispatches` lists it */
+export interface RecordedDispatch {
+  name: string;
+  variant: string;
+  grid: [number, number, number];
+  params: number[];
+}
+
+/**
+ * The dispatches of a B-row model's first one-token step (the one that runs the model code and is recorded for replay)
+ * after a 3-token prefill: the shared measurement of bench/webgpu-dispatches.ts and bench/rows-bytes.ts (empty grids
+ * left out).
+ */
+export async function stepDispatches(backend: WebGpuBackend, lm: ReturnType<typeof buildModel>, B: number): Promise<RecordedDispatch[]> {
+  const s = lm.createState(B);
+  const advance = (ids: number[][]) => lm.advance(ids, s);
+  await advance(Array.from({ length: B }, (_, r) => [1 + r, 2, 3]));
+  const log: RecordedDispatch[] = [];
+  const rt = backend.rt;
+  const record = rt.record.bind(rt);
+  rt.record = (d) => {
+    if (d.grid[0] * d.grid[1] * d.grid[2] > 0) log.push({ name: d.spec.name, variant: d.variant, grid: d.grid, params: d.params });
+    record(d);
+  };
+  try {
+    await advance(Array.from({ length: B }, () => [5]));
+  } finally {
+    rt.record = record;
+    s.dispose();
+  }
+  return log;
 }

@@ -20,7 +20,7 @@ import { rowsParse } from '../src/backend/webgpu/kernels/matvec_rows.js';
 import { WEBGPU_WEIGHT_FORMATS, type WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { nullGpuDevice } from './null-gpu.js';
+import { nullGpuDevice, stepDispatches } from './null-gpu.js';
 import { intListArg, listArg } from './options.js';
 
 const presets = listArg('presets', 'mamba2-130m,mamba-130m', Object.keys(PRESETS));
@@ -82,20 +82,7 @@ for (const preset of presets) {
     const lm = buildModel({ ...PRESETS[preset], num_hidden_layers: 1 }, preset, new RandomTensorSource(1), { backend });
     for (const B of batches) {
       if (B === 1 && path !== 'default') continue;
-      const s = lm.createState(B);
-      await lm.advance(Array.from({ length: B }, (_, r) => [1 + r, 2, 3]), s);
-      const log: { name: string; variant: string; grid: [number, number, number]; params: number[] }[] = [];
-      const record = backend.rt.record.bind(backend.rt);
-      backend.rt.record = (d) => {
-        if (d.grid[0] * d.grid[1] * d.grid[2] > 0) log.push({ name: d.spec.name, variant: d.variant, grid: d.grid, params: d.params });
-        record(d);
-      };
-      try {
-        await lm.advance(Array.from({ length: B }, () => [5]), s);
-      } finally {
-        backend.rt.record = record;
-        s.dispose();
-      }
+      const log = await stepDispatches(backend, lm, B);
       for (const d of log) {
         const r = count(d.name, d.variant, d.grid, d.params);
         if (!r) continue;

@@ -15,7 +15,7 @@ import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.
 import { WEBGPU_BATCH_DECODES, WEBGPU_WEIGHT_FORMATS, type WebGpuBatchDecode, type WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
-import { nullGpuDevice } from './null-gpu.js';
+import { nullGpuDevice, stepDispatches } from './null-gpu.js';
 import { intListArg, listArg } from './options.js';
 
 const presets = listArg('presets', 'mamba2-130m', Object.keys(PRESETS));
@@ -35,21 +35,8 @@ console.log(`${backend.name}: kernels ${backend.kernels}, weights ${weights}, ba
 for (const preset of presets) {
   const lm = buildModel({ ...PRESETS[preset], num_hidden_layers: layers }, preset, new RandomTensorSource(1), { backend });
   for (const B of batches) {
-    const s = lm.createState(B);
-    await lm.advance(Array.from({ length: B }, (_, r) => [1 + r, 2, 3]), s);
     // the first one-token step of a state runs the model code (and is recorded for replay): its dispatches
-    const log: { name: string; variant: string; grid: [number, number, number]; params: number[] }[] = [];
-    const record = backend.rt.record.bind(backend.rt);
-    backend.rt.record = (d) => {
-      if (d.grid[0] * d.grid[1] * d.grid[2] > 0) log.push({ name: d.spec.name, variant: d.variant, grid: d.grid, params: d.params });
-      record(d);
-    };
-    try {
-      await lm.advance(Array.from({ length: B }, () => [5]), s);
-    } finally {
-      backend.rt.record = record;
-      s.dispose();
-    }
+    const log = await stepDispatches(backend, lm, B);
     console.log(`${preset} batch ${B}: ${log.length} dispatches per step at ${layers} layer${layers > 1 ? 's' : ''} (logits out; a greedy step adds the argmax)`);
     if (summary) continue;
     for (const d of log) {

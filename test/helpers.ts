@@ -12,6 +12,13 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 export const hfFixture = (name: string): string => path.join(FIXTURES, 'hf', name);
 
+/** max |a − b| over max |b| (1 where b is all zero); Infinity when the lengths differ */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let e = 0, m = 0;
+  for (let i = 0; i < b.length; i++) (e = Math.max(e, Math.abs(a[i] - b[i]))), (m = Math.max(m, Math.abs(b[i])));
+  return a.length === b.length ? e / (m || 1) : Infinity;
+}
+
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
   let m = 0;

@@ -15,7 +15,7 @@ import { matvecSgParse, parseMatvecSgConfig } from '../../src/backend/webgpu/ker
 import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from '../../src/backend/webgpu/kernels/matvec_splitk.js';
 import { f2u, type Store } from '../../src/backend/webgpu/runtime.js';
 import { loadModel } from '../../src/index.js';
-import { hfFixture, randomArray } from '../helpers.js';
+import { hfFixture, randomArray, relErr } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
 
 const gpus: Record<string, WebGpuBackend | string> = {};
@@ -27,11 +27,6 @@ after(() => {
   for (const g of Object.values(gpus)) if (typeof g !== 'string') g.destroy();
 });
 
-const relErr = (a: Float32Array, b: ArrayLike<number>): number => {
-  let e = 0, m = 0;
-  for (let i = 0; i < b.length; i++) (e = Math.max(e, Math.abs(a[i] - b[i]))), (m = Math.max(m, Math.abs(b[i])));
-  return a.length === b.length ? e / (m || 1) : Infinity;
-};
 
 describe('webgpu decode matvec candidates (issue 11)', () => {
   it('variant strings: u / l{U} / split-K parsed and bounded; bad option values named', () => {

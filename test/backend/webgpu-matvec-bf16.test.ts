@@ -17,7 +17,7 @@ import { MATVEC_V, matvecParse, matvecVariant } from '../../src/backend/webgpu/k
 import { MATVEC_BW, matvecBwGroups, matvecBwKey, matvecBwParse, matvecBwPlan, parseMatvecBwConfig } from '../../src/backend/webgpu/kernels/matvec_bf16.js';
 import { MATVEC_SK_REDUCE } from '../../src/backend/webgpu/kernels/matvec_splitk.js';
 import { f2u, type Store } from '../../src/backend/webgpu/runtime.js';
-import { randomArray } from '../helpers.js';
+import { randomArray, relErr } from '../helpers.js';
 import { kernelsOf, roundBf16, webgpuOrReason } from './webgpu-context.js';
 
 const g = await webgpuOrReason({ kernels: 'tiled', weights: 'bf16', fuse: true });
@@ -25,11 +25,6 @@ after(() => {
   if (typeof g !== 'string') g.destroy();
 });
 
-const relErr = (a: Float32Array, b: ArrayLike<number>): number => {
-  let e = 0, m = 0;
-  for (let i = 0; i < b.length; i++) (e = Math.max(e, Math.abs(a[i] - b[i]))), (m = Math.max(m, Math.abs(b[i])));
-  return a.length === b.length ? e / (m || 1) : Infinity;
-};
 
 describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
   it('the rule: R, U, S and staging at the 2.8b and 130m shapes; names parsed, bad ones refused', () => {
