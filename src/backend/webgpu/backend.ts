@@ -290,29 +290,28 @@ export class WebGpuBackend implements Backend {
     this.kernels = opts.kernels ?? 'tiled';
     this.prefill = this.kernels === 'simple' ? { ...PREFILL_SUPPORT.webgpu, ssd: ['recurrent', 'chunked'] } : PREFILL_SUPPORT.webgpu;
     this.fx = new DecodeFusion(this.rt, this.kernels);
-    const env0 = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     try {
-      this.decodeRows = opts.decodeRows ?? (env0?.MAMBA_TS_WEBGPU_DECODE_ROWS ? Number(env0.MAMBA_TS_WEBGPU_DECODE_ROWS) : 0);
+      this.decodeRows = opts.decodeRows ?? (env?.MAMBA_TS_WEBGPU_DECODE_ROWS ? Number(env.MAMBA_TS_WEBGPU_DECODE_ROWS) : 0);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.decodeRows !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_DECODE_ROWS)'}`);
     }
     // MATVEC_R's P rule: at least this many workgroups (MAMBA_TS_WEBGPU_ROWS_GROUPS, for sweeps on a GPU; default 128)
-    const rowsGroups = env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS ? Number(env0.MAMBA_TS_WEBGPU_ROWS_GROUPS) : this.fx.rowsMinGroups;
-    if (!Number.isInteger(rowsGroups) || rowsGroups < 0) throw new Error(`webgpu: MAMBA_TS_WEBGPU_ROWS_GROUPS must be a whole number of workgroups, got ${env0?.MAMBA_TS_WEBGPU_ROWS_GROUPS}`);
+    const rowsGroups = env?.MAMBA_TS_WEBGPU_ROWS_GROUPS ? Number(env.MAMBA_TS_WEBGPU_ROWS_GROUPS) : this.fx.rowsMinGroups;
+    if (!Number.isInteger(rowsGroups) || rowsGroups < 0) throw new Error(`webgpu: MAMBA_TS_WEBGPU_ROWS_GROUPS must be a whole number of workgroups, got ${env?.MAMBA_TS_WEBGPU_ROWS_GROUPS}`);
     this.fx.rowsMinGroups = rowsGroups;
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
-    this.attentionKernels = opts.attention ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_ATTENTION as WebGpuAttention | undefined) ?? 'flash';
+    this.attentionKernels = opts.attention ?? (env?.MAMBA_TS_WEBGPU_ATTENTION as WebGpuAttention | undefined) ?? 'flash';
     this.gpuCores = opts.gpuCores ?? 132;
     this.int8 = new Int8Gemm(this.rt, (spec, roles, params, grid, variant) => this.run(spec, roles, params, grid, variant), this.gpuCores);
     this.attnSplits = opts.attentionSplits;
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
-    this.decodeKernels = opts.decodeKernels ?? ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MAMBA_TS_WEBGPU_DECODE || 'v1');
-    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    this.decodeKernels = opts.decodeKernels ?? (env?.MAMBA_TS_WEBGPU_DECODE || 'v1');
     const megaGroups = opts.megaGroups ?? (env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? Number(env.MAMBA_TS_WEBGPU_MEGA_GROUPS) : this.gpuCores);
     const megaSpin = opts.megaSpin ?? 1 << 20;
     for (const [k, v] of [['megaGroups', megaGroups], ['megaSpin', megaSpin]] as const) {
@@ -1352,9 +1351,9 @@ export class WebGpuBackend implements Backend {
   /**
    * A one-token step of a stack of pre-normed layers (Backend.decodeStack) with decodeKernels 'mega': the whole stack as
    * one dispatch (mega.ts, kernels/mega.ts) — Mamba-2 or Mamba-1 layers (one kind), batch 1, f32 or bf16 weights; the final-normed rows
-   * [1, 1, H] (the LM head follows as the decoder's ops), or with `head` and `embed` (a greedy step) the token id read
-   * back: the embedding gather, the layers, the LM head and its argmax all in the one dispatch (where the head and the
-   * embedding are in the layers' format, else the rows). null otherwise, and while the kernel's
+   * [1, 1, H] (the LM head follows as the decoder's ops), or — with the '-h' setting (MegaOptions.head), `head` and
+   * `embed` (a greedy step) — the token id read back: the embedding gather, the layers, the LM head and its argmax all in
+   * the one dispatch (where the head and the embedding are in the layers' format, else the rows). null otherwise, and while the kernel's
    * co-residency probe is out (`mega.ready()`): the layers then run one by one.
    */
   decodeStack(a: DecodeStackArgs): Tensor | Promise<Int32Array> | null {

@@ -322,26 +322,13 @@ export class DecodeFusion {
         const plan = matvecBwPlan(l.M, l.K, nb, this.rt.subgroupFixed, groups, this.rt.maxWorkgroupStorage, this.bw ?? BF16_WIDE_LARGE);
         const v = matvecBwParse(plan.variant);
         const grid = this.rt.grid(matvecBwGroups(v, nb, plan.S));
-        if (plan.S === 1) {
-          this.rec(MATVEC_BW, [...roles, this.rt.dummy], [...params, 1, plan.SU], grid, plan.variant);
-        } else {
-          const part = this.rt.alloc(this.rt.actPool, plan.S * l.M * nb, 'split-K partials');
-          this.rec(MATVEC_BW, [...roles, part], [...params, plan.S, plan.SU], grid, plan.variant);
-          const reduceRoles = [...roles, part];
-          reduceRoles[1] = this.rt.dummy; // (the weights: pass 2 reads only the partials)
-          this.rec(MATVEC_SK_REDUCE, reduceRoles, [...params, plan.S], this.rt.grid(Math.ceil((l.M * nb) / 256)));
-          this.rt.release(part);
-        }
+        if (plan.S === 1) this.rec(MATVEC_BW, [...roles, this.rt.dummy], [...params, 1, plan.SU], grid, plan.variant);
+        else this.recSplit(MATVEC_BW, roles, params, [plan.S, plan.SU], l.M * nb, grid, plan.variant);
       } else if (!few && this.splitK > 0 && (fmt === 'f' || fmt === 'b') && this.rt.subgroupFixed > 0 && this.rt.subgroupFixed <= 128) {
         const sg = this.rt.subgroupFixed;
         const v = matvecSkVariant(l.M, l.K, fmt, nb, sg, this.splitK, groups);
         const p = matvecSkParse(v), S = matvecSkSlices(l.K, fmt, sg, p.U);
-        const part = this.rt.alloc(this.rt.actPool, S * l.M * nb, 'split-K partials');
-        this.rec(MATVEC_SK, [...roles, part], [...params, S], this.rt.grid(matvecSkGroups(p, l.K, nb)), v);
-        const reduceRoles = [...roles, part];
-        reduceRoles[1] = this.rt.dummy; // (the weights: pass 2 reads only the partials)
-        this.rec(MATVEC_SK_REDUCE, reduceRoles, [...params, S], this.rt.grid(Math.ceil((l.M * nb) / 256)));
-        this.rt.release(part);
+        this.recSplit(MATVEC_SK, roles, params, [S], l.M * nb, this.rt.grid(matvecSkGroups(p, l.K, nb)), v);
       } else if (few) {
         const v = fewRowsVariant(l.M, l.K, fmt, nb, groups, this.rt.maxWorkgroupStorage);
         this.rec(FEWROWS, roles, params, this.rt.grid(Math.ceil(nb / fewRowsParse(v).rpw)), v);
@@ -394,6 +381,19 @@ export class DecodeFusion {
     this.flush();
     this.rec(spec, roles, params, grid, variant);
   }
+  /**
+   * a split-K matvec (MATVEC_SK, MATVEC_BW with S > 1) writing S partials of each of its `outs` outputs (sk[0] = S, then
+   * the kernel's own), and MATVEC_SK_REDUCE adding them up with the epilogues
+   */
+  private recSplit(spec: KernelSpec, roles: Store[], params: number[], sk: number[], outs: number, grid: [number, number, number], variant: string): void {
+    const part = this.rt.alloc(this.rt.actPool, sk[0] * outs, 'split-K partials');
+    this.rec(spec, [...roles, part], [...params, ...sk], grid, variant);
+    const reduceRoles = [...roles, part];
+    reduceRoles[1] = this.rt.dummy; // (the weights: pass 2 reads only the partials)
+    this.rec(MATVEC_SK_REDUCE, reduceRoles, [...params, sk[0]], this.rt.grid(Math.ceil(outs / 256)));
+    this.rt.release(part);
+  }
+
   private rec(spec: KernelSpec, roles: Store[], params: number[], grid: [number, number, number], variant = ''): void {
     this.rt.record({ spec, variant, roles, params, grid });
   }

@@ -2,9 +2,10 @@
 /**
  * decodeKernels 'mega' (issue 11): the WebGPU side of `Backend.decodeStack` — a batch-1 decode step of a Mamba-2 (or Mamba-1) stack
  * as one persistent-kernel dispatch with grid barriers (kernels/mega.ts MEGA2 / MEGA1), between the embedding gather before it
- * and the LM head after it (the decoder's own ops) — or, for a greedy step (`MegaHead`: the LM head and the embedding in
- * the layers' format, vec4-aligned, the bindings within the adapter's limit), with the gather and the LM head's argmax
- * inside: the whole step one dispatch, its output the token id (`lastHeadDecline` says why a greedy step ran the rows).
+ * and the LM head after it (the decoder's own ops) — or, for a greedy step with the '-h' setting (`MegaOptions.head`;
+ * `MegaHead`: the LM head and the embedding in the layers' format, vec4-aligned, the bindings within the adapter's
+ * limit), with the gather and the LM head's argmax inside: the whole step one dispatch, its output the token id
+ * (`lastHeadDecline` says why such a step ran the rows).
  *
  * A plan per model (its weight tensors by identity): the layer weights copied once into two arenas of their own — the
  * matrices (in_proj, out_proj of every layer, f32 or bf16) and the small constants (norms, conv, biases, A, D) — so that
