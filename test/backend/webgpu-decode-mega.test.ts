@@ -20,6 +20,7 @@ import type { CausalLM } from '../../src/models/causal-lm.js';
 import { loadModel } from '../../src/index.js';
 import { assertSameDecode, hfFixture, maxAbsDiff } from '../helpers.js';
 import { kernelsOf, webgpuOrReason } from './webgpu-context.js';
+import { defaultDecodeKernels } from '../../src/backend/webgpu/backend.js';
 
 const made: WebGpuBackend[] = [];
 const shared = new Map<string, WebGpuBackend | string>();
@@ -422,4 +423,25 @@ describe('webgpu decodeKernels mega: the fallbacks', () => {
       assert.ok(step.names.length > 4);
     });
   }
+});
+
+describe('webgpu decodeKernels: the default by adapter', () => {
+  it("'mega-r32-o8' on NVIDIA adapters with the tuned kernels, 'v1' on others and on the 'simple' kernels", () => {
+    assert.equal(defaultDecodeKernels('nvidia nvidia-h100-80gb-hbm3 [dawn: disable_robustness]', 'tiled'), 'mega-r32-o8');
+    assert.equal(defaultDecodeKernels('NVIDIA GeForce RTX 4090', 'tiled'), 'mega-r32-o8');
+    assert.equal(defaultDecodeKernels('nvidia nvidia-h100-80gb-hbm3', 'simple'), 'v1');
+    for (const name of ['google swiftshader device (subzero)', 'amd radeon', 'apple m3', 'intel arc', 'adapter', 'nvidiax fake']) {
+      assert.equal(defaultDecodeKernels(name, 'tiled'), 'v1', name);
+    }
+  });
+  it('a backend made without decodeKernels takes the rule for its adapter', async (t: TestContext) => {
+    const b = await webgpuOrReason({ kernels: 'tiled' });
+    if (typeof b === 'string') return t.skip(b);
+    try {
+      const adapter = b.name.replace(/^webgpu\((.*)\)$/, '$1');
+      assert.equal(b.decodeKernels, process.env.MAMBA_TS_WEBGPU_DECODE || defaultDecodeKernels(adapter, 'tiled'));
+    } finally {
+      b.destroy();
+    }
+  });
 });

@@ -100,12 +100,12 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
     }
   });
 
-  it("'v1': one-row bf16 products of K and N ≥ 2048 run MATVEC_BW at R 2 U 4 (= float64); smaller ones, 2 rows and 'v1-u4' MATVEC_V", async (t: TestContext) => {
+  it("'v1' (and 'mega''s fallback kernels): one-row bf16 products of K and N ≥ 2048 run MATVEC_BW at R 2 U 4 (= float64); smaller ones, 2 rows and 'v1-u4' MATVEC_V", async (t: TestContext) => {
     if (typeof g === 'string') return t.skip(g);
     let seed = 901;
     try {
       // [option, M, K, N, MATVEC_BW expected]
-      for (const [opt, M, K, N, bw] of [['v1', 1, 2048, 2048, true], ['v1', 1, 2048, 2040, false], ['v1', 1, 1536, 4096, false], ['v1', 2, 2048, 2048, false], ['v1-u4', 1, 2048, 2048, false]] as const) {
+      for (const [opt, M, K, N, bw] of [['v1', 1, 2048, 2048, true], ['v1', 1, 2048, 2040, false], ['v1', 1, 1536, 4096, false], ['v1', 2, 2048, 2048, false], ['v1-u4', 1, 2048, 2048, false], ['mega-r32-o8', 1, 2048, 2048, true], ['mega', 1, 1536, 4096, false]] as const) {
         g.decodeKernels = opt;
         const x = randomArray(M * K, seed++), w = randomArray(N * K, seed++);
         const W = g.fromHost(w.slice(), [N, K], { matrix: true });

@@ -72,6 +72,17 @@ function ownStores(own: readonly Tensor[]): Store[] {
   return own.flatMap((t) => (t.storage as Store).blocks?.map((b) => b.store) ?? [t.storage as Store]);
 }
 
+/**
+ * The batch-1 decode kernels a backend takes when none are named (WebGpuBackendOptions.decodeKernels,
+ * MAMBA_TS_WEBGPU_DECODE): 'mega-r32-o8' on NVIDIA adapters with the tuned kernels — measured there (H100, session 34,
+ * beside the official CUDA-graph decode in the same call: mamba2-130m 1.29× f32 / 1.70× bf16, mamba-130m 1.34× / 1.75×,
+ * against v1's 1.03–1.25× f32 / 1.23–1.45× bf16 in that call); its probe still runs first and a timeout falls back to v1 with a warning — and 'v1'
+ * elsewhere (other GPUs have not been timed, and a persistent kernel's grid barrier needs all its workgroups resident).
+ */
+export function defaultDecodeKernels(adapterName: string, kernels: string): string {
+  return kernels === 'tiled' && /^nvidia\b/i.test(adapterName) ? 'mega-r32-o8' : 'v1';
+}
+
 export class WebGpuBackend implements Backend {
   readonly name: string;
   /** mamba1Step / mamba2Step hand Δ out (Mamba1StepArgs.onDelta: the step kernels write it); may be set false (benchmarks compare with the op sequence) */
@@ -272,8 +283,10 @@ export class WebGpuBackend implements Backend {
     this.fx.sgv = cfg;
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
-    this.fx.bw = bw ?? (k === 'v1' && BF16_WIDE_DEFAULT ? {} : null);
-    this.fx.bwLarge = k === 'v1';
+    // 'mega' falls back to v1's kernels wherever its one dispatch does not run (batches, other stacks, the probe
+    // pending): they keep v1's bf16 rule
+    this.fx.bw = bw ?? ((k === 'v1' || mega) && BF16_WIDE_DEFAULT ? {} : null);
+    this.fx.bwLarge = k === 'v1' || !!mega;
   }
   private decodeK = 'v1';
   /** decodeKernels 'mega': the one-dispatch decode step (mega.ts) */
@@ -311,7 +324,7 @@ export class WebGpuBackend implements Backend {
     for (const [k, v] of [['gpuCores', this.gpuCores], ['attentionSplits', this.attnSplits ?? 1]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`webgpu: ${k} must be a positive integer, got ${v}`);
     }
-    this.decodeKernels = opts.decodeKernels ?? (env?.MAMBA_TS_WEBGPU_DECODE || 'v1');
+    this.decodeKernels = opts.decodeKernels ?? (env?.MAMBA_TS_WEBGPU_DECODE || defaultDecodeKernels(adapterName, this.kernels));
     const megaGroups = opts.megaGroups ?? (env?.MAMBA_TS_WEBGPU_MEGA_GROUPS ? Number(env.MAMBA_TS_WEBGPU_MEGA_GROUPS) : this.gpuCores);
     const megaSpin = opts.megaSpin ?? 1 << 20;
     for (const [k, v] of [['megaGroups', megaGroups], ['megaSpin', megaSpin]] as const) {

@@ -171,7 +171,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * Other weight formats run v1's kernels. 'v1' itself takes it at R 2, U 4 for one-row bf16 products of K and N ≥ 2048
    * (fusion.ts BF16_WIDE_LARGE: the 2.8b shapes, +17% decode on an H100 in session 33); BF16_WIDE_DEFAULT makes it take
    * it everywhere.
-   * 'mega' (session 32, opt-in; H100 timings in BENCHMARKS.md, best there 'mega-r32-o8'): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
+   * 'mega' (session 32; H100 timings in BENCHMARKS.md, best there 'mega-r32-o8', **the default on NVIDIA adapters since
+   * session 34** — `defaultDecodeKernels`; 'v1' elsewhere and on 'simple' kernels): a whole batch-1 step of a Mamba-2 or Mamba-1 stack as one
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
    * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase
    * kernel always splits them); '-p4' at the end ('mega-p4', 'mega-r16-p4'):
@@ -181,7 +182,7 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    */
   decodeKernels?: string;
   /**
-   * decodeKernels 'mega' (issue 11, opt-in; MAMBA_TS_WEBGPU_DECODE=mega): a batch-1 decode step of a Mamba-2 or Mamba-1 stack as ONE
+   * decodeKernels 'mega' (issue 11; the default on NVIDIA adapters, else MAMBA_TS_WEBGPU_DECODE=mega): a batch-1 decode step of a Mamba-2 or Mamba-1 stack as ONE
    * dispatch, a persistent kernel whose phases are separated by grid barriers (kernels/mega.ts). Its workgroups must all be
    * resident at once: `megaGroups` of them (default `gpuCores`, 132; MAMBA_TS_WEBGPU_MEGA_GROUPS). A probe with as many
    * workgroups runs first; if it (or a later step's barrier) times out after `megaSpin` polls (default 2^20), the backend
