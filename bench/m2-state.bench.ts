@@ -5,7 +5,9 @@
  * and a read+write stream (stream_rw: v = a·v + b in place, each line read once and written back once, the state's
  * traffic) — and the same step hot (one state, in L2). One thread.
  *
- *   node dist/bench/m2-state.bench.js [--reps 7] [--pool-mb 160] [--variants probe,rw,ssd,hot]
+ *   node dist/bench/m2-state.bench.js [--reps 7] [--pool-mb 160] [--variants probe,rw,ssd,ssd:4096,hot,hot:4096]
+ *
+ * ssd:BYTES / hot:BYTES: the step touching the rows BYTES on meanwhile (ssdTouch, assembly/scan.ts).
  *
  * GB/s count the state's bytes once for `probe` and twice (read + written) for `rw`, `ssd` and `hot`. Each step's
  * x, B, C, Δ are fixed (their few KB stay in L1); what varies is where the state comes from.
@@ -16,9 +18,15 @@ import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './str
 
 const reps = Number(arg('reps', '7'));
 const poolMb = Number(arg('pool-mb', '160'));
-const VARIANTS = ['probe', 'rw', 'ssd', 'hot'] as const;
-type V = (typeof VARIANTS)[number];
-const variants = listArg<V>('variants', VARIANTS.join(','), VARIANTS);
+/** probe, rw, ssd (the in-place step as decode runs it), hot; ssd:BYTES / hot:BYTES: with ssdTouch = BYTES */
+type V = string;
+const variants = listArg('variants', 'probe,rw,ssd,ssd:2048,ssd:4096,ssd:8192,hot,hot:4096');
+const touchOf = (v: V): number => {
+  const m = /^(ssd|hot)(?::(\d+))?$/.exec(v);
+  if (!m && v !== 'probe' && v !== 'rw') throw new Error(`--variants: ${v} is not one of probe, rw, ssd[:BYTES], hot[:BYTES]`);
+  return m && m[2] ? Number(m[2]) : 0;
+};
+variants.forEach(touchOf);
 
 const nh = 24, hd = 64, G = 1, N = 128;
 const stateB = nh * hd * N * 4;
@@ -50,7 +58,11 @@ const ssdPass = (hot: boolean): void => {
 const onePass = (v: V): void => {
   if (v === 'probe') k.stream_sum(pool, out, passStates / 4, 0, passStates / 4);
   else if (v === 'rw') k.stream_rw(pool, 1, 0, 0, passStates / 4);
-  else ssdPass(v === 'hot');
+  else {
+    k.set_ssd_touch(touchOf(v), 0, 1);
+    ssdPass(v.startsWith('hot'));
+    k.set_ssd_touch(0, 0, 1);
+  }
 };
 const bytes = (v: V): number => (v === 'probe' ? passStates : 2 * passStates);
 

@@ -37,6 +37,7 @@
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
+ * ssd-touch:BYTES = the Mamba-2 step's SSD touching its state BYTES ahead (runtime.ssdTouch; 0: off);
  * m2-rows / m2-touch = a Mamba-2 layer's call head by head: each head's in_proj rows, then its conv and SSD step
  * (WasmBackendOptions.m2Interleave 'rows'), and with q8 those rows touching the head's state ('touch');
  * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
@@ -52,7 +53,7 @@
  * the default since session 33; regs; rows, the default before; heads4).
  */
 import { WasmBackend, type AttnDecode } from '../src/backend/wasm/index.js';
-import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { SSD_TOUCH_DEFAULT, WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
@@ -79,6 +80,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
+    'ssd-touch:BYTES (the Mamba-2 SSD step touching its state BYTES ahead: runtime.ssdTouch, 0 off),\n' +
     'm2-rows, m2-touch (a Mamba-2 layer head by head: its in_proj rows, conv and SSD step; m2-touch: q8 rows touch its state;\n' +
     'm2Interleave \'rows\' / \'touch\'),\n' +
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
@@ -136,6 +138,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
   be.runtime.gemvQ8 = 'quarters';
+  be.runtime.ssdTouch = SSD_TOUCH_DEFAULT;
   be.attnDecode = 'pipe';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
@@ -159,6 +162,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'm2-rows') be.m2Interleave = 'rows';
     else if (part === 'm2-touch') be.m2Interleave = 'touch';
     else if (part === 'm2-first') be.m2Diag |= 8;
+    else if (part.startsWith('ssd-touch:')) be.runtime.ssdTouch = num(part, 10, 0);
     else if (part.startsWith('m2-heads:')) be.m2Diag |= num(part, 9, 1) << 8;
     else if (part === 'layer-calls') be.decodeOneCall = false;
     else if (part === 'products-only') {
@@ -182,7 +186,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, m2-rows, m2-touch, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, m2-rows, m2-touch, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }
