@@ -38,8 +38,6 @@
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
  * ssd-touch:BYTES = the Mamba-2 step's SSD touching its state BYTES ahead (runtime.ssdTouch; 0: off);
- * m2-rows / m2-touch = a Mamba-2 layer's call head by head: each head's in_proj rows, then its conv and SSD step
- * (WasmBackendOptions.m2Interleave 'rows'), and with q8 those rows touching the head's state ('touch');
  * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
  * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false); products-only = the one call with each
  * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
@@ -81,8 +79,6 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
     'ssd-touch:BYTES (the Mamba-2 SSD step touching its state BYTES ahead: runtime.ssdTouch, 0 off),\n' +
-    'm2-rows, m2-touch (a Mamba-2 layer head by head: its in_proj rows, conv and SSD step; m2-touch: q8 rows touch its state;\n' +
-    'm2Interleave \'rows\' / \'touch\'),\n' +
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
     'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
@@ -132,8 +128,6 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stepIn = true;
   be.m2TwoBarriers = true;
   be.m2EarlyBC = false;
-  be.m2Interleave = 'off';
-  be.m2Diag = 0;
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
@@ -159,11 +153,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'split-in') be.stepIn = false;
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
     else if (part === 'early-bc') be.m2EarlyBC = true;
-    else if (part === 'm2-rows') be.m2Interleave = 'rows';
-    else if (part === 'm2-touch') be.m2Interleave = 'touch';
-    else if (part === 'm2-first') be.m2Diag |= 8;
     else if (part.startsWith('ssd-touch:')) be.runtime.ssdTouch = num(part, 10, 0);
-    else if (part.startsWith('m2-heads:')) be.m2Diag |= num(part, 9, 1) << 8;
     else if (part === 'layer-calls') be.decodeOneCall = false;
     else if (part === 'products-only') {
       be.stackParts = 1;
@@ -186,7 +176,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, m2-rows, m2-touch, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

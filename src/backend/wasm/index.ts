@@ -113,17 +113,6 @@ export interface WasmBackendOptions {
    */
   m2EarlyBC?: boolean;
   /**
-   * decode, batch 1, with `m2TwoBarriers` (not with `touchState`): the order of a Mamba-2 layer's one call. 'off'
-   * (before session 34): all of in_proj, a barrier, then each thread the conv and SSD step of its heads. 'rows': only
-   * in_proj's B/C and Δ rows before the barrier, then each thread head by head its x and z rows of in_proj, the conv of
-   * the head's channels and its SSD step (the state's traffic between the weight streaming's instead of after all of
-   * it). 'touch': as 'rows', and with q8 weights (the 'quarters' kernel) the head's in_proj rows touch its SSM state
-   * meanwhile (one 64-byte line per block of weights), so that the state arrives from DRAM while the core computes
-   * and the step reads it from cache. Default 'off', or the environment's MAMBA_TS_WASM_M2_INTERLEAVE. The same
-   * numbers in every mode (the same kernels on the same inputs).
-   */
-  m2Interleave?: M2Interleave;
-  /**
    * decode: a one-token step of a model whose sublayers are all pre-normed Mamba layers, attention halves, gated MLPs
    * or relu²/relu MLPs (mamba-130m, mamba2-130m, llama, Bamba, Nemotron-H; not the mixtures of experts of Jamba and
    * Granite 4.0-H) as one call on the threads (`decodeStack`, assembly/stack.ts): every sublayer's norm, its one-call
@@ -252,9 +241,6 @@ export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 /** see WasmBackendOptions.q8GemmKernel */
 export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'pipe' | 'regs' | 'rows' | 'heads4';
-/** WasmBackendOptions.m2Interleave's values */
-export type M2Interleave = 'off' | 'rows' | 'touch';
-export const M2_INTERLEAVE: readonly M2Interleave[] = ['off', 'rows', 'touch'];
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
 const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
@@ -346,10 +332,6 @@ export class WasmBackend extends CpuBackend {
   m2TwoBarriers: boolean;
   /** see WasmBackendOptions.m2EarlyBC (may be changed between calls: benchmarks compare the two) */
   m2EarlyBC: boolean;
-  /** see WasmBackendOptions.m2Interleave (may be changed between calls: benchmarks compare them) */
-  m2Interleave: M2Interleave;
-  /** benchmarks only: more mamba2_layer_2b flags (8: rows first; heads per chunk << 8) */
-  m2Diag = 0;
   /** see WasmBackendOptions.decodeOneCall (may be changed between calls: benchmarks compare the two) */
   decodeOneCall: boolean;
   /** see WasmBackendOptions.prefillLayer (may be changed between calls: benchmarks compare the two) */
@@ -403,8 +385,6 @@ export class WasmBackend extends CpuBackend {
     this.stepIn = flagOption(opts, 'stepIn', envFlag('MAMBA_TS_WASM_STEP_IN', true));
     this.m2TwoBarriers = flagOption(opts, 'm2TwoBarriers', envFlag('MAMBA_TS_WASM_M2_TWO_BARRIERS', true));
     this.m2EarlyBC = flagOption(opts, 'm2EarlyBC', envFlag('MAMBA_TS_WASM_M2_EARLY_BC', false));
-    this.m2Interleave = opts.m2Interleave ?? envChoice<M2Interleave>('MAMBA_TS_WASM_M2_INTERLEAVE', M2_INTERLEAVE, LoadOptionError) ?? 'off';
-    if (!M2_INTERLEAVE.includes(this.m2Interleave)) throw new LoadOptionError(`wasm backend: option "m2Interleave" must be ${M2_INTERLEAVE.map((v) => `'${v}'`).join(', ')}, got ${String(opts.m2Interleave)}`);
     this.decodeOneCall = flagOption(opts, 'decodeOneCall', envFlag('MAMBA_TS_WASM_DECODE_ONE_CALL', true));
     this.prefillLayer = flagOption(opts, 'prefillLayer', envFlag('MAMBA_TS_WASM_PREFILL_LAYER', true));
     this.prefillResidual = flagOption(opts, 'prefillResidual', envFlag('MAMBA_TS_WASM_PREFILL_RESIDUAL', true));
@@ -1065,15 +1045,10 @@ export class WasmBackend extends CpuBackend {
   /** the arguments decodeStack last declined (their key), so that a model it does not run costs one check per step */
   private stackDeclined: unknown[] | null = null;
 
-  /** mamba2_layer_2b's `early` flags: 1 m2EarlyBC, 2 m2Interleave 'rows', 2 | 4 'touch' (assembly/step_out.ts) */
-  private m2LayerFlags(): number {
-    return (this.m2EarlyBC ? 1 : 0) | (this.m2Interleave === 'rows' ? 2 : this.m2Interleave === 'touch' ? 6 : 0) | this.m2Diag;
-  }
-
   /** what decodeStack's plan depends on: every argument (tensors by identity) and the options its layer kernels read */
   private stackKey(a: DecodeStackArgs): unknown[] {
     const key: unknown[] = [
-      a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.m2Interleave, this.m2Diag, this.touchState, this.m2TwoBarriers,
+      a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers,
       this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode,
     ];
     for (const l of a.layers) {
@@ -1295,7 +1270,7 @@ export class WasmBackend extends CpuBackend {
       layer = {
         kernel: 'mamba2_layer_2b',
         args: [i.desc, H, c.in(a.dtBias), lo, hi, i.y, dt, c.in(a.conv), c.in(a.convBias), convState, c.in(a.A), c.in(a.D), ssmState,
-          c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2LayerFlags()],
+          c.in(a.norm), a.normEps, a.normGroupSize, priv, privStride, work, counter, batch, nh, hd, G, N, K, o.desc, this.m2EarlyBC ? 1 : 0],
       };
     } else if (i && o) {
       const [lo, hi] = a.dtLimit;

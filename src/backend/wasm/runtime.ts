@@ -98,7 +98,7 @@ const GEMV_Q8_MODE: Record<GemvQ8, number> = { seq: 0, rows4: 1, quarters: 2 };
 export const GEMV_Q8_NAMES = Object.keys(GEMV_Q8_MODE) as GemvQ8[];
 
 /** WasmRuntime.ssdTouch's default (bytes; assembly/scan.ts starts with the same) */
-export const SSD_TOUCH_DEFAULT = 0;
+export const SSD_TOUCH_DEFAULT = 2048;
 
 /** What a kernel worker is started with (Node: workerData; browsers: its first message). */
 export interface WorkerInit {

@@ -374,18 +374,6 @@ function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: us
 }
 
 /**
- * linear_q8 for one row of x (M = 1), rows [n0, n1) of W, touching the 64-byte lines [ta, tb) meanwhile (one line per
- * block of a step, spread over the steps: at most K/32 per step) in the 'quarters' kernel; the other kernels do not
- * touch. Same bits as linear_q8. (mamba2_layer_2b's interleaved path: a head's in_proj rows touch its SSM state.)
- */
-export function linear_q8_rows_touch(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize,
-                                     K: i32, n0: i32, n1: i32, ta: usize, tb: usize): void {
-  if (n1 <= n0) return;
-  if (gemvQ8Mode == 2) gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, ta, tb);
-  else linear_q8(xq, xs, qs, scales, bias, y, 1, K, n1, n0, n1);
-}
-
-/**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq: i16 [M, K] in its layout, xs f32 [M, K/32])
  * and W q8: qs int8 [N, K], scales f32 [N, K/32]. K must be a multiple of 32.
  */

@@ -332,7 +332,7 @@ const M2_NB: i32 = 8; // state indices per tile (8 measured faster than 4 and 6)
  * it updates 4 rows of a head's state it loads one 64-byte line of the 4 rows this many bytes on, so that those
  * arrive from DRAM meanwhile (each line touched once, before its rows are updated). The same bits either way.
  */
-let ssdTouch: i32 = 0;
+let ssdTouch: i32 = 2048; // (runtime.ts SSD_TOUCH_DEFAULT)
 
 /** team kernel: every thread's instance sets its ssdTouch */
 export function set_ssd_touch(bytes: i32, t: i32, T: i32): void {

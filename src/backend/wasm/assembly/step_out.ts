@@ -13,7 +13,7 @@
 //    its bytes]
 
 import { linear_bf16, linear_f16, linear_f32 } from './linear';
-import { linear_q8, linear_q8_rows_touch, linear_q8_touch, quantize_rows_q8 } from './linear_q8';
+import { linear_q8, linear_q8_touch, quantize_rows_q8 } from './linear_q8';
 import { mamba1_step } from './mamba1_step';
 import { mamba2_step } from './mamba2_step';
 import { causal_conv1d } from './conv';
@@ -39,19 +39,6 @@ function teamRows(desc: usize, x: usize, M: i32, K: i32, t: i32, n0: i32, n1: i3
   } else if (fmt == 0) linear_f32(x, w, bias, y, M, K, N, n0, n1);
   else if (fmt == 1) linear_bf16(x, w, bias, y, M, K, N, n0, n1);
   else linear_f16(x, w, bias, y, M, K, N, n0, n1);
-}
-
-/**
- * rows [n0, n1) of y = x [1, K] · Wᵀ as teamRows (x already quantized by teamQuantize for q8), touching the 64-byte
- * lines [ta, tb) meanwhile when tb > ta (q8 only: linear_q8_rows_touch; the same bits either way)
- */
-function headRows(desc: usize, x: usize, K: i32, t: i32, n0: i32, n1: i32, ta: usize, tb: usize): void {
-  if (n0 >= n1) return;
-  if (tb > ta && load<i32>(desc) == 3) {
-    const xq = <usize>load<u32>(desc, 24) + <usize>t * <usize>load<u32>(desc, 28);
-    linear_q8_rows_touch(xq, xq + (<usize>K << 1), <usize>load<u32>(desc, 4), <usize>load<u32>(desc, 8),
-      <usize>load<u32>(desc, 12), <usize>load<u32>(desc, 16), K, n0, n1, ta, tb);
-  } else teamRows(desc, x, 1, K, t, n0, n1);
 }
 
 /** y = x [M, K] · Wᵀ for this thread's rows of W (see above); call after a barrier that made all of x ready */
@@ -220,14 +207,8 @@ export function plain_mlp(x: usize, M: i32, H: i32, I: i32, descU: usize, descD:
  * the SSD and the norm are the same bits for any split), so the output and the states are the same bits.
  *
  * `priv`: scratch of `privStride` bytes per thread: B/C conv state [batch, 2GN, K], B/C after the conv [batch, 2GN],
- * the normed g [batch, W]. `early`, flags: 1 (WasmBackendOptions.m2EarlyBC; batch 1, not with touchState): in_proj's B/C
- * rows first and the barrier after in_proj split in two (see the code), so that a thread late into the call delays the
- * others less; 2 (WasmBackendOptions.m2Interleave; batch 1, not with touchState; before 1): only in_proj's B/C and Δ rows
- * before the barrier (every thread a share), then each thread head by head: the head's x rows and z rows of in_proj,
- * the conv of its x channels, its SSD step — the state update interleaved with the weight streaming instead of after
- * all of it; 4 (with 2, q8 'quarters'): the head's in_proj rows touch its SSM state meanwhile (one 64-byte line per
- * block: linear_q8_rows_touch), so that the state's reads from DRAM overlap the products' compute and its step reads
- * it from cache. Every row, channel and head computed by the same kernels with the same inputs: the same bits.
+ * the normed g [batch, W]. `early` (WasmBackendOptions.m2EarlyBC; batch 1, not with touchState): in_proj's B/C rows first and
+ * the barrier after in_proj split in two (see the code), so that a thread late into the call delays the others less.
  */
 export function mamba2_layer_2b(
   h: usize, descIn: usize, H: i32, dtBias: usize, lo: f64, hi: f64,
@@ -238,14 +219,7 @@ export function mamba2_layer_2b(
   const W = nh * hd;
   const GN = G * N;
   const h0 = sliceLo(t, T, nh, 1), h1 = sliceHi(t, T, nh, 1);
-  const inter = (early & 2) != 0 && batch == 1 && !load<u32>(descIn, 32);
-  if (inter) {
-    // in_proj's B, C and Δ rows (what every thread reads before the heads), each thread a share; a barrier
-    teamQuantize(descIn, h, batch, H, t);
-    const nBC = 2 * GN + nh;
-    teamRows(descIn, h, batch, H, t, 2 * W + sliceLo(t, T, nBC, 4), 2 * W + sliceHi(t, T, nBC, 4));
-    teamBarrier(counter, 1, T);
-  } else if ((early & 1) && batch == 1 && !load<u32>(descIn, 32)) {
+  if (early && batch == 1 && !load<u32>(descIn, 32)) {
     // in_proj with a split-phase barrier: this thread's share of the B/C rows (the only rows another thread reads
     // before the second barrier), arrive; then the x and dt rows of its own heads and its share of z; then wait.
     // (One row of x only: the matrix-vector kernels give the same bits for any split of the rows; the kernels for
@@ -273,7 +247,7 @@ export function mamba2_layer_2b(
     const raw = row + ((<usize>(width - nh)) << 2);
     for (let i = h0; i < h1; i++) store<f32>(dt + ((<usize>(b * nh + i)) << 2), delta(raw, dtBias, lo, hi, i));
     const cs = convState + ((<usize>b * convDim * K) << 2);
-    if (h0 < h1 && !inter) {
+    if (h0 < h1) {
       causal_conv1d(row + (<usize>W << 2), convW, convB, cs, xbc + ((<usize>b * convDim) << 2), 1, 1, convDim, K, 1, h0 * hd, h1 * hd);
     }
     const sb = bcState + ((<usize>b * 2 * GN * K) << 2);
@@ -281,28 +255,7 @@ export function mamba2_layer_2b(
     causal_conv1d(row + ((<usize>2 * W) << 2), convW + ((<usize>W * K) << 2), convB ? convB + (<usize>W << 2) : 0, sb,
       bc + ((<usize>b * 2 * GN) << 2), 1, 1, 2 * GN, K, 1, 0, 2 * GN);
   }
-  if (inter) {
-    // C heads at a time (batch 1; C = early >> 8, at least 1): their x and z rows of in_proj (q8 with flag 4: touching
-    // their state, half during each), the conv of their x channels, their SSD step; flag 8 (diagnostic): all the
-    // chunks' rows first, then every head's conv and SSD
-    const touch = (early & 4) != 0 && load<i32>(descIn) == 3;
-    const C = max(early >> 8, 1);
-    const headB = (<usize>hd * <usize>N) << 2;
-    for (let pass = (early & 8) ? 0 : 2; pass < ((early & 8) ? 2 : 3); pass++) {
-      for (let hh = h0; hh < h1; hh += C) {
-        const he = min(hh + C, h1);
-        if (pass != 1) {
-          const st = ssmState + <usize>hh * headB, sb = <usize>(he - hh) * headB, half = touch ? (sb >> 1) & ~63 : 0;
-          headRows(descIn, h, H, t, W + hh * hd, W + he * hd, st, st + half);
-          headRows(descIn, h, H, t, hh * hd, he * hd, st + half, touch ? st + sb : st);
-        }
-        if (pass != 0) {
-          causal_conv1d(zxbcdt + (<usize>W << 2), convW, convB, convState, xbc, 1, 1, convDim, K, 1, hh * hd, he * hd);
-          ssd_scan(xbc, dt, A, bc, bc + (<usize>GN << 2), Dskip, ssmState, ys, 1, 1, nh, hd, G, N, hh, he);
-        }
-      }
-    }
-  } else if (h0 < h1) {
+  if (h0 < h1) {
     for (let b = 0; b < batch; b++) {
       const xb = xbc + ((<usize>b * convDim) << 2), bb = bc + ((<usize>b * 2 * GN) << 2);
       ssd_scan(xb, dt + ((<usize>b * nh) << 2), A, bb, bb + (<usize>GN << 2), Dskip,
