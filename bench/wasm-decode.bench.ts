@@ -37,6 +37,7 @@
  * split-out = in_proj, the step and out_proj as three calls (before `mamba1StepOut` / `mamba2StepOut`, stepOut = false);
  * four-barriers = a Mamba-2 layer's one call with the four barriers of before (WasmBackendOptions.m2TwoBarriers = false);
  * early-bc = the two-barrier call with in_proj's B/C rows first and a split-phase barrier after it (WasmBackendOptions.m2EarlyBC);
+ * ssd-touch:BYTES = the Mamba-2 step's SSD touching its state BYTES ahead (runtime.ssdTouch; 0: off);
  * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
  * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false); products-only = the one call with each
  * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
@@ -50,7 +51,7 @@
  * the default since session 33; regs; rows, the default before; heads4).
  */
 import { WasmBackend, type AttnDecode } from '../src/backend/wasm/index.js';
-import { WasmRuntime } from '../src/backend/wasm/runtime.js';
+import { SSD_TOUCH_DEFAULT, WasmRuntime } from '../src/backend/wasm/runtime.js';
 import { argmax } from '../src/generate/sampling.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
@@ -77,6 +78,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'split-out (in_proj, the step, out_proj as three calls, as before mamba1StepOut / mamba2StepOut),\n' +
     'four-barriers (a Mamba-2 layer\'s one call with four barriers, as before m2TwoBarriers),\n' +
     'early-bc (the two-barrier call with in_proj\'s B/C rows first, a split-phase barrier after it: m2EarlyBC),\n' +
+    'ssd-touch:BYTES (the Mamba-2 SSD step touching its state BYTES ahead: runtime.ssdTouch, 0 off),\n' +
     'layer-calls (a Mamba model\'s decode step as a call per layer, norms and adds as ops: decodeOneCall = false),\n' +
     'products-only (the one call with in_proj and out_proj but no step per layer: weight streaming and barriers alone),\n' +
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
@@ -130,6 +132,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
   be.runtime.gemvQ8 = 'quarters';
+  be.runtime.ssdTouch = SSD_TOUCH_DEFAULT;
   be.attnDecode = 'pipe';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
@@ -150,6 +153,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'split-in') be.stepIn = false;
     else if (part === 'four-barriers') be.m2TwoBarriers = false;
     else if (part === 'early-bc') be.m2EarlyBC = true;
+    else if (part.startsWith('ssd-touch:')) be.runtime.ssdTouch = num(part, 10, 0);
     else if (part === 'layer-calls') be.decodeOneCall = false;
     else if (part === 'products-only') {
       be.stackParts = 1;
@@ -172,7 +176,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

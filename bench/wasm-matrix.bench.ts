@@ -77,6 +77,8 @@ const LLAMA_CPP: Record<string, Record<string, [number, number]>> = {
 interface Cell {
   arch: string; dtype: string; threads: number;
   prefill_tok_s: number; decode_tok_s: number; peak_rss_mb: number; bandwidth_gb_s: number; decode_ceiling_tok_s: number; weight_mb: number;
+  /** the ceiling counted with a recurrent state's bytes read and written (src/cli/bench.ts; absent in older JSON) */
+  decode_ceiling_state_tok_s?: number;
   /** llama.cpp measured in the same sitting: [prefill, decode] tok/s (llama-bench: mean of its repetitions; --llama-npm: median) */
   llama?: [number, number];
 }
@@ -133,7 +135,7 @@ const sideBySide = cells.some((c) => c.llama);
 const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
 const table: Table = {
   head: [
-    'model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling',
+    'model', 'weights', 'threads', `prefill ${prompt} tok/s`, `decode ${gen} tok/s`, 'decode ceiling tok/s', 'of ceiling', 'of ceiling with the state',
     ...(sideBySide ? [`llama.cpp pp${prompt} / tg${gen}${llamaDepth > 0 ? `@d${llamaDepth}` : ''} (same threads, this run)`, 'ours ÷ llama.cpp (prefill / decode)'] : []),
     'llama.cpp pp512 / tg128 (issue, -t 2)', 'peak RSS',
   ],
@@ -142,11 +144,12 @@ const table: Table = {
     return [
       `${c.arch}-130m`, c.dtype, String(c.threads), f1(c.prefill_tok_s), f1(c.decode_tok_s), f1(c.decode_ceiling_tok_s),
       `${((100 * c.decode_tok_s) / c.decode_ceiling_tok_s).toFixed(0)}%`,
+      c.decode_ceiling_state_tok_s && c.decode_ceiling_state_tok_s !== c.decode_ceiling_tok_s ? `${((100 * c.decode_tok_s) / c.decode_ceiling_state_tok_s).toFixed(0)}%` : '—',
       ...(sideBySide ? (c.llama ? [`${f1(c.llama[0])} / ${f1(c.llama[1])}`, `${ratio(c.prefill_tok_s, c.llama[0])} / ${ratio(c.decode_tok_s, c.llama[1])}`] : ['—', '—']) : []),
       l ? `${l[0]} / ${l[1]}` : '—', `${c.peak_rss_mb.toFixed(0)} MiB`,
     ];
   }),
-  align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', ...(sideBySide ? ['r', 'r'] as const : []), 'r', 'r'],
+  align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', ...(sideBySide ? ['r', 'r'] as const : []), 'r', 'r'],
 };
 process.stdout.write(textTable(table) + '\n');
 if (write && !quick) {
@@ -157,7 +160,7 @@ if (write && !quick) {
     `- machine: ${machineLine(machineInfo())}; Node ${process.version}; commit ${gitCommit(root)}`,
     `- command: \`${commandLine(import.meta.url, 'bench:wasm', 'npm run build && ')}\` (each cell is \`mamba-ts bench --arch A --backend wasm --dtype D --threads T --prompt ${prompt} --gen ${gen} --reps ${reps} --kv-cache ${kvCache} --json\` in its own process)`,
     `- load average at start / end: ${loadLine(load0)} → ${loadLine(load1)}`,
-    `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes`,
+    `- measured streaming bandwidth (stream_sum kernel over a buffer of the weights' size): ${bw}; decode ceiling = bandwidth ÷ weight bytes; with the state: ÷ (weight bytes + 2 × a Mamba model's state per sequence, read and written each token)`,
     sideBySide
       ? `- llama.cpp side by side${llama?.npm ? ` (run by ${llama.label})` : ''}: \`${llamaDepth > 0 ? `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n 0 -t T -r ${reps}\` and \`llama-bench -m … -p 0 -n ${gen} -d ${llamaDepth} -t T -r ${reps}\` (decode at the context ours decodes at)` : `llama-bench -m <arch>-130m-<type>.gguf -p ${prompt} -n ${gen} -t T -r ${reps}\``} run right after each of our cells (build ${llamaCommit || 'unknown'}, ${llama?.npm ? "node-llama-cpp's prebuilt CPU binaries (ggml loads the variant for this CPU)" : 'CPU build with native flags'}, random-weight GGUF files of the same shapes; its tok/s is the ${llama?.npm ? 'median' : 'mean'} of its repetitions); the issue's quoted numbers are kept for reference`
       : `- llama.cpp numbers: quoted from issue 5 (measured on this machine type on 2026-11-28, -t 2, random weights; its f16 column applies to our f16/bf16 rows)`,

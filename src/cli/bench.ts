@@ -240,6 +240,11 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     profileRows = { prefill: pre, decode: prof.rows(performance.now() - t, (cpuMsNow() ?? NaN) - c) };
     s.dispose();
   }
+  // a recurrent model's state (Mamba, Mamba-2: no KV cache) is read and written once per decode token, as its weights
+  // are read: the ceiling counted with it as well (attention's KV caches grow with the context: not counted)
+  const st = lm.createState(1);
+  const recurrentStateBytes = st.timeTensors.size ? 0 : st.byteSize;
+  st.dispose();
   const bandwidth = backendName === 'webgpu'
     ? await (backend as WebGpuBackend).measureBandwidth(Math.min(weightBytes, 1 << 30))
     : measureBandwidth(backendName === 'cpu' ? 1 : threads, Math.min(weightBytes, 1 << 30));
@@ -262,6 +267,10 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     peak_rss_mb: peakRss,
     bandwidth_gb_s: bandwidth,
     decode_ceiling_tok_s: (bandwidth * 1e9) / weightBytes,
+    /** a recurrent model's state per sequence (MiB), read and written each decode token; 0 where the model has KV caches */
+    state_mb: recurrentStateBytes / 2 ** 20,
+    /** bandwidth ÷ (weight bytes + the state read and written: 2 × state bytes) */
+    decode_ceiling_state_tok_s: (bandwidth * 1e9) / (weightBytes + 2 * recurrentStateBytes),
   };
   // (the wasm backend cuts longer chunks to SSD_MAX_CHUNK)
   const ssdChunk = Math.min(Number(info.chunk_size ?? info.mamba_chunk_size), backendName === 'wasm' ? SSD_MAX_CHUNK : Infinity);
@@ -278,6 +287,7 @@ export async function runBench(argv: string[], io: CliIO): Promise<number> {
     ['peak RSS', `${f1(result.peak_rss_mb)} MiB`],
     ['memory bandwidth', `${f1(bandwidth)} GB/s (${backendName === 'webgpu' ? 'GPU buffer copy' : `${result.threads} thread${result.threads > 1 ? 's' : ''}`})`],
     ['decode ceiling', `${f1(result.decode_ceiling_tok_s)} tok/s (bandwidth ÷ weight bytes); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_tok_s)}%`],
+    ...(recurrentStateBytes ? [['decode ceiling with the state', `${f1(result.decode_ceiling_state_tok_s)} tok/s (bandwidth ÷ (weight bytes + 2 × ${f1(result.state_mb)} MiB of state read and written)); achieved ${f1((100 * result.decode_tok_s) / result.decode_ceiling_state_tok_s)}%`]] as Array<[string, string]> : []),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   if (!json) {

@@ -594,3 +594,36 @@ describe('wasm backend: the f32 matrix-vector kernel of before issue 18\'s fix (
     assert.throws(() => new WasmBackendClass({ threads: 1, gemvF32: 'fast' as never }), /option "gemvF32" must be 'seq' or 'rows4'/);
   });
 });
+
+describe('wasm backend: the Mamba-2 decode step touching its state ahead (ssdTouch)', () => {
+  // mamba2-tiny, mamba2-groups (2 groups, N = 8): Mamba-2 stacks (the one-call decode); bamba-variant, bamba-tiny:
+  // Mamba-2 and attention sublayers (the per-layer path). The fixtures' states are 3–8 KiB per sequence, so 64 bytes
+  // touches all but the last rows' lines and 2048 (the default) about half of them
+  for (const name of ['mamba2-tiny', 'mamba2-groups', 'bamba-variant', 'bamba-tiny']) {
+    for (const [threads, weights] of [[1, 'f32'], [2, 'f32'], [3, 'f32'], [1, 'q8'], [2, 'q8']] as const) {
+      it(`${name}, ${weights}, ${threads} thread(s): decode logits (batch 1 and 2) bit-identical with ssdTouch 0, 64 and 2048 (default)`, async () => {
+        const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
+        const be = model.lm.backend as unknown as WasmBackend;
+        assert.equal(be.runtime.ssdTouch, 2048);
+        try {
+          const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
+          be.runtime.ssdTouch = 0;
+          const off1 = await singleLogits(model.lm, ids);
+          for (const d of [64, 2048]) {
+            be.runtime.ssdTouch = d;
+            const on1 = await singleLogits(model.lm, ids);
+            for (let i = 0; i < off1.length; i++) assert.deepEqual(on1[i], off1[i], `batch 1, step ${i}: logits differ with ssdTouch ${d}`);
+            const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.ssdTouch = on ? d : 0));
+            for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `batch 2, step ${i}: logits differ with ssdTouch ${d}`);
+          }
+        } finally {
+          be.runtime.ssdTouch = 2048;
+        }
+      });
+    }
+  }
+  it('a bad value is an error naming the option', () => {
+    assert.throws(() => new WasmBackendClass({ threads: 1, ssdTouch: 100 }), /option "ssdTouch" must be a multiple of 64 bytes/);
+    assert.throws(() => new WasmBackendClass({ threads: 1, ssdTouch: -64 }), /option "ssdTouch" must be a multiple of 64 bytes/);
+  });
+});

@@ -219,6 +219,14 @@ export interface WasmBackendOptions {
    */
   gemvF32?: GemvF32;
   /**
+   * decode of Mamba-2 layers: while the SSD step updates 4 rows of a head's state it touches (loads one 64-byte line
+   * of) the 4 rows this many bytes on, so that the state streams from DRAM while the core computes (session 34: the
+   * step from DRAM ran at ~0.4–0.5 of the read+write probe without). 0: none, the step before. Default
+   * SSD_TOUCH_DEFAULT (runtime.ts), or the environment's MAMBA_TS_WASM_SSD_TOUCH. The same bits either way. A setting
+   * of the thread pool (`runtime.ssdTouch`), shared by every backend on the same number of threads.
+   */
+  ssdTouch?: number;
+  /**
    * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'quarters' (default, or the environment's
    * MAMBA_TS_WASM_GEMV_Q8: x loaded once for 4 rows of W, one from each quarter of the rows, each load instruction
    * streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
@@ -394,6 +402,12 @@ export class WasmBackend extends CpuBackend {
     if (opts.gemvF32 !== undefined) {
       if (opts.gemvF32 !== 'seq' && opts.gemvF32 !== 'rows4') throw new LoadOptionError(`wasm backend: option "gemvF32" must be 'seq' or 'rows4', got ${String(opts.gemvF32)}`);
       this.runtime.gemvF32 = opts.gemvF32;
+    }
+    if (opts.ssdTouch !== undefined) {
+      if (typeof opts.ssdTouch !== 'number' || !Number.isInteger(opts.ssdTouch) || opts.ssdTouch < 0 || opts.ssdTouch > 1 << 20 || opts.ssdTouch % 64 !== 0) {
+        throw new LoadOptionError(`wasm backend: option "ssdTouch" must be a multiple of 64 bytes from 0 to 1048576 (0: off), got ${String(opts.ssdTouch)}`);
+      }
+      this.runtime.ssdTouch = opts.ssdTouch;
     }
     if (opts.gemvQ8 !== undefined) {
       if (!GEMV_Q8_NAMES.includes(opts.gemvQ8)) throw new LoadOptionError(`wasm backend: option "gemvQ8" must be one of ${GEMV_Q8_NAMES.map((n) => `'${n}'`).join(', ')}, got ${String(opts.gemvQ8)}`);

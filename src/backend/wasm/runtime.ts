@@ -97,6 +97,9 @@ const GEMV_Q8_MODE: Record<GemvQ8, number> = { seq: 0, rows4: 1, quarters: 2 };
 /** the GemvQ8 names (option checks, errors, the environment) */
 export const GEMV_Q8_NAMES = Object.keys(GEMV_Q8_MODE) as GemvQ8[];
 
+/** WasmRuntime.ssdTouch's default (bytes; assembly/scan.ts starts with the same) */
+export const SSD_TOUCH_DEFAULT = 2048;
+
 /** What a kernel worker is started with (Node: workerData; browsers: its first message). */
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -235,6 +238,7 @@ export class WasmRuntime {
   private generation = 0;
   private gemv: GemvF32 = 'seq';
   private gemvQ8Kernel: GemvQ8 = 'quarters';
+  private ssdTouchBytes = SSD_TOUCH_DEFAULT;
 
   private constructor(module: WebAssembly.Module, threads: number) {
     this.memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
@@ -269,6 +273,8 @@ export class WasmRuntime {
       if (g !== undefined) r.gemvF32 = g;
       const q = envChoice<GemvQ8>('MAMBA_TS_WASM_GEMV_Q8', GEMV_Q8_NAMES);
       if (q !== undefined) r.gemvQ8 = q;
+      const st = envBytes('MAMBA_TS_WASM_SSD_TOUCH');
+      if (st !== undefined) r.ssdTouch = st;
     }
     return r;
   }
@@ -303,6 +309,24 @@ export class WasmRuntime {
     if (v === this.gemvQ8Kernel) return;
     this.broadcast('set_gemv_q8_mode', [mode]);
     this.gemvQ8Kernel = v;
+  }
+
+  /**
+   * The Mamba-2 decode step's touching distance in bytes (assembly/scan.ts ssdTouch): while the in-place SSD step
+   * updates 4 rows of a head's state, it loads one 64-byte line of the 4 rows this many bytes on, so that the state
+   * streams from DRAM while the core computes; 0 none (the step before session 34). The same bits either way. A setting
+   * of this runtime (every backend on its thread count; the last one set wins). Default SSD_TOUCH_DEFAULT, or the
+   * environment's MAMBA_TS_WASM_SSD_TOUCH.
+   */
+  get ssdTouch(): number {
+    return this.ssdTouchBytes;
+  }
+
+  set ssdTouch(v: number) {
+    if (!Number.isInteger(v) || v < 0 || v > 1 << 20 || v % 64 !== 0) throw new MambaTsError(`wasm backend: ssdTouch must be a multiple of 64 bytes from 0 to 1048576, got ${JSON.stringify(v)}`);
+    if (v === this.ssdTouchBytes) return;
+    this.broadcast('set_ssd_touch', [v]);
+    this.ssdTouchBytes = v;
   }
 
   /** run team kernel `kernel(...args, t, T)` on every thread (settings each instance keeps), whatever the governor says */
@@ -446,6 +470,15 @@ export function envChoice<T extends string>(name: string, choices: readonly T[],
   if (raw === undefined || raw === '') return undefined;
   if (!(choices as readonly string[]).includes(raw)) throw new Err(`wasm backend: ${name} must be ${choices.map((c) => `'${c}'`).join(' or ')}, got "${raw}"`);
   return raw as T;
+}
+
+/** a byte count from the environment variable `name` (unset or empty: undefined); ssdTouch checks its range */
+function envBytes(name: string): number | undefined {
+  const raw = typeof process !== 'undefined' ? process.env?.[name] : undefined;
+  if (raw === undefined || raw === '') return undefined;
+  const v = Number(raw);
+  if (!/^\d+$/.test(raw) || v % 64 !== 0) throw new MambaTsError(`wasm backend: ${name} must be a multiple of 64 bytes (0: off), got "${raw}"`);
+  return v;
 }
 
 export function defaultThreads(): number {

@@ -32,3 +32,24 @@ export function add_chain(iters: i32, out: usize): void {
   }
   v128.store(out, a);
 }
+
+/**
+ * Read+write probe (bench/m2-state.bench.ts): f32 elements [lo, hi) of `buf` updated in place, v = a·v + b, 4 vectors
+ * per iteration — the memory traffic of a decode step's SSM state (each line read once and written back once).
+ */
+export function stream_rw(buf: usize, a: f32, b: f32, lo: i32, hi: i32): void {
+  const av = f32x4.splat(a), bv = f32x4.splat(b);
+  let i = lo;
+  for (; i + 16 <= hi; i += 16) {
+    const p = buf + (<usize>i) * 4;
+    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+    v128.store(p, f32x4.add(f32x4.mul(av, v0), bv));
+    v128.store(p, f32x4.add(f32x4.mul(av, v1), bv), 16);
+    v128.store(p, f32x4.add(f32x4.mul(av, v2), bv), 32);
+    v128.store(p, f32x4.add(f32x4.mul(av, v3), bv), 48);
+  }
+  for (; i < hi; i++) {
+    const p = buf + (<usize>i) * 4;
+    store<f32>(p, a * load<f32>(p) + b);
+  }
+}

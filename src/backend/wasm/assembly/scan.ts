@@ -23,6 +23,7 @@
 //   path is faster: about 20% for Mamba-1, 2.5× for Mamba-2, and far cheaper for short L.)
 
 import { gather, ldc, stc, vexp, vsilu, vsoftplus } from './simd';
+import { sinkTouches } from './linear_common';
 
 /** y[i] = exp(x[i]) for i in [0, n) (the kernels' vector exp, exported for tests). */
 export function exp_f32(x: usize, y: usize, n: i32): void {
@@ -326,6 +327,18 @@ const M2_NB: i32 = 8; // state indices per tile (8 measured faster than 4 and 6)
   }
 }
 
+/**
+ * the in-place Mamba-2 step's touching distance (WasmBackendOptions.ssdTouch): 0 none (before session 34), else while
+ * it updates 4 rows of a head's state it loads one 64-byte line of the 4 rows this many bytes on, so that those
+ * arrive from DRAM meanwhile (each line touched once, before its rows are updated). The same bits either way.
+ */
+let ssdTouch: i32 = 2048; // (runtime.ts SSD_TOUCH_DEFAULT)
+
+/** team kernel: every thread's instance sets its ssdTouch */
+export function set_ssd_touch(bytes: i32, t: i32, T: i32): void {
+  ssdTouch = bytes;
+}
+
 // The in-place path: the head's state [hd, N] is updated where it lies, one step at a time, SIMD over n; four rows p
 // per sweep share the loads of B_t and C_t. Row sums are reduced with a 4×4 transpose-add.
 function m2InPlace(
@@ -339,6 +352,9 @@ function m2InPlace(
   const Dh = D ? load<f32>(D + (<usize>hh << 2)) : <f32>0;
   const Dv = f32x4.splat(Dh);
   const sh = state + (((<usize>b * <usize>nh + <usize>hh) * <usize>hd * Nu) << 2);
+  const stEnd = state + (((<usize>b + 1) * <usize>nh * <usize>hd * Nu) << 2);
+  const ahead: usize = L == 1 ? <usize>ssdTouch : 0; // (decode: one step)
+  let junk: u32 = 0;
   for (let t = 0; t < L; t++) {
     const r = <usize>b * <usize>L + <usize>t;
     const dtv = load<f32>(dt + ((r * <usize>nh + <usize>hh) << 2));
@@ -362,6 +378,29 @@ function m2InPlace(
       const h3 = h2 + rowBytes;
       let a0 = f32x4.splat(0.0), a1 = f32x4.splat(0.0), a2 = f32x4.splat(0.0), a3 = f32x4.splat(0.0);
       let n = 0;
+      // ssdTouch: the 4 rows `ahead` bytes on touched meanwhile, one 64-byte line per 4 states (where they lie within
+      // this batch row's state), so that the state streams from DRAM while the core computes
+      const tp = ahead && h0 + ahead + 4 * rowBytes <= stEnd ? h0 + ahead : 0;
+      if (tp) {
+        for (; n < N4; n += 4) {
+          const o = <usize>n << 2;
+          junk ^= load<u32>(tp + (o << 2));
+          const bv = v128.load(bp + o);
+          const cv = v128.load(cp + o);
+          const v0 = f32x4.add(f32x4.mul(dAv, v128.load(h0 + o)), f32x4.mul(dx0, bv));
+          const v1 = f32x4.add(f32x4.mul(dAv, v128.load(h1 + o)), f32x4.mul(dx1, bv));
+          const v2 = f32x4.add(f32x4.mul(dAv, v128.load(h2 + o)), f32x4.mul(dx2, bv));
+          const v3 = f32x4.add(f32x4.mul(dAv, v128.load(h3 + o)), f32x4.mul(dx3, bv));
+          v128.store(h0 + o, v0);
+          v128.store(h1 + o, v1);
+          v128.store(h2 + o, v2);
+          v128.store(h3 + o, v3);
+          a0 = f32x4.add(a0, f32x4.mul(v0, cv));
+          a1 = f32x4.add(a1, f32x4.mul(v1, cv));
+          a2 = f32x4.add(a2, f32x4.mul(v2, cv));
+          a3 = f32x4.add(a3, f32x4.mul(v3, cv));
+        }
+      }
       for (; n < N4; n += 4) {
         const o = <usize>n << 2;
         const bv = v128.load(bp + o);
@@ -425,4 +464,5 @@ function m2InPlace(
       store<f32>(y + xo + (<usize>p << 2), s + Dh * xv);
     }
   }
+  if (ahead) sinkTouches(junk);
 }
