@@ -20,8 +20,8 @@
  *        [--shapes llama,hybrid] [--variants probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8]
  */
 import { arg, intListArg, listArg } from './options.js';
-import { median } from './report.js';
-import { cpuMs, fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
+import { interleaved, median } from './report.js';
+import { fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '5'));
@@ -95,8 +95,7 @@ for (const T of threadList) {
         else rt.runTeam('attention_decode', args, true);
       };
       const wallMs = new Map<string, number[]>(), cpu = new Map<string, number[]>();
-      for (const v of variants) { wallMs.set(v.spec, []); cpu.set(v.spec, []); }
-      // per format: the pool filled once, then every variant of that format (and the probe) interleaved
+        // per format: the pool filled once, then every variant of that format (and the probe) interleaved
       const fmts = [...new Set(variants.filter((v) => !v.probe).map((v) => v.fmt))];
       const probe = variants.find((v) => v.probe);
       let m = 0;
@@ -126,16 +125,7 @@ for (const T of threadList) {
           // 'rows' and heads4 differed by 8.4e-7 with max |value| 0.5, session 33)
           if (!(err <= 1e-6 * vmax * Math.max(1, C / 8192))) { failed = true; log(`CHECK FAILED: ${shape} C=${C} ${v.spec}: max |Δ| ${err} vs max |value| ${vmax} (max |out| ${mx})`); }
         }
-        for (const v of vs) onePass(v); // warm-up
-        for (let r = 0; r < reps; r++) {
-          for (const v of r % 2 ? [...vs].reverse() : vs) {
-            const c0 = cpuMs(), t0 = performance.now();
-            onePass(v);
-            const t1 = performance.now(), c1 = cpuMs();
-            wallMs.get(v.spec)!.push(t1 - t0);
-            cpu.get(v.spec)!.push(c1 - c0);
-          }
-        }
+        interleaved(vs, reps, onePass, { wall: wallMs, cpu }, (v) => v.spec);
       }
       const probeCpu = probe ? median(cpu.get('probe')!) : NaN;
       for (const v of variants) {

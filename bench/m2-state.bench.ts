@@ -13,8 +13,8 @@
  * x, B, C, Δ are fixed (their few KB stay in L1); what varies is where the state comes from.
  */
 import { arg, listArg } from './options.js';
-import { median } from './report.js';
-import { cpuMs, fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
+import { interleaved, median } from './report.js';
+import { fillF32, log, openPool, streamFooter, streamHeader } from './stream-pool.js';
 
 const reps = Number(arg('reps', '7'));
 const poolMb = Number(arg('pool-mb', '160'));
@@ -66,19 +66,8 @@ const onePass = (v: V): void => {
 };
 const bytes = (v: V): number => (v === 'probe' ? passStates : 2 * passStates);
 
-const wall = new Map<V, number[]>(), cpu = new Map<V, number[]>();
-for (const v of variants) { wall.set(v, []); cpu.set(v, []); onePass(v); }
-for (let r = 0; r < reps; r++) {
-  const order = r % 2 ? [...variants].reverse() : variants;
-  for (const v of order) {
-    const c0 = cpuMs(), t0 = performance.now();
-    onePass(v);
-    const t1 = performance.now(), c1 = cpuMs();
-    wall.get(v)!.push(t1 - t0);
-    cpu.get(v)!.push(c1 - c0);
-  }
-  fillF32(rt, pool, poolB);
-}
+const wall = new Map<string, number[]>(), cpu = new Map<string, number[]>();
+interleaved(variants, reps, onePass, { wall, cpu }, String, () => fillF32(rt, pool, poolB));
 const gb = (v: V, ms: number): number => bytes(v) / ms / 1e6;
 const rwMed = wall.has('rw') ? median(wall.get('rw')!) : NaN;
 log('');

@@ -34,8 +34,8 @@
  *        [--variants probe,decode,old,bf16,q8,q8-seq,q8-rows4,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
  */
 import { arg, intListArg, listArg } from './options.js';
-import { median } from './report.js';
-import { cpuMs, fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
+import { interleaved, median } from './report.js';
+import { fillF32, log, openPool, probePass, streamFooter, streamHeader } from './stream-pool.js';
 
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '7'));
@@ -128,7 +128,6 @@ for (const T of threadList) {
     rt.heap.release(packed);
 
     const wallMs = new Map<string, number[]>(), cpu = new Map<string, number[]>();
-    for (const v of variants) { wallMs.set(v.spec, []); cpu.set(v.spec, []); }
     let m = 0;
     const onePass = (v: Variant) => {
       if (v.probe) return probePass(rt, pool, out, passB);
@@ -164,17 +163,7 @@ for (const T of threadList) {
       rt.gemvF32 = 'seq';
       rt.gemvQ8 = 'quarters';
     };
-    for (const v of variants) onePass(v); // warm-up
-    for (let r = 0; r < reps; r++) {
-      const order = r % 2 ? [...variants].reverse() : variants;
-      for (const v of order) {
-        const c0 = cpuMs(), t0 = performance.now();
-        onePass(v);
-        const t1 = performance.now(), c1 = cpuMs();
-        wallMs.get(v.spec)!.push(t1 - t0);
-        cpu.get(v.spec)!.push(c1 - c0);
-      }
-    }
+    interleaved(variants, reps, onePass, { wall: wallMs, cpu }, (v) => v.spec);
     const probeMed = wallMs.has('probe') ? median(wallMs.get('probe')!) : NaN;
     for (const v of variants) {
       const w = wallMs.get(v.spec)!, c = cpu.get(v.spec)!;

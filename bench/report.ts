@@ -24,6 +24,35 @@ export function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+/**
+ * Interleaved A/B timing of synchronous work: one warm-up call of `run` per variant, then `reps` rounds over them, the
+ * order reversed every other round (so drift falls on each variant alike); each call's wall and CPU ms (all threads)
+ * pushed to `wall` / `cpu` under `key(v)` (lists made where missing). `between` runs after each round (e.g. to evict caches).
+ */
+export function interleaved<V>(
+  variants: readonly V[],
+  reps: number,
+  run: (v: V) => void,
+  out: { wall: Map<string, number[]>; cpu: Map<string, number[]> },
+  key: (v: V) => string = String,
+  between?: () => void,
+): void {
+  for (const v of variants) {
+    for (const m of [out.wall, out.cpu]) if (!m.has(key(v))) m.set(key(v), []);
+    run(v);
+  }
+  for (let r = 0; r < reps; r++) {
+    for (const v of r % 2 ? [...variants].reverse() : variants) {
+      const c0 = cpuMs(), t0 = performance.now();
+      run(v);
+      const t1 = performance.now(), c1 = cpuMs();
+      out.wall.get(key(v))!.push(t1 - t0);
+      out.cpu.get(key(v))!.push(c1 - c0);
+    }
+    between?.();
+  }
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -37,7 +37,7 @@ import { WasmBackend, type WasmGemm, type WasmQ8Gemm } from '../src/backend/wasm
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { bf16ToF32, f32ToBf16, type WeightDType } from '../src/tensor/dtype.js';
-import { median } from './report.js';
+import { cpuMs, median } from './report.js';
 import { packQ8, unpackQ8 } from '../src/backend/wasm/q8.js';
 import { randomArray } from '../test/helpers.js';
 import { readFileSync } from 'node:fs';
@@ -65,11 +65,6 @@ const wantShapes = listArg('shapes', 'in_proj,out_proj,lm_head', SHAPES.map((s) 
 let failed = false;
 const log = (s: string) => process.stdout.write(s + '\n');
 
-/** CPU milliseconds of this process so far (all threads) */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
 
 type Probe = (iters: number, out: number) => void;
 
