@@ -11,7 +11,8 @@ import { cpu } from '../../src/backend/cpu/index.js';
 import type { SsdArgs } from '../../src/backend/backend.js';
 import { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { nullGpuDevice } from '../../bench/null-gpu.js';
-import { SSD_STEP_ROWS_REGS, ssdStepRows } from '../../src/backend/webgpu/kernels/ssd.js';
+import { SSD_STEP_ROWS_REGS, SSD_STEP_SG, ssdStepRows } from '../../src/backend/webgpu/kernels/ssd.js';
+import { generateWgsl } from '../../src/backend/webgpu/wgsl.js';
 import { ROWS_AUTO } from '../../src/backend/webgpu/kernels/matvec_rows.js';
 import { loadModel } from '../../src/index.js';
 import * as ops from '../../src/tensor/ops.js';
@@ -60,6 +61,19 @@ describe('webgpu Mamba-2 decode step, P rows of a head per subgroup (decodeState
     if (typeof gpu === 'string') return t.skip(gpu);
     for (const bad of [0, 3, 16, 1.5]) assert.throws(() => (gpu.decodeStateRows = bad), /decodeStateRows must be one of 1, 2, 4, 8/);
     assert.equal(gpu.decodeStateRows, 1, 'default: the kernel of before');
+  });
+
+  it("an H100's variants (subgroups of 32: r128s32p2/p4/p8, N 128; r70s32p4, a partial last unit) compile here", async (t: TestContext) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    // the roles on 9 buffers, state and y written (what a decode step binds)
+    const map = SSD_STEP_SG.roles.map((_r, i) => i), modes = SSD_STEP_SG.roles.map((r) => (SSD_STEP_SG.writes.includes(r) ? 'w' : 'r')).join('');
+    for (const v of ['r128s32p2', 'r128s32p4', 'r128s32p8', 'r70s32p4']) {
+      const code = generateWgsl(SSD_STEP_SG, v, map, modes);
+      const m = gpu.rt.device.createShaderModule({ code, label: v });
+      const errors = (await m.getCompilationInfo()).messages.filter((x) => x.type === 'error');
+      assert.deepEqual(errors.map((e) => `${e.lineNum}: ${e.message}`), [], v);
+    }
+    assert.throws(() => SSD_STEP_SG.wgsl('r128s4p4'), /4 rows a subgroup of 32 states a lane/);
   });
 
   it('2, 3, 5, 9, 17, 33, 64 sequences; hd 8 / 6 / 5 (tails), N 16 / 7, groups 1 / 2: P = 2, 4 equal P = 1 (≤ 1e-6), and the CPU (≤ 2e-5), y and state', async (t: TestContext) => {
