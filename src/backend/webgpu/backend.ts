@@ -114,7 +114,7 @@ export class WebGpuBackend implements Backend {
   }
   set batchDecode(e: WebGpuBatchDecode) {
     this.batchDec = this.switchTo('batchDecode', WEBGPU_BATCH_DECODES, this.batchDec, e);
-    this.fx.rowLanes = e === 'fused';
+    this.fx.rowLanes = e === 'fused' || e === 'fused2';
   }
   private batchDec: WebGpuBatchDecode = 'fused';
   /**
@@ -1110,7 +1110,7 @@ export class WebGpuBackend implements Backend {
     // fold has every workgroup of out_proj reduce all rows again (and, past what it stages, normalise per weight row);
     // the few-rows kernel (fewRows) still folds it. Not held back for rows the blocked GEMM takes (gemmSmallMin ≤ M):
     // nothing would fold it, and a pending norm takes z as a store of its own (a piece of in_proj's output: copied)
-    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || this.batchDec !== 'fused' || this.fewRows) && this.productKernel(M) === 'decode') {
+    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || (this.batchDec !== 'fused' && this.batchDec !== 'fused2') || this.fewRows) && this.productKernel(M) === 'decode') {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
@@ -1121,7 +1121,7 @@ export class WebGpuBackend implements Backend {
     // SSD), and fewer than 64 rows with batchDecode 'fused' (decode batches, short prompts; the subgroup kernel's
     // serial loop over a row took 37.5 µs at 16 rows on an H100)
     const tiled = this.kernels === 'tiled' && groupSize <= 4096;
-    if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || (this.batchDec === 'fused' && items < 64))) {
+    if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || ((this.batchDec === 'fused' || this.batchDec === 'fused2') && items < 64))) {
       this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
     } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
@@ -1211,6 +1211,12 @@ export class WebGpuBackend implements Backend {
     const K = a.weight.shape[1];
     const y = this.out([B, L, C], 'causal_conv1d');
     const flags = (a.state ? 1 : 0) | (a.bias ? 2 : 0) | (a.activation === 'silu' ? 4 : 0);
+    // batchDecode 'fused2': a decode batch's conv step joins the split-K reduce of in_proj that made its input
+    if (a.state && L === 1 && this.batchDec === 'fused2' && this.fuse) {
+      const xs = a.x.storage as Store, z = xs.lazy;
+      const [src, c0, stride, rows] = z ? [z.src, z.col, z.stride, z.rows] : [xs, 0, C, B];
+      if (rows === B && this.fx.reduceConv(src, c0, C, stride, { w: this.st(a.weight), bias: a.bias ? this.st(a.bias) : null, state: this.st(a.state), y: this.st(y), K, act: !!(flags & 4) })) return y;
+    }
     const xr = this.rows(a.x);
     const params = [B, L, C, K, flags, xr.stride];
     const roles = [xr.s, this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];

@@ -88,7 +88,9 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * rows in one lane) and its norm prologue (in_proj, lm_head) issues its loads four at a time; (5) a gated norm of fewer than 64 rows that runs on its own (decode batches of 9+ rows on the
    * blocked GEMM, the above, short prompts) runs RMS_NORM_GATED_ROWS too (was one subgroup per row: 37.5 µs per call
    * at 16 rows on an H100, 0.9 of the 3.4 ms step). 'fused-v1': (1) and (2) only (sessions 25–27's default).
-   * 'old': none. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
+   * 'old': none. 'fused2' (session 34, not yet timed on a GPU): 'fused' with the conv step of a decode batch on the
+   * blocked GEMM (9+ rows) computed in the split-K reduce of in_proj that made its input (SPLITK_CONV: 24 dispatches a
+   * step fewer for both Mamba-1 and Mamba-2 at 24 layers, the same numbers). Or MAMBA_TS_WEBGPU_BATCH_DECODE.
    */
   batchDecode?: WebGpuBatchDecode;
   /**
@@ -227,7 +229,7 @@ export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
 /** the rows of a head's state per subgroup in the Mamba-2 decode step (`decodeStateRows`) */
 export const WEBGPU_STATE_ROWS = [1, 2, 4, 8] as const;
 /** the kernels of batched decode steps (`batchDecode`) */
-export const WEBGPU_BATCH_DECODES = ['fused', 'fused-v1', 'old'] as const;
+export const WEBGPU_BATCH_DECODES = ['fused', 'fused-v1', 'old', 'fused2'] as const;
 export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */
