@@ -46,8 +46,8 @@
  * `--decode-rows 0,16` for MATVEC_R at 2–16 rows off and on (WebGpuBackendOptions.decodeRows; session 33; 'auto': 2–4);
  * `--state-rows 1,4` for the rows of a head's state per subgroup in Mamba-2's batched decode step (decodeStateRows;
  * session 34); a list may repeat its values to alternate the passes (`--decode-rows 0,auto,0,auto`), and lists of
- * `--decode-rows` and `--state-rows` of the same length pair up (`--decode-rows 0,auto,0,auto --state-rows 1,4,1,4`:
- * four passes, before / both new, alternated);
+ * `--decode-rows`, `--state-rows` and `--batch-decode` of the same length zip (`--decode-rows 0,auto,0,auto --state-rows
+ * 1,4,1,4 --batch-decode fused,fused2,fused,fused2`: four passes, before / new alternated);
  * `--batch-decode fused,fused-v1,old` for the kernels of batched steps (WebGpuBackendOptions.batchDecode: 'fused'
  * session 28's — Mamba-2's gated norm of 2–8 rows not folded into out_proj, the matvec's rows written from as many
  * lanes, the gated norm of decode rows a workgroup per row —, 'fused-v1' without them, 'old' also without the split-K
@@ -539,9 +539,16 @@ for (const weights of memoryOnly ? [] : formats) {
     const mins = smallMins.length ? smallMins : [backend.gemmSmallMin];
     const rowsList = rowsModes.length ? rowsModes : [backend.decodeRows];
     const stateList = stateRowsModes.length ? stateRowsModes : [backend.decodeStateRows];
-    // (with both lists of the same length the modes pair up — 0,auto with 1,4 is two passes: before, then both new)
-    const pairs = rowsModes.length > 1 && rowsModes.length === stateRowsModes.length ? rowsList.map((rows, i) => ({ rows, sr: stateList[i] })) : rowsList.flatMap((rows) => stateList.map((sr) => ({ rows, sr })));
-    const modes = pairs.flatMap(({ rows, sr }) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).flatMap((min) => epiModes.map((epi) => ({ rows, sr, few, small, min, epi }))))));
+    // lists of --decode-rows, --state-rows and --batch-decode with more than one value and the same length are zipped
+    // (pass i takes value i of each: `--decode-rows 0,auto,0,auto --state-rows 1,4,1,4 --batch-decode fused,fused2,fused,fused2`
+    // is four passes, before / new alternated); otherwise every combination runs
+    const lists = [rowsModes, stateRowsModes, epiModes] as const;
+    const n = Math.max(...lists.map((l) => l.length));
+    const zip = n > 1 && lists.filter((l) => l.length === n).length >= 2 && lists.every((l) => l.length <= 1 || l.length === n);
+    const passes = zip
+      ? Array.from({ length: n }, (_, i) => ({ rows: rowsModes[i] ?? rowsList[0], sr: stateRowsModes[i] ?? stateList[0], epi: epiModes[i] ?? epiModes[0] }))
+      : rowsList.flatMap((rows) => stateList.flatMap((sr) => epiModes.map((epi) => ({ rows, sr, epi }))));
+    const modes = passes.flatMap(({ rows, sr, epi }) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).map((min) => ({ rows, sr, few, small, min, epi })))));
     const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows, backend.decodeStateRows] as const;
     const profiled = (b: number) => doProfile && (profileBatches === 'all' || (profileBatches === 'max' ? b === Math.max(...batches) : profileBatches.split(',').map(Number).includes(b)));
     for (const { rows, sr, few, small, min, epi } of batches.length ? modes : []) {
