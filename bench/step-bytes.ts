@@ -7,7 +7,7 @@
  * One layer is recorded and multiplied by the preset's layer count; the greedy step's argmax over the logits is added.
  *
  *   node dist/bench/step-bytes.js [--presets mamba2-130m,mamba-130m] [--batch 32,64] [--weights f32]
- *        [--state-rows 1] [--decode-rows 0|auto|16] [--tbs 3.35] [--tflops 50] [--json]
+ *        [--state-rows 1] [--decode-rows 0|auto|16] [--batch-decode fused|fused2] [--tbs 3.35] [--tflops 50] [--json]
  *
  * Activations and partials are counted as if they went to memory (a 50 MB L2 keeps many of them; the bound is loose
  * there); L2 bytes are not in the memory bound.
@@ -15,7 +15,7 @@
 import { WebGpuBackend } from '../src/backend/webgpu/index.js';
 import { rowsParse } from '../src/backend/webgpu/kernels/matvec_rows.js';
 import { matvecParse } from '../src/backend/webgpu/kernels/matvec.js';
-import { WEBGPU_WEIGHT_FORMATS, type WebGpuWeights } from '../src/backend/webgpu/options.js';
+import { WEBGPU_BATCH_DECODES, WEBGPU_WEIGHT_FORMATS, type WebGpuBatchDecode, type WebGpuWeights } from '../src/backend/webgpu/options.js';
 import { PRESETS, RandomTensorSource } from '../src/models/random.js';
 import { buildModel } from '../src/models/registry.js';
 import { nullGpuDevice, stepDispatches, type RecordedDispatch } from './null-gpu.js';
@@ -24,6 +24,7 @@ import { intListArg, listArg } from './options.js';
 const presets = listArg('presets', 'mamba2-130m,mamba-130m', Object.keys(PRESETS));
 const batches = intListArg('batch', '32,64');
 const [weights] = listArg<WebGpuWeights>('weights', 'f32', WEBGPU_WEIGHT_FORMATS);
+const [batchDecode] = listArg<WebGpuBatchDecode>('batch-decode', 'fused', WEBGPU_BATCH_DECODES);
 const after = (f: string) => (process.argv.includes(f) ? process.argv[process.argv.indexOf(f) + 1] : undefined);
 const stateRows = Number(after('--state-rows') ?? 1);
 const rowsArg = after('--decode-rows');
@@ -71,6 +72,8 @@ function cost(d: RecordedDispatch, H: number, V: number): Cost {
     case 'splitk_reduce': { const [M, N, , , , S] = p; c.act = (S + 1) * M * N * 4; c.what = `${M}×${N}, ${S} partials`; break; }
     // partials of S splits (the variant), the residual, the sum and the next layer's normed input
     case 'splitk_rows': { const [M, N] = p; const S = Number(d.variant) || 1; c.act = (S + 3) * M * N * 4; c.what = `${M}×${N}, ${S} partials + residual + RMSNorm`; break; }
+    // the reduce with the conv step of columns [c0, c0 + C) in the same thread (batchDecode 'fused2')
+    case 'splitk_conv': { const [M, N, , S, , C, K] = p; c.act = (S + 1) * M * N * 4 + M * C * 4; c.state = 2 * M * C * (K - 1) * 4; c.what = `${M}×${N}, ${S} partials + conv of ${C} (window ${K})`; break; }
     case 'conv_step': { const [B, , C, K] = p; c.state = 2 * B * C * (K - 1) * 4; c.act = 2 * B * C * 4; c.what = `${B}×${C}, window ${K}`; break; }
     case 'ssd_step_sg': case 'ssd_step': {
       const [B, , nh, hd, , N] = p;
@@ -112,7 +115,7 @@ for (const preset of presets) {
   const V = cfg.vocab_size;
   const layers = cfg.num_hidden_layers ?? cfg.n_layer ?? 24;
   const backend = new WebGpuBackend(nullGpuDevice({ maxComputeWorkgroupStorageSize: 49152 }), 'null device (H100 limits)', {
-    weights, kernels: 'tiled', subgroupMinSize: 32, subgroupMaxSize: 32, decodeRows, decodeStateRows: stateRows,
+    weights, kernels: 'tiled', subgroupMinSize: 32, subgroupMaxSize: 32, decodeRows, decodeStateRows: stateRows, batchDecode,
   });
   const lm = buildModel({ ...PRESETS[preset], num_hidden_layers: 1 }, preset, new RandomTensorSource(1), { backend });
   for (const B of batches) {
@@ -130,7 +133,7 @@ for (const preset of presets) {
       out.push({ preset, batch: B, weights, stateRows, decodeRows, dispatches, bytes: { weights: w, state: st, activations: act, l2 }, flops: fl, rows });
       continue;
     }
-    console.log(`\n## ${preset}, ${B} rows, ${weights} weights (${layers} layers; null device with H100 limits; decodeRows ${decodeRows}, decodeStateRows ${stateRows})\n`);
+    console.log(`\n## ${preset}, ${B} rows, ${weights} weights (${layers} layers; null device with H100 limits; decodeRows ${decodeRows}, decodeStateRows ${stateRows}, batchDecode ${batchDecode})\n`);
     console.log('| kernel | what | × | weights MB | state MB | activations MB | L2 re-reads MB | GFLOP | µs at the memory peak | µs at the FLOP peak |');
     console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
