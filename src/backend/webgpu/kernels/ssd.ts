@@ -120,15 +120,7 @@ export const SSD_STEP_SG: KernelSpec = {
       if (live) { $state[so + n] = hv; }
       partial += hv * $C[o_C + bC + n];
     }`;
-    return /* wgsl */ `
-${DTPROC}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${m ? `${RN}u` : 'pu(PK + 5u)'};
-  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
-  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
+    return /* wgsl */ `${ssdStepSgHead(m ? `${RN}u` : 'pu(PK + 5u)')}
   let item = lin(wg, nw) * (64u / sgs) + li / sgs;
   let live = item < Bn * nh * hd;
   let it = min(item, Bn * nh * hd - 1u);
@@ -158,6 +150,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`;
   },
 };
+
+/** `ssd_step_sg`'s entry point and parameters (SSD_STEP's), N the state size as WGSL (a constant or a parameter) */
+function ssdStepSgHead(N: string): string {
+  return /* wgsl */ `
+${DTPROC}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${N};
+  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);`;
+}
 
 /** the most state values a lane holds in `ssd_step_sg`'s P-row variant (P·⌈N/SG⌉) */
 export const SSD_STEP_ROWS_REGS = 64;
@@ -196,15 +201,7 @@ ${js.map((j) => `      ${guard(j, `let hv = dA * hs[${r * K + j}] + dx * bv[${j}
         $y[o_y + (row * nh + h) * hd + p] = out;
       }
     }`).join('\n');
-  return /* wgsl */ `
-${DTPROC}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${RN}u;
-  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
-  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
+  return /* wgsl */ `${ssdStepSgHead(`${RN}u`)}
   // a subgroup per P rows p0 … p0 + P − 1 of head h of sequence b
   let nP = (hd + ${P - 1}u) / ${P}u;
   let item = lin(wg, nw) * (64u / sgs) + li / sgs;
