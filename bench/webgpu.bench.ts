@@ -78,6 +78,7 @@
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SSDS, WEBGPU_STATE_ROWS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
+import { zipOrCross } from './options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { attentionOpCheck, type AttentionShape } from './webgpu-attention-check.js';
@@ -542,12 +543,7 @@ for (const weights of memoryOnly ? [] : formats) {
     // lists of --decode-rows, --state-rows and --batch-decode with more than one value and the same length are zipped
     // (pass i takes value i of each: `--decode-rows 0,auto,0,auto --state-rows 1,4,1,4 --batch-decode fused,fused2,fused,fused2`
     // is four passes, before / new alternated); otherwise every combination runs
-    const lists = [rowsModes, stateRowsModes, epiModes] as const;
-    const n = Math.max(...lists.map((l) => l.length));
-    const zip = n > 1 && lists.filter((l) => l.length === n).length >= 2 && lists.every((l) => l.length <= 1 || l.length === n);
-    const passes = zip
-      ? Array.from({ length: n }, (_, i) => ({ rows: rowsModes[i] ?? rowsList[0], sr: stateRowsModes[i] ?? stateList[0], epi: epiModes[i] ?? epiModes[0] }))
-      : rowsList.flatMap((rows) => stateList.flatMap((sr) => epiModes.map((epi) => ({ rows, sr, epi }))));
+    const passes = zipOrCross<[number | 'auto', number, WebGpuBatchDecode]>([rowsModes, stateRowsModes, epiModes], [rowsList[0], stateList[0], epiModes[0]]).map(([rows, sr, epi]) => ({ rows, sr, epi }));
     const modes = passes.flatMap(({ rows, sr, epi }) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).map((min) => ({ rows, sr, few, small, min, epi })))));
     const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows, backend.decodeStateRows] as const;
     const profiled = (b: number) => doProfile && (profileBatches === 'all' || (profileBatches === 'max' ? b === Math.max(...batches) : profileBatches.split(',').map(Number).includes(b)));
