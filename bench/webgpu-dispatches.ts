@@ -6,7 +6,8 @@
  * `--adapter` records on the real adapter instead (its limits and kernels).
  *
  *   node dist/bench/webgpu-dispatches.js [--presets mamba2-130m] [--batch 1,8,16] [--layers 1] [--weights f32|bf16|q8]
- *        [--gemm-small-min 9] [--batch-decode fused|fused-v1|old] [--fewrows] [--decode-rows 16] [--adapter] [--summary]
+ *        [--gemm-small-min 9] [--batch-decode fused|fused-v1|old] [--fewrows] [--decode-rows 16|auto] [--state-rows 4]
+ *        [--adapter] [--summary]
  *
  * `--layers n` keeps n layers (default 1: a layer's dispatches and the head's; the count per step is printed for it);
  * `--summary` prints the dispatch count per batch only.
@@ -25,13 +26,16 @@ const [weights] = listArg<WebGpuWeights>('weights', 'f32', WEBGPU_WEIGHT_FORMATS
 const [batchDecode] = listArg<WebGpuBatchDecode>('batch-decode', 'fused', WEBGPU_BATCH_DECODES);
 const gemmSmallMin = intListArg('gemm-small-min', '9')[0];
 const summary = process.argv.includes('--summary');
-// decodeRows: MATVEC_R at 2 to n rows (the backend checks n)
-const decodeRows = process.argv.includes('--decode-rows') ? Number(process.argv[process.argv.indexOf('--decode-rows') + 1]) : 0;
-const opts = { weights, batchDecode, gemmSmallMin, fewRows: process.argv.includes('--fewrows'), decodeRows };
+// decodeRows: MATVEC_R at 2 to n rows, or 'auto' (the backend checks it); decodeStateRows: rows of a head's state per subgroup
+const after = (f: string) => (process.argv.includes(f) ? process.argv[process.argv.indexOf(f) + 1] : undefined);
+const rowsArg = after('--decode-rows');
+const decodeRows: number | 'auto' = rowsArg === 'auto' ? 'auto' : Number(rowsArg ?? 0);
+const decodeStateRows = Number(after('--state-rows') ?? 1);
+const opts = { weights, batchDecode, gemmSmallMin, fewRows: process.argv.includes('--fewrows'), decodeRows, decodeStateRows };
 const backend = process.argv.includes('--adapter')
   ? await createWebGpuBackend(opts)
   : new WebGpuBackend(nullGpuDevice({ maxComputeWorkgroupStorageSize: 49152 }), 'null device (H100 limits)', { ...opts, kernels: 'tiled', subgroupMinSize: 32, subgroupMaxSize: 32 });
-console.log(`${backend.name}: kernels ${backend.kernels}, weights ${weights}, batchDecode ${batchDecode}, gemmSmallMin ${gemmSmallMin}${opts.fewRows ? ', fewRows' : ''}${decodeRows ? `, decodeRows ${decodeRows}` : ''}, ${backend.rt.maxWorkgroupStorage} bytes of workgroup memory`);
+console.log(`${backend.name}: kernels ${backend.kernels}, weights ${weights}, batchDecode ${batchDecode}, gemmSmallMin ${gemmSmallMin}${opts.fewRows ? ', fewRows' : ''}${decodeRows ? `, decodeRows ${decodeRows}` : ''}${decodeStateRows > 1 ? `, decodeStateRows ${decodeStateRows}` : ''}, ${backend.rt.maxWorkgroupStorage} bytes of workgroup memory`);
 for (const preset of presets) {
   const lm = buildModel({ ...PRESETS[preset], num_hidden_layers: layers }, preset, new RandomTensorSource(1), { backend });
   for (const B of batches) {

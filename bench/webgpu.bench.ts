@@ -43,7 +43,11 @@
  * does the same for the products of 9–128 rows: the skinny-M blocked GEMM (kernels/gemm_blocked.ts, split-K; the
  * default) and as before (`--gemm`'s kernel, or few-rows with `--fewrows on`); `--gemm-small-min 9,2` for the fewest
  * rows the blocked GEMM takes (WebGpuBackendOptions.gemmSmallMin: 9 the default, 2 = every batch on it);
- * `--decode-rows 0,16` for MATVEC_R at 2–16 rows off and on (WebGpuBackendOptions.decodeRows; session 33);
+ * `--decode-rows 0,16` for MATVEC_R at 2–16 rows off and on (WebGpuBackendOptions.decodeRows; session 33; 'auto': 2–4);
+ * `--state-rows 1,4` for the rows of a head's state per subgroup in Mamba-2's batched decode step (decodeStateRows;
+ * session 34); a list may repeat its values to alternate the passes (`--decode-rows 0,auto,0,auto`), and lists of
+ * `--decode-rows`, `--state-rows` and `--batch-decode` of the same length zip (`--decode-rows 0,auto,0,auto --state-rows
+ * 1,4,1,4 --batch-decode fused,fused2,fused,fused2`: four passes, before / new alternated);
  * `--batch-decode fused,fused-v1,old` for the kernels of batched steps (WebGpuBackendOptions.batchDecode: 'fused'
  * session 28's — Mamba-2's gated norm of 2–8 rows not folded into out_proj, the matvec's rows written from as many
  * lanes, the gated norm of decode rows a workgroup per row —, 'fused-v1' without them, 'old' also without the split-K
@@ -73,7 +77,8 @@
  * with both kernel sets, the prefill logits must agree within 1e-3 (the process exits 1 otherwise).
  */
 import { WebGpuBackend, createWebGpuBackend } from '../src/backend/webgpu/index.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SSDS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SSDS, WEBGPU_STATE_ROWS, type WebGpuAttention, type WebGpuBatchDecode, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from '../src/backend/webgpu/options.js';
+import { zipOrCross } from './options.js';
 import { maxRelErr } from '../src/backend/webgpu/backend.js';
 import { nullGpuDevice } from './null-gpu.js';
 import { attentionOpCheck, type AttentionShape } from './webgpu-attention-check.js';
@@ -110,10 +115,19 @@ const smallMins = arg('gemm-small-min', '').split(',').filter((m) => m).map((m) 
   if (!Number.isInteger(n) || n < 1 || n > 129) throw new Error(`--gemm-small-min: integers from 1 to 129, e.g. 9,2 (got ${JSON.stringify(m)})`);
   return n;
 });
-// decodeRows (MATVEC_R at 2–n rows; 0 off), each value a mode of the batch table beside the others
-const rowsModes = arg('decode-rows', '').split(',').filter((m) => m).map((m) => {
+// decodeRows (MATVEC_R at 2–n rows; 0 off; 'auto' 2–4), each value a mode of the batch table beside the others (a value
+// may repeat: `0,auto,0,auto` alternates the modes, each pass over every batch size)
+const rowsModes = arg('decode-rows', '').split(',').filter((m) => m).map((m): number | 'auto' => {
+  if (m === 'auto') return m;
   const n = Number(m);
-  if (!Number.isInteger(n) || n < 0 || n > 16 || n === 1) throw new Error(`--decode-rows: 0 (off) or integers from 2 to 16, e.g. 0,16 (got ${JSON.stringify(m)})`);
+  if (!Number.isInteger(n) || n < 0 || n > 16 || n === 1) throw new Error(`--decode-rows: 0 (off), auto or integers from 2 to 16, e.g. 0,16 (got ${JSON.stringify(m)})`);
+  return n;
+});
+// decodeStateRows (rows of a head's state per subgroup in Mamba-2's batched decode step; 1 the kernel of before), each a
+// mode of the batch table (`1,4,1,4` alternates them)
+const stateRowsModes = arg('state-rows', '').split(',').filter((m) => m).map((m) => {
+  const n = Number(m);
+  if (!(WEBGPU_STATE_ROWS as readonly number[]).includes(n)) throw new Error(`--state-rows: ${WEBGPU_STATE_ROWS.join(', ')} or a list of them, e.g. 1,4,1,4 (got ${JSON.stringify(m)})`);
   return n;
 });
 const profileBatches = arg('profile-batches', 'all');
@@ -520,21 +534,27 @@ for (const weights of memoryOnly ? [] : formats) {
     const gens = await generateBench(lm, ids.slice(0, 64));
     const generateTokS = gens.greedy.tok_s;
     // batched greedy decode after a short prompt per sequence: total tokens/s over the batch, with each kernel path asked
-    const batched: { batch: number; decode_rows: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; gemm_small_min: number; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; gpu_ms_per_step: number | null; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
+    const batched: { batch: number; decode_rows: number | 'auto'; state_rows: number; few_rows: boolean; gemm_small: WebGpuGemmSmall; gemm_small_min: number; epilogue: WebGpuBatchDecode; in_proj: string; tok_s: number; ms_per_step: number; chained_tok_s: number; gpu_ms_per_step: number | null; check: Awaited<ReturnType<typeof batchCheck>> }[] = [];
     const batchProfiles: { what: string; gpu_ms: number; kernels: { kernel: string; ms: number; calls: number }[] }[] = [];
     // (the fewest blocked rows only matter with the blocked GEMM)
     const mins = smallMins.length ? smallMins : [backend.gemmSmallMin];
     const rowsList = rowsModes.length ? rowsModes : [backend.decodeRows];
-    const modes = rowsList.flatMap((rows) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).flatMap((min) => epiModes.map((epi) => ({ rows, few, small, min, epi }))))));
-    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows] as const;
+    const stateList = stateRowsModes.length ? stateRowsModes : [backend.decodeStateRows];
+    // lists of --decode-rows, --state-rows and --batch-decode with more than one value and the same length are zipped
+    // (pass i takes value i of each: `--decode-rows 0,auto,0,auto --state-rows 1,4,1,4 --batch-decode fused,fused2,fused,fused2`
+    // is four passes, before / new alternated); otherwise every combination runs
+    const passes = zipOrCross<[number | 'auto', number, WebGpuBatchDecode]>([rowsModes, stateRowsModes, epiModes], [rowsList[0], stateList[0], epiModes[0]]).map(([rows, sr, epi]) => ({ rows, sr, epi }));
+    const modes = passes.flatMap(({ rows, sr, epi }) => fewRowsModes.flatMap((few) => smallModes.flatMap((small) => (small === 'blocked' ? mins : mins.slice(0, 1)).map((min) => ({ rows, sr, few, small, min, epi })))));
+    const savedModes = [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows, backend.decodeStateRows] as const;
     const profiled = (b: number) => doProfile && (profileBatches === 'all' || (profileBatches === 'max' ? b === Math.max(...batches) : profileBatches.split(',').map(Number).includes(b)));
-    for (const { rows, few, small, min, epi } of batches.length ? modes : []) {
+    for (const { rows, sr, few, small, min, epi } of batches.length ? modes : []) {
       backend.decodeRows = rows;
+      backend.decodeStateRows = sr;
       backend.fewRows = few;
       backend.gemmSmall = small;
       backend.gemmSmallMin = min;
       backend.batchDecode = epi;
-      const path = `${rows ? `matvec-rows 2–${rows}, ` : ''}${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM ≥ ${min} rows` : ''}, batch kernels ${epi}`;
+      const path = `${rows ? `matvec-rows 2–${rows === 'auto' ? 'auto (4)' : rows}, ` : ''}${sr > 1 ? `state rows ${sr}, ` : ''}${few ? 'few-rows' : 'former path'}${small === 'blocked' ? `, blocked GEMM ≥ ${min} rows` : ''}, batch kernels ${epi}`;
       for (const b of batches) {
         const inProj = backend.productKernelName(b, preset.startsWith('mamba2') ? 3352 : 3072, 768);
         const s = lm.createState(b);
@@ -574,10 +594,10 @@ for (const weights of memoryOnly ? [] : formats) {
           process.exitCode = 1;
           log(`CHECK FAILED: ${preset} ${weights} batch ${b} (${path}): ${check.mismatch ?? 'tokens equal'}, first-step logits differ by ${check.logits_max_abs_diff}`);
         }
-        batched.push({ batch: b, decode_rows: rows, few_rows: few, gemm_small: small, gemm_small_min: min, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, gpu_ms_per_step: gpuMs, check });
+        batched.push({ batch: b, decode_rows: rows, state_rows: sr, few_rows: few, gemm_small: small, gemm_small_min: min, epilogue: epi, in_proj: inProj, tok_s: (b * 1000) / ms, ms_per_step: ms, chained_tok_s: (b * 1000) / msc, gpu_ms_per_step: gpuMs, check });
       }
     }
-    [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows] = savedModes;
+    [backend.fewRows, backend.gemmSmall, backend.batchDecode, backend.gemmSmallMin, backend.decodeRows, backend.decodeStateRows] = savedModes;
     // the prefill with each q8 tile load, repetitions interleaved (A B, B A, …) on the same model
     const tileModes = weights === 'q8' && q8TileModes.length > 1 ? q8TileModes : [];
     const q8Tiles = tileModes.length ? await prefillByQ8Tiles(backend, lm, ids, tileModes, reps) : [];

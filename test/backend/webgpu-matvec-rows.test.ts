@@ -141,7 +141,7 @@ describe('webgpu MATVEC_R (decodeRows): batched decode products at 2–16 rows',
       const off = await run();
       assert.ok(off.names.includes('matmul_blocked') && !off.names.includes('matvec_rows'), off.names.join(', '));
       assert.ok(maxAbsDiff(off.result, want) <= 1e-4);
-      assert.throws(() => (g.decodeRows = 1), /decodeRows must be 0 \(off\) or an integer from 2 to 16/);
+      assert.throws(() => (g.decodeRows = 1), /decodeRows must be 0 \(off\), 'auto' \(2–4 rows\) or an integer from 2 to 16/);
       assert.throws(() => (g.decodeRows = ROWS_MAX + 1), /decodeRows/);
     } finally {
       g.decodeRows = 16;

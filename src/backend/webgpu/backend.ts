@@ -35,20 +35,20 @@ import { SCAN_CARRY, SCAN_CARRY_D, SCAN_CHUNK, SCAN_FINISH, SCAN_OUT, SCAN_STATE
 import { ARGMAX_FINAL, ARGMAX_PART } from './kernels/argmax.js';
 import { SAMPLE } from './kernels/sample.js';
 import { TOP_P_EPS } from '../../generate/sampling.js';
-import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG } from './kernels/ssd.js';
+import { SSD_CB, SSD_DT, SSD_OUT, SSD_PASS, SSD_STATES, SSD_STEP, SSD_STEP_SG, ssdStepRows } from './kernels/ssd.js';
 import { SSDF_CB, SSDF_OUT, SSDF_OUT_V1, SSDF_PASS, SSDF_PASS_V1, SSDF_STATES } from './kernels/ssd_chunk.js';
 import { ATTENTION, ATTN_COMBINE, KV_WRITE, ROPE } from './kernels/attention.js';
 import { halfFormat, type HalfFormat } from './kernels/half.js';
 import { ATTN_FWD, attnVariant } from './kernels/grad_attention.js';
 import { ATTN_PREFILL, prefillAttentionBytes, prefillAttentionRows, prefillAttentionVariant } from './kernels/attention_prefill.js';
 import { BF16_WIDE_DEFAULT, DecodeFusion } from './fusion.js';
-import { ROWS_MAX } from './kernels/matvec_rows.js';
+import { ROWS_AUTO, ROWS_MAX } from './kernels/matvec_rows.js';
 import { MegaDecode } from './mega.js';
 import { GPU_DIFF_OPS, gpuDifferentiable, type GpuCtx } from './autograd/index.js';
 import { ropeTable } from './autograd/attention.js';
-import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
+import { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_STATE_ROWS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
-export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
+export { WEBGPU_ATTENTIONS, WEBGPU_BATCH_DECODES, WEBGPU_GEMMS, WEBGPU_GEMMS_SMALL, WEBGPU_Q8_TILES, WEBGPU_SCANS, WEBGPU_SSDS, WEBGPU_STATE_ROWS, WEBGPU_WEIGHT_FORMATS, type WebGpuAttention, type WebGpuBackendOptions, type WebGpuGemm, type WebGpuGemmSmall, type WebGpuQ8Tiles, type WebGpuBatchDecode, type WebGpuScan, type WebGpuSsd, type WebGpuWeights } from './options.js';
 
 const F32_MAX = 3.4028234663852886e38;
 /**
@@ -125,7 +125,7 @@ export class WebGpuBackend implements Backend {
   }
   set batchDecode(e: WebGpuBatchDecode) {
     this.batchDec = this.switchTo('batchDecode', WEBGPU_BATCH_DECODES, this.batchDec, e);
-    this.fx.rowLanes = e === 'fused';
+    this.fx.rowLanes = e === 'fused' || e === 'fused2';
   }
   private batchDec: WebGpuBatchDecode = 'fused';
   /**
@@ -144,6 +144,19 @@ export class WebGpuBackend implements Backend {
     this.smallMin = m;
   }
   private smallMin = 9;
+  /**
+   * rows of a head's state per subgroup in Mamba-2's batched decode step (`ssd_step_sg`; see
+   * WebGpuBackendOptions.decodeStateRows); setting it makes recorded steps stale
+   */
+  get decodeStateRows(): number {
+    return this.stateRows;
+  }
+  set decodeStateRows(p: number) {
+    if (!(WEBGPU_STATE_ROWS as readonly number[]).includes(p)) throw new Error(`webgpu: decodeStateRows must be one of ${WEBGPU_STATE_ROWS.join(', ')} (rows of a head's state per subgroup in the Mamba-2 decode step; 1 = the kernel of before), got ${p}`);
+    if (p !== this.stateRows) this.epoch++;
+    this.stateRows = p;
+  }
+  private stateRows = 1;
   blockedSplits: number | undefined;
   /**
    * per-shape GEMM choices (see WebGpuBackendOptions.gemmTuned; kernels/gemm_blocked.ts `GemmTuned`), below a forced
@@ -242,16 +255,20 @@ export class WebGpuBackend implements Backend {
   }
   /**
    * batched decode at 2 to this many rows (≤ 16) through MATVEC_R (kernels/matvec_rows.ts; WebGpuBackendOptions.decodeRows),
-   * also where the blocked GEMM would take them; 0 (default): the kernels of before. Setting it makes recorded steps stale
+   * also where the blocked GEMM would take them; 'auto': 2 to ROWS_AUTO (4) rows, where the H100 measured it faster
+   * (session 33); 0 (default): the kernels of before. Setting it makes recorded steps stale
    */
-  get decodeRows(): number {
-    return this.fx.rows;
+  get decodeRows(): number | 'auto' {
+    return this.rowsSetting;
   }
-  set decodeRows(n: number) {
-    if (!Number.isInteger(n) || n < 0 || n > ROWS_MAX || n === 1) throw new Error(`webgpu: decodeRows must be 0 (off) or an integer from 2 to ${ROWS_MAX} (the most rows MATVEC_R takes), got ${n}`);
-    if (n !== this.fx.rows) this.epoch++;
-    this.fx.rows = n;
+  set decodeRows(n: number | 'auto') {
+    if (n !== 'auto' && (!Number.isInteger(n) || n < 0 || n > ROWS_MAX || n === 1)) throw new Error(`webgpu: decodeRows must be 0 (off), 'auto' (2–${ROWS_AUTO} rows) or an integer from 2 to ${ROWS_MAX} (the most rows MATVEC_R takes), got ${JSON.stringify(n)}`);
+    const rows = n === 'auto' ? ROWS_AUTO : n;
+    if (rows !== this.fx.rows) this.epoch++;
+    this.fx.rows = rows;
+    this.rowsSetting = n;
   }
+  private rowsSetting: number | 'auto' = 0;
   /** the batch-1 decode kernels (see WebGpuBackendOptions.decodeKernels); setting it makes recorded steps stale */
   get decodeKernels(): string {
     return this.decodeName;
@@ -306,7 +323,8 @@ export class WebGpuBackend implements Backend {
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
     this.fusion = opts.fuse ?? this.kernels === 'tiled';
     try {
-      this.decodeRows = opts.decodeRows ?? (env?.MAMBA_TS_WEBGPU_DECODE_ROWS ? Number(env.MAMBA_TS_WEBGPU_DECODE_ROWS) : 0);
+      const envRows = env?.MAMBA_TS_WEBGPU_DECODE_ROWS;
+      this.decodeRows = opts.decodeRows ?? (envRows ? (envRows === 'auto' ? 'auto' : Number(envRows)) : 0);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.decodeRows !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_DECODE_ROWS)'}`);
     }
@@ -356,6 +374,11 @@ export class WebGpuBackend implements Backend {
       this.gemmSmallMin = opts.gemmSmallMin ?? (env?.MAMBA_TS_WEBGPU_GEMM_SMALL_MIN ? Number(env.MAMBA_TS_WEBGPU_GEMM_SMALL_MIN) : 9);
     } catch (e) {
       throw new Error(`${(e as Error).message}${opts.gemmSmallMin !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_GEMM_SMALL_MIN)'}`);
+    }
+    try {
+      this.decodeStateRows = opts.decodeStateRows ?? (env?.MAMBA_TS_WEBGPU_STATE_ROWS ? Number(env.MAMBA_TS_WEBGPU_STATE_ROWS) : 1);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}${opts.decodeStateRows !== undefined ? '' : ' (from MAMBA_TS_WEBGPU_STATE_ROWS)'}`);
     }
     // a blocked configuration (and split) forced for every shape, for sweeps of the end-to-end bench
     const forced = env?.MAMBA_TS_WEBGPU_BLOCKED_CONFIG;
@@ -1100,7 +1123,7 @@ export class WebGpuBackend implements Backend {
     // fold has every workgroup of out_proj reduce all rows again (and, past what it stages, normalise per weight row);
     // the few-rows kernel (fewRows) still folds it. Not held back for rows the blocked GEMM takes (gemmSmallMin ≤ M):
     // nothing would fold it, and a pending norm takes z as a store of its own (a piece of in_proj's output: copied)
-    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || this.batchDec !== 'fused' || this.fewRows) && this.productKernel(M) === 'decode') {
+    if (this.fuse && this.fx.foldsNorm(M, W, groupSize) && (M === 1 || (this.batchDec !== 'fused' && this.batchDec !== 'fused2') || this.fewRows) && this.productKernel(M) === 'decode') {
       this.fx.pendNorm({ x: this.st(x), z: this.st(z), w: this.st(w), y: this.st(y), M, K: W, gs: groupSize, eps, gated: true });
       return y;
     }
@@ -1111,7 +1134,7 @@ export class WebGpuBackend implements Backend {
     // SSD), and fewer than 64 rows with batchDecode 'fused' (decode batches, short prompts; the subgroup kernel's
     // serial loop over a row took 37.5 µs at 16 rows on an H100)
     const tiled = this.kernels === 'tiled' && groupSize <= 4096;
-    if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || (this.batchDec === 'fused' && items < 64))) {
+    if (tiled && ((this.ssdKernels !== 'old' && items >= 64 && groupSize >= 256) || ((this.batchDec === 'fused' || this.batchDec === 'fused2') && items < 64))) {
       this.run(RMS_NORM_GATED_ROWS, roles, params, this.rt.grid(items), String(Math.ceil(groupSize / 256)));
     } else if (this.sgOk()) this.run(RMS_NORM_GATED_SG, roles, params, this.sgGrid(items));
     else this.run(RMS_NORM_GATED, roles, params, this.rt.grid(items));
@@ -1201,6 +1224,12 @@ export class WebGpuBackend implements Backend {
     const K = a.weight.shape[1];
     const y = this.out([B, L, C], 'causal_conv1d');
     const flags = (a.state ? 1 : 0) | (a.bias ? 2 : 0) | (a.activation === 'silu' ? 4 : 0);
+    // batchDecode 'fused2': a decode batch's conv step joins the split-K reduce of in_proj that made its input
+    if (a.state && L === 1 && this.batchDec === 'fused2' && this.fuse) {
+      const xs = a.x.storage as Store, z = xs.lazy;
+      const [src, c0, stride, rows] = z ? [z.src, z.col, z.stride, z.rows] : [xs, 0, C, B];
+      if (rows === B && this.fx.reduceConv(src, c0, C, stride, { w: this.st(a.weight), bias: a.bias ? this.st(a.bias) : null, state: this.st(a.state), y: this.st(y), K, act: !!(flags & 4) })) return y;
+    }
     const xr = this.rows(a.x);
     const params = [B, L, C, K, flags, xr.stride];
     const roles = [xr.s, this.st(a.weight), this.opt(a.bias), this.opt(a.state), this.st(y)];
@@ -1418,8 +1447,10 @@ export class WebGpuBackend implements Backend {
       const params = [B, L, nh, hd, G, N, flags, f2u(lo), f2u(hi), xr.stride, dr.stride, Br.stride, Cr.stride];
       // batchDecode 'fused', 'fused-v1' on a fixed subgroup size: each lane's states in registers (their loads issued together)
       const sg = this.rt.subgroupFixed;
-      const v = this.batchDec !== 'old' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}` : '';
-      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * hd), v);
+      // decodeStateRows P > 1 (session 34): P rows of a head per subgroup, Δ, B and C loaded once for them
+      const P = sg > 0 ? ssdStepRows(this.stateRows, hd, N, sg) : 1;
+      const v = this.batchDec !== 'old' && sg > 0 && Math.ceil(N / sg) <= 64 ? `r${N}s${sg}${P > 1 ? `p${P}` : ''}` : '';
+      if (this.sgOk()) this.run(SSD_STEP_SG, roles, params, this.sgGrid(B * nh * (v.includes('p') ? Math.ceil(hd / P) : hd)), v);
       else this.run(SSD_STEP, roles, params, this.rt.grid(B * nh * Math.ceil(hd / 8)));
       if (!a.state) this.done(state);
       return y;

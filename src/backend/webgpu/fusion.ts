@@ -13,6 +13,7 @@ import { MATVEC_R, ROWS_MAX, rowsGroups, rowsVariant } from './kernels/matvec_ro
 import { MATVEC_SK, MATVEC_SK_REDUCE, matvecSkGroups, matvecSkParse, matvecSkSlices, matvecSkVariant } from './kernels/matvec_splitk.js';
 import { RMS_NORM, RMS_NORM_GATED, RMS_NORM_GATED_SG, RMS_NORM_SG } from './kernels/rms_norm.js';
 import { SPLITK_REDUCE, SPLITK_ROWS } from './kernels/gemm_blocked.js';
+import { SPLITK_CONV } from './kernels/causal_conv1d.js';
 
 /**
  * Decode fusion (rows ≤ `maxRows`: 64 with the few-rows kernel, 8 without). Two kinds of deferred work, so that a decode layer records ~4 dispatches:
@@ -207,8 +208,26 @@ export class DecodeFusion {
       const roles = [r.part, r.bias ?? this.rt.dummy, r.res ?? this.rt.dummy, r.norm?.w ?? this.rt.dummy, r.y, r.y2 ?? this.rt.dummy, r.norm?.h ?? this.rt.dummy];
       this.rec(SPLITK_ROWS, roles, [r.M, r.N, flags, f2u(r.norm?.eps ?? 0)], this.rt.grid(r.M), String(r.S));
     }
+    this.doneReduce(r);
+  }
+  /** the pending reduce's partials and the stores released meanwhile back to the pool (it is recorded) */
+  private doneReduce(r: PendingReduce): void {
     this.rt.release(r.part);
     for (const s of this.heldBack.splice(0)) this.rt.release(s);
+  }
+  /**
+   * batchDecode 'fused2': the conv step of a decode batch (its input columns [c0, c0 + C) of the pending reduce's
+   * output `src`, rows `stride` apart, nothing joined to the reduce yet) recorded with the reduce as one dispatch
+   * (SPLITK_CONV); false where the pending reduce is not that one
+   */
+  reduceConv(src: Store, c0: number, C: number, stride: number, conv: { w: Store; bias: Store | null; state: Store; y: Store; K: number; act: boolean }): boolean {
+    const r = this.red;
+    if (!r || r.res || r.norm || r.y !== src || stride !== r.N || c0 + C > r.N) return false;
+    this.red = null;
+    const flags = (conv.bias ? 2 : 0) | (conv.act ? 4 : 0);
+    this.rec(SPLITK_CONV, [r.part, r.bias ?? this.rt.dummy, r.y, conv.w, conv.bias ?? this.rt.dummy, conv.state, conv.y], [r.M, r.N, r.bias ? 1 : 0, r.S, c0, C, conv.K, flags], this.rt.grid(Math.ceil((r.M * r.N) / 256)));
+    this.doneReduce(r);
+    return true;
   }
   private touches(r: PendingReduce, s: Store): boolean {
     const b = s.base ?? s;

@@ -88,7 +88,9 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * rows in one lane) and its norm prologue (in_proj, lm_head) issues its loads four at a time; (5) a gated norm of fewer than 64 rows that runs on its own (decode batches of 9+ rows on the
    * blocked GEMM, the above, short prompts) runs RMS_NORM_GATED_ROWS too (was one subgroup per row: 37.5 µs per call
    * at 16 rows on an H100, 0.9 of the 3.4 ms step). 'fused-v1': (1) and (2) only (sessions 25–27's default).
-   * 'old': none. Or MAMBA_TS_WEBGPU_BATCH_DECODE.
+   * 'old': none. 'fused2' (session 34, not yet timed on a GPU): 'fused' with the conv step of a decode batch on the
+   * blocked GEMM (9+ rows) computed in the split-K reduce of in_proj that made its input (SPLITK_CONV: 24 dispatches a
+   * step fewer for both Mamba-1 and Mamba-2 at 24 layers, the same numbers). Or MAMBA_TS_WEBGPU_BATCH_DECODE.
    */
   batchDecode?: WebGpuBatchDecode;
   /**
@@ -98,6 +100,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * by MAMBA_TS_WEBGPU_GEMM_SMALL_MIN.
    */
   gemmSmallMin?: number;
+  /**
+   * Rows of a head's state each subgroup updates in Mamba-2's batched decode step (`ssd_step_sg`, session 34): 1
+   * (default: the kernel of before, one row p of N states per subgroup, B and C re-read for every row), or 2, 4, 8: the
+   * head's Δ and its group's B and C rows loaded once for that many rows, their state loads issued together. At 64
+   * sequences of mamba2-130m a layer's step reads and writes 100 MB of state; P = 1 adds as many bytes of B/C reads
+   * from L2. Halved where P·⌈N / subgroup⌉ > 64 registers; needs a fixed subgroup size (else the kernel of before).
+   * Not yet timed on a GPU. Also settable on the backend (`decodeStateRows`) or by MAMBA_TS_WEBGPU_STATE_ROWS.
+   */
+  decodeStateRows?: number;
   /**
    * Per-shape GEMM choices from a sweep (`bench/gemm-sweep.bench.ts` writes them as its JSON's `tuned`): shape key →
    * 'tiled' (the `gemm` option's tiled kernel) or a blocked variant base / BLOCKED_CONFIGS name, flags allowed, with
@@ -139,10 +150,12 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * weight read once for all rows, x̂ staged once per workgroup of 8·P weight rows, P loads in flight and P·M sums per
    * lane, one reduction per output; with the decode fusions of the matvec (norm prologue, bias, residual, conv window).
    * It takes those rows from the matvec (≤ 8) and from the blocked GEMM (9–16, whatever `gemmSmallMin` says); scalar
-   * f32 rows (not whole 16-byte vectors) keep the kernels of before. Default 0 (off): not yet timed on a GPU.
-   * Also settable on the backend (`decodeRows`) or by MAMBA_TS_WEBGPU_DECODE_ROWS.
+   * f32 rows (not whole 16-byte vectors) keep the kernels of before. 'auto' (session 34, the candidate default): 2 to
+   * 4 rows (ROWS_AUTO), where the H100 measured 2.1× / 1.8× at 2 / 4 rows and 0.87× / 0.94× at 8 / 16 (session 33,
+   * modes not alternated). Default 0 (off) until 'auto' is timed with the modes alternated.
+   * Also settable on the backend (`decodeRows`) or by MAMBA_TS_WEBGPU_DECODE_ROWS (a number or 'auto').
    */
-  decodeRows?: number;
+  decodeRows?: number | 'auto';
   /**
    * Batch-1 decode kernels (up to 8 rows): 'v2' runs the subgroup matvec (kernels/matvec_sg.ts: rows per subgroup,
    * 16-byte loads, subgroupAdd) and the barrier-free Mamba step kernels where the device has one fixed subgroup
@@ -214,8 +227,10 @@ export type WebGpuQ8Tiles = (typeof WEBGPU_Q8_TILES)[number];
 export const WEBGPU_GEMMS_SMALL = ['old', 'blocked'] as const;
 export type WebGpuGemmSmall = (typeof WEBGPU_GEMMS_SMALL)[number];
 
+/** the rows of a head's state per subgroup in the Mamba-2 decode step (`decodeStateRows`) */
+export const WEBGPU_STATE_ROWS = [1, 2, 4, 8] as const;
 /** the kernels of batched decode steps (`batchDecode`) */
-export const WEBGPU_BATCH_DECODES = ['fused', 'fused-v1', 'old'] as const;
+export const WEBGPU_BATCH_DECODES = ['fused', 'fused-v1', 'old', 'fused2'] as const;
 export type WebGpuBatchDecode = (typeof WEBGPU_BATCH_DECODES)[number];
 
 /** the weight formats this backend stores (`weights`) */

@@ -39,6 +39,11 @@ const REG_MAX = 96;
 const UNIT_REGS: Record<'f' | 'b' | 'q', number> = { f: 4, b: 8, q: 16 };
 /** the most input rows MATVEC_R takes */
 export const ROWS_MAX = 16;
+/**
+ * decodeRows 'auto': MATVEC_R for 2 to this many rows. On the H100 (session 33, `--decode-rows 0,16`, the modes not
+ * alternated) it was 2.1× / 1.8× the matvec at 2 / 4 rows and 0.87× / 0.94× the matvec / blocked GEMM at 8 / 16.
+ */
+export const ROWS_AUTO = 4;
 
 export interface RowsVariant {
   fmt: 'f' | 'b' | 'q';

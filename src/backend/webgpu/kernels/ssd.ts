@@ -83,6 +83,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 /**
  * `SSD_STEP` on devices with subgroups: one state row (b, h, p) per subgroup, lanes stride over n and
  * y_p = subgroupAdd; no workgroup barriers. Same params.
+ *
+ * Variant 'r{N}s{SG}p{P}' (P > 1, session 34, `decodeStateRows`): P consecutive rows p of one head per subgroup. The
+ * head's Δ, exp(Δ·A) and the group's B and C rows are loaded once for the P rows (P = 1 loads them for every row:
+ * at 64 sequences × 24 heads × 64 rows that is 100 MB of B/C reads from L2 per layer beside the 100 MB of state),
+ * and the P·⌈N/SG⌉ state loads of a lane are issued together (more bytes in flight); code unrolled in the
+ * generator so the state stays in registers. Same arithmetic per row in the same order as P = 1.
  */
 export const SSD_STEP_SG: KernelSpec = {
   name: 'ssd_step_sg',
@@ -90,12 +96,14 @@ export const SSD_STEP_SG: KernelSpec = {
   writes: ['state', 'y'],
   wgsl: (v) => {
     // variant '' (the kernel of before): the state updated in place, one load-update-store per lane at a time;
-    // 'r{N}s{subgroup}' (a fixed subgroup size): the lane's ⌈N / subgroup⌉ states in registers, loads issued together
-    const m = /^r(\d+)s(\d+)$/.exec(v);
-    if (v !== '' && !m) throw new Error(`ssd_step_sg: bad variant ${JSON.stringify(v)} (want '' or r{N}s{subgroup size})`);
+    // 'r{N}s{subgroup}' (a fixed subgroup size): the lane's ⌈N / subgroup⌉ states in registers, loads issued together;
+    // 'r{N}s{subgroup}p{P}': P rows of a head per subgroup (ssdStepRowsBody)
+    const m = /^r(\d+)s(\d+)(?:p(\d+))?$/.exec(v);
+    if (v !== '' && !m) throw new Error(`ssd_step_sg: bad variant ${JSON.stringify(v)} (want '' or r{N}s{subgroup size}[p{rows}])`);
     const [RN, SG] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
     const K = m ? Math.ceil(RN / SG) : 0;
     if (m && !(K >= 1 && K <= 64)) throw new Error(`ssd_step_sg: variant ${v} holds ${K} states a lane (1…64)`);
+    if (m?.[3] !== undefined) return ssdStepRowsBody(RN, SG, Number(m[3]));
     const loop = m
       ? /* wgsl */ `
     for (var j = 0u; j < ${K}u; j++) {
@@ -112,15 +120,7 @@ export const SSD_STEP_SG: KernelSpec = {
       if (live) { $state[so + n] = hv; }
       partial += hv * $C[o_C + bC + n];
     }`;
-    return /* wgsl */ `
-${DTPROC}
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  init_offsets();
-  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${m ? `${RN}u` : 'pu(PK + 5u)'};
-  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
-  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);
+    return /* wgsl */ `${ssdStepSgHead(m ? `${RN}u` : 'pu(PK + 5u)')}
   let item = lin(wg, nw) * (64u / sgs) + li / sgs;
   let live = item < Bn * nh * hd;
   let it = min(item, Bn * nh * hd - 1u);
@@ -150,6 +150,85 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
 }`;
   },
 };
+
+/** `ssd_step_sg`'s entry point and parameters (SSD_STEP's), N the state size as WGSL (a constant or a parameter) */
+function ssdStepSgHead(N: string): string {
+  return /* wgsl */ `
+${DTPROC}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  init_offsets();
+  let Bn = pu(PK); let L = pu(PK + 1u); let nh = pu(PK + 2u); let hd = pu(PK + 3u); let G = pu(PK + 4u); let N = ${N};
+  let flags = pu(PK + 6u); let lo = pf(PK + 7u); let hi = pf(PK + 8u);
+  let sx = pu(PK + 9u); let sdt = pu(PK + 10u); let sB = pu(PK + 11u); let sC = pu(PK + 12u);`;
+}
+
+/** the most state values a lane holds in `ssd_step_sg`'s P-row variant (P·⌈N/SG⌉) */
+export const SSD_STEP_ROWS_REGS = 64;
+
+/**
+ * The rows of `ssd_step_sg` a subgroup takes for a head of hd rows and N states at subgroup size SG, asked P: P
+ * halved until P·⌈N/SG⌉ ≤ SSD_STEP_ROWS_REGS, and at most hd (1: the one-row kernel).
+ */
+export function ssdStepRows(P: number, hd: number, N: number, SG: number): number {
+  let p = Math.max(1, Math.min(P, hd));
+  while (p > 1 && p * Math.ceil(N / SG) > SSD_STEP_ROWS_REGS) p >>= 1;
+  return p;
+}
+
+/** `ssd_step_sg` with P rows of a head per subgroup (see SSD_STEP_SG): Δ, B and C once for the P rows, states in registers */
+function ssdStepRowsBody(RN: number, SG: number, P: number): string {
+  const K = Math.ceil(RN / SG);
+  if (!(Number.isInteger(P) && P >= 2 && P * K <= SSD_STEP_ROWS_REGS)) throw new Error(`ssd_step_sg: ${P} rows a subgroup of ${K} states a lane: want 2 to ${Math.floor(SSD_STEP_ROWS_REGS / K)} (P·⌈N/SG⌉ ≤ ${SSD_STEP_ROWS_REGS})`);
+  const rows = Array.from({ length: P }, (_, r) => r);
+  const js = Array.from({ length: K }, (_, j) => j);
+  // (n < N is false only in the last unit when SG does not divide N)
+  const guard = (j: number, body: string) => ((j + 1) * SG <= RN ? `{ ${body} }` : `if (lane + ${j * SG}u < N) { ${body} }`);
+  const load = rows.map((r) => `  if (p0 + ${r}u < hd) {\n${js.map((j) => `    ${guard(j, `hs[${r * K + j}] = $state[so + ${r * RN + j * SG}u + lane];`)}`).join('\n')}\n  }`).join('\n');
+  const store = rows.map((r) => `    if (p0 + ${r}u < hd) {\n${js.map((j) => `      ${guard(j, `$state[so + ${r * RN + j * SG}u + lane] = hs[${r * K + j}];`)}`).join('\n')}\n    }`).join('\n');
+  const bc = js.map((j) => `    ${guard(j, `bv[${j}] = $B[o_B + bB + ${j * SG}u + lane]; cv[${j}] = $C[o_C + bC + ${j * SG}u + lane];`)}`).join('\n');
+  const step = rows.map((r) => `    {
+      let p = min(p0 + ${r}u, hd - 1u);
+      let xv = $x[o_x + row * sx + h * hd + p];
+      let dx = dtv * xv;
+      var partial = 0.0;
+${js.map((j) => `      ${guard(j, `let hv = dA * hs[${r * K + j}] + dx * bv[${j}]; hs[${r * K + j}] = hv; partial += hv * cv[${j}];`)}`).join('\n')}
+      let v = subgroupAdd(partial);
+      if (live && lane == 0u && p0 + ${r}u < hd) {
+        var out = v;
+        if ((flags & 1u) != 0u) { out += $D[o_D + h] * xv; }
+        $y[o_y + (row * nh + h) * hd + p] = out;
+      }
+    }`).join('\n');
+  return /* wgsl */ `${ssdStepSgHead(`${RN}u`)}
+  // a subgroup per P rows p0 … p0 + P − 1 of head h of sequence b
+  let nP = (hd + ${P - 1}u) / ${P}u;
+  let item = lin(wg, nw) * (64u / sgs) + li / sgs;
+  let live = item < Bn * nh * nP;
+  let it = min(item, Bn * nh * nP - 1u);
+  let p0 = (it % nP) * ${P}u; let h = (it / nP) % nh; let b = it / (nP * nh);
+  let g = h / (nh / G);
+  var bias = 0.0;
+  if ((flags & 2u) != 0u) { bias = $dtb[o_dtb + h]; }
+  let so = o_state + ((b * nh + h) * hd + p0) * N;
+  var hs = array<f32, ${P * K}>();
+  var bv = array<f32, ${K}>();
+  var cv = array<f32, ${K}>();
+${load}
+  for (var t = 0u; t < L; t++) {
+    let row = b * L + t;
+    let dtv = dt_proc($dt[o_dt + row * sdt + h], bias, lo, hi);
+    let dA = exp(dtv * $A[o_A + h]);
+    let bB = row * sB + g * N; let bC = row * sC + g * N;
+${bc}
+${step}
+  }
+  if (live) {
+${store}
+  }
+}`;
+}
 
 /** params: Bn, L, nh, flags (2 bias), lo, hi, Q, nC */
 export const SSD_DT: KernelSpec = {
