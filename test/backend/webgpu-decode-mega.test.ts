@@ -103,20 +103,23 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
   // real widths, one layer (bf16 at these widths: checked once, not kept in the suite — it costs SwiftShader ~3 s a
   // case; the fixtures run bf16)
   // (and Mamba-2's even split over the H100's 132 slices: 25–26 in_proj rows, 11–12 head rows, 5–6 out_proj rows a slice)
-  for (const [name, config, k, slices] of [['mamba2-130m', M130, 'mega-r16', 0], ['mamba2-130m', M130, 'mega-r32-o8-e', 132], ['mamba-130m', M1_130, 'mega-r32', 0]] as const) {
-    it(`a random ${name}-shaped layer (f32, ${k}${slices ? `, ${slices} slices` : ''}): logits within 1e-5 of v1, chained greedy ids equal`, async (t: TestContext) => {
+  // (the projections' loads in flight, '-u8' / '-u4': K 768 and 1536 run their unrolled loops at these widths)
+  for (const [name, config, ks, slices] of [['mamba2-130m', M130, ['mega-r16'], 0], ['mamba2-130m', M130, ['mega-r32-o8-e', 'mega-r32-o8-e-u8'], 132], ['mamba-130m', M1_130, ['mega-r32', 'mega-r32-o8-u4'], 0]] as const) {
+    it(`a random ${name}-shaped layer (f32, ${ks.join(', ')}${slices ? `, ${slices} slices` : ''}): logits within 1e-5 of v1, chained greedy ids equal`, async (t: TestContext) => {
       const g = await gpu('f32');
       if (typeof g === 'string') return t.skip(g);
       const lm = buildModel(config, name, new RandomTensorSource(5), { backend: g });
       g.mega.opts.slices = slices || undefined;
       try {
         const v1 = await decode(lm, g, 'v1', [7], 1, false);
-        const c0 = g.rt.counters.dispatches;
-        const mega = await decode(lm, g, k, [7], 1, false);
-        assertSameDecode(mega, v1, 1e-5, `${name}-shaped: mega vs v1`);
-        t.diagnostic(`${k}: max |Δ| ${maxAbsDiff(mega.logits[0], v1.logits[0]).toExponential(2)}`);
-        // 2 logits steps (gather, stack, lm_head) + the chain's 3 greedy steps (+ the argmax reduce), v1's first step
-        assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
+        for (const k of ks) {
+          const c0 = g.rt.counters.dispatches;
+          const mega = await decode(lm, g, k, [7], 1, false);
+          assertSameDecode(mega, v1, 1e-5, `${name}-shaped ${k}: mega vs v1`);
+          t.diagnostic(`${k}: max |Δ| ${maxAbsDiff(mega.logits[0], v1.logits[0]).toExponential(2)}`);
+          // 2 logits steps (gather, stack, lm_head) + the chain's 3 greedy steps (+ the argmax reduce), v1's first step
+          assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
+        }
       } finally {
         g.mega.opts.slices = undefined;
       }
@@ -173,14 +176,15 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
   }
 
   // Mamba-2's even split ('-e', session 34): shapes the fixtures lack — groups (2, 4, 3: the B/C groups and the gated
-  // norm's), head dims (8, 4, 16, 20), d_state (16, 12, 40, 8), conv kernels (4, 3, 2, 4), biases — with `slices`
+  // norm's), head dims (8, 4, 32, 20), d_state (16, 12, 40, 8), conv kernels (4, 3, 2, 4), biases — with `slices`
   // giving the one workgroup several, so that slices straddle heads and groups in the SSD phase (case 2: 40 slices,
-  // more than its 32 head rows and 16 out_proj rows: empty slices; case 3: 20 rows a slice, two passes of 16)
+  // more than its 32 head rows and 16 out_proj rows: empty slices; case 3: 64 rows a slice, four passes of 16; its
+  // '-u4': bf16 rows of 16 and 32 vec4s over 8 lanes run the unrolled loop)
   const M2 = [
     // [name, config, weights, slices, kernels, norm groups]
     ['4 heads × 8, 2 groups, N 16, Kc 4, conv and proj biases', { hidden_size: 16, num_heads: 4, head_dim: 8, n_groups: 2, state_size: 16, conv_kernel: 4, use_conv_bias: true, use_bias: true }, 'f32', 5, ['mega-e-h', 'mega-r16-o8-e'], 'group'],
     ['8 heads × 4, 4 groups, N 12, Kc 3, no conv bias', { hidden_size: 16, num_heads: 8, head_dim: 4, n_groups: 4, state_size: 12, conv_kernel: 3, use_conv_bias: false, use_bias: false }, 'f32', 40, ['mega-r32-o8-e'], 'group'],
-    ['5 heads × 16, 1 group, N 40, Kc 2, Δ clamp', { hidden_size: 40, num_heads: 5, head_dim: 16, n_groups: 1, state_size: 40, conv_kernel: 2, use_conv_bias: true, use_bias: false, time_step_limit: [0.05, 0.2] }, 'bf16', 4, ['mega-r16-e-h'], 'full'],
+    ['8 heads × 32, 1 group, N 40, Kc 2, Δ clamp', { hidden_size: 128, num_heads: 8, head_dim: 32, n_groups: 1, state_size: 40, conv_kernel: 2, use_conv_bias: true, use_bias: false, time_step_limit: [0.05, 0.2] }, 'bf16', 4, ['mega-r16-e-h', 'mega-r32-e-u4'], 'full'],
     ['6 heads × 20, 3 groups, N 8, Kc 4', { hidden_size: 60, num_heads: 6, head_dim: 20, n_groups: 3, state_size: 8, conv_kernel: 4, use_conv_bias: true, use_bias: false }, 'f32', 13, ['mega-e'], 'group'],
   ] as const;
   /** Lively's weights for Mamba-2: Δ ≈ 0.3 from dt_bias, the gated norm's weights and D varied (else all 1) */

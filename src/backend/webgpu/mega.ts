@@ -125,6 +125,12 @@ export interface MegaOptions {
    */
   even?: boolean;
   /**
+   * the projections' vec4 loads a lane issues before their products (1, 2, 4, 8; setting '-u{U}', session 34): unset,
+   * 2 for f32 and 1 for bf16 (sessions 32–33). At r32 a lane's share of an in_proj row is 24 vec4s (f32) / 12 (bf16):
+   * with 2 / 1 in flight, 12 memory round trips in a row; with 8, 3 / 2.
+   */
+  loads?: number;
+  /**
    * a greedy step's embedding gather, LM head and argmax inside the kernel (setting '-h': the step one dispatch), else
    * after it as the decoder's ops (~4 dispatches). Off by default: on the H100 in session 33 the in-kernel LM head made
    * a mamba2-130m bf16 step slower (mega2 r32-o8 753–756 µs with it, against 631 µs + 71 µs of head dispatches for
@@ -178,7 +184,7 @@ export class MegaDecode {
   }
   /** the options a plan is made with (the kernel and its grid) */
   private optsKey(): string {
-    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}/${this.opts.head ? 'h' : ''}/${this.opts.even ? 'e' : ''}`;
+    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}/${this.opts.head ? 'h' : ''}/${this.opts.even ? 'e' : ''}/${this.opts.loads ?? ''}`;
   }
   /** the failures (status) by the options they happened with */
   private readonly failed = new Map<string, string>();
@@ -372,7 +378,7 @@ export class MegaDecode {
       for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
-      key, opts: this.optsKey(), state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}${shape.variant ?? ''}`,
+      key, opts: this.optsKey(), state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}${shape.variant ?? ''}${this.opts.loads ? `u${this.opts.loads}` : ''}`,
       spec: kind === 'mamba2' ? MEGA2 : MEGA1, params: shape.params(f2u(a.normEps), flags, this.opts.spin, fnorm), slices: shape.slices, L, H, nb: shape.nb,
       scWords: shape.scWords, stateSizes: shape.stateSizes, lims: shape.lims, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,

@@ -105,7 +105,8 @@ export const MEGA_MAX_ARENAS = 4;
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), the projections' rows per pass of a
  * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), 'o':
  * out_proj's rows split evenly over the workgroups, RPO a pass (256 / RPO lanes a row), 'p4': MEGA1's 4 phases, 'e':
- * MEGA2 with every phase split evenly over S slices and the conv in phase 1 (session 34: `mega2eWgsl`), and 'a':
+ * MEGA2 with every phase split evenly over S slices and the conv in phase 1 (session 34: `mega2eWgsl`), 'u{U}': the
+ * projections' vec4 loads a lane issues before their products (`rowdot`; else 2 for f32, 1 for bf16), and 'a':
  * a greedy step (the embedding gather and the LM head's argmax inside).
  * roles: x (input rows [H], the embedded token; 'a': the token id, one float), y (output: the final-normed rows [H];
  * 'a': the chosen token id, one float), wm (matrix arena), wc
@@ -126,10 +127,11 @@ export const MEGA2: KernelSpec = {
   wgsl: (v) => (megaParse(v).even ? mega2eWgsl(v) : mega2Wgsl(v)),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; rpo: number; p4: boolean; even: boolean; greedy: boolean } {
-  const m = /^([fb])(\d+)r(8|16|32)(?:o(8|16|32))?(p4)?(e)?(a?)$/.exec(v);
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; rpo: number; p4: boolean; even: boolean; loads: number; greedy: boolean } {
+  const m = /^([fb])(\d+)r(8|16|32)(?:o(8|16|32))?(p4)?(e)?(?:u(1|2|4|8))?(a?)$/.exec(v);
   if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), rpo: Number(m[4] ?? 0), p4: m[5] === 'p4', even: m[6] === 'e', greedy: m[7] === 'a' };
+  const fmt = m[1] as 'f' | 'b';
+  return { fmt, xs: Number(m[2]), rpw: Number(m[3]), rpo: Number(m[4] ?? 0), p4: m[5] === 'p4', even: m[6] === 'e', loads: Number(m[7] ?? (fmt === 'f' ? 2 : 1)), greedy: m[8] === 'a' };
 }
 /** the matrix arena, the LM head and the embedding: vec4s of the weight format */
 function megaTypes(v: string): Record<string, string> {
@@ -139,36 +141,32 @@ function megaTypes(v: string): Record<string, string> {
 
 /** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
 function megaCommon(v: string): string {
-  const { fmt, xs, rpw, rpo, greedy } = megaParse(v);
-  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
-  const dot = fmt === 'f'
-    ? /* wgsl */ `
+  const { fmt, xs, rpw, rpo, greedy, loads } = megaParse(v);
+  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s; U
+  // (variant 'u') loads of the row issued before their products, U partial sums (U 2 for f32, 1 for bf16: sessions 32–33's)
+  const U = loads, ks = Array.from({ length: U }, (_, k) => k);
+  const sum = (a: string[]): string => (a.length === 1 ? a[0] : `(${sum(a.slice(0, a.length / 2))} + ${sum(a.slice(a.length / 2))})`);
+  const [W, term] = fmt === 'f' ? ['K / 4u', (w: string, q: string) => `dot(${w}, xs4[${q}])`] : ['K / 8u', (w: string, q: string) => `bdot(${w}, ${q})`];
+  const dot = /* wgsl */ `
 fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
-  let K4 = K / 4u;
-  let wr = wo + j * K4;
-  var acc = 0.0; var acc1 = 0.0;
+  let KW = ${W};
+  let wr = wo + j * KW;
+  ${ks.map((k) => `var a${k} = 0.0;`).join(' ')}
   var q = lane;
-  for (; q + TPR < K4; q += 2u * TPR) {
-    let w0 = $wm[wr + q]; let w1 = $wm[wr + q + TPR];
-    acc += dot(w0, xs4[q]);
-    acc1 += dot(w1, xs4[q + TPR]);
+  for (; q + ${U - 1}u * TPR < KW; q += ${U}u * TPR) {
+    ${ks.map((k) => `let w${k} = $wm[wr + q + ${k}u * TPR];`).join(' ')}
+    ${ks.map((k) => `a${k} += ${term(`w${k}`, `q + ${k}u * TPR`)};`).join(' ')}
   }
-  if (q < K4) { acc += dot($wm[wr + q], xs4[q]); }
-  return acc + acc1;
-}`
-    : /* wgsl */ `
-fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
-  let K8 = K / 8u;
-  let wr = wo + j * K8;
-  var acc = 0.0;
-  for (var q = lane; q < K8; q += TPR) {
-    let p = $wm[wr + q];
-    let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
-    let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
-    let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
-    acc += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
-  }
-  return acc;
+  for (; q < KW; q += TPR) { a0 += ${term('$wm[wr + q]', 'q')}; }
+  return ${sum(ks.map((k) => `a${k}`))};
+}`;
+  // a bf16 vec4<u32> (8 weights, two to a u32) times x̂'s 8 floats at 8q
+  const bdot = fmt === 'f' ? '' : /* wgsl */ `
+fn bdot(p: vec4<u32>, q: u32) -> f32 {
+  let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
+  let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
+  let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
+  return dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
 }`;
   // a greedy step ('a'): the layer-0 input is the embedded token (read from x, the token id), the LM head's rows (hw,
   // the same format) in the last phases; else x is the embedded token
@@ -244,6 +242,7 @@ fn wsum(v: f32, li: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
+${bdot}
 ${rowdot}
 /** the part [x, y) of n things that slice s of S takes (contiguous; sizes differ by one at most) */
 fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((s + 1u) * n) / S); }
@@ -540,7 +539,8 @@ ${tail(v)}
  *     an xBC row c its lane 0 also forms silu(conv) from the old window and the new column and shifts the window (its
  *     only reader now), putting the conv's output at zx (z, dt raw);
  * (2) rows [s·I/S, …) of the heads (11–12 a workgroup), P3 (16) rows of T3 (16) lanes a pass, group by group (B and C
- *     of the group staged from zx, already convolved): Δ = clamp(softplus(dt + bias)), the state update, y = C · h + D x,
+ *     of the group staged from zx, already convolved): Δ = clamp(softplus(dt + bias)), the state update (a lane's
+ *     state elements loaded 4 at a time before they are updated: 2 round trips at N 128, not 8), y = C · h + D x,
  *     and the gate: g = y · silu(z) put at y (phase 3 stages only g: half the loads, no silu per workgroup);
  * (3) g staged, the gated RMSNorm (every workgroup), the slice's out_proj rows [s·H/S, …) (at RPO a pass with 'o', else
  *     RPW) and the residual.
@@ -609,7 +609,7 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
           let dA = exp(dt * cw(Ao + h));
           let xv = aget(ZB + I + j);
           let so = soff + j * N;
-${stateUpdate({ ok: 'ok', T: 'T3', lane: 'lane3', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]` })}
+${stateUpdate({ ok: 'ok', T: 'T3', lane: 'lane3', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]`, ahead: 4 })}
           if (lane3 == 0u && ok) {
             var o = red[li];
             if (hasD) { o += cw(Do + h) * xv; }
