@@ -143,7 +143,8 @@ function megaTypes(v: string): Record<string, string> {
 function megaCommon(v: string): string {
   const { fmt, xs, rpw, rpo, greedy, loads } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s; U
-  // (variant 'u') loads of the row issued before their products, U partial sums (U 2 for f32, 1 for bf16: sessions 32–33's)
+  // (variant 'u') loads of the row issued before their products, U partial sums (U 2 for f32, 1 for bf16: sessions 32–33's
+  // code, the same sums), then the rest one at a time (U 2: one at most; U 1: none)
   const U = loads, ks = Array.from({ length: U }, (_, k) => k);
   const sum = (a: string[]): string => (a.length === 1 ? a[0] : `(${sum(a.slice(0, a.length / 2))} + ${sum(a.slice(a.length / 2))})`);
   const [W, term] = fmt === 'f' ? ['K / 4u', (w: string, q: string) => `dot(${w}, xs4[${q}])`] : ['K / 8u', (w: string, q: string) => `bdot(${w}, ${q})`];
@@ -157,7 +158,7 @@ fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
     ${ks.map((k) => `let w${k} = $wm[wr + q + ${k}u * TPR];`).join(' ')}
     ${ks.map((k) => `a${k} += ${term(`w${k}`, `q + ${k}u * TPR`)};`).join(' ')}
   }
-  for (; q < KW; q += TPR) { a0 += ${term('$wm[wr + q]', 'q')}; }
+  ${U === 1 ? '' : `${U === 2 ? 'if (q < KW)' : 'for (; q < KW; q += TPR)'} { a0 += ${term('$wm[wr + q]', 'q')}; }`}
   return ${sum(ks.map((k) => `a${k}`))};
 }`;
   // a bf16 vec4<u32> (8 weights, two to a u32) times x̂'s 8 floats at 8q
@@ -540,7 +541,7 @@ ${tail(v)}
  *     only reader now), putting the conv's output at zx (z, dt raw);
  * (2) rows [s·I/S, …) of the heads (11–12 a workgroup), P3 (16) rows of T3 (16) lanes a pass, group by group (B and C
  *     of the group staged from zx, already convolved): Δ = clamp(softplus(dt + bias)), the state update (a lane's
- *     state elements loaded 4 at a time before they are updated: 2 round trips at N 128, not 8), y = C · h + D x,
+ *     state elements loaded 8 at a time before they are updated: 1 round trip at N 128, not 8), y = C · h + D x,
  *     and the gate: g = y · silu(z) put at y (phase 3 stages only g: half the loads, no silu per workgroup);
  * (3) g staged, the gated RMSNorm (every workgroup), the slice's out_proj rows [s·H/S, …) (at RPO a pass with 'o', else
  *     RPW) and the residual.
@@ -609,7 +610,7 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
           let dA = exp(dt * cw(Ao + h));
           let xv = aget(ZB + I + j);
           let so = soff + j * N;
-${stateUpdate({ ok: 'ok', T: 'T3', lane: 'lane3', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]`, ahead: 4 })}
+${stateUpdate({ ok: 'ok', T: 'T3', lane: 'lane3', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]`, ahead: 8 })}
           if (lane3 == 0u && ok) {
             var o = red[li];
             if (hasD) { o += cw(Do + h) * xv; }
