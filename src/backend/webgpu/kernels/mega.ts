@@ -12,6 +12,8 @@
  * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
  *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows (variant
  *    'o': its even share of them, O rows a pass), and x ← x + scale · (out_proj + bias);
+ * (variant 'e', session 34: the same 3 barriers, every phase's rows split evenly over the workgroups, the conv in phase
+ * 1's epilogue, the gate in phase 2: `mega2eWgsl`)
  * then workgroup 0 writes the final-normed rows; or, in a greedy step (variant 'a'), the layer-0 input is the token's
  * embedding row (gathered by every workgroup from the token id in x) and the LM head runs as the last phases — every
  * workgroup its blocks of head rows with the final norm folded, its best (logit, row) into the scratch, a grid
