@@ -146,10 +146,15 @@ function megaCommon(v: string): string {
   const { fmt, xs, rpw, rpo, greedy, loads } = megaParse(v);
   // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s; U
   // (variant 'u') loads of the row issued before their products, U partial sums (U 2 for f32, 1 for bf16: sessions 32–33's
-  // code, the same sums), then the rest one at a time (U 2: one at most; U 1: none)
+  // code, the same sums)
   const U = loads, ks = Array.from({ length: U }, (_, k) => k);
   const sum = (a: string[]): string => (a.length === 1 ? a[0] : `(${sum(a.slice(0, a.length / 2))} + ${sum(a.slice(a.length / 2))})`);
   const [W, term] = fmt === 'f' ? ['K / 4u', (w: string, q: string) => `dot(${w}, xs4[${q}])`] : ['K / 8u', (w: string, q: string) => `bdot(${w}, ${q})`];
+  // u loads issued, then their products (the main loop's body, and each of the rest's halves)
+  const block = (u: number): string => `${ks.slice(0, u).map((k) => `let w${k} = $wm[wr + q + ${k}u * TPR];`).join(' ')}
+    ${ks.slice(0, u).map((k) => `a${k} += ${term(`w${k}`, `q + ${k}u * TPR`)};`).join(' ')}`;
+  // the rest, fewer than U a lane, in halves (U/2, U/4, … 1 at most once each: log2 U round trips, not U − 1)
+  const halves = ks.filter((k) => k > 0 && (U >> k) >= 1).map((k) => U >> k);
   const dot = /* wgsl */ `
 fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
   let KW = ${W};
@@ -157,10 +162,12 @@ fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
   ${ks.map((k) => `var a${k} = 0.0;`).join(' ')}
   var q = lane;
   for (; q + ${U - 1}u * TPR < KW; q += ${U}u * TPR) {
-    ${ks.map((k) => `let w${k} = $wm[wr + q + ${k}u * TPR];`).join(' ')}
-    ${ks.map((k) => `a${k} += ${term(`w${k}`, `q + ${k}u * TPR`)};`).join(' ')}
-  }
-  ${U === 1 ? '' : `${U === 2 ? 'if (q < KW)' : 'for (; q < KW; q += TPR)'} { a0 += ${term('$wm[wr + q]', 'q')}; }`}
+    ${block(U)}
+  }${halves.map((u) => `
+  if (q + ${u - 1}u * TPR < KW) {
+    ${block(u)}
+    q += ${u}u * TPR;
+  }`).join('')}
   return ${sum(ks.map((k) => `a${k}`))};
 }`;
   // a bf16 vec4<u32> (8 weights, two to a u32) times x̂'s 8 floats at 8q
