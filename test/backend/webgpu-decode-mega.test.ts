@@ -7,7 +7,8 @@
  * two-workgroup case is checked when SwiftShader happens to run it (else reported). Checked against 'v1': the decode
  * logits of the HF Mamba-2 fixtures (one group; two groups with biases and a Δ clamp) and mamba-tiny (Mamba-1), f32 and
  * bf16 weights, of random mamba2-130m- and mamba-130m-shaped layers (f32) and of random Mamba-1 models of other shapes
- * (dt_rank, d_state, d_conv, biases; the 3-phase MEGA1 over several slices, and '-p4'), within 1e-5, and greedy tokens chained
+ * (dt_rank, d_state, d_conv, biases; the 3-phase MEGA1 over several slices, and '-p4') and random Mamba-2 models of other
+ * shapes (groups, head dims, d_state, d_conv; MEGA2's even split '-e' over several slices, the loads in flight '-u'), within 1e-5, and greedy tokens chained
  * on the device; the step's dispatches; FalconMamba and batch 2 declining; the fallbacks: a probe of more workgroups than run
  * at once (times out, clear status, no hang, results = v1) and a step's error flag read back (off, recorded again).
  */
@@ -237,8 +238,20 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     assert.match(variants['mega-e-h'].join(), /^mega2:f\d+r8ea$/);
     assert.equal(g.mega.opts.even, true);
     assert.equal(g.mega.opts.head, true);
+    g.decodeKernels = 'mega-r32-o8-e-u8-h';
+    assert.deepEqual([g.mega.opts.even, g.mega.opts.loads, g.mega.opts.head, g.mega.opts.outRows], [true, 8, true, 8]);
     g.decodeKernels = 'mega-r32-o8';
     assert.equal(g.mega.opts.even, false);
+    assert.equal(g.mega.opts.loads, undefined);
+    // a Mamba-1 stack under '-e': its 3-phase kernel, the variant without 'e'
+    const m1 = (await loadModel(hfFixture('mamba-tiny'), { backend: g })).lm;
+    g.decodeKernels = 'mega-r32-o8-e';
+    const s1 = m1.createState(1);
+    await m1.advance([[2]], s1);
+    assert.equal(await g.mega.ready(), '');
+    const step1 = await kernelsOf(g, () => m1.advance([[5]], s1));
+    s1.dispose();
+    assert.match(step1.variants.filter((v, i) => step1.names[i] === 'mega1').join(), /^mega1:f\d+r32o8$/);
   });
 
   it("'-p4' selects session 32's 4-phase Mamba-1 kernel (the variant), the default 3; '-o8' out_proj's rows", async (t: TestContext) => {
