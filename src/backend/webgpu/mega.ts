@@ -47,7 +47,10 @@ interface Plan {
   wc: Store;
   fmt: 'f' | 'b';
   variant: string;
-  /** MEGA2 (Mamba-2) or MEGA1 (Mamba-1) and its parameters but the last (the probe's rounds) */
+  /**
+   * MEGA2 (Mamba-2) or MEGA1 (Mamba-1) and its parameters but the last five (params 14–18: the probe's rounds, a greedy
+   * step's head rows, embedding scale and embedding rows, the slices)
+   */
   spec: KernelSpec;
   params: number[];
   /** the slices the phases split the work into (param 18; MEGA1 has them in param 4 too) */
