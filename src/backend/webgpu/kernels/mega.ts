@@ -279,24 +279,34 @@ const LAYER_TABLE = /* wgsl */ `
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
     workgroupBarrier();`;
 /** phase 1's start (both kernels): x (the input at layer 0, else the scratch) RMS-normalised with the layer's weight into xs4 */
-const NORM_X = /* wgsl */ `
-    var ss = 0.0;
+const NORM_X = normX(false);
+/**
+ * NORM_X, or with `pre` (MEGA2 'e') the norm's weights loaded beside x (one round trip, not two): x·w staged, then
+ * scaled by rs once the sum is known — (x·w)·rs rounds apart from x·(w·rs) by an ulp at most
+ */
+function normX(pre: boolean): string {
+  const w = 'vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u))';
+  return /* wgsl */ `
+    var ss = 0.0;${pre ? `
+    let nwo = tu(l, ${MT.norm}u);` : ''}
     for (var q = li; q < H / 4u; q += 256u) {
-      var v: vec4<f32>;
+      var v: vec4<f32>;${pre ? `
+      let wq = ${w};` : ''}
       if (l == 0u) {
         v = vec4<f32>(xin(4u * q), xin(4u * q + 1u), xin(4u * q + 2u), xin(4u * q + 3u));
       } else {
         v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
       }
-      xs4[q] = v;
+      xs4[q] = v${pre ? ' * wq' : ''};
       ss += dot(v, v);
     }
-    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
-    let nwo = tu(l, ${MT.norm}u);
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);${pre ? '' : `
+    let nwo = tu(l, ${MT.norm}u);`}
     for (var q = li; q < H / 4u; q += 256u) {
-      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+      xs4[q] = xs4[q] * ${pre ? 'rs' : `(${w} * rs)`};
     }
     workgroupBarrier();`;
+}
 
 /**
  * `n` rows in blocks of RPW round-robin over the workgroups: each row's `dot` (a WGSL expression of j and lane) summed
@@ -573,7 +583,7 @@ ${M2_HEAD(v)}
   for (var l = 0u; l < L; l++) {
 ${LAYER_TABLE}
     // ---- phase 1: RMSNorm(x) into xs4; each slice's in_proj rows → zx, the conv of its xBC rows (their windows shifted)
-${NORM_X}
+${normX(true)}
     let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
     let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
     for (var s = wgi; s < S; s += nwgs) {
