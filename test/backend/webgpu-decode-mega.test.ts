@@ -7,7 +7,8 @@
  * two-workgroup case is checked when SwiftShader happens to run it (else reported). Checked against 'v1': the decode
  * logits of the HF Mamba-2 fixtures (one group; two groups with biases and a Δ clamp) and mamba-tiny (Mamba-1), f32 and
  * bf16 weights, of random mamba2-130m- and mamba-130m-shaped layers (f32) and of random Mamba-1 models of other shapes
- * (dt_rank, d_state, d_conv, biases; the 3-phase MEGA1 over several slices, and '-p4'), within 1e-5, and greedy tokens chained
+ * (dt_rank, d_state, d_conv, biases; the 3-phase MEGA1 over several slices, and '-p4') and random Mamba-2 models of other
+ * shapes (groups, head dims, d_state, d_conv; MEGA2's even split '-e' over several slices, the loads in flight '-u'), within 1e-5, and greedy tokens chained
  * on the device; the step's dispatches; FalconMamba and batch 2 declining; the fallbacks: a probe of more workgroups than run
  * at once (times out, clear status, no hang, results = v1) and a step's error flag read back (off, recorded again).
  */
@@ -84,7 +85,7 @@ const greedyNames = (k: string, kernel: string) => (k.endsWith('-h') ? [kernel] 
 describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode step, the same results as v1', () => {
   // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj + conv + x_proj parts; the parts
   // summed, Δ, scan, gate; out_proj — or with '-p4' session 32's in_proj; u + x_proj; Δ, scan, gate; out_proj)
-  const HF = [['mamba2-tiny', 'f32', 'mega-h', 'mega2'], ['mamba2-tiny', 'f32', 'mega-r16-o8', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32-h', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16-h', 'mega1']] as const;
+  const HF = [['mamba2-tiny', 'f32', 'mega-h', 'mega2'], ['mamba2-tiny', 'f32', 'mega-r16-o8', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r32-o8-e-u4', 'mega2'], ['mamba2-groups', 'f32', 'mega-r32-h', 'mega2'], ['mamba2-groups', 'bf16', 'mega-r16', 'mega2'], ['mamba-tiny', 'f32', 'mega', 'mega1'], ['mamba-tiny', 'bf16', 'mega-r16-h', 'mega1']] as const;
   for (const [name, weights, k, kernel] of HF) {
     it(`HF ${name} (${weights}, ${k}): decode logits within 1e-5 of v1, chained greedy ids equal, a greedy step ${k.endsWith('-h') ? '1 dispatch' : 'the stack in 1 dispatch, the LM head after it'}`, async (t: TestContext) => {
       const g = await gpu(weights);
@@ -103,17 +104,27 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
 
   // real widths, one layer (bf16 at these widths: checked once, not kept in the suite — it costs SwiftShader ~3 s a
   // case; the fixtures run bf16)
-  for (const [name, config, k] of [['mamba2-130m', M130, 'mega-r16'], ['mamba-130m', M1_130, 'mega-r32']] as const) {
-    it(`a random ${name}-shaped layer (f32, ${k}): logits within 1e-5 of v1, chained greedy ids equal`, async (t: TestContext) => {
+  // (and Mamba-2's even split over the H100's 132 slices: 25–26 in_proj rows, 11–12 head rows, 5–6 out_proj rows a slice)
+  // (the projections' loads in flight, '-u8' / '-u4': K 768 and 1536 run their unrolled loops at these widths)
+  for (const [name, config, ks, slices] of [['mamba2-130m', M130, ['mega-r16'], 0], ['mamba2-130m', M130, ['mega-r32-o8-e', 'mega-r32-o8-e-u8'], 132], ['mamba-130m', M1_130, ['mega-r32', 'mega-r32-o8-u4'], 0]] as const) {
+    it(`a random ${name}-shaped layer (f32, ${ks.join(', ')}${slices ? `, ${slices} slices` : ''}): logits within 1e-5 of v1, chained greedy ids equal`, async (t: TestContext) => {
       const g = await gpu('f32');
       if (typeof g === 'string') return t.skip(g);
       const lm = buildModel(config, name, new RandomTensorSource(5), { backend: g });
-      const v1 = await decode(lm, g, 'v1', [7], 1, false);
-      const c0 = g.rt.counters.dispatches;
-      const mega = await decode(lm, g, k, [7], 1, false);
-      assertSameDecode(mega, v1, 1e-5, `${name}-shaped: mega vs v1`);
-      // 2 logits steps (gather, stack, lm_head) + the chain's 3 greedy steps (+ the argmax reduce), v1's first step
-      assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
+      g.mega.opts.slices = slices || undefined;
+      try {
+        const v1 = await decode(lm, g, 'v1', [7], 1, false);
+        for (const k of ks) {
+          const c0 = g.rt.counters.dispatches;
+          const mega = await decode(lm, g, k, [7], 1, false);
+          assertSameDecode(mega, v1, 1e-5, `${name}-shaped ${k}: mega vs v1`);
+          t.diagnostic(`${k}: max |Δ| ${maxAbsDiff(mega.logits[0], v1.logits[0]).toExponential(2)}`);
+          // 2 logits steps (gather, stack, lm_head) + the chain's 3 greedy steps (+ the argmax reduce), v1's first step
+          assert.ok(g.rt.counters.dispatches - c0 < 40, `${g.rt.counters.dispatches - c0} dispatches`);
+        }
+      } finally {
+        g.mega.opts.slices = undefined;
+      }
     });
   }
 
@@ -165,6 +176,84 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       }
     });
   }
+
+  // Mamba-2's even split ('-e', session 34): shapes the fixtures lack — groups (2, 4, 3: the B/C groups and the gated
+  // norm's), head dims (8, 4, 32, 20), d_state (16, 12, 40, 8), conv kernels (4, 3, 2, 4), biases — with `slices`
+  // giving the one workgroup several, so that slices straddle heads and groups in the SSD phase (case 2: 40 slices,
+  // more than its 32 head rows and 16 out_proj rows: empty slices; case 3: 64 rows a slice, four passes of 16; its
+  // '-u4': bf16 rows of 16 and 32 vec4s over 8 lanes run the unrolled loop)
+  const M2 = [
+    // [name, config, weights, slices, kernels, norm groups]
+    ['4 heads × 8, 2 groups, N 16, Kc 4, conv and proj biases', { hidden_size: 16, num_heads: 4, head_dim: 8, n_groups: 2, state_size: 16, conv_kernel: 4, use_conv_bias: true, use_bias: true }, 'f32', 5, ['mega-e-h', 'mega-r16-o8-e'], 'group'],
+    ['8 heads × 4, 4 groups, N 12, Kc 3, no conv bias', { hidden_size: 16, num_heads: 8, head_dim: 4, n_groups: 4, state_size: 12, conv_kernel: 3, use_conv_bias: false, use_bias: false }, 'f32', 40, ['mega-r32-o8-e'], 'group'],
+    ['8 heads × 32, 1 group, N 40, Kc 2, Δ clamp', { hidden_size: 128, num_heads: 8, head_dim: 32, n_groups: 1, state_size: 40, conv_kernel: 2, use_conv_bias: true, use_bias: false, time_step_limit: [0.05, 0.2] }, 'bf16', 4, ['mega-r16-e-h', 'mega-r32-e-u4'], 'full'],
+    ['6 heads × 20, 3 groups, N 8, Kc 4', { hidden_size: 60, num_heads: 6, head_dim: 20, n_groups: 3, state_size: 8, conv_kernel: 4, use_conv_bias: true, use_bias: false }, 'f32', 13, ['mega-e'], 'group'],
+  ] as const;
+  /** Lively's weights for Mamba-2: Δ ≈ 0.3 from dt_bias, every norm's weights (the layers', the gated norm's, the final) and D varied (else all 1) */
+  class Lively2 extends Lively {
+    override float32(name: string): Float32Array {
+      const out = super.float32(name);
+      if (/dt_bias$/.test(name)) out.fill(Math.log(Math.expm1(0.3)));
+      else if (/norm[^.]*\.weight$|\.D$/.test(name)) for (let i = 0; i < out.length; i++) out[i] = 1 + 0.5 * Math.sin(0.9 * i + name.length);
+      return out;
+    }
+  }
+  for (const [what, shape, weights, slices, kernels, norm] of M2) {
+    it(`a random Mamba-2, ${what} (${weights}, ${slices} slices, ${norm} gated norm): ${kernels.join(', ')} within 1e-5 of v1, greedy ids equal, the stack one dispatch`, async (t: TestContext) => {
+      const g = await gpu(weights);
+      if (typeof g === 'string') return t.skip(g);
+      const config = { model_type: 'mamba2', num_hidden_layers: 2, expand: 2, chunk_size: 16, vocab_size: 61, tie_word_embeddings: true, ...shape };
+      const lm = buildModel(config, 'mamba2', new Lively2(19), { backend: g, normGroups: norm });
+      g.mega.opts.slices = slices;
+      try {
+        const v1 = await decode(lm, g, 'v1', [7, 9]);
+        for (const k of kernels) {
+          const mega = await decode(lm, g, k, [7, 9]);
+          assertSameDecode(mega, v1, 1e-5, `${what} ${weights} ${k}: mega vs v1`);
+          t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
+          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, 'mega2'), `${k} ran ${mega.names.join(', ')}`);
+          if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
+        }
+      } finally {
+        g.mega.opts.slices = undefined;
+      }
+    });
+  }
+
+  it("'-e' selects MEGA2's even split (variant …e), the default session 32's blocks; Mamba-1 ignores it", async (t: TestContext) => {
+    const g = await gpu('f32');
+    if (typeof g === 'string') return t.skip(g);
+    const lm = (await loadModel(hfFixture('mamba2-tiny'), { backend: g })).lm;
+    const variants: Record<string, string[]> = {};
+    for (const k of ['mega-r32-o8', 'mega-r32-o8-e', 'mega-e-h']) {
+      g.decodeKernels = k;
+      const s = lm.createState(1);
+      await lm.advance([[2]], s);
+      assert.equal(await g.mega.ready(), '');
+      const step = await kernelsOf(g, () => lm.advanceArgmax!([[5]], s));
+      s.dispose();
+      variants[k] = step.variants.filter((v, i) => step.names[i] === 'mega2');
+    }
+    assert.match(variants['mega-r32-o8'].join(), /^mega2:f\d+r32o8$/);
+    assert.match(variants['mega-r32-o8-e'].join(), /^mega2:f\d+r32o8e$/);
+    assert.match(variants['mega-e-h'].join(), /^mega2:f\d+r8ea$/);
+    assert.equal(g.mega.opts.even, true);
+    assert.equal(g.mega.opts.head, true);
+    g.decodeKernels = 'mega-r32-o8-e-u8-h';
+    assert.deepEqual([g.mega.opts.even, g.mega.opts.loads, g.mega.opts.head, g.mega.opts.outRows], [true, 8, true, 8]);
+    g.decodeKernels = 'mega-r32-o8';
+    assert.equal(g.mega.opts.even, false);
+    assert.equal(g.mega.opts.loads, undefined);
+    // a Mamba-1 stack under '-e': its 3-phase kernel, the variant without 'e'
+    const m1 = (await loadModel(hfFixture('mamba-tiny'), { backend: g })).lm;
+    g.decodeKernels = 'mega-r32-o8-e';
+    const s1 = m1.createState(1);
+    await m1.advance([[2]], s1);
+    assert.equal(await g.mega.ready(), '');
+    const step1 = await kernelsOf(g, () => m1.advance([[5]], s1));
+    s1.dispose();
+    assert.match(step1.variants.filter((v, i) => step1.names[i] === 'mega1').join(), /^mega1:f\d+r32o8$/);
+  });
 
   it("'-p4' selects session 32's 4-phase Mamba-1 kernel (the variant), the default 3; '-o8' out_proj's rows", async (t: TestContext) => {
     const g = await gpu('f32');
@@ -305,8 +394,10 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
     it(`several workgroups (${name}; 2 when SwiftShader runs them at once, 16 on a GPU): logits within 1e-5 of v1`, async (t: TestContext) => {
       const g = await gpu('f32', 2, 1 << 18, true);
       if (typeof g === 'string') return t.skip(g);
-      // (and on a GPU Mamba-2's out_proj rows split evenly, '-o8', as Mamba-1's 3-phase kernel always splits them)
-      const k = /swiftshader|llvmpipe|lavapipe/i.test(g.name) ? 'mega' : name === 'mamba2' ? 'mega-g16-o8' : 'mega-g16';
+      // (and on a GPU Mamba-2's out_proj rows split evenly, '-o8', as Mamba-1's 3-phase kernel always splits them; then
+      // Mamba-2's even split, '-e', across the workgroups)
+      const sw = /swiftshader|llvmpipe|lavapipe/i.test(g.name);
+      const k = sw ? 'mega' : name === 'mamba2' ? 'mega-g16-o8' : 'mega-g16';
       const lm = buildModel(config, name, new RandomTensorSource(3), { backend: g });
       g.decodeKernels = k;
       const probe = lm.createState(1);
@@ -320,6 +411,12 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       if (mega instanceof Error) throw mega;
       assertSameDecode(mega, v1, 1e-5, `${g.mega.opts.groups} workgroups: mega vs v1`);
       assert.ok(mega.names.includes(name === 'mamba' ? 'mega1' : 'mega2'), `ran ${mega.names.join(', ')}`);
+      if (name === 'mamba2') {
+        const e = await decode(lm, g, `${k}-e`, [7, 9]).catch((err) => err as Error);
+        if (g.mega.status) return t.skip(`'-e': a step's barrier timed out: ${g.mega.status}`);
+        if (e instanceof Error) throw e;
+        assertSameDecode(e, v1, 1e-5, `${g.mega.opts.groups} workgroups, '-e': mega vs v1`);
+      }
     });
   }
 });

@@ -282,8 +282,10 @@ export class WebGpuBackend implements Backend {
     // 'mega-g{G}-r{R}[-o{O}][-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32;
     // else 8); '-o{O}': out_proj's rows split evenly over the workgroups, O a pass (Mamba-1 in 3 phases always splits
     // them, at R a pass without -o); '-p4': Mamba-1 stacks in session 32's 4 phases a layer (else 3; then -o is
-    // ignored; Mamba-2 ignores -p4); '-h': a greedy step's gather, LM head and argmax inside the kernel (MegaOptions.head)
-    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(?:-o(8|16|32))?(-p4)?(-h)?$/.exec(k);
+    // ignored; Mamba-2 ignores -p4); '-e': Mamba-2 stacks in MEGA2's even split (MegaOptions.even; Mamba-1 ignores it);
+    // '-u{U}': the projections' loads in flight a lane (MegaOptions.loads); '-h': a greedy step's gather, LM head and
+    // argmax inside the kernel (MegaOptions.head)
+    const mega = /^mega(?:-g(\d+))?(?:-r(8|16|32))?(?:-o(8|16|32))?(-p4)?(-e)?(?:-u(1|2|4|8))?(-h)?$/.exec(k);
     // 'v1-b' / 'v1-b-r{R}u{U}[s{S}]': v1 with bf16 weights through MATVEC_BW (kernels/matvec_bf16.ts)
     const bw = parseMatvecBwConfig(k);
     const cfg = k === 'v1' || k === 'fused' || mega || v1 || bw ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
@@ -293,7 +295,9 @@ export class WebGpuBackend implements Backend {
       this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
       this.mega.opts.outRows = mega[3] ? Number(mega[3]) : undefined;
       this.mega.opts.mamba1Phases = mega[4] ? 4 : 3;
-      this.mega.opts.head = !!mega[5];
+      this.mega.opts.even = !!mega[5];
+      this.mega.opts.loads = mega[6] ? Number(mega[6]) : undefined;
+      this.mega.opts.head = !!mega[7];
     }
     this.decodeK = mega ? 'mega' : k;
     this.decodeName = k;

@@ -47,9 +47,14 @@ interface Plan {
   wc: Store;
   fmt: 'f' | 'b';
   variant: string;
-  /** MEGA2 (Mamba-2) or MEGA1 (Mamba-1) and its parameters but the last (the probe's rounds) */
+  /**
+   * MEGA2 (Mamba-2) or MEGA1 (Mamba-1) and its parameters but the last five (params 14–18: the probe's rounds, a greedy
+   * step's head rows, embedding scale and embedding rows, the slices)
+   */
   spec: KernelSpec;
   params: number[];
+  /** the slices the phases split the work into (param 18; MEGA1 has them in param 4 too) */
+  slices: number;
   /** L, H; grid-barrier slots a step (the flag's index); scratch words before the table; a layer's conv and SSM state sizes */
   L: number;
   H: number;
@@ -86,6 +91,8 @@ interface Shape<M> {
   /** a layer's constants by table entry */
   consts: (m: M) => Partial<Record<keyof typeof MT, Tensor | null>>;
   params: (eps: number, flags: number, spin: number, fnorm: number) => number[];
+  /** the slices (param 18) */
+  slices: number;
   lims: [number, number, number][];
   /** the kernel's variant past format, width and rows ('p4': MEGA1's 4 phases) */
   variant?: string;
@@ -108,8 +115,24 @@ export interface MegaOptions {
    * phases always splits them evenly (at `rows` a pass without this); unset, MEGA2 keeps its blocks
    */
   outRows?: number;
-  /** MEGA1 (3 phases): the slices its phases split the work into (default: the workgroups; tests give one workgroup several) */
+  /**
+   * MEGA1 (3 phases) and MEGA2 with `even`: the slices their phases split the work into (default: the workgroups;
+   * tests give one workgroup several)
+   */
   slices?: number;
+  /**
+   * Mamba-2 stacks: MEGA2's variant 'e' (setting '-e', session 34) — every phase's rows split evenly over the slices
+   * (in_proj 25–26 rows a workgroup at mamba2-130m and 132, the heads' rows 11–12, out_proj 5–6), the conv and the
+   * window shift in in_proj's epilogue (once a channel, not once per SSD unit), the gate silu(z) applied by the row's
+   * owner; unset: session 32's MEGA2 (round-robin blocks). Mamba-1's 3-phase kernel splits evenly already (ignored).
+   */
+  even?: boolean;
+  /**
+   * the projections' vec4 loads a lane issues before their products (1, 2, 4, 8; setting '-u{U}', session 34): unset,
+   * 2 for f32 and 1 for bf16 (sessions 32–33). At r32 a lane's share of an in_proj row is 24 vec4s (f32) / 12 (bf16):
+   * with 2 / 1 in flight, 12 memory round trips in a row; with 8, 3 / 2.
+   */
+  loads?: number;
   /**
    * a greedy step's embedding gather, LM head and argmax inside the kernel (setting '-h': the step one dispatch), else
    * after it as the decoder's ops (~4 dispatches). Off by default: on the H100 in session 33 the in-kernel LM head made
@@ -164,7 +187,7 @@ export class MegaDecode {
   }
   /** the options a plan is made with (the kernel and its grid) */
   private optsKey(): string {
-    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}/${this.opts.head ? 'h' : ''}`;
+    return `${this.opts.groups}/${this.opts.rows}/${this.opts.mamba1Phases}/${this.opts.slices ?? ''}/${this.opts.outRows ?? ''}/${this.opts.head ? 'h' : ''}/${this.opts.even ? 'e' : ''}/${this.opts.loads ?? ''}`;
   }
   /** the failures (status) by the options they happened with */
   private readonly failed = new Map<string, string>();
@@ -212,7 +235,7 @@ export class MegaDecode {
       const n = new Set(rest.map((s) => s.ref)).size + 1;
       if (n <= this.rt.maxStorageBuffers) {
         const roles = [greedy.ids(), ...rest];
-        this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0]], grid: [this.opts.groups, 1, 1] });
+        this.rt.record({ spec: plan.spec, variant: `${plan.variant}a`, roles, params: [...plan.params, 0, greedy.head.shape[0], f2u(greedy.scale), greedy.embed.shape[0], plan.slices], grid: [this.opts.groups, 1, 1] });
         return { y: greedy.out, greedy: true };
       }
       this.lastHeadDecline = `the greedy step binds ${n} buffers; the adapter allows ${this.rt.maxStorageBuffers}`;
@@ -223,7 +246,7 @@ export class MegaDecode {
     if (new Set(roles.map((s) => s.ref)).size > this.rt.maxStorageBuffers) {
       return this.decline(`the step binds ${new Set(roles.map((s) => s.ref)).size} buffers; the adapter allows ${this.rt.maxStorageBuffers}`);
     }
-    this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0], grid: [this.opts.groups, 1, 1] });
+    this.rt.record({ spec: plan.spec, variant: plan.variant, roles, params: [...plan.params, 0, 0, 0, 0, plan.slices], grid: [this.opts.groups, 1, 1] });
     return { y, greedy: false };
   }
 
@@ -358,8 +381,8 @@ export class MegaDecode {
       for (const [s, at] of copies) enc.copyBufferToBuffer(s.ref.gpu, s.off * 4, wcRef.gpu, at * 4, s.len * 4);
     });
     const plan: Plan = {
-      key, opts: this.optsKey(), state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}${shape.variant ?? ''}`,
-      spec: kind === 'mamba2' ? MEGA2 : MEGA1, params: shape.params(f2u(a.normEps), flags, this.opts.spin, fnorm), L, H, nb: shape.nb,
+      key, opts: this.optsKey(), state: 'probing', wm, wc, fmt, variant: `${fmt}${xs}r${this.opts.rows}${shape.variant ?? ''}${this.opts.loads ? `u${this.opts.loads}` : ''}`,
+      spec: kind === 'mamba2' ? MEGA2 : MEGA1, params: shape.params(f2u(a.normEps), flags, this.opts.spin, fnorm), slices: shape.slices, L, H, nb: shape.nb,
       scWords: shape.scWords, stateSizes: shape.stateSizes, lims: shape.lims, flags, fnorm, layers, scales: a.layers.map((l) => l.scale ?? 1),
       tables: new WeakMap(), scratch: [], probe: null, checking: false,
     };
@@ -388,8 +411,11 @@ export class MegaDecode {
     if (I % gs !== 0 || I / gs > MEGA_MAX_GROUPS) return `gated-norm groups of ${gs} over ${I} channels (at most ${MEGA_MAX_GROUPS})`;
     if (nh % Gn !== 0) return 'heads not a multiple of the groups';
     if (I % 8 !== 0) return `d_inner ${I} not a multiple of 8`;
+    // session 32's round-robin blocks, or 'e': every phase split evenly over S slices
+    const even = !!this.opts.even, S = even ? this.opts.slices ?? this.opts.groups : this.opts.groups;
+    if (!(Number.isInteger(S) && S >= 1)) return `mega slices ${S} is not a positive integer`;
     return {
-      kind: 'mamba2', variant: this.opts.outRows ? `o${this.opts.outRows}` : '', width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
+      kind: 'mamba2', variant: `${this.opts.outRows ? `o${this.opts.outRows}` : ''}${even ? 'e' : ''}`, slices: S, width: Math.max(H, I), nb: 3 * L + 1, scWords: 3 * L + 2 + H + NZ + I + 2 * this.opts.groups, stateSizes: [C * Kc, nh * hd * N],
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, gnorm: m.norm, inB: m.inProjBias, outB: m.outProjBias }),
       params: (eps, flags, spin, fnorm) => [L, H, I, nh, hd, N, Gn, Kc, NZ, gs, eps, flags, spin, fnorm],
@@ -411,7 +437,7 @@ export class MegaDecode {
     const p4 = this.opts.mamba1Phases === 4, G = this.opts.groups, S = p4 ? 0 : this.opts.slices ?? G;
     if (!p4 && !(Number.isInteger(S) && S >= 1)) return `mega slices ${S} is not a positive integer`;
     return {
-      kind: 'mamba1', width: Math.max(H, D, J), nb: (p4 ? 4 : 3) * L + 1, scWords: (p4 ? 4 : 3) * L + 2 + H + 2 * D + J + D + 2 * G + S * J, stateSizes: [D * Kc, D * N],
+      kind: 'mamba1', slices: S, width: Math.max(H, D, J), nb: (p4 ? 4 : 3) * L + 1, scWords: (p4 ? 4 : 3) * L + 2 + H + 2 * D + J + D + 2 * G + S * J, stateSizes: [D * Kc, D * N],
       variant: p4 ? 'p4' : this.opts.outRows ? `o${this.opts.outRows}` : '',
       mats: (m) => [m.inProj, m.outProj],
       consts: (m) => ({ xpW: m.xProj, dtW: m.dtProj, convW: m.conv, convB: m.convBias, dtB: m.dtBias, A: m.A, D: m.D, inB: m.inProjBias, outB: m.outProjBias }),
@@ -433,7 +459,7 @@ export class MegaDecode {
     const params = [...plan.params, rounds];
     this.rt.submitNow(
       // (the greedy variant: its LM head phases' workgroup memory and registers are the larger)
-      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm[0], plan.wc, sc, dummy, plan.wm[0], plan.wm[0], ...this.more(plan)], params: [...params, 1, 0, 1], grid: [G, 1, 1] },
+      { spec: plan.spec, variant: `${plan.variant}a`, roles: [dummy, dummy, plan.wm[0], plan.wc, sc, dummy, plan.wm[0], plan.wm[0], ...this.more(plan)], params: [...params, 1, 0, 1, plan.slices], grid: [G, 1, 1] },
       (enc) => enc.clearBuffer(ref.gpu),
       (enc) => enc.copyBufferToBuffer(ref.gpu, rounds * 4, staging, 0, 4),
     );

@@ -189,7 +189,11 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * dispatch (see `megaGroups`); 'mega-g{G}-r{R}' with G workgroups and R (8, 16, 32) projection rows per pass;
    * then '-o{O}' ('mega-r32-o8'): out_proj's rows split evenly over the workgroups at O rows a pass (Mamba-1's 3-phase
    * kernel always splits them); '-p4' at the end ('mega-p4', 'mega-r16-p4'):
-   * Mamba-1 stacks in session 32's 4 phases a layer (session 33's 3 are the default); '-h' last ('mega-r32-o8-h'): a
+   * Mamba-1 stacks in session 32's 4 phases a layer (session 33's 3 are the default); '-e' ('mega-r32-o8-e', session 34,
+   * opt-in, not yet timed on a GPU): Mamba-2 stacks in MEGA2's even split (every phase's rows split evenly over the
+   * workgroups, the conv in in_proj's epilogue, the gate applied by the SSD step; Mamba-1 ignores it); '-u{U}' (U 1, 2,
+   * 4, 8; 'mega-r32-o8-e-u4', session 34, not yet timed): the projections' vec4 loads a lane issues before their
+   * products (else 2 for f32, 1 for bf16); '-h' last ('mega-r32-o8-h'): a
    * greedy step's embedding gather, LM head and argmax inside the kernel too (one dispatch; slower on the H100 in
    * session 33, so off by default: the LM head then runs as the decoder's ops after the kernel).
    */

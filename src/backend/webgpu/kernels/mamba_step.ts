@@ -35,17 +35,33 @@ fn conv_u(b: u32, c: u32, C: u32, Kc: u32, hasCB: bool) -> f32 {
  * MEGA2: they differ only in where the operands come from): over the lanes `lane` of `T` of a row (a channel, or a
  * head's row), where `ok`, h[n] = decay(n) · h[n] + dx · B(n) stored back (`h(n)`: the state element, an lvalue), and
  * part += h[n] · C(n); then the sum over the T lanes into red[li] (valid at lane 0). Every thread of the workgroup runs
- * it (barriers inside); it needs `red` (256 floats), `li` and N in scope.
+ * it (barriers inside); it needs `red` (256 floats), `li` and N in scope. `ahead` (MEGA2 'e'): a lane's state elements
+ * loaded that many at a time before any is updated (indices clamped into [0, N): the loads are issued together rather
+ * than one memory round trip per element; the same products in the same order, so the same result).
  */
-export function stateUpdate(o: { ok: string; T: string; lane: string; h: (n: string) => string; decay: (n: string) => string; dx: string; B: (n: string) => string; C: (n: string) => string }): string {
-  return /* wgsl */ `
-  var part = 0.0;
-  if (${o.ok}) {
+export function stateUpdate(o: { ok: string; T: string; lane: string; h: (n: string) => string; decay: (n: string) => string; dx: string; B: (n: string) => string; C: (n: string) => string; ahead?: number }): string {
+  const U = o.ahead ?? 1;
+  const ks = Array.from({ length: U }, (_, k) => k);
+  const loop = U === 1
+    ? /* wgsl */ `
     for (var n = ${o.lane}; n < N; n += ${o.T}) {
       let hv = ${o.decay('n')} * ${o.h('n')} + ${o.dx} * ${o.B('n')};
       ${o.h('n')} = hv;
       part += hv * ${o.C('n')};
-    }
+    }`
+    : /* wgsl */ `
+    for (var n0 = ${o.lane}; n0 < N; n0 += ${U}u * ${o.T}) {
+${ks.map((k) => `      let n${k + 1} = min(n0 + ${k}u * ${o.T}, N - 1u);`).join('\n')}
+${ks.map((k) => `      let g${k + 1} = ${o.h(`n${k + 1}`)};`).join('\n')}
+${ks.map((k) => `      if (n0 + ${k}u * ${o.T} < N) {
+        let hv = ${o.decay(`n${k + 1}`)} * g${k + 1} + ${o.dx} * ${o.B(`n${k + 1}`)};
+        ${o.h(`n${k + 1}`)} = hv;
+        part += hv * ${o.C(`n${k + 1}`)};
+      }`).join('\n')}
+    }`;
+  return /* wgsl */ `
+  var part = 0.0;
+  if (${o.ok}) {${loop}
   }
   red[li] = part;
   workgroupBarrier();

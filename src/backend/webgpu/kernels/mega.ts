@@ -12,6 +12,8 @@
  * 3. the conv windows shifted (channels over all workgroups: every unit of phase 2 has read the old ones), the gated
  *    RMSNorm of y · silu(z) recomputed by every workgroup into workgroup memory, its blocks of out_proj rows (variant
  *    'o': its even share of them, O rows a pass), and x ← x + scale · (out_proj + bias);
+ * (variant 'e', session 34: the same 3 barriers, every phase's rows split evenly over the workgroups, the conv in phase
+ * 1's epilogue, the gate in phase 2: `mega2eWgsl`)
  * then workgroup 0 writes the final-normed rows; or, in a greedy step (variant 'a'), the layer-0 input is the token's
  * embedding row (gathered by every workgroup from the token id in x) and the LM head runs as the last phases — every
  * workgroup its blocks of head rows with the final norm folded, its best (logit, row) into the scratch, a grid
@@ -104,7 +106,9 @@ export const MEGA_MAX_ARENAS = 4;
  * variant `${f|b}${XS}r${RPW}[o${RPO}][p4][a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), the projections' rows per pass of a
  * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), 'o':
- * out_proj's rows split evenly over the workgroups, RPO a pass (256 / RPO lanes a row), 'p4': MEGA1's 4 phases, and 'a':
+ * out_proj's rows split evenly over the workgroups, RPO a pass (256 / RPO lanes a row), 'p4': MEGA1's 4 phases, 'e':
+ * MEGA2 with every phase split evenly over S slices and the conv in phase 1 (session 34: `mega2eWgsl`), 'u{U}': the
+ * projections' vec4 loads a lane issues before their products (`rowdot`; else 2 for f32, 1 for bf16), and 'a':
  * a greedy step (the embedding gather and the LM head's argmax inside).
  * roles: x (input rows [H], the embedded token; 'a': the token id, one float), y (output: the final-normed rows [H];
  * 'a': the chosen token id, one float), wm (matrix arena), wc
@@ -114,20 +118,22 @@ export const MEGA_MAX_ARENAS = 4;
  * there), hw and em ('a': the LM head [V, H] and the embedding table, in wm's format, vec4-aligned; else unread).
  * params: L, H, I, nh, hd, N, Gn (groups), Kc, NZ, gs (gated-norm group), eps, flags (1 conv bias, 2 D, 4 dt bias,
  * 8 in_proj bias, 16 out_proj bias), spin, fnorm (the final norm's offset in wc), probe (> 0: the co-residency probe,
- * that many barriers over sc and nothing else); 'a': V (the head's rows), the embedding scale, the embedding's rows.
+ * that many barriers over sc and nothing else); 'a': V (the head's rows), the embedding scale, the embedding's rows;
+ * 18: S, the slices of 'e' (every step passes all 19: mega.ts).
  */
 export const MEGA2: KernelSpec = {
   name: 'mega2',
   roles: MEGA_ROLES,
   writes: ['y', 'sc', 'st'],
   types: megaTypes,
-  wgsl: (v) => mega2Wgsl(v),
+  wgsl: (v) => (megaParse(v).even ? mega2eWgsl(v) : mega2Wgsl(v)),
 };
 
-export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; rpo: number; p4: boolean; greedy: boolean } {
-  const m = /^([fb])(\d+)r(8|16|32)(?:o(8|16|32))?(p4)?(a?)$/.exec(v);
+export function megaParse(v: string): { fmt: 'f' | 'b'; xs: number; rpw: number; rpo: number; p4: boolean; even: boolean; loads: number; greedy: boolean } {
+  const m = /^([fb])(\d+)r(8|16|32)(?:o(8|16|32))?(p4)?(e)?(?:u(1|2|4|8))?(a?)$/.exec(v);
   if (!m || Number(m[2]) % 8 !== 0) throw new Error(`mega: bad variant ${JSON.stringify(v)}`);
-  return { fmt: m[1] as 'f' | 'b', xs: Number(m[2]), rpw: Number(m[3]), rpo: Number(m[4] ?? 0), p4: m[5] === 'p4', greedy: m[6] === 'a' };
+  const fmt = m[1] as 'f' | 'b';
+  return { fmt, xs: Number(m[2]), rpw: Number(m[3]), rpo: Number(m[4] ?? 0), p4: m[5] === 'p4', even: m[6] === 'e', loads: Number(m[7] ?? (fmt === 'f' ? 2 : 1)), greedy: m[8] === 'a' };
 }
 /** the matrix arena, the LM head and the embedding: vec4s of the weight format */
 function megaTypes(v: string): Record<string, string> {
@@ -137,36 +143,40 @@ function megaTypes(v: string): Record<string, string> {
 
 /** the WGSL shared by MEGA2 and MEGA1: constants, workgroup memory, the grid barrier, the table, the scratch, rowdot */
 function megaCommon(v: string): string {
-  const { fmt, xs, rpw, rpo, greedy } = megaParse(v);
-  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s
-  const dot = fmt === 'f'
-    ? /* wgsl */ `
+  const { fmt, xs, rpw, rpo, greedy, loads } = megaParse(v);
+  // one row's dot product with x̂ (staged as vec4s in xs4), lanes `lane` of TPR; wo: the matrix's offset in vec4s; U
+  // (variant 'u') loads of the row issued before their products, U partial sums (U 2 for f32, 1 for bf16: sessions 32–33's
+  // code, the same sums)
+  const U = loads, ks = Array.from({ length: U }, (_, k) => k);
+  const sum = (a: string[]): string => (a.length === 1 ? a[0] : `(${sum(a.slice(0, a.length / 2))} + ${sum(a.slice(a.length / 2))})`);
+  const [W, term] = fmt === 'f' ? ['K / 4u', (w: string, q: string) => `dot(${w}, xs4[${q}])`] : ['K / 8u', (w: string, q: string) => `bdot(${w}, ${q})`];
+  // u loads issued, then their products (the main loop's body, and each of the rest's halves)
+  const block = (u: number): string => `${ks.slice(0, u).map((k) => `let w${k} = $wm[wr + q + ${k}u * TPR];`).join(' ')}
+    ${ks.slice(0, u).map((k) => `a${k} += ${term(`w${k}`, `q + ${k}u * TPR`)};`).join(' ')}`;
+  // the rest, fewer than U a lane, in halves (U/2, U/4, … 1 at most once each: log2 U round trips, not U − 1)
+  const halves = ks.filter((k) => k > 0 && (U >> k) >= 1).map((k) => U >> k);
+  const dot = /* wgsl */ `
 fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
-  let K4 = K / 4u;
-  let wr = wo + j * K4;
-  var acc = 0.0; var acc1 = 0.0;
+  let KW = ${W};
+  let wr = wo + j * KW;
+  ${ks.map((k) => `var a${k} = 0.0;`).join(' ')}
   var q = lane;
-  for (; q + TPR < K4; q += 2u * TPR) {
-    let w0 = $wm[wr + q]; let w1 = $wm[wr + q + TPR];
-    acc += dot(w0, xs4[q]);
-    acc1 += dot(w1, xs4[q + TPR]);
-  }
-  if (q < K4) { acc += dot($wm[wr + q], xs4[q]); }
-  return acc + acc1;
-}`
-    : /* wgsl */ `
-fn rowdot(wo: u32, j: u32, K: u32, lane: u32) -> f32 {
-  let K8 = K / 8u;
-  let wr = wo + j * K8;
-  var acc = 0.0;
-  for (var q = lane; q < K8; q += TPR) {
-    let p = $wm[wr + q];
-    let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
-    let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
-    let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
-    acc += dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
-  }
-  return acc;
+  for (; q + ${U - 1}u * TPR < KW; q += ${U}u * TPR) {
+    ${block(U)}
+  }${halves.map((u) => `
+  if (q + ${u - 1}u * TPR < KW) {
+    ${block(u)}
+    q += ${u}u * TPR;
+  }`).join('')}
+  return ${sum(ks.map((k) => `a${k}`))};
+}`;
+  // a bf16 vec4<u32> (8 weights, two to a u32) times x̂'s 8 floats at 8q
+  const bdot = fmt === 'f' ? '' : /* wgsl */ `
+fn bdot(p: vec4<u32>, q: u32) -> f32 {
+  let lo = bitcast<vec4<f32>>(p << vec4<u32>(16u));
+  let hi = bitcast<vec4<f32>>(p & vec4<u32>(0xffff0000u));
+  let a = xs4[2u * q]; let b = xs4[2u * q + 1u];
+  return dot(lo, vec4<f32>(a.x, a.z, b.x, b.z)) + dot(hi, vec4<f32>(a.y, a.w, b.y, b.w));
 }`;
   // a greedy step ('a'): the layer-0 input is the embedded token (read from x, the token id), the LM head's rows (hw,
   // the same format) in the last phases; else x is the embedded token
@@ -242,6 +252,7 @@ fn wsum(v: f32, li: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
+${bdot}
 ${rowdot}
 /** the part [x, y) of n things that slice s of S takes (contiguous; sizes differ by one at most) */
 fn split(n: u32, s: u32, S: u32) -> vec2<u32> { return vec2<u32>((s * n) / S, ((s + 1u) * n) / S); }
@@ -268,24 +279,34 @@ const LAYER_TABLE = /* wgsl */ `
     if (li < TS) { lt[li] = atomicLoad(&$sc[o_sc + TB + l * TS + li]); }
     workgroupBarrier();`;
 /** phase 1's start (both kernels): x (the input at layer 0, else the scratch) RMS-normalised with the layer's weight into xs4 */
-const NORM_X = /* wgsl */ `
-    var ss = 0.0;
+const NORM_X = normX(false);
+/**
+ * NORM_X, or with `pre` (MEGA2 'e') the norm's weights loaded beside x (one round trip, not two): x·w staged, then
+ * scaled by rs once the sum is known — (x·w)·rs rounds apart from x·(w·rs) by an ulp at most
+ */
+function normX(pre: boolean): string {
+  const w = 'vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u))';
+  return /* wgsl */ `
+    var ss = 0.0;${pre ? `
+    let nwo = tu(l, ${MT.norm}u);` : ''}
     for (var q = li; q < H / 4u; q += 256u) {
-      var v: vec4<f32>;
+      var v: vec4<f32>;${pre ? `
+      let wq = ${w};` : ''}
       if (l == 0u) {
         v = vec4<f32>(xin(4u * q), xin(4u * q + 1u), xin(4u * q + 2u), xin(4u * q + 3u));
       } else {
         v = vec4<f32>(aget(XB + 4u * q), aget(XB + 4u * q + 1u), aget(XB + 4u * q + 2u), aget(XB + 4u * q + 3u));
       }
-      xs4[q] = v;
+      xs4[q] = v${pre ? ' * wq' : ''};
       ss += dot(v, v);
     }
-    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);
-    let nwo = tu(l, ${MT.norm}u);
+    let rs = inverseSqrt(wsum(ss, li) / f32(H) + eps);${pre ? '' : `
+    let nwo = tu(l, ${MT.norm}u);`}
     for (var q = li; q < H / 4u; q += 256u) {
-      xs4[q] = xs4[q] * (vec4<f32>(cw(nwo + 4u * q), cw(nwo + 4u * q + 1u), cw(nwo + 4u * q + 2u), cw(nwo + 4u * q + 3u)) * rs);
+      xs4[q] = xs4[q] * ${pre ? 'rs' : `(${w} * rs)`};
     }
     workgroupBarrier();`;
+}
 
 /**
  * `n` rows in blocks of RPW round-robin over the workgroups: each row's `dot` (a WGSL expression of j and lane) summed
@@ -407,11 +428,29 @@ fn amax(v: f32, i: u32, li: u32) {
   }
 }`;
 
-function mega2Wgsl(v: string): string {
-  return /* wgsl */ `${megaCommon(v)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
+/** MEGA2's phase 3 after y · silu(z) is staged in xs4: the gated RMSNorm's groups (every workgroup) and its weight */
+const GATED_NORM = /* wgsl */ `
+    workgroupBarrier();
+    let nG = I / gs;
+    let geps = tf(l, ${MT.geps}u);
+    for (var g = 0u; g < nG; g++) {
+      var s2 = 0.0;
+      for (var k = li; k < gs; k += 256u) { let vv = xs4[(g * gs + k) / 4u][(g * gs + k) % 4u]; s2 += vv * vv; }
+      let tot = wsum(s2, li);
+      if (li == 0u) { rsv[g] = inverseSqrt(tot / f32(gs) + geps); }
+    }
+    workgroupBarrier();
+    let gno = tu(l, ${MT.gnorm}u);
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      let sc4 = vec4<f32>(cw(gno + k) * rsv[k / gs], cw(gno + k + 1u) * rsv[(k + 1u) / gs], cw(gno + k + 2u) * rsv[(k + 2u) / gs], cw(gno + k + 3u) * rsv[(k + 3u) / gs]);
+      xs4[q] = xs4[q] * sc4;
+    }
+    workgroupBarrier();`;
+
+/** both MEGA2 variants' start: the parameters, the scratch layout (x, zx, y, the argmax pairs, the table), the probe */
+function M2_HEAD(v: string): string {
+  return /* wgsl */ `  init_offsets();
   let L = pu(PK); let H = pu(PK + 1u); let I = pu(PK + 2u); let nh = pu(PK + 3u); let hd = pu(PK + 4u);
   let N = pu(PK + 5u); let Gn = pu(PK + 6u); let Kc = pu(PK + 7u); let NZ = pu(PK + 8u); let gs = pu(PK + 9u);
   let eps = pf(PK + 10u); let flags = pu(PK + 11u); SPIN_ = pu(PK + 12u); let fnorm = pu(PK + 13u);
@@ -425,10 +464,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 ${greedyStart(v)}
   let C = I + 2u * Gn * N;
   let r = li / TPR; let lane = li % TPR;
-  let r2 = li / T2; let lane2 = li % T2;
 ${PROBE}
   if (!gstart(li, NB)) { return; }
-  let TB = PART + 2u * nwgs;
+  let TB = PART + 2u * nwgs;`;
+}
+
+function mega2Wgsl(v: string): string {
+  return /* wgsl */ `${megaCommon(v)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+${M2_HEAD(v)}
+  let r2 = li / T2; let lane2 = li % T2;
   for (var l = 0u; l < L; l++) {
 ${LAYER_TABLE}
     // ---- phase 1: RMSNorm(x) into xs4 (every workgroup), in_proj rows → zx
@@ -494,25 +540,113 @@ ${stateUpdate({ ok: 'p < hd', T: 'T2', lane: 'lane2', h: (n) => `$st[o_st + so +
       xs4[q] = vec4<f32>(aget(YB + k), aget(YB + k + 1u), aget(YB + k + 2u), aget(YB + k + 3u))
         * vec4<f32>(silu(aget(ZB + k)), silu(aget(ZB + k + 1u)), silu(aget(ZB + k + 2u)), silu(aget(ZB + k + 3u)));
     }
-    workgroupBarrier();
-    let nG = I / gs;
-    let geps = tf(l, ${MT.geps}u);
-    for (var g = 0u; g < nG; g++) {
-      var s2 = 0.0;
-      for (var k = li; k < gs; k += 256u) { let vv = xs4[(g * gs + k) / 4u][(g * gs + k) % 4u]; s2 += vv * vv; }
-      let tot = wsum(s2, li);
-      if (li == 0u) { rsv[g] = inverseSqrt(tot / f32(gs) + geps); }
-    }
-    workgroupBarrier();
-    let gno = tu(l, ${MT.gnorm}u);
-    for (var q = li; q < I / 4u; q += 256u) {
-      let k = 4u * q;
-      let sc4 = vec4<f32>(cw(gno + k) * rsv[k / gs], cw(gno + k + 1u) * rsv[(k + 1u) / gs], cw(gno + k + 2u) * rsv[(k + 2u) / gs], cw(gno + k + 3u) * rsv[(k + 3u) / gs]);
-      xs4[q] = xs4[q] * sc4;
-    }
-    workgroupBarrier();
+${GATED_NORM}
     let S = nwgs;
 ${OUT_PROJ('I', megaParse(v).rpo > 0, megaParse(v).rpo > 0)}
+    if (!gsync(3u * l + 2u, li)) { return; }
+  }
+${tail(v)}
+}`;
+}
+
+/**
+ * MEGA2 variant 'e' (decodeKernels 'mega-…-e', session 34): the same 3 grid barriers a layer, every phase's work split
+ * into S slices (param 18; S = the workgroups by default, each workgroup its slices s ≡ wgi mod NWG), each phase taking
+ * a contiguous, even part — so that no phase leaves workgroups idle or gives some two rounds (BENCHMARKS, "Session 34
+ * (branch s34-mega2)": at 132 workgroups the round-robin blocks left 27 idle in in_proj at r32, gave 60 two SSD units,
+ * and staged z by every workgroup):
+ * (1) RMSNorm(x) per workgroup; in_proj rows [s·NZ/S, (s+1)·NZ/S) at RPW a pass (25–26 a workgroup at mamba2-130m); at
+ *     an xBC row c its lane 0 also forms silu(conv) from the old window and the new column and shifts the window (its
+ *     only reader now), putting the conv's output at zx (z, dt raw);
+ * (2) rows [s·I/S, …) of the heads (11–12 a workgroup), P3 (16) rows of T3 (16) lanes a pass, group by group (B and C
+ *     of the group staged from zx, already convolved): Δ = clamp(softplus(dt + bias)), the state update (a lane's
+ *     state elements loaded 8 at a time before they are updated: 1 round trip at N 128, not 8), y = C · h + D x,
+ *     and the gate: g = y · silu(z) put at y (phase 3 stages only g: half the loads, no silu per workgroup);
+ * (3) g staged, the gated RMSNorm (every workgroup), the slice's out_proj rows [s·H/S, …) (at RPO a pass with 'o', else
+ *     RPW) and the residual.
+ * The windows shift in phase 1, so phase 3 has no pass over them; the conv of B and C is done once a layer (was once
+ * per (head, 8 rows) unit).
+ */
+const P3 = 16;
+function mega2eWgsl(v: string): string {
+  const { rpo } = megaParse(v);
+  return /* wgsl */ `${megaCommon(v)}
+const P3: u32 = ${P3}u;
+const T3: u32 = ${256 / P3}u;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+${M2_HEAD(v)}
+  let S = pu(PK + 18u);
+  let r3 = li / T3; let lane3 = li % T3;
+  // rows of I a group's B and C serve
+  let rpg = (nh / Gn) * hd;
+  for (var l = 0u; l < L; l++) {
+${LAYER_TABLE}
+    // ---- phase 1: RMSNorm(x) into xs4; each slice's in_proj rows → zx, the conv of its xBC rows (their windows shifted)
+${normX(true)}
+    let inW = tu(l, ${MT.inW}u); let inB = tu(l, ${MT.inB}u);
+    let cwo = tu(l, ${MT.convW}u); let cbo = tu(l, ${MT.convB}u); let coff = tu(l, ${MT.convOff}u);
+    for (var s = wgi; s < S; s += nwgs) {
+      let rg = split(NZ, s, S);
+${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
+        if (hasInB) { v += cw(inB + j); }
+        if (j >= I && j < I + C) {
+          // silu(conv) from the window's slots 1 … Kc−1 and the new column; the window shifted as it is read
+          let c = j - I;
+          var val = 0.0;
+          if (hasCB) { val = cw(cbo + c); }
+          let wb = coff + c * Kc; let kb = cwo + c * Kc;
+          for (var t = 0u; t + 1u < Kc; t++) {
+            let wv = $st[o_st + wb + t + 1u];
+            val = fma(cw(kb + t), wv, val);
+            $st[o_st + wb + t] = wv;
+          }
+          $st[o_st + wb + Kc - 1u] = v;
+          v = silu(fma(cw(kb + Kc - 1u), v, val));
+        }
+        aput(ZB + j, v);`)}
+    }
+    if (!gsync(3u * l, li)) { return; }
+    // ---- phase 2: each slice's rows of the heads, group by group: Δ, the state update, y = C · h + D x, g = y · silu(z)
+    let soff = tu(l, ${MT.ssmOff}u); let Ao = tu(l, ${MT.A}u); let Do = tu(l, ${MT.D}u); let dbo = tu(l, ${MT.dtB}u);
+    let lo = tf(l, ${MT.lo}u); let hi = tf(l, ${MT.hi}u);
+    for (var s = wgi; s < S; s += nwgs) {
+      let yr = split(I, s, S);
+      if (yr.x >= yr.y) { continue; }
+      for (var grp = yr.x / rpg; grp * rpg < yr.y; grp++) {
+        for (var i = li; i < 2u * N; i += 256u) {
+          if (i < N) { sB[i] = aget(ZB + 2u * I + grp * N + i); } else { sC[i - N] = aget(ZB + 2u * I + (Gn + grp) * N + i - N); }
+        }
+        workgroupBarrier();
+        let ge = min(yr.y, (grp + 1u) * rpg);
+        for (var j0 = max(yr.x, grp * rpg); j0 < ge; j0 += P3) {
+          let j = min(j0 + r3, ge - 1u);
+          let ok = j0 + r3 < ge;
+          let h = j / hd;
+          var bias = 0.0;
+          if (hasDtB) { bias = cw(dbo + h); }
+          let dt = clamp(softplus(aget(ZB + I + C + h) + bias), lo, hi);
+          let dA = exp(dt * cw(Ao + h));
+          let xv = aget(ZB + I + j);
+          let so = soff + j * N;
+${stateUpdate({ ok: 'ok', T: 'T3', lane: 'lane3', h: (n) => `$st[o_st + so + ${n}]`, decay: () => 'dA', dx: 'dt * xv', B: (n) => `sB[${n}]`, C: (n) => `sC[${n}]`, ahead: 8 })}
+          if (lane3 == 0u && ok) {
+            var o = red[li];
+            if (hasD) { o += cw(Do + h) * xv; }
+            aput(YB + j, o * silu(aget(ZB + j)));
+          }
+          workgroupBarrier();
+        }
+      }
+    }
+    if (!gsync(3u * l + 1u, li)) { return; }
+    // ---- phase 3: g staged, the gated RMSNorm into xs4; each slice's out_proj rows + the residual
+    for (var q = li; q < I / 4u; q += 256u) {
+      let k = 4u * q;
+      xs4[q] = vec4<f32>(aget(YB + k), aget(YB + k + 1u), aget(YB + k + 2u), aget(YB + k + 3u));
+    }
+${GATED_NORM}
+${OUT_PROJ('I', true, rpo > 0)}
     if (!gsync(3u * l + 2u, li)) { return; }
   }
 ${tail(v)}
