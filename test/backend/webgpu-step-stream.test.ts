@@ -3,7 +3,8 @@
  * the v1 kernels they replace, recorded directly on random operands: MAMBA2_STEP_S (several q/t variants) against
  * MAMBA2_STEP — y, the copied z, the updated state and Δ within 1e-6 relative — on shapes including a 2.8b-like head
  * count (80 heads of N 128, few rows a head to stay fast on SwiftShader), two groups, a batch of 2 and rows that do not
- * fill a workgroup; MAMBA1_XPROJ_SK's partials, added up, against MAMBA1_XPROJ (K not a multiple of the slice). Then
+ * fill a workgroup; MAMBA1_XPROJ_SK's partials, added up, against MAMBA1_XPROJ (K not a multiple of the slice);
+ * MAMBA1_SCAN_S against MAMBA1_SCAN (2.8b's N and dt rank, the Δ/B/C norms, two state elements a lane, partials). Then
  * the backend's selection: a tiny Mamba-2 and Mamba-1 decoded with 'v1-s' give v1's logits and name the new kernels.
  */
 import { after, describe, it, type TestContext } from 'node:test';
@@ -11,8 +12,8 @@ import assert from 'node:assert/strict';
 import type { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import type { Store } from '../../src/backend/webgpu/runtime.js';
 import { f2u } from '../../src/backend/webgpu/wgsl.js';
-import { MAMBA1_XPROJ, MAMBA2_STEP } from '../../src/backend/webgpu/kernels/mamba_step.js';
-import { MAMBA1_XPROJ_SK, MAMBA2_STEP_S, XPROJ_SLICE, mamba2StepStreamRows, mamba2StepStreamVariant } from '../../src/backend/webgpu/kernels/mamba_step_stream.js';
+import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP } from '../../src/backend/webgpu/kernels/mamba_step.js';
+import { MAMBA1_SCAN_S, MAMBA1_XPROJ_SK, MAMBA2_STEP_S, XPROJ_SLICE, mamba1ScanStreamVariant, mamba2StepStreamRows, mamba2StepStreamVariant } from '../../src/backend/webgpu/kernels/mamba_step_stream.js';
 import { RandomTensorSource } from '../../src/models/random.js';
 import { buildModel } from '../../src/models/registry.js';
 import { randomArray } from '../helpers.js';
@@ -104,6 +105,44 @@ describe('webgpu streaming decode step kernels (decodeKernels …-s)', () => {
     }
   });
 
+  it('mamba1_scan_s matches mamba1_scan (y, state, Δ within 1e-6), with and without the Δ/B/C norms, rows and partials', async (t: TestContext) => {
+    if (typeof gpu === 'string') return t.skip(gpu);
+    // [B, Dm, N, R, Kc, flags, nP (0: xdbl rows, else partial rows for 'p', batch 1)]
+    const cases = [
+      [1, 48, 16, 160, 4, 1 | 32, 0], // 2.8b's N and R (J 192)
+      [2, 40, 5, 7, 4, 1 | 2 | 4 | 8 | 16 | 32, 0], // the norms and their weights, 40 channels (a partial workgroup), 2 rows
+      [1, 37, 20, 3, 3, 2 | 32, 0], // N 20: two state elements a lane; norms without weights, no conv bias
+      [1, 40, 16, 9, 4, 1 | 32, 3], // 3 partial rows of xdbl ('p')
+    ] as const;
+    for (const [B, Dm, N, R, Kc, flags, nP] of cases) {
+      const J = R + 2 * N;
+      const xdblRows = nP || B;
+      const data = {
+        xdbl: rnd(xdblRows * J, 0.7), win: rnd(B * Dm * Kc), cw: rnd(Dm * Kc, 0.5), cb: rnd(Dm, 0.1), xz: rnd(B * 2 * Dm), dtw: rnd(Dm * R, 0.3), dtb: rnd(Dm, 0.5),
+        A: rnd(Dm * N).map((a) => -Math.abs(a) - 0.1), D: rnd(Dm), nd: rnd(R), nB: rnd(N), nC: rnd(N), state: rnd(B * Dm * N),
+      };
+      const outs: Float32Array[][] = [];
+      for (const which of ['v1', 's']) {
+        const ts = [
+          gpu.fromHost(data.xdbl, [xdblRows * J]), gpu.fromHost(data.win, [B * Dm * Kc]), gpu.fromHost(data.cw, [Dm * Kc]), gpu.fromHost(data.cb, [Dm]), gpu.fromHost(data.xz, [B * 2 * Dm]),
+          gpu.fromHost(data.dtw, [Dm * R]), gpu.fromHost(data.dtb, [Dm]), gpu.fromHost(data.A, [Dm * N]), gpu.fromHost(data.D, [Dm]), gpu.fromHost(data.nd, [R]), gpu.fromHost(data.nB, [N]),
+          gpu.fromHost(data.nC, [N]), gpu.fromHost(data.state, [B * Dm * N]), gpu.zeros([B * Dm]), gpu.zeros([B * Dm]),
+        ];
+        const p = [B, Dm, N, R, Kc, flags, f2u(1e-5), ...(nP ? [nP] : [])];
+        const grid = gpu.rt.grid(B * Math.ceil(Dm / 16));
+        if (which === 'v1') gpu.rt.record({ spec: MAMBA1_SCAN, variant: nP ? 'p' : '', roles: ts.map(st), params: p, grid });
+        else gpu.rt.record({ spec: MAMBA1_SCAN_S, variant: mamba1ScanStreamVariant(R, N, nP > 0), roles: ts.map(st), params: p, grid });
+        outs.push([await ts[13].data(), await ts[12].data(), await ts[14].data()]);
+        for (const x of ts) x.dispose();
+      }
+      ['y', 'state', 'Δ'].forEach((what, i) => {
+        const e = relErr(outs[1][i], outs[0][i], `${what} ${JSON.stringify({ B, Dm, N, R, flags, nP })}`);
+        assert.ok(e <= 1e-6, `mamba1_scan_s ${what}: relative error ${e} vs mamba1_scan (B ${B} Dm ${Dm} N ${N} R ${R} flags ${flags} nP ${nP})`);
+      });
+      assert.ok(relErr(outs[1][1], data.state, 'state vs before') > 1e-3, 'the state was not updated');
+    }
+  });
+
   it("'v1-s' decodes a tiny Mamba-2 and Mamba-1 as 'v1' does, through the new kernels", async (t: TestContext) => {
     if (typeof gpu === 'string') return t.skip(gpu);
     const V = 97;
@@ -118,8 +157,9 @@ describe('webgpu streaming decode step kernels (decodeKernels …-s)', () => {
         const lm = buildModel(cfg, name, new RandomTensorSource(5), { backend: gpu });
         const state = lm.createState(1);
         const names: string[] = (await kernelsOf(gpu, () => lm.advance([[4]], state).then((l) => l.data))).names;
-        const want = name === 'mamba2' ? 'mamba2_step_s' : 'mamba1_xproj_sk';
-        assert.equal(names.includes(want), k === 'v1-s', `${name} ${k}: kernels ${names.join(', ')}`);
+        for (const want of name === 'mamba2' ? ['mamba2_step_s'] : ['mamba1_xproj_sk', 'mamba1_scan_s']) {
+          assert.equal(names.includes(want), k === 'v1-s', `${name} ${k}: kernels ${names.join(', ')}`);
+        }
         logits[k] = [];
         for (const tok of [7, 9, 11]) logits[k].push((await lm.advance([[tok]], state)).data.slice());
       }

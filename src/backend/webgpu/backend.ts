@@ -22,7 +22,7 @@ import { parseMatvecBwConfig } from './kernels/matvec_bf16.js';
 import { packedFormat } from './kernels/matvec.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
-import { MAMBA1_XPROJ_SK, MAMBA2_STEP_S, XPROJ_SLICE, mamba2StepStreamRows, mamba2StepStreamVariant } from './kernels/mamba_step_stream.js';
+import { MAMBA1_SCAN_S, MAMBA1_XPROJ_SK, MAMBA2_STEP_S, XPROJ_SLICE, mamba1ScanStreamVariant, mamba2StepStreamRows, mamba2StepStreamVariant } from './kernels/mamba_step_stream.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
@@ -295,7 +295,7 @@ export class WebGpuBackend implements Backend {
     this.fx.bwLarge = k === 'v1' || !!mega;
   }
   private decodeK = 'v1';
-  /** decodeKernels '…-s': the streaming step kernels (MAMBA2_STEP_S, MAMBA1_XPROJ_SK) where they apply */
+  /** decodeKernels '…-s': the streaming step kernels (MAMBA2_STEP_S, MAMBA1_XPROJ_SK, MAMBA1_SCAN_S) where they apply */
   private streamStep = false;
   /** MAMBA2_STEP_S's state elements a lane (its variant: mamba2StepStreamVariant(N, Q)); MAMBA_TS_WEBGPU_STEP_Q */
   stepStreamQ = 4;
@@ -1346,7 +1346,8 @@ export class WebGpuBackend implements Backend {
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y), this.st(dto ?? y)];
     const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
-    if (fused || split) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
+    if (this.streamStep) this.rec(MAMBA1_SCAN_S, roles, fused || split ? [...p, nP] : p, this.rt.grid((fused || split ? 1 : B) * Math.ceil(D / 16)), mamba1ScanStreamVariant(R, N, fused || split));
+    else if (fused || split) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
     else if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
     else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);

@@ -16,9 +16,14 @@
  *   xdbl [S, J]. MAMBA1_SCAN 'p' adds the S partials up. v1's MAMBA1_XPROJ is one workgroup per row, over all K, with
  *   u recomputed by every workgroup (2.8b: 192 workgroups, 5,120 channels each); here 2.8b runs 20 slices × 6 blocks
  *   (L 8).
+ * - `MAMBA1_SCAN_S`, variant `r{RQ}n{NQ}[p]`: MAMBA1_SCAN's work (16 channels a workgroup, 16 lanes a channel) with a
+ *   lane's dt_proj weights (RQ = ⌈R / 16⌉), state and A elements (NQ = ⌈N / 16⌉) loaded first, before the x_proj
+ *   row is staged; u, Δ's bias and the gate computed by every lane (no barrier to share them); Δ's and y's sums over
+ *   the 16 lanes by one barrier each: 3 barriers where v1 has ~11 (2.8b: R 160 → RQ 10, N 16 → NQ 1). 'p': xdbl
+ *   holds nP partial rows, added up first (MAMBA1_XPROJ_SK's or MATVEC_X ':p''s).
  */
 import type { KernelSpec } from '../runtime.js';
-import { CONV, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE } from './mamba_step.js';
+import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL, XDBL_PARTIALS } from './mamba_step.js';
 
 /** MAMBA2_STEP_S's variant for N states and Q elements a lane: T = the power of two ≥ ⌈N / Q⌉, at most 256 */
 export function mamba2StepStreamVariant(N: number, Q: number): string {
@@ -145,6 +150,104 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var t = 0.0;
     for (var i = 0u; i < L; i++) { t += red[li + i]; }
     $xdbl[o_xdbl + s * J + j] = t;
+  }
+}`;
+  },
+};
+
+/** MAMBA1_SCAN_S's variant for dt rank R and N states ('p': xdbl holds partial rows) */
+export function mamba1ScanStreamVariant(R: number, N: number, partials: boolean): string {
+  return `r${Math.max(1, Math.ceil(R / 16))}n${Math.max(1, Math.ceil(N / 16))}${partials ? 'p' : ''}`;
+}
+
+/** roles, flags and params as MAMBA1_SCAN (and nP for 'p'); grid B · ⌈Dm / 16⌉ (batch 1 for 'p') */
+export const MAMBA1_SCAN_S: KernelSpec = {
+  name: 'mamba1_scan_s',
+  roles: MAMBA1_SCAN.roles,
+  writes: MAMBA1_SCAN.writes,
+  wgsl: (v) => {
+    const m = /^r(\d+)n(\d+)(p?)$/.exec(v);
+    if (!m || +m[1] < 1 || +m[2] < 1) throw new Error(`mamba1_scan_s: variant ${v} is not r{RQ}n{NQ}[p]`);
+    const rq = Array.from({ length: +m[1] }, (_, i) => i), nq = Array.from({ length: +m[2] }, (_, i) => i);
+    return /* wgsl */ `
+${CONV}
+const CW: u32 = 16u;
+const TPC: u32 = 16u;
+var<workgroup> xv: array<f32, ${STEP_MAX_XDBL}>;
+var<workgroup> nrm: array<f32, 3>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> red2: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
+  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
+  let nblk = (Dm + CW - 1u) / CW;
+  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
+  if (b >= Bn) { return; }
+  let J = R + 2u * N;
+  // this lane's channel (a channel past the end reads the last one and writes nothing) and its loads, issued first
+  let c = li / TPC; let lane = li % TPC;
+  let d0 = blk * CW + c;
+  let ok = d0 < Dm;
+  let d = min(d0, Dm - 1u);
+  ${rq.map((i) => `var wd${i} = 0.0; if (lane + ${i * 16}u < R) { wd${i} = $dtw[o_dtw + d * R + lane + ${i * 16}u]; }`).join('\n  ')}
+  let so = o_state + (b * Dm + d) * N;
+  ${nq.map((i) => `var h${i} = 0.0; var a${i} = 0.0; if (lane + ${i * 16}u < N) { h${i} = $state[so + lane + ${i * 16}u]; a${i} = $A[o_A + d * N + lane + ${i * 16}u]; }`).join('\n  ')}
+  let u = conv_u(b, d, Dm, Kc, (flags & 1u) != 0u);
+  let gate = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
+  let dtb = $dtb[o_dtb + d];
+  let Dd = $D[o_D + d];
+  ${m[3] ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
+  workgroupBarrier();`}
+  if ((flags & 2u) != 0u) {
+    if (li < 3u) {
+      var o = 0u; var n = R;
+      if (li == 1u) { o = R; n = N; }
+      if (li == 2u) { o = R + N; n = N; }
+      var s = 0.0;
+      for (var i = 0u; i < n; i++) { s += xv[o + i] * xv[o + i]; }
+      nrm[li] = inverseSqrt(s / f32(n) + eps);
+    }
+    workgroupBarrier();
+    for (var i = li; i < J; i += 256u) {
+      var v = xv[i];
+      if (i < R) {
+        v *= nrm[0];
+        if ((flags & 4u) != 0u) { v *= $nd[o_nd + i]; }
+      } else if (i < R + N) {
+        v *= nrm[1];
+        if ((flags & 8u) != 0u) { v *= $nB[o_nB + i - R]; }
+      } else {
+        v *= nrm[2];
+        if ((flags & 16u) != 0u) { v *= $nC[o_nC + i - R - N]; }
+      }
+      xv[i] = v;
+    }
+    workgroupBarrier();
+  }
+  // Δ' · dt_proj[d, :]: a lane's RQ products, the channel's 16 partials summed by every lane after one barrier
+  var pd = 0.0;
+  ${rq.map((i) => `if (lane + ${i * 16}u < R) { pd = fma(xv[lane + ${i * 16}u], wd${i}, pd); }`).join('\n  ')}
+  red[li] = pd;
+  workgroupBarrier();
+  var sd = 0.0;
+  for (var i = 0u; i < TPC; i++) { sd += red[c * TPC + i]; }
+  let dt = softplus(sd + dtb);
+  if ((flags & 32u) != 0u && lane == 0u && ok) { $dto[o_dto + b * Dm + d] = dt; }
+  let du = dt * u;
+  var part = 0.0;
+  ${nq.map((i) => `if (lane + ${i * 16}u < N) {
+    let hv = exp(dt * a${i}) * h${i} + du * xv[R + lane + ${i * 16}u];
+    if (ok) { $state[so + lane + ${i * 16}u] = hv; }
+    part += hv * xv[R + N + lane + ${i * 16}u];
+  }`).join('\n  ')}
+  red2[li] = part;
+  workgroupBarrier();
+  if (lane == 0u && ok) {
+    var yv = 0.0;
+    for (var i = 0u; i < TPC; i++) { yv += red2[li + i]; }
+    $y[o_y + b * Dm + d] = (yv + Dd * u) * gate;
   }
 }`;
   },
