@@ -7,7 +7,8 @@
 #     bench always did): v1 (R2U4) vs the guarded last round 'g' (MATVEC_BW variant g) at several R·U, vs the probe;
 # (2) mamba2-2.8b bf16 decode, the streaming step kernels ('-s': MAMBA2_STEP_S q4t32) on and off, alternated, v1 first
 #     and last; every set's logits and tokens checked against v1 by the bench;
-# (3) mamba-2.8b bf16 the same ('-s': MAMBA1_XPROJ_SK, x_proj split over K; the scan adds its partials);
+# (3) mamba-2.8b bf16 the same ('-s': MAMBA1_XPROJ_SK, x_proj split over K; MAMBA1_SCAN_S adds its partials, its
+#     loads first, 3 barriers);
 # (4) the same table with one copy re-read (--rotate-mb 0: L2 may hold it) and with 4 GiB of copies (a 2.8b step's
 #     page span) — does the isolated rate depend on either? (the model runs the matvec at ~0.95 TB/s, the table at ~2);
 #     the in_proj with its RMSNorm folded in (--context norm), as the model runs it;
