@@ -113,6 +113,7 @@ describe('webgpu streaming decode step kernels (decodeKernels …-s)', () => {
       [2, 40, 5, 7, 4, 1 | 2 | 4 | 8 | 16 | 32, 0], // the norms and their weights, 40 channels (a partial workgroup), 2 rows
       [1, 37, 20, 3, 3, 2 | 32, 0], // N 20: two state elements a lane; norms without weights, no conv bias
       [1, 40, 16, 9, 4, 1 | 32, 3], // 3 partial rows of xdbl ('p')
+      [1, 300, 16, 160, 4, 1 | 2 | 32, 19], // 19 partial rows (8-row rounds and a remainder), J 192 as at 2.8b
     ] as const;
     for (const [B, Dm, N, R, Kc, flags, nP] of cases) {
       const J = R + 2 * N;

@@ -96,7 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * Variant 'p' (decodeKernels 'fused', one row): xdbl holds nP partial x_proj rows [nP, J] (`MATVEC_X` ':p'), added
  * up here in a fixed order (the same in every workgroup: deterministic).
  */
-export const XDBL_PARTIALS = /* wgsl */ `
+const XDBL_PARTIALS = /* wgsl */ `
   let nP = pu(PK + 7u);
   var L = 256u;
   while (L > 1u && L * J > 256u) { L >>= 1u; }

@@ -20,10 +20,10 @@
  *   lane's dt_proj weights (RQ = ⌈R / 16⌉), state and A elements (NQ = ⌈N / 16⌉) loaded first, before the x_proj
  *   row is staged; u, Δ's bias and the gate computed by every lane (no barrier to share them); Δ's and y's sums over
  *   the 16 lanes by one barrier each: 3 barriers where v1 has ~11 (2.8b: R 160 → RQ 10, N 16 → NQ 1). 'p': xdbl
- *   holds nP partial rows, added up first (MAMBA1_XPROJ_SK's or MATVEC_X ':p''s).
+ *   holds nP partial rows, added up first, 8 loads in flight a thread (MAMBA1_XPROJ_SK's 20 at 2.8b, or MATVEC_X ':p''s).
  */
 import type { KernelSpec } from '../runtime.js';
-import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL, XDBL_PARTIALS } from './mamba_step.js';
+import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './mamba_step.js';
 
 /** MAMBA2_STEP_S's variant for N states and Q elements a lane: T = the power of two ≥ ⌈N / Q⌉, at most 256 */
 export function mamba2StepStreamVariant(N: number, Q: number): string {
@@ -155,6 +155,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   },
 };
 
+/**
+ * MAMBA1_SCAN_S 'p': xv[j] = Σ_p xdbl[p, j] over the nP partial rows (param 7), a thread per j with 8 loads in flight
+ * (8 accumulators, added in a fixed order: deterministic). MAMBA1_SCAN 'p''s XDBL_PARTIALS splits a j's rows over lanes
+ * but, with J ≥ 256 / 2 as at 2.8b (J 192), gives each j one lane and 2 loads at a time: 10 rounds for 20 partials.
+ */
+const XPROJ_PARTIALS = /* wgsl */ `
+  let nP = pu(PK + 7u);
+  for (var i = li; i < J; i += 256u) {
+    var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0; var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
+    var p = 0u;
+    for (; p + 8u <= nP; p += 8u) {
+      let o = o_xdbl + p * J + i;
+      a0 += $xdbl[o]; a1 += $xdbl[o + J]; a2 += $xdbl[o + 2u * J]; a3 += $xdbl[o + 3u * J];
+      a4 += $xdbl[o + 4u * J]; a5 += $xdbl[o + 5u * J]; a6 += $xdbl[o + 6u * J]; a7 += $xdbl[o + 7u * J];
+    }
+    for (; p < nP; p++) { a0 += $xdbl[o_xdbl + p * J + i]; }
+    xv[i] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+  }
+  workgroupBarrier();`;
+
 /** MAMBA1_SCAN_S's variant for dt rank R and N states ('p': xdbl holds partial rows) */
 export function mamba1ScanStreamVariant(R: number, N: number, partials: boolean): string {
   return `r${Math.max(1, Math.ceil(R / 16))}n${Math.max(1, Math.ceil(N / 16))}${partials ? 'p' : ''}`;
@@ -198,7 +218,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let gate = silu($xz[o_xz + b * 2u * Dm + Dm + d]);
   let dtb = $dtb[o_dtb + d];
   let Dd = $D[o_D + d];
-  ${m[3] ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
+  ${m[3] ? XPROJ_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
   workgroupBarrier();`}
   if ((flags & 2u) != 0u) {
     if (li < 3u) {
