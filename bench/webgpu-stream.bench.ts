@@ -19,7 +19,7 @@
  *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call;
  *    'probe ÷ this' = the probe's time over the same bytes (below) ÷ this set's: 1.0 is the probe's rate.
  *    `--context norm`: RMSNorm(x)·Wᵀ, the norm folded into the matvec as decode's in_proj and lm_head run it (default
- *    'plain': x·Wᵀ).
+ *    'plain': x·Wᵀ); `--context gated`: RMSNorm(x · silu(z))·Wᵀ, Mamba-2's gated norm folded as in decode's out_proj.
  *    Row 'probe' (--matvec-probe, default L4w256gn; '' for none): part 1's sum over the same copies, the same way.
  * 3. dispatch — chains of 1/16/64/256 tiny dispatches (a 256-float copy, one workgroup): 'dep-1pass' each reads what
  *    the previous wrote, one compute pass; 'dep-passes' the same, a pass per dispatch; 'indep-1pass' each its own pair
@@ -80,7 +80,7 @@ const kernelSets = listArg('kernels', 'v1,v1-u4,v1-k4,v2,v2-r1w128l4n');
  * what the matvec of part 2 computes: 'plain' x·Wᵀ, or 'norm' RMSNorm(x)·Wᵀ with the norm folded into the matvec as in
  * decode's in_proj and lm_head (every workgroup recomputes the row's RMS scale and stages x̂)
  */
-const [context] = listArg('context', 'plain', ['plain', 'norm']);
+const [context] = listArg('context', 'plain', ['plain', 'norm', 'gated']);
 const probeList = listArg('probes', small ? 'L1w256gt,L4w256gt,L4w64bn,L8w128gt' : 'L1w256gt,L2w256gt,L4w256gt,L8w256gt,L4w64gt,L4w128gt,L4w256bt,L4w256gn,L4w256bn,L8w128bn,L1w64bn');
 /** the probe timed beside the matvecs of part 2, over the same weight copies ('' for none) */
 const matvecProbe = arg('matvec-probe', 'L4w256gn');
@@ -340,7 +340,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
   const be = await backend({ weights: fmt, kernels: 'tiled', fuse: true, profile: true });
   const rt = be.rt, timer = new Timer(be);
   be.rt.setProfiling(false);
-  log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit ${poolMb === 0 ? 'on one copy of the weights (no rotation: L2 may hold them)' : `rotating over ≥ ${poolMb} MiB of weight copies (from HBM)`}, median of ${reps})`);
+  log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : context === 'gated' ? 'RMSNorm(x · silu(z)) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit ${poolMb === 0 ? 'on one copy of the weights (no rotation: L2 may hold them)' : `rotating over ≥ ${poolMb} MiB of weight copies (from HBM)`}, median of ${reps})`);
   log('| shape | K → N | M | kernels | variant | GB/s (gpu) | GB/s (wall) | µs per call (gpu) | µs per call (wall) | probe ÷ this (gpu) | max rel err |');
   log('|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|');
   const rowsList = rowsFor(fmt);
@@ -370,13 +370,14 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     rt.destroyBuffer(tmp);
     // the reference: float64 products of the weights as stored (bf16 / q8 read back: the numbers the kernels use)
     const wq = fmt === 'f32' ? w : await rt.read(ws);
-    const x0 = random(maxM * K, 5 + K), nwv = random(K, 3 + K);
+    const x0 = random(maxM * K, 5 + K), nwv = random(K, 3 + K), z0 = random(maxM * K, 7 + K);
     // the product's input as the kernels see it: x, or RMSNorm(x) · w_n (eps 1e-5) in float64 for the reference
     const xs = Float64Array.from(x0);
-    if (context === 'norm') {
+    if (context === 'gated') for (let i = 0; i < xs.length; i++) xs[i] *= z0[i] / (1 + Math.exp(-z0[i])); // y · silu(z)
+    if (context !== 'plain') {
       for (let m = 0; m < maxM; m++) {
         let ss = 0;
-        for (let k = 0; k < K; k++) ss += x0[m * K + k] ** 2;
+        for (let k = 0; k < K; k++) ss += xs[m * K + k] ** 2;
         const r = 1 / Math.sqrt(ss / K + 1e-5);
         for (let k = 0; k < K; k++) xs[m * K + k] *= r * nwv[k];
       }
@@ -394,8 +395,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     // the probe's µs per call over these copies (timed with the first M): each set's time as a fraction of it
     let probeUs = NaN;
     for (const M of rowsList) {
-      const X = be.fromHost(x0.slice(0, M * K), [M, K]);
-      const keep: Tensor[] = [X];
+      const X = be.fromHost(x0.slice(0, M * K), [M, K]), Z = be.fromHost(z0.slice(0, M * K), [M, K]);
+      const keep: Tensor[] = [X, Z];
       const sets: Array<{ k: string; call: Call; variant: string; err: number }> = [];
       for (const k of kernelSets) {
         be.decodeKernels = k;
@@ -407,7 +408,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
         };
         let y: Float32Array;
         try {
-          const Y = be.linear(context === 'norm' ? be.rmsNorm(X, NW, 1e-5) : X, W, null);
+          const xin = context === 'norm' ? be.rmsNorm(X, NW, 1e-5) : context === 'gated' ? be.rmsNormGated(X, Z, NW, 1e-5, K) : X;
+          const Y = be.linear(xin, W, null);
           keep.push(Y);
           y = await Y.data();
         } finally {

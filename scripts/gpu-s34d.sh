@@ -13,7 +13,8 @@
 #     mamba2-2.8b beside v1;
 # (5) the same table with one copy re-read (--rotate-mb 0: L2 may hold it) and with 4 GiB of copies (a 2.8b step's
 #     page span) — does the isolated rate depend on either? (the model runs the matvec at ~0.95 TB/s, the table at ~2);
-#     the in_proj with its RMSNorm folded in (--context norm), as the model runs it;
+#     in_proj with its RMSNorm folded in (--context norm) and out_proj with the gated norm (--context gated), as the
+#     model runs them;
 # (6) MAMBA2_STEP_S's lanes: Q 16 (q16t8, 160 workgroups) and Q 2 (q2t64) on 16 layers, profiled step per kernel;
 # (7) the f32 table at the 2.8b shapes (MATVEC_V: v1 = U 4 there, U 2 / 8, split-K) — f32 decode is 122.6 tok/s
 #     (session 31) against the fp32 anchor's 156.
@@ -30,6 +31,7 @@ step 35 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights 
 step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes $S28 --kernels v1 --rotate-mb 0 --budget-s 10
 step 20 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes $S28 --kernels v1,v1-b-r2u4g --rotate-mb 4096 --budget-s 15
 step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.in_proj --kernels v1,v1-b-r2u4g --context norm --budget-s 10
+step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.out_proj --kernels v1,v1-b-r2u4g,v1-b-r4u2s4g --context gated --budget-s 10
 for Q in 16 2; do
   step 25 env MAMBA_TS_WEBGPU_STEP_Q=$Q node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --layers 16 --gen 32 --reps 3 --decode v1,v1-s
 done
