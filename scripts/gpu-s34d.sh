@@ -6,7 +6,8 @@
 # (1) the stream table at the 2.8b shapes, bf16, one row, from HBM (weights rotated over 256 MiB of copies, as this
 #     bench always did): v1 (R2U4) vs the guarded last round 'g' (MATVEC_BW variant g) at several R·U, vs the probe;
 # (2) mamba2-2.8b bf16 decode, the streaming step kernels ('-s': MAMBA2_STEP_S q4t32) on and off, alternated, v1 first
-#     and last; every set's logits and tokens checked against v1 by the bench;
+#     and last, and with MATVEC_BW 'gf' (guarded last round, the norm prologue's loads 4 at a time) under it; every
+#     set's logits and tokens checked against v1 by the bench;
 # (3) mamba-2.8b bf16 the same ('-s': MAMBA1_XPROJ_SK, x_proj split over K; MAMBA1_SCAN_S adds its partials, its
 #     loads first, 3 barriers);
 # (4) 'mega-r32-o8' (the NVIDIA default since session 34: one dispatch a step, no gaps between kernels) at
@@ -25,13 +26,13 @@ source scripts/gpu-steps.sh
 S28=2.8b.in_proj,2.8b.out_proj
 step 30 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes $S28 \
   --kernels v1,v1-b-r2u4g,v1-b-r4u2,v1-b-r4u2g,v1-b-r4u4g,v1-b-r1u8g,v1-b-r2u4s2g --budget-s 25 --json ${OUT:-/tmp}/stream-2.8b.json
-step 55 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-s,v1-b-r2u4g-s,v1
+step 55 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-s,v1-b-r2u4gf-s,v1
 step 45 node dist/bench/decode-kernels.bench.js --presets mamba-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,v1-s,v1
 step 35 node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --gen 32 --reps 3 --decode v1,mega-r32-o8
 step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes $S28 --kernels v1 --rotate-mb 0 --budget-s 10
 step 20 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes $S28 --kernels v1,v1-b-r2u4g --rotate-mb 4096 --budget-s 15
-step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.in_proj --kernels v1,v1-b-r2u4g --context norm --budget-s 10
-step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.out_proj --kernels v1,v1-b-r2u4g,v1-b-r4u2s4g --context gated --budget-s 10
+step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.in_proj --kernels v1,v1-b-r2u4g,v1-b-r2u4gf --context norm --budget-s 10
+step 15 node dist/bench/webgpu-stream.bench.js --parts matvec --weights bf16 --rows-packed 1 --shapes 2.8b.out_proj --kernels v1,v1-b-r2u4g,v1-b-r2u4gf,v1-b-r4u2s4gf --context gated --budget-s 10
 for Q in 16 2; do
   step 25 env MAMBA_TS_WEBGPU_STEP_Q=$Q node dist/bench/decode-kernels.bench.js --presets mamba2-2.8b --weights bf16 --layers 16 --gen 32 --reps 3 --decode v1,v1-s
 done

@@ -169,7 +169,8 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * second dispatch, the first loads issued before the norm prologue); 'v1-b' takes R, U and S by `matvecBwPlan`'s rule, the long
    * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue; a 'g' after the
    * numbers ('v1-b-r2u4g', session 34, opt-in, untimed) issues a slice's last, partial round of loads at once (guarded)
-   * instead of one unit at a time.
+   * instead of one unit at a time; an 'f' after that ('v1-b-r2u4gf', 'v1-b-r2u4f') sums the folded norm's squares
+   * with 4 loads in flight a lane (MATVEC_V's unrolled prologue).
    * A trailing '-s' on any of these ('v1-s', 'v1-b-r2u4g-s'; session 34, opt-in, untimed on a GPU): the streaming
    * decode step kernels (kernels/mamba_step_stream.ts) — Mamba-2's step with a lane's state loads issued first and one
    * barrier (MAMBA_TS_WEBGPU_STEP_Q state elements a lane, default 4), Mamba-1's x_proj split over K at batch 1

@@ -48,6 +48,12 @@ export interface MatvecBwVariant {
    * K 2560 = 320 units, at U 4 over 32 lanes: 2 whole rounds and 2 one-unit steps, vs 3 rounds)
    */
   guard: boolean;
+  /**
+   * 'f' (session 34): the norm prologue's sum of squares with 4 loads of x (and z) in flight a lane (normScales'
+   * unrolled form, as MATVEC_V's); else one at a time. Every workgroup of a folded norm runs it over all of K first:
+   * out_proj's gated norm is 5,120 products y · silu(z) before any weight but the first round ('p')
+   */
+  fastNorm: boolean;
 }
 
 /** the tunables one may fix by name ('v1-b-r{R}u{U}[s{S}]'); unset ones follow `matvecBwPlan`'s rule */
@@ -59,28 +65,31 @@ export interface MatvecBwConfig {
   pre?: boolean;
   /** true ('…g' after the slices: 'v1-b-r2u4g'): the last round guarded, not split into one-unit steps (variant 'g') */
   guard?: boolean;
+  /** true ('…f' after 'g' or the numbers: 'v1-b-r2u4gf', 'v1-b-r2u4f'): the unrolled norm prologue (variant 'f') */
+  fastNorm?: boolean;
 }
 
 export function matvecBwKey(v: MatvecBwVariant): string {
-  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}${v.pre ? 'p' : ''}${v.guard ? 'g' : ''}`;
+  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}${v.pre ? 'p' : ''}${v.guard ? 'g' : ''}${v.fastNorm ? 'f' : ''}`;
 }
 
 export function matvecBwParse(v: string): MatvecBwVariant {
-  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])(p?)(g?)$/.exec(v);
+  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])(p?)(g?)(f?)$/.exec(v);
   if (!m) throw new Error(`matvec_bw: bad variant ${JSON.stringify(v)}`);
-  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't', pre: m[7] === 'p', guard: m[8] === 'g' };
+  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't', pre: m[7] === 'p', guard: m[8] === 'g', fastNorm: m[9] === 'f' };
 }
 
 /**
  * 'v1-b' → {} (every tunable by the rule), 'v1-b-r{R}u{U}[s{S}][g]' → those fixed (R, U ∈ 1, 2, 4, 8; S ≥ 1 slices of
- * K; g: the last round of a slice guarded, variant 'g'); a trailing '-n' ('v1-b-n', 'v1-b-r4u2-n'): the first weight
+ * K; g: the last round of a slice guarded, variant 'g'; f: the unrolled norm prologue, variant 'f'); a trailing '-n' ('v1-b-n', 'v1-b-r4u2-n'): the first weight
  * loads wait for the prologue; null for any other name
  */
 export function parseMatvecBwConfig(k: string): MatvecBwConfig | null {
-  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?(g)?)?(-n)?$/.exec(k);
+  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?(g)?(f)?)?(-n)?$/.exec(k);
   if (!m) return null;
-  const cfg: MatvecBwConfig = m[5] ? { pre: false } : {};
+  const cfg: MatvecBwConfig = m[6] ? { pre: false } : {};
   if (m[4]) cfg.guard = true;
+  if (m[5]) cfg.fastNorm = true;
   if (m[1]) Object.assign(cfg, { R: +m[1], U: +m[2] });
   if (m[3]) {
     if (+m[3] < 1) throw new Error(`webgpu: decodeKernels ${JSON.stringify(k)}: the slices of K (s) must be ≥ 1`);
@@ -123,7 +132,7 @@ export function matvecBwPlan(M: number, K: number, nb: number, sg: number, group
   S = Math.ceil(KV / SU); // no empty slice
   if (cfg.U === undefined) while (U > 1 && Math.ceil(SU / T) < U) U >>= 1;
   const CH = fits(S) ? SU : 0;
-  return { variant: matvecBwKey({ mm, T, R, U, CH, red, pre: cfg.pre !== false, guard: cfg.guard === true }), S, SU };
+  return { variant: matvecBwKey({ mm, T, R, U, CH, red, pre: cfg.pre !== false, guard: cfg.guard === true, fastNorm: cfg.fastNorm === true }), S, SU };
 }
 
 /** workgroups of a call: row blocks × slices (the slice is the fastest index) */
@@ -137,7 +146,7 @@ export const MATVEC_BW: KernelSpec = {
   writes: ['y', 'y2', 'cst', 'part'],
   types: () => ({ w: 'vec4<u32>' }),
   wgsl: (v) => {
-    const { mm, T, R, U, CH, red, pre, guard } = matvecBwParse(v);
+    const { mm, T, R, U, CH, red, pre, guard, fastNorm } = matvecBwParse(v);
     if (256 % T !== 0) throw new Error(`matvec_bw variant ${v}: T must divide 256`);
     const rows = Array.from({ length: R }, (_, r) => r);
     const ms = Array.from({ length: mm }, (_, m) => m);
@@ -221,7 +230,7 @@ ${DECODE_PARAMS}
   ${pre ? `${us.flatMap((u) => rows.map((r) => `var w${r}_${u}: vec4<u32>;`)).join(' ')}
   var held = q${guard ? '' : ` + ${(U - 1) * T}u`} < q_hi;
   if (held) { ${loads(us, qU, false)} }` : ''}
-  if (norm) { ${normScales(false)} }
+  if (norm) { ${normScales(fastNorm)} }
   ${CH ? `let n = q_hi - q_lo;
   for (var i = li; i < M * n; i += 256u) {
     let m = i / n; let q = q_lo + i % n;
