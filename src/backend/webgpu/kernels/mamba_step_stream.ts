@@ -13,7 +13,7 @@
  * - `MAMBA1_XPROJ_SK` (batch 1): x_proj split over K. Workgroup (slice s of 256 channels, block of 256 / L rows of
  *   x_proj) computes u = silu(conv) of its 256 channels once into workgroup memory, then each row's product over the
  *   slice with L lanes a row and 256 / L independent weight loads a lane, written as partial s of that row:
- *   xdbl [S, J]. MAMBA1_SCAN 'p' adds the S partials up. v1's MAMBA1_XPROJ is one workgroup per row, over all K, with
+ *   xdbl [S, J]. MAMBA1_SCAN_S 'p' adds the S partials up (MAMBA1_SCAN 'p' can too). v1's MAMBA1_XPROJ is one workgroup per row, over all K, with
  *   u recomputed by every workgroup (2.8b: 192 workgroups, 5,120 channels each); here 2.8b runs 20 slices × 6 blocks
  *   (L 8).
  * - `MAMBA1_SCAN_S`, variant `r{RQ}n{NQ}[p]`: MAMBA1_SCAN's work (16 channels a workgroup, 16 lanes a channel) with a
