@@ -14,12 +14,12 @@
  *    option: 'v1' = what decode runs today, MATVEC_V; 'v1-u4' its loads-in-flight form; 'v1-k4' the split-K matvec with
  *    x̂ in registers; 'v2…' the subgroup matvec, 'v2-r1w128l4n' its loop form with 4 loads in flight) the dispatches the
  *    backend records for `linear` are captured (so the variant is the one the backend picks) and replayed. The weights
- *    rotate over copies of the matrix filling --pool-mb (default 256 MiB, > an H100's 50 MB L2), so every call reads
- *    them from DRAM. Every kernel set's output is checked against a float64 CPU product of the weights as stored
+ *    rotate over copies of the matrix filling --rotate-mb (alias --pool-mb; default 256 MiB, > 4× an H100's 50 MB L2),
+ *    so every call reads them from HBM (0: one copy, re-read: the L2-resident case). Every kernel set's output is checked against a float64 CPU product of the weights as stored
  *    (bf16 / q8 read back), max relative error printed, failing above 1e-4. GB/s = weight bytes / time per call;
  *    'probe ÷ this' = the probe's time over the same bytes (below) ÷ this set's: 1.0 is the probe's rate.
  *    `--context norm`: RMSNorm(x)·Wᵀ, the norm folded into the matvec as decode's in_proj and lm_head run it (default
- *    'plain': x·Wᵀ).
+ *    'plain': x·Wᵀ); `--context gated`: RMSNorm(x · silu(z))·Wᵀ, Mamba-2's gated norm folded as in decode's out_proj.
  *    Row 'probe' (--matvec-probe, default L4w256gn; '' for none): part 1's sum over the same copies, the same way.
  * 3. dispatch — chains of 1/16/64/256 tiny dispatches (a 256-float copy, one workgroup): 'dep-1pass' each reads what
  *    the previous wrote, one compute pass; 'dep-passes' the same, a pass per dispatch; 'indep-1pass' each its own pair
@@ -30,7 +30,7 @@
  * submit (already encoded) until onSubmittedWorkDone, per call. Without 'timestamp-query' the gpu column is empty.
  *
  *   node dist/bench/webgpu-stream.bench.js [--small] [--parts probe,matvec,dispatch] [--bytes 1073741824] [--reps 3]
- *        [--calls 200] [--pool-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--rows-packed 1,2] [--shapes ...] [--kernels v1,...]
+ *        [--calls 200] [--rotate-mb 256] [--weights f32,bf16,q8] [--rows 1,2,4,8] [--rows-packed 1,2] [--shapes ...] [--kernels v1,...]
  *        [--context plain|norm] [--probes L4w256gt,...] [--groups 4224] [--matvec-probe L4w256gn] [--chains 1,16,64,256] [--json FILE]
  *        [--dawn-features disable_robustness] [--dawn-disable timestamp_quantization] [--budget-s 75]
  *
@@ -55,7 +55,13 @@ const probeBytes = Number(arg('bytes', small ? String(4 << 20) : String(1 << 30)
 const probeGroups = Number(arg('groups', small ? '16' : String(4 * 8 * 132)));
 const reps = Number(arg('reps', small ? '2' : '3'));
 const calls = Number(arg('calls', small ? '3' : '200'));
-const poolMb = Number(arg('pool-mb', small ? '1' : '256'));
+/**
+ * --rotate-mb (alias --pool-mb): part 2's weights rotate over copies of the matrix filling this many MiB (default 256,
+ * > 4× an H100's 50 MB L2: every call reads its matrix from HBM, not from L2); a model's weights are GBs, so
+ * `--rotate-mb 4096` also spreads them over as many pages as a 2.8b step touches (TLB reach). 0: no copies, every call
+ * re-reads the one matrix (the L2-resident case, to set beside the default).
+ */
+const poolMb = Number(arg('rotate-mb', arg('pool-mb', small ? '1' : '256')));
 const formats = listArg<WebGpuWeights>('weights', 'f32,bf16,q8', ['f32', 'bf16', 'q8']);
 const rowsF32 = intListArg('rows', small ? '1,4' : '1,2,4,8');
 /**
@@ -74,7 +80,7 @@ const kernelSets = listArg('kernels', 'v1,v1-u4,v1-k4,v2,v2-r1w128l4n');
  * what the matvec of part 2 computes: 'plain' x·Wᵀ, or 'norm' RMSNorm(x)·Wᵀ with the norm folded into the matvec as in
  * decode's in_proj and lm_head (every workgroup recomputes the row's RMS scale and stages x̂)
  */
-const [context] = listArg('context', 'plain', ['plain', 'norm']);
+const [context] = listArg('context', 'plain', ['plain', 'norm', 'gated']);
 const probeList = listArg('probes', small ? 'L1w256gt,L4w256gt,L4w64bn,L8w128gt' : 'L1w256gt,L2w256gt,L4w256gt,L8w256gt,L4w64gt,L4w128gt,L4w256bt,L4w256gn,L4w256bn,L8w128bn,L1w64bn');
 /** the probe timed beside the matvecs of part 2, over the same weight copies ('' for none) */
 const matvecProbe = arg('matvec-probe', 'L4w256gn');
@@ -103,7 +109,7 @@ async function backend(opts: Parameters<typeof createWebGpuBackend>[0] = {}): Pr
   if (!dawnFeatures && !dawnDisable) return createWebGpuBackend(opts);
   return createWebGpuBackend({ ...opts, dawnToggles: { enable: names(dawnFeatures), disable: names(dawnDisable) } });
 }
-if (!(reps >= 1 && calls >= 1 && poolMb >= 1 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls, --pool-mb must be ≥ 1 and --bytes ≥ 1 MiB');
+if (!(reps >= 1 && calls >= 1 && poolMb >= 0 && probeBytes >= 1 << 20)) throw new Error('--reps, --calls must be ≥ 1, --rotate-mb ≥ 0 and --bytes ≥ 1 MiB');
 
 const log = (s: string): void => void process.stdout.write(s + '\n');
 /** the JSON of what is measured so far (--json): written after every part, so a run cut short keeps its parts */
@@ -334,7 +340,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
   const be = await backend({ weights: fmt, kernels: 'tiled', fuse: true, profile: true });
   const rt = be.rt, timer = new Timer(be);
   be.rt.setProfiling(false);
-  log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit over ${poolMb} MiB of weight copies, median of ${reps})`);
+  log(`\n## 2. Matvec, ${fmt} weights, ${context === 'norm' ? 'RMSNorm(x) folded in' : context === 'gated' ? 'RMSNorm(x · silu(z)) folded in' : 'plain x'} (${be.name}, subgroup size ${rt.subgroupFixed || 'not fixed'}; ${calls} calls per submit ${poolMb === 0 ? 'on one copy of the weights (no rotation: L2 may hold them)' : `rotating over ≥ ${poolMb} MiB of weight copies (from HBM)`}, median of ${reps})`);
   log('| shape | K → N | M | kernels | variant | GB/s (gpu) | GB/s (wall) | µs per call (gpu) | µs per call (wall) | probe ÷ this (gpu) | max rel err |');
   log('|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|');
   const rowsList = rowsFor(fmt);
@@ -348,7 +354,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     const wBytes = ws.len * 4;
     // copies of the stored matrix (bit for bit) through the pool, so that the calls stream from DRAM
     const copies = [ws];
-    const nCopies = Math.max(2, Math.ceil((poolMb * 2 ** 20) / wBytes));
+    const nCopies = poolMb === 0 ? 1 : Math.max(2, Math.ceil((poolMb * 2 ** 20) / wBytes));
+    log(`| ${name} | ${K} → ${N} | — | (weights) | ${nCopies} ${nCopies === 1 ? 'copy: re-read every call (may sit in L2)' : `copies rotated, ${((nCopies * wBytes) / 2 ** 20).toFixed(0)} MiB`} | | | | | | |`);
     // (through a buffer of its own: a copy may live in the same pool chunk as the matrix)
     const tmp = rt.createBuffer({ size: wBytes, usage: BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST, label: 'weight copy source' });
     const enc = rt.device.createCommandEncoder();
@@ -363,13 +370,14 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     rt.destroyBuffer(tmp);
     // the reference: float64 products of the weights as stored (bf16 / q8 read back: the numbers the kernels use)
     const wq = fmt === 'f32' ? w : await rt.read(ws);
-    const x0 = random(maxM * K, 5 + K), nwv = random(K, 3 + K);
+    const x0 = random(maxM * K, 5 + K), nwv = random(K, 3 + K), z0 = random(maxM * K, 7 + K);
     // the product's input as the kernels see it: x, or RMSNorm(x) · w_n (eps 1e-5) in float64 for the reference
     const xs = Float64Array.from(x0);
-    if (context === 'norm') {
+    if (context === 'gated') for (let i = 0; i < xs.length; i++) xs[i] *= z0[i] / (1 + Math.exp(-z0[i])); // y · silu(z)
+    if (context !== 'plain') {
       for (let m = 0; m < maxM; m++) {
         let ss = 0;
-        for (let k = 0; k < K; k++) ss += x0[m * K + k] ** 2;
+        for (let k = 0; k < K; k++) ss += xs[m * K + k] ** 2;
         const r = 1 / Math.sqrt(ss / K + 1e-5);
         for (let k = 0; k < K; k++) xs[m * K + k] *= r * nwv[k];
       }
@@ -387,8 +395,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
     // the probe's µs per call over these copies (timed with the first M): each set's time as a fraction of it
     let probeUs = NaN;
     for (const M of rowsList) {
-      const X = be.fromHost(x0.slice(0, M * K), [M, K]);
-      const keep: Tensor[] = [X];
+      const X = be.fromHost(x0.slice(0, M * K), [M, K]), Z = be.fromHost(z0.slice(0, M * K), [M, K]);
+      const keep: Tensor[] = [X, Z];
       const sets: Array<{ k: string; call: Call; variant: string; err: number }> = [];
       for (const k of kernelSets) {
         be.decodeKernels = k;
@@ -400,7 +408,8 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
         };
         let y: Float32Array;
         try {
-          const Y = be.linear(context === 'norm' ? be.rmsNorm(X, NW, 1e-5) : X, W, null);
+          const xin = context === 'norm' ? be.rmsNorm(X, NW, 1e-5) : context === 'gated' ? be.rmsNormGated(X, Z, NW, 1e-5, K) : X;
+          const Y = be.linear(xin, W, null);
           keep.push(Y);
           y = await Y.data();
         } finally {
@@ -432,7 +441,7 @@ async function matvecPart(fmt: WebGpuWeights): Promise<void> {
       sets.forEach((s, i) => {
         const t = timed[i];
         log(`| ${name} | ${K} → ${N} | ${M} | ${s.k} | ${s.variant} | ${f1(wBytes / t.gpuUs / 1e3)} | ${f1(wBytes / t.wallUs / 1e3)} | ${f2(t.gpuUs)} | ${f2(t.wallUs)} | ${f2(probeUs / t.gpuUs)} | ${Number.isNaN(s.err) ? '—' : s.err.toExponential(1)} |`);
-        results.matvec.push({ shape: name, K, N, M, weights: fmt, context, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, probeOverThis: probeUs / t.gpuUs, maxRelErr: s.err });
+        results.matvec.push({ shape: name, K, N, M, weights: fmt, context, copies: nCopies, kernels: s.k, variant: s.variant, weightBytes: wBytes, gpuUs: t.gpuUs, wallUs: t.wallUs, gbsGpu: wBytes / t.gpuUs / 1e3, gbsWall: wBytes / t.wallUs / 1e3, probeOverThis: probeUs / t.gpuUs, maxRelErr: s.err });
       });
       for (const t of keep) t.dispose();
       if (probeOut) rt.release(probeOut);

@@ -33,13 +33,13 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
       return { ...matvecBwParse(p.variant), S: p.S, SU: p.SU };
     };
     // 2.8b in_proj: 10,576 rows fill 331 workgroups at R = 4 (8 subgroups × 4 rows): 2 units a row in flight, x̂ staged
-    assert.deepEqual(plan(1, 2560, 10576), { mm: 1, T: 32, R: 4, U: 2, CH: 320, red: 's', pre: true, S: 1, SU: 320 });
+    assert.deepEqual(plan(1, 2560, 10576), { mm: 1, T: 32, R: 4, U: 2, CH: 320, red: 's', pre: true, guard: false, fastNorm: false, S: 1, SU: 320 });
     // 2.8b out_proj: 2,560 rows → R = 1 (320 workgroups), U = 8; two rows of x: 2 × 640 units × 32 B = 40 KB of x̂
-    assert.deepEqual(plan(1, 5120, 2560), { mm: 1, T: 32, R: 1, U: 8, CH: 640, red: 's', pre: true, S: 1, SU: 640 });
-    assert.deepEqual(plan(2, 5120, 2560, 32768), { mm: 2, T: 32, R: 1, U: 8, CH: 320, red: 's', pre: true, S: 2, SU: 320 }, '32 KiB: two slices so x̂ fits');
+    assert.deepEqual(plan(1, 5120, 2560), { mm: 1, T: 32, R: 1, U: 8, CH: 640, red: 's', pre: true, guard: false, fastNorm: false, S: 1, SU: 640 });
+    assert.deepEqual(plan(2, 5120, 2560, 32768), { mm: 2, T: 32, R: 1, U: 8, CH: 320, red: 's', pre: true, guard: false, fastNorm: false, S: 2, SU: 320 }, '32 KiB: two slices so x̂ fits');
     // 130m in_proj: 96 units a row over 32 lanes → U 2; out_proj 768 rows = 96 workgroups < 128 → 3 slices of 64 units
-    assert.deepEqual(plan(1, 768, 3352), { mm: 1, T: 32, R: 1, U: 2, CH: 96, red: 's', pre: true, S: 1, SU: 96 });
-    assert.deepEqual(plan(1, 1536, 768), { mm: 1, T: 32, R: 1, U: 2, CH: 64, red: 's', pre: true, S: 3, SU: 64 });
+    assert.deepEqual(plan(1, 768, 3352), { mm: 1, T: 32, R: 1, U: 2, CH: 96, red: 's', pre: true, guard: false, fastNorm: false, S: 1, SU: 96 });
+    assert.deepEqual(plan(1, 1536, 768), { mm: 1, T: 32, R: 1, U: 2, CH: 64, red: 's', pre: true, guard: false, fastNorm: false, S: 3, SU: 64 });
     // no fixed subgroup size: 32 lanes and a tree; a fixed name wins over the rule
     assert.equal(matvecBwParse(matvecBwPlan(1, 768, 3352, 0, 256, 49152).variant).red, 't');
     assert.deepEqual(matvecBwPlan(1, 2560, 10576, 32, 256, 49152, { R: 2, U: 4, S: 5 }), { variant: '1b32r2u4c64sp', S: 5, SU: 64 });
@@ -52,6 +52,15 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
     assert.deepEqual(parseMatvecBwConfig('v1-b-r1u8s3'), { R: 1, U: 8, S: 3 });
     assert.deepEqual(parseMatvecBwConfig('v1-b-n'), { pre: false });
     assert.deepEqual(parseMatvecBwConfig('v1-b-r2u4s2-n'), { pre: false, R: 2, U: 4, S: 2 });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-r2u4g'), { R: 2, U: 4, guard: true });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-r1u8s2g-n'), { pre: false, guard: true, R: 1, U: 8, S: 2 });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-r2u4gf'), { R: 2, U: 4, guard: true, fastNorm: true });
+    assert.deepEqual(parseMatvecBwConfig('v1-b-r2u4f'), { R: 2, U: 4, fastNorm: true });
+    assert.equal(matvecBwPlan(1, 5120, 2560, 32, 256, 49152, { R: 2, U: 4, guard: true, fastNorm: true }).variant, '1b32r2u4c640spgf');
+    assert.equal(matvecBwKey(matvecBwParse('1b32r2u4c640sf')), '1b32r2u4c640sf');
+    assert.equal(matvecBwPlan(1, 2560, 10576, 32, 256, 49152, { R: 2, U: 4, guard: true }).variant, '1b32r2u4c320spg', "'g': the guarded last round");
+    assert.equal(matvecBwKey(matvecBwParse('1b32r2u4c320sg')), '1b32r2u4c320sg');
+    assert.equal(parseMatvecBwConfig('v1-bg'), null);
     assert.equal(parseMatvecBwConfig('v1-b-r3u2'), null);
     assert.equal(parseMatvecBwConfig('v1-bx'), null);
   });
@@ -59,7 +68,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
   it('option names: v1-b… accepted, others refused naming the option', (t: TestContext) => {
     if (typeof g === 'string') return t.skip(g);
     try {
-      for (const k of ['v1-b', 'v1-b-r4u2', 'v1-b-r1u8s3', 'v1-b-r1u8-n']) g.decodeKernels = k;
+      for (const k of ['v1-b', 'v1-b-r4u2', 'v1-b-r1u8s3', 'v1-b-r1u8-n', 'v1-b-r2u4g', 'v1-b-r2u4g-s', 'v1-b-r2u4gf', 'v1-b-r4u2f-s', 'v1-s']) g.decodeKernels = k;
       assert.throws(() => (g.decodeKernels = 'v1-b-r5u2'), /decodeKernels must be .*v1-b/);
     } finally {
       g.decodeKernels = 'v1';
@@ -152,9 +161,15 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
     const sg = g.rt.subgroupFixed;
     const st = (x: { storage: unknown }) => x.storage as Store;
     let seed = 5100;
-    const K = 136, gs = 68, cs0 = 6, cw = 20, Kc = 4;
-    // [M, R, U, reduction, S, first loads before the prologue]
-    for (const [M, R, U, red, S, pre] of [[1, 4, 2, 's', 1, true], [3, 2, 2, 't', 3, true], [8, 1, 4, 's', 3, false], [2, 4, 1, 't', 1, false], [5, 1, 8, 's', 2, true]] as const) {
+    const cs0 = 6, cw = 20, Kc = 4;
+    // [M, R, U, reduction, S, first loads before the prologue, last round guarded ('g', session 34: 17 units a row, so
+    // the last round of a lane is partial), the unrolled norm prologue ('f', session 34)]
+    for (const c of [[1, 4, 2, 's', 1, true, false, false], [3, 2, 2, 't', 3, true, false, false], [8, 1, 4, 's', 3, false, false, false], [2, 4, 1, 't', 1, false, false, false], [5, 1, 8, 's', 2, true, false, false],
+      [1, 2, 4, 's', 1, true, true, false], [3, 2, 2, 't', 3, true, true, true], [1, 4, 4, 't', 1, false, true, true], [1, 2, 4, 's', 1, true, false, true], [1, 2, 4, 's', 1, true, true, true, 'K 2048'], [2, 1, 4, 't', 2, true, false, true, 'K 2048']] as const) {
+      const [M, R, U, red, S, pre, guard, fastNorm] = c;
+      // K 136 in groups of 68 (17 units a row); the last two K 2048 in groups of 1,024, long enough for the unrolled
+      // prologue's 4-load rounds
+      const [K, gs] = c.length > 8 ? [2048, 1024] : [136, 68];
       if (red === 's' && !sg) continue;
       const T = red === 's' ? sg : 32;
       const N = (256 / T) * R + 5; // a second workgroup, partly idle
@@ -172,7 +187,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
           const mv = matvecVariant(M, K, 'b', N, 256, g.rt.maxWorkgroupStorage, true);
           g.rt.record({ spec: MATVEC_V, variant: mv, roles, params, grid: g.rt.grid(Math.ceil(N / matvecParse(mv).rpw)) });
         } else {
-          const v = matvecBwKey({ mm, T, R, U, CH: which === 'bw' ? SU : 0, red, pre });
+          const v = matvecBwKey({ mm, T, R, U, CH: which === 'bw' ? SU : 0, red, pre, guard, fastNorm });
           const part = g.zeros([S, M, N]);
           const grid = g.rt.grid(matvecBwGroups(matvecBwParse(v), N, S));
           g.rt.record({ spec: MATVEC_BW, variant: v, roles: [...roles, S > 1 ? st(part) : g.rt.dummy], params: [...params, S, SU], grid });
@@ -187,7 +202,7 @@ describe('webgpu bf16 matvec MATVEC_BW (issue 11, session 33)', () => {
       for (const k of [1, 2]) {
         for (let i = 0; i < 3; i++) {
           const e = relErr(out[k][i], out[0][i]);
-          assert.ok(e <= 1e-5, `M ${M} R ${R} U ${U} ${red} S ${S}${pre ? ' p' : ''} ${k === 1 ? 'staged' : 'unstaged'}: ${['y', 'y2', 'conv window'][i]} differs from MATVEC_V by ${e} relative`);
+          assert.ok(e <= 1e-5, `M ${M} R ${R} U ${U} ${red} S ${S}${pre ? ' p' : ''}${guard ? ' g' : ''}${fastNorm ? ' f' : ''} ${k === 1 ? 'staged' : 'unstaged'}: ${['y', 'y2', 'conv window'][i]} differs from MATVEC_V by ${e} relative`);
         }
       }
     }

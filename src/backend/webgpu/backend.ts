@@ -22,6 +22,7 @@ import { parseMatvecBwConfig } from './kernels/matvec_bf16.js';
 import { packedFormat } from './kernels/matvec.js';
 import { MAMBA1_SCAN_SG, MAMBA2_STEP_SG } from './kernels/mamba_step_sg.js';
 import { MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './kernels/mamba_step.js';
+import { MAMBA1_SCAN_S, MAMBA1_XPROJ_SK, MAMBA2_STEP_S, XPROJ_SLICE, mamba1ScanStreamVariant, mamba2StepStreamRows, mamba2StepStreamVariant } from './kernels/mamba_step_stream.js';
 import { BINARY_MAP, FILL, UNARY_MAP } from './kernels/elementwise.js';
 import { COPY_ROWS, GATHER_ROWS, PAD_TIME, SCATTER_ADD_ROWS } from './kernels/copy.js';
 import { MATMUL, MATMUL_SIMPLE } from './kernels/linear.js';
@@ -276,7 +277,11 @@ export class WebGpuBackend implements Backend {
   /** decodeKernels as set ('mega-g66-r16'); decodeK: its family ('mega') */
   private decodeName = 'v1';
   private megaGroups = 132;
-  set decodeKernels(k: string) {
+  set decodeKernels(name: string) {
+    // a trailing '-s' ('v1-s', 'v1-b-r2u4-s'): the streaming step kernels (kernels/mamba_step_stream.ts) with the rest of
+    // the set named before it
+    const stream = /.-s$/.test(name);
+    const k = stream ? name.slice(0, -2) : name;
     // 'v1-u{U}' / 'v1-k{U}': v1 with MATVEC_V's loads in flight / the split-K matvec (issue 11's candidates)
     const v1 = /^v1-(?:u([1248])|k([124]))$/.exec(k);
     // 'mega-g{G}-r{R}[-o{O}][-p4]': 'mega' with G workgroups (else megaGroups) and R projection rows per pass (8, 16, 32;
@@ -289,7 +294,8 @@ export class WebGpuBackend implements Backend {
     // 'v1-b' / 'v1-b-r{R}u{U}[s{S}]': v1 with bf16 weights through MATVEC_BW (kernels/matvec_bf16.ts)
     const bw = parseMatvecBwConfig(k);
     const cfg = k === 'v1' || k === 'fused' || mega || v1 || bw ? null : parseMatvecSgConfig(k, { ...MATVEC_SG_DEFAULT, auto: 2 * this.gpuCores });
-    if (k !== this.decodeName) this.epoch++;
+    if (name !== this.decodeName) this.epoch++;
+    this.streamStep = stream;
     if (mega && this.mega) {
       this.mega.opts.groups = mega[1] ? Number(mega[1]) : this.megaGroups;
       this.mega.opts.rows = mega[2] ? Number(mega[2]) : 8;
@@ -300,7 +306,7 @@ export class WebGpuBackend implements Backend {
       this.mega.opts.head = !!mega[7];
     }
     this.decodeK = mega ? 'mega' : k;
-    this.decodeName = k;
+    this.decodeName = name;
     this.fx.sgv = cfg;
     this.fx.loads = v1?.[1] ? Number(v1[1]) : 0;
     this.fx.splitK = v1?.[2] ? Number(v1[2]) : 0;
@@ -310,6 +316,12 @@ export class WebGpuBackend implements Backend {
     this.fx.bwLarge = k === 'v1' || !!mega;
   }
   private decodeK = 'v1';
+  /** decodeKernels '…-s': the streaming step kernels (MAMBA2_STEP_S, MAMBA1_XPROJ_SK, MAMBA1_SCAN_S) where they apply */
+  private streamStep = false;
+  /** MAMBA2_STEP_S's state elements a lane (its variant: mamba2StepStreamVariant(N, Q)); MAMBA_TS_WEBGPU_STEP_Q */
+  stepStreamQ = 4;
+  /** MAMBA1_XPROJ_SK's lanes a row (variant 'l{L}'); MAMBA_TS_WEBGPU_XPROJ_L */
+  xprojStreamL = 8;
   /** decodeKernels 'mega': the one-dispatch decode step (mega.ts) */
   readonly mega: MegaDecode;
   /** bumped when recorded steps go stale */
@@ -336,6 +348,13 @@ export class WebGpuBackend implements Backend {
     const rowsGroups = env?.MAMBA_TS_WEBGPU_ROWS_GROUPS ? Number(env.MAMBA_TS_WEBGPU_ROWS_GROUPS) : this.fx.rowsMinGroups;
     if (!Number.isInteger(rowsGroups) || rowsGroups < 0) throw new Error(`webgpu: MAMBA_TS_WEBGPU_ROWS_GROUPS must be a whole number of workgroups, got ${env?.MAMBA_TS_WEBGPU_ROWS_GROUPS}`);
     this.fx.rowsMinGroups = rowsGroups;
+    // the streaming step kernels' tunables (decodeKernels '…-s'; for sweeps on a GPU)
+    const stepQ = env?.MAMBA_TS_WEBGPU_STEP_Q ? Number(env.MAMBA_TS_WEBGPU_STEP_Q) : this.stepStreamQ;
+    if (!Number.isInteger(stepQ) || stepQ < 1 || stepQ > 64) throw new Error(`webgpu: MAMBA_TS_WEBGPU_STEP_Q (state elements a lane of mamba2_step_s) must be a whole number in 1..64, got ${env?.MAMBA_TS_WEBGPU_STEP_Q}`);
+    this.stepStreamQ = stepQ;
+    const xprojL = env?.MAMBA_TS_WEBGPU_XPROJ_L ? Number(env.MAMBA_TS_WEBGPU_XPROJ_L) : this.xprojStreamL;
+    if (![1, 2, 4, 8, 16, 32, 64, 128, 256].includes(xprojL) || xprojL < 2) throw new Error(`webgpu: MAMBA_TS_WEBGPU_XPROJ_L (lanes a row of mamba1_xproj_sk) must be a power of two in 2..256, got ${env?.MAMBA_TS_WEBGPU_XPROJ_L}`);
+    this.xprojStreamL = xprojL;
     this.fx.fewRows = opts.fewRows ?? false; // measured slower than the former path at batch 32/64 on an H100 (BENCHMARKS.md)
     this.weights = opts.weights ?? 'f32';
     this.attn = 'flash';
@@ -1337,11 +1356,19 @@ export class WebGpuBackend implements Backend {
     const conv = { state: win, c0: 0, width: D, K: Kc };
     // decodeKernels 'fused': x_proj's partial sums in in_proj's epilogue, added up by the scan (2 dispatches, not 3)
     const fused = this.decodeK === 'fused' && this.fx.extOk(l) && xp.ref.matrices && xp.fmt === 'f32' && !xp.blocks;
-    const xdbl = this.scratch(fused ? Math.ceil(D / 2) * J : B * J, fused ? 'x_proj partials' : 'x_proj output');
+    // decodeKernels '…-s', batch 1: x_proj split over K (MAMBA1_XPROJ_SK), its partials added up by the scan ('p')
+    const split = !fused && this.streamStep && B === 1 && xp.fmt === 'f32' && !xp.blocks;
+    const S = Math.ceil(D / XPROJ_SLICE);
+    const xdbl = this.scratch(fused ? Math.ceil(D / 2) * J : split ? S * J : B * J, fused || split ? 'x_proj partials' : 'x_proj output');
     let nP = 0;
     const sg = this.stepSubgroup();
     if (fused) {
       nP = Math.ceil(D / this.fx.recLinear(l, null, null, conv, { kind: 'p', aux: xdbl, cw, cb: a.convBias ? cb : null, xp, J }));
+    } else if (split) {
+      this.fx.recLinear(l, null, null, conv);
+      const L = this.xprojStreamL;
+      this.rec(MAMBA1_XPROJ_SK, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag, S], this.rt.grid(S * Math.ceil(J / (256 / L))), `l${L}`);
+      nP = S;
     } else {
       this.fx.recLinear(l, null, null, conv);
       this.rec(MAMBA1_XPROJ, [win, cw, cb, xp, xdbl], [B, D, Kc, J, convFlag], this.rt.grid(B * J), sg ? String(sg) : '');
@@ -1352,7 +1379,8 @@ export class WebGpuBackend implements Backend {
     const y = this.out([B, 1, D], 'mamba1 step');
     const roles = [xdbl, win, cw, cb, l.y, this.st(a.dtProj), this.st(a.dtBias), this.st(a.A), this.st(a.D), this.opt(n?.dt ?? null), this.opt(n?.B ?? null), this.opt(n?.C ?? null), this.st(a.ssmState), this.st(y), this.st(dto ?? y)];
     const p = [B, D, N, R, Kc, flags, f2u(n?.eps ?? 0)];
-    if (fused) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
+    if (this.streamStep) this.rec(MAMBA1_SCAN_S, roles, fused || split ? [...p, nP] : p, this.rt.grid((fused || split ? 1 : B) * Math.ceil(D / 16)), mamba1ScanStreamVariant(R, N, fused || split));
+    else if (fused || split) this.rec(MAMBA1_SCAN, roles, [...p, nP], this.rt.grid(Math.ceil(D / 16)), 'p');
     else if (sg) this.rec(MAMBA1_SCAN_SG, roles, p, this.rt.grid(Math.ceil((B * D) / (64 / sg))), String(sg));
     else this.rec(MAMBA1_SCAN, roles, p, this.rt.grid(B * Math.ceil(D / 16)));
     this.done(xdbl);
@@ -1387,7 +1415,10 @@ export class WebGpuBackend implements Backend {
     const flags = (a.convBias ? 1 : 0) | (a.D ? 2 : 0) | (a.dtBias ? 4 : 0) | (dto ? 8 : 0);
     const roles = [l.y, win, this.st(a.conv), this.opt(a.convBias), this.opt(a.dtBias), this.st(a.A), this.opt(a.D), this.st(a.ssmState), this.st(y), this.st(z), this.st(dto ?? y)];
     const p = [B, nh, hd, G, N, I, Kc, flags, f2u(lo), f2u(hi)], sg = this.stepSubgroup();
-    if (sg) this.rec(MAMBA2_STEP_SG, roles, p, this.rt.grid(B * nh * Math.ceil(hd / (256 / sg))), String(sg));
+    if (this.streamStep) {
+      const v = mamba2StepStreamVariant(N, this.stepStreamQ);
+      this.rec(MAMBA2_STEP_S, roles, p, this.rt.grid(B * nh * Math.ceil(hd / mamba2StepStreamRows(v))), v);
+    } else if (sg) this.rec(MAMBA2_STEP_SG, roles, p, this.rt.grid(B * nh * Math.ceil(hd / (256 / sg))), String(sg));
     else this.rec(MAMBA2_STEP, roles, p, this.rt.grid(B * nh * Math.ceil(hd / 8)));
     const g = this.rmsNormGated(y, z, a.norm, a.normEps, a.normGroupSize);
     if (dto) a.onDelta!(dto);

@@ -180,7 +180,15 @@ export interface WebGpuBackendOptions extends RuntimeOptions {
    * (kernels/matvec_bf16.ts: R weight rows × U 16-byte units loaded a lane before any product, shift/mask unpacking on
    * vectors, x̂ staged even/odd once per workgroup and reused across the R rows, subgroupAdd, K in S slices added by a
    * second dispatch, the first loads issued before the norm prologue); 'v1-b' takes R, U and S by `matvecBwPlan`'s rule, the long
-   * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue.
+   * form fixes them (R, U ∈ 1, 2, 4, 8); a trailing '-n' issues the first loads after the prologue; a 'g' after the
+   * numbers ('v1-b-r2u4g', session 34, opt-in, untimed) issues a slice's last, partial round of loads at once (guarded)
+   * instead of one unit at a time; an 'f' after that ('v1-b-r2u4gf', 'v1-b-r2u4f') sums the folded norm's squares
+   * with 4 loads in flight a lane (MATVEC_V's unrolled prologue).
+   * A trailing '-s' on any of these ('v1-s', 'v1-b-r2u4g-s'; session 34, opt-in, untimed on a GPU): the streaming
+   * decode step kernels (kernels/mamba_step_stream.ts) — Mamba-2's step with a lane's state loads issued first and one
+   * barrier (MAMBA_TS_WEBGPU_STEP_Q state elements a lane, default 4), Mamba-1's x_proj split over K at batch 1
+   * (MAMBA_TS_WEBGPU_XPROJ_L lanes a row, default 8) and its scan with a lane's loads issued first and 3 barriers
+   * ('mega-…-s': the one-dispatch kernel keeps its own step code; its fallback kernels take these).
    * Other weight formats run v1's kernels. 'v1' itself takes it at R 2, U 4 for one-row bf16 products of K and N ≥ 2048
    * (fusion.ts BF16_WIDE_LARGE: the 2.8b shapes, +17% decode on an H100 in session 33); BF16_WIDE_DEFAULT makes it take
    * it everywhere.

@@ -42,6 +42,18 @@ export interface MatvecBwVariant {
    * and x's loads then overlap the first weights' latency); else they wait for them
    */
   pre: boolean;
+  /**
+   * 'g' (session 34): every round of R·U loads is a whole one, its units past the slice's end guarded (index clamped,
+   * weight zeroed): the slice's last, partial round is issued at once instead of one unit at a time (the 2.8b in_proj,
+   * K 2560 = 320 units, at U 4 over 32 lanes: 2 whole rounds and 2 one-unit steps, vs 3 rounds)
+   */
+  guard: boolean;
+  /**
+   * 'f' (session 34): the norm prologue's sum of squares with 4 loads of x (and z) in flight a lane (normScales'
+   * unrolled form, as MATVEC_V's); else one at a time. Every workgroup of a folded norm runs it over all of K first:
+   * out_proj's gated norm is 5,120 products y · silu(z) before any weight but the first round ('p')
+   */
+  fastNorm: boolean;
 }
 
 /** the tunables one may fix by name ('v1-b-r{R}u{U}[s{S}]'); unset ones follow `matvecBwPlan`'s rule */
@@ -51,26 +63,33 @@ export interface MatvecBwConfig {
   S?: number;
   /** false ('…-n'): no weight loads before the prologue (variant without 'p') */
   pre?: boolean;
+  /** true ('…g' after the slices: 'v1-b-r2u4g'): the last round guarded, not split into one-unit steps (variant 'g') */
+  guard?: boolean;
+  /** true ('…f' after 'g' or the numbers: 'v1-b-r2u4gf', 'v1-b-r2u4f'): the unrolled norm prologue (variant 'f') */
+  fastNorm?: boolean;
 }
 
 export function matvecBwKey(v: MatvecBwVariant): string {
-  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}${v.pre ? 'p' : ''}`;
+  return `${v.mm}b${v.T}r${v.R}u${v.U}c${v.CH}${v.red}${v.pre ? 'p' : ''}${v.guard ? 'g' : ''}${v.fastNorm ? 'f' : ''}`;
 }
 
 export function matvecBwParse(v: string): MatvecBwVariant {
-  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])(p?)$/.exec(v);
+  const m = /^([1248])b(\d+)r([1248])u([1248])c(\d+)([st])(p?)(g?)(f?)$/.exec(v);
   if (!m) throw new Error(`matvec_bw: bad variant ${JSON.stringify(v)}`);
-  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't', pre: m[7] === 'p' };
+  return { mm: +m[1], T: +m[2], R: +m[3], U: +m[4], CH: +m[5], red: m[6] as 's' | 't', pre: m[7] === 'p', guard: m[8] === 'g', fastNorm: m[9] === 'f' };
 }
 
 /**
- * 'v1-b' → {} (every tunable by the rule), 'v1-b-r{R}u{U}[s{S}]' → those fixed (R, U ∈ 1, 2, 4, 8; S ≥ 1 slices of K);
- * a trailing '-n' ('v1-b-n', 'v1-b-r4u2-n'): the first weight loads wait for the prologue; null for any other name
+ * 'v1-b' → {} (every tunable by the rule), 'v1-b-r{R}u{U}[s{S}][g]' → those fixed (R, U ∈ 1, 2, 4, 8; S ≥ 1 slices of
+ * K; g: the last round of a slice guarded, variant 'g'; f: the unrolled norm prologue, variant 'f'); a trailing '-n' ('v1-b-n', 'v1-b-r4u2-n'): the first weight
+ * loads wait for the prologue; null for any other name
  */
 export function parseMatvecBwConfig(k: string): MatvecBwConfig | null {
-  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?)?(-n)?$/.exec(k);
+  const m = /^v1-b(?:-r([1248])u([1248])(?:s(\d+))?(g)?(f)?)?(-n)?$/.exec(k);
   if (!m) return null;
-  const cfg: MatvecBwConfig = m[4] ? { pre: false } : {};
+  const cfg: MatvecBwConfig = m[6] ? { pre: false } : {};
+  if (m[4]) cfg.guard = true;
+  if (m[5]) cfg.fastNorm = true;
   if (m[1]) Object.assign(cfg, { R: +m[1], U: +m[2] });
   if (m[3]) {
     if (+m[3] < 1) throw new Error(`webgpu: decodeKernels ${JSON.stringify(k)}: the slices of K (s) must be ≥ 1`);
@@ -113,7 +132,7 @@ export function matvecBwPlan(M: number, K: number, nb: number, sg: number, group
   S = Math.ceil(KV / SU); // no empty slice
   if (cfg.U === undefined) while (U > 1 && Math.ceil(SU / T) < U) U >>= 1;
   const CH = fits(S) ? SU : 0;
-  return { variant: matvecBwKey({ mm, T, R, U, CH, red, pre: cfg.pre !== false }), S, SU };
+  return { variant: matvecBwKey({ mm, T, R, U, CH, red, pre: cfg.pre !== false, guard: cfg.guard === true, fastNorm: cfg.fastNorm === true }), S, SU };
 }
 
 /** workgroups of a call: row blocks × slices (the slice is the fastest index) */
@@ -127,7 +146,7 @@ export const MATVEC_BW: KernelSpec = {
   writes: ['y', 'y2', 'cst', 'part'],
   types: () => ({ w: 'vec4<u32>' }),
   wgsl: (v) => {
-    const { mm, T, R, U, CH, red, pre } = matvecBwParse(v);
+    const { mm, T, R, U, CH, red, pre, guard, fastNorm } = matvecBwParse(v);
     if (256 % T !== 0) throw new Error(`matvec_bw variant ${v}: T must divide 256`);
     const rows = Array.from({ length: R }, (_, r) => r);
     const ms = Array.from({ length: mm }, (_, m) => m);
@@ -135,10 +154,16 @@ export const MATVEC_BW: KernelSpec = {
     const X = (m: number, q: string, odd: 0 | 1) =>
       CH ? `xs[2u * (${m}u * ${CH}u + (${q}) - q_lo) + ${odd}u]` : `xeo(${m}u, ${q}, ${odd}u, K, norm, gated, nG, gs)`;
     const us = Array.from({ length: U }, (_, u) => u);
-    const qU = (u: number) => (u === 0 ? 'q' : `q + ${u * T}u`);
+    // unit u of a round; 'g': clamped into the slice (units 1.. of the last round may lie past it; their weights are zeroed)
+    const qU = (u: number) => (u === 0 ? 'q' : guard ? `min(q + ${u * T}u, q_hi - 1u)` : `q + ${u * T}u`);
+    const inSlice = (u: number) => (u === 0 ? 'true' : `q + ${u * T}u < q_hi`);
     // the loads of one round into w{r}_{u} (declared as vars when `pre`)
     const loads = (uList: number[], q: (u: number) => string, decl: boolean): string =>
-      uList.flatMap((u) => rows.map((r) => `${decl ? 'let ' : ''}w${r}_${u} = $w[wr${r} + ${q(u)}];`)).join(' ');
+      uList
+        .flatMap((u) =>
+          rows.map((r) => `${decl ? 'let ' : ''}w${r}_${u} = ${guard && u > 0 && q === qU ? `select(vec4<u32>(0u), $w[wr${r} + ${q(u)}], ${inSlice(u)})` : `$w[wr${r} + ${q(u)}]`};`),
+        )
+        .join(' ');
     const step = (uList: number[], q: (u: number) => string, load: 'let' | 'none'): string => {
       const L: string[] = [];
       if (load === 'let') L.push(loads(uList, q, true));
@@ -203,9 +228,9 @@ ${DECODE_PARAMS}
   ${rows.map((r) => `let j${r} = row0 + ${r}u; let wr${r} = wb + min(j${r}, nb - 1u) * KV;`).join('\n  ')}
   var q = q_lo + lane;
   ${pre ? `${us.flatMap((u) => rows.map((r) => `var w${r}_${u}: vec4<u32>;`)).join(' ')}
-  var held = q + ${(U - 1) * T}u < q_hi;
+  var held = q${guard ? '' : ` + ${(U - 1) * T}u`} < q_hi;
   if (held) { ${loads(us, qU, false)} }` : ''}
-  if (norm) { ${normScales(false)} }
+  if (norm) { ${normScales(fastNorm)} }
   ${CH ? `let n = q_hi - q_lo;
   for (var i = li; i < M * n; i += 256u) {
     let m = i / n; let q = q_lo + i % n;
@@ -216,7 +241,7 @@ ${DECODE_PARAMS}
   }
   workgroupBarrier();` : ''}
   ${rows.flatMap((r) => ms.map((m) => `var a${r}_${m} = 0.0;`)).join(' ')}
-  for (; q + ${(U - 1) * T}u < q_hi; q += ${U * T}u) {
+  for (; q${guard ? '' : ` + ${(U - 1) * T}u`} < q_hi; q += ${U * T}u) {
       ${pre ? `if (!held) { ${loads(us, qU, false)} }
       held = false;
       ${step(us, qU, 'none')}` : step(us, qU, 'let')}
