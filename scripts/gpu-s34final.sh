@@ -9,8 +9,8 @@ set -u
 BUDGET=${BUDGET:-430}
 source scripts/gpu-steps.sh
 T=dist/test/backend
-step 100 node --test $T/webgpu-decode.test.js $T/webgpu-delta.test.js $T/webgpu-submit.test.js $T/webgpu-trace.test.js $T/webgpu-decode-mega.test.js $T/webgpu-models.test.js $T/webgpu-matvec-bf16.test.js $T/webgpu-weights.test.js
-for S in ${SUBS:-gpu-s34b.sh:65 gpu-s34c.sh:120 gpu-s34d.sh:80}; do
+step 85 node --test $T/webgpu-decode.test.js $T/webgpu-delta.test.js $T/webgpu-submit.test.js $T/webgpu-trace.test.js $T/webgpu-decode-mega.test.js $T/webgpu-models.test.js $T/webgpu-matvec-bf16.test.js $T/webgpu-weights.test.js
+for S in ${SUBS:-gpu-s34c.sh:80 gpu-s34d.sh:90 gpu-s34b.sh:60}; do
   F=${S%%:*}; B=${S##*:}
   [ -f scripts/$F ] && step $((B + 5)) env SKIP_DIST=1 BUDGET=$B LOG=$LOG bash scripts/$F > /dev/null
 done
