@@ -175,6 +175,15 @@ export interface WasmBackendOptions {
    */
   attnDecode?: AttnDecode;
   /**
+   * how decode attention converts an f16 KV cache's values to f32 as it reads them (both exact: the same bits):
+   * 'shift' (default, or the environment's MAMBA_TS_WASM_F16_KV; session 34) converts 8 halves with a shift, a shift
+   * and a mask, then one interleave per 4 (the value times 2^-112), multiplied by 2^112 for the keys' dot products,
+   * the 2^112 folded into each key's weight p for the values' passes; 'widen' is the conversion of before (each 4
+   * halves widened to i32, masked, shifted, multiplied by 2^112, the sign masked, shifted and put back: twice the
+   * operations)
+   */
+  f16KvDecode?: F16KvDecode;
+  /**
    * decode attention's scratch: every thread's scores and every (query head, split of the keys)'s partial sum on cache
    * lines of its own (true, default, or the environment's MAMBA_TS_WASM_ATTN_PAD=1), or packed end to end (false:
    * the layout before session 30, where two threads' partials shared a 64-byte line that both wrote at every key, so
@@ -233,6 +242,8 @@ export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 /** see WasmBackendOptions.q8GemmKernel */
 export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'pipe' | 'regs' | 'rows' | 'heads4';
+/** see WasmBackendOptions.f16KvDecode */
+export type F16KvDecode = 'shift' | 'widen';
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
 const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
@@ -340,6 +351,8 @@ export class WasmBackend extends CpuBackend {
   attnDecode: AttnDecode;
   /** see WasmBackendOptions.attnPad (may be changed between calls: benchmarks compare the two) */
   attnPad: boolean;
+  /** see WasmBackendOptions.f16KvDecode (may be changed between calls: benchmarks compare the two) */
+  f16KvDecode: F16KvDecode;
   /** see WasmBackendOptions.attnLayer (may be changed between calls) */
   attnLayer: boolean;
   /** see WasmBackendOptions.attnPrefill (may be changed between calls: benchmarks compare the two) */
@@ -385,6 +398,8 @@ export class WasmBackend extends CpuBackend {
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['pipe', 'regs', 'rows', 'heads4'], LoadOptionError) ?? 'pipe';
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
+    this.f16KvDecode = opts.f16KvDecode ?? envChoice<F16KvDecode>('MAMBA_TS_WASM_F16_KV', ['shift', 'widen'], LoadOptionError) ?? 'shift';
+    if (this.f16KvDecode !== 'shift' && this.f16KvDecode !== 'widen') throw new LoadOptionError(`wasm backend: option "f16KvDecode" must be 'shift' or 'widen', got ${String(opts.f16KvDecode)}`);
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
     this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
@@ -1035,7 +1050,7 @@ export class WasmBackend extends CpuBackend {
   private stackKey(a: DecodeStackArgs): unknown[] {
     const key: unknown[] = [
       a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers,
-      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode,
+      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode, this.f16KvDecode,
     ];
     for (const l of a.layers) {
       key.push(l.kind, l.norm, l.scale ?? 1);
@@ -1438,7 +1453,8 @@ export class WasmBackend extends CpuBackend {
     const rt = this.runtime;
     const T = rt.threads;
     const S = this.decodeSplits(b, maxPast);
-    const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
+    // (dfmt 5: an f16 cache read with the conversion of before, f16KvDecode 'widen')
+    const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt === 2 && this.f16KvDecode === 'widen' ? 5 : fmt;
     const pad = this.attnPad ? 1 : 0;
     // (maxPast Infinity: the most scratch any split takes)
     let bytes = 0;
