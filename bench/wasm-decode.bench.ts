@@ -44,7 +44,8 @@
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
  * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
- * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'quarters');
+ * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'lean' since session 34); q8-quarters = 'quarters', the
+ * default of sessions 32–33;
  * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
  * variant with the same prompt and format; attn:SHAPE = the decode attention kernel's loop shape (attnDecode: pipe,
  * the default since session 33; regs; rows, the default before; heads4); f16-widen = an f16 KV cache read with the
@@ -83,7 +84,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
     'q8-seq, q8-rows4 (the q8 matrix-vector kernel one row at a time / the one before session 32, 4 adjacent rows at\n' +
-    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'quarters\'),\n' +
+    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'lean\'), q8-quarters (\'quarters\', the default before),\n' +
     'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format),\n' +
     'attn:SHAPE (the decode attention kernel\'s loop shape, WasmBackendOptions.attnDecode: pipe (default), regs, rows, heads4),\n' +
     'f16-widen (an f16 KV cache read with the conversion of before session 34: f16KvDecode \'widen\'; with kv:f16).\n' +
@@ -131,7 +132,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  be.runtime.gemvQ8 = 'quarters';
+  be.runtime.gemvQ8 = 'lean';
   be.attnDecode = 'pipe';
   be.f16KvDecode = 'shift';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
@@ -161,6 +162,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
     else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
+    else if (part === 'q8-quarters') be.runtime.gemvQ8 = 'quarters';
     else if (part === 'f16-widen') be.f16KvDecode = 'widen';
     else if (part.startsWith('attn:')) {
       const shape = part.slice(5);
@@ -176,7 +178,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, f16-widen, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

@@ -228,10 +228,11 @@ export interface WasmBackendOptions {
    */
   gemvF32?: GemvF32;
   /**
-   * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'quarters' (default, or the environment's
-   * MAMBA_TS_WASM_GEMV_Q8: x loaded once for 4 rows of W, one from each quarter of the rows, each load instruction
-   * streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
-   * session 32). The same bits. A setting of the thread pool (`runtime.gemvQ8`), shared by every backend on the same
+   * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'lean' (default, or the environment's
+   * MAMBA_TS_WASM_GEMV_Q8; session 34: 'quarters' in a loop of its own, pointers stepped per block, the block sums not
+   * reloaded), 'quarters' (the default of sessions 32–33: x loaded once for 4 rows of W, one from each quarter of the
+   * rows, each load instruction streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at
+   * once: the kernel before session 32). The same bits. A setting of the thread pool (`runtime.gemvQ8`), shared by every backend on the same
    * number of threads.
    */
   gemvQ8?: GemvQ8;
