@@ -379,8 +379,9 @@ function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: us
 // every scale's was recomputed with a multiply per block (binaryen folds q0 + i·qQ + k into the loop), the touch
 // checks of linear_q8_touch stayed in the loop. Here pointers step by a block (W's by 32 bytes, x's by 64, the scales
 // by 4), the rows' offsets qQ, 2·qQ, 3·qQ are loop constants, and the block sums are reduced pairwise as soon as two
-// are ready (rows 0 and 1, then 2 and 3: hsum4s's steps in hsum4s's order), in locals; each is also stored to a global
-// (not read back) to keep V8 from computing the 4 rows interleaved.
+// are ready (rows 0 and 1, then 2 and 3: hsum4s's steps in hsum4s's order), in locals; the first pair's is also stored
+// to a global (not read back) to keep V8 from computing the 4 rows interleaved. ~98 instructions per block step in
+// V8's code (--print-wasm-code, session 34), no spill.
 // The same arithmetic in the same order per lane as 'quarters': the same bits.
 
 /**
@@ -394,16 +395,14 @@ function q8row4lean(xq: usize, xs: usize, q0: usize, s0: usize, nb: usize, qQ: u
   const end = q0 + (nb << 5);
   for (let p = q0; p < end; p += 32) {
     const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
-    // (each row's block sum also written to a global, never read back: the store orders the next row's loads after
-    // it, so that V8 does not hoist all 4 rows' loads and widenings together and spill — what 'quarters' used the
-    // globals for, without their reload)
+    // (rows 0 and 1's reduced sums also written to a global, never read back: the store orders rows 2 and 3's loads
+    // after it, so that V8 does not hoist all 4 rows' loads and widenings together and spill — what 'quarters' used
+    // the globals for, with a store and a load per row; one store per block was enough: no spill in V8's loop)
     const a = q8bdotW(p, x0, x1, x2, x3);
-    t0 = a;
     const b = q8bdotW(p + qQ, x0, x1, x2, x3);
-    t1 = b;
     const ab = f32x4.convert_i32x4_s(i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)));
+    t0 = ab;
     const c = q8bdotW(p + q2Q, x0, x1, x2, x3);
-    t2 = c;
     const d = q8bdotW(p + q3Q, x0, x1, x2, x3);
     const cd = f32x4.convert_i32x4_s(i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7)));
     const S = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
