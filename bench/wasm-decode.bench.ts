@@ -49,7 +49,8 @@
  * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
  * variant with the same prompt and format; attn:SHAPE = the decode attention kernel's loop shape (attnDecode: pipe,
  * the default since session 33; regs; rows, the default before; heads4); f16-widen = an f16 KV cache read with the
- * conversion of before session 34 (WasmBackendOptions.f16KvDecode 'widen'; with kv:f16).
+ * conversion of before session 34 (WasmBackendOptions.f16KvDecode 'widen'; with kv:f16); attn-heads = a decode step's
+ * attention divided among the threads by KV heads instead of by keys (WasmBackendOptions.attnDecodeBy 'heads').
  */
 import { WasmBackend, type AttnDecode } from '../src/backend/wasm/index.js';
 import { WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -87,7 +88,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'lean\'), q8-quarters (\'quarters\', the default before),\n' +
     'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format),\n' +
     'attn:SHAPE (the decode attention kernel\'s loop shape, WasmBackendOptions.attnDecode: pipe (default), regs, rows, heads4),\n' +
-    'f16-widen (an f16 KV cache read with the conversion of before session 34: f16KvDecode \'widen\'; with kv:f16).\n' +
+    'f16-widen (an f16 KV cache read with the conversion of before session 34: f16KvDecode \'widen\'; with kv:f16),\n' +
+    'attn-heads (the attention half divided among the threads by KV heads, not keys: attnDecodeBy \'heads\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -135,6 +137,7 @@ function apply(be: WasmBackend, v: string): Variant {
   be.runtime.gemvQ8 = 'lean';
   be.attnDecode = 'pipe';
   be.f16KvDecode = 'shift';
+  be.attnDecodeBy = 'keys';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -164,6 +167,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
     else if (part === 'q8-quarters') be.runtime.gemvQ8 = 'quarters';
     else if (part === 'f16-widen') be.f16KvDecode = 'widen';
+    else if (part === 'attn-heads') be.attnDecodeBy = 'heads';
     else if (part.startsWith('attn:')) {
       const shape = part.slice(5);
       if (!ATTN_SHAPES.includes(shape as AttnDecode)) throw new Error(`--variants: ${part}: the decode attention shape must be one of ${ATTN_SHAPES.join(', ')}`);
@@ -178,7 +182,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn-heads, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

@@ -184,6 +184,15 @@ export interface WasmBackendOptions {
    */
   f16KvDecode?: F16KvDecode;
   /**
+   * how a decode step's attention half (attn_decode_layer) divides a few rows' attention among the threads where the
+   * context is long enough to split: 'keys' (default, or the environment's MAMBA_TS_WASM_ATTN_BY) splits each row's keys
+   * (S splits per row, merged after a barrier: 4 barriers in the call); 'heads' (session 34) gives each thread whole KV
+   * heads — their rows of Wq/Wk/Wv, RoPE, the cache append, the attention over every key — where the KV heads are a
+   * multiple of the threads (and the cache is not q8 with blocks spanning heads): one barrier in the call, no merge.
+   * 'heads' computes each head as one thread does (S = 1): not the same bits as 'keys' past ATTN_MIN_SPLIT keys.
+   */
+  attnDecodeBy?: AttnDecodeBy;
+  /**
    * decode attention's scratch: every thread's scores and every (query head, split of the keys)'s partial sum on cache
    * lines of its own (true, default, or the environment's MAMBA_TS_WASM_ATTN_PAD=1), or packed end to end (false:
    * the layout before session 30, where two threads' partials shared a 64-byte line that both wrote at every key, so
@@ -245,6 +254,8 @@ export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'pipe' | 'regs' | 'rows' | 'heads4';
 /** see WasmBackendOptions.f16KvDecode */
 export type F16KvDecode = 'shift' | 'widen';
+/** see WasmBackendOptions.attnDecodeBy */
+export type AttnDecodeBy = 'keys' | 'heads';
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
 const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
@@ -354,6 +365,8 @@ export class WasmBackend extends CpuBackend {
   attnPad: boolean;
   /** see WasmBackendOptions.f16KvDecode (may be changed between calls: benchmarks compare the two) */
   f16KvDecode: F16KvDecode;
+  /** see WasmBackendOptions.attnDecodeBy (may be changed between calls: benchmarks compare the two) */
+  attnDecodeBy: AttnDecodeBy;
   /** see WasmBackendOptions.attnLayer (may be changed between calls) */
   attnLayer: boolean;
   /** see WasmBackendOptions.attnPrefill (may be changed between calls: benchmarks compare the two) */
@@ -401,6 +414,8 @@ export class WasmBackend extends CpuBackend {
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
     this.f16KvDecode = opts.f16KvDecode ?? envChoice<F16KvDecode>('MAMBA_TS_WASM_F16_KV', ['shift', 'widen'], LoadOptionError) ?? 'shift';
     if (this.f16KvDecode !== 'shift' && this.f16KvDecode !== 'widen') throw new LoadOptionError(`wasm backend: option "f16KvDecode" must be 'shift' or 'widen', got ${String(opts.f16KvDecode)}`);
+    this.attnDecodeBy = opts.attnDecodeBy ?? envChoice<AttnDecodeBy>('MAMBA_TS_WASM_ATTN_BY', ['keys', 'heads'], LoadOptionError) ?? 'keys';
+    if (this.attnDecodeBy !== 'keys' && this.attnDecodeBy !== 'heads') throw new LoadOptionError(`wasm backend: option "attnDecodeBy" must be 'keys' or 'heads', got ${String(opts.attnDecodeBy)}`);
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
     this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
@@ -1051,7 +1066,7 @@ export class WasmBackend extends CpuBackend {
   private stackKey(a: DecodeStackArgs): unknown[] {
     const key: unknown[] = [
       a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers,
-      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode, this.f16KvDecode,
+      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode, this.f16KvDecode, this.attnDecodeBy,
     ];
     for (const l of a.layers) {
       key.push(l.kind, l.norm, l.scale ?? 1);
@@ -1531,11 +1546,15 @@ export class WasmBackend extends CpuBackend {
       0, b, H, dq.desc, dk.desc, dv.desc, dout.desc, rope, rd, Hq, Hkv, hd, ko, vo, cap, KV_FORMAT[kv], ints,
       a.scale, d.S, d.scratch, d.dfmt, d.shape, d.pad, att, counter,
     ];
+    // attnDecodeBy 'heads': one split per row, so that attn_decode_layer gives each thread whole KV heads (its
+    // condition: S = 1, Hkv ≥ T, no q8 block spanning heads, hd a multiple of 4; here Hkv a multiple of T, for balance)
+    const T = rt.threads;
+    const byHeads = this.attnDecodeBy === 'heads' && T > 1 && Hkv % T === 0 && hd % 4 === 0 && !(kv === 'q8' && hd % 32 !== 0);
     const refresh = (pastLen: readonly number[]): void => {
       const iv = new Int32Array(rt.memory.buffer, ints, b);
       for (let r = 0; r < b; r++) iv[r] = pastLen[r] + 1;
       if (a.rope) rt.f32(rope, b * rd).set(this.ropeCosSin(pastLen, a.rope.rotaryDim, a.rope.theta));
-      args[18] = this.decodeSplits(b, Math.max(...pastLen));
+      args[18] = byHeads ? 1 : this.decodeSplits(b, Math.max(...pastLen));
     };
     const work = dq.work + dk.work + dv.work + dout.work + 2 * b * Hq * (Number.isFinite(maxPast) ? maxPast + 1 : 0) * hd;
     return { args, y: dout.y, N: dout.N, b, work, refresh };
