@@ -12,7 +12,8 @@
  * Variants: probe; SHAPE:FMT with SHAPE pipe (the default loop shape since session 33: rows pipelined across blocks,
  * regs under GQA), regs (rows with the values' accumulators in registers), rows (position by position, one loop copy;
  * the default of sessions 28–32) or heads4 (the kernel before: per KV head, 4 key rows per step, next block touched ahead) and FMT f32, bf16, f16, q8 (in place),
- * q8s (q8 through scratch: always the heads4 code); a suffix :packed runs the decode scratch packed (attnPad false: the
+ * q8s (q8 through scratch: always the heads4 code), f16w (an f16 cache read with the conversion before session 34,
+ * WasmBackendOptions.f16KvDecode 'widen'; f16 runs the default, 'shift'; the two share a pool); a suffix :packed runs the decode scratch packed (attnPad false: the
  * threads' partials sharing cache lines, the layout before session 30). Every variant's output on the first cache is checked against
  * heads4's of the same format (max |Δ| ≤ 1e-6 · max |value| of the cache, × C / 8192 past 8192 keys).
  *
@@ -31,19 +32,21 @@ const ctxList = intListArg('ctx', '2048,4096,8192,16384');
 const SHAPES: Array<[string, number, number, number]> = [['llama', 12, 12, 64], ['hybrid', 12, 4, 64]];
 const wantShapes = listArg('shapes', 'llama,hybrid', SHAPES.map((s) => s[0]));
 const variantSpecs = listArg('variants', 'probe,pipe:f32,rows:f32,heads4:f32,pipe:bf16,rows:bf16,heads4:bf16,pipe:q8,rows:q8,heads4:q8');
-const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4 };
+const FMT: Record<string, number> = { f32: 0, bf16: 1, f16: 2, q8: 3, q8s: 4, f16w: 5 };
+/** the cache format of a kernel format code (f16w: the f16 cache) */
+const poolFmt = (fmt: number) => (fmt === 5 ? 2 : fmt);
 /** attention_decode's shape codes (WasmBackendOptions.attnDecode) */
 const SHAPE: Record<string, number> = { rows: 0, heads4: 1, regs: 2, pipe: 3 };
 interface Variant { spec: string; probe: boolean; shape: number; fmt: number; pad: number }
 const variants: Variant[] = variantSpecs.map((spec) => {
   if (spec === 'probe') return { spec, probe: true, shape: 0, fmt: 0, pad: 1 };
   const [sh, f, layout] = spec.split(':');
-  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (pipe|regs|rows|heads4):(f32|bf16|f16|q8|q8s)[:packed]`);
+  if (SHAPE[sh] === undefined || FMT[f] === undefined || (layout !== undefined && layout !== 'packed')) throw new Error(`--variants: ${spec} is not probe or (pipe|regs|rows|heads4):(f32|bf16|f16|f16w|q8|q8s)[:packed]`);
   return { spec, probe: false, shape: SHAPE[sh], fmt: FMT[f], pad: layout === 'packed' ? 0 : 1 };
 });
 
 /** bytes of n cache values in format fmt */
-const kvBytes = (fmt: number, n: number) => (fmt >= 3 ? (n / 32) * 36 : fmt ? n * 2 : n * 4);
+const kvBytes = (fmt: number, n: number) => (poolFmt(fmt) >= 3 ? (n / 32) * 36 : fmt ? n * 2 : n * 4);
 
 streamHeader('wasm decode attention streaming the KV cache from DRAM (issue 18)', `pool ${poolMb} MiB, ${reps} rounds, threads ${threadList.join(',')}, contexts ${ctxList.join(',')}`);
 
@@ -96,7 +99,7 @@ for (const T of threadList) {
       };
       const wallMs = new Map<string, number[]>(), cpu = new Map<string, number[]>();
         // per format: the pool filled once, then every variant of that format (and the probe) interleaved
-      const fmts = [...new Set(variants.filter((v) => !v.probe).map((v) => v.fmt))];
+      const fmts = [...new Set(variants.filter((v) => !v.probe).map((v) => poolFmt(v.fmt)))];
       const probe = variants.find((v) => v.probe);
       let m = 0;
       const onePass = (v: Variant) => {
@@ -106,7 +109,7 @@ for (const T of threadList) {
       };
       for (const f of fmts) {
         fillPool(f);
-        const vs = variants.filter((v) => !v.probe && v.fmt === f);
+        const vs = variants.filter((v) => !v.probe && poolFmt(v.fmt) === f);
         if (probe) vs.unshift(probe);
         // check: against heads4 of the same format (q8s: the q8 scratch path, also heads4 code)
         const ref: Variant = { spec: 'ref', probe: false, shape: 1, fmt: f, pad: 1 };

@@ -21,8 +21,9 @@
  *   packed4    W stored as groups of 4 rows interleaved by 8 columns ("column-blocked"): one stream, x shared
  *   bf16, q8   linear_bf16 / linear_q8 (M = 1; q8: x quantized once beforehand) on weights of those formats laid
  *              through the same pool (q8: each matrix's int8 rows then its f32 scales); GB/s of their bytes
- *   q8-seq, q8-rows4   linear_q8 with runtime.gemvQ8 = 'seq' (one row at a time) or 'rows4' (the M = 1 kernel before
- *              session 32: 4 adjacent rows at once); q8 itself runs the default ('quarters')
+ *   q8-seq, q8-rows4, q8-quarters   linear_q8 with runtime.gemvQ8 = 'seq' (one row at a time), 'rows4' (the M = 1
+ *              kernel before session 32: 4 adjacent rows at once) or 'quarters' (the default of sessions 32–33); q8
+ *              itself runs the default ('lean', session 34)
  *   rows:M     linear_f32 with M rows of x (batched decode: M = 2…8) — GB/s of W read once; rows-old:M the same with
  *              runtime.gemvF32 = 'rows4' (the kernels before the fix: M = 2 on the 2×4 tiles)
  *   NAME@B     the same with the matrices B bytes off 64-byte alignment (e.g. decode@4)
@@ -31,6 +32,7 @@
  * Every variant's y on the first matrix is checked against linear_f32's (relative ≤ 1e-5; packed4 on a packed copy).
  *
  *   node dist/bench/matvec-stream.bench.js [--threads 1,2] [--reps 7] [--pool-mb 320] [--shapes in_proj,out_proj,lm_head]
+ *        (also llama-130m's qkvo, gate_up, down)
  *        [--variants probe,decode,old,bf16,q8,q8-seq,q8-rows4,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols]
  */
 import { arg, intListArg, listArg } from './options.js';
@@ -40,18 +42,21 @@ import { fillF32, log, openPool, probePass, streamFooter, streamHeader } from '.
 const threadList = intListArg('threads', '1,2');
 const reps = Number(arg('reps', '7'));
 const poolMb = Number(arg('pool-mb', '320'));
-/** mamba-130m: d_model 768, d_inner 1536; [name, K, N] */
+/** mamba-130m: d_model 768, d_inner 1536; llama-130m: q/k/v/o 768×768, gate/up 2048×768, down 768×2048; [name, K, N] */
 const SHAPES: Array<[string, number, number]> = [
   ['in_proj', 768, 3072],
   ['out_proj', 1536, 768],
   ['lm_head', 768, 50280],
+  ['qkvo', 768, 768],
+  ['gate_up', 768, 2048],
+  ['down', 2048, 768],
 ];
 const wantShapes = listArg('shapes', 'in_proj,out_proj,lm_head', SHAPES.map((s) => s[0]));
 const variantSpecs = listArg('variants', 'probe,decode,old,bf16,q8,sum,r1a1,r1a2,r1a4,r1a8,r2,r4,r8,touch:1024,touch:4096,packed4,decode@4,r1a4/cols');
 
 /** bf16 and q8: linear_bf16 / linear_q8 (M = 1) as decode runs them, not mv_f32 variants */
-const BF16 = 100, Q8 = 101, GEMM = 102, GEMM_OLD = 103, Q8_ROWS4 = 104, Q8_SEQ = 105;
-const CODES: Record<string, number> = { bf16: BF16, q8: Q8, 'q8-rows4': Q8_ROWS4, 'q8-seq': Q8_SEQ, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11, r1x2: 12 };
+const BF16 = 100, Q8 = 101, GEMM = 102, GEMM_OLD = 103, Q8_ROWS4 = 104, Q8_SEQ = 105, Q8_QUARTERS = 106;
+const CODES: Record<string, number> = { bf16: BF16, q8: Q8, 'q8-rows4': Q8_ROWS4, 'q8-seq': Q8_SEQ, 'q8-quarters': Q8_QUARTERS, decode: 0, r1a1: 1, r1a2: 2, r1a4: 3, r1a8: 4, r2: 5, r4: 6, r8: 7, touch: 8, sum: 9, packed4: 10, old: 11, r1x2: 12 };
 
 interface Variant { spec: string; probe: boolean; code: number; pf: number; offset: number; cols: boolean }
 
@@ -95,7 +100,7 @@ for (const T of threadList) {
     const passB = count * matB;
     /** bytes of one matrix of variant v's format, how many fit the pool, the bytes of one pass over them */
     const layout = (v: Variant) => {
-      const b = v.code === Q8 || v.code === Q8_ROWS4 || v.code === Q8_SEQ ? Math.ceil((N * K * 9) / 8 / 64) * 64 : v.code === BF16 ? N * K * 2 : matB;
+      const b = v.code === Q8 || v.code === Q8_ROWS4 || v.code === Q8_SEQ || v.code === Q8_QUARTERS ? Math.ceil((N * K * 9) / 8 / 64) * 64 : v.code === BF16 ? N * K * 2 : matB;
       const n = Math.max(2, Math.floor(poolB / b));
       return { matB: b, count: n, passB: n * b };
     };
@@ -135,9 +140,10 @@ for (const T of threadList) {
       if (v.code === GEMM_OLD) rt.gemvF32 = 'rows4';
       if (v.code === Q8_ROWS4) rt.gemvQ8 = 'rows4';
       if (v.code === Q8_SEQ) rt.gemvQ8 = 'seq';
+      if (v.code === Q8_QUARTERS) rt.gemvQ8 = 'quarters';
       for (let c = 0; c < L.count; c++) {
         const w = pool + v.offset + ((m++ % L.count) * L.matB);
-        if (v.code === Q8 || v.code === Q8_ROWS4 || v.code === Q8_SEQ) {
+        if (v.code === Q8 || v.code === Q8_ROWS4 || v.code === Q8_SEQ || v.code === Q8_QUARTERS) {
           const q8 = [xq, xs, w, w + N * K, 0, y, 1, K, N];
           if (T === 1) k.linear_q8(...q8, 0, N);
           else rt.run('linear_q8', q8, N, 4);
@@ -161,7 +167,7 @@ for (const T of threadList) {
         else rt.run('mv_f32', [...args, 0], N, 4);
       }
       rt.gemvF32 = 'seq';
-      rt.gemvQ8 = 'quarters';
+      rt.gemvQ8 = 'lean';
     };
     interleaved(variants, reps, onePass, { wall: wallMs, cpu }, (v) => v.spec);
     const probeMed = wallMs.has('probe') ? median(wallMs.get('probe')!) : NaN;

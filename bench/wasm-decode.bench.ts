@@ -45,10 +45,13 @@
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
  * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
- * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'quarters');
+ * 'rows4': 4 adjacent rows at once; q8 weights only; the default is 'lean' since session 34); q8-quarters = 'quarters', the
+ * default of sessions 32–33;
  * kv:FMT = the state's attention KV caches in FMT (createState's kvCache: f32, bf16, f16, q8), checked against the first
  * variant with the same prompt and format; attn:SHAPE = the decode attention kernel's loop shape (attnDecode: pipe,
- * the default since session 33; regs; rows, the default before; heads4).
+ * the default since session 33; regs; rows, the default before; heads4); f16-widen = an f16 KV cache read with the
+ * conversion of before session 34 (WasmBackendOptions.f16KvDecode 'widen'; with kv:f16); attn-heads = a decode step's
+ * attention divided among the threads by KV heads instead of by keys (WasmBackendOptions.attnDecodeBy 'heads').
  */
 import { WasmBackend, type AttnDecode } from '../src/backend/wasm/index.js';
 import { SSD_TOUCH_DEFAULT, WasmRuntime } from '../src/backend/wasm/runtime.js';
@@ -84,9 +87,11 @@ if (argv.includes('--help') || argv.includes('-h')) {
     'touch-state (Mamba-2 q8: in_proj touches the layer\'s SSM state meanwhile; WasmBackendOptions.touchState),\n' +
     'gemv-rows4 (the f32 matrix-vector kernel before issue 18\'s fix: runtime.gemvF32 = \'rows4\'),\n' +
     'q8-seq, q8-rows4 (the q8 matrix-vector kernel one row at a time / the one before session 32, 4 adjacent rows at\n' +
-    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'quarters\'),\n' +
+    'once: runtime.gemvQ8 = \'seq\' / \'rows4\'; the default is \'lean\'), q8-quarters (\'quarters\', the default before),\n' +
     'kv:FMT (attention KV caches in FMT: f32, bf16, f16, q8; tokens checked against the first variant with that format),\n' +
-    'attn:SHAPE (the decode attention kernel\'s loop shape, WasmBackendOptions.attnDecode: pipe (default), regs, rows, heads4).\n' +
+    'attn:SHAPE (the decode attention kernel\'s loop shape, WasmBackendOptions.attnDecode: pipe (default), regs, rows, heads4),\n' +
+    'f16-widen (an f16 KV cache read with the conversion of before session 34: f16KvDecode \'widen\'; with kv:f16),\n' +
+    'attn-heads (the attention half divided among the threads by KV heads, not keys: attnDecodeBy \'heads\').\n' +
     'Archs: mamba, mamba2, hybrid, llama.\n',
   );
   process.exit(0);
@@ -131,9 +136,11 @@ function apply(be: WasmBackend, v: string): Variant {
   be.decodeOneCall = true;
   be.stackParts = 0;
   be.runtime.gemvF32 = 'seq';
-  be.runtime.gemvQ8 = 'quarters';
+  be.runtime.gemvQ8 = 'lean';
   be.runtime.ssdTouch = SSD_TOUCH_DEFAULT;
   be.attnDecode = 'pipe';
+  be.f16KvDecode = 'shift';
+  be.attnDecodeBy = 'keys';
   const out: Variant = { argmax: false, prompt, gc: false, fixed: false, kv: 'f32' };
   if (v === 'base') return out;
   const num = (part: string, at: number, min: number): number => {
@@ -162,6 +169,9 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
     else if (part === 'q8-seq') be.runtime.gemvQ8 = 'seq';
+    else if (part === 'q8-quarters') be.runtime.gemvQ8 = 'quarters';
+    else if (part === 'f16-widen') be.f16KvDecode = 'widen';
+    else if (part === 'attn-heads') be.attnDecodeBy = 'heads';
     else if (part.startsWith('attn:')) {
       const shape = part.slice(5);
       if (!ATTN_SHAPES.includes(shape as AttnDecode)) throw new Error(`--variants: ${part}: the decode attention shape must be one of ${ATTN_SHAPES.join(', ')}`);
@@ -176,7 +186,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn-heads, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

@@ -309,7 +309,7 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
             assert.deepEqual(onSplit[i], off[i], `step ${i}: logits differ (in_proj its own call)`);
           }
           // the other q8 matrix-vector kernels (one row at a time: its own touching loop; 4 adjacent rows), touching and not
-          for (const k of ['seq', 'rows4'] as const) {
+          for (const k of ['quarters', 'seq', 'rows4'] as const) {
             rt.gemvQ8 = k;
             be.touchState = true;
             be.stepIn = true;
@@ -328,7 +328,7 @@ describe('wasm backend: the SSM state touched during a Mamba-2 layer\'s q8 in_pr
         } finally {
           rt.run = run0;
           rt.runTeam = team0;
-          rt.gemvQ8 = 'quarters';
+          rt.gemvQ8 = 'lean';
           be.touchState = false;
           be.stepIn = true;
           be.decodeOneCall = true;
@@ -525,38 +525,38 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
   }
 });
 
-describe('wasm backend: the q8 matrix-vector kernels of decode (gemvQ8 \'quarters\', \'seq\', \'rows4\')', () => {
+describe('wasm backend: the q8 matrix-vector kernels of decode (gemvQ8 \'lean\', \'quarters\', \'seq\', \'rows4\')', () => {
   // mamba-tiny / mamba2-tiny: the one-call decode (decodeStack); bamba-tiny: Mamba-2 and attention sublayers;
   // llama-tiny: attention and gated MLPs (q/k/v and gate/up through linearMany)
   for (const name of ['mamba-tiny', 'mamba2-tiny', 'bamba-tiny', 'llama-tiny']) {
     for (const threads of [1, 2, 3]) {
-      it(`${name}, q8, ${threads} thread(s): prefill and decode logits (batch 1 and 2) bit-identical with 'quarters' (default), 'seq' and 'rows4'`, async () => {
+      it(`${name}, q8, ${threads} thread(s): prefill and decode logits (batch 1 and 2) bit-identical with 'lean' (default), 'quarters', 'seq' and 'rows4'`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights: 'q8' });
         const be = model.lm.backend as unknown as WasmBackend;
-        assert.equal(be.runtime.gemvQ8, 'quarters');
+        assert.equal(be.runtime.gemvQ8, 'lean');
         const rt = be.runtime, run0 = rt.run, team0 = rt.runTeam;
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           const single = (): Promise<Float32Array[]> => singleLogits(model.lm, ids);
           const quarters1 = await single();
-          for (const k of ['seq', 'rows4'] as const) {
+          for (const k of ['quarters', 'seq', 'rows4'] as const) {
             be.runtime.gemvQ8 = k;
             const other1 = await single();
             for (let i = 0; i < quarters1.length; i++) assert.deepEqual(other1[i], quarters1[i], `batch 1, step ${i}: logits differ with '${k}'`);
             // batch 2 (M = 2 runs the tiles, whose rows are the same bits as the M = 1 kernels')
-            const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvQ8 = on ? k : 'quarters'));
+            const r = await offThenOn(be, model.lm, ids, (on) => void (be.runtime.gemvQ8 = on ? k : 'lean'));
             for (let i = 0; i < r.off.length; i++) assert.deepEqual(r.on[i], r.off[i], `batch 2, step ${i}: logits differ with '${k}'`);
           }
         } finally {
           rt.run = run0;
           rt.runTeam = team0;
-          be.runtime.gemvQ8 = 'quarters';
+          be.runtime.gemvQ8 = 'lean';
         }
       });
     }
   }
   it('a bad value is an error naming the option', () => {
-    assert.throws(() => new WasmBackendClass({ threads: 1, gemvQ8: 'fast' as never }), /option "gemvQ8" must be one of 'seq', 'rows4', 'quarters'/);
+    assert.throws(() => new WasmBackendClass({ threads: 1, gemvQ8: 'fast' as never }), /option "gemvQ8" must be one of 'seq', 'rows4', 'quarters', 'lean'/);
   });
 });
 

@@ -636,12 +636,12 @@ describe('wasm linear_f32, M = 1: the decode kernel (gemvF32Seq) and the one bef
   });
 });
 
-describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one row at a time) and the one before them (rows4)', () => {
+describe('wasm linear_q8, M = 1: the decode kernels (lean, default since session 34; quarters; seq: one row at a time) and the one before them (rows4)', () => {
   it('give the same bits for any slice of N (quarters with and without leftover rows), K/32 = 1…49 blocks (seq\'s 8-, 4- and 1-block steps), with and without bias, as a row of a 5-row product', () => {
     const r = rng(31);
-    assert.equal(kernels.gemv_q8_mode(), 2, 'the default is quarters (mode 2)');
+    assert.equal(kernels.gemv_q8_mode(), 3, 'the default is lean (mode 3)');
     try {
-      for (const K of [32, 96, 128, 224, 256, 384, 512, 768, 1536, 1568]) {
+      for (const K of [32, 96, 128, 224, 256, 384, 512, 768, 1536, 1568, 2048]) {
         for (const N of [1, 3, 4, 9, 64, 131]) {
           resetArena();
           const nb = K / 32;
@@ -655,7 +655,7 @@ describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one
           const qo = put(qs), so = put(scales), bo = put(bias);
           for (const b of [0, bo]) {
             const ys: Float32Array[] = [];
-            for (const mode of [2, 0, 1]) {
+            for (const mode of [2, 0, 1, 3]) {
               kernels.set_gemv_q8_mode(mode, 0, 1);
               const yo = allocBytes(N * 4);
               const cut = Math.min(N, 1 + Math.floor(r() * N));
@@ -665,6 +665,7 @@ describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one
             }
             assertBitEqual(ys[0], ys[1], `K=${K} N=${N} bias=${b !== 0}: quarters vs seq`);
             assertBitEqual(ys[0], ys[2], `K=${K} N=${N} bias=${b !== 0}: quarters vs rows4`);
+            assertBitEqual(ys[3], ys[0], `K=${K} N=${N} bias=${b !== 0}: lean vs quarters`);
             // row 0 of a 5-row product (the tiles of prefill-sized M) is the same bits too
             const y5 = allocBytes(M * N * 4);
             kernels.linear_q8(xq, xs, qo, so, b, y5, M, K, N, 0, N);
@@ -679,7 +680,7 @@ describe('wasm linear_q8, M = 1: the decode kernels (quarters, default; seq: one
         }
       }
     } finally {
-      kernels.set_gemv_q8_mode(2, 0, 1);
+      kernels.set_gemv_q8_mode(3, 0, 1);
     }
   });
 });

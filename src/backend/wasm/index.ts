@@ -175,6 +175,24 @@ export interface WasmBackendOptions {
    */
   attnDecode?: AttnDecode;
   /**
+   * how decode attention converts an f16 KV cache's values to f32 as it reads them (both exact: the same bits):
+   * 'shift' (default, or the environment's MAMBA_TS_WASM_F16_KV; session 34) converts 8 halves with a shift, a shift
+   * and a mask, then one interleave per 4 (the value times 2^-112), multiplied by 2^112 for the keys' dot products,
+   * the 2^112 folded into each key's weight p for the values' passes; 'widen' is the conversion of before (each 4
+   * halves widened to i32, masked, shifted, multiplied by 2^112, the sign masked, shifted and put back: twice the
+   * operations)
+   */
+  f16KvDecode?: F16KvDecode;
+  /**
+   * how a decode step's attention half (attn_decode_layer) divides a few rows' attention among the threads where the
+   * context is long enough to split: 'keys' (default, or the environment's MAMBA_TS_WASM_ATTN_BY) splits each row's keys
+   * (S splits per row, merged after a barrier: 4 barriers in the call); 'heads' (session 34) gives each thread whole KV
+   * heads — their rows of Wq/Wk/Wv, RoPE, the cache append, the attention over every key — where the KV heads are a
+   * multiple of the threads (and the cache is not q8 with blocks spanning heads): one barrier in the call, no merge.
+   * 'heads' computes each head as one thread does (S = 1): not the same bits as 'keys' past ATTN_MIN_SPLIT keys.
+   */
+  attnDecodeBy?: AttnDecodeBy;
+  /**
    * decode attention's scratch: every thread's scores and every (query head, split of the keys)'s partial sum on cache
    * lines of its own (true, default, or the environment's MAMBA_TS_WASM_ATTN_PAD=1), or packed end to end (false:
    * the layout before session 30, where two threads' partials shared a 64-byte line that both wrote at every key, so
@@ -227,10 +245,11 @@ export interface WasmBackendOptions {
    */
   ssdTouch?: number;
   /**
-   * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'quarters' (default, or the environment's
-   * MAMBA_TS_WASM_GEMV_Q8: x loaded once for 4 rows of W, one from each quarter of the rows, each load instruction
-   * streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
-   * session 32). The same bits. A setting of the thread pool (`runtime.gemvQ8`), shared by every backend on the same
+   * the q8 kernel of decode's products (one row of x; assembly/linear_q8.ts): 'lean' (default, or the environment's
+   * MAMBA_TS_WASM_GEMV_Q8; session 34: 'quarters' in a loop of its own, pointers stepped per block, the block sums not
+   * reloaded), 'quarters' (the default of sessions 32–33: x loaded once for 4 rows of W, one from each quarter of the
+   * rows, each load instruction streaming its quarter), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at
+   * once: the kernel before session 32). The same bits. A setting of the thread pool (`runtime.gemvQ8`), shared by every backend on the same
    * number of threads.
    */
   gemvQ8?: GemvQ8;
@@ -241,6 +260,10 @@ export type WasmQ8Gemm = 'int13' | 'int8' | 'int7' | 'f32';
 /** see WasmBackendOptions.q8GemmKernel */
 export type WasmQ8GemmKernel = 'v1' | 'v2';
 export type AttnDecode = 'pipe' | 'regs' | 'rows' | 'heads4';
+/** see WasmBackendOptions.f16KvDecode */
+export type F16KvDecode = 'shift' | 'widen';
+/** see WasmBackendOptions.attnDecodeBy */
+export type AttnDecodeBy = 'keys' | 'heads';
 export type AttnTiles = 'scoresT' | 'fma' | 'dot';
 /** attention_prefill's `mode` codes */
 const ATTN_TILES: Record<AttnTiles, number> = { dot: 0, fma: 1, scoresT: 2 };
@@ -348,6 +371,10 @@ export class WasmBackend extends CpuBackend {
   attnDecode: AttnDecode;
   /** see WasmBackendOptions.attnPad (may be changed between calls: benchmarks compare the two) */
   attnPad: boolean;
+  /** see WasmBackendOptions.f16KvDecode (may be changed between calls: benchmarks compare the two) */
+  f16KvDecode: F16KvDecode;
+  /** see WasmBackendOptions.attnDecodeBy (may be changed between calls: benchmarks compare the two) */
+  attnDecodeBy: AttnDecodeBy;
   /** see WasmBackendOptions.attnLayer (may be changed between calls) */
   attnLayer: boolean;
   /** see WasmBackendOptions.attnPrefill (may be changed between calls: benchmarks compare the two) */
@@ -393,6 +420,10 @@ export class WasmBackend extends CpuBackend {
     this.q8KvDecode = opts.q8KvDecode ?? 'in-place';
     this.attnDecode = opts.attnDecode ?? envChoice<AttnDecode>('MAMBA_TS_WASM_ATTN_DECODE', ['pipe', 'regs', 'rows', 'heads4'], LoadOptionError) ?? 'pipe';
     this.attnPad = flagOption(opts, 'attnPad', envFlag('MAMBA_TS_WASM_ATTN_PAD', true));
+    this.f16KvDecode = opts.f16KvDecode ?? envChoice<F16KvDecode>('MAMBA_TS_WASM_F16_KV', ['shift', 'widen'], LoadOptionError) ?? 'shift';
+    if (this.f16KvDecode !== 'shift' && this.f16KvDecode !== 'widen') throw new LoadOptionError(`wasm backend: option "f16KvDecode" must be 'shift' or 'widen', got ${String(opts.f16KvDecode)}`);
+    this.attnDecodeBy = opts.attnDecodeBy ?? envChoice<AttnDecodeBy>('MAMBA_TS_WASM_ATTN_BY', ['keys', 'heads'], LoadOptionError) ?? 'keys';
+    if (this.attnDecodeBy !== 'keys' && this.attnDecodeBy !== 'heads') throw new LoadOptionError(`wasm backend: option "attnDecodeBy" must be 'keys' or 'heads', got ${String(opts.attnDecodeBy)}`);
     this.attnLayer = flagOption(opts, 'attnLayer', envFlag('MAMBA_TS_WASM_ATTN_LAYER', true));
     this.attnPrefill = flagOption(opts, 'attnPrefill', envFlag('MAMBA_TS_WASM_ATTN_PREFILL', true));
     this.mlpPrefill = flagOption(opts, 'mlpPrefill', envFlag('MAMBA_TS_WASM_MLP_PREFILL', true));
@@ -1049,7 +1080,7 @@ export class WasmBackend extends CpuBackend {
   private stackKey(a: DecodeStackArgs): unknown[] {
     const key: unknown[] = [
       a.rows, a.finalNorm.size, a.normEps, a.finalNorm, a.head, this.m2EarlyBC, this.touchState, this.m2TwoBarriers,
-      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode,
+      this.attnLayer, this.fuseProducts, this.attnDecode, this.attnPad, this.q8KvDecode, this.f16KvDecode, this.attnDecodeBy,
     ];
     for (const l of a.layers) {
       key.push(l.kind, l.norm, l.scale ?? 1);
@@ -1452,7 +1483,8 @@ export class WasmBackend extends CpuBackend {
     const rt = this.runtime;
     const T = rt.threads;
     const S = this.decodeSplits(b, maxPast);
-    const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt;
+    // (dfmt 5: an f16 cache read with the conversion of before, f16KvDecode 'widen')
+    const dfmt = fmt === 3 && (hd % 32 !== 0 || this.q8KvDecode === 'scratch') ? 4 : fmt === 2 && this.f16KvDecode === 'widen' ? 5 : fmt;
     const pad = this.attnPad ? 1 : 0;
     // (maxPast Infinity: the most scratch any split takes)
     let bytes = 0;
@@ -1528,11 +1560,15 @@ export class WasmBackend extends CpuBackend {
       0, b, H, dq.desc, dk.desc, dv.desc, dout.desc, rope, rd, Hq, Hkv, hd, ko, vo, cap, KV_FORMAT[kv], ints,
       a.scale, d.S, d.scratch, d.dfmt, d.shape, d.pad, att, counter,
     ];
+    // attnDecodeBy 'heads': one split per row, so that attn_decode_layer gives each thread whole KV heads (its
+    // condition: S = 1, Hkv ≥ T, no q8 block spanning heads, hd a multiple of 4; here Hkv a multiple of T, for balance)
+    const T = rt.threads;
+    const byHeads = this.attnDecodeBy === 'heads' && T > 1 && Hkv % T === 0 && hd % 4 === 0 && !(kv === 'q8' && hd % 32 !== 0);
     const refresh = (pastLen: readonly number[]): void => {
       const iv = new Int32Array(rt.memory.buffer, ints, b);
       for (let r = 0; r < b; r++) iv[r] = pastLen[r] + 1;
       if (a.rope) rt.f32(rope, b * rd).set(this.ropeCosSin(pastLen, a.rope.rotaryDim, a.rope.theta));
-      args[18] = this.decodeSplits(b, Math.max(...pastLen));
+      args[18] = byHeads ? 1 : this.decodeSplits(b, Math.max(...pastLen));
     };
     const work = dq.work + dk.work + dv.work + dout.work + 2 * b * Hq * (Number.isFinite(maxPast) ? maxPast + 1 : 0) * hd;
     return { args, y: dout.y, N: dout.N, b, work, refresh };

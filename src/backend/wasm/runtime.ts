@@ -87,13 +87,14 @@ export type KernelExports = Record<string, (...args: number[]) => void>;
 export type GemvF32 = 'seq' | 'rows4';
 const GEMV_F32_MODE: Record<GemvF32, number> = { seq: 0, rows4: 1 };
 /**
- * the q8 matrix-vector kernel of decode (linear_q8 with one row of x; assembly/linear_q8.ts gemvQ8Mode): 'quarters'
- * (default: x loaded once for 4 rows, one from each quarter of the rows, so that each load instruction of W streams
- * its quarter start to end), 'seq' (one row of W at a time) or 'rows4' (4 adjacent rows at once: the kernel before
- * issue 18's session 32). The same bits.
+ * the q8 matrix-vector kernel of decode (linear_q8 with one row of x; assembly/linear_q8.ts gemvQ8Mode): 'lean'
+ * (default since session 34: 'quarters' in a loop of its own with pointers stepped per block and no reload of the
+ * block sums), 'quarters' (the default of sessions 32–33: x loaded once for 4 rows, one from each quarter of the rows,
+ * so that each load instruction of W streams its quarter start to end), 'seq' (one row of W at a time) or 'rows4' (4
+ * adjacent rows at once: the kernel before issue 18's session 32). The same bits.
  */
-export type GemvQ8 = 'quarters' | 'seq' | 'rows4';
-const GEMV_Q8_MODE: Record<GemvQ8, number> = { seq: 0, rows4: 1, quarters: 2 };
+export type GemvQ8 = 'lean' | 'quarters' | 'seq' | 'rows4';
+const GEMV_Q8_MODE: Record<GemvQ8, number> = { seq: 0, rows4: 1, quarters: 2, lean: 3 };
 /** the GemvQ8 names (option checks, errors, the environment) */
 export const GEMV_Q8_NAMES = Object.keys(GEMV_Q8_MODE) as GemvQ8[];
 
@@ -237,7 +238,7 @@ export class WasmRuntime {
   private readonly workers: Array<{ terminate(): unknown }> = [];
   private generation = 0;
   private gemv: GemvF32 = 'seq';
-  private gemvQ8Kernel: GemvQ8 = 'quarters';
+  private gemvQ8Kernel: GemvQ8 = 'lean';
   private ssdTouchBytes = SSD_TOUCH_DEFAULT;
 
   private constructor(module: WebAssembly.Module, threads: number) {

@@ -40,7 +40,7 @@ import { gemm_nt_f32_fma, linear_f32 } from './linear';
 import { ldz, madd, stc, vexp } from './simd';
 import { sliceHi, sliceLo, teamBarrier } from './team';
 import { hsum, hsum4, pfChunk, touchPart } from './linear_common';
-import { bfHi, bfLo, q8x32, w4, wScalar } from './weights';
+import { bfHi, bfLo, f16HiRaw, f16LoRaw, q8x32, w4, wScalar } from './weights';
 
 /** keys per block of the decode kernel */
 const DBK: i32 = 32;
@@ -77,16 +77,57 @@ const Q8B: usize = 36;
   return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 
-// 16-bit cache values 0-3 / 4-7 of raw = 8 values loaded at once (W: u16 = bf16, i16 = f16) as f32x4
+/** 2^112: f16LoRaw / f16HiRaw's values times this are the f16 values (exactly) */
+const F16_RAW_SCALE: f32 = 5.192296858534828e33;
+
+// f16 decode reads (session 34, WasmBackendOptions.f16KvDecode): W = i16 converts 8 halves loaded at once with
+// f16LoRaw / f16HiRaw (weights.ts: a shift, a shift and a mask for the 8, then one interleave per 4 → x · 2^-112) and
+// the values' passes fold the 2^112 into their weight p (axpyW, axpyG, acc32W, acc8W: p · 2^112 once per key instead
+// of a multiply per 4 values); W = i32 marks the conversion of before ('widen': each 4 widened to i32, masked,
+// shifted, multiplied by 2^112, the sign masked, shifted and put back: twice the operations). Both exact: the same
+// f32 values, the same products (p · 2^112 · x · 2^-112 rounds as p · x: p ≤ 1, no overflow or underflow of the
+// factor), the same bits.
+
+/** W marks an f16 cache (i16: the 'shift' conversion, i32: the 'widen' one of before) */
+// @ts-ignore: decorator
+@inline function isF16W<W>(): bool {
+  return isInteger<W>() && isSigned<W>();
+}
+/** W is the 'shift' f16 conversion (the values' passes fold 2^112 into p) */
+// @ts-ignore: decorator
+@inline function rawF16<W>(): bool {
+  return isF16W<W>() && sizeof<W>() == 2;
+}
+
+// 16-bit cache values 0-3 / 4-7 of raw = 8 values loaded at once (W: u16 = bf16, i16 / i32 = f16) as f32x4
 // @ts-ignore: decorator
 @inline function lo8<W>(raw: v128): v128 {
+  if (rawF16<W>()) return f32x4.mul(f16LoRaw(raw), f32x4.splat(F16_RAW_SCALE));
   if (isSigned<W>()) return f16i32(i32x4.extend_low_i16x8_u(raw));
   return bfLo(raw);
 }
 // @ts-ignore: decorator
 @inline function hi8<W>(raw: v128): v128 {
+  if (rawF16<W>()) return f32x4.mul(f16HiRaw(raw), f32x4.splat(F16_RAW_SCALE));
   if (isSigned<W>()) return f16i32(i32x4.extend_high_i16x8_u(raw));
   return bfHi(raw);
+}
+/** lo8 / hi8 for a values' pass: for the 'shift' f16 conversion x · 2^-112 (the caller's p carries the 2^112) */
+// @ts-ignore: decorator
+@inline function lo8v<W>(raw: v128): v128 {
+  if (rawF16<W>()) return f16LoRaw(raw);
+  return lo8<W>(raw);
+}
+// @ts-ignore: decorator
+@inline function hi8v<W>(raw: v128): v128 {
+  if (rawF16<W>()) return f16HiRaw(raw);
+  return hi8<W>(raw);
+}
+/** a values' pass's weight p (splat) for lo8v / hi8v: p · 2^112 for the 'shift' f16 conversion (exact), else p */
+// @ts-ignore: decorator
+@inline function pv8<W>(pv: v128): v128 {
+  if (rawF16<W>()) return f32x4.mul(pv, f32x4.splat(F16_RAW_SCALE));
+  return pv;
 }
 
 /** 4 cache values at element i of p (W: f32, u16 = bf16, i16 = f16) as f32x4 */
@@ -554,14 +595,15 @@ function acc32W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
       a7 = madd(pv, v128.load(vp, 112), a7);
     } else {
       const r0 = v128.load(vp), r1 = v128.load(vp, 16), r2 = v128.load(vp, 32), r3 = v128.load(vp, 48);
-      a0 = madd(pv, lo8<W>(r0), a0);
-      a1 = madd(pv, hi8<W>(r0), a1);
-      a2 = madd(pv, lo8<W>(r1), a2);
-      a3 = madd(pv, hi8<W>(r1), a3);
-      a4 = madd(pv, lo8<W>(r2), a4);
-      a5 = madd(pv, hi8<W>(r2), a5);
-      a6 = madd(pv, lo8<W>(r3), a6);
-      a7 = madd(pv, hi8<W>(r3), a7);
+      const pw = pv8<W>(pv);
+      a0 = madd(pw, lo8v<W>(r0), a0);
+      a1 = madd(pw, hi8v<W>(r0), a1);
+      a2 = madd(pw, lo8v<W>(r1), a2);
+      a3 = madd(pw, hi8v<W>(r1), a3);
+      a4 = madd(pw, lo8v<W>(r2), a4);
+      a5 = madd(pw, hi8v<W>(r2), a5);
+      a6 = madd(pw, lo8v<W>(r3), a6);
+      a7 = madd(pw, hi8v<W>(r3), a7);
     }
     vp += rowB;
   }
@@ -580,8 +622,9 @@ function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
       a1 = madd(pv, v128.load(vp, 16), a1);
     } else {
       const r = v128.load(vp);
-      a0 = madd(pv, lo8<W>(r), a0);
-      a1 = madd(pv, hi8<W>(r), a1);
+      const pw = pv8<W>(pv);
+      a0 = madd(pw, lo8v<W>(r), a0);
+      a1 = madd(pw, hi8v<W>(r), a1);
     }
     vp += rowB;
   }
@@ -686,11 +729,11 @@ function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
       hi = v128.load(v + o, 16);
     } else {
       const raw = v128.load(v + (<usize>d << 1));
-      lo = lo8<W>(raw);
-      hi = hi8<W>(raw);
+      lo = lo8v<W>(raw);
+      hi = hi8v<W>(raw);
     }
     for (let i = 0; i < G; i++) {
-      const pv = v128.load32_splat(p + <usize>(i * pStride));
+      const pv = pv8<W>(v128.load32_splat(p + <usize>(i * pStride)));
       const a = acc + <usize>i * accStride + o;
       v128.store(a, madd(pv, lo, v128.load(a)));
       v128.store(a, madd(pv, hi, v128.load(a, 16)), 16);
@@ -720,11 +763,12 @@ function acc8W<W>(acc: usize, p: usize, v: usize, rowB: usize, bk: i32): void {
       v128.store(acc + o, madd(pv, v128.load(v + o, 16), v128.load(acc + o, 16)), 16);
     }
   } else {
+    const pw = pv8<W>(pv);
     for (; d + 8 <= hd; d += 8) {
       const o = <usize>d << 2;
       const raw = v128.load(v + (<usize>d << 1));
-      v128.store(acc + o, madd(pv, lo8<W>(raw), v128.load(acc + o)));
-      v128.store(acc + o, madd(pv, hi8<W>(raw), v128.load(acc + o, 16)), 16);
+      v128.store(acc + o, madd(pw, lo8v<W>(raw), v128.load(acc + o)));
+      v128.store(acc + o, madd(pw, hi8v<W>(raw), v128.load(acc + o, 16)), 16);
     }
   }
   for (; d < hd; d += 4) {
@@ -995,6 +1039,9 @@ function decodeItem(
   q: usize, K: usize, V: usize, nKeys: usize, Hq: i32, Hkv: i32, hd: i32, cap: i32, scale: f32, S: i32, fmt: i32,
   shape: i32, pad: i32, scratch: usize, t: i32, T: i32, r: i32, s: i32, g0: i32, g1: i32,
 ): void {
+  // fmt 5: an f16 cache read with the conversion of before session 34 ('widen': W = i32), else as fmt 2
+  const widen = fmt == 5;
+  if (widen) fmt = 2;
   const G = Hq / Hkv;
   const rowB = kvByte(min(fmt, 3), <usize>(Hkv * hd)); // bytes of one cache position (all KV heads)
   // 'rows': one loop copy walks the cache position by position. Under GQA (G > 1) a 16-bit or q8 cache is compute-bound
@@ -1035,6 +1082,7 @@ function decodeItem(
       const qh = Qh + Qo, ql = Ql + Qo, qs = Qs + (<usize>(g0 * G) << 3);
       if (fmt == 0 || fmt == 3) decodeKeysPipe<f32>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeKeysPipe<u16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
+      else if (widen) decodeKeysPipe<i32>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       else decodeKeysPipe<i16>(fmt, qp, qh, ql, qs, rowK + ho, rowV + ho, rowB, s0, s1, nh, G, hd, scale, sc, part, headB);
       return;
     }
@@ -1045,9 +1093,11 @@ function decodeItem(
       if (regs) {
         if (fmt == 0) decodeBlockRegs<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
         else if (fmt == 1) decodeBlockRegs<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+        else if (widen) decodeBlockRegs<i32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
         else decodeBlockRegs<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       } else if (fmt == 0) decodeBlockRows<f32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeBlockRows<u16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
+      else if (fmt == 2 && widen) decodeBlockRows<i32>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else if (fmt == 2) decodeBlockRows<i16>(fmt, qp, rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
       else decodeBlockQ8Rows(Qh + Qo, Ql + Qo, Qs + (<usize>(g0 * G) << 3), rowK + ho, rowV + ho, rowB, j0, bk, nh, G, hd, scale, sc, part, headB);
     }
@@ -1070,6 +1120,7 @@ function decodeItem(
       const ho: usize = fmt == 4 ? 0 : kvByte(fmt, <usize>g * hd); // (q8 through scratch: the head is found inside the rows)
       if (fmt == 0) decodeBlock<f32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       else if (fmt == 1) decodeBlock<u16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
+      else if (fmt == 2 && widen) decodeBlock<i32>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       else if (fmt == 2) decodeBlock<i16>(qp, rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       else if (fmt == 3) decodeBlockQ8(Qh + ((<usize>h0 * hd) << 1), Ql + ((<usize>h0 * hd) << 1), Qs + (<usize>h0 << 3), rowK + ho, rowV + ho, rowB, j0, bk, G, hd, scale, sc, part, headB);
       else {

@@ -331,8 +331,8 @@ const Q8_UNSCALE: f32 = 0.00390625; // 2^-8
 // One thread, from DRAM (bench/matvec-stream.bench.ts, session 32): ~25 GB of q8 per CPU-second for 'quarters', ~22
 // for 'seq', 16-22 for 'rows4'; in L3 all three ~25 (compute-bound). The same bits in every mode (tested).
 
-/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 2 four quarters (default), 0 one row at a time, 1 four adjacent rows */
-let gemvQ8Mode: i32 = 2;
+/** which q8 matrix-vector kernel linear_q8 runs for M = 1: 3 'lean' (default), 2 four quarters, 0 one row at a time, 1 four adjacent rows */
+let gemvQ8Mode: i32 = 3;
 
 /** team kernel: every thread's instance selects its q8 matrix-vector kernel (see gemvQ8Mode) */
 export function set_gemv_q8_mode(mode: i32, t: i32, T: i32): void {
@@ -373,6 +373,68 @@ function gemvQ8Quarters(xq: usize, xs: usize, qs: usize, scales: usize, bias: us
   }
 }
 
+// Mode 3 ('lean', session 34): 'quarters' in a loop of its own, written for what V8 makes of it. In 'quarters' (V8's
+// code for gemvQ8Quarters, --print-wasm-code) a block step of 4 rows took ~130 instructions for 56 that do the
+// arithmetic: the block sums went through the globals t0..t3 (a store and a load each), every row's address and
+// every scale's was recomputed with a multiply per block (binaryen folds q0 + i·qQ + k into the loop), the touch
+// checks of linear_q8_touch stayed in the loop. Here pointers step by a block (W's by 32 bytes, x's by 64, the scales
+// by 4), the rows' offsets qQ, 2·qQ, 3·qQ are loop constants, and the block sums are reduced pairwise as soon as two
+// are ready (rows 0 and 1, then 2 and 3: hsum4s's steps in hsum4s's order), in locals; the first pair's is also stored
+// to a global (not read back) to keep V8 from computing the 4 rows interleaved. ~98 instructions per block step in
+// V8's code (--print-wasm-code, session 34), no spill.
+// The same arithmetic in the same order per lane as 'quarters': the same bits.
+
+/**
+ * 1 quantized x row × 4 rows of q8 W qQ bytes apart (scales sQ apart) → the 4 dot products (q8dot1x4apart's
+ * arithmetic without its touches; a function of its own, so that V8 compiles the loop with all of its registers)
+ */
+function q8row4lean(xq: usize, xs: usize, q0: usize, s0: usize, nb: usize, qQ: usize, sQ: usize): v128 {
+  const q2Q = qQ << 1, q3Q = q2Q + qQ, s2Q = sQ << 1, s3Q = s2Q + sQ;
+  let acc = f32x4.splat(0);
+  let xp = xq, xsp = xs, sp = s0;
+  const end = q0 + (nb << 5);
+  for (let p = q0; p < end; p += 32) {
+    const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
+    // (rows 0 and 1's reduced sums also written to a global, never read back: the store orders rows 2 and 3's loads
+    // after it, so that V8 does not hoist all 4 rows' loads and widenings together and spill — what 'quarters' used
+    // the globals for, with a store and a load per row; one store per block was enough: no spill in V8's loop)
+    const a = q8bdotW(p, x0, x1, x2, x3);
+    const b = q8bdotW(p + qQ, x0, x1, x2, x3);
+    const ab = f32x4.convert_i32x4_s(i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)));
+    t0 = ab;
+    const c = q8bdotW(p + q2Q, x0, x1, x2, x3);
+    const d = q8bdotW(p + q3Q, x0, x1, x2, x3);
+    const cd = f32x4.convert_i32x4_s(i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7)));
+    const S = f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+    let sc = v128.load32_zero(sp);
+    sc = v128.load32_lane(sp + sQ, sc, 1);
+    sc = v128.load32_lane(sp + s2Q, sc, 2);
+    sc = v128.load32_lane(sp + s3Q, sc, 3);
+    acc = f32x4.add(acc, f32x4.mul(S, f32x4.mul(sc, v128.load32_splat(xsp))));
+    xp += 64;
+    xsp += 4;
+    sp += 4;
+  }
+  return f32x4.mul(acc, f32x4.splat(Q8_UNSCALE));
+}
+
+/** linear_q8's M = 1 kernel 'lean': rows [n0, n1) in 4 quarters (as gemvQ8Quarters, no touching), q8row4lean per step */
+function gemvQ8Lean(xq: usize, xs: usize, qs: usize, scales: usize, bias: usize, y: usize, K: i32, n0: i32, n1: i32): void {
+  const qrowB = <usize>K, srowB = <usize>K >> 3;
+  const Q = (n1 - n0) >> 2;
+  const qQ = <usize>Q * qrowB, sQ = <usize>Q * srowB;
+  const nb = <usize>K >> 5;
+  for (let i = 0; i < Q; i++) {
+    const j = n0 + i;
+    const r = q8row4lean(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, nb, qQ, sQ);
+    store1(y, bias, j, f32x4.extract_lane(r, 0));
+    store1(y, bias, j + Q, f32x4.extract_lane(r, 1));
+    store1(y, bias, j + 2 * Q, f32x4.extract_lane(r, 2));
+    store1(y, bias, j + 3 * Q, f32x4.extract_lane(r, 3));
+  }
+  for (let j = n0 + 4 * Q; j < n1; j++) store1(y, bias, j, q8dot1row(xq, xs, qs + <usize>j * qrowB, scales + <usize>j * srowB, K));
+}
+
 /**
  * y[:, n0:n1] = x · Wᵀ (+ bias) with x quantized by quantize_rows_q8 (xq: i16 [M, K] in its layout, xs f32 [M, K/32])
  * and W q8: qs int8 [N, K], scales f32 [N, K/32]. K must be a multiple of 32.
@@ -383,6 +445,10 @@ export function linear_q8(xq: usize, xs: usize, qs: usize, scales: usize, bias: 
   const qrowB = <usize>K, srowB = <usize>K >> 3; // also the bytes of xs per x row
   const qpB = qrowB << 2, spB = srowB << 2; // a panel of 4 rows
   const xqrowB = <usize>K << 1, yrowB = <usize>N << 2;
+  if (M == 1 && gemvQ8Mode == 3) {
+    gemvQ8Lean(xq, xs, qs, scales, bias, y, K, n0, n1);
+    return;
+  }
   if (M == 1 && gemvQ8Mode == 2) {
     gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, 0, 0);
     return;
@@ -531,7 +597,8 @@ export function linear_q8_touch(xq: usize, xs: usize, qs: usize, scales: usize, 
   const ta = touch + ((touchBytes * <usize>n0 / <usize>N) & ~63);
   const tb = touch + ((touchBytes * <usize>n1 / <usize>N) & ~63);
   const qrowB = <usize>K, srowB = <usize>K >> 3;
-  if (gemvQ8Mode == 2) {
+  if (gemvQ8Mode >= 2) {
+    // ('lean' touches through the 'quarters' loop: the same bits)
     gemvQ8Quarters(xq, xs, qs, scales, bias, y, K, n0, n1, ta, tb);
     return;
   }

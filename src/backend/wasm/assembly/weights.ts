@@ -26,7 +26,24 @@
 // (the classic "multiply by 2^112" conversion runs into exactly that with subnormal halves).
 // @ts-ignore: decorator
 @inline export function f16HiHalf(r: v128): v128 {
-  return i16x8.add(v128.and(i16x8.shr_s(r, 3), i16x8.splat(<i16>0x8FFF)), i16x8.splat(0x3800));
+  return i16x8.add(f16HiBits(r), i16x8.splat(0x3800));
+}
+/** the high halves before the exponent's rebias: sign | e << 7 | m >> 3 (the sign's copies that shr_s leaves cleared) */
+// @ts-ignore: decorator
+@inline export function f16HiBits(r: v128): v128 {
+  return v128.and(i16x8.shr_s(r, 3), i16x8.splat(<i16>0x8FFF));
+}
+// f16 → f32 · 2^-112 ("raw": the exponent not rebiased), 8 lanes at a time: the fast form without its add, which
+// makes it exact for every finite half — a normal one becomes the normal float x · 2^-112, a subnormal one (e = 0)
+// the f32 denormal m · 2^-136 = x · 2^-112. Callers multiply by 2^112 (f32x4.mul: exact), or fold the 2^112 into
+// the other factor of a product (p · 2^112 times x · 2^-112 is p · x before rounding, so the product rounds alike).
+// @ts-ignore: decorator
+@inline export function f16LoRaw(r: v128): v128 {
+  return v128.shuffle<u16>(i16x8.shl(r, 13), f16HiBits(r), 0, 8, 1, 9, 2, 10, 3, 11);
+}
+// @ts-ignore: decorator
+@inline export function f16HiRaw(r: v128): v128 {
+  return v128.shuffle<u16>(i16x8.shl(r, 13), f16HiBits(r), 4, 12, 5, 13, 6, 14, 7, 15);
 }
 // @ts-ignore: decorator
 @inline export function f16Lo(r: v128): v128 {
