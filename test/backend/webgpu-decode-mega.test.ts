@@ -82,6 +82,26 @@ const count = (names: string[], k: string) => names.filter((n) => n === k).lengt
  */
 const greedyNames = (k: string, kernel: string) => (k.endsWith('-h') ? [kernel] : ['gather_rows', kernel, 'matvec_x', 'argmax_final']);
 
+/**
+ * `kernels` against v1 on `lm` (two decode steps, `slices` slices given to the one workgroup): logits within 1e-5,
+ * greedy ids equal, the stack one `kernel` dispatch (with the LM head after it, or inside it for '-h')
+ */
+async function megaAgainstV1(t: TestContext, lm: CausalLM, g: WebGpuBackend, kernels: readonly string[], slices: number, what: string, kernel: string): Promise<void> {
+  g.mega.opts.slices = slices;
+  try {
+    const v1 = await decode(lm, g, 'v1', [7, 9]);
+    for (const k of kernels) {
+      const mega = await decode(lm, g, k, [7, 9]);
+      assertSameDecode(mega, v1, 1e-5, `${what} ${k}: mega vs v1`);
+      t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
+      assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, kernel), `${k} ran ${mega.names.join(', ')}`);
+      if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
+    }
+  } finally {
+    g.mega.opts.slices = undefined;
+  }
+}
+
 describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode step, the same results as v1', () => {
   // (the projections' rows per pass: 8 ('mega'), 16, 32; Mamba-1 runs MEGA1: in_proj + conv + x_proj parts; the parts
   // summed, Δ, scan, gate; out_proj — or with '-p4' session 32's in_proj; u + x_proj; Δ, scan, gate; out_proj)
@@ -161,19 +181,7 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       if (typeof g === 'string') return t.skip(g);
       const config = { model_type: 'mamba', num_hidden_layers: 2, vocab_size: 61, tie_word_embeddings: true, ...shape };
       const lm = buildModel(config, 'mamba', new Lively(17), { backend: g });
-      g.mega.opts.slices = slices;
-      try {
-        const v1 = await decode(lm, g, 'v1', [7, 9]);
-        for (const k of kernels) {
-          const mega = await decode(lm, g, k, [7, 9]);
-          assertSameDecode(mega, v1, 1e-5, `${what} ${weights} ${k}: mega vs v1`);
-          t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
-          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, 'mega1'), `${k} ran ${mega.names.join(', ')}`);
-          if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
-        }
-      } finally {
-        g.mega.opts.slices = undefined;
-      }
+      await megaAgainstV1(t, lm, g, kernels, slices, `${what} ${weights}`, 'mega1');
     });
   }
 
@@ -204,19 +212,7 @@ describe('webgpu decodeKernels mega: one dispatch per Mamba-2 or Mamba-1 decode 
       if (typeof g === 'string') return t.skip(g);
       const config = { model_type: 'mamba2', num_hidden_layers: 2, expand: 2, chunk_size: 16, vocab_size: 61, tie_word_embeddings: true, ...shape };
       const lm = buildModel(config, 'mamba2', new Lively2(19), { backend: g, normGroups: norm });
-      g.mega.opts.slices = slices;
-      try {
-        const v1 = await decode(lm, g, 'v1', [7, 9]);
-        for (const k of kernels) {
-          const mega = await decode(lm, g, k, [7, 9]);
-          assertSameDecode(mega, v1, 1e-5, `${what} ${weights} ${k}: mega vs v1`);
-          t.diagnostic(`${k}: max |Δ| ${Math.max(...mega.logits.map((l, i) => maxAbsDiff(l, v1.logits[i]))).toExponential(2)}, v1's logits spread ${Math.max(...v1.logits.map((l, i) => maxAbsDiff(l, v1.logits[1 - i]))).toExponential(2)} between its two steps`);
-          assert.deepEqual(mega.names.filter((n) => n !== 'copy'), greedyNames(k, 'mega2'), `${k} ran ${mega.names.join(', ')}`);
-          if (k.endsWith('-h')) assert.equal(g.mega.lastHeadDecline, '');
-        }
-      } finally {
-        g.mega.opts.slices = undefined;
-      }
+      await megaAgainstV1(t, lm, g, kernels, slices, `${what} ${weights}`, 'mega2');
     });
   }
 

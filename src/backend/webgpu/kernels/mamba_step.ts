@@ -142,32 +142,12 @@ const XDBL_PARTIALS = /* wgsl */ `
  * (Δ observed; without it dto may be any written role's buffer: it is not touched).
  * params: Bn, Dm, N, R, Kc, flags, eps (, nP: variant 'p')
  */
-export const MAMBA1_SCAN: KernelSpec = {
-  name: 'mamba1_scan',
-  roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y', 'dto'],
-  writes: ['state', 'y', 'dto'],
-  wgsl: (v) => /* wgsl */ `
-${CONV}
-const CW: u32 = 16u;
-const TPC: u32 = 16u;
-var<workgroup> xv: array<f32, ${STEP_MAX_XDBL}>;
-var<workgroup> nrm: array<f32, 3>;
-var<workgroup> su: array<f32, 16>;
-var<workgroup> sdt: array<f32, 16>;
-var<workgroup> sg: array<f32, 16>;
-var<workgroup> red: array<f32, 256>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
-  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
-  let nblk = (Dm + CW - 1u) / CW;
-  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
-  if (b >= Bn) { return; }
-  let J = R + 2u * N;
-  ${v === 'p' ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
-  workgroupBarrier();`}
-  if ((flags & 2u) != 0u) {
+/**
+ * Mamba-1's Δ, B and C norms (Falcon-Mamba-style, flags & 2) over the staged x_proj row `xv` (R + 2N floats): each part
+ * RMS-normed (its weights where flags 4, 8, 16 say so), in place; needs `nrm` (3 floats) in workgroup memory.
+ * Shared by MAMBA1_SCAN and MAMBA1_SCAN_S (mamba_step_stream.ts).
+ */
+export const XDBL_NORMS = /* wgsl */ `  if ((flags & 2u) != 0u) {
     if (li < 3u) {
       var o = 0u; var n = R;
       if (li == 1u) { o = R; n = N; }
@@ -193,7 +173,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     workgroupBarrier();
   }
-  // Δ' · dt_proj[d, :] over the channel's 16 lanes, then the per-channel scalars
+`;
+
+export const MAMBA1_SCAN: KernelSpec = {
+  name: 'mamba1_scan',
+  roles: ['xdbl', 'win', 'cw', 'cb', 'xz', 'dtw', 'dtb', 'A', 'D', 'nd', 'nB', 'nC', 'state', 'y', 'dto'],
+  writes: ['state', 'y', 'dto'],
+  wgsl: (v) => /* wgsl */ `
+${CONV}
+const CW: u32 = 16u;
+const TPC: u32 = 16u;
+var<workgroup> xv: array<f32, ${STEP_MAX_XDBL}>;
+var<workgroup> nrm: array<f32, 3>;
+var<workgroup> su: array<f32, 16>;
+var<workgroup> sdt: array<f32, 16>;
+var<workgroup> sg: array<f32, 16>;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
+  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
+  let nblk = (Dm + CW - 1u) / CW;
+  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
+  if (b >= Bn) { return; }
+  let J = R + 2u * N;
+  ${v === 'p' ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
+  workgroupBarrier();`}
+${XDBL_NORMS}  // Δ' · dt_proj[d, :] over the channel's 16 lanes, then the per-channel scalars
   let c = li / TPC; let lane = li % TPC;
   let d = blk * CW + c;
   var pd = 0.0;

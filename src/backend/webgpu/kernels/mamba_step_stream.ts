@@ -23,7 +23,7 @@
  *   holds nP partial rows, added up first, 8 loads in flight a thread (MAMBA1_XPROJ_SK's 20 at 2.8b, or MATVEC_X ':p''s).
  */
 import type { KernelSpec } from '../runtime.js';
-import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL } from './mamba_step.js';
+import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL, XDBL_NORMS } from './mamba_step.js';
 
 /** MAMBA2_STEP_S's variant for N states and Q elements a lane: T = the power of two ≥ ⌈N / Q⌉, at most 256 */
 export function mamba2StepStreamVariant(N: number, Q: number): string {
@@ -220,33 +220,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let Dd = $D[o_D + d];
   ${m[3] ? XPROJ_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
   workgroupBarrier();`}
-  if ((flags & 2u) != 0u) {
-    if (li < 3u) {
-      var o = 0u; var n = R;
-      if (li == 1u) { o = R; n = N; }
-      if (li == 2u) { o = R + N; n = N; }
-      var s = 0.0;
-      for (var i = 0u; i < n; i++) { s += xv[o + i] * xv[o + i]; }
-      nrm[li] = inverseSqrt(s / f32(n) + eps);
-    }
-    workgroupBarrier();
-    for (var i = li; i < J; i += 256u) {
-      var v = xv[i];
-      if (i < R) {
-        v *= nrm[0];
-        if ((flags & 4u) != 0u) { v *= $nd[o_nd + i]; }
-      } else if (i < R + N) {
-        v *= nrm[1];
-        if ((flags & 8u) != 0u) { v *= $nB[o_nB + i - R]; }
-      } else {
-        v *= nrm[2];
-        if ((flags & 16u) != 0u) { v *= $nC[o_nC + i - R - N]; }
-      }
-      xv[i] = v;
-    }
-    workgroupBarrier();
-  }
-  // Δ' · dt_proj[d, :]: a lane's RQ products, the channel's 16 partials summed by every lane after one barrier
+${XDBL_NORMS}  // Δ' · dt_proj[d, :]: a lane's RQ products, the channel's 16 partials summed by every lane after one barrier
   var pd = 0.0;
   ${rq.map((i) => `if (lane + ${i * 16}u < R) { pd = fma(xv[lane + ${i * 16}u], wd${i}, pd); }`).join('\n  ')}
   red[li] = pd;

@@ -103,6 +103,23 @@ const MEGA_ROLES = ['x', 'y', 'wm', 'wc', 'sc', 'st', 'hw', 'em', 'wm1', 'wm2', 
 export const MEGA_MAX_ARENAS = 4;
 
 /**
+ * The causal conv of channel `c` (a WGSL expression) inside the in_proj phase: silu(conv) of the channel's window slots
+ * 1 … Kc−1 and its new value `v` (replaced by the result), the window shifted as it is read — MEGA2 'e' and MEGA1.
+ */
+function convColumn(c: string): string {
+  return `          var val = 0.0;
+          if (hasCB) { val = cw(cbo + ${c}); }
+          let wb = coff + ${c} * Kc; let kb = cwo + ${c} * Kc;
+          for (var t = 0u; t + 1u < Kc; t++) {
+            let wv = $st[o_st + wb + t + 1u];
+            val = fma(cw(kb + t), wv, val);
+            $st[o_st + wb + t] = wv;
+          }
+          $st[o_st + wb + Kc - 1u] = v;
+          v = silu(fma(cw(kb + Kc - 1u), v, val));`;
+}
+
+/**
  * variant `${f|b}${XS}r${RPW}[o${RPO}][p4][a]`: the weight format of the matrix arena (f32 vec4 / bf16 packed two to a u32, vec4<u32>),
  * the floats of x̂ staged in workgroup memory (≥ max(H, I), a multiple of 8), the projections' rows per pass of a
  * workgroup (8, 16, 32: 256 / RPW lanes a row; the SSD step keeps 8 rows of 32 lanes; the LM head's rows too), 'o':
@@ -593,16 +610,7 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
         if (j >= I && j < I + C) {
           // silu(conv) from the window's slots 1 … Kc−1 and the new column; the window shifted as it is read
           let c = j - I;
-          var val = 0.0;
-          if (hasCB) { val = cw(cbo + c); }
-          let wb = coff + c * Kc; let kb = cwo + c * Kc;
-          for (var t = 0u; t + 1u < Kc; t++) {
-            let wv = $st[o_st + wb + t + 1u];
-            val = fma(cw(kb + t), wv, val);
-            $st[o_st + wb + t] = wv;
-          }
-          $st[o_st + wb + Kc - 1u] = v;
-          v = silu(fma(cw(kb + Kc - 1u), v, val));
+${convColumn('c')}
         }
         aput(ZB + j, v);`)}
     }
@@ -784,16 +792,7 @@ ${rowsIn('rg.x', 'rg.y', 'rowdot(inW, j, H, lane)', `var v = o;
         if (hasInB) { v += cw(inB + j); }
         if (j < D) {
           // u from the window's slots 1 … Kc−1 and the new x; the window shifted as it is read
-          var val = 0.0;
-          if (hasCB) { val = cw(cbo + j); }
-          let wb = coff + j * Kc; let kb = cwo + j * Kc;
-          for (var t = 0u; t + 1u < Kc; t++) {
-            let wv = $st[o_st + wb + t + 1u];
-            val = fma(cw(kb + t), wv, val);
-            $st[o_st + wb + t] = wv;
-          }
-          $st[o_st + wb + Kc - 1u] = v;
-          v = silu(fma(cw(kb + Kc - 1u), v, val));
+${convColumn('j')}
         }
         aput(ZB + j, v);`)}
       // the slice's part of x_proj over its x channels (their u read back: put by this workgroup's lanes above)
