@@ -142,6 +142,15 @@ const XDBL_PARTIALS = /* wgsl */ `
  * (Δ observed; without it dto may be any written role's buffer: it is not touched).
  * params: Bn, Dm, N, R, Kc, flags, eps (, nP: variant 'p')
  */
+/** the first lines of a Mamba-1 scan step's main: its parameters, the workgroup's channel block `blk` of sequence `b`, J = R + 2N (MAMBA1_SCAN, MAMBA1_SCAN_S) */
+export const MAMBA1_HEAD = /* wgsl */ `  init_offsets();
+  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
+  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
+  let nblk = (Dm + CW - 1u) / CW;
+  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
+  if (b >= Bn) { return; }
+  let J = R + 2u * N;`;
+
 /**
  * Mamba-1's Δ, B and C norms (Falcon-Mamba-style, flags & 2) over the staged x_proj row `xv` (R + 2N floats): each part
  * RMS-normed (its weights where flags 4, 8, 16 say so), in place; needs `nrm` (3 floats) in workgroup memory.
@@ -191,13 +200,7 @@ var<workgroup> sg: array<f32, 16>;
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
-  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
-  let nblk = (Dm + CW - 1u) / CW;
-  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
-  if (b >= Bn) { return; }
-  let J = R + 2u * N;
+${MAMBA1_HEAD}
   ${v === 'p' ? XDBL_PARTIALS : `for (var i = li; i < J; i += 256u) { xv[i] = $xdbl[o_xdbl + b * J + i]; }
   workgroupBarrier();`}
 ${XDBL_NORMS}  // Δ' · dt_proj[d, :] over the channel's 16 lanes, then the per-channel scalars

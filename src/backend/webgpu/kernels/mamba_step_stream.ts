@@ -23,7 +23,7 @@
  *   holds nP partial rows, added up first, 8 loads in flight a thread (MAMBA1_XPROJ_SK's 20 at 2.8b, or MATVEC_X ':p''s).
  */
 import type { KernelSpec } from '../runtime.js';
-import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL, XDBL_NORMS } from './mamba_step.js';
+import { CONV, MAMBA1_SCAN, MAMBA1_XPROJ, MAMBA2_HEAD, MAMBA2_STEP, STEP_MAX_STATE, STEP_MAX_XDBL, XDBL_NORMS, MAMBA1_HEAD } from './mamba_step.js';
 
 /** MAMBA2_STEP_S's variant for N states and Q elements a lane: T = the power of two ≥ ⌈N / Q⌉, at most 256 */
 export function mamba2StepStreamVariant(N: number, Q: number): string {
@@ -199,13 +199,7 @@ var<workgroup> red: array<f32, 256>;
 var<workgroup> red2: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  init_offsets();
-  let Bn = pu(PK); let Dm = pu(PK + 1u); let N = pu(PK + 2u); let R = pu(PK + 3u); let Kc = pu(PK + 4u);
-  let flags = pu(PK + 5u); let eps = pf(PK + 6u);
-  let nblk = (Dm + CW - 1u) / CW;
-  let g = lin(wg, nwg); let blk = g % nblk; let b = g / nblk;
-  if (b >= Bn) { return; }
-  let J = R + 2u * N;
+${MAMBA1_HEAD}
   // this lane's channel (a channel past the end reads the last one and writes nothing) and its loads, issued first
   let c = li / TPC; let lane = li % TPC;
   let d0 = blk * CW + c;
