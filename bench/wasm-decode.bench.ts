@@ -41,7 +41,8 @@
  * layer-calls = a Mamba model's decode step as a call per layer with the norm and add ops between them, the LM head its
  * own call (before `decodeStack`: WasmBackendOptions.decodeOneCall = false); products-only = the one call with each
  * layer's in_proj and out_proj and no step (`stackParts` 1: the weight streaming and barriers alone; the same token fed at
- * every step, nothing checked);
+ * every step, nothing checked); attn-products-only = the one call with each attention sublayer's q/k/v and o_proj
+ * products and barrier but no RoPE, cache append or attention (`stackParts` 2; the same token fed, nothing checked);
  * touch-state = a Mamba-2 layer's q8 in_proj touches its SSM state while it runs (WasmBackendOptions.touchState);
  * gemv-rows4 = the f32 matrix-vector kernel before issue 18's fix (runtime.gemvF32 = 'rows4'; f32 weights only);
  * q8-seq / q8-rows4 = the q8 matrix-vector kernel one row at a time / the one before session 32 (runtime.gemvQ8 = 'seq' /
@@ -165,6 +166,9 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'products-only') {
       be.stackParts = 1;
       out.fixed = true;
+    } else if (part === 'attn-products-only') {
+      be.stackParts = 2;
+      out.fixed = true;
     }
     else if (part === 'gemv-rows4') be.runtime.gemvF32 = 'rows4';
     else if (part === 'q8-rows4') be.runtime.gemvQ8 = 'rows4';
@@ -186,7 +190,7 @@ function apply(be: WasmBackend, v: string): Variant {
     else if (part === 'gc') {
       if (typeof (globalThis as { gc?: () => void }).gc !== 'function') throw new Error('--variants: gc needs node --expose-gc');
       out.gc = true;
-    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn-heads, attn:SHAPE, prompt:N, kv:FMT, gc)`);
+    } else throw new Error(`--variants: unknown variant ${v} (base, or joined by '+': prefetch, prefetch:BYTES, adaptive, argmax, separate, attn-ops, split-in, split-out, four-barriers, early-bc, ssd-touch:BYTES, layer-calls, products-only, attn-products-only, touch-state, gemv-rows4, q8-seq, q8-rows4, q8-quarters, f16-widen, attn-heads, attn:SHAPE, prompt:N, kv:FMT, gc)`);
   }
   return out;
 }

@@ -1070,9 +1070,10 @@ export class WasmBackend extends CpuBackend {
   private stackPlan: StackPlan | null = null;
   /**
    * benchmarks only: 1 has decodeStack run each layer's in_proj and out_proj and no step (the weight streaming and
-   * barriers alone: the tokens and states are then not the model's); 0 (default) the layers
+   * barriers alone: the tokens and states are then not the model's); 2 has each attention sublayer run its q/k/v
+   * products, a barrier and o_proj only (no RoPE, cache append or attention; the rest whole); 0 (default) the layers
    */
-  stackParts: 0 | 1 = 0;
+  stackParts: 0 | 1 | 2 = 0;
   /** the arguments decodeStack last declined (their key), so that a model it does not run costs one check per step */
   private stackDeclined: unknown[] | null = null;
 

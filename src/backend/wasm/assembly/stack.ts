@@ -93,6 +93,19 @@ function productsOnly(e: usize, h: usize, batch: i32, H: i32, t: i32, T: i32): v
   teamProduct(desc, <usize>load<u32>(descIn, 16), batch, K, t, T);
 }
 
+/**
+ * `parts` 2 (benchmarks only: the numbers are not the model's): an attention sublayer's q/k/v products, a barrier, its
+ * o_proj (of the last call's attention output), no RoPE, cache append or attention — what the attention half costs
+ * beside its weight streaming and barriers (issue 18, session 34: llama on 2 threads); other sublayers run whole
+ */
+function attnProductsOnly(e: usize, h: usize, batch: i32, H: i32, t: i32, T: i32): void {
+  teamProduct(u(e, 5), h, batch, H, t, T);
+  teamProduct(u(e, 6), h, batch, H, t, T);
+  teamProduct(u(e, 7), h, batch, H, t, T);
+  teamBarrier(u(e, 26), 1, T);
+  teamProduct(u(e, 8), u(e, 25), batch, n(e, 11) * n(e, 13), t, T);
+}
+
 export function decode_stack(
   tab: usize, nLayers: i32, x: usize, batch: i32, H: i32, eps: f32, hbuf: usize, hStride: usize,
   finalNorm: usize, last: usize, head: usize, ids: usize, counter: usize, parts: i32, t: i32, T: i32,
@@ -104,6 +117,7 @@ export function decode_stack(
     const e = tab + ((<usize>l * <usize>STACK_STRIDE) << 3);
     rms_norm(x, u(e, 1), h, H, eps, 0, batch);
     if (parts == 1 && n(e, 0) <= 2) productsOnly(e, h, batch, H, t, T);
+    else if (parts == 2 && n(e, 0) == 3) attnProductsOnly(e, h, batch, H, t, T);
     else stackLayer(e, h, t, T);
     const y = u(e, 2), s = f(e, STACK_STRIDE - 1);
     for (let b = 0; b < batch; b++) {
