@@ -6,6 +6,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import type { AttentionArgs, Backend } from '../src/backend/backend.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import type { WasmRuntime } from '../src/backend/wasm/runtime.js';
 
 /** repository root (tests run from dist/test/…) */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -125,4 +126,18 @@ export function attentionArgs(be: Backend, dims: AttentionDims, q: Float32Array,
     pastLen,
     scale: 1 / Math.sqrt(hd),
   };
+}
+
+/**
+ * Watch a wasm runtime's team calls: `see(kernel, args, parallel)` sees each one before it runs and may return the
+ * `parallel` to run it with (e.g. true: split a kernel below MIN_PARALLEL_WORK anyway); returns the function that
+ * puts the runtime's own runTeam back (call it in a `finally`).
+ */
+export function watchTeam(rt: WasmRuntime, see: (kernel: string, args: number[], parallel: boolean | undefined) => boolean | void): () => void {
+  const runTeam = rt.runTeam;
+  rt.runTeam = function (k, args, parallel) {
+    const p = see(k, args, parallel);
+    return runTeam.call(this, k, args, p ?? parallel);
+  };
+  return () => void (rt.runTeam = runTeam);
 }

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
-import { hfFixture, relErr, stepLogits } from '../helpers.js';
+import { hfFixture, relErr, stepLogits, watchTeam } from '../helpers.js';
 
 describe("wasm decode attention divided by KV heads (attnDecodeBy 'heads')", () => {
   it('llama-tiny past 128 positions, 2 and 3 threads, f32 and f16 caches: the 1-thread logits to the bit; keys split otherwise', async () => {
@@ -23,12 +23,11 @@ describe("wasm decode attention divided by KV heads (attnDecodeBy 'heads')", () 
         const lm = model.lm;
         const be = lm.backend as unknown as WasmBackend;
         be.attnDecodeBy = 'heads';
-        const rt = be.runtime, runTeam = rt.runTeam;
+        const rt = be.runtime;
         let splits = 0;
-        rt.runTeam = function (k, args, parallel) {
+        const restore = watchTeam(rt, (k, args) => {
           if (k === 'decode_stack' && new Float64Array(rt.memory.buffer, args[0], 32)[20] > 1) splits++;
-          return runTeam.call(this, k, args, parallel);
-        };
+        });
         try {
           const what = `${kvCache} cache, ${threads} threads`;
           const got = await stepLogits(lm, ids, 125, 6);
@@ -42,7 +41,7 @@ describe("wasm decode attention divided by KV heads (attnDecodeBy 'heads')", () 
           assert.ok(splits > 0, `${what}: 'keys' splits the keys`);
           for (let i = 0; i < want.length; i++) assert.ok(relErr(keys[i], want[i]) <= 1e-5, `${what}, call ${i}: 'keys' vs 1 thread ${relErr(keys[i], want[i])}`);
         } finally {
-          rt.runTeam = runTeam;
+          restore();
           be.attnDecodeBy = 'keys';
         }
       }

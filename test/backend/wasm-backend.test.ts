@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel, WasmBackend as WasmBackendClass } from '../../src/index.js';
-import { hfFixture, loadReference, maxAbsDiff, stepLogits } from '../helpers.js';
+import { hfFixture, loadReference, maxAbsDiff, stepLogits, watchTeam } from '../helpers.js';
 import type { WasmBackend } from '../../src/backend/wasm/index.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
 
@@ -33,13 +33,10 @@ async function singleLogits(lm: CausalLM, ids: number[]): Promise<Float32Array[]
  * `ranOn(k)`); the runtime's runTeam restored after
  */
 async function offThenOn(be: WasmBackend, lm: CausalLM, ids: number[], set: (on: boolean) => void): Promise<{ off: Float32Array[]; on: Float32Array[]; ranOff(kernel: string): number; ranOn(kernel: string): number }> {
-  const rt = be.runtime;
-  const runTeam = rt.runTeam;
   let seen = new Map<string, number>();
-  rt.runTeam = function (k, args, parallel) {
+  const restore = watchTeam(be.runtime, (k) => {
     seen.set(k, (seen.get(k) ?? 0) + 1);
-    return runTeam.call(this, k, args, parallel);
-  };
+  });
   try {
     set(false);
     const off = await batchedLogits(lm, ids);
@@ -50,7 +47,7 @@ async function offThenOn(be: WasmBackend, lm: CausalLM, ids: number[], set: (on:
     const seenOn = seen;
     return { off, on, ranOff: (k) => seenOff.get(k) ?? 0, ranOn: (k) => seenOn.get(k) ?? 0 };
   } finally {
-    rt.runTeam = runTeam;
+    restore();
   }
 }
 
@@ -218,19 +215,18 @@ describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights });
         const be = model.lm.backend as unknown as WasmBackend;
         const rt = be.runtime;
-        const runTeam = rt.runTeam;
         // the fixtures' layers are below MIN_PARALLEL_WORK: both kernels made to split among all the threads anyway
         let split = 0, early = 0, late = 0;
         be.decodeOneCall = false; // (a call per layer)
-        rt.runTeam = function (k, args, parallel) {
+        const restore = watchTeam(rt, (k, args, parallel) => {
           const force = k === 'mamba2_layer' || k === 'mamba2_layer_2b';
           if (force && rt.threads > 1) split++;
           if (k === 'mamba2_layer_2b') {
             if (args[args.length - 1] === 1) early++;
             else late++;
           }
-          return runTeam.call(this, k, args, force || parallel);
-        };
+          return force || parallel;
+        });
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           be.m2EarlyBC = true;
@@ -261,7 +257,7 @@ describe('wasm backend: a Mamba-2 layer\'s one decode call with two barriers (m2
             assert.deepEqual(one[2][i], one[0][i], `batch 1, step ${i}: logits differ (two barriers, B/C rows first)`);
           }
         } finally {
-          rt.runTeam = runTeam;
+          restore();
           be.m2TwoBarriers = true;
           be.m2EarlyBC = false;
           be.decodeOneCall = true;
@@ -355,15 +351,14 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights, kvCache });
         const be = model.lm.backend as unknown as WasmBackend;
         const rt = be.runtime;
-        const runTeam = rt.runTeam;
         // the fixtures are below MIN_PARALLEL_WORK: the one call made to split among all the threads anyway
         const seen = new Map<string, number>();
         let heads = 0;
-        rt.runTeam = function (k, args, parallel) {
+        const restore = watchTeam(rt, (k, args, parallel) => {
           seen.set(k, (seen.get(k) ?? 0) + 1);
           if (k === 'decode_stack' && args[10] > 0) heads++;
-          return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
-        };
+          return k === 'decode_stack' || parallel;
+        });
         const ran = (k: string): number => seen.get(k) ?? 0;
         // (gated_mlp also runs in the fixtures' short prefills: counted apart)
         const layerKernels = (): number => ran('mamba1_layer') + ran('mamba2_layer_2b') + ran('mamba2_layer') + ran('attn_decode_layer');
@@ -415,7 +410,7 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
           assert.deepEqual(on.picks, off.picks, 'greedy tokens of two sequences');
           if (weights === 'f32') assert.deepEqual(on.tokens, ref.ids('generate.tokens')[0], 'greedy tokens = the reference\'s');
         } finally {
-          rt.runTeam = runTeam;
+          restore();
           be.decodeOneCall = true;
         }
       });
@@ -432,16 +427,16 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
       const lm = model.lm;
       const be = lm.backend as unknown as WasmBackend;
       for (const block of (lm as unknown as { spec: { blocks: Array<Array<{ residualScale?: number }>> } }).spec.blocks) for (const sub of block) sub.residualScale = scale;
-      const rt = be.runtime, runTeam = rt.runTeam;
+      const rt = be.runtime;
       let stack = 0, splits = 0;
-      rt.runTeam = function (k, args, parallel) {
+      const restore = watchTeam(rt, (k, args, parallel) => {
         if (k === 'decode_stack') {
           stack++;
           // (the first attention entry's S: decode_stack's table, entry index 20)
           if (new Float64Array(rt.memory.buffer, args[0], 32)[20] > 1) splits++;
         }
-        return runTeam.call(this, k, args, k === 'decode_stack' || parallel);
-      };
+        return k === 'decode_stack' || parallel;
+      });
       try {
         const run = async (on: boolean) => {
           be.decodeOneCall = on;
@@ -460,7 +455,7 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
         if (threads === 2) assert.equal(on.splits, 4, `${what}: the keys split (S = 2) in batch 1's last 4 steps`);
         for (let i = 0; i < off.logits.length; i++) assert.deepEqual(on.logits[i], off.logits[i], `${what}, call ${i}: logits differ`);
       } finally {
-        rt.runTeam = runTeam;
+        restore();
         be.decodeOneCall = true;
       }
     }
@@ -471,16 +466,14 @@ describe('wasm backend: the whole decode step of a Mamba stack in one call (deco
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2 });
       const be = model.lm.backend as unknown as WasmBackend;
       set(be);
-      const rt = be.runtime, runTeam = rt.runTeam;
       let stack = 0;
-      rt.runTeam = function (k, args, parallel) {
+      const restore = watchTeam(be.runtime, (k) => {
         if (k === 'decode_stack') stack++;
-        return runTeam.call(this, k, args, parallel);
-      };
+      });
       try {
         await stepLogits(model.lm, loadReference(hfFixture(name)).ids('input_ids')[0], 3, 2);
       } finally {
-        rt.runTeam = runTeam;
+        restore();
       }
       assert.equal(stack, 0, `${name}: no one-call step`);
     }
@@ -494,13 +487,10 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
       it(`${name}, ${weights}, 2 threads: the same logits with and without, and the step kernel really got the rows`, async () => {
         const model = await loadModel(hfFixture(name), { backend: 'wasm', threads: 2, weights });
         const be = model.lm.backend as unknown as WasmBackend;
-        const rt = be.runtime;
-        const runTeam = rt.runTeam;
         const seen: number[][] = [];
-        rt.runTeam = function (kernel, args, parallel) {
+        const restore = watchTeam(be.runtime, (kernel, args) => {
           if (kernel === 'mamba1_step' || kernel === 'mamba2_step') seen.push(args.slice(-6));
-          return runTeam.call(this, kernel, args, parallel);
-        };
+        });
         try {
           const ids = loadReference(hfFixture(name)).ids('input_ids')[0];
           be.stepOut = false; // (the two-call path: the one-call path does not prefetch, as with stepPrefetch on)
@@ -516,7 +506,7 @@ describe('wasm backend: out_proj touched during the fused decode step (stepPrefe
           if (weights === 'q8' && name !== 'bamba-variant') assert.ok(seen.some((a) => a[2] > 0 && a[3] > 0), 'q8: the scales too');
           for (let i = 0; i < off.length; i++) assert.deepEqual(on[i], off[i], `step ${i}: logits differ`);
         } finally {
-          rt.runTeam = runTeam;
+          restore();
           be.stepPrefetch = 0;
           be.stepOut = true;
         }

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { loadModel } from '../../src/index.js';
 import { WasmBackend, type AttnDecode } from '../../src/backend/wasm/index.js';
 import * as ops from '../../src/tensor/ops.js';
-import { hfFixture, randomArray, stepLogits } from '../helpers.js';
+import { hfFixture, randomArray, stepLogits, watchTeam } from '../helpers.js';
 
 const backends = [1, 2, 3].map((threads) => new WasmBackend({ threads }));
 
@@ -84,12 +84,10 @@ describe("wasm decode attention on an f16 cache: f16KvDecode 'shift' (default) a
       const model = await loadModel(hfFixture(name), { backend: 'wasm', threads, weights, kvCache: 'f16' });
       const lm = model.lm;
       const be = lm.backend as unknown as WasmBackend;
-      const rt = be.runtime, runTeam = rt.runTeam;
       let stack = 0;
-      rt.runTeam = function (k, args, parallel) {
+      const restore = watchTeam(be.runtime, (k) => {
         if (k === 'decode_stack') stack++;
-        return runTeam.call(this, k, args, parallel);
-      };
+      });
       try {
         be.f16KvDecode = 'widen';
         const want = await stepLogits(lm, ids, 125, 6);
@@ -100,7 +98,7 @@ describe("wasm decode attention on an f16 cache: f16KvDecode 'shift' (default) a
         assert.equal(stack, 6, `${what}: each step one decode_stack call`);
         for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `${what}, call ${i}: logits differ`);
       } finally {
-        rt.runTeam = runTeam;
+        restore();
         be.f16KvDecode = 'shift';
       }
     }
